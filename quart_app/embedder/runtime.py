@@ -1,0 +1,43 @@
+"""The interface every embedding runtime implements, and helpers they share."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+InputType = Literal["query", "passage"]
+INPUT_TYPES: tuple[InputType, ...] = ("query", "passage")
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class EmbeddingRuntime(Protocol):
+    """A loaded embedding model; calls are not thread-safe, so one thread owns it."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def embed(self, texts: list[str], input_type: InputType) -> Vectors:
+        """(len(texts), dimension) float32 rows, L2-normalised; inputs longer than max_tokens are truncated."""
+        ...
+
+    def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
+        """Tokens per text as the model sees it (prefix and special tokens included), before truncation."""
+        ...
+
+
+def l2_normalise(vectors: npt.NDArray[np.floating]) -> Vectors:
+    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    scaled: Vectors = (rows / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+    return scaled

@@ -1,0 +1,125 @@
+"""Runs a runtime on one thread off the event loop; concurrent requests are micro-batched by a token budget."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quart_app.embedder.errors import EmbedderClosedError
+from quart_app.embedder.runtime import EmbeddingRuntime, InputType, Vectors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    input_type: InputType
+    tokens: int
+    future: asyncio.Future[Vectors] = field(repr=False)
+
+
+class EmbeddingScheduler:
+    """Owns the runtime's thread; `start()` in before_serving, `close()` in after_serving."""
+
+    def __init__(self, runtime: EmbeddingRuntime, batch_tokens: int) -> None:
+        self._runtime = runtime
+        self._batch_tokens = max(1, batch_tokens)
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._closed:
+            raise EmbedderClosedError("the embedding scheduler was closed; create a new one")
+        if self._task is None:
+            # one thread: runtimes are not thread-safe and the model's own threads use the cores
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-runtime")
+            self._task = asyncio.create_task(self._run(), name="embedder-scheduler")
+
+    async def count_tokens(self, texts: list[str], input_type: InputType) -> list[int]:
+        executor = self._require_running()
+        return await asyncio.get_running_loop().run_in_executor(executor, self._runtime.count_tokens, texts, input_type)
+
+    async def embed(self, texts: list[str], input_type: InputType, tokens: int) -> Vectors:
+        """Vectors for `texts`; `tokens` (their token count) decides how many requests share one runtime call."""
+        self._require_running()
+        job = _Job(texts, input_type, tokens, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._wakeup.set()
+        return await job.future
+
+    async def close(self) -> None:
+        """Fail waiting requests, stop the loop and the thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(EmbedderClosedError("the embedder is shutting down; retry the request"))
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        log.info("embedding scheduler for model %s closed", self._runtime.model_id)
+
+    def _require_running(self) -> ThreadPoolExecutor:
+        if self._closed or self._executor is None:
+            raise EmbedderClosedError(
+                "the embedding scheduler is not running; call start() first or do not use it after close()"
+            )
+        return self._executor
+
+    def _take_batch(self) -> list[_Job]:
+        """The oldest job plus the following jobs of the same input type that fit in the token budget."""
+        batch = [self._pending.popleft()]
+        budget = self._batch_tokens - batch[0].tokens
+        while self._pending and self._pending[0].input_type == batch[0].input_type:
+            if self._pending[0].tokens > budget:
+                break
+            job = self._pending.popleft()
+            budget -= job.tokens
+            batch.append(job)
+        return [job for job in batch if not job.future.done()]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                texts = [text for job in batch for text in job.texts]
+                try:
+                    vectors = await loop.run_in_executor(
+                        self._executor, self._runtime.embed, texts, batch[0].input_type
+                    )
+                except asyncio.CancelledError:
+                    for job in batch:
+                        job.future.cancel()
+                    raise
+                except Exception as exc:  # handed to each waiting request, which maps it to a 500
+                    log.exception("embedding a batch of %d inputs failed", len(texts))
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    continue
+                if len(batch) > 1:
+                    log.debug("micro-batched %d requests (%d inputs)", len(batch), len(texts))
+                offset = 0
+                for job in batch:
+                    rows = np.ascontiguousarray(vectors[offset : offset + len(job.texts)])
+                    offset += len(job.texts)
+                    if not job.future.done():
+                        job.future.set_result(rows)

@@ -1,0 +1,29 @@
+"""Serves the embedder app with hypercorn until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
+
+log = logging.getLogger(__name__)
+
+
+async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s: float = 10.0) -> None:
+    """Run until SIGTERM/SIGINT, then let in-flight requests finish for up to `graceful_timeout_s`."""
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout_s
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("embedder listening on http://%s:%d", host, port)
+    await serve(app, config, shutdown_trigger=stop.wait)
+    log.info("embedder stopped")
