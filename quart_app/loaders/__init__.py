@@ -1,0 +1,39 @@
+"""Document loaders: file + mimetype -> normalized text, in-process or in a bounded pool of worker processes."""
+
+from .errors import (
+    CorruptDocumentError,
+    DecompressionBombError,
+    DocumentTooLargeError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    LoaderError,
+    ParseMemoryError,
+    ParsePoolClosedError,
+    ParsePoolError,
+    ParseTimeoutError,
+    UnsupportedMimetypeError,
+)
+from .limits import ParseLimits
+from .normalize import normalize_text
+from .parse_pool import ParsePool
+from .registry import SUPPORTED_MIMETYPES, canonical_mimetype, extract_text
+
+__all__ = [
+    "SUPPORTED_MIMETYPES",
+    "CorruptDocumentError",
+    "DecompressionBombError",
+    "DocumentTooLargeError",
+    "EmptyDocumentError",
+    "EncryptedDocumentError",
+    "LoaderError",
+    "ParseLimits",
+    "ParseMemoryError",
+    "ParsePool",
+    "ParsePoolClosedError",
+    "ParsePoolError",
+    "ParseTimeoutError",
+    "UnsupportedMimetypeError",
+    "canonical_mimetype",
+    "extract_text",
+    "normalize_text",
+]

@@ -1,0 +1,80 @@
+"""E-mail: .eml via the stdlib email parser, Outlook .msg via extract-msg. Attachments are not indexed."""
+
+import email
+import email.policy
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import Any
+
+import extract_msg
+import olefile
+
+from .errors import CorruptDocumentError
+from .html_text import html_to_text
+from .limits import ParseLimits
+from .text_decoding import decode_bytes
+
+EML = "message/rfc822"
+MSG = "application/vnd.ms-outlook"
+_HEADERS = ("Subject", "From", "To", "Cc", "Date")
+
+
+def _header_block(values: dict[str, Any]) -> str:
+    lines = [f"{name}: {' '.join(str(value).split())}" for name, value in values.items() if value]
+    return "\n".join(lines)
+
+
+def _part_text(part: Message, path: Path) -> str:
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+    except (LookupError, ValueError):  # unknown or lying charset: detect it from the bytes
+        payload = part.get_payload(decode=True)
+        content = decode_bytes(payload if isinstance(payload, bytes) else b"", path, EML)
+    text = content if isinstance(content, str) else decode_bytes(bytes(content), path, EML)
+    return html_to_text(text, include_title=False) if part.get_content_subtype() == "html" else text
+
+
+def load_eml(path: Path, limits: ParseLimits) -> str:
+    """Main headers, then the plain-text body (or the HTML body as text when there is no plain one)."""
+    with path.open("rb") as fh:
+        message = email.message_from_binary_file(fh, policy=email.policy.default)
+    if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds EmailMessage
+        raise CorruptDocumentError(f"{path.name} ({EML}): not an e-mail message")
+    headers = _header_block({name: message.get(name) for name in _HEADERS})
+    body_part = message.get_body(preferencelist=("plain", "html"))
+    body = _part_text(body_part, path) if body_part is not None else ""
+    if not headers and not body.strip():
+        raise CorruptDocumentError(
+            f"{path.name}: declared as {EML!r} but it has neither mail headers nor a text body; fix the mimetype"
+        )
+    return f"{headers}\n\n{body}"
+
+
+def load_msg(path: Path, limits: ParseLimits) -> str:
+    """Outlook item: subject, sender, recipients, date, then its body (HTML body as text if no plain body)."""
+    if not olefile.isOleFile(str(path)):
+        raise CorruptDocumentError(
+            f"{path.name}: declared as {MSG!r} but it is not an Outlook (OLE2) .msg file; fix the file or its mimetype"
+        )
+    try:
+        item = extract_msg.openMsg(str(path), delayAttachments=True)
+    except extract_msg.exceptions.ExMsgBaseException as exc:
+        raise CorruptDocumentError(f"{path.name} ({MSG}): extract-msg cannot read it ({exc})") from None
+    try:
+        headers = _header_block(
+            {
+                "Subject": getattr(item, "subject", None),
+                "From": getattr(item, "sender", None),
+                "To": getattr(item, "to", None),
+                "Cc": getattr(item, "cc", None),
+                "Date": getattr(item, "date", None),
+            }
+        )
+        body = getattr(item, "body", None) or ""
+        if not body.strip():
+            html = getattr(item, "htmlBody", None)
+            if html:
+                body = html_to_text(decode_bytes(html, path, MSG), include_title=False)
+    finally:
+        item.close()
+    return f"{headers}\n\n{body}"

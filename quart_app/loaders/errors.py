@@ -1,0 +1,50 @@
+"""Errors raised while turning a document file into text.
+
+Every per-file problem is a `LoaderError`: the ingest service stores its message on the document row and
+reports the source as failed; the rest of the batch is unaffected. Messages name the file, the mimetype and
+what to do about it.
+"""
+
+
+class LoaderError(Exception):
+    """A single document could not be turned into text; other documents are unaffected."""
+
+
+class UnsupportedMimetypeError(LoaderError):
+    """The declared mimetype has no loader."""
+
+
+class CorruptDocumentError(LoaderError):
+    """The file is damaged, truncated or not of the declared mimetype."""
+
+
+class EncryptedDocumentError(LoaderError):
+    """The file is password-protected and cannot be read without the password."""
+
+
+class DecompressionBombError(LoaderError):
+    """A zip-based file would expand beyond the configured size or compression-ratio limits."""
+
+
+class DocumentTooLargeError(LoaderError):
+    """The file is larger than the configured maximum file size."""
+
+
+class EmptyDocumentError(LoaderError):
+    """The file is empty or contains no extractable text."""
+
+
+class ParseTimeoutError(LoaderError):
+    """Parsing took longer than the per-file timeout; the worker was killed."""
+
+
+class ParseMemoryError(LoaderError):
+    """Parsing needed more memory than the per-worker cap; the worker was replaced."""
+
+
+class ParsePoolError(Exception):
+    """The parse pool itself is unusable (not a per-file problem)."""
+
+
+class ParsePoolClosedError(ParsePoolError):
+    """The parse pool was used before `open()` or after `close()`."""

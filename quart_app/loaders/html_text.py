@@ -1,0 +1,84 @@
+"""HTML/XHTML -> plain text with paragraph breaks, using the stdlib parser (no network, no entities expansion)."""
+
+import re
+from html.parser import HTMLParser
+
+_BLANKS = re.compile(r"\s+")
+
+# elements whose content is never text a reader sees
+_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "math", "head"})
+# elements that start a new paragraph
+_BLOCK = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "fieldset", "figcaption", "figure",
+        "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p",
+        "pre", "section", "table", "tbody", "thead", "tfoot", "ul", "body", "html", "title", "caption",
+    }
+)  # fmt: skip
+# elements that end a line but not a paragraph
+_LINE = frozenset({"br", "tr"})
+_CELL = frozenset({"td", "th"})
+
+
+class _TextCollector(HTMLParser):
+    """Collects visible text; block elements become blank lines, cells are separated by ' | '."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+        self._pre_depth = 0
+        self._title: list[str] = []
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+        elif tag in _SKIP:
+            self._skip_depth += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n\n")
+            if tag == "pre":
+                self._pre_depth += 1
+        elif tag in _LINE:
+            self.parts.append("\n")
+        elif tag in _CELL:
+            self.parts.append(" | ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _LINE or tag == "hr":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in _SKIP:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n\n")
+            if tag == "pre":
+                self._pre_depth = max(0, self._pre_depth - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self._title.append(data)
+        elif self._skip_depth == 0:
+            # outside <pre>, source line breaks are just spaces
+            self.parts.append(data if self._pre_depth else _BLANKS.sub(" ", data))
+
+    @property
+    def title(self) -> str:
+        return " ".join("".join(self._title).split())
+
+
+def html_to_text(markup: str, include_title: bool = True) -> str:
+    """Visible text of an HTML document; the <title> comes first when present and asked for."""
+    collector = _TextCollector()
+    collector.feed(markup)
+    collector.close()
+    # indentation inside <pre> is lost; for search that is harmless and keeps cell padding out
+    lines = (" ".join(line.split()).removeprefix("| ") for line in "".join(collector.parts).split("\n"))
+    body = "\n".join(lines)
+    if include_title and collector.title:
+        return collector.title + "\n\n" + body
+    return body

@@ -1,0 +1,101 @@
+"""Presentations: .pptx via python-pptx, legacy binary .ppt via olefile and the PowerPoint record format."""
+
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import olefile
+import pptx
+from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+from .errors import CorruptDocumentError, EncryptedDocumentError
+from .limits import ParseLimits
+from .zip_guard import check_zip
+
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+PPT = "application/vnd.ms-powerpoint"
+
+# [MS-PPT] record types
+_TEXT_CHARS_ATOM = 0x0FA0  # UTF-16LE text
+_TEXT_BYTES_ATOM = 0x0FA8  # low bytes of UTF-16 code points (latin-1)
+_MAIN_MASTER = 0x03F8  # master slides: placeholder prompts like "Click to edit Master title style"
+_CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
+_CONTAINER_VERSION = 0xF
+_CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
+
+
+def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
+    for shape in shapes:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _shape_texts(shape.shapes)
+        elif getattr(shape, "has_table", False) and shape.has_table:
+            for row in shape.table.rows:
+                line = " | ".join(" ".join(cell.text.split()) for cell in row.cells).strip(" |")
+                if line:
+                    yield line
+        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+            text = shape.text_frame.text.strip()
+            if text:
+                yield text
+
+
+def load_pptx(path: Path, limits: ParseLimits) -> str:
+    """Slide texts (titles, bodies, tables, groups) and speaker notes, slide by slide."""
+    check_zip(path, PPTX, limits)
+    presentation = pptx.Presentation(str(path))
+    slides: list[str] = []
+    for slide in presentation.slides:
+        parts = list(_shape_texts(slide.shapes))
+        if slide.has_notes_slide:
+            notes = slide.notes_slide.notes_text_frame
+            if notes is not None and notes.text.strip():
+                parts.append(notes.text.strip())
+        if parts:
+            slides.append("\n".join(parts))
+    return "\n\n".join(slides)
+
+
+def _text_atoms(stream: bytes, path: Path) -> Iterator[str]:
+    """Walk the record tree linearly, descending into containers and skipping master slides."""
+    pos = 0
+    end = len(stream)
+    while pos + 8 <= end:
+        ver_instance, rec_type, rec_len = struct.unpack_from("<HHI", stream, pos)
+        body = pos + 8
+        if rec_type == _CRYPT_SESSION:
+            raise EncryptedDocumentError(
+                f"{path.name} ({PPT}): the presentation is password-protected; remove the password and upload it again"
+            )
+        if ver_instance & 0xF == _CONTAINER_VERSION and rec_type != _MAIN_MASTER:
+            pos = body
+            continue
+        if rec_type == _TEXT_CHARS_ATOM:
+            yield stream[body : body + rec_len].decode("utf-16-le", "replace")
+        elif rec_type == _TEXT_BYTES_ATOM:
+            yield stream[body : body + rec_len].decode("latin-1")
+        pos = body + rec_len
+
+
+def load_ppt(path: Path, limits: ParseLimits) -> str:
+    """Text atoms of the 'PowerPoint Document' stream (slides, notes, text boxes) in file order."""
+    if not olefile.isOleFile(str(path)):
+        raise CorruptDocumentError(
+            f"{path.name}: declared as {PPT!r} but it is not an OLE2 (legacy PowerPoint) file; "
+            "check the file's type (a .pptx must be declared as the presentationml mimetype)"
+        )
+    with olefile.OleFileIO(str(path)) as ole:
+        if not ole.exists("PowerPoint Document"):
+            raise CorruptDocumentError(
+                f"{path.name} ({PPT}): the OLE file has no 'PowerPoint Document' stream; it is not a presentation"
+            )
+        stream = ole.openstream("PowerPoint Document").read()
+    texts: list[str] = []
+    for raw in _text_atoms(stream, path):
+        # \r ends a paragraph and \x0b is a soft line break inside PowerPoint text
+        text = _CONTROL.sub("", raw.replace("\r", "\n").replace("\x0b", "\n")).strip()
+        # incremental saves can leave the same text twice in a row
+        if text and (not texts or texts[-1] != text):
+            texts.append(text)
+    return "\n\n".join(texts)

@@ -1,0 +1,109 @@
+"""Mimetype -> loader registry and the in-process entry point `extract_text`."""
+
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from . import (
+    email_loader,
+    epub_loader,
+    markup_loader,
+    pdf_loader,
+    plain_loader,
+    presentation_loader,
+    tabular_loader,
+    word_loader,
+)
+from .errors import (
+    CorruptDocumentError,
+    DocumentTooLargeError,
+    EmptyDocumentError,
+    LoaderError,
+    UnsupportedMimetypeError,
+)
+from .limits import MIB, ParseLimits
+from .normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[Path, ParseLimits], str]
+
+LOADERS: Mapping[str, Loader] = {
+    "text/plain": plain_loader.load_plain,
+    "text/markdown": plain_loader.load_plain,
+    "application/json": plain_loader.load_plain,
+    "text/x-rst": plain_loader.load_plain,
+    "text/org": plain_loader.load_plain,
+    "application/pdf": pdf_loader.load_pdf,
+    "text/csv": tabular_loader.load_csv,
+    "application/epub+zip": epub_loader.load_epub,
+    word_loader.DOCX: word_loader.load_docx,
+    presentation_loader.PPT: presentation_loader.load_ppt,
+    presentation_loader.PPTX: presentation_loader.load_pptx,
+    tabular_loader.XLSX: tabular_loader.load_xlsx,
+    tabular_loader.ODS: tabular_loader.load_ods,
+    tabular_loader.XLSM: tabular_loader.load_xlsm,
+    word_loader.ODT: word_loader.load_odt,
+    "text/rtf": markup_loader.load_rtf,
+    "application/xml": markup_loader.load_xml,
+    "message/rfc822": email_loader.load_eml,
+    email_loader.MSG: email_loader.load_msg,
+    "text/html": markup_loader.load_html,
+}
+
+# the 19 mimetypes of upstream's list plus text/html
+SUPPORTED_MIMETYPES: frozenset[str] = frozenset(LOADERS)
+
+
+def canonical_mimetype(mimetype: str) -> str:
+    """'Text/Plain; charset=utf-8' -> 'text/plain'."""
+    return mimetype.split(";", 1)[0].strip().lower()
+
+
+def extract_text(
+    path: Path, mimetype: str, limits: ParseLimits | None = None, loaders: Mapping[str, Loader] | None = None
+) -> str:
+    """Parse one file in this process and return its normalized text (see `normalize_text`).
+
+    Raises a `LoaderError` subclass for every problem with the file itself; `MemoryError` is left to the
+    caller (the parse pool replaces the worker). `loaders` adds or overrides registry entries.
+    """
+    limits = limits or ParseLimits()
+    kind = canonical_mimetype(mimetype)
+    loader = (loaders or {}).get(kind) or LOADERS.get(kind)
+    if loader is None:
+        raise UnsupportedMimetypeError(
+            f"{path.name}: mimetype {mimetype!r} is not supported; supported are: {', '.join(sorted(LOADERS))}"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyDocumentError(f"{path.name} ({kind}): the file is empty (0 bytes); nothing to index")
+    if size > limits.max_file_mb * MIB:
+        raise DocumentTooLargeError(
+            f"{path.name} ({kind}): {size / MIB:.1f} MiB is above max_file_mb={limits.max_file_mb}; "
+            "raise the limit or split the file"
+        )
+    # library warnings about sloppy files are not actionable and must not abort a parse
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            raw = loader(path, limits)
+        except (LoaderError, MemoryError):
+            raise
+        except Exception as exc:
+            logger.info("parse of %s (%s) failed: %s", path.name, kind, type(exc).__name__)
+            raise CorruptDocumentError(
+                f"{path.name}: declared as {kind!r} but it could not be parsed ({type(exc).__name__}: {exc}); "
+                "the file is damaged or of another type: check it and its mimetype"
+            ) from None
+    text = normalize_text(raw)
+    if len(text) > limits.max_text_chars:
+        logger.warning("%s: text truncated to max_text_chars=%d", path.name, limits.max_text_chars)
+        text = text[: limits.max_text_chars]
+    if not text:
+        raise EmptyDocumentError(
+            f"{path.name} ({kind}): no text could be extracted (e.g. a scanned PDF without a text layer); "
+            "run OCR on it or ignore it"
+        )
+    return text

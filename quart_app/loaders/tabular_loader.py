@@ -1,0 +1,135 @@
+"""Tables as text, one row per line, cells joined by ' | ', sheets separated by a blank line.
+
+csv via the stdlib reader (dialect sniffed), xlsx/xlsm via openpyxl in read-only streaming mode, ods by
+streaming content.xml with defusedxml (odfdo would expand LibreOffice's million-row repeated blank rows).
+"""
+
+import csv
+import datetime
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from defusedxml.ElementTree import iterparse
+
+from .limits import ParseLimits
+from .text_decoding import read_text
+from .zip_guard import check_zip
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSM = "application/vnd.ms-excel.sheet.macroEnabled.12"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+
+CELL_SEPARATOR = " | "
+_TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+# repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
+_MAX_REPEAT = 100
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+def _row_line(cells: Iterable[Any]) -> str:
+    texts = [_cell_text(cell) for cell in cells]
+    while texts and not texts[-1]:
+        texts.pop()
+    return CELL_SEPARATOR.join(texts)
+
+
+def _sheet_block(name: str, lines: Iterator[str], budget: list[int]) -> str:
+    kept = [name]
+    if budget[0] <= 0:
+        return ""
+    for line in lines:
+        if not line:
+            continue
+        kept.append(line)
+        budget[0] -= len(line) + 1
+        if budget[0] <= 0:
+            break
+    return "\n".join(kept) if len(kept) > 1 else ""
+
+
+def load_csv(path: Path, limits: ParseLimits) -> str:
+    """Rows of a delimited text file; the delimiter is sniffed from the first 64 KiB."""
+    text = read_text(path, CSV)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    csv.field_size_limit(limits.max_text_chars)
+    rows = csv.reader(io.StringIO(text, newline=""), dialect)
+    lines = [line for line in map(_row_line, rows) if line]
+    return "\n".join(lines)
+
+
+def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
+    """Cell values (cached results for formulas) of every worksheet, streamed row by row."""
+    check_zip(path, mimetype, limits)
+    workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    budget = [limits.max_text_chars]
+    try:
+        blocks = [
+            _sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget)
+            for sheet in workbook.worksheets
+        ]
+    finally:
+        workbook.close()
+    return "\n\n".join(block for block in blocks if block)
+
+
+def load_xlsm(path: Path, limits: ParseLimits) -> str:
+    """Macro-enabled workbooks are read like .xlsx; macros are never run."""
+    return load_xlsx(path, limits, XLSM)
+
+
+def _ods_cell_text(cell: Any) -> str:
+    paragraphs = []
+    for para in cell.iter(f"{_TEXT_NS}p"):
+        paragraphs.append("".join(para.itertext()))
+    return " ".join(" ".join(paragraphs).split())
+
+
+def _ods_sheets(content: Any) -> Iterator[tuple[str, Iterator[str]]]:
+    events = iterparse(content, events=("start", "end"), forbid_dtd=True)
+    rows: list[str] = []
+    name = ""
+    for event, elem in events:
+        if event == "start" and elem.tag == f"{_TABLE_NS}table":
+            name, rows = elem.get(f"{_TABLE_NS}name", ""), []
+        elif event == "end" and elem.tag == f"{_TABLE_NS}table-row":
+            cells: list[str] = []
+            for cell in elem:
+                if cell.tag not in (f"{_TABLE_NS}table-cell", f"{_TABLE_NS}covered-table-cell"):
+                    continue
+                text = _ods_cell_text(cell)
+                repeat = int(cell.get(f"{_TABLE_NS}number-columns-repeated", "1"))
+                cells.extend([text] * (min(repeat, _MAX_REPEAT) if text else min(repeat, 1)))
+            line = _row_line(cells)
+            if line:
+                rows.extend([line] * min(int(elem.get(f"{_TABLE_NS}number-rows-repeated", "1")), _MAX_REPEAT))
+            elem.clear()
+        elif event == "end" and elem.tag == f"{_TABLE_NS}table":
+            yield name, iter(rows)
+            elem.clear()
+
+
+def load_ods(path: Path, limits: ParseLimits) -> str:
+    """Cell texts of every table in an OpenDocument spreadsheet."""
+    check_zip(path, ODS, limits)
+    budget = [limits.max_text_chars]
+    with zipfile.ZipFile(path) as archive, archive.open("content.xml") as content:
+        blocks = [_sheet_block(name, rows, budget) for name, rows in _ods_sheets(content)]
+    return "\n\n".join(block for block in blocks if block)
