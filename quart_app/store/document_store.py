@@ -1,0 +1,159 @@
+"""SQL for writing documents, their chunks and access rows during ingest (one transaction per document)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart_app.store.database import Connection
+
+# NOTIFY channel the embedding workers LISTEN on; a payload-less ping, delivered at commit
+QUEUE_CHANNEL = "ccb_chunks_queued"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """The metadata of one document version as sent by Nextcloud."""
+
+    source_id: str
+    provider: str
+    title: str
+    mimetype: str
+    modified: int
+    content_hash: bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """One chunk of a document version, before it is embedded."""
+
+    ordinal: int
+    text: str
+    start_offset: int
+    token_count: int
+    text_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingDocument:
+    """What the store knows about a document, for dedupe."""
+
+    source_id: str
+    modified: int
+    content_hash: bytes
+    state: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Outcome of writing one document version."""
+
+    version: int
+    chunks: int
+    queued: int
+
+
+async def find_existing(conn: Connection, source_ids: list[str]) -> dict[str, ExistingDocument]:
+    """Stored documents among `source_ids`."""
+    cur = await conn.execute(
+        "SELECT source_id, modified, content_hash, state, version FROM documents WHERE source_id = ANY(%s)",
+        (source_ids,),
+    )
+    return {row[0]: ExistingDocument(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in await cur.fetchall()}
+
+
+async def touch_unchanged(conn: Connection, doc: DocumentRecord, user_ids: list[str]) -> bool:
+    """Same content re-sent: refresh metadata and add access for `user_ids` (additive); False if the row vanished."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE documents SET title = %s, provider = %s, modified = %s, updated_at = now()"
+            " WHERE source_id = %s AND content_hash = %s AND state = 'indexed'",
+            (doc.title, doc.provider, doc.modified, doc.source_id, doc.content_hash),
+        )
+        if cur.rowcount == 0:
+            return False
+        await _add_access(conn, doc.source_id, user_ids)
+    return True
+
+
+async def write_indexed(
+    conn: Connection, doc: DocumentRecord, chunks: list[ChunkRecord], user_ids: list[str]
+) -> WriteResult:
+    """Upsert the document as a new version, insert its chunks, then drop the old version's chunks.
+
+    Readers keep seeing the old chunks until this transaction commits. Chunks whose text was embedded before
+    take the cached vector and skip the queue.
+    """
+    async with conn.transaction():
+        version = await _upsert_document(conn, doc, "indexed", None)
+        cur = await conn.execute(
+            "WITH ins AS ("
+            " INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash,"
+            "                     embedding, embed_state, embedded_at)"
+            " SELECT %s, %s, u.ordinal, u.text, u.start_offset, u.token_count, u.text_hash, c.embedding,"
+            "        CASE WHEN c.embedding IS NULL THEN 'queued' ELSE 'embedded' END,"
+            "        CASE WHEN c.embedding IS NULL THEN NULL ELSE now() END"
+            " FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::bytea[])"
+            "      AS u(ordinal, text, start_offset, token_count, text_hash)"
+            " LEFT JOIN embedding_cache c ON c.text_hash = u.text_hash"
+            " RETURNING embed_state)"
+            " SELECT count(*), count(*) FILTER (WHERE embed_state = 'queued') FROM ins",
+            (
+                doc.source_id,
+                version,
+                [c.ordinal for c in chunks],
+                [c.text for c in chunks],
+                [c.start_offset for c in chunks],
+                [c.token_count for c in chunks],
+                [c.text_hash for c in chunks],
+            ),
+        )
+        row = await cur.fetchone()
+        total, queued = (row[0], row[1]) if row is not None else (0, 0)
+        await conn.execute("DELETE FROM chunks WHERE source_id = %s AND version <> %s", (doc.source_id, version))
+        await set_access(conn, doc.source_id, user_ids)
+        if queued:
+            await conn.execute(f"NOTIFY {QUEUE_CHANNEL}")
+    return WriteResult(version, total, queued)
+
+
+async def write_failed(conn: Connection, doc: DocumentRecord, error: str, user_ids: list[str]) -> int:
+    """Record a version that could not be parsed: no chunks, the error kept for status and retries."""
+    async with conn.transaction():
+        version = await _upsert_document(conn, doc, "failed", error)
+        await conn.execute("DELETE FROM chunks WHERE source_id = %s", (doc.source_id,))
+        await set_access(conn, doc.source_id, user_ids)
+    return version
+
+
+async def set_access(conn: Connection, source_id: str, user_ids: list[str]) -> None:
+    """Exactly `user_ids` may read `source_id` (declarative); call inside a transaction."""
+    await conn.execute("DELETE FROM access WHERE source_id = %s AND NOT (user_id = ANY(%s))", (source_id, user_ids))
+    await _add_access(conn, source_id, user_ids)
+
+
+async def _add_access(conn: Connection, source_id: str, user_ids: list[str]) -> None:
+    await conn.execute(
+        "INSERT INTO access (user_id, source_id) SELECT DISTINCT u, %s FROM unnest(%s::text[]) AS u"
+        " ON CONFLICT DO NOTHING",
+        (source_id, user_ids),
+    )
+
+
+async def _upsert_document(conn: Connection, doc: DocumentRecord, state: str, error: str | None) -> int:
+    # the row lock taken here serialises concurrent writers of the same source, across processes too
+    cur = await conn.execute(
+        "INSERT INTO documents (source_id, provider, title, mimetype, modified, content_hash, size, state, error)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (source_id) DO UPDATE SET provider = EXCLUDED.provider, title = EXCLUDED.title,"
+        " mimetype = EXCLUDED.mimetype, modified = EXCLUDED.modified, content_hash = EXCLUDED.content_hash,"
+        " size = EXCLUDED.size, state = EXCLUDED.state, error = EXCLUDED.error,"
+        " version = documents.version + 1, updated_at = now()"
+        " RETURNING version",
+        (doc.source_id, doc.provider, doc.title, doc.mimetype, doc.modified, doc.content_hash, doc.size, state, error),
+    )
+    row = await cur.fetchone()
+    assert row is not None  # INSERT ... RETURNING always yields the row
+    version: int = row[0]
+    return version

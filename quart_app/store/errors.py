@@ -1,0 +1,17 @@
+"""Errors raised by the durable store (PostgreSQL + pgvector)."""
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; the message names the resource and what to do."""
+
+
+class DatabaseClosedError(StoreError):
+    """The database was used before `open()` or after `close()`."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database did not answer within the connect timeout."""
+
+
+class MigrationError(StoreError):
+    """A schema migration file is malformed or could not be applied."""

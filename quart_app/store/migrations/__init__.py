@@ -1,0 +1,1 @@
+"""Numbered SQL migration files (NNNN_name.sql), applied in order by quart_app.store.migrator."""

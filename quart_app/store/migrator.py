@@ -1,0 +1,122 @@
+"""Numbered SQL migrations and the binding of the embedding model's dimension to the vector columns.
+
+Everything runs in one transaction behind a transaction-level advisory lock, so two processes starting at the
+same time apply each migration exactly once and never see a half-migrated schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import TupleRow
+
+from quart_app.store.errors import MigrationError
+
+logger = logging.getLogger(__name__)
+
+# arbitrary constant shared by every process of this app ("ccbmigr" in hex-ish)
+MIGRATION_LOCK_KEY = 0x6363_626D_6967_72
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered SQL file from quart_app/store/migrations."""
+
+    number: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    """What `apply_migrations` did."""
+
+    applied: list[str]
+    model_changed: bool
+    previous_model: str | None
+
+
+def load_migrations() -> list[Migration]:
+    """The migration files in number order; a badly named file is an error, not silently skipped."""
+    found: list[Migration] = []
+    for entry in resources.files("quart_app.store.migrations").iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _NAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"migration file {entry.name!r} is misnamed; use NNNN_lowercase_name.sql")
+        found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.number)
+    numbers = [m.number for m in found]
+    if len(set(numbers)) != len(numbers):
+        raise MigrationError(f"two migration files share a number in {[m.name for m in found]}; renumber one")
+    return found
+
+
+async def apply_migrations(conn: AsyncConnection[TupleRow], model_id: str, dimension: int) -> MigrationResult:
+    """Apply pending migrations and bind the model; the caller's connection must not be in a transaction."""
+    if dimension <= 0:
+        raise MigrationError(f"embedding dimension {dimension} for model {model_id!r} must be > 0")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " number int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT number FROM schema_migrations")
+        done = {row[0] for row in await cur.fetchall()}
+        applied: list[str] = []
+        for migration in load_migrations():
+            if migration.number in done:
+                continue
+            logger.info("applying schema migration %s", migration.name)
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                "INSERT INTO schema_migrations (number, name) VALUES (%s, %s)", (migration.number, migration.name)
+            )
+            applied.append(migration.name)
+        changed, previous = await _bind_model(conn, model_id, dimension)
+    return MigrationResult(applied, changed, previous)
+
+
+async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension: int) -> tuple[bool, str | None]:
+    cur = await conn.execute("SELECT model_id, dimension FROM embedding_model")
+    row = await cur.fetchone()
+    if row is not None and row[0] == model_id and row[1] == dimension:
+        return False, model_id
+    previous = None if row is None else f"{row[0]} ({row[1]}-d)"
+    if row is not None:
+        logger.warning(
+            "embedding model changed from %s to %s (%d-d): every chunk is queued for re-embedding",
+            previous,
+            model_id,
+            dimension,
+        )
+    vector_type = sql.SQL("vector({})").format(sql.Literal(dimension))
+    await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
+    # vectors of two models are never mixed: all are dropped and every chunk goes back to the queue
+    await conn.execute(
+        "UPDATE chunks SET embedding = NULL, embed_state = 'queued', attempts = 0, next_attempt_at = now(),"
+        " lease_until = NULL, lease_token = NULL, last_error = NULL, embedded_at = NULL"
+    )
+    await conn.execute("TRUNCATE embedding_cache")
+    await conn.execute(
+        sql.SQL("ALTER TABLE chunks ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(t=vector_type)
+    )
+    await conn.execute(
+        sql.SQL("ALTER TABLE embedding_cache ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(t=vector_type)
+    )
+    await conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
+    await conn.execute(
+        "INSERT INTO embedding_model (singleton, model_id, dimension) VALUES (true, %s, %s)"
+        " ON CONFLICT (singleton) DO UPDATE SET model_id = EXCLUDED.model_id, dimension = EXCLUDED.dimension,"
+        " bound_at = now()",
+        (model_id, dimension),
+    )
+    logger.info("embedding columns bound to model %s (%d-d)", model_id, dimension)
+    return row is not None, previous

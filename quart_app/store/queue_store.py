@@ -1,0 +1,156 @@
+"""SQL for the embedding queue: chunks without vectors, claimed under a lease so several workers can share it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from quart_app.store.database import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedChunk:
+    """A chunk this worker holds the lease for."""
+
+    id: int
+    text: str
+    text_hash: bytes
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A batch of chunks leased to one worker; results are written only while the token still matches."""
+
+    token: uuid.UUID
+    chunks: list[ClaimedChunk]
+
+
+async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_rows: int = 1024) -> Claim:
+    """Lease the oldest due chunks, up to `batch_tokens` tokens (at least one chunk).
+
+    Rows locked by another worker's claim are skipped; the lease (not a long transaction) protects the batch
+    while it is embedded, so a killed worker's chunks come back after `lease_s`.
+    """
+    token = uuid.uuid4()
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT id, token_count FROM chunks"
+            " WHERE embed_state = 'queued' AND next_attempt_at <= now()"
+            " AND (lease_until IS NULL OR lease_until < now())"
+            " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (max_rows,),
+        )
+        chosen: list[int] = []
+        used = 0
+        for chunk_id, tokens in await cur.fetchall():
+            if chosen and used + tokens > batch_tokens:
+                break
+            chosen.append(chunk_id)
+            used += tokens
+        if not chosen:
+            return Claim(token, [])
+        cur = await conn.execute(
+            "UPDATE chunks SET lease_until = now() + make_interval(secs => %s), lease_token = %s"
+            " WHERE id = ANY(%s) RETURNING id, text, text_hash, token_count",
+            (lease_s, token, chosen),
+        )
+        rows = await cur.fetchall()
+    chunks = sorted((ClaimedChunk(r[0], r[1], bytes(r[2]), r[3]) for r in rows), key=lambda c: c.id)
+    return Claim(token, chunks)
+
+
+async def cached_vectors(conn: Connection, text_hashes: list[bytes]) -> dict[bytes, npt.NDArray[np.float32]]:
+    """Vectors already computed for identical text."""
+    cur = await conn.execute(
+        "SELECT text_hash, embedding FROM embedding_cache WHERE text_hash = ANY(%s)", (text_hashes,)
+    )
+    return {bytes(row[0]): row[1] for row in await cur.fetchall()}
+
+
+async def complete(
+    conn: Connection,
+    claim: Claim,
+    vectors: dict[bytes, npt.NDArray[np.float32]],
+    new_hashes: Sequence[bytes],
+) -> int:
+    """Write vectors for the claimed chunks (grouped by text hash) and cache the newly computed ones.
+
+    Returns the chunks written; chunks deleted meanwhile, or whose lease was taken over, are not written.
+    """
+    by_hash: dict[bytes, list[int]] = {}
+    for chunk in claim.chunks:
+        by_hash.setdefault(chunk.text_hash, []).append(chunk.id)
+    written = 0
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(
+            "UPDATE chunks SET embedding = %s, embed_state = 'embedded', embedded_at = now(), last_error = NULL,"
+            " lease_until = NULL, lease_token = NULL WHERE id = ANY(%s) AND lease_token = %s",
+            [(vectors[h], ids, claim.token) for h, ids in by_hash.items()],
+        )
+        written = cur.rowcount
+        if new_hashes:
+            await cur.executemany(
+                "INSERT INTO embedding_cache (text_hash, embedding) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(h, vectors[h]) for h in new_hashes],
+            )
+    return written
+
+
+async def fail(
+    conn: Connection,
+    claim: Claim,
+    error: str,
+    retryable: bool,
+    max_attempts: int,
+    backoff_base_s: float,
+    backoff_max_s: float,
+) -> int:
+    """Count a failed attempt: back off exponentially, or end in 'failed' (fatal error or attempts used up)."""
+    cur = await conn.execute(
+        "UPDATE chunks SET attempts = attempts + 1, last_error = %(error)s, lease_until = NULL, lease_token = NULL,"
+        " embed_state = CASE WHEN NOT %(retryable)s OR attempts + 1 >= %(max)s THEN 'failed' ELSE 'queued' END,"
+        " next_attempt_at = now() + make_interval(secs => least(%(cap)s, %(base)s * power(2, attempts)))"
+        " WHERE id = ANY(%(ids)s) AND lease_token = %(token)s",
+        {
+            "error": error[:2000],
+            "retryable": retryable,
+            "max": max_attempts,
+            "cap": backoff_max_s,
+            "base": backoff_base_s,
+            "ids": [c.id for c in claim.chunks],
+            "token": claim.token,
+        },
+    )
+    return cur.rowcount
+
+
+async def release(conn: Connection, claim: Claim) -> None:
+    """Give a claimed batch back untouched (worker shutting down)."""
+    await conn.execute(
+        "UPDATE chunks SET lease_until = NULL, lease_token = NULL WHERE id = ANY(%s) AND lease_token = %s",
+        ([c.id for c in claim.chunks], claim.token),
+    )
+
+
+async def requeue_failed(conn: Connection) -> int:
+    """Give every chunk in the failed state a fresh set of attempts."""
+    cur = await conn.execute(
+        "UPDATE chunks SET embed_state = 'queued', attempts = 0, next_attempt_at = now(), last_error = NULL"
+        " WHERE embed_state = 'failed'"
+    )
+    return cur.rowcount
+
+
+async def next_due_in(conn: Connection) -> float | None:
+    """Seconds until the earliest queued chunk is due (0 if one is due now), None if the queue is empty."""
+    cur = await conn.execute(
+        "SELECT greatest(0, extract(epoch FROM min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))"
+        " - now())) FROM chunks WHERE embed_state = 'queued'"
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
