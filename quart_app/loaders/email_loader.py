@@ -40,14 +40,19 @@ def load_eml(path: Path, limits: ParseLimits) -> str:
         message = email.message_from_binary_file(fh, policy=email.policy.default)
     if not isinstance(message, EmailMessage):  # pragma: no cover - policy.default always builds EmailMessage
         raise CorruptDocumentError(f"{path.name} ({EML}): not an e-mail message")
+    if not message.keys():
+        raise CorruptDocumentError(
+            f"{path.name}: declared as {EML!r} but it has no mail headers; fix the file or its mimetype"
+        )
     headers = _header_block({name: message.get(name) for name in _HEADERS})
     body_part = message.get_body(preferencelist=("plain", "html"))
     body = _part_text(body_part, path) if body_part is not None else ""
-    if not headers and not body.strip():
-        raise CorruptDocumentError(
-            f"{path.name}: declared as {EML!r} but it has neither mail headers nor a text body; fix the mimetype"
-        )
     return f"{headers}\n\n{body}"
+
+
+def _string_property(item: Any, prop_id: str) -> str | None:
+    getter = getattr(item, "getStringStream", None)
+    return getter(f"__substg1.0_{prop_id}") if getter is not None else None
 
 
 def load_msg(path: Path, limits: ParseLimits) -> str:
@@ -65,8 +70,9 @@ def load_msg(path: Path, limits: ParseLimits) -> str:
             {
                 "Subject": getattr(item, "subject", None),
                 "From": getattr(item, "sender", None),
-                "To": getattr(item, "to", None),
-                "Cc": getattr(item, "cc", None),
+                # without a recipient table the display strings (PR_DISPLAY_TO/CC) still name the recipients
+                "To": getattr(item, "to", None) or _string_property(item, "0E04"),
+                "Cc": getattr(item, "cc", None) or _string_property(item, "0E03"),
                 "Date": getattr(item, "date", None),
             }
         )

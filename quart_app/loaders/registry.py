@@ -52,8 +52,10 @@ LOADERS: Mapping[str, Loader] = {
     "text/html": markup_loader.load_html,
 }
 
-# the 19 mimetypes of upstream's list plus text/html
+# the 19 mimetypes of upstream's list plus text/html, spelled as upstream does
 SUPPORTED_MIMETYPES: frozenset[str] = frozenset(LOADERS)
+# mimetypes are case-insensitive (RFC 2045); upstream's list has 'macroEnabled'
+_BY_KEY: Mapping[str, Loader] = {mimetype.lower(): loader for mimetype, loader in LOADERS.items()}
 
 
 def canonical_mimetype(mimetype: str) -> str:
@@ -71,7 +73,8 @@ def extract_text(
     """
     limits = limits or ParseLimits()
     kind = canonical_mimetype(mimetype)
-    loader = (loaders or {}).get(kind) or LOADERS.get(kind)
+    extra = {mimetype.lower(): loader for mimetype, loader in (loaders or {}).items()}
+    loader = extra.get(kind) or _BY_KEY.get(kind)
     if loader is None:
         raise UnsupportedMimetypeError(
             f"{path.name}: mimetype {mimetype!r} is not supported; supported are: {', '.join(sorted(LOADERS))}"

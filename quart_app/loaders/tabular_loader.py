@@ -78,15 +78,17 @@ def load_csv(path: Path, limits: ParseLimits) -> str:
 def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
     """Cell values (cached results for formulas) of every worksheet, streamed row by row."""
     check_zip(path, mimetype, limits)
-    workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
     budget = [limits.max_text_chars]
-    try:
-        blocks = [
-            _sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget)
-            for sheet in workbook.worksheets
-        ]
-    finally:
-        workbook.close()
+    # a file object, because openpyxl refuses paths without an .xlsx-like suffix (spool files have none)
+    with path.open("rb") as fh:
+        workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
+        try:
+            blocks = [
+                _sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget)
+                for sheet in workbook.worksheets
+            ]
+        finally:
+            workbook.close()
     return "\n\n".join(block for block in blocks if block)
 
 
