@@ -1,0 +1,76 @@
+"""Access updates: allow/deny per source or per provider, and declarative per source (contract section 3.2).
+
+Denying the last reader removes the document and its chunks. Unlike upstream 4.x, the provider variant really
+works, and a missing source is reported (False) instead of raising, so the route can answer 200 as 4.1.1+ does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from quart_app.services.errors import InvalidRequestError
+from quart_app.services.id_lists import BATCH, clean_ids, required
+from quart_app.store import Database
+from quart_app.store import access_store as store
+
+logger = logging.getLogger(__name__)
+
+AccessOp = Literal["allow", "deny"]
+
+
+def _op(op: str) -> AccessOp:
+    if op not in ("allow", "deny"):
+        raise InvalidRequestError(f"access op {op!r} is not known; use 'allow' or 'deny'")
+    return "allow" if op == "allow" else "deny"
+
+
+async def update_access(db: Database, op: str, user_ids: list[str], source_id: str) -> bool:
+    """Allow or deny the users on one source; False if the source is not stored."""
+    return await update_access_sources(db, op, user_ids, [source_id]) > 0
+
+
+async def update_access_sources(db: Database, op: str, user_ids: list[str], source_ids: list[str]) -> int:
+    """Allow or deny the users on several sources; returns how many of them are stored."""
+    action = _op(op)
+    users = clean_ids(user_ids, "user id")
+    ids = clean_ids(source_ids, "source id")
+    found = 0
+    for start in range(0, len(ids), BATCH):
+        part = ids[start : start + BATCH]
+        async with db.connection() as conn:
+            found += len(await store.existing_sources(conn, part))
+            if action == "allow":
+                await store.allow(conn, users, part)
+            else:
+                _rows, orphans = await store.deny(conn, users, part)
+                if orphans:
+                    logger.info("access denied: %d document(s) without readers removed", orphans)
+    if found < len(ids):
+        logger.info("access %s: %d of %d source id(s) not stored; ignored", action, len(ids) - found, len(ids))
+    return found
+
+
+async def update_access_provider(db: Database, op: str, user_ids: list[str], provider: str) -> int:
+    """Allow or deny the users on every document of a provider; returns access rows added or removed."""
+    action = _op(op)
+    users = clean_ids(user_ids, "user id")
+    key = required(provider, "provider id")
+    async with db.connection() as conn:
+        if action == "allow":
+            return await store.allow_provider(conn, users, key)
+        rows, orphans = await store.deny_provider(conn, users, key)
+    if orphans:
+        logger.info("provider access denied: %d document(s) without readers removed", orphans)
+    return rows
+
+
+async def update_access_declarative(db: Database, user_ids: list[str], source_id: str) -> bool:
+    """Exactly these users may read the source; False if the source is not stored."""
+    users = clean_ids(user_ids, "user id")
+    sid = required(source_id, "source id")
+    async with db.connection() as conn:
+        found = await store.declare(conn, users, sid)
+    if not found:
+        logger.info("declarative access: source not stored; ignored")
+    return found

@@ -1,0 +1,217 @@
+"""The embedding worker: claims queued chunks under a lease, embeds them in token-budgeted batches, writes vectors.
+
+Several workers (tasks, processes or machines) share one queue: claims skip rows another worker has locked and
+results are written only while this worker's lease token still matches, so each chunk is written once. A worker
+killed mid-batch loses nothing: its lease expires and another worker takes the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from appliance.config import EmbeddingWorkerConfig
+from quart_app.runtimes.errors import EmbeddingServiceError
+from quart_app.services.errors import WorkerClosedError
+from quart_app.store import Database, StoreError
+from quart_app.store.document_store import QUEUE_CHANNEL
+from quart_app.store.queue_store import Claim, cached_vectors, claim_batch, complete, fail, release
+
+logger = logging.getLogger(__name__)
+
+
+class PassageEmbedder(Protocol):
+    """What the worker needs from quart_app.runtimes.embedding_client.EmbeddingClient."""
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
+
+
+@dataclass(slots=True)
+class WorkerCounters:
+    """Work done by this worker object (all its tasks)."""
+
+    batches: int = 0
+    chunks_embedded: int = 0
+    texts_sent: int = 0
+    cache_hits: int = 0
+    failed_batches: int = 0
+
+
+class EmbeddingWorker:
+    """Owns `config.workers` claim/embed loops plus one LISTEN task; `start()`, `stop()`, `close()`."""
+
+    def __init__(self, db: Database, embedder: PassageEmbedder, config: EmbeddingWorkerConfig) -> None:
+        self._db = db
+        self._embedder = embedder
+        self._config = config
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state = "new"
+        self._dimension: int | None = None
+        self.counters = WorkerCounters()
+
+    @property
+    def running(self) -> bool:
+        """True between `start()` and `stop()`."""
+        return self._state == "running"
+
+    def wake(self) -> None:
+        """Ask idle loops to look at the queue now (ingest calls this after queuing chunks)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the loops; a second call while running does nothing."""
+        if self._state == "closed":
+            raise WorkerClosedError("the embedding worker was closed; create a new EmbeddingWorker")
+        if self._state == "running":
+            return
+        self._stopping.clear()
+        self._state = "running"
+        self._tasks = [
+            asyncio.create_task(self._loop(i), name=f"embedding-worker-{i}") for i in range(self._config.workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._listen(), name="embedding-worker-listen"))
+        logger.info("embedding worker started with %d loop(s)", self._config.workers)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let the loops finish their current batch for up to `timeout_s`, then cancel them."""
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        self._stopping.set()
+        self._wake.set()
+        tasks, self._tasks = self._tasks, []
+        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, Exception):
+                logger.error("embedding worker task %s ended with %r", task.get_name(), result)
+        logger.info("embedding worker stopped")
+
+    async def close(self) -> None:
+        """Stop and refuse further starts; safe to call twice."""
+        await self.stop()
+        self._state = "closed"
+
+    async def __aenter__(self) -> EmbeddingWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def run_once(self) -> int | None:
+        """Claim and process one batch: chunks written, or None when nothing was due."""
+        async with self._db.connection() as conn:
+            if self._dimension is None:
+                cur = await conn.execute("SELECT dimension FROM embedding_model")
+                row = await cur.fetchone()
+                self._dimension = None if row is None else int(row[0])
+            claim = await claim_batch(conn, self._config.batch_tokens, self._config.lease_s)
+        if not claim.chunks:
+            return None
+        try:
+            return await self._process(claim)
+        except asyncio.CancelledError:
+            # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
+            with contextlib.suppress(Exception):
+                async with self._db.connection() as conn:
+                    await release(conn, claim)
+            raise
+
+    async def drain(self) -> int:
+        """Process batches until nothing is due; returns chunks written (tests and benchmarks)."""
+        total = 0
+        while (written := await self.run_once()) is not None:
+            total += written
+        return total
+
+    async def _process(self, claim: Claim) -> int:
+        texts: dict[bytes, str] = {}
+        for chunk in claim.chunks:
+            texts.setdefault(chunk.text_hash, chunk.text)
+        async with self._db.connection() as conn:
+            vectors = await cached_vectors(conn, list(texts))
+        self.counters.cache_hits += len(vectors)
+        missing = [h for h in texts if h not in vectors]
+        if missing:
+            try:
+                raw = await self._embedder.embed([texts[h] for h in missing], "passage")
+                computed = np.asarray(raw, dtype=np.float32)
+                self._check_shape(computed, len(missing))
+            except EmbeddingServiceError as exc:
+                return await self._fail(claim, str(exc), exc.retryable)
+            except (ValueError, OSError) as exc:
+                return await self._fail(claim, f"{type(exc).__name__}: {exc}", isinstance(exc, OSError))
+            self.counters.texts_sent += len(missing)
+            vectors.update(zip(missing, computed, strict=True))
+        async with self._db.connection() as conn:
+            written = await complete(conn, claim, vectors, missing)
+        self.counters.batches += 1
+        self.counters.chunks_embedded += written
+        if written < len(claim.chunks):
+            logger.info(
+                "embedding batch: %d of %d chunks gone or re-leased meanwhile",
+                len(claim.chunks) - written,
+                len(claim.chunks),
+            )
+        return written
+
+    def _check_shape(self, vectors: npt.NDArray[np.float32], expected: int) -> None:
+        if vectors.ndim != 2 or vectors.shape[0] != expected:
+            raise ValueError(f"embedding service returned {vectors.shape} for {expected} texts; check the service")
+        if self._dimension is not None and vectors.shape[1] != self._dimension:
+            raise ValueError(
+                f"embedding service returned {vectors.shape[1]}-d vectors but the store holds {self._dimension}-d;"
+                " restart the app so the model change is migrated"
+            )
+
+    async def _fail(self, claim: Claim, error: str, retryable: bool) -> int:
+        self.counters.failed_batches += 1
+        logger.warning(
+            "embedding batch of %d chunks failed (%s): %s", len(claim.chunks), "retry" if retryable else "fatal", error
+        )
+        cfg = self._config
+        async with self._db.connection() as conn:
+            await fail(conn, claim, error, retryable, cfg.max_attempts, cfg.backoff_base_s, cfg.backoff_max_s)
+        return 0
+
+    async def _loop(self, index: int) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                written = await self.run_once()
+            except (psycopg.Error, StoreError, OSError) as exc:
+                logger.warning("embedding worker %d: store unavailable (%s); retrying", index, exc)
+                written = None
+            except Exception:
+                # a bug must not end the loop silently; the batch's lease expires and it is retried
+                logger.exception("embedding worker %d: unexpected error; continuing", index)
+                written = None
+            if written is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._config.idle_poll_s)
+
+    async def _listen(self) -> None:
+        # NOTIFY from other processes' ingest wakes us; in-process ingest calls wake() directly
+        while not self._stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(self._db.dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    while not self._stopping.is_set():
+                        async for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self._config.idle_poll_s)

@@ -1,0 +1,38 @@
+"""Errors raised by the engine services (ingest, embedding worker, deletion, access, status)."""
+
+
+class ServiceError(Exception):
+    """An engine service could not do what was asked."""
+
+
+class SourceBusyError(ServiceError):
+    """A source in this batch is already being ingested by another request; retry later (503 + cc-retry)."""
+
+    def __init__(self, source_ids: list[str]) -> None:
+        super().__init__(
+            f"source(s) {', '.join(source_ids)} already being processed by another request; retry in some time"
+        )
+        self.source_ids = source_ids
+
+
+class SpoolError(ServiceError):
+    """An incoming file could not be written to the spool directory."""
+
+
+class SourceTooLargeError(SpoolError):
+    """An incoming file is larger than the configured maximum."""
+
+    def __init__(self, name: str, limit_bytes: int) -> None:
+        super().__init__(
+            f"file {name!r} is larger than the limit of {limit_bytes} bytes; raise ingest.max_part_mb or skip it"
+        )
+        self.name = name
+        self.limit_bytes = limit_bytes
+
+
+class InvalidRequestError(ServiceError):
+    """A service argument is empty or malformed (the route answers 400)."""
+
+
+class WorkerClosedError(ServiceError):
+    """The embedding worker was started after `close()`."""

@@ -1,0 +1,197 @@
+"""The ingest service: dedupe, parse, chunk and write each document of a batch in its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import psycopg
+
+from quart_app.loaders.errors import EmptyDocumentError, LoaderError, ParsePoolError
+from quart_app.services.in_flight import InFlightSources
+from quart_app.services.source_spool import file_sha256
+from quart_app.store import Database, StoreError
+from quart_app.store.document_store import (
+    ChunkRecord,
+    DocumentRecord,
+    ExistingDocument,
+    find_existing,
+    touch_unchanged,
+    write_failed,
+    write_indexed,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class TextParser(Protocol):
+    """What ingest needs from quart_app.loaders.parse_pool.ParsePool."""
+
+    async def parse(self, path: Path, mimetype: str) -> str: ...
+
+
+class ChunkLike(Protocol):
+    """What ingest needs from quart_app.chunking.chunker.Chunk."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def token_count(self) -> int: ...
+
+
+class Chunker(Protocol):
+    """What ingest needs from quart_app.chunking.chunker.TokenChunker."""
+
+    def split(self, text: str, mimetype: str) -> Iterable[ChunkLike]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingSource:
+    """One file of a /loadSources batch, already spooled to disk."""
+
+    source_id: str
+    user_ids: list[str]
+    title: str
+    mimetype: str
+    modified: int
+    provider: str
+    path: Path
+    size: int
+    # sha256 of the file; the spool computes it while writing, otherwise ingest reads the file once
+    content_hash: bytes | None = None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Per-source outcome: loaded (indexed or access merged), retry later (transient), failed (with reason)."""
+
+    loaded: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    """Work done since the service was created (for tests, logs and benchmarks)."""
+
+    parsed: int = 0
+    unchanged: int = 0
+    chunks_written: int = 0
+    chunks_queued: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+class IngestService:
+    """Turns batches of spooled files into stored documents, chunks and access rows."""
+
+    def __init__(
+        self,
+        db: Database,
+        parser: TextParser,
+        chunker: Chunker,
+        *,
+        parse_concurrency: int = 2,
+        on_chunks_queued: Callable[[], None] | None = None,
+        in_flight: InFlightSources | None = None,
+    ) -> None:
+        self._db = db
+        self._parser = parser
+        self._chunker = chunker
+        self._parse_slots = asyncio.Semaphore(max(1, parse_concurrency))
+        self._on_chunks_queued = on_chunks_queued
+        self.in_flight = in_flight if in_flight is not None else InFlightSources()
+        self.counters = IngestCounters()
+
+    async def ingest(self, batch: list[IncomingSource]) -> IngestReport:
+        """Process a batch; raises SourceBusyError (nothing done) if a source is already in flight."""
+        unique = list({source.source_id: source for source in batch}.values())
+        report = IngestReport()
+        if not unique:
+            return report
+        with self.in_flight.claim([s.source_id for s in unique]):
+            try:
+                async with self._db.connection() as conn:
+                    existing = await find_existing(conn, [s.source_id for s in unique])
+            except (psycopg.Error, StoreError) as exc:
+                logger.warning("ingest: document lookup failed, %d source(s) to retry: %s", len(unique), exc)
+                report.retry.extend(s.source_id for s in unique)
+                self.counters.retried += len(unique)
+                return report
+            outcomes = await asyncio.gather(*(self._one(s, existing.get(s.source_id)) for s in unique))
+        queued = False
+        for source, (kind, reason, had_queue) in zip(unique, outcomes, strict=True):
+            queued = queued or had_queue
+            if kind == "loaded":
+                report.loaded.append(source.source_id)
+            elif kind == "retry":
+                report.retry.append(source.source_id)
+            else:
+                report.failed[source.source_id] = reason
+        if queued and self._on_chunks_queued is not None:
+            self._on_chunks_queued()
+        logger.info(
+            "ingest batch: %d loaded, %d to retry, %d failed", len(report.loaded), len(report.retry), len(report.failed)
+        )
+        return report
+
+    async def _one(self, source: IncomingSource, existing: ExistingDocument | None) -> tuple[str, str, bool]:
+        try:
+            size = source.size
+            if source.content_hash is None:
+                size, content_hash = await asyncio.to_thread(file_sha256, source.path)
+            else:
+                content_hash = source.content_hash
+            record = DocumentRecord(
+                source.source_id, source.provider, source.title, source.mimetype, source.modified, content_hash, size
+            )
+            if existing is not None and existing.state == "indexed" and existing.content_hash == content_hash:
+                async with self._db.connection() as conn:
+                    if await touch_unchanged(conn, record, source.user_ids):
+                        self.counters.unchanged += 1
+                        return "loaded", "", False
+            return await self._parse_and_write(source, record)
+        except (psycopg.Error, StoreError, ParsePoolError, OSError) as exc:
+            logger.warning("ingest: source %s to retry after %s: %s", source.source_id, type(exc).__name__, exc)
+            self.counters.retried += 1
+            return "retry", str(exc), False
+
+    async def _parse_and_write(self, source: IncomingSource, record: DocumentRecord) -> tuple[str, str, bool]:
+        try:
+            async with self._parse_slots:
+                text = await self._parser.parse(source.path, source.mimetype)
+                self.counters.parsed += 1
+                chunks = await asyncio.to_thread(self._split, text, source)
+        except LoaderError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            logger.warning("ingest: source %s failed: %s", source.source_id, reason)
+            async with self._db.connection() as conn:
+                await write_failed(conn, record, reason, source.user_ids)
+            self.counters.failed += 1
+            return "failed", reason, False
+        async with self._db.connection() as conn:
+            result = await write_indexed(conn, record, chunks, source.user_ids)
+        self.counters.chunks_written += result.chunks
+        self.counters.chunks_queued += result.queued
+        logger.debug(
+            "ingest: %s v%d, %d chunks (%d queued)", source.source_id, result.version, result.chunks, result.queued
+        )
+        return "loaded", "", result.queued > 0
+
+    def _split(self, text: str, source: IncomingSource) -> list[ChunkRecord]:
+        records = [
+            ChunkRecord(i, c.text, c.start, c.token_count, hashlib.sha256(c.text.encode("utf-8")).digest())
+            for i, c in enumerate(self._chunker.split(text, source.mimetype))
+        ]
+        if not records:
+            raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
+        return records
