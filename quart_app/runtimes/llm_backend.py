@@ -1,0 +1,122 @@
+"""The LLM backend interface, the approximate token counter, and the factory that picks a backend from config."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from quart_app.runtimes.llm_errors import LlmUnavailableError
+
+if TYPE_CHECKING:
+    from appliance.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+_PIECES = re.compile(r"[^\W\d_]+|\d+|[^\w\s]|_")
+
+
+def approximate_token_count(text: str) -> int:
+    """Tokens of `text` for an unknown BPE tokenizer, deliberately on the high side.
+
+    Used where the real tokenizer is not available (nc_texttotext: the model behind Nextcloud is unknown;
+    extractive: nothing is generated). Each run of letters counts ceil(len/4) tokens (English BPE averages
+    ~4 characters per token and German compounds split at least that finely), each run of digits ceil(len/2),
+    every punctuation mark one token. Over-counting only wastes a little context; under-counting would overflow it.
+    """
+    count = 0
+    for piece in _PIECES.findall(text):
+        if piece[0].isdigit():
+            count += math.ceil(len(piece) / 2)
+        elif piece[0].isalpha():
+            count += math.ceil(len(piece) / 4)
+        else:
+            count += 1
+    return count
+
+
+@runtime_checkable
+class LlmBackend(Protocol):
+    """One configured language model; generate/stream may be called concurrently (the backend serialises)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as this model's prompt (the real tokenizer, or the documented approximation)."""
+        ...
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        """The full completion of `prompt`, cut at the first stop string."""
+        ...
+
+    def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        """The completion as it is produced, piece by piece."""
+        ...
+
+    async def aclose(self) -> None:
+        """Free the model or client; idempotent."""
+        ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to the first occurrence of any stop string."""
+    end = len(text)
+    for marker in stop:
+        if marker:
+            index = text.find(marker)
+            if index != -1:
+                end = min(end, index)
+    return text[:end]
+
+
+def resolve_model_path(model: str, model_dir: Path) -> Path:
+    """A catalogue id, an absolute path, or a path relative to the model dir -> an existing file."""
+    candidate = Path(model).expanduser()
+    path = candidate if candidate.is_absolute() else model_dir / candidate
+    if path.is_file():
+        return path
+    from appliance.model_catalogue import load_catalogue, resolve_model_files
+
+    catalogue = load_catalogue()
+    if model in catalogue:
+        return resolve_model_files(catalogue[model], model_dir).model
+    raise LlmUnavailableError(
+        f"the LLM model {model!r} is neither a file (looked in {model_dir}) nor a catalogue id"
+        f" ({', '.join(sorted(catalogue))}); set llm.<backend>.model to one of them"
+    )
+
+
+def create_llm_backend(config: AppConfig, model_dir: Path) -> LlmBackend:
+    """The backend named by config.llm_backend; loads the model now, so call it once per process at start-up."""
+    from appliance.config import CTransformerConfig, ExtractiveConfig, LlamaConfig, NcTextToTextConfig
+
+    llm = config.llm
+    if isinstance(llm, NcTextToTextConfig):
+        from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+
+        return NcTextToTextBackend(llm, verify_ssl=config.verify_ssl)
+    if isinstance(llm, LlamaConfig):
+        from quart_app.runtimes.llm_llama import LlamaBackend
+
+        return LlamaBackend(resolve_model_path(llm.model, model_dir), llm)
+    if isinstance(llm, CTransformerConfig):
+        from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+        return CTransformerBackend(resolve_model_path(llm.model, model_dir), llm)
+    if isinstance(llm, ExtractiveConfig):
+        from quart_app.runtimes.llm_extractive import ExtractiveBackend
+
+        return ExtractiveBackend(llm)
+    raise LlmUnavailableError(
+        f"unknown LLM backend {config.llm_backend!r}; use nc_texttotext, llama, ctransformer or extractive"
+    )

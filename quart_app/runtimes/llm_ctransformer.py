@@ -1,0 +1,92 @@
+"""The ctransformer backend: legacy GGML models (GPT-2, LLaMA v1/v2 ggml files, ...) via ctransformers.
+
+ctransformers 0.2.27 cannot read current GGUF files; it is kept for operators with old GGML model files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.config import CTransformerConfig
+from quart_app.runtimes.llm_backend import cut_at_stop
+from quart_app.runtimes.llm_errors import LlmClosedError, LlmUnavailableError
+from quart_app.runtimes.llm_thread_stream import iterate_in_thread
+
+log = logging.getLogger(__name__)
+
+
+class CTransformerBackend:
+    """Create once per process; calls queue behind one lock like the llama backend."""
+
+    name = "ctransformer"
+
+    def __init__(self, model_path: Path, config: CTransformerConfig) -> None:
+        try:
+            from ctransformers import AutoModelForCausalLM
+        except ImportError:
+            raise LlmUnavailableError(
+                "llm: ctransformer needs ctransformers; install the extra: pip install"
+                " 'context-chat-backend-appliance[legacy]' (or choose another llm backend)"
+            ) from None
+        self._config = config
+        try:
+            self._llm: Any = AutoModelForCausalLM.from_pretrained(
+                str(model_path),
+                model_type=config.model_type,
+                local_files_only=True,
+                context_length=config.n_ctx,
+                threads=config.threads or -1,
+                gpu_layers=config.gpu_layers,
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise LlmUnavailableError(
+                f"llm: ctransformer cannot load {model_path} as a {config.model_type!r} GGML model: {exc}"
+            ) from exc
+        self._queue = asyncio.Lock()
+        self._model_lock = threading.Lock()
+        self._closed = False
+        log.info("ctransformer backend ready: model %s (%s), n_ctx %d", model_path.name, config.model_type, self.n_ctx)
+
+    @property
+    def n_ctx(self) -> int:
+        return self._config.n_ctx
+
+    @property
+    def max_tokens(self) -> int:
+        return self._config.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """The model's own tokenizer (from the GGML file's vocabulary)."""
+        if self._closed:
+            raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
+        return len(self._llm.tokenize(text))
+
+    def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
+        pieces: Iterator[str] = self._llm(
+            prompt,
+            max_new_tokens=self.max_tokens,
+            temperature=self._config.temperature,
+            stop=[s for s in stop if s] or None,
+            stream=True,
+            reset=True,
+        )
+        yield from pieces
+
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        if self._closed:
+            raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
+        async with self._queue:
+            async for piece in iterate_in_thread(lambda: self._pieces(prompt, stop), self._model_lock):
+                yield piece
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        parts = [piece async for piece in self.stream(prompt, user_id, stop)]
+        return cut_at_stop("".join(parts), stop).strip()
+
+    async def aclose(self) -> None:
+        self._closed = True

@@ -1,0 +1,82 @@
+"""The extractive backend: no generation; the answer quotes the best passages with their titles and sources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from appliance.config import ExtractiveConfig
+from quart_app.runtimes.llm_backend import approximate_token_count
+
+EXTRACTIVE_HEADER = (
+    "This is an extractive answer: no language model is configured, so these are the passages of your documents"
+    " that best match the question, quoted as they are."
+)
+NO_CONTEXT_ANSWER = (
+    "This is an extractive answer: no language model is configured (llm: extractive), and a question asked without"
+    " document context has no passages to quote. Configure an LLM backend (nc_texttotext, llama or ctransformer)"
+    " to get generated answers."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedPassage:
+    """A passage to quote: its document title, its source id and the text."""
+
+    title: str
+    source_id: str
+    text: str
+
+
+class ExtractiveBackend:
+    """Always correct about what it is: it never pretends to have generated anything."""
+
+    name = "extractive"
+    quotes_passages = True
+
+    def __init__(self, config: ExtractiveConfig) -> None:
+        self._config = config
+
+    @property
+    def n_ctx(self) -> int:
+        return self._config.n_ctx
+
+    @property
+    def max_tokens(self) -> int:
+        # nothing is generated; the whole budget goes to the quoted passages
+        return 0
+
+    @property
+    def max_passages(self) -> int:
+        return self._config.max_passages
+
+    def count_tokens(self, text: str) -> int:
+        """The documented approximation (see approximate_token_count): the answer is text, not a model prompt."""
+        return approximate_token_count(text)
+
+    def answer_from_passages(self, passages: Sequence[QuotedPassage]) -> tuple[str, list[str]]:
+        """(answer text, source ids quoted, best first); at most max_passages within the n_ctx budget."""
+        parts = [EXTRACTIVE_HEADER]
+        used = self.count_tokens(EXTRACTIVE_HEADER)
+        sources: list[str] = []
+        for passage in passages[: self.max_passages]:
+            quoted = "\n".join("> " + line for line in passage.text.strip().splitlines() if line.strip())
+            block = f"{len(parts)}. {passage.title or passage.source_id} ({passage.source_id}):\n{quoted}"
+            cost = self.count_tokens(block)
+            if used + cost > self.n_ctx and sources:
+                break
+            parts.append(block)
+            used += cost
+            if passage.source_id not in sources:
+                sources.append(passage.source_id)
+        return "\n\n".join(parts), sources
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        """Called only without context (use_context=False): says plainly that nothing can be generated."""
+        return NO_CONTEXT_ANSWER
+
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        yield NO_CONTEXT_ANSWER
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,100 @@
+"""The llama backend: a GGUF model run in-process by llama-cpp-python, one instance, calls serialised."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.config import LlamaConfig
+from quart_app.runtimes.llm_backend import cut_at_stop
+from quart_app.runtimes.llm_errors import LlmClosedError, LlmError, LlmUnavailableError
+from quart_app.runtimes.llm_thread_stream import iterate_in_thread
+
+log = logging.getLogger(__name__)
+
+
+class LlamaBackend:
+    """Create once per process (the model is loaded here); generate/stream queue behind one lock."""
+
+    name = "llama"
+
+    def __init__(self, model_path: Path, config: LlamaConfig) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise LlmUnavailableError(
+                "llm: llama needs llama-cpp-python; install the extra: pip install 'context-chat-backend-appliance"
+                "[llama]' (or choose another llm backend)"
+            ) from None
+        self._config = config
+        try:
+            self._llm: Any = Llama(
+                model_path=str(model_path),
+                n_ctx=config.n_ctx,
+                n_batch=config.n_batch,
+                n_threads=config.n_threads or None,
+                n_gpu_layers=config.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LlmUnavailableError(f"llm: llama cannot load the GGUF model {model_path}: {exc}") from exc
+        self._queue = asyncio.Lock()  # waiting requests hold no thread
+        self._model_lock = threading.Lock()  # the model itself never runs twice at once, even after a cancel
+        self._closed = False
+        log.info("llama backend ready: model %s, n_ctx %d, max_tokens %d", model_path.name, self.n_ctx, self.max_tokens)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llm.n_ctx())
+
+    @property
+    def max_tokens(self) -> int:
+        return self._config.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """The model's own tokenizer, BOS included, as the prompt is fed to it."""
+        self._check_open()
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
+        chunks = self._llm.create_completion(
+            prompt,
+            max_tokens=self.max_tokens,
+            temperature=self._config.temperature,
+            stop=[s for s in stop if s],
+            stream=True,
+        )
+        for chunk in chunks:
+            text = chunk["choices"][0]["text"]
+            if text:
+                yield text
+
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        """Tokens as llama.cpp produces them; stop strings are honoured by llama.cpp itself."""
+        self._check_open()
+        async with self._queue:
+            try:
+                async for piece in iterate_in_thread(lambda: self._pieces(prompt, stop), self._model_lock):
+                    yield piece
+            except ValueError as exc:
+                raise LlmError(f"llm: llama rejected the prompt: {exc}") from exc
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        parts = [piece async for piece in self.stream(prompt, user_id, stop)]
+        return cut_at_stop("".join(parts), stop).strip()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LlmClosedError("the llama backend was used after close(); create a new one")
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._queue:
+            with self._model_lock:
+                self._llm.close()

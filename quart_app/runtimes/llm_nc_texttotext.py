@@ -1,0 +1,167 @@
+"""The nc_texttotext backend: Nextcloud TaskProcessing core:text2text, scheduled for the asking user and polled.
+
+nc_py_api's AsyncNextcloudApp reads NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION (and AA_VERSION, default
+2.2.0) from the environment, as AppAPI sets them for every ExApp. One client per call: set_user() is client state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from appliance.config import NcTextToTextConfig
+from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
+from quart_app.runtimes.llm_errors import LlmError, LlmTaskFailedError, LlmUnavailableError
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_PATH = "/ocs/v1.php/taskprocessing/schedule"
+TASK_PATH = "/ocs/v1.php/taskprocessing/task/{task_id}"
+TASK_TYPE = "core:text2text"
+DEFAULT_APP_ID = "context_chat_backend"
+NO_PROVIDER_MESSAGE = (
+    "Nextcloud has no text-to-text provider for TaskProcessing (HTTP 412 for core:text2text). No such provider is"
+    " installed: please install integration_openai, llm2 or another app providing core:text2text, or choose another"
+    " llm backend (llama, extractive) in config.yaml"
+)
+SUCCESSFUL = "STATUS_SUCCESSFUL"
+STOPPED = {"STATUS_FAILED": "failed", "STATUS_CANCELLED": "was cancelled"}
+
+
+def _default_client(verify_ssl: bool) -> Any:
+    from nc_py_api import AsyncNextcloudApp
+
+    return AsyncNextcloudApp(npa_nc_cert=verify_ssl)
+
+
+async def _close_client(nc: Any) -> None:
+    # nc_py_api has no public close; its niquests sessions must be closed or they leak sockets
+    session = getattr(nc, "_session", None)
+    for name in ("adapter", "adapter_dav"):
+        adapter = getattr(session, name, None)
+        if adapter is not None:
+            await adapter.close()
+
+
+class NcTextToTextBackend:
+    """Stateless apart from config; concurrent calls are independent Nextcloud tasks."""
+
+    name = "nc_texttotext"
+
+    def __init__(
+        self,
+        config: NcTextToTextConfig,
+        *,
+        verify_ssl: bool = True,
+        app_id: str = DEFAULT_APP_ID,
+        client_factory: Callable[[], Any] | None = None,
+        retry_after_s: float = 10.0,
+        schedule_attempts: int = 3,
+    ) -> None:
+        self._config = config
+        self._app_id = app_id
+        self._client_factory = client_factory or (lambda: _default_client(verify_ssl))
+        self._retry_after_s = retry_after_s
+        self._schedule_attempts = schedule_attempts
+
+    @property
+    def n_ctx(self) -> int:
+        return self._config.n_ctx
+
+    @property
+    def max_tokens(self) -> int:
+        return self._config.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """The model behind Nextcloud is unknown: the documented over-estimate (approximate_token_count)."""
+        return approximate_token_count(text)
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        deadline = time.monotonic() + self._config.timeout_s
+        nc = self._client_factory()
+        try:
+            # the polling loop checks the deadline; this also bounds a single hanging HTTP call
+            async with asyncio.timeout(self._config.timeout_s):
+                await nc.set_user(user_id)
+                task_id = await self._schedule(nc, prompt, deadline)
+                output = await self._wait(nc, task_id, deadline)
+        except TimeoutError:
+            raise LlmTaskFailedError(
+                f"the Nextcloud text-to-text task did not finish within {self._config.timeout_s:g} s"
+                " (llm.nc_texttotext.timeout_s); the provider may be overloaded"
+            ) from None
+        finally:
+            await _close_client(nc)
+        return cut_at_stop(output, stop).strip()
+
+    async def _schedule(self, nc: Any, prompt: str, deadline: float) -> int:
+        from nc_py_api import NextcloudException
+
+        body = {"type": TASK_TYPE, "appId": self._app_id, "input": {"input": prompt}}
+        for attempt in range(1, self._schedule_attempts + 1):
+            try:
+                data = await nc.ocs("POST", SCHEDULE_PATH, json=body)
+                return int(data["task"]["id"])
+            except NextcloudException as exc:
+                if exc.status_code == 412:
+                    raise LlmUnavailableError(NO_PROVIDER_MESSAGE) from None
+                if exc.status_code != 429 or attempt == self._schedule_attempts:
+                    raise LlmError(
+                        f"Nextcloud refused to schedule the {TASK_TYPE} task (HTTP {exc.status_code}"
+                        f"{', rate limited ' + str(attempt) + ' times' if exc.status_code == 429 else ''}); see the"
+                        " Nextcloud log"
+                    ) from None
+                log.warning(
+                    "TaskProcessing rate limit (429); retrying in %.1f s (attempt %d)", self._retry_after_s, attempt
+                )
+                await self._sleep_until(self._retry_after_s * attempt, deadline)
+        raise AssertionError("unreachable")
+
+    async def _wait(self, nc: Any, task_id: int, deadline: float) -> str:
+        from nc_py_api import NextcloudException
+
+        while True:
+            try:
+                task = (await nc.ocs("GET", TASK_PATH.format(task_id=task_id)))["task"]
+            except NextcloudException as exc:
+                if exc.status_code == 404:
+                    raise LlmTaskFailedError(
+                        f"the Nextcloud task {task_id} disappeared (404) before it finished"
+                    ) from None
+                # a transient error (timeout, 429, 5xx): the task keeps running, so keep polling
+                log.warning("polling Nextcloud task %d failed with HTTP %d; retrying", task_id, exc.status_code)
+                task = None
+            except (OSError, TimeoutError) as exc:
+                log.warning("polling Nextcloud task %d failed (%s); retrying", task_id, type(exc).__name__)
+                task = None
+            if task is not None:
+                status = str(task.get("status"))
+                if status == SUCCESSFUL:
+                    output = (task.get("output") or {}).get("output")
+                    if not isinstance(output, str):
+                        raise LlmTaskFailedError(f"the Nextcloud task {task_id} succeeded without a text output")
+                    return output
+                if status in STOPPED:
+                    reason = task.get("errorMessage") or "no reason given"
+                    raise LlmTaskFailedError(f"the Nextcloud task {task_id} {STOPPED[status]}: {reason}")
+            await self._sleep_until(self._config.poll_interval_s, deadline, task_id)
+
+    async def _sleep_until(self, seconds: float, deadline: float, task_id: int | None = None) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            what = f"the Nextcloud task {task_id}" if task_id is not None else "scheduling the Nextcloud task"
+            raise LlmTaskFailedError(
+                f"{what} did not finish within {self._config.timeout_s:g} s (llm.nc_texttotext.timeout_s); the"
+                " text-to-text provider may be overloaded"
+            )
+        await asyncio.sleep(min(seconds, remaining))
+
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        """TaskProcessing has no token stream: the whole answer arrives as one piece."""
+        yield await self.generate(prompt, user_id, stop)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,145 @@
+"""Answers and document search over what a user may read, shaped exactly like upstream's /query and /docSearch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from quart_app.runtimes.llm_backend import LlmBackend
+from quart_app.runtimes.llm_extractive import ExtractiveBackend, QuotedPassage
+from quart_app.services.answer_errors import ContextError
+from quart_app.services.prompt_packing import ContextPiece, PackedPrompt, pack_prompt
+from quart_app.services.retrieval import RetrievalService, RetrievedChunk, make_scope
+
+log = logging.getLogger(__name__)
+
+NO_DOCUMENTS = "No documents retrieved, please index a few documents first"
+
+
+class QueryResult(TypedDict):
+    """Upstream's /query response body."""
+
+    output: str
+    sources: list[str]
+
+
+class DocSearchResult(TypedDict):
+    """One item of upstream's /docSearch response body."""
+
+    source_id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The last item of query_stream: the source ids of the chunks put into the prompt, best first."""
+
+    source_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """The prompt templates of the active LLM section (template, no_ctx_template, end_separator)."""
+
+    template: str
+    no_ctx_template: str
+    end_separator: str = ""
+
+
+class AnswerService:
+    """Retrieve -> pack by the LLM's tokenizer -> generate; the extractive backend quotes instead of generating."""
+
+    def __init__(self, retrieval: RetrievalService, llm: LlmBackend, templates: Templates) -> None:
+        self._retrieval = retrieval
+        self._llm = llm
+        self._templates = templates
+
+    @property
+    def _stop(self) -> list[str]:
+        return [self._templates.end_separator] if self._templates.end_separator else []
+
+    async def _context(
+        self, user_id: str, question: str, scope_type: str | None, scope_list: Sequence[str] | None, ctx_limit: int
+    ) -> list[RetrievedChunk]:
+        chunks = await self._retrieval.retrieve(user_id, question, ctx_limit, make_scope(scope_type, scope_list))
+        if not chunks:
+            # 4.x-5.3 use this one message for scoped and unscoped queries alike
+            raise ContextError(NO_DOCUMENTS)
+        return chunks
+
+    def _pack(self, question: str, chunks: Sequence[RetrievedChunk] | None) -> PackedPrompt:
+        pieces = [ContextPiece(c.source_id, c.title, c.text) for c in chunks or ()]
+        template = self._templates.template if chunks is not None else self._templates.no_ctx_template
+        return pack_prompt(template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens)
+
+    def _extractive(self, chunks: Sequence[RetrievedChunk]) -> QueryResult | None:
+        if not isinstance(self._llm, ExtractiveBackend):
+            return None
+        output, sources = self._llm.answer_from_passages([QuotedPassage(c.title, c.source_id, c.text) for c in chunks])
+        return {"output": output, "sources": sources}
+
+    async def query(
+        self,
+        user_id: str,
+        question: str,
+        use_context: bool = True,
+        scope_type: str | None = None,
+        scope_list: Sequence[str] | None = None,
+        ctx_limit: int = 20,
+    ) -> QueryResult:
+        """{output, sources}; raises ContextError when nothing the user may read matches."""
+        if not use_context:
+            packed = self._pack(question, None)
+            return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
+        chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
+        extractive = self._extractive(chunks)
+        if extractive is not None:
+            return extractive
+        packed = self._pack(question, chunks)
+        log.info("query: %d of %d chunks in a %d-token prompt", packed.pieces_used, len(chunks), packed.prompt_tokens)
+        output = await self._llm.generate(packed.prompt, user_id, self._stop)
+        return {"output": output, "sources": packed.sources}
+
+    async def query_stream(
+        self,
+        user_id: str,
+        question: str,
+        use_context: bool = True,
+        scope_type: str | None = None,
+        scope_list: Sequence[str] | None = None,
+        ctx_limit: int = 20,
+    ) -> AsyncIterator[str | Sources]:
+        """Answer pieces as they are generated, then one Sources item. ContextError is raised before any piece."""
+        if not use_context:
+            packed = self._pack(question, None)
+        else:
+            chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
+            extractive = self._extractive(chunks)
+            if extractive is not None:
+                yield extractive["output"]
+                yield Sources(extractive["sources"])
+                return
+            packed = self._pack(question, chunks)
+        async for piece in self._llm.stream(packed.prompt, user_id, self._stop):
+            yield piece
+        yield Sources(packed.sources)
+
+    async def doc_search(
+        self,
+        user_id: str,
+        query: str,
+        limit: int,
+        scope_type: str | None = None,
+        scope_list: Sequence[str] | None = None,
+    ) -> list[DocSearchResult]:
+        """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch."""
+        # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
+        chunks = await self._retrieval.retrieve(
+            user_id, query, 2 * limit, make_scope(scope_type, scope_list), per_document=1
+        )
+        results: list[DocSearchResult] = []
+        for chunk in chunks[:limit]:
+            results.append({"source_id": chunk.source_id, "title": chunk.title})
+        return results

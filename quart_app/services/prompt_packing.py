@@ -1,0 +1,104 @@
+"""Fit the best chunks into the LLM's context, measured by the active LLM's own tokenizer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from quart_app.services.answer_errors import PromptTooLongError
+
+log = logging.getLogger(__name__)
+
+PIECE_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPiece:
+    """A chunk to put into the prompt: its document title, source id and text."""
+
+    source_id: str
+    title: str
+    text: str
+
+    def render(self) -> str:
+        """The form that goes into {context}: the title, then the text (as upstream 5.4 formats it)."""
+        return f"{self.title}:\n\n{self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class PackedPrompt:
+    """The prompt to send, the sources whose chunks are in it (best first), and its measured size."""
+
+    prompt: str
+    sources: list[str]
+    pieces_used: int
+    prompt_tokens: int
+    question_truncated: bool
+
+
+def render(template: str, context: str, question: str) -> str:
+    """Fill {context} and {question}; replace, not str.format, so braces in a template or document stay literal."""
+    return template.replace("{context}", context).replace("{question}", question)
+
+
+def _truncate_question(question: str, fits: Callable[[str], bool]) -> str:
+    """The longest word prefix of the question that fits (binary search over words)."""
+    words = question.split()
+    low, high = 0, len(words)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(" ".join(words[:middle])):
+            low = middle
+        else:
+            high = middle - 1
+    return " ".join(words[:low])
+
+
+def pack_prompt(
+    template: str,
+    question: str,
+    pieces: Sequence[ContextPiece],
+    count_tokens: Callable[[str], int],
+    n_ctx: int,
+    max_new_tokens: int,
+) -> PackedPrompt:
+    """Best pieces first, each skipped when it does not fit; the final prompt is measured whole and never exceeds
+    n_ctx - max_new_tokens. The question is cut only when the template plus the question alone cannot fit."""
+    limit = n_ctx - max_new_tokens
+    if count_tokens(render(template, "", "")) > limit:
+        raise PromptTooLongError(
+            f"Context length is too small even to fit the template: n_ctx {n_ctx} minus max_tokens {max_new_tokens}"
+            f" leaves {limit} tokens, the template alone needs {count_tokens(render(template, '', ''))};"
+            " raise llm.<backend>.n_ctx or lower max_tokens"
+        )
+    truncated = False
+    if count_tokens(render(template, "", question)) > limit:
+        original = question
+        question = _truncate_question(question, lambda q: count_tokens(render(template, "", q)) <= limit)
+        truncated = True
+        log.warning("question cut from %d to %d characters to fit n_ctx %d", len(original), len(question), n_ctx)
+        if not question:
+            raise PromptTooLongError(
+                f"Context length is too small even to fit the template and the first word of the question"
+                f" (n_ctx {n_ctx}, max_tokens {max_new_tokens}); raise llm.<backend>.n_ctx or lower max_tokens"
+            )
+    base = count_tokens(render(template, "", question))
+    remaining = limit - base
+    chosen: list[ContextPiece] = []
+    if not truncated:
+        separator = count_tokens(PIECE_SEPARATOR)
+        for piece in pieces:
+            cost = count_tokens(piece.render()) + (separator if chosen else 0)
+            if cost <= remaining:
+                chosen.append(piece)
+                remaining -= cost
+    # sums of piece counts can differ from the count of the joined text: measure the whole prompt, drop until it fits
+    while True:
+        prompt = render(template, PIECE_SEPARATOR.join(p.render() for p in chosen), question)
+        total = count_tokens(prompt)
+        if total <= limit or not chosen:
+            break
+        chosen.pop()
+    sources = list(dict.fromkeys(p.source_id for p in chosen))
+    return PackedPrompt(prompt, sources, len(chosen), total, truncated)

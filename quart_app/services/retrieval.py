@@ -1,0 +1,122 @@
+"""Hybrid retrieval: vector and lexical candidates fused by weighted reciprocal rank, capped per document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from appliance.config import RetrievalConfig
+from quart_app.services.answer_errors import ScopeError
+from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
+
+log = logging.getLogger(__name__)
+
+
+class QueryEmbedder(Protocol):
+    """What retrieval needs from the embedding client (EmbeddingClient satisfies it)."""
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedChunk:
+    """A fused result: the chunk, its document title, its fused score and the legs that found it."""
+
+    chunk_id: int
+    source_id: str
+    title: str
+    text: str
+    score: float
+    legs: tuple[str, ...]
+
+
+def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scope | None:
+    """The upstream (scopeType, scopeList) pair as a Scope; no type means no scope (the list is then ignored)."""
+    if scope_type is None:
+        return None
+    if scope_type not in ("provider", "source"):
+        raise ScopeError(f"scopeType {scope_type!r} is not supported; use 'provider' or 'source' (or omit it)")
+    values = tuple(dict.fromkeys(v for v in (scope_list or ()) if v))
+    return Scope("provider" if scope_type == "provider" else "source", values)
+
+
+def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[tuple[int, str, float, tuple[str, ...]]]:
+    """Weighted reciprocal-rank fusion: score = sum over legs of weight / (rrf_k + rank), rank from 1."""
+    scores: dict[int, float] = {}
+    sources: dict[int, str] = {}
+    found_by: dict[int, list[str]] = {}
+    for leg, (weight, hits) in legs.items():
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
+            sources[hit.chunk_id] = hit.source_id
+            found_by.setdefault(hit.chunk_id, []).append(leg)
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
+    return [(cid, sources[cid], scores[cid], tuple(found_by[cid])) for cid in ordered]
+
+
+class RetrievalService:
+    """Finds the chunks a user may read that best answer a query; all filtering happens in SQL."""
+
+    def __init__(self, store: SearchStore, embedder: QueryEmbedder, config: RetrievalConfig) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._config = config
+
+    async def _embed(self, query: str) -> list[float] | None:
+        try:
+            return (await self._embedder.embed([query], "query"))[0]
+        except Exception as exc:  # the lexical leg still answers while the embedder is down
+            log.warning("query embedding failed (%s); answering from the full-text leg only", type(exc).__name__)
+            return None
+
+    async def _vector_leg(self, user_id: str, embedding: list[float], limit: int, scope: Scope | None) -> list[Hit]:
+        threshold = self._config.exact_search_below
+        exact = threshold > 0 and await self._store.count_accessible_chunks(user_id, scope, threshold) < threshold
+        return await self._store.vector_search(
+            user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
+        )
+
+    async def retrieve(
+        self, user_id: str, query: str, k: int, scope: Scope | None = None, *, per_document: int | None = None
+    ) -> list[RetrievedChunk]:
+        """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document."""
+        if scope is not None and not scope.values:
+            return []
+        cap = per_document or self._config.max_chunks_per_document
+        embedding = await self._embed(query)
+        lexical = self._store.lexical_search(user_id, query, max(self._config.lexical_candidates, k), scope)
+        if embedding is None:
+            vector_hits: list[Hit] = []
+            lexical_hits = await lexical
+        else:
+            vector_hits, lexical_hits = await asyncio.gather(
+                self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope), lexical
+            )
+        fused = fuse(
+            {
+                "vector": (self._config.vector_weight, vector_hits),
+                "lexical": (self._config.lexical_weight, lexical_hits),
+            },
+            self._config.rrf_k,
+        )
+        per_source: dict[str, int] = {}
+        picked: list[tuple[int, str, float, tuple[str, ...]]] = []
+        for item in fused:
+            if per_source.get(item[1], 0) >= cap:
+                continue
+            per_source[item[1]] = per_source.get(item[1], 0) + 1
+            picked.append(item)
+            if len(picked) == k:
+                break
+        rows: dict[int, ChunkRow] = await self._store.fetch_chunks(user_id, [item[0] for item in picked])
+        log.debug(
+            "retrieval: %d vector, %d lexical candidates -> %d chunks", len(vector_hits), len(lexical_hits), len(picked)
+        )
+        return [
+            RetrievedChunk(cid, rows[cid].source_id, rows[cid].title, rows[cid].text, score, legs)
+            for cid, _source, score, legs in picked
+            if cid in rows  # deleted or revoked between the search and the read
+        ]

@@ -1,0 +1,197 @@
+"""Retrieval SQL: vector leg (pgvector HNSW or exact) and lexical leg (full-text), both ACL- and scope-filtered."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from psycopg import AsyncConnection, sql
+
+log = logging.getLogger(__name__)
+
+ScopeType = Literal["provider", "source"]
+
+# words that carry no meaning for OR-matching; dropping them keeps the lexical leg selective on big corpora
+_STOPWORDS_TEXT = """
+a an and are as at be by can do does for from has have how i in is it its me my of on or so than
+that the their them then there these this to was were what when where which who why will with you
+your am auf aus bei bin bis das dass dem den der des die ein eine einem einen einer es für hat ich
+ihr im in ist kann mit nach nicht noch oder sich sie sind so und uns von vor was wie wir wo zu zum
+zur über
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+# a raw query term that looks like an identifier (trusted_domains, files:scan, config.php, --all)
+_IDENTIFIER = re.compile(r"[\w.\-]*\w[_:./\-]\w[\w:./\-]*")
+_WORD = re.compile(r"\w+")
+# the bonus added to a chunk's lexical rank for every identifier phrase it contains, so exact terms come first
+IDENTIFIER_BONUS = 1.0
+
+
+class ConnectionSource(Protocol):
+    """Anything that lends out a psycopg async connection (the store's Database, or a test shim)."""
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A search restricted to some providers or to some source ids (folders arrive already expanded)."""
+
+    kind: ScopeType
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One candidate chunk from one leg, in that leg's rank order (score: distance or text rank)."""
+
+    chunk_id: int
+    source_id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """The text of a chunk and its document, for prompts and doc search."""
+
+    chunk_id: int
+    source_id: str
+    title: str
+    text: str
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text form; works whether or not the connection registered the vector type."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
+def lexical_terms(query: str) -> tuple[list[str], list[str]]:
+    """(words for the OR query, identifier phrases); stopwords dropped unless nothing else is left."""
+    identifiers = list(dict.fromkeys(m.group(0).strip(".-") for m in _IDENTIFIER.finditer(query)))
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    meaningful = [w for w in words if w not in STOPWORDS]
+    return (meaningful or words), [i for i in identifiers if i]
+
+
+def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The WHERE fragment restricting chunk `c` to the user's access rows and the scope, as array parameters."""
+    parts: list[sql.Composable] = [
+        sql.SQL("EXISTS (SELECT 1 FROM access a WHERE a.user_id = %(user_id)s AND a.source_id = c.source_id)")
+    ]
+    params: dict[str, Any] = {"user_id": user_id}
+    if scope is not None and scope.kind == "provider":
+        parts.append(
+            sql.SQL(
+                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = c.source_id AND d.provider = ANY(%(scope)s))"
+            )
+        )
+        params["scope"] = list(scope.values)
+    elif scope is not None:
+        parts.append(sql.SQL("c.source_id = ANY(%(scope)s)"))
+        params["scope"] = list(scope.values)
+    return sql.SQL(" AND ").join(parts), params
+
+
+class SearchStore:
+    """Read-only queries over documents/chunks/access; every query filters by user and scope in SQL."""
+
+    def __init__(self, db: ConnectionSource) -> None:
+        self._db = db
+
+    async def count_accessible_chunks(self, user_id: str, scope: Scope | None, cap: int) -> int:
+        """Embedded chunks the user may read within the scope, counted up to `cap` (bounded cost)."""
+        where, params = _filters(user_id, scope)
+        query = sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE c.embedding IS NOT NULL AND {where} LIMIT %(cap)s) s"
+        ).format(where=where)
+        async with self._db.connection() as conn:
+            row = await (await conn.execute(query, {**params, "cap": cap})).fetchone()
+        return int(row[0]) if row else 0
+
+    async def has_accessible_documents(self, user_id: str, scope: Scope | None) -> bool:
+        """True when the user may read at least one chunk (embedded or not) within the scope."""
+        where, params = _filters(user_id, scope)
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM chunks c WHERE {where})").format(where=where)
+        async with self._db.connection() as conn:
+            row = await (await conn.execute(query, params)).fetchone()
+        return bool(row and row[0])
+
+    async def vector_search(
+        self,
+        user_id: str,
+        embedding: Sequence[float],
+        limit: int,
+        scope: Scope | None = None,
+        *,
+        exact: bool = False,
+        ef_search: int = 100,
+    ) -> list[Hit]:
+        """Nearest chunks by cosine distance; HNSW with iterative scan (the ACL filter cannot starve it) or exact."""
+        where, params = _filters(user_id, scope)
+        params.update(q=vector_literal(embedding), limit=limit)
+        if exact:
+            # a materialised CTE cannot use the HNSW index: the user's rows are scanned and sorted exactly
+            query = sql.SQL(
+                "WITH mine AS MATERIALIZED (SELECT c.id, c.source_id, c.embedding FROM chunks c"
+                " WHERE c.embedding IS NOT NULL AND {where})"
+                " SELECT id, source_id, embedding <=> %(q)s::vector AS distance FROM mine"
+                " ORDER BY distance LIMIT %(limit)s"
+            ).format(where=where)
+        else:
+            # relaxed_order may return neighbours slightly out of order, so the outer query sorts them again
+            query = sql.SQL(
+                "SELECT id, source_id, distance FROM (SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS"
+                " distance FROM chunks c WHERE c.embedding IS NOT NULL AND {where}"
+                " ORDER BY c.embedding <=> %(q)s::vector LIMIT %(limit)s) s ORDER BY distance"
+            ).format(where=where)
+        async with self._db.connection() as conn, conn.transaction():
+            if not exact:
+                await conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+                await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(int(ef_search))))
+            rows = await (await conn.execute(query, params)).fetchall()
+        return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def lexical_search(self, user_id: str, text: str, limit: int, scope: Scope | None = None) -> list[Hit]:
+        """Full-text matches ('simple' config: no stemming, any language); identifier phrases rank first."""
+        words, identifiers = lexical_terms(text)
+        if not words and not identifiers:
+            return []
+        where, params = _filters(user_id, scope)
+        # OR of the words (recall), to_tsquery over quoted lexemes so user text cannot inject tsquery syntax
+        params["words"] = " | ".join("'" + w.replace("'", "''") + "'" for w in words) or "''"
+        match: list[sql.Composable] = [sql.SQL("c.tsv @@ to_tsquery('simple', %(words)s)")]
+        rank: list[sql.Composable] = [sql.SQL("ts_rank_cd(c.tsv, to_tsquery('simple', %(words)s))")]
+        for n, ident in enumerate(identifiers):
+            name = f"ident{n}"
+            params[name] = ident
+            phrase = sql.SQL("phraseto_tsquery('simple', {})").format(sql.Placeholder(name))
+            match.append(sql.SQL("c.tsv @@ {}").format(phrase))
+            rank.append(
+                sql.SQL("(CASE WHEN c.tsv @@ {p} THEN {bonus} ELSE 0 END)").format(
+                    p=phrase, bonus=sql.Literal(IDENTIFIER_BONUS)
+                )
+            )
+        query = sql.SQL(
+            "SELECT c.id, c.source_id, {rank} AS rank FROM chunks c WHERE ({match}) AND {where}"
+            " ORDER BY rank DESC, c.id LIMIT %(limit)s"
+        ).format(rank=sql.SQL(" + ").join(rank), match=sql.SQL(" OR ").join(match), where=where)
+        params["limit"] = limit
+        async with self._db.connection() as conn:
+            rows = await (await conn.execute(query, params)).fetchall()
+        return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def fetch_chunks(self, user_id: str, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Text and title of the given chunks, re-checked against the user's access rows at read time."""
+        if not chunk_ids:
+            return {}
+        query = sql.SQL(
+            "SELECT c.id, c.source_id, d.title, c.text FROM chunks c JOIN documents d ON d.source_id = c.source_id"
+            " WHERE c.id = ANY(%(ids)s) AND {where}"
+        ).format(where=_filters(user_id, None)[0])
+        async with self._db.connection() as conn:
+            rows = await (await conn.execute(query, {"ids": list(chunk_ids), "user_id": user_id})).fetchall()
+        return {int(r[0]): ChunkRow(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}

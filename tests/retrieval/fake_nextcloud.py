@@ -1,0 +1,146 @@
+"""A small Nextcloud stand-in over real sockets: the OCS endpoints the backend calls, in the OCS envelope.
+
+Reusable: start `FakeNextcloud()` as a context manager, script its answers through the public attributes, read
+`requests` afterwards. Endpoints: capabilities (nc_py_api's set_user reads it), TaskProcessing schedule and task.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: Any
+
+
+@dataclass
+class TaskScript:
+    """How a scheduled task evolves: the statuses returned by successive polls (the last one repeats)."""
+
+    statuses: list[str] = field(default_factory=lambda: ["STATUS_SUCCESSFUL"])
+    output: str = "generated answer"
+    error_message: str | None = None
+    # HTTP codes answered to polls before the status sequence starts (transient errors)
+    poll_errors: list[int] = field(default_factory=list)
+
+
+def ocs_envelope(data: Any, status: int = 200, message: str = "OK") -> bytes:
+    ok = 200 <= status < 300 or status == 100
+    meta = {"status": "ok" if ok else "failure", "statuscode": status, "message": message}
+    return json.dumps({"ocs": {"meta": meta, "data": data}}).encode()
+
+
+class FakeNextcloud:
+    """Threaded HTTP server on 127.0.0.1; `url` is its base URL."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        # HTTP codes answered to successive schedule calls before one succeeds (e.g. [429, 429])
+        self.schedule_errors: deque[int] = deque()
+        # answer 412 in the OCS envelope with HTTP 200, as OCS v1 can do
+        self.schedule_error_in_envelope = False
+        self.task = TaskScript()
+        self._polls: dict[int, int] = {}
+        self._next_id = 41
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-nextcloud", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeNextcloud:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def env(self, app_id: str = "context_chat_backend") -> dict[str, str]:
+        """The variables AppAPI gives an ExApp, pointing at this server."""
+        return {"NEXTCLOUD_URL": self.url, "APP_ID": app_id, "APP_SECRET": "test-secret", "APP_VERSION": "4.0.0"}
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [r.path for r in self.requests if method is None or r.method == method]
+
+    def _answer(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        with self._lock:
+            if path.startswith("/ocs/v1.php/cloud/capabilities"):
+                version = {"major": 31, "minor": 0, "micro": 0, "string": "31.0.0", "extendedSupport": False}
+                return 200, ocs_envelope({"version": version, "capabilities": {}})
+            if method == "POST" and path == "/ocs/v1.php/taskprocessing/schedule":
+                if self.schedule_errors:
+                    code = self.schedule_errors.popleft()
+                    if self.schedule_error_in_envelope:
+                        return 200, ocs_envelope([], code, "scripted error")
+                    return code, ocs_envelope([], code, "scripted error")
+                task_id = self._next_id
+                self._next_id += 1
+                self._polls[task_id] = 0
+                return 200, ocs_envelope({"task": {"id": task_id, "status": "STATUS_SCHEDULED", "output": None}})
+            if method == "GET" and path.startswith("/ocs/v1.php/taskprocessing/task/"):
+                task_id = int(path.rsplit("/", 1)[1])
+                if task_id not in self._polls:
+                    return 404, ocs_envelope([], 404, "task not found")
+                poll = self._polls[task_id]
+                self._polls[task_id] = poll + 1
+                if poll < len(self.task.poll_errors):
+                    code = self.task.poll_errors[poll]
+                    return code, ocs_envelope([], code, "scripted poll error")
+                index = min(poll - len(self.task.poll_errors), len(self.task.statuses) - 1)
+                status = self.task.statuses[index]
+                task: dict[str, Any] = {"id": task_id, "status": status, "output": None}
+                if status == "STATUS_SUCCESSFUL":
+                    task["output"] = {"output": self.task.output}
+                if self.task.error_message is not None:
+                    task["errorMessage"] = self.task.error_message
+                return 200, ocs_envelope({"task": task})
+            return 404, ocs_envelope([], 404, f"no route {method} {path}")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                path = self.path.split("?", 1)[0]
+                fake.requests.append(
+                    RecordedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                code, payload = fake._answer(self.command, path, body)
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = _serve
+            do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                return None
+
+        return Handler
