@@ -1,0 +1,168 @@
+"""`python -m appliance <command>`: the appliance's one command line; the only place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.config import load_config
+from appliance.config_files import config_path, ensure_config
+from appliance.config_keys import describe_config_keys
+from appliance.database_url import embedded_cluster, read_database_url, resolve_database
+from appliance.env_settings import describe_env
+from appliance.errors import ApplianceError
+from appliance.health import check_all
+from appliance.launch import prepare
+from appliance.probe import DEVICE_CHOICES, probe_hardware
+from appliance.repairs import REPAIRS_DIR, app_version_from_env, generate_step, run_repairs
+from appliance.storage import StorageLayout
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    report = probe_hardware(args.device)
+    print(json.dumps(report.to_json_dict(), indent=2))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    layout = StorageLayout.from_env()
+    layout.ensure()
+    report = probe_hardware(args.device)
+    choice = ensure_config(config_path(layout), report.config_variant, args.reset)
+    load_config(choice.path)
+    action = f"copied {choice.template.name} to" if choice.copied else "kept the existing"
+    print(f"{action} {choice.path} (device {report.device}: {report.reason})")
+    return 0
+
+
+def _cmd_repairs(args: argparse.Namespace) -> int:
+    layout = StorageLayout.from_env()
+    layout.ensure()
+    plan = run_repairs(layout, app_version_from_env(), args.repairs_dir, config_path(layout))
+    for step in plan.to_run:
+        print(f"ran {step.name}")
+    for name, why in plan.skipped:
+        print(f"skipped {name}: {why}")
+    print(f"{layout.version_file}: {plan.target}")
+    return 0
+
+
+def _cmd_genrepair(args: argparse.Namespace) -> int:
+    path = generate_step(app_version_from_env(), args.description, args.repairs_dir)
+    print(path)
+    return 0
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    env_rows = describe_env()
+    config_rows = describe_config_keys()
+    if args.json:
+        print(json.dumps({"environment": env_rows, "config": config_rows}, indent=2))
+        return 0
+    print("Environment variables (secrets shown only as set / not set):")
+    for row in env_rows:
+        print(f"  {row['name']} = {row['value']}  [default: {row['default']}]\n      {row['help']}")
+    print("\nconfig.yaml keys:")
+    for key in config_rows:
+        print(f"  {key['key']}: {key['type']} = {key['default']}" + (f"\n      {key['help']}" if key["help"] else ""))
+    return 0
+
+
+def _cmd_pg_run(args: argparse.Namespace) -> int:
+    cluster = embedded_cluster(StorageLayout.from_env())
+    cluster.ensure_initialised()
+    cluster.exec_server()  # does not return
+    return EXIT_FAILURE
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    prepared = prepare(device=args.device, reset_config=args.reset_config, repairs_dir=args.repairs_dir)
+    hardware = prepared.hardware
+    for warning in hardware.warnings:
+        print(f"\n*** WARNING: {warning} ***\n", file=sys.stderr)
+    print(
+        f"prepared {prepared.layout.root}: device {hardware.device} ({hardware.reason}); "
+        f"config {prepared.config_choice.path}{' (new)' if prepared.config_choice.copied else ''}; "
+        f"repairs run: {len(prepared.repairs.to_run)}; database: {prepared.database.source}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    layout = StorageLayout.from_env()
+    config = load_config(config_path(layout))
+    url = read_database_url(layout) or resolve_database(config, layout).url
+    results = check_all(config, url, timeout_s=args.timeout)
+    for result in results:
+        print(f"{result.part}: {'ok' if result.ok else 'FAILED'} ({result.detail})")
+    failed = [result.part for result in results if not result.ok]
+    if failed:
+        print(f"unhealthy: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: the option may come before or after the command without the subcommand's default winning
+    common.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser = argparse.ArgumentParser(prog="python -m appliance", description=__doc__, parents=[common])
+    parser.set_defaults(log_level="INFO")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def device_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--device", choices=DEVICE_CHOICES, help="override the probe (default: env COMPUTE_DEVICE)")
+
+    def repairs_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--repairs-dir", type=Path, default=REPAIRS_DIR, help="directory of the repair step files")
+
+    sub = commands.add_parser(parents=[common], name="probe", help="print the hardware probe as JSON")
+    device_option(sub)
+    sub.set_defaults(handler=_cmd_probe)
+    sub = commands.add_parser(parents=[common], name="config", help="copy the config for the detected hardware unless one exists")
+    device_option(sub)
+    sub.add_argument("--reset", action="store_true", help="re-copy it; the old file is kept as config.yaml.bak")
+    sub.set_defaults(handler=_cmd_config)
+    sub = commands.add_parser(parents=[common], name="repairs", help="run the start-up repair steps")
+    repairs_option(sub)
+    sub.set_defaults(handler=_cmd_repairs)
+    sub = commands.add_parser(parents=[common], name="genrepair", help="create a new repair step file for APP_VERSION")
+    sub.add_argument("--description", default="TODO: say what this repair step fixes and why.")
+    repairs_option(sub)
+    sub.set_defaults(handler=_cmd_genrepair)
+    sub = commands.add_parser(parents=[common], name="settings", help="list every environment variable and config key with its default")
+    sub.add_argument("--json", action="store_true")
+    sub.set_defaults(handler=_cmd_settings)
+    sub = commands.add_parser(parents=[common], name="pg-run", help="initialise the embedded PostgreSQL if needed and run it (supervisord)")
+    sub.set_defaults(handler=_cmd_pg_run)
+    sub = commands.add_parser(parents=[common], name="prepare", help="storage, repairs, probe + config, validation (entrypoint.sh)")
+    device_option(sub)
+    sub.add_argument("--reset-config", action="store_true", help="re-copy the config for the detected hardware")
+    repairs_option(sub)
+    sub.set_defaults(handler=_cmd_prepare)
+    sub = commands.add_parser(parents=[common], name="healthcheck", help="exit 0 only when the app, PostgreSQL and the embedder answer")
+    sub.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
+    sub.set_defaults(handler=_cmd_healthcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args))
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

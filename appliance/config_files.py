@@ -1,0 +1,65 @@
+"""Config selection: copy configs/config.<cpu|gpu>.yaml to the storage on first start, keep it afterwards."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.env_settings import env_value
+from appliance.errors import ConfigError
+from appliance.probe import ConfigVariant
+from appliance.storage import StorageLayout
+
+log = logging.getLogger(__name__)
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class ConfigChoice:
+    """Which config file is in effect and whether it was (re)copied now."""
+
+    path: Path
+    template: Path
+    copied: bool
+    backup: Path | None = None
+
+
+def config_path(layout: StorageLayout, environ: Mapping[str, str] | None = None) -> Path:
+    """CC_CONFIG_PATH when set (upstream's name), else $APP_PERSISTENT_STORAGE/config.yaml."""
+    explicit = env_value("CC_CONFIG_PATH", environ)
+    return Path(explicit).absolute() if explicit else layout.config_file
+
+
+def template_for(variant: ConfigVariant, configs_dir: Path = CONFIGS_DIR) -> Path:
+    return configs_dir / f"config.{variant}.yaml"
+
+
+def ensure_config(
+    target: Path, variant: ConfigVariant, reset: bool = False, configs_dir: Path = CONFIGS_DIR
+) -> ConfigChoice:
+    """Copy the template for `variant` unless `target` exists; `reset` re-copies and keeps the old file as .bak."""
+    template = template_for(variant, configs_dir)
+    if not template.is_file():
+        raise ConfigError(f"{template}: the shipped config template is missing; reinstall the appliance")
+    if target.exists() and not reset:
+        log.info("keeping the existing config %s", target)
+        return ConfigChoice(path=target, template=template, copied=False)
+    backup = None
+    if target.exists():
+        backup = target.with_name(target.name + ".bak")
+        os.replace(target, backup)
+        log.warning("--reset-config: moved %s to %s", target, backup)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".tmp")
+        shutil.copyfile(template, partial)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write the config file: {exc.strerror}") from exc
+    log.info("copied %s to %s", template.name, target)
+    return ConfigChoice(path=target, template=template, copied=True, backup=backup)

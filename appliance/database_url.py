@@ -1,0 +1,77 @@
+"""Which PostgreSQL the app uses: EXTERNAL_DB (--external-db), else config `vectordb.pgvector.connection`, else embedded.
+
+Same order as quart_app.app_settings.resolve_db_url: an explicit flag or AppAPI variable beats the config file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import AppConfig
+from appliance.env_settings import env_value
+from appliance.errors import SettingsError
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+# SQLAlchemy-style driver suffixes upstream's EXTERNAL_DB and CCB_DB_URL carry; libpq knows only postgresql://
+_DRIVER_SCHEMES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://", "postgres://")
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """The effective database URL (libpq form) and whether it is the embedded PostgreSQL."""
+
+    url: str
+    embedded: bool
+    source: str
+
+
+def normalise_db_url(url: str, source: str = "EXTERNAL_DB") -> str:
+    """Accept upstream's postgresql+psycopg:// form; anything not PostgreSQL is an error naming the source."""
+    value = url.strip()
+    for scheme in _DRIVER_SCHEMES:
+        if value.startswith(scheme):
+            return "postgresql://" + value[len(scheme) :]
+    if value.startswith("postgresql://"):
+        return value
+    shown = value.split("://", 1)[0] + "://..." if "://" in value else "a value without a scheme"
+    raise SettingsError(f"{source} is {shown}; it must be a postgresql:// (or postgresql+psycopg://) URL")
+
+
+def embedded_cluster(layout: StorageLayout) -> EmbeddedPostgres:
+    return EmbeddedPostgres(pgdata=layout.pgdata, socket_dir=layout.pg_socket_dir)
+
+
+def resolve_database(
+    config: AppConfig, layout: StorageLayout, environ: Mapping[str, str] | None = None
+) -> DatabaseTarget:
+    """EXTERNAL_DB beats the config's connection beats the embedded cluster (its unix socket in the storage dir)."""
+    external = env_value("EXTERNAL_DB", environ)
+    if external:
+        return DatabaseTarget(url=normalise_db_url(external), embedded=False, source="EXTERNAL_DB")
+    if config.pgvector.connection:
+        url = normalise_db_url(config.pgvector.connection, "vectordb.pgvector.connection")
+        return DatabaseTarget(url=url, embedded=False, source="vectordb.pgvector.connection")
+    return DatabaseTarget(url=embedded_cluster(layout).dsn, embedded=True, source="embedded PostgreSQL")
+
+
+def write_database_url(layout: StorageLayout, target: DatabaseTarget) -> Path:
+    """Store the URL for the app and the healthcheck; 0600 because an external URL may hold a password."""
+    path = layout.db_url_file
+    partial = path.with_name(path.name + ".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(target.url + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def read_database_url(layout: StorageLayout) -> str | None:
+    """The URL `prepare` wrote for this run, or None before the first `prepare`."""
+    try:
+        return layout.db_url_file.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,98 @@
+"""Health of the running appliance: the app's /heartbeat, PostgreSQL's SELECT 1 and the embedder's /health."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+
+from appliance.config import AppConfig
+from appliance.env_settings import env_int, env_value
+
+# a wildcard bind address is reachable on loopback
+_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One part of the appliance: up or not, and what was seen."""
+
+    part: str
+    ok: bool
+    detail: str
+
+
+def _connect_host(host: str) -> str:
+    host = _WILDCARD.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
+def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    # no proxies: the parts are local, and an inherited http_proxy would answer in their place
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout_s) as response:
+            return int(response.status), bytes(response.read(4096))
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), b""
+
+
+def check_app(host: str, port: int, timeout_s: float = 5.0) -> CheckResult:
+    """AppAPI's readiness probe: GET /heartbeat must answer 200 {"status": "ok"}."""
+    url = f"http://{_connect_host(host)}:{port}/heartbeat"
+    try:
+        status, body = _get(url, timeout_s)
+    except (OSError, ValueError) as exc:
+        return CheckResult("app", False, f"{url}: {exc}")
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    if status != 200 or not isinstance(payload, dict) or payload.get("status") != "ok":
+        return CheckResult("app", False, f"{url}: HTTP {status}, body {body[:200]!r}")
+    return CheckResult("app", True, url)
+
+
+def check_database(url: str, timeout_s: float = 5.0) -> CheckResult:
+    """The database the app uses accepts a connection and SELECT 1."""
+    shown = url.split("@", 1)[-1] if "@" in url else url  # never print a password
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout_s))) as conn:
+            row = conn.execute("SELECT 1").fetchone()
+    except psycopg.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CheckResult("postgres", False, f"{shown}: {first_line}")
+    if row != (1,):
+        return CheckResult("postgres", False, f"{shown}: SELECT 1 returned {row!r}")
+    return CheckResult("postgres", True, shown)
+
+
+def check_embedder(config: AppConfig, timeout_s: float = 5.0) -> CheckResult:
+    """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service)."""
+    if config.embedding.workers == 0:
+        return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {config.embedding.base_url}")
+    url = f"http://{_connect_host(config.embedding.host)}:{config.embedding.port}/health"
+    try:
+        status, body = _get(url, timeout_s)
+    except (OSError, ValueError) as exc:
+        return CheckResult("embedder", False, f"{url}: {exc}")
+    if status != 200:
+        return CheckResult("embedder", False, f"{url}: HTTP {status}, body {body[:200]!r}")
+    return CheckResult("embedder", True, url)
+
+
+def check_all(
+    config: AppConfig, database_url: str, environ: Mapping[str, str] | None = None, timeout_s: float = 5.0
+) -> list[CheckResult]:
+    """All three parts, each checked even when another one failed."""
+    host = env_value("APP_HOST", environ) or "127.0.0.1"
+    return [
+        check_app(host, env_int("APP_PORT", environ), timeout_s),
+        check_database(database_url, timeout_s),
+        check_embedder(config, timeout_s),
+    ]

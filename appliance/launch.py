@@ -1,0 +1,126 @@
+"""`prepare`: everything entrypoint.sh does before supervisord, ending in the env file supervisord.conf reads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from appliance.config import AppConfig, load_config
+from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensure_config
+from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
+from appliance.probe import HardwareReport, probe_hardware
+from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
+from appliance.storage import StorageLayout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` decided, for the CLI's summary and for tests."""
+
+    layout: StorageLayout
+    hardware: HardwareReport
+    config_choice: ConfigChoice
+    config: AppConfig
+    repairs: RepairPlan
+    database: DatabaseTarget
+    launch_env_file: Path
+
+
+def launch_env_path(layout: StorageLayout) -> Path:
+    return layout.pg_socket_dir / "launch.env"
+
+
+def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
+    """Flags of `python -m quart_app.embedder` beyond --host/--port/--model, from the embedding section."""
+    embedding = config.embedding
+    args = ["--runtime", embedding.runtime, "--model-dir", str(layout.model_dir), "--log-level", config.log_level]
+    args += ["--batch-tokens", str(embedding.batch_tokens)]
+    if embedding.runtime == "llama" and embedding.llama is not None:
+        llama = embedding.llama
+        args += ["--n-ctx", str(llama.n_ctx), "--n-batch", str(llama.n_batch), "--n-gpu-layers", str(llama.n_gpu_layers)]
+    else:
+        args += ["--providers", ",".join(embedding.onnx.providers), "--threads", str(embedding.onnx.threads)]
+    return args
+
+
+def embedder_model(config: AppConfig) -> str:
+    if config.embedding.runtime == "llama" and config.embedding.llama is not None:
+        return config.embedding.llama.model
+    return config.embedding.onnx.model
+
+
+def _check_embedder_url(config: AppConfig) -> None:
+    """The app calls base_url; warn when it does not reach the local embedder the appliance starts."""
+    embedding = config.embedding
+    if embedding.workers == 0:
+        return
+    parts = urlsplit(embedding.base_url)
+    local = {embedding.host, "127.0.0.1", "localhost"} if embedding.host in ("0.0.0.0", "::") else {embedding.host}
+    if parts.hostname not in local or parts.port != embedding.port:
+        log.warning(
+            "embedding.base_url %s does not point to the local embedder on %s:%d; the app will not use it",
+            embedding.base_url,
+            embedding.host,
+            embedding.port,
+        )
+
+
+def launch_environment(
+    config: AppConfig, layout: StorageLayout, database: DatabaseTarget, config_file: Path
+) -> dict[str, str]:
+    """The variables supervisord.conf expands (%(ENV_...)s); all are strings, none is a secret."""
+    embedding = config.embedding
+    return {
+        "CC_CONFIG_PATH": str(config_file),
+        "CCB_PYTHON": sys.executable,
+        "CCB_POSTGRES_AUTOSTART": "true" if database.embedded else "false",
+        "CCB_EMBEDDER_AUTOSTART": "true" if embedding.workers > 0 else "false",
+        "CCB_EMBEDDER_HOST": embedding.host,
+        "CCB_EMBEDDER_PORT": str(embedding.port),
+        "CCB_EMBEDDER_MODEL": embedder_model(config),
+        "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
+        "CCB_LOG_DIR": str(layout.log_dir),
+    }
+
+
+def write_launch_env(path: Path, variables: Mapping[str, str]) -> None:
+    """A file `set -a; . file` can read; every value shell-quoted."""
+    lines = "".join(f"{name}={shlex.quote(value)}\n" for name, value in variables.items())
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text("# written by `python -m appliance prepare`; read by entrypoint.sh\n" + lines, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def prepare(
+    environ: Mapping[str, str] | None = None,
+    device: str | None = None,
+    reset_config: bool = False,
+    repairs_dir: Path = REPAIRS_DIR,
+    configs_dir: Path = CONFIGS_DIR,
+) -> Prepared:
+    """Storage, repairs, probe + config copy, config validation, database choice, launch env. Raises on any failure.
+
+    Repairs run before the config is loaded (as upstream's runner does), so a step can move a stale config aside.
+    """
+    layout = StorageLayout.from_env(environ)
+    layout.ensure()
+    config_file = config_path(layout, environ)
+    plan = run_repairs(layout, app_version_from_env(environ), repairs_dir, config_file)
+    hardware = probe_hardware(device, environ)
+    choice = ensure_config(config_file, hardware.config_variant, reset_config, configs_dir)
+    config = load_config(choice.path, environ)
+    _check_embedder_url(config)
+    database = resolve_database(config, layout, environ)
+    write_database_url(layout, database)
+    log.info("database: %s", database.source)
+    env_file = launch_env_path(layout)
+    write_launch_env(env_file, launch_environment(config, layout, database, choice.path))
+    return Prepared(layout, hardware, choice, config, plan, database, env_file)

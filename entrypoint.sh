@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The appliance's single entrypoint (Docker ENTRYPOINT and `make run`): prepare the storage, then run supervisord in
+# the foreground. SIGTERM / Ctrl-C stop every program (PostgreSQL with a fast shutdown) and exit 0.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: entrypoint.sh [--device auto|cpu|cuda] [--reset-config] [--external-db URL] [-h|--help]
+
+  --device auto|cpu|cuda  override the hardware probe (same as env COMPUTE_DEVICE; ROCM there = GPU config)
+  --reset-config          re-copy the config for the detected hardware (the old one is kept as config.yaml.bak)
+  --external-db URL       use this PostgreSQL (postgresql:// or postgresql+psycopg://) instead of the embedded one
+                          (same as env EXTERNAL_DB)
+
+environment: APP_ID APP_VERSION APP_SECRET APP_HOST (127.0.0.1) APP_PORT (10034)
+             APP_PERSISTENT_STORAGE (./persistent_storage) NEXTCLOUD_URL COMPUTE_DEVICE EXTERNAL_DB
+EOF
+}
+
+bad_usage() {
+	echo "entrypoint.sh: $1" >&2
+	usage >&2
+	exit 2
+}
+
+device=""
+reset_config=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--device) [ $# -ge 2 ] || bad_usage "--device needs a value"; device="$2"; shift 2 ;;
+	--device=*) device="${1#*=}"; shift ;;
+	--reset-config) reset_config="--reset-config"; shift ;;
+	--external-db) [ $# -ge 2 ] || bad_usage "--external-db needs a URL"; export EXTERNAL_DB="$2"; shift 2 ;;
+	--external-db=*) export EXTERNAL_DB="${1#*=}"; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) bad_usage "unknown argument '$1'" ;;
+	esac
+done
+case "$device" in
+"" | auto | cpu | cuda) ;;
+*) bad_usage "--device must be auto, cpu or cuda, not '$device'" ;;
+esac
+
+# relative storage paths are relative to where the caller stands, not to this script
+storage="${APP_PERSISTENT_STORAGE:-persistent_storage}"
+case "$storage" in /*) ;; *) storage="$PWD/$storage" ;; esac
+mkdir -p "$storage"
+export APP_PERSISTENT_STORAGE="$storage"
+export APP_HOST="${APP_HOST:-127.0.0.1}"
+export APP_PORT="${APP_PORT:-10034}"
+export APP_ID="${APP_ID:-context_chat_backend}"
+export APP_VERSION="${APP_VERSION:-4.0.0}"
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+# the venv of `make install` when present, else the python3 on PATH (the Docker image installs into it)
+if [ -x "$here/.venv/bin/python" ]; then
+	python="$here/.venv/bin/python"
+else
+	python="$(command -v python3)" || { echo "entrypoint.sh: no python3 on PATH; run 'make install'" >&2; exit 1; }
+fi
+PATH="$(dirname "$python"):$PATH"
+export PATH
+
+# prepare runs in the background so a SIGTERM during it is forwarded instead of orphaning it
+prepare_args=(-m appliance prepare ${device:+--device "$device"} $reset_config)
+"$python" "${prepare_args[@]}" &
+prepare_pid=$!
+trap 'kill -TERM "$prepare_pid" 2>/dev/null; wait "$prepare_pid" 2>/dev/null; exit 0' TERM INT
+status=0
+wait "$prepare_pid" || status=$?
+trap - TERM INT
+if [ "$status" -ne 0 ]; then
+	echo "entrypoint.sh: start-up aborted (python -m appliance prepare exited $status); see the error above" >&2
+	exit "$status"
+fi
+
+set -a
+# shellcheck source=/dev/null
+. "$APP_PERSISTENT_STORAGE/run/launch.env"
+set +a
+# user= the current user: no "running as root" warning, no privilege change
+CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
+export CCB_SUPERVISOR_USER
+exec "$python" -m supervisor.supervisord -n -c "$here/supervisord.conf"
