@@ -56,11 +56,13 @@ LOADERS: Mapping[str, Loader] = {
 SUPPORTED_MIMETYPES: frozenset[str] = frozenset(LOADERS)
 # mimetypes are case-insensitive (RFC 2045); upstream's list has 'macroEnabled'
 _BY_KEY: Mapping[str, Loader] = {mimetype.lower(): loader for mimetype, loader in LOADERS.items()}
+_SPELLING: Mapping[str, str] = {mimetype.lower(): mimetype for mimetype in LOADERS}
 
 
 def canonical_mimetype(mimetype: str) -> str:
-    """'Text/Plain; charset=utf-8' -> 'text/plain'."""
-    return mimetype.split(";", 1)[0].strip().lower()
+    """'Text/Plain; charset=utf-8' -> 'text/plain'; supported types keep upstream's spelling ('macroEnabled')."""
+    key = mimetype.split(";", 1)[0].strip().lower()
+    return _SPELLING.get(key, key)
 
 
 def extract_text(
@@ -74,7 +76,7 @@ def extract_text(
     limits = limits or ParseLimits()
     kind = canonical_mimetype(mimetype)
     extra = {mimetype.lower(): loader for mimetype, loader in (loaders or {}).items()}
-    loader = extra.get(kind) or _BY_KEY.get(kind)
+    loader = extra.get(kind.lower()) or _BY_KEY.get(kind.lower())
     if loader is None:
         raise UnsupportedMimetypeError(
             f"{path.name}: mimetype {mimetype!r} is not supported; supported are: {', '.join(sorted(LOADERS))}"

@@ -1,0 +1,15 @@
+"""Token-budgeted recursive chunking of normalized document text."""
+
+from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens
+from .errors import ChunkerConfigError, ChunkerError
+from .separators import rules_for
+
+__all__ = [
+    "Chunk",
+    "ChunkerConfigError",
+    "ChunkerError",
+    "TokenChunker",
+    "default_chunk_tokens",
+    "default_overlap_tokens",
+    "rules_for",
+]

@@ -1,0 +1,202 @@
+"""Token-budgeted recursive chunker.
+
+Sizes are measured in the embedding model's own tokens. The text is tokenized once (with offsets) so the
+token count of any span is two binary searches; the text is then cut recursively on structure (see
+`separators.py`), neighbouring pieces are merged greedily up to the budget, and each chunk after the first
+is extended backwards by ~`overlap_tokens` tokens (snapped to a word start). Every chunk is re-encoded on
+its own before it is yielded, so `token_count <= chunk_tokens` holds exactly, whatever the tokenizer.
+
+Invariant: `text[c.start : c.start + len(c.text)] == c.text`, and `c.text` has no leading/trailing whitespace.
+Pass text through `quart_app.loaders.normalize_text` first (the loaders already return normalized text).
+"""
+
+import bisect
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice, pairwise
+
+from tokenizers import Tokenizer
+
+from .errors import ChunkerConfigError
+from .separators import Rules, rules_for
+
+# pieces of about this many characters are tokenized in one parallel batch
+_ENCODE_PIECE_CHARS = 32_768
+# chunks verified per encode_batch call
+_VERIFY_BATCH = 256
+_NEXT_WHITESPACE = re.compile(r"\s")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document: its text, its char offset in the normalized text, and its size in model tokens."""
+
+    text: str
+    start: int
+    token_count: int
+
+
+def default_chunk_tokens(model_max_tokens: int, special_tokens: int = 2, prefix_tokens: int = 0) -> int:
+    """Largest chunk that fits the model: its max length minus [CLS]/[SEP]-like tokens and any passage prefix."""
+    budget = model_max_tokens - special_tokens - prefix_tokens
+    if budget < 1:
+        raise ChunkerConfigError(
+            f"model_max_tokens={model_max_tokens} leaves no room for text after {special_tokens} special and "
+            f"{prefix_tokens} prefix tokens; check the model's max length in the catalogue"
+        )
+    return budget
+
+
+def default_overlap_tokens(chunk_tokens: int) -> int:
+    """A tenth of the chunk, upstream's ratio."""
+    return chunk_tokens // 10
+
+
+class TokenChunker:
+    """`TokenChunker(tokenizer, 254, 25).split(text, "text/markdown")` yields `Chunk`s within the token budget."""
+
+    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap_tokens: int | None = None) -> None:
+        if chunk_tokens < 2:
+            raise ChunkerConfigError(f"chunk_tokens must be >= 2, got {chunk_tokens}")
+        overlap = default_overlap_tokens(chunk_tokens) if overlap_tokens is None else overlap_tokens
+        if not 0 <= overlap <= chunk_tokens // 2:
+            raise ChunkerConfigError(
+                f"overlap_tokens must be between 0 and chunk_tokens/2 ({chunk_tokens // 2}), got {overlap}"
+            )
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap
+        # a private copy: tokenizer.json files often carry truncation/padding settings that would distort counts
+        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` without special tokens, as the budget counts them."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def split(self, text: str, mimetype: str) -> Iterator[Chunk]:
+        """Chunks of `text` in document order, split by the rules for `mimetype`."""
+        if not text.strip():
+            return
+        starts = self._token_starts(text)
+        segments = _Segmenter(text, starts, self.chunk_tokens - self.overlap_tokens, rules_for(mimetype)).run()
+        spans = self._with_overlap(text, starts, segments)
+        while batch := list(islice(spans, _VERIFY_BATCH)):
+            encodings = self._tokenizer.encode_batch([text[a:b] for a, b in batch], add_special_tokens=False)
+            for (a, b), encoding in zip(batch, encodings, strict=True):
+                if len(encoding.ids) <= self.chunk_tokens:
+                    yield Chunk(text[a:b], a, len(encoding.ids))
+                else:  # the tokenizer merged differently across our cut; halve until it fits
+                    yield from self._fit(text, a, b)
+
+    def _token_starts(self, text: str) -> list[int]:
+        """Start offset of every token of `text`, tokenized in parallel pieces cut at whitespace."""
+        bounds = [0]
+        while len(text) - bounds[-1] > _ENCODE_PIECE_CHARS:
+            found = _NEXT_WHITESPACE.search(text, bounds[-1] + _ENCODE_PIECE_CHARS)
+            if found is None:
+                break
+            bounds.append(found.start())
+        bounds.append(len(text))
+        pieces = [text[a:b] for a, b in pairwise(bounds)]
+        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False)
+        starts: list[int] = []
+        for base, encoding in zip(bounds, encodings, strict=False):
+            starts.extend(base + s for s, _e in encoding.offsets)
+        return starts
+
+    def _with_overlap(
+        self, text: str, starts: list[int], segments: Iterator[tuple[int, int]]
+    ) -> Iterator[tuple[int, int]]:
+        previous_first = -1
+        for a, b in segments:
+            first = bisect.bisect_left(starts, a)
+            begin = a
+            if previous_first >= 0 and self.overlap_tokens:
+                k = max(first - self.overlap_tokens, previous_first)
+                # start the overlap at a word start so the chunk does not open with a word fragment
+                while k < first and starts[k] > 0 and not text[starts[k] - 1].isspace():
+                    k += 1
+                begin = starts[k] if k < first else a
+            previous_first = first
+            yield begin, b
+
+    def _fit(self, text: str, a: int, b: int) -> Iterator[Chunk]:
+        encoding = self._tokenizer.encode(text[a:b], add_special_tokens=False)
+        if len(encoding.ids) <= self.chunk_tokens:
+            if len(encoding.ids):
+                yield Chunk(text[a:b], a, len(encoding.ids))
+            return
+        cut = a + encoding.offsets[len(encoding.ids) // 2][0]
+        for lo, hi in ((a, cut), (cut, b)):
+            lo, hi = _trim(text, lo, hi)
+            if lo < hi:
+                yield from self._fit(text, lo, hi)
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+class _Segmenter:
+    """Non-overlapping, whitespace-trimmed spans of at most `budget` tokens (by the global token offsets)."""
+
+    def __init__(self, text: str, starts: list[int], budget: int, rules: Rules) -> None:
+        self.text, self.starts, self.budget, self.rules = text, starts, budget, rules
+
+    def run(self) -> Iterator[tuple[int, int]]:
+        a, b = _trim(self.text, 0, len(self.text))
+        yield from self._split(a, b, 0)
+
+    def _count(self, a: int, b: int) -> int:
+        return bisect.bisect_left(self.starts, b) - bisect.bisect_left(self.starts, a)
+
+    def _split(self, a: int, b: int, level: int) -> Iterator[tuple[int, int]]:
+        if self._count(a, b) <= self.budget:
+            yield a, b
+            return
+        if level >= len(self.rules):
+            yield from self._hard_cut(a, b)
+            return
+        cuts = [m.end() for m in self.rules[level].finditer(self.text, a, b) if a < m.end() < b]
+        if not cuts:
+            yield from self._split(a, b, level + 1)
+            return
+        yield from self._merge(self._pieces(a, b, cuts), level)
+
+    def _pieces(self, a: int, b: int, cuts: Sequence[int]) -> Iterator[tuple[int, int]]:
+        for lo, hi in zip([a, *cuts], [*cuts, b], strict=True):
+            lo, hi = _trim(self.text, lo, hi)
+            if lo < hi:
+                yield lo, hi
+
+    def _merge(self, pieces: Iterator[tuple[int, int]], level: int) -> Iterator[tuple[int, int]]:
+        run: tuple[int, int] | None = None
+        for lo, hi in pieces:
+            if run is not None and self._count(run[0], hi) <= self.budget:
+                run = (run[0], hi)
+                continue
+            if run is not None:
+                yield run
+                run = None
+            if self._count(lo, hi) <= self.budget:
+                run = (lo, hi)
+            else:
+                yield from self._split(lo, hi, level + 1)
+        if run is not None:
+            yield run
+
+    def _hard_cut(self, a: int, b: int) -> Iterator[tuple[int, int]]:
+        # no structure left (e.g. a 5000-character token soup): cut every `budget` tokens
+        first, last = bisect.bisect_left(self.starts, a), bisect.bisect_left(self.starts, b)
+        for k in range(first, last, self.budget):
+            lo = self.starts[k]
+            hi = self.starts[k + self.budget] if k + self.budget < last else b
+            lo, hi = _trim(self.text, lo, hi)
+            if lo < hi:
+                yield lo, hi

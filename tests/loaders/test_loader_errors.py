@@ -1,0 +1,163 @@
+"""Broken, hostile and mislabelled files give a named per-file error with a helpful message, never a crash."""
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from extract_msg.ole_writer import OleWriter
+from loader_fixture_files import FIXTURES, write_docx, write_pdf, write_pptx, write_xlsx
+
+from quart_app.loaders import (
+    CorruptDocumentError,
+    DecompressionBombError,
+    DocumentTooLargeError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    LoaderError,
+    ParseLimits,
+    UnsupportedMimetypeError,
+    extract_text,
+)
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+MIB = 1024 * 1024
+
+
+def _with_member(source: Path, target: Path, name: str, data: bytes) -> Path:
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item.filename, src.read(item))
+        dst.writestr(name, data)
+    return target
+
+
+def test_encrypted_pdf(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path, "locked", password="secret")
+    with pytest.raises(EncryptedDocumentError) as info:
+        extract_text(path, "application/pdf")
+    assert str(info.value) == (
+        "locked (application/pdf): the PDF is encrypted with a password; "
+        "remove the password protection and upload it again"
+    )
+
+
+def test_pdf_encrypted_with_empty_user_password_is_read(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path, "open-lock", password="")
+    assert extract_text(path, "application/pdf") == "Invoice number 4711\n\nTotal amount due"
+
+
+def test_password_protected_ooxml_is_encrypted_not_corrupt(tmp_path: Path) -> None:
+    # Office stores a protected .docx as an OLE2 container with an EncryptedPackage stream
+    writer = OleWriter()
+    writer.addEntry("EncryptionInfo", b"\x04\x00\x04\x00" + b"\x00" * 60)
+    writer.addEntry("EncryptedPackage", b"\x00" * 4200)
+    path = tmp_path / "protected"
+    writer.write(str(path))
+    with pytest.raises(EncryptedDocumentError, match="password-protected"):
+        extract_text(path, DOCX)
+
+
+def test_zip_bomb_by_ratio(tmp_path: Path) -> None:
+    bomb = _with_member(write_docx(tmp_path), tmp_path / "bomb", "word/media/padding.bin", b"\x00" * (40 * MIB))
+    assert bomb.stat().st_size < MIB
+    with pytest.raises(DecompressionBombError) as info:
+        extract_text(bomb, DOCX)
+    message = str(info.value)
+    assert message.startswith("bomb (" + DOCX + "): member 'word/media/padding.bin' expands ")
+    assert "above max_compression_ratio=200; the file looks like a zip bomb" in message
+
+
+def test_zip_bomb_by_total_size(tmp_path: Path) -> None:
+    path = _with_member(write_xlsx(tmp_path), tmp_path / "big", "xl/media/blob.bin", b"\x00" * (3 * MIB))
+    limits = ParseLimits(max_uncompressed_mb=2, max_compression_ratio=10_000)
+    with pytest.raises(DecompressionBombError, match=r"expands to 3 MiB, above max_uncompressed_mb=2"):
+        extract_text(path, XLSX, limits)
+
+
+def test_too_many_members(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "many", "w") as archive:
+        for i in range(30):
+            archive.writestr(f"m{i}", "x")
+    with pytest.raises(DecompressionBombError, match="30 members, more than max_zip_members=20"):
+        extract_text(tmp_path / "many", "application/epub+zip", ParseLimits(max_zip_members=20))
+
+
+@pytest.mark.parametrize("mimetype", sorted(FIXTURES))
+def test_zero_bytes(mimetype: str, tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    with pytest.raises(EmptyDocumentError, match=r"^empty \(.+\): the file is empty \(0 bytes\); nothing to index$"):
+        extract_text(path, mimetype)
+
+
+_TEXT_MISLABELLED = sorted(set(FIXTURES) - {"text/plain", "text/markdown", "application/json", "text/x-rst", "text/org", "text/csv", "text/html"})  # fmt: skip
+
+
+@pytest.mark.parametrize("mimetype", _TEXT_MISLABELLED)
+def test_text_file_declared_as_binary_format(mimetype: str, tmp_path: Path) -> None:
+    path = tmp_path / "notes"
+    path.write_text("Just a plain note, no structure at all.\n", encoding="utf-8")
+    with pytest.raises(CorruptDocumentError) as info:
+        extract_text(path, mimetype)
+    assert str(info.value).startswith(f"notes: declared as {mimetype!r} but ")
+
+
+def test_pptx_declared_as_docx(tmp_path: Path) -> None:
+    with pytest.raises(CorruptDocumentError, match=r"^pptx: declared as .*wordprocessingml.* could not be parsed"):
+        extract_text(write_pptx(tmp_path), DOCX)
+
+
+def test_binary_declared_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "noise"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(CorruptDocumentError, match="the bytes are not text in any known encoding"):
+        extract_text(path, "text/plain")
+
+
+@pytest.mark.parametrize("mimetype", ["application/pdf", DOCX, XLSX, PPTX])
+def test_truncated_file_is_corrupt(mimetype: str, tmp_path: Path) -> None:
+    writer = FIXTURES[mimetype][0]
+    path = writer(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptDocumentError):
+        extract_text(path, mimetype)
+
+
+def test_xml_entity_expansion_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "laughs"
+    path.write_text('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "lol">]><r>&a;&a;</r>', encoding="utf-8")
+    with pytest.raises(CorruptDocumentError, match="refused for safety"):
+        extract_text(path, "application/xml")
+
+
+def test_unsupported_mimetype(tmp_path: Path) -> None:
+    path = tmp_path / "img"
+    path.write_bytes(b"\x89PNG....")
+    with pytest.raises(UnsupportedMimetypeError, match=r"^img: mimetype 'image/png' is not supported; supported are: "):
+        extract_text(path, "image/png")
+
+
+def test_file_above_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "huge"
+    path.write_bytes(b"a" * (MIB + 1))
+    with pytest.raises(DocumentTooLargeError, match=r"1\.0 MiB is above max_file_mb=1; raise the limit or split"):
+        extract_text(path, "text/plain", ParseLimits(max_file_mb=1))
+
+
+def test_pdf_without_text_layer_is_empty(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    path = tmp_path / "scan"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    with pytest.raises(EmptyDocumentError, match="no text could be extracted"):
+        extract_text(path, "application/pdf")
+
+
+def test_every_error_is_a_loader_error() -> None:
+    for cls in (CorruptDocumentError, DecompressionBombError, EmptyDocumentError, EncryptedDocumentError):
+        assert issubclass(cls, LoaderError)

@@ -1,0 +1,92 @@
+"""Every supported mimetype parses to the expected text; decoding and normalization rules."""
+
+import codecs
+from pathlib import Path
+
+import pytest
+from loader_fixture_files import FIXTURES, GERMAN, write_txt_cp1252
+
+from quart_app.loaders import SUPPORTED_MIMETYPES, extract_text, normalize_text
+
+UPSTREAM_MIMETYPES = {
+    "text/plain", "text/markdown", "application/json", "application/pdf", "text/csv", "application/epub+zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.ms-excel.sheet.macroEnabled.12", "application/vnd.oasis.opendocument.text", "text/rtf",
+    "text/x-rst", "application/xml", "message/rfc822", "application/vnd.ms-outlook", "text/org",
+}  # fmt: skip
+
+
+def test_supported_mimetypes_are_upstreams_19_plus_html() -> None:
+    assert len(UPSTREAM_MIMETYPES) == 19
+    assert SUPPORTED_MIMETYPES == UPSTREAM_MIMETYPES | {"text/html"}
+    assert set(FIXTURES) == SUPPORTED_MIMETYPES
+
+
+@pytest.mark.parametrize("mimetype", sorted(FIXTURES))
+def test_fixture_parses_to_expected_text(mimetype: str, tmp_path: Path) -> None:
+    writer, expected, forbidden = FIXTURES[mimetype]
+    text = extract_text(writer(tmp_path), mimetype)
+    for phrase in expected:
+        assert phrase in text
+    for phrase in forbidden:
+        assert phrase not in text
+    assert text == normalize_text(text)
+
+
+def test_mimetype_parameters_and_case_are_ignored(tmp_path: Path) -> None:
+    writer, expected, _ = FIXTURES["application/vnd.ms-excel.sheet.macroEnabled.12"]
+    path = writer(tmp_path)
+    assert expected[0] in extract_text(path, "Application/VND.ms-excel.sheet.macroenabled.12; charset=binary")
+
+
+def test_cp1252_german_text_is_decoded_not_dropped(tmp_path: Path) -> None:
+    text = extract_text(write_txt_cp1252(tmp_path), "text/plain")
+    assert text.splitlines() == [GERMAN] * 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_bom_encodings(encoding: str, tmp_path: Path) -> None:
+    path = tmp_path / "bom"
+    path.write_bytes(GERMAN.encode(encoding))
+    assert extract_text(path, "text/markdown") == GERMAN
+
+
+def test_utf16_without_bom_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "utf16le"
+    path.write_bytes(codecs.encode(("Grüße aus Köln und München. " * 20), "utf-16-le"))
+    assert extract_text(path, "text/plain").startswith("Grüße aus Köln und München.")
+
+
+def test_csv_with_cp1252_and_tabs(tmp_path: Path) -> None:
+    path = tmp_path / "tabs"
+    path.write_bytes("Stadt\tEinwohner\nKöln\t1084795\nDüsseldorf\t629047\n".encode("cp1252"))
+    assert extract_text(path, "text/csv") == "Stadt | Einwohner\nKöln | 1084795\nDüsseldorf | 629047"
+
+
+def test_html_in_email_without_plain_part(tmp_path: Path) -> None:
+    path = tmp_path / "htmlmail"
+    path.write_bytes(
+        b"Subject: News\r\nFrom: a@example.org\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<html><body><p>Big <i>news</i></p><p>today</p></body></html>"
+    )
+    assert extract_text(path, "message/rfc822") == "Subject: News\nFrom: a@example.org\n\nBig news\n\ntoday"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("a\x00b", "ab"),
+        ("a\r\nb\rc", "a\nb\nc"),
+        ("a\n\n\n\nb", "a\n\nb"),
+        ("a\n \n\t\n \nb", "a\n\nb"),
+        ("a          b", "a b"),
+        ("a    b", "a    b"),
+        ("a  \nb", "a\nb"),
+        ("  \n lead and trail \n\n ", "lead and trail"),
+    ],
+)
+def test_normalize_text(raw: str, clean: str) -> None:
+    assert normalize_text(raw) == clean
+    assert normalize_text(clean) == clean
