@@ -1,0 +1,68 @@
+"""The app factory behind `quart_app.create_app`: config, error shapes, blueprints, auth, lifespan resources."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart
+
+from quart_app import engine as engine_module
+from quart_app.app_settings import AppSettings
+from quart_app.auth import AppApiAuthMiddleware, passthrough_user
+from quart_app.engine import ENGINE_EXTENSION
+from quart_app.http_errors import register_error_handlers
+from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
+from quart_app.lifecycle import blueprint as lifecycle_blueprint
+from quart_app.routes import register_blueprints
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+# the PHP app waits up to 50 minutes for /loadSources and /query; Quart's 60 s defaults would cut them off
+LONG_REQUEST_S = 60 * 60
+
+
+def build_app(settings: AppSettings | None = None) -> Quart:
+    """The app; resources (DB pool, clients, workers, pools) open in before_serving and close in after_serving."""
+    settings = settings or AppSettings.from_env()
+    app = Quart(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=(settings.config.ingest.max_request_mb + 1) * MIB,
+        BODY_TIMEOUT=LONG_REQUEST_S,
+        RESPONSE_TIMEOUT=LONG_REQUEST_S,
+        JSON_SORT_KEYS=False,
+    )
+    state = Lifecycle(settings)
+    app.extensions[STATE_EXTENSION] = state
+    register_error_handlers(app)
+    app.register_blueprint(lifecycle_blueprint)
+    register_blueprints(app)
+
+    if settings.config.disable_aaa:
+        app.asgi_app = passthrough_user(app.asgi_app)  # type: ignore[method-assign,assignment]
+    else:
+        app.asgi_app = AppApiAuthMiddleware(app.asgi_app, settings.app_id, settings.app_secret)  # type: ignore[method-assign,assignment]
+
+    @app.before_serving
+    async def open_resources() -> None:
+        if settings.config.disable_aaa:
+            log.warning(
+                "disable_aaa is true: AppAPI authentication and the enabled guard are OFF; anyone who can reach "
+                "this port can read and change the index. Use this for development only."
+            )
+        elif not settings.app_secret:
+            log.warning("APP_SECRET is not set: every signed request will be refused with 401")
+        settings.storage.ensure()
+        app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+        log.info(
+            "app ready: app id %s, version %s, enabled %s", settings.app_id, settings.app_version, state.enabled.enabled
+        )
+
+    @app.after_serving
+    async def close_resources() -> None:
+        await state.init_job.close()
+        opened = app.extensions.pop(ENGINE_EXTENSION, None)
+        if opened is not None:
+            await opened.close()
+
+    return app

@@ -1,0 +1,70 @@
+"""What the app factory needs: the validated config, the storage layout, the AppAPI identity and the DB URL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.config import AppConfig, load_config
+from appliance.env_settings import env_value
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+log = logging.getLogger(__name__)
+
+# upstream's EXTERNAL_DB/CCB_DB_URL use SQLAlchemy's dialect prefix; psycopg wants plain libpq URLs
+_SQLALCHEMY_PREFIXES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://")
+
+
+def normalise_db_url(url: str) -> str:
+    """A libpq URL from an upstream-style `postgresql+psycopg://` (or plain `postgres://`) URL."""
+    for prefix in _SQLALCHEMY_PREFIXES:
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def resolve_db_url(config: AppConfig, storage: StorageLayout, environ: Mapping[str, str] | None = None) -> str:
+    """EXTERNAL_DB, else config `pgvector.connection`, else the embedded cluster's unix-socket URL."""
+    external = env_value("EXTERNAL_DB", environ)
+    if external:
+        return normalise_db_url(external)
+    if config.pgvector.connection:
+        return normalise_db_url(config.pgvector.connection)
+    return EmbeddedPostgres(storage.pgdata, storage.pg_socket_dir).dsn
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything `create_app` reads; built from the environment by `from_env`, or directly in tests."""
+
+    config: AppConfig
+    storage: StorageLayout
+    db_url: str = field(repr=False)
+    app_id: str = "context_chat_backend"
+    app_secret: str = field(default="", repr=False)
+    app_version: str = "4.0.0"
+    aa_version: str | None = None
+    nextcloud_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> AppSettings:
+        """Read the AppAPI variables and the config file ($CC_CONFIG_PATH or $APP_PERSISTENT_STORAGE/config.yaml)."""
+        storage = StorageLayout.from_env(environ)
+        path = config_path or Path(env_value("CC_CONFIG_PATH", environ) or storage.config_file)
+        config = load_config(path, environ)
+        log.info("config loaded from %s (llm backend %s)", path, config.llm_backend)
+        return cls(
+            config=config,
+            storage=storage,
+            db_url=resolve_db_url(config, storage, environ),
+            app_id=env_value("APP_ID", environ) or "context_chat_backend",
+            app_secret=env_value("APP_SECRET", environ) or "",
+            app_version=env_value("APP_VERSION", environ) or "4.0.0",
+            aa_version=env_value("AA_VERSION", environ),
+            nextcloud_url=env_value("NEXTCLOUD_URL", environ),
+        )

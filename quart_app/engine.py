@@ -1,0 +1,222 @@
+"""The engine under the routes: DB pool, embedding client, parse pool, worker, services; opened and closed in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart import current_app
+
+from quart_app.app_settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+ENGINE_EXTENSION = "ccb_engine"
+Closer = Callable[[], Awaitable[None]]
+
+
+class EngineNotReadyError(Exception):
+    """A route ran before the engine was opened (before_serving) or after it was closed."""
+
+
+@dataclass
+class Engine:
+    """What the routes call; `close()` releases everything in reverse order of opening."""
+
+    ingest: Any
+    answer: Any
+    access: Any
+    deletion: Any
+    status: Any
+    closers: list[tuple[str, Closer]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        while self.closers:
+            name, closer = self.closers.pop()
+            try:
+                await closer()
+                log.info("closed %s", name)
+            except Exception:
+                log.exception("closing %s failed", name)
+
+
+class AccessOps:
+    """quart_app.services.access bound to the pool."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    async def update_access(self, op: str, user_ids: list[str], source_id: str) -> bool:
+        from quart_app.services import access
+
+        return await access.update_access(self._db, op, user_ids, source_id)
+
+    async def update_access_provider(self, op: str, user_ids: list[str], provider: str) -> int:
+        from quart_app.services import access
+
+        return await access.update_access_provider(self._db, op, user_ids, provider)
+
+    async def update_access_declarative(self, user_ids: list[str], source_id: str) -> bool:
+        from quart_app.services import access
+
+        return await access.update_access_declarative(self._db, user_ids, source_id)
+
+
+class DeletionOps:
+    """quart_app.services.deletion bound to the pool."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    async def delete_sources(self, source_ids: list[str]) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_sources(self._db, source_ids)
+
+    async def delete_provider(self, provider: str) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_provider(self._db, provider)
+
+    async def delete_user(self, user_id: str) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_user(self._db, user_id)
+
+    async def delete_user_sources(self, user_id: str, source_ids: list[str]) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_user_sources(self._db, user_id, source_ids)
+
+    async def delete_user_provider(self, user_id: str, provider: str) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_user_provider(self._db, user_id, provider)
+
+    async def delete_provider_for_all_users(self, provider: str) -> int:
+        from quart_app.services import deletion
+
+        return await deletion.delete_provider_for_all_users(self._db, provider)
+
+
+class StatusOps:
+    """Counts and progress: quart_app.services.deletion/status bound to the pool."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    async def count_documents_by_provider(self) -> dict[str, int]:
+        from quart_app.services import deletion
+
+        return await deletion.count_documents_by_provider(self._db)
+
+    async def status(self) -> dict[str, Any]:
+        from quart_app.services import status
+
+        return await status.status(self._db)
+
+
+def engine() -> Engine:
+    found: Engine | None = current_app.extensions.get(ENGINE_EXTENSION)
+    if found is None:
+        raise EngineNotReadyError("the engine is not open (the app is starting or shutting down); retry shortly")
+    return found
+
+
+async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
+    """(model id, dimension, catalogue entry or None): local models from the catalogue, external ones asked."""
+    from appliance.model_catalogue import get_model
+
+    config = settings.config.embedding
+    if config.workers > 0 and config.runtime == "onnx":
+        entry = get_model(config.onnx.model)
+        assert entry.dimension is not None
+        return entry.id, entry.dimension, entry
+    info = await client.info()
+    dimension = info.dimension or await client.dimension()
+    return info.model or config.model_name or "external", dimension, None
+
+
+async def open_engine(settings: AppSettings) -> Engine:
+    """Open every resource in order; if one fails, the ones already open are closed again."""
+    from tokenizers import Tokenizer
+
+    from appliance.model_catalogue import resolve_model_files
+    from quart_app.chunking.chunker import TokenChunker, default_chunk_tokens
+    from quart_app.loaders import ParseLimits, ParsePool
+    from quart_app.runtimes.embedding_client import EmbeddingClient
+    from quart_app.runtimes.llm_backend import create_llm_backend
+    from quart_app.services.answer import AnswerService, Templates
+    from quart_app.services.embedding_worker import EmbeddingWorker
+    from quart_app.services.ingest import IngestService
+    from quart_app.services.retrieval import RetrievalService
+    from quart_app.store import Database
+    from quart_app.store.search_store import SearchStore
+
+    config = settings.config
+    closers: list[tuple[str, Closer]] = []
+
+    async def undo() -> None:
+        await Engine(None, None, None, None, None, closers).close()
+
+    try:
+        db = Database(settings.db_url, config.pgvector.pool_min, config.pgvector.pool_max)
+        await db.open(config.pgvector.connect_timeout_s)
+        closers.append(("database pool", db.close))
+        emb = config.embedding
+        client = EmbeddingClient(
+            emb.base_url,
+            api_key=emb.api_key,
+            model=emb.model_name,
+            timeout_s=emb.request_timeout,
+            query_prefix=emb.query_prefix,
+            passage_prefix=emb.passage_prefix,
+            send_input_type=emb.workers > 0,
+        )
+        closers.append(("embedding client", client.aclose))
+        model_id, dimension, entry = await _model_identity(settings, client)
+        await db.migrate(model_id, dimension)
+        parse_pool = ParsePool(
+            config.ingest.parse_workers,
+            ParseLimits(
+                timeout_s=config.ingest.parse_timeout_s,
+                memory_mb=config.ingest.parse_memory_mb,
+                max_file_mb=config.ingest.max_part_mb,
+                max_uncompressed_mb=config.ingest.max_uncompressed_mb,
+                max_compression_ratio=float(config.ingest.max_compression_ratio),
+            ),
+        )
+        await parse_pool.open()
+        closers.append(("parse pool", parse_pool.close))
+        if entry is None or entry.tokenizer is None:
+            raise EngineNotReadyError("chunking needs the embedding model's tokenizer; use a catalogued model")
+        files = resolve_model_files(entry, settings.storage.model_dir)
+        assert files.tokenizer is not None
+        tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(files.tokenizer))
+        chunker = TokenChunker(
+            tokenizer, emb.chunk_tokens or default_chunk_tokens(entry.max_tokens), emb.chunk_overlap_tokens
+        )
+        worker = EmbeddingWorker(db, client, config.embedding_worker)
+        await worker.start()
+        closers.append(("embedding worker", worker.close))
+        ingest = IngestService(
+            db, parse_pool, chunker, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
+        )
+        llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir)
+        closers.append((f"LLM backend {llm.name}", llm.aclose))
+        templates = Templates(config.llm.template, config.llm.no_ctx_template, config.llm.end_separator)
+        answer = AnswerService(RetrievalService(SearchStore(db), client, config.retrieval), llm, templates)
+        return Engine(
+            ingest=ingest,
+            answer=answer,
+            access=AccessOps(db),
+            deletion=DeletionOps(db),
+            status=StatusOps(db),
+            closers=closers,
+        )
+    except BaseException:
+        await undo()
+        raise

@@ -1,0 +1,154 @@
+"""One HTTP error shape for the 4.0.6+ contract: {"error": msg} / {"message": msg}, FastAPI's 422, mapped exceptions."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class BodyValidationError(Exception):
+    """A request body does not match its declared model; answered 422 with FastAPI's {"detail": [...]} shape."""
+
+    def __init__(self, detail: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(detail)} validation error(s) in the request body")
+        self.detail = detail
+
+
+class ContractError(Exception):
+    """A request breaks the contract in a way upstream answers with a fixed status and message."""
+
+    def __init__(self, message: str, status: int = 400, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def json_message(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Upstream's JSONResponse: a str becomes {"error": s} from 400 on, {"message": s} below; other values as-is."""
+    if isinstance(content, str):
+        content = {"error": content} if status >= 400 else {"message": content}
+    response = Response(_dumps(content), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _dumps(content: Any) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+def fastapi_detail(exc: ValidationError, loc_prefix: Sequence[str | int] = ("body",)) -> list[dict[str, Any]]:
+    """pydantic errors in FastAPI's 422 layout: type, loc (prefixed with 'body'), msg, input, ctx."""
+    detail: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False):
+        item: dict[str, Any] = {
+            "type": error["type"],
+            "loc": [*loc_prefix, *error["loc"]],
+            "msg": error["msg"],
+            "input": error.get("input"),
+        }
+        if "ctx" in error:
+            item["ctx"] = {
+                key: value if isinstance(value, int | float | str) else str(value)
+                for key, value in error["ctx"].items()
+            }
+        detail.append(item)
+    return detail
+
+
+@dataclass(frozen=True)
+class ExceptionMapping:
+    """Upstream 4.0.6+: an exception class (dotted name, imported when present) -> status and message prefix."""
+
+    dotted: str
+    status: int
+    prefix: str
+
+
+# most specific first is not needed: Quart picks the handler by the exception's MRO
+EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
+    ExceptionMapping("builtins.ValueError", 400, "Error: "),
+    ExceptionMapping("quart_app.services.answer_errors.ContextError", 400, "Context Retrieval Error: "),
+    ExceptionMapping("quart_app.services.answer_errors.ScopeError", 400, "Error: "),
+    ExceptionMapping("quart_app.services.answer_errors.PromptTooLongError", 500, "LLM Error: "),
+    ExceptionMapping("quart_app.services.errors.InvalidRequestError", 400, "Error: "),
+    ExceptionMapping("psycopg.Error", 500, "Vector DB Error: "),
+    ExceptionMapping("psycopg_pool.PoolTimeout", 500, "Vector DB Error: "),
+    ExceptionMapping("quart_app.store.errors.StoreError", 500, "Vector DB Error: "),
+    ExceptionMapping("quart_app.loaders.errors.LoaderError", 500, "Resource Loader Error: "),
+    ExceptionMapping("quart_app.runtimes.llm_errors.LlmError", 500, "LLM Error: "),
+    ExceptionMapping("quart_app.runtimes.errors.EmbeddingServiceError", 500, "Embedding Request Error: "),
+)
+
+
+def _resolve(dotted: str) -> type[Exception] | None:
+    module_name, _, name = dotted.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), name, None)
+    except ImportError:
+        return None
+    return found if isinstance(found, type) and issubclass(found, Exception) else None
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Install the contract's error shape for every mapped exception, HTTP errors, 422 and real faults."""
+
+    for mapping in EXCEPTION_MAP:
+        exc_type = _resolve(mapping.dotted)
+        if exc_type is None:
+            log.debug("exception %s not importable; no handler installed", mapping.dotted)
+            continue
+        app.register_error_handler(exc_type, _mapped_handler(mapping))
+
+    @app.errorhandler(ContractError)
+    async def contract_error(exc: ContractError) -> Response:
+        return json_message(exc.message, exc.status, exc.headers)
+
+    @app.errorhandler(BodyValidationError)
+    async def body_invalid(exc: BodyValidationError) -> Response:
+        return json_message({"detail": exc.detail}, 422)
+
+    @app.errorhandler(ValidationError)
+    async def model_invalid(exc: ValidationError) -> Response:
+        # a pydantic error escaping a service is a server fault, not the client's body
+        return _fault(exc)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return json_message({"detail": exc.name}, status)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        return _fault(exc)
+
+
+def _mapped_handler(mapping: ExceptionMapping) -> Any:
+    async def handler(exc: BaseException) -> Response:
+        if mapping.status >= 500:
+            log.error("%s %s failed: %s: %s", request.method, request.path, type(exc).__name__, exc, exc_info=exc)
+        else:
+            log.info("%s %s refused: %s", request.method, request.path, exc)
+        return json_message(f"{mapping.prefix}{exc}", mapping.status)
+
+    return handler
+
+
+def _fault(exc: BaseException) -> Response:
+    log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
+    return json_message(
+        f"Internal error in {request.method} {request.path}: {type(exc).__name__}; the traceback is in the app log "
+        "($APP_PERSISTENT_STORAGE/logs, or GET /downloadLogs)",
+        500,
+    )

@@ -1,0 +1,206 @@
+"""Streaming parser for PUT /loadSources: each `sources` part goes straight to a spool file, never all into RAM."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+log = logging.getLogger(__name__)
+
+FIELD_NAME = "sources"
+# hand the parser ~1 MiB at a time: few thread hops, bounded memory
+FEED_BYTES = 1024 * 1024
+MIB = 1024 * 1024
+
+
+class MultipartError(Exception):
+    """The body is not a multipart/form-data message we can read."""
+
+
+class UploadTooLargeError(Exception):
+    """The whole request is larger than ingest.max_request_mb (answered 413)."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"The request is larger than the limit of {limit_bytes // MIB} MiB (ingest.max_request_mb); "
+            "send fewer or smaller files per request, or raise the limit in config.yaml"
+        )
+
+
+def decode_header_value(raw: bytes) -> str:
+    """Header bytes as text: UTF-8 as PHP sends it (upstream's latin-1 -> UTF-8 re-decoding), else latin-1."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+@dataclass
+class ReceivedPart:
+    """One `sources` part: its filename (the source id), headers (lower-case names) and spool file."""
+
+    filename: str
+    headers: dict[str, str]
+    path: Path | None = None
+    size: int = 0
+    sha256: bytes = b""
+    too_large: bool = False
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Current:
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    name_buf: bytearray = field(default_factory=bytearray)
+    value_buf: bytearray = field(default_factory=bytearray)
+    part: ReceivedPart | None = None
+    handle: IO[bytes] | None = None
+    digest: hashlib._Hash | None = None
+
+
+class SourcePartsReader:
+    """Push-style: `feed()` bytes (blocking; call it in a thread), then `finish()`; `cleanup()` removes spool files."""
+
+    def __init__(self, boundary: bytes, spool_dir: Path, max_part_bytes: int, max_request_bytes: int) -> None:
+        self._spool_dir = spool_dir
+        self._max_part = max_part_bytes
+        self._max_request = max_request_bytes
+        self._received = 0
+        self.parts: list[ReceivedPart] = []
+        self.ignored_fields: list[str] = []
+        self._cur = _Current()
+        self._parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+            },
+        )
+
+    def _on_part_begin(self) -> None:
+        self._cur = _Current()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._cur.name_buf += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._cur.value_buf += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._cur.raw_headers.append((bytes(self._cur.name_buf), bytes(self._cur.value_buf)))
+        self._cur.name_buf.clear()
+        self._cur.value_buf.clear()
+
+    def _on_headers_finished(self) -> None:
+        headers = {
+            name.decode("latin-1").strip().lower(): decode_header_value(value.strip())
+            for name, value in self._cur.raw_headers
+        }
+        disposition = next((v for n, v in self._cur.raw_headers if n.strip().lower() == b"content-disposition"), b"")
+        _, options = parse_options_header(disposition.decode("latin-1"))
+        name = decode_header_value(options.get(b"name", b""))
+        if name != FIELD_NAME:
+            self.ignored_fields.append(name)
+            return
+        part = ReceivedPart(filename=decode_header_value(options.get(b"filename", b"")), headers=headers)
+        self.parts.append(part)
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(prefix="src-", suffix=".part", dir=self._spool_dir, delete=False)  # noqa: SIM115 - closed in on_part_end
+        part.path = Path(handle.name)
+        self._cur.part, self._cur.handle, self._cur.digest = part, handle, hashlib.sha256()
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part, handle, digest = self._cur.part, self._cur.handle, self._cur.digest
+        if part is None or handle is None or digest is None or part.too_large:
+            return
+        piece = data[start:end]
+        part.size += len(piece)
+        if part.size > self._max_part:
+            # drop what we have: this file is refused, the others in the request go on
+            part.too_large = True
+            handle.close()
+            part.remove()
+            part.path = None
+            self._cur.handle = None
+            return
+        digest.update(piece)
+        handle.write(piece)
+
+    def _on_part_end(self) -> None:
+        if self._cur.handle is not None:
+            self._cur.handle.close()
+        if self._cur.part is not None and self._cur.digest is not None:
+            self._cur.part.sha256 = self._cur.digest.digest()
+        self._cur = _Current()
+
+    def feed(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self._max_request:
+            raise UploadTooLargeError(self._max_request)
+        try:
+            self._parser.write(data)
+        except MultipartParseError as exc:
+            raise MultipartError(f"the multipart body cannot be parsed: {exc}") from None
+
+    def finish(self) -> list[ReceivedPart]:
+        try:
+            self._parser.finalize()
+        except MultipartParseError as exc:
+            raise MultipartError(f"the multipart body ended early: {exc}") from None
+        if self._cur.handle is not None:
+            raise MultipartError("the multipart body ended inside a part (no closing boundary)")
+        return self.parts
+
+    def cleanup(self) -> None:
+        if self._cur.handle is not None:
+            self._cur.handle.close()
+        for part in self.parts:
+            part.remove()
+
+
+def multipart_boundary(content_type: str) -> bytes | None:
+    """The boundary of a multipart/form-data Content-Type, or None when it is not one."""
+    ctype, options = parse_options_header(content_type)
+    if ctype != b"multipart/form-data":
+        return None
+    return options.get(b"boundary") or None
+
+
+async def read_source_parts(
+    body: AsyncIterable[bytes], boundary: bytes, spool_dir: Path, max_part_bytes: int, max_request_bytes: int
+) -> list[ReceivedPart]:
+    """Stream `body` through the parser off the event loop; on any error the spool files are removed."""
+    reader = SourcePartsReader(boundary, spool_dir, max_part_bytes, max_request_bytes)
+    pending = bytearray()
+    try:
+        async for chunk in body:
+            pending += chunk
+            if len(pending) >= FEED_BYTES:
+                await asyncio.to_thread(reader.feed, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(reader.feed, bytes(pending))
+        parts = reader.finish()
+    except BaseException:
+        await asyncio.to_thread(reader.cleanup)
+        raise
+    if reader.ignored_fields:
+        log.info("loadSources: ignored form fields %s (only 'sources' is read)", reader.ignored_fields)
+    return parts

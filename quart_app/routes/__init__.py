@@ -1,0 +1,12 @@
+"""The contract's HTTP routes, one blueprint per concern."""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from quart_app.routes import access, admin, delete, ingest, query
+
+
+def register_blueprints(app: Quart) -> None:
+    for module in (ingest, query, access, delete, admin):
+        app.register_blueprint(module.blueprint)

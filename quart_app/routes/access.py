@@ -1,0 +1,65 @@
+"""POST /updateAccessDeclarative, /updateAccess and /updateAccessProvider (4.0+)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from quart_app.engine import engine
+from quart_app.http_errors import ContractError, json_message
+from quart_app.lifecycle import require_enabled
+from quart_app.wire_models import (
+    UpdateAccessDeclarativeRequest,
+    UpdateAccessProviderRequest,
+    UpdateAccessRequest,
+    is_valid_provider_id,
+    is_valid_source_id,
+    parse_body,
+)
+
+blueprint = Blueprint("access", __name__)
+
+ACCESS_UPDATED = "Access updated"
+
+
+def _check_users(user_ids: list[str]) -> list[str]:
+    users = [user for user in user_ids if user.strip()]
+    if not users:
+        raise ContractError("Empty list of user ids", 400)
+    return users
+
+
+def _check_source(source_id: str) -> None:
+    if not is_valid_source_id(source_id):
+        raise ContractError("Invalid source id", 400)
+
+
+@blueprint.post("/updateAccessDeclarative")
+@require_enabled
+async def update_access_declarative() -> Response:
+    body = await parse_body(UpdateAccessDeclarativeRequest)
+    users = _check_users(body.userIds)
+    _check_source(body.sourceId)
+    await engine().access.update_access_declarative(users, body.sourceId)
+    return json_message(ACCESS_UPDATED)
+
+
+@blueprint.post("/updateAccess")
+@require_enabled
+async def update_access() -> Response:
+    body = await parse_body(UpdateAccessRequest)
+    users = _check_users(body.userIds)
+    _check_source(body.sourceId)
+    await engine().access.update_access(body.op, users, body.sourceId)
+    return json_message(ACCESS_UPDATED)
+
+
+@blueprint.post("/updateAccessProvider")
+@require_enabled
+async def update_access_provider() -> Response:
+    body = await parse_body(UpdateAccessProviderRequest)
+    users = _check_users(body.userIds)
+    if not is_valid_provider_id(body.providerId):
+        raise ContractError("Invalid provider id", 400)
+    # upstream 4.0-5.3 called update_access(providerId as a source id) here (a no-op); we do what PHP meant
+    await engine().access.update_access_provider(body.op, users, body.providerId)
+    return json_message(ACCESS_UPDATED)

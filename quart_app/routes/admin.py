@@ -1,0 +1,78 @@
+"""Admin routes: POST /countIndexedDocuments, GET /downloadLogs, GET / and GET /status (ours)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+from quart import Blueprint, Response, request
+
+from quart_app.auth import USER_SCOPE_KEY
+from quart_app.engine import engine
+from quart_app.http_errors import json_message
+from quart_app.lifecycle import lifecycle, require_enabled
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("admin", __name__)
+
+# zips up to this size stay in memory; larger ones roll over to an anonymous temp file (deleted on close)
+ZIP_IN_MEMORY_BYTES = 8 * 1024 * 1024
+STREAM_BYTES = 256 * 1024
+
+
+@blueprint.get("/")
+async def hello() -> Response:
+    user = request.scope.get(USER_SCOPE_KEY) or "anon"
+    # upstream returns a bare string, which FastAPI serialises as a JSON string
+    return Response(json.dumps(f"Hello, {user}!", ensure_ascii=False), mimetype="application/json")
+
+
+@blueprint.post("/countIndexedDocuments")
+@require_enabled
+async def count_indexed_documents() -> Response:
+    counts = await engine().status.count_documents_by_provider()
+    return json_message(dict(counts))
+
+
+@blueprint.get("/status")
+async def status() -> Response:
+    report = await engine().status.status()
+    return json_message(report)
+
+
+def build_logs_zip(log_dir: Path) -> IO[bytes]:
+    """Every file under log_dir in a zip, in memory or an anonymous temp file; nothing stays on disk."""
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=ZIP_IN_MEMORY_BYTES)  # noqa: SIM115 - closed by the caller
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        if log_dir.is_dir():
+            for path in sorted(log_dir.rglob("*")):
+                if path.is_file():
+                    try:
+                        archive.write(path, arcname=str(path.relative_to(log_dir)))
+                    except OSError as exc:
+                        log.warning("downloadLogs: skipped %s: %s", path, exc)
+    spool.seek(0)
+    return spool
+
+
+async def _stream(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while block := await asyncio.to_thread(spool.read, STREAM_BYTES):
+            yield block
+    finally:
+        spool.close()
+
+
+@blueprint.get("/downloadLogs")
+async def download_logs() -> Response:
+    spool = await asyncio.to_thread(build_logs_zip, lifecycle().settings.storage.log_dir)
+    response = Response(_stream(spool), mimetype="application/zip")
+    response.headers["Content-Disposition"] = 'attachment; filename="docker_logs.zip"'
+    return response

@@ -1,0 +1,139 @@
+"""PUT /loadSources: multipart `sources` parts -> IngestService -> {"loaded_sources", "sources_to_retry"}."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from quart import Blueprint, Response, request
+
+from quart_app.engine import engine
+from quart_app.http_errors import BodyValidationError, ContractError, json_message
+from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.multipart_sources import (
+    MIB,
+    MultipartError,
+    ReceivedPart,
+    UploadTooLargeError,
+    multipart_boundary,
+    read_source_parts,
+)
+from quart_app.services.errors import SourceBusyError
+from quart_app.services.ingest import IncomingSource
+from quart_app.wire_models import is_valid_source_id
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("ingest", __name__)
+
+# upstream's literal strings (the typo in "Invaild" is part of the contract)
+INVALID_HEADERS = "Invaild/missing headers for: {filename}"
+INVALID_FILENAME = "Invalid source filename for: {title}"
+NO_SOURCES = "No sources provided"
+RETRY_HEADERS = {"cc-retry": "true"}
+
+
+@dataclass(frozen=True)
+class RejectedPart:
+    """A part that is not indexed; the request answers with the first one's status when no part is valid."""
+
+    source_id: str
+    message: str
+    status: int
+
+
+def _user_ids(headers: dict[str, str]) -> list[str]:
+    # 4.0+: userIds comma-joined; beta (PHP 4.0.0-beta2/3): one userId
+    raw = headers.get("userids")
+    if raw is None:
+        raw = headers.get("userid", "")
+    return [user.strip() for user in raw.split(",") if user.strip()]
+
+
+def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | RejectedPart:
+    """Upstream's per-part checks; a title may be empty (4.5+) but its header must be present."""
+    headers = part.headers
+    title = headers.get("title")
+    modified = headers.get("modified", "").strip()
+    required = (headers.get("type", "").strip(), modified, headers.get("provider", "").strip())
+    if title is None or not _user_ids(headers) or not all(required) or not modified.isdigit():
+        return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
+    if not part.filename.strip() or not is_valid_source_id(part.filename):
+        return RejectedPart(part.filename, INVALID_FILENAME.format(title=title), 400)
+    if part.too_large or part.path is None:
+        message = (
+            f"File {part.filename} is larger than the per-file limit of {max_part_bytes // MIB} MiB "
+            "(ingest.max_part_mb); it was not indexed"
+        )
+        return RejectedPart(part.filename, message, 413)
+    return IncomingSource(
+        source_id=part.filename,
+        user_ids=_user_ids(headers),
+        title=title,
+        mimetype=headers["type"].strip(),
+        modified=int(modified),
+        provider=headers["provider"].strip(),
+        path=part.path,
+        size=part.size,
+        content_hash=part.sha256,
+    )
+
+
+def _split(parts: list[ReceivedPart], max_part_bytes: int) -> tuple[list[IncomingSource], list[RejectedPart]]:
+    valid: dict[str, IncomingSource] = {}
+    rejected: list[RejectedPart] = []
+    for part in parts:
+        outcome = validate_part(part, max_part_bytes)
+        if isinstance(outcome, RejectedPart):
+            rejected.append(outcome)
+        elif outcome.source_id in valid:
+            log.warning(
+                "loadSources: source %s appears twice in one request; the first part is used", outcome.source_id
+            )
+        else:
+            valid[outcome.source_id] = outcome
+    for item in rejected:
+        log.warning("loadSources: source %r refused (%d): %s", item.source_id, item.status, item.message)
+    return list(valid.values()), rejected
+
+
+@blueprint.put("/loadSources")
+@require_enabled
+async def load_sources() -> Response:
+    boundary = multipart_boundary(request.headers.get("Content-Type", ""))
+    if boundary is None:
+        raise BodyValidationError(
+            [{"type": "missing", "loc": ["body", "sources"], "msg": "Field required", "input": None}]
+        )
+    limits = lifecycle().settings.config.ingest
+    max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
+    try:
+        parts = await read_source_parts(
+            request.body, boundary, lifecycle().settings.storage.spool_dir, max_part, max_request
+        )
+    except UploadTooLargeError as exc:
+        raise ContractError(str(exc), 413) from None
+    except MultipartError as exc:
+        raise ContractError(f"Error: {exc}", 400) from None
+    try:
+        if not parts:
+            raise ContractError(NO_SOURCES, 400)
+        valid, rejected = _split(parts, max_part)
+        if not valid:
+            raise ContractError(rejected[0].message, rejected[0].status)
+        try:
+            report = await engine().ingest.ingest(valid)
+        except SourceBusyError as exc:
+            raise ContractError(str(exc), 503, RETRY_HEADERS) from None
+    finally:
+        await asyncio.to_thread(_remove_all, parts)
+    for source_id, reason in report.failed.items():
+        # upstream drops failed sources from both lists; the document row keeps the reason (GET /status)
+        log.warning("loadSources: %s not indexed: %s", source_id, reason)
+    return json_message({"loaded_sources": report.loaded, "sources_to_retry": report.retry})
+
+
+def _remove_all(parts: list[ReceivedPart]) -> None:
+    for part in parts:
+        part.remove()

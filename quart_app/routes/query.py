@@ -1,0 +1,39 @@
+"""POST /query and POST /docSearch (4.4+): answers and document search over what the user may read."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from quart_app.engine import engine
+from quart_app.http_errors import json_message
+from quart_app.lifecycle import require_enabled
+from quart_app.wire_models import Query, parse_body
+
+blueprint = Blueprint("query", __name__)
+
+
+@blueprint.post("/query")
+@require_enabled
+async def query() -> Response:
+    body = await parse_body(Query)
+    result = await engine().answer.query(
+        body.userId,
+        body.query,
+        use_context=body.useContext,
+        scope_type=body.scopeType,
+        scope_list=body.scopeList,
+        ctx_limit=body.ctxLimit,
+    )
+    # upstream returns the sources set-deduplicated; order kept here (best first)
+    sources = list(dict.fromkeys(result["sources"]))
+    return json_message({"output": result["output"], "sources": sources})
+
+
+@blueprint.post("/docSearch")
+@require_enabled
+async def doc_search() -> Response:
+    body = await parse_body(Query)
+    hits = await engine().answer.doc_search(
+        body.userId, body.query, limit=body.ctxLimit, scope_type=body.scopeType, scope_list=body.scopeList
+    )
+    return json_message([{"source_id": hit["source_id"], "title": hit["title"]} for hit in hits])

@@ -1,0 +1,152 @@
+"""Request and response models of the PHP app's contract (beta and 4.0-5.3), validated with pydantic."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError, field_validator
+from quart import request
+
+from quart_app.http_errors import BodyValidationError, fastapi_detail
+
+# 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send
+SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+$")
+PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+$")
+
+ScopeType = Literal["provider", "source"]
+AccessOp = Literal["allow", "deny"]
+
+
+def is_valid_source_id(value: str) -> bool:
+    return SOURCE_ID_RE.match(value) is not None
+
+
+def is_valid_provider_id(value: str) -> bool:
+    return PROVIDER_ID_RE.match(value) is not None
+
+
+class Query(BaseModel):
+    """POST /query and POST /docSearch (ctxLimit is the result limit there; useContext is ignored)."""
+
+    userId: str
+    query: str
+    useContext: bool = True
+    scopeType: ScopeType | None = None
+    scopeList: list[str] | None = None
+    ctxLimit: int = 20
+
+    @field_validator("userId", "query")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("ctxLimit")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+
+class UpdateAccessDeclarativeRequest(BaseModel):
+    """POST /updateAccessDeclarative: exactly these users may read the source."""
+
+    userIds: list[str]
+    sourceId: str
+
+
+class UpdateAccessRequest(BaseModel):
+    """POST /updateAccess: allow or deny these users one source."""
+
+    op: AccessOp
+    userIds: list[str]
+    sourceId: str
+
+
+class UpdateAccessProviderRequest(BaseModel):
+    """POST /updateAccessProvider: allow or deny these users every source of a provider."""
+
+    op: AccessOp
+    userIds: list[str]
+    providerId: str
+
+
+class DeleteSourcesRequest(BaseModel):
+    """POST /deleteSources (4.0+): delete these sources for everyone."""
+
+    sourceIds: list[str]
+
+
+class BetaDeleteSourcesRequest(BaseModel):
+    """POST /deleteSources (PHP 4.0.0-beta2/3): delete these sources of one user."""
+
+    userId: str
+    sourceNames: list[str]
+
+
+class DeleteProviderRequest(BaseModel):
+    """POST /deleteProvider: delete every source of a provider."""
+
+    providerKey: str
+
+
+class DeleteUserRequest(BaseModel):
+    """POST /deleteUser: remove a user's access everywhere (documents nobody can read go too)."""
+
+    userId: str
+
+
+class BetaDeleteByProviderRequest(BaseModel):
+    """POST /deleteSourcesByProvider (beta): delete one user's sources of a provider."""
+
+    userId: str
+    providerKey: str
+
+
+class BetaDeleteByProviderForAllUsersRequest(BaseModel):
+    """POST /deleteSourcesByProviderForAllUsers (beta): delete every user's sources of a provider."""
+
+    providerKey: str
+
+
+class QueryResponse(BaseModel):
+    output: str
+    sources: list[str]
+
+
+class DocSearchHit(BaseModel):
+    source_id: str
+    title: str
+
+
+class LoadSourcesResponse(BaseModel):
+    loaded_sources: list[str]
+    sources_to_retry: list[str]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json_body() -> bytes:
+    """The raw body; an empty one is FastAPI's 'Field required' at loc ['body']."""
+    raw = await request.get_data(as_text=False)
+    assert isinstance(raw, bytes)
+    if not raw.strip():
+        raise BodyValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+    return raw
+
+
+def validate_body(model: type[M], raw: bytes) -> M:
+    """The body as `model`, or BodyValidationError (422) with FastAPI's detail list."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BodyValidationError(fastapi_detail(exc)) from None
+
+
+async def parse_body(model: type[M]) -> M:
+    """Read and validate the JSON request body as `model`."""
+    return validate_body(model, await read_json_body())
