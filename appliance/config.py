@@ -192,7 +192,10 @@ def _normalise(raw: Mapping[str, Any], file: str) -> dict[str, Any]:
         llm = data.pop("llm")
         backend = _first_key(llm, LLM_BACKENDS, "llm", file)
         data["llm_backend"] = backend
-        data["llm"] = LLM_BACKENDS[backend].model_validate(llm[backend] or {})
+        try:
+            data["llm"] = LLM_BACKENDS[backend].model_validate(llm[backend] or {})
+        except ValidationError as exc:
+            raise ConfigError(f"{file}: {_describe_errors(exc, ('llm', backend))}") from None
     if "embedding" in data:
         embedding = dict(data["embedding"] or {})
         for key in sorted(set(embedding) & IGNORED_UPSTREAM_EMBEDDING_KEYS):
@@ -205,6 +208,18 @@ def _normalise(raw: Mapping[str, Any], file: str) -> dict[str, Any]:
     return data
 
 
+def _describe_errors(exc: ValidationError, prefix: tuple[str, ...], from_vectordb: bool = False) -> str:
+    """Each error as 'key.path': problem, with the key path as written in the yaml file."""
+    problems = []
+    for err in exc.errors():
+        loc = (*prefix, *(str(p) for p in err["loc"]))
+        if from_vectordb and loc[:1] == ("pgvector",):
+            loc = ("vectordb", *loc)  # the yaml spells the section vectordb.pgvector
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"'{'.'.join(loc)}': {problem}")
+    return "; ".join(problems)
+
+
 def parse_config(raw: Any, file: str = "<config>", environ: Mapping[str, str] | None = None) -> AppConfig:
     """Validate a loaded yaml document; every error names the key path and the file."""
     if raw is None:
@@ -214,12 +229,7 @@ def parse_config(raw: Any, file: str = "<config>", environ: Mapping[str, str] | 
     try:
         config = AppConfig.model_validate(_normalise(raw, file))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"'{'.'.join(str(p) for p in err['loc'])}': "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{file}: {problems}") from None
+        raise ConfigError(f"{file}: {_describe_errors(exc, (), 'vectordb' in raw)}") from None
     return apply_env_overrides(config, environ)
 
 
