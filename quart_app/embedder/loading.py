@@ -23,7 +23,7 @@ class RuntimeOptions:
 
     threads: int = 0
     providers: Sequence[str] = ("CPUExecutionProvider",)
-    batch_size: int = 32
+    batch_size: int = 8
     n_ctx: int = 512
     n_batch: int = 512
     n_gpu_layers: int = 0

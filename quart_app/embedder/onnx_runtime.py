@@ -36,12 +36,13 @@ class OnnxEmbeddingRuntime:
         passage_prefix: str = "",
         providers: Sequence[str] = (CPU_PROVIDER,),
         threads: int = 0,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ) -> None:
         self._model_id = model_id
         self._dimension = dimension
         self._max_tokens = max_tokens
         self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
+        # rows per session.run: on CPU, 8 x 256 tokens beats 32 x 256 (~23 vs ~13 chunks/s for MiniLM int8)
         self._batch_size = max(1, batch_size)
         self._tokenizer, self._counter, self._pad_id = _load_tokenizers(tokenizer_path, max_tokens)
         self._session = _create_session(model_id, model_path, providers, threads)
