@@ -1,0 +1,83 @@
+"""The scheduler that runs the real MiniLM runtime on one thread and micro-batches concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from quart_app.embedder.errors import EmbedderClosedError
+from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
+from quart_app.embedder.runtime import InputType, Vectors
+from quart_app.embedder.scheduler import EmbeddingScheduler
+
+
+class RecordingRuntime:
+    """The real runtime, recording how many texts each embed() call got."""
+
+    def __init__(self, inner: OnnxEmbeddingRuntime) -> None:
+        self.inner = inner
+        self.calls: list[tuple[int, InputType]] = []
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    def embed(self, texts: list[str], input_type: InputType) -> Vectors:
+        self.calls.append((len(texts), input_type))
+        return self.inner.embed(texts, input_type)
+
+    def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
+        return self.inner.count_tokens(texts, input_type)
+
+
+TEXTS = [f"Request {i} asks about subject {'abcdef'[i]}." for i in range(6)]
+
+
+async def test_concurrent_requests_share_runtime_calls_within_the_token_budget(
+    minilm_runtime: OnnxEmbeddingRuntime,
+) -> None:
+    runtime = RecordingRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=25)
+    await scheduler.start()
+    try:
+        # 10 tokens per request, budget 25: at most two requests per runtime call
+        results = await asyncio.gather(*(scheduler.embed([t], "passage", 10) for t in TEXTS))
+    finally:
+        await scheduler.close()
+    assert runtime.calls == [(2, "passage"), (2, "passage"), (2, "passage")]
+    np.testing.assert_allclose(np.vstack(results), minilm_runtime.embed(TEXTS, "passage"), atol=1e-5)
+
+
+async def test_query_and_passage_requests_are_not_mixed(minilm_runtime: OnnxEmbeddingRuntime) -> None:
+    runtime = RecordingRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=10_000)
+    await scheduler.start()
+    kinds: list[InputType] = ["passage", "passage", "query", "query", "passage"]
+    try:
+        await asyncio.gather(*(scheduler.embed([t], kind, 10) for t, kind in zip(TEXTS, kinds, strict=False)))
+    finally:
+        await scheduler.close()
+    assert runtime.calls == [(2, "passage"), (2, "query"), (1, "passage")]
+
+
+async def test_use_after_close_raises_a_named_error(minilm_runtime: OnnxEmbeddingRuntime) -> None:
+    scheduler = EmbeddingScheduler(minilm_runtime, batch_tokens=100)
+    with pytest.raises(EmbedderClosedError, match="not running; call start"):
+        await scheduler.embed(["x"], "passage", 3)
+    await scheduler.start()
+    await scheduler.close()
+    await scheduler.close()  # idempotent
+    with pytest.raises(EmbedderClosedError, match="do not use it after close"):
+        await scheduler.count_tokens(["x"], "passage")
+    with pytest.raises(EmbedderClosedError, match="was closed; create a new one"):
+        await scheduler.start()
