@@ -212,8 +212,6 @@ class ParsePool:
             return "raise", ParsePoolError(f"parse worker {worker.slot} failed: {type(exc).__name__}: {exc}")
 
     def _run_unguarded(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
-        if self._closed:
-            return "raise", ParsePoolClosedError("the parse pool was closed before this file started")
         if worker.process is None or worker.conn is None or not worker.process.is_alive():
             self._replace(worker)
             if worker.conn is None:

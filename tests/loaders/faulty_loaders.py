@@ -14,6 +14,7 @@ FAULTY_LOADERS = {
     "test/segfault": f"{__name__}:segfault",
     "test/exit": f"{__name__}:hard_exit",
     "test/pid": f"{__name__}:report_pid",
+    "test/concurrency": f"{__name__}:concurrency_probe",
 }
 
 
@@ -43,3 +44,15 @@ def hard_exit(path: Path, limits: ParseLimits) -> str:
 def report_pid(path: Path, limits: ParseLimits) -> str:
     """The worker's pid, so tests can see which worker parsed a file."""
     return f"pid {os.getpid()} parsed {path.name}"
+
+
+def concurrency_probe(path: Path, limits: ParseLimits) -> str:
+    """Marks itself active in the directory named by the file, waits a little, reports how many were active."""
+    active = Path(path.read_text(encoding="utf-8").strip())
+    marker = active / str(os.getpid())
+    marker.touch()
+    try:
+        time.sleep(0.3)
+        return str(len(list(active.iterdir())))
+    finally:
+        marker.unlink()

@@ -337,7 +337,11 @@ FIXTURES: dict[str, tuple[Writer, tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "application/vnd.ms-excel.sheet.macroEnabled.12": (write_xlsm, ("Sales\nRegion | Revenue\nNorth | 1500",), ()),
-    "application/vnd.oasis.opendocument.spreadsheet": (write_ods, ("Inventory\nPart | Count\nBolt | 40\nNut | 75",), ()),
+    "application/vnd.oasis.opendocument.spreadsheet": (
+        write_ods,
+        ("Inventory\nPart | Count\nBolt | 40\nNut | 75",),
+        (),
+    ),
     "application/vnd.oasis.opendocument.text": (write_odt, ("Travel Report", "We visited the harbour in Hamburg."), ()),
     "application/epub+zip": (
         write_epub,

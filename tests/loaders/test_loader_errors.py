@@ -92,7 +92,8 @@ def test_zero_bytes(mimetype: str, tmp_path: Path) -> None:
         extract_text(path, mimetype)
 
 
-_TEXT_MISLABELLED = sorted(set(FIXTURES) - {"text/plain", "text/markdown", "application/json", "text/x-rst", "text/org", "text/csv", "text/html"})  # fmt: skip
+_TEXT_TYPES = {"text/plain", "text/markdown", "application/json", "text/x-rst", "text/org", "text/csv", "text/html"}
+_TEXT_MISLABELLED = sorted(set(FIXTURES) - _TEXT_TYPES)
 
 
 @pytest.mark.parametrize("mimetype", _TEXT_MISLABELLED)

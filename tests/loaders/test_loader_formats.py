@@ -12,7 +12,8 @@ UPSTREAM_MIMETYPES = {
     "text/plain", "text/markdown", "application/json", "application/pdf", "text/csv", "application/epub+zip",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/vnd.ms-powerpoint",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.spreadsheet",
     "application/vnd.ms-excel.sheet.macroEnabled.12", "application/vnd.oasis.opendocument.text", "text/rtf",
     "text/x-rst", "application/xml", "message/rfc822", "application/vnd.ms-outlook", "text/org",
 }  # fmt: skip
@@ -20,7 +21,7 @@ UPSTREAM_MIMETYPES = {
 
 def test_supported_mimetypes_are_upstreams_19_plus_html() -> None:
     assert len(UPSTREAM_MIMETYPES) == 19
-    assert SUPPORTED_MIMETYPES == UPSTREAM_MIMETYPES | {"text/html"}
+    assert frozenset({*UPSTREAM_MIMETYPES, "text/html"}) == SUPPORTED_MIMETYPES
     assert set(FIXTURES) == SUPPORTED_MIMETYPES
 
 

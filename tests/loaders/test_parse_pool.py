@@ -1,0 +1,157 @@
+"""The parse pool: real files in worker processes; hangs, memory blow-ups and crashes cost only their own file."""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from faulty_loaders import FAULTY_LOADERS
+from loader_fixture_files import FIXTURES, write_pdf
+
+from quart_app.loaders import (
+    CorruptDocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    ParseLimits,
+    ParseMemoryError,
+    ParsePool,
+    ParsePoolClosedError,
+    ParseTimeoutError,
+)
+
+LIMITS = ParseLimits(timeout_s=3.0, memory_mb=256)
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[ParsePool]:
+    # one pool for the module on purpose: every fault test also proves the pool keeps serving afterwards
+    async with ParsePool(2, LIMITS, extra_loaders=FAULTY_LOADERS) as parse_pool:
+        yield parse_pool
+
+
+@pytest.fixture
+def probe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "probe"
+    path.write_text("x", encoding="utf-8")
+    return path
+
+
+async def _pid(pool: ParsePool, path: Path) -> str:
+    return await pool.parse(path, "test/pid")
+
+
+async def test_parses_every_fixture_in_workers(pool: ParsePool, tmp_path: Path) -> None:
+    files = {mimetype: writer(tmp_path) for mimetype, (writer, _, _) in FIXTURES.items()}
+    texts = await asyncio.gather(*(pool.parse(path, mimetype) for mimetype, path in files.items()))
+    for mimetype, text in zip(files, texts, strict=True):
+        assert FIXTURES[mimetype][1][0] in text
+
+
+async def test_per_file_loader_errors_pass_through(pool: ParsePool, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    results = await asyncio.gather(
+        pool.parse(write_pdf(tmp_path, "locked", password="pw"), "application/pdf"),
+        pool.parse(empty, "text/plain"),
+        pool.parse(write_pdf(tmp_path), "application/pdf"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], EncryptedDocumentError)
+    assert isinstance(results[1], EmptyDocumentError)
+    assert results[2] == "Invoice number 4711\n\nTotal amount due"
+
+
+async def test_timeout_kills_only_that_worker(pool: ParsePool, probe_file: Path) -> None:
+    before = {await _pid(pool, probe_file) for _ in range(4)}
+    hang = asyncio.create_task(pool.parse(probe_file, "test/hang"))
+    # the other worker keeps serving while one hangs
+    assert (await pool.parse(probe_file, "text/plain")) == "x"
+    with pytest.raises(ParseTimeoutError) as info:
+        await hang
+    assert str(info.value) == (
+        "probe (test/hang): parsing took longer than timeout_s=3s and was stopped; "
+        "raise the parse timeout if such files are expected"
+    )
+    after = {await _pid(pool, probe_file) for _ in range(4)}
+    assert len(after) == 2 and len(after & before) == 1
+
+
+async def test_memory_cap_gives_parse_memory_error(pool: ParsePool, probe_file: Path) -> None:
+    with pytest.raises(
+        ParseMemoryError, match=r"^probe \(test/eat-memory\): parsing needed more than memory_mb=256 MB"
+    ):
+        await pool.parse(probe_file, "test/eat-memory")
+    assert (await pool.parse(probe_file, "text/plain")) == "x"
+
+
+@pytest.mark.parametrize(("mimetype", "how"), [("test/segfault", "signal SIGSEGV"), ("test/exit", "exit code 3")])
+async def test_crashing_worker_is_replaced(pool: ParsePool, probe_file: Path, mimetype: str, how: str) -> None:
+    results = await asyncio.gather(
+        pool.parse(probe_file, mimetype), pool.parse(probe_file, "text/plain"), return_exceptions=True
+    )
+    assert isinstance(results[0], CorruptDocumentError)
+    assert (
+        str(results[0])
+        == f"probe ({mimetype}): the parser crashed ({how}); the file is probably damaged: check or re-save it"
+    )
+    assert results[1] == "x"
+    assert {await _pid(pool, probe_file) for _ in range(4)}.__len__() == 2
+
+
+async def test_at_most_workers_files_parse_at_once(pool: ParsePool, tmp_path: Path) -> None:
+    active = tmp_path / "active"
+    active.mkdir()
+    path = tmp_path / "probe"
+    path.write_text(str(active), encoding="utf-8")
+    seen = await asyncio.gather(*(pool.parse(path, "test/concurrency") for _ in range(6)))
+    assert max(int(n) for n in seen) <= 2
+
+
+async def test_cancelled_caller_does_not_lose_the_worker(pool: ParsePool, tmp_path: Path) -> None:
+    active = tmp_path / "active"
+    active.mkdir()
+    path = tmp_path / "probe"
+    path.write_text(str(active), encoding="utf-8")
+    task = asyncio.create_task(pool.parse(path, "test/concurrency"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # both slots come back: two more parses run side by side and then the pool is still usable
+    results = await asyncio.gather(*(pool.parse(path, "test/concurrency") for _ in range(3)))
+    assert all(1 <= int(n) <= 2 for n in results)
+
+
+async def test_closed_and_unopened_pool_refuse_work(probe_file: Path) -> None:
+    pool = ParsePool(1, LIMITS)
+    with pytest.raises(ParsePoolClosedError, match=re.escape("not open; use 'async with' or await open()")):
+        await pool.parse(probe_file, "text/plain")
+    async with pool:
+        assert await pool.parse(probe_file, "text/plain") == "x"
+    await pool.close()  # idempotent
+    with pytest.raises(ParsePoolClosedError, match=r"^the parse pool is closed$"):
+        await pool.parse(probe_file, "text/plain")
+    with pytest.raises(ParsePoolClosedError, match="create a new ParsePool instead of reopening it"):
+        await pool.open()
+
+
+async def test_waiters_are_released_on_close(probe_file: Path) -> None:
+    pool = ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS)
+    await pool.open()
+    running = asyncio.create_task(pool.parse(probe_file, "test/pid"))
+    waiting = asyncio.create_task(pool.parse(probe_file, "test/pid"))
+    await asyncio.sleep(0)
+    await pool.close()
+    assert (await running).startswith("pid ")
+    with pytest.raises(ParsePoolClosedError):
+        await waiting
+
+
+def test_invalid_settings() -> None:
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        ParsePool(0)
+    with pytest.raises(ValueError, match="start_method must be 'spawn' or 'forkserver', got 'fork'"):
+        ParsePool(1, start_method="fork")
+    with pytest.raises(ValueError, match=r"ParseLimits.timeout_s must be > 0, got 0"):
+        ParseLimits(timeout_s=0)
