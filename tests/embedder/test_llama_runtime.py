@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from quart_app.embedder.errors import RuntimeLoadError
+from quart_app.embedder.errors import RuntimeLoadError, RuntimeUnavailableError
 from quart_app.embedder.loading import RuntimeOptions, load_runtime
 
 SMOLLM = "smollm2-135m-instruct-q4_1"
@@ -43,3 +44,13 @@ def test_gguf_embeddings_are_normalised_and_batch_invariant(tmp_path: Path) -> N
     # truncation at max_tokens: the tail beyond token 128 is not seen
     a, b = runtime.embed([texts[2], texts[2] + " a different ending"], "passage")
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_missing_llama_cpp_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
+    with pytest.raises(RuntimeUnavailableError) as info:
+        load_runtime(SMOLLM, runtime="llama", model_dir=tmp_path)
+    assert str(info.value) == (
+        "the llama runtime needs llama-cpp-python, which is not installed; install the 'llama' extra "
+        "(pip install 'llama-cpp-python==0.3.36') or use --runtime onnx"
+    )
