@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from appliance.database_url import embedded_cluster, read_database_url, resolve_
 from appliance.env_settings import describe_env
 from appliance.errors import ApplianceError
 from appliance.health import check_all
-from appliance.launch import prepare
+from appliance.launch import launch_env_path, prepare
 from appliance.probe import DEVICE_CHOICES, probe_hardware
 from appliance.repairs import REPAIRS_DIR, app_version_from_env, generate_step, run_repairs
 from appliance.storage import StorageLayout
@@ -112,6 +114,23 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    """supervisorctl with the variables supervisord.conf expands, read from this run's launch.env."""
+    layout = StorageLayout.from_env()
+    env_file = launch_env_path(layout)
+    if not env_file.exists():
+        print(f"error: {env_file} is missing; start the appliance first (./entrypoint.sh or make run)", file=sys.stderr)
+        return EXIT_FAILURE
+    env = dict(os.environ, APP_PERSISTENT_STORAGE=str(layout.root))
+    for line in env_file.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            env[name] = shlex.split(value)[0] if value else ""
+    conf = Path(__file__).resolve().parent.parent / "supervisord.conf"
+    command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), *args.ctl_args]
+    os.execve(sys.executable, command, env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: the option may come before or after the command without the subcommand's default winning
@@ -129,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser(parents=[common], name="probe", help="print the hardware probe as JSON")
     device_option(sub)
     sub.set_defaults(handler=_cmd_probe)
-    sub = commands.add_parser(parents=[common], name="config", help="copy the config for the detected hardware unless one exists")
+    sub = commands.add_parser(
+        parents=[common], name="config", help="copy the config for the detected hardware unless one exists"
+    )
     device_option(sub)
     sub.add_argument("--reset", action="store_true", help="re-copy it; the old file is kept as config.yaml.bak")
     sub.set_defaults(handler=_cmd_config)
@@ -140,19 +161,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--description", default="TODO: say what this repair step fixes and why.")
     repairs_option(sub)
     sub.set_defaults(handler=_cmd_genrepair)
-    sub = commands.add_parser(parents=[common], name="settings", help="list every environment variable and config key with its default")
+    sub = commands.add_parser(
+        parents=[common], name="settings", help="list every environment variable and config key with its default"
+    )
     sub.add_argument("--json", action="store_true")
     sub.set_defaults(handler=_cmd_settings)
-    sub = commands.add_parser(parents=[common], name="pg-run", help="initialise the embedded PostgreSQL if needed and run it (supervisord)")
+    sub = commands.add_parser(
+        parents=[common], name="pg-run", help="initialise the embedded PostgreSQL if needed and run it (supervisord)"
+    )
     sub.set_defaults(handler=_cmd_pg_run)
-    sub = commands.add_parser(parents=[common], name="prepare", help="storage, repairs, probe + config, validation (entrypoint.sh)")
+    sub = commands.add_parser(
+        parents=[common], name="prepare", help="storage, repairs, probe + config, validation (entrypoint.sh)"
+    )
     device_option(sub)
     sub.add_argument("--reset-config", action="store_true", help="re-copy the config for the detected hardware")
     repairs_option(sub)
     sub.set_defaults(handler=_cmd_prepare)
-    sub = commands.add_parser(parents=[common], name="healthcheck", help="exit 0 only when the app, PostgreSQL and the embedder answer")
+    sub = commands.add_parser(
+        parents=[common], name="healthcheck", help="exit 0 only when the app, PostgreSQL and the embedder answer"
+    )
     sub.add_argument("--timeout", type=float, default=5.0, help="seconds per check")
     sub.set_defaults(handler=_cmd_healthcheck)
+    sub = commands.add_parser(parents=[common], name="ctl", help="supervisorctl for the running appliance")
+    sub.add_argument("ctl_args", nargs=argparse.REMAINDER, help="e.g. status, restart app, tail -f postgres")
+    sub.set_defaults(handler=_cmd_ctl)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Which PostgreSQL the app uses: EXTERNAL_DB (--external-db), else config `vectordb.pgvector.connection`, else embedded.
+"""Which PostgreSQL the app uses: EXTERNAL_DB, else config `vectordb.pgvector.connection`, else the embedded one.
 
 Same order as quart_app.app_settings.resolve_db_url: an explicit flag or AppAPI variable beats the config file.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import platform
@@ -104,10 +105,8 @@ def probe_nvml() -> NvmlReport:
     except pynvml.NVMLError as exc:
         return NvmlReport(error=f"NVML query failed: {exc}")
     finally:
-        try:
+        with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
 
 
 def parse_cpu_flags(cpuinfo_text: str) -> set[str]:

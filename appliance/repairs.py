@@ -30,7 +30,7 @@ _VERSION = re.compile(r"^\s*v?(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?[^+\s]*(?P
 
 @dataclass(frozen=True)
 class RepairContext:
-    """What a step may use: the storage layout, the config file, the version repaired last (None = never), the new one."""
+    """What a step may use: storage layout, config file, version repaired last (None = never), new version."""
 
     layout: StorageLayout
     config_file: Path

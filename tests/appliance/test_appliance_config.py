@@ -1,0 +1,137 @@
+"""Config selection (cpu/gpu copy, existing kept, reset) and validation at start-up (messages asserted exactly)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from appliance_kit import REPO, clean_env, run_cli
+
+from appliance.config import load_config
+from appliance.config_files import config_path, ensure_config
+from appliance.errors import ConfigError
+from appliance.storage import StorageLayout
+
+CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
+GPU = (REPO / "configs" / "config.gpu.yaml").read_text()
+
+
+def test_shipped_configs_load_with_upstream_semantics() -> None:
+    cpu = load_config(REPO / "configs" / "config.cpu.yaml", environ={})
+    gpu = load_config(REPO / "configs" / "config.gpu.yaml", environ={})
+    assert (cpu.vectordb_backend, cpu.llm_backend, cpu.embedding.runtime) == ("pgvector", "nc_texttotext", "onnx")
+    assert cpu.embedding.onnx.providers == ["CPUExecutionProvider"]
+    assert gpu.embedding.onnx.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert gpu.llm_backend == "nc_texttotext"
+
+
+@pytest.mark.parametrize(("variant", "expected"), [("cpu", CPU), ("gpu", GPU)])
+def test_first_start_copies_the_template_for_the_hardware(tmp_path: Path, variant: str, expected: str) -> None:
+    target = tmp_path / "config.yaml"
+    choice = ensure_config(target, variant)  # type: ignore[arg-type]
+    assert choice.copied and choice.template.name == f"config.{variant}.yaml"
+    assert target.read_text() == expected
+
+
+def test_existing_config_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "config.yaml"
+    target.write_text("debug: true\n")
+    choice = ensure_config(target, "gpu")
+    assert not choice.copied
+    assert target.read_text() == "debug: true\n"
+
+
+def test_reset_recopies_and_keeps_a_backup(tmp_path: Path) -> None:
+    target = tmp_path / "config.yaml"
+    target.write_text("debug: true\n")
+    choice = ensure_config(target, "cpu", reset=True)
+    assert choice.copied and choice.backup == tmp_path / "config.yaml.bak"
+    assert target.read_text() == CPU
+    assert (tmp_path / "config.yaml.bak").read_text() == "debug: true\n"
+
+
+def test_cc_config_path_is_honoured(tmp_path: Path) -> None:
+    layout = StorageLayout(tmp_path)
+    assert config_path(layout, {}) == tmp_path / "config.yaml"
+    assert config_path(layout, {"CC_CONFIG_PATH": str(tmp_path / "other.yaml")}) == tmp_path / "other.yaml"
+
+
+def test_missing_template_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        ensure_config(tmp_path / "config.yaml", "gpu", configs_dir=tmp_path)
+    assert (
+        str(excinfo.value)
+        == f"{tmp_path}/config.gpu.yaml: the shipped config template is missing; reinstall the appliance"
+    )
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cpu", CPU), ("cuda", GPU), ("rocm", GPU)])
+def test_config_command_copies_for_the_device(tmp_path: Path, device: str, expected: str) -> None:
+    result = run_cli("config", "--device", device, env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "config.yaml").read_text() == expected
+    assert result.stdout.startswith(
+        f"copied config.{'cpu' if device == 'cpu' else 'gpu'}.yaml to {tmp_path}/config.yaml"
+    )
+
+
+def test_config_command_reset(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, COMPUTE_DEVICE="CUDA")
+    assert run_cli("config", "--device", "cpu", env=env).returncode == 0
+    kept = run_cli("config", env=env)
+    assert kept.stdout.startswith(f"kept the existing {tmp_path}/config.yaml")
+    assert (tmp_path / "config.yaml").read_text() == CPU
+    reset = run_cli("config", "--reset", env=env)  # COMPUTE_DEVICE=CUDA now decides
+    assert reset.returncode == 0, reset.stderr
+    assert (tmp_path / "config.yaml").read_text() == GPU
+    assert (tmp_path / "config.yaml.bak").read_text() == CPU
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("embedding:\n  bogus: 1\n", "'embedding.bogus': unknown key"),
+        ("colour: blue\n", "'colour': unknown key"),
+        (
+            "retrieval:\n  rrf_k: many\n",
+            "'retrieval.rrf_k': Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            "llm:\n  llama:\n    n_ctx: lots\n",
+            "'llm.llama.n_ctx': Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            "vectordb:\n  pgvector:\n    pool_max: 0\n",
+            "'vectordb.pgvector.pool_max': Input should be greater than or equal to 1",
+        ),
+        (
+            "llm:\n  gpt4all: {}\n",
+            "'llm' has none of the supported keys nc_texttotext, llama, ctransformer, extractive (found: gpt4all)",
+        ),
+    ],
+)
+def test_prepare_fails_at_start_up_naming_key_and_file(tmp_path: Path, yaml_text: str, message: str) -> None:
+    (tmp_path / "config.yaml").write_text(yaml_text)
+    result = run_cli("prepare", env=clean_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/config.yaml: {message}"
+    assert not (tmp_path / "run" / "launch.env").exists()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "backend"),
+    [
+        ("llm:\n  extractive: {}\n  llama: {}\n", "extractive"),
+        ("llm:\n  llama:\n  nc_texttotext:\n", "llama"),
+        ("llm:\n  hugging_face: {}\n  ctransformer: {model: x.bin}\n  llama: {}\n", "ctransformer"),
+    ],
+)
+def test_llm_first_supported_key_wins(tmp_path: Path, yaml_text: str, backend: str) -> None:
+    (tmp_path / "config.yaml").write_text(yaml_text)
+    assert load_config(tmp_path / "config.yaml", environ={}).llm_backend == backend
+
+
+def test_invalid_later_backend_is_not_validated(tmp_path: Path) -> None:
+    # upstream semantics: only the winning section matters
+    (tmp_path / "config.yaml").write_text("llm:\n  extractive: {}\n  llama: {bogus: 1}\n")
+    assert load_config(tmp_path / "config.yaml", environ={}).llm_backend == "extractive"
