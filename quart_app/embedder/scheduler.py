@@ -69,7 +69,8 @@ class EmbeddingScheduler:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            # waiting for a running batch must not block the event loop
+            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         log.info("embedding scheduler for model %s closed", self._runtime.model_id)
 
     def _require_running(self) -> ThreadPoolExecutor:

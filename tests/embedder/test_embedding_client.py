@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,8 @@ def fake_service() -> Iterator[FakeService]:
             body = json.loads(raw) if raw else None
             service.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
             status, reply = service.replies.get((self.command, self.path), (404, {"error": {"message": "no route"}}))
+            if reply == "SLOW":
+                time.sleep(1.0)  # longer than the client's timeout in the test that scripts it
             payload = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -158,6 +161,18 @@ async def test_unreachable_service_is_retryable() -> None:
             await client.embed(["x"])
     assert (info.value.status, info.value.retryable) == (None, True)
     assert str(info.value).startswith(f"cannot reach the embedding service at {url}/embeddings: ConnectError:")
+
+
+async def test_timeout_is_retryable(fake_service: FakeService) -> None:
+    fake_service.replies[("POST", "/v1/embeddings")] = (200, "SLOW")
+    async with EmbeddingClient(fake_service.url, timeout_s=0.2) as client:
+        with pytest.raises(EmbeddingServiceError) as info:
+            await client.embed(["x"])
+    assert (info.value.status, info.value.retryable) == (None, True)
+    assert str(info.value) == (
+        f"POST {fake_service.url}/embeddings timed out (ReadTimeout, timeout 0.2 s); retry later or raise "
+        "embedding.request_timeout"
+    )
 
 
 @pytest.mark.parametrize(
