@@ -25,18 +25,18 @@ class NVMLError(Exception):
         return {12: "NVML Shared Library Not Found", 1: "Uninitialized", 999: "Unknown Error"}.get(self.value, "?")
 
 
-class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801 - the real module's name
+class NVMLError_LibraryNotFound(NVMLError):
     def __init__(self) -> None:
         super().__init__(NVML_ERROR_LIBRARY_NOT_FOUND)
 
 
-class NVMLError_Unknown(NVMLError):  # noqa: N801
+class NVMLError_Unknown(NVMLError):
     def __init__(self) -> None:
         super().__init__(NVML_ERROR_UNKNOWN)
 
 
 @dataclass
-class c_nvmlMemory_t:  # noqa: N801
+class c_nvmlMemory_t:
     total: int
     free: int
     used: int
@@ -51,40 +51,40 @@ def _check() -> None:
         raise NVMLError(NVML_ERROR_UNINITIALIZED)
 
 
-def nvmlInit() -> None:  # noqa: N802
+def nvmlInit() -> None:
     if os.environ.get("FAKE_NVML_FAIL") == "init":
         raise NVMLError_LibraryNotFound()
     _state["initialised"] = True
 
 
-def nvmlShutdown() -> None:  # noqa: N802
+def nvmlShutdown() -> None:
     _check()
     _state["initialised"] = False
 
 
-def nvmlSystemGetDriverVersion() -> str:  # noqa: N802
+def nvmlSystemGetDriverVersion() -> str:
     _check()
     return "550.54.15"
 
 
-def nvmlDeviceGetCount() -> int:  # noqa: N802
+def nvmlDeviceGetCount() -> int:
     _check()
     if os.environ.get("FAKE_NVML_FAIL") == "count":
         raise NVMLError_Unknown()
     return len(_gpus())
 
 
-def nvmlDeviceGetHandleByIndex(index: int) -> int:  # noqa: N802
+def nvmlDeviceGetHandleByIndex(index: int) -> int:
     _check()
     return index
 
 
-def nvmlDeviceGetName(handle: int) -> str:  # noqa: N802
+def nvmlDeviceGetName(handle: int) -> str:
     _check()
     return str(_gpus()[handle]["name"])
 
 
-def nvmlDeviceGetMemoryInfo(handle: int) -> c_nvmlMemory_t:  # noqa: N802
+def nvmlDeviceGetMemoryInfo(handle: int) -> c_nvmlMemory_t:
     _check()
     gpu = _gpus()[handle]
     total, free = int(str(gpu["total_mb"])) << 20, int(str(gpu["free_mb"])) << 20
