@@ -43,15 +43,16 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     else:
         app.asgi_app = AppApiAuthMiddleware(app.asgi_app, settings.app_id, settings.app_secret)  # type: ignore[method-assign,assignment]
 
+    if settings.config.disable_aaa:
+        log.warning(
+            "disable_aaa is true: AppAPI authentication and the enabled guard are OFF; anyone who can reach "
+            "this port can read and change the index. Use this for development only."
+        )
+    elif not settings.app_secret:
+        log.warning("APP_SECRET is not set: every signed request will be refused with 401")
+
     @app.before_serving
     async def open_resources() -> None:
-        if settings.config.disable_aaa:
-            log.warning(
-                "disable_aaa is true: AppAPI authentication and the enabled guard are OFF; anyone who can reach "
-                "this port can read and change the index. Use this for development only."
-            )
-        elif not settings.app_secret:
-            log.warning("APP_SECRET is not set: every signed request will be refused with 401")
         settings.storage.ensure()
         app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
         log.info(

@@ -50,6 +50,8 @@ class AppSettings:
     app_version: str = "4.0.0"
     aa_version: str | None = None
     nextcloud_url: str | None = None
+    # None = models/catalogue.yaml; tests and air-gapped mirrors point it at their own catalogue
+    model_catalogue: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> AppSettings:

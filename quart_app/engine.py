@@ -128,11 +128,11 @@ def engine() -> Engine:
 
 async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
     """(model id, dimension, catalogue entry or None): local models from the catalogue, external ones asked."""
-    from appliance.model_catalogue import get_model
+    from appliance.model_catalogue import get_model, load_catalogue
 
     config = settings.config.embedding
     if config.workers > 0 and config.runtime == "onnx":
-        entry = get_model(config.onnx.model)
+        entry = get_model(config.onnx.model, load_catalogue(settings.model_catalogue))
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry
     info = await client.info()

@@ -83,6 +83,7 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping("quart_app.services.answer_errors.ScopeError", 400, "Error: "),
     ExceptionMapping("quart_app.services.answer_errors.PromptTooLongError", 500, "LLM Error: "),
     ExceptionMapping("quart_app.services.errors.InvalidRequestError", 400, "Error: "),
+    ExceptionMapping("quart_app.engine.EngineNotReadyError", 503, "Error: "),
     ExceptionMapping("psycopg.Error", 500, "Vector DB Error: "),
     ExceptionMapping("psycopg_pool.PoolTimeout", 500, "Vector DB Error: "),
     ExceptionMapping("quart_app.store.errors.StoreError", 500, "Vector DB Error: "),

