@@ -83,7 +83,8 @@ class TokenChunker:
         segments = _Segmenter(text, starts, self.chunk_tokens - self.overlap_tokens, rules_for(mimetype)).run()
         spans = self._with_overlap(text, starts, segments)
         while batch := list(islice(spans, _VERIFY_BATCH)):
-            encodings = self._tokenizer.encode_batch([text[a:b] for a, b in batch], add_special_tokens=False)
+            # offsets are not needed to count, and skipping them is ~2x faster
+            encodings = self._tokenizer.encode_batch_fast([text[a:b] for a, b in batch], add_special_tokens=False)
             for (a, b), encoding in zip(batch, encodings, strict=True):
                 if len(encoding.ids) <= self.chunk_tokens:
                     yield Chunk(text[a:b], a, len(encoding.ids))

@@ -108,6 +108,7 @@ class ParsePool:
 
     async def parse(self, path: Path, mimetype: str) -> str:
         """Normalized text of one file; raises a `LoaderError` for a problem with this file only."""
+        path = Path(path)
         if not self._opened or self._closed or self._idle is None or self._executor is None:
             raise ParsePoolClosedError(
                 "the parse pool is " + ("closed" if self._closed else "not open; use 'async with' or await open()")
@@ -133,17 +134,23 @@ class ParsePool:
         if not self._opened or self._idle is None or self._executor is None:
             return
         idle = self._idle
+        returned = 0
 
         async def _collect() -> None:
-            for _ in range(self.workers):
+            nonlocal returned
+            while returned < self.workers:
                 await idle.get()
+                returned += 1
 
         try:
             await asyncio.wait_for(_collect(), timeout_s)
         except TimeoutError:
             logger.warning("parse pool close: parses still running after %.1fs, killing their workers", timeout_s)
             for worker in self._slots:
-                self._kill(worker)
+                if worker.process is not None and worker.process.is_alive():
+                    worker.process.kill()
+            # the jobs see their worker die, skip the restart because we are closed and hand the slots back
+            await _collect()
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, self._stop, w) for w in self._slots))
         self._executor.shutdown(wait=True)
@@ -248,7 +255,7 @@ class ParsePool:
             return "raise", value
         return "raise", CorruptDocumentError(f"{path.name} ({mimetype}): {value}")
 
-    def _died(self, worker: _Worker, path: Path, mimetype: str) -> LoaderError:
+    def _died(self, worker: _Worker, path: Path, mimetype: str) -> Exception:
         process = worker.process
         if process is not None:
             process.join(5)
@@ -257,6 +264,10 @@ class ParsePool:
             "parse worker %d died (exit code %s) on %s (%s); replacing it", worker.slot, code, path.name, mimetype
         )
         self._replace(worker)
+        if self._closed:
+            return ParsePoolClosedError(
+                f"the parse pool was closed while {path.name} ({mimetype}) was parsing; parse it again later"
+            )
         if code == -signal.SIGKILL:
             return ParseMemoryError(
                 f"{path.name} ({mimetype}): the parse worker was killed (SIGKILL, most likely the out-of-memory "

@@ -97,10 +97,23 @@ def load_xlsm(path: Path, limits: ParseLimits) -> str:
     return load_xlsx(path, limits, XLSM)
 
 
+def _ods_paragraph(elem: Any) -> Iterator[str]:
+    # <text:s text:c="3"/> encodes repeated spaces, <text:tab/> and <text:line-break/> separate words too
+    if elem.text:
+        yield elem.text
+    for child in elem:
+        if child.tag == f"{_TEXT_NS}s":
+            yield " " * int(child.get(f"{_TEXT_NS}c", "1"))
+        elif child.tag in (f"{_TEXT_NS}tab", f"{_TEXT_NS}line-break"):
+            yield " "
+        else:
+            yield from _ods_paragraph(child)
+        if child.tail:
+            yield child.tail
+
+
 def _ods_cell_text(cell: Any) -> str:
-    paragraphs = []
-    for para in cell.iter(f"{_TEXT_NS}p"):
-        paragraphs.append("".join(para.itertext()))
+    paragraphs = ["".join(_ods_paragraph(para)) for para in cell.iter(f"{_TEXT_NS}p")]
     return " ".join(" ".join(paragraphs).split())
 
 

@@ -155,3 +155,15 @@ def test_invalid_settings() -> None:
         ParsePool(1, start_method="fork")
     with pytest.raises(ValueError, match=r"ParseLimits.timeout_s must be > 0, got 0"):
         ParseLimits(timeout_s=0)
+
+
+async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path) -> None:
+    pool = ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS)
+    await pool.open()
+    hang = asyncio.create_task(pool.parse(probe_file, "test/hang"))
+    await asyncio.sleep(0.2)
+    await pool.close(timeout_s=0.2)
+    with pytest.raises(
+        ParsePoolClosedError, match=r"closed while probe \(test/hang\) was parsing; parse it again later"
+    ):
+        await hang
