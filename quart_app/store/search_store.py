@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -27,8 +28,10 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 # a raw query term that looks like an identifier (trusted_domains, files:scan, config.php, --all)
 _IDENTIFIER = re.compile(r"[\w.\-]*\w[_:./\-]\w[\w:./\-]*")
 _WORD = re.compile(r"\w+")
-# the bonus added to a chunk's lexical rank for every identifier phrase it contains, so exact terms come first
-IDENTIFIER_BONUS = 1.0
+# added to a chunk's lexical rank per identifier phrase it contains: more than any count of plain words
+IDENTIFIER_BONUS = 100.0
+# share of the meaningful query words a chunk must contain to be a lexical hit (Elasticsearch-style 50%)
+MIN_SHOULD_MATCH = 0.5
 
 
 class ConnectionSource(Protocol):
@@ -156,29 +159,49 @@ class SearchStore:
         return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def lexical_search(self, user_id: str, text: str, limit: int, scope: Scope | None = None) -> list[Hit]:
-        """Full-text matches ('simple' config: no stemming, any language); identifier phrases rank first."""
+        """Full-text matches ('simple' config: no stemming, any language).
+
+        A chunk qualifies when it contains at least half of the query's meaningful words (minimum-should-match, so a
+        question sharing one common word with a chunk is not a lexical hit) or any identifier phrase verbatim
+        (`trusted_domains`, `files:scan`). Rank: identifier phrases, then words matched, then ts_rank_cd.
+        """
         words, identifiers = lexical_terms(text)
         if not words and not identifiers:
             return []
         where, params = _filters(user_id, scope)
-        # OR of the words (recall), to_tsquery over quoted lexemes so user text cannot inject tsquery syntax
-        params["words"] = " | ".join("'" + w.replace("'", "''") + "'" for w in words) or "''"
-        match: list[sql.Composable] = [sql.SQL("c.tsv @@ to_tsquery('simple', %(words)s)")]
-        rank: list[sql.Composable] = [sql.SQL("ts_rank_cd(c.tsv, to_tsquery('simple', %(words)s))")]
-        for n, ident in enumerate(identifiers):
-            name = f"ident{n}"
-            params[name] = ident
-            phrase = sql.SQL("phraseto_tsquery('simple', {})").format(sql.Placeholder(name))
-            match.append(sql.SQL("c.tsv @@ {}").format(phrase))
-            rank.append(
-                sql.SQL("(CASE WHEN c.tsv @@ {p} THEN {bonus} ELSE 0 END)").format(
-                    p=phrase, bonus=sql.Literal(IDENTIFIER_BONUS)
-                )
-            )
+        # each word is a quoted lexeme for to_tsquery, so user text cannot inject tsquery syntax
+        lexemes = ["'" + w.replace("'", "''") + "'" for w in words]
+        params["any_word"] = " | ".join(lexemes)
+        params["need"] = max(1, math.ceil(len(words) * MIN_SHOULD_MATCH))
+        matched = [
+            sql.SQL("(c.tsv @@ to_tsquery('simple', {}))::int").format(sql.Placeholder(f"w{n}"))
+            for n in range(len(lexemes))
+        ]
+        params.update({f"w{n}": lexeme for n, lexeme in enumerate(lexemes)})
+        phrases = [
+            sql.SQL("(c.tsv @@ phraseto_tsquery('simple', {}))::int").format(sql.Placeholder(f"id{n}"))
+            for n in range(len(identifiers))
+        ]
+        params.update({f"id{n}": ident for n, ident in enumerate(identifiers)})
+        any_match = [sql.SQL("c.tsv @@ to_tsquery('simple', %(any_word)s)")] if lexemes else []
+        any_match += [
+            sql.SQL("c.tsv @@ phraseto_tsquery('simple', {})").format(sql.Placeholder(f"id{n}"))
+            for n in range(len(identifiers))
+        ]
+        zero = sql.SQL("0")
         query = sql.SQL(
-            "SELECT c.id, c.source_id, {rank} AS rank FROM chunks c WHERE ({match}) AND {where}"
-            " ORDER BY rank DESC, c.id LIMIT %(limit)s"
-        ).format(rank=sql.SQL(" + ").join(rank), match=sql.SQL(" OR ").join(match), where=where)
+            "SELECT id, source_id, idents * {bonus} + words + text_rank AS rank FROM ("
+            "SELECT c.id, c.source_id, {words} AS words, {idents} AS idents, {text_rank} AS text_rank"
+            " FROM chunks c WHERE ({any_match}) AND {where}) s"
+            " WHERE words >= %(need)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s"
+        ).format(
+            bonus=sql.Literal(IDENTIFIER_BONUS),
+            words=sql.SQL(" + ").join(matched) if matched else zero,
+            idents=sql.SQL(" + ").join(phrases) if phrases else zero,
+            text_rank=sql.SQL("ts_rank_cd(c.tsv, to_tsquery('simple', %(any_word)s))") if lexemes else zero,
+            any_match=sql.SQL(" OR ").join(any_match),
+            where=where,
+        )
         params["limit"] = limit
         async with self._db.connection() as conn:
             rows = await (await conn.execute(query, params)).fetchall()

@@ -23,8 +23,17 @@ class MiniLmEmbedder:
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.calls = 0
+        # the same test corpus is embedded for many tests; vectors are deterministic, so keep them
+        self._cache: dict[str, npt.NDArray[np.float32]] = {}
 
     def embed_sync(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, row in zip(missing, self._compute(missing), strict=True):
+                self._cache[text] = row
+        return np.stack([self._cache[t] for t in texts])
+
+    def _compute(self, texts: list[str]) -> npt.NDArray[np.float32]:
         rows = []
         for start in range(0, len(texts), 32):
             encodings = self._tokenizer.encode_batch(texts[start : start + 32])
