@@ -22,9 +22,13 @@ from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.errors import WorkerClosedError
 from quart_app.store import Database, StoreError
 from quart_app.store.document_store import QUEUE_CHANNEL
-from quart_app.store.queue_store import Claim, cached_vectors, claim_batch, complete, fail, release
+from quart_app.store.queue_store import Claim, cached_vectors, claim_batch, complete, fail, has_claimable, release
 
 logger = logging.getLogger(__name__)
+
+Vector = npt.NDArray[np.float32]
+_CLAIM_RETRIES = 50
+_MAX_CLAIM_ROWS = 1024
 
 
 class PassageEmbedder(Protocol):
@@ -56,6 +60,8 @@ class EmbeddingWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._state = "new"
         self._dimension: int | None = None
+        # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
+        self._tokens_per_chunk = 32.0
         self.counters = WorkerCounters()
 
     @property
@@ -112,13 +118,8 @@ class EmbeddingWorker:
 
     async def run_once(self) -> int | None:
         """Claim and process one batch: chunks written, or None when nothing was due."""
-        async with self._db.connection() as conn:
-            if self._dimension is None:
-                cur = await conn.execute("SELECT dimension FROM embedding_model")
-                row = await cur.fetchone()
-                self._dimension = None if row is None else int(row[0])
-            claim = await claim_batch(conn, self._config.batch_tokens, self._config.lease_s)
-        if not claim.chunks:
+        claim = await self._claim()
+        if claim is None:
             return None
         try:
             return await self._process(claim)
@@ -128,6 +129,27 @@ class EmbeddingWorker:
                 async with self._db.connection() as conn:
                     await release(conn, claim)
             raise
+
+    async def _claim(self) -> Claim | None:
+        cfg = self._config
+        async with self._db.connection() as conn:
+            if self._dimension is None:
+                cur = await conn.execute("SELECT dimension FROM embedding_model")
+                row = await cur.fetchone()
+                self._dimension = None if row is None else int(row[0])
+            for _ in range(_CLAIM_RETRIES):
+                # lock about as many rows as fit the budget, so concurrent claims do not starve each other
+                rows = max(1, min(_MAX_CLAIM_ROWS, int(cfg.batch_tokens / self._tokens_per_chunk * 1.2) + 1))
+                claim = await claim_batch(conn, cfg.batch_tokens, cfg.lease_s, rows)
+                if claim.chunks:
+                    tokens = sum(c.token_count for c in claim.chunks) / len(claim.chunks)
+                    self._tokens_per_chunk = 0.7 * self._tokens_per_chunk + 0.3 * max(1.0, tokens)
+                    return claim
+                if not await has_claimable(conn):
+                    return None
+                # due chunks exist but another worker's claim transaction holds them for a moment
+                await asyncio.sleep(0.02)
+        return None
 
     async def drain(self) -> int:
         """Process batches until nothing is due; returns chunks written (tests and benchmarks)."""
@@ -146,17 +168,45 @@ class EmbeddingWorker:
         missing = [h for h in texts if h not in vectors]
         if missing:
             try:
-                raw = await self._embedder.embed([texts[h] for h in missing], "passage")
-                computed = np.asarray(raw, dtype=np.float32)
-                self._check_shape(computed, len(missing))
+                computed = await self._embed([texts[h] for h in missing])
             except EmbeddingServiceError as exc:
-                return await self._fail(claim, str(exc), exc.retryable)
-            except (ValueError, OSError) as exc:
-                return await self._fail(claim, f"{type(exc).__name__}: {exc}", isinstance(exc, OSError))
-            self.counters.texts_sent += len(missing)
+                if exc.retryable or len(missing) == 1:
+                    return await self._fail(claim, str(exc), exc.retryable)
+                # one bad input must not fail its batch-mates: find it by embedding the texts one by one
+                return await self._process_one_by_one(claim, texts, vectors, missing)
             vectors.update(zip(missing, computed, strict=True))
+        return await self._complete(claim, vectors, missing)
+
+    async def _process_one_by_one(
+        self, claim: Claim, texts: dict[bytes, str], vectors: dict[bytes, Vector], missing: list[bytes]
+    ) -> int:
+        errors: dict[bytes, EmbeddingServiceError] = {}
+        for text_hash in missing:
+            try:
+                vectors[text_hash] = (await self._embed([texts[text_hash]]))[0]
+            except EmbeddingServiceError as exc:
+                errors[text_hash] = exc
+        good = [c for c in claim.chunks if c.text_hash not in errors]
+        written = await self._complete(Claim(claim.token, good), vectors, [h for h in missing if h not in errors])
+        for text_hash, error in errors.items():
+            bad = Claim(claim.token, [c for c in claim.chunks if c.text_hash == text_hash])
+            await self._fail(bad, str(error), error.retryable)
+        return written
+
+    async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        try:
+            computed = np.asarray(await self._embedder.embed(texts, "passage"), dtype=np.float32)
+            self._check_shape(computed, len(texts))
+        except ValueError as exc:
+            raise EmbeddingServiceError(f"unusable embedding response: {exc}", status=None, retryable=False) from exc
+        self.counters.texts_sent += len(texts)
+        return computed
+
+    async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
+        if not claim.chunks:
+            return 0
         async with self._db.connection() as conn:
-            written = await complete(conn, claim, vectors, missing)
+            written = await complete(conn, claim, vectors, new_hashes)
         self.counters.batches += 1
         self.counters.chunks_embedded += written
         if written < len(claim.chunks):

@@ -66,18 +66,21 @@ class SourceSpool:
                     pending.append(piece)
                     pending_size += len(piece)
                     if pending_size >= _WRITE_BUFFER:
-                        await asyncio.to_thread(_write_all, handle, pending)
+                        await self._write(name, handle, pending)
                         pending, pending_size = [], 0
                 if pending:
-                    await asyncio.to_thread(_write_all, handle, pending)
-        except OSError as exc:
-            _discard(path)
-            raise SpoolError(f"could not spool file {name!r} to {self._dir}: {exc}; check free disk space") from exc
+                    await self._write(name, handle, pending)
         except BaseException:
             # too large, cancelled or a broken stream: never leave a partial file behind
             _discard(path)
             raise
         return SpooledFile(path, size, digest.digest())
+
+    async def _write(self, name: str, handle: BinaryIO, pieces: list[bytes]) -> None:
+        try:
+            await asyncio.to_thread(_write_all, handle, pieces)
+        except OSError as exc:
+            raise SpoolError(f"could not spool file {name!r} to {self._dir}: {exc}; check free disk space") from exc
 
 
 def _discard(path: Path) -> None:

@@ -31,10 +31,12 @@ class Claim:
 
 
 async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_rows: int = 1024) -> Claim:
-    """Lease the oldest due chunks, up to `batch_tokens` tokens (at least one chunk).
+    """Lease the oldest due chunks, up to `batch_tokens` tokens and `max_rows` rows (at least one chunk).
 
-    Rows locked by another worker's claim are skipped; the lease (not a long transaction) protects the batch
-    while it is embedded, so a killed worker's chunks come back after `lease_s`.
+    Rows locked by another worker's claim are skipped, so `max_rows` should be close to what fits the budget:
+    rows locked beyond it are invisible to other workers until this short transaction ends. The lease (not a
+    long transaction) protects the batch while it is embedded, so a killed worker's chunks come back after
+    `lease_s`.
     """
     token = uuid.uuid4()
     async with conn.transaction():
@@ -69,7 +71,7 @@ async def cached_vectors(conn: Connection, text_hashes: list[bytes]) -> dict[byt
     cur = await conn.execute(
         "SELECT text_hash, embedding FROM embedding_cache WHERE text_hash = ANY(%s)", (text_hashes,)
     )
-    return {bytes(row[0]): row[1] for row in await cur.fetchall()}
+    return {bytes(row[0]): row[1].to_numpy() for row in await cur.fetchall()}
 
 
 async def complete(
@@ -144,6 +146,16 @@ async def requeue_failed(conn: Connection) -> int:
         " WHERE embed_state = 'failed'"
     )
     return cur.rowcount
+
+
+async def has_claimable(conn: Connection) -> bool:
+    """True if some queued chunk is due and not leased (it may be row-locked by another worker's claim)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM chunks WHERE embed_state = 'queued' AND next_attempt_at <= now()"
+        " AND (lease_until IS NULL OR lease_until < now()))"
+    )
+    row = await cur.fetchone()
+    return bool(row is not None and row[0])
 
 
 async def next_due_in(conn: Connection) -> float | None:

