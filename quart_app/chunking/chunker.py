@@ -5,6 +5,8 @@ token count of any span is two binary searches; the text is then cut recursively
 `separators.py`), neighbouring pieces are merged greedily up to the budget, and each chunk after the first
 is extended backwards by ~`overlap_tokens` tokens (snapped to a word start). Every chunk is re-encoded on
 its own before it is yielded, so `token_count <= chunk_tokens` holds exactly, whatever the tokenizer.
+Chunks are also capped at `max_chunk_chars` (default 12 per token), because a tokenizer can count a long
+run of junk (base64, hashes) as very few tokens.
 
 Invariant: `text[c.start : c.start + len(c.text)] == c.text`, and `c.text` has no leading/trailing whitespace.
 Pass text through `quart_app.loaders.normalize_text` first (the loaders already return normalized text).
@@ -26,6 +28,8 @@ _ENCODE_PIECE_CHARS = 32_768
 # chunks verified per encode_batch call
 _VERIFY_BATCH = 256
 _NEXT_WHITESPACE = re.compile(r"\s")
+# the character cap per chunk is this many characters per token of budget (real text has 3-6)
+DEFAULT_CHARS_PER_TOKEN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,13 @@ def default_overlap_tokens(chunk_tokens: int) -> int:
 class TokenChunker:
     """`TokenChunker(tokenizer, 254, 25).split(text, "text/markdown")` yields `Chunk`s within the token budget."""
 
-    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        chunk_tokens: int,
+        overlap_tokens: int | None = None,
+        max_chunk_chars: int | None = None,
+    ) -> None:
         if chunk_tokens < 2:
             raise ChunkerConfigError(f"chunk_tokens must be >= 2, got {chunk_tokens}")
         overlap = default_overlap_tokens(chunk_tokens) if overlap_tokens is None else overlap_tokens
@@ -64,8 +74,14 @@ class TokenChunker:
             raise ChunkerConfigError(
                 f"overlap_tokens must be between 0 and chunk_tokens/2 ({chunk_tokens // 2}), got {overlap}"
             )
+        # WordPiece maps any word over 100 characters to one [UNK]: without a character cap, 254 "tokens" of
+        # base64 would make a 250 kB chunk that no LLM context could take
+        chars = max_chunk_chars if max_chunk_chars is not None else chunk_tokens * DEFAULT_CHARS_PER_TOKEN
+        if chars < chunk_tokens:
+            raise ChunkerConfigError(f"max_chunk_chars must be >= chunk_tokens ({chunk_tokens}), got {chars}")
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap
+        self.max_chunk_chars = chars
         # a private copy: tokenizer.json files often carry truncation/padding settings that would distort counts
         self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self._tokenizer.no_truncation()
@@ -80,7 +96,9 @@ class TokenChunker:
         if not text.strip():
             return
         starts = self._token_starts(text)
-        segments = _Segmenter(text, starts, self.chunk_tokens - self.overlap_tokens, rules_for(mimetype)).run()
+        core_tokens = self.chunk_tokens - self.overlap_tokens
+        core_chars = self.max_chunk_chars * core_tokens // self.chunk_tokens
+        segments = _Segmenter(text, starts, core_tokens, core_chars, rules_for(mimetype)).run()
         spans = self._with_overlap(text, starts, segments)
         while batch := list(islice(spans, _VERIFY_BATCH)):
             # offsets are not needed to count, and skipping them is ~2x faster
@@ -117,7 +135,9 @@ class TokenChunker:
             if previous_first >= 0 and self.overlap_tokens:
                 k = max(first - self.overlap_tokens, previous_first)
                 # start the overlap at a word start so the chunk does not open with a word fragment
-                while k < first and starts[k] > 0 and not text[starts[k] - 1].isspace():
+                while k < first and (
+                    (starts[k] > 0 and not text[starts[k] - 1].isspace()) or b - starts[k] > self.max_chunk_chars
+                ):
                     k += 1
                 begin = starts[k] if k < first else a
             previous_first = first
@@ -145,20 +165,22 @@ def _trim(text: str, a: int, b: int) -> tuple[int, int]:
 
 
 class _Segmenter:
-    """Non-overlapping, whitespace-trimmed spans of at most `budget` tokens (by the global token offsets)."""
+    """Non-overlapping, whitespace-trimmed spans within `budget` tokens (by the global offsets) and `max_chars`."""
 
-    def __init__(self, text: str, starts: list[int], budget: int, rules: Rules) -> None:
-        self.text, self.starts, self.budget, self.rules = text, starts, budget, rules
+    def __init__(self, text: str, starts: list[int], budget: int, max_chars: int, rules: Rules) -> None:
+        self.text, self.starts, self.budget, self.max_chars, self.rules = text, starts, budget, max_chars, rules
 
     def run(self) -> Iterator[tuple[int, int]]:
         a, b = _trim(self.text, 0, len(self.text))
         yield from self._split(a, b, 0)
 
-    def _count(self, a: int, b: int) -> int:
-        return bisect.bisect_left(self.starts, b) - bisect.bisect_left(self.starts, a)
+    def _fits(self, a: int, b: int) -> bool:
+        if b - a > self.max_chars:
+            return False
+        return bisect.bisect_left(self.starts, b) - bisect.bisect_left(self.starts, a) <= self.budget
 
     def _split(self, a: int, b: int, level: int) -> Iterator[tuple[int, int]]:
-        if self._count(a, b) <= self.budget:
+        if self._fits(a, b):
             yield a, b
             return
         if level >= len(self.rules):
@@ -179,13 +201,13 @@ class _Segmenter:
     def _merge(self, pieces: Iterator[tuple[int, int]], level: int) -> Iterator[tuple[int, int]]:
         run: tuple[int, int] | None = None
         for lo, hi in pieces:
-            if run is not None and self._count(run[0], hi) <= self.budget:
+            if run is not None and self._fits(run[0], hi):
                 run = (run[0], hi)
                 continue
             if run is not None:
                 yield run
                 run = None
-            if self._count(lo, hi) <= self.budget:
+            if self._fits(lo, hi):
                 run = (lo, hi)
             else:
                 yield from self._split(lo, hi, level + 1)
@@ -193,11 +215,17 @@ class _Segmenter:
             yield run
 
     def _hard_cut(self, a: int, b: int) -> Iterator[tuple[int, int]]:
-        # no structure left (e.g. a 5000-character token soup): cut every `budget` tokens
-        first, last = bisect.bisect_left(self.starts, a), bisect.bisect_left(self.starts, b)
-        for k in range(first, last, self.budget):
-            lo = self.starts[k]
-            hi = self.starts[k + self.budget] if k + self.budget < last else b
-            lo, hi = _trim(self.text, lo, hi)
+        # no structure left (a token soup or one giant "word"): cut every `budget` tokens or `max_chars` characters
+        starts = self.starts
+        pos = a
+        while pos < b:
+            k = bisect.bisect_left(starts, pos)
+            end = starts[k + self.budget] if k + self.budget < len(starts) and starts[k + self.budget] < b else b
+            if end - pos > self.max_chars:
+                # prefer a token boundary inside the character window; cut inside the token if there is none
+                j = bisect.bisect_right(starts, pos + self.max_chars) - 1
+                end = starts[j] if j > k and starts[j] > pos else pos + self.max_chars
+            lo, hi = _trim(self.text, pos, end)
             if lo < hi:
                 yield lo, hi
+            pos = end

@@ -36,6 +36,7 @@ def _check_invariants(text: str, chunks: list[Chunk], chunker: TokenChunker) -> 
         assert text[chunk.start : chunk.start + len(chunk.text)] == chunk.text
         assert chunk.text == chunk.text.strip() and chunk.text
         assert 0 < chunk.token_count <= chunker.chunk_tokens
+        assert len(chunk.text) <= chunker.max_chunk_chars
         assert chunk.token_count == chunker.count_tokens(chunk.text)
         # nothing but whitespace is ever skipped between chunks
         assert chunk.start <= end or not text[end : chunk.start].strip()
@@ -145,6 +146,18 @@ def test_text_without_any_separator_is_hard_cut(minilm_tokenizer: Tokenizer) -> 
     _check_invariants(text, chunks, chunker)
 
 
+def test_giant_words_are_capped_in_characters(minilm_tokenizer: Tokenizer) -> None:
+    # WordPiece turns every word over 100 characters into a single [UNK]: base64 blobs are "short" in tokens
+    rng = random.Random(7)
+    blob = "\n".join("".join(rng.choices("ABCDEFGHabcdefgh0123456789+/", k=76 * 40)) for _ in range(30))
+    text = f"Attachment follows.\n\n{blob}\n\nEnd of message."
+    chunker = TokenChunker(minilm_tokenizer, 64, 8)
+    assert chunker.max_chunk_chars == 64 * 12
+    chunks = list(chunker.split(text, "message/rfc822"))
+    _check_invariants(text, chunks, chunker)
+    assert len(chunks) >= len(blob) // chunker.max_chunk_chars
+
+
 def test_cjk_and_mixed_scripts(minilm_tokenizer: Tokenizer) -> None:
     text = ("这是一个测试句子。" * 50 + "\n\n" + "Grüße aus Köln! " * 60) * 3
     chunker = TokenChunker(minilm_tokenizer, 40, 4)
@@ -171,5 +184,7 @@ def test_defaults_and_config_errors(minilm_tokenizer: Tokenizer) -> None:
         default_chunk_tokens(2)
     with pytest.raises(ChunkerConfigError, match=r"overlap_tokens must be between 0 and chunk_tokens/2 \(50\), got 60"):
         TokenChunker(minilm_tokenizer, 100, 60)
+    with pytest.raises(ChunkerConfigError, match=r"max_chunk_chars must be >= chunk_tokens \(100\), got 50"):
+        TokenChunker(minilm_tokenizer, 100, 10, max_chunk_chars=50)
     with pytest.raises(ChunkerConfigError, match="chunk_tokens must be >= 2, got 1"):
         TokenChunker(minilm_tokenizer, 1)

@@ -1,10 +1,11 @@
 """Every supported mimetype parses to the expected text; decoding and normalization rules."""
 
 import codecs
+import zipfile
 from pathlib import Path
 
 import pytest
-from loader_fixture_files import FIXTURES, GERMAN, write_txt_cp1252
+from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252
 
 from quart_app.loaders import SUPPORTED_MIMETYPES, extract_text, normalize_text
 
@@ -91,3 +92,22 @@ def test_html_in_email_without_plain_part(tmp_path: Path) -> None:
 def test_normalize_text(raw: str, clean: str) -> None:
     assert normalize_text(raw) == clean
     assert normalize_text(clean) == clean
+
+
+def test_ods_repeated_blank_rows_are_not_expanded(tmp_path: Path) -> None:
+    # LibreOffice pads sheets with a million repeated blank rows; expanding them would take minutes and gigabytes
+    source = write_ods(tmp_path)
+    filler = (
+        b'<table:table-row table:number-rows-repeated="1048000">'
+        b'<table:table-cell table:number-columns-repeated="16384"/></table:table-row></table:table>'
+    )
+    padded = tmp_path / "padded"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(padded, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "content.xml":
+                data = data.replace(b"</table:table>", filler, 1)
+            dst.writestr(item, data)
+    assert extract_text(padded, "application/vnd.oasis.opendocument.spreadsheet") == (
+        "Inventory\nPart | Count\nBolt | 40\nNut | 75"
+    )
