@@ -56,7 +56,7 @@ def fastapi_detail(exc: ValidationError, loc_prefix: Sequence[str | int] = ("bod
             "type": error["type"],
             "loc": [*loc_prefix, *error["loc"]],
             "msg": error["msg"],
-            "input": error.get("input"),
+            "input": _jsonable(error.get("input")),
         }
         if "ctx" in error:
             item["ctx"] = {
@@ -65,6 +65,17 @@ def fastapi_detail(exc: ValidationError, loc_prefix: Sequence[str | int] = ("bod
             }
         detail.append(item)
     return detail
+
+
+def _jsonable(value: Any) -> Any:
+    """pydantic's error input as JSON: raw bytes (an unparsable body) become text."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from quart import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.engine import engine
 from quart_app.http_errors import BodyValidationError, ContractError, json_message
@@ -114,6 +115,9 @@ async def load_sources() -> Response:
         )
     except UploadTooLargeError as exc:
         raise ContractError(str(exc), 413) from None
+    except RequestEntityTooLarge:
+        # Quart refused a Content-Length above MAX_CONTENT_LENGTH before the parser saw a byte
+        raise ContractError(str(UploadTooLargeError(max_request)), 413) from None
     except MultipartError as exc:
         raise ContractError(f"Error: {exc}", 400) from None
     try:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from contract_kit import APP_ID, APP_SECRET, APP_VERSION, ServerProcess, free_port, signed_headers
 from quart import Quart
-from quart.typing import TestClientProtocol
+from quart.typing import TestClientProtocol as Client
 
 from appliance.config import parse_config
 from appliance.storage import StorageLayout
@@ -73,7 +73,7 @@ async def app(settings: AppSettings) -> AsyncIterator[Quart]:
 
 
 @pytest.fixture
-async def client(app: Quart) -> TestClientProtocol:
+async def client(app: Quart) -> Client:
     """A test client of an app already enabled by AppAPI (PUT /enabled?enabled=1, signed)."""
     test_client = app.test_client()
     response = await test_client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())

@@ -73,7 +73,7 @@ class SourcePart:
 
 def guzzle_boundary() -> str:
     """Guzzle's MultipartStream: sha1(uniqid('', true))."""
-    return hashlib.sha1(uuid.uuid4().bytes).hexdigest()  # noqa: S324 - same shape as Guzzle, not security
+    return hashlib.sha1(uuid.uuid4().bytes).hexdigest()
 
 
 def guzzle_multipart(parts: Sequence[SourcePart], boundary: str | None = None) -> tuple[bytes, str]:
@@ -124,7 +124,7 @@ class ServerProcess:
             try:
                 if ready():
                     return
-            except OSError:
+            except Exception:  # not listening yet (httpx.TransportError, OSError)
                 pass
             if time.monotonic() > deadline:
                 self.stop()

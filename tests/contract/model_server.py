@@ -81,7 +81,9 @@ def catalogue_yaml(entries: list[dict[str, Any]]) -> str:
     return str(yaml.safe_dump({"models": entries}))
 
 
-def url_model(model_id: str, url: str, sha256: str | None, size: int | None, filename: str = "model.onnx") -> dict[str, Any]:
+def url_model(
+    model_id: str, url: str, sha256: str | None, size: int | None, filename: str = "model.onnx"
+) -> dict[str, Any]:
     return {
         "id": model_id,
         "kind": "embedding",

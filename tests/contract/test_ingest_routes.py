@@ -1,0 +1,118 @@
+"""PUT /loadSources as the PHP app sends it, on the real engine: shapes, exact error strings, limits, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from quart_app.engine import ENGINE_EXTENSION
+
+TEXT = b"The Ethical AI Rating gives a green label when the model, its data and the code are all open."
+
+
+async def load(client: Client, parts: list[SourcePart]) -> tuple[int, Any, dict[str, str]]:
+    body, content_type = guzzle_multipart(parts)
+    headers = {**signed_headers(), "Content-Type": content_type}
+    response = await client.put("/loadSources", data=body, headers=headers)
+    return response.status_code, await response.get_json(), dict(response.headers)
+
+
+async def search_titles(client: Client, user: str, query: str) -> dict[str, str]:
+    body = {"userId": user, "query": query}
+    response = await client.post("/docSearch", json=body, headers=signed_headers(user))
+    assert response.status_code == 200
+    return {hit["source_id"]: hit["title"] for hit in await response.get_json()}
+
+
+async def test_loaded_sources_and_non_ascii_titles(client: Client) -> None:
+    title = "Überblick – Notizen 日本.md"
+    status, body, _ = await load(
+        client,
+        [
+            SourcePart("files__default: 555", TEXT, user_ids=["alice", "bob"], title=title),
+            SourcePart("files__default: 556", b"Green labels need open training data.", title=""),
+        ],
+    )
+    assert status == 200
+    assert sorted(body["loaded_sources"]) == ["files__default: 555", "files__default: 556"]
+    assert body["sources_to_retry"] == []
+    assert (await search_titles(client, "bob", "ethical rating green label"))["files__default: 555"] == title
+    # sending it again (unchanged) is still "loaded": access is merged, nothing re-indexed
+    status, body, _ = await load(client, [SourcePart("files__default: 555", TEXT, user_ids=["carol"], title=title)])
+    assert status == 200 and body["loaded_sources"] == ["files__default: 555"]
+    assert "files__default: 555" in await search_titles(client, "carol", "ethical rating")
+
+
+async def test_beta_parts_with_a_single_user_id(client: Client) -> None:
+    status, body, _ = await load(client, [SourcePart("files__default: 9", TEXT, user_ids=None, beta_user_id="dora")])
+    assert status == 200 and body == {"loaded_sources": ["files__default: 9"], "sources_to_retry": []}
+    assert "files__default: 9" in await search_titles(client, "dora", "ethical rating")
+
+
+async def test_header_and_filename_errors_use_upstreams_strings(client: Client) -> None:
+    cases = [
+        (SourcePart("files__default: 1", TEXT, user_ids=None), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, title=None), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, mimetype=""), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, provider=None), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, modified="yesterday"), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, user_ids=[" "]), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("", TEXT, title="a.txt"), "Invalid source filename for: a.txt"),
+        (SourcePart("no-provider-prefix", TEXT, title="b.txt"), "Invalid source filename for: b.txt"),
+    ]
+    for part, message in cases:
+        status, body, _ = await load(client, [part])
+        assert (status, body) == (400, {"error": message}), part
+
+
+async def test_no_sources_and_not_multipart(client: Client) -> None:
+    boundary = "b" * 40
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--{boundary}--\r\n'.encode()
+    headers = {**signed_headers(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    response = await client.put("/loadSources", data=body, headers=headers)
+    assert (response.status_code, await response.get_json()) == (400, {"error": "No sources provided"})
+    response = await client.put("/loadSources", json={"sources": []}, headers=signed_headers())
+    assert response.status_code == 422
+    assert (await response.get_json())["detail"][0]["loc"] == ["body", "sources"]
+
+
+async def test_one_bad_part_does_not_fail_the_others(client: Client) -> None:
+    status, body, _ = await load(
+        client,
+        [
+            SourcePart("files__default: 20", TEXT, user_ids=None),  # invalid headers
+            SourcePart("files__default: 21", b"z" * (3 * 2**20)),  # over ingest.max_part_mb = 2
+            SourcePart("files__default: 22", b"%PDF-1.4 this is no pdf", mimetype="application/pdf"),  # loader fails
+            SourcePart("files__default: 23", TEXT),
+        ],
+    )
+    # upstream drops a source the loader cannot read from both lists; /status keeps its error
+    assert (status, body) == (200, {"loaded_sources": ["files__default: 23"], "sources_to_retry": []})
+
+
+async def test_size_limits_answer_413(client: Client) -> None:
+    status, body, _ = await load(client, [SourcePart("files__default: 30", b"z" * (3 * 2**20))])
+    assert status == 413
+    assert body["error"].startswith("File files__default: 30 is larger than the per-file limit of 2 MiB")
+    parts = [SourcePart(f"files__default: {40 + i}", b"y" * (2**20)) for i in range(9)]  # > max_request_mb = 8
+    status, body, _ = await load(client, parts)
+    assert status == 413 and "larger than the limit of 8 MiB (ingest.max_request_mb)" in body["error"]
+
+
+async def test_a_source_in_flight_answers_503_with_cc_retry(app: Quart, client: Client) -> None:
+    in_flight = app.extensions[ENGINE_EXTENSION].ingest.in_flight
+    with in_flight.claim(["files__default: 50"]):
+        status, body, headers = await load(client, [SourcePart("files__default: 50", TEXT)])
+    assert status == 503 and headers["cc-retry"] == "true"
+    assert "files__default: 50" in body["error"] and "already being processed" in body["error"]
+    status, body, _ = await load(client, [SourcePart("files__default: 50", TEXT)])
+    assert status == 200 and body["loaded_sources"] == ["files__default: 50"]
+
+
+async def test_spool_files_are_removed_after_the_request(app: Quart, client: Client) -> None:
+    await load(client, [SourcePart("files__default: 60", TEXT), SourcePart("files__default: 61", b"z" * (3 * 2**20))])
+    spool = app.extensions["ccb_lifecycle"].settings.storage.spool_dir
+    assert list(spool.iterdir()) == []
