@@ -42,6 +42,7 @@ class _Worker:
     slot: int
     process: BaseProcess | None = None
     conn: Connection | None = None
+    jobs: int = 0
 
 
 class ParsePool:
@@ -54,10 +55,13 @@ class ParsePool:
         *,
         start_method: str = "spawn",
         start_timeout_s: float = 60.0,
+        max_jobs_per_worker: int = 200,
         extra_loaders: Mapping[str, str] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"ParsePool workers must be >= 1, got {workers}")
+        if max_jobs_per_worker < 1:
+            raise ValueError(f"ParsePool max_jobs_per_worker must be >= 1, got {max_jobs_per_worker}")
         self.workers = workers
         self.limits = limits or ParseLimits()
         if start_method not in ("spawn", "forkserver"):
@@ -65,6 +69,8 @@ class ParsePool:
             raise ValueError(f"ParsePool start_method must be 'spawn' or 'forkserver', got {start_method!r}")
         self._ctx = cast(SpawnContext | ForkServerContext, multiprocessing.get_context(start_method))
         self._start_timeout_s = start_timeout_s
+        # a fresh process now and then returns the heap that big documents fragmented
+        self._max_jobs = max_jobs_per_worker
         # mimetype -> "module:function", imported inside each worker (plugins and fault-injection tests)
         self._extra_loaders = dict(extra_loaders or {})
         self._idle: asyncio.Queue[_Worker] | None = None
@@ -120,7 +126,7 @@ class ParsePool:
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(self._executor, self._run, worker, path, mimetype)
         # the worker goes back to the queue when its job ends, even if our caller was cancelled meanwhile
-        job.add_done_callback(lambda _job: self._idle.put_nowait(worker) if self._idle is not None else None)
+        job.add_done_callback(lambda _job: self._job_done(worker))
         kind, value = await asyncio.shield(job)
         if kind == "ok":
             return str(value)
@@ -156,6 +162,16 @@ class ParsePool:
         self._executor.shutdown(wait=True)
         logger.info("parse pool closed")
 
+    def _job_done(self, worker: _Worker) -> None:
+        idle, executor = self._idle, self._executor
+        if idle is None or executor is None:
+            return
+        if worker.jobs >= self._max_jobs and not self._closed:
+            recycle = asyncio.get_running_loop().run_in_executor(executor, self._recycle, worker)
+            recycle.add_done_callback(lambda _recycle: idle.put_nowait(worker))
+        else:
+            idle.put_nowait(worker)
+
     # --- the rest runs in the pool's threads -------------------------------------------------------------
 
     def _start(self, worker: _Worker) -> None:
@@ -168,7 +184,7 @@ class ParsePool:
         )
         process.start()
         child_conn.close()  # so a dead worker shows up as EOF on our end
-        worker.process, worker.conn = process, parent_conn
+        worker.process, worker.conn, worker.jobs = process, parent_conn, 0
         if not parent_conn.poll(self._start_timeout_s):
             self._kill(worker)
             raise ParsePoolError(f"parse worker {worker.slot} did not start within {self._start_timeout_s}s")
@@ -200,6 +216,11 @@ class ParsePool:
             except (OSError, ValueError):
                 pass
         self._kill(worker)
+
+    def _recycle(self, worker: _Worker) -> None:
+        logger.debug("parse worker %d recycled after %d files", worker.slot, worker.jobs)
+        self._stop(worker)
+        self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
         self._kill(worker)
@@ -242,6 +263,7 @@ class ParsePool:
                 "raise the parse timeout if such files are expected"
             )
         kind, value = reply
+        worker.jobs += 1
         if kind == "ok":
             return "ok", value
         if kind == "memory":

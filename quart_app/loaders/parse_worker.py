@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import CorruptDocumentError
 from .limits import MIB, ParseLimits
-from .registry import Loader, extract_text
+from .registry import Loader, extract_text, preload_loaders
 
 
 def _resolve(spec: str) -> Loader:
@@ -59,6 +59,7 @@ def worker_main(conn: Connection, limits: ParseLimits, extra_loaders: Mapping[st
     except (ImportError, AttributeError, ValueError) as exc:
         conn.send(("failed", f"cannot import an extra loader ({type(exc).__name__}: {exc})"))
         return
+    preload_loaders()
     cap_memory(limits.memory_mb)
     conn.send(("ready", os.getpid()))
     while True:

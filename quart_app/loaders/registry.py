@@ -1,20 +1,12 @@
 """Mimetype -> loader registry and the in-process entry point `extract_text`."""
 
+import functools
+import importlib
 import logging
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from . import (
-    email_loader,
-    epub_loader,
-    markup_loader,
-    pdf_loader,
-    plain_loader,
-    presentation_loader,
-    tabular_loader,
-    word_loader,
-)
 from .errors import (
     CorruptDocumentError,
     DocumentTooLargeError,
@@ -29,33 +21,49 @@ logger = logging.getLogger(__name__)
 
 Loader = Callable[[Path, ParseLimits], str]
 
-LOADERS: Mapping[str, Loader] = {
-    "text/plain": plain_loader.load_plain,
-    "text/markdown": plain_loader.load_plain,
-    "application/json": plain_loader.load_plain,
-    "text/x-rst": plain_loader.load_plain,
-    "text/org": plain_loader.load_plain,
-    "application/pdf": pdf_loader.load_pdf,
-    "text/csv": tabular_loader.load_csv,
-    "application/epub+zip": epub_loader.load_epub,
-    word_loader.DOCX: word_loader.load_docx,
-    presentation_loader.PPT: presentation_loader.load_ppt,
-    presentation_loader.PPTX: presentation_loader.load_pptx,
-    tabular_loader.XLSX: tabular_loader.load_xlsx,
-    tabular_loader.ODS: tabular_loader.load_ods,
-    tabular_loader.XLSM: tabular_loader.load_xlsm,
-    word_loader.ODT: word_loader.load_odt,
-    "text/rtf": markup_loader.load_rtf,
-    "application/xml": markup_loader.load_xml,
-    "message/rfc822": email_loader.load_eml,
-    email_loader.MSG: email_loader.load_msg,
-    "text/html": markup_loader.load_html,
+# mimetype -> "module:function" in this package, imported on first use: the app imports this package for
+# ParsePool and must not pull in pypdf, openpyxl & co.; the parse workers preload them instead
+LOADERS: Mapping[str, str] = {
+    "text/plain": "plain_loader:load_plain",
+    "text/markdown": "plain_loader:load_plain",
+    "application/json": "plain_loader:load_plain",
+    "text/x-rst": "plain_loader:load_plain",
+    "text/org": "plain_loader:load_plain",
+    "application/pdf": "pdf_loader:load_pdf",
+    "text/csv": "tabular_loader:load_csv",
+    "application/epub+zip": "epub_loader:load_epub",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "word_loader:load_docx",
+    "application/vnd.ms-powerpoint": "presentation_loader:load_ppt",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "presentation_loader:load_pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "tabular_loader:load_xlsx",
+    "application/vnd.oasis.opendocument.spreadsheet": "tabular_loader:load_ods",
+    "application/vnd.ms-excel.sheet.macroEnabled.12": "tabular_loader:load_xlsm",
+    "application/vnd.oasis.opendocument.text": "word_loader:load_odt",
+    "text/rtf": "markup_loader:load_rtf",
+    "application/xml": "markup_loader:load_xml",
+    "message/rfc822": "email_loader:load_eml",
+    "application/vnd.ms-outlook": "email_loader:load_msg",
+    "text/html": "markup_loader:load_html",
 }
+
+
+@functools.cache
+def _import_loader(spec: str) -> Loader:
+    module_name, _, attr = spec.partition(":")
+    loader: Loader = getattr(importlib.import_module(f"{__package__}.{module_name}"), attr)
+    return loader
+
+
+def preload_loaders() -> None:
+    """Import every loader now (parse workers do this at start, before their memory cap and first timeout)."""
+    for spec in LOADERS.values():
+        _import_loader(spec)
+
 
 # the 19 mimetypes of upstream's list plus text/html, spelled as upstream does
 SUPPORTED_MIMETYPES: frozenset[str] = frozenset(LOADERS)
 # mimetypes are case-insensitive (RFC 2045); upstream's list has 'macroEnabled'
-_BY_KEY: Mapping[str, Loader] = {mimetype.lower(): loader for mimetype, loader in LOADERS.items()}
+_BY_KEY: Mapping[str, str] = {mimetype.lower(): spec for mimetype, spec in LOADERS.items()}
 _SPELLING: Mapping[str, str] = {mimetype.lower(): mimetype for mimetype in LOADERS}
 
 
@@ -76,7 +84,8 @@ def extract_text(
     limits = limits or ParseLimits()
     kind = canonical_mimetype(mimetype)
     extra = {mimetype.lower(): loader for mimetype, loader in (loaders or {}).items()}
-    loader = extra.get(kind.lower()) or _BY_KEY.get(kind.lower())
+    spec = _BY_KEY.get(kind.lower())
+    loader = extra.get(kind.lower()) or (_import_loader(spec) if spec is not None else None)
     if loader is None:
         raise UnsupportedMimetypeError(
             f"{path.name}: mimetype {mimetype!r} is not supported; supported are: {', '.join(sorted(LOADERS))}"

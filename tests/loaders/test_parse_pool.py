@@ -2,6 +2,8 @@
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -151,6 +153,8 @@ async def test_waiters_are_released_on_close(probe_file: Path) -> None:
 def test_invalid_settings() -> None:
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         ParsePool(0)
+    with pytest.raises(ValueError, match="max_jobs_per_worker must be >= 1, got 0"):
+        ParsePool(1, max_jobs_per_worker=0)
     with pytest.raises(ValueError, match="start_method must be 'spawn' or 'forkserver', got 'fork'"):
         ParsePool(1, start_method="fork")
     with pytest.raises(ValueError, match=r"ParseLimits.timeout_s must be > 0, got 0"):
@@ -167,3 +171,19 @@ async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path) -> 
         ParsePoolClosedError, match=r"closed while probe \(test/hang\) was parsing; parse it again later"
     ):
         await hang
+
+
+async def test_workers_are_recycled_after_max_jobs(probe_file: Path) -> None:
+    async with ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS, max_jobs_per_worker=2) as pool:
+        pids = [(await _pid(pool, probe_file)).split()[1] for _ in range(5)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_importing_the_package_does_not_load_parser_libraries() -> None:
+    # the app imports quart_app.loaders for ParsePool; the heavy parsers belong in the workers only
+    code = (
+        "import sys, quart_app.loaders\n"
+        "print(sorted(m for m in ('pypdf', 'openpyxl', 'docx', 'pptx', 'extract_msg') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
