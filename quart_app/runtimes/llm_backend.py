@@ -16,26 +16,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PIECES = re.compile(r"[^\W\d_]+|\d+|[^\w\s]|_")
+_PIECES = re.compile(r"[^\W\d_]+|\d+|[^\w\s]+|_+")
+# safety margin over the measured worst case (dense German compounds), see approximate_token_count
+_MARGIN = 1.1
 
 
 def approximate_token_count(text: str) -> int:
     """Tokens of `text` for an unknown BPE tokenizer, deliberately on the high side.
 
     Used where the real tokenizer is not available (nc_texttotext: the model behind Nextcloud is unknown;
-    extractive: nothing is generated). Each run of letters counts ceil(len/4) tokens (English BPE averages
-    ~4 characters per token and German compounds split at least that finely), each run of digits ceil(len/2),
-    every punctuation mark one token. Over-counting only wastes a little context; under-counting would overflow it.
+    extractive: nothing is generated). A regex word-piece count: each run of letters counts ceil(len/3) plus one per
+    non-ASCII letter (BPE vocabularies split umlauts and accents into bytes), each run of digits ceil(len/2), each run
+    of punctuation ceil(len/2); the sum gets a 10 % margin. Measured against SmolLM2's BPE tokenizer on English
+    docstrings and German prose (tests/retrieval/test_prompt_packing.py) it gives 1.0-2.2x the real count: over-
+    counting only wastes some context, under-counting would overflow the remote model's window.
     """
     count = 0
     for piece in _PIECES.findall(text):
         if piece[0].isdigit():
             count += math.ceil(len(piece) / 2)
         elif piece[0].isalpha():
-            count += math.ceil(len(piece) / 4)
+            count += math.ceil(len(piece) / 3) + sum(1 for ch in piece if ord(ch) > 127)
         else:
-            count += 1
-    return count
+            count += math.ceil(len(piece) / 2)
+    return math.ceil(count * _MARGIN)
 
 
 @runtime_checkable

@@ -63,8 +63,8 @@ def pack_prompt(
     n_ctx: int,
     max_new_tokens: int,
 ) -> PackedPrompt:
-    """Best pieces first, each skipped when it does not fit; the final prompt is measured whole and never exceeds
-    n_ctx - max_new_tokens. The question is cut only when the template plus the question alone cannot fit."""
+    """Best pieces first, each skipped when it does not fit; every candidate prompt is measured whole, so the result
+    never exceeds n_ctx - max_new_tokens. The question is cut only when the template plus question cannot fit."""
     limit = n_ctx - max_new_tokens
     if count_tokens(render(template, "", "")) > limit:
         raise PromptTooLongError(
@@ -83,22 +83,19 @@ def pack_prompt(
                 f"Context length is too small even to fit the template and the first word of the question"
                 f" (n_ctx {n_ctx}, max_tokens {max_new_tokens}); raise llm.<backend>.n_ctx or lower max_tokens"
             )
-    base = count_tokens(render(template, "", question))
-    remaining = limit - base
     chosen: list[ContextPiece] = []
+    prompt = render(template, "", question)
+    total = count_tokens(prompt)
     if not truncated:
-        separator = count_tokens(PIECE_SEPARATOR)
         for piece in pieces:
-            cost = count_tokens(piece.render()) + (separator if chosen else 0)
-            if cost <= remaining:
+            # cheap pre-check: a piece that alone exceeds what is left cannot fit (BOS/boundary slack of 2 tokens)
+            if count_tokens(piece.render()) - 2 > limit - total:
+                continue
+            # measure the whole candidate prompt: token counts of parts do not add up exactly at the joins
+            candidate = render(template, PIECE_SEPARATOR.join(p.render() for p in [*chosen, piece]), question)
+            candidate_total = count_tokens(candidate)
+            if candidate_total <= limit:
                 chosen.append(piece)
-                remaining -= cost
-    # sums of piece counts can differ from the count of the joined text: measure the whole prompt, drop until it fits
-    while True:
-        prompt = render(template, PIECE_SEPARATOR.join(p.render() for p in chosen), question)
-        total = count_tokens(prompt)
-        if total <= limit or not chosen:
-            break
-        chosen.pop()
+                prompt, total = candidate, candidate_total
     sources = list(dict.fromkeys(p.source_id for p in chosen))
     return PackedPrompt(prompt, sources, len(chosen), total, truncated)

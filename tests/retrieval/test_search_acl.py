@@ -16,8 +16,9 @@ PUBLIC = "The cafeteria serves vegetable soup on Mondays and pasta on Thursdays.
 SHARED = "The merger plan timeline: due diligence in March, signing in June, announcement in July."
 
 
-async def both_legs(store: SearchStore, embedder: MiniLmEmbedder, user: str, text: str,
-                    scope: Scope | None = None) -> set[str]:
+async def both_legs(
+    store: SearchStore, embedder: MiniLmEmbedder, user: str, text: str, scope: Scope | None = None
+) -> set[str]:
     vector = (await embedder.embed([text], "query"))[0]
     found = set()
     for exact in (False, True):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from conftest import Corpus
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
+from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
 from quart_app.store.search_store import SearchStore, lexical_terms
-from retrieval_embedder import MiniLmEmbedder
 
 TARGETS = {"nc: trusted": TRUSTED_DOMAINS, "nc: scan": FILES_SCAN, "hr: urlaub": URLAUB, "ops: backups": BACKUPS}
 
@@ -27,7 +27,7 @@ async def big_corpus(corpus: Corpus) -> Corpus:
 def test_identifier_terms_are_kept_whole() -> None:
     words, identifiers = lexical_terms("How do I set trusted_domains and run occ files:scan --all?")
     assert identifiers == ["trusted_domains", "files:scan"]
-    assert "how" not in words and "trusted_domains" in words or "trusted" in words
+    assert ("how" not in words and "trusted_domains" in words) or "trusted" in words
 
 
 @pytest.mark.parametrize("exact_below", [0, 10**6])

@@ -1,0 +1,152 @@
+"""AnswerService end to end on the real DB and MiniLM, with the fake Nextcloud (prompt recorded), llama and extractive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import Corpus
+from fake_nextcloud import FakeNextcloud, TaskScript
+from llm_fixtures import load_smollm2
+from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
+from quart_app.runtimes.llm_backend import LlmBackend
+from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
+from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+from quart_app.services.answer import AnswerService, Sources, Templates
+from quart_app.services.answer_errors import ContextError, ScopeError
+from quart_app.services.retrieval import RetrievalService
+from quart_app.store.database import Database
+from quart_app.store.search_store import SearchStore
+
+TEMPLATES = Templates("CONTEXT START\n{context}\nCONTEXT END\nQ: {question}\n", "NO CONTEXT Q: {question}\n")
+DOCS = {"nc: trusted": TRUSTED_DOMAINS, "nc: scan": FILES_SCAN, "hr: urlaub": URLAUB, "ops: backups": BACKUPS}
+
+
+@pytest.fixture
+def nextcloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNextcloud]:
+    with FakeNextcloud() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+@pytest.fixture
+async def docs(corpus: Corpus) -> Corpus:
+    for source_id, (title, text) in DOCS.items():
+        await corpus.add(source_id, [text, text + " (continued)"], ["alice"], title=title)
+    await corpus.add(
+        "mail: 9",
+        ["The trusted_domains setting was changed by the admin."],
+        ["alice"],
+        title="Mail from admin",
+        provider="mail__mails",
+    )
+    return corpus
+
+
+def service(db: Database, embedder: MiniLmEmbedder, llm: LlmBackend) -> AnswerService:
+    return AnswerService(RetrievalService(SearchStore(db), embedder, RetrievalConfig()), llm, TEMPLATES)
+
+
+def nc_backend(n_ctx: int = 8192) -> NcTextToTextBackend:
+    return NcTextToTextBackend(NcTextToTextConfig(n_ctx=n_ctx, max_tokens=64, poll_interval_s=0.05))
+
+
+def sent_prompt(nextcloud: FakeNextcloud) -> str:
+    bodies = [r.body for r in nextcloud.requests if r.path.endswith("/schedule")]
+    assert len(bodies) == 1
+    return str(bodies[0]["input"]["input"])
+
+
+async def test_query_answers_with_the_sources_in_the_prompt(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+) -> None:
+    nextcloud.task = TaskScript(output="Add the host to trusted_domains.")
+    result = await service(db, embedder, nc_backend()).query("alice", "How do I set trusted_domains?")
+    assert result["output"] == "Add the host to trusted_domains."
+    assert result["sources"][0] == "nc: trusted"
+    assert len(result["sources"]) == len(set(result["sources"]))
+    prompt = sent_prompt(nextcloud)
+    assert prompt.startswith("CONTEXT START\nNextcloud: trusted domains:\n\n")
+    assert prompt.endswith("CONTEXT END\nQ: How do I set trusted_domains?\n")
+    for source_id in result["sources"]:
+        assert DOCS.get(source_id, ("Mail from admin",))[0] + ":\n\n" in prompt
+
+
+async def test_sources_are_only_what_fits_in_the_prompt(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+) -> None:
+    result = await service(db, embedder, nc_backend(n_ctx=300)).query("alice", "trusted_domains")
+    prompt = sent_prompt(nextcloud)
+    assert 1 <= len(result["sources"]) < 5
+    assert "Ops" not in prompt or "ops: backups" in result["sources"]
+
+
+async def test_no_context_uses_the_no_ctx_template(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+) -> None:
+    result = await service(db, embedder, nc_backend()).query("bob", "Say hi", use_context=False)
+    assert result == {"output": "generated answer", "sources": []}
+    assert sent_prompt(nextcloud) == "NO CONTEXT Q: Say hi\n"
+
+
+async def test_nothing_accessible_is_the_upstream_context_error(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    answers = service(db, embedder, ExtractiveBackend(ExtractiveConfig()))
+    message = "No documents retrieved, please index a few documents first"
+    with pytest.raises(ContextError, match=f"^{message}$"):
+        await answers.query("bob", "trusted_domains")
+    with pytest.raises(ContextError, match=f"^{message}$"):
+        await answers.query("alice", "trusted_domains", scope_type="provider", scope_list=["calendar"])
+    with pytest.raises(ScopeError, match="scopeType 'folder' is not supported"):
+        await answers.query("alice", "x", scope_type="folder", scope_list=["a"])
+    assert await answers.doc_search("bob", "trusted_domains", 5) == []
+
+
+async def test_scoped_query_and_doc_search(db: Database, docs: Corpus, embedder: MiniLmEmbedder) -> None:
+    answers = service(db, embedder, ExtractiveBackend(ExtractiveConfig()))
+    result = await answers.query("alice", "trusted_domains", scope_type="provider", scope_list=["mail__mails"])
+    assert result["sources"] == ["mail: 9"]
+    found = await answers.doc_search("alice", "trusted_domains", 3)
+    assert {found[0]["source_id"], found[1]["source_id"]} == {"nc: trusted", "mail: 9"}  # both contain the term
+    assert len(found) == 3 and len({d["source_id"] for d in found}) == 3
+    assert {"source_id": "nc: trusted", "title": "Nextcloud: trusted domains"} in found
+    scoped = await answers.doc_search("alice", "backups", 5, scope_type="source", scope_list=["ops: backups"])
+    assert scoped == [{"source_id": "ops: backups", "title": "Operations: nightly backups"}]
+
+
+async def test_extractive_answer_quotes_and_names_sources(db: Database, docs: Corpus, embedder: MiniLmEmbedder) -> None:
+    answers = service(db, embedder, ExtractiveBackend(ExtractiveConfig(max_passages=2)))
+    result = await answers.query("alice", "How long are the nightly database dumps kept?")
+    assert result["output"].startswith(EXTRACTIVE_HEADER)
+    assert result["sources"][0] == "ops: backups"
+    assert "> Every night at two o'clock" in result["output"]
+
+
+@pytest.mark.slow
+async def test_llama_answer_and_stream(db: Database, docs: Corpus, embedder: MiniLmEmbedder) -> None:
+    llama = load_smollm2(n_ctx=1024, max_tokens=24)
+    try:
+        answers = AnswerService(
+            RetrievalService(SearchStore(db), embedder, RetrievalConfig()),
+            llama,
+            Templates(llama_template(), "{question}", "<|im_end|>"),
+        )
+        result = await answers.query("alice", "How long are nightly database dumps kept?")
+        assert result["output"]
+        assert result["sources"][0] == "ops: backups"
+        items = [item async for item in answers.query_stream("alice", "How long are nightly database dumps kept?")]
+        assert isinstance(items[-1], Sources) and items[-1].source_ids == result["sources"]
+        assert all(isinstance(i, str) for i in items[:-1]) and len(items) >= 3
+    finally:
+        await llama.aclose()
+
+
+def llama_template() -> str:
+    from llm_fixtures import CHATML
+
+    return CHATML

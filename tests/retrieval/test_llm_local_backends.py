@@ -1,0 +1,77 @@
+"""ctransformer on a GGML file the test writes, the extractive backend, and the factory that picks a backend."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ggml_writer import write_tiny_gpt2
+
+from appliance.config import CTransformerConfig, ExtractiveConfig, parse_config
+from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
+from quart_app.runtimes.llm_errors import LlmUnavailableError
+from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, NO_CONTEXT_ANSWER, ExtractiveBackend, QuotedPassage
+from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+
+HAS_CTRANSFORMERS = importlib.util.find_spec("ctransformers") is not None
+needs_ctransformers = pytest.mark.skipif(
+    not HAS_CTRANSFORMERS, reason="ctransformers is not installed (optional extra 'legacy')"
+)
+
+
+@needs_ctransformers
+async def test_ctransformer_generates_from_a_legacy_ggml_gpt2(tmp_path: Path) -> None:
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    model = write_tiny_gpt2(tmp_path / "tiny-gpt2.ggml.bin")
+    backend = CTransformerBackend(
+        model, CTransformerConfig(model=str(model), model_type="gpt2", n_ctx=128, max_tokens=6, threads=1)
+    )
+    assert isinstance(backend, LlmBackend)
+    assert backend.count_tokens("hello the world") == 7  # the vocabulary the writer put into the file
+    answer = await backend.generate("hello the world", "alice")
+    assert isinstance(answer, str) and answer
+    pieces = [piece async for piece in backend.stream("hello", "alice")]
+    assert 1 <= len(pieces) <= 6
+    await backend.aclose()
+
+
+@needs_ctransformers
+def test_ctransformer_refuses_a_file_that_is_not_ggml(tmp_path: Path) -> None:
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    bogus = tmp_path / "model.bin"
+    bogus.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(LlmUnavailableError, match=r"cannot load .*model.bin as a 'gpt2' GGML model"):
+        CTransformerBackend(bogus, CTransformerConfig(model=str(bogus), model_type="gpt2"))
+
+
+async def test_extractive_quotes_passages_and_says_what_it_is() -> None:
+    backend = ExtractiveBackend(ExtractiveConfig(max_passages=2))
+    passages = [
+        QuotedPassage("Trusted domains", "nc: 1", "Line one.\nLine two."),
+        QuotedPassage("Scanning", "nc: 2", "Run occ files:scan."),
+        QuotedPassage("Other", "nc: 3", "Not quoted: over max_passages."),
+    ]
+    output, sources = backend.answer_from_passages(passages)
+    assert output.startswith(EXTRACTIVE_HEADER)
+    assert "1. Trusted domains (nc: 1):\n> Line one.\n> Line two." in output
+    assert "2. Scanning (nc: 2):\n> Run occ files:scan." in output
+    assert "Not quoted" not in output
+    assert sources == ["nc: 1", "nc: 2"]
+    assert await backend.generate("anything", "alice") == NO_CONTEXT_ANSWER
+
+
+def test_factory_follows_the_first_llm_key(tmp_path: Path) -> None:
+    config = parse_config({"llm": {"nc_texttotext": None, "llama": {"model": "x"}}})
+    assert isinstance(create_llm_backend(config, tmp_path), NcTextToTextBackend)
+    assert isinstance(create_llm_backend(parse_config({}), tmp_path), ExtractiveBackend)
+
+
+def test_model_paths_resolve_relative_to_the_model_dir_or_the_catalogue(tmp_path: Path) -> None:
+    (tmp_path / "m.bin").write_bytes(b"x")
+    assert resolve_model_path("m.bin", tmp_path) == tmp_path / "m.bin"
+    assert resolve_model_path("smollm2-135m-instruct-q4_1", tmp_path).name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    with pytest.raises(LlmUnavailableError, match=r"'nope.gguf' is neither a file .* nor a catalogue id"):
+        resolve_model_path("nope.gguf", tmp_path)
