@@ -1,0 +1,99 @@
+"""Parse throughput of the loaders on larger generated documents, in-process and through a 2-worker ParsePool.
+
+Run: .venv/bin/python tests/loaders/loader_throughput.py  (a benchmark, not a test; belongs in bench/ eventually)
+"""
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docx
+import openpyxl
+import pptx
+from loader_fixture_files import _pdf_page
+from pypdf import PdfWriter
+
+from quart_app.loaders import ParseLimits, ParsePool, extract_text
+
+SENTENCE = "The committee reviewed the quarterly figures and approved the budget for the new indexing service."
+
+
+def big_text(d: Path) -> Path:
+    path = d / "text"
+    path.write_text("\n\n".join(f"{i}. {SENTENCE}" for i in range(100_000)), encoding="utf-8")
+    return path
+
+
+def big_docx(d: Path) -> Path:
+    document = docx.Document()
+    for i in range(3000):
+        document.add_paragraph(f"{i}. {SENTENCE}")
+    path = d / "docx"
+    document.save(str(path))
+    return path
+
+
+def big_xlsx(d: Path) -> Path:
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Data")
+    for i in range(20_000):
+        sheet.append([i, f"item {i}", i * 1.5, "north" if i % 2 else "south"])
+    path = d / "xlsx"
+    workbook.save(str(path))
+    return path
+
+
+def big_pptx(d: Path) -> Path:
+    presentation = pptx.Presentation()
+    for i in range(200):
+        slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+        slide.shapes.title.text = f"Slide {i}"
+        slide.placeholders[1].text = SENTENCE
+    path = d / "pptx"
+    presentation.save(str(path))
+    return path
+
+
+def big_pdf(d: Path) -> Path:
+    writer = PdfWriter()
+    for i in range(300):
+        _pdf_page(writer, f"Page {i} {SENTENCE}")
+    path = d / "pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    return path
+
+
+CASES: list[tuple[str, str, Callable[[Path], Path]]] = [
+    ("text 10 MB", "text/plain", big_text),
+    ("docx 3000 paragraphs", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx),
+    ("xlsx 20000 rows", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", big_xlsx),
+    ("pptx 200 slides", "application/vnd.openxmlformats-officedocument.presentationml.presentation", big_pptx),
+    ("pdf 300 pages", "application/pdf", big_pdf),
+]
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        files = [(name, mimetype, make(d)) for name, mimetype, make in CASES]
+        for name, mimetype, path in files:
+            started = time.perf_counter()
+            text = extract_text(path, mimetype)
+            elapsed = time.perf_counter() - started
+            size = path.stat().st_size / 1e6
+            print(f"in-process {name:22s} {size:6.2f} MB file -> {len(text) / 1e6:6.2f} M chars in {elapsed:.2f}s")
+        async with ParsePool(2, ParseLimits()) as pool:
+            started = time.perf_counter()
+            await asyncio.gather(*(pool.parse(path, mimetype) for _name, mimetype, path in files * 2))
+            elapsed = time.perf_counter() - started
+        total = sum(path.stat().st_size for _n, _m, path in files) * 2 / 1e6
+        print(
+            f"pool (2 workers): {len(files) * 2} files, {total:.1f} MB in {elapsed:.2f}s = {total / elapsed:.1f} MB/s"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
