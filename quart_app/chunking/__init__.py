@@ -1,13 +1,14 @@
 """Token-budgeted recursive chunking of normalized document text."""
 
 from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens
-from .errors import ChunkerConfigError, ChunkerError
+from .errors import ChunkerConfigError, ChunkerError, ChunkerInputError
 from .separators import rules_for
 
 __all__ = [
     "Chunk",
     "ChunkerConfigError",
     "ChunkerError",
+    "ChunkerInputError",
     "TokenChunker",
     "default_chunk_tokens",
     "default_overlap_tokens",

@@ -20,7 +20,7 @@ from itertools import islice, pairwise
 
 from tokenizers import Tokenizer
 
-from .errors import ChunkerConfigError
+from .errors import ChunkerConfigError, ChunkerInputError
 from .separators import Rules, rules_for
 
 # pieces of about this many characters are tokenized in one parallel batch
@@ -93,6 +93,9 @@ class TokenChunker:
 
     def split(self, text: str, mimetype: str) -> Iterator[Chunk]:
         """Chunks of `text` in document order, split by the rules for `mimetype`."""
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL, and normalizing here would move the offsets under the caller
+            raise ChunkerInputError("the text contains NUL characters; pass it through normalize_text() first")
         if not text.strip():
             return
         starts = self._token_starts(text)

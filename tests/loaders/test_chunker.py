@@ -7,7 +7,14 @@ import random
 import pytest
 from tokenizers import Tokenizer
 
-from quart_app.chunking import Chunk, ChunkerConfigError, TokenChunker, default_chunk_tokens, default_overlap_tokens
+from quart_app.chunking import (
+    Chunk,
+    ChunkerConfigError,
+    ChunkerInputError,
+    TokenChunker,
+    default_chunk_tokens,
+    default_overlap_tokens,
+)
 from quart_app.loaders import normalize_text
 
 WORDS = [
@@ -188,3 +195,23 @@ def test_defaults_and_config_errors(minilm_tokenizer: Tokenizer) -> None:
         TokenChunker(minilm_tokenizer, 100, 10, max_chunk_chars=50)
     with pytest.raises(ChunkerConfigError, match="chunk_tokens must be >= 2, got 1"):
         TokenChunker(minilm_tokenizer, 1)
+
+
+def test_text_with_nul_is_refused(minilm_tokenizer: Tokenizer) -> None:
+    with pytest.raises(ChunkerInputError, match=r"contains NUL characters; pass it through normalize_text\(\) first"):
+        list(TokenChunker(minilm_tokenizer, 32, 4).split("a\x00b", "text/plain"))
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "title"),
+    [
+        ("text/x-rst", "Part {i}\n========\n\n"),
+        ("text/org", "* Part {i}\n"),
+    ],
+)
+def test_rst_and_org_sections_start_at_titles(minilm_tokenizer: Tokenizer, mimetype: str, title: str) -> None:
+    body = " ".join(["Words in this part of the document"] * 8)
+    text = "\n\n".join(title.format(i=i) + body for i in range(10))
+    chunks = list(TokenChunker(minilm_tokenizer, 100, 0).split(text, mimetype))
+    assert len(chunks) >= 5
+    assert all(c.text.startswith(("Part", "* Part")) for c in chunks)
