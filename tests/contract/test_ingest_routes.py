@@ -28,7 +28,7 @@ async def search_titles(client: Client, user: str, query: str) -> dict[str, str]
 
 
 async def test_loaded_sources_and_non_ascii_titles(client: Client) -> None:
-    title = "Überblick – Notizen 日本.md"
+    title = "Überblick \u2013 Notizen 日本.md"
     status, body, _ = await load(
         client,
         [
