@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.engine import engine
@@ -33,6 +33,20 @@ INVALID_HEADERS = "Invaild/missing headers for: {filename}"
 INVALID_FILENAME = "Invalid source filename for: {title}"
 NO_SOURCES = "No sources provided"
 RETRY_HEADERS = {"cc-retry": "true"}
+WORKER_LIMIT = "Document parser worker limit reached, try again in some time or consider increasing the limit"
+# upstream 4.0.3+ waits 10 minutes for a parser slot, then asks the PHP app to retry
+GATE_WAIT_S = 600.0
+GATE_EXTENSION = "ccb_ingest_gate"
+
+
+def _gate() -> asyncio.Semaphore:
+    """At most doc_parser_worker_limit (ingest.concurrent_requests) requests stream and parse at once."""
+    gate: asyncio.Semaphore | None = current_app.extensions.get(GATE_EXTENSION)
+    if gate is None:
+        config = lifecycle().settings.config
+        gate = asyncio.Semaphore(config.doc_parser_worker_limit or config.ingest.concurrent_requests)
+        current_app.extensions[GATE_EXTENSION] = gate
+    return gate
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,18 @@ async def load_sources() -> Response:
         raise BodyValidationError(
             [{"type": "missing", "loc": ["body", "sources"], "msg": "Field required", "input": None}]
         )
+    gate = _gate()
+    try:
+        await asyncio.wait_for(gate.acquire(), GATE_WAIT_S)
+    except TimeoutError:
+        raise ContractError(WORKER_LIMIT, 503, RETRY_HEADERS) from None
+    try:
+        return await _load_sources(boundary)
+    finally:
+        gate.release()
+
+
+async def _load_sources(boundary: bytes) -> Response:
     limits = lifecycle().settings.config.ingest
     max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
     try:

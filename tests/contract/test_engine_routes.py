@@ -189,7 +189,9 @@ async def test_admin_routes(app: Quart, client: Client) -> None:
     response = await client.get("/downloadLogs", headers=signed_headers("admin"))
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert response.headers["Content-Disposition"] == 'attachment; filename="docker_logs.zip"'
-    archive = zipfile.ZipFile(io.BytesIO(await response.get_data()))
+    data = await response.get_data(as_text=False)
+    assert isinstance(data, bytes)
+    archive = zipfile.ZipFile(io.BytesIO(data))
     assert sorted(archive.namelist()) == ["ccb.log", "embedder.log"]
     assert archive.read("ccb.log") == b"line one\n"
     await index_docs(client)

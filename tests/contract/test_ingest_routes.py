@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
@@ -116,3 +117,26 @@ async def test_spool_files_are_removed_after_the_request(app: Quart, client: Cli
     await load(client, [SourcePart("files__default: 60", TEXT), SourcePart("files__default: 61", b"z" * (3 * 2**20))])
     spool = app.extensions["ccb_lifecycle"].settings.storage.spool_dir
     assert list(spool.iterdir()) == []
+
+
+async def test_parser_worker_limit_answers_503_with_cc_retry(
+    app: Quart, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quart_app.routes import ingest
+
+    assert ingest.GATE_WAIT_S == 600.0  # upstream's 10 minutes; shrunk below so the test does not wait
+    monkeypatch.setattr(ingest, "GATE_WAIT_S", 0.05)
+    await load(client, [SourcePart("files__default: 70", TEXT)])
+    gate = app.extensions[ingest.GATE_EXTENSION]
+    held = 0
+    while not gate.locked():
+        await gate.acquire()
+        held += 1
+    try:
+        status, body, headers = await load(client, [SourcePart("files__default: 71", TEXT)])
+    finally:
+        for _ in range(held):
+            gate.release()
+    assert (status, body) == (503, {"error": ingest.WORKER_LIMIT}) and headers["cc-retry"] == "true"
+    status, body, _ = await load(client, [SourcePart("files__default: 71", TEXT)])
+    assert status == 200 and body["loaded_sources"] == ["files__default: 71"]

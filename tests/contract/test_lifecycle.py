@@ -68,7 +68,7 @@ async def test_every_engine_route_is_guarded_until_enabled(tmp_path: Path) -> No
         assert await response.get_json() == DISABLED
     # lifecycle and admin routes stay reachable
     for method, path in (("GET", "/"), ("GET", "/enabled"), ("GET", "/heartbeat")):
-        assert (await client.open(path, method=method, headers=signed_headers())).status_code == 200
+        assert (await client.open(path, method=method, headers=signed_headers(), json=None)).status_code == 200
 
 
 async def _wait_for_final_status(nextcloud: Any) -> list[dict[str, Any]]:

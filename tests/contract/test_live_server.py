@@ -13,14 +13,22 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, ServerProcess, SourcePart, free_port, guzzle_multipart
-from contract_kit import signed_headers
+from contract_kit import (
+    APP_ID,
+    APP_SECRET,
+    APP_VERSION,
+    ServerProcess,
+    SourcePart,
+    free_port,
+    guzzle_multipart,
+    signed_headers,
+)
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 DOCS = {
-    "files__default: 1": (b"The Ethical AI Rating: a green label means model, data and code are open.", ["alice", "bob"]),
+    "files__default: 1": (b"The Ethical AI Rating: a green label means open model, data and code.", ["alice", "bob"]),
     "files__default: 2": (b"Budget 2025: the Berlin office travel budget is 12000 euros.", ["alice"]),
     "files__default: 3": (b"Holiday plan: hiking in the Alps in July, sleeping in a tent.", ["bob", "carol"]),
     "notes__meeting: 9": (b"Meeting notes: the green label review happens every Friday.", ["alice", "carol"]),
