@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import pwd
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -88,3 +92,72 @@ def supervisor_status(output: str) -> dict[str, tuple[str, int | None]]:
             pid = int(parts[3].rstrip(","))
         states[parts[0]] = (parts[1], pid)
     return states
+
+
+def supervisor_env(storage: Path, **extra: str) -> dict[str, str]:
+    """What entrypoint.sh exports before supervisord: the AppAPI variables and launch.env's."""
+    env = clean_env(
+        storage,
+        APP_HOST="127.0.0.1",
+        APP_PORT=str(free_port()),
+        CCB_SUPERVISOR_USER=pwd.getpwuid(os.getuid()).pw_name,
+        CCB_LOG_DIR=str(storage / "logs"),
+        CCB_PYTHON=PYTHON,
+        CCB_POSTGRES_AUTOSTART="true",
+    )
+    env.update(extra)
+    return env
+
+
+class Supervisor:
+    """A real supervisord in the foreground, driven with supervisorctl over its unix socket."""
+
+    def __init__(self, conf: Path, env: Mapping[str, str], log: Path) -> None:
+        self.conf, self.env = conf, dict(env)
+        self._log = log.open("wb")
+        command = [PYTHON, "-m", "supervisor.supervisord", "-n", "-c", str(conf)]
+        self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        wait_for(lambda: "postgres" in self.status() or self.process.poll() is not None, 30, "supervisord to answer")
+
+    def ctl(self, *args: str) -> str:
+        command = [PYTHON, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args]
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=90, cwd=REPO)
+        return result.stdout
+
+    def status(self) -> dict[str, tuple[str, int | None]]:
+        return supervisor_status(self.ctl("status"))
+
+    def wait_state(self, name: str, state: str, timeout: float = 45, not_pid: int | None = None) -> int | None:
+        def reached() -> bool:
+            current = self.status().get(name)
+            return current is not None and current[0] == state and (not_pid is None or current[1] != not_pid)
+
+        wait_for(reached, timeout, f"{name} to be {state}", interval=0.3)
+        return self.status()[name][1]
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(processes: list[psutil.Process]) -> list[str]:
+    """Processes still running (zombies count as gone: nothing is left but a table entry)."""
+    left = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return left

@@ -1,0 +1,20 @@
+"""Fixtures of the appliance tests."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A short directory outside pytest's basetemp: a concurrent pytest session chmods /tmp/pytest-of-<user> to 0700,
+    which would cut the unprivileged PostgreSQL user (root runs) off from its data dir; short keeps socket paths
+    under the AF_UNIX limit."""
+    path = Path(tempfile.mkdtemp(prefix="ccb-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

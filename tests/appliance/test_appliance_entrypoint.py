@@ -1,0 +1,239 @@
+"""entrypoint.sh as a real process: flags, the whole stack under supervisord, SIGTERM, a second start on its data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from appliance_kit import (
+    PYTHON,
+    REPO,
+    alive,
+    clean_env,
+    descendants,
+    free_port,
+    run_cli,
+    supervisor_status,
+    wait_for,
+    write_config,
+)
+
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+ENTRYPOINT = REPO / "entrypoint.sh"
+HEALTHCHECK = REPO / "healthcheck" / "healthcheck"
+CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
+GPU = (REPO / "configs" / "config.gpu.yaml").read_text()
+
+
+class Entrypoint:
+    """./entrypoint.sh running in the foreground, as `make run` starts it."""
+
+    def __init__(self, storage: Path, *args: str, cwd: Path | None = None, **env: str) -> None:
+        self.storage = storage
+        self.env = clean_env(storage, APP_PORT=str(free_port()), **env)
+        self.tool_env = dict(self.env, APP_PERSISTENT_STORAGE=str(storage))  # for tools run from elsewhere
+        self.log_path = storage.parent / f"entrypoint-{free_port()}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(ENTRYPOINT), *args],
+            cwd=cwd or storage.parent,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def status(self) -> dict[str, tuple[str, int | None]]:
+        if not (self.storage / "run" / "supervisor.sock").exists():
+            return {}
+        return supervisor_status(run_cli("ctl", "status", env=self.tool_env, timeout=30).stdout)
+
+    def wait_state(self, name: str, state: str, timeout: float = 45) -> None:
+        def reached() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"entrypoint exited {self.process.returncode}:\n{self.output[-3000:]}")
+            return self.status().get(name, ("", None))[0] == state
+
+        wait_for(reached, timeout, f"{name} {state}", interval=0.5)
+
+    def healthcheck(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(HEALTHCHECK)], env=self.tool_env, capture_output=True, text=True, timeout=60)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            for child in descendants(self.process.pid):
+                child.kill()
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def started(private_dir: Path) -> Iterator[list[Entrypoint]]:
+    """Entrypoints a test starts; any still running at the end are killed with their children."""
+    runs: list[Entrypoint] = []
+    yield runs
+    for run in runs:
+        run.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "entrypoint.sh: unknown argument '--bogus'"),
+        (["--device", "tpu"], "entrypoint.sh: --device must be auto, cpu or cuda, not 'tpu'"),
+        (["--device"], "entrypoint.sh: --device needs a value"),
+        (["--external-db"], "entrypoint.sh: --external-db needs a URL"),
+    ],
+)
+def test_bad_flag_prints_usage_and_exits_2(private_dir: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT), *args], env=clean_env(private_dir / "storage"), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == message
+    assert result.stderr.splitlines()[1].startswith("usage: entrypoint.sh [--device auto|cpu|cuda] [--reset-config]")
+    assert not (private_dir / "storage").exists()  # nothing was prepared
+
+
+def test_help_exits_0(private_dir: Path) -> None:
+    result = subprocess.run([str(ENTRYPOINT), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "--external-db URL" in result.stdout
+
+
+def test_prepare_failure_aborts_start_up(private_dir: Path) -> None:
+    storage = private_dir / "storage"
+    storage.mkdir()
+    (storage / "config.yaml").write_text("retrieval:\n  rrf_k: -1\n")
+    result = subprocess.run([str(ENTRYPOINT)], env=clean_env(storage), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert (
+        f"error: {storage}/config.yaml: 'retrieval.rrf_k': Input should be greater than or equal to 1" in result.stderr
+    )
+    assert result.stderr.strip().splitlines()[-1].startswith("entrypoint.sh: start-up aborted")
+
+
+@pytest.mark.slow
+def test_device_flags_pick_the_config_and_reset_config_recopies(private_dir: Path, started: list[Entrypoint]) -> None:
+    storage = private_dir / "storage"
+    started.append(Entrypoint(storage, "--device", "cuda"))
+    started[-1].wait_state("postgres", "RUNNING")
+    assert (storage / "config.yaml").read_text() == GPU
+    assert "device cuda (--device=cuda overrides the probe)" in started[-1].output
+    assert started[-1].terminate() == 0
+
+    started.append(Entrypoint(storage, "--reset-config", "--device=cpu"))
+    started[-1].wait_state("postgres", "RUNNING")
+    assert (storage / "config.yaml").read_text() == CPU
+    assert (storage / "config.yaml.bak").read_text() == GPU
+    assert started[-1].terminate() == 0
+
+
+@pytest.mark.slow
+def test_external_db_skips_the_embedded_postgres(
+    private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
+) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    run = Entrypoint(storage, "--external-db", url)
+    started.append(run)
+    run.wait_state("app", "RUNNING")
+    assert run.status()["postgres"][0] == "STOPPED"
+    assert (storage / "db_url").read_text() == f"postgresql://ccb@/ccb?host={pg_cluster.socket_dir}\n"
+    assert not (storage / "vector_db_data" / "pgsql" / "PG_VERSION").exists()
+    wait_for(lambda: run.healthcheck().returncode == 0, 45, "healthcheck against the external database")
+    assert run.terminate() == 0
+
+
+@pytest.fixture(scope="module")
+def shared_storage() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="ccb-ep-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_whole_stack_runs_is_healthy_and_sigterm_leaves_nothing(
+    shared_storage: Path, started: list[Entrypoint]
+) -> None:
+    storage = shared_storage / "storage"
+    write_config(storage)
+    # a relative APP_PERSISTENT_STORAGE is relative to where the caller stands
+    run = Entrypoint(storage, cwd=shared_storage, APP_PERSISTENT_STORAGE="storage")
+    started.append(run)
+    for program in ("postgres", "embedder", "app"):
+        run.wait_state(program, "RUNNING")
+    wait_for(lambda: run.healthcheck().returncode == 0, 45, "healthcheck to pass")
+    health = run.healthcheck()
+    assert [line.split(":")[0] for line in health.stdout.splitlines()] == ["app", "postgres", "embedder"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{run.env['APP_PORT']}/heartbeat", timeout=10) as response:
+        assert json.loads(response.read()) == {"status": "ok"}
+    assert (storage / "logs" / "app.log").exists() and (storage / "logs" / "supervisord.log").exists()
+
+    cluster = EmbeddedPostgres(StorageLayout(storage).pgdata, StorageLayout(storage).pg_socket_dir)
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE keepsake (note text)")
+        conn.execute("INSERT INTO keepsake VALUES ('from the first run')")
+
+    children = descendants(run.process.pid)
+    assert len(children) >= 4  # postgres (+ its workers), embedder, hypercorn (+ worker)
+    assert run.terminate() == 0
+    assert alive(children) == []
+    assert not (StorageLayout(storage).pgdata / "postmaster.pid").exists()
+    assert "database system is shut down" in (storage / "logs" / "postgres.log").read_text()
+
+
+@pytest.mark.slow
+def test_second_start_finds_its_data(shared_storage: Path, started: list[Entrypoint]) -> None:
+    storage = shared_storage / "storage"
+    if not (storage / "version.info").exists():
+        pytest.fail("needs the storage of test_whole_stack_runs_is_healthy_and_sigterm_leaves_nothing")
+    run = Entrypoint(storage)
+    started.append(run)
+    run.wait_state("postgres", "RUNNING")
+    assert "repairs run: 0" in run.output  # version.info = APP_VERSION+ from the first start
+    cluster = EmbeddedPostgres(StorageLayout(storage).pgdata, StorageLayout(storage).pg_socket_dir)
+    wait_for(lambda: _can_connect(cluster.dsn), 20, "PostgreSQL on the second start")
+    with psycopg.connect(cluster.dsn) as conn:
+        assert conn.execute("SELECT note FROM keepsake").fetchall() == [("from the first run",)]
+    run.wait_state("app", "RUNNING")
+    assert run.terminate() == 0
+
+
+def _can_connect(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_ctl_without_a_running_appliance_says_what_to_do(private_dir: Path) -> None:
+    result = run_cli("ctl", "status", env=clean_env(private_dir))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {private_dir}/run/launch.env is missing; start the appliance first (./entrypoint.sh or make run)"
+    )
+    assert PYTHON

