@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docx
 import odfdo
@@ -12,6 +13,7 @@ from .limits import ParseLimits
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
 
 
@@ -37,11 +39,24 @@ def _blocks(items: Iterable[Paragraph | Table]) -> Iterator[str]:
             yield "\n".join(_table_lines(item))
 
 
+def _text_boxes(body: Any) -> Iterator[str]:
+    # text boxes live inside drawings that python-docx's paragraphs skip; Word stores each box twice
+    # (DrawingML and a VML fallback), so identical boxes are kept once
+    seen: set[str] = set()
+    for box in body.iter(f"{_W}txbxContent"):
+        paragraphs = ("".join(t.text or "" for t in para.iter(f"{_W}t")) for para in box.iter(f"{_W}p"))
+        text = "\n".join(p for p in paragraphs if p.strip())
+        if text and text not in seen:
+            seen.add(text)
+            yield text
+
+
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs and tables in document order, then headers and footers once each."""
+    """Body paragraphs and tables in document order, then text boxes, then headers and footers once each."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     blocks = list(_blocks(document.iter_inner_content()))
+    blocks.extend(_text_boxes(document.element.body))
     seen: set[str] = set()
     for section in document.sections:
         for part in (section.header, section.footer):

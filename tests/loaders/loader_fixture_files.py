@@ -23,6 +23,8 @@ import docx
 import odfdo
 import openpyxl
 import pptx
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from extract_msg.ole_writer import OleWriter
 from pptx.util import Inches
 from pypdf import PdfWriter
@@ -143,6 +145,15 @@ def write_docx(d: Path) -> Path:
     table = document.add_table(rows=2, cols=2)
     table.cell(0, 0).text, table.cell(0, 1).text = "Item", "Cost"
     table.cell(1, 0).text, table.cell(1, 1).text = "Chairs", "300"
+    # a VML text box, as older Word versions and the DrawingML fallback store it
+    document.element.body.insert(
+        -1,
+        parse_xml(
+            f'<w:p {nsdecls("w")} xmlns:v="urn:schemas-microsoft-com:vml">'
+            "<w:r><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r>"
+            "<w:t>Boxed remark</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+        ),
+    )
     document.sections[0].header.is_linked_to_previous = False
     document.sections[0].header.paragraphs[0].text = "Confidential header"
     path = d / "docx"
@@ -323,7 +334,11 @@ FIXTURES: dict[str, tuple[Writer, tuple[str, ...], tuple[str, ...]]] = {
     "application/pdf": (write_pdf, ("Invoice number 4711\n\nTotal amount due",), ()),
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
         write_docx,
-        ("Meeting Minutes\n\nThe committee approved the budget.", "Item | Cost\nChairs | 300", "Confidential header"),
+        (
+            "Meeting Minutes\n\nThe committee approved the budget.",
+            "Item | Cost\nChairs | 300",
+            "Boxed remark\n\nConfidential header",
+        ),
         (),
     ),
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": (
