@@ -187,3 +187,19 @@ def test_importing_the_package_does_not_load_parser_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_real_parse_over_the_memory_cap(tmp_path: Path) -> None:
+    # a real loader reading an 80 MB text file cannot fit in 48 MB of headroom
+    path = tmp_path / "large"
+    path.write_bytes(b"all work and no play makes jack a dull boy\n" * 2_000_000)
+    async with ParsePool(1, ParseLimits(memory_mb=48)) as small:
+        with pytest.raises(ParseMemoryError, match=r"^large \(text/plain\): parsing needed more than memory_mb=48 MB"):
+            await small.parse(path, "text/plain")
+        path.write_text("small again", encoding="utf-8")
+        assert await small.parse(path, "text/plain") == "small again"
+
+
+async def test_missing_file_is_an_os_error_not_a_document_error(pool: ParsePool, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        await pool.parse(tmp_path / "gone", "text/plain")
