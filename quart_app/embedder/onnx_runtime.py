@@ -167,6 +167,8 @@ def _create_session(model_id: str, path: Path, providers: Sequence[str], threads
     options.intra_op_num_threads = max(0, threads)
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle worker threads must not spin: the parser pool, PostgreSQL and the app share these cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=usable or [CPU_PROVIDER])
     except Exception as exc:  # onnxruntime raises untyped errors for unreadable or invalid models
