@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -237,3 +238,62 @@ def test_ctl_without_a_running_appliance_says_what_to_do(private_dir: Path) -> N
         f"error: {private_dir}/run/launch.env is missing; start the appliance first (./entrypoint.sh or make run)"
     )
     assert PYTHON
+
+
+@pytest.mark.slow
+def test_sigterm_to_make_run_leaves_no_process_behind(private_dir: Path) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    port = free_port()
+    env = clean_env(storage, APP_PORT=str(port))
+    tool_env = dict(env)
+    log = (private_dir / "make.log").open("wb")
+    # -o: treat the install stamp as up to date, so the test never reinstalls packages
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "run"], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_for(
+            lambda: subprocess.run([str(HEALTHCHECK)], env=tool_env, capture_output=True, timeout=60).returncode == 0,
+            50,
+            "the appliance started by make run to be healthy",
+            interval=0.5,
+        )
+        children = descendants(make.pid)
+        make.send_signal(signal.SIGTERM)
+        make.wait(60)  # make forwards SIGTERM to its child, waits for it, then dies of the signal itself
+        assert alive(children) == []
+        assert "stopped: postgres (exit status 0)" in (private_dir / "make.log").read_text()
+    finally:
+        if make.poll() is None:
+            for child in descendants(make.pid):
+                child.kill()
+            make.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_everything_and_exits_0(private_dir: Path) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    env = clean_env(storage, APP_PORT=str(free_port()))
+    log = (private_dir / "entrypoint.log").open("wb")
+    # its own process group, like a shell's foreground job: Ctrl-C = SIGINT to the whole group
+    process = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        wait_for(
+            lambda: subprocess.run([str(HEALTHCHECK)], env=env, capture_output=True, timeout=60).returncode == 0,
+            50,
+            "the appliance to be healthy",
+            interval=0.5,
+        )
+        children = descendants(process.pid)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(60) == 0
+        assert alive(children) == []
+    finally:
+        if process.poll() is None:
+            for child in descendants(process.pid):
+                child.kill()
+            process.kill()
+        log.close()
