@@ -32,6 +32,8 @@ blueprint = Blueprint("ingest", __name__)
 INVALID_HEADERS = "Invaild/missing headers for: {filename}"
 INVALID_FILENAME = "Invalid source filename for: {title}"
 NO_SOURCES = "No sources provided"
+BETA_ALL_LOADED = "All sources loaded"
+BETA_NOT_ALL_LOADED = "Error: All sources were not loaded, check logs for more info"
 RETRY_HEADERS = {"cc-retry": "true"}
 WORKER_LIMIT = "Document parser worker limit reached, try again in some time or consider increasing the limit"
 # upstream 4.0.3+ waits 10 minutes for a parser slot, then asks the PHP app to retry
@@ -161,7 +163,21 @@ async def _load_sources(boundary: bytes) -> Response:
     for source_id, reason in report.failed.items():
         # upstream drops failed sources from both lists; the document row keeps the reason (GET /status)
         log.warning("loadSources: %s not indexed: %s", source_id, reason)
+    if all(_is_beta(part) for part in parts):
+        return _beta_answer(report.retry)
     return json_message({"loaded_sources": report.loaded, "sources_to_retry": report.retry})
+
+
+def _is_beta(part: ReceivedPart) -> bool:
+    """PHP 4.0.0-beta2/3 send a single `userId` header and read no lists from the answer."""
+    return "userid" in part.headers and "userids" not in part.headers
+
+
+def _beta_answer(retry: list[str]) -> Response:
+    # beta's PHP throws on any non-2xx: only a transient failure (worth retrying) is reported as one
+    if retry:
+        return json_message(BETA_NOT_ALL_LOADED, 500)
+    return json_message(BETA_ALL_LOADED)
 
 
 def _remove_all(parts: list[ReceivedPart]) -> None:
