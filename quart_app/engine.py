@@ -127,17 +127,21 @@ def engine() -> Engine:
 
 
 async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
-    """(model id, dimension, catalogue entry or None): local models from the catalogue, external ones asked."""
+    """(model id, dimension, catalogue entry whose tokenizer sizes the chunks).
+
+    The local ONNX model comes from the catalogue; a llama.cpp or external service is asked, and chunks are then
+    measured with the configured ONNX model's tokenizer (an approximation of the service's own).
+    """
     from appliance.model_catalogue import get_model, load_catalogue
 
     config = settings.config.embedding
+    entry = get_model(config.onnx.model, load_catalogue(settings.model_catalogue))
     if config.workers > 0 and config.runtime == "onnx":
-        entry = get_model(config.onnx.model, load_catalogue(settings.model_catalogue))
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry
     info = await client.info()
     dimension = info.dimension or await client.dimension()
-    return info.model or config.model_name or "external", dimension, None
+    return info.model or config.model_name or "external", dimension, entry
 
 
 async def open_engine(settings: AppSettings) -> Engine:
@@ -191,8 +195,11 @@ async def open_engine(settings: AppSettings) -> Engine:
         )
         await parse_pool.open()
         closers.append(("parse pool", parse_pool.close))
-        if entry is None or entry.tokenizer is None:
-            raise EngineNotReadyError("chunking needs the embedding model's tokenizer; use a catalogued model")
+        if entry.tokenizer is None:
+            raise EngineNotReadyError(
+                f"chunking needs a tokenizer file, and catalogue model {entry.id!r} (embedding.onnx.model) has none;"
+                " set embedding.onnx.model to a catalogued ONNX model with a tokenizer"
+            )
         files = resolve_model_files(entry, settings.storage.model_dir)
         assert files.tokenizer is not None
         tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(files.tokenizer))
