@@ -93,13 +93,22 @@ class EmbeddedPostgres:
         if self.initialised:
             return False
         bin_dir = pg_bin_dir()
+        # build the cluster aside and rename it into place: a start killed mid-initdb must not leave a PG_VERSION
+        # (= "initialised") over a half-made cluster
+        staging = self.pgdata.with_name(self.pgdata.name + ".initdb")
+        if staging.exists():
+            log.warning("removing %s left by an interrupted first start", staging)
+            shutil.rmtree(staging)
+        staging.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(staging, user.pw_uid, user.pw_gid)
         log.info("initialising PostgreSQL cluster in %s", self.pgdata)
         self._run_as(
             user,
             [
                 str(bin_dir / "initdb"),
                 "-D",
-                str(self.pgdata),
+                str(staging),
                 "-U",
                 "postgres",
                 "-E",
@@ -109,13 +118,14 @@ class EmbeddedPostgres:
                 "--auth-host=scram-sha-256",
             ],
         )
-        single = [str(bin_dir / "postgres"), "--single", "-D", str(self.pgdata), "-j"]
+        single = [str(bin_dir / "postgres"), "--single", "-D", str(staging), "-j"]
         self._run_as(
             user,
             [*single, "postgres"],
             stdin=f"CREATE ROLE {DB_ROLE} LOGIN;\n\nCREATE DATABASE {DB_NAME} OWNER {DB_ROLE};\n\n",
         )
         self._run_as(user, [*single, DB_NAME], stdin="CREATE EXTENSION IF NOT EXISTS vector;\n\n")
+        os.rename(staging, self.pgdata)  # replaces the empty dir made by _prepare_dirs, atomically
         log.info("PostgreSQL cluster ready: database %s, role %s, extension vector", DB_NAME, DB_ROLE)
         return True
 
