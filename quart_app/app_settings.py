@@ -8,34 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.config import AppConfig, load_config
+from appliance.config_files import config_path as default_config_path
+from appliance.database_url import resolve_database
 from appliance.env_settings import env_value
-from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
 
-# upstream's EXTERNAL_DB/CCB_DB_URL use SQLAlchemy's dialect prefix; psycopg wants plain libpq URLs
-_SQLALCHEMY_PREFIXES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://")
-
-
-def normalise_db_url(url: str) -> str:
-    """A libpq URL from an upstream-style `postgresql+psycopg://` (or plain `postgres://`) URL."""
-    for prefix in _SQLALCHEMY_PREFIXES:
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    if url.startswith("postgres://"):
-        return "postgresql://" + url[len("postgres://") :]
-    return url
-
 
 def resolve_db_url(config: AppConfig, storage: StorageLayout, environ: Mapping[str, str] | None = None) -> str:
-    """EXTERNAL_DB, else config `pgvector.connection`, else the embedded cluster's unix-socket URL."""
-    external = env_value("EXTERNAL_DB", environ)
-    if external:
-        return normalise_db_url(external)
-    if config.pgvector.connection:
-        return normalise_db_url(config.pgvector.connection)
-    return EmbeddedPostgres(storage.pgdata, storage.pg_socket_dir).dsn
+    """EXTERNAL_DB, else config `pgvector.connection`, else the embedded cluster's unix-socket URL (libpq form)."""
+    return resolve_database(config, storage, environ).url
 
 
 @dataclass(frozen=True)
@@ -57,7 +40,7 @@ class AppSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> AppSettings:
         """Read the AppAPI variables and the config file ($CC_CONFIG_PATH or $APP_PERSISTENT_STORAGE/config.yaml)."""
         storage = StorageLayout.from_env(environ)
-        path = config_path or Path(env_value("CC_CONFIG_PATH", environ) or storage.config_file)
+        path = config_path or default_config_path(storage, environ)
         config = load_config(path, environ)
         log.info("config loaded from %s (llm backend %s)", path, config.llm_backend)
         return cls(

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from appliance.config import parse_config
+from appliance.database_url import normalise_db_url
 from appliance.errors import ConfigError
 from appliance.storage import StorageLayout
-from quart_app.app_settings import AppSettings, normalise_db_url, resolve_db_url
+from quart_app.app_settings import AppSettings, resolve_db_url
 
 
 def test_upstream_sqlalchemy_urls_become_libpq_urls() -> None:
