@@ -64,9 +64,11 @@ export PATH
 
 # prepare runs in the background so a SIGTERM during it is forwarded instead of orphaning it
 prepare_args=(-m appliance prepare ${device:+--device "$device"} $reset_config)
+prepare_pid=""
+# installed before the child exists, so no signal can fall between the two
+trap 'if [ -n "$prepare_pid" ]; then kill -TERM "$prepare_pid" 2>/dev/null || true; wait "$prepare_pid" 2>/dev/null || true; fi; exit 0' TERM INT
 "$python" "${prepare_args[@]}" &
 prepare_pid=$!
-trap 'kill -TERM "$prepare_pid" 2>/dev/null; wait "$prepare_pid" 2>/dev/null; exit 0' TERM INT
 status=0
 wait "$prepare_pid" || status=$?
 trap - TERM INT

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from appliance_kit import (
@@ -297,3 +298,33 @@ def test_ctrl_c_stops_everything_and_exits_0(private_dir: Path) -> None:
                 child.kill()
             process.kill()
         log.close()
+
+
+def test_sigterm_while_preparing_exits_0_and_leaves_nothing(private_dir: Path) -> None:
+    env = clean_env(private_dir / "storage", APP_PORT=str(free_port()))
+    process = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _preparing(process.pid), 30, "entrypoint.sh to start prepare", interval=0.01)
+        children = descendants(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        wait_for(lambda: alive(children) == [], 10, "prepare to be gone")
+    finally:
+        if process.poll() is None:
+            for child in descendants(process.pid):
+                child.kill()
+            process.kill()
+
+
+def _preparing(pid: int) -> bool:
+    """prepare has started (or already finished and supervisord took over): the trap is in place either way."""
+    for child in descendants(pid):
+        try:
+            if "prepare" in child.cmdline():
+                return True
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        return "supervisor.supervisord" in psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return False
