@@ -6,6 +6,7 @@ import logging
 
 from quart import Quart
 
+from appliance.model_catalogue import ModelNotDownloadedError
 from quart_app import engine as engine_module
 from quart_app.app_settings import AppSettings
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
@@ -51,10 +52,19 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     elif not settings.app_secret:
         log.warning("APP_SECRET is not set: every signed request will be refused with 401")
 
+    async def open_after_init() -> None:
+        app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+        log.info("engine opened after the model fetch")
+
     @app.before_serving
     async def open_resources() -> None:
         settings.storage.ensure()
-        app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+        try:
+            app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+        except ModelNotDownloadedError as exc:
+            # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
+            log.warning("%s; the engine opens once POST /init has fetched the models", exc)
+            state.init_job.after_fetch = open_after_init
         log.info(
             "app ready: app id %s, version %s, enabled %s", settings.app_id, settings.app_version, state.enabled.enabled
         )

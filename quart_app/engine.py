@@ -122,7 +122,10 @@ class StatusOps:
 def engine() -> Engine:
     found: Engine | None = current_app.extensions.get(ENGINE_EXTENSION)
     if found is None:
-        raise EngineNotReadyError("the engine is not open (the app is starting or shutting down); retry shortly")
+        raise EngineNotReadyError(
+            "the engine is not open: the app is starting or stopping, or POST /init is still fetching the models;"
+            " retry shortly (GET /status, the app log)"
+        )
     return found
 
 

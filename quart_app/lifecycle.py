@@ -71,6 +71,8 @@ class InitJob:
     def __init__(self, settings: AppSettings) -> None:
         self._settings = settings
         self._reporter = InitStatusReporter(settings)
+        # set when the engine could not open for want of models: run after a successful fetch, before reporting 100
+        self.after_fetch: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self.last_error: str | None = None
@@ -90,6 +92,14 @@ class InitJob:
     async def _run(self) -> None:
         try:
             progress, error = await asyncio.to_thread(self._fetch, asyncio.get_running_loop())
+            if not error and self.after_fetch is not None:
+                try:
+                    await self.after_fetch()
+                    self.after_fetch = None
+                except Exception as exc:
+                    log.exception("the engine did not open after the model fetch")
+                    progress, error = 99, f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
+                    self.last_error = error
             await self._reporter(progress, error)
         finally:
             await self._reporter.aclose()

@@ -1,0 +1,70 @@
+"""A config whose embedding model must be downloaded: the app still serves the lifecycle routes, POST /init fetches
+the model (real MiniLM files over local HTTP), and only then the engine opens and the contract routes work."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from conftest import contract_config, make_settings
+from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from model_server import ModelServer, catalogue_yaml
+from nextcloud_ocs_fake import FakeAppApiNextcloud
+
+from quart_app import create_app
+from quart_app.app_settings import AppSettings
+
+
+def _entry(model_url: str, tokenizer_url: str, model: bytes, tokenizer: bytes) -> dict[str, Any]:
+    def source(url: str, data: bytes, name: str) -> dict[str, Any]:
+        return {"url": url, "filename": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    return {
+        "id": "downloaded-minilm",
+        "kind": "embedding",
+        "format": "onnx",
+        "dimension": 384,
+        "max_tokens": 256,
+        "licence": "Apache-2.0",
+        "source": source(model_url, model, "model.onnx"),
+        "tokenizer": source(tokenizer_url, tokenizer, "tokenizer.json"),
+    }
+
+
+async def test_engine_opens_after_init_fetched_the_models(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, minilm_paths: tuple[Path, Path]
+) -> None:
+    model = await asyncio.to_thread(minilm_paths[0].read_bytes)
+    tokenizer = await asyncio.to_thread(minilm_paths[1].read_bytes)
+    files = {"/m/model.onnx": model, "/m/tokenizer.json": tokenizer}
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        catalogue = tmp_path / "catalogue.yaml"
+        entry = _entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)
+        catalogue.write_text(catalogue_yaml([entry]))
+        raw = contract_config(embedder_url)
+        raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
+        base = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url)
+        app = create_app(AppSettings(**{**base.__dict__, "model_catalogue": catalogue}))
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            assert (await client.get("/heartbeat")).status_code == 200
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            early = await client.post("/countIndexedDocuments", headers=signed_headers())
+            assert early.status_code == 503 and "POST /init" in (await early.get_json())["error"]
+
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            for _ in range(600):
+                statuses = nextcloud.init_statuses()
+                if statuses and (statuses[-1]["progress"] == 100 or statuses[-1]["error"]):
+                    break
+                await asyncio.sleep(0.05)
+            assert statuses[-1] == {"progress": 100, "error": ""}
+
+            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])
+            headers = {**signed_headers(), "Content-Type": content_type}
+            loaded = await client.put("/loadSources", data=body, headers=headers)
+            assert (await loaded.get_json())["loaded_sources"] == ["files__default: 1"]
+            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            assert await counted.get_json() == {"files__default": 1}
