@@ -8,6 +8,7 @@ from quart import Quart
 
 from appliance.model_catalogue import ModelNotDownloadedError
 from quart_app import engine as engine_module
+from quart_app.app_logging import configure_logging
 from quart_app.app_settings import AppSettings
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
 from quart_app.engine import ENGINE_EXTENSION
@@ -25,7 +26,10 @@ LONG_REQUEST_S = 60 * 60
 
 def build_app(settings: AppSettings | None = None) -> Quart:
     """The app; resources (DB pool, clients, workers, pools) open in before_serving and close in after_serving."""
-    settings = settings or AppSettings.from_env()
+    if settings is None:
+        # hypercorn's "quart_app:create_app()": the real process, so it also sets up logging
+        settings = AppSettings.from_env()
+        configure_logging(settings.config.log_level)
     app = Quart(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=(settings.config.ingest.max_request_mb + 1) * MIB,
