@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class CTransformerBackend:
         )
         yield from pieces
 
-    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
         if self._closed:
             raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
         async with self._queue:

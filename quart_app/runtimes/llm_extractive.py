@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from appliance.config import ExtractiveConfig
@@ -75,7 +75,7 @@ class ExtractiveBackend:
         """Called only without context (use_context=False): says plainly that nothing can be generated."""
         return NO_CONTEXT_ANSWER
 
-    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
         yield NO_CONTEXT_ANSWER
 
     async def aclose(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from appliance.config import NcTextToTextConfig
@@ -159,7 +159,7 @@ class NcTextToTextBackend:
             )
         await asyncio.sleep(min(seconds, remaining))
 
-    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
         """TaskProcessing has no token stream: the whole answer arrives as one piece."""
         yield await self.generate(prompt, user_id, stop)
 

@@ -106,11 +106,24 @@ class SearchStore:
         self._db = db
 
     async def count_accessible_chunks(self, user_id: str, scope: Scope | None, cap: int) -> int:
-        """Embedded chunks the user may read within the scope, counted up to `cap` (bounded cost)."""
-        where, params = _filters(user_id, scope)
+        """Chunks (embedded or queued) the user may read within the scope, counted up to `cap`.
+
+        Driven from the user's access rows through the (source_id, version) index, so the cost is bounded by `cap`
+        and no chunk row (with its vector) is read; it decides between the exact and the HNSW path.
+        """
+        _, params = _filters(user_id, scope)
+        scope_sql: sql.Composable = sql.SQL("")
+        if scope is not None and scope.kind == "provider":
+            scope_sql = sql.SQL(
+                " AND EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
+                " AND d.provider = ANY(%(scope)s))"
+            )
+        elif scope is not None:
+            scope_sql = sql.SQL(" AND a.source_id = ANY(%(scope)s)")
         query = sql.SQL(
-            "SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE c.embedding IS NOT NULL AND {where} LIMIT %(cap)s) s"
-        ).format(where=where)
+            "SELECT count(*) FROM (SELECT 1 FROM access a JOIN chunks c ON c.source_id = a.source_id"
+            " WHERE a.user_id = %(user_id)s{scope} LIMIT %(cap)s) s"
+        ).format(scope=scope_sql)
         async with self._db.connection() as conn:
             row = await (await conn.execute(query, {**params, "cap": cap})).fetchone()
         return int(row[0]) if row else 0
@@ -137,11 +150,11 @@ class SearchStore:
         where, params = _filters(user_id, scope)
         params.update(q=vector_literal(embedding), limit=limit)
         if exact:
-            # a materialised CTE cannot use the HNSW index: the user's rows are scanned and sorted exactly
+            # OFFSET 0 fences the subquery: the sort cannot use the HNSW index, so the user's rows (reached through
+            # the access rows and the source_id index) are scanned and ordered exactly
             query = sql.SQL(
-                "WITH mine AS MATERIALIZED (SELECT c.id, c.source_id, c.embedding FROM chunks c"
-                " WHERE c.embedding IS NOT NULL AND {where})"
-                " SELECT id, source_id, embedding <=> %(q)s::vector AS distance FROM mine"
+                "SELECT id, source_id, distance FROM (SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS"
+                " distance FROM chunks c WHERE c.embedding IS NOT NULL AND {where} OFFSET 0) s"
                 " ORDER BY distance LIMIT %(limit)s"
             ).format(where=where)
         else:
@@ -183,7 +196,7 @@ class SearchStore:
             for n in range(len(identifiers))
         ]
         params.update({f"id{n}": ident for n, ident in enumerate(identifiers)})
-        any_match = [sql.SQL("c.tsv @@ to_tsquery('simple', %(any_word)s)")] if lexemes else []
+        any_match: list[sql.Composable] = [sql.SQL("c.tsv @@ to_tsquery('simple', %(any_word)s)")] if lexemes else []
         any_match += [
             sql.SQL("c.tsv @@ phraseto_tsquery('simple', {})").format(sql.Placeholder(f"id{n}"))
             for n in range(len(identifiers))

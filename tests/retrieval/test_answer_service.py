@@ -1,4 +1,4 @@
-"""AnswerService end to end on the real DB and MiniLM, with the fake Nextcloud (prompt recorded), llama and extractive."""
+"""AnswerService end to end on the real DB and MiniLM: fake Nextcloud (prompt recorded), llama and extractive."""
 
 from __future__ import annotations
 
