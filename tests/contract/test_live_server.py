@@ -3,7 +3,6 @@ real database and the real embedder, driven over HTTP exactly as AppAPI and the 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -44,21 +43,10 @@ def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[t
         "embedding_worker": {"idle_poll_s": 0.2},
         "llm": {"extractive": {}},
         "ingest": {"parse_workers": 1},
+        # DEBUG: the secret check below then covers every line the app can write
+        "log_level": "DEBUG",
     }
     (storage / "config.yaml").write_text(yaml.safe_dump(config))
-    logging_config = tmp_path / "logging.json"
-    logging_config.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "disable_existing_loggers": False,
-                "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-                "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
-                "root": {"level": "DEBUG", "handlers": ["err"]},
-                "loggers": {"psycopg": {"level": "INFO"}, "hpack": {"level": "INFO"}},
-            }
-        )
-    )
     port = free_port()
     env = {
         **os.environ,
@@ -71,7 +59,7 @@ def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[t
     }
     # --workers 0: serve in this process (a daemonic hypercorn worker could not start the parser processes)
     command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
-    command += ["--log-config", f"json:{logging_config}", "quart_app:create_app()"]
+    command.append("quart_app:create_app()")
     server = ServerProcess(command, tmp_path / "server.log", env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=120)
