@@ -1,0 +1,51 @@
+"""Real faults mapped to upstream 4.0.6+ shapes: a broken database -> 500 'Vector DB Error: ...', a failed
+Nextcloud text-to-text task -> 500 'LLM Error: ...'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import contract_config, make_settings
+from contract_kit import APP_ID, APP_SECRET, APP_VERSION, SourcePart, guzzle_multipart, signed_headers
+from nextcloud_ocs_fake import FakeAppApiNextcloud
+from quart.typing import TestClientProtocol as Client
+
+from appliance.postgres import EmbeddedPostgres
+from quart_app import create_app
+
+
+async def test_a_database_fault_is_a_vector_db_error(
+    client: Client, fresh_dsn: str, pg_cluster: EmbeddedPostgres
+) -> None:
+    assert (await client.post("/countIndexedDocuments", headers=signed_headers())).status_code == 200
+    database = fresh_dsn.split("@/", 1)[1].split("?")[0]
+    superuser = f"postgresql://postgres@/{database}?host={pg_cluster.socket_dir}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute("ALTER TABLE documents RENAME TO documents_gone")
+    response = await client.post("/countIndexedDocuments", headers=signed_headers())
+    body = await response.get_json()
+    assert response.status_code == 500
+    assert body["error"].startswith("Vector DB Error: ") and "documents" in body["error"]
+
+
+async def test_a_failed_llm_task_is_an_llm_error(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        for name, value in {"NEXTCLOUD_URL": nextcloud.url, "APP_ID": APP_ID, "APP_SECRET": APP_SECRET}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("APP_VERSION", APP_VERSION)
+        nextcloud.task.statuses = ["STATUS_FAILED"]
+        raw = contract_config(embedder_url, llm={"nc_texttotext": {"poll_interval_s": 0.05}})
+        app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url))
+        async with app.test_app() as test_app:
+            http = test_app.test_client()
+            await http.put("/enabled?enabled=1", headers=signed_headers())
+            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])
+            await http.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+            question = {"userId": "admin", "query": "What do green labels need?"}
+            response = await http.post("/query", json=question, headers=signed_headers("admin"))
+            answer = await response.get_json()
+    assert response.status_code == 500 and answer["error"].startswith("LLM Error: ")
