@@ -1,0 +1,44 @@
+"""Settings are declared once: supervisord.conf expands only declared or launch.env variables; `settings` lists all."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from appliance_kit import REPO, clean_env, run_cli
+
+from appliance.config import load_config
+from appliance.config_keys import describe_config_keys
+from appliance.database_url import DatabaseTarget
+from appliance.env_settings import ENV_SETTINGS
+from appliance.launch import launch_environment
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+
+def test_supervisord_conf_expands_only_known_variables(tmp_path: Path) -> None:
+    used = set(re.findall(r"%\(ENV_([A-Z_]+)\)s", (REPO / "supervisord.conf").read_text()))
+    layout = StorageLayout(tmp_path)
+    config = load_config(REPO / "configs" / "config.cpu.yaml", environ={})
+    target = DatabaseTarget(EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir).dsn, True, "embedded")
+    from_prepare = set(launch_environment(config, layout, target, layout.config_file))
+    from_entrypoint = {"CCB_SUPERVISOR_USER"}
+    declared = {setting.name for setting in ENV_SETTINGS}
+    assert used - from_prepare - from_entrypoint - declared == set()
+
+
+def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, APP_SECRET="s3cret-value", EXTERNAL_DB="postgresql://u:pw@db/ccb")
+    result = run_cli("settings", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-value" not in result.stdout and "pw@db" not in result.stdout
+    data = json.loads(result.stdout)
+    rows = {row["name"]: row for row in data["environment"]}
+    assert set(rows) == {setting.name for setting in ENV_SETTINGS}
+    assert rows["APP_SECRET"]["value"] == "(set)" and rows["CC_EM_APIKEY"]["value"] == "(not set)"
+    keys = {row["key"] for row in data["config"]}
+    assert {row["key"] for row in describe_config_keys()} == keys
+    assert {"embedding.onnx.providers", "vectordb.pgvector.connection", "llm.llama.n_ctx", "retrieval.rrf_k"} <= keys
+    text = run_cli("settings", env=env).stdout
+    assert "APP_SECRET = (set)" in text and "s3cret-value" not in text
