@@ -67,12 +67,12 @@ def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[t
     server.stop()
 
 
-def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, ServerProcess]) -> None:
-    base, server = live_server
+def run_php_app_flow(base: str, secret: str = APP_SECRET) -> None:
+    """What a fresh appliance must do for AppAPI and the PHP app, over HTTP only (no knowledge of our code)."""
     with httpx.Client(base_url=base, timeout=120) as http:
 
         def call(method: str, path: str, body: Any = None, user: str = "") -> tuple[int, Any]:
-            response = http.request(method, path, json=body, headers=signed_headers(user))
+            response = http.request(method, path, json=body, headers=signed_headers(user, secret=secret))
             return response.status_code, response.json()
 
         def sources(user: str, query: str, **extra: Any) -> set[str]:
@@ -101,7 +101,7 @@ def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, Se
         assert (http.get("/").status_code, http.get("/").json()) == (401, refused)
         wrong = http.post("/query", json={"userId": "a", "query": "q"}, headers=signed_headers(secret="nope-123"))
         assert (wrong.status_code, wrong.json()) == (401, refused)
-        wrong_app = http.post("/countIndexedDocuments", headers=signed_headers(app_id="another_app"))
+        wrong_app = http.post("/countIndexedDocuments", headers=signed_headers(secret=secret, app_id="another_app"))
         assert wrong_app.status_code == 401
 
         # index for several users, shared files
@@ -110,7 +110,8 @@ def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, Se
             for sid, (text, users) in DOCS.items()
         ]
         body, content_type = guzzle_multipart(parts)
-        response = http.put("/loadSources", content=body, headers={**signed_headers(), "Content-Type": content_type})
+        headers = {**signed_headers(secret=secret), "Content-Type": content_type}
+        response = http.put("/loadSources", content=body, headers=headers)
         assert response.status_code == 200
         assert sorted(response.json()["loaded_sources"]) == sorted(DOCS)
         assert response.json()["sources_to_retry"] == []
@@ -146,7 +147,24 @@ def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, Se
         assert count() == {"files__default": 1}
         assert call("GET", "/status")[1]["documents"]["indexed"] == 1
 
+
+def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, ServerProcess]) -> None:
+    base, server = live_server
+    run_php_app_flow(base)
     server.stop()
     log = server.log_text()
     assert "refused POST /query" in log and "refused GET /" in log
     assert APP_SECRET not in log and "nope-123" not in log
+
+
+@pytest.mark.skipif(not os.environ.get("CCB_CONTRACT_URL"), reason="set CCB_CONTRACT_URL (and CCB_CONTRACT_SECRET)")
+def test_the_php_apps_flow_against_a_running_appliance() -> None:
+    """For `make run`: CCB_CONTRACT_URL=http://127.0.0.1:10034 CCB_CONTRACT_SECRET=<APP_SECRET> [CCB_CONTRACT_LOG_DIR=
+    $APP_PERSISTENT_STORAGE/logs] pytest tests/contract/test_live_server.py -k appliance (a fresh storage dir)."""
+    secret = os.environ.get("CCB_CONTRACT_SECRET", APP_SECRET)
+    run_php_app_flow(os.environ["CCB_CONTRACT_URL"], secret)
+    log_dir = os.environ.get("CCB_CONTRACT_LOG_DIR")
+    if log_dir:
+        for path in Path(log_dir).rglob("*"):
+            if path.is_file():
+                assert secret not in path.read_text(errors="replace"), path
