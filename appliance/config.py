@@ -33,7 +33,9 @@ class _Section(BaseModel):
 
 
 class PgvectorConfig(_Section):
-    connection: str | None = Field(None, description="postgresql:// URL; overrides EXTERNAL_DB and the embedded DB")
+    connection: str | None = Field(
+        None, description="postgresql:// URL of the database; EXTERNAL_DB, when set, wins over it"
+    )
     pool_min: int = Field(1, ge=1, description="connections kept open")
     pool_max: int = Field(8, ge=1, description="most connections open at once")
     connect_timeout_s: float = Field(30.0, gt=0, description="seconds to wait for the database at start-up")
