@@ -53,7 +53,9 @@ def _walk(model: type[BaseModel], prefix: str, skip: set[str]) -> list[dict[str,
             default = "(required)"
         else:
             default = repr(info.default)
-        rows.append({"key": key, "type": _type_name(info.annotation), "default": default, "help": info.description or ""})
+        rows.append(
+            {"key": key, "type": _type_name(info.annotation), "default": default, "help": info.description or ""}
+        )
     return rows
 
 

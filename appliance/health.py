@@ -27,6 +27,7 @@ class CheckResult:
 
 
 def _connect_host(host: str) -> str:
+    host = host.strip("[]")
     host = _WILDCARD.get(host, host)
     return f"[{host}]" if ":" in host else host
 

@@ -45,7 +45,14 @@ def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
     args += ["--batch-tokens", str(embedding.batch_tokens)]
     if embedding.runtime == "llama" and embedding.llama is not None:
         llama = embedding.llama
-        args += ["--n-ctx", str(llama.n_ctx), "--n-batch", str(llama.n_batch), "--n-gpu-layers", str(llama.n_gpu_layers)]
+        args += [
+            "--n-ctx",
+            str(llama.n_ctx),
+            "--n-batch",
+            str(llama.n_batch),
+            "--n-gpu-layers",
+            str(llama.n_gpu_layers),
+        ]
     else:
         args += ["--providers", ",".join(embedding.onnx.providers), "--threads", str(embedding.onnx.threads)]
     return args

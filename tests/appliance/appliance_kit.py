@@ -96,10 +96,12 @@ def supervisor_status(output: str) -> dict[str, tuple[str, int | None]]:
 
 def supervisor_env(storage: Path, **extra: str) -> dict[str, str]:
     """What entrypoint.sh exports before supervisord: the AppAPI variables and launch.env's."""
+    port = str(free_port())
     env = clean_env(
         storage,
         APP_HOST="127.0.0.1",
-        APP_PORT=str(free_port()),
+        APP_PORT=port,
+        CCB_APP_BIND=f"127.0.0.1:{port}",
         CCB_SUPERVISOR_USER=pwd.getpwuid(os.getuid()).pw_name,
         CCB_LOG_DIR=str(storage / "logs"),
         CCB_PYTHON=PYTHON,
