@@ -190,6 +190,25 @@ def _clear_stale_pid(pgdata: Path) -> None:
         pid_file.unlink()
     except PermissionError:
         pass
+    else:
+        # after a container restart the old pid often belongs to another process (even to us, pg-run)
+        if not _is_postgres(pid):
+            log.warning("removing stale %s (pid %d is no longer a postgres process)", pid_file, pid)
+            pid_file.unlink()
+
+
+def _is_postgres(pid: int) -> bool:
+    """Whether a live pid runs the postgres binary; when /proc cannot tell, assume it does (keep the lock)."""
+    if pid == os.getpid():
+        return False
+    try:
+        executable = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        try:
+            return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            return True
+    return Path(executable.removesuffix(" (deleted)")).name == "postgres"
 
 
 def _allow_traverse(path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-from appliance.postgres import EmbeddedPostgres
+from appliance.postgres import EmbeddedPostgres, _clear_stale_pid
 
 
 def test_leftover_of_an_interrupted_initdb_is_removed(private_dir: Path) -> None:
@@ -17,3 +19,30 @@ def test_leftover_of_an_interrupted_initdb_is_removed(private_dir: Path) -> None
     assert (cluster.pgdata / "PG_VERSION").read_text().strip() == "18"
     assert (cluster.pgdata / "base").is_dir()
     assert cluster.ensure_initialised() is False  # second call: nothing to do
+
+
+def _pid_file(directory: Path, pid: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "postmaster.pid"
+    path.write_text(f"{pid}\n/some/data\n1764582000\n5432\n")
+    return path
+
+
+def test_stale_pid_files_are_removed_and_a_live_postmasters_is_kept(
+    private_dir: Path, pg_cluster: EmbeddedPostgres
+) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        for name, pid in (("reused", sleeper.pid), ("self", os.getpid()), ("gone", dead.pid)):
+            pid_file = _pid_file(private_dir / name, pid)
+            _clear_stale_pid(pid_file.parent)
+            assert not pid_file.exists(), name
+        postmaster = int((pg_cluster.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        live = _pid_file(private_dir / "live", postmaster)
+        _clear_stale_pid(live.parent)
+        assert live.exists()  # a running postgres holds it: starting a second one must fail, not steal the dir
+    finally:
+        sleeper.kill()
+        sleeper.wait()
