@@ -1,0 +1,49 @@
+"""The Dockerfile cannot be built here; these checks keep it consistent with the Makefile, pyproject and the tree."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from appliance_kit import REPO
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+MAKEFILE = (REPO / "Makefile").read_text()
+PYPROJECT = (REPO / "pyproject.toml").read_text()
+
+
+def _make_var(name: str) -> str:
+    match = re.search(rf"^{name} :?= (.+)$", MAKEFILE, re.MULTILINE)
+    assert match, name
+    return match.group(1).strip()
+
+
+def test_pins_match_the_makefile_and_pyproject() -> None:
+    assert f"ARG LLAMA_CPP_VERSION={_make_var('LLAMA_VERSION')}" in DOCKERFILE
+    assert f'ARG OFFLINE_MODELS="{_make_var("OFFLINE_MODELS")}"' in DOCKERFILE
+    assert f'"llama-cpp-python=={_make_var("LLAMA_VERSION")}"' in PYPROJECT
+    # the cuda stage takes the onnxruntime-gpu pin from pyproject with this grep
+    grep = subprocess.run(
+        ["grep", "-o", "onnxruntime-gpu==[0-9.]*", str(REPO / "pyproject.toml")], capture_output=True, text=True
+    )
+    assert re.fullmatch(r"onnxruntime-gpu==\d+\.\d+\.\d+\n", grep.stdout)
+
+
+def test_targets_run_the_entrypoint_with_a_volume_and_a_healthcheck() -> None:
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE, re.MULTILINE)
+    assert stages[-1] == "cpu" and "cuda" in stages  # the last stage is the default target
+    for stage in ("cpu", "cuda"):
+        body = DOCKERFILE.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert 'ENTRYPOINT ["/app/entrypoint.sh"]' in body
+        assert 'VOLUME ["/app/persistent_storage"]' in body
+        assert 'CMD ["/app/healthcheck/healthcheck"]' in body
+        assert "APP_PERSISTENT_STORAGE=/app/persistent_storage" in body
+        assert "-e '.[llama]'" in body  # editable: configs/, repairs/, pgsql/ are found next to the packages
+    assert "-DGGML_CUDA=on" in DOCKERFILE and 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in DOCKERFILE
+
+
+def test_files_the_image_runs_exist_and_are_executable() -> None:
+    for path in ("entrypoint.sh", "healthcheck/healthcheck"):
+        assert (REPO / path).stat().st_mode & 0o111, path
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "persistent_storage" in ignored and ".git" in ignored
