@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,10 +14,10 @@ from appliance.config import load_config
 from appliance.config_files import config_path, ensure_config
 from appliance.config_keys import describe_config_keys
 from appliance.database_url import embedded_cluster, read_database_url, resolve_database
-from appliance.env_settings import describe_env
+from appliance.env_settings import describe_env, env_value
 from appliance.errors import ApplianceError
 from appliance.health import check_all
-from appliance.launch import launch_env_path, prepare
+from appliance.launch import launch_env_path, prepare, read_launch_env
 from appliance.probe import DEVICE_CHOICES, probe_hardware
 from appliance.repairs import REPAIRS_DIR, app_version_from_env, generate_step, run_repairs
 from appliance.storage import StorageLayout
@@ -102,7 +101,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
     layout = StorageLayout.from_env()
-    config = load_config(config_path(layout))
+    # the config this run uses: CC_CONFIG_PATH if the caller set it, else the one prepare chose
+    chosen = read_launch_env(launch_env_path(layout)).get("CC_CONFIG_PATH")
+    path = config_path(layout) if env_value("CC_CONFIG_PATH") or not chosen else Path(chosen)
+    config = load_config(path)
     url = read_database_url(layout) or resolve_database(config, layout).url
     results = check_all(config, url, timeout_s=args.timeout)
     for result in results:
@@ -121,11 +123,7 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     if not env_file.exists():
         print(f"error: {env_file} is missing; start the appliance first (./entrypoint.sh or make run)", file=sys.stderr)
         return EXIT_FAILURE
-    env = dict(os.environ, APP_PERSISTENT_STORAGE=str(layout.root))
-    for line in env_file.read_text(encoding="utf-8").splitlines():
-        name, sep, value = line.partition("=")
-        if sep and not name.startswith("#"):
-            env[name] = shlex.split(value)[0] if value else ""
+    env = dict(os.environ, APP_PERSISTENT_STORAGE=str(layout.root), **read_launch_env(env_file))
     conf = Path(__file__).resolve().parent.parent / "supervisord.conf"
     command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf), *args.ctl_args]
     os.execve(sys.executable, command, env)

@@ -106,6 +106,21 @@ def write_launch_env(path: Path, variables: Mapping[str, str]) -> None:
     os.replace(partial, path)
 
 
+def read_launch_env(path: Path) -> dict[str, str]:
+    """The variables `write_launch_env` wrote; {} before the first `prepare`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    variables = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            words = shlex.split(value)
+            variables[name] = words[0] if words else ""
+    return variables
+
+
 def prepare(
     environ: Mapping[str, str] | None = None,
     device: str | None = None,

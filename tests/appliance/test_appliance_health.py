@@ -15,6 +15,7 @@ from appliance_kit import REPO, clean_env, free_port, write_config
 
 from appliance.database_url import DatabaseTarget, normalise_db_url, resolve_database, write_database_url
 from appliance.errors import SettingsError
+from appliance.launch import launch_env_path, write_launch_env
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
@@ -184,3 +185,14 @@ def test_database_choice_order(tmp_path: Path) -> None:
     assert resolve_database(with_connection, layout, {}).url == "postgresql://c@cfg/ccb"
     embedded = resolve_database(plain, layout, {})
     assert (embedded.embedded, embedded.url) == (True, f"postgresql://ccb@/ccb?host={tmp_path}/run")
+
+
+def test_uses_the_config_prepare_chose(tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres) -> None:
+    root = tmp_path / "storage"
+    elsewhere = write_config(tmp_path / "elsewhere", embedder_port=servers[1])
+    layout = StorageLayout(root)
+    layout.ensure()
+    write_database_url(layout, DatabaseTarget(pg_cluster.dsn, embedded=True, source="test"))
+    write_launch_env(launch_env_path(layout), {"CC_CONFIG_PATH": str(elsewhere)})
+    result = healthcheck(root, servers[0])
+    assert result.returncode == 0, result.stdout + result.stderr
