@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 Vector = npt.NDArray[np.float32]
 _CLAIM_RETRIES = 50
+_WRITE_ATTEMPTS = 3
 _MAX_CLAIM_ROWS = 1024
 
 
@@ -57,6 +58,7 @@ class EmbeddingWorker:
         self._config = config
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._state = "new"
         self._dimension: int | None = None
@@ -68,6 +70,10 @@ class EmbeddingWorker:
     def running(self) -> bool:
         """True between `start()` and `stop()`."""
         return self._state == "running"
+
+    async def wait_listening(self, timeout_s: float = 10.0) -> None:
+        """Wait until NOTIFYs from other processes reach this worker (tests, start-up checks)."""
+        await asyncio.wait_for(self._listening.wait(), timeout=timeout_s)
 
     def wake(self) -> None:
         """Ask idle loops to look at the queue now (ingest calls this after queuing chunks)."""
@@ -205,8 +211,16 @@ class EmbeddingWorker:
     async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
         if not claim.chunks:
             return 0
-        async with self._db.connection() as conn:
-            written = await complete(conn, claim, vectors, new_hashes)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                async with self._db.connection() as conn:
+                    written = await complete(conn, claim, vectors, new_hashes)
+                break
+            except psycopg.errors.DeadlockDetected:
+                # a concurrent re-index deleting these rows; the vectors are still good, so write again
+                if attempt == _WRITE_ATTEMPTS:
+                    raise
+                logger.warning("embedding batch write hit a deadlock (attempt %d); retrying", attempt)
         self.counters.batches += 1
         self.counters.chunks_embedded += written
         if written < len(claim.chunks):
@@ -258,10 +272,12 @@ class EmbeddingWorker:
             try:
                 async with await psycopg.AsyncConnection.connect(self._db.dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    self._listening.set()
                     while not self._stopping.is_set():
                         async for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self._wake.set()
             except psycopg.Error as exc:
+                self._listening.clear()
                 logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=self._config.idle_poll_s)

@@ -98,7 +98,7 @@ class Database:
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
         # a dedicated connection: the pool's ones may predate the vector type registration
-        async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+        async with await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30) as conn:
             result = await apply_migrations(conn, model_id, dimension)
         if result.applied or result.model_changed:
             # connections opened before the vector type existed must be re-configured

@@ -106,6 +106,23 @@ async def test_started_worker_wakes_on_ingest_and_stops_cleanly(
         await worker.start()
 
 
+async def test_notify_from_another_process_wakes_an_idle_worker(
+    fresh_dsn: str, db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
+) -> None:
+    worker = EmbeddingWorker(db, embedding_client, _config(idle_poll_s=600.0))
+    async with worker:
+        await worker.wait_listening()
+        await asyncio.sleep(0.3)  # the loop found the queue empty and now waits up to 600 s
+        other = Database(fresh_dsn, min_size=1, max_size=1)  # stands for another app process: no wake() call
+        async with other:
+            total = await _seed(other, chunker, 1)
+        for _ in range(600):
+            if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total:
+                break
+            await asyncio.sleep(0.05)
+        assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total
+
+
 async def test_unreachable_embedder_backs_off_then_fails_visibly(db: Database, chunker: TokenChunker) -> None:
     await _seed(db, chunker, 1)
     config = _config(max_attempts=3, backoff_base_s=100.0, backoff_max_s=150.0)
@@ -212,3 +229,18 @@ async def test_worker_killed_mid_batch_loses_nothing_and_embeds_each_chunk_once(
     assert {k: after[k] for k in before} == before, "chunks embedded before the kill were embedded again"
     assert worker.counters.chunks_embedded == total - len(before)
     assert await scalar(db, "SELECT count(*) FROM chunks WHERE embedding IS NULL") == 0
+
+
+async def test_model_change_re_embeds_everything_once(
+    db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
+) -> None:
+    total = await _seed(db, chunker, 2)
+    first = EmbeddingWorker(db, embedding_client, _config())
+    assert await first.drain() == total
+    result = await db.migrate("minilm-renamed", 384)  # a different model id, same dimension: vectors not mixed
+    assert result.model_changed
+    assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued' AND embedding IS NULL") == total
+    second = EmbeddingWorker(db, embedding_client, _config())
+    assert await second.drain() == total
+    assert second.counters.cache_hits == 0  # the old model's cache was cleared
+    assert second.counters.texts_sent == await scalar(db, "SELECT count(DISTINCT text_hash) FROM chunks")
