@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,10 @@ _database_ids = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def pg_cluster() -> Iterator[EmbeddedPostgres]:
     """The embedded PostgreSQL, started as a real server process over a unix socket, stopped with a fast shutdown."""
-    root = tmp_path_factory.mktemp("pg")
+    # not under pytest's basetemp: a concurrent pytest session resets that to 0700, locking out the postgres user
+    root = Path(tempfile.mkdtemp(prefix="ccb-pg-", dir="/tmp"))
     cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
     cluster.ensure_initialised()
     code = (
@@ -46,6 +49,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPos
         server.kill()
         server.wait()
     log_file.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def superuser_dsn(cluster: EmbeddedPostgres, database: str = "postgres") -> str:
