@@ -34,7 +34,13 @@ STOPPED = {"STATUS_FAILED": "failed", "STATUS_CANCELLED": "was cancelled"}
 def _default_client(verify_ssl: bool) -> Any:
     from nc_py_api import AsyncNextcloudApp
 
-    return AsyncNextcloudApp(npa_nc_cert=verify_ssl)
+    try:
+        return AsyncNextcloudApp(npa_nc_cert=verify_ssl)
+    except ValueError as exc:  # nc_py_api: "`app_id` is not found." when AppAPI did not set the variables
+        raise LlmUnavailableError(
+            f"llm: nc_texttotext cannot reach Nextcloud: {exc} Set NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION"
+            " (AppAPI sets them when it deploys the ExApp), or choose another llm backend"
+        ) from None
 
 
 async def _close_client(nc: Any) -> None:
@@ -85,7 +91,7 @@ class NcTextToTextBackend:
         try:
             # the polling loop checks the deadline; this also bounds a single hanging HTTP call
             async with asyncio.timeout(self._config.timeout_s):
-                await nc.set_user(user_id)
+                await self._set_user(nc, user_id)
                 task_id = await self._schedule(nc, prompt, deadline)
                 output = await self._wait(nc, task_id, deadline)
         except TimeoutError:
@@ -96,6 +102,17 @@ class NcTextToTextBackend:
         finally:
             await _close_client(nc)
         return cut_at_stop(output, stop).strip()
+
+    async def _set_user(self, nc: Any, user_id: str) -> None:
+        from nc_py_api import NextcloudException
+
+        try:
+            await nc.set_user(user_id)  # also reads the capabilities: the first call that reaches Nextcloud
+        except (NextcloudException, OSError) as exc:
+            raise LlmError(
+                f"llm: nc_texttotext cannot reach Nextcloud at {nc.app_cfg.endpoint} ({exc}); check NEXTCLOUD_URL"
+                " and that Nextcloud is up"
+            ) from None
 
     async def _schedule(self, nc: Any, prompt: str, deadline: float) -> int:
         from nc_py_api import NextcloudException

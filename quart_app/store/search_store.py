@@ -30,6 +30,8 @@ _IDENTIFIER = re.compile(r"[\w.\-]*\w[_:./\-]\w[\w:./\-]*")
 _WORD = re.compile(r"\w+")
 # added to a chunk's lexical rank per identifier phrase it contains: more than any count of plain words
 IDENTIFIER_BONUS = 100.0
+# pgvector rejects larger hnsw.ef_search values
+HNSW_MAX_EF_SEARCH = 1000
 # share of the meaningful query words a chunk must contain to be a lexical hit (Elasticsearch-style 50%)
 MIN_SHOULD_MATCH = 0.5
 
@@ -128,14 +130,6 @@ class SearchStore:
             row = await (await conn.execute(query, {**params, "cap": cap})).fetchone()
         return int(row[0]) if row else 0
 
-    async def has_accessible_documents(self, user_id: str, scope: Scope | None) -> bool:
-        """True when the user may read at least one chunk (embedded or not) within the scope."""
-        where, params = _filters(user_id, scope)
-        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM chunks c WHERE {where})").format(where=where)
-        async with self._db.connection() as conn:
-            row = await (await conn.execute(query, params)).fetchone()
-        return bool(row and row[0])
-
     async def vector_search(
         self,
         user_id: str,
@@ -158,18 +152,20 @@ class SearchStore:
                 " ORDER BY distance LIMIT %(limit)s"
             ).format(where=where)
         else:
-            # relaxed_order may return neighbours slightly out of order, so the outer query sorts them again
             query = sql.SQL(
-                "SELECT id, source_id, distance FROM (SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS"
-                " distance FROM chunks c WHERE c.embedding IS NOT NULL AND {where}"
-                " ORDER BY c.embedding <=> %(q)s::vector LIMIT %(limit)s) s ORDER BY distance"
+                "SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS distance FROM chunks c"
+                " WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(q)s::vector LIMIT %(limit)s"
             ).format(where=where)
         async with self._db.connection() as conn, conn.transaction():
             if not exact:
                 await conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-                await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(int(ef_search))))
+                ef = min(max(int(ef_search), 1), HNSW_MAX_EF_SEARCH)
+                await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
             rows = await (await conn.execute(query, params)).fetchall()
-        return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+        # relaxed_order returns neighbours slightly out of order; an outer ORDER BY in SQL is dropped by the planner
+        # (it believes the rows are already sorted by that expression), so sort here
+        hits = [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return sorted(hits, key=lambda h: (h.score, h.chunk_id))
 
     async def lexical_search(self, user_id: str, text: str, limit: int, scope: Scope | None = None) -> list[Hit]:
         """Full-text matches ('simple' config: no stemming, any language).

@@ -92,3 +92,19 @@ async def test_a_task_that_never_finishes_times_out(nextcloud: FakeNextcloud) ->
 async def test_stream_yields_the_whole_answer_once(nextcloud: FakeNextcloud) -> None:
     pieces = [piece async for piece in backend().stream("p", "bob")]
     assert pieces == ["generated answer"]
+
+
+async def test_missing_appapi_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NEXTCLOUD_URL", "APP_ID", "APP_SECRET", "APP_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(LlmUnavailableError, match=r"Set NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION"):
+        await backend().generate("p", "alice")
+
+
+async def test_unreachable_nextcloud_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeNextcloud() as server:
+        env = server.env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the server is gone: connection refused
+    with pytest.raises(LlmError, match=r"cannot reach Nextcloud at http://127.0.0.1:\d+ .*check NEXTCLOUD_URL"):
+        await backend().generate("p", "alice")
