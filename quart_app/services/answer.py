@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_extractive import ExtractiveBackend, QuotedPassage
 from quart_app.services.answer_errors import ContextError
 from quart_app.services.prompt_packing import ContextPiece, PackedPrompt, pack_prompt
-from quart_app.services.retrieval import RetrievalService, RetrievedChunk, make_scope
+from quart_app.services.retrieval import QueryEmbedder, RetrievalService, RetrievedChunk, make_scope
+from quart_app.store.search_store import ConnectionSource, SearchStore
+
+if TYPE_CHECKING:
+    from appliance.config import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +147,12 @@ class AnswerService:
         for chunk in chunks[:limit]:
             results.append({"source_id": chunk.source_id, "title": chunk.title})
         return results
+
+
+def build_answer_service(
+    config: AppConfig, db: ConnectionSource, embedder: QueryEmbedder, llm: LlmBackend
+) -> AnswerService:
+    """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
+    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval)
+    templates = Templates(config.llm.template, config.llm.no_ctx_template, config.llm.end_separator)
+    return AnswerService(retrieval, llm, templates)

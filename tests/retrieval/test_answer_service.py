@@ -150,3 +150,13 @@ def llama_template() -> str:
     from llm_fixtures import CHATML
 
     return CHATML
+
+
+async def test_build_answer_service_wires_config(db: Database, docs: Corpus, embedder: MiniLmEmbedder) -> None:
+    from appliance.config import parse_config
+    from quart_app.services.answer import build_answer_service
+
+    config = parse_config({"llm": {"extractive": {"max_passages": 1}}})
+    answers = build_answer_service(config, db, embedder, ExtractiveBackend(config.llm))  # type: ignore[arg-type]
+    result = await answers.query("alice", "trusted_domains")
+    assert len(result["sources"]) == 1
