@@ -10,7 +10,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import psycopg
 from psycopg import AsyncConnection, sql
+
+from quart_app.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +161,13 @@ class SearchStore:
             ).format(where=where)
         async with self._db.connection() as conn, conn.transaction():
             if not exact:
-                await conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+                try:
+                    await conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+                except psycopg.errors.ProgrammingError as exc:
+                    raise StoreError(
+                        f"the database's pgvector has no hnsw.iterative_scan ({exc.sqlstate}); ACL-filtered search"
+                        " needs pgvector >= 0.8.0: run ALTER EXTENSION vector UPDATE on the external database"
+                    ) from exc
                 ef = min(max(int(ef_search), 1), HNSW_MAX_EF_SEARCH)
                 await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
             rows = await (await conn.execute(query, params)).fetchall()

@@ -48,7 +48,7 @@ async def test_iterative_scan_does_not_starve_a_selective_filter(db: Database, f
             for r in conn.execute(
                 "EXPLAIN SELECT c.id FROM chunks c WHERE EXISTS (SELECT 1 FROM access a WHERE a.user_id = 'few'"
                 " AND a.source_id = c.source_id) ORDER BY c.embedding <=> %s::vector LIMIT 10",
-                (vector_literal(query),),
+                (vector_literal(query.tolist()),),
             ).fetchall()
         )
         assert "chunks_embedding_hnsw_idx" in plan
@@ -56,7 +56,7 @@ async def test_iterative_scan_does_not_starve_a_selective_filter(db: Database, f
         starved = conn.execute(
             "SELECT c.id FROM chunks c WHERE EXISTS (SELECT 1 FROM access a WHERE a.user_id = 'few'"
             " AND a.source_id = c.source_id) ORDER BY c.embedding <=> %s::vector LIMIT 10",
-            (vector_literal(query),),
+            (vector_literal(query.tolist()),),
         ).fetchall()
         assert len(starved) < 10
     await db.close()
