@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 from appliance.model_catalogue import CatalogueError
 from appliance.storage import StorageLayout
-from quart_app.embedder.app import create_embedder_app
+from quart_app.embedder.app import create_embedder_app, embedder_scheduler
 from quart_app.embedder.errors import EmbedderError
 from quart_app.embedder.loading import RuntimeOptions, load_runtime
 from quart_app.embedder.server import serve_embedder
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_embedder_app(runtime, args.max_inputs, args.max_request_tokens, batch_tokens=args.batch_tokens)
     asyncio.run(serve_embedder(app, args.host, args.port))
+    if embedder_scheduler(app).runtime_abandoned:
+        # the runtime thread is still inside native code; finalizers would abort the process
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_TOKENS = 8192
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 OWNER = "context-chat-backend"
+SCHEDULER_EXTENSION = "embedding_scheduler"
 
 
 def create_embedder_app(
@@ -34,7 +35,7 @@ def create_embedder_app(
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     scheduler = EmbeddingScheduler(runtime, batch_tokens)
-    app.extensions["embedding_scheduler"] = scheduler
+    app.extensions[SCHEDULER_EXTENSION] = scheduler
 
     @app.before_serving
     async def start_scheduler() -> None:
@@ -71,6 +72,7 @@ def create_embedder_app(
                 code="too_many_tokens",
                 param="input",
             )
+        log.debug("queued %d %s input(s), %d tokens", len(parsed.inputs), parsed.input_type, tokens)
         vectors = await scheduler.embed(parsed.inputs, parsed.input_type, tokens)
         log.debug(
             "embedded %d %s input(s), %d tokens, in %.0f ms",
@@ -127,6 +129,12 @@ def create_embedder_app(
         return error_body(message, error_type="server_error", code="internal_error"), 500
 
     return app
+
+
+def embedder_scheduler(app: Quart) -> EmbeddingScheduler:
+    """The scheduler an app from create_embedder_app() runs its runtime on."""
+    scheduler: EmbeddingScheduler = app.extensions[SCHEDULER_EXTENSION]
+    return scheduler
 
 
 def _model_card(runtime: EmbeddingRuntime) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from quart_app.embedder.errors import EmbedderClosedError
 from quart_app.embedder.runtime import EmbeddingRuntime, InputType, Vectors
+from quart_app.embedder.runtime_thread import RuntimeThread
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +27,35 @@ class _Job:
 class EmbeddingScheduler:
     """Owns the runtime's thread; `start()` in before_serving, `close()` in after_serving."""
 
-    def __init__(self, runtime: EmbeddingRuntime, batch_tokens: int) -> None:
+    def __init__(self, runtime: EmbeddingRuntime, batch_tokens: int, *, shutdown_timeout_s: float = 5.0) -> None:
         self._runtime = runtime
         self._batch_tokens = max(1, batch_tokens)
+        self._shutdown_timeout_s = shutdown_timeout_s
         self._pending: collections.deque[_Job] = collections.deque()
         self._wakeup = asyncio.Event()
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: RuntimeThread | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._abandoned = False
+        # a big request runs as several runtime calls, so shutdown waits for one slice, not the whole request
+        self._slice_texts = max(1, self._batch_tokens // max(1, runtime.max_tokens))
 
     async def start(self) -> None:
         if self._closed:
             raise EmbedderClosedError("the embedding scheduler was closed; create a new one")
         if self._task is None:
             # one thread: runtimes are not thread-safe and the model's own threads use the cores
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-runtime")
+            self._thread = RuntimeThread("embedder-runtime")
             self._task = asyncio.create_task(self._run(), name="embedder-scheduler")
 
+    @property
+    def runtime_abandoned(self) -> bool:
+        """True when close() gave up waiting for a runtime call; the process should then exit without finalizers."""
+        return self._abandoned
+
     async def count_tokens(self, texts: list[str], input_type: InputType) -> list[int]:
-        executor = self._require_running()
-        return await asyncio.get_running_loop().run_in_executor(executor, self._runtime.count_tokens, texts, input_type)
+        thread = self._require_running()
+        return await thread.submit(self._runtime.count_tokens, texts, input_type)
 
     async def embed(self, texts: list[str], input_type: InputType, tokens: int) -> Vectors:
         """Vectors for `texts`; `tokens` (their token count) decides how many requests share one runtime call."""
@@ -68,17 +77,21 @@ class EmbeddingScheduler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._executor is not None:
-            # waiting for a running batch must not block the event loop
-            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        if self._thread is not None and not await self._thread.stop(self._shutdown_timeout_s):
+            self._abandoned = True
+            log.warning(
+                "the runtime of model %s is still busy after %.0f s; shutting down without waiting for it",
+                self._runtime.model_id,
+                self._shutdown_timeout_s,
+            )
         log.info("embedding scheduler for model %s closed", self._runtime.model_id)
 
-    def _require_running(self) -> ThreadPoolExecutor:
-        if self._closed or self._executor is None:
+    def _require_running(self) -> RuntimeThread:
+        if self._closed or self._thread is None:
             raise EmbedderClosedError(
                 "the embedding scheduler is not running; call start() first or do not use it after close()"
             )
-        return self._executor
+        return self._thread
 
     def _take_batch(self) -> list[_Job]:
         """The oldest job plus the following jobs of the same input type that fit in the token budget."""
@@ -93,7 +106,7 @@ class EmbeddingScheduler:
         return [job for job in batch if not job.future.done()]
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        thread = self._require_running()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -103,12 +116,11 @@ class EmbeddingScheduler:
                     continue
                 texts = [text for job in batch for text in job.texts]
                 try:
-                    vectors = await loop.run_in_executor(
-                        self._executor, self._runtime.embed, texts, batch[0].input_type
-                    )
+                    vectors = await self._embed_in_slices(thread, texts, batch[0].input_type)
                 except asyncio.CancelledError:
                     for job in batch:
-                        job.future.cancel()
+                        if not job.future.done():
+                            job.future.set_exception(EmbedderClosedError("the embedder shut down mid-batch; retry"))
                     raise
                 except Exception as exc:  # handed to each waiting request, which maps it to a 500
                     log.exception("embedding a batch of %d inputs failed", len(texts))
@@ -124,3 +136,11 @@ class EmbeddingScheduler:
                     offset += len(job.texts)
                     if not job.future.done():
                         job.future.set_result(rows)
+
+    async def _embed_in_slices(self, thread: RuntimeThread, texts: list[str], input_type: InputType) -> Vectors:
+        if len(texts) <= self._slice_texts:
+            return await thread.submit(self._runtime.embed, texts, input_type)
+        parts = []
+        for start in range(0, len(texts), self._slice_texts):
+            parts.append(await thread.submit(self._runtime.embed, texts[start : start + self._slice_texts], input_type))
+        return np.vstack(parts)

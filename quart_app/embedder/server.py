@@ -10,10 +10,12 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from quart_app.embedder.app import embedder_scheduler
+
 log = logging.getLogger(__name__)
 
 
-async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s: float = 10.0) -> None:
+async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s: float = 3.0) -> None:
     """Run until SIGTERM/SIGINT, then let in-flight requests finish for up to `graceful_timeout_s`."""
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -24,6 +26,13 @@ async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        log.info("embedder stopping: failing queued requests with 503")
+        # in-flight requests answer 503 now instead of being cut off by hypercorn's graceful timeout
+        await embedder_scheduler(app).close()
+
     log.info("embedder listening on http://%s:%d", host, port)
-    await serve(app, config, shutdown_trigger=stop.wait)
+    await serve(app, config, shutdown_trigger=shutdown_trigger)
     log.info("embedder stopped")

@@ -49,6 +49,13 @@ class EmbedderProcess:
             time.sleep(0.1)
         raise RuntimeError(f"the embedder did not answer /health within {timeout_s} s:\n{self.log()}")
 
+    def wait_for_log(self, text: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the embedder never logged {text!r}:\n{self.log()}")
+            time.sleep(0.05)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,23 @@ def test_llama_runtime_serves_over_http_and_stops_cleanly(tmp_path: Path) -> Non
     finally:
         code = server.stop()
     assert code == 0, server.log()
+
+
+def test_sigterm_answers_in_flight_requests_with_503_and_exits_0(tmp_path: Path) -> None:
+    server = EmbedderProcess(["--threads", "1", "--log-level", "DEBUG"], tmp_path / "embedder.log")
+    outcome: list[httpx.Response] = []
+    try:
+        server.wait_ready()
+        # ~400 x 256 tokens keeps one thread busy far longer than this test takes to send SIGTERM
+        big = {"input": ["alpha beta gamma " * 120] * 400}
+        sender = threading.Thread(
+            target=lambda: outcome.append(httpx.post(f"{server.url}/v1/embeddings", json=big, timeout=120))
+        )
+        sender.start()
+        server.wait_for_log("queued 400 passage input(s)")
+    finally:
+        code = server.stop()
+    sender.join(timeout=60)
+    assert code == 0, server.log()
+    message = assert_openai_error(outcome[0], 503, "shutting_down")
+    assert message == "the embedder shut down mid-batch; retry"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -81,3 +82,36 @@ async def test_use_after_close_raises_a_named_error(minilm_runtime: OnnxEmbeddin
         await scheduler.count_tokens(["x"], "passage")
     with pytest.raises(EmbedderClosedError, match="was closed; create a new one"):
         await scheduler.start()
+
+
+class BlockedRuntime(RecordingRuntime):
+    """Blocks inside embed() until the test releases it, like a huge batch still running at shutdown."""
+
+    def __init__(self, inner: OnnxEmbeddingRuntime) -> None:
+        super().__init__(inner)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, texts: list[str], input_type: InputType) -> Vectors:
+        self.entered.set()
+        self.release.wait()
+        return super().embed(texts, input_type)
+
+
+async def test_close_does_not_wait_for_a_busy_runtime(
+    minilm_runtime: OnnxEmbeddingRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = BlockedRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=100, shutdown_timeout_s=0.05)
+    await scheduler.start()
+    request = asyncio.ensure_future(scheduler.embed(["busy"], "passage", 3))
+    await asyncio.to_thread(runtime.entered.wait)
+    try:
+        await scheduler.close()
+        # close() returned although the runtime is still inside embed()
+        assert not runtime.release.is_set() and runtime.calls == []
+        assert "is still busy after 0 s; shutting down without waiting for it" in caplog.text
+        with pytest.raises(EmbedderClosedError, match="shut down mid-batch; retry"):
+            await request
+    finally:
+        runtime.release.set()
