@@ -27,7 +27,9 @@ class _Job:
 class EmbeddingScheduler:
     """Owns the runtime's thread; `start()` in before_serving, `close()` in after_serving."""
 
-    def __init__(self, runtime: EmbeddingRuntime, batch_tokens: int, *, shutdown_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, runtime: EmbeddingRuntime, batch_tokens: int, *, shutdown_timeout_s: float = 5.0, slice_texts: int = 32
+    ) -> None:
         self._runtime = runtime
         self._batch_tokens = max(1, batch_tokens)
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -38,7 +40,7 @@ class EmbeddingScheduler:
         self._closed = False
         self._abandoned = False
         # a big request runs as several runtime calls, so shutdown waits for one slice, not the whole request
-        self._slice_texts = max(1, self._batch_tokens // max(1, runtime.max_tokens))
+        self._slice_texts = max(1, slice_texts)
 
     async def start(self) -> None:
         if self._closed:

@@ -115,3 +115,16 @@ async def test_close_does_not_wait_for_a_busy_runtime(
             await request
     finally:
         runtime.release.set()
+
+
+async def test_a_big_request_runs_in_slices(minilm_runtime: OnnxEmbeddingRuntime) -> None:
+    runtime = RecordingRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
+    texts = [f"Line {i} of a long request." for i in range(10)]
+    await scheduler.start()
+    try:
+        vectors = await scheduler.embed(texts, "passage", 90)
+    finally:
+        await scheduler.close()
+    assert runtime.calls == [(4, "passage"), (4, "passage"), (2, "passage")]
+    np.testing.assert_allclose(vectors, minilm_runtime.embed(texts, "passage"), atol=1e-5)
