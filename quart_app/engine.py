@@ -206,9 +206,10 @@ async def open_engine(settings: AppSettings) -> Engine:
         files = resolve_model_files(entry, settings.storage.model_dir)
         assert files.tokenizer is not None
         tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(files.tokenizer))
-        chunker = TokenChunker(
-            tokenizer, emb.chunk_tokens or default_chunk_tokens(entry.max_tokens), emb.chunk_overlap_tokens
-        )
+        # the embedder prepends the passage prefix (e5: "passage: "), so a full chunk must leave room for it
+        prefix_tokens = len(tokenizer.encode(entry.passage_prefix, add_special_tokens=False).ids)
+        chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
+        chunker = TokenChunker(tokenizer, chunk_tokens, emb.chunk_overlap_tokens)
         worker = EmbeddingWorker(db, client, config.embedding_worker)
         await worker.start()
         closers.append(("embedding worker", worker.close))
