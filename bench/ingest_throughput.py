@@ -184,7 +184,7 @@ async def run_pipeline(dsn: str, url: str, paths: list[Path], batch_size: int, w
         while True:
             if (await status(db))["queue"]["depth"] == 0:
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.25)  # status() aggregates over all chunks: do not poll it hot
         seconds = time.perf_counter() - started
         await worker.close()
         final = await status(db)
@@ -195,6 +195,7 @@ async def run_pipeline(dsn: str, url: str, paths: list[Path], batch_size: int, w
         "ingest_s": ingest_s,
         "seconds": seconds,
         "texts_sent": worker.counters.texts_sent,
+        "embed_busy": worker.counters.embed_seconds / workers / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "parse_worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
@@ -259,24 +260,26 @@ def fresh_database(cluster: EmbeddedPostgres, name: str) -> str:
 
 
 def report_lines(
-    args: argparse.Namespace, raw: dict[str, Any], raw_after: dict[str, Any], runs: list[tuple[int, dict[str, Any]]]
+    args: argparse.Namespace, raws: list[dict[str, Any]], runs: list[tuple[int, dict[str, Any]]]
 ) -> list[str]:
-    raw_rate = (raw["chunks"] + raw_after["chunks"]) / (raw["seconds"] + raw_after["seconds"])
+    rates = [r["chunks"] / r["seconds"] for r in raws]
+    tokens_per_chunk = raws[0]["tokens"] / raws[0]["chunks"]
     lines = [
-        f"corpus: {args.docs} markdown documents of ~{args.doc_kb} KB, {raw['chunks']} chunks of <= "
-        f"{default_chunk_tokens(MODEL_MAX_TOKENS)} tokens ({raw['tokens']} tokens), model {MODEL}, "
+        f"corpus: {args.docs} markdown documents of ~{args.doc_kb} KB, {raws[0]['chunks']} chunks of <= "
+        f"{default_chunk_tokens(MODEL_MAX_TOKENS)} tokens ({raws[0]['tokens']} tokens), model {MODEL}, "
         f"{os.cpu_count()} CPU(s), {args.workers} worker loop(s), batch budget {BATCH_TOKENS} tokens",
-        f"embedder raw : {raw_rate:7.1f} chunks/s  {raw_rate * raw['tokens'] / raw['chunks']:8.0f} tokens/s  "
-        f"(before: {raw['chunks'] / raw['seconds']:.1f} chunks/s, after: "
-        f"{raw_after['chunks'] / raw_after['seconds']:.1f} chunks/s)",
+        "embedder raw runs (interleaved): "
+        + ", ".join(f"{rate:.1f} chunks/s ({rate * tokens_per_chunk:.0f} tokens/s)" for rate in rates),
     ]
-    for batch_size, run in runs:
+    for index, (batch_size, run) in enumerate(runs):
+        raw_rate = (rates[index] + rates[index + 1]) / 2
         rate = run["chunks"] / run["seconds"]
         lines.append(
-            f"pipeline b={batch_size:<4}: {rate:7.1f} chunks/s  {run['docs'] / run['seconds']:6.1f} docs/s  "
+            f"pipeline b={batch_size:<4}: {rate:7.1f} chunks/s  {run['docs'] / run['seconds']:6.2f} docs/s  "
             f"{run['bytes'] / run['seconds'] / 1e6:6.3f} MB/s  ({run['seconds']:.1f} s, ingest done at "
-            f"{run['ingest_s']:.1f} s) = {100 * rate / raw_rate:5.1f} % of raw; peak RSS app "
-            f"{run['peak_rss_mb']:.0f} MB, parse worker {run['parse_worker_peak_rss_mb']:.0f} MB"
+            f"{run['ingest_s']:.1f} s) = {100 * rate / raw_rate:5.1f} % of adjacent raw {raw_rate:.1f} chunks/s;"
+            f" worker loops waited on the embedder {100 * run['embed_busy']:.0f} % of the time;"
+            f" peak RSS app {run['peak_rss_mb']:.0f} MB, parse worker {run['parse_worker_peak_rss_mb']:.0f} MB"
         )
     return lines
 
@@ -305,8 +308,9 @@ def main() -> int:
         cluster, postgres = start_postgres(root)
         url, embedder = start_embedder(root)
         try:
-            # raw is measured before and after the pipeline runs; the machine may be shared, so both are shown
-            raw_before = asyncio.run(run_raw(url, paths, args.workers))
+            # the machine may be shared: raw runs are interleaved and each pipeline run is compared with the
+            # mean of the raw runs just before and after it
+            raws = [asyncio.run(run_raw(url, paths, args.workers))]
             runs = []
             for batch_size in (int(b) for b in args.batch_sizes.split(",")):
                 dsn = fresh_database(cluster, f"bench_b{batch_size}")
@@ -314,11 +318,11 @@ def main() -> int:
                 command += ["--batch-size", str(batch_size), "--workers", str(args.workers)]
                 out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
                 runs.append((batch_size, json.loads(out.stdout.strip().splitlines()[-1])))
-            raw_after = asyncio.run(run_raw(url, paths, args.workers))
+                raws.append(asyncio.run(run_raw(url, paths, args.workers)))
         finally:
             stop(embedder)
             stop(postgres)
-    lines = report_lines(args, raw_before, raw_after, runs)
+    lines = report_lines(args, raws, runs)
     print("\n".join(lines))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     header = f"{time.strftime('%Y-%m-%d %H:%M')} bench/ingest_throughput.py {' '.join(sys.argv[1:])}\n"

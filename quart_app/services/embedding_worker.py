@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -47,6 +48,8 @@ class WorkerCounters:
     texts_sent: int = 0
     cache_hits: int = 0
     failed_batches: int = 0
+    # wall-clock seconds spent waiting for the embedding service, summed over loops
+    embed_seconds: float = 0.0
 
 
 class EmbeddingWorker:
@@ -200,8 +203,10 @@ class EmbeddingWorker:
         return written
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
         try:
             computed = np.asarray(await self._embedder.embed(texts, "passage"), dtype=np.float32)
+            self.counters.embed_seconds += time.perf_counter() - started
             self._check_shape(computed, len(texts))
         except ValueError as exc:
             raise EmbeddingServiceError(f"unusable embedding response: {exc}", status=None, retryable=False) from exc
