@@ -12,6 +12,10 @@ EXTRACTIVE_HEADER = (
     "This is an extractive answer: no language model is configured, so these are the passages of your documents"
     " that best match the question, quoted as they are."
 )
+UNAVAILABLE_HEADER = (
+    "This is an extractive answer: the configured language model ({backend}) is not available ({reason}), so these"
+    " are the passages of your documents that best match the question, quoted as they are."
+)
 NO_CONTEXT_ANSWER = (
     "This is an extractive answer: no language model is configured (llm: extractive), and a question asked without"
     " document context has no passages to quote. Configure an LLM backend (nc_texttotext, llama or ctransformer)"
@@ -54,10 +58,12 @@ class ExtractiveBackend:
         """The documented approximation (see approximate_token_count): the answer is text, not a model prompt."""
         return approximate_token_count(text)
 
-    def answer_from_passages(self, passages: Sequence[QuotedPassage]) -> tuple[str, list[str]]:
+    def answer_from_passages(
+        self, passages: Sequence[QuotedPassage], header: str = EXTRACTIVE_HEADER
+    ) -> tuple[str, list[str]]:
         """(answer text, source ids quoted, best first); at most max_passages within the n_ctx budget."""
-        parts = [EXTRACTIVE_HEADER]
-        used = self.count_tokens(EXTRACTIVE_HEADER)
+        parts = [header]
+        used = self.count_tokens(header)
         sources: list[str] = []
         for passage in passages[: self.max_passages]:
             quoted = "\n".join("> " + line for line in passage.text.strip().splitlines() if line.strip())

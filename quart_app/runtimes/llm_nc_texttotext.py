@@ -109,7 +109,7 @@ class NcTextToTextBackend:
         try:
             await nc.set_user(user_id)  # also reads the capabilities: the first call that reaches Nextcloud
         except (NextcloudException, OSError) as exc:
-            raise LlmError(
+            raise LlmUnavailableError(
                 f"llm: nc_texttotext cannot reach Nextcloud at {nc.app_cfg.endpoint} ({exc}); check NEXTCLOUD_URL"
                 " and that Nextcloud is up"
             ) from None

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
+from appliance.config import ExtractiveConfig
 from quart_app.runtimes.llm_backend import LlmBackend
-from quart_app.runtimes.llm_extractive import ExtractiveBackend, QuotedPassage
+from quart_app.runtimes.llm_errors import LlmUnavailableError
+from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
 from quart_app.services.answer_errors import ContextError
 from quart_app.services.prompt_packing import ContextPiece, PackedPrompt, pack_prompt
 from quart_app.services.retrieval import QueryEmbedder, RetrievalService, RetrievedChunk, make_scope
@@ -84,6 +86,14 @@ class AnswerService:
         output, sources = self._llm.answer_from_passages([QuotedPassage(c.title, c.source_id, c.text) for c in chunks])
         return {"output": output, "sources": sources}
 
+    def _quoted_instead(self, chunks: Sequence[RetrievedChunk], error: LlmUnavailableError) -> QueryResult:
+        """The configured LLM cannot be used: quote the best passages and say why, rather than fail the question."""
+        log.warning("LLM backend %s unavailable, answering with quoted passages: %s", self._llm.name, error)
+        header = UNAVAILABLE_HEADER.format(backend=self._llm.name, reason=error)
+        passages = [QuotedPassage(c.title, c.source_id, c.text) for c in chunks]
+        output, sources = ExtractiveBackend(ExtractiveConfig()).answer_from_passages(passages, header)
+        return {"output": output, "sources": sources}
+
     async def query(
         self,
         user_id: str,
@@ -103,7 +113,10 @@ class AnswerService:
             return extractive
         packed = self._pack(question, chunks)
         log.info("query: %d of %d chunks in a %d-token prompt", packed.pieces_used, len(chunks), packed.prompt_tokens)
-        output = await self._llm.generate(packed.prompt, user_id, self._stop)
+        try:
+            output = await self._llm.generate(packed.prompt, user_id, self._stop)
+        except LlmUnavailableError as exc:
+            return self._quoted_instead(chunks, exc)
         return {"output": output, "sources": packed.sources}
 
     async def query_stream(
@@ -126,8 +139,18 @@ class AnswerService:
                 yield Sources(extractive["sources"])
                 return
             packed = self._pack(question, chunks)
-        async for piece in self._llm.stream(packed.prompt, user_id, self._stop):
-            yield piece
+        started = False
+        try:
+            async for piece in self._llm.stream(packed.prompt, user_id, self._stop):
+                started = True
+                yield piece
+        except LlmUnavailableError as exc:
+            if started or not use_context:
+                raise
+            quoted = self._quoted_instead(chunks, exc)
+            yield quoted["output"]
+            yield Sources(quoted["sources"])
+            return
         yield Sources(packed.sources)
 
     async def doc_search(

@@ -13,6 +13,7 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
 from quart_app.runtimes.llm_backend import LlmBackend
+from quart_app.runtimes.llm_errors import LlmTaskFailedError
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services.answer import AnswerService, Sources, Templates
@@ -125,6 +126,35 @@ async def test_extractive_answer_quotes_and_names_sources(db: Database, docs: Co
     assert result["output"].startswith(EXTRACTIVE_HEADER)
     assert result["sources"][0] == "ops: backups"
     assert "> Every night at two o'clock" in result["output"]
+
+
+async def test_unavailable_llm_falls_back_to_quoted_passages_and_says_why(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+) -> None:
+    nextcloud.schedule_errors.extend([412, 412])
+    answers = service(db, embedder, nc_backend())
+    result = await answers.query("alice", "How long are the nightly database dumps kept?")
+    assert result["output"].startswith(
+        "This is an extractive answer: the configured language model (nc_texttotext) is not available"
+        " (Nextcloud has no text-to-text provider for TaskProcessing (HTTP 412"
+    )
+    assert "> Every night at two o'clock" in result["output"]
+    assert result["sources"][0] == "ops: backups"
+    streamed = [piece async for piece in answers.query_stream("alice", "How long are the nightly dumps kept?")]
+    assert isinstance(streamed[-1], Sources) and streamed[-1].source_ids[0] == "ops: backups"
+    assert str(streamed[0]).startswith("This is an extractive answer: the configured language model (nc_texttotext)")
+
+
+async def test_unreachable_nextcloud_falls_back_but_other_llm_errors_surface(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nextcloud.task = TaskScript(statuses=["STATUS_FAILED"], error_message="provider crashed")
+    with pytest.raises(LlmTaskFailedError, match="failed"):
+        await service(db, embedder, nc_backend()).query("alice", "trusted_domains")
+    monkeypatch.delenv("NEXTCLOUD_URL")
+    result = await service(db, embedder, nc_backend()).query("alice", "trusted_domains")
+    assert "is not available (llm: nc_texttotext cannot reach Nextcloud" in result["output"]
+    assert result["sources"][0] in {"nc: trusted", "mail: 9"}
 
 
 @pytest.mark.slow
