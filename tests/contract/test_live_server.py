@@ -157,14 +157,43 @@ def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, Se
     assert APP_SECRET not in log and "nope-123" not in log
 
 
-@pytest.mark.skipif(not os.environ.get("CCB_CONTRACT_URL"), reason="set CCB_CONTRACT_URL (and CCB_CONTRACT_SECRET)")
-def test_the_php_apps_flow_against_a_running_appliance() -> None:
-    """For `make run`: CCB_CONTRACT_URL=http://127.0.0.1:10034 CCB_CONTRACT_SECRET=<APP_SECRET> [CCB_CONTRACT_LOG_DIR=
-    $APP_PERSISTENT_STORAGE/logs] pytest tests/contract/test_live_server.py -k appliance (a fresh storage dir)."""
-    secret = os.environ.get("CCB_CONTRACT_SECRET", APP_SECRET)
-    run_php_app_flow(os.environ["CCB_CONTRACT_URL"], secret)
-    log_dir = os.environ.get("CCB_CONTRACT_LOG_DIR")
-    if log_dir:
-        for path in Path(log_dir).rglob("*"):
-            if path.is_file():
-                assert secret not in path.read_text(errors="replace"), path
+@pytest.fixture
+def appliance(tmp_path: Path) -> Iterator[tuple[str, str, Path, ServerProcess | None]]:
+    """The whole appliance as `make run` starts it (entrypoint.sh -> supervisord -> postgres, embedder, app) with the
+    shipped CPU config, or an already running one named by CCB_CONTRACT_URL / CCB_CONTRACT_SECRET /
+    CCB_CONTRACT_LOG_DIR (a fresh storage dir)."""
+    if os.environ.get("CCB_CONTRACT_URL"):
+        secret = os.environ.get("CCB_CONTRACT_SECRET", APP_SECRET)
+        yield os.environ["CCB_CONTRACT_URL"], secret, Path(os.environ.get("CCB_CONTRACT_LOG_DIR", tmp_path)), None
+        return
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    embedder_port = free_port()
+    config = (REPO / "configs" / "config.cpu.yaml").read_text()
+    config = config.replace("http://127.0.0.1:5000/v1", f"http://127.0.0.1:{embedder_port}/v1")
+    (storage / "config.yaml").write_text(config.replace("  port: 5000\n", f"  port: {embedder_port}\n"))
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("NEXTCLOUD_", "EXTERNAL_DB"))}
+    env.update(APP_ID=APP_ID, APP_SECRET=APP_SECRET, APP_VERSION=APP_VERSION, APP_PORT=str(port))
+    env["APP_PERSISTENT_STORAGE"] = str(storage)
+    server = ServerProcess([str(REPO / "entrypoint.sh")], tmp_path / "entrypoint.log", env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=180)
+    yield base, APP_SECRET, storage / "logs", server
+    server.stop(timeout_s=60)
+
+
+def test_the_php_apps_flow_against_the_whole_appliance(
+    appliance: tuple[str, str, Path, ServerProcess | None],
+) -> None:
+    """The shipped config's first LLM is nc_texttotext; with no Nextcloud here answers are quoted passages."""
+    base, secret, log_dir, server = appliance
+    run_php_app_flow(base, secret)
+    if server is not None:
+        server.stop(timeout_s=60)
+        assert server.process is not None and server.process.returncode == 0, server.log_text()[-3000:]
+        assert "stopped: postgres (exit status 0)" in server.log_text()
+    logs = [path for path in log_dir.rglob("*.log") if path.is_file()]
+    assert server is None or {path.name for path in logs} >= {"app.log", "postgres.log", "embedder.log"}
+    for path in logs:
+        assert secret not in path.read_text(errors="replace"), path
