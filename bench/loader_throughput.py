@@ -1,9 +1,10 @@
 """Parse throughput of the loaders on larger generated documents, in-process and through a 2-worker ParsePool.
 
-Run: .venv/bin/python tests/loaders/loader_throughput.py  (a benchmark, not a test; belongs in bench/ eventually)
+Run: .venv/bin/python bench/loader_throughput.py  (a benchmark, not a test)
 """
 
 import asyncio
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -12,10 +13,13 @@ from pathlib import Path
 import docx
 import openpyxl
 import pptx
-from loader_fixture_files import _pdf_page
 from pypdf import PdfWriter
 
 from quart_app.loaders import ParseLimits, ParsePool, extract_text
+
+# the PDF page writer of the loader tests builds the benchmark's PDF
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "loaders"))
+from loader_fixture_files import _pdf_page
 
 SENTENCE = "The committee reviewed the quarterly figures and approved the budget for the new indexing service."
 

@@ -1,6 +1,6 @@
 """Chunker throughput on 1 MB of generated text per type (prose, markdown, csv): prints chunks/s and MB/s.
 
-Run: .venv/bin/python tests/loaders/chunker_throughput.py  (a benchmark, not a test; belongs in bench/ eventually)
+Run: .venv/bin/python bench/chunker_throughput.py  (a benchmark, not a test)
 """
 
 import random
