@@ -135,13 +135,13 @@ EMBEDDING_RUNTIMES = ("onnx", "llama")
 
 
 class RetrievalConfig(_Section):
-    vector_candidates: int = Field(100, ge=1, description="chunks taken from the vector leg")
+    vector_candidates: int = Field(40, ge=1, description="chunks taken from the vector leg")
     lexical_candidates: int = Field(100, ge=1, description="chunks taken from the full-text leg")
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     vector_weight: float = Field(1.0, ge=0, description="weight of the vector leg in the fusion")
     lexical_weight: float = Field(1.0, ge=0, description="weight of the full-text leg in the fusion")
-    ef_search: int = Field(100, ge=1, description="hnsw.ef_search")
-    exact_search_below: int = Field(20000, ge=0, description="exact scan when the user may read fewer chunks")
+    ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
+    exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")
 
 

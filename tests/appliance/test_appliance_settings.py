@@ -42,3 +42,15 @@ def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_pat
     assert {"embedding.onnx.providers", "vectordb.pgvector.connection", "llm.llama.n_ctx", "retrieval.rrf_k"} <= keys
     text = run_cli("settings", env=env).stdout
     assert "APP_SECRET = (set)" in text and "s3cret-value" not in text
+
+
+def test_every_setting_is_documented() -> None:
+    from appliance.config_keys import describe_config_keys
+    from appliance.env_settings import ENV_SETTINGS
+
+    undocumented = [row["key"] for row in describe_config_keys() if not row["help"].strip()]
+    undocumented += [setting.name for setting in ENV_SETTINGS if not setting.help.strip()]
+    assert undocumented == [], f"give these settings a description: {undocumented}"
+    readme = (REPO / "README.md").read_text()
+    missing = [setting.name for setting in ENV_SETTINGS if f"`{setting.name}`" not in readme]
+    assert missing == [], f"document these environment variables in README.md: {missing}"

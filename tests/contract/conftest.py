@@ -5,16 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, ServerProcess, free_port, signed_headers
+from contract_kit import ServerProcess, contract_config, free_port, make_settings, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from appliance.config import parse_config
-from appliance.storage import StorageLayout
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
 
@@ -31,32 +28,6 @@ def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
     yield f"http://127.0.0.1:{port}/v1"
     server.stop()
-
-
-def contract_config(embedder_url: str, **overrides: Any) -> dict[str, Any]:
-    """A small config: our embedder, the extractive LLM (fast, deterministic), one parser process."""
-    raw: dict[str, Any] = {
-        "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96, "chunk_overlap_tokens": 8},
-        "embedding_worker": {"idle_poll_s": 0.2, "backoff_base_s": 0.2},
-        "llm": {"extractive": {}},
-        "ingest": {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8},
-        "pgvector": {"pool_max": 4},
-    }
-    raw.update(overrides)
-    return raw
-
-
-def make_settings(root: Path, dsn: str, raw_config: dict[str, Any], nextcloud_url: str | None = None) -> AppSettings:
-    return AppSettings(
-        config=parse_config(raw_config, "contract-test", environ={}),
-        storage=StorageLayout(root),
-        db_url=dsn,
-        app_id=APP_ID,
-        app_secret=APP_SECRET,
-        app_version=APP_VERSION,
-        aa_version="5.0.2",
-        nextcloud_url=nextcloud_url,
-    )
 
 
 @pytest.fixture

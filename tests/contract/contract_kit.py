@@ -12,6 +12,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from appliance.config import parse_config
+from appliance.storage import StorageLayout
+from quart_app.app_settings import AppSettings
 
 APP_ID = "context_chat_backend"
 APP_VERSION = "4.3.0"
@@ -143,3 +148,29 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def contract_config(embedder_url: str, **overrides: Any) -> dict[str, Any]:
+    """A small config: our embedder, the extractive LLM (fast, deterministic), one parser process."""
+    raw: dict[str, Any] = {
+        "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96, "chunk_overlap_tokens": 8},
+        "embedding_worker": {"idle_poll_s": 0.2, "backoff_base_s": 0.2},
+        "llm": {"extractive": {}},
+        "ingest": {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8},
+        "pgvector": {"pool_max": 4},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def make_settings(root: Path, dsn: str, raw_config: dict[str, Any], nextcloud_url: str | None = None) -> AppSettings:
+    return AppSettings(
+        config=parse_config(raw_config, "contract-test", environ={}),
+        storage=StorageLayout(root),
+        db_url=dsn,
+        app_id=APP_ID,
+        app_secret=APP_SECRET,
+        app_version=APP_VERSION,
+        aa_version="5.0.2",
+        nextcloud_url=nextcloud_url,
+    )

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import contract_config, make_settings
-from contract_kit import APP_SECRET, signed_headers
+from contract_kit import APP_SECRET, contract_config, make_settings, signed_headers
 
 from quart_app import create_app
 

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import contract_config, make_settings
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, SourcePart, guzzle_multipart, signed_headers
+from contract_kit import (
+    APP_ID,
+    APP_SECRET,
+    APP_VERSION,
+    SourcePart,
+    contract_config,
+    guzzle_multipart,
+    make_settings,
+    signed_headers,
+)
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart.typing import TestClientProtocol as Client
 

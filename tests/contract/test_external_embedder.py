@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import contract_config, make_settings
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 
 from quart_app import create_app
 

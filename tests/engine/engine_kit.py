@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,9 @@ async def scalar(db: Database, query: str, *params: object) -> Any:
     """The first column of the first row."""
     result = await rows(db, query, *params)
     return result[0][0]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
-from engine_kit import PROSE, rows, scalar, write_source
+from engine_kit import PROSE, free_port, rows, scalar, write_source
 
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker

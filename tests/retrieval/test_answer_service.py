@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Corpus
+from corpus_writer import Corpus
 from fake_nextcloud import FakeNextcloud, TaskScript
 from llm_fixtures import load_smollm2
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB

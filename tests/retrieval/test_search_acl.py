@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Corpus
+from corpus_writer import Corpus
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import RetrievalConfig

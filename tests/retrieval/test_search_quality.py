@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Corpus
+from corpus_writer import Corpus
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
