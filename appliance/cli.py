@@ -79,8 +79,11 @@ def _cmd_settings(args: argparse.Namespace) -> int:
 
 
 def _cmd_pg_run(args: argparse.Namespace) -> int:
-    cluster = embedded_cluster(StorageLayout.from_env())
+    layout = StorageLayout.from_env()
+    config = load_config(config_path(layout))
+    cluster = embedded_cluster(layout, config.pgvector.embedded_tcp_port)
     cluster.ensure_initialised()
+    cluster.ensure_tcp_password()
     cluster.exec_server()  # does not return
     return EXIT_FAILURE
 

@@ -39,6 +39,9 @@ class PgvectorConfig(_Section):
     pool_min: int = Field(1, ge=1, description="connections kept open")
     pool_max: int = Field(8, ge=1, description="most connections open at once")
     connect_timeout_s: float = Field(30.0, gt=0, description="seconds to wait for the database at start-up")
+    embedded_tcp_port: int | None = Field(
+        None, ge=1, le=65535, description="embedded PostgreSQL also listens on 127.0.0.1:PORT (password auth)"
+    )
 
 
 class OnnxRuntimeConfig(_Section):

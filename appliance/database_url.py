@@ -41,8 +41,8 @@ def normalise_db_url(url: str, source: str = "EXTERNAL_DB") -> str:
     raise SettingsError(f"{source} is {shown}; it must be a postgresql:// (or postgresql+psycopg://) URL")
 
 
-def embedded_cluster(layout: StorageLayout) -> EmbeddedPostgres:
-    return EmbeddedPostgres(pgdata=layout.pgdata, socket_dir=layout.pg_socket_dir)
+def embedded_cluster(layout: StorageLayout, tcp_port: int | None = None) -> EmbeddedPostgres:
+    return EmbeddedPostgres(pgdata=layout.pgdata, socket_dir=layout.pg_socket_dir, tcp_port=tcp_port)
 
 
 def resolve_database(
@@ -55,7 +55,8 @@ def resolve_database(
     if config.pgvector.connection:
         url = normalise_db_url(config.pgvector.connection, "vectordb.pgvector.connection")
         return DatabaseTarget(url=url, embedded=False, source="vectordb.pgvector.connection")
-    return DatabaseTarget(url=embedded_cluster(layout).dsn, embedded=True, source="embedded PostgreSQL")
+    cluster = embedded_cluster(layout, config.pgvector.embedded_tcp_port)
+    return DatabaseTarget(url=cluster.dsn, embedded=True, source="embedded PostgreSQL")
 
 
 def write_database_url(layout: StorageLayout, target: DatabaseTarget) -> Path:

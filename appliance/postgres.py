@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ class EmbeddedPostgres:
     @property
     def dsn(self) -> str:
         """libpq URL over the unix socket (trust is allowed there only, the socket dir is 0700)."""
-        return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={self.socket_dir}"
+        # the socket file is named after the port (.s.PGSQL.<port>), so a TCP port moves it too
+        port = f"&port={self.tcp_port}" if self.tcp_port else ""
+        return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={self.socket_dir}{port}"
 
     def _os_user(self) -> pwd.struct_passwd | None:
         """As root, PostgreSQL must run as an unprivileged user (initdb refuses root)."""
@@ -128,6 +131,36 @@ class EmbeddedPostgres:
         os.rename(staging, self.pgdata)  # replaces the empty dir made by _prepare_dirs, atomically
         log.info("PostgreSQL cluster ready: database %s, role %s, extension vector", DB_NAME, DB_ROLE)
         return True
+
+    @property
+    def tcp_password_file(self) -> Path:
+        return self.pgdata.parent / "ccb_password"
+
+    def tcp_dsn(self) -> str:
+        """URL over TCP on 127.0.0.1 (scram password auth); only when a TCP port is configured."""
+        if not self.tcp_port:
+            raise PostgresError("the embedded PostgreSQL has no TCP port; set vectordb.pgvector.embedded_tcp_port")
+        password = self.tcp_password_file.read_text(encoding="utf-8").strip()
+        return f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{self.tcp_port}/{DB_NAME}"
+
+    def ensure_tcp_password(self) -> None:
+        """TCP connections need a password (scram-sha-256 in pg_hba): generate one once, set it while the server is
+        down (single-user mode), keep it 0600 next to the cluster. Never a fixed default."""
+        if not self.tcp_port or self.tcp_password_file.exists():
+            return
+        user = self._os_user()
+        password = secrets.token_urlsafe(24)
+        single = [str(pg_bin_dir() / "postgres"), "--single", "-D", str(self.pgdata), "-j", "postgres"]
+        self._run_as(user, single, stdin=f"ALTER ROLE {DB_ROLE} PASSWORD '{password}';\n\n")
+        fd = os.open(self.tcp_password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(password + "\n")
+        log.info(
+            "PostgreSQL TCP access on 127.0.0.1:%d: password for role %s in %s",
+            self.tcp_port,
+            DB_ROLE,
+            self.tcp_password_file,
+        )
 
     def server_command(self) -> list[str]:
         """The foreground postgres command: socket in our dir, TCP on 127.0.0.1 only when a port is configured."""
