@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
-from appliance.model_catalogue import CatalogueError
+from appliance.model_catalogue import CatalogueError, ModelNotDownloadedError
 from appliance.storage import StorageLayout
 from quart_app.embedder.app import create_embedder_app, embedder_scheduler
 from quart_app.embedder.errors import EmbedderError
 from quart_app.embedder.loading import RuntimeOptions, load_runtime
+from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.embedder.server import serve_embedder
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +39,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-request-tokens", type=int, default=300_000, help="most tokens per request (413 above)")
     parser.add_argument("--batch-tokens", type=int, default=8192, help="token budget for micro-batching requests")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--model-poll-s", type=float, default=5.0, help="seconds between checks for a model /init is still fetching"
+    )
     return parser.parse_args(argv)
+
+
+def _load_when_downloaded(args: argparse.Namespace, model_dir: Path, options: RuntimeOptions) -> EmbeddingRuntime:
+    """A model that POST /init has not fetched yet is waited for (supervisord would give up on a crash loop)."""
+    waiting = False
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop promptly and cleanly while waiting
+    while True:
+        try:
+            runtime = load_runtime(args.model, runtime=args.runtime, model_dir=model_dir, options=options)
+        except ModelNotDownloadedError as exc:
+            if not waiting:
+                log.warning("%s; waiting for it (checking every %.0f s)", exc, args.model_poll_s)
+                waiting = True
+            time.sleep(args.model_poll_s)
+            continue
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     model_dir = args.model_dir or StorageLayout.from_env().model_dir
     try:
-        runtime = load_runtime(args.model, runtime=args.runtime, model_dir=model_dir, options=options)
+        runtime = _load_when_downloaded(args, model_dir, options)
     except (CatalogueError, EmbedderError) as exc:
         print(f"embedder: {exc}", file=sys.stderr)
         return 2

@@ -179,3 +179,31 @@ def test_sigterm_answers_in_flight_requests_with_503_and_exits_0(tmp_path: Path)
     assert code == 0, server.log()
     message = assert_openai_error(outcome[0], 503, "shutting_down")
     assert message == "the embedder shut down mid-batch; retry"
+
+
+def test_a_model_not_yet_fetched_is_waited_for_then_served(tmp_path: Path, minilm_paths: tuple[Path, Path]) -> None:
+    """Under supervisord a crash loop would end FATAL before POST /init has downloaded the model."""
+    model_dir = tmp_path / "model_files"
+    server = EmbedderProcess(
+        ["--model", "multilingual-e5-small", "--model-dir", str(model_dir), "--model-poll-s", "0.2", "--threads", "1"],
+        tmp_path / "embedder.log",
+    )
+    try:
+        server.wait_for_log("waiting for it (checking every 0 s)")
+        assert server.process.poll() is None
+        # what /init leaves behind; MiniLM's files stand in for e5's (same 384 dimensions), the machine is offline
+        target = model_dir / "multilingual-e5-small"
+        target.mkdir(parents=True)
+        for source, name in ((minilm_paths[1], "tokenizer.json"), (minilm_paths[0], "model.onnx")):
+            (target / f"{name}.part").write_bytes(source.read_bytes())
+            (target / f"{name}.part").rename(target / name)  # /init renames into place, atomically
+        server.wait_ready()
+        assert httpx.get(f"{server.url}/health", timeout=5).json()["model"] == "multilingual-e5-small"
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_while_waiting_for_the_model_exits_0(tmp_path: Path) -> None:
+    server = EmbedderProcess(["--model", "multilingual-e5-small", "--model-dir", str(tmp_path)], tmp_path / "e.log")
+    server.wait_for_log("waiting for it")
+    assert server.stop() == 0
