@@ -79,9 +79,9 @@ def _cmd_settings(args: argparse.Namespace) -> int:
 
 
 def _cmd_pg_run(args: argparse.Namespace) -> int:
-    layout = StorageLayout.from_env()
-    config = load_config(config_path(layout))
-    cluster = embedded_cluster(layout, config.pgvector.embedded_tcp_port)
+    # prepare put vectordb.pgvector.embedded_tcp_port into the launch environment (empty = socket only)
+    tcp_port = os.environ.get("CCB_PG_TCP_PORT", "")
+    cluster = embedded_cluster(StorageLayout.from_env(), int(tcp_port) if tcp_port else None)
     cluster.ensure_initialised()
     cluster.ensure_tcp_password()
     cluster.exec_server()  # does not return

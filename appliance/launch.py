@@ -89,6 +89,7 @@ def launch_environment(
         "CC_CONFIG_PATH": str(config_file),
         "CCB_PYTHON": sys.executable,
         "CCB_POSTGRES_AUTOSTART": "true" if database.embedded else "false",
+        "CCB_PG_TCP_PORT": str(config.pgvector.embedded_tcp_port or ""),
         "CCB_EMBEDDER_AUTOSTART": "true" if embedding.workers > 0 else "false",
         "CCB_EMBEDDER_HOST": embedding.host,
         "CCB_EMBEDDER_PORT": str(embedding.port),

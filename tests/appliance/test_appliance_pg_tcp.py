@@ -12,9 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from appliance_kit import free_port
+from appliance_kit import clean_env, free_port
 
 from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
 
 
 def _serve(cluster: EmbeddedPostgres) -> subprocess.Popen[bytes]:
@@ -73,3 +74,20 @@ def test_tcp_is_off_unless_configured_then_needs_the_generated_password(
     first_password = tcp.tcp_password_file.read_text()
     tcp.ensure_tcp_password()  # a restart keeps the password
     assert tcp.tcp_password_file.read_text() == first_password
+
+
+def test_pg_run_takes_the_tcp_port_from_the_launch_environment(
+    private_dir: Path, served: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    env = clean_env(private_dir, CCB_PG_TCP_PORT=str(port))
+    command = [sys.executable, "-m", "appliance", "pg-run"]
+    served.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    layout = StorageLayout(private_dir)
+    cluster = EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir, tcp_port=port)
+    deadline = time.monotonic() + 30
+    while not (cluster.tcp_password_file.exists() and _listening(port)):
+        assert served[0].poll() is None and time.monotonic() < deadline, "pg-run did not open the TCP port"
+        time.sleep(0.1)
+    with psycopg.connect(cluster.tcp_dsn(), connect_timeout=5) as conn:
+        assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'").fetchone() == ("vector",)
