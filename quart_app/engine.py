@@ -26,11 +26,10 @@ class EngineNotReadyError(Exception):
 class Engine:
     """What the routes call; `close()` releases everything in reverse order of opening."""
 
+    # the services of quart_app.services.access/deletion/status are module functions taking the pool
+    db: Any
     ingest: Any
     answer: Any
-    access: Any
-    deletion: Any
-    status: Any
     closers: list[tuple[str, Closer]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -41,82 +40,6 @@ class Engine:
                 log.info("closed %s", name)
             except Exception:
                 log.exception("closing %s failed", name)
-
-
-class AccessOps:
-    """quart_app.services.access bound to the pool."""
-
-    def __init__(self, db: Any) -> None:
-        self._db = db
-
-    async def update_access(self, op: str, user_ids: list[str], source_id: str) -> bool:
-        from quart_app.services import access
-
-        return await access.update_access(self._db, op, user_ids, source_id)
-
-    async def update_access_provider(self, op: str, user_ids: list[str], provider: str) -> int:
-        from quart_app.services import access
-
-        return await access.update_access_provider(self._db, op, user_ids, provider)
-
-    async def update_access_declarative(self, user_ids: list[str], source_id: str) -> bool:
-        from quart_app.services import access
-
-        return await access.update_access_declarative(self._db, user_ids, source_id)
-
-
-class DeletionOps:
-    """quart_app.services.deletion bound to the pool."""
-
-    def __init__(self, db: Any) -> None:
-        self._db = db
-
-    async def delete_sources(self, source_ids: list[str]) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_sources(self._db, source_ids)
-
-    async def delete_provider(self, provider: str) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_provider(self._db, provider)
-
-    async def delete_user(self, user_id: str) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_user(self._db, user_id)
-
-    async def delete_user_sources(self, user_id: str, source_ids: list[str]) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_user_sources(self._db, user_id, source_ids)
-
-    async def delete_user_provider(self, user_id: str, provider: str) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_user_provider(self._db, user_id, provider)
-
-    async def delete_provider_for_all_users(self, provider: str) -> int:
-        from quart_app.services import deletion
-
-        return await deletion.delete_provider_for_all_users(self._db, provider)
-
-
-class StatusOps:
-    """Counts and progress: quart_app.services.deletion/status bound to the pool."""
-
-    def __init__(self, db: Any) -> None:
-        self._db = db
-
-    async def count_documents_by_provider(self) -> dict[str, int]:
-        from quart_app.services import deletion
-
-        return await deletion.count_documents_by_provider(self._db)
-
-    async def status(self) -> dict[str, Any]:
-        from quart_app.services import status
-
-        return await status.status(self._db)
 
 
 def engine() -> Engine:
@@ -167,7 +90,7 @@ async def open_engine(settings: AppSettings) -> Engine:
     closers: list[tuple[str, Closer]] = []
 
     async def undo() -> None:
-        await Engine(None, None, None, None, None, closers).close()
+        await Engine(None, None, None, closers).close()
 
     try:
         db = Database(settings.db_url, config.pgvector.pool_min, config.pgvector.pool_max)
@@ -220,14 +143,7 @@ async def open_engine(settings: AppSettings) -> Engine:
         closers.append((f"LLM backend {llm.name}", llm.aclose))
         templates = Templates(config.llm.template, config.llm.no_ctx_template, config.llm.end_separator)
         answer = AnswerService(RetrievalService(SearchStore(db), client, config.retrieval), llm, templates)
-        return Engine(
-            ingest=ingest,
-            answer=answer,
-            access=AccessOps(db),
-            deletion=DeletionOps(db),
-            status=StatusOps(db),
-            closers=closers,
-        )
+        return Engine(db=db, ingest=ingest, answer=answer, closers=closers)
     except BaseException:
         await undo()
         raise

@@ -7,6 +7,7 @@ from quart import Blueprint, Response
 from quart_app.engine import engine
 from quart_app.http_errors import ContractError, json_message
 from quart_app.lifecycle import require_enabled
+from quart_app.services import access
 from quart_app.wire_models import (
     UpdateAccessDeclarativeRequest,
     UpdateAccessProviderRequest,
@@ -39,7 +40,7 @@ async def update_access_declarative() -> Response:
     body = await parse_body(UpdateAccessDeclarativeRequest)
     users = _check_users(body.userIds)
     _check_source(body.sourceId)
-    await engine().access.update_access_declarative(users, body.sourceId)
+    await access.update_access_declarative(engine().db, users, body.sourceId)
     return json_message(ACCESS_UPDATED)
 
 
@@ -49,7 +50,7 @@ async def update_access() -> Response:
     body = await parse_body(UpdateAccessRequest)
     users = _check_users(body.userIds)
     _check_source(body.sourceId)
-    await engine().access.update_access(body.op, users, body.sourceId)
+    await access.update_access(engine().db, body.op, users, body.sourceId)
     return json_message(ACCESS_UPDATED)
 
 
@@ -61,5 +62,5 @@ async def update_access_provider() -> Response:
     if not is_valid_provider_id(body.providerId):
         raise ContractError("Invalid provider id", 400)
     # upstream 4.0-5.3 called update_access(providerId as a source id) here (a no-op); we do what PHP meant
-    await engine().access.update_access_provider(body.op, users, body.providerId)
+    await access.update_access_provider(engine().db, body.op, users, body.providerId)
     return json_message(ACCESS_UPDATED)

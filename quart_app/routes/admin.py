@@ -17,6 +17,8 @@ from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
 from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.services import deletion
+from quart_app.services.status import status as indexing_status
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,13 @@ async def hello() -> Response:
 @blueprint.post("/countIndexedDocuments")
 @require_enabled
 async def count_indexed_documents() -> Response:
-    counts = await engine().status.count_documents_by_provider()
+    counts = await deletion.count_documents_by_provider(engine().db)
     return json_message(dict(counts))
 
 
 @blueprint.get("/status")
 async def status() -> Response:
-    report = await engine().status.status()
+    report = await indexing_status(engine().db)
     return json_message(report)
 
 

@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 from quart_app.engine import engine
 from quart_app.http_errors import ContractError, json_message
 from quart_app.lifecycle import require_enabled
+from quart_app.services import deletion
 from quart_app.wire_models import (
     BetaDeleteByProviderForAllUsersRequest,
     BetaDeleteByProviderRequest,
@@ -56,10 +57,10 @@ async def delete_sources() -> Response:
     raw = await read_json_body()
     if _is_beta_shape(raw):
         beta = validate_body(BetaDeleteSourcesRequest, raw)
-        await engine().deletion.delete_user_sources(beta.userId, _non_empty(beta.sourceNames))
+        await deletion.delete_user_sources(engine().db, beta.userId, _non_empty(beta.sourceNames))
     else:
         body = validate_body(DeleteSourcesRequest, raw)
-        await engine().deletion.delete_sources(_non_empty(body.sourceIds))
+        await deletion.delete_sources(engine().db, _non_empty(body.sourceIds))
     return json_message(SOURCES_DELETED)
 
 
@@ -68,7 +69,7 @@ async def delete_sources() -> Response:
 async def delete_provider() -> Response:
     body = await parse_body(DeleteProviderRequest)
     _check_provider(body.providerKey)
-    await engine().deletion.delete_provider(body.providerKey)
+    await deletion.delete_provider(engine().db, body.providerKey)
     return json_message(SOURCES_DELETED)
 
 
@@ -78,7 +79,7 @@ async def delete_user() -> Response:
     body = await parse_body(DeleteUserRequest)
     if not body.userId.strip():
         raise ContractError("Invalid userId provided", 400)
-    await engine().deletion.delete_user(body.userId)
+    await deletion.delete_user(engine().db, body.userId)
     return json_message("User deleted")
 
 
@@ -87,7 +88,7 @@ async def delete_user() -> Response:
 async def delete_sources_by_provider() -> Response:
     body = await parse_body(BetaDeleteByProviderRequest)
     _check_provider(body.providerKey)
-    await engine().deletion.delete_user_provider(body.userId, body.providerKey)
+    await deletion.delete_user_provider(engine().db, body.userId, body.providerKey)
     return json_message(SOURCES_DELETED)
 
 
@@ -96,5 +97,5 @@ async def delete_sources_by_provider() -> Response:
 async def delete_sources_by_provider_for_all_users() -> Response:
     body = await parse_body(BetaDeleteByProviderForAllUsersRequest)
     _check_provider(body.providerKey)
-    await engine().deletion.delete_provider_for_all_users(body.providerKey)
+    await deletion.delete_provider_for_all_users(engine().db, body.providerKey)
     return json_message(SOURCES_DELETED)
