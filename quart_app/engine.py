@@ -79,12 +79,10 @@ async def open_engine(settings: AppSettings) -> Engine:
     from quart_app.loaders import ParseLimits, ParsePool
     from quart_app.runtimes.embedding_client import EmbeddingClient
     from quart_app.runtimes.llm_backend import create_llm_backend
-    from quart_app.services.answer import AnswerService, Templates
+    from quart_app.services.answer import build_answer_service
     from quart_app.services.embedding_worker import EmbeddingWorker
     from quart_app.services.ingest import IngestService
-    from quart_app.services.retrieval import RetrievalService
     from quart_app.store import Database
-    from quart_app.store.search_store import SearchStore
 
     config = settings.config
     closers: list[tuple[str, Closer]] = []
@@ -141,8 +139,7 @@ async def open_engine(settings: AppSettings) -> Engine:
         )
         llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir)
         closers.append((f"LLM backend {llm.name}", llm.aclose))
-        templates = Templates(config.llm.template, config.llm.no_ctx_template, config.llm.end_separator)
-        answer = AnswerService(RetrievalService(SearchStore(db), client, config.retrieval), llm, templates)
+        answer = build_answer_service(config, db, client, llm)
         return Engine(db=db, ingest=ingest, answer=answer, closers=closers)
     except BaseException:
         await undo()
