@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
+from local_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -50,12 +50,6 @@ def run_cli(*args: str, env: Mapping[str, str], timeout: float = 60) -> subproce
     return subprocess.run(
         [PYTHON, "-m", "appliance", *args], cwd=REPO, env=dict(env), capture_output=True, text=True, timeout=timeout
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -13,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance.config import parse_config
 from appliance.storage import StorageLayout
@@ -99,12 +100,6 @@ def guzzle_multipart(parts: Sequence[SourcePart], boundary: str | None = None) -
         out += b"\r\n" + part.content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

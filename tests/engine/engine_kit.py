@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
+
+from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 
 from quart_app.services.ingest import IncomingSource
 from quart_app.store import Database
@@ -45,9 +46,3 @@ async def scalar(db: Database, query: str, *params: object) -> Any:
     """The first column of the first row."""
     result = await rows(db, query, *params)
     return result[0][0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
