@@ -17,7 +17,14 @@ log = logging.getLogger(__name__)
 
 # upstream keys that mean nothing here; accepted so an upstream config.yaml still loads
 IGNORED_UPSTREAM_KEYS = frozenset(
-    {"uvicorn_log_level", "use_colors", "uvicorn_workers", "embedding_chunk_size", "httpx_verify_ssl"}
+    {
+        "uvicorn_log_level",
+        "use_colors",
+        "uvicorn_workers",
+        "embedding_chunk_size",
+        "httpx_verify_ssl",
+        "file_parsing_cpu_count",
+    }
 )
 IGNORED_UPSTREAM_EMBEDDING_KEYS = frozenset({"protocol", "host_port", "offload_after_mins", "remote_service", "auth"})
 
@@ -159,12 +166,35 @@ class IngestConfig(_Section):
     concurrent_requests: int = Field(10, ge=1, description="concurrent /loadSources requests (doc_parser_worker_limit)")
 
 
+class PullConfig(_Section):
+    idle_poll_s: float = Field(2.0, gt=0, description="first wait after an empty queue; doubles while it stays empty")
+    idle_poll_max_s: float = Field(30.0, gt=0, description="longest wait between polls of an empty queue")
+    error_backoff_s: float = Field(5.0, gt=0, description="first wait after a failed poll; doubles per failure")
+    error_backoff_max_s: float = Field(120.0, gt=0, description="longest wait after failed polls")
+    recheck_unavailable_s: float = Field(
+        300.0, gt=0, description="while the PHP app has no queues (<= 5.3: push), look again after this long"
+    )
+    fetch_attempts: int = Field(5, ge=1, description="tries of one file download before it is left for later")
+    fetch_backoff_s: float = Field(2.0, gt=0, description="first wait between download tries; doubles per try")
+    fetch_backoff_max_s: float = Field(30.0, gt=0, description="longest wait between download tries")
+    task_poll_s: float = Field(5.0, gt=0, description="TaskProcessing poll interval until a /trigger arrives")
+    task_poll_after_trigger_s: float = Field(
+        30.0, gt=0, description="fallback poll interval once /trigger wakes the poller (a lost trigger costs this)"
+    )
+    concurrent_tasks: int = Field(2, ge=1, description="chat/search tasks answered at once")
+    chat_context_chunks: int = Field(30, ge=1, description="chunks retrieved for a chat task (upstream: 30)")
+    result_attempts: int = Field(5, ge=1, description="tries to deliver a task result or a queue acknowledgement")
+
+
 class AppConfig(_Section):
     debug: bool = Field(False, description="debug logging and error details")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     disable_aaa: bool = Field(False, description="turn AppAPI auth and the enabled guard off (development only)")
     verify_ssl: bool = Field(True, description="verify TLS certificates of outgoing calls")
     doc_parser_worker_limit: int | None = Field(None, ge=1, description="upstream name of ingest.concurrent_requests")
+    doc_indexing_batch_size: int = Field(32, ge=1, le=1024, description="documents claimed per poll (PHP app 5.4+)")
+    actions_batch_size: int = Field(512, ge=1, description="actions claimed per poll (PHP app 5.4+)")
+    concurrent_file_fetches: int = Field(10, ge=1, description="files downloaded from Nextcloud at once")
     vectordb_backend: str = Field("pgvector", description="set by the vectordb section: its first supported key")
     pgvector: PgvectorConfig = Field(default_factory=PgvectorConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
@@ -173,6 +203,7 @@ class AppConfig(_Section):
     llm: LlmConfig = Field(default_factory=ExtractiveConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    pull: PullConfig = Field(default_factory=PullConfig)
 
 
 def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:

@@ -56,15 +56,23 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     elif not settings.app_secret:
         log.warning("APP_SECRET is not set: every signed request will be refused with 401")
 
+    async def open_engine() -> None:
+        opened = await engine_module.open_engine(
+            settings, nextcloud=state.nextcloud, loops=state.loops, enabled=lambda: not state.guard_active
+        )
+        app.extensions[ENGINE_EXTENSION] = opened
+        if opened.pull is not None:
+            state.enabled_listeners.append(opened.pull.enabled_changed)
+
     async def open_after_init() -> None:
-        app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+        await open_engine()
         log.info("engine opened after the model fetch")
 
     @app.before_serving
     async def open_resources() -> None:
         settings.storage.ensure()
         try:
-            app.extensions[ENGINE_EXTENSION] = await engine_module.open_engine(settings)
+            await open_engine()
         except ModelNotDownloadedError as exc:
             # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
             log.warning("%s; the engine opens once POST /init has fetched the models", exc)
@@ -75,9 +83,12 @@ def build_app(settings: AppSettings | None = None) -> Quart:
 
     @app.after_serving
     async def close_resources() -> None:
-        await state.init_job.close()
+        # loops first (they use the engine), then the engine, then the Nextcloud client both of them called
+        await state.loops.close()
         opened = app.extensions.pop(ENGINE_EXTENSION, None)
         if opened is not None:
             await opened.close()
+        if state.nextcloud is not None:
+            await state.nextcloud.aclose()
 
     return app

@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from quart import current_app
 
 from quart_app.app_settings import AppSettings
+from quart_app.background_loops import BackgroundLoops
+from quart_app.nextcloud import NextcloudClient
+from quart_app.pull import PullMode
+from quart_app.services.answer import AnswerService
+from quart_app.services.embedding_worker import EmbeddingWorker
+from quart_app.services.ingest import IngestService
+from quart_app.services.source_spool import SourceSpool
+from quart_app.store import Database
 
 log = logging.getLogger(__name__)
 
 ENGINE_EXTENSION = "ccb_engine"
-Closer = Callable[[], Awaitable[None]]
+MIB = 1024 * 1024
 
 
 class EngineNotReadyError(Exception):
@@ -24,22 +33,18 @@ class EngineNotReadyError(Exception):
 
 @dataclass
 class Engine:
-    """What the routes call; `close()` releases everything in reverse order of opening."""
+    """What the routes and pollers call; `close()` releases everything in reverse order of opening."""
 
-    # the services of quart_app.services.access/deletion/status are module functions taking the pool
-    db: Any
-    ingest: Any
-    answer: Any
-    closers: list[tuple[str, Closer]] = field(default_factory=list)
+    db: Database
+    ingest: IngestService
+    answer: AnswerService
+    worker: EmbeddingWorker
+    # None when NEXTCLOUD_URL is not set: push only
+    pull: PullMode | None
+    resources: AsyncExitStack = field(repr=False)
 
     async def close(self) -> None:
-        while self.closers:
-            name, closer = self.closers.pop()
-            try:
-                await closer()
-                log.info("closed %s", name)
-            except Exception:
-                log.exception("closing %s failed", name)
+        await self.resources.aclose()
 
 
 def engine() -> Engine:
@@ -70,8 +75,31 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
     return info.model or config.model_name or "external", dimension, entry
 
 
-async def open_engine(settings: AppSettings) -> Engine:
-    """Open every resource in order; if one fails, the ones already open are closed again."""
+async def _closing(stack: AsyncExitStack, name: str, closer: Callable[[], Awaitable[None]]) -> None:
+    """Register `closer` on the stack, logged as `name` (errors logged, never hiding the others)."""
+
+    async def close() -> None:
+        try:
+            await closer()
+            log.info("closed %s", name)
+        except Exception:
+            log.exception("closing %s failed", name)
+
+    stack.push_async_callback(close)
+
+
+async def open_engine(
+    settings: AppSettings,
+    *,
+    nextcloud: NextcloudClient | None = None,
+    loops: BackgroundLoops | None = None,
+    enabled: Callable[[], bool] = lambda: True,
+) -> Engine:
+    """Open every resource in order; if one fails, the ones already open are closed again.
+
+    With a Nextcloud client and a loop owner, the pull pollers start too (they idle until the app is enabled and
+    the PHP app serves its queues).
+    """
     from tokenizers import Tokenizer
 
     from appliance.model_catalogue import resolve_model_files
@@ -80,20 +108,12 @@ async def open_engine(settings: AppSettings) -> Engine:
     from quart_app.runtimes.embedding_client import EmbeddingClient
     from quart_app.runtimes.llm_backend import create_llm_backend
     from quart_app.services.answer import build_answer_service
-    from quart_app.services.embedding_worker import EmbeddingWorker
-    from quart_app.services.ingest import IngestService
-    from quart_app.store import Database
 
     config = settings.config
-    closers: list[tuple[str, Closer]] = []
-
-    async def undo() -> None:
-        await Engine(None, None, None, closers).close()
-
-    try:
+    async with AsyncExitStack() as stack:
         db = Database(settings.db_url, config.pgvector.pool_min, config.pgvector.pool_max)
         await db.open(config.pgvector.connect_timeout_s)
-        closers.append(("database pool", db.close))
+        await _closing(stack, "database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(
             emb.base_url,
@@ -104,7 +124,7 @@ async def open_engine(settings: AppSettings) -> Engine:
             passage_prefix=emb.passage_prefix,
             send_input_type=emb.workers > 0,
         )
-        closers.append(("embedding client", client.aclose))
+        await _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)
         await db.migrate(model_id, dimension)
         parse_pool = ParsePool(
@@ -118,7 +138,7 @@ async def open_engine(settings: AppSettings) -> Engine:
             ),
         )
         await parse_pool.open()
-        closers.append(("parse pool", parse_pool.close))
+        await _closing(stack, "parse pool", parse_pool.close)
         if entry.tokenizer is None:
             raise EngineNotReadyError(
                 f"chunking needs a tokenizer file, and catalogue model {entry.id!r} (embedding.onnx.model) has none;"
@@ -133,14 +153,17 @@ async def open_engine(settings: AppSettings) -> Engine:
         chunker = TokenChunker(tokenizer, chunk_tokens, emb.chunk_overlap_tokens)
         worker = EmbeddingWorker(db, client, config.embedding_worker)
         await worker.start()
-        closers.append(("embedding worker", worker.close))
+        await _closing(stack, "embedding worker", worker.close)
         ingest = IngestService(
             db, parse_pool, chunker, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
         )
-        llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir)
-        closers.append((f"LLM backend {llm.name}", llm.aclose))
+        llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
+        await _closing(stack, f"LLM backend {llm.name}", llm.aclose)
         answer = build_answer_service(config, db, client, llm)
-        return Engine(db=db, ingest=ingest, answer=answer, closers=closers)
-    except BaseException:
-        await undo()
-        raise
+        pull = None
+        if nextcloud is not None and loops is not None:
+            spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)
+            pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool)
+            pull.start(loops)
+        engine = Engine(db=db, ingest=ingest, answer=answer, worker=worker, pull=pull, resources=stack.pop_all())
+    return engine

@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from quart import Blueprint, Response, current_app, request
 
@@ -15,12 +15,15 @@ from appliance.model_catalogue import CatalogueError, load_catalogue
 from appliance.model_fetch import ModelFetchError, fetch_models
 from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
+from quart_app.background_loops import BackgroundLoops, LoopHandle
 from quart_app.http_errors import json_message
+from quart_app.nextcloud import NextcloudClient, NextcloudError
 
 log = logging.getLogger(__name__)
 
 DISABLED_MESSAGE = "Context Chat is disabled, enable it from AppAPI to use it."
 STATE_EXTENSION = "ccb_lifecycle"
+INIT_STATUS_PATH = "/ocs/v1.php/apps/app_api/ex-app/status"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -29,80 +32,61 @@ ReportFn = Callable[[int, str], Awaitable[None]]
 
 
 class InitStatusReporter:
-    """PUT /ocs/v1.php/apps/app_api/ex-app/status through nc_py_api; a failed report is logged, never raised."""
+    """PUT /ocs/v1.php/apps/app_api/ex-app/status through the app's Nextcloud client; failures are logged only."""
 
-    def __init__(self, settings: AppSettings) -> None:
-        self._settings = settings
-        self._nc: Any = None
+    def __init__(self, nextcloud: NextcloudClient | None) -> None:
+        self._nc = nextcloud
 
     async def __call__(self, progress: int, error: str = "") -> None:
-        if not self._settings.nextcloud_url:
+        if self._nc is None:
             log.warning("NEXTCLOUD_URL is not set; init progress %d%% is not reported to Nextcloud", progress)
             return
         try:
-            if self._nc is None:
-                from nc_py_api import AsyncNextcloudApp  # heavy import (FastAPI), only when reporting
-
-                self._nc = AsyncNextcloudApp(
-                    nextcloud_url=self._settings.nextcloud_url,
-                    app_id=self._settings.app_id,
-                    app_version=self._settings.app_version,
-                    app_secret=self._settings.app_secret,
-                    aa_version=self._settings.aa_version or "",
-                    npa_nc_cert=self._settings.config.verify_ssl,
-                )
-            await self._nc.set_init_status(progress, error)
-        except Exception as exc:  # Nextcloud being unreachable must not stop the fetch
+            await self._nc.ocs("PUT", INIT_STATUS_PATH, json={"progress": progress, "error": error})
+        except NextcloudError as exc:  # Nextcloud being unreachable must not stop the fetch
             log.warning("could not report init progress %d%% to Nextcloud: %s", progress, type(exc).__name__)
-
-    async def aclose(self) -> None:
-        """Close nc_py_api's HTTP sessions (it has no public close)."""
-        nc, self._nc = self._nc, None
-        session = getattr(nc, "_session", None)
-        for name in ("adapter", "adapter_dav"):
-            adapter = getattr(session, name, None)
-            if adapter is not None:
-                await adapter.close()
 
 
 class InitJob:
-    """The one background task of POST /init; the app owns it and waits for it (then cancels) at shutdown."""
+    """The one background task of POST /init, run by the app's BackgroundLoops (stopped with the app)."""
 
-    def __init__(self, settings: AppSettings) -> None:
+    LOOP_NAME = "init"
+
+    def __init__(self, settings: AppSettings, loops: BackgroundLoops, nextcloud: NextcloudClient | None = None) -> None:
         self._settings = settings
-        self._reporter = InitStatusReporter(settings)
+        self._loops = loops
+        self._reporter = InitStatusReporter(nextcloud)
         # set when the engine could not open for want of models: run after a successful fetch, before reporting 100
         self.after_fetch: Callable[[], Awaitable[None]] | None = None
-        self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self.last_error: str | None = None
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._loops.running(self.LOOP_NAME)
 
     def start(self) -> bool:
         """Start fetching unless a fetch is already running; True when a new run started."""
         if self.running:
             log.info("POST /init while the model fetch is running; not starting a second one")
             return False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ccb-init")
+        self._stop.clear()
+        self._loops.start(self.LOOP_NAME, self._run, restart=False, on_stop=self._stop.set)
         return True
 
-    async def _run(self) -> None:
-        try:
-            progress, error = await asyncio.to_thread(self._fetch, asyncio.get_running_loop())
-            if not error and self.after_fetch is not None:
-                try:
-                    await self.after_fetch()
-                    self.after_fetch = None
-                except Exception as exc:
-                    log.exception("the engine did not open after the model fetch")
-                    progress, error = 99, f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
-                    self.last_error = error
-            await self._reporter(progress, error)
-        finally:
-            await self._reporter.aclose()
+    async def _run(self, handle: LoopHandle) -> None:
+        handle.status.set("running", "fetching the models the config needs")
+        progress, error = await asyncio.to_thread(self._fetch, asyncio.get_running_loop())
+        if not error and self.after_fetch is not None:
+            try:
+                await self.after_fetch()
+                self.after_fetch = None
+            except Exception as exc:
+                log.exception("the engine did not open after the model fetch")
+                progress, error = 99, f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
+                self.last_error = error
+        await self._reporter(progress, error)
+        handle.status.set("done" if not error else "failed", error)
 
     def _fetch(self, loop: asyncio.AbstractEventLoop) -> tuple[int, str]:
         """Runs in a worker thread; progress is reported on the loop as it goes; returns the final report."""
@@ -136,30 +120,43 @@ class InitJob:
         return 100, ""
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        """Ask the fetch to stop, wait up to `timeout_s`, then cancel; idempotent."""
-        task, self._task = self._task, None
-        if task is None:
-            return
+        """Ask the fetch to stop and wait up to `timeout_s` for it (the app's loops cancel it at shutdown)."""
         self._stop.set()
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if not done:
-            log.warning("model fetch did not stop within %g s; cancelling it", timeout_s)
-            task.cancel()
-        elif not task.cancelled() and task.exception() is not None:
-            log.error("model fetch task ended with %r", task.exception())
+        try:
+            await asyncio.wait_for(self._loops.wait(self.LOOP_NAME), timeout_s)
+        except TimeoutError:
+            log.warning("model fetch did not stop within %g s; it is cancelled at shutdown", timeout_s)
 
 
 class Lifecycle:
-    """Per-app lifecycle state: the enabled flag and the init job."""
+    """Per-app lifecycle state: the enabled flag, the init job and the app's one Nextcloud client."""
 
-    def __init__(self, settings: AppSettings, init_job: InitJob | None = None) -> None:
+    def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         self.enabled = EnabledState(settings.storage.state_file)
-        self.init_job = init_job or InitJob(settings)
+        self.nextcloud = nextcloud_client(settings)
+        self.loops = BackgroundLoops()
+        self.init_job = InitJob(settings, self.loops, self.nextcloud)
+        # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)
+        self.enabled_listeners: list[Callable[[bool], Awaitable[None]]] = []
 
     @property
     def guard_active(self) -> bool:
         return not self.settings.config.disable_aaa and not self.enabled.enabled
+
+
+def nextcloud_client(settings: AppSettings) -> NextcloudClient | None:
+    """The app's client for every call to Nextcloud; None when NEXTCLOUD_URL is not set (push-only use)."""
+    if not settings.nextcloud_url:
+        return None
+    return NextcloudClient(
+        settings.nextcloud_url,
+        app_id=settings.app_id,
+        app_version=settings.app_version,
+        app_secret=settings.app_secret,
+        aa_version=settings.aa_version,
+        verify_ssl=settings.config.verify_ssl,
+    )
 
 
 def lifecycle() -> Lifecycle:
@@ -200,7 +197,10 @@ async def set_enabled() -> Response:
     if value is None:
         detail = [{"type": "bool_parsing", "loc": ["query", "enabled"], "msg": "Input should be a valid boolean"}]
         return json_message({"detail": [{**detail[0], "input": raw}]}, 422)
-    lifecycle().enabled.set(value)
+    state = lifecycle()
+    state.enabled.set(value)
+    for listener in state.enabled_listeners:
+        await listener(value)
     return json_message({"error": ""})
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from quart_app.services.errors import SourceTooLargeError
+from quart_app.services.source_spool import SourceSpool, SpoolWriter
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,14 @@ class _Current:
     name_buf: bytearray = field(default_factory=bytearray)
     value_buf: bytearray = field(default_factory=bytearray)
     part: ReceivedPart | None = None
-    handle: IO[bytes] | None = None
-    digest: hashlib._Hash | None = None
+    writer: SpoolWriter | None = None
 
 
 class SourcePartsReader:
     """Push-style: `feed()` bytes (blocking; call it in a thread), then `finish()`; `cleanup()` removes spool files."""
 
-    def __init__(self, boundary: bytes, spool_dir: Path, max_part_bytes: int, max_request_bytes: int) -> None:
-        self._spool_dir = spool_dir
-        self._max_part = max_part_bytes
+    def __init__(self, boundary: bytes, spool: SourceSpool, max_request_bytes: int) -> None:
+        self._spool = spool
         self._max_request = max_request_bytes
         self._received = 0
         self.parts: list[ReceivedPart] = []
@@ -121,33 +119,27 @@ class SourcePartsReader:
             return
         part = ReceivedPart(filename=decode_header_value(options.get(b"filename", b"")), headers=headers)
         self.parts.append(part)
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(prefix="src-", suffix=".part", dir=self._spool_dir, delete=False)  # noqa: SIM115 - closed in on_part_end
-        part.path = Path(handle.name)
-        self._cur.part, self._cur.handle, self._cur.digest = part, handle, hashlib.sha256()
+        writer = self._spool.open(part.filename)
+        part.path = writer.path
+        self._cur.part, self._cur.writer = part, writer
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        part, handle, digest = self._cur.part, self._cur.handle, self._cur.digest
-        if part is None or handle is None or digest is None or part.too_large:
+        part, writer = self._cur.part, self._cur.writer
+        if part is None or writer is None:
             return
-        piece = data[start:end]
-        part.size += len(piece)
-        if part.size > self._max_part:
-            # drop what we have: this file is refused, the others in the request go on
+        try:
+            writer.write(data[start:end])
+        except SourceTooLargeError:
+            # the writer dropped what it had: this file is refused, the others in the request go on
             part.too_large = True
-            handle.close()
-            part.remove()
             part.path = None
-            self._cur.handle = None
-            return
-        digest.update(piece)
-        handle.write(piece)
+            self._cur.writer = None
+        part.size = writer.size
 
     def _on_part_end(self) -> None:
-        if self._cur.handle is not None:
-            self._cur.handle.close()
-        if self._cur.part is not None and self._cur.digest is not None:
-            self._cur.part.sha256 = self._cur.digest.digest()
+        if self._cur.part is not None and self._cur.writer is not None:
+            spooled = self._cur.writer.finish()
+            self._cur.part.sha256 = spooled.sha256
         self._cur = _Current()
 
     def feed(self, data: bytes) -> None:
@@ -164,13 +156,13 @@ class SourcePartsReader:
             self._parser.finalize()
         except MultipartParseError as exc:
             raise MultipartError(f"the multipart body ended early: {exc}") from None
-        if self._cur.handle is not None:
+        if self._cur.writer is not None:
             raise MultipartError("the multipart body ended inside a part (no closing boundary)")
         return self.parts
 
     def cleanup(self) -> None:
-        if self._cur.handle is not None:
-            self._cur.handle.close()
+        if self._cur.writer is not None:
+            self._cur.writer.discard()
         for part in self.parts:
             part.remove()
 
@@ -184,10 +176,10 @@ def multipart_boundary(content_type: str) -> bytes | None:
 
 
 async def read_source_parts(
-    body: AsyncIterable[bytes], boundary: bytes, spool_dir: Path, max_part_bytes: int, max_request_bytes: int
+    body: AsyncIterable[bytes], boundary: bytes, spool: SourceSpool, max_request_bytes: int
 ) -> list[ReceivedPart]:
     """Stream `body` through the parser off the event loop; on any error the spool files are removed."""
-    reader = SourcePartsReader(boundary, spool_dir, max_part_bytes, max_request_bytes)
+    reader = SourcePartsReader(boundary, spool, max_request_bytes)
     pending = bytearray()
     try:
         async for chunk in body:

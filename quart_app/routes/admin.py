@@ -17,6 +17,7 @@ from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
 from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.pull.queue_items import FILES_PROVIDER
 from quart_app.services import deletion
 from quart_app.services.status import status as indexing_status
 
@@ -40,12 +41,24 @@ async def hello() -> Response:
 @require_enabled
 async def count_indexed_documents() -> Response:
     counts = await deletion.count_documents_by_provider(engine().db)
-    return json_message(dict(counts))
+    # PHP 5.4+ rejects a non-empty answer without files__default as malformed (admin stats then look broken)
+    return json_message({FILES_PROVIDER: counts.pop(FILES_PROVIDER, 0), **counts})
 
 
 @blueprint.get("/status")
 async def status() -> Response:
-    report = await indexing_status(engine().db)
+    opened = engine()
+    report = await indexing_status(opened.db)
+    state = lifecycle()
+    # what each background loop (init job, pollers) is doing, and whether the PHP app is pulled from
+    report["loops"] = state.loops.snapshot()
+    report["loops"]["embedding_worker"] = {"state": "running" if opened.worker.running else "stopped"}
+    report["pull"] = {
+        "nextcloud_configured": state.nextcloud is not None,
+        "php_app_queues": None if opened.pull is None else opened.pull.gate.available,
+        "detail": "NEXTCLOUD_URL is not set" if opened.pull is None else opened.pull.gate.reason,
+        "task_providers_registered": opened.pull is not None and opened.pull.tasks.registered,
+    }
     return json_message(report)
 
 

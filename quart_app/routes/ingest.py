@@ -22,6 +22,7 @@ from quart_app.multipart_sources import (
 )
 from quart_app.services.errors import SourceBusyError
 from quart_app.services.ingest import IncomingSource
+from quart_app.services.source_spool import SourceSpool
 from quart_app.wire_models import is_valid_source_id
 
 log = logging.getLogger(__name__)
@@ -138,9 +139,8 @@ async def _load_sources(boundary: bytes) -> Response:
     limits = lifecycle().settings.config.ingest
     max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
     try:
-        parts = await read_source_parts(
-            request.body, boundary, lifecycle().settings.storage.spool_dir, max_part, max_request
-        )
+        spool = SourceSpool(lifecycle().settings.storage.spool_dir, max_part)
+        parts = await read_source_parts(request.body, boundary, spool, max_request)
     except UploadTooLargeError as exc:
         raise ContractError(str(exc), 413) from None
     except RequestEntityTooLarge:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -13,6 +13,7 @@ from quart_app.runtimes.llm_errors import LlmUnavailableError
 
 if TYPE_CHECKING:
     from appliance.config import AppConfig
+    from quart_app.nextcloud import NextcloudClient
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +101,51 @@ def resolve_model_path(model: str, model_dir: Path) -> Path:
     )
 
 
-def create_llm_backend(config: AppConfig, model_dir: Path) -> LlmBackend:
+def _nc_texttotext(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
+    from appliance.config import NcTextToTextConfig
+    from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+
+    assert isinstance(config.llm, NcTextToTextConfig)
+    return NcTextToTextBackend(config.llm, nextcloud)
+
+
+def _llama(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
+    from appliance.config import LlamaConfig
+    from quart_app.runtimes.llm_llama import LlamaBackend
+
+    assert isinstance(config.llm, LlamaConfig)
+    return LlamaBackend(resolve_model_path(config.llm.model, model_dir), config.llm)
+
+
+def _ctransformer(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
+    from appliance.config import CTransformerConfig
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    assert isinstance(config.llm, CTransformerConfig)
+    return CTransformerBackend(resolve_model_path(config.llm.model, model_dir), config.llm)
+
+
+def _extractive(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
+    from appliance.config import ExtractiveConfig
+    from quart_app.runtimes.llm_extractive import ExtractiveBackend
+
+    assert isinstance(config.llm, ExtractiveConfig)
+    return ExtractiveBackend(config.llm)
+
+
+LlmFactory = Callable[["AppConfig", Path, "NextcloudClient | None"], LlmBackend]
+# one entry per config.llm section name (appliance.config.LLM_BACKENDS); imports stay lazy (llama.cpp is heavy)
+LLM_FACTORIES: dict[str, LlmFactory] = {
+    "nc_texttotext": _nc_texttotext,
+    "llama": _llama,
+    "ctransformer": _ctransformer,
+    "extractive": _extractive,
+}
+
+
+def create_llm_backend(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None = None) -> LlmBackend:
     """The backend named by config.llm_backend; loads the model now, so call it once per process at start-up."""
-    from appliance.config import CTransformerConfig, ExtractiveConfig, LlamaConfig, NcTextToTextConfig
-
-    llm = config.llm
-    if isinstance(llm, NcTextToTextConfig):
-        from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
-
-        return NcTextToTextBackend(llm, verify_ssl=config.verify_ssl)
-    if isinstance(llm, LlamaConfig):
-        from quart_app.runtimes.llm_llama import LlamaBackend
-
-        return LlamaBackend(resolve_model_path(llm.model, model_dir), llm)
-    if isinstance(llm, CTransformerConfig):
-        from quart_app.runtimes.llm_ctransformer import CTransformerBackend
-
-        return CTransformerBackend(resolve_model_path(llm.model, model_dir), llm)
-    if isinstance(llm, ExtractiveConfig):
-        from quart_app.runtimes.llm_extractive import ExtractiveBackend
-
-        return ExtractiveBackend(llm)
-    raise LlmUnavailableError(
-        f"unknown LLM backend {config.llm_backend!r}; use nc_texttotext, llama, ctransformer or extractive"
-    )
+    factory = LLM_FACTORIES.get(config.llm_backend)
+    if factory is None:
+        raise LlmUnavailableError(f"unknown LLM backend {config.llm_backend!r}; use {', '.join(LLM_FACTORIES)}")
+    return factory(config, model_dir, nextcloud)

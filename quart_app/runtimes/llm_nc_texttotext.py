@@ -1,7 +1,6 @@
 """The nc_texttotext backend: Nextcloud TaskProcessing core:text2text, scheduled for the asking user and polled.
 
-nc_py_api's AsyncNextcloudApp reads NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION (and AA_VERSION, default
-2.2.0) from the environment, as AppAPI sets them for every ExApp. One client per call: set_user() is client state.
+Every call goes through the app's one NextcloudClient (quart_app.nextcloud), signed as the asking user.
 """
 
 from __future__ import annotations
@@ -9,10 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
 
 from appliance.config import NcTextToTextConfig
+from quart_app.nextcloud import (
+    NextcloudClient,
+    NextcloudError,
+    NextcloudNotFoundError,
+    NextcloudRateLimitedError,
+    NextcloudUnreachableError,
+)
 from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
 from quart_app.runtimes.llm_errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 
@@ -31,27 +36,6 @@ SUCCESSFUL = "STATUS_SUCCESSFUL"
 STOPPED = {"STATUS_FAILED": "failed", "STATUS_CANCELLED": "was cancelled"}
 
 
-def _default_client(verify_ssl: bool) -> Any:
-    from nc_py_api import AsyncNextcloudApp
-
-    try:
-        return AsyncNextcloudApp(npa_nc_cert=verify_ssl)
-    except ValueError as exc:  # nc_py_api: "`app_id` is not found." when AppAPI did not set the variables
-        raise LlmUnavailableError(
-            f"llm: nc_texttotext cannot reach Nextcloud: {exc} Set NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION"
-            " (AppAPI sets them when it deploys the ExApp), or choose another llm backend"
-        ) from None
-
-
-async def _close_client(nc: Any) -> None:
-    # nc_py_api has no public close; its niquests sessions must be closed or they leak sockets
-    session = getattr(nc, "_session", None)
-    for name in ("adapter", "adapter_dav"):
-        adapter = getattr(session, name, None)
-        if adapter is not None:
-            await adapter.close()
-
-
 class NcTextToTextBackend:
     """Stateless apart from config; concurrent calls are independent Nextcloud tasks."""
 
@@ -60,16 +44,15 @@ class NcTextToTextBackend:
     def __init__(
         self,
         config: NcTextToTextConfig,
+        nextcloud: NextcloudClient | None,
         *,
-        verify_ssl: bool = True,
         app_id: str = DEFAULT_APP_ID,
-        client_factory: Callable[[], Any] | None = None,
         retry_after_s: float = 10.0,
         schedule_attempts: int = 3,
     ) -> None:
         self._config = config
+        self._nc = nextcloud
         self._app_id = app_id
-        self._client_factory = client_factory or (lambda: _default_client(verify_ssl))
         self._retry_after_s = retry_after_s
         self._schedule_attempts = schedule_attempts
 
@@ -86,49 +69,44 @@ class NcTextToTextBackend:
         return approximate_token_count(text)
 
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        if self._nc is None:
+            raise LlmUnavailableError(
+                "llm: nc_texttotext cannot reach Nextcloud: NEXTCLOUD_URL is not set. Set NEXTCLOUD_URL, APP_ID,"
+                " APP_SECRET and APP_VERSION (AppAPI sets them when it deploys the ExApp), or choose another llm"
+                " backend"
+            )
         deadline = time.monotonic() + self._config.timeout_s
-        nc = self._client_factory()
         try:
             # the polling loop checks the deadline; this also bounds a single hanging HTTP call
             async with asyncio.timeout(self._config.timeout_s):
-                await self._set_user(nc, user_id)
-                task_id = await self._schedule(nc, prompt, deadline)
-                output = await self._wait(nc, task_id, deadline)
+                task_id = await self._schedule(self._nc, prompt, user_id, deadline)
+                output = await self._wait(self._nc, task_id, user_id, deadline)
         except TimeoutError:
             raise LlmTaskFailedError(
                 f"the Nextcloud text-to-text task did not finish within {self._config.timeout_s:g} s"
                 " (llm.nc_texttotext.timeout_s); the provider may be overloaded"
             ) from None
-        finally:
-            await _close_client(nc)
         return cut_at_stop(output, stop).strip()
 
-    async def _set_user(self, nc: Any, user_id: str) -> None:
-        from nc_py_api import NextcloudException
-
-        try:
-            await nc.set_user(user_id)  # also reads the capabilities: the first call that reaches Nextcloud
-        except (NextcloudException, OSError) as exc:
-            raise LlmUnavailableError(
-                f"llm: nc_texttotext cannot reach Nextcloud at {nc.app_cfg.endpoint} ({exc}); check NEXTCLOUD_URL"
-                " and that Nextcloud is up"
-            ) from None
-
-    async def _schedule(self, nc: Any, prompt: str, deadline: float) -> int:
-        from nc_py_api import NextcloudException
-
+    async def _schedule(self, nc: NextcloudClient, prompt: str, user_id: str, deadline: float) -> int:
         body = {"type": TASK_TYPE, "appId": self._app_id, "input": {"input": prompt}}
         for attempt in range(1, self._schedule_attempts + 1):
             try:
-                data = await nc.ocs("POST", SCHEDULE_PATH, json=body)
+                data = await nc.ocs("POST", SCHEDULE_PATH, user=user_id, json=body)
                 return int(data["task"]["id"])
-            except NextcloudException as exc:
-                if exc.status_code == 412:
+            except NextcloudUnreachableError as exc:
+                raise LlmUnavailableError(
+                    f"llm: nc_texttotext cannot reach Nextcloud at {nc.base_url} ({exc}); check NEXTCLOUD_URL"
+                    " and that Nextcloud is up"
+                ) from None
+            except NextcloudError as exc:
+                # TaskProcessing answers 412 when no provider serves the task type
+                if exc.status == 412:
                     raise LlmUnavailableError(NO_PROVIDER_MESSAGE) from None
-                if exc.status_code != 429 or attempt == self._schedule_attempts:
+                if not isinstance(exc, NextcloudRateLimitedError) or attempt == self._schedule_attempts:
                     raise LlmError(
-                        f"Nextcloud refused to schedule the {TASK_TYPE} task (HTTP {exc.status_code}"
-                        f"{', rate limited ' + str(attempt) + ' times' if exc.status_code == 429 else ''}); see the"
+                        f"Nextcloud refused to schedule the {TASK_TYPE} task (HTTP {exc.status}"
+                        f"{', rate limited ' + str(attempt) + ' times' if exc.status == 429 else ''}); see the"
                         " Nextcloud log"
                     ) from None
                 log.warning(
@@ -137,21 +115,14 @@ class NcTextToTextBackend:
                 await self._sleep_until(self._retry_after_s * attempt, deadline)
         raise AssertionError("unreachable")
 
-    async def _wait(self, nc: Any, task_id: int, deadline: float) -> str:
-        from nc_py_api import NextcloudException
-
+    async def _wait(self, nc: NextcloudClient, task_id: int, user_id: str, deadline: float) -> str:
         while True:
             try:
-                task = (await nc.ocs("GET", TASK_PATH.format(task_id=task_id)))["task"]
-            except NextcloudException as exc:
-                if exc.status_code == 404:
-                    raise LlmTaskFailedError(
-                        f"the Nextcloud task {task_id} disappeared (404) before it finished"
-                    ) from None
-                # a transient error (timeout, 429, 5xx): the task keeps running, so keep polling
-                log.warning("polling Nextcloud task %d failed with HTTP %d; retrying", task_id, exc.status_code)
-                task = None
-            except (OSError, TimeoutError) as exc:
+                task = (await nc.ocs("GET", TASK_PATH.format(task_id=task_id), user=user_id))["task"]
+            except NextcloudNotFoundError:
+                raise LlmTaskFailedError(f"the Nextcloud task {task_id} disappeared (404) before it finished") from None
+            except NextcloudError as exc:
+                # a transient error (timeout, 429, 5xx, connection): the task keeps running, so keep polling
                 log.warning("polling Nextcloud task %d failed (%s); retrying", task_id, type(exc).__name__)
                 task = None
             if task is not None:

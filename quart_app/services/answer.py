@@ -62,6 +62,12 @@ class AnswerService:
         self._llm = llm
         self._templates = templates
 
+    async def sources_with_titles(self, user_id: str, source_ids: Sequence[str]) -> list[DocSearchResult]:
+        """Unique source ids of an answer, in order, with their titles (only what the user may read)."""
+        unique = list(dict.fromkeys(source_ids))
+        titles = await self._retrieval.titles(user_id, unique) if unique else {}
+        return [{"source_id": sid, "title": titles[sid]} for sid in unique if sid in titles]
+
     @property
     def _stop(self) -> list[str]:
         return [self._templates.end_separator] if self._templates.end_separator else []

@@ -65,6 +65,10 @@ class RetrievalService:
         self._embedder = embedder
         self._config = config
 
+    async def titles(self, user_id: str, source_ids: list[str]) -> dict[str, str]:
+        """Titles of documents the user may read, by source id."""
+        return await self._store.titles(user_id, source_ids)
+
     async def _embed(self, query: str) -> list[float] | None:
         try:
             return (await self._embedder.embed([query], "query"))[0]

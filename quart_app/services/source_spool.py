@@ -1,4 +1,8 @@
-"""Streams incoming files to a spool directory while hashing them: memory stays bounded whatever the batch size."""
+"""The one spooler: uploaded parts and fetched files stream to disk while hashed; memory stays bounded.
+
+`SourceSpool.open()` gives a blocking `SpoolWriter` (the multipart parser feeds it from a worker thread);
+`SourceSpool.spool()` drains an async byte stream (a download from Nextcloud) through the same writer.
+"""
 
 from __future__ import annotations
 
@@ -33,62 +37,86 @@ class SpooledFile:
         self.path.unlink(missing_ok=True)
 
 
+class SpoolWriter:
+    """One file being written; blocking calls. Too large -> SourceTooLargeError and the partial file is gone."""
+
+    def __init__(self, name: str, path: Path, handle: BinaryIO, max_bytes: int, spool_dir: Path) -> None:
+        self.name = name
+        self.path = path
+        self._handle = handle
+        self._max_bytes = max_bytes
+        self._spool_dir = spool_dir
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self._max_bytes:
+            self.discard()
+            raise SourceTooLargeError(self.name, self._max_bytes)
+        self._digest.update(piece)
+        try:
+            self._handle.write(piece)
+        except OSError as exc:
+            self.discard()
+            raise SpoolError(
+                f"could not spool file {self.name!r} to {self._spool_dir}: {exc}; check free disk space"
+            ) from exc
+
+    def write_all(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
+    def finish(self) -> SpooledFile:
+        self._handle.close()
+        return SpooledFile(self.path, self.size, self._digest.digest())
+
+    def discard(self) -> None:
+        """Close and delete the partial file; safe to call twice."""
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
 class SourceSpool:
-    """Writes streams to temp files under `spool_dir`, refusing any larger than `max_bytes`."""
+    """Writes files to temp files under `spool_dir`, refusing any larger than `max_bytes`."""
 
     def __init__(self, spool_dir: Path, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError(f"SourceSpool max_bytes must be > 0, got {max_bytes}")
         self._dir = spool_dir
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
 
     @property
     def spool_dir(self) -> Path:
         """Where the temp files live."""
         return self._dir
 
+    def open(self, name: str) -> SpoolWriter:
+        """A new temp file for `name` (blocking)."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, raw_path = tempfile.mkstemp(prefix="src-", suffix=".part", dir=self._dir)
+        return SpoolWriter(name, Path(raw_path), os.fdopen(fd, "wb"), self.max_bytes, self._dir)
+
     async def spool(self, name: str, stream: AsyncIterable[bytes]) -> SpooledFile:
         """Consume `stream` into a new temp file; on any error the partial file is removed."""
-        await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
-        fd, raw_path = await asyncio.to_thread(tempfile.mkstemp, prefix="src-", suffix=".part", dir=self._dir)
-        path = Path(raw_path)
-        digest = hashlib.sha256()
-        size = 0
+        writer = await asyncio.to_thread(self.open, name)
         pending: list[bytes] = []
         pending_size = 0
         try:
-            with os.fdopen(fd, "wb") as handle:
-                async for piece in stream:
-                    size += len(piece)
-                    if size > self._max_bytes:
-                        raise SourceTooLargeError(name, self._max_bytes)
-                    digest.update(piece)
-                    pending.append(piece)
-                    pending_size += len(piece)
-                    if pending_size >= _WRITE_BUFFER:
-                        await self._write(name, handle, pending)
-                        pending, pending_size = [], 0
-                if pending:
-                    await self._write(name, handle, pending)
+            async for piece in stream:
+                pending.append(piece)
+                pending_size += len(piece)
+                # check the limit as bytes arrive, not only at the next disk write
+                if writer.size + pending_size > self.max_bytes or pending_size >= _WRITE_BUFFER:
+                    await asyncio.to_thread(writer.write_all, pending)
+                    pending, pending_size = [], 0
+            if pending:
+                await asyncio.to_thread(writer.write_all, pending)
+            return await asyncio.to_thread(writer.finish)
         except BaseException:
             # too large, cancelled or a broken stream: never leave a partial file behind
-            _discard(path)
+            writer.discard()
             raise
-        return SpooledFile(path, size, digest.digest())
-
-    async def _write(self, name: str, handle: BinaryIO, pieces: list[bytes]) -> None:
-        try:
-            await asyncio.to_thread(_write_all, handle, pieces)
-        except OSError as exc:
-            raise SpoolError(f"could not spool file {name!r} to {self._dir}: {exc}; check free disk space") from exc
-
-
-def _discard(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
-def _write_all(handle: BinaryIO, pieces: list[bytes]) -> None:
-    handle.writelines(pieces)
 
 
 def file_sha256(path: Path) -> tuple[int, bytes]:

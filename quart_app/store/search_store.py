@@ -110,6 +110,16 @@ class SearchStore:
     def __init__(self, db: ConnectionSource) -> None:
         self._db = db
 
+    async def titles(self, user_id: str, source_ids: list[str]) -> dict[str, str]:
+        """Titles of the given documents that the user may read (sources of an answer, for enrich_sources)."""
+        async with self._db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT d.source_id, d.title FROM documents d JOIN access a ON a.source_id = d.source_id"
+                " WHERE a.user_id = %s AND d.source_id = ANY(%s)",
+                (user_id, source_ids),
+            )
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
     async def count_accessible_chunks(self, user_id: str, scope: Scope | None, cap: int) -> int:
         """Chunks (embedded or queued) the user may read within the scope, counted up to `cap`.
 

@@ -96,6 +96,7 @@ async def test_init_answers_at_once_then_fetches_and_reports_progress(tmp_path: 
         assert response.status_code == 200 and await response.get_json() == {}
         statuses = await _wait_for_final_status(nextcloud)
         await app.extensions["ccb_lifecycle"].init_job.close()
+        await app.extensions["ccb_lifecycle"].nextcloud.aclose()  # no lifespan here: close the app's client
         progress = [s["progress"] for s in statuses]
         assert progress == sorted(progress) and all(0 <= p <= 100 for p in progress)
         put = next(r for r in nextcloud.requests if r.method == "PUT")
@@ -118,4 +119,5 @@ async def test_init_with_offline_models_reports_100(tmp_path: Path) -> None:
         await app.test_client().post("/init", headers=signed_headers())
         statuses = await _wait_for_final_status(nextcloud)
         await app.extensions["ccb_lifecycle"].init_job.close()
+        await app.extensions["ccb_lifecycle"].nextcloud.aclose()  # no lifespan here: close the app's client
     assert statuses == [{"progress": 100, "error": ""}]

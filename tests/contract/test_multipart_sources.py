@@ -16,6 +16,7 @@ from quart_app.multipart_sources import (
     multipart_boundary,
     read_source_parts,
 )
+from quart_app.services.source_spool import SourceSpool
 
 TITLE = "Überblick \u2013 Notizen 日本.md"
 
@@ -28,7 +29,9 @@ async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
 async def _read(body: bytes, content_type: str, spool: Path, chunk: int = 7, part_mb: float = 1, req_mb: float = 4):  # type: ignore[no-untyped-def]
     boundary = multipart_boundary(content_type)
     assert boundary is not None
-    return await read_source_parts(_chunks(body, chunk), boundary, spool, int(part_mb * 2**20), int(req_mb * 2**20))
+    return await read_source_parts(
+        _chunks(body, chunk), boundary, SourceSpool(spool, int(part_mb * 2**20)), int(req_mb * 2**20)
+    )
 
 
 async def test_guzzle_parts_arrive_with_headers_and_content_on_disk(tmp_path: Path) -> None:

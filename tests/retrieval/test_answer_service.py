@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from corpus_writer import Corpus
@@ -12,6 +12,7 @@ from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
+from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_errors import LlmTaskFailedError
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
@@ -27,10 +28,8 @@ DOCS = {"nc: trusted": TRUSTED_DOMAINS, "nc: scan": FILES_SCAN, "hr: urlaub": UR
 
 
 @pytest.fixture
-def nextcloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNextcloud]:
+def nextcloud() -> Iterator[FakeNextcloud]:
     with FakeNextcloud() as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
         yield server
 
 
@@ -52,8 +51,15 @@ def service(db: Database, embedder: MiniLmEmbedder, llm: LlmBackend) -> AnswerSe
     return AnswerService(RetrievalService(SearchStore(db), embedder, RetrievalConfig()), llm, TEMPLATES)
 
 
-def nc_backend(n_ctx: int = 8192) -> NcTextToTextBackend:
-    return NcTextToTextBackend(NcTextToTextConfig(n_ctx=n_ctx, max_tokens=64, poll_interval_s=0.05))
+@pytest.fixture
+async def nc(nextcloud: FakeNextcloud) -> AsyncIterator[NextcloudClient]:
+    client = NextcloudClient(nextcloud.url, app_id="context_chat_backend", app_version="4.0.0", app_secret="s")
+    yield client
+    await client.aclose()
+
+
+def nc_backend(nc: NextcloudClient, n_ctx: int = 8192) -> NcTextToTextBackend:
+    return NcTextToTextBackend(NcTextToTextConfig(n_ctx=n_ctx, max_tokens=64, poll_interval_s=0.05), nc)
 
 
 def sent_prompt(nextcloud: FakeNextcloud) -> str:
@@ -63,10 +69,10 @@ def sent_prompt(nextcloud: FakeNextcloud) -> str:
 
 
 async def test_query_answers_with_the_sources_in_the_prompt(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
     nextcloud.task = TaskScript(output="Add the host to trusted_domains.")
-    result = await service(db, embedder, nc_backend()).query("alice", "How do I set trusted_domains?")
+    result = await service(db, embedder, nc_backend(nc)).query("alice", "How do I set trusted_domains?")
     assert result["output"] == "Add the host to trusted_domains."
     assert result["sources"][0] == "nc: trusted"
     assert len(result["sources"]) == len(set(result["sources"]))
@@ -78,18 +84,18 @@ async def test_query_answers_with_the_sources_in_the_prompt(
 
 
 async def test_sources_are_only_what_fits_in_the_prompt(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
-    result = await service(db, embedder, nc_backend(n_ctx=300)).query("alice", "trusted_domains")
+    result = await service(db, embedder, nc_backend(nc, n_ctx=300)).query("alice", "trusted_domains")
     prompt = sent_prompt(nextcloud)
     assert 1 <= len(result["sources"]) < 5
     assert "Ops" not in prompt or "ops: backups" in result["sources"]
 
 
 async def test_no_context_uses_the_no_ctx_template(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
-    result = await service(db, embedder, nc_backend()).query("bob", "Say hi", use_context=False)
+    result = await service(db, embedder, nc_backend(nc)).query("bob", "Say hi", use_context=False)
     assert result == {"output": "generated answer", "sources": []}
     assert sent_prompt(nextcloud) == "NO CONTEXT Q: Say hi\n"
 
@@ -129,10 +135,10 @@ async def test_extractive_answer_quotes_and_names_sources(db: Database, docs: Co
 
 
 async def test_unavailable_llm_falls_back_to_quoted_passages_and_says_why(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
     nextcloud.schedule_errors.extend([412, 412])
-    answers = service(db, embedder, nc_backend())
+    answers = service(db, embedder, nc_backend(nc))
     result = await answers.query("alice", "How long are the nightly database dumps kept?")
     assert result["output"].startswith(
         "This is an extractive answer: the configured language model (nc_texttotext) is not available"
@@ -146,13 +152,15 @@ async def test_unavailable_llm_falls_back_to_quoted_passages_and_says_why(
 
 
 async def test_unreachable_nextcloud_falls_back_but_other_llm_errors_surface(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, monkeypatch: pytest.MonkeyPatch
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
     nextcloud.task = TaskScript(statuses=["STATUS_FAILED"], error_message="provider crashed")
     with pytest.raises(LlmTaskFailedError, match="failed"):
-        await service(db, embedder, nc_backend()).query("alice", "trusted_domains")
-    monkeypatch.delenv("NEXTCLOUD_URL")
-    result = await service(db, embedder, nc_backend()).query("alice", "trusted_domains")
+        await service(db, embedder, nc_backend(nc)).query("alice", "trusted_domains")
+    # no NEXTCLOUD_URL: the app has no Nextcloud client
+    result = await service(db, embedder, NcTextToTextBackend(NcTextToTextConfig(), None)).query(
+        "alice", "trusted_domains"
+    )
     assert "is not available (llm: nc_texttotext cannot reach Nextcloud" in result["output"]
     assert result["sources"][0] in {"nc: trusted", "mail: 9"}
 

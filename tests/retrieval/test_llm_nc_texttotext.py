@@ -1,34 +1,46 @@
-"""nc_texttotext against a local OCS server over real sockets, through nc_py_api's AsyncNextcloudApp."""
+"""nc_texttotext against a local OCS server over real sockets, through the app's NextcloudClient."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from fake_nextcloud import FakeNextcloud, TaskScript
 
 from appliance.config import NcTextToTextConfig
+from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.llm_errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 from quart_app.runtimes.llm_nc_texttotext import NO_PROVIDER_MESSAGE, NcTextToTextBackend
 
 
 @pytest.fixture
-def nextcloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNextcloud]:
+def nextcloud() -> Iterator[FakeNextcloud]:
     with FakeNextcloud() as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
         yield server
 
 
-def backend(timeout_s: float = 10.0) -> NcTextToTextBackend:
+@pytest.fixture
+async def nc(nextcloud: FakeNextcloud) -> AsyncIterator[NextcloudClient]:
+    client = nextcloud_client(nextcloud.url)
+    yield client
+    await client.aclose()
+
+
+def nextcloud_client(url: str) -> NextcloudClient:
+    return NextcloudClient(url, app_id="context_chat_backend", app_version="4.0.0", app_secret="test-secret")
+
+
+def backend(nc: NextcloudClient | None, timeout_s: float = 10.0) -> NcTextToTextBackend:
     config = NcTextToTextConfig(timeout_s=timeout_s, poll_interval_s=0.05)
-    return NcTextToTextBackend(config, retry_after_s=0.05)
+    return NcTextToTextBackend(config, nc, retry_after_s=0.05)
 
 
-async def test_schedules_text2text_for_the_user_and_returns_the_output(nextcloud: FakeNextcloud) -> None:
+async def test_schedules_text2text_for_the_user_and_returns_the_output(
+    nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
     nextcloud.task = TaskScript(statuses=["STATUS_SCHEDULED", "STATUS_RUNNING", "STATUS_SUCCESSFUL"], output=" Hi.\n")
-    answer = await backend().generate("the prompt", "alice")
+    answer = await backend(nc).generate("the prompt", "alice")
     assert answer == "Hi."
     schedule = next(r for r in nextcloud.requests if r.path.endswith("/schedule"))
     assert schedule.body == {
@@ -42,69 +54,73 @@ async def test_schedules_text2text_for_the_user_and_returns_the_output(nextcloud
     assert nextcloud.paths("GET").count("/ocs/v1.php/taskprocessing/task/41") == 3
 
 
-async def test_output_is_cut_at_the_stop_string(nextcloud: FakeNextcloud) -> None:
+async def test_output_is_cut_at_the_stop_string(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.task = TaskScript(output="answer<|im_end|>garbage")
-    assert await backend().generate("p", "alice", stop=["<|im_end|>"]) == "answer"
+    assert await backend(nc).generate("p", "alice", stop=["<|im_end|>"]) == "answer"
 
 
 @pytest.mark.parametrize("in_envelope", [False, True])
-async def test_412_says_no_provider_is_installed(nextcloud: FakeNextcloud, in_envelope: bool) -> None:
+async def test_412_says_no_provider_is_installed(
+    nextcloud: FakeNextcloud, nc: NextcloudClient, in_envelope: bool
+) -> None:
     nextcloud.schedule_errors.append(412)
     nextcloud.schedule_error_in_envelope = in_envelope
     with pytest.raises(LlmUnavailableError) as info:
-        await backend().generate("p", "alice")
+        await backend(nc).generate("p", "alice")
     assert str(info.value) == NO_PROVIDER_MESSAGE
     assert "integration_openai" in str(info.value) and "llm2" in str(info.value)
     assert nextcloud.paths("POST") == ["/ocs/v1.php/taskprocessing/schedule"]  # no retry
 
 
-async def test_429_backs_off_and_retries(nextcloud: FakeNextcloud) -> None:
+async def test_429_backs_off_and_retries(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.schedule_errors.extend([429, 429])
-    assert await backend().generate("p", "alice") == "generated answer"
+    assert await backend(nc).generate("p", "alice") == "generated answer"
     assert nextcloud.paths("POST").count("/ocs/v1.php/taskprocessing/schedule") == 3
 
 
-async def test_429_every_time_gives_up_with_a_message(nextcloud: FakeNextcloud) -> None:
+async def test_429_every_time_gives_up_with_a_message(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.schedule_errors.extend([429] * 5)
     with pytest.raises(LlmError, match=r"HTTP 429, rate limited 3 times"):
-        await backend().generate("p", "alice")
+        await backend(nc).generate("p", "alice")
 
 
 @pytest.mark.parametrize(("status", "words"), [("STATUS_FAILED", "failed"), ("STATUS_CANCELLED", "was cancelled")])
-async def test_failed_or_cancelled_task_stops_at_once(nextcloud: FakeNextcloud, status: str, words: str) -> None:
+async def test_failed_or_cancelled_task_stops_at_once(
+    nextcloud: FakeNextcloud, nc: NextcloudClient, status: str, words: str
+) -> None:
     nextcloud.task = TaskScript(statuses=["STATUS_RUNNING", status], error_message="provider crashed")
     with pytest.raises(LlmTaskFailedError, match=f"task 41 {words}: provider crashed"):
-        await backend(timeout_s=30).generate("p", "alice")
+        await backend(nc, timeout_s=30).generate("p", "alice")
     assert nextcloud.paths("GET").count("/ocs/v1.php/taskprocessing/task/41") == 2
 
 
-async def test_transient_poll_errors_are_retried(nextcloud: FakeNextcloud) -> None:
+async def test_transient_poll_errors_are_retried(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.task = TaskScript(poll_errors=[500, 429, 502])
-    assert await backend().generate("p", "alice") == "generated answer"
+    assert await backend(nc).generate("p", "alice") == "generated answer"
 
 
-async def test_a_task_that_never_finishes_times_out(nextcloud: FakeNextcloud) -> None:
+async def test_a_task_that_never_finishes_times_out(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.task = TaskScript(statuses=["STATUS_RUNNING"])
     with pytest.raises(LlmTaskFailedError, match=r"did not finish within 0.3 s \(llm.nc_texttotext.timeout_s\)"):
-        await backend(timeout_s=0.3).generate("p", "alice")
+        await backend(nc, timeout_s=0.3).generate("p", "alice")
 
 
-async def test_stream_yields_the_whole_answer_once(nextcloud: FakeNextcloud) -> None:
-    pieces = [piece async for piece in backend().stream("p", "bob")]
+async def test_stream_yields_the_whole_answer_once(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
+    pieces = [piece async for piece in backend(nc).stream("p", "bob")]
     assert pieces == ["generated answer"]
 
 
-async def test_missing_appapi_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NEXTCLOUD_URL", "APP_ID", "APP_SECRET", "APP_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    with pytest.raises(LlmUnavailableError, match=r"Set NEXTCLOUD_URL, APP_ID, APP_SECRET and APP_VERSION"):
-        await backend().generate("p", "alice")
+async def test_missing_nextcloud_url_is_named() -> None:
+    with pytest.raises(LlmUnavailableError, match=r"NEXTCLOUD_URL is not set. Set NEXTCLOUD_URL, APP_ID, APP_SECRET"):
+        await backend(None).generate("p", "alice")
 
 
-async def test_unreachable_nextcloud_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unreachable_nextcloud_is_a_clear_error() -> None:
     with FakeNextcloud() as server:
-        env = server.env()
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)  # the server is gone: connection refused
-    with pytest.raises(LlmError, match=r"cannot reach Nextcloud at http://127.0.0.1:\d+ .*check NEXTCLOUD_URL"):
-        await backend().generate("p", "alice")
+        url = server.url
+    client = nextcloud_client(url)  # the server is gone: connection refused
+    try:
+        with pytest.raises(LlmError, match=r"cannot reach Nextcloud at http://127.0.0.1:\d+ .*check NEXTCLOUD_URL"):
+            await backend(client).generate("p", "alice")
+    finally:
+        await client.aclose()

@@ -1,0 +1,147 @@
+"""One owner of the app's background loops (init job, pollers): started in one place, stopped with a timeout.
+
+In the spirit of Quart's `add_background_task`, but supervised: an unexpected exception is logged and the loop is
+restarted after a pause instead of dying silently, and each loop's state is a `LoopStatus` that GET /status shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopStatus:
+    """What a loop is doing now (state, detail, since when) and what it has done (counters)."""
+
+    name: str
+    state: str = "starting"
+    detail: str = ""
+    since: float = field(default_factory=time.time)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def set(self, state: str, detail: str = "") -> None:
+        if (state, detail) != (self.state, self.detail):
+            self.state, self.detail, self.since = state, detail, time.time()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "detail": self.detail,
+            "since": round(self.since, 3),
+            "counters": dict(self.counters),
+        }
+
+
+class LoopHandle:
+    """Given to a loop: its status, the stop signal, and a sleep that ends early on stop or on a wake event."""
+
+    def __init__(self, status: LoopStatus, stopping: asyncio.Event) -> None:
+        self.status = status
+        self.stopping = stopping
+
+    async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        waits = [asyncio.ensure_future(self.stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+
+LoopFn = Callable[[LoopHandle], Awaitable[None]]
+
+
+class BackgroundLoops:
+    """Keeps a reference to every task it starts; `close()` signals stop, waits up to a timeout, then cancels."""
+
+    def __init__(self, shutdown_timeout_s: float = 10.0, restart_delay_s: float = 5.0) -> None:
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.restart_delay_s = restart_delay_s
+        self._stopping = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._statuses: dict[str, LoopStatus] = {}
+        self._on_stop: list[Callable[[], None]] = []
+
+    def start(
+        self, name: str, loop: LoopFn, *, restart: bool = True, on_stop: Callable[[], None] | None = None
+    ) -> LoopStatus:
+        """Run `loop(handle)` as a task named `name`; with `restart`, an unexpected exception restarts it."""
+        if self._stopping.is_set():
+            raise RuntimeError(f"background loop {name!r} started after close(); the app is shutting down")
+        running = self._tasks.get(name)
+        if running is not None and not running.done():
+            raise RuntimeError(f"background loop {name!r} is already running")
+        status = LoopStatus(name)
+        self._statuses[name] = status
+        if on_stop is not None:
+            self._on_stop.append(on_stop)
+        handle = LoopHandle(status, self._stopping)
+        self._tasks[name] = asyncio.get_running_loop().create_task(self._supervise(loop, handle, restart), name=name)
+        return status
+
+    def running(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    async def wait(self, name: str) -> None:
+        """Wait until the task `name` ends (tests; one-shot jobs)."""
+        task = self._tasks.get(name)
+        if task is not None:
+            await asyncio.wait({task})
+
+    async def _supervise(self, loop: LoopFn, handle: LoopHandle, restart: bool) -> None:
+        status = handle.status
+        while True:
+            try:
+                await loop(handle)
+                status.set("stopped")
+                return
+            except asyncio.CancelledError:
+                status.set("stopped", "cancelled")
+                raise
+            except Exception as exc:
+                log.exception("background loop %s failed", status.name)
+                status.count("crashes")
+                status.set("crashed", f"{type(exc).__name__}: {exc}"[:300])
+                if not restart or self._stopping.is_set():
+                    return
+                await handle.sleep(self.restart_delay_s)
+                if self._stopping.is_set():
+                    return
+                log.info("background loop %s: restarting", status.name)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {name: status.as_json() for name, status in self._statuses.items()}
+
+    async def close(self) -> None:
+        """Stop every loop: signal, wait up to shutdown_timeout_s, cancel the rest; idempotent."""
+        self._stopping.set()
+        for ask_to_stop in self._on_stop:
+            ask_to_stop()
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout_s)
+            for task in pending:
+                log.warning(
+                    "background loop %s did not stop within %g s; cancelling it",
+                    task.get_name(),
+                    self.shutdown_timeout_s,
+                )
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()

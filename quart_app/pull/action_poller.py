@@ -1,0 +1,134 @@
+"""The actions loop (PHP app 5.4+): deletes and access changes, applied in queue order through the services.
+
+Each action is validated on its own (one bad action never freezes the queue, context_chat#258); every action is
+idempotent, so a replay after a lost acknowledgement changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from appliance.config import AppConfig
+from quart_app.background_loops import LoopHandle
+from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
+from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate, backoff
+from quart_app.pull.queue_items import FILES_PROVIDER, PROVIDER_RE, ActionItem, InvalidItemError, parse_actions
+from quart_app.services import access, deletion
+from quart_app.services.errors import InvalidRequestError
+from quart_app.store import Database, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ActionPoller:
+    """Run by BackgroundLoops as `actions`."""
+
+    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, db: Database, config: AppConfig) -> None:
+        self._nc = nextcloud
+        self._gate = gate
+        self._db = db
+        self._config = config
+        self._pull = config.pull
+
+    async def run(self, handle: LoopHandle) -> None:
+        idle = errors = 0
+        while await self._gate.wait_open(handle):
+            status = handle.status
+            try:
+                data = await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._config.actions_batch_size})
+                actions, rejected = parse_actions(data)
+            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
+                self._gate.mark_unavailable(exc)
+                continue
+            except (NextcloudError, InvalidItemError) as exc:
+                errors += 1
+                status.count("poll_errors")
+                status.set("backing_off", f"polling the actions queue failed: {exc}")
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
+                continue
+            errors = 0
+            if not actions and not rejected:
+                idle += 1
+                status.set("idle", "the actions queue is empty")
+                await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle))
+                continue
+            idle = 0
+            status.set("running", f"applying {len(actions)} action(s)")
+            done: list[int] = []
+            for bad in rejected:
+                log.warning("actions queue: row %s is invalid and dropped: %s", bad.row_id, bad.reason)
+                if bad.row_id.isdigit():
+                    done.append(int(bad.row_id))
+            status.count("invalid", len(rejected))
+            for action in actions:
+                if await self._apply_with_retry(action, handle):
+                    done.append(action.row_id)
+                    status.count("applied")
+                else:
+                    status.count("left_locked")
+            await self._acknowledge(done, handle)
+
+    async def _apply_with_retry(self, action: ActionItem, handle: LoopHandle) -> bool:
+        """True when the action is done for good (applied, or impossible); False leaves it for a later claim."""
+        for attempt in range(1, self._pull.fetch_attempts + 1):
+            try:
+                await self.apply(action)
+                return True
+            except InvalidRequestError as exc:
+                log.warning("actions queue: %s row %d dropped: %s", action.type, action.row_id, exc)
+                handle.status.count("invalid")
+                return True
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("actions queue: %s row %d failed (%s); retrying", action.type, action.row_id, exc)
+                if attempt < self._pull.fetch_attempts:
+                    await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+        return False
+
+    async def apply(self, action: ActionItem) -> None:
+        """One action through the delete/access services."""
+        payload = action.payload
+        if action.type == "delete_source_ids":
+            if payload["sourceIds"]:
+                await deletion.delete_sources(self._db, payload["sourceIds"])
+        elif action.type == "delete_provider_id":
+            for provider in await self._provider_keys(payload["providerId"]):
+                await deletion.delete_provider(self._db, provider)
+        elif action.type == "delete_user_id":
+            await deletion.delete_user(self._db, payload["userId"])
+        elif action.type == "update_access_source_id":
+            await access.update_access(self._db, payload["op"], payload["userIds"], payload["sourceId"])
+        elif action.type == "update_access_provider_id":
+            await access.update_access_provider(self._db, payload["op"], payload["userIds"], payload["providerId"])
+        elif payload["userIds"]:
+            await access.update_access_declarative(self._db, payload["userIds"], payload["sourceId"])
+        else:
+            # declared readers: nobody; the document goes, as when the last reader is denied
+            await deletion.delete_sources(self._db, [payload["sourceId"]])
+
+    async def _provider_keys(self, provider: str) -> list[str]:
+        """A full key as is; a bare id (PHP < 5.5, context_chat#258) is the provider part of stored keys."""
+        if PROVIDER_RE.match(provider):
+            return [provider]
+        stored = await deletion.count_documents_by_provider(self._db)
+        # the files provider is not a content provider: an app disable can never mean it
+        keys = [key for key in stored if key != FILES_PROVIDER and key.split("__", 1)[1] == provider]
+        log.info("actions queue: bare provider id %r means %s", provider, keys or "no stored provider")
+        return keys
+
+    async def _acknowledge(self, done: list[int], handle: LoopHandle) -> None:
+        if not done:
+            return
+        for attempt in range(1, self._pull.result_attempts + 1):
+            try:
+                await self._nc.ocs("DELETE", ACTIONS_ACK_PATH, json={"actions": done})
+                handle.status.count("acknowledged", len(done))
+                return
+            except NextcloudError as exc:
+                if not exc.transient or attempt == self._pull.result_attempts:
+                    # replaying them after the 24 h lock is harmless: every action is idempotent
+                    log.error("actions queue: acknowledging %d action(s) failed: %s", len(done), exc)
+                    handle.status.count("ack_failures")
+                    return
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))

@@ -1,0 +1,243 @@
+"""The documents loop (PHP app 5.4+): claim a batch, fetch files, ingest, acknowledge what is done for good.
+
+A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
+429, 5xx, connection loss) are retried here with backoff first; 404/422, invalid items and unreadable files are
+acknowledged as failed. The same ingest service as PUT /loadSources does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from appliance.config import AppConfig
+from quart_app.background_loops import LoopHandle
+from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
+from quart_app.nextcloud import (
+    NextcloudAuthError,
+    NextcloudClient,
+    NextcloudError,
+    NextcloudNotFoundError,
+    NextcloudRateLimitedError,
+    NextcloudRequestError,
+)
+from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate, backoff
+from quart_app.pull.queue_items import DocumentItem, InvalidItemError, parse_documents
+from quart_app.services.errors import SourceBusyError, SourceTooLargeError, SpoolError
+from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
+from quart_app.services.source_spool import SourceSpool, SpooledFile
+
+log = logging.getLogger(__name__)
+
+# statuses of GET …/files/{id} that mean "this file will not come": gone, unreadable
+PERMANENT_FILE_STATUSES = frozenset({404, 422})
+
+
+class FileUnavailableError(Exception):
+    """The file cannot be fetched now; `permanent` says whether it ever will be."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class BatchOutcome:
+    """Queue row ids to acknowledge, per kind, and how many were left locked for a later try."""
+
+    done: dict[str, list[int]] = field(default_factory=lambda: {"files": [], "content_providers": []})
+    left_locked: int = 0
+
+    def ack(self, kind: str, row_id: int) -> None:
+        self.done[kind].append(row_id)
+
+
+class DocumentPoller:
+    """Run by BackgroundLoops as `documents`."""
+
+    def __init__(
+        self, nextcloud: NextcloudClient, gate: PullGate, ingest: IngestService, spool: SourceSpool, config: AppConfig
+    ) -> None:
+        self._nc = nextcloud
+        self._gate = gate
+        self._ingest = ingest
+        self._spool = spool
+        self._config = config
+        self._pull = config.pull
+        self._fetch_slots = asyncio.Semaphore(config.concurrent_file_fetches)
+
+    async def run(self, handle: LoopHandle) -> None:
+        idle = errors = 0
+        while await self._gate.wait_open(handle):
+            status = handle.status
+            try:
+                data = await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._config.doc_indexing_batch_size})
+                items, rejected = parse_documents(data)
+            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
+                self._gate.mark_unavailable(exc)
+                continue
+            except (NextcloudError, InvalidItemError) as exc:
+                errors += 1
+                status.count("poll_errors")
+                status.set("backing_off", f"polling the documents queue failed: {exc}")
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
+                continue
+            errors = 0
+            if not items and not rejected:
+                idle += 1
+                status.set("idle", "the documents queue is empty")
+                await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle))
+                continue
+            idle = 0
+            status.set("running", f"indexing {len(items)} claimed document(s)")
+            status.count("claimed", len(items) + len(rejected))
+            outcome = BatchOutcome()
+            for bad in rejected:
+                log.warning("documents queue: %s row %s is invalid and dropped: %s", bad.kind, bad.row_id, bad.reason)
+                if bad.row_id.isdigit():
+                    outcome.ack(bad.kind, int(bad.row_id))
+            status.count("invalid", len(rejected))
+            await self.process(items, outcome, handle)
+            status.count("left_locked", outcome.left_locked)
+            await self._acknowledge(outcome, handle)
+
+    async def process(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
+        """Fetch or spool every item, ingest them together, and record which rows are done."""
+        prepared = await asyncio.gather(*(self._prepare(item, handle) for item in items))
+        sources: list[IncomingSource] = []
+        rows: dict[str, list[DocumentItem]] = {}
+        try:
+            for item, result in zip(items, prepared, strict=True):
+                if isinstance(result, FileUnavailableError):
+                    if result.permanent:
+                        log.warning("documents queue: %s not indexed: %s", item.source_id, result)
+                        handle.status.count("failed")
+                        outcome.ack(item.kind, item.row_id)
+                    else:
+                        log.warning("documents queue: %s left for a later try: %s", item.source_id, result)
+                        outcome.left_locked += 1
+                    continue
+                if item.source_id not in rows:
+                    sources.append(_incoming(item, result))
+                rows.setdefault(item.source_id, []).append(item)
+            report = await self._ingest_with_retry(sources, handle)
+        finally:
+            for result in prepared:
+                if isinstance(result, SpooledFile):
+                    await asyncio.to_thread(result.remove)
+        for source_id in [*report.loaded, *report.failed]:
+            for item in rows[source_id]:
+                outcome.ack(item.kind, item.row_id)
+        for source_id, reason in report.failed.items():
+            log.warning("documents queue: %s not indexed: %s", source_id, reason)
+        handle.status.count("indexed", len(report.loaded))
+        handle.status.count("failed", len(report.failed))
+        outcome.left_locked += sum(len(rows[source_id]) for source_id in report.retry)
+
+    async def _ingest_with_retry(self, sources: list[IncomingSource], handle: LoopHandle) -> IngestReport:
+        """Ingest; a source busy in a push request or a database hiccup is retried here before giving up."""
+        report = IngestReport()
+        pending = sources
+        for attempt in range(1, self._pull.fetch_attempts + 1):
+            if not pending:
+                break
+            try:
+                result = await self._ingest.ingest(pending)
+            except SourceBusyError as exc:
+                log.info("documents queue: %s; waiting before ingesting the batch", exc)
+                result = IngestReport(retry=[s.source_id for s in pending])
+            report.loaded += result.loaded
+            report.failed.update(result.failed)
+            pending = [s for s in pending if s.source_id in set(result.retry)]
+            if pending and attempt < self._pull.fetch_attempts:
+                await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+        report.retry = [s.source_id for s in pending]
+        return report
+
+    async def _prepare(self, item: DocumentItem, handle: LoopHandle) -> SpooledFile | FileUnavailableError:
+        if item.content is not None:
+            return await asyncio.to_thread(_spool_text, self._spool, item.source_id, item.content)
+        if item.size > self._spool.max_bytes:
+            return FileUnavailableError(
+                f"the file has {item.size} bytes, above ingest.max_part_mb ({self._spool.max_bytes} bytes)",
+                permanent=True,
+            )
+        async with self._fetch_slots:
+            return await self._fetch(item, handle)
+
+    async def _fetch(self, item: DocumentItem, handle: LoopHandle) -> SpooledFile | FileUnavailableError:
+        """GET …/files/{id}?userId= with in-process retries for transient answers (context_chat#264)."""
+        file_id = item.source_id.split(": ", 1)[1]
+        last = ""
+        for attempt in range(1, self._pull.fetch_attempts + 1):
+            try:
+                return await self._nc.download(
+                    FILE_PATH.format(file_id=file_id),
+                    self._spool,
+                    name=item.source_id,
+                    params={"userId": item.user_ids[0]},
+                )
+            except SourceTooLargeError as exc:
+                return FileUnavailableError(str(exc), permanent=True)
+            except SpoolError as exc:
+                return FileUnavailableError(str(exc), permanent=False)
+            except NextcloudError as exc:
+                if exc.status in PERMANENT_FILE_STATUSES:
+                    return FileUnavailableError(str(exc), permanent=True)
+                if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in (400, 408):
+                    return FileUnavailableError(str(exc), permanent=False)
+                last = str(exc)
+                handle.status.count("fetch_retries")
+                wait = backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt)
+                if isinstance(exc, NextcloudRateLimitedError) and exc.retry_after_s is not None:
+                    wait = min(max(wait, exc.retry_after_s), self._pull.fetch_backoff_max_s)
+                if attempt < self._pull.fetch_attempts:
+                    await handle.sleep(wait)
+                if handle.stopping.is_set():
+                    break
+        return FileUnavailableError(f"gave up after {self._pull.fetch_attempts} tries: {last}", permanent=False)
+
+    async def _acknowledge(self, outcome: BatchOutcome, handle: LoopHandle) -> None:
+        if not any(outcome.done.values()):
+            return
+        for attempt in range(1, self._pull.result_attempts + 1):
+            try:
+                await self._nc.ocs("DELETE", DOCUMENTS_ACK_PATH, json=outcome.done)
+                handle.status.count("acknowledged", sum(len(ids) for ids in outcome.done.values()))
+                return
+            except NextcloudError as exc:
+                if not exc.transient or attempt == self._pull.result_attempts:
+                    # the rows stay locked for 24 h, then come back; unchanged files are not parsed again
+                    log.error("documents queue: acknowledging %s failed: %s", outcome.done, exc)
+                    handle.status.count("ack_failures")
+                    return
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))
+
+
+def _spool_text(spool: SourceSpool, name: str, content: str) -> SpooledFile | FileUnavailableError:
+    writer = spool.open(name)
+    try:
+        writer.write(content.encode("utf-8"))
+    except SourceTooLargeError as exc:
+        return FileUnavailableError(str(exc), permanent=True)
+    except SpoolError as exc:
+        return FileUnavailableError(str(exc), permanent=False)
+    return writer.finish()
+
+
+def _incoming(item: DocumentItem, spooled: SpooledFile) -> IncomingSource:
+    mimetype = item.mimetype
+    if item.content is not None and canonical_mimetype(mimetype) not in SUPPORTED_MIMETYPES:
+        mimetype = "text/plain"  # a provider's text arrives as text whatever document type it names
+    return IncomingSource(
+        source_id=item.source_id,
+        user_ids=item.user_ids,
+        title=item.title,
+        mimetype=mimetype,
+        modified=item.modified,
+        provider=item.provider,
+        path=spooled.path,
+        size=spooled.size,
+        content_hash=spooled.sha256,
+    )

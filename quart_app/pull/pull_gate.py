@@ -1,0 +1,108 @@
+"""Whether the pull loops may run: the app is enabled and the PHP app serves its queues (5.4+).
+
+A PHP app <= 5.3 has no queue routes (404); the loops then back off quietly: one log line, a new look every
+`pull.recheck_unavailable_s`. The probe is `GET …/queues/actions?n=0`, which claims nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from appliance.config import PullConfig
+from quart_app.background_loops import LoopHandle
+from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
+
+log = logging.getLogger(__name__)
+
+OCS_APP = "/ocs/v2.php/apps/context_chat"
+DOCUMENTS_PATH = f"{OCS_APP}/queues/documents"
+DOCUMENTS_ACK_PATH = f"{OCS_APP}/queues/documents/"
+ACTIONS_PATH = f"{OCS_APP}/queues/actions"
+ACTIONS_ACK_PATH = f"{OCS_APP}/queues/actions/"
+FILE_PATH = f"{OCS_APP}/files/{{file_id}}"
+RESOLVE_SCOPE_PATH = f"{OCS_APP}/resolve_scope_list"
+ENRICH_SOURCES_PATH = f"{OCS_APP}/enrich_sources"
+
+
+class PullGate:
+    """Shared by the pollers; `wait_open()` returns when they may poll, False when the app is stopping."""
+
+    def __init__(self, nextcloud: NextcloudClient, config: PullConfig, enabled: Callable[[], bool]) -> None:
+        self._nc = nextcloud
+        self._config = config
+        self._enabled = enabled
+        self.changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.available: bool | None = None
+        self._checked_at = 0.0
+        self.reason = "not checked yet"
+
+    def enabled_changed(self) -> None:
+        """PUT /enabled changed the flag: waiting loops look again now, and the PHP app is probed afresh."""
+        self._checked_at = 0.0
+        self.changed.set()
+
+    def mark_unavailable(self, error: NextcloudError) -> None:
+        """A queue route answered 404/412: stop polling until the next re-check."""
+        self._set(False, error)
+
+    def _set(self, available: bool, error: NextcloudError | None = None) -> None:
+        if available != self.available:
+            if available:
+                log.info("the context_chat PHP app serves its queues (5.4+): pulling documents, actions and tasks")
+            elif isinstance(error, NextcloudAuthError):
+                log.warning(
+                    "Nextcloud refused our AppAPI credentials on the queue routes (%s); pull mode paused", error
+                )
+            else:
+                log.info(
+                    "the context_chat PHP app has no queues (<= 5.3 pushes to us, or it is disabled); pull mode idle,"
+                    " next look in %g s",
+                    self._config.recheck_unavailable_s,
+                )
+        self.available = available
+        self._checked_at = time.monotonic()
+        self.reason = "PHP app serves its queues" if available else f"no queues: {error}"
+
+    async def _probe(self) -> None:
+        async with self._lock:
+            due = time.monotonic() - self._checked_at >= self._config.recheck_unavailable_s
+            if self.available or (self.available is False and not due):
+                return
+            try:
+                await self._nc.ocs("GET", ACTIONS_PATH, params={"n": 0})
+            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
+                self._set(False, exc)
+                return
+            self._set(True)
+
+    async def wait_open(self, handle: LoopHandle) -> bool:
+        """Block until enabled and pull available; transient probe errors back off like any other poll error."""
+        failures = 0
+        while not handle.stopping.is_set():
+            self.changed.clear()
+            if not self._enabled():
+                handle.status.set("waiting", "the app is disabled in AppAPI")
+                await handle.sleep(self._config.recheck_unavailable_s, self.changed)
+                continue
+            try:
+                await self._probe()
+            except NextcloudError as exc:
+                failures += 1
+                handle.status.set("backing_off", f"cannot reach Nextcloud: {exc}")
+                await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
+                continue
+            if self.available:
+                return True
+            handle.status.set("idle", self.reason)
+            remaining = self._config.recheck_unavailable_s - (time.monotonic() - self._checked_at)
+            await handle.sleep(max(remaining, 0.05), self.changed)
+        return False
+
+
+def backoff(base_s: float, max_s: float, attempt: int) -> float:
+    """base, 2*base, 4*base, … capped at max_s (attempt counts from 1)."""
+    return float(min(max_s, base_s * (2 ** max(0, attempt - 1))))

@@ -1,0 +1,223 @@
+"""The TaskProcessing loop: Context Chat chat and search tasks taken from Nextcloud and answered here.
+
+The providers are registered while the app is enabled and the PHP app is 5.4+ (a PHP app <= 5.3 declares these
+task types itself and answers them through our push routes). `POST /trigger` wakes the poller at once; a slower
+polling fallback still runs, so a lost trigger costs at most `pull.task_poll_after_trigger_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from appliance.config import PullConfig
+from quart_app.background_loops import LoopHandle
+from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
+from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH, RESOLVE_SCOPE_PATH, PullGate, backoff
+from quart_app.pull.task_types import (
+    CHAT_TASK_TYPE,
+    DEFAULT_SEARCH_LIMIT,
+    NEXT_TASK_BODY,
+    NEXT_TASK_PATH,
+    PROVIDER_PATH,
+    REGISTRATIONS,
+    RESULT_PATH,
+    SEARCH_TASK_TYPE,
+)
+from quart_app.services.answer import AnswerService, DocSearchResult
+from quart_app.services.answer_errors import AnswerError
+
+log = logging.getLogger(__name__)
+
+SCOPE_TYPES = ("none", "source", "provider")
+
+
+class TaskInputError(ValueError):
+    """The task's input does not fit its type (answered as upstream's 'Validation error: …')."""
+
+
+class TaskPoller:
+    """Run by BackgroundLoops as `tasks`; `trigger()` is POST /trigger."""
+
+    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, answers: AnswerService, config: PullConfig) -> None:
+        self._nc = nextcloud
+        self._gate = gate
+        self._answers = answers
+        self._config = config
+        self._wake = asyncio.Event()
+        self._triggered = False
+        self.registered = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def trigger(self) -> None:
+        """A task was scheduled for one of our providers: poll now."""
+        self._triggered = True
+        self._wake.set()
+
+    async def register(self) -> None:
+        """Declare both providers and their task types (PHP app >= 5.4 no longer declares them)."""
+        for registration in REGISTRATIONS:
+            await self._nc.ocs("POST", PROVIDER_PATH, json=registration)
+        self.registered = True
+        log.info("TaskProcessing providers registered: %s", ", ".join(r["provider"]["id"] for r in REGISTRATIONS))
+
+    async def unregister(self) -> None:
+        """Remove both providers (app disabled); a provider already gone is fine."""
+        self.registered = False
+        for registration in REGISTRATIONS:
+            with contextlib.suppress(NextcloudNotFoundError):
+                await self._nc.ocs("DELETE", PROVIDER_PATH, params={"name": registration["provider"]["id"]})
+        log.info("TaskProcessing providers unregistered")
+
+    async def run(self, handle: LoopHandle) -> None:
+        slots = asyncio.Semaphore(self._config.concurrent_tasks)
+        errors = 0
+        try:
+            while await self._gate.wait_open(handle):
+                status = handle.status
+                try:
+                    if not self.registered:
+                        await self.register()
+                    await slots.acquire()
+                    try:
+                        data = await self._nc.ocs("GET", NEXT_TASK_PATH, json=NEXT_TASK_BODY)
+                    except BaseException:
+                        slots.release()
+                        raise
+                except NextcloudError as exc:
+                    errors += 1
+                    status.count("poll_errors")
+                    status.set("backing_off", f"TaskProcessing poll failed: {exc}")
+                    await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, errors))
+                    continue
+                errors = 0
+                task = data.get("task") if isinstance(data, dict) else None
+                if not isinstance(task, dict):
+                    slots.release()
+                    status.set("idle", f"{len(self._in_flight)} task(s) in progress" if self._in_flight else "no tasks")
+                    interval = self._config.task_poll_after_trigger_s if self._triggered else self._config.task_poll_s
+                    self._wake.clear()
+                    await handle.sleep(interval, self._wake)
+                    continue
+                status.set("running", f"{len(self._in_flight) + 1} task(s) in progress")
+                job = asyncio.get_running_loop().create_task(self._answer(task, handle), name=f"task-{task.get('id')}")
+                self._in_flight.add(job)
+                job.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
+        finally:
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+
+    async def _answer(self, task: dict[str, Any], handle: LoopHandle) -> None:
+        task_id = task.get("id")
+        output: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            output = await self.answer(task)
+            handle.status.count("answered")
+        except TaskInputError as exc:
+            error = f"Validation error: {exc}"
+        except AnswerError as exc:
+            # upstream's strings, without a separator ("Context errorNo documents retrieved, …")
+            error = f"Context error{exc}"
+        except Exception as exc:
+            log.exception("task %s failed", task_id)
+            error = f"Unexpected error{exc}"
+        if error is not None:
+            handle.status.count("failed")
+            log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
+        await self._report(task_id, output, error, handle)
+
+    async def answer(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The output of a chat or search task, with enriched, unique sources."""
+        task_type = task.get("type")
+        user_id = task.get("userId")
+        raw = task.get("input")
+        if not isinstance(user_id, str) or not user_id:
+            raise TaskInputError("the task has no user")
+        if not isinstance(raw, dict):
+            raise TaskInputError("the task input is not an object")
+        prompt = raw.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise TaskInputError("prompt must be a non-empty text")
+        scope_type, scope_list = await self._scope(user_id, raw)
+        if task_type == CHAT_TASK_TYPE:
+            result = await self._answers.query(
+                user_id,
+                prompt,
+                scope_type=scope_type,
+                scope_list=scope_list,
+                ctx_limit=self._config.chat_context_chunks,
+            )
+            found = await self._answers.sources_with_titles(user_id, result["sources"])
+            return {"output": result["output"], "sources": await self._enrich(user_id, found)}
+        if task_type == SEARCH_TASK_TYPE:
+            limit = _limit(raw.get("limit", DEFAULT_SEARCH_LIMIT))
+            hits = await self._answers.doc_search(user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list)
+            unique = list({hit["source_id"]: hit for hit in hits}.values())[:limit]
+            return {"sources": await self._enrich(user_id, unique)}
+        raise TaskInputError(f"task type {task_type!r} is not {CHAT_TASK_TYPE} or {SEARCH_TASK_TYPE}")
+
+    async def _scope(self, user_id: str, raw: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+        scope_type = raw.get("scopeType") or "none"
+        if scope_type not in SCOPE_TYPES:
+            raise TaskInputError(f"scopeType must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
+        if scope_type == "none":
+            return None, None
+        scope_list = raw.get("scopeList")
+        if not isinstance(scope_list, list) or not all(isinstance(item, str) for item in scope_list) or not scope_list:
+            raise TaskInputError(f"scopeList must be a non-empty list of texts for scopeType {scope_type!r}")
+        if scope_type == "source":
+            # folders become the files in them
+            data = await self._nc.ocs("POST", RESOLVE_SCOPE_PATH, json={"source_ids": scope_list, "userId": user_id})
+            resolved = data.get("source_ids") if isinstance(data, dict) else None
+            if not isinstance(resolved, list):
+                raise TaskInputError("resolve_scope_list answered without source_ids")
+            return "source", [str(item) for item in resolved]
+        return "provider", list(scope_list)
+
+    async def _enrich(self, user_id: str, found: Sequence[DocSearchResult]) -> list[str]:
+        """Sources as the Assistant shows them: JSON texts {id, label, icon, url}; plain ones if Nextcloud fails."""
+        if not found:
+            return []
+        try:
+            data = await self._nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(found), "userId": user_id})
+            enriched = data.get("sources") if isinstance(data, dict) else None
+        except NextcloudError as exc:
+            log.warning("enrich_sources failed (%s); answering with plain sources", exc)
+            enriched = None
+        if not isinstance(enriched, list):
+            enriched = [{"id": s["source_id"], "label": s["title"], "icon": "", "url": ""} for s in found]
+        unique: dict[str, str] = {}
+        for source in enriched:
+            if isinstance(source, dict):
+                key = str(source.get("id"))
+                entry = {k: source.get(k) for k in ("id", "label", "icon", "url")}
+                unique.setdefault(key, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+        return list(unique.values())
+
+    async def _report(self, task_id: Any, output: dict[str, Any] | None, error: str | None, handle: LoopHandle) -> None:
+        body = {"taskId": task_id, "output": output, "errorMessage": error}
+        for attempt in range(1, self._config.result_attempts + 1):
+            try:
+                await self._nc.ocs("POST", RESULT_PATH.format(task_id=task_id), json=body)
+                return
+            except NextcloudError as exc:
+                if not exc.transient or attempt == self._config.result_attempts:
+                    log.error("task %s: the result could not be delivered: %s", task_id, exc)
+                    handle.status.count("result_failures")
+                    return
+                await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, attempt))
+
+
+def _limit(raw: Any) -> int:
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        raise TaskInputError(f"limit must be a number, not {raw!r}") from None
+    if limit < 1:
+        raise TaskInputError(f"limit must be at least 1, not {limit}")
+    return limit

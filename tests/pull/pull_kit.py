@@ -1,0 +1,79 @@
+"""The app under test in pull mode, and waits on what the fake Nextcloud saw (no sleeps before asserting)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from contract_kit import signed_headers
+from nextcloud_pull_fake import FakePullNextcloud
+from quart import Quart
+
+from quart_app import create_app
+from quart_app.app_settings import AppSettings
+from quart_app.engine import ENGINE_EXTENSION, Engine
+
+
+class PullApp:
+    """`async with PullApp(settings, fake)`: create_app + lifespan; `client` is a signed test client."""
+
+    def __init__(self, settings: AppSettings, nextcloud: FakePullNextcloud) -> None:
+        self.settings = settings
+        self.nextcloud = nextcloud
+        self.app: Quart = create_app(settings)
+        self._context = self.app.test_app()
+
+    async def __aenter__(self) -> PullApp:
+        await self._context.__aenter__()
+        self.client = self.app.test_client()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._context.__aexit__(exc_type, exc, tb)
+
+    @property
+    def engine(self) -> Engine:
+        opened: Engine = self.app.extensions[ENGINE_EXTENSION]
+        return opened
+
+    async def enable(self, value: bool = True) -> None:
+        response = await self.client.put(
+            "/enabled", query_string={"enabled": "1" if value else "0"}, headers=signed_headers()
+        )
+        assert response.status_code == 200 and await response.get_json() == {"error": ""}
+
+    async def status(self) -> dict[str, Any]:
+        response = await self.client.get("/status", headers=signed_headers())
+        assert response.status_code == 200
+        body: dict[str, Any] = await response.get_json()
+        return body
+
+    async def post(self, path: str, body: Any, user: str = "") -> tuple[int, Any]:
+        response = await self.client.post(path, json=body, headers=signed_headers(user))
+        return response.status_code, await response.get_json()
+
+    async def search(self, user: str, query: str, limit: int = 10) -> list[str]:
+        status, body = await self.post("/docSearch", {"userId": user, "query": query, "ctxLimit": limit}, user)
+        assert status == 200, body
+        return [hit["source_id"] for hit in body]
+
+    async def drain_embeddings(self) -> None:
+        await self.engine.worker.drain()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll a cheap in-memory condition (the fake's state) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def acked(nextcloud: FakePullNextcloud, kind: str) -> set[int]:
+    return set(nextcloud.acked_documents()[kind])

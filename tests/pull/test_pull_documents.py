@@ -1,0 +1,171 @@
+"""The documents queue (PHP app 5.4+) against the fake Nextcloud: claim, fetch, ingest, acknowledge."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import PullApp, acked, until
+
+BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
+HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
+LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+
+
+async def test_files_and_provider_items_are_indexed_per_user_and_acknowledged(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    budget = nextcloud.add_file(["alice"], "files/Documents/budget.txt", BUDGET)
+    hiking = nextcloud.add_file(["bob", "bob"], "files/holiday.md", HIKING, mimetype="text/markdown")
+    shared = nextcloud.add_file(["alice", "bob"], "files/label.txt", LABEL)
+    mail = nextcloud.add_content_item(["alice"], content="Re: budget. The Berlin budget review is on Friday.")
+    await until(lambda: len(acked(nextcloud, "files")) == 3 and acked(nextcloud, "content_providers") == {mail})
+    assert nextcloud.queue_rows()["files"] == [] and nextcloud.queue_rows()["content_providers"] == []
+    assert dict(nextcloud.file_fetches) == {budget: 1, hiking: 1, shared: 1}
+    # file bytes are asked for as a user who can read the file, with the app's signature and identity encoding
+    fetch = next(r for r in nextcloud.requests if r.path.endswith(f"/files/{budget}"))
+    assert fetch.query["userId"] == "alice" and fetch.user == ""
+    assert fetch.headers["accept-encoding"] == "identity"
+    await pull_app.drain_embeddings()
+    alice = await pull_app.search("alice", "travel budget Berlin office")
+    bob = await pull_app.search("bob", "travel budget Berlin office hiking green label")
+    assert f"files__default: {budget}" in alice and "mail__mail: 42" in alice
+    assert f"files__default: {budget}" not in bob and "mail__mail: 42" not in bob
+    assert f"files__default: {hiking}" in bob
+    counters = (await pull_app.status())["loops"]["documents"]["counters"]
+    assert counters["indexed"] == 4 and counters["acknowledged"] == 4
+
+
+async def test_invalid_items_are_acknowledged_and_counted_and_never_block_the_batch(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    good = nextcloud.add_file(["alice"], "files/label.txt", LABEL)
+    no_users = nextcloud.add_raw_file_item(
+        {
+            "userIds": [],
+            "reference": "files__default: 9",
+            "title": "x",
+            "content": None,
+            "modified": 1,
+            "type": "text/plain",
+            "provider": "files__default",
+            "size": 1,
+        }
+    )
+    bad_ref = nextcloud.add_raw_file_item(
+        {
+            "userIds": ["alice"],
+            "reference": "no-provider-here",
+            "title": "x",
+            "content": None,
+            "modified": 1,
+            "type": "text/plain",
+            "provider": "files__default",
+            "size": 1,
+        }
+    )
+    video = nextcloud.add_raw_file_item(
+        {
+            "userIds": ["alice"],
+            "reference": "files__default: 10",
+            "title": "clip.mp4",
+            "content": None,
+            "modified": "1700000000",
+            "type": "video/mp4",
+            "provider": "files__default",
+            "size": 10,
+        }
+    )
+    empty_text = nextcloud.add_content_item(["alice"], item_id="43", content="   ")
+    good_row = nextcloud.file_row_id(good)
+    await until(lambda: acked(nextcloud, "files") == {good_row, no_users, bad_ref, video})
+    await until(lambda: acked(nextcloud, "content_providers") == {empty_text})
+    status = await pull_app.status()
+    assert status["loops"]["documents"]["counters"]["invalid"] == 4
+    assert status["loops"]["documents"]["counters"]["indexed"] == 1
+    assert 10 not in nextcloud.file_fetches and 9 not in nextcloud.file_fetches  # never fetched
+    await pull_app.drain_embeddings()
+    assert await pull_app.search("alice", "green label") == [f"files__default: {good}"]
+
+
+async def test_transient_file_errors_are_retried_in_process_and_permanent_ones_acknowledged(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    saving = nextcloud.add_file(["alice"], "files/saving.md", BUDGET, mimetype="text/markdown")
+    flaky = nextcloud.add_file(["alice"], "files/flaky.txt", HIKING)
+    dropped = nextcloud.add_file(["alice"], "files/dropped.txt", LABEL * 200)
+    gone = nextcloud.add_file(["alice"], "files/gone.txt", b"never fetched whole")
+    unreadable = nextcloud.add_file(["alice"], "files/locked.txt", b"cannot be opened")
+    nextcloud.chunk_size = 512
+    nextcloud.file_faults[saving] = deque([400, 400])  # context_chat#264: 400 while the file is being saved
+    nextcloud.file_faults[flaky] = deque([500, 429, 503])
+    nextcloud.file_faults[dropped] = deque(["drop"])
+    nextcloud.file_faults[gone] = deque([404])
+    nextcloud.file_faults[unreadable] = deque([422])
+    await until(lambda: len(acked(nextcloud, "files")) == 5)
+    assert nextcloud.file_fetches[saving] == 3 and nextcloud.file_fetches[flaky] == 4
+    assert nextcloud.file_fetches[dropped] == 2
+    assert nextcloud.file_fetches[gone] == 1 and nextcloud.file_fetches[unreadable] == 1
+    counters = (await pull_app.status())["loops"]["documents"]["counters"]
+    assert counters["indexed"] == 3 and counters["failed"] == 2 and counters["fetch_retries"] == 6
+    await pull_app.drain_embeddings()
+    assert (await pull_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {saving}"
+    assert (await pull_app.search("alice", "hiking in the Alps"))[0] == f"files__default: {flaky}"
+    assert (await pull_app.search("alice", "Ethical AI Rating green label"))[0] == f"files__default: {dropped}"
+
+
+async def test_a_file_that_keeps_failing_is_left_locked_not_acknowledged(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    stuck = nextcloud.add_file(["alice"], "files/stuck.txt", BUDGET)
+    fine = nextcloud.add_file(["alice"], "files/fine.txt", HIKING)
+    nextcloud.file_faults[stuck] = deque([500] * 10)
+    fine_row, stuck_row = nextcloud.file_row_id(fine), nextcloud.file_row_id(stuck)
+    await until(lambda: acked(nextcloud, "files") == {fine_row})
+    await until(lambda: (pull_app.engine.pull is not None) and "left_locked" in _counters(pull_app))
+    assert nextcloud.file_fetches[stuck] == 5  # pull.fetch_attempts
+    assert stuck_row in nextcloud.locked_rows()["files"] and stuck_row not in acked(nextcloud, "files")
+
+
+def _counters(pull_app: PullApp) -> dict[str, int]:
+    loops = pull_app.app.extensions["ccb_lifecycle"].loops.snapshot()
+    counters: dict[str, int] = loops["documents"]["counters"]
+    return counters
+
+
+async def test_compressed_and_slow_downloads_are_stored_as_the_original_bytes(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    nextcloud.gzip_responses = True
+    nextcloud.chunk_size = 64
+    slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL)
+    nextcloud.slow_files[slow] = 0.01
+    await until(lambda: len(acked(nextcloud, "files")) == 1)
+    await pull_app.drain_embeddings()
+    assert await pull_app.search("alice", "green label open model data code") == [f"files__default: {slow}"]
+
+
+async def test_files_larger_than_the_limit_are_refused_before_and_while_streaming(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    big = b"a" * (3 * 1024 * 1024)  # ingest.max_part_mb is 2 in these tests
+    # this row claims 10 bytes for the big file: the declared size is not trusted, the download is cut at the limit
+    lying = nextcloud.add_raw_file_item(
+        {
+            "userIds": ["alice"],
+            "reference": "files__default: 7777",
+            "title": "big.txt",
+            "content": None,
+            "modified": 1,
+            "type": "text/plain",
+            "provider": "files__default",
+            "size": 10,
+        }
+    )
+    nextcloud.add_file(["alice"], "files/big.txt", big, file_id=7777)  # a second row, with the true size
+    honest = nextcloud.file_row_id(7777)
+    await until(lambda: acked(nextcloud, "files") == {lying, honest})
+    assert nextcloud.file_fetches[7777] == 1  # the honest row is refused without a download
+    assert _counters(pull_app)["failed"] == 2
+    spool = pull_app.settings.storage.spool_dir
+    assert not spool.exists() or list(spool.iterdir()) == []
