@@ -50,10 +50,8 @@ class LoopHandle:
         self.status = status
         self.stopping = stopping
 
-    async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
-        waits = [asyncio.ensure_future(self.stopping.wait())]
-        if wake is not None:
-            waits.append(asyncio.ensure_future(wake.wait()))
+    async def sleep(self, seconds: float, *wake: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(event.wait()) for event in (self.stopping, *wake)]
         try:
             await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -52,7 +52,9 @@ class ActionPoller:
             if not actions and not rejected:
                 idle += 1
                 status.set("idle", "the actions queue is empty")
-                await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle))
+                await handle.sleep(
+                    backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed
+                )
                 continue
             idle = 0
             status.set("running", f"applying {len(actions)} action(s)")

@@ -8,8 +8,11 @@ acknowledged as failed. The same ingest service as PUT /loadSources does the wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle
@@ -87,7 +90,9 @@ class DocumentPoller:
             if not items and not rejected:
                 idle += 1
                 status.set("idle", "the documents queue is empty")
-                await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle))
+                await handle.sleep(
+                    backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed
+                )
                 continue
             idle = 0
             status.set("running", f"indexing {len(items)} claimed document(s)")
@@ -98,16 +103,35 @@ class DocumentPoller:
                 if bad.row_id.isdigit():
                     outcome.ack(bad.kind, int(bad.row_id))
             status.count("invalid", len(rejected))
-            await self.process(items, outcome, handle)
+            if not await self._until_done_or_stopped(self.process(items, outcome, handle), handle):
+                # stopping: the batch is not acknowledged; Nextcloud serves its rows again when their lock expires
+                log.info("documents queue: stopped during a batch of %d; it is indexed after the restart", len(items))
+                return
             status.count("left_locked", outcome.left_locked)
             await self._acknowledge(outcome, handle)
 
+    @staticmethod
+    async def _until_done_or_stopped(work: Coroutine[Any, Any, None], handle: LoopHandle) -> bool:
+        """Run `work`; if the app stops first, cancel it (downloads end, open transactions roll back): False."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(handle.stopping.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
     async def process(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
         """Fetch or spool every item, ingest them together, and record which rows are done."""
-        prepared = await asyncio.gather(*(self._prepare(item, handle) for item in items))
-        sources: list[IncomingSource] = []
-        rows: dict[str, list[DocumentItem]] = {}
+        spooled: list[SpooledFile] = []
         try:
+            prepared = await asyncio.gather(*(self._prepare(item, handle, spooled) for item in items))
+            sources: list[IncomingSource] = []
+            rows: dict[str, list[DocumentItem]] = {}
             for item, result in zip(items, prepared, strict=True):
                 if isinstance(result, FileUnavailableError):
                     if result.permanent:
@@ -123,9 +147,9 @@ class DocumentPoller:
                 rows.setdefault(item.source_id, []).append(item)
             report = await self._ingest_with_retry(sources, handle)
         finally:
-            for result in prepared:
-                if isinstance(result, SpooledFile):
-                    await asyncio.to_thread(result.remove)
+            # also on cancellation: every file spooled so far is removed
+            for done in spooled:
+                done.remove()
         for source_id in [*report.loaded, *report.failed]:
             for item in rows[source_id]:
                 outcome.ack(item.kind, item.row_id)
@@ -155,16 +179,22 @@ class DocumentPoller:
         report.retry = [s.source_id for s in pending]
         return report
 
-    async def _prepare(self, item: DocumentItem, handle: LoopHandle) -> SpooledFile | FileUnavailableError:
+    async def _prepare(
+        self, item: DocumentItem, handle: LoopHandle, spooled: list[SpooledFile]
+    ) -> SpooledFile | FileUnavailableError:
         if item.content is not None:
-            return await asyncio.to_thread(_spool_text, self._spool, item.source_id, item.content)
-        if item.size > self._spool.max_bytes:
-            return FileUnavailableError(
+            result = await asyncio.to_thread(_spool_text, self._spool, item.source_id, item.content)
+        elif item.size > self._spool.max_bytes:
+            result = FileUnavailableError(
                 f"the file has {item.size} bytes, above ingest.max_part_mb ({self._spool.max_bytes} bytes)",
                 permanent=True,
             )
-        async with self._fetch_slots:
-            return await self._fetch(item, handle)
+        else:
+            async with self._fetch_slots:
+                result = await self._fetch(item, handle)
+        if isinstance(result, SpooledFile):
+            spooled.append(result)
+        return result
 
     async def _fetch(self, item: DocumentItem, handle: LoopHandle) -> SpooledFile | FileUnavailableError:
         """GET …/files/{id}?userId= with in-process retries for transient answers (context_chat#264)."""

@@ -53,6 +53,11 @@ class TaskPoller:
         self.registered = False
         self._in_flight: set[asyncio.Task[None]] = set()
 
+    @property
+    def triggered(self) -> bool:
+        """True once AppAPI has sent a /trigger: polling then falls back to the slower interval."""
+        return self._triggered
+
     def trigger(self) -> None:
         """A task was scheduled for one of our providers: poll now."""
         self._triggered = True
@@ -101,7 +106,7 @@ class TaskPoller:
                     status.set("idle", f"{len(self._in_flight)} task(s) in progress" if self._in_flight else "no tasks")
                     interval = self._config.task_poll_after_trigger_s if self._triggered else self._config.task_poll_s
                     self._wake.clear()
-                    await handle.sleep(interval, self._wake)
+                    await handle.sleep(interval, self._wake, self._gate.changed)
                     continue
                 status.set("running", f"{len(self._in_flight) + 1} task(s) in progress")
                 job = asyncio.get_running_loop().create_task(self._answer(task, handle), name=f"task-{task.get('id')}")

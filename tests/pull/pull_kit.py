@@ -77,3 +77,8 @@ async def until(condition: Callable[[], bool], timeout_s: float = 30.0, what: st
 
 def acked(nextcloud: FakePullNextcloud, kind: str) -> set[int]:
     return set(nextcloud.acked_documents()[kind])
+
+
+async def task_done(nextcloud: FakePullNextcloud, task_id: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The task once the app posted its result (the fake's wait runs in a thread: the app shares this loop)."""
+    return await asyncio.to_thread(nextcloud.wait_task, task_id, timeout_s)

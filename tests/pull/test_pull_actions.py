@@ -1,0 +1,95 @@
+"""The actions queue (PHP app 5.4+): all six action types, per-item validation, bare provider ids, replays."""
+
+from __future__ import annotations
+
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import PullApp, acked, until
+
+BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
+LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
+
+
+async def _index(pull_app: PullApp, nextcloud: FakePullNextcloud) -> dict[str, str]:
+    ids = {
+        "budget": nextcloud.add_file(["alice"], "files/budget.txt", BUDGET),
+        "label": nextcloud.add_file(["alice", "bob"], "files/label.txt", LABEL),
+        "hiking": nextcloud.add_file(["bob"], "files/hiking.txt", HIKING),
+    }
+    nextcloud.add_content_item(["alice", "bob"], provider="mail__mail", item_id="42", content="Mail about green label")
+    nextcloud.add_content_item(["alice"], provider="notes__notes", item_id="7", content="Note: Berlin budget travel")
+    await until(lambda: len(acked(nextcloud, "files")) == 3 and len(acked(nextcloud, "content_providers")) == 2)
+    await pull_app.drain_embeddings()
+    return {name: f"files__default: {file_id}" for name, file_id in ids.items()}
+
+
+async def _counts(pull_app: PullApp) -> dict[str, int]:
+    status, body = await pull_app.post("/countIndexedDocuments", None)
+    assert status == 200
+    counts: dict[str, int] = body
+    return counts
+
+
+async def _apply(nextcloud: FakePullNextcloud, actions: list[tuple[str, dict[str, object]]]) -> set[int]:
+    ids = {nextcloud.add_action(kind, payload) for kind, payload in actions}
+    await until(lambda: ids <= acked(nextcloud, "actions"), what="actions acknowledged")
+    return ids
+
+
+async def test_access_actions_change_what_each_user_finds(pull_app: PullApp, nextcloud: FakePullNextcloud) -> None:
+    docs = await _index(pull_app, nextcloud)
+    assert docs["budget"] not in await pull_app.search("bob", "travel budget Berlin office")
+    await _apply(
+        nextcloud, [("update_access_source_id", {"op": "allow", "userIds": ["bob"], "sourceId": docs["budget"]})]
+    )
+    assert docs["budget"] in await pull_app.search("bob", "travel budget Berlin office")
+    await _apply(nextcloud, [("update_access_decl_source_id", {"userIds": ["alice"], "sourceId": docs["label"]})])
+    assert docs["label"] not in await pull_app.search("bob", "green label ethical AI")
+    assert docs["label"] in await pull_app.search("alice", "green label ethical AI")
+    await _apply(
+        nextcloud, [("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail"})]
+    )
+    assert "mail__mail: 42" not in await pull_app.search("bob", "mail about green label")
+    assert "mail__mail: 42" in await pull_app.search("alice", "mail about green label")
+    await _apply(
+        nextcloud, [("update_access_source_id", {"op": "deny", "userIds": ["alice"], "sourceId": docs["budget"]})]
+    )
+    assert docs["budget"] not in await pull_app.search("alice", "travel budget Berlin office")
+
+
+async def test_delete_actions_and_a_replay_change_nothing_more(pull_app: PullApp, nextcloud: FakePullNextcloud) -> None:
+    docs = await _index(pull_app, nextcloud)
+    assert await _counts(pull_app) == {"files__default": 3, "mail__mail": 1, "notes__notes": 1}
+    deletes: list[tuple[str, dict[str, object]]] = [
+        ("delete_source_ids", {"sourceIds": [docs["budget"], "files__default: 999999"]}),
+        ("delete_provider_id", {"providerId": "notes__notes"}),
+        ("delete_user_id", {"userId": "bob"}),  # hiking was only bob's; label and mail stay for alice
+    ]
+    await _apply(nextcloud, deletes)
+    after = {"files__default": 1, "mail__mail": 1}
+    assert await _counts(pull_app) == after
+    assert docs["label"] in await pull_app.search("alice", "green label")
+    assert await pull_app.search("bob", "green label hiking Alps") == []
+    await _apply(nextcloud, deletes)  # the PHP app re-serves actions whose acknowledgement was lost
+    assert await _counts(pull_app) == after
+
+
+async def test_one_bad_action_never_blocks_the_others_and_bare_provider_ids_work(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    docs = await _index(pull_app, nextcloud)
+    ids = await _apply(
+        nextcloud,
+        [
+            ("delete_provider_id", {"providerId": "mail"}),  # PHP < 5.5 on an app disable (context_chat#258)
+            ("update_access_source_id", {"op": "maybe", "userIds": ["bob"], "sourceId": docs["budget"]}),
+            ("no_such_action", {}),
+            ("delete_user_id", {"userId": ""}),
+            ("delete_source_ids", {"sourceIds": [docs["hiking"]]}),
+        ],
+    )
+    assert len(ids) == 5
+    counts = await _counts(pull_app)
+    assert counts == {"files__default": 2, "notes__notes": 1}  # mail__mail gone, files__default kept
+    counters = (await pull_app.status())["loops"]["actions"]["counters"]
+    assert counters["invalid"] == 3 and counters["applied"] == 2

@@ -1,0 +1,106 @@
+"""Both directions at once with nothing to configure: a PHP app <= 5.3 keeps pushing; 5.4+ is pulled.
+
+Also several replicas on one Nextcloud, and a restart in the middle of a batch: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+import pytest
+from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import PullApp, acked, until
+
+from quart_app.app_settings import AppSettings
+
+LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+
+
+async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    nextcloud.pull_supported = False
+    caplog.set_level(logging.INFO, logger="quart_app.pull")
+    async with PullApp(pull_settings, nextcloud) as running:
+        await running.enable()
+        body, content_type = guzzle_multipart([SourcePart("files__default: 1", LABEL, user_ids=["alice"])])
+        response = await running.client.put(
+            "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
+        )
+        assert response.status_code == 200
+        assert (await response.get_json())["loaded_sources"] == ["files__default: 1"]
+        await running.drain_embeddings()
+        assert await running.search("alice", "green label") == ["files__default: 1"]
+        # recheck_unavailable_s is 0.3 s here: wait for a few re-checks
+        await until(lambda: nextcloud.paths("GET").count("/ocs/v2.php/apps/context_chat/queues/actions") >= 3)
+        status = await running.status()
+    assert set(nextcloud.paths()) == {"/ocs/v2.php/apps/context_chat/queues/actions"}  # probes only, no claims
+    assert all(r.query.get("n") == "0" for r in nextcloud.requests)
+    assert nextcloud.providers == {}  # the PHP app <= 5.3 declares the task types itself
+    assert status["pull"]["php_app_queues"] is False
+    assert {status["loops"][name]["state"] for name in ("documents", "actions", "tasks")} == {"idle"}
+    lines = [r.getMessage() for r in caplog.records if "has no queues" in r.getMessage()]
+    assert len(lines) == 1, lines
+
+
+async def test_the_php_app_upgraded_to_5_4_is_picked_up_without_a_restart(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    nextcloud.pull_supported = False
+    await pull_app.enable(False)
+    await pull_app.enable(True)
+    await until(lambda: (pull_app.engine.pull is not None) and pull_app.engine.pull.gate.available is False)
+    nextcloud.pull_supported = True
+    row = nextcloud.file_row_id(nextcloud.add_file(["alice"], "files/label.txt", LABEL))
+    await until(lambda: acked(nextcloud, "files") == {row}, what="indexed after upgrade")
+    await until(lambda: len(nextcloud.providers) == 2)
+
+
+def _chunk_rows(dsn: str) -> list[tuple[str, int]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT source_id, count(*) FROM chunks GROUP BY source_id ORDER BY 1").fetchall()
+
+
+async def test_two_replicas_on_one_nextcloud_index_every_file_once(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud
+) -> None:
+    files = [nextcloud.add_file(["alice"], f"files/doc{i}.txt", LABEL + f" Document {i}.".encode()) for i in range(40)]
+    async with PullApp(pull_settings, nextcloud) as first, PullApp(pull_settings, nextcloud) as second:
+        await asyncio.gather(first.enable(), second.enable())
+        await until(lambda: len(acked(nextcloud, "files")) == 40, what="40 files acknowledged")
+    assert len(files) == 40
+    assert set(nextcloud.file_fetches.values()) == {1}  # each file downloaded once, by one replica
+    assert len(acked(nextcloud, "files")) == len(nextcloud.acked_documents()["files"])  # acknowledged once
+    rows = _chunk_rows(pull_settings.db_url)
+    assert len(rows) == 40 and {count for _, count in rows} == {1}
+
+
+async def test_a_restart_in_the_middle_of_a_batch_loses_nothing_and_duplicates_nothing(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud
+) -> None:
+    clock = [1_000_000.0]
+    nextcloud.now = lambda: clock[0]
+    fast = [nextcloud.add_file(["alice"], f"files/fast{i}.txt", LABEL + f" Fast {i}.".encode()) for i in range(3)]
+    slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL * 400)
+    nextcloud.chunk_size = 256
+    nextcloud.slow_files[slow] = 0.05  # ~6 s to stream: the app stops while it downloads
+    async with PullApp(pull_settings, nextcloud) as running:
+        await running.enable()
+        await until(lambda: nextcloud.file_fetches[slow] == 1 and len(nextcloud.locked_rows()["files"]) == 4)
+    # stopped mid-batch: nothing of that batch was acknowledged, every row is still locked in Nextcloud
+    assert acked(nextcloud, "files") == set() and len(nextcloud.locked_rows()["files"]) == 4
+    spool = pull_settings.storage.spool_dir
+    assert not spool.exists() or list(spool.iterdir()) == []
+    nextcloud.slow_files.clear()
+    clock[0] += 24 * 3600 + 1  # the PHP app's 24 h lock expires
+    async with PullApp(pull_settings, nextcloud) as restarted:
+        await restarted.enable()
+        await until(lambda: len(acked(nextcloud, "files")) == 4, what="the batch indexed after the restart")
+    rows = dict(_chunk_rows(pull_settings.db_url))
+    assert set(rows) == {f"files__default: {f}" for f in [*fast, slow]}
+    with psycopg.connect(pull_settings.db_url) as conn:
+        versions = conn.execute("SELECT count(*), max(version) FROM documents").fetchone()
+    assert versions is not None and versions[0] == 4

@@ -1,0 +1,125 @@
+"""TaskProcessing (PHP app 5.4+): providers registered on enable, chat and search tasks answered, /trigger."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import PullApp, acked, task_done, until
+
+from quart_app.pull.task_types import CHAT_REGISTRATION, SEARCH_REGISTRATION
+
+BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
+LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+BERLIN = b"Berlin office notes: the budget review for the Berlin office happens in March."
+
+
+async def _corpus(pull_app: PullApp, nextcloud: FakePullNextcloud) -> dict[str, int]:
+    ids = {
+        "budget": nextcloud.add_file(["alice"], "files/Documents/budget.txt", BUDGET),
+        "label": nextcloud.add_file(["alice", "bob"], "files/label.txt", LABEL),
+        "berlin": nextcloud.add_file(["alice"], "files/Documents/berlin.txt", BERLIN),
+    }
+    nextcloud.add_content_item(
+        ["alice"], provider="mail__mail", item_id="42", content="Berlin budget mail: 12000 euros"
+    )
+    await until(lambda: len(acked(nextcloud, "files")) == 3 and len(acked(nextcloud, "content_providers")) == 1)
+    await pull_app.drain_embeddings()
+    return ids
+
+
+def _chat(prompt: str, scope_type: str = "none", scope_list: list[str] | None = None) -> dict[str, Any]:
+    return {"prompt": prompt, "scopeType": scope_type, "scopeList": scope_list or [], "scopeListMeta": ""}
+
+
+def _sources(task: dict[str, Any]) -> list[dict[str, Any]]:
+    sources = task["output"]["sources"]
+    assert all(isinstance(source, str) for source in sources)  # LIST_OF_TEXTS: JSON strings
+    return [json.loads(source) for source in sources]
+
+
+async def test_providers_are_registered_on_enable_and_removed_on_disable(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    await until(lambda: len(nextcloud.providers) == 2, what="both providers registered")
+    assert nextcloud.providers["context_chat-context_chat"] == CHAT_REGISTRATION
+    assert nextcloud.providers["context_chat-context_chat_search"] == SEARCH_REGISTRATION
+    assert CHAT_REGISTRATION["provider"]["task_type"] == "context_chat:context_chat"
+    assert SEARCH_REGISTRATION["provider"]["input_shape_defaults"] == {"limit": 10}
+    await pull_app.enable(False)
+    assert nextcloud.providers == {}
+    loops = pull_app.app.extensions["ccb_lifecycle"].loops
+    await until(lambda: all(loops.snapshot()[name]["state"] == "waiting" for name in ("documents", "actions", "tasks")))
+
+
+async def test_chat_task_answers_with_enriched_unique_sources_of_the_user(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    ids = await _corpus(pull_app, nextcloud)
+    alice = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("What is the travel budget of Berlin?"))
+    pull_app.app.extensions["ccb_engine"].pull.tasks.trigger()
+    done = await task_done(nextcloud, alice)
+    assert done["status"] == "STATUS_SUCCESSFUL", done
+    assert "12000" in done["output"]["output"]
+    sources = _sources(done)
+    assert len({s["id"] for s in sources}) == len(sources)
+    budget = next(s for s in sources if s["id"] == f"files__default: {ids['budget']}")
+    assert budget == {
+        "id": f"files__default: {ids['budget']}",
+        "label": "budget.txt",
+        "icon": f"{nextcloud.url}/core/img/filetypes/file.svg",
+        "url": f"{nextcloud.url}/index.php/f/{ids['budget']}",
+    }
+    bob = nextcloud.schedule_task("context_chat:context_chat", "bob", _chat("What is the travel budget of Berlin?"))
+    done = await task_done(nextcloud, bob)
+    assert {s["id"] for s in _sources(done)} <= {f"files__default: {ids['label']}"}  # never alice's
+
+
+async def test_search_task_honours_the_limit_and_scopes_resolve_folders(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    ids = await _corpus(pull_app, nextcloud)
+    search = {**_chat("Berlin budget"), "limit": 2}
+    task = nextcloud.schedule_task("context_chat:context_chat_search", "alice", search)
+    done = await task_done(nextcloud, task)
+    assert done["status"] == "STATUS_SUCCESSFUL", done
+    assert set(done["output"]) == {"sources"} and 1 <= len(_sources(done)) <= 2
+    nextcloud.add_folder(900, [ids["berlin"]])  # files/Documents is folder 900 holding berlin.txt only here
+    scoped = nextcloud.schedule_task(
+        "context_chat:context_chat", "alice", _chat("Berlin budget", "source", ["files__default: 900"])
+    )
+    done = await task_done(nextcloud, scoped)
+    assert [s["id"] for s in _sources(done)] == [f"files__default: {ids['berlin']}"]
+    resolve = next(r for r in nextcloud.requests if r.path.endswith("/resolve_scope_list"))
+    assert resolve.json == {"source_ids": ["files__default: 900"], "userId": "alice"}
+
+
+async def test_task_errors_use_upstream_strings(pull_app: PullApp, nextcloud: FakePullNextcloud) -> None:
+    nothing = nextcloud.schedule_task("context_chat:context_chat", "carol", _chat("Anything?"))
+    bad = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("Q", "galaxy"))
+    empty_search = nextcloud.schedule_task("context_chat:context_chat_search", "carol", _chat("Anything?"))
+    failed = await task_done(nextcloud, nothing)
+    assert failed["status"] == "STATUS_FAILED"
+    assert failed["errorMessage"] == "Context errorNo documents retrieved, please index a few documents first"
+    invalid = await task_done(nextcloud, bad)
+    assert invalid["errorMessage"].startswith("Validation error: scopeType must be one of none, source, provider")
+    searched = await task_done(nextcloud, empty_search)
+    assert searched["status"] == "STATUS_SUCCESSFUL" and searched["output"] == {"sources": []}
+
+
+async def test_trigger_wakes_the_poller_and_the_route_answers_empty_json(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    await until(lambda: len(nextcloud.providers) == 2)
+    response = await pull_app.client.post(
+        "/trigger", query_string={"providerId": "context_chat-context_chat"}, headers=_signed()
+    )
+    assert response.status_code == 200 and await response.get_json() == {}
+    assert pull_app.engine.pull is not None and pull_app.engine.pull.tasks.triggered
+
+
+def _signed() -> dict[str, str]:
+    from contract_kit import signed_headers
+
+    return signed_headers()
