@@ -111,7 +111,8 @@ class TaskPoller:
                 status.set("running", f"{len(self._in_flight) + 1} task(s) in progress")
                 job = asyncio.get_running_loop().create_task(self._answer(task, handle), name=f"task-{task.get('id')}")
                 self._in_flight.add(job)
-                job.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
+                job.add_done_callback(self._in_flight.discard)
+                job.add_done_callback(lambda _done: slots.release())
         finally:
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight))

@@ -32,6 +32,10 @@ NO_PROVIDER_MESSAGE = (
     " installed: please install integration_openai, llm2 or another app providing core:text2text, or choose another"
     " llm backend (llama, extractive) in config.yaml"
 )
+NO_TASKPROCESSING_MESSAGE = (
+    "Nextcloud has no TaskProcessing API (HTTP 404 for /ocs/v1.php/taskprocessing/schedule): it is older than 28 or"
+    " NEXTCLOUD_URL points elsewhere; choose another llm backend (llama, extractive) in config.yaml"
+)
 SUCCESSFUL = "STATUS_SUCCESSFUL"
 STOPPED = {"STATUS_FAILED": "failed", "STATUS_CANCELLED": "was cancelled"}
 
@@ -103,6 +107,8 @@ class NcTextToTextBackend:
                 # TaskProcessing answers 412 when no provider serves the task type
                 if exc.status == 412:
                     raise LlmUnavailableError(NO_PROVIDER_MESSAGE) from None
+                if isinstance(exc, NextcloudNotFoundError):
+                    raise LlmUnavailableError(NO_TASKPROCESSING_MESSAGE) from None
                 if not isinstance(exc, NextcloudRateLimitedError) or attempt == self._schedule_attempts:
                     raise LlmError(
                         f"Nextcloud refused to schedule the {TASK_TYPE} task (HTTP {exc.status}"

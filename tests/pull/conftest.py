@@ -53,7 +53,8 @@ def nextcloud() -> Iterator[FakePullNextcloud]:
 @pytest.fixture
 def pull_settings(tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud) -> AppSettings:
     raw = contract_config(embedder_url, pull=FAST_PULL)
-    return make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud_url=nextcloud.url)
+    settings: AppSettings = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud_url=nextcloud.url)
+    return settings
 
 
 @pytest.fixture

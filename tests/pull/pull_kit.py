@@ -34,7 +34,7 @@ class PullApp:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._context.__aexit__(exc_type, exc, tb)
+        await self._context.__aexit__(exc_type, exc, tb)  # type: ignore[arg-type]
 
     @property
     def engine(self) -> Engine:

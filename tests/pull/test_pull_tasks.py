@@ -122,4 +122,5 @@ async def test_trigger_wakes_the_poller_and_the_route_answers_empty_json(
 def _signed() -> dict[str, str]:
     from contract_kit import signed_headers
 
-    return signed_headers()
+    headers: dict[str, str] = signed_headers()
+    return headers

@@ -124,3 +124,11 @@ async def test_unreachable_nextcloud_is_a_clear_error() -> None:
             await backend(client).generate("p", "alice")
     finally:
         await client.aclose()
+
+
+async def test_a_nextcloud_without_taskprocessing_is_unavailable_not_a_failure(
+    nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
+    nextcloud.schedule_errors.append(404)
+    with pytest.raises(LlmUnavailableError, match=r"Nextcloud has no TaskProcessing API \(HTTP 404"):
+        await backend(nc).generate("p", "alice")

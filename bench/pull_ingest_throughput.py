@@ -1,0 +1,195 @@
+"""Pull-mode ingest (PHP app 5.4+) against push-mode ingest (PUT /loadSources) on the same files, and peak RSS.
+
+    .venv/bin/python bench/pull_ingest_throughput.py [--docs 200] [--doc-kb 2] [--pull-batches 32,128]
+
+Both runs use the real app (create_app, the engine, the embedding worker) with an embedded PostgreSQL and the
+embedder program (MiniLM int8), each in its own process and database:
+  push  the corpus sent as PUT /loadSources requests of 32 files (multipart, as the PHP app <= 5.3 sends them);
+  pull  the same files queued in the fake Nextcloud (tests/pull/nextcloud_pull_fake.py, real HTTP over a socket);
+        the documents poller claims doc_indexing_batch_size items per poll, downloads them and ingests them.
+Each run ends when every chunk is embedded. Push runs are interleaved with the pull runs, and each pull run is
+compared with the mean of the push runs before and after it. Writes bench/results/pull_ingest.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "pull"))
+
+from ingest_throughput import fresh_database, make_corpus, start_embedder, start_postgres, stop  # noqa: E402
+from nextcloud_pull_fake import FakePullNextcloud  # noqa: E402
+
+from appliance.config import parse_config  # noqa: E402
+from appliance.storage import StorageLayout  # noqa: E402
+from quart_app import create_app  # noqa: E402
+from quart_app.app_settings import AppSettings  # noqa: E402
+from quart_app.services.status import status  # noqa: E402
+
+SECRET = "bench-secret-0123456789"
+PUSH_BATCH = 32
+
+
+def settings(root: Path, dsn: str, url: str, nextcloud_url: str | None, batch: int) -> AppSettings:
+    raw = {
+        "embedding": {"base_url": url, "workers": 1},
+        "embedding_worker": {"workers": 2, "idle_poll_s": 1.0},
+        "llm": {"extractive": {}},
+        "ingest": {"parse_workers": 2},
+        "doc_indexing_batch_size": batch,
+        "pull": {"idle_poll_s": 0.2, "idle_poll_max_s": 1.0},
+    }
+    return AppSettings(
+        config=parse_config(raw, "bench", environ={}),
+        storage=StorageLayout(root / f"storage-{uuid.uuid4().hex[:6]}"),
+        db_url=dsn,
+        app_secret=SECRET,
+        app_version="5.4.0",
+        nextcloud_url=nextcloud_url,
+    )
+
+
+def signed() -> dict[str, str]:
+    import base64
+
+    token = base64.b64encode(f":{SECRET}".encode()).decode()
+    return {"EX-APP-ID": "context_chat_backend", "EX-APP-VERSION": "5.4.0", "AUTHORIZATION-APP-API": token}
+
+
+def multipart(paths: list[Path]) -> tuple[bytes, str]:
+    """The PHP app's /loadSources body (one `sources` part per file)."""
+    boundary = uuid.uuid4().hex
+    out = bytearray()
+    for path in paths:
+        out += f"--{boundary}\r\nuserIds: alice\r\ntitle: {path.name}\r\ntype: text/markdown\r\n".encode()
+        out += b"modified: 1700000000\r\nprovider: files__default\r\n"
+        out += f'Content-Disposition: form-data; name="sources"; filename="files__default: {path.stem[3:]}"\r\n\r\n'.encode()
+        out += path.read_bytes() + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+async def wait_embedded(app: Any, docs: int) -> dict[str, Any]:
+    db = app.extensions["ccb_engine"].db
+    while True:
+        report = await status(db)
+        if report["documents"]["indexed"] >= docs and report["queue"]["depth"] == 0:
+            return report
+        await asyncio.sleep(0.25)  # status() aggregates over all chunks: do not poll it hot
+
+
+async def run(mode: str, root: Path, dsn: str, url: str, corpus: Path, batch: int) -> dict[str, Any]:
+    paths = sorted(corpus.glob("*.md"))
+    total = sum(p.stat().st_size for p in paths)
+    with FakePullNextcloud(secret=SECRET) as nextcloud:
+        app = create_app(settings(root, dsn, url, nextcloud.url if mode == "pull" else None, batch))
+        async with app.test_app():
+            client = app.test_client()
+            started = time.perf_counter()
+            if mode == "pull":
+                for path in paths:
+                    nextcloud.add_file(["alice"], path.name, path.read_bytes(), mimetype="text/markdown")
+            await client.put("/enabled", query_string={"enabled": "1"}, headers=signed())
+            if mode == "push":
+                for start in range(0, len(paths), batch):
+                    body, content_type = multipart(paths[start : start + batch])
+                    response = await client.put(
+                        "/loadSources", data=body, headers={**signed(), "Content-Type": content_type}
+                    )
+                    assert response.status_code == 200, await response.get_data()
+            ingest_s = time.perf_counter() - started
+            report = await wait_embedded(app, len(paths))
+            seconds = time.perf_counter() - started
+    return {
+        "mode": mode,
+        "batch": batch,
+        "docs": len(paths),
+        "bytes": total,
+        "chunks": report["chunks"]["embedded"],
+        "seconds": seconds,
+        "ingest_s": ingest_s,
+        "fetches": sum(nextcloud.file_fetches.values()),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--doc-kb", type=int, default=2)
+    parser.add_argument("--pull-batches", default="32,128")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "pull_ingest.txt")
+    parser.add_argument("--run", nargs=6, help=argparse.SUPPRESS)  # internal: mode root dsn url corpus batch
+    args = parser.parse_args()
+    if args.run:
+        mode, root, dsn, url, corpus, batch = args.run
+        result = asyncio.run(run(mode, Path(root), dsn, url, Path(corpus), int(batch)))
+        print(json.dumps(result))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ccb-pull-bench-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)  # the unprivileged postgres user must traverse it
+        make_corpus(root / "corpus", args.docs, args.doc_kb)
+        cluster, postgres = start_postgres(root)
+        url, embedder = start_embedder(root)
+        plan = [("push", PUSH_BATCH)]
+        for batch in (int(b) for b in args.pull_batches.split(",")):
+            plan += [("pull", batch), ("push", PUSH_BATCH)]
+        results = []
+        try:
+            for index, (mode, batch) in enumerate(plan):
+                dsn = fresh_database(cluster, f"bench_{mode}_{index}")
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--run",
+                    mode,
+                    str(root),
+                    dsn,
+                    url,
+                    str(root / "corpus"),
+                    str(batch),
+                ]
+                out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(json.dumps(results[-1]), flush=True)
+        finally:
+            stop(embedder)
+            stop(postgres)
+    lines = [
+        f"corpus: {args.docs} markdown documents of ~{args.doc_kb} KB, {results[0]['chunks']} chunks, {os.cpu_count()} CPU(s)"
+    ]
+    for index, result in enumerate(results):
+        rate = result["chunks"] / result["seconds"]
+        line = (
+            f"{result['mode']} batch {result['batch']:<4}: {rate:6.1f} chunks/s {result['docs'] / result['seconds']:6.2f}"
+            f" docs/s ({result['seconds']:.1f} s; requests/claims done at {result['ingest_s']:.1f} s)"
+            f" peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+        if result["mode"] == "pull":
+            before, after = results[index - 1], results[index + 1]
+            push_rate = (before["chunks"] / before["seconds"] + after["chunks"] / after["seconds"]) / 2
+            line += f"; {rate / push_rate:.3f} x the adjacent push runs ({push_rate:.1f} chunks/s), {result['fetches']} downloads"
+        lines.append(line)
+    print("\n".join(lines))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    header = f"{time.strftime('%Y-%m-%d %H:%M')} bench/pull_ingest_throughput.py {' '.join(sys.argv[1:])}\n"
+    args.results.write_text(header + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
