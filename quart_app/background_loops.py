@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,16 +68,17 @@ class BackgroundLoops:
     def __init__(self, shutdown_timeout_s: float = 10.0, restart_delay_s: float = 5.0) -> None:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.restart_delay_s = restart_delay_s
-        self._stopping = asyncio.Event()
+        self._closed = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stops: dict[str, asyncio.Event] = {}
         self._statuses: dict[str, LoopStatus] = {}
-        self._on_stop: list[Callable[[], None]] = []
+        self._on_stop: dict[str, Callable[[], None]] = {}
 
     def start(
         self, name: str, loop: LoopFn, *, restart: bool = True, on_stop: Callable[[], None] | None = None
     ) -> LoopStatus:
         """Run `loop(handle)` as a task named `name`; with `restart`, an unexpected exception restarts it."""
-        if self._stopping.is_set():
+        if self._closed:
             raise RuntimeError(f"background loop {name!r} started after close(); the app is shutting down")
         running = self._tasks.get(name)
         if running is not None and not running.done():
@@ -85,8 +86,9 @@ class BackgroundLoops:
         status = LoopStatus(name)
         self._statuses[name] = status
         if on_stop is not None:
-            self._on_stop.append(on_stop)
-        handle = LoopHandle(status, self._stopping)
+            self._on_stop[name] = on_stop
+        self._stops[name] = asyncio.Event()
+        handle = LoopHandle(status, self._stops[name])
         self._tasks[name] = asyncio.get_running_loop().create_task(self._supervise(loop, handle, restart), name=name)
         return status
 
@@ -114,32 +116,40 @@ class BackgroundLoops:
                 log.exception("background loop %s failed", status.name)
                 status.count("crashes")
                 status.set("crashed", f"{type(exc).__name__}: {exc}"[:300])
-                if not restart or self._stopping.is_set():
+                if not restart or handle.stopping.is_set():
                     return
                 await handle.sleep(self.restart_delay_s)
-                if self._stopping.is_set():
+                if handle.stopping.is_set():
                     return
                 log.info("background loop %s: restarting", status.name)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: status.as_json() for name, status in self._statuses.items()}
 
+    async def stop(self, names: Iterable[str], timeout_s: float | None = None) -> None:
+        """Stop these loops: signal, wait up to the timeout (default shutdown_timeout_s), cancel the rest."""
+        timeout = self.shutdown_timeout_s if timeout_s is None else timeout_s
+        tasks = []
+        for name in names:
+            if name in self._stops:
+                self._stops[name].set()
+            ask_to_stop = self._on_stop.pop(name, None)
+            if ask_to_stop is not None:
+                ask_to_stop()
+            task = self._tasks.pop(name, None)
+            if task is not None and not task.done():
+                tasks.append(task)
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            log.warning("background loop %s did not stop within %g s; cancelling it", task.get_name(), timeout)
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     async def close(self) -> None:
-        """Stop every loop: signal, wait up to shutdown_timeout_s, cancel the rest; idempotent."""
-        self._stopping.set()
-        for ask_to_stop in self._on_stop:
-            ask_to_stop()
-        tasks = [task for task in self._tasks.values() if not task.done()]
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout_s)
-            for task in pending:
-                log.warning(
-                    "background loop %s did not stop within %g s; cancelling it",
-                    task.get_name(),
-                    self.shutdown_timeout_s,
-                )
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks.clear()
+        """Stop every loop and refuse new ones; idempotent."""
+        self._closed = True
+        await self.stop(list(self._tasks))

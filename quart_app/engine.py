@@ -151,7 +151,7 @@ async def open_engine(
         prefix_tokens = len(tokenizer.encode(entry.passage_prefix, add_special_tokens=False).ids)
         chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
         chunker = TokenChunker(tokenizer, chunk_tokens, emb.chunk_overlap_tokens)
-        worker = EmbeddingWorker(db, client, config.embedding_worker)
+        worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
         await worker.start()
         await _closing(stack, "embedding worker", worker.close)
         ingest = IngestService(

@@ -121,6 +121,7 @@ class TaskPoller:
         task_id = task.get("id")
         output: dict[str, Any] | None = None
         error: str | None = None
+        user_facing: str | None = None
         try:
             output = await self.answer(task)
             handle.status.count("answered")
@@ -129,13 +130,17 @@ class TaskPoller:
         except AnswerError as exc:
             # upstream's strings, without a separator ("Context errorNo documents retrieved, …")
             error = f"Context error{exc}"
+            # Nextcloud 33+ shows this one to the user instead of the technical errorMessage
+            user_facing = str(exc)
         except Exception as exc:
             log.exception("task %s failed", task_id)
             error = f"Unexpected error{exc}"
         if error is not None:
             handle.status.count("failed")
             log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
-        await self._report(task_id, output, error, handle)
+        await self._report(
+            task_id, {"output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}, handle
+        )
 
     async def answer(self, task: dict[str, Any]) -> dict[str, Any]:
         """The output of a chat or search task, with enriched, unique sources."""
@@ -205,8 +210,8 @@ class TaskPoller:
                 unique.setdefault(key, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         return list(unique.values())
 
-    async def _report(self, task_id: Any, output: dict[str, Any] | None, error: str | None, handle: LoopHandle) -> None:
-        body = {"taskId": task_id, "output": output, "errorMessage": error}
+    async def _report(self, task_id: Any, result: dict[str, Any], handle: LoopHandle) -> None:
+        body = {"taskId": task_id, **result}
         for attempt in range(1, self._config.result_attempts + 1):
             try:
                 await self._nc.ocs("POST", RESULT_PATH.format(task_id=task_id), json=body)

@@ -50,9 +50,8 @@ async def status() -> Response:
     opened = engine()
     report = await indexing_status(opened.db)
     state = lifecycle()
-    # what each background loop (init job, pollers) is doing, and whether the PHP app is pulled from
+    # what each background loop (init job, embedding worker, pollers) is doing, and whether the PHP app is pulled from
     report["loops"] = state.loops.snapshot()
-    report["loops"]["embedding_worker"] = {"state": "running" if opened.worker.running else "stopped"}
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy.typing as npt
 import psycopg
 
 from appliance.config import EmbeddingWorkerConfig
+from quart_app.background_loops import BackgroundLoops, LoopHandle
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.errors import WorkerClosedError
 from quart_app.store import Database, StoreError
@@ -53,16 +55,24 @@ class WorkerCounters:
 
 
 class EmbeddingWorker:
-    """Owns `config.workers` claim/embed loops plus one LISTEN task; `start()`, `stop()`, `close()`."""
+    """`config.workers` claim/embed loops plus one LISTEN loop, run by a BackgroundLoops (the app's, or its own)."""
 
-    def __init__(self, db: Database, embedder: PassageEmbedder, config: EmbeddingWorkerConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        embedder: PassageEmbedder,
+        config: EmbeddingWorkerConfig,
+        loops: BackgroundLoops | None = None,
+    ) -> None:
         self._db = db
         self._embedder = embedder
         self._config = config
+        self._loops = loops or BackgroundLoops()
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        # set while a loop waits on an empty queue (tests wait on it instead of sleeping)
+        self.idle = asyncio.Event()
         self._listening = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._names = [f"embedding_worker_{i}" for i in range(config.workers)] + ["embedding_worker_listen"]
         self._state = "new"
         self._dimension: int | None = None
         # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
@@ -88,12 +98,10 @@ class EmbeddingWorker:
             raise WorkerClosedError("the embedding worker was closed; create a new EmbeddingWorker")
         if self._state == "running":
             return
-        self._stopping.clear()
         self._state = "running"
-        self._tasks = [
-            asyncio.create_task(self._loop(i), name=f"embedding-worker-{i}") for i in range(self._config.workers)
-        ]
-        self._tasks.append(asyncio.create_task(self._listen(), name="embedding-worker-listen"))
+        for index in range(self._config.workers):
+            self._loops.start(self._names[index], functools.partial(self._loop, index=index))
+        self._loops.start(self._names[-1], self._listen)
         logger.info("embedding worker started with %d loop(s)", self._config.workers)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -101,16 +109,7 @@ class EmbeddingWorker:
         if self._state != "running":
             return
         self._state = "stopped"
-        self._stopping.set()
-        self._wake.set()
-        tasks, self._tasks = self._tasks, []
-        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for task, result in zip(tasks, results, strict=True):
-            if isinstance(result, Exception):
-                logger.error("embedding worker task %s ended with %r", task.get_name(), result)
+        await self._loops.stop(self._names, timeout_s)
         logger.info("embedding worker stopped")
 
     async def close(self) -> None:
@@ -255,34 +254,41 @@ class EmbeddingWorker:
             await fail(conn, claim, error, retryable, cfg.max_attempts, cfg.backoff_base_s, cfg.backoff_max_s)
         return 0
 
-    async def _loop(self, index: int) -> None:
-        while not self._stopping.is_set():
+    async def _loop(self, handle: LoopHandle, index: int) -> None:
+        while not handle.stopping.is_set():
             self._wake.clear()
+            handle.status.set("running", "embedding queued chunks")
             try:
                 written = await self.run_once()
             except (psycopg.Error, StoreError, OSError) as exc:
                 logger.warning("embedding worker %d: store unavailable (%s); retrying", index, exc)
+                handle.status.set("backing_off", f"store unavailable: {type(exc).__name__}")
                 written = None
             except Exception:
                 # a bug must not end the loop silently; the batch's lease expires and it is retried
                 logger.exception("embedding worker %d: unexpected error; continuing", index)
                 written = None
             if written is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._config.idle_poll_s)
+                handle.status.set("idle", "nothing due in the queue")
+                self.idle.set()
+                await handle.sleep(self._config.idle_poll_s, self._wake)
+                self.idle.clear()
+            else:
+                handle.status.count("chunks_written", written)
 
-    async def _listen(self) -> None:
+    async def _listen(self, handle: LoopHandle) -> None:
         # NOTIFY from other processes' ingest wakes us; in-process ingest calls wake() directly
-        while not self._stopping.is_set():
+        handle.status.set("running", "listening for queued chunks")
+        while not handle.stopping.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(self._db.dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
                     self._listening.set()
-                    while not self._stopping.is_set():
+                    while not handle.stopping.is_set():
                         async for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self._wake.set()
             except psycopg.Error as exc:
                 self._listening.clear()
+                handle.status.set("backing_off", "LISTEN connection lost; polling")
                 logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self._config.idle_poll_s)
+                await handle.sleep(self._config.idle_poll_s)

@@ -92,7 +92,7 @@ async def test_started_worker_wakes_on_ingest_and_stops_cleanly(
     worker = EmbeddingWorker(db, embedding_client, _config(workers=2, idle_poll_s=600.0))
     service = IngestService(db, parse_pool, chunker, on_chunks_queued=worker.wake)
     async with worker:
-        await asyncio.sleep(0.2)  # both loops found the queue empty and sleep for up to 600 s
+        await asyncio.wait_for(worker.idle.wait(), 30)  # a loop found the queue empty and sleeps up to 600 s
         await service.ingest([write_source(tmp_path, "files__default: 5", PROSE.format(topic="wake"), ["alice"])])
         for _ in range(600):
             if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0:
@@ -111,7 +111,7 @@ async def test_notify_from_another_process_wakes_an_idle_worker(
     worker = EmbeddingWorker(db, embedding_client, _config(idle_poll_s=600.0))
     async with worker:
         await worker.wait_listening()
-        await asyncio.sleep(0.3)  # the loop found the queue empty and now waits up to 600 s
+        await asyncio.wait_for(worker.idle.wait(), 30)  # the loop found the queue empty and waits up to 600 s
         other = Database(fresh_dsn, min_size=1, max_size=1)  # stands for another app process: no wake() call
         async with other:
             total = await _seed(other, chunker, 1)

@@ -102,6 +102,8 @@ async def test_task_errors_use_upstream_strings(pull_app: PullApp, nextcloud: Fa
     failed = await task_done(nextcloud, nothing)
     assert failed["status"] == "STATUS_FAILED"
     assert failed["errorMessage"] == "Context errorNo documents retrieved, please index a few documents first"
+    result = next(r for r in nextcloud.requests if r.path.endswith(f"/{nothing}/result"))
+    assert result.json["userFacingErrorMessage"] == "No documents retrieved, please index a few documents first"
     invalid = await task_done(nextcloud, bad)
     assert invalid["errorMessage"].startswith("Validation error: scopeType must be one of none, source, provider")
     searched = await task_done(nextcloud, empty_search)
