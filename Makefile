@@ -53,6 +53,7 @@ bench: install-test
 	$(BIN)/python bench/embedder_throughput.py
 	$(BIN)/python bench/ingest_throughput.py
 	$(BIN)/python bench/retrieval_latency.py
+	$(BIN)/python bench/pull_ingest_throughput.py
 
 clean-venv:
 	rm -rf $(VENV)
