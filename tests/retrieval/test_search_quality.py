@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from corpus_writer import Corpus
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
@@ -28,6 +30,15 @@ def test_identifier_terms_are_kept_whole() -> None:
     words, identifiers = lexical_terms("How do I set trusted_domains and run occ files:scan --all?")
     assert identifiers == ["trusted_domains", "files:scan"]
     assert ("how" not in words and "trusted_domains" in words) or "trusted" in words
+    assert lexical_terms("see /apps/files/ and config.php.")[1] == ["apps/files", "config.php"]
+
+
+def test_a_huge_one_word_question_is_tokenised_in_linear_time() -> None:
+    # the old single pattern backtracked quadratically: 40,000 characters blocked the event loop for ~18 s
+    started = time.perf_counter()
+    words, identifiers = lexical_terms("a" * 200_000 + " b.c")
+    assert identifiers == ["b.c"] and len(words) == 3
+    assert time.perf_counter() - started < 2.0  # a hang guard (minutes before), not a speed measure
 
 
 @pytest.mark.parametrize("exact_below", [0, 10**6])

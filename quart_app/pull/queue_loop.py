@@ -1,0 +1,91 @@
+"""What the documents and actions loops share: claim a batch, back off on errors and on an empty queue, hand the
+batch over, and acknowledge with retries."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+from appliance.config import PullConfig
+from quart_app.background_loops import LoopHandle
+from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
+from quart_app.pull.pull_gate import PullGate, backoff
+from quart_app.pull.queue_items import InvalidItemError, RejectedItem
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+
+
+class QueueLoop(ABC, Generic[Item]):
+    """Subclasses name the queue, claim a batch and process it; `run` is the loop BackgroundLoops runs."""
+
+    queue: str
+
+    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, config: PullConfig) -> None:
+        self._nc = nextcloud
+        self._gate = gate
+        self._pull = config
+
+    @abstractmethod
+    async def claim(self) -> tuple[list[Item], list[RejectedItem]]:
+        """GET the queue and validate each item; NextcloudError or InvalidItemError when the poll failed."""
+
+    @abstractmethod
+    async def process(self, items: list[Item], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
+        """Work through a claimed batch and acknowledge it; False when the app stopped in the middle."""
+
+    async def run(self, handle: LoopHandle) -> None:
+        idle = errors = 0
+        while await self._gate.wait_open(handle):
+            status = handle.status
+            try:
+                items, rejected = await self.claim()
+            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
+                self._gate.mark_unavailable(exc)
+                continue
+            except (NextcloudError, InvalidItemError) as exc:
+                errors += 1
+                status.count("poll_errors")
+                status.set("backing_off", f"polling the {self.queue} queue failed: {exc}")
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
+                continue
+            errors = 0
+            if not items and not rejected:
+                idle += 1
+                status.set("idle", f"the {self.queue} queue is empty")
+                wait = backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle)
+                await handle.sleep(wait, self._gate.changed)
+                continue
+            idle = 0
+            status.set("running", f"{len(items)} claimed {self.queue} item(s)")
+            status.count("claimed", len(items) + len(rejected))
+            for bad in rejected:
+                log.warning(
+                    "%s queue: %s row %s is invalid and dropped: %s", self.queue, bad.kind, bad.row_id, bad.reason
+                )
+            status.count("invalid", len(rejected))
+            if not await self.process(items, rejected, handle):
+                return
+
+    async def acknowledge(self, path: str, body: dict[str, Any], count: int, handle: LoopHandle) -> None:
+        """DELETE what is done for good, retried on transient errors; a lost one means a replay after 24 h."""
+        if not count:
+            return
+        for attempt in range(1, self._pull.result_attempts + 1):
+            try:
+                await self._nc.ocs("DELETE", path, json=body)
+                handle.status.count("acknowledged", count)
+                return
+            except NextcloudError as exc:
+                if not exc.transient or attempt == self._pull.result_attempts:
+                    log.error("%s queue: acknowledging %d item(s) failed: %s", self.queue, count, exc)
+                    handle.status.count("ack_failures")
+                    return
+                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))
+
+
+def rejected_row_ids(rejected: list[RejectedItem], kind: str) -> list[int]:
+    """Row ids of invalid items of one kind, to acknowledge (an id that is not a number cannot be)."""
+    return [int(bad.row_id) for bad in rejected if bad.kind == kind and bad.row_id.isdigit()]
