@@ -16,6 +16,7 @@ from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
 from quart_app.routes import register_blueprints
+from quart_app.services.source_spool import remove_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     @app.before_serving
     async def open_resources() -> None:
         settings.storage.ensure()
+        leftovers = remove_leftovers(settings.storage.spool_dir)
+        if leftovers:
+            log.info("removed %d spool file(s) left by an earlier process in %s", leftovers, settings.storage.spool_dir)
         try:
             await open_engine()
         except ModelNotDownloadedError as exc:

@@ -90,7 +90,8 @@ def _integer(raw: Any, name: str) -> int:
         raise InvalidItemError(f"{name} must be a number, not {raw!r}")
     if isinstance(raw, int | float):
         return int(raw)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+    # isdigit() would accept '²', which int() refuses: one such item must not fail the whole batch
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdecimal():
         return int(raw.strip())
     raise InvalidItemError(f"{name} must be a number, not {raw!r}")
 

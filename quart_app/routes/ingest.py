@@ -75,7 +75,7 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
     title = headers.get("title")
     modified = headers.get("modified", "").strip()
     required = (headers.get("type", "").strip(), modified, headers.get("provider", "").strip())
-    if title is None or not _user_ids(headers) or not all(required) or not modified.isdigit():
+    if title is None or not _user_ids(headers) or not all(required) or not modified.isdecimal():
         return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
     if not part.filename.strip() or not is_valid_source_id(part.filename):
         return RejectedPart(part.filename, INVALID_FILENAME.format(title=title), 400)

@@ -152,7 +152,13 @@ class IngestService:
             else:
                 content_hash = source.content_hash
             record = DocumentRecord(
-                source.source_id, source.provider, source.title, source.mimetype, source.modified, content_hash, size
+                source.source_id,
+                source.provider,
+                _storable(source.title),
+                source.mimetype,
+                source.modified,
+                content_hash,
+                size,
             )
             if existing is not None and existing.state == "indexed" and existing.content_hash == content_hash:
                 async with self._db.connection() as conn:
@@ -195,3 +201,8 @@ class IngestService:
         if not records:
             raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
         return records
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: a title with one would fail (and be retried) forever."""
+    return text.replace("\x00", "")

@@ -120,6 +120,15 @@ class SourceSpool:
             raise
 
 
+def remove_leftovers(spool_dir: Path) -> int:
+    """Delete spool files a crashed process left behind (call before anything spools); how many were removed."""
+    removed = 0
+    for leftover in spool_dir.glob("src-*.part"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def file_sha256(path: Path) -> tuple[int, bytes]:
     """Size and sha256 of a file already on disk, read in 1 MiB blocks."""
     digest = hashlib.sha256()

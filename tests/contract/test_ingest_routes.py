@@ -61,6 +61,8 @@ async def test_header_and_filename_errors_use_upstreams_strings(client: Client) 
         (SourcePart("files__default: 1", TEXT, mimetype=""), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, provider=None), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, modified="yesterday"), "Invaild/missing headers for: files__default: 1"),
+        # '²'.isdigit() is True but int('²') fails: it used to fail the whole batch
+        (SourcePart("files__default: 1", TEXT, modified="²"), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, user_ids=[" "]), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("", TEXT, title="a.txt"), "Invalid source filename for: a.txt"),
         (SourcePart("no-provider-prefix", TEXT, title="b.txt"), "Invalid source filename for: b.txt"),

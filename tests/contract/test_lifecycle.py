@@ -121,3 +121,12 @@ async def test_init_with_offline_models_reports_100(tmp_path: Path) -> None:
         await app.extensions["ccb_lifecycle"].init_job.close()
         await app.extensions["ccb_lifecycle"].nextcloud.aclose()  # no lifespan here: close the app's client
     assert statuses == [{"progress": 100, "error": ""}]
+
+
+async def test_spool_files_left_by_a_crashed_process_are_removed_at_start(settings: AppSettings) -> None:
+    spool = settings.storage.spool_dir
+    spool.mkdir(parents=True)
+    (spool / "src-crashed.part").write_bytes(b"half an upload")
+    (spool / "keep.txt").write_text("not ours")
+    async with create_app(settings).test_app():
+        assert sorted(p.name for p in spool.iterdir()) == ["keep.txt"]

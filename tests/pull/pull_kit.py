@@ -16,6 +16,11 @@ from quart_app import create_app
 from quart_app.app_settings import AppSettings
 from quart_app.engine import ENGINE_EXTENSION, Engine
 
+# the small corpus of the pull tests: one fact per file, so a search names the file that holds it
+BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
+LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
+
 
 class PullApp:
     """`async with PullApp(settings, fake)`: create_app + lifespan; `client` is a signed test client."""

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
-
-BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
-LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
-HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
 
 
 async def _index(pull_app: PullApp, nextcloud: FakePullNextcloud) -> dict[str, str]:

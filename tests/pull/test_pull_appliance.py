@@ -22,12 +22,10 @@ import pytest
 from contract_kit import APP_ID, APP_SECRET, ServerProcess, free_port, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
 from php_app_flow import run_php_app_flow
+from pull_kit import BUDGET, HIKING, LABEL
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
-LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
-HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
 # the shipped config's pull section is left as it is except for shorter idle waits (a test waits on them)
 FAST_IDLE = "pull:\n  idle_poll_s: 0.2\n  idle_poll_max_s: 1\n  task_poll_s: 0.5\n  task_poll_after_trigger_s: 2\n"
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
-
-BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
-HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
-LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
 
 
 async def test_files_and_provider_items_are_indexed_per_user_and_acknowledged(
@@ -76,16 +72,32 @@ async def test_invalid_items_are_acknowledged_and_counted_and_never_block_the_ba
             "size": 10,
         }
     )
+    superscript = nextcloud.add_raw_file_item(
+        {
+            "userIds": ["alice"],
+            "reference": "files__default: 11",
+            "title": "x",
+            "content": None,
+            "modified": "²",
+            "type": "text/plain",
+            "provider": "files__default",
+            "size": 1,
+        }
+    )  # '²'.isdigit() is True, int('²') fails: it must fail alone
     empty_text = nextcloud.add_content_item(["alice"], item_id="43", content="   ")
+    nul_title = nextcloud.add_content_item(
+        ["alice"], item_id="44", title="Re:\x00 nul", content="A mail with a NUL title"
+    )
     good_row = nextcloud.file_row_id(good)
-    await until(lambda: acked(nextcloud, "files") == {good_row, no_users, bad_ref, video})
-    await until(lambda: acked(nextcloud, "content_providers") == {empty_text})
+    await until(lambda: acked(nextcloud, "files") == {good_row, no_users, bad_ref, video, superscript})
+    await until(lambda: acked(nextcloud, "content_providers") == {empty_text, nul_title})
     status = await pull_app.status()
-    assert status["loops"]["documents"]["counters"]["invalid"] == 4
-    assert status["loops"]["documents"]["counters"]["indexed"] == 1
+    assert status["loops"]["documents"]["counters"]["invalid"] == 5
+    assert status["loops"]["documents"]["counters"]["indexed"] == 2  # the NUL title is stored without the NUL
     assert 10 not in nextcloud.file_fetches and 9 not in nextcloud.file_fetches  # never fetched
     await pull_app.drain_embeddings()
-    assert await pull_app.search("alice", "green label") == [f"files__default: {good}"]
+    assert (await pull_app.search("alice", "green label"))[0] == f"files__default: {good}"
+    assert (await pull_app.search("alice", "mail with a NUL title"))[0] == "mail__mail: 44"
 
 
 async def test_transient_file_errors_are_retried_in_process_and_permanent_ones_acknowledged(

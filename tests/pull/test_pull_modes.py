@@ -12,11 +12,9 @@ import psycopg
 import pytest
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
+from pull_kit import LABEL, PullApp, acked, until
 
 from quart_app.app_settings import AppSettings
-
-LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
 
 
 async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working(

@@ -6,12 +6,10 @@ import json
 from typing import Any
 
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, task_done, until
+from pull_kit import BUDGET, LABEL, PullApp, acked, task_done, until
 
 from quart_app.pull.task_types import CHAT_REGISTRATION, SEARCH_REGISTRATION
 
-BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 euros."
-LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
 BERLIN = b"Berlin office notes: the budget review for the Berlin office happens in March."
 
 
