@@ -3,6 +3,7 @@
 import itertools
 import json
 import random
+import time
 
 import pytest
 from tokenizers import Tokenizer
@@ -215,3 +216,18 @@ def test_rst_and_org_sections_start_at_titles(minilm_tokenizer: Tokenizer, mimet
     chunks = list(TokenChunker(minilm_tokenizer, 100, 0).split(text, mimetype))
     assert len(chunks) >= 5
     assert all(c.text.startswith(("Part", "* Part")) for c in chunks)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["\u2003", "\u3000", "\x1c", " \t", "\u2003\n", ".", "?!", "\u2003-"],
+    ids=["em-space", "ideographic-space", "file-separator", "blanks", "em-space-lines", "dots", "marks", "dashes"],
+)
+def test_long_runs_of_one_character_class_are_chunked_in_linear_time(minilm_tokenizer: Tokenizer, unit: str) -> None:
+    # these runs made the separator patterns backtrack quadratically: a 60 KB file stalled the loop for 4.8 s
+    text = normalize_text("start " + unit * 100_000 + " end")
+    assert normalize_text(text) == text
+    started = time.perf_counter()
+    chunks = list(TokenChunker(minilm_tokenizer, 128, 16).split(text, "text/plain"))
+    assert chunks and chunks[0].text.startswith("start") and chunks[-1].text.endswith("end")
+    assert time.perf_counter() - started < 5.0  # a hang guard (minutes before), not a speed measure
