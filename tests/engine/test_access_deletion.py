@@ -116,3 +116,28 @@ async def test_id_lists_beyond_the_parameter_limit(db: Database) -> None:
     assert await deletion.delete_user_sources(db, "alice", ids) == 0
     assert await deletion.delete_sources(db, ids) == 1
     assert await _ids(db) == []
+
+
+async def test_cached_vectors_go_with_the_last_chunk_that_uses_their_text(db: Database) -> None:
+    shared = b"shared/text"
+
+    async def write(source_id: str, users: list[str], hashes: list[bytes]) -> None:
+        chunks = [ChunkRecord(i, f"text {h!r}", i * 10, 5, h) for i, h in enumerate(hashes)]
+        async with db.connection() as conn:
+            await write_indexed(
+                conn, DocumentRecord(source_id, "files__default", "t", "text/plain", 1, b"h", 1), chunks, users
+            )
+
+    async def cached() -> set[bytes]:
+        return {bytes(r[0]) for r in await rows(db, "SELECT text_hash FROM embedding_cache")}
+
+    await write("files__default: 1", ["alice"], [b"alice/only", shared])
+    await write("files__default: 2", ["bob"], [b"bob/only", shared])
+    async with db.connection() as conn:
+        vector = "[" + ",".join(["0.1"] * 384) + "]"
+        for text_hash in (b"alice/only", b"bob/only", shared, b"no/chunk/yet"):
+            await conn.execute("INSERT INTO embedding_cache VALUES (%s, %s::vector)", (text_hash, vector))
+    await deletion.delete_user(db, "alice")  # alice's document goes; the text bob's document shares stays cached
+    assert await cached() == {b"bob/only", shared, b"no/chunk/yet"}
+    await write("files__default: 2", ["bob"], [b"bob/new"])  # a re-index replaces the old chunks
+    assert await cached() == {b"no/chunk/yet"}  # only deletes prune: a hash no chunk ever had is not touched
