@@ -22,6 +22,8 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 INVALID_SIGNATURE = "Invalid signature of the request"
 USER_SCOPE_KEY = "username"
 EXEMPT_PATHS = frozenset({"/heartbeat"})
+# a refused request's body is read up to this size so the connection can serve the next request
+DRAIN_LIMIT_BYTES = 1024 * 1024
 # nc_py_api requires these non-empty; the version is not compared (AppAPI may run any installed version)
 REQUIRED_HEADERS = ("ex-app-id", "ex-app-version", "authorization-app-api")
 
@@ -83,10 +85,25 @@ class AppApiAuthMiddleware:
             user = verify_headers(_scope_headers(scope.get("headers", [])), self._app_id, self._app_secret)
         except SignatureError as exc:
             log.warning("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), exc)
+            if scope["type"] == "http":
+                await _drain_body(receive)
             await _send_401(scope, send)
             return
         scope[USER_SCOPE_KEY] = user
         await self._app(scope, receive, send)
+
+
+async def _drain_body(receive: Receive, limit_bytes: int = DRAIN_LIMIT_BYTES) -> None:
+    """Read a refused request's body before answering: a response sent while the body is still arriving makes the
+    server close the keep-alive connection under the client's next request. A body over the limit is not read."""
+    received = 0
+    while received <= limit_bytes:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_401(scope: Scope, send: Send) -> None:

@@ -89,5 +89,13 @@ def test_pg_run_takes_the_tcp_port_from_the_launch_environment(
     while not (cluster.tcp_password_file.exists() and _listening(port)):
         assert served[0].poll() is None and time.monotonic() < deadline, "pg-run did not open the TCP port"
         time.sleep(0.1)
-    with psycopg.connect(cluster.tcp_dsn(), connect_timeout=5) as conn:
+    # the port listens a moment before the server accepts sessions ("the database system is starting up")
+    while True:
+        try:
+            connection = psycopg.connect(cluster.tcp_dsn(), connect_timeout=5)
+            break
+        except psycopg.OperationalError as exc:
+            assert "starting up" in str(exc) and time.monotonic() < deadline, exc
+            time.sleep(0.1)
+    with connection as conn:
         assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'").fetchone() == ("vector",)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract_kit import APP_SECRET, contract_config, make_settings, signed_headers
 
 from quart_app import create_app
+from quart_app.auth import AppApiAuthMiddleware
 
 REFUSED = {"error": "Invalid signature of the request"}
 NO_DB = "postgresql://nobody@127.0.0.1:9/none"  # never opened: these tests do not run the lifespan
@@ -84,3 +87,26 @@ async def test_disable_aaa_opens_everything_and_warns(tmp_path: Path, caplog: py
     # the enabled guard is off too: the request gets past it (and fails later for want of an engine)
     response = await client.post("/query", json={"userId": "a", "query": "q"})
     assert await response.get_json() != {"error": "Context Chat is disabled, enable it from AppAPI to use it."}
+
+
+@pytest.mark.parametrize(("pieces", "read"), [(3, 3), (40, 17)])
+async def test_a_refused_request_body_is_read_before_the_401(pieces: int, read: int) -> None:
+    """The 401 waits for the (small) body: answered mid-body, the server drops the keep-alive connection and the
+    client's next request on it fails; a body over the drain limit is not read to its end."""
+    events: list[str] = []
+    chunk = b"x" * 65536  # 17 pieces pass the 1 MiB drain limit
+
+    async def receive() -> dict[str, Any]:
+        events.append("body")
+        return {"type": "http.request", "body": chunk, "more_body": events.count("body") < pieces}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        events.append(message["type"])
+
+    async def never_called(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a refused request reached the app")
+
+    middleware = AppApiAuthMiddleware(never_called, "context_chat_backend", APP_SECRET)
+    scope = {"type": "http", "method": "POST", "path": "/query", "headers": [(b"ex-app-id", b"other_app")]}
+    await middleware(scope, receive, send)
+    assert events == ["body"] * read + ["http.response.start", "http.response.body"]
