@@ -70,20 +70,32 @@ class QueueLoop(ABC, Generic[Item]):
                 return
 
     async def acknowledge(self, path: str, body: dict[str, Any], count: int, handle: LoopHandle) -> None:
-        """DELETE what is done for good, retried on transient errors; a lost one means a replay after 24 h."""
-        if not count:
-            return
-        for attempt in range(1, self._pull.result_attempts + 1):
-            try:
-                await self._nc.ocs("DELETE", path, json=body)
-                handle.status.count("acknowledged", count)
-                return
-            except NextcloudError as exc:
-                if not exc.transient or attempt == self._pull.result_attempts:
-                    log.error("%s queue: acknowledging %d item(s) failed: %s", self.queue, count, exc)
-                    handle.status.count("ack_failures")
-                    return
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, attempt))
+        """DELETE what is done for good; a lost acknowledgement means a replay after 24 h."""
+        if count and await deliver(self._nc, "DELETE", path, body, self._pull, handle, "ack_failures"):
+            handle.status.count("acknowledged", count)
+
+
+async def deliver(
+    nextcloud: NextcloudClient,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    config: PullConfig,
+    handle: LoopHandle,
+    failure_counter: str,
+) -> bool:
+    """Send a result or an acknowledgement, retried on transient errors; False (logged, counted) when it is lost."""
+    for attempt in range(1, config.result_attempts + 1):
+        try:
+            await nextcloud.ocs(method, path, json=body)
+            return True
+        except NextcloudError as exc:
+            if not exc.transient or attempt == config.result_attempts:
+                log.error("%s %s could not be delivered: %s", method, path, exc)
+                handle.status.count(failure_counter)
+                return False
+            await handle.sleep(backoff(config.error_backoff_s, config.error_backoff_max_s, attempt))
+    return False
 
 
 def rejected_row_ids(rejected: list[RejectedItem], kind: str) -> list[int]:

@@ -18,6 +18,7 @@ from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH, RESOLVE_SCOPE_PATH, PullGate, backoff
+from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_types import (
     CHAT_TASK_TYPE,
     DEFAULT_SEARCH_LIMIT,
@@ -138,9 +139,9 @@ class TaskPoller:
         if error is not None:
             handle.status.count("failed")
             log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
-        await self._report(
-            task_id, {"output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}, handle
-        )
+        result = {"taskId": task_id, "output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}
+        path = RESULT_PATH.format(task_id=task_id)
+        await deliver(self._nc, "POST", path, result, self._config, handle, "result_failures")
 
     async def answer(self, task: dict[str, Any]) -> dict[str, Any]:
         """The output of a chat or search task, with enriched, unique sources."""
@@ -209,19 +210,6 @@ class TaskPoller:
                 entry = {k: source.get(k) for k in ("id", "label", "icon", "url")}
                 unique.setdefault(key, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         return list(unique.values())
-
-    async def _report(self, task_id: Any, result: dict[str, Any], handle: LoopHandle) -> None:
-        body = {"taskId": task_id, **result}
-        for attempt in range(1, self._config.result_attempts + 1):
-            try:
-                await self._nc.ocs("POST", RESULT_PATH.format(task_id=task_id), json=body)
-                return
-            except NextcloudError as exc:
-                if not exc.transient or attempt == self._config.result_attempts:
-                    log.error("task %s: the result could not be delivered: %s", task_id, exc)
-                    handle.status.count("result_failures")
-                    return
-                await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, attempt))
 
 
 def _limit(raw: Any) -> int:
