@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,22 +158,29 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     async def _prepare(
         self, item: DocumentItem, handle: LoopHandle, spooled: list[SpooledFile]
     ) -> SpooledFile | FileUnavailableError:
-        if item.content is not None:
-            result = await _spool_text_in_thread(self._spool, item.source_id, item.content)
-        elif item.size > self._spool.max_bytes:
-            result = FileUnavailableError(
+        if item.content is None and item.size > self._spool.max_bytes:
+            return FileUnavailableError(
                 f"the file has {item.size} bytes, above ingest.max_part_mb ({self._spool.max_bytes} bytes)",
                 permanent=True,
             )
-        else:
-            async with self._fetch_slots:
-                result = await self._fetch(item, handle)
+        result: SpooledFile | FileUnavailableError
+        try:
+            if item.content is not None:
+                result = await self._spool.spool(item.source_id, _one_piece(item.content.encode("utf-8")))
+            else:
+                async with self._fetch_slots:
+                    result = await self._fetch(item, handle)
+        except SourceTooLargeError as exc:
+            return FileUnavailableError(str(exc), permanent=True)
+        except SpoolError as exc:
+            return FileUnavailableError(str(exc), permanent=False)
         if isinstance(result, SpooledFile):
             spooled.append(result)
         return result
 
     async def _fetch(self, item: DocumentItem, handle: LoopHandle) -> SpooledFile | FileUnavailableError:
-        """GET …/files/{id}?userId= with in-process retries for transient answers (context_chat#264)."""
+        """GET …/files/{id}?userId= with in-process retries for transient answers (context_chat#264); a spool error
+        (too large, disk full) is not retried."""
         file_id = item.source_id.split(": ", 1)[1]
         last = ""
         for attempt in range(1, self._pull.fetch_attempts + 1):
@@ -184,10 +191,6 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     name=item.source_id,
                     params={"userId": item.user_ids[0]},
                 )
-            except SourceTooLargeError as exc:
-                return FileUnavailableError(str(exc), permanent=True)
-            except SpoolError as exc:
-                return FileUnavailableError(str(exc), permanent=False)
             except NextcloudError as exc:
                 if exc.status in PERMANENT_FILE_STATUSES:
                     return FileUnavailableError(str(exc), permanent=True)
@@ -205,27 +208,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         return FileUnavailableError(f"gave up after {self._pull.fetch_attempts} tries: {last}", permanent=False)
 
 
-async def _spool_text_in_thread(spool: SourceSpool, name: str, content: str) -> SpooledFile | FileUnavailableError:
-    """_spool_text off the loop; if the batch is cancelled meanwhile, the file the thread still writes is removed."""
-    work = asyncio.ensure_future(asyncio.to_thread(_spool_text, spool, name, content))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        result = await work
-        if isinstance(result, SpooledFile):
-            result.remove()
-        raise
-
-
-def _spool_text(spool: SourceSpool, name: str, content: str) -> SpooledFile | FileUnavailableError:
-    writer = spool.open(name)
-    try:
-        writer.write(content.encode("utf-8"))
-    except SourceTooLargeError as exc:
-        return FileUnavailableError(str(exc), permanent=True)
-    except SpoolError as exc:
-        return FileUnavailableError(str(exc), permanent=False)
-    return writer.finish()
+async def _one_piece(data: bytes) -> AsyncIterator[bytes]:
+    """A provider item's text as the byte stream the spool takes."""
+    yield data
 
 
 def _incoming(item: DocumentItem, spooled: SpooledFile) -> IncomingSource:
