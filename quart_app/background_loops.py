@@ -96,12 +96,6 @@ class BackgroundLoops:
         task = self._tasks.get(name)
         return task is not None and not task.done()
 
-    async def wait(self, name: str) -> None:
-        """Wait until the task `name` ends (tests; one-shot jobs)."""
-        task = self._tasks.get(name)
-        if task is not None:
-            await asyncio.wait({task})
-
     async def _supervise(self, loop: LoopFn, handle: LoopHandle, restart: bool) -> None:
         status = handle.status
         while True:

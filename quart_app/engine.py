@@ -75,7 +75,7 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
     return info.model or config.model_name or "external", dimension, entry
 
 
-async def _closing(stack: AsyncExitStack, name: str, closer: Callable[[], Awaitable[None]]) -> None:
+def _closing(stack: AsyncExitStack, name: str, closer: Callable[[], Awaitable[None]]) -> None:
     """Register `closer` on the stack, logged as `name` (errors logged, never hiding the others)."""
 
     async def close() -> None:
@@ -113,7 +113,7 @@ async def open_engine(
     async with AsyncExitStack() as stack:
         db = Database(settings.db_url, config.pgvector.pool_min, config.pgvector.pool_max)
         await db.open(config.pgvector.connect_timeout_s)
-        await _closing(stack, "database pool", db.close)
+        _closing(stack, "database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(
             emb.base_url,
@@ -124,7 +124,7 @@ async def open_engine(
             passage_prefix=emb.passage_prefix,
             send_input_type=emb.workers > 0,
         )
-        await _closing(stack, "embedding client", client.aclose)
+        _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)
         await db.migrate(model_id, dimension)
         parse_pool = ParsePool(
@@ -138,7 +138,7 @@ async def open_engine(
             ),
         )
         await parse_pool.open()
-        await _closing(stack, "parse pool", parse_pool.close)
+        _closing(stack, "parse pool", parse_pool.close)
         if entry.tokenizer is None:
             raise EngineNotReadyError(
                 f"chunking needs a tokenizer file, and catalogue model {entry.id!r} (embedding.onnx.model) has none;"
@@ -153,12 +153,12 @@ async def open_engine(
         chunker = TokenChunker(tokenizer, chunk_tokens, emb.chunk_overlap_tokens)
         worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
         await worker.start()
-        await _closing(stack, "embedding worker", worker.close)
+        _closing(stack, "embedding worker", worker.close)
         ingest = IngestService(
             db, parse_pool, chunker, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
         )
         llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
-        await _closing(stack, f"LLM backend {llm.name}", llm.aclose)
+        _closing(stack, f"LLM backend {llm.name}", llm.aclose)
         answer = build_answer_service(config, db, client, llm)
         pull = None
         if nextcloud is not None and loops is not None:

@@ -119,14 +119,6 @@ class InitJob:
         log.info("init finished: every model the config needs is present")
         return 100, ""
 
-    async def close(self, timeout_s: float = 10.0) -> None:
-        """Ask the fetch to stop and wait up to `timeout_s` for it (the app's loops cancel it at shutdown)."""
-        self._stop.set()
-        try:
-            await asyncio.wait_for(self._loops.wait(self.LOOP_NAME), timeout_s)
-        except TimeoutError:
-            log.warning("model fetch did not stop within %g s; it is cancelled at shutdown", timeout_s)
-
 
 class Lifecycle:
     """Per-app lifecycle state: the enabled flag, the init job and the app's one Nextcloud client."""

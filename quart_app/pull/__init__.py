@@ -19,8 +19,6 @@ from quart_app.store import Database
 
 log = logging.getLogger(__name__)
 
-LOOP_NAMES = ("documents", "actions", "tasks")
-
 
 class PullMode:
     """The three pollers behind one gate; they idle while the app is disabled or the PHP app pushes (<= 5.3)."""

@@ -95,8 +95,9 @@ async def test_init_answers_at_once_then_fetches_and_reports_progress(tmp_path: 
         response = await app.test_client().post("/init", headers=signed_headers())
         assert response.status_code == 200 and await response.get_json() == {}
         statuses = await _wait_for_final_status(nextcloud)
-        await app.extensions["ccb_lifecycle"].init_job.close()
-        await app.extensions["ccb_lifecycle"].nextcloud.aclose()  # no lifespan here: close the app's client
+        # no lifespan here: stop the app's loops (the init job) and close its client as after_serving does
+        await app.extensions["ccb_lifecycle"].loops.close()
+        await app.extensions["ccb_lifecycle"].nextcloud.aclose()
         progress = [s["progress"] for s in statuses]
         assert progress == sorted(progress) and all(0 <= p <= 100 for p in progress)
         put = next(r for r in nextcloud.requests if r.method == "PUT")
@@ -118,8 +119,9 @@ async def test_init_with_offline_models_reports_100(tmp_path: Path) -> None:
         app = _app(tmp_path, nextcloud.url)
         await app.test_client().post("/init", headers=signed_headers())
         statuses = await _wait_for_final_status(nextcloud)
-        await app.extensions["ccb_lifecycle"].init_job.close()
-        await app.extensions["ccb_lifecycle"].nextcloud.aclose()  # no lifespan here: close the app's client
+        # no lifespan here: stop the app's loops (the init job) and close its client as after_serving does
+        await app.extensions["ccb_lifecycle"].loops.close()
+        await app.extensions["ccb_lifecycle"].nextcloud.aclose()
     assert statuses == [{"progress": 100, "error": ""}]
 
 
