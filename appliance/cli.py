@@ -18,6 +18,7 @@ from appliance.env_settings import describe_env, env_value
 from appliance.errors import ApplianceError
 from appliance.health import check_all
 from appliance.launch import launch_env_path, prepare, read_launch_env
+from appliance.os_users import ensure_appliance_users
 from appliance.probe import DEVICE_CHOICES, probe_hardware
 from appliance.repairs import REPAIRS_DIR, app_version_from_env, generate_step, run_repairs
 from appliance.storage import StorageLayout
@@ -86,6 +87,15 @@ def _cmd_pg_run(args: argparse.Namespace) -> int:
     cluster.ensure_tcp_password()
     cluster.exec_server()  # does not return
     return EXIT_FAILURE
+
+
+def _cmd_os_users(args: argparse.Namespace) -> int:
+    users = ensure_appliance_users()
+    if not users:
+        print("not root: every program runs as this user, no OS user is needed", file=sys.stderr)
+    for user in users:
+        print(f"{user.pw_name}: uid {user.pw_uid} gid {user.pw_gid}")
+    return 0
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -171,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common], name="pg-run", help="initialise the embedded PostgreSQL if needed and run it (supervisord)"
     )
     sub.set_defaults(handler=_cmd_pg_run)
+    sub = commands.add_parser(
+        parents=[common], name="os-users", help="create the OS users ccb_postgres and ccb_parser (root; Dockerfile)"
+    )
+    sub.set_defaults(handler=_cmd_os_users)
     sub = commands.add_parser(
         parents=[common], name="prepare", help="storage, repairs, probe + config, validation (entrypoint.sh)"
     )

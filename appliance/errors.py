@@ -23,3 +23,7 @@ class PostgresError(ApplianceError):
 
 class RepairError(ApplianceError):
     """A startup repair step failed; start-up is aborted."""
+
+
+class OsUserError(ApplianceError):
+    """An OS user the appliance runs a program as is missing and cannot be created."""

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from appliance.config import AppConfig, load_config
 from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensure_config
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
+from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
 from appliance.storage import StorageLayout
@@ -135,6 +136,7 @@ def prepare(
     """
     layout = StorageLayout.from_env(environ)
     layout.ensure()
+    ensure_appliance_users()
     config_file = config_path(layout, environ)
     plan = run_repairs(layout, app_version_from_env(environ), repairs_dir, config_file)
     hardware = probe_hardware(device, environ)

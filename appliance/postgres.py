@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import PostgresError
+from appliance.os_users import POSTGRES_USER, ensure_system_user
 
 log = logging.getLogger(__name__)
 
-PG_OS_USER = "ccb_postgres"
 DB_NAME = "ccb"
 DB_ROLE = "ccb"
 OVERRIDES_FILE = Path(__file__).resolve().parent.parent / "pgsql" / "postgresql.conf"
@@ -52,20 +52,7 @@ class EmbeddedPostgres:
 
     def _os_user(self) -> pwd.struct_passwd | None:
         """As root, PostgreSQL must run as an unprivileged user (initdb refuses root)."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            return pwd.getpwnam(PG_OS_USER)
-        except KeyError:
-            if shutil.which("useradd") is None:
-                raise PostgresError(f"running as root needs the OS user '{PG_OS_USER}'; install useradd") from None
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
-                check=True,
-                capture_output=True,
-            )
-            log.info("created OS user %s for PostgreSQL", PG_OS_USER)
-            return pwd.getpwnam(PG_OS_USER)
+        return ensure_system_user(POSTGRES_USER) if os.geteuid() == 0 else None
 
     def _prepare_dirs(self, user: pwd.struct_passwd | None) -> None:
         for path in (self.pgdata, self.socket_dir):

@@ -39,6 +39,8 @@ def test_targets_run_the_entrypoint_with_a_volume_and_a_healthcheck() -> None:
         assert 'CMD ["/app/healthcheck/healthcheck"]' in body
         assert "APP_PERSISTENT_STORAGE=/app/persistent_storage" in body
         assert "-e '.[llama]'" in body  # editable: configs/, repairs/, pgsql/ are found next to the packages
+        # the OS users are made at build time with their fixed ids, after the package that knows them is installed
+        assert body.index("RUN python -m appliance os-users") > body.index("-e '.[llama]'")
     assert "-DGGML_CUDA=on" in DOCKERFILE and 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in DOCKERFILE
 
 
