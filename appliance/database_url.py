@@ -5,7 +5,6 @@ Same order as quart_app.app_settings.resolve_db_url: an explicit flag or AppAPI 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from appliance.config import AppConfig
 from appliance.env_settings import env_value
 from appliance.errors import SettingsError
 from appliance.postgres import EmbeddedPostgres
+from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 
 # SQLAlchemy-style driver suffixes upstream's EXTERNAL_DB and CCB_DB_URL carry; libpq knows only postgresql://
@@ -61,13 +61,8 @@ def resolve_database(
 
 def write_database_url(layout: StorageLayout, target: DatabaseTarget) -> Path:
     """Store the URL for the app and the healthcheck; 0600 because an external URL may hold a password."""
-    path = layout.db_url_file
-    partial = path.with_name(path.name + ".tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(target.url + "\n")
-    os.replace(partial, path)
-    return path
+    write_file_nofollow(layout.db_url_file, target.url + "\n")
+    return layout.db_url_file
 
 
 def read_database_url(layout: StorageLayout) -> str | None:

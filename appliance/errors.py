@@ -27,3 +27,7 @@ class RepairError(ApplianceError):
 
 class OsUserError(ApplianceError):
     """An OS user the appliance runs a program as is missing and cannot be created."""
+
+
+class UnsafePathError(ApplianceError):
+    """A path the appliance writes as root is a symbolic link or belongs to another user."""

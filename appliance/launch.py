@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from appliance.database_url import DatabaseTarget, resolve_database, write_datab
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
+from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Prepared:
 
 
 def launch_env_path(layout: StorageLayout) -> Path:
-    return layout.pg_socket_dir / "launch.env"
+    return layout.run_dir / "launch.env"
 
 
 def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
@@ -103,9 +103,7 @@ def launch_environment(
 def write_launch_env(path: Path, variables: Mapping[str, str]) -> None:
     """A file `set -a; . file` can read; every value shell-quoted."""
     lines = "".join(f"{name}={shlex.quote(value)}\n" for name, value in variables.items())
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text("# written by `python -m appliance prepare`; read by entrypoint.sh\n" + lines, encoding="utf-8")
-    os.replace(partial, path)
+    write_file_nofollow(path, "# written by `python -m appliance prepare`; read by entrypoint.sh\n" + lines)
 
 
 def read_launch_env(path: Path) -> dict[str, str]:

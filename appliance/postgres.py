@@ -14,6 +14,7 @@ from pathlib import Path
 
 from appliance.errors import PostgresError
 from appliance.os_users import POSTGRES_USER, ensure_system_user
+from appliance.safe_fs import own_dir, write_file_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,11 @@ class EmbeddedPostgres:
         return ensure_system_user(POSTGRES_USER) if os.geteuid() == 0 else None
 
     def _prepare_dirs(self, user: pwd.struct_passwd | None) -> None:
+        """Data and socket dir 0700, owned by the server's user; a data dir left by an older image's uid is chowned."""
+        uid, gid = (user.pw_uid, user.pw_gid) if user is not None else (os.geteuid(), os.getegid())
         for path in (self.pgdata, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.chmod(0o700)
+            own_dir(path, uid, gid)
             if user is not None:
-                os.chown(path, user.pw_uid, user.pw_gid)
                 _allow_traverse(path.parent)
         if user is not None:
             _allow_traverse(pg_bin_dir())
@@ -166,33 +167,34 @@ class EmbeddedPostgres:
         return args
 
     def exec_server(self) -> None:
-        """Replace this process by postgres (so supervisord's signals reach it), as the unprivileged user."""
+        """Replace this process by postgres (so supervisord's signals reach it), as the unprivileged user.
+
+        Privileges are dropped before anything is written into the data dir: the server's user owns that dir, and
+        root writing there could be sent through a link it planted to any root-owned file.
+        """
         user = self._os_user()
-        self._install_overrides(user)
-        _clear_stale_pid(self.pgdata)
+        overrides = OVERRIDES_FILE.read_text(encoding="utf-8") if OVERRIDES_FILE.exists() else None
         if user is not None:
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
+        if overrides is not None:
+            self._install_overrides(overrides)
+        _clear_stale_pid(self.pgdata)
         command = self.server_command()
         log.info(
             "starting PostgreSQL: data %s, socket %s, tcp %s", self.pgdata, self.socket_dir, self.tcp_port or "off"
         )
         os.execv(command[0], command)
 
-    def _install_overrides(self, user: pwd.struct_passwd | None) -> None:
-        """Include pgsql/postgresql.conf from the cluster's own config, once."""
-        if not OVERRIDES_FILE.exists():
-            return
-        target = self.pgdata / "ccb_overrides.conf"
-        shutil.copyfile(OVERRIDES_FILE, target)
-        if user is not None:
-            os.chown(target, user.pw_uid, user.pw_gid)
+    def _install_overrides(self, overrides: str) -> None:
+        """Include pgsql/postgresql.conf from the cluster's own config, once (run as the server's user)."""
+        write_file_nofollow(self.pgdata / "ccb_overrides.conf", overrides)
         main_conf = self.pgdata / "postgresql.conf"
         line = "include_if_exists = 'ccb_overrides.conf'\n"
-        if line not in main_conf.read_text():
-            with main_conf.open("a") as handle:
-                handle.write(line)
+        text = main_conf.read_text(encoding="utf-8")
+        if line not in text:
+            write_file_nofollow(main_conf, text + line)
 
 
 def _clear_stale_pid(pgdata: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from appliance.env_settings import env_value
 from appliance.errors import StorageError
+from appliance.safe_fs import take_private_dir
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class StorageLayout:
     @property
     def pg_socket_dir(self) -> Path:
         # short path: AF_UNIX socket paths are limited to ~107 bytes
+        return self.root / "pg_socket"
+
+    @property
+    def run_dir(self) -> Path:
+        """launch.env, supervisord's pid file and socket: the appliance's user only, never the PostgreSQL user's."""
         return self.root / "run"
 
     @property
@@ -70,11 +76,13 @@ class StorageLayout:
         return self.root / "db_url"
 
     def ensure(self) -> None:
-        """Create the storage directories, with an error that says which path failed and why."""
-        for path in (self.root, self.model_dir, self.vector_db_dir, self.log_dir, self.spool_dir, self.pg_socket_dir):
+        """Create the storage directories, with an error that says which path failed and why; run/ private (0700)."""
+        for path in (self.root, self.model_dir, self.vector_db_dir, self.log_dir, self.spool_dir, self.run_dir):
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(
                     f"cannot create {path}: {exc.strerror}; set APP_PERSISTENT_STORAGE to a writable directory"
                 ) from exc
+        # up to this version run/ was the PostgreSQL user's socket dir as well
+        take_private_dir(self.run_dir)

@@ -157,3 +157,24 @@ def alive(processes: list[psutil.Process]) -> list[str]:
         except psutil.NoSuchProcess:
             pass
     return left
+
+
+def run_as(user: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A command as another OS user (runuser, from root), as that user would run it itself."""
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *command], capture_output=True, text=True, timeout=timeout, cwd="/"
+    )
+
+
+def root_owned_victim(directory: Path, name: str = "victim") -> Path:
+    """A root-owned 0644 file an attacker would like root to overwrite or chown to them."""
+    path = directory / name
+    path.write_text("root's own file\n")
+    os.chown(path, 0, 0)
+    path.chmod(0o644)
+    return path
+
+
+def untouched(victim: Path) -> bool:
+    info = victim.lstat()
+    return (victim.read_text(), info.st_uid, info.st_gid, info.st_mode & 0o7777) == ("root's own file\n", 0, 0, 0o644)

@@ -184,7 +184,7 @@ def test_database_choice_order(tmp_path: Path) -> None:
     assert resolve_database(with_connection, layout, external).url == "postgresql://e@ext/ccb"
     assert resolve_database(with_connection, layout, {}).url == "postgresql://c@cfg/ccb"
     embedded = resolve_database(plain, layout, {})
-    assert (embedded.embedded, embedded.url) == (True, f"postgresql://ccb@/ccb?host={tmp_path}/run")
+    assert (embedded.embedded, embedded.url) == (True, f"postgresql://ccb@/ccb?host={tmp_path}/pg_socket")
 
 
 def test_uses_the_config_prepare_chose(tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres) -> None:

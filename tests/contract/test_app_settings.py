@@ -26,7 +26,7 @@ def test_external_db_then_config_then_the_embedded_cluster(tmp_path: Path) -> No
     env = {"EXTERNAL_DB": "postgresql+psycopg://e@h/y"}
     assert resolve_db_url(with_connection, storage, env) == "postgresql://e@h/y"
     assert resolve_db_url(with_connection, storage, {}) == "postgresql://c@h/x"
-    assert resolve_db_url(plain, storage, {}) == f"postgresql://ccb@/ccb?host={tmp_path / 'run'}"
+    assert resolve_db_url(plain, storage, {}) == f"postgresql://ccb@/ccb?host={tmp_path / 'pg_socket'}"
 
 
 def test_from_env_reads_appapis_variables(tmp_path: Path) -> None:

@@ -1,0 +1,134 @@
+"""`pg-run` (root) on a data dir the PostgreSQL OS user owns and could have tampered with, or an older image left.
+
+Each test copies one cluster initialised for the module, changes it as an attacker or an upgrade would, starts
+`python -m appliance pg-run` as supervisord does (with AppAPI's secrets in its environment) and checks the result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from appliance_kit import PYTHON, REPO, clean_env, root_owned_victim, run_as, untouched
+
+from appliance.os_users import POSTGRES_USER, ensure_system_user
+from appliance.postgres import EmbeddedPostgres
+from appliance.storage import StorageLayout
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: pg-run switches to the PostgreSQL OS user")
+
+SECRETS = {
+    "APP_SECRET": "app-secret-9f3c",
+    "EXTERNAL_DB": "postgresql://ccb:db-password-77@db.invalid/ccb",
+    "CC_EM_APIKEY": "api-key-41d7",
+    "NEXTCLOUD_URL": "http://nextcloud.invalid",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> Iterator[Path]:
+    """A storage dir with an initialised cluster, copied by each test (initdb once per module)."""
+    root = Path(tempfile.mkdtemp(prefix="ccb-dd-", dir="/tmp"))
+    layout = StorageLayout(root / "storage")
+    EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir).ensure_initialised()
+    yield layout.root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def storage(template: Path, private_dir: Path) -> StorageLayout:
+    private_dir.chmod(0o711)  # what pg-run's first start does: the PostgreSQL user may traverse to its dirs
+    subprocess.run(["cp", "-a", str(template), str(private_dir / "storage")], check=True)
+    return StorageLayout(private_dir / "storage")
+
+
+class PgRun:
+    """`python -m appliance pg-run` as supervisord starts it; stopped with SIGINT (supervisord's stopsignal)."""
+
+    def __init__(self, layout: StorageLayout) -> None:
+        self.cluster = EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir)
+        self.log_path = layout.root.parent / "pg-run.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "appliance", "pg-run"],
+                cwd=REPO,
+                env=clean_env(layout.root, **SECRETS),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.cluster.dsn, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                log = self.log_path.read_text(errors="replace")
+                assert self.process.poll() is None, f"pg-run exited {self.process.returncode}:\n{log[-3000:]}"
+                assert time.monotonic() < deadline, f"PostgreSQL did not start:\n{log[-3000:]}"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(30)
+
+
+@pytest.fixture
+def started() -> Iterator[list[PgRun]]:
+    runs: list[PgRun] = []
+    yield runs
+    for run in runs:
+        run.stop()
+
+
+def _query(cluster: EmbeddedPostgres, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(cluster.dsn, connect_timeout=5, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _plant_link(target: Path, link: Path) -> None:
+    """What the PostgreSQL OS user can do in its own data dir: put a link where root will write."""
+    result = run_as(POSTGRES_USER.name, "ln", "-sfn", str(target), str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and link.lstat().st_uid == ensure_system_user(POSTGRES_USER).pw_uid
+
+
+def test_links_planted_in_the_data_dir_do_not_reach_root_files(
+    storage: StorageLayout, private_dir: Path, started: list[PgRun]
+) -> None:
+    victims = [root_owned_victim(private_dir, f"victim{index}") for index in range(2)]
+    for victim, name in zip(victims, ("ccb_overrides.conf", "ccb_overrides.conf.tmp"), strict=True):
+        _plant_link(victim, storage.pgdata / name)
+    started.append(PgRun(storage))
+    started[0].wait_ready()
+    assert [victim for victim in victims if not untouched(victim)] == []
+    assert _query(started[0].cluster, "SHOW maintenance_work_mem") == [("1GB",)]  # the overrides were installed
+    path = storage.pgdata / "ccb_overrides.conf"
+    assert not path.is_symlink() and path.stat().st_uid == ensure_system_user(POSTGRES_USER).pw_uid
+
+
+def test_a_data_dir_owned_by_an_older_images_uid_is_chowned_without_following_links(
+    storage: StorageLayout, private_dir: Path, started: list[PgRun]
+) -> None:
+    old_uid = 45_678  # `useradd` of an older image picked the uid at run time; this image has another
+    victim = root_owned_victim(private_dir)
+    (storage.pgdata / "old_link").symlink_to(victim)
+    for path in (storage.pgdata, storage.pg_socket_dir):
+        subprocess.run(["chown", "-R", "--no-dereference", f"{old_uid}:{old_uid}", str(path)], check=True)
+    started.append(PgRun(storage))
+    started[0].wait_ready()
+    user = ensure_system_user(POSTGRES_USER)
+    owners = {(path.lstat().st_uid, path.lstat().st_gid) for path in [storage.pgdata, *storage.pgdata.rglob("*")]}
+    assert owners == {(user.pw_uid, user.pw_gid)}
+    assert untouched(victim)
+    assert "changing the owner of everything in it" in started[0].log_path.read_text()
