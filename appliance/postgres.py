@@ -14,6 +14,7 @@ from pathlib import Path
 
 from appliance.errors import PostgresError
 from appliance.os_users import POSTGRES_USER, ensure_system_user
+from appliance.pg_auth import write_auth_files
 from appliance.safe_fs import own_dir, write_file_nofollow
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
-        """libpq URL over the unix socket (trust is allowed there only, the socket dir is 0700)."""
+        """libpq URL over the unix socket (peer authentication: only the appliance's OS user gets in)."""
         # the socket file is named after the port (.s.PGSQL.<port>), so a TCP port moves it too
         port = f"&port={self.tcp_port}" if self.tcp_port else ""
         return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={self.socket_dir}{port}"
@@ -69,13 +70,17 @@ class EmbeddedPostgres:
         kwargs: dict[str, object] = {}
         if user is not None:
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.pgdata)}
+        env = self._environment()
         result = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise PostgresError(
                 f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip()[-800:]}"
             )
         return str(result.stdout)
+
+    def _environment(self) -> dict[str, str]:
+        """All a PostgreSQL binary gets: never the appliance's APP_SECRET, EXTERNAL_DB or API keys."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.pgdata)}
 
     def ensure_initialised(self) -> bool:
         """initdb + role/database/extension on first start; returns True when the cluster was created now."""
@@ -105,7 +110,7 @@ class EmbeddedPostgres:
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
-                "--auth-local=trust",
+                "--auth-local=peer",
                 "--auth-host=scram-sha-256",
             ],
         )
@@ -174,10 +179,12 @@ class EmbeddedPostgres:
         """
         user = self._os_user()
         overrides = OVERRIDES_FILE.read_text(encoding="utf-8") if OVERRIDES_FILE.exists() else None
+        app_os_user = _user_name(os.geteuid())  # supervisord's user: the app's, the healthcheck's
         if user is not None:
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
+        write_auth_files(self.pgdata, app_os_user, user.pw_name if user else app_os_user, DB_ROLE)
         if overrides is not None:
             self._install_overrides(overrides)
         _clear_stale_pid(self.pgdata)
@@ -185,7 +192,7 @@ class EmbeddedPostgres:
         log.info(
             "starting PostgreSQL: data %s, socket %s, tcp %s", self.pgdata, self.socket_dir, self.tcp_port or "off"
         )
-        os.execv(command[0], command)
+        os.execve(command[0], command, self._environment())
 
     def _install_overrides(self, overrides: str) -> None:
         """Include pgsql/postgresql.conf from the cluster's own config, once (run as the server's user)."""
@@ -195,6 +202,16 @@ class EmbeddedPostgres:
         text = main_conf.read_text(encoding="utf-8")
         if line not in text:
             write_file_nofollow(main_conf, text + line)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        raise PostgresError(
+            f"uid {uid} has no user name in /etc/passwd, and the embedded PostgreSQL admits OS users by name (peer "
+            "authentication on its socket): add a passwd entry for it, or start the appliance as root"
+        ) from None
 
 
 def _clear_stale_pid(pgdata: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
+import psycopg
 from local_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,6 +165,38 @@ def run_as(user: str, *command: str, timeout: float = 60) -> subprocess.Complete
     return subprocess.run(
         ["runuser", "-u", user, "--", *command], capture_output=True, text=True, timeout=timeout, cwd="/"
     )
+
+
+def connect_as(user: str, dsn: str) -> str:
+    """psycopg.connect(dsn) from a forked child running as another OS user: 'connected' or the error message.
+
+    Forked, not exec'd: the test's interpreter may sit where other users cannot run it (a pyenv under /root).
+    """
+    account = pwd.getpwnam(user)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop to the user, try, report, exit without running the parent's cleanups
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            try:
+                psycopg.connect(dsn, connect_timeout=5).close()
+                message = "connected"
+            except psycopg.Error as exc:
+                message = str(exc)
+            os.write(write_end, message.encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child as {user} failed before it could connect"
+    return message
 
 
 def root_owned_victim(directory: Path, name: str = "victim") -> Path:

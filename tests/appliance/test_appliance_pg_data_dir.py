@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from appliance_kit import PYTHON, REPO, clean_env, root_owned_victim, run_as, untouched
+from appliance_kit import PYTHON, REPO, clean_env, connect_as, root_owned_victim, run_as, untouched
 
-from appliance.os_users import POSTGRES_USER, ensure_system_user
+from appliance.os_users import PARSER_USER, POSTGRES_USER, ensure_system_user
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
@@ -106,15 +106,18 @@ def _plant_link(target: Path, link: Path) -> None:
 def test_links_planted_in_the_data_dir_do_not_reach_root_files(
     storage: StorageLayout, private_dir: Path, started: list[PgRun]
 ) -> None:
-    victims = [root_owned_victim(private_dir, f"victim{index}") for index in range(2)]
-    for victim, name in zip(victims, ("ccb_overrides.conf", "ccb_overrides.conf.tmp"), strict=True):
+    victims = [root_owned_victim(private_dir, f"victim{index}") for index in range(4)]
+    for victim, name in zip(
+        victims, ("ccb_overrides.conf", "ccb_overrides.conf.tmp", "pg_hba.conf", "pg_ident.conf"), strict=True
+    ):
         _plant_link(victim, storage.pgdata / name)
     started.append(PgRun(storage))
     started[0].wait_ready()
     assert [victim for victim in victims if not untouched(victim)] == []
     assert _query(started[0].cluster, "SHOW maintenance_work_mem") == [("1GB",)]  # the overrides were installed
-    path = storage.pgdata / "ccb_overrides.conf"
-    assert not path.is_symlink() and path.stat().st_uid == ensure_system_user(POSTGRES_USER).pw_uid
+    for name in ("ccb_overrides.conf", "pg_hba.conf", "pg_ident.conf"):
+        path = storage.pgdata / name
+        assert not path.is_symlink() and path.stat().st_uid == ensure_system_user(POSTGRES_USER).pw_uid, name
 
 
 def test_a_data_dir_owned_by_an_older_images_uid_is_chowned_without_following_links(
@@ -132,3 +135,37 @@ def test_a_data_dir_owned_by_an_older_images_uid_is_chowned_without_following_li
     assert owners == {(user.pw_uid, user.pw_gid)}
     assert untouched(victim)
     assert "changing the owner of everything in it" in started[0].log_path.read_text()
+
+
+def test_an_old_trust_pg_hba_is_replaced_and_other_os_users_are_refused(
+    storage: StorageLayout, started: list[PgRun]
+) -> None:
+    # what initdb --auth-local=trust wrote for clusters of earlier versions
+    (storage.pgdata / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    ensure_system_user(PARSER_USER)
+    started.append(PgRun(storage))
+    started[0].wait_ready()
+    # first wall: the socket's dir is the PostgreSQL user's alone
+    closed = connect_as(PARSER_USER.name, started[0].cluster.dsn)
+    assert "Permission denied" in closed, closed
+    storage.pg_socket_dir.chmod(0o711)  # second wall: reachable now, so the refusals below are PostgreSQL's
+    for os_user in (PARSER_USER.name, "nobody"):
+        for role in ("ccb", "postgres"):
+            dsn = f"postgresql://{role}@/ccb?host={storage.pg_socket_dir}"
+            assert f'Peer authentication failed for user "{role}"' in connect_as(os_user, dsn), (os_user, role)
+    assert _query(started[0].cluster, "SELECT current_user") == [("ccb",)]  # the appliance's own user still gets in
+
+
+def test_postgres_runs_without_the_appliances_secrets_in_its_environment(
+    storage: StorageLayout, started: list[PgRun]
+) -> None:
+    started.append(PgRun(storage))
+    started[0].wait_ready()
+    # postgres overwrites /proc/<pid>/environ with its process title; a program it runs sees the real environment
+    superuser = f"postgresql://postgres@/postgres?host={storage.pg_socket_dir}"
+    with psycopg.connect(superuser, connect_timeout=5, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE server_env (line text)")
+        conn.execute("COPY server_env FROM PROGRAM 'env' WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')")
+        names = {str(line).partition("=")[0] for (line,) in conn.execute("SELECT line FROM server_env")}
+    assert "PATH" in names
+    assert names & set(SECRETS) == set()
