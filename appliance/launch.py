@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensur
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
+from appliance.program_env import embedder_environment, env_arguments
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
@@ -82,7 +84,11 @@ def _check_embedder_url(config: AppConfig) -> None:
 
 
 def launch_environment(
-    config: AppConfig, layout: StorageLayout, database: DatabaseTarget, config_file: Path
+    config: AppConfig,
+    layout: StorageLayout,
+    database: DatabaseTarget,
+    config_file: Path,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The variables supervisord.conf expands (%(ENV_...)s); all are strings, none is a secret."""
     embedding = config.embedding
@@ -96,6 +102,7 @@ def launch_environment(
         "CCB_EMBEDDER_PORT": str(embedding.port),
         "CCB_EMBEDDER_MODEL": embedder_model(config),
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
+        "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(os.environ if environ is None else environ)),
         "CCB_LOG_DIR": str(layout.log_dir),
     }
 
@@ -145,5 +152,5 @@ def prepare(
     write_database_url(layout, database)
     log.info("database: %s", database.source)
     env_file = launch_env_path(layout)
-    write_launch_env(env_file, launch_environment(config, layout, database, choice.path))
+    write_launch_env(env_file, launch_environment(config, layout, database, choice.path, environ))
     return Prepared(layout, hardware, choice, config, plan, database, env_file)

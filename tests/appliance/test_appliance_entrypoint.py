@@ -183,10 +183,15 @@ def test_whole_stack_runs_is_healthy_and_sigterm_leaves_nothing(
     storage = shared_storage / "storage"
     write_config(storage)
     # a relative APP_PERSISTENT_STORAGE is relative to where the caller stands
-    run = Entrypoint(storage, cwd=shared_storage, APP_PERSISTENT_STORAGE="storage")
+    secret = "app-secret-for-the-app-only"
+    run = Entrypoint(storage, cwd=shared_storage, APP_PERSISTENT_STORAGE="storage", APP_SECRET=secret)
     started.append(run)
     for program in ("postgres", "embedder", "app"):
         run.wait_state(program, "RUNNING")
+    # supervisord hands its whole environment to every program; the embedder is started with an allow-list
+    pids = {program: run.status()[program][1] for program in ("app", "embedder")}
+    assert secret.encode() in Path(f"/proc/{pids['app']}/environ").read_bytes()
+    assert secret.encode() not in Path(f"/proc/{pids['embedder']}/environ").read_bytes()
     wait_for(lambda: run.healthcheck().returncode == 0, 45, "healthcheck to pass")
     health = run.healthcheck()
     assert [line.split(":")[0] for line in health.stdout.splitlines()] == ["app", "postgres", "embedder"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 from appliance_kit import REPO, clean_env, run_cli
@@ -26,6 +27,32 @@ def test_supervisord_conf_expands_only_known_variables(tmp_path: Path) -> None:
     from_entrypoint = {"CCB_SUPERVISOR_USER", "CCB_APP_BIND"}
     declared = {setting.name for setting in ENV_SETTINGS}
     assert used - from_prepare - from_entrypoint - declared == set()
+
+
+def test_the_embedder_gets_an_allow_list_of_the_environment_and_no_secret(tmp_path: Path) -> None:
+    layout = StorageLayout(tmp_path)
+    config = load_config(REPO / "configs" / "config.cpu.yaml", environ={})
+    target = DatabaseTarget(EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir).dsn, True, "embedded")
+    environ = {
+        "PATH": "/opt/venv/bin:/usr/bin",
+        "APP_SECRET": "s3cret-value",
+        "LD_LIBRARY_PATH": "/usr/local/nvidia/lib64",
+        "EXTERNAL_DB": "postgresql://u:pw@db/ccb",
+        "CUDA_VISIBLE_DEVICES": "1",
+        "CC_EM_APIKEY": "sk-key",
+        "NEXTCLOUD_URL": "http://nextcloud.local",
+        "LC_ALL": "C.UTF-8",
+        "AWS_SECRET_ACCESS_KEY": "aws-key",
+    }
+    launch = launch_environment(config, layout, target, layout.config_file, environ)
+    assert shlex.split(launch["CCB_EMBEDDER_ENV"]) == [
+        "PATH=/opt/venv/bin:/usr/bin",
+        "LD_LIBRARY_PATH=/usr/local/nvidia/lib64",
+        "CUDA_VISIBLE_DEVICES=1",
+        "LC_ALL=C.UTF-8",
+    ]
+    conf = (REPO / "supervisord.conf").read_text()
+    assert "command=/usr/bin/env -i %(ENV_CCB_EMBEDDER_ENV)s %(ENV_CCB_PYTHON)s -m quart_app.embedder " in conf
 
 
 def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_path: Path) -> None:
