@@ -78,8 +78,11 @@ def own_dir(path: Path, uid: int, gid: int, mode: int = 0o700) -> bool:
     with open_dir_nofollow(path) as fd:
         os.fchmod(fd, mode)
         owner = _owner(os.fstat(fd))
-    if owner == (uid, gid):
-        return False
+        if owner == (uid, gid):
+            return False
+        if not os.listdir(fd):  # just made by this process: nothing inside to repair
+            os.fchown(fd, uid, gid)
+            return False
     log.warning("%s belongs to %d:%d, not %d:%d; changing the owner of everything in it", path, *owner, uid, gid)
     changed = chown_tree(path, uid, gid)
     log.info("changed the owner of %d entries under %s to %d:%d", changed, path, uid, gid)
