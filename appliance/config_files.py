@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from appliance.env_settings import env_value
 from appliance.errors import ConfigError
 from appliance.probe import ConfigVariant
-from appliance.storage import StorageLayout
+from appliance.storage import PRIVATE_FILE_MODE, StorageLayout, restrict_mode
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +47,29 @@ def ensure_config(
         raise ConfigError(f"{template}: the shipped config template is missing; reinstall the appliance")
     if target.exists() and not reset:
         log.info("keeping the existing config %s", target)
+        # it may hold the database password and API keys
+        restrict_mode(target, PRIVATE_FILE_MODE)
         return ConfigChoice(path=target, template=template, copied=False)
     backup = None
     if target.exists():
         backup = target.with_name(target.name + ".bak")
         os.replace(target, backup)
+        restrict_mode(backup, PRIVATE_FILE_MODE)
         log.warning("--reset-config: moved %s to %s", target, backup)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".tmp")
-        shutil.copyfile(template, partial)
+        _write_private(partial, template.read_bytes())
         os.replace(partial, target)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write the config file: {exc.strerror}") from exc
     log.info("copied %s to %s", template.name, target)
     return ConfigChoice(path=target, template=template, copied=True, backup=backup)
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Write `path` readable by this user only (also when a stale one was left with a wider mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+        handle.write(content)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +12,31 @@ from pathlib import Path
 from appliance.env_settings import env_value
 from appliance.errors import StorageError
 from appliance.safe_fs import take_private_dir
+
+log = logging.getLogger(__name__)
+
+# logs hold request paths, source ids and database messages: the appliance's own user only
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def restrict_mode(path: Path, allowed: int) -> None:
+    """Take every permission bit outside `allowed` away from `path`, never through a symlink; warn when we may not
+    (a read-only mount, another owner) instead of stopping the start."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        log.warning("cannot check the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
+        return
+    try:
+        current = stat.S_IMODE(os.fstat(fd).st_mode)
+        if current & ~allowed:
+            os.fchmod(fd, current & allowed)
+            log.info("restricted the permissions of %s from %04o to %04o", path, current, current & allowed)
+    except OSError as exc:
+        log.warning("cannot restrict the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -76,13 +104,15 @@ class StorageLayout:
         return self.root / "db_url"
 
     def ensure(self) -> None:
-        """Create the storage directories, with an error that says which path failed and why; run/ private (0700)."""
+        """Create the storage directories, with an error that says which path failed and why; run/ and logs/ are
+        private (0700; an existing logs/ is made so)."""
         for path in (self.root, self.model_dir, self.vector_db_dir, self.log_dir, self.spool_dir, self.run_dir):
             try:
-                path.mkdir(parents=True, exist_ok=True)
+                path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE if path == self.log_dir else 0o777)
             except OSError as exc:
                 raise StorageError(
                     f"cannot create {path}: {exc.strerror}; set APP_PERSISTENT_STORAGE to a writable directory"
                 ) from exc
         # up to this version run/ was the PostgreSQL user's socket dir as well
         take_private_dir(self.run_dir)
+        restrict_mode(self.log_dir, PRIVATE_DIR_MODE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,42 @@ def test_reset_recopies_and_keeps_a_backup(tmp_path: Path) -> None:
     assert choice.copied and choice.backup == tmp_path / "config.yaml.bak"
     assert target.read_text() == CPU
     assert (tmp_path / "config.yaml.bak").read_text() == "debug: true\n"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_the_config_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "config.yaml"
+    ensure_config(target, "cpu")
+    assert _mode(target) == 0o600
+    # one written by an earlier version (0644) is made private at the next start, and so is a reset's backup
+    target.chmod(0o644)
+    ensure_config(target, "cpu")
+    assert _mode(target) == 0o600
+    target.chmod(0o644)
+    (tmp_path / "config.yaml.tmp").write_text("left by a crash\n")
+    (tmp_path / "config.yaml.tmp").chmod(0o644)
+    ensure_config(target, "cpu", reset=True)
+    assert _mode(target) == 0o600 and _mode(tmp_path / "config.yaml.bak") == 0o600
+
+
+def test_the_logs_dir_is_private_and_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    layout = StorageLayout(tmp_path / "storage")
+    layout.ensure()
+    assert _mode(layout.log_dir) == 0o700
+    layout.log_dir.chmod(0o755)
+    layout.ensure()
+    assert _mode(layout.log_dir) == 0o700
+    # a logs dir replaced by a link: the start goes on and the link's target keeps its mode
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    linked = StorageLayout(tmp_path / "linked")
+    linked.root.mkdir()
+    linked.log_dir.symlink_to(elsewhere, target_is_directory=True)
+    linked.ensure()
+    assert _mode(elsewhere) == 0o755
 
 
 def test_cc_config_path_is_honoured(tmp_path: Path) -> None:
