@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import os
+import shutil
+import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +33,8 @@ blueprint = Blueprint("admin", __name__)
 # zips up to this size stay in memory; larger ones roll over to an anonymous temp file (deleted on close)
 ZIP_IN_MEMORY_BYTES = 8 * 1024 * 1024
 STREAM_BYTES = 256 * 1024
+# the earliest time a zip entry can carry
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @blueprint.get("/")
@@ -62,18 +69,39 @@ async def status() -> Response:
 
 
 def build_logs_zip(log_dir: Path) -> IO[bytes]:
-    """Every file under log_dir in a zip, in memory or an anonymous temp file; nothing stays on disk."""
+    """Every regular file under log_dir in a zip, in memory or an anonymous temp file; nothing stays on disk.
+
+    Symlinks are never followed (neither files nor directories, nor log_dir itself): a link in the logs directory to
+    /etc/shadow or config.yaml must not be shipped. Walking by directory fds closes the race of a swapped path.
+    """
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=ZIP_IN_MEMORY_BYTES)  # noqa: SIM115 - closed by the caller
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        if log_dir.is_dir():
-            for path in sorted(log_dir.rglob("*")):
-                if path.is_file():
-                    try:
-                        archive.write(path, arcname=str(path.relative_to(log_dir)))
-                    except OSError as exc:
-                        log.warning("downloadLogs: skipped %s: %s", path, exc)
+        for folder, _dirs, files, dir_fd in os.fwalk(log_dir, follow_symlinks=False):
+            for name in sorted(files):
+                arcname = os.path.relpath(os.path.join(folder, name), log_dir)
+                try:
+                    _add_regular_file(archive, arcname, name, dir_fd)
+                except OSError as exc:
+                    reason = "a symbolic link (never followed)" if exc.errno == errno.ELOOP else exc.strerror
+                    log.warning("downloadLogs: skipped %s: %s", arcname, reason)
     spool.seek(0)
     return spool
+
+
+def _add_regular_file(archive: zipfile.ZipFile, arcname: str, name: str, dir_fd: int) -> None:
+    """Copy one file into the archive; a symlink (ELOOP from O_NOFOLLOW), fifo or device is skipped."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as source:
+        status = os.fstat(source.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            log.warning("downloadLogs: skipped %s: not a regular file", arcname)
+            return
+        entry = zipfile.ZipInfo(arcname, date_time=max(time.localtime(status.st_mtime)[:6], ZIP_EPOCH))
+        entry.compress_type = zipfile.ZIP_DEFLATED
+        entry.external_attr = (status.st_mode & 0o777) << 16
+        entry.file_size = status.st_size
+        with archive.open(entry, "w") as target:
+            shutil.copyfileobj(source, target, STREAM_BYTES)
 
 
 async def _stream(spool: IO[bytes]) -> AsyncIterator[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
@@ -199,3 +200,23 @@ async def test_admin_routes(app: Quart, client: Client) -> None:
     response = await client.get("/status", headers=signed_headers("admin"))
     status = await response.get_json()
     assert response.status_code == 200 and status["documents"]["indexed"] == len(DOCS)
+
+
+async def test_download_logs_never_follows_symlinks(app: Quart, client: Client, tmp_path: Path) -> None:
+    log_dir = app.extensions["ccb_lifecycle"].settings.storage.log_dir
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shadow").write_text("root:SECRET-HASH:19000::::::\n")
+    (log_dir / "rotated").mkdir(parents=True)
+    (log_dir / "app.log").write_text("app line\n")
+    (log_dir / "rotated" / "app.log.1").write_text("older app line\n")
+    (log_dir / "shadow.log").symlink_to(outside / "shadow")
+    (log_dir / "etc").symlink_to(outside, target_is_directory=True)
+    (log_dir / "rotated" / "up.log").symlink_to(outside / "shadow")
+    response = await client.get("/downloadLogs", headers=signed_headers("admin"))
+    assert response.status_code == 200
+    data = await response.get_data(as_text=False)
+    assert isinstance(data, bytes)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert sorted(archive.namelist()) == ["app.log", "rotated/app.log.1"]
+    assert archive.read("rotated/app.log.1") == b"older app line\n"
