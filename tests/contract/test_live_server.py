@@ -4,14 +4,13 @@ real database and the real embedder, driven over HTTP exactly as AppAPI and the 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from contract_kit import APP_ID, APP_SECRET, APP_VERSION, ServerProcess, free_port
+from live_app import start_live_app
 from php_app_flow import run_php_app_flow
 
 pytestmark = pytest.mark.slow
@@ -20,8 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[tuple[str, ServerProcess]]:
-    storage = tmp_path / "storage"
-    storage.mkdir()
     config = {
         "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},
         "embedding_worker": {"idle_poll_s": 0.2},
@@ -30,23 +27,7 @@ def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[t
         # DEBUG: the secret check below then covers every line the app can write
         "log_level": "DEBUG",
     }
-    (storage / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ID": APP_ID,
-        "APP_SECRET": APP_SECRET,
-        "APP_VERSION": APP_VERSION,
-        "APP_PERSISTENT_STORAGE": str(storage),
-        # upstream's SQLAlchemy-style URL, as AppAPI passes EXTERNAL_DB
-        "EXTERNAL_DB": fresh_dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-    }
-    # --workers 0: serve in this process (a daemonic hypercorn worker could not start the parser processes)
-    command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
-    command.append("quart_app:create_app()")
-    server = ServerProcess(command, tmp_path / "server.log", env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=120)
+    base, server = start_live_app(tmp_path / "storage", fresh_dsn, config, tmp_path / "server.log")
     yield base, server
     server.stop()
 
