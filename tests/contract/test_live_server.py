@@ -35,10 +35,15 @@ def live_server(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[t
 def test_the_php_apps_flow_against_the_running_server(live_server: tuple[str, ServerProcess]) -> None:
     base, server = live_server
     run_php_app_flow(base)
+    # a newline in the path (%0A, decoded by the server) must not start a log line of its own
+    forged = "2099-01-01 00:00:00,000 ERROR quart_app.auth: forged line"
+    assert httpx.get(f"{base}/x%0A{forged.replace(' ', '%20')}").status_code == 401
     server.stop()
     log = server.log_text()
     assert "refused POST /query" in log and "refused GET /" in log
     assert APP_SECRET not in log and "nope-123" not in log
+    assert f"refused GET /x\\n{forged}" in log
+    assert not [line for line in log.splitlines() if line.startswith("2099-")]
 
 
 @pytest.fixture
