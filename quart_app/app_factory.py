@@ -10,12 +10,14 @@ from appliance.model_catalogue import ModelNotDownloadedError
 from quart_app import engine as engine_module
 from quart_app.app_logging import configure_logging
 from quart_app.app_settings import AppSettings
+from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
 from quart_app.routes import register_blueprints
+from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.services.source_spool import remove_leftovers
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     app.register_blueprint(lifecycle_blueprint)
     register_blueprints(app)
 
+    app.asgi_app = StreamedBodyMiddleware(app.asgi_app, frozenset({STREAMED_ROUTE}))  # type: ignore[method-assign,assignment]
+    # authentication wraps it: a refused upload is never streamed
     if settings.config.disable_aaa:
         app.asgi_app = passthrough_user(app.asgi_app)  # type: ignore[method-assign,assignment]
     else:

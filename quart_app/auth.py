@@ -7,23 +7,15 @@ import binascii
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+
+from quart_app.asgi_body import ASGIApp, BodyStream, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-# Any: Quart's asgi_app is typed with its own scope/event TypedDicts
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 INVALID_SIGNATURE = "Invalid signature of the request"
 USER_SCOPE_KEY = "username"
 EXEMPT_PATHS = frozenset({"/heartbeat"})
-# a refused request's body is read up to this size so the connection can serve the next request
-DRAIN_LIMIT_BYTES = 1024 * 1024
 # nc_py_api requires these non-empty; the version is not compared (AppAPI may run any installed version)
 REQUIRED_HEADERS = ("ex-app-id", "ex-app-version", "authorization-app-api")
 
@@ -86,24 +78,12 @@ class AppApiAuthMiddleware:
         except SignatureError as exc:
             log.warning("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), exc)
             if scope["type"] == "http":
-                await _drain_body(receive)
+                # answering while the body still arrives would close the keep-alive connection under the next request
+                await BodyStream(receive).drain()
             await _send_401(scope, send)
             return
         scope[USER_SCOPE_KEY] = user
         await self._app(scope, receive, send)
-
-
-async def _drain_body(receive: Receive, limit_bytes: int = DRAIN_LIMIT_BYTES) -> None:
-    """Read a refused request's body before answering: a response sent while the body is still arriving makes the
-    server close the keep-alive connection under the client's next request. A body over the limit is not read."""
-    received = 0
-    while received <= limit_bytes:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        received += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 async def _send_401(scope: Scope, send: Send) -> None:

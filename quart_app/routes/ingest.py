@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 
 from quart import Blueprint, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from quart_app.asgi_body import ClientDisconnectedError, body_stream
 from quart_app.engine import engine
 from quart_app.http_errors import BodyValidationError, ContractError, json_message
 from quart_app.lifecycle import lifecycle, require_enabled
@@ -28,6 +28,8 @@ from quart_app.wire_models import is_valid_source_id
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("ingest", __name__)
+# its body is read by the route from the socket (asgi_body), only once a parser slot is free
+STREAMED_ROUTE = ("PUT", "/loadSources")
 
 # upstream's literal strings (the typo in "Invaild" is part of the contract)
 INVALID_HEADERS = "Invaild/missing headers for: {filename}"
@@ -124,6 +126,10 @@ async def load_sources() -> Response:
         raise BodyValidationError(
             [{"type": "missing", "loc": ["body", "sources"], "msg": "Field required", "input": None}]
         )
+    max_request = lifecycle().settings.config.ingest.max_request_mb * MIB
+    if (request.content_length or 0) > max_request:
+        raise ContractError(str(UploadTooLargeError(max_request)), 413)
+    # the body stays unread in the socket until a slot is free: a waiting upload holds no memory
     gate = _gate()
     try:
         await asyncio.wait_for(gate.acquire(), GATE_WAIT_S)
@@ -140,13 +146,10 @@ async def _load_sources(boundary: bytes) -> Response:
     max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
     try:
         spool = SourceSpool(lifecycle().settings.storage.spool_dir, max_part)
-        parts = await read_source_parts(request.body, boundary, spool, max_request)
+        parts = await read_source_parts(body_stream(request.scope), boundary, spool, max_request)
     except UploadTooLargeError as exc:
         raise ContractError(str(exc), 413) from None
-    except RequestEntityTooLarge:
-        # Quart refused a Content-Length above MAX_CONTENT_LENGTH before the parser saw a byte
-        raise ContractError(str(UploadTooLargeError(max_request)), 413) from None
-    except MultipartError as exc:
+    except (MultipartError, ClientDisconnectedError) as exc:
         raise ContractError(f"Error: {exc}", 400) from None
     try:
         if not parts:

@@ -137,9 +137,14 @@ async def test_parser_worker_limit_answers_503_with_cc_retry(
         held += 1
     try:
         status, body, headers = await load(client, [SourcePart("files__default: 71", TEXT)])
+        # a declared size over the limit is refused at once, without waiting for the slot
+        big, content_type = guzzle_multipart([SourcePart("files__default: 72", b"y" * (9 * 2**20))])
+        declared = {**signed_headers(), "Content-Type": content_type, "Content-Length": str(len(big))}
+        too_large = (await client.put("/loadSources", data=big, headers=declared)).status_code
     finally:
         for _ in range(held):
             gate.release()
     assert (status, body) == (503, {"error": ingest.WORKER_LIMIT}) and headers["cc-retry"] == "true"
+    assert too_large == 413
     status, body, _ = await load(client, [SourcePart("files__default: 71", TEXT)])
     assert status == 200 and body["loaded_sources"] == ["files__default: 71"]
