@@ -163,6 +163,9 @@ class IngestConfig(_Section):
     max_compression_ratio: int = Field(200, ge=1, description="zip-based formats: uncompressed/compressed")
     max_part_mb: int = Field(128, ge=1, description="largest file in a /loadSources request")
     max_request_mb: int = Field(1024, ge=1, description="largest /loadSources request")
+    max_parts: int = Field(
+        1000, ge=1, description="most parts in one /loadSources request (the PHP app sends at most 100 files)"
+    )
     concurrent_requests: int = Field(10, ge=1, description="concurrent /loadSources requests (doc_parser_worker_limit)")
 
 

@@ -26,6 +26,16 @@ class MultipartError(Exception):
     """The body is not a multipart/form-data message we can read."""
 
 
+class TooManyPartsError(Exception):
+    """The request has more parts than ingest.max_parts (answered 413)."""
+
+    def __init__(self, max_parts: int) -> None:
+        super().__init__(
+            f"The request has more than {max_parts} parts (ingest.max_parts); send at most {max_parts} files per "
+            "request, or raise the limit in config.yaml"
+        )
+
+
 class UploadTooLargeError(Exception):
     """The whole request is larger than ingest.max_request_mb (answered 413)."""
 
@@ -72,9 +82,11 @@ class _Current:
 class SourcePartsReader:
     """Push-style: `feed()` bytes (blocking; call it in a thread), then `finish()`; `cleanup()` removes spool files."""
 
-    def __init__(self, boundary: bytes, spool: SourceSpool, max_request_bytes: int) -> None:
+    def __init__(self, boundary: bytes, spool: SourceSpool, max_request_bytes: int, max_parts: int) -> None:
         self._spool = spool
         self._max_request = max_request_bytes
+        self._max_parts = max_parts
+        self._part_count = 0
         self._received = 0
         self.parts: list[ReceivedPart] = []
         self.ignored_fields: list[str] = []
@@ -93,6 +105,10 @@ class SourcePartsReader:
         )
 
     def _on_part_begin(self) -> None:
+        self._part_count += 1
+        if self._part_count > self._max_parts:
+            # before the part's spool file exists; the caller's cleanup() removes the earlier ones
+            raise TooManyPartsError(self._max_parts)
         self._cur = _Current()
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -176,10 +192,10 @@ def multipart_boundary(content_type: str) -> bytes | None:
 
 
 async def read_source_parts(
-    body: AsyncIterable[bytes], boundary: bytes, spool: SourceSpool, max_request_bytes: int
+    body: AsyncIterable[bytes], boundary: bytes, spool: SourceSpool, max_request_bytes: int, max_parts: int
 ) -> list[ReceivedPart]:
     """Stream `body` through the parser off the event loop; on any error the spool files are removed."""
-    reader = SourcePartsReader(boundary, spool, max_request_bytes)
+    reader = SourcePartsReader(boundary, spool, max_request_bytes, max_parts)
     pending = bytearray()
     try:
         async for chunk in body:

@@ -16,6 +16,7 @@ from quart_app.multipart_sources import (
     MIB,
     MultipartError,
     ReceivedPart,
+    TooManyPartsError,
     UploadTooLargeError,
     multipart_boundary,
     read_source_parts,
@@ -146,8 +147,8 @@ async def _load_sources(boundary: bytes) -> Response:
     max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
     try:
         spool = SourceSpool(lifecycle().settings.storage.spool_dir, max_part)
-        parts = await read_source_parts(body_stream(request.scope), boundary, spool, max_request)
-    except UploadTooLargeError as exc:
+        parts = await read_source_parts(body_stream(request.scope), boundary, spool, max_request, limits.max_parts)
+    except (UploadTooLargeError, TooManyPartsError) as exc:
         raise ContractError(str(exc), 413) from None
     except (MultipartError, ClientDisconnectedError) as exc:
         raise ContractError(f"Error: {exc}", 400) from None

@@ -106,7 +106,7 @@ def contract_config(embedder_url: str, **overrides: Any) -> dict[str, Any]:
         "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96, "chunk_overlap_tokens": 8},
         "embedding_worker": {"idle_poll_s": 0.2, "backoff_base_s": 0.2},
         "llm": {"extractive": {}},
-        "ingest": {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8},
+        "ingest": {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8, "max_parts": 20},
         "pgvector": {"pool_max": 4},
     }
     raw.update(overrides)

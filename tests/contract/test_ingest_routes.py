@@ -106,6 +106,20 @@ async def test_size_limits_answer_413(client: Client) -> None:
     assert status == 413 and "larger than the limit of 8 MiB (ingest.max_request_mb)" in body["error"]
 
 
+async def test_more_parts_than_the_limit_answer_413_and_index_nothing(app: Quart, client: Client) -> None:
+    status, body, _ = await load(client, [SourcePart(f"files__default: {80 + i}", TEXT) for i in range(21)])
+    assert (status, body) == (
+        413,
+        {
+            "error": "The request has more than 20 parts (ingest.max_parts); send at most 20 files per request, "
+            "or raise the limit in config.yaml"
+        },
+    )
+    assert list(app.extensions["ccb_lifecycle"].settings.storage.spool_dir.iterdir()) == []
+    response = await client.post("/countIndexedDocuments", headers=signed_headers())
+    assert await response.get_json() == {"files__default": 0}
+
+
 async def test_a_source_in_flight_answers_503_with_cc_retry(app: Quart, client: Client) -> None:
     in_flight = app.extensions[ENGINE_EXTENSION].ingest.in_flight
     with in_flight.claim(["files__default: 50"]):

@@ -11,6 +11,7 @@ from contract_kit import SourcePart, guzzle_multipart
 
 from quart_app.multipart_sources import (
     MultipartError,
+    TooManyPartsError,
     UploadTooLargeError,
     decode_header_value,
     multipart_boundary,
@@ -26,11 +27,13 @@ async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
         yield body[start : start + size]
 
 
-async def _read(body: bytes, content_type: str, spool: Path, chunk: int = 7, part_mb: float = 1, req_mb: float = 4):  # type: ignore[no-untyped-def]
+async def _read(  # type: ignore[no-untyped-def]
+    body: bytes, content_type: str, spool: Path, chunk: int = 7, part_mb: float = 1, req_mb: float = 4, parts: int = 100
+):
     boundary = multipart_boundary(content_type)
     assert boundary is not None
     return await read_source_parts(
-        _chunks(body, chunk), boundary, SourceSpool(spool, int(part_mb * 2**20)), int(req_mb * 2**20)
+        _chunks(body, chunk), boundary, SourceSpool(spool, int(part_mb * 2**20)), int(req_mb * 2**20), parts
     )
 
 
@@ -77,6 +80,14 @@ async def test_a_request_over_the_limit_raises_and_leaves_no_file(tmp_path: Path
     with pytest.raises(UploadTooLargeError, match="larger than the limit of 1 MiB"):
         await _read(body, content_type, tmp_path, chunk=65536, part_mb=1, req_mb=1)
     assert os.listdir(tmp_path) == []
+
+
+async def test_more_parts_than_the_limit_raise_and_leave_no_file(tmp_path: Path) -> None:
+    body, content_type = guzzle_multipart([SourcePart(f"files__default: {i}", b"tiny") for i in range(26)])
+    assert len(await _read(body, content_type, tmp_path / "accepted", chunk=65536, parts=26)) == 26
+    with pytest.raises(TooManyPartsError, match=r"more than 25 parts \(ingest.max_parts\); send at most 25 files"):
+        await _read(body, content_type, tmp_path / "refused", chunk=65536, parts=25)
+    assert os.listdir(tmp_path / "refused") == []
 
 
 async def test_a_truncated_body_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
