@@ -198,6 +198,9 @@ class AppConfig(_Section):
     doc_indexing_batch_size: int = Field(32, ge=1, le=1024, description="documents claimed per poll (PHP app 5.4+)")
     actions_batch_size: int = Field(512, ge=1, description="actions claimed per poll (PHP app 5.4+)")
     concurrent_file_fetches: int = Field(10, ge=1, description="files downloaded from Nextcloud at once")
+    max_json_request_mb: int = Field(
+        8, ge=1, description="largest JSON request body (an access update lists every user of a share; 413 beyond)"
+    )
     vectordb_backend: str = Field("pgvector", description="set by the vectordb section: its first supported key")
     pgvector: PgvectorConfig = Field(default_factory=PgvectorConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)

@@ -35,7 +35,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         configure_logging(settings.config.log_level)
     app = Quart(__name__)
     app.config.update(
-        MAX_CONTENT_LENGTH=(settings.config.ingest.max_request_mb + 1) * MIB,
+        # every body Quart reads is JSON; /loadSources streams its own (StreamedBodyMiddleware, ingest.max_request_mb)
+        MAX_CONTENT_LENGTH=settings.config.max_json_request_mb * MIB,
         BODY_TIMEOUT=LONG_REQUEST_S,
         RESPONSE_TIMEOUT=LONG_REQUEST_S,
         JSON_SORT_KEYS=False,

@@ -15,6 +15,10 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+# a 422 echoes at most this many characters of each offending input (FastAPI echoes a whole 1 GiB body)
+ECHO_INPUT_CHARS = 256
+ELLIPSIS = "…"
+
 
 class BodyValidationError(Exception):
     """A request body does not match its declared model; answered 422 with FastAPI's {"detail": [...]} shape."""
@@ -56,7 +60,7 @@ def fastapi_detail(exc: ValidationError, loc_prefix: Sequence[str | int] = ("bod
             "type": error["type"],
             "loc": [*loc_prefix, *error["loc"]],
             "msg": error["msg"],
-            "input": _jsonable(error.get("input")),
+            "input": _echo(error.get("input")),
         }
         if "ctx" in error:
             item["ctx"] = {
@@ -65,6 +69,16 @@ def fastapi_detail(exc: ValidationError, loc_prefix: Sequence[str | int] = ("bod
             }
         detail.append(item)
     return detail
+
+
+def _echo(value: Any) -> Any:
+    """An error's input as JSON, cut to ECHO_INPUT_CHARS: a long string (or the JSON text of a large object)
+    becomes its first characters and an ellipsis."""
+    plain = _jsonable(value)
+    if isinstance(plain, str):
+        return plain if len(plain) <= ECHO_INPUT_CHARS else plain[:ECHO_INPUT_CHARS] + ELLIPSIS
+    text = _dumps(plain)
+    return plain if len(text) <= ECHO_INPUT_CHARS else text[:ECHO_INPUT_CHARS] + ELLIPSIS
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,9 +6,12 @@ import re
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
-from quart import request
+from quart import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from quart_app.http_errors import BodyValidationError, fastapi_detail
+from quart_app.http_errors import BodyValidationError, ContractError, fastapi_detail
+
+MIB = 1024 * 1024
 
 # 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send
 SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+$")
@@ -131,8 +134,16 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def read_json_body() -> bytes:
-    """The raw body; an empty one is FastAPI's 'Field required' at loc ['body']."""
-    raw = await request.get_data(as_text=False)
+    """The raw body; an empty one is FastAPI's 'Field required' at loc ['body'], one over the limit a 413."""
+    try:
+        raw = await request.get_data(as_text=False)
+    except RequestEntityTooLarge:
+        limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // MIB
+        raise ContractError(
+            f"The request body is larger than the limit of {limit_mb} MiB for JSON requests (max_json_request_mb); "
+            "send fewer ids per request, or raise the limit in config.yaml",
+            413,
+        ) from None
     assert isinstance(raw, bytes)
     if not raw.strip():
         raise BodyValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
