@@ -150,10 +150,19 @@ def test_an_upload_waiting_for_a_parser_slot_stays_in_the_socket(
     try:
         assert server.process is not None
         port = int(base.rsplit(":", 1)[1])
-        enable = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        enable.request("PUT", "/enabled?enabled=1", headers=signed_headers())
-        assert enable.getresponse().status == 200
-        enable.close()
+        # refused before its body is read (not enabled yet): a body larger than hypercorn's queue is drained, so
+        # the keep-alive connection serves the next request
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        refused = Body().field("padding", 900 * 1024).part(SourcePart("files__default: 9", TEXT))
+        headers = {**signed_headers(), "Content-Type": refused.content_type}
+        connection.request("PUT", "/loadSources", body=b"".join(refused.chunks()), headers=headers)
+        answer = connection.getresponse()
+        assert answer.status == 503 and answer.getheader("Connection") != "close"
+        answer.read()
+        opened = connection.sock
+        connection.request("PUT", "/enabled?enabled=1", headers=signed_headers())
+        assert connection.getresponse().status == 200 and connection.sock is opened
+        connection.close()
 
         # the first upload takes the slot and stalls before its closing boundary, its part already spooled
         holder_body = Body().part(SourcePart("files__default: 1", TEXT)).field("padding", PADDING_BYTES)
