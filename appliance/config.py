@@ -153,6 +153,12 @@ class RetrievalConfig(_Section):
     ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
     exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")
+    max_lexical_terms: int = Field(
+        64,
+        ge=1,
+        description="distinct words (and identifier phrases) of a question the full-text leg matches; the"
+        " longest are kept",
+    )
 
 
 class IngestConfig(_Section):

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
 from quart_app.services.answer_errors import ScopeError
-from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
+from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore, lexical_terms
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ class RetrievalService:
             return []
         cap = per_document or self._config.max_chunks_per_document
         embedding = await self._embed(query)
-        lexical = self._store.lexical_search(user_id, query, max(self._config.lexical_candidates, k), scope)
+        # linear in the question, but a long one would still hold the event loop
+        terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
+        lexical = self._store.lexical_search(user_id, terms, max(self._config.lexical_candidates, k), scope)
         if embedding is None:
             vector_hits: list[Hit] = []
             lexical_hits = await lexical

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import re
@@ -80,12 +81,35 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
-def lexical_terms(query: str) -> tuple[list[str], list[str]]:
-    """(words for the OR query, identifier phrases); stopwords dropped unless nothing else is left."""
+@dataclass(frozen=True, slots=True)
+class LexicalTerms:
+    """What the lexical leg searches for: words for the OR query and identifier phrases, each list capped."""
+
+    words: tuple[str, ...]
+    identifiers: tuple[str, ...]
+
+
+def _longest(terms: list[str], cap: int) -> list[str]:
+    """The `cap` longest terms (first occurrence breaks ties), in their question order.
+
+    Without corpus statistics, length is the cheap proxy for information: frequent words are short (Zipf), and the
+    stopwords are gone already; a first-N cut would let a long preamble crowd out the question's subject.
+    """
+    if len(terms) <= cap:
+        return terms
+    keep = set(heapq.nsmallest(cap, range(len(terms)), key=lambda n: (-len(terms[n]), n)))
+    return [term for n, term in enumerate(terms) if n in keep]
+
+
+def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
+    """Words for the OR query and identifier phrases, at most `max_terms` of each; stopwords dropped unless nothing
+    else is left. CPU work linear in the question: call it off the event loop for long questions."""
     identifiers = list(dict.fromkeys(t.strip(".-:/") for t in _TOKEN.findall(query) if _JOINED.search(t)))
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
     meaningful = [w for w in words if w not in STOPWORDS]
-    return (meaningful or words), [i for i in identifiers if i]
+    return LexicalTerms(
+        tuple(_longest(meaningful or words, max_terms)), tuple(_longest([i for i in identifiers if i], max_terms))
+    )
 
 
 def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
@@ -189,51 +213,42 @@ class SearchStore:
         hits = [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(hits, key=lambda h: (h.score, h.chunk_id))
 
-    async def lexical_search(self, user_id: str, text: str, limit: int, scope: Scope | None = None) -> list[Hit]:
+    async def lexical_search(
+        self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None
+    ) -> list[Hit]:
         """Full-text matches ('simple' config: no stemming, any language).
 
         A chunk qualifies when it contains at least half of the query's meaningful words (minimum-should-match, so a
         question sharing one common word with a chunk is not a lexical hit) or any identifier phrase verbatim
-        (`trusted_domains`, `files:scan`). Rank: identifier phrases, then words matched, then ts_rank_cd.
+        (`trusted_domains`, `files:scan`). Rank: identifier phrases, then words matched, then ts_rank_cd. The terms
+        travel as two array parameters, so the statement has the same size for any question.
         """
-        words, identifiers = lexical_terms(text)
-        if not words and not identifiers:
+        if not terms.words and not terms.identifiers:
             return []
         where, params = _filters(user_id, scope)
         # each word is a quoted lexeme for to_tsquery, so user text cannot inject tsquery syntax
-        lexemes = ["'" + w.replace("'", "''") + "'" for w in words]
-        params["any_word"] = " | ".join(lexemes)
-        params["need"] = max(1, math.ceil(len(words) * MIN_SHOULD_MATCH))
-        matched = [
-            sql.SQL("(c.tsv @@ to_tsquery('simple', {}))::int").format(sql.Placeholder(f"w{n}"))
-            for n in range(len(lexemes))
-        ]
-        params.update({f"w{n}": lexeme for n, lexeme in enumerate(lexemes)})
-        phrases = [
-            sql.SQL("(c.tsv @@ phraseto_tsquery('simple', {}))::int").format(sql.Placeholder(f"id{n}"))
-            for n in range(len(identifiers))
-        ]
-        params.update({f"id{n}": ident for n, ident in enumerate(identifiers)})
-        any_match: list[sql.Composable] = [sql.SQL("c.tsv @@ to_tsquery('simple', %(any_word)s)")] if lexemes else []
-        any_match += [
-            sql.SQL("c.tsv @@ phraseto_tsquery('simple', {})").format(sql.Placeholder(f"id{n}"))
-            for n in range(len(identifiers))
-        ]
-        zero = sql.SQL("0")
-        query = sql.SQL(
-            "SELECT id, source_id, idents * {bonus} + words + text_rank AS rank FROM ("
-            "SELECT c.id, c.source_id, {words} AS words, {idents} AS idents, {text_rank} AS text_rank"
-            " FROM chunks c WHERE ({any_match}) AND {where}) s"
-            " WHERE words >= %(need)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s"
-        ).format(
-            bonus=sql.Literal(IDENTIFIER_BONUS),
-            words=sql.SQL(" + ").join(matched) if matched else zero,
-            idents=sql.SQL(" + ").join(phrases) if phrases else zero,
-            text_rank=sql.SQL("ts_rank_cd(c.tsv, to_tsquery('simple', %(any_word)s))") if lexemes else zero,
-            any_match=sql.SQL(" OR ").join(any_match),
-            where=where,
+        lexemes = ["'" + w.replace("'", "''") + "'" for w in terms.words]
+        params.update(
+            words=lexemes,
+            identifiers=list(terms.identifiers),
+            # NULL without words: to_tsquery of '' would match nothing and log a notice
+            any_word=" | ".join(lexemes) or None,
+            need=max(1, math.ceil(len(lexemes) * MIN_SHOULD_MATCH)),
+            limit=limit,
         )
-        params["limit"] = limit
+        # each term's tsquery is built once (in q), not once per chunk
+        query = sql.SQL(
+            "WITH q AS (SELECT to_tsquery('simple', %(any_word)s) AS any_word,"
+            " ARRAY(SELECT to_tsquery('simple', w) FROM unnest(%(words)s::text[]) AS w) AS words,"
+            " ARRAY(SELECT phraseto_tsquery('simple', i) FROM unnest(%(identifiers)s::text[]) AS i) AS idents)"
+            " SELECT id, source_id, idents * {bonus} + words + text_rank AS rank FROM ("
+            "SELECT c.id, c.source_id,"
+            " (SELECT count(*) FROM unnest(q.words) AS t WHERE c.tsv @@ t) AS words,"
+            " (SELECT count(*) FROM unnest(q.idents) AS t WHERE c.tsv @@ t) AS idents,"
+            " coalesce(ts_rank_cd(c.tsv, q.any_word), 0) AS text_rank"
+            " FROM q, chunks c WHERE (c.tsv @@ q.any_word OR c.tsv @@ ANY(q.idents)) AND {where}) s"
+            " WHERE words >= %(need)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s"
+        ).format(bonus=sql.Literal(IDENTIFIER_BONUS), where=where)
         async with self._db.connection() as conn:
             rows = await (await conn.execute(query, params)).fetchall()
         return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]

@@ -9,7 +9,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store.database import Database
-from quart_app.store.search_store import Scope, SearchStore
+from quart_app.store.search_store import Scope, SearchStore, lexical_terms
 
 SECRET = "The quarterly merger plan with Globex is confidential and must not leave the board room."
 PUBLIC = "The cafeteria serves vegetable soup on Mondays and pasta on Thursdays."
@@ -23,7 +23,7 @@ async def both_legs(
     found = set()
     for exact in (False, True):
         found |= {h.source_id for h in await store.vector_search(user, vector, 50, scope, exact=exact)}
-    found |= {h.source_id for h in await store.lexical_search(user, text, 50, scope)}
+    found |= {h.source_id for h in await store.lexical_search(user, lexical_terms(text, 64), 50, scope)}
     return found
 
 

@@ -27,17 +27,17 @@ async def big_corpus(corpus: Corpus) -> Corpus:
 
 
 def test_identifier_terms_are_kept_whole() -> None:
-    words, identifiers = lexical_terms("How do I set trusted_domains and run occ files:scan --all?")
-    assert identifiers == ["trusted_domains", "files:scan"]
-    assert ("how" not in words and "trusted_domains" in words) or "trusted" in words
-    assert lexical_terms("see /apps/files/ and config.php.")[1] == ["apps/files", "config.php"]
+    terms = lexical_terms("How do I set trusted_domains and run occ files:scan --all?", 64)
+    assert terms.identifiers == ("trusted_domains", "files:scan")
+    assert ("how" not in terms.words and "trusted_domains" in terms.words) or "trusted" in terms.words
+    assert lexical_terms("see /apps/files/ and config.php.", 64).identifiers == ("apps/files", "config.php")
 
 
 def test_a_huge_one_word_question_is_tokenised_in_linear_time() -> None:
     # the old single pattern backtracked quadratically: 40,000 characters blocked the event loop for ~18 s
     started = time.perf_counter()
-    words, identifiers = lexical_terms("a" * 200_000 + " b.c")
-    assert identifiers == ["b.c"] and len(words) == 3
+    terms = lexical_terms("a" * 200_000 + " b.c", 64)
+    assert terms.identifiers == ("b.c",) and len(terms.words) == 3
     assert time.perf_counter() - started < 2.0  # a hang guard (minutes before), not a speed measure
 
 
@@ -81,7 +81,9 @@ async def test_paraphrase_finds_the_document_among_many(
 
 
 async def test_a_question_sharing_one_common_word_is_no_lexical_hit(db: Database, big_corpus: Corpus) -> None:
-    hits = await SearchStore(db).lexical_search("alice", "I copied documents straight onto the disk", 10)
+    hits = await SearchStore(db).lexical_search(
+        "alice", lexical_terms("I copied documents straight onto the disk", 64), 10
+    )
     assert hits == []
-    hits = await SearchStore(db).lexical_search("alice", "copied into the data directory", 10)
+    hits = await SearchStore(db).lexical_search("alice", lexical_terms("copied into the data directory", 64), 10)
     assert hits[0].source_id == "nc: scan"

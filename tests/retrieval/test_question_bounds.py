@@ -1,0 +1,83 @@
+"""Bounded work per question: a capped lexical leg with a fixed statement."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import psycopg
+import pytest
+from corpus_writer import Corpus
+from psycopg import sql
+from psycopg.abc import Params, Query
+from retrieval_corpus import BACKUPS, TRUSTED_DOMAINS
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.config import RetrievalConfig
+from quart_app.services.retrieval import RetrievalService
+from quart_app.store.database import Connection, Database
+from quart_app.store.search_store import SearchStore, lexical_terms
+
+
+class RecordingCursor(psycopg.AsyncCursor[Any]):
+    """Keeps the text and parameters of every statement sent through it."""
+
+    sent: ClassVar[list[tuple[str, Any]]] = []
+
+    async def execute(
+        self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> RecordingCursor:
+        text = query.as_string(self.connection) if isinstance(query, sql.Composable) else str(query)
+        self.sent.append((text, params))
+        await super().execute(query, params, prepare=prepare, binary=binary)
+        return self
+
+
+class RecordingSource:
+    """The test database's pool, with every statement of the search store recorded."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        async with self._db.connection() as conn:
+            conn.cursor_factory = RecordingCursor
+            try:
+                yield conn
+            finally:
+                conn.cursor_factory = psycopg.AsyncCursor
+
+
+@pytest.fixture
+async def docs(corpus: Corpus) -> Corpus:
+    for source_id, (title, text) in {"nc: trusted": TRUSTED_DOMAINS, "ops: backups": BACKUPS}.items():
+        await corpus.add(source_id, [text], ["alice"], title=title)
+    return corpus
+
+
+def test_the_longest_words_are_kept_in_question_order() -> None:
+    terms = lexical_terms("tiny configuration of the reverse proxy hostname and its port", 3)
+    # rarer words are longer (Zipf): the subject survives a long preamble, short common words go first
+    assert terms.words == ("configuration", "reverse", "hostname")
+    assert lexical_terms("a.b config.php x.y occ:scan", 2).identifiers == ("config.php", "occ:scan")
+
+
+async def test_a_question_of_300k_distinct_words_runs_one_bounded_statement(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    service = RetrievalService(SearchStore(RecordingSource(db)), embedder, RetrievalConfig())  # type: ignore[arg-type]
+    RecordingCursor.sent = []
+    await service.retrieve("alice", "Where is trusted_domains set?", 5)
+    short = [(text, params) for text, params in RecordingCursor.sent if "to_tsquery" in text]
+    # 2.4 MB: one placeholder per word once meant 300,000 placeholders (beyond PostgreSQL's 65,535)
+    question = "Where is trusted_domains set? " + " ".join(f"w{n}" for n in range(300_000))
+    RecordingCursor.sent = []
+    chunks = await service.retrieve("alice", question, 5)
+    long = [(text, params) for text, params in RecordingCursor.sent if "to_tsquery" in text]
+    assert len(short) == len(long) == 1
+    assert long[0][0] == short[0][0]  # the same statement text for any question
+    assert len(long[0][1]["words"]) == 64 and "'trusted_domains'" in long[0][1]["words"]
+    assert long[0][1]["identifiers"] == ["trusted_domains"]
+    assert chunks[0].source_id == "nc: trusted" and "lexical" in chunks[0].legs
