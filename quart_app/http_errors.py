@@ -106,6 +106,7 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping("builtins.ValueError", 400, "Error: "),
     ExceptionMapping("quart_app.services.answer_errors.ContextError", 400, "Context Retrieval Error: "),
     ExceptionMapping("quart_app.services.answer_errors.ScopeError", 400, "Error: "),
+    ExceptionMapping("quart_app.services.answer_errors.QuestionTooLongError", 400, "Error: "),
     ExceptionMapping("quart_app.services.answer_errors.PromptTooLongError", 500, "LLM Error: "),
     ExceptionMapping("quart_app.services.errors.InvalidRequestError", 400, "Error: "),
     ExceptionMapping("quart_app.engine.EngineNotReadyError", 503, "Error: "),

@@ -10,6 +10,7 @@ from quart import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.http_errors import BodyValidationError, ContractError, fastapi_detail
+from quart_app.services.answer import MAX_CTX_LIMIT
 
 MIB = 1024 * 1024
 
@@ -48,9 +49,11 @@ class Query(BaseModel):
 
     @field_validator("ctxLimit")
     @classmethod
-    def _positive(cls, value: int) -> int:
+    def _in_range(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
+        if value > MAX_CTX_LIMIT:
+            raise ValueError(f"must be at most {MAX_CTX_LIMIT}")
         return value
 
 

@@ -29,8 +29,8 @@ from quart_app.pull.task_types import (
     RESULT_PATH,
     SEARCH_TASK_TYPE,
 )
-from quart_app.services.answer import AnswerService, DocSearchResult
-from quart_app.services.answer_errors import AnswerError
+from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
+from quart_app.services.answer_errors import AnswerError, QuestionTooLongError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,10 @@ class TaskPoller:
             handle.status.count("answered")
         except TaskInputError as exc:
             error = f"Validation error: {exc}"
+        except QuestionTooLongError as exc:
+            error = f"Validation error: {exc}"
+            # only the user can shorten it
+            user_facing = str(exc)
         except AnswerError as exc:
             # upstream's strings, without a separator ("Context errorNo documents retrieved, …")
             error = f"Context error{exc}"
@@ -155,6 +159,8 @@ class TaskPoller:
         prompt = raw.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise TaskInputError("prompt must be a non-empty text")
+        # before the scope is resolved through Nextcloud: an oversized prompt costs nothing
+        self._answers.check_question(prompt)
         scope_type, scope_list = await self._scope(user_id, raw)
         if task_type == CHAT_TASK_TYPE:
             result = await self._answers.query(
@@ -217,6 +223,6 @@ def _limit(raw: Any) -> int:
         limit = int(raw)
     except (TypeError, ValueError):
         raise TaskInputError(f"limit must be a number, not {raw!r}") from None
-    if limit < 1:
-        raise TaskInputError(f"limit must be at least 1, not {limit}")
+    if not 1 <= limit <= MAX_CTX_LIMIT:
+        raise TaskInputError(f"limit must be between 1 and {MAX_CTX_LIMIT}, not {limit}")
     return limit

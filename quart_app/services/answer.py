@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_DOCUMENTS = "No documents retrieved, please index a few documents first"
+# most chunks (/query) or documents (/docSearch) one request may ask for: pgvector's largest hnsw.ef_search, so the
+# vector leg could not find more anyway (upstream's PHP app asks for 10-30)
+MAX_CTX_LIMIT = 1000
 
 
 class QueryResult(TypedDict):
@@ -68,6 +71,10 @@ class AnswerService:
         titles = await self._retrieval.titles(user_id, unique) if unique else {}
         return [{"source_id": sid, "title": titles[sid]} for sid in unique if sid in titles]
 
+    def check_question(self, question: str) -> None:
+        """Raise QuestionTooLongError for a question over retrieval.max_question_chars (before any work on it)."""
+        self._retrieval.check_question(question)
+
     @property
     def _stop(self) -> list[str]:
         return [self._templates.end_separator] if self._templates.end_separator else []
@@ -110,6 +117,7 @@ class AnswerService:
         ctx_limit: int = 20,
     ) -> QueryResult:
         """{output, sources}; raises ContextError when nothing the user may read matches."""
+        self.check_question(question)
         if not use_context:
             packed = self._pack(question, None)
             return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
@@ -135,6 +143,7 @@ class AnswerService:
         ctx_limit: int = 20,
     ) -> AsyncIterator[str | Sources]:
         """Answer pieces as they are generated, then one Sources item. ContextError is raised before any piece."""
+        self.check_question(question)
         if not use_context:
             packed = self._pack(question, None)
         else:
@@ -168,6 +177,7 @@ class AnswerService:
         scope_list: Sequence[str] | None = None,
     ) -> list[DocSearchResult]:
         """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch."""
+        self.check_question(query)
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
         chunks = await self._retrieval.retrieve(
             user_id, query, 2 * limit, make_scope(scope_type, scope_list), per_document=1

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
-from quart_app.services.answer_errors import ScopeError
+from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore, lexical_terms
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class RetrievalService:
         self._store = store
         self._embedder = embedder
         self._config = config
+
+    def check_question(self, question: str) -> None:
+        """Refuse a question longer than retrieval.max_question_chars before any work is done on it."""
+        if len(question) > self._config.max_question_chars:
+            raise QuestionTooLongError(len(question), self._config.max_question_chars)
 
     async def titles(self, user_id: str, source_ids: list[str]) -> dict[str, str]:
         """Titles of documents the user may read, by source id."""

@@ -81,6 +81,7 @@ async def test_query_bodies_are_validated_with_422(client: Client) -> None:
         ({"userId": "", "query": "q"}, ["body", "userId"]),
         ({"userId": "a", "query": "  "}, ["body", "query"]),
         ({"userId": "a", "query": "q", "ctxLimit": 0}, ["body", "ctxLimit"]),
+        ({"userId": "a", "query": "q", "ctxLimit": 1001}, ["body", "ctxLimit"]),
         ({"userId": "a", "query": "q", "scopeType": "folder"}, ["body", "scopeType"]),
         ({"query": "q"}, ["body", "userId"]),
     ]
@@ -94,6 +95,30 @@ async def test_query_bodies_are_validated_with_422(client: Client) -> None:
     assert response.status_code == 422
     response = await client.post("/query", headers=signed_headers())
     assert response.status_code == 422 and (await response.get_json())["detail"][0]["loc"] == ["body"]
+
+
+async def test_ctx_limit_is_at_most_1000(client: Client) -> None:
+    for path in ("/query", "/docSearch"):
+        status, answer = await post(client, path, {"userId": "a", "query": "q", "ctxLimit": 10**23})
+        assert status == 422 and answer["detail"][0]["msg"] == "Value error, must be at most 1000", answer
+    assert await post(client, "/docSearch", {"userId": "a", "query": "q", "ctxLimit": 1000}) == (200, [])
+
+
+async def test_a_megabyte_question_is_refused_with_400(client: Client) -> None:
+    await index_docs(client)
+    # every word new: the lexical leg's worst case, once a statement with one placeholder per word
+    question = " ".join(f"w{n}" for n in range(150_000))
+    refused = (
+        400,
+        {
+            "error": f"Error: The question is too long: {len(question):,} characters, at most 131,072 are accepted"
+            " (retrieval.max_question_chars); shorten the question"
+        },
+    )
+    for path in ("/query", "/docSearch"):
+        assert await post(client, path, {"userId": "alice", "query": question}, "alice") == refused
+    longest = "travel budget Berlin office " + "x" * (131_072 - 28)
+    assert "files__default: 102" in await sources_for(client, "alice", longest)
 
 
 async def test_access_updates(client: Client) -> None:

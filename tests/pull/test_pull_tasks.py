@@ -108,6 +108,28 @@ async def test_task_errors_use_upstream_strings(pull_app: PullApp, nextcloud: Fa
     assert searched["status"] == "STATUS_SUCCESSFUL" and searched["output"] == {"sources": []}
 
 
+async def test_an_oversized_prompt_or_limit_fails_the_task_without_running_it(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    prompt = "Where is the budget? " * 7000  # 147,000 characters
+    too_long = nextcloud.schedule_task(
+        "context_chat:context_chat", "alice", _chat(prompt, "source", ["files__default: 1"])
+    )
+    search = {**_chat("budget"), "limit": 10**23}
+    too_many = nextcloud.schedule_task("context_chat:context_chat_search", "alice", search)
+    failed = await task_done(nextcloud, too_long)
+    message = (
+        "The question is too long: 147,000 characters, at most 131,072 are accepted (retrieval.max_question_chars);"
+        " shorten the question"
+    )
+    assert (failed["status"], failed["errorMessage"]) == ("STATUS_FAILED", f"Validation error: {message}")
+    result = next(r for r in nextcloud.requests if r.path.endswith(f"/{too_long}/result"))
+    assert result.json["userFacingErrorMessage"] == message
+    assert not [r for r in nextcloud.requests if r.path.endswith("/resolve_scope_list")]  # refused before any call
+    failed = await task_done(nextcloud, too_many)
+    assert failed["errorMessage"] == f"Validation error: limit must be between 1 and 1000, not {10**23}"
+
+
 async def test_trigger_wakes_the_poller_and_the_route_answers_empty_json(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:

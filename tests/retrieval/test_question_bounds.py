@@ -1,4 +1,4 @@
-"""Bounded work per question: a capped lexical leg with a fixed statement."""
+"""Bounded work per question: a length limit, a capped lexical leg with a fixed statement."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from psycopg.abc import Params, Query
 from retrieval_corpus import BACKUPS, TRUSTED_DOMAINS
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import RetrievalConfig
+from appliance.config import NcTextToTextConfig, RetrievalConfig
+from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+from quart_app.services.answer import AnswerService, Templates
+from quart_app.services.answer_errors import QuestionTooLongError
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Connection, Database
 from quart_app.store.search_store import SearchStore, lexical_terms
+
+TEMPLATES = Templates("CONTEXT\n{context}\nQ: {question}\n", "Q: {question}\n")
 
 
 class RecordingCursor(psycopg.AsyncCursor[Any]):
@@ -81,3 +86,24 @@ async def test_a_question_of_300k_distinct_words_runs_one_bounded_statement(
     assert len(long[0][1]["words"]) == 64 and "'trusted_domains'" in long[0][1]["words"]
     assert long[0][1]["identifiers"] == ["trusted_domains"]
     assert chunks[0].source_id == "nc: trusted" and "lexical" in chunks[0].legs
+
+
+async def test_a_question_over_the_limit_is_refused_before_any_work(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    retrieval_service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(max_question_chars=100))
+    answers = AnswerService(retrieval_service, NcTextToTextBackend(NcTextToTextConfig(), None), TEMPLATES)
+    calls = embedder.calls
+    message = (
+        r"^The question is too long: 101 characters, at most 100 are accepted \(retrieval.max_question_chars\);"
+        " shorten the question$"
+    )
+    for use_context in (True, False):
+        with pytest.raises(QuestionTooLongError, match=message):
+            await answers.query("alice", "x" * 101, use_context=use_context)
+    with pytest.raises(QuestionTooLongError, match=message):
+        await answers.doc_search("alice", "x" * 101, 5)
+    with pytest.raises(QuestionTooLongError, match=message):
+        [item async for item in answers.query_stream("alice", "x" * 101)]
+    assert embedder.calls == calls
+    assert (await answers.doc_search("alice", "trusted_domains " + "x" * 84, 5))[0]["source_id"] == "nc: trusted"
