@@ -44,6 +44,8 @@ class LlamaBackend:
             raise LlmUnavailableError(f"llm: llama cannot load the GGUF model {model_path}: {exc}") from exc
         self._queue = asyncio.Lock()  # waiting requests hold no thread
         self._model_lock = threading.Lock()  # the model itself never runs twice at once, even after a cancel
+        # prompt packing tokenises in worker threads; close() must not free the vocabulary under one of them
+        self._tokenizer_lock = threading.Lock()
         self._closed = False
         log.info("llama backend ready: model %s, n_ctx %d, max_tokens %d", model_path.name, self.n_ctx, self.max_tokens)
 
@@ -56,9 +58,10 @@ class LlamaBackend:
         return self._config.max_tokens
 
     def count_tokens(self, text: str) -> int:
-        """The model's own tokenizer, BOS included, as the prompt is fed to it."""
-        self._check_open()
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        """The model's own tokenizer, BOS included, as the prompt is fed to it; callable from any thread."""
+        with self._tokenizer_lock:
+            self._check_open()
+            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
         chunks = self._llm.create_completion(
@@ -96,5 +99,5 @@ class LlamaBackend:
             return
         self._closed = True
         async with self._queue:
-            with self._model_lock:
+            with self._model_lock, self._tokenizer_lock:
                 self._llm.close()

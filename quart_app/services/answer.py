@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -88,10 +89,13 @@ class AnswerService:
             raise ContextError(NO_DOCUMENTS)
         return chunks
 
-    def _pack(self, question: str, chunks: Sequence[RetrievedChunk] | None) -> PackedPrompt:
+    async def _pack(self, question: str, chunks: Sequence[RetrievedChunk] | None) -> PackedPrompt:
         pieces = [ContextPiece(c.source_id, c.title, c.text) for c in chunks or ()]
         template = self._templates.template if chunks is not None else self._templates.no_ctx_template
-        return pack_prompt(template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens)
+        # the whole prompt is tokenised once per candidate piece: tens of milliseconds to seconds of CPU
+        return await asyncio.to_thread(
+            pack_prompt, template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens
+        )
 
     def _extractive(self, chunks: Sequence[RetrievedChunk]) -> QueryResult | None:
         if not isinstance(self._llm, ExtractiveBackend):
@@ -119,13 +123,13 @@ class AnswerService:
         """{output, sources}; raises ContextError when nothing the user may read matches."""
         self.check_question(question)
         if not use_context:
-            packed = self._pack(question, None)
+            packed = await self._pack(question, None)
             return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
         chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
         extractive = self._extractive(chunks)
         if extractive is not None:
             return extractive
-        packed = self._pack(question, chunks)
+        packed = await self._pack(question, chunks)
         log.info("query: %d of %d chunks in a %d-token prompt", packed.pieces_used, len(chunks), packed.prompt_tokens)
         try:
             output = await self._llm.generate(packed.prompt, user_id, self._stop)
@@ -145,7 +149,7 @@ class AnswerService:
         """Answer pieces as they are generated, then one Sources item. ContextError is raised before any piece."""
         self.check_question(question)
         if not use_context:
-            packed = self._pack(question, None)
+            packed = await self._pack(question, None)
         else:
             chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
             extractive = self._extractive(chunks)
@@ -153,7 +157,7 @@ class AnswerService:
                 yield extractive["output"]
                 yield Sources(extractive["sources"])
                 return
-            packed = self._pack(question, chunks)
+            packed = await self._pack(question, chunks)
         started = False
         try:
             async for piece in self._llm.stream(packed.prompt, user_id, self._stop):

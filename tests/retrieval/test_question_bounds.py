@@ -1,7 +1,8 @@
-"""Bounded work per question: a length limit, a capped lexical leg with a fixed statement."""
+"""Bounded work per question: a length limit, a capped lexical leg with a fixed statement, CPU work off the loop."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import NcTextToTextConfig, RetrievalConfig
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+from quart_app.services import retrieval
 from quart_app.services.answer import AnswerService, Templates
 from quart_app.services.answer_errors import QuestionTooLongError
 from quart_app.services.retrieval import RetrievalService
@@ -107,3 +109,34 @@ async def test_a_question_over_the_limit_is_refused_before_any_work(
         [item async for item in answers.query_stream("alice", "x" * 101)]
     assert embedder.calls == calls
     assert (await answers.doc_search("alice", "trusted_domains " + "x" * 84, 5))[0]["source_id"] == "nc: trusted"
+
+
+class ThreadRecordingBackend(NcTextToTextBackend):
+    """The nc_texttotext backend (approximate tokenizer) noting the thread of every token count."""
+
+    threads: set[int]
+
+    def count_tokens(self, text: str) -> int:
+        self.threads.add(threading.get_ident())
+        return super().count_tokens(text)
+
+
+async def test_tokenising_and_prompt_packing_run_off_the_event_loop(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenised_on: set[int] = set()
+
+    def recording_lexical_terms(query: str, max_terms: int) -> Any:
+        tokenised_on.add(threading.get_ident())
+        return lexical_terms(query, max_terms)
+
+    monkeypatch.setattr(retrieval, "lexical_terms", recording_lexical_terms)
+    llm = ThreadRecordingBackend(NcTextToTextConfig(n_ctx=2048), None)
+    llm.threads = set()
+    answers = AnswerService(RetrievalService(SearchStore(db), embedder, RetrievalConfig()), llm, TEMPLATES)
+    # no Nextcloud: packed, then answered with quoted passages
+    result = await answers.query("alice", "How long are the nightly dumps kept? " * 2000)
+    assert result["sources"][0] == "ops: backups"
+    loop_thread = threading.get_ident()
+    assert tokenised_on and loop_thread not in tokenised_on
+    assert llm.threads and loop_thread not in llm.threads
