@@ -46,6 +46,10 @@ class PgvectorConfig(_Section):
     pool_min: int = Field(1, ge=1, description="connections kept open")
     pool_max: int = Field(8, ge=1, description="most connections open at once")
     connect_timeout_s: float = Field(30.0, gt=0, description="seconds to wait for the database at start-up")
+    statement_timeout_s: float = Field(
+        60.0, ge=0, description="a query running longer is cancelled (0 = no limit); bulk writes and deletes are exempt"
+    )
+    lock_timeout_s: float = Field(30.0, ge=0, description="a statement waiting longer for a lock fails (0 = no limit)")
     embedded_tcp_port: int | None = Field(
         None, ge=1, le=65535, description="embedded PostgreSQL also listens on 127.0.0.1:PORT (password auth)"
     )

@@ -111,7 +111,13 @@ async def open_engine(
 
     config = settings.config
     async with AsyncExitStack() as stack:
-        db = Database(settings.db_url, config.pgvector.pool_min, config.pgvector.pool_max)
+        db = Database(
+            settings.db_url,
+            config.pgvector.pool_min,
+            config.pgvector.pool_max,
+            statement_timeout_s=config.pgvector.statement_timeout_s,
+            lock_timeout_s=config.pgvector.lock_timeout_s,
+        )
         await db.open(config.pgvector.connect_timeout_s)
         _closing(stack, "database pool", db.close)
         emb = config.embedding

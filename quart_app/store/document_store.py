@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quart_app.store.database import Connection
+from quart_app.store.database import Connection, lift_statement_timeout
 
 # NOTIFY channel the embedding workers LISTEN on; a payload-less ping, delivered at commit
 QUEUE_CHANNEL = "ccb_chunks_queued"
@@ -86,6 +86,7 @@ async def write_indexed(
     take the cached vector and skip the queue.
     """
     async with conn.transaction():
+        await lift_statement_timeout(conn)  # a long document is many chunk rows
         version = await _upsert_document(conn, doc, "indexed", None)
         cur = await conn.execute(
             "WITH ins AS ("
@@ -121,6 +122,7 @@ async def write_indexed(
 async def write_failed(conn: Connection, doc: DocumentRecord, error: str, user_ids: list[str]) -> int:
     """Record a version that could not be parsed: no chunks, the error kept for status and retries."""
     async with conn.transaction():
+        await lift_statement_timeout(conn)  # drops every chunk of the earlier version
         version = await _upsert_document(conn, doc, "failed", error)
         await conn.execute("DELETE FROM chunks WHERE source_id = %s", (doc.source_id,))
         await set_access(conn, doc.source_id, user_ids)

@@ -15,3 +15,11 @@ class DatabaseUnavailableError(StoreError):
 
 class MigrationError(StoreError):
     """A schema migration file is malformed or could not be applied."""
+
+
+class StatementTimeoutError(StoreError):
+    """A statement ran longer than pgvector.statement_timeout_s and the database cancelled it."""
+
+
+class LockTimeoutError(StoreError):
+    """A statement waited longer than pgvector.lock_timeout_s for a lock another transaction holds."""

@@ -38,6 +38,26 @@ async def test_a_database_fault_is_a_vector_db_error(
     assert body["error"].startswith("Vector DB Error: ") and "documents" in body["error"]
 
 
+async def test_a_query_waiting_for_a_lock_is_a_vector_db_error_naming_the_setting(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    raw = contract_config(embedder_url, pgvector={"pool_max": 4, "lock_timeout_s": 0.5})
+    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
+    async with app.test_app() as test_app:
+        http = test_app.test_client()
+        await http.put("/enabled?enabled=1", headers=signed_headers())
+        async with await psycopg.AsyncConnection.connect(fresh_dsn) as holder:
+            # what a change of embedding model holds while it rebuilds the vector index
+            await holder.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+            question = {"userId": "admin", "query": "What do green labels need?"}
+            response = await http.post("/query", json=question, headers=signed_headers("admin"))
+            answer = await response.get_json()
+    assert response.status_code == 500
+    assert answer["error"].startswith(
+        "Vector DB Error: a database statement waited longer than pgvector.lock_timeout_s (0.5 s) for a lock"
+    )
+
+
 async def test_a_failed_llm_task_is_an_llm_error(
     tmp_path: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
