@@ -14,6 +14,7 @@ Pass text through `quart_app.loaders.normalize_text` first (the loaders already 
 
 import bisect
 import re
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice, pairwise
@@ -23,8 +24,10 @@ from tokenizers import Tokenizer
 from .errors import ChunkerConfigError, ChunkerInputError
 from .separators import Rules, rules_for
 
-# pieces of about this many characters are tokenized in one parallel batch
+# the text is tokenized in pieces of about this many characters, this many pieces per parallel batch: the
+# tokenizer's working memory (~500 bytes per token) then covers one batch, not the whole document
 _ENCODE_PIECE_CHARS = 32_768
+_ENCODE_BATCH_PIECES = 4
 # chunks verified per encode_batch call
 _VERIFY_BATCH = 256
 _NEXT_WHITESPACE = re.compile(r"\s")
@@ -112,24 +115,25 @@ class TokenChunker:
                 else:  # the tokenizer merged differently across our cut; halve until it fits
                     yield from self._fit(text, a, b)
 
-    def _token_starts(self, text: str) -> list[int]:
-        """Start offset of every token of `text`, tokenized in parallel pieces cut at whitespace."""
+    def _token_starts(self, text: str) -> Sequence[int]:
+        """Start offset of every token of `text` (8 bytes each), tokenized in pieces cut at whitespace."""
         bounds = [0]
         while len(text) - bounds[-1] > _ENCODE_PIECE_CHARS:
-            found = _NEXT_WHITESPACE.search(text, bounds[-1] + _ENCODE_PIECE_CHARS)
-            if found is None:
-                break
-            bounds.append(found.start())
+            target = bounds[-1] + _ENCODE_PIECE_CHARS
+            found = _NEXT_WHITESPACE.search(text, target, target + _ENCODE_PIECE_CHARS)
+            # text without whitespace (CJK, a token soup) is cut anyway; the chunks are re-counted exactly later
+            bounds.append(found.start() if found is not None else target)
         bounds.append(len(text))
-        pieces = [text[a:b] for a, b in pairwise(bounds)]
-        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False)
-        starts: list[int] = []
-        for base, encoding in zip(bounds, encodings, strict=False):
-            starts.extend(base + s for s, _e in encoding.offsets)
+        starts = array("q")
+        for first in range(0, len(bounds) - 1, _ENCODE_BATCH_PIECES):
+            window = bounds[first : first + _ENCODE_BATCH_PIECES + 1]
+            encodings = self._tokenizer.encode_batch([text[a:b] for a, b in pairwise(window)], add_special_tokens=False)
+            for base, encoding in zip(window, encodings, strict=False):
+                starts.extend(base + s for s, _e in encoding.offsets)
         return starts
 
     def _with_overlap(
-        self, text: str, starts: list[int], segments: Iterator[tuple[int, int]]
+        self, text: str, starts: Sequence[int], segments: Iterator[tuple[int, int]]
     ) -> Iterator[tuple[int, int]]:
         previous_first = -1
         for a, b in segments:
@@ -170,7 +174,7 @@ def _trim(text: str, a: int, b: int) -> tuple[int, int]:
 class _Segmenter:
     """Non-overlapping, whitespace-trimmed spans within `budget` tokens (by the global offsets) and `max_chars`."""
 
-    def __init__(self, text: str, starts: list[int], budget: int, max_chars: int, rules: Rules) -> None:
+    def __init__(self, text: str, starts: Sequence[int], budget: int, max_chars: int, rules: Rules) -> None:
         self.text, self.starts, self.budget, self.max_chars, self.rules = text, starts, budget, max_chars, rules
 
     def run(self) -> Iterator[tuple[int, int]]:
