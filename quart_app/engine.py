@@ -103,7 +103,7 @@ async def open_engine(
     from tokenizers import Tokenizer
 
     from appliance.model_catalogue import resolve_model_files
-    from quart_app.chunking.chunker import TokenChunker, default_chunk_tokens
+    from quart_app.chunking import ChunkerSpec, default_chunk_tokens
     from quart_app.loaders import ParseLimits, ParsePool
     from quart_app.runtimes.embedding_client import EmbeddingClient
     from quart_app.runtimes.llm_backend import create_llm_backend
@@ -133,18 +133,6 @@ async def open_engine(
         _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)
         await db.migrate(model_id, dimension)
-        parse_pool = ParsePool(
-            config.ingest.parse_workers,
-            ParseLimits(
-                timeout_s=config.ingest.parse_timeout_s,
-                memory_mb=config.ingest.parse_memory_mb,
-                max_file_mb=config.ingest.max_part_mb,
-                max_uncompressed_mb=config.ingest.max_uncompressed_mb,
-                max_compression_ratio=float(config.ingest.max_compression_ratio),
-            ),
-        )
-        await parse_pool.open()
-        _closing(stack, "parse pool", parse_pool.close)
         if entry.tokenizer is None:
             raise EngineNotReadyError(
                 f"chunking needs a tokenizer file, and catalogue model {entry.id!r} (embedding.onnx.model) has none;"
@@ -156,12 +144,25 @@ async def open_engine(
         # the embedder prepends the passage prefix (e5: "passage: "), so a full chunk must leave room for it
         prefix_tokens = len(tokenizer.encode(entry.passage_prefix, add_special_tokens=False).ids)
         chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
-        chunker = TokenChunker(tokenizer, chunk_tokens, emb.chunk_overlap_tokens)
+        # the parse workers chunk (under their memory cap); the app only receives the chunks
+        parse_pool = ParsePool(
+            config.ingest.parse_workers,
+            ParseLimits(
+                timeout_s=config.ingest.parse_timeout_s,
+                memory_mb=config.ingest.parse_memory_mb,
+                max_file_mb=config.ingest.max_part_mb,
+                max_uncompressed_mb=config.ingest.max_uncompressed_mb,
+                max_compression_ratio=float(config.ingest.max_compression_ratio),
+            ),
+            chunker=ChunkerSpec(files.tokenizer, chunk_tokens, emb.chunk_overlap_tokens),
+        )
+        await parse_pool.open()
+        _closing(stack, "parse pool", parse_pool.close)
         worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
         await worker.start()
         _closing(stack, "embedding worker", worker.close)
         ingest = IngestService(
-            db, parse_pool, chunker, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
+            db, parse_pool, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
         )
         llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
         _closing(stack, f"LLM backend {llm.name}", llm.aclose)

@@ -1,6 +1,7 @@
 """Token-budgeted recursive chunking of normalized document text."""
 
 from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens
+from .chunker_spec import ChunkerSpec
 from .errors import ChunkerConfigError, ChunkerError, ChunkerInputError
 from .separators import rules_for
 
@@ -9,6 +10,7 @@ __all__ = [
     "ChunkerConfigError",
     "ChunkerError",
     "ChunkerInputError",
+    "ChunkerSpec",
     "TokenChunker",
     "default_chunk_tokens",
     "default_overlap_tokens",

@@ -1,4 +1,4 @@
-"""Document loaders: file + mimetype -> normalized text, in-process or in a bounded pool of worker processes."""
+"""Document loaders: file + mimetype -> normalized text in-process, or -> chunks in a pool of worker processes."""
 
 from .errors import (
     CorruptDocumentError,
@@ -17,11 +17,13 @@ from .limits import ParseLimits
 from .normalize import normalize_text
 from .parse_pool import ParsePool
 from .registry import SUPPORTED_MIMETYPES, canonical_mimetype, extract_text
+from .worker_protocol import DocumentChunk
 
 __all__ = [
     "SUPPORTED_MIMETYPES",
     "CorruptDocumentError",
     "DecompressionBombError",
+    "DocumentChunk",
     "DocumentTooLargeError",
     "EmptyDocumentError",
     "EncryptedDocumentError",

@@ -1,38 +1,51 @@
 """A bounded pool of parse worker processes with per-file timeout and memory cap, driven from asyncio.
 
-Each worker is a separate process (spawn by default) so a parser that hangs, exhausts memory or crashes is
-killed and replaced without touching the event loop or the other files. At most `workers` files parse at
-once; further `parse()` calls wait for a free worker in FIFO order.
+Each worker is a separate process, so a parser that hangs, exhausts memory or crashes is killed and replaced
+without touching the event loop or the other files. A worker parses *and chunks*: the document's text and the
+tokenizer's working memory stay under the worker's memory cap, and the app receives only the chunks. Workers run
+as the unprivileged parser user with a scrubbed environment (see `worker_identity`) and get each file as an open
+descriptor, never a path. At most `workers` files parse at once; further calls wait for a free worker in FIFO order.
 """
+
+from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import logging
-import multiprocessing
+import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkServerContext, SpawnContext
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self
 
 from .errors import (
     CorruptDocumentError,
-    LoaderError,
     ParseMemoryError,
     ParsePoolClosedError,
     ParsePoolError,
     ParseTimeoutError,
 )
 from .limits import ParseLimits
-from .parse_worker import worker_main
+from .worker_identity import PARSER_OS_USER, WorkerIdentity, parser_identity
+from .worker_process import WorkerProcess
+from .worker_protocol import (
+    BATCH_CHARS,
+    DocumentChunk,
+    MalformedReplyError,
+    WorkerSetup,
+    checked_chunks,
+    worker_error,
+)
+
+if TYPE_CHECKING:
+    from quart_app.chunking.chunker_spec import ChunkerSpec
 
 logger = logging.getLogger(__name__)
 
-Outcome = tuple[str, Any]  # ("ok", text) or ("raise", exception)
+Outcome = tuple[str, Any]  # ("ok", chunks) or ("raise", exception)
 
 
 @dataclass
@@ -40,20 +53,20 @@ class _Worker:
     """One slot of the pool; `process` is None when the slot must be (re)started before use."""
 
     slot: int
-    process: BaseProcess | None = None
-    conn: Connection | None = None
+    process: WorkerProcess | None = None
     jobs: int = 0
 
 
 class ParsePool:
-    """`async with ParsePool(2, ParseLimits()) as pool: text = await pool.parse(path, mimetype)`."""
+    """`async with ParsePool(2, ParseLimits(), chunker=spec) as pool: chunks = await pool.parse_and_chunk(path, mt)`."""
 
     def __init__(
         self,
         workers: int = 2,
         limits: ParseLimits | None = None,
         *,
-        start_method: str = "spawn",
+        chunker: ChunkerSpec,
+        os_user: str = PARSER_OS_USER,
         start_timeout_s: float = 60.0,
         max_jobs_per_worker: int = 200,
         extra_loaders: Mapping[str, str] | None = None,
@@ -64,15 +77,17 @@ class ParsePool:
             raise ValueError(f"ParsePool max_jobs_per_worker must be >= 1, got {max_jobs_per_worker}")
         self.workers = workers
         self.limits = limits or ParseLimits()
-        if start_method not in ("spawn", "forkserver"):
-            # fork would copy the event loop's threads and locks into the worker
-            raise ValueError(f"ParsePool start_method must be 'spawn' or 'forkserver', got {start_method!r}")
-        self._ctx = cast(SpawnContext | ForkServerContext, multiprocessing.get_context(start_method))
+        self._chunker = chunker
+        self._os_user = os_user
         self._start_timeout_s = start_timeout_s
         # a fresh process now and then returns the heap that big documents fragmented
         self._max_jobs = max_jobs_per_worker
         # mimetype -> "module:function", imported inside each worker (plugins and fault-injection tests)
         self._extra_loaders = dict(extra_loaders or {})
+        # chunks overlap by at most half, so more text than twice the document's is a worker gone wrong
+        self._max_reply_chars = 2 * self.limits.max_text_chars + BATCH_CHARS
+        self._setup: WorkerSetup | None = None
+        self._identity: WorkerIdentity | None = None
         self._idle: asyncio.Queue[_Worker] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._slots: list[_Worker] = []
@@ -89,11 +104,13 @@ class ParsePool:
         await self.close()
 
     async def open(self) -> None:
-        """Start all workers (in parallel) and wait until each has imported the loaders."""
+        """Start all workers (in parallel) and wait until each has imported the loaders and dropped privileges."""
         if self._closed:
             raise ParsePoolClosedError("the parse pool is closed; create a new ParsePool instead of reopening it")
         if self._opened:
             return
+        self._identity = parser_identity(self._os_user)
+        self._setup = WorkerSetup(self.limits, self._chunker, self._identity, self._extra_loaders)
         self._executor = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="parse-pool")
         self._idle = asyncio.Queue()
         self._slots = [_Worker(slot) for slot in range(self.workers)]
@@ -108,12 +125,11 @@ class ParsePool:
         for worker in self._slots:
             self._idle.put_nowait(worker)
         self._opened = True
-        logger.info(
-            "parse pool started: %d %s workers, limits %s", self.workers, self._ctx.get_start_method(), self.limits
-        )
+        user = self._identity.name if self._identity is not None else f"uid {os.geteuid()}"
+        logger.info("parse pool started: %d workers as %s, limits %s", self.workers, user, self.limits)
 
-    async def parse(self, path: Path, mimetype: str) -> str:
-        """Normalized text of one file; raises a `LoaderError` for a problem with this file only."""
+    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
+        """The chunks of one file; raises a `LoaderError` for a problem with this file only."""
         path = Path(path)
         if not self._opened or self._closed or self._idle is None or self._executor is None:
             raise ParsePoolClosedError(
@@ -129,7 +145,8 @@ class ParsePool:
         job.add_done_callback(lambda _job: self._job_done(worker))
         kind, value = await asyncio.shield(job)
         if kind == "ok":
-            return str(value)
+            chunks: list[DocumentChunk] = value
+            return chunks
         raise value
 
     async def close(self, timeout_s: float = 10.0) -> None:
@@ -153,8 +170,8 @@ class ParsePool:
         except TimeoutError:
             logger.warning("parse pool close: parses still running after %.1fs, killing their workers", timeout_s)
             for worker in self._slots:
-                if worker.process is not None and worker.process.is_alive():
-                    worker.process.kill()
+                if worker.process is not None:
+                    worker.process.abort()
             # the jobs see their worker die, skip the restart because we are closed and hand the slots back
             await _collect()
         loop = asyncio.get_running_loop()
@@ -175,47 +192,19 @@ class ParsePool:
     # --- the rest runs in the pool's threads -------------------------------------------------------------
 
     def _start(self, worker: _Worker) -> None:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=worker_main,
-            args=(child_conn, self.limits, self._extra_loaders),
-            name=f"parse-worker-{worker.slot}",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()  # so a dead worker shows up as EOF on our end
-        worker.process, worker.conn, worker.jobs = process, parent_conn, 0
-        if not parent_conn.poll(self._start_timeout_s):
-            self._kill(worker)
-            raise ParsePoolError(f"parse worker {worker.slot} did not start within {self._start_timeout_s}s")
-        try:
-            kind, detail = parent_conn.recv()
-        except (EOFError, OSError):
-            kind, detail = "failed", f"exit code {process.exitcode}"
-        if kind != "ready":
-            self._kill(worker)
-            raise ParsePoolError(f"parse worker {worker.slot} failed to start: {detail}")
-        logger.debug("parse worker %d started (pid %s)", worker.slot, detail)
+        assert self._setup is not None
+        worker.process = WorkerProcess.start(self._setup, worker.slot, self._start_timeout_s)
+        worker.jobs = 0
 
     def _kill(self, worker: _Worker) -> None:
-        process, conn = worker.process, worker.conn
-        worker.process = worker.conn = None
+        process, worker.process = worker.process, None
         if process is not None:
-            if process.is_alive():
-                process.kill()
-            process.join(5)
-            process.close()
-        if conn is not None:
-            conn.close()
+            process.kill()
 
     def _stop(self, worker: _Worker) -> None:
-        if worker.conn is not None and worker.process is not None:
-            try:
-                worker.conn.send(None)
-                worker.process.join(2)
-            except (OSError, ValueError):
-                pass
-        self._kill(worker)
+        process, worker.process = worker.process, None
+        if process is not None:
+            process.stop()
 
     def _recycle(self, worker: _Worker) -> None:
         logger.debug("parse worker %d recycled after %d files", worker.slot, worker.jobs)
@@ -227,61 +216,116 @@ class ParsePool:
         if not self._closed:
             try:
                 self._start(worker)
-            except ParsePoolError as exc:
+            except (ParsePoolError, OSError) as exc:
                 # the slot stays empty and is started again by the next file that gets it
                 logger.warning("parse worker %d could not be replaced: %s", worker.slot, exc)
 
     def _run(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
         try:
-            return self._run_unguarded(worker, path, mimetype)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            return "raise", exc
+        try:
+            return self._run_unguarded(worker, fd, path, mimetype)
         except Exception as exc:  # never lose the slot: a failed job must still hand the worker back
             logger.exception("parse pool slot %d failed unexpectedly", worker.slot)
             self._kill(worker)
             return "raise", ParsePoolError(f"parse worker {worker.slot} failed: {type(exc).__name__}: {exc}")
+        finally:
+            os.close(fd)
 
-    def _run_unguarded(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
-        if worker.process is None or worker.conn is None or not worker.process.is_alive():
+    def _run_unguarded(self, worker: _Worker, fd: int, path: Path, mimetype: str) -> Outcome:
+        if worker.process is None or not worker.process.alive:
             self._replace(worker)
-            if worker.conn is None:
+            if worker.process is None:
                 return "raise", ParsePoolError(f"no parse worker could be started for {path.name}; see the log")
-        conn = worker.conn
-        assert conn is not None and worker.process is not None
-        limit = self.limits.timeout_s
+        owner = os.fstat(fd).st_uid
+        if self._identity is not None:
+            # the worker reopens the descriptor through /proc/self/fd, which needs the file to be its own; the
+            # spool directory stays root's, so no other file (and this one by no path) is within its reach
+            os.fchown(fd, self._identity.uid, -1)
         try:
-            conn.send((str(path), mimetype))
-            ready = conn.poll(limit)
-            reply = conn.recv() if ready else None
-        except (EOFError, OSError):
+            return self._exchange(worker, fd, path, mimetype)
+        finally:
+            if self._identity is not None:
+                os.fchown(fd, owner, -1)
+
+    def _exchange(self, worker: _Worker, fd: int, path: Path, mimetype: str) -> Outcome:
+        process = worker.process
+        assert process is not None
+        try:
+            process.hand_over(path.name, mimetype, fd)
+        except OSError:
             return "raise", self._died(worker, path, mimetype)
-        if reply is None:
-            logger.warning(
-                "parse of %s (%s) timed out after %.0fs; replacing worker %d", path.name, mimetype, limit, worker.slot
-            )
-            self._replace(worker)
-            return "raise", ParseTimeoutError(
-                f"{path.name} ({mimetype}): parsing took longer than timeout_s={limit:g}s and was stopped; "
-                "raise the parse timeout if such files are expected"
-            )
-        kind, value = reply
-        worker.jobs += 1
-        if kind == "ok":
-            return "ok", value
-        if kind == "memory":
-            logger.warning("parse of %s (%s) ran out of memory; replacing worker %d", path.name, mimetype, worker.slot)
-            self._replace(worker)
-            return "raise", ParseMemoryError(
-                f"{path.name} ({mimetype}): parsing needed more than memory_mb={self.limits.memory_mb} MB and was "
-                "stopped; raise the parse memory limit or split the file"
-            )
-        if isinstance(value, LoaderError | OSError):
-            return "raise", value
-        return "raise", CorruptDocumentError(f"{path.name} ({mimetype}): {value}")
+        limit = self.limits.timeout_s
+        deadline = time.monotonic() + limit
+        chunks: list[DocumentChunk] = []
+        chars = 0
+        while True:
+            try:
+                message = process.receive(deadline - time.monotonic())
+                if message is None:
+                    return "raise", self._timed_out(worker, path, mimetype)
+                kind, args = message
+                if kind != "chunks":
+                    worker.jobs += 1
+                    return self._outcome(worker, path, mimetype, kind, args, chunks)
+                batch = checked_chunks(args[0] if args else None, self._chunker.chunk_tokens)
+                chars += sum(len(chunk.text) for chunk in batch)
+                if chars > self._max_reply_chars:
+                    raise MalformedReplyError(f"more than {self._max_reply_chars} characters of chunks")
+                chunks.extend(batch)
+            except (EOFError, ConnectionError):
+                return "raise", self._died(worker, path, mimetype)
+            except (OSError, MalformedReplyError) as exc:  # OSError: "bad message length", too long
+                return "raise", self._misbehaved(worker, path, mimetype, str(exc))
+
+    def _timed_out(self, worker: _Worker, path: Path, mimetype: str) -> Exception:
+        limit = self.limits.timeout_s
+        logger.warning(
+            "parse of %s (%s) timed out after %.0fs; replacing worker %d", path.name, mimetype, limit, worker.slot
+        )
+        self._replace(worker)
+        return ParseTimeoutError(
+            f"{path.name} ({mimetype}): parsing took longer than timeout_s={limit:g}s and was stopped; "
+            "raise the parse timeout if such files are expected"
+        )
+
+    def _outcome(
+        self, worker: _Worker, path: Path, mimetype: str, kind: str, args: list[Any], chunks: list[DocumentChunk]
+    ) -> Outcome:
+        match kind, args:
+            case "done", [int() as count] if count == len(chunks):
+                return "ok", chunks
+            case "error", [str() as name, str() as message]:
+                return "raise", worker_error(name, message, path, mimetype)
+            case "memory", _:
+                logger.warning(
+                    "parse of %s (%s) ran out of memory; replacing worker %d", path.name, mimetype, worker.slot
+                )
+                self._replace(worker)
+                return "raise", ParseMemoryError(
+                    f"{path.name} ({mimetype}): parsing needed more than memory_mb={self.limits.memory_mb} MB and "
+                    "was stopped; raise ingest.parse_memory_mb or split the file"
+                )
+        raise MalformedReplyError(f"an unexpected {kind!r} message")
+
+    def _misbehaved(self, worker: _Worker, path: Path, mimetype: str, reason: str) -> Exception:
+        logger.warning(
+            "parse worker %d sent a malformed reply on %s (%s): %s; replacing it",
+            worker.slot,
+            path.name,
+            mimetype,
+            reason,
+        )
+        self._replace(worker)
+        return CorruptDocumentError(
+            f"{path.name} ({mimetype}): the parser misbehaved on this file ({reason}) and was replaced; "
+            "the file is probably damaged or malicious: check it"
+        )
 
     def _died(self, worker: _Worker, path: Path, mimetype: str) -> Exception:
-        process = worker.process
-        if process is not None:
-            process.join(5)
-        code = process.exitcode if process is not None else None
+        code = worker.process.exit_code() if worker.process is not None else None
         logger.warning(
             "parse worker %d died (exit code %s) on %s (%s); replacing it", worker.slot, code, path.name, mimetype
         )
@@ -294,6 +338,12 @@ class ParsePool:
             return ParseMemoryError(
                 f"{path.name} ({mimetype}): the parse worker was killed (SIGKILL, most likely the out-of-memory "
                 "killer); raise the machine's memory or lower the parse memory limit"
+            )
+        if code == -signal.SIGABRT:
+            # Rust (the tokenizer) and C++ libraries abort when an allocation hits the address-space cap
+            return ParseMemoryError(
+                f"{path.name} ({mimetype}): the parser aborted (SIGABRT), most likely at the memory cap "
+                f"memory_mb={self.limits.memory_mb}; raise ingest.parse_memory_mb or split the file"
             )
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
         return CorruptDocumentError(

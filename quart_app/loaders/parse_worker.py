@@ -1,21 +1,40 @@
-"""Entry point of one parse worker process: caps its memory, then parses files sent over a pipe.
+"""One parse worker process: `python -m quart_app.loaders.parse_worker FD`, started by the parse pool.
 
-Protocol (parent -> worker): `(path: str, mimetype: str)` or `None` to stop.
-Worker -> parent: `("ready", pid)` once, then per request `("ok", text)`, `("error", exception)` or
-`("memory", detail)`; after "memory" the worker exits so a fresh process replaces its fragmented heap.
+It reads its setup from the app over the socket FD, imports every loader and builds the chunker, drops to the
+parser user, caps its memory, then turns each file it is handed (as an open descriptor) into chunks. The messages
+are described in `worker_protocol`.
 """
 
 import importlib
 import os
 import resource
 import signal
+import sys
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
-from pathlib import Path
+from multiprocessing.reduction import recv_handle
+from pathlib import Path, PosixPath
+from typing import Any
 
-from .errors import CorruptDocumentError
-from .limits import MIB, ParseLimits
+from quart_app.chunking.chunker import TokenChunker
+
+from .limits import MIB
 from .registry import Loader, extract_text, preload_loaders
+from .worker_identity import drop_privileges
+from .worker_protocol import BATCH_CHARS, WorkerSetup, encode, error_name
+
+# a few words in two pieces: makes the tokenizer start its thread pool before the memory cap is set
+_WARM_UP_TEXT = "Warm up the tokenizer.\n\nIts thread pool starts now."
+
+
+class HandedFile(PosixPath):
+    """The file handed over as descriptor N, opened as /proc/self/fd/N, named in messages as the app names it."""
+
+    display_name = ""
+
+    @property
+    def name(self) -> str:
+        return self.display_name or super().name
 
 
 def _resolve(spec: str) -> Loader:
@@ -30,7 +49,10 @@ def _address_space_bytes() -> int:
 
 
 def cap_memory(memory_mb: int) -> int:
-    """Limit this process's address space to its current size plus `memory_mb`; returns the cap in bytes."""
+    """Limit this process's address space to its current size plus `memory_mb`; returns the cap in bytes.
+
+    Soft and hard limit alike, so a parser that was taken over cannot lift it again.
+    """
     try:
         current = _address_space_bytes()
     except OSError:  # no /proc: treat the setting as an absolute cap
@@ -39,41 +61,82 @@ def cap_memory(memory_mb: int) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     return cap
 
 
-def _picklable(exc: BaseException) -> BaseException:
-    # LoaderErrors take one message argument and pickle; anything else is flattened so the reply always arrives
-    if isinstance(exc, CorruptDocumentError | OSError) or type(exc).__module__.startswith("quart_app."):
-        return exc
-    return CorruptDocumentError(f"{type(exc).__name__}: {exc}")
+def _send(conn: Connection, message: list[Any]) -> None:
+    conn.send_bytes(encode(message))
 
 
-def worker_main(conn: Connection, limits: ParseLimits, extra_loaders: Mapping[str, str]) -> None:
-    """Serve parse requests until told to stop or the parent goes away."""
-    # Ctrl-C goes to the whole process group; the parent decides when workers stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        loaders = {mimetype: _resolve(spec) for mimetype, spec in extra_loaders.items()}
-    except (ImportError, AttributeError, ValueError) as exc:
-        conn.send(("failed", f"cannot import an extra loader ({type(exc).__name__}: {exc})"))
-        return
-    preload_loaders()
-    cap_memory(limits.memory_mb)
-    conn.send(("ready", os.getpid()))
+def _chunk_file(
+    conn: Connection,
+    path: Path,
+    mimetype: str,
+    setup: WorkerSetup,
+    loaders: Mapping[str, Loader],
+    chunker: TokenChunker,
+) -> None:
+    text = extract_text(path, mimetype, setup.limits, loaders)
+    batch: list[list[Any]] = []
+    batch_chars = count = 0
+    for chunk in chunker.split(text, mimetype):
+        batch.append([chunk.text, chunk.start, chunk.token_count])
+        batch_chars += len(chunk.text)
+        if batch_chars >= BATCH_CHARS:
+            _send(conn, ["chunks", batch])
+            count += len(batch)
+            batch, batch_chars = [], 0
+    if batch:
+        _send(conn, ["chunks", batch])
+        count += len(batch)
+    _send(conn, ["done", count])
+
+
+def _serve(conn: Connection, setup: WorkerSetup, loaders: Mapping[str, Loader], chunker: TokenChunker) -> None:
     while True:
         try:
             request = conn.recv()
+            if request is None:
+                return
+            name, mimetype = request
+            fd = recv_handle(conn)
         except (EOFError, OSError):
             return
-        if request is None:
-            return
-        path, mimetype = request
+        path = HandedFile(f"/proc/self/fd/{fd}")
+        path.display_name = name
         try:
-            conn.send(("ok", extract_text(Path(path), mimetype, limits, loaders)))
+            _chunk_file(conn, path, mimetype, setup, loaders, chunker)
         except MemoryError:
-            conn.send(("memory", f"address space cap of {limits.memory_mb} MB above idle size reached"))
+            # a fresh process replaces this fragmented heap
+            _send(conn, ["memory", f"address space cap of {setup.limits.memory_mb} MB above idle size reached"])
             return
         except Exception as exc:
-            conn.send(("error", _picklable(exc)))
+            _send(conn, ["error", error_name(exc), str(exc)])
+        finally:
+            os.close(fd)
+
+
+def main() -> None:
+    """Set up, then serve files until told to stop or the app goes away."""
+    conn = Connection(int(sys.argv[1]))
+    # Ctrl-C goes to the whole process group; the app decides when workers stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup: WorkerSetup = conn.recv()
+    try:
+        loaders = {mimetype: _resolve(spec) for mimetype, spec in setup.extra_loaders.items()}
+        preload_loaders()
+        chunker = setup.chunker.build()
+        list(chunker.split(_WARM_UP_TEXT, "text/plain"))
+        # from here on, everything this process runs is already imported: it needs no file but the ones handed in
+        drop_privileges(setup.identity)
+        cap_memory(setup.limits.memory_mb)
+    except Exception as exc:
+        _send(conn, ["failed", f"{type(exc).__name__}: {exc}"])
+        return
+    _send(conn, ["ready", os.getpid()])
+    _serve(conn, setup, loaders, chunker)
+
+
+if __name__ == "__main__":
+    main()

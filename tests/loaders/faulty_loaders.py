@@ -1,8 +1,14 @@
 """Loaders that misbehave on purpose; the parse pool imports them inside its workers via `extra_loaders`."""
 
 import ctypes
+import json
 import os
+import pickle
+import resource
+import stat
+import struct
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from quart_app.loaders.limits import ParseLimits
@@ -15,6 +21,8 @@ FAULTY_LOADERS = {
     "test/exit": f"{__name__}:hard_exit",
     "test/pid": f"{__name__}:report_pid",
     "test/concurrency": f"{__name__}:concurrency_probe",
+    "test/escape": f"{__name__}:probe_isolation",
+    "test/forge-reply": f"{__name__}:forge_reply",
 }
 
 
@@ -56,3 +64,81 @@ def concurrency_probe(path: Path, limits: ParseLimits) -> str:
         return str(len(list(active.iterdir())))
     finally:
         marker.unlink()
+
+
+def _attempt_read(target: str) -> str:
+    try:
+        Path(target).read_bytes()
+    except OSError as exc:
+        return type(exc).__name__
+    return "read"
+
+
+def _listable_fd_dirs_of_others() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                os.listdir(entry / "fd")
+            except OSError:
+                continue
+            found.append(int(entry.name))
+    return found
+
+
+def _attempt_lift_memory_cap() -> str:
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError) as exc:
+        return type(exc).__name__
+    return "lifted"
+
+
+def probe_isolation(path: Path, limits: ParseLimits) -> str:
+    """What a parser taken over by a malicious file could reach: its identity and environment, the files named in
+    the handed file (a JSON list), its own initial environment, other processes' descriptors, its memory cap."""
+    targets = [*json.loads(path.read_text(encoding="utf-8")), "/proc/self/environ"]
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()],
+            "groups": os.getgroups(),
+            "environ": dict(os.environ),
+            "reads": {target: _attempt_read(target) for target in targets},
+            "fd_dirs_of_others": _listable_fd_dirs_of_others(),
+            "lift_memory_cap": _attempt_lift_memory_cap(),
+        }
+    )
+
+
+class _RunsOnUnpickling:
+    """Unpickling this creates the directory `marker`: a stand-in for running any command in the app."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.marker,)
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:  # the descriptor listdir itself used
+        return False
+
+
+def forge_reply(path: Path, limits: ParseLimits) -> str:
+    """Writes its own message to the app over the worker's socket, as a parser taken over could: "pickle <marker>"
+    sends a pickle that runs a command when unpickled, "huge" announces a 16 GiB message."""
+    kind, _, marker = path.read_text(encoding="utf-8").partition(" ")
+    # the socket to the app is this process's only one; a duplicate, so closing ours leaves the worker's open
+    (app_socket,) = (fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_socket(fd))
+    conn = Connection(os.dup(app_socket))
+    if kind == "pickle":
+        conn.send_bytes(pickle.dumps(_RunsOnUnpickling(marker)))
+    else:
+        conn._send(struct.pack("!i", -1) + struct.pack("!Q", 16 << 30))  # type: ignore[attr-defined]
+    conn.close()
+    time.sleep(3600)
+    return ""

@@ -1,16 +1,21 @@
-"""The parse pool: real files in worker processes; hangs, memory blow-ups and crashes cost only their own file."""
+"""The parse pool: real files parsed and chunked in worker processes; hangs, memory blow-ups and crashes cost only
+their own file."""
 
 import asyncio
+import pwd
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from faulty_loaders import FAULTY_LOADERS
 from loader_fixture_files import FIXTURES, write_pdf
+from pool_kit import text_of
 
+from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import (
     CorruptDocumentError,
     EmptyDocumentError,
@@ -26,9 +31,10 @@ LIMITS = ParseLimits(timeout_s=3.0, memory_mb=256)
 
 
 @pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[ParsePool]:
-    # one pool for the module on purpose: every fault test also proves the pool keeps serving afterwards
-    async with ParsePool(2, LIMITS, extra_loaders=FAULTY_LOADERS) as parse_pool:
+async def pool(chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None) -> AsyncIterator[ParsePool]:
+    # one pool for the module on purpose: every fault test also proves the pool keeps serving afterwards; as root
+    # its workers run as the parser user, as in the appliance
+    async with ParsePool(2, LIMITS, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS) as parse_pool:
         yield parse_pool
 
 
@@ -39,13 +45,25 @@ def probe_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def active() -> Iterator[Path]:
+    """Where the concurrency probe marks running parses: writable by the workers, whatever user they run as."""
+    with tempfile.TemporaryDirectory(prefix="parse-probe-") as name:
+        Path(name).chmod(0o1777)
+        yield Path(name)
+
+
+async def _text(pool: ParsePool, path: Path, mimetype: str) -> str:
+    return text_of(await pool.parse_and_chunk(path, mimetype))
+
+
 async def _pid(pool: ParsePool, path: Path) -> str:
-    return await pool.parse(path, "test/pid")
+    return await _text(pool, path, "test/pid")
 
 
 async def test_parses_every_fixture_in_workers(pool: ParsePool, tmp_path: Path) -> None:
     files = {mimetype: writer(tmp_path) for mimetype, (writer, _, _) in FIXTURES.items()}
-    texts = await asyncio.gather(*(pool.parse(path, mimetype) for mimetype, path in files.items()))
+    texts = await asyncio.gather(*(_text(pool, path, mimetype) for mimetype, path in files.items()))
     for mimetype, text in zip(files, texts, strict=True):
         assert FIXTURES[mimetype][1][0] in text
 
@@ -54,9 +72,9 @@ async def test_per_file_loader_errors_pass_through(pool: ParsePool, tmp_path: Pa
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     results = await asyncio.gather(
-        pool.parse(write_pdf(tmp_path, "locked", password="pw"), "application/pdf"),
-        pool.parse(empty, "text/plain"),
-        pool.parse(write_pdf(tmp_path), "application/pdf"),
+        _text(pool, write_pdf(tmp_path, "locked", password="pw"), "application/pdf"),
+        _text(pool, empty, "text/plain"),
+        _text(pool, write_pdf(tmp_path), "application/pdf"),
         return_exceptions=True,
     )
     assert isinstance(results[0], EncryptedDocumentError)
@@ -66,9 +84,9 @@ async def test_per_file_loader_errors_pass_through(pool: ParsePool, tmp_path: Pa
 
 async def test_timeout_kills_only_that_worker(pool: ParsePool, probe_file: Path) -> None:
     before = {await _pid(pool, probe_file) for _ in range(4)}
-    hang = asyncio.create_task(pool.parse(probe_file, "test/hang"))
+    hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
     # the other worker keeps serving while one hangs
-    assert (await pool.parse(probe_file, "text/plain")) == "x"
+    assert (await _text(pool, probe_file, "text/plain")) == "x"
     with pytest.raises(ParseTimeoutError) as info:
         await hang
     assert str(info.value) == (
@@ -83,14 +101,14 @@ async def test_memory_cap_gives_parse_memory_error(pool: ParsePool, probe_file: 
     with pytest.raises(
         ParseMemoryError, match=r"^probe \(test/eat-memory\): parsing needed more than memory_mb=256 MB"
     ):
-        await pool.parse(probe_file, "test/eat-memory")
-    assert (await pool.parse(probe_file, "text/plain")) == "x"
+        await _text(pool, probe_file, "test/eat-memory")
+    assert (await _text(pool, probe_file, "text/plain")) == "x"
 
 
 @pytest.mark.parametrize(("mimetype", "how"), [("test/segfault", "signal SIGSEGV"), ("test/exit", "exit code 3")])
 async def test_crashing_worker_is_replaced(pool: ParsePool, probe_file: Path, mimetype: str, how: str) -> None:
     results = await asyncio.gather(
-        pool.parse(probe_file, mimetype), pool.parse(probe_file, "text/plain"), return_exceptions=True
+        _text(pool, probe_file, mimetype), _text(pool, probe_file, "text/plain"), return_exceptions=True
     )
     assert isinstance(results[0], CorruptDocumentError)
     assert (
@@ -101,48 +119,44 @@ async def test_crashing_worker_is_replaced(pool: ParsePool, probe_file: Path, mi
     assert {await _pid(pool, probe_file) for _ in range(4)}.__len__() == 2
 
 
-async def test_at_most_workers_files_parse_at_once(pool: ParsePool, tmp_path: Path) -> None:
-    active = tmp_path / "active"
-    active.mkdir()
+async def test_at_most_workers_files_parse_at_once(pool: ParsePool, tmp_path: Path, active: Path) -> None:
     path = tmp_path / "probe"
     path.write_text(str(active), encoding="utf-8")
-    seen = await asyncio.gather(*(pool.parse(path, "test/concurrency") for _ in range(6)))
+    seen = await asyncio.gather(*(_text(pool, path, "test/concurrency") for _ in range(6)))
     assert max(int(n) for n in seen) <= 2
 
 
-async def test_cancelled_caller_does_not_lose_the_worker(pool: ParsePool, tmp_path: Path) -> None:
-    active = tmp_path / "active"
-    active.mkdir()
+async def test_cancelled_caller_does_not_lose_the_worker(pool: ParsePool, tmp_path: Path, active: Path) -> None:
     path = tmp_path / "probe"
     path.write_text(str(active), encoding="utf-8")
-    task = asyncio.create_task(pool.parse(path, "test/concurrency"))
+    task = asyncio.create_task(_text(pool, path, "test/concurrency"))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # both slots come back: two more parses run side by side and then the pool is still usable
-    results = await asyncio.gather(*(pool.parse(path, "test/concurrency") for _ in range(3)))
+    results = await asyncio.gather(*(_text(pool, path, "test/concurrency") for _ in range(3)))
     assert all(1 <= int(n) <= 2 for n in results)
 
 
-async def test_closed_and_unopened_pool_refuse_work(probe_file: Path) -> None:
-    pool = ParsePool(1, LIMITS)
+async def test_closed_and_unopened_pool_refuse_work(probe_file: Path, chunker_spec: ChunkerSpec) -> None:
+    pool = ParsePool(1, LIMITS, chunker=chunker_spec)
     with pytest.raises(ParsePoolClosedError, match=re.escape("not open; use 'async with' or await open()")):
-        await pool.parse(probe_file, "text/plain")
+        await _text(pool, probe_file, "text/plain")
     async with pool:
-        assert await pool.parse(probe_file, "text/plain") == "x"
+        assert await _text(pool, probe_file, "text/plain") == "x"
     await pool.close()  # idempotent
     with pytest.raises(ParsePoolClosedError, match=r"^the parse pool is closed$"):
-        await pool.parse(probe_file, "text/plain")
+        await _text(pool, probe_file, "text/plain")
     with pytest.raises(ParsePoolClosedError, match="create a new ParsePool instead of reopening it"):
         await pool.open()
 
 
-async def test_waiters_are_released_on_close(probe_file: Path) -> None:
-    pool = ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS)
+async def test_waiters_are_released_on_close(probe_file: Path, chunker_spec: ChunkerSpec) -> None:
+    pool = ParsePool(1, LIMITS, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS)
     await pool.open()
-    running = asyncio.create_task(pool.parse(probe_file, "test/pid"))
-    waiting = asyncio.create_task(pool.parse(probe_file, "test/pid"))
+    running = asyncio.create_task(_text(pool, probe_file, "test/pid"))
+    waiting = asyncio.create_task(_text(pool, probe_file, "test/pid"))
     await asyncio.sleep(0)
     await pool.close()
     assert (await running).startswith("pid ")
@@ -150,21 +164,19 @@ async def test_waiters_are_released_on_close(probe_file: Path) -> None:
         await waiting
 
 
-def test_invalid_settings() -> None:
+def test_invalid_settings(chunker_spec: ChunkerSpec) -> None:
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
-        ParsePool(0)
+        ParsePool(0, chunker=chunker_spec)
     with pytest.raises(ValueError, match="max_jobs_per_worker must be >= 1, got 0"):
-        ParsePool(1, max_jobs_per_worker=0)
-    with pytest.raises(ValueError, match="start_method must be 'spawn' or 'forkserver', got 'fork'"):
-        ParsePool(1, start_method="fork")
+        ParsePool(1, chunker=chunker_spec, max_jobs_per_worker=0)
     with pytest.raises(ValueError, match=r"ParseLimits.timeout_s must be > 0, got 0"):
         ParseLimits(timeout_s=0)
 
 
-async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path) -> None:
-    pool = ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS)
+async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path, chunker_spec: ChunkerSpec) -> None:
+    pool = ParsePool(1, LIMITS, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS)
     await pool.open()
-    hang = asyncio.create_task(pool.parse(probe_file, "test/hang"))
+    hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
     await asyncio.sleep(0.2)
     await pool.close(timeout_s=0.2)
     with pytest.raises(
@@ -173,8 +185,8 @@ async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path) -> 
         await hang
 
 
-async def test_workers_are_recycled_after_max_jobs(probe_file: Path) -> None:
-    async with ParsePool(1, LIMITS, extra_loaders=FAULTY_LOADERS, max_jobs_per_worker=2) as pool:
+async def test_workers_are_recycled_after_max_jobs(probe_file: Path, chunker_spec: ChunkerSpec) -> None:
+    async with ParsePool(1, LIMITS, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS, max_jobs_per_worker=2) as pool:
         pids = [(await _pid(pool, probe_file)).split()[1] for _ in range(5)]
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
 
@@ -189,17 +201,17 @@ def test_importing_the_package_does_not_load_parser_libraries() -> None:
     assert out.stdout.strip() == "[]"
 
 
-async def test_real_parse_over_the_memory_cap(tmp_path: Path) -> None:
+async def test_real_parse_over_the_memory_cap(tmp_path: Path, chunker_spec: ChunkerSpec) -> None:
     # a real loader reading an 80 MB text file cannot fit in 48 MB of headroom
     path = tmp_path / "large"
     path.write_bytes(b"all work and no play makes jack a dull boy\n" * 2_000_000)
-    async with ParsePool(1, ParseLimits(memory_mb=48)) as small:
+    async with ParsePool(1, ParseLimits(memory_mb=48), chunker=chunker_spec) as small:
         with pytest.raises(ParseMemoryError, match=r"^large \(text/plain\): parsing needed more than memory_mb=48 MB"):
-            await small.parse(path, "text/plain")
+            await small.parse_and_chunk(path, "text/plain")
         path.write_text("small again", encoding="utf-8")
-        assert await small.parse(path, "text/plain") == "small again"
+        assert await _text(small, path, "text/plain") == "small again"
 
 
 async def test_missing_file_is_an_os_error_not_a_document_error(pool: ParsePool, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        await pool.parse(tmp_path / "gone", "text/plain")
+        await _text(pool, tmp_path / "gone", "text/plain")
