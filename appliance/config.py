@@ -173,7 +173,12 @@ class RetrievalConfig(_Section):
 class IngestConfig(_Section):
     parse_workers: int = Field(2, ge=1, description="parser processes")
     parse_timeout_s: float = Field(120.0, gt=0, description="seconds one file may take to parse")
-    parse_memory_mb: int = Field(2048, ge=64, description="address-space cap of a parser process")
+    parse_memory_mb: int = Field(
+        2048,
+        ge=256,
+        description="address-space cap of a parser process; a document's text may have ~43,000 characters per MB "
+        "above 128 (at most 20 million)",
+    )
     max_uncompressed_mb: int = Field(512, ge=1, description="zip-based formats: total uncompressed size")
     max_compression_ratio: int = Field(200, ge=1, description="zip-based formats: uncompressed/compressed")
     max_part_mb: int = Field(128, ge=1, description="largest file in a /loadSources request")

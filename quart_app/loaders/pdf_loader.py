@@ -1,6 +1,5 @@
 """PDF text via pypdf (pure Python, maintained, the library upstream uses)."""
 
-import logging
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -8,8 +7,6 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, P
 
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
-
-logger = logging.getLogger(__name__)
 
 
 def _encrypted(path: Path) -> EncryptedDocumentError:
@@ -37,8 +34,7 @@ def load_pdf(path: Path, limits: ParseLimits) -> str:
             pages.append(text)
             size += len(text)
             if size > limits.max_text_chars:
-                logger.warning("%s: text truncated at %d characters", path.name, limits.max_text_chars)
-                break
+                raise limits.text_too_long(path.name, "application/pdf")
     except FileNotDecryptedError:
         raise _encrypted(path) from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:

@@ -99,8 +99,9 @@ def extract_text(
 ) -> str:
     """Parse one file in this process and return its normalized text (see `normalize_text`).
 
-    Raises a `LoaderError` subclass for every problem with the file itself; `MemoryError` is left to the
-    caller (the parse pool replaces the worker). `loaders` adds or overrides registry entries.
+    Raises a `LoaderError` subclass for every problem with the file itself (a text longer than
+    `limits.max_text_chars` too); `MemoryError` is left to the caller (the parse pool replaces the worker).
+    `loaders` adds or overrides registry entries.
     """
     limits = limits or ParseLimits()
     kind = canonical_mimetype(mimetype)
@@ -134,8 +135,7 @@ def extract_text(
             ) from None
     text = normalize_text(raw)
     if len(text) > limits.max_text_chars:
-        logger.warning("%s: text truncated to max_text_chars=%d", path.name, limits.max_text_chars)
-        text = text[: limits.max_text_chars]
+        raise limits.text_too_long(path.name, kind)
     if not text:
         raise EmptyDocumentError(
             f"{path.name} ({kind}): no text could be extracted (e.g. a scanned PDF without a text layer); "

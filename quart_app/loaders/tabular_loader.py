@@ -48,17 +48,19 @@ def _row_line(cells: Iterable[Any]) -> str:
     return CELL_SEPARATOR.join(texts)
 
 
+class _OverBudget(Exception):
+    """The workbook's text is longer than max_text_chars; the loader turns this into the limit's error."""
+
+
 def _sheet_block(name: str, lines: Iterator[str], budget: list[int]) -> str:
     kept = [name]
-    if budget[0] <= 0:
-        return ""
     for line in lines:
         if not line:
             continue
         kept.append(line)
         budget[0] -= len(line) + 1
-        if budget[0] <= 0:
-            break
+        if budget[0] < 0:
+            raise _OverBudget
     return "\n".join(kept) if len(kept) > 1 else ""
 
 
@@ -87,6 +89,8 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
                 _sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget)
                 for sheet in workbook.worksheets
             ]
+        except _OverBudget:
+            raise limits.text_too_long(path.name, mimetype) from None
         finally:
             workbook.close()
     return "\n\n".join(block for block in blocks if block)
@@ -146,5 +150,8 @@ def load_ods(path: Path, limits: ParseLimits) -> str:
     check_zip(path, ODS, limits)
     budget = [limits.max_text_chars]
     with zipfile.ZipFile(path) as archive, archive.open("content.xml") as content:
-        blocks = [_sheet_block(name, rows, budget) for name, rows in _ods_sheets(content)]
+        try:
+            blocks = [_sheet_block(name, rows, budget) for name, rows in _ods_sheets(content)]
+        except _OverBudget:
+            raise limits.text_too_long(path.name, ODS) from None
     return "\n\n".join(block for block in blocks if block)

@@ -3,6 +3,7 @@
 import zipfile
 from pathlib import Path
 
+import openpyxl
 import pytest
 from extract_msg.ole_writer import OleWriter
 from loader_fixture_files import FIXTURES, write_docx, write_pdf, write_pptx, write_xlsx
@@ -145,6 +146,55 @@ def test_file_above_size_limit(tmp_path: Path) -> None:
     path.write_bytes(b"a" * (MIB + 1))
     with pytest.raises(DocumentTooLargeError, match=r"1\.0 MiB is above max_file_mb=1; raise the limit or split"):
         extract_text(path, "text/plain", ParseLimits(max_file_mb=1))
+
+
+SMALL = ParseLimits(memory_mb=129)  # 1 MB above the workers' base: 43,690 characters of text
+
+
+def test_text_longer_than_the_memory_cap_holds_is_refused_not_truncated(tmp_path: Path) -> None:
+    assert SMALL.max_text_chars == 43_690
+    path = tmp_path / "long"
+    path.write_text("word " * (43_690 // 5) + "tail", encoding="utf-8")
+    with pytest.raises(DocumentTooLargeError) as info:
+        extract_text(path, "text/plain", SMALL)
+    assert str(info.value) == (
+        "long (text/plain): the text is longer than 43,690 characters, the most ingest.parse_memory_mb=129 can "
+        "chunk; raise that setting or split the file"
+    )
+    path.write_text("word " * (43_690 // 5), encoding="utf-8")
+    assert len(extract_text(path, "text/plain", SMALL)) == 43_689  # at the limit: kept whole
+
+
+def test_text_above_the_ceiling_is_refused_whatever_the_memory_cap(tmp_path: Path) -> None:
+    path = tmp_path / "book"
+    path.write_bytes(b"0123456789 " * 1_818_182)  # 20,000,002 characters
+    with pytest.raises(DocumentTooLargeError) as info:
+        extract_text(path, "text/plain", ParseLimits(memory_mb=64_000, max_file_mb=64))
+    assert str(info.value) == (
+        "book (text/plain): the text is longer than 20,000,000 characters, the most one document may have; "
+        "split the file"
+    )
+
+
+def test_pdf_and_workbook_stop_reading_at_the_limit_and_are_refused(tmp_path: Path) -> None:
+    from loader_fixture_files import _pdf_page
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for page in range(12):
+        _pdf_page(writer, f"Page {page} " + "lorem ipsum " * 400)
+    pdf = tmp_path / "pdf"
+    with pdf.open("wb") as fh:
+        writer.write(fh)
+    with pytest.raises(DocumentTooLargeError, match=r"^pdf \(application/pdf\): the text is longer than 43,690 "):
+        extract_text(pdf, "application/pdf", SMALL)
+    workbook = openpyxl.Workbook()
+    for row in range(2_000):
+        workbook.active.append([f"row {row}", "lorem ipsum dolor sit amet"])
+    xlsx = tmp_path / "xlsx"
+    workbook.save(str(xlsx))
+    with pytest.raises(DocumentTooLargeError, match=r"^xlsx \(" + XLSX + r"\): the text is longer than 43,690 "):
+        extract_text(xlsx, XLSX, SMALL)
 
 
 def test_pdf_without_text_layer_is_empty(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pool_kit import text_of
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import (
     CorruptDocumentError,
+    DocumentTooLargeError,
     EmptyDocumentError,
     EncryptedDocumentError,
     ParseLimits,
@@ -202,14 +203,32 @@ def test_importing_the_package_does_not_load_parser_libraries() -> None:
 
 
 async def test_real_parse_over_the_memory_cap(tmp_path: Path, chunker_spec: ChunkerSpec) -> None:
-    # a real loader reading an 80 MB text file cannot fit in 48 MB of headroom
+    # a real loader reading a 176 MB text file (bytes, then text) cannot fit in 129 MB of headroom
     path = tmp_path / "large"
-    path.write_bytes(b"all work and no play makes jack a dull boy\n" * 2_000_000)
-    async with ParsePool(1, ParseLimits(memory_mb=48), chunker=chunker_spec) as small:
-        with pytest.raises(ParseMemoryError, match=r"^large \(text/plain\): parsing needed more than memory_mb=48 MB"):
+    path.write_bytes(b"all work and no play makes jack a dull boy\n" * 4_000_000)
+    async with ParsePool(1, ParseLimits(memory_mb=129, max_file_mb=256), chunker=chunker_spec) as small:
+        with pytest.raises(ParseMemoryError, match=r"^large \(text/plain\): parsing needed more than memory_mb=129 MB"):
             await small.parse_and_chunk(path, "text/plain")
         path.write_text("small again", encoding="utf-8")
         assert await _text(small, path, "text/plain") == "small again"
+
+
+async def test_worst_case_text_at_the_limit_is_chunked_within_the_workers_memory_cap(
+    tmp_path: Path, chunker_spec: ChunkerSpec
+) -> None:
+    # one token and 4 bytes per character, the text the limit is sized for: 12 MB above the base hold 524,288
+    limits = ParseLimits(timeout_s=300, memory_mb=140)
+    text = "\U0001f600," * (limits.max_text_chars // 2)
+    assert len(text) == limits.max_text_chars == 524_288
+    path = tmp_path / "dense"
+    path.write_text(text, encoding="utf-8")
+    async with ParsePool(1, limits, chunker=chunker_spec) as pool:
+        chunks = await pool.parse_and_chunk(path, "text/plain")
+        assert text_of(chunks) == text
+        assert max(chunk.token_count for chunk in chunks) <= chunker_spec.chunk_tokens
+        path.write_text(text + "\U0001f600", encoding="utf-8")
+        with pytest.raises(DocumentTooLargeError, match=r"^dense \(text/plain\): the text is longer than 524,288 "):
+            await pool.parse_and_chunk(path, "text/plain")
 
 
 async def test_missing_file_is_an_os_error_not_a_document_error(pool: ParsePool, tmp_path: Path) -> None:
