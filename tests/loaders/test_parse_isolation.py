@@ -3,6 +3,7 @@ the app's, cannot lift its memory cap, and nothing it sends can run code in the 
 
 import json
 import logging
+import os
 import pwd
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pool_kit import text_of
 from appliance.storage import StorageLayout
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import CorruptDocumentError, ParseLimits, ParsePool
-from quart_app.loaders.worker_identity import INHERITED_VARIABLES
+from quart_app.loaders.worker_identity import INHERITED_VARIABLES, parser_identity
 from quart_app.services.source_spool import SourceSpool, SpooledFile
 
 SECRETS = {
@@ -133,3 +134,14 @@ async def test_a_forged_reply_runs_nothing_in_the_app_and_costs_only_its_file(
     assert not marker.exists(), "the app unpickled what a parse worker sent"
     # the worker was replaced and the pool goes on
     assert text_of(await pool.parse_and_chunk(plain, "text/plain")) == "An ordinary document."
+
+
+def test_a_regular_user_app_keeps_its_user_for_the_workers_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    caplog.set_level(logging.INFO, logger="quart_app.loaders")
+    assert parser_identity() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "parse workers run as the app's own user (uid 1000): only root can switch them to ccb_parser"
+    ]
