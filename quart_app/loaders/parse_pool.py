@@ -126,7 +126,13 @@ class ParsePool:
             self._idle.put_nowait(worker)
         self._opened = True
         user = self._identity.name if self._identity is not None else f"uid {os.geteuid()}"
-        logger.info("parse pool started: %d workers as %s, limits %s", self.workers, user, self.limits)
+        logger.info(
+            "parse pool started: %d workers as %s, limits %s, texts up to %d characters",
+            self.workers,
+            user,
+            self.limits,
+            self.limits.max_text_chars,
+        )
 
     async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
         """The chunks of one file; raises a `LoaderError` for a problem with this file only."""

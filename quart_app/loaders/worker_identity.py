@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .errors import ParsePoolError
+
 logger = logging.getLogger(__name__)
 
 PARSER_OS_USER = "ccb_parser"
@@ -58,7 +60,9 @@ def parser_identity(user: str = PARSER_OS_USER) -> WorkerIdentity | None:
         )
         return None
     if entry.pw_uid == 0:
-        raise ValueError(f"the OS user {user} has uid 0; parse workers need an unprivileged user: give it another uid")
+        raise ParsePoolError(
+            f"the OS user {user} has uid 0; parse workers need an unprivileged user: give it another uid"
+        )
     return WorkerIdentity(user, entry.pw_uid, entry.pw_gid)
 
 
