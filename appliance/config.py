@@ -187,6 +187,9 @@ class IngestConfig(_Section):
         1000, ge=1, description="most parts in one /loadSources request (the PHP app sends at most 100 files)"
     )
     concurrent_requests: int = Field(10, ge=1, description="concurrent /loadSources requests (doc_parser_worker_limit)")
+    access_wait_s: float = Field(
+        30.0, gt=0, description="an access change or delete waits this long for ingests of its sources, then 503s"
+    )
 
 
 class PullConfig(_Section):

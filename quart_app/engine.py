@@ -18,6 +18,7 @@ from quart_app.pull import PullMode
 from quart_app.services.answer import AnswerService
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.ingest import IngestService
+from quart_app.services.source_order import SourceOrder
 from quart_app.services.source_spool import SourceSpool
 from quart_app.store import Database
 
@@ -36,6 +37,8 @@ class Engine:
     """What the routes and pollers call; `close()` releases everything in reverse order of opening."""
 
     db: Database
+    # orders ingests against access changes and deletes of the same sources
+    order: SourceOrder
     ingest: IngestService
     answer: AnswerService
     worker: EmbeddingWorker
@@ -161,8 +164,13 @@ async def open_engine(
         worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
         await worker.start()
         _closing(stack, "embedding worker", worker.close)
+        order = SourceOrder(config.ingest.access_wait_s)
         ingest = IngestService(
-            db, parse_pool, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake
+            db,
+            parse_pool,
+            parse_concurrency=config.ingest.parse_workers,
+            on_chunks_queued=worker.wake,
+            order=order,
         )
         llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
         _closing(stack, f"LLM backend {llm.name}", llm.aclose)
@@ -172,5 +180,7 @@ async def open_engine(
             spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)
             pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool)
             pull.start(loops)
-        engine = Engine(db=db, ingest=ingest, answer=answer, worker=worker, pull=pull, resources=stack.pop_all())
+        engine = Engine(
+            db=db, order=order, ingest=ingest, answer=answer, worker=worker, pull=pull, resources=stack.pop_all()
+        )
     return engine

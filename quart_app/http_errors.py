@@ -13,11 +13,14 @@ from pydantic import ValidationError
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
+from quart_app.services.errors import SourceBusyError
+
 log = logging.getLogger(__name__)
 
 # a 422 echoes at most this many characters of each offending input (FastAPI echoes a whole 1 GiB body)
 ECHO_INPUT_CHARS = 256
 ELLIPSIS = "…"
+RETRY_HEADERS = {"cc-retry": "true"}
 
 
 class BodyValidationError(Exception):
@@ -141,6 +144,11 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ContractError)
     async def contract_error(exc: ContractError) -> Response:
         return json_message(exc.message, exc.status, exc.headers)
+
+    @app.errorhandler(SourceBusyError)
+    async def source_busy(exc: SourceBusyError) -> Response:
+        # PHP 4.0.3+ keeps the request's sources or action queued on `cc-retry: true` (RetryIndexException)
+        return json_message(str(exc), 503, RETRY_HEADERS)
 
     @app.errorhandler(BodyValidationError)
     async def body_invalid(exc: BodyValidationError) -> Response:

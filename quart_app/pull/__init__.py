@@ -35,7 +35,7 @@ class PullMode:
     ) -> None:
         self.gate = PullGate(nextcloud, config.pull, enabled)
         self.documents = DocumentPoller(nextcloud, self.gate, ingest, spool, config)
-        self.actions = ActionPoller(nextcloud, self.gate, db, config)
+        self.actions = ActionPoller(nextcloud, self.gate, db, ingest.order, config)
         self.tasks = TaskPoller(nextcloud, self.gate, answers, config.pull)
 
     def start(self, loops: BackgroundLoops) -> None:

@@ -3,6 +3,10 @@
 A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
 429, 5xx, connection loss) are retried here with backoff first; 404/422, invalid items and unreadable files are
 acknowledged as failed. The same ingest service as PUT /loadSources does the work.
+
+The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
+change or delete from the actions loop waits and then wins; an item whose source, provider or readers changed
+between the poll and that claim carries an outdated reader list and is left for Nextcloud to serve again.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,7 @@ from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documen
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services.errors import SourceBusyError, SourceTooLargeError, SpoolError
 from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
+from quart_app.services.source_order import IngestClaim, Ticket
 from quart_app.services.source_spool import SourceSpool, SpooledFile
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,18 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._spool = spool
         self._batch_size = config.doc_indexing_batch_size
         self._fetch_slots = asyncio.Semaphore(config.concurrent_file_fetches)
+        # when the batch being processed was polled (set by batch_scope)
+        self._polled: Ticket | None = None
+
+    @contextlib.contextmanager
+    def batch_scope(self) -> Iterator[Ticket]:
+        # the readers Nextcloud lists are as of this poll: a change applied after it must win
+        with self._ingest.order.arrival() as polled:
+            self._polled = polled
+            try:
+                yield polled
+            finally:
+                self._polled = None
 
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
         return parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
@@ -102,7 +119,35 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         return False
 
     async def index(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
-        """Fetch or spool every item, ingest them together, and record which rows are done."""
+        """Hold the batch's sources, fetch or spool every item, ingest them together, record which rows are done."""
+        assert self._polled is not None, "index runs inside batch_scope"
+        with contextlib.ExitStack() as held:
+            claim = await self._hold(items, self._polled, held, handle)
+            if claim is None:
+                outcome.left_locked += len(items)
+                return
+            for item in items:
+                if item.source_id in claim.stale:
+                    log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
+                    outcome.left_locked += 1
+            await self._index_held([i for i in items if i.source_id in claim.held], claim, outcome, handle)
+
+    async def _hold(
+        self, items: list[DocumentItem], polled: Ticket, held: contextlib.ExitStack, handle: LoopHandle
+    ) -> IngestClaim | None:
+        """Claim the sources (a waiting access change goes first); None when they stay busy."""
+        for attempt in range(1, self._pull.fetch_attempts + 1):
+            try:
+                return held.enter_context(self._ingest.order.claim(items, polled))
+            except SourceBusyError as exc:
+                log.info("documents queue: %s; waiting before indexing the batch", exc)
+                if attempt < self._pull.fetch_attempts:
+                    await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+        return None
+
+    async def _index_held(
+        self, items: list[DocumentItem], claim: IngestClaim, outcome: BatchOutcome, handle: LoopHandle
+    ) -> None:
         spooled: list[SpooledFile] = []
         try:
             prepared = await asyncio.gather(*(self._prepare(item, handle, spooled) for item in items))
@@ -121,7 +166,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 if item.source_id not in rows:
                     sources.append(_incoming(item, result))
                 rows.setdefault(item.source_id, []).append(item)
-            report = await self._ingest_with_retry(sources, handle)
+            report = await self._ingest_with_retry(sources, claim, handle)
         finally:
             # also on cancellation: every file spooled so far is removed
             for done in spooled:
@@ -135,18 +180,16 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         handle.status.count("failed", len(report.failed))
         outcome.left_locked += sum(len(rows[source_id]) for source_id in report.retry)
 
-    async def _ingest_with_retry(self, sources: list[IncomingSource], handle: LoopHandle) -> IngestReport:
-        """Ingest; a source busy in a push request or a database hiccup is retried here before giving up."""
+    async def _ingest_with_retry(
+        self, sources: list[IncomingSource], claim: IngestClaim, handle: LoopHandle
+    ) -> IngestReport:
+        """Ingest; a database hiccup is retried here before giving up (the claim keeps the reader lists current)."""
         report = IngestReport()
         pending = sources
         for attempt in range(1, self._pull.fetch_attempts + 1):
             if not pending:
                 break
-            try:
-                result = await self._ingest.ingest(pending)
-            except SourceBusyError as exc:
-                log.info("documents queue: %s; waiting before ingesting the batch", exc)
-                result = IngestReport(retry=[s.source_id for s in pending])
+            result = await self._ingest.ingest(pending, claim=claim)
             report.loaded += result.loaded
             report.failed.update(result.failed)
             pending = [s for s in pending if s.source_id in set(result.retry)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from appliance.config import PullConfig
@@ -36,38 +37,47 @@ class QueueLoop(ABC, Generic[Item]):
     async def process(self, items: list[Item], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
         """Work through a claimed batch and acknowledge it; False when the app stopped in the middle."""
 
+    def batch_scope(self) -> AbstractContextManager[object]:
+        """Held from before a poll until its batch is processed (the documents loop notes when it polled)."""
+        return nullcontext()
+
     async def run(self, handle: LoopHandle) -> None:
         idle = errors = 0
         while await self._gate.wait_open(handle):
             status = handle.status
-            try:
-                items, rejected = await self.claim()
-            except (NextcloudNotFoundError, NextcloudAuthError) as exc:
-                self._gate.mark_unavailable(exc)
-                continue
-            except (NextcloudError, InvalidItemError) as exc:
+            poll_error: Exception | None = None
+            with self.batch_scope():
+                try:
+                    items, rejected = await self.claim()
+                except (NextcloudNotFoundError, NextcloudAuthError) as exc:
+                    self._gate.mark_unavailable(exc)
+                    continue
+                except (NextcloudError, InvalidItemError) as exc:
+                    poll_error = exc
+                else:
+                    errors = 0
+                    if items or rejected:
+                        idle = 0
+                        if not await self._process(items, rejected, handle):
+                            return
+                        continue
+            if poll_error is not None:
                 errors += 1
                 status.count("poll_errors")
-                status.set("backing_off", f"polling the {self.queue} queue failed: {exc}")
+                status.set("backing_off", f"polling the {self.queue} queue failed: {poll_error}")
                 await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
                 continue
-            errors = 0
-            if not items and not rejected:
-                idle += 1
-                status.set("idle", f"the {self.queue} queue is empty")
-                wait = backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle)
-                await handle.sleep(wait, self._gate.changed)
-                continue
-            idle = 0
-            status.set("running", f"{len(items)} claimed {self.queue} item(s)")
-            status.count("claimed", len(items) + len(rejected))
-            for bad in rejected:
-                log.warning(
-                    "%s queue: %s row %s is invalid and dropped: %s", self.queue, bad.kind, bad.row_id, bad.reason
-                )
-            status.count("invalid", len(rejected))
-            if not await self.process(items, rejected, handle):
-                return
+            idle += 1
+            status.set("idle", f"the {self.queue} queue is empty")
+            await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed)
+
+    async def _process(self, items: list[Item], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
+        handle.status.set("running", f"{len(items)} claimed {self.queue} item(s)")
+        handle.status.count("claimed", len(items) + len(rejected))
+        for bad in rejected:
+            log.warning("%s queue: %s row %s is invalid and dropped: %s", self.queue, bad.kind, bad.row_id, bad.reason)
+        handle.status.count("invalid", len(rejected))
+        return await self.process(items, rejected, handle)
 
     async def acknowledge(self, path: str, body: dict[str, Any], count: int, handle: LoopHandle) -> None:
         """DELETE what is done for good; a lost acknowledgement means a replay after 24 h."""

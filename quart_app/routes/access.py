@@ -40,7 +40,8 @@ async def update_access_declarative() -> Response:
     body = await parse_body(UpdateAccessDeclarativeRequest)
     users = _check_users(body.userIds)
     _check_source(body.sourceId)
-    await access.update_access_declarative(engine().db, users, body.sourceId)
+    opened = engine()
+    await access.update_access_declarative(opened.db, opened.order, users, body.sourceId)
     return json_message(ACCESS_UPDATED)
 
 
@@ -50,7 +51,8 @@ async def update_access() -> Response:
     body = await parse_body(UpdateAccessRequest)
     users = _check_users(body.userIds)
     _check_source(body.sourceId)
-    await access.update_access(engine().db, body.op, users, body.sourceId)
+    opened = engine()
+    await access.update_access(opened.db, opened.order, body.op, users, body.sourceId)
     return json_message(ACCESS_UPDATED)
 
 
@@ -62,5 +64,6 @@ async def update_access_provider() -> Response:
     if not is_valid_provider_id(body.providerId):
         raise ContractError("Invalid provider id", 400)
     # upstream 4.0-5.3 called update_access(providerId as a source id) here (a no-op); we do what PHP meant
-    await access.update_access_provider(engine().db, body.op, users, body.providerId)
+    opened = engine()
+    await access.update_access_provider(opened.db, opened.order, body.op, users, body.providerId)
     return json_message(ACCESS_UPDATED)

@@ -59,6 +59,8 @@ async def status() -> Response:
     state = lifecycle()
     # what each background loop (init job, embedding worker, pollers) is doing, and whether the PHP app is pulled from
     report["loops"] = state.loops.snapshot()
+    # sources being ingested, and access changes or deletes waiting for them to commit
+    report["ordering"] = opened.order.snapshot()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,

@@ -55,12 +55,13 @@ def _check_provider(key: str) -> None:
 @require_enabled
 async def delete_sources() -> Response:
     raw = await read_json_body()
+    opened = engine()
     if _is_beta_shape(raw):
         beta = validate_body(BetaDeleteSourcesRequest, raw)
-        await deletion.delete_user_sources(engine().db, beta.userId, _non_empty(beta.sourceNames))
+        await deletion.delete_user_sources(opened.db, opened.order, beta.userId, _non_empty(beta.sourceNames))
     else:
         body = validate_body(DeleteSourcesRequest, raw)
-        await deletion.delete_sources(engine().db, _non_empty(body.sourceIds))
+        await deletion.delete_sources(opened.db, opened.order, _non_empty(body.sourceIds))
     return json_message(SOURCES_DELETED)
 
 
@@ -69,7 +70,8 @@ async def delete_sources() -> Response:
 async def delete_provider() -> Response:
     body = await parse_body(DeleteProviderRequest)
     _check_provider(body.providerKey)
-    await deletion.delete_provider(engine().db, body.providerKey)
+    opened = engine()
+    await deletion.delete_provider(opened.db, opened.order, body.providerKey)
     return json_message(SOURCES_DELETED)
 
 
@@ -79,7 +81,8 @@ async def delete_user() -> Response:
     body = await parse_body(DeleteUserRequest)
     if not body.userId.strip():
         raise ContractError("Invalid userId provided", 400)
-    await deletion.delete_user(engine().db, body.userId)
+    opened = engine()
+    await deletion.delete_user(opened.db, opened.order, body.userId)
     return json_message("User deleted")
 
 
@@ -88,7 +91,8 @@ async def delete_user() -> Response:
 async def delete_sources_by_provider() -> Response:
     body = await parse_body(BetaDeleteByProviderRequest)
     _check_provider(body.providerKey)
-    await deletion.delete_user_provider(engine().db, body.userId, body.providerKey)
+    opened = engine()
+    await deletion.delete_user_provider(opened.db, opened.order, body.userId, body.providerKey)
     return json_message(SOURCES_DELETED)
 
 
@@ -97,5 +101,6 @@ async def delete_sources_by_provider() -> Response:
 async def delete_sources_by_provider_for_all_users() -> Response:
     body = await parse_body(BetaDeleteByProviderForAllUsersRequest)
     _check_provider(body.providerKey)
-    await deletion.delete_provider_for_all_users(engine().db, body.providerKey)
+    opened = engine()
+    await deletion.delete_provider_for_all_users(opened.db, opened.order, body.providerKey)
     return json_message(SOURCES_DELETED)

@@ -10,7 +10,7 @@ from quart import Blueprint, Response, current_app, request
 
 from quart_app.asgi_body import ClientDisconnectedError, body_stream
 from quart_app.engine import engine
-from quart_app.http_errors import BodyValidationError, ContractError, json_message
+from quart_app.http_errors import RETRY_HEADERS, BodyValidationError, ContractError, json_message
 from quart_app.lifecycle import lifecycle, require_enabled
 from quart_app.multipart_sources import (
     MIB,
@@ -21,8 +21,8 @@ from quart_app.multipart_sources import (
     multipart_boundary,
     read_source_parts,
 )
-from quart_app.services.errors import SourceBusyError
 from quart_app.services.ingest import IncomingSource
+from quart_app.services.source_order import Ticket
 from quart_app.services.source_spool import SourceSpool
 from quart_app.wire_models import is_valid_source_id
 
@@ -38,7 +38,6 @@ INVALID_FILENAME = "Invalid source filename for: {title}"
 NO_SOURCES = "No sources provided"
 BETA_ALL_LOADED = "All sources loaded"
 BETA_NOT_ALL_LOADED = "Error: All sources were not loaded, check logs for more info"
-RETRY_HEADERS = {"cc-retry": "true"}
 WORKER_LIMIT = "Document parser worker limit reached, try again in some time or consider increasing the limit"
 # upstream 4.0.3+ waits 10 minutes for a parser slot, then asks the PHP app to retry
 GATE_WAIT_S = 600.0
@@ -132,17 +131,19 @@ async def load_sources() -> Response:
         raise ContractError(str(UploadTooLargeError(max_request)), 413)
     # the body stays unread in the socket until a slot is free: a waiting upload holds no memory
     gate = _gate()
-    try:
-        await asyncio.wait_for(gate.acquire(), GATE_WAIT_S)
-    except TimeoutError:
-        raise ContractError(WORKER_LIMIT, 503, RETRY_HEADERS) from None
-    try:
-        return await _load_sources(boundary)
-    finally:
-        gate.release()
+    # the readers in this request are as of now: an access change or delete arriving while it waits wins
+    with engine().order.arrival() as arrival:
+        try:
+            await asyncio.wait_for(gate.acquire(), GATE_WAIT_S)
+        except TimeoutError:
+            raise ContractError(WORKER_LIMIT, 503, RETRY_HEADERS) from None
+        try:
+            return await _load_sources(boundary, arrival)
+        finally:
+            gate.release()
 
 
-async def _load_sources(boundary: bytes) -> Response:
+async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
     limits = lifecycle().settings.config.ingest
     max_part, max_request = limits.max_part_mb * MIB, limits.max_request_mb * MIB
     try:
@@ -158,10 +159,8 @@ async def _load_sources(boundary: bytes) -> Response:
         valid, rejected = _split(parts, max_part)
         if not valid:
             raise ContractError(rejected[0].message, rejected[0].status)
-        try:
-            report = await engine().ingest.ingest(valid)
-        except SourceBusyError as exc:
-            raise ContractError(str(exc), 503, RETRY_HEADERS) from None
+        # a source held by another request raises SourceBusyError: 503 + cc-retry (http_errors)
+        report = await engine().ingest.ingest(valid, arrival=arrival)
     finally:
         await asyncio.to_thread(_remove_all, parts)
     for source_id, reason in report.failed.items():

@@ -2,6 +2,8 @@
 
 Denying the last reader removes the document and its chunks. Unlike upstream 4.x, the provider variant really
 works, and a missing source is reported (False) instead of raising, so the route can answer 200 as 4.1.1+ does.
+Each change holds what it touches in the SourceOrder, so a load of the same source that is already being ingested
+commits first and cannot restore a reader afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Literal
 
 from quart_app.services.errors import InvalidRequestError
 from quart_app.services.id_lists import BATCH, clean_ids, required
+from quart_app.services.source_order import SourceOrder, provider_key, source_key
 from quart_app.store import Database
 from quart_app.store import access_store as store
 
@@ -25,16 +28,26 @@ def _op(op: str) -> AccessOp:
     return "allow" if op == "allow" else "deny"
 
 
-async def update_access(db: Database, op: str, user_ids: list[str], source_id: str) -> bool:
+async def update_access(db: Database, order: SourceOrder, op: str, user_ids: list[str], source_id: str) -> bool:
     """Allow or deny the users on one source; False if the source is not stored."""
-    return await update_access_sources(db, op, user_ids, [source_id]) > 0
+    return await update_access_sources(db, order, op, user_ids, [source_id]) > 0
 
 
-async def update_access_sources(db: Database, op: str, user_ids: list[str], source_ids: list[str]) -> int:
+async def update_access_sources(
+    db: Database, order: SourceOrder, op: str, user_ids: list[str], source_ids: list[str]
+) -> int:
     """Allow or deny the users on several sources; returns how many of them are stored."""
     action = _op(op)
     users = clean_ids(user_ids, "user id")
     ids = clean_ids(source_ids, "source id")
+    async with order.change(map(source_key, ids)):
+        found = await _update_sources(db, action, users, ids)
+    if found < len(ids):
+        logger.info("access %s: %d of %d source id(s) not stored; ignored", action, len(ids) - found, len(ids))
+    return found
+
+
+async def _update_sources(db: Database, action: AccessOp, users: list[str], ids: list[str]) -> int:
     found = 0
     for start in range(0, len(ids), BATCH):
         part = ids[start : start + BATCH]
@@ -46,17 +59,15 @@ async def update_access_sources(db: Database, op: str, user_ids: list[str], sour
                 _rows, orphans = await store.deny(conn, users, part)
                 if orphans:
                     logger.info("access denied: %d document(s) without readers removed", orphans)
-    if found < len(ids):
-        logger.info("access %s: %d of %d source id(s) not stored; ignored", action, len(ids) - found, len(ids))
     return found
 
 
-async def update_access_provider(db: Database, op: str, user_ids: list[str], provider: str) -> int:
+async def update_access_provider(db: Database, order: SourceOrder, op: str, user_ids: list[str], provider: str) -> int:
     """Allow or deny the users on every document of a provider; returns access rows added or removed."""
     action = _op(op)
     users = clean_ids(user_ids, "user id")
     key = required(provider, "provider id")
-    async with db.connection() as conn:
+    async with order.change([provider_key(key)]), db.connection() as conn:
         if action == "allow":
             return await store.allow_provider(conn, users, key)
         rows, orphans = await store.deny_provider(conn, users, key)
@@ -65,11 +76,11 @@ async def update_access_provider(db: Database, op: str, user_ids: list[str], pro
     return rows
 
 
-async def update_access_declarative(db: Database, user_ids: list[str], source_id: str) -> bool:
+async def update_access_declarative(db: Database, order: SourceOrder, user_ids: list[str], source_id: str) -> bool:
     """Exactly these users may read the source; False if the source is not stored."""
     users = clean_ids(user_ids, "user id")
     sid = required(source_id, "source id")
-    async with db.connection() as conn:
+    async with order.change([source_key(sid)]), db.connection() as conn:
         found = await store.declare(conn, users, sid)
     if not found:
         logger.info("declarative access: source not stored; ignored")

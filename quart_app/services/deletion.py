@@ -1,7 +1,8 @@
 """Deleting documents by id, provider or user (upstream 4.0-5.3 semantics, plus the beta4 per-user variants).
 
 A document no user may read any more is removed together with its chunks. Long id lists are sent as arrays
-(`= ANY(%s)`, never one parameter per id) and split into transactions of `id_lists.BATCH` ids.
+(`= ANY(%s)`, never one parameter per id) and split into transactions of `id_lists.BATCH` ids. Each delete holds
+what it touches in the SourceOrder, so a load already being ingested commits first and cannot resurrect a document.
 """
 
 from __future__ import annotations
@@ -9,63 +10,66 @@ from __future__ import annotations
 import logging
 
 from quart_app.services.id_lists import BATCH, clean_ids, required
+from quart_app.services.source_order import SourceOrder, provider_key, source_key, user_key
 from quart_app.store import Database
 from quart_app.store import access_store as store
 
 logger = logging.getLogger(__name__)
 
 
-async def delete_sources(db: Database, source_ids: list[str]) -> int:
+async def delete_sources(db: Database, order: SourceOrder, source_ids: list[str]) -> int:
     """Delete the documents (chunks and access cascade); returns how many existed."""
     ids = clean_ids(source_ids, "source id")
     deleted = 0
-    for start in range(0, len(ids), BATCH):
-        async with db.connection() as conn:
-            deleted += await store.delete_sources(conn, ids[start : start + BATCH])
+    async with order.change(map(source_key, ids)):
+        for start in range(0, len(ids), BATCH):
+            async with db.connection() as conn:
+                deleted += await store.delete_sources(conn, ids[start : start + BATCH])
     logger.info("deleted %d of %d requested source(s)", deleted, len(ids))
     return deleted
 
 
-async def delete_provider(db: Database, provider: str) -> int:
+async def delete_provider(db: Database, order: SourceOrder, provider: str) -> int:
     """Delete every document of a provider, for all users."""
     key = required(provider, "provider key")
-    async with db.connection() as conn:
+    async with order.change([provider_key(key)]), db.connection() as conn:
         deleted = await store.delete_provider(conn, key)
     logger.info("deleted %d source(s) of provider %s", deleted, key)
     return deleted
 
 
-async def delete_provider_for_all_users(db: Database, provider: str) -> int:
+async def delete_provider_for_all_users(db: Database, order: SourceOrder, provider: str) -> int:
     """beta4 name of `delete_provider`."""
-    return await delete_provider(db, provider)
+    return await delete_provider(db, order, provider)
 
 
-async def delete_user(db: Database, user_id: str) -> int:
+async def delete_user(db: Database, order: SourceOrder, user_id: str) -> int:
     """Remove a user's access everywhere and the documents only they could read; returns documents removed."""
     user = required(user_id, "user id")
-    async with db.connection() as conn:
+    async with order.change([user_key(user)]), db.connection() as conn:
         rows, documents = await store.delete_user(conn, user)
     logger.info("user removed: %d access row(s), %d orphaned document(s) deleted", rows, documents)
     return documents
 
 
-async def delete_user_sources(db: Database, user_id: str, source_ids: list[str]) -> int:
+async def delete_user_sources(db: Database, order: SourceOrder, user_id: str, source_ids: list[str]) -> int:
     """beta4 `deleteSources(userId, sourceNames)`: the user loses these sources; orphans are removed."""
     user = required(user_id, "user id")
     ids = clean_ids(source_ids, "source id")
     documents = 0
-    for start in range(0, len(ids), BATCH):
-        async with db.connection() as conn:
-            _rows, gone = await store.delete_user_sources(conn, user, ids[start : start + BATCH])
-        documents += gone
+    async with order.change(map(source_key, ids)):
+        for start in range(0, len(ids), BATCH):
+            async with db.connection() as conn:
+                _rows, gone = await store.delete_user_sources(conn, user, ids[start : start + BATCH])
+            documents += gone
     return documents
 
 
-async def delete_user_provider(db: Database, user_id: str, provider: str) -> int:
+async def delete_user_provider(db: Database, order: SourceOrder, user_id: str, provider: str) -> int:
     """beta4 `deleteSourcesByProvider(userId, providerKey)`: the user loses the provider's sources."""
     user = required(user_id, "user id")
     key = required(provider, "provider key")
-    async with db.connection() as conn:
+    async with order.change([provider_key(key)]), db.connection() as conn:
         _rows, documents = await store.delete_user_provider(conn, user, key)
     return documents
 

@@ -15,6 +15,28 @@ class SourceBusyError(ServiceError):
         self.source_ids = source_ids
 
 
+class SourceNotClaimedError(ServiceError):
+    """A caller passed a claim that does not hold every source of its batch (a bug of the caller)."""
+
+    def __init__(self, source_ids: list[str]) -> None:
+        super().__init__(f"source(s) {', '.join(source_ids)} not held by the claim passed to ingest; claim them first")
+        self.source_ids = source_ids
+
+
+class OrderWaitTimeoutError(SourceBusyError):
+    """An access change or delete waited too long for ingests of what it touches; retry later (503 + cc-retry)."""
+
+    def __init__(self, names: list[str], wait_s: float) -> None:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        ServiceError.__init__(
+            self,
+            f"{shown} still being indexed after waiting {wait_s:g} s; retry in some time"
+            " (or raise ingest.access_wait_s)",
+        )
+        self.source_ids = names
+        self.wait_s = wait_s
+
+
 class SpoolError(ServiceError):
     """An incoming file could not be written to the spool directory."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -12,7 +13,8 @@ from typing import Protocol
 import psycopg
 
 from quart_app.loaders.errors import EmptyDocumentError, LoaderError, ParsePoolError
-from quart_app.services.in_flight import InFlightSources
+from quart_app.services.errors import SourceNotClaimedError
+from quart_app.services.source_order import IngestClaim, SourceOrder, Ticket
 from quart_app.services.source_spool import file_sha256
 from quart_app.store import Database, StoreError
 from quart_app.store.document_store import (
@@ -97,33 +99,56 @@ class IngestService:
         *,
         parse_concurrency: int = 2,
         on_chunks_queued: Callable[[], None] | None = None,
-        in_flight: InFlightSources | None = None,
+        order: SourceOrder | None = None,
     ) -> None:
         self._db = db
         self._parser = parser
         self._parse_slots = asyncio.Semaphore(max(1, parse_concurrency))
         self._on_chunks_queued = on_chunks_queued
-        self.in_flight = in_flight if in_flight is not None else InFlightSources()
+        self.order = order if order is not None else SourceOrder()
         self.counters = IngestCounters()
 
-    async def ingest(self, batch: list[IncomingSource]) -> IngestReport:
-        """Process a batch; raises SourceBusyError (nothing done) if a source is already in flight."""
+    async def ingest(
+        self, batch: list[IncomingSource], *, arrival: Ticket | None = None, claim: IngestClaim | None = None
+    ) -> IngestReport:
+        """Process a batch; raises SourceBusyError (nothing done) if a source is held by another request.
+
+        `arrival` is when the load arrived (SourceOrder.arrival): a source whose readers changed since then is
+        not written but reported for retry. A caller already holding the sources passes its `claim` instead.
+        """
         unique = list({source.source_id: source for source in batch}.values())
-        report = IngestReport()
         if not unique:
+            return IngestReport()
+        if claim is not None:
+            return await self._ingest_claimed(unique, claim)
+        with ExitStack() as stack:
+            ticket = stack.enter_context(self.order.arrival()) if arrival is None else arrival
+            held = stack.enter_context(self.order.claim(unique, ticket))
+            return await self._ingest_claimed(unique, held)
+
+    async def _ingest_claimed(self, unique: list[IncomingSource], claim: IngestClaim) -> IngestReport:
+        report = IngestReport()
+        for source_id in claim.stale:
+            logger.info("ingest: readers of %s changed since this load arrived; to retry with the new list", source_id)
+            report.retry.append(source_id)
+            self.counters.retried += 1
+        unheld = [s.source_id for s in unique if s.source_id not in claim.held and s.source_id not in claim.stale]
+        if unheld:
+            raise SourceNotClaimedError(unheld)
+        fresh = [s for s in unique if s.source_id in claim.held]
+        if not fresh:
             return report
-        with self.in_flight.claim([s.source_id for s in unique]):
-            try:
-                async with self._db.connection() as conn:
-                    existing = await find_existing(conn, [s.source_id for s in unique])
-            except (psycopg.Error, StoreError) as exc:
-                logger.warning("ingest: document lookup failed, %d source(s) to retry: %s", len(unique), exc)
-                report.retry.extend(s.source_id for s in unique)
-                self.counters.retried += len(unique)
-                return report
-            outcomes = await asyncio.gather(*(self._one(s, existing.get(s.source_id)) for s in unique))
+        try:
+            async with self._db.connection() as conn:
+                existing = await find_existing(conn, [s.source_id for s in fresh])
+        except (psycopg.Error, StoreError) as exc:
+            logger.warning("ingest: document lookup failed, %d source(s) to retry: %s", len(fresh), exc)
+            report.retry.extend(s.source_id for s in fresh)
+            self.counters.retried += len(fresh)
+            return report
+        outcomes = await asyncio.gather(*(self._one(s, existing.get(s.source_id)) for s in fresh))
         queued = False
-        for source, (kind, reason, had_queue) in zip(unique, outcomes, strict=True):
+        for source, (kind, reason, had_queue) in zip(fresh, outcomes, strict=True):
             queued = queued or had_queue
             if kind == "loaded":
                 report.loaded.append(source.source_id)

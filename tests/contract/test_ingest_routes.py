@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
 from quart_app.engine import ENGINE_EXTENSION
+from quart_app.services.ingest import IncomingSource
 
 TEXT = b"The Ethical AI Rating gives a green label when the model, its data and the code are all open."
 
@@ -121,8 +123,9 @@ async def test_more_parts_than_the_limit_answer_413_and_index_nothing(app: Quart
 
 
 async def test_a_source_in_flight_answers_503_with_cc_retry(app: Quart, client: Client) -> None:
-    in_flight = app.extensions[ENGINE_EXTENSION].ingest.in_flight
-    with in_flight.claim(["files__default: 50"]):
+    order = app.extensions[ENGINE_EXTENSION].order
+    held = IncomingSource("files__default: 50", ["admin"], "t", "text/plain", 1, "files__default", Path("-"), 0)
+    with order.arrival() as arrival, order.claim([held], arrival):
         status, body, headers = await load(client, [SourcePart("files__default: 50", TEXT)])
     assert status == 503 and headers["cc-retry"] == "true"
     assert "files__default: 50" in body["error"] and "already being processed" in body["error"]

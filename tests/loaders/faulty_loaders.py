@@ -23,6 +23,7 @@ FAULTY_LOADERS = {
     "test/concurrency": f"{__name__}:concurrency_probe",
     "test/escape": f"{__name__}:probe_isolation",
     "test/forge-reply": f"{__name__}:forge_reply",
+    "test/block": f"{__name__}:block_until_released",
 }
 
 
@@ -142,3 +143,16 @@ def forge_reply(path: Path, limits: ParseLimits) -> str:
     conn.close()
     time.sleep(3600)
     return ""
+
+
+def block_until_released(path: Path, limits: ParseLimits) -> str:
+    """A parse that lasts until the test says so: the file names a directory, then holds the text to return.
+
+    Writes `started` into that directory, waits for `release` to appear there, and returns the rest of the file.
+    """
+    directory, _, text = path.read_text(encoding="utf-8").partition("\n")
+    gate = Path(directory)
+    (gate / "started").touch()
+    while not (gate / "release").exists():
+        time.sleep(0.01)
+    return text

@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 LOCK_TIMEOUT_S = 60 * 60 * 24
+# longest a held download waits for its test to release it
+HOLD_LIMIT_S = 60.0
 _CC = "/ocs/v2.php/apps/context_chat"
 _TP = "/ocs/v2.php/taskprocessing/tasks_provider"
 _AI = "/ocs/v1.php/apps/app_api/api/v1/ai_provider/task_processing"
@@ -76,6 +78,7 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[bytes] | None = None  # sent with chunked transfer encoding when set
     chunk_delay: float = 0.0
+    hold: threading.Event | None = None  # the body is sent once this is set
     drop_after: int | None = None  # close the connection after this many chunks
     drop: bool = False  # close the connection without answering
 
@@ -120,6 +123,7 @@ class FakePullNextcloud:
         self.users: set[str] = set()  # resolve_scope_list answers 404 for other users
         self.file_faults: dict[int, deque[int | str]] = {}
         self.slow_files: dict[int, float] = {}
+        self.held_files: dict[int, threading.Event] = {}
         self.gzip_responses = False
         self.chunk_size = 8192
         self.file_fetches: Counter[int] = Counter()
@@ -190,6 +194,16 @@ class FakePullNextcloud:
             if not any(r.file_id == file_id for r in self._rows["files"].values()):
                 self._new_row("files", file_id=file_id)
             return file_id
+
+    def hold_file(self, file_id: int) -> threading.Event:
+        """Downloads of the file send their headers, then wait until the returned event is set."""
+        with self._lock:
+            return self.held_files.setdefault(file_id, threading.Event())
+
+    def set_file_users(self, file_id: int, user_ids: list[str]) -> None:
+        """Who may read the file now (what the next claim of its row lists)."""
+        with self._lock:
+            self.files[file_id].user_ids = list(user_ids)
 
     def file_row_id(self, file_id: int) -> int | None:
         """The documents-queue row of a file, if one exists."""
@@ -427,7 +441,13 @@ class FakePullNextcloud:
             return _Reply(0, drop=True)
         if fault == "drop":
             return _Reply(200, headers=headers, chunks=[data[: max(1, len(data) // 2)]], drop_after=1)
-        return _Reply(200, headers=headers, chunks=chunks, chunk_delay=self.slow_files.get(fid, 0.0))
+        return _Reply(
+            200,
+            headers=headers,
+            chunks=chunks,
+            chunk_delay=self.slow_files.get(fid, 0.0),
+            hold=self.held_files.get(fid),
+        )
 
     def _resolve(self, req: RecordedRequest) -> _Reply:
         if error := self._missing(req, ("source_ids",), ("userId",)):
@@ -591,6 +611,9 @@ class FakePullNextcloud:
                     return
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+                if reply.hold is not None and not reply.hold.wait(HOLD_LIMIT_S):
+                    self.close_connection = True  # a test forgot to release it; never hang the suite
+                    return
                 for index, chunk in enumerate(reply.chunks):
                     if index and reply.chunk_delay:
                         time.sleep(reply.chunk_delay)

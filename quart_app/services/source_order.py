@@ -1,0 +1,228 @@
+"""Per-source ordering of ingests against access changes and deletes, within this process.
+
+A load carries the readers Nextcloud listed when it built the request; an access change or delete that arrives
+after it must win. So:
+
+* an ingest holds its sources (exclusive) and their provider and readers (shared) from claim to commit; an access
+  change or delete takes the keys it touches exclusively, waiting (bounded) for the ingests holding them;
+* a load also remembers when it arrived (a ticket, taken before it waits for a parser slot or downloads its files):
+  a source whose keys changed since then carries a stale reader list and is not written (the caller retries it).
+
+All of this is per process; the interface (ticket, claim, change) is the one a database-backed claim would offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from quart_app.services.errors import OrderWaitTimeoutError, SourceBusyError
+
+# what a key names: one source, every source of a provider, every source a user may read
+KeyKind = Literal["source", "provider", "user"]
+OrderKey = tuple[KeyKind, str]
+Ticket = int
+# source ids listed in a snapshot, at most
+SNAPSHOT_SAMPLE = 20
+
+
+class LoadedSource(Protocol):
+    """What a claim needs to know about a source a load brings (IncomingSource, a pull queue item)."""
+
+    @property
+    def source_id(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def user_ids(self) -> Sequence[str]: ...
+
+
+def source_key(source_id: str) -> OrderKey:
+    return ("source", source_id.strip())
+
+
+def provider_key(provider: str) -> OrderKey:
+    return ("provider", provider.strip())
+
+
+def user_key(user_id: str) -> OrderKey:
+    return ("user", user_id.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class IngestClaim:
+    """Sources an ingest holds, and those it may not write because their readers changed since it arrived."""
+
+    held: frozenset[str]
+    stale: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Waiter:
+    keys: frozenset[OrderKey]
+    granted: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _Holds:
+    shared: Counter[OrderKey] = field(default_factory=Counter)
+    exclusive: set[OrderKey] = field(default_factory=set)
+
+    def free(self, key: OrderKey) -> bool:
+        return key not in self.exclusive and self.shared[key] == 0
+
+
+class SourceOrder:
+    """Claims are check-and-take with no await in between, so they are atomic on the event loop."""
+
+    def __init__(self, wait_s: float = 30.0) -> None:
+        self.wait_s = wait_s
+        self._holds = _Holds()
+        self._waiters: list[_Waiter] = []
+        self._clock = itertools.count(1)
+        self._open_tickets: Counter[Ticket] = Counter()
+        # key -> clock value of its last change; only kept while a ticket older than that change is open
+        self._changed: dict[OrderKey, int] = {}
+
+    def snapshot(self) -> dict[str, object]:
+        """For GET /status: what ingests hold now and how many changes wait for them."""
+        held = sorted(name for kind, name in self._holds.exclusive if kind == "source")
+        return {
+            "loads_open": sum(self._open_tickets.values()),
+            "sources_held": len(held),
+            "sources_held_sample": held[:SNAPSHOT_SAMPLE],
+            "changes_waiting": len(self._waiters),
+        }
+
+    @contextmanager
+    def arrival(self) -> Iterator[Ticket]:
+        """A load arrived: changes made after this are detected when it claims its sources."""
+        ticket = next(self._clock)
+        self._open_tickets[ticket] += 1
+        try:
+            yield ticket
+        finally:
+            self._open_tickets[ticket] -= 1
+            if not self._open_tickets[ticket]:
+                del self._open_tickets[ticket]
+            if not self._open_tickets:
+                self._changed.clear()
+            elif ticket < min(self._open_tickets):
+                # the oldest open load ended: changes no open load can be older than are forgotten
+                oldest = min(self._open_tickets)
+                self._changed = {key: stamp for key, stamp in self._changed.items() if stamp > oldest}
+
+    @contextmanager
+    def claim(self, sources: Sequence[LoadedSource], arrival: Ticket) -> Iterator[IngestClaim]:
+        """Hold the fresh sources for an ingest, or raise SourceBusyError without holding any.
+
+        A source is busy while another ingest holds it or an access change waits for it or for its provider or
+        one of its readers (waiting changes go first, so a stream of loads cannot starve a delete).
+        """
+        stale = list(dict.fromkeys(s.source_id for s in sources if self._changed_since(_load_keys(s), arrival)))
+        fresh = [s for s in sources if s.source_id not in stale]
+        busy = sorted({s.source_id for s in fresh if self._busy_for_ingest(s)})
+        if busy:
+            raise SourceBusyError(busy)
+        exclusive = {source_key(s.source_id) for s in fresh}
+        shared = {key for s in fresh for key in _load_keys(s)} - exclusive
+        self._holds.exclusive |= exclusive
+        self._holds.shared.update(shared)
+        try:
+            yield IngestClaim(frozenset(s.source_id for s in fresh), tuple(stale))
+        finally:
+            self._holds.exclusive -= exclusive
+            self._holds.shared.subtract(shared)
+            self._holds.shared = +self._holds.shared
+            # a load that arrived earlier and still waits must not overwrite what this one wrote
+            self._record_change(exclusive)
+            self._grant_waiters()
+
+    @asynccontextmanager
+    async def change(self, keys: Iterable[OrderKey]) -> AsyncIterator[None]:
+        """Hold `keys` exclusively while an access change or delete commits; waits up to `wait_s` for ingests.
+
+        Raises OrderWaitTimeoutError (retry later) when the ingests holding them do not finish in time.
+        """
+        wanted = frozenset(keys)
+        waiter = _Waiter(wanted, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._grant_waiters()
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await waiter.granted
+        except TimeoutError:
+            if not _granted(waiter):  # granted in the same instant the wait ran out: go ahead
+                self._give_up(waiter)
+                blocking = self._blocking(wanted) or wanted
+                names = sorted(f"{kind} {name!r}" for kind, name in blocking)
+                raise OrderWaitTimeoutError(names, self.wait_s) from None
+        except BaseException:
+            if _granted(waiter):
+                self._release(wanted)
+            else:
+                self._give_up(waiter)
+            raise
+        try:
+            yield
+        finally:
+            self._release(wanted)
+
+    def _give_up(self, waiter: _Waiter) -> None:
+        self._waiters.remove(waiter)
+        self._grant_waiters()  # later changes it was blocking may go now
+
+    def _busy_for_ingest(self, source: LoadedSource) -> bool:
+        own, *others = _load_keys(source)
+        wanted = {key for waiter in self._waiters for key in waiter.keys}
+        if own in wanted or not self._holds.free(own):
+            return True
+        return any(key in wanted or key in self._holds.exclusive for key in others)
+
+    def _blocking(self, keys: frozenset[OrderKey]) -> set[OrderKey]:
+        wanted = {key for waiter in self._waiters for key in waiter.keys}
+        return {key for key in keys if key in wanted or not self._holds.free(key)}
+
+    def _release(self, keys: frozenset[OrderKey]) -> None:
+        self._holds.exclusive -= keys
+        self._record_change(keys)
+        self._grant_waiters()
+
+    def _grant_waiters(self) -> None:
+        """Grant waiting changes in arrival order; a later one never jumps an earlier one on a shared key."""
+        blocked: set[OrderKey] = set()
+        for waiter in list(self._waiters):
+            if waiter.granted.done():
+                continue  # cancelled; its owner removes it
+            if waiter.keys.isdisjoint(blocked) and all(self._holds.free(k) for k in waiter.keys):
+                self._waiters.remove(waiter)
+                self._holds.exclusive |= waiter.keys
+                waiter.granted.set_result(None)
+            else:
+                blocked |= waiter.keys
+
+    def _record_change(self, keys: Iterable[OrderKey]) -> None:
+        if not self._open_tickets:
+            return  # no load is waiting whose reader list this could make stale
+        stamp = next(self._clock)
+        for key in keys:
+            self._changed[key] = stamp
+
+    def _changed_since(self, keys: Iterable[OrderKey], ticket: Ticket) -> bool:
+        return any(self._changed.get(key, 0) > ticket for key in keys)
+
+
+def _granted(waiter: _Waiter) -> bool:
+    return waiter.granted.done() and not waiter.granted.cancelled()
+
+
+def _load_keys(source: LoadedSource) -> list[OrderKey]:
+    """The source first, then what an access change may name instead: its provider and its readers."""
+    return [source_key(source.source_id), provider_key(source.provider), *map(user_key, source.user_ids)]
