@@ -146,9 +146,15 @@ class IngestService:
             report.retry.extend(s.source_id for s in fresh)
             self.counters.retried += len(fresh)
             return report
-        outcomes = await asyncio.gather(*(self._one(s, existing.get(s.source_id)) for s in fresh))
+        # every source finishes (or fails on its own) before the batch returns and its spool files go
+        outcomes = await asyncio.gather(
+            *(self._one(s, existing.get(s.source_id)) for s in fresh), return_exceptions=True
+        )
         queued = False
-        for source, (kind, reason, had_queue) in zip(fresh, outcomes, strict=True):
+        for source, outcome in zip(fresh, outcomes, strict=True):
+            kind, reason, had_queue = (
+                self._unexpected(source, outcome) if isinstance(outcome, BaseException) else outcome
+            )
             queued = queued or had_queue
             if kind == "loaded":
                 report.loaded.append(source.source_id)
@@ -162,6 +168,16 @@ class IngestService:
             "ingest batch: %d loaded, %d to retry, %d failed", len(report.loaded), len(report.retry), len(report.failed)
         )
         return report
+
+    def _unexpected(self, source: IncomingSource, error: BaseException) -> tuple[str, str, bool]:
+        """A bug of ours in one source must not take its siblings down: it is logged and retried on its own."""
+        if not isinstance(error, Exception):
+            raise error
+        logger.error(
+            "ingest: source %s hit an unexpected %s; to retry", source.source_id, type(error).__name__, exc_info=error
+        )
+        self.counters.retried += 1
+        return "retry", f"{type(error).__name__}: {error}", False
 
     async def _one(self, source: IncomingSource, existing: ExistingDocument | None) -> tuple[str, str, bool]:
         try:

@@ -191,6 +191,47 @@ async def test_second_concurrent_request_for_a_source_in_flight_is_refused(
     assert (await ingest.ingest([other, source])).loaded == ["files__default: 21", "files__default: 20"]
 
 
+class SiblingParser:
+    """One file hits a bug of ours (an unexpected exception) while its sibling is still being parsed."""
+
+    def __init__(self, pool: ParsePool) -> None:
+        self.pool = pool
+        self.sibling_parsing = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
+        if path.name.endswith("_30"):
+            await self.sibling_parsing.wait()
+            self.failed.set()
+            raise RuntimeError("a bug in the parse glue")
+        self.sibling_parsing.set()
+        await self.release.wait()
+        return await self.pool.parse_and_chunk(path, mimetype)
+
+
+async def test_an_unexpected_error_in_one_source_neither_ends_the_batch_early_nor_loses_its_siblings(
+    db: Database, parse_pool: ParsePool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parser = SiblingParser(parse_pool)
+    service = IngestService(db, parser, parse_concurrency=2)
+    batch = [
+        write_source(tmp_path, "files__default: 30", "never parsed", ["alice"]),
+        write_source(tmp_path, "files__default: 31", PROSE.format(topic="siblings"), ["alice"]),
+    ]
+    batch_task = asyncio.create_task(service.ingest(batch))
+    await parser.failed.wait()
+    for _ in range(20):  # turns of the loop in which a gather without return_exceptions ends the batch
+        await asyncio.sleep(0)
+    assert not batch_task.done(), "the batch returned (and its spool files would go) while a sibling still parses"
+    parser.release.set()
+    report = await batch_task
+    assert report.loaded == ["files__default: 31"] and report.retry == ["files__default: 30"] and report.failed == {}
+    assert await rows(db, "SELECT source_id, state FROM documents") == [("files__default: 31", "indexed")]
+    assert "ingest: source files__default: 30 hit an unexpected RuntimeError; to retry" in caplog.text
+    assert (await service.ingest(batch[1:])).loaded == ["files__default: 31"]  # nothing left holding the source
+
+
 async def test_store_failure_reports_sources_for_retry(fresh_dsn: str, parse_pool: ParsePool, tmp_path: Path) -> None:
     database = Database(fresh_dsn)
     await database.open(timeout_s=10)
