@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from quart import Quart
+from quart.testing.app import TestApp
 from quart.typing import TestClientProtocol as Client
 
 import quart_app.loaders
@@ -43,7 +44,8 @@ def _settings(tmp_path: Path, dsn: str, embedder_url: str, **ingest: Any) -> App
 @asynccontextmanager
 async def _serve(settings: AppSettings) -> AsyncIterator[tuple[Quart, Client]]:
     app = create_app(settings)
-    async with app.test_app():
+    # the engine opens a parse pool, the database and the models: Quart's 6 s default is short on a busy machine
+    async with TestApp(app, startup_timeout=120, shutdown_timeout=60):
         client = app.test_client()
         response = await client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
         assert response.status_code == 200
