@@ -24,13 +24,13 @@ class SourceNotClaimedError(ServiceError):
 
 
 class OrderWaitTimeoutError(SourceBusyError):
-    """An access change or delete waited too long for ingests of what it touches; retry later (503 + cc-retry)."""
+    """An access change or delete waited too long for what it touches; retry later (503 + cc-retry)."""
 
     def __init__(self, names: list[str], wait_s: float) -> None:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         ServiceError.__init__(
             self,
-            f"{shown} still being indexed after waiting {wait_s:g} s; retry in some time"
+            f"{shown} still held by an ingest or an earlier change after waiting {wait_s:g} s; retry in some time"
             " (or raise ingest.access_wait_s)",
         )
         self.source_ids = names

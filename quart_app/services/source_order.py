@@ -128,7 +128,8 @@ class SourceOrder:
         """
         stale = list(dict.fromkeys(s.source_id for s in sources if self._changed_since(_load_keys(s), arrival)))
         fresh = [s for s in sources if s.source_id not in stale]
-        busy = sorted({s.source_id for s in fresh if self._busy_for_ingest(s)})
+        wanted = self._wanted()
+        busy = sorted({s.source_id for s in fresh if self._busy_for_ingest(s, wanted)})
         if busy:
             raise SourceBusyError(busy)
         exclusive = {source_key(s.source_id) for s in fresh}
@@ -179,15 +180,18 @@ class SourceOrder:
         self._waiters.remove(waiter)
         self._grant_waiters()  # later changes it was blocking may go now
 
-    def _busy_for_ingest(self, source: LoadedSource) -> bool:
+    def _wanted(self) -> set[OrderKey]:
+        """Keys that waiting changes want."""
+        return {key for waiter in self._waiters for key in waiter.keys}
+
+    def _busy_for_ingest(self, source: LoadedSource, wanted: set[OrderKey]) -> bool:
         own, *others = _load_keys(source)
-        wanted = {key for waiter in self._waiters for key in waiter.keys}
         if own in wanted or not self._holds.free(own):
             return True
         return any(key in wanted or key in self._holds.exclusive for key in others)
 
     def _blocking(self, keys: frozenset[OrderKey]) -> set[OrderKey]:
-        wanted = {key for waiter in self._waiters for key in waiter.keys}
+        wanted = self._wanted()
         return {key for key in keys if key in wanted or not self._holds.free(key)}
 
     def _release(self, keys: frozenset[OrderKey]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from quart import Quart
-from quart.testing.app import TestApp
+from quart.testing.app import TestApp as LifespanApp
 from quart.typing import TestClientProtocol as Client
 
 import quart_app.loaders
@@ -45,7 +45,7 @@ def _settings(tmp_path: Path, dsn: str, embedder_url: str, **ingest: Any) -> App
 async def _serve(settings: AppSettings) -> AsyncIterator[tuple[Quart, Client]]:
     app = create_app(settings)
     # the engine opens a parse pool, the database and the models: Quart's 6 s default is short on a busy machine
-    async with TestApp(app, startup_timeout=120, shutdown_timeout=60):
+    async with LifespanApp(app, startup_timeout=120, shutdown_timeout=60):
         client = app.test_client()
         response = await client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
         assert response.status_code == 200
@@ -199,8 +199,8 @@ async def test_a_change_that_waits_too_long_answers_503_with_cc_retry(
         status, answer, headers = await _post(client, "/updateAccess", deny)
         assert status == 503 and headers["cc-retry"] == "true"
         assert answer == {
-            "error": "source 'files__default: 20' still being indexed after waiting 0.2 s; retry in some time"
-            " (or raise ingest.access_wait_s)"
+            "error": "source 'files__default: 20' still held by an ingest or an earlier change after waiting 0.2 s;"
+            " retry in some time (or raise ingest.access_wait_s)"
         }
         held.release()
         assert (await loading)[0] == 200

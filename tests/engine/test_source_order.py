@@ -94,8 +94,8 @@ async def test_a_change_that_waits_too_long_says_what_holds_it_and_leaves_nothin
     order = SourceOrder(wait_s=0.05)
     with order.arrival() as arrival, order.claim([DOC], arrival):
         message = (
-            r"source 'files__default: 1' still being indexed after waiting 0.05 s; retry in some time"
-            r" \(or raise ingest.access_wait_s\)"
+            r"source 'files__default: 1' still held by an ingest or an earlier change after waiting 0.05 s;"
+            r" retry in some time \(or raise ingest.access_wait_s\)"
         )
         with pytest.raises(OrderWaitTimeoutError, match=message):
             async with order.change([source_key(DOC.source_id), source_key("files__default: 9")]):

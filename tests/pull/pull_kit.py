@@ -11,6 +11,7 @@ from typing import Any
 from contract_kit import signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
 from quart import Quart
+from quart.testing.app import TestApp as LifespanApp
 
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
@@ -29,7 +30,8 @@ class PullApp:
         self.settings = settings
         self.nextcloud = nextcloud
         self.app: Quart = create_app(settings)
-        self._context = self.app.test_app()
+        # the engine opens a parse pool, the database and the models: Quart's 6 s default is short on a busy machine
+        self._context = LifespanApp(self.app, startup_timeout=120, shutdown_timeout=60)
 
     async def __aenter__(self) -> PullApp:
         await self._context.__aenter__()
