@@ -12,22 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp
+from pull_kit import FAST_PULL, PullApp
 
 from quart_app.app_settings import AppSettings
-
-# short waits so a test sees backoff and polling in milliseconds; the defaults are pinned in test_pull_config.py
-FAST_PULL = {
-    "idle_poll_s": 0.05,
-    "idle_poll_max_s": 0.2,
-    "error_backoff_s": 0.05,
-    "error_backoff_max_s": 0.2,
-    "recheck_unavailable_s": 0.3,
-    "fetch_backoff_s": 0.05,
-    "fetch_backoff_max_s": 0.2,
-    "task_poll_s": 0.1,
-    "task_poll_after_trigger_s": 0.5,
-}
 
 
 @pytest.fixture

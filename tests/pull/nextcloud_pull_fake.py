@@ -243,9 +243,15 @@ class FakePullNextcloud:
             self.folders[folder_id] = list(file_ids)
 
     def add_action(self, type: str, payload: dict[str, Any]) -> int:
+        return self.add_actions([(type, payload)])[0]
+
+    def add_actions(self, actions: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Queue several actions at once (one poll serves all of them); returns their row ids."""
         with self._lock:
-            row_id = self._ids["actions"] + 1
-            return self._new_row("actions", item={"id": row_id, "type": type, "payload": payload})
+            return [
+                self._new_row("actions", item={"id": self._ids["actions"] + 1, "type": type, "payload": payload})
+                for type, payload in actions
+            ]
 
     def schedule_task(self, task_type: str, user_id: str, input: dict[str, Any]) -> int:
         with self._lock:

@@ -22,6 +22,19 @@ BUDGET = b"Quarterly budget: the travel budget for the Berlin office is 12000 eu
 LABEL = b"The Ethical AI Rating gives a green label when model, data and code are open."
 HIKING = b"Bob's holiday plan: hiking in the Alps in July with a tent."
 
+# short waits so a test sees backoff and polling in milliseconds; the defaults are pinned in test_pull_config.py
+FAST_PULL = {
+    "idle_poll_s": 0.05,
+    "idle_poll_max_s": 0.2,
+    "error_backoff_s": 0.05,
+    "error_backoff_max_s": 0.2,
+    "recheck_unavailable_s": 0.3,
+    "fetch_backoff_s": 0.05,
+    "fetch_backoff_max_s": 0.2,
+    "task_poll_s": 0.1,
+    "task_poll_after_trigger_s": 0.5,
+}
+
 
 class PullApp:
     """`async with PullApp(settings, fake)`: create_app + lifespan; `client` is a signed test client."""
