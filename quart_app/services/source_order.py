@@ -87,15 +87,15 @@ class SourceOrder:
         self._holds = _Holds()
         self._waiters: list[_Waiter] = []
         self._clock = itertools.count(1)
-        self._open_tickets: Counter[Ticket] = Counter()
+        self._open_tickets: set[Ticket] = set()
         # key -> clock value of its last change; only kept while a ticket older than that change is open
         self._changed: dict[OrderKey, int] = {}
 
     def snapshot(self) -> dict[str, object]:
-        """For GET /status: what ingests hold now and how many changes wait for them."""
+        """For GET /status: open loads, sources held (by ingests or changes) and changes waiting for them."""
         held = sorted(name for kind, name in self._holds.exclusive if kind == "source")
         return {
-            "loads_open": sum(self._open_tickets.values()),
+            "loads_open": len(self._open_tickets),
             "sources_held": len(held),
             "sources_held_sample": held[:SNAPSHOT_SAMPLE],
             "changes_waiting": len(self._waiters),
@@ -105,13 +105,11 @@ class SourceOrder:
     def arrival(self) -> Iterator[Ticket]:
         """A load arrived: changes made after this are detected when it claims its sources."""
         ticket = next(self._clock)
-        self._open_tickets[ticket] += 1
+        self._open_tickets.add(ticket)
         try:
             yield ticket
         finally:
-            self._open_tickets[ticket] -= 1
-            if not self._open_tickets[ticket]:
-                del self._open_tickets[ticket]
+            self._open_tickets.discard(ticket)
             if not self._open_tickets:
                 self._changed.clear()
             elif ticket < min(self._open_tickets):
