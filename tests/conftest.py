@@ -94,3 +94,15 @@ def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
     yield f"http://127.0.0.1:{port}/v1"
     server.stop()
+
+
+@pytest.fixture
+def parser_gates() -> Iterator[Path]:
+    """A directory the parse workers' OS user (ccb_parser) can write, for `test/block` gates: pytest's tmp_path is
+    root's 0700 tree, out of its reach."""
+    directory = Path(tempfile.mkdtemp(prefix="ccb-parser-gates-"))
+    directory.chmod(0o777)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

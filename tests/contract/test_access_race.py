@@ -66,6 +66,7 @@ class HeldParse:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir()
+        directory.chmod(0o777)  # the parser writes `started` as ccb_parser
         self.directory = directory
 
     def part(self, source_id: str, users: list[str], word: str, provider: str = "files__default") -> SourcePart:
@@ -136,7 +137,7 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
 
 @pytest.mark.parametrize("indexed_before", [False, True], ids=["new source", "re-indexed source"])
 async def test_a_change_arriving_during_the_parse_wins_over_the_load(
-    served: tuple[Quart, Client], tmp_path: Path, indexed_before: bool
+    served: tuple[Quart, Client], parser_gates: Path, indexed_before: bool
 ) -> None:
     app, client = served
     for n, (case, path, body, readers) in enumerate(CASES, start=1):
@@ -145,7 +146,7 @@ async def test_a_change_arriving_during_the_parse_wins_over_the_load(
         if indexed_before:
             status, answer = await _load(client, [SourcePart(source_id, b"an older version", users, provider=provider)])
             assert status == 200 and answer["loaded_sources"] == [source_id], (case, answer)
-        held = HeldParse(tmp_path / f"gate{n}")
+        held = HeldParse(parser_gates / f"gate{n}")
         loading = asyncio.create_task(_load(client, [held.part(source_id, users, word, provider)]))
         await held.started()
         change = asyncio.create_task(_post(client, path, body))
@@ -161,10 +162,10 @@ async def test_a_change_arriving_during_the_parse_wins_over_the_load(
 
 
 async def test_a_load_waiting_for_a_parser_slot_when_a_change_commits_is_retried_not_written(
-    served: tuple[Quart, Client], tmp_path: Path
+    served: tuple[Quart, Client], parser_gates: Path
 ) -> None:
     app, client = served
-    held = HeldParse(tmp_path / "gate")
+    held = HeldParse(parser_gates / "gate")
     first = asyncio.create_task(_load(client, [held.part("files__default: 10", ["alice"], "wombat10x")]))
     await held.started()
     # concurrent_requests = 1: this one waits at the gate with bob still listed
@@ -189,10 +190,10 @@ async def test_a_load_waiting_for_a_parser_slot_when_a_change_commits_is_retried
 
 
 async def test_a_change_that_waits_too_long_answers_503_with_cc_retry(
-    blocking_parser: None, tmp_path: Path, fresh_dsn: str, embedder_url: str
+    blocking_parser: None, tmp_path: Path, parser_gates: Path, fresh_dsn: str, embedder_url: str
 ) -> None:
     async with _serve(_settings(tmp_path, fresh_dsn, embedder_url, access_wait_s=0.2)) as (_app, client):
-        held = HeldParse(tmp_path / "gate")
+        held = HeldParse(parser_gates / "gate")
         loading = asyncio.create_task(_load(client, [held.part("files__default: 20", ["alice", "bob"], "numbat20x")]))
         await held.started()
         deny = {"op": "deny", "userIds": ["bob"], "sourceId": "files__default: 20"}

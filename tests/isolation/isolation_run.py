@@ -124,6 +124,7 @@ class IsolationRun:
     def _new_gate(self) -> Path:
         gate = self.gates / f"gate{next(self._gate_names)}"
         gate.mkdir(parents=True)
+        gate.chmod(0o777)  # the parser writes `started` as ccb_parser
         self._held.append(gate)
         self.figures.held_loads += 1
         return gate

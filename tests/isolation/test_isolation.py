@@ -18,10 +18,10 @@ OPS = 1_000
 
 
 async def test_no_user_ever_sees_what_they_may_not_read(
-    isolated_app: tuple[Client, Engine], isolation_seed: int, tmp_path: Path
+    isolated_app: tuple[Client, Engine], isolation_seed: int, parser_gates: Path
 ) -> None:
     client, engine = isolated_app
-    figures = await IsolationRun(client, engine.db, isolation_seed, tmp_path / "gates").run(OPS)
+    figures = await IsolationRun(client, engine.db, isolation_seed, parser_gates).run(OPS)
     print(figures.summary())
     problems = figures.leaks[:20] + figures.lost[:20]
     assert problems == [], f"{figures.summary()}\nreplay: CCB_ISOLATION_SEED={isolation_seed}\n" + "\n".join(problems)

@@ -29,12 +29,12 @@ pytestmark = pytest.mark.skipif(
 
 
 async def test_no_user_ever_sees_what_they_may_not_read_over_ten_thousand_operations(
-    tmp_path: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parser_gates: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops = int(os.environ.get("CCB_ISOLATION_OPS") or 10_000)
     seed = int(os.environ.get("CCB_ISOLATION_SEED") or random.SystemRandom().randrange(1, 2**31))
     async with serve_isolated(tmp_path / "storage", fresh_dsn, embedder_url, monkeypatch) as (client, engine):
-        figures = await IsolationRun(client, engine.db, seed, tmp_path / "gates", users=10).run(ops)
+        figures = await IsolationRun(client, engine.db, seed, parser_gates, users=10).run(ops)
     print(figures.summary())
     problems = figures.leaks[:20] + figures.lost[:20]
     assert problems == [], f"{figures.summary()}\nreplay: CCB_ISOLATION_SEED={seed}\n" + "\n".join(problems)
