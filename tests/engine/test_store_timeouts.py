@@ -10,6 +10,7 @@ import pytest
 from engine_kit import rows
 
 from quart_app.services import access, deletion
+from quart_app.services.source_order import SourceOrder
 from quart_app.store import Database
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_failed, write_indexed
 from quart_app.store.errors import LockTimeoutError, StatementTimeoutError
@@ -84,7 +85,7 @@ async def test_a_search_waiting_for_a_lock_fails_instead_of_hanging(lock_bounded
             await SearchStore(lock_bounded_db).lexical_search("alice", lexical_terms("nightly backups", 64), 10)
 
 
-async def test_bulk_writes_and_deletes_are_not_cut(bounded_db: Database) -> None:
+async def test_bulk_writes_and_deletes_are_not_cut(bounded_db: Database, order: SourceOrder) -> None:
     async with bounded_db.connection() as conn:
         await conn.execute(SLOW_WRITES)
     with pytest.raises(StatementTimeoutError):  # the triggers do outlast the timeout on an ordinary statement
@@ -94,12 +95,12 @@ async def test_bulk_writes_and_deletes_are_not_cut(bounded_db: Database) -> None
         for n in (1, 2, 3):
             await write_indexed(conn, _doc(f"files__default: {n}"), _chunks(f"files__default: {n}"), ["alice"])
         await write_failed(conn, _doc("files__default: 4"), "the file is encrypted", ["alice"])
-    assert await access.update_access(bounded_db, "allow", ["bob"], "files__default: 1")
-    assert await access.update_access_provider(bounded_db, "allow", ["carol"], "files__default") == 4
-    assert await access.update_access_declarative(bounded_db, ["alice", "bob"], "files__default: 2")
-    assert await access.update_access(bounded_db, "deny", ["bob"], "files__default: 1")
-    assert await access.update_access_provider(bounded_db, "deny", ["carol"], "files__default") == 3
-    assert await deletion.delete_sources(bounded_db, ["files__default: 1"]) == 1
-    assert await deletion.delete_user(bounded_db, "bob") == 0
-    assert await deletion.delete_provider(bounded_db, "files__default") == 3
+    assert await access.update_access(bounded_db, order, "allow", ["bob"], "files__default: 1")
+    assert await access.update_access_provider(bounded_db, order, "allow", ["carol"], "files__default") == 4
+    assert await access.update_access_declarative(bounded_db, order, ["alice", "bob"], "files__default: 2")
+    assert await access.update_access(bounded_db, order, "deny", ["bob"], "files__default: 1")
+    assert await access.update_access_provider(bounded_db, order, "deny", ["carol"], "files__default") == 3
+    assert await deletion.delete_sources(bounded_db, order, ["files__default: 1"]) == 1
+    assert await deletion.delete_user(bounded_db, order, "bob") == 0
+    assert await deletion.delete_provider(bounded_db, order, "files__default") == 3
     assert await rows(bounded_db, "SELECT count(*) FROM documents") == [(0,)]
