@@ -50,6 +50,9 @@ class PgvectorConfig(_Section):
         60.0, ge=0, description="a query running longer is cancelled (0 = no limit); bulk writes and deletes are exempt"
     )
     lock_timeout_s: float = Field(30.0, ge=0, description="a statement waiting longer for a lock fails (0 = no limit)")
+    acquire_timeout_s: float = Field(
+        30.0, gt=0, description="seconds a request waits for a database connection before answering 503 + cc-retry"
+    )
     embedded_tcp_port: int | None = Field(
         None, ge=1, le=65535, description="embedded PostgreSQL also listens on 127.0.0.1:PORT (password auth)"
     )

@@ -114,14 +114,16 @@ async def open_engine(
 
     config = settings.config
     async with AsyncExitStack() as stack:
+        pg = config.pgvector
         db = Database(
             settings.db_url,
-            config.pgvector.pool_min,
-            config.pgvector.pool_max,
-            statement_timeout_s=config.pgvector.statement_timeout_s,
-            lock_timeout_s=config.pgvector.lock_timeout_s,
+            pg.pool_min,
+            pg.pool_max,
+            acquire_timeout_s=pg.acquire_timeout_s,
+            statement_timeout_s=pg.statement_timeout_s,
+            lock_timeout_s=pg.lock_timeout_s,
         )
-        await db.open(config.pgvector.connect_timeout_s)
+        await db.open(pg.connect_timeout_s)
         _closing(stack, "database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from local_ports import free_port
+from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
 
 from appliance.postgres import EmbeddedPostgres
@@ -106,3 +107,30 @@ def parser_gates() -> Iterator[Path]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def restartable_pg_server() -> Iterator[RestartablePostgres]:
+    """A second embedded PostgreSQL that tests may stop, kill and start (the session cluster stays up for the rest)."""
+    server = RestartablePostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def restartable_pg(restartable_pg_server: RestartablePostgres) -> Iterator[RestartablePostgres]:
+    """The restartable server, running when the test starts, with a fresh database in `restartable_pg.test_dsn`."""
+    server = restartable_pg_server
+    server.start()
+    name = f"r{next(_database_ids)}_{int(time.time() * 1000) % 10_000_000}"
+    superuser = f"postgresql://postgres@/postgres?host={server.cluster.socket_dir}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
+    with psycopg.connect(f"postgresql://postgres@/{name}?host={server.cluster.socket_dir}", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    server.test_dsn = f"postgresql://ccb@/{name}?host={server.cluster.socket_dir}"
+    yield server
+    server.start()
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

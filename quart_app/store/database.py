@@ -1,8 +1,15 @@
-"""The PostgreSQL connection pool: opened explicitly, pgvector types registered on every connection."""
+"""The PostgreSQL connection pool: opened explicitly, pgvector types registered on every connection.
+
+Connections are checked when taken from the pool: after a PostgreSQL restart every idle connection is dead, and the
+first failed check replaces them all, so no request sees a broken connection. A database that cannot be reached
+raises DatabaseUnavailableError (the routes answer 503 + cc-retry); while it stays away, requests wait only
+`OUTAGE_WAIT_S` for a connection instead of the full acquire timeout.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -25,11 +32,24 @@ logger = logging.getLogger(__name__)
 
 Connection = AsyncConnection[TupleRow]
 
+# seconds one connection attempt may take (an unreachable TCP host would otherwise hang for the OS timeout)
+CONNECT_TIMEOUT_S = 10
+# a failed (re)connection is retried with backoff for this long, then the next request starts a fresh attempt:
+# short, so the pool notices a returned database within seconds instead of after a long backoff step
+RECONNECT_TIMEOUT_S = 10.0
+# while the database is known to be away, a request waits this long for a connection before its 503
+OUTAGE_WAIT_S = 2.0
+
 
 async def lift_statement_timeout(conn: Connection) -> None:
     """No statement_timeout for the rest of the current transaction: a bulk write or delete cut halfway would roll
     back and fail the same way on every retry. Lock waits stay bounded by lock_timeout."""
     await conn.execute("SET LOCAL statement_timeout = 0")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Database:
@@ -48,8 +68,10 @@ class Database:
         *,
         statement_timeout_s: float = 0.0,
         lock_timeout_s: float = 0.0,
+        acquire_timeout_s: float = 30.0,
     ) -> None:
         self._dsn = dsn
+        self._acquire_timeout_s = acquire_timeout_s
         self._statement_timeout_s = statement_timeout_s
         self._lock_timeout_s = lock_timeout_s
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -58,11 +80,16 @@ class Database:
             max_size=max_size,
             open=False,
             configure=self._configure,
+            check=self._check,
+            timeout=acquire_timeout_s,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             # autocommit: each `conn.transaction()` is a real transaction, never a savepoint in a hidden one
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             name="ccb-store",
         )
         self._state = "new"
+        # monotonic time the database was found unreachable; None while it answers
+        self._away_since: float | None = None
 
     async def _configure(self, conn: Connection) -> None:
         # session settings, not startup options: a pooler in front of an external database may refuse `options`
@@ -79,6 +106,11 @@ class Database:
     def dsn(self) -> str:
         """The connection URL (may contain a password: never log it)."""
         return self._dsn
+
+    @property
+    def available(self) -> bool:
+        """False from a failed attempt to reach the database until the next connection works."""
+        return self._away_since is None
 
     async def open(self, timeout_s: float = 30.0) -> None:
         """Open the pool and wait until `min_size` connections work, or raise DatabaseUnavailableError."""
@@ -115,13 +147,33 @@ class Database:
     ) -> None:
         await self.close()
 
+    async def _check(self, conn: Connection) -> None:
+        """The pool's check before handing out an idle connection."""
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            # a restart or failover broke every idle connection at once: replace them all now, not one per
+            # backoff step of the pool's check loop
+            logger.warning("a pooled database connection is broken (PostgreSQL restarted?); renewing the pool")
+            await self._pool.drain()
+            raise
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled autocommit connection; group statements with `async with conn.transaction()`."""
+        """A pooled autocommit connection; group statements with `async with conn.transaction()`.
+
+        Raises DatabaseUnavailableError when no connection comes in time or the connection breaks mid-use.
+        """
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
+        wait_s = self._acquire_timeout_s if self.available else min(OUTAGE_WAIT_S, self._acquire_timeout_s)
         try:
-            async with self._pool.connection() as conn:
+            conn = await self._pool.getconn(wait_s)
+        except PoolTimeout as exc:
+            raise await self._no_connection(wait_s) from exc
+        self._mark_back()
+        try:
+            async with conn:
                 yield conn
         except psycopg.errors.QueryCanceled as exc:
             if "statement timeout" not in str(exc):
@@ -135,6 +187,52 @@ class Database:
                 f"a database statement waited longer than pgvector.lock_timeout_s ({self._lock_timeout_s:g} s) for a"
                 " lock held by another transaction (a long delete, a migration, another session); retry later"
             ) from exc
+        except psycopg.OperationalError as exc:
+            if not conn.closed:
+                raise  # a deadlock, a cancelled statement…: the database itself is fine
+            self._mark_away()
+            raise DatabaseUnavailableError(
+                f"the connection to PostgreSQL broke during the request ({_first_line(exc)}); retry it"
+            ) from exc
+        finally:
+            await self._pool.putconn(conn)
+
+    async def _no_connection(self, waited_s: float) -> DatabaseUnavailableError:
+        """Why no connection came: the database is away, or every connection is busy."""
+        if not self.available:
+            return DatabaseUnavailableError(
+                f"PostgreSQL is not reachable (for {time.monotonic() - (self._away_since or 0):.0f} s); retry once"
+                " it is back"
+            )
+        try:
+            probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=max(1, int(OUTAGE_WAIT_S)))
+        except psycopg.Error as exc:
+            self._mark_away()
+            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({_first_line(exc)}); retry once it is back")
+        await probe.close()
+        return DatabaseUnavailableError(
+            f"all {self._pool.max_size} database connections stayed busy for {waited_s:g} s; retry later or raise"
+            " pgvector.pool_max"
+        )
+
+    def _mark_away(self) -> None:
+        if self._away_since is None:
+            self._away_since = time.monotonic()
+            logger.warning("PostgreSQL is unreachable; requests answer 503 + cc-retry until it is back")
+
+    def _mark_back(self) -> None:
+        if self._away_since is not None:
+            logger.info("PostgreSQL is reachable again after %.0f s", time.monotonic() - self._away_since)
+            self._away_since = None
+
+    async def reachable(self) -> bool:
+        """True when a connection can be had and answers `SELECT 1` (the pull loops wait on this)."""
+        try:
+            async with self.connection() as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, DatabaseUnavailableError):
+            return False
+        return True
 
     async def migrate(self, model_id: str, dimension: int) -> MigrationResult:
         """Apply pending migrations and bind the embedding model; concurrent callers serialise on a lock."""
