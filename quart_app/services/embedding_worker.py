@@ -1,8 +1,10 @@
 """The embedding worker: claims queued chunks under a lease, embeds them in token-budgeted batches, writes vectors.
 
 Several workers (tasks, processes or machines) share one queue: claims skip rows another worker has locked and
-results are written only while this worker's lease token still matches, so each chunk is written once. A worker
-killed mid-batch loses nothing: its lease expires and another worker takes the batch.
+results are written only while this worker's lease token still matches, so each chunk is written once. While an
+embedding request runs, the lease is renewed every third of `lease_s`, so a slow request (up to
+embedding.request_timeout) is not taken over and embedded twice; a worker that finds its lease taken over drops the
+request. A worker killed mid-batch loses nothing: its lease expires and another worker takes the batch.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,10 +25,20 @@ import psycopg
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops, LoopHandle
 from quart_app.runtimes.errors import EmbeddingServiceError
-from quart_app.services.errors import WorkerClosedError
-from quart_app.store import Database, StoreError
+from quart_app.services.errors import LeaseLostError, WorkerClosedError
+from quart_app.store import Database, DatabaseUnavailableError, StoreError
+from quart_app.store.database import CONNECT_TIMEOUT_S
 from quart_app.store.document_store import QUEUE_CHANNEL
-from quart_app.store.queue_store import Claim, cached_vectors, claim_batch, complete, fail, has_claimable, release
+from quart_app.store.queue_store import (
+    Claim,
+    cached_vectors,
+    claim_batch,
+    complete,
+    fail,
+    has_claimable,
+    release,
+    renew,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +46,9 @@ Vector = npt.NDArray[np.float32]
 _CLAIM_RETRIES = 50
 _WRITE_ATTEMPTS = 3
 _MAX_CLAIM_ROWS = 1024
+# longest pause between attempts while the database is unreachable
+_STORE_BACKOFF_MAX_S = 30.0
+T = TypeVar("T")
 
 
 class PassageEmbedder(Protocol):
@@ -50,6 +66,8 @@ class WorkerCounters:
     texts_sent: int = 0
     cache_hits: int = 0
     failed_batches: int = 0
+    # batches dropped because another worker took them over (the lease could not be renewed in time)
+    leases_lost: int = 0
     # wall-clock seconds spent waiting for the embedding service, summed over loops
     embed_seconds: float = 0.0
 
@@ -131,6 +149,10 @@ class EmbeddingWorker:
             return None
         try:
             return await self._process(claim)
+        except LeaseLostError as exc:
+            self.counters.leases_lost += 1
+            logger.warning("embedding batch of %d chunks dropped: %s", len(claim.chunks), exc)
+            return 0
         except asyncio.CancelledError:
             # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
             with contextlib.suppress(Exception):
@@ -176,7 +198,7 @@ class EmbeddingWorker:
         missing = [h for h in texts if h not in vectors]
         if missing:
             try:
-                computed = await self._embed([texts[h] for h in missing])
+                computed = await self._while_leased(claim, self._embed([texts[h] for h in missing]))
             except EmbeddingServiceError as exc:
                 if exc.retryable or len(missing) == 1:
                     return await self._fail(claim, str(exc), exc.retryable)
@@ -191,7 +213,7 @@ class EmbeddingWorker:
         errors: dict[bytes, EmbeddingServiceError] = {}
         for text_hash in missing:
             try:
-                vectors[text_hash] = (await self._embed([texts[text_hash]]))[0]
+                vectors[text_hash] = (await self._while_leased(claim, self._embed([texts[text_hash]])))[0]
             except EmbeddingServiceError as exc:
                 errors[text_hash] = exc
         good = [c for c in claim.chunks if c.text_hash not in errors]
@@ -200,6 +222,41 @@ class EmbeddingWorker:
             bad = Claim(claim.token, [c for c in claim.chunks if c.text_hash == text_hash])
             await self._fail(bad, str(error), error.retryable)
         return written
+
+    async def _while_leased(self, claim: Claim, work: Awaitable[T]) -> T:
+        """Await `work` (an embedding request), renewing the claim's lease every third of `lease_s` meanwhile.
+
+        Raises LeaseLostError, and cancels `work`, when no chunk of the claim is held under its token any more.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._config.lease_s / 3)
+                if done:
+                    return task.result()
+                if not await self._renew(claim):
+                    raise LeaseLostError(
+                        "its lease ran out and another worker claimed it; raise embedding_worker.lease_s if the"
+                        " database was slow to answer"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+    async def _renew(self, claim: Claim) -> bool:
+        """False when the claim is lost; a database that cannot be reached leaves the question open (True)."""
+        try:
+            async with self._db.connection() as conn:
+                return await renew(conn, claim, self._config.lease_s) > 0
+        except (psycopg.Error, StoreError) as exc:
+            # the write checks the token anyway: if another worker takes the batch meanwhile, ours is not written
+            logger.warning("embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), exc)
+            return True
+
+    def _store_backoff(self, failures: int) -> float:
+        """idle_poll_s, doubled per consecutive failure, capped at _STORE_BACKOFF_MAX_S."""
+        return float(min(_STORE_BACKOFF_MAX_S, self._config.idle_poll_s * 2 ** max(0, failures - 1)))
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
@@ -215,16 +272,26 @@ class EmbeddingWorker:
     async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
         if not claim.chunks:
             return 0
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        deadlocks = outages = 0
+        keep_until = time.monotonic() + self._config.lease_s
+        while True:
             try:
                 async with self._db.connection() as conn:
                     written = await complete(conn, claim, vectors, new_hashes)
                 break
             except psycopg.errors.DeadlockDetected:
                 # a concurrent re-index deleting these rows; the vectors are still good, so write again
-                if attempt == _WRITE_ATTEMPTS:
+                deadlocks += 1
+                if deadlocks == _WRITE_ATTEMPTS:
                     raise
-                logger.warning("embedding batch write hit a deadlock (attempt %d); retrying", attempt)
+                logger.warning("embedding batch write hit a deadlock (attempt %d); retrying", deadlocks)
+            except DatabaseUnavailableError as exc:
+                # keep the vectors until the database is back rather than embedding the batch again after its lease
+                outages += 1
+                if time.monotonic() >= keep_until:
+                    raise
+                logger.warning("embedding batch write: %s; trying again", exc)
+                await asyncio.sleep(self._store_backoff(outages))
         self.counters.batches += 1
         self.counters.chunks_embedded += written
         if written < len(claim.chunks):
@@ -255,15 +322,21 @@ class EmbeddingWorker:
         return 0
 
     async def _loop(self, handle: LoopHandle, index: int) -> None:
+        store_failures = 0
         while not handle.stopping.is_set():
             self._wake.clear()
             handle.status.set("running", "embedding queued chunks")
             try:
                 written = await self.run_once()
+                store_failures = 0
             except (psycopg.Error, StoreError, OSError) as exc:
-                logger.warning("embedding worker %d: store unavailable (%s); retrying", index, exc)
+                store_failures += 1
+                wait = self._store_backoff(store_failures)
+                logger.warning("embedding worker %d: store unavailable (%s); next try in %g s", index, exc, wait)
                 handle.status.set("backing_off", f"store unavailable: {type(exc).__name__}")
-                written = None
+                handle.status.count("store_errors")
+                await handle.sleep(wait, self._wake)
+                continue
             except Exception:
                 # a bug must not end the loop silently; the batch's lease expires and it is retried
                 logger.exception("embedding worker %d: unexpected error; continuing", index)
@@ -279,16 +352,25 @@ class EmbeddingWorker:
     async def _listen(self, handle: LoopHandle) -> None:
         # NOTIFY from other processes' ingest wakes us; in-process ingest calls wake() directly
         handle.status.set("running", "listening for queued chunks")
+        failures = 0
         while not handle.stopping.is_set():
             try:
-                async with await psycopg.AsyncConnection.connect(self._db.dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._db.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                ) as conn:
                     await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
                     self._listening.set()
+                    if failures:
+                        self._wake.set()  # NOTIFYs sent while the connection was down are lost: look at the queue
+                    failures = 0
+                    handle.status.set("running", "listening for queued chunks")
                     while not handle.stopping.is_set():
                         async for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self._wake.set()
             except psycopg.Error as exc:
                 self._listening.clear()
+                failures += 1
                 handle.status.set("backing_off", "LISTEN connection lost; polling")
-                logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
-                await handle.sleep(self._config.idle_poll_s)
+                if failures == 1:
+                    logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
+                await handle.sleep(self._store_backoff(failures))

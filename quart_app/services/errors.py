@@ -58,3 +58,7 @@ class InvalidRequestError(ServiceError):
 
 class WorkerClosedError(ServiceError):
     """The embedding worker was started after `close()`."""
+
+
+class LeaseLostError(ServiceError):
+    """Another worker took over a claimed batch (its lease ran out); this worker's result must not be written."""

@@ -66,6 +66,15 @@ async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_r
     return Claim(token, chunks)
 
 
+async def renew(conn: Connection, claim: Claim, lease_s: float) -> int:
+    """Extend the lease of the claimed chunks still held under this token; 0 means the whole claim was lost."""
+    cur = await conn.execute(
+        "UPDATE chunks SET lease_until = now() + make_interval(secs => %s) WHERE id = ANY(%s) AND lease_token = %s",
+        (lease_s, [c.id for c in claim.chunks], claim.token),
+    )
+    return cur.rowcount
+
+
 async def cached_vectors(conn: Connection, text_hashes: list[bytes]) -> dict[bytes, npt.NDArray[np.float32]]:
     """Vectors already computed for identical text."""
     cur = await conn.execute(
