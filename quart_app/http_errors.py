@@ -104,9 +104,9 @@ class ExceptionMapping:
     prefix: str
 
 
-# most specific first is not needed: Quart picks the handler by the exception's MRO
+# most specific first is not needed: Quart picks the handler by the exception's MRO. A bare ValueError is not here:
+# errors about the client's input have their own classes (upstream's 400 "Error: ..." cases), anything else is ours
 EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
-    ExceptionMapping("builtins.ValueError", 400, "Error: "),
     ExceptionMapping("quart_app.services.answer_errors.ContextError", 400, "Context Retrieval Error: "),
     ExceptionMapping("quart_app.services.answer_errors.ScopeError", 400, "Error: "),
     ExceptionMapping("quart_app.services.answer_errors.QuestionTooLongError", 400, "Error: "),
