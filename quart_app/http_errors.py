@@ -6,7 +6,7 @@ import importlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # a 422 echoes at most this many characters of each offending input (FastAPI echoes a whole 1 GiB body)
 ECHO_INPUT_CHARS = 256
 ELLIPSIS = "…"
-RETRY_HEADERS = {"cc-retry": "true"}
 
 
 class BodyValidationError(Exception):
@@ -95,6 +94,10 @@ def _jsonable(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
+# the PHP app (4.0.2+) re-queues a /loadSources batch answered with this header; every 5xx keeps an action queued
+RETRY_HEADERS: Mapping[str, str] = {"cc-retry": "true"}
+
+
 @dataclass(frozen=True)
 class ExceptionMapping:
     """Upstream 4.0.6+: an exception class (dotted name, imported when present) -> status and message prefix."""
@@ -102,6 +105,7 @@ class ExceptionMapping:
     dotted: str
     status: int
     prefix: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 # most specific first is not needed: Quart picks the handler by the exception's MRO. A bare ValueError is not here:
@@ -116,6 +120,7 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping("psycopg.Error", 500, "Vector DB Error: "),
     ExceptionMapping("psycopg_pool.PoolTimeout", 500, "Vector DB Error: "),
     ExceptionMapping("quart_app.store.errors.StoreError", 500, "Vector DB Error: "),
+    ExceptionMapping("quart_app.store.errors.DatabaseUnavailableError", 503, "Vector DB Error: ", RETRY_HEADERS),
     ExceptionMapping("quart_app.loaders.errors.LoaderError", 500, "Resource Loader Error: "),
     ExceptionMapping("quart_app.runtimes.llm_errors.LlmError", 500, "LLM Error: "),
     ExceptionMapping("quart_app.runtimes.errors.EmbeddingServiceError", 500, "Embedding Request Error: "),
@@ -171,11 +176,14 @@ def register_error_handlers(app: Quart) -> None:
 
 def _mapped_handler(mapping: ExceptionMapping) -> Any:
     async def handler(exc: BaseException) -> Response:
-        if mapping.status >= 500:
+        if mapping.status == 503:
+            # the database or a service is away for a while: one line, no traceback per request
+            log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+        elif mapping.status >= 500:
             log.error("%s %s failed: %s: %s", request.method, request.path, type(exc).__name__, exc, exc_info=exc)
         else:
             log.info("%s %s refused: %s", request.method, request.path, exc)
-        return json_message(f"{mapping.prefix}{exc}", mapping.status)
+        return json_message(f"{mapping.prefix}{exc}", mapping.status, mapping.headers)
 
     return handler
 

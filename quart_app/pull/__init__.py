@@ -33,7 +33,7 @@ class PullMode:
         answers: AnswerService,
         spool: SourceSpool,
     ) -> None:
-        self.gate = PullGate(nextcloud, config.pull, enabled)
+        self.gate = PullGate(nextcloud, config.pull, enabled, db)
         self.documents = DocumentPoller(nextcloud, self.gate, ingest, spool, config)
         self.actions = ActionPoller(nextcloud, self.gate, db, ingest.order, config)
         self.tasks = TaskPoller(nextcloud, self.gate, answers, config.pull)

@@ -56,8 +56,11 @@ class ActionPoller(QueueLoop[ActionItem]):
         return True
 
     async def _apply_with_retry(self, action: ActionItem, handle: LoopHandle) -> bool:
-        """True when the action is done for good (applied, or impossible); False leaves it for a later claim."""
-        for attempt in range(1, self._pull.fetch_attempts + 1):
+        """True when the action is done for good (applied, or impossible); False leaves it for a later claim.
+
+        While the database is away the action waits for it without using up its tries."""
+        attempt = 0
+        while attempt < self._pull.fetch_attempts:
             try:
                 await self.apply(action)
                 return True
@@ -67,8 +70,14 @@ class ActionPoller(QueueLoop[ActionItem]):
                 return True
             except (psycopg.Error, StoreError, SourceBusyError) as exc:
                 log.warning("actions queue: %s row %d failed (%s); retrying", action.type, action.row_id, exc)
-                if attempt < self._pull.fetch_attempts:
-                    await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+            outage = await self._gate.wait_for_store(handle)
+            if outage is None:
+                return False
+            if outage:
+                continue
+            attempt += 1
+            if attempt < self._pull.fetch_attempts:
+                await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
         return False
 
     async def apply(self, action: ActionItem) -> None:

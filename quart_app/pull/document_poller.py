@@ -183,17 +183,21 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     async def _ingest_with_retry(
         self, sources: list[IncomingSource], claim: IngestClaim, handle: LoopHandle
     ) -> IngestReport:
-        """Ingest; a database hiccup is retried here before giving up (the claim keeps the reader lists current)."""
+        """Ingest; a database hiccup is retried here before giving up (the claim keeps the reader lists current).
+        While the database is away the batch waits for it without using up its tries (left locked it would wait 24 h).
+        """
         report = IngestReport()
         pending = sources
-        for attempt in range(1, self._pull.fetch_attempts + 1):
-            if not pending:
-                break
+        attempt = 0
+        while pending and attempt < self._pull.fetch_attempts:
             result = await self._ingest.ingest(pending, claim=claim)
             report.loaded += result.loaded
             report.failed.update(result.failed)
             pending = [s for s in pending if s.source_id in set(result.retry)]
-            if pending and attempt < self._pull.fetch_attempts:
+            if not pending or await self._gate.wait_for_store(handle):
+                continue
+            attempt += 1
+            if attempt < self._pull.fetch_attempts:
                 await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
         report.retry = [s.source_id for s in pending]
         return report

@@ -1,7 +1,8 @@
-"""Whether the pull loops may run: the app is enabled and the PHP app serves its queues (5.4+).
+"""Whether the pull loops may run: the app is enabled, the PHP app serves its queues (5.4+) and the database answers.
 
 A PHP app <= 5.3 has no queue routes (404); the loops then back off quietly: one log line, a new look every
-`pull.recheck_unavailable_s`. The probe is `GET …/queues/actions?n=0`, which claims nothing.
+`pull.recheck_unavailable_s`. The probe is `GET …/queues/actions?n=0`, which claims nothing. While PostgreSQL is
+away nothing is claimed: a claimed item that cannot be stored stays locked in Nextcloud for 24 h.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
+from quart_app.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,11 @@ ENRICH_SOURCES_PATH = f"{OCS_APP}/enrich_sources"
 class PullGate:
     """Shared by the pollers; `wait_open()` returns when they may poll, False when the app is stopping."""
 
-    def __init__(self, nextcloud: NextcloudClient, config: PullConfig, enabled: Callable[[], bool]) -> None:
+    def __init__(
+        self, nextcloud: NextcloudClient, config: PullConfig, enabled: Callable[[], bool], db: Database
+    ) -> None:
         self._nc = nextcloud
+        self._db = db
         self._config = config
         self._enabled = enabled
         self.changed = asyncio.Event()
@@ -80,7 +85,8 @@ class PullGate:
             self._set(True)
 
     async def wait_open(self, handle: LoopHandle) -> bool:
-        """Block until enabled and pull available; transient probe errors back off like any other poll error."""
+        """Block until enabled, pull available and the database reachable; transient probe errors back off like any
+        other poll error."""
         failures = 0
         while not handle.stopping.is_set():
             self.changed.clear()
@@ -96,11 +102,29 @@ class PullGate:
                 await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
                 continue
             if self.available:
+                outage = await self.wait_for_store(handle)
+                if outage is None:
+                    return False
+                if outage:
+                    continue  # the flags may have changed during a long outage
                 return True
             handle.status.set("idle", self.reason)
             remaining = self._config.recheck_unavailable_s - (time.monotonic() - self._checked_at)
             await handle.sleep(max(remaining, 0.05), self.changed)
         return False
+
+    async def wait_for_store(self, handle: LoopHandle) -> bool | None:
+        """Wait while the database is unreachable: True after an outage, False if there was none, None on stop."""
+        failures = 0
+        # the pool's flag is cheap; only when it says "away" is the database asked again
+        while not self._db.available and not await self._db.reachable():
+            if handle.stopping.is_set():
+                return None
+            failures += 1
+            handle.status.set("backing_off", "the database is unreachable; nothing is claimed until it is back")
+            handle.status.count("database_waits")
+            await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
+        return None if handle.stopping.is_set() else failures > 0
 
 
 def backoff(base_s: float, max_s: float, attempt: int) -> float:

@@ -24,6 +24,7 @@ from quart_app.multipart_sources import (
 from quart_app.services.ingest import IncomingSource
 from quart_app.services.source_order import Ticket
 from quart_app.services.source_spool import SourceSpool
+from quart_app.store import DatabaseUnavailableError
 from quart_app.wire_models import is_valid_source_id
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,16 @@ async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
         valid, rejected = _split(parts, max_part)
         if not valid:
             raise ContractError(rejected[0].message, rejected[0].status)
+        opened = engine()
         # a source held by another request raises SourceBusyError: 503 + cc-retry (http_errors)
-        report = await engine().ingest.ingest(valid, arrival=arrival)
+        report = await opened.ingest.ingest(valid, arrival=arrival)
+        if len(report.retry) == len(valid) and not opened.db.available:
+            # nothing was done: a 503 + cc-retry re-queues the whole batch in every PHP app from 4.0.2 on, while
+            # PHP < 4.0.6 would read a 200 with sources_to_retry as "done"
+            raise DatabaseUnavailableError(
+                f"PostgreSQL is not reachable; none of the {len(valid)} source(s) was indexed, retry the batch once"
+                " the database is back"
+            )
     finally:
         await asyncio.to_thread(_remove_all, parts)
     for source_id, reason in report.failed.items():

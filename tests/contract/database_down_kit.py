@@ -1,0 +1,209 @@
+"""The database-down suite's parts: the real server (hypercorn) on a PostgreSQL the test stops, and push traffic the
+way the PHP app <= 5.3 sends it (batches re-queued on 503 + cc-retry or sources_to_retry, actions kept on 5xx)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import yaml
+from contract_kit import APP_ID, APP_SECRET, APP_VERSION, SourcePart, guzzle_multipart, signed_headers
+from local_ports import free_port
+from server_process import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = ("budget", "label", "hiking", "meeting", "invoice", "roadmap", "backup", "printer", "garden", "recipe")
+
+
+def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -> tuple[str, ServerProcess]:
+    """hypercorn serving "quart_app:create_app()" on `dsn` (as EXTERNAL_DB), enabled by AppAPI; (base URL, process)."""
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    raw: dict[str, Any] = {
+        "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},
+        "embedding_worker": {"idle_poll_s": 0.2},
+        "llm": {"extractive": {}},
+        "ingest": {"parse_workers": 1},
+        # a short wait for a connection, so an outage is answered in seconds
+        "vectordb": {"pgvector": {"pool_max": 6, "acquire_timeout_s": 2}},
+    }
+    raw.update(config)
+    (storage / "config.yaml").write_text(yaml.safe_dump(raw))
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ID": APP_ID,
+        "APP_SECRET": APP_SECRET,
+        "APP_VERSION": APP_VERSION,
+        "APP_PERSISTENT_STORAGE": str(storage),
+        "EXTERNAL_DB": dsn,
+    }
+    command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
+    server = ServerProcess([*command, "quart_app:create_app()"], tmp_path / "server.log", env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=180)
+    enabled = httpx.put(f"{base}/enabled?enabled=1", headers=signed_headers(), timeout=30)
+    assert enabled.status_code == 200, enabled.text
+    return base, server
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One answer the traffic got."""
+
+    route: str
+    status: int
+    retry: bool
+    body: Any
+    at: float
+
+
+def source_text(n: int) -> bytes:
+    """A small document with a word no other document has (doc<n>marker)."""
+    topic = TOPICS[n % len(TOPICS)]
+    return (
+        f"Document {n} is about the {topic}. The {topic} notes of team {n} say the review is on Friday and the "
+        f"owner is person {n}. Unique marker doc{n}marker for search."
+    ).encode()
+
+
+@dataclass
+class PushTraffic:
+    """Threads sending /loadSources batches, /query + /docSearch, /updateAccess and /heartbeat until stopped.
+
+    Like the PHP app: a batch answered 503 + cc-retry, or a source in sources_to_retry, goes back to the end of the
+    queue; an access change stays queued until a 2xx. Only sources in a 200's loaded_sources are acknowledged.
+    """
+
+    base: str
+    documents: int
+    batch: int = 3
+    outcomes: list[Outcome] = field(default_factory=list)
+    acknowledged: set[str] = field(default_factory=set)
+    shared: set[str] = field(default_factory=set)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: deque[str] = deque(f"files__default: {n}" for n in range(1, self.documents + 1))
+        self._in_flight: set[str] = set()
+        self._access: deque[str] = deque()
+        self._threads = [
+            threading.Thread(target=self._guarded, args=(loop,), name=loop.__name__, daemon=True)
+            for loop in (self._ingest, self._ingest, self._query, self._share, self._heartbeat)
+        ]
+        self.errors: list[BaseException] = []
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout_s: float = 60.0) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        assert not self.errors, self.errors
+
+    @property
+    def done(self) -> bool:
+        """Every document acknowledged and every access change applied."""
+        with self._lock:
+            return len(self.acknowledged) == self.documents and len(self.shared) == self.documents
+
+    def count(self, route: str, status: int) -> int:
+        with self._lock:
+            return sum(1 for o in self.outcomes if o.route == route and o.status == status)
+
+    def _record(self, route: str, response: httpx.Response) -> Outcome:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        outcome = Outcome(route, response.status_code, response.headers.get("cc-retry") == "true", body, time.time())
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
+
+    def _guarded(self, loop: Any) -> None:
+        try:
+            with httpx.Client(base_url=self.base, timeout=120) as http:
+                loop(http)
+        except BaseException as exc:  # surfaced by join()
+            self.errors.append(exc)
+
+    def _ingest(self, http: httpx.Client) -> None:
+        while not self.stop.is_set():
+            with self._lock:
+                batch = [self._pending.popleft() for _ in range(min(self.batch, len(self._pending)))]
+                self._in_flight.update(batch)
+            if not batch:
+                time.sleep(0.05)
+                continue
+            parts = [SourcePart(s, source_text(int(s.split(": ")[1])), user_ids=("alice",)) for s in batch]
+            body, content_type = guzzle_multipart(parts)
+            headers = {**signed_headers(), "Content-Type": content_type}
+            outcome = self._record("/loadSources", http.put("/loadSources", content=body, headers=headers))
+            loaded = set(outcome.body.get("loaded_sources", [])) if outcome.status == 200 else set()
+            with self._lock:
+                self._in_flight.difference_update(batch)
+                self.acknowledged |= loaded
+                self._access.extend(s for s in batch if s in loaded)
+                self._pending.extend(s for s in batch if s not in loaded)
+
+    def _query(self, http: httpx.Client) -> None:
+        while not self.stop.is_set():
+            if not self.acknowledged:  # before the first document a question is answered 400 (nothing to search)
+                time.sleep(0.05)
+                continue
+            for path, body in (
+                ("/query", {"userId": "alice", "query": "when is the review, on Friday?"}),
+                ("/docSearch", {"userId": "alice", "query": "garden notes Friday", "ctxLimit": 5}),
+            ):
+                self._record(path, http.post(path, json=body, headers=signed_headers("alice")))
+            time.sleep(0.05)
+
+    def _share(self, http: httpx.Client) -> None:
+        while not self.stop.is_set():
+            with self._lock:
+                source = self._access.popleft() if self._access else None
+            if source is None:
+                time.sleep(0.05)
+                continue
+            change = {"op": "allow", "userIds": ["bob"], "sourceId": source}
+            outcome = self._record("/updateAccess", http.post("/updateAccess", json=change, headers=signed_headers()))
+            with self._lock:
+                if outcome.status == 200:
+                    self.shared.add(source)
+                else:
+                    self._access.append(source)  # the PHP app's ActionJob keeps a row whose request got a 5xx
+
+    def _heartbeat(self, http: httpx.Client) -> None:
+        while not self.stop.is_set():
+            self._record("/heartbeat", http.get("/heartbeat"))
+            time.sleep(0.1)
+
+
+def store_report(dsn: str) -> dict[str, Any]:
+    """What the database holds: documents, chunk duplicates, un-embedded chunks, bob's access."""
+    with psycopg.connect(dsn) as conn:
+        documents = [row[0] for row in conn.execute("SELECT source_id FROM documents WHERE state = 'indexed'")]
+        duplicated = conn.execute(
+            "SELECT count(*) FROM (SELECT source_id FROM chunks GROUP BY source_id"
+            " HAVING count(*) <> count(DISTINCT ordinal) OR count(DISTINCT version) <> 1) d"
+        ).fetchone()
+        pending = conn.execute("SELECT count(*) FROM chunks WHERE embed_state <> 'embedded'").fetchone()
+        bob = [row[0] for row in conn.execute("SELECT source_id FROM access WHERE user_id = 'bob'")]
+    return {
+        "documents": sorted(documents),
+        "duplicated_sources": 0 if duplicated is None else int(duplicated[0]),
+        "unembedded_chunks": 0 if pending is None else int(pending[0]),
+        "bob": sorted(bob),
+    }

@@ -1,0 +1,79 @@
+"""Database down, for real: the running server (hypercorn) under push traffic while its PostgreSQL is stopped
+(fast shutdown) and started again. Every answer is a 200 or a 503 + cc-retry naming the database, the heartbeat
+stays up, nothing acknowledged is lost, and the app recovers without a restart. The long run is
+tests/soak/test_database_down_soak.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from database_down_kit import PushTraffic, start_live_app, store_report
+from restartable_postgres import RestartablePostgres
+from server_process import ServerProcess
+
+pytestmark = pytest.mark.slow
+DOCUMENTS = 24
+
+
+@pytest.fixture
+def live_app(
+    tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
+) -> Iterator[tuple[str, ServerProcess]]:
+    base, server = start_live_app(tmp_path, restartable_pg.test_dsn, embedder_url)
+    yield base, server
+    server.stop()
+
+
+def _wait(condition: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is_lost(
+    live_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres
+) -> None:
+    base, server = live_app
+    traffic = PushTraffic(base, DOCUMENTS)
+    traffic.start()
+    try:
+        _wait(lambda: len(traffic.acknowledged) >= DOCUMENTS // 3, 120, "a third of the documents acknowledged")
+        restartable_pg.stop_fast()
+        stopped = time.time()
+        # keep it down until every kind of request has met the outage
+        _wait(
+            lambda: all(traffic.count(route, 503) >= 3 for route in ("/loadSources", "/query", "/updateAccess")),
+            120,
+            "503s on /loadSources, /query and /updateAccess",
+        )
+        restartable_pg.start()
+        started = time.time()
+        _wait(lambda: traffic.done, 180, "every document acknowledged and shared after the outage")
+    finally:
+        traffic.join()
+    outcomes = traffic.outcomes
+    unexpected = [o for o in outcomes if o.status not in (200, 503)]
+    assert unexpected == [], unexpected[:5]
+    refused = [o for o in outcomes if o.status == 503]
+    assert all(o.retry for o in refused), [o for o in refused if not o.retry][:3]
+    assert all(o.body["error"].startswith("Vector DB Error: PostgreSQL is not reachable") for o in refused), refused[:3]
+    assert all(o.status == 200 for o in outcomes if o.route == "/heartbeat")
+    assert any(o.route == "/heartbeat" and stopped < o.at < started for o in outcomes)
+    # served again without a restart of the app
+    back = min(o.at for o in outcomes if o.route == "/query" and o.status == 200 and o.at > started)
+    assert server.process is not None and server.process.poll() is None
+    _wait(lambda: store_report(restartable_pg.test_dsn)["unembedded_chunks"] == 0, 120, "the embedding queue drained")
+    report = store_report(restartable_pg.test_dsn)
+    assert report["documents"] == sorted(traffic.acknowledged)
+    assert len(traffic.acknowledged) == DOCUMENTS and report["duplicated_sources"] == 0
+    assert report["bob"] == sorted(traffic.shared)
+    log = server.log_text()
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:4000]
+    print(
+        f"outage {started - stopped:.1f} s; {len(refused)} requests answered 503 + cc-retry; first /query 200 "
+        f"{back - started:.1f} s after PostgreSQL accepted connections; {len(outcomes)} requests in all"
+    )

@@ -1,0 +1,92 @@
+"""Pull mode with PostgreSQL stopped mid-work: the loops back off, nothing is claimed and left locked for 24 h,
+and documents, actions and tasks go through once the database is back (no app restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, task_done, until
+from restartable_postgres import RestartablePostgres
+
+from quart_app.app_settings import AppSettings
+
+UNREACHABLE = "the database is unreachable; nothing is claimed until it is back"
+PULL_LOOPS = ("documents", "actions", "tasks")
+
+
+@pytest.fixture
+def fresh_dsn(restartable_pg: RestartablePostgres) -> str:
+    """The app's database lives on the server this test stops and starts."""
+    dsn: str = restartable_pg.test_dsn
+    return dsn
+
+
+@pytest.fixture
+def pull_settings(pull_settings: AppSettings) -> AppSettings:
+    """A short wait for a connection, so the outage is noticed in seconds."""
+    pgvector = pull_settings.config.pgvector.model_copy(update={"acquire_timeout_s": 2.0})
+    return dataclasses.replace(pull_settings, config=pull_settings.config.model_copy(update={"pgvector": pgvector}))
+
+
+def _loops(pull_app: PullApp) -> dict[str, dict[str, Any]]:
+    snapshot: dict[str, dict[str, Any]] = pull_app.app.extensions["ccb_lifecycle"].loops.snapshot()
+    return snapshot
+
+
+async def test_pull_loops_wait_out_an_outage_and_lose_nothing(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, restartable_pg: RestartablePostgres
+) -> None:
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    first = nextcloud.file_row_id(budget)
+    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
+    await pull_app.drain_embeddings()
+    restartable_pg.stop_fast()
+    # every loop notices and waits; the embedding worker polls the queue and finds the database gone first
+    await until(
+        lambda: all(_loops(pull_app)[name]["detail"] == UNREACHABLE for name in PULL_LOOPS),
+        what="the pull loops backing off",
+    )
+    label = nextcloud.add_file(["alice", "bob"], "files/label.txt", LABEL)
+    hiking = nextcloud.add_file(["bob"], "files/hiking.txt", HIKING)
+    share = nextcloud.add_action(
+        "update_access_source_id", {"op": "allow", "userIds": ["bob"], "sourceId": f"files__default: {budget}"}
+    )
+    question = {"prompt": "travel budget Berlin office", "scopeType": "none", "scopeList": [], "scopeListMeta": ""}
+    search = nextcloud.schedule_task("context_chat:context_chat_search", "bob", {**question, "limit": 5})
+    # two more rounds of every loop's backoff: still nothing claimed, the task not taken
+    waits = {name: _loops(pull_app)[name]["counters"]["database_waits"] for name in PULL_LOOPS}
+    await until(
+        lambda: all(_loops(pull_app)[name]["counters"]["database_waits"] >= waits[name] + 2 for name in PULL_LOOPS),
+        what="two more backoff rounds",
+    )
+    assert nextcloud.locked_rows() == {"files": [], "content_providers": [], "actions": []}
+    assert nextcloud.tasks[search]["status"] == "STATUS_SCHEDULED"
+    restartable_pg.start()
+    rows = {first, nextcloud.file_row_id(label), nextcloud.file_row_id(hiking)}
+    await until(lambda: acked(nextcloud, "files") == rows, timeout_s=60, what="files indexed after the outage")
+    await until(lambda: share in acked(nextcloud, "actions"), timeout_s=60, what="the action applied")
+    done = await task_done(nextcloud, search, timeout_s=60)
+    assert done["status"] == "STATUS_SUCCESSFUL", done
+    assert nextcloud.queue_rows() == {"files": [], "content_providers": [], "actions": []}
+    # the embedding worker's own loop resumed and emptied the queue
+    for _ in range(600):
+        if await _unembedded(pull_app) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await _unembedded(pull_app) == 0
+    assert f"files__default: {budget}" in await pull_app.search("bob", "travel budget Berlin office")
+    assert f"files__default: {hiking}" in await pull_app.search("bob", "hiking in the Alps")
+    counters = _loops(pull_app)["documents"]["counters"]
+    assert counters["indexed"] == 3 and counters.get("left_locked", 0) == 0
+
+
+async def _unembedded(pull_app: PullApp) -> int:
+    async with pull_app.engine.db.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM chunks WHERE embed_state <> 'embedded'")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
