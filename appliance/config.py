@@ -215,6 +215,18 @@ class PullConfig(_Section):
     result_attempts: int = Field(5, ge=1, description="tries to deliver a task result or a queue acknowledgement")
 
 
+class HttpServerConfig(_Section):
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a request body that stops arriving for this long is answered 408 and its connection closed (a"
+        " slow upload that keeps sending is never cut)",
+    )
+    keep_alive_s: int = Field(
+        20, ge=1, description="hypercorn: an idle connection, or one whose request headers are still incomplete, closes"
+    )
+
+
 class AppConfig(_Section):
     debug: bool = Field(False, description="debug logging and error details")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -236,6 +248,7 @@ class AppConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     pull: PullConfig = Field(default_factory=PullConfig)
+    http: HttpServerConfig = Field(default_factory=HttpServerConfig)
 
 
 def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:

@@ -61,6 +61,13 @@ def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
     return args
 
 
+def app_server_arguments(config: AppConfig) -> list[str]:
+    """hypercorn's flags beyond --workers/--bind: the keep-alive timeout, which also closes a connection whose request
+    headers never complete. Its --read-timeout stays off: it would cut requests the app works on longer (the app
+    times out stalled request bodies itself); h11's 16 KiB limit on request headers stays hypercorn's default."""
+    return ["--keep-alive", str(config.http.keep_alive_s)]
+
+
 def embedder_model(config: AppConfig) -> str:
     if config.embedding.runtime == "llama" and config.embedding.llama is not None:
         return config.embedding.llama.model
@@ -104,6 +111,7 @@ def launch_environment(
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
         "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(os.environ if environ is None else environ)),
         "CCB_LOG_DIR": str(layout.log_dir),
+        "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
     }
 
 

@@ -12,6 +12,7 @@ from quart_app.app_logging import configure_logging
 from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
+from quart_app.body_timeout import BodyTimeoutMiddleware
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
@@ -53,6 +54,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         app.asgi_app = passthrough_user(app.asgi_app)  # type: ignore[method-assign,assignment]
     else:
         app.asgi_app = AppApiAuthMiddleware(app.asgi_app, settings.app_id, settings.app_secret)  # type: ignore[method-assign,assignment]
+    # outermost: a refused request's drained body is timed too
+    app.asgi_app = BodyTimeoutMiddleware(app.asgi_app, settings.config.http.body_timeout_s)  # type: ignore[method-assign,assignment]
 
     if settings.config.disable_aaa:
         log.warning(

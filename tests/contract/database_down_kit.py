@@ -1,58 +1,19 @@
-"""The database-down suite's parts: the real server (hypercorn) on a PostgreSQL the test stops, and push traffic the
-way the PHP app <= 5.3 sends it (batches re-queued on 503 + cc-retry or sources_to_retry, actions kept on 5xx)."""
+"""The database-down suite's parts: push traffic the way the PHP app <= 5.3 sends it (batches re-queued on
+503 + cc-retry or sources_to_retry, actions kept on 5xx) and a report of what the database holds."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import yaml
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, SourcePart, guzzle_multipart, signed_headers
-from local_ports import free_port
-from server_process import ServerProcess
+from contract_kit import SourcePart, guzzle_multipart, signed_headers
 
-REPO = Path(__file__).resolve().parents[2]
 TOPICS = ("budget", "label", "hiking", "meeting", "invoice", "roadmap", "backup", "printer", "garden", "recipe")
-
-
-def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -> tuple[str, ServerProcess]:
-    """hypercorn serving "quart_app:create_app()" on `dsn` (as EXTERNAL_DB), enabled by AppAPI; (base URL, process)."""
-    storage = tmp_path / "storage"
-    storage.mkdir()
-    raw: dict[str, Any] = {
-        "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},
-        "embedding_worker": {"idle_poll_s": 0.2},
-        "llm": {"extractive": {}},
-        "ingest": {"parse_workers": 1},
-        # a short wait for a connection, so an outage is answered in seconds
-        "vectordb": {"pgvector": {"pool_max": 6, "acquire_timeout_s": 2}},
-    }
-    raw.update(config)
-    (storage / "config.yaml").write_text(yaml.safe_dump(raw))
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ID": APP_ID,
-        "APP_SECRET": APP_SECRET,
-        "APP_VERSION": APP_VERSION,
-        "APP_PERSISTENT_STORAGE": str(storage),
-        "EXTERNAL_DB": dsn,
-    }
-    command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
-    server = ServerProcess([*command, "quart_app:create_app()"], tmp_path / "server.log", env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=180)
-    enabled = httpx.put(f"{base}/enabled?enabled=1", headers=signed_headers(), timeout=30)
-    assert enabled.status_code == 200, enabled.text
-    return base, server
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_down_kit import PushTraffic, start_live_app, store_report
+from database_down_kit import PushTraffic, store_report
+from live_app_kit import start_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
 
