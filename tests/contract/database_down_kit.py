@@ -79,9 +79,10 @@ class PushTraffic:
         with self._lock:
             return len(self.acknowledged) == self.documents and len(self.shared) == self.documents
 
-    def count(self, route: str, status: int) -> int:
+    def count(self, route: str, status: int, since: float = 0.0) -> int:
+        """Answers of `route` with `status` received after `since` (time.time())."""
         with self._lock:
-            return sum(1 for o in self.outcomes if o.route == route and o.status == status)
+            return sum(1 for o in self.outcomes if o.route == route and o.status == status and o.at > since)
 
     def _record(self, route: str, response: httpx.Response) -> Outcome:
         try:
@@ -134,9 +135,12 @@ class PushTraffic:
     def _share(self, http: httpx.Client) -> None:
         while not self.stop.is_set():
             with self._lock:
-                source = self._access.popleft() if self._access else None
+                replay = not self._access
+                # nothing new to share: replay one (an action the PHP app sends twice changes nothing)
+                source = next(iter(self.shared), None) if replay else self._access.popleft()
+            if source is None or replay:
+                time.sleep(0.1)
             if source is None:
-                time.sleep(0.05)
                 continue
             change = {"op": "allow", "userIds": ["bob"], "sourceId": source}
             outcome = self._record("/updateAccess", http.post("/updateAccess", json=change, headers=signed_headers()))
