@@ -13,6 +13,11 @@ import httpx
 import psycopg
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 
+# what a 503 says while PostgreSQL is away: unreachable, or lost under a request that was running
+OUTAGE_ERRORS = (
+    "Vector DB Error: PostgreSQL is not reachable",
+    "Vector DB Error: the connection to PostgreSQL broke during the request",
+)
 TOPICS = ("budget", "label", "hiking", "meeting", "invoice", "roadmap", "backup", "printer", "garden", "recipe")
 
 
@@ -25,6 +30,15 @@ class Outcome:
     retry: bool
     body: Any
     at: float
+
+
+def unclear_refusals(outcomes: list[Outcome]) -> list[Outcome]:
+    """503s without cc-retry or without a message that names the database outage."""
+    return [
+        o
+        for o in outcomes
+        if o.status == 503 and not (o.retry and isinstance(o.body, dict) and o.body["error"].startswith(OUTAGE_ERRORS))
+    ]
 
 
 def source_text(n: int) -> bytes:
