@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 
-from quart_app.auth import ASGIApp, Message, Receive, Scope, Send
+from quart_app.asgi_body import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
