@@ -17,6 +17,7 @@ from quart_app.engine import ENGINE_EXTENSION
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
+from quart_app.loop_lag import LoopLagMonitor
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.services.source_spool import remove_leftovers
@@ -89,6 +90,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
             log.warning("%s; the engine opens once POST /init has fetched the models", exc)
             state.init_job.after_fetch = open_after_init
+        # started last: how long opening the engine blocked start-up is not a stall anyone waited for
+        state.loops.start(LoopLagMonitor.LOOP_NAME, state.loop_lag.run)
         log.info(
             "app ready: app id %s, version %s, enabled %s", settings.app_id, settings.app_version, state.enabled.enabled
         )

@@ -17,6 +17,7 @@ from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
 from quart_app.background_loops import BackgroundLoops, LoopHandle
 from quart_app.http_errors import json_message
+from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Lifecycle:
         self.nextcloud = nextcloud_client(settings)
         self.loops = BackgroundLoops()
         self.init_job = InitJob(settings, self.loops, self.nextcloud)
+        self.loop_lag = LoopLagMonitor()
         # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)
         self.enabled_listeners: list[Callable[[bool], Awaitable[None]]] = []
 

@@ -61,6 +61,8 @@ async def status() -> Response:
     report["loops"] = state.loops.snapshot()
     # sources being ingested, and access changes or deletes waiting for them to commit
     report["ordering"] = opened.order.snapshot()
+    # how long the event loop was blocked (every request waits meanwhile): worst since start, p99 of the last minute
+    report["event_loop"] = state.loop_lag.snapshot()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,
