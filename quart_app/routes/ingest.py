@@ -40,6 +40,8 @@ NO_SOURCES = "No sources provided"
 BETA_ALL_LOADED = "All sources loaded"
 BETA_NOT_ALL_LOADED = "Error: All sources were not loaded, check logs for more info"
 WORKER_LIMIT = "Document parser worker limit reached, try again in some time or consider increasing the limit"
+# documents.modified is a bigint
+MAX_MODIFIED = 2**63 - 1
 # upstream 4.0.3+ waits 10 minutes for a parser slot, then asks the PHP app to retry
 GATE_WAIT_S = 600.0
 GATE_EXTENSION = "ccb_ingest_gate"
@@ -72,6 +74,15 @@ def _user_ids(headers: dict[str, str]) -> list[str]:
     return [user.strip() for user in raw.split(",") if user.strip()]
 
 
+def _storable_headers(headers: dict[str, str], modified: str) -> bool:
+    """PostgreSQL text cannot hold NUL and `modified` is a bigint: such a part would otherwise be retried forever."""
+    stored = (headers.get("type", ""), headers.get("provider", ""), headers.get("userids", headers.get("userid", "")))
+    if any("\x00" in value for value in stored):
+        return False
+    # checked before int(): Python refuses to convert more than 4300 digits (a ValueError, not the client's 400)
+    return len(modified) <= len(str(MAX_MODIFIED)) and int(modified) <= MAX_MODIFIED
+
+
 def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | RejectedPart:
     """Upstream's per-part checks; a title may be empty (4.5+) but its header must be present."""
     headers = part.headers
@@ -79,6 +90,8 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
     modified = headers.get("modified", "").strip()
     required = (headers.get("type", "").strip(), modified, headers.get("provider", "").strip())
     if title is None or not _user_ids(headers) or not all(required) or not modified.isdecimal():
+        return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
+    if not _storable_headers(headers, modified):
         return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
     if not part.filename.strip() or not is_valid_source_id(part.filename):
         return RejectedPart(part.filename, INVALID_FILENAME.format(title=title), 400)

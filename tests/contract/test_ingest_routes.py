@@ -66,6 +66,11 @@ async def test_header_and_filename_errors_use_upstreams_strings(client: Client) 
         # '²'.isdigit() is True but int('²') fails: it used to fail the whole batch
         (SourcePart("files__default: 1", TEXT, modified="²"), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, user_ids=[" "]), "Invaild/missing headers for: files__default: 1"),
+        # a NUL (PostgreSQL text cannot hold it) or a modified beyond bigint was retried forever
+        (SourcePart("files__default: 1", TEXT, user_ids=["a\x00"]), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, mimetype="text/\x00"), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, provider="x\x00y"), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, modified=2**63), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("", TEXT, title="a.txt"), "Invalid source filename for: a.txt"),
         (SourcePart("no-provider-prefix", TEXT, title="b.txt"), "Invalid source filename for: b.txt"),
     ]
