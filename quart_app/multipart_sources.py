@@ -20,6 +20,10 @@ FIELD_NAME = "sources"
 # hand the parser ~1 MiB at a time: few thread hops, bounded memory
 FEED_BYTES = 1024 * 1024
 MIB = 1024 * 1024
+# python-multipart's defaults (8 headers of 4 KiB a part) failed the whole batch for a file shared with a few
+# hundred users (one userIds header); a header line is held in memory until it ends, so it stays bounded
+MAX_PART_HEADER_BYTES = MIB
+MAX_PART_HEADERS = 32
 
 
 class MultipartError(Exception):
@@ -102,6 +106,8 @@ class SourcePartsReader:
                 "on_part_data": self._on_part_data,
                 "on_part_end": self._on_part_end,
             },
+            max_header_count=MAX_PART_HEADERS,
+            max_header_size=MAX_PART_HEADER_BYTES,
         )
 
     def _on_part_begin(self) -> None:

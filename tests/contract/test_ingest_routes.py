@@ -71,12 +71,28 @@ async def test_header_and_filename_errors_use_upstreams_strings(client: Client) 
         (SourcePart("files__default: 1", TEXT, mimetype="text/\x00"), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, provider="x\x00y"), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, modified=2**63), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, modified="9" * 5000), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("", TEXT, title="a.txt"), "Invalid source filename for: a.txt"),
         (SourcePart("no-provider-prefix", TEXT, title="b.txt"), "Invalid source filename for: b.txt"),
     ]
     for part, message in cases:
         status, body, _ = await load(client, [part])
         assert (status, body) == (400, {"error": message}), part
+
+
+async def test_long_part_headers_do_not_fail_the_batch(client: Client) -> None:
+    # a file shared with 2000 users: python-multipart's default 4 KiB header line answered the whole batch 400
+    users = [f"user{n}" for n in range(2000)]
+    parts = [
+        SourcePart("files__default: 2", TEXT, user_ids=users, title="Documents/" + "deep/" * 2000 + "a.txt"),
+        SourcePart("files__default: 3", TEXT),
+    ]
+    status, body, _ = await load(client, parts)
+    assert (status, body) == (
+        200,
+        {"loaded_sources": ["files__default: 2", "files__default: 3"], "sources_to_retry": []},
+    )
+    assert "files__default: 2" in await search_titles(client, "user1999", "ethical rating green label")
 
 
 async def test_no_sources_and_not_multipart(client: Client) -> None:
