@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
 from quart import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -14,9 +14,10 @@ from quart_app.services.answer import MAX_CTX_LIMIT
 
 MIB = 1024 * 1024
 
-# 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send
-SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+$")
-PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+$")
+# 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send. \Z, not $: '$' also
+# matches before a trailing newline
+SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+\Z")
+PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+\Z")
 
 ScopeType = Literal["provider", "source"]
 AccessOp = Literal["allow", "deny"]
@@ -30,14 +31,25 @@ def is_valid_provider_id(value: str) -> bool:
     return PROVIDER_ID_RE.match(value) is not None
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: the query would fail with a database error (500) instead of naming the field
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value
+
+
+# every string of a request body: it ends up in a SQL parameter
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Query(BaseModel):
     """POST /query and POST /docSearch (ctxLimit is the result limit there; useContext is ignored)."""
 
-    userId: str
-    query: str
+    userId: Text
+    query: Text
     useContext: bool = True
     scopeType: ScopeType | None = None
-    scopeList: list[str] | None = None
+    scopeList: list[Text] | None = None
     ctxLimit: int = 20
 
     @field_validator("userId", "query")
@@ -60,62 +72,62 @@ class Query(BaseModel):
 class UpdateAccessDeclarativeRequest(BaseModel):
     """POST /updateAccessDeclarative: exactly these users may read the source."""
 
-    userIds: list[str]
-    sourceId: str
+    userIds: list[Text]
+    sourceId: Text
 
 
 class UpdateAccessRequest(BaseModel):
     """POST /updateAccess: allow or deny these users one source."""
 
     op: AccessOp
-    userIds: list[str]
-    sourceId: str
+    userIds: list[Text]
+    sourceId: Text
 
 
 class UpdateAccessProviderRequest(BaseModel):
     """POST /updateAccessProvider: allow or deny these users every source of a provider."""
 
     op: AccessOp
-    userIds: list[str]
-    providerId: str
+    userIds: list[Text]
+    providerId: Text
 
 
 class DeleteSourcesRequest(BaseModel):
     """POST /deleteSources (4.0+): delete these sources for everyone."""
 
-    sourceIds: list[str]
+    sourceIds: list[Text]
 
 
 class BetaDeleteSourcesRequest(BaseModel):
     """POST /deleteSources (PHP 4.0.0-beta2/3): delete these sources of one user."""
 
-    userId: str
-    sourceNames: list[str]
+    userId: Text
+    sourceNames: list[Text]
 
 
 class DeleteProviderRequest(BaseModel):
     """POST /deleteProvider: delete every source of a provider."""
 
-    providerKey: str
+    providerKey: Text
 
 
 class DeleteUserRequest(BaseModel):
     """POST /deleteUser: remove a user's access everywhere (documents nobody can read go too)."""
 
-    userId: str
+    userId: Text
 
 
 class BetaDeleteByProviderRequest(BaseModel):
     """POST /deleteSourcesByProvider (beta): delete one user's sources of a provider."""
 
-    userId: str
-    providerKey: str
+    userId: Text
+    providerKey: Text
 
 
 class BetaDeleteByProviderForAllUsersRequest(BaseModel):
     """POST /deleteSourcesByProviderForAllUsers (beta): delete every user's sources of a provider."""
 
-    providerKey: str
+    providerKey: Text
 
 
 class QueryResponse(BaseModel):

@@ -207,6 +207,34 @@ async def test_delete_errors(client: Client) -> None:
         assert status == 422 and body["detail"][0]["type"] == "missing", path
 
 
+async def test_a_nul_in_any_json_string_is_a_422_naming_the_field(client: Client) -> None:
+    # PostgreSQL text cannot hold NUL: these reached the database and answered 500 'Vector DB Error'
+    cases = [
+        ("/query", {"userId": "alice\x00", "query": "green label"}, ["body", "userId"]),
+        (
+            "/docSearch",
+            {"userId": "alice", "query": "x", "scopeType": "source", "scopeList": ["a\x00"]},
+            ["body", "scopeList", 0],
+        ),
+        ("/deleteSources", {"sourceIds": ["files__default: 1\x00"]}, ["body", "sourceIds", 0]),
+        ("/deleteUser", {"userId": "bob\x00"}, ["body", "userId"]),
+        (
+            "/updateAccess",
+            {"op": "allow", "userIds": ["\x00"], "sourceId": "files__default: 1"},
+            ["body", "userIds", 0],
+        ),
+    ]
+    for path, body, loc in cases:
+        status, answer = await post(client, path, body)
+        assert status == 422, (path, answer)
+        assert answer["detail"][0]["loc"] == loc and "NUL" in answer["detail"][0]["msg"], answer
+
+
+async def test_a_source_id_with_a_trailing_newline_is_invalid(client: Client) -> None:
+    body = {"op": "allow", "userIds": ["alice"], "sourceId": "files__default: 101\n"}
+    assert await post(client, "/updateAccess", body) == (400, {"error": "Invalid source id"})
+
+
 async def test_admin_routes(app: Quart, client: Client) -> None:
     assert await post(client, "/countIndexedDocuments", None) == (200, {"files__default": 0})
     log_dir = app.extensions["ccb_lifecycle"].settings.storage.log_dir
