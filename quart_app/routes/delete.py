@@ -34,7 +34,7 @@ def _is_beta_shape(raw: bytes) -> bool:
     """PHP 4.0.0-beta2/3 send {userId, sourceNames}; 4.0+ send {sourceIds}."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested arrays exhaust the stdlib parser's recursion
         return False
     return isinstance(data, dict) and "sourceIds" not in data and ("sourceNames" in data or "userId" in data)
 

@@ -205,6 +205,10 @@ async def test_delete_errors(client: Client) -> None:
     for path in ("/deleteSources", "/deleteProvider", "/deleteUser"):
         status, body = await post(client, path, {"unexpected": 1})
         assert status == 422 and body["detail"][0]["type"] == "missing", path
+    # 100,000 nested arrays: the beta-shape sniffing hit a RecursionError (500)
+    headers = {**signed_headers(), "Content-Type": "application/json"}
+    response = await client.post("/deleteSources", data=b"[" * 100_000 + b"]" * 100_000, headers=headers)
+    assert response.status_code == 422 and (await response.get_json())["detail"][0]["type"] == "json_invalid"
 
 
 async def test_a_nul_in_any_json_string_is_a_422_naming_the_field(client: Client) -> None:
