@@ -81,6 +81,13 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
+def text_array(values: Sequence[str]) -> str:
+    """A text[] in PostgreSQL's array syntax, sent as one parameter: psycopg dumps a Python list element by element
+    in Python, on the event loop (100 ms for a scope of 20,000 source ids, three times per query)."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
 @dataclass(frozen=True, slots=True)
 class LexicalTerms:
     """What the lexical leg searches for: words for the OR query and identifier phrases, each list capped."""
@@ -121,13 +128,14 @@ def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[st
     if scope is not None and scope.kind == "provider":
         parts.append(
             sql.SQL(
-                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = c.source_id AND d.provider = ANY(%(scope)s))"
+                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = c.source_id"
+                " AND d.provider = ANY(%(scope)s::text[]))"
             )
         )
-        params["scope"] = list(scope.values)
+        params["scope"] = text_array(scope.values)
     elif scope is not None:
-        parts.append(sql.SQL("c.source_id = ANY(%(scope)s)"))
-        params["scope"] = list(scope.values)
+        parts.append(sql.SQL("c.source_id = ANY(%(scope)s::text[])"))
+        params["scope"] = text_array(scope.values)
     return sql.SQL(" AND ").join(parts), params
 
 
@@ -158,10 +166,10 @@ class SearchStore:
         if scope is not None and scope.kind == "provider":
             scope_sql = sql.SQL(
                 " AND EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
-                " AND d.provider = ANY(%(scope)s))"
+                " AND d.provider = ANY(%(scope)s::text[]))"
             )
         elif scope is not None:
-            scope_sql = sql.SQL(" AND a.source_id = ANY(%(scope)s)")
+            scope_sql = sql.SQL(" AND a.source_id = ANY(%(scope)s::text[])")
         query = sql.SQL(
             "SELECT count(*) FROM (SELECT 1 FROM access a JOIN chunks c ON c.source_id = a.source_id"
             " WHERE a.user_id = %(user_id)s{scope} LIMIT %(cap)s) s"

@@ -86,6 +86,21 @@ async def test_scope_by_provider_and_by_source(
     assert await service.retrieve("alice", "printer invoice", 10, make_scope("provider", [])) == []
 
 
+async def test_scope_values_are_matched_verbatim_in_a_long_list(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    # the scope goes to SQL as one text[] literal: quotes, backslashes, commas, braces and NULL stay plain text
+    await corpus.add("files__default: 10", ["Invoice 10 for the printer repair."], ["alice"])
+    await corpus.add("files__default: 11", ["Invoice 11 for the printer toner."], ["alice"])
+    store = SearchStore(db)
+    odd = ('x"y', "back\\slash", "a,b", "{}", "NULL", " ", "files__default: 1")
+    many = tuple(f"files__default: {n}" for n in range(1000, 21_000))
+    sources = Scope("source", (*odd, *many, "files__default: 10"))
+    assert await both_legs(store, embedder, "alice", "printer invoice", sources) == {"files__default: 10"}
+    providers = Scope("provider", ('files__default"', "files\\", "NULL"))
+    assert await both_legs(store, embedder, "alice", "printer invoice", providers) == set()
+
+
 async def test_queued_chunks_are_found_by_the_lexical_leg(
     db: Database, corpus: Corpus, embedder: MiniLmEmbedder
 ) -> None:
