@@ -210,7 +210,7 @@ def oversized_json() -> Iterator[RequestCase]:
     def padded(megabytes: int) -> RawRequest:
         return json_request("/deleteUser", json.dumps({"userId": "nobody", "padding": "x" * (megabytes * MB)}).encode())
 
-    yield RequestCase("json-8mb-body", "oversized-body", lambda: padded(8), statuses=frozenset({413}))
+    yield RequestCase("json-9mb-body", "oversized-body", lambda: padded(9), statuses=frozenset({413}))
     yield RequestCase("json-14mb-body", "oversized-body", lambda: padded(14), statuses=frozenset({413}))
     yield RequestCase(
         "json-422-echo-1mb",

@@ -58,48 +58,9 @@ SECRET = Path(tempfile.gettempdir()) / f"ccb-bad-input-secret-{os.getpid()}.txt"
 SECRET_MARKER = "xxeleakmarkerquay"
 
 
-def _xfail(finding: int, branch: str, *, strict: bool = True) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=strict, reason=f"issue 9 finding {finding}: fixed on branch i9-{branch}")
-
-
-# 1 MB texts that load: chunking them in the app process holds the GIL against the event loop (stalls of 100-500 ms)
-# and raises RSS by up to 600 MB; these four fail by a wide margin in every run, the others by a margin that varies
-# with the machine's load, so they are not strict
-CHUNKED_IN_THE_APP = frozenset(
-    {
-        "1mb-separators-quoted-stops",
-        "1mb-separators-json-brackets",
-        "1mb-separators-json-commas",
-        "1mb-line-identifiers",
-    }
-)
-
-
-# inputs today's code gets wrong, fixed on the other issue-9 branches
-KNOWN_FAILURES: dict[str, pytest.MarkDecorator] = {
-    "json-8mb-body": _xfail(6, "http"),
-    "json-422-echo-1mb": _xfail(6, "http"),
-    "multipart-20000-parts": _xfail(11, "http"),
-    # hypercorn has no read timeout: the connection waits for the rest of the body for ever
-    "http-body-never-finished": _xfail(12, "runtime"),
-    **{
-        f"ctxlimit-{v}-{p}": _xfail(7, "query")
-        for v in ("1e23", "2pow63", "2pow31", "million")
-        for p in ("query", "docSearch")
-    },
-    **{case.name: _xfail(1, "query") for case in megabyte_questions()},
-    **{
-        case.name: _xfail(3, "worker", strict=case.name in CHUNKED_IN_THE_APP)
-        for case in pathological()
-        if case.kind in ("1mb-line", "1mb-separators")
-    },
-}
-
-
 def params(cases: Iterable[SourceCase | RequestCase]) -> list[Any]:
-    """pytest params, the ones expected to fail last (a stall they cause cannot blur the others' figures)."""
-    params = [pytest.param(case, id=case.name, marks=KNOWN_FAILURES.get(case.name, ())) for case in cases]
-    return sorted(params, key=lambda param: bool(param.marks))
+    """pytest params, one per case, named after it."""
+    return [pytest.param(case, id=case.name) for case in cases]
 
 
 SOURCE_CASES = [

@@ -2,7 +2,7 @@
 
     CCB_SOAK=1 .venv/bin/pytest tests/soak/test_bad_input_soak.py
 
-Same checks as the sample; inputs today's code gets wrong are xfail(strict) naming the issue-9 branch that fixes them.
+Same checks as the sample, on every input.
 CCB_BAD_INPUT_REPORT=<file> also writes every input's figures (outcome, stall, RSS, time) as JSON.
 """
 
