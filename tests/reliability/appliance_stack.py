@@ -105,11 +105,12 @@ class ApplianceStack:
         return pid
 
     def parse_worker_pids(self) -> list[int]:
-        """The app's parse worker processes (multiprocessing spawn children of hypercorn)."""
+        """The app's parse worker processes (children of hypercorn: multiprocessing spawn or `-m ...parse_worker`)."""
         found = []
         for child in descendants(self.pid("app")):
             with contextlib.suppress(psutil.NoSuchProcess):
-                if "spawn_main" in " ".join(child.cmdline()):
+                command = " ".join(child.cmdline())
+                if "spawn_main" in command or "parse_worker" in command:
                     found.append(child.pid)
         return found
 
