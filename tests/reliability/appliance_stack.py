@@ -65,18 +65,27 @@ class ApplianceStack:
         """{program: (state, pid)} from supervisord's XML-RPC interface (what `supervisorctl status` reads)."""
         if self.process.poll() is not None:
             raise AssertionError(f"entrypoint.sh exited {self.process.returncode}:\n{self.output()[-3000:]}")
-        socket = self.storage.pg_socket_dir / "supervisor.sock"
-        if not socket.exists():
+        try:
+            infos = cast(list[dict[str, Any]], self._supervisor("getAllProcessInfo"))
+        except OSError:  # supervisord not listening yet (or its socket not there yet)
             return {}
+        return {info["name"]: (info["statename"], info["pid"] or None) for info in infos}
+
+    def stop_program(self, program: str) -> None:
+        """`supervisorctl stop`: the program stays down until start_program()."""
+        self._supervisor("stopProcess", program)
+
+    def start_program(self, program: str) -> None:
+        self._supervisor("startProcess", program)
+
+    def _supervisor(self, method: str, *args: str) -> object:
+        socket = self.storage.pg_socket_dir / "supervisor.sock"
         transport = SupervisorTransport(None, None, f"unix://{socket}")
         try:
             proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-            infos = cast(list[dict[str, Any]], proxy.supervisor.getAllProcessInfo())
-        except OSError:  # supervisord not listening yet
-            return {}
+            return cast(object, getattr(proxy.supervisor, method)(*args))
         finally:
             transport.close()
-        return {info["name"]: (info["statename"], info["pid"] or None) for info in infos}
 
     def pid(self, program: str) -> int:
         state, pid = self.status().get(program, ("", None))

@@ -1,11 +1,19 @@
 """Crash suite, fast subset: kill -9 of the app and of the embedder while the PHP app indexes 60 documents into the
-whole appliance under supervisord. The 500-document run with all four kills is tests/soak/test_crash_soak.py."""
+whole appliance under supervisord. The 500-document run with all four kills is tests/soak/test_crash_soak.py.
+
+The two xfail tests pin what the suite found and left to the owners of that code; each raises ScenarioError (a real
+failure even under xfail) when the crash did not happen as planned, and fails its last assertion on today's code.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,8 +24,25 @@ from appliance_stack import ApplianceStack, shipped_config
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from crash_scenario import run_crash_scenario
 from local_ports import free_port
+from php_indexer import Document, PhpIndexer, corpus
 
 pytestmark = pytest.mark.slow
+# short retries, so an outage uses up a chunk's attempts in seconds (the shipped 6 attempts take ~62 s)
+EMBEDDING_ATTEMPTS = 3
+UNREACHABLE = "cannot reach the embedding service"
+
+
+class ScenarioError(RuntimeError):
+    """The crash did not happen as the test planned it (not the finding under test)."""
+
+
+@contextlib.contextmanager
+def scenario() -> Iterator[None]:
+    """The steps that set the crash up: their assertions are ScenarioErrors, not the expected failure."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def test_kill_9_of_app_and_embedder_during_ingest_loses_nothing(stack_root: Path) -> None:
@@ -34,8 +59,20 @@ def test_kill_9_of_app_and_embedder_during_ingest_loses_nothing(stack_root: Path
     assert run.spool_left == []
 
 
-class KillMissedTheParseError(RuntimeError):
-    """The scenario did not happen as planned (not the finding under test)."""
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ApplianceStack]:
+    """One appliance for the xfail tests (each uses sources of its own)."""
+    root = Path(tempfile.mkdtemp(prefix="ccb-rel-", dir="/tmp"))
+    config = shipped_config(free_port())
+    config["embedding_worker"].update(max_attempts=EMBEDDING_ATTEMPTS, backoff_base_s=0.5, backoff_max_s=1)
+    running = ApplianceStack(root, config)
+    try:
+        running.wait_healthy()
+        running.enable()
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.xfail(
@@ -45,24 +82,20 @@ class KillMissedTheParseError(RuntimeError):
     "fails the file for good (ParseMemoryError, neither loaded nor to retry), so the PHP app drops a healthy file "
     "from its queue (owner: worker, parse_pool/parse_worker)",
 )
-def test_a_file_whose_parse_worker_is_killed_is_asked_for_again(stack_root: Path) -> None:
-    stack = ApplianceStack(stack_root, shipped_config(free_port()))
-    try:
-        stack.wait_healthy()
-        stack.enable()
+def test_a_file_whose_parse_worker_is_killed_is_asked_for_again(stack: ApplianceStack) -> None:
+    # ~5 MB of HTML: a second or more of parsing, a window the kill cannot miss
+    paragraph = "<p>" + " ".join(f"word{n}" for n in range(200)) + "</p>\n"
+    html = ("<html><body>" + paragraph * 3500 + "</body></html>").encode()
+    body, content_type = guzzle_multipart([SourcePart("files__default: 1", html, mimetype="text/html")])
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        headers = {**signed_headers(), "Content-Type": content_type}
+        answers.append(httpx.put(f"{stack.base_url}/loadSources", content=body, headers=headers, timeout=300))
+
+    with scenario():
         workers = [psutil.Process(pid) for pid in stack.parse_worker_pids()]
         idle_cpu = {worker.pid: sum(worker.cpu_times()[:2]) for worker in workers}
-        # ~5 MB of HTML: a second or more of parsing, a window the kill cannot miss
-        paragraph = "<p>" + " ".join(f"word{n}" for n in range(200)) + "</p>\n"
-        html = ("<html><body>" + paragraph * 3500 + "</body></html>").encode()
-        part = SourcePart("files__default: 1", html, title="Documents/big.html", mimetype="text/html")
-        body, content_type = guzzle_multipart([part])
-        answers: list[httpx.Response] = []
-
-        def send() -> None:
-            headers = {**signed_headers(), "Content-Type": content_type}
-            answers.append(httpx.put(f"{stack.base_url}/loadSources", content=body, headers=headers, timeout=300))
-
         sender = threading.Thread(target=send)
         sender.start()
         parsing: list[psutil.Process] = []
@@ -71,13 +104,55 @@ def test_a_file_whose_parse_worker_is_killed_is_asked_for_again(stack_root: Path
             parsing[:] = [w for w in workers if sum(w.cpu_times()[:2]) - idle_cpu[w.pid] > 0.3]
             return bool(parsing)
 
-        wait_for(deep_in_the_parse, 120, "a parse worker to spend 0.3 s of CPU on the file", interval=0.02)
+        wait_for(deep_in_the_parse, 120, "a parse worker to spend 0.3 s of CPU on the file", interval=0.05)
         os.kill(parsing[0].pid, signal.SIGKILL)
         sender.join(300)
-        if not answers or answers[0].status_code != 200 or answers[0].json()["loaded_sources"]:
-            raise KillMissedTheParseError(f"not the answer of a killed parse: {answers[0].text if answers else None}")
-        # today: in neither list; the row is failed with "the parse worker was killed (SIGKILL, most likely the
-        # out-of-memory killer)" although nothing here ran short of memory
-        assert answers[0].json()["sources_to_retry"] == ["files__default: 1"]
-    finally:
-        stack.stop()
+        assert answers and answers[0].status_code == 200, answers[0].text if answers else "no answer"
+        assert answers[0].json()["loaded_sources"] == [], "the file was parsed before the kill"
+    # today: in neither list; the row is failed with "the parse worker was killed (SIGKILL, most likely the
+    # out-of-memory killer)" although nothing here ran short of memory
+    assert answers[0].json()["sources_to_retry"] == ["files__default: 1"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 9 crash suite: the embedding worker counts each call to an unreachable embedding service as an "
+    "attempt of the batch's chunks; after embedding_worker.max_attempts (6 attempts, ~62 s with the shipped backoff) "
+    "of an outage they end 'failed' and nothing embeds them once the service is back (queue_store.requeue_failed "
+    "has no caller), although their documents were acknowledged (owner: runtime, embedding_worker/queue_store)",
+)
+def test_chunks_queued_while_the_embedder_is_down_are_embedded_once_it_is_back(stack: ApplianceStack) -> None:
+    documents = [
+        Document(f"files__default: 10{n}", template.text, template.users, template.mimetype)
+        for n, template in enumerate(corpus(3, max_paragraphs=1, seed=10))
+    ]
+    ids = [document.source_id for document in documents]
+    log = stack.storage.log_dir / "app.log"
+    with scenario():
+        stack.stop_program("embedder")
+        failures_before = log.read_text().count(UNREACHABLE)
+        indexer = PhpIndexer(stack.base_url, documents)
+        indexer.start()
+        indexer.join(timeout=120)
+        assert indexer.tally.acknowledged == set(ids), indexer.tally
+        wait_for(
+            lambda: log.read_text().count(UNREACHABLE) >= failures_before + EMBEDDING_ATTEMPTS,
+            120,
+            f"{EMBEDDING_ATTEMPTS} failed calls to the stopped embedder",
+        )
+        stack.start_program("embedder")
+        stack.wait_healthy()
+
+    def chunk_states() -> dict[str, int]:
+        rows = stack.query(
+            "SELECT embed_state || coalesce(': ' || last_error, ''), count(*) FROM chunks WHERE source_id = ANY(%s)"
+            " GROUP BY 1",
+            ids,
+        )
+        return {str(state): int(count) for state, count in rows}
+
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: list(chunk_states()) == ["embedded"], 30, "the chunks to be embedded", interval=0.5)
+    # today: {"failed: cannot reach the embedding service at http://...; is it running?": <all of them>}
+    assert list(chunk_states()) == ["embedded"], chunk_states()
