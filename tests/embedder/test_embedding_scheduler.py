@@ -59,7 +59,9 @@ async def test_concurrent_requests_share_runtime_calls_within_the_token_budget(
     np.testing.assert_allclose(np.vstack(results), minilm_runtime.embed(TEXTS, "passage"), atol=1e-5)
 
 
-async def test_query_and_passage_requests_are_not_mixed(minilm_runtime: OnnxEmbeddingRuntime) -> None:
+async def test_query_and_passage_requests_are_not_mixed_and_queries_go_first(
+    minilm_runtime: OnnxEmbeddingRuntime,
+) -> None:
     runtime = RecordingRuntime(minilm_runtime)
     scheduler = EmbeddingScheduler(runtime, batch_tokens=10_000)
     await scheduler.start()
@@ -68,7 +70,7 @@ async def test_query_and_passage_requests_are_not_mixed(minilm_runtime: OnnxEmbe
         await asyncio.gather(*(scheduler.embed([t], kind, 10) for t, kind in zip(TEXTS, kinds, strict=False)))
     finally:
         await scheduler.close()
-    assert runtime.calls == [(2, "passage"), (2, "query"), (1, "passage")]
+    assert runtime.calls == [(2, "query"), (3, "passage")]
 
 
 async def test_use_after_close_raises_a_named_error(minilm_runtime: OnnxEmbeddingRuntime) -> None:
@@ -128,3 +130,26 @@ async def test_a_big_request_runs_in_slices(minilm_runtime: OnnxEmbeddingRuntime
         await scheduler.close()
     assert runtime.calls == [(4, "passage"), (4, "passage"), (2, "passage")]
     np.testing.assert_allclose(vectors, minilm_runtime.embed(texts, "passage"), atol=1e-5)
+
+
+async def test_a_question_waits_for_one_slice_of_a_big_passage_batch_not_all_of_it(
+    minilm_runtime: OnnxEmbeddingRuntime,
+) -> None:
+    """The embedding worker's batches hold ~8,000 tokens; a user's question must not wait for all of them."""
+    runtime = BlockedRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
+    passages = [f"Line {i} of a long document." for i in range(12)]
+    await scheduler.start()
+    try:
+        batch = asyncio.ensure_future(scheduler.embed(passages, "passage", 120))
+        await asyncio.to_thread(runtime.entered.wait)
+        question = asyncio.ensure_future(scheduler.embed(["When is the review?"], "query", 6))
+        await asyncio.sleep(0)  # one turn of the loop: the question's job is queued
+        runtime.release.set()
+        vectors, answer = await batch, await question
+    finally:
+        runtime.release.set()
+        await scheduler.close()
+    assert runtime.calls == [(4, "passage"), (1, "query"), (4, "passage"), (4, "passage")]
+    np.testing.assert_allclose(vectors, minilm_runtime.embed(passages, "passage"), atol=1e-5)
+    np.testing.assert_allclose(answer, minilm_runtime.embed(["When is the review?"], "query"), atol=1e-5)
