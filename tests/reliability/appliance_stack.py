@@ -79,7 +79,7 @@ class ApplianceStack:
         self._supervisor("startProcess", program)
 
     def _supervisor(self, method: str, *args: str) -> object:
-        socket = self.storage.pg_socket_dir / "supervisor.sock"
+        socket = self.storage.run_dir / "supervisor.sock"
         transport = SupervisorTransport(None, None, f"unix://{socket}")
         try:
             proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
