@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import os
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -18,15 +17,13 @@ from typing import Any
 
 import httpx
 import psycopg
-import yaml
 from bad_input_http import RawRequest, RawResponse, send
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, signed_headers
-from local_ports import free_port
+from contract_kit import signed_headers
+from live_app import start_live_app
 from server_process import ServerProcess
 
 from appliance.postgres import EmbeddedPostgres
 
-REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 # small limits so the oversized inputs stay small; the timeout bounds a parser that loops
 INGEST_LIMITS = {"parse_workers": 1, "max_part_mb": 3, "max_request_mb": 12, "parse_timeout_s": 20}
@@ -208,27 +205,14 @@ class LiveApp:
 def live_app(workdir: Path, dsn: str, embedder_url: str) -> Iterator[LiveApp]:
     """hypercorn serving "quart_app:create_app()" on the real database and embedder, enabled by AppAPI."""
     storage = workdir / "storage"
-    storage.mkdir()
     config = {
         "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},
         "embedding_worker": {"idle_poll_s": 0.2},
         "llm": {"extractive": {}},
         "ingest": INGEST_LIMITS,
     }
-    (storage / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ID": APP_ID,
-        "APP_SECRET": APP_SECRET,
-        "APP_VERSION": APP_VERSION,
-        "APP_PERSISTENT_STORAGE": str(storage),
-        "EXTERNAL_DB": dsn,
-    }
-    command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
-    server = ServerProcess([*command, "quart_app:create_app()"], workdir / "server.log", env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=120)
+    base, server = start_live_app(storage, dsn, config, workdir / "server.log")
+    port = int(base.rsplit(":", 1)[1])
     try:
         assert server.process is not None
         with RssSampler(server.process.pid) as rss:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,17 @@ from server_process import ServerProcess
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_live_app(storage: Path, dsn: str, config: dict[str, Any], log_path: Path) -> tuple[str, ServerProcess]:
-    """(base URL, server) once /heartbeat answers; `config` is written to storage/config.yaml. Stop it yourself."""
+def start_live_app(
+    storage: Path,
+    dsn: str,
+    config: dict[str, Any],
+    log_path: Path,
+    *,
+    server_args: Sequence[str] = (),
+    timeout_s: float = 120,
+) -> tuple[str, ServerProcess]:
+    """(base URL, server) once /heartbeat answers; `config` is written to storage/config.yaml, `server_args` go to
+    hypercorn. Stop it yourself."""
     storage.mkdir(parents=True, exist_ok=True)
     (storage / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -31,9 +41,9 @@ def start_live_app(storage: Path, dsn: str, config: dict[str, Any], log_path: Pa
         "EXTERNAL_DB": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
     }
     # --workers 0: serve in this process (a daemonic hypercorn worker could not start the parser processes)
-    command = [sys.executable, "-m", "hypercorn", "--workers", "0", "--bind", f"127.0.0.1:{port}"]
+    command = [sys.executable, "-m", "hypercorn", "--workers", "0", *server_args, "--bind", f"127.0.0.1:{port}"]
     command.append("quart_app:create_app()")
     server = ServerProcess(command, log_path, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
-    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=120)
+    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=timeout_s)
     return base, server
