@@ -116,7 +116,7 @@ class ApplianceStack:
     def parse_worker_pids(self) -> list[int]:
         """The app's parse worker processes (children of hypercorn: multiprocessing spawn or `-m ...parse_worker`)."""
         found = []
-        for child in descendants(self.pid("app")):
+        for child in descendants(self.wait_running("app")):
             with contextlib.suppress(psutil.NoSuchProcess):
                 command = " ".join(child.cmdline())
                 if "spawn_main" in command or "parse_worker" in command:
