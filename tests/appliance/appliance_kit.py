@@ -7,13 +7,13 @@ import pwd
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
 import psycopg
 from local_ports import free_port
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -51,14 +51,6 @@ def run_cli(*args: str, env: Mapping[str, str], timeout: float = 60) -> subproce
     return subprocess.run(
         [PYTHON, "-m", "appliance", *args], cwd=REPO, env=dict(env), capture_output=True, text=True, timeout=timeout
     )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def write_config(storage: Path, variant: str = "cpu", embedder_port: int | None = None, workers: int = 1) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,13 @@ def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -
     enabled = httpx.put(f"{base}/enabled?enabled=1", headers=signed_headers(), timeout=30)
     assert enabled.status_code == 200, enabled.text
     return base, server
+
+
+@contextmanager
+def running_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -> Iterator[tuple[str, ServerProcess]]:
+    """`start_live_app` for the length of a `with` block: the server is stopped however the block ends."""
+    base, server = start_live_app(tmp_path, dsn, embedder_url, **config)
+    try:
+        yield base, server
+    finally:
+        server.stop()

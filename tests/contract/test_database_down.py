@@ -6,14 +6,15 @@ tests/soak/test_database_down_soak.py."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from database_down_kit import PushTraffic, store_report, unclear_refusals
-from live_app_kit import start_live_app
+from live_app_kit import running_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 DOCUMENTS = 24
@@ -23,16 +24,8 @@ DOCUMENTS = 24
 def live_app(
     tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
 ) -> Iterator[tuple[str, ServerProcess]]:
-    base, server = start_live_app(tmp_path, restartable_pg.test_dsn, embedder_url)
-    yield base, server
-    server.stop()
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.1)
+    with running_live_app(tmp_path, restartable_pg.test_dsn, embedder_url) as app:
+        yield app
 
 
 def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is_lost(
@@ -42,18 +35,18 @@ def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is
     traffic = PushTraffic(base, DOCUMENTS)
     traffic.start()
     try:
-        _wait(lambda: len(traffic.acknowledged) >= DOCUMENTS // 3, 120, "a third of the documents acknowledged")
+        wait_for(lambda: len(traffic.acknowledged) >= DOCUMENTS // 3, 120, "a third of the documents acknowledged")
         restartable_pg.stop_fast()
         stopped = time.time()
         # keep it down until every kind of request has met the outage
-        _wait(
+        wait_for(
             lambda: all(traffic.count(route, 503) >= 3 for route in ("/loadSources", "/query", "/updateAccess")),
             120,
             "503s on /loadSources, /query and /updateAccess",
         )
         restartable_pg.start()
         started = time.time()
-        _wait(lambda: traffic.done, 180, "every document acknowledged and shared after the outage")
+        wait_for(lambda: traffic.done, 180, "every document acknowledged and shared after the outage")
     finally:
         traffic.join()
     outcomes = traffic.outcomes
@@ -66,7 +59,9 @@ def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is
     # served again without a restart of the app
     back = min(o.at for o in outcomes if o.route == "/query" and o.status == 200 and o.at > started)
     assert server.process is not None and server.process.poll() is None
-    _wait(lambda: store_report(restartable_pg.test_dsn)["unembedded_chunks"] == 0, 120, "the embedding queue drained")
+    wait_for(
+        lambda: store_report(restartable_pg.test_dsn)["unembedded_chunks"] == 0, 120, "the embedding queue drained"
+    )
     report = store_report(restartable_pg.test_dsn)
     assert report["documents"] == sorted(traffic.acknowledged)
     assert len(traffic.acknowledged) == DOCUMENTS and report["duplicated_sources"] == 0

@@ -8,14 +8,14 @@ import itertools
 import json
 import select
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from contract_kit import SourcePart, guzzle_boundary, signed_headers
 from live_app import start_live_app
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,13 +129,6 @@ def _rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_an_upload_waiting_for_a_parser_slot_stays_in_the_socket(
     tmp_path: Path, fresh_dsn: str, embedder_url: str
 ) -> None:
@@ -169,7 +162,9 @@ def test_an_upload_waiting_for_a_parser_slot_stays_in_the_socket(
         holder = Upload(port, holder_body, holder_body.chunks(with_closing=False))
         assert holder.push(stall_s=60)
         spool = storage / "spool"
-        _wait_for(lambda: len(list(spool.glob("src-*.part"))) == 1, "the first upload's part in the spool")
+        wait_for(
+            lambda: len(list(spool.glob("src-*.part"))) == 1, 120, "the first upload's part in the spool", interval=0.05
+        )
         rss_before = _rss_bytes(server.process.pid)
 
         # the second upload waits for the slot: the server must stop reading it instead of buffering it

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,12 @@ from contract_kit import APP_ID, APP_SECRET, ServerProcess, free_port, signed_he
 from nextcloud_pull_fake import FakePullNextcloud
 from php_app_flow import run_php_app_flow
 from pull_kit import BUDGET, HIKING, LABEL
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 # the shipped config's pull section is left as it is except for shorter idle waits (a test waits on them)
 FAST_IDLE = "pull:\n  idle_poll_s: 0.2\n  idle_poll_max_s: 1\n  task_poll_s: 0.5\n  task_poll_after_trigger_s: 2\n"
-
-
-def wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -82,7 +75,7 @@ def test_push_and_pull_against_the_whole_appliance(
     base, env, server = appliance
     # a PHP app <= 5.3 first: every push assertion of the contract flow, on the same running appliance
     run_php_app_flow(base, APP_SECRET)
-    wait(lambda: len(nextcloud.providers) == 2, 30, "the TaskProcessing providers registered on enable")
+    wait_for(lambda: len(nextcloud.providers) == 2, 30, "the TaskProcessing providers registered on enable")
 
     # PHP app 5.4: files for several users with a share, a provider item, poisoned items, HTTP faults
     budget = nextcloud.add_file(["alice"], "files/Documents/budget.txt", BUDGET)
@@ -94,8 +87,8 @@ def test_push_and_pull_against_the_whole_appliance(
     gone = nextcloud.add_file(["alice"], "files/gone.txt", b"deleted before it was fetched")
     nextcloud.remove_file(gone)
     rows = {nextcloud.file_row_id(f) for f in (budget, label, hiking)} | {poisoned}
-    wait(lambda: rows <= set(nextcloud.acked_documents()["files"]), 120, "the documents acknowledged")
-    wait(lambda: mail in nextcloud.acked_documents()["content_providers"], 60, "the provider item acknowledged")
+    wait_for(lambda: rows <= set(nextcloud.acked_documents()["files"]), 120, "the documents acknowledged")
+    wait_for(lambda: mail in nextcloud.acked_documents()["content_providers"], 60, "the provider item acknowledged")
     assert nextcloud.file_fetches[budget] == 3 and nextcloud.queue_rows()["files"] == []
 
     def ask(task_type: str, user: str, task_input: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +96,7 @@ def test_push_and_pull_against_the_whole_appliance(
         httpx.post(f"{base}/trigger", params={"providerId": "context_chat-context_chat"}, headers=signed_headers())
         return nextcloud.wait_task(task_id, 120)
 
-    wait(lambda: _status(base)["chunks"]["queued"] == 0, 120, "every chunk embedded")
+    wait_for(lambda: _status(base)["chunks"]["queued"] == 0, 120, "every chunk embedded")
     alice = sources(ask("context_chat:context_chat", "alice", chat("What is the travel budget of the Berlin office?")))
     assert f"files__default: {budget}" in {s["id"] for s in alice}
     bob_search = ask("context_chat:context_chat_search", "bob", {**chat("budget Berlin green label"), "limit": 2})
@@ -117,7 +110,7 @@ def test_push_and_pull_against_the_whole_appliance(
         nextcloud.add_action("delete_source_ids", {"sourceIds": [f"files__default: {budget}"]}),
         nextcloud.add_action("delete_provider_id", {"providerId": "nope"}),  # a bare id that matches nothing
     }
-    wait(lambda: actions <= set(nextcloud.acked_documents()["actions"]), 60, "the actions acknowledged")
+    wait_for(lambda: actions <= set(nextcloud.acked_documents()["actions"]), 60, "the actions acknowledged")
     again = ask("context_chat:context_chat", "alice", chat("What is the travel budget of the Berlin office?"))
     assert f"files__default: {budget}" not in {s["id"] for s in sources(again)}
     bob_again = ask("context_chat:context_chat_search", "bob", {**chat("green label ethical rating"), "limit": 5})
@@ -129,13 +122,13 @@ def test_push_and_pull_against_the_whole_appliance(
     nextcloud.chunk_size = 512
     slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL * 300)
     nextcloud.slow_files[slow] = 0.05
-    wait(lambda: nextcloud.file_fetches[slow] == 1, 60, "the slow download to start")
+    wait_for(lambda: nextcloud.file_fetches[slow] == 1, 60, "the slow download to start")
     ctl = [sys.executable, "-m", "appliance", "ctl", "restart", "app"]
     assert "app: started" in subprocess.run(ctl, env=env, cwd=REPO, capture_output=True, text=True, timeout=120).stdout
     assert nextcloud.file_row_id(slow) not in nextcloud.acked_documents()["files"]
     nextcloud.slow_files.clear()
     clock[0] += 24 * 3600 + 1  # the PHP app's lock expires and the row is served again
-    wait(lambda: nextcloud.file_row_id(slow) is None, 120, "the slow file indexed after the restart")
+    wait_for(lambda: nextcloud.file_row_id(slow) is None, 120, "the slow file indexed after the restart")
     counts = httpx.post(f"{base}/countIndexedDocuments", headers=signed_headers()).json()
     assert counts == {"files__default": 4, "mail__mail": 1}  # label, hiking, slow and the push flow's last file
     status = _status(base)

@@ -19,9 +19,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
 from database_down_kit import PushTraffic, store_report, unclear_refusals
-from live_app_kit import start_live_app
+from live_app_kit import running_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
+from waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,16 +37,8 @@ ROUTES = ("/loadSources", "/query", "/updateAccess")
 def soak_app(
     tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
 ) -> Iterator[tuple[str, ServerProcess]]:
-    base, server = start_live_app(tmp_path, restartable_pg.test_dsn, embedder_url)
-    yield base, server
-    server.stop()
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.1)
+    with running_live_app(tmp_path, restartable_pg.test_dsn, embedder_url) as app:
+        yield app
 
 
 def _acknowledged(traffic: PushTraffic, goal: int) -> Callable[[], bool]:
@@ -67,17 +60,17 @@ def test_repeated_outages_under_traffic_lose_nothing(
     try:
         for cycle in range(CYCLES):
             goal = min(DOCUMENTS - 1, len(traffic.acknowledged) + max(1, DOCUMENTS // (CYCLES + 1)))
-            _wait(_acknowledged(traffic, goal), 300, f"{goal} documents acknowledged")
+            wait_for(_acknowledged(traffic, goal), 300, f"{goal} documents acknowledged")
             how = "kill -9" if cycle % 2 else "fast shutdown"
             stopped = time.time()
             if cycle % 2:
                 restartable_pg.kill()
             else:
                 restartable_pg.stop_fast()
-            _wait(_refused_everywhere(traffic, stopped), 120, "503s on every route")
+            wait_for(_refused_everywhere(traffic, stopped), 120, "503s on every route")
             restartable_pg.start()
             outages.append((how, stopped, time.time()))
-        _wait(lambda: traffic.done, 600, "every document acknowledged and shared")
+        wait_for(lambda: traffic.done, 600, "every document acknowledged and shared")
     finally:
         traffic.join()
     outcomes = traffic.outcomes
@@ -90,7 +83,9 @@ def test_repeated_outages_under_traffic_lose_nothing(
         for _how, _down, back in outages
     ]
     assert server.process is not None and server.process.poll() is None
-    _wait(lambda: store_report(restartable_pg.test_dsn)["unembedded_chunks"] == 0, 600, "the embedding queue drained")
+    wait_for(
+        lambda: store_report(restartable_pg.test_dsn)["unembedded_chunks"] == 0, 600, "the embedding queue drained"
+    )
     report = store_report(restartable_pg.test_dsn)
     assert report["documents"] == sorted(traffic.acknowledged) and len(report["documents"]) == DOCUMENTS
     assert report["duplicated_sources"] == 0
