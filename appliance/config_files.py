@@ -11,7 +11,8 @@ from pathlib import Path
 from appliance.env_settings import env_value
 from appliance.errors import ConfigError
 from appliance.probe import ConfigVariant
-from appliance.storage import PRIVATE_FILE_MODE, StorageLayout, restrict_mode
+from appliance.safe_fs import PRIVATE_FILE_MODE, restrict_mode
+from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
 

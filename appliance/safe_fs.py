@@ -19,6 +19,9 @@ from appliance.errors import UnsafePathError
 
 log = logging.getLogger(__name__)
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
 
 def write_file_nofollow(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace `path` by a new file holding `text`, atomically; a symlink at either name is replaced, not followed."""
@@ -123,3 +126,22 @@ def _remove_entry(dir_fd: int, name: str) -> None:
 
 def _owner(info: os.stat_result) -> tuple[int, int]:
     return info.st_uid, info.st_gid
+
+
+def restrict_mode(path: Path, allowed: int) -> None:
+    """Take every permission bit outside `allowed` away from `path`, never through a symlink; warn when we may not
+    (a read-only mount, another owner) instead of stopping the start."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        log.warning("cannot check the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
+        return
+    try:
+        current = stat.S_IMODE(os.fstat(fd).st_mode)
+        if current & ~allowed:
+            os.fchmod(fd, current & allowed)
+            log.info("restricted the permissions of %s from %04o to %04o", path, current, current & allowed)
+    except OSError as exc:
+        log.warning("cannot restrict the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
+    finally:
+        os.close(fd)

@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.env_settings import env_value
 from appliance.errors import StorageError
-from appliance.safe_fs import take_private_dir
+from appliance.safe_fs import PRIVATE_DIR_MODE, restrict_mode, take_private_dir
 
 log = logging.getLogger(__name__)
 
+
 # logs hold request paths, source ids and database messages: the appliance's own user only
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
-
-
-def restrict_mode(path: Path, allowed: int) -> None:
-    """Take every permission bit outside `allowed` away from `path`, never through a symlink; warn when we may not
-    (a read-only mount, another owner) instead of stopping the start."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        log.warning("cannot check the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
-        return
-    try:
-        current = stat.S_IMODE(os.fstat(fd).st_mode)
-        if current & ~allowed:
-            os.fchmod(fd, current & allowed)
-            log.info("restricted the permissions of %s from %04o to %04o", path, current, current & allowed)
-    except OSError as exc:
-        log.warning("cannot restrict the permissions of %s: %s; make it readable by this user only", path, exc.strerror)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class StorageLayout:
     """Paths under the persistent storage root; `ensure()` creates the directories."""
