@@ -182,6 +182,12 @@ class IngestConfig(_Section):
         description="address-space cap of a parser process; a document's text may have ~43,000 characters per MB "
         "above 128 (at most 20 million)",
     )
+    parse_crash_retries: int = Field(
+        2,
+        ge=0,
+        description="times a file is parsed again in another worker after its worker died under it without hitting"
+        " the time or memory limit (killed from outside, or crashed); then it fails with ParserCrashedError",
+    )
     max_uncompressed_mb: int = Field(512, ge=1, description="zip-based formats: total uncompressed size")
     max_compression_ratio: int = Field(200, ge=1, description="zip-based formats: uncompressed/compressed")
     max_part_mb: int = Field(128, ge=1, description="largest file in a /loadSources request")

@@ -160,6 +160,7 @@ async def open_engine(
                 max_compression_ratio=float(config.ingest.max_compression_ratio),
             ),
             chunker=ChunkerSpec(files.tokenizer, chunk_tokens, emb.chunk_overlap_tokens),
+            crash_retries=config.ingest.parse_crash_retries,
         )
         await parse_pool.open()
         _closing(stack, "parse pool", parse_pool.close)

@@ -10,6 +10,7 @@ from .errors import (
     ParseMemoryError,
     ParsePoolClosedError,
     ParsePoolError,
+    ParserCrashedError,
     ParseTimeoutError,
     UnsupportedMimetypeError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ParsePoolClosedError",
     "ParsePoolError",
     "ParseTimeoutError",
+    "ParserCrashedError",
     "UnsupportedMimetypeError",
     "canonical_mimetype",
     "extract_text",

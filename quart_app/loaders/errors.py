@@ -42,6 +42,10 @@ class ParseMemoryError(LoaderError):
     """Parsing needed more memory than the per-worker cap; the worker was replaced."""
 
 
+class ParserCrashedError(LoaderError):
+    """The worker parsing the file died without a word on every attempt (not at a limit the pool enforces)."""
+
+
 class ParsePoolError(Exception):
     """The parse pool itself is unusable (not a per-file problem)."""
 

@@ -5,6 +5,10 @@ without touching the event loop or the other files. A worker parses *and chunks*
 tokenizer's working memory stay under the worker's memory cap, and the app receives only the chunks. Workers run
 as the unprivileged parser user with a scrubbed environment (see `worker_identity`) and get each file as an open
 descriptor, never a path. At most `workers` files parse at once; further calls wait for a free worker in FIFO order.
+
+A worker that dies under a file without the pool having killed it (for the file's time or memory limit) and
+without reporting an error was killed from outside (the host's out-of-memory killer, an administrator) or crashed:
+the file is parsed again in another worker, up to `crash_retries` times, then fails as `ParserCrashedError`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .errors import (
     ParseMemoryError,
     ParsePoolClosedError,
     ParsePoolError,
+    ParserCrashedError,
     ParseTimeoutError,
 )
 from .limits import ParseLimits
@@ -45,7 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Outcome = tuple[str, Any]  # ("ok", chunks) or ("raise", exception)
+# ("ok", chunks), ("raise", exception) or ("crashed", how the worker died: the file may be parsed again)
+Outcome = tuple[str, Any]
 
 
 @dataclass
@@ -69,12 +75,15 @@ class ParsePool:
         os_user: str = PARSER_OS_USER,
         start_timeout_s: float = 60.0,
         max_jobs_per_worker: int = 200,
+        crash_retries: int = 2,
         extra_loaders: Mapping[str, str] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"ParsePool workers must be >= 1, got {workers}")
         if max_jobs_per_worker < 1:
             raise ValueError(f"ParsePool max_jobs_per_worker must be >= 1, got {max_jobs_per_worker}")
+        if crash_retries < 0:
+            raise ValueError(f"ParsePool crash_retries must be >= 0, got {crash_retries}")
         self.workers = workers
         self.limits = limits or ParseLimits()
         self._chunker = chunker
@@ -82,6 +91,7 @@ class ParsePool:
         self._start_timeout_s = start_timeout_s
         # a fresh process now and then returns the heap that big documents fragmented
         self._max_jobs = max_jobs_per_worker
+        self._crash_retries = crash_retries
         # mimetype -> "module:function", imported inside each worker (plugins and fault-injection tests)
         self._extra_loaders = dict(extra_loaders or {})
         # chunks overlap by at most half, so more text than twice the document's is a worker gone wrong
@@ -137,6 +147,27 @@ class ParsePool:
     async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
         """The chunks of one file; raises a `LoaderError` for a problem with this file only."""
         path = Path(path)
+        deaths: list[str] = []
+        while True:
+            kind, value = await self._attempt(path, mimetype)
+            if kind == "ok":
+                chunks: list[DocumentChunk] = value
+                return chunks
+            if kind == "raise":
+                raise value
+            deaths.append(value)
+            if len(deaths) > self._crash_retries:
+                raise _crashed_every_time(path, mimetype, deaths)
+            logger.warning(
+                "parse of %s (%s): its worker died (%s) without being told to; parsing it again (attempt %d of %d)",
+                path.name,
+                mimetype,
+                value,
+                len(deaths) + 1,
+                self._crash_retries + 1,
+            )
+
+    async def _attempt(self, path: Path, mimetype: str) -> Outcome:
         if not self._opened or self._closed or self._idle is None or self._executor is None:
             raise ParsePoolClosedError(
                 "the parse pool is " + ("closed" if self._closed else "not open; use 'async with' or await open()")
@@ -149,11 +180,7 @@ class ParsePool:
         job = loop.run_in_executor(self._executor, self._run, worker, path, mimetype)
         # the worker goes back to the queue when its job ends, even if our caller was cancelled meanwhile
         job.add_done_callback(lambda _job: self._job_done(worker))
-        kind, value = await asyncio.shield(job)
-        if kind == "ok":
-            chunks: list[DocumentChunk] = value
-            return chunks
-        raise value
+        return await asyncio.shield(job)
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop accepting files, let running parses finish for up to `timeout_s`, then stop all workers."""
@@ -262,7 +289,7 @@ class ParsePool:
         try:
             process.hand_over(path.name, mimetype, fd)
         except OSError:
-            return "raise", self._died(worker, path, mimetype)
+            return self._died(worker, path, mimetype)
         limit = self.limits.timeout_s
         deadline = time.monotonic() + limit
         chunks: list[DocumentChunk] = []
@@ -282,7 +309,7 @@ class ParsePool:
                     raise MalformedReplyError(f"more than {self._max_reply_chars} characters of chunks")
                 chunks.extend(batch)
             except (EOFError, ConnectionError):
-                return "raise", self._died(worker, path, mimetype)
+                return self._died(worker, path, mimetype)
             except (OSError, MalformedReplyError) as exc:  # OSError: "bad message length", too long
                 return "raise", self._misbehaved(worker, path, mimetype, str(exc))
 
@@ -330,28 +357,36 @@ class ParsePool:
             "the file is probably damaged or malicious: check it"
         )
 
-    def _died(self, worker: _Worker, path: Path, mimetype: str) -> Exception:
+    def _died(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
         code = worker.process.exit_code() if worker.process is not None else None
         logger.warning(
             "parse worker %d died (exit code %s) on %s (%s); replacing it", worker.slot, code, path.name, mimetype
         )
         self._replace(worker)
-        if self._closed:
-            return ParsePoolClosedError(
+        if self._closed:  # close() killed it
+            return "raise", ParsePoolClosedError(
                 f"the parse pool was closed while {path.name} ({mimetype}) was parsing; parse it again later"
             )
-        if code == -signal.SIGKILL:
-            return ParseMemoryError(
-                f"{path.name} ({mimetype}): the parse worker was killed (SIGKILL, most likely the out-of-memory "
-                "killer); raise the machine's memory or lower the parse memory limit"
-            )
         if code == -signal.SIGABRT:
-            # Rust (the tokenizer) and C++ libraries abort when an allocation hits the address-space cap
-            return ParseMemoryError(
+            # Rust (the tokenizer) and C++ libraries abort when an allocation hits the address-space cap we set
+            return "raise", ParseMemoryError(
                 f"{path.name} ({mimetype}): the parser aborted (SIGABRT), most likely at the memory cap "
                 f"memory_mb={self.limits.memory_mb}; raise ingest.parse_memory_mb or split the file"
             )
-        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
-        return CorruptDocumentError(
-            f"{path.name} ({mimetype}): the parser crashed ({how}); the file is probably damaged: check or re-save it"
+        # not at a limit of ours (those are reported above, by the worker or by _timed_out): try again
+        return (
+            "crashed",
+            f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}",
         )
+
+
+def _crashed_every_time(path: Path, mimetype: str, deaths: list[str]) -> ParserCrashedError:
+    if all(death == f"signal {signal.SIGKILL.name}" for death in deaths):
+        # the pool's own kills (timeout, memory) never get here, so the kill came from outside the app
+        why = "something outside the app killed it each time (an administrator, or the system when short of memory)"
+    else:
+        why = "the file is probably damaged: check or re-save it"
+    return ParserCrashedError(
+        f"{path.name} ({mimetype}): the parser crashed repeatedly, on all {len(deaths)} attempts "
+        f"({', '.join(deaths)}); {why}"
+    )

@@ -5,9 +5,11 @@ import json
 import os
 import pickle
 import resource
+import signal
 import stat
 import struct
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -24,6 +26,7 @@ FAULTY_LOADERS = {
     "test/escape": f"{__name__}:probe_isolation",
     "test/forge-reply": f"{__name__}:forge_reply",
     "test/block": f"{__name__}:block_until_released",
+    "test/attempt": f"{__name__}:record_attempt",
 }
 
 
@@ -145,6 +148,11 @@ def forge_reply(path: Path, limits: ParseLimits) -> str:
     return ""
 
 
+def _wait_for_release(gate: Path) -> None:
+    while not (gate / "release").exists():
+        time.sleep(0.01)
+
+
 def block_until_released(path: Path, limits: ParseLimits) -> str:
     """A parse that lasts until the test says so: the file names a directory, then holds the text to return.
 
@@ -153,6 +161,28 @@ def block_until_released(path: Path, limits: ParseLimits) -> str:
     directory, _, text = path.read_text(encoding="utf-8").partition("\n")
     gate = Path(directory)
     (gate / "started").touch()
-    while not (gate / "release").exists():
-        time.sleep(0.01)
+    _wait_for_release(gate)
+    return text
+
+
+# what record_attempt does after recording the attempt, by the name the file gives
+_ATTEMPT_ACTIONS: dict[str, Callable[[Path, ParseLimits], object]] = {
+    "wait": lambda gate, limits: _wait_for_release(gate),
+    "sigkill": lambda gate, limits: os.kill(os.getpid(), signal.SIGKILL),
+    "segfault": segfault,
+    "eat-memory": eat_memory,
+    "hang": hang,
+}
+
+
+def record_attempt(path: Path, limits: ParseLimits) -> str:
+    """Counts the tries at one file: the file names a directory, an action and the text to return.
+
+    Each attempt creates `attempt-<pid>` in that directory, then does the action: "wait" (until `release` appears
+    there), "sigkill" (its own worker, as the host's out-of-memory killer would), "segfault", "eat-memory", "hang".
+    """
+    directory, action, text = path.read_text(encoding="utf-8").split("\n", 2)
+    gate = Path(directory)
+    (gate / f"attempt-{os.getpid()}").touch()
+    _ATTEMPT_ACTIONS[action](gate, limits)
     return text

@@ -17,7 +17,6 @@ from pool_kit import text_of
 
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import (
-    CorruptDocumentError,
     DocumentTooLargeError,
     EmptyDocumentError,
     EncryptedDocumentError,
@@ -25,6 +24,7 @@ from quart_app.loaders import (
     ParseMemoryError,
     ParsePool,
     ParsePoolClosedError,
+    ParserCrashedError,
     ParseTimeoutError,
 )
 
@@ -111,10 +111,11 @@ async def test_crashing_worker_is_replaced(pool: ParsePool, probe_file: Path, mi
     results = await asyncio.gather(
         _text(pool, probe_file, mimetype), _text(pool, probe_file, "text/plain"), return_exceptions=True
     )
-    assert isinstance(results[0], CorruptDocumentError)
-    assert (
-        str(results[0])
-        == f"probe ({mimetype}): the parser crashed ({how}); the file is probably damaged: check or re-save it"
+    assert isinstance(results[0], ParserCrashedError)
+    # tried again twice (the default crash_retries), each time in a fresh worker
+    assert str(results[0]) == (
+        f"probe ({mimetype}): the parser crashed repeatedly, on all 3 attempts ({how}, {how}, {how}); "
+        "the file is probably damaged: check or re-save it"
     )
     assert results[1] == "x"
     assert {await _pid(pool, probe_file) for _ in range(4)}.__len__() == 2
