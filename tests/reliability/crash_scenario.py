@@ -22,8 +22,6 @@ from php_indexer import Document, IndexerTally, PhpIndexer, corpus
 
 # what can be killed: a supervisord program, or one of the app's parser processes
 KILLABLE = ("app", "embedder", "parse worker", "postgres")
-# the parse pool reads a SIGKILLed worker as the out-of-memory killer's work and fails that one file
-PARSER_KILLED = "the parse worker was killed (SIGKILL"
 
 
 @dataclass
@@ -41,7 +39,7 @@ class Kill:
     def describe(self) -> str:
         when = f"kill -9 {self.target} (pid {self.pid}{', ' + self.note if self.note else ''})"
         if self.target == "parse worker":
-            return f"{when} after {self.stored} documents stored: replaced by the pool on its next file"
+            return f"{when} after {self.stored} documents stored: replaced by the pool; a file it held is parsed again"
         back = "NOT running again" if self.back_after_s is None else f"running again after {self.back_after_s:.1f} s"
         return f"{when} after {self.stored} documents stored: {back}"
 
@@ -65,10 +63,6 @@ class CrashRun:
     def not_restarted(self) -> list[str]:
         """Killed programs supervisord did not bring back."""
         return [kill.target for kill in self.kills if kill.target != "parse worker" and kill.back_after_s is None]
-
-    def parser_victims(self) -> set[str]:
-        """Documents failed because their parse worker was SIGKILLed under them."""
-        return {source_id for source_id, error in self.failed_rows.items() if PARSER_KILLED in (error or "")}
 
     def summary(self) -> str:
         lines = [
