@@ -186,3 +186,22 @@ def record_attempt(path: Path, limits: ParseLimits) -> str:
     (gate / f"attempt-{os.getpid()}").touch()
     _ATTEMPT_ACTIONS[action](gate, limits)
     return text
+
+
+class AttemptGate:
+    """The test's side of `test/attempt`: the directory the tries at one file are recorded in (writable by the
+    workers, whatever user they run as), the file's content, and the workers that tried."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir()
+        directory.chmod(0o777)
+        self.directory = directory
+
+    def content(self, action: str, text: str) -> bytes:
+        return f"{self.directory}\n{action}\n{text}".encode()
+
+    def worker_pids(self) -> set[int]:
+        return {int(entry.name.removeprefix("attempt-")) for entry in self.directory.glob("attempt-*")}
+
+    def release(self) -> None:
+        (self.directory / "release").touch()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from faulty_loaders import FAULTY_LOADERS
+from faulty_loaders import FAULTY_LOADERS, AttemptGate
 from pool_kit import text_of
 
 from quart_app.chunking import ChunkerSpec
@@ -32,17 +32,15 @@ async def pool(chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None)
 
 
 class AttemptedFile:
-    """A `test/attempt` file: each try at it leaves `attempt-<worker pid>` in its gate directory, then does `action`."""
+    """A `test/attempt` file that does `action` on every try."""
 
     def __init__(self, gates: Path, tmp_path: Path, action: str) -> None:
-        self.gate = gates / action
-        self.gate.mkdir()
-        self.gate.chmod(0o777)  # the workers write there as the parser user
+        self.gate = AttemptGate(gates / action)
         self.path = tmp_path / f"{action}.attempt"
-        self.path.write_text(f"{self.gate}\n{action}\n{TEXT}", encoding="utf-8")
+        self.path.write_bytes(self.gate.content(action, TEXT))
 
     def worker_pids(self) -> set[int]:
-        return {int(entry.name.removeprefix("attempt-")) for entry in self.gate.glob("attempt-*")}
+        return self.gate.worker_pids()
 
     async def parse(self, pool: ParsePool) -> str:
         return text_of(await pool.parse_and_chunk(self.path, "test/attempt"))
@@ -72,7 +70,7 @@ async def test_a_worker_killed_from_outside_mid_parse_has_its_file_parsed_again(
     (killed,) = file.worker_pids()
     os.kill(killed, signal.SIGKILL)  # as the host's out-of-memory killer or an administrator would
     await _until(lambda: len(file.worker_pids()) == 2, "the file to be tried again")
-    (file.gate / "release").touch()
+    file.gate.release()
     assert await parse == TEXT
     assert killed in file.worker_pids()
     await _still_serves(pool, tmp_path)
