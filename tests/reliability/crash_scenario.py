@@ -105,7 +105,14 @@ def run_crash_scenario(
             if kill.waiter is not None:
                 kill.waiter.join(200)
         started = time.monotonic()
-        wait_for(lambda: queue_left(stack.query) == 0, 600, "the embedding queue to drain", interval=1.0)
+        try:
+            wait_for(lambda: queue_left(stack.query) == 0, 600, "the embedding queue to drain", interval=1.0)
+        except AssertionError as exc:
+            left = stack.query(
+                "SELECT embed_state, count(*), max(attempts), max(last_error) FROM chunks"
+                " WHERE embed_state <> 'embedded' OR embedding IS NULL GROUP BY 1"
+            )
+            raise AssertionError(f"{exc}; left (state, chunks, most attempts, an error): {left}") from None
         run.drain_s = time.monotonic() - started
         started = time.monotonic()
         stack.wait_healthy()
