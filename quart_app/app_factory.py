@@ -18,6 +18,7 @@ from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
 from quart_app.loop_lag import LoopLagMonitor
+from quart_app.request_ids import RequestIdMiddleware
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.services.source_spool import remove_leftovers
@@ -57,6 +58,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         app.asgi_app = AppApiAuthMiddleware(app.asgi_app, settings.app_id, settings.app_secret)  # type: ignore[method-assign,assignment]
     # outermost: a refused request's drained body is timed too
     app.asgi_app = BodyTimeoutMiddleware(app.asgi_app, settings.config.http.body_timeout_s)  # type: ignore[method-assign,assignment]
+    # around everything: every request, refused or timed out as well, has an id on its log lines and its response
+    app.asgi_app = RequestIdMiddleware(app.asgi_app)  # type: ignore[method-assign,assignment]
 
     if settings.config.disable_aaa:
         log.warning(

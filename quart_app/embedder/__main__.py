@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.json_logging import configure_json_logging
 from appliance.model_catalogue import CatalogueError, ModelNotDownloadedError
 from appliance.storage import StorageLayout
 from quart_app.embedder.app import create_embedder_app, embedder_scheduler
@@ -20,6 +21,8 @@ from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.embedder.server import serve_embedder
 
 log = logging.getLogger(__name__)
+# its lines in logs/embedder.log (supervisord captures stderr)
+PROGRAM = "embedder"
 # embedding is batch work beside an interactive app on the same cores: under contention the app's event loop
 # (heartbeats, every request) goes first; on an idle machine a niceness costs nothing
 NICENESS = 10
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # before the runtime starts its threads: they inherit it
     _yield_cpu(NICENESS)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_json_logging(PROGRAM, args.log_level)
     options = RuntimeOptions(
         threads=args.threads,
         batch_size=args.batch_size,

@@ -16,6 +16,7 @@ from multiprocessing.reduction import recv_handle
 from pathlib import Path, PosixPath
 from typing import Any
 
+from appliance.json_logging import configure_json_logging
 from quart_app.chunking.chunker import TokenChunker
 
 from .limits import MIB
@@ -25,6 +26,10 @@ from .worker_protocol import BATCH_CHARS, WorkerSetup, encode, error_name
 
 # a few words in two pieces: makes the tokenizer start its thread pool before the memory cap is set
 _WARM_UP_TEXT = "Warm up the tokenizer.\n\nIts thread pool starts now."
+# its lines go to the app's stderr (logs/app.log), told apart by this program name; warnings and up: parser
+# libraries' info lines are chatter
+PROGRAM = "parser"
+LOG_LEVEL = "WARNING"
 
 
 class HandedFile(PosixPath):
@@ -122,6 +127,8 @@ def main() -> None:
     conn = Connection(int(sys.argv[1]))
     # Ctrl-C goes to the whole process group; the app decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # unqueued: no thread of its own, and a line is out before a SIGKILL can lose it
+    configure_json_logging(PROGRAM, LOG_LEVEL, queued=False)
     setup: WorkerSetup = conn.recv()
     try:
         loaders = {mimetype: _resolve(spec) for mimetype, spec in setup.extra_loaders.items()}

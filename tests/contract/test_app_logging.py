@@ -1,36 +1,55 @@
-"""The app process's logging: INFO lines reach stderr through the queue; libraries' chatter stays out."""
+"""The app process's logging: one JSON object per line on stderr; libraries' chatter stays out; nothing in a message
+can start a line of its own."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from typing import Any
 
 SCRIPT = """
 import logging
 from quart_app.app_logging import configure_logging
 assert configure_logging("INFO")
 assert not configure_logging("INFO")  # configured once only
-logging.getLogger("quart_app.demo").info("lifecycle %s", "step")
+logging.getLogger("quart_app.demo").info("lifecycle %s", "step", extra={"source_id": "files__default: 7"})
 logging.getLogger("quart_app.demo").debug("hidden debug line")
 logging.getLogger("psycopg.pool").info("hidden pool chatter")
 logging.getLogger("psycopg.pool").warning("pool warning")
+logging.getLogger("hypercorn.error").handlers = [logging.StreamHandler()]  # what hypercorn does when it serves
+logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:1")
 """
+ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
-def test_configure_logging_writes_info_to_stderr() -> None:
+def _records(stderr: str) -> list[dict[str, Any]]:
+    # str.splitlines also splits at U+2028, U+0085 and the like: what a careless log reader would do
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def test_configure_logging_writes_json_lines_to_stderr() -> None:
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=True)
-    assert "INFO quart_app.demo: lifecycle step" in result.stderr
-    assert "WARNING psycopg.pool: pool warning" in result.stderr
-    assert "hidden" not in result.stderr
+    records = _records(result.stderr)
+    assert [(r["level"], r["logger"], r["msg"]) for r in records] == [
+        ("info", "quart_app.demo", "lifecycle step"),
+        ("warning", "psycopg.pool", "pool warning"),
+        ("info", "hypercorn.error", "Running on http://127.0.0.1:1"),
+    ]
+    assert all(r["program"] == "app" and ISO_UTC_MS.fullmatch(r["ts"]) for r in records)
+    assert records[0]["source_id"] == "files__default: 7"
+    assert "request_id" not in records[0]  # no request is being handled
 
 
-FORGING_SCRIPT = """
+FORGED = "2099-01-01 00:00:00,000 ERROR quart_app.auth: forged"
+FORGING_SCRIPT = f"""
 import logging
 from quart_app.app_logging import configure_logging
 assert configure_logging("INFO")
-forged = "2099-01-01 00:00:00,000 ERROR quart_app.auth: forged"
+forged = {json.dumps('{"ts": "2099", "msg": "' + FORGED + '"}')}
 log = logging.getLogger("quart_app.demo")
-log.warning("refused GET %s", "/x\\n" + forged + "\\r\\x1b[2K\\u2028" + forged)
+log.warning("refused GET %s", "/x\\n" + forged + "\\r\\x1b[2K\\u2028" + forged + "\\x85" + forged + "\\u2029")
 try:
     raise ValueError("bad source id 'files__default: 1\\n" + forged + "'")
 except ValueError:
@@ -42,12 +61,12 @@ def test_control_characters_cannot_forge_log_lines() -> None:
     result = subprocess.run(
         [sys.executable, "-c", FORGING_SCRIPT], capture_output=True, text=True, timeout=60, check=True
     )
-    lines = result.stderr.splitlines()
-    assert not [line for line in lines if line.startswith("2099-")], result.stderr
-    forged = "2099-01-01 00:00:00,000 ERROR quart_app.auth: forged"
-    assert f"WARNING quart_app.demo: refused GET /x\\n{forged}\\r\\x1b[2K\\u2028{forged}" in lines[0]
-    # a traceback keeps its lines, each indented under its record
-    assert lines[1].endswith("ERROR quart_app.demo: failed")
-    assert lines[2] == "    Traceback (most recent call last):"
-    assert all(line.startswith("    ") for line in lines[2:])
-    assert lines[-1] == f"    {forged}'"
+    records = _records(result.stderr)
+    assert len(records) == 2, result.stderr
+    assert not [r for r in records if r.get("ts") == "2099"]
+    forged = '{"ts": "2099", "msg": "' + FORGED + '"}'
+    assert records[0]["msg"] == f"refused GET /x\n{forged}\r\x1b[2K\u2028{forged}\x85{forged}\u2029"
+    # a traceback is one field of its record
+    assert records[1]["msg"] == "failed"
+    assert records[1]["exc"].startswith("Traceback (most recent call last):\n")
+    assert records[1]["exc"].endswith(f"ValueError: bad source id 'files__default: 1\n{forged}'")

@@ -1,0 +1,89 @@
+"""Request ids as a pure ASGI middleware: every log line of a request carries its id, the response echoes it, and one
+line per request says how it ended.
+
+AppAPI sends `AA-REQUEST-ID` with every call: Nextcloud's request id of the web request or cron job behind it, or the
+literal 'CLI' for occ commands (nextcloud/app_api, AppAPIService). We keep Nextcloud's id, so a line here can be
+matched with nextcloud.log; 'CLI' (shared by every occ call) gets a unique suffix; anything absent or malformed is
+replaced by a fresh id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from appliance.json_logging import request_id
+from quart_app.asgi_body import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+HEADER = b"aa-request-id"
+CLI_REQUEST_ID = "CLI"
+# Nextcloud's ids are 20 letters and digits; allow the usual id characters, never a control character or a space
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# AppAPI's and the health check's polling: one line each would drown everything else
+QUIET_PATHS = frozenset({"/heartbeat"})
+
+
+def choose_request_id(sent: str | None) -> str:
+    """The id for a request: AppAPI's when it is a usable id, 'CLI-<random>' for occ calls, else a fresh one."""
+    if sent == CLI_REQUEST_ID:
+        return f"{CLI_REQUEST_ID}-{secrets.token_hex(6)}"
+    if sent is not None and _VALID_ID.fullmatch(sent):
+        return sent
+    return secrets.token_hex(10)
+
+
+def _sent_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == HEADER:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestIdMiddleware:
+    """Wraps the app's ASGI callable (outermost: a request refused by auth has an id and a line too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    def __repr__(self) -> str:
+        return "RequestIdMiddleware()"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        current = choose_request_id(_sent_id(scope))
+        token = request_id.set(current)
+        started = time.monotonic()
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", []), (HEADER, current.encode())]}
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            path = str(scope.get("path", ""))
+            if path not in QUIET_PATHS:
+                log.log(
+                    logging.WARNING if status is None or status >= 500 else logging.INFO,
+                    "%s %s %s",
+                    scope.get("method"),
+                    path,
+                    status if status is not None else "no response",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    },
+                )
+            request_id.reset(token)
