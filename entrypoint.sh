@@ -90,4 +90,5 @@ export CCB_APP_BIND="$bind_host:$APP_PORT"
 # user= the current user: no "running as root" warning, no privilege change
 CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
 export CCB_SUPERVISOR_USER
-exec "$python" -m supervisor.supervisord -n -c "$here/supervisord.conf"
+# supervisord with its own log in JSON lines (appliance/supervisord_json.py)
+exec "$python" -m appliance.supervisord_json -n -c "$here/supervisord.conf"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from appliance.cli_logging import configure_cli_logging
 from appliance.config import load_config
 from appliance.config_files import config_path, ensure_config
 from appliance.config_keys import describe_config_keys
@@ -205,9 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_cli_logging(args.command, args.log_level)
     try:
         return int(args.handler(args))
     except ApplianceError as exc:

@@ -233,6 +233,13 @@ class HttpServerConfig(_Section):
     )
 
 
+class LogsConfig(_Section):
+    max_file_mb: int = Field(
+        20, ge=1, description="a log file under logs/ is rotated at this size (every program, supervisord's own log)"
+    )
+    backups: int = Field(5, ge=1, description="rotated files kept per log (app.log.1 ... app.log.N); older go")
+
+
 class AppConfig(_Section):
     debug: bool = Field(False, description="debug logging and error details")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -255,6 +262,7 @@ class AppConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     pull: PullConfig = Field(default_factory=PullConfig)
     http: HttpServerConfig = Field(default_factory=HttpServerConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
 
 
 def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:

@@ -111,6 +111,8 @@ def launch_environment(
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
         "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(os.environ if environ is None else environ)),
         "CCB_LOG_DIR": str(layout.log_dir),
+        "CCB_LOG_MAX_BYTES": f"{config.logs.max_file_mb}MB",
+        "CCB_LOG_BACKUPS": str(config.logs.backups),
         "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
     }
 

@@ -104,7 +104,7 @@ class Supervisor:
     def __init__(self, conf: Path, env: Mapping[str, str], log: Path) -> None:
         self.conf, self.env = conf, dict(env)
         self._log = log.open("wb")
-        command = [PYTHON, "-m", "supervisor.supervisord", "-n", "-c", str(conf)]
+        command = [PYTHON, "-m", "appliance.supervisord_json", "-n", "-c", str(conf)]
         self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
         wait_for(lambda: "postgres" in self.status() or self.process.poll() is not None, 30, "supervisord to answer")
 

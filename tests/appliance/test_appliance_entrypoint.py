@@ -330,6 +330,6 @@ def _preparing(pid: int) -> bool:
         except psutil.NoSuchProcess:
             pass
     try:
-        return "supervisor.supervisord" in psutil.Process(pid).cmdline()
+        return "appliance.supervisord_json" in psutil.Process(pid).cmdline()
     except psutil.NoSuchProcess:
         return False

@@ -1,0 +1,82 @@
+"""`python -m appliance.supervisord_json -n -c supervisord.conf`: supervisord, with its own log file in JSON lines.
+
+supervisord formats its log with a fixed '%(asctime)s %(levelname)s %(message)s' (ServerOptions.make_logger). Here
+the file handler gets a format object that renders the same record as the appliance's JSON line instead; the copy on
+stdout (the terminal of `make run`) keeps the readable text. Everything else is supervisord's own main loop.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from supervisor import loggers, supervisord
+from supervisor.options import ServerOptions
+from supervisor.states import SupervisorStates
+
+from appliance.json_logging import json_line, utc_timestamp
+
+PROGRAM = "supervisord"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s\n"
+# supervisord's level names (loggers.LevelsByName) as the appliance's
+LEVELS = {"CRIT": "critical", "ERRO": "error", "WARN": "warning", "INFO": "info"}
+
+
+class JsonLineFormat(str):
+    """A 'format string' whose % makes a JSON line: supervisord's handlers only ever do `fmt % record.asdict()`."""
+
+    def __mod__(self, record: Any) -> str:
+        fields = {
+            "ts": utc_timestamp(time.time()),
+            "level": LEVELS.get(record["levelname"], "debug"),
+            "program": PROGRAM,
+            "logger": PROGRAM,
+            "msg": str(record["message"]).rstrip("\n"),
+        }
+        return json_line(fields) + "\n"
+
+
+class JsonLogServerOptions(ServerOptions):  # type: ignore[misc]
+    """supervisord's options with the log file in JSON lines (same rotation settings: logfile_maxbytes, _backups)."""
+
+    def make_logger(self) -> None:
+        # as ServerOptions.make_logger, with another format for the file
+        self.logger = loggers.getLogger(self.loglevel)
+        if self.nodaemon and not self.silent:
+            loggers.handle_stdout(self.logger, TEXT_FORMAT)
+        loggers.handle_file(
+            self.logger,
+            self.logfile,
+            JsonLineFormat(),
+            rotating=bool(self.logfile_maxbytes),
+            maxbytes=self.logfile_maxbytes,
+            backups=self.logfile_backups,
+        )
+        for msg in self.parse_criticals:
+            self.logger.critical(msg)
+        for msg in self.parse_warnings:
+            self.logger.warn(msg)
+        for msg in self.parse_infos:
+            self.logger.info(msg)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """supervisord.main with our options class: runs until shutdown, again after a SIGHUP restart."""
+    first = True
+    while True:
+        options = JsonLogServerOptions()
+        options.realize(list(sys.argv[1:] if args is None else args), doc=supervisord.__doc__)
+        options.first = first
+        options.test = False
+        supervisord.go(options)
+        options.close_httpservers()
+        options.close_logger()
+        first = False
+        if options.mood < SupervisorStates.RESTARTING:
+            break
+
+
+if __name__ == "__main__":
+    main()
