@@ -15,6 +15,7 @@ from pathlib import Path
 from appliance.errors import PostgresError
 from appliance.os_users import POSTGRES_USER, ensure_system_user
 from appliance.pg_auth import write_auth_files
+from appliance.postgres_log import pipe_output_through_converter
 from appliance.safe_fs import own_dir, write_file_nofollow
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,8 @@ class EmbeddedPostgres:
         log.info(
             "starting PostgreSQL: data %s, socket %s, tcp %s", self.pgdata, self.socket_dir, self.tcp_port or "off"
         )
+        # after the privilege drop: the converter runs as the server's user
+        pipe_output_through_converter()
         os.execve(command[0], command, self._environment())
 
     def _install_overrides(self, overrides: str) -> None:
