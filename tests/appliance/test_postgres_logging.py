@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 import uuid
 
@@ -25,3 +27,29 @@ def test_slow_statement_log_lines_carry_no_parameters(pg_cluster: EmbeddedPostgr
         assert time.monotonic() < deadline, "the statement was not logged"
         time.sleep(0.05)
     assert marker not in log_path.read_text(errors="replace")
+
+
+def test_an_error_is_one_json_record_with_its_detail_and_statement(pg_cluster: EmbeddedPostgres) -> None:
+    table = f"log_probe_{uuid.uuid4().hex[:8]}"
+    log_path = pg_cluster.pgdata.parent / "postgres.log"
+    with psycopg.connect(f"postgresql://postgres@/postgres?host={pg_cluster.socket_dir}", autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+        conn.execute(f"INSERT INTO {table} VALUES (1)")
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            conn.execute(f"INSERT INTO {table} VALUES (%s)", (1,))
+        conn.execute(f"DROP TABLE {table}")
+
+    def record() -> dict[str, object] | None:
+        for line in log_path.read_text(errors="replace").splitlines():
+            parsed = json.loads(line)
+            if parsed.get("severity") == "ERROR" and table in parsed.get("statement", ""):
+                return dict(parsed)
+        return None
+
+    deadline = time.monotonic() + 10
+    while (found := record()) is None:
+        assert time.monotonic() < deadline, "the error was not logged"
+        time.sleep(0.05)
+    assert found["level"] == "error" and found["program"] == "postgres"
+    assert found["detail"] == "Key (id)=(1) already exists."
+    assert found["statement"] == f"INSERT INTO {table} VALUES ($1)"

@@ -1,12 +1,15 @@
 """Every log the appliance writes is JSON lines that follow a request by its id and never hold the app secret, a
 document's text or a user's question: ingest, query, refused requests, a parse failure and a 4xx that echoes its
-input are driven through the whole appliance, then every file under logs/ and supervisord's terminal output are
-read."""
+input are driven through the whole appliance, then every file under logs/ (as /downloadLogs ships them, and on disk
+after the stop) and supervisord's terminal output are read. The logs rotate at the configured size and keep the
+configured number of files."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 def stack(stack_root: Path) -> Iterator[ApplianceStack]:
     config = shipped_config(free_port())
     config["log_level"] = "DEBUG"  # every line the programs can write is then checked
+    config["logs"] = {"max_file_mb": 1, "backups": 1}
     appliance = ApplianceStack(stack_root, config)
     try:
         appliance.wait_healthy()
@@ -41,13 +45,13 @@ def stack(stack_root: Path) -> Iterator[ApplianceStack]:
         appliance.stop()
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
+def _records(name: str, text: str) -> list[dict[str, Any]]:
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            raise AssertionError(f"{path.name}:{number} is not a JSON line: {line!r}") from None
+            raise AssertionError(f"{name}:{number} is not a JSON line: {line!r}") from None
         assert isinstance(record, dict) and {"ts", "level", "program", "logger", "msg"} <= set(record), line
         assert ISO_UTC_MS.fullmatch(record["ts"]) and record["level"] in {
             "debug",
@@ -100,19 +104,28 @@ def _drive(stack: ApplianceStack, request_id: str) -> None:
         assert len(http.get("/enabled", headers={**signed_headers(), "AA-REQUEST-ID": ""}).headers["aa-request-id"])
 
 
+def _download_logs(stack: ApplianceStack) -> dict[str, str]:
+    response = httpx.get(f"{stack.base_url}/downloadLogs", headers=signed_headers("admin"), timeout=60)
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    return {name: archive.read(name).decode("utf-8") for name in archive.namelist()}
+
+
+def _flood_app_log(stack: ApplianceStack, megabytes: float) -> None:
+    """Refused requests with 8 KB paths: each writes two lines of about that size to app.log."""
+    path = "/" + "p" * 8000
+    with httpx.Client(base_url=stack.base_url, timeout=60) as http:
+        for _ in range(int(megabytes * 1024 * 1024 / 16000) + 1):
+            assert http.get(path).status_code == 401
+
+
 def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: ApplianceStack) -> None:
     request_id = "ncReq0123456789abcdef"
     _drive(stack, request_id)
-    stack.stop()
 
-    log_dir = stack.storage.log_dir
-    files = sorted(path for path in log_dir.rglob("*") if path.is_file())
-    by_name = {path.name: _records(path) for path in files}
-    assert {"app.log", "embedder.log", "postgres.log", "supervisord.log", "appliance.log"} <= set(by_name)
-    programs = {record["program"] for records in by_name.values() for record in records}
-    assert programs >= PROGRAMS, programs
-
-    app_lines = by_name["app.log"]
+    downloaded = _download_logs(stack)
+    assert {"app.log", "embedder.log", "postgres.log", "supervisord.log", "appliance.log"} <= set(downloaded)
+    app_lines = _records("app.log", downloaded["app.log"])
     ingest = [r for r in app_lines if r.get("request_id") == request_id]
     # the access line of the upload and the parse failure, both tied to the request
     assert {"method": "PUT", "path": "/loadSources", "status": 200} in [
@@ -122,8 +135,22 @@ def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: Appli
     assert all(isinstance(r["duration_ms"], float) for r in app_lines if "duration_ms" in r)
     assert not [r for r in app_lines if r.get("path") == "/heartbeat"]
 
+    # logs.max_file_mb 1, backups 1: after 2.5 MB, app.log and app.log.1 are all there is (and both are shipped)
+    _flood_app_log(stack, 2.5)
+    assert sorted(name for name in _download_logs(stack) if name.startswith("app.log")) == ["app.log", "app.log.1"]
+    stack.stop()
+
+    files = sorted(path for path in stack.storage.log_dir.rglob("*") if path.is_file())
+    assert "app.log.2" not in {path.name for path in files}
+    assert all(path.stat().st_size <= 1024 * 1024 + 32 * 1024 for path in files), [p.stat() for p in files]
+    records = [record for path in files for record in _records(path.name, path.read_text(encoding="utf-8"))]
+    assert {record["program"] for record in records} >= PROGRAMS
+
     forbidden = (APP_SECRET, *DOCUMENT_WORDS, BROKEN_PDF_WORD, *QUESTION_WORDS, ECHOED_WORD)
-    for path in [*files, stack.log_path]:
-        text = path.read_text(encoding="utf-8", errors="replace")
+    for name, text in [
+        *downloaded.items(),
+        *((path.name, path.read_text(encoding="utf-8")) for path in files),
+        ("entrypoint output", stack.output()),
+    ]:
         leaked = [word for word in forbidden if word in text]
-        assert not leaked, f"{path} contains {leaked}"
+        assert not leaked, f"{name} contains {leaked}"
