@@ -187,7 +187,7 @@ async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
         await asyncio.to_thread(_remove_all, parts)
     for source_id, reason in report.failed.items():
         # upstream drops failed sources from both lists; the document row keeps the reason (GET /status)
-        log.warning("loadSources: %s not indexed: %s", source_id, reason)
+        log.warning("loadSources: %s not indexed: %s", source_id, reason, extra={"source_id": source_id})
     if all(_is_beta(part) for part in parts):
         return _beta_answer(report.retry)
     return json_message({"loaded_sources": report.loaded, "sources_to_retry": report.retry})

@@ -164,9 +164,8 @@ class IngestService:
                 report.failed[source.source_id] = reason
         if queued and self._on_chunks_queued is not None:
             self._on_chunks_queued()
-        logger.info(
-            "ingest batch: %d loaded, %d to retry, %d failed", len(report.loaded), len(report.retry), len(report.failed)
-        )
+        counts = {"loaded": len(report.loaded), "retry": len(report.retry), "failed": len(report.failed)}
+        logger.info("ingest batch: %(loaded)d loaded, %(retry)d to retry, %(failed)d failed", counts, extra=counts)
         return report
 
     def _unexpected(self, source: IncomingSource, error: BaseException) -> tuple[str, str, bool]:
@@ -214,7 +213,9 @@ class IngestService:
                 chunks = await asyncio.to_thread(self._records, parsed, source)
         except LoaderError as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            logger.warning("ingest: source %s failed: %s", source.source_id, reason)
+            logger.warning(
+                "ingest: source %s failed: %s", source.source_id, reason, extra={"source_id": source.source_id}
+            )
             async with self._db.connection() as conn:
                 await write_failed(conn, record, reason, source.user_ids)
             self.counters.failed += 1

@@ -91,6 +91,8 @@ def supervisor_env(storage: Path, **extra: str) -> dict[str, str]:
         CCB_APP_BIND=f"127.0.0.1:{port}",
         CCB_SUPERVISOR_USER=pwd.getpwuid(os.getuid()).pw_name,
         CCB_LOG_DIR=str(storage / "logs"),
+        CCB_LOG_MAX_BYTES="20MB",
+        CCB_LOG_BACKUPS="5",
         CCB_PYTHON=PYTHON,
         CCB_POSTGRES_AUTOSTART="true",
     )
