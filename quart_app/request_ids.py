@@ -14,6 +14,8 @@ import re
 import secrets
 import time
 
+import httpx
+
 from appliance.json_logging import request_id
 from quart_app.asgi_body import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,14 +45,25 @@ def _sent_id(scope: Scope) -> str | None:
     return None
 
 
-class RequestIdMiddleware:
-    """Wraps the app's ASGI callable (outermost: a request refused by auth has an id and a line too)."""
+async def forward_request_id(outgoing: httpx.Request) -> None:
+    """httpx request hook: a call made while handling a request carries its id (the embedder logs under it)."""
+    current = request_id.get()
+    if current is not None:
+        outgoing.headers["AA-REQUEST-ID"] = current
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestIdMiddleware:
+    """Wraps the app's ASGI callable (outermost: a request refused by auth has an id and a line too).
+
+    `access_log`: one line per request; the embedder, called for every batch of chunks, goes without.
+    """
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self._app = app
+        self._access_log = access_log
 
     def __repr__(self) -> str:
-        return "RequestIdMiddleware()"
+        return f"RequestIdMiddleware(access_log={self._access_log})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +85,7 @@ class RequestIdMiddleware:
             await self._app(scope, receive, send_with_id)
         finally:
             path = str(scope.get("path", ""))
-            if path not in QUIET_PATHS:
+            if self._access_log and path not in QUIET_PATHS:
                 log.log(
                     logging.WARNING if status is None or status >= 500 else logging.INFO,
                     "%s %s %s",

@@ -14,6 +14,7 @@ from quart_app.embedder.errors import EmbedderClosedError
 from quart_app.embedder.openai_wire import WireError, embedding_response, error_body, parse_embedding_request
 from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.embedder.scheduler import EmbeddingScheduler
+from quart_app.request_ids import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def create_embedder_app(
         message = f"the embedder failed: {type(exc).__name__}: {exc}"
         return error_body(message, error_type="server_error", code="internal_error"), 500
 
+    # the app's request id (forwarded with each call) on the lines logged for it
+    app.asgi_app = RequestIdMiddleware(app.asgi_app, access_log=False)  # type: ignore[method-assign,assignment]
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 import httpx
 
+from quart_app.request_ids import forward_request_id
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ class EmbeddingClient:
         self._timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), transport=transport
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            transport=transport,
+            event_hooks={"request": [forward_request_id]},
         )
         self._closed = False
         self._dimension: int | None = None

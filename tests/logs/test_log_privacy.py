@@ -27,6 +27,7 @@ DOCUMENT_WORDS = ("quokkamarmalade", "zebrafjordling")
 BROKEN_PDF_WORD = "pdfgrumbleweed"
 QUESTION_WORDS = ("xylophonicus", "tundrabiscuit")
 ECHOED_WORD = "echowobbegong"
+QUERY_ID = "ncQuery0123456789abcd"
 PROGRAMS = {"app", "embedder", "postgres", "supervisord", "appliance"}
 ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -86,7 +87,7 @@ def _drive(stack: ApplianceStack, request_id: str) -> None:
         assert sorted(loaded.json()["loaded_sources"]) == ["files__default: 1", "files__default: 2"]
 
         question = {"userId": "alice", "query": f"What about the {QUESTION_WORDS[0]} {DOCUMENT_WORDS[0]} recipe?"}
-        answer = http.post("/query", json=question, headers=signed_headers("alice"))
+        answer = http.post("/query", json=question, headers={**signed_headers("alice"), "AA-REQUEST-ID": QUERY_ID})
         assert answer.status_code == 200, answer.text
         assert "files__default: 1" in answer.json()["sources"]
         search = {"userId": "alice", "query": f"{QUESTION_WORDS[1]} {DOCUMENT_WORDS[1]}", "ctxLimit": 3}
@@ -134,6 +135,8 @@ def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: Appli
     assert any(r["level"] == "warning" and "files__default: 3" in r["msg"] for r in ingest), ingest
     assert all(isinstance(r["duration_ms"], float) for r in app_lines if "duration_ms" in r)
     assert not [r for r in app_lines if r.get("path") == "/heartbeat"]
+    # the app forwards the id to the embedder, whose lines for the question's embedding carry it
+    assert [r for r in _records("embedder.log", downloaded["embedder.log"]) if r.get("request_id") == QUERY_ID]
 
     # logs.max_file_mb 1, backups 1: after 2.5 MB, app.log and app.log.1 are all there is (and both are shipped)
     _flood_app_log(stack, 2.5)
