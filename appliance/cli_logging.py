@@ -13,7 +13,8 @@ from logging.handlers import RotatingFileHandler
 from appliance.config import LogsConfig
 from appliance.json_logging import JsonLineFormatter, configure_json_logging
 from appliance.launch import launch_env_path, read_launch_env
-from appliance.storage import PRIVATE_DIR_MODE, StorageLayout
+from appliance.safe_fs import PRIVATE_DIR_MODE
+from appliance.storage import StorageLayout
 
 APPLIANCE_LOG = "appliance.log"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
