@@ -15,10 +15,10 @@ from appliance.config import load_config
 from appliance.config_files import config_path, ensure_config
 from appliance.config_keys import describe_config_keys
 from appliance.database_url import embedded_cluster, read_database_url, resolve_database
-from appliance.env_settings import describe_env, env_value
+from appliance.env_settings import describe_env
 from appliance.errors import ApplianceError
 from appliance.health import check_all
-from appliance.launch import launch_env_path, prepare, read_launch_env
+from appliance.launch import active_config_path, launch_env_path, prepare, read_launch_env
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import DEVICE_CHOICES, probe_hardware
 from appliance.repairs import REPAIRS_DIR, app_version_from_env, generate_step, run_repairs
@@ -115,10 +115,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
     layout = StorageLayout.from_env()
-    # the config this run uses: CC_CONFIG_PATH if the caller set it, else the one prepare chose
-    chosen = read_launch_env(launch_env_path(layout)).get("CC_CONFIG_PATH")
-    path = config_path(layout) if env_value("CC_CONFIG_PATH") or not chosen else Path(chosen)
-    config = load_config(path)
+    config = load_config(active_config_path(layout))
     url = read_database_url(layout) or resolve_database(config, layout).url
     results = check_all(config, url, timeout_s=args.timeout)
     for result in results:

@@ -39,6 +39,8 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
 )
 
 _BY_NAME = {setting.name: setting for setting in ENV_SETTINGS}
+# a wildcard bind address is reachable on loopback
+_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -55,6 +57,18 @@ def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
         return int(raw or "")
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer; set it to a number such as 10034") from None
+
+
+def connect_host(host: str) -> str:
+    """A bind address as a host to connect to: wildcards become loopback, IPv6 gets brackets."""
+    host = host.strip("[]")
+    host = _WILDCARD.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
+def app_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where this machine reaches the app: http://APP_HOST:APP_PORT, a wildcard bind address as loopback."""
+    return f"http://{connect_host(env_value('APP_HOST', environ) or '')}:{env_int('APP_PORT', environ)}"
 
 
 def describe_env(environ: Mapping[str, str] | None = None) -> list[dict[str, str | bool | None]]:

@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from appliance.app_secret import ensure_local_secret
 from appliance.config import AppConfig, load_config
 from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensure_config
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
+from appliance.env_settings import app_base_url, env_value
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
 from appliance.program_env import embedder_environment, env_arguments
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
+from quart_app.app_state import EnabledState
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,8 @@ def launch_environment(
         "CCB_LOG_MAX_BYTES": f"{config.logs.max_file_mb}MB",
         "CCB_LOG_BACKUPS": str(config.logs.backups),
         "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
+        # where `ccb` and the health check reach the app from a shell that did not export APP_HOST/APP_PORT
+        "CCB_APP_URL": app_base_url(environ),
     }
 
 
@@ -136,6 +141,22 @@ def read_launch_env(path: Path) -> dict[str, str]:
             words = shlex.split(value)
             variables[name] = words[0] if words else ""
     return variables
+
+
+def active_config_path(layout: StorageLayout, environ: Mapping[str, str] | None = None) -> Path:
+    """The config this run uses: CC_CONFIG_PATH if the caller set it, else the one `prepare` chose."""
+    chosen = read_launch_env(launch_env_path(layout)).get("CC_CONFIG_PATH")
+    return config_path(layout, environ) if env_value("CC_CONFIG_PATH", environ) or not chosen else Path(chosen)
+
+
+def enable_standalone(layout: StorageLayout, environ: Mapping[str, str] | None = None) -> bool:
+    """Without NEXTCLOUD_URL no AppAPI will ever send PUT /enabled: a first start enables the app itself (a state an
+    admin or AppAPI set later is kept). True when it did so now."""
+    if env_value("NEXTCLOUD_URL", environ) or layout.state_file.exists():
+        return False
+    EnabledState(layout.state_file).set(True)
+    log.info("NEXTCLOUD_URL is not set: standalone use, the app starts enabled (AppAPI would enable it otherwise)")
+    return True
 
 
 def prepare(
@@ -161,6 +182,8 @@ def prepare(
     database = resolve_database(config, layout, environ)
     write_database_url(layout, database)
     log.info("database: %s", database.source)
+    ensure_local_secret(layout, environ)
+    enable_standalone(layout, environ)
     env_file = launch_env_path(layout)
     write_launch_env(env_file, launch_environment(config, layout, database, choice.path, environ))
     return Prepared(layout, hardware, choice, config, plan, database, env_file)

@@ -79,6 +79,11 @@ class StorageLayout:
     def db_url_file(self) -> Path:
         return self.root / "db_url"
 
+    @property
+    def secret_file(self) -> Path:
+        """0600: the secret generated when APP_SECRET is not set (a start without AppAPI)."""
+        return self.root / "app_secret"
+
     def ensure(self) -> None:
         """Create the storage directories, with an error that says which path failed and why; run/ and logs/ are
         private (0700; an existing logs/ is made so)."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.app_secret import read_app_secret
 from appliance.config import AppConfig, load_config
 from appliance.config_files import config_path as default_config_path
 from appliance.database_url import resolve_database
@@ -48,7 +49,7 @@ class AppSettings:
             storage=storage,
             db_url=resolve_db_url(config, storage, environ),
             app_id=env_value("APP_ID", environ) or "context_chat_backend",
-            app_secret=env_value("APP_SECRET", environ) or "",
+            app_secret=read_app_secret(storage, environ),
             app_version=env_value("APP_VERSION", environ) or "4.0.0",
             aa_version=env_value("AA_VERSION", environ),
             nextcloud_url=env_value("NEXTCLOUD_URL", environ),

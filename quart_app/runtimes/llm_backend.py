@@ -133,6 +133,18 @@ def _extractive(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient |
     return ExtractiveBackend(config.llm)
 
 
+def _standalone_extractive() -> LlmBackend:
+    """nc_texttotext with no Nextcloud to ask (a start without AppAPI): quote passages, saying why, from the start."""
+    from appliance.config import ExtractiveConfig
+    from quart_app.runtimes.llm_extractive import STANDALONE_HEADER, ExtractiveBackend
+
+    log.warning(
+        "llm: nc_texttotext needs Nextcloud and NEXTCLOUD_URL is not set: answers quote the best passages"
+        " (extractive) until NEXTCLOUD_URL is set; set `llm: llama` in config.yaml for generated answers without it"
+    )
+    return ExtractiveBackend(ExtractiveConfig(), header=STANDALONE_HEADER)
+
+
 LlmFactory = Callable[["AppConfig", Path, "NextcloudClient | None"], LlmBackend]
 # one entry per config.llm section name (appliance.config.LLM_BACKENDS); imports stay lazy (llama.cpp is heavy)
 LLM_FACTORIES: dict[str, LlmFactory] = {
@@ -145,6 +157,8 @@ LLM_FACTORIES: dict[str, LlmFactory] = {
 
 def create_llm_backend(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None = None) -> LlmBackend:
     """The backend named by config.llm_backend; loads the model now, so call it once per process at start-up."""
+    if config.llm_backend == "nc_texttotext" and nextcloud is None:
+        return _standalone_extractive()
     factory = LLM_FACTORIES.get(config.llm_backend)
     if factory is None:
         raise LlmUnavailableError(f"unknown LLM backend {config.llm_backend!r}; use {', '.join(LLM_FACTORIES)}")

@@ -16,6 +16,12 @@ UNAVAILABLE_HEADER = (
     "This is an extractive answer: the configured language model ({backend}) is not available ({reason}), so these"
     " are the passages of your documents that best match the question, quoted as they are."
 )
+STANDALONE_HEADER = (
+    "This is an extractive answer: no Nextcloud is configured (NEXTCLOUD_URL is not set), so the configured language"
+    " model (nc_texttotext, Nextcloud's text-to-text tasks) cannot be asked; these are the passages of your documents"
+    " that best match the question, quoted as they are. For generated answers without Nextcloud, set `llm: llama`"
+    " in config.yaml."
+)
 NO_CONTEXT_ANSWER = (
     "This is an extractive answer: no language model is configured (llm: extractive), and a question asked without"
     " document context has no passages to quote. Configure an LLM backend (nc_texttotext, llama or ctransformer)"
@@ -38,8 +44,10 @@ class ExtractiveBackend:
     name = "extractive"
     quotes_passages = True
 
-    def __init__(self, config: ExtractiveConfig) -> None:
+    def __init__(self, config: ExtractiveConfig, header: str = EXTRACTIVE_HEADER) -> None:
         self._config = config
+        # the first paragraph of every answer: why passages are quoted instead of generated text
+        self.header = header
 
     @property
     def n_ctx(self) -> int:
@@ -59,9 +67,10 @@ class ExtractiveBackend:
         return approximate_token_count(text)
 
     def answer_from_passages(
-        self, passages: Sequence[QuotedPassage], header: str = EXTRACTIVE_HEADER
+        self, passages: Sequence[QuotedPassage], header: str | None = None
     ) -> tuple[str, list[str]]:
         """(answer text, source ids quoted, best first); at most max_passages within the n_ctx budget."""
+        header = self.header if header is None else header
         parts = [header]
         used = self.count_tokens(header)
         sources: list[str] = []

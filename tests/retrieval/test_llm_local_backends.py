@@ -9,9 +9,16 @@ import pytest
 from ggml_writer import write_tiny_gpt2
 
 from appliance.config import CTransformerConfig, ExtractiveConfig, parse_config
+from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
 from quart_app.runtimes.llm_errors import LlmUnavailableError
-from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, NO_CONTEXT_ANSWER, ExtractiveBackend, QuotedPassage
+from quart_app.runtimes.llm_extractive import (
+    EXTRACTIVE_HEADER,
+    NO_CONTEXT_ANSWER,
+    STANDALONE_HEADER,
+    ExtractiveBackend,
+    QuotedPassage,
+)
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 
 HAS_CTRANSFORMERS = importlib.util.find_spec("ctransformers") is not None
@@ -63,10 +70,25 @@ async def test_extractive_quotes_passages_and_says_what_it_is() -> None:
     assert await backend.generate("anything", "alice") == NO_CONTEXT_ANSWER
 
 
-def test_factory_follows_the_first_llm_key(tmp_path: Path) -> None:
+async def test_factory_follows_the_first_llm_key(tmp_path: Path) -> None:
     config = parse_config({"llm": {"nc_texttotext": None, "llama": {"model": "x"}}})
-    assert isinstance(create_llm_backend(config, tmp_path), NcTextToTextBackend)
+    nextcloud = NextcloudClient("http://nextcloud.invalid", app_id="ccb", app_version="5.5.0", app_secret="s")
+    try:
+        assert isinstance(create_llm_backend(config, tmp_path, nextcloud), NcTextToTextBackend)
+    finally:
+        await nextcloud.aclose()
     assert isinstance(create_llm_backend(parse_config({}), tmp_path), ExtractiveBackend)
+
+
+def test_nc_texttotext_without_nextcloud_quotes_passages_and_says_why(tmp_path: Path) -> None:
+    """A start without AppAPI (no NEXTCLOUD_URL): the standalone quick start gets quoted passages, told why."""
+    config = parse_config({"llm": {"nc_texttotext": None, "llama": {"model": "x"}}})
+    backend = create_llm_backend(config, tmp_path, None)
+    assert isinstance(backend, ExtractiveBackend)
+    output, sources = backend.answer_from_passages([QuotedPassage("Notes", "ccb__files: 1", "The label is green.")])
+    assert output.startswith(STANDALONE_HEADER)
+    assert "no Nextcloud is configured (NEXTCLOUD_URL is not set)" in output
+    assert sources == ["ccb__files: 1"]
 
 
 def test_model_paths_resolve_relative_to_the_model_dir_or_the_catalogue(tmp_path: Path) -> None:
