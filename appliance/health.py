@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -10,11 +9,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.config import AppConfig
-from appliance.env_settings import env_int, env_value
-
-# a wildcard bind address is reachable on loopback
-_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+from appliance.env_settings import connect_host
 
 
 @dataclass(frozen=True)
@@ -24,12 +21,6 @@ class CheckResult:
     part: str
     ok: bool
     detail: str
-
-
-def _connect_host(host: str) -> str:
-    host = host.strip("[]")
-    host = _WILDCARD.get(host, host)
-    return f"[{host}]" if ":" in host else host
 
 
 def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
@@ -43,19 +34,16 @@ def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
         return int(exc.code), b""
 
 
-def check_app(host: str, port: int, timeout_s: float = 5.0) -> CheckResult:
+def check_app(target: AppTarget, timeout_s: float = 5.0) -> CheckResult:
     """AppAPI's readiness probe: GET /heartbeat must answer 200 {"status": "ok"}."""
-    url = f"http://{_connect_host(host)}:{port}/heartbeat"
-    try:
-        status, body = _get(url, timeout_s)
-    except (OSError, ValueError) as exc:
-        return CheckResult("app", False, f"{url}: {exc}")
-    try:
-        payload = json.loads(body) if body else None
-    except ValueError:
-        payload = None
-    if status != 200 or not isinstance(payload, dict) or payload.get("status") != "ok":
-        return CheckResult("app", False, f"{url}: HTTP {status}, body {body[:200]!r}")
+    url = f"{target.base_url}/heartbeat"
+    with AppClient(target, timeout_s) as app:
+        try:
+            app.heartbeat(timeout_s)
+        except AppUnreachableError as exc:
+            return CheckResult("app", False, str(exc))
+        except AppRequestError as exc:
+            return CheckResult("app", False, f"{url}: HTTP {exc.status}, {exc.message}")
     return CheckResult("app", True, url)
 
 
@@ -77,7 +65,7 @@ def check_embedder(config: AppConfig, timeout_s: float = 5.0) -> CheckResult:
     """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service)."""
     if config.embedding.workers == 0:
         return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {config.embedding.base_url}")
-    url = f"http://{_connect_host(config.embedding.host)}:{config.embedding.port}/health"
+    url = f"http://{connect_host(config.embedding.host)}:{config.embedding.port}/health"
     try:
         status, body = _get(url, timeout_s)
     except (OSError, ValueError) as exc:
@@ -91,9 +79,8 @@ def check_all(
     config: AppConfig, database_url: str, environ: Mapping[str, str] | None = None, timeout_s: float = 5.0
 ) -> list[CheckResult]:
     """All three parts, each checked even when another one failed."""
-    host = env_value("APP_HOST", environ) or "127.0.0.1"
     return [
-        check_app(host, env_int("APP_PORT", environ), timeout_s),
+        check_app(AppTarget.from_env(environ), timeout_s),
         check_database(database_url, timeout_s),
         check_embedder(config, timeout_s),
     ]

@@ -37,6 +37,7 @@ from bench_services import fresh_database, start_embedder, start_postgres, stop 
 from ingest_throughput import make_corpus  # noqa: E402
 from nextcloud_pull_fake import FakePullNextcloud  # noqa: E402
 
+from appliance.app_client import SourcePart, guzzle_multipart, signed_headers  # noqa: E402
 from appliance.config import parse_config  # noqa: E402
 from appliance.storage import StorageLayout  # noqa: E402
 from quart_app import create_app  # noqa: E402
@@ -72,24 +73,23 @@ def settings(root: Path, dsn: str, url: str, nextcloud_url: str | None, batch: i
 
 
 def signed() -> dict[str, str]:
-    import base64
-
-    token = base64.b64encode(f":{SECRET}".encode()).decode()
-    return {"EX-APP-ID": "context_chat_backend", "EX-APP-VERSION": "5.4.0", "AUTHORIZATION-APP-API": token}
+    return signed_headers("", secret=SECRET, app_id="context_chat_backend", version="5.4.0")
 
 
 def multipart(paths: list[Path]) -> tuple[bytes, str]:
     """The PHP app's /loadSources body (one `sources` part per file)."""
-    boundary = uuid.uuid4().hex
-    out = bytearray()
-    for path in paths:
-        out += f"--{boundary}\r\nuserIds: alice\r\ntitle: {path.name}\r\ntype: text/markdown\r\n".encode()
-        out += b"modified: 1700000000\r\nprovider: files__default\r\n"
-        disposition = f'form-data; name="sources"; filename="files__default: {path.stem[3:]}"'
-        out += f"Content-Disposition: {disposition}\r\n\r\n".encode()
-        out += path.read_bytes() + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    parts = [
+        SourcePart(
+            f"files__default: {path.stem[3:]}",
+            path.read_bytes(),
+            user_ids=("alice",),
+            title=path.name,
+            mimetype="text/markdown",
+            modified=1700000000,
+        )
+        for path in paths
+    ]
+    return guzzle_multipart(parts)
 
 
 async def wait_embedded(app: Any, docs: int, started: float) -> tuple[dict[str, Any], float]:

@@ -1,18 +1,15 @@
-"""What the PHP app and AppAPI put on the wire, rebuilt for tests: signed headers and Guzzle-shaped multipart."""
+"""The tests' AppAPI identity and config; the signer and the Guzzle-shaped multipart are the appliance's client's."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
+from appliance import app_client
+from appliance.app_client import SourcePart, guzzle_multipart  # noqa: F401  # re-exported for the tests
 from appliance.config import parse_config
 from appliance.storage import StorageLayout
 from quart_app.app_settings import AppSettings
@@ -32,72 +29,8 @@ def signed_headers(
     version: str = APP_VERSION,
     aa_version: str | None = AA_VERSION,
 ) -> dict[str, str]:
-    """AppAPI's AppAPICommonService::buildAppAPIAuthHeaders."""
-    headers = {
-        "EX-APP-ID": app_id,
-        "EX-APP-VERSION": version,
-        "AUTHORIZATION-APP-API": base64.b64encode(f"{user}:{secret}".encode()).decode(),
-        "AA-REQUEST-ID": uuid.uuid4().hex,
-        "Accept-Language": "en",
-    }
-    if aa_version is not None:
-        headers["AA-VERSION"] = aa_version
-    return headers
-
-
-@dataclass(frozen=True)
-class SourcePart:
-    """One `sources` part as LangRopeService::indexSources builds it (4.0+ userIds, beta userId)."""
-
-    source_id: str
-    content: bytes
-    user_ids: Sequence[str] | None = ("admin",)
-    title: str | None = "Documents/notes.txt"
-    mimetype: str | None = "text/plain"
-    modified: str | int | None = 1733000000
-    provider: str | None = "files__default"
-    beta_user_id: str | None = None
-
-    def headers(self) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
-        if self.beta_user_id is not None:
-            found.append(("userId", self.beta_user_id))
-        if self.user_ids is not None:
-            found.append(("userIds", ",".join(self.user_ids)))
-        for name, value in (
-            ("title", self.title),
-            ("type", self.mimetype),
-            ("modified", self.modified),
-            ("provider", self.provider),
-        ):
-            if value is not None:
-                found.append((name, str(value)))
-        return found
-
-
-def guzzle_boundary() -> str:
-    """Guzzle's MultipartStream: sha1(uniqid('', true))."""
-    return hashlib.sha1(uuid.uuid4().bytes).hexdigest()
-
-
-def guzzle_multipart(parts: Sequence[SourcePart], boundary: str | None = None) -> tuple[bytes, str]:
-    """(body, Content-Type) byte-for-byte like Guzzle: custom headers, then Content-Disposition, Content-Length.
-
-    Header values are PHP strings, i.e. raw UTF-8 bytes (a receiver that decodes latin-1 sees mojibake).
-    """
-    boundary = boundary or guzzle_boundary()
-    out = bytearray()
-    for part in parts:
-        out += f"--{boundary}\r\n".encode()
-        for name, value in part.headers():
-            out += name.encode() + b": " + value.encode("utf-8") + b"\r\n"
-        disposition = f'form-data; name="sources"; filename="{part.source_id}"'
-        out += b"Content-Disposition: " + disposition.encode("utf-8") + b"\r\n"
-        if part.content:
-            out += f"Content-Length: {len(part.content)}\r\n".encode()
-        out += b"\r\n" + part.content + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    """AppAPI's headers for the tests' identity (the appliance's signer with this kit's defaults)."""
+    return app_client.signed_headers(user, secret=secret, app_id=app_id, version=version, aa_version=aa_version)
 
 
 def contract_config(embedder_url: str, **overrides: Any) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from appliance.app_client import signed_headers
+
 LOCK_TIMEOUT_S = 60 * 60 * 24
 # longest a held download waits for its test to release it
 HOLD_LIMIT_S = 60.0
@@ -161,13 +163,7 @@ class FakePullNextcloud:
 
     def auth_headers(self, user: str = "", app_id: str = "context_chat_backend") -> dict[str, str]:
         """Valid ExApp headers (what nc_py_api sends)."""
-        token = base64.b64encode(f"{user}:{self.secret}".encode()).decode()
-        return {
-            "EX-APP-ID": app_id,
-            "EX-APP-VERSION": "5.4.0",
-            "AUTHORIZATION-APP-API": token,
-            "OCS-APIRequest": "true",
-        }
+        return {**signed_headers(user, secret=self.secret, app_id=app_id, version="5.4.0"), "OCS-APIRequest": "true"}
 
     def _new_row(self, kind: str, **fields: Any) -> int:
         self._ids[kind] += 1
