@@ -43,15 +43,15 @@ def shipped_config(embedder_port: int) -> dict[str, Any]:
 class ApplianceStack:
     """./entrypoint.sh in the foreground on a private storage dir; `stop()` is SIGTERM, then kill of what is left."""
 
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+    def __init__(self, root: Path, config: dict[str, Any], secret: str | None = APP_SECRET) -> None:
+        """`secret` None: started as `make run` without AppAPI (no APP_SECRET: the appliance generates one)."""
         self.storage = StorageLayout(root / "storage")
         self.storage.ensure()
         self.storage.config_file.write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = clean_env(
-            self.storage.root, APP_ID=APP_ID, APP_SECRET=APP_SECRET, APP_VERSION=APP_VERSION, APP_PORT=str(self.port)
-        )
+        identity = {"APP_ID": APP_ID, "APP_VERSION": APP_VERSION, "APP_PORT": str(self.port)}
+        self.env = clean_env(self.storage.root, **identity, **({"APP_SECRET": secret} if secret else {}))
         self.cluster = EmbeddedPostgres(self.storage.pgdata, self.storage.pg_socket_dir)
         self.log_path = root / "entrypoint.log"
         self._log = self.log_path.open("wb")

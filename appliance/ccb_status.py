@@ -1,0 +1,96 @@
+"""`ccb status`: the app's GET /status with what only this machine knows (programs, hardware), as tables."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from typing import Any, cast
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from supervisor.xmlrpc import SupervisorTransport
+
+from appliance.app_client import AppClient
+from appliance.probe import probe_cpu
+from appliance.storage import StorageLayout
+
+
+def program_states(layout: StorageLayout) -> dict[str, str] | str:
+    """{program: state} from supervisord's socket, or why it could not be asked."""
+    socket = layout.run_dir / "supervisor.sock"
+    transport = SupervisorTransport(None, None, f"unix://{socket}")
+    try:
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        infos = cast(list[dict[str, Any]], proxy.supervisor.getAllProcessInfo())
+    except (OSError, xmlrpc.client.Error) as exc:
+        return f"supervisord does not answer on {socket} ({exc})"
+    finally:
+        transport.close()
+    return {info["name"]: str(info["statename"]) for info in infos}
+
+
+def collect_status(app: AppClient, layout: StorageLayout) -> dict[str, Any]:
+    """GET /status plus `programs` (supervisord) and `hardware` (CPU flags) of this machine."""
+    report: dict[str, Any] = app.status()
+    report["programs"] = program_states(layout)
+    cpu = probe_cpu()
+    report["hardware"] = {"arch": cpu.arch, "avx2": cpu.flags.get("avx2"), "llama_cpp": cpu.llama_cpp_supported}
+    return report
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=f"\n{title}", title_justify="left", show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def render_status(report: dict[str, Any]) -> RenderableType:
+    """The report as a few small tables: indexing, queue, loops, programs, last errors."""
+    documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
+    throughput, model = report["throughput"], report.get("embedding_model") or {}
+    parts: list[RenderableType] = [
+        _table(
+            "Indexing",
+            [
+                ("documents", f"{documents['indexed']} indexed, {documents['failed']} failed"),
+                ("chunks", f"{chunks['embedded']} embedded, {chunks['queued']} queued, {chunks['failed']} failed"),
+                ("queue", f"{queue['depth']} chunks ({queue['tokens']} tokens), {queue['in_progress']} in progress"),
+                ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
+                ("ETA", _eta(report.get("eta_s"))),
+                ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
+            ],
+        )
+    ]
+    programs = report.get("programs")
+    if isinstance(programs, dict):
+        parts.append(_table("Programs", sorted(programs.items())))
+    elif programs:
+        parts.append(_table("Programs", [("supervisord", str(programs))]))
+    hardware = report.get("hardware") or {}
+    parts.append(_table("Hardware", [("cpu", f"{hardware.get('arch')} (AVX2: {hardware.get('avx2')})")]))
+    loops = report.get("loops") or {}
+    parts.append(
+        _table(
+            "Loops",
+            [
+                (name, f"{loop.get('state')}" + (f": {loop['detail']}" if loop.get("detail") else ""))
+                for name, loop in sorted(loops.items())
+            ],
+        )
+    )
+    pull = report.get("pull") or {}
+    parts.append(_table("Nextcloud", [("pull", str(pull.get("detail") or pull.get("php_app_queues")))]))
+    errors = [(row["source_id"], row["error"]) for row in documents.get("failed_sources", [])][:10]
+    errors += [(f"chunks ({count})", reason) for reason, count in chunks.get("failure_reasons", {}).items()][:5]
+    if errors:
+        parts.append(_table("Last errors", errors))
+    return Group(*parts)

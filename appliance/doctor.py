@@ -1,0 +1,135 @@
+"""`ccb doctor`: the things users get wrong, each checked on its own and named with what to do about it."""
+
+from __future__ import annotations
+
+import email.utils
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import httpx
+
+from appliance.app_client import AppClient, AppClientError, AppTarget
+from appliance.config import AppConfig, load_config
+from appliance.database_url import read_database_url, resolve_database
+from appliance.env_settings import env_value
+from appliance.errors import ApplianceError
+from appliance.health import check_database, check_embedder
+from appliance.launch import active_config_path
+from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
+from appliance.probe import probe_cpu
+from appliance.storage import StorageLayout
+
+Outcome = Literal["ok", "warn", "fail", "skip"]
+# below this much free space on the storage, ingest and PostgreSQL soon stop
+DISK_FAIL_MB = 512
+DISK_WARN_MB = 2048
+CLOCK_SKEW_WARN_S = 30.0
+_START_FIX = "start the appliance with `make run`; `python -m appliance ctl status` shows its programs"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: its outcome, what was seen and, unless ok, what to do."""
+
+    name: str
+    outcome: Outcome
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _cpu() -> Check:
+    cpu = probe_cpu()
+    if cpu.llama_cpp_supported is None:
+        return Check("cpu", "skip", f"{cpu.arch}: AVX2 is only required on x86-64")
+    if cpu.llama_cpp_supported:
+        return Check("cpu", "ok", f"{cpu.arch} with AVX2, FMA, F16C")
+    missing = ", ".join(cpu.missing_for_llama_cpp)
+    return Check(
+        "cpu", "warn", f"missing {missing}", "llama.cpp cannot run here; keep `llm: nc_texttotext` or extractive"
+    )
+
+
+def _disk(layout: StorageLayout) -> Check:
+    free_mb = shutil.disk_usage(layout.root).free // (1024 * 1024)
+    detail = f"{free_mb} MB free on {layout.root}"
+    fix = "free space there or set APP_PERSISTENT_STORAGE to a larger disk"
+    if free_mb < DISK_FAIL_MB:
+        return Check("disk", "fail", detail, fix)
+    return Check("disk", "warn", detail, fix) if free_mb < DISK_WARN_MB else Check("disk", "ok", detail)
+
+
+def _models(config: AppConfig, layout: StorageLayout) -> Check:
+    wanted = [config.embedding.onnx.model]
+    llm_model = getattr(config.llm, "model", None)
+    if config.llm_backend in ("llama", "ctransformer") and llm_model:
+        wanted.append(llm_model)
+    found = []
+    for model_id in wanted:
+        try:
+            files = resolve_model_files(get_model(model_id), layout.model_dir)
+        except CatalogueError as exc:
+            return Check("models", "fail", str(exc), "run `make install`, or let AppAPI call POST /init to fetch it")
+        found.append(f"{model_id} ({files.model.name})")
+    return Check("models", "ok", ", ".join(found))
+
+
+def _app(target: AppTarget) -> tuple[Check, dict[str, Any] | None]:
+    """The app answers /heartbeat, accepts our signature (GET /enabled) and is enabled; its /status for the rest."""
+    with AppClient(target, timeout_s=10) as app:
+        try:
+            app.heartbeat()
+            enabled = app.call("GET", "/enabled")["enabled"]
+            report = app.status()
+        except AppClientError as exc:
+            fix = "check APP_SECRET / APP_PERSISTENT_STORAGE match the running appliance" if "401" in str(exc) else ""
+            return Check("app", "fail", str(exc), fix or "start it with `make run`; see `ccb logs app`"), None
+    if not enabled:
+        return Check(
+            "app", "fail", f"{target.base_url}: disabled", "enable it from AppAPI (Nextcloud's Apps page)"
+        ), report
+    return Check("app", "ok", f"{target.base_url}: enabled, signature accepted"), report
+
+
+def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None) -> list[Check]:
+    """Nextcloud answers status.php; the PHP app's direction (pull 5.4+ / push) as the app saw it; clock skew."""
+    url = env_value("NEXTCLOUD_URL", environ)
+    if not url:
+        return [Check("nextcloud", "skip", "NEXTCLOUD_URL is not set: standalone use (ccb index / ccb ask)")]
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/status.php", timeout=10, follow_redirects=True)
+        info = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return [Check("nextcloud", "fail", f"{url}: {exc}", "check NEXTCLOUD_URL and that Nextcloud is up")]
+    pull = (report or {}).get("pull", {}).get("php_app_queues")
+    direction = {True: "pull (context_chat 5.4+)", False: "push (context_chat <= 5.3)"}.get(pull, "not known yet")
+    checks = [Check("nextcloud", "ok", f"{url}: Nextcloud {info.get('versionstring', '?')}; direction {direction}")]
+    served = response.headers.get("date")
+    if served:
+        skew = time.time() - email.utils.parsedate_to_datetime(served).timestamp()
+        outcome: Outcome = "warn" if abs(skew) > CLOCK_SKEW_WARN_S else "ok"
+        checks.append(Check("clock", outcome, f"{skew:+.0f} s against Nextcloud", "" if outcome == "ok" else "run NTP"))
+    return checks
+
+
+def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
+    """Every check; one failing never stops the others."""
+    layout = StorageLayout.from_env(environ)
+    checks = [_cpu(), _disk(layout)]
+    try:
+        config = load_config(active_config_path(layout, environ), environ)
+    except ApplianceError as exc:
+        return [*checks, Check("config", "fail", str(exc), "run `make run` once to create it")]
+    checks.append(_models(config, layout))
+    url = read_database_url(layout) or resolve_database(config, layout, environ).url
+    for part in (check_database(url), check_embedder(config)):
+        checks.append(Check(part.part, "ok" if part.ok else "fail", part.detail, "" if part.ok else _START_FIX))
+    app_check, report = _app(AppTarget.from_env(environ))
+    checks.append(app_check)
+    checks.extend(_nextcloud(environ, report))
+    return checks
