@@ -150,12 +150,12 @@ def active_config_path(layout: StorageLayout, environ: Mapping[str, str] | None 
 
 
 def enable_standalone(layout: StorageLayout, environ: Mapping[str, str] | None = None) -> bool:
-    """Without NEXTCLOUD_URL no AppAPI will ever send PUT /enabled: a first start enables the app itself (a state an
-    admin or AppAPI set later is kept). True when it did so now."""
-    if env_value("NEXTCLOUD_URL", environ) or layout.state_file.exists():
+    """Started with neither NEXTCLOUD_URL nor APP_SECRET (`make run` without AppAPI), no one will ever send
+    PUT /enabled: the first start enables the app itself; a state set later is kept. True when it did so now."""
+    if env_value("NEXTCLOUD_URL", environ) or env_value("APP_SECRET", environ) or layout.state_file.exists():
         return False
     EnabledState(layout.state_file).set(True)
-    log.info("NEXTCLOUD_URL is not set: standalone use, the app starts enabled (AppAPI would enable it otherwise)")
+    log.info("neither NEXTCLOUD_URL nor APP_SECRET is set: standalone use, the app starts enabled (AppAPI enables it)")
     return True
 
 

@@ -41,7 +41,7 @@ def test_the_client_finds_the_address_prepare_recorded_unless_told_another(tmp_p
     assert AppTarget.from_env({**environ, "APP_HOST": "::", "APP_PORT": "1"}).base_url == "http://[::1]:1"
 
 
-def test_without_nextcloud_the_first_start_enables_the_app_and_keeps_a_later_choice(tmp_path: Path) -> None:
+def test_without_appapi_the_first_start_enables_the_app_and_keeps_a_later_choice(tmp_path: Path) -> None:
     layout = StorageLayout(tmp_path)
     assert enable_standalone(layout, {}) is True
     assert json.loads(layout.state_file.read_text()) == {"enabled": True}
@@ -51,3 +51,7 @@ def test_without_nextcloud_the_first_start_enables_the_app_and_keeps_a_later_cho
     with_nextcloud = StorageLayout(tmp_path / "nc")
     assert enable_standalone(with_nextcloud, {"NEXTCLOUD_URL": "https://cloud.example.com"}) is False
     assert not with_nextcloud.state_file.exists()
+    # AppAPI's start (or the manual install's) sets APP_SECRET: AppAPI enables the app after /init, as before
+    with_appapi = StorageLayout(tmp_path / "appapi")
+    assert enable_standalone(with_appapi, {"APP_SECRET": "from-appapi"}) is False
+    assert not with_appapi.state_file.exists()
