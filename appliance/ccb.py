@@ -84,14 +84,19 @@ def _emit(data: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 118})
-def main() -> None:
+def cli() -> None:
     """Drive a running Context Chat Backend appliance."""
 
 
-main.help = __doc__
+cli.help = __doc__
 
 
-@main.command()
+def main() -> None:
+    """The `ccb` console script ([project.scripts] in pyproject.toml)."""
+    cli(prog_name="ccb")
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, readable=True, path_type=Path))
 @user_option
 @click.option("--share", default="", help="more users who may read the files, comma-separated")
@@ -153,7 +158,7 @@ scope_option = click.option(
 )
 
 
-@main.command()
+@cli.command()
 @click.argument("question")
 @user_option
 @scope_option
@@ -175,7 +180,7 @@ def ask(question: str, user: str, scope: Sequence[str], as_json: bool) -> None:
         click.echo(f"  {number}. {source['title'] or source['source_id']} ({source['source_id']})")
 
 
-@main.command()
+@cli.command()
 @click.argument("query")
 @user_option
 @scope_option
@@ -195,7 +200,7 @@ def search(query: str, user: str, scope: Sequence[str], limit: int, as_json: boo
         click.echo("no documents match")
 
 
-@main.command()
+@cli.command()
 @click.option("--watch", is_flag=True, help="refresh until Ctrl-C (with --json: one JSON line per refresh)")
 @click.option("--interval", type=float, default=2.0, show_default=True, help="seconds between refreshes")
 @json_option
@@ -227,7 +232,7 @@ def _reports(app: AppClient, layout: StorageLayout, watch: bool, interval: float
         return
 
 
-@main.command()
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--source", "sources", multiple=True, help="a source id (repeatable)")
 @click.option("--provider", help="every document of this provider, e.g. ccb__files")
@@ -259,7 +264,7 @@ def delete(
         click.echo(f"{result['message']} ({given[0]}{f': {len(ids)}' if ids else ''})")
 
 
-@main.command()
+@cli.command()
 @click.argument("program", required=False)
 @click.option("--follow", "-f", "follow_new", is_flag=True, help="keep printing new lines until Ctrl-C")
 @click.option("--lines", "-n", type=click.IntRange(0), default=50, show_default=True, help="last lines of each file")
@@ -279,7 +284,7 @@ def logs(program: str | None, follow_new: bool, lines: int) -> None:
             return
 
 
-@main.command()
+@cli.command()
 @json_option
 def doctor(as_json: bool) -> None:
     """Check what users get wrong: AVX2, free disk, model files, database, embedder, app, Nextcloud, clock."""
@@ -288,10 +293,11 @@ def doctor(as_json: bool) -> None:
     if as_json:
         _emit({"ok": not failed, "checks": [check.to_json() for check in checks]})
     else:
-        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
+        colours = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
         console = Console()
         for check in checks:
-            console.print(f"{marks[check.outcome]:>4} {check.name}: {check.detail}", highlight=False)
+            mark = f"[{colours[check.outcome]}]{check.outcome.upper():>4}[/]"
+            console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
             if check.fix:
                 console.print(f"       -> {check.fix}", highlight=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

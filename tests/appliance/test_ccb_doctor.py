@@ -1,0 +1,62 @@
+"""`ccb doctor`'s Nextcloud checks against a small HTTP server playing Nextcloud's status.php (a fake is fine for
+Nextcloud): its version, the PHP app's direction as the app saw it, and the clock against Nextcloud's Date header."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from local_ports import free_port
+
+from appliance.doctor import CLOCK_SKEW_WARN_S, _nextcloud
+
+SKEW_S = 300
+
+
+class _StatusPhp(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"installed": True, "versionstring": "32.0.3", "productname": "Nextcloud"}).encode()
+        self.send_response(200 if self.path == "/status.php" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # a Nextcloud whose clock runs five minutes ahead
+        return email.utils.formatdate(time.time() + SKEW_S, usegmt=True)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def nextcloud() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusPhp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_nextcloud_version_direction_and_clock_skew_are_reported(nextcloud: str) -> None:
+    checks = _nextcloud({"NEXTCLOUD_URL": nextcloud}, {"pull": {"php_app_queues": True}})
+    assert [(check.name, check.outcome) for check in checks] == [("nextcloud", "ok"), ("clock", "warn")]
+    assert checks[0].detail == f"{nextcloud}: Nextcloud 32.0.3; direction pull (context_chat 5.4+)"
+    assert SKEW_S > CLOCK_SKEW_WARN_S and checks[1].fix == "run NTP"
+    assert -SKEW_S - 2 <= int(checks[1].detail.split()[0]) <= -SKEW_S + 2, checks[1].detail
+    pushed = _nextcloud({"NEXTCLOUD_URL": nextcloud}, {"pull": {"php_app_queues": False}})[0]
+    assert pushed.detail.endswith("direction push (context_chat <= 5.3)")
+
+
+def test_no_nextcloud_is_skipped_and_an_unreachable_one_fails_with_what_to_do() -> None:
+    assert [check.outcome for check in _nextcloud({}, None)] == ["skip"]
+    [down] = _nextcloud({"NEXTCLOUD_URL": f"http://127.0.0.1:{free_port()}"}, None)
+    assert down.outcome == "fail" and down.fix == "check NEXTCLOUD_URL and that Nextcloud is up"
