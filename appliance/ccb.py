@@ -10,7 +10,7 @@ Exit codes (stable; with --json the last line on stdout is a JSON document, also
   2  wrong usage (unknown option, missing or unreadable path)
   3  the app does not answer (not started, wrong APP_HOST/APP_PORT)
   4  the app refused the request (bad user or question, disabled, wrong secret): the message says why
-  5  the app failed (HTTP 5xx): see `ccb logs app`
+  5  the app failed or cannot serve yet (HTTP 5xx, e.g. 503 while disabled or opening): see `ccb logs app`
 """
 
 from __future__ import annotations

@@ -67,7 +67,11 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             "this port can read and change the index. Use this for development only."
         )
     elif not settings.app_secret:
-        log.warning("APP_SECRET is not set: every signed request will be refused with 401")
+        log.warning(
+            "APP_SECRET is not set and %s does not exist: every signed request will be refused with 401; start"
+            " through entrypoint.sh (it generates one) or set APP_SECRET",
+            settings.storage.secret_file,
+        )
 
     async def open_engine() -> None:
         opened = await engine_module.open_engine(
