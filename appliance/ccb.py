@@ -188,14 +188,17 @@ def ask(question: str, user: str, scope: Sequence[str], as_json: bool) -> None:
 @json_option
 @handles_errors
 def search(query: str, user: str, scope: Sequence[str], limit: int, as_json: bool) -> None:
-    """The documents of USER that best match QUERY, best first."""
+    """The documents of USER that best match QUERY, best first, each with its best passage."""
     with _client() as app:
-        hits = app.doc_search(user, query, ctxLimit=limit, **_scope(scope))
+        hits = app.doc_search(user, query, ctxLimit=limit, withPassages=True, **_scope(scope))
     if as_json:
         _emit(hits)
         return
     for number, hit in enumerate(hits, 1):
         click.echo(f"{number:3}. {hit['title'] or hit['source_id']} ({hit['source_id']})")
+        click.echo(
+            "".join(f"     > {line}\n" for line in hit["passage"].strip().splitlines() if line.strip()), nl=False
+        )
     if not hits:
         click.echo("no documents match")
 

@@ -69,6 +69,12 @@ class Query(BaseModel):
         return value
 
 
+class DocSearchQuery(Query):
+    """POST /docSearch: upstream's body; `withPassages` (ours, `ccb search`) adds each document's best passage."""
+
+    withPassages: bool = False
+
+
 class UpdateAccessDeclarativeRequest(BaseModel):
     """POST /updateAccessDeclarative: exactly these users may read the source."""
 

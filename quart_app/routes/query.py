@@ -7,7 +7,7 @@ from quart import Blueprint, Response
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
 from quart_app.lifecycle import require_enabled
-from quart_app.wire_models import Query, parse_body
+from quart_app.wire_models import DocSearchQuery, Query, parse_body
 
 blueprint = Blueprint("query", __name__)
 
@@ -32,8 +32,13 @@ async def query() -> Response:
 @blueprint.post("/docSearch")
 @require_enabled
 async def doc_search() -> Response:
-    body = await parse_body(Query)
+    body = await parse_body(DocSearchQuery)
     hits = await engine().answer.doc_search(
-        body.userId, body.query, limit=body.ctxLimit, scope_type=body.scopeType, scope_list=body.scopeList
+        body.userId,
+        body.query,
+        limit=body.ctxLimit,
+        scope_type=body.scopeType,
+        scope_list=body.scopeList,
+        with_passages=body.withPassages,
     )
-    return json_message([{"source_id": hit["source_id"], "title": hit["title"]} for hit in hits])
+    return json_message(hits)

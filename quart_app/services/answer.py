@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from appliance.config import ExtractiveConfig
 from quart_app.runtimes.llm_backend import LlmBackend
@@ -36,10 +36,11 @@ class QueryResult(TypedDict):
 
 
 class DocSearchResult(TypedDict):
-    """One item of upstream's /docSearch response body."""
+    """One item of upstream's /docSearch response body; `passage` only when asked for (ours)."""
 
     source_id: str
     title: str
+    passage: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +180,10 @@ class AnswerService:
         limit: int,
         scope_type: str | None = None,
         scope_list: Sequence[str] | None = None,
+        with_passages: bool = False,
     ) -> list[DocSearchResult]:
-        """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch."""
+        """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch.
+        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud)."""
         self.check_question(query)
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
         chunks = await self._retrieval.retrieve(
@@ -188,7 +191,10 @@ class AnswerService:
         )
         results: list[DocSearchResult] = []
         for chunk in chunks[:limit]:
-            results.append({"source_id": chunk.source_id, "title": chunk.title})
+            hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
+            if with_passages:
+                hit["passage"] = chunk.text
+            results.append(hit)
         return results
 
 

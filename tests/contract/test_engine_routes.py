@@ -63,6 +63,12 @@ async def test_query_and_doc_search_with_and_without_scopes(client: Client) -> N
     status, hits = await post(client, "/docSearch", {"userId": "alice", "query": "green label", "ctxLimit": 2}, "alice")
     assert status == 200 and 1 <= len(hits) <= 2
     assert all(set(hit) == {"source_id", "title"} and hit["title"] == f"{hit['source_id']}.txt" for hit in hits)
+    # ours, for `ccb search`: the best passage of each document, only when asked for
+    ask = {"userId": "alice", "query": "green label", "ctxLimit": 2, "withPassages": True}
+    status, with_passages = await post(client, "/docSearch", ask, "alice")
+    assert status == 200 and [hit["source_id"] for hit in with_passages] == [hit["source_id"] for hit in hits]
+    assert all(set(hit) == {"source_id", "title", "passage"} for hit in with_passages)
+    assert "green label" in with_passages[0]["passage"]
     status, body = await post(client, "/query", {"userId": "nobody", "query": "green label"})
     assert (status, body) == (
         400,

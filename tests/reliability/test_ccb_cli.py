@@ -129,7 +129,9 @@ def test_the_quick_start_index_ask_search_status_delete_and_doctor(
     assert "No documents retrieved" in stranger.stderr and json_of(stranger)["exit"] == EXIT_REFUSED
 
     hits = json_of(ccb("search", "harbour crane invoice", "--user", "me", "--json", cwd=folder, env=env))
-    assert hits[0]["title"] == "docs/invoice.pdf"
+    assert hits[0]["title"] == "docs/invoice.pdf" and "harbour crane rental" in hits[0]["passage"]
+    shown = ccb("search", "harbour crane invoice", "--user", "me", cwd=folder, env=env).stdout
+    assert shown.startswith("  1. docs/invoice.pdf (ccb__files: ") and "     > Invoice number 4711" in shown, shown
     scoped = ccb("search", "label", "--user", "me", "--scope", "docs/rating.txt", "--json", cwd=folder, env=env)
     assert [hit["title"] for hit in json_of(scoped)] == ["docs/rating.txt"]
 
