@@ -102,6 +102,12 @@ class EmbeddingWorkerConfig(_Section):
     backoff_base_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
     backoff_max_s: float = Field(300.0, gt=0, description="longest retry delay")
     idle_poll_s: float = Field(2.0, gt=0, description="seconds between polls of an empty queue")
+    outage_backoff_base_s: float = Field(
+        1.0, gt=0, description="first wait before asking an unavailable embedding service again; doubles per call"
+    )
+    outage_backoff_max_s: float = Field(
+        15.0, gt=0, description="longest wait while the embedding service is unavailable (chunk attempts not counted)"
+    )
 
 
 class _LlmCommon(_Section):

@@ -62,6 +62,11 @@ class LoopHandle:
 LoopFn = Callable[[LoopHandle], Awaitable[None]]
 
 
+def backoff(base_s: float, max_s: float, attempt: int) -> float:
+    """base, 2*base, 4*base, … capped at max_s (attempt counts from 1)."""
+    return float(min(max_s, base_s * (2 ** max(0, attempt - 1))))
+
+
 class BackgroundLoops:
     """Keeps a reference to every task it starts; `close()` signals stop, waits up to a timeout, then cancels."""
 

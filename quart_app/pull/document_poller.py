@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.config import AppConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, backoff
 from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
 from quart_app.nextcloud import (
     NextcloudAuthError,
@@ -28,7 +28,7 @@ from quart_app.nextcloud import (
     NextcloudRateLimitedError,
     NextcloudRequestError,
 )
-from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate, backoff
+from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services.errors import SourceBusyError, SourceTooLargeError, SpoolError

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from appliance.config import PullConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
 from quart_app.store import Database
 
@@ -125,8 +125,3 @@ class PullGate:
             handle.status.count("database_waits")
             await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
         return None if handle.stopping.is_set() else failures > 0
-
-
-def backoff(base_s: float, max_s: float, attempt: int) -> float:
-    """base, 2*base, 4*base, … capped at max_s (attempt counts from 1)."""
-    return float(min(max_s, base_s * (2 ** max(0, attempt - 1))))

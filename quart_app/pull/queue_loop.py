@@ -9,9 +9,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from appliance.config import PullConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
-from quart_app.pull.pull_gate import PullGate, backoff
+from quart_app.pull.pull_gate import PullGate
 from quart_app.pull.queue_items import InvalidItemError, RejectedItem
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from appliance.config import PullConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
-from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH, RESOLVE_SCOPE_PATH, PullGate, backoff
+from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH, RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_types import (
     CHAT_TASK_TYPE,

@@ -59,6 +59,8 @@ async def status() -> Response:
     state = lifecycle()
     # what each background loop (init job, embedding worker, pollers) is doing, and whether the PHP app is pulled from
     report["loops"] = state.loops.snapshot()
+    # whether the embedding worker finds the embedding service available; while not, embedding waits (since, why)
+    report["embedder"] = opened.worker.outage.as_json()
     # sources being ingested, and access changes or deletes waiting for them to commit
     report["ordering"] = opened.order.snapshot()
     # how long the event loop was blocked (every request waits meanwhile): worst since start, p99 of the last minute

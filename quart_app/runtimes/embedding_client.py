@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 InputType = Literal["query", "passage"]
 # statuses where the same request may succeed later; every other 4xx is the request's own fault
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+# statuses that say the service (or the gateway before it) cannot take requests now, whatever the texts: an outage
+UNAVAILABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
+# matches the message of every `unavailable` error below (a PostgreSQL and Python regex), e.g. in chunks.last_error
+UNAVAILABLE_ERROR_PATTERN = (
+    r"^(cannot reach the embedding service at |[A-Z]+ \S+ (timed out \(|answered ("
+    + "|".join(str(status) for status in sorted(UNAVAILABLE_STATUSES))
+    + r"): ))"
+)
 _MAX_ERROR_CHARS = 300
 _DIMENSION_PROBE = "dimension probe"
 
@@ -155,12 +163,14 @@ class EmbeddingClient:
                 "embedding.request_timeout",
                 status=None,
                 retryable=True,
+                unavailable=True,
             ) from exc
         except httpx.TransportError as exc:
             raise EmbeddingServiceError(
                 f"cannot reach the embedding service at {url}: {type(exc).__name__}: {exc}; is it running?",
                 status=None,
                 retryable=True,
+                unavailable=True,
             ) from exc
         if response.status_code >= 400:
             raise _status_error(method, url, response)
@@ -177,7 +187,10 @@ def _status_error(method: str, url: str, response: httpx.Response) -> EmbeddingS
     elif status == 413:
         hint = "; send fewer or shorter inputs per request (embedding.batch_tokens)"
     return EmbeddingServiceError(
-        f"{method} {url} answered {status}: {detail}{hint}", status=status, retryable=retryable
+        f"{method} {url} answered {status}: {detail}{hint}",
+        status=status,
+        retryable=retryable,
+        unavailable=status in UNAVAILABLE_STATUSES,
     )
 
 

@@ -8,13 +8,18 @@ class RuntimeServiceError(Exception):
 
 
 class EmbeddingServiceError(RuntimeServiceError):
-    """The embedding service failed or refused a request; `retryable` says whether trying again later can help."""
+    """The embedding service failed or refused a request; `retryable` says whether trying again later can help.
 
-    def __init__(self, message: str, *, status: int | None, retryable: bool) -> None:
+    `unavailable` marks an outage of the service (unreachable, timed out, overloaded, its gateway reports it down):
+    a state of the service, not of the texts sent, so it is always retryable.
+    """
+
+    def __init__(self, message: str, *, status: int | None, retryable: bool, unavailable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
-        self.retryable = retryable
+        self.retryable = retryable or unavailable
+        self.unavailable = unavailable
 
     @property
     def fatal(self) -> bool:

@@ -5,6 +5,11 @@ results are written only while this worker's lease token still matches, so each 
 embedding request runs, the lease is renewed every third of `lease_s`, so a slow request (up to
 embedding.request_timeout) is not taken over and embedded twice; a worker that finds its lease taken over drops the
 request. A worker killed mid-batch loses nothing: its lease expires and another worker takes the batch.
+
+An unavailable embedding service is an outage, not a property of the chunks: the batch is given back with its
+attempts untouched and the worker waits (`EmbedderOutage`, capped exponential backoff) until the service answers
+again. Only errors about the texts themselves count toward `max_attempts`, and a batch that gets one is embedded
+text by text, so one bad chunk does not fail its neighbours.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ import numpy.typing as npt
 import psycopg
 
 from appliance.config import EmbeddingWorkerConfig
-from quart_app.background_loops import BackgroundLoops, LoopHandle
+from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff
 from quart_app.runtimes.errors import EmbeddingServiceError
+from quart_app.services.embedder_outage import EmbedderOutage, requeue_outage_failures
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
+from quart_app.services.queue_listener import listen_for_queued_chunks
 from quart_app.store import Database, DatabaseUnavailableError, StoreError
-from quart_app.store.database import CONNECT_TIMEOUT_S
-from quart_app.store.document_store import QUEUE_CHANNEL
 from quart_app.store.queue_store import (
     Claim,
     cached_vectors,
@@ -96,6 +101,7 @@ class EmbeddingWorker:
         # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
         self._tokens_per_chunk = 32.0
         self.counters = WorkerCounters()
+        self.outage = EmbedderOutage(config.outage_backoff_base_s, config.outage_backoff_max_s)
 
     @property
     def running(self) -> bool:
@@ -119,7 +125,14 @@ class EmbeddingWorker:
         self._state = "running"
         for index in range(self._config.workers):
             self._loops.start(self._names[index], functools.partial(self._loop, index=index))
-        self._loops.start(self._names[-1], self._listen)
+        listen = functools.partial(
+            listen_for_queued_chunks,
+            dsn=self._db.dsn,
+            wake=self._wake,
+            listening=self._listening,
+            retry_wait=self._store_backoff,
+        )
+        self._loops.start(self._names[-1], listen)
         logger.info("embedding worker started with %d loop(s)", self._config.workers)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -143,7 +156,10 @@ class EmbeddingWorker:
         await self.close()
 
     async def run_once(self) -> int | None:
-        """Claim and process one batch: chunks written, or None when nothing was due."""
+        """Claim and process one batch: chunks written, or None when nothing was due.
+
+        An unavailable embedding service raises its EmbeddingServiceError; the batch is given back, attempts untouched.
+        """
         claim = await self._claim()
         if claim is None:
             return None
@@ -153,12 +169,20 @@ class EmbeddingWorker:
             self.counters.leases_lost += 1
             logger.warning("embedding batch of %d chunks dropped: %s", len(claim.chunks), exc)
             return 0
+        except EmbeddingServiceError as exc:
+            self.outage.failed(str(exc))
+            await self._release(claim)
+            raise
         except asyncio.CancelledError:
             # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
-            with contextlib.suppress(Exception):
-                async with self._db.connection() as conn:
-                    await release(conn, claim)
+            await self._release(claim)
             raise
+
+    async def _release(self, claim: Claim) -> None:
+        # a database that cannot be reached leaves the lease to expire instead
+        with contextlib.suppress(Exception):
+            async with self._db.connection() as conn:
+                await release(conn, claim)
 
     async def _claim(self) -> Claim | None:
         cfg = self._config
@@ -200,7 +224,9 @@ class EmbeddingWorker:
             try:
                 computed = await self._while_leased(claim, self._embed([texts[h] for h in missing]))
             except EmbeddingServiceError as exc:
-                if exc.retryable or len(missing) == 1:
+                if exc.unavailable:
+                    raise
+                if len(missing) == 1:
                     return await self._fail(claim, str(exc), exc.retryable)
                 # one bad input must not fail its batch-mates: find it by embedding the texts one by one
                 return await self._process_one_by_one(claim, texts, vectors, missing)
@@ -215,6 +241,8 @@ class EmbeddingWorker:
             try:
                 vectors[text_hash] = (await self._while_leased(claim, self._embed([texts[text_hash]])))[0]
             except EmbeddingServiceError as exc:
+                if exc.unavailable:
+                    raise
                 errors[text_hash] = exc
         good = [c for c in claim.chunks if c.text_hash not in errors]
         written = await self._complete(Claim(claim.token, good), vectors, [h for h in missing if h not in errors])
@@ -256,13 +284,20 @@ class EmbeddingWorker:
 
     def _store_backoff(self, failures: int) -> float:
         """idle_poll_s, doubled per consecutive failure, capped at _STORE_BACKOFF_MAX_S."""
-        return float(min(_STORE_BACKOFF_MAX_S, self._config.idle_poll_s * 2 ** max(0, failures - 1)))
+        return backoff(self._config.idle_poll_s, _STORE_BACKOFF_MAX_S, failures)
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
         try:
-            computed = np.asarray(await self._embedder.embed(texts, "passage"), dtype=np.float32)
-            self.counters.embed_seconds += time.perf_counter() - started
+            answer = await self._embedder.embed(texts, "passage")
+        except EmbeddingServiceError as exc:
+            if not exc.unavailable:
+                self.outage.answered()  # the service answered: the error is about the texts
+            raise
+        self.outage.answered()
+        self.counters.embed_seconds += time.perf_counter() - started
+        try:
+            computed = np.asarray(answer, dtype=np.float32)
             self._check_shape(computed, len(texts))
         except ValueError as exc:
             raise EmbeddingServiceError(f"unusable embedding response: {exc}", status=None, retryable=False) from exc
@@ -322,13 +357,26 @@ class EmbeddingWorker:
         return 0
 
     async def _loop(self, handle: LoopHandle, index: int) -> None:
+        if index == 0:
+            try:
+                await requeue_outage_failures(self._db)
+            except (psycopg.Error, StoreError, OSError) as exc:
+                logger.warning("embedding worker: could not queue old outage failures again (%s); next start", exc)
         store_failures = 0
         while not handle.stopping.is_set():
             self._wake.clear()
+            if (pause := self.outage.wait_s()) > 0:
+                handle.status.set("waiting_for_embedder", self.outage.last_error)
+                # new chunks (wake) do not end the wait: the service, not the queue, is what is missing
+                await handle.sleep(pause)
+                continue
             handle.status.set("running", "embedding queued chunks")
             try:
                 written = await self.run_once()
                 store_failures = 0
+            except EmbeddingServiceError:
+                handle.status.count("embedder_unavailable")
+                continue
             except (psycopg.Error, StoreError, OSError) as exc:
                 store_failures += 1
                 wait = self._store_backoff(store_failures)
@@ -348,29 +396,3 @@ class EmbeddingWorker:
                 self.idle.clear()
             else:
                 handle.status.count("chunks_written", written)
-
-    async def _listen(self, handle: LoopHandle) -> None:
-        # NOTIFY from other processes' ingest wakes us; in-process ingest calls wake() directly
-        handle.status.set("running", "listening for queued chunks")
-        failures = 0
-        while not handle.stopping.is_set():
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._db.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                ) as conn:
-                    await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
-                    self._listening.set()
-                    if failures:
-                        self._wake.set()  # NOTIFYs sent while the connection was down are lost: look at the queue
-                    failures = 0
-                    handle.status.set("running", "listening for queued chunks")
-                    while not handle.stopping.is_set():
-                        async for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
-            except psycopg.Error as exc:
-                self._listening.clear()
-                failures += 1
-                handle.status.set("backing_off", "LISTEN connection lost; polling")
-                if failures == 1:
-                    logger.warning("embedding worker: LISTEN connection lost (%s); polling until it is back", exc)
-                await handle.sleep(self._store_backoff(failures))

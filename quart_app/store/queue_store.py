@@ -148,11 +148,12 @@ async def release(conn: Connection, claim: Claim) -> None:
     )
 
 
-async def requeue_failed(conn: Connection) -> int:
-    """Give every chunk in the failed state a fresh set of attempts."""
+async def requeue_failed(conn: Connection, error_pattern: str) -> int:
+    """Give the failed chunks whose last error matches `error_pattern` (a regular expression) fresh attempts."""
     cur = await conn.execute(
         "UPDATE chunks SET embed_state = 'queued', attempts = 0, next_attempt_at = now(), last_error = NULL"
-        " WHERE embed_state = 'failed'"
+        " WHERE embed_state = 'failed' AND last_error ~ %s",
+        (error_pattern,),
     )
     return cur.rowcount
 

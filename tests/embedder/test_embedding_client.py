@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from embedder_testkit import FOX, EmbedderProcess, free_port
 
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
-from quart_app.runtimes.embedding_client import EmbeddingClient, EmbeddingServiceInfo
+from quart_app.runtimes.embedding_client import UNAVAILABLE_ERROR_PATTERN, EmbeddingClient, EmbeddingServiceInfo
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
 
 API_KEY = "sk-test-secret-4711"
@@ -141,34 +142,56 @@ async def test_external_service_gets_prefixes_instead_of_input_type(fake_service
     ]
 
 
+def _unavailable_by_message(error: EmbeddingServiceError) -> bool:
+    """What a stored last_error says about the error (the start-up requeue of old outage failures reads it)."""
+    return re.match(UNAVAILABLE_ERROR_PATTERN, str(error)) is not None
+
+
 @pytest.mark.parametrize(
-    ("status", "retryable"),
-    [(500, True), (502, True), (503, True), (429, True), (408, True), (400, False), (404, False), (422, False)],
+    ("status", "retryable", "unavailable"),
+    [
+        (500, True, False),
+        (502, True, True),
+        (503, True, True),
+        (504, True, True),
+        (429, True, True),
+        (408, True, True),
+        (409, True, False),
+        (400, False, False),
+        (404, False, False),
+        (413, False, False),
+        (422, False, False),
+    ],
 )
-async def test_status_classification(fake_service: FakeService, status: int, retryable: bool) -> None:
+async def test_status_classification(
+    fake_service: FakeService, status: int, retryable: bool, unavailable: bool
+) -> None:
     fake_service.replies[("POST", "/v1/embeddings")] = (status, {"error": {"message": f"status {status} here"}})
     async with EmbeddingClient(fake_service.url, timeout_s=5) as client:
         with pytest.raises(EmbeddingServiceError) as info:
             await client.embed(["x"])
-    assert (info.value.status, info.value.retryable) == (status, retryable)
-    assert str(info.value) == f"POST {fake_service.url}/embeddings answered {status}: status {status} here"
+    assert (info.value.status, info.value.retryable, info.value.unavailable) == (status, retryable, unavailable)
+    assert _unavailable_by_message(info.value) is unavailable
+    assert str(info.value).startswith(f"POST {fake_service.url}/embeddings answered {status}: status {status} here")
 
 
-async def test_unreachable_service_is_retryable() -> None:
+async def test_unreachable_service_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     async with EmbeddingClient(url, timeout_s=5) as client:
         with pytest.raises(EmbeddingServiceError) as info:
             await client.embed(["x"])
-    assert (info.value.status, info.value.retryable) == (None, True)
+    assert (info.value.status, info.value.retryable, info.value.unavailable) == (None, True, True)
+    assert _unavailable_by_message(info.value)
     assert str(info.value).startswith(f"cannot reach the embedding service at {url}/embeddings: ConnectError:")
 
 
-async def test_timeout_is_retryable(fake_service: FakeService) -> None:
+async def test_timeout_is_unavailable(fake_service: FakeService) -> None:
     fake_service.replies[("POST", "/v1/embeddings")] = (200, "SLOW")
     async with EmbeddingClient(fake_service.url, timeout_s=0.2) as client:
         with pytest.raises(EmbeddingServiceError) as info:
             await client.embed(["x"])
-    assert (info.value.status, info.value.retryable) == (None, True)
+    assert (info.value.status, info.value.retryable, info.value.unavailable) == (None, True, True)
+    assert _unavailable_by_message(info.value)
     assert str(info.value) == (
         f"POST {fake_service.url}/embeddings timed out (ReadTimeout, timeout 0.2 s); retry later or raise "
         "embedding.request_timeout"
@@ -188,7 +211,7 @@ async def test_malformed_success_is_fatal(fake_service: FakeService, reply: Any,
     async with EmbeddingClient(fake_service.url, timeout_s=5) as client:
         with pytest.raises(EmbeddingServiceError, match=message) as info:
             await client.embed(["x", "y"])
-    assert info.value.retryable is False
+    assert (info.value.retryable, info.value.unavailable, _unavailable_by_message(info.value)) == (False, False, False)
 
 
 async def test_dimension_falls_back_to_a_probe_without_models_endpoint(fake_service: FakeService) -> None:

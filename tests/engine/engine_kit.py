@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 
+from quart_app.chunking.chunker import TokenChunker
 from quart_app.services.ingest import IncomingSource
 from quart_app.store import Database
+from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
 
 PROSE = (
     "Nextcloud stores files on your own server. The Assistant answers questions about them.\n\n"
@@ -46,3 +49,22 @@ async def scalar(db: Database, query: str, *params: object) -> Any:
     """The first column of the first row."""
     result = await rows(db, query, *params)
     return result[0][0]
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+async def seed_documents(db: Database, chunker: TokenChunker, documents: int, prefix: str = "doc") -> int:
+    """Write documents of PROSE straight through the store (no parsing), chunks queued; returns the chunk count."""
+    total = 0
+    async with db.connection() as conn:
+        for n in range(documents):
+            text = PROSE.format(topic=f"{prefix} number {n}")
+            chunks = [
+                ChunkRecord(i, c.text, c.start, c.token_count, text_hash(c.text))
+                for i, c in enumerate(chunker.split(text, "text/plain"))
+            ]
+            doc = DocumentRecord(f"files__default: {n}", "files__default", "t", "text/plain", 1, text_hash(text), 1)
+            total += (await write_indexed(conn, doc, chunks, ["alice"])).chunks
+    return total

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_kit import PROSE, free_port, rows, scalar, write_source
+from engine_kit import PROSE, free_port, rows, scalar, seed_documents, write_source
 
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.loaders import ParsePool
 from quart_app.runtimes.embedding_client import EmbeddingClient
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.errors import WorkerClosedError
 from quart_app.services.ingest import IngestService
 from quart_app.store import Database
-from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,31 +31,10 @@ def _config(**overrides: object) -> EmbeddingWorkerConfig:
     return EmbeddingWorkerConfig.model_validate(values)
 
 
-async def _seed(db: Database, chunker: TokenChunker, documents: int, prefix: str = "doc") -> int:
-    """Write documents straight through the store (no parsing); returns the number of chunks."""
-    total = 0
-    async with db.connection() as conn:
-        for n in range(documents):
-            text = PROSE.format(topic=f"{prefix} number {n}")
-            chunks = [
-                ChunkRecord(i, c.text, c.start, c.token_count, _hash(c.text))
-                for i, c in enumerate(chunker.split(text, "text/plain"))
-            ]
-            doc = DocumentRecord(f"files__default: {n}", "files__default", "t", "text/plain", 1, _hash(text), 1)
-            total += (await write_indexed(conn, doc, chunks, ["alice"])).chunks
-    return total
-
-
-def _hash(text: str) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).digest()
-
-
 async def test_drain_embeds_every_chunk_with_the_model_vectors(
     db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
 ) -> None:
-    total = await _seed(db, chunker, 4)
+    total = await seed_documents(db, chunker, 4)
     worker = EmbeddingWorker(db, embedding_client, _config())
     assert await worker.drain() == total
     assert (
@@ -114,7 +93,7 @@ async def test_notify_from_another_process_wakes_an_idle_worker(
         await asyncio.wait_for(worker.idle.wait(), 30)  # the loop found the queue empty and waits up to 600 s
         other = Database(fresh_dsn, min_size=1, max_size=1)  # stands for another app process: no wake() call
         async with other:
-            total = await _seed(other, chunker, 1)
+            total = await seed_documents(other, chunker, 1)
         for _ in range(600):
             if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total:
                 break
@@ -122,31 +101,35 @@ async def test_notify_from_another_process_wakes_an_idle_worker(
         assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total
 
 
-async def test_unreachable_embedder_backs_off_then_fails_visibly(db: Database, chunker: TokenChunker) -> None:
-    await _seed(db, chunker, 1)
-    config = _config(max_attempts=3, backoff_base_s=100.0, backoff_max_s=150.0)
+async def test_an_unreachable_embedder_is_an_outage_not_an_attempt_of_the_chunks(
+    db: Database, chunker: TokenChunker
+) -> None:
+    await seed_documents(db, chunker, 1)
+    # one attempt would fail a chunk at once under a rule that counted outages
+    config = _config(max_attempts=1, outage_backoff_base_s=100.0, outage_backoff_max_s=150.0)
     async with EmbeddingClient(f"http://127.0.0.1:{free_port()}/v1", timeout_s=5) as dead:
         worker = EmbeddingWorker(db, dead, config)
         waits = []
-        for _attempt in range(3):
-            assert await worker.run_once() == 0
-            waits.append(await scalar(db, "SELECT min(extract(epoch FROM next_attempt_at - now())) FROM chunks"))
-            # skip the wait instead of sleeping it out
-            async with db.connection() as conn:
-                await conn.execute("UPDATE chunks SET next_attempt_at = now()")
-    assert float(waits[0]) == pytest.approx(100.0, abs=2)
-    assert float(waits[1]) == pytest.approx(150.0, abs=2)  # 200 s capped at 150
+        for _call in range(3):
+            with pytest.raises(EmbeddingServiceError, match=r"^cannot reach the embedding service at ") as raised:
+                await worker.run_once()
+            assert raised.value.unavailable
+            waits.append(worker.outage.wait_s())
+    assert waits[0] == pytest.approx(100.0, abs=2)
+    assert waits[1:] == [pytest.approx(150.0, abs=2)] * 2  # 200 s capped at 150
+    # each batch was given back untouched: unleased, due now, no attempt and no error recorded
     states = await rows(
-        db, "SELECT DISTINCT embed_state, attempts, last_error LIKE 'cannot reach the embedding service%' FROM chunks"
+        db,
+        "SELECT DISTINCT embed_state, attempts, last_error, lease_token IS NULL, next_attempt_at <= now() FROM chunks",
     )
-    assert states == [("failed", 3, True)]
-    assert await worker.run_once() is None  # failed chunks are not claimed again
+    assert states == [("queued", 0, None, True, True)]
+    assert worker.outage.failed_calls == 3 and worker.outage.ongoing
 
 
 async def test_fatal_error_fails_only_the_bad_chunk(
     db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
 ) -> None:
-    total = await _seed(db, chunker, 1)
+    total = await seed_documents(db, chunker, 1)
     async with db.connection() as conn:
         # an empty input is refused by the embedder with 400: a fatal, per-input error
         await conn.execute(
@@ -164,7 +147,7 @@ async def test_fatal_error_fails_only_the_bad_chunk(
 async def test_two_workers_share_the_queue_and_write_each_chunk_once(
     fresh_dsn: str, db: Database, chunker: TokenChunker, embedder_url: str
 ) -> None:
-    total = await _seed(db, chunker, 12)
+    total = await seed_documents(db, chunker, 12)
     others = [Database(fresh_dsn, min_size=1, max_size=2) for _ in range(2)]
     clients = [EmbeddingClient(embedder_url, timeout_s=60) for _ in range(2)]
     try:
@@ -186,7 +169,7 @@ async def test_two_workers_share_the_queue_and_write_each_chunk_once(
 async def test_worker_killed_mid_batch_loses_nothing_and_embeds_each_chunk_once(
     fresh_dsn: str, db: Database, chunker: TokenChunker, embedder_url: str, embedding_client: EmbeddingClient
 ) -> None:
-    total = await _seed(db, chunker, 60)
+    total = await seed_documents(db, chunker, 60)
     lease_s = 2.0
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -233,7 +216,7 @@ async def test_worker_killed_mid_batch_loses_nothing_and_embeds_each_chunk_once(
 async def test_model_change_re_embeds_everything_once(
     db: Database, chunker: TokenChunker, embedding_client: EmbeddingClient
 ) -> None:
-    total = await _seed(db, chunker, 2)
+    total = await seed_documents(db, chunker, 2)
     first = EmbeddingWorker(db, embedding_client, _config())
     assert await first.drain() == total
     result = await db.migrate("minilm-renamed", 384)  # a different model id, same dimension: vectors not mixed

@@ -6,7 +6,7 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.errors import ConfigError
-from quart_app.pull.pull_gate import backoff
+from quart_app.background_loops import backoff
 
 
 def test_upstream_pull_keys_and_their_defaults() -> None:
