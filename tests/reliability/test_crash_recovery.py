@@ -1,8 +1,7 @@
 """Crash suite, fast subset: kill -9 of the app and of the embedder while the PHP app indexes 60 documents into the
 whole appliance under supervisord. The 500-document run with all four kills is tests/soak/test_crash_soak.py.
 
-Each test on a shared stack raises ScenarioError (a real failure, even under the remaining xfail) when the crash did
-not happen as planned; the xfail pins what the suite found and left to the owners of that code.
+Each test on a shared stack raises ScenarioError (a real failure) when the crash did not happen as planned.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -27,7 +27,7 @@ from local_ports import free_port
 from php_indexer import Document, PhpIndexer, corpus
 
 pytestmark = pytest.mark.slow
-# short retries, so an outage uses up a chunk's attempts in seconds (the shipped 6 attempts take ~62 s)
+# short retries, so an outage would use up a chunk's attempts in seconds if it counted (the shipped 6 take ~62 s)
 EMBEDDING_ATTEMPTS = 3
 UNREACHABLE = "cannot reach the embedding service"
 # the parse pool's warning when a worker died under a file (as before the fix, so it proves the kill hit the parse)
@@ -63,10 +63,12 @@ def test_kill_9_of_app_and_embedder_during_ingest_loses_nothing(stack_root: Path
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ApplianceStack]:
-    """One appliance for the xfail tests (each uses sources of its own)."""
+    """One appliance for the tests below (each uses sources of its own)."""
     root = Path(tempfile.mkdtemp(prefix="ccb-rel-", dir="/tmp"))
     config = shipped_config(free_port())
-    config["embedding_worker"].update(max_attempts=EMBEDDING_ATTEMPTS, backoff_base_s=0.5, backoff_max_s=1)
+    config["embedding_worker"].update(
+        max_attempts=EMBEDDING_ATTEMPTS, backoff_base_s=0.5, backoff_max_s=1, outage_backoff_max_s=1
+    )
     running = ApplianceStack(root, config)
     try:
         running.wait_healthy()
@@ -114,33 +116,32 @@ def test_a_file_whose_parse_worker_is_killed_is_parsed_again(stack: ApplianceSta
     assert rows == [("indexed", None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 9 crash suite: the embedding worker counts each call to an unreachable embedding service as an "
-    "attempt of the batch's chunks; after embedding_worker.max_attempts (6 attempts, ~62 s with the shipped backoff) "
-    "of an outage they end 'failed' and nothing embeds them once the service is back (queue_store.requeue_failed "
-    "has no caller), although their documents were acknowledged (owner: runtime, embedding_worker/queue_store)",
-)
 def test_chunks_queued_while_the_embedder_is_down_are_embedded_once_it_is_back(stack: ApplianceStack) -> None:
     documents = [
         Document(f"files__default: 10{n}", template.text, template.users, template.mimetype)
         for n, template in enumerate(corpus(3, max_paragraphs=1, seed=10))
     ]
     ids = [document.source_id for document in documents]
-    log = stack.storage.log_dir / "app.log"
+
+    def embedder_status() -> dict[str, Any]:
+        report = httpx.get(f"{stack.base_url}/status", headers=signed_headers(), timeout=30).json()
+        return dict(report["embedder"])
+
     with scenario():
         stack.stop_program("embedder")
-        failures_before = log.read_text().count(UNREACHABLE)
         indexer = PhpIndexer(stack.base_url, documents)
         indexer.start()
         indexer.join(timeout=120)
         assert indexer.tally.acknowledged == set(ids), indexer.tally
+        # twice the calls that used up the chunks' attempts when an outage counted as one
         wait_for(
-            lambda: log.read_text().count(UNREACHABLE) >= failures_before + EMBEDDING_ATTEMPTS,
+            lambda: embedder_status()["failed_calls"] >= 2 * EMBEDDING_ATTEMPTS,
             120,
-            f"{EMBEDDING_ATTEMPTS} failed calls to the stopped embedder",
+            f"{2 * EMBEDDING_ATTEMPTS} failed calls to the stopped embedder",
         )
+    outage = embedder_status()
+    assert outage["state"] == "unavailable" and str(outage["last_error"]).startswith(UNREACHABLE), outage
+    with scenario():
         stack.start_program("embedder")
         stack.wait_healthy()
 
@@ -154,5 +155,6 @@ def test_chunks_queued_while_the_embedder_is_down_are_embedded_once_it_is_back(s
 
     with contextlib.suppress(AssertionError):
         wait_for(lambda: list(chunk_states()) == ["embedded"], 30, "the chunks to be embedded", interval=0.5)
-    # today: {"failed: cannot reach the embedding service at http://...; is it running?": <all of them>}
+    # before: {"failed: cannot reach the embedding service at http://...; is it running?": <all of them>}
     assert list(chunk_states()) == ["embedded"], chunk_states()
+    assert embedder_status()["state"] == "available"
