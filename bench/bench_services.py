@@ -50,10 +50,10 @@ def start_postgres(root: Path) -> tuple[EmbeddedPostgres, subprocess.Popen[bytes
 
 
 def start_embedder(
-    root: Path, model: str = MODEL, batch_tokens: int = BATCH_TOKENS
+    root: Path, port: int | None = None, model: str = MODEL, batch_tokens: int = BATCH_TOKENS
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """The embedder program on a free port; (its /v1 base URL, the process)."""
-    port = free_port()
+    """The embedder program on `port` (default: a free one); (its /v1 base URL, the process) once /health answers."""
+    port = port or free_port()
     log = (root / "embedder.log").open("wb")
     command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--model", model, "--batch-tokens", str(batch_tokens)]
