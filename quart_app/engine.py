@@ -105,10 +105,10 @@ async def open_engine(
     """
     from tokenizers import Tokenizer
 
-    from appliance.model_catalogue import resolve_model_files
+    from appliance.model_catalogue import load_catalogue, resolve_model_files
     from quart_app.chunking import ChunkerSpec, default_chunk_tokens
     from quart_app.loaders import ParseLimits, ParsePool
-    from quart_app.runtimes.embedding_client import EmbeddingClient
+    from quart_app.runtimes.embedding_client import EmbeddingClient, service_prefixes
     from quart_app.runtimes.llm_backend import create_llm_backend
     from quart_app.services.answer import build_answer_service
 
@@ -131,8 +131,7 @@ async def open_engine(
             api_key=emb.api_key,
             model=emb.model_name,
             timeout_s=emb.request_timeout,
-            query_prefix=emb.query_prefix,
-            passage_prefix=emb.passage_prefix,
+            prefixes=service_prefixes(emb, load_catalogue(settings.model_catalogue)),
             send_input_type=emb.workers > 0,
         )
         _closing(stack, "embedding client", client.aclose)
@@ -147,7 +146,7 @@ async def open_engine(
         assert files.tokenizer is not None
         tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(files.tokenizer))
         # the embedder prepends the passage prefix (e5: "passage: "), so a full chunk must leave room for it
-        prefix_tokens = len(tokenizer.encode(entry.passage_prefix, add_special_tokens=False).ids)
+        prefix_tokens = len(tokenizer.encode(entry.prefixes.passage, add_special_tokens=False).ids)
         chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
         # the parse workers chunk (under their memory cap); the app only receives the chunks
         parse_pool = ParsePool(

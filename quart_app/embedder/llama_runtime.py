@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 
 class LlamaEmbeddingRuntime:
-    """A GGUF model loaded with embedding=True and mean pooling; llama_cpp is imported only when one is built."""
+    """A GGUF model loaded with embedding=True and mean pooling; llama_cpp is imported only when one is built.
+
+    Texts are embedded as given; model prefixes are added by PrefixedRuntime.
+    """
 
     def __init__(
         self,
@@ -24,8 +27,6 @@ class LlamaEmbeddingRuntime:
         model_id: str,
         model_path: Path,
         max_tokens: int,
-        query_prefix: str = "",
-        passage_prefix: str = "",
         n_ctx: int = 512,
         n_batch: int = 512,
         n_gpu_layers: int = 0,
@@ -33,7 +34,6 @@ class LlamaEmbeddingRuntime:
     ) -> None:
         llama_cpp = _import_llama_cpp()
         self._model_id = model_id
-        self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
         # llama.cpp pools per decoded sequence, so one input must fit in one batch; embed() truncates there
         self._max_tokens = max(1, min(max_tokens, n_ctx, n_batch))
         n_threads = threads or os.cpu_count() or 1
@@ -79,15 +79,13 @@ class LlamaEmbeddingRuntime:
         return self._max_tokens
 
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
-        prefix = self._prefixes[input_type]
-        return [len(self._llm.tokenize((prefix + text).encode("utf-8"), add_bos=True)) for text in texts]
+        return [len(self._llm.tokenize(text.encode("utf-8"), add_bos=True)) for text in texts]
 
     def embed(self, texts: list[str], input_type: InputType) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        prefix = self._prefixes[input_type]
         try:
-            rows = self._llm.embed([prefix + text for text in texts], normalize=False, truncate=True)
+            rows = self._llm.embed(texts, normalize=False, truncate=True)
         except (ValueError, RuntimeError) as exc:
             raise EmbeddingFailedError(f"llama.cpp failed to embed with model {self._model_id!r}: {exc}") from exc
         return l2_normalise(np.asarray(rows, dtype=np.float32))

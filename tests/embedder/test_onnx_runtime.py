@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from embedder_testkit import FOX, FOX_GOLDEN
 
-from appliance.model_catalogue import get_model, resolve_model_files
+from appliance.model_catalogue import ModelPrefixes, get_model, resolve_model_files
 from quart_app.embedder.errors import RuntimeLoadError
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
-from quart_app.embedder.runtime import EmbeddingRuntime
+from quart_app.embedder.runtime import EmbeddingRuntime, PrefixedRuntime
 
 
 def minilm(**overrides: object) -> OnnxEmbeddingRuntime:
@@ -78,8 +78,8 @@ def test_inputs_are_truncated_at_max_tokens(minilm_runtime: OnnxEmbeddingRuntime
 
 
 def test_prefixes_are_model_specific() -> None:
-    prefixed = minilm(query_prefix="query: ", passage_prefix="passage: ")
     plain = minilm()
+    prefixed = PrefixedRuntime(plain, ModelPrefixes(query="query: ", passage="passage: "))
     np.testing.assert_allclose(prefixed.embed([FOX], "query"), plain.embed(["query: " + FOX], "passage"), atol=1e-5)
     np.testing.assert_allclose(prefixed.embed([FOX], "passage"), plain.embed(["passage: " + FOX], "passage"), atol=1e-5)
     assert prefixed.count_tokens([FOX], "query") == [14] and plain.count_tokens([FOX], "query") == [12]
