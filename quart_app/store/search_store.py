@@ -20,15 +20,6 @@ log = logging.getLogger(__name__)
 
 ScopeType = Literal["provider", "source"]
 
-# words that carry no meaning for OR-matching; dropping them keeps the lexical leg selective on big corpora
-_STOPWORDS_TEXT = """
-a an and are as at be by can do does for from has have how i in is it its me my of on or so than
-that the their them then there these this to was were what when where which who why will with you
-your am auf aus bei bin bis das dass dem den der des die ein eine einem einen einer es für hat ich
-ihr im in ist kann mit nach nicht noch oder sich sie sind so und uns von vor was wie wir wo zu zum
-zur über
-"""
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 # a raw query term that looks like an identifier (trusted_domains, files:scan, config.php, --all)
 # identifiers: runs of word characters and _ : . / -, joining word characters with one of those; two linear passes
 # (a single pattern with nested quantifiers backtracked quadratically: a 40,000-character word froze the loop 18 s)
@@ -41,6 +32,13 @@ IDENTIFIER_BONUS = 100.0
 HNSW_MAX_EF_SEARCH = 1000
 # share of the meaningful query words a chunk must contain to be a lexical hit (Elasticsearch-style 50%)
 MIN_SHOULD_MATCH = 0.5
+# a word in at least this share of the user's chunks (idf <= ln 4) carries no meaning for OR-matching, in any
+# language ("the", "de", "und"): corpus statistics instead of a stopword list
+COMMON_WORD_SHARE = 0.25
+# the share is measured on at most this many of the user's chunks (bounded cost per question)
+WORD_STATS_SAMPLE = 1000
+# below this many chunks a share says little: every word counts
+WORD_STATS_MIN_CHUNKS = 20
 
 
 class ConnectionSource(Protocol):
@@ -99,8 +97,8 @@ class LexicalTerms:
 def _longest(terms: list[str], cap: int) -> list[str]:
     """The `cap` longest terms (first occurrence breaks ties), in their question order.
 
-    Without corpus statistics, length is the cheap proxy for information: frequent words are short (Zipf), and the
-    stopwords are gone already; a first-N cut would let a long preamble crowd out the question's subject.
+    Before corpus statistics, length is the cheap proxy for information: frequent words are short (Zipf); a first-N
+    cut would let a long preamble crowd out the question's subject.
     """
     if len(terms) <= cap:
         return terms
@@ -109,14 +107,28 @@ def _longest(terms: list[str], cap: int) -> list[str]:
 
 
 def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
-    """Words for the OR query and identifier phrases, at most `max_terms` of each; stopwords dropped unless nothing
-    else is left. CPU work linear in the question: call it off the event loop for long questions."""
+    """Words for the OR query and identifier phrases, at most `max_terms` of each, in any language (which words are
+    too common to count is decided per user's corpus at search time). CPU work linear in the question: call it off
+    the event loop for long questions."""
     identifiers = list(dict.fromkeys(t.strip(".-:/") for t in _TOKEN.findall(query) if _JOINED.search(t)))
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    meaningful = [w for w in words if w not in STOPWORDS]
-    return LexicalTerms(
-        tuple(_longest(meaningful or words, max_terms)), tuple(_longest([i for i in identifiers if i], max_terms))
-    )
+    return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest([i for i in identifiers if i], max_terms)))
+
+
+def _tsquery_lexeme(word: str) -> str:
+    """A word quoted as one tsquery lexeme, so user text cannot inject tsquery syntax."""
+    return "'" + word.replace("'", "''") + "'"
+
+
+def informative_words(words: Sequence[str], sampled_chunks: int, chunk_counts: Sequence[int]) -> list[str]:
+    """The words worth matching, given how many of `sampled_chunks` contain each: words in COMMON_WORD_SHARE of the
+    chunks or more are dropped. All words are kept when the sample is too small to judge or when nothing else would
+    be left."""
+    if sampled_chunks < WORD_STATS_MIN_CHUNKS:
+        return list(words)
+    limit = COMMON_WORD_SHARE * sampled_chunks
+    kept = [word for word, count in zip(words, chunk_counts, strict=True) if count < limit]
+    return kept or list(words)
 
 
 def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
@@ -226,19 +238,51 @@ class SearchStore:
     ) -> list[Hit]:
         """Full-text matches ('simple' config: no stemming, any language).
 
-        A chunk qualifies when it contains at least half of the query's meaningful words (minimum-should-match, so a
-        question sharing one common word with a chunk is not a lexical hit) or any identifier phrase verbatim
+        A chunk qualifies when it contains at least half of the query's informative words (minimum-should-match, so a
+        question sharing one common word with a chunk is not a lexical hit; a word in COMMON_WORD_SHARE of the user's
+        chunks is not informative, whatever its language) or any identifier phrase verbatim
         (`trusted_domains`, `files:scan`). Rank: identifier phrases, then words matched, then ts_rank_cd. The terms
         travel as two array parameters, so the statement has the same size for any question.
         """
         if not terms.words and not terms.identifiers:
             return []
         where, params = _filters(user_id, scope)
-        # each word is a quoted lexeme for to_tsquery, so user text cannot inject tsquery syntax
-        lexemes = ["'" + w.replace("'", "''") + "'" for w in terms.words]
+        async with self._db.connection() as conn:
+            words = await self._informative(conn, where, params, terms.words)
+            lexemes = [_tsquery_lexeme(w) for w in words]
+            rows = await self._lexical_rows(
+                conn, where, {**params, "identifiers": list(terms.identifiers)}, lexemes, limit
+            )
+        return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def _informative(
+        self, conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], words: Sequence[str]
+    ) -> list[str]:
+        """The question's words minus those too common in a sample of the user's own chunks."""
+        if not words:
+            return []
+        # one pass over the sample: its tsvectors are read once and matched against each word
+        query = sql.SQL(
+            "WITH sample AS MATERIALIZED (SELECT c.tsv FROM chunks c WHERE {where} LIMIT %(sample)s)"
+            " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT (SELECT count(*) FROM sample s"
+            " WHERE s.tsv @@ to_tsquery('simple', t.w)) FROM unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, n)"
+            " ORDER BY t.n)"
+        ).format(where=where)
+        stats = {**params, "sample": WORD_STATS_SAMPLE, "words": [_tsquery_lexeme(w) for w in words]}
+        row = await (await conn.execute(query, stats)).fetchone()
+        assert row is not None
+        return informative_words(words, int(row[0]), [int(count) for count in row[1]])
+
+    async def _lexical_rows(
+        self,
+        conn: AsyncConnection[Any],
+        where: sql.Composable,
+        params: dict[str, Any],
+        lexemes: list[str],
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
         params.update(
             words=lexemes,
-            identifiers=list(terms.identifiers),
             # NULL without words: to_tsquery of '' would match nothing and log a notice
             any_word=" | ".join(lexemes) or None,
             need=max(1, math.ceil(len(lexemes) * MIN_SHOULD_MATCH)),
@@ -257,9 +301,7 @@ class SearchStore:
             " FROM q, chunks c WHERE (c.tsv @@ q.any_word OR c.tsv @@ ANY(q.idents)) AND {where}) s"
             " WHERE words >= %(need)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s"
         ).format(bonus=sql.Literal(IDENTIFIER_BONUS), where=where)
-        async with self._db.connection() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()
-        return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return list(await (await conn.execute(query, params)).fetchall())
 
     async def fetch_chunks(self, user_id: str, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Text and title of the given chunks, re-checked against the user's access rows at read time."""

@@ -29,7 +29,8 @@ async def big_corpus(corpus: Corpus) -> Corpus:
 def test_identifier_terms_are_kept_whole() -> None:
     terms = lexical_terms("How do I set trusted_domains and run occ files:scan --all?", 64)
     assert terms.identifiers == ("trusted_domains", "files:scan")
-    assert ("how" not in terms.words and "trusted_domains" in terms.words) or "trusted" in terms.words
+    # no word list decides what counts: which words are too common is judged on the user's chunks at search time
+    assert terms.words == ("how", "do", "i", "set", "trusted_domains", "and", "run", "occ", "files", "scan", "all")
     assert lexical_terms("see /apps/files/ and config.php.", 64).identifiers == ("apps/files", "config.php")
 
 
