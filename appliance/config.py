@@ -265,6 +265,13 @@ class LogsConfig(_Section):
     backups: int = Field(5, ge=1, description="rotated files kept per log (app.log.1 ... app.log.N); older go")
 
 
+class StatusHistoryConfig(_Section):
+    interval_s: float = Field(60.0, ge=0.1, description="seconds between samples of throughput and queue depth")
+    samples: int = Field(
+        1440, ge=2, le=100_000, description="samples kept in the database (1440 at 60 s = the last 24 hours)"
+    )
+
+
 class AppConfig(_Section):
     debug: bool = Field(False, description="debug logging and error details")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -288,6 +295,7 @@ class AppConfig(_Section):
     pull: PullConfig = Field(default_factory=PullConfig)
     http: HttpServerConfig = Field(default_factory=HttpServerConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    status_history: StatusHistoryConfig = Field(default_factory=StatusHistoryConfig)
 
 
 def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -20,6 +21,7 @@ from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.ingest import IngestService
 from quart_app.services.source_order import SourceOrder
 from quart_app.services.source_spool import SourceSpool
+from quart_app.services.status_history import StatusSampler
 from quart_app.store import Database
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,10 @@ async def open_engine(
         llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
         _closing(stack, f"LLM backend {llm.name}", llm.aclose)
         answer = build_answer_service(config, db, client, llm)
+        if loops is not None:
+            sampler = StatusSampler(db, config.status_history)
+            loops.start(StatusSampler.LOOP_NAME, sampler.run)
+            _closing(stack, "status history sampler", functools.partial(loops.stop, [StatusSampler.LOOP_NAME]))
         pull = None
         if nextcloud is not None and loops is not None:
             spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)
