@@ -21,6 +21,7 @@ from quart_app.loop_lag import LoopLagMonitor
 from quart_app.request_ids import RequestIdMiddleware
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
+from quart_app.routes.status_page import PAGE_PATHS
 from quart_app.services.source_spool import remove_leftovers
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     if settings.config.disable_aaa:
         app.asgi_app = passthrough_user(app.asgi_app)  # type: ignore[method-assign,assignment]
     else:
-        app.asgi_app = AppApiAuthMiddleware(app.asgi_app, settings.app_id, settings.app_secret)  # type: ignore[method-assign,assignment]
+        app.asgi_app = AppApiAuthMiddleware(  # type: ignore[method-assign,assignment]
+            app.asgi_app, settings.app_id, settings.app_secret, secret_paths=PAGE_PATHS
+        )
     # outermost: a refused request's drained body is timed too
     app.asgi_app = BodyTimeoutMiddleware(app.asgi_app, settings.config.http.body_timeout_s)  # type: ignore[method-assign,assignment]
     # around everything: every request, refused or timed out as well, has an id on its log lines and its response

@@ -14,6 +14,7 @@ from appliance.env_settings import ENV_SETTINGS
 from appliance.storage import StorageLayout
 from quart_app.app_factory import build_app
 from quart_app.app_settings import AppSettings
+from quart_app.routes.status_page import PAGE_PATHS
 
 REPO = Path(__file__).resolve().parents[2]
 INFO_XML = REPO / "appinfo" / "info.xml"
@@ -203,7 +204,8 @@ def test_each_route_reaches_exactly_one_served_path_on_every_appapi(matcher: str
 
 
 def test_the_promised_routes_are_declared(served: dict[str, set[str]]) -> None:
-    """/downloadLogs (the PHP app's admin page links to it) and /status (ours) stay reachable through the proxy."""
-    for path in ("/downloadLogs", "/status"):
+    """/downloadLogs (the PHP app's admin page links to it), /status and the status page with every file it loads
+    (ours) stay reachable through the proxy."""
+    for path in ("/downloadLogs", *sorted(PAGE_PATHS)):
         assert "GET" in served.get(path, set()), f"the app no longer serves GET {path}"
         assert any(_matches_canonical(_text(route, "url"), path.lstrip("/")) for route in _routes()), path

@@ -1,0 +1,160 @@
+// The status page: GET ../status (the admin report) and GET history (the chart's samples), redrawn every 10 s.
+// Every URL is relative, so the page works behind AppAPI's proxy as well as on the app's own port.
+"use strict";
+
+const REFRESH_MS = 10000;
+const THROUGHPUT_COLOUR = "#0082c9";
+const QUEUE_COLOUR = "#e6550d";
+// relative to the page without its user:password@ (fetch refuses URLs with credentials; the session cookie does)
+const PAGE_URL = location.origin + location.pathname;
+let chart = null;
+
+function number(value) {
+  return value === null || value === undefined ? "–" : Number(value).toLocaleString("en-US");
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "unknown";
+  if (seconds === 0) return "done";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h} h ${m} min` : m ? `${m} min ${r} s` : `${r} s`;
+}
+
+function setText(id, text) {
+  document.getElementById(id).textContent = text;
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+}
+
+function fillTable(id, rows, empty) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren();
+  if (!rows.length) rows = [[empty, "", ""]];
+  for (const [first, second, third, className] of rows) {
+    const row = body.insertRow();
+    cell(row, first);
+    cell(row, second, className);
+    cell(row, third);
+  }
+}
+
+function fillList(id, pairs) {
+  const list = document.getElementById(id);
+  list.replaceChildren();
+  for (const [term, value] of pairs) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+}
+
+function flatten(prefix, value, out) {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) flatten(prefix ? `${prefix} ${key}` : key, inner, out);
+  } else {
+    out.push([prefix, Array.isArray(value) ? value.join(", ") : String(value)]);
+  }
+  return out;
+}
+
+function renderReport(report) {
+  setText("documents-indexed", number(report.documents.indexed));
+  setText("documents-failed", number(report.documents.failed));
+  setText("chunks-embedded", number(report.chunks.embedded));
+  setText("chunks-queued", number(report.chunks.queued));
+  setText("chunks-failed", number(report.chunks.failed));
+  setText("throughput-label", `chunks/s (last ${report.throughput.window_s} s)`);
+  setText("throughput-chunks-per-s", number(report.throughput.chunks_per_s));
+  setText("eta", duration(report.eta_s));
+  setText("queue-depth", number(report.queue.depth));
+  setText("queue-tokens", number(report.queue.tokens));
+  setText("queue-due-now", number(report.queue.due_now));
+  setText("queue-in-progress", number(report.queue.in_progress));
+
+  const model = report.embedding_model || {};
+  const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : "not bound yet"]];
+  // sections other parts of the app may add to the report (models, hardware) are shown as they come
+  for (const key of ["models", "hardware"]) if (report[key]) flatten(key, report[key], models);
+  if (report.pull) {
+    models.push(["Nextcloud", report.pull.nextcloud_configured ? "configured" : "not configured (push only)"]);
+    if (report.pull.detail) models.push(["pull", report.pull.detail]);
+  }
+  if (report.event_loop) models.push(["event loop lag p99 (1 min)", `${report.event_loop.lag_ms_p99_last_minute} ms`]);
+  fillList("models", models);
+
+  const loops = Object.entries(report.loops || {}).map(([name, loop]) => [
+    name, loop.state, loop.detail, loop.state === "crashed" || loop.state === "failed" ? "bad" : "",
+  ]);
+  fillTable("loops", loops, "no background loop");
+
+  const errors = [];
+  for (const failed of report.documents.failed_sources) errors.push(["document", failed.source_id, failed.error]);
+  for (const [reason, count] of Object.entries(report.chunks.failure_reasons)) {
+    errors.push(["embedding", `${number(count)} chunk(s)`, reason]);
+  }
+  for (const [name, loop] of Object.entries(report.loops || {})) {
+    if (loop.state === "crashed" || loop.state === "failed") errors.push([`loop ${name}`, "", loop.detail]);
+  }
+  fillTable("errors", errors, "no errors");
+}
+
+function renderHistory(history) {
+  const box = document.getElementById("chart");
+  if (history.at.length < 2) {
+    if (chart) { chart.destroy(); chart = null; }
+    const note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = `collecting samples (one every ${history.interval_s} s)…`;
+    box.replaceChildren(note);
+    return;
+  }
+  const data = [history.at, history.chunks_per_s, history.queue_depth];
+  if (chart) {
+    chart.setData(data);
+    return;
+  }
+  box.replaceChildren();
+  chart = new uPlot({
+    width: Math.max(320, box.clientWidth - 24),
+    height: 260,
+    series: [
+      {},
+      { label: "throughput (chunks/s)", stroke: THROUGHPUT_COLOUR, width: 2, scale: "rate", points: { show: false } },
+      { label: "queue depth (chunks)", stroke: QUEUE_COLOUR, width: 2, scale: "queue", points: { show: false } },
+    ],
+    axes: [
+      {},
+      { scale: "rate", label: "chunks/s" },
+      { scale: "queue", side: 1, label: "queued chunks", grid: { show: false } },
+    ],
+  }, data, box);
+}
+
+async function fetchJson(url) {
+  const response = await fetch(new URL(url, PAGE_URL), { credentials: "same-origin", cache: "no-store" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function refresh() {
+  try {
+    const [report, history] = await Promise.all([fetchJson("../status"), fetchJson("history")]);
+    renderReport(report);
+    renderHistory(history);
+    setText("updated", `updated ${new Date().toLocaleTimeString("en-GB")}`);
+    document.body.dataset.state = "ready";
+  } catch (error) {
+    setText("updated", `could not load the status: ${error.message}`);
+    document.body.dataset.state = "error";
+  }
+}
+
+refresh();
+setInterval(refresh, REFRESH_MS);
