@@ -161,7 +161,7 @@ def test_the_page_renders_the_status_figures_and_the_chart_for_admins_only(
 ) -> None:
     """Through AppAPI's proxy (an admin's browser) and with the app secret as Basic password (no Nextcloud) the page
     shows /status's figures and draws both series; without either it shows nothing."""
-    base, _server = indexed_app
+    base, server = indexed_app
     screenshot = tmp_path / "status-page.png"
     with appapi_proxy(base) as proxied, httpx.Client(base_url=base, timeout=60) as http:
         proxied_dom = run_chromium(proxied + "status/page.html")
@@ -172,6 +172,8 @@ def test_the_page_renders_the_status_figures_and_the_chart_for_admins_only(
     _assert_page_shows(proxied_dom, report)
     _assert_page_shows(secret_dom, report)
     assert "Documents" not in anonymous_dom and "data-state" not in anonymous_dom
+    # the password in the page's URL, its Basic header and the session cookie are never logged
+    assert APP_SECRET not in server.log_text()
     image = Image.open(screenshot)
     assert image.size == WINDOW
     # each series is a line drawn across the chart (a legend marker alone is a few pixels wide)
