@@ -29,7 +29,7 @@ from rich.live import Live
 
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.ccb_index import run_index
-from appliance.ccb_status import collect_status, render_status
+from appliance.ccb_status import render_status
 from appliance.doctor import run_doctor
 from appliance.errors import ApplianceError
 from appliance.local_sources import local_source_id, walk
@@ -210,24 +210,23 @@ def search(query: str, user: str, scope: Sequence[str], limit: int, as_json: boo
 @handles_errors
 def status(watch: bool, interval: float, as_json: bool) -> None:
     """Documents by state, chunks embedded/queued/failed, throughput, ETA, errors, model, programs, loops."""
-    layout = StorageLayout.from_env()
     with _client() as app:
         if as_json:
-            for report in _reports(app, layout, watch, interval):
+            for report in _reports(app, watch, interval):
                 _emit(report)
             return
         if not watch:
-            Console().print(render_status(collect_status(app, layout)))
+            Console().print(render_status(app.status()))
             return
-        with Live(render_status(collect_status(app, layout)), auto_refresh=False) as live:
-            for report in _reports(app, layout, True, interval):
+        with Live(render_status(app.status()), auto_refresh=False) as live:
+            for report in _reports(app, True, interval):
                 live.update(render_status(report), refresh=True)
 
 
-def _reports(app: AppClient, layout: StorageLayout, watch: bool, interval: float) -> Iterator[dict[str, Any]]:
+def _reports(app: AppClient, watch: bool, interval: float) -> Iterator[dict[str, Any]]:
     try:
         while True:
-            yield collect_status(app, layout)
+            yield app.status()
             if not watch:
                 return
             time.sleep(interval)

@@ -1,40 +1,11 @@
-"""`ccb status`: the app's GET /status with what only this machine knows (programs, hardware), as tables."""
+"""`ccb status`: the app's GET /status (with supervisord's programs and the hardware) as tables."""
 
 from __future__ import annotations
 
-import xmlrpc.client
-from typing import Any, cast
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
-from supervisor.xmlrpc import SupervisorTransport
-
-from appliance.app_client import AppClient
-from appliance.probe import probe_cpu
-from appliance.storage import StorageLayout
-
-
-def program_states(layout: StorageLayout) -> dict[str, str] | str:
-    """{program: state} from supervisord's socket, or why it could not be asked."""
-    socket = layout.run_dir / "supervisor.sock"
-    transport = SupervisorTransport(None, None, f"unix://{socket}")
-    try:
-        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-        infos = cast(list[dict[str, Any]], proxy.supervisor.getAllProcessInfo())
-    except (OSError, xmlrpc.client.Error) as exc:
-        return f"supervisord does not answer on {socket} ({exc})"
-    finally:
-        transport.close()
-    return {info["name"]: str(info["statename"]) for info in infos}
-
-
-def collect_status(app: AppClient, layout: StorageLayout) -> dict[str, Any]:
-    """GET /status plus `programs` (supervisord) and `hardware` (CPU flags) of this machine."""
-    report: dict[str, Any] = app.status()
-    report["programs"] = program_states(layout)
-    cpu = probe_cpu()
-    report["hardware"] = {"arch": cpu.arch, "avx2": cpu.flags.get("avx2"), "llama_cpp": cpu.llama_cpp_supported}
-    return report
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> Table:
@@ -76,7 +47,13 @@ def render_status(report: dict[str, Any]) -> RenderableType:
     elif programs:
         parts.append(_table("Programs", [("supervisord", str(programs))]))
     hardware = report.get("hardware") or {}
-    parts.append(_table("Hardware", [("cpu", f"{hardware.get('arch')} (AVX2: {hardware.get('avx2')})")]))
+    machine = [("cpu", f"{hardware.get('arch')} (AVX2: {hardware.get('avx2')})")]
+    if hardware.get("device"):
+        machine.append(("device", f"{hardware['device']}: {hardware.get('device_reason')}"))
+    llm = report.get("llm") or {}
+    if llm:
+        machine.append(("llm", f"{llm.get('backend')} (context {llm.get('n_ctx')} tokens)"))
+    parts.append(_table("Hardware", machine))
     loops = report.get("loops") or {}
     parts.append(
         _table(

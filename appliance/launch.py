@@ -16,6 +16,7 @@ from appliance.config import AppConfig, load_config
 from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensure_config
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
 from appliance.env_settings import app_base_url, env_value
+from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
 from appliance.program_env import embedder_environment, env_arguments
@@ -95,6 +96,7 @@ def launch_environment(
     database: DatabaseTarget,
     config_file: Path,
     environ: Mapping[str, str] | None = None,
+    hardware: HardwareReport | None = None,
 ) -> dict[str, str]:
     """The variables supervisord.conf expands (%(ENV_...)s); all are strings, none is a secret."""
     embedding = config.embedding
@@ -115,6 +117,9 @@ def launch_environment(
         "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
         # where `ccb` and the health check reach the app from a shell that did not export APP_HOST/APP_PORT
         "CCB_APP_URL": app_base_url(environ),
+        # GET /status shows what the probe chose and why
+        DEVICE_VARIABLE: "" if hardware is None else hardware.device,
+        DEVICE_REASON_VARIABLE: "" if hardware is None else hardware.reason,
     }
 
 
@@ -181,5 +186,5 @@ def prepare(
     ensure_local_secret(layout, environ)
     enable_standalone(layout, environ)
     env_file = launch_env_path(layout)
-    write_launch_env(env_file, launch_environment(config, layout, database, choice.path, environ))
+    write_launch_env(env_file, launch_environment(config, layout, database, choice.path, environ, hardware))
     return Prepared(layout, hardware, choice, config, plan, database, env_file)

@@ -18,6 +18,7 @@ from typing import IO
 
 from quart import Blueprint, Response, request
 
+from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
@@ -65,6 +66,9 @@ async def status() -> Response:
     report["ordering"] = opened.order.snapshot()
     # how long the event loop was blocked (every request waits meanwhile): worst since start, p99 of the last minute
     report["event_loop"] = state.loop_lag.snapshot()
+    # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
+    report.update(await asyncio.to_thread(machine_report, state.settings.storage))
+    report["llm"] = opened.answer.llm_report()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from appliance.config import ExtractiveConfig
 from quart_app.runtimes.llm_backend import LlmBackend
@@ -66,6 +66,10 @@ class AnswerService:
         self._retrieval = retrieval
         self._llm = llm
         self._templates = templates
+
+    def llm_report(self) -> dict[str, Any]:
+        """Which language model answers, for GET /status."""
+        return {"backend": self._llm.name, "n_ctx": self._llm.n_ctx, "max_tokens": self._llm.max_tokens}
 
     async def sources_with_titles(self, user_id: str, source_ids: Sequence[str]) -> list[DocSearchResult]:
         """Unique source ids of an answer, in order, with their titles (only what the user may read)."""

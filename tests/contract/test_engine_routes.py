@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import platform
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,11 @@ async def test_admin_routes(app: Quart, client: Client) -> None:
     response = await client.get("/status", headers=signed_headers("admin"))
     status = await response.get_json()
     assert response.status_code == 200 and status["documents"]["indexed"] == len(DOCS)
+    # what `ccb status` and the status page show beside the counts: the LLM, the hardware, supervisord's programs
+    assert status["llm"]["backend"] == "extractive"
+    assert status["hardware"]["arch"] == platform.machine() and status["hardware"]["avx2"] is True
+    # no supervisord runs in this test: the report says where it was asked
+    assert "supervisord does not answer on" in status["programs"]
 
 
 async def test_download_logs_never_follows_symlinks(app: Quart, client: Client, tmp_path: Path) -> None:

@@ -80,8 +80,8 @@ function renderReport(report) {
 
   const model = report.embedding_model || {};
   const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : "not bound yet"]];
-  // sections other parts of the app may add to the report (models, hardware) are shown as they come
-  for (const key of ["models", "hardware"]) if (report[key]) flatten(key, report[key], models);
+  // the language model, the hardware and supervisord's programs, as the report has them
+  for (const key of ["llm", "hardware", "programs"]) if (report[key]) flatten(key, report[key], models);
   if (report.pull) {
     models.push(["Nextcloud", report.pull.nextcloud_configured ? "configured" : "not configured (push only)"]);
     if (report.pull.detail) models.push(["pull", report.pull.detail]);
