@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract_kit import contract_config, make_settings, signed_headers
+from contract_kit import contract_config, make_settings, running_app, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -23,9 +23,9 @@ def settings(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> AppSettings:
 
 @pytest.fixture
 async def app(settings: AppSettings) -> AsyncIterator[Quart]:
-    """The real app with the real engine, lifespan run (before_serving/after_serving) by test_app()."""
+    """The real app with the real engine, lifespan run (before_serving/after_serving) by running_app()."""
     quart_app = create_app(settings)
-    async with quart_app.test_app():
+    async with running_app(quart_app):
         yield quart_app
 
 

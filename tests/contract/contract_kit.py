@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
+from quart import Quart
+from quart.testing.app import TestApp
 from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance import app_client
@@ -57,3 +59,12 @@ def make_settings(root: Path, dsn: str, raw_config: dict[str, Any], nextcloud_ur
         aa_version="5.0.2",
         nextcloud_url=nextcloud_url,
     )
+
+
+# the lifespan (migrations, engine, models) takes seconds on a loaded 2-core box, where Quart's default 6 s flakes
+LIFESPAN_TIMEOUT_S = 120
+
+
+def running_app(app: Quart) -> TestApp:
+    """`app.test_app()` with start-up and shutdown timeouts a loaded machine meets."""
+    return TestApp(app, startup_timeout=LIFESPAN_TIMEOUT_S, shutdown_timeout=60)

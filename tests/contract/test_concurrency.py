@@ -14,6 +14,7 @@ from contract_kit import (
     contract_config,
     guzzle_multipart,
     make_settings,
+    running_app,
     signed_headers,
 )
 from nextcloud_ocs_fake import FakeAppApiNextcloud
@@ -46,7 +47,7 @@ async def test_long_query_does_not_stall_heartbeat_or_ingest(
         nextcloud.task.statuses = ["STATUS_RUNNING"]  # the last status repeats: the task runs until we say so
         raw = contract_config(embedder_url, llm={"nc_texttotext": {"poll_interval_s": 0.05}})
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url))
-        async with app.test_app() as test_app:
+        async with running_app(app) as test_app:
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
             body, content_type = guzzle_multipart([SourcePart("files__default: 1", TEXT)])

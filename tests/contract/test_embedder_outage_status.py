@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from embedder_program import EmbedderProgram
 
 from quart_app import create_app
@@ -35,7 +35,7 @@ async def test_status_shows_the_worker_waiting_for_the_embedder_and_indexing_res
     )
     stopped_at = time.time()
     stoppable_embedder.stop()
-    async with app.test_app() as test_app:
+    async with running_app(app) as test_app:
         client = test_app.test_client()
         await client.put("/enabled?enabled=1", headers=signed_headers())
         body, content_type = guzzle_multipart([SourcePart("files__default: 1", (TEXT * 20).encode())])

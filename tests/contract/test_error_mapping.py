@@ -15,6 +15,7 @@ from contract_kit import (
     contract_config,
     guzzle_multipart,
     make_settings,
+    running_app,
     signed_headers,
 )
 from nextcloud_ocs_fake import FakeAppApiNextcloud
@@ -43,7 +44,7 @@ async def test_a_query_waiting_for_a_lock_is_a_vector_db_error_naming_the_settin
 ) -> None:
     raw = contract_config(embedder_url, pgvector={"pool_max": 4, "lock_timeout_s": 0.5})
     app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
-    async with app.test_app() as test_app:
+    async with running_app(app) as test_app:
         http = test_app.test_client()
         await http.put("/enabled?enabled=1", headers=signed_headers())
         async with await psycopg.AsyncConnection.connect(fresh_dsn) as holder:
@@ -68,7 +69,7 @@ async def test_a_failed_llm_task_is_an_llm_error(
         nextcloud.task.statuses = ["STATUS_FAILED"]
         raw = contract_config(embedder_url, llm={"nc_texttotext": {"poll_interval_s": 0.05}})
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url))
-        async with app.test_app() as test_app:
+        async with running_app(app) as test_app:
             http = test_app.test_client()
             await http.put("/enabled?enabled=1", headers=signed_headers())
             body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 
 from quart_app import create_app
 
@@ -15,7 +15,7 @@ async def test_an_external_embedding_service_is_asked_for_model_and_dimension(
     raw = contract_config(embedder_url)
     raw["embedding"] = {**raw["embedding"], "workers": 0}
     app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
-    async with app.test_app() as test_app:
+    async with running_app(app) as test_app:
         client = test_app.test_client()
         await client.put("/enabled?enabled=1", headers=signed_headers())
         body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])

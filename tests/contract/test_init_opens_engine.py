@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from model_server import ModelServer, catalogue_yaml
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 
@@ -46,7 +46,7 @@ async def test_engine_opens_after_init_fetched_the_models(
         raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
         base = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url)
         app = create_app(AppSettings(**{**base.__dict__, "model_catalogue": catalogue}))
-        async with app.test_app() as test_app:
+        async with running_app(app) as test_app:
             client = test_app.test_client()
             assert (await client.get("/heartbeat")).status_code == 200
             await client.put("/enabled?enabled=1", headers=signed_headers())

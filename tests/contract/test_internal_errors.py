@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from contract_kit import signed_headers
+from contract_kit import running_app, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -32,7 +32,7 @@ async def faulty_client(settings: AppSettings) -> AsyncIterator[Client]:
     async def raise_it(name: str) -> str:
         raise RAISED[name]
 
-    async with app.test_app() as running:
+    async with running_app(app) as running:
         yield running.test_client()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_kit import APP_ID, APP_SECRET, contract_config, make_settings, signed_headers
+from contract_kit import APP_ID, APP_SECRET, contract_config, make_settings, running_app, signed_headers
 from model_server import ModelServer, catalogue_yaml, url_model
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart import Quart
@@ -130,5 +130,5 @@ async def test_spool_files_left_by_a_crashed_process_are_removed_at_start(settin
     spool.mkdir(parents=True)
     (spool / "src-crashed.part").write_bytes(b"half an upload")
     (spool / "keep.txt").write_text("not ours")
-    async with create_app(settings).test_app():
+    async with running_app(create_app(settings)):
         assert sorted(p.name for p in spool.iterdir()) == ["keep.txt"]

@@ -16,6 +16,7 @@ from headless_chromium import WINDOW, run_chromium
 from live_app_kit import start_live_app
 from PIL import Image
 from server_process import ServerProcess
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -78,13 +79,14 @@ def _get(http: httpx.Client, path: str) -> Any:
     return response.json()
 
 
-def _wait_for(http: httpx.Client, done: Any, attempts: int = 600) -> None:
-    """Poll /status and /status/history until `done(report, history)`; every poll waits for two answers."""
-    for _ in range(attempts):
+def _wait_for(http: httpx.Client, done: Any, timeout_s: float = 300.0) -> None:
+    """Poll /status and /status/history until `done(report, history)` (a loaded machine embeds slowly)."""
+
+    def reached() -> bool:
         report, history = _get(http, "/status"), _get(http, "/status/history")
-        if history["at"] and done(report, history):
-            return
-    raise AssertionError(f"not reached: {report}, {history}")
+        return bool(history["at"]) and bool(done(report, history))
+
+    wait_for(reached, timeout_s, "the status figures and history to reach the expected state", interval=0.2)
 
 
 class _Figures(HTMLParser):
