@@ -1,0 +1,335 @@
+"""Retrieval and context quality on a real documentation corpus: ours next to an upstream-style baseline.
+
+    .venv/bin/python bench/quality/run.py [--split tune|heldout|all] [--check]
+
+Fetches the corpus (bench/quality/fetch_corpus.py, cached), checks every question's gold snippet against its gold
+file, starts an embedded PostgreSQL and the embedder (MiniLM int8) as bench/ingest_throughput.py does, then ingests
+the corpus twice through IngestService + EmbeddingWorker into two databases:
+  ours      the parse pool and token chunker with the shipped config (configs/config.cpu.yaml);
+  upstream  our loaders' text cut by upstream's 2000-character splitter (bench/quality/upstream_style.py).
+Every question is asked as /docSearch asks it (AnswerService.doc_search, 10 documents: Hit@1, Hit@5, MRR by file)
+and as /query asks it (AnswerService.query, 20 chunks packed by the nc_texttotext budget; the LLM is replaced by one
+that returns the prompt: context recall = the gold snippet inside it). The upstream-style run uses the same services
+with vector search only (lexical weight 0, exact scan) and no per-document cap. Writes the table to
+bench/results/quality-<date>.md and every outcome to .json. --check only checks the questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench"), str(HERE)]
+
+from embedding_cache import CachedEmbedder  # noqa: E402  # after the sys.path line
+from fetch_corpus import DEFAULT_CACHE, fetch, load_manifest  # noqa: E402
+from ingest_throughput import (  # noqa: E402
+    DIMENSION,
+    MODEL,
+    MODEL_MAX_TOKENS,
+    _file_stream,
+    fresh_database,
+    start_embedder,
+    start_postgres,
+    stop,
+    tokenizer_path,
+)
+from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noqa: E402
+from questions import Question, check_questions, load_questions  # noqa: E402
+from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
+
+from appliance.config import AppConfig, NcTextToTextConfig, load_config  # noqa: E402
+from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
+from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402
+from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
+from quart_app.runtimes.llm_backend import approximate_token_count  # noqa: E402
+from quart_app.services.answer import AnswerService, Templates, build_answer_service  # noqa: E402
+from quart_app.services.embedding_worker import EmbeddingWorker  # noqa: E402
+from quart_app.services.ingest import DocumentParser, IncomingSource, IngestService  # noqa: E402
+from quart_app.services.retrieval import RetrievalService  # noqa: E402
+from quart_app.services.source_spool import SourceSpool  # noqa: E402
+from quart_app.services.status import status  # noqa: E402
+from quart_app.store import Database  # noqa: E402
+from quart_app.store.search_store import SearchStore  # noqa: E402
+
+USER = "reader"
+PIPELINES = ("ours", "upstream")
+DOC_SEARCH_LIMIT = 10
+QUERY_CHUNKS = 20  # what the PHP app's /query asks for (ctxLimit never sent)
+INGEST_BATCH = 25  # files per /loadSources request, as the PHP app sends them
+
+
+class PromptCapture:
+    """The nc_texttotext budget (n_ctx, max_tokens, approximate tokenizer); 'generates' the prompt it was given."""
+
+    name = "prompt-capture"
+
+    def __init__(self, config: NcTextToTextConfig) -> None:
+        self.n_ctx = config.n_ctx
+        self.max_tokens = config.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return approximate_token_count(text)
+
+    async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
+        return prompt
+
+    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
+        yield prompt
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def ingest_corpus(
+    db: Database, client: EmbeddingClient | CachedEmbedder, parser: DocumentParser, corpus: Path,
+    documents: list[dict[str, str]], config: AppConfig, spool_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """Every document through IngestService (batches of INGEST_BATCH), then wait until every chunk is embedded."""
+    worker = EmbeddingWorker(db, client, config.embedding_worker)
+    service = IngestService(db, parser, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake)
+    spool = SourceSpool(spool_dir, max_bytes=config.ingest.max_part_mb * 1024 * 1024)
+    started = time.perf_counter()
+    await worker.start()
+    for first in range(0, len(documents), INGEST_BATCH):
+        batch = []
+        for number, document in enumerate(documents[first : first + INGEST_BATCH], start=first):
+            spooled = await spool.spool(Path(document["path"]).name, _file_stream(corpus / document["path"]))
+            batch.append(
+                IncomingSource(
+                    f"files__default: {number}", [USER], document["path"], document["mimetype"], 1_700_000_000,
+                    "files__default", spooled.path, spooled.size, spooled.sha256,
+                )
+            )  # fmt: skip
+        report = await service.ingest(batch)
+        for source in batch:
+            source.path.unlink(missing_ok=True)
+        if report.failed or report.retry:
+            raise RuntimeError(f"ingest failed: {report}")
+    while True:
+        if (await status(db))["queue"]["depth"] == 0:
+            break
+        await asyncio.sleep(0.5)  # status() aggregates over all chunks: do not poll it hot
+    seconds = time.perf_counter() - started
+    await worker.close()
+    async with db.connection() as conn:
+        cursor = await conn.execute("SELECT count(*), avg(token_count), avg(length(text)) FROM chunks")
+        chunks, tokens, chars = await cursor.fetchone() or (0, 0, 0)
+    return {"seconds": seconds, "chunks": chunks, "avg_tokens": float(tokens), "avg_chars": float(chars)}
+
+
+async def ask(
+    answer: AnswerService, pipeline: str, questions: list[Question], path_of: dict[str, str]
+) -> tuple[list[Outcome], list[float]]:
+    """Each question as /docSearch (ranked files) and as /query (the packed prompt); also /docSearch latencies."""
+    outcomes, latencies = [], []
+    for question in questions:
+        started = time.perf_counter()
+        hits = await answer.doc_search(USER, question.question, limit=DOC_SEARCH_LIMIT)
+        latencies.append((time.perf_counter() - started) * 1000)
+        result = await answer.query(USER, question.question, ctx_limit=QUERY_CHUNKS)
+        outcomes.append(score(question, pipeline, [path_of[h["source_id"]] for h in hits], result["output"]))
+    return outcomes, latencies
+
+
+async def open_pipeline(
+    pipeline: str, url: str, stack: AsyncExitStack, cluster: Any, config: AppConfig, corpus: Path,
+    documents: list[dict[str, str]], spool_dir: Path, vector_cache: Path | None,
+) -> tuple[AnswerService, EmbeddingClient | CachedEmbedder, dict[str, Any]]:  # fmt: skip
+    """A fresh database with the corpus ingested by this pipeline, and the answer service that reads it."""
+    raw_client = await stack.enter_async_context(EmbeddingClient(url, timeout_s=600))
+    client: EmbeddingClient | CachedEmbedder = raw_client
+    if vector_cache is not None:
+        client = CachedEmbedder(
+            raw_client, vector_cache.with_name(f"{vector_cache.name}-{MODEL}-{pipeline}.npz"), MODEL
+        )
+    db = await stack.enter_async_context(Database(fresh_database(cluster, f"quality_{pipeline}"), 2, 8))
+    await db.migrate(MODEL, DIMENSION)
+    assert isinstance(config.llm, NcTextToTextConfig), "configs/config.cpu.yaml's first LLM is nc_texttotext"
+    capture = PromptCapture(config.llm)
+    if pipeline == "ours":
+        chunker = ChunkerSpec(
+            tokenizer_path(), default_chunk_tokens(MODEL_MAX_TOKENS), config.embedding.chunk_overlap_tokens
+        )
+        limits = ParseLimits(timeout_s=config.ingest.parse_timeout_s, memory_mb=config.ingest.parse_memory_mb)
+        async with ParsePool(config.ingest.parse_workers, limits, chunker=chunker) as pool:
+            ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline)
+        return build_answer_service(config, db, client, capture), client, ingest
+    parser = UpstreamStyleParser(tokenizer_path())
+    ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline)
+    upstream_retrieval = config.retrieval.model_copy(
+        update={
+            "lexical_weight": 0.0,
+            "vector_candidates": 200,
+            "exact_search_below": 10**9,
+            "max_chunks_per_document": QUERY_CHUNKS,
+        }
+    )
+    retrieval = RetrievalService(SearchStore(db), client, upstream_retrieval)
+    return AnswerService(retrieval, capture, Templates(config.llm.template, config.llm.no_ctx_template)), client, ingest
+
+
+async def run_pipelines(
+    cluster: Any, urls: list[str], corpus: Path, documents: list[dict[str, str]], questions: list[Question],
+    root: Path, vector_cache: Path | None,
+) -> tuple[list[Outcome], dict[str, Any]]:  # fmt: skip
+    """Both pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time."""
+    config = load_config(REPO / "configs" / "config.cpu.yaml")
+    # two worker loops keep the embedder busy between batches; quality does not depend on it
+    config = config.model_copy(update={"embedding_worker": config.embedding_worker.model_copy(update={"workers": 2})})
+    path_of = {f"files__default: {n}": d["path"] for n, d in enumerate(documents)}
+    outcomes: list[Outcome] = []
+    facts: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        opened = await asyncio.gather(
+            *(
+                open_pipeline(pipeline, url, stack, cluster, config, corpus, documents, root / "spool", vector_cache)
+                for pipeline, url in zip(PIPELINES, urls, strict=True)
+            )
+        )
+        for pipeline, (answer, client, ingest) in zip(PIPELINES, opened, strict=True):
+            started = time.perf_counter()
+            found, latencies = await ask(answer, pipeline, questions, path_of)
+            ingest["questions_s"] = time.perf_counter() - started
+            ingest["doc_search_p50_ms"] = statistics.median(latencies)
+            if isinstance(client, CachedEmbedder):
+                client.save()
+                ingest["vectors_cached"], ingest["vectors_computed"] = client.hits, client.misses
+            outcomes += found
+            facts[pipeline] = ingest
+    return outcomes, facts
+
+
+def corpus_texts(corpus: Path, documents: list[dict[str, str]]) -> dict[str, str]:
+    """Each document's normalized text, as our loaders produce it (what the gold snippets must occur in)."""
+    return {d["path"]: extract_text(corpus / d["path"], d["mimetype"]) for d in documents}
+
+
+def report(
+    args: argparse.Namespace, documents: list[dict[str, str]], texts: dict[str, str], questions: list[Question],
+    table: dict[str, Any], facts: dict[str, Any], seconds: float,
+) -> list[str]:  # fmt: skip
+    types: dict[str, int] = {}
+    for d in documents:
+        types[d["mimetype"]] = types.get(d["mimetype"], 0) + 1
+    kinds: dict[str, int] = {}
+    for q in questions:
+        kinds[q.kind] = kinds.get(q.kind, 0) + 1
+    lines = [
+        f"# Quality benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Command: `.venv/bin/python bench/quality/run.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
+        f"Corpus: {len(documents)} documents ({', '.join(f'{n} {t}' for t, n in sorted(types.items()))}),"
+        f" {sum(map(len, texts.values())):,} characters after our loaders (bench/quality/README.md).",
+        f"Questions: {len(questions)} ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
+        f" split {args.split}: {sum(q.split == 'tune' for q in questions)} tune,"
+        f" {sum(q.split == 'heldout' for q in questions)} held-out.",
+        f"Embedder: {MODEL} (English-only MiniLM), {os.cpu_count()} cores; total run {seconds:.0f} s.",
+        "",
+        "| pipeline | chunks | avg tokens | avg chars | ingest + embed s | vectors cached / computed | questions s"
+        " | /docSearch p50 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    names = {
+        "ours": "ours (shipped config)",
+        "upstream": f"upstream-style ({CHUNK_CHARS}-char, vector only, 20 chunks)",
+    }
+    for pipeline, f in facts.items():
+        lines.append(
+            f"| {names[pipeline]} | {f['chunks']} | {f['avg_tokens']:.0f} | {f['avg_chars']:.0f} | {f['seconds']:.0f} |"
+            f" {f.get('vectors_cached', 0)} / {f.get('vectors_computed', 'all')} | {f['questions_s']:.0f} |"
+            f" {f['doc_search_p50_ms']:.0f} |"
+        )
+    lines += [
+        "",
+        "H@1/H@5/MRR: the gold file among /docSearch's 10 documents; recall: the gold snippet inside the /query"
+        " prompt (20 chunks packed into nc_texttotext's n_ctx 8192 - 512); prompt: median characters.",
+        "",
+    ]
+    return lines + render_table(table, PIPELINES)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=("tune", "heldout", "all"), default="all", help="which questions to ask")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the corpus is cached")
+    parser.add_argument(
+        "--packages",
+        help="comma-separated corpus folders (click,requests,...) to use only part of the corpus, with its questions",
+    )
+    parser.add_argument("--check", action="store_true", help="only check the questions against the corpus")
+    parser.add_argument(
+        "--vector-cache",
+        type=Path,
+        default=DEFAULT_CACHE.parent / "quality-vectors",
+        help="vectors kept between runs (the embedder is asked only for texts it has not seen)",
+    )
+    parser.add_argument("--no-vector-cache", action="store_true", help="embed everything (for ingest timings)")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    corpus = fetch(args.cache)
+    documents = load_manifest(corpus)
+    if args.packages:
+        chosen = set(args.packages.split(","))
+        documents = [d for d in documents if d["path"].split("/", 1)[0] in chosen]
+    texts = corpus_texts(corpus, documents)
+    questions = [q for q in load_questions() if args.split in ("all", q.split) and q.gold in texts]
+    problems = check_questions(questions, texts)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"{len(questions)} questions checked against {len(documents)} documents: every gold snippet found")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ccb-bench-quality-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)  # the unprivileged postgres and parser users must traverse it
+        cluster, postgres = start_postgres(root)
+        embedders = []
+        for pipeline in PIPELINES:
+            (root / pipeline).mkdir()
+            embedders.append(start_embedder(root / pipeline))
+        try:
+            outcomes, facts = asyncio.run(
+                run_pipelines(
+                    cluster,
+                    [url for url, _ in embedders],
+                    corpus,
+                    documents,
+                    questions,
+                    root,
+                    None if args.no_vector_cache else args.vector_cache,
+                )
+            )
+        finally:
+            for _, embedder in embedders:
+                stop(embedder)
+            stop(postgres)
+    seconds = time.perf_counter() - started
+    table = aggregate(outcomes, PIPELINES)
+    lines = report(args, documents, texts, questions, table, facts, seconds)
+    print("\n".join(lines))
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"quality-{stamp}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    payload = {"facts": facts, "table": table, "outcomes": outcome_rows(outcomes), "seconds": seconds}
+    (args.results / f"quality-{stamp}.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    print(f"written to {args.results / f'quality-{stamp}.md'} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
