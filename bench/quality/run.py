@@ -236,7 +236,8 @@ def report(
         f"Questions: {len(questions)} ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
         f" split {args.split}: {sum(q.split == 'tune' for q in questions)} tune,"
         f" {sum(q.split == 'heldout' for q in questions)} held-out.",
-        f"Embedder: {MODEL} (English-only MiniLM), {os.cpu_count()} cores; total run {seconds:.0f} s.",
+        f"Embedder: {MODEL} (English-only MiniLM), {os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f}"
+        f" at the end (timings scale with it; the scores do not); total run {seconds:.0f} s.",
         "",
         "| pipeline | chunks | avg tokens | avg chars | ingest + embed s | vectors cached / computed | questions s"
         " | /docSearch p50 ms |",
