@@ -33,19 +33,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(HERE)]
 
+from bench_services import MODEL, fresh_database, start_embedder, start_postgres, stop  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402  # after the sys.path line
 from fetch_corpus import DEFAULT_CACHE, fetch, load_manifest  # noqa: E402
-from ingest_throughput import (  # noqa: E402
-    DIMENSION,
-    MODEL,
-    MODEL_MAX_TOKENS,
-    _file_stream,
-    fresh_database,
-    start_embedder,
-    start_postgres,
-    stop,
-    tokenizer_path,
-)
+from ingest_throughput import DIMENSION, MODEL_MAX_TOKENS, _file_stream, tokenizer_path  # noqa: E402
 from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noqa: E402
 from questions import Question, check_questions, load_questions  # noqa: E402
 from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
