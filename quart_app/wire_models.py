@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
@@ -11,30 +10,18 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.http_errors import BodyValidationError, ContractError, fastapi_detail
 from quart_app.services.answer import MAX_CTX_LIMIT
+from quart_app.source_fields import nul_problem
 
 MIB = 1024 * 1024
-
-# 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send. \Z, not $: '$' also
-# matches before a trailing newline
-SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+\Z")
-PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+\Z")
 
 ScopeType = Literal["provider", "source"]
 AccessOp = Literal["allow", "deny"]
 
 
-def is_valid_source_id(value: str) -> bool:
-    return SOURCE_ID_RE.match(value) is not None
-
-
-def is_valid_provider_id(value: str) -> bool:
-    return PROVIDER_ID_RE.match(value) is not None
-
-
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL: the query would fail with a database error (500) instead of naming the field
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters (\\u0000)")
+    if problem := nul_problem(value):
+        raise ValueError(problem)
     return value
 
 

@@ -16,11 +16,12 @@ from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate
-from quart_app.pull.queue_items import FILES_PROVIDER, PROVIDER_RE, ActionItem, RejectedItem, parse_actions
+from quart_app.pull.queue_items import FILES_PROVIDER, ActionItem, RejectedItem, parse_actions
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
+from quart_app.source_fields import is_valid_provider_id
 from quart_app.store import Database, StoreError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class ActionPoller(QueueLoop[ActionItem]):
 
     async def _provider_keys(self, provider: str) -> list[str]:
         """A full key as is; a bare id (PHP < 5.5, context_chat#258) is the provider part of stored keys."""
-        if PROVIDER_RE.match(provider):
+        if is_valid_provider_id(provider):
             return [provider]
         stored = await deletion.count_documents_by_provider(self._db)
         # the files provider is not a content provider: an app disable can never mean it

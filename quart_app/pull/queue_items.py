@@ -2,21 +2,27 @@
 
 Rules follow upstream's validation (pull-contract section 2.2 and 2.5) with two leniencies that PHP cannot notice:
 item ids may contain '_' and '.', and `delete_provider_id` accepts the bare provider id PHP < 5.5 sends
-(context_chat#258).
+(context_chat#258). Every field is also checked as the push routes check theirs (source_fields): what PostgreSQL
+cannot store would fail in the database, look transient and be retried (or block the actions queue) forever.
 """
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
+from quart_app.source_fields import (
+    BARE_PROVIDER_ID_RE,
+    QUEUE_REFERENCE_RE,
+    fits_bigint,
+    id_problem,
+    is_valid_provider_id,
+    parse_bigint,
+)
 
 FILES_PROVIDER = "files__default"
-REFERENCE_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:._-]+$")
-PROVIDER_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+$")
-BARE_PROVIDER_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 QueueKind = Literal["files", "content_providers"]
 
@@ -76,24 +82,34 @@ def _row_id(row_id: Any) -> int:
         raise InvalidItemError(f"queue row id {row_id!r} is not a number") from None
 
 
-def _user_ids(raw: Any) -> list[str]:
+def _user_id(raw: Any, name: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidItemError(f"{name} must contain only non-empty strings")
+    if problem := id_problem(raw):
+        raise InvalidItemError(f"{name} {raw!r} {problem}")
+    return raw.strip()
+
+
+def _user_ids(raw: Any, name: str = "userIds") -> list[str]:
     if not isinstance(raw, list) or not raw:
-        raise InvalidItemError("userIds must be a non-empty list")
-    if not all(isinstance(user, str) and user.strip() for user in raw):
-        raise InvalidItemError("userIds must contain only non-empty strings")
+        raise InvalidItemError(f"{name} must be a non-empty list")
     # one entry per mount: the same user may be listed several times
-    return list(dict.fromkeys(user.strip() for user in raw))
+    return list(dict.fromkeys(_user_id(user, name) for user in raw))
 
 
-def _integer(raw: Any, name: str) -> int:
-    if isinstance(raw, bool):
-        raise InvalidItemError(f"{name} must be a number, not {raw!r}")
-    if isinstance(raw, int | float):
-        return int(raw)
-    # isdigit() would accept '²', which int() refuses: one such item must not fail the whole batch
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdecimal():
-        return int(raw.strip())
-    raise InvalidItemError(f"{name} must be a number, not {raw!r}")
+def _bigint(raw: Any, name: str) -> int:
+    """An int, a float (PHP sends sizes above 2 GiB as floats) or a decimal string that fits PostgreSQL's bigint."""
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and math.isfinite(raw):  # int() raises on NaN and infinity
+        value = int(raw)
+    elif isinstance(raw, str):  # isdigit() would accept '²', which int() refuses
+        value = parse_bigint(raw.strip())
+    if value is None or not fits_bigint(value):
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:40] + "…"
+        raise InvalidItemError(f"{name} must be a whole number between -2^63 and 2^63-1, not {shown}")
+    return value
 
 
 def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
@@ -102,10 +118,10 @@ def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
     if not isinstance(raw, dict):
         raise InvalidItemError(f"item is {type(raw).__name__}, not an object")
     reference = raw.get("reference")
-    if not isinstance(reference, str) or not REFERENCE_RE.match(reference):
+    if not isinstance(reference, str) or not QUEUE_REFERENCE_RE.match(reference):
         raise InvalidItemError(f"reference {reference!r} is not '<app>__<provider>: <item id>'")
     provider = raw.get("provider")
-    if not isinstance(provider, str) or not PROVIDER_RE.match(provider):
+    if not isinstance(provider, str) or not is_valid_provider_id(provider):
         raise InvalidItemError(f"provider {provider!r} is not '<app>__<provider>'")
     title = raw.get("title")
     if not isinstance(title, str):
@@ -113,7 +129,9 @@ def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
     mimetype = raw.get("type")
     if not isinstance(mimetype, str) or not mimetype.strip():
         raise InvalidItemError("type (the mimetype) must be a non-empty string")
-    size = _integer(raw.get("size", 0), "size")
+    if problem := id_problem(mimetype):
+        raise InvalidItemError(f"type {mimetype!r} {problem}")
+    size = _bigint(raw.get("size", 0), "size")
     if size < 0:
         raise InvalidItemError(f"size must be >= 0, not {size}")
     content = raw.get("content")
@@ -131,7 +149,7 @@ def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
         user_ids=_user_ids(raw.get("userIds")),
         title=title,
         mimetype=mimetype.strip(),
-        modified=_integer(raw.get("modified"), "modified"),
+        modified=_bigint(raw.get("modified"), "modified"),
         provider=provider,
         size=size,
         content=content if kind == "content_providers" else None,
@@ -161,12 +179,12 @@ def _string(payload: dict[str, Any], key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value.strip():
         raise InvalidItemError(f"payload.{key} must be a non-empty string")
-    return value.strip()
+    return value  # not stripped: an id is matched as sent, a trailing newline included
 
 
 def _source_id(payload: dict[str, Any], key: str) -> str:
     value = _string(payload, key)
-    if not REFERENCE_RE.match(value):
+    if not QUEUE_REFERENCE_RE.match(value):
         raise InvalidItemError(f"payload.{key} {value!r} is not '<app>__<provider>: <item id>'")
     return value
 
@@ -212,29 +230,34 @@ def action_item(row_id: Any, raw: Any) -> ActionItem:
         ids = payload.get("sourceIds")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise InvalidItemError("payload.sourceIds must be a list of strings")
-        clean = {"sourceIds": [i for i in ids if REFERENCE_RE.match(i)]}
+        clean = {"sourceIds": [i for i in ids if QUEUE_REFERENCE_RE.match(i)]}
     elif kind == "delete_provider_id":
         provider = _string(payload, "providerId")
-        if not PROVIDER_RE.match(provider) and not BARE_PROVIDER_RE.match(provider):
+        if not is_valid_provider_id(provider) and not BARE_PROVIDER_ID_RE.match(provider):
             raise InvalidItemError(f"payload.providerId {provider!r} is not a provider id")
         clean = {"providerId": provider}
     elif kind == "delete_user_id":
-        clean = {"userId": _string(payload, "userId")}
+        clean = {"userId": _user_id(payload.get("userId"), "payload.userId")}
     elif kind == "update_access_source_id":
         clean = {
             "op": _op(payload),
-            "userIds": _user_ids(payload.get("userIds")),
+            "userIds": _user_ids(payload.get("userIds"), "payload.userIds"),
             "sourceId": _source_id(payload, "sourceId"),
         }
     elif kind == "update_access_provider_id":
         provider = _string(payload, "providerId")
-        if not PROVIDER_RE.match(provider):
+        if not is_valid_provider_id(provider):
             raise InvalidItemError(f"payload.providerId {provider!r} is not '<app>__<provider>'")
-        clean = {"op": _op(payload), "userIds": _user_ids(payload.get("userIds")), "providerId": provider}
+        clean = {
+            "op": _op(payload),
+            "userIds": _user_ids(payload.get("userIds"), "payload.userIds"),
+            "providerId": provider,
+        }
     else:
         users = payload.get("userIds")
         # declarative: the full list of readers; an empty list means nobody may read it any more
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise InvalidItemError("payload.userIds must be a list of strings")
-        clean = {"userIds": [u for u in dict.fromkeys(users) if u.strip()], "sourceId": _source_id(payload, "sourceId")}
+        readers = [_user_id(u, "payload.userIds") for u in users if u.strip()]
+        clean = {"userIds": list(dict.fromkeys(readers)), "sourceId": _source_id(payload, "sourceId")}
     return ActionItem(rid, str(kind), clean)

@@ -8,12 +8,11 @@ from quart_app.engine import engine
 from quart_app.http_errors import ContractError, json_message
 from quart_app.lifecycle import require_enabled
 from quart_app.services import access
+from quart_app.source_fields import is_valid_provider_id, is_valid_source_id
 from quart_app.wire_models import (
     UpdateAccessDeclarativeRequest,
     UpdateAccessProviderRequest,
     UpdateAccessRequest,
-    is_valid_provider_id,
-    is_valid_source_id,
     parse_body,
 )
 

@@ -10,6 +10,7 @@ from quart_app.engine import engine
 from quart_app.http_errors import ContractError, json_message
 from quart_app.lifecycle import require_enabled
 from quart_app.services import deletion
+from quart_app.source_fields import is_valid_provider_id
 from quart_app.wire_models import (
     BetaDeleteByProviderForAllUsersRequest,
     BetaDeleteByProviderRequest,
@@ -17,7 +18,6 @@ from quart_app.wire_models import (
     DeleteProviderRequest,
     DeleteSourcesRequest,
     DeleteUserRequest,
-    is_valid_provider_id,
     parse_body,
     read_json_body,
     validate_body,

@@ -24,8 +24,8 @@ from quart_app.multipart_sources import (
 from quart_app.services.ingest import IncomingSource
 from quart_app.services.source_order import Ticket
 from quart_app.services.source_spool import SourceSpool
+from quart_app.source_fields import id_problem, is_valid_source_id, parse_bigint
 from quart_app.store import DatabaseUnavailableError
-from quart_app.wire_models import is_valid_source_id
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,6 @@ NO_SOURCES = "No sources provided"
 BETA_ALL_LOADED = "All sources loaded"
 BETA_NOT_ALL_LOADED = "Error: All sources were not loaded, check logs for more info"
 WORKER_LIMIT = "Document parser worker limit reached, try again in some time or consider increasing the limit"
-# documents.modified is a bigint
-MAX_MODIFIED = 2**63 - 1
 # upstream 4.0.3+ waits 10 minutes for a parser slot, then asks the PHP app to retry
 GATE_WAIT_S = 600.0
 GATE_EXTENSION = "ccb_ingest_gate"
@@ -76,11 +74,8 @@ def _user_ids(headers: dict[str, str]) -> list[str]:
 
 def _storable_headers(headers: dict[str, str], modified: str) -> bool:
     """PostgreSQL text cannot hold NUL and `modified` is a bigint: such a part would otherwise be retried forever."""
-    stored = (headers.get("type", ""), headers.get("provider", ""), headers.get("userids", headers.get("userid", "")))
-    if any("\x00" in value for value in stored):
-        return False
-    # checked before int(): Python refuses to convert more than 4300 digits (a ValueError, not the client's 400)
-    return len(modified) <= len(str(MAX_MODIFIED)) and int(modified) <= MAX_MODIFIED
+    ids = (headers.get("type", ""), headers.get("provider", ""), headers.get("userids", headers.get("userid", "")))
+    return not any(id_problem(value) for value in ids) and parse_bigint(modified) is not None
 
 
 def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | RejectedPart:

@@ -216,6 +216,11 @@ class FakePullNextcloud:
         with self._lock:
             return self._new_row("files", item=item)
 
+    def add_raw_content_item(self, item: dict[str, Any]) -> int:
+        """A content-provider row served exactly as given (for validation tests); returns the row id."""
+        with self._lock:
+            return self._new_row("content_providers", item=item)
+
     def add_content_item(
         self,
         user_ids: list[str],

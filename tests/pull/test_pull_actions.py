@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
 
@@ -89,3 +92,30 @@ async def test_one_bad_action_never_blocks_the_others_and_bare_provider_ids_work
     assert counts == {"files__default": 2, "notes__notes": 1}  # mail__mail gone, files__default kept
     counters = (await pull_app.status())["loops"]["actions"]["counters"]
     assert counters["invalid"] == 3 and counters["applied"] == 2
+
+
+async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and_never_block_the_queue(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.pull")
+    docs = await _index(pull_app, nextcloud)
+    # a NUL failed in the database, was retried, and then held back every later action for 24 h
+    bad: list[tuple[str, dict[str, object]]] = [
+        ("update_access_source_id", {"op": "allow", "userIds": ["b\x00ob"], "sourceId": docs["budget"]}),
+        ("delete_user_id", {"userId": "al\x00ice"}),
+        ("update_access_decl_source_id", {"userIds": ["alice", "b\x00ob"], "sourceId": docs["label"]}),
+        ("update_access_provider_id", {"op": "deny", "userIds": ["bob\x07"], "providerId": "mail__mail"}),
+        ("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail\n"}),
+    ]
+    ids = await _apply(nextcloud, [*bad, ("delete_source_ids", {"sourceIds": [docs["hiking"]]})])
+    assert len(ids) == len(bad) + 1
+    counters = (await pull_app.status())["loops"]["actions"]["counters"]
+    assert counters["invalid"] == len(bad) and counters["applied"] == 1 and "left_locked" not in counters
+    dropped = [r.getMessage() for r in caplog.records if "is invalid and dropped" in r.getMessage()]
+    assert len(dropped) == len(bad)
+    assert sum("must not contain NUL characters" in m for m in dropped) == 3
+    assert sum("must not contain control characters" in m for m in dropped) == 1
+    assert sum("payload.providerId 'mail__mail\\n' is not" in m for m in dropped) == 1
+    assert await _counts(pull_app) == {"files__default": 2, "mail__mail": 1, "notes__notes": 1}
+    assert docs["label"] in await pull_app.search("bob", "green label ethical AI")  # the declaration was refused
+    assert "mail__mail: 42" in await pull_app.search("bob", "mail about green label")

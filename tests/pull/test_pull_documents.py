@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
+import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
 
@@ -181,3 +183,49 @@ async def test_files_larger_than_the_limit_are_refused_before_and_while_streamin
     assert _counters(pull_app)["failed"] == 2
     spool = pull_app.settings.storage.spool_dir
     assert not spool.exists() or list(spool.iterdir()) == []
+
+
+def _mail(item_id: str, **fields: object) -> dict[str, object]:
+    """A valid content-provider item with some fields replaced."""
+    item: dict[str, object] = {"userIds": ["alice"], "reference": f"mail__mail: {item_id}", "title": "Re: budget",
+                               "content": f"Mail {item_id} about the travel budget", "modified": 1700000000,
+                               "type": "text/plain", "provider": "mail__mail", "size": 40}  # fmt: skip
+    return {**item, **fields}
+
+
+async def test_items_postgresql_cannot_store_are_acknowledged_as_invalid_with_their_reason(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.pull")
+    good_file = nextcloud.add_file(["alice"], "files/label.txt", LABEL)
+    good_mail = nextcloud.add_raw_content_item(_mail("60"))
+    # each would fail in the database (NUL, bigint overflow), crash the whole claim (NaN, 5,000 digits) or be
+    # stored under a forged id (a trailing newline passed the old '$' pattern); none may touch its siblings
+    bad = {
+        nextcloud.add_raw_content_item(_mail("61", userIds=["al\x00ice"])): "userIds 'al\\x00ice' must not",
+        nextcloud.add_raw_content_item(_mail("62", userIds=["alice", "bob\x1b[31m"])): "must not contain control",
+        nextcloud.add_raw_content_item(_mail("63", type="text/plain\x00")): "type 'text/plain\\x00' must not contain",
+        nextcloud.add_raw_content_item(_mail("64", modified=2**63)): "modified must be a whole number between",
+        nextcloud.add_raw_content_item(_mail("65", modified=float("nan"))): "modified must be a whole number between",
+        nextcloud.add_raw_content_item(_mail("66", size="9" * 5000)): "size must be a whole number between",
+        nextcloud.add_raw_content_item(_mail("67", size=-1.5e300)): "size must be a whole number between",
+        nextcloud.add_raw_content_item(_mail("68", reference="mail__mail: 68\n")): "is not '<app>__<provider>: <",
+        nextcloud.add_raw_content_item(_mail("69", provider="mail__mail\n")): "is not '<app>__<provider>'",
+    }  # fmt: skip
+    good_row = nextcloud.file_row_id(good_file)
+    await until(lambda: acked(nextcloud, "content_providers") == {good_mail, *bad}, what="every row acknowledged")
+    await until(lambda: acked(nextcloud, "files") == {good_row})
+    assert nextcloud.queue_rows()["content_providers"] == []
+    counters = (await pull_app.status())["loops"]["documents"]["counters"]
+    assert counters["invalid"] == len(bad) and counters["indexed"] == 2 and "poll_errors" not in counters
+    dropped = [r.getMessage() for r in caplog.records if "is invalid and dropped" in r.getMessage()]
+    for row_id, reason in bad.items():
+        assert any(f"content_providers row {row_id} is invalid and dropped: " in m and reason in m for m in dropped), (
+            row_id,
+            reason,
+            dropped,
+        )
+    await pull_app.drain_embeddings()
+    found = await pull_app.search("alice", "mail about the travel budget")
+    assert found[0] == "mail__mail: 60" and not [f for f in found if f.startswith("mail__mail") and f != found[0]]
+    assert (await pull_app.search("alice", "green label"))[0] == f"files__default: {good_file}"

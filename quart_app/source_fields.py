@@ -1,0 +1,60 @@
+"""What the fields of a source must be before they reach PostgreSQL: shared by the push routes and the pull queues.
+
+PostgreSQL text cannot hold NUL and `modified`/`size` are bigint columns: a value breaking either fails only in the
+database, where it looks like a transient error and is retried forever. Ids (users, providers, mimetypes) never
+contain control characters in Nextcloud; one that does is refused with its reason. The patterns end in \\Z, not $:
+'$' also matches before a trailing newline.
+"""
+
+from __future__ import annotations
+
+import re
+
+# 5.0.1+ ("expand the source id regex item part"); accepts every id the older PHP apps send
+SOURCE_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:-]+\Z")
+# the pull queues' references: a content provider's item id may also hold '_' and '.' (harmless for the PHP app)
+QUEUE_REFERENCE_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:._-]+\Z")
+PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+\Z")
+# the PHP app < 5.5 names a provider without its app when an app is disabled (context_chat#258)
+BARE_PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+
+MAX_BIGINT = 2**63 - 1
+MIN_BIGINT = -(2**63)
+NUL_PROBLEM = "must not contain NUL characters (\\u0000)"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def is_valid_source_id(value: str) -> bool:
+    return SOURCE_ID_RE.match(value) is not None
+
+
+def is_valid_provider_id(value: str) -> bool:
+    return PROVIDER_ID_RE.match(value) is not None
+
+
+def nul_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as PostgreSQL text, or None."""
+    return NUL_PROBLEM if "\x00" in value else None
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` cannot be a user id or a mimetype (NUL, control characters), or None."""
+    if problem := nul_problem(value):
+        return problem
+    if found := _CONTROL.search(value):
+        return f"must not contain control characters (found {found.group()!r})"
+    return None
+
+
+def fits_bigint(value: int) -> bool:
+    return MIN_BIGINT <= value <= MAX_BIGINT
+
+
+def parse_bigint(text: str) -> int | None:
+    """A decimal integer (optionally negative) that fits a PostgreSQL bigint, or None."""
+    digits = text.removeprefix("-")
+    # the length first: Python refuses to convert more than 4300 digits (a ValueError that is not the sender's 400)
+    if not digits.isdecimal() or len(digits) > len(str(MAX_BIGINT)):
+        return None
+    value = int(text)
+    return value if fits_bigint(value) else None
