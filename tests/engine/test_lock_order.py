@@ -1,0 +1,95 @@
+"""Lock order: deletes and access changes lock their documents first (in source_id order), as an ingest does, so they
+cannot deadlock with an ingest or with each other. Real concurrent transactions on the embedded PostgreSQL, put in
+order by lock waits the test observes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import psycopg
+from engine_kit import rows
+
+from quart_app.store import Database
+from quart_app.store import access_store as store
+from quart_app.store.database import Connection
+from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
+
+LOCK_WAIT_S = 30.0
+
+
+def _doc(source_id: str, content_hash: bytes) -> DocumentRecord:
+    return DocumentRecord(source_id, "files__default", "t", "text/plain", 1, content_hash, 1)
+
+
+def _chunks(source_id: str, version: str) -> list[ChunkRecord]:
+    return [ChunkRecord(i, f"{version} chunk {i}", i * 10, 5, f"{source_id}/{version}/{i}".encode()) for i in range(3)]
+
+
+@asynccontextmanager
+async def _sessions(dsn: str, count: int) -> AsyncIterator[list[Connection]]:
+    """`count` connections of their own (autocommit, as the pool's), closed afterwards."""
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+            for _ in range(count)
+        ]
+
+
+async def _until_waiting_for_lock(probe: Connection, session: Connection | None = None) -> None:
+    """Return once `session` (None: any session of this database) waits for a lock another transaction holds."""
+    query = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    params: tuple[int, ...] = ()
+    if session is not None:
+        query, params = query + " AND pid = %s", (session.info.backend_pid,)
+    async with asyncio.timeout(LOCK_WAIT_S):
+        # PostgreSQL signals no event when a session starts waiting: its view is read until it shows the wait
+        while True:
+            if await (await probe.execute(query.encode(), params)).fetchone() is not None:
+                return
+            await asyncio.sleep(0.005)
+
+
+async def test_a_reindex_and_deleting_a_reader_it_drops_both_commit(db: Database, fresh_dsn: str) -> None:
+    source = "files__default: 1"
+    async with db.connection() as conn:
+        await write_indexed(conn, _doc(source, b"v1"), _chunks(source, "v1"), ["carol"])
+    async with _sessions(fresh_dsn, 4) as (blocker, ingest_conn, delete_conn, probe):
+        # the re-index has upserted its document and waits at its old chunks: it holds the document row
+        await blocker.execute("BEGIN")
+        await blocker.execute("SELECT id FROM chunks WHERE source_id = %s FOR UPDATE", (source,))
+        reindex = asyncio.create_task(
+            write_indexed(ingest_conn, _doc(source, b"v2"), _chunks(source, "v2"), ["alice", "bob"])
+        )
+        await _until_waiting_for_lock(probe, ingest_conn)
+        # carol is not among the new readers, so nothing in this process orders the two (SourceOrder keys differ)
+        delete = asyncio.create_task(store.delete_user(delete_conn, "carol"))
+        await _until_waiting_for_lock(probe, delete_conn)
+        await blocker.execute("COMMIT")
+        # before: the delete held carol's access row and waited for the document, the re-index the other way round
+        written, (_rows, orphans) = await asyncio.gather(reindex, delete)
+    assert written.version == 2 and orphans == 0
+    assert await rows(db, "SELECT user_id FROM access ORDER BY user_id") == [("alice",), ("bob",)]
+    assert await rows(db, "SELECT DISTINCT version FROM chunks") == [(2,)]
+
+
+async def test_deleting_a_source_and_deleting_its_only_reader_both_commit(db: Database, fresh_dsn: str) -> None:
+    first, last = "files__default: 1", "files__default: 9"
+    for source in (first, last):
+        async with db.connection() as conn:
+            await write_indexed(conn, _doc(source, b"v1"), _chunks(source, "v1"), ["carol"])
+    async with _sessions(fresh_dsn, 4) as (blocker, user_conn, source_conn, probe):
+        await blocker.execute("BEGIN")
+        await blocker.execute("SELECT 1 FROM access WHERE user_id = 'carol' AND source_id = %s FOR UPDATE", (last,))
+        # the user delete has taken carol's first access row and waits at the last one
+        delete_user = asyncio.create_task(store.delete_user(user_conn, "carol"))
+        await _until_waiting_for_lock(probe, user_conn)
+        delete_source = asyncio.create_task(store.delete_sources(source_conn, [first]))
+        await _until_waiting_for_lock(probe, source_conn)
+        await blocker.execute("COMMIT")
+        # before: the source delete held the document and waited for its access row, the user delete the reverse
+        (removed, orphans), _deleted = await asyncio.gather(delete_user, delete_source)
+    assert (removed, orphans) == (2, 2)
+    assert await rows(db, "SELECT source_id FROM documents") == []
+    assert await rows(db, "SELECT user_id FROM access") == []
