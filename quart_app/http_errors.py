@@ -121,6 +121,7 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping("psycopg_pool.PoolTimeout", 500, "Vector DB Error: "),
     ExceptionMapping("quart_app.store.errors.StoreError", 500, "Vector DB Error: "),
     ExceptionMapping("quart_app.store.errors.DatabaseUnavailableError", 503, "Vector DB Error: ", RETRY_HEADERS),
+    ExceptionMapping("quart_app.store.errors.TransactionConflictError", 503, "Vector DB Error: ", RETRY_HEADERS),
     ExceptionMapping("quart_app.loaders.errors.LoaderError", 500, "Resource Loader Error: "),
     ExceptionMapping("quart_app.runtimes.llm_errors.LlmError", 500, "LLM Error: "),
     ExceptionMapping("quart_app.runtimes.errors.EmbeddingServiceError", 500, "Embedding Request Error: "),

@@ -9,6 +9,7 @@ commits first and cannot restore a reader afterwards.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Literal
 
 from quart_app.services.errors import InvalidRequestError
@@ -53,12 +54,13 @@ async def _update_sources(db: Database, action: AccessOp, users: list[str], ids:
         part = ids[start : start + BATCH]
         async with db.connection() as conn:
             found += len(await store.existing_sources(conn, part))
-            if action == "allow":
-                await store.allow(conn, users, part)
-            else:
-                _rows, orphans = await store.deny(conn, users, part)
-                if orphans:
-                    logger.info("access denied: %d document(s) without readers removed", orphans)
+        if action == "allow":
+            await db.run_transaction(partial(store.allow, user_ids=users, source_ids=part), "granting access")
+        else:
+            work = partial(store.deny, user_ids=users, source_ids=part)
+            _rows, orphans = await db.run_transaction(work, "denying access")
+            if orphans:
+                logger.info("access denied: %d document(s) without readers removed", orphans)
     return found
 
 
@@ -67,10 +69,12 @@ async def update_access_provider(db: Database, order: SourceOrder, op: str, user
     action = _op(op)
     users = clean_ids(user_ids, "user id")
     key = required(provider, "provider id")
-    async with order.change([provider_key(key)]), db.connection() as conn:
+    async with order.change([provider_key(key)]):
         if action == "allow":
-            return await store.allow_provider(conn, users, key)
-        rows, orphans = await store.deny_provider(conn, users, key)
+            work = partial(store.allow_provider, user_ids=users, provider=key)
+            return await db.run_transaction(work, "granting access to a provider")
+        deny = partial(store.deny_provider, user_ids=users, provider=key)
+        rows, orphans = await db.run_transaction(deny, "denying access to a provider")
     if orphans:
         logger.info("provider access denied: %d document(s) without readers removed", orphans)
     return rows
@@ -80,8 +84,8 @@ async def update_access_declarative(db: Database, order: SourceOrder, user_ids: 
     """Exactly these users may read the source; False if the source is not stored."""
     users = clean_ids(user_ids, "user id")
     sid = required(source_id, "source id")
-    async with order.change([source_key(sid)]), db.connection() as conn:
-        found = await store.declare(conn, users, sid)
+    async with order.change([source_key(sid)]):
+        found = await db.run_transaction(partial(store.declare, user_ids=users, source_id=sid), "declaring readers")
     if not found:
         logger.info("declarative access: source not stored; ignored")
     return found

@@ -3,11 +3,14 @@
 A document no user may read any more is removed together with its chunks. Long id lists are sent as arrays
 (`= ANY(%s)`, never one parameter per id) and split into transactions of `id_lists.BATCH` ids. Each delete holds
 what it touches in the SourceOrder, so a load already being ingested commits first and cannot resurrect a document.
+A transaction PostgreSQL rolls back as a deadlock victim runs again (Database.run_transaction); if it keeps
+conflicting, the route answers 503 + cc-retry.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from quart_app.services.id_lists import BATCH, clean_ids, required
 from quart_app.services.source_order import SourceOrder, provider_key, source_key, user_key
@@ -23,8 +26,8 @@ async def delete_sources(db: Database, order: SourceOrder, source_ids: list[str]
     deleted = 0
     async with order.change(map(source_key, ids)):
         for start in range(0, len(ids), BATCH):
-            async with db.connection() as conn:
-                deleted += await store.delete_sources(conn, ids[start : start + BATCH])
+            part = ids[start : start + BATCH]
+            deleted += await db.run_transaction(partial(store.delete_sources, source_ids=part), "deleting sources")
     logger.info("deleted %d of %d requested source(s)", deleted, len(ids))
     return deleted
 
@@ -32,8 +35,8 @@ async def delete_sources(db: Database, order: SourceOrder, source_ids: list[str]
 async def delete_provider(db: Database, order: SourceOrder, provider: str) -> int:
     """Delete every document of a provider, for all users."""
     key = required(provider, "provider key")
-    async with order.change([provider_key(key)]), db.connection() as conn:
-        deleted = await store.delete_provider(conn, key)
+    async with order.change([provider_key(key)]):
+        deleted = await db.run_transaction(partial(store.delete_provider, provider=key), "deleting a provider")
     logger.info("deleted %d source(s) of provider %s", deleted, key)
     return deleted
 
@@ -46,8 +49,8 @@ async def delete_provider_for_all_users(db: Database, order: SourceOrder, provid
 async def delete_user(db: Database, order: SourceOrder, user_id: str) -> int:
     """Remove a user's access everywhere and the documents only they could read; returns documents removed."""
     user = required(user_id, "user id")
-    async with order.change([user_key(user)]), db.connection() as conn:
-        rows, documents = await store.delete_user(conn, user)
+    async with order.change([user_key(user)]):
+        rows, documents = await db.run_transaction(partial(store.delete_user, user_id=user), "deleting a user")
     logger.info("user removed: %d access row(s), %d orphaned document(s) deleted", rows, documents)
     return documents
 
@@ -59,8 +62,9 @@ async def delete_user_sources(db: Database, order: SourceOrder, user_id: str, so
     documents = 0
     async with order.change(map(source_key, ids)):
         for start in range(0, len(ids), BATCH):
-            async with db.connection() as conn:
-                _rows, gone = await store.delete_user_sources(conn, user, ids[start : start + BATCH])
+            part = ids[start : start + BATCH]
+            work = partial(store.delete_user_sources, user_id=user, source_ids=part)
+            _rows, gone = await db.run_transaction(work, "deleting a user's sources")
             documents += gone
     return documents
 
@@ -69,8 +73,9 @@ async def delete_user_provider(db: Database, order: SourceOrder, user_id: str, p
     """beta4 `deleteSourcesByProvider(userId, providerKey)`: the user loses the provider's sources."""
     user = required(user_id, "user id")
     key = required(provider, "provider key")
-    async with order.change([provider_key(key)]), db.connection() as conn:
-        _rows, documents = await store.delete_user_provider(conn, user, key)
+    async with order.change([provider_key(key)]):
+        work = partial(store.delete_user_provider, user_id=user, provider=key)
+        _rows, documents = await db.run_transaction(work, "deleting a user's provider")
     return documents
 
 

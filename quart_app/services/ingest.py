@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -195,10 +196,10 @@ class IngestService:
                 size,
             )
             if existing is not None and existing.state == "indexed" and existing.content_hash == content_hash:
-                async with self._db.connection() as conn:
-                    if await touch_unchanged(conn, record, source.user_ids):
-                        self.counters.unchanged += 1
-                        return "loaded", "", False
+                touch = partial(touch_unchanged, doc=record, user_ids=source.user_ids)
+                if await self._db.run_transaction(touch, f"refreshing {source.source_id}"):
+                    self.counters.unchanged += 1
+                    return "loaded", "", False
             return await self._parse_and_write(source, record)
         except (psycopg.Error, StoreError, ParsePoolError, OSError) as exc:
             logger.warning("ingest: source %s to retry after %s: %s", source.source_id, type(exc).__name__, exc)
@@ -216,12 +217,12 @@ class IngestService:
             logger.warning(
                 "ingest: source %s failed: %s", source.source_id, reason, extra={"source_id": source.source_id}
             )
-            async with self._db.connection() as conn:
-                await write_failed(conn, record, reason, source.user_ids)
+            failed = partial(write_failed, doc=record, error=reason, user_ids=source.user_ids)
+            await self._db.run_transaction(failed, f"recording the failure of {source.source_id}")
             self.counters.failed += 1
             return "failed", reason, False
-        async with self._db.connection() as conn:
-            result = await write_indexed(conn, record, chunks, source.user_ids)
+        write = partial(write_indexed, doc=record, chunks=chunks, user_ids=source.user_ids)
+        result = await self._db.run_transaction(write, f"writing {source.source_id}")
         self.counters.chunks_written += result.chunks
         self.counters.chunks_queued += result.queued
         logger.debug(

@@ -8,11 +8,14 @@ raises DatabaseUnavailableError (the routes answer 503 + cc-retry); while it sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
+from typing import TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector_async
@@ -25,12 +28,14 @@ from quart_app.store.errors import (
     DatabaseUnavailableError,
     LockTimeoutError,
     StatementTimeoutError,
+    TransactionConflictError,
 )
 from quart_app.store.migrator import MigrationResult, apply_migrations
 
 logger = logging.getLogger(__name__)
 
 Connection = AsyncConnection[TupleRow]
+T = TypeVar("T")
 
 # seconds one connection attempt may take (an unreachable TCP host would otherwise hang for the OS timeout)
 CONNECT_TIMEOUT_S = 10
@@ -39,6 +44,12 @@ CONNECT_TIMEOUT_S = 10
 RECONNECT_TIMEOUT_S = 10.0
 # while the database is known to be away, a request waits this long for a connection before its 503
 OUTAGE_WAIT_S = 2.0
+# a transaction PostgreSQL rolled back as a deadlock victim or for a serialization failure runs again this many
+# times in all, after a short jittered pause (the other transaction usually commits within milliseconds)
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF_S = 0.05
+# what PostgreSQL rolls back for a conflict with another transaction: running it again can succeed
+CONFLICT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 async def lift_statement_timeout(conn: Connection) -> None:
@@ -196,6 +207,26 @@ class Database:
             ) from exc
         finally:
             await self._pool.putconn(conn)
+
+    async def run_transaction(self, work: Callable[[Connection], Awaitable[T]], what: str) -> T:
+        """`work(conn)` (one `conn.transaction()`, nothing done outside it) on a pooled connection; when PostgreSQL
+        rolls it back for a deadlock or a serialization failure it runs again, up to CONFLICT_ATTEMPTS times in all.
+
+        Raises TransactionConflictError (503 + cc-retry) when every attempt conflicted; `what` names the work in it.
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                async with self.connection() as conn:
+                    return await work(conn)
+            except CONFLICT_ERRORS as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise TransactionConflictError(
+                        f"{what} conflicted with concurrent transactions {CONFLICT_ATTEMPTS} times"
+                        f" ({_first_line(exc)}); retry later"
+                    ) from exc
+                logger.warning("%s: %s; running it again (attempt %d)", what, _first_line(exc), attempt + 1)
+                await asyncio.sleep(CONFLICT_BACKOFF_S * attempt * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _no_connection(self, waited_s: float) -> DatabaseUnavailableError:
         """Why no connection came: the database is away, or every connection is busy."""

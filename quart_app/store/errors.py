@@ -23,3 +23,7 @@ class StatementTimeoutError(StoreError):
 
 class LockTimeoutError(StoreError):
     """A statement waited longer than pgvector.lock_timeout_s for a lock another transaction holds."""
+
+
+class TransactionConflictError(StoreError):
+    """A transaction kept failing with a deadlock or serialization failure; retry later (503 + cc-retry)."""

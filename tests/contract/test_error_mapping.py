@@ -4,6 +4,7 @@ Nextcloud text-to-text task -> 500 'LLM Error: ...'."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -78,3 +79,56 @@ async def test_a_failed_llm_task_is_an_llm_error(
             response = await http.post("/query", json=question, headers=signed_headers("admin"))
             answer = await response.get_json()
     assert response.status_code == 500 and answer["error"].startswith("LLM Error: ")
+
+
+# PostgreSQL itself fails the first `failures` deletes of the user's access rows as a deadlock victim (SQLSTATE
+# 40P01); the sequence counts the attempts (nextval survives the rollback)
+INJECTED_DEADLOCK = """
+CREATE SEQUENCE conflict_attempts;
+CREATE FUNCTION injected_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('conflict_attempts') <= {failures} THEN
+        RAISE EXCEPTION 'deadlock detected (injected)' USING ERRCODE = 'deadlock_detected';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER injected_deadlock BEFORE DELETE ON access
+    FOR EACH ROW WHEN (OLD.user_id = 'conflicted') EXECUTE FUNCTION injected_deadlock();
+INSERT INTO documents (source_id, provider, mimetype, modified, content_hash, size, state)
+    VALUES ('files__default: 1', 'files__default', 'text/plain', 1, '\\x00', 1, 'indexed');
+INSERT INTO access (user_id, source_id) VALUES ('conflicted', 'files__default: 1'), ('alice', 'files__default: 1');
+"""
+
+
+async def _delete_user_with_deadlocks(client: Client, dsn: str, failures: int) -> tuple[int, dict[str, str], Any, int]:
+    """POST /deleteUser while its first `failures` attempts deadlock: status, headers, body, attempts; readers left."""
+    assert (await client.post("/countIndexedDocuments", headers=signed_headers())).status_code == 200
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(INJECTED_DEADLOCK.format(failures=failures).encode())
+        response = await client.post("/deleteUser", json={"userId": "conflicted"}, headers=signed_headers())
+        attempts = await (await conn.execute("SELECT last_value FROM conflict_attempts")).fetchone()
+    assert attempts is not None
+    return response.status_code, dict(response.headers), await response.get_json(), attempts[0]
+
+
+async def test_a_delete_that_keeps_deadlocking_is_a_503_with_cc_retry(client: Client, fresh_dsn: str) -> None:
+    status, headers, body, attempts = await _delete_user_with_deadlocks(client, fresh_dsn, failures=100)
+    assert status == 503 and headers["cc-retry"] == "true"
+    assert body == {
+        "error": "Vector DB Error: deleting a user conflicted with concurrent transactions 4 times (deadlock detected"
+        " (injected)); retry later"
+    }
+    assert attempts == 4  # CONFLICT_ATTEMPTS, each rolled back: the user still reads the document
+    async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:
+        readers = await (await conn.execute("SELECT user_id FROM access ORDER BY user_id")).fetchall()
+    assert readers == [("alice",), ("conflicted",)]
+
+
+async def test_a_delete_chosen_as_deadlock_victim_twice_succeeds_on_its_third_attempt(
+    client: Client, fresh_dsn: str
+) -> None:
+    status, _headers, _body, attempts = await _delete_user_with_deadlocks(client, fresh_dsn, failures=2)
+    assert status == 200 and attempts == 3
+    async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:
+        readers = await (await conn.execute("SELECT user_id FROM access ORDER BY user_id")).fetchall()
+    assert readers == [("alice",)]

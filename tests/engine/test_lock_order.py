@@ -1,20 +1,23 @@
 """Lock order: deletes and access changes lock their documents first (in source_id order), as an ingest does, so they
-cannot deadlock with an ingest or with each other. Real concurrent transactions on the embedded PostgreSQL, put in
-order by lock waits the test observes."""
+cannot deadlock with an ingest or with each other; a transaction PostgreSQL still picks as a deadlock victim runs
+again. Real concurrent transactions on the embedded PostgreSQL, put in order by lock waits the test observes."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import psycopg
+import pytest
 from engine_kit import rows
 
 from quart_app.store import Database
 from quart_app.store import access_store as store
-from quart_app.store.database import Connection
+from quart_app.store.database import CONFLICT_ATTEMPTS, Connection
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
+from quart_app.store.errors import TransactionConflictError
 
 LOCK_WAIT_S = 30.0
 
@@ -93,3 +96,70 @@ async def test_deleting_a_source_and_deleting_its_only_reader_both_commit(db: Da
     assert (removed, orphans) == (2, 2)
     assert await rows(db, "SELECT source_id FROM documents") == []
     assert await rows(db, "SELECT user_id FROM access") == []
+
+
+class _DeadlockRival:
+    """Makes attempts of a transaction deadlock victims: the rival holds row 2, the attempt takes row 1 and waits for
+    row 2, then the rival asks for row 1. PostgreSQL aborts the one that has waited longer: the attempt."""
+
+    def __init__(self, rival: Connection, probe: Connection) -> None:
+        self.rival = rival
+        self.probe = probe
+        self.attempts = 0
+        self.ready = asyncio.Event()
+
+    async def work(self, conn: Connection) -> str:
+        """The transaction under test: each attempt starts once the rival is ready for it."""
+        await self.ready.wait()
+        self.ready.clear()
+        self.attempts += 1
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM conflict_rows WHERE id = 1 FOR UPDATE")
+            await conn.execute("SELECT 1 FROM conflict_rows WHERE id = 2 FOR UPDATE")
+        return "committed"
+
+    async def deadlock_next_attempt(self) -> None:
+        await self.rival.execute("BEGIN")
+        await self.rival.execute("SELECT 1 FROM conflict_rows WHERE id = 2 FOR UPDATE")
+        self.ready.set()
+        await _until_waiting_for_lock(self.probe)
+        await self.rival.execute(
+            "SELECT 1 FROM conflict_rows WHERE id = 1 FOR UPDATE"
+        )  # granted once the victim aborts
+        await self.rival.execute("COMMIT")
+
+
+@pytest.fixture
+async def rival(fresh_dsn: str) -> AsyncIterator[_DeadlockRival]:
+    async with _sessions(fresh_dsn, 2) as (rival_conn, probe):
+        await rival_conn.execute("CREATE TABLE conflict_rows (id int PRIMARY KEY)")
+        await rival_conn.execute("INSERT INTO conflict_rows VALUES (1), (2)")
+        yield _DeadlockRival(rival_conn, probe)
+
+
+async def test_a_deadlock_victim_runs_again_and_commits(
+    db: Database, rival: _DeadlockRival, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.store.database")
+    result = asyncio.create_task(db.run_transaction(rival.work, "the test's transaction"))
+    await rival.deadlock_next_attempt()
+    rival.ready.set()  # the second attempt runs alone
+    assert await result == "committed" and rival.attempts == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "the test's transaction: deadlock detected; running it again (attempt 2)"
+    ]
+
+
+async def test_a_transaction_that_keeps_deadlocking_is_a_conflict_error_after_every_attempt(
+    db: Database, rival: _DeadlockRival
+) -> None:
+    assert CONFLICT_ATTEMPTS == 4
+    result = asyncio.create_task(db.run_transaction(rival.work, "the test's transaction"))
+    for _ in range(CONFLICT_ATTEMPTS):
+        await rival.deadlock_next_attempt()
+    message = (
+        r"^the test's transaction conflicted with concurrent transactions 4 times \(deadlock detected\); retry later$"
+    )
+    with pytest.raises(TransactionConflictError, match=message):
+        await result
+    assert rival.attempts == CONFLICT_ATTEMPTS
