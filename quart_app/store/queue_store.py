@@ -1,4 +1,10 @@
-"""SQL for the embedding queue: chunks without vectors, claimed under a lease so several workers can share it."""
+"""SQL for the embedding queue: chunks without vectors, claimed under a lease so several workers can share it.
+
+Writes to leased chunks skip rows another transaction holds instead of waiting for them: only a delete (of the
+document, or of an old version by a re-index) locks leased rows, it cascades through them in its own order, and a
+worker holding some rows while waiting for others deadlocked with it. A skipped row is being deleted; if that delete
+rolls back, the row's lease runs out and it is embedded again.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from quart_app.store.database import Connection
+
+# the claimed chunks still leased under this token, minus those another transaction holds
+_HELD = "SELECT id FROM chunks WHERE id = ANY(%(ids)s) AND lease_token = %(token)s FOR NO KEY UPDATE SKIP LOCKED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +78,8 @@ async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_r
 async def renew(conn: Connection, claim: Claim, lease_s: float) -> int:
     """Extend the lease of the claimed chunks still held under this token; 0 means the whole claim was lost."""
     cur = await conn.execute(
-        "UPDATE chunks SET lease_until = now() + make_interval(secs => %s) WHERE id = ANY(%s) AND lease_token = %s",
-        (lease_s, [c.id for c in claim.chunks], claim.token),
+        f"UPDATE chunks SET lease_until = now() + make_interval(secs => %(lease_s)s) WHERE id IN ({_HELD})",
+        {"lease_s": lease_s, "ids": [c.id for c in claim.chunks], "token": claim.token},
     )
     return cur.rowcount
 
@@ -93,21 +102,27 @@ async def complete(
 
     Returns the chunks written; chunks deleted meanwhile, or whose lease was taken over, are not written.
     """
-    by_hash: dict[bytes, list[int]] = {}
-    for chunk in claim.chunks:
-        by_hash.setdefault(chunk.text_hash, []).append(chunk.id)
-    written = 0
     async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute(_HELD, {"ids": [c.id for c in claim.chunks], "token": claim.token})
+        held = {row[0] for row in await cur.fetchall()}
+        by_hash: dict[bytes, list[int]] = {}
+        for chunk in claim.chunks:
+            if chunk.id in held:
+                by_hash.setdefault(chunk.text_hash, []).append(chunk.id)
+        if not by_hash:
+            return 0
         await cur.executemany(
             "UPDATE chunks SET embedding = %s, embed_state = 'embedded', embedded_at = now(), last_error = NULL,"
             " lease_until = NULL, lease_token = NULL WHERE id = ANY(%s) AND lease_token = %s",
             [(vectors[h], ids, claim.token) for h, ids in by_hash.items()],
         )
         written = cur.rowcount
-        if new_hashes:
+        # in one order for every worker: two workers caching the same texts cannot wait for each other in a cycle
+        cached = sorted(h for h in new_hashes if h in by_hash)
+        if cached:
             await cur.executemany(
                 "INSERT INTO embedding_cache (text_hash, embedding) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [(h, vectors[h]) for h in new_hashes],
+                [(h, vectors[h]) for h in cached],
             )
     return written
 
@@ -126,7 +141,7 @@ async def fail(
         "UPDATE chunks SET attempts = attempts + 1, last_error = %(error)s, lease_until = NULL, lease_token = NULL,"
         " embed_state = CASE WHEN NOT %(retryable)s OR attempts + 1 >= %(max)s THEN 'failed' ELSE 'queued' END,"
         " next_attempt_at = now() + make_interval(secs => least(%(cap)s, %(base)s * power(2, attempts)))"
-        " WHERE id = ANY(%(ids)s) AND lease_token = %(token)s",
+        f" WHERE id IN ({_HELD})",
         {
             "error": error[:2000],
             "retryable": retryable,
@@ -143,8 +158,8 @@ async def fail(
 async def release(conn: Connection, claim: Claim) -> None:
     """Give a claimed batch back untouched (worker shutting down)."""
     await conn.execute(
-        "UPDATE chunks SET lease_until = NULL, lease_token = NULL WHERE id = ANY(%s) AND lease_token = %s",
-        ([c.id for c in claim.chunks], claim.token),
+        f"UPDATE chunks SET lease_until = NULL, lease_token = NULL WHERE id IN ({_HELD})",
+        {"ids": [c.id for c in claim.chunks], "token": claim.token},
     )
 
 

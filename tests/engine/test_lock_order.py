@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import numpy as np
 import psycopg
 import pytest
 from engine_kit import rows
@@ -18,6 +19,7 @@ from quart_app.store import access_store as store
 from quart_app.store.database import CONFLICT_ATTEMPTS, Connection
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
 from quart_app.store.errors import TransactionConflictError
+from quart_app.store.queue_store import claim_batch, complete
 
 LOCK_WAIT_S = 30.0
 
@@ -96,6 +98,38 @@ async def test_deleting_a_source_and_deleting_its_only_reader_both_commit(db: Da
     assert (removed, orphans) == (2, 2)
     assert await rows(db, "SELECT source_id FROM documents") == []
     assert await rows(db, "SELECT user_id FROM access") == []
+
+
+async def test_an_embedding_write_and_deleting_a_document_of_its_batch_both_commit(
+    db: Database, fresh_dsn: str
+) -> None:
+    kept, deleted = "files__default: 1", "files__default: 2"
+    # chunk ids 1, 2 (kept) and 3, 4 (deleted); 1 and 4 share their text, so the worker writes them together first
+    texts = {kept: ["shared text", "kept text"], deleted: ["deleted text", "shared text"]}
+    for source in (kept, deleted):
+        chunks = [ChunkRecord(i, text, i * 10, 2, text.encode()) for i, text in enumerate(texts[source])]
+        async with db.connection() as conn:
+            await write_indexed(conn, _doc(source, b"v1"), chunks, ["alice"])
+    async with db.connection() as conn:
+        claim = await claim_batch(conn, batch_tokens=100, lease_s=600)
+    assert [c.id for c in claim.chunks] == [1, 2, 3, 4]
+    vectors = {c.text_hash: np.full(384, 0.05, dtype=np.float32) for c in claim.chunks}
+    async with _sessions(fresh_dsn, 3) as (blocker, delete_conn, probe), db.connection() as worker_conn:
+        await blocker.execute("BEGIN")
+        await blocker.execute("SELECT 1 FROM chunks WHERE id = 2 FOR UPDATE")
+        write = asyncio.create_task(complete(worker_conn, claim, vectors, list(vectors)))
+        # before: the worker took chunks 1 and 4, then waited for chunk 2; now it skips the held row and commits
+        waiting = asyncio.create_task(_until_waiting_for_lock(probe, worker_conn))
+        await asyncio.wait({write, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        delete = asyncio.create_task(store.delete_sources(delete_conn, [deleted]))
+        if not write.done():
+            await _until_waiting_for_lock(probe, delete_conn)  # the delete has chunk 3 and waits for chunk 4
+        await blocker.execute("COMMIT")
+        # before: the worker then waited for chunk 3, held by the delete
+        written, removed = await asyncio.gather(write, delete)
+    assert removed == 1 and written == 3  # chunk 2 was held, so it keeps its lease and is embedded again later
+    assert await rows(db, "SELECT id, embed_state FROM chunks ORDER BY id") == [(1, "embedded"), (2, "queued")]
 
 
 class _DeadlockRival:
