@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 Vector = npt.NDArray[np.float32]
 _CLAIM_RETRIES = 50
-_WRITE_ATTEMPTS = 3
 _MAX_CLAIM_ROWS = 1024
 # longest pause between attempts while the database is unreachable
 _STORE_BACKOFF_MAX_S = 30.0
@@ -307,19 +307,14 @@ class EmbeddingWorker:
     async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
         if not claim.chunks:
             return 0
-        deadlocks = outages = 0
+        outages = 0
         keep_until = time.monotonic() + self._config.lease_s
+        write = partial(complete, claim=claim, vectors=vectors, new_hashes=new_hashes)
         while True:
             try:
-                async with self._db.connection() as conn:
-                    written = await complete(conn, claim, vectors, new_hashes)
+                # a deadlock victim is written again by run_transaction: the vectors are still good
+                written = await self._db.run_transaction(write, "writing an embedding batch")
                 break
-            except psycopg.errors.DeadlockDetected:
-                # a concurrent re-index deleting these rows; the vectors are still good, so write again
-                deadlocks += 1
-                if deadlocks == _WRITE_ATTEMPTS:
-                    raise
-                logger.warning("embedding batch write hit a deadlock (attempt %d); retrying", deadlocks)
             except DatabaseUnavailableError as exc:
                 # keep the vectors until the database is back rather than embedding the batch again after its lease
                 outages += 1
