@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from engine_kit import rows
 
+from appliance.postgres import EmbeddedPostgres
 from quart_app.store import Database
 from quart_app.store import access_store as store
 from quart_app.store.database import CONFLICT_ATTEMPTS, Connection
@@ -133,14 +134,21 @@ async def test_an_embedding_write_and_deleting_a_document_of_its_batch_both_comm
 
 
 class _DeadlockRival:
-    """Makes attempts of a transaction deadlock victims: the rival holds row 2, the attempt takes row 1 and waits for
-    row 2, then the rival asks for row 1. PostgreSQL aborts the one that has waited longer: the attempt."""
+    """Makes attempts of a transaction deadlock victims: the rival holds row 2, the attempt takes row 1, the rival asks
+    for row 1, then the attempt asks for row 2 and closes the cycle. The rival never runs the deadlock check (its
+    deadlock_timeout is 10 minutes), so PostgreSQL's check in the attempt's session finds the cycle and aborts it."""
 
     def __init__(self, rival: Connection, probe: Connection) -> None:
         self.rival = rival
         self.probe = probe
         self.attempts = 0
         self.ready = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.rival_waiting = asyncio.Event()
+
+    def let_the_next_attempt_run_alone(self) -> None:
+        self.ready.set()
+        self.rival_waiting.set()
 
     async def work(self, conn: Connection) -> str:
         """The transaction under test: each attempt starts once the rival is ready for it."""
@@ -149,6 +157,9 @@ class _DeadlockRival:
         self.attempts += 1
         async with conn.transaction():
             await conn.execute("SELECT 1 FROM conflict_rows WHERE id = 1 FOR UPDATE")
+            self.holding.set()
+            await self.rival_waiting.wait()
+            self.rival_waiting.clear()
             await conn.execute("SELECT 1 FROM conflict_rows WHERE id = 2 FOR UPDATE")
         return "committed"
 
@@ -156,18 +167,24 @@ class _DeadlockRival:
         await self.rival.execute("BEGIN")
         await self.rival.execute("SELECT 1 FROM conflict_rows WHERE id = 2 FOR UPDATE")
         self.ready.set()
-        await _until_waiting_for_lock(self.probe)
-        await self.rival.execute(
-            "SELECT 1 FROM conflict_rows WHERE id = 1 FOR UPDATE"
-        )  # granted once the victim aborts
+        await self.holding.wait()
+        self.holding.clear()
+        asked = asyncio.create_task(self.rival.execute("SELECT 1 FROM conflict_rows WHERE id = 1 FOR UPDATE"))
+        await _until_waiting_for_lock(self.probe, self.rival)
+        self.rival_waiting.set()
+        await asked  # granted once the attempt is aborted as the deadlock victim
         await self.rival.execute("COMMIT")
 
 
 @pytest.fixture
-async def rival(fresh_dsn: str) -> AsyncIterator[_DeadlockRival]:
-    async with _sessions(fresh_dsn, 2) as (rival_conn, probe):
-        await rival_conn.execute("CREATE TABLE conflict_rows (id int PRIMARY KEY)")
-        await rival_conn.execute("INSERT INTO conflict_rows VALUES (1), (2)")
+async def rival(fresh_dsn: str, pg_cluster: EmbeddedPostgres) -> AsyncIterator[_DeadlockRival]:
+    database = fresh_dsn.split("@/", 1)[1].split("?")[0]
+    superuser = f"postgresql://postgres@/{database}?host={pg_cluster.socket_dir}"
+    # the probe is a superuser too: other roles do not see the wait state of a superuser's session
+    async with _sessions(fresh_dsn, 1) as (owner,), _sessions(superuser, 2) as (rival_conn, probe):
+        await owner.execute("CREATE TABLE conflict_rows (id int PRIMARY KEY)")
+        await owner.execute("INSERT INTO conflict_rows VALUES (1), (2)")
+        await rival_conn.execute("SET deadlock_timeout = '10min'")  # a superuser setting
         yield _DeadlockRival(rival_conn, probe)
 
 
@@ -177,7 +194,7 @@ async def test_a_deadlock_victim_runs_again_and_commits(
     caplog.set_level(logging.WARNING, logger="quart_app.store.database")
     result = asyncio.create_task(db.run_transaction(rival.work, "the test's transaction"))
     await rival.deadlock_next_attempt()
-    rival.ready.set()  # the second attempt runs alone
+    rival.let_the_next_attempt_run_alone()
     assert await result == "committed" and rival.attempts == 2
     assert [r.getMessage() for r in caplog.records] == [
         "the test's transaction: deadlock detected; running it again (attempt 2)"
