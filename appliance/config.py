@@ -134,6 +134,13 @@ class _LlmCommon(_Section):
     no_ctx_template: str = Field(DEFAULT_NO_CTX_TEMPLATE, description="prompt with {question} for useContext=false")
     end_separator: str = Field("", description="stop string (e.g. <|im_end|> for ChatML models)")
     max_tokens: int = Field(512, ge=1, description="new tokens the LLM may generate")
+    context_tokens: int = Field(
+        3000,
+        ge=0,
+        description="most tokens of retrieved text in one prompt, counted like n_ctx (~7,000 characters at 3000);"
+        " 0 = all that n_ctx - max_tokens leaves. A smaller prompt is answered faster and keeps the model on the"
+        " best passages",
+    )
 
 
 class NcTextToTextConfig(_LlmCommon):

@@ -13,7 +13,8 @@ from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_errors import LlmUnavailableError
 from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
 from quart_app.services.answer_errors import ContextError
-from quart_app.services.prompt_packing import ContextPiece, PackedPrompt, pack_prompt
+from quart_app.services.context_assembly import ContextPiece
+from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import QueryEmbedder, RetrievalService, RetrievedChunk, make_scope
 from quart_app.store.search_store import ConnectionSource, SearchStore
 
@@ -52,11 +53,15 @@ class Sources:
 
 @dataclass(frozen=True, slots=True)
 class Templates:
-    """The prompt templates of the active LLM section (template, no_ctx_template, end_separator)."""
+    """The prompt settings of the active LLM section: templates, stop string, and how the context is laid out
+    (`context_tokens`: most tokens of retrieved text per prompt, None = all n_ctx leaves; `in_document_order`:
+    chunks grouped per source in document order, overlaps removed)."""
 
     template: str
     no_ctx_template: str
     end_separator: str = ""
+    context_tokens: int | None = None
+    in_document_order: bool = False
 
 
 class AnswerService:
@@ -95,12 +100,14 @@ class AnswerService:
         return chunks
 
     async def _pack(self, question: str, chunks: Sequence[RetrievedChunk] | None) -> PackedPrompt:
-        pieces = [ContextPiece(c.source_id, c.title, c.text) for c in chunks or ()]
-        template = self._templates.template if chunks is not None else self._templates.no_ctx_template
+        pieces = [ContextPiece(c.source_id, c.title, c.text, c.start) for c in chunks or ()]
+        settings = self._templates
+        template = settings.template if chunks is not None else settings.no_ctx_template
         # the whole prompt is tokenised once per candidate piece: tens of milliseconds to seconds of CPU
         return await asyncio.to_thread(
-            pack_prompt, template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens
-        )
+            pack_prompt, template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens,
+            settings.context_tokens, settings.in_document_order,
+        )  # fmt: skip
 
     def _extractive(self, chunks: Sequence[RetrievedChunk]) -> QueryResult | None:
         if not isinstance(self._llm, ExtractiveBackend):
@@ -207,5 +214,8 @@ def build_answer_service(
 ) -> AnswerService:
     """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
     retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval)
-    templates = Templates(config.llm.template, config.llm.no_ctx_template, config.llm.end_separator)
+    section = config.llm
+    templates = Templates(
+        section.template, section.no_ctx_template, section.end_separator, section.context_tokens or None, True
+    )
     return AnswerService(retrieval, llm, templates)

@@ -7,23 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from quart_app.services.answer_errors import PromptTooLongError
+from quart_app.services.context_assembly import ContextPiece, assemble
 
 log = logging.getLogger(__name__)
 
 PIECE_SEPARATOR = "\n\n"
-
-
-@dataclass(frozen=True, slots=True)
-class ContextPiece:
-    """A chunk to put into the prompt: its document title, source id and text."""
-
-    source_id: str
-    title: str
-    text: str
-
-    def render(self) -> str:
-        """The form that goes into {context}: the title, then the text (as upstream 5.4 formats it)."""
-        return f"{self.title}:\n\n{self.text}" if self.title else self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +50,13 @@ def pack_prompt(
     count_tokens: Callable[[str], int],
     n_ctx: int,
     max_new_tokens: int,
+    context_tokens: int | None = None,
+    in_document_order: bool = False,
 ) -> PackedPrompt:
     """Best pieces first, each skipped when it does not fit; every candidate prompt is measured whole, so the result
-    never exceeds n_ctx - max_new_tokens. The question is cut only when the template plus question cannot fit."""
+    never exceeds n_ctx - max_new_tokens, nor template + question + `context_tokens`. The question is cut only when
+    the template plus question cannot fit. `in_document_order` renders the chosen pieces grouped per source in
+    document order with overlaps removed (context_assembly.assemble); sources stay listed best first."""
     limit = n_ctx - max_new_tokens
     if count_tokens(render(template, "", "")) > limit:
         raise PromptTooLongError(
@@ -86,13 +78,16 @@ def pack_prompt(
     chosen: list[ContextPiece] = []
     prompt = render(template, "", question)
     total = count_tokens(prompt)
+    if context_tokens is not None:
+        limit = min(limit, total + context_tokens)
     if not truncated:
         for piece in pieces:
             # cheap pre-check: a piece that alone exceeds what is left cannot fit (BOS/boundary slack of 2 tokens)
             if count_tokens(piece.render()) - 2 > limit - total:
                 continue
             # measure the whole candidate prompt: token counts of parts do not add up exactly at the joins
-            candidate = render(template, PIECE_SEPARATOR.join(p.render() for p in [*chosen, piece]), question)
+            shown = assemble([*chosen, piece]) if in_document_order else [*chosen, piece]
+            candidate = render(template, PIECE_SEPARATOR.join(p.render() for p in shown), question)
             candidate_total = count_tokens(candidate)
             if candidate_total <= limit:
                 chosen.append(piece)

@@ -31,6 +31,7 @@ class RetrievedChunk:
     text: str
     score: float
     legs: tuple[str, ...]
+    start: int  # character offset in the document's text
 
 
 def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scope | None:
@@ -127,7 +128,7 @@ class RetrievalService:
             "retrieval: %d vector, %d lexical candidates -> %d chunks", len(vector_hits), len(lexical_hits), len(picked)
         )
         return [
-            RetrievedChunk(cid, rows[cid].source_id, rows[cid].title, rows[cid].text, score, legs)
+            RetrievedChunk(cid, rows[cid].source_id, rows[cid].title, rows[cid].text, score, legs, rows[cid].start)
             for cid, _source, score, legs in picked
             if cid in rows  # deleted or revoked between the search and the read
         ]

@@ -72,6 +72,7 @@ class ChunkRow:
     source_id: str
     title: str
     text: str
+    start: int  # character offset in the document's text
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -308,9 +309,9 @@ class SearchStore:
         if not chunk_ids:
             return {}
         query = sql.SQL(
-            "SELECT c.id, c.source_id, d.title, c.text FROM chunks c JOIN documents d ON d.source_id = c.source_id"
-            " WHERE c.id = ANY(%(ids)s) AND {where}"
+            "SELECT c.id, c.source_id, d.title, c.text, c.start_offset FROM chunks c"
+            " JOIN documents d ON d.source_id = c.source_id WHERE c.id = ANY(%(ids)s) AND {where}"
         ).format(where=_filters(user_id, None)[0])
         async with self._db.connection() as conn:
             rows = await (await conn.execute(query, {"ids": list(chunk_ids), "user_id": user_id})).fetchall()
-        return {int(r[0]): ChunkRow(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows}
+        return {int(r[0]): ChunkRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows}

@@ -27,7 +27,9 @@ class Corpus:
         title: str | None = None,
         provider: str = "files__default",
         embedded: bool = True,
+        starts: Sequence[int] | None = None,
     ) -> list[int]:
+        """`starts`: each chunk's character offset in its document (default 0 for all)."""
         vectors = self.embedder.embed_sync(list(texts)) if embedded else None
         async with self.db.connection() as conn, conn.transaction():
             await conn.execute(
@@ -47,11 +49,12 @@ class Corpus:
                 row = await (
                     await conn.execute(
                         "INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash,"
-                        " embedding, embed_state) VALUES (%s, 1, %s, %s, 0, %s, %s, %s::vector, %s) RETURNING id",
+                        " embedding, embed_state) VALUES (%s, 1, %s, %s, %s, %s, %s, %s::vector, %s) RETURNING id",
                         (
                             source_id,
                             ordinal,
                             text,
+                            0 if starts is None else starts[ordinal],
                             len(text.split()),
                             hashlib.sha256(text.encode()).digest(),
                             embedding,
