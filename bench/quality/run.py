@@ -247,7 +247,8 @@ def report(
     lines += [
         "",
         "H@1/H@5/MRR: the gold file among /docSearch's 10 documents; recall: the gold snippet inside the /query"
-        " prompt (20 chunks packed into nc_texttotext's n_ctx 8192 - 512); prompt: median characters.",
+        " prompt (of 20 chunks: ours the best within nc_texttotext's context_tokens, upstream-style all that fit n_ctx"
+        " 8192 - 512); prompt: median characters.",
         "",
     ]
     return lines + render_table(table, PIPELINES)
