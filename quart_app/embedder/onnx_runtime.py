@@ -12,7 +12,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError
-from quart_app.embedder.runtime import InputType, Vectors, l2_normalise
+from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ CPU_PROVIDER = "CPUExecutionProvider"
 _OUTPUT_NAMES = ("last_hidden_state", "token_embeddings", "sentence_embedding")
 
 
-class OnnxEmbeddingRuntime:
+class OnnxEmbeddingRuntime(LoadedModelIdentity):
     """A transformer encoder exported to ONNX (e.g. MiniLM, e5), run on the requested execution providers.
 
     Texts are embedded as given; model prefixes are added by PrefixedRuntime.
@@ -58,18 +58,6 @@ class OnnxEmbeddingRuntime:
         outputs = [o.name for o in self._session.get_outputs()]
         self._output = next((name for name in _OUTPUT_NAMES if name in outputs), outputs[0])
         self._check_dimension(model_path)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     @property
     def providers(self) -> list[str]:

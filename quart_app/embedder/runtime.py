@@ -37,6 +37,26 @@ class EmbeddingRuntime(Protocol):
         ...
 
 
+class LoadedModelIdentity:
+    """model_id, dimension and max_tokens of a runtime, fixed when it loads its model (set in its __init__)."""
+
+    _model_id: str
+    _dimension: int
+    _max_tokens: int
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+
 class PrefixedRuntime:
     """A runtime that embeds text exactly as given, behind the model's query/passage prefixes.
 
