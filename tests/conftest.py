@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from embedder_program import EmbedderProgram
+from postgres_server import server_command
 from restartable_postgres import RestartablePostgres
 
 from appliance.postgres import EmbeddedPostgres
@@ -28,12 +28,8 @@ def pg_cluster() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="ccb-pg-", dir="/tmp"))
     cluster = EmbeddedPostgres(pgdata=root / "pgsql", socket_dir=root / "run")
     cluster.ensure_initialised()
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r})).exec_server()"
-    )
     log_file = (root / "postgres.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=log_file, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(server_command(cluster), stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+from postgres_server import server_command
 
 from appliance.postgres import EmbeddedPostgres
 
@@ -56,12 +56,8 @@ class RestartablePostgres:
         self.starts += 1
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        code = (
-            "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-            f"E(Path({str(self.cluster.pgdata)!r}), Path({str(self.cluster.socket_dir)!r})).exec_server()"
-        )
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(server_command(self.cluster), stdout=log, stderr=subprocess.STDOUT)
         return self.process
 
     def _accepts(self) -> bool:

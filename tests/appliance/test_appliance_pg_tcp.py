@@ -13,17 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from appliance_kit import clean_env, free_port
+from postgres_server import server_command
 
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
 
 def _serve(cluster: EmbeddedPostgres) -> subprocess.Popen[bytes]:
-    code = (
-        "from pathlib import Path; from appliance.postgres import EmbeddedPostgres as E; "
-        f"E(Path({str(cluster.pgdata)!r}), Path({str(cluster.socket_dir)!r}), {cluster.tcp_port!r}).exec_server()"
-    )
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(server_command(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
