@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_kit import SourcePart, guzzle_boundary, signed_headers
+from contract_kit import SourcePart, signed_headers
 from live_app import start_live_app
 from waiting import wait_for
+
+from appliance.app_client import guzzle_boundary
 
 pytestmark = pytest.mark.slow
 
