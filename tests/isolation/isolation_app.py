@@ -13,9 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loaders"))
 
-from contract_kit import contract_config, make_settings, signed_headers
+from contract_kit import contract_config, make_settings, running_app, signed_headers
 from faulty_loaders import FAULTY_LOADERS
-from quart.testing.app import TestApp
 from quart.typing import TestClientProtocol as Client
 
 import quart_app.loaders
@@ -34,7 +33,7 @@ async def serve_isolated(
     ingest = {"parse_workers": 2, "max_part_mb": 2, "max_request_mb": 8, "concurrent_requests": 2}
     app = create_app(make_settings(storage, dsn, contract_config(embedder_url, ingest=ingest)))
     # the engine opens a parse pool, the database and the models: Quart's 6 s default is short on a busy machine
-    async with TestApp(app, startup_timeout=120, shutdown_timeout=60):
+    async with running_app(app):
         client = app.test_client()
         response = await client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
         assert response.status_code == 200
