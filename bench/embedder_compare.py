@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from crosslingual_pairs import TRIPLES  # noqa: E402  # after the sys.path lines
+from embedder_throughput import bench_runtime  # noqa: E402
 from retrieval_latency import real_sentences  # noqa: E402
 
 from quart_app.embedder.loading import RuntimeKind, RuntimeOptions, load_runtime  # noqa: E402
@@ -55,12 +56,7 @@ def prose_chunks(count: int) -> list[str]:
 
 
 def throughput(runtime: EmbeddingRuntime, chunks: list[str], batch: int) -> dict[str, float]:
-    runtime.embed(chunks[:batch], "passage")  # warm-up
-    tokens = sum(min(n, runtime.max_tokens) for n in runtime.count_tokens(chunks))
-    started = time.perf_counter()
-    for i in range(0, len(chunks), batch):
-        runtime.embed(chunks[i : i + batch], "passage")
-    seconds = time.perf_counter() - started
+    seconds, tokens = bench_runtime(runtime, chunks, batch)
     return {"texts_per_s": len(chunks) / seconds, "tokens_per_s": tokens / seconds, "seconds": seconds}
 
 

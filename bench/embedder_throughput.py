@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from quart_app.embedder.loading import RuntimeOptions, load_runtime  # noqa: E402  # after the sys.path line
+from bench_services import free_port  # noqa: E402  # after the sys.path line
+
+from quart_app.embedder.loading import RuntimeOptions, load_runtime  # noqa: E402
 from quart_app.embedder.runtime import EmbeddingRuntime  # noqa: E402
 
 # made-up words: ~1.1 tokens each, so every chunk reaches the model's 256-token cap
@@ -31,12 +32,6 @@ WORDS = [c + v + e for c in "bdklmnprst" for v in "aeiou" for e in ("", "n", "r"
 def make_chunks(count: int, words_per_chunk: int = 260, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(words_per_chunk)) + f" {i}" for i in range(count)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bench_runtime(runtime: EmbeddingRuntime, chunks: list[str], batch: int) -> tuple[float, int]:
