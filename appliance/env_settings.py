@@ -36,6 +36,9 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("CC_EM_MODEL_NAME", str, None, "model name sent to the embedding endpoint"),
     EnvSetting("CC_EM_APIKEY", str, None, "bearer key for the embedding endpoint", secret=True),
     EnvSetting("CC_CONFIG_PATH", Path, None, "config file path (default $APP_PERSISTENT_STORAGE/config.yaml)"),
+    EnvSetting(
+        "APP_ROLE", str, None, "what runs here: normal (default), indexing, updatesproc, requestproc, embedding-worker"
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in ENV_SETTINGS}
