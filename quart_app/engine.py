@@ -12,6 +12,7 @@ from typing import Any
 
 from quart import current_app
 
+from appliance.app_role import app_role
 from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops
 from quart_app.nextcloud import NextcloudClient
@@ -118,16 +119,23 @@ async def open_engine(
 
     config = settings.config
     async with AsyncExitStack() as stack:
-        pg = config.pgvector
+        pool = config.pgvector.pool_for(app_role())
         db = Database(
             settings.db_url,
-            pg.pool_min,
-            pg.pool_max,
-            acquire_timeout_s=pg.acquire_timeout_s,
-            statement_timeout_s=pg.statement_timeout_s,
-            lock_timeout_s=pg.lock_timeout_s,
+            pool.pool_min,
+            pool.pool_max,
+            acquire_timeout_s=pool.acquire_timeout_s,
+            statement_timeout_s=pool.statement_timeout_s,
+            lock_timeout_s=pool.lock_timeout_s,
         )
-        await db.open(pg.connect_timeout_s)
+        log.info(
+            "database pool for APP_ROLE %s: %d-%d connections, statement timeout %g s",
+            pool.role.value,
+            pool.pool_min,
+            pool.pool_max,
+            pool.statement_timeout_s,
+        )
+        await db.open(config.pgvector.connect_timeout_s)
         _closing(stack, "database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(
