@@ -55,17 +55,29 @@ def superuser_dsn(cluster: EmbeddedPostgres, database: str = "postgres") -> str:
     return f"postgresql://postgres@/{database}?host={cluster.socket_dir}"
 
 
+def _throwaway_database(cluster: EmbeddedPostgres, *, with_vector: bool) -> Iterator[str]:
+    """A new empty database owned by the app role (a non-superuser), dropped afterwards."""
+    name = f"t{next(_database_ids)}_{int(time.time() * 1000) % 10_000_000}"
+    with psycopg.connect(superuser_dsn(cluster), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
+    if with_vector:
+        with psycopg.connect(superuser_dsn(cluster, name), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+    yield f"postgresql://ccb@/{name}?host={cluster.socket_dir}"
+    with psycopg.connect(superuser_dsn(cluster), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def fresh_dsn(pg_cluster: EmbeddedPostgres) -> Iterator[str]:
     """A new empty database with the vector extension, owned by the app role, dropped after the test."""
-    name = f"t{next(_database_ids)}_{int(time.time() * 1000) % 10_000_000}"
-    with psycopg.connect(superuser_dsn(pg_cluster), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" OWNER ccb')
-    with psycopg.connect(superuser_dsn(pg_cluster, name), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION vector")
-    yield f"postgresql://ccb@/{name}?host={pg_cluster.socket_dir}"
-    with psycopg.connect(superuser_dsn(pg_cluster), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _throwaway_database(pg_cluster, with_vector=True)
+
+
+@pytest.fixture
+def dsn_without_vector(pg_cluster: EmbeddedPostgres) -> Iterator[str]:
+    """A new empty database without the vector extension, which its owner (the app role) may not create."""
+    yield from _throwaway_database(pg_cluster, with_vector=False)
 
 
 @pytest.fixture(scope="session")

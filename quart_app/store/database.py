@@ -31,6 +31,7 @@ from quart_app.store.errors import (
     TransactionConflictError,
 )
 from quart_app.store.migrator import MigrationResult, apply_migrations
+from quart_app.store.pgvector_check import require_pgvector
 
 logger = logging.getLogger(__name__)
 
@@ -266,11 +267,14 @@ class Database:
         return True
 
     async def migrate(self, model_id: str, dimension: int) -> MigrationResult:
-        """Apply pending migrations and bind the embedding model; concurrent callers serialise on a lock."""
+        """Check pgvector (>= 0.8, created when missing), apply pending migrations and bind the embedding model;
+        concurrent callers serialise on a lock."""
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
         # a dedicated connection: the pool's ones may predate the vector type registration
-        async with await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30) as conn:
+        async with await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30, autocommit=True) as conn:
+            version = await require_pgvector(conn)
+            logger.info("pgvector %s", version)
             result = await apply_migrations(conn, model_id, dimension)
         if result.applied or result.model_changed:
             # connections opened before the vector type existed must be re-configured

@@ -27,3 +27,11 @@ class LockTimeoutError(StoreError):
 
 class TransactionConflictError(StoreError):
     """A transaction kept failing with a deadlock or serialization failure; retry later (503 + cc-retry)."""
+
+
+class PgvectorMissingError(StoreError):
+    """The database has no vector extension and it cannot be created here; the message says who must create it."""
+
+
+class PgvectorTooOldError(StoreError):
+    """The database's pgvector is older than 0.8 (no iterative index scans); the message says how to update it."""
