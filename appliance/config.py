@@ -66,7 +66,20 @@ class EmbeddingConfig(_Section):
     model_name: str | None = Field(None, description="model name sent in requests (external services)")
     api_key: str | None = Field(None, description="bearer key for the endpoint (env CC_EM_APIKEY)")
     request_timeout: float = Field(1800.0, gt=0, description="seconds per embedding request")
-    batch_tokens: int = Field(8192, ge=16, description="token budget of one embedding request")
+    batch_tokens: int = Field(8192, ge=16, description="token budget of one batch in the local embedder program")
+    batch_size: int = Field(
+        64, ge=1, description="most texts in one embedding request; a larger batch is sent as several requests"
+    )
+    concurrency: int = Field(
+        4, ge=1, description="passage requests in flight to the service at once from one process (queries never wait)"
+    )
+    request_retries: int = Field(
+        2,
+        ge=0,
+        description="a request the service failed with a server error (500) is sent again this many times before the"
+        " chunks' attempt counts; an outage (unreachable, 429, 502-504) pauses the worker instead",
+    )
+    retry_backoff_s: float = Field(0.5, gt=0, description="first wait before sending a failed request again; doubles")
     host: str = Field("127.0.0.1", description="bind address of the local embedder program")
     port: int = Field(5000, ge=1, le=65535, description="port of the local embedder program")
     workers: int = Field(1, ge=0, description="local embedder processes; 0 = use an external service only")

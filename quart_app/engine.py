@@ -145,6 +145,10 @@ async def open_engine(
             timeout_s=emb.request_timeout,
             prefixes=service_prefixes(emb, load_catalogue(settings.model_catalogue)),
             send_input_type=emb.workers > 0,
+            batch_size=emb.batch_size,
+            concurrency=emb.concurrency,
+            request_retries=emb.request_retries,
+            retry_backoff_s=emb.retry_backoff_s,
         )
         _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from types import TracebackType
@@ -67,6 +69,10 @@ class EmbeddingClient:
         prefixes: ModelPrefixes = NO_PREFIXES,
         *,
         send_input_type: bool = True,
+        batch_size: int = 64,
+        concurrency: int = 4,
+        request_retries: int = 0,
+        retry_backoff_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         url = base_url.rstrip("/")
@@ -76,6 +82,11 @@ class EmbeddingClient:
         self._prefixes = prefixes
         self._send_input_type = send_input_type
         self._timeout_s = timeout_s
+        self._batch_size = batch_size
+        # bounds the passage requests in flight; queries do not take a slot, so a search never waits for indexing
+        self._passage_slots = asyncio.Semaphore(concurrency)
+        self._request_retries = request_retries
+        self._retry_backoff_s = retry_backoff_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -116,20 +127,69 @@ class EmbeddingClient:
         await self._http.aclose()
 
     async def embed(self, texts: list[str], input_type: InputType = "passage") -> list[list[float]]:
-        """One vector per text, in order; raises EmbeddingServiceError (see `retryable`)."""
+        """One vector per text, in order; raises EmbeddingServiceError (see `retryable`).
+
+        More than `batch_size` texts go out as several requests, up to `concurrency` of them at once for passages.
+        """
         self._check_open()
         if not texts:
             return []
-        body: dict[str, Any] = {"input": self._prefixes.apply(texts, input_type)}
+        inputs = self._prefixes.apply(texts, input_type)
+        parts = [inputs[start : start + self._batch_size] for start in range(0, len(inputs), self._batch_size)]
+        if len(parts) == 1:
+            vectors = await self._embed_part(parts[0], input_type)
+        else:
+            vectors = [vector for part in await self._embed_parts(parts, input_type) for vector in part]
+        if len({len(v) for v in vectors}) > 1:
+            raise EmbeddingServiceError(
+                f"the embedding service at {self._base_url} returned vectors of different lengths",
+                status=None,
+                retryable=False,
+            )
+        if self._dimension is None and vectors:
+            self._dimension = len(vectors[0])
+        return vectors
+
+    async def _embed_parts(self, parts: list[list[str]], input_type: InputType) -> list[list[list[float]]]:
+        """The parts' vectors in order; the first failure cancels the other requests and is raised."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._embed_part(part, input_type)) for part in parts]
+        except BaseExceptionGroup as failed:
+            first = failed.exceptions[0]
+            if isinstance(first, EmbeddingServiceError):
+                raise first from None
+            raise
+        return [task.result() for task in tasks]
+
+    async def _embed_part(self, inputs: list[str], input_type: InputType) -> list[list[float]]:
+        """One request (in a passage slot), sent again after a server error up to `request_retries` times."""
+        body: dict[str, Any] = {"input": inputs}
         if self._model:
             body["model"] = self._model
         if self._send_input_type:
             body["input_type"] = input_type
-        response = await self._request("POST", "/embeddings", json=body)
-        vectors = _parse_vectors(response, len(texts), self._base_url)
-        if self._dimension is None and vectors:
-            self._dimension = len(vectors[0])
-        return vectors
+        slot = self._passage_slots if input_type == "passage" else contextlib.nullcontext()
+        async with slot:
+            for retry in range(self._request_retries + 1):
+                try:
+                    response = await self._request("POST", "/embeddings", json=body)
+                    return _parse_vectors(response, len(inputs), self._base_url)
+                except EmbeddingServiceError as exc:
+                    # an outage pauses the worker (EmbedderOutage); an error about the texts will not go away
+                    if exc.unavailable or not exc.retryable or retry == self._request_retries:
+                        raise
+                    wait_s = self._retry_backoff_s * 2**retry
+                    log.warning(
+                        "embedding request of %d texts failed (%s); sending it again in %g s (retry %d of %d)",
+                        len(inputs),
+                        exc.message,
+                        wait_s,
+                        retry + 1,
+                        self._request_retries,
+                    )
+                    await asyncio.sleep(wait_s)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def info(self) -> EmbeddingServiceInfo:
         """The served model's id, dimension and max tokens from GET /models; fields the service omits are None."""
@@ -252,12 +312,6 @@ def _parse_vectors(response: httpx.Response, expected: int, base_url: str) -> li
                 retryable=False,
             )
         vectors.append([float(x) for x in embedding])
-    if len({len(v) for v in vectors}) > 1:
-        raise EmbeddingServiceError(
-            f"the embedding service at {base_url} returned vectors of different lengths",
-            status=response.status_code,
-            retryable=False,
-        )
     return vectors
 
 
