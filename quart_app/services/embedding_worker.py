@@ -8,7 +8,9 @@ request. A worker killed mid-batch loses nothing: its lease expires and another 
 
 An unavailable embedding service is an outage, not a property of the chunks: the batch is given back with its
 attempts untouched and the worker waits (`EmbedderOutage`, capped exponential backoff) until the service answers
-again. Only errors about the texts themselves count toward `max_attempts`, and a batch that gets one is embedded
+again; so does a service that starts returning vectors of another dimension than the stored ones (it switched
+models behind the same URL: a restart binds the new model and re-embeds). Only errors about the texts themselves
+count toward `max_attempts`, and a batch that gets one is embedded
 text by text, so one bad chunk does not fail its neighbours.
 """
 
@@ -97,7 +99,8 @@ class EmbeddingWorker:
         self._listening = asyncio.Event()
         self._names = [f"embedding_worker_{i}" for i in range(config.workers)] + ["embedding_worker_listen"]
         self._state = "new"
-        self._dimension: int | None = None
+        # the model the store's vectors come from, read at the first claim (and again when a response differs)
+        self._stored_model: tuple[str, int] | None = None
         # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
         self._tokens_per_chunk = 32.0
         self.counters = WorkerCounters()
@@ -186,11 +189,9 @@ class EmbeddingWorker:
 
     async def _claim(self) -> Claim | None:
         cfg = self._config
+        if self._stored_model is None:
+            await self._read_stored_model()
         async with self._db.connection() as conn:
-            if self._dimension is None:
-                cur = await conn.execute("SELECT dimension FROM embedding_model")
-                row = await cur.fetchone()
-                self._dimension = None if row is None else int(row[0])
             for _ in range(_CLAIM_RETRIES):
                 # lock about as many rows as fit the budget, so concurrent claims do not starve each other
                 rows = max(1, min(_MAX_CLAIM_ROWS, int(cfg.batch_tokens / self._tokens_per_chunk * 1.2) + 1))
@@ -286,6 +287,12 @@ class EmbeddingWorker:
         """idle_poll_s, doubled per consecutive failure, capped at _STORE_BACKOFF_MAX_S."""
         return backoff(self._config.idle_poll_s, _STORE_BACKOFF_MAX_S, failures)
 
+    async def _read_stored_model(self) -> None:
+        async with self._db.connection() as conn:
+            cur = await conn.execute("SELECT model_id, dimension FROM embedding_model")
+            row = await cur.fetchone()
+        self._stored_model = None if row is None else (str(row[0]), int(row[1]))
+
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
         try:
@@ -294,15 +301,39 @@ class EmbeddingWorker:
             if not exc.unavailable:
                 self.outage.answered()  # the service answered: the error is about the texts
             raise
-        self.outage.answered()
         self.counters.embed_seconds += time.perf_counter() - started
-        try:
-            computed = np.asarray(answer, dtype=np.float32)
-            self._check_shape(computed, len(texts))
-        except ValueError as exc:
-            raise EmbeddingServiceError(f"unusable embedding response: {exc}", status=None, retryable=False) from exc
+        computed = np.asarray(answer, dtype=np.float32)
+        if computed.ndim != 2 or computed.shape[0] != len(texts):
+            self.outage.answered()
+            raise EmbeddingServiceError(
+                f"unusable embedding response: embedding service returned {computed.shape} for {len(texts)} texts;"
+                " check the service",
+                status=None,
+                retryable=False,
+            )
+        await self._check_dimension(computed.shape[1])
+        self.outage.answered()
         self.counters.texts_sent += len(texts)
         return computed
+
+    async def _check_dimension(self, dimension: int) -> None:
+        """Vectors of another length than the stored ones: the service now serves another model, so embedding
+        waits (as in an outage, attempts untouched) instead of failing every chunk."""
+        if self._stored_model is None or self._stored_model[1] == dimension:
+            return
+        await self._read_stored_model()  # another replica may have bound the new model meanwhile
+        if self._stored_model is None or self._stored_model[1] == dimension:
+            return
+        model_id, stored = self._stored_model
+        raise EmbeddingServiceError(
+            f"the embedding service returned {dimension}-d vectors, but the stored vectors are {stored}-d from model"
+            f" {model_id!r}: the service now serves another model. Restart the app to bind the new model and"
+            f" re-embed every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at {model_id!r};"
+            " embedding waits until then",
+            status=None,
+            retryable=True,
+            unavailable=True,
+        )
 
     async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
         if not claim.chunks:
@@ -331,15 +362,6 @@ class EmbeddingWorker:
                 len(claim.chunks),
             )
         return written
-
-    def _check_shape(self, vectors: npt.NDArray[np.float32], expected: int) -> None:
-        if vectors.ndim != 2 or vectors.shape[0] != expected:
-            raise ValueError(f"embedding service returned {vectors.shape} for {expected} texts; check the service")
-        if self._dimension is not None and vectors.shape[1] != self._dimension:
-            raise ValueError(
-                f"embedding service returned {vectors.shape[1]}-d vectors but the store holds {self._dimension}-d;"
-                " restart the app so the model change is migrated"
-            )
 
     async def _fail(self, claim: Claim, error: str, retryable: bool) -> int:
         self.counters.failed_batches += 1

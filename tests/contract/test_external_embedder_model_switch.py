@@ -1,0 +1,89 @@
+"""An external embedding service whose model changes behind its URL: checked against the stored vectors.
+
+While the app runs, vectors of another dimension pause embedding (attempts untouched, the reason on /status) instead
+of failing every chunk; a restart binds the new model and re-embeds everything, as appinfo/info.xml promises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from async_wait import wait_until
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from openai_embedder_fake import OpenAIEmbedderFake
+from quart.typing import TestClientProtocol as Client
+
+from quart_app import create_app
+
+TEXT = "Green labels need open data about the supply chain.\n\n" * 12
+
+
+async def _load(client: Client, source_id: str) -> None:
+    body, content_type = guzzle_multipart([SourcePart(source_id, TEXT.replace("Green", source_id).encode())])
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert (await response.get_json())["loaded_sources"] == [source_id]
+
+
+async def _status(client: Client) -> dict[str, Any]:
+    report: dict[str, Any] = await (await client.get("/status", headers=signed_headers())).get_json()
+    return report
+
+
+def _chunk_states(dsn: str) -> list[tuple[str, str, int, int | None]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT source_id, embed_state, attempts, vector_dims(embedding) FROM chunks ORDER BY source_id, ordinal"
+        ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows]
+
+
+async def test_a_model_switched_behind_the_url_pauses_embedding_then_a_restart_re_embeds(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    worker = {"idle_poll_s": 0.2, "outage_backoff_base_s": 0.05, "outage_backoff_max_s": 0.2, "max_attempts": 2}
+    with OpenAIEmbedderFake(model="fake-embed-8", dimension=8) as fake:
+        raw = contract_config(fake.url, embedding_worker=worker)
+        raw["embedding"] = {**raw["embedding"], "workers": 0}
+        app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            assert (await _status(client))["embedding_model"] == {"id": "fake-embed-8", "dimension": 8}
+            await _load(client, "files__default: 1")
+
+            async def all_embedded() -> bool:
+                return bool((await _status(client))["chunks"]["queued"] == 0)
+
+            await wait_until(all_embedded, "the first document's chunks to be embedded with 8-d vectors")
+
+            fake.model, fake.dimension = "fake-embed-16", 16
+            await _load(client, "files__default: 2")
+            report: dict[str, Any] = {}
+
+            async def paused() -> bool:
+                report.update(await _status(client))
+                return bool(report["embedder"]["state"] == "unavailable" and report["embedder"]["failed_calls"] >= 5)
+
+            await wait_until(paused, "the worker to pause on the 16-d vectors")
+            assert report["embedder"]["last_error"] == (
+                "the embedding service returned 16-d vectors, but the stored vectors are 8-d from model"
+                " 'fake-embed-8': the service now serves another model. Restart the app to bind the new model and"
+                " re-embed every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at 'fake-embed-8';"
+                " embedding waits until then"
+            )
+            # more calls than max_attempts, yet no chunk failed or used an attempt
+            second = [row for row in _chunk_states(fresh_dsn) if row[0] == "files__default: 2"]
+            assert second and all(row[1:] == ("queued", 0, None) for row in second)
+            assert report["chunks"]["failed"] == 0
+
+        # a restart against the switched service binds the new model and re-embeds every chunk
+        app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            assert (await _status(client))["embedding_model"] == {"id": "fake-embed-16", "dimension": 16}
+            await wait_until(all_embedded, "every chunk to be re-embedded with 16-d vectors")
+    states = _chunk_states(fresh_dsn)
+    assert {row[0] for row in states} == {"files__default: 1", "files__default: 2"}
+    assert {row[1:] for row in states} == {("embedded", 0, 16)}
