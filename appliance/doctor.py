@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
+import psycopg
 
 from appliance.app_client import AppClient, AppClientError, AppTarget
 from appliance.config import AppConfig, load_config
@@ -21,6 +22,7 @@ from appliance.launch import active_config_path
 from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
 from appliance.probe import probe_cpu
 from appliance.storage import StorageLayout
+from quart_app.store.pgvector_check import PGVECTOR_STATE_SQL, PgvectorState, too_old_message
 
 Outcome = Literal["ok", "warn", "fail", "skip"]
 # below this much free space on the storage, ingest and PostgreSQL soon stop
@@ -79,6 +81,26 @@ def _models(config: AppConfig, layout: StorageLayout) -> Check:
     return Check("models", "ok", ", ".join(found))
 
 
+def _pgvector(url: str) -> Check:
+    """pgvector >= 0.8 in the app's database, or installable there by the app's user at start."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            state = PgvectorState(*(conn.execute(PGVECTOR_STATE_SQL).fetchone() or ()))
+    except psycopg.Error as exc:
+        return Check("pgvector", "skip", f"cannot ask the database: {str(exc).strip().splitlines()[0]}")
+    problem = too_old_message(state)
+    if problem is not None:
+        return Check("pgvector", "fail", problem, "update pgvector as the detail says, then restart the app")
+    if state.installed is None and not state.superuser:
+        return Check(
+            "pgvector",
+            "warn",
+            f"database {state.database!r} has no vector extension yet and user {state.user!r} is no superuser",
+            f"run `CREATE EXTENSION vector;` in database {state.database!r} as a superuser before the app starts",
+        )
+    return Check("pgvector", "ok", f"pgvector {state.installed or state.available} in database {state.database!r}")
+
+
 def _app(target: AppTarget) -> tuple[Check, dict[str, Any] | None]:
     """The app answers /heartbeat, accepts our signature (GET /enabled) and is enabled; its /status for the rest."""
     with AppClient(target, timeout_s=10) as app:
@@ -129,6 +151,7 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
     url = read_database_url(layout) or resolve_database(config, layout, environ).url
     for part in (check_database(url), check_embedder(config)):
         checks.append(Check(part.part, "ok" if part.ok else "fail", part.detail, "" if part.ok else _START_FIX))
+    checks.append(_pgvector(url))
     app_check, report = _app(AppTarget.from_env(environ))
     checks.append(app_check)
     checks.extend(_nextcloud(environ, report))

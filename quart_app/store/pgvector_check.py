@@ -41,6 +41,14 @@ def _version_text(version: tuple[int, int, int]) -> str:
     return ".".join(map(str, version))
 
 
+# what PgvectorState holds, in its field order (the app's start-up and `doctor` both ask this)
+PGVECTOR_STATE_SQL = (
+    "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
+    " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'),"
+    " current_user, current_database(), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class PgvectorState:
     """What the database says about the vector extension (None = not installed / no package on the server)."""
@@ -49,6 +57,7 @@ class PgvectorState:
     available: str | None
     user: str
     database: str
+    superuser: bool = False
 
 
 def too_old_message(state: PgvectorState) -> str | None:
@@ -83,14 +92,10 @@ def too_old_message(state: PgvectorState) -> str | None:
 
 
 async def _state(conn: AsyncConnection[TupleRow]) -> PgvectorState:
-    cur = await conn.execute(
-        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
-        " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'),"
-        " current_user, current_database()"
-    )
+    cur = await conn.execute(PGVECTOR_STATE_SQL)
     row = await cur.fetchone()
     assert row is not None  # a SELECT without FROM returns one row
-    return PgvectorState(installed=row[0], available=row[1], user=row[2], database=row[3])
+    return PgvectorState(*row)
 
 
 async def require_pgvector(conn: AsyncConnection[TupleRow]) -> str:

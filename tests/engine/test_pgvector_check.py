@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from appliance.doctor import Check, _pgvector
 from quart_app.store import Database
 from quart_app.store.errors import PgvectorMissingError, PgvectorTooOldError
 from quart_app.store.pgvector_check import PgvectorState, parse_version, too_old_message
@@ -102,3 +103,20 @@ def test_an_old_package_on_the_server_asks_for_a_newer_pgvector_install() -> Non
         " postgresql-NN-pgvector, or the pgvector/pgvector image), then restart the app"
     )
     assert too_old_message(PgvectorState(installed="0.8.0", available="0.8.6", user="ccb", database="ccb")) is None
+
+
+def test_doctor_reports_the_version_and_what_to_do(fresh_dsn: str, dsn_without_vector: str) -> None:
+    name = _database_name(fresh_dsn)
+    assert _pgvector(fresh_dsn) == Check("pgvector", "ok", f"pgvector 0.8.6 in database '{name}'")
+    bare = _database_name(dsn_without_vector)
+    assert _pgvector(dsn_without_vector) == Check(
+        "pgvector",
+        "warn",
+        f"database '{bare}' has no vector extension yet and user 'ccb' is no superuser",
+        f"run `CREATE EXTENSION vector;` in database '{bare}' as a superuser before the app starts",
+    )
+    with psycopg.connect(_as_superuser(fresh_dsn), autocommit=True) as conn:
+        conn.execute("UPDATE pg_extension SET extversion = '0.7.4' WHERE extname = 'vector'")
+    old = _pgvector(fresh_dsn)
+    assert (old.outcome, old.fix) == ("fail", "update pgvector as the detail says, then restart the app")
+    assert old.detail.startswith(f"database '{name}' has pgvector 0.7.4; ACL-filtered search needs pgvector >= 0.8.0")
