@@ -50,10 +50,11 @@ class Download:
 
 
 def required_model_ids(config: AppConfig) -> list[str]:
-    """Catalogue ids the config uses: the local embedder's model and the llama LLM's (paths are not ids)."""
+    """Catalogue ids the config uses: the local embedder's model (with an external service instead, the ONNX model
+    whose tokenizer sizes the chunks) and the llama LLM's (paths are not ids)."""
     ids: list[str] = []
-    if config.embedding.workers > 0:
-        ids.append(config.embedding.local_model)
+    embedding = config.embedding
+    ids.append(embedding.local_model if embedding.workers > 0 else embedding.onnx.model)
     if config.llm_backend == "llama" and isinstance(config.llm, LlamaConfig):
         ids.append(config.llm.model)
     return list(dict.fromkeys(ids))

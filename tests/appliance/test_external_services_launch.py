@@ -12,6 +12,7 @@ from appliance_kit import clean_env, free_port, run_cli, write_config
 from appliance.config import load_config
 from appliance.health import check_embedder
 from appliance.launch import launch_env_path, read_launch_env
+from appliance.model_fetch import required_model_ids
 from appliance.storage import StorageLayout
 
 EXTERNAL = {"EXTERNAL_DB": "postgresql://ccb:pw@db.example:5432/ccb", "CC_EM_BASE_URL": "http://tei.example:8080/v1"}
@@ -57,3 +58,14 @@ def test_the_health_check_leaves_the_local_embedder_port_alone_with_cc_em_base_u
         with pytest.raises(BlockingIOError):
             local_port.accept()
     assert result.ok and result.detail == "skipped: embedding.workers = 0, external http://tei.example:8080/v1"
+
+
+def test_with_an_external_service_only_the_chunking_tokenizers_model_is_fetched(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("embedding:\n  onnx:\n    model: multilingual-e5-small\nllm:\n  extractive: {}\n")
+    workers_0 = tmp_path / "workers-0.yaml"
+    workers_0.write_text(path.read_text().replace("embedding:\n", "embedding:\n  workers: 0\n"))
+    assert required_model_ids(load_config(workers_0, {})) == ["multilingual-e5-small"]
+    assert required_model_ids(load_config(path, {"CC_EM_BASE_URL": EXTERNAL["CC_EM_BASE_URL"]})) == [
+        "multilingual-e5-small"
+    ]
