@@ -74,9 +74,16 @@ def app_server_arguments(config: AppConfig) -> list[str]:
 
 
 def _check_embedder_url(config: AppConfig) -> None:
-    """The app calls base_url; warn when it does not reach the local embedder the appliance starts."""
+    """The app calls base_url; warn when it misses the local embedder the appliance starts, or names it when none
+    is started."""
     embedding = config.embedding
     if embedding.workers == 0:
+        if embedding.reaches_local_embedder():
+            log.warning(
+                "embedding.workers is 0, so no local embedder runs, but embedding.base_url %s is its address; set"
+                " CC_EM_BASE_URL or embedding.base_url to the external embedding service",
+                embedding.base_url,
+            )
         return
     if not embedding.reaches_local_embedder():
         log.warning(

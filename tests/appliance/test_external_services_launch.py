@@ -33,12 +33,19 @@ def test_prepare_autostarts_the_local_programs_only_without_external_services(
     assert (launch["CCB_POSTGRES_AUTOSTART"], launch["CCB_EMBEDDER_AUTOSTART"]) == (autostart, autostart)
 
 
-def test_workers_0_in_the_config_alone_starts_no_local_embedder(tmp_path: Path) -> None:
-    write_config(tmp_path, workers=0)
+def test_workers_0_in_the_config_alone_starts_no_local_embedder_and_warns_about_a_local_base_url(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    write_config(tmp_path, embedder_port=port, workers=0)
     result = run_cli("prepare", env=clean_env(tmp_path))
     assert result.returncode == 0, result.stderr
     launch = read_launch_env(launch_env_path(StorageLayout(tmp_path)))
     assert (launch["CCB_POSTGRES_AUTOSTART"], launch["CCB_EMBEDDER_AUTOSTART"]) == ("true", "false")
+    assert (
+        f"embedding.workers is 0, so no local embedder runs, but embedding.base_url http://127.0.0.1:{port}/v1 is its"
+        " address; set CC_EM_BASE_URL or embedding.base_url to the external embedding service" in result.stderr
+    )
 
 
 def test_a_cc_em_base_url_naming_the_local_embedder_keeps_it(tmp_path: Path) -> None:
