@@ -103,7 +103,11 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         # started last: how long opening the engine blocked start-up is not a stall anyone waited for
         state.loops.start(LoopLagMonitor.LOOP_NAME, state.loop_lag.run)
         log.info(
-            "app ready: app id %s, version %s, enabled %s", settings.app_id, settings.app_version, state.enabled.enabled
+            "app ready: app id %s, version %s, APP_ROLE %s, enabled %s",
+            settings.app_id,
+            settings.app_version,
+            settings.role,
+            state.enabled.enabled,
         )
 
     @app.after_serving

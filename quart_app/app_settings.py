@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.app_role import AppRole, app_role
 from appliance.app_secret import read_app_secret
 from appliance.config import AppConfig, load_config
 from appliance.config_files import config_path as default_config_path
@@ -36,6 +37,8 @@ class AppSettings:
     nextcloud_url: str | None = None
     # None = models/catalogue.yaml; tests and air-gapped mirrors point it at their own catalogue
     model_catalogue: Path | None = None
+    # APP_ROLE: which loops and routes this replica runs (appliance/app_role.py ROLE_DUTIES)
+    role: AppRole = AppRole.NORMAL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> AppSettings:
@@ -53,4 +56,5 @@ class AppSettings:
             app_version=env_value("APP_VERSION", environ) or "4.0.0",
             aa_version=env_value("AA_VERSION", environ),
             nextcloud_url=env_value("NEXTCLOUD_URL", environ),
+            role=app_role(environ),
         )

@@ -1,4 +1,8 @@
-"""The engine under the routes: DB pool, embedding client, parse pool, worker, services; opened and closed in order."""
+"""The engine under the routes: DB pool, embedding client, parse pool, worker, services; opened and closed in order.
+
+The role (settings.role, appliance/app_role.py) decides which of them run: the parse pool, the embedding worker, the
+LLM, the status sampler and each pull poller only in a role with that duty.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from quart import current_app
 
-from appliance.app_role import app_role
+from appliance.app_role import ANSWER_DUTIES, Duty, has_duty, needs_any
 from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops
 from quart_app.nextcloud import NextcloudClient
@@ -43,7 +47,9 @@ class Engine:
     # orders ingests against access changes and deletes of the same sources
     order: SourceOrder
     ingest: IngestService
-    answer: AnswerService
+    # None in a role that answers no questions (no LLM loaded): indexing, updatesproc, embedding-worker
+    answer: AnswerService | None
+    # built in every role (GET /status shows its embedder outage state); started only with the embedding duty
     worker: EmbeddingWorker
     # None when NEXTCLOUD_URL is not set: push only
     pull: PullMode | None
@@ -51,6 +57,12 @@ class Engine:
 
     async def close(self) -> None:
         await self.resources.aclose()
+
+    def answers(self) -> AnswerService:
+        """The answer service; only routes and loops of an answering role call this."""
+        if self.answer is None:
+            raise EngineNotReadyError("this replica's APP_ROLE answers no questions: it loaded no LLM")
+        return self.answer
 
 
 def engine() -> Engine:
@@ -118,8 +130,9 @@ async def open_engine(
     from quart_app.services.answer import build_answer_service
 
     config = settings.config
+    role = settings.role
     async with AsyncExitStack() as stack:
-        pool = config.pgvector.pool_for(app_role())
+        pool = config.pgvector.pool_for(role)
         db = Database(
             settings.db_url,
             pool.pool_min,
@@ -176,11 +189,13 @@ async def open_engine(
             chunker=ChunkerSpec(tokenizer_file, chunk_tokens, emb.chunk_overlap_tokens),
             crash_retries=config.ingest.parse_crash_retries,
         )
-        await parse_pool.open()
-        _closing(stack, "parse pool", parse_pool.close)
+        if has_duty(role, Duty.PARSING):
+            await parse_pool.open()
+            _closing(stack, "parse pool", parse_pool.close)
         worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
-        await worker.start()
-        _closing(stack, "embedding worker", worker.close)
+        if has_duty(role, Duty.EMBEDDING):
+            await worker.start()
+            _closing(stack, "embedding worker", worker.close)
         order = SourceOrder(config.ingest.access_wait_s)
         ingest = IngestService(
             db,
@@ -189,17 +204,19 @@ async def open_engine(
             on_chunks_queued=worker.wake,
             order=order,
         )
-        llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
-        _closing(stack, f"LLM backend {llm.name}", llm.aclose)
-        answer = build_answer_service(config, db, client, llm)
-        if loops is not None:
+        answer = None
+        if needs_any(role, ANSWER_DUTIES):
+            llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
+            _closing(stack, f"LLM backend {llm.name}", llm.aclose)
+            answer = build_answer_service(config, db, client, llm)
+        if loops is not None and has_duty(role, Duty.STATUS_HISTORY):
             sampler = StatusSampler(db, config.status_history)
             loops.start(StatusSampler.LOOP_NAME, sampler.run)
             _closing(stack, "status history sampler", functools.partial(loops.stop, [StatusSampler.LOOP_NAME]))
         pull = None
         if nextcloud is not None and loops is not None:
             spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)
-            pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool)
+            pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool, role)
             pull.start(loops)
         engine = Engine(
             db=db, order=order, ingest=ingest, answer=answer, worker=worker, pull=pull, resources=stack.pop_all()

@@ -1,10 +1,15 @@
-"""Pull mode (PHP app 5.4+): pollers for the documents and actions queues and for TaskProcessing tasks."""
+"""Pull mode (PHP app 5.4+): pollers for the documents and actions queues and for TaskProcessing tasks.
+
+Each poller runs only in a role with its duty (appliance/app_role.py): indexing the documents, updatesproc the
+actions, requestproc the tasks, normal all three.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from appliance.app_role import AppRole, Duty, has_duty
 from appliance.config import AppConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.nextcloud import NextcloudClient, NextcloudError
@@ -21,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class PullMode:
-    """The three pollers behind one gate; they idle while the app is disabled or the PHP app pushes (<= 5.3)."""
+    """The role's pollers behind one gate; they idle while the app is disabled or the PHP app pushes (<= 5.3)."""
 
     def __init__(
         self,
@@ -30,23 +35,36 @@ class PullMode:
         enabled: Callable[[], bool],
         db: Database,
         ingest: IngestService,
-        answers: AnswerService,
+        answers: AnswerService | None,
         spool: SourceSpool,
+        role: AppRole = AppRole.NORMAL,
     ) -> None:
         self.gate = PullGate(nextcloud, config.pull, enabled, db)
-        self.documents = DocumentPoller(nextcloud, self.gate, ingest, spool, config)
-        self.actions = ActionPoller(nextcloud, self.gate, db, ingest.order, config)
-        self.tasks = TaskPoller(nextcloud, self.gate, answers, config.pull)
+        self.documents = (
+            DocumentPoller(nextcloud, self.gate, ingest, spool, config) if has_duty(role, Duty.DOCUMENT_QUEUE) else None
+        )
+        self.actions = (
+            ActionPoller(nextcloud, self.gate, db, ingest.order, config) if has_duty(role, Duty.ACTION_QUEUE) else None
+        )
+        # the engine builds the answer service exactly for the roles that answer tasks
+        self.tasks = (
+            TaskPoller(nextcloud, self.gate, answers, config.pull)
+            if answers is not None and has_duty(role, Duty.TASKS)
+            else None
+        )
 
     def start(self, loops: BackgroundLoops) -> None:
-        loops.start("documents", self.documents.run)
-        loops.start("actions", self.actions.run)
-        loops.start("tasks", self.tasks.run)
+        if self.documents is not None:
+            loops.start("documents", self.documents.run)
+        if self.actions is not None:
+            loops.start("actions", self.actions.run)
+        if self.tasks is not None:
+            loops.start("tasks", self.tasks.run)
 
     async def enabled_changed(self, enabled: bool) -> None:
         """PUT /enabled: wake the loops; on disable, take our task types out of Nextcloud."""
         self.gate.enabled_changed()
-        if not enabled and self.gate.available is not False:
+        if not enabled and self.tasks is not None and self.gate.available is not False:
             try:
                 await self.tasks.unregister()
             except NextcloudError as exc:

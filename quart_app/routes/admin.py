@@ -18,6 +18,7 @@ from typing import IO
 
 from quart import Blueprint, Response, request
 
+from appliance.app_role import ROLE_DUTIES
 from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
@@ -68,13 +69,17 @@ async def status() -> Response:
     report["event_loop"] = state.loop_lag.snapshot()
     # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
     report.update(await asyncio.to_thread(machine_report, state.settings.storage))
-    report["llm"] = opened.answer.llm_report()
+    report["llm"] = None if opened.answer is None else opened.answer.llm_report()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,
         "detail": "NEXTCLOUD_URL is not set" if opened.pull is None else opened.pull.gate.reason,
-        "task_providers_registered": opened.pull is not None and opened.pull.tasks.registered,
+        "task_providers_registered": opened.pull is not None
+        and opened.pull.tasks is not None
+        and opened.pull.tasks.registered,
     }
+    # APP_ROLE and what it runs (appliance/app_role.py ROLE_DUTIES)
+    report["role"] = {"name": state.settings.role, "duties": sorted(ROLE_DUTIES[state.settings.role])}
     return json_message(report)
 
 

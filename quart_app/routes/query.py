@@ -16,7 +16,8 @@ blueprint = Blueprint("query", __name__)
 @require_enabled
 async def query() -> Response:
     body = await parse_body(Query)
-    result = await engine().answer.query(
+    answers = engine().answers()
+    result = await answers.query(
         body.userId,
         body.query,
         use_context=body.useContext,
@@ -33,7 +34,8 @@ async def query() -> Response:
 @require_enabled
 async def doc_search() -> Response:
     body = await parse_body(DocSearchQuery)
-    hits = await engine().answer.doc_search(
+    answers = engine().answers()
+    hits = await answers.doc_search(
         body.userId,
         body.query,
         limit=body.ctxLimit,

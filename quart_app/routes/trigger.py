@@ -14,6 +14,6 @@ blueprint = Blueprint("trigger", __name__)
 async def trigger() -> Response:
     # cheap and always {}: before the engine opens the poller's first poll finds the task anyway
     opened: Engine | None = current_app.extensions.get(ENGINE_EXTENSION)
-    if opened is not None and opened.pull is not None:
+    if opened is not None and opened.pull is not None and opened.pull.tasks is not None:
         opened.pull.tasks.trigger()
     return json_message({})

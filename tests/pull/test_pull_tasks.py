@@ -138,7 +138,8 @@ async def test_trigger_wakes_the_poller_and_the_route_answers_empty_json(
         "/trigger", query_string={"providerId": "context_chat-context_chat"}, headers=_signed()
     )
     assert response.status_code == 200 and await response.get_json() == {}
-    assert pull_app.engine.pull is not None and pull_app.engine.pull.tasks.triggered
+    pull = pull_app.engine.pull
+    assert pull is not None and pull.tasks is not None and pull.tasks.triggered
 
 
 def _signed() -> dict[str, str]:
