@@ -12,7 +12,7 @@ from pathlib import Path
 
 from appliance.cli_logging import configure_cli_logging
 from appliance.config import load_config
-from appliance.config_files import config_path, ensure_config
+from appliance.config_files import CONFIG_WAIT_S, config_path, ensure_config
 from appliance.config_keys import describe_config_keys
 from appliance.database_url import embedded_cluster, read_database_url, resolve_database
 from appliance.env_settings import describe_env
@@ -100,14 +100,22 @@ def _cmd_os_users(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    prepared = prepare(device=args.device, reset_config=args.reset_config, repairs_dir=args.repairs_dir)
+    prepared = prepare(
+        device=args.device,
+        reset_config=args.reset_config,
+        repairs_dir=args.repairs_dir,
+        config_wait_s=args.config_wait,
+    )
     hardware = prepared.hardware
     for warning in hardware.warnings:
         print(f"\n*** WARNING: {warning} ***\n", file=sys.stderr)
+    choice, plan = prepared.config_choice, prepared.repairs
+    config = "shared, created by the setup replica" if choice is None else "new" if choice.copied else ""
     print(
-        f"prepared {prepared.layout.root}: device {hardware.device} ({hardware.reason}); "
-        f"config {prepared.config_choice.path}{' (new)' if prepared.config_choice.copied else ''}; "
-        f"repairs run: {len(prepared.repairs.to_run)}; database: {prepared.database.source}",
+        f"prepared {prepared.layout.root} as APP_ROLE={prepared.role}: device {hardware.device} ({hardware.reason}); "
+        f"config {prepared.config_file}{f' ({config})' if config else ''}; "
+        f"repairs run: {'none, not this role' if plan is None else len(plan.to_run)}; "
+        f"database: {prepared.database.source}",
         file=sys.stderr,
     )
     return 0
@@ -188,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     device_option(sub)
     sub.add_argument("--reset-config", action="store_true", help="re-copy the config for the detected hardware")
+    sub.add_argument(
+        "--config-wait",
+        type=float,
+        default=CONFIG_WAIT_S,
+        metavar="SECONDS",
+        help="a role that creates no config waits this long for the shared one (default 20 minutes)",
+    )
     repairs_option(sub)
     sub.set_defaults(handler=_cmd_prepare)
     sub = commands.add_parser(

@@ -1,13 +1,18 @@
-"""Config selection: copy configs/config.<cpu|gpu>.yaml to the storage on first start, keep it afterwards."""
+"""Config selection: copy configs/config.<cpu|gpu>.yaml to the storage on first start, keep it afterwards.
+
+Only a role with the setup duty (normal, requestproc) copies it; the other replicas wait for that shared file.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.app_role import AppRole, Duty, replica_roles
 from appliance.env_settings import env_value
 from appliance.errors import ConfigError
 from appliance.probe import ConfigVariant
@@ -17,6 +22,9 @@ from appliance.storage import StorageLayout
 log = logging.getLogger(__name__)
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+# upstream's controller.py waits as long for the requestproc replica to create the shared config
+CONFIG_WAIT_S = 20 * 60
+CONFIG_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,3 +82,29 @@ def _write_private(path: Path, content: bytes) -> None:
     with os.fdopen(fd, "wb") as handle:
         os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
         handle.write(content)
+
+
+def wait_for_shared_config(
+    target: Path, role: AppRole, timeout_s: float = CONFIG_WAIT_S, poll_s: float = CONFIG_POLL_S
+) -> Path:
+    """Wait up to `timeout_s` for the config a setup role creates; ConfigError naming the file and who creates it."""
+    creators = " or ".join([*replica_roles(Duty.SETUP), AppRole.NORMAL])
+    if not target.exists():
+        log.info(
+            "config file %s not found; APP_ROLE=%s does not create it: waiting up to %g s for the %s replica to",
+            target,
+            role,
+            timeout_s,
+            creators,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not target.exists():
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"{target}: the config file did not appear within {timeout_s:g} s. APP_ROLE={role} does not create"
+                    f" it, the {creators} replica does at start-up: start that replica first and give both the same"
+                    " persistent storage (APP_PERSISTENT_STORAGE, or CC_CONFIG_PATH)"
+                )
+            time.sleep(poll_s)
+        log.info("config file %s found; continuing the start-up", target)
+    return target

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
+from appliance.app_role import EMBEDDER_DUTIES, AppRole, app_role, needs_any
 from appliance.config import AppConfig
 from appliance.env_settings import connect_host
 
@@ -61,10 +62,13 @@ def check_database(url: str, timeout_s: float = 5.0) -> CheckResult:
     return CheckResult("postgres", True, shown)
 
 
-def check_embedder(config: AppConfig, timeout_s: float = 5.0) -> CheckResult:
-    """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service)."""
+def check_embedder(config: AppConfig, timeout_s: float = 5.0, role: AppRole = AppRole.NORMAL) -> CheckResult:
+    """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service) or the
+    role embeds nothing (no embedder program runs)."""
     if config.embedding.workers == 0:
         return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {config.embedding.base_url}")
+    if not needs_any(role, EMBEDDER_DUTIES):
+        return CheckResult("embedder", True, f"skipped: APP_ROLE={role} embeds nothing and runs no embedder")
     url = f"http://{connect_host(config.embedding.host)}:{config.embedding.port}/health"
     try:
         status, body = _get(url, timeout_s)
@@ -82,5 +86,5 @@ def check_all(
     return [
         check_app(AppTarget.from_env(environ), timeout_s),
         check_database(database_url, timeout_s),
-        check_embedder(config, timeout_s),
+        check_embedder(config, timeout_s, app_role(environ)),
     ]

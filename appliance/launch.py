@@ -1,4 +1,8 @@
-"""`prepare`: everything entrypoint.sh does before supervisord, ending in the env file supervisord.conf reads."""
+"""`prepare`: everything entrypoint.sh does before supervisord, ending in the env file supervisord.conf reads.
+
+APP_ROLE decides the start-up duties (appliance/app_role.py): only normal and requestproc run the repairs and
+create config.yaml, only normal may run the embedded PostgreSQL, and a role that embeds nothing starts no embedder.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.app_role import EMBEDDER_DUTIES, AppRole, Duty, app_role, has_duty, needs_any
 from appliance.app_secret import ensure_local_secret
 from appliance.config import AppConfig, load_config
-from appliance.config_files import CONFIGS_DIR, ConfigChoice, config_path, ensure_config
+from appliance.config_files import (
+    CONFIG_WAIT_S,
+    CONFIGS_DIR,
+    ConfigChoice,
+    config_path,
+    ensure_config,
+    wait_for_shared_config,
+)
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
 from appliance.env_settings import app_base_url, env_value
+from appliance.errors import SettingsError
 from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
@@ -32,10 +45,13 @@ class Prepared:
     """What `prepare` decided, for the CLI's summary and for tests."""
 
     layout: StorageLayout
+    role: AppRole
     hardware: HardwareReport
-    config_choice: ConfigChoice
+    # None in a role without the setup duty: it waited for the config the setup role created, and ran no repairs
+    config_choice: ConfigChoice | None
+    config_file: Path
     config: AppConfig
-    repairs: RepairPlan
+    repairs: RepairPlan | None
     database: DatabaseTarget
     launch_env_file: Path
 
@@ -104,12 +120,14 @@ def launch_environment(
 ) -> dict[str, str]:
     """The variables supervisord.conf expands (%(ENV_...)s); all are strings, none is a secret."""
     embedding = config.embedding
+    # the local embedder only where the role embeds (passages or questions) and the config has not moved it out
+    local_embedder = embedding.workers > 0 and needs_any(app_role(environ), EMBEDDER_DUTIES)
     return {
         "CC_CONFIG_PATH": str(config_file),
         "CCB_PYTHON": sys.executable,
         "CCB_POSTGRES_AUTOSTART": "true" if database.embedded else "false",
         "CCB_PG_TCP_PORT": str(config.pgvector.embedded_tcp_port or ""),
-        "CCB_EMBEDDER_AUTOSTART": "true" if embedding.workers > 0 else "false",
+        "CCB_EMBEDDER_AUTOSTART": "true" if local_embedder else "false",
         "CCB_EMBEDDER_HOST": embedding.host,
         "CCB_EMBEDDER_PORT": str(embedding.port),
         "CCB_EMBEDDER_MODEL": config.embedding.local_model,
@@ -170,25 +188,41 @@ def prepare(
     reset_config: bool = False,
     repairs_dir: Path = REPAIRS_DIR,
     configs_dir: Path = CONFIGS_DIR,
+    config_wait_s: float = CONFIG_WAIT_S,
 ) -> Prepared:
     """Storage, repairs, probe + config copy, config validation, database choice, launch env. Raises on any failure.
 
     Repairs run before the config is loaded (as upstream's runner does), so a step can move a stale config aside.
+    A role without the setup duty runs no repairs and waits up to `config_wait_s` for the shared config instead.
     """
+    role = app_role(environ)
+    setup = has_duty(role, Duty.SETUP)
+    if reset_config and not setup:
+        raise SettingsError(
+            f"--reset-config: APP_ROLE={role} does not create config.yaml; reset it on the requestproc (or normal)"
+            " replica, the others wait for its file"
+        )
     layout = StorageLayout.from_env(environ)
     layout.ensure()
     ensure_appliance_users()
     config_file = config_path(layout, environ)
-    plan = run_repairs(layout, app_version_from_env(environ), repairs_dir, config_file)
+    plan = run_repairs(layout, app_version_from_env(environ), repairs_dir, config_file) if setup else None
     hardware = probe_hardware(device, environ)
-    choice = ensure_config(config_file, hardware.config_variant, reset_config, configs_dir)
-    config = load_config(choice.path, environ)
+    choice = ensure_config(config_file, hardware.config_variant, reset_config, configs_dir) if setup else None
+    if choice is None:
+        wait_for_shared_config(config_file, role, config_wait_s)
+    config = load_config(config_file, environ)
     _check_embedder_url(config)
     database = resolve_database(config, layout, environ)
+    if database.embedded and not has_duty(role, Duty.EMBEDDED_DATABASE):
+        raise SettingsError(
+            f"APP_ROLE={role} shares its database with the other replicas, and the embedded PostgreSQL runs only in"
+            " the normal role: set EXTERNAL_DB to a PostgreSQL with pgvector that every replica reaches"
+        )
     write_database_url(layout, database)
     log.info("database: %s", database.source)
     ensure_local_secret(layout, environ)
     enable_standalone(layout, environ)
     env_file = launch_env_path(layout)
-    write_launch_env(env_file, launch_environment(config, layout, database, choice.path, environ, hardware))
-    return Prepared(layout, hardware, choice, config, plan, database, env_file)
+    write_launch_env(env_file, launch_environment(config, layout, database, config_file, environ, hardware))
+    return Prepared(layout, role, hardware, choice, config_file, config, plan, database, env_file)

@@ -26,6 +26,7 @@ _SCRUBBED = (
     "APP_HOST",
     "APP_PORT",
     "APP_PERSISTENT_STORAGE",
+    "APP_ROLE",
     "COMPUTE_DEVICE",
     "EXTERNAL_DB",
     "CC_CONFIG_PATH",

@@ -28,6 +28,7 @@ from appliance_kit import (
     write_config,
 )
 
+from appliance.app_client import AppClient, AppTarget
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
@@ -166,6 +167,38 @@ def test_external_db_skips_the_embedded_postgres(
     assert (storage / "db_url").read_text() == f"postgresql://ccb@/ccb?host={pg_cluster.socket_dir}\n"
     assert not (storage / "vector_db_data" / "pgsql" / "PG_VERSION").exists()
     wait_for(lambda: run.healthcheck().returncode == 0, 45, "healthcheck against the external database")
+    assert run.terminate() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("role", "embedder", "loops"),
+    [
+        ("updatesproc", "STOPPED", {"event_loop_lag"}),
+        ("embedding-worker", "RUNNING", {"event_loop_lag", "embedding_worker_0", "embedding_worker_listen"}),
+    ],
+)
+def test_a_replica_role_runs_only_its_programs_and_loops(
+    role: str,
+    embedder: str,
+    loops: set[str],
+    private_dir: Path,
+    started: list[Entrypoint],
+    pg_cluster: EmbeddedPostgres,
+) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    run = Entrypoint(storage, APP_ROLE=role, EXTERNAL_DB=url)
+    started.append(run)
+    run.wait_state("app", "RUNNING")
+    wait_for(lambda: run.healthcheck().returncode == 0, 60, f"healthcheck of the {role} replica")
+    programs = {name: state for name, (state, _pid) in run.status().items()}
+    assert programs == {"postgres": "STOPPED", "embedder": embedder, "app": "RUNNING"}
+    with AppClient(AppTarget.from_env(run.tool_env), timeout_s=30) as app:
+        status = app.status()
+    assert status["role"]["name"] == role
+    assert set(status["loops"]) == loops
     assert run.terminate() == 0
 
 
