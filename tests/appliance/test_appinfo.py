@@ -1,4 +1,5 @@
-"""appinfo/info.xml (what AppAPI registers) stays consistent with the code: id, version, image, routes, variables."""
+"""appinfo/info.xml (what AppAPI registers) stays consistent with the code: id, version, image, routes, variables,
+Kubernetes service roles."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.app_role import ROLE_DUTIES, AppRole, Duty, app_role
 from appliance.config import parse_config
 from appliance.env_settings import ENV_SETTINGS
 from appliance.storage import StorageLayout
@@ -209,3 +211,33 @@ def test_the_promised_routes_are_declared(served: dict[str, set[str]]) -> None:
     for path in ("/downloadLogs", *sorted(PAGE_PATHS)):
         assert "GET" in served.get(path, set()), f"the app no longer serves GET {path}"
         assert any(_matches_canonical(_text(route, "url"), path.lstrip("/")) for route in _routes()), path
+
+
+def _k8s_roles() -> list[ET.Element]:
+    assert EXTERNAL_APP is not None, "info.xml has no <external-app>"
+    return EXTERNAL_APP.findall("k8s-service-roles/role")
+
+
+def test_k8s_service_roles_are_upstreams_and_each_env_line_selects_its_role() -> None:
+    """AppAPI's KubernetesActions creates one Deployment per <role> (suffix = name) and appends its <env> line to the
+    container's environment; upstream 5.4 declares these three, in this order, with the same names and env lines."""
+    roles = _k8s_roles()
+    assert [_text(role, "name") for role in roles] == ["requestproc", "updatesproc", "indexing"]
+    for role in roles:
+        name = _text(role, "name")
+        _text(role, "display-name")
+        env_name, _, value = _text(role, "env").partition("=")
+        assert (env_name, value) == ("APP_ROLE", name)
+        assert app_role({env_name: value}) is AppRole(name)
+        assert _text(role, "expose") in ("true", "false"), name
+
+
+def test_the_exposed_role_serves_appapi_and_the_declared_roles_do_the_whole_job() -> None:
+    """Only an exposed role gets a Kubernetes Service (AppAPI then sends /heartbeat, /init, /enabled, /trigger and
+    the proxied routes there); the deployed roles together must do everything the normal role does but run the
+    embedded PostgreSQL (a Kubernetes deploy uses EXTERNAL_DB)."""
+    roles = {AppRole(_text(role, "name")): _text(role, "expose") == "true" for role in _k8s_roles()}
+    assert [role for role, exposed in roles.items() if exposed] == [AppRole.REQUESTPROC]
+    assert {Duty.SETUP, Duty.TASKS, Duty.PUSH_ROUTES} <= ROLE_DUTIES[AppRole.REQUESTPROC]
+    covered = frozenset().union(*(ROLE_DUTIES[role] for role in roles))
+    assert ROLE_DUTIES[AppRole.NORMAL] - covered == {Duty.EMBEDDED_DATABASE}
