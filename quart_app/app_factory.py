@@ -6,12 +6,14 @@ import logging
 
 from quart import Quart
 
+from appliance.app_role import Duty, has_duty
 from appliance.model_catalogue import ModelNotDownloadedError
 from quart_app import engine as engine_module
 from quart_app.app_logging import configure_logging
 from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
+from quart_app.background_loops import LoopHandle
 from quart_app.body_timeout import BodyTimeoutMiddleware
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.http_errors import register_error_handlers
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 # the PHP app waits up to 50 minutes for /loadSources and /query; Quart's 60 s defaults would cut them off
 LONG_REQUEST_S = 60 * 60
+MODEL_WAIT_LOOP = "engine_waits_for_models"
 
 
 def build_app(settings: AppSettings | None = None) -> Quart:
@@ -88,6 +91,19 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         await open_engine()
         log.info("engine opened after the model fetch")
 
+    async def open_when_models_arrive(handle: LoopHandle) -> None:
+        """A role AppAPI sends no POST /init (only the exposed requestproc gets it): look for the models the setup
+        replica fetches into the shared storage every `state.model_wait_s`."""
+        handle.status.set("waiting", "for the models the requestproc replica's POST /init fetches")
+        while not handle.stopping.is_set():
+            await handle.sleep(state.model_wait_s)
+            try:
+                await open_engine()
+            except ModelNotDownloadedError:
+                continue
+            log.info("engine opened: the models are in %s now", settings.storage.model_dir)
+            return
+
     @app.before_serving
     async def open_resources() -> None:
         settings.storage.ensure()
@@ -98,8 +114,16 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             await open_engine()
         except ModelNotDownloadedError as exc:
             # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
-            log.warning("%s; the engine opens once POST /init has fetched the models", exc)
-            state.init_job.after_fetch = open_after_init
+            if has_duty(settings.role, Duty.SETUP):
+                log.warning("%s; the engine opens once POST /init has fetched the models", exc)
+                state.init_job.after_fetch = open_after_init
+            else:
+                log.warning(
+                    "%s; APP_ROLE=%s opens the engine once the requestproc replica's POST /init has fetched them",
+                    exc,
+                    settings.role,
+                )
+                state.loops.start(MODEL_WAIT_LOOP, open_when_models_arrive)
         # started last: how long opening the engine blocked start-up is not a stall anyone waited for
         state.loops.start(LoopLagMonitor.LOOP_NAME, state.loop_lag.run)
         log.info(

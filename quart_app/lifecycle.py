@@ -131,6 +131,8 @@ class Lifecycle:
         self.loops = BackgroundLoops()
         self.init_job = InitJob(settings, self.loops, self.nextcloud)
         self.loop_lag = LoopLagMonitor()
+        # how often a replica without POST /init looks for the models the requestproc replica fetched (tests shrink it)
+        self.model_wait_s = 10.0
         # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)
         self.enabled_listeners: list[Callable[[bool], Awaitable[None]]] = []
 

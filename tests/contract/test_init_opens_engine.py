@@ -4,6 +4,7 @@ the model (real MiniLM files over local HTTP), and only then the engine opens an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,14 @@ from contract_kit import SourcePart, contract_config, guzzle_multipart, make_set
 from model_server import ModelServer, catalogue_yaml
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 
+from appliance.app_role import AppRole
+from appliance.model_catalogue import load_catalogue
+from appliance.model_fetch import fetch_models
 from quart_app import create_app
+from quart_app.app_factory import MODEL_WAIT_LOOP
 from quart_app.app_settings import AppSettings
+from quart_app.engine import ENGINE_EXTENSION
+from quart_app.lifecycle import STATE_EXTENSION
 
 
 def _entry(model_url: str, tokenizer_url: str, model: bytes, tokenizer: bytes) -> dict[str, Any]:
@@ -67,3 +74,46 @@ async def test_engine_opens_after_init_fetched_the_models(
             assert (await loaded.get_json())["loaded_sources"] == ["files__default: 1"]
             counted = await client.post("/countIndexedDocuments", headers=signed_headers())
             assert await counted.get_json() == {"files__default": 1}
+
+
+async def test_a_replica_without_init_opens_its_engine_once_the_shared_models_arrive(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, minilm_paths: tuple[Path, Path]
+) -> None:
+    """AppAPI sends POST /init only to the exposed requestproc replica; an indexing replica on the same storage waits
+    for the files that fetch writes, then opens its engine by itself."""
+    model = await asyncio.to_thread(minilm_paths[0].read_bytes)
+    tokenizer = await asyncio.to_thread(minilm_paths[1].read_bytes)
+    files = {"/m/model.onnx": model, "/m/tokenizer.json": tokenizer}
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        catalogue = tmp_path / "catalogue.yaml"
+        entry = _entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)
+        catalogue.write_text(catalogue_yaml([entry]))
+        raw = contract_config(embedder_url)
+        raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
+        base = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url)
+        settings = dataclasses.replace(base, model_catalogue=catalogue, role=AppRole.INDEXING)
+        app = create_app(settings)
+        app.extensions[STATE_EXTENSION].model_wait_s = 0.1
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            assert (await client.get("/heartbeat")).status_code == 200
+            early = await client.get("/status", headers=signed_headers())
+            assert early.status_code == 503 and "POST /init" in (await early.get_json())["error"]
+            # what the requestproc replica's POST /init does to the shared storage
+            await asyncio.to_thread(
+                fetch_models,
+                settings.config,
+                settings.storage.model_dir,
+                lambda _percent: None,
+                catalogue=load_catalogue(catalogue),
+            )
+            for _ in range(600):
+                if ENGINE_EXTENSION in app.extensions:
+                    break
+                await asyncio.sleep(0.05)
+            status = await client.get("/status", headers=signed_headers())
+            assert status.status_code == 200, await status.get_data()
+            report = await status.get_json()
+            assert report["role"]["name"] == "indexing" and "documents" in report["loops"]
+            assert report["loops"][MODEL_WAIT_LOOP]["state"] == "stopped"
+        assert nextcloud.init_statuses() == []  # nobody sent POST /init to this replica
