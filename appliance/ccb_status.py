@@ -54,16 +54,14 @@ def render_status(report: dict[str, Any]) -> RenderableType:
     if llm:
         machine.append(("llm", f"{llm.get('backend')} (context {llm.get('n_ctx')} tokens)"))
     parts.append(_table("Hardware", machine))
-    loops = report.get("loops") or {}
-    parts.append(
-        _table(
-            "Loops",
-            [
-                (name, f"{loop.get('state')}" + (f": {loop['detail']}" if loop.get("detail") else ""))
-                for name, loop in sorted(loops.items())
-            ],
-        )
-    )
+    role = report.get("role")
+    # which loops run is APP_ROLE's choice
+    loops = [("APP_ROLE", f"{role['name']}: {', '.join(role['duties'])}")] if role else []
+    loops += [
+        (name, f"{loop.get('state')}" + (f": {loop['detail']}" if loop.get("detail") else ""))
+        for name, loop in sorted((report.get("loops") or {}).items())
+    ]
+    parts.append(_table("Loops", loops))
     pull = report.get("pull") or {}
     parts.append(_table("Nextcloud", [("pull", str(pull.get("detail") or pull.get("php_app_queues")))]))
     errors = [(row["source_id"], row["error"]) for row in documents.get("failed_sources", [])][:10]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from contextlib import AsyncExitStack
 
 import psutil
@@ -17,8 +18,10 @@ import pytest
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, PullApp, acked, task_done, until
+from rich.console import Console
 
 from appliance.app_role import AppRole
+from appliance.ccb_status import render_status
 from quart_app.app_settings import AppSettings
 from quart_app.loop_lag import LoopLagMonitor
 
@@ -66,6 +69,10 @@ async def test_a_role_runs_its_loops_and_routes_and_answers_the_others_with_404(
         assert _parse_workers() == (1 if role in PARSING else 0)
         assert (app.engine.answer is not None) == (role in ANSWERING)
         assert (status["llm"] is not None) == (role in ANSWERING)
+        # `ccb status` names the role above its loops
+        console = Console(record=True, width=200)
+        console.print(render_status(status))
+        assert re.search(rf"APP_ROLE +{role}: [a-z-]+", console.export_text())
         # the lifecycle routes AppAPI calls answer in every role
         for method, path in (("GET", "/heartbeat"), ("GET", "/enabled"), ("POST", "/init")):
             response = await app.client.open(path, method=method, headers=signed_headers(), json=None)

@@ -80,8 +80,8 @@ function renderReport(report) {
 
   const model = report.embedding_model || {};
   const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : "not bound yet"]];
-  // the language model, the hardware and supervisord's programs, as the report has them
-  for (const key of ["llm", "hardware", "programs"]) if (report[key]) flatten(key, report[key], models);
+  // APP_ROLE and its duties, the language model, the hardware and supervisord's programs, as the report has them
+  for (const key of ["role", "llm", "hardware", "programs"]) if (report[key]) flatten(key, report[key], models);
   if (report.pull) {
     models.push(["Nextcloud", report.pull.nextcloud_configured ? "configured" : "not configured (push only)"]);
     if (report.pull.detail) models.push(["pull", report.pull.detail]);
