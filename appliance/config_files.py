@@ -91,7 +91,7 @@ def wait_for_shared_config(
     creators = " or ".join([*replica_roles(Duty.SETUP), AppRole.NORMAL])
     if not target.exists():
         log.info(
-            "config file %s not found; APP_ROLE=%s does not create it: waiting up to %g s for the %s replica to",
+            "config file %s not found; APP_ROLE=%s does not create it: waiting up to %g s for the %s replica to do so",
             target,
             role,
             timeout_s,
