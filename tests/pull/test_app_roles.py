@@ -22,8 +22,10 @@ from rich.console import Console
 
 from appliance.app_role import AppRole
 from appliance.ccb_status import render_status
+from quart_app import create_app
 from quart_app.app_settings import AppSettings
 from quart_app.loop_lag import LoopLagMonitor
+from quart_app.routes import BLUEPRINT_DUTIES
 
 EMBEDDING_LOOPS = {"embedding_worker_0", "embedding_worker_listen"}
 ROLE_LOOPS = {
@@ -55,6 +57,12 @@ def _parse_workers() -> int:
     """The parse worker processes this test process started (they run as ccb_parser; their command line is public)."""
     children = psutil.Process().children(recursive=True)
     return sum(1 for child in children if "quart_app.loaders.parse_worker" in " ".join(child.cmdline()))
+
+
+def test_every_blueprint_but_lifecycle_admin_and_status_page_needs_a_duty(pull_settings: AppSettings) -> None:
+    """A new route blueprint must say which role serves it, or it would answer in every replica."""
+    app = create_app(pull_settings)  # built, not served
+    assert set(app.blueprints) - set(BLUEPRINT_DUTIES) == {"lifecycle", "admin", "status_page"}
 
 
 @pytest.mark.parametrize("role", list(AppRole))
