@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 from contract_kit import contract_config, make_settings, running_app
 
-from appliance.app_role import AppRole
+from appliance.app_role import AppRole, app_role
 from appliance.config import parse_config
 from appliance.errors import ConfigError
 from quart_app import create_app
@@ -27,13 +28,13 @@ async def test_a_replica_opens_the_pool_of_its_role(
     tmp_path: Path,
     fresh_dsn: str,
     embedder_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     role: str,
     pool_max: int,
     statement_timeout: str,
 ) -> None:
-    monkeypatch.setenv("APP_ROLE", role)
-    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, contract_config(embedder_url, pgvector=BASE)))
+    settings = make_settings(tmp_path / "storage", fresh_dsn, contract_config(embedder_url, pgvector=BASE))
+    # the replica's role as AppSettings.from_env reads it from APP_ROLE
+    app = create_app(dataclasses.replace(settings, role=app_role({"APP_ROLE": role})))
     async with running_app(app):
         engine: Engine = app.extensions[ENGINE_EXTENSION]
         async with engine.db.connection() as conn:
