@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -102,3 +103,17 @@ def acked(nextcloud: FakePullNextcloud, kind: str) -> set[int]:
 async def task_done(nextcloud: FakePullNextcloud, task_id: int, timeout_s: float = 30.0) -> dict[str, Any]:
     """The task once the app posted its result (the fake's wait runs in a thread: the app shares this loop)."""
     return await asyncio.to_thread(nextcloud.wait_task, task_id, timeout_s)
+
+
+def sources(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sources of a finished TaskProcessing task, each unique and in the PHP app's shape."""
+    assert task["status"] == "STATUS_SUCCESSFUL", task
+    found = [json.loads(text) for text in task["output"]["sources"]]
+    assert len({s["id"] for s in found}) == len(found), "sources are unique"
+    assert all(set(s) == {"id", "label", "icon", "url"} for s in found)
+    return found
+
+
+def chat(prompt: str, **scope: Any) -> dict[str, Any]:
+    """A chat (or, with `limit`, search) task's input without a scope."""
+    return {"prompt": prompt, "scopeType": "none", "scopeList": [], "scopeListMeta": "", **scope}

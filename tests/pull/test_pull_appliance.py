@@ -7,7 +7,6 @@ there, results read back; the appliance is reached over HTTP only.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from contract_kit import APP_ID, APP_SECRET, ServerProcess, free_port, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
 from php_app_flow import run_php_app_flow
-from pull_kit import BUDGET, HIKING, LABEL
+from pull_kit import BUDGET, HIKING, LABEL, chat, sources
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -55,18 +54,6 @@ def appliance(tmp_path: Path, nextcloud: FakePullNextcloud) -> Iterator[tuple[st
     server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=180)
     yield base, env, server
     server.stop(timeout_s=60)
-
-
-def sources(task: dict[str, Any]) -> list[dict[str, Any]]:
-    assert task["status"] == "STATUS_SUCCESSFUL", task
-    found = [json.loads(text) for text in task["output"]["sources"]]
-    assert len({s["id"] for s in found}) == len(found), "sources are unique"
-    assert all(set(s) == {"id", "label", "icon", "url"} for s in found)
-    return found
-
-
-def chat(prompt: str, **scope: Any) -> dict[str, Any]:
-    return {"prompt": prompt, "scopeType": "none", "scopeList": [], "scopeListMeta": "", **scope}
 
 
 def test_push_and_pull_against_the_whole_appliance(
