@@ -3,9 +3,10 @@ every role replica, the embedder program for the embedding service) against one 
 in pull mode: queued files of several users get indexed once each, a chat and a search task are answered, an access
 change is applied.
 
-Until the roles are wired into the app (issue 11 part 1) every replica runs everything, as `normal`; the assertions
-hold either way. Until the enabled state is shared through the database (part 2), AppAPI's PUT /enabled reaches only
-requestproc, so the test enables each replica itself after it.
+Each replica must report the role its service names: that needs the roles wired into the app (issue 11 part 1);
+everything after it holds with or without them (without, every replica runs everything, as `normal`). Until the
+enabled state is shared through the database (part 2), AppAPI's PUT /enabled reaches only requestproc, so the test
+enables each replica itself after it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def test_the_compose_topology_indexes_and_answers_in_pull_mode(
     counts = {name: len(replicas) for name, replicas in topology.replicas.items()}
     assert counts == {"embedder": 1, "requestproc": 1, "updatesproc": 1, "indexing": 2, "embedding-worker": 2}
     (requestproc,) = topology.replicas["requestproc"]
+    # each replica runs the role its service names (GET /status reports it once the roles are wired in)
+    for replica in topology.app_replicas():
+        assert _status(replica.url)["role"]["name"] == replica.service.environment["APP_ROLE"], replica.name
     for replica in [requestproc, *(r for r in topology.app_replicas() if r is not requestproc)]:
         response = httpx.put(f"{replica.url}/enabled?enabled=1", headers=signed_headers(), timeout=60)
         assert response.status_code == 200, (replica.name, response.text)
@@ -109,8 +113,13 @@ def test_the_compose_topology_indexes_and_answers_in_pull_mode(
         assert APP_SECRET not in text and "12000 euros" not in text, log
 
 
-def _queued_chunks(base: str) -> int:
+def _status(base: str) -> dict[str, Any]:
     response = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30)
     assert response.status_code == 200, response.text
-    queued: int = response.json()["chunks"]["queued"]
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _queued_chunks(base: str) -> int:
+    queued: int = _status(base)["chunks"]["queued"]
     return queued
