@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from local_http_server import LocalHttpServer
 
 
 @dataclass
@@ -19,22 +20,17 @@ class ModelServer:
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalHttpServer(self._handler())
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return self._http.base_url + path
 
     def __enter__(self) -> ModelServer:
-        self._thread.start()
+        self._http.__enter__()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.__exit__(t, e, tb)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
