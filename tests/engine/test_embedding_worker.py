@@ -176,7 +176,7 @@ async def test_worker_killed_mid_batch_loses_nothing_and_embeds_each_chunk_once(
         str(HERE / "worker_process.py"),
         fresh_dsn,
         embedder_url,
-        str(lease_s),
+        f"--lease-s={lease_s}",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
