@@ -62,8 +62,10 @@ async def _queue_unique_chunks(db: Database, chunker: TokenChunker) -> list[str]
 async def test_two_worker_processes_embed_each_chunk_once_and_lose_none(
     fresh_dsn: str, db: Database, chunker: TokenChunker, fake: EmbeddingServiceFake
 ) -> None:
-    workers = [await _listening_worker(fresh_dsn, fake.url) for _ in range(2)]
+    workers: list[asyncio.subprocess.Process] = []
     try:
+        for _ in range(2):
+            workers.append(await _listening_worker(fresh_dsn, fake.url))
         texts = await _queue_unique_chunks(db, chunker)
 
         async def drained() -> bool:
