@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/external_embedder_concurrency.py [--chunks 480] [--latency-ms 200] [--batch-size 16]
 
-Starts an embedded PostgreSQL in a temp dir and the OpenAI-compatible fake of the tests (tests/openai_embedder_fake.py)
+Starts an embedded PostgreSQL in a temp dir and the tests' OpenAI-compatible fake (tests/embedding_service_fake.py)
 with a fixed latency per request, so the two cores are not the limit: the service's latency is, as with a remote
 TEI/vLLM or a cloud API. For each concurrency, queues `--chunks` distinct chunks and times one embedding worker loop
 (the shipped embedding_worker settings: a claim of 8192 tokens, here ~100 chunks of 80 tokens) draining them; the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench_services import REPO, fresh_database, start_postgres, stop
 from embedder_outage import count, queue_chunks
-from openai_embedder_fake import OpenAIEmbedderFake
+from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
@@ -32,7 +32,7 @@ from quart_app.store import Database
 DIMENSION = 8
 
 
-async def one_run(db: Database, fake: OpenAIEmbedderFake, concurrency: int, batch_size: int, chunks: int) -> str:
+async def one_run(db: Database, fake: EmbeddingServiceFake, concurrency: int, batch_size: int, chunks: int) -> str:
     await queue_chunks(db, chunks, concurrency)
     requests_before = len(fake.inputs_per_request)
     fake.peak_in_flight = 0
@@ -53,7 +53,7 @@ async def one_run(db: Database, fake: OpenAIEmbedderFake, concurrency: int, batc
 
 async def run(dsn: str, latency_s: float, levels: list[int], batch_size: int, chunks: int) -> list[str]:
     lines = []
-    with OpenAIEmbedderFake(model="fake-embed-8", dimension=DIMENSION, latency_s=latency_s) as fake:
+    with EmbeddingServiceFake(model="fake-embed-8", dimension=DIMENSION, latency_s=latency_s) as fake:
         async with Database(dsn, min_size=1, max_size=4) as db:
             await db.migrate(fake.model, DIMENSION)
             for concurrency in levels:

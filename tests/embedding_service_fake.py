@@ -1,10 +1,13 @@
-"""An OpenAI-compatible embedding service for scaling benchmarks and tests (POST /v1/embeddings, GET /v1/models).
+"""An OpenAI-compatible embedding service over real HTTP (POST /v1/embeddings, GET /v1/models), standing in for an
+external one (text-embeddings-inference, vLLM, a cloud API) in tests and benchmarks.
 
 Each request takes `latency_s` whatever its size, and at most `capacity` requests are served at once; the others wait
 in line (as text-embeddings-inference queues them) instead of being refused, so past its capacity the service's
 throughput flattens and no request fails. A text's vector is one of `VECTOR_POOL` fixed unit vectors, picked by the
 text's SHA-256 (the same text always gets the same vector) and JSON-encoded once, so answering costs the CPU almost
-nothing. Every text embedded is counted, so a test can see texts embedded twice.
+nothing. The model id and dimension may change while it runs (a model swapped behind the URL); the next
+`fail_next` requests answer 500 (a server error, not an outage). Every text embedded and every request's size is
+recorded, so a test can see texts embedded twice, how requests were split and how many ran at once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -38,22 +42,34 @@ def pool_index(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % VECTOR_POOL
 
 
+def fake_vector(text: str, dimension: int) -> list[float]:
+    """The vector the fake returns for `text` at `dimension`."""
+    return [float(x) for x in vector_pool(dimension)[pool_index(text)]]
+
+
+@cache
+def _encoded_pool(dimension: int) -> list[str]:
+    return [json.dumps(vector.tolist()) for vector in vector_pool(dimension)]
+
+
 @dataclass
 class EmbeddingServiceFake:
     """Serves on 127.0.0.1 from a thread while entered; `url` is the /v1 base URL the embedding client takes."""
 
     dimension: int = 384
-    latency_s: float = 0.2
-    capacity: int = 8
+    latency_s: float = 0.0
+    capacity: int = 64
     model: str = "fake-embedder"
+    fail_next: int = 0
     # every text embedded, with how often
     texts: Counter[str] = field(default_factory=Counter)
-    requests: int = 0
+    # how many inputs each embedding request carried (a failed one too)
+    inputs_per_request: list[int] = field(default_factory=list)
+    failed_requests: int = 0
     # most requests in the service at one time, served or waiting in line for a slot
     peak_in_flight: int = 0
 
     def __post_init__(self) -> None:
-        self._encoded = [json.dumps(vector.tolist()) for vector in vector_pool(self.dimension)]
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -62,6 +78,10 @@ class EmbeddingServiceFake:
     @property
     def url(self) -> str:
         return f"{self._http.base_url}/v1"
+
+    @property
+    def requests(self) -> int:
+        return len(self.inputs_per_request)
 
     @property
     def duplicate_texts(self) -> int:
@@ -75,18 +95,28 @@ class EmbeddingServiceFake:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self._http.__exit__(t, e, tb)
 
-    def _embed(self, texts: list[str]) -> list[str]:
-        """The JSON-encoded vectors of `texts`, after waiting for a slot and `latency_s` in it."""
+    def _embed(self, texts: list[str]) -> list[str] | None:
+        """The JSON-encoded vectors of `texts` after a slot and `latency_s` in it; None = a scripted failure."""
         with self._lock:
-            self.requests += 1
+            self.inputs_per_request.append(len(texts))
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        with self._slots:
-            time.sleep(self.latency_s)
+            fail = self.fail_next > 0
+            if fail:
+                self.fail_next -= 1
+                self.failed_requests += 1
+        try:
+            with self._slots:
+                time.sleep(self.latency_s)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        if fail:
+            return None
         with self._lock:
-            self._in_flight -= 1
             self.texts.update(texts)
-        return [self._encoded[pool_index(text)] for text in texts]
+        encoded = _encoded_pool(self.dimension)
+        return [encoded[pool_index(text)] for text in texts]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         service = self
@@ -102,18 +132,21 @@ class EmbeddingServiceFake:
                 self._reply(200, {"object": "list", "data": [card]})
 
             def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
                 if self.path != "/v1/embeddings":
                     self._reply(404, {"error": {"message": f"no route {self.path}; try /v1/embeddings"}})
                     return
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
                 texts = body.get("input") if isinstance(body, dict) else None
                 texts = [texts] if isinstance(texts, str) else texts
                 if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
                     self._reply(400, {"error": {"message": "'input' must be a string or a non-empty list of strings"}})
                     return
+                vectors = service._embed(texts)
+                if vectors is None:
+                    self._reply(500, {"error": {"message": "CUDA out of memory (scripted)", "type": "server_error"}})
+                    return
                 data = ",".join(
-                    f'{{"object":"embedding","index":{i},"embedding":{vector}}}'
-                    for i, vector in enumerate(service._embed(texts))
+                    f'{{"object":"embedding","index":{i},"embedding":{vector}}}' for i, vector in enumerate(vectors)
                 )
                 usage = json.dumps({"prompt_tokens": len(texts), "total_tokens": len(texts)})
                 model = json.dumps(service.model)

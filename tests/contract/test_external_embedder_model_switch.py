@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from async_wait import wait_until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
-from openai_embedder_fake import OpenAIEmbedderFake
+from embedding_service_fake import EmbeddingServiceFake
 from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
@@ -43,7 +43,7 @@ async def test_a_model_switched_behind_the_url_pauses_embedding_then_a_restart_r
     tmp_path: Path, fresh_dsn: str
 ) -> None:
     worker = {"idle_poll_s": 0.2, "outage_backoff_base_s": 0.05, "outage_backoff_max_s": 0.2, "max_attempts": 2}
-    with OpenAIEmbedderFake(model="fake-embed-8", dimension=8) as fake:
+    with EmbeddingServiceFake(model="fake-embed-8", dimension=8) as fake:
         raw = contract_config(fake.url, embedding_worker=worker)
         raw["embedding"] = {**raw["embedding"], "workers": 0}
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))

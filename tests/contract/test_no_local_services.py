@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from async_wait import wait_until
 from contract_kit import APP_ID, APP_SECRET, SourcePart, free_port, guzzle_multipart, running_app, signed_headers
-from openai_embedder_fake import OpenAIEmbedderFake
+from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.storage import StorageLayout
 from quart_app import create_app
@@ -53,7 +53,7 @@ async def test_external_db_and_embedder_leave_the_local_socket_and_port_alone(tm
     )
     storage.pg_socket_dir.mkdir(parents=True, exist_ok=True)
     with (
-        OpenAIEmbedderFake(model="external-embed", dimension=8) as fake,
+        EmbeddingServiceFake(model="external-embed", dimension=8) as fake,
         listener(socket.AF_INET, ("127.0.0.1", local_port)) as embedder_port,
         listener(socket.AF_UNIX, str(storage.pg_socket_dir / ".s.PGSQL.5432")) as postgres_socket,
     ):

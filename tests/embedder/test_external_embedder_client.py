@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from openai_embedder_fake import OpenAIEmbedderFake, fake_vector
+from embedding_service_fake import EmbeddingServiceFake, fake_vector
 
 from appliance.config import EmbeddingConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
@@ -18,7 +18,7 @@ def test_the_shipped_request_settings() -> None:
 
 
 async def test_a_large_batch_goes_out_in_batch_size_requests_with_at_most_concurrency_in_flight() -> None:
-    with OpenAIEmbedderFake(latency_s=0.3) as fake:
+    with EmbeddingServiceFake(dimension=8, latency_s=0.3) as fake:
         async with EmbeddingClient(fake.url, batch_size=4, concurrency=3, send_input_type=False) as client:
             vectors = await client.embed(TEXTS, "passage")
     assert vectors == [pytest.approx(fake_vector(text, 8)) for text in TEXTS]  # in order across the requests
@@ -27,7 +27,7 @@ async def test_a_large_batch_goes_out_in_batch_size_requests_with_at_most_concur
 
 
 async def test_queries_do_not_take_a_passage_slot() -> None:
-    with OpenAIEmbedderFake(latency_s=0.3) as fake:
+    with EmbeddingServiceFake(dimension=8, latency_s=0.3) as fake:
         async with EmbeddingClient(fake.url, batch_size=1, concurrency=1, send_input_type=False) as client:
             vectors = await client.embed(TEXTS[:3], "query")
     assert len(vectors) == 3
@@ -35,7 +35,7 @@ async def test_queries_do_not_take_a_passage_slot() -> None:
 
 
 async def test_a_server_error_is_sent_again_with_backoff_and_then_succeeds() -> None:
-    with OpenAIEmbedderFake(fail_next=2) as fake:
+    with EmbeddingServiceFake(dimension=8, fail_next=2) as fake:
         async with EmbeddingClient(fake.url, request_retries=2, retry_backoff_s=0.01, send_input_type=False) as client:
             vectors = await client.embed(TEXTS[:2], "passage")
     assert vectors == [pytest.approx(fake_vector(text, 8)) for text in TEXTS[:2]]
@@ -43,7 +43,7 @@ async def test_a_server_error_is_sent_again_with_backoff_and_then_succeeds() -> 
 
 
 async def test_retries_used_up_raise_the_server_error() -> None:
-    with OpenAIEmbedderFake(fail_next=5) as fake:
+    with EmbeddingServiceFake(dimension=8, fail_next=5) as fake:
         async with EmbeddingClient(fake.url, request_retries=1, retry_backoff_s=0.01, send_input_type=False) as client:
             with pytest.raises(EmbeddingServiceError) as raised:
                 await client.embed(TEXTS[:2], "passage")
@@ -53,7 +53,7 @@ async def test_retries_used_up_raise_the_server_error() -> None:
 
 
 async def test_one_failing_part_of_a_split_batch_fails_the_call() -> None:
-    with OpenAIEmbedderFake(fail_next=1, latency_s=0.05) as fake:
+    with EmbeddingServiceFake(dimension=8, fail_next=1, latency_s=0.05) as fake:
         async with EmbeddingClient(fake.url, batch_size=2, concurrency=1, send_input_type=False) as client:
             with pytest.raises(EmbeddingServiceError, match="answered 500"):
                 await client.embed(TEXTS[:6], "passage")
