@@ -28,6 +28,7 @@ from quart_app.services.source_order import SourceOrder
 from quart_app.services.source_spool import SourceSpool
 from quart_app.services.status_history import StatusSampler
 from quart_app.store import Database
+from quart_app.store.claim_store import ClaimStore
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,11 @@ async def open_engine(
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
             _closing(stack, "embedding worker", worker.close)
-        order = SourceOrder(config.ingest.access_wait_s)
+        # claims in the database: app replicas sharing it never ingest one source at once
+        claims = ClaimStore(settings.db_url)
+        await claims.open(config.pgvector.connect_timeout_s)
+        _closing(stack, "claim connections", claims.close)
+        order = SourceOrder(config.ingest.access_wait_s, claims)
         ingest = IngestService(
             db,
             parse_pool,

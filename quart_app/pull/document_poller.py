@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +77,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         # when the batch being processed was polled (set by batch_scope)
         self._polled: Ticket | None = None
 
-    @contextlib.contextmanager
-    def batch_scope(self) -> Iterator[Ticket]:
+    @contextlib.asynccontextmanager
+    async def batch_scope(self) -> AsyncIterator[Ticket]:
         # the readers Nextcloud lists are as of this poll: a change applied after it must win
-        with self._ingest.order.arrival() as polled:
+        async with self._ingest.order.arrival() as polled:
             self._polled = polled
             try:
                 yield polled
@@ -121,7 +121,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     async def index(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
         """Hold the batch's sources, fetch or spool every item, ingest them together, record which rows are done."""
         assert self._polled is not None, "index runs inside batch_scope"
-        with contextlib.ExitStack() as held:
+        async with contextlib.AsyncExitStack() as held:
             claim = await self._hold(items, self._polled, held, handle)
             if claim is None:
                 outcome.left_locked += len(items)
@@ -133,12 +133,12 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             await self._index_held([i for i in items if i.source_id in claim.held], claim, outcome, handle)
 
     async def _hold(
-        self, items: list[DocumentItem], polled: Ticket, held: contextlib.ExitStack, handle: LoopHandle
+        self, items: list[DocumentItem], polled: Ticket, held: contextlib.AsyncExitStack, handle: LoopHandle
     ) -> IngestClaim | None:
         """Claim the sources (a waiting access change goes first); None when they stay busy."""
         for attempt in range(1, self._pull.fetch_attempts + 1):
             try:
-                return held.enter_context(self._ingest.order.claim(items, polled))
+                return await held.enter_async_context(self._ingest.order.claim(items, polled))
             except SourceBusyError as exc:
                 log.info("documents queue: %s; waiting before indexing the batch", exc)
                 if attempt < self._pull.fetch_attempts:

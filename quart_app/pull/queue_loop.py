@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from appliance.config import PullConfig
@@ -37,7 +37,7 @@ class QueueLoop(ABC, Generic[Item]):
     async def process(self, items: list[Item], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
         """Work through a claimed batch and acknowledge it; False when the app stopped in the middle."""
 
-    def batch_scope(self) -> AbstractContextManager[object]:
+    def batch_scope(self) -> AbstractAsyncContextManager[object]:
         """Held from before a poll until its batch is processed (the documents loop notes when it polled)."""
         return nullcontext()
 
@@ -46,7 +46,7 @@ class QueueLoop(ABC, Generic[Item]):
         while await self._gate.wait_open(handle):
             status = handle.status
             poll_error: Exception | None = None
-            with self.batch_scope():
+            async with self.batch_scope():
                 try:
                     items, rejected = await self.claim()
                 except (NextcloudNotFoundError, NextcloudAuthError) as exc:

@@ -141,7 +141,7 @@ async def load_sources() -> Response:
     # the body stays unread in the socket until a slot is free: a waiting upload holds no memory
     gate = _gate()
     # the readers in this request are as of now: an access change or delete arriving while it waits wins
-    with engine().order.arrival() as arrival:
+    async with engine().order.arrival() as arrival:
         try:
             await asyncio.wait_for(gate.acquire(), GATE_WAIT_S)
         except TimeoutError:

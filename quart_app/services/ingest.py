@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -122,9 +122,9 @@ class IngestService:
             return IngestReport()
         if claim is not None:
             return await self._ingest_claimed(unique, claim)
-        with ExitStack() as stack:
-            ticket = stack.enter_context(self.order.arrival()) if arrival is None else arrival
-            held = stack.enter_context(self.order.claim(unique, ticket))
+        async with AsyncExitStack() as stack:
+            ticket = await stack.enter_async_context(self.order.arrival()) if arrival is None else arrival
+            held = await stack.enter_async_context(self.order.claim(unique, ticket))
             return await self._ingest_claimed(unique, held)
 
     async def _ingest_claimed(self, unique: list[IncomingSource], claim: IngestClaim) -> IngestReport:

@@ -1,4 +1,4 @@
-"""Per-source ordering of ingests against access changes and deletes, within this process.
+"""Per-source ordering of ingests against access changes and deletes, within this process and across replicas.
 
 A load carries the readers Nextcloud listed when it built the request; an access change or delete that arrives
 after it must win. So:
@@ -8,25 +8,34 @@ after it must win. So:
 * a load also remembers when it arrived (a ticket, taken before it waits for a parser slot or downloads its files):
   a source whose keys changed since then carries a stale reader list and is not written (the caller retries it).
 
-All of this is per process; the interface (ticket, claim, change) is the one a database-backed claim would offer.
+This process orders its own loads and changes here first; with a ClaimStore (every engine has one) the same holds
+are then taken in the database, so app replicas sharing it never ingest one source at once, and a change on one
+replica makes a load that arrived on another stale (store/claim_store.py: advisory locks, a shared clock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import psycopg
+
 from quart_app.services.errors import OrderWaitTimeoutError, SourceBusyError
+from quart_app.store import StoreError
+from quart_app.store.claim_store import CHANGES_KEPT_S, ClaimBusyError, ClaimStore, ClaimWaitTimeoutError, HeldClaim
+
+log = logging.getLogger(__name__)
 
 # what a key names: one source, every source of a provider, every source a user may read
 KeyKind = Literal["source", "provider", "user"]
 OrderKey = tuple[KeyKind, str]
-Ticket = int
 # source ids listed in a snapshot, at most
 SNAPSHOT_SAMPLE = 20
 
@@ -57,6 +66,15 @@ def user_key(user_id: str) -> OrderKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Ticket:
+    """When a load arrived: on this process's clock, on the database's shared one (None without a ClaimStore)."""
+
+    local: int
+    shared: int | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
 class IngestClaim:
     """Sources an ingest holds, and those it may not write because their readers changed since it arrived."""
 
@@ -82,12 +100,13 @@ class _Holds:
 class SourceOrder:
     """Claims are check-and-take with no await in between, so they are atomic on the event loop."""
 
-    def __init__(self, wait_s: float = 30.0) -> None:
+    def __init__(self, wait_s: float = 30.0, shared: ClaimStore | None = None) -> None:
         self.wait_s = wait_s
+        self._shared = shared
         self._holds = _Holds()
         self._waiters: list[_Waiter] = []
         self._clock = itertools.count(1)
-        self._open_tickets: set[Ticket] = set()
+        self._open_tickets: set[int] = set()
         # key -> clock value of its last change; only kept while a ticket older than that change is open
         self._changed: dict[OrderKey, int] = {}
 
@@ -101,9 +120,83 @@ class SourceOrder:
             "changes_waiting": len(self._waiters),
         }
 
+    @asynccontextmanager
+    async def arrival(self) -> AsyncIterator[Ticket]:
+        """A load arrived: changes made after this, here or on another replica, are detected when it claims."""
+        with self._arrival_here() as local:
+            yield Ticket(local, None if self._shared is None else await self._shared.stamp())
+
+    @asynccontextmanager
+    async def claim(self, sources: Sequence[LoadedSource], arrival: Ticket) -> AsyncIterator[IngestClaim]:
+        """Hold the fresh sources for an ingest, or raise SourceBusyError without holding any.
+
+        A source is busy while another ingest (here or on another replica) holds it or an access change waits
+        for it or for its provider or one of its readers (waiting changes go first, so a stream of loads cannot
+        starve a delete).
+        """
+        with self._claim_here(sources, arrival) as here:
+            if self._shared is None or arrival.shared is None or not here.held:
+                yield here
+                return
+            fresh = list({s.source_id: s for s in sources if s.source_id in here.held}.values())
+            async with AsyncExitStack() as stack:
+                held = await self._try_hold_shared(fresh, stack)
+                stale = await self._stale_shared(held, fresh, arrival)
+                if stale:
+                    await held.release([source_key(source_id) for source_id in stale])
+                written = here.held - stale
+                try:
+                    yield IngestClaim(written, (*here.stale, *sorted(stale)))
+                finally:
+                    # before the locks go: a load that arrived earlier on any replica must not overwrite this
+                    await _record_change(held, [source_key(source_id) for source_id in written])
+
+    @asynccontextmanager
+    async def change(self, keys: Iterable[OrderKey]) -> AsyncIterator[None]:
+        """Hold `keys` exclusively while an access change or delete commits; waits up to `wait_s` for ingests
+        here, then for those on other replicas.
+
+        Raises OrderWaitTimeoutError (retry later) when the ingests holding them do not finish in time.
+        """
+        wanted = frozenset(keys)
+        deadline = time.monotonic() + self.wait_s
+        async with self._change_here(wanted):
+            if self._shared is None:
+                yield
+                return
+            try:
+                hold = self._shared.wait_hold(sorted(wanted), max(deadline - time.monotonic(), 0.001))
+                async with AsyncExitStack() as stack:
+                    held = await stack.enter_async_context(hold)
+                    try:
+                        yield
+                    finally:
+                        await _record_change(held, sorted(wanted))
+            except ClaimWaitTimeoutError:
+                names = sorted(f"{kind} {name!r}" for kind, name in wanted)
+                raise OrderWaitTimeoutError(names, self.wait_s) from None
+
+    async def _try_hold_shared(self, fresh: list[LoadedSource], stack: AsyncExitStack) -> HeldClaim:
+        assert self._shared is not None
+        exclusive = [source_key(s.source_id) for s in fresh]
+        shared = list(dict.fromkeys(key for s in fresh for key in _load_keys(s)[1:]))
+        try:
+            return await stack.enter_async_context(self._shared.try_hold(exclusive, shared, self.wait_s))
+        except ClaimBusyError as exc:
+            taken = set(exc.keys)
+            raise SourceBusyError(sorted(s.source_id for s in fresh if taken.intersection(_load_keys(s)))) from None
+
+    @staticmethod
+    async def _stale_shared(held: HeldClaim, fresh: list[LoadedSource], arrival: Ticket) -> set[str]:
+        """Sources whose keys changed on any replica since the load arrived (all, if it arrived before the oldest
+        change still kept)."""
+        if arrival.shared is None or time.monotonic() - arrival.at > CHANGES_KEPT_S / 2:
+            return {s.source_id for s in fresh}
+        changed = await held.changed_since([key for s in fresh for key in _load_keys(s)], arrival.shared)
+        return {s.source_id for s in fresh if changed.intersection(_load_keys(s))}
+
     @contextmanager
-    def arrival(self) -> Iterator[Ticket]:
-        """A load arrived: changes made after this are detected when it claims its sources."""
+    def _arrival_here(self) -> Iterator[int]:
         ticket = next(self._clock)
         self._open_tickets.add(ticket)
         try:
@@ -118,12 +211,7 @@ class SourceOrder:
                 self._changed = {key: stamp for key, stamp in self._changed.items() if stamp > oldest}
 
     @contextmanager
-    def claim(self, sources: Sequence[LoadedSource], arrival: Ticket) -> Iterator[IngestClaim]:
-        """Hold the fresh sources for an ingest, or raise SourceBusyError without holding any.
-
-        A source is busy while another ingest holds it or an access change waits for it or for its provider or
-        one of its readers (waiting changes go first, so a stream of loads cannot starve a delete).
-        """
+    def _claim_here(self, sources: Sequence[LoadedSource], arrival: Ticket) -> Iterator[IngestClaim]:
         stale = list(dict.fromkeys(s.source_id for s in sources if self._changed_since(_load_keys(s), arrival)))
         fresh = [s for s in sources if s.source_id not in stale]
         wanted = self._wanted()
@@ -145,12 +233,7 @@ class SourceOrder:
             self._grant_waiters()
 
     @asynccontextmanager
-    async def change(self, keys: Iterable[OrderKey]) -> AsyncIterator[None]:
-        """Hold `keys` exclusively while an access change or delete commits; waits up to `wait_s` for ingests.
-
-        Raises OrderWaitTimeoutError (retry later) when the ingests holding them do not finish in time.
-        """
-        wanted = frozenset(keys)
+    async def _change_here(self, wanted: frozenset[OrderKey]) -> AsyncIterator[None]:
         waiter = _Waiter(wanted, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         self._grant_waiters()
@@ -218,7 +301,15 @@ class SourceOrder:
             self._changed[key] = stamp
 
     def _changed_since(self, keys: Iterable[OrderKey], ticket: Ticket) -> bool:
-        return any(self._changed.get(key, 0) > ticket for key in keys)
+        return any(self._changed.get(key, 0) > ticket.local for key in keys)
+
+
+async def _record_change(held: HeldClaim, keys: Sequence[OrderKey]) -> None:
+    """Stamp `keys` in the database; a claim whose connection died is logged (its locks are gone already)."""
+    try:
+        await held.record_change(keys)
+    except (psycopg.Error, StoreError) as exc:
+        log.warning("claim connection lost before %d change stamp(s) were written: %s", len(keys), type(exc).__name__)
 
 
 def _granted(waiter: _Waiter) -> bool:

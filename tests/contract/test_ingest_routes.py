@@ -146,7 +146,7 @@ async def test_more_parts_than_the_limit_answer_413_and_index_nothing(app: Quart
 async def test_a_source_in_flight_answers_503_with_cc_retry(app: Quart, client: Client) -> None:
     order = app.extensions[ENGINE_EXTENSION].order
     held = IncomingSource("files__default: 50", ["admin"], "t", "text/plain", 1, "files__default", Path("-"), 0)
-    with order.arrival() as arrival, order.claim([held], arrival):
+    async with order.arrival() as arrival, order.claim([held], arrival):
         status, body, headers = await load(client, [SourcePart("files__default: 50", TEXT)])
     assert status == 503 and headers["cc-retry"] == "true"
     assert "files__default: 50" in body["error"] and "already being processed" in body["error"]

@@ -1,15 +1,22 @@
-"""SourceOrder: access changes and deletes wait for ingests of what they touch; loads older than a change are stale."""
+"""SourceOrder: access changes and deletes wait for ingests of what they touch; loads older than a change are stale.
+
+Each test runs on the order alone (this process) and on the order with its claims in the database.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from quart_app.services.errors import OrderWaitTimeoutError, SourceBusyError
 from quart_app.services.source_order import OrderKey, SourceOrder, provider_key, source_key, user_key
+from quart_app.store import Database
+from quart_app.store.claim_store import ClaimStore
+
+OrderFactory = Callable[[float], SourceOrder]
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,18 @@ class Load:
 
 DOC = Load("files__default: 1")
 OTHER = Load("files__default: 2", user_ids=("alice",))
+
+
+@pytest.fixture(params=["this process", "database"])
+async def make_order(request: pytest.FixtureRequest, db: Database) -> AsyncIterator[OrderFactory]:
+    """SourceOrder(wait_s), without or with a ClaimStore on the test database."""
+    if request.param == "this process":
+        yield SourceOrder
+        return
+    claims = ClaimStore(db.dsn)
+    await claims.open(timeout_s=10)
+    yield lambda wait_s: SourceOrder(wait_s, claims)
+    await claims.close()
 
 
 async def _change(order: SourceOrder, keys: list[OrderKey], done: list[str], name: str) -> None:
@@ -37,51 +56,58 @@ async def _yield_until(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-async def test_a_change_waits_for_the_ingest_of_its_source_and_goes_before_newer_loads() -> None:
-    order = SourceOrder(wait_s=30)
+async def test_a_change_waits_for_the_ingest_of_its_source_and_goes_before_newer_loads(
+    make_order: OrderFactory,
+) -> None:
+    order = make_order(30)
     done: list[str] = []
-    with order.arrival() as arrival, order.claim([DOC], arrival) as claim:
+    async with order.arrival() as arrival, order.claim([DOC], arrival) as claim:
         assert claim.held == {DOC.source_id} and claim.stale == ()
         deny = asyncio.create_task(_change(order, [source_key(DOC.source_id)], done, "deny"))
         await _yield_until(lambda: order.snapshot()["changes_waiting"] == 1, "the deny waiting")
         # a load arriving now must not slip in before the waiting deny
-        with order.arrival() as later, pytest.raises(SourceBusyError, match="files__default: 1"):
-            order.claim([DOC], later).__enter__()
+        async with order.arrival() as later:
+            with pytest.raises(SourceBusyError, match="files__default: 1"):
+                await order.claim([DOC], later).__aenter__()
         # other sources are not held up
-        with order.arrival() as later, order.claim([OTHER], later) as other:
+        async with order.arrival() as later, order.claim([OTHER], later) as other:
             assert other.held == {OTHER.source_id}
         assert done == [] and not deny.done()
     await deny
     assert done == ["deny"] and order.snapshot()["changes_waiting"] == 0
 
 
-async def test_a_load_that_arrived_before_a_change_of_its_source_provider_or_readers_is_stale() -> None:
-    order = SourceOrder(wait_s=30)
+async def test_a_load_that_arrived_before_a_change_of_its_source_provider_or_readers_is_stale(
+    make_order: OrderFactory,
+) -> None:
+    order = make_order(30)
     done: list[str] = []
     for key in (source_key(DOC.source_id), provider_key("files__default"), user_key("bob")):
-        with order.arrival() as before:
+        async with order.arrival() as before:
             await _change(order, [key], done, key[0])
-            with order.arrival() as after:
-                with order.claim([DOC, Load("notes__x: 1", "notes__x", ("carol",))], before) as old:
+            async with order.arrival() as after:
+                async with order.claim([DOC, Load("notes__x: 1", "notes__x", ("carol",))], before) as old:
                     assert old.stale == (DOC.source_id,) and old.held == {"notes__x: 1"}
-                with order.claim([DOC], after) as new:
+                async with order.claim([DOC], after) as new:
                     assert new.stale == () and new.held == {DOC.source_id}
     assert done == ["source", "provider", "user"]
 
 
-async def test_an_ingest_makes_an_older_waiting_load_of_the_same_source_stale() -> None:
-    order = SourceOrder(wait_s=30)
-    with order.arrival() as older:
-        with order.arrival() as newer, order.claim([DOC], newer):
+async def test_an_ingest_makes_an_older_waiting_load_of_the_same_source_stale(make_order: OrderFactory) -> None:
+    order = make_order(30)
+    async with order.arrival() as older:
+        async with order.arrival() as newer, order.claim([DOC], newer):
             pass
-        with order.claim([DOC], older) as claim:
+        async with order.claim([DOC], older) as claim:
             assert claim.stale == (DOC.source_id,)
 
 
-async def test_ingests_share_readers_and_providers_and_a_user_delete_waits_for_all_of_them() -> None:
-    order = SourceOrder(wait_s=30)
+async def test_ingests_share_readers_and_providers_and_a_user_delete_waits_for_all_of_them(
+    make_order: OrderFactory,
+) -> None:
+    order = make_order(30)
     done: list[str] = []
-    with order.arrival() as arrival, order.claim([DOC], arrival), order.claim([OTHER], arrival):
+    async with order.arrival() as arrival, order.claim([DOC], arrival), order.claim([OTHER], arrival):
         delete_user = asyncio.create_task(_change(order, [user_key("alice")], done, "delete alice"))
         await _yield_until(lambda: order.snapshot()["changes_waiting"] == 1, "the user delete waiting")
         await _change(order, [provider_key("notes__x")], done, "delete notes")  # touches neither ingest
@@ -90,9 +116,11 @@ async def test_ingests_share_readers_and_providers_and_a_user_delete_waits_for_a
     assert done == ["delete notes", "delete alice"]
 
 
-async def test_a_change_that_waits_too_long_says_what_holds_it_and_leaves_nothing_behind() -> None:
-    order = SourceOrder(wait_s=0.05)
-    with order.arrival() as arrival, order.claim([DOC], arrival):
+async def test_a_change_that_waits_too_long_says_what_holds_it_and_leaves_nothing_behind(
+    make_order: OrderFactory,
+) -> None:
+    order = make_order(0.05)
+    async with order.arrival() as arrival, order.claim([DOC], arrival):
         message = (
             r"source 'files__default: 1' still held by an ingest or an earlier change after waiting 0.05 s;"
             r" retry in some time \(or raise ingest.access_wait_s\)"
@@ -106,10 +134,10 @@ async def test_a_change_that_waits_too_long_says_what_holds_it_and_leaves_nothin
             pass
 
 
-async def test_a_cancelled_waiting_change_does_not_block_the_ones_behind_it() -> None:
-    order = SourceOrder(wait_s=30)
+async def test_a_cancelled_waiting_change_does_not_block_the_ones_behind_it(make_order: OrderFactory) -> None:
+    order = make_order(30)
     done: list[str] = []
-    with order.arrival() as arrival, order.claim([DOC], arrival):
+    async with order.arrival() as arrival, order.claim([DOC], arrival):
         first = asyncio.create_task(_change(order, [source_key(DOC.source_id), user_key("zoe")], done, "first"))
         await _yield_until(lambda: order.snapshot()["changes_waiting"] == 1, "the first change waiting")
         second = asyncio.create_task(_change(order, [user_key("zoe")], done, "second"))

@@ -1,0 +1,193 @@
+"""SQL for the claims every app replica on one database shares (services/source_order.py orders with them).
+
+A claim is a set of session advisory locks on one connection of a pool of its own (not the request pool: a claim
+lasts as long as a parse). PostgreSQL ends them with the connection, so the claims of a replica that crashes, or
+of a backend an administrator kills, are gone at once. An ingest only tries its locks; an access change waits in
+PostgreSQL's lock queue, where it also turns away later ingests (a try that conflicts with a waiter fails), so a
+stream of loads on other replicas cannot starve it. When each key last changed is kept in order_changes, stamped
+from one sequence, so a load that took its stamp before a change on any replica is found stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from quart_app.store.database import CONNECT_TIMEOUT_S, RECONNECT_TIMEOUT_S, Connection
+from quart_app.store.errors import DatabaseUnavailableError, StoreError
+
+log = logging.getLogger(__name__)
+
+# (kind, name) as services/source_order.py names a key: kind is "source", "provider" or "user"
+ClaimKey = tuple[str, str]
+KIND_NUMBERS = {"source": 1, "provider": 2, "user": 3}
+# advisory lock class of a kind: this base + its number ("CC" in the high bytes, clear of the migration lock)
+LOCK_CLASS_BASE = 0x4343_0000
+# connections held at once by claims of this process (each waiting change and each ingest in flight holds one)
+CLAIM_CONNECTIONS = 16
+# change stamps older than this are dropped; a load whose stamp is older is treated as stale (it is retried)
+CHANGES_KEPT_S = 3600.0
+PRUNE_EVERY_S = 60.0
+
+
+class ClaimBusyError(StoreError):
+    """Another replica holds (or a change waits for) these keys."""
+
+    def __init__(self, keys: list[ClaimKey]) -> None:
+        super().__init__(f"held on another replica: {keys}")
+        self.keys = keys
+
+
+class ClaimWaitTimeoutError(StoreError):
+    """The keys stayed held by ingests on other replicas for the whole wait."""
+
+
+def _columns(keys: Iterable[ClaimKey]) -> tuple[list[int], list[str]]:
+    unique = list(dict.fromkeys(keys))
+    return [KIND_NUMBERS[kind] for kind, _ in unique], [name for _, name in unique]
+
+
+class HeldClaim:
+    """Locks held on one connection until the claim's block ends; stamps go through the same connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def changed_since(self, keys: Sequence[ClaimKey], stamp: int) -> set[ClaimKey]:
+        """The keys whose last change came after `stamp` (checked while the locks are held)."""
+        kinds, names = _columns(keys)
+        cur = await self._conn.execute(
+            "SELECT c.kind, c.name FROM unnest(%s::smallint[], %s::text[]) AS k(kind, name)"
+            " JOIN order_changes c ON c.kind = k.kind AND c.name = k.name WHERE c.stamp > %s",
+            (kinds, names, stamp),
+        )
+        by_number = {number: kind for kind, number in KIND_NUMBERS.items()}
+        return {(by_number[kind], name) for kind, name in await cur.fetchall()}
+
+    async def release(self, keys: Sequence[ClaimKey]) -> None:
+        """Let go of exclusively held keys before the block ends (sources found stale)."""
+        kinds, names = _columns(keys)
+        await self._conn.execute(
+            "SELECT pg_advisory_unlock(%s + kind, hashtext(name)) FROM unnest(%s::int[], %s::text[]) AS k(kind, name)",
+            (LOCK_CLASS_BASE, kinds, names),
+        )
+
+    async def record_change(self, keys: Sequence[ClaimKey]) -> None:
+        """Stamp `keys` as changed now; committed before the locks go, so no load can claim them in between."""
+        kinds, names = _columns(keys)
+        await self._conn.execute(
+            "INSERT INTO order_changes (kind, name, stamp) SELECT kind, name, nextval('order_clock')"
+            " FROM unnest(%s::smallint[], %s::text[]) AS k(kind, name)"
+            " ON CONFLICT (kind, name) DO UPDATE SET stamp = EXCLUDED.stamp, changed_at = now()",
+            (kinds, names),
+        )
+
+
+async def _unlock_all(conn: Connection) -> None:
+    """The pool's reset: a connection goes back holding nothing, whatever its claim left."""
+    await conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+class ClaimStore:
+    """The claim connections of this process; `open()` before use, `close()` releases every claim."""
+
+    def __init__(self, dsn: str, max_size: int = CLAIM_CONNECTIONS) -> None:
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            reset=_unlock_all,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            name="ccb-claims",
+        )
+        self._pruned_at = 0.0
+
+    async def open(self, timeout_s: float = 30.0) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=timeout_s)
+        except PoolTimeout as exc:
+            await self._pool.close()
+            raise DatabaseUnavailableError(
+                f"PostgreSQL did not accept the claim connections within {timeout_s:g} s"
+            ) from exc
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _connection(self, wait_s: float) -> AsyncIterator[Connection]:
+        try:
+            async with self._pool.connection(wait_s) as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailableError(
+                f"all {self._pool.max_size} claim connections stayed busy for {wait_s:g} s; retry later"
+            ) from exc
+
+    async def stamp(self) -> int:
+        """A value of the shared clock: every change stamped after this compares greater."""
+        async with self._connection(RECONNECT_TIMEOUT_S) as conn:
+            cur = await conn.execute("SELECT nextval('order_clock')")
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @asynccontextmanager
+    async def try_hold(
+        self, exclusive: Sequence[ClaimKey], shared: Sequence[ClaimKey], wait_s: float
+    ) -> AsyncIterator[HeldClaim]:
+        """Take every key at once without waiting, or raise ClaimBusyError holding none."""
+        async with self._connection(wait_s) as conn:
+            kinds, names = _columns([*exclusive, *shared])
+            modes = [key in set(exclusive) for key in dict.fromkeys([*exclusive, *shared])]
+            # every row is tried (no short cut): the ones taken are let go below when any failed
+            cur = await conn.execute(
+                "SELECT kind, name, CASE WHEN ex THEN pg_try_advisory_lock(%s + kind, hashtext(name))"
+                " ELSE pg_try_advisory_lock_shared(%s + kind, hashtext(name)) END"
+                " FROM unnest(%s::int[], %s::text[], %s::bool[]) AS k(kind, name, ex)",
+                (LOCK_CLASS_BASE, LOCK_CLASS_BASE, kinds, names, modes),
+            )
+            by_number = {number: kind for kind, number in KIND_NUMBERS.items()}
+            busy = [(by_number[kind], name) for kind, name, taken in await cur.fetchall() if not taken]
+            if busy:
+                raise ClaimBusyError(busy)  # the pool's reset lets go of the ones taken
+            await self._prune(conn)
+            yield HeldClaim(conn)
+
+    @asynccontextmanager
+    async def wait_hold(self, keys: Sequence[ClaimKey], wait_s: float) -> AsyncIterator[HeldClaim]:
+        """Take `keys` exclusively, waiting up to `wait_s` in PostgreSQL's queue; ClaimWaitTimeoutError after that."""
+        started = time.monotonic()
+        async with self._connection(wait_s) as conn:
+            kinds, names = _columns(keys)
+            left_ms = max(1, round((wait_s - (time.monotonic() - started)) * 1000))
+            await conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{left_ms}ms",))
+            try:
+                # one order for every replica's changes (sorted in a subquery that runs first): no deadlock
+                await conn.execute(
+                    "SELECT pg_advisory_lock(%s + kind, h) FROM (SELECT kind, hashtext(name) AS h"
+                    " FROM unnest(%s::int[], %s::text[]) AS k(kind, name) ORDER BY 1, 2 OFFSET 0) AS ordered",
+                    (LOCK_CLASS_BASE, kinds, names),
+                )
+            except (psycopg.errors.QueryCanceled, psycopg.errors.DeadlockDetected) as exc:
+                raise ClaimWaitTimeoutError(f"waited {wait_s:g} s for ingests on other replicas") from exc
+            finally:
+                await conn.execute("SELECT set_config('statement_timeout', '0', false)")
+            yield HeldClaim(conn)
+
+    async def _prune(self, conn: Connection) -> None:
+        """Drop old change stamps, at most once a minute per process."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        await conn.execute(
+            "DELETE FROM order_changes WHERE changed_at < now() - make_interval(secs => %s)", (CHANGES_KEPT_S,)
+        )
