@@ -24,6 +24,7 @@ from quart_app.request_ids import RequestIdMiddleware
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.routes.status_page import PAGE_PATHS
+from quart_app.services.shared_enabled import SharedEnabled
 from quart_app.services.source_spool import remove_leftovers
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         app.extensions[ENGINE_EXTENSION] = opened
         if opened.pull is not None:
             state.enabled_listeners.append(opened.pull.enabled_changed)
+        # PUT /enabled reaches one replica: the others follow it through the database
+        shared_enabled = SharedEnabled(opened.db, state.enabled, state.enabled_listeners)
+        state.enabled_listeners.append(shared_enabled.publish)
+        state.loops.start(SharedEnabled.LOOP_NAME, shared_enabled.run)
 
     async def open_after_init() -> None:
         await open_engine()
