@@ -98,7 +98,8 @@ class _Holds:
 
 
 class SourceOrder:
-    """Claims are check-and-take with no await in between, so they are atomic on the event loop."""
+    """Claims in this process are check-and-take with no await in between, so they are atomic on the event loop;
+    the database's are all-or-nothing in one statement (ClaimStore.try_hold)."""
 
     def __init__(self, wait_s: float = 30.0, shared: ClaimStore | None = None) -> None:
         self.wait_s = wait_s
@@ -190,7 +191,8 @@ class SourceOrder:
     async def _stale_shared(held: HeldClaim, fresh: list[LoadedSource], arrival: Ticket) -> set[str]:
         """Sources whose keys changed on any replica since the load arrived (all, if it arrived before the oldest
         change still kept)."""
-        if arrival.shared is None or time.monotonic() - arrival.at > CHANGES_KEPT_S / 2:
+        assert arrival.shared is not None, "claim takes the database's holds only for a ticket with a shared stamp"
+        if time.monotonic() - arrival.at > CHANGES_KEPT_S / 2:
             return {s.source_id for s in fresh}
         changed = await held.changed_since([key for s in fresh for key in _load_keys(s)], arrival.shared)
         return {s.source_id for s in fresh if changed.intersection(_load_keys(s))}
