@@ -88,9 +88,10 @@ class HeldClaim:
         )
 
 
-async def _unlock_all(conn: Connection) -> None:
-    """The pool's reset: a connection goes back holding nothing, whatever its claim left."""
-    await conn.execute("SELECT pg_advisory_unlock_all()")
+async def _configure(conn: Connection) -> None:
+    """Stamps do not wait for the disk: a crash of PostgreSQL ends every claim and load in flight anyway, and a
+    stamp lost with its last few hundred milliseconds only matters to a load that survives that crash."""
+    await conn.execute("SELECT set_config('synchronous_commit', 'off', false)")
 
 
 class ClaimStore:
@@ -102,13 +103,16 @@ class ClaimStore:
             min_size=1,
             max_size=max_size,
             open=False,
-            reset=_unlock_all,
+            configure=_configure,
+            reset=self._unlock_all,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             name="ccb-claims",
         )
         self._pruned_at = 0.0
+        # id() of the connections that took locks since they left the pool (only those need the reset's query)
+        self._locking: set[int] = set()
 
     async def open(self, timeout_s: float = 30.0) -> None:
         try:
@@ -132,6 +136,13 @@ class ClaimStore:
                 f"all {self._pool.max_size} claim connections stayed busy for {wait_s:g} s; retry later"
             ) from exc
 
+    async def _unlock_all(self, conn: Connection) -> None:
+        """The pool's reset: a connection goes back holding nothing, whatever its claim left."""
+        if id(conn) in self._locking:
+            self._locking.discard(id(conn))
+            # a connection this fails on is closed by the pool, and its locks go with it
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+
     async def stamp(self) -> int:
         """A value of the shared clock: every change stamped after this compares greater."""
         async with self._connection(RECONNECT_TIMEOUT_S) as conn:
@@ -146,6 +157,7 @@ class ClaimStore:
     ) -> AsyncIterator[HeldClaim]:
         """Take every key at once without waiting, or raise ClaimBusyError holding none."""
         async with self._connection(wait_s) as conn:
+            self._locking.add(id(conn))
             kinds, names = _columns([*exclusive, *shared])
             modes = [key in set(exclusive) for key in dict.fromkeys([*exclusive, *shared])]
             # every row is tried (no short cut): the ones taken are let go below when any failed
@@ -167,6 +179,7 @@ class ClaimStore:
         """Take `keys` exclusively, waiting up to `wait_s` in PostgreSQL's queue; ClaimWaitTimeoutError after that."""
         started = time.monotonic()
         async with self._connection(wait_s) as conn:
+            self._locking.add(id(conn))
             kinds, names = _columns(keys)
             left_ms = max(1, round((wait_s - (time.monotonic() - started)) * 1000))
             await conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{left_ms}ms",))
