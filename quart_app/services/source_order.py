@@ -166,9 +166,7 @@ class SourceOrder:
                 yield
                 return
             try:
-                hold = self._shared.wait_hold(sorted(wanted), max(deadline - time.monotonic(), 0.001))
-                async with AsyncExitStack() as stack:
-                    held = await stack.enter_async_context(hold)
+                async with self._shared.wait_hold(sorted(wanted), max(deadline - time.monotonic(), 0.001)) as held:
                     try:
                         yield
                     finally:
@@ -189,8 +187,8 @@ class SourceOrder:
 
     @staticmethod
     async def _stale_shared(held: HeldClaim, fresh: list[LoadedSource], arrival: Ticket) -> set[str]:
-        """Sources whose keys changed on any replica since the load arrived (all, if it arrived before the oldest
-        change still kept)."""
+        """Sources whose keys changed on any replica since the load arrived (all, for a load so old that stamps of
+        changes since may have been pruned)."""
         assert arrival.shared is not None, "claim takes the database's holds only for a ticket with a shared stamp"
         if time.monotonic() - arrival.at > CHANGES_KEPT_S / 2:
             return {s.source_id for s in fresh}
