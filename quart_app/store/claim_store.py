@@ -137,11 +137,26 @@ class ClaimStore:
             ) from exc
 
     async def _unlock_all(self, conn: Connection) -> None:
-        """The pool's reset: a connection goes back holding nothing, whatever its claim left."""
+        """The pool's reset (run later, by a pool worker): for a claim that could not let go itself."""
         if id(conn) in self._locking:
             self._locking.discard(id(conn))
             # a connection this fails on is closed by the pool, and its locks go with it
             await conn.execute("SELECT pg_advisory_unlock_all()")
+
+    @asynccontextmanager
+    async def _locking_connection(self, wait_s: float) -> AsyncIterator[Connection]:
+        """A claim connection whose locks all go when the block ends, before the claim's caller goes on."""
+        async with self._connection(wait_s) as conn:
+            self._locking.add(id(conn))
+            try:
+                yield conn
+            finally:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
+                    self._locking.discard(id(conn))
+                except psycopg.Error as exc:
+                    # a dead connection took its locks with it; on a live one the pool's reset tries again
+                    log.warning("claim connection: unlocking failed (%s)", type(exc).__name__)
 
     async def stamp(self) -> int:
         """A value of the shared clock: every change stamped after this compares greater."""
@@ -156,8 +171,7 @@ class ClaimStore:
         self, exclusive: Sequence[ClaimKey], shared: Sequence[ClaimKey], wait_s: float
     ) -> AsyncIterator[HeldClaim]:
         """Take every key at once without waiting, or raise ClaimBusyError holding none."""
-        async with self._connection(wait_s) as conn:
-            self._locking.add(id(conn))
+        async with self._locking_connection(wait_s) as conn:
             kinds, names = _columns([*exclusive, *shared])
             modes = [key in set(exclusive) for key in dict.fromkeys([*exclusive, *shared])]
             # every row is tried (no short cut): the ones taken are let go below when any failed
@@ -170,7 +184,7 @@ class ClaimStore:
             by_number = {number: kind for kind, number in KIND_NUMBERS.items()}
             busy = [(by_number[kind], name) for kind, name, taken in await cur.fetchall() if not taken]
             if busy:
-                raise ClaimBusyError(busy)  # the pool's reset lets go of the ones taken
+                raise ClaimBusyError(busy)  # the ones taken go as the block ends
             await self._prune(conn)
             yield HeldClaim(conn)
 
@@ -178,8 +192,7 @@ class ClaimStore:
     async def wait_hold(self, keys: Sequence[ClaimKey], wait_s: float) -> AsyncIterator[HeldClaim]:
         """Take `keys` exclusively, waiting up to `wait_s` in PostgreSQL's queue; ClaimWaitTimeoutError after that."""
         started = time.monotonic()
-        async with self._connection(wait_s) as conn:
-            self._locking.add(id(conn))
+        async with self._locking_connection(wait_s) as conn:
             kinds, names = _columns(keys)
             left_ms = max(1, round((wait_s - (time.monotonic() - started)) * 1000))
             await conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{left_ms}ms",))
