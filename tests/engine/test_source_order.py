@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -148,3 +149,17 @@ async def test_a_cancelled_waiting_change_does_not_block_the_ones_behind_it(make
     with pytest.raises(asyncio.CancelledError):
         await first
     assert order.snapshot() == {"loads_open": 0, "sources_held": 0, "sources_held_sample": [], "changes_waiting": 0}
+
+
+async def test_a_database_claim_is_let_go_when_its_block_ends(db: Database) -> None:
+    """Two replicas' claim stores take one source in turn, with nothing in between: the second never finds it held."""
+    async with AsyncExitStack() as stack:
+        stores = []
+        for _ in range(2):
+            store = ClaimStore(db.dsn)
+            await store.open(timeout_s=10)
+            stack.push_async_callback(store.close)
+            stores.append(store)
+        for turn in range(40):
+            async with stores[turn % 2].try_hold([source_key(DOC.source_id)], [user_key("alice")], wait_s=5):
+                pass
