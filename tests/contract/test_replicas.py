@@ -144,7 +144,8 @@ async def test_a_claim_whose_connection_dies_is_released_and_the_other_replica_p
         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND pid <> pg_backend_pid()",
     )
-    assert killed and all(done for (done,) in killed), killed
+    # a backend may end on its own between the lock scan and the signal (False); one that held a claim must be ended
+    assert any(done for (done,) in killed), killed
     status, answer = await load(b, [_source(source_id, "kiwi30x", ["alice"])])
     assert status == 200 and answer["loaded_sources"] == [source_id], answer
     held.release()

@@ -73,7 +73,8 @@ async def test_a_role_runs_its_loops_and_routes_and_answers_the_others_with_404(
         await app.enable()
         status = await app.status()
         assert status["role"]["name"] == role.value
-        assert set(status["loops"]) == ROLE_LOOPS[role] | {LoopLagMonitor.LOOP_NAME}
+        # every role follows the shared enabled flag and watches its event loop
+        assert set(status["loops"]) == ROLE_LOOPS[role] | {LoopLagMonitor.LOOP_NAME, "enabled_sync"}
         assert _parse_workers() == (1 if role in PARSING else 0)
         assert (app.engine.answer is not None) == (role in ANSWERING)
         assert (status["llm"] is not None) == (role in ANSWERING)
