@@ -128,6 +128,7 @@ async def open_engine(
     from quart_app.loaders import ParseLimits, ParsePool
     from quart_app.runtimes.embedding_client import EmbeddingClient, service_prefixes
     from quart_app.runtimes.llm_backend import create_llm_backend
+    from quart_app.runtimes.reranker import Reranker, load_scorer
     from quart_app.services.answer import build_answer_service
 
     config = settings.config
@@ -213,7 +214,14 @@ async def open_engine(
         if needs_any(role, ANSWER_DUTIES):
             llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
             _closing(stack, f"LLM backend {llm.name}", llm.aclose)
-            answer = build_answer_service(config, db, client, llm)
+            reranker = None
+            if config.retrieval.reranker is not None:
+                catalogue = load_catalogue(settings.model_catalogue)
+                model_dir = settings.storage.model_dir
+                scorer = await asyncio.to_thread(load_scorer, config.retrieval.reranker, catalogue, model_dir)
+                reranker = Reranker(scorer)
+                _closing(stack, f"reranker {reranker.model_id}", reranker.aclose)
+            answer = build_answer_service(config, db, client, llm, reranker)
         if loops is not None and has_duty(role, Duty.STATUS_HISTORY):
             sampler = StatusSampler(db, config.status_history)
             loops.start(StatusSampler.LOOP_NAME, sampler.run)

@@ -15,7 +15,13 @@ from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBack
 from quart_app.services.answer_errors import ContextError
 from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
-from quart_app.services.retrieval import QueryEmbedder, RetrievalService, RetrievedChunk, make_scope
+from quart_app.services.retrieval import (
+    PassageReranker,
+    QueryEmbedder,
+    RetrievalService,
+    RetrievedChunk,
+    make_scope,
+)
 from quart_app.store.search_store import ConnectionSource, SearchStore
 
 if TYPE_CHECKING:
@@ -210,10 +216,14 @@ class AnswerService:
 
 
 def build_answer_service(
-    config: AppConfig, db: ConnectionSource, embedder: QueryEmbedder, llm: LlmBackend
+    config: AppConfig,
+    db: ConnectionSource,
+    embedder: QueryEmbedder,
+    llm: LlmBackend,
+    reranker: PassageReranker | None = None,
 ) -> AnswerService:
     """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
-    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval)
+    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval, reranker)
     section = config.llm
     templates = Templates(
         section.template, section.no_ctx_template, section.end_separator, section.context_tokens or None, True

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
+from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore, lexical_terms
 
@@ -19,6 +20,12 @@ class QueryEmbedder(Protocol):
     """What retrieval needs from the embedding client (EmbeddingClient satisfies it)."""
 
     async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
+
+
+class PassageReranker(Protocol):
+    """What retrieval needs from the second stage (quart_app.runtimes.reranker.Reranker satisfies it)."""
+
+    async def score(self, question: str, passages: list[str]) -> list[float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,10 @@ def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scop
     return Scope("provider" if scope_type == "provider" else "source", values)
 
 
-def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[tuple[int, str, float, tuple[str, ...]]]:
+Fused = tuple[int, str, float, tuple[str, ...]]  # chunk id, source id, fused score, legs that found it
+
+
+def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:
     """Weighted reciprocal-rank fusion: score = sum over legs of weight / (rrf_k + rank), rank from 1."""
     scores: dict[int, float] = {}
     sources: dict[int, str] = {}
@@ -61,10 +71,18 @@ def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[tuple
 class RetrievalService:
     """Finds the chunks a user may read that best answer a query; all filtering happens in SQL."""
 
-    def __init__(self, store: SearchStore, embedder: QueryEmbedder, config: RetrievalConfig) -> None:
+    def __init__(
+        self,
+        store: SearchStore,
+        embedder: QueryEmbedder,
+        config: RetrievalConfig,
+        reranker: PassageReranker | None = None,
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._config = config
+        # the second stage runs only when both the model and its settings are there
+        self._reranker = reranker if config.reranker is not None else None
 
     def check_question(self, question: str) -> None:
         """Refuse a question longer than retrieval.max_question_chars before any work is done on it."""
@@ -88,6 +106,23 @@ class RetrievalService:
         return await self._store.vector_search(
             user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
         )
+
+    async def _rerank(
+        self, user_id: str, query: str, fused: list[Fused], reranker: PassageReranker, candidates: int
+    ) -> list[Fused]:
+        """The first `candidates` fused chunks in the reranker's order, the rest after them as fused."""
+        head = fused[:candidates]
+        if len(head) < 2:
+            return fused
+        rows = await self._store.fetch_chunks(user_id, [item[0] for item in head])
+        head = [item for item in head if item[0] in rows]  # deleted or revoked since the search
+        try:
+            scores = await reranker.score(query, [rows[item[0]].text for item in head])
+        except RuntimeServiceError as exc:  # the fused order still answers while the reranker fails
+            log.warning("reranking failed (%s); answering in the fused order", type(exc).__name__)
+            return fused
+        ranked = sorted(range(len(head)), key=lambda i: -scores[i])  # stable: ties keep the fused order
+        return [head[i] for i in ranked] + fused[candidates:]
 
     async def retrieve(
         self, user_id: str, query: str, k: int, scope: Scope | None = None, *, per_document: int | None = None
@@ -114,8 +149,10 @@ class RetrievalService:
             },
             self._config.rrf_k,
         )
+        if self._reranker is not None and self._config.reranker is not None:
+            fused = await self._rerank(user_id, query, fused, self._reranker, self._config.reranker.candidates)
         per_source: dict[str, int] = {}
-        picked: list[tuple[int, str, float, tuple[str, ...]]] = []
+        picked: list[Fused] = []
         for item in fused:
             if per_source.get(item[1], 0) >= cap:
                 continue
