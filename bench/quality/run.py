@@ -44,12 +44,13 @@ from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noq
 from questions import Question, check_questions, load_questions  # noqa: E402
 from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
 
-from appliance.config import AppConfig, NcTextToTextConfig, load_config  # noqa: E402
-from appliance.model_catalogue import chunking_tokenizer_file, get_model  # noqa: E402
+from appliance.config import AppConfig, NcTextToTextConfig, RerankerConfig, load_config  # noqa: E402
+from appliance.model_catalogue import chunking_tokenizer_file, get_model, load_catalogue  # noqa: E402
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
 from quart_app.runtimes.llm_backend import approximate_token_count  # noqa: E402
+from quart_app.runtimes.reranker import Reranker, load_scorer  # noqa: E402
 from quart_app.services.answer import AnswerService, Templates, build_answer_service  # noqa: E402
 from quart_app.services.embedding_worker import EmbeddingWorker  # noqa: E402
 from quart_app.services.ingest import DocumentParser, IncomingSource, IngestService  # noqa: E402
@@ -82,6 +83,7 @@ class BenchModel:
 
 USER = "reader"
 PIPELINES = ("ours", "upstream")
+RERANKED = "reranked"  # ours + --reranker, asked on ours' database
 DOC_SEARCH_LIMIT = 10
 QUERY_CHUNKS = 20  # what the PHP app's /query asks for (ctxLimit never sent)
 INGEST_BATCH = 25  # files per /loadSources request, as the PHP app sends them
@@ -163,8 +165,10 @@ async def ask(
 async def open_pipeline(
     pipeline: str, url: str, stack: AsyncExitStack, cluster: Any, config: AppConfig, corpus: Path,
     documents: list[dict[str, str]], spool_dir: Path, vector_cache: Path | None, model: BenchModel,
-) -> tuple[AnswerService, EmbeddingClient | CachedEmbedder, dict[str, Any]]:  # fmt: skip
-    """A fresh database with the corpus ingested by this pipeline, and the answer service that reads it."""
+    reranker: Reranker | None,
+) -> tuple[dict[str, AnswerService], EmbeddingClient | CachedEmbedder, dict[str, Any]]:  # fmt: skip
+    """A fresh database with the corpus ingested by this pipeline, and the answer services that read it (ours also
+    with the reranker when one is given: same database, same questions)."""
     raw_client = await stack.enter_async_context(EmbeddingClient(url, timeout_s=600))
     client: EmbeddingClient | CachedEmbedder = raw_client
     if vector_cache is not None:
@@ -180,7 +184,10 @@ async def open_pipeline(
         limits = ParseLimits(timeout_s=config.ingest.parse_timeout_s, memory_mb=config.ingest.parse_memory_mb)
         async with ParsePool(config.ingest.parse_workers, limits, chunker=chunker) as pool:
             ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline)
-        return build_answer_service(config, db, client, capture), client, ingest
+        answers = {pipeline: build_answer_service(config, db, client, capture)}
+        if reranker is not None:
+            answers[RERANKED] = build_answer_service(config, db, client, capture, reranker)
+        return answers, client, ingest
     parser = UpstreamStyleParser(model.tokenizer)
     ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline)
     upstream_retrieval = config.retrieval.model_copy(
@@ -192,39 +199,64 @@ async def open_pipeline(
         }
     )
     retrieval = RetrievalService(SearchStore(db), client, upstream_retrieval)
-    return AnswerService(retrieval, capture, Templates(config.llm.template, config.llm.no_ctx_template)), client, ingest
+    templates = Templates(config.llm.template, config.llm.no_ctx_template)
+    return {pipeline: AnswerService(retrieval, capture, templates)}, client, ingest
 
 
 async def run_pipelines(
     cluster: Any, urls: list[str], corpus: Path, documents: list[dict[str, str]], questions: list[Question],
     root: Path, vector_cache: Path | None, model: BenchModel, pipelines: Sequence[str],
+    reranker_config: RerankerConfig | None,
 ) -> tuple[list[Outcome], dict[str, Any]]:  # fmt: skip
     """The pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time."""
     config = load_config(REPO / "configs" / "config.cpu.yaml")
+    if reranker_config is not None:
+        config = config.model_copy(
+            update={"retrieval": config.retrieval.model_copy(update={"reranker": reranker_config})}
+        )
     # two worker loops keep the embedder busy between batches; quality does not depend on it
     config = config.model_copy(update={"embedding_worker": config.embedding_worker.model_copy(update={"workers": 2})})
     path_of = {f"files__default: {n}": d["path"] for n, d in enumerate(documents)}
     outcomes: list[Outcome] = []
     facts: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
+        reranker = None
+        if reranker_config is not None:
+            scorer = load_scorer(reranker_config, load_catalogue(), root / "model_files")
+            reranker = Reranker(scorer)
+            stack.push_async_callback(reranker.aclose)
         opened = await asyncio.gather(
             *(
                 open_pipeline(
-                    pipeline, url, stack, cluster, config, corpus, documents, root / "spool", vector_cache, model
+                    pipeline,
+                    url,
+                    stack,
+                    cluster,
+                    config,
+                    corpus,
+                    documents,
+                    root / "spool",
+                    vector_cache,
+                    model,
+                    reranker,
                 )
                 for pipeline, url in zip(pipelines, urls, strict=True)
             )
         )
-        for pipeline, (answer, client, ingest) in zip(pipelines, opened, strict=True):
-            started = time.perf_counter()
-            found, latencies = await ask(answer, pipeline, questions, path_of)
-            ingest["questions_s"] = time.perf_counter() - started
-            ingest["doc_search_p50_ms"] = statistics.median(latencies)
+        for pipeline, (answers, client, ingest) in zip(pipelines, opened, strict=True):
+            for name, answer in answers.items():
+                started = time.perf_counter()
+                found, latencies = await ask(answer, name, questions, path_of)
+                facts[name] = {
+                    **ingest,
+                    "questions_s": time.perf_counter() - started,
+                    "doc_search_p50_ms": statistics.median(latencies),
+                    "doc_search_p95_ms": statistics.quantiles(latencies, n=20)[-1],
+                }
+                outcomes += found
             if isinstance(client, CachedEmbedder):
                 client.save()
-                ingest["vectors_cached"], ingest["vectors_computed"] = client.hits, client.misses
-            outcomes += found
-            facts[pipeline] = ingest
+                facts[pipeline]["vectors_cached"], facts[pipeline]["vectors_computed"] = client.hits, client.misses
     return outcomes, facts
 
 
@@ -261,6 +293,7 @@ def report(
     ]
     names = {
         "ours": "ours (shipped config)",
+        RERANKED: f"ours + reranker {args.reranker} ({args.rerank_candidates} candidates, {args.rerank_tokens} tokens)",
         "upstream": f"upstream-style ({CHUNK_CHARS}-char, vector only, 20 chunks)",
     }
     for pipeline, f in facts.items():
@@ -276,7 +309,7 @@ def report(
         " 8192 - 512); prompt: median characters.",
         "",
     ]
-    return lines + render_table(table, args.pipelines)
+    return lines + render_table(table, list(facts))
 
 
 def main() -> int:
@@ -303,6 +336,13 @@ def main() -> int:
     )
     parser.add_argument("--no-vector-cache", action="store_true", help="embed everything (for ingest timings)")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--reranker",
+        metavar="MODEL",
+        help="also ask every question through ours + this catalogue model as retrieval.reranker (same database)",
+    )
+    parser.add_argument("--rerank-candidates", type=int, default=20, help="retrieval.reranker.candidates")
+    parser.add_argument("--rerank-tokens", type=int, default=128, help="retrieval.reranker.passage_tokens")
     args = parser.parse_args()
     started = time.perf_counter()
     corpus = fetch(args.cache)
@@ -340,6 +380,11 @@ def main() -> int:
                     None if args.no_vector_cache else args.vector_cache,
                     model,
                     args.pipelines,
+                    None
+                    if args.reranker is None
+                    else RerankerConfig(
+                        model=args.reranker, candidates=args.rerank_candidates, passage_tokens=args.rerank_tokens
+                    ),
                 )
             )
         finally:
@@ -347,7 +392,7 @@ def main() -> int:
                 stop(embedder)
             stop(postgres)
     seconds = time.perf_counter() - started
-    table = aggregate(outcomes, args.pipelines)
+    table = aggregate(outcomes, list(dict.fromkeys(o.pipeline for o in outcomes)))
     lines = report(args, documents, texts, questions, table, facts, seconds)
     print("\n".join(lines))
     stamp = time.strftime("%Y-%m-%d", time.gmtime()) + ("" if args.model == MODEL else f"-{args.model}")
