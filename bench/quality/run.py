@@ -1,6 +1,6 @@
 """Retrieval and context quality on a real documentation corpus: ours next to an upstream-style baseline.
 
-    .venv/bin/python bench/quality/run.py [--split tune|heldout|all] [--check]
+    .venv/bin/python bench/quality/run.py [--split tune|heldout|all] [--reranker MODEL] [--check]
 
 Fetches the corpus (bench/quality/fetch_corpus.py, cached), checks every question's gold snippet against its gold
 file, starts an embedded PostgreSQL and the embedder (MiniLM int8) as bench/ingest_throughput.py does, then ingests
@@ -10,7 +10,8 @@ the corpus twice through IngestService + EmbeddingWorker into two databases:
 Every question is asked as /docSearch asks it (AnswerService.doc_search, 10 documents: Hit@1, Hit@5, MRR by file)
 and as /query asks it (AnswerService.query, 20 chunks packed by the nc_texttotext budget; the LLM is replaced by one
 that returns the prompt: context recall = the gold snippet inside it). The upstream-style run uses the same services
-with vector search only (lexical weight 0, exact scan) and no per-document cap. Writes the table to
+with vector search only (lexical weight 0, exact scan) and no per-document cap. --reranker MODEL asks every
+question a third time, through ours' database with retrieval.reranker set (column "reranked"). Writes the table to
 bench/results/quality-<date>.md and every outcome to .json. --check only checks the questions.
 """
 
