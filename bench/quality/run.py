@@ -244,7 +244,7 @@ async def run_pipelines(
                 for pipeline, url in zip(pipelines, urls, strict=True)
             )
         )
-        for pipeline, (answers, client, ingest) in zip(pipelines, opened, strict=True):
+        for answers, client, ingest in opened:
             for name, answer in answers.items():
                 started = time.perf_counter()
                 found, latencies = await ask(answer, name, questions, path_of)
@@ -257,7 +257,8 @@ async def run_pipelines(
                 outcomes += found
             if isinstance(client, CachedEmbedder):
                 client.save()
-                facts[pipeline]["vectors_cached"], facts[pipeline]["vectors_computed"] = client.hits, client.misses
+                for name in answers:  # the reranked run reads ours' database: the same vectors
+                    facts[name]["vectors_cached"], facts[name]["vectors_computed"] = client.hits, client.misses
     return outcomes, facts
 
 
