@@ -1,6 +1,6 @@
 """Token-budgeted recursive chunking of normalized document text."""
 
-from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens
+from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens, embedding_text
 from .chunker_spec import ChunkerSpec
 from .errors import ChunkerConfigError, ChunkerError, ChunkerInputError
 from .separators import rules_for
@@ -14,5 +14,6 @@ __all__ = [
     "TokenChunker",
     "default_chunk_tokens",
     "default_overlap_tokens",
+    "embedding_text",
     "rules_for",
 ]

@@ -2,9 +2,12 @@
 
 Sizes are measured in the embedding model's own tokens. The text is tokenized once (with offsets) so the
 token count of any span is two binary searches; the text is then cut recursively on structure (see
-`separators.py`), neighbouring pieces are merged greedily up to the budget, and each chunk after the first
-is extended backwards by ~`overlap_tokens` tokens (snapped to a word start). Every chunk is re-encoded on
-its own before it is yielded, so `token_count <= chunk_tokens` holds exactly, whatever the tokenizer.
+`separators.py`), neighbouring pieces are merged greedily up to the budget (the last piece of a section too
+big to fit whole merges on with what follows it), and each chunk after the first is extended backwards by
+~`overlap_tokens` tokens (snapped to a word start). A chunk of a document with headings carries a header, the
+titles of the sections around it (see `headings.py`), which is embedded with it (`embedding_text`): its tokens
+are reserved from the budget. Every chunk is re-encoded with its header before it is yielded, so
+`token_count <= chunk_tokens` holds exactly, whatever the tokenizer.
 Chunks are also capped at `max_chunk_chars` (default 12 per token), because a tokenizer can count a long
 run of junk (base64, hashes) as very few tokens.
 
@@ -22,6 +25,7 @@ from itertools import islice, pairwise
 from tokenizers import Tokenizer
 
 from .errors import ChunkerConfigError, ChunkerInputError
+from .headings import PATH_SEPARATOR, Heading, HeadingPaths, find_headings
 from .separators import Rules, rules_for
 
 # the text is tokenized in pieces of about this many characters, this many pieces per parallel batch: the
@@ -33,6 +37,9 @@ _VERIFY_BATCH = 256
 _NEXT_WHITESPACE = re.compile(r"\s")
 # the character cap per chunk is this many characters per token of budget (real text has 3-6)
 DEFAULT_CHARS_PER_TOKEN = 12
+# a header takes at most this share of the budget; longer heading paths lose their middle titles, then their end
+HEADER_SHARE = 8
+_HEADER_GAP = "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +48,15 @@ class Chunk:
 
     text: str
     start: int
+    # tokens of `embedding_text(header, text)`, what the embedder is given
     token_count: int
+    # titles of the sections around the chunk ("Guide > Install > Linux"); "" when the document has no headings
+    header: str = ""
+
+
+def embedding_text(header: str, text: str) -> str:
+    """What is embedded for a chunk: its header line, then its text."""
+    return f"{header}{_HEADER_GAP}{text}" if header else text
 
 
 def default_chunk_tokens(model_max_tokens: int, special_tokens: int = 2, prefix_tokens: int = 0) -> int:
@@ -94,6 +109,13 @@ class TokenChunker:
         """Tokens of `text` without special tokens, as the budget counts them."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def truncated(self, text: str, max_tokens: int) -> str:
+        """`text` cut after its first `max_tokens` tokens."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        if len(encoding.ids) <= max_tokens:
+            return text
+        return text[: encoding.offsets[max_tokens][0]].rstrip()
+
     def split(self, text: str, mimetype: str) -> Iterator[Chunk]:
         """Chunks of `text` in document order, split by the rules for `mimetype`."""
         if "\x00" in text:
@@ -102,18 +124,21 @@ class TokenChunker:
         if not text.strip():
             return
         starts = self._token_starts(text)
-        core_tokens = self.chunk_tokens - self.overlap_tokens
+        headers = _Headers(self, find_headings(text, mimetype))
+        core_tokens = self.chunk_tokens - self.overlap_tokens - headers.reserved_tokens
         core_chars = self.max_chunk_chars * core_tokens // self.chunk_tokens
         segments = _Segmenter(text, starts, core_tokens, core_chars, rules_for(mimetype)).run()
-        spans = self._with_overlap(text, starts, segments)
+        spans = ((a, b, headers.around(a, b)) for a, b in self._with_overlap(text, starts, segments))
         while batch := list(islice(spans, _VERIFY_BATCH)):
             # offsets are not needed to count, and skipping them is ~2x faster
-            encodings = self._tokenizer.encode_batch_fast([text[a:b] for a, b in batch], add_special_tokens=False)
-            for (a, b), encoding in zip(batch, encodings, strict=True):
+            encodings = self._tokenizer.encode_batch_fast(
+                [embedding_text(h, text[a:b]) for a, b, h in batch], add_special_tokens=False
+            )
+            for (a, b, header), encoding in zip(batch, encodings, strict=True):
                 if len(encoding.ids) <= self.chunk_tokens:
-                    yield Chunk(text[a:b], a, len(encoding.ids))
+                    yield Chunk(text[a:b], a, len(encoding.ids), header)
                 else:  # the tokenizer merged differently across our cut; halve until it fits
-                    yield from self._fit(text, a, b)
+                    yield from self._fit(text, a, b, header)
 
     def _token_starts(self, text: str) -> Sequence[int]:
         """Start offset of every token of `text` (8 bytes each), tokenized in pieces cut at whitespace."""
@@ -150,17 +175,46 @@ class TokenChunker:
             previous_first = first
             yield begin, b
 
-    def _fit(self, text: str, a: int, b: int) -> Iterator[Chunk]:
-        encoding = self._tokenizer.encode(text[a:b], add_special_tokens=False)
-        if len(encoding.ids) <= self.chunk_tokens:
-            if len(encoding.ids):
-                yield Chunk(text[a:b], a, len(encoding.ids))
+    def _fit(self, text: str, a: int, b: int, header: str) -> Iterator[Chunk]:
+        tokens = self.count_tokens(embedding_text(header, text[a:b]))
+        if tokens <= self.chunk_tokens:
+            if tokens:
+                yield Chunk(text[a:b], a, tokens, header)
             return
+        encoding = self._tokenizer.encode(text[a:b], add_special_tokens=False)
         cut = a + encoding.offsets[len(encoding.ids) // 2][0]
         for lo, hi in ((a, cut), (cut, b)):
             lo, hi = _trim(text, lo, hi)
             if lo < hi:
-                yield from self._fit(text, lo, hi)
+                yield from self._fit(text, lo, hi, header)
+
+
+class _Headers:
+    """The header of each chunk, from the document's headings; every header fits `reserved_tokens`."""
+
+    def __init__(self, chunker: TokenChunker, headings: Sequence[Heading]) -> None:
+        self._chunker = chunker
+        self._paths = HeadingPaths(headings)
+        self._cap = chunker.chunk_tokens // HEADER_SHARE
+        self._cache: dict[tuple[str, ...], str] = {}
+        # a header is some heading's path cut short, so the longest path bounds them all
+        longest = max((self._tokens(self._paths.at_heading(n)) for n in range(len(headings))), default=0)
+        self.reserved_tokens = min(longest, self._cap) + chunker.count_tokens(_HEADER_GAP) if longest else 0
+
+    def _tokens(self, titles: Sequence[str]) -> int:
+        return self._chunker.count_tokens(PATH_SEPARATOR.join(titles))
+
+    def around(self, a: int, b: int) -> str:
+        titles = tuple(self._paths.around(a, b))
+        if titles not in self._cache:
+            self._cache[titles] = self._shortened(list(titles))
+        return self._cache[titles]
+
+    def _shortened(self, titles: list[str]) -> str:
+        # the outermost (the document's title) and innermost titles say most; the ones between go first
+        while len(titles) > 2 and self._tokens(titles) > self._cap:
+            del titles[1]
+        return self._chunker.truncated(PATH_SEPARATOR.join(titles), self._cap)
 
 
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:
@@ -207,17 +261,17 @@ class _Segmenter:
 
     def _merge(self, pieces: Iterator[tuple[int, int]], level: int) -> Iterator[tuple[int, int]]:
         run: tuple[int, int] | None = None
-        for lo, hi in pieces:
-            if run is not None and self._fits(run[0], hi):
-                run = (run[0], hi)
-                continue
-            if run is not None:
-                yield run
-                run = None
-            if self._fits(lo, hi):
+        for piece in pieces:
+            # a piece too big to fit whole is cut finer, and its parts fill the runs like any other piece: the
+            # small sections before and after it merge with its first and last parts
+            parts = (piece,) if self._fits(*piece) else self._split(*piece, level + 1)
+            for lo, hi in parts:
+                if run is not None and self._fits(run[0], hi):
+                    run = (run[0], hi)
+                    continue
+                if run is not None:
+                    yield run
                 run = (lo, hi)
-            else:
-                yield from self._split(lo, hi, level + 1)
         if run is not None:
             yield run
 

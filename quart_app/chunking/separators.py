@@ -51,6 +51,9 @@ DEFAULT: Final[Rules] = _PROSE
 
 _BY_MIMETYPE: Final[dict[str, Rules]] = {
     "text/markdown": MARKDOWN,
+    # their loaders write headings as Markdown does
+    "text/html": MARKDOWN,
+    "application/epub+zip": MARKDOWN,
     "text/org": ORG,
     "text/x-rst": RST,
     "application/json": JSON,

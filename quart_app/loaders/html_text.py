@@ -18,13 +18,17 @@ _BLOCK = frozenset(
 # elements that end a line but not a paragraph
 _LINE = frozenset({"br", "tr"})
 _CELL = frozenset({"td", "th"})
+# h1..h6 are written as Markdown headings (the chunker reads the heading path), one level below the page's <title>
+# when that comes first
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
 
 class _TextCollector(HTMLParser):
     """Collects visible text; block elements become blank lines, cells are separated by ' | '."""
 
-    def __init__(self) -> None:
+    def __init__(self, heading_shift: int) -> None:
         super().__init__(convert_charrefs=True)
+        self._heading_shift = heading_shift
         self.parts: list[str] = []
         self._skip_depth = 0
         self._pre_depth = 0
@@ -40,6 +44,8 @@ class _TextCollector(HTMLParser):
             self.parts.append("\n\n")
             if tag == "pre":
                 self._pre_depth += 1
+            elif tag in _HEADINGS and self._skip_depth == 0:
+                self.parts.append("#" * min(_HEADINGS[tag] + self._heading_shift, 6) + " ")
         elif tag in _LINE:
             self.parts.append("\n")
         elif tag in _CELL:
@@ -72,13 +78,14 @@ class _TextCollector(HTMLParser):
 
 
 def html_to_text(markup: str, include_title: bool = True) -> str:
-    """Visible text of an HTML document; the <title> comes first when present and asked for."""
-    collector = _TextCollector()
+    """Visible text of an HTML document, headings marked as in Markdown; the <title> comes first when present and
+    asked for, as a top-level heading."""
+    collector = _TextCollector(heading_shift=1 if include_title else 0)
     collector.feed(markup)
     collector.close()
     # indentation inside <pre> is lost; for search that is harmless and keeps cell padding out
     lines = (" ".join(line.split()).removeprefix("| ") for line in "".join(collector.parts).split("\n"))
     body = "\n".join(lines)
     if include_title and collector.title:
-        return collector.title + "\n\n" + body
+        return "# " + collector.title + "\n\n" + body
     return body

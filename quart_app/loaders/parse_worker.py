@@ -86,7 +86,7 @@ def _chunk_file(
     batch: list[list[Any]] = []
     batch_chars = count = 0
     for chunk in chunker.split(text, mimetype):
-        batch.append([chunk.text, chunk.start, chunk.token_count])
+        batch.append([chunk.text, chunk.start, chunk.token_count, chunk.header])
         batch_chars += len(chunk.text)
         if batch_chars >= BATCH_CHARS:
             _send(conn, ["chunks", batch])

@@ -4,8 +4,9 @@ App -> worker, pickled (the worker trusts the app): one `WorkerSetup`, then per 
 the open file as a descriptor (SCM_RIGHTS), or `None` to stop.
 
 Worker -> app, JSON: the worker runs parsers of untrusted files, so the app never unpickles what it sends.
-`["ready", pid]` once (or `["failed", detail]`), then per file any number of `["chunks", [[text, start, tokens],
-...]]` and one of `["done", count]`, `["error", class name, message]` or `["memory", detail]` (the worker then exits).
+`["ready", pid]` once (or `["failed", detail]`), then per file any number of `["chunks", [[text, start, tokens,
+header], ...]]` and one of `["done", count]`, `["error", class name, message]` or `["memory", detail]` (the worker
+then exits).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from quart_app.chunking.chunker import embedding_text
 
 from .errors import (
     CorruptDocumentError,
@@ -67,13 +70,17 @@ class WorkerSetup:
 
 @dataclass(frozen=True, slots=True)
 class DocumentChunk:
-    """One chunk of a parsed document: its text, its offset in the normalized text, its tokens, its sha256."""
+    """One chunk of a parsed document: its text, its offset in the normalized text, its tokens, the sha256 of what is
+    embedded, its header (section titles)."""
 
     text: str
     start: int
+    # tokens of embedding_text(header, text)
     token_count: int
-    # computed by the app, not the worker: a parser taken over must not choose embedding-cache keys
+    # of embedding_text(header, text), computed by the app, not the worker: a parser taken over must not choose
+    # embedding-cache keys
     text_hash: bytes
+    header: str = ""
 
 
 def encode(message: list[Any]) -> bytes:
@@ -99,10 +106,13 @@ def checked_chunks(items: Any, chunk_tokens: int) -> list[DocumentChunk]:
     chunks: list[DocumentChunk] = []
     for item in items:
         match item:
-            case [str() as text, int() as start, int() as tokens] if text and start >= 0 and 0 < tokens <= chunk_tokens:
-                chunks.append(DocumentChunk(text, start, tokens, hashlib.sha256(text.encode("utf-8")).digest()))
+            case [str() as text, int() as start, int() as tokens, str() as header] if (
+                text and start >= 0 and 0 < tokens <= chunk_tokens
+            ):
+                embedded = embedding_text(header, text).encode("utf-8")
+                chunks.append(DocumentChunk(text, start, tokens, hashlib.sha256(embedded).digest(), header))
             case _:
-                raise MalformedReplyError(f"a chunk that is not [text, start >= 0, 1..{chunk_tokens} tokens]")
+                raise MalformedReplyError(f"a chunk that is not [text, start >= 0, 1..{chunk_tokens} tokens, header]")
     return chunks
 
 

@@ -46,6 +46,9 @@ class ChunkLike(Protocol):
     @property
     def text_hash(self) -> bytes: ...
 
+    @property
+    def header(self) -> str: ...
+
 
 class DocumentParser(Protocol):
     """What ingest needs from quart_app.loaders.parse_pool.ParsePool: a file in, its chunks out."""
@@ -231,7 +234,7 @@ class IngestService:
         return "loaded", "", result.queued > 0
 
     def _records(self, chunks: Sequence[ChunkLike], source: IncomingSource) -> list[ChunkRecord]:
-        records = [ChunkRecord(i, c.text, c.start, c.token_count, c.text_hash) for i, c in enumerate(chunks)]
+        records = [ChunkRecord(i, c.text, c.start, c.token_count, c.text_hash, c.header) for i, c in enumerate(chunks)]
         if not records:
             raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
         return records

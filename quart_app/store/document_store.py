@@ -34,7 +34,10 @@ class ChunkRecord:
     text: str
     start_offset: int
     token_count: int
+    # sha256 of what is embedded (header and text), the embedding cache's key
     text_hash: bytes
+    # the titles of the sections around the chunk: embedded and searched with it, not shown in prompts
+    header: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +111,13 @@ async def _insert_chunks(conn: Connection, source_id: str, version: int, chunks:
     """Insert chunks of one version: (inserted, queued for embedding)."""
     cur = await conn.execute(
         "WITH ins AS ("
-        " INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash,"
+        " INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash, header,"
         "                     embedding, embed_state, embedded_at)"
-        " SELECT %s, %s, u.ordinal, u.text, u.start_offset, u.token_count, u.text_hash, c.embedding,"
+        " SELECT %s, %s, u.ordinal, u.text, u.start_offset, u.token_count, u.text_hash, u.header, c.embedding,"
         "        CASE WHEN c.embedding IS NULL THEN 'queued' ELSE 'embedded' END,"
         "        CASE WHEN c.embedding IS NULL THEN NULL ELSE now() END"
-        " FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::bytea[])"
-        "      AS u(ordinal, text, start_offset, token_count, text_hash)"
+        " FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::bytea[], %s::text[])"
+        "      AS u(ordinal, text, start_offset, token_count, text_hash, header)"
         " LEFT JOIN embedding_cache c ON c.text_hash = u.text_hash"
         " RETURNING embed_state)"
         " SELECT count(*), count(*) FILTER (WHERE embed_state = 'queued') FROM ins",
@@ -126,6 +129,7 @@ async def _insert_chunks(conn: Connection, source_id: str, version: int, chunks:
             [c.start_offset for c in chunks],
             [c.token_count for c in chunks],
             [c.text_hash for c in chunks],
+            [c.header for c in chunks],
         ),
     )
     row = await cur.fetchone()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from quart_app.chunking.chunker import embedding_text
 from quart_app.store.database import Connection
 
 # the claimed chunks still leased under this token, minus those another transaction holds
@@ -26,6 +27,7 @@ class ClaimedChunk:
     """A chunk this worker holds the lease for."""
 
     id: int
+    # what is embedded: the chunk's header and text (embedding_text)
     text: str
     text_hash: bytes
     token_count: int
@@ -67,11 +69,13 @@ async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_r
             return Claim(token, [])
         cur = await conn.execute(
             "UPDATE chunks SET lease_until = now() + make_interval(secs => %s), lease_token = %s"
-            " WHERE id = ANY(%s) RETURNING id, text, text_hash, token_count",
+            " WHERE id = ANY(%s) RETURNING id, header, text, text_hash, token_count",
             (lease_s, token, chosen),
         )
         rows = await cur.fetchall()
-    chunks = sorted((ClaimedChunk(r[0], r[1], bytes(r[2]), r[3]) for r in rows), key=lambda c: c.id)
+    chunks = sorted(
+        (ClaimedChunk(r[0], embedding_text(r[1], r[2]), bytes(r[3]), r[4]) for r in rows), key=lambda c: c.id
+    )
     return Claim(token, chunks)
 
 

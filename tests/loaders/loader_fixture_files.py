@@ -360,7 +360,8 @@ FIXTURES: dict[str, tuple[Writer, tuple[str, ...], tuple[str, ...]]] = {
     "application/vnd.oasis.opendocument.text": (write_odt, ("Travel Report", "We visited the harbour in Hamburg."), ()),
     "application/epub+zip": (
         write_epub,
-        ("The Little Book\n\nChapter One\n\nIt began at dawn.\n\nChapter Two\n\nThe end.",),
+        # chapter headings marked as Markdown headings, for the chunker's heading paths
+        ("The Little Book\n\n# Chapter One\n\nIt began at dawn.\n\n# Chapter Two\n\nThe end.",),
         ("<p>",),
     ),
     "message/rfc822": (

@@ -15,6 +15,7 @@ from quart_app.chunking import (
     TokenChunker,
     default_chunk_tokens,
     default_overlap_tokens,
+    embedding_text,
 )
 from quart_app.loaders import normalize_text
 
@@ -45,7 +46,8 @@ def _check_invariants(text: str, chunks: list[Chunk], chunker: TokenChunker) -> 
         assert chunk.text == chunk.text.strip() and chunk.text
         assert 0 < chunk.token_count <= chunker.chunk_tokens
         assert len(chunk.text) <= chunker.max_chunk_chars
-        assert chunk.token_count == chunker.count_tokens(chunk.text)
+        # what is embedded: the header (the section titles, in documents with headings) and the text
+        assert chunk.token_count == chunker.count_tokens(embedding_text(chunk.header, chunk.text))
         # nothing but whitespace is ever skipped between chunks
         assert chunk.start <= end or not text[end : chunk.start].strip()
         end = max(end, chunk.start + len(chunk.text))
