@@ -58,7 +58,7 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
     fresh_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     every = migrator.load_migrations()
-    before = [m for m in every if m.name != "0004_chunk_headers.sql"]
+    before = [m for m in every if m.name != "0006_chunk_headers.sql"]
     assert len(before) == len(every) - 1
     db = Database(fresh_dsn, min_size=1, max_size=2)
     await db.open(timeout_s=10)
@@ -66,7 +66,7 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
         monkeypatch.setattr(migrator, "load_migrations", lambda: before)
         await db.migrate(MODEL_ID, DIMENSION)
         async with db.connection() as conn, conn.transaction():
-            # a chunk as the schema before 0004 stored it
+            # a chunk as the schema before 0006 stored it
             await conn.execute(
                 "INSERT INTO documents (source_id, provider, title, mimetype, modified, content_hash, size, state)"
                 " VALUES ('files__default: 1', 'files__default', 'old.txt', 'text/plain', 1, '\\x01', 1, 'indexed')"
@@ -77,7 +77,7 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
             )
             await conn.execute("INSERT INTO access (user_id, source_id) VALUES ('alice', 'files__default: 1')")
         monkeypatch.undo()
-        assert (await db.migrate(MODEL_ID, DIMENSION)).applied == ["0004_chunk_headers.sql"]
+        assert (await db.migrate(MODEL_ID, DIMENSION)).applied == ["0006_chunk_headers.sql"]
         hits = await SearchStore(db).lexical_search("alice", lexical_terms("zeppelin hangar", 64), 10)
         assert [h.source_id for h in hits] == ["files__default: 1"]
         async with db.connection() as conn:
