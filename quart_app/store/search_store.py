@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
 import re
@@ -39,6 +40,9 @@ COMMON_WORD_SHARE = 0.25
 WORD_STATS_SAMPLE = 1000
 # below this many chunks a share says little: every word counts
 WORD_STATS_MIN_CHUNKS = 20
+# the GIN index is searched with pairs of the rarest words while there are at most this many pairs (the tsquery grows
+# quadratically), else with single words
+MAX_INDEX_PAIRS = 120
 
 
 class ConnectionSource(Protocol):
@@ -130,6 +134,21 @@ def informative_words(words: Sequence[str], sampled_chunks: int, chunk_counts: S
     limit = COMMON_WORD_SHARE * sampled_chunks
     kept = [word for word, count in zip(words, chunk_counts, strict=True) if count < limit]
     return kept or list(words)
+
+
+def index_query(words_rarest_first: Sequence[str], need: int, identifiers: Sequence[str]) -> str:
+    """tsquery text for the GIN index: it matches every chunk holding `need` of the words or an identifier phrase
+    (to_tsquery of a quoted identifier is its phrase query), and far fewer of the others than any word would.
+
+    A chunk holding `need` of n words holds j of the n - need + j rarest, for any j <= need: the need - j others
+    cannot make up the rest. j = 2 (pairs of the rarest) when need >= 2 and there are at most MAX_INDEX_PAIRS pairs,
+    else j = 1 (any of the n - need + 1 rarest); either way the commonest words drive nothing.
+    """
+    lexemes = [_tsquery_lexeme(w) for w in words_rarest_first]
+    pick = 2 if need >= 2 and math.comb(len(lexemes) - need + 2, 2) <= MAX_INDEX_PAIRS else 1
+    rarest = lexemes[: max(0, len(lexemes) - need + pick)]
+    alternatives = [" & ".join(group) for group in itertools.combinations(rarest, pick)]
+    return " | ".join(alternatives + [_tsquery_lexeme(i) for i in identifiers])
 
 
 def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
@@ -250,56 +269,64 @@ class SearchStore:
         where, params = _filters(user_id, scope)
         async with self._db.connection() as conn:
             words = await self._informative(conn, where, params, terms.words)
-            lexemes = [_tsquery_lexeme(w) for w in words]
             rows = await self._lexical_rows(
-                conn, where, {**params, "identifiers": list(terms.identifiers)}, lexemes, limit
+                conn, where, {**params, "identifiers": list(terms.identifiers)}, words, limit
             )
         return [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def _informative(
         self, conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], words: Sequence[str]
     ) -> list[str]:
-        """The question's words minus those too common in a sample of the user's own chunks."""
+        """The question's words minus those too common in a sample of the user's own chunks, rarest first."""
         if not words:
             return []
-        # one pass over the sample: its tsvectors are read once and matched against each word
+        # each word's tsquery is built once (q); concatenating an empty tsvector keeps each sampled tsvector
+        # decompressed once, where matching the stored value would decompress (or fetch from TOAST) it per word
         query = sql.SQL(
-            "WITH sample AS MATERIALIZED (SELECT c.tsv FROM chunks c WHERE {where} LIMIT %(sample)s)"
-            " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT (SELECT count(*) FROM sample s"
-            " WHERE s.tsv @@ to_tsquery('simple', t.w)) FROM unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, n)"
-            " ORDER BY t.n)"
+            "WITH sample AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM chunks c WHERE {where}"
+            " LIMIT %(sample)s), q AS MATERIALIZED (SELECT to_tsquery('simple', t.w) AS w, t.n"
+            " FROM unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, n))"
+            " SELECT (SELECT count(*) FROM sample),"
+            " ARRAY(SELECT (SELECT count(*) FROM sample s WHERE s.tsv @@ q.w) FROM q ORDER BY q.n)"
         ).format(where=where)
         stats = {**params, "sample": WORD_STATS_SAMPLE, "words": [_tsquery_lexeme(w) for w in words]}
         row = await (await conn.execute(query, stats)).fetchone()
         assert row is not None
-        return informative_words(words, int(row[0]), [int(count) for count in row[1]])
+        counts = dict(zip(words, (int(count) for count in row[1]), strict=True))
+        return sorted(informative_words(words, int(row[0]), list(counts.values())), key=counts.__getitem__)
 
     async def _lexical_rows(
         self,
         conn: AsyncConnection[Any],
         where: sql.Composable,
         params: dict[str, Any],
-        lexemes: list[str],
+        words_rarest_first: list[str],
         limit: int,
     ) -> list[tuple[Any, ...]]:
+        lexemes = [_tsquery_lexeme(w) for w in words_rarest_first]
+        need = max(1, math.ceil(len(lexemes) * MIN_SHOULD_MATCH))
         params.update(
             words=lexemes,
             # NULL without words: to_tsquery of '' would match nothing and log a notice
             any_word=" | ".join(lexemes) or None,
-            need=max(1, math.ceil(len(lexemes) * MIN_SHOULD_MATCH)),
+            index_query=index_query(words_rarest_first, need, params["identifiers"]),
+            need=need,
             limit=limit,
         )
-        # each term's tsquery is built once (in q), not once per chunk
+        # each term's tsquery is built once (in q), not once per chunk; the index is searched with one tsquery
+        # constant (index_query), which the planner can estimate and the GIN index can answer alone; OFFSET 0 keeps
+        # the words counted only on the chunks the user may read, each tsvector decompressed once (|| '')
         query = sql.SQL(
             "WITH q AS (SELECT to_tsquery('simple', %(any_word)s) AS any_word,"
             " ARRAY(SELECT to_tsquery('simple', w) FROM unnest(%(words)s::text[]) AS w) AS words,"
             " ARRAY(SELECT phraseto_tsquery('simple', i) FROM unnest(%(identifiers)s::text[]) AS i) AS idents)"
             " SELECT id, source_id, idents * {bonus} + words + text_rank AS rank FROM ("
-            "SELECT c.id, c.source_id,"
-            " (SELECT count(*) FROM unnest(q.words) AS t WHERE c.tsv @@ t) AS words,"
-            " (SELECT count(*) FROM unnest(q.idents) AS t WHERE c.tsv @@ t) AS idents,"
-            " coalesce(ts_rank_cd(c.tsv, q.any_word), 0) AS text_rank"
-            " FROM q, chunks c WHERE (c.tsv @@ q.any_word OR c.tsv @@ ANY(q.idents)) AND {where}) s"
+            "SELECT m.id, m.source_id,"
+            " (SELECT count(*) FROM unnest(q.words) AS t WHERE m.tsv @@ t) AS words,"
+            " (SELECT count(*) FROM unnest(q.idents) AS t WHERE m.tsv @@ t) AS idents,"
+            " coalesce(ts_rank_cd(m.tsv, q.any_word), 0) AS text_rank"
+            " FROM q, (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv FROM chunks c"
+            " WHERE c.tsv @@ to_tsquery('simple', %(index_query)s) AND {where} OFFSET 0) m) s"
             " WHERE words >= %(need)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s"
         ).format(bonus=sql.Literal(IDENTIFIER_BONUS), where=where)
         return list(await (await conn.execute(query, params)).fetchall())
