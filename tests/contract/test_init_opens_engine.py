@@ -39,20 +39,34 @@ def _entry(model_url: str, tokenizer_url: str, model: bytes, tokenizer: bytes) -
     }
 
 
+async def _minilm_files(minilm_paths: tuple[Path, Path]) -> dict[str, bytes]:
+    """The real MiniLM model and tokenizer, as the local model server serves them."""
+    model = await asyncio.to_thread(minilm_paths[0].read_bytes)
+    tokenizer = await asyncio.to_thread(minilm_paths[1].read_bytes)
+    return {"/m/model.onnx": model, "/m/tokenizer.json": tokenizer}
+
+
+def _downloading_settings(
+    tmp_path: Path, dsn: str, embedder_url: str, models: ModelServer, files: dict[str, bytes], nextcloud_url: str
+) -> AppSettings:
+    """Settings whose embedding model is the catalogue entry 'downloaded-minilm', served by `models`."""
+    catalogue = tmp_path / "catalogue.yaml"
+    model, tokenizer = files["/m/model.onnx"], files["/m/tokenizer.json"]
+    catalogue.write_text(
+        catalogue_yaml([_entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)])
+    )
+    raw = contract_config(embedder_url)
+    raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
+    return dataclasses.replace(make_settings(tmp_path / "storage", dsn, raw, nextcloud_url), model_catalogue=catalogue)
+
+
 async def test_engine_opens_after_init_fetched_the_models(
     tmp_path: Path, fresh_dsn: str, embedder_url: str, minilm_paths: tuple[Path, Path]
 ) -> None:
-    model = await asyncio.to_thread(minilm_paths[0].read_bytes)
-    tokenizer = await asyncio.to_thread(minilm_paths[1].read_bytes)
-    files = {"/m/model.onnx": model, "/m/tokenizer.json": tokenizer}
+    files = await _minilm_files(minilm_paths)
     with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
-        catalogue = tmp_path / "catalogue.yaml"
-        entry = _entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)
-        catalogue.write_text(catalogue_yaml([entry]))
-        raw = contract_config(embedder_url)
-        raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
-        base = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url)
-        app = create_app(AppSettings(**{**base.__dict__, "model_catalogue": catalogue}))
+        base = _downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url)
+        app = create_app(base)
         async with running_app(app) as test_app:
             client = test_app.test_client()
             assert (await client.get("/heartbeat")).status_code == 200
@@ -81,17 +95,12 @@ async def test_a_replica_without_init_opens_its_engine_once_the_shared_models_ar
 ) -> None:
     """AppAPI sends POST /init only to the exposed requestproc replica; an indexing replica on the same storage waits
     for the files that fetch writes, then opens its engine by itself."""
-    model = await asyncio.to_thread(minilm_paths[0].read_bytes)
-    tokenizer = await asyncio.to_thread(minilm_paths[1].read_bytes)
-    files = {"/m/model.onnx": model, "/m/tokenizer.json": tokenizer}
+    files = await _minilm_files(minilm_paths)
     with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
-        catalogue = tmp_path / "catalogue.yaml"
-        entry = _entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)
-        catalogue.write_text(catalogue_yaml([entry]))
-        raw = contract_config(embedder_url)
-        raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
-        base = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url)
-        settings = dataclasses.replace(base, model_catalogue=catalogue, role=AppRole.INDEXING)
+        base = _downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url)
+        catalogue = base.model_catalogue
+        assert catalogue is not None
+        settings = dataclasses.replace(base, role=AppRole.INDEXING)
         app = create_app(settings)
         app.extensions[STATE_EXTENSION].model_wait_s = 0.1
         async with running_app(app) as test_app:
