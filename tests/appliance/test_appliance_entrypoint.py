@@ -198,7 +198,8 @@ def test_a_replica_role_runs_only_its_programs_and_loops(
     with AppClient(AppTarget.from_env(run.tool_env), timeout_s=30) as app:
         status = app.status()
     assert status["role"]["name"] == role
-    assert set(status["loops"]) == loops
+    # every role also follows the shared enabled flag (services/shared_enabled.py)
+    assert set(status["loops"]) == loops | {"enabled_sync"}
     assert run.terminate() == 0
 
 

@@ -154,7 +154,8 @@ def test_unknown_model_exits_with_the_known_ids() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "unknown model id 'no-such-model'; known ids: multilingual-e5-small," in result.stderr
+    known = "known ids: ms-marco-tinybert-l2-v2-int8, multilingual-e5-small,"
+    assert f"unknown model id 'no-such-model'; {known}" in result.stderr
 
 
 def test_llama_runtime_serves_over_http_and_stops_cleanly(tmp_path: Path) -> None:
