@@ -52,6 +52,8 @@ class TaskPoller:
         self._wake = asyncio.Event()
         self._triggered = False
         self.registered = False
+        # a disable arriving while the loop registers must not leave `registered` True with the providers gone
+        self._registration = asyncio.Lock()
         self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
@@ -66,17 +68,19 @@ class TaskPoller:
 
     async def register(self) -> None:
         """Declare both providers and their task types (PHP app >= 5.4 no longer declares them)."""
-        for registration in REGISTRATIONS:
-            await self._nc.ocs("POST", PROVIDER_PATH, json=registration)
-        self.registered = True
+        async with self._registration:
+            for registration in REGISTRATIONS:
+                await self._nc.ocs("POST", PROVIDER_PATH, json=registration)
+            self.registered = True
         log.info("TaskProcessing providers registered: %s", ", ".join(r["provider"]["id"] for r in REGISTRATIONS))
 
     async def unregister(self) -> None:
         """Remove both providers (app disabled); a provider already gone is fine."""
-        self.registered = False
-        for registration in REGISTRATIONS:
-            with contextlib.suppress(NextcloudNotFoundError):
-                await self._nc.ocs("DELETE", PROVIDER_PATH, params={"name": registration["provider"]["id"]})
+        async with self._registration:
+            self.registered = False
+            for registration in REGISTRATIONS:
+                with contextlib.suppress(NextcloudNotFoundError):
+                    await self._nc.ocs("DELETE", PROVIDER_PATH, params={"name": registration["provider"]["id"]})
         log.info("TaskProcessing providers unregistered")
 
     async def run(self, handle: LoopHandle) -> None:
