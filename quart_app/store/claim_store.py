@@ -98,6 +98,7 @@ class ClaimStore:
     """The claim connections of this process; `open()` before use, `close()` releases every claim."""
 
     def __init__(self, dsn: str, max_size: int = CLAIM_CONNECTIONS) -> None:
+        self._dsn = dsn
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -130,11 +131,29 @@ class ClaimStore:
     async def _connection(self, wait_s: float) -> AsyncIterator[Connection]:
         try:
             async with self._pool.connection(wait_s) as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    if not conn.closed:
+                        raise  # a deadlock, a cancelled statement…: the database itself is fine
+                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise DatabaseUnavailableError(
+                        f"the connection to PostgreSQL broke during the request ({first_line}); retry it"
+                    ) from exc
         except PoolTimeout as exc:
-            raise DatabaseUnavailableError(
-                f"all {self._pool.max_size} claim connections stayed busy for {wait_s:g} s; retry later"
-            ) from exc
+            raise await self._no_connection(wait_s) from exc
+
+    async def _no_connection(self, waited_s: float) -> DatabaseUnavailableError:
+        """Why no claim connection came: the database is away (said as the request pool says it), or all are busy."""
+        try:
+            probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line}); retry once it is back")
+        await probe.close()
+        return DatabaseUnavailableError(
+            f"all {self._pool.max_size} claim connections stayed busy for {waited_s:g} s; retry later"
+        )
 
     async def _unlock_all(self, conn: Connection) -> None:
         """The pool's reset (run later, by a pool worker): for a claim that could not let go itself."""

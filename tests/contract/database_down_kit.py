@@ -17,6 +17,8 @@ from contract_kit import SourcePart, guzzle_multipart, signed_headers
 OUTAGE_ERRORS = (
     "Vector DB Error: PostgreSQL is not reachable",
     "Vector DB Error: the connection to PostgreSQL broke during the request",
+    # loads that arrived during the outage still hold their source claims while the database comes back
+    "Vector DB Error: all 16 claim connections stayed busy",
 )
 TOPICS = ("budget", "label", "hiking", "meeting", "invoice", "roadmap", "backup", "printer", "garden", "recipe")
 
@@ -135,6 +137,7 @@ class PushTraffic:
                 self._pending.extend(s for s in batch if s not in loaded)
 
     def _query(self, http: httpx.Client) -> None:
+        searchable = False
         while not self.stop.is_set():
             if not self.acknowledged:  # before the first document a question is answered 400 (nothing to search)
                 time.sleep(0.05)
@@ -143,7 +146,13 @@ class PushTraffic:
                 ("/query", {"userId": "alice", "query": "when is the review, on Friday?"}),
                 ("/docSearch", {"userId": "alice", "query": "garden notes Friday", "ctxLimit": 5}),
             ):
-                self._record(path, http.post(path, json=body, headers=signed_headers("alice")))
+                response = http.post(path, json=body, headers=signed_headers("alice"))
+                # every word of this question is in every document, so until a first chunk is embedded only the
+                # vector leg could find one, and the answer is the 400 "No documents retrieved": not an outage's
+                if path == "/query" and not searchable and response.status_code == 400:
+                    continue
+                searchable = searchable or (path == "/query" and response.status_code == 200)
+                self._record(path, response)
             time.sleep(0.05)
 
     def _share(self, http: httpx.Client) -> None:
