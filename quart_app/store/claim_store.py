@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from quart_app.store.database import CONNECT_TIMEOUT_S, RECONNECT_TIMEOUT_S, Connection
-from quart_app.store.errors import DatabaseUnavailableError, StoreError
+from quart_app.store.errors import DatabaseUnavailableError, StoreError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,8 @@ class ClaimStore:
                 except psycopg.OperationalError as exc:
                     if not conn.closed:
                         raise  # a deadlock, a cancelled statement…: the database itself is fine
-                    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     raise DatabaseUnavailableError(
-                        f"the connection to PostgreSQL broke during the request ({first_line}); retry it"
+                        f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
                     ) from exc
         except PoolTimeout as exc:
             raise await self._no_connection(wait_s) from exc
@@ -148,8 +147,7 @@ class ClaimStore:
         try:
             probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line}); retry once it is back")
+            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back")
         await probe.close()
         return DatabaseUnavailableError(
             f"all {self._pool.max_size} claim connections stayed busy for {waited_s:g} s; retry later"

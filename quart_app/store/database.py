@@ -29,6 +29,7 @@ from quart_app.store.errors import (
     LockTimeoutError,
     StatementTimeoutError,
     TransactionConflictError,
+    first_line,
 )
 from quart_app.store.migrator import MigrationResult, apply_migrations
 from quart_app.store.pgvector_check import require_pgvector
@@ -57,11 +58,6 @@ async def lift_statement_timeout(conn: Connection) -> None:
     """No statement_timeout for the rest of the current transaction: a bulk write or delete cut halfway would roll
     back and fail the same way on every retry. Lock waits stay bounded by lock_timeout."""
     await conn.execute("SET LOCAL statement_timeout = 0")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Database:
@@ -204,7 +200,7 @@ class Database:
                 raise  # a deadlock, a cancelled statement…: the database itself is fine
             self._mark_away()
             raise DatabaseUnavailableError(
-                f"the connection to PostgreSQL broke during the request ({_first_line(exc)}); retry it"
+                f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
             ) from exc
         finally:
             await self._pool.putconn(conn)
@@ -223,9 +219,9 @@ class Database:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise TransactionConflictError(
                         f"{what} conflicted with concurrent transactions {CONFLICT_ATTEMPTS} times"
-                        f" ({_first_line(exc)}); retry later"
+                        f" ({first_line(exc)}); retry later"
                     ) from exc
-                logger.warning("%s: %s; running it again (attempt %d)", what, _first_line(exc), attempt + 1)
+                logger.warning("%s: %s; running it again (attempt %d)", what, first_line(exc), attempt + 1)
                 await asyncio.sleep(CONFLICT_BACKOFF_S * attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -240,7 +236,7 @@ class Database:
             probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=max(1, int(OUTAGE_WAIT_S)))
         except psycopg.Error as exc:
             self._mark_away()
-            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({_first_line(exc)}); retry once it is back")
+            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back")
         await probe.close()
         return DatabaseUnavailableError(
             f"all {self._pool.max_size} database connections stayed busy for {waited_s:g} s; retry later or raise"

@@ -35,3 +35,9 @@ class PgvectorMissingError(StoreError):
 
 class PgvectorTooOldError(StoreError):
     """The database's pgvector is older than 0.8 (no iterative index scans); the message says how to update it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (PostgreSQL adds DETAIL/HINT lines), or its class name when empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

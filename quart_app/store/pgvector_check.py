@@ -15,7 +15,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from quart_app.store.errors import PgvectorMissingError, PgvectorTooOldError
+from quart_app.store.errors import PgvectorMissingError, PgvectorTooOldError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ def parse_version(text: str) -> tuple[int, int, int]:
         raise ValueError(f"pgvector version {text!r} is not of the form MAJOR.MINOR[.PATCH]")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0]
 
 
 def _version_text(version: tuple[int, int, int]) -> str:
@@ -113,7 +109,7 @@ async def require_pgvector(conn: AsyncConnection[TupleRow]) -> str:
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PgvectorMissingError(
                 f"database {state.database!r} has no vector extension and user {state.user!r} may not create it"
-                f" ({_first_line(exc)}); run `CREATE EXTENSION vector;` in database {state.database!r} as a superuser"
+                f" ({first_line(exc)}); run `CREATE EXTENSION vector;` in database {state.database!r} as a superuser"
                 f" (on managed PostgreSQL: the provider's admin role), then restart the app; the server offers"
                 f" pgvector {state.available}"
             ) from exc
