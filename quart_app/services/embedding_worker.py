@@ -103,6 +103,8 @@ class EmbeddingWorker:
         self._stored_model: tuple[str, int] | None = None
         # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
         self._tokens_per_chunk = 32.0
+        # batches whose end could not be written while the database was away: given back once it answers
+        self._to_release: list[Claim] = []
         self.counters = WorkerCounters()
         self.outage = EmbedderOutage(config.outage_backoff_base_s, config.outage_backoff_max_s)
 
@@ -144,6 +146,9 @@ class EmbeddingWorker:
             return
         self._state = "stopped"
         await self._loops.stop(self._names, timeout_s)
+        # a database still away leaves those batches to their leases
+        with contextlib.suppress(psycopg.Error, StoreError, OSError):
+            await self._release_pending()
         logger.info("embedding worker stopped")
 
     async def close(self) -> None:
@@ -162,7 +167,9 @@ class EmbeddingWorker:
         """Claim and process one batch: chunks written, or None when nothing was due.
 
         An unavailable embedding service raises its EmbeddingServiceError; the batch is given back, attempts untouched.
+        A database error mid-batch is raised too; the batch is given back at the next call the database answers.
         """
+        await self._release_pending()
         claim = await self._claim()
         if claim is None:
             return None
@@ -176,16 +183,33 @@ class EmbeddingWorker:
             self.outage.failed(str(exc))
             await self._release(claim)
             raise
+        except (psycopg.Error, StoreError, OSError):
+            # the database failed mid-batch: hand the batch back when it answers, not when its lease ends (10 min)
+            self._to_release.append(claim)
+            raise
         except asyncio.CancelledError:
             # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
             await self._release(claim)
             raise
 
     async def _release(self, claim: Claim) -> None:
-        # a database that cannot be reached leaves the lease to expire instead
-        with contextlib.suppress(Exception):
+        try:
             async with self._db.connection() as conn:
                 await release(conn, claim)
+        except (psycopg.Error, StoreError, OSError):
+            self._to_release.append(claim)
+
+    async def _release_pending(self) -> None:
+        """Give back the batches cut by a database outage; raises the store's error while it is still away."""
+        while self._to_release:
+            claim = self._to_release.pop()
+            try:
+                async with self._db.connection() as conn:
+                    await release(conn, claim)
+            except BaseException:
+                self._to_release.append(claim)
+                raise
+            logger.info("embedding batch of %d chunks given back after a database outage", len(claim.chunks))
 
     async def _claim(self) -> Claim | None:
         cfg = self._config
