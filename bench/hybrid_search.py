@@ -46,7 +46,8 @@ from appliance.config import RetrievalConfig  # noqa: E402
 from appliance.postgres import EmbeddedPostgres  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
-from quart_app.store.search_store import SearchStore, lexical_terms  # noqa: E402
+from quart_app.store.lexical_query import lexical_terms  # noqa: E402
+from quart_app.store.search_store import SearchStore  # noqa: E402
 
 T = TypeVar("T")
 SETTINGS_SHOWN = ("shared_buffers", "work_mem", "effective_cache_size", "max_parallel_workers_per_gather", "jit")

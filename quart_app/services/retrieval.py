@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
-from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore, lexical_terms
+from quart_app.store.lexical_query import lexical_terms
+from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
 
 log = logging.getLogger(__name__)
 

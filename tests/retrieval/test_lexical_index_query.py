@@ -1,5 +1,5 @@
-"""The lexical leg at size: the GIN index is searched with pairs of the rarest words, and finds exactly the chunks
-the minimum-should-match rule keeps."""
+"""The lexical leg at size: tier by tier through the GIN index (all the words first, down to half of them), with the
+identifiers as lexemes of their own, and exactly the chunks the minimum-should-match rule keeps."""
 
 from __future__ import annotations
 
@@ -8,36 +8,72 @@ import math
 import random
 from typing import Any
 
+import pytest
 from corpus_writer import Corpus
 from test_question_bounds import RecordingCursor, RecordingSource
 
+from quart_app.store import lexical_query
 from quart_app.store.database import Database
-from quart_app.store.search_store import (
-    MAX_INDEX_PAIRS,
+from quart_app.store.lexical_query import (
+    IDENTIFIER_BONUS,
+    MAX_INDEX_GROUPS,
+    MAX_MATCH_WORDS,
     MIN_SHOULD_MATCH,
     LexicalTerms,
-    SearchStore,
-    index_query,
+    identifiers_in,
     informative_words,
     lexical_terms,
+    match_tiers,
+    tier_groups,
 )
+from quart_app.store.search_store import SearchStore
 
 FRUITS = ["apple", "banana", "cherry", "damson", "elder", "fig", "grape", "huckle", "jujube", "kiwi", "lime", "mango"]
 
 
-def test_the_index_is_searched_with_pairs_of_the_rarest_words() -> None:
-    # 5 words, 3 needed: a qualifying chunk holds two of the 4 rarest, so the commonest ("mango") drives nothing
-    assert index_query(["fig", "kiwi", "lime", "grape", "mango"], 3, ["files:scan"]) == (
-        "'fig' & 'kiwi' | 'fig' & 'lime' | 'fig' & 'grape' | 'kiwi' & 'lime' | 'kiwi' & 'grape' | 'lime' & 'grape'"
-        " | 'files:scan'"
-    )
-    # one word needed: any of them
-    assert index_query(["fig", "kiwi"], 1, []) == "'fig' | 'kiwi'"
-    assert index_query([], 1, ["config.php"]) == "'config.php'"
-    # too many pairs: single words, the n - need + 1 rarest
-    words = [f"w{n}" for n in range(40)]
-    assert math.comb(40 - 20 + 2, 2) > MAX_INDEX_PAIRS
-    assert index_query(words, 20, []) == " | ".join(f"'w{n}'" for n in range(21))
+def test_each_tier_searches_the_index_with_groups_of_the_rarest_words() -> None:
+    words = ["fig", "kiwi", "lime", "grape", "mango"]
+    assert match_tiers(5) == [5, 4, 3] and match_tiers(1) == [1] and match_tiers(0) == [1]
+    # all five: one group, which the index drives from the rarest word
+    assert tier_groups(words, 5, []) == ["'fig' & 'kiwi' & 'lime' & 'grape' & 'mango'"]
+    # three of five: triples of the 5 rarest (10 groups); the identifiers are one group of lexemes of their own, no
+    # phrase for the index to recheck on the table
+    three = tier_groups(words, 3, ["files:scan", "config.php"])
+    assert len(three) == math.comb(5, 3) + 1 and three[-1] == "'files:scan' | 'config.php'"
+    assert "<->" not in " ".join(three)
+    # one word of two: either
+    assert tier_groups(["fig", "kiwi"], 1, []) == ["'fig'", "'kiwi'"]
+    assert tier_groups([], 1, ["config.php"]) == ["'config.php'"]
+    # four of eight: pairs of the 6 rarest (15 groups; triples of the 7 rarest would be 35), the 2 commonest drive
+    # nothing
+    eight = [f"w{n}" for n in range(8)]
+    assert len(tier_groups(eight, 4, [])) == math.comb(6, 2) <= MAX_INDEX_GROUPS
+    assert "'w6'" not in " ".join(tier_groups(eight, 4, [])) and "'w7'" not in " ".join(tier_groups(eight, 4, []))
+    # quoted for the cast: user text cannot inject tsquery syntax
+    assert tier_groups(["it's", "a\\b"], 2, []) == ["'it''s' & 'a\\\\b'"]
+
+
+def test_identifiers_are_found_by_the_rule_the_migration_applies_to_chunks() -> None:
+    text = "Run occ files:scan --all, set Trusted_Domains in config.php (see os.path.join and größe_x)."
+    assert identifiers_in(text) == ["files:scan", "trusted_domains", "config.php", "os.path.join", "e_x"]
+    assert lexical_terms(text, 64).identifiers == tuple(identifiers_in(text))
+
+
+async def test_the_database_holds_the_same_identifier_lexemes(db: Database, corpus: Corpus) -> None:
+    text = "Run occ files:scan --all, set Trusted_Domains in config.php (see os.path.join and größe_x)."
+    await corpus.add("alice: identifiers", [text], ["alice"], embedded=False)
+    async with db.connection() as conn:
+        row = await (await conn.execute("SELECT tsvector_to_array(tsv) FROM chunks")).fetchone()
+    assert row is not None and set(identifiers_in(text)) <= set(row[0])
+
+
+async def test_an_identifier_is_matched_whole_not_as_its_words(db: Database, corpus: Corpus) -> None:
+    await corpus.add("alice: code", ["add the host to trusted_domains in config.php"], ["alice"], embedded=False)
+    # the same words with a space instead of the underscore: a phrase query took this for the identifier
+    await corpus.add("alice: prose", ["only trusted domains may connect"], ["alice"], embedded=False)
+    hits = await SearchStore(db).lexical_search("alice", lexical_terms("trusted_domains", 64), 10)
+    ranks = {hit.source_id: hit.score for hit in hits}
+    assert ranks["alice: code"] >= IDENTIFIER_BONUS > ranks["alice: prose"]
 
 
 def most_subplan_loops(plan: dict[str, Any]) -> float:
@@ -57,7 +93,8 @@ async def test_words_are_counted_only_in_chunks_holding_two_of_them(db: Database
     store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
     RecordingCursor.sent = []
     assert len(await store.lexical_search("alice", lexical_terms(" ".join(words), 64), 100)) == 3
-    statement, params = [sent for sent in RecordingCursor.sent if "to_tsquery" in sent[0]][-1]
+    statement, params = [sent for sent in RecordingCursor.sent if "holding" in str(sent[1])][-1]
+    assert params["holding"] == 2  # the last tier: two of the four words
     async with db.connection() as conn:
         row = await (await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)).fetchone()
     assert row is not None
@@ -67,12 +104,18 @@ async def test_words_are_counted_only_in_chunks_holding_two_of_them(db: Database
     assert most_subplan_loops(plan) == 3
 
 
+def deciding_words(texts: dict[int, str], question: list[str]) -> list[str]:
+    """The informative words, rarest first, capped: the rule evaluated in Python over all of the user's chunks (the
+    sample is all of them here)."""
+    holders = {word: sum(word in text.split() for text in texts.values()) for word in question}
+    kept = informative_words(question, len(texts), [holders[w] for w in question])
+    return sorted(kept, key=holders.__getitem__)[:MAX_MATCH_WORDS]
+
+
 def qualifying(texts: dict[int, str], question: list[str]) -> set[int]:
-    """The rule, evaluated in Python over all of the user's chunks (the sample is all of them here)."""
-    holders = {word: {cid for cid, text in texts.items() if word in text.split()} for word in question}
-    kept = informative_words(question, len(texts), [len(holders[w]) for w in question])
-    need = max(1, math.ceil(len(kept) * MIN_SHOULD_MATCH))
-    return {cid for cid in texts if sum(cid in holders[w] for w in kept) >= need}
+    rarest = deciding_words(texts, question)
+    need = max(1, math.ceil(len(rarest) * MIN_SHOULD_MATCH))
+    return {cid for cid, text in texts.items() if sum(w in text.split() for w in rarest) >= need}
 
 
 async def test_the_hits_are_exactly_the_chunks_holding_half_the_informative_words(db: Database, corpus: Corpus) -> None:
@@ -84,6 +127,27 @@ async def test_the_hits_are_exactly_the_chunks_holding_half_the_informative_word
     by_id = dict(zip(ids, texts, strict=True))
     store = SearchStore(db)
     for _ in range(25):
-        question = rng.sample(FRUITS, rng.randint(2, 9))
+        question = rng.sample(FRUITS, rng.randint(2, 11))
         hits = await store.lexical_search("alice", LexicalTerms(tuple(question), ()), 1000)
         assert {h.chunk_id for h in hits} == qualifying(by_id, question), question
+        # best first: more of the deciding words held ranks higher
+        rarest = deciding_words(by_id, question)
+        held = [sum(w in by_id[h.chunk_id].split() for w in rarest) for h in hits]
+        assert held == sorted(held, reverse=True), question
+
+
+async def test_a_tier_past_the_scan_cap_keeps_the_better_hits_of_the_tier_before(
+    db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 chunks hold "fig" alone, written first, so a capped scan of "fig" sees only them; 3 hold "fig kiwi"; 200
+    # hold neither, so "fig" stays informative
+    await corpus.add("alice: figs", [f"fig number {n}" for n in range(40)], ["alice"], embedded=False)
+    await corpus.add("alice: plain", [f"plain text {n}" for n in range(200)], ["alice"], embedded=False)
+    pairs = await corpus.add("alice: pairs", [f"fig and kiwi {n}" for n in range(3)], ["alice"], embedded=False)
+    store = SearchStore(db)
+    everything = await store.lexical_search("alice", lexical_terms("fig kiwi", 64), 100)
+    assert len(everything) == 43 and {h.chunk_id for h in everything[:3]} == set(pairs)
+    monkeypatch.setattr(lexical_query, "LEXICAL_SCAN_CAP", 5)
+    capped = await store.lexical_search("alice", lexical_terms("fig kiwi", 64), 100)
+    # the both-words tier (3 hits) is complete; the one-word tier stops after 5 chunks
+    assert {h.chunk_id for h in capped[:3]} == set(pairs) and len(capped) <= 3 + 5

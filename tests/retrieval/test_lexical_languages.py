@@ -6,13 +6,8 @@ import pytest
 from corpus_writer import Corpus
 
 from quart_app.store.database import Database
-from quart_app.store.search_store import (
-    COMMON_WORD_SHARE,
-    WORD_STATS_MIN_CHUNKS,
-    SearchStore,
-    informative_words,
-    lexical_terms,
-)
+from quart_app.store.lexical_query import COMMON_WORD_SHARE, WORD_STATS_MIN_CHUNKS, informative_words, lexical_terms
+from quart_app.store.search_store import SearchStore
 
 FRENCH_TARGET = "Le mot de passe du compte se modifie dans les paramètres personnels, rubrique sécurité."
 SPANISH_TARGET = "La contraseña de la cuenta se modifica en los ajustes personales, apartado de seguridad."

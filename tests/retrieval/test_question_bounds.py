@@ -22,7 +22,8 @@ from quart_app.services.answer import AnswerService, Templates
 from quart_app.services.answer_errors import QuestionTooLongError
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Connection, Database
-from quart_app.store.search_store import SearchStore, lexical_terms
+from quart_app.store.lexical_query import MAX_INDEX_GROUPS, MAX_MATCH_WORDS, lexical_terms
+from quart_app.store.search_store import SearchStore
 
 TEMPLATES = Templates("CONTEXT\n{context}\nQ: {question}\n", "Q: {question}\n")
 
@@ -71,24 +72,26 @@ def test_the_longest_words_are_kept_in_question_order() -> None:
     assert lexical_terms("a.b config.php x.y occ:scan", 2).identifiers == ("config.php", "occ:scan")
 
 
-async def test_a_question_of_300k_distinct_words_runs_one_bounded_statement(
+async def test_a_question_of_300k_distinct_words_runs_bounded_statements(
     db: Database, docs: Corpus, embedder: MiniLmEmbedder
 ) -> None:
     service = RetrievalService(SearchStore(RecordingSource(db)), embedder, RetrievalConfig())  # type: ignore[arg-type]
     RecordingCursor.sent = []
     await service.retrieve("alice", "Where is trusted_domains set?", 5)
-    short = [(text, params) for text, params in RecordingCursor.sent if "to_tsquery" in text]
+    short = [(text, params) for text, params in RecordingCursor.sent if "tsquery" in text]
     # 2.4 MB: one placeholder per word once meant 300,000 placeholders (beyond PostgreSQL's 65,535)
     question = "Where is trusted_domains set? " + " ".join(f"w{n}" for n in range(300_000))
     RecordingCursor.sent = []
     chunks = await service.retrieve("alice", question, 5)
-    long = [(text, params) for text, params in RecordingCursor.sent if "to_tsquery" in text]
-    # two statements: the word statistics on the user's chunks, then the search
-    assert len(short) == len(long) == 2
-    for (long_text, long_params), (short_text, _) in zip(long, short, strict=True):
-        assert long_text == short_text  # the same statement text for any question
-        assert len(long_params["words"]) == 64 and "'trusted_domains'" in long_params["words"]
-    assert long[1][1]["identifiers"] == ["trusted_domains"]
+    long = [(text, params) for text, params in RecordingCursor.sent if "tsquery" in text]
+    # the word statistics on the user's chunks (the same statement for any question), then one statement per tier,
+    # with at most one placeholder per group of words and one for the identifiers
+    assert long[0][0] == short[0][0]
+    assert all(text.count("%(group") <= MAX_INDEX_GROUPS + 1 and len(text) < 4000 for text, _ in long[1:])
+    statistics, tiers = long[0][1], [params for _, params in long[1:]]
+    assert len(statistics["text"].split()) == 64 and "trusted_domains" in statistics["text"].split()
+    assert tiers and all(len(tier["words"]) <= MAX_MATCH_WORDS for tier in tiers)
+    assert all(tier["identifiers"] == ["'trusted_domains'"] for tier in tiers)
     assert chunks[0].source_id == "nc: trusted" and "lexical" in chunks[0].legs
 
 

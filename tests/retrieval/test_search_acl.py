@@ -9,7 +9,8 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store.database import Database
-from quart_app.store.search_store import Scope, SearchStore, lexical_terms
+from quart_app.store.lexical_query import lexical_terms
+from quart_app.store.search_store import Scope, SearchStore
 
 SECRET = "The quarterly merger plan with Globex is confidential and must not leave the board room."
 PUBLIC = "The cafeteria serves vegetable soup on Mondays and pasta on Thursdays."

@@ -1,0 +1,226 @@
+"""The lexical leg's SQL: the question's words as PostgreSQL parses them, which of them are informative for this user,
+and the chunks holding enough of them or an identifier, searched tier by tier through the GIN index.
+
+The chunks' full-text column holds what PostgreSQL's 'simple' parser makes of header and text, plus each identifier
+(`trusted_domains`, `files:scan`, `config.php`) as one lexeme (migration 0007). The question goes through the same
+parser and the same identifier rule, so a term matches exactly when the chunk holds it, and every tsquery here is
+built from lexemes (cast, never parsed again): an identifier is one index entry, not a phrase whose every holder of
+both words must be fetched and rechecked.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+# raw terms of a question: runs of word characters and _ : . / - (what the parser and the identifier rule read)
+_TOKEN = re.compile(r"[\w:./\-]+")
+# an identifier joins ASCII letters or digits with _ : . / - (trusted_domains, files:scan, config.php, os.path.join);
+# ASCII as migration 0007's regular expression, whose \w would follow the database's locale
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_:./\-]+")
+_JOINED = re.compile(r"[A-Za-z0-9_][_:./\-][A-Za-z0-9_]")
+# longest identifier kept as a lexeme (migration 0007 keeps the same)
+IDENTIFIER_MAX_CHARS = 200
+# added to a chunk's lexical rank per identifier it contains: more than any count of plain words
+IDENTIFIER_BONUS = 100.0
+# share of the informative words a chunk must contain to be a lexical hit (Elasticsearch-style 50%)
+MIN_SHOULD_MATCH = 0.5
+# a word in at least this share of the user's chunks (idf <= ln 4) carries no meaning for OR-matching, in any
+# language ("the", "de", "und"): corpus statistics instead of a stopword list
+COMMON_WORD_SHARE = 0.25
+# the share is measured on at most this many of the user's chunks (bounded cost per question)
+WORD_STATS_SAMPLE = 1000
+# below this many chunks a share says little: every word counts
+WORD_STATS_MIN_CHUNKS = 20
+# the question's rarest informative words that decide a lexical hit: a long question's commoner words would make the
+# index query and the per-chunk counting grow with its length, for words the vector leg covers anyway
+MAX_MATCH_WORDS = 8
+# the index query of a tier is an OR of at most this many groups of words (the GIN index evaluates the whole tsquery
+# for every entry it visits, so its size is paid per entry)
+MAX_INDEX_GROUPS = 20
+# chunks the user may read that one tier's index query may bring in for counting; past it the tier's hits are the
+# best of the first ones found (with words common in the user's chunks, thousands would qualify)
+LEXICAL_SCAN_CAP = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalTerms:
+    """What the lexical leg searches for: the question's raw terms (parsed into words by the database) and its
+    identifiers, each list capped."""
+
+    words: tuple[str, ...]
+    identifiers: tuple[str, ...]
+
+
+def _longest(terms: list[str], cap: int) -> list[str]:
+    """The `cap` longest terms (first occurrence breaks ties), in their question order.
+
+    Before corpus statistics, length is the cheap proxy for information: frequent words are short (Zipf); a first-N
+    cut would let a long preamble crowd out the question's subject.
+    """
+    if len(terms) <= cap:
+        return terms
+    keep = set(heapq.nsmallest(cap, range(len(terms)), key=lambda n: (-len(terms[n]), n)))
+    return [term for n, term in enumerate(terms) if n in keep]
+
+
+def identifiers_in(text: str) -> list[str]:
+    """The identifiers of `text`, lower-cased, in order, each once (migration 0007's rule for chunks)."""
+    found = (t.strip(".-:/").lower() for t in _IDENTIFIER.findall(text) if _JOINED.search(t))
+    return list(dict.fromkeys(t for t in found if t and len(t) <= IDENTIFIER_MAX_CHARS))
+
+
+def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
+    """Raw terms and identifiers, at most `max_terms` of each, in any language (which words are too common to count
+    is decided per user's corpus at search time). CPU work linear in the question: call it off the event loop for
+    long questions."""
+    words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(query)))
+    return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest(identifiers_in(query), max_terms)))
+
+
+def tsquery_literal(lexeme: str) -> str:
+    """A lexeme as tsquery input (cast, not parsed): quoted, so user text cannot inject tsquery syntax."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def informative_words(words: Sequence[str], sampled_chunks: int, chunk_counts: Sequence[int]) -> list[str]:
+    """The words worth matching, given how many of `sampled_chunks` contain each: words in COMMON_WORD_SHARE of the
+    chunks or more are dropped. All words are kept when the sample is too small to judge or when nothing else would
+    be left."""
+    if sampled_chunks < WORD_STATS_MIN_CHUNKS:
+        return list(words)
+    limit = COMMON_WORD_SHARE * sampled_chunks
+    kept = [word for word, count in zip(words, chunk_counts, strict=True) if count < limit]
+    return kept or list(words)
+
+
+def tier_groups(words_rarest_first: Sequence[str], holding: int, identifiers: Sequence[str]) -> list[str]:
+    """tsquery inputs whose OR matches every chunk holding `holding` of the words or an identifier, and few others:
+    groups of words that must all be there (each its own GIN scan, which skips through its commoner words' entries),
+    and one of the identifiers.
+
+    A chunk holding t of n words holds j of the n - t + j rarest, for any j <= t: the t - j others cannot make up
+    the rest. j is the largest with at most MAX_INDEX_GROUPS groups: all n words for t = n, pairs of the 6 rarest
+    for t = 4 of 8; the commonest words drive nothing.
+    """
+    lexemes = [tsquery_literal(w) for w in words_rarest_first]
+    groups: list[str] = []
+    if lexemes:
+        spare = len(lexemes) - holding
+        pick = max(j for j in range(1, holding + 1) if j == 1 or math.comb(spare + j, j) <= MAX_INDEX_GROUPS)
+        groups = [" & ".join(group) for group in itertools.combinations(lexemes[: spare + pick], pick)]
+    if identifiers:
+        groups.append(" | ".join(tsquery_literal(i) for i in identifiers))
+    return groups
+
+
+def match_tiers(words: int) -> list[int]:
+    """How many of the words a hit must hold, tier by tier: all of them first, down to MIN_SHOULD_MATCH of them."""
+    need = max(1, math.ceil(words * MIN_SHOULD_MATCH))
+    return list(range(words, need - 1, -1)) or [1]
+
+
+async def informative_lexemes(
+    conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], raw_terms: Sequence[str]
+) -> list[str]:
+    """The question's words as the 'simple' parser makes them, minus those too common in a sample of the user's own
+    chunks, rarest first (`where` restricts chunk `c` to the user and the scope)."""
+    if not raw_terms:
+        return []
+    # each word's tsquery is built once (q); concatenating an empty tsvector keeps each sampled tsvector
+    # decompressed once, where matching the stored value would decompress (or fetch from TOAST) it per word
+    query = sql.SQL(
+        "WITH sample AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM chunks c WHERE {where}"
+        " LIMIT %(sample)s), q AS MATERIALIZED (SELECT t.lexeme, t.positions[1] AS first,"
+        " ('''' || replace(replace(t.lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS w"
+        " FROM unnest(to_tsvector('simple', %(text)s)) AS t)"
+        " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.first),"
+        " ARRAY(SELECT (SELECT count(*) FROM sample s WHERE s.tsv @@ q.w) FROM q ORDER BY q.first)"
+    ).format(where=where)
+    row = await (
+        await conn.execute(query, {**params, "sample": WORD_STATS_SAMPLE, "text": " ".join(raw_terms)})
+    ).fetchone()
+    assert row is not None
+    counts = dict(zip(row[1], (int(count) for count in row[2]), strict=True))
+    kept = informative_words(list(counts), int(row[0]), list(counts.values()))
+    return sorted(kept, key=counts.__getitem__)
+
+
+async def lexical_rows(
+    conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], terms: LexicalTerms, limit: int
+) -> list[tuple[int, str, float]]:
+    """(chunk id, source id, rank) of the best `limit` lexical hits, best first.
+
+    Tiers keep the cost at what the answer needs: chunks holding all the words are searched first, then one word
+    fewer, down to half; a tier with `limit` hits holds the best `limit` of every lower one (they rank by words held
+    first). A tier whose index query brings in LEXICAL_SCAN_CAP readable chunks ends the search with the best of
+    those.
+    """
+    words = (await informative_lexemes(conn, where, params, terms.words))[:MAX_MATCH_WORDS]
+    if not words and not terms.identifiers:  # only punctuation: no lexeme to search for
+        return []
+    found: dict[int, tuple[int, str, float]] = {}
+    for holding in match_tiers(len(words)):
+        rows, scanned = await _tier(conn, where, params, words, terms.identifiers, holding, limit)
+        # a capped tier may miss some of the previous tier's hits: those rank above all of its own
+        found = {**{row[0]: row for row in rows}, **found}
+        if len(found) >= limit or scanned >= LEXICAL_SCAN_CAP:
+            break
+    return sorted(found.values(), key=lambda row: (-row[2], row[0]))[:limit]
+
+
+async def _tier(
+    conn: AsyncConnection[Any],
+    where: sql.Composable,
+    params: dict[str, Any],
+    words_rarest_first: list[str],
+    identifiers: Sequence[str],
+    holding: int,
+    limit: int,
+) -> tuple[list[tuple[int, str, float]], int]:
+    """The best `limit` chunks holding `holding` of the words or an identifier, among the first LEXICAL_SCAN_CAP the
+    index brings in; and how many it brought in."""
+    lexemes = [tsquery_literal(w) for w in words_rarest_first]
+    groups = tier_groups(words_rarest_first, holding, identifiers)
+    conditions = [sql.SQL("c.tsv @@ {}::tsquery").format(sql.Placeholder(f"group{n}")) for n in range(len(groups))]
+    tier = {
+        **{f"group{n}": group for n, group in enumerate(groups)},
+        **params,
+        "words": lexemes,
+        "identifiers": [tsquery_literal(i) for i in identifiers],
+        # NULL without words: an empty tsquery matches nothing and logs a notice
+        "any_word": " | ".join(lexemes) or None,
+        "holding": holding,
+        "scan_cap": LEXICAL_SCAN_CAP,
+        "limit": limit,
+    }
+    # each term's tsquery is built once (q), not once per chunk; the index is searched with one condition per group
+    # (a BitmapOr of GIN scans: one tsquery of all groups was evaluated whole on every entry of every word, twice the
+    # time), lexemes only, no phrase to recheck; the fenced, capped m counts words only on chunks the user may read,
+    # each tsvector decompressed once (|| ''); ts_rank_cd normalised below 1 (flag 32), so the words held decide the
+    # order first
+    query = sql.SQL(
+        "WITH q AS (SELECT %(any_word)s::tsquery AS any_word,"
+        " ARRAY(SELECT w::tsquery FROM unnest(%(words)s::text[]) AS w) AS words,"
+        " ARRAY(SELECT i::tsquery FROM unnest(%(identifiers)s::text[]) AS i) AS idents),"
+        " m AS MATERIALIZED (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv FROM chunks c"
+        " WHERE ({groups}) AND {where} LIMIT %(scan_cap)s)"
+        " (SELECT id, source_id, idents * {bonus} + words + text_rank AS rank, NULL::bigint FROM ("
+        "SELECT m.id, m.source_id,"
+        " (SELECT count(*) FROM unnest(q.words) AS t WHERE m.tsv @@ t) AS words,"
+        " (SELECT count(*) FROM unnest(q.idents) AS t WHERE m.tsv @@ t) AS idents,"
+        " coalesce(ts_rank_cd(m.tsv, q.any_word, 32), 0) AS text_rank FROM q, m) s"
+        " WHERE words >= %(holding)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s)"
+        # one more row, with no chunk: how many chunks the index brought in
+        " UNION ALL SELECT NULL, NULL, NULL, (SELECT count(*) FROM m)"
+    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), where=where, groups=sql.SQL(" OR ").join(conditions))
+    rows = await (await conn.execute(query, tier)).fetchall()
+    scanned = next(int(r[3]) for r in rows if r[0] is None)
+    return [(int(r[0]), str(r[1]), float(r[2])) for r in rows if r[0] is not None], scanned
