@@ -47,7 +47,7 @@ MAX_MATCH_WORDS = 8
 MAX_INDEX_GROUPS = 20
 # chunks the user may read that one tier's index query may bring in for counting; past it the tier's hits are the
 # best of the first ones found (with words common in the user's chunks, thousands would qualify)
-LEXICAL_SCAN_CAP = 2000
+LEXICAL_SCAN_CAP = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,30 +127,60 @@ def match_tiers(words: int) -> list[int]:
     return list(range(words, need - 1, -1)) or [1]
 
 
-async def informative_lexemes(
+@dataclass(frozen=True, slots=True)
+class WordSample:
+    """The question's words and which of them each sampled chunk of the user holds."""
+
+    words: list[str]  # lexemes, in question order
+    chunks: int  # chunks sampled: all of the user's (in the scope) when below WORD_STATS_SAMPLE
+    held: list[frozenset[int]]  # per sampled chunk holding any: the indexes of the words it holds
+
+    def deciding_words(self) -> list[str]:
+        """The informative words, rarest first, at most MAX_MATCH_WORDS."""
+        counts = [sum(n in held for held in self.held) for n in range(len(self.words))]
+        kept = informative_words(self.words, self.chunks, counts)
+        return sorted(kept, key=lambda word: counts[self.words.index(word)])[:MAX_MATCH_WORDS]
+
+    def tiers(self, deciding: list[str], limit: int, identifiers: bool) -> list[int]:
+        """match_tiers, less those the sample settles. The sample is part of the user's chunks, so a tier with
+        `limit` sampled hits has at least that many: only it is searched. Tiers above the first with a sampled hit
+        would most likely find nothing and are skipped; when the sample is all of the user's chunks and no tier has
+        a hit, nothing qualifies (identifiers apart)."""
+        indexes = {self.words.index(word) for word in deciding}
+        holding = [len(held & indexes) for held in self.held]
+        tiers = match_tiers(len(deciding))
+        sampled = [sum(h >= t for h in holding) for t in tiers]
+        enough = [t for t, hits in zip(tiers, sampled, strict=True) if hits >= limit]
+        if enough:
+            return enough[:1]
+        hit = [t for t, hits in zip(tiers, sampled, strict=True) if hits > 0]
+        if not hit and self.chunks < WORD_STATS_SAMPLE and not identifiers:
+            return []
+        return hit or tiers[-1:]
+
+
+async def sample_words(
     conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], raw_terms: Sequence[str]
-) -> list[str]:
-    """The question's words as the 'simple' parser makes them, minus those too common in a sample of the user's own
-    chunks, rarest first (`where` restricts chunk `c` to the user and the scope)."""
-    if not raw_terms:
-        return []
+) -> WordSample:
+    """The question's words as the 'simple' parser makes them, and which of them each chunk of a sample of the
+    user's own holds (`where` restricts chunk `c` to the user and the scope)."""
     # each word's tsquery is built once (q); concatenating an empty tsvector keeps each sampled tsvector
     # decompressed once, where matching the stored value would decompress (or fetch from TOAST) it per word
     query = sql.SQL(
         "WITH sample AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM chunks c WHERE {where}"
-        " LIMIT %(sample)s), q AS MATERIALIZED (SELECT t.lexeme, t.positions[1] AS first,"
-        " ('''' || replace(replace(t.lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS w"
+        " LIMIT %(sample)s), q AS MATERIALIZED (SELECT t.lexeme, row_number() OVER (ORDER BY t.positions[1]) - 1"
+        " AS n, ('''' || replace(replace(t.lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS w"
         " FROM unnest(to_tsvector('simple', %(text)s)) AS t)"
-        " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.first),"
-        " ARRAY(SELECT (SELECT count(*) FROM sample s WHERE s.tsv @@ q.w) FROM q ORDER BY q.first)"
+        " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.n),"
+        " ARRAY(SELECT h FROM (SELECT array_to_string(ARRAY(SELECT q.n FROM q WHERE s.tsv @@ q.w), ',') AS h"
+        " FROM sample s) held WHERE h <> '')"
     ).format(where=where)
     row = await (
         await conn.execute(query, {**params, "sample": WORD_STATS_SAMPLE, "text": " ".join(raw_terms)})
     ).fetchone()
     assert row is not None
-    counts = dict(zip(row[1], (int(count) for count in row[2]), strict=True))
-    kept = informative_words(list(counts), int(row[0]), list(counts.values()))
-    return sorted(kept, key=counts.__getitem__)
+    held = [frozenset(int(n) for n in indexes.split(",")) for indexes in row[2]]
+    return WordSample(list(row[1]), int(row[0]), held)
 
 
 async def lexical_rows(
@@ -159,15 +189,16 @@ async def lexical_rows(
     """(chunk id, source id, rank) of the best `limit` lexical hits, best first.
 
     Tiers keep the cost at what the answer needs: chunks holding all the words are searched first, then one word
-    fewer, down to half; a tier with `limit` hits holds the best `limit` of every lower one (they rank by words held
-    first). A tier whose index query brings in LEXICAL_SCAN_CAP readable chunks ends the search with the best of
-    those.
+    fewer, down to half (WordSample.tiers skips those a sample of the user's chunks settles); a tier with `limit`
+    hits holds the best `limit` of every lower one (they rank by words held first). A tier whose index query brings
+    in LEXICAL_SCAN_CAP readable chunks ends the search with the best of those.
     """
-    words = (await informative_lexemes(conn, where, params, terms.words))[:MAX_MATCH_WORDS]
+    sample = await sample_words(conn, where, params, terms.words)
+    words = sample.deciding_words()
     if not words and not terms.identifiers:  # only punctuation: no lexeme to search for
         return []
     found: dict[int, tuple[int, str, float]] = {}
-    for holding in match_tiers(len(words)):
+    for holding in sample.tiers(words, limit, bool(terms.identifiers)):
         rows, scanned = await _tier(conn, where, params, words, terms.identifiers, holding, limit)
         # a capped tier may miss some of the previous tier's hits: those rank above all of its own
         found = {**{row[0]: row for row in rows}, **found}
