@@ -36,7 +36,7 @@ MIN_SHOULD_MATCH = 0.5
 # language ("the", "de", "und"): corpus statistics instead of a stopword list
 COMMON_WORD_SHARE = 0.25
 # the share is measured on at most this many of the user's chunks (bounded cost per question)
-WORD_STATS_SAMPLE = 1000
+WORD_STATS_SAMPLE = 500
 # below this many chunks a share says little: every word counts
 WORD_STATS_MIN_CHUNKS = 20
 # the question's rarest informative words that decide a lexical hit: a long question's commoner words would make the
@@ -47,7 +47,7 @@ MAX_MATCH_WORDS = 8
 MAX_INDEX_GROUPS = 20
 # chunks the user may read that one tier's index query may bring in for counting; past it the tier's hits are the
 # best of the first ones found (with words common in the user's chunks, thousands would qualify)
-LEXICAL_SCAN_CAP = 500
+LEXICAL_SCAN_CAP = 200
 
 
 @dataclass(frozen=True, slots=True)
