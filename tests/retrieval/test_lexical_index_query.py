@@ -19,7 +19,9 @@ from quart_app.store.lexical_query import (
     MAX_INDEX_GROUPS,
     MAX_MATCH_WORDS,
     MIN_SHOULD_MATCH,
+    WORD_STATS_SAMPLE,
     LexicalTerms,
+    WordSample,
     identifiers_in,
     informative_words,
     lexical_terms,
@@ -151,3 +153,35 @@ async def test_a_tier_past_the_scan_cap_keeps_the_better_hits_of_the_tier_before
     capped = await store.lexical_search("alice", lexical_terms("fig kiwi", 64), 100)
     # the both-words tier (3 hits) is complete; the one-word tier stops after 5 chunks
     assert {h.chunk_id for h in capped[:3]} == set(pairs) and len(capped) <= 3 + 5
+
+
+def test_the_sample_picks_the_tiers_to_search() -> None:
+    words = ["fig", "kiwi", "lime", "pear"]
+    # 110 sampled chunks hold fig and kiwi, 5 hold fig alone, the whole sample taken (a big user)
+    sample = WordSample(words, WORD_STATS_SAMPLE, [frozenset({0, 1})] * 110 + [frozenset({0})] * 5)
+    # rarest first: no sampled chunk holds lime or pear
+    assert sample.deciding_words() == ["lime", "pear", "kiwi", "fig"]
+    # the two-word tier has 110 >= 100 sampled hits: at least that many chunks, so it alone is searched
+    assert sample.tiers(["kiwi", "fig"], 100, identifiers=False) == [2]
+    # with 200 wanted, from the first tier with a sampled hit down
+    assert sample.tiers(["kiwi", "fig"], 200, identifiers=False) == [2, 1]
+    # the four- and three-word tiers have no sampled hit: skipped
+    assert sample.tiers(words, 200, identifiers=False) == [2]
+    # a small user: every chunk sampled and none holds half the words, so no tier is searched (unless identifiers)
+    small = WordSample(words, 40, [frozenset({0})] * 3)
+    assert small.tiers(words, 100, identifiers=False) == []
+    assert small.tiers(words, 100, identifiers=True) == [2]
+
+
+async def test_a_small_user_whose_chunks_hold_too_few_of_the_words_costs_no_index_scan(
+    db: Database, corpus: Corpus
+) -> None:
+    await corpus.add("alice: notes", [f"a fig note {n}" for n in range(30)], ["alice"], embedded=False)
+    store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+    RecordingCursor.sent = []
+    assert await store.lexical_search("alice", lexical_terms("fig kiwi lime pear", 64), 100) == []
+    assert [params for _, params in RecordingCursor.sent if "holding" in str(params)] == []
+    # an identifier is still looked for
+    RecordingCursor.sent = []
+    await store.lexical_search("alice", lexical_terms("fig kiwi lime pear files:scan", 64), 100)
+    assert len([params for _, params in RecordingCursor.sent if "holding" in str(params)]) == 1
