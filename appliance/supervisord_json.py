@@ -2,7 +2,8 @@
 
 supervisord formats its log with a fixed '%(asctime)s %(levelname)s %(message)s' (ServerOptions.make_logger). Here
 the file handler gets a format object that renders the same record as the appliance's JSON line instead; the copy on
-stdout (the terminal of `make run`) keeps the readable text. Everything else is supervisord's own main loop.
+stdout (the terminal of `make run`) keeps the readable text. Every rotating log file (its own and each program's)
+rotates only between lines (LineRotatingFileHandler). Everything else is supervisord's own main loop.
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ class JsonLineFormat(str):
         return json_line(fields) + "\n"
 
 
+class LineRotatingFileHandler(loggers.RotatingFileHandler):  # type: ignore[misc]
+    """supervisord's rotating file handler, rolling over only after a write that ends a line.
+
+    supervisord writes a program's output as each pipe read returns it, and a line longer than the pipe's atomic
+    write (4 KB) can come in two reads: rolling over between them would start the new file mid-line."""
+
+    def emit(self, record: Any) -> None:
+        loggers.FileHandler.emit(self, record)
+        # a program's output is bytes as read; supervisord's own records are whole lines
+        if not isinstance(record.msg, bytes) or record.msg.endswith(b"\n"):
+            self.doRollover()
+
+
 class JsonLogServerOptions(ServerOptions):  # type: ignore[misc]
     """supervisord's options with the log file in JSON lines (same rotation settings: logfile_maxbytes, _backups)."""
 
@@ -64,6 +78,8 @@ class JsonLogServerOptions(ServerOptions):  # type: ignore[misc]
 
 def main(args: Sequence[str] | None = None) -> None:
     """supervisord.main with our options class: runs until shutdown, again after a SIGHUP restart."""
+    # loggers.handle_file makes every rotating handler, the programs' (POutputDispatcher) and supervisord's own
+    loggers.RotatingFileHandler = LineRotatingFileHandler
     first = True
     while True:
         options = JsonLogServerOptions()
