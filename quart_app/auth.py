@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 
 from quart_app.asgi_body import ASGIApp, BodyStream, Message, Receive, Scope, Send
+from quart_app.request_ids import logged_path
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class AppApiAuthMiddleware:
             else:
                 user = verify_headers(headers, self._app_id, self._app_secret)
         except SignatureError as exc:
-            log.warning("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), exc)
+            log.warning("refused %s %s: %s", scope.get("method", "WS"), logged_path(scope), exc)
             if scope["type"] == "http":
                 # answering while the body still arrives would close the keep-alive connection under the next request
                 await BodyStream(receive).drain()

@@ -13,6 +13,7 @@ import json
 import logging
 
 from quart_app.asgi_body import ASGIApp, Message, Receive, Scope, Send
+from quart_app.request_ids import logged_path
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class BodyTimeoutMiddleware:
                 log.warning(
                     "%s %r: the request body stopped arriving for %g s; answered 408 and closed",
                     scope.get("method"),
-                    scope.get("path"),
+                    logged_path(scope),
                     self._timeout_s,
                 )
                 if not responded:

@@ -27,6 +27,16 @@ CLI_REQUEST_ID = "CLI"
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # AppAPI's and the health check's polling: one line each would drown everything else
 QUIET_PATHS = frozenset({"/heartbeat"})
+# Nextcloud's routes are short; a path is logged up to this long, so an 8 KB probe path cannot flood the logs
+LOGGED_PATH_CHARS = 1024
+
+
+def logged_path(scope: Scope) -> str:
+    """The request's path for a log line, cut after LOGGED_PATH_CHARS characters with a marker that says so."""
+    path = str(scope.get("path", ""))
+    if len(path) <= LOGGED_PATH_CHARS:
+        return path
+    return f"{path[:LOGGED_PATH_CHARS]}…[cut: {len(path)} characters]"
 
 
 def choose_request_id(sent: str | None) -> str:
@@ -84,8 +94,8 @@ class RequestIdMiddleware:
         try:
             await self._app(scope, receive, send_with_id)
         finally:
-            path = str(scope.get("path", ""))
-            if self._access_log and path not in QUIET_PATHS:
+            if self._access_log and scope.get("path") not in QUIET_PATHS:
+                path = logged_path(scope)
                 log.log(
                     logging.WARNING if status is None or status >= 500 else logging.INFO,
                     "%s %s %s",

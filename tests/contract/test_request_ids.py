@@ -74,3 +74,18 @@ async def test_the_id_is_echoed_and_on_every_line_of_its_request(
     ]
     # AppAPI's and the health check's polling leaves no line
     assert not [line for line in formatted if "/heartbeat" in line]
+
+
+async def test_a_long_path_is_logged_cut_with_a_marker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(make_settings(tmp_path, NO_DB, contract_config("http://127.0.0.1:9/v1")))
+    path = "/" + "p" * 8000
+    with caplog.at_level(logging.INFO):
+        refused = await app.test_client().get(path)
+    assert refused.status_code == 401
+    cut = "/" + "p" * 1023 + "…[cut: 8001 characters]"
+    # the refusal and the access line: the path's first 1024 characters, then how long it was
+    assert [record.getMessage() for record in caplog.records] == [
+        f"refused GET {cut}: missing required headers: EX-APP-ID, EX-APP-VERSION, AUTHORIZATION-APP-API",
+        f"GET {cut} 401",
+    ]
+    assert caplog.records[-1].__dict__["path"] == cut
