@@ -32,7 +32,7 @@ def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is
     live_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres
 ) -> None:
     base, server = live_app
-    traffic = PushTraffic(base, DOCUMENTS)
+    traffic = PushTraffic(base, restartable_pg.test_dsn, DOCUMENTS)
     traffic.start()
     try:
         wait_for(lambda: len(traffic.acknowledged) >= DOCUMENTS // 3, 120, "a third of the documents acknowledged")

@@ -54,7 +54,7 @@ def test_repeated_outages_under_traffic_lose_nothing(
     soak_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres
 ) -> None:
     base, server = soak_app
-    traffic = PushTraffic(base, DOCUMENTS)
+    traffic = PushTraffic(base, restartable_pg.test_dsn, DOCUMENTS)
     outages: list[tuple[str, float, float]] = []
     traffic.start()
     try:
