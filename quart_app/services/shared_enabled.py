@@ -6,6 +6,7 @@ made elsewhere (its guard, its pull loops and its state file follow, as after it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -35,15 +36,21 @@ class SharedEnabled:
         self._listeners = listeners
         # what this replica last knew the database to hold: a different value there was set by another replica
         self._seen: bool | None = None
+        # this replica's own flag as last shared (or as read at start-up): a different one is a PUT /enabled here
+        # whose publish has not run yet, newer than anything stored
+        self._shared_local = state.enabled
+        # a publish and a sync never interleave: each reads and writes the flag as one step
+        self._lock = asyncio.Lock()
 
     async def publish(self, enabled: bool) -> None:
         """After this replica's PUT /enabled; if the database is away, the loop writes it once it is back."""
-        try:
-            async with self._db.connection() as conn:
-                await write_enabled(conn, enabled)
-            self._seen = enabled
-        except (psycopg.Error, StoreError) as exc:
-            log.warning("enabled=%s not shared with other replicas yet (%s); retrying", enabled, type(exc).__name__)
+        async with self._lock:
+            try:
+                async with self._db.connection() as conn:
+                    await write_enabled(conn, enabled)
+                self._seen = self._shared_local = enabled
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("enabled=%s not shared with other replicas yet (%s); retrying", enabled, type(exc).__name__)
 
     async def run(self, handle: LoopHandle) -> None:
         handle.status.set("running", f"following the shared enabled flag every {POLL_S:g} s")
@@ -55,19 +62,21 @@ class SharedEnabled:
             await handle.sleep(POLL_S)
 
     async def sync(self) -> None:
-        """Take over a value another replica wrote, or write ours where none (or a stale one of ours) is stored."""
-        async with self._db.connection() as conn:
+        """Take over a value another replica wrote, or write ours where none (or a stale one of ours) is stored, or
+        where a PUT /enabled here changed it since it was last shared."""
+        async with self._lock, self._db.connection() as conn:
             stored = await read_enabled(conn)
             local = self._state.enabled
-            if stored is not None and stored != self._seen and stored != local:
+            changed_here = local != self._shared_local
+            if stored is not None and stored != self._seen and stored != local and not changed_here:
                 log.info("another replica set enabled=%s; following it", stored)
-                self._seen = stored
+                self._seen = self._shared_local = stored
                 self._state.set(stored)
                 for listener in self._listeners:
                     if listener != self.publish:
                         await listener(stored)
             elif stored != local:
                 await write_enabled(conn, local)
-                self._seen = local
+                self._seen = self._shared_local = local
             else:
-                self._seen = stored
+                self._seen = self._shared_local = stored
