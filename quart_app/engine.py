@@ -124,7 +124,7 @@ async def open_engine(
     from tokenizers import Tokenizer
 
     from appliance.model_catalogue import chunking_tokenizer_file, load_catalogue
-    from quart_app.chunking import ChunkerSpec, default_chunk_tokens
+    from quart_app.chunking import ChunkerSpec, default_chunk_tokens, prefix_tokens
     from quart_app.loaders import ParseLimits, ParsePool
     from quart_app.runtimes.embedding_client import EmbeddingClient, service_prefixes
     from quart_app.runtimes.llm_backend import create_llm_backend
@@ -176,8 +176,8 @@ async def open_engine(
             )
         tokenizer = await asyncio.to_thread(Tokenizer.from_file, str(tokenizer_file))
         # the embedder prepends the passage prefix (e5: "passage: "), so a full chunk must leave room for it
-        prefix_tokens = len(tokenizer.encode(entry.prefixes.passage, add_special_tokens=False).ids)
-        chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix_tokens)
+        prefix = prefix_tokens(tokenizer, entry.prefixes.passage)
+        chunk_tokens = emb.chunk_tokens or default_chunk_tokens(entry.max_tokens, prefix_tokens=prefix)
         # the parse workers chunk (under their memory cap); the app only receives the chunks
         parse_pool = ParsePool(
             config.ingest.parse_workers,

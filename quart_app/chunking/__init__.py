@@ -1,6 +1,6 @@
 """Token-budgeted recursive chunking of normalized document text."""
 
-from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens, embedding_text
+from .chunker import Chunk, TokenChunker, default_chunk_tokens, default_overlap_tokens, embedding_text, prefix_tokens
 from .chunker_spec import ChunkerSpec
 from .errors import ChunkerConfigError, ChunkerError, ChunkerInputError
 from .separators import rules_for
@@ -15,5 +15,6 @@ __all__ = [
     "default_chunk_tokens",
     "default_overlap_tokens",
     "embedding_text",
+    "prefix_tokens",
     "rules_for",
 ]

@@ -59,6 +59,20 @@ def embedding_text(header: str, text: str) -> str:
     return f"{header}{_HEADER_GAP}{text}" if header else text
 
 
+def _counting_copy(tokenizer: Tokenizer) -> Tokenizer:
+    """A private copy that counts tokens: tokenizer.json files often carry truncation/padding settings (MiniLM's pads
+    every text to 128) that would distort counts."""
+    counter = Tokenizer.from_str(tokenizer.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
+
+
+def prefix_tokens(tokenizer: Tokenizer, prefix: str) -> int:
+    """Tokens a passage prefix ("passage: ") takes, without special tokens or the tokenizer file's padding."""
+    return len(_counting_copy(tokenizer).encode(prefix, add_special_tokens=False).ids)
+
+
 def default_chunk_tokens(model_max_tokens: int, special_tokens: int = 2, prefix_tokens: int = 0) -> int:
     """Largest chunk that fits the model: its max length minus [CLS]/[SEP]-like tokens and any passage prefix."""
     budget = model_max_tokens - special_tokens - prefix_tokens
@@ -100,10 +114,7 @@ class TokenChunker:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap
         self.max_chunk_chars = chars
-        # a private copy: tokenizer.json files often carry truncation/padding settings that would distort counts
-        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
+        self._tokenizer = _counting_copy(tokenizer)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without special tokens, as the budget counts them."""

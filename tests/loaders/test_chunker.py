@@ -16,6 +16,7 @@ from quart_app.chunking import (
     default_chunk_tokens,
     default_overlap_tokens,
     embedding_text,
+    prefix_tokens,
 )
 from quart_app.loaders import normalize_text
 
@@ -183,6 +184,16 @@ def test_empty_and_whitespace_only_give_no_chunks(minilm_tokenizer: Tokenizer) -
 def test_short_text_is_one_chunk(minilm_tokenizer: Tokenizer) -> None:
     chunker = TokenChunker(minilm_tokenizer, 32, 4)
     assert list(chunker.split("  Hello world.  ", "text/plain")) == [Chunk("Hello world.", 2, 3)]
+
+
+def test_prefix_tokens_ignore_the_tokenizer_files_padding(minilm_tokenizer: Tokenizer) -> None:
+    # MiniLM's tokenizer.json pads every text to 128: counted as is, its empty passage prefix took 128 tokens and the
+    # engine's default chunk shrank from 254 to 126 tokens
+    assert len(minilm_tokenizer.encode("", add_special_tokens=False).ids) == 128
+    assert prefix_tokens(minilm_tokenizer, "") == 0
+    assert prefix_tokens(minilm_tokenizer, "passage: ") == 2
+    assert default_chunk_tokens(256, prefix_tokens=prefix_tokens(minilm_tokenizer, "")) == 254
+    assert len(minilm_tokenizer.encode("", add_special_tokens=False).ids) == 128  # the caller's tokenizer untouched
 
 
 def test_defaults_and_config_errors(minilm_tokenizer: Tokenizer) -> None:
