@@ -207,6 +207,15 @@ class RetrievalConfig(_Section):
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     vector_weight: float = Field(1.0, ge=0, description="weight of the vector leg in the fusion")
     lexical_weight: float = Field(1.0, ge=0, description="weight of the full-text leg in the fusion")
+    identifier_lexical_weight: float = Field(
+        5.0,
+        ge=0,
+        description="weight of the full-text leg instead when identifiers make up identifier_share of the question's"
+        " words (`PIP_CONFIG_FILE`, `md.reset()`): the vector leg reads them as noise",
+    )
+    identifier_share: float = Field(
+        0.5, gt=0, le=1, description="share of a question's words inside identifiers that makes it an identifier query"
+    )
     ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
     exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")

@@ -194,6 +194,7 @@ async def open_pipeline(
     upstream_retrieval = config.retrieval.model_copy(
         update={
             "lexical_weight": 0.0,
+            "identifier_lexical_weight": 0.0,
             "vector_candidates": 200,
             "exact_search_below": 10**9,
             "max_chunks_per_document": QUERY_CHUNKS,

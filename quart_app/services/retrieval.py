@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -11,10 +12,12 @@ from typing import Literal, Protocol
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
-from quart_app.store.lexical_query import lexical_terms
+from quart_app.store.lexical_query import LexicalTerms, lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+")
 
 
 class QueryEmbedder(Protocol):
@@ -69,6 +72,14 @@ def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused
     return [(cid, sources[cid], scores[cid], tuple(found_by[cid])) for cid in ordered]
 
 
+def identifier_share(terms: LexicalTerms) -> float:
+    """Share of the question's distinct words that belong to its identifier phrases (`md.reset().convert`: 2 of 3)."""
+    if not terms.words:
+        return 0.0
+    inside = {word.lower() for phrase in terms.identifiers for word in _WORD.findall(phrase)}
+    return sum(word in inside for word in terms.words) / len(terms.words)
+
+
 class RetrievalService:
     """Finds the chunks a user may read that best answer a query; all filtering happens in SQL."""
 
@@ -108,6 +119,12 @@ class RetrievalService:
             user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
         )
 
+    def _lexical_weight(self, terms: LexicalTerms) -> float:
+        """The full-text leg's weight: higher for a question made mostly of identifiers, which only it can match."""
+        if identifier_share(terms) >= self._config.identifier_share:
+            return self._config.identifier_lexical_weight
+        return self._config.lexical_weight
+
     async def _rerank(
         self, user_id: str, query: str, fused: list[Fused], reranker: PassageReranker, candidates: int
     ) -> list[Fused]:
@@ -146,7 +163,7 @@ class RetrievalService:
         fused = fuse(
             {
                 "vector": (self._config.vector_weight, vector_hits),
-                "lexical": (self._config.lexical_weight, lexical_hits),
+                "lexical": (self._lexical_weight(terms), lexical_hits),
             },
             self._config.rrf_k,
         )

@@ -1,0 +1,70 @@
+"""A question made of identifiers leans on the full-text leg, the only one that matches them verbatim (real MiniLM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from corpus_writer import Corpus
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.config import RetrievalConfig
+from quart_app.services.retrieval import RetrievalService, identifier_share
+from quart_app.store.database import Database
+from quart_app.store.search_store import SearchStore, lexical_terms
+
+# defines the setting (three mentions: the full-text leg ranks it first) in text about something else
+DEFINES = (
+    "Connection pools keep sockets open per host. Settings of the pool: retry_backoff_factor is the base of the"
+    " exponential wait; retry_backoff_factor 0 disables waiting; retry_backoff_factor above 10 is clamped."
+)
+# reads like the setting's name (the vector leg ranks it first) and names it once
+MENTIONS = "Retry, back off, factor: how retries back off. See also retry_backoff_factor."
+# reads like it too, without naming it: fills the vector leg's second place
+NEAR = "Retrying with backoff: each retry waits longer by a constant factor than the one before it."
+
+
+@pytest.fixture
+async def service_for(db: Database, corpus: Corpus, embedder: MiniLmEmbedder) -> Callable[..., RetrievalService]:
+    for source_id, text in (("defines", DEFINES), ("mentions", MENTIONS), ("near", NEAR)):
+        await corpus.add(source_id, [text], ["alice"])
+
+    def make(**settings: float) -> RetrievalService:
+        # two vector candidates (two chunks asked) and rrf_k 1 make the fused order depend on the legs' weights alone
+        config = RetrievalConfig(exact_search_below=10**6, vector_candidates=2, rrf_k=1, **settings)
+        return RetrievalService(SearchStore(db), embedder, config)
+
+    return make
+
+
+def test_identifier_share_counts_words_inside_identifiers() -> None:
+    assert identifier_share(lexical_terms("retry_backoff_factor", 64)) == 1.0
+    assert identifier_share(lexical_terms("md.reset().convert", 64)) == pytest.approx(2 / 3)
+    assert identifier_share(lexical_terms("How do I set the retry backoff factor?", 64)) == 0.0
+    assert identifier_share(lexical_terms("", 64)) == 0.0
+
+
+async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first(
+    service_for: Callable[..., RetrievalService],
+) -> None:
+    vector_only = service_for(lexical_weight=0, identifier_lexical_weight=0)
+    # the vector leg's two candidates leave out the document that defines the setting
+    assert [c.source_id for c in await vector_only.retrieve("alice", "retry_backoff_factor", 2)][:2] == [
+        "mentions",
+        "near",
+    ]
+    # equal weights (the old fusion): the passing mention found by both legs wins
+    even = await service_for(identifier_lexical_weight=1.0).retrieve("alice", "retry_backoff_factor", 2)
+    assert [c.source_id for c in even][:2] == ["mentions", "defines"]
+    # the default identifier weight: the full-text leg's first place wins
+    chunks = await service_for().retrieve("alice", "retry_backoff_factor", 2)
+    assert [c.source_id for c in chunks][:2] == ["defines", "mentions"]
+    assert chunks[0].legs == ("lexical",)
+
+
+async def test_a_question_in_words_keeps_the_even_weights(service_for: Callable[..., RetrievalService]) -> None:
+    question = "Which retry_backoff_factor should my connection pool use when the server is slow to answer?"
+    assert identifier_share(lexical_terms(question, 64)) < 0.5
+    default = await service_for().retrieve("alice", question, 2)
+    even = await service_for(identifier_lexical_weight=1.0).retrieve("alice", question, 2)
+    assert [c.source_id for c in default] == [c.source_id for c in even]
