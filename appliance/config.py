@@ -216,6 +216,12 @@ class RetrievalConfig(_Section):
     identifier_share: float = Field(
         0.5, gt=0, le=1, description="share of a question's words inside identifiers that makes it an identifier query"
     )
+    title_weight: float = Field(
+        0.25,
+        ge=0,
+        description="/docSearch: a document gains this share of a first-rank hit times the share of its file name's"
+        " words found in the question",
+    )
     ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
     exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")

@@ -202,12 +202,9 @@ class AnswerService:
         """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch.
         `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud)."""
         self.check_question(query)
-        # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
-        chunks = await self._retrieval.retrieve(
-            user_id, query, 2 * limit, make_scope(scope_type, scope_list), per_document=1
-        )
+        chunks = await self._retrieval.documents(user_id, query, limit, make_scope(scope_type, scope_list))
         results: list[DocSearchResult] = []
-        for chunk in chunks[:limit]:
+        for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
             if with_passages:
                 hit["passage"] = chunk.text

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
+from quart_app.services.document_titles import named_files, title_match
 from quart_app.store.lexical_query import LexicalTerms, lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
 
@@ -187,3 +188,23 @@ class RetrievalService:
             for cid, _source, score, legs in picked
             if cid in rows  # deleted or revoked between the search and the read
         ]
+
+    async def documents(self, user_id: str, query: str, limit: int, scope: Scope | None = None) -> list[RetrievedChunk]:
+        """The best `limit` documents, each with its best chunk (/docSearch). A document the question names by its
+        file name (`website.txt`) comes first; the others rank by their best chunk's fused score plus title_weight of
+        a first-rank hit times the share of their file name's words found in the question."""
+        # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
+        best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1)
+        names = named_files(await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms))
+        named = {hit.source_id: hit.chunk_id for hit in await self._store.documents_named(user_id, names, limit, scope)}
+        found = {chunk.source_id for chunk in best}
+        rows = await self._store.fetch_chunks(user_id, [cid for source, cid in named.items() if source not in found])
+        best += [
+            RetrievedChunk(r.chunk_id, r.source_id, r.title, r.text, 0.0, ("title",), r.start) for r in rows.values()
+        ]
+        bonus = self._config.title_weight / (self._config.rrf_k + 1)
+        ranked = sorted(
+            best,
+            key=lambda c: (c.source_id not in named, -(c.score + bonus * title_match(c.title, query)), c.chunk_id),
+        )
+        return ranked[:limit]

@@ -198,3 +198,20 @@ class SearchStore:
         async with self._db.connection() as conn:
             rows = await (await conn.execute(query, {"ids": list(chunk_ids), "user_id": user_id})).fetchall()
         return {int(r[0]): ChunkRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows}
+
+    async def documents_named(
+        self, user_id: str, names: Sequence[str], limit: int, scope: Scope | None = None
+    ) -> list[Hit]:
+        """The first chunk of each document the user may read whose file name (the title's last path part, any case,
+        leading dots dropped) is one of `names`."""
+        if not names:
+            return []
+        where, params = _filters(user_id, scope)
+        query = sql.SQL(
+            "SELECT DISTINCT ON (c.source_id) c.id, c.source_id FROM documents d JOIN chunks c"
+            " ON c.source_id = d.source_id WHERE ltrim(regexp_replace(lower(d.title), '^.*/', ''), '.')"
+            " = ANY(%(names)s::text[]) AND {where} ORDER BY c.source_id, c.ordinal LIMIT %(limit)s"
+        ).format(where=where)
+        async with self._db.connection() as conn:
+            rows = await (await conn.execute(query, {**params, "names": text_array(names), "limit": limit})).fetchall()
+        return [Hit(int(r[0]), str(r[1]), 0.0) for r in rows]
