@@ -210,11 +210,15 @@ class RetrievalConfig(_Section):
     identifier_lexical_weight: float = Field(
         5.0,
         ge=0,
-        description="weight of the full-text leg instead when identifiers make up identifier_share of the question's"
-        " words (`PIP_CONFIG_FILE`, `md.reset()`): the vector leg reads them as noise",
+        description="/docSearch: weight of the full-text leg instead when identifiers make up identifier_share of the"
+        " question's words (`PIP_CONFIG_FILE`, `md.reset()`): the vector leg reads them as noise (/query keeps"
+        " lexical_weight: its prompt needs the passages around the identifier too)",
     )
     identifier_share: float = Field(
         0.5, gt=0, le=1, description="share of a question's words inside identifiers that makes it an identifier query"
+    )
+    file_name_first: bool = Field(
+        True, description="/docSearch: a document whose file name the question gives (`website.txt`) comes first"
     )
     title_weight: float = Field(
         0.25,

@@ -195,6 +195,8 @@ async def open_pipeline(
         update={
             "lexical_weight": 0.0,
             "identifier_lexical_weight": 0.0,
+            "file_name_first": False,
+            "title_weight": 0.0,
             "vector_candidates": 200,
             "exact_search_below": 10**9,
             "max_chunks_per_document": QUERY_CHUNKS,

@@ -120,9 +120,10 @@ class RetrievalService:
             user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
         )
 
-    def _lexical_weight(self, terms: LexicalTerms) -> float:
-        """The full-text leg's weight: higher for a question made mostly of identifiers, which only it can match."""
-        if identifier_share(terms) >= self._config.identifier_share:
+    def _lexical_weight(self, terms: LexicalTerms, identifier_weight: bool) -> float:
+        """The full-text leg's weight: with `identifier_weight`, higher for a question made mostly of identifiers,
+        which only it can match."""
+        if identifier_weight and identifier_share(terms) >= self._config.identifier_share:
             return self._config.identifier_lexical_weight
         return self._config.lexical_weight
 
@@ -144,9 +145,17 @@ class RetrievalService:
         return [head[i] for i in ranked] + fused[candidates:]
 
     async def retrieve(
-        self, user_id: str, query: str, k: int, scope: Scope | None = None, *, per_document: int | None = None
+        self,
+        user_id: str,
+        query: str,
+        k: int,
+        scope: Scope | None = None,
+        *,
+        per_document: int | None = None,
+        identifier_weight: bool = False,
     ) -> list[RetrievedChunk]:
-        """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document."""
+        """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
+        `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight."""
         if scope is not None and not scope.values:
             return []
         cap = per_document or self._config.max_chunks_per_document
@@ -164,7 +173,7 @@ class RetrievalService:
         fused = fuse(
             {
                 "vector": (self._config.vector_weight, vector_hits),
-                "lexical": (self._lexical_weight(terms), lexical_hits),
+                "lexical": (self._lexical_weight(terms, identifier_weight), lexical_hits),
             },
             self._config.rrf_k,
         )
@@ -190,13 +199,18 @@ class RetrievalService:
         ]
 
     async def documents(self, user_id: str, query: str, limit: int, scope: Scope | None = None) -> list[RetrievedChunk]:
-        """The best `limit` documents, each with its best chunk (/docSearch). A document the question names by its
-        file name (`website.txt`) comes first; the others rank by their best chunk's fused score plus title_weight of
-        a first-rank hit times the share of their file name's words found in the question."""
+        """The best `limit` documents, each with its best chunk (/docSearch), identifier questions weighted to the
+        full-text leg. A document the question names by its file name (`website.txt`) comes first; the others rank
+        by their best chunk's fused score plus title_weight of a first-rank hit times the share of their file name's
+        words found in the question."""
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
-        best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1)
-        names = named_files(await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms))
-        named = {hit.source_id: hit.chunk_id for hit in await self._store.documents_named(user_id, names, limit, scope)}
+        best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True)
+        named: dict[str, int] = {}
+        if self._config.file_name_first:
+            names = named_files(await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms))
+            named = {
+                hit.source_id: hit.chunk_id for hit in await self._store.documents_named(user_id, names, limit, scope)
+            }
         found = {chunk.source_id for chunk in best}
         rows = await self._store.fetch_chunks(user_id, [cid for source, cid in named.items() if source not in found])
         best += [

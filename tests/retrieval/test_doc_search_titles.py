@@ -23,7 +23,7 @@ WEBSITE_PAGE = "Our website lists every page of the documentation site, built wi
 SAME_TEXT = "Each change to the resolver is described here with the reasons for it and the issues it closes."
 
 
-def answers(db: Database, embedder: MiniLmEmbedder, **settings: float) -> AnswerService:
+def answers(db: Database, embedder: MiniLmEmbedder, **settings: float | bool) -> AnswerService:
     config = RetrievalConfig(exact_search_below=10**6, **settings)
     return AnswerService(
         RetrievalService(SearchStore(db), embedder, config), ExtractiveBackend(ExtractiveConfig()), TEMPLATES
@@ -67,6 +67,8 @@ async def test_a_question_that_is_only_a_file_name_finds_that_file(
     # the content alone ranks the page about the website first
     untitled = await answers(db, embedder).doc_search("alice", "website", 5)
     assert untitled[0]["source_id"] == "files__default: web"
+    off = await answers(db, embedder, file_name_first=False).doc_search("alice", "website.txt", 5)
+    assert off[0]["source_id"] == "files__default: web"
     # any case, with a leading dot dropped, and with its passage for `ccb search`
     shouted = await answers(db, embedder).doc_search("alice", "WEBSITE.TXT", 5, with_passages=True)
     assert shouted[0]["source_id"] == "files__default: release" and shouted[0]["passage"] == RELEASE_STEPS

@@ -30,8 +30,8 @@ async def service_for(db: Database, corpus: Corpus, embedder: MiniLmEmbedder) ->
         await corpus.add(source_id, [text], ["alice"])
 
     def make(**settings: float) -> RetrievalService:
-        # two vector candidates (two chunks asked) and rrf_k 1 make the fused order depend on the legs' weights alone
-        config = RetrievalConfig(exact_search_below=10**6, vector_candidates=2, rrf_k=1, **settings)
+        # rrf_k 1: the fused order depends on the legs' ranks and weights, not on how many candidates there are
+        config = RetrievalConfig(exact_search_below=10**6, rrf_k=1, **settings)
         return RetrievalService(SearchStore(db), embedder, config)
 
     return make
@@ -48,23 +48,26 @@ async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first
     service_for: Callable[..., RetrievalService],
 ) -> None:
     vector_only = service_for(lexical_weight=0, identifier_lexical_weight=0)
-    # the vector leg's two candidates leave out the document that defines the setting
-    assert [c.source_id for c in await vector_only.retrieve("alice", "retry_backoff_factor", 2)][:2] == [
+    # the vector leg ranks the document that defines the setting last
+    assert [c.source_id for c in await vector_only.retrieve("alice", "retry_backoff_factor", 3)] == [
         "mentions",
         "near",
+        "defines",
     ]
-    # equal weights (the old fusion): the passing mention found by both legs wins
-    even = await service_for(identifier_lexical_weight=1.0).retrieve("alice", "retry_backoff_factor", 2)
-    assert [c.source_id for c in even][:2] == ["mentions", "defines"]
-    # the default identifier weight: the full-text leg's first place wins
+    # equal weights (the old fusion): the passing mention found first by the vector leg wins
+    even = await service_for(identifier_lexical_weight=1.0).documents("alice", "retry_backoff_factor", 2)
+    assert [c.source_id for c in even] == ["mentions", "defines"]
+    # the default identifier weight: the full-text leg's first place wins /docSearch
+    found = await service_for().documents("alice", "retry_backoff_factor", 2)
+    assert [c.source_id for c in found] == ["defines", "mentions"]
+    # /query's chunks keep the even weights
     chunks = await service_for().retrieve("alice", "retry_backoff_factor", 2)
-    assert [c.source_id for c in chunks][:2] == ["defines", "mentions"]
-    assert chunks[0].legs == ("lexical",)
+    assert [c.source_id for c in chunks] == ["mentions", "defines"]
 
 
 async def test_a_question_in_words_keeps_the_even_weights(service_for: Callable[..., RetrievalService]) -> None:
     question = "Which retry_backoff_factor should my connection pool use when the server is slow to answer?"
     assert identifier_share(lexical_terms(question, 64)) < 0.5
-    default = await service_for().retrieve("alice", question, 2)
-    even = await service_for(identifier_lexical_weight=1.0).retrieve("alice", question, 2)
+    default = await service_for().documents("alice", question, 3)
+    even = await service_for(identifier_lexical_weight=1.0).documents("alice", question, 3)
     assert [c.source_id for c in default] == [c.source_id for c in even]
