@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-
-from quart_app.store.search_store import LexicalTerms
+from collections.abc import Sequence
 
 # words of a file name or a question: runs of letters and digits in any script (`dependency-resolution.md`)
 _NAME_WORD = re.compile(r"[^\W_]+")
@@ -35,7 +34,7 @@ def title_match(title: str, question: str) -> float:
     return sum(word in asked for word in words) / len(words)
 
 
-def named_files(terms: LexicalTerms) -> list[str]:
-    """The file names the question's identifiers can be (`dev/website.txt`: website.txt), as file_name gives them."""
-    names = (file_name(identifier) for identifier in terms.identifiers)
+def named_files(identifiers: Sequence[str]) -> list[str]:
+    """The file names a question's identifiers can be (`dev/website.txt`: website.txt), as file_name gives them."""
+    names = (file_name(identifier) for identifier in identifiers)
     return list(dict.fromkeys(name for name in names if "." in name))

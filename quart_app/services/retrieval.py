@@ -13,7 +13,7 @@ from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
 from quart_app.services.document_titles import named_files, title_match
-from quart_app.store.lexical_query import LexicalTerms, lexical_terms
+from quart_app.store.lexical_query import lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,11 @@ def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused
     return [(cid, sources[cid], scores[cid], tuple(found_by[cid])) for cid in ordered]
 
 
-def identifier_share(terms: LexicalTerms) -> float:
-    """Share of the question's distinct words that belong to its identifier phrases (`md.reset().convert`: 2 of 3)."""
-    if not terms.words:
-        return 0.0
-    inside = {word.lower() for phrase in terms.identifiers for word in _WORD.findall(phrase)}
-    return sum(word in inside for word in terms.words) / len(terms.words)
+def identifier_share(question: str, identifiers: Sequence[str]) -> float:
+    """Share of the question's distinct words that belong to its identifiers (`md.reset().convert`: 2 of 3)."""
+    words = {word.lower() for word in _WORD.findall(question)}
+    inside = {word.lower() for identifier in identifiers for word in _WORD.findall(identifier)}
+    return len(words & inside) / len(words) if words else 0.0
 
 
 class RetrievalService:
@@ -120,11 +119,14 @@ class RetrievalService:
             user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
         )
 
-    def _lexical_weight(self, terms: LexicalTerms, identifier_weight: bool) -> float:
+    async def _lexical_weight(self, query: str, identifiers: Sequence[str], identifier_weight: bool) -> float:
         """The full-text leg's weight: with `identifier_weight`, higher for a question made mostly of identifiers,
         which only it can match."""
-        if identifier_weight and identifier_share(terms) >= self._config.identifier_share:
-            return self._config.identifier_lexical_weight
+        if identifier_weight and identifiers:
+            # linear in the question, as lexical_terms
+            share = await asyncio.to_thread(identifier_share, query, identifiers)
+            if share >= self._config.identifier_share:
+                return self._config.identifier_lexical_weight
         return self._config.lexical_weight
 
     async def _rerank(
@@ -173,7 +175,7 @@ class RetrievalService:
         fused = fuse(
             {
                 "vector": (self._config.vector_weight, vector_hits),
-                "lexical": (self._lexical_weight(terms, identifier_weight), lexical_hits),
+                "lexical": (await self._lexical_weight(query, terms.identifiers, identifier_weight), lexical_hits),
             },
             self._config.rrf_k,
         )
@@ -207,7 +209,8 @@ class RetrievalService:
         best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True)
         named: dict[str, int] = {}
         if self._config.file_name_first:
-            names = named_files(await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms))
+            terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
+            names = named_files(terms.identifiers)
             named = {
                 hit.source_id: hit.chunk_id for hit in await self._store.documents_named(user_id, names, limit, scope)
             }

@@ -11,7 +11,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService, identifier_share
 from quart_app.store.database import Database
-from quart_app.store.search_store import SearchStore, lexical_terms
+from quart_app.store.search_store import SearchStore
 
 # defines the setting (three mentions: the full-text leg ranks it first) in text about something else
 DEFINES = (
@@ -38,10 +38,11 @@ async def service_for(db: Database, corpus: Corpus, embedder: MiniLmEmbedder) ->
 
 
 def test_identifier_share_counts_words_inside_identifiers() -> None:
-    assert identifier_share(lexical_terms("retry_backoff_factor", 64)) == 1.0
-    assert identifier_share(lexical_terms("md.reset().convert", 64)) == pytest.approx(2 / 3)
-    assert identifier_share(lexical_terms("How do I set the retry backoff factor?", 64)) == 0.0
-    assert identifier_share(lexical_terms("", 64)) == 0.0
+    assert identifier_share("retry_backoff_factor", ["retry_backoff_factor"]) == 1.0
+    assert identifier_share("md.reset().convert", ["md.reset"]) == pytest.approx(2 / 3)
+    assert identifier_share("iter_content iter_lines stream=True", ["iter_content", "iter_lines"]) == 0.5
+    assert identifier_share("How do I set the retry backoff factor?", []) == 0.0
+    assert identifier_share("", []) == 0.0
 
 
 async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first(
@@ -67,7 +68,7 @@ async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first
 
 async def test_a_question_in_words_keeps_the_even_weights(service_for: Callable[..., RetrievalService]) -> None:
     question = "Which retry_backoff_factor should my connection pool use when the server is slow to answer?"
-    assert identifier_share(lexical_terms(question, 64)) < 0.5
+    assert identifier_share(question, ["retry_backoff_factor"]) < 0.5
     default = await service_for().documents("alice", question, 3)
     even = await service_for(identifier_lexical_weight=1.0).documents("alice", question, 3)
     assert [c.source_id for c in default] == [c.source_id for c in even]
