@@ -208,7 +208,7 @@ class RetrievalConfig(_Section):
     vector_weight: float = Field(1.0, ge=0, description="weight of the vector leg in the fusion")
     lexical_weight: float = Field(1.0, ge=0, description="weight of the full-text leg in the fusion")
     identifier_lexical_weight: float = Field(
-        5.0,
+        10.0,
         ge=0,
         description="/docSearch: weight of the full-text leg instead when identifiers make up identifier_share of the"
         " question's words (`PIP_CONFIG_FILE`, `md.reset()`): the vector leg reads them as noise (/query keeps"
@@ -221,7 +221,7 @@ class RetrievalConfig(_Section):
         True, description="/docSearch: a document whose file name the question gives (`website.txt`) comes first"
     )
     title_weight: float = Field(
-        0.25,
+        0.1,
         ge=0,
         description="/docSearch: a document gains this share of a first-rank hit times the share of its file name's"
         " words found in the question",
