@@ -103,8 +103,8 @@ def informative_words(words: Sequence[str], sampled_chunks: int, chunk_counts: S
 
 def tier_groups(words_rarest_first: Sequence[str], holding: int, identifiers: Sequence[str]) -> list[str]:
     """tsquery inputs whose OR matches every chunk holding `holding` of the words or an identifier, and few others:
-    groups of words that must all be there (each its own GIN scan, which skips through its commoner words' entries),
-    and one of the identifiers.
+    per lead word, the groups of words that must all be there with it (each its own GIN scan, driven by the lead
+    word's entries, skipping through the commoner words'), and one of the identifiers.
 
     A chunk holding t of n words holds j of the n - t + j rarest, for any j <= t: the t - j others cannot make up
     the rest. j is the largest with at most MAX_INDEX_GROUPS groups: all n words for t = n, pairs of the 6 rarest
@@ -115,10 +115,21 @@ def tier_groups(words_rarest_first: Sequence[str], holding: int, identifiers: Se
     if lexemes:
         spare = len(lexemes) - holding
         pick = max(j for j in range(1, holding + 1) if j == 1 or math.comb(spare + j, j) <= MAX_INDEX_GROUPS)
-        groups = [" & ".join(group) for group in itertools.combinations(lexemes[: spare + pick], pick)]
+        # one scan per lead word (its rarest): 'a' & ('b' | 'c') is driven by a's entries, where 'a' & 'b' and
+        # 'a' & 'c' walked them twice
+        by_lead: dict[str, list[str]] = {}
+        for lead, *rest in itertools.combinations(lexemes[: spare + pick], pick):
+            by_lead.setdefault(lead, []).append(" & ".join(rest))
+        groups = [_lead_group(lead, rests) for lead, rests in by_lead.items()]
     if identifiers:
         groups.append(" | ".join(tsquery_literal(i) for i in identifiers))
     return groups
+
+
+def _lead_group(lead: str, rests: list[str]) -> str:
+    if rests == [""]:
+        return lead
+    return f"{lead} & {rests[0]}" if len(rests) == 1 else f"{lead} & ( {' | '.join(rests)} )"
 
 
 def match_tiers(words: int) -> list[int]:

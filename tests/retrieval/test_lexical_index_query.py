@@ -38,18 +38,20 @@ def test_each_tier_searches_the_index_with_groups_of_the_rarest_words() -> None:
     assert match_tiers(5) == [5, 4, 3] and match_tiers(1) == [1] and match_tiers(0) == [1]
     # all five: one group, which the index drives from the rarest word
     assert tier_groups(words, 5, []) == ["'fig' & 'kiwi' & 'lime' & 'grape' & 'mango'"]
-    # three of five: triples of the 5 rarest (10 groups); the identifiers are one group of lexemes of their own, no
-    # phrase for the index to recheck on the table
+    # three of five: triples of the 5 rarest, one GIN scan per lead word (fig with 6 pairs, kiwi with 3, lime with
+    # 1); the identifiers are one group of lexemes of their own, no phrase for the index to recheck on the table
     three = tier_groups(words, 3, ["files:scan", "config.php"])
-    assert len(three) == math.comb(5, 3) + 1 and three[-1] == "'files:scan' | 'config.php'"
+    assert three[2] == "'lime' & 'grape' & 'mango'" and three[-1] == "'files:scan' | 'config.php'"
+    assert three[1] == "'kiwi' & ( 'lime' & 'grape' | 'lime' & 'mango' | 'grape' & 'mango' )" and len(three) == 4
     assert "<->" not in " ".join(three)
     # one word of two: either
     assert tier_groups(["fig", "kiwi"], 1, []) == ["'fig'", "'kiwi'"]
     assert tier_groups([], 1, ["config.php"]) == ["'config.php'"]
-    # four of eight: pairs of the 6 rarest (15 groups; triples of the 7 rarest would be 35), the 2 commonest drive
-    # nothing
+    # four of eight: pairs of the 6 rarest (15; triples of the 7 rarest would be 35 > MAX_INDEX_GROUPS) in 5 scans,
+    # the 2 commonest drive nothing
     eight = [f"w{n}" for n in range(8)]
-    assert len(tier_groups(eight, 4, [])) == math.comb(6, 2) <= MAX_INDEX_GROUPS
+    assert tier_groups(eight, 4, [])[0] == "'w0' & ( 'w1' | 'w2' | 'w3' | 'w4' | 'w5' )"
+    assert len(tier_groups(eight, 4, [])) == 5 and math.comb(7, 3) > MAX_INDEX_GROUPS >= math.comb(6, 2)
     assert "'w6'" not in " ".join(tier_groups(eight, 4, [])) and "'w7'" not in " ".join(tier_groups(eight, 4, []))
     # quoted for the cast: user text cannot inject tsquery syntax
     assert tier_groups(["it's", "a\\b"], 2, []) == ["'it''s' & 'a\\\\b'"]
