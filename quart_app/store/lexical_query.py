@@ -152,11 +152,11 @@ class WordSample:
         kept = informative_words(self.words, self.chunks, counts)
         return sorted(kept, key=lambda word: counts[self.words.index(word)])[:MAX_MATCH_WORDS]
 
-    def tiers(self, deciding: list[str], limit: int, identifiers: bool) -> list[int]:
+    def tiers(self, deciding: list[str], limit: int) -> list[int]:
         """match_tiers, less those the sample settles. The sample is part of the user's chunks, so a tier with
         `limit` sampled hits has at least that many: only it is searched. Tiers above the first with a sampled hit
         would most likely find nothing and are skipped; when the sample is all of the user's chunks and no tier has
-        a hit, nothing qualifies (identifiers apart)."""
+        a hit, none is searched."""
         indexes = {self.words.index(word) for word in deciding}
         holding = [len(held & indexes) for held in self.held]
         tiers = match_tiers(len(deciding))
@@ -165,7 +165,7 @@ class WordSample:
         if enough:
             return enough[:1]
         hit = [t for t, hits in zip(tiers, sampled, strict=True) if hits > 0]
-        if not hit and self.chunks < WORD_STATS_SAMPLE and not identifiers:
+        if not hit and self.chunks < WORD_STATS_SAMPLE:
             return []
         return hit or tiers[-1:]
 
@@ -199,21 +199,28 @@ async def lexical_rows(
 ) -> list[tuple[int, str, float]]:
     """(chunk id, source id, rank) of the best `limit` lexical hits, best first.
 
-    Tiers keep the cost at what the answer needs: chunks holding all the words are searched first, then one word
-    fewer, down to half (WordSample.tiers skips those a sample of the user's chunks settles); a tier with `limit`
-    hits holds the best `limit` of every lower one (they rank by words held first). A tier whose index query brings
-    in LEXICAL_SCAN_CAP readable chunks ends the search with the best of those.
+    The identifiers are searched first, on their own: they rank above any count of words, and in a tier's scan the
+    chunks holding its words could fill the scan cap before the ones holding the identifier. Then the word tiers:
+    chunks holding all the words first, then one word fewer, down to half (WordSample.tiers skips those a sample of
+    the user's chunks settles); a tier with `limit` hits holds the best `limit` of every lower one (they rank by
+    words held first). A tier whose index query brings in LEXICAL_SCAN_CAP readable chunks ends the search with the
+    best of those.
     """
     sample = await sample_words(conn, where, params, terms.words)
     words = sample.deciding_words()
-    if not words and not terms.identifiers:  # only punctuation: no lexeme to search for
-        return []
     found: dict[int, tuple[int, str, float]] = {}
-    for holding in sample.tiers(words, limit, bool(terms.identifiers)):
-        rows, scanned = await _tier(conn, where, params, words, terms.identifiers, holding, limit)
+    if terms.identifiers:
+        identifier_groups = tier_groups([], 1, terms.identifiers)
+        rows, _ = await _tier(conn, where, params, words, terms.identifiers, identifier_groups, len(words) + 1, limit)
+        found = {row[0]: row for row in rows}
+    for holding in sample.tiers(words, limit) if words else []:
+        if len(found) >= limit:
+            break
+        groups = tier_groups(words, holding, [])
+        rows, scanned = await _tier(conn, where, params, words, terms.identifiers, groups, holding, limit)
         # a capped tier may miss some of the previous tier's hits: those rank above all of its own
         found = {**{row[0]: row for row in rows}, **found}
-        if len(found) >= limit or scanned >= LEXICAL_SCAN_CAP:
+        if scanned >= LEXICAL_SCAN_CAP:
             break
     return sorted(found.values(), key=lambda row: (-row[2], row[0]))[:limit]
 
@@ -224,13 +231,14 @@ async def _tier(
     params: dict[str, Any],
     words_rarest_first: list[str],
     identifiers: Sequence[str],
+    groups: list[str],
     holding: int,
     limit: int,
 ) -> tuple[list[tuple[int, str, float]], int]:
     """The best `limit` chunks holding `holding` of the words or an identifier, among the first LEXICAL_SCAN_CAP the
-    index brings in; and how many it brought in."""
+    index brings in through `groups` (tsquery inputs, OR-ed); and how many it brought in. Every word and identifier
+    counts in the rank."""
     lexemes = [tsquery_literal(w) for w in words_rarest_first]
-    groups = tier_groups(words_rarest_first, holding, identifiers)
     conditions = [sql.SQL("c.tsv @@ {}::tsquery").format(sql.Placeholder(f"group{n}")) for n in range(len(groups))]
     tier = {
         **{f"group{n}": group for n, group in enumerate(groups)},

@@ -164,15 +164,14 @@ def test_the_sample_picks_the_tiers_to_search() -> None:
     # rarest first: no sampled chunk holds lime or pear
     assert sample.deciding_words() == ["lime", "pear", "kiwi", "fig"]
     # the two-word tier has 110 >= 100 sampled hits: at least that many chunks, so it alone is searched
-    assert sample.tiers(["kiwi", "fig"], 100, identifiers=False) == [2]
+    assert sample.tiers(["kiwi", "fig"], 100) == [2]
     # with 200 wanted, from the first tier with a sampled hit down
-    assert sample.tiers(["kiwi", "fig"], 200, identifiers=False) == [2, 1]
+    assert sample.tiers(["kiwi", "fig"], 200) == [2, 1]
     # the four- and three-word tiers have no sampled hit: skipped
-    assert sample.tiers(words, 200, identifiers=False) == [2]
-    # a small user: every chunk sampled and none holds half the words, so no tier is searched (unless identifiers)
+    assert sample.tiers(words, 200) == [2]
+    # a small user: every chunk sampled and none holds half the words, so no tier is searched
     small = WordSample(words, 40, [frozenset({0})] * 3)
-    assert small.tiers(words, 100, identifiers=False) == []
-    assert small.tiers(words, 100, identifiers=True) == [2]
+    assert small.tiers(words, 100) == []
 
 
 async def test_a_small_user_whose_chunks_hold_too_few_of_the_words_costs_no_index_scan(
@@ -187,3 +186,15 @@ async def test_a_small_user_whose_chunks_hold_too_few_of_the_words_costs_no_inde
     RecordingCursor.sent = []
     await store.lexical_search("alice", lexical_terms("fig kiwi lime pear files:scan", 64), 100)
     assert len([params for _, params in RecordingCursor.sent if "holding" in str(params)]) == 1
+
+
+async def test_chunks_holding_the_words_cannot_crowd_the_identifier_out_of_a_capped_scan(
+    db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 30 chunks hold "publish" and "string" as words, written first; one holds the identifier publish_string
+    await corpus.add("alice: words", [f"publish the string {n}" for n in range(30)], ["alice"], embedded=False)
+    await corpus.add("alice: plain", [f"plain text {n}" for n in range(200)], ["alice"], embedded=False)
+    await corpus.add("alice: api", ["call publish_string() for string I/O"], ["alice"], embedded=False)
+    monkeypatch.setattr(lexical_query, "LEXICAL_SCAN_CAP", 5)
+    hits = await SearchStore(db).lexical_search("alice", lexical_terms("publish_string()", 64), 100)
+    assert hits[0].source_id == "alice: api" and hits[0].score >= IDENTIFIER_BONUS
