@@ -171,33 +171,44 @@ class WordSample:
 
 
 async def sample_words(
-    conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], raw_terms: Sequence[str]
+    conn: AsyncConnection[Any], readable: sql.Composable, params: dict[str, Any], raw_terms: Sequence[str]
 ) -> WordSample:
     """The question's words as the 'simple' parser makes them, and which of them each chunk of a sample of the
-    user's own holds (`where` restricts chunk `c` to the user and the scope)."""
-    # each word's tsquery is built once (q); concatenating an empty tsvector keeps each sampled tsvector
-    # decompressed once, where matching the stored value would decompress (or fetch from TOAST) it per word
+    user's own holds: the chunks of the user's documents in source id order, up to WORD_STATS_SAMPLE (`readable`
+    restricts access row `a` to the user and the scope)."""
+    # driven from the access rows through the source_id index (OFFSET 0 keeps the planner from making it a join,
+    # which it runs as a sequential scan of chunks): the sampled pages stay cached, where a sequential scan reads
+    # through a ring buffer, every question again; each word's tsquery is built once (q); concatenating an empty
+    # tsvector keeps each sampled tsvector decompressed once, where matching the stored value would decompress (or
+    # fetch from TOAST) it per word
     query = sql.SQL(
-        "WITH sample AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM chunks c WHERE {where}"
-        " LIMIT %(sample)s), q AS MATERIALIZED (SELECT t.lexeme, row_number() OVER (ORDER BY t.positions[1]) - 1"
+        "WITH sample AS MATERIALIZED (SELECT s.tsv || ''::tsvector AS tsv FROM (SELECT a.source_id FROM access a"
+        " WHERE {readable} ORDER BY a.source_id) src CROSS JOIN LATERAL (SELECT c.tsv FROM chunks c"
+        " WHERE c.source_id = src.source_id OFFSET 0) s LIMIT %(sample)s),"
+        " q AS MATERIALIZED (SELECT t.lexeme, row_number() OVER (ORDER BY t.positions[1]) - 1"
         " AS n, ('''' || replace(replace(t.lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS w"
         " FROM unnest(to_tsvector('simple', %(text)s)) AS t)"
         " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.n),"
         " ARRAY(SELECT h FROM (SELECT array_to_string(ARRAY(SELECT q.n FROM q WHERE s.tsv @@ q.w), ',') AS h"
         " FROM sample s) held WHERE h <> '')"
-    ).format(where=where)
-    row = await (
-        await conn.execute(query, {**params, "sample": WORD_STATS_SAMPLE, "text": " ".join(raw_terms)})
-    ).fetchone()
+    ).format(readable=readable)
+    values = {**params, "sample": WORD_STATS_SAMPLE, "text": " ".join(raw_terms)}
+    row = await (await conn.execute(query, values)).fetchone()
     assert row is not None
     held = [frozenset(int(n) for n in indexes.split(",")) for indexes in row[2]]
     return WordSample(list(row[1]), int(row[0]), held)
 
 
 async def lexical_rows(
-    conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], terms: LexicalTerms, limit: int
+    conn: AsyncConnection[Any],
+    where: sql.Composable,
+    readable: sql.Composable,
+    params: dict[str, Any],
+    terms: LexicalTerms,
+    limit: int,
 ) -> list[tuple[int, str, float]]:
-    """(chunk id, source id, rank) of the best `limit` lexical hits, best first.
+    """(chunk id, source id, rank) of the best `limit` lexical hits, best first; `where` restricts chunk `c` and
+    `readable` access row `a` to the user and the scope.
 
     The identifiers are searched first, on their own: they rank above any count of words, and in a tier's scan the
     chunks holding its words could fill the scan cap before the ones holding the identifier. Then the word tiers:
@@ -206,7 +217,7 @@ async def lexical_rows(
     words held first). A tier whose index query brings in LEXICAL_SCAN_CAP readable chunks ends the search with the
     best of those.
     """
-    sample = await sample_words(conn, where, params, terms.words)
+    sample = await sample_words(conn, readable, params, terms.words)
     words = sample.deciding_words()
     found: dict[int, tuple[int, str, float]] = {}
     if terms.identifiers:

@@ -88,6 +88,18 @@ def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[st
     return sql.SQL(" AND ").join(parts), params
 
 
+def _readable(scope: Scope | None) -> sql.Composable:
+    """The WHERE fragment restricting access row `a` to the user and the scope (parameters as _filters')."""
+    if scope is not None and scope.kind == "provider":
+        return sql.SQL(
+            "a.user_id = %(user_id)s AND EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
+            " AND d.provider = ANY(%(scope)s::text[]))"
+        )
+    if scope is not None:
+        return sql.SQL("a.user_id = %(user_id)s AND a.source_id = ANY(%(scope)s::text[])")
+    return sql.SQL("a.user_id = %(user_id)s")
+
+
 class SearchStore:
     """Read-only queries over documents/chunks/access; every query filters by user and scope in SQL."""
 
@@ -111,18 +123,10 @@ class SearchStore:
         and no chunk row (with its vector) is read; it decides between the exact and the HNSW path.
         """
         _, params = _filters(user_id, scope)
-        scope_sql: sql.Composable = sql.SQL("")
-        if scope is not None and scope.kind == "provider":
-            scope_sql = sql.SQL(
-                " AND EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
-                " AND d.provider = ANY(%(scope)s::text[]))"
-            )
-        elif scope is not None:
-            scope_sql = sql.SQL(" AND a.source_id = ANY(%(scope)s::text[])")
         query = sql.SQL(
             "SELECT count(*) FROM (SELECT 1 FROM access a JOIN chunks c ON c.source_id = a.source_id"
-            " WHERE a.user_id = %(user_id)s{scope} LIMIT %(cap)s) s"
-        ).format(scope=scope_sql)
+            " WHERE {readable} LIMIT %(cap)s) s"
+        ).format(readable=_readable(scope))
         async with self._db.connection() as conn:
             row = await (await conn.execute(query, {**params, "cap": cap})).fetchone()
         return int(row[0]) if row else 0
@@ -184,7 +188,7 @@ class SearchStore:
             return []
         where, params = _filters(user_id, scope)
         async with self._db.connection() as conn:
-            rows = await lexical_rows(conn, where, params, terms, limit)
+            rows = await lexical_rows(conn, where, _readable(scope), params, terms, limit)
         return [Hit(chunk_id, source_id, rank) for chunk_id, source_id, rank in rows]
 
     async def fetch_chunks(self, user_id: str, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:

@@ -198,3 +198,30 @@ async def test_chunks_holding_the_words_cannot_crowd_the_identifier_out_of_a_cap
     monkeypatch.setattr(lexical_query, "LEXICAL_SCAN_CAP", 5)
     hits = await SearchStore(db).lexical_search("alice", lexical_terms("publish_string()", 64), 100)
     assert hits[0].source_id == "alice: api" and hits[0].score >= IDENTIFIER_BONUS
+
+
+def chunk_rows_read(plan: dict[str, Any]) -> float:
+    """Rows the plan read from the chunks table, kept or filtered out, over all loops."""
+    own = 0.0
+    if plan.get("Relation Name") == "chunks":
+        own = (plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)) * plan["Actual Loops"]
+    return own + sum(chunk_rows_read(child) for child in plan.get("Plans", []))
+
+
+async def test_the_word_sample_reads_only_the_users_own_chunks(db: Database, corpus: Corpus) -> None:
+    # alice and bob own every other document: a sample taken in the table's order (a sequential scan, as the planner
+    # chose at size) read bob's chunks between alice's; at 1M chunks that cost 300 ms for a user of 50 documents
+    for n in range(40):
+        owner = ("alice", "bob")[n % 2]
+        await corpus.add(f"{owner}: notes {n}", [f"a fig note {n}.{m}" for m in range(50)], [owner], embedded=False)
+    async with db.connection() as conn:
+        await conn.execute("ANALYZE chunks, access")
+    store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+    RecordingCursor.sent = []
+    await store.lexical_search("alice", lexical_terms("fig note", 64), 100)
+    statement, params = next(sent for sent in RecordingCursor.sent if "sample" in str(sent[1]))
+    async with db.connection() as conn:
+        row = await (await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)).fetchone()
+    assert row is not None
+    plan = (row[0] if isinstance(row[0], list) else json.loads(row[0]))[0]["Plan"]
+    assert chunk_rows_read(plan) == WORD_STATS_SAMPLE
