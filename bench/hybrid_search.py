@@ -151,6 +151,21 @@ async def timed(label: str, laps: dict[str, list[float]], awaitable: Awaitable[T
     return result
 
 
+async def warm_up(
+    service: RetrievalService,
+    embedder: PrecomputedEmbedder,
+    args: argparse.Namespace,
+    users: list[str],
+    questions: list[tuple[str, list[float]]],
+) -> None:
+    """Retrieve each of `questions` (never a measured one) once for a random user: the caches of a server that has
+    been answering for a while, not of one just started."""
+    rng = np.random.default_rng(20261205)
+    for text, vector in questions:
+        embedder.vector = vector
+        await service.retrieve(str(rng.choice(users)), text, args.k_retrieve)
+
+
 async def measure_class(
     service: RetrievalService,
     store: SearchStore,
@@ -161,9 +176,7 @@ async def measure_class(
 ) -> list[str]:
     """Per (user, query): the whole retrieve, then each leg alone, the fetch, and the exact top 10."""
     config = RetrievalConfig(ef_search=args.ef_search)
-    for text, vector in queries[:3]:  # warm the caches and the pool
-        embedder.vector = vector
-        await service.retrieve(users[0], text, args.k_retrieve)
+    await warm_up(service, embedder, args, users, queries[:3])
     laps: dict[str, list[float]] = {}
     recalls: list[float] = []
     lexical_hits: list[int] = []
@@ -205,8 +218,14 @@ async def measure_class(
     return lines
 
 
-async def measure(dsn: str, args: argparse.Namespace, queries: list[tuple[str, list[float]]]) -> list[str]:
-    """Regular users (random of --users), then the users who read only --loner-docs documents (a fifth as many)."""
+async def measure(
+    dsn: str,
+    args: argparse.Namespace,
+    queries: list[tuple[str, list[float]]],
+    warm: list[tuple[str, list[float]]],
+) -> list[str]:
+    """After the `warm` questions, regular users (random of --users), then the users who read only --loner-docs
+    documents (a fifth as many)."""
     config = RetrievalConfig(ef_search=args.ef_search)
     db = Database(dsn, min_size=2, max_size=8)
     await db.open(timeout_s=30)
@@ -218,9 +237,11 @@ async def measure(dsn: str, args: argparse.Namespace, queries: list[tuple[str, l
         f"k = {args.k_retrieve}; RetrievalConfig (vector_candidates {config.vector_candidates},"
         f" lexical_candidates {config.lexical_candidates}, ef_search {config.ef_search}, max_lexical_terms"
         f" {config.max_lexical_terms}); queries run one at a time",
+        f"warm-up: {len(warm)} other held-out questions first (a server that has been answering a while)",
         f"regular users: {len(queries)} queries, one random user each (of {args.users})",
     ]
     users = [f"user{u:03d}" for u in rng.integers(0, args.users, size=len(queries))]
+    await warm_up(service, embedder, args, [f"user{u:03d}" for u in range(args.users)], warm)
     lines += await measure_class(service, store, embedder, args, users, queries)
     if args.loners:
         few = queries[: max(3, len(queries) // 5)]
@@ -256,6 +277,7 @@ def main() -> None:
     parser.add_argument("--loners", type=int, default=5, help="extra users who read only --loner-docs documents")
     parser.add_argument("--loner-docs", type=int, default=50)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--warm-queries", type=int, default=200, help="other held-out questions run before timing")
     parser.add_argument("--k", type=int, default=10, help="recall@k of the vector leg")
     parser.add_argument("--ef-search", type=int, default=RetrievalConfig().ef_search, help="retrieval.ef_search")
     parser.add_argument("--k-retrieve", type=int, default=30, help="chunks retrieved (chat_context_chunks)")
@@ -278,6 +300,8 @@ def main() -> None:
     texts = [sentences[n] for n in order[: args.sentences // 2]] + sentences[args.sentences :]
     held_out = order[args.sentences // 2 :][: args.queries]
     queries = [(sentences[n], list(map(float, vectors[n]))) for n in held_out]
+    warm_ids = order[args.sentences // 2 :][args.queries : args.queries + args.warm_queries]
+    warm = [(sentences[n], list(map(float, vectors[n]))) for n in warm_ids]
     args.data_dir.mkdir(parents=True, exist_ok=True)
     cluster, server = start_postgres(args.data_dir)
     args.postmaster = server.pid  # the launcher execs the server: same pid
@@ -303,7 +327,7 @@ def main() -> None:
                 encoding="utf-8",
             )
         on_disk = sizes(cluster.dsn)
-        lines = asyncio.run(measure(cluster.dsn, args, queries))
+        lines = asyncio.run(measure(cluster.dsn, args, queries, warm))
     finally:
         stop(server)
     header = [
