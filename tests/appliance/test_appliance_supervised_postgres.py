@@ -74,6 +74,7 @@ def test_postgres_starts_running_with_role_database_and_vector(supervised: tuple
     assert query(cluster, "SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
     assert query(cluster, "SELECT rolsuper FROM pg_roles WHERE rolname = 'ccb'") == [(False,)]
     assert query(cluster, "SHOW maintenance_work_mem") == [("1GB",)]  # pgsql/postgresql.conf is included
+    assert query(cluster, "SHOW io_method") == [("sync",)]  # reads from the page cache without an io worker hop
     assert query(cluster, "SHOW listen_addresses") == [("",)]  # unix socket only
     query(cluster, "CREATE TABLE survivors (id int PRIMARY KEY, note text)")
     query(cluster, "INSERT INTO survivors VALUES (1, 'before restart')")
