@@ -48,6 +48,10 @@ MAX_INDEX_GROUPS = 20
 # chunks the user may read that one tier's index query may bring in for counting; past it the tier's hits are the
 # best of the first ones found (with words common in the user's chunks, thousands would qualify)
 LEXICAL_SCAN_CAP = 200
+# below this many chunks (in the scope) a user's own chunks are read through the access rows and every word counted
+# on each, in one query for all tiers (as the vector leg's exact scan): the GIN index would bring in the chunks of
+# every reader that hold the words, to keep the few this user may read
+DIRECT_SCAN_BELOW = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,7 @@ class WordSample:
     words: list[str]  # lexemes, in question order
     chunks: int  # chunks sampled: all of the user's (in the scope) when below WORD_STATS_SAMPLE
     held: list[frozenset[int]]  # per sampled chunk holding any: the indexes of the words it holds
+    user_chunks: int  # the user's chunks (in the scope), counted up to DIRECT_SCAN_BELOW
 
     def deciding_words(self) -> list[str]:
         """The informative words, rarest first, at most MAX_MATCH_WORDS."""
@@ -190,13 +195,14 @@ async def sample_words(
         " FROM unnest(to_tsvector('simple', %(text)s)) AS t)"
         " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.n),"
         " ARRAY(SELECT h FROM (SELECT array_to_string(ARRAY(SELECT q.n FROM q WHERE s.tsv @@ q.w), ',') AS h"
-        " FROM sample s) held WHERE h <> '')"
+        " FROM sample s) held WHERE h <> ''), (SELECT count(*) FROM (SELECT 1 FROM access a CROSS JOIN LATERAL"
+        " (SELECT 1 FROM chunks c WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable} LIMIT %(direct)s) n)"
     ).format(readable=readable)
-    values = {**params, "sample": WORD_STATS_SAMPLE, "text": " ".join(raw_terms)}
+    values = {**params, "sample": WORD_STATS_SAMPLE, "direct": DIRECT_SCAN_BELOW, "text": " ".join(raw_terms)}
     row = await (await conn.execute(query, values)).fetchone()
     assert row is not None
     held = [frozenset(int(n) for n in indexes.split(",")) for indexes in row[2]]
-    return WordSample(list(row[1]), int(row[0]), held)
+    return WordSample(list(row[1]), int(row[0]), held, int(row[3]))
 
 
 async def lexical_rows(
@@ -215,20 +221,29 @@ async def lexical_rows(
     chunks holding all the words first, then one word fewer, down to half (WordSample.tiers skips those a sample of
     the user's chunks settles); a tier with `limit` hits holds the best `limit` of every lower one (they rank by
     words held first). A tier whose index query brings in LEXICAL_SCAN_CAP readable chunks ends the search with the
-    best of those.
+    best of those. A user with fewer than DIRECT_SCAN_BELOW chunks gets every tier in one exact pass over them.
     """
     sample = await sample_words(conn, readable, params, terms.words)
     words = sample.deciding_words()
+    tiers = sample.tiers(words, limit) if words else []
+    if sample.user_chunks < DIRECT_SCAN_BELOW:
+        if not tiers and not terms.identifiers:
+            return []
+        # the lowest tier holds every higher one; without a tier no count of words qualifies
+        holding = min(tiers, default=len(words) + 1)
+        candidates = _direct_candidates(readable, words, terms.identifiers)
+        rows, _ = await _tier(conn, candidates, params, words, terms.identifiers, holding, limit)
+        return rows
     found: dict[int, tuple[int, str, float]] = {}
     if terms.identifiers:
-        identifier_groups = tier_groups([], 1, terms.identifiers)
-        rows, _ = await _tier(conn, where, params, words, terms.identifiers, identifier_groups, len(words) + 1, limit)
+        candidates = _index_candidates(where, tier_groups([], 1, terms.identifiers))
+        rows, _ = await _tier(conn, candidates, params, words, terms.identifiers, len(words) + 1, limit)
         found = {row[0]: row for row in rows}
-    for holding in sample.tiers(words, limit) if words else []:
+    for holding in tiers:
         if len(found) >= limit:
             break
-        groups = tier_groups(words, holding, [])
-        rows, scanned = await _tier(conn, where, params, words, terms.identifiers, groups, holding, limit)
+        candidates = _index_candidates(where, tier_groups(words, holding, []))
+        rows, scanned = await _tier(conn, candidates, params, words, terms.identifiers, holding, limit)
         # a capped tier may miss some of the previous tier's hits: those rank above all of its own
         found = {**{row[0]: row for row in rows}, **found}
         if scanned >= LEXICAL_SCAN_CAP:
@@ -236,52 +251,73 @@ async def lexical_rows(
     return sorted(found.values(), key=lambda row: (-row[2], row[0]))[:limit]
 
 
+def _index_candidates(where: sql.Composable, groups: list[str]) -> tuple[sql.Composable, dict[str, Any], int]:
+    """Chunks `c` the GIN index brings in through `groups` (tsquery inputs, OR-ed), those the user may read (`where`),
+    at most LEXICAL_SCAN_CAP: (FROM and WHERE, their parameters, the cap)."""
+    # one condition per group: a BitmapOr of GIN scans (one tsquery of all groups was evaluated whole on every entry of
+    # every word, twice the time)
+    conditions = [sql.SQL("c.tsv @@ {}::tsquery").format(sql.Placeholder(f"group{n}")) for n in range(len(groups))]
+    fragment = sql.SQL("FROM chunks c WHERE ({groups}) AND {where}").format(
+        groups=sql.SQL(" OR ").join(conditions), where=where
+    )
+    return fragment, {f"group{n}": group for n, group in enumerate(groups)}, LEXICAL_SCAN_CAP
+
+
+def _direct_candidates(
+    readable: sql.Composable, words: Sequence[str], identifiers: Sequence[str]
+) -> tuple[sql.Composable, dict[str, Any], int]:
+    """The user's own chunks `c` holding any of the terms, read through the access rows (`readable`) and the source_id
+    index (OFFSET 0: not made a join, which the planner runs as a sequential scan of chunks)."""
+    fragment = sql.SQL(
+        "FROM access a CROSS JOIN LATERAL (SELECT c.id, c.source_id, c.tsv FROM chunks c"
+        " WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable} AND c.tsv @@ %(any_term)s::tsquery"
+    ).format(readable=readable)
+    any_term = " | ".join(tsquery_literal(term) for term in [*words, *identifiers])
+    return fragment, {"any_term": any_term}, DIRECT_SCAN_BELOW
+
+
 async def _tier(
     conn: AsyncConnection[Any],
-    where: sql.Composable,
+    candidates: tuple[sql.Composable, dict[str, Any], int],
     params: dict[str, Any],
     words_rarest_first: list[str],
     identifiers: Sequence[str],
-    groups: list[str],
     holding: int,
     limit: int,
 ) -> tuple[list[tuple[int, str, float]], int]:
-    """The best `limit` chunks holding `holding` of the words or an identifier, among the first LEXICAL_SCAN_CAP the
-    index brings in through `groups` (tsquery inputs, OR-ed); and how many it brought in. Every word and identifier
-    counts in the rank."""
+    """The best `limit` of the `candidates` (_index_candidates or _direct_candidates) holding `holding` of the words
+    or an identifier; and how many candidates were read. Every word and identifier counts in the rank."""
+    fragment, candidate_params, scan_cap = candidates
     lexemes = [tsquery_literal(w) for w in words_rarest_first]
-    conditions = [sql.SQL("c.tsv @@ {}::tsquery").format(sql.Placeholder(f"group{n}")) for n in range(len(groups))]
     tier = {
-        **{f"group{n}": group for n, group in enumerate(groups)},
+        **candidate_params,
         **params,
         "words": lexemes,
         "identifiers": [tsquery_literal(i) for i in identifiers],
         # NULL without words: an empty tsquery matches nothing and logs a notice
         "any_word": " | ".join(lexemes) or None,
         "holding": holding,
-        "scan_cap": LEXICAL_SCAN_CAP,
+        "scan_cap": scan_cap,
         "limit": limit,
     }
-    # each term's tsquery is built once (q), not once per chunk; the index is searched with one condition per group
-    # (a BitmapOr of GIN scans: one tsquery of all groups was evaluated whole on every entry of every word, twice the
-    # time), lexemes only, no phrase to recheck; the fenced, capped m counts words only on chunks the user may read,
-    # each tsvector decompressed once (|| ''); ts_rank_cd normalised below 1 (flag 32), so the words held decide the
-    # order first
+    # each term's tsquery is built once (q), not once per chunk; lexemes only, no phrase to recheck; the fenced,
+    # capped m counts words only on chunks the user may read, each tsvector decompressed once (|| ''); ts_rank_cd
+    # normalised below 1 (flag 32), so the words held decide the order first
     query = sql.SQL(
         "WITH q AS (SELECT %(any_word)s::tsquery AS any_word,"
         " ARRAY(SELECT w::tsquery FROM unnest(%(words)s::text[]) AS w) AS words,"
         " ARRAY(SELECT i::tsquery FROM unnest(%(identifiers)s::text[]) AS i) AS idents),"
-        " m AS MATERIALIZED (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv FROM chunks c"
-        " WHERE ({groups}) AND {where} LIMIT %(scan_cap)s)"
+        " m AS MATERIALIZED (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv {candidates}"
+        " LIMIT %(scan_cap)s)"
         " (SELECT id, source_id, idents * {bonus} + words + text_rank AS rank, NULL::bigint FROM ("
         "SELECT m.id, m.source_id,"
         " (SELECT count(*) FROM unnest(q.words) AS t WHERE m.tsv @@ t) AS words,"
         " (SELECT count(*) FROM unnest(q.idents) AS t WHERE m.tsv @@ t) AS idents,"
         " coalesce(ts_rank_cd(m.tsv, q.any_word, 32), 0) AS text_rank FROM q, m) s"
         " WHERE words >= %(holding)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s)"
-        # one more row, with no chunk: how many chunks the index brought in
+        # one more row, with no chunk: how many candidates were read
         " UNION ALL SELECT NULL, NULL, NULL, (SELECT count(*) FROM m)"
-    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), where=where, groups=sql.SQL(" OR ").join(conditions))
+    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), candidates=fragment)
     rows = await (await conn.execute(query, tier)).fetchall()
     scanned = next(int(r[3]) for r in rows if r[0] is None)
     return [(int(r[0]), str(r[1]), float(r[2])) for r in rows if r[0] is not None], scanned

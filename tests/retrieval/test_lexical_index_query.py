@@ -86,7 +86,10 @@ def most_subplan_loops(plan: dict[str, Any]) -> float:
     return max([float(own), *(most_subplan_loops(child) for child in plan.get("Plans", []))])
 
 
-async def test_words_are_counted_only_in_chunks_holding_two_of_them(db: Database, corpus: Corpus) -> None:
+async def test_words_are_counted_only_in_chunks_holding_two_of_them(
+    db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", 0)  # the index path, as for a user with many chunks
     words = ["apple", "banana", "cherry", "damson"]
     # each word alone in 150 chunks, two of them together in 3, none in 400: every word is informative (< 25%)
     singles = [f"a note about {words[n % 4]} number {n}" for n in range(600)]
@@ -122,7 +125,12 @@ def qualifying(texts: dict[int, str], question: list[str]) -> set[int]:
     return {cid for cid, text in texts.items() if sum(w in text.split() for w in rarest) >= need}
 
 
-async def test_the_hits_are_exactly_the_chunks_holding_half_the_informative_words(db: Database, corpus: Corpus) -> None:
+@pytest.mark.parametrize("direct_below", [0, lexical_query.DIRECT_SCAN_BELOW], ids=["index", "direct"])
+async def test_the_hits_are_exactly_the_chunks_holding_half_the_informative_words(
+    db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch, direct_below: int
+) -> None:
+    # through the GIN index tier by tier, and in one pass over the user's own chunks: the same rule
+    monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", direct_below)
     rng = random.Random(11)
     # word n is in a chunk with probability 0.02 .. 0.5: rare, informative and common words
     texts = [" ".join(w for n, w in enumerate(FRUITS) if rng.random() < 0.02 + 0.04 * n) or "empty" for _ in range(300)]
@@ -143,6 +151,7 @@ async def test_the_hits_are_exactly_the_chunks_holding_half_the_informative_word
 async def test_a_tier_past_the_scan_cap_keeps_the_better_hits_of_the_tier_before(
     db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", 0)  # the index path, as for a user with many chunks
     # 40 chunks hold "fig" alone, written first, so a capped scan of "fig" sees only them; 3 hold "fig kiwi"; 200
     # hold neither, so "fig" stays informative
     await corpus.add("alice: figs", [f"fig number {n}" for n in range(40)], ["alice"], embedded=False)
@@ -160,7 +169,7 @@ async def test_a_tier_past_the_scan_cap_keeps_the_better_hits_of_the_tier_before
 def test_the_sample_picks_the_tiers_to_search() -> None:
     words = ["fig", "kiwi", "lime", "pear"]
     # 110 sampled chunks hold fig and kiwi, 5 hold fig alone, the whole sample taken (a big user)
-    sample = WordSample(words, WORD_STATS_SAMPLE, [frozenset({0, 1})] * 110 + [frozenset({0})] * 5)
+    sample = WordSample(words, WORD_STATS_SAMPLE, [frozenset({0, 1})] * 110 + [frozenset({0})] * 5, 9000)
     # rarest first: no sampled chunk holds lime or pear
     assert sample.deciding_words() == ["lime", "pear", "kiwi", "fig"]
     # the two-word tier has 110 >= 100 sampled hits: at least that many chunks, so it alone is searched
@@ -170,7 +179,7 @@ def test_the_sample_picks_the_tiers_to_search() -> None:
     # the four- and three-word tiers have no sampled hit: skipped
     assert sample.tiers(words, 200) == [2]
     # a small user: every chunk sampled and none holds half the words, so no tier is searched
-    small = WordSample(words, 40, [frozenset({0})] * 3)
+    small = WordSample(words, 40, [frozenset({0})] * 3, 40)
     assert small.tiers(words, 100) == []
 
 
@@ -191,6 +200,7 @@ async def test_a_small_user_whose_chunks_hold_too_few_of_the_words_costs_no_inde
 async def test_chunks_holding_the_words_cannot_crowd_the_identifier_out_of_a_capped_scan(
     db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", 0)  # the index path, as for a user with many chunks
     # 30 chunks hold "publish" and "string" as words, written first; one holds the identifier publish_string
     await corpus.add("alice: words", [f"publish the string {n}" for n in range(30)], ["alice"], embedded=False)
     await corpus.add("alice: plain", [f"plain text {n}" for n in range(200)], ["alice"], embedded=False)
@@ -201,9 +211,9 @@ async def test_chunks_holding_the_words_cannot_crowd_the_identifier_out_of_a_cap
 
 
 def chunk_rows_read(plan: dict[str, Any]) -> float:
-    """Rows the plan read from the chunks table, kept or filtered out, over all loops."""
+    """Rows the plan read from the chunks table's heap, kept or filtered out, over all loops."""
     own = 0.0
-    if plan.get("Relation Name") == "chunks":
+    if plan.get("Relation Name") == "chunks" and plan["Node Type"] != "Index Only Scan":
         own = (plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)) * plan["Actual Loops"]
     return own + sum(chunk_rows_read(child) for child in plan.get("Plans", []))
 
@@ -215,7 +225,7 @@ async def test_the_word_sample_reads_only_the_users_own_chunks(db: Database, cor
         owner = ("alice", "bob")[n % 2]
         await corpus.add(f"{owner}: notes {n}", [f"a fig note {n}.{m}" for m in range(50)], [owner], embedded=False)
     async with db.connection() as conn:
-        await conn.execute("ANALYZE chunks, access")
+        await conn.execute("VACUUM ANALYZE chunks, access")  # the count of her chunks reads only the index
     store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
     RecordingCursor.sent = []
     await store.lexical_search("alice", lexical_terms("fig note", 64), 100)
@@ -225,3 +235,30 @@ async def test_the_word_sample_reads_only_the_users_own_chunks(db: Database, cor
     assert row is not None
     plan = (row[0] if isinstance(row[0], list) else json.loads(row[0]))[0]["Plan"]
     assert chunk_rows_read(plan) == WORD_STATS_SAMPLE
+
+
+async def test_a_user_with_few_chunks_is_searched_in_them_not_through_the_index(
+    db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bob's 5,000 chunks all hold "fig"; alice reads 1,500 chunks in 150 documents, 10 of them with "fig"
+    for n in range(50):
+        await corpus.add(f"bob: figs {n}", [f"fig tree {n}.{m}" for m in range(100)], ["bob"], embedded=False)
+    for n in range(150):
+        notes = [f"a {'fig' if n % 15 == 0 and m == 0 else 'plum'} note {n}.{m}" for m in range(10)]
+        await corpus.add(f"alice: notes {n}", notes, ["alice"], embedded=False)
+    async with db.connection() as conn:
+        await conn.execute("ANALYZE chunks, access")
+    read: dict[int, float] = {}
+    for direct_below in (0, lexical_query.DIRECT_SCAN_BELOW):
+        monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", direct_below)
+        store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+        RecordingCursor.sent = []
+        hits = await store.lexical_search("alice", lexical_terms("fig", 64), 100)
+        assert {h.source_id.split(" ")[0] for h in hits} == {"alice:"} and len(hits) == 10
+        statement, params = next(sent for sent in RecordingCursor.sent if "holding" in str(sent[1]))
+        async with db.connection() as conn:
+            row = await (await conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)).fetchone()
+        assert row is not None
+        read[direct_below] = chunk_rows_read((row[0] if isinstance(row[0], list) else json.loads(row[0]))[0]["Plan"])
+    # through the index, bob's chunks holding "fig" are read to be dropped; directly, alice's own only
+    assert read[lexical_query.DIRECT_SCAN_BELOW] <= 1500 < read[0]
