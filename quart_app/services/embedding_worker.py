@@ -46,6 +46,7 @@ from quart_app.store.queue_store import (
     has_claimable,
     release,
     renew,
+    still_leased,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ _CLAIM_RETRIES = 50
 _MAX_CLAIM_ROWS = 1024
 # longest pause between attempts while the database is unreachable
 _STORE_BACKOFF_MAX_S = 30.0
+# chunks another transaction held while their batch was written: first and longest pause before writing them again,
+# and how long to keep trying before leaving them to their lease
+SKIPPED_ROWS_FIRST_WAIT_S = 0.02
+SKIPPED_ROWS_MAX_WAIT_S = 2.0
+SKIPPED_ROWS_WAIT_S = 60.0
 T = TypeVar("T")
 
 
@@ -362,21 +368,10 @@ class EmbeddingWorker:
     async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
         if not claim.chunks:
             return 0
-        outages = 0
         keep_until = time.monotonic() + self._config.lease_s
-        write = partial(complete, claim=claim, vectors=vectors, new_hashes=new_hashes)
-        while True:
-            try:
-                # a deadlock victim is written again by run_transaction: the vectors are still good
-                written = await self._db.run_transaction(write, "writing an embedding batch")
-                break
-            except DatabaseUnavailableError as exc:
-                # keep the vectors until the database is back rather than embedding the batch again after its lease
-                outages += 1
-                if time.monotonic() >= keep_until:
-                    raise
-                logger.warning("embedding batch write: %s; trying again", exc)
-                await asyncio.sleep(self._store_backoff(outages))
+        written = await self._write(claim, vectors, new_hashes, keep_until)
+        if written < len(claim.chunks):
+            written += await self._write_skipped(claim, vectors, new_hashes, keep_until)
         self.counters.batches += 1
         self.counters.chunks_embedded += written
         if written < len(claim.chunks):
@@ -385,6 +380,44 @@ class EmbeddingWorker:
                 len(claim.chunks) - written,
                 len(claim.chunks),
             )
+        return written
+
+    async def _write(
+        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
+    ) -> int:
+        """complete() the claim, trying again while the database is away (until `keep_until`)."""
+        outages = 0
+        write = partial(complete, claim=claim, vectors=vectors, new_hashes=new_hashes)
+        while True:
+            try:
+                # a deadlock victim is written again by run_transaction: the vectors are still good
+                return await self._db.run_transaction(write, "writing an embedding batch")
+            except DatabaseUnavailableError as exc:
+                # keep the vectors until the database is back rather than embedding the batch again after its lease
+                outages += 1
+                if time.monotonic() >= keep_until:
+                    raise
+                logger.warning("embedding batch write: %s; trying again", exc)
+                await asyncio.sleep(self._store_backoff(outages))
+
+    async def _write_skipped(
+        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
+    ) -> int:
+        """Write the claim's chunks that complete() skipped because another transaction held them (a delete, or a
+        concurrent claim whose scan locked them for a moment), once it lets go: left to their lease they stalled the
+        queue for 10 minutes. Gives up after SKIPPED_ROWS_WAIT_S; the lease then brings them back."""
+        written = 0
+        wait = SKIPPED_ROWS_FIRST_WAIT_S
+        give_up = min(keep_until, time.monotonic() + SKIPPED_ROWS_WAIT_S)
+        while time.monotonic() < give_up:
+            async with self._db.connection() as conn:
+                pending = await still_leased(conn, claim)
+            if not pending:
+                break
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, SKIPPED_ROWS_MAX_WAIT_S)
+            rest = Claim(claim.token, [c for c in claim.chunks if c.id in pending])
+            written += await self._write(rest, vectors, new_hashes, keep_until)
         return written
 
     async def _fail(self, claim: Claim, error: str, retryable: bool) -> int:

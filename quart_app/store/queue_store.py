@@ -1,9 +1,9 @@
 """SQL for the embedding queue: chunks without vectors, claimed under a lease so several workers can share it.
 
-Writes to leased chunks skip rows another transaction holds instead of waiting for them: only a delete (of the
-document, or of an old version by a re-index) locks leased rows, it cascades through them in its own order, and a
-worker holding some rows while waiting for others deadlocked with it. A skipped row is being deleted; if that delete
-rolls back, the row's lease runs out and it is embedded again.
+Writes to leased chunks skip rows another transaction holds instead of waiting for them: a delete (of the document,
+or of an old version by a re-index) locks leased rows and cascades through them in its own order, so a worker holding
+some rows while waiting for others deadlocked with it; a concurrent claim's scan may lock them for a moment too. The
+worker writes a skipped row again once the other transaction lets go.
 """
 
 from __future__ import annotations
@@ -77,6 +77,16 @@ async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_r
         (ClaimedChunk(r[0], embedding_text(r[1], r[2]), bytes(r[3]), r[4]) for r in rows), key=lambda c: c.id
     )
     return Claim(token, chunks)
+
+
+async def still_leased(conn: Connection, claim: Claim) -> set[int]:
+    """The claim's chunks still queued under its lease (not written, not deleted, not taken over): after complete(),
+    those another transaction held."""
+    cur = await conn.execute(
+        "SELECT id FROM chunks WHERE id = ANY(%s) AND lease_token = %s AND embed_state = 'queued'",
+        ([c.id for c in claim.chunks], claim.token),
+    )
+    return {row[0] for row in await cur.fetchall()}
 
 
 async def renew(conn: Connection, claim: Claim, lease_s: float) -> int:
