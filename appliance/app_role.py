@@ -65,6 +65,8 @@ ROLE_DUTIES: Mapping[AppRole, frozenset[Duty]] = {
 EMBEDDER_DUTIES = frozenset({Duty.EMBEDDING, Duty.TASKS, Duty.PUSH_ROUTES})
 # duties that answer questions: a role with none of them loads no LLM
 ANSWER_DUTIES = frozenset({Duty.TASKS, Duty.PUSH_ROUTES})
+# the duties that ingest or change access: they take source claims (quart_app/store/claim_store.py)
+CLAIM_DUTIES = frozenset({Duty.DOCUMENT_QUEUE, Duty.ACTION_QUEUE, Duty.PUSH_ROUTES})
 
 
 def has_duty(role: AppRole, duty: Duty) -> bool:

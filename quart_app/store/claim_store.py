@@ -30,6 +30,8 @@ KIND_NUMBERS = {"source": 1, "provider": 2, "user": 3}
 LOCK_CLASS_BASE = 0x4343_0000
 # connections held at once by claims of this process (each waiting change and each ingest in flight holds one)
 CLAIM_CONNECTIONS = 16
+# the claim connections' application_name (and pool name)
+CLAIM_APPLICATION = "ccb-claims"
 # change stamps older than this are dropped; a load whose stamp is older is treated as stale (it is retried)
 CHANGES_KEPT_S = 3600.0
 PRUNE_EVERY_S = 60.0
@@ -97,19 +99,20 @@ async def _configure(conn: Connection) -> None:
 class ClaimStore:
     """The claim connections of this process; `open()` before use, `close()` releases every claim."""
 
-    def __init__(self, dsn: str, max_size: int = CLAIM_CONNECTIONS) -> None:
+    def __init__(self, dsn: str, max_size: int = CLAIM_CONNECTIONS, min_size: int = 1) -> None:
         self._dsn = dsn
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             dsn,
-            min_size=1,
+            min_size=min_size,
             max_size=max_size,
             open=False,
             configure=_configure,
             reset=self._unlock_all,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            name="ccb-claims",
+            # named in pg_stat_activity: an administrator tells claim connections from request ones
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S, "application_name": CLAIM_APPLICATION},
+            name=CLAIM_APPLICATION,
         )
         self._pruned_at = 0.0
         # id() of the connections that took locks since they left the pool (only those need the reset's query)

@@ -15,14 +15,15 @@ from appliance.errors import ConfigError
 from quart_app import create_app
 from quart_app.engine import ENGINE_EXTENSION, Engine
 from quart_app.store import DatabaseUnavailableError
+from quart_app.store.claim_store import CLAIM_APPLICATION
 
 # the base section: a normal replica gets these; roles inherit the acquire timeout (short, so the test is quick)
 BASE = {"pool_max": 8, "statement_timeout_s": 60, "acquire_timeout_s": 0.5}
 
 
 @pytest.mark.parametrize(
-    ("role", "pool_max", "statement_timeout"),
-    [("", 8, "1min"), ("embedding-worker", 4, "2min"), ("requestproc", 16, "1min")],
+    ("role", "pool_max", "statement_timeout", "claim_connections"),
+    [("", 8, "1min", 1), ("embedding-worker", 4, "2min", 0), ("requestproc", 16, "1min", 1)],
 )
 async def test_a_replica_opens_the_pool_of_its_role(
     tmp_path: Path,
@@ -31,6 +32,7 @@ async def test_a_replica_opens_the_pool_of_its_role(
     role: str,
     pool_max: int,
     statement_timeout: str,
+    claim_connections: int,
 ) -> None:
     settings = make_settings(tmp_path / "storage", fresh_dsn, contract_config(embedder_url, pgvector=BASE))
     # the replica's role as AppSettings.from_env reads it from APP_ROLE
@@ -40,6 +42,12 @@ async def test_a_replica_opens_the_pool_of_its_role(
         async with engine.db.connection() as conn:
             cur = await conn.execute("SHOW statement_timeout")
             assert await cur.fetchone() == (statement_timeout,)
+            # a role that never claims a source keeps no claim connection open
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+                (CLAIM_APPLICATION,),
+            )
+            assert await cur.fetchone() == (claim_connections,)
         held = 0
         async with AsyncExitStack() as stack:
             with pytest.raises(DatabaseUnavailableError) as exhausted:
