@@ -55,6 +55,16 @@ DIRECT_SCAN_BELOW = 2000
 
 
 @dataclass(frozen=True, slots=True)
+class Candidates:
+    """The chunks `c` a tier counts words on: the FROM and WHERE that bring them in, its parameters, and how many
+    are read at most."""
+
+    fragment: sql.Composable
+    params: dict[str, Any]
+    scan_cap: int
+
+
+@dataclass(frozen=True, slots=True)
 class LexicalTerms:
     """What the lexical leg searches for: the question's raw terms (parsed into words by the database) and its
     identifiers, each list capped."""
@@ -251,21 +261,19 @@ async def lexical_rows(
     return sorted(found.values(), key=lambda row: (-row[2], row[0]))[:limit]
 
 
-def _index_candidates(where: sql.Composable, groups: list[str]) -> tuple[sql.Composable, dict[str, Any], int]:
+def _index_candidates(where: sql.Composable, groups: list[str]) -> Candidates:
     """Chunks `c` the GIN index brings in through `groups` (tsquery inputs, OR-ed), those the user may read (`where`),
-    at most LEXICAL_SCAN_CAP: (FROM and WHERE, their parameters, the cap)."""
+    at most LEXICAL_SCAN_CAP."""
     # one condition per group: a BitmapOr of GIN scans (one tsquery of all groups was evaluated whole on every entry of
     # every word, twice the time)
     conditions = [sql.SQL("c.tsv @@ {}::tsquery").format(sql.Placeholder(f"group{n}")) for n in range(len(groups))]
     fragment = sql.SQL("FROM chunks c WHERE ({groups}) AND {where}").format(
         groups=sql.SQL(" OR ").join(conditions), where=where
     )
-    return fragment, {f"group{n}": group for n, group in enumerate(groups)}, LEXICAL_SCAN_CAP
+    return Candidates(fragment, {f"group{n}": group for n, group in enumerate(groups)}, LEXICAL_SCAN_CAP)
 
 
-def _direct_candidates(
-    readable: sql.Composable, words: Sequence[str], identifiers: Sequence[str]
-) -> tuple[sql.Composable, dict[str, Any], int]:
+def _direct_candidates(readable: sql.Composable, words: Sequence[str], identifiers: Sequence[str]) -> Candidates:
     """The user's own chunks `c` holding any of the terms, read through the access rows (`readable`) and the source_id
     index (OFFSET 0: not made a join, which the planner runs as a sequential scan of chunks)."""
     fragment = sql.SQL(
@@ -273,12 +281,12 @@ def _direct_candidates(
         " WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable} AND c.tsv @@ %(any_term)s::tsquery"
     ).format(readable=readable)
     any_term = " | ".join(tsquery_literal(term) for term in [*words, *identifiers])
-    return fragment, {"any_term": any_term}, DIRECT_SCAN_BELOW
+    return Candidates(fragment, {"any_term": any_term}, DIRECT_SCAN_BELOW)
 
 
 async def _tier(
     conn: AsyncConnection[Any],
-    candidates: tuple[sql.Composable, dict[str, Any], int],
+    candidates: Candidates,
     params: dict[str, Any],
     words_rarest_first: list[str],
     identifiers: Sequence[str],
@@ -287,17 +295,16 @@ async def _tier(
 ) -> tuple[list[tuple[int, str, float]], int]:
     """The best `limit` of the `candidates` (_index_candidates or _direct_candidates) holding `holding` of the words
     or an identifier; and how many candidates were read. Every word and identifier counts in the rank."""
-    fragment, candidate_params, scan_cap = candidates
     lexemes = [tsquery_literal(w) for w in words_rarest_first]
     tier = {
-        **candidate_params,
+        **candidates.params,
         **params,
         "words": lexemes,
         "identifiers": [tsquery_literal(i) for i in identifiers],
         # NULL without words: an empty tsquery matches nothing and logs a notice
         "any_word": " | ".join(lexemes) or None,
         "holding": holding,
-        "scan_cap": scan_cap,
+        "scan_cap": candidates.scan_cap,
         "limit": limit,
     }
     # each term's tsquery is built once (q), not once per chunk; lexemes only, no phrase to recheck; the fenced,
@@ -317,7 +324,7 @@ async def _tier(
         " WHERE words >= %(holding)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s)"
         # one more row, with no chunk: how many candidates were read
         " UNION ALL SELECT NULL, NULL, NULL, (SELECT count(*) FROM m)"
-    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), candidates=fragment)
+    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), candidates=candidates.fragment)
     rows = await (await conn.execute(query, tier)).fetchall()
     scanned = next(int(r[3]) for r in rows if r[0] is None)
     return [(int(r[0]), str(r[1]), float(r[2])) for r in rows if r[0] is not None], scanned
