@@ -9,6 +9,17 @@ class ContextError(AnswerError):
     """Nothing the user may read matched (upstream's ContextException; the message is the upstream string)."""
 
 
+class QueryNotEmbeddedError(ContextError):
+    """The question could not be embedded and the full-text leg alone found nothing: the message says the embedding
+    service is why, where upstream's "please index a few documents first" would send the user the wrong way."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"No documents retrieved: the question could not be embedded ({reason}) and the full-text search alone"
+            " found no match; ask again once the embedding service answers"
+        )
+
+
 class PromptTooLongError(AnswerError):
     """The LLM context is too small even for the template plus the reserved answer tokens."""
 

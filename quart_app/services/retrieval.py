@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
-from quart_app.services.answer_errors import QuestionTooLongError, ScopeError
+from quart_app.services.answer_errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.document_titles import named_files, title_match
 from quart_app.store.lexical_query import lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
@@ -105,12 +105,13 @@ class RetrievalService:
         """Titles of documents the user may read, by source id."""
         return await self._store.titles(user_id, source_ids)
 
-    async def _embed(self, query: str) -> list[float] | None:
+    async def _embed(self, query: str) -> tuple[list[float] | None, str]:
+        """The question's vector, or None and why it could not be had."""
         try:
-            return (await self._embedder.embed([query], "query"))[0]
+            return (await self._embedder.embed([query], "query"))[0], ""
         except Exception as exc:  # the lexical leg still answers while the embedder is down
             log.warning("query embedding failed (%s); answering from the full-text leg only", type(exc).__name__)
-            return None
+            return None, f"{type(exc).__name__}: {exc}"
 
     async def _vector_leg(self, user_id: str, embedding: list[float], limit: int, scope: Scope | None) -> list[Hit]:
         threshold = self._config.exact_search_below
@@ -157,11 +158,12 @@ class RetrievalService:
         identifier_weight: bool = False,
     ) -> list[RetrievedChunk]:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
-        `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight."""
+        `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight.
+        QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and not scope.values:
             return []
         cap = per_document or self._config.max_chunks_per_document
-        embedding = await self._embed(query)
+        embedding, embed_failure = await self._embed(query)
         # linear in the question, but a long one would still hold the event loop
         terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
         lexical = self._store.lexical_search(user_id, terms, max(self._config.lexical_candidates, k), scope)
@@ -194,11 +196,14 @@ class RetrievalService:
         log.debug(
             "retrieval: %d vector, %d lexical candidates -> %d chunks", len(vector_hits), len(lexical_hits), len(picked)
         )
-        return [
+        found = [
             RetrievedChunk(cid, rows[cid].source_id, rows[cid].title, rows[cid].text, score, legs, rows[cid].start)
             for cid, _source, score, legs in picked
             if cid in rows  # deleted or revoked between the search and the read
         ]
+        if not found and embedding is None:
+            raise QueryNotEmbeddedError(embed_failure)
+        return found
 
     async def documents(self, user_id: str, query: str, limit: int, scope: Scope | None = None) -> list[RetrievedChunk]:
         """The best `limit` documents, each with its best chunk (/docSearch), identifier questions weighted to the
@@ -206,7 +211,10 @@ class RetrievalService:
         by their best chunk's fused score plus title_weight of a first-rank hit times the share of their file name's
         words found in the question."""
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
-        best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True)
+        try:
+            best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True)
+        except QueryNotEmbeddedError:  # /docSearch answers a list: a file named in the question may still be found
+            best = []
         named: dict[str, int] = {}
         if self._config.file_name_first:
             terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Literal
 
 import pytest
 from corpus_writer import Corpus
@@ -13,6 +14,7 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
 from quart_app.nextcloud import NextcloudClient
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_errors import LlmTaskFailedError
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
@@ -198,3 +200,29 @@ async def test_build_answer_service_wires_config(db: Database, docs: Corpus, emb
     answers = build_answer_service(config, db, embedder, ExtractiveBackend(config.llm))  # type: ignore[arg-type]
     result = await answers.query("alice", "trusted_domains")
     assert len(result["sources"]) == 1
+
+
+class UnreachableEmbedder:
+    """An embedding service that does not answer (the outage the client reports)."""
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        raise EmbeddingServiceError(
+            "the embedding service is not reachable: connection refused", status=None, retryable=True, unavailable=True
+        )
+
+
+async def test_without_the_embedder_the_words_still_answer_and_no_match_says_why(db: Database, docs: Corpus) -> None:
+    retrieval = RetrievalService(SearchStore(db), UnreachableEmbedder(), RetrievalConfig())
+    answers = AnswerService(retrieval, ExtractiveBackend(ExtractiveConfig()), TEMPLATES)
+    found = await answers.query("alice", "Where is trusted_domains set?")
+    assert found["sources"][0] == "nc: trusted"
+    # nothing shares a word with this question: the answer names the embedding service, not an empty index
+    with pytest.raises(ContextError) as raised:
+        await answers.query("alice", "Wie beantrage ich freie Tage?")
+    assert str(raised.value) == (
+        "No documents retrieved: the question could not be embedded (EmbeddingServiceError: the embedding service is"
+        " not reachable: connection refused) and the full-text search alone found no match; ask again once the"
+        " embedding service answers"
+    )
+    # /docSearch still answers a list
+    assert await answers.doc_search("alice", "Wie beantrage ich freie Tage?", limit=5) == []
