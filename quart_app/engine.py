@@ -28,7 +28,7 @@ from quart_app.services.source_order import SourceOrder
 from quart_app.services.source_spool import SourceSpool
 from quart_app.services.status_history import StatusSampler
 from quart_app.store import Database
-from quart_app.store.claim_store import CLAIM_CONNECTIONS, ClaimStore
+from quart_app.store.claim_store import ClaimStore
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,9 @@ async def open_engine(
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
             _closing(stack, "embedding worker", worker.close)
-        # claims in the database: app replicas sharing it never ingest one source at once; no more claim
-        # connections than the role's pool, and none kept open by a role that never claims
-        claims = ClaimStore(
-            settings.db_url,
-            max_size=min(CLAIM_CONNECTIONS, pool.pool_max),
-            min_size=1 if needs_any(role, CLAIM_DUTIES) else 0,
-        )
+        # claims in the database: app replicas sharing it never ingest one source at once; a role that never
+        # claims keeps no claim connection open
+        claims = ClaimStore(settings.db_url, min_size=1 if needs_any(role, CLAIM_DUTIES) else 0)
         await claims.open(config.pgvector.connect_timeout_s)
         _closing(stack, "claim connections", claims.close)
         order = SourceOrder(config.ingest.access_wait_s, claims)
