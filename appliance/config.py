@@ -228,7 +228,7 @@ class RetrievalConfig(_Section):
     )
     ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
     exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
-    max_chunks_per_document: int = Field(3, ge=1, description="per-document cap so one file cannot crowd out others")
+    max_chunks_per_document: int = Field(4, ge=1, description="per-document cap so one file cannot crowd out others")
     max_question_chars: int = Field(
         131_072,
         ge=1,
