@@ -13,7 +13,7 @@ from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.answer_errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.document_titles import named_files, title_match
-from quart_app.store.lexical_query import lexical_terms
+from quart_app.store.lexical_query import identifiers_held, lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class RetrievedChunk:
     score: float
     legs: tuple[str, ...]
     start: int  # character offset in the document's text
+    identifiers: int = 0  # how many of an identifier question's identifiers the chunk holds (else 0)
 
 
 def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scope | None:
@@ -120,15 +121,12 @@ class RetrievalService:
             user_id, embedding, limit, scope, exact=exact, ef_search=max(self._config.ef_search, limit)
         )
 
-    async def _lexical_weight(self, query: str, identifiers: Sequence[str], identifier_weight: bool) -> float:
-        """The full-text leg's weight: with `identifier_weight`, higher for a question made mostly of identifiers,
-        which only it can match."""
-        if identifier_weight and identifiers:
-            # linear in the question, as lexical_terms
-            share = await asyncio.to_thread(identifier_share, query, identifiers)
-            if share >= self._config.identifier_share:
-                return self._config.identifier_lexical_weight
-        return self._config.lexical_weight
+    async def _identifier_question(self, query: str, identifiers: Sequence[str]) -> bool:
+        """Whether identifiers make up identifier_share of the question's words."""
+        if not identifiers:
+            return False
+        # linear in the question, as lexical_terms
+        return await asyncio.to_thread(identifier_share, query, identifiers) >= self._config.identifier_share
 
     async def _rerank(
         self, user_id: str, query: str, fused: list[Fused], reranker: PassageReranker, candidates: int
@@ -158,7 +156,8 @@ class RetrievalService:
         identifier_weight: bool = False,
     ) -> list[RetrievedChunk]:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
-        `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight.
+        `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight, and chunks
+        holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text).
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and not scope.values:
             return []
@@ -174,13 +173,17 @@ class RetrievalService:
             vector_hits, lexical_hits = await asyncio.gather(
                 self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope), lexical
             )
+        identifier_first = identifier_weight and await self._identifier_question(query, terms.identifiers)
+        lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
         fused = fuse(
-            {
-                "vector": (self._config.vector_weight, vector_hits),
-                "lexical": (await self._lexical_weight(query, terms.identifiers, identifier_weight), lexical_hits),
-            },
+            {"vector": (self._config.vector_weight, vector_hits), "lexical": (lexical_weight, lexical_hits)},
             self._config.rrf_k,
         )
+        held: dict[int, int] = {}
+        if identifier_first:
+            # a chunk holding more of the question's identifiers comes first; fused order among equals (stable sort)
+            held = {hit.chunk_id: identifiers_held(hit.score) for hit in lexical_hits}
+            fused.sort(key=lambda item: -held.get(item[0], 0))
         if self._reranker is not None and self._config.reranker is not None:
             fused = await self._rerank(user_id, query, fused, self._reranker, self._config.reranker.candidates)
         per_source: dict[str, int] = {}
@@ -197,9 +200,9 @@ class RetrievalService:
             "retrieval: %d vector, %d lexical candidates -> %d chunks", len(vector_hits), len(lexical_hits), len(picked)
         )
         found = [
-            RetrievedChunk(cid, rows[cid].source_id, rows[cid].title, rows[cid].text, score, legs, rows[cid].start)
+            RetrievedChunk(cid, row.source_id, row.title, row.text, score, legs, row.start, held.get(cid, 0))
             for cid, _source, score, legs in picked
-            if cid in rows  # deleted or revoked between the search and the read
+            if (row := rows.get(cid)) is not None  # deleted or revoked between the search and the read
         ]
         if not found and embedding is None:
             raise QueryNotEmbeddedError(embed_failure)
@@ -230,6 +233,11 @@ class RetrievalService:
         bonus = self._config.title_weight / (self._config.rrf_k + 1)
         ranked = sorted(
             best,
-            key=lambda c: (c.source_id not in named, -(c.score + bonus * title_match(c.title, query)), c.chunk_id),
+            key=lambda c: (
+                c.source_id not in named,
+                -c.identifiers,
+                -(c.score + bonus * title_match(c.title, query)),
+                c.chunk_id,
+            ),
         )
         return ranked[:limit]

@@ -99,6 +99,12 @@ def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
     return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest(identifiers_in(query), max_terms)))
 
 
+def identifiers_held(rank: float) -> int:
+    """How many of the question's identifiers a lexical hit's chunk holds, read from its rank (IDENTIFIER_BONUS each,
+    above any count of words)."""
+    return int(rank // IDENTIFIER_BONUS)
+
+
 def tsquery_literal(lexeme: str) -> str:
     """A lexeme as tsquery input (cast, not parsed): quoted, so user text cannot inject tsquery syntax."""
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"

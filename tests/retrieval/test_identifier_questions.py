@@ -72,3 +72,21 @@ async def test_a_question_in_words_keeps_the_even_weights(service_for: Callable[
     default = await service_for().documents("alice", question, 3)
     even = await service_for(identifier_lexical_weight=1.0).documents("alice", question, 3)
     assert [c.source_id for c in default] == [c.source_id for c in even]
+
+
+async def test_a_chunk_holding_the_identifier_outranks_one_holding_only_its_words(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    # spell the identifier's words out: the vector leg's two candidates, and full-text hits on its words
+    await corpus.add("spelled", ["Superscript text: how text is set as a superscript above the line."], ["alice"])
+    await corpus.add("raised", ["Superscript text is raised above the baseline, as in x squared."], ["alice"])
+    # names it once, among other things: found by the full-text leg alone
+    await corpus.add("named", ["Footnote options: BACKLINK_TEXT, SUPERSCRIPT_TEXT and SEPARATOR."], ["alice"])
+    config = RetrievalConfig(exact_search_below=10**6, vector_candidates=1)
+    vector_only = RetrievalService(SearchStore(db), embedder, config.model_copy(update={"lexical_weight": 0}))
+    assert [c.source_id for c in await vector_only.retrieve("alice", "SUPERSCRIPT_TEXT", 3)][2] == "named"
+    service = RetrievalService(SearchStore(db), embedder, config)
+    # one document asked for: the vector leg brings 2 candidates, and "named" is not among them; the full-text leg's
+    # first place alone would lose to the votes of both legs for a chunk that only spells the words out
+    found = await service.documents("alice", "SUPERSCRIPT_TEXT", 1)
+    assert [(c.source_id, c.identifiers) for c in found] == [("named", 1)]
