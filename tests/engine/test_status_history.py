@@ -53,10 +53,13 @@ async def test_samples_show_the_queue_filling_and_draining(
     config = StatusHistoryConfig(interval_s=interval, samples=100)
     await ingest.ingest([write_source(tmp_path, "files__default: 1", PROSE.format(topic="history"), ["alice"])])
     queued = await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'")
+    # the first sample just after an interval starts, so every chunk the drain embeds falls inside the window of the
+    # next interval's sample (a drain that ended just after a boundary was a whole interval old by then)
+    await asyncio.sleep(interval - time.time() % interval + 0.05)
     async with db.connection() as conn:
         await record_sample(conn, interval, config.samples)
     await EmbeddingWorker(db, embedding_client, EmbeddingWorkerConfig.model_validate({})).drain()
-    # the next interval's sample (rows are one per interval): the last batch was embedded less than `interval` ago
+    # the next interval's sample (rows are one per interval)
     await asyncio.sleep(interval - time.time() % interval + 0.05)
     async with db.connection() as conn:
         await record_sample(conn, interval, config.samples)
