@@ -46,6 +46,13 @@ async def test_the_history_stays_bounded_while_the_sampler_runs(db: Database) ->
     assert report["at"] == sorted(report["at"])
 
 
+async def sample_at_next_interval(db: Database, interval: float, samples: int) -> None:
+    """Record a sample 50 ms into the next interval (rows are one per interval)."""
+    await asyncio.sleep(interval - time.time() % interval + 0.05)
+    async with db.connection() as conn:
+        await record_sample(conn, interval, samples)
+
+
 async def test_samples_show_the_queue_filling_and_draining(
     db: Database, ingest: IngestService, embedding_client: EmbeddingClient, tmp_path: Path
 ) -> None:
@@ -55,14 +62,9 @@ async def test_samples_show_the_queue_filling_and_draining(
     queued = await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'")
     # the first sample just after an interval starts, so every chunk the drain embeds falls inside the window of the
     # next interval's sample (a drain that ended just after a boundary was a whole interval old by then)
-    await asyncio.sleep(interval - time.time() % interval + 0.05)
-    async with db.connection() as conn:
-        await record_sample(conn, interval, config.samples)
+    await sample_at_next_interval(db, interval, config.samples)
     await EmbeddingWorker(db, embedding_client, EmbeddingWorkerConfig.model_validate({})).drain()
-    # the next interval's sample (rows are one per interval)
-    await asyncio.sleep(interval - time.time() % interval + 0.05)
-    async with db.connection() as conn:
-        await record_sample(conn, interval, config.samples)
+    await sample_at_next_interval(db, interval, config.samples)
     report = await history(db, config)
     assert report["queue_depth"] == [queued, 0] and queued > 0
     assert report["chunks_per_s"][0] == 0 and report["chunks_per_s"][1] > 0
