@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from quart_app.services.errors import SourceBusyError
+from quart_app.engine import EngineNotReadyError
+from quart_app.loaders.errors import LoaderError
+from quart_app.runtimes.errors import EmbeddingServiceError, LlmError
+from quart_app.services.errors import (
+    ContextError,
+    InvalidRequestError,
+    PromptTooLongError,
+    QuestionTooLongError,
+    ScopeError,
+    SourceBusyError,
+)
+from quart_app.store.errors import DatabaseUnavailableError, StoreError, TransactionConflictError
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +112,9 @@ RETRY_HEADERS: Mapping[str, str] = {"cc-retry": "true"}
 
 @dataclass(frozen=True)
 class ExceptionMapping:
-    """Upstream 4.0.6+: an exception class (dotted name, imported when present) -> status and message prefix."""
+    """Upstream 4.0.6+: an exception class -> status and message prefix."""
 
-    dotted: str
+    exc_type: type[Exception]
     status: int
     prefix: str
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -111,41 +123,28 @@ class ExceptionMapping:
 # most specific first is not needed: Quart picks the handler by the exception's MRO. A bare ValueError is not here:
 # errors about the client's input have their own classes (upstream's 400 "Error: ..." cases), anything else is ours
 EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
-    ExceptionMapping("quart_app.services.answer_errors.ContextError", 400, "Context Retrieval Error: "),
-    ExceptionMapping("quart_app.services.answer_errors.ScopeError", 400, "Error: "),
-    ExceptionMapping("quart_app.services.answer_errors.QuestionTooLongError", 400, "Error: "),
-    ExceptionMapping("quart_app.services.answer_errors.PromptTooLongError", 500, "LLM Error: "),
-    ExceptionMapping("quart_app.services.errors.InvalidRequestError", 400, "Error: "),
-    ExceptionMapping("quart_app.engine.EngineNotReadyError", 503, "Error: "),
-    ExceptionMapping("psycopg.Error", 500, "Vector DB Error: "),
-    ExceptionMapping("psycopg_pool.PoolTimeout", 500, "Vector DB Error: "),
-    ExceptionMapping("quart_app.store.errors.StoreError", 500, "Vector DB Error: "),
-    ExceptionMapping("quart_app.store.errors.DatabaseUnavailableError", 503, "Vector DB Error: ", RETRY_HEADERS),
-    ExceptionMapping("quart_app.store.errors.TransactionConflictError", 503, "Vector DB Error: ", RETRY_HEADERS),
-    ExceptionMapping("quart_app.loaders.errors.LoaderError", 500, "Resource Loader Error: "),
-    ExceptionMapping("quart_app.runtimes.llm_errors.LlmError", 500, "LLM Error: "),
-    ExceptionMapping("quart_app.runtimes.errors.EmbeddingServiceError", 500, "Embedding Request Error: "),
+    ExceptionMapping(ContextError, 400, "Context Retrieval Error: "),
+    ExceptionMapping(ScopeError, 400, "Error: "),
+    ExceptionMapping(QuestionTooLongError, 400, "Error: "),
+    ExceptionMapping(PromptTooLongError, 500, "LLM Error: "),
+    ExceptionMapping(InvalidRequestError, 400, "Error: "),
+    ExceptionMapping(EngineNotReadyError, 503, "Error: "),
+    ExceptionMapping(psycopg.Error, 500, "Vector DB Error: "),
+    ExceptionMapping(PoolTimeout, 500, "Vector DB Error: "),
+    ExceptionMapping(StoreError, 500, "Vector DB Error: "),
+    ExceptionMapping(DatabaseUnavailableError, 503, "Vector DB Error: ", RETRY_HEADERS),
+    ExceptionMapping(TransactionConflictError, 503, "Vector DB Error: ", RETRY_HEADERS),
+    ExceptionMapping(LoaderError, 500, "Resource Loader Error: "),
+    ExceptionMapping(LlmError, 500, "LLM Error: "),
+    ExceptionMapping(EmbeddingServiceError, 500, "Embedding Request Error: "),
 )
-
-
-def _resolve(dotted: str) -> type[Exception] | None:
-    module_name, _, name = dotted.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), name, None)
-    except ImportError:
-        return None
-    return found if isinstance(found, type) and issubclass(found, Exception) else None
 
 
 def register_error_handlers(app: Quart) -> None:
     """Install the contract's error shape for every mapped exception, HTTP errors, 422 and real faults."""
 
     for mapping in EXCEPTION_MAP:
-        exc_type = _resolve(mapping.dotted)
-        if exc_type is None:
-            log.debug("exception %s not importable; no handler installed", mapping.dotted)
-            continue
-        app.register_error_handler(exc_type, _mapped_handler(mapping))
+        app.register_error_handler(mapping.exc_type, _mapped_handler(mapping))
 
     @app.errorhandler(ContractError)
     async def contract_error(exc: ContractError) -> Response:

@@ -30,7 +30,7 @@ from quart_app.pull.task_types import (
     SEARCH_TASK_TYPE,
 )
 from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
-from quart_app.services.answer_errors import AnswerError, QuestionTooLongError
+from quart_app.services.errors import AnswerError, QuestionTooLongError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from quart_app.runtimes.llm_errors import LlmUnavailableError
+from quart_app.runtimes.errors import LlmUnavailableError
 
 if TYPE_CHECKING:
     from appliance.config import AppConfig

@@ -11,7 +11,7 @@ from typing import Any
 
 from appliance.config import LlamaConfig
 from quart_app.runtimes.llm_backend import cut_at_stop
-from quart_app.runtimes.llm_errors import LlmClosedError, LlmError, LlmUnavailableError
+from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from quart_app.nextcloud import (
     NextcloudUnreachableError,
 )
 from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
-from quart_app.runtimes.llm_errors import LlmError, LlmTaskFailedError, LlmUnavailableError
+from quart_app.runtimes.errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from quart_app.services.answer_errors import PromptTooLongError
+from quart_app.services.errors import PromptTooLongError
 from quart_app.services.context_assembly import ContextPiece, assemble
 
 log = logging.getLogger(__name__)

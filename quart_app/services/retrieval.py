@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
-from quart_app.services.answer_errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
+from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.document_titles import named_files, title_match
 from quart_app.store.lexical_query import identifiers_held, lexical_terms
 from quart_app.store.search_store import ChunkRow, Hit, Scope, SearchStore

@@ -16,11 +16,11 @@ from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConf
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.runtimes.llm_backend import LlmBackend
-from quart_app.runtimes.llm_errors import LlmTaskFailedError
+from quart_app.runtimes.errors import LlmTaskFailedError
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services.answer import AnswerService, Sources, Templates
-from quart_app.services.answer_errors import ContextError, ScopeError
+from quart_app.services.errors import ContextError, ScopeError
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
 from quart_app.store.search_store import SearchStore

@@ -10,7 +10,7 @@ from fake_nextcloud import FakeNextcloud, TaskScript
 
 from appliance.config import NcTextToTextConfig
 from quart_app.nextcloud import NextcloudClient
-from quart_app.runtimes.llm_errors import LlmError, LlmTaskFailedError, LlmUnavailableError
+from quart_app.runtimes.errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 from quart_app.runtimes.llm_nc_texttotext import NO_PROVIDER_MESSAGE, NcTextToTextBackend
 
 

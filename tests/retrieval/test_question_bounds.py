@@ -19,7 +19,7 @@ from appliance.config import NcTextToTextConfig, RetrievalConfig
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services import retrieval
 from quart_app.services.answer import AnswerService, Templates
-from quart_app.services.answer_errors import QuestionTooLongError
+from quart_app.services.errors import QuestionTooLongError
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Connection, Database
 from quart_app.store.lexical_query import MAX_INDEX_GROUPS, MAX_MATCH_WORDS, lexical_terms
