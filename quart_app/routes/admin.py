@@ -7,7 +7,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -35,6 +34,8 @@ blueprint = Blueprint("admin", __name__)
 # zips up to this size stay in memory; larger ones roll over to an anonymous temp file (deleted on close)
 ZIP_IN_MEMORY_BYTES = 8 * 1024 * 1024
 STREAM_BYTES = 256 * 1024
+# a file's last line still being written when its size was read is copied on to its end, up to this many bytes more
+LINE_TAIL_BYTES = 64 * 1024
 # the earliest time a zip entry can carry
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -116,7 +117,24 @@ def _add_regular_file(archive: zipfile.ZipFile, arcname: str, name: str, dir_fd:
         entry.external_attr = (status.st_mode & 0o777) << 16
         entry.file_size = status.st_size
         with archive.open(entry, "w") as target:
-            shutil.copyfileobj(source, target, STREAM_BYTES)
+            copy_whole_lines(source, target, status.st_size)
+
+
+def copy_whole_lines(source: IO[bytes], target: IO[bytes], size: int) -> None:
+    """The first `size` bytes of `source` (its size when listed, so lines written later stay out), then on to the end of
+    the line they cut: a JSON-lines log caught mid-write still ends on a whole line. A last line without a newline
+    within LINE_TAIL_BYTES (a program that died mid-line) is copied as it stands."""
+    remaining = size
+    last = b"\n"
+    while remaining > 0 and (block := source.read(min(STREAM_BYTES, remaining))):
+        target.write(block)
+        remaining -= len(block)
+        last = block[-1:]
+    if last != b"\n":
+        tail = source.read(LINE_TAIL_BYTES)
+        end = tail.find(b"\n")
+        if end >= 0:
+            target.write(tail[: end + 1])
 
 
 async def _stream(spool: IO[bytes]) -> AsyncIterator[bytes]:
