@@ -23,6 +23,8 @@ PROGRAM = "supervisord"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s\n"
 # supervisord's level names (loggers.LevelsByName) as the appliance's
 LEVELS = {"CRIT": "critical", "ERRO": "error", "WARN": "warning", "INFO": "info"}
+# past its size limit, a file waits this many bytes more for the end of a line, then rotates mid-line
+UNENDED_LINE_BYTES = 1024 * 1024
 
 
 class JsonLineFormat(str):
@@ -43,12 +45,14 @@ class LineRotatingFileHandler(loggers.RotatingFileHandler):  # type: ignore[misc
     """supervisord's rotating file handler, rolling over only after a write that ends a line.
 
     supervisord writes a program's output as each pipe read returns it, and a line longer than the pipe's atomic
-    write (4 KB) can come in two reads: rolling over between them would start the new file mid-line."""
+    write (4 KB) can come in two reads: rolling over between them would start the new file mid-line. Output
+    without a newline for UNENDED_LINE_BYTES past the limit is rolled over mid-line, or it would grow forever."""
 
     def emit(self, record: Any) -> None:
         loggers.FileHandler.emit(self, record)
         # a program's output is bytes as read; supervisord's own records are whole lines
-        if not isinstance(record.msg, bytes) or record.msg.endswith(b"\n"):
+        ended = not isinstance(record.msg, bytes) or record.msg.endswith(b"\n")
+        if ended or self.stream.tell() >= self.maxBytes + UNENDED_LINE_BYTES:
             self.doRollover()
 
 
