@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import CTransformerConfig
-from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
+from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
 
 log = logging.getLogger(__name__)

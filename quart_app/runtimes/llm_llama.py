@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import LlamaConfig
-from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
+from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
 
 log = logging.getLogger(__name__)

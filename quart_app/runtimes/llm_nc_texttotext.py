@@ -18,8 +18,8 @@ from quart_app.nextcloud import (
     NextcloudRateLimitedError,
     NextcloudUnreachableError,
 )
-from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
 from quart_app.runtimes.errors import LlmError, LlmTaskFailedError, LlmUnavailableError
+from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from appliance.config import ExtractiveConfig
-from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.errors import LlmUnavailableError
+from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
-from quart_app.services.errors import ContextError
 from quart_app.services.context_assembly import ContextPiece
+from quart_app.services.errors import ContextError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import (
     PassageReranker,

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from quart_app.services.errors import PromptTooLongError
 from quart_app.services.context_assembly import ContextPiece, assemble
+from quart_app.services.errors import PromptTooLongError
 
 log = logging.getLogger(__name__)
 
