@@ -226,7 +226,11 @@ class RetrievalConfig(_Section):
         description="/docSearch: a document gains this share of a first-rank hit times the share of its file name's"
         " words found in the question",
     )
-    ef_search: int = Field(200, ge=1, description="hnsw.ef_search (recall 0.97 at 200 on the 200k-chunk bench)")
+    ef_search: int | Literal["auto"] = Field(
+        "auto",
+        description="hnsw.ef_search; auto: 200 up to 250k chunks, then rising to 500 at 1M (recall@10 >= 0.95 on the"
+        " size bench, docs/search-at-size.md), at most 1000",
+    )
     exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(4, ge=1, description="per-document cap so one file cannot crowd out others")
     max_question_chars: int = Field(

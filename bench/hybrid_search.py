@@ -44,7 +44,7 @@ from retrieval_latency import DIMENSION, copy_documents_and_access, embed, norma
 
 from appliance.config import RetrievalConfig  # noqa: E402
 from appliance.postgres import EmbeddedPostgres  # noqa: E402
-from quart_app.services.retrieval import RetrievalService  # noqa: E402
+from quart_app.services.retrieval import RetrievalService, auto_ef_search  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.lexical_query import lexical_terms  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
@@ -143,6 +143,17 @@ def server_cpu_ms(postmaster: int) -> float:
     return total * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def ef_search_arg(value: str) -> int | Literal["auto"]:
+    return "auto" if value == "auto" else int(value)
+
+
+async def resolved_ef_search(config: RetrievalConfig, store: SearchStore) -> int:
+    """The hnsw.ef_search the service uses (for auto: the width for the index's estimated size)."""
+    if config.ef_search == "auto":
+        return auto_ef_search(await store.estimated_chunks())
+    return config.ef_search
+
+
 async def timed(label: str, laps: dict[str, list[float]], awaitable: Awaitable[T]) -> T:
     """`awaitable`'s result; its time in ms appended to laps[label]."""
     start = time.perf_counter()
@@ -176,6 +187,7 @@ async def measure_class(
 ) -> list[str]:
     """Per (user, query): the whole retrieve, then each leg alone, the fetch, and the exact top 10."""
     config = RetrievalConfig(ef_search=args.ef_search)
+    ef_search = await resolved_ef_search(config, store)
     await warm_up(service, embedder, args, users, queries[:3])
     laps: dict[str, list[float]] = {}
     recalls: list[float] = []
@@ -192,7 +204,7 @@ async def measure_class(
         hnsw = await timed(
             "  vector leg alone (HNSW, iterative scan)",
             laps,
-            store.vector_search(user, vector, candidates, ef_search=max(config.ef_search, candidates)),
+            store.vector_search(user, vector, candidates, ef_search=max(ef_search, candidates)),
         )
         terms = lexical_terms(text, config.max_lexical_terms)
         limit = max(config.lexical_candidates, args.k_retrieve)
@@ -235,7 +247,8 @@ async def measure(
     rng = np.random.default_rng(20261204)
     lines = [
         f"k = {args.k_retrieve}; RetrievalConfig (vector_candidates {config.vector_candidates},"
-        f" lexical_candidates {config.lexical_candidates}, ef_search {config.ef_search}, max_lexical_terms"
+        f" lexical_candidates {config.lexical_candidates}, ef_search {config.ef_search}"
+        f" ({await resolved_ef_search(config, store)}), max_lexical_terms"
         f" {config.max_lexical_terms}); queries run one at a time",
         f"warm-up: {len(warm)} other held-out questions first (a server that has been answering a while)",
         f"regular users: {len(queries)} queries, one random user each (of {args.users})",
@@ -279,7 +292,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--warm-queries", type=int, default=200, help="other held-out questions run before timing")
     parser.add_argument("--k", type=int, default=10, help="recall@k of the vector leg")
-    parser.add_argument("--ef-search", type=int, default=RetrievalConfig().ef_search, help="retrieval.ef_search")
+    parser.add_argument(
+        "--ef-search", type=ef_search_arg, default=RetrievalConfig().ef_search, help="retrieval.ef_search (or auto)"
+    )
     parser.add_argument("--k-retrieve", type=int, default=30, help="chunks retrieved (chat_context_chunks)")
     parser.add_argument("--sentences", type=int, default=3000, help="embedded sentences (topic bases + queries)")
     parser.add_argument("--text-sentences", type=int, default=20_000, help="sentences chunk texts are drawn from")

@@ -116,6 +116,15 @@ class SearchStore:
             )
             return {row[0]: row[1] for row in await cur.fetchall()}
 
+    async def estimated_chunks(self) -> int:
+        """All users' chunks as PostgreSQL last estimated them (pg_class.reltuples: read, not counted; 0 before the
+        table's first ANALYZE)."""
+        async with self._db.connection() as conn:
+            row = await (
+                await conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'chunks'::regclass")
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     async def count_accessible_chunks(self, user_id: str, scope: Scope | None, cap: int) -> int:
         """Chunks (embedded or queued) the user may read within the scope, counted up to `cap`.
 
