@@ -28,8 +28,9 @@ def fake_pynvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     spec = importlib.util.spec_from_file_location("pynvml", FAKE_NVML_DIR / "pynvml.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # registered before it runs: its dataclasses look their module up in sys.modules
     monkeypatch.setitem(sys.modules, "pynvml", module)
+    spec.loader.exec_module(module)
     yield module
 
 
