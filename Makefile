@@ -55,9 +55,9 @@ lint: install-test
 	$(BIN)/ruff format --check .
 
 typecheck: install-test
-	$(BIN)/mypy appliance quart_app
+	$(BIN)/mypy --explicit-package-bases appliance quart_app tests bench repairs
 
-test: install-test lint chromium
+test: install-test lint typecheck chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-test

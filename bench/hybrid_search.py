@@ -68,7 +68,7 @@ def sentence_vectors(count: int) -> npt.NDArray[np.float32]:
     cache = Path.home() / ".cache" / "context-chat-backend" / f"bench-sentences-{count}.npy"
     if cache.is_file():
         return np.asarray(np.load(cache), dtype=np.float32)
-    vectors = embed(real_sentences(count))
+    vectors: npt.NDArray[np.float32] = embed(real_sentences(count))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, vectors)
     return vectors

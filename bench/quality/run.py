@@ -316,7 +316,8 @@ def report(
         " 8192 - 512); prompt: median characters.",
         "",
     ]
-    return lines + render_table(table, list(facts))
+    table_lines: list[str] = render_table(table, list(facts))
+    return lines + table_lines
 
 
 def main() -> int:

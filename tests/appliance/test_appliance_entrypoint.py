@@ -62,7 +62,10 @@ class Entrypoint:
     def status(self) -> dict[str, tuple[str, int | None]]:
         if not (self.storage / "run" / "supervisor.sock").exists():
             return {}
-        return supervisor_status(run_cli("ctl", "status", env=self.tool_env, timeout=30).stdout)
+        states: dict[str, tuple[str, int | None]] = supervisor_status(
+            run_cli("ctl", "status", env=self.tool_env, timeout=30).stdout
+        )
+        return states
 
     def wait_state(self, name: str, state: str, timeout: float = 45) -> None:
         def reached() -> bool:

@@ -10,6 +10,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from extract_msg.ole_writer import OleWriter
@@ -40,7 +41,7 @@ ODS = "application/vnd.oasis.opendocument.spreadsheet"
 EPUB = "application/epub+zip"
 PDF = "application/pdf"
 # zip-based formats -> (writer, the member that holds the text)
-ZIPPED = {
+ZIPPED: dict[str, tuple[Callable[[Path], Path], str]] = {
     DOCX: (write_docx, "word/document.xml"),
     XLSX: (write_xlsx, "xl/worksheets/sheet1.xml"),
     XLSM: (write_xlsm, "xl/worksheets/sheet1.xml"),
@@ -49,7 +50,7 @@ ZIPPED = {
     ODS: (write_ods, "content.xml"),
     EPUB: (write_epub, "OEBPS/text/ch2.xhtml"),
 }
-OTHER_WRITERS = {
+OTHER_WRITERS: dict[str, Callable[[Path], Path]] = {
     PDF: write_pdf,
     "text/html": write_html,
     "application/xml": write_xml,

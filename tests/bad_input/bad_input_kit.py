@@ -180,10 +180,12 @@ class LiveApp:
         return send(self.port, request, REQUEST_TIMEOUT_S)
 
     def log_size(self) -> int:
-        return self.server.log_path.stat().st_size
+        log_path: Path = self.server.log_path
+        return log_path.stat().st_size
 
     def log_since(self, offset: int) -> str:
-        with self.server.log_path.open("rb") as log:
+        log_path: Path = self.server.log_path
+        with log_path.open("rb") as log:
             log.seek(offset)
             return log.read().decode("utf-8", errors="replace")
 

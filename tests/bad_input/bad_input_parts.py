@@ -12,7 +12,7 @@ ANY = frozenset({FAILED, LOADED, REFUSED})
 
 def _case(name: str, kind: str, allowed: frozenset[str], **options: object) -> SourceCase:
     def build(sid: str) -> PartSpec:
-        return part(sid, TEXT, **options)  # type: ignore[arg-type]
+        return part(sid, TEXT, **options)
 
     return SourceCase(name, kind, build, allowed)
 

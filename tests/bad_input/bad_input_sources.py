@@ -111,7 +111,8 @@ def office_and_pdf() -> Iterator[SourceCase]:
             cut = mimetype != mf.PDF or fraction < 0.5  # pypdf recovers pages from a PDF missing only its tail
 
             def truncated(m: str = mimetype, f: float = fraction) -> bytes:
-                return mf.truncated(mf.real_file(m), f)
+                data: bytes = mf.truncated(mf.real_file(m), f)
+                return data
 
             yield _file(
                 f"truncated-{short}-{fraction}", "truncated", truncated, mimetype, fail if cut else FAILED_OR_LOADED
@@ -119,12 +120,14 @@ def office_and_pdf() -> Iterator[SourceCase]:
         for seed in range(4):
 
             def flipped(m: str = mimetype, s: int = seed) -> bytes:
-                return mf.flipped(mf.real_file(m), random.Random(f"flip-{m}-{s}"), 12)
+                data: bytes = mf.flipped(mf.real_file(m), random.Random(f"flip-{m}-{s}"), 12)
+                return data
 
             yield _file(f"flipped-{short}-{seed}", "corrupt", flipped, mimetype, FAILED_OR_LOADED)
 
         def zeroed(m: str = mimetype) -> bytes:
-            return mf.zeroed(mf.real_file(m), random.Random(f"zero-{m}"), 512)
+            data: bytes = mf.zeroed(mf.real_file(m), random.Random(f"zero-{m}"), 512)
+            return data
 
         yield _file(f"zeroed-{short}", "corrupt", zeroed, mimetype, FAILED_OR_LOADED)
     for mimetype in OFFICE:

@@ -37,7 +37,8 @@ def blocking_parser(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def race_settings(tmp_path: Path, dsn: str, embedder_url: str, **ingest: Any) -> AppSettings:
     limits = {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8, "concurrent_requests": 1, **ingest}
-    return make_settings(tmp_path / "storage", dsn, contract_config(embedder_url, ingest=limits))
+    settings: AppSettings = make_settings(tmp_path / "storage", dsn, contract_config(embedder_url, ingest=limits))
+    return settings
 
 
 @asynccontextmanager

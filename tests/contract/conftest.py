@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def settings(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> AppSettings:
-    return make_settings(tmp_path / "storage", fresh_dsn, contract_config(embedder_url))
+    settings: AppSettings = make_settings(tmp_path / "storage", fresh_dsn, contract_config(embedder_url))
+    return settings
 
 
 @pytest.fixture

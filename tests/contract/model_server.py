@@ -23,7 +23,8 @@ class ModelServer:
         self._http = LocalHttpServer(self._handler())
 
     def url(self, path: str) -> str:
-        return self._http.base_url + path
+        base_url: str = self._http.base_url
+        return base_url + path
 
     def __enter__(self) -> ModelServer:
         self._http.__enter__()

@@ -57,7 +57,8 @@ def _downloading_settings(
     )
     raw = contract_config(embedder_url)
     raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
-    return dataclasses.replace(make_settings(tmp_path / "storage", dsn, raw, nextcloud_url), model_catalogue=catalogue)
+    settings: AppSettings = make_settings(tmp_path / "storage", dsn, raw, nextcloud_url)
+    return dataclasses.replace(settings, model_catalogue=catalogue)
 
 
 async def test_engine_opens_after_init_fetched_the_models(

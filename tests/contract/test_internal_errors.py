@@ -12,8 +12,7 @@ from quart.typing import TestClientProtocol as Client
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
 from quart_app.chunking.errors import ChunkerInputError
-from quart_app.services.errors import ScopeError
-from quart_app.services.errors import InvalidRequestError
+from quart_app.services.errors import InvalidRequestError, ScopeError
 
 RAISED = {
     "value-error": ValueError("an internal invariant broke"),

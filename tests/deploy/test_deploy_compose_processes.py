@@ -39,7 +39,10 @@ def nextcloud() -> Iterator[FakePullNextcloud]:
 @pytest.fixture
 def services(nextcloud: FakePullNextcloud) -> dict[str, ComposeService]:
     """The file read with deploy/.env's variables: our AppAPI secret and the fake Nextcloud."""
-    return load_services({"APP_SECRET": APP_SECRET, "NEXTCLOUD_URL": nextcloud.url, "POSTGRES_PASSWORD": "unused"})
+    services: dict[str, ComposeService] = load_services(
+        {"APP_SECRET": APP_SECRET, "NEXTCLOUD_URL": nextcloud.url, "POSTGRES_PASSWORD": "unused"}
+    )
+    return services
 
 
 @pytest.fixture

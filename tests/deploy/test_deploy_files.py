@@ -63,7 +63,8 @@ COMPOSE_SCHEMA = _vendored_compose_schema()
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, ComposeService]:
-    return load_services(EXAMPLE_VARIABLES)
+    services: dict[str, ComposeService] = load_services(EXAMPLE_VARIABLES)
+    return services
 
 
 def test_compose_file_is_valid_for_the_compose_specification() -> None:

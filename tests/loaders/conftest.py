@@ -28,4 +28,5 @@ def chunker_spec() -> ChunkerSpec:
 @pytest.fixture(scope="session")
 def parser_user() -> pwd.struct_passwd | None:
     """The OS user the workers switch to when the tests run as root (as in the appliance); None otherwise."""
-    return ensure_parser_user()
+    user: pwd.struct_passwd | None = ensure_parser_user()
+    return user

@@ -55,7 +55,8 @@ def active() -> Iterator[Path]:
 
 
 async def _text(pool: ParsePool, path: Path, mimetype: str) -> str:
-    return text_of(await pool.parse_and_chunk(path, mimetype))
+    text: str = text_of(await pool.parse_and_chunk(path, mimetype))
+    return text
 
 
 async def _pid(pool: ParsePool, path: Path) -> str:

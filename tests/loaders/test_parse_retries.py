@@ -40,10 +40,12 @@ class AttemptedFile:
         self.path.write_bytes(self.gate.content(action, TEXT))
 
     def worker_pids(self) -> set[int]:
-        return self.gate.worker_pids()
+        pids: set[int] = self.gate.worker_pids()
+        return pids
 
     async def parse(self, pool: ParsePool) -> str:
-        return text_of(await pool.parse_and_chunk(self.path, "test/attempt"))
+        text: str = text_of(await pool.parse_and_chunk(self.path, "test/attempt"))
+        return text
 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:

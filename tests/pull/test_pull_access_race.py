@@ -101,4 +101,6 @@ async def _actions_counters_once_left(pull_app: PullApp) -> dict[str, int]:
 
 def _left_locked(nextcloud: FakePullNextcloud) -> set[int]:
     """Action rows claimed and not acknowledged."""
-    return set(nextcloud.locked_rows()["actions"]) - acked(nextcloud, "actions")
+    locked: set[int] = set(nextcloud.locked_rows()["actions"])
+    acknowledged: set[int] = acked(nextcloud, "actions")
+    return locked - acknowledged

@@ -81,7 +81,8 @@ def test_push_and_pull_against_the_whole_appliance(
     def ask(task_type: str, user: str, task_input: dict[str, Any]) -> dict[str, Any]:
         task_id = nextcloud.schedule_task(task_type, user, task_input)
         httpx.post(f"{base}/trigger", params={"providerId": "context_chat-context_chat"}, headers=signed_headers())
-        return nextcloud.wait_task(task_id, 120)
+        task: dict[str, Any] = nextcloud.wait_task(task_id, 120)
+        return task
 
     wait_for(lambda: _status(base)["chunks"]["queued"] == 0, 120, "every chunk embedded")
     alice = sources(ask("context_chat:context_chat", "alice", chat("What is the travel budget of the Berlin office?")))

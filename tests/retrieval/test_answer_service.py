@@ -14,9 +14,8 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
 from quart_app.nextcloud import NextcloudClient
-from quart_app.runtimes.errors import EmbeddingServiceError
+from quart_app.runtimes.errors import EmbeddingServiceError, LlmTaskFailedError
 from quart_app.runtimes.llm_backend import LlmBackend
-from quart_app.runtimes.errors import LlmTaskFailedError
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services.answer import AnswerService, Sources, Templates
@@ -189,7 +188,8 @@ async def test_llama_answer_and_stream(db: Database, docs: Corpus, embedder: Min
 def llama_template() -> str:
     from llm_fixtures import CHATML
 
-    return CHATML
+    template: str = CHATML
+    return template
 
 
 async def test_build_answer_service_wires_config(db: Database, docs: Corpus, embedder: MiniLmEmbedder) -> None:

@@ -97,7 +97,7 @@ async def test_words_are_counted_only_in_chunks_holding_two_of_them(
     for n in range(10):
         await corpus.add(f"alice: notes {n}", [*singles[n::10], *plain[n::10]], ["alice"], embedded=False)
     await corpus.add("alice: pairs", [f"{words[n]} with {words[n + 1]} number {n}" for n in range(3)], ["alice"])
-    store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+    store = SearchStore(RecordingSource(db))
     RecordingCursor.sent = []
     assert len(await store.lexical_search("alice", lexical_terms(" ".join(words), 64), 100)) == 3
     statement, params = [sent for sent in RecordingCursor.sent if "holding" in str(sent[1])][-1]
@@ -187,7 +187,7 @@ async def test_a_small_user_whose_chunks_hold_too_few_of_the_words_costs_no_inde
     db: Database, corpus: Corpus
 ) -> None:
     await corpus.add("alice: notes", [f"a fig note {n}" for n in range(30)], ["alice"], embedded=False)
-    store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+    store = SearchStore(RecordingSource(db))
     RecordingCursor.sent = []
     assert await store.lexical_search("alice", lexical_terms("fig kiwi lime pear", 64), 100) == []
     assert [params for _, params in RecordingCursor.sent if "holding" in str(params)] == []
@@ -226,7 +226,7 @@ async def test_the_word_sample_reads_only_the_users_own_chunks(db: Database, cor
         await corpus.add(f"{owner}: notes {n}", [f"a fig note {n}.{m}" for m in range(50)], [owner], embedded=False)
     async with db.connection() as conn:
         await conn.execute("VACUUM ANALYZE chunks, access")  # the count of her chunks reads only the index
-    store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+    store = SearchStore(RecordingSource(db))
     RecordingCursor.sent = []
     await store.lexical_search("alice", lexical_terms("fig note", 64), 100)
     statement, params = next(sent for sent in RecordingCursor.sent if "sample" in str(sent[1]))
@@ -251,7 +251,7 @@ async def test_a_user_with_few_chunks_is_searched_in_them_not_through_the_index(
     read: dict[int, float] = {}
     for direct_below in (0, lexical_query.DIRECT_SCAN_BELOW):
         monkeypatch.setattr(lexical_query, "DIRECT_SCAN_BELOW", direct_below)
-        store = SearchStore(RecordingSource(db))  # type: ignore[arg-type]
+        store = SearchStore(RecordingSource(db))
         RecordingCursor.sent = []
         hits = await store.lexical_search("alice", lexical_terms("fig", 64), 100)
         assert {h.source_id.split(" ")[0] for h in hits} == {"alice:"} and len(hits) == 10

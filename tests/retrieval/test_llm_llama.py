@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from llm_fixtures import CHATML, load_smollm2
 
-from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.errors import LlmClosedError
+from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.prompt_packing import render
 

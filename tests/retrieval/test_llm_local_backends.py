@@ -10,8 +10,8 @@ from ggml_writer import write_tiny_gpt2
 
 from appliance.config import CTransformerConfig, ExtractiveConfig, parse_config
 from quart_app.nextcloud import NextcloudClient
-from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
 from quart_app.runtimes.errors import LlmUnavailableError
+from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
 from quart_app.runtimes.llm_extractive import (
     EXTRACTIVE_HEADER,
     NO_CONTEXT_ANSWER,

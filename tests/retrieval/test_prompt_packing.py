@@ -11,8 +11,8 @@ from retrieval_corpus import FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstri
 from appliance.config import DEFAULT_TEMPLATE
 from quart_app.runtimes.llm_backend import approximate_token_count
 from quart_app.runtimes.llm_llama import LlamaBackend
-from quart_app.services.errors import PromptTooLongError
 from quart_app.services.context_assembly import ContextPiece
+from quart_app.services.errors import PromptTooLongError
 from quart_app.services.prompt_packing import pack_prompt, render
 
 pytestmark = pytest.mark.slow
