@@ -44,6 +44,8 @@ CONNECT_TIMEOUT_S = 10
 # a failed (re)connection is retried with backoff for this long, then the next request starts a fresh attempt:
 # short, so the pool notices a returned database within seconds instead of after a long backoff step
 RECONNECT_TIMEOUT_S = 10.0
+# how often open() tries a server that does not accept connections yet
+SERVER_WAIT_POLL_S = 0.2
 # while the database is known to be away, a request waits this long for a connection before its 503
 OUTAGE_WAIT_S = 2.0
 # a transaction PostgreSQL rolled back as a deadlock victim or for a serialization failure runs again this many
@@ -126,8 +128,10 @@ class Database:
             raise DatabaseClosedError("the database pool was closed; create a new Database to reconnect")
         if self._state == "open":
             return
+        started = time.monotonic()
+        await self._wait_for_server(timeout_s)
         try:
-            await self._pool.open(wait=True, timeout=timeout_s)
+            await self._pool.open(wait=True, timeout=max(timeout_s - (time.monotonic() - started), 1.0))
         except PoolTimeout as exc:
             await self._pool.close()
             self._state = "closed"
@@ -137,6 +141,29 @@ class Database:
             ) from exc
         self._state = "open"
         logger.info("database pool open (min %d, max %d)", self._pool.min_size, self._pool.max_size)
+
+    async def _wait_for_server(self, timeout_s: float) -> None:
+        """Wait quietly until PostgreSQL accepts a connection: on a first start the embedded server is still being
+        initialised when the app opens its pool, whose own attempts would each log a connection-failure warning. After
+        `timeout_s` the pool's attempts (and their warnings) take over."""
+        deadline = time.monotonic() + timeout_s
+        waiting_since: float | None = None
+        while True:
+            try:
+                conn = await AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
+            except psycopg.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    return
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    logger.info("waiting for PostgreSQL to accept connections (%s)", reason)
+                await asyncio.sleep(SERVER_WAIT_POLL_S)
+                continue
+            await conn.close()
+            if waiting_since is not None:
+                logger.info("PostgreSQL accepts connections after %.1f s", time.monotonic() - waiting_since)
+            return
 
     async def close(self) -> None:
         """Close every connection; safe to call twice."""

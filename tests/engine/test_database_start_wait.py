@@ -1,0 +1,65 @@
+"""Opening the pool while PostgreSQL is still starting (the embedded server's first boot runs initdb first): the app
+waits with one info line, not a connection-failure warning per pool attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from quart_app.store import Database
+from quart_app.store.errors import DatabaseUnavailableError
+
+LATE_S = 1.0
+
+
+def _socket(dsn: str) -> Path:
+    """The server's Unix socket file for a `postgresql://user@/db?host=<dir>` DSN."""
+    parts = urlsplit(dsn)
+    return Path(parse_qs(parts.query)["host"][0]) / f".s.PGSQL.{parts.port or 5432}"
+
+
+def _late_dsn(dsn: str, socket_dir: Path) -> str:
+    return dsn.split("?host=")[0] + f"?host={socket_dir}"
+
+
+async def test_a_server_that_comes_up_late_is_waited_for_quietly(
+    fresh_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the socket appears only after LATE_S, as the embedded server's does after initdb
+    socket_dir = tmp_path / "run"
+    socket_dir.mkdir()
+
+    async def server_comes_up() -> None:
+        await asyncio.sleep(LATE_S)
+        os.symlink(_socket(fresh_dsn), socket_dir / _socket(fresh_dsn).name)
+
+    caplog.set_level(logging.INFO)
+    database = Database(_late_dsn(fresh_dsn, socket_dir), min_size=1, max_size=2)
+    started = asyncio.get_running_loop().time()
+    coming_up = asyncio.create_task(server_comes_up())
+    await database.open(timeout_s=20)
+    await coming_up
+    try:
+        assert asyncio.get_running_loop().time() - started >= LATE_S
+        async with database.connection() as conn:
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+    finally:
+        await database.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+    infos = [r.getMessage() for r in caplog.records if r.name == "quart_app.store.database"]
+    assert any(m.startswith("waiting for PostgreSQL to accept connections (") for m in infos), infos
+    assert any(m.startswith("PostgreSQL accepts connections after ") for m in infos), infos
+
+
+async def test_a_server_that_never_comes_up_still_fails_within_the_timeout(tmp_path: Path) -> None:
+    database = Database(f"postgresql://ccb@/ccb?host={tmp_path}", min_size=1, max_size=2)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DatabaseUnavailableError, match="did not accept connections"):
+        await database.open(timeout_s=2)
+    assert asyncio.get_running_loop().time() - started < 2 + 5  # the wait, then the pool's own last attempt
