@@ -123,21 +123,6 @@ class BetaDeleteByProviderForAllUsersRequest(BaseModel):
     providerKey: Text
 
 
-class QueryResponse(BaseModel):
-    output: str
-    sources: list[str]
-
-
-class DocSearchHit(BaseModel):
-    source_id: str
-    title: str
-
-
-class LoadSourcesResponse(BaseModel):
-    loaded_sources: list[str]
-    sources_to_retry: list[str]
-
-
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -195,13 +195,3 @@ async def has_claimable(conn: Connection) -> bool:
     )
     row = await cur.fetchone()
     return bool(row is not None and row[0])
-
-
-async def next_due_in(conn: Connection) -> float | None:
-    """Seconds until the earliest queued chunk is due (0 if one is due now), None if the queue is empty."""
-    cur = await conn.execute(
-        "SELECT greatest(0, extract(epoch FROM min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))"
-        " - now())) FROM chunks WHERE embed_state = 'queued'"
-    )
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else float(row[0])
