@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -62,10 +62,6 @@ class LlmBackend(Protocol):
 
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
         """The full completion of `prompt`, cut at the first stop string."""
-        ...
-
-    def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncIterator[str]:
-        """The completion as it is produced, piece by piece."""
         ...
 
     async def aclose(self) -> None:

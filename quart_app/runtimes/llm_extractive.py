@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from appliance.config import ExtractiveConfig
@@ -89,9 +89,6 @@ class ExtractiveBackend:
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
         """Called only without context (use_context=False): says plainly that nothing can be generated."""
         return NO_CONTEXT_ANSWER
-
-    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
-        yield NO_CONTEXT_ANSWER
 
     async def aclose(self) -> None:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 
 from appliance.config import NcTextToTextConfig
 from quart_app.nextcloud import (
@@ -152,10 +152,6 @@ class NcTextToTextBackend:
                 " text-to-text provider may be overloaded"
             )
         await asyncio.sleep(min(seconds, remaining))
-
-    async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
-        """TaskProcessing has no token stream: the whole answer arrives as one piece."""
-        yield await self.generate(prompt, user_id, stop)
 
     async def aclose(self) -> None:
         return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from appliance.config import ExtractiveConfig
@@ -48,13 +48,6 @@ class DocSearchResult(TypedDict):
     source_id: str
     title: str
     passage: NotRequired[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Sources:
-    """The last item of query_stream: the source ids of the chunks put into the prompt, best first."""
-
-    source_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,41 +147,6 @@ class AnswerService:
         except LlmUnavailableError as exc:
             return self._quoted_instead(chunks, exc)
         return {"output": output, "sources": packed.sources}
-
-    async def query_stream(
-        self,
-        user_id: str,
-        question: str,
-        use_context: bool = True,
-        scope_type: str | None = None,
-        scope_list: Sequence[str] | None = None,
-        ctx_limit: int = 20,
-    ) -> AsyncIterator[str | Sources]:
-        """Answer pieces as they are generated, then one Sources item. ContextError is raised before any piece."""
-        self.check_question(question)
-        if not use_context:
-            packed = await self._pack(question, None)
-        else:
-            chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
-            extractive = self._extractive(chunks)
-            if extractive is not None:
-                yield extractive["output"]
-                yield Sources(extractive["sources"])
-                return
-            packed = await self._pack(question, chunks)
-        started = False
-        try:
-            async for piece in self._llm.stream(packed.prompt, user_id, self._stop):
-                started = True
-                yield piece
-        except LlmUnavailableError as exc:
-            if started or not use_context:
-                raise
-            quoted = self._quoted_instead(chunks, exc)
-            yield quoted["output"]
-            yield Sources(quoted["sources"])
-            return
-        yield Sources(packed.sources)
 
     async def doc_search(
         self,

@@ -105,11 +105,6 @@ async def test_a_task_that_never_finishes_times_out(nextcloud: FakeNextcloud, nc
         await backend(nc, timeout_s=0.3).generate("p", "alice")
 
 
-async def test_stream_yields_the_whole_answer_once(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
-    pieces = [piece async for piece in backend(nc).stream("p", "bob")]
-    assert pieces == ["generated answer"]
-
-
 async def test_missing_nextcloud_url_is_named() -> None:
     with pytest.raises(LlmUnavailableError, match=r"NEXTCLOUD_URL is not set. Set NEXTCLOUD_URL, APP_ID, APP_SECRET"):
         await backend(None).generate("p", "alice")
