@@ -105,10 +105,6 @@ class ModelEntry:
     source: FileSource
     tokenizer: FileSource | None
 
-    @property
-    def needs_download(self) -> bool:
-        return any(isinstance(s.origin, UrlOrigin) for s in self.file_sources())
-
     def file_sources(self) -> list[FileSource]:
         return [self.source] if self.tokenizer is None else [self.source, self.tokenizer]
 

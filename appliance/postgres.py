@@ -130,13 +130,6 @@ class EmbeddedPostgres:
     def tcp_password_file(self) -> Path:
         return self.pgdata.parent / "ccb_password"
 
-    def tcp_dsn(self) -> str:
-        """URL over TCP on 127.0.0.1 (scram password auth); only when a TCP port is configured."""
-        if not self.tcp_port:
-            raise PostgresError("the embedded PostgreSQL has no TCP port; set vectordb.pgvector.embedded_tcp_port")
-        password = self.tcp_password_file.read_text(encoding="utf-8").strip()
-        return f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{self.tcp_port}/{DB_NAME}"
-
     def ensure_tcp_password(self) -> None:
         """TCP connections need a password (scram-sha-256 in pg_hba): generate one once, set it while the server is
         down (single-user mode), keep it 0600 next to the cluster. Never a fixed default."""

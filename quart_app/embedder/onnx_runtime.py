@@ -64,10 +64,6 @@ class OnnxEmbeddingRuntime(LoadedModelIdentity):
         """Execution providers the session actually runs on."""
         return list(self._session.get_providers())
 
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return self._input_names
-
     def count_tokens(self, texts: list[str], input_type: InputType = "passage") -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]
 

