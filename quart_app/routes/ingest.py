@@ -106,6 +106,7 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
         path=part.path,
         size=part.size,
         content_hash=part.sha256,
+        readers_complete="userids" in headers,
     )
 
 

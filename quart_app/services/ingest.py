@@ -70,6 +70,9 @@ class IncomingSource:
     size: int
     # sha256 of the file; the spool computes it while writing, otherwise ingest reads the file once
     content_hash: bytes | None = None
+    # user_ids name every reader (4.0+ userIds, pull-mode queue items): an unchanged re-send sets exactly them. The
+    # beta PHP app sends one userId per load of the same file, so its loads only add readers.
+    readers_complete: bool = True
 
 
 @dataclass(slots=True)
@@ -199,7 +202,7 @@ class IngestService:
                 size,
             )
             if existing is not None and existing.state == "indexed" and existing.content_hash == content_hash:
-                touch = partial(touch_unchanged, doc=record, user_ids=source.user_ids)
+                touch = partial(touch_unchanged, doc=record, user_ids=source.user_ids, exact=source.readers_complete)
                 if await self._db.run_transaction(touch, f"refreshing {source.source_id}"):
                     self.counters.unchanged += 1
                     return "loaded", "", False

@@ -69,8 +69,9 @@ async def find_existing(conn: Connection, source_ids: list[str]) -> dict[str, Ex
     return {row[0]: ExistingDocument(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in await cur.fetchall()}
 
 
-async def touch_unchanged(conn: Connection, doc: DocumentRecord, user_ids: list[str]) -> bool:
-    """Same content re-sent: refresh metadata and add access for `user_ids` (additive); False if the row vanished."""
+async def touch_unchanged(conn: Connection, doc: DocumentRecord, user_ids: list[str], *, exact: bool) -> bool:
+    """Same content re-sent: refresh metadata and set access to exactly `user_ids` (or only add them when not
+    `exact`); False if the row vanished."""
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE documents SET title = %s, provider = %s, modified = %s, updated_at = now()"
@@ -79,7 +80,10 @@ async def touch_unchanged(conn: Connection, doc: DocumentRecord, user_ids: list[
         )
         if cur.rowcount == 0:
             return False
-        await _add_access(conn, doc.source_id, user_ids)
+        if exact:
+            await set_access(conn, doc.source_id, user_ids)
+        else:
+            await _add_access(conn, doc.source_id, user_ids)
     return True
 
 

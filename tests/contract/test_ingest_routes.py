@@ -43,16 +43,23 @@ async def test_loaded_sources_and_non_ascii_titles(client: Client) -> None:
     assert sorted(body["loaded_sources"]) == ["files__default: 555", "files__default: 556"]
     assert body["sources_to_retry"] == []
     assert (await search_titles(client, "bob", "ethical rating green label"))["files__default: 555"] == title
-    # sending it again (unchanged) is still "loaded": access is merged, nothing re-indexed
+    # sending it again (unchanged) is still "loaded", nothing re-indexed; its userIds are now the only readers (the
+    # PHP app sends everyone who can read the file: one moved out of a shared folder loses the folder's members)
     status, body, _ = await load(client, [SourcePart("files__default: 555", TEXT, user_ids=["carol"], title=title)])
     assert status == 200 and body["loaded_sources"] == ["files__default: 555"]
     assert "files__default: 555" in await search_titles(client, "carol", "ethical rating")
+    assert "files__default: 555" not in await search_titles(client, "bob", "ethical rating")
 
 
 async def test_beta_parts_with_a_single_user_id(client: Client) -> None:
     status, body, _ = await load(client, [SourcePart("files__default: 9", TEXT, user_ids=None, beta_user_id="dora")])
     # beta4's answer, which the beta PHP app expects
     assert (status, body) == (200, {"message": "All sources loaded"})
+    assert "files__default: 9" in await search_titles(client, "dora", "ethical rating")
+    # the beta app loads a file once per reader: the next reader's load adds, it does not replace
+    status, _, _ = await load(client, [SourcePart("files__default: 9", TEXT, user_ids=None, beta_user_id="emil")])
+    assert status == 200
+    assert "files__default: 9" in await search_titles(client, "emil", "ethical rating")
     assert "files__default: 9" in await search_titles(client, "dora", "ethical rating")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,17 @@ async def test_new_sources_are_stored_with_chunks_and_access(
     assert all(body[start : start + len(text)] == text for text, start in texts)
 
 
-async def test_unchanged_source_is_not_parsed_again_and_only_access_is_merged(
-    db: Database, parse_pool: ParsePool, tmp_path: Path
+@pytest.mark.parametrize(
+    ("readers_complete", "readers_after"),
+    [
+        # the PHP app names every reader: a file moved out of a shared folder loses the folder's other readers
+        (True, [("carol",)]),
+        # the beta PHP app loads a file once per reader
+        (False, [("alice",), ("carol",)]),
+    ],
+)
+async def test_unchanged_source_is_not_parsed_again_and_only_access_changes(
+    db: Database, parse_pool: ParsePool, tmp_path: Path, readers_complete: bool, readers_after: list[tuple[str]]
 ) -> None:
     parser = CountingParser(parse_pool)
     service = IngestService(db, parser)
@@ -70,7 +80,10 @@ async def test_unchanged_source_is_not_parsed_again_and_only_access_is_merged(
     before = await rows(db, "SELECT id, version, embed_state, embedded_at FROM chunks ORDER BY id")
     assert len(parser.calls) == 1
 
-    again = write_source(tmp_path, "files__default: 7", PROSE.format(topic="owls"), ["carol"])
+    again = replace(
+        write_source(tmp_path, "files__default: 7", PROSE.format(topic="owls"), ["carol"]),
+        readers_complete=readers_complete,
+    )
     report = await service.ingest([again])
 
     assert report.loaded == ["files__default: 7"]
@@ -78,8 +91,7 @@ async def test_unchanged_source_is_not_parsed_again_and_only_access_is_merged(
     assert service.counters.unchanged == 1
     assert await rows(db, "SELECT id, version, embed_state, embedded_at FROM chunks ORDER BY id") == before
     assert await scalar(db, "SELECT version FROM documents") == 1
-    # upstream 4.x semantics: access is only extended on re-submission
-    assert await rows(db, "SELECT user_id FROM access ORDER BY 1") == [("alice",), ("carol",)]
+    assert await rows(db, "SELECT user_id FROM access ORDER BY 1") == readers_after
 
 
 async def db_mark_embedded(db: Database) -> None:
