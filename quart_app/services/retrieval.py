@@ -14,7 +14,7 @@ from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.document_titles import named_files, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
-from quart_app.store.lexical_query import identifiers_held, lexical_terms
+from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
 from quart_app.store.search_store import HNSW_MAX_EF_SEARCH, ChunkRow, Hit, Scope, SearchStore
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,10 @@ class RetrievalService:
             self._chunk_estimate = (now, await self._store.estimated_chunks())
         return auto_ef_search(self._chunk_estimate[1])
 
+    async def _lexical_terms(self, query: str) -> LexicalTerms:
+        # linear in the question, but a long one would still hold the event loop
+        return await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
+
     async def _identifier_question(self, query: str, identifiers: Sequence[str]) -> bool:
         """Whether identifiers make up identifier_share of the question's words."""
         if not identifiers:
@@ -183,17 +187,19 @@ class RetrievalService:
         *,
         per_document: int | None = None,
         identifier_weight: bool = False,
+        terms: LexicalTerms | None = None,
     ) -> list[RetrievedChunk]:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
         `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight, and chunks
         holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text).
+        `terms`: the question's lexical_terms, when the caller has them already.
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and not scope.values:
             return []
         cap = per_document or self._config.max_chunks_per_document
         embedding, embed_failure = await self._embed(query)
-        # linear in the question, but a long one would still hold the event loop
-        terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
+        if terms is None:
+            terms = await self._lexical_terms(query)
         lexical = self._store.lexical_search(user_id, terms, max(self._config.lexical_candidates, k), scope)
         if embedding is None:
             vector_hits: list[Hit] = []
@@ -242,14 +248,16 @@ class RetrievalService:
         full-text leg. A document the question names by its file name (`website.txt`) comes first; the others rank
         by their best chunk's fused score plus title_weight of a first-rank hit times the share of their file name's
         words found in the question."""
+        terms = await self._lexical_terms(query)
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
         try:
-            best = await self.retrieve(user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True)
+            best = await self.retrieve(
+                user_id, query, 2 * limit, scope, per_document=1, identifier_weight=True, terms=terms
+            )
         except QueryNotEmbeddedError:  # /docSearch answers a list: a file named in the question may still be found
             best = []
         named: dict[str, int] = {}
         if self._config.file_name_first:
-            terms = await asyncio.to_thread(lexical_terms, query, self._config.max_lexical_terms)
             names = named_files(terms.identifiers)
             named = {
                 hit.source_id: hit.chunk_id for hit in await self._store.documents_named(user_id, names, limit, scope)
