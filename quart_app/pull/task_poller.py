@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
-from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH, RESOLVE_SCOPE_PATH, PullGate
+from quart_app.pull.enriched_sources import UnreadableFiles, as_task_output, enriched_entries, reported_missing
+from quart_app.pull.pull_gate import RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_types import (
     CHAT_TASK_TYPE,
@@ -29,7 +28,7 @@ from quart_app.pull.task_types import (
     RESULT_PATH,
     SEARCH_TASK_TYPE,
 )
-from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
+from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService
 from quart_app.services.errors import AnswerError, QuestionTooLongError
 
 log = logging.getLogger(__name__)
@@ -173,14 +172,23 @@ class TaskPoller:
                 scope_type=scope_type,
                 scope_list=scope_list,
                 ctx_limit=self._config.chat_context_chunks,
+                unreadable=UnreadableFiles(self._nc),
             )
             found = await self._answers.sources_with_titles(user_id, result["sources"])
-            return {"output": result["output"], "sources": await self._enrich(user_id, found)}
+            entries = await enriched_entries(self._nc, user_id, found)
+            return {"output": result["output"], "sources": as_task_output(entries, found)}
         if task_type == SEARCH_TASK_TYPE:
             limit = _limit(raw.get("limit", DEFAULT_SEARCH_LIMIT))
             hits = await self._answers.doc_search(user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list)
             unique = list({hit["source_id"]: hit for hit in hits}.values())[:limit]
-            return {"sources": await self._enrich(user_id, unique)}
+            entries = await enriched_entries(self._nc, user_id, unique)
+            # one enrich_sources call: the files it reports missing for the user are left out of the result
+            missing = reported_missing(entries or [], unique)
+            if missing:
+                log.warning("search: left out %d document(s) Nextcloud no longer shows the user", len(missing))
+                unique = [hit for hit in unique if hit["source_id"] not in missing]
+                entries = [entry for entry in entries or [] if str(entry.get("id")) not in missing]
+            return {"sources": as_task_output(entries, unique)}
         raise TaskInputError(f"task type {task_type!r} is not {CHAT_TASK_TYPE} or {SEARCH_TASK_TYPE}")
 
     async def _scope(self, user_id: str, raw: dict[str, Any]) -> tuple[str | None, list[str] | None]:
@@ -200,26 +208,6 @@ class TaskPoller:
                 raise TaskInputError("resolve_scope_list answered without source_ids")
             return "source", [str(item) for item in resolved]
         return "provider", list(scope_list)
-
-    async def _enrich(self, user_id: str, found: Sequence[DocSearchResult]) -> list[str]:
-        """Sources as the Assistant shows them: JSON texts {id, label, icon, url}; plain ones if Nextcloud fails."""
-        if not found:
-            return []
-        try:
-            data = await self._nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(found), "userId": user_id})
-            enriched = data.get("sources") if isinstance(data, dict) else None
-        except NextcloudError as exc:
-            log.warning("enrich_sources failed (%s); answering with plain sources", exc)
-            enriched = None
-        if not isinstance(enriched, list):
-            enriched = [{"id": s["source_id"], "label": s["title"], "icon": "", "url": ""} for s in found]
-        unique: dict[str, str] = {}
-        for source in enriched:
-            if isinstance(source, dict):
-                key = str(source.get("id"))
-                entry = {k: source.get(k) for k in ("id", "label", "icon", "url")}
-                unique.setdefault(key, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
-        return list(unique.values())
 
 
 def _limit(raw: Any) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
 from appliance.config import ExtractiveConfig
 from quart_app.runtimes.errors import LlmUnavailableError
@@ -61,6 +61,12 @@ class Templates:
     end_separator: str = ""
     context_tokens: int | None = None
     in_document_order: bool = False
+
+
+class UnreadableCheck(Protocol):
+    """Which of these documents Nextcloud says the user can no longer read (asked before anything reaches the LLM)."""
+
+    async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]: ...
 
 
 class AnswerService:
@@ -130,13 +136,20 @@ class AnswerService:
         scope_type: str | None = None,
         scope_list: Sequence[str] | None = None,
         ctx_limit: int = 20,
+        unreadable: UnreadableCheck | None = None,
     ) -> QueryResult:
-        """{output, sources}; raises ContextError when nothing the user may read matches."""
+        """{output, sources}; raises ContextError when nothing the user may read matches. `unreadable`: documents
+        it names are left out of the context (Nextcloud knows of an access change the backend was never sent)."""
         self.check_question(question)
         if not use_context:
             packed = await self._pack(question, None)
             return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
         chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
+        if unreadable is not None:
+            gone = await unreadable(user_id, _documents_of(chunks))
+            chunks = [chunk for chunk in chunks if chunk.source_id not in gone]
+            if not chunks:
+                raise ContextError(NO_DOCUMENTS)
         extractive = self._extractive(chunks)
         if extractive is not None:
             return extractive
@@ -156,11 +169,16 @@ class AnswerService:
         scope_type: str | None = None,
         scope_list: Sequence[str] | None = None,
         with_passages: bool = False,
+        unreadable: UnreadableCheck | None = None,
     ) -> list[DocSearchResult]:
         """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch.
-        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud)."""
+        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud); `unreadable` as
+        for query()."""
         self.check_question(query)
         chunks = await self._retrieval.documents(user_id, query, limit, make_scope(scope_type, scope_list))
+        if unreadable is not None and chunks:
+            gone = await unreadable(user_id, _documents_of(chunks))
+            chunks = [chunk for chunk in chunks if chunk.source_id not in gone]
         results: list[DocSearchResult] = []
         for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
@@ -168,6 +186,14 @@ class AnswerService:
                 hit["passage"] = chunk.text
             results.append(hit)
         return results
+
+
+def _documents_of(chunks: Sequence[RetrievedChunk]) -> list[DocSearchResult]:
+    """The distinct documents of `chunks`, in order."""
+    documents: dict[str, DocSearchResult] = {}
+    for chunk in chunks:
+        documents.setdefault(chunk.source_id, {"source_id": chunk.source_id, "title": chunk.title})
+    return list(documents.values())
 
 
 def build_answer_service(

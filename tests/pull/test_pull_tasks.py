@@ -147,3 +147,28 @@ def _signed() -> dict[str, str]:
 
     headers: dict[str, str] = signed_headers()
     return headers
+
+
+async def test_a_file_nextcloud_no_longer_shows_the_user_stays_out_of_chat_and_search(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    ids = await _corpus(pull_app, nextcloud)
+    label = f"files__default: {ids['label']}"
+    question = _chat("Which label does the Ethical AI Rating give?")
+    before = await task_done(nextcloud, nextcloud.schedule_task("context_chat:context_chat", "bob", question))
+    assert "green label" in before["output"]["output"] and [s["id"] for s in _sources(before)] == [label]
+    # an unshare on Nextcloud 34: the PHP app queues nothing, so the backend still lists bob as a reader
+    nextcloud.set_file_users(ids["label"], ["alice"])
+    chat = await task_done(nextcloud, nextcloud.schedule_task("context_chat:context_chat", "bob", question))
+    assert chat["status"] == "STATUS_FAILED"
+    assert chat["errorMessage"] == "Context errorNo documents retrieved, please index a few documents first"
+    search = nextcloud.schedule_task("context_chat:context_chat_search", "bob", {**question, "limit": 5})
+    assert (await task_done(nextcloud, search))["output"] == {"sources": []}
+    # alice still reads it, and a file that really is named "Deleted file" is not taken for a missing one
+    alice = await task_done(nextcloud, nextcloud.schedule_task("context_chat:context_chat", "alice", question))
+    assert label in [s["id"] for s in _sources(alice)]
+    named = nextcloud.add_file(["bob"], "files/Deleted file", b"Deleted file: the Ethical AI Rating archive index.")
+    await until(lambda: len(acked(nextcloud, "files")) == 4)
+    await pull_app.drain_embeddings()
+    search = nextcloud.schedule_task("context_chat:context_chat_search", "bob", {**question, "limit": 5})
+    assert [s["id"] for s in _sources(await task_done(nextcloud, search))] == [f"files__default: {named}"]

@@ -1,0 +1,112 @@
+"""enrich_sources (PHP app 5.4+): a task's sources as the Assistant shows them, and the files Nextcloud reports
+missing for the asking user.
+
+Nextcloud 34 changes the mount cache on an unshare without the event the PHP app listens to, so the backend is never
+told that a former recipient lost a file. enrich_sources asks Nextcloud itself: a file that is no longer in the user's
+folder comes back labelled "Deleted file" (MetadataService::getMetadataObjectForId), in the user's language.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
+from quart_app.services.answer import DocSearchResult
+
+log = logging.getLogger(__name__)
+
+FILE_SOURCE_PREFIX = "files__default: "
+# the PHP app's "Deleted file" in each of its translations (l10n/*.json of context_chat v5.4.0 and of main as of
+# 2026-07-21); a language without a translation shows the English one
+DELETED_FILE_LABELS = frozenset(
+    {
+        "Arquivo excluído",
+        "Borttagen fil",
+        "Comhad scriosta",
+        "Datei löschen",
+        "Deleted file",
+        "Faili iliyofutwa",
+        "Ficheiro eliminado",
+        "Fichier supprimé",
+        "File eliminato",
+        "File yang dihapus",
+        "Izbrisana datoteka",
+        "Ištrintas failas",
+        "Kustutatud fail",
+        "O'chirilgan fayl",
+        "Silinmiş dosya",
+        "Smazaný soubor",
+        "Vymazaný súbor",
+        "Διαγραμμένο αρχείο",
+        "Устгагдсан файл",
+        "ئۆچۈرۈلگەن ھۆججەت",
+        "فایل حذف\u200cشده",  # noqa: RUF001 - Persian, in its own script
+        "ファイルを削除",
+        "已删除文件",
+        "已刪除的檔案",
+        "삭제된 파일",
+    }
+)
+
+Entry = dict[str, Any]
+
+
+async def enriched_entries(nc: NextcloudClient, user_id: str, sources: Sequence[DocSearchResult]) -> list[Entry] | None:
+    """enrich_sources' entries {id, label, icon, url} (providers first, then files, as the PHP app orders them), or
+    None when Nextcloud fails."""
+    if not sources:
+        return []
+    try:
+        data = await nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(sources), "userId": user_id})
+    except NextcloudError as exc:
+        log.warning("enrich_sources failed (%s)", exc)
+        return None
+    entries = data.get("sources") if isinstance(data, dict) else None
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else None
+
+
+def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult]) -> set[str]:
+    """The files among `sources` whose entry is labelled "Deleted file" (a file that is really named so is not)."""
+    titles = {source["source_id"]: source["title"] for source in sources}
+    missing = set()
+    for entry in entries:
+        source_id, label = str(entry.get("id")), entry.get("label")
+        is_file = source_id.startswith(FILE_SOURCE_PREFIX) and source_id in titles
+        if is_file and label in DELETED_FILE_LABELS and PurePosixPath(titles[source_id]).name != label:
+            missing.add(source_id)
+    return missing
+
+
+def as_task_output(entries: Sequence[Entry] | None, sources: Sequence[DocSearchResult]) -> list[str]:
+    """Unique JSON texts {id, label, icon, url} for the task output; plain ones from `sources` without entries."""
+    if entries is None:
+        entries = [{"id": s["source_id"], "label": s["title"], "icon": "", "url": ""} for s in sources]
+    unique: dict[str, str] = {}
+    for entry in entries:
+        shown = {key: entry.get(key) for key in ("id", "label", "icon", "url")}
+        unique.setdefault(str(entry.get("id")), json.dumps(shown, ensure_ascii=False, separators=(",", ":")))
+    return list(unique.values())
+
+
+class UnreadableFiles:
+    """AnswerService's `unreadable` check for pull-mode tasks: asks enrich_sources before anything reaches the LLM.
+    Unknown when Nextcloud fails (nothing is left out then, as before this check)."""
+
+    def __init__(self, nc: NextcloudClient) -> None:
+        self._nc = nc
+
+    async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
+        entries = await enriched_entries(self._nc, user_id, sources)
+        missing = reported_missing(entries or [], sources)
+        if missing:
+            log.warning(
+                "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not queue): %s",
+                len(missing),
+                ", ".join(sorted(missing)),
+            )
+        return missing
