@@ -71,7 +71,8 @@ async def enriched_entries(nc: NextcloudClient, user_id: str, sources: Sequence[
 
 
 def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult]) -> set[str]:
-    """The files among `sources` whose entry is labelled "Deleted file" (a file that is really named so is not)."""
+    """The files among `sources` whose entry is labelled "Deleted file" (a file that is really named so is not);
+    logged, as they are left out of the task's answer."""
     titles = {source["source_id"]: source["title"] for source in sources}
     missing = set()
     for entry in entries:
@@ -79,6 +80,12 @@ def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult
         is_file = source_id.startswith(FILE_SOURCE_PREFIX) and source_id in titles
         if is_file and label in DELETED_FILE_LABELS and PurePosixPath(titles[source_id]).name != label:
             missing.add(source_id)
+    if missing:
+        log.warning(
+            "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not queue): %s",
+            len(missing),
+            ", ".join(sorted(missing)),
+        )
     return missing
 
 
@@ -101,12 +108,4 @@ class UnreadableFiles:
         self._nc = nc
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
-        entries = await enriched_entries(self._nc, user_id, sources)
-        missing = reported_missing(entries or [], sources)
-        if missing:
-            log.warning(
-                "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not queue): %s",
-                len(missing),
-                ", ".join(sorted(missing)),
-            )
-        return missing
+        return reported_missing(await enriched_entries(self._nc, user_id, sources) or [], sources)

@@ -185,7 +185,6 @@ class TaskPoller:
             # one enrich_sources call: the files it reports missing for the user are left out of the result
             missing = reported_missing(entries or [], unique)
             if missing:
-                log.warning("search: left out %d document(s) Nextcloud no longer shows the user", len(missing))
                 unique = [hit for hit in unique if hit["source_id"] not in missing]
                 entries = [entry for entry in entries or [] if str(entry.get("id")) not in missing]
             return {"sources": as_task_output(entries, unique)}

@@ -169,16 +169,11 @@ class AnswerService:
         scope_type: str | None = None,
         scope_list: Sequence[str] | None = None,
         with_passages: bool = False,
-        unreadable: UnreadableCheck | None = None,
     ) -> list[DocSearchResult]:
         """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch.
-        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud); `unreadable` as
-        for query()."""
+        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud)."""
         self.check_question(query)
         chunks = await self._retrieval.documents(user_id, query, limit, make_scope(scope_type, scope_list))
-        if unreadable is not None and chunks:
-            gone = await unreadable(user_id, _documents_of(chunks))
-            chunks = [chunk for chunk in chunks if chunk.source_id not in gone]
         results: list[DocSearchResult] = []
         for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
