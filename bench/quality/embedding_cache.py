@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
-
-from quart_app.runtimes.embedding_client import EmbeddingClient
 
 SAVE_EVERY = 64  # new vectors between saves, so an interrupted run keeps most of its work
 
 
-class CachedEmbedder:
-    """An EmbeddingClient stand-in for the worker and retrieval: cache hits skip the embedder, misses go to it."""
+class TextEmbedder(Protocol):
+    """The embedding client, or the cross-lingual model."""
 
-    def __init__(self, client: EmbeddingClient, path: Path, model: str) -> None:
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
+
+
+class CachedEmbedder:
+    """An embedder stand-in for the worker and retrieval: cache hits skip the embedder, misses go to it."""
+
+    def __init__(self, client: TextEmbedder, path: Path, model: str) -> None:
         self._client = client
         self._path = path
         self._model = model
@@ -27,6 +31,10 @@ class CachedEmbedder:
         self.hits = 0
         self.misses = 0
         self._unsaved = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model
 
     def _key(self, text: str, input_type: str) -> bytes:
         return hashlib.sha256(f"{self._model}\0{input_type}\0{text}".encode()).digest()

@@ -45,20 +45,30 @@ from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noq
 from questions import Question, check_questions, load_questions  # noqa: E402
 from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
 
-from appliance.config import AppConfig, NcTextToTextConfig, RerankerConfig, load_config  # noqa: E402
+from appliance.config import (  # noqa: E402
+    AppConfig,
+    CrossLingualConfig,
+    NcTextToTextConfig,
+    RerankerConfig,
+    load_config,
+)
 from appliance.model_catalogue import chunking_tokenizer_file, get_model, load_catalogue  # noqa: E402
+from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens, prefix_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402
 from quart_app.runtimes.llm_backend import approximate_token_count  # noqa: E402
 from quart_app.runtimes.reranker import Reranker, load_scorer  # noqa: E402
 from quart_app.services.answer import AnswerService, Templates, build_answer_service  # noqa: E402
+from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
 from quart_app.services.embedding_worker import EmbeddingWorker  # noqa: E402
 from quart_app.services.ingest import DocumentParser, IncomingSource, IngestService  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.services.source_spool import SourceSpool  # noqa: E402
 from quart_app.services.status import status  # noqa: E402
 from quart_app.store import Database  # noqa: E402
+from quart_app.store.cross_lingual_store import bind_model  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
 
 
@@ -151,6 +161,37 @@ async def ingest_corpus(
     return {"seconds": seconds, "chunks": chunks, "avg_tokens": float(tokens), "avg_chars": float(chars)}
 
 
+async def fill_cross_lingual(
+    db: Database, config: CrossLingualConfig, model_dir: Path, vector_cache: Path | None, stack: AsyncExitStack
+) -> tuple[CrossLingualIndex, dict[str, Any]]:
+    """The cross-lingual leg with every chunk's vector filled in (as `backfill: always` ends up), and how long the
+    filling took."""
+    model = CrossLingualModel(await asyncio.to_thread(load_cross_lingual_model, config, None, model_dir))
+    stack.push_async_callback(model.aclose)
+    embedder: CrossLingualModel | CachedEmbedder = model
+    if vector_cache is not None:
+        cache = vector_cache.with_name(f"{vector_cache.name}-{model.model_id}-cross-lingual.npz")
+        embedder = CachedEmbedder(model, cache, model.model_id)
+    async with db.connection() as conn:
+        await bind_model(conn, model.model_id, model.dimension)
+    index = CrossLingualIndex(db, embedder, config.model_copy(update={"backfill": "always"}))
+    loops = BackgroundLoops()
+    started = time.perf_counter()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    while True:
+        progress = await index.progress()
+        if progress["vectors"] >= progress["chunks"]:
+            break
+        await asyncio.sleep(1.0)  # progress() counts every chunk: do not poll it hot
+    seconds = time.perf_counter() - started
+    await loops.close()
+    facts: dict[str, Any] = {"cross_lingual_fill_s": seconds, "cross_lingual_threads": config.threads}
+    if isinstance(embedder, CachedEmbedder):
+        embedder.save()
+        facts["cross_lingual_cached"], facts["cross_lingual_computed"] = embedder.hits, embedder.misses
+    return index, facts
+
+
 async def ask(
     answer: AnswerService, pipeline: str, questions: list[Question], path_of: dict[str, str]
 ) -> tuple[list[Outcome], list[float]]:
@@ -187,9 +228,16 @@ async def open_pipeline(
         limits = ParseLimits(timeout_s=config.ingest.parse_timeout_s, memory_mb=config.ingest.parse_memory_mb)
         async with ParsePool(config.ingest.parse_workers, limits, chunker=chunker) as pool:
             ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline)
-        answers = {pipeline: build_answer_service(config, db, client, capture)}
+        cross_lingual = None
+        if config.retrieval.cross_lingual is not None:
+            model_dir = spool_dir.parent / "model_files"
+            cross_lingual, filled = await fill_cross_lingual(
+                db, config.retrieval.cross_lingual, model_dir, vector_cache, stack
+            )
+            ingest.update(filled)
+        answers = {pipeline: build_answer_service(config, db, client, capture, None, cross_lingual)}
         if reranker is not None:
-            answers[RERANKED] = build_answer_service(config, db, client, capture, reranker)
+            answers[RERANKED] = build_answer_service(config, db, client, capture, reranker, cross_lingual)
         return answers, client, ingest
     parser = UpstreamStyleParser(model.tokenizer)
     ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline)
@@ -212,10 +260,18 @@ async def open_pipeline(
 async def run_pipelines(
     cluster: Any, urls: list[str], corpus: Path, documents: list[dict[str, str]], questions: list[Question],
     root: Path, vector_cache: Path | None, model: BenchModel, pipelines: Sequence[str],
-    reranker_config: RerankerConfig | None,
+    reranker_config: RerankerConfig | None, cross_lingual_threads: int | None,
 ) -> tuple[list[Outcome], dict[str, Any]]:  # fmt: skip
-    """The pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time."""
+    """The pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time.
+    `cross_lingual_threads`: None turns the shipped config's cross-lingual leg off, else its model's threads."""
     config = load_config(REPO / "configs" / "config.cpu.yaml")
+    retrieval = config.retrieval
+    if cross_lingual_threads is None or retrieval.cross_lingual is None:
+        retrieval = retrieval.model_copy(update={"cross_lingual": None})
+    else:
+        cross_lingual = retrieval.cross_lingual.model_copy(update={"threads": cross_lingual_threads})
+        retrieval = retrieval.model_copy(update={"cross_lingual": cross_lingual})
+    config = config.model_copy(update={"retrieval": retrieval})
     if reranker_config is not None:
         config = config.model_copy(
             update={"retrieval": config.retrieval.model_copy(update={"reranker": reranker_config})}
@@ -316,6 +372,15 @@ def report(
         " 8192 - 512); prompt: median characters.",
         "",
     ]
+    for pipeline, f in facts.items():
+        if "cross_lingual_fill_s" in f:
+            lines[-1:-1] = [
+                f"{names[pipeline]}: the cross-lingual leg's vectors of all {f['chunks']} chunks filled in after"
+                f" ingest in {f['cross_lingual_fill_s']:.0f} s ({f['cross_lingual_threads'] or os.cpu_count()}"
+                f" thread(s); {f.get('cross_lingual_cached', 0)} cached / {f.get('cross_lingual_computed', 'all')}"
+                " computed).",
+                "",
+            ]
     table_lines: list[str] = render_table(table, list(facts))
     return lines + table_lines
 
@@ -352,6 +417,16 @@ def main() -> int:
     )
     parser.add_argument("--rerank-candidates", type=int, default=20, help="retrieval.reranker.candidates")
     parser.add_argument("--rerank-tokens", type=int, default=128, help="retrieval.reranker.passage_tokens")
+    parser.add_argument(
+        "--no-cross-lingual", action="store_true", help="turn off the shipped config's retrieval.cross_lingual leg"
+    )
+    parser.add_argument(
+        "--cross-lingual-threads",
+        type=int,
+        default=0,
+        help="threads of the cross-lingual model while its vectors are filled in (0: one per core; the shipped"
+        " config's value is for the app beside other work)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     corpus = fetch(args.cache)
@@ -394,6 +469,7 @@ def main() -> int:
                     else RerankerConfig(
                         model=args.reranker, candidates=args.rerank_candidates, passage_tokens=args.rerank_tokens
                     ),
+                    None if args.no_cross_lingual else args.cross_lingual_threads,
                 )
             )
         finally:
@@ -406,6 +482,7 @@ def main() -> int:
     print("\n".join(lines))
     stamp = time.strftime("%Y-%m-%d", time.gmtime()) + ("" if args.model == MODEL else f"-{args.model}")
     stamp += f"-{args.chunk_tokens}-tokens" if args.chunk_tokens else ""
+    stamp += "-no-cross-lingual" if args.no_cross_lingual else ""
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality-{stamp}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     payload = {"facts": facts, "table": table, "outcomes": outcome_rows(outcomes), "seconds": seconds}

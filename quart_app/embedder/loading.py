@@ -129,6 +129,14 @@ _BUILDERS: dict[RuntimeKind, _Builder] = {
 RUNTIME_KINDS: tuple[RuntimeKind, ...] = tuple(_BUILDERS)
 
 
+def runtime_kind(entry: ModelEntry) -> RuntimeKind:
+    """The runtime that runs this catalogue model's format."""
+    for kind, builder in _BUILDERS.items():
+        if builder.format == entry.format:
+            return kind
+    raise RuntimeLoadError(f"model {entry.id!r} is a {entry.format} model, which no embedding runtime runs")
+
+
 def _load_gguf_path(model: str, model_dir: Path, opts: RuntimeOptions) -> EmbeddingRuntime:
     path = Path(model) if Path(model).is_absolute() else model_dir / model
     if not path.is_file():

@@ -71,6 +71,8 @@ async def status() -> Response:
     # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
     report.update(await asyncio.to_thread(machine_report, state.settings.storage))
     report["llm"] = None if opened.answer is None else opened.answer.llm_report()
+    # the multilingual third leg: its model, whether a question has needed it, and how many chunks have its vector
+    report["cross_lingual"] = None if opened.cross_lingual is None else await opened.cross_lingual.progress()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,

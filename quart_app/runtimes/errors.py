@@ -42,6 +42,10 @@ class RerankerClosedError(RuntimeServiceError):
     """A Reranker was used after aclose()."""
 
 
+class CrossLingualModelError(RuntimeServiceError):
+    """The multilingual model of the cross-lingual leg could not be loaded, or was used after aclose()."""
+
+
 class LlmError(Exception):
     """The language model backend failed to produce an answer; the message names the backend and the fix."""
 

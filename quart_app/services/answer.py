@@ -16,6 +16,7 @@ from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.errors import ContextError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import (
+    CrossLingualVectors,
     PassageReranker,
     QueryEmbedder,
     RetrievalService,
@@ -197,9 +198,10 @@ def build_answer_service(
     embedder: QueryEmbedder,
     llm: LlmBackend,
     reranker: PassageReranker | None = None,
+    cross_lingual: CrossLingualVectors | None = None,
 ) -> AnswerService:
     """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
-    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval, reranker)
+    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval, reranker, cross_lingual)
     section = config.llm
     templates = Templates(
         section.template, section.no_ctx_template, section.end_separator, section.context_tokens or None, True

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -15,7 +15,16 @@ from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.document_titles import named_files, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
-from quart_app.store.search_store import HNSW_MAX_EF_SEARCH, ChunkRow, Hit, Scope, SearchStore
+from quart_app.store.search_store import (
+    CHUNK_VECTORS,
+    CROSS_LINGUAL_VECTORS,
+    HNSW_MAX_EF_SEARCH,
+    ChunkRow,
+    Hit,
+    Scope,
+    SearchStore,
+    VectorTable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,14 @@ class PassageReranker(Protocol):
     """What retrieval needs from the second stage (quart_app.runtimes.reranker.Reranker satisfies it)."""
 
     async def score(self, question: str, passages: list[str]) -> list[float]: ...
+
+
+class CrossLingualVectors(Protocol):
+    """What retrieval needs from the cross-lingual leg (CrossLingualIndex satisfies it)."""
+
+    async def query_vector(self, question: str) -> list[float]: ...
+
+    async def asked(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +78,7 @@ def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scop
 Fused = tuple[int, str, float, tuple[str, ...]]  # chunk id, source id, fused score, legs that found it
 
 
-def fuse(legs: dict[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:
+def fuse(legs: Mapping[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:
     """Weighted reciprocal-rank fusion: score = sum over legs of weight / (rrf_k + rank), rank from 1."""
     scores: dict[int, float] = {}
     sources: dict[int, str] = {}
@@ -107,12 +124,14 @@ class RetrievalService:
         embedder: QueryEmbedder,
         config: RetrievalConfig,
         reranker: PassageReranker | None = None,
+        cross_lingual: CrossLingualVectors | None = None,
     ) -> None:
         self._store = store
         self._embedder = embedder
         self._config = config
-        # the second stage runs only when both the model and its settings are there
+        # the second stage and the third leg run only when both the model and its settings are there
         self._reranker = reranker if config.reranker is not None else None
+        self._cross_lingual = cross_lingual if config.cross_lingual is not None else None
         # (monotonic time read, chunks) of the last estimate, for ef_search auto
         self._chunk_estimate: tuple[float, int] | None = None
 
@@ -133,13 +152,38 @@ class RetrievalService:
             log.warning("query embedding failed (%s); answering from the full-text leg only", type(exc).__name__)
             return None, f"{type(exc).__name__}: {exc}"
 
-    async def _vector_leg(self, user_id: str, embedding: list[float], limit: int, scope: Scope | None) -> list[Hit]:
+    async def _vector_leg(
+        self,
+        user_id: str,
+        embedding: list[float],
+        limit: int,
+        scope: Scope | None,
+        table: VectorTable = CHUNK_VECTORS,
+    ) -> list[Hit]:
         threshold = self._config.exact_search_below
         exact = threshold > 0 and await self._store.count_accessible_chunks(user_id, scope, threshold) < threshold
         ef_search = 0 if exact else await self._ef_search()
         return await self._store.vector_search(
-            user_id, embedding, limit, scope, exact=exact, ef_search=max(ef_search, limit)
+            user_id, embedding, limit, scope, exact=exact, ef_search=max(ef_search, limit), table=table
         )
+
+    async def _cross_lingual_leg(self, user_id: str, query: str, scope: Scope | None) -> list[Hit]:
+        """The multilingual vectors' nearest chunks, for a question whose words the documents mostly do not hold (in
+        another language than theirs); none for any other question, where this leg costs English ranking."""
+        leg, config = self._cross_lingual, self._config.cross_lingual
+        if leg is None or config is None:
+            return []
+        share = await self._store.known_word_share(query)
+        if share is None or share >= config.known_words_below:
+            return []
+        try:
+            await leg.asked()
+            vector = await leg.query_vector(query)
+        except Exception as exc:  # the other legs still answer
+            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
+            return []
+        log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", share * 100)
+        return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
 
     async def _ef_search(self) -> int:
         """retrieval.ef_search, or for auto the width for the index's size (its estimate read every few minutes)."""
@@ -201,19 +245,22 @@ class RetrievalService:
         if terms is None:
             terms = await self._lexical_terms(query)
         lexical = self._store.lexical_search(user_id, terms, max(self._config.lexical_candidates, k), scope)
+        cross_lingual = self._cross_lingual_leg(user_id, query, scope)
         if embedding is None:
             vector_hits: list[Hit] = []
-            lexical_hits = await lexical
+            lexical_hits, cross_lingual_hits = await asyncio.gather(lexical, cross_lingual)
         else:
-            vector_hits, lexical_hits = await asyncio.gather(
-                self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope), lexical
+            vector_hits, lexical_hits, cross_lingual_hits = await asyncio.gather(
+                self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope),
+                lexical,
+                cross_lingual,
             )
         identifier_first = identifier_weight and await self._identifier_question(query, terms.identifiers)
         lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
-        fused = fuse(
-            {"vector": (self._config.vector_weight, vector_hits), "lexical": (lexical_weight, lexical_hits)},
-            self._config.rrf_k,
-        )
+        legs = {"vector": (self._config.vector_weight, vector_hits), "lexical": (lexical_weight, lexical_hits)}
+        if cross_lingual_hits and self._config.cross_lingual is not None:
+            legs["cross_lingual"] = (self._config.cross_lingual.weight, cross_lingual_hits)
+        fused = fuse(legs, self._config.rrf_k)
         held: dict[int, int] = {}
         if identifier_first:
             # a chunk holding more of the question's identifiers comes first; fused order among equals (stable sort)
@@ -232,14 +279,18 @@ class RetrievalService:
                 break
         rows: dict[int, ChunkRow] = await self._store.fetch_chunks(user_id, [item[0] for item in picked])
         log.debug(
-            "retrieval: %d vector, %d lexical candidates -> %d chunks", len(vector_hits), len(lexical_hits), len(picked)
+            "retrieval: %d vector, %d lexical, %d cross-lingual candidates -> %d chunks",
+            len(vector_hits),
+            len(lexical_hits),
+            len(cross_lingual_hits),
+            len(picked),
         )
         found = [
             RetrievedChunk(cid, row.source_id, row.title, row.text, score, legs, row.start, held.get(cid, 0))
             for cid, _source, score, legs in picked
             if (row := rows.get(cid)) is not None  # deleted or revoked between the search and the read
         ]
-        if not found and embedding is None:
+        if not found and embedding is None and not cross_lingual_hits:
             raise QueryNotEmbeddedError(embed_failure)
         return found
 

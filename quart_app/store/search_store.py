@@ -56,6 +56,24 @@ class ChunkRow:
     start: int  # character offset in the document's text
 
 
+@dataclass(frozen=True, slots=True)
+class VectorTable:
+    """Where a vector leg's vectors live: the FROM clause that joins them to chunk `c`, and the vector column."""
+
+    source: sql.Composable
+    vector: sql.Composable
+
+
+# the embedding model's vectors, on the chunk rows themselves
+CHUNK_VECTORS = VectorTable(sql.SQL("chunks c"), sql.SQL("c.embedding"))
+# the multilingual model's vectors of the same chunks (retrieval.cross_lingual, migration 0008)
+CROSS_LINGUAL_VECTORS = VectorTable(
+    sql.SQL("cross_lingual_vectors x JOIN chunks c ON c.id = x.chunk_id"), sql.SQL("x.embedding")
+)
+# a question word shorter than this says little about the language it is in
+KNOWN_WORD_MIN_CHARS = 3
+
+
 def vector_literal(vector: Sequence[float]) -> str:
     """pgvector's text form; works whether or not the connection registered the vector type."""
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
@@ -149,23 +167,25 @@ class SearchStore:
         *,
         exact: bool = False,
         ef_search: int = 100,
+        table: VectorTable = CHUNK_VECTORS,
     ) -> list[Hit]:
-        """Nearest chunks by cosine distance; HNSW with iterative scan (the ACL filter cannot starve it) or exact."""
+        """Nearest chunks by cosine distance in `table`; HNSW with iterative scan (the ACL filter cannot starve it) or
+        exact."""
         where, params = _filters(user_id, scope)
         params.update(q=vector_literal(embedding), limit=limit)
         if exact:
             # OFFSET 0 fences the subquery: the sort cannot use the HNSW index, so the user's rows (reached through
             # the access rows and the source_id index) are scanned and ordered exactly
             query = sql.SQL(
-                "SELECT id, source_id, distance FROM (SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS"
-                " distance FROM chunks c WHERE c.embedding IS NOT NULL AND {where} OFFSET 0) s"
+                "SELECT id, source_id, distance FROM (SELECT c.id, c.source_id, {v} <=> %(q)s::vector AS"
+                " distance FROM {source} WHERE {v} IS NOT NULL AND {where} OFFSET 0) s"
                 " ORDER BY distance LIMIT %(limit)s"
-            ).format(where=where)
+            ).format(v=table.vector, source=table.source, where=where)
         else:
             query = sql.SQL(
-                "SELECT c.id, c.source_id, c.embedding <=> %(q)s::vector AS distance FROM chunks c"
-                " WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(q)s::vector LIMIT %(limit)s"
-            ).format(where=where)
+                "SELECT c.id, c.source_id, {v} <=> %(q)s::vector AS distance FROM {source}"
+                " WHERE {v} IS NOT NULL AND {where} ORDER BY {v} <=> %(q)s::vector LIMIT %(limit)s"
+            ).format(v=table.vector, source=table.source, where=where)
         async with self._db.connection() as conn, conn.transaction():
             if not exact:
                 try:
@@ -182,6 +202,23 @@ class SearchStore:
         # (it believes the rows are already sorted by that expression), so sort here
         hits = [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(hits, key=lambda h: (h.score, h.chunk_id))
+
+    async def known_word_share(self, question: str) -> float | None:
+        """The share of the question's distinct words (KNOWN_WORD_MIN_CHARS or longer, as the 'simple' parser makes
+        them) that occur in any indexed chunk, whoever may read it: near 1 for a question in the documents' language,
+        far lower in another. None for a question without such words. Each word is one GIN index probe."""
+        async with self._db.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM chunks c"
+                    " WHERE c.tsv @@ plainto_tsquery('simple', w))) FROM unnest(tsvector_to_array("
+                    "to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
+                    (question, KNOWN_WORD_MIN_CHARS),
+                )
+            ).fetchone()
+        if row is None or not row[0]:
+            return None
+        return int(row[1]) / int(row[0])
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None

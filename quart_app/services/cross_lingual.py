@@ -1,0 +1,145 @@
+"""The cross-lingual leg's vectors: a second, multilingual vector for every chunk, filled in by a background loop, and
+the question vectors retrieval asks for.
+
+The embedding model (MiniLM by default) reads English; a question in German about English documents finds little
+through it, and nothing through the full-text leg. The multilingual model finds it, but ranks English questions worse
+than MiniLM and embeds about six times slower. So it is a third leg, asked only for questions whose words the
+documents do not hold (RetrievalService), and with `backfill: when_asked` its vectors are computed only once such a
+question has been asked: an install whose users ask in the documents' language never pays for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal, Protocol
+
+import psycopg
+
+from appliance.config import CrossLingualConfig
+from quart_app.background_loops import LoopHandle, backoff
+from quart_app.runtimes.errors import RuntimeServiceError
+from quart_app.store import Database
+from quart_app.store.cross_lingual_store import mark_wanted, pending_chunks, read_progress, write_vectors
+from quart_app.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+# chunks read per query of the backfill (embedded batch_size at a time)
+READ_CHUNKS = 256
+# when_asked: how often a replica that has not seen such a question itself looks whether another one has
+WANTED_POLL_S = 30.0
+# with every chunk done: how often to look for new ones (an ingest in this process wakes the loop at once)
+IDLE_POLL_S = 30.0
+DATABASE_BACKOFF_S = (1.0, 30.0)
+
+
+class MultilingualEmbedder(Protocol):
+    """What the index needs from the model (CrossLingualModel satisfies it)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
+
+
+class CrossLingualIndex:
+    """The multilingual model, its vectors' backfill loop (run by the replicas with the embedding duty; two of them
+    may embed the same chunks, and the second write is ignored), and its progress for GET /status."""
+
+    LOOP_NAME = "cross-lingual-backfill"
+
+    def __init__(self, db: Database, model: MultilingualEmbedder, config: CrossLingualConfig) -> None:
+        self._db = db
+        self._model = model
+        self._config = config
+        self._wanted = asyncio.Event()
+        self._new_chunks = asyncio.Event()
+        if config.backfill == "always":
+            self._wanted.set()
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    async def query_vector(self, question: str) -> list[float]:
+        return (await self._model.embed([question], "query"))[0]
+
+    async def asked(self) -> None:
+        """A question needed the leg: from now on every chunk gets its vector (recorded for every replica)."""
+        if self._wanted.is_set():
+            return
+        async with self._db.connection() as conn:
+            first = await mark_wanted(conn)
+        if first:
+            log.info("a question in another language than the documents: filling in the cross-lingual vectors")
+        self._wanted.set()
+
+    def wake(self) -> None:
+        """New chunks were stored."""
+        self._new_chunks.set()
+
+    async def progress(self) -> dict[str, Any]:
+        async with self._db.connection() as conn:
+            found = await read_progress(conn)
+        return {
+            "model": self.model_id,
+            "backfill": self._config.backfill,
+            "wanted": found.wanted or self._config.backfill == "always",
+            "vectors": found.vectors,
+            "chunks": found.chunks,
+        }
+
+    async def run(self, handle: LoopHandle) -> None:
+        """Fill in the vectors of chunks that have none, in id order, while wanted; then wait for new chunks."""
+        failures = 0
+        after_id = 0
+        while not handle.stopping.is_set():
+            try:
+                if not await self._still_waiting(handle):
+                    after_id = await self._fill(handle, after_id)
+                failures = 0
+            except (psycopg.Error, StoreError, OSError) as exc:
+                failures += 1
+                handle.status.set("waiting", f"database: {type(exc).__name__}: {exc}"[:300])
+                await handle.sleep(backoff(*DATABASE_BACKOFF_S, failures))
+
+    async def _still_waiting(self, handle: LoopHandle) -> bool:
+        """when_asked and no question has asked yet on any replica: wait for one (True)."""
+        if self._wanted.is_set():
+            return False
+        async with self._db.connection() as conn:
+            if (await read_progress(conn)).wanted:
+                self._wanted.set()
+                return False
+        handle.status.set("waiting", "no question has needed the cross-lingual leg yet")
+        await handle.sleep(WANTED_POLL_S, self._wanted)
+        return True
+
+    async def _fill(self, handle: LoopHandle, after_id: int) -> int:
+        """One read of chunks without vectors past `after_id`, embedded and written batch by batch; the last id done
+        (the same when none was found, after waiting for new chunks)."""
+        self._new_chunks.clear()
+        async with self._db.connection() as conn:
+            pending = await pending_chunks(conn, after_id, READ_CHUNKS)
+        if not pending:
+            handle.status.set("idle", "every chunk has its cross-lingual vector")
+            await handle.sleep(IDLE_POLL_S, self._new_chunks)
+            return after_id
+        handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
+        size = self._config.batch_size
+        for batch in (pending[i : i + size] for i in range(0, len(pending), size)):
+            if handle.stopping.is_set():
+                break
+            try:
+                vectors = await self._model.embed([chunk.text for chunk in batch], "passage")
+            except RuntimeServiceError:
+                raise  # the model is closed: the app is stopping
+            except Exception as exc:  # one batch the engine refuses must not stop the others
+                log.warning("cross-lingual vectors of %d chunk(s) failed: %s", len(batch), exc)
+                handle.status.count("failed", len(batch))
+            else:
+                async with self._db.connection() as conn:
+                    handle.status.count("vectors", await write_vectors(conn, [c.chunk_id for c in batch], vectors))
+            after_id = batch[-1].chunk_id
+        return after_id

