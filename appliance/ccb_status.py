@@ -24,6 +24,14 @@ def _eta(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def _cross_lingual(leg: dict[str, Any] | None) -> str:
+    if not leg:
+        return "off"
+    if not leg["wanted"]:
+        return f"{leg['model']}: idle until a question in another language than the documents"
+    return f"{leg['model']}: {leg['vectors']} of {leg['chunks']} chunks have its vector"
+
+
 def render_status(report: dict[str, Any]) -> RenderableType:
     """The report as a few small tables: indexing, queue, loops, programs, last errors."""
     documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
@@ -38,6 +46,7 @@ def render_status(report: dict[str, Any]) -> RenderableType:
                 ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
                 ("ETA", _eta(report.get("eta_s"))),
                 ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
+                ("cross-lingual", _cross_lingual(report.get("cross_lingual"))),
             ],
         )
     ]

@@ -72,6 +72,9 @@ CROSS_LINGUAL_VECTORS = VectorTable(
 )
 # a question word shorter than this says little about the language it is in
 KNOWN_WORD_MIN_CHARS = 3
+# nor does a single word: a name or identifier (`PackageLoader`, a lexeme of the documents only as part of
+# `jinja2.PackageLoader`) is as unknown to them as a foreign word
+KNOWN_WORD_MIN_WORDS = 2
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -206,7 +209,8 @@ class SearchStore:
     async def known_word_share(self, question: str) -> float | None:
         """The share of the question's distinct words (KNOWN_WORD_MIN_CHARS or longer, as the 'simple' parser makes
         them) that occur in any indexed chunk, whoever may read it: near 1 for a question in the documents' language,
-        far lower in another. None for a question without such words. Each word is one GIN index probe."""
+        far lower in another. None for a question with fewer than KNOWN_WORD_MIN_WORDS such words. Each word is one
+        GIN index probe."""
         async with self._db.connection() as conn:
             row = await (
                 await conn.execute(
@@ -216,7 +220,7 @@ class SearchStore:
                     (question, KNOWN_WORD_MIN_CHARS),
                 )
             ).fetchone()
-        if row is None or not row[0]:
+        if row is None or int(row[0]) < KNOWN_WORD_MIN_WORDS:
             return None
         return int(row[1]) / int(row[0])
 

@@ -172,3 +172,17 @@ async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpu
             )
         ).fetchone()
         assert dimension == (8,)
+
+
+async def test_the_gate_is_the_share_of_question_words_the_documents_hold(db: Database, corpus: Corpus) -> None:
+    await corpus.add("files__default: 1", ["The backup of the database runs every night at two o'clock."], ["alice"])
+    await corpus.add("files__default: 2", ["jinja2.PackageLoader loads templates from a package."], ["bob"])
+    store = SearchStore(db)
+    # every reader's chunks count: the share says which language the documents are in, and reveals none of them
+    assert await store.known_word_share("the backup of the database every night; templates") == 1.0
+    # words of three letters or more, each counted once: when, does, the, database, backup, run
+    assert await store.known_word_share("When does the database backup run? The backup!") == 3 / 6
+    assert await store.known_word_share("Wann wird die Datensicherung gemacht?") == 0.0
+    # one word says nothing about the language: an identifier is as unknown as a foreign word
+    assert await store.known_word_share("PackageLoader") is None
+    assert await store.known_word_share("Datensicherung in 2 h") is None
