@@ -72,7 +72,7 @@ async def test_the_first_foreign_question_fills_in_the_leg_and_later_ones_find_t
     assert response.status_code == 200
 
     async def embedded() -> bool:
-        return (await _status(client))["chunks"]["embedded"] == len(DOCS)
+        return bool((await _status(client))["chunks"]["embedded"] == len(DOCS))
 
     await wait_until(embedded, "every chunk embedded by MiniLM", timeout_s=60)
     # every word of it occurs in the documents: the leg is not asked
