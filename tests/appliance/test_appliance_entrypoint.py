@@ -178,7 +178,12 @@ def test_external_db_skips_the_embedded_postgres(
     ("role", "embedder", "loops"),
     [
         ("updatesproc", "STOPPED", {"event_loop_lag"}),
-        ("embedding-worker", "RUNNING", {"event_loop_lag", "embedding_worker_0", "embedding_worker_listen"}),
+        # the shipped config's cross-lingual leg fills in its vectors where chunks are embedded
+        (
+            "embedding-worker",
+            "RUNNING",
+            {"event_loop_lag", "embedding_worker_0", "embedding_worker_listen", "cross-lingual-backfill"},
+        ),
     ],
 )
 def test_a_replica_role_runs_only_its_programs_and_loops(
