@@ -27,7 +27,9 @@ class CachedEmbedder:
         self._vectors: dict[bytes, list[float]] = {}
         if path.is_file():
             stored = np.load(path)
-            self._vectors = dict(zip(stored["keys"].tolist(), stored["vectors"].tolist(), strict=True))
+            # numpy's S32 drops a digest's trailing NUL bytes: pad them back, or 1 key in 256 never hits again
+            keys = (key.ljust(32, b"\0") for key in stored["keys"].tolist())
+            self._vectors = dict(zip(keys, stored["vectors"].tolist(), strict=True))
         self.hits = 0
         self.misses = 0
         self._unsaved = 0
