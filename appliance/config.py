@@ -259,12 +259,7 @@ class RetrievalConfig(_Section):
         description="hnsw.ef_search; auto: 200 up to 250k chunks, then rising to 500 at 1M (recall@10 >= 0.95 on the"
         " size bench, docs/search-at-size.md), at most 1000",
     )
-    exact_search_below: int = Field(
-        5000,
-        ge=0,
-        description="exact scan when the user may read fewer chunks (ranking then does not depend on the order the"
-        " vectors were written in)",
-    )
+    exact_search_below: int = Field(2000, ge=0, description="exact scan when the user may read fewer chunks")
     max_chunks_per_document: int = Field(4, ge=1, description="per-document cap so one file cannot crowd out others")
     max_question_chars: int = Field(
         131_072,
