@@ -4,7 +4,7 @@ finds English documents for German and French questions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +13,18 @@ import pytest
 from async_wait import wait_until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from embedder_program import EmbedderProgram
+from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
 
-DOCS = {
-    "files__default: 201": b"Travel expenses: the travel budget for the Berlin office is 12000 euros per year.",
-    "files__default: 202": b"Holiday plan: hiking in the Alps in July, sleeping in a tent near the lake.",
-    "files__default: 203": b"Server maintenance: the backup of the database runs every night at two o'clock.",
-}
-QUESTIONS = {
-    "Wie hoch sind die Reisekosten für die Niederlassung in der Hauptstadt?": "files__default: 201",
-    "Où vais-je faire de la randonnée cet été ?": "files__default: 202",
-    "Wann wird die Datensicherung gemacht?": "files__default: 203",
-}
+DOCS = {source_id: text.encode() for source_id, text in ENGLISH_DOCUMENTS.items()}
+QUESTIONS = FOREIGN_QUESTIONS
 
 
 @pytest.fixture
-def embedder(tmp_path: Path) -> Iterator[EmbedderProgram]:
-    program = EmbedderProgram(tmp_path / "embedder.log")
-    program.start()
-    yield program
-    program.stop()
-
-
-@pytest.fixture
-async def client(tmp_path: Path, fresh_dsn: str, embedder: EmbedderProgram) -> AsyncIterator[Client]:
-    raw = contract_config(embedder.url, retrieval={"cross_lingual": {"threads": 1, "backfill": "when_asked"}})
+async def client(tmp_path: Path, fresh_dsn: str, stoppable_embedder: EmbedderProgram) -> AsyncIterator[Client]:
+    raw = contract_config(stoppable_embedder.url, retrieval={"cross_lingual": {"threads": 1, "backfill": "when_asked"}})
     app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
     async with running_app(app):
         test_client = app.test_client()

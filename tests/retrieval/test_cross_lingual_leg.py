@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
+from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
@@ -21,16 +22,10 @@ from quart_app.store.cross_lingual_store import bind_model, read_progress
 from quart_app.store.database import Database
 from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
 
-DOCS = {
-    "files__default: 201": "Travel expenses: the travel budget for the Berlin office is 12000 euros per year.",
-    "files__default: 202": "Holiday plan: hiking in the Alps in July, sleeping in a tent near the lake.",
-    "files__default: 203": "Server maintenance: the backup of the database runs every night at two o'clock.",
-}
+DOCS = ENGLISH_DOCUMENTS
 # no word of a question occurs in the documents: the full-text leg finds nothing, MiniLM reads German poorly
 QUESTIONS = {
-    "Wie hoch sind die Reisekosten für die Niederlassung in der Hauptstadt?": "files__default: 201",
-    "Où vais-je faire de la randonnée cet été ?": "files__default: 202",
-    "Wann wird die Datensicherung gemacht?": "files__default: 203",
+    **FOREIGN_QUESTIONS,
     "¿Cuándo se hace la copia de seguridad de la base de datos?": "files__default: 203",
 }
 CONFIG = CrossLingualConfig(threads=1)
