@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -90,3 +94,22 @@ def fresh_database(cluster: EmbeddedPostgres, name: str) -> str:
     with psycopg.connect(f"postgresql://postgres@/{name}?host={cluster.socket_dir}", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION vector")
     return f"postgresql://ccb@/{name}?host={cluster.socket_dir}"
+
+
+def measure_on_fresh_database(name: str, measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """`measure(dsn)` on an empty database `name` of an embedded PostgreSQL in a temp dir, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"ccb-bench-{name}-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)  # the unprivileged postgres user must traverse it
+        cluster, postgres = start_postgres(root)
+        try:
+            asyncio.run(measure(fresh_database(cluster, name)))
+        finally:
+            stop(postgres)
+
+
+def write_report(lines: list[str], out: Path) -> None:
+    """Print the report and keep it in `out`."""
+    print("\n".join(lines))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"written to {out}")

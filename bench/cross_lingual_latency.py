@@ -15,7 +15,6 @@ models. Writes bench/results/cross_lingual_latency.txt.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -29,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "retrieval")]
 
-from bench_services import fresh_database, start_postgres, stop  # noqa: E402  # after the sys.path line
+from bench_services import measure_on_fresh_database, write_report  # noqa: E402  # after the sys.path line
 from rerank_latency import SENTENCES_PER_PASSAGE, load, pct, timed_retrieval  # noqa: E402
 from retrieval_embedder import MiniLmEmbedder  # noqa: E402
 from retrieval_latency import normalise, real_sentences  # noqa: E402
@@ -124,17 +123,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cross_lingual_latency.txt")
     args = parser.parse_args()
     lines = [f"Cross-lingual leg latency: bench/cross_lingual_latency.py {' '.join(sys.argv[1:])}".rstrip()]
-    with tempfile.TemporaryDirectory(prefix="ccb-bench-cross-lingual-") as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # the unprivileged postgres user must traverse it
-        cluster, postgres = start_postgres(root)
-        try:
-            asyncio.run(measure(args, fresh_database(cluster, "cross_lingual"), lines))
-        finally:
-            stop(postgres)
-    print("\n".join(lines))
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"written to {args.out}")
+    measure_on_fresh_database("cross_lingual", lambda dsn: measure(args, dsn, lines))
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ in-process with the real model), reranker off and on. Writes bench/results/reran
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "retrieval")]
 
-from bench_services import fresh_database, start_postgres, stop  # noqa: E402  # after the sys.path line
+from bench_services import measure_on_fresh_database, write_report  # noqa: E402  # after the sys.path line
 from retrieval_embedder import MiniLmEmbedder  # noqa: E402
 from retrieval_latency import normalise, real_sentences  # noqa: E402
 
@@ -152,17 +151,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rerank_latency.txt")
     args = parser.parse_args()
     lines = [f"Reranker latency: bench/rerank_latency.py {' '.join(sys.argv[1:])}".rstrip()]
-    with tempfile.TemporaryDirectory(prefix="ccb-bench-rerank-") as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # the unprivileged postgres user must traverse it
-        cluster, postgres = start_postgres(root)
-        try:
-            asyncio.run(measure(args, fresh_database(cluster, "rerank"), lines))
-        finally:
-            stop(postgres)
-    print("\n".join(lines))
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"written to {args.out}")
+    measure_on_fresh_database("rerank", lambda dsn: measure(args, dsn, lines))
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":
