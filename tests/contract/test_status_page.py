@@ -51,7 +51,14 @@ def _document(number: int) -> bytes:
 @pytest.fixture
 def indexed_app(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[tuple[str, ServerProcess]]:
     """A live app that indexed DOCUMENTS documents (and failed one), with every chunk embedded and sampled."""
-    base, server = start_live_app(tmp_path, fresh_dsn, embedder_url, status_history=HISTORY, embedding_worker=WORKER)
+    base, server = start_live_app(
+        tmp_path,
+        fresh_dsn,
+        embedder_url,
+        status_history=HISTORY,
+        embedding_worker=WORKER,
+        retrieval={"cross_lingual": {"threads": 1}},
+    )
     try:
         _index(base)
         yield base, server
@@ -137,6 +144,9 @@ def _assert_page_shows(dom: str, report: dict[str, Any]) -> None:
     assert report["documents"]["indexed"] == DOCUMENTS and report["chunks"]["embedded"] > DOCUMENTS
     assert page.by_id["eta"] == "done"
     assert f"{report['embedding_model']['id']} ({report['embedding_model']['dimension']}-d)" in page.by_id["models"]
+    leg = report["cross_lingual"]
+    progress = "idle until a question in another language" if not leg["wanted"] else "chunks have its vector"
+    assert f"cross-lingual leg{leg['model']}: " in page.by_id["models"] and progress in page.by_id["models"]
     loops = {row[0]: row[1] for row in page.rows["loops"] if row}
     assert set(loops) == set(report["loops"]) and loops["status_history"] == "running"
     [broken] = [row for row in page.rows["errors"] if row and row[1] == BROKEN_SOURCE]

@@ -80,6 +80,11 @@ function renderReport(report) {
 
   const model = report.embedding_model || {};
   const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : "not bound yet"]];
+  const leg = report.cross_lingual;
+  // the multilingual third leg: off, waiting for a question in another language, or how far its vectors are
+  models.push(["cross-lingual leg", !leg ? "off" : !leg.wanted
+    ? `${leg.model}: idle until a question in another language than the documents`
+    : `${leg.model}: ${number(leg.vectors)} of ${number(leg.chunks)} chunks have its vector`]);
   // APP_ROLE and its duties, the language model, the hardware and supervisord's programs, as the report has them
   for (const key of ["role", "llm", "hardware", "programs"]) if (report[key]) flatten(key, report[key], models);
   if (report.pull) {
