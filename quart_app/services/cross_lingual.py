@@ -20,7 +20,13 @@ from appliance.config import CrossLingualConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.store import Database
-from quart_app.store.cross_lingual_store import mark_wanted, pending_chunks, read_progress, write_vectors
+from quart_app.store.cross_lingual_store import (
+    mark_wanted,
+    pending_chunks,
+    read_progress,
+    read_wanted,
+    write_vectors,
+)
 from quart_app.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -109,7 +115,7 @@ class CrossLingualIndex:
         if self._wanted.is_set():
             return False
         async with self._db.connection() as conn:
-            if (await read_progress(conn)).wanted:
+            if await read_wanted(conn):
                 self._wanted.set()
                 return False
         handle.status.set("waiting", "no question has needed the cross-lingual leg yet")

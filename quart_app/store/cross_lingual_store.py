@@ -80,6 +80,12 @@ async def mark_wanted(conn: Connection) -> bool:
     return cur.rowcount > 0
 
 
+async def read_wanted(conn: Connection) -> bool:
+    """Whether a question on any replica has needed the leg (read where the backfill waits: no counting)."""
+    row = await (await conn.execute("SELECT wanted_at IS NOT NULL FROM cross_lingual_model")).fetchone()
+    return row is not None and bool(row[0])
+
+
 async def read_progress(conn: Connection) -> CrossLingualProgress:
     """Counted, not estimated: the status page reads it, not the query path."""
     row = await (

@@ -3,6 +3,7 @@ for the third leg, its vectors filled in by the backfill loop only once a questi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store.cross_lingual_store import bind_model, read_progress
@@ -181,3 +183,23 @@ async def test_the_gate_is_the_share_of_question_words_the_documents_hold(db: Da
     # one word says nothing about the language: an identifier is as unknown as a foreign word
     assert await store.known_word_share("PackageLoader") is None
     assert await store.known_word_share("Datensicherung in 2 h") is None
+
+
+async def test_a_question_on_another_replica_starts_the_backfill(
+    db: Database, english: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cross_lingual, "WANTED_POLL_S", 0.1)
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    # an answering replica (no loop) and a replica with the embedding duty (the loop), sharing the database
+    answering = CrossLingualIndex(db, nano_model, CONFIG)
+    embedding = CrossLingualIndex(db, nano_model, CONFIG)
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, embedding.run)
+    try:
+        await asyncio.sleep(0.5)
+        assert await _vectors(db) == (0, 63, False)
+        await answering.asked()
+        await wait_until(lambda: _all_filled(db), "the other replica's loop filled in every vector", timeout_s=120)
+    finally:
+        await loops.close()
