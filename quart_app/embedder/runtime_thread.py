@@ -20,8 +20,10 @@ _Call = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoo
 class RuntimeThread:
     """Calls run one at a time on a daemon thread (not a ThreadPoolExecutor: its threads are joined at exit)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, initializer: Callable[[], None] | None = None) -> None:
+        """`initializer` runs on the thread before its first call (a per-thread setting such as its niceness)."""
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._initializer = initializer
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -39,6 +41,11 @@ class RuntimeThread:
         return not self._thread.is_alive()
 
     def _serve(self) -> None:
+        if self._initializer is not None:
+            try:
+                self._initializer()
+            except Exception:  # the calls are still served, without the setting
+                log.exception("initializer of runtime thread %s failed", threading.current_thread().name)
         while (item := self._calls.get()) is not None:
             call, future, loop = item
             if future.cancelled():

@@ -27,8 +27,7 @@ class CrossLingualModel:
 
     def __init__(self, runtime: EmbeddingRuntime) -> None:
         self._runtime = runtime
-        self._thread: RuntimeThread | None = RuntimeThread(f"cross-lingual-{runtime.model_id}")
-        self._niced = False
+        self._thread: RuntimeThread | None = RuntimeThread(f"cross-lingual-{runtime.model_id}", _lower_priority)
 
     @property
     def model_id(self) -> str:
@@ -43,14 +42,8 @@ class CrossLingualModel:
             raise CrossLingualModelError(f"the cross-lingual model {self.model_id!r} was used after aclose()")
         if not texts:
             return []
-        return await self._thread.submit(self._embed, texts, input_type)
-
-    def _embed(self, texts: list[str], input_type: InputType) -> list[list[float]]:
-        """On the runtime thread."""
-        if not self._niced:
-            _lower_priority()
-            self._niced = True
-        return [row.tolist() for row in self._runtime.embed(texts, input_type)]
+        vectors = await self._thread.submit(self._runtime.embed, texts, input_type)
+        return [row.tolist() for row in vectors]
 
     async def aclose(self) -> None:
         """Let a running batch finish (up to STOP_TIMEOUT_S) and end the thread; idempotent."""
