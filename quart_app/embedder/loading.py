@@ -129,12 +129,16 @@ _BUILDERS: dict[RuntimeKind, _Builder] = {
 RUNTIME_KINDS: tuple[RuntimeKind, ...] = tuple(_BUILDERS)
 
 
+def _runtime_for(model_format: str) -> RuntimeKind | None:
+    return next((kind for kind, builder in _BUILDERS.items() if builder.format == model_format), None)
+
+
 def runtime_kind(entry: ModelEntry) -> RuntimeKind:
     """The runtime that runs this catalogue model's format."""
-    for kind, builder in _BUILDERS.items():
-        if builder.format == entry.format:
-            return kind
-    raise RuntimeLoadError(f"model {entry.id!r} is a {entry.format} model, which no embedding runtime runs")
+    kind = _runtime_for(entry.format)
+    if kind is None:
+        raise RuntimeLoadError(f"model {entry.id!r} is a {entry.format} model, which no embedding runtime runs")
+    return kind
 
 
 def _load_gguf_path(model: str, model_dir: Path, opts: RuntimeOptions) -> EmbeddingRuntime:
@@ -158,7 +162,7 @@ def _load_gguf_path(model: str, model_dir: Path, opts: RuntimeOptions) -> Embedd
 
 def _check_format(entry: ModelEntry, expected: str, runtime: str) -> None:
     if entry.format != expected:
-        other = next((kind for kind, b in _BUILDERS.items() if b.format == entry.format), "onnx")
+        other = _runtime_for(entry.format) or "onnx"
         raise RuntimeLoadError(
             f"model {entry.id!r} is a {entry.format} model; the {runtime} runtime needs {expected}"
             f" (use --runtime {other})"
