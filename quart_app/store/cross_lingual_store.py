@@ -7,11 +7,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from psycopg import sql
-
 from quart_app.chunking.chunker import embedding_text
 from quart_app.store.database import Connection
-from quart_app.store.migrator import MIGRATION_LOCK_KEY
+from quart_app.store.migrator import MIGRATION_LOCK_KEY, retype_vectors
 from quart_app.store.search_store import vector_literal
 
 logger = logging.getLogger(__name__)
@@ -51,14 +49,9 @@ async def bind_model(conn: Connection, model_id: str, dimension: int) -> bool:
                 model_id,
                 dimension,
             )
-        vector_type = sql.SQL("vector({})").format(sql.Literal(dimension))
         await conn.execute("DROP INDEX IF EXISTS cross_lingual_vectors_hnsw_idx")
         await conn.execute("TRUNCATE cross_lingual_vectors")
-        await conn.execute(
-            sql.SQL("ALTER TABLE cross_lingual_vectors ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(
-                t=vector_type
-            )
-        )
+        await retype_vectors(conn, "cross_lingual_vectors", dimension)
         await conn.execute(
             "CREATE INDEX cross_lingual_vectors_hnsw_idx ON cross_lingual_vectors"
             " USING hnsw (embedding vector_cosine_ops)"

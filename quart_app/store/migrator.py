@@ -97,7 +97,6 @@ async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension:
             model_id,
             dimension,
         )
-    vector_type = sql.SQL("vector({})").format(sql.Literal(dimension))
     await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
     # vectors of two models are never mixed: all are dropped and every chunk goes back to the queue
     await conn.execute(
@@ -105,12 +104,8 @@ async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension:
         " lease_until = NULL, lease_token = NULL, last_error = NULL, embedded_at = NULL"
     )
     await conn.execute("TRUNCATE embedding_cache")
-    await conn.execute(
-        sql.SQL("ALTER TABLE chunks ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(t=vector_type)
-    )
-    await conn.execute(
-        sql.SQL("ALTER TABLE embedding_cache ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(t=vector_type)
-    )
+    await retype_vectors(conn, "chunks", dimension)
+    await retype_vectors(conn, "embedding_cache", dimension)
     await conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
     await conn.execute(
         "INSERT INTO embedding_model (singleton, model_id, dimension) VALUES (true, %s, %s)"
@@ -120,3 +115,13 @@ async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension:
     )
     logger.info("embedding columns bound to model %s (%d-d)", model_id, dimension)
     return row is not None, previous
+
+
+async def retype_vectors(conn: AsyncConnection[TupleRow], table: str, dimension: int) -> None:
+    """Type `table`'s `embedding` column as vector(dimension); its old values are dropped (NULL), never converted."""
+    vector_type = sql.SQL("vector({})").format(sql.Literal(dimension))
+    await conn.execute(
+        sql.SQL("ALTER TABLE {table} ALTER COLUMN embedding TYPE {t} USING NULL::{t}").format(
+            table=sql.Identifier(table), t=vector_type
+        )
+    )
