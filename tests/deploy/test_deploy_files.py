@@ -177,6 +177,12 @@ def test_every_replica_reads_the_deploy_config(services: dict[str, ComposeServic
             assert workload.volumes[mount["name"]]["configMap"]["name"] == "ccb-config"
 
 
+def test_the_deploy_config_answers_other_languages_as_the_appliance_does() -> None:
+    deploy = load_config(DEPLOY / "config.yaml", environ={}).retrieval.cross_lingual
+    shipped = load_config(REPO / "configs" / "config.cpu.yaml", environ={}).retrieval.cross_lingual
+    assert deploy is not None and deploy == shipped
+
+
 def _is_app(workload: Workload) -> bool:
     return workload.container["image"] == APP_IMAGE and "command" not in workload.container
 
