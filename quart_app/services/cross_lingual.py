@@ -21,12 +21,14 @@ from quart_app.background_loops import LoopHandle, backoff
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
+    claim_chunks,
     mark_wanted,
     pending_chunks,
     read_progress,
     read_wanted,
     write_vectors,
 )
+from quart_app.store.database import Connection
 from quart_app.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ class MultilingualEmbedder(Protocol):
 
 
 class CrossLingualIndex:
-    """The multilingual model, its vectors' backfill loop (run by the replicas with the embedding duty; two of them
-    may embed the same chunks, and the second write is ignored), and its progress for GET /status."""
+    """The multilingual model, its vectors' backfill loop (run by the replicas with the embedding duty, which share
+    the work: each batch is claimed with locks another replica skips), and its progress for GET /status."""
 
     LOOP_NAME = "cross-lingual-backfill"
 
@@ -123,8 +125,9 @@ class CrossLingualIndex:
         return True
 
     async def _fill(self, handle: LoopHandle, after_id: int) -> int:
-        """One read of chunks without vectors past `after_id`, embedded and written batch by batch; the last id done
-        (the same when none was found, after waiting for new chunks)."""
+        """One read of chunks without vectors past `after_id`, embedded and written batch by batch, each batch claimed
+        so that replicas sharing the database embed a chunk once; the id to read past next (the same when none was
+        found, after waiting for new chunks)."""
         self._new_chunks.clear()
         async with self._db.connection() as conn:
             pending = await pending_chunks(conn, after_id, READ_CHUNKS)
@@ -133,19 +136,29 @@ class CrossLingualIndex:
             await handle.sleep(IDLE_POLL_S, self._new_chunks)
             return after_id
         handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
-        size = self._config.batch_size
-        for batch in (pending[i : i + size] for i in range(0, len(pending), size)):
+        texts = {chunk.chunk_id: chunk.text for chunk in pending}
+        remaining = [chunk.chunk_id for chunk in pending]
+        while remaining:
             if handle.stopping.is_set():
-                break
-            try:
-                vectors = await self._model.embed([chunk.text for chunk in batch], "passage")
-            except RuntimeServiceError:
-                raise  # the model is closed: the app is stopping
-            except Exception as exc:  # one batch the engine refuses must not stop the others
-                log.warning("cross-lingual vectors of %d chunk(s) failed: %s", len(batch), exc)
-                handle.status.count("failed", len(batch))
-            else:
-                async with self._db.connection() as conn:
-                    handle.status.count("vectors", await write_vectors(conn, [c.chunk_id for c in batch], vectors))
-            after_id = batch[-1].chunk_id
-        return after_id
+                return after_id
+            async with self._db.connection() as conn, conn.transaction():
+                # locked until the commit: another replica's backfill skips these chunks meanwhile
+                batch = await claim_chunks(conn, remaining, self._config.batch_size)
+                if batch:
+                    await self._embed_batch(handle, conn, batch, texts)
+            if not batch:
+                break  # the rest is done, or another replica is embedding it
+            remaining = remaining[remaining.index(batch[-1]) + 1 :]
+            after_id = batch[-1]
+        return pending[-1].chunk_id
+
+    async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> None:
+        try:
+            vectors = await self._model.embed([texts[chunk_id] for chunk_id in batch], "passage")
+        except RuntimeServiceError:
+            raise  # the model is closed: the app is stopping
+        except Exception as exc:  # one batch the engine refuses must not stop the others
+            log.warning("cross-lingual vectors of %d chunk(s) failed: %s", len(batch), exc)
+            handle.status.count("failed", len(batch))
+        else:
+            handle.status.count("vectors", await write_vectors(conn, batch, vectors))

@@ -8,11 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from quart_app.chunking.chunker import embedding_text
+from quart_app.store.claim_store import LOCK_CLASS_BASE
 from quart_app.store.database import Connection
 from quart_app.store.migrator import MIGRATION_LOCK_KEY, retype_vectors
 from quart_app.store.search_store import vector_literal
 
 logger = logging.getLogger(__name__)
+
+# advisory lock class of a chunk a backfill is embedding (beside claim_store's classes); the chunk id is the key
+EMBEDDING_LOCK_CLASS = LOCK_CLASS_BASE + 0x10
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,20 @@ async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[Pe
         (after_id, limit),
     )
     return [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
+
+
+async def claim_chunks(conn: Connection, chunk_ids: Sequence[int], limit: int) -> list[int]:
+    """The first `limit` of `chunk_ids` still without a vector that no other backfill is embedding, each locked for
+    this replica until the caller's transaction ends (call it inside one, write their vectors, commit)."""
+    # the function scan yields the ids in order and LIMIT stops it, so no id past the last one returned is locked;
+    # a count subquery, because NOT EXISTS would become an anti join that locks every id before returning any
+    cur = await conn.execute(
+        "SELECT t.id FROM unnest(%s::bigint[]) AS t(id)"
+        " WHERE pg_try_advisory_xact_lock(%s, (t.id %% 2147483647)::int)"
+        " AND (SELECT count(*) FROM cross_lingual_vectors x WHERE x.chunk_id = t.id) = 0 LIMIT %s",
+        (list(chunk_ids), EMBEDDING_LOCK_CLASS, limit),
+    )
+    return [int(row[0]) for row in await cur.fetchall()]
 
 
 async def write_vectors(conn: Connection, chunk_ids: Sequence[int], vectors: Sequence[Sequence[float]]) -> int:

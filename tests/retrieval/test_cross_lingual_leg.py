@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from async_wait import wait_until
@@ -203,3 +204,45 @@ async def test_a_question_on_another_replica_starts_the_backfill(
         await wait_until(lambda: _all_filled(db), "the other replica's loop filled in every vector", timeout_s=120)
     finally:
         await loops.close()
+
+
+class CountingModel:
+    """A replica's model: the real one, counting the chunks it embeds."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        self._model = model
+        self.passages = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage":
+            self.passages += len(texts)
+        return await self._model.embed(texts, input_type)
+
+
+async def test_replicas_filling_in_together_embed_each_chunk_once(
+    db: Database, fresh_dsn: str, english: Corpus, nano_model: CrossLingualModel
+) -> None:
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    always = CrossLingualConfig(threads=1, backfill="always")
+    # two replicas with the embedding duty: a pool and a model each, one database
+    other_db = Database(fresh_dsn, min_size=1, max_size=4)
+    await other_db.open(timeout_s=10)
+    models = [CountingModel(nano_model), CountingModel(nano_model)]
+    loops = [BackgroundLoops(), BackgroundLoops()]
+    for replica_db, model, replica_loops in zip([db, other_db], models, loops, strict=True):
+        replica_loops.start(CrossLingualIndex.LOOP_NAME, CrossLingualIndex(replica_db, model, always).run)
+    try:
+        await wait_until(lambda: _all_filled(db), "the two replicas filled in every vector", timeout_s=120)
+    finally:
+        for replica_loops in loops:
+            await replica_loops.close()
+        await other_db.close()
+    assert (await _vectors(db))[:2] == (63, 63)
+    # without the claims both read the same pending chunks and each embedded all 63
+    assert sum(model.passages for model in models) == 63, [model.passages for model in models]
+    assert all(model.passages > 0 for model in models), [model.passages for model in models]
