@@ -213,7 +213,7 @@ class CrossLingualConfig(_Section):
         gt=0,
         le=1,
         description="the leg is asked when fewer than this share of the question's words (3+ letters) occur in the"
-        " indexed documents: a question in another language than the documents",
+        " documents the user may read: a question in another language than those documents",
     )
     backfill: Literal["when_asked", "always"] = Field(
         "when_asked",

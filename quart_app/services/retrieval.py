@@ -173,7 +173,7 @@ class RetrievalService:
         leg, config = self._cross_lingual, self._config.cross_lingual
         if leg is None or config is None:
             return []
-        share = await self._store.known_word_share(query)
+        share = await self._store.known_word_share(user_id, query, scope)
         if share is None or share >= config.known_words_below:
             return []
         try:

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from quart_app.store.errors import StoreError
-from quart_app.store.lexical_query import LexicalTerms, lexical_rows
+from quart_app.store.lexical_query import DIRECT_SCAN_BELOW, LexicalTerms, lexical_rows, tsquery_literal
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ KNOWN_WORD_MIN_CHARS = 3
 # nor does a single word: a name or identifier (`PackageLoader`, a lexeme of the documents only as part of
 # `jinja2.PackageLoader`) is as unknown to them as a foreign word
 KNOWN_WORD_MIN_WORDS = 2
+# the share is judged on at most this many of the question's words (alphabetically first: a sample unbiased as to
+# length)
+KNOWN_WORD_SAMPLE = 16
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -107,6 +110,32 @@ def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[st
         parts.append(sql.SQL("c.source_id = ANY(%(scope)s::text[])"))
         params["scope"] = text_array(scope.values)
     return sql.SQL(" AND ").join(parts), params
+
+
+async def _known_elsewhere(
+    conn: AsyncConnection[Any], user_id: str, scope: Scope | None, words: Sequence[str]
+) -> list[str]:
+    """Which of `words` occur in a chunk the user may read (in the scope), each looked up in the GIN index.
+
+    Planned freely, a word no chunk holds was looked for in every chunk: EXISTS makes the planner expect a holder
+    within the first rows, so a sequential scan or a walk of the user's chunks looked cheaper than the index. So the
+    chunks come from the index alone (fenced, no other scan allowed), then each one's readers are checked: a word
+    absent from the documents costs nothing, one that many chunks of other users hold costs a check per chunk."""
+    where, params = _filters(user_id, scope)
+    lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
+    probes = sql.SQL(", ").join(
+        sql.SQL(
+            "EXISTS (SELECT 1 FROM (SELECT c.source_id FROM chunks c WHERE c.tsv @@ {}::tsquery OFFSET 0) c"
+            " WHERE {where})"
+        ).format(sql.Placeholder(key), where=where)
+        for key in lexemes
+    )
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        await conn.execute("SET LOCAL enable_indexscan = off")
+        row = await (await conn.execute(sql.SQL("SELECT {}").format(probes), {**params, **lexemes})).fetchone()
+    assert row is not None
+    return [word for word, found in zip(words, row, strict=True) if found]
 
 
 def _readable(scope: Scope | None) -> sql.Composable:
@@ -206,23 +235,45 @@ class SearchStore:
         hits = [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(hits, key=lambda h: (h.score, h.chunk_id))
 
-    async def known_word_share(self, question: str) -> float | None:
+    async def known_word_share(self, user_id: str, question: str, scope: Scope | None = None) -> float | None:
         """The share of the question's distinct words (KNOWN_WORD_MIN_CHARS or longer, as the 'simple' parser makes
-        them) that occur in any indexed chunk, whoever may read it: near 1 for a question in the documents' language,
-        far lower in another. None for a question with fewer than KNOWN_WORD_MIN_WORDS such words. Each word is one
-        GIN index probe."""
+        them; at most KNOWN_WORD_SAMPLE) that occur in a chunk the user may read (in the scope): near 1 for a question
+        in the language of the user's documents, far lower in another. None for a question with fewer than
+        KNOWN_WORD_MIN_WORDS such words.
+
+        Only the user's chunks count: whether a word occurs in somebody else's documents must not change what the
+        user gets, nor (but for a user with more than DIRECT_SCAN_BELOW chunks, see _known_elsewhere) how long it
+        takes. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words, as the lexical leg reads a
+        small user's; only a bigger user's words that none of those hold are looked up in the index."""
         async with self._db.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM chunks c"
-                    " WHERE c.tsv @@ plainto_tsquery('simple', w))) FROM unnest(tsvector_to_array("
-                    "to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
-                    (question, KNOWN_WORD_MIN_CHARS),
-                )
-            ).fetchone()
-        if row is None or int(row[0]) < KNOWN_WORD_MIN_WORDS:
-            return None
-        return int(row[1]) / int(row[0])
+            cur = await conn.execute(
+                "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
+                (question, KNOWN_WORD_MIN_CHARS),
+            )
+            words = sorted(str(row[0]) for row in await cur.fetchall())[:KNOWN_WORD_SAMPLE]
+            if len(words) < KNOWN_WORD_MIN_WORDS:
+                return None
+            lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
+            _, params = _filters(user_id, scope)
+            # the user's chunks through the access rows and the source_id index (OFFSET 0: not a join, which the
+            # planner would run as a scan of every chunk), each tsvector decompressed once (|| '')
+            held = sql.SQL(", ").join(
+                sql.SQL("bool_or(m.tsv @@ {}::tsquery)").format(sql.Placeholder(key)) for key in lexemes
+            )
+            cur = await conn.execute(
+                sql.SQL(
+                    "WITH m AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM access a CROSS JOIN LATERAL"
+                    " (SELECT c.tsv FROM chunks c WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable}"
+                    " LIMIT %(sample)s) SELECT count(*), {held} FROM m"
+                ).format(readable=_readable(scope), held=held),
+                {**params, **lexemes, "sample": DIRECT_SCAN_BELOW},
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            known = [word for word, found in zip(words, row[1:], strict=True) if found]
+            if int(row[0]) >= DIRECT_SCAN_BELOW and len(known) < len(words):
+                known += await _known_elsewhere(conn, user_id, scope, [w for w in words if w not in known])
+        return len(known) / len(words)
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None

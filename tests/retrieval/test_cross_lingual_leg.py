@@ -21,6 +21,7 @@ from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross
 from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService, make_scope
+from quart_app.store import search_store
 from quart_app.store.cross_lingual_store import bind_model, read_progress
 from quart_app.store.database import Database
 from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
@@ -172,18 +173,28 @@ async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpu
         assert dimension == (8,)
 
 
-async def test_the_gate_is_the_share_of_question_words_the_documents_hold(db: Database, corpus: Corpus) -> None:
+@pytest.mark.parametrize("read_whole_below", [None, 1], ids=["user-chunks-read", "index-probes"])
+async def test_the_gate_is_the_share_of_question_words_the_documents_hold(
+    db: Database, corpus: Corpus, read_whole_below: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if read_whole_below is not None:  # a bigger user: words their first chunks lack are looked up in the index
+        monkeypatch.setattr(search_store, "DIRECT_SCAN_BELOW", read_whole_below)
     await corpus.add("files__default: 1", ["The backup of the database runs every night at two o'clock."], ["alice"])
     await corpus.add("files__default: 2", ["jinja2.PackageLoader loads templates from a package."], ["bob"])
     store = SearchStore(db)
-    # every reader's chunks count: the share says which language the documents are in, and reveals none of them
-    assert await store.known_word_share("the backup of the database every night; templates") == 1.0
+    assert await store.known_word_share("alice", "the backup of the database every night") == 1.0
     # words of three letters or more, each counted once: when, does, the, database, backup, run
-    assert await store.known_word_share("When does the database backup run? The backup!") == 3 / 6
-    assert await store.known_word_share("Wann wird die Datensicherung gemacht?") == 0.0
+    assert await store.known_word_share("alice", "When does the database backup run? The backup!") == 3 / 6
+    assert await store.known_word_share("alice", "Wann wird die Datensicherung gemacht?") == 0.0
+    # only the user's own chunks count: bob's word `templates` is unknown to alice, and alice's to bob
+    assert await store.known_word_share("alice", "the database templates") == 2 / 3
+    assert await store.known_word_share("bob", "the database templates") == 1 / 3
+    # and only those in the scope
+    scope = make_scope("source", ["files__default: 2"])
+    assert await store.known_word_share("alice", "the backup of the database", scope) == 0.0
     # one word says nothing about the language: an identifier is as unknown as a foreign word
-    assert await store.known_word_share("PackageLoader") is None
-    assert await store.known_word_share("Datensicherung in 2 h") is None
+    assert await store.known_word_share("alice", "PackageLoader") is None
+    assert await store.known_word_share("alice", "Datensicherung in 2 h") is None
 
 
 async def test_a_question_on_another_replica_starts_the_backfill(
