@@ -78,6 +78,9 @@ KNOWN_WORD_MIN_WORDS = 2
 # the share is judged on at most this many of the question's words (alphabetically first: a sample unbiased as to
 # length)
 KNOWN_WORD_SAMPLE = 16
+# a user with more chunks than the gate reads has a word that none of those hold when one of the first this many
+# chunks holding it in the index is theirs (a bound on what another user's chunks can cost; past it, unknown)
+KNOWN_WORD_HOLDERS = 1000
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -115,19 +118,20 @@ def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[st
 async def _known_elsewhere(
     conn: AsyncConnection[Any], user_id: str, scope: Scope | None, words: Sequence[str]
 ) -> list[str]:
-    """Which of `words` occur in a chunk the user may read (in the scope), each looked up in the GIN index.
+    """Which of `words` occur in a chunk the user may read (in the scope) among the first KNOWN_WORD_HOLDERS chunks
+    the GIN index gives for each.
 
     Planned freely, a word no chunk holds was looked for in every chunk: EXISTS makes the planner expect a holder
     within the first rows, so a sequential scan or a walk of the user's chunks looked cheaper than the index. So the
-    chunks come from the index alone (fenced, no other scan allowed), then each one's readers are checked: a word
-    absent from the documents costs nothing, one that many chunks of other users hold costs a check per chunk."""
+    chunks come from the index alone (no other scan allowed), and at most KNOWN_WORD_HOLDERS of them are checked for
+    the user's access: a word that many chunks of other users hold costs as much as one they hold a few times."""
     where, params = _filters(user_id, scope)
     lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
     probes = sql.SQL(", ").join(
         sql.SQL(
-            "EXISTS (SELECT 1 FROM (SELECT c.source_id FROM chunks c WHERE c.tsv @@ {}::tsquery OFFSET 0) c"
+            "EXISTS (SELECT 1 FROM (SELECT c.source_id FROM chunks c WHERE c.tsv @@ {}::tsquery LIMIT {}) c"
             " WHERE {where})"
-        ).format(sql.Placeholder(key), where=where)
+        ).format(sql.Placeholder(key), sql.Literal(KNOWN_WORD_HOLDERS), where=where)
         for key in lexemes
     )
     async with conn.transaction():
@@ -242,9 +246,9 @@ class SearchStore:
         KNOWN_WORD_MIN_WORDS such words.
 
         Only the user's chunks count: whether a word occurs in somebody else's documents must not change what the
-        user gets, nor (but for a user with more than DIRECT_SCAN_BELOW chunks, see _known_elsewhere) how long it
-        takes. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words, as the lexical leg reads a
-        small user's; only a bigger user's words that none of those hold are looked up in the index."""
+        user gets, nor how long it takes. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words,
+        as the lexical leg reads a small user's: exact for most users. Only a bigger user's words that none of those
+        hold are looked up in the index (_known_elsewhere, bounded)."""
         async with self._db.connection() as conn:
             cur = await conn.execute(
                 "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
