@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Literal, Protocol
 
 import psycopg
@@ -39,6 +40,9 @@ READ_CHUNKS = 256
 WANTED_POLL_S = 30.0
 # with every chunk done: how often to look for new ones (an ingest in this process wakes the loop at once)
 IDLE_POLL_S = 30.0
+# with every chunk past the last one done: how often to look again from the first (a chunk whose ingest committed
+# after chunks with higher ids, or whose batch failed, is behind it)
+RESCAN_S = 600.0
 DATABASE_BACKOFF_S = (1.0, 30.0)
 
 
@@ -63,6 +67,9 @@ class CrossLingualIndex:
         self._config = config
         self._wanted = asyncio.Event()
         self._new_chunks = asyncio.Event()
+        self._rescanned_at = time.monotonic()
+        # while filling in: (monotonic start, vectors written since)
+        self._filling: tuple[float, int] | None = None
         if config.backfill == "always":
             self._wanted.set()
 
@@ -125,34 +132,51 @@ class CrossLingualIndex:
         return True
 
     async def _fill(self, handle: LoopHandle, after_id: int) -> int:
-        """One read of chunks without vectors past `after_id`, embedded and written batch by batch, each batch claimed
+        """One read of chunks without vectors past `after_id` (once none is left there, every RESCAN_S from the first
+        chunk, and again while that finds some it can embed), embedded and written batch by batch, each batch claimed
         so that replicas sharing the database embed a chunk once; the id to read past next (the same when none was
         found, after waiting for new chunks)."""
         self._new_chunks.clear()
         async with self._db.connection() as conn:
             pending = await pending_chunks(conn, after_id, READ_CHUNKS)
+            behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
+            if behind:
+                pending = await pending_chunks(conn, 0, READ_CHUNKS)
         if not pending:
+            if behind:
+                self._rescanned_at = time.monotonic()
+            if self._filling is not None and self._filling[1]:
+                started, filled = self._filling
+                log.info("cross-lingual vectors filled in: %d chunk(s) in %.0f s", filled, time.monotonic() - started)
+            self._filling = None
             handle.status.set("idle", "every chunk has its cross-lingual vector")
             await handle.sleep(IDLE_POLL_S, self._new_chunks)
             return after_id
         handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
+        if self._filling is None:
+            self._filling = (time.monotonic(), 0)
         texts = {chunk.chunk_id: chunk.text for chunk in pending}
         remaining = [chunk.chunk_id for chunk in pending]
-        while remaining:
-            if handle.stopping.is_set():
-                return after_id
+        done_to = pending[0].chunk_id - 1
+        written = 0
+        while remaining and not handle.stopping.is_set():
             async with self._db.connection() as conn, conn.transaction():
                 # locked until the commit: another replica's backfill skips these chunks meanwhile
                 batch = await claim_chunks(conn, remaining, self._config.batch_size)
                 if batch:
-                    await self._embed_batch(handle, conn, batch, texts)
+                    written += await self._embed_batch(handle, conn, batch, texts)
             if not batch:
-                break  # the rest is done, or another replica is embedding it
+                done_to = pending[-1].chunk_id  # the rest is done, or another replica is embedding it
+                break
             remaining = remaining[remaining.index(batch[-1]) + 1 :]
-            after_id = batch[-1]
-        return pending[-1].chunk_id
+            done_to = pending[-1].chunk_id if not remaining else batch[-1]
+        if behind and not written:  # what is left behind fails again, or another replica has it: the next pass
+            self._rescanned_at = time.monotonic()
+        # chunks left behind (read from the first) are all below after_id: the position stays
+        return max(after_id, done_to)
 
-    async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> None:
+    async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> int:
+        """The batch's vectors embedded and written; how many were written (0 when the model refused the batch)."""
         try:
             vectors = await self._model.embed([texts[chunk_id] for chunk_id in batch], "passage")
         except RuntimeServiceError:
@@ -160,5 +184,9 @@ class CrossLingualIndex:
         except Exception as exc:  # one batch the engine refuses must not stop the others
             log.warning("cross-lingual vectors of %d chunk(s) failed: %s", len(batch), exc)
             handle.status.count("failed", len(batch))
-        else:
-            handle.status.count("vectors", await write_vectors(conn, batch, vectors))
+            return 0
+        written = await write_vectors(conn, batch, vectors)
+        handle.status.count("vectors", written)
+        if self._filling is not None:
+            self._filling = (self._filling[0], self._filling[1] + written)
+        return written

@@ -4,6 +4,7 @@ for the third leg, its vectors filled in by the backfill loop only once a questi
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
@@ -257,3 +258,43 @@ async def test_replicas_filling_in_together_embed_each_chunk_once(
     # without the claims both read the same pending chunks and each embedded all 63
     assert sum(model.passages for model in models) == 63, [model.passages for model in models]
     assert all(model.passages > 0 for model in models), [model.passages for model in models]
+
+
+class FailingOnceModel(CountingModel):
+    """The real model, but its first batch of passages fails (as an engine error would)."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        super().__init__(model)
+        self.failed = False
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage" and not self.failed:
+            self.failed = True
+            raise ValueError("the engine refused this batch")
+        return await super().embed(texts, input_type)
+
+
+async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
+    db: Database,
+    english: Corpus,
+    nano_model: CrossLingualModel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=cross_lingual.__name__)
+    monkeypatch.setattr(cross_lingual, "RESCAN_S", 0.5)
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    model = FailingOnceModel(nano_model)
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, CrossLingualIndex(db, model, CrossLingualConfig(backfill="always")).run)
+    try:
+        # the failed batch's chunks are behind the loop's position once it has gone past them
+        await wait_until(lambda: _all_filled(db), "the failed batch's chunks got their vectors", timeout_s=120)
+    finally:
+        await loops.close()
+    assert model.failed
+    assert loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"] == {"failed": 4, "vectors": 63}
+    # the log says when a fill ends, not only when it starts
+    filled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cross-lingual vectors filled in")]
+    assert filled == [filled[0]] and filled[0].startswith("cross-lingual vectors filled in: 63 chunk(s) in "), filled
