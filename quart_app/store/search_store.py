@@ -123,8 +123,9 @@ async def _known_elsewhere(
 
     Planned freely, a word no chunk holds was looked for in every chunk: EXISTS makes the planner expect a holder
     within the first rows, so a sequential scan or a walk of the user's chunks looked cheaper than the index. So the
-    chunks come from the index alone (no other scan allowed), and at most KNOWN_WORD_HOLDERS of them are checked for
-    the user's access: a word that many chunks of other users hold costs as much as one they hold a few times."""
+    chunks come from the index alone (no other scan allowed), and at most KNOWN_WORD_HOLDERS of them are read and
+    checked for the user's access: a word that many chunks of other users hold costs a bitmap of its index entries
+    and that many reads, not one read per holder."""
     where, params = _filters(user_id, scope)
     lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
     probes = sql.SQL(", ").join(
