@@ -106,17 +106,32 @@ async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[Pe
 
 
 async def claim_chunks(conn: Connection, chunk_ids: Sequence[int], limit: int) -> list[int]:
-    """The first `limit` of `chunk_ids` still without a vector that no other backfill is embedding, each locked for
-    this replica until the caller's transaction ends (call it inside one, write their vectors, commit)."""
-    # the function scan yields the ids in order and LIMIT stops it, so no id past the last one returned is locked;
-    # a count subquery, because NOT EXISTS would become an anti join that locks every id before returning any
-    cur = await conn.execute(
-        "SELECT t.id FROM unnest(%s::bigint[]) AS t(id)"
-        " WHERE pg_try_advisory_xact_lock(%s, (t.id %% 2147483647)::int)"
-        " AND (SELECT count(*) FROM cross_lingual_vectors x WHERE x.chunk_id = t.id) = 0 LIMIT %s",
-        (list(chunk_ids), EMBEDDING_LOCK_CLASS, limit),
-    )
-    return [int(row[0]) for row in await cur.fetchall()]
+    """Up to `limit` of `chunk_ids`, the first still without a vector that no other backfill is embedding, each locked
+    for this replica until the caller's transaction ends (call it inside one, write their vectors, commit)."""
+    candidates = list(chunk_ids)
+    while candidates:
+        # the function scan yields the ids in order and LIMIT stops it, so no id past the last one returned is
+        # locked; a count subquery, because NOT EXISTS would become an anti join that locks every id first
+        cur = await conn.execute(
+            "SELECT t.id FROM unnest(%s::bigint[]) AS t(id)"
+            " WHERE pg_try_advisory_xact_lock(%s, (t.id %% 2147483647)::int)"
+            " AND (SELECT count(*) FROM cross_lingual_vectors x WHERE x.chunk_id = t.id) = 0 LIMIT %s",
+            (candidates, EMBEDDING_LOCK_CLASS, limit),
+        )
+        claimed = [int(row[0]) for row in await cur.fetchall()]
+        if not claimed:
+            return []
+        # a replica that committed a chunk's vector while that statement ran released its lock after the statement's
+        # snapshot was taken: a new statement sees the vector
+        cur = await conn.execute(
+            "SELECT chunk_id FROM cross_lingual_vectors WHERE chunk_id = ANY(%s::bigint[])", (claimed,)
+        )
+        done = {int(row[0]) for row in await cur.fetchall()}
+        fresh = [chunk_id for chunk_id in claimed if chunk_id not in done]
+        if fresh:
+            return fresh
+        candidates = candidates[candidates.index(claimed[-1]) + 1 :]
+    return []
 
 
 async def write_vectors(conn: Connection, chunk_ids: Sequence[int], vectors: Sequence[Sequence[float]]) -> int:
