@@ -213,9 +213,8 @@ async def sample_words(
         " FROM unnest(to_tsvector('simple', %(text)s)) AS t)"
         " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT q.lexeme FROM q ORDER BY q.n),"
         " ARRAY(SELECT h FROM (SELECT array_to_string(ARRAY(SELECT q.n FROM q WHERE s.tsv @@ q.w), ',') AS h"
-        " FROM sample s) held WHERE h <> ''), (SELECT count(*) FROM (SELECT 1 FROM access a CROSS JOIN LATERAL"
-        " (SELECT 1 FROM chunks c WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable} LIMIT %(direct)s) n)"
-    ).format(readable=readable)
+        " FROM sample s) held WHERE h <> ''), (SELECT count(*) FROM (SELECT 1 {own} LIMIT %(direct)s) n)"
+    ).format(readable=readable, own=own_chunks(readable, "1"))
     values = {**params, "sample": WORD_STATS_SAMPLE, "direct": DIRECT_SCAN_BELOW, "text": " ".join(raw_terms)}
     row = await (await conn.execute(query, values)).fetchone()
     assert row is not None
@@ -281,13 +280,20 @@ def _index_candidates(where: sql.Composable, groups: list[str]) -> Candidates:
     return Candidates(fragment, {f"group{n}": group for n, group in enumerate(groups)}, LEXICAL_SCAN_CAP)
 
 
+def own_chunks(readable: sql.Composable, columns: str) -> sql.Composable:
+    """FROM and WHERE of the user's own chunks `c` (their `columns`), read through the access rows `a` (`readable`)
+    and the source_id index (OFFSET 0: not made a join, which the planner runs as a sequential scan of chunks)."""
+    return sql.SQL(
+        "FROM access a CROSS JOIN LATERAL (SELECT {columns} FROM chunks c WHERE c.source_id = a.source_id OFFSET 0) c"
+        " WHERE {readable}"
+    ).format(columns=sql.SQL(columns), readable=readable)
+
+
 def _direct_candidates(readable: sql.Composable, words: Sequence[str], identifiers: Sequence[str]) -> Candidates:
-    """The user's own chunks `c` holding any of the terms, read through the access rows (`readable`) and the source_id
-    index (OFFSET 0: not made a join, which the planner runs as a sequential scan of chunks)."""
-    fragment = sql.SQL(
-        "FROM access a CROSS JOIN LATERAL (SELECT c.id, c.source_id, c.tsv FROM chunks c"
-        " WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable} AND c.tsv @@ %(any_term)s::tsquery"
-    ).format(readable=readable)
+    """The user's own chunks `c` holding any of the terms (own_chunks)."""
+    fragment = sql.SQL("{own} AND c.tsv @@ %(any_term)s::tsquery").format(
+        own=own_chunks(readable, "c.id, c.source_id, c.tsv")
+    )
     any_term = " | ".join(tsquery_literal(term) for term in [*words, *identifiers])
     return Candidates(fragment, {"any_term": any_term}, DIRECT_SCAN_BELOW)
 

@@ -12,7 +12,13 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from quart_app.store.errors import StoreError
-from quart_app.store.lexical_query import DIRECT_SCAN_BELOW, LexicalTerms, lexical_rows, tsquery_literal
+from quart_app.store.lexical_query import (
+    DIRECT_SCAN_BELOW,
+    LexicalTerms,
+    lexical_rows,
+    own_chunks,
+    tsquery_literal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,17 +266,15 @@ class SearchStore:
                 return None
             lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
             _, params = _filters(user_id, scope)
-            # the user's chunks through the access rows and the source_id index (OFFSET 0: not a join, which the
-            # planner would run as a scan of every chunk), each tsvector decompressed once (|| '')
+            # each tsvector decompressed once (|| '')
             held = sql.SQL(", ").join(
                 sql.SQL("bool_or(m.tsv @@ {}::tsquery)").format(sql.Placeholder(key)) for key in lexemes
             )
             cur = await conn.execute(
                 sql.SQL(
-                    "WITH m AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv FROM access a CROSS JOIN LATERAL"
-                    " (SELECT c.tsv FROM chunks c WHERE c.source_id = a.source_id OFFSET 0) c WHERE {readable}"
-                    " LIMIT %(sample)s) SELECT count(*), {held} FROM m"
-                ).format(readable=_readable(scope), held=held),
+                    "WITH m AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv {own} LIMIT %(sample)s)"
+                    " SELECT count(*), {held} FROM m"
+                ).format(own=own_chunks(_readable(scope), "c.tsv"), held=held),
                 {**params, **lexemes, "sample": DIRECT_SCAN_BELOW},
             )
             row = await cur.fetchone()
