@@ -153,27 +153,27 @@ class CrossLingualIndex:
             await handle.sleep(IDLE_POLL_S, self._new_chunks)
             return after_id
         handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
-        if self._filling is None:
-            self._filling = (time.monotonic(), 0)
+        started, filled_before = self._filling or (time.monotonic(), 0)
+        self._filling = (started, filled_before)
         texts = {chunk.chunk_id: chunk.text for chunk in pending}
         remaining = [chunk.chunk_id for chunk in pending]
-        done_to = pending[0].chunk_id - 1
-        written = 0
+        last_done = after_id
         while remaining and not handle.stopping.is_set():
             async with self._db.connection() as conn, conn.transaction():
                 # locked until the commit: another replica's backfill skips these chunks meanwhile
                 batch = await claim_chunks(conn, remaining, self._config.batch_size)
                 if batch:
-                    written += await self._embed_batch(handle, conn, batch, texts)
+                    written = await self._embed_batch(handle, conn, batch, texts)
+                    self._filling = (started, self._filling[1] + written)
             if not batch:
-                done_to = pending[-1].chunk_id  # the rest is done, or another replica is embedding it
-                break
-            remaining = remaining[remaining.index(batch[-1]) + 1 :]
-            done_to = pending[-1].chunk_id if not remaining else batch[-1]
-        if behind and not written:  # what is left behind fails again, or another replica has it: the next pass
+                remaining = []  # the rest is done, or another replica is embedding it
+            else:
+                remaining = remaining[remaining.index(batch[-1]) + 1 :]
+                last_done = batch[-1]
+        if behind and self._filling[1] == filled_before:  # what is left behind fails again, or another replica has it
             self._rescanned_at = time.monotonic()
         # chunks left behind (read from the first) are all below after_id: the position stays
-        return max(after_id, done_to)
+        return max(after_id, last_done if remaining else pending[-1].chunk_id)
 
     async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> int:
         """The batch's vectors embedded and written; how many were written (0 when the model refused the batch)."""
@@ -187,6 +187,4 @@ class CrossLingualIndex:
             return 0
         written = await write_vectors(conn, batch, vectors)
         handle.status.count("vectors", written)
-        if self._filling is not None:
-            self._filling = (self._filling[0], self._filling[1] + written)
         return written
