@@ -43,6 +43,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
     choice = ensure_config(config_path(layout), report.config_variant, args.reset)
     load_config(choice.path)
     action = f"copied {choice.template.name} to" if choice.copied else "kept the existing"
+    if choice.followed:
+        action = f"copied the new {choice.template.name} (the untouched old copy is {choice.backup}) to"
     print(f"{action} {choice.path} (device {report.device}: {report.reason})")
     return 0
 
@@ -111,6 +113,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         print(f"\n*** WARNING: {warning} ***\n", file=sys.stderr)
     choice, plan = prepared.config_choice, prepared.repairs
     config = "shared, created by the setup replica" if choice is None else "new" if choice.copied else ""
+    if choice is not None and choice.followed:
+        config = f"the new {choice.template.name}; the untouched old copy is {choice.backup}"
     print(
         f"prepared {prepared.layout.root} as APP_ROLE={prepared.role}: device {hardware.device} ({hardware.reason}); "
         f"config {prepared.config_file}{f' ({config})' if config else ''}; "

@@ -1,6 +1,8 @@
 """Config selection: copy configs/config.<cpu|gpu>.yaml to the storage on first start, keep it afterwards.
 
-Only a role with the setup duty (normal, requestproc) copies it; the other replicas wait for that shared file.
+A config never edited since it was copied follows a newer template, so that improved defaults reach an upgraded
+install; an edited one is kept, and the defaults changed since are logged (shipped_config). Only a role with the setup
+duty (normal, requestproc) copies it; the other replicas wait for that shared file.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from appliance.app_role import AppRole, Duty, replica_roles
 from appliance.env_settings import env_value
 from appliance.errors import ConfigError
 from appliance.probe import ConfigVariant
-from appliance.safe_fs import PRIVATE_FILE_MODE, restrict_mode
+from appliance.safe_fs import PRIVATE_FILE_MODE, restrict_mode, write_file_nofollow
+from appliance.shipped_config import changed_defaults, read_record, shipped_before_records, write_record
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+# the templates shipped before config.yaml.shipped records were kept, by sha256
+TEMPLATES_BEFORE_RECORDS = "templates-before-records.sha256"
 # upstream's controller.py waits as long for the requestproc replica to create the shared config
 CONFIG_WAIT_S = 20 * 60
 CONFIG_POLL_S = 1.0
@@ -29,12 +34,14 @@ CONFIG_POLL_S = 1.0
 
 @dataclass(frozen=True)
 class ConfigChoice:
-    """Which config file is in effect and whether it was (re)copied now."""
+    """Which config file is in effect and whether it was (re)copied now (`followed`: replacing an untouched copy of
+    an older template)."""
 
     path: Path
     template: Path
     copied: bool
     backup: Path | None = None
+    followed: bool = False
 
 
 def config_path(layout: StorageLayout, environ: Mapping[str, str] | None = None) -> Path:
@@ -50,38 +57,73 @@ def template_for(variant: ConfigVariant, configs_dir: Path = CONFIGS_DIR) -> Pat
 def ensure_config(
     target: Path, variant: ConfigVariant, reset: bool = False, configs_dir: Path = CONFIGS_DIR
 ) -> ConfigChoice:
-    """Copy the template for `variant` unless `target` exists; `reset` re-copies and keeps the old file as .bak."""
+    """Copy the template for `variant` unless `target` exists, and record which one it was; `reset` re-copies and
+    keeps the old file as .bak, and so does a changed template when the copy was never edited."""
     template = template_for(variant, configs_dir)
     if not template.is_file():
         raise ConfigError(f"{template}: the shipped config template is missing; reinstall the appliance")
+    shipped = template.read_text(encoding="utf-8")
+    followed = False
     if target.exists() and not reset:
-        log.info("keeping the existing config %s", target)
         # it may hold the database password and API keys
         restrict_mode(target, PRIVATE_FILE_MODE)
-        return ConfigChoice(path=target, template=template, copied=False)
+        followed = _follows_template(target, template.name, shipped, configs_dir / TEMPLATES_BEFORE_RECORDS)
+        if not followed:
+            return ConfigChoice(path=target, template=template, copied=False)
     backup = None
     if target.exists():
         backup = target.with_name(target.name + ".bak")
         os.replace(target, backup)
         restrict_mode(backup, PRIVATE_FILE_MODE)
-        log.warning("--reset-config: moved %s to %s", target, backup)
+        if followed:
+            log.info("%s was never edited: it follows the new %s (the old one is %s)", target, template.name, backup)
+        else:
+            log.warning("--reset-config: moved %s to %s", target, backup)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".tmp")
-        _write_private(partial, template.read_bytes())
-        os.replace(partial, target)
+        write_file_nofollow(target, shipped)
+        write_record(target, template.name, shipped)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write the config file: {exc.strerror}") from exc
     log.info("copied %s to %s", template.name, target)
-    return ConfigChoice(path=target, template=template, copied=True, backup=backup)
+    return ConfigChoice(path=target, template=template, copied=True, backup=backup, followed=followed)
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    """Write `path` readable by this user only (also when a stale one was left with a wider mode)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
-        handle.write(content)
+def _follows_template(target: Path, template_name: str, shipped: str, before_records: Path) -> bool:
+    """Whether the existing `target` is an untouched copy of an older version of the template (to be replaced by
+    it), as its record says, or without one as `before_records` does. An edited one is kept, with a warning naming
+    the defaults that changed since and that it lacks."""
+    record = read_record(target)
+    try:
+        current = target.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        current = ""
+    if record is None and current == shipped:
+        # copied before records were kept, from this very template: recorded now, so that it follows the next one
+        write_record(target, template_name, shipped)
+    elif record is None and shipped_before_records(current, template_name, before_records):
+        return True
+    if record is None or record.template_name != template_name or record.text == shipped:
+        # no record: copied before records were kept and edited since, or brought in through CC_CONFIG_PATH
+        log.info("keeping the existing config %s", target)
+        return False
+    if current == record.text:
+        return True
+    changes = changed_defaults(record.text, shipped, current)
+    if not changes:
+        # it holds every new default: from now on it is compared with this template
+        write_record(target, template_name, shipped)
+        log.info("keeping the existing config %s", target)
+        return False
+    log.warning(
+        "keeping the edited config %s; the shipped %s changed since it was copied, and it lacks these new defaults: %s."
+        " Copy the ones you want from configs/%s, or re-copy it with --reset-config (the old file is kept as .bak)",
+        target,
+        template_name,
+        "; ".join(changes),
+        template_name,
+    )
+    return False
 
 
 def wait_for_shared_config(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import stat
 from pathlib import Path
 
@@ -100,6 +102,102 @@ def test_missing_template_is_an_error(tmp_path: Path) -> None:
         str(excinfo.value)
         == f"{tmp_path}/config.gpu.yaml: the shipped config template is missing; reinstall the appliance"
     )
+
+
+OLD_TEMPLATE = "retrieval:\n  ef_search: 200  # HNSW width\n  rrf_k: 60\nllm:\n  nc_texttotext: {}\n"
+NEW_TEMPLATE = (
+    "retrieval:\n  ef_search: auto  # HNSW width\n  rrf_k: 60\n  cross_lingual:\n    model: m\n    weight: 2.0\n"
+    "llm:\n  nc_texttotext: {}\n"
+)
+
+
+def _copied_from_old_template(tmp_path: Path) -> tuple[Path, Path]:
+    """A config copied from OLD_TEMPLATE; the template then replaced by NEW_TEMPLATE (an upgrade)."""
+    templates, target = tmp_path / "configs", tmp_path / "storage" / "config.yaml"
+    templates.mkdir()
+    (templates / "config.cpu.yaml").write_text(OLD_TEMPLATE)
+    assert ensure_config(target, "cpu", configs_dir=templates).copied
+    (templates / "config.cpu.yaml").write_text(NEW_TEMPLATE)
+    return templates, target
+
+
+def test_an_untouched_config_follows_a_changed_template(tmp_path: Path) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    choice = ensure_config(target, "cpu", configs_dir=templates)
+    assert choice.copied and choice.followed and choice.backup == target.with_name("config.yaml.bak")
+    assert target.read_text() == NEW_TEMPLATE
+    assert choice.backup.read_text() == OLD_TEMPLATE
+    # compared with the new template from now on: nothing changes at the next start
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied
+    assert _mode(target.with_name("config.yaml.shipped")) == 0o600
+
+
+def test_an_edited_config_is_kept_and_the_defaults_changed_since_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    edited = OLD_TEMPLATE.replace("nc_texttotext: {}", "openai:\n    api_key: sk-secret-1234")
+    target.write_text(edited)
+    choice = ensure_config(target, "cpu", configs_dir=templates)
+    assert not choice.copied and target.read_text() == edited
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        "it lacks these new defaults: retrieval.ef_search: 200 -> auto; retrieval.cross_lingual: (not set) ->"
+        " {model: m, weight: 2.0}. Copy the ones you want from configs/config.cpu.yaml, or re-copy it with"
+        " --reset-config" in warning
+    )
+    # the template's values only: the config's own (removed llm.nc_texttotext, its key) are not listed or shown
+    assert "sk-secret" not in warning and "nc_texttotext" not in warning
+
+
+def test_an_edited_config_holding_the_new_defaults_is_compared_with_the_new_template(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    adopted = NEW_TEMPLATE + "debug: true\n"
+    target.write_text(adopted)
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied
+    assert target.read_text() == adopted and not [r for r in caplog.records if r.levelname == "WARNING"]
+    # the next template changes only rrf_k: the edited config is kept, and only that default is named
+    (templates / "config.cpu.yaml").write_text(NEW_TEMPLATE.replace("rrf_k: 60", "rrf_k: 40"))
+    ensure_config(target, "cpu", configs_dir=templates)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "it lacks these new defaults: retrieval.rrf_k: 60 -> 40. Copy" in warning
+
+
+def test_a_config_without_a_record_or_from_another_template_is_kept(tmp_path: Path) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    # copied from the GPU template (the machine's hardware changed since): kept, --reset-config is the way
+    (templates / "config.gpu.yaml").write_text(OLD_TEMPLATE)
+    assert not ensure_config(target, "gpu", configs_dir=templates).copied
+    assert target.read_text() == OLD_TEMPLATE
+    # copied before records were kept (or brought in through CC_CONFIG_PATH): nothing to compare it with
+    target.with_name("config.yaml.shipped").unlink()
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied
+    assert target.read_text() == OLD_TEMPLATE
+    # unless it is the current template itself: then it is recorded, and follows the next one
+    target.write_text(NEW_TEMPLATE)
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied
+    (templates / "config.cpu.yaml").write_text(NEW_TEMPLATE.replace("rrf_k: 60", "rrf_k: 40"))
+    assert ensure_config(target, "cpu", configs_dir=templates).followed
+
+
+def test_an_untouched_config_from_before_records_follows_the_template(tmp_path: Path) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    target.with_name("config.yaml.shipped").unlink()
+    listing = templates / "templates-before-records.sha256"
+    listing.write_text(f"# comment\n{hashlib.sha256(OLD_TEMPLATE.encode()).hexdigest()}  config.gpu.yaml\n")
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied  # listed for the other template
+    listing.write_text(f"{hashlib.sha256(OLD_TEMPLATE.encode()).hexdigest()}  config.cpu.yaml\n")
+    assert ensure_config(target, "cpu", configs_dir=templates).followed
+    assert target.read_text() == NEW_TEMPLATE and target.with_name("config.yaml.bak").read_text() == OLD_TEMPLATE
+
+
+def test_the_shipped_list_of_templates_before_records_is_well_formed() -> None:
+    lines = (REPO / "configs" / "templates-before-records.sha256").read_text().splitlines()
+    listed = [line for line in lines if not line.startswith("#")]
+    assert len(listed) >= 40
+    assert all(re.fullmatch(r"[0-9a-f]{64}  config\.(cpu|gpu)\.yaml", line) for line in listed)
 
 
 @pytest.mark.parametrize(("device", "expected"), [("cpu", CPU), ("cuda", GPU), ("rocm", GPU)])
