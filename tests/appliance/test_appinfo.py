@@ -3,6 +3,7 @@ Kubernetes service roles."""
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import fields
@@ -211,6 +212,19 @@ def test_the_promised_routes_are_declared(served: dict[str, set[str]]) -> None:
     for path in ("/downloadLogs", *sorted(PAGE_PATHS)):
         assert "GET" in served.get(path, set()), f"the app no longer serves GET {path}"
         assert any(_matches_canonical(_text(route, "url"), path.lstrip("/")) for route in _routes()), path
+
+
+def test_the_readmes_manual_install_registers_the_declared_routes() -> None:
+    """The JSON an admin pastes for a manual install (README) declares what info.xml does: without the status page's
+    routes, the page would not load through the proxy."""
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"--json-info \\\n  '(\{.*\})'\n", readme)
+    assert match, "README: no `occ app_api:app:register … --json-info '{…}'` line"
+    info = json.loads(match.group(1))
+    assert info["version"] == _text(INFO, "version") and info["id"] == _text(INFO, "id")
+    declared = [(_text(route, "url"), _text(route, "verb")) for route in _routes()]
+    assert [(route["url"], route["verb"]) for route in info["routes"]] == declared
+    assert {route["access_level"] for route in info["routes"]} == {2}  # admin
 
 
 def _k8s_roles() -> list[ET.Element]:
