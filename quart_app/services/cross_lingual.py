@@ -149,7 +149,13 @@ class CrossLingualIndex:
                 started, filled = self._filling
                 log.info("cross-lingual vectors filled in: %d chunk(s) in %.0f s", filled, time.monotonic() - started)
             self._filling = None
-            handle.status.set("idle", "every chunk has its cross-lingual vector")
+            if after_id == 0 or behind:  # read from the first chunk: none is left without a vector
+                handle.status.set("idle", "every chunk has its cross-lingual vector")
+            else:
+                handle.status.set(
+                    "idle",
+                    f"waiting for new chunks; a pass from the first chunk {self._rescan_in()} fills any left behind",
+                )
             await handle.sleep(IDLE_POLL_S, self._new_chunks)
             return after_id
         handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
@@ -174,6 +180,9 @@ class CrossLingualIndex:
             self._rescanned_at = time.monotonic()
         # chunks left behind (read from the first) are all below after_id: the position stays
         return max(after_id, last_done if remaining else pending[-1].chunk_id)
+
+    def _rescan_in(self) -> str:
+        return f"in {max(0.0, RESCAN_S - (time.monotonic() - self._rescanned_at)) / 60:.0f} min"
 
     async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> int:
         """The batch's vectors embedded and written; how many were written (0 when the model refused the batch)."""

@@ -282,19 +282,35 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=cross_lingual.__name__)
-    monkeypatch.setattr(cross_lingual, "RESCAN_S", 0.5)
+    monkeypatch.setattr(cross_lingual, "RESCAN_S", 3600.0)
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
     model = FailingOnceModel(nano_model)
     loops = BackgroundLoops()
-    loops.start(CrossLingualIndex.LOOP_NAME, CrossLingualIndex(db, model, CrossLingualConfig(backfill="always")).run)
+    index = CrossLingualIndex(db, model, CrossLingualConfig(backfill="always"))
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+
+    async def loop_says(detail: str) -> bool:
+        status = loops.snapshot()[CrossLingualIndex.LOOP_NAME]
+        return bool(status["state"] == "idle" and status["detail"] == detail)
+
     try:
-        # the failed batch's chunks are behind the loop's position once it has gone past them
+        # the failed batch's chunks are behind the loop's position once it has gone past them: the status does not
+        # claim that every chunk has its vector
+        waiting = "waiting for new chunks; a pass from the first chunk in 60 min fills any left behind"
+        await wait_until(lambda: loop_says(waiting), "idle after the first pass", timeout_s=120)
+        assert not await _all_filled(db)
+        monkeypatch.setattr(cross_lingual, "RESCAN_S", 0.0)
+        index.wake()
         await wait_until(lambda: _all_filled(db), "the failed batch's chunks got their vectors", timeout_s=120)
+        await wait_until(lambda: loop_says("every chunk has its cross-lingual vector"), "the status says so")
     finally:
         await loops.close()
     assert model.failed
     assert loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"] == {"failed": 4, "vectors": 63}
     # the log says when a fill ends, not only when it starts
     filled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cross-lingual vectors filled in")]
-    assert filled == [filled[0]] and filled[0].startswith("cross-lingual vectors filled in: 63 chunk(s) in "), filled
+    assert [line.split(" in ")[0] for line in filled] == [
+        "cross-lingual vectors filled in: 59 chunk(s)",
+        "cross-lingual vectors filled in: 4 chunk(s)",
+    ], filled
