@@ -55,9 +55,9 @@ class CountingLeg:
     async def query_vector(self, question: str) -> list[float]:
         return await self._index.query_vector(question)
 
-    async def asked(self) -> None:
+    async def asked(self, user_id: str) -> None:
         self.questions += 1
-        await self._index.asked()
+        await self._index.asked(user_id)
 
 
 def foreign_questions() -> list[str]:

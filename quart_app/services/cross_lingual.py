@@ -23,10 +23,12 @@ from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
     claim_chunks,
+    mark_waiting_user,
     mark_wanted,
     pending_chunks,
     read_progress,
     read_wanted,
+    waiting_users_chunks,
     write_vectors,
 )
 from quart_app.store.database import Connection
@@ -43,6 +45,8 @@ IDLE_POLL_S = 30.0
 # with every chunk past the last one done: how often to look again from the first (a chunk whose ingest committed
 # after chunks with higher ids, or whose batch failed, is behind it)
 RESCAN_S = 600.0
+# a user asking again within this long is not recorded again (one write per user per minute, not per question)
+WAITING_USER_RECORD_S = 60.0
 DATABASE_BACKOFF_S = (1.0, 30.0)
 
 
@@ -68,6 +72,8 @@ class CrossLingualIndex:
         self._wanted = asyncio.Event()
         self._new_chunks = asyncio.Event()
         self._rescanned_at = time.monotonic()
+        # user id -> monotonic time this process last recorded the user's question for the backfill
+        self._recorded_users: dict[str, float] = {}
         # while filling in: (monotonic start, vectors written since)
         self._filling: tuple[float, int] | None = None
         if config.backfill == "always":
@@ -80,15 +86,21 @@ class CrossLingualIndex:
     async def query_vector(self, question: str) -> list[float]:
         return (await self._model.embed([question], "query"))[0]
 
-    async def asked(self) -> None:
-        """A question needed the leg: from now on every chunk gets its vector (recorded for every replica)."""
-        if self._wanted.is_set():
+    async def asked(self, user_id: str) -> None:
+        """`user_id`'s question needed the leg: from now on every chunk gets its vector, that user's first (recorded
+        for every replica)."""
+        now = time.monotonic()
+        recorded = self._recorded_users.get(user_id)
+        if self._wanted.is_set() and recorded is not None and now - recorded < WAITING_USER_RECORD_S:
             return
         async with self._db.connection() as conn:
-            first = await mark_wanted(conn)
+            await mark_waiting_user(conn, user_id)
+            first = not self._wanted.is_set() and await mark_wanted(conn)
+        self._recorded_users[user_id] = now
         if first:
             log.info("a question in another language than the documents: filling in the cross-lingual vectors")
         self._wanted.set()
+        self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
 
     def wake(self) -> None:
         """New chunks were stored."""
@@ -106,7 +118,8 @@ class CrossLingualIndex:
         }
 
     async def run(self, handle: LoopHandle) -> None:
-        """Fill in the vectors of chunks that have none, in id order, while wanted; then wait for new chunks."""
+        """Fill in the vectors of chunks that have none while wanted, those of users who asked first, then in id order;
+        then wait for new chunks."""
         failures = 0
         after_id = 0
         while not handle.stopping.is_set():
@@ -137,9 +150,13 @@ class CrossLingualIndex:
         so that replicas sharing the database embed a chunk once; the id to read past next (the same when none was
         found, after waiting for new chunks)."""
         self._new_chunks.clear()
+        behind = False
         async with self._db.connection() as conn:
-            pending = await pending_chunks(conn, after_id, READ_CHUNKS)
-            behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
+            pending = await waiting_users_chunks(conn, READ_CHUNKS)
+            users_first = bool(pending)
+            if not users_first:
+                pending = await pending_chunks(conn, after_id, READ_CHUNKS)
+                behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
             if behind:
                 pending = await pending_chunks(conn, 0, READ_CHUNKS)
         if not pending:
@@ -158,7 +175,12 @@ class CrossLingualIndex:
                 )
             await handle.sleep(IDLE_POLL_S, self._new_chunks)
             return after_id
-        handle.status.set("filling", f"chunks from id {pending[0].chunk_id}")
+        handle.status.set(
+            "filling",
+            "the chunks of users who asked in another language"
+            if users_first
+            else f"chunks from id {pending[0].chunk_id}",
+        )
         started, filled_before = self._filling or (time.monotonic(), 0)
         self._filling = (started, filled_before)
         texts = {chunk.chunk_id: chunk.text for chunk in pending}
@@ -178,6 +200,8 @@ class CrossLingualIndex:
                 last_done = batch[-1]
         if behind and self._filling[1] == filled_before:  # what is left behind fails again, or another replica has it
             self._rescanned_at = time.monotonic()
+        if users_first:
+            return after_id  # those users' chunks lie anywhere: the pass in id order goes on where it was
         # chunks left behind (read from the first) are all below after_id: the position stays
         return max(after_id, last_done if remaining else pending[-1].chunk_id)
 

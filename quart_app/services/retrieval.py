@@ -48,7 +48,7 @@ class CrossLingualVectors(Protocol):
 
     async def query_vector(self, question: str) -> list[float]: ...
 
-    async def asked(self) -> None: ...
+    async def asked(self, user_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,7 @@ class RetrievalService:
         if share is None or share >= config.known_words_below:
             return []
         try:
-            await leg.asked()
+            await leg.asked(user_id)
             vector = await leg.query_vector(query)
         except Exception as exc:  # the other legs still answer
             log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)

@@ -1,5 +1,5 @@
-"""SQL for the cross-lingual leg's vectors (migration 0008): binding the model, the backfill's reads and writes, and
-whether a question has asked for them."""
+"""SQL for the cross-lingual leg's vectors (migrations 0008, 0009): binding the model, the backfill's reads and writes,
+whether a question has asked for them, and whose chunks come first."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from quart_app.chunking.chunker import embedding_text
 from quart_app.store.claim_store import LOCK_CLASS_BASE
 from quart_app.store.database import Connection
+from quart_app.store.lexical_query import own_chunks
 from quart_app.store.migrator import MIGRATION_LOCK_KEY, retype_vectors
 from quart_app.store.search_store import vector_literal
 
@@ -93,6 +96,36 @@ async def read_progress(conn: Connection) -> CrossLingualProgress:
     ).fetchone()
     assert row is not None
     return CrossLingualProgress(int(row[0]), int(row[1]), bool(row[2]))
+
+
+async def mark_waiting_user(conn: Connection, user_id: str) -> None:
+    """`user_id` asked a question that needed the leg: the backfill fills in that user's chunks first."""
+    await conn.execute(
+        "INSERT INTO cross_lingual_waiting_users (user_id) VALUES (%s)"
+        " ON CONFLICT (user_id) DO UPDATE SET asked_at = now()",
+        (user_id,),
+    )
+
+
+async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChunk]:
+    """The first `limit` chunks without a vector that the waiting users may read, the latest asker's first; when
+    there is none, the users none of whose chunks waits are forgotten."""
+    query = sql.SQL(
+        "SELECT c.id, c.header, c.text FROM cross_lingual_waiting_users u CROSS JOIN LATERAL"
+        " (SELECT c.id, c.header, c.text {own}) c"
+        " WHERE NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id)"
+        " ORDER BY u.asked_at DESC, c.id LIMIT %(limit)s"
+    ).format(own=own_chunks(sql.SQL("a.user_id = u.user_id"), "c.id, c.header, c.text"))
+    cur = await conn.execute(query, {"limit": limit})
+    pending = [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
+    if not pending:
+        # checked per user in this statement: one who asked since the read above keeps the row while chunks wait
+        await conn.execute(
+            "DELETE FROM cross_lingual_waiting_users u WHERE NOT EXISTS (SELECT 1 FROM access a"
+            " JOIN chunks c ON c.source_id = a.source_id WHERE a.user_id = u.user_id"
+            " AND NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id))"
+        )
+    return pending
 
 
 async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:

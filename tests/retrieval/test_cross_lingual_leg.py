@@ -139,7 +139,7 @@ async def test_the_leg_never_returns_what_the_user_may_not_read(
         await corpus.add(source_id, [text], ["bob"])
     await corpus.add("files__default: 300", ["Cooking: boil the pasta for nine minutes in salted water."], ["alice"])
     service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
-    await leg.asked()
+    await leg.asked("alice")
     await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=60)
     for question, expected in QUESTIONS.items():
         assert {hit.source_id for hit in await service.retrieve("alice", question, 5)} <= {"files__default: 300"}
@@ -212,7 +212,7 @@ async def test_a_question_on_another_replica_starts_the_backfill(
     try:
         await asyncio.sleep(0.5)
         assert await _vectors(db) == (0, 63, False)
-        await answering.asked()
+        await answering.asked("bob")
         await wait_until(lambda: _all_filled(db), "the other replica's loop filled in every vector", timeout_s=120)
     finally:
         await loops.close()
@@ -314,3 +314,41 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
         "cross-lingual vectors filled in: 59 chunk(s)",
         "cross-lingual vectors filled in: 4 chunk(s)",
     ], filled
+
+
+class RecordingModel(CountingModel):
+    """The real model, recording the passages it embeds in order."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        super().__init__(model)
+        self.embedded: list[str] = []
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage":
+            self.embedded += texts
+        return await super().embed(texts, input_type)
+
+
+async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
+    db: Database, english: Corpus, nano_model: CrossLingualModel
+) -> None:
+    # carol's documents came last: in id order, hers would wait for the 63 chunks before them
+    carols = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
+    for n, text in enumerate(carols):
+        await english.add(f"files__default: carol/{n}", [text], ["carol"])
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    model = RecordingModel(nano_model)
+    index = CrossLingualIndex(db, model, CONFIG)
+    await index.asked("carol")
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    try:
+        await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    finally:
+        await loops.close()
+    assert [[note for note in carols if note in text] for text in model.embedded[:3]] == [[note] for note in carols]
+    assert len(model.embedded) == 66
+    # once none of her chunks waits, she is forgotten
+    async with db.connection() as conn:
+        assert await (await conn.execute("SELECT count(*) FROM cross_lingual_waiting_users")).fetchone() == (0,)
