@@ -1,6 +1,6 @@
 """Retrieval and context quality on a real documentation corpus: ours next to an upstream-style baseline.
 
-    .venv/bin/python bench/quality/run.py [--split tune|heldout|all] [--reranker MODEL] [--check]
+    .venv/bin/python bench/quality/run.py [--split tune|heldout|all] [--asker all|project] [--reranker MODEL] [--check]
 
 Fetches the corpus (bench/quality/fetch_corpus.py, cached), checks every question's gold snippet against its gold
 file, starts an embedded PostgreSQL and the embedder (MiniLM int8) as bench/ingest_throughput.py does, then ingests
@@ -12,7 +12,9 @@ and as /query asks it (AnswerService.query, 20 chunks packed by the nc_texttotex
 that returns the prompt: context recall = the gold snippet inside it). The upstream-style run uses the same services
 with vector search only (lexical weight 0, exact scan) and no per-document cap. --reranker MODEL asks every
 question a third time, through ours' database with retrieval.reranker set (column "reranked"). Writes the table to
-bench/results/quality-<date>.md and every outcome to .json. --check only checks the questions.
+bench/results/quality-<date>.md and every outcome to .json. --check only checks the questions. --asker project asks
+each question as a user who reads only its gold file's project (1-45 documents, as a Nextcloud user's own files)
+instead of one who reads the whole corpus.
 """
 
 from __future__ import annotations
@@ -94,7 +96,14 @@ class BenchModel:
         return cls(model_id, runtime, entry.dimension, tokenizer, chunk_tokens)
 
 
-USER = "reader"
+USER = "reader"  # reads every document
+
+
+def project_user(path: str) -> str:
+    """The user who reads only the documents of `path`'s project (`--asker project`: a Nextcloud user's few files)."""
+    return path.split("/", 1)[0]
+
+
 PIPELINES = ("ours", "upstream")
 RERANKED = "reranked"  # ours + --reranker, asked on ours' database
 DOC_SEARCH_LIMIT = 10
@@ -126,9 +135,10 @@ class PromptCapture:
 
 async def ingest_corpus(
     db: Database, client: EmbeddingClient | CachedEmbedder, parser: DocumentParser, corpus: Path,
-    documents: list[dict[str, str]], config: AppConfig, spool_dir: Path,
+    documents: list[dict[str, str]], config: AppConfig, spool_dir: Path, project_readers: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Every document through IngestService (batches of INGEST_BATCH), then wait until every chunk is embedded."""
+    """Every document through IngestService (batches of INGEST_BATCH), then wait until every chunk is embedded.
+    Each document is USER's, and with `project_readers` its project user's too."""
     worker = EmbeddingWorker(db, client, config.embedding_worker)
     service = IngestService(db, parser, parse_concurrency=config.ingest.parse_workers, on_chunks_queued=worker.wake)
     spool = SourceSpool(spool_dir, max_bytes=config.ingest.max_part_mb * 1024 * 1024)
@@ -140,7 +150,9 @@ async def ingest_corpus(
             spooled = await spool.spool(Path(document["path"]).name, _file_stream(corpus / document["path"]))
             batch.append(
                 IncomingSource(
-                    f"files__default: {number}", [USER], document["path"], document["mimetype"], 1_700_000_000,
+                    f"files__default: {number}",
+                    [USER, project_user(document["path"])] if project_readers else [USER],
+                    document["path"], document["mimetype"], 1_700_000_000,
                     "files__default", spooled.path, spooled.size, spooled.sha256,
                 )
             )  # fmt: skip
@@ -193,15 +205,17 @@ async def fill_cross_lingual(
 
 
 async def ask(
-    answer: AnswerService, pipeline: str, questions: list[Question], path_of: dict[str, str]
+    answer: AnswerService, pipeline: str, questions: list[Question], path_of: dict[str, str], by_project: bool
 ) -> tuple[list[Outcome], list[float]]:
-    """Each question as /docSearch (ranked files) and as /query (the packed prompt); also /docSearch latencies."""
+    """Each question as /docSearch (ranked files) and as /query (the packed prompt), asked by USER or with
+    `by_project` by the gold file's project user; also /docSearch latencies."""
     outcomes, latencies = [], []
     for question in questions:
+        user = project_user(question.gold) if by_project else USER
         started = time.perf_counter()
-        hits = await answer.doc_search(USER, question.question, limit=DOC_SEARCH_LIMIT)
+        hits = await answer.doc_search(user, question.question, limit=DOC_SEARCH_LIMIT)
         latencies.append((time.perf_counter() - started) * 1000)
-        result = await answer.query(USER, question.question, ctx_limit=QUERY_CHUNKS)
+        result = await answer.query(user, question.question, ctx_limit=QUERY_CHUNKS)
         outcomes.append(score(question, pipeline, [path_of[h["source_id"]] for h in hits], result["output"]))
     return outcomes, latencies
 
@@ -209,7 +223,7 @@ async def ask(
 async def open_pipeline(
     pipeline: str, url: str, stack: AsyncExitStack, cluster: Any, config: AppConfig, corpus: Path,
     documents: list[dict[str, str]], spool_dir: Path, vector_cache: Path | None, model: BenchModel,
-    reranker: Reranker | None,
+    reranker: Reranker | None, by_project: bool,
 ) -> tuple[dict[str, AnswerService], EmbeddingClient | CachedEmbedder, dict[str, Any]]:  # fmt: skip
     """A fresh database with the corpus ingested by this pipeline, and the answer services that read it (ours also
     with the reranker when one is given: same database, same questions)."""
@@ -227,7 +241,7 @@ async def open_pipeline(
         chunker = ChunkerSpec(model.tokenizer, model.chunk_tokens, config.embedding.chunk_overlap_tokens)
         limits = ParseLimits(timeout_s=config.ingest.parse_timeout_s, memory_mb=config.ingest.parse_memory_mb)
         async with ParsePool(config.ingest.parse_workers, limits, chunker=chunker) as pool:
-            ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline)
+            ingest = await ingest_corpus(db, client, pool, corpus, documents, config, spool_dir / pipeline, by_project)
         cross_lingual = None
         if config.retrieval.cross_lingual is not None:
             model_dir = spool_dir.parent / "model_files"
@@ -240,7 +254,7 @@ async def open_pipeline(
             answers[RERANKED] = build_answer_service(config, db, client, capture, reranker, cross_lingual)
         return answers, client, ingest
     parser = UpstreamStyleParser(model.tokenizer)
-    ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline)
+    ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline, by_project)
     upstream_retrieval = config.retrieval.model_copy(
         update={
             "lexical_weight": 0.0,
@@ -260,10 +274,11 @@ async def open_pipeline(
 async def run_pipelines(
     cluster: Any, urls: list[str], corpus: Path, documents: list[dict[str, str]], questions: list[Question],
     root: Path, vector_cache: Path | None, model: BenchModel, pipelines: Sequence[str],
-    reranker_config: RerankerConfig | None, cross_lingual_threads: int | None,
+    reranker_config: RerankerConfig | None, cross_lingual_threads: int | None, by_project: bool = False,
 ) -> tuple[list[Outcome], dict[str, Any]]:  # fmt: skip
     """The pipelines ingest at once (one embedder each), then the questions go to one pipeline at a time.
-    `cross_lingual_threads`: None turns the shipped config's cross-lingual leg off, else its model's threads."""
+    `cross_lingual_threads`: None turns the shipped config's cross-lingual leg off, else its model's threads.
+    `by_project`: each question asked by its gold file's project user, not by the user who reads everything."""
     config = load_config(REPO / "configs" / "config.cpu.yaml")
     retrieval = config.retrieval
     if cross_lingual_threads is None or retrieval.cross_lingual is None:
@@ -301,6 +316,7 @@ async def run_pipelines(
                     vector_cache,
                     model,
                     reranker,
+                    by_project,
                 )
                 for pipeline, url in zip(pipelines, urls, strict=True)
             )
@@ -308,7 +324,7 @@ async def run_pipelines(
         for answers, client, ingest in opened:
             for name, answer in answers.items():
                 started = time.perf_counter()
-                found, latencies = await ask(answer, name, questions, path_of)
+                found, latencies = await ask(answer, name, questions, path_of, by_project)
                 facts[name] = {
                     **ingest,
                     "questions_s": time.perf_counter() - started,
@@ -346,7 +362,12 @@ def report(
         f" {sum(map(len, texts.values())):,} characters after our loaders (bench/quality/README.md).",
         f"Questions: {len(questions)} ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
         f" split {args.split}: {sum(q.split == 'tune' for q in questions)} tune,"
-        f" {sum(q.split == 'heldout' for q in questions)} held-out.",
+        f" {sum(q.split == 'heldout' for q in questions)} held-out; asked by "
+        + (
+            "each gold file's project user (its project's documents only)."
+            if args.asker == "project"
+            else "a user who reads every document."
+        ),
         f"Embedder: {args.model}, {os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f}"
         f" at the end (timings scale with it; the scores do not); total run {seconds:.0f} s.",
         "",
@@ -421,6 +442,13 @@ def main() -> int:
         "--no-cross-lingual", action="store_true", help="turn off the shipped config's retrieval.cross_lingual leg"
     )
     parser.add_argument(
+        "--asker",
+        choices=("all", "project"),
+        default="all",
+        help="who asks: a user who reads every document (default), or one who reads only the gold file's project"
+        " (1-45 documents, as a Nextcloud user's own files)",
+    )
+    parser.add_argument(
         "--cross-lingual-threads",
         type=int,
         default=0,
@@ -470,6 +498,7 @@ def main() -> int:
                         model=args.reranker, candidates=args.rerank_candidates, passage_tokens=args.rerank_tokens
                     ),
                     None if args.no_cross_lingual else args.cross_lingual_threads,
+                    args.asker == "project",
                 )
             )
         finally:
@@ -483,6 +512,7 @@ def main() -> int:
     stamp = time.strftime("%Y-%m-%d", time.gmtime()) + ("" if args.model == MODEL else f"-{args.model}")
     stamp += f"-{args.chunk_tokens}-tokens" if args.chunk_tokens else ""
     stamp += "-no-cross-lingual" if args.no_cross_lingual else ""
+    stamp += "-project-users" if args.asker == "project" else ""
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality-{stamp}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     payload = {"facts": facts, "table": table, "outcomes": outcome_rows(outcomes), "seconds": seconds}
