@@ -74,6 +74,9 @@ class CrossLingualIndex:
         self._rescanned_at = time.monotonic()
         # user id -> monotonic time this process last recorded the user's question for the backfill
         self._recorded_users: dict[str, float] = {}
+        # monotonic time before which the asking users' chunks are not read first (what is left of them failed, or
+        # another replica has it)
+        self._users_first_from = 0.0
         # while filling in: (monotonic start, vectors written since)
         self._filling: tuple[float, int] | None = None
         if config.backfill == "always":
@@ -145,15 +148,18 @@ class CrossLingualIndex:
         return True
 
     async def _fill(self, handle: LoopHandle, after_id: int) -> int:
-        """One read of chunks without vectors past `after_id` (once none is left there, every RESCAN_S from the first
-        chunk, and again while that finds some it can embed), embedded and written batch by batch, each batch claimed
-        so that replicas sharing the database embed a chunk once; the id to read past next (the same when none was
-        found, after waiting for new chunks)."""
+        """One read of chunks without vectors: those of the users who asked (while some of them can be embedded),
+        else those past `after_id` (once none is left there, every RESCAN_S from the first chunk, and again while that
+        finds some it can embed); embedded and written batch by batch, each batch claimed so that replicas sharing the
+        database embed a chunk once. The id to read past next (the same when none was found, after waiting for new
+        chunks)."""
         self._new_chunks.clear()
         behind = False
         async with self._db.connection() as conn:
-            pending = await waiting_users_chunks(conn, READ_CHUNKS)
-            users_first = bool(pending)
+            users_first = False
+            if time.monotonic() >= self._users_first_from:
+                pending = await waiting_users_chunks(conn, READ_CHUNKS)
+                users_first = bool(pending)
             if not users_first:
                 pending = await pending_chunks(conn, after_id, READ_CHUNKS)
                 behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
@@ -201,6 +207,8 @@ class CrossLingualIndex:
         if behind and self._filling[1] == filled_before:  # what is left behind fails again, or another replica has it
             self._rescanned_at = time.monotonic()
         if users_first:
+            if self._filling[1] == filled_before:  # none written: read them first again only after the next rescan
+                self._users_first_from = time.monotonic() + RESCAN_S
             return after_id  # those users' chunks lie anywhere: the pass in id order goes on where it was
         # chunks left behind (read from the first) are all below after_id: the position stays
         return max(after_id, last_done if remaining else pending[-1].chunk_id)

@@ -352,3 +352,44 @@ async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
     # once none of her chunks waits, she is forgotten
     async with db.connection() as conn:
         assert await (await conn.execute("SELECT count(*) FROM cross_lingual_waiting_users")).fetchone() == (0,)
+
+
+class RefusingModel(CountingModel):
+    """The real model, but the engine refuses every batch holding one of `refused` (as it would a text it cannot
+    read)."""
+
+    def __init__(self, model: CrossLingualModel, refused: str) -> None:
+        super().__init__(model)
+        self._refused = refused
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage" and any(self._refused in text for text in texts):
+            raise ValueError("the engine refused this batch")
+        return await super().embed(texts, input_type)
+
+
+async def test_an_asking_users_chunk_the_model_refuses_does_not_hold_up_the_others(
+    db: Database, english: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cross_lingual, "RESCAN_S", 3600.0)
+    await english.add("files__default: carol/0", ["Carol's unreadable note."], ["carol"])
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    index = CrossLingualIndex(db, RefusingModel(nano_model, "unreadable"), CONFIG)
+    await index.asked("carol")
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+
+    async def idle() -> bool:
+        return bool(loops.snapshot()[CrossLingualIndex.LOOP_NAME]["state"] == "idle")
+
+    try:
+        # her chunk is tried first, then after the others in id order (with the batch it falls in), not again and
+        # again ahead of them
+        await wait_until(idle, "the others filled in", timeout_s=120)
+    finally:
+        await loops.close()
+    failed = loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"]["failed"]
+    vectors, chunks, _ = await _vectors(db)
+    assert failed <= 1 + CONFIG.batch_size, failed
+    assert vectors >= chunks - CONFIG.batch_size, (vectors, chunks)
