@@ -58,7 +58,8 @@ def ensure_config(
     target: Path, variant: ConfigVariant, reset: bool = False, configs_dir: Path = CONFIGS_DIR
 ) -> ConfigChoice:
     """Copy the template for `variant` unless `target` exists, and record which one it was; `reset` re-copies and
-    keeps the old file as .bak, and so does a changed template when the copy was never edited."""
+    keeps the old file as .bak; a changed template is copied too when the copy was never edited (the old one kept as
+    .previous)."""
     template = template_for(variant, configs_dir)
     if not template.is_file():
         raise ConfigError(f"{template}: the shipped config template is missing; reinstall the appliance")
@@ -72,7 +73,8 @@ def ensure_config(
             return ConfigChoice(path=target, template=template, copied=False)
     backup = None
     if target.exists():
-        backup = target.with_name(target.name + ".bak")
+        # an untouched copy goes aside under its own name: a reset's .bak may hold the admin's edits
+        backup = target.with_name(target.name + (".previous" if followed else ".bak"))
         os.replace(target, backup)
         restrict_mode(backup, PRIVATE_FILE_MODE)
         if followed:

@@ -123,8 +123,11 @@ def _copied_from_old_template(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_an_untouched_config_follows_a_changed_template(tmp_path: Path) -> None:
     templates, target = _copied_from_old_template(tmp_path)
+    # a reset's backup, which may hold the admin's edits, is left alone
+    target.with_name("config.yaml.bak").write_text("debug: true\n")
     choice = ensure_config(target, "cpu", configs_dir=templates)
-    assert choice.copied and choice.followed and choice.backup == target.with_name("config.yaml.bak")
+    assert choice.copied and choice.followed and choice.backup == target.with_name("config.yaml.previous")
+    assert target.with_name("config.yaml.bak").read_text() == "debug: true\n"
     assert target.read_text() == NEW_TEMPLATE
     assert choice.backup.read_text() == OLD_TEMPLATE
     # compared with the new template from now on: nothing changes at the next start
@@ -190,7 +193,7 @@ def test_an_untouched_config_from_before_records_follows_the_template(tmp_path: 
     assert not ensure_config(target, "cpu", configs_dir=templates).copied  # listed for the other template
     listing.write_text(f"{hashlib.sha256(OLD_TEMPLATE.encode()).hexdigest()}  config.cpu.yaml\n")
     assert ensure_config(target, "cpu", configs_dir=templates).followed
-    assert target.read_text() == NEW_TEMPLATE and target.with_name("config.yaml.bak").read_text() == OLD_TEMPLATE
+    assert target.read_text() == NEW_TEMPLATE and target.with_name("config.yaml.previous").read_text() == OLD_TEMPLATE
 
 
 def test_the_shipped_list_of_templates_before_records_is_well_formed() -> None:
