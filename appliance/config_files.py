@@ -128,6 +128,22 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
     return False
 
 
+def defaults_it_lacks(target: Path, configs_dir: Path = CONFIGS_DIR) -> tuple[str, list[str]]:
+    """The template `target` was copied from and the defaults it changed since that an edited `target` lacks (what
+    the start-up log warned of); ("", []) without a record."""
+    record = read_record(target)
+    if record is None or not (configs_dir / record.template_name).is_file():
+        return "", []
+    shipped = (configs_dir / record.template_name).read_text(encoding="utf-8")
+    try:
+        current = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return record.template_name, []  # loading the config reports it
+    if current == record.text:
+        return record.template_name, []  # untouched: the next start follows the template
+    return record.template_name, changed_defaults(record.text, shipped, current)
+
+
 def wait_for_shared_config(
     target: Path, role: AppRole, timeout_s: float = CONFIG_WAIT_S, poll_s: float = CONFIG_POLL_S
 ) -> Path:

@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -14,6 +15,7 @@ import psycopg
 
 from appliance.app_client import AppClient, AppClientError, AppTarget
 from appliance.config import AppConfig, load_config
+from appliance.config_files import CONFIGS_DIR, defaults_it_lacks
 from appliance.database_url import read_database_url, resolve_database
 from appliance.env_settings import env_value
 from appliance.errors import ApplianceError
@@ -139,14 +141,32 @@ def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None)
     return checks
 
 
+def _config_defaults(config_file: Path, configs_dir: Path = CONFIGS_DIR) -> list[Check]:
+    """A warning when the edited config lacks defaults its template changed since it was copied; none otherwise."""
+    template, lacking = defaults_it_lacks(config_file, configs_dir)
+    if not lacking:
+        return []
+    return [
+        Check(
+            "config",
+            "warn",
+            f"{config_file} lacks {len(lacking)} new default(s) of configs/{template}: {'; '.join(lacking)}",
+            f"copy the ones you want from configs/{template}, or re-copy it with `python -m appliance config --reset`"
+            " (the old file is kept as config.yaml.bak)",
+        )
+    ]
+
+
 def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
     """Every check; one failing never stops the others."""
     layout = StorageLayout.from_env(environ)
     checks = [_cpu(), _disk(layout)]
+    config_file = active_config_path(layout, environ)
     try:
-        config = load_config(active_config_path(layout, environ), environ)
+        config = load_config(config_file, environ)
     except ApplianceError as exc:
         return [*checks, Check("config", "fail", str(exc), "run `make run` once to create it")]
+    checks.extend(_config_defaults(config_file))
     checks.append(_models(config, layout))
     url = read_database_url(layout) or resolve_database(config, layout, environ).url
     for part in (check_database(url), check_embedder(config)):

@@ -12,6 +12,7 @@ from appliance_kit import REPO, clean_env, run_cli
 
 from appliance.config import load_config, parse_config
 from appliance.config_files import config_path, ensure_config
+from appliance.doctor import _config_defaults
 from appliance.errors import ConfigError
 from appliance.storage import StorageLayout
 
@@ -151,6 +152,21 @@ def test_an_edited_config_is_kept_and_the_defaults_changed_since_are_named(
     )
     # the template's values only: the config's own (removed llm.nc_texttotext, its key) are not listed or shown
     assert "sk-secret" not in warning and "nc_texttotext" not in warning
+
+
+def test_ccb_doctor_warns_of_the_new_defaults_an_edited_config_lacks(tmp_path: Path) -> None:
+    templates, target = _copied_from_old_template(tmp_path)
+    assert _config_defaults(target, templates) == []  # untouched: start-up will follow the template
+    target.write_text(OLD_TEMPLATE + "debug: true\n")
+    [check] = _config_defaults(target, templates)
+    assert (check.name, check.outcome) == ("config", "warn")
+    assert check.detail == (
+        f"{target} lacks 2 new default(s) of configs/config.cpu.yaml: retrieval.ef_search: 200 -> auto;"
+        " retrieval.cross_lingual: (not set) -> {model: m, weight: 2.0}"
+    )
+    assert "python -m appliance config --reset" in check.fix
+    target.with_name("config.yaml.shipped").unlink()
+    assert _config_defaults(target, templates) == []  # no record: nothing to compare with
 
 
 def test_an_edited_config_holding_the_new_defaults_is_compared_with_the_new_template(
