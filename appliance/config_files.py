@@ -75,7 +75,14 @@ def ensure_config(
     if target.exists():
         # an untouched copy goes aside under its own name: a reset's .bak may hold the admin's edits
         backup = target.with_name(target.name + (".previous" if followed else ".bak"))
-        os.replace(target, backup)
+        try:
+            os.replace(target, backup)
+        except OSError as exc:
+            if not followed:
+                raise ConfigError(f"{target}: cannot move it aside: {exc.strerror}") from exc
+            # a file mounted read-only (CC_CONFIG_PATH) stays what its owner mounted
+            log.warning("%s was never edited but cannot be replaced by the new %s (%s)", target, template.name, exc)
+            return ConfigChoice(path=target, template=template, copied=False)
         restrict_mode(backup, PRIVATE_FILE_MODE)
         if followed:
             log.info("%s was never edited: it follows the new %s (the old one is %s)", target, template.name, backup)
@@ -102,7 +109,7 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
         current = ""
     if record is None and current == shipped:
         # copied before records were kept, from this very template: recorded now, so that it follows the next one
-        write_record(target, template_name, shipped)
+        _record_if_possible(target, template_name, shipped)
     elif record is None and shipped_before_records(current, template_name, before_records):
         return True
     if record is None or record.template_name != template_name or record.text == shipped:
@@ -114,7 +121,7 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
     changes = changed_defaults(record.text, shipped, current)
     if not changes:
         # it holds every new default: from now on it is compared with this template
-        write_record(target, template_name, shipped)
+        _record_if_possible(target, template_name, shipped)
         log.info("keeping the existing config %s", target)
         return False
     log.warning(
@@ -126,6 +133,13 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
         template_name,
     )
     return False
+
+
+def _record_if_possible(target: Path, template_name: str, shipped: str) -> None:
+    try:
+        write_record(target, template_name, shipped)
+    except OSError as exc:  # beside a file mounted read-only: it is then only kept, never followed
+        log.info("cannot record the template of %s beside it (%s)", target, exc.strerror)
 
 
 def defaults_it_lacks(target: Path, configs_dir: Path = CONFIGS_DIR) -> tuple[str, list[str]]:

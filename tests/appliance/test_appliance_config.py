@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import stat
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from appliance_kit import REPO, clean_env, run_cli
 
+from appliance import config_files
 from appliance.config import load_config, parse_config
 from appliance.config_files import config_path, ensure_config
 from appliance.doctor import _config_defaults
@@ -210,6 +213,24 @@ def test_an_untouched_config_from_before_records_follows_the_template(tmp_path: 
     listing.write_text(f"{hashlib.sha256(OLD_TEMPLATE.encode()).hexdigest()}  config.cpu.yaml\n")
     assert ensure_config(target, "cpu", configs_dir=templates).followed
     assert target.read_text() == NEW_TEMPLATE and target.with_name("config.yaml.previous").read_text() == OLD_TEMPLATE
+
+
+def test_a_config_mounted_read_only_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CC_CONFIG_PATH may name a file mounted read-only (deploy/k8s): it can be neither replaced nor recorded."""
+    templates, target = _copied_from_old_template(tmp_path)
+
+    def read_only(*args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    choice = ensure_config(target, "cpu", configs_dir=templates)
+    assert not choice.copied and target.read_text() == OLD_TEMPLATE
+    monkeypatch.undo()
+    target.with_name("config.yaml.shipped").unlink()
+    target.write_text(NEW_TEMPLATE)  # the current template, without a record: recorded when possible
+    monkeypatch.setattr(config_files, "write_record", read_only)
+    assert not ensure_config(target, "cpu", configs_dir=templates).copied
+    assert not target.with_name("config.yaml.shipped").exists()
 
 
 def test_the_shipped_list_of_templates_before_records_is_well_formed() -> None:
