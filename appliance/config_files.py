@@ -105,8 +105,9 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
     record = read_record(target)
     try:
         current = target.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        current = ""
+    except (OSError, UnicodeDecodeError) as exc:  # loading the config names the problem
+        log.info("keeping the existing config %s (%s)", target, exc)
+        return False
     if record is None and current == shipped:
         # copied before records were kept, from this very template: recorded now, so that it follows the next one
         _record_if_possible(target, template_name, shipped)
