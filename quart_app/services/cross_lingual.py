@@ -77,6 +77,11 @@ class CrossLingualIndex:
         # monotonic time before which the asking users' chunks are not read first (what is left of them failed, or
         # another replica has it)
         self._users_first_from = 0.0
+        # a question needed the leg in this process since the current read: its user's chunks come next, not after
+        # the rest of that read (up to READ_CHUNKS)
+        self._user_asked = asyncio.Event()
+        # the last pass from the first chunk found none without a vector, and nothing was filled in since
+        self._complete = False
         # while filling in: (monotonic start, vectors written since)
         self._filling: tuple[float, int] | None = None
         if config.backfill == "always":
@@ -103,6 +108,7 @@ class CrossLingualIndex:
         if first:
             log.info("a question in another language than the documents: filling in the cross-lingual vectors")
         self._wanted.set()
+        self._user_asked.set()
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
 
     def wake(self) -> None:
@@ -151,9 +157,10 @@ class CrossLingualIndex:
         """One read of chunks without vectors: those of the users who asked (while some of them can be embedded),
         else those past `after_id` (once none is left there, every RESCAN_S from the first chunk, and again while that
         finds some it can embed); embedded and written batch by batch, each batch claimed so that replicas sharing the
-        database embed a chunk once. The id to read past next (the same when none was found, after waiting for new
-        chunks)."""
+        database embed a chunk once; a question in this process that needs the leg ends a read in id order after its
+        current batch. The id to read past next (the same when none was found, after waiting for new chunks)."""
         self._new_chunks.clear()
+        self._user_asked.clear()
         behind = False
         async with self._db.connection() as conn:
             users_first = False
@@ -172,7 +179,9 @@ class CrossLingualIndex:
                 started, filled = self._filling
                 log.info("cross-lingual vectors filled in: %d chunk(s) in %.0f s", filled, time.monotonic() - started)
             self._filling = None
-            if after_id == 0 or behind:  # read from the first chunk: none is left without a vector
+            # read from the first chunk: none is left without a vector
+            self._complete = self._complete or after_id == 0 or behind
+            if self._complete:
                 handle.status.set("idle", "every chunk has its cross-lingual vector")
             else:
                 handle.status.set(
@@ -192,7 +201,10 @@ class CrossLingualIndex:
         texts = {chunk.chunk_id: chunk.text for chunk in pending}
         remaining = [chunk.chunk_id for chunk in pending]
         last_done = after_id
+        self._complete = False
         while remaining and not handle.stopping.is_set():
+            if self._user_asked.is_set() and not users_first:
+                break  # that user's chunks first; this read goes on from its last batch after them
             async with self._db.connection() as conn, conn.transaction():
                 # locked until the commit: another replica's backfill skips these chunks meanwhile
                 batch = await claim_chunks(conn, remaining, self._config.batch_size)
