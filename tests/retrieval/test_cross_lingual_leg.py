@@ -336,16 +336,23 @@ class RecordingModel(CountingModel):
         return await super().embed(texts, input_type)
 
 
-async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
-    db: Database, english: Corpus, nano_model: CrossLingualModel
-) -> None:
-    # carol's documents came last: in id order, hers would wait for the 63 chunks before them
-    carols = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
-    for n, text in enumerate(carols):
+CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
+
+
+async def _carol_after_alice(db: Database, english: Corpus, nano_model: CrossLingualModel) -> RecordingModel:
+    """carol's 3 documents stored after alice's 63 chunks (in id order, hers would wait for all of alice's), the
+    model bound; the model that records what it embeds."""
+    for n, text in enumerate(CAROLS_NOTES):
         await english.add(f"files__default: carol/{n}", [text], ["carol"])
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    model = RecordingModel(nano_model)
+    return RecordingModel(nano_model)
+
+
+async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
+    db: Database, english: Corpus, nano_model: CrossLingualModel
+) -> None:
+    model = await _carol_after_alice(db, english, nano_model)
     index = CrossLingualIndex(db, model, CONFIG)
     await index.asked("carol")
     loops = BackgroundLoops()
@@ -354,7 +361,8 @@ async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
         await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
     finally:
         await loops.close()
-    assert [[note for note in carols if note in text] for text in model.embedded[:3]] == [[note] for note in carols]
+    first = [[note for note in CAROLS_NOTES if note in text] for text in model.embedded[:3]]
+    assert first == [[note] for note in CAROLS_NOTES]
     assert len(model.embedded) == 66
     # once none of her chunks waits, she is forgotten
     async with db.connection() as conn:
@@ -405,12 +413,7 @@ async def test_an_asking_users_chunk_the_model_refuses_does_not_hold_up_the_othe
 async def test_a_user_who_asks_while_the_others_fill_in_comes_next(
     db: Database, english: Corpus, nano_model: CrossLingualModel
 ) -> None:
-    carols = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
-    for n, text in enumerate(carols):
-        await english.add(f"files__default: carol/{n}", [text], ["carol"])
-    async with db.connection() as conn:
-        await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    model = RecordingModel(nano_model)
+    model = await _carol_after_alice(db, english, nano_model)
     index = CrossLingualIndex(db, model, CrossLingualConfig(threads=1, backfill="always"))
     loops = BackgroundLoops()
     loops.start(CrossLingualIndex.LOOP_NAME, index.run)
