@@ -289,7 +289,8 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
     model = FailingOnceModel(nano_model)
     loops = BackgroundLoops()
-    index = CrossLingualIndex(db, model, CrossLingualConfig(backfill="always"))
+    # batches of 4: a failed batch leaves several chunks behind
+    index = CrossLingualIndex(db, model, CrossLingualConfig(backfill="always", batch_size=4))
     loops.start(CrossLingualIndex.LOOP_NAME, index.run)
 
     async def loop_says(detail: str) -> bool:
