@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # advisory lock class of a chunk a backfill is embedding (beside claim_store's classes); the chunk id is the key
 EMBEDDING_LOCK_CLASS = LOCK_CLASS_BASE + 0x10
+# a chunk `c` still waiting for its cross-lingual vector
+_WITHOUT_VECTOR = sql.SQL("NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,31 +112,32 @@ async def mark_waiting_user(conn: Connection, user_id: str) -> None:
 async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChunk]:
     """The first `limit` chunks without a vector that the waiting users may read, the latest asker's first; when
     there is none, the users none of whose chunks waits are forgotten."""
+    waiting_user = sql.SQL("a.user_id = u.user_id")
     query = sql.SQL(
-        "SELECT c.id, c.header, c.text FROM cross_lingual_waiting_users u CROSS JOIN LATERAL"
-        " (SELECT c.id, c.header, c.text {own}) c"
-        " WHERE NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id)"
-        " ORDER BY u.asked_at DESC, c.id LIMIT %(limit)s"
-    ).format(own=own_chunks(sql.SQL("a.user_id = u.user_id"), "c.id, c.header, c.text"))
+        "SELECT c.id, c.header, c.text FROM cross_lingual_waiting_users u CROSS JOIN LATERAL (SELECT c.id, c.header,"
+        " c.text {own}) c WHERE {without_vector} ORDER BY u.asked_at DESC, c.id LIMIT %(limit)s"
+    ).format(own=own_chunks(waiting_user, "c.id, c.header, c.text"), without_vector=_WITHOUT_VECTOR)
     cur = await conn.execute(query, {"limit": limit})
     pending = [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
     if not pending:
-        # checked per user in this statement: one who asked since the read above keeps the row while chunks wait
+        # checked per user in this statement: one who asked since the read above keeps the row while chunks wait;
+        # OFFSET 0: a subplan per waiting user, ending at that user's first chunk still waiting, not an anti join
+        # over every user's chunks (0.1 ms instead of 110 ms for a user of one chunk among 200,000)
         await conn.execute(
-            "DELETE FROM cross_lingual_waiting_users u WHERE NOT EXISTS (SELECT 1 FROM access a"
-            " JOIN chunks c ON c.source_id = a.source_id WHERE a.user_id = u.user_id"
-            " AND NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id))"
+            sql.SQL(
+                "DELETE FROM cross_lingual_waiting_users u"
+                " WHERE NOT EXISTS (SELECT 1 {own} AND {without_vector} OFFSET 0)"
+            ).format(own=own_chunks(waiting_user, "c.id"), without_vector=_WITHOUT_VECTOR)
         )
     return pending
 
 
 async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:
     """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector."""
-    cur = await conn.execute(
-        "SELECT c.id, c.header, c.text FROM chunks c WHERE c.id > %s"
-        " AND NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id) ORDER BY c.id LIMIT %s",
-        (after_id, limit),
-    )
+    query = sql.SQL(
+        "SELECT c.id, c.header, c.text FROM chunks c WHERE c.id > %s AND {without_vector} ORDER BY c.id LIMIT %s"
+    ).format(without_vector=_WITHOUT_VECTOR)
+    cur = await conn.execute(query, (after_id, limit))
     return [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
 
 

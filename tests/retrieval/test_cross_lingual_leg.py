@@ -24,7 +24,13 @@ from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store import search_store
-from quart_app.store.cross_lingual_store import bind_model, read_progress
+from quart_app.store.cross_lingual_store import (
+    bind_model,
+    mark_waiting_user,
+    read_progress,
+    waiting_users_chunks,
+    write_vectors,
+)
 from quart_app.store.database import Database
 from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
 
@@ -348,6 +354,26 @@ async def _carol_after_alice(db: Database, english: Corpus, nano_model: CrossLin
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
     return RecordingModel(nano_model)
+
+
+async def test_only_users_none_of_whose_chunks_waits_are_forgotten(
+    db: Database, corpus: Corpus, nano_model: CrossLingualModel
+) -> None:
+    dave = await corpus.add("files__default: dave/0", ["Dave's note.", "Dave's other note."], ["dave"])
+    await corpus.add("files__default: erin/0", ["Erin's note."], ["erin"])
+    shared = await corpus.add("files__default: shared/0", ["A note for both."], ["dave", "erin"])
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+        await write_vectors(conn, dave + shared, [[0.1] * nano_model.dimension] * 3)
+        for user in ("dave", "erin", "frank"):  # frank reads nothing
+            await mark_waiting_user(conn, user)
+        # erin's own chunk waits: read first, and nobody is forgotten while some chunk is read
+        assert [chunk.text for chunk in await waiting_users_chunks(conn, 10)] == ["Erin's note."]
+        remembered = "SELECT user_id FROM cross_lingual_waiting_users ORDER BY user_id"
+        assert await (await conn.execute(remembered)).fetchall() == [("dave",), ("erin",), ("frank",)]
+        # a read of none (as when erin asked after the read found nothing): each user is checked on their own
+        assert await waiting_users_chunks(conn, 0) == []
+        assert await (await conn.execute(remembered)).fetchall() == [("erin",)]
 
 
 async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
