@@ -343,6 +343,55 @@ class RecordingModel(CountingModel):
         return await super().embed(texts, input_type)
 
 
+class CallOrderModel(CountingModel):
+    """The real model, logging in the order they end: each call of passages (its number of chunks), and when a
+    question asked for its vector and got it."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        super().__init__(model)
+        self.log: list[int | str] = []
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "query":
+            self.log.append("asked")
+        vectors = await super().embed(texts, input_type)
+        self.log.append(len(texts) if input_type == "passage" else "answered")
+        return vectors
+
+
+async def test_a_question_during_a_fill_waits_for_one_chunk_at_most(
+    db: Database, english: Corpus, nano_model: CrossLingualModel
+) -> None:
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    model = CallOrderModel(nano_model)
+    index = CrossLingualIndex(db, model, CrossLingualConfig(threads=1, backfill="always"))  # batch_size as shipped
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+
+    async def fill_under_way() -> bool:
+        return model.passages >= 2
+
+    try:
+        await wait_until(fill_under_way, "the fill under way", timeout_s=60)
+        for question, pause_s in zip(QUESTIONS, (0.05, 0.13, 0.21), strict=False):
+            await asyncio.sleep(pause_s)  # at different points of the call under way
+            await index.query_vector(question)
+        filled_meanwhile = model.passages
+
+        async def fill_goes_on() -> bool:
+            return model.passages > filled_meanwhile
+
+        await wait_until(fill_goes_on, "the fill going on after the questions", timeout_s=60)
+    finally:
+        await loops.close()
+    # the model runs one call at a time: a question waits for the call under way, of one chunk, and no other
+    asks = [n for n, entry in enumerate(model.log) if entry == "asked"]
+    waited_for = [model.log[ask + 1 : model.log.index("answered", ask)] for ask in asks]
+    assert len(asks) == 3
+    assert all(calls in ([], [1]) for calls in waited_for), waited_for
+
+
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
 
 
