@@ -29,7 +29,10 @@ def _cross_lingual(leg: dict[str, Any] | None) -> str:
         return "off"
     if not leg["wanted"]:
         return f"{leg['model']}: idle until a question in another language than the documents"
-    return f"{leg['model']}: {leg['vectors']} of {leg['chunks']} chunks have its vector"
+    done = f"{leg['model']}: {leg['vectors']} of {leg['chunks']} chunks have its vector"
+    if leg.get("eta_s") is None:
+        return done
+    return f"{done}; {_eta(leg['eta_s'])} left at {leg['chunks_per_s']} chunks/s"
 
 
 def render_status(report: dict[str, Any]) -> RenderableType:

@@ -116,15 +116,29 @@ class CrossLingualIndex:
         self._new_chunks.set()
 
     async def progress(self) -> dict[str, Any]:
+        """How far the vectors are; while this replica fills them in and some are left, its rate and the time left at
+        that rate."""
         async with self._db.connection() as conn:
             found = await read_progress(conn)
+        rate = self._fill_rate() if found.vectors < found.chunks else None
         return {
             "model": self.model_id,
             "backfill": self._config.backfill,
             "wanted": found.wanted or self._config.backfill == "always",
             "vectors": found.vectors,
             "chunks": found.chunks,
+            "chunks_per_s": None if rate is None else round(rate, 2),
+            "eta_s": None if rate is None else round((found.chunks - found.vectors) / rate),
         }
+
+    def _fill_rate(self) -> float | None:
+        """Chunks per second this replica has filled in since the current fill began (None when it is not filling, or
+        has not written any yet)."""
+        if self._filling is None:
+            return None
+        started, filled = self._filling
+        elapsed = time.monotonic() - started
+        return filled / elapsed if filled and elapsed > 0 else None
 
     async def run(self, handle: LoopHandle) -> None:
         """Fill in the vectors of chunks that have none while wanted, those of users who asked first, then in id order;

@@ -392,6 +392,27 @@ async def test_a_question_during_a_fill_waits_for_one_chunk_at_most(
     assert all(calls in ([], [1]) for calls in waited_for), waited_for
 
 
+async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
+    db: Database, english: Corpus, index: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    found, _ = index
+    before = await found.progress()
+    assert before["chunks_per_s"] is None and before["eta_s"] is None  # no question has needed the leg yet
+    await found.asked("alice")
+
+    async def some_filled() -> bool:
+        return int((await found.progress())["vectors"]) >= 3
+
+    await wait_until(some_filled, "the fill under way", timeout_s=60)
+    during = await found.progress()
+    left = during["chunks"] - during["vectors"]
+    assert left > 0 and 0 < during["chunks_per_s"] < 1000
+    assert during["eta_s"] == pytest.approx(left / during["chunks_per_s"], abs=1)
+    await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    after = await found.progress()
+    assert after["chunks_per_s"] is None and after["eta_s"] is None
+
+
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
 
 
