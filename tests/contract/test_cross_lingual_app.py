@@ -70,6 +70,8 @@ async def test_the_first_foreign_question_fills_in_the_leg_and_later_ones_find_t
         "wanted": False,
         "vectors": 0,
         "chunks": len(DOCS),
+        "chunks_per_s": None,
+        "eta_s": None,
     }
     assert report["loops"]["cross-lingual-backfill"]["state"] == "waiting"
 
