@@ -28,6 +28,7 @@ from quart_app.store.cross_lingual_store import (
     pending_chunks,
     read_progress,
     read_wanted,
+    user_chunks_waiting,
     waiting_users_chunks,
     write_vectors,
 )
@@ -47,6 +48,11 @@ IDLE_POLL_S = 30.0
 RESCAN_S = 600.0
 # a user asking again within this long is not recorded again (one write per user per minute, not per question)
 WAITING_USER_RECORD_S = 60.0
+# a question that records its user waits for that user's chunks without a vector when there are at most this many
+# (about 3 s at the shipped single thread), for at most FIRST_QUESTION_WAIT_S, checking every OWN_VECTORS_POLL_S
+FIRST_QUESTION_WAITS_FOR = 16
+FIRST_QUESTION_WAIT_S = 8.0
+OWN_VECTORS_POLL_S = 0.2
 DATABASE_BACKOFF_S = (1.0, 30.0)
 
 
@@ -84,6 +90,8 @@ class CrossLingualIndex:
         self._complete = False
         # while filling in: (monotonic start, vectors written since)
         self._filling: tuple[float, int] | None = None
+        # the backfill loop runs in this process: an asking user's chunks are read first here, without delay
+        self._fills_here = False
         if config.backfill == "always":
             self._wanted.set()
 
@@ -96,7 +104,8 @@ class CrossLingualIndex:
 
     async def asked(self, user_id: str) -> None:
         """`user_id`'s question needed the leg: from now on every chunk gets its vector, that user's first (recorded
-        for every replica)."""
+        for every replica). When this replica fills them in and the user has a few chunks without one, returns once
+        they have theirs (_wait_for_own_vectors), so that this question is answered with them."""
         now = time.monotonic()
         recorded = self._recorded_users.get(user_id)
         if self._wanted.is_set() and recorded is not None and now - recorded < WAITING_USER_RECORD_S:
@@ -110,6 +119,26 @@ class CrossLingualIndex:
         self._wanted.set()
         self._user_asked.set()
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
+        if self._fills_here and time.monotonic() >= self._users_first_from:
+            await self._wait_for_own_vectors(user_id)
+
+    async def _wait_for_own_vectors(self, user_id: str) -> None:
+        """Until the user's chunks without a vector have theirs, when there are at most FIRST_QUESTION_WAITS_FOR (a
+        user of a few files, or one who just added some), for at most FIRST_QUESTION_WAIT_S."""
+        started = time.monotonic()
+        async with self._db.connection() as conn:
+            waiting = await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
+        if not 0 < waiting <= FIRST_QUESTION_WAITS_FOR:
+            return
+        while waiting and time.monotonic() - started < FIRST_QUESTION_WAIT_S:
+            await asyncio.sleep(OWN_VECTORS_POLL_S)
+            async with self._db.connection() as conn:
+                waiting = await user_chunks_waiting(conn, user_id, 1)
+        log.info(
+            "a question waited %.1f s for the cross-lingual vectors of its user's chunks%s",
+            time.monotonic() - started,
+            "" if not waiting else " (some still have none: answered without them)",
+        )
 
     def wake(self) -> None:
         """New chunks were stored."""
@@ -145,6 +174,7 @@ class CrossLingualIndex:
         then wait for new chunks."""
         failures = 0
         after_id = 0
+        self._fills_here = True
         while not handle.stopping.is_set():
             try:
                 if not await self._still_waiting(handle):

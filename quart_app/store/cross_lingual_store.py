@@ -132,6 +132,16 @@ async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChun
     return pending
 
 
+async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int:
+    """How many of the chunks `user_id` may read have no cross-lingual vector yet, counted up to `limit`."""
+    query = sql.SQL("SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(limit)s) w").format(
+        own=own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id"), without_vector=_WITHOUT_VECTOR
+    )
+    row = await (await conn.execute(query, {"user_id": user_id, "limit": limit})).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:
     """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector."""
     query = sql.SQL(

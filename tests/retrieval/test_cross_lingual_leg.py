@@ -113,8 +113,10 @@ async def test_questions_in_other_languages_find_english_documents_once_the_leg_
     # MiniLM alone misses some of them: what the third leg is for
     assert baseline != QUESTIONS, baseline
 
-    # the first question in another language asks for the vectors, for every replica
-    await with_leg.retrieve("alice", next(iter(QUESTIONS)), 5)
+    # the first question in another language asks for the vectors, for every replica; alice's 63 chunks are more
+    # than a question waits for, so it is answered at once, without them
+    first = await with_leg.retrieve("alice", next(iter(QUESTIONS)), 5)
+    assert all("cross_lingual" not in hit.legs for hit in first)
     await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
     assert (await _vectors(db))[2] is True
     assert loops.snapshot()[leg.LOOP_NAME]["counters"]["vectors"] == 63
@@ -390,6 +392,22 @@ async def test_a_question_during_a_fill_waits_for_one_chunk_at_most(
     waited_for = [model.log[ask + 1 : model.log.index("answered", ask)] for ask in asks]
     assert len(asks) == 3
     assert all(calls in ([], [1]) for calls in waited_for), waited_for
+
+
+async def test_the_first_question_of_a_user_of_a_few_chunks_is_answered_with_their_vectors(
+    db: Database, english: Corpus, embedder: MiniLmEmbedder, index: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    leg, _ = index
+    for n, text in enumerate(CAROLS_NOTES):
+        await english.add(f"files__default: carol/{n}", [text], ["carol"])
+    with_leg = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
+    # her 3 chunks wait behind none of alice's 63: the question waits for them and the leg finds her notes
+    found = await with_leg.retrieve("carol", "Wie oft muss man das Gewächshaus gießen?", 5)
+    assert {hit.source_id for hit in found if "cross_lingual" in hit.legs} == {
+        f"files__default: carol/{n}" for n in range(3)
+    }
+    vectors, _, _ = await _vectors(db)
+    assert vectors < 66  # alice's are filled in after hers
 
 
 async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
