@@ -225,7 +225,7 @@ class CrossLingualConfig(_Section):
         ge=1,
         le=256,
         description="chunks embedded per call while filling in the vectors: a question waits for at most one call"
-        " (1: about 0.2 s on one core; 4 fills about 7 % faster, and a question waits up to 0.8 s)",
+        " (1: 0.2-0.3 s on one core; 4 fills a few % faster, and a question waits up to four times as long)",
     )
     threads: int = Field(1, ge=0, description="threads of the multilingual model; 0 = one per core")
 
