@@ -119,7 +119,8 @@ class CrossLingualIndex:
         self._wanted.set()
         self._user_asked.set()
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
-        if self._fills_here and time.monotonic() >= self._users_first_from:
+        # not once every chunk is known to have its vector: counting a big user's chunks reads all of them
+        if self._fills_here and not self._complete and time.monotonic() >= self._users_first_from:
             await self._wait_for_own_vectors(user_id)
 
     async def _wait_for_own_vectors(self, user_id: str) -> None:
