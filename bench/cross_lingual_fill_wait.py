@@ -23,20 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "retrieval")]
 
 from bench_services import measure_on_fresh_database, write_report  # noqa: E402  # after the sys.path line
-from rerank_latency import CHUNKS_PER_DOC, SENTENCES_PER_PASSAGE, load, pct  # noqa: E402
-from retrieval_latency import real_sentences  # noqa: E402
+from cross_lingual_first_user import load_unfilled  # noqa: E402
+from rerank_latency import CHUNKS_PER_DOC, SENTENCES_PER_PASSAGE, pct  # noqa: E402
 
 from appliance.config import CrossLingualConfig  # noqa: E402
 from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
-from quart_app.store.cross_lingual_store import bind_model  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 
 QUESTIONS_FILE = REPO / "bench" / "quality" / "questions.jsonl"
@@ -85,16 +82,10 @@ async def _during_a_fill(
 async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
     config = CrossLingualConfig(threads=1, backfill="always")
     model = CrossLingualModel(load_cross_lingual_model(config, None, Path(tempfile.gettempdir())))
-    bases = real_sentences(args.chunks // 4)
-    picks = np.random.default_rng(7).integers(0, len(bases), size=(args.chunks, SENTENCES_PER_PASSAGE))
-    passages = [". ".join(bases[i] for i in row) + "." for row in picks]
     questions = (other_language_questions() * args.questions)[: args.questions]
     try:
         async with Database(dsn, 1, 4) as db:
-            await db.migrate("bench-unused-main-vectors", 1)
-            await load(db, passages, np.zeros((args.chunks, 1), dtype=np.float32))
-            async with db.connection() as conn:
-                await bind_model(conn, model.model_id, model.dimension)
+            await load_unfilled(db, model, args.chunks)
             alone = []
             for question in questions:
                 asked = time.perf_counter()

@@ -41,6 +41,18 @@ ASKING_USER = "asker"
 POLL_S = 0.2
 
 
+async def load_unfilled(db: Database, model: CrossLingualModel, chunks: int) -> None:
+    """`chunks` passages of SENTENCES_PER_PASSAGE real docstring sentences, in documents of CHUNKS_PER_DOC chunks of
+    one user, with `model` bound for the cross-lingual vectors and none filled in."""
+    bases = real_sentences(chunks // 4)
+    picks = np.random.default_rng(7).integers(0, len(bases), size=(chunks, SENTENCES_PER_PASSAGE))
+    passages = [". ".join(bases[i] for i in row) + "." for row in picks]
+    await db.migrate("bench-unused-main-vectors", 1)
+    await load(db, passages, np.zeros((chunks, 1), dtype=np.float32))
+    async with db.connection() as conn:
+        await bind_model(conn, model.model_id, model.dimension)
+
+
 async def _filled(db: Database) -> tuple[int, int]:
     """(the asking user's chunks with a vector, other chunks with one)."""
     async with db.connection() as conn:
@@ -81,16 +93,10 @@ async def _wait_for_the_user(
 async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
     config = CrossLingualConfig(threads=args.threads, backfill="always")
     model = CrossLingualModel(load_cross_lingual_model(config, None, Path(tempfile.gettempdir())))
-    chunks = args.chunks + args.user_chunks
-    bases = real_sentences(chunks // 4)
-    picks = np.random.default_rng(7).integers(0, len(bases), size=(chunks, SENTENCES_PER_PASSAGE))
-    passages = [". ".join(bases[i] for i in row) + "." for row in picks]
     try:
         async with Database(dsn, 1, 4) as db:
-            await db.migrate("bench-unused-main-vectors", 1)
-            await load(db, passages, np.zeros((chunks, 1), dtype=np.float32))
+            await load_unfilled(db, model, args.chunks + args.user_chunks)
             async with db.connection() as conn:
-                await bind_model(conn, model.model_id, model.dimension)
                 # the last documents are the asking user's
                 first_doc = args.chunks // CHUNKS_PER_DOC
                 await conn.execute(
