@@ -104,7 +104,11 @@ async def _open_cross_lingual(
 ) -> CrossLingualIndex | None:
     """The cross-lingual leg's model and, in a role with the embedding duty, its backfill loop; None when it is off
     or its model cannot be loaded (logged: the other legs answer as before)."""
-    from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+    from quart_app.runtimes.cross_lingual_model import (
+        CrossLingualModel,
+        load_cross_lingual_model,
+        shares_weights_between_handles,
+    )
     from quart_app.runtimes.errors import CrossLingualModelError
     from quart_app.store.cross_lingual_store import bind_model
 
@@ -112,19 +116,28 @@ async def _open_cross_lingual(
     role = settings.role
     if config is None or not needs_any(role, ANSWER_DUTIES | {Duty.EMBEDDING}):
         return None
+    load = functools.partial(load_cross_lingual_model, config, settings.model_catalogue, settings.storage.model_dir)
+    fills_here = loops is not None and has_duty(role, Duty.EMBEDDING)
     try:
-        runtime = await asyncio.to_thread(
-            load_cross_lingual_model, config, settings.model_catalogue, settings.storage.model_dir
-        )
+        runtime = await asyncio.to_thread(load)
+        # a replica that fills in the vectors and answers questions: questions get a handle of their own, so that
+        # they never wait for the fill's call under way
+        question_runtime = None
+        if (
+            fills_here
+            and needs_any(role, ANSWER_DUTIES)
+            and shares_weights_between_handles(config, settings.model_catalogue)
+        ):
+            question_runtime = await asyncio.to_thread(load)
     except CrossLingualModelError as exc:
         log.warning("%s; the cross-lingual leg is off", exc)
         return None
-    model = CrossLingualModel(runtime)
+    model = CrossLingualModel(runtime, question_runtime)
     _closing(stack, f"cross-lingual model {model.model_id}", model.aclose)
     async with db.connection() as conn:
         await bind_model(conn, model.model_id, model.dimension)
     index = CrossLingualIndex(db, model, config)
-    if loops is not None and has_duty(role, Duty.EMBEDDING):
+    if loops is not None and fills_here:
         loops.start(CrossLingualIndex.LOOP_NAME, index.run)
         _closing(stack, "cross-lingual backfill", functools.partial(loops.stop, [CrossLingualIndex.LOOP_NAME]))
     return index

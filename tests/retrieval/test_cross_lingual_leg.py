@@ -19,6 +19,7 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
+from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
 from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
@@ -408,6 +409,26 @@ async def test_the_first_question_of_a_user_of_a_few_chunks_is_answered_with_the
     }
     vectors, _, _ = await _vectors(db)
     assert vectors < 66  # alice's are filled in after hers
+
+
+async def test_with_a_handle_of_their_own_questions_do_not_wait_for_the_fill(nano_model: CrossLingualModel) -> None:
+    def handle() -> EmbeddingRuntime:
+        return load_cross_lingual_model(CONFIG, None, Path("/nonexistent"))
+
+    two_handles = CrossLingualModel(handle(), handle())
+    question = "Wie oft muss man das Gewächshaus gießen?"
+    long_passages = [" ".join(CAROLS_NOTES * 8)] * 8  # one call of several seconds
+    try:
+        for model, waits in ((nano_model, True), (two_handles, False)):
+            fill = asyncio.create_task(model.embed(long_passages, "passage"))
+            await asyncio.sleep(0.3)  # the fill's call under way
+            vector = await model.embed([question], "query")
+            assert fill.done() is waits
+            await fill
+            # the same model either way
+            assert vector == await nano_model.embed([question], "query")
+    finally:
+        await two_handles.aclose()
 
 
 async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
