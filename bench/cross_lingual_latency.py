@@ -59,6 +59,9 @@ class CountingLeg:
         self.questions += 1
         await self._index.asked(user_id)
 
+    async def covers(self, user_id: str) -> bool:
+        return await self._index.covers(user_id)
+
 
 def foreign_questions() -> list[str]:
     rows = (json.loads(line) for line in (REPO / "bench" / "quality" / "questions.jsonl").open(encoding="utf-8"))

@@ -53,6 +53,10 @@ WAITING_USER_RECORD_S = 60.0
 FIRST_QUESTION_WAITS_FOR = 16
 FIRST_QUESTION_WAIT_S = 8.0
 OWN_VECTORS_POLL_S = 0.2
+# how long a user's coverage (every chunk the user may read has its vector) is trusted before it is counted again:
+# briefly while chunks still wait, a minute once none did
+UNCOVERED_CHECK_S = 5.0
+COVERED_CHECK_S = 60.0
 DATABASE_BACKOFF_S = (1.0, 30.0)
 
 
@@ -92,6 +96,8 @@ class CrossLingualIndex:
         self._filling: tuple[float, int] | None = None
         # the backfill loop runs in this process: an asking user's chunks are read first here, without delay
         self._fills_here = False
+        # user id -> (monotonic time counted, whether every chunk the user may read had its vector)
+        self._coverage: dict[str, tuple[float, bool]] = {}
         if config.backfill == "always":
             self._wanted.set()
 
@@ -140,6 +146,21 @@ class CrossLingualIndex:
             time.monotonic() - started,
             "" if not waiting else " (some still have none: answered without them)",
         )
+
+    async def covers(self, user_id: str) -> bool:
+        """Whether every chunk `user_id` may read has its vector: until then the leg's nearest chunks would be the
+        nearest of the few filled in so far, which rank above better ones of the other legs (measured on the real
+        Nextcloud during a fill), so the question is answered without the leg."""
+        if self._fills_here and self._complete:
+            return True
+        now = time.monotonic()
+        counted = self._coverage.get(user_id)
+        if counted is not None and now - counted[0] < (COVERED_CHECK_S if counted[1] else UNCOVERED_CHECK_S):
+            return counted[1]
+        async with self._db.connection() as conn:
+            covered = await user_chunks_waiting(conn, user_id, 1) == 0
+        self._coverage[user_id] = (now, covered)
+        return covered
 
     def wake(self) -> None:
         """New chunks were stored."""

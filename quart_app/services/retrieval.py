@@ -50,6 +50,8 @@ class CrossLingualVectors(Protocol):
 
     async def asked(self, user_id: str) -> None: ...
 
+    async def covers(self, user_id: str) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
@@ -178,6 +180,9 @@ class RetrievalService:
             return []
         try:
             await leg.asked(user_id)
+            if not await leg.covers(user_id):
+                log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
+                return []
             vector = await leg.query_vector(query)
         except Exception as exc:  # the other legs still answer
             log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)

@@ -431,6 +431,29 @@ async def test_with_a_handle_of_their_own_questions_do_not_wait_for_the_fill(nan
         await two_handles.aclose()
 
 
+async def test_a_user_whose_chunks_are_partly_filled_in_is_answered_without_the_leg(
+    db: Database,
+    english: Corpus,
+    embedder: MiniLmEmbedder,
+    nano_model: CrossLingualModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cross_lingual, "UNCOVERED_CHECK_S", 0.0)
+    dimension = nano_model.dimension
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, dimension)
+        ids = [int(row[0]) for row in await (await conn.execute("SELECT id FROM chunks ORDER BY id")).fetchall()]
+        await write_vectors(conn, ids[:10], [[0.1] * dimension] * 10)  # the first 10 of alice's 63
+    leg = CrossLingualIndex(db, nano_model, CONFIG)
+    with_leg = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
+    question = next(iter(QUESTIONS))
+    # the leg would rank those 10 first, whatever the question: it waits until all of hers are there
+    assert all("cross_lingual" not in hit.legs for hit in await with_leg.retrieve("alice", question, 5))
+    async with db.connection() as conn:
+        await write_vectors(conn, ids[10:], [[0.1] * dimension] * (len(ids) - 10))
+    assert any("cross_lingual" in hit.legs for hit in await with_leg.retrieve("alice", question, 5))
+
+
 async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
     db: Database, english: Corpus, index: tuple[CrossLingualIndex, BackgroundLoops]
 ) -> None:
