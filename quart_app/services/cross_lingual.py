@@ -49,7 +49,7 @@ RESCAN_S = 600.0
 # a user asking again within this long is not recorded again (one write per user per minute, not per question)
 WAITING_USER_RECORD_S = 60.0
 # a question that records its user waits for that user's chunks without a vector when there are at most this many
-# (3-5 s at the shipped single thread), for at most FIRST_QUESTION_WAIT_S, checking every OWN_VECTORS_POLL_S
+# (0.2-0.5 s each at the shipped single thread), for at most FIRST_QUESTION_WAIT_S, checking every OWN_VECTORS_POLL_S
 FIRST_QUESTION_WAITS_FOR = 16
 FIRST_QUESTION_WAIT_S = 8.0
 OWN_VECTORS_POLL_S = 0.2
