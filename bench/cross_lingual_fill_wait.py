@@ -105,7 +105,7 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
                 f" average {os.getloadavg()[0]:.1f} at the start"
             )
             lines.append(f"a question's vector with no fill running: p50 {pct(alone, 50):.0f} ms")
-            header = f"  {'questions on':<16}{'batch_size':<12}{'question waits p50 ms':>22}{'p95':>8}{'max':>8}"
+            header = f"  {'questions on':<20}{'batch_size':<12}{'question waits p50 ms':>22}{'p95':>8}{'max':>8}"
             lines += ["", header + f"{'filled chunks/s':>18}"]
             for label, model in models.items():
                 for batch_size in args.batch_sizes:
@@ -113,7 +113,7 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
                         db, model, config.model_copy(update={"batch_size": batch_size}), questions
                     )
                     lines.append(
-                        f"  {label + ' handle':<16}{batch_size:<12}{pct(waits, 50):>22.0f}{pct(waits, 95):>8.0f}"
+                        f"  {label + ' handle':<20}{batch_size:<12}{pct(waits, 50):>22.0f}{pct(waits, 95):>8.0f}"
                         f"{max(waits):>8.0f}{rate:>18.2f}"
                     )
                     print(lines[-1], flush=True)
