@@ -29,6 +29,7 @@ from quart_app.store.cross_lingual_store import (
     read_progress,
     read_wanted,
     user_chunks_waiting,
+    user_coverage,
     waiting_users_chunks,
     write_vectors,
 )
@@ -53,8 +54,11 @@ WAITING_USER_RECORD_S = 60.0
 FIRST_QUESTION_WAITS_FOR = 16
 FIRST_QUESTION_WAIT_S = 8.0
 OWN_VECTORS_POLL_S = 0.2
-# how long a user's coverage (every chunk the user may read has its vector) is trusted before it is counted again:
-# briefly while chunks still wait, a minute once none did
+# a user is covered by the leg when at most this many of the chunks the user may read, and at most this share of
+# them, have no vector (one the model refuses must not turn the leg off for its user)
+UNCOVERED_AT_MOST = 16
+UNCOVERED_SHARE_AT_MOST = 0.1
+# how long a user's coverage is trusted before it is counted again: briefly while it is short, a minute once it was not
 UNCOVERED_CHECK_S = 5.0
 COVERED_CHECK_S = 60.0
 DATABASE_BACKOFF_S = (1.0, 30.0)
@@ -148,17 +152,19 @@ class CrossLingualIndex:
         )
 
     async def covers(self, user_id: str) -> bool:
-        """Whether every chunk `user_id` may read has its vector: until then the leg's nearest chunks would be the
-        nearest of the few filled in so far, which rank above better ones of the other legs (measured on the real
-        Nextcloud during a fill), so the question is answered without the leg."""
+        """Whether (nearly) every chunk `user_id` may read has its vector (UNCOVERED_AT_MOST): until then the leg's
+        nearest chunks would be the nearest of the few filled in so far, which rank above better ones of the other
+        legs (measured on the real Nextcloud during a fill), so the question is answered without the leg."""
         if self._fills_here and self._complete:
             return True
         now = time.monotonic()
         counted = self._coverage.get(user_id)
         if counted is not None and now - counted[0] < (COVERED_CHECK_S if counted[1] else UNCOVERED_CHECK_S):
             return counted[1]
+        chunks_enough = int(UNCOVERED_AT_MOST / UNCOVERED_SHARE_AT_MOST) + 1
         async with self._db.connection() as conn:
-            covered = await user_chunks_waiting(conn, user_id, 1) == 0
+            waiting, chunks = await user_coverage(conn, user_id, UNCOVERED_AT_MOST + 1, chunks_enough)
+        covered = waiting <= UNCOVERED_AT_MOST and waiting <= UNCOVERED_SHARE_AT_MOST * chunks
         self._coverage[user_id] = (now, covered)
         return covered
 

@@ -142,6 +142,19 @@ async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int
     return int(row[0])
 
 
+async def user_coverage(conn: Connection, user_id: str, waiting_limit: int, chunks_limit: int) -> tuple[int, int]:
+    """How many of the chunks `user_id` may read have no cross-lingual vector yet (counted up to `waiting_limit`), and
+    how many there are (counted up to `chunks_limit`)."""
+    query = sql.SQL(
+        "SELECT (SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(waiting_limit)s) w),"
+        " (SELECT count(*) FROM (SELECT 1 {own} LIMIT %(chunks_limit)s) t)"
+    ).format(own=own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id"), without_vector=_WITHOUT_VECTOR)
+    params = {"user_id": user_id, "waiting_limit": waiting_limit, "chunks_limit": chunks_limit}
+    row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:
     """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector."""
     query = sql.SQL(

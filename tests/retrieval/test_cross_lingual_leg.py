@@ -431,7 +431,7 @@ async def test_with_a_handle_of_their_own_questions_do_not_wait_for_the_fill(nan
         await two_handles.aclose()
 
 
-async def test_a_user_whose_chunks_are_partly_filled_in_is_answered_without_the_leg(
+async def test_a_user_whose_chunks_are_mostly_without_vectors_is_answered_without_the_leg(
     db: Database,
     english: Corpus,
     embedder: MiniLmEmbedder,
@@ -447,11 +447,17 @@ async def test_a_user_whose_chunks_are_partly_filled_in_is_answered_without_the_
     leg = CrossLingualIndex(db, nano_model, CONFIG)
     with_leg = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
     question = next(iter(QUESTIONS))
-    # the leg would rank those 10 first, whatever the question: it waits until all of hers are there
+    # the leg would rank those 10 first, whatever the question: it waits until (nearly) all of hers are there
     assert all("cross_lingual" not in hit.legs for hit in await with_leg.retrieve("alice", question, 5))
+    # all but one (as when the model refuses a chunk): the leg answers
     async with db.connection() as conn:
-        await write_vectors(conn, ids[10:], [[0.1] * dimension] * (len(ids) - 10))
+        await write_vectors(conn, ids[10:-1], [[0.1] * dimension] * (len(ids) - 11))
     assert any("cross_lingual" in hit.legs for hit in await with_leg.retrieve("alice", question, 5))
+    # a user of 3 chunks, one of them without a vector: a third is missing
+    carols = [await english.add(f"files__default: carol/{n}", [text], ["carol"]) for n, text in enumerate(CAROLS_NOTES)]
+    async with db.connection() as conn:
+        await write_vectors(conn, carols[0] + carols[1], [[0.1] * dimension] * 2)
+    assert all("cross_lingual" not in hit.legs for hit in await with_leg.retrieve("carol", question, 5))
 
 
 async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
