@@ -132,12 +132,17 @@ async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChun
     return pending
 
 
+# the ids of the chunks user %(user_id)s may read
+_USER_OWN_CHUNK_IDS = own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id")
+# how many of them have no cross-lingual vector yet, counted up to %(waiting_limit)s
+_USER_CHUNKS_WAITING = sql.SQL(
+    "SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(waiting_limit)s) w"
+).format(own=_USER_OWN_CHUNK_IDS, without_vector=_WITHOUT_VECTOR)
+
+
 async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int:
     """How many of the chunks `user_id` may read have no cross-lingual vector yet, counted up to `limit`."""
-    query = sql.SQL("SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(limit)s) w").format(
-        own=own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id"), without_vector=_WITHOUT_VECTOR
-    )
-    row = await (await conn.execute(query, {"user_id": user_id, "limit": limit})).fetchone()
+    row = await (await conn.execute(_USER_CHUNKS_WAITING, {"user_id": user_id, "waiting_limit": limit})).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -145,10 +150,9 @@ async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int
 async def user_coverage(conn: Connection, user_id: str, waiting_limit: int, chunks_limit: int) -> tuple[int, int]:
     """How many of the chunks `user_id` may read have no cross-lingual vector yet (counted up to `waiting_limit`), and
     how many there are (counted up to `chunks_limit`)."""
-    query = sql.SQL(
-        "SELECT (SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(waiting_limit)s) w),"
-        " (SELECT count(*) FROM (SELECT 1 {own} LIMIT %(chunks_limit)s) t)"
-    ).format(own=own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id"), without_vector=_WITHOUT_VECTOR)
+    query = sql.SQL("SELECT ({waiting}), (SELECT count(*) FROM (SELECT 1 {own} LIMIT %(chunks_limit)s) t)").format(
+        waiting=_USER_CHUNKS_WAITING, own=_USER_OWN_CHUNK_IDS
+    )
     params = {"user_id": user_id, "waiting_limit": waiting_limit, "chunks_limit": chunks_limit}
     row = await (await conn.execute(query, params)).fetchone()
     assert row is not None
