@@ -228,6 +228,19 @@ class CrossLingualConfig(_Section):
         " (1: 0.2-0.3 s on one core; 4 fills a few % faster, and a question waits up to four times as long)",
     )
     threads: int = Field(1, ge=0, description="threads of the multilingual model; 0 = one per core")
+    main_vector_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the main vector leg for a question the cross-lingual leg answers: the main model"
+        " (MiniLM) reads the documents' language, and its nearest chunks to a question in another are noise",
+    )
+    hub_correction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the mean vector of generic questions taken out of a question's vector: passages that"
+        " resemble any question (a CSS rule, a list of links) stop outranking the one it is about; 0 = off",
+    )
 
 
 class RetrievalConfig(_Section):

@@ -20,6 +20,7 @@ import psycopg
 from appliance.config import CrossLingualConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.runtimes.errors import RuntimeServiceError
+from quart_app.services.generic_questions import GENERIC_QUESTIONS
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
     claim_chunks,
@@ -102,6 +103,9 @@ class CrossLingualIndex:
         self._fills_here = False
         # user id -> (monotonic time counted, whether every chunk the user may read had its vector)
         self._coverage: dict[str, tuple[float, bool]] = {}
+        # the mean vector of GENERIC_QUESTIONS in this model (hub_correction), once a question needed it
+        self._generic_mean: list[float] | None = None
+        self._generic_lock = asyncio.Lock()
         if config.backfill == "always":
             self._wanted.set()
 
@@ -110,7 +114,23 @@ class CrossLingualIndex:
         return self._model.model_id
 
     async def query_vector(self, question: str) -> list[float]:
-        return (await self._model.embed([question], "query"))[0]
+        """The question's vector less hub_correction times the mean vector of generic questions (see
+        generic_questions): the ranking it gives is the cosine less that share of each passage's likeness to any
+        question."""
+        vector = (await self._model.embed([question], "query"))[0]
+        weight = self._config.hub_correction
+        if not weight:
+            return vector
+        generic = await self._generic_question_mean()
+        return [value - weight * mean for value, mean in zip(vector, generic, strict=True)]
+
+    async def _generic_question_mean(self) -> list[float]:
+        """The mean vector of GENERIC_QUESTIONS, embedded once, at the first question that needs it (0.5 s)."""
+        async with self._generic_lock:
+            if self._generic_mean is None:
+                vectors = await self._model.embed(list(GENERIC_QUESTIONS), "query")
+                self._generic_mean = [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
+        return self._generic_mean
 
     async def asked(self, user_id: str) -> None:
         """`user_id`'s question needed the leg: from now on every chunk gets its vector, that user's first (recorded

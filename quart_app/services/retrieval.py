@@ -262,9 +262,17 @@ class RetrievalService:
             )
         identifier_first = identifier_weight and await self._identifier_question(query, terms.identifiers)
         lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
-        legs = {"vector": (self._config.vector_weight, vector_hits), "lexical": (lexical_weight, lexical_hits)}
-        if cross_lingual_hits and self._config.cross_lingual is not None:
-            legs["cross_lingual"] = (self._config.cross_lingual.weight, cross_lingual_hits)
+        cross_lingual_config = self._config.cross_lingual if cross_lingual_hits else None
+        # for a question in another language than the documents, the main model's nearest chunks are mostly noise
+        vector_weight = (
+            self._config.vector_weight if cross_lingual_config is None else cross_lingual_config.main_vector_weight
+        )
+        legs: dict[str, tuple[float, Sequence[Hit]]] = {}
+        if vector_weight > 0:
+            legs["vector"] = (vector_weight, vector_hits)
+        legs["lexical"] = (lexical_weight, lexical_hits)
+        if cross_lingual_config is not None:
+            legs["cross_lingual"] = (cross_lingual_config.weight, cross_lingual_hits)
         fused = fuse(legs, self._config.rrf_k)
         held: dict[int, int] = {}
         if identifier_first:
