@@ -84,6 +84,16 @@ async def _all_filled(db: Database) -> bool:
     return vectors == chunks > 0
 
 
+async def _fill_in(db: Database, index: CrossLingualIndex) -> None:
+    """Runs the index's backfill loop until every chunk has its cross-lingual vector."""
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    try:
+        await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    finally:
+        await loops.close()
+
+
 async def _first_sources(service: RetrievalService, user: str) -> dict[str, str | None]:
     firsts: dict[str, str | None] = {}
     for question in QUESTIONS:
@@ -527,12 +537,7 @@ async def test_the_chunks_of_a_user_who_asked_are_filled_in_first(
     model = await _carol_after_alice(db, english, nano_model)
     index = CrossLingualIndex(db, model, CONFIG)
     await index.asked("carol")
-    loops = BackgroundLoops()
-    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
-    try:
-        await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
-    finally:
-        await loops.close()
+    await _fill_in(db, index)
     first = [[note for note in CAROLS_NOTES if note in text] for text in model.embedded[:3]]
     assert first == [[note] for note in CAROLS_NOTES]
     assert len(model.embedded) == 66
@@ -633,15 +638,9 @@ async def test_passages_that_resemble_every_question_do_not_outrank_the_one_it_i
 ) -> None:
     for source_id, text in [*HUBS.items(), *HUB_TOPICS.values()]:
         await corpus.add(source_id, [text], ["alice"], title="")
-    filling = CrossLingualIndex(db, nano_model, CrossLingualConfig(threads=1, backfill="always"))
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    loops = BackgroundLoops()
-    loops.start(CrossLingualIndex.LOOP_NAME, filling.run)
-    try:
-        await wait_until(lambda: _all_filled(db), "every chunk has its cross-lingual vector", timeout_s=60)
-    finally:
-        await loops.close()
+    await _fill_in(db, CrossLingualIndex(db, nano_model, CrossLingualConfig(threads=1, backfill="always")))
     store = SearchStore(db)
 
     async def nearest(hub_correction: float, question: str) -> str:
