@@ -2,8 +2,9 @@
 and the chunks holding enough of them or an identifier, searched tier by tier through the GIN index.
 
 The chunks' full-text column holds what PostgreSQL's 'simple' parser makes of header and text, plus each identifier
-(`trusted_domains`, `files:scan`, `config.php`) as one lexeme (migration 0007). The question goes through the same
-parser and the same identifier rule, so a term matches exactly when the chunk holds it, and every tsquery here is
+(`trusted_domains`, `files:scan`, `config.php`) as one lexeme (migration 0007), and each tail of a qualified name that
+is an identifier itself (`Response.iter_content` holds `iter_content`, migration 0010). The question goes through the
+same parser and the same identifier rule, so a term matches exactly when the chunk holds it, and every tsquery here is
 built from lexemes (cast, never parsed again): an identifier is one index entry, not a phrase whose every holder of
 both words must be fetched and rechecked.
 """
@@ -88,7 +89,8 @@ def _longest(terms: list[str], cap: int) -> list[str]:
 
 
 def identifiers_in(text: str) -> list[str]:
-    """The identifiers of `text`, lower-cased, in order, each once (migration 0007's rule for chunks)."""
+    """The identifiers of `text`, lower-cased, in order, each once (migration 0007's rule for chunks, which also hold
+    the tails of each that are identifiers: migration 0010)."""
     found = (t.strip(".-:/").lower() for t in _IDENTIFIER.findall(text) if _JOINED.search(t))
     return list(dict.fromkeys(t for t in found if t and len(t) <= IDENTIFIER_MAX_CHARS))
 

@@ -75,8 +75,8 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
             )
             await conn.execute(
                 "INSERT INTO chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash)"
-                " VALUES ('files__default: 1', 1, 0, 'The zeppelin hangar opens at dawn: set its trusted_domains.',"
-                " 0, 7, '\\x02')"
+                " VALUES ('files__default: 1', 1, 0, 'The zeppelin hangar opens at dawn: set its trusted_domains,"
+                " read Response.iter_content().', 0, 9, '\\x02')"
             )
             await conn.execute("INSERT INTO access (user_id, source_id) VALUES ('alice', 'files__default: 1')")
         monkeypatch.undo()
@@ -85,6 +85,9 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
         assert [h.source_id for h in hits] == ["files__default: 1"]
         # and its identifiers became lexemes of their own (0007)
         hits = await SearchStore(db).lexical_search("alice", lexical_terms("trusted_domains", 64), 10)
+        assert [h.score >= IDENTIFIER_BONUS for h in hits] == [True]
+        # and a qualified name's tails too (0010)
+        hits = await SearchStore(db).lexical_search("alice", lexical_terms("iter_content", 64), 10)
         assert [h.score >= IDENTIFIER_BONUS for h in hits] == [True]
         async with db.connection() as conn:
             cur = await conn.execute(

@@ -80,6 +80,31 @@ async def test_an_identifier_is_matched_whole_not_as_its_words(db: Database, cor
     assert ranks["alice: code"] >= IDENTIFIER_BONUS > ranks["alice: prose"]
 
 
+async def test_a_qualified_name_is_found_by_its_tails(db: Database, corpus: Corpus) -> None:
+    text = "Response.iter_content() streams; edit /var/www/nextcloud/config/config.php; os.path.join since 10.2.3."
+    await corpus.add("alice: qualified", [text], ["alice"], embedded=False)
+    await corpus.add("alice: bare", ["call path.join on the parts"], ["alice"], embedded=False)
+    async with db.connection() as conn:
+        row = await (await conn.execute("SELECT tsvector_to_array(tsv) FROM chunks ORDER BY id LIMIT 1")).fetchone()
+    assert row is not None
+    lexemes = set(row[0])
+    assert {"iter_content", "config/config.php", "config.php", "path.join"} <= lexemes
+    # only tails that are identifiers themselves and start with a letter: a lone word would change what the question's
+    # words count, and version 2.3 is not 10.2.3
+    assert not {"php", "join", "iter", "2.3"} & lexemes
+    store = SearchStore(db)
+
+    async def holders(question: str) -> list[str]:
+        hits = await store.lexical_search("alice", lexical_terms(question, 64), 10)
+        return sorted(hit.source_id for hit in hits if hit.score >= IDENTIFIER_BONUS)
+
+    assert await holders("iter_content") == ["alice: qualified"]
+    assert await holders("config.php") == ["alice: qualified"]
+    assert await holders("path.join") == ["alice: bare", "alice: qualified"]
+    # the question's name is asked for whole: a shorter name in a chunk does not hold it
+    assert await holders("os.path.join") == ["alice: qualified"]
+
+
 def most_subplan_loops(plan: dict[str, Any]) -> float:
     """The most times any subplan of the plan ran (the per-chunk word and phrase counts are subplans)."""
     own = plan["Actual Loops"] if plan.get("Parent Relationship") == "SubPlan" else 0
