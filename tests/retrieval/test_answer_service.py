@@ -75,10 +75,12 @@ async def test_query_answers_with_the_sources_in_the_prompt(
     nextcloud.task = TaskScript(output="Add the host to trusted_domains.")
     result = await service(db, embedder, nc_backend(nc)).query("alice", "How do I set trusted_domains?")
     assert result["output"] == "Add the host to trusted_domains."
-    assert result["sources"][0] == "nc: trusted"
+    # both hold the identifier as often, and the vector leg decides between them
+    assert set(result["sources"][:2]) == {"nc: trusted", "mail: 9"}
     assert len(result["sources"]) == len(set(result["sources"]))
     prompt = sent_prompt(nextcloud)
-    assert prompt.startswith("CONTEXT START\nNextcloud: trusted domains:\n\n")
+    first_title = DOCS.get(result["sources"][0], ("Mail from admin",))[0]
+    assert prompt.startswith(f"CONTEXT START\n{first_title}:\n\n")
     assert prompt.endswith("CONTEXT END\nQ: How do I set trusted_domains?\n")
     for source_id in result["sources"]:
         assert DOCS.get(source_id, ("Mail from admin",))[0] + ":\n\n" in prompt
