@@ -87,7 +87,8 @@ def tied_ranks(hits: Sequence[Hit]) -> list[float]:
     places: dict[float, list[int]] = {}
     for place, hit in enumerate(hits, start=1):
         places.setdefault(hit.score, []).append(place)
-    return [statistics.fmean(places[hit.score]) for hit in hits]
+    mean_place = {score: statistics.fmean(tied) for score, tied in places.items()}
+    return [mean_place[hit.score] for hit in hits]
 
 
 def fuse(legs: Mapping[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:
