@@ -271,7 +271,12 @@ class RetrievalService:
                 lexical,
                 cross_lingual,
             )
-        identifier_first = identifier_weight and await self._identifier_question(query, terms.identifiers)
+        # identifier_lexical_weight 0 turns the full-text leg off for identifier questions, its order included
+        identifier_first = (
+            identifier_weight
+            and self._config.identifier_lexical_weight > 0
+            and await self._identifier_question(query, terms.identifiers)
+        )
         lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
         cross_lingual_config = self._config.cross_lingual if cross_lingual_hits else None
         # for a question in another language than the documents, the main model's nearest chunks are mostly noise

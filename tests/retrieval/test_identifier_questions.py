@@ -55,6 +55,12 @@ async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first
         "near",
         "defines",
     ]
+    # and /docSearch ranks as the vector leg does: no full-text order (`near` does not hold it) creeps back in
+    assert [c.source_id for c in await vector_only.documents("alice", "retry_backoff_factor", 3)] == [
+        "mentions",
+        "near",
+        "defines",
+    ]
     # equal weights (the old fusion): the passing mention found first by the vector leg wins
     even = await service_for(identifier_lexical_weight=1.0).documents("alice", "retry_backoff_factor", 2)
     assert [c.source_id for c in even] == ["mentions", "defines"]
