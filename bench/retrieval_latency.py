@@ -29,6 +29,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,31 @@ def copy_documents_and_access(conn: psycopg.Connection, args: argparse.Namespace
                 copy.write_row((f"loner{loner:02d}", f"files__default: {d}"))
 
 
+# a chunk row in CHUNK_COLUMNS order
+ChunkRow = tuple[str, int, int, str, int, int, bytes, npt.NDArray[np.float32], str]
+CHUNK_COLUMNS = "source_id, version, ordinal, text, start_offset, token_count, text_hash, embedding, embed_state"
+
+
+def copy_chunks(conn: psycopg.Connection, rows: Iterable[ChunkRow]) -> None:
+    """COPY chunk rows (CHUNK_COLUMNS, in that order) in binary, vectors included."""
+    with conn.cursor().copy(f"COPY chunks ({CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "int4", "int4", "text", "int4", "int4", "bytea", "vector", "text"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def synthetic_chunks(
+    args: argparse.Namespace, bases: npt.NDArray[np.float32], topics: npt.NDArray[np.int64], rng: np.random.Generator
+) -> Iterator[ChunkRow]:
+    """Each document's chunks: vectors clustered around its topic, spread by another base sentence and noise."""
+    for d in range(len(topics)):
+        others = bases[rng.integers(0, len(bases), size=args.chunks_per_doc)]
+        noise = rng.normal(0, 0.03, size=(args.chunks_per_doc, DIMENSION))
+        vectors = normalise(0.6 * bases[topics[d]] + 0.4 * others + noise)
+        for c in range(args.chunks_per_doc):
+            yield (f"files__default: {d}", 1, c, f"chunk {c} of document {d}", 0, 8, b"h", vectors[c], "embedded")
+
+
 def load(
     dsn: str, args: argparse.Namespace, bases: npt.NDArray[np.float32], rng: np.random.Generator
 ) -> dict[str, float]:
@@ -129,19 +155,7 @@ def load(
         start = time.perf_counter()
         copy_documents_and_access(conn, args, rng)
         topics = rng.integers(0, len(bases), size=n_docs)
-        with conn.cursor().copy(
-            "COPY chunks (source_id, version, ordinal, text, start_offset, token_count, text_hash, embedding,"
-            " embed_state) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["text", "int4", "int4", "text", "int4", "int4", "bytea", "vector", "text"])
-            for d in range(n_docs):
-                others = bases[rng.integers(0, len(bases), size=args.chunks_per_doc)]
-                noise = rng.normal(0, 0.03, size=(args.chunks_per_doc, DIMENSION))
-                vectors = normalise(0.6 * bases[topics[d]] + 0.4 * others + noise)
-                for c in range(args.chunks_per_doc):
-                    copy.write_row(
-                        (f"files__default: {d}", 1, c, f"chunk {c} of document {d}", 0, 8, b"h", vectors[c], "embedded")
-                    )
+        copy_chunks(conn, synthetic_chunks(args, bases, topics, rng))
         timings["load_s"] = time.perf_counter() - start
         conn.execute("ANALYZE documents, access, chunks")
         start = time.perf_counter()
