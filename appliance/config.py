@@ -254,7 +254,8 @@ class RetrievalConfig(_Section):
         ge=0,
         description="/docSearch: weight of the full-text leg instead when identifiers make up identifier_share of the"
         " question's words (`PIP_CONFIG_FILE`, `md.reset()`): the vector leg reads them as noise (/query keeps"
-        " lexical_weight: its prompt needs the passages around the identifier too)",
+        " lexical_weight: its prompt needs the passages around the identifier too); the chunks holding more of the"
+        " question's identifiers come first unless it is 0, which leaves such questions to the vector leg",
     )
     identifier_share: float = Field(
         0.5, gt=0, le=1, description="share of a question's words inside identifiers that makes it an identifier query"
