@@ -24,12 +24,15 @@ def _eta(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def _cross_lingual(leg: dict[str, Any] | None) -> str:
+def cross_lingual_line(leg: dict[str, Any] | None) -> str:
+    """The cross-lingual leg in one line: off, waiting for a question that needs it, or how far its vectors are."""
     if not leg:
         return "off"
     if not leg["wanted"]:
         return f"{leg['model']}: idle until a question in another language than the documents"
     done = f"{leg['model']}: {leg['vectors']} of {leg['chunks']} chunks have its vector"
+    if leg.get("refused"):
+        done += f" ({leg['refused']} refused by the model)"
     if leg.get("eta_s") is None:
         return done
     return f"{done}; {_eta(leg['eta_s'])} left at {leg['chunks_per_s']} chunks/s"
@@ -49,7 +52,7 @@ def render_status(report: dict[str, Any]) -> RenderableType:
                 ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
                 ("ETA", _eta(report.get("eta_s"))),
                 ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
-                ("cross-lingual", _cross_lingual(report.get("cross_lingual"))),
+                ("cross-lingual", cross_lingual_line(report.get("cross_lingual"))),
             ],
         )
     ]

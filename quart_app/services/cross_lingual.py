@@ -24,6 +24,7 @@ from quart_app.services.generic_questions import GENERIC_QUESTIONS
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
     claim_chunks,
+    mark_refused,
     mark_waiting_user,
     mark_wanted,
     pending_chunks,
@@ -193,19 +194,21 @@ class CrossLingualIndex:
         self._new_chunks.set()
 
     async def progress(self) -> dict[str, Any]:
-        """How far the vectors are; while this replica fills them in and some are left, its rate and the time left at
-        that rate."""
+        """How far the vectors are, and how many chunks the model refused; while this replica fills them in and some
+        are left, its rate and the time left at that rate."""
         async with self._db.connection() as conn:
             found = await read_progress(conn)
-        rate = self._fill_rate() if found.vectors < found.chunks else None
+        left = found.chunks - found.vectors - found.refused
+        rate = self._fill_rate() if left > 0 else None
         return {
             "model": self.model_id,
             "backfill": self._config.backfill,
             "wanted": found.wanted or self._config.backfill == "always",
             "vectors": found.vectors,
             "chunks": found.chunks,
+            "refused": found.refused,
             "chunks_per_s": None if rate is None else round(rate, 2),
-            "eta_s": None if rate is None else round((found.chunks - found.vectors) / rate),
+            "eta_s": None if rate is None else round(left / rate),
         }
 
     def _fill_rate(self) -> float | None:
@@ -321,14 +324,26 @@ class CrossLingualIndex:
         return f"in {max(0.0, RESCAN_S - (time.monotonic() - self._rescanned_at)) / 60:.0f} min"
 
     async def _embed_batch(self, handle: LoopHandle, conn: Connection, batch: list[int], texts: dict[int, str]) -> int:
-        """The batch's vectors embedded and written; how many were written (0 when the model refused the batch)."""
+        """The batch's vectors embedded and written; how many were written. A batch the model refuses is embedded
+        again one chunk at a time, and a chunk it refuses on its own is marked refused (counted as failed)."""
         try:
             vectors = await self._model.embed([texts[chunk_id] for chunk_id in batch], "passage")
         except RuntimeServiceError:
             raise  # the model is closed: the app is stopping
-        except Exception as exc:  # one batch the engine refuses must not stop the others
-            log.warning("cross-lingual vectors of %d chunk(s) failed: %s", len(batch), exc)
-            handle.status.count("failed", len(batch))
+        except Exception as exc:  # one chunk the engine refuses must not stop the others, nor cost its batch theirs
+            if len(batch) > 1:
+                log.warning("cross-lingual vectors of %d chunks failed (%s): one chunk at a time", len(batch), exc)
+                return sum([await self._embed_batch(handle, conn, [chunk_id], texts) for chunk_id in batch])
+            first = await mark_refused(conn, batch[0])
+            # a chunk refused again at each pass from the first chunk is logged once
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "the cross-lingual model refused chunk %d (%s): it does not hold up its users' leg; tried again at"
+                " each pass from the first chunk",
+                batch[0],
+                exc,
+            )
+            handle.status.count("failed", 1)
             return 0
         written = await write_vectors(conn, batch, vectors)
         handle.status.count("vectors", written)

@@ -1,5 +1,5 @@
-"""SQL for the cross-lingual leg's vectors (migrations 0008, 0009): binding the model, the backfill's reads and writes,
-whether a question has asked for them, and whose chunks come first."""
+"""SQL for the cross-lingual leg's vectors (migrations 0008, 0009, 0011): binding the model, the backfill's reads and
+writes, the chunks the model refused, whether a question has asked for them, and whose chunks come first."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ logger = logging.getLogger(__name__)
 
 # advisory lock class of a chunk a backfill is embedding (beside claim_store's classes); the chunk id is the key
 EMBEDDING_LOCK_CLASS = LOCK_CLASS_BASE + 0x10
-# a chunk `c` still waiting for its cross-lingual vector
+# a chunk `c` without a cross-lingual vector (the backfill's pass in id order reads it, refused or not)
 _WITHOUT_VECTOR = sql.SQL("NOT EXISTS (SELECT 1 FROM cross_lingual_vectors x WHERE x.chunk_id = c.id)")
+# a chunk `c` still waiting for its vector: without one, and not refused by the model on its own
+_WAITING = sql.SQL(
+    "{without_vector} AND NOT EXISTS (SELECT 1 FROM cross_lingual_refused r WHERE r.chunk_id = c.id)"
+).format(without_vector=_WITHOUT_VECTOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +39,12 @@ class PendingChunk:
 
 @dataclass(frozen=True, slots=True)
 class CrossLingualProgress:
-    """How far the backfill is: chunks with a cross-lingual vector, all chunks, and whether a question asked."""
+    """How far the backfill is: chunks with a cross-lingual vector, all chunks, those the model refused, and whether
+    a question asked."""
 
     vectors: int
     chunks: int
+    refused: int
     wanted: bool
 
 
@@ -59,7 +65,7 @@ async def bind_model(conn: Connection, model_id: str, dimension: int) -> bool:
                 dimension,
             )
         await conn.execute("DROP INDEX IF EXISTS cross_lingual_vectors_hnsw_idx")
-        await conn.execute("TRUNCATE cross_lingual_vectors")
+        await conn.execute("TRUNCATE cross_lingual_vectors, cross_lingual_refused")
         await retype_vectors(conn, "cross_lingual_vectors", dimension)
         await conn.execute(
             "CREATE INDEX cross_lingual_vectors_hnsw_idx ON cross_lingual_vectors"
@@ -93,11 +99,12 @@ async def read_progress(conn: Connection) -> CrossLingualProgress:
     row = await (
         await conn.execute(
             "SELECT (SELECT count(*) FROM cross_lingual_vectors), (SELECT count(*) FROM chunks),"
+            " (SELECT count(*) FROM cross_lingual_refused),"
             " coalesce((SELECT wanted_at IS NOT NULL FROM cross_lingual_model), false)"
         )
     ).fetchone()
     assert row is not None
-    return CrossLingualProgress(int(row[0]), int(row[1]), bool(row[2]))
+    return CrossLingualProgress(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
 
 
 async def mark_waiting_user(conn: Connection, user_id: str) -> None:
@@ -110,13 +117,13 @@ async def mark_waiting_user(conn: Connection, user_id: str) -> None:
 
 
 async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChunk]:
-    """The first `limit` chunks without a vector that the waiting users may read, the latest asker's first; when
-    there is none, the users none of whose chunks waits are forgotten."""
+    """The first `limit` chunks still waiting for a vector that the waiting users may read, the latest asker's first;
+    when there is none, the users none of whose chunks waits are forgotten."""
     waiting_user = sql.SQL("a.user_id = u.user_id")
     query = sql.SQL(
         "SELECT c.id, c.header, c.text FROM cross_lingual_waiting_users u CROSS JOIN LATERAL (SELECT c.id, c.header,"
-        " c.text {own}) c WHERE {without_vector} ORDER BY u.asked_at DESC, c.id LIMIT %(limit)s"
-    ).format(own=own_chunks(waiting_user, "c.id, c.header, c.text"), without_vector=_WITHOUT_VECTOR)
+        " c.text {own}) c WHERE {waiting} ORDER BY u.asked_at DESC, c.id LIMIT %(limit)s"
+    ).format(own=own_chunks(waiting_user, "c.id, c.header, c.text"), waiting=_WAITING)
     cur = await conn.execute(query, {"limit": limit})
     pending = [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
     if not pending:
@@ -125,31 +132,31 @@ async def waiting_users_chunks(conn: Connection, limit: int) -> list[PendingChun
         # over every user's chunks (0.1 ms instead of 110 ms for a user of one chunk among 200,000)
         await conn.execute(
             sql.SQL(
-                "DELETE FROM cross_lingual_waiting_users u"
-                " WHERE NOT EXISTS (SELECT 1 {own} AND {without_vector} OFFSET 0)"
-            ).format(own=own_chunks(waiting_user, "c.id"), without_vector=_WITHOUT_VECTOR)
+                "DELETE FROM cross_lingual_waiting_users u WHERE NOT EXISTS (SELECT 1 {own} AND {waiting} OFFSET 0)"
+            ).format(own=own_chunks(waiting_user, "c.id"), waiting=_WAITING)
         )
     return pending
 
 
 # the ids of the chunks user %(user_id)s may read
 _USER_OWN_CHUNK_IDS = own_chunks(sql.SQL("a.user_id = %(user_id)s"), "c.id")
-# how many of them have no cross-lingual vector yet, counted up to %(waiting_limit)s
-_USER_CHUNKS_WAITING = sql.SQL(
-    "SELECT count(*) FROM (SELECT 1 {own} AND {without_vector} LIMIT %(waiting_limit)s) w"
-).format(own=_USER_OWN_CHUNK_IDS, without_vector=_WITHOUT_VECTOR)
+# how many of them still wait for their cross-lingual vector, counted up to %(waiting_limit)s
+_USER_CHUNKS_WAITING = sql.SQL("SELECT count(*) FROM (SELECT 1 {own} AND {waiting} LIMIT %(waiting_limit)s) w").format(
+    own=_USER_OWN_CHUNK_IDS, waiting=_WAITING
+)
 
 
 async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int:
-    """How many of the chunks `user_id` may read have no cross-lingual vector yet, counted up to `limit`."""
+    """How many of the chunks `user_id` may read still wait for their cross-lingual vector (the model refused none of
+    them yet), counted up to `limit`."""
     row = await (await conn.execute(_USER_CHUNKS_WAITING, {"user_id": user_id, "waiting_limit": limit})).fetchone()
     assert row is not None
     return int(row[0])
 
 
 async def user_coverage(conn: Connection, user_id: str, waiting_limit: int, chunks_limit: int) -> tuple[int, int]:
-    """How many of the chunks `user_id` may read have no cross-lingual vector yet (counted up to `waiting_limit`), and
-    how many there are (counted up to `chunks_limit`)."""
+    """How many of the chunks `user_id` may read still wait for their cross-lingual vector (counted up to
+    `waiting_limit`; a chunk the model refused does not wait), and how many there are (counted up to `chunks_limit`)."""
     query = sql.SQL("SELECT ({waiting}), (SELECT count(*) FROM (SELECT 1 {own} LIMIT %(chunks_limit)s) t)").format(
         waiting=_USER_CHUNKS_WAITING, own=_USER_OWN_CHUNK_IDS
     )
@@ -160,7 +167,8 @@ async def user_coverage(conn: Connection, user_id: str, waiting_limit: int, chun
 
 
 async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[PendingChunk]:
-    """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector."""
+    """The first `limit` chunks past `after_id` (id order) without a cross-lingual vector, those the model refused
+    included (an engine error taken for a refusal heals at the next pass)."""
     query = sql.SQL(
         "SELECT c.id, c.header, c.text FROM chunks c WHERE c.id > %s AND {without_vector} ORDER BY c.id LIMIT %s"
     ).format(without_vector=_WITHOUT_VECTOR)
@@ -197,12 +205,24 @@ async def claim_chunks(conn: Connection, chunk_ids: Sequence[int], limit: int) -
     return []
 
 
-async def write_vectors(conn: Connection, chunk_ids: Sequence[int], vectors: Sequence[Sequence[float]]) -> int:
-    """Store the vectors of the chunks still there (one deleted meanwhile is skipped); the number written."""
+async def mark_refused(conn: Connection, chunk_id: int) -> bool:
+    """The model refused `chunk_id` on its own: it no longer counts as waiting (skipped when deleted meanwhile). True
+    the first time."""
     cur = await conn.execute(
-        "INSERT INTO cross_lingual_vectors (chunk_id, embedding)"
+        "INSERT INTO cross_lingual_refused (chunk_id) SELECT id FROM chunks WHERE id = %s ON CONFLICT DO NOTHING",
+        (chunk_id,),
+    )
+    return cur.rowcount > 0
+
+
+async def write_vectors(conn: Connection, chunk_ids: Sequence[int], vectors: Sequence[Sequence[float]]) -> int:
+    """Store the vectors of the chunks still there (one deleted meanwhile is skipped) and clear their refusals; the
+    number written."""
+    cur = await conn.execute(
+        "WITH cleared AS (DELETE FROM cross_lingual_refused WHERE chunk_id = ANY(%s::bigint[]))"
+        " INSERT INTO cross_lingual_vectors (chunk_id, embedding)"
         " SELECT v.id, v.embedding::vector FROM unnest(%s::bigint[], %s::text[]) AS v(id, embedding)"
         " WHERE EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id) ON CONFLICT (chunk_id) DO NOTHING",
-        (list(chunk_ids), [vector_literal(vector) for vector in vectors]),
+        (list(chunk_ids), list(chunk_ids), [vector_literal(vector) for vector in vectors]),
     )
     return cur.rowcount

@@ -17,6 +17,7 @@ from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
+from appliance.ccb_status import cross_lingual_line
 from appliance.config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.embedder.runtime import EmbeddingRuntime
@@ -27,8 +28,10 @@ from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store import search_store
 from quart_app.store.cross_lingual_store import (
     bind_model,
+    mark_refused,
     mark_waiting_user,
     read_progress,
+    user_chunks_waiting,
     waiting_users_chunks,
     write_vectors,
 )
@@ -179,18 +182,21 @@ async def test_the_leg_never_returns_what_the_user_may_not_read(
 
 async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpus) -> None:
     await corpus.add("files__default: 1", ["one chunk"], ["alice"])
+    [refused] = await corpus.add("files__default: 2", ["one the model refused"], ["alice"])
     async with db.connection() as conn:
         assert await bind_model(conn, "model-a", 4) is False
-        chunk = await (await conn.execute("SELECT id FROM chunks")).fetchone()
+        chunk = await (await conn.execute("SELECT min(id) FROM chunks")).fetchone()
         assert chunk is not None
         await conn.execute("INSERT INTO cross_lingual_vectors VALUES (%s, '[1,0,0,0]')", (chunk[0],))
+        assert await mark_refused(conn, refused) and not await mark_refused(conn, refused)
         await conn.execute("UPDATE cross_lingual_model SET wanted_at = now()")
         assert await bind_model(conn, "model-a", 4) is False
-        assert (await read_progress(conn)).vectors == 1
+        assert ((await read_progress(conn)).vectors, (await read_progress(conn)).refused) == (1, 1)
         assert await bind_model(conn, "model-b", 8) is True
         progress = await read_progress(conn)
-        # a new model's vectors are computed again; the questions that wanted them still come
-        assert (progress.vectors, progress.wanted) == (0, True)
+        # a new model's vectors are computed again, and what the old one refused is tried again; the questions that
+        # wanted them still come
+        assert (progress.vectors, progress.refused, progress.wanted) == (0, 0, True)
         dimension = await (
             await conn.execute(
                 "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'cross_lingual_vectors'::regclass"
@@ -286,18 +292,23 @@ async def test_replicas_filling_in_together_embed_each_chunk_once(
     assert all(model.passages > 0 for model in models), [model.passages for model in models]
 
 
-class FailingOnceModel(CountingModel):
-    """The real model, but its first batch of passages fails (as an engine error would)."""
+class FailingAtFirstModel(CountingModel):
+    """The real model, but its first `calls` calls of passages fail (as an engine failing for a while would)."""
 
-    def __init__(self, model: CrossLingualModel) -> None:
+    def __init__(self, model: CrossLingualModel, calls: int) -> None:
         super().__init__(model)
-        self.failed = False
+        self.failures_left = calls
 
     async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
-        if input_type == "passage" and not self.failed:
-            self.failed = True
+        if input_type == "passage" and self.failures_left:
+            self.failures_left -= 1
             raise ValueError("the engine refused this batch")
         return await super().embed(texts, input_type)
+
+
+async def _refused(db: Database) -> int:
+    async with db.connection() as conn:
+        return (await read_progress(conn)).refused
 
 
 async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
@@ -312,9 +323,9 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
     monkeypatch.setattr(cross_lingual, "IDLE_POLL_S", 0.05)
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    model = FailingOnceModel(nano_model)
+    # the first batch of 4 fails, and each of its chunks alone after it: four chunks left behind
+    model = FailingAtFirstModel(nano_model, calls=5)
     loops = BackgroundLoops()
-    # batches of 4: a failed batch leaves several chunks behind
     index = CrossLingualIndex(db, model, CrossLingualConfig(backfill="always", batch_size=4))
     loops.start(CrossLingualIndex.LOOP_NAME, index.run)
 
@@ -327,7 +338,7 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
         # claim that every chunk has its vector
         waiting = r"waiting for new chunks; a pass from the first chunk in (60|5\d) min fills any left behind"
         await wait_until(lambda: loop_says(waiting), "idle after the first pass", timeout_s=120)
-        assert not await _all_filled(db)
+        assert not await _all_filled(db) and await _refused(db) == 4
         monkeypatch.setattr(cross_lingual, "RESCAN_S", 0.0)
         index.wake()
         await wait_until(lambda: _all_filled(db), "the failed batch's chunks got their vectors", timeout_s=120)
@@ -339,8 +350,10 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
         assert await loop_says("every chunk has its cross-lingual vector")
     finally:
         await loops.close()
-    assert model.failed
+    assert model.failures_left == 0
     assert loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"] == {"failed": 4, "vectors": 63}
+    # their vectors cleared the refusals
+    assert await _refused(db) == 0
     # the log says when a fill ends, not only when it starts
     filled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cross-lingual vectors filled in")]
     assert [line.split(" in ")[0] for line in filled] == [
@@ -475,6 +488,10 @@ async def test_a_user_whose_chunks_are_mostly_without_vectors_is_answered_withou
     async with db.connection() as conn:
         await write_vectors(conn, carols[0] + carols[1], [[0.1] * dimension] * 2)
     assert all("cross_lingual" not in hit.legs for hit in await with_leg.retrieve("carol", question, 5))
+    # once the model has refused that chunk on its own, it no longer waits: the leg answers
+    async with db.connection() as conn:
+        assert await mark_refused(conn, carols[2][0])
+    assert any("cross_lingual" in hit.legs for hit in await with_leg.retrieve("carol", question, 5))
 
 
 async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
@@ -560,14 +577,16 @@ class RefusingModel(CountingModel):
         return await super().embed(texts, input_type)
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
 async def test_an_asking_users_chunk_the_model_refuses_does_not_hold_up_the_others(
-    db: Database, english: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
+    db: Database, english: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch, batch_size: int
 ) -> None:
     monkeypatch.setattr(cross_lingual, "RESCAN_S", 3600.0)
     await english.add("files__default: carol/0", ["Carol's unreadable note."], ["carol"])
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    index = CrossLingualIndex(db, RefusingModel(nano_model, "unreadable"), CONFIG)
+    config = CrossLingualConfig(threads=1, batch_size=batch_size)
+    index = CrossLingualIndex(db, RefusingModel(nano_model, "unreadable"), config)
     await index.asked("carol")
     loops = BackgroundLoops()
     loops.start(CrossLingualIndex.LOOP_NAME, index.run)
@@ -576,15 +595,23 @@ async def test_an_asking_users_chunk_the_model_refuses_does_not_hold_up_the_othe
         return bool(loops.snapshot()[CrossLingualIndex.LOOP_NAME]["state"] == "idle")
 
     try:
-        # her chunk is tried first, then after the others in id order (with the batch it falls in), not again and
-        # again ahead of them
+        # her chunk is tried first, then once more in id order, not again and again ahead of the others
         await wait_until(idle, "the others filled in", timeout_s=120)
     finally:
         await loops.close()
-    failed = loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"]["failed"]
+    # the batch her chunk falls in is embedded again one chunk at a time: only hers is left without a vector
+    assert loops.snapshot()[CrossLingualIndex.LOOP_NAME]["counters"]["failed"] == 2
     vectors, chunks, _ = await _vectors(db)
-    assert failed <= 1 + CONFIG.batch_size, failed
-    assert vectors >= chunks - CONFIG.batch_size, (vectors, chunks)
+    assert vectors == chunks - 1 and await _refused(db) == 1, (vectors, chunks)
+    progress = await index.progress()
+    assert progress["eta_s"] is None and cross_lingual_line(progress).endswith(
+        "chunks have its vector (1 refused by the model)"
+    )
+    # it does not wait: she is no longer read first, nor does her next question wait for it
+    async with db.connection() as conn:
+        assert await user_chunks_waiting(conn, "carol", 5) == 0
+        assert await waiting_users_chunks(conn, 10) == []
+        assert await (await conn.execute("SELECT count(*) FROM cross_lingual_waiting_users")).fetchone() == (0,)
 
 
 async def test_a_user_who_asks_while_the_others_fill_in_comes_next(

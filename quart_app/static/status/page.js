@@ -85,6 +85,7 @@ function renderReport(report) {
   models.push(["cross-lingual leg", !leg ? "off" : !leg.wanted
     ? `${leg.model}: idle until a question in another language than the documents`
     : `${leg.model}: ${number(leg.vectors)} of ${number(leg.chunks)} chunks have its vector` +
+      (leg.refused ? ` (${number(leg.refused)} refused by the model)` : "") +
       (leg.eta_s == null ? "" : `; ${duration(leg.eta_s)} left at ${number(leg.chunks_per_s)} chunks/s`)]);
   // APP_ROLE and its duties, the language model, the hardware and supervisord's programs, as the report has them
   for (const key of ["role", "llm", "hardware", "programs"]) if (report[key]) flatten(key, report[key], models);
