@@ -7,8 +7,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+from errno import EADDRINUSE
 from pathlib import Path
 
 from appliance.json_logging import configure_json_logging
@@ -71,6 +73,19 @@ def _load_when_downloaded(args: argparse.Namespace, model_dir: Path, options: Ru
         return runtime
 
 
+def bind_error(host: str, port: int) -> OSError | None:
+    """The error binding host:port gives now (another program listens there), else None; checked before the model
+    loads, as hypercorn binds (SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def _yield_cpu(increment: int) -> None:
     """Raise every thread's niceness (os.nice changes the calling thread only; numpy's BLAS threads run already)."""
     tasks = Path("/proc/self/task")
@@ -92,6 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         n_gpu_layers=args.n_gpu_layers,
     )
     model_dir = args.model_dir or StorageLayout.from_env().model_dir
+    # a port another program holds would fail only after the model loaded, as a traceback; and the app would send its
+    # texts to whatever listens there (another appliance's embedder on the same machine)
+    busy = bind_error(args.host, args.port)
+    if busy is not None:
+        held = (
+            " (another program uses it, perhaps another appliance on this machine)" if busy.errno == EADDRINUSE else ""
+        )
+        print(
+            f"embedder: cannot listen on {args.host}:{args.port}: {busy.strerror}{held}; set embedding.port and the"
+            " port of embedding.base_url in config.yaml to a free one",
+            file=sys.stderr,
+        )
+        return 2
     try:
         runtime = _load_when_downloaded(args, model_dir, options)
     except (CatalogueError, EmbedderError) as exc:

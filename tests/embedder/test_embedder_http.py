@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 from embedder_testkit import FOX, FOX_GOLDEN, REPO, SERVER_MAX_INPUTS, EmbedderProcess, assert_openai_error
+from local_ports import free_port
 
 from quart_app.embedder.__main__ import NICENESS
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
@@ -147,7 +150,7 @@ def test_every_embedder_thread_yields_the_cpu_to_the_app(embedder_server: Embedd
 
 def test_unknown_model_exits_with_the_known_ids() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "quart_app.embedder", "--model", "no-such-model", "--port", "1"],
+        [sys.executable, "-m", "quart_app.embedder", "--model", "no-such-model", "--port", str(free_port())],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -156,6 +159,27 @@ def test_unknown_model_exits_with_the_known_ids() -> None:
     assert result.returncode == 2
     known = "known ids: ms-marco-tinybert-l2-v2-int8, multilingual-e5-small,"
     assert f"unknown model id 'no-such-model'; {known}" in result.stderr
+
+
+def test_a_port_another_program_holds_ends_the_embedder_at_once_with_the_setting_to_change() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as held:  # another appliance's embedder, say
+        port = held.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "quart_app.embedder", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().endswith(
+        f"embedder: cannot listen on 127.0.0.1:{port}: Address already in use (another program uses it, perhaps"
+        " another appliance on this machine); set embedding.port and the port of embedding.base_url in config.yaml"
+        " to a free one"
+    ), result.stderr
+    # before the model loads (its log line would say so)
+    assert "loaded" not in result.stderr and time.monotonic() - started < 30
 
 
 def test_llama_runtime_serves_over_http_and_stops_cleanly(tmp_path: Path) -> None:
