@@ -71,6 +71,7 @@ async def test_the_first_foreign_question_fills_in_the_leg_and_later_ones_find_t
         "wanted": False,
         "vectors": 0,
         "chunks": len(DOCS),
+        "refused": 0,
         "chunks_per_s": None,
         "eta_s": None,
     }
