@@ -147,8 +147,8 @@ _USER_CHUNKS_WAITING = sql.SQL("SELECT count(*) FROM (SELECT 1 {own} AND {waitin
 
 
 async def user_chunks_waiting(conn: Connection, user_id: str, limit: int) -> int:
-    """How many of the chunks `user_id` may read still wait for their cross-lingual vector (the model refused none of
-    them yet), counted up to `limit`."""
+    """How many of the chunks `user_id` may read still wait for their cross-lingual vector (a chunk the model refused
+    does not wait), counted up to `limit`."""
     row = await (await conn.execute(_USER_CHUNKS_WAITING, {"user_id": user_id, "waiting_limit": limit})).fetchone()
     assert row is not None
     return int(row[0])
