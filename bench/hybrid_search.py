@@ -94,7 +94,9 @@ def load(dsn: str, args: argparse.Namespace, texts: list[str], bases: npt.NDArra
         conn.execute("DROP INDEX IF EXISTS chunks_tsv_idx")
         conn.execute("TRUNCATE documents CASCADE")
         start = time.perf_counter()
-        copy_documents_and_access(conn, args, rng)
+        copy_documents_and_access(
+            conn, rng, args.chunks // args.chunks_per_doc, args.users, args.loners, args.loner_docs
+        )
         topics = rng.integers(0, len(bases), size=n_docs)
         extra = args.sentences_per_chunk - 2
 

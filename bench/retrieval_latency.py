@@ -89,11 +89,12 @@ def normalise(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
 
 
-def copy_documents_and_access(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Generator) -> None:
-    """COPY the documents and their access rows: groups of GROUP_SIZE users, documents 40% private / 40% group /
-    20% everyone, plus `args.loners` users who may read only `args.loner_docs` documents."""
-    n_docs = args.chunks // args.chunks_per_doc
-    users = [f"user{u:03d}" for u in range(args.users)]
+def copy_documents_and_access(
+    conn: psycopg.Connection, rng: np.random.Generator, n_docs: int, users: int, loners: int = 0, loner_docs: int = 50
+) -> None:
+    """COPY `n_docs` documents and their access rows: `users` readers in groups of GROUP_SIZE, documents 40% private
+    / 40% group / 20% everyone, plus `loners` users who may read only `loner_docs` documents each."""
+    names = [f"user{u:03d}" for u in range(users)]
     kinds = rng.choice(3, size=n_docs, p=[0.4, 0.4, 0.2])
     with conn.cursor().copy(
         "COPY documents (source_id, provider, title, mimetype, modified, content_hash, size, state) FROM STDIN"
@@ -102,19 +103,19 @@ def copy_documents_and_access(conn: psycopg.Connection, args: argparse.Namespace
             copy.write_row((f"files__default: {d}", "files__default", f"doc {d}", "text/plain", 0, b"x", 1, "indexed"))
     with conn.cursor().copy("COPY access (user_id, source_id) FROM STDIN") as copy:
         for d in range(n_docs):
-            owner = d % args.users
+            owner = d % users
             if kinds[d] == 0:
                 readers = [owner]
             elif kinds[d] == 1:
                 group = owner // GROUP_SIZE * GROUP_SIZE
-                readers = list(range(group, min(group + GROUP_SIZE, args.users)))
+                readers = list(range(group, min(group + GROUP_SIZE, users)))
             else:
-                readers = list(range(args.users))
+                readers = list(range(users))
             for r in readers:
-                copy.write_row((users[r], f"files__default: {d}"))
+                copy.write_row((names[r], f"files__default: {d}"))
         # a few users who may read only a handful of documents: the very selective filter
-        for loner in range(args.loners):
-            for d in rng.choice(n_docs, size=min(args.loner_docs, n_docs), replace=False):
+        for loner in range(loners):
+            for d in rng.choice(n_docs, size=min(loner_docs, n_docs), replace=False):
                 copy.write_row((f"loner{loner:02d}", f"files__default: {d}"))
 
 
@@ -153,7 +154,9 @@ def load(
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
         conn.execute("TRUNCATE documents CASCADE")
         start = time.perf_counter()
-        copy_documents_and_access(conn, args, rng)
+        copy_documents_and_access(
+            conn, rng, args.chunks // args.chunks_per_doc, args.users, args.loners, args.loner_docs
+        )
         topics = rng.integers(0, len(bases), size=n_docs)
         copy_chunks(conn, synthetic_chunks(args, bases, topics, rng))
         timings["load_s"] = time.perf_counter() - start
