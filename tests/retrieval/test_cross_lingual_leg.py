@@ -191,7 +191,8 @@ async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpu
         assert await mark_refused(conn, refused) and not await mark_refused(conn, refused)
         await conn.execute("UPDATE cross_lingual_model SET wanted_at = now()")
         assert await bind_model(conn, "model-a", 4) is False
-        assert ((await read_progress(conn)).vectors, (await read_progress(conn)).refused) == (1, 1)
+        before = await read_progress(conn)
+        assert (before.vectors, before.refused) == (1, 1)
         assert await bind_model(conn, "model-b", 8) is True
         progress = await read_progress(conn)
         # a new model's vectors are computed again, and what the old one refused is tried again; the questions that
