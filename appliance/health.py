@@ -1,4 +1,5 @@
-"""Health of the running appliance: the app's /heartbeat, PostgreSQL's SELECT 1 and the embedder's /health."""
+"""Health of the running appliance: the app's /heartbeat, PostgreSQL's SELECT 1, the embedder's /health and, behind
+HaRP, supervisord's frpc."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import psycopg
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.app_role import EMBEDDER_DUTIES, AppRole, app_role, needs_any
 from appliance.config import AppConfig
-from appliance.env_settings import connect_host
+from appliance.env_settings import connect_host, env_value
+from appliance.machine_report import program_states
+from appliance.storage import StorageLayout
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,23 @@ def check_embedder(config: AppConfig, timeout_s: float = 5.0, role: AppRole = Ap
     return CheckResult("embedder", True, url)
 
 
+def tunnel_result(states: Mapping[str, str] | str) -> CheckResult:
+    """frpc's state among supervisord's programs (or why supervisord could not be asked)."""
+    state = states if isinstance(states, str) else states.get("frpc", "not a program of this supervisord")
+    if state == "RUNNING":
+        return CheckResult("frpc", True, "RUNNING: HaRP's tunnel to the app")
+    return CheckResult("frpc", False, f"{state}; HaRP reaches the app only through frpc, see `ccb logs frpc`")
+
+
 def check_all(
     config: AppConfig, database_url: str, environ: Mapping[str, str] | None = None, timeout_s: float = 5.0
 ) -> list[CheckResult]:
-    """All three parts, each checked even when another one failed."""
-    return [
+    """All parts, each checked even when another one failed; frpc only behind HaRP (HP_SHARED_KEY)."""
+    results = [
         check_app(AppTarget.from_env(environ), timeout_s),
         check_database(database_url, timeout_s),
         check_embedder(config, timeout_s, app_role(environ)),
     ]
+    if env_value("HP_SHARED_KEY", environ):
+        results.append(tunnel_result(program_states(StorageLayout.from_env(environ))))
+    return results

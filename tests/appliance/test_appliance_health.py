@@ -15,6 +15,7 @@ from appliance_kit import REPO, clean_env, free_port, write_config
 
 from appliance.database_url import DatabaseTarget, normalise_db_url, resolve_database, write_database_url
 from appliance.errors import SettingsError
+from appliance.health import tunnel_result
 from appliance.launch import launch_env_path, write_launch_env
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
@@ -76,8 +77,8 @@ def storage(tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgr
     return root
 
 
-def healthcheck(storage: Path, app_port: int) -> subprocess.CompletedProcess[str]:
-    env = clean_env(storage, APP_PORT=str(app_port))
+def healthcheck(storage: Path, app_port: int, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(storage, APP_PORT=str(app_port), **extra)
     return subprocess.run([str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=60, cwd="/")
 
 
@@ -89,6 +90,33 @@ def test_all_up_exits_0(storage: Path, servers: tuple[int, int], pg_cluster: Emb
         f"postgres: ok (/ccb?host={pg_cluster.socket_dir})",
         f"embedder: ok (http://127.0.0.1:{servers[1]}/health)",
     ]
+
+
+def test_behind_harp_frpc_must_run_too(storage: Path, servers: tuple[int, int]) -> None:
+    result = healthcheck(storage, servers[0], HP_SHARED_KEY="harp-key", HP_FRP_ADDRESS="harp", HP_FRP_PORT="8782")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["app", "postgres", "embedder", "frpc"]
+    # no supervisord runs in this test: the check says so rather than guessing
+    assert lines[3].startswith(f"frpc: FAILED (supervisord does not answer on {storage}/run/supervisor.sock")
+    assert lines[3].endswith("; HaRP reaches the app only through frpc, see `ccb logs frpc`)")
+    assert "harp-key" not in result.stdout + result.stderr
+    assert result.stderr.strip() == "unhealthy: frpc"
+
+
+@pytest.mark.parametrize(
+    ("states", "ok", "detail"),
+    [
+        ({"app": "RUNNING", "frpc": "RUNNING"}, True, "RUNNING: HaRP's tunnel to the app"),
+        ({"app": "RUNNING", "frpc": "FATAL"}, False, "FATAL; HaRP reaches the app only through frpc"),
+        ({"app": "RUNNING"}, False, "not a program of this supervisord; HaRP reaches"),
+    ],
+    ids=["running", "fatal", "missing"],
+)
+def test_the_tunnel_is_up_only_while_supervisord_runs_frpc(states: dict[str, str], ok: bool, detail: str) -> None:
+    result = tunnel_result(states)
+    assert (result.part, result.ok) == ("frpc", ok)
+    assert result.detail.startswith(detail)
 
 
 def test_app_down_is_named(storage: Path, servers: tuple[int, int]) -> None:
