@@ -289,7 +289,7 @@ def logs(program: str | None, follow_new: bool, lines: int) -> None:
 @cli.command()
 @json_option
 def doctor(as_json: bool) -> None:
-    """Check what users get wrong: AVX2, free disk, model files, database, embedder, app, Nextcloud, clock."""
+    """Check what users get wrong: AVX2, disk, model files, database, embedder, app, Nextcloud, clock, HaRP's frpc."""
     checks = run_doctor()
     failed = [check.name for check in checks if check.outcome == "fail"]
     if as_json:

@@ -19,8 +19,10 @@ from appliance.config_files import CONFIGS_DIR, defaults_it_lacks
 from appliance.database_url import read_database_url, resolve_database
 from appliance.env_settings import env_value
 from appliance.errors import ApplianceError
-from appliance.health import check_database, check_embedder
+from appliance.harp_tunnel import harp_tunnel
+from appliance.health import check_database, check_embedder, tunnel_result
 from appliance.launch import active_config_path
+from appliance.machine_report import program_states
 from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
 from appliance.probe import probe_cpu
 from appliance.storage import StorageLayout
@@ -141,6 +143,22 @@ def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None)
     return checks
 
 
+def _harp(layout: StorageLayout, environ: Mapping[str, str] | None) -> list[Check]:
+    """Behind HaRP (HP_SHARED_KEY), the tunnel frpc keeps open and where it goes; nothing otherwise."""
+    if not env_value("HP_SHARED_KEY", environ):
+        return []
+    try:
+        tunnel = harp_tunnel(environ)
+    except ApplianceError as exc:
+        return [Check("frpc", "fail", str(exc), "redeploy the ExApp from AppAPI so that it sets the HP_* variables")]
+    part = tunnel_result(program_states(layout))
+    where = f"; carries {tunnel.describe()}" if tunnel else ""
+    if part.ok:
+        return [Check("frpc", "ok", part.detail + where)]
+    fix = "`ccb logs frpc` says why (a wrong key or HaRP address, HaRP down); `python -m appliance ctl start frpc`"
+    return [Check("frpc", "fail", part.detail + where, fix)]
+
+
 def _config_defaults(config_file: Path, configs_dir: Path = CONFIGS_DIR) -> list[Check]:
     """A warning when the edited config lacks defaults its template changed since it was copied; none otherwise."""
     template, lacking = defaults_it_lacks(config_file, configs_dir)
@@ -175,4 +193,5 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
     app_check, report = _app(AppTarget.from_env(environ))
     checks.append(app_check)
     checks.extend(_nextcloud(environ, report))
+    checks.extend(_harp(layout, environ))
     return checks

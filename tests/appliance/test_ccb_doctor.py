@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from local_ports import free_port
 
-from appliance.doctor import CLOCK_SKEW_WARN_S, _nextcloud
+from appliance.doctor import CLOCK_SKEW_WARN_S, _harp, _nextcloud
+from appliance.storage import StorageLayout
 
 SKEW_S = 300
 
@@ -60,3 +62,18 @@ def test_no_nextcloud_is_skipped_and_an_unreachable_one_fails_with_what_to_do() 
     assert [check.outcome for check in _nextcloud({}, None)] == ["skip"]
     [down] = _nextcloud({"NEXTCLOUD_URL": f"http://127.0.0.1:{free_port()}"}, None)
     assert down.outcome == "fail" and down.fix == "check NEXTCLOUD_URL and that Nextcloud is up"
+
+
+def test_behind_harp_the_doctor_names_the_tunnel_and_why_it_is_down(tmp_path: Path) -> None:
+    layout = StorageLayout(tmp_path)
+    assert _harp(layout, {"APP_PORT": "23001"}) == []  # not behind HaRP: no check at all
+    harp = {"HP_SHARED_KEY": "harp-key", "HP_FRP_ADDRESS": "appapi-harp", "HP_FRP_PORT": "8782", "APP_PORT": "23001"}
+    [down] = _harp(layout, harp)
+    assert (down.name, down.outcome) == ("frpc", "fail")
+    assert down.detail.startswith(f"supervisord does not answer on {tmp_path}/run/supervisor.sock")
+    assert down.detail.endswith(
+        "; carries 127.0.0.1:23001 as port 23001 of appapi-harp:8782 (no TLS: HaRP gave no certificates)"
+    )
+    assert "`ccb logs frpc`" in down.fix and "harp-key" not in down.detail + down.fix
+    [half] = _harp(layout, {"HP_SHARED_KEY": "harp-key", "APP_PORT": "23001"})
+    assert half.outcome == "fail" and "but HP_FRP_ADDRESS and HP_FRP_PORT are not" in half.detail
