@@ -81,12 +81,6 @@ set -a
 # shellcheck source=/dev/null
 . "$APP_PERSISTENT_STORAGE/run/launch.env"
 set +a
-# hypercorn wants IPv6 addresses in brackets ([::]:10034)
-case "$APP_HOST" in
-*:*) bind_host="[${APP_HOST#[}"; bind_host="${bind_host%]}]" ;;
-*) bind_host="$APP_HOST" ;;
-esac
-export CCB_APP_BIND="$bind_host:$APP_PORT"
 # user= the current user: no "running as root" warning, no privilege change
 CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
 export CCB_SUPERVISOR_USER

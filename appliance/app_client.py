@@ -18,6 +18,7 @@ import httpx
 
 from appliance.app_secret import read_app_secret
 from appliance.env_settings import app_base_url, env_value
+from appliance.harp_tunnel import app_socket
 from appliance.launch import launch_env_path, read_launch_env
 from appliance.storage import StorageLayout
 
@@ -118,20 +119,30 @@ class AppTarget:
     app_id: str
     version: str
     secret: str = field(repr=False)
+    # behind HaRP the app listens here instead of base_url's host and port
+    socket: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"unix:{self.socket}" if self.socket else self.base_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppTarget:
-        """APP_HOST/APP_PORT when set, else the address the last `prepare` on this storage recorded, else defaults."""
+        """Behind HaRP (HP_SHARED_KEY) the app's unix socket; else APP_HOST/APP_PORT when set, else the address the
+        last `prepare` on this storage recorded, else defaults."""
         env = os.environ if environ is None else environ
         layout = StorageLayout.from_env(env)
-        recorded = read_launch_env(launch_env_path(layout)).get("CCB_APP_URL")
+        launch = read_launch_env(launch_env_path(layout))
+        recorded, socket = launch.get("CCB_APP_URL"), launch.get("CCB_APP_SOCKET") or None
         if env.get("APP_HOST") or env.get("APP_PORT") or not recorded:
-            recorded = app_base_url(env)
+            recorded, socket = app_base_url(env), None
+        harp_socket = app_socket(env)
         return cls(
             base_url=recorded,
             app_id=env_value("APP_ID", env) or "context_chat_backend",
             version=env_value("APP_VERSION", env) or "4.0.0",
             secret=read_app_secret(layout, env),
+            socket=str(harp_socket) if harp_socket else socket,
         )
 
 
@@ -141,7 +152,8 @@ class AppClient:
     def __init__(self, target: AppTarget, timeout_s: float = 300.0) -> None:
         self.target = target
         # no proxies: the app is local, and an inherited http_proxy would answer in its place
-        self._http = httpx.Client(base_url=target.base_url, timeout=timeout_s, trust_env=False)
+        transport = httpx.HTTPTransport(uds=target.socket) if target.socket else None
+        self._http = httpx.Client(base_url=target.base_url, timeout=timeout_s, trust_env=False, transport=transport)
 
     def __enter__(self) -> AppClient:
         return self
@@ -163,7 +175,7 @@ class AppClient:
             return self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise AppUnreachableError(
-                f"the app does not answer at {self.target.base_url} ({exc or type(exc).__name__}); start it with"
+                f"the app does not answer at {self.target.where} ({exc or type(exc).__name__}); start it with"
                 " `make run`, or set APP_HOST/APP_PORT (and APP_PERSISTENT_STORAGE) to the ones it was started with"
             ) from exc
 
@@ -176,7 +188,7 @@ class AppClient:
 
     def heartbeat(self, timeout_s: float = 5.0) -> None:
         """GET /heartbeat, unsigned as AppAPI sends it; raises unless the answer is 200 {"status": "ok"}."""
-        url = f"{self.target.base_url}/heartbeat"
+        url = f"{self.target.where}/heartbeat"
         try:
             response = self._http.get("/heartbeat", timeout=timeout_s, headers={"Accept": "application/json"})
         except httpx.TransportError as exc:

@@ -117,9 +117,9 @@ def _app(target: AppTarget) -> tuple[Check, dict[str, Any] | None]:
             return Check("app", "fail", str(exc), fix or "start it with `make run`; see `ccb logs app`"), None
     if not enabled:
         return Check(
-            "app", "fail", f"{target.base_url}: disabled", "enable it from AppAPI (Nextcloud's Apps page)"
+            "app", "fail", f"{target.where}: disabled", "enable it from AppAPI (Nextcloud's Apps page)"
         ), report
-    return Check("app", "ok", f"{target.base_url}: enabled, signature accepted"), report
+    return Check("app", "ok", f"{target.where}: enabled, signature accepted"), report
 
 
 def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None) -> list[Check]:

@@ -39,6 +39,7 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("HP_SHARED_KEY", str, None, "HaRP's shared key: set by AppAPI, frpc logs in with it", secret=True),
     EnvSetting("HP_FRP_ADDRESS", str, None, "host of HaRP's FRP server, where frpc connects (set by AppAPI)"),
     EnvSetting("HP_FRP_PORT", int, None, "port of HaRP's FRP server (set by AppAPI)"),
+    EnvSetting("HP_EXAPP_SOCK", str, "/tmp/exapp.sock", "unix socket the app listens on behind HaRP (frpc's target)"),
     EnvSetting(
         "APP_ROLE", str, None, "what runs here: normal (default), indexing, updatesproc, requestproc, embedding-worker"
     ),
@@ -70,6 +71,14 @@ def connect_host(host: str) -> str:
     host = host.strip("[]")
     host = _WILDCARD.get(host, host)
     return f"[{host}]" if ":" in host else host
+
+
+def app_bind(environ: Mapping[str, str] | None = None, socket: str | None = None) -> str:
+    """hypercorn's --bind: unix:SOCKET when given, else APP_HOST:APP_PORT (an IPv6 host in brackets)."""
+    if socket:
+        return f"unix:{socket}"
+    host = (env_value("APP_HOST", environ) or "").strip("[]")
+    return f"{f'[{host}]' if ':' in host else host}:{env_int('APP_PORT', environ)}"
 
 
 def app_base_url(environ: Mapping[str, str] | None = None) -> str:

@@ -4,6 +4,9 @@ AppAPI gives an ExApp it deploys through HaRP three variables (not in HaRP's dir
 HP_SHARED_KEY, HP_FRP_ADDRESS and HP_FRP_PORT. frpc logs in to HaRP's FRP server with the key and asks it to open
 APP_PORT on HaRP's loopback; HaRP's HAProxy sends every /exapps/<APP_ID>/ request there, and frpc carries it to
 the app. Without the tunnel the container runs, and AppAPI's heartbeat never reaches it.
+
+Behind HaRP the app listens on a unix socket, not on APP_HOST:APP_PORT: with host networking HaRP's own listener
+holds 127.0.0.1:APP_PORT (as HaRP's template and nc_py_api do, HP_EXAPP_SOCK or /tmp/exapp.sock).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.env_settings import connect_host, env_int, env_value
+from appliance.env_settings import env_int, env_value
 from appliance.errors import SettingsError
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
@@ -34,13 +37,13 @@ class HarpTunnel:
     server_port: int
     app_id: str
     app_port: int
-    local_host: str
+    app_socket: Path
     certs_dir: Path | None
 
     def describe(self) -> str:
         tls = f"TLS with {self.certs_dir}" if self.certs_dir else "no TLS: HaRP gave no certificates"
         server = f"{self.server_host}:{self.server_port}"
-        return f"{self.local_host}:{self.app_port} as port {self.app_port} of {server} ({tls})"
+        return f"the app's socket {self.app_socket} as port {self.app_port} of {server} ({tls})"
 
 
 def harp_tunnel(environ: Mapping[str, str] | None = None, certs_dir: Path = FRP_CERTS_DIR) -> HarpTunnel | None:
@@ -67,10 +70,18 @@ def harp_tunnel(environ: Mapping[str, str] | None = None, certs_dir: Path = FRP_
         server_port=server_port,
         app_id=env_value("APP_ID", environ) or "",
         app_port=app_port,
-        # frpc dials the app where it listens; a wildcard bind is reachable on loopback
-        local_host=connect_host(env_value("APP_HOST", environ) or "").strip("[]"),
+        app_socket=_socket_path(environ),
         certs_dir=certs_dir if has_certs else None,
     )
+
+
+def app_socket(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The unix socket the app listens on behind HaRP (HP_SHARED_KEY); None elsewhere (it listens on TCP)."""
+    return _socket_path(environ) if env_value("HP_SHARED_KEY", environ) else None
+
+
+def _socket_path(environ: Mapping[str, str] | None) -> Path:
+    return Path(str(env_value("HP_EXAPP_SOCK", environ)))  # the setting has a default
 
 
 def _toml(value: str | int | bool) -> str:
@@ -80,7 +91,7 @@ def _toml(value: str | int | bool) -> str:
 
 def frpc_config(tunnel: HarpTunnel, shared_key: str) -> str:
     """frpc's TOML: log in with the key (HaRP's login plugin checks metadatas.token), retry while HaRP is down,
-    and one TCP proxy from APP_PORT on HaRP's side to the app."""
+    and one TCP proxy from APP_PORT on HaRP's side to the app's unix socket."""
     lines = [
         f"serverAddr = {_toml(tunnel.server_host)}",
         f"serverPort = {tunnel.server_port}",
@@ -100,9 +111,11 @@ def frpc_config(tunnel: HarpTunnel, shared_key: str) -> str:
         "[[proxies]]",
         f"name = {_toml(tunnel.app_id)}",
         'type = "tcp"',
-        f"localIP = {_toml(tunnel.local_host)}",
-        f"localPort = {tunnel.app_port}",
         f"remotePort = {tunnel.app_port}",
+        "",
+        "[proxies.plugin]",
+        'type = "unix_domain_socket"',
+        f"unixPath = {_toml(str(tunnel.app_socket))}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -40,7 +40,7 @@ def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
 
 def check_app(target: AppTarget, timeout_s: float = 5.0) -> CheckResult:
     """AppAPI's readiness probe: GET /heartbeat must answer 200 {"status": "ok"}."""
-    url = f"{target.base_url}/heartbeat"
+    url = f"{target.where}/heartbeat"
     with AppClient(target, timeout_s) as app:
         try:
             app.heartbeat(timeout_s)

@@ -26,9 +26,9 @@ from appliance.config_files import (
     wait_for_shared_config,
 )
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
-from appliance.env_settings import app_base_url, env_value
+from appliance.env_settings import app_base_url, app_bind, env_value
 from appliance.errors import SettingsError
-from appliance.harp_tunnel import HarpTunnel, frpc_binary, frpc_config_path, prepare_tunnel
+from appliance.harp_tunnel import HarpTunnel, app_socket, frpc_binary, frpc_config_path, prepare_tunnel
 from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
@@ -127,6 +127,7 @@ def launch_environment(
     env = os.environ if environ is None else environ
     # the local embedder only where the role embeds (passages or questions) and the config has not moved it out
     local_embedder = embedding.workers > 0 and needs_any(app_role(environ), EMBEDDER_DUTIES)
+    socket = app_socket(environ)
     return {
         "CC_CONFIG_PATH": str(config_file),
         "CCB_PYTHON": sys.executable,
@@ -142,12 +143,16 @@ def launch_environment(
         "CCB_LOG_MAX_BYTES": f"{config.logs.max_file_mb}MB",
         "CCB_LOG_BACKUPS": str(config.logs.backups),
         "CCB_APP_SERVER_ARGS": shlex.join(app_server_arguments(config)),
+        # behind HaRP a unix socket (HaRP may hold APP_PORT on a shared loopback), else APP_HOST:APP_PORT
+        "CCB_APP_BIND": app_bind(environ, str(socket) if socket else None),
+        "CCB_APP_SOCKET": str(socket or ""),
         # HaRP's tunnel (appliance/harp_tunnel.py); its config file holds the shared key, this file does not
         "CCB_FRPC_AUTOSTART": "true" if tunnel else "false",
         "CCB_FRPC": frpc_binary(environ) or "frpc",
         "CCB_FRPC_CONFIG": str(frpc_config_path(layout)),
         "CCB_FRPC_ENV": env_arguments(base_environment(env)),
         # where `ccb` and the health check reach the app from a shell that did not export APP_HOST/APP_PORT
+        # (through CCB_APP_SOCKET when it is set)
         "CCB_APP_URL": app_base_url(environ),
         # GET /status shows what the probe chose and why
         DEVICE_VARIABLE: "" if hardware is None else hardware.device,

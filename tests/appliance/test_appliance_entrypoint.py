@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket as socket_module
 import subprocess
 import tempfile
 import urllib.request
@@ -28,7 +29,7 @@ from appliance_kit import (
     write_config,
 )
 
-from appliance.app_client import AppClient, AppTarget
+from appliance.app_client import AppClient, AppClientError, AppTarget
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
@@ -375,3 +376,48 @@ def _preparing(pid: int) -> bool:
         return "appliance.supervisord_json" in psutil.Process(pid).cmdline()
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.slow
+def test_behind_harp_the_app_listens_on_its_socket_and_the_health_check_watches_frpc(
+    private_dir: Path, started: list[Entrypoint]
+) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    # frpc is not installed here (no registry this machine reaches ships it): an executable of that name that fails
+    bin_dir = private_dir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "frpc").write_text("#!/bin/sh\necho 'frpc: cannot run here' >&2\nexit 1\n")
+    (bin_dir / "frpc").chmod(0o755)
+    socket = private_dir / "exapp.sock"
+    run = Entrypoint(
+        storage,
+        HP_SHARED_KEY="harp-shared-key-0123",
+        HP_FRP_ADDRESS="127.0.0.1",
+        HP_FRP_PORT=str(free_port()),
+        HP_EXAPP_SOCK=str(socket),
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+    )
+    started.append(run)
+    run.wait_state("app", "RUNNING")
+    target = AppTarget.from_env(run.tool_env)
+    assert target.socket == str(socket)
+    with AppClient(target, timeout_s=30) as app:
+        wait_for(lambda: _answers(app), 60, "the app on its socket")
+        assert app.call("GET", "/enabled") == {"enabled": True}  # a signed call; standalone starts enabled
+    port = int(run.env["APP_PORT"])
+    with pytest.raises(ConnectionRefusedError):  # HaRP's listener may hold APP_PORT on a host network
+        socket_module.create_connection(("127.0.0.1", port), timeout=5).close()
+    # app, PostgreSQL and embedder are up; only the tunnel is missing, and the health check says so
+    wait_for(lambda: run.healthcheck().stderr.strip() == "unhealthy: frpc", 90, "the health check to name frpc alone")
+    assert run.status()["frpc"][0] in {"BACKOFF", "FATAL"}
+    assert "harp-shared-key-0123" not in run.output
+    assert run.terminate() == 0
+
+
+def _answers(app: AppClient) -> bool:
+    try:
+        app.heartbeat()
+    except AppClientError:
+        return False
+    return True

@@ -92,16 +92,22 @@ def test_all_up_exits_0(storage: Path, servers: tuple[int, int], pg_cluster: Emb
     ]
 
 
-def test_behind_harp_frpc_must_run_too(storage: Path, servers: tuple[int, int]) -> None:
-    result = healthcheck(storage, servers[0], HP_SHARED_KEY="harp-key", HP_FRP_ADDRESS="harp", HP_FRP_PORT="8782")
+def test_behind_harp_the_app_is_asked_on_its_socket_and_frpc_must_run(
+    storage: Path, servers: tuple[int, int], tmp_path: Path
+) -> None:
+    socket = tmp_path / "exapp.sock"
+    harp = {"HP_SHARED_KEY": "harp-key", "HP_FRP_ADDRESS": "harp", "HP_FRP_PORT": "8782", "HP_EXAPP_SOCK": str(socket)}
+    result = healthcheck(storage, servers[0], **harp)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert [line.split(":", 1)[0] for line in lines] == ["app", "postgres", "embedder", "frpc"]
+    # the app on APP_PORT answers, but behind HaRP the app listens on the socket: nothing there yet
+    assert lines[0].startswith(f"app: FAILED (unix:{socket}/heartbeat: ")
     # no supervisord runs in this test: the check says so rather than guessing
     assert lines[3].startswith(f"frpc: FAILED (supervisord does not answer on {storage}/run/supervisor.sock")
     assert lines[3].endswith("; HaRP reaches the app only through frpc, see `ccb logs frpc`)")
     assert "harp-key" not in result.stdout + result.stderr
-    assert result.stderr.strip() == "unhealthy: frpc"
+    assert result.stderr.strip() == "unhealthy: app, frpc"
 
 
 @pytest.mark.parametrize(

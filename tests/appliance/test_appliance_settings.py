@@ -24,7 +24,7 @@ def test_supervisord_conf_expands_only_known_variables(tmp_path: Path) -> None:
     config = load_config(REPO / "configs" / "config.cpu.yaml", environ={})
     target = DatabaseTarget(EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir).dsn, True, "embedded")
     from_prepare = set(launch_environment(config, layout, target, layout.config_file))
-    from_entrypoint = {"CCB_SUPERVISOR_USER", "CCB_APP_BIND"}
+    from_entrypoint = {"CCB_SUPERVISOR_USER"}
     declared = {setting.name for setting in ENV_SETTINGS}
     assert used - from_prepare - from_entrypoint - declared == set()
 

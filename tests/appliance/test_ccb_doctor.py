@@ -72,7 +72,8 @@ def test_behind_harp_the_doctor_names_the_tunnel_and_why_it_is_down(tmp_path: Pa
     assert (down.name, down.outcome) == ("frpc", "fail")
     assert down.detail.startswith(f"supervisord does not answer on {tmp_path}/run/supervisor.sock")
     assert down.detail.endswith(
-        "; carries 127.0.0.1:23001 as port 23001 of appapi-harp:8782 (no TLS: HaRP gave no certificates)"
+        "; carries the app's socket /tmp/exapp.sock as port 23001 of appapi-harp:8782"
+        " (no TLS: HaRP gave no certificates)"
     )
     assert "`ccb logs frpc`" in down.fix and "harp-key" not in down.detail + down.fix
     [half] = _harp(layout, {"HP_SHARED_KEY": "harp-key", "APP_PORT": "23001"})

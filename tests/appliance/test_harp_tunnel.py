@@ -72,24 +72,25 @@ def test_frpc_logs_in_with_the_key_and_carries_app_port_to_the_app(tmp_path: Pat
         "loginFailExit": False,
         "transport": {"tls": {"enable": False}},
         "metadatas": {"token": SHARED_KEY},
-        # HaRP's HAProxy finds the app at APP_PORT on its side; a wildcard APP_HOST is dialled on loopback
+        # HaRP's HAProxy finds the app at APP_PORT on its side, frpc carries it to the app's socket
         "proxies": [
             {
                 "name": "context_chat_backend",
                 "type": "tcp",
-                "localIP": "127.0.0.1",
-                "localPort": 23001,
                 "remotePort": 23001,
+                "plugin": {"type": "unix_domain_socket", "unixPath": "/tmp/exapp.sock"},
             }
         ],
     }
-    assert tunnel.describe() == "127.0.0.1:23001 as port 23001 of appapi-harp:8782 (no TLS: HaRP gave no certificates)"
+    assert tunnel.describe() == (
+        "the app's socket /tmp/exapp.sock as port 23001 of appapi-harp:8782 (no TLS: HaRP gave no certificates)"
+    )
 
 
 def test_the_certificates_harp_copied_in_turn_tls_on(tmp_path: Path) -> None:
     certs = _certs(tmp_path)
-    tunnel = harp_tunnel({**HARP, **APP, "APP_HOST": "::"}, certs_dir=certs)
-    assert tunnel is not None and tunnel.local_host == "::1"
+    tunnel = harp_tunnel({**HARP, **APP, "HP_EXAPP_SOCK": "/run/ccb/app.sock"}, certs_dir=certs)
+    assert tunnel is not None and tunnel.app_socket == Path("/run/ccb/app.sock")
     layout = _layout(tmp_path)
     prepare_tunnel(layout, {**HARP, **APP, "PATH": _frpc_on_path(tmp_path)}, certs_dir=certs)
     tls = tomllib.loads(frpc_config_path(layout).read_text())["transport"]["tls"]
@@ -143,12 +144,14 @@ def test_prepare_starts_frpc_under_supervisord_and_keeps_the_key_out_of_its_envi
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     result = run_cli("prepare", env=env)
     assert result.returncode == 0, result.stderr
-    assert f"HaRP: frpc carries 127.0.0.1:{port} as port {port} of appapi-harp:8782" in result.stderr
+    assert f"HaRP: frpc carries the app's socket /tmp/exapp.sock as port {port} of appapi-harp:8782" in result.stderr
     assert SHARED_KEY not in result.stderr + result.stdout
     launch_file = launch_env_path(StorageLayout(storage))
     assert SHARED_KEY not in launch_file.read_text()  # every program reads launch.env; only frpc needs the key
     launch = read_launch_env(launch_file)
     assert launch["CCB_FRPC_AUTOSTART"] == "true"
+    # hypercorn binds the socket, not APP_PORT, which HaRP may hold on a host network's loopback
+    assert (launch["CCB_APP_BIND"], launch["CCB_APP_SOCKET"]) == ("unix:/tmp/exapp.sock", "/tmp/exapp.sock")
     assert launch["CCB_FRPC"] == f"{bin_dir}/frpc"
     assert launch["CCB_FRPC_CONFIG"] == str(frpc_config_path(StorageLayout(storage)))
     frpc_env = dict(word.split("=", 1) for word in shlex.split(launch["CCB_FRPC_ENV"]))
@@ -168,5 +171,7 @@ def test_prepare_without_harp_leaves_frpc_off(tmp_path: Path) -> None:
     write_config(storage)
     result = run_cli("prepare", env=clean_env(storage))
     assert result.returncode == 0, result.stderr
-    assert read_launch_env(launch_env_path(StorageLayout(storage)))["CCB_FRPC_AUTOSTART"] == "false"
+    launch = read_launch_env(launch_env_path(StorageLayout(storage)))
+    assert launch["CCB_FRPC_AUTOSTART"] == "false"
+    assert (launch["CCB_APP_BIND"], launch["CCB_APP_SOCKET"]) == ("127.0.0.1:10034", "")
     assert not frpc_config_path(StorageLayout(storage)).exists()
