@@ -53,14 +53,16 @@ RUN ln -s /usr/local/cuda/lib64/stubs/libcuda.so /usr/local/cuda/lib64/stubs/lib
 # CUDA runtime: onnxruntime-gpu (CUDA 12 + cuDNN 9) and the CUDA llama.cpp build.
 FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 AS cuda
 ARG OFFLINE_MODELS
+# SSL_CERT_FILE: httpx then trusts the system store, where AppAPI and HaRP install Nextcloud's own CA (else: certifi's)
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
-    APP_PERSISTENT_STORAGE=/app/persistent_storage
+    APP_PERSISTENT_STORAGE=/app/persistent_storage \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends software-properties-common \
+    && apt-get install -y --no-install-recommends ca-certificates software-properties-common \
     && add-apt-repository -y ppa:deadsnakes/ppa \
     && apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv libgomp1 procps \
@@ -82,22 +84,26 @@ RUN --mount=type=bind,from=llama-wheel-cuda,source=/wheels,target=/wheels \
 # ccb_postgres and ccb_parser with the fixed uid/gid of appliance/os_users.py: the volume's files keep their owner
 # across image upgrades (a user made at run time got whatever uid useradd picked)
 RUN python -m appliance os-users
-VOLUME ["/app/persistent_storage"]
+# no VOLUME: AppAPI mounts its own and sets APP_PERSISTENT_STORAGE, so one here left an unused anonymous volume behind
 EXPOSE 10034
-HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]
+# every 5 s while starting (Docker 25+): HaRP waits 90 s for "healthy" at a deploy and at every enable
+HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --start-interval=5s --retries=3 \
+    CMD ["/app/healthcheck/healthcheck"]
 ENTRYPOINT ["/app/entrypoint.sh"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # CPU runtime (default target).
 FROM python:3.11-slim-bookworm AS cpu
 ARG OFFLINE_MODELS
+# SSL_CERT_FILE: httpx then trusts the system store, where AppAPI and HaRP install Nextcloud's own CA (else: certifi's)
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
-    APP_PERSISTENT_STORAGE=/app/persistent_storage
+    APP_PERSISTENT_STORAGE=/app/persistent_storage \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 procps \
+    && apt-get install -y --no-install-recommends libgomp1 procps ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 RUN --mount=type=bind,from=frp,source=/frp.tar.gz,target=/tmp/frp.tar.gz \
@@ -111,7 +117,9 @@ RUN --mount=type=bind,from=llama-wheel-cpu,source=/wheels,target=/wheels \
 # ccb_postgres and ccb_parser with the fixed uid/gid of appliance/os_users.py: the volume's files keep their owner
 # across image upgrades (a user made at run time got whatever uid useradd picked)
 RUN python -m appliance os-users
-VOLUME ["/app/persistent_storage"]
+# no VOLUME: AppAPI mounts its own and sets APP_PERSISTENT_STORAGE, so one here left an unused anonymous volume behind
 EXPOSE 10034
-HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --retries=3 CMD ["/app/healthcheck/healthcheck"]
+# every 5 s while starting (Docker 25+): HaRP waits 90 s for "healthy" at a deploy and at every enable
+HEALTHCHECK --interval=30s --timeout=20s --start-period=180s --start-interval=5s --retries=3 \
+    CMD ["/app/healthcheck/healthcheck"]
 ENTRYPOINT ["/app/entrypoint.sh"]

@@ -104,10 +104,7 @@ class NextcloudClient:
         except httpx.TimeoutException:
             raise NextcloudTimeoutError(f"{method} {path}: Nextcloud did not answer in time") from None
         except httpx.TransportError as exc:
-            raise NextcloudUnreachableError(
-                f"{method} {path}: cannot reach Nextcloud at {self.base_url} ({type(exc).__name__}); check"
-                " NEXTCLOUD_URL and that Nextcloud is up"
-            ) from None
+            raise NextcloudUnreachableError(f"{method} {path}: {self._unreachable(exc)}") from None
         if response.status_code == 204:
             return None
         payload = _json_or_none(response.content)
@@ -151,6 +148,20 @@ class NextcloudClient:
             raise NextcloudUnreachableError(
                 f"GET {path}: the download broke off ({type(exc).__name__}); it is retried"
             ) from None
+
+    def _unreachable(self, exc: httpx.TransportError) -> str:
+        """Why Nextcloud could not be reached, and what to do; a certificate we do not trust has its own fix."""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            reason = str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl.c", 1)[0].strip()
+            return (
+                f"Nextcloud's TLS certificate at {self.base_url} is not trusted ({reason}); AppAPI installs Nextcloud's"
+                " CA into the image's system store, which the appliance reads through SSL_CERT_FILE: outside the"
+                " image, set SSL_CERT_FILE to a CA bundle that holds it"
+            )
+        return (
+            f"cannot reach Nextcloud at {self.base_url} ({type(exc).__name__}); check NEXTCLOUD_URL and that"
+            " Nextcloud is up"
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool; safe to call twice."""

@@ -29,15 +29,20 @@ def test_pins_match_the_makefile_and_pyproject() -> None:
     assert re.fullmatch(r"onnxruntime-gpu==\d+\.\d+\.\d+\n", grep.stdout)
 
 
-def test_targets_run_the_entrypoint_with_a_volume_and_a_healthcheck() -> None:
+def test_targets_run_the_entrypoint_with_a_healthcheck_and_the_system_ca_store() -> None:
     stages = re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE, re.MULTILINE)
     assert stages[-1] == "cpu" and "cuda" in stages  # the last stage is the default target
     for stage in ("cpu", "cuda"):
         body = DOCKERFILE.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
         assert 'ENTRYPOINT ["/app/entrypoint.sh"]' in body
-        assert 'VOLUME ["/app/persistent_storage"]' in body
+        # AppAPI mounts its own volume: an image VOLUME would only leave anonymous ones behind
+        assert "VOLUME" not in body.replace("# no VOLUME", "")
         assert 'CMD ["/app/healthcheck/healthcheck"]' in body
+        # HaRP gives a starting container 90 s to turn healthy
+        assert "--start-interval=5s" in body
         assert "APP_PERSISTENT_STORAGE=/app/persistent_storage" in body
+        # AppAPI installs Nextcloud's CA into the system store; httpx reads it through SSL_CERT_FILE
+        assert "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" in body and " ca-certificates " in body
         assert "-e '.[llama]'" in body  # editable: configs/, repairs/, pgsql/ are found next to the packages
         # the OS users are made at build time with their fixed ids, after the package that knows them is installed
         assert body.index("RUN python -m appliance os-users") > body.index("-e '.[llama]'")
