@@ -79,7 +79,7 @@ fi
 
 set -a
 # shellcheck source=/dev/null
-. "$APP_PERSISTENT_STORAGE/run/launch.env"
+. "$("$python" -m appliance.launch)"
 set +a
 # user= the current user: no "running as root" warning, no privilege change
 CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"

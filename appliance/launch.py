@@ -113,6 +113,19 @@ def _check_embedder_url(config: AppConfig) -> None:
         )
 
 
+# sockaddr_un's sun_path holds 108 bytes with the terminating NUL
+_SOCKET_PATH_MAX = 107
+
+
+def _check_socket_path(socket: Path) -> None:
+    """supervisord's socket must fit AF_UNIX's limit, or supervisord stops with "AF_UNIX path too long"."""
+    if len(os.fsencode(socket)) > _SOCKET_PATH_MAX:
+        raise SettingsError(
+            f"supervisord's socket {socket} is {len(os.fsencode(socket))} bytes long, and a unix socket path may have"
+            f" at most {_SOCKET_PATH_MAX}: set APP_PERSISTENT_STORAGE to a shorter path"
+        )
+
+
 def launch_environment(
     config: AppConfig,
     layout: StorageLayout,
@@ -139,6 +152,8 @@ def launch_environment(
         "CCB_EMBEDDER_MODEL": config.embedding.local_model,
         "CCB_EMBEDDER_ARGS": shlex.join(embedder_arguments(config, layout)),
         "CCB_EMBEDDER_ENV": env_arguments(embedder_environment(env)),
+        # this role's own (appliance/storage.py): supervisord's socket and pid file
+        "CCB_RUN_DIR": str(layout.run_dir),
         "CCB_LOG_DIR": str(layout.log_dir),
         "CCB_LOG_MAX_BYTES": f"{config.logs.max_file_mb}MB",
         "CCB_LOG_BACKUPS": str(config.logs.backups),
@@ -218,6 +233,7 @@ def prepare(
             " replica, the others wait for its file"
         )
     layout = StorageLayout.from_env(environ)
+    _check_socket_path(layout.run_dir / "supervisor.sock")
     layout.ensure()
     ensure_appliance_users()
     config_file = config_path(layout, environ)
@@ -244,3 +260,8 @@ def prepare(
     env_file = launch_env_path(layout)
     write_launch_env(env_file, launch_environment(config, layout, database, config_file, environ, hardware, tunnel))
     return Prepared(layout, role, hardware, choice, config_file, config, plan, database, env_file, tunnel)
+
+
+if __name__ == "__main__":
+    # entrypoint.sh: where `prepare` wrote this role's launch env
+    print(launch_env_path(StorageLayout.from_env()))

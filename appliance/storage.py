@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.app_role import AppRole
 from appliance.env_settings import env_value
 from appliance.errors import StorageError
 from appliance.safe_fs import PRIVATE_DIR_MODE, restrict_mode, take_private_dir
@@ -17,13 +18,19 @@ log = logging.getLogger(__name__)
 # logs hold request paths, source ids and database messages: the appliance's own user only
 @dataclass(frozen=True)
 class StorageLayout:
-    """Paths under the persistent storage root; `ensure()` creates the directories."""
+    """Paths under the persistent storage root; `ensure()` creates the directories.
+
+    `role` ("" in the normal role) gives run/, logs/ and spool/ a subdirectory of that name: AppAPI's Kubernetes
+    deploy mounts one volume into the Deployment of every role, and each pod's supervisord, launch env, logs and
+    spool files must stay its own (config, models and the enabled state are shared on purpose)."""
 
     root: Path
+    role: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageLayout:
-        return cls(Path(env_value("APP_PERSISTENT_STORAGE", environ) or "persistent_storage").absolute())
+        root = Path(env_value("APP_PERSISTENT_STORAGE", environ) or "persistent_storage").absolute()
+        return cls(root, _role_subdir(environ))
 
     @property
     def config_file(self) -> Path:
@@ -61,15 +68,15 @@ class StorageLayout:
     @property
     def run_dir(self) -> Path:
         """launch.env, supervisord's pid file and socket: the appliance's user only, never the PostgreSQL user's."""
-        return self.root / "run"
+        return self.root / "run" / self.role
 
     @property
     def log_dir(self) -> Path:
-        return self.root / "logs"
+        return self.root / "logs" / self.role
 
     @property
     def spool_dir(self) -> Path:
-        return self.root / "spool"
+        return self.root / "spool" / self.role
 
     @property
     def state_file(self) -> Path:
@@ -97,3 +104,9 @@ class StorageLayout:
         # up to this version run/ was the PostgreSQL user's socket dir as well
         take_private_dir(self.run_dir)
         restrict_mode(self.log_dir, PRIVATE_DIR_MODE)
+
+
+def _role_subdir(environ: Mapping[str, str] | None) -> str:
+    """APP_ROLE when it names a role other than normal, else "" (app_role() warns about an unknown one)."""
+    raw = (env_value("APP_ROLE", environ) or "").strip().lower()
+    return raw if raw in {role.value for role in AppRole} - {AppRole.NORMAL.value} else ""

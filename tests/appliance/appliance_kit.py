@@ -93,6 +93,7 @@ def supervisor_env(storage: Path, **extra: str) -> dict[str, str]:
         APP_HOST="127.0.0.1",
         APP_PORT=port,
         CCB_APP_BIND=f"127.0.0.1:{port}",
+        CCB_RUN_DIR=str(storage / "run"),
         CCB_SUPERVISOR_USER=pwd.getpwuid(os.getuid()).pw_name,
         CCB_LOG_DIR=str(storage / "logs"),
         CCB_LOG_MAX_BYTES="20MB",

@@ -61,7 +61,7 @@ class Entrypoint:
         return self.log_path.read_text(errors="replace")
 
     def status(self) -> dict[str, tuple[str, int | None]]:
-        if not (self.storage / "run" / "supervisor.sock").exists():
+        if not (StorageLayout.from_env(self.tool_env).run_dir / "supervisor.sock").exists():
             return {}
         states: dict[str, tuple[str, int | None]] = supervisor_status(
             run_cli("ctl", "status", env=self.tool_env, timeout=30).stdout
@@ -410,7 +410,7 @@ def test_behind_harp_the_app_listens_on_its_socket_and_the_health_check_watches_
         socket_module.create_connection(("127.0.0.1", port), timeout=5).close()
     # app, PostgreSQL and embedder are up; only the tunnel is missing, and the health check says so
     wait_for(lambda: run.healthcheck().stderr.strip() == "unhealthy: frpc", 90, "the health check to name frpc alone")
-    assert run.status()["frpc"][0] in {"BACKOFF", "FATAL"}
+    assert run.status()["frpc"][0] != "RUNNING"  # STARTING, BACKOFF and at last FATAL: it exits at once
     assert "harp-shared-key-0123" not in run.output
     assert run.terminate() == 0
 
@@ -421,3 +421,24 @@ def _answers(app: AppClient) -> bool:
     except AppClientError:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_two_roles_on_one_volume_as_appapi_deploys_them_on_kubernetes(
+    private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
+) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    roles = ("requestproc", "updatesproc")
+    runs = [Entrypoint(storage, APP_ROLE=role, EXTERNAL_DB=url) for role in roles]
+    started.extend(runs)
+    for run, role in zip(runs, roles, strict=True):
+        # each pod's supervisord, launch env and logs under its role: one socket path would stop the second
+        run.wait_state("app", "RUNNING")
+        layout = StorageLayout.from_env(run.tool_env)
+        assert (layout.run_dir, layout.log_dir) == (storage / "run" / role, storage / "logs" / role)
+        assert (layout.run_dir / "launch.env").exists() and (layout.log_dir / "app.log").exists()
+        wait_for(lambda run=run: run.healthcheck().returncode == 0, 60, f"healthcheck of the {role} replica")
+    assert {name: state for name, (state, _pid) in runs[1].status().items()}["embedder"] == "STOPPED"
+    assert [run.terminate() for run in runs] == [0, 0]

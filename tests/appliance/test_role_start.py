@@ -91,5 +91,19 @@ def test_a_waiting_role_continues_once_the_config_appears_and_runs_no_repairs(
     assert f"config file {storage / 'config.yaml'} found; continuing the start-up" in output
     assert "as APP_ROLE=updatesproc" in output and "repairs run: none, not this role" in output
     assert not (storage / "version.info").exists()
-    launch = read_launch_env(StorageLayout(storage).run_dir / "launch.env")
+    launch = read_launch_env(StorageLayout(storage, "updatesproc").run_dir / "launch.env")
     assert (launch["CCB_POSTGRES_AUTOSTART"], launch["CCB_EMBEDDER_AUTOSTART"]) == ("false", "false")
+
+
+def test_a_storage_path_too_long_for_supervisords_socket_is_refused_with_the_fix(private_dir: Path) -> None:
+    storage = private_dir / ("s" * 60) / ("t" * 30)
+    write_config(storage)
+    result = run_cli(
+        "prepare", env=clean_env(storage, APP_ROLE="embedding-worker", EXTERNAL_DB="postgresql://x@db/ccb")
+    )
+    assert result.returncode != 0
+    socket = storage / "run" / "embedding-worker" / "supervisor.sock"
+    assert (
+        f"supervisord's socket {socket} is {len(str(socket))} bytes long, and a unix socket path may have at most 107:"
+        " set APP_PERSISTENT_STORAGE to a shorter path"
+    ) in result.stderr

@@ -11,6 +11,8 @@ enables each replica itself after it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,13 +48,16 @@ def services(nextcloud: FakePullNextcloud) -> dict[str, ComposeService]:
 
 
 @pytest.fixture
-def topology(tmp_path: Path, fresh_dsn: str, services: dict[str, ComposeService]) -> Iterator[ComposeProcesses]:
-    processes = ComposeProcesses(services, tmp_path, fresh_dsn)
+def topology(fresh_dsn: str, services: dict[str, ComposeService]) -> Iterator[ComposeProcesses]:
+    # a short root: a role's supervisord socket (<storage>/run/<role>/supervisor.sock) must fit AF_UNIX's 107 bytes
+    root = Path(tempfile.mkdtemp(prefix="ccb-compose-", dir="/tmp"))
+    processes = ComposeProcesses(services, root, fresh_dsn)
     try:
         processes.start()
         yield processes
     finally:
         processes.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_compose_topology_indexes_and_answers_in_pull_mode(
