@@ -95,6 +95,13 @@ class Entrypoint:
         self._log.close()
 
 
+def _storage_on_external_db(private_dir: Path, pg_cluster: EmbeddedPostgres) -> tuple[Path, str]:
+    """A storage with the test config, and the URL of the test cluster as EXTERNAL_DB."""
+    storage = private_dir / "storage"
+    write_config(storage)
+    return storage, f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+
+
 @pytest.fixture
 def started(private_dir: Path) -> Iterator[list[Entrypoint]]:
     """Entrypoints a test starts; any still running at the end are killed with their children."""
@@ -161,9 +168,7 @@ def test_device_flags_pick_the_config_and_reset_config_recopies(private_dir: Pat
 def test_external_db_skips_the_embedded_postgres(
     private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
 ) -> None:
-    storage = private_dir / "storage"
-    write_config(storage)
-    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    storage, url = _storage_on_external_db(private_dir, pg_cluster)
     run = Entrypoint(storage, "--external-db", url)
     started.append(run)
     run.wait_state("app", "RUNNING")
@@ -195,9 +200,7 @@ def test_a_replica_role_runs_only_its_programs_and_loops(
     started: list[Entrypoint],
     pg_cluster: EmbeddedPostgres,
 ) -> None:
-    storage = private_dir / "storage"
-    write_config(storage)
-    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    storage, url = _storage_on_external_db(private_dir, pg_cluster)
     run = Entrypoint(storage, APP_ROLE=role, EXTERNAL_DB=url)
     started.append(run)
     run.wait_state("app", "RUNNING")
@@ -427,9 +430,7 @@ def _answers(app: AppClient) -> bool:
 def test_two_roles_on_one_volume_as_appapi_deploys_them_on_kubernetes(
     private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
 ) -> None:
-    storage = private_dir / "storage"
-    write_config(storage)
-    url = f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
+    storage, url = _storage_on_external_db(private_dir, pg_cluster)
     roles = ("requestproc", "updatesproc")
     runs = [Entrypoint(storage, APP_ROLE=role, EXTERNAL_DB=url) for role in roles]
     started.extend(runs)
