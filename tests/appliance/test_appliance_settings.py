@@ -7,12 +7,13 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 from appliance_kit import REPO, clean_env, run_cli
 
 from appliance.config import load_config
 from appliance.config_keys import describe_config_keys
 from appliance.database_url import DatabaseTarget
-from appliance.env_settings import ENV_SETTINGS
+from appliance.env_settings import ENV_SETTINGS, app_bind
 from appliance.launch import launch_environment
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
@@ -81,3 +82,18 @@ def test_every_setting_is_documented() -> None:
     readme = (REPO / "README.md").read_text()
     missing = [setting.name for setting in ENV_SETTINGS if f"`{setting.name}`" not in readme]
     assert missing == [], f"document these environment variables in README.md: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "socket", "bind"),
+    [
+        ({}, None, "127.0.0.1:10034"),
+        ({"APP_HOST": "0.0.0.0", "APP_PORT": "23001"}, None, "0.0.0.0:23001"),
+        ({"APP_HOST": "::"}, None, "[::]:10034"),  # hypercorn wants IPv6 in brackets
+        ({"APP_HOST": "[::1]"}, None, "[::1]:10034"),
+        ({"APP_HOST": "0.0.0.0"}, "/tmp/exapp.sock", "unix:/tmp/exapp.sock"),
+    ],
+    ids=["default", "wildcard", "ipv6-wildcard", "ipv6-bracketed", "harp-socket"],
+)
+def test_the_app_binds_app_host_and_port_or_the_socket(environ: dict[str, str], socket: str | None, bind: str) -> None:
+    assert app_bind(environ, socket) == bind
