@@ -18,7 +18,8 @@ DEVICE_REASON_VARIABLE = "CCB_COMPUTE_DEVICE_REASON"
 
 
 def program_states(layout: StorageLayout) -> dict[str, str] | str:
-    """{program: state} from supervisord's socket, or why it could not be asked."""
+    """{program: state} from supervisord's socket, or why it could not be asked. A program this start does not use
+    (never started and not autostarted: frpc without HaRP, postgres with EXTERNAL_DB) is left out."""
     socket = layout.run_dir / "supervisor.sock"
     transport = SupervisorTransport(None, None, f"unix://{socket}")
     try:
@@ -28,7 +29,11 @@ def program_states(layout: StorageLayout) -> dict[str, str] | str:
         return f"supervisord does not answer on {socket} ({exc})"
     finally:
         transport.close()
-    return {info["name"]: str(info["statename"]) for info in infos}
+    return {
+        info["name"]: str(info["statename"])
+        for info in infos
+        if not (info["statename"] == "STOPPED" and info.get("start", 0) == 0)
+    }
 
 
 def hardware_report(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
