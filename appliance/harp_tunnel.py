@@ -96,6 +96,8 @@ def frpc_config(tunnel: HarpTunnel, shared_key: str) -> str:
         f"serverAddr = {_toml(tunnel.server_host)}",
         f"serverPort = {tunnel.server_port}",
         "loginFailExit = false",
+        # frp colours its console lines whether or not a terminal reads them; logs/frpc.log is a file
+        "log.disablePrintColor = true",
         f"transport.tls.enable = {_toml(tunnel.certs_dir is not None)}",
     ]
     if tunnel.certs_dir is not None:

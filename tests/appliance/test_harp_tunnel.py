@@ -70,6 +70,7 @@ def test_frpc_logs_in_with_the_key_and_carries_app_port_to_the_app(tmp_path: Pat
         "serverAddr": "appapi-harp",
         "serverPort": 8782,
         "loginFailExit": False,
+        "log": {"disablePrintColor": True},
         "transport": {"tls": {"enable": False}},
         "metadatas": {"token": SHARED_KEY},
         # HaRP's HAProxy finds the app at APP_PORT on its side, frpc carries it to the app's socket
