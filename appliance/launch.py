@@ -28,7 +28,7 @@ from appliance.config_files import (
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
 from appliance.env_settings import app_base_url, app_bind, env_value
 from appliance.errors import SettingsError
-from appliance.harp_tunnel import HarpTunnel, app_socket, frpc_binary, frpc_config_path, prepare_tunnel
+from appliance.harp_tunnel import HarpTunnel, frpc_binary, frpc_config_path, prepare_tunnel
 from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
 from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
@@ -140,7 +140,8 @@ def launch_environment(
     env = os.environ if environ is None else environ
     # the local embedder only where the role embeds (passages or questions) and the config has not moved it out
     local_embedder = embedding.workers > 0 and needs_any(app_role(environ), EMBEDDER_DUTIES)
-    socket = app_socket(environ)
+    # behind HaRP the app listens on the socket frpc carries to
+    socket = tunnel.app_socket if tunnel else None
     return {
         "CC_CONFIG_PATH": str(config_file),
         "CCB_PYTHON": sys.executable,
