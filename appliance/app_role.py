@@ -82,15 +82,24 @@ def replica_roles(duty: Duty) -> list[AppRole]:
     return [role for role, duties in ROLE_DUTIES.items() if role is not AppRole.NORMAL and duty in duties]
 
 
-def app_role(environ: Mapping[str, str] | None = None) -> AppRole:
-    """The role APP_ROLE names; empty or unknown means ``normal``, as upstream's ``get_app_role`` decides."""
+def named_role(environ: Mapping[str, str] | None = None) -> AppRole | None:
+    """The role APP_ROLE names (empty: ``normal``), or None when it names none."""
     raw = (os.environ if environ is None else environ).get("APP_ROLE", "").strip().lower()
     if not raw:
         return AppRole.NORMAL
     try:
         return AppRole(raw)
     except ValueError:
+        return None
+
+
+def app_role(environ: Mapping[str, str] | None = None) -> AppRole:
+    """The role APP_ROLE names; empty or unknown means ``normal``, as upstream's ``get_app_role`` decides."""
+    role = named_role(environ)
+    if role is None:
+        raw = (os.environ if environ is None else environ).get("APP_ROLE", "")
         logger.warning(
-            "APP_ROLE=%r is not a role (%s); running as normal", raw, ", ".join(role.value for role in AppRole)
+            "APP_ROLE=%r is not a role (%s); running as normal", raw, ", ".join(known.value for known in AppRole)
         )
         return AppRole.NORMAL
+    return role

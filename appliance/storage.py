@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.app_role import AppRole
+from appliance.app_role import AppRole, named_role
 from appliance.env_settings import env_value
 from appliance.errors import StorageError
 from appliance.safe_fs import PRIVATE_DIR_MODE, restrict_mode, take_private_dir
@@ -108,5 +108,5 @@ class StorageLayout:
 
 def _role_subdir(environ: Mapping[str, str] | None) -> str:
     """APP_ROLE when it names a role other than normal, else "" (app_role() warns about an unknown one)."""
-    raw = (env_value("APP_ROLE", environ) or "").strip().lower()
-    return raw if raw in {role.value for role in AppRole} - {AppRole.NORMAL.value} else ""
+    role = named_role(environ)
+    return "" if role in (None, AppRole.NORMAL) else str(role)
