@@ -50,9 +50,8 @@ def harp_tunnel(environ: Mapping[str, str] | None = None, certs_dir: Path = FRP_
     """The tunnel AppAPI asked for, None when HP_SHARED_KEY is not set (no HaRP, or HaRP's direct connect)."""
     if not env_value("HP_SHARED_KEY", environ):
         return None
-    address = env_value("HP_FRP_ADDRESS", environ)
     missing = [name for name in ("HP_FRP_ADDRESS", "HP_FRP_PORT") if not env_value(name, environ)]
-    if missing or not address:
+    if missing:
         verb = "is" if len(missing) == 1 else "are"
         raise SettingsError(
             f"HP_SHARED_KEY is set (a HaRP deploy daemon) but {' and '.join(missing)} {verb} not: set HP_FRP_ADDRESS"
@@ -66,7 +65,7 @@ def harp_tunnel(environ: Mapping[str, str] | None = None, certs_dir: Path = FRP_
             raise SettingsError(f"{name}={port} is not a TCP port (1-65535)")
     has_certs = all((certs_dir / name).is_file() for name in _CERT_FILES)
     return HarpTunnel(
-        server_host=address,
+        server_host=str(env_value("HP_FRP_ADDRESS", environ)),  # not missing
         server_port=server_port,
         app_id=env_value("APP_ID", environ) or "",
         app_port=app_port,

@@ -119,9 +119,10 @@ _SOCKET_PATH_MAX = 107
 
 def _check_socket_path(socket: Path) -> None:
     """supervisord's socket must fit AF_UNIX's limit, or supervisord stops with "AF_UNIX path too long"."""
-    if len(os.fsencode(socket)) > _SOCKET_PATH_MAX:
+    length = len(os.fsencode(socket))
+    if length > _SOCKET_PATH_MAX:
         raise SettingsError(
-            f"supervisord's socket {socket} is {len(os.fsencode(socket))} bytes long, and a unix socket path may have"
+            f"supervisord's socket {socket} is {length} bytes long, and a unix socket path may have"
             f" at most {_SOCKET_PATH_MAX}: set APP_PERSISTENT_STORAGE to a shorter path"
         )
 
