@@ -12,6 +12,7 @@ from quart_app import engine as engine_module
 from quart_app.app_logging import configure_logging
 from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
+from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
 from quart_app.background_loops import LoopHandle
 from quart_app.body_timeout import BodyTimeoutMiddleware
@@ -42,6 +43,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         settings = AppSettings.from_env()
         configure_logging(settings.config.log_level)
     app = Quart(__name__)
+    # a request the server cancels (its graceful timeout at a stop) takes its handler with it
+    app.asgi_http_class = RequestScopedConnection
     app.config.update(
         # every body Quart reads is JSON; /loadSources streams its own (StreamedBodyMiddleware, ingest.max_request_mb)
         MAX_CONTENT_LENGTH=settings.config.max_json_request_mb * MIB,

@@ -10,6 +10,7 @@ from typing import Any
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.embedder.errors import EmbedderClosedError
 from quart_app.embedder.openai_wire import WireError, embedding_response, error_body, parse_embedding_request
 from quart_app.embedder.runtime import EmbeddingRuntime
@@ -34,6 +35,8 @@ def create_embedder_app(
 ) -> Quart:
     """An app serving the loaded `runtime`; requests over `max_inputs` inputs or `max_request_tokens` get a 413."""
     app = Quart(__name__)
+    # a request the server cancels (its graceful timeout at a stop) takes its handler with it
+    app.asgi_http_class = RequestScopedConnection
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     scheduler = EmbeddingScheduler(runtime, batch_tokens)
     app.extensions[SCHEDULER_EXTENSION] = scheduler
