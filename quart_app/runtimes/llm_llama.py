@@ -64,8 +64,11 @@ class LlamaBackend:
             return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        yield from self._prefill(tokens)
+        # a token list is completed as it is (no BOS added again): the prefix _prefill evaluated is reused
         chunks = self._llm.create_completion(
-            prompt,
+            tokens,
             max_tokens=self.max_tokens,
             temperature=self._config.temperature,
             stop=[s for s in stop if s],
@@ -76,10 +79,29 @@ class LlamaBackend:
             if text:
                 yield text
 
+    def _prefill(self, tokens: list[int]) -> Iterator[str]:
+        """Evaluate the prompt but its last token n_batch tokens at a time, yielding "" after each batch: a stop or
+        a cancelled request is seen within one batch, not after the whole prompt (a minute on CPU for a large model).
+        The part of the KV cache the previous prompt shares with this one is kept, as llama.cpp's own call does."""
+        llm = self._llm
+        if len(tokens) >= llm.n_ctx():
+            return  # create_completion refuses it with the sizes
+        end = len(tokens) - 1
+        cached = 0
+        for held, wanted in zip(llm.input_ids[: llm.n_tokens], tokens[:end], strict=False):
+            if held != wanted:
+                break
+            cached += 1
+        llm.n_tokens = cached  # eval drops the KV cache from here on
+        for start in range(cached, end, llm.n_batch):
+            llm.eval(tokens[start : min(start + llm.n_batch, end)])
+            yield ""
+
     async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
         """Tokens as llama.cpp produces them; stop strings are honoured by llama.cpp itself."""
         self._check_open()
         async with self._queue:
+            self._check_open()  # closed while this request waited in line
             try:
                 async for piece in iterate_in_thread(lambda: self._pieces(prompt, stop), self._model_lock):
                     yield piece

@@ -12,7 +12,8 @@ _DONE = object()
 async def iterate_in_thread(produce: Callable[[], Iterator[str]], model_lock: threading.Lock) -> AsyncIterator[str]:
     """Yield what `produce()` yields; the thread holds `model_lock` so the model never runs twice at once.
 
-    Closing the async iterator early stops the thread at its next piece (the model then becomes free).
+    Closing the async iterator early stops the thread at its next piece (the model then becomes free); `produce` may
+    yield "" where stopping is possible but there is nothing to hand on.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
@@ -24,7 +25,8 @@ async def iterate_in_thread(produce: Callable[[], Iterator[str]], model_lock: th
                 for piece in produce():
                     if stop.is_set():
                         break
-                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+                    if piece:  # "" only marks a point where the thread may stop (a prompt batch evaluated)
+                        loop.call_soon_threadsafe(queue.put_nowait, piece)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         else:

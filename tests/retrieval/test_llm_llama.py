@@ -1,9 +1,12 @@
-"""The llama backend on the real SmolLM2 GGUF: answers, streams, max tokens, stop strings, serialised calls."""
+"""The llama backend on the real SmolLM2 GGUF: answers, streams, max tokens, stop strings, serialised calls, a
+prompt evaluated batch by batch (a cancel stops it within one), requests still in line when it closes."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from llm_fixtures import CHATML, load_smollm2
@@ -62,3 +65,53 @@ async def test_use_after_close_is_a_named_error() -> None:
     await backend.aclose()
     with pytest.raises(LlmClosedError, match="used after close"):
         backend.count_tokens("x")
+
+
+async def test_the_answer_is_the_one_llama_cpp_gives_for_the_prompt_text(llama: LlamaBackend) -> None:
+    """The prompt is tokenised and evaluated batch by batch here; llama.cpp's own call from the text agrees."""
+    answer = await llama.generate(PROMPT, "alice", stop=["<|im_end|>"])
+    raw = llama._llm  # the model itself: its own completion of the prompt text, from an empty cache
+    raw.reset()
+    completion = raw.create_completion(PROMPT, max_tokens=16, temperature=0.0, stop=["<|im_end|>"])
+    assert answer == completion["choices"][0]["text"].strip()
+
+
+async def test_a_cancel_stops_the_prompt_evaluation_within_one_batch() -> None:
+    batch = 32
+    backend = load_smollm2(n_ctx=2048, max_tokens=8, n_batch=batch)
+    context = " ".join(f"Fact {n}: the shed number {n} is painted green." for n in range(120))
+    prompt = render(CHATML, context, "Which colour is shed 7?")
+    prompt_tokens = backend.count_tokens(prompt)
+    assert prompt_tokens > 20 * batch
+    model = backend._llm  # white box: how far llama.cpp got through the prompt
+    first_batch = threading.Event()
+    evaluate = model.eval
+
+    def counted_eval(tokens: Sequence[int]) -> Any:
+        result = evaluate(tokens)
+        first_batch.set()
+        return result
+
+    model.eval = counted_eval
+    try:
+        answer = asyncio.create_task(backend.generate(prompt, "alice", ["<|im_end|>"]))
+        await asyncio.to_thread(first_batch.wait, 120)
+        answer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answer  # returns once the thread has stopped: it holds the model until then
+        # one prompt evaluated at once would be all in the cache by now
+        assert model.n_tokens <= 3 * batch < prompt_tokens
+    finally:
+        await backend.aclose()
+
+
+async def test_requests_waiting_in_line_when_the_backend_closes_are_refused() -> None:
+    backend = load_smollm2(n_ctx=512, max_tokens=16)
+    first = asyncio.create_task(backend.generate(PROMPT, "alice", ["<|im_end|>"]))
+    await asyncio.sleep(0)  # alice holds the line
+    waiting = asyncio.create_task(backend.generate(PROMPT, "bob", ["<|im_end|>"]))
+    await asyncio.sleep(0)
+    await backend.aclose()
+    assert "Paris" in await first
+    with pytest.raises(LlmClosedError):
+        await waiting
