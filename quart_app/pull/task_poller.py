@@ -119,7 +119,15 @@ class TaskPoller:
                 job.add_done_callback(lambda _done: slots.release())
         finally:
             if self._in_flight:
-                await asyncio.wait(set(self._in_flight))
+                try:
+                    await asyncio.wait(set(self._in_flight))
+                except asyncio.CancelledError:
+                    # the stop's timeout ran out: the answers end with the loop, not after it (the LLM's close
+                    # would wait for them)
+                    for job in self._in_flight:
+                        job.cancel()
+                    await asyncio.gather(*self._in_flight, return_exceptions=True)
+                    raise
 
     async def _answer(self, task: dict[str, Any], handle: LoopHandle) -> None:
         task_id = task.get("id")

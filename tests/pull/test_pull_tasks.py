@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -172,3 +173,27 @@ async def test_a_file_nextcloud_no_longer_shows_the_user_stays_out_of_chat_and_s
     await pull_app.drain_embeddings()
     search = nextcloud.schedule_task("context_chat:context_chat_search", "bob", {**question, "limit": 5})
     assert [s["id"] for s in _sources(await task_done(nextcloud, search))] == [f"files__default: {named}"]
+
+
+async def test_an_answer_still_running_when_the_stop_times_out_is_cancelled_with_the_loop(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    pull = pull_app.engine.pull
+    assert pull is not None and pull.tasks is not None
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def answer_for_ever(task: dict[str, Any]) -> dict[str, Any]:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    pull.tasks.answer = answer_for_ever  # type: ignore[method-assign]
+    nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("A long answer?"))
+    pull.tasks.trigger()
+    await asyncio.wait_for(started.wait(), 30)
+    await pull_app.app.extensions["ccb_lifecycle"].loops.stop(["tasks"], timeout_s=0.2)
+    assert cancelled.is_set()  # before: the answer ran on after the loop was gone
