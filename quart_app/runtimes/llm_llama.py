@@ -75,6 +75,7 @@ class LlamaBackend:
             stream=True,
         )
         for chunk in chunks:
+            self._check_open()
             text = chunk["choices"][0]["text"]
             if text:
                 yield text
@@ -94,6 +95,7 @@ class LlamaBackend:
             cached += 1
         llm.n_tokens = cached  # eval drops the KV cache from here on
         for start in range(cached, end, llm.n_batch):
+            self._check_open()  # aclose() waits for this thread: it ends within a batch, not after the answer
             llm.eval(tokens[start : min(start + llm.n_batch, end)])
             yield ""
 

@@ -18,6 +18,7 @@ from quart_app.services.prompt_packing import render
 
 pytestmark = pytest.mark.slow
 
+BATCH = 32
 PROMPT = render(CHATML, "Paris is the capital of France.", "What is the capital of France?")
 
 
@@ -76,14 +77,17 @@ async def test_the_answer_is_the_one_llama_cpp_gives_for_the_prompt_text(llama: 
     assert answer == completion["choices"][0]["text"].strip()
 
 
-async def test_a_cancel_stops_the_prompt_evaluation_within_one_batch() -> None:
-    batch = 32
-    backend = load_smollm2(n_ctx=2048, max_tokens=8, n_batch=batch)
+def _long_prompt(backend: LlamaBackend, batches: int) -> str:
     context = " ".join(f"Fact {n}: the shed number {n} is painted green." for n in range(120))
     prompt = render(CHATML, context, "Which colour is shed 7?")
-    prompt_tokens = backend.count_tokens(prompt)
-    assert prompt_tokens > 20 * batch
-    model = backend._llm  # white box: how far llama.cpp got through the prompt
+    assert backend.count_tokens(prompt) > batches * BATCH
+    return prompt
+
+
+def _signal_first_batch(backend: LlamaBackend) -> tuple[Any, threading.Event]:
+    """The model itself (white box: how far llama.cpp got through the prompt), and an event set after its first
+    evaluated batch."""
+    model = backend._llm
     first_batch = threading.Event()
     evaluate = model.eval
 
@@ -93,25 +97,35 @@ async def test_a_cancel_stops_the_prompt_evaluation_within_one_batch() -> None:
         return result
 
     model.eval = counted_eval
+    return model, first_batch
+
+
+async def test_a_cancel_stops_the_prompt_evaluation_within_one_batch() -> None:
+    backend = load_smollm2(n_ctx=2048, max_tokens=8, n_batch=BATCH)
     try:
+        prompt = _long_prompt(backend, 20)
+        model, first_batch = _signal_first_batch(backend)
         answer = asyncio.create_task(backend.generate(prompt, "alice", ["<|im_end|>"]))
         await asyncio.to_thread(first_batch.wait, 120)
         answer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await answer  # returns once the thread has stopped: it holds the model until then
         # one prompt evaluated at once would be all in the cache by now
-        assert model.n_tokens <= 3 * batch < prompt_tokens
+        assert model.n_tokens <= 3 * BATCH
     finally:
         await backend.aclose()
 
 
-async def test_requests_waiting_in_line_when_the_backend_closes_are_refused() -> None:
-    backend = load_smollm2(n_ctx=512, max_tokens=16)
-    first = asyncio.create_task(backend.generate(PROMPT, "alice", ["<|im_end|>"]))
-    await asyncio.sleep(0)  # alice holds the line
+async def test_closing_ends_the_answer_in_progress_and_refuses_those_in_line() -> None:
+    backend = load_smollm2(n_ctx=2048, max_tokens=8, n_batch=BATCH)
+    prompt = _long_prompt(backend, 20)
+    model, first_batch = _signal_first_batch(backend)
+    running = asyncio.create_task(backend.generate(prompt, "alice", ["<|im_end|>"]))
     waiting = asyncio.create_task(backend.generate(PROMPT, "bob", ["<|im_end|>"]))
-    await asyncio.sleep(0)
+    await asyncio.to_thread(first_batch.wait, 120)
     await backend.aclose()
-    assert "Paris" in await first
+    with pytest.raises(LlmClosedError):
+        await running
     with pytest.raises(LlmClosedError):
         await waiting
+    assert model.n_tokens <= 3 * BATCH  # stopped within a batch, not after the whole prompt and the answer
