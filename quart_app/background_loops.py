@@ -7,7 +7,6 @@ restarted after a pause instead of dying silently, and each loop's state is a `L
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -126,7 +125,8 @@ class BackgroundLoops:
         return {name: status.as_json() for name, status in self._statuses.items()}
 
     async def stop(self, names: Iterable[str], timeout_s: float | None = None) -> None:
-        """Stop these loops: signal, wait up to the timeout (default shutdown_timeout_s), cancel the rest."""
+        """Stop these loops: signal, wait up to the timeout (default shutdown_timeout_s), cancel the rest and wait as
+        long again for them to end (a loop that ignores its cancel is left running, with a warning)."""
         timeout = self.shutdown_timeout_s if timeout_s is None else timeout_s
         tasks = []
         for name in names:
@@ -141,12 +141,19 @@ class BackgroundLoops:
         if not tasks:
             return
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        if not pending:
+            return
         for task in pending:
             log.warning("background loop %s did not stop within %g s; cancelling it", task.get_name(), timeout)
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # as long again for their cancel to end them; a cancel of this stop ends it here, it is not swallowed
+        _ended, stuck = await asyncio.wait(pending, timeout=timeout)
+        for task in pending - stuck:
+            if not task.cancelled():
+                task.exception()  # retrieved: _supervise logged it
+        for task in stuck:
+            name = task.get_name()
+            log.warning("background loop %s still runs %g s after its cancel; going on without it", name, timeout)
 
     async def close(self) -> None:
         """Stop every loop and refuse new ones; idempotent."""
