@@ -118,16 +118,29 @@ class TaskPoller:
                 job.add_done_callback(self._in_flight.discard)
                 job.add_done_callback(lambda _done: slots.release())
         finally:
-            if self._in_flight:
-                try:
-                    await asyncio.wait(set(self._in_flight))
-                except asyncio.CancelledError:
-                    # the stop's timeout ran out: the answers end with the loop, not after it (the LLM's close
-                    # would wait for them)
-                    for job in self._in_flight:
-                        job.cancel()
-                    await asyncio.gather(*self._in_flight, return_exceptions=True)
-                    raise
+            await self._settle_answers()
+
+    async def _settle_answers(self) -> None:
+        """The answers in flight when the loop ends: waited for when it ends on its own (the app disabled), cancelled
+        with it when it is cancelled (the stop's grace ran out), wherever the cancel found it (all slots busy, a poll)
+        - the LLM's close would otherwise wait for them."""
+        if not self._in_flight:
+            return
+        this = asyncio.current_task()
+        if this is None or not this.cancelling():
+            try:
+                await asyncio.wait(set(self._in_flight))
+                return
+            except asyncio.CancelledError:
+                await self._cancel_answers()
+                raise
+        await self._cancel_answers()
+
+    async def _cancel_answers(self) -> None:
+        answers = list(self._in_flight)
+        for job in answers:
+            job.cancel()
+        await asyncio.gather(*answers, return_exceptions=True)
 
     async def _answer(self, task: dict[str, Any], handle: LoopHandle) -> None:
         task_id = task.get("id")

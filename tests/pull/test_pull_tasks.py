@@ -175,25 +175,29 @@ async def test_a_file_nextcloud_no_longer_shows_the_user_stays_out_of_chat_and_s
     assert [s["id"] for s in _sources(await task_done(nextcloud, search))] == [f"files__default: {named}"]
 
 
-async def test_an_answer_still_running_when_the_stop_times_out_is_cancelled_with_the_loop(
+async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_the_loop(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
+    """Every answer slot busy (the loop waits for a free one) and one task more in the queue."""
     pull = pull_app.engine.pull
     assert pull is not None and pull.tasks is not None
-    started, cancelled = asyncio.Event(), asyncio.Event()
+    slots = 2  # pull.concurrent_tasks, pinned in test_pull_config.py
+    started: list[int] = []
+    cancelled: list[int] = []
 
     async def answer_for_ever(task: dict[str, Any]) -> dict[str, Any]:
-        started.set()
+        started.append(task["id"])
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            cancelled.set()
+            cancelled.append(task["id"])
             raise
         return {}
 
     pull.tasks.answer = answer_for_ever  # type: ignore[method-assign]
-    nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("A long answer?"))
+    for n in range(slots + 1):
+        nextcloud.schedule_task("context_chat:context_chat", "alice", _chat(f"A long answer {n}?"))
     pull.tasks.trigger()
-    await asyncio.wait_for(started.wait(), 30)
-    await pull_app.app.extensions["ccb_lifecycle"].loops.stop(["tasks"], timeout_s=0.2)
-    assert cancelled.is_set()  # before: the answer ran on after the loop was gone
+    await until(lambda: len(started) == slots, what="every answer slot busy")
+    await asyncio.wait_for(pull_app.app.extensions["ccb_lifecycle"].loops.stop(["tasks"], timeout_s=0.2), 10)
+    assert sorted(cancelled) == sorted(started)  # before: the answers ran on after the loop was gone
