@@ -182,8 +182,10 @@ class ParsePool:
         job.add_done_callback(lambda _job: self._job_done(worker))
         return await asyncio.shield(job)
 
-    async def close(self, timeout_s: float = 10.0) -> None:
-        """Stop accepting files, let running parses finish for up to `timeout_s`, then stop all workers."""
+    async def close(self, timeout_s: float = 1.0) -> None:
+        """Stop accepting files, let running parses finish for up to `timeout_s`, then stop all workers. The engine
+        closes the pool after the loops and requests that wait for its parses: a parse left then has nobody to
+        answer, and the appliance's whole stop must fit Docker's 10 s."""
         if self._closed:
             return
         self._closed = True
@@ -270,6 +272,11 @@ class ParsePool:
     def _run_unguarded(self, worker: _Worker, fd: int, path: Path, mimetype: str) -> Outcome:
         if worker.process is None or not worker.process.alive:
             self._replace(worker)
+            if self._closed:  # close() came while the worker started and did not see it: it must not parse now
+                return "raise", ParsePoolClosedError(
+                    f"the parse pool was closed while {path.name} ({mimetype}) waited for its worker to start; parse"
+                    " it again later"
+                )
             if worker.process is None:
                 return "raise", ParsePoolError(f"no parse worker could be started for {path.name}; see the log")
         owner = os.fstat(fd).st_uid

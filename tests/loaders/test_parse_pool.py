@@ -7,8 +7,11 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faulty_loaders import FAULTY_LOADERS
@@ -185,6 +188,30 @@ async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path, chu
     with pytest.raises(
         ParsePoolClosedError, match=r"closed while probe \(test/hang\) was parsing; parse it again later"
     ):
+        await hang
+
+
+async def test_a_worker_started_while_the_pool_closes_parses_nothing(
+    probe_file: Path, chunker_spec: ChunkerSpec
+) -> None:
+    pool = ParsePool(1, LIMITS, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS)
+    await pool.open()
+    worker = pool._slots[0]  # white box: a dead worker, and a replacement that starts slowly
+    assert worker.process is not None
+    worker.process.kill()  # waited for: the next file finds it dead and starts another
+    starting = threading.Event()
+    start = pool._start
+
+    def slow_start(slot: Any) -> None:
+        starting.set()
+        time.sleep(0.5)
+        start(slot)
+
+    pool._start = slow_start  # type: ignore[method-assign,assignment]
+    hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
+    await asyncio.to_thread(starting.wait, 10)
+    await asyncio.wait_for(pool.close(timeout_s=0.1), 5)  # before: the new worker parsed until its 3 s timeout
+    with pytest.raises(ParsePoolClosedError, match=r"closed while probe \(test/hang\) waited for its worker"):
         await hang
 
 
