@@ -66,10 +66,15 @@ def backoff(base_s: float, max_s: float, attempt: int) -> float:
     return float(min(max_s, base_s * (2 ** max(0, attempt - 1))))
 
 
+# a loop's step (an HTTP call, an answer, a batch) gets this long after the stop signal, then is cancelled: claimed
+# work comes back, an answer cut off is left to Nextcloud's timeout; the whole appliance must stop inside Docker's 10 s
+SHUTDOWN_GRACE_S = 3.0
+
+
 class BackgroundLoops:
     """Keeps a reference to every task it starts; `close()` signals stop, waits up to a timeout, then cancels."""
 
-    def __init__(self, shutdown_timeout_s: float = 10.0, restart_delay_s: float = 5.0) -> None:
+    def __init__(self, shutdown_timeout_s: float = SHUTDOWN_GRACE_S, restart_delay_s: float = 5.0) -> None:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.restart_delay_s = restart_delay_s
         self._closed = False
