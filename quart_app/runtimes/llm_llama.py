@@ -16,6 +16,10 @@ from quart_app.runtimes.llm_thread_stream import iterate_in_thread
 
 log = logging.getLogger(__name__)
 
+# prompt tokens evaluated between two chances to stop on CPU: a 2,500-token prompt took as long in steps of 64 as of
+# 512 (SmolLM2, 13-14 s on one thread), and a large model's 512 tokens can outlast Docker's 10 s stop
+CPU_PREFILL_STEP = 64
+
 
 class LlamaBackend:
     """Create once per process (the model is loaded here); generate/stream queue behind one lock."""
@@ -81,8 +85,8 @@ class LlamaBackend:
                 yield text
 
     def _prefill(self, tokens: list[int]) -> Iterator[str]:
-        """Evaluate the prompt but its last token n_batch tokens at a time, yielding "" after each batch: a stop or
-        a cancelled request is seen within one batch, not after the whole prompt (a minute on CPU for a large model).
+        """Evaluate the prompt but its last token a step at a time, yielding "" after each step: a stop or a
+        cancelled request is seen within one step, not after the whole prompt (minutes on CPU for a large model).
         The part of the KV cache the previous prompt shares with this one is kept, as llama.cpp's own call does."""
         llm = self._llm
         if len(tokens) >= llm.n_ctx():
@@ -93,10 +97,15 @@ class LlamaBackend:
             if held != wanted:
                 break
             cached += 1
-        llm.n_tokens = cached  # eval drops the KV cache from here on
-        for start in range(cached, end, llm.n_batch):
-            self._check_open()  # aclose() waits for this thread: it ends within a batch, not after the answer
-            llm.eval(tokens[start : min(start + llm.n_batch, end)])
+        # a recurrent model (Mamba, RWKV) cannot drop the end of its state: start over, as llama.cpp's own call does
+        if cached < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, cached, -1):
+            llm.reset()
+            cached = 0
+        llm.n_tokens = cached
+        step = llm.n_batch if self._config.n_gpu_layers else min(llm.n_batch, CPU_PREFILL_STEP)
+        for start in range(cached, end, step):
+            self._check_open()  # aclose() waits for this thread: it ends within a step, not after the answer
+            llm.eval(tokens[start : min(start + step, end)])
             yield ""
 
     async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
@@ -123,5 +132,9 @@ class LlamaBackend:
             return
         self._closed = True
         async with self._queue:
-            with self._model_lock, self._tokenizer_lock:
-                self._llm.close()
+            # off the event loop: a cancelled request's thread may still hold the model for the rest of its step
+            await asyncio.to_thread(self._close_model)
+
+    def _close_model(self) -> None:
+        with self._model_lock, self._tokenizer_lock:
+            self._llm.close()

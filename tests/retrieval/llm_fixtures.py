@@ -19,14 +19,8 @@ def smollm2_path() -> Path:
     return resolve_model_files(load_catalogue()[SMOLLM2], Path("/nonexistent")).model
 
 
-def load_smollm2(n_ctx: int = 2048, max_tokens: int = 24, n_batch: int = 512) -> LlamaBackend:
+def load_smollm2(n_ctx: int = 2048, max_tokens: int = 24) -> LlamaBackend:
     config = LlamaConfig(
-        n_ctx=n_ctx,
-        n_batch=n_batch,
-        max_tokens=max_tokens,
-        n_threads=1,
-        temperature=0.0,
-        template=CHATML,
-        end_separator="<|im_end|>",
+        n_ctx=n_ctx, max_tokens=max_tokens, n_threads=1, temperature=0.0, template=CHATML, end_separator="<|im_end|>"
     )
     return LlamaBackend(smollm2_path(), config)
