@@ -3,11 +3,14 @@
 supervisord formats its log with a fixed '%(asctime)s %(levelname)s %(message)s' (ServerOptions.make_logger). Here
 the file handler gets a format object that renders the same record as the appliance's JSON line instead; the copy on
 stdout (the terminal of `make run`) keeps the readable text. Every rotating log file (its own and each program's)
-rotates only between lines (LineRotatingFileHandler). Everything else is supervisord's own main loop.
+rotates only between lines (LineRotatingFileHandler), and a signal wakes its main loop at once (SignalWakeup).
+Everything else is supervisord's own main loop.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -56,8 +59,59 @@ class LineRotatingFileHandler(loggers.RotatingFileHandler):  # type: ignore[misc
             self.doRollover()
 
 
+class SignalWakeup:
+    """A pipe the interpreter writes a byte to at every signal (signal.set_wakeup_fd), polled with supervisord's
+    sockets: its loop handles a SIGCHLD or SIGTERM at once instead of after its 1 s poll timeout, which cost up to a
+    second at each step of a stop (app, embedder, PostgreSQL) inside Docker's 10 s."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        for fd in (self.read_fd, self.write_fd):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read_event(self) -> None:
+        # the bytes only wake the loop; supervisord's own receiver has recorded the signals
+        while True:
+            try:
+                if not os.read(self.read_fd, 512):
+                    return
+            except OSError:  # drained (EAGAIN)
+                return
+
+    def handle_error(self) -> None:
+        """Part of supervisord's dispatcher interface; handle_read_event raises nothing."""
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
 class JsonLogServerOptions(ServerOptions):  # type: ignore[misc]
-    """supervisord's options with the log file in JSON lines (same rotation settings: logfile_maxbytes, _backups)."""
+    """supervisord's options with the log file in JSON lines (same rotation settings: logfile_maxbytes, _backups)
+    and its signals waking its main loop."""
+
+    wakeup: SignalWakeup | None = None
+
+    def setsignals(self) -> None:
+        super().setsignals()
+        self.wakeup = SignalWakeup()
+        # the main loop polls every dispatcher of this map; supervisord's own are its HTTP (socket) servers
+        self.get_socket_map()[self.wakeup.read_fd] = self.wakeup
+        signal.set_wakeup_fd(self.wakeup.write_fd, warn_on_full_buffer=False)
+
+    def close_wakeup(self) -> None:
+        if self.wakeup is not None:
+            self.get_socket_map().pop(self.wakeup.read_fd, None)
+            self.wakeup.close()
+            self.wakeup = None
 
     def make_logger(self) -> None:
         # as ServerOptions.make_logger, with another format for the file
@@ -92,6 +146,7 @@ def main(args: Sequence[str] | None = None) -> None:
         options.test = False
         supervisord.go(options)
         options.close_httpservers()
+        options.close_wakeup()
         options.close_logger()
         first = False
         if options.mood < SupervisorStates.RESTARTING:
