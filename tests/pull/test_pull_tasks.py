@@ -194,7 +194,7 @@ async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_
             raise
         return {}
 
-    pull.tasks.answer = answer_for_ever  # type: ignore[method-assign]
+    pull.tasks.answer = answer_for_ever
     for n in range(slots + 1):
         nextcloud.schedule_task("context_chat:context_chat", "alice", _chat(f"A long answer {n}?"))
     pull.tasks.trigger()
