@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping
 
 from appliance.env_settings import env_value
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import create_file_nofollow
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ def ensure_local_secret(layout: StorageLayout, environ: Mapping[str, str] | None
     True when one was created now."""
     if env_value("APP_SECRET", environ) or layout.secret_file.exists():
         return False
-    write_file_nofollow(layout.secret_file, secrets.token_hex(32) + "\n", mode=0o600)
+    # created once: another role starting on the same storage may be creating it at this moment
+    if not create_file_nofollow(layout.secret_file, secrets.token_hex(32) + "\n", mode=0o600):
+        return False
     log.info("APP_SECRET is not set: generated a local secret in %s (the app and ccb read it)", layout.secret_file)
     return True

@@ -25,7 +25,27 @@ PRIVATE_FILE_MODE = 0o600
 
 def write_file_nofollow(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace `path` by a new file holding `text`, atomically; a symlink at either name is replaced, not followed."""
-    partial = path.with_name(path.name + ".tmp")
+    partial = _new_partial_file(path, text, mode)
+    os.replace(partial, path)  # rename(2) replaces a link at `path`; it does not write through it
+
+
+def create_file_nofollow(path: Path, text: str, mode: int = 0o600) -> bool:
+    """Create `path` holding `text` unless something is at that name (a link there is not followed); False when it
+    was, e.g. another process created it first: the replicas of every role start on one volume at once."""
+    partial = _new_partial_file(path, text, mode)
+    try:
+        os.link(partial, path)  # link(2) fails on an existing name, a symlink included
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(partial)
+    return True
+
+
+def _new_partial_file(path: Path, text: str, mode: int) -> Path:
+    """A new file beside `path` holding `text`, named for this process: processes writing `path` at once (two roles
+    on one volume) each have their own."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(partial)  # removes a planted link itself, never its target
     try:
@@ -37,7 +57,7 @@ def write_file_nofollow(path: Path, text: str, mode: int = 0o600) -> None:
         ) from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.replace(partial, path)  # rename(2) replaces a link at `path`; it does not write through it
+    return partial
 
 
 @contextlib.contextmanager

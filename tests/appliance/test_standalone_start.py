@@ -4,12 +4,15 @@ is enabled, while a state AppAPI or an admin set is never overridden."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 from appliance.app_client import AppTarget
 from appliance.app_secret import ensure_local_secret, read_app_secret
 from appliance.launch import enable_standalone, launch_env_path, write_launch_env
+from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 from quart_app.app_settings import AppSettings
 
@@ -55,3 +58,35 @@ def test_without_appapi_the_first_start_enables_the_app_and_keeps_a_later_choice
     with_appapi = StorageLayout(tmp_path / "appapi")
     assert enable_standalone(with_appapi, {"APP_SECRET": "from-appapi"}) is False
     assert not with_appapi.state_file.exists()
+
+
+def _start_at_once(layout: StorageLayout, barrier: Any, results: Any) -> None:
+    """One role's start-up writes to the shared storage: the secret, and the database URL every role writes."""
+    barrier.wait()
+    try:
+        created = ensure_local_secret(layout, {"APP_PERSISTENT_STORAGE": str(layout.root)})
+        write_file_nofollow(layout.db_url_file, "postgresql:///ccb\n")
+        results.put((created, layout.secret_file.read_text().strip(), ""))
+    except Exception as exc:
+        results.put((False, "", f"{type(exc).__name__}: {exc}"))
+
+
+def test_roles_starting_at_once_on_one_storage_share_one_secret(tmp_path: Path) -> None:
+    """AppAPI's Kubernetes deploy starts every role's pod at once on one volume; before, they shared one temporary file
+    name and one of them failed its start-up (FileNotFoundError at the rename, seen in CI)."""
+    context = multiprocessing.get_context("fork")
+    starts = 8
+    for attempt in range(15):
+        layout = StorageLayout(tmp_path / f"storage{attempt}")
+        layout.root.mkdir()
+        barrier, results = context.Barrier(starts), context.Queue()
+        processes = [context.Process(target=_start_at_once, args=(layout, barrier, results)) for _ in range(starts)]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(60)
+        assert [error for _, _, error in outcomes if error] == []
+        assert sum(created for created, _, _ in outcomes) == 1
+        assert {secret for _, secret, _ in outcomes} == {layout.secret_file.read_text().strip()}
+        assert sorted(path.name for path in layout.root.iterdir()) == ["app_secret", "db_url"]  # no partial file left
