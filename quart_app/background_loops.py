@@ -153,9 +153,6 @@ class BackgroundLoops:
             task.cancel()
         # as long again for their cancel to end them; a cancel of this stop ends it here, it is not swallowed
         _ended, stuck = await asyncio.wait(pending, timeout=timeout)
-        for task in pending - stuck:
-            if not task.cancelled():
-                task.exception()  # retrieved: _supervise logged it
         for task in stuck:
             name = task.get_name()
             log.warning("background loop %s still runs %g s after its cancel; going on without it", name, timeout)

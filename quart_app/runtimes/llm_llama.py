@@ -65,10 +65,14 @@ class LlamaBackend:
         """The model's own tokenizer, BOS included, as the prompt is fed to it; callable from any thread."""
         with self._tokenizer_lock:
             self._check_open()
-            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+            return len(self._tokens(text))
+
+    def _tokens(self, text: str) -> list[int]:
+        """The model's tokens of `text` as the prompt is fed to it (BOS included)."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        tokens = self._tokens(prompt)
         yield from self._prefill(tokens)
         # a token list is completed as it is (no BOS added again): the prefix _prefill evaluated is reused
         chunks = self._llm.create_completion(
