@@ -1,4 +1,4 @@
-"""The Context Chat backend ExApp: `create_app()` builds the Quart app; hypercorn serves "quart_app:create_app()"."""
+"""The Context Chat backend ExApp: `create_app()` builds the Quart app; `python -m quart_app.app_server` serves it."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from quart import Quart
 
@@ -36,10 +39,33 @@ LONG_REQUEST_S = 60 * 60
 MODEL_WAIT_LOOP = "engine_waits_for_models"
 
 
+async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `work` to its end (True; its exception is raised) unless `stop` is set first: then it is cancelled, and
+    what it opened is closed before this returns False."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    cut_off = False
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            cut_off = True
+            task.cancel()
+            # its AsyncExitStack closes the pool, pools and models it had opened; a migration rolls back
+            await asyncio.wait({task})
+    if not cut_off:
+        task.result()
+        return True
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("start-up, cancelled by the stop, ended with %r", task.exception())
+    return False
+
+
 def build_app(settings: AppSettings | None = None) -> Quart:
     """The app; resources (DB pool, clients, workers, pools) open in before_serving and close in after_serving."""
     if settings is None:
-        # hypercorn's "quart_app:create_app()": the real process, so it also sets up logging
+        # the real process (quart_app/app_server.py), so it also sets up logging
         settings = AppSettings.from_env()
         configure_logging(settings.config.log_level)
     app = Quart(__name__)
@@ -119,7 +145,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         if leftovers:
             log.info("removed %d spool file(s) left by an earlier process in %s", leftovers, settings.storage.spool_dir)
         try:
-            await open_engine()
+            if not await unless_stopped(open_engine(), state.stop_requested):
+                log.info("stop requested during start-up: the engine was not opened")
+                return
         except ModelNotDownloadedError as exc:
             # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
             if has_duty(settings.role, Duty.SETUP):

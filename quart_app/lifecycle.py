@@ -135,6 +135,8 @@ class Lifecycle:
         self.model_wait_s = 10.0
         # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)
         self.enabled_listeners: list[Callable[[bool], Awaitable[None]]] = []
+        # set by the server on SIGTERM/SIGINT (quart_app/app_server.py), already during start-up
+        self.stop_requested = asyncio.Event()
 
     @property
     def guard_active(self) -> bool:

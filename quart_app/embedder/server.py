@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
-from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from quart_app.app_server import serve_until_signal
 from quart_app.embedder.app import embedder_scheduler
 
 log = logging.getLogger(__name__)
@@ -22,17 +21,12 @@ async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s
     config.graceful_timeout = graceful_timeout_s
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
-    async def shutdown_trigger() -> None:
-        await stop.wait()
+    async def fail_queued_requests() -> None:
         log.info("embedder stopping: failing queued requests with 503")
         # in-flight requests answer 503 now instead of being cut off by hypercorn's graceful timeout
         await embedder_scheduler(app).close()
 
     log.info("embedder listening on http://%s:%d", host, port)
-    await serve(app, config, shutdown_trigger=shutdown_trigger)
+    await serve_until_signal(app, config, asyncio.Event(), before_shutdown=fail_queued_requests)
     log.info("embedder stopped")

@@ -205,7 +205,7 @@ class LiveApp:
 
 @contextmanager
 def live_app(workdir: Path, dsn: str, embedder_url: str) -> Iterator[LiveApp]:
-    """hypercorn serving "quart_app:create_app()" on the real database and embedder, enabled by AppAPI."""
+    """The app server (`python -m quart_app.app_server`) on the real database and embedder, enabled by AppAPI."""
     storage = workdir / "storage"
     config = {
         "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},

@@ -1,10 +1,10 @@
-"""The real app server for tests: hypercorn serving "quart_app:create_app()" as a subprocess on a free port."""
+"""The real app server for tests: `python -m quart_app.app_server` (hypercorn) as a subprocess on a free port."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ def start_live_app(
     *,
     server_args: Sequence[str] = (),
     timeout_s: float = 120,
+    ready: Callable[[str], bool] | None = None,
 ) -> tuple[str, ServerProcess]:
-    """(base URL, server) once /heartbeat answers; `config` is written to storage/config.yaml, `server_args` go to
-    hypercorn. Stop it yourself."""
+    """(base URL, server) once /heartbeat answers (or `ready(base URL)` says so); `config` is written to
+    storage/config.yaml, `server_args` go to the server. Stop it yourself."""
     storage.mkdir(parents=True, exist_ok=True)
     (storage / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -40,10 +41,13 @@ def start_live_app(
         # upstream's SQLAlchemy-style URL, as AppAPI passes EXTERNAL_DB
         "EXTERNAL_DB": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
     }
-    # --workers 0: serve in this process (a daemonic hypercorn worker could not start the parser processes)
-    command = [sys.executable, "-m", "hypercorn", "--workers", "0", *server_args, "--bind", f"127.0.0.1:{port}"]
-    command.append("quart_app:create_app()")
+    command = [sys.executable, "-m", "quart_app.app_server", *server_args, "--bind", f"127.0.0.1:{port}"]
     server = ServerProcess(command, log_path, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
-    server.start(lambda: httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200, timeout_s=timeout_s)
+    check = ready or answers_heartbeat
+    server.start(lambda: check(base), timeout_s=timeout_s)
     return base, server
+
+
+def answers_heartbeat(base: str) -> bool:
+    return httpx.get(f"{base}/heartbeat", timeout=2).status_code == 200

@@ -1,4 +1,4 @@
-"""The real server for tests: hypercorn serving "quart_app:create_app()" with the flags supervisord gives it."""
+"""The real server for tests: `python -m quart_app.app_server` with the flags supervisord gives it."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from appliance.config import parse_config
 from appliance.launch import app_server_arguments
 
 
-def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -> tuple[str, ServerProcess]:
-    """The app on `dsn` (as EXTERNAL_DB), started as supervisord.conf does and enabled by AppAPI; (base URL, process).
-
-    `config` replaces top-level sections of a small config (our embedder, extractive LLM, one parser process)."""
-    storage = tmp_path / "storage"
+def small_config(embedder_url: str, **config: Any) -> dict[str, Any]:
+    """A small app config (this embedder, extractive LLM, one parser process); `config` replaces its top-level
+    sections."""
     raw: dict[str, Any] = {
         "embedding": {"base_url": embedder_url, "workers": 1, "chunk_tokens": 96},
         "embedding_worker": {"idle_poll_s": 0.2},
@@ -30,8 +28,16 @@ def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -
         "vectordb": {"pgvector": {"pool_max": 6, "acquire_timeout_s": 2}},
     }
     raw.update(config)
+    return raw
+
+
+def start_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any) -> tuple[str, ServerProcess]:
+    """The app on `dsn` (as EXTERNAL_DB), started as supervisord.conf does and enabled by AppAPI; (base URL, process).
+
+    `config` replaces top-level sections of `small_config`."""
+    raw = small_config(embedder_url, **config)
     base, server = live_app.start_live_app(
-        storage,
+        tmp_path / "storage",
         dsn,
         raw,
         tmp_path / "server.log",

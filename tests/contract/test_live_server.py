@@ -1,5 +1,5 @@
-"""The whole contract against the real server: hypercorn serving "quart_app:create_app()" as a subprocess, with the
-real database and the real embedder, driven over HTTP exactly as AppAPI and the PHP app do."""
+"""The whole contract against the real server: `python -m quart_app.app_server` (hypercorn) as a subprocess, with
+the real database and the real embedder, driven over HTTP exactly as AppAPI and the PHP app do."""
 
 from __future__ import annotations
 

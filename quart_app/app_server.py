@@ -1,0 +1,85 @@
+"""Serves the app with hypercorn until SIGTERM or SIGINT, as supervisord runs it:
+
+    python -m quart_app.app_server --bind HOST:PORT|unix:PATH [--keep-alive SECONDS]
+
+hypercorn's own command line looks at a stop signal only once the app's start-up (before_serving) has ended, and
+ends a start-up after 60 s. Opening the engine waits for PostgreSQL and applies the schema migrations, which take
+minutes per million chunks, or wait for another replica's: such an app was ended at 60 s, rolled its migration
+back and started it again, for ever. Here start-up has no time limit, and a stop signal ends it (Lifecycle's
+`stop_requested`, which before_serving watches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import wrap_app
+from quart import Quart
+
+# start-up ends when the engine is open or a stop arrives; a limit would only cut a migration off
+START_UP_LIMIT_S = 30 * 24 * 3600.0
+
+
+def server_config(bind: str, keep_alive_s: float | None = None) -> Config:
+    """hypercorn's settings for the app: one bind (host:port or unix:path) and its keep-alive timeout."""
+    config = Config()
+    config.bind = [bind]
+    if keep_alive_s is not None:
+        config.keep_alive_timeout = keep_alive_s
+    config.startup_timeout = START_UP_LIMIT_S
+    return config
+
+
+async def serve_until_signal(
+    app: Quart,
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    sockets: Sockets | None = None,
+    before_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT sets `stop` (start-up may watch it too), then run `before_shutdown` and let
+    in-flight requests finish for up to the config's graceful timeout."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        if before_shutdown is not None:
+            await before_shutdown()
+
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"), config, sockets=sockets, shutdown_trigger=shutdown_trigger
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m quart_app.app_server", description=__doc__.split("\n")[0])
+    parser.add_argument("--bind", required=True, help="HOST:PORT (IPv6 host in brackets) or unix:PATH")
+    parser.add_argument("--keep-alive", type=float, default=None, help="seconds an idle connection stays open")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from quart_app import create_app
+    from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
+
+    args = parse_args(argv)
+    config = server_config(args.bind, args.keep_alive)
+    # bound before start-up, as hypercorn's command line does: a port another program holds fails at once
+    sockets = config.create_sockets()
+    app = create_app()
+    state: Lifecycle = app.extensions[STATE_EXTENSION]
+    asyncio.run(serve_until_signal(app, config, state.stop_requested, sockets=sockets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
