@@ -86,7 +86,11 @@ def _cmd_pg_run(args: argparse.Namespace) -> int:
     # prepare put vectordb.pgvector.embedded_tcp_port into the launch environment (empty = socket only)
     tcp_port = os.environ.get("CCB_PG_TCP_PORT", "")
     cluster = embedded_cluster(StorageLayout.from_env(), int(tcp_port) if tcp_port else None)
-    cluster.ensure_initialised()
+    try:
+        cluster.ensure_initialised()
+    except KeyboardInterrupt:  # supervisord's stop signal (SIGINT) during a first start
+        log.info("stopped during the first start's initdb; the next start makes the cluster again")
+        return 0
     cluster.ensure_tcp_password()
     cluster.exec_server()  # does not return
     return EXIT_FAILURE

@@ -169,3 +169,25 @@ def test_postgres_runs_without_the_appliances_secrets_in_its_environment(
         names = {str(line).partition("=")[0] for (line,) in conn.execute("SELECT line FROM server_env")}
     assert "PATH" in names
     assert names & set(SECRETS) == set()
+
+
+def test_a_stop_during_the_first_starts_initdb_ends_quietly_and_the_next_start_makes_the_cluster(
+    private_dir: Path, started: list[PgRun]
+) -> None:
+    layout = StorageLayout(private_dir / "storage")
+    layout.ensure()
+    private_dir.chmod(0o711)
+    first = PgRun(layout)
+    staging = layout.pgdata.with_name(layout.pgdata.name + ".initdb")
+    deadline = time.monotonic() + 30
+    while not staging.exists():  # initdb is building the cluster aside
+        assert first.process.poll() is None and time.monotonic() < deadline, first.log_path.read_text()
+        time.sleep(0.01)
+    first.stop()
+    log = first.log_path.read_text(errors="replace")
+    assert first.process.returncode == 0, log
+    assert "Traceback" not in log and "stopped during the first start's initdb" in log, log
+    assert not first.cluster.initialised
+    started.append(PgRun(layout))
+    started[0].wait_ready()
+    assert _query(started[0].cluster, "SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
