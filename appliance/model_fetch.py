@@ -76,31 +76,35 @@ def plan_downloads(model_ids: Iterable[str], catalogue: Mapping[str, ModelEntry]
     return plan
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
+    """The file's sha256; a set `stop` ends it (FetchCancelledError): a multi-gigabyte GGUF takes seconds."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(CHUNK_BYTES):
+            if stop is not None and stop.is_set():
+                # a model's files live in <model dir>/<model id>/
+                raise FetchCancelledError(path.parent.name, f"checking {path} was stopped")
             digest.update(block)
     return digest.hexdigest()
 
 
-def _verify(item: Download, path: Path) -> str | None:
+def _verify(item: Download, path: Path, stop: threading.Event | None = None) -> str | None:
     """None when `path` matches the catalogue's size and sha256 (unknown values are not checked), else why not."""
     size = path.stat().st_size
     if item.source.size is not None and size != item.source.size:
         return f"{size} bytes instead of {item.source.size}"
     if item.source.sha256 is not None:
-        actual = sha256_of(path)
+        actual = sha256_of(path, stop)
         if actual != item.source.sha256:
             return f"sha256 {actual} instead of {item.source.sha256}"
     return None
 
 
-def is_present(item: Download) -> bool:
+def is_present(item: Download, stop: threading.Event | None = None) -> bool:
     """The final file exists and verifies; a file that does not verify is removed so it is fetched again."""
     if not item.dest.is_file():
         return False
-    problem = _verify(item, item.dest)
+    problem = _verify(item, item.dest, stop)
     if problem is None:
         return True
     log.warning("model file %s does not match the catalogue (%s); fetching it again", item.dest, problem)
@@ -148,7 +152,7 @@ def fetch_file(
         raise ModelFetchError(
             model_id, f"Downloading of '{model_id}' failed: {type(exc).__name__}: {exc}; /init resumes where it stopped"
         ) from exc
-    problem = _verify(item, item.part)
+    problem = _verify(item, item.part, stop)
     if problem is not None:
         item.part.unlink()
         raise ModelFetchError(
@@ -173,7 +177,7 @@ def fetch_models(
 ) -> list[Path]:
     """Fetch every missing file the config needs; progress(0..100) as it goes. Blocking: run it in a thread."""
     plan = plan_downloads(required_model_ids(config), catalogue or load_catalogue(), model_dir)
-    pending = [item for item in plan if not is_present(item)]
+    pending = [item for item in plan if not is_present(item, stop)]
     log.info("models: %d file(s) needed, %d to fetch", len(plan), len(pending))
     if not pending:
         progress(100)

@@ -160,3 +160,17 @@ def test_the_reranker_model_is_fetched_by_init_checked_by_sha256_and_loads(
     scorer = load_scorer(config.retrieval.reranker, catalogue, model_dir)
     scores = scorer.score("who wrote the book?", ["Alice wrote the book in 1990.", "Paris is a city in France."])
     assert scores[0] > scores[1]
+
+
+def test_a_stop_ends_the_check_of_a_present_file(tmp_path: Path) -> None:
+    # hashing a multi-gigabyte GGUF takes seconds: a stop must not wait for it
+    stop = threading.Event()
+    stop.set()
+    with ModelServer({"/m.onnx": DATA}) as server:
+        config, catalogue, model_dir = _setup(tmp_path, server)
+        (model_dir / "test-model").mkdir(parents=True)
+        (model_dir / "test-model" / "model.onnx").write_bytes(DATA)
+        with pytest.raises(FetchCancelledError, match="checking .*model.onnx was stopped"):
+            fetch_models(config, model_dir, lambda p: None, catalogue=catalogue, stop=stop)
+        assert server.requests == []
+    assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
