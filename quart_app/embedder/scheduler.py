@@ -24,6 +24,10 @@ class _Job:
     future: asyncio.Future[Vectors] = field(repr=False)
 
 
+class _RequestersGone(Exception):
+    """Every request of a batch was cancelled before its last slice."""
+
+
 class EmbeddingScheduler:
     """Owns the runtime's thread; `start()` in before_serving, `close()` in after_serving."""
 
@@ -126,7 +130,10 @@ class EmbeddingScheduler:
             return
         texts = [text for job in batch for text in job.texts]
         try:
-            vectors = await self._embed_in_slices(thread, texts, batch[0].input_type)
+            vectors = await self._embed_in_slices(thread, texts, batch)
+        except _RequestersGone:
+            log.info("stopped a batch of %d inputs after a slice: every request waiting for it is gone", len(texts))
+            return
         except asyncio.CancelledError:
             for job in batch:
                 if not job.future.done():
@@ -147,9 +154,13 @@ class EmbeddingScheduler:
             if not job.future.done():
                 job.future.set_result(rows)
 
-    async def _embed_in_slices(self, thread: RuntimeThread, texts: list[str], input_type: InputType) -> Vectors:
+    async def _embed_in_slices(self, thread: RuntimeThread, texts: list[str], batch: list[_Job]) -> Vectors:
+        input_type = batch[0].input_type
         parts = []
         for start in range(0, len(texts), self._slice_texts):
+            if start and all(job.future.done() for job in batch):
+                # the requests timed out or their server stopped: the rest of the batch would be computed for nobody
+                raise _RequestersGone
             if start and input_type == "passage":
                 # a question that arrived meanwhile waits one slice, not the whole batch
                 while any(job.input_type == "query" for job in self._pending):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import numpy as np
@@ -153,3 +154,29 @@ async def test_a_question_waits_for_one_slice_of_a_big_passage_batch_not_all_of_
     assert runtime.calls == [(4, "passage"), (1, "query"), (4, "passage"), (4, "passage")]
     np.testing.assert_allclose(vectors, minilm_runtime.embed(passages, "passage"), atol=1e-5)
     np.testing.assert_allclose(answer, minilm_runtime.embed(["When is the review?"], "query"), atol=1e-5)
+
+
+async def test_a_batch_whose_requests_are_all_gone_stops_after_the_slice_under_way(
+    minilm_runtime: OnnxEmbeddingRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request that timed out (or whose server stopped) is cancelled; its later slices are not computed."""
+    caplog.set_level(logging.INFO, logger="quart_app.embedder.scheduler")
+    runtime = BlockedRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
+    passages = [f"Line {i} of a long document." for i in range(12)]
+    await scheduler.start()
+    try:
+        gone = asyncio.ensure_future(scheduler.embed(passages, "passage", 120))
+        await asyncio.to_thread(runtime.entered.wait)
+        gone.cancel()
+        runtime.release.set()
+        # later requests are served behind the one slice that was under way, not behind the whole batch
+        after = await scheduler.embed(["When is the review?"], "query", 6)
+        await scheduler.embed(["A later document."], "passage", 5)
+    finally:
+        runtime.release.set()
+        await scheduler.close()
+    assert gone.cancelled()
+    assert runtime.calls == [(4, "passage"), (1, "query"), (1, "passage")]
+    assert "stopped a batch of 12 inputs after a slice: every request waiting for it is gone" in caplog.text
+    np.testing.assert_allclose(after, minilm_runtime.embed(["When is the review?"], "query"), atol=1e-5)
