@@ -86,9 +86,10 @@ def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
 
 
 def app_server_arguments(config: AppConfig) -> list[str]:
-    """hypercorn's flags beyond --workers/--bind: the keep-alive timeout, which also closes a connection whose request
-    headers never complete. Its --read-timeout stays off: it would cut requests the app works on longer (the app
-    times out stalled request bodies itself); h11's 16 KiB limit on request headers stays hypercorn's default."""
+    """The app server's flags beyond --bind (quart_app/app_server.py): hypercorn's keep-alive timeout, which also
+    closes a connection whose request headers never complete. hypercorn's read timeout stays off: it would cut
+    requests the app works on longer (the app times out stalled request bodies itself); h11's 16 KiB limit on request
+    headers stays hypercorn's default."""
     return ["--keep-alive", str(config.http.keep_alive_s)]
 
 

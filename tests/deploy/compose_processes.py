@@ -62,8 +62,8 @@ class ComposeProcesses:
     def start(self, timeout_s: float = 240) -> None:
         """The services our image serves besides the app roles (the embedder) first, as `depends_on:
         service_healthy` orders them, then the app replicas in file order (requestproc first); returns when each
-        one answers. One at a time: seven start-ups at once on two shared cores outlast hypercorn's 60 s lifespan
-        timeout, which compose's hosts do not share with a test suite."""
+        one answers. One at a time: seven start-ups at once on two shared cores take minutes, and compose's hosts
+        do not share their cores with a test suite."""
         others = [s for s in self.services.values() if s.name != DATABASE_SERVICE and s not in self.apps]
         for service in [*others, *self.apps]:
             for index in range(1, service.replicas + 1):
