@@ -27,7 +27,7 @@ from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-# what the stalled server sends of its 10 MB before it goes quiet: more than the fetcher's 1 MiB blocks, so one is on disk
+# what the stalled server sends of its 10 MB before it goes quiet: more than one of the fetcher's 1 MiB blocks
 SENT = 1536 * 1024
 
 

@@ -170,7 +170,7 @@ def test_a_stop_ends_the_check_of_a_present_file(tmp_path: Path) -> None:
         config, catalogue, model_dir = _setup(tmp_path, server)
         (model_dir / "test-model").mkdir(parents=True)
         (model_dir / "test-model" / "model.onnx").write_bytes(DATA)
-        with pytest.raises(FetchCancelledError, match="checking .*model.onnx was stopped"):
+        with pytest.raises(FetchCancelledError, match=r"checking .*model\.onnx was stopped"):
             fetch_models(config, model_dir, lambda p: None, catalogue=catalogue, stop=stop)
         assert server.requests == []
     assert (model_dir / "test-model" / "model.onnx").read_bytes() == DATA
