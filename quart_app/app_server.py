@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +23,10 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from quart import Quart
+
+from quart_app.daemon_thread import still_running
+
+log = logging.getLogger(__name__)
 
 # start-up ends when the engine is open or a stop arrives; a limit would only cut a migration off
 START_UP_LIMIT_S = 30 * 24 * 3600.0
@@ -67,18 +73,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def serve_app(app: Quart, config: Config, sockets: Sockets | None = None) -> int:
+    """Serve the app (built by create_app) until a stop signal; the process then ends without waiting for a model
+    load or download the stop cut off (quart_app/daemon_thread.py)."""
+    from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
+
+    state: Lifecycle = app.extensions[STATE_EXTENSION]
+    asyncio.run(serve_until_signal(app, config, state.stop_requested, sockets=sockets))
+    left = still_running()
+    if left:
+        # native code cannot be stopped, nor outlive the interpreter's finalization
+        log.warning("stopped without waiting for %s", ", ".join(left))
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from quart_app import create_app
-    from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 
     args = parse_args(argv)
     config = server_config(args.bind, args.keep_alive)
     # bound before start-up, as hypercorn's command line does: a port another program holds fails at once
     sockets = config.create_sockets()
-    app = create_app()
-    state: Lifecycle = app.extensions[STATE_EXTENSION]
-    asyncio.run(serve_until_signal(app, config, state.stop_requested, sockets=sockets))
-    return 0
+    return serve_app(create_app(), config, sockets)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from quart import current_app
 from appliance.app_role import ANSWER_DUTIES, CLAIM_DUTIES, Duty, has_duty, needs_any
 from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops
+from quart_app.daemon_thread import in_daemon_thread
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
 from quart_app.services.answer import AnswerService
@@ -119,7 +120,7 @@ async def _open_cross_lingual(
     load = functools.partial(load_cross_lingual_model, config, settings.model_catalogue, settings.storage.model_dir)
     fills_here = loops is not None and has_duty(role, Duty.EMBEDDING)
     try:
-        runtime = await asyncio.to_thread(load)
+        runtime = await in_daemon_thread(load, "load-cross-lingual-model")
         # a replica that fills in the vectors and answers questions: questions get a handle of their own, so that
         # they never wait for the fill's call under way
         question_runtime = None
@@ -128,7 +129,7 @@ async def _open_cross_lingual(
             and needs_any(role, ANSWER_DUTIES)
             and shares_weights_between_handles(config, settings.model_catalogue)
         ):
-            question_runtime = await asyncio.to_thread(load)
+            question_runtime = await in_daemon_thread(load, "load-cross-lingual-model")
     except CrossLingualModelError as exc:
         log.warning("%s; the cross-lingual leg is off", exc)
         return None
@@ -267,13 +268,15 @@ async def open_engine(
         )
         answer = None
         if needs_any(role, ANSWER_DUTIES):
-            llm = await asyncio.to_thread(create_llm_backend, config, settings.storage.model_dir, nextcloud)
+            load_llm = functools.partial(create_llm_backend, config, settings.storage.model_dir, nextcloud)
+            llm = await in_daemon_thread(load_llm, "load-llm")
             _closing(stack, f"LLM backend {llm.name}", llm.aclose)
             reranker = None
             if config.retrieval.reranker is not None:
                 catalogue = load_catalogue(settings.model_catalogue)
                 model_dir = settings.storage.model_dir
-                scorer = await asyncio.to_thread(load_scorer, config.retrieval.reranker, catalogue, model_dir)
+                load = functools.partial(load_scorer, config.retrieval.reranker, catalogue, model_dir)
+                scorer = await in_daemon_thread(load, "load-reranker")
                 reranker = Reranker(scorer)
                 _closing(stack, f"reranker {reranker.model_id}", reranker.aclose)
             answer = build_answer_service(config, db, client, llm, reranker, cross_lingual)

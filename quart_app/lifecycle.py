@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import threading
@@ -17,6 +16,7 @@ from appliance.model_fetch import ModelFetchError, fetch_models
 from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
 from quart_app.background_loops import BackgroundLoops, LoopHandle
+from quart_app.daemon_thread import in_daemon_thread
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
@@ -78,7 +78,8 @@ class InitJob:
 
     async def _run(self, handle: LoopHandle) -> None:
         handle.status.set("running", "fetching the models the config needs")
-        progress, error = await in_daemon_thread(functools.partial(self._fetch, asyncio.get_running_loop()))
+        fetch = functools.partial(self._fetch, asyncio.get_running_loop())
+        progress, error = await in_daemon_thread(fetch, "init-model-fetch")
         if not error and self.after_fetch is not None:
             try:
                 await self.after_fetch()
@@ -120,33 +121,6 @@ class InitJob:
         self.last_error = None
         log.info("init finished: every model the config needs is present")
         return 100, ""
-
-
-async def in_daemon_thread(work: Callable[[], R]) -> R:
-    """`work()` in a daemon thread: unlike asyncio.to_thread's, whose threads the process waits for at exit, a
-    download stalled in a read (httpx's timeout is 60 s) or a hash of a large file cannot hold up a stop; its loop
-    is cancelled after the stop grace and the thread dies with the process (a .part file is resumed later)."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[R] = loop.create_future()
-
-    def settle(result: R | None, error: BaseException | None) -> None:
-        if outcome.done():  # the awaiting loop was cancelled
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        try:
-            result, error = work(), None
-        except BaseException as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the event loop is closed: the app is gone
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="init-model-fetch", daemon=True).start()
-    return await outcome
 
 
 class Lifecycle:
