@@ -17,7 +17,7 @@ from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import SHUTDOWN_GRACE_S, LoopHandle
 from quart_app.body_timeout import BodyTimeoutMiddleware
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.http_errors import register_error_handlers
@@ -44,16 +44,16 @@ async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
     what it opened is closed before this returns False."""
     task = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
-    cut_off = False
     try:
         await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-        if not task.done():
-            cut_off = True
+        cut_off = not task.done()
+        while not task.done():
+            # its AsyncExitStack closes the pool, pools and models it had opened; a migration rolls back. Sent again
+            # after a grace: asyncio.wait_for in 3.11 drops a cancel that meets its inner result (gh-86296)
             task.cancel()
-            # its AsyncExitStack closes the pool, pools and models it had opened; a migration rolls back
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
     if not cut_off:
         task.result()
         return True
