@@ -158,12 +158,12 @@ class EmbeddingScheduler:
         input_type = batch[0].input_type
         parts = []
         for start in range(0, len(texts), self._slice_texts):
-            if start and all(job.future.done() for job in batch):
-                # the requests timed out or their server stopped: the rest of the batch would be computed for nobody
-                raise _RequestersGone
             if start and input_type == "passage":
                 # a question that arrived meanwhile waits one slice, not the whole batch
                 while any(job.input_type == "query" for job in self._pending):
                     await self._run_batch(thread, self._take_batch())
+            if start and all(job.future.done() for job in batch):
+                # the requests timed out or their server stopped: the rest of the batch would be computed for nobody
+                raise _RequestersGone
             parts.append(await thread.submit(self._runtime.embed, texts[start : start + self._slice_texts], input_type))
         return parts[0] if len(parts) == 1 else np.vstack(parts)
