@@ -76,14 +76,14 @@ def plan_downloads(model_ids: Iterable[str], catalogue: Mapping[str, ModelEntry]
     return plan
 
 
-def sha256_of(path: Path, stop: threading.Event | None = None) -> str:
-    """The file's sha256; a set `stop` ends it (FetchCancelledError): a multi-gigabyte GGUF takes seconds."""
+def sha256_of(item: Download, path: Path, stop: threading.Event | None = None) -> str:
+    """The sha256 of one of `item`'s files; a set `stop` ends it (FetchCancelledError): a GGUF of gigabytes takes
+    seconds."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(CHUNK_BYTES):
             if stop is not None and stop.is_set():
-                # a model's files live in <model dir>/<model id>/
-                raise FetchCancelledError(path.parent.name, f"checking {path} was stopped")
+                raise FetchCancelledError(item.entry.id, f"checking {path} was stopped")
             digest.update(block)
     return digest.hexdigest()
 
@@ -94,7 +94,7 @@ def _verify(item: Download, path: Path, stop: threading.Event | None = None) -> 
     if item.source.size is not None and size != item.source.size:
         return f"{size} bytes instead of {item.source.size}"
     if item.source.sha256 is not None:
-        actual = sha256_of(path, stop)
+        actual = sha256_of(item, path, stop)
         if actual != item.source.sha256:
             return f"sha256 {actual} instead of {item.source.sha256}"
     return None
@@ -159,7 +159,8 @@ def fetch_file(
             model_id, f"Downloading of '{model_id}' failed: {item.origin.url} gave {problem}; the download was removed"
         )
     if item.source.sha256 is None:
-        log.info("fetched %s (sha256 %s; pin it in models/catalogue.yaml)", item.dest.name, sha256_of(item.part))
+        actual = sha256_of(item, item.part, stop)
+        log.info("fetched %s (sha256 %s; pin it in models/catalogue.yaml)", item.dest.name, actual)
     os.replace(item.part, item.dest)
     on_fraction(1.0)
     return item.dest
