@@ -12,13 +12,14 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import queue
 import re
 import sys
 import time
 from contextvars import ContextVar
 from logging.handlers import QueueHandler, QueueListener
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 # the id of the request being handled (AA-REQUEST-ID or generated), on every line logged for it
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -78,6 +79,28 @@ class JsonLineFormatter(logging.Formatter):
         return json_line(fields)
 
 
+# the threads that write queued records; stopped (every record written) at exit
+_writers: list[QueueListener] = []
+
+
+def flush_log_writer() -> None:
+    """Write every queued record and stop the writer thread: atexit does it, and a process leaving by os._exit
+    (which skips atexit) must call it first."""
+    while _writers:
+        _writers.pop().stop()
+
+
+atexit.register(flush_log_writer)
+
+
+def exit_without_finalizing(code: int = 0) -> NoReturn:
+    """End the process now, its log written out: a thread still inside native code would abort the interpreter's
+    finalization."""
+    flush_log_writer()
+    logging.shutdown()
+    os._exit(code)
+
+
 def configure_json_logging(program: str, level: str, stream: IO[str] | None = None, queued: bool = True) -> bool:
     """JSON lines of `program` on `stream` (stderr: supervisord writes and rotates the file) unless logging is
     configured already (hypercorn --log-config, pytest); True if installed.
@@ -94,7 +117,7 @@ def configure_json_logging(program: str, level: str, stream: IO[str] | None = No
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         listener = QueueListener(records, sink, respect_handler_level=True)
         listener.start()
-        atexit.register(listener.stop)
+        _writers.append(listener)
         # QueueHandler.prepare formats the record: the JSON line is made here, the listener writes it as it is
         handler: logging.Handler = QueueHandler(records)
     else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from quart import Quart
 
+from appliance.json_logging import exit_without_finalizing
 from quart_app.daemon_thread import still_running
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ def serve_app(app: Quart, config: Config, sockets: Sockets | None = None) -> int
     if left:
         # native code cannot be stopped, nor outlive the interpreter's finalization
         log.warning("stopped without waiting for %s", ", ".join(left))
-        logging.shutdown()
-        os._exit(0)
+        exit_without_finalizing()
     return 0
 
 

@@ -13,7 +13,7 @@ import time
 from errno import EADDRINUSE
 from pathlib import Path
 
-from appliance.json_logging import configure_json_logging
+from appliance.json_logging import configure_json_logging, exit_without_finalizing
 from appliance.model_catalogue import CatalogueError, ModelNotDownloadedError
 from appliance.storage import StorageLayout
 from quart_app.embedder.app import create_embedder_app, embedder_scheduler
@@ -128,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     app = create_embedder_app(runtime, args.max_inputs, args.max_request_tokens, batch_tokens=args.batch_tokens)
     asyncio.run(serve_embedder(app, args.host, args.port))
     if embedder_scheduler(app).runtime_abandoned:
-        # the runtime thread is still inside native code; finalizers would abort the process
-        logging.shutdown()
-        os._exit(0)
+        # the runtime thread is still inside native code
+        exit_without_finalizing()
     return 0
 
 
