@@ -41,6 +41,21 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def stop_within(self, limit_s: float) -> str:
+        """SIGTERM, as supervisord stops it; asserts it exits with 0 within `limit_s` seconds; returns its log."""
+        assert self.process is not None, "start() first"
+        asked = time.monotonic()
+        try:
+            self.process.terminate()
+            code = self.process.wait(max(90.0, limit_s))
+            took = time.monotonic() - asked
+        finally:
+            self.stop()
+        log = self.log_text()
+        assert took < limit_s, f"the stop took {took:.1f} s:\n{log[-3000:]}"
+        assert code == 0, log[-3000:]
+        return log
+
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

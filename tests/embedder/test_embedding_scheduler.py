@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -133,26 +135,37 @@ async def test_a_big_request_runs_in_slices(minilm_runtime: OnnxEmbeddingRuntime
     np.testing.assert_allclose(vectors, minilm_runtime.embed(texts, "passage"), atol=1e-5)
 
 
+PASSAGES = [f"Line {i} of a long document." for i in range(12)]
+
+
+@contextlib.asynccontextmanager
+async def big_batch_in_its_first_slice(
+    minilm_runtime: OnnxEmbeddingRuntime,
+) -> AsyncIterator[tuple[BlockedRuntime, EmbeddingScheduler, asyncio.Future[Vectors]]]:
+    """PASSAGES as one request in slices of 4, the runtime held inside the first slice until the test releases it."""
+    runtime = BlockedRuntime(minilm_runtime)
+    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
+    await scheduler.start()
+    try:
+        batch = asyncio.ensure_future(scheduler.embed(PASSAGES, "passage", 120))
+        await asyncio.to_thread(runtime.entered.wait)
+        yield runtime, scheduler, batch
+    finally:
+        runtime.release.set()
+        await scheduler.close()
+
+
 async def test_a_question_waits_for_one_slice_of_a_big_passage_batch_not_all_of_it(
     minilm_runtime: OnnxEmbeddingRuntime,
 ) -> None:
     """The embedding worker's batches hold ~8,000 tokens; a user's question must not wait for all of them."""
-    runtime = BlockedRuntime(minilm_runtime)
-    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
-    passages = [f"Line {i} of a long document." for i in range(12)]
-    await scheduler.start()
-    try:
-        batch = asyncio.ensure_future(scheduler.embed(passages, "passage", 120))
-        await asyncio.to_thread(runtime.entered.wait)
+    async with big_batch_in_its_first_slice(minilm_runtime) as (runtime, scheduler, batch):
         question = asyncio.ensure_future(scheduler.embed(["When is the review?"], "query", 6))
         await asyncio.sleep(0)  # one turn of the loop: the question's job is queued
         runtime.release.set()
         vectors, answer = await batch, await question
-    finally:
-        runtime.release.set()
-        await scheduler.close()
     assert runtime.calls == [(4, "passage"), (1, "query"), (4, "passage"), (4, "passage")]
-    np.testing.assert_allclose(vectors, minilm_runtime.embed(passages, "passage"), atol=1e-5)
+    np.testing.assert_allclose(vectors, minilm_runtime.embed(PASSAGES, "passage"), atol=1e-5)
     np.testing.assert_allclose(answer, minilm_runtime.embed(["When is the review?"], "query"), atol=1e-5)
 
 
@@ -161,21 +174,12 @@ async def test_a_batch_whose_requests_are_all_gone_stops_after_the_slice_under_w
 ) -> None:
     """A request that timed out (or whose server stopped) is cancelled; its later slices are not computed."""
     caplog.set_level(logging.INFO, logger="quart_app.embedder.scheduler")
-    runtime = BlockedRuntime(minilm_runtime)
-    scheduler = EmbeddingScheduler(runtime, batch_tokens=100_000, slice_texts=4)
-    passages = [f"Line {i} of a long document." for i in range(12)]
-    await scheduler.start()
-    try:
-        gone = asyncio.ensure_future(scheduler.embed(passages, "passage", 120))
-        await asyncio.to_thread(runtime.entered.wait)
+    async with big_batch_in_its_first_slice(minilm_runtime) as (runtime, scheduler, gone):
         gone.cancel()
         runtime.release.set()
         # later requests are served behind the one slice that was under way, not behind the whole batch
         after = await scheduler.embed(["When is the review?"], "query", 6)
         await scheduler.embed(["A later document."], "passage", 5)
-    finally:
-        runtime.release.set()
-        await scheduler.close()
     assert gone.cancelled()
     assert runtime.calls == [(4, "passage"), (1, "query"), (1, "passage")]
     assert "stopped a batch of 12 inputs after a slice: every request waiting for it is gone" in caplog.text
