@@ -26,9 +26,10 @@ def start_live_app(
     server_args: Sequence[str] = (),
     timeout_s: float = 120,
     ready: Callable[[str], bool] | None = None,
+    program: Sequence[str] = ("-m", "quart_app.app_server"),
 ) -> tuple[str, ServerProcess]:
     """(base URL, server) once /heartbeat answers (or `ready(base URL)` says so); `config` is written to
-    storage/config.yaml, `server_args` go to the server. Stop it yourself."""
+    storage/config.yaml, `server_args` go to the server, `program` is what python runs. Stop it yourself."""
     storage.mkdir(parents=True, exist_ok=True)
     (storage / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -41,7 +42,7 @@ def start_live_app(
         # upstream's SQLAlchemy-style URL, as AppAPI passes EXTERNAL_DB
         "EXTERNAL_DB": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
     }
-    command = [sys.executable, "-m", "quart_app.app_server", *server_args, "--bind", f"127.0.0.1:{port}"]
+    command = [sys.executable, *program, *server_args, "--bind", f"127.0.0.1:{port}"]
     server = ServerProcess(command, log_path, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     check = ready or answers_heartbeat

@@ -4,8 +4,6 @@ file stays for the next /init to resume."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,17 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION, signed_headers
-from live_app import answers_heartbeat
+from contract_kit import signed_headers
+from live_app import start_live_app
 from local_http_server import LocalHttpServer
-from local_ports import free_port
 from model_server import catalogue_yaml
-from server_process import ServerProcess
 from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 # what the stalled server sends of its 10 MB before it goes quiet: more than one of the fetcher's 1 MiB blocks
 SENT = 1536 * 1024
 
@@ -57,7 +51,6 @@ def stalled_model_server() -> Iterator[str]:
 
 def test_a_stop_during_a_stalled_model_download_ends_the_app_within_the_grace(tmp_path: Path, fresh_dsn: str) -> None:
     storage = tmp_path / "storage"
-    storage.mkdir()
     with stalled_model_server() as url:
         catalogue = tmp_path / "catalogue.yaml"
         source = {"url": url, "filename": "model.onnx"}
@@ -70,19 +63,8 @@ def test_a_stop_during_a_stalled_model_download_ends_the_app_within_the_grace(tm
             "llm": {"extractive": {}},
             "ingest": {"parse_workers": 1},
         }
-        (storage / "config.yaml").write_text(yaml.safe_dump(config))
-        env = {
-            **os.environ,
-            "APP_ID": APP_ID,
-            "APP_SECRET": APP_SECRET,
-            "APP_VERSION": APP_VERSION,
-            "APP_PERSISTENT_STORAGE": str(storage),
-            "EXTERNAL_DB": fresh_dsn,
-        }
-        base = f"http://127.0.0.1:{free_port()}"
-        command = [sys.executable, str(HERE / "app_with_catalogue.py"), str(catalogue), base.removeprefix("http://")]
-        server = ServerProcess(command, tmp_path / "server.log", env=env, cwd=REPO)
-        server.start(lambda: answers_heartbeat(base))
+        program = (str(HERE / "app_with_catalogue.py"), str(catalogue))
+        base, server = start_live_app(storage, fresh_dsn, config, tmp_path / "server.log", program=program)
         try:
             assert httpx.post(f"{base}/init", headers=signed_headers(), timeout=10).status_code == 200
             part = storage / "model_files" / "stalled-model" / "model.onnx.part"
