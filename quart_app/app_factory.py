@@ -136,6 +136,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             except ModelNotDownloadedError:
                 continue
             log.info("engine opened: the models are in %s now", settings.storage.model_dir)
+            handle.status.set("opened")
             return
 
     @app.before_serving

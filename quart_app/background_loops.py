@@ -110,7 +110,9 @@ class BackgroundLoops:
         while True:
             try:
                 await loop(handle)
-                status.set("stopped")
+                # a loop that ended by itself keeps its last word (the init job's "failed: …"); one told to stop stopped
+                if handle.stopping.is_set() or status.state == "starting":
+                    status.set("stopped")
                 return
             except asyncio.CancelledError:
                 status.set("stopped", "cancelled")

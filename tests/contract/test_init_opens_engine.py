@@ -125,5 +125,5 @@ async def test_a_replica_without_init_opens_its_engine_once_the_shared_models_ar
             assert status.status_code == 200, await status.get_data()
             report = await status.get_json()
             assert report["role"]["name"] == "indexing" and "documents" in report["loops"]
-            assert report["loops"][MODEL_WAIT_LOOP]["state"] == "stopped"
+            assert report["loops"][MODEL_WAIT_LOOP]["state"] == "opened"
         assert nextcloud.init_statuses() == []  # nobody sent POST /init to this replica

@@ -1,5 +1,6 @@
-"""BackgroundLoops.stop: a loop that outlives its grace is cancelled, one that ignores its cancel too is left after a
-second grace (named in the log), and a stop that is itself cancelled ends cancelled."""
+"""BackgroundLoops: a loop that outlives its grace at a stop is cancelled, one that ignores its cancel too is left
+after a second grace (named in the log), a stop that is itself cancelled ends cancelled, and a loop that ends by
+itself keeps its last state."""
 
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ async def test_a_stop_cancelled_while_it_waits_for_a_loop_is_cancelled_itself() 
         await asyncio.wait_for(stop, 5)  # before: the stop swallowed its own cancel
     released.set()
     await asyncio.sleep(0)
+
+
+async def test_a_loop_that_ends_by_itself_keeps_its_last_state_and_one_told_to_stop_is_stopped() -> None:
+    loops = BackgroundLoops()
+
+    async def fails_and_says_so(handle: LoopHandle) -> None:
+        handle.status.set("failed", "the model server answered 404")
+
+    async def runs_until_stopped(handle: LoopHandle) -> None:
+        handle.status.set("idle", "nothing queued")
+        await handle.stopping.wait()
+
+    said = loops.start("init", fails_and_says_so, restart=False)
+    told = loops.start("poller", runs_until_stopped)
+    await asyncio.sleep(0.05)
+    await loops.close()
+    # before: the supervisor wrote "stopped" over the init job's failure, and GET /status lost it
+    assert (said.state, said.detail) == ("failed", "the model server answered 404")
+    assert (told.state, told.detail) == ("stopped", "")
