@@ -355,6 +355,13 @@ class HttpServerConfig(_Section):
     keep_alive_s: int = Field(
         20, ge=1, description="hypercorn: an idle connection, or one whose request headers are still incomplete, closes"
     )
+    start_up_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="start-up waits this long for the engine to open (a migration on a large index takes minutes);"
+        " past it the app answers /heartbeat, /init and /enabled (AppAPI gives an update 10 minutes) and 503 on the"
+        " other routes until the engine has opened",
+    )
 
 
 class LogsConfig(_Section):

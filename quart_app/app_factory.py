@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+import time
 
 from quart import Quart
 
@@ -17,9 +15,10 @@ from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
-from quart_app.background_loops import SHUTDOWN_GRACE_S, LoopHandle
+from quart_app.background_loops import LoopHandle
 from quart_app.body_timeout import BodyTimeoutMiddleware
-from quart_app.engine import ENGINE_EXTENSION
+from quart_app.engine import ENGINE_EXTENSION, OPENING_EXTENSION
+from quart_app.engine_opening import EngineOpening, StageFn, StartUp
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
@@ -37,29 +36,6 @@ MIB = 1024 * 1024
 # the PHP app waits up to 50 minutes for /loadSources and /query; Quart's 60 s defaults would cut them off
 LONG_REQUEST_S = 60 * 60
 MODEL_WAIT_LOOP = "engine_waits_for_models"
-
-
-async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
-    """Run `work` to its end (True; its exception is raised) unless `stop` is set first: then it is cancelled, and
-    what it opened is closed before this returns False."""
-    task = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        cut_off = not task.done()
-        while not task.done():
-            # its AsyncExitStack closes the pool, pools and models it had opened; a migration rolls back. Sent again
-            # after a grace: asyncio.wait_for in 3.11 drops a cancel that meets its inner result (gh-86296)
-            task.cancel()
-            await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
-    if not cut_off:
-        task.result()
-        return True
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("start-up, cancelled by the stop, ended with %r", task.exception())
-    return False
 
 
 def build_app(settings: AppSettings | None = None) -> Quart:
@@ -109,9 +85,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             settings.storage.secret_file,
         )
 
-    async def open_engine() -> None:
+    async def open_engine(stage: StageFn = lambda _step: None) -> None:
         opened = await engine_module.open_engine(
-            settings, nextcloud=state.nextcloud, loops=state.loops, enabled=lambda: not state.guard_active
+            settings, nextcloud=state.nextcloud, loops=state.loops, enabled=lambda: not state.guard_active, stage=stage
         )
         app.extensions[ENGINE_EXTENSION] = opened
         if opened.pull is not None:
@@ -139,28 +115,52 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             handle.status.set("opened")
             return
 
+    async def open_or_wait_for_models(stage: StageFn) -> bool:
+        """One attempt; False when the models are missing: AppAPI's POST /init fetches them, then the engine opens."""
+        began = time.monotonic()
+        try:
+            await open_engine(stage)
+            return True
+        except ModelNotDownloadedError as exc:
+            if not has_duty(settings.role, Duty.SETUP):
+                log.warning(
+                    "%s; APP_ROLE=%s opens the engine once the requestproc replica's POST /init has fetched them",
+                    exc,
+                    settings.role,
+                )
+                stage("for the models the requestproc replica's POST /init fetches")
+                state.loops.start(MODEL_WAIT_LOOP, open_when_models_arrive)
+                return False
+            if not state.init_job.fetched_since(began):
+                log.warning("%s; the engine opens once POST /init has fetched the models", exc)
+                stage("for POST /init to fetch the models")
+                state.init_job.after_fetch = open_after_init
+                return False
+        # a POST /init served while this attempt ran has fetched them, too early to open the engine after it
+        log.info("POST /init fetched the models while the engine was opening; opening it again")
+        await open_engine(stage)
+        return True
+
+    opening = EngineOpening(open_or_wait_for_models, state.loops)
+
     @app.before_serving
     async def open_resources() -> None:
         settings.storage.ensure()
         leftovers = remove_leftovers(settings.storage.spool_dir)
         if leftovers:
             log.info("removed %d spool file(s) left by an earlier process in %s", leftovers, settings.storage.spool_dir)
-        try:
-            if not await unless_stopped(open_engine(), state.stop_requested):
-                log.info("stop requested during start-up: the engine was not opened")
-                return
-        except ModelNotDownloadedError as exc:
-            # serve the lifecycle routes anyway: AppAPI's POST /init fetches the models, then the engine opens
-            if has_duty(settings.role, Duty.SETUP):
-                log.warning("%s; the engine opens once POST /init has fetched the models", exc)
-                state.init_job.after_fetch = open_after_init
-            else:
-                log.warning(
-                    "%s; APP_ROLE=%s opens the engine once the requestproc replica's POST /init has fetched them",
-                    exc,
-                    settings.role,
-                )
-                state.loops.start(MODEL_WAIT_LOOP, open_when_models_arrive)
+        outcome = await opening.during_start_up(settings.config.http.start_up_wait_s, state.stop_requested)
+        app.extensions[OPENING_EXTENSION] = opening.status
+        if outcome is StartUp.STOPPED:
+            log.info("stop requested during start-up: the engine was not opened")
+            return
+        if outcome is StartUp.STILL_OPENING:
+            log.warning(
+                "the engine has not opened within %g s (%s): the app serves /heartbeat, /init and /enabled while it"
+                " goes on opening, and answers 503 on the other routes until then",
+                settings.config.http.start_up_wait_s,
+                opening.status.detail,
+            )
         # started last: how long opening the engine blocked start-up is not a stall anyone waited for
         state.loops.start(LoopLagMonitor.LOOP_NAME, state.loop_lag.run)
         log.info(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from quart import current_app
 
 from appliance.app_role import ANSWER_DUTIES, CLAIM_DUTIES, Duty, has_duty, needs_any
 from quart_app.app_settings import AppSettings
-from quart_app.background_loops import BackgroundLoops
+from quart_app.background_loops import BackgroundLoops, LoopStatus
 from quart_app.daemon_thread import in_daemon_thread
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
@@ -35,6 +36,8 @@ from quart_app.store.claim_store import ClaimStore
 log = logging.getLogger(__name__)
 
 ENGINE_EXTENSION = "ccb_engine"
+# the LoopStatus of the engine's opening (quart_app/engine_opening.py): its step and since when, once start-up ended
+OPENING_EXTENSION = "ccb_engine_opening"
 MIB = 1024 * 1024
 
 
@@ -73,11 +76,23 @@ class Engine:
 def engine() -> Engine:
     found: Engine | None = current_app.extensions.get(ENGINE_EXTENSION)
     if found is None:
-        raise EngineNotReadyError(
-            "the engine is not open: the app is starting or stopping, or POST /init is still fetching the models;"
-            " retry shortly (GET /status, the app log)"
-        )
+        raise EngineNotReadyError(_not_open(current_app.extensions.get(OPENING_EXTENSION)))
     return found
+
+
+def _not_open(opening: LoopStatus | None) -> str:
+    """Why the engine is not open, as far as its opening tells."""
+    if opening is not None and opening.state == "opening":
+        return (
+            f"the engine is still opening ({opening.detail}, for {time.time() - opening.since:.0f} s); the app answers"
+            " /heartbeat, /init and /enabled meanwhile; retry later (the app log tells each step)"
+        )
+    if opening is not None and opening.state == "failed":
+        return f"the engine did not open ({opening.detail}); the app log says why"
+    return (
+        "the engine is not open: the app is starting or stopping, or POST /init is still fetching the models;"
+        " retry shortly (GET /status, the app log)"
+    )
 
 
 async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
@@ -163,11 +178,12 @@ async def open_engine(
     nextcloud: NextcloudClient | None = None,
     loops: BackgroundLoops | None = None,
     enabled: Callable[[], bool] = lambda: True,
+    stage: Callable[[str], None] = lambda _step: None,
 ) -> Engine:
     """Open every resource in order; if one fails, the ones already open are closed again.
 
     With a Nextcloud client and a loop owner, the pull pollers start too (they idle until the app is enabled and
-    the PHP app serves its queues).
+    the PHP app serves its queues). `stage` is told each slow step as it begins (GET /status shows it).
     """
     from tokenizers import Tokenizer
 
@@ -198,6 +214,7 @@ async def open_engine(
             pool.pool_max,
             pool.statement_timeout_s,
         )
+        stage("connecting to PostgreSQL")
         await db.open(config.pgvector.connect_timeout_s)
         _closing(stack, "database pool", db.close)
         emb = config.embedding
@@ -215,7 +232,10 @@ async def open_engine(
         )
         _closing(stack, "embedding client", client.aclose)
         model_id, dimension, entry = await _model_identity(settings, client)
+        # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
+        stage("applying the schema migrations")
         await db.migrate(model_id, dimension)
+        stage("starting the parse pool, the embedding worker and the cross-lingual model")
         tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)
         if tokenizer_file is None:
             raise EngineNotReadyError(
@@ -268,6 +288,7 @@ async def open_engine(
         )
         answer = None
         if needs_any(role, ANSWER_DUTIES):
+            stage("loading the LLM")
             load_llm = functools.partial(create_llm_backend, config, settings.storage.model_dir, nextcloud)
             llm = await in_daemon_thread(load_llm, "load-llm")
             _closing(stack, f"LLM backend {llm.name}", llm.aclose)
@@ -276,6 +297,7 @@ async def open_engine(
                 catalogue = load_catalogue(settings.model_catalogue)
                 model_dir = settings.storage.model_dir
                 load = functools.partial(load_scorer, config.retrieval.reranker, catalogue, model_dir)
+                stage("loading the reranker")
                 scorer = await in_daemon_thread(load, "load-reranker")
                 reranker = Reranker(scorer)
                 _closing(stack, f"reranker {reranker.model_id}", reranker.aclose)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
@@ -62,10 +63,16 @@ class InitJob:
         self.after_fetch: Callable[[], Awaitable[None]] | None = None
         self._stop = threading.Event()
         self.last_error: str | None = None
+        # time.monotonic() when a fetch last ended with every model present
+        self._fetched_at: float | None = None
 
     @property
     def running(self) -> bool:
         return self._loops.running(self.LOOP_NAME)
+
+    def fetched_since(self, moment: float) -> bool:
+        """Whether a fetch ended with every model present after `moment` (time.monotonic())."""
+        return self._fetched_at is not None and self._fetched_at > moment
 
     def start(self) -> bool:
         """Start fetching unless a fetch is already running; True when a new run started."""
@@ -119,6 +126,7 @@ class InitJob:
             log.exception("init failed")
             return min(last, 99), self.last_error
         self.last_error = None
+        self._fetched_at = time.monotonic()
         log.info("init finished: every model the config needs is present")
         return 100, ""
 

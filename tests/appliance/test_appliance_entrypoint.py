@@ -210,8 +210,9 @@ def test_a_replica_role_runs_only_its_programs_and_loops(
     with AppClient(AppTarget.from_env(run.tool_env), timeout_s=30) as app:
         status = app.status()
     assert status["role"]["name"] == role
-    # every role also follows the shared enabled flag (services/shared_enabled.py)
-    assert set(status["loops"]) == loops | {"enabled_sync"}
+    # every role also follows the shared enabled flag (services/shared_enabled.py) and has opened its engine
+    assert set(status["loops"]) == loops | {"enabled_sync", "engine_opening"}
+    assert status["loops"]["engine_opening"]["state"] == "opened"
     assert run.terminate() == 0
 
 

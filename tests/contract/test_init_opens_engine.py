@@ -1,18 +1,25 @@
 """A config whose embedding model must be downloaded: the app still serves the lifecycle routes, POST /init fetches
-the model (real MiniLM files over local HTTP), and only then the engine opens and the contract routes work."""
+the model (real MiniLM files over local HTTP), and only then the engine opens and the contract routes work; also when
+the engine's opening outlasted start-up (http.start_up_wait_s) and found the models missing as the fetch ended."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import hashlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from async_wait import wait_until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
 from model_server import ModelServer, catalogue_yaml
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 
+from appliance import model_catalogue
 from appliance.app_role import AppRole
 from appliance.model_catalogue import load_catalogue
 from appliance.model_fetch import fetch_models
@@ -47,15 +54,22 @@ async def _minilm_files(minilm_paths: tuple[Path, Path]) -> dict[str, bytes]:
 
 
 def _downloading_settings(
-    tmp_path: Path, dsn: str, embedder_url: str, models: ModelServer, files: dict[str, bytes], nextcloud_url: str
+    tmp_path: Path,
+    dsn: str,
+    embedder_url: str,
+    models: ModelServer,
+    files: dict[str, bytes],
+    nextcloud_url: str,
+    **config: Any,
 ) -> AppSettings:
-    """Settings whose embedding model is the catalogue entry 'downloaded-minilm', served by `models`."""
+    """Settings whose embedding model is the catalogue entry 'downloaded-minilm', served by `models`; `config`
+    replaces top-level sections."""
     catalogue = tmp_path / "catalogue.yaml"
     model, tokenizer = files["/m/model.onnx"], files["/m/tokenizer.json"]
     catalogue.write_text(
         catalogue_yaml([_entry(models.url("/m/model.onnx"), models.url("/m/tokenizer.json"), model, tokenizer)])
     )
-    raw = contract_config(embedder_url)
+    raw = contract_config(embedder_url, **config)
     raw["embedding"] = {**raw["embedding"], "onnx": {"model": "downloaded-minilm"}}
     settings: AppSettings = make_settings(tmp_path / "storage", dsn, raw, nextcloud_url)
     return dataclasses.replace(settings, model_catalogue=catalogue)
@@ -127,3 +141,63 @@ async def test_a_replica_without_init_opens_its_engine_once_the_shared_models_ar
             assert report["role"]["name"] == "indexing" and "documents" in report["loops"]
             assert report["loops"][MODEL_WAIT_LOOP]["state"] == "opened"
         assert nextcloud.init_statuses() == []  # nobody sent POST /init to this replica
+
+
+async def test_a_fetch_that_ends_while_the_late_opening_finds_the_models_missing_still_opens_the_engine(
+    tmp_path: Path,
+    fresh_dsn: str,
+    embedder_url: str,
+    minilm_paths: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An update: the engine's opening outlasts start-up, AppAPI's POST /init fetches the models meanwhile, and the
+    opening's look for them happens just before the fetch ends. Nothing is left to open the engine after the fetch
+    (it found no opening waiting for it), so the opening itself tries again."""
+    looked, fetch_reported = threading.Event(), threading.Event()
+    real_lookup = model_catalogue.chunking_tokenizer_file
+
+    def lookup_then_wait_for_the_fetch(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
+        try:
+            return real_lookup(entry, model_dir)
+        except model_catalogue.ModelNotDownloadedError:
+            looked.set()
+            assert fetch_reported.wait(60), "the test never saw the fetch end"
+            raise
+
+    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", lookup_then_wait_for_the_fetch)
+    files = await _minilm_files(minilm_paths)
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        settings = _downloading_settings(
+            tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url, http={"start_up_wait_s": 0.1}
+        )
+        app = create_app(settings)
+        with caplog.at_level(logging.INFO, logger="quart_app.app_factory"):
+            async with running_app(app) as test_app:
+                client = test_app.test_client()
+                await client.put("/enabled?enabled=1", headers=signed_headers())
+                assert await asyncio.to_thread(looked.wait, 60)
+                early = await client.post("/countIndexedDocuments", headers=signed_headers())
+                assert early.status_code == 503 and "the engine is still opening" in (await early.get_json())["error"]
+                assert (await client.post("/init", headers=signed_headers())).status_code == 200
+                await wait_until(_reported(nextcloud), "POST /init to report its end")
+                assert nextcloud.init_statuses()[-1] == {"progress": 100, "error": ""}
+                fetch_reported.set()
+                await wait_until(_counts(client, 200), "the engine to open")
+        assert "POST /init fetched the models while the engine was opening; opening it again" in caplog.text
+
+
+def _reported(nextcloud: FakeAppApiNextcloud) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        statuses = nextcloud.init_statuses()
+        return bool(statuses) and (statuses[-1]["progress"] == 100 or bool(statuses[-1]["error"]))
+
+    return check
+
+
+def _counts(client: Any, status_code: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+        return bool(counted.status_code == status_code)
+
+    return check

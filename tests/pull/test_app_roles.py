@@ -24,6 +24,7 @@ from appliance.app_role import AppRole
 from appliance.ccb_status import render_status
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
+from quart_app.engine_opening import EngineOpening
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.routes import BLUEPRINT_DUTIES
 
@@ -73,8 +74,9 @@ async def test_a_role_runs_its_loops_and_routes_and_answers_the_others_with_404(
         await app.enable()
         status = await app.status()
         assert status["role"]["name"] == role.value
-        # every role follows the shared enabled flag and watches its event loop
-        assert set(status["loops"]) == ROLE_LOOPS[role] | {LoopLagMonitor.LOOP_NAME, "enabled_sync"}
+        # every role follows the shared enabled flag, watches its event loop and has opened its engine
+        opened = {LoopLagMonitor.LOOP_NAME, "enabled_sync", EngineOpening.LOOP_NAME}
+        assert set(status["loops"]) == ROLE_LOOPS[role] | opened
         assert _parse_workers() == (1 if role in PARSING else 0)
         assert (app.engine.answer is not None) == (role in ANSWERING)
         assert (status["llm"] is not None) == (role in ANSWERING)

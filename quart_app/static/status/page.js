@@ -146,7 +146,11 @@ function renderHistory(history) {
 
 async function fetchJson(url) {
   const response = await fetch(new URL(url, PAGE_URL), { credentials: "same-origin", cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  if (!response.ok) {
+    // the app's own message says why (a 503 while the engine opens names its step and for how long)
+    const body = await response.json().catch(() => ({}));
+    throw new Error(`${url}: HTTP ${response.status}${body.error ? `: ${body.error}` : ""}`);
+  }
   return response.json();
 }
 

@@ -1,0 +1,134 @@
+"""The engine's opening, in a background loop that start-up waits for only so long.
+
+AppAPI gives a deploy or an update 10 minutes to answer GET /heartbeat, and the server answers nothing before its
+start-up ends. Opening the engine can take longer: the schema migrations wait for another replica's, and a migration
+or a model change rewrites every chunk of a large index. So start-up waits for the first attempt up to
+`serve_after_s`; past that the server starts, answering the lifecycle routes (and 503 with the step under way on the
+others) while the opening goes on. An attempt that fails before the server starts fails start-up, as it always did;
+one that fails later is tried again after a growing pause, since nothing would restart the process for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from quart_app.background_loops import SHUTDOWN_GRACE_S, BackgroundLoops, LoopHandle, LoopStatus, backoff
+
+log = logging.getLogger(__name__)
+
+# an attempt that failed once the app served is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
+RETRY_BASE_S = 5.0
+RETRY_MAX_S = 300.0
+
+StageFn = Callable[[str], None]
+# one attempt: True when the engine opened, False when it waits for the models (its last stage says for what)
+OpenFn = Callable[[StageFn], Coroutine[Any, Any, bool]]
+
+
+class StartUp(enum.Enum):
+    """How start-up's wait for the engine ended."""
+
+    OPENED = "opened"
+    WAITING = "waiting for the models"
+    STOPPED = "stopped"
+    STILL_OPENING = "still opening"
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for its end (its AsyncExitStack has closed what it opened; a migration rolled back).
+
+    The cancel is sent again after each grace: asyncio.wait_for in 3.11 drops a cancel that meets its inner result
+    (gh-86296), and psycopg_pool waits with it."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+
+
+async def unless_stopped(work: Coroutine[Any, Any, bool], stop: asyncio.Event) -> bool | None:
+    """`work`'s result (its exception is raised) unless `stop` is set first: then it is cancelled and awaited, and
+    this returns None."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        cut_off = not task.done()
+        await cancel_and_wait(task)
+    if not cut_off:
+        return task.result()
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the engine's opening, cancelled by the stop, ended with %r", task.exception())
+    return None
+
+
+class EngineOpening:
+    """Runs `open_engine` attempts in the loop `LOOP_NAME`; `status` says which step is under way."""
+
+    LOOP_NAME = "engine_opening"
+
+    def __init__(self, open_engine: OpenFn, loops: BackgroundLoops, retry_base_s: float = RETRY_BASE_S) -> None:
+        self._open = open_engine
+        self._loops = loops
+        self._retry_base_s = retry_base_s
+        self._first: asyncio.Future[bool] | None = None
+        # replaced by the loop's own once during_start_up starts it
+        self.status = LoopStatus(self.LOOP_NAME)
+
+    async def during_start_up(self, serve_after_s: float, stop: asyncio.Event) -> StartUp:
+        """Start opening and wait for the first attempt, up to `serve_after_s` or until `stop` is set; the first
+        attempt's exception is raised here."""
+        self._first = asyncio.get_running_loop().create_future()
+        self.status = self._loops.start(self.LOOP_NAME, self._run, restart=False)
+        stopping = asyncio.ensure_future(stop.wait())
+        either: set[asyncio.Future[Any]] = {self._first, stopping}
+        try:
+            await asyncio.wait(either, timeout=serve_after_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if self._first.done():
+            return StartUp.OPENED if self._first.result() else StartUp.WAITING
+        # from here on the loop deals with what its attempts end in
+        self._first.cancel()
+        if stop.is_set():
+            await self._loops.stop([self.LOOP_NAME])
+            return StartUp.STOPPED
+        return StartUp.STILL_OPENING
+
+    async def _run(self, handle: LoopHandle) -> None:
+        first = self._first
+        assert first is not None, "EngineOpening._run runs only from during_start_up"
+
+        def stage(step: str) -> None:
+            handle.status.set("opening", step)
+
+        attempt = 0
+        while not handle.stopping.is_set():
+            attempt += 1
+            try:
+                opened = await unless_stopped(self._open(stage), handle.stopping)
+            except Exception as exc:
+                if not first.done():
+                    first.set_exception(exc)
+                    handle.status.set("failed", f"{type(exc).__name__}: {exc}"[:300])
+                    return
+                pause = backoff(self._retry_base_s, RETRY_MAX_S, attempt)
+                log.exception("the engine did not open (attempt %d); trying again in %g s", attempt, pause)
+                handle.status.set("failed", f"{type(exc).__name__}: {exc}"[:300] + f"; trying again in {pause:g} s")
+                await handle.sleep(pause)
+                continue
+            if opened is None:
+                log.info("stopped while the engine was opening (attempt %d): what it had opened is closed", attempt)
+                handle.status.set("stopped", "the app stopped before the engine opened")
+                return
+            if first.done():
+                log.info("engine opened after start-up (attempt %d): every route is served now", attempt)
+            else:
+                first.set_result(opened)
+            # not opened: the attempt's last step says what it waits for
+            handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
+            return

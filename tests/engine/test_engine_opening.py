@@ -1,0 +1,122 @@
+"""EngineOpening: start-up waits for the first attempt only so long; past it the opening goes on in its loop, a failed
+attempt is tried again with a growing pause, and a stop cancels an attempt under way (its clean-up runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from async_wait import wait_until
+
+from quart_app.background_loops import BackgroundLoops
+from quart_app.engine_opening import EngineOpening, StageFn, StartUp
+
+WAIT_S = 0.2
+
+
+class ScriptedOpener:
+    """Each attempt reports a step, waits for `release`, then ends as `outcomes` says (True, False or an exception)."""
+
+    def __init__(self, *outcomes: bool | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.release = asyncio.Event()
+        self.attempts = 0
+        self.cleaned_up = 0
+
+    async def __call__(self, stage: StageFn) -> bool:
+        self.attempts += 1
+        stage(f"attempt {self.attempts}: applying the schema migrations")
+        try:
+            await self.release.wait()
+        finally:
+            self.cleaned_up += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+async def test_an_opening_inside_the_wait_decides_start_up() -> None:
+    opener = ScriptedOpener(True)
+    opener.release.set()
+    opening = EngineOpening(opener, BackgroundLoops())
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.OPENED
+    assert opening.status.state == "opened"
+
+
+async def test_models_missing_inside_the_wait_leave_the_step_that_waits() -> None:
+    async def models_missing(stage: StageFn) -> bool:
+        stage("for POST /init to fetch the models")
+        return False
+
+    opening = EngineOpening(models_missing, BackgroundLoops())
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.WAITING
+    assert (opening.status.state, opening.status.detail) == ("waiting", "for POST /init to fetch the models")
+
+
+async def test_a_failure_inside_the_wait_fails_start_up_and_is_not_retried() -> None:
+    opener = ScriptedOpener(RuntimeError("pgvector is missing"))
+    opener.release.set()
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops, retry_base_s=0.01)
+    with pytest.raises(RuntimeError, match="pgvector is missing"):
+        await opening.during_start_up(WAIT_S, asyncio.Event())
+    await asyncio.sleep(0.1)
+    assert opener.attempts == 1 and not loops.running(EngineOpening.LOOP_NAME)
+
+
+async def test_a_long_opening_lets_start_up_end_and_goes_on_in_its_loop(caplog: pytest.LogCaptureFixture) -> None:
+    opener = ScriptedOpener(True)
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops)
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.STILL_OPENING
+    status = opening.status
+    assert (status.state, status.detail) == ("opening", "attempt 1: applying the schema migrations")
+    with caplog.at_level(logging.INFO, logger="quart_app.engine_opening"):
+        opener.release.set()
+        await _until_not_running(loops)
+    assert status.state == "opened"
+    assert "engine opened after start-up (attempt 1)" in caplog.text
+
+
+async def test_a_failure_after_start_up_is_tried_again_after_a_growing_pause(caplog: pytest.LogCaptureFixture) -> None:
+    opener = ScriptedOpener(ConnectionError("PostgreSQL went away"), ConnectionError("still away"), True)
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops, retry_base_s=0.05)
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.STILL_OPENING
+    with caplog.at_level(logging.ERROR, logger="quart_app.engine_opening"):
+        opener.release.set()
+        await _until_not_running(loops)
+    assert opener.attempts == 3
+    assert opening.status.state == "opened"
+    assert "the engine did not open (attempt 1); trying again in 0.05 s" in caplog.text
+    assert "the engine did not open (attempt 2); trying again in 0.1 s" in caplog.text
+
+
+async def test_a_stop_during_the_wait_cancels_the_attempt_and_runs_its_clean_up() -> None:
+    opener = ScriptedOpener(True)
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    assert await opening.during_start_up(60, stop) is StartUp.STOPPED
+    assert opener.cleaned_up == 1 and not loops.running(EngineOpening.LOOP_NAME)
+    assert opening.status.state == "stopped"
+
+
+async def test_closing_the_loops_cancels_an_opening_that_outlasted_start_up() -> None:
+    opener = ScriptedOpener(True)
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops)
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.STILL_OPENING
+    await asyncio.wait_for(loops.close(), 5)
+    assert opener.cleaned_up == 1 and opener.outcomes == [True]
+    assert opening.status.state == "stopped"
+
+
+async def _until_not_running(loops: BackgroundLoops) -> None:
+    async def ended() -> bool:
+        return not loops.running(EngineOpening.LOOP_NAME)
+
+    await wait_until(ended, "the opening loop to end", timeout_s=5)
