@@ -125,10 +125,10 @@ class EngineOpening:
                 log.info("stopped while the engine was opening (attempt %d): what it had opened is closed", attempt)
                 handle.status.set("stopped", "the app stopped before the engine opened")
                 return
-            if first.done():
-                log.info("engine opened after start-up (attempt %d): every route is served now", attempt)
-            else:
+            if not first.done():
                 first.set_result(opened)
+            elif opened:
+                log.info("engine opened after start-up (attempt %d): every route is served now", attempt)
             # not opened: the attempt's last step says what it waits for
             handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
             return

@@ -115,6 +115,18 @@ async def test_closing_the_loops_cancels_an_opening_that_outlasted_start_up() ->
     assert opening.status.state == "stopped"
 
 
+async def test_models_missing_after_start_up_are_not_logged_as_opened(caplog: pytest.LogCaptureFixture) -> None:
+    opener = ScriptedOpener(False)
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops)
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.STILL_OPENING
+    with caplog.at_level(logging.INFO, logger="quart_app.engine_opening"):
+        opener.release.set()
+        await _until_not_running(loops)
+    assert opening.status.state == "waiting"
+    assert "engine opened" not in caplog.text
+
+
 async def _until_not_running(loops: BackgroundLoops) -> None:
     async def ended() -> bool:
         return not loops.running(EngineOpening.LOOP_NAME)
