@@ -93,7 +93,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         if opened.pull is not None:
             state.enabled_listeners.append(opened.pull.enabled_changed)
         # PUT /enabled reaches one replica: the others follow it through the database
-        shared_enabled = SharedEnabled(opened.db, state.enabled, state.enabled_listeners)
+        shared_enabled = SharedEnabled(
+            opened.db, state.enabled, state.enabled_listeners, started_with=state.enabled_at_start
+        )
         state.enabled_listeners.append(shared_enabled.publish)
         state.loops.start(SharedEnabled.LOOP_NAME, shared_enabled.run)
 

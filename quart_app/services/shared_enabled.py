@@ -30,15 +30,19 @@ class SharedEnabled:
 
     LOOP_NAME = "enabled_sync"
 
-    def __init__(self, db: Database, state: EnabledState, listeners: list[EnabledListener]) -> None:
+    def __init__(
+        self, db: Database, state: EnabledState, listeners: list[EnabledListener], *, started_with: bool
+    ) -> None:
+        """`started_with`: this replica's flag when the app started, before any PUT /enabled it served (the engine,
+        and so this, may open after one: AppAPI enables an updated app while its migrations still run)."""
         self._db = db
         self._state = state
         self._listeners = listeners
         # what this replica last knew the database to hold: a different value there was set by another replica
         self._seen: bool | None = None
-        # this replica's own flag as last shared (or as read at start-up): a different one is a PUT /enabled here
+        # this replica's own flag as last shared (or as it started with): a different one is a PUT /enabled here
         # whose publish has not run yet, newer than anything stored
-        self._shared_local = state.enabled
+        self._shared_local = started_with
         # a publish and a sync never interleave: each reads and writes the flag as one step
         self._lock = asyncio.Lock()
 

@@ -2,11 +2,13 @@
 replica may be applying (or which take minutes on a large index; here the test holds their lock). A stop during
 that wait ends the app in seconds with nothing half-applied; past `http.start_up_wait_s` the app answers /heartbeat
 (AppAPI gives an update 10 minutes) and says on the other routes which step the engine is at, and a stop then ends
-it as quickly. In-process: an opening that fails after start-up is named on the routes and tried again."""
+it as quickly. In-process: an opening that fails after start-up is named on the routes and tried again, and an app
+AppAPI enabled while its engine opened stays enabled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from waiting import wait_for
 from appliance.config import parse_config
 from appliance.launch import app_server_arguments
 from quart_app import create_app
+from quart_app.engine import ENGINE_EXTENSION
 from quart_app.store.migrator import MIGRATION_LOCK_KEY
 
 # nothing listens there: opening the engine calls no embedder with a catalogued local model
@@ -34,11 +37,16 @@ START_UP_WAIT_S = 2.0
 
 
 @contextmanager
-def migrations_held(dsn: str) -> Iterator[None]:
-    """Hold the lock the app's migrations take, as a replica applying them does; released at the end."""
+def migrations_held(dsn: str) -> Iterator[Callable[[], None]]:
+    """Hold the lock the app's migrations take, as a replica applying them does; released at the end, or earlier by
+    calling what this yields."""
     with psycopg.connect(dsn, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        yield
+
+        def release() -> None:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+        yield release
 
 
 def waits_for_migrations(dsn: str) -> bool:
@@ -155,6 +163,41 @@ async def test_an_opening_that_fails_after_start_up_is_named_on_the_routes_and_t
         assert answer.status_code == 503
         assert "(DatabaseUnavailableError: PostgreSQL did not accept connections within 0.5 s" in error
         assert "; trying again in 5 s)" in error
+
+
+async def test_an_app_enabled_while_its_engine_opens_stays_enabled_once_it_has_opened(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    """An update: AppAPI disabled the old version (the flag shared in the database says so), and enables the new one
+    while its engine still waits for the migrations. The shared flag's loop starts only once the engine has opened; it
+    must not take the stored 'disabled' for another replica's newer choice."""
+    storage = tmp_path / "storage"
+    before = make_settings(storage, fresh_dsn, contract_config(NO_EMBEDDER))
+    settings = make_settings(storage, fresh_dsn, contract_config(NO_EMBEDDER, http={"start_up_wait_s": 0.1}))
+    async with running_app(create_app(before)) as before_the_update:
+        disabled = await before_the_update.test_client().put("/enabled?enabled=0", headers=signed_headers())
+        assert disabled.status_code == 200
+    with migrations_held(fresh_dsn) as release:
+        app = create_app(settings)
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            assert ENGINE_EXTENSION not in app.extensions
+            assert (await client.put("/enabled?enabled=1", headers=signed_headers())).status_code == 200
+            await asyncio.to_thread(release)
+
+            async def shared() -> bool:
+                return await asyncio.to_thread(_stored_enabled, fresh_dsn) is True
+
+            await wait_until(shared, "the app's enabled flag to be shared once its engine has opened")
+            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            assert counted.status_code == 200, await counted.get_data()
+            assert (await (await client.get("/enabled", headers=signed_headers())).get_json()) == {"enabled": True}
+
+
+def _stored_enabled(dsn: str) -> bool | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT enabled FROM app_enabled").fetchone()
+    return None if row is None else bool(row[0])
 
 
 def _status_code(base: str) -> int:
