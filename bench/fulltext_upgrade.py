@@ -1,6 +1,6 @@
 """How long an upgrade takes to recompute the chunks' full-text column (migration 0010, as 0007 before it).
 
-    .venv/bin/python bench/fulltext_upgrade.py [--chunks 200000] [--app] [--out bench/results/fulltext_upgrade.txt]
+    .venv/bin/python bench/fulltext_upgrade.py [--chunks 200000] [--app [--start-up-wait 60]] [--out FILE]
 
 A database at the migration before the first one that rewrites the column (`--from`, default 10) with `--chunks`
 chunks of 800 characters cut from the quality corpus (bench/quality/fetch_corpus.py; HTML, reST, Markdown and text
@@ -118,11 +118,12 @@ async def migrate(dsn: str) -> tuple[list[str], float]:
         await db.close()
 
 
-def upgrade_through_the_app(dsn: str, root: Path) -> list[str]:
+def upgrade_through_the_app(dsn: str, root: Path, start_up_wait_s: float) -> list[str]:
     """Start the app server on the database and watch its start-up until the engine has opened; the report lines."""
     storage = root / "storage"
     storage.mkdir()
-    (storage / "config.yaml").write_text(yaml.safe_dump(APP_CONFIG))
+    config = {**APP_CONFIG, "http": {"start_up_wait_s": start_up_wait_s}}
+    (storage / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -132,7 +133,7 @@ def upgrade_through_the_app(dsn: str, root: Path) -> list[str]:
         "APP_PERSISTENT_STORAGE": str(storage),
         "EXTERNAL_DB": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
     }
-    command = [sys.executable, "-m", "quart_app.app_server", *app_server_arguments(parse_config(APP_CONFIG))]
+    command = [sys.executable, "-m", "quart_app.app_server", *app_server_arguments(parse_config(config))]
     command += ["--bind", f"127.0.0.1:{port}"]
     log = (root / "app.log").open("wb")
     start = time.perf_counter()
@@ -158,7 +159,7 @@ def upgrade_through_the_app(dsn: str, root: Path) -> list[str]:
     finally:
         stop(server)
     return [
-        f"through the app server (http.start_up_wait_s {parse_config(APP_CONFIG).http.start_up_wait_s:g} s):"
+        f"through the app server (http.start_up_wait_s {start_up_wait_s:g} s):"
         f" /heartbeat answered after {heartbeat_s:.1f} s",
         f"  meanwhile GET /status: {meanwhile or '(not asked: the engine opened first)'}",
         f"  engine opened (GET /status 200) after {opened_s:.1f} s",
@@ -173,6 +174,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the quality corpus is cached")
     parser.add_argument("--out", type=Path, help="also append the result to this file")
     parser.add_argument("--app", action="store_true", help="apply the upgrade by starting the app server on it")
+    parser.add_argument(
+        "--start-up-wait", type=float, default=60.0, help="with --app: the app's http.start_up_wait_s (seconds)"
+    )
     args = parser.parse_args()
     every = migrator.load_migrations()
     rewriting = [m for m in every if m.number >= args.first and "ccb_identifier_lexemes" in m.sql]
@@ -190,7 +194,7 @@ def main() -> None:
         functions = {m.name: function_seconds(cluster.dsn, m) for m in [*old[-1:], *rewriting]}
         migrator.load_migrations = lambda: every
         if args.app:
-            upgrade = upgrade_through_the_app(cluster.dsn, root)
+            upgrade = upgrade_through_the_app(cluster.dsn, root, args.start_up_wait)
         else:
             applied, migrate_s = asyncio.run(migrate(cluster.dsn))
             upgrade = [f"upgrade ({', '.join(applied)}), every index rebuilt: {migrate_s:.1f} s"]

@@ -137,8 +137,8 @@ class Lifecycle:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         self.enabled = EnabledState(settings.storage.state_file)
-        # before any PUT /enabled: the shared flag (services/shared_enabled.py) tells a change made here from one
-        # made on another replica by it, also when the engine opens after AppAPI's PUT /enabled
+        # the flag before any PUT /enabled here: by it the shared flag's loop (services/shared_enabled.py) tells this
+        # replica's own changes from another replica's, also when the engine opens after AppAPI's PUT /enabled
         self.enabled_at_start = self.enabled.enabled
         self.nextcloud = nextcloud_client(settings)
         self.loops = BackgroundLoops()
