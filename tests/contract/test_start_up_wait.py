@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from async_wait import wait_until
 from contract_kit import APP_SECRET, contract_config, make_settings, running_app, signed_headers
 from headless_chromium import run_chromium
@@ -92,12 +93,22 @@ def start_serving_app(tmp_path: Path, dsn: str) -> tuple[str, ServerProcess]:
     return base, server
 
 
-def test_a_stop_during_start_up_ends_the_app_in_seconds_with_nothing_applied(tmp_path: Path, fresh_dsn: str) -> None:
-    with migrations_held(fresh_dsn):
-        _base, server = start_waiting_app(tmp_path, fresh_dsn)
+@pytest.mark.parametrize(
+    ("start", "limit_s", "logged"),
+    [
         # before, start-up ran on until the lock was free (or hypercorn's 60 s ended it); docker stop kills at 10 s
-        log = server.stop_within(5.0)
-        assert "stop requested during start-up: the engine was not opened" in log
+        (start_waiting_app, 5.0, "stop requested during start-up: the engine was not opened"),
+        (start_serving_app, 10.0, "stopped while the engine was opening (attempt 1): what it had opened is closed"),
+    ],
+    ids=["during-start-up", "after-start-up"],
+)
+def test_a_stop_while_the_engine_opens_ends_the_app_in_seconds_with_nothing_applied(
+    tmp_path: Path, fresh_dsn: str, start: Callable[[Path, str], tuple[str, ServerProcess]], limit_s: float, logged: str
+) -> None:
+    with migrations_held(fresh_dsn):
+        _base, server = start(tmp_path, fresh_dsn)
+        log = server.stop_within(limit_s)
+        assert logged in log
         # its wait was cancelled in the server too, and its transaction rolled back
         assert not waits_for_migrations(fresh_dsn)
     assert migrations_applied(fresh_dsn) == 0
@@ -131,15 +142,6 @@ def test_past_the_start_up_wait_the_app_serves_and_says_what_the_engine_waits_fo
         assert "engine opened after start-up (attempt 1)" in server.log_text()
     finally:
         server.stop()
-
-
-def test_a_stop_while_the_engine_opens_after_start_up_ends_the_app_in_seconds(tmp_path: Path, fresh_dsn: str) -> None:
-    with migrations_held(fresh_dsn):
-        _base, server = start_serving_app(tmp_path, fresh_dsn)
-        log = server.stop_within(10.0)
-        assert "stopped while the engine was opening (attempt 1): what it had opened is closed" in log
-        assert not waits_for_migrations(fresh_dsn)
-    assert migrations_applied(fresh_dsn) == 0
 
 
 async def test_an_opening_that_fails_after_start_up_is_named_on_the_routes_and_tried_again(tmp_path: Path) -> None:
