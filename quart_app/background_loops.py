@@ -42,6 +42,14 @@ class LoopStatus:
         }
 
 
+DETAIL_CHARS = 300
+
+
+def loop_detail(exc: BaseException, prefix: str = "") -> str:
+    """A loop's status detail for a failure: the exception's class and message, cut to fit GET /status."""
+    return f"{prefix}{type(exc).__name__}: {exc}"[:DETAIL_CHARS]
+
+
 class LoopHandle:
     """Given to a loop: its status, the stop signal, and a sleep that ends early on stop or on a wake event."""
 
@@ -120,7 +128,7 @@ class BackgroundLoops:
             except Exception as exc:
                 log.exception("background loop %s failed", status.name)
                 status.count("crashes")
-                status.set("crashed", f"{type(exc).__name__}: {exc}"[:300])
+                status.set("crashed", loop_detail(exc))
                 if not restart or handle.stopping.is_set():
                     return
                 await handle.sleep(self.restart_delay_s)

@@ -16,7 +16,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from quart_app.background_loops import SHUTDOWN_GRACE_S, BackgroundLoops, LoopHandle, LoopStatus, backoff
+from quart_app.background_loops import (
+    SHUTDOWN_GRACE_S,
+    BackgroundLoops,
+    LoopHandle,
+    LoopStatus,
+    backoff,
+    loop_detail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +119,14 @@ class EngineOpening:
             try:
                 opened = await unless_stopped(self._open(stage), handle.stopping)
             except Exception as exc:
+                detail = loop_detail(exc)
                 if not first.done():
                     first.set_exception(exc)
-                    handle.status.set("failed", f"{type(exc).__name__}: {exc}"[:300])
+                    handle.status.set("failed", detail)
                     return
                 pause = backoff(self._retry_base_s, RETRY_MAX_S, attempt)
                 log.exception("the engine did not open (attempt %d); trying again in %g s", attempt, pause)
-                handle.status.set("failed", f"{type(exc).__name__}: {exc}"[:300] + f"; trying again in {pause:g} s")
+                handle.status.set("failed", f"{detail}; trying again in {pause:g} s")
                 await handle.sleep(pause)
                 continue
             if opened is None:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import psycopg
 
 from appliance.config import CrossLingualConfig
-from quart_app.background_loops import LoopHandle, backoff
+from quart_app.background_loops import LoopHandle, backoff, loop_detail
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.generic_questions import GENERIC_QUESTIONS
 from quart_app.store import Database
@@ -233,7 +233,7 @@ class CrossLingualIndex:
                 failures = 0
             except (psycopg.Error, StoreError, OSError) as exc:
                 failures += 1
-                handle.status.set("waiting", f"database: {type(exc).__name__}: {exc}"[:300])
+                handle.status.set("waiting", loop_detail(exc, "database: "))
                 await handle.sleep(backoff(*DATABASE_BACKOFF_S, failures))
 
     async def _still_waiting(self, handle: LoopHandle) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import psycopg
 
 from quart_app.app_state import EnabledState
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, loop_detail
 from quart_app.store import Database, StoreError
 from quart_app.store.app_state_store import read_enabled, write_enabled
 
@@ -62,7 +62,7 @@ class SharedEnabled:
             try:
                 await self.sync()
             except (psycopg.Error, StoreError) as exc:
-                handle.status.set("waiting", f"database away: {exc}"[:300])
+                handle.status.set("waiting", loop_detail(exc, "database away: "))
             await handle.sleep(POLL_S)
 
     async def sync(self) -> None:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from appliance.config import StatusHistoryConfig
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, loop_detail
 from quart_app.store import Database, StoreError
 from quart_app.store.status_history_store import read_history, record_sample
 
@@ -39,7 +39,7 @@ class StatusSampler:
             except StoreError as exc:
                 # the database being away is no crash: the chart shows a gap and the next sample comes on time
                 log.warning("status history: sample skipped: %s", exc)
-                handle.status.set("waiting", f"sample skipped: {exc}"[:300])
+                handle.status.set("waiting", loop_detail(exc, "sample skipped: "))
             await handle.sleep(interval - time.time() % interval + _AFTER_BOUNDARY_S)
 
 

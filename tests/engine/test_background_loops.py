@@ -1,6 +1,6 @@
 """BackgroundLoops: a loop that outlives its grace at a stop is cancelled, one that ignores its cancel too is left
 after a second grace (named in the log), a stop that is itself cancelled ends cancelled, and a loop that ends by
-itself keeps its last state."""
+itself keeps its last state; a crashed one shows its exception, cut to the detail limit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from quart_app.background_loops import BackgroundLoops, LoopHandle
+from quart_app.background_loops import DETAIL_CHARS, BackgroundLoops, LoopHandle, loop_detail
 
 GRACE_S = 0.05
 
@@ -71,3 +71,17 @@ async def test_a_loop_that_ends_by_itself_keeps_its_last_state_and_one_told_to_s
     # before: the supervisor wrote "stopped" over the init job's failure, and GET /status lost it
     assert (said.state, said.detail) == ("failed", "the model server answered 404")
     assert (told.state, told.detail) == ("stopped", "")
+
+
+async def test_a_crashed_loop_shows_the_exception_class_and_message_cut_to_the_detail_limit() -> None:
+    loops = BackgroundLoops()
+
+    async def crashes(handle: LoopHandle) -> None:
+        raise ConnectionResetError("x" * 1000)
+
+    crashed = loops.start("poller", crashes, restart=False)
+    await asyncio.sleep(0.05)
+    await loops.close()
+    assert crashed.state == "crashed"
+    assert crashed.detail == ("ConnectionResetError: " + "x" * 1000)[:DETAIL_CHARS]
+    assert loop_detail(OSError("no route"), "database away: ") == "database away: OSError: no route"
