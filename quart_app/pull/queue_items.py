@@ -75,11 +75,20 @@ def parse_documents(data: Any) -> tuple[list[DocumentItem], list[RejectedItem]]:
     return valid, rejected
 
 
-def _row_id(row_id: Any) -> int:
-    try:
+def row_id_number(row_id: Any) -> int | None:
+    """A queue row id as Nextcloud sends it (a JSON key of ASCII digits, or an int), or None."""
+    if isinstance(row_id, int) and not isinstance(row_id, bool):
+        return row_id
+    # int() also reads ' 7', '+7' and an Arabic-Indic seven as 7: acknowledging that would delete another row
+    if isinstance(row_id, str) and row_id.isascii() and row_id.isdigit():
         return int(row_id)
-    except (TypeError, ValueError):
-        raise InvalidItemError(f"queue row id {row_id!r} is not a number") from None
+    return None
+
+
+def _row_id(row_id: Any) -> int:
+    if (number := row_id_number(row_id)) is None:
+        raise InvalidItemError(f"queue row id {row_id!r} is not a number")
+    return number
 
 
 def _user_id(raw: Any, name: str) -> str:

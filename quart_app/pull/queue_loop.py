@@ -12,7 +12,7 @@ from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
 from quart_app.pull.pull_gate import PullGate
-from quart_app.pull.queue_items import InvalidItemError, RejectedItem
+from quart_app.pull.queue_items import InvalidItemError, RejectedItem, row_id_number
 
 log = logging.getLogger(__name__)
 
@@ -110,4 +110,5 @@ async def deliver(
 
 def rejected_row_ids(rejected: list[RejectedItem], kind: str) -> list[int]:
     """Row ids of invalid items of one kind, to acknowledge (an id that is not a number cannot be)."""
-    return [int(bad.row_id) for bad in rejected if bad.kind == kind and bad.row_id.isdigit()]
+    numbers = (row_id_number(bad.row_id) for bad in rejected if bad.kind == kind)
+    return [number for number in numbers if number is not None]

@@ -1,0 +1,27 @@
+"""Queue row ids: only what Nextcloud sends (ASCII digits, ints) is a row id; anything int() merely tolerates would
+acknowledge another row, and one int() refuses crashed the acknowledgement of the whole batch."""
+
+from __future__ import annotations
+
+import pytest
+
+from quart_app.pull.queue_items import parse_actions, parse_documents
+from quart_app.pull.queue_loop import rejected_row_ids
+
+DELETE_BOB = {"type": "delete_user_id", "payload": {"userId": "bob"}}
+
+
+@pytest.mark.parametrize("row_id", ["²", "\u0667", " 7", "+7", "7\n", "-7", "", "7.0"])
+def test_an_odd_row_id_is_rejected_and_never_acknowledged(row_id: str) -> None:
+    valid, rejected = parse_actions({"actions": {row_id: DELETE_BOB, "8": DELETE_BOB}})
+    assert [action.row_id for action in valid] == [8]
+    assert [bad.row_id for bad in rejected] == [row_id]
+    assert "is not a number" in rejected[0].reason
+    assert rejected_row_ids(rejected, "actions") == []
+
+
+def test_plain_row_ids_are_acknowledged_per_queue() -> None:
+    valid, rejected = parse_documents({"files": {"12": {"userIds": []}}, "content_providers": {"13": "not an item"}})
+    assert valid == []
+    assert rejected_row_ids(rejected, "files") == [12]
+    assert rejected_row_ids(rejected, "content_providers") == [13]
