@@ -1,7 +1,8 @@
 """What the fields of a source must be before they reach PostgreSQL: shared by the push routes and the pull queues.
 
-PostgreSQL text cannot hold NUL and `modified`/`size` are bigint columns: a value breaking either fails only in the
-database, where it looks like a transient error and is retried forever. Ids (users, providers, mimetypes) never
+PostgreSQL text cannot hold NUL, UTF-8 cannot encode a lone UTF-16 surrogate (valid JSON: "\\ud800"), and
+`modified`/`size` are bigint columns: a value breaking one fails only in the database, where it looks like a transient
+error and is retried forever. Ids (users, providers, mimetypes) never
 contain control characters in Nextcloud; one that does is refused with its reason. The patterns end in \\Z, not $:
 '$' also matches before a trailing newline.
 """
@@ -21,6 +22,8 @@ BARE_PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 MAX_BIGINT = 2**63 - 1
 MIN_BIGINT = -(2**63)
 NUL_PROBLEM = "must not contain NUL characters (\\u0000)"
+SURROGATE_PROBLEM = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -32,14 +35,21 @@ def is_valid_provider_id(value: str) -> bool:
     return PROVIDER_ID_RE.match(value) is not None
 
 
-def nul_problem(value: str) -> str | None:
+def text_problem(value: str) -> str | None:
     """Why `value` cannot be stored as PostgreSQL text, or None."""
-    return NUL_PROBLEM if "\x00" in value else None
+    if "\x00" in value:
+        return NUL_PROBLEM
+    return SURROGATE_PROBLEM if _SURROGATE.search(value) else None
+
+
+def storable_text(value: str) -> str:
+    """`value` as PostgreSQL text can hold it: NUL dropped, a lone surrogate replaced by U+FFFD (titles, contents)."""
+    return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
 
 
 def id_problem(value: str) -> str | None:
-    """Why `value` cannot be a user id or a mimetype (NUL, control characters), or None."""
-    if problem := nul_problem(value):
+    """Why `value` cannot be a user id or a mimetype (NUL, surrogates, control characters), or None."""
+    if problem := text_problem(value):
         return problem
     if found := _CONTROL.search(value):
         return f"must not contain control characters (found {found.group()!r})"

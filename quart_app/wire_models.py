@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.http_errors import BodyValidationError, ContractError, fastapi_detail
 from quart_app.services.answer import MAX_CTX_LIMIT
-from quart_app.source_fields import nul_problem
+from quart_app.source_fields import text_problem
 
 MIB = 1024 * 1024
 
@@ -18,15 +18,15 @@ ScopeType = Literal["provider", "source"]
 AccessOp = Literal["allow", "deny"]
 
 
-def _no_nul(value: str) -> str:
+def _storable(value: str) -> str:
     # PostgreSQL text cannot hold NUL: the query would fail with a database error (500) instead of naming the field
-    if problem := nul_problem(value):
+    if problem := text_problem(value):
         raise ValueError(problem)
     return value
 
 
 # every string of a request body: it ends up in a SQL parameter
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class Query(BaseModel):

@@ -35,6 +35,7 @@ from quart_app.services.errors import SourceBusyError, SourceTooLargeError, Spoo
 from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
 from quart_app.services.source_order import IngestClaim, Ticket
 from quart_app.services.source_spool import SourceSpool, SpooledFile
+from quart_app.source_fields import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         result: SpooledFile | FileUnavailableError
         try:
             if item.content is not None:
-                result = await self._spool.spool(item.source_id, _one_piece(item.content.encode("utf-8")))
+                content = storable_text(item.content).encode("utf-8")
+                result = await self._spool.spool(item.source_id, _one_piece(content))
             else:
                 async with self._fetch_slots:
                     result = await self._fetch(item, handle)

@@ -17,6 +17,7 @@ from quart_app.loaders.errors import EmptyDocumentError, LoaderError, ParsePoolE
 from quart_app.services.errors import SourceNotClaimedError
 from quart_app.services.source_order import IngestClaim, SourceOrder, Ticket
 from quart_app.services.source_spool import file_sha256
+from quart_app.source_fields import storable_text
 from quart_app.store import Database, StoreError
 from quart_app.store.document_store import (
     ChunkRecord,
@@ -195,7 +196,7 @@ class IngestService:
             record = DocumentRecord(
                 source.source_id,
                 source.provider,
-                _storable(source.title),
+                storable_text(source.title),  # a title PostgreSQL refuses would be retried forever
                 source.mimetype,
                 source.modified,
                 content_hash,
@@ -241,8 +242,3 @@ class IngestService:
         if not records:
             raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
         return records
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL: a title with one would fail (and be retried) forever."""
-    return text.replace("\x00", "")

@@ -106,6 +106,8 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
         ("update_access_decl_source_id", {"userIds": ["alice", "b\x00ob"], "sourceId": docs["label"]}),
         ("update_access_provider_id", {"op": "deny", "userIds": ["bob\x07"], "providerId": "mail__mail"}),
         ("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail\n"}),
+        # valid JSON that UTF-8 cannot encode: it crashed the loop, and the batch stayed locked for 24 h
+        ("delete_user_id", {"userId": "bob\ud800"}),
     ]
     ids = await _apply(nextcloud, [*bad, ("delete_source_ids", {"sourceIds": [docs["hiking"]]})])
     assert len(ids) == len(bad) + 1
@@ -115,6 +117,7 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
     assert len(dropped) == len(bad)
     assert sum("must not contain NUL characters" in m for m in dropped) == 3
     assert sum("must not contain control characters" in m for m in dropped) == 1
+    assert sum("must not contain lone UTF-16 surrogates" in m for m in dropped) == 1
     assert sum("payload.providerId 'mail__mail\\n' is not" in m for m in dropped) == 1
     assert await _counts(pull_app) == {"files__default": 2, "mail__mail": 1, "notes__notes": 1}
     assert docs["label"] in await pull_app.search("bob", "green label ethical AI")  # the declaration was refused
