@@ -176,9 +176,15 @@ class RetrievalService:
         threshold = self._config.exact_search_below
         exact = threshold > 0 and await self._store.count_accessible_chunks(user_id, scope, threshold) < threshold
         ef_search = 0 if exact else await self._ef_search()
-        return await self._store.vector_search(
+        hits = await self._store.vector_search(
             user_id, embedding, limit, scope, exact=exact, ef_search=max(ef_search, limit), table=table
         )
+        if exact or len(hits) >= limit:
+            return hits
+        # pgvector's iterative scan gives up after hnsw.max_scan_tuples index rows, other users' included: a user who
+        # holds a small share of a big index, far from the question, got a handful of chunks instead of `limit`
+        log.debug("HNSW path: %d of %d hits above exact_search_below; trying the exact path", len(hits), limit)
+        return await self._store.vector_search(user_id, embedding, limit, scope, exact=True, table=table)
 
     async def _cross_lingual_leg(self, user_id: str, query: str, scope: Scope | None) -> list[Hit]:
         """The multilingual vectors' nearest chunks, for a question whose words the documents mostly do not hold (in
