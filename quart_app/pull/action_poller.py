@@ -1,14 +1,20 @@
 """The actions loop (PHP app 5.4+): deletes and access changes, applied in queue order through the services.
 
-Each action is validated on its own (one bad action never freezes the queue, context_chat#258); every action is
-idempotent, so a replay after a lost acknowledgement changes nothing. An action that cannot be applied now (database
-down, its sources being indexed for longer than ingest.access_wait_s) is retried here first; if it still fails, it
-and every action after it stay in the queue, so they are applied later in their order.
+Each action is validated on its own (one bad action never freezes the queue, context_chat#258). A claimed batch is
+stored in the database (pull_actions, migration 0012) and acknowledged at once, then applied from there in the order
+received. Nextcloud serves a claimed row again only after 24 h: an action it still held (a lost acknowledgement, or
+one left for later while its source was being indexed) used to come back after the actions queued behind it, and undo
+them. An action that cannot be applied now (database down, its sources being indexed for longer than
+ingest.access_wait_s) is tried again here until it is applied, and no later one overtakes it; one stored before a stop
+is applied first at the next start; a row served again is recognised and not applied twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg
 
@@ -22,9 +28,27 @@ from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
 from quart_app.source_fields import is_valid_provider_id
-from quart_app.store import Database, StoreError
+from quart_app.store import Connection, Database, StoreError
+from quart_app.store.pull_action_store import (
+    ReceivedAction,
+    WaitingAction,
+    forget_done,
+    mark_done,
+    receive_actions,
+    waiting_actions,
+)
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# stored actions read per round of applying them
+WAITING_BATCH = 64
+# acknowledgements that could not be delivered, sent again with the next ones (Nextcloud ignores ids it no longer has)
+MAX_UNACKNOWLEDGED = 10_000
+# a retried action is logged at its first failure and then every this many
+LOG_EVERY_ATTEMPTS = 10
+# applied actions older than two days are removed at most this often
+FORGET_EVERY_S = 600.0
 
 
 class ActionPoller(QueueLoop[ActionItem]):
@@ -39,49 +63,98 @@ class ActionPoller(QueueLoop[ActionItem]):
         self._db = db
         self._order = order
         self._batch_size = config.actions_batch_size
+        self._unacknowledged: list[int] = []
+        self._forgotten_at = -FORGET_EVERY_S
+
+    async def run(self, handle: LoopHandle) -> None:
+        # actions stored before a stop are older than any claimed now: they go first
+        if await self._gate.wait_open(handle) and await self._apply_waiting(handle):
+            await super().run(handle)
 
     async def claim(self) -> tuple[list[ActionItem], list[RejectedItem]]:
         return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))
 
     async def process(self, items: list[ActionItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
-        done = rejected_row_ids(rejected, "actions")
-        for position, action in enumerate(items):
-            if not await self._apply_with_retry(action, handle):
-                # a later action must not overtake it (a deny applied now, its earlier allow replayed later)
-                handle.status.count("left_locked", len(items) - position)
+        received = [ReceivedAction(item.row_id, item.type, item.payload) for item in items]
+        stored = await self._with_store(handle, lambda conn: receive_actions(conn, received))
+        if stored is None:
+            return False  # stopped: the batch stays claimed and comes back after 24 h
+        handle.status.count("received", len(stored))
+        if replayed := len(items) - len(stored):
+            # Nextcloud served rows again whose acknowledgement it never got: applied once already, or waiting here
+            log.info("actions queue: %d action(s) served again were received before; not applied twice", replayed)
+            handle.status.count("served_again", replayed)
+        await self._acknowledge([*rejected_row_ids(rejected, "actions"), *(item.row_id for item in items)], handle)
+        return await self._apply_waiting(handle)
+
+    async def _acknowledge(self, row_ids: list[int], handle: LoopHandle) -> None:
+        """DELETE them with those still unacknowledged; ids whose DELETE was lost are sent again with the next."""
+        row_ids = [*self._unacknowledged, *row_ids]
+        if await self.acknowledge(ACTIONS_ACK_PATH, {"actions": row_ids}, len(row_ids), handle):
+            self._unacknowledged = []
+        else:
+            self._unacknowledged = row_ids[-MAX_UNACKNOWLEDGED:]
+
+    async def _apply_waiting(self, handle: LoopHandle) -> bool:
+        """Apply every stored action in the order received; False when the app stopped first."""
+        while True:
+            waiting = await self._with_store(handle, lambda conn: waiting_actions(conn, WAITING_BATCH))
+            if waiting is None:
+                return False
+            if not waiting:
                 break
-            done.append(action.row_id)
-            handle.status.count("applied")
-        # replaying them after the 24 h lock is harmless: every action is idempotent
-        await self.acknowledge(ACTIONS_ACK_PATH, {"actions": done}, len(done), handle)
+            for stored in waiting:
+                if not await self._apply_until_done(stored, handle):
+                    return False
+        if time.monotonic() - self._forgotten_at > FORGET_EVERY_S:
+            self._forgotten_at = time.monotonic()
+            await self._with_store(handle, forget_done)
         return True
 
-    async def _apply_with_retry(self, action: ActionItem, handle: LoopHandle) -> bool:
-        """True when the action is done for good (applied, or impossible); False leaves it for a later claim.
+    async def _apply_until_done(self, stored: WaitingAction, handle: LoopHandle) -> bool:
+        """Apply the action (or drop it as invalid) and mark it done; False when the app stopped first.
 
-        While the database is away the action waits for it without using up its tries."""
+        A failure that may pass (database, source busy) is tried again, backing off, for as long as it takes: an
+        action left for later would let the ones after it overtake it."""
+        action = stored.action
         attempt = 0
-        while attempt < self._pull.fetch_attempts:
+        while not handle.stopping.is_set():
+            attempt += 1
             try:
                 await self.apply(action)
-                return True
+                handle.status.count("applied")
             except InvalidRequestError as exc:
                 log.warning("actions queue: %s row %d dropped: %s", action.type, action.row_id, exc)
                 handle.status.count("invalid")
-                return True
             except (psycopg.Error, StoreError, SourceBusyError) as exc:
-                log.warning("actions queue: %s row %d failed (%s); retrying", action.type, action.row_id, exc)
-            outage = await self._gate.wait_for_store(handle)
-            if outage is None:
-                return False
-            if outage:
+                pause = backoff(self._pull.fetch_backoff_s, self._pull.error_backoff_max_s, attempt)
+                level = logging.WARNING if attempt % LOG_EVERY_ATTEMPTS == 1 else logging.DEBUG
+                log.log(level, "actions queue: %s row %d failed (%s); trying again", action.type, action.row_id, exc)
+                handle.status.count("retries")
+                handle.status.set(
+                    "waiting", f"{action.type} row {action.row_id} failed ({exc}); trying again in {pause:g} s"
+                )
+                if await self._gate.wait_for_store(handle) is None:
+                    return False
+                await handle.sleep(pause)
                 continue
-            attempt += 1
-            if attempt < self._pull.fetch_attempts:
-                await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+            return await self._with_store(handle, lambda conn: mark_done(conn, stored.seq)) is not None
         return False
 
-    async def apply(self, action: ActionItem) -> None:
+    async def _with_store(self, handle: LoopHandle, work: Callable[[Connection], Awaitable[T]]) -> T | None:
+        """`work` in one transaction, waiting out a database outage; None when the app stopped first."""
+        while not handle.stopping.is_set():
+            try:
+                async with self._db.connection() as conn, conn.transaction():
+                    return await work(conn)
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("actions queue: the database failed (%s); trying again", exc)
+                if await self._gate.wait_for_store(handle) is None:
+                    return None
+                await handle.sleep(self._pull.error_backoff_s)
+        return None
+
+    async def apply(self, action: ReceivedAction) -> None:
         """One action through the delete/access services."""
         payload, db, order = action.payload, self._db, self._order
         if action.type == "delete_source_ids":

@@ -79,10 +79,14 @@ class QueueLoop(ABC, Generic[Item]):
         handle.status.count("invalid", len(rejected))
         return await self.process(items, rejected, handle)
 
-    async def acknowledge(self, path: str, body: dict[str, Any], count: int, handle: LoopHandle) -> None:
-        """DELETE what is done for good; a lost acknowledgement means a replay after 24 h."""
-        if count and await deliver(self._nc, "DELETE", path, body, self._pull, handle, "ack_failures"):
-            handle.status.count("acknowledged", count)
+    async def acknowledge(self, path: str, body: dict[str, Any], count: int, handle: LoopHandle) -> bool:
+        """DELETE what is done for good; False when the acknowledgement was lost (a replay after 24 h)."""
+        if not count:
+            return True
+        if not await deliver(self._nc, "DELETE", path, body, self._pull, handle, "ack_failures"):
+            return False
+        handle.status.count("acknowledged", count)
+        return True
 
 
 async def deliver(

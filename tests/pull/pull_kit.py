@@ -86,6 +86,18 @@ class PullApp:
     async def drain_embeddings(self) -> None:
         await self.engine.worker.drain()
 
+    async def actions_applied(self, timeout_s: float = 30.0) -> None:
+        """Wait until every action the actions loop stored is applied: acknowledged only means stored."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            async with self.engine.db.connection() as conn:
+                row = await (await conn.execute("SELECT count(*) FROM pull_actions WHERE done_at IS NULL")).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {row} stored actions to be applied")
+            await asyncio.sleep(0.02)
+
 
 async def until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
     """Poll a cheap in-memory condition (the fake's state) until it holds."""

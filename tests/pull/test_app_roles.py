@@ -127,6 +127,7 @@ async def test_the_three_roles_appapi_deploys_index_update_and_answer_together(
         assert [json.loads(source)["id"] for source in done["output"]["sources"]] == [f"files__default: {budget}"]
         action = nextcloud.add_action("delete_source_ids", {"sourceIds": [f"files__default: {budget}"]})
         await until(lambda: action in acked(nextcloud, "actions"), what="the updatesproc replica acknowledged")
+        await updates.actions_applied()
         assert await requests.search("alice", "travel budget Berlin") == []
 
 

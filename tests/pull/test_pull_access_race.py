@@ -3,15 +3,11 @@ is not undone by that ingest (the fake Nextcloud holds the download until the te
 
 from __future__ import annotations
 
-import asyncio
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_kit import contract_config, make_settings
-from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
-from pull_kit import FAST_PULL, PullApp, acked, until
+from nextcloud_pull_fake import FakePullNextcloud
+from pull_kit import PullApp, acked, until
 
 # (action type, payload, who still reads the file afterwards, whether Nextcloud still has the file)
 DENY = {"op": "deny", "userIds": ["bob1"], "sourceId": "files__default: 7001"}
@@ -53,54 +49,3 @@ async def test_an_action_applied_during_the_download_wins_over_the_ingest(
     for user in users:
         found = source_id in await pull_app.search(user, f"{word} project budget")
         assert found == (user in readers), f"{action}: does {user} reach {source_id} after both finished?"
-
-
-async def test_an_action_still_busy_after_its_retries_stays_queued_with_every_action_after_it(
-    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
-) -> None:
-    ingest = {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8, "access_wait_s": 0.05}
-    settings = make_settings(
-        tmp_path / "storage", fresh_dsn, contract_config(embedder_url, pull=FAST_PULL, ingest=ingest), nextcloud.url
-    )
-    async with PullApp(settings, nextcloud) as pull_app:
-        await pull_app.enable()
-        other = nextcloud.add_file(["alice"], "files/other.txt", b"The wallaby91x project budget is on track.")
-        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the other file indexed")
-        release = nextcloud.hold_file(7091)
-        nextcloud.add_file(["alice", "bob"], "files/held.txt", b"The quokka91x project is on track.", file_id=7091)
-        await until(lambda: nextcloud.file_fetches[7091] >= 1, what="the download to start")
-        nextcloud.set_file_users(7091, ["alice"])
-        held_deny = {"op": "deny", "userIds": ["bob"], "sourceId": "files__default: 7091"}
-        other_allow = {"op": "allow", "userIds": ["carol"], "sourceId": f"files__default: {other}"}
-        deny, share = nextcloud.add_actions(
-            [("update_access_source_id", held_deny), ("update_access_source_id", other_allow)]
-        )
-        counters = await _actions_counters_once_left(pull_app)
-        # the allow behind the busy deny was not applied ahead of it: both stay queued, in their order
-        assert counters["left_locked"] == 2 and "applied" not in counters, counters
-        assert _left_locked(nextcloud) == {deny, share}
-        assert f"files__default: {other}" not in await pull_app.search("carol", "wallaby91x project budget")
-        release.set()
-        await until(lambda: len(acked(nextcloud, "files")) == 2, what="the held file indexed")
-        clock = time.time() + LOCK_TIMEOUT_S + 1
-        nextcloud.now = lambda: clock  # a day later Nextcloud serves the locked actions again, in their order
-        await until(lambda: {deny, share} <= acked(nextcloud, "actions"), what="both actions applied")
-        assert "files__default: 7091" not in await pull_app.search("bob", "quokka91x project")
-        assert f"files__default: {other}" in await pull_app.search("carol", "wallaby91x project budget")
-
-
-async def _actions_counters_once_left(pull_app: PullApp) -> dict[str, int]:
-    """The actions loop's counters once it has left a batch in the queue."""
-    for _ in range(1500):
-        counters: dict[str, int] = (await pull_app.status())["loops"]["actions"]["counters"]
-        if counters.get("left_locked"):
-            return counters
-        await asyncio.sleep(0.02)
-    raise AssertionError("the actions loop never left an action in the queue")
-
-
-def _left_locked(nextcloud: FakePullNextcloud) -> set[int]:
-    """Action rows claimed and not acknowledged."""
-    locked: set[int] = set(nextcloud.locked_rows()["actions"])
-    acknowledged: set[int] = acked(nextcloud, "actions")
-    return locked - acknowledged

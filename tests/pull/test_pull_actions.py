@@ -29,9 +29,12 @@ async def _counts(pull_app: PullApp) -> dict[str, int]:
     return counts
 
 
-async def _apply(nextcloud: FakePullNextcloud, actions: list[tuple[str, dict[str, object]]]) -> set[int]:
+async def _apply(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, actions: list[tuple[str, dict[str, object]]]
+) -> set[int]:
     ids = {nextcloud.add_action(kind, payload) for kind, payload in actions}
     await until(lambda: ids <= acked(nextcloud, "actions"), what="actions acknowledged")
+    await pull_app.actions_applied()
     return ids
 
 
@@ -39,19 +42,27 @@ async def test_access_actions_change_what_each_user_finds(pull_app: PullApp, nex
     docs = await _index(pull_app, nextcloud)
     assert docs["budget"] not in await pull_app.search("bob", "travel budget Berlin office")
     await _apply(
-        nextcloud, [("update_access_source_id", {"op": "allow", "userIds": ["bob"], "sourceId": docs["budget"]})]
+        pull_app,
+        nextcloud,
+        [("update_access_source_id", {"op": "allow", "userIds": ["bob"], "sourceId": docs["budget"]})],
     )
     assert docs["budget"] in await pull_app.search("bob", "travel budget Berlin office")
-    await _apply(nextcloud, [("update_access_decl_source_id", {"userIds": ["alice"], "sourceId": docs["label"]})])
+    await _apply(
+        pull_app, nextcloud, [("update_access_decl_source_id", {"userIds": ["alice"], "sourceId": docs["label"]})]
+    )
     assert docs["label"] not in await pull_app.search("bob", "green label ethical AI")
     assert docs["label"] in await pull_app.search("alice", "green label ethical AI")
     await _apply(
-        nextcloud, [("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail"})]
+        pull_app,
+        nextcloud,
+        [("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail"})],
     )
     assert "mail__mail: 42" not in await pull_app.search("bob", "mail about green label")
     assert "mail__mail: 42" in await pull_app.search("alice", "mail about green label")
     await _apply(
-        nextcloud, [("update_access_source_id", {"op": "deny", "userIds": ["alice"], "sourceId": docs["budget"]})]
+        pull_app,
+        nextcloud,
+        [("update_access_source_id", {"op": "deny", "userIds": ["alice"], "sourceId": docs["budget"]})],
     )
     assert docs["budget"] not in await pull_app.search("alice", "travel budget Berlin office")
 
@@ -64,12 +75,12 @@ async def test_delete_actions_and_a_replay_change_nothing_more(pull_app: PullApp
         ("delete_provider_id", {"providerId": "notes__notes"}),
         ("delete_user_id", {"userId": "bob"}),  # hiking was only bob's; label and mail stay for alice
     ]
-    await _apply(nextcloud, deletes)
+    await _apply(pull_app, nextcloud, deletes)
     after = {"files__default": 1, "mail__mail": 1}
     assert await _counts(pull_app) == after
     assert docs["label"] in await pull_app.search("alice", "green label")
     assert await pull_app.search("bob", "green label hiking Alps") == []
-    await _apply(nextcloud, deletes)  # the PHP app re-serves actions whose acknowledgement was lost
+    await _apply(pull_app, nextcloud, deletes)  # the PHP app re-serves actions whose acknowledgement was lost
     assert await _counts(pull_app) == after
 
 
@@ -78,6 +89,7 @@ async def test_one_bad_action_never_blocks_the_others_and_bare_provider_ids_work
 ) -> None:
     docs = await _index(pull_app, nextcloud)
     ids = await _apply(
+        pull_app,
         nextcloud,
         [
             ("delete_provider_id", {"providerId": "mail"}),  # PHP < 5.5 on an app disable (context_chat#258)
@@ -109,10 +121,10 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
         # valid JSON that UTF-8 cannot encode: it crashed the loop, and the batch stayed locked for 24 h
         ("delete_user_id", {"userId": "bob\ud800"}),
     ]
-    ids = await _apply(nextcloud, [*bad, ("delete_source_ids", {"sourceIds": [docs["hiking"]]})])
+    ids = await _apply(pull_app, nextcloud, [*bad, ("delete_source_ids", {"sourceIds": [docs["hiking"]]})])
     assert len(ids) == len(bad) + 1
     counters = (await pull_app.status())["loops"]["actions"]["counters"]
-    assert counters["invalid"] == len(bad) and counters["applied"] == 1 and "left_locked" not in counters
+    assert counters["invalid"] == len(bad) and counters["applied"] == 1 and "retries" not in counters
     dropped = [r.getMessage() for r in caplog.records if "is invalid and dropped" in r.getMessage()]
     assert len(dropped) == len(bad)
     assert sum("must not contain NUL characters" in m for m in dropped) == 3

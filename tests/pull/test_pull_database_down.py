@@ -68,7 +68,8 @@ async def test_pull_loops_wait_out_an_outage_and_lose_nothing(
     restartable_pg.start()
     rows = {first, nextcloud.file_row_id(label), nextcloud.file_row_id(hiking)}
     await until(lambda: acked(nextcloud, "files") == rows, timeout_s=60, what="files indexed after the outage")
-    await until(lambda: share in acked(nextcloud, "actions"), timeout_s=60, what="the action applied")
+    await until(lambda: share in acked(nextcloud, "actions"), timeout_s=60, what="the action stored")
+    await pull_app.actions_applied()
     done = await task_done(nextcloud, search, timeout_s=60)
     assert done["status"] == "STATUS_SUCCESSFUL", done
     assert nextcloud.queue_rows() == {"files": [], "content_providers": [], "actions": []}

@@ -1,0 +1,76 @@
+"""SQL for the pull actions received from Nextcloud and not yet applied (migration 0012): the actions loop's inbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from quart_app.store.database import Connection
+
+# applied rows are kept this long: Nextcloud serves an unacknowledged row again after 24 h
+KEEP_DONE = "2 days"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedAction:
+    """One action as Nextcloud queued it: its queue row id, type and validated payload."""
+
+    row_id: int
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingAction:
+    """A received action not applied yet; `seq` is the order it was received in."""
+
+    seq: int
+    action: ReceivedAction
+
+
+async def receive_actions(conn: Connection, actions: Sequence[ReceivedAction]) -> list[int]:
+    """Store the actions in their order, except those already received (the same row with the same action, as
+    Nextcloud serves a row again); the row ids of those stored."""
+    if not actions:
+        return []
+    cur = await conn.execute(
+        "INSERT INTO pull_actions (row_id, type, payload)"
+        " SELECT r.row_id, r.type, r.payload::jsonb"
+        " FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY AS r(row_id, type, payload, n)"
+        " WHERE NOT EXISTS (SELECT 1 FROM pull_actions p"
+        "  WHERE p.row_id = r.row_id AND p.type = r.type AND p.payload = r.payload::jsonb)"
+        " ORDER BY r.n RETURNING row_id",
+        (
+            [a.row_id for a in actions],
+            [a.type for a in actions],
+            [json.dumps(a.payload) for a in actions],
+        ),
+    )
+    return [int(row[0]) for row in await cur.fetchall()]
+
+
+async def waiting_actions(conn: Connection, limit: int) -> list[WaitingAction]:
+    """The oldest received actions not applied yet, in the order received."""
+    cur = await conn.execute(
+        "SELECT seq, row_id, type, payload FROM pull_actions WHERE done_at IS NULL ORDER BY seq LIMIT %s", (limit,)
+    )
+    return [
+        WaitingAction(int(seq), ReceivedAction(int(row_id), str(kind), dict(payload)))
+        for seq, row_id, kind, payload in await cur.fetchall()
+    ]
+
+
+async def mark_done(conn: Connection, seq: int) -> int:
+    """Mark the action applied (or dropped); how many rows were marked (1)."""
+    cur = await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = %s", (seq,))
+    return cur.rowcount
+
+
+async def forget_done(conn: Connection) -> int:
+    """Remove applied actions received more than KEEP_DONE ago; how many."""
+    cur = await conn.execute(
+        "DELETE FROM pull_actions WHERE done_at IS NOT NULL AND received_at < now() - %s::interval", (KEEP_DONE,)
+    )
+    return cur.rowcount

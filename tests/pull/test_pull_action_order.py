@@ -1,0 +1,141 @@
+"""Actions are applied in the order Nextcloud queued them, whatever happens to one of them: one waiting for its source
+is not overtaken by those queued after it, one whose acknowledgement was lost is not applied again when Nextcloud
+serves it a day later, and one stored before a stop is applied first at the next start.
+
+Before, an action left in Nextcloud's queue came back only after 24 h, after the actions queued behind it: an allow
+replayed over a later deny gave a user a document Nextcloud had unshared from her."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from contract_kit import contract_config, make_settings
+from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
+from pull_kit import FAST_PULL, PullApp, acked, until
+
+from quart_app.app_settings import AppSettings
+
+# an action waits for a source being indexed only this long before it is tried again
+INGEST = {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8, "access_wait_s": 0.05}
+
+
+def _settings(tmp_path: Path, dsn: str, embedder_url: str, nextcloud: FakePullNextcloud) -> AppSettings:
+    raw = contract_config(embedder_url, pull=FAST_PULL, ingest=INGEST)
+    settings: AppSettings = make_settings(tmp_path / "storage", dsn, raw, nextcloud.url)
+    return settings
+
+
+async def _actions_once(pull_app: PullApp, done: Callable[[dict[str, int]], bool], what: str) -> dict[str, int]:
+    """The actions loop's counters once `done` holds for them."""
+    for _ in range(1500):
+        counters: dict[str, int] = (await pull_app.status())["loops"]["actions"]["counters"]
+        if done(counters):
+            return counters
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the actions loop never got there: {what}")
+
+
+def _day_later(nextcloud: FakePullNextcloud) -> None:
+    """Nextcloud's clock a day on: every row claimed and not acknowledged is served again."""
+    clock = time.time() + LOCK_TIMEOUT_S + 1
+    nextcloud.now = lambda: clock
+
+
+def _waiting_rows(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT row_id FROM pull_actions WHERE done_at IS NULL ORDER BY seq")]
+
+
+async def test_an_action_waiting_for_its_source_is_applied_before_those_queued_after_it(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    async with PullApp(_settings(tmp_path, fresh_dsn, embedder_url, nextcloud), nextcloud) as pull_app:
+        await pull_app.enable()
+        other = nextcloud.add_file(["alice"], "files/other.txt", b"The wallaby91x project budget is on track.")
+        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the other file indexed")
+        release = nextcloud.hold_file(7091)
+        nextcloud.add_file(["alice", "bob"], "files/held.txt", b"The quokka91x project is on track.", file_id=7091)
+        await until(lambda: nextcloud.file_fetches[7091] >= 1, what="the download to start")
+        held, shared = "files__default: 7091", f"files__default: {other}"
+        nextcloud.set_file_users(7091, ["alice"])
+        first = nextcloud.add_actions(
+            [
+                ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": held}),
+                ("update_access_source_id", {"op": "allow", "userIds": ["carol"], "sourceId": shared}),
+            ]
+        )
+        counters = await _actions_once(pull_app, lambda c: c.get("retries", 0) >= 2, "the deny waits for its source")
+        # both are stored and acknowledged; the allow behind the busy deny has not overtaken it
+        assert "applied" not in counters and set(first) <= acked(nextcloud, "actions")
+        assert _waiting_rows(fresh_dsn) == first
+        assert shared not in await pull_app.search("carol", "wallaby91x project budget")
+        # queued after them while the deny still waits: the share is taken back
+        take_back = {"op": "deny", "userIds": ["carol"], "sourceId": shared}
+        later = nextcloud.add_action("update_access_source_id", take_back)
+        release.set()
+        await _actions_once(pull_app, lambda c: c.get("applied") == 3, "all three applied")
+        assert later in acked(nextcloud, "actions") and _waiting_rows(fresh_dsn) == []
+        await until(lambda: len(acked(nextcloud, "files")) == 2, what="the held file indexed")
+        _day_later(nextcloud)
+        await asyncio.sleep(0.5)  # a few polls: nothing is left to serve again
+        assert held not in await pull_app.search("bob", "quokka91x project")
+        assert held in await pull_app.search("alice", "quokka91x project")
+        assert shared not in await pull_app.search("carol", "wallaby91x project budget")
+        assert (await pull_app.status())["loops"]["actions"]["counters"]["applied"] == 3
+
+
+async def test_an_action_nextcloud_serves_again_after_a_lost_acknowledgement_is_not_applied_twice(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    file_id = nextcloud.add_file(["alice"], "files/held.txt", b"The quokka72x project is on track.")
+    await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+    await pull_app.drain_embeddings()
+    source = f"files__default: {file_id}"
+    nextcloud.endpoint_faults["ack_actions"] = deque([500] * 1000)  # Nextcloud's DELETE fails for a while
+    allow = nextcloud.add_action("update_access_source_id", {"op": "allow", "userIds": ["carol"], "sourceId": source})
+    await _actions_once(pull_app, lambda c: c.get("applied") == 1, "the allow applied")
+    assert source in await pull_app.search("carol", "quokka72x project")
+    deny = nextcloud.add_action("update_access_source_id", {"op": "deny", "userIds": ["carol"], "sourceId": source})
+    await _actions_once(pull_app, lambda c: c.get("applied") == 2 and c.get("ack_failures", 0) >= 2, "the deny")
+    assert not {allow, deny} & acked(nextcloud, "actions")
+    nextcloud.endpoint_faults["ack_actions"].clear()
+    _day_later(nextcloud)  # both rows come back, in their order
+    counters = await _actions_once(pull_app, lambda c: c.get("served_again") == 2, "both rows served again")
+    await until(lambda: {allow, deny} <= acked(nextcloud, "actions"), what="both acknowledged at last")
+    assert counters["applied"] == 2  # not applied again: the allow replayed over the deny let carol read it
+    assert source not in await pull_app.search("carol", "quokka72x project")
+
+
+async def test_an_action_stored_before_a_stop_is_applied_first_at_the_next_start(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        kept = nextcloud.add_file(["alice", "bob"], "files/kept.txt", b"The numbat55x plan is approved.")
+        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+        release = nextcloud.hold_file(7055)
+        nextcloud.add_file(["alice", "bob"], "files/held.txt", b"The bilby55x plan is approved.", file_id=7055)
+        await until(lambda: nextcloud.file_fetches[7055] >= 1, what="the download to start")
+        stored = nextcloud.add_actions(
+            [
+                ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": "files__default: 7055"}),
+                ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": f"files__default: {kept}"}),
+            ]
+        )
+        await _actions_once(pull_app, lambda c: c.get("retries", 0) >= 1, "the first deny waits for its source")
+        release.set()  # the app stops now, before it tries the deny again
+    # acknowledged to Nextcloud, so it will never serve them again: only the database remembers them
+    assert set(stored) <= acked(nextcloud, "actions") and _waiting_rows(fresh_dsn) == stored
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await _actions_once(pull_app, lambda c: c.get("applied") == 2, "both applied after the restart")
+        assert _waiting_rows(fresh_dsn) == []
+        await pull_app.drain_embeddings()
+        assert f"files__default: {kept}" not in await pull_app.search("bob", "numbat55x plan approved")
+        assert f"files__default: {kept}" in await pull_app.search("alice", "numbat55x plan approved")
