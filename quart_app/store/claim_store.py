@@ -28,6 +28,14 @@ ClaimKey = tuple[str, str]
 KIND_NUMBERS = {"source": 1, "provider": 2, "user": 3}
 # advisory lock class of a kind: this base + its number ("CC" in the high bytes, clear of the migration lock)
 LOCK_CLASS_BASE = 0x4343_0000
+# a user's lock is one of this many: a file shared with a group of 20,000 took a lock per reader, past PostgreSQL's
+# lock table (max_locks_per_transaction x max_connections), and its batch failed on every try; two users sharing a
+# lock only makes a change for one wait for a load of the other
+USER_LOCK_BUCKETS = 512
+# the second key of a (kind, name) lock, in SQL over columns kind and name
+LOCK_ID = (
+    f"CASE WHEN kind = {KIND_NUMBERS['user']} THEN hashtext(name) & {USER_LOCK_BUCKETS - 1} ELSE hashtext(name) END"
+)
 # connections held at once by claims of this process (each waiting change and each ingest in flight holds one)
 CLAIM_CONNECTIONS = 16
 # the claim connections' application_name (and pool name)
@@ -75,7 +83,7 @@ class HeldClaim:
         """Let go of exclusively held keys before the block ends (sources found stale)."""
         kinds, names = _columns(keys)
         await self._conn.execute(
-            "SELECT pg_advisory_unlock(%s + kind, hashtext(name)) FROM unnest(%s::int[], %s::text[]) AS k(kind, name)",
+            f"SELECT pg_advisory_unlock(%s + kind, {LOCK_ID}) FROM unnest(%s::int[], %s::text[]) AS k(kind, name)",
             (LOCK_CLASS_BASE, kinds, names),
         )
 
@@ -196,8 +204,8 @@ class ClaimStore:
             modes = [key in set(exclusive) for key in dict.fromkeys([*exclusive, *shared])]
             # every row is tried (no short cut): the ones taken are let go below when any failed
             cur = await conn.execute(
-                "SELECT kind, name, CASE WHEN ex THEN pg_try_advisory_lock(%s + kind, hashtext(name))"
-                " ELSE pg_try_advisory_lock_shared(%s + kind, hashtext(name)) END"
+                f"SELECT kind, name, CASE WHEN ex THEN pg_try_advisory_lock(%s + kind, {LOCK_ID})"
+                f" ELSE pg_try_advisory_lock_shared(%s + kind, {LOCK_ID}) END"
                 " FROM unnest(%s::int[], %s::text[], %s::bool[]) AS k(kind, name, ex)",
                 (LOCK_CLASS_BASE, LOCK_CLASS_BASE, kinds, names, modes),
             )
@@ -219,7 +227,7 @@ class ClaimStore:
             try:
                 # one order for every replica's changes (sorted in a subquery that runs first): no deadlock
                 await conn.execute(
-                    "SELECT pg_advisory_lock(%s + kind, h) FROM (SELECT kind, hashtext(name) AS h"
+                    f"SELECT pg_advisory_lock(%s + kind, h) FROM (SELECT DISTINCT kind, {LOCK_ID} AS h"
                     " FROM unnest(%s::int[], %s::text[]) AS k(kind, name) ORDER BY 1, 2 OFFSET 0) AS ordered",
                     (LOCK_CLASS_BASE, kinds, names),
                 )

@@ -239,3 +239,21 @@ async def test_items_postgresql_cannot_store_are_acknowledged_as_invalid_with_th
     assert not [f for f in found if f.startswith("mail__mail") and f not in (found[0], "mail__mail: 71")]
     assert (await pull_app.search("alice", "quokka budget approved Tuesday"))[0] == "mail__mail: 71"
     assert (await pull_app.search("alice", "green label"))[0] == f"files__default: {good_file}"
+
+
+async def test_a_file_shared_with_a_group_of_twenty_thousand_is_indexed_with_its_batch(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    # a group folder: one userIds entry per member's mount; a lock per reader overflowed PostgreSQL's lock table
+    # ("out of shared memory"), the loop crashed and the whole batch stayed locked, every day again
+    members = [f"member{n:05d}" for n in range(20_000)]
+    handbook = nextcloud.add_file(members, "files/Group/handbook.txt", b"The wombat88x handbook: onboarding steps.")
+    label = nextcloud.add_file(["alice"], "files/label.txt", LABEL)
+    rows = {nextcloud.file_row_id(handbook), nextcloud.file_row_id(label)}
+    await until(lambda: acked(nextcloud, "files") == rows, timeout_s=120, what="both files acknowledged")
+    counters = (await pull_app.status())["loops"]["documents"]["counters"]
+    assert counters["indexed"] == 2 and "crashes" not in counters, counters
+    await pull_app.drain_embeddings()
+    for member in (members[0], members[12_345], members[-1]):
+        assert (await pull_app.search(member, "wombat88x handbook onboarding"))[0] == f"files__default: {handbook}"
+    assert f"files__default: {handbook}" not in await pull_app.search("alice", "wombat88x handbook onboarding")
