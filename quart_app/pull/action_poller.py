@@ -35,6 +35,8 @@ from quart_app.store.pull_action_store import (
     forget_done,
     mark_done,
     receive_actions,
+    try_lock_applier,
+    unlock_applier,
     waiting_actions,
 )
 
@@ -49,6 +51,10 @@ MAX_UNACKNOWLEDGED = 10_000
 LOG_EVERY_ATTEMPTS = 10
 # applied actions older than two days are removed at most this often
 FORGET_EVERY_S = 600.0
+
+
+class _LockMayBeLostError(Exception):
+    """The database was away while stored actions were applied: the appliers' lock may have gone with it."""
 
 
 class ActionPoller(QueueLoop[ActionItem]):
@@ -96,26 +102,45 @@ class ActionPoller(QueueLoop[ActionItem]):
             self._unacknowledged = row_ids[-MAX_UNACKNOWLEDGED:]
 
     async def _apply_waiting(self, handle: LoopHandle) -> bool:
-        """Apply every stored action in the order received; False when the app stopped first."""
-        while True:
-            waiting = await self._with_store(handle, lambda conn: waiting_actions(conn, WAITING_BATCH))
-            if waiting is None:
-                return False
-            if not waiting:
-                break
+        """Apply every stored action in the order received, one replica at a time; False when the app stopped first.
+
+        Two replicas applying the same stored actions at once could each apply an allow after the other applied the
+        deny behind it. A database outage may have ended the lock's session: the lock is taken again after one."""
+        while not handle.stopping.is_set():
+            try:
+                async with self._db.connection() as lock_conn:
+                    if await try_lock_applier(lock_conn):
+                        try:
+                            return await self._apply_all(handle)
+                        finally:
+                            await unlock_applier(lock_conn)
+            except (psycopg.Error, StoreError, _LockMayBeLostError) as exc:
+                log.warning("actions queue: applying stored actions stopped (%s); starting again", exc)
+                if await self._gate.wait_for_store(handle) is None:
+                    return False
+                await handle.sleep(self._pull.error_backoff_s)
+                continue
+            handle.status.set("waiting", "another replica applies the stored actions")
+            await handle.sleep(self._pull.idle_poll_s)
+        return False
+
+    async def _apply_all(self, handle: LoopHandle) -> bool:
+        """Under the appliers' lock; a database error ends it (the caller takes the lock again)."""
+        while waiting := await self._in_transaction(lambda conn: waiting_actions(conn, WAITING_BATCH)):
             for stored in waiting:
                 if not await self._apply_until_done(stored, handle):
                     return False
         if time.monotonic() - self._forgotten_at > FORGET_EVERY_S:
             self._forgotten_at = time.monotonic()
-            await self._with_store(handle, forget_done)
+            await self._in_transaction(forget_done)
         return True
 
     async def _apply_until_done(self, stored: WaitingAction, handle: LoopHandle) -> bool:
         """Apply the action (or drop it as invalid) and mark it done; False when the app stopped first.
 
-        A failure that may pass (database, source busy) is tried again, backing off, for as long as it takes: an
-        action left for later would let the ones after it overtake it."""
+        A failure that may pass (source busy, a lock timeout) is tried again, backing off, for as long as it takes:
+        an action left for later would let the ones after it overtake it. After a database outage the caller takes
+        the appliers' lock again first."""
         action = stored.action
         attempt = 0
         while not handle.stopping.is_set():
@@ -134,19 +159,26 @@ class ActionPoller(QueueLoop[ActionItem]):
                 handle.status.set(
                     "waiting", f"{action.type} row {action.row_id} failed ({exc}); trying again in {pause:g} s"
                 )
-                if await self._gate.wait_for_store(handle) is None:
+                outage = await self._gate.wait_for_store(handle)
+                if outage is None:
                     return False
+                if outage:
+                    raise _LockMayBeLostError("the database was away") from exc
                 await handle.sleep(pause)
                 continue
-            return await self._with_store(handle, lambda conn: mark_done(conn, stored.seq)) is not None
+            await self._in_transaction(lambda conn: mark_done(conn, stored.seq))
+            return True
         return False
+
+    async def _in_transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async with self._db.connection() as conn, conn.transaction():
+            return await work(conn)
 
     async def _with_store(self, handle: LoopHandle, work: Callable[[Connection], Awaitable[T]]) -> T | None:
         """`work` in one transaction, waiting out a database outage; None when the app stopped first."""
         while not handle.stopping.is_set():
             try:
-                async with self._db.connection() as conn, conn.transaction():
-                    return await work(conn)
+                return await self._in_transaction(work)
             except (psycopg.Error, StoreError) as exc:
                 log.warning("actions queue: the database failed (%s); trying again", exc)
                 if await self._gate.wait_for_store(handle) is None:

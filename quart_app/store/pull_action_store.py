@@ -11,6 +11,8 @@ from quart_app.store.database import Connection
 
 # applied rows are kept this long: Nextcloud serves an unacknowledged row again after 24 h
 KEEP_DONE = "2 days"
+# session advisory lock of the one replica applying stored actions at a time ("ccbact")
+APPLIER_LOCK_KEY = 0x6363_6261_6374
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,9 @@ async def waiting_actions(conn: Connection, limit: int) -> list[WaitingAction]:
     ]
 
 
-async def mark_done(conn: Connection, seq: int) -> int:
-    """Mark the action applied (or dropped); how many rows were marked (1)."""
-    cur = await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = %s", (seq,))
-    return cur.rowcount
+async def mark_done(conn: Connection, seq: int) -> None:
+    """Mark the action applied (or dropped as invalid)."""
+    await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = %s", (seq,))
 
 
 async def forget_done(conn: Connection) -> int:
@@ -74,3 +75,14 @@ async def forget_done(conn: Connection) -> int:
         "DELETE FROM pull_actions WHERE done_at IS NOT NULL AND received_at < now() - %s::interval", (KEEP_DONE,)
     )
     return cur.rowcount
+
+
+async def try_lock_applier(conn: Connection) -> bool:
+    """Take the appliers' lock on this session without waiting; False while another replica applies."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (APPLIER_LOCK_KEY,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def unlock_applier(conn: Connection) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(%s)", (APPLIER_LOCK_KEY,))

@@ -19,6 +19,7 @@ from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
 from pull_kit import FAST_PULL, PullApp, acked, until
 
 from quart_app.app_settings import AppSettings
+from quart_app.store.pull_action_store import APPLIER_LOCK_KEY
 
 # an action waits for a source being indexed only this long before it is tried again
 INGEST = {"parse_workers": 1, "max_part_mb": 2, "max_request_mb": 8, "access_wait_s": 0.05}
@@ -139,3 +140,26 @@ async def test_an_action_stored_before_a_stop_is_applied_first_at_the_next_start
         await pull_app.drain_embeddings()
         assert f"files__default: {kept}" not in await pull_app.search("bob", "numbat55x plan approved")
         assert f"files__default: {kept}" in await pull_app.search("alice", "numbat55x plan approved")
+
+
+async def test_stored_actions_are_applied_by_one_replica_at_a_time(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, fresh_dsn: str
+) -> None:
+    file_id = nextcloud.add_file(["alice"], "files/notes.txt", b"The dingo33x notes are ready.")
+    await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+    await pull_app.drain_embeddings()
+    source = f"files__default: {file_id}"
+    with psycopg.connect(fresh_dsn, autocommit=True) as other_replica:
+        other_replica.execute("SELECT pg_advisory_lock(%s)", (APPLIER_LOCK_KEY,))
+        allow = nextcloud.add_action("update_access_source_id", {"op": "allow", "userIds": ["bob"], "sourceId": source})
+        await until(lambda: allow in acked(nextcloud, "actions"), what="the allow stored and acknowledged")
+        for _ in range(100):
+            actions = (await pull_app.status())["loops"]["actions"]
+            if actions["detail"] == "another replica applies the stored actions":
+                break
+            await asyncio.sleep(0.02)
+        assert actions["detail"] == "another replica applies the stored actions", actions
+        assert "applied" not in actions["counters"] and _waiting_rows(fresh_dsn) == [allow]
+        other_replica.execute("SELECT pg_advisory_unlock(%s)", (APPLIER_LOCK_KEY,))
+        await pull_app.actions_applied()
+    assert source in await pull_app.search("bob", "dingo33x notes ready")
