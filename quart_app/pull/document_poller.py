@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # statuses of GET …/files/{id} that mean "this file will not come": gone, unreadable
 PERMANENT_FILE_STATUSES = frozenset({404, 422})
+# readers asked in turn when Nextcloud answers 404 for one (a share since taken back, a stale mount): the file may
+# still be there for the next
+READERS_ASKED = 3
 
 
 class FileUnavailableError(Exception):
@@ -231,16 +234,25 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         """GET …/files/{id}?userId= with in-process retries for transient answers (context_chat#264); a spool error
         (too large, disk full) is not retried."""
         file_id = item.source_id.split(": ", 1)[1]
+        readers = item.user_ids[:READERS_ASKED]
+        asked = 0
         last = ""
-        for attempt in range(1, self._pull.fetch_attempts + 1):
+        attempt = 0
+        while attempt < self._pull.fetch_attempts:
+            attempt += 1
             try:
                 return await self._nc.download(
                     FILE_PATH.format(file_id=file_id),
                     self._spool,
                     name=item.source_id,
-                    params={"userId": item.user_ids[0]},
+                    params={"userId": readers[asked]},
                 )
             except NextcloudError as exc:
+                if exc.status == 404 and asked + 1 < len(readers):
+                    asked += 1
+                    attempt -= 1  # another reader is another question, not another try of this one
+                    log.info("%s: not found for reader %d of %d; asking the next", item.source_id, asked, len(readers))
+                    continue
                 if exc.status in PERMANENT_FILE_STATUSES:
                     return FileUnavailableError(str(exc), permanent=True)
                 if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in (400, 408):

@@ -108,24 +108,29 @@ async def test_transient_file_errors_are_retried_in_process_and_permanent_ones_a
     saving = nextcloud.add_file(["alice"], "files/saving.md", BUDGET, mimetype="text/markdown")
     flaky = nextcloud.add_file(["alice"], "files/flaky.txt", HIKING)
     dropped = nextcloud.add_file(["alice"], "files/dropped.txt", LABEL * 200)
-    gone = nextcloud.add_file(["alice"], "files/gone.txt", b"never fetched whole")
+    gone = nextcloud.add_file(["alice", "bob", "carol", "dave"], "files/gone.txt", b"never fetched whole")
+    # the first reader's share was taken back: Nextcloud answers 404 for her, the file is still there for the next
+    moved = nextcloud.add_file(["erin", "alice"], "files/moved.txt", b"The numbat21x plan is approved.")
     unreadable = nextcloud.add_file(["alice"], "files/locked.txt", b"cannot be opened")
     nextcloud.chunk_size = 512
     nextcloud.file_faults[saving] = deque([400, 400])  # context_chat#264: 400 while the file is being saved
     nextcloud.file_faults[flaky] = deque([500, 429, 503])
     nextcloud.file_faults[dropped] = deque(["drop"])
-    nextcloud.file_faults[gone] = deque([404])
+    nextcloud.file_faults[gone] = deque([404] * 5)  # gone for everyone: three readers asked, then dropped
+    nextcloud.file_faults[moved] = deque([404])
     nextcloud.file_faults[unreadable] = deque([422])
-    await until(lambda: len(acked(nextcloud, "files")) == 5)
+    await until(lambda: len(acked(nextcloud, "files")) == 6)
     assert nextcloud.file_fetches[saving] == 3 and nextcloud.file_fetches[flaky] == 4
     assert nextcloud.file_fetches[dropped] == 2
-    assert nextcloud.file_fetches[gone] == 1 and nextcloud.file_fetches[unreadable] == 1
+    assert nextcloud.file_fetches[gone] == 3 and nextcloud.file_fetches[unreadable] == 1
+    assert nextcloud.file_fetches[moved] == 2
     counters = (await pull_app.status())["loops"]["documents"]["counters"]
-    assert counters["indexed"] == 3 and counters["failed"] == 2 and counters["fetch_retries"] == 6
+    assert counters["indexed"] == 4 and counters["failed"] == 2 and counters["fetch_retries"] == 6
     await pull_app.drain_embeddings()
     assert (await pull_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {saving}"
     assert (await pull_app.search("alice", "hiking in the Alps"))[0] == f"files__default: {flaky}"
     assert (await pull_app.search("alice", "Ethical AI Rating green label"))[0] == f"files__default: {dropped}"
+    assert (await pull_app.search("alice", "numbat21x plan approved"))[0] == f"files__default: {moved}"
 
 
 async def test_a_file_that_keeps_failing_is_left_locked_not_acknowledged(
