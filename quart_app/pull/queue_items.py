@@ -64,9 +64,7 @@ def parse_documents(data: Any) -> tuple[list[DocumentItem], list[RejectedItem]]:
     rejected: list[RejectedItem] = []
     kinds: tuple[QueueKind, ...] = ("files", "content_providers")
     for kind in kinds:
-        rows = data.get(kind) or {}
-        if not isinstance(rows, dict):  # PHP serialises an empty array as [] when it is not cast to an object
-            rows = dict(enumerate(rows)) if isinstance(rows, list) else {}
+        rows = _rows_by_id(data.get(kind) or {})
         for row_id, raw in rows.items():
             try:
                 valid.append(document_item(kind, row_id, raw))
@@ -83,6 +81,21 @@ def row_id_number(row_id: Any) -> int | None:
     if isinstance(row_id, str) and row_id.isascii() and row_id.isdigit():
         return int(row_id)
     return None
+
+
+def _rows_by_id(rows: Any) -> dict[Any, Any]:
+    """A queue's rows by row id. PHP serialises an empty array as [] when it is not cast to an object; in a list that
+    is not empty, a row's id is its own "id" (an action's), never its position: that would acknowledge other rows."""
+    if isinstance(rows, dict):
+        return rows
+    if not isinstance(rows, list):
+        return {}
+    return {_listed_row_id(position, row): row for position, row in enumerate(rows)}
+
+
+def _listed_row_id(position: int, row: Any) -> Any:
+    row_id = row.get("id") if isinstance(row, dict) else None
+    return row_id if row_id is not None else f"#{position} (no id)"
 
 
 def _row_id(row_id: Any) -> int:
@@ -208,10 +221,9 @@ def _op(payload: dict[str, Any]) -> str:
 def parse_actions(data: Any) -> tuple[list[ActionItem], list[RejectedItem]]:
     """The `data` of GET …/queues/actions: valid actions in queue order, and rejected rows with reasons."""
     rows = data.get("actions") if isinstance(data, dict) else None
-    if isinstance(rows, list):
-        rows = dict(enumerate(rows))
-    if not isinstance(rows, dict):
+    if not isinstance(rows, dict | list):
         raise InvalidItemError("the actions queue answered without an 'actions' object")
+    rows = _rows_by_id(rows)
     valid: list[ActionItem] = []
     rejected: list[RejectedItem] = []
     for row_id, raw in rows.items():

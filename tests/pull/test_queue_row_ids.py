@@ -1,5 +1,6 @@
 """Queue row ids: only what Nextcloud sends (ASCII digits, ints) is a row id; anything int() merely tolerates would
-acknowledge another row, and one int() refuses crashed the acknowledgement of the whole batch."""
+acknowledge another row, and one int() refuses crashed the acknowledgement of the whole batch; neither is a listed
+row's position."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ def test_plain_row_ids_are_acknowledged_per_queue() -> None:
     assert valid == []
     assert rejected_row_ids(rejected, "files") == [12]
     assert rejected_row_ids(rejected, "content_providers") == [13]
+
+
+def test_a_listed_action_is_known_by_its_own_id_never_by_its_position() -> None:
+    listed = [{"id": 41, **DELETE_BOB}, DELETE_BOB]  # PHP sends a list only when it is empty; a list must not misfire
+    valid, rejected = parse_actions({"actions": listed})
+    assert [action.row_id for action in valid] == [41]
+    assert [bad.row_id for bad in rejected] == ["#1 (no id)"] and rejected_row_ids(rejected, "actions") == []
+
+
+def test_listed_documents_have_no_row_id_to_acknowledge() -> None:
+    valid, rejected = parse_documents({"files": [{"userIds": ["alice"]}], "content_providers": []})
+    assert valid == [] and [bad.row_id for bad in rejected] == ["#0 (no id)"]
+    assert rejected_row_ids(rejected, "files") == []
