@@ -222,14 +222,20 @@ class SourceOrder:
         shared = {key for s in fresh for key in _load_keys(s)} - exclusive
         self._holds.exclusive |= exclusive
         self._holds.shared.update(shared)
+        wrote = True
         try:
             yield IngestClaim(frozenset(s.source_id for s in fresh), tuple(stale))
+        except SourceBusyError:
+            # busy on another replica: nothing written, and this load's next try must not find its own sources stale
+            wrote = False
+            raise
         finally:
             self._holds.exclusive -= exclusive
             self._holds.shared.subtract(shared)
             self._holds.shared = +self._holds.shared
-            # a load that arrived earlier and still waits must not overwrite what this one wrote
-            self._record_change(exclusive)
+            if wrote:
+                # a load that arrived earlier and still waits must not overwrite what this one wrote
+                self._record_change(exclusive)
             self._grant_waiters()
 
     @asynccontextmanager
