@@ -130,6 +130,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             if claim is None:
                 outcome.left_locked += len(items)
                 return
+            if busy := [item for item in items if item.source_id not in claim.held | set(claim.stale)]:
+                log.info("documents queue: %d item(s) still busy; left for a later try", len(busy))
+                outcome.left_locked += len(busy)
             for item in items:
                 if item.source_id in claim.stale:
                     log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
@@ -139,14 +142,22 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     async def _hold(
         self, items: list[DocumentItem], polled: Ticket, held: contextlib.AsyncExitStack, handle: LoopHandle
     ) -> IngestClaim | None:
-        """Claim the sources (a waiting access change goes first); None when they stay busy."""
-        for attempt in range(1, self._pull.fetch_attempts + 1):
+        """Claim the sources (a waiting access change goes first). Sources still busy after the tries are left out,
+        so the rest of the batch goes on (one busy source used to leave the whole batch locked for 24 h); None when
+        nothing could be held."""
+        wanted = items
+        for attempt in range(1, self._pull.fetch_attempts + 2):
             try:
-                return await held.enter_async_context(self._ingest.order.claim(items, polled))
+                return await held.enter_async_context(self._ingest.order.claim(wanted, polled))
             except SourceBusyError as exc:
                 log.info("documents queue: %s; waiting before indexing the batch", exc)
                 if attempt < self._pull.fetch_attempts:
                     await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
+                elif attempt == self._pull.fetch_attempts:
+                    busy = set(exc.source_ids)
+                    wanted = [item for item in wanted if item.source_id not in busy]
+                    if not wanted:
+                        break
         return None
 
     async def _index_held(

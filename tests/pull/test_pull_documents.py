@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 
+import psycopg
 import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
+
+from quart_app.store.claim_store import KIND_NUMBERS, LOCK_CLASS_BASE
 
 
 async def test_files_and_provider_items_are_indexed_per_user_and_acknowledged(
@@ -262,3 +265,40 @@ async def test_a_file_shared_with_a_group_of_twenty_thousand_is_indexed_with_its
     for member in (members[0], members[12_345], members[-1]):
         assert (await pull_app.search(member, "wombat88x handbook onboarding"))[0] == f"files__default: {handbook}"
     assert f"files__default: {handbook}" not in await pull_app.search("alice", "wombat88x handbook onboarding")
+
+
+async def test_a_source_busy_on_another_replica_is_left_for_later_and_its_batch_goes_on(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, fresh_dsn: str
+) -> None:
+    busy = "files__default: 7301"
+    with psycopg.connect(fresh_dsn, autocommit=True) as other_replica:
+        # another replica indexes this source: its claim holds the source's lock
+        other_replica.execute(
+            "SELECT pg_advisory_lock(%s + %s, hashtext(%s))", (LOCK_CLASS_BASE, KIND_NUMBERS["source"], busy)
+        )
+        nextcloud.add_file(["alice"], "files/busy.txt", b"The potoroo73x notes.", file_id=7301)
+        label_row = nextcloud.file_row_id(nextcloud.add_file(["alice"], "files/label.txt", LABEL))
+        # before: the whole batch stayed locked in Nextcloud for 24 h, the label with it
+        await until(lambda: acked(nextcloud, "files") == {label_row}, what="the label indexed")
+        counters = (await pull_app.status())["loops"]["documents"]["counters"]
+        assert counters["indexed"] == 1 and counters["left_locked"] == 1, counters
+        assert nextcloud.file_fetches[7301] == 0
+
+
+async def test_a_source_another_replica_lets_go_of_during_the_tries_is_indexed_with_its_batch(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, fresh_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quart_app.pull")
+    busy = "files__default: 7302"
+    with psycopg.connect(fresh_dsn, autocommit=True) as other_replica:
+        other_replica.execute(
+            "SELECT pg_advisory_lock(%s + %s, hashtext(%s))", (LOCK_CLASS_BASE, KIND_NUMBERS["source"], busy)
+        )
+        row = nextcloud.file_row_id(
+            nextcloud.add_file(["alice"], "files/busy.txt", b"The bettong74x notes.", file_id=7302)
+        )
+        await until(lambda: any("already being processed" in r.getMessage() for r in caplog.records), what="a try")
+        other_replica.execute("SELECT pg_advisory_unlock_all()")
+        # before: the failed try stamped the batch's own sources as changed, so every later try found them stale
+        await until(lambda: row in acked(nextcloud, "files"), what="the file indexed in the same batch")
+    assert not [r for r in caplog.records if "changed since the poll" in r.getMessage()]
