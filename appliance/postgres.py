@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from appliance.errors import PostgresError
 from appliance.os_users import POSTGRES_USER, ensure_system_user
@@ -51,7 +52,9 @@ class EmbeddedPostgres:
         """libpq URL over the unix socket (peer authentication: only the appliance's OS user gets in)."""
         # the socket file is named after the port (.s.PGSQL.<port>), so a TCP port moves it too
         port = f"&port={self.tcp_port}" if self.tcp_port else ""
-        return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={self.socket_dir}{port}"
+        # percent-encoded: a storage path with a space, '&', '=' or '%' would otherwise break or change the URL
+        host = quote(str(self.socket_dir), safe="/")
+        return f"postgresql://{DB_ROLE}@/{DB_NAME}?host={host}{port}"
 
     def _os_user(self) -> pwd.struct_passwd | None:
         """As root, PostgreSQL must run as an unprivileged user (initdb refuses root)."""

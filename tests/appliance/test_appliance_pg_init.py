@@ -6,6 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import psycopg
+from postgres_server import server_command
+from psycopg.conninfo import conninfo_to_dict
+from waiting import wait_for
+
 from appliance.postgres import EmbeddedPostgres, _clear_stale_pid
 
 
@@ -46,3 +51,37 @@ def test_stale_pid_files_are_removed_and_a_live_postmasters_is_kept(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+# a storage path may hold any of these; pasted raw into the URL they broke it ('&', '=', space) or changed it ('%41')
+AWKWARD_DIR_NAME = "a b&c=d%41ü"
+
+
+def test_the_dsn_names_a_socket_dir_with_url_special_characters_exactly(private_dir: Path) -> None:
+    socket_dir = private_dir / AWKWARD_DIR_NAME / "pg_socket"
+    for tcp_port in (None, 5433):
+        params = conninfo_to_dict(EmbeddedPostgres(private_dir / "pgsql", socket_dir, tcp_port).dsn)
+        assert params["host"] == str(socket_dir)
+        assert (params["dbname"], params["user"], params.get("port")) == ("ccb", "ccb", tcp_port and str(tcp_port))
+
+
+def test_an_embedded_postgres_under_an_awkward_storage_path_is_reachable(private_dir: Path) -> None:
+    storage = private_dir / AWKWARD_DIR_NAME
+    cluster = EmbeddedPostgres(storage / "vector_db_data" / "pgsql", storage / "pg_socket")
+    cluster.ensure_initialised()
+    server = subprocess.Popen(server_command(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _answers(cluster.dsn), 30, "PostgreSQL under a path with a space, '&', '=' and '%'")
+        with psycopg.connect(cluster.dsn) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("ccb",)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _answers(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
