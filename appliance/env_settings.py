@@ -66,6 +66,14 @@ def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer; set it to a number such as 10034") from None
 
 
+def env_port(name: str, environ: Mapping[str, str] | None = None) -> int:
+    """A declared TCP port setting: an integer from 1 to 65535, else an error naming the variable and its value."""
+    port = env_int(name, environ)
+    if not 0 < port < 65536:
+        raise SettingsError(f"{name}={port} is not a TCP port (1-65535); set it to a free port such as 10034")
+    return port
+
+
 def connect_host(host: str) -> str:
     """A bind address as a host to connect to: wildcards become loopback, IPv6 gets brackets."""
     host = host.strip("[]")
@@ -78,12 +86,12 @@ def app_bind(environ: Mapping[str, str] | None = None, socket: str | None = None
     if socket:
         return f"unix:{socket}"
     host = (env_value("APP_HOST", environ) or "").strip("[]")
-    return f"{f'[{host}]' if ':' in host else host}:{env_int('APP_PORT', environ)}"
+    return f"{f'[{host}]' if ':' in host else host}:{env_port('APP_PORT', environ)}"
 
 
 def app_base_url(environ: Mapping[str, str] | None = None) -> str:
     """Where this machine reaches the app: http://APP_HOST:APP_PORT, a wildcard bind address as loopback."""
-    return f"http://{connect_host(env_value('APP_HOST', environ) or '')}:{env_int('APP_PORT', environ)}"
+    return f"http://{connect_host(env_value('APP_HOST', environ) or '')}:{env_port('APP_PORT', environ)}"
 
 
 def describe_env(environ: Mapping[str, str] | None = None) -> list[dict[str, str | bool | None]]:

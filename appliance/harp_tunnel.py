@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.env_settings import env_int, env_value
+from appliance.env_settings import env_port, env_value
 from appliance.errors import SettingsError
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
@@ -58,11 +58,8 @@ def harp_tunnel(environ: Mapping[str, str] | None = None, certs_dir: Path = FRP_
             " and HP_FRP_PORT to the host and port of HaRP's FRP server, or unset HP_SHARED_KEY when the appliance is"
             " not deployed through HaRP"
         )
-    server_port = env_int("HP_FRP_PORT", environ)
-    app_port = env_int("APP_PORT", environ)
-    for name, port in (("HP_FRP_PORT", server_port), ("APP_PORT", app_port)):
-        if not 0 < port < 65536:
-            raise SettingsError(f"{name}={port} is not a TCP port (1-65535)")
+    server_port = env_port("HP_FRP_PORT", environ)
+    app_port = env_port("APP_PORT", environ)
     has_certs = all((certs_dir / name).is_file() for name in _CERT_FILES)
     return HarpTunnel(
         server_host=str(env_value("HP_FRP_ADDRESS", environ)),  # not missing

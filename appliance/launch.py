@@ -26,7 +26,7 @@ from appliance.config_files import (
     wait_for_shared_config,
 )
 from appliance.database_url import DatabaseTarget, resolve_database, write_database_url
-from appliance.env_settings import app_base_url, app_bind, env_value
+from appliance.env_settings import app_base_url, app_bind, env_port, env_value
 from appliance.errors import SettingsError
 from appliance.harp_tunnel import HarpTunnel, frpc_binary, frpc_config_path, prepare_tunnel
 from appliance.machine_report import DEVICE_REASON_VARIABLE, DEVICE_VARIABLE
@@ -235,6 +235,8 @@ def prepare(
             f"--reset-config: APP_ROLE={role} does not create config.yaml; reset it on the requestproc (or normal)"
             " replica, the others wait for its file"
         )
+    # before anything is written: a bad APP_PORT would otherwise show only as the app's crash loop
+    env_port("APP_PORT", environ)
     layout = StorageLayout.from_env(environ)
     _check_socket_path(layout.run_dir / "supervisor.sock")
     layout.ensure()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -94,8 +96,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = server_config(args.bind, args.keep_alive)
     # bound before start-up, as hypercorn's command line does: a port another program holds fails at once
-    sockets = config.create_sockets()
+    try:
+        sockets = config.create_sockets()
+    except (OSError, OverflowError) as exc:
+        print(f"app: {bind_failure(args.bind, exc)}", file=sys.stderr)
+        return 2
     return serve_app(create_app(), config, sockets)
+
+
+def bind_failure(bind: str, exc: OSError | OverflowError) -> str:
+    """Why the app cannot listen on `bind` and which setting to change."""
+    reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).rstrip(".")
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        reason += " (another program uses it, perhaps another appliance on this machine)"
+    if bind.startswith("unix:"):
+        fix = "set HP_EXAPP_SOCK to a path the app may create"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME):
+        fix = "set APP_HOST to an address of this machine"
+    else:
+        fix = "set APP_PORT to a free port"
+    return f"cannot listen on {bind}: {reason}; {fix}"
 
 
 if __name__ == "__main__":
