@@ -288,6 +288,7 @@ def logs(program: str | None, follow_new: bool, lines: int) -> None:
 
 @cli.command()
 @json_option
+@handles_errors
 def doctor(as_json: bool) -> None:
     """Check what users get wrong: AVX2, disk, model files, database, embedder, app, Nextcloud, clock, HaRP's frpc."""
     checks = run_doctor()

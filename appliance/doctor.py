@@ -62,7 +62,16 @@ def _cpu() -> Check:
 
 
 def _disk(layout: StorageLayout) -> Check:
-    free_mb = shutil.disk_usage(layout.root).free // (1024 * 1024)
+    try:
+        free_mb = shutil.disk_usage(layout.root).free // (1024 * 1024)
+    except OSError as exc:
+        return Check(
+            "disk",
+            "fail",
+            f"cannot read the storage {layout.root}: {exc.strerror}",
+            "set APP_PERSISTENT_STORAGE to the storage the appliance was started with, or start it once with"
+            " `make run` to create it",
+        )
     detail = f"{free_mb} MB free on {layout.root}"
     fix = "free space there or set APP_PERSISTENT_STORAGE to a larger disk"
     if free_mb < DISK_FAIL_MB:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import email.utils
 import json
+import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from appliance_kit import PYTHON, REPO, clean_env, write_config
 from local_ports import free_port
 
 from appliance.doctor import CLOCK_SKEW_WARN_S, _harp, _nextcloud
@@ -78,3 +82,38 @@ def test_behind_harp_the_doctor_names_the_tunnel_and_why_it_is_down(tmp_path: Pa
     assert "`ccb logs frpc`" in down.fix and "harp-key" not in down.detail + down.fix
     [half] = _harp(layout, {"HP_SHARED_KEY": "harp-key", "APP_PORT": "23001"})
     assert half.outcome == "fail" and "but HP_FRP_ADDRESS and HP_FRP_PORT are not" in half.detail
+
+
+def _doctor_json(storage: Path, **extra_env: str) -> tuple[int, Any, str]:
+    """`ccb doctor --json` as pip's wrapper runs it: (exit code, its last stdout line as JSON, stderr)."""
+    entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["ccb"]
+    module, _, function = entry.partition(":")
+    command = [PYTHON, "-c", f"import sys; from {module} import {function}; sys.exit({function}())", "doctor", "--json"]
+    env = clean_env(storage, **extra_env)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_a_storage_that_does_not_exist_fails_the_disk_check_and_the_last_line_is_still_json(tmp_path: Path) -> None:
+    storage = tmp_path / "no-such-storage"
+    code, report, stderr = _doctor_json(storage)
+    assert code == 1, stderr
+    disk = next(check for check in report["checks"] if check["name"] == "disk")
+    assert report["ok"] is False
+    assert disk == {
+        "name": "disk",
+        "outcome": "fail",
+        "detail": f"cannot read the storage {storage}: No such file or directory",
+        "fix": "set APP_PERSISTENT_STORAGE to the storage the appliance was started with, or start it once with"
+        " `make run` to create it",
+    }
+    assert "Traceback" not in stderr
+
+
+def test_a_settings_error_ends_the_doctor_as_json_with_the_message(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    code, report, stderr = _doctor_json(tmp_path, EXTERNAL_DB="mysql://db")
+    message = "EXTERNAL_DB is mysql://...; it must be a postgresql:// (or postgresql+psycopg://) URL"
+    assert (code, report) == (1, {"error": message, "exit": 1}), stderr
+    assert "Traceback" not in stderr
