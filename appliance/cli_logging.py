@@ -38,14 +38,14 @@ def rotation(layout: StorageLayout) -> tuple[int, int]:
 
 
 def add_appliance_log(layout: StorageLayout, level: str) -> None:
-    """JSON lines of this command in logs/appliance.log (rotated); skipped when logs/ cannot be made (the command
-    itself then reports the storage error)."""
+    """JSON lines of this command in logs/appliance.log (rotated); skipped when logs/ cannot be made or the file
+    cannot be opened (a read-only storage): the command itself then reports the storage error."""
     try:
         layout.log_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        max_bytes, backups = rotation(layout)
+        handler = RotatingFileHandler(layout.log_dir / APPLIANCE_LOG, maxBytes=max_bytes, backupCount=backups)
     except OSError:
         return
-    max_bytes, backups = rotation(layout)
-    handler = RotatingFileHandler(layout.log_dir / APPLIANCE_LOG, maxBytes=max_bytes, backupCount=backups)
     handler.setFormatter(JsonLineFormatter("appliance"))
     handler.setLevel(level.upper())
     logging.getLogger().addHandler(handler)

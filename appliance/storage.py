@@ -102,7 +102,12 @@ class StorageLayout:
                     f"cannot create {path}: {exc.strerror}; set APP_PERSISTENT_STORAGE to a writable directory"
                 ) from exc
         # up to this version run/ was the PostgreSQL user's socket dir as well
-        take_private_dir(self.run_dir)
+        try:
+            take_private_dir(self.run_dir)
+        except OSError as exc:  # a read-only storage: every directory already there, none of them writable
+            raise StorageError(
+                f"cannot take over {self.run_dir}: {exc.strerror}; set APP_PERSISTENT_STORAGE to a writable directory"
+            ) from exc
         restrict_mode(self.log_dir, PRIVATE_DIR_MODE)
 
 
