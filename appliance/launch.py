@@ -116,16 +116,26 @@ def _check_embedder_url(config: AppConfig) -> None:
 
 # sockaddr_un's sun_path holds 108 bytes with the terminating NUL
 _SOCKET_PATH_MAX = 107
+# supervisord binds supervisor.sock.<its pid> and renames it into place; Linux pids have up to 7 digits (4194304)
+_LONGEST_PID = 4194304
+_LONGEST_PORT = 65535
 
 
-def _check_socket_path(socket: Path) -> None:
-    """supervisord's socket must fit AF_UNIX's limit, or supervisord stops with "AF_UNIX path too long"."""
-    length = len(os.fsencode(socket))
-    if length > _SOCKET_PATH_MAX:
-        raise SettingsError(
-            f"supervisord's socket {socket} is {length} bytes long, and a unix socket path may have"
-            f" at most {_SOCKET_PATH_MAX}: set APP_PERSISTENT_STORAGE to a shorter path"
-        )
+def _check_socket_paths(layout: StorageLayout) -> None:
+    """Every unix socket this storage holds must fit AF_UNIX's limit, or supervisord stops with "AF_UNIX path too
+    long" and PostgreSQL crash-loops; each is measured at its longest."""
+    sockets = (
+        ("supervisord's socket", layout.run_dir / "supervisor.sock", "<pid>", _LONGEST_PID),
+        ("PostgreSQL's socket", layout.pg_socket_dir / ".s.PGSQL", "<port>", _LONGEST_PORT),
+    )
+    for what, socket, placeholder, longest in sockets:
+        length = len(os.fsencode(f"{socket}.{longest}"))
+        if length > _SOCKET_PATH_MAX:
+            shorter = len(os.fsencode(layout.root)) - (length - _SOCKET_PATH_MAX)
+            raise SettingsError(
+                f"{what} {socket}.{placeholder} can be {length} bytes long, and a unix socket path may have at most"
+                f" {_SOCKET_PATH_MAX}: set APP_PERSISTENT_STORAGE to a path of at most {shorter} bytes"
+            )
 
 
 def launch_environment(
@@ -238,7 +248,7 @@ def prepare(
     # before anything is written: a bad APP_PORT would otherwise show only as the app's crash loop
     env_port("APP_PORT", environ)
     layout = StorageLayout.from_env(environ)
-    _check_socket_path(layout.run_dir / "supervisor.sock")
+    _check_socket_paths(layout)
     layout.ensure()
     ensure_appliance_users()
     config_file = config_path(layout, environ)

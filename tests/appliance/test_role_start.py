@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from appliance.app_role import AppRole
 from appliance.config import load_config
 from appliance.database_url import DatabaseTarget
 from appliance.health import check_embedder
-from appliance.launch import launch_environment, read_launch_env
+from appliance.launch import _check_socket_paths, launch_environment, read_launch_env
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
 
@@ -103,7 +104,31 @@ def test_a_storage_path_too_long_for_supervisords_socket_is_refused_with_the_fix
     )
     assert result.returncode != 0
     socket = storage / "run" / "embedding-worker" / "supervisor.sock"
+    length = len(f"{socket}.4194304")
     assert (
-        f"supervisord's socket {socket} is {len(str(socket))} bytes long, and a unix socket path may have at most 107:"
-        " set APP_PERSISTENT_STORAGE to a shorter path"
+        f"supervisord's socket {socket}.<pid> can be {length} bytes long, and a unix socket path may have at most 107:"
+        f" set APP_PERSISTENT_STORAGE to a path of at most {len(str(storage)) - (length - 107)} bytes"
     ) in result.stderr
+
+
+# supervisord binds supervisor.sock.<pid> (up to 7 digits): such a storage passed a check of supervisor.sock alone,
+# then supervisord stopped with "AF_UNIX path too long"
+def test_a_storage_path_with_no_room_for_supervisords_pid_is_refused(private_dir: Path) -> None:
+    storage = private_dir / ("s" * (85 - len(str(private_dir)) - 1))
+    assert len(str(storage)) == 85
+    write_config(storage)
+    result = run_cli("prepare", env=clean_env(storage))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: supervisord's socket {storage}/run/supervisor.sock.<pid> can be 113 bytes long, and a unix socket"
+        " path may have at most 107: set APP_PERSISTENT_STORAGE to a path of at most 79 bytes"
+    )
+
+
+def test_a_storage_path_of_the_longest_allowed_length_fits_every_socket(private_dir: Path) -> None:
+    layout = StorageLayout(private_dir / ("s" * (79 - len(str(private_dir)) - 1)))
+    _check_socket_paths(layout)
+    for path in (layout.run_dir / "supervisor.sock.4194304", layout.pg_socket_dir / ".s.PGSQL.65535"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.bind(str(path))  # the kernel takes it too
