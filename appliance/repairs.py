@@ -8,17 +8,20 @@ failed run resumes where it stopped. A failing step aborts start-up with a Repai
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.env_settings import env_value
 from appliance.errors import RepairError
+from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
@@ -132,10 +135,16 @@ def plan_repairs(layout: StorageLayout, app_version: str, repairs_dir: Path = RE
     return RepairPlan(tuple(to_run), tuple(skipped), previous, f"{app_version}+")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".writing")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+@contextlib.contextmanager
+def _repairs_lock(layout: StorageLayout) -> Iterator[None]:
+    """One start at a time runs the repairs (two roles on one volume start at once); the next plans after it."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.repair_lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _run_step(step: RepairStep, context: RepairContext) -> None:
@@ -160,38 +169,39 @@ def run_repairs(
     version = app_version or env_value("APP_VERSION") or ""
     if not version:
         raise RepairError("APP_VERSION is not set; AppAPI sets it, for a manual start export APP_VERSION=4.0.0")
-    plan = plan_repairs(layout, version, repairs_dir)
-    if plan.previous_version is None:
-        log.info("no %s: running every repair step up to %s", layout.version_file, version)
-    for name, why in plan.skipped:
-        log.info("repair %s skipped: %s", name, why)
-    context = RepairContext(
-        layout=layout,
-        config_file=config_file or layout.config_file,
-        previous_version=plan.previous_version,
-        app_version=version,
-    )
-    finished = _read_lines(layout.partial_repair_file)
-    for step in plan.to_run:
-        log.info("repair %s: running", step.name)
-        try:
-            _run_step(step, context)
-        except Exception as exc:
-            raise RepairError(
-                f"repair step {step.name} failed: {type(exc).__name__}: {exc}. Start-up is aborted. Fix the cause and "
-                f"start again (finished steps are recorded in {layout.partial_repair_file} and will not run twice), "
-                f"or skip the step by adding the line '{step.name}' to {layout.repair_skip_file}"
-            ) from exc
-        finished.append(step.name)
-        _write_atomic(layout.partial_repair_file, "".join(f"{name}\n" for name in finished))
-        log.info("repair %s: done", step.name)
-    current_previous, _ = read_previous(layout)
-    if current_previous is not None and current_previous > version_number(version):
-        log.warning("%s records a newer version than %s; leaving it as it is", layout.version_file, version)
-    else:
-        _write_atomic(layout.version_file, plan.target + "\n")
-    layout.partial_repair_file.unlink(missing_ok=True)
-    return plan
+    with _repairs_lock(layout):
+        plan = plan_repairs(layout, version, repairs_dir)
+        if plan.previous_version is None:
+            log.info("no %s: running every repair step up to %s", layout.version_file, version)
+        for name, why in plan.skipped:
+            log.info("repair %s skipped: %s", name, why)
+        context = RepairContext(
+            layout=layout,
+            config_file=config_file or layout.config_file,
+            previous_version=plan.previous_version,
+            app_version=version,
+        )
+        finished = _read_lines(layout.partial_repair_file)
+        for step in plan.to_run:
+            log.info("repair %s: running", step.name)
+            try:
+                _run_step(step, context)
+            except Exception as exc:
+                raise RepairError(
+                    f"repair step {step.name} failed: {type(exc).__name__}: {exc}. Start-up is aborted. Fix the cause"
+                    f" and start again (finished steps are recorded in {layout.partial_repair_file} and will not run"
+                    f" twice), or skip the step by adding the line '{step.name}' to {layout.repair_skip_file}"
+                ) from exc
+            finished.append(step.name)
+            write_file_nofollow(layout.partial_repair_file, "".join(f"{name}\n" for name in finished), 0o644)
+            log.info("repair %s: done", step.name)
+        current_previous, _ = read_previous(layout)
+        if current_previous is not None and current_previous > version_number(version):
+            log.warning("%s records a newer version than %s; leaving it as it is", layout.version_file, version)
+        else:
+            write_file_nofollow(layout.version_file, plan.target + "\n", 0o644)
+        layout.partial_repair_file.unlink(missing_ok=True)
+        return plan
 
 
 STEP_TEMPLATE = '''"""{description}"""

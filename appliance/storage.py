@@ -49,6 +49,11 @@ class StorageLayout:
         return self.root / "partial_repair.tmp"
 
     @property
+    def repair_lock_file(self) -> Path:
+        """Held (flock) while one start runs the repairs; another start on the volume waits for it."""
+        return self.root / "repair.lock"
+
+    @property
     def model_dir(self) -> Path:
         return self.root / "model_files"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from appliance_kit import REPO, clean_env, run_cli
+from appliance_kit import PYTHON, REPO, clean_env, run_cli
 
 from appliance.errors import RepairError
 from appliance.repairs import discover_steps, generate_step, plan_repairs, run_repairs, version_number
@@ -263,3 +264,39 @@ def test_shipped_step_keeps_an_appliance_config(tmp_path: Path) -> None:
     assert run_cli("prepare", env=clean_env(storage)).returncode == 0
     assert (storage / "config.yaml").read_text() == "debug: true\n"
     assert not (storage / "config.yaml.upstream").exists()
+
+
+SLOW_STEP = """
+import time
+
+from appliance.repairs import RepairContext
+
+
+def run(context: RepairContext) -> None:
+    time.sleep(2)  # long enough for the other start to plan while this one runs
+    with (context.layout.root / "steps.log").open("a") as log:
+        log.write("slow\\n")
+"""
+
+
+def test_two_starts_at_once_run_the_repairs_once_and_neither_crashes(layout: StorageLayout, tmp_path: Path) -> None:
+    steps_dir = tmp_path / "slow_repairs"
+    steps_dir.mkdir()
+    (steps_dir / "repair4000_date20260101000000.py").write_text(SLOW_STEP)
+    (steps_dir / "repair4000_date20260201000000.py").write_text(SLOW_STEP.replace("time.sleep(2)", "pass"))
+    code = (
+        "import sys; from pathlib import Path; from appliance.repairs import run_repairs;"
+        " from appliance.storage import StorageLayout;"
+        " run_repairs(StorageLayout(Path(sys.argv[1])), '4.0.0', Path(sys.argv[2]))"
+    )
+    starts = [
+        subprocess.Popen(
+            [PYTHON, "-c", code, str(layout.root), str(steps_dir)], cwd=REPO, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [start.communicate(timeout=60)[1] for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], errors
+    assert ran(layout) == ["slow", "slow"]  # each of the two steps once
+    assert layout.version_file.read_text() == "4.0.0+\n"
+    assert sorted(path.name for path in layout.root.glob("*.tmp")) == []
