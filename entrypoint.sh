@@ -67,7 +67,16 @@ prepare_args=(-m appliance prepare ${device:+--device "$device"} $reset_config)
 prepare_pid=""
 # installed before the child exists, so no signal can fall between the two
 trap 'if [ -n "$prepare_pid" ]; then kill -TERM "$prepare_pid" 2>/dev/null || true; wait "$prepare_pid" 2>/dev/null || true; fi; exit 0' TERM INT
-"$python" "${prepare_args[@]}" &
+# this role's run dir, where prepare writes launch.env; open on fd 9, which prepare locks (appliance/run_lock.py)
+# and this shell keeps, then supervisord (exec keeps it): a second start on this storage fails before writing
+# (none when the dir cannot be made: prepare then says why)
+env_file="$("$python" -m appliance.launch)"
+run_lock_fd=""
+if mkdir -p "$(dirname "$env_file")" 2>/dev/null; then
+	exec 9<"$(dirname "$env_file")"
+	run_lock_fd=9
+fi
+CCB_RUN_LOCK_FD="$run_lock_fd" "$python" "${prepare_args[@]}" &
 prepare_pid=$!
 status=0
 wait "$prepare_pid" || status=$?
@@ -79,7 +88,7 @@ fi
 
 set -a
 # shellcheck source=/dev/null
-. "$("$python" -m appliance.launch)"
+. "$env_file"
 set +a
 # user= the current user: no "running as root" warning, no privilege change
 CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"

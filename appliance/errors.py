@@ -31,3 +31,7 @@ class OsUserError(ApplianceError):
 
 class UnsafePathError(ApplianceError):
     """A path the appliance writes as root is a symbolic link or belongs to another user."""
+
+
+class StorageInUseError(ApplianceError):
+    """Another appliance of the same role runs on this storage."""

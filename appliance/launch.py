@@ -34,6 +34,7 @@ from appliance.os_users import ensure_appliance_users
 from appliance.probe import HardwareReport, probe_hardware
 from appliance.program_env import base_environment, embedder_environment, env_arguments
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
+from appliance.run_lock import take_run_lock
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 from quart_app.app_state import EnabledState
@@ -250,6 +251,7 @@ def prepare(
     layout = StorageLayout.from_env(environ)
     _check_socket_paths(layout)
     layout.ensure()
+    take_run_lock(layout, environ)
     ensure_appliance_users()
     config_file = config_path(layout, environ)
     plan = run_repairs(layout, app_version_from_env(environ), repairs_dir, config_file) if setup else None

@@ -180,6 +180,27 @@ def test_external_db_skips_the_embedded_postgres(
 
 
 @pytest.mark.slow
+def test_a_second_start_on_a_running_storage_fails_at_once_and_changes_nothing(
+    private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
+) -> None:
+    storage, url = _storage_on_external_db(private_dir, pg_cluster)
+    first = Entrypoint(storage, "--external-db", url)
+    started.append(first)
+    first.wait_state("app", "RUNNING")
+    written = {name: (storage / name).read_bytes() for name in ("run/launch.env", "db_url", "config.yaml")}
+    second = Entrypoint(storage, "--external-db", url)  # another APP_PORT
+    started.append(second)
+    assert second.process.wait(60) == 1
+    assert (
+        f"error: another appliance runs on this storage (pid {first.process.pid}): {storage}/run is in use; stop it"
+        " first, or give this one its own APP_PERSISTENT_STORAGE"
+    ) in second.output
+    assert {name: (storage / name).read_bytes() for name in written} == written
+    wait_for(lambda: first.healthcheck().returncode == 0, 45, "the first appliance's healthcheck")
+    assert first.terminate() == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("role", "embedder", "loops"),
     [

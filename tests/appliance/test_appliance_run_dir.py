@@ -35,7 +35,7 @@ def test_prepare_takes_run_back_from_the_postgres_user_and_its_links_lead_nowher
     assert [name for name, victim in victims.items() if not untouched(victim)] == []
     info = layout.run_dir.lstat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o700)
-    assert sorted(path.name for path in layout.run_dir.iterdir()) == ["launch.env"]
+    assert sorted(path.name for path in layout.run_dir.iterdir()) == ["appliance.pid", "launch.env"]
     launch_env = (layout.run_dir / "launch.env").lstat()
     assert stat.S_ISREG(launch_env.st_mode) and (launch_env.st_uid, stat.S_IMODE(launch_env.st_mode)) == (0, 0o600)
     # and it cannot plant anything there again
