@@ -80,7 +80,6 @@ CCB_RUN_LOCK_FD="$run_lock_fd" "$python" "${prepare_args[@]}" &
 prepare_pid=$!
 status=0
 wait "$prepare_pid" || status=$?
-trap - TERM INT
 if [ "$status" -ne 0 ]; then
 	echo "entrypoint.sh: start-up aborted (python -m appliance prepare exited $status); see the error above" >&2
 	exit "$status"
@@ -93,5 +92,6 @@ set +a
 # user= the current user: no "running as root" warning, no privilege change
 CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
 export CCB_SUPERVISOR_USER
-# supervisord with its own log in JSON lines (appliance/supervisord_json.py)
+# supervisord with its own log in JSON lines (appliance/supervisord_json.py); the TERM/INT trap above stays until
+# this exec, which resets it: from then on supervisord handles the signal
 exec "$python" -m appliance.supervisord_json -n -c "$here/supervisord.conf"

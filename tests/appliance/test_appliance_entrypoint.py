@@ -389,6 +389,46 @@ def test_sigterm_while_preparing_exits_0_and_leaves_nothing(private_dir: Path) -
             process.kill()
 
 
+# an `id` on PATH that, the first time entrypoint.sh asks it for the user name (after prepare, before the exec into
+# supervisord), sends SIGTERM to the entrypoint: a stop that lands exactly in that stretch
+SIGNALLING_ID = """#!/bin/sh
+if [ "$1" = "-un" ] && [ ! -e "$SIGNALLED" ]; then
+    : > "$SIGNALLED"
+    kill -TERM "$(cat "$ENTRYPOINT_PID_FILE")"
+fi
+exec /usr/bin/id "$@"
+"""
+
+
+def test_sigterm_after_prepare_before_supervisord_exits_0(private_dir: Path) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    bin_dir = private_dir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "id").write_text(SIGNALLING_ID)
+    (bin_dir / "id").chmod(0o755)
+    pid_file = private_dir / "entrypoint.pid"
+    env = clean_env(
+        storage,
+        APP_PORT=str(free_port()),
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        SIGNALLED=str(private_dir / "signalled"),
+        ENTRYPOINT_PID_FILE=str(pid_file),
+    )
+    process = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pid_file.write_text(f"{process.pid}\n")
+        output = process.communicate(timeout=60)[0].decode(errors="replace")
+        assert (private_dir / "signalled").exists(), output
+        assert process.returncode == 0, output
+        assert "supervisord started" not in output
+    finally:
+        if process.poll() is None:
+            for child in descendants(process.pid):
+                child.kill()
+            process.kill()
+
+
 def _preparing(pid: int) -> bool:
     """prepare has started (or already finished and supervisord took over): the trap is in place either way."""
     for child in descendants(pid):
