@@ -280,5 +280,8 @@ def action_item(row_id: Any, raw: Any) -> ActionItem:
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise InvalidItemError("payload.userIds must be a list of strings")
         readers = [_user_id(u, "payload.userIds") for u in users if u.strip()]
+        if users and not readers:
+            # not "nobody may read it", which deletes the document: the PHP app never declares blank readers
+            raise InvalidItemError("payload.userIds holds only blank ids")
         clean = {"userIds": list(dict.fromkeys(readers)), "sourceId": _source_id(payload, "sourceId")}
     return ActionItem(rid, str(kind), clean)
