@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,10 +169,26 @@ class AppClient:
         target = self.target
         return signed_headers(user, secret=target.secret, app_id=target.app_id, version=target.version)
 
+    def _unix_socket_refusal(self) -> OSError | None:
+        """Why the app's unix socket takes no connection, or None (also None for a TCP target).
+
+        httpcore leaves its socket open when a unix-socket connect fails (a ResourceWarning at each try while the
+        app starts); a connect of our own, closed either way, answers first."""
+        if not self.target.socket:
+            return None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.target.socket)
+            except OSError as exc:
+                return exc
+        return None
+
     def send(self, method: str, path: str, *, user: str = "", **kwargs: Any) -> httpx.Response:
         """The raw signed request; AppUnreachableError when nothing answers."""
         headers = {**self.headers(user), **kwargs.pop("headers", {})}
         try:
+            if refusal := self._unix_socket_refusal():
+                raise httpx.ConnectError(str(refusal))
             return self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise AppUnreachableError(
@@ -190,6 +207,8 @@ class AppClient:
         """GET /heartbeat, unsigned as AppAPI sends it; raises unless the answer is 200 {"status": "ok"}."""
         url = f"{self.target.where}/heartbeat"
         try:
+            if refusal := self._unix_socket_refusal():
+                raise httpx.ConnectError(str(refusal))
             response = self._http.get("/heartbeat", timeout=timeout_s, headers={"Accept": "application/json"})
         except httpx.TransportError as exc:
             raise AppUnreachableError(f"{url}: {exc or type(exc).__name__}") from exc
