@@ -15,11 +15,15 @@ from typing import Any, Literal
 from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
 from quart_app.source_fields import (
     BARE_PROVIDER_ID_RE,
+    MAX_PROVIDER_ID_CHARS,
+    MAX_SOURCE_ID_CHARS,
     QUEUE_REFERENCE_RE,
     fits_bigint,
     id_problem,
     is_valid_provider_id,
+    length_problem,
     parse_bigint,
+    shown,
 )
 
 FILES_PROVIDER = "files__default"
@@ -108,7 +112,7 @@ def _user_id(raw: Any, name: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidItemError(f"{name} must contain only non-empty strings")
     if problem := id_problem(raw):
-        raise InvalidItemError(f"{name} {raw!r} {problem}")
+        raise InvalidItemError(f"{name} {shown(raw)} {problem}")
     return raw.strip()
 
 
@@ -129,8 +133,8 @@ def _bigint(raw: Any, name: str) -> int:
     elif isinstance(raw, str):  # isdigit() would accept '²', which int() refuses
         value = parse_bigint(raw.strip())
     if value is None or not fits_bigint(value):
-        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:40] + "…"
-        raise InvalidItemError(f"{name} must be a whole number between -2^63 and 2^63-1, not {shown}")
+        quoted = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:40] + "…"
+        raise InvalidItemError(f"{name} must be a whole number between -2^63 and 2^63-1, not {quoted}")
     return value
 
 
@@ -139,12 +143,8 @@ def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
     rid = _row_id(row_id)
     if not isinstance(raw, dict):
         raise InvalidItemError(f"item is {type(raw).__name__}, not an object")
-    reference = raw.get("reference")
-    if not isinstance(reference, str) or not QUEUE_REFERENCE_RE.match(reference):
-        raise InvalidItemError(f"reference {reference!r} is not '<app>__<provider>: <item id>'")
-    provider = raw.get("provider")
-    if not isinstance(provider, str) or not is_valid_provider_id(provider):
-        raise InvalidItemError(f"provider {provider!r} is not '<app>__<provider>'")
+    reference = _source_id(raw.get("reference"), "reference")
+    provider = _provider_id(raw.get("provider"), "provider")
     title = raw.get("title")
     if not isinstance(title, str):
         raise InvalidItemError("title must be a string")
@@ -152,7 +152,7 @@ def document_item(kind: QueueKind, row_id: Any, raw: Any) -> DocumentItem:
     if not isinstance(mimetype, str) or not mimetype.strip():
         raise InvalidItemError("type (the mimetype) must be a non-empty string")
     if problem := id_problem(mimetype):
-        raise InvalidItemError(f"type {mimetype!r} {problem}")
+        raise InvalidItemError(f"type {shown(mimetype)} {problem}")
     size = _bigint(raw.get("size", 0), "size")
     if size < 0:
         raise InvalidItemError(f"size must be >= 0, not {size}")
@@ -204,10 +204,19 @@ def _string(payload: dict[str, Any], key: str) -> str:
     return value  # not stripped: an id is matched as sent, a trailing newline included
 
 
-def _source_id(payload: dict[str, Any], key: str) -> str:
-    value = _string(payload, key)
-    if not QUEUE_REFERENCE_RE.match(value):
-        raise InvalidItemError(f"payload.{key} {value!r} is not '<app>__<provider>: <item id>'")
+def _source_id(value: Any, name: str) -> str:
+    if isinstance(value, str) and (problem := length_problem(value, MAX_SOURCE_ID_CHARS)):
+        raise InvalidItemError(f"{name} {shown(value)} {problem}")
+    if not isinstance(value, str) or not QUEUE_REFERENCE_RE.match(value):
+        raise InvalidItemError(f"{name} {value!r} is not '<app>__<provider>: <item id>'")
+    return value
+
+
+def _provider_id(value: Any, name: str) -> str:
+    if isinstance(value, str) and (problem := length_problem(value, MAX_PROVIDER_ID_CHARS)):
+        raise InvalidItemError(f"{name} {shown(value)} {problem}")
+    if not isinstance(value, str) or not is_valid_provider_id(value):
+        raise InvalidItemError(f"{name} {value!r} is not '<app>__<provider>'")
     return value
 
 
@@ -263,12 +272,10 @@ def action_item(row_id: Any, raw: Any) -> ActionItem:
         clean = {
             "op": _op(payload),
             "userIds": _user_ids(payload.get("userIds"), "payload.userIds"),
-            "sourceId": _source_id(payload, "sourceId"),
+            "sourceId": _source_id(_string(payload, "sourceId"), "payload.sourceId"),
         }
     elif kind == "update_access_provider_id":
-        provider = _string(payload, "providerId")
-        if not is_valid_provider_id(provider):
-            raise InvalidItemError(f"payload.providerId {provider!r} is not '<app>__<provider>'")
+        provider = _provider_id(_string(payload, "providerId"), "payload.providerId")
         clean = {
             "op": _op(payload),
             "userIds": _user_ids(payload.get("userIds"), "payload.userIds"),
@@ -283,5 +290,8 @@ def action_item(row_id: Any, raw: Any) -> ActionItem:
         if users and not readers:
             # not "nobody may read it", which deletes the document: the PHP app never declares blank readers
             raise InvalidItemError("payload.userIds holds only blank ids")
-        clean = {"userIds": list(dict.fromkeys(readers)), "sourceId": _source_id(payload, "sourceId")}
+        clean = {
+            "userIds": list(dict.fromkeys(readers)),
+            "sourceId": _source_id(_string(payload, "sourceId"), "payload.sourceId"),
+        }
     return ActionItem(rid, str(kind), clean)

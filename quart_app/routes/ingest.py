@@ -24,7 +24,15 @@ from quart_app.multipart_sources import (
 from quart_app.services.ingest import IncomingSource
 from quart_app.services.source_order import Ticket
 from quart_app.services.source_spool import SourceSpool
-from quart_app.source_fields import id_problem, is_valid_source_id, parse_bigint
+from quart_app.source_fields import (
+    MAX_PROVIDER_ID_CHARS,
+    MAX_SOURCE_ID_CHARS,
+    id_problem,
+    is_valid_source_id,
+    length_problem,
+    parse_bigint,
+    shown,
+)
 from quart_app.store import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -72,10 +80,13 @@ def _user_ids(headers: dict[str, str]) -> list[str]:
     return [user.strip() for user in raw.split(",") if user.strip()]
 
 
-def _storable_headers(headers: dict[str, str], modified: str) -> bool:
-    """PostgreSQL text cannot hold NUL and `modified` is a bigint: such a part would otherwise be retried forever."""
-    ids = (headers.get("type", ""), headers.get("provider", ""), headers.get("userids", headers.get("userid", "")))
-    return not any(id_problem(value) for value in ids) and parse_bigint(modified) is not None
+def _id_header_problem(headers: dict[str, str]) -> str | None:
+    """Why an id header cannot be stored (a NUL, a control character, too long for an index), or None: such a part
+    would otherwise fail in the database and be retried forever."""
+    ids = [("type", headers["type"], id_problem(headers["type"]))]
+    ids.append(("provider", headers["provider"], id_problem(headers["provider"], MAX_PROVIDER_ID_CHARS)))
+    ids += [("userIds", user, id_problem(user)) for user in _user_ids(headers)]
+    return next((f"{name} {shown(value)} {problem}" for name, value, problem in ids if problem), None)
 
 
 def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | RejectedPart:
@@ -86,8 +97,13 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
     required = (headers.get("type", "").strip(), modified, headers.get("provider", "").strip())
     if title is None or not _user_ids(headers) or not all(required) or not modified.isdecimal():
         return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
-    if not _storable_headers(headers, modified):
+    if parse_bigint(modified) is None:
         return RejectedPart(part.filename, INVALID_HEADERS.format(filename=part.filename), 400)
+    if problem := _id_header_problem(headers):
+        message = f"{INVALID_HEADERS.format(filename=part.filename)}: {problem}"
+        return RejectedPart(part.filename, message, 400)
+    if problem := length_problem(part.filename, MAX_SOURCE_ID_CHARS):
+        return RejectedPart(part.filename, f"{INVALID_FILENAME.format(title=title)}: the source id {problem}", 400)
     if not part.filename.strip() or not is_valid_source_id(part.filename):
         return RejectedPart(part.filename, INVALID_FILENAME.format(title=title), 400)
     if part.too_large or part.path is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from quart.typing import TestClientProtocol as Client
 
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.services.ingest import IncomingSource
+from quart_app.source_fields import NUL_PROBLEM
 
+HEADERS_1 = "Invaild/missing headers for: files__default: 1"
 TEXT = b"The Ethical AI Rating gives a green label when the model, its data and the code are all open."
 
 
@@ -64,6 +67,8 @@ async def test_beta_parts_with_a_single_user_id(client: Client) -> None:
 
 
 async def test_header_and_filename_errors_use_upstreams_strings(client: Client) -> None:
+    # random hex does not compress: past btree's 2,704 bytes it does not fit PostgreSQL's index
+    long_user = secrets.token_hex(1500)
     cases = [
         (SourcePart("files__default: 1", TEXT, user_ids=None), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, title=None), "Invaild/missing headers for: files__default: 1"),
@@ -74,9 +79,22 @@ async def test_header_and_filename_errors_use_upstreams_strings(client: Client) 
         (SourcePart("files__default: 1", TEXT, modified="²"), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, user_ids=[" "]), "Invaild/missing headers for: files__default: 1"),
         # a NUL (PostgreSQL text cannot hold it) or a modified beyond bigint was retried forever
-        (SourcePart("files__default: 1", TEXT, user_ids=["a\x00"]), "Invaild/missing headers for: files__default: 1"),
-        (SourcePart("files__default: 1", TEXT, mimetype="text/\x00"), "Invaild/missing headers for: files__default: 1"),
-        (SourcePart("files__default: 1", TEXT, provider="x\x00y"), "Invaild/missing headers for: files__default: 1"),
+        (SourcePart("files__default: 1", TEXT, user_ids=["a\x00"]), f"{HEADERS_1}: userIds 'a\\x00' {NUL_PROBLEM}"),
+        (SourcePart("files__default: 1", TEXT, mimetype="text/\x00"), f"{HEADERS_1}: type 'text/\\x00' {NUL_PROBLEM}"),
+        (SourcePart("files__default: 1", TEXT, provider="x\x00y"), f"{HEADERS_1}: provider 'x\\x00y' {NUL_PROBLEM}"),
+        # too long for PostgreSQL's index: it failed in the database and the PHP app retried it
+        (
+            SourcePart("files__default: 1", TEXT, user_ids=["alice", long_user]),
+            f"{HEADERS_1}: userIds {long_user[:40]!r}… is 3000 characters long; the limit is 255",
+        ),
+        (
+            SourcePart("files__default: 1", TEXT, provider="files__" + "d" * 600),
+            f"{HEADERS_1}: provider 'files__{'d' * 33}'… is 607 characters long; the limit is 512",
+        ),
+        (
+            SourcePart("files__default: " + "7" * 600, TEXT, title="c.txt"),
+            "Invalid source filename for: c.txt: the source id is 616 characters long; the limit is 512",
+        ),
         (SourcePart("files__default: 1", TEXT, modified=2**63), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("files__default: 1", TEXT, modified="9" * 5000), "Invaild/missing headers for: files__default: 1"),
         (SourcePart("", TEXT, title="a.txt"), "Invalid source filename for: a.txt"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 import pytest
 from nextcloud_pull_fake import FakePullNextcloud
@@ -120,6 +121,10 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
         ("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail\n"}),
         # valid JSON that UTF-8 cannot encode: it crashed the loop, and the batch stayed locked for 24 h
         ("delete_user_id", {"userId": "bob\ud800"}),
+        # too long for PostgreSQL's index (random hex does not compress): retried, then it held back the rest
+        ("update_access_source_id", {"op": "allow", "userIds": [secrets.token_hex(1500)], "sourceId": docs["budget"]}),
+        ("update_access_decl_source_id", {"userIds": ["bob"], "sourceId": "files__default: " + "7" * 600}),
+        ("update_access_provider_id", {"op": "allow", "userIds": ["bob"], "providerId": "notes__" + "n" * 600}),
     ]
     ids = await _apply(pull_app, nextcloud, [*bad, ("delete_source_ids", {"sourceIds": [docs["hiking"]]})])
     assert len(ids) == len(bad) + 1
@@ -131,6 +136,10 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
     assert sum("must not contain control characters" in m for m in dropped) == 1
     assert sum("must not contain lone UTF-16 surrogates" in m for m in dropped) == 1
     assert sum("payload.providerId 'mail__mail\\n' is not" in m for m in dropped) == 1
+    assert sum("payload.userIds '" in m and "is 3000 characters long; the limit is 255" in m for m in dropped) == 1
+    assert sum("payload.sourceId '" in m and "is 616 characters long; the limit is 512" in m for m in dropped) == 1
+    assert sum("payload.providerId '" in m and "is 607 characters long; the limit is 512" in m for m in dropped) == 1
     assert await _counts(pull_app) == {"files__default": 2, "mail__mail": 1, "notes__notes": 1}
     assert docs["label"] in await pull_app.search("bob", "green label ethical AI")  # the declaration was refused
+    assert docs["budget"] not in await pull_app.search("bob", "travel budget Berlin office")
     assert "mail__mail: 42" in await pull_app.search("bob", "mail about green label")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import deque
 
 import psycopg
@@ -225,6 +226,11 @@ async def test_items_postgresql_cannot_store_are_acknowledged_as_invalid_with_th
         nextcloud.add_raw_content_item(_mail("69", provider="mail__mail\n")): "is not '<app>__<provider>'",
         # valid JSON ("\ud800") that UTF-8 cannot encode: it crashed the loop and left the batch locked for 24 h
         nextcloud.add_raw_content_item(_mail("70", userIds=["al\udc80ice"])): "must not contain lone UTF-16 surr",
+        # too long for PostgreSQL's index (random hex does not compress): failed in the database, retried for 24 h
+        nextcloud.add_raw_content_item(_mail("72", userIds=[secrets.token_hex(1500)])): "3000 characters long; the",
+        nextcloud.add_raw_content_item(_mail("73", reference="mail__mail: " + "7" * 600)): "612 characters",
+        nextcloud.add_raw_content_item(_mail("74", provider="mail__" + "m" * 600)): "606 characters long; the limit",
+        nextcloud.add_raw_content_item(_mail("75", type="text/" + "x" * 300)): "305 characters long; the limit is 255",
     }  # fmt: skip
     good_row = nextcloud.file_row_id(good_file)
     await until(
