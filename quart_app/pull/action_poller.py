@@ -6,7 +6,8 @@ received. Nextcloud serves a claimed row again only after 24 h: an action it sti
 one left for later while its source was being indexed) used to come back after the actions queued behind it, and undo
 them. An action that cannot be applied now (database down, its sources being indexed for longer than
 ingest.access_wait_s) is tried again here until it is applied, and no later one overtakes it; one stored before a stop
-is applied first at the next start; a row served again is recognised and not applied twice.
+is applied first at the next start; a row served again is recognised and not applied twice. One the database refuses
+for good (store.errors.is_permanent: a value it cannot hold) is dropped as invalid instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
 from quart_app.source_fields import is_valid_provider_id
 from quart_app.store import Connection, Database, StoreError
+from quart_app.store.errors import first_line, is_permanent
 from quart_app.store.pull_action_store import (
     ReceivedAction,
     WaitingAction,
@@ -152,23 +154,36 @@ class ActionPoller(QueueLoop[ActionItem]):
                 log.warning("actions queue: %s row %d dropped: %s", action.type, action.row_id, exc)
                 handle.status.count("invalid")
             except (psycopg.Error, StoreError, SourceBusyError) as exc:
-                pause = backoff(self._pull.fetch_backoff_s, self._pull.error_backoff_max_s, attempt)
-                level = logging.WARNING if attempt % LOG_EVERY_ATTEMPTS == 1 else logging.DEBUG
-                log.log(level, "actions queue: %s row %d failed (%s); trying again", action.type, action.row_id, exc)
-                handle.status.count("retries")
-                handle.status.set(
-                    "waiting", f"{action.type} row {action.row_id} failed ({exc}); trying again in {pause:g} s"
+                if not is_permanent(exc):
+                    await self._wait_before_trying_again(action, exc, attempt, handle)
+                    continue
+                # tried again, it would fail again and hold back every later action
+                log.warning(
+                    "actions queue: %s row %d dropped: the database refuses it: %s",
+                    action.type,
+                    action.row_id,
+                    first_line(exc),
                 )
-                outage = await self._gate.wait_for_store(handle)
-                if outage is None:
-                    return False
-                if outage:
-                    raise _LockMayBeLostError("the database was away") from exc
-                await handle.sleep(pause)
-                continue
+                handle.status.count("invalid")
             await self._in_transaction(lambda conn: mark_done(conn, stored.seq))
             return True
         return False
+
+    async def _wait_before_trying_again(
+        self, action: ReceivedAction, exc: Exception, attempt: int, handle: LoopHandle
+    ) -> None:
+        """Back off after a failure that may pass, shown in the loop's status; returns at once on a stop. Raises
+        _LockMayBeLostError after a database outage: the appliers' lock may have gone with its session."""
+        pause = backoff(self._pull.fetch_backoff_s, self._pull.error_backoff_max_s, attempt)
+        level = logging.WARNING if attempt % LOG_EVERY_ATTEMPTS == 1 else logging.DEBUG
+        log.log(level, "actions queue: %s row %d failed (%s); trying again", action.type, action.row_id, exc)
+        handle.status.count("retries")
+        handle.status.set("waiting", f"{action.type} row {action.row_id} failed ({exc}); trying again in {pause:g} s")
+        outage = await self._gate.wait_for_store(handle)
+        if outage:
+            raise _LockMayBeLostError("the database was away") from exc
+        if outage is not None:
+            await handle.sleep(pause)
 
     async def _in_transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async with self._db.connection() as conn, conn.transaction():

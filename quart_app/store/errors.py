@@ -1,5 +1,11 @@
 """Errors raised by the durable store (PostgreSQL + pgvector)."""
 
+import psycopg
+
+# SQLSTATE classes 22 (data exception), 23 (integrity constraint violation) and 54 (program limit exceeded, e.g. an
+# index row too large): the same statement with the same values fails the same way every time
+PERMANENT_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+
 
 class StoreError(Exception):
     """The store could not do what was asked; the message names the resource and what to do."""
@@ -41,3 +47,9 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (PostgreSQL adds DETAIL/HINT lines), or its class name when empty."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether `exc` is a database error that running the same statement again cannot cure (not an outage, a
+    deadlock, a serialization failure or a lock wait)."""
+    return isinstance(exc, PERMANENT_ERRORS)

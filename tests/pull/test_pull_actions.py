@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 
+import psycopg
 import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
+
+from quart_app.services import access
+from quart_app.services.source_order import SourceOrder
+from quart_app.store import Database
 
 
 async def _index(pull_app: PullApp, nextcloud: FakePullNextcloud) -> dict[str, str]:
@@ -143,3 +148,32 @@ async def test_actions_postgresql_cannot_store_are_dropped_with_their_reason_and
     assert docs["label"] in await pull_app.search("bob", "green label ethical AI")  # the declaration was refused
     assert docs["budget"] not in await pull_app.search("bob", "travel budget Berlin office")
     assert "mail__mail: 42" in await pull_app.search("bob", "mail about green label")
+
+
+async def test_an_action_the_database_refuses_for_good_is_dropped_and_the_next_one_applied(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.pull")
+    docs = await _index(pull_app, nextcloud)
+    update_access = access.update_access
+
+    async def refused_for_mallory(db: Database, order: SourceOrder, op: str, users: list[str], source: str) -> bool:
+        if "mallory" in users:  # what PostgreSQL answers for a value its index cannot hold
+            raise psycopg.errors.ProgramLimitExceeded("index row size 3032 exceeds btree version 4 maximum 2704")
+        return await update_access(db, order, op, users, source)
+
+    monkeypatch.setattr(access, "update_access", refused_for_mallory)
+    # retried as if transient, it was then left locked with the deny behind it: bob kept reading the label for 24 h
+    await _apply(
+        pull_app,
+        nextcloud,
+        [
+            ("update_access_source_id", {"op": "allow", "userIds": ["mallory"], "sourceId": docs["budget"]}),
+            ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": docs["label"]}),
+        ],
+    )
+    counters = (await pull_app.status())["loops"]["actions"]["counters"]
+    assert counters["invalid"] == 1 and counters["applied"] == 1 and "retries" not in counters
+    assert docs["label"] not in await pull_app.search("bob", "green label ethical AI")
+    dropped = [r.getMessage() for r in caplog.records if "the database refuses it" in r.getMessage()]
+    assert len(dropped) == 1 and "update_access_source_id" in dropped[0] and "index row size 3032" in dropped[0]
