@@ -84,9 +84,13 @@ KNOWN_WORD_MIN_WORDS = 2
 # the share is judged on at most this many of the question's words (alphabetically first: a sample unbiased as to
 # length)
 KNOWN_WORD_SAMPLE = 16
-# a user with more chunks than the gate reads has a word that none of those hold when one of the first this many
-# chunks holding it in the index is theirs (a bound on what another user's chunks can cost; past it, unknown)
+# a bigger user's word that none of their first DIRECT_SCAN_BELOW chunks hold is looked up in the GIN index: known when
+# one of the first this many chunks holding it is theirs, unknown when fewer hold it (a bound on what other users'
+# chunks cost)
 KNOWN_WORD_HOLDERS = 1000
+# a word this many chunks of other users hold ahead of the user's is looked for in the user's own first this many
+# chunks (a bound on the gate's reads; past it the word counts as unknown)
+KNOWN_WORD_SCAN = 50_000
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -121,32 +125,51 @@ def _filters(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[st
     return sql.SQL(" AND ").join(parts), params
 
 
-async def _known_elsewhere(
-    conn: AsyncConnection[Any], user_id: str, scope: Scope | None, words: Sequence[str]
-) -> list[str]:
-    """Which of `words` occur in a chunk the user may read (in the scope) among the first KNOWN_WORD_HOLDERS chunks
-    the GIN index gives for each.
-
-    Planned freely, a word no chunk holds was looked for in every chunk: EXISTS makes the planner expect a holder
-    within the first rows, so a sequential scan or a walk of the user's chunks looked cheaper than the index. So the
-    chunks come from the index alone (no other scan allowed), and at most KNOWN_WORD_HOLDERS of them are read and
-    checked for the user's access: a word that many chunks of other users hold costs a bitmap of its index entries
-    and that many reads, not one read per holder."""
-    where, params = _filters(user_id, scope)
+async def _held_words(
+    conn: AsyncConnection[Any], scope: Scope | None, params: dict[str, Any], words: Sequence[str], chunks: int
+) -> tuple[int, list[bool]]:
+    """How many of the user's chunks (in the scope) were read, at most `chunks`, and for each of `words` whether one
+    of them holds it; the chunks come through the user's access rows (own_chunks), so no other user's count."""
     lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
-    probes = sql.SQL(", ").join(
+    # each tsvector decompressed once (|| '')
+    held = sql.SQL(", ").join(sql.SQL("bool_or(m.tsv @@ {}::tsquery)").format(sql.Placeholder(key)) for key in lexemes)
+    cur = await conn.execute(
         sql.SQL(
-            "EXISTS (SELECT 1 FROM (SELECT c.source_id FROM chunks c WHERE c.tsv @@ {}::tsquery LIMIT {}) c"
-            " WHERE {where})"
-        ).format(sql.Placeholder(key), sql.Literal(KNOWN_WORD_HOLDERS), where=where)
-        for key in lexemes
+            "WITH m AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv {own} LIMIT %(chunks)s)"
+            " SELECT count(*), {held} FROM m"
+        ).format(own=own_chunks(_readable(scope), "c.tsv"), held=held),
+        {**params, **lexemes, "chunks": chunks},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), [bool(found) for found in row[1:]]
+
+
+async def _held_by_holders(
+    conn: AsyncConnection[Any], where: sql.Composable, params: dict[str, Any], words: Sequence[str]
+) -> list[bool | None]:
+    """For each of `words`, from the first KNOWN_WORD_HOLDERS chunks the GIN index gives for it: True when one the user
+    may read (`where`) holds it, False when none does and fewer chunks hold it at all, None when that many other
+    chunks hold it (undecided: the user's may come later in the index).
+
+    Planned freely, a word no chunk holds was looked for in every chunk (EXISTS makes the planner expect a holder
+    within the first rows): the chunks come from the index alone (no other scan allowed)."""
+    lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
+    probes = sql.SQL(" UNION ALL ").join(
+        sql.SQL(
+            "SELECT {n}, count(*), bool_or({where}) FROM"
+            " (SELECT c.source_id FROM chunks c WHERE c.tsv @@ {word}::tsquery LIMIT {holders}) c"
+        ).format(n=sql.Literal(n), word=sql.Placeholder(key), holders=sql.Literal(KNOWN_WORD_HOLDERS), where=where)
+        for n, key in enumerate(lexemes)
     )
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("SET LOCAL enable_indexscan = off")
-        row = await (await conn.execute(sql.SQL("SELECT {}").format(probes), {**params, **lexemes})).fetchone()
-    assert row is not None
-    return [word for word, found in zip(words, row, strict=True) if found]
+        rows = await (await conn.execute(probes, {**params, **lexemes})).fetchall()
+    found: dict[int, bool | None] = {}
+    for n, holders, readable in rows:
+        found[n] = True if readable else (False if holders < KNOWN_WORD_HOLDERS else None)
+    return [found[n] for n in range(len(words))]
 
 
 def _readable(scope: Scope | None) -> sql.Composable:
@@ -253,9 +276,11 @@ class SearchStore:
         KNOWN_WORD_MIN_WORDS such words.
 
         Only the user's chunks count: whether a word occurs in somebody else's documents must not change what the
-        user gets, nor how long it takes. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words,
-        as the lexical leg reads a small user's: exact for most users. Only a bigger user's words that none of those
-        hold are looked up in the index (_known_elsewhere, bounded)."""
+        user gets. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words, as the lexical leg reads
+        a small user's: exact for most users. A bigger user's words that none of those hold are looked up in the index
+        (_held_by_holders, bounded); one that more than KNOWN_WORD_HOLDERS chunks of other users hold ahead of the
+        user's is then looked for in the user's own first KNOWN_WORD_SCAN chunks (counted unknown, other users'
+        documents made the user's own words unknown). Only that scan's time tells that other users hold a word often."""
         async with self._db.connection() as conn:
             cur = await conn.execute(
                 "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
@@ -264,24 +289,18 @@ class SearchStore:
             words = sorted(str(row[0]) for row in await cur.fetchall())[:KNOWN_WORD_SAMPLE]
             if len(words) < KNOWN_WORD_MIN_WORDS:
                 return None
-            lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
-            _, params = _filters(user_id, scope)
-            # each tsvector decompressed once (|| '')
-            held = sql.SQL(", ").join(
-                sql.SQL("bool_or(m.tsv @@ {}::tsquery)").format(sql.Placeholder(key)) for key in lexemes
-            )
-            cur = await conn.execute(
-                sql.SQL(
-                    "WITH m AS MATERIALIZED (SELECT c.tsv || ''::tsvector AS tsv {own} LIMIT %(sample)s)"
-                    " SELECT count(*), {held} FROM m"
-                ).format(own=own_chunks(_readable(scope), "c.tsv"), held=held),
-                {**params, **lexemes, "sample": DIRECT_SCAN_BELOW},
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            known = [word for word, found in zip(words, row[1:], strict=True) if found]
-            if int(row[0]) >= DIRECT_SCAN_BELOW and len(known) < len(words):
-                known += await _known_elsewhere(conn, user_id, scope, [w for w in words if w not in known])
+            where, params = _filters(user_id, scope)
+            read, held = await _held_words(conn, scope, params, words, DIRECT_SCAN_BELOW)
+            known = [word for word, found in zip(words, held, strict=True) if found]
+            missing = [word for word in words if word not in known]
+            if read < DIRECT_SCAN_BELOW or not missing:
+                return len(known) / len(words)
+            probed = await _held_by_holders(conn, where, params, missing)
+            known += [word for word, found in zip(missing, probed, strict=True) if found]
+            undecided = [word for word, found in zip(missing, probed, strict=True) if found is None]
+            if undecided:
+                _, held = await _held_words(conn, scope, params, undecided, KNOWN_WORD_SCAN)
+                known += [word for word, found in zip(undecided, held, strict=True) if found]
         return len(known) / len(words)
 
     async def lexical_search(

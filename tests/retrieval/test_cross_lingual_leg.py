@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 
+import psycopg
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
@@ -36,6 +37,7 @@ from quart_app.store.cross_lingual_store import (
     write_vectors,
 )
 from quart_app.store.database import Database
+from quart_app.store.lexical_query import DIRECT_SCAN_BELOW
 from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
 
 DOCS = ENGLISH_DOCUMENTS
@@ -229,6 +231,41 @@ async def test_the_gate_is_the_share_of_question_words_the_documents_hold(
     # one word says nothing about the language: an identifier is as unknown as a foreign word
     assert await store.known_word_share("alice", "PackageLoader") is None
     assert await store.known_word_share("alice", "Datensicherung in 2 h") is None
+
+
+def _add_chunks(dsn: str, source_id: str, user: str, texts: list[str]) -> None:
+    """A document of `user` with these chunks, written with COPY (thousands in a second), then ANALYZE."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO documents (source_id, provider, title, mimetype, modified, content_hash, size, state)"
+            " VALUES (%s, 'files__default', %s, 'text/plain', 0, '\\x00', 1, 'indexed')",
+            (source_id, source_id),
+        )
+        conn.execute("INSERT INTO access (user_id, source_id) VALUES (%s, %s)", (user, source_id))
+        columns = "source_id, version, ordinal, text, start_offset, token_count, text_hash, embed_state"
+        with conn.cursor().copy(f"COPY chunks ({columns}) FROM STDIN") as copy:
+            for ordinal, text in enumerate(texts):
+                copy.write_row((source_id, 1, ordinal, text, 0, 2, b"h", "queued"))
+        conn.execute("ANALYZE")
+
+
+async def test_other_users_chunks_holding_the_words_do_not_make_a_big_users_own_words_unknown(
+    db: Database, fresh_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = "glacier harbour timetable"
+    # bob's 1,200 chunks hold the question's words and come first in the index: the gate took the first 1,000 chunks
+    # holding each word, found none of alice's among them, and took her question for a foreign one (share 0.0); now
+    # such a word is looked for in alice's own chunks
+    _add_chunks(fresh_dsn, "files__default: 1", "bob", [question] * 1200)
+    # alice: more chunks than the gate reads at first (DIRECT_SCAN_BELOW), then the one that holds the words
+    _add_chunks(fresh_dsn, "files__default: 2", "alice", [f"filler{n} text" for n in range(DIRECT_SCAN_BELOW)])
+    _add_chunks(fresh_dsn, "files__default: 3", "alice", ["glacier harbour timetable for the ferry"])
+    store = SearchStore(db)
+    assert await store.known_word_share("alice", question) == 1.0
+    assert await store.known_word_share("alice", "glacier Fahrplan Hafen") == 1 / 3
+    # past her first KNOWN_WORD_SCAN chunks such a word counts as unknown: the gate's reads stay bounded
+    monkeypatch.setattr(search_store, "KNOWN_WORD_SCAN", DIRECT_SCAN_BELOW)
+    assert await store.known_word_share("alice", question) == 0.0
 
 
 async def test_a_question_on_another_replica_starts_the_backfill(
