@@ -279,8 +279,9 @@ class SearchStore:
         user gets. The user's first DIRECT_SCAN_BELOW chunks are read once for all the words, as the lexical leg reads
         a small user's: exact for most users. A bigger user's words that none of those hold are looked up in the index
         (_held_by_holders, bounded); one that more than KNOWN_WORD_HOLDERS chunks of other users hold ahead of the
-        user's is then looked for in the user's own first KNOWN_WORD_SCAN chunks (counted unknown, other users'
-        documents made the user's own words unknown). Only that scan's time tells that other users hold a word often."""
+        user's is then looked for in the user's own first KNOWN_WORD_SCAN chunks (such a word used to count as unknown:
+        other users' documents made the user's question look foreign). Only that scan's time tells that other users
+        hold a word often."""
         async with self._db.connection() as conn:
             cur = await conn.execute(
                 "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
