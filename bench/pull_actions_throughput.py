@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,10 @@ sys.path.insert(0, str(TREE / "tests" / "pull"))
 
 from bench_services import fresh_database, start_embedder, start_postgres, stop  # noqa: E402
 from nextcloud_pull_fake import FakePullNextcloud  # noqa: E402
-from pull_ingest_throughput import SECRET, drop_database, signed, wait_embedded  # noqa: E402
+from pull_ingest_throughput import SECRET, drop_database, settings, signed, wait_embedded  # noqa: E402
 from quart.testing.app import TestApp  # noqa: E402
 
-from appliance.config import parse_config  # noqa: E402
-from appliance.storage import StorageLayout  # noqa: E402
 from quart_app import create_app  # noqa: E402
-from quart_app.app_settings import AppSettings  # noqa: E402
 
 OWNER = "alice"
 OTHERS = ("bob", "carol", "dave", "erin")
@@ -112,27 +108,6 @@ def expected_readers(source_ids: list[str], actions: list[Action]) -> dict[str, 
             if not current:
                 readers[payload["sourceId"]] = None  # the last reader denied: the document goes
     return readers
-
-
-def settings(root: Path, dsn: str, url: str, nextcloud_url: str, actions_batch: int | None) -> AppSettings:
-    raw: dict[str, Any] = {
-        "embedding": {"base_url": url, "workers": 1},
-        "embedding_worker": {"workers": 2, "idle_poll_s": 1.0},
-        "llm": {"extractive": {}},
-        "ingest": {"parse_workers": 2},
-        # an idle queue is polled again within 0.1 s: the wait for the first claim stays small in both trees
-        "pull": {"idle_poll_s": 0.05, "idle_poll_max_s": 0.1},
-    }
-    if actions_batch is not None:
-        raw["actions_batch_size"] = actions_batch
-    return AppSettings(
-        config=parse_config(raw, "bench", environ={}),
-        storage=StorageLayout(root / f"storage-{uuid.uuid4().hex[:6]}"),
-        db_url=dsn,
-        app_secret=SECRET,
-        app_version="5.4.0",
-        nextcloud_url=nextcloud_url,
-    )
 
 
 def serve_nextcloud(corpus: Path) -> None:
@@ -211,7 +186,9 @@ async def action_counters(client: Any) -> tuple[dict[str, int], float]:
 
 
 async def run(args: argparse.Namespace, root: Path, dsn: str, url: str, fake: Fake) -> dict[str, Any]:
-    app_settings = settings(root, dsn, url, fake.url, args.actions_batch)
+    # an idle queue is polled again within 0.1 s: the wait for the first claim stays small in both trees
+    batch = {} if args.actions_batch is None else {"actions_batch_size": args.actions_batch}
+    app_settings = settings(root, dsn, url, fake.url, pull={"idle_poll_s": 0.05, "idle_poll_max_s": 0.1}, **batch)
     app = create_app(app_settings)
     docs = len(fake.source_ids)
     async with TestApp(app, startup_timeout=120, shutdown_timeout=60):

@@ -53,14 +53,15 @@ def drop_database(cluster: Any, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def settings(root: Path, dsn: str, url: str, nextcloud_url: str | None, batch: int) -> AppSettings:
-    raw = {
+def settings(root: Path, dsn: str, url: str, nextcloud_url: str | None, **config: Any) -> AppSettings:
+    """The app's settings for a run: the embedder at `url`, extractive answers, a fresh storage, `config` on top."""
+    raw: dict[str, Any] = {
         "embedding": {"base_url": url, "workers": 1},
         "embedding_worker": {"workers": 2, "idle_poll_s": 1.0},
         "llm": {"extractive": {}},
         "ingest": {"parse_workers": 2},
-        "doc_indexing_batch_size": batch,
         "pull": {"idle_poll_s": 0.2, "idle_poll_max_s": 1.0},
+        **config,
     }
     return AppSettings(
         config=parse_config(raw, "bench", environ={}),
@@ -119,7 +120,7 @@ async def run(
     mode: str, root: Path, dsn: str, url: str, paths: list[Path], batch: int, nextcloud_url: str | None
 ) -> dict[str, Any]:
     total = sum(p.stat().st_size for p in paths)
-    app = create_app(settings(root, dsn, url, nextcloud_url, batch))
+    app = create_app(settings(root, dsn, url, nextcloud_url, doc_indexing_batch_size=batch))
     async with app.test_app():
         client = app.test_client()
         started = time.perf_counter()
