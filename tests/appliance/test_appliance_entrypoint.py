@@ -102,6 +102,17 @@ def _storage_on_external_db(private_dir: Path, pg_cluster: EmbeddedPostgres) -> 
     return storage, f"postgresql+psycopg://ccb@/ccb?host={pg_cluster.socket_dir}"
 
 
+def _running_on_external_db(
+    private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
+) -> tuple[Path, str, Entrypoint]:
+    """An appliance started on `_storage_on_external_db` with --external-db, once its app runs."""
+    storage, url = _storage_on_external_db(private_dir, pg_cluster)
+    run = Entrypoint(storage, "--external-db", url)
+    started.append(run)
+    run.wait_state("app", "RUNNING")
+    return storage, url, run
+
+
 @pytest.fixture
 def started(private_dir: Path) -> Iterator[list[Entrypoint]]:
     """Entrypoints a test starts; any still running at the end are killed with their children."""
@@ -168,10 +179,7 @@ def test_device_flags_pick_the_config_and_reset_config_recopies(private_dir: Pat
 def test_external_db_skips_the_embedded_postgres(
     private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
 ) -> None:
-    storage, url = _storage_on_external_db(private_dir, pg_cluster)
-    run = Entrypoint(storage, "--external-db", url)
-    started.append(run)
-    run.wait_state("app", "RUNNING")
+    storage, _url, run = _running_on_external_db(private_dir, started, pg_cluster)
     assert run.status()["postgres"][0] == "STOPPED"
     assert (storage / "db_url").read_text() == f"postgresql://ccb@/ccb?host={pg_cluster.socket_dir}\n"
     assert not (storage / "vector_db_data" / "pgsql" / "PG_VERSION").exists()
@@ -183,10 +191,7 @@ def test_external_db_skips_the_embedded_postgres(
 def test_a_second_start_on_a_running_storage_fails_at_once_and_changes_nothing(
     private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
 ) -> None:
-    storage, url = _storage_on_external_db(private_dir, pg_cluster)
-    first = Entrypoint(storage, "--external-db", url)
-    started.append(first)
-    first.wait_state("app", "RUNNING")
+    storage, url, first = _running_on_external_db(private_dir, started, pg_cluster)
     written = {name: (storage / name).read_bytes() for name in ("run/launch.env", "db_url", "config.yaml")}
     second = Entrypoint(storage, "--external-db", url)  # another APP_PORT
     started.append(second)
