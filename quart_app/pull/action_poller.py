@@ -25,7 +25,7 @@ from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate
-from quart_app.pull.queue_items import FILES_PROVIDER, ActionItem, RejectedItem, parse_actions
+from quart_app.pull.queue_items import FILES_PROVIDER, RejectedItem, parse_actions
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
@@ -60,7 +60,7 @@ class _LockMayBeLostError(Exception):
     """The database was away while stored actions were applied: the appliers' lock may have gone with it."""
 
 
-class ActionPoller(QueueLoop[ActionItem]):
+class ActionPoller(QueueLoop[ReceivedAction]):
     """Run by BackgroundLoops as `actions`."""
 
     queue = "actions"
@@ -80,12 +80,11 @@ class ActionPoller(QueueLoop[ActionItem]):
         if await self._gate.wait_open(handle) and await self._apply_waiting(handle):
             await super().run(handle)
 
-    async def claim(self) -> tuple[list[ActionItem], list[RejectedItem]]:
+    async def claim(self) -> tuple[list[ReceivedAction], list[RejectedItem]]:
         return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))
 
-    async def process(self, items: list[ActionItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
-        received = [ReceivedAction(item.row_id, item.type, item.payload) for item in items]
-        stored = await self._with_store(handle, lambda conn: receive_actions(conn, received))
+    async def process(self, items: list[ReceivedAction], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
+        stored = await self._with_store(handle, lambda conn: receive_actions(conn, items))
         if stored is None:
             return False  # stopped: the batch stays claimed and comes back after 24 h
         handle.status.count("received", len(stored))

@@ -25,6 +25,7 @@ from quart_app.source_fields import (
     parse_bigint,
     shown,
 )
+from quart_app.store.pull_action_store import ReceivedAction
 
 FILES_PROVIDER = "files__default"
 
@@ -188,15 +189,6 @@ ACTION_TYPES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ActionItem:
-    """One claimed action with its payload checked for its type."""
-
-    row_id: int
-    type: str
-    payload: dict[str, Any]
-
-
 def _string(payload: dict[str, Any], key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -227,13 +219,13 @@ def _op(payload: dict[str, Any]) -> str:
     return str(op)
 
 
-def parse_actions(data: Any) -> tuple[list[ActionItem], list[RejectedItem]]:
+def parse_actions(data: Any) -> tuple[list[ReceivedAction], list[RejectedItem]]:
     """The `data` of GET …/queues/actions: valid actions in queue order, and rejected rows with reasons."""
     rows = data.get("actions") if isinstance(data, dict) else None
     if not isinstance(rows, dict | list):
         raise InvalidItemError("the actions queue answered without an 'actions' object")
     rows = _rows_by_id(rows)
-    valid: list[ActionItem] = []
+    valid: list[ReceivedAction] = []
     rejected: list[RejectedItem] = []
     for row_id, raw in rows.items():
         try:
@@ -244,7 +236,7 @@ def parse_actions(data: Any) -> tuple[list[ActionItem], list[RejectedItem]]:
     return valid, rejected
 
 
-def action_item(row_id: Any, raw: Any) -> ActionItem:
+def action_item(row_id: Any, raw: Any) -> ReceivedAction:
     """One action row, its payload normalised for its type, or InvalidItemError."""
     rid = _row_id(row_id)
     if not isinstance(raw, dict):
@@ -294,4 +286,4 @@ def action_item(row_id: Any, raw: Any) -> ActionItem:
             "userIds": list(dict.fromkeys(readers)),
             "sourceId": _source_id(_string(payload, "sourceId"), "payload.sourceId"),
         }
-    return ActionItem(rid, str(kind), clean)
+    return ReceivedAction(rid, str(kind), clean)
