@@ -15,7 +15,13 @@ from typing import Any
 from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
-from quart_app.pull.enriched_sources import UnreadableFiles, as_task_output, enriched_entries, reported_missing
+from quart_app.pull.enriched_sources import (
+    Entry,
+    UnreadableFiles,
+    as_task_output,
+    enriched_entries,
+    reported_missing,
+)
 from quart_app.pull.pull_gate import RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_types import (
@@ -28,12 +34,14 @@ from quart_app.pull.task_types import (
     RESULT_PATH,
     SEARCH_TASK_TYPE,
 )
-from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService
+from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
 from quart_app.services.errors import AnswerError, QuestionTooLongError
 
 log = logging.getLogger(__name__)
 
 SCOPE_TYPES = ("none", "source", "provider")
+# a search whose files Nextcloud reports missing is asked again this many times at most for others in their place
+SEARCH_REFILLS = 2
 
 
 class TaskInputError(ValueError):
@@ -200,16 +208,31 @@ class TaskPoller:
             return {"output": result["output"], "sources": as_task_output(entries, found)}
         if task_type == SEARCH_TASK_TYPE:
             limit = _limit(raw.get("limit", DEFAULT_SEARCH_LIMIT))
-            hits = await self._answers.doc_search(user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list)
-            unique = list({hit["source_id"]: hit for hit in hits}.values())[:limit]
-            entries = await enriched_entries(self._nc, user_id, unique)
-            # one enrich_sources call: the files it reports missing for the user are left out of the result
-            missing = reported_missing(entries or [], unique)
-            if missing:
-                unique = [hit for hit in unique if hit["source_id"] not in missing]
-                entries = [entry for entry in entries or [] if str(entry.get("id")) not in missing]
-            return {"sources": as_task_output(entries, unique)}
+            found, entries = await self._readable_documents(user_id, prompt, limit, scope_type, scope_list)
+            return {"sources": as_task_output(entries, found)}
         raise TaskInputError(f"task type {task_type!r} is not {CHAT_TASK_TYPE} or {SEARCH_TASK_TYPE}")
+
+    async def _readable_documents(
+        self, user_id: str, prompt: str, limit: int, scope_type: str | None, scope_list: list[str] | None
+    ) -> tuple[list[DocSearchResult], list[Entry] | None]:
+        """The best `limit` documents Nextcloud still shows the user, with their enrich_sources entries (None when
+        Nextcloud fails). A file it reports missing is left out and the search asked again for one more in its place
+        (at most SEARCH_REFILLS times), so an unshare the PHP app did not queue does not shorten the list."""
+        missing: set[str] = set()
+        for _ in range(SEARCH_REFILLS + 1):
+            wanted = limit + len(missing)
+            hits = await self._answers.doc_search(user_id, prompt, wanted, scope_type=scope_type, scope_list=scope_list)
+            found = [hit for hit in hits if hit["source_id"] not in missing][:limit]
+            entries = await enriched_entries(self._nc, user_id, found)
+            # one enrich_sources call per round: the files it reports missing for the user are left out
+            gone = reported_missing(entries or [], found)
+            found = [hit for hit in found if hit["source_id"] not in gone]
+            if entries is not None:
+                entries = [entry for entry in entries if str(entry.get("id")) not in gone]
+            missing |= gone
+            if not gone or len(hits) < wanted:  # all readable, or the search has nothing more to give
+                break
+        return found, entries
 
     async def _scope(self, user_id: str, raw: dict[str, Any]) -> tuple[str | None, list[str] | None]:
         scope_type = raw.get("scopeType") or "none"
