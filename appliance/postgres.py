@@ -8,12 +8,14 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from appliance.errors import PostgresError
+from appliance.linux_prctl import signal_at_parent_death
 from appliance.os_users import POSTGRES_USER, ensure_system_user
 from appliance.pg_auth import write_auth_files
 from appliance.postgres_log import pipe_output_through_converter
@@ -181,6 +183,9 @@ class EmbeddedPostgres:
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
+            # the change of user cleared supervisord.conf's setpriv --pdeathsig: a kill -9 of supervisord would
+            # leave this server running, holding the data dir against the next start
+            signal_at_parent_death(signal.SIGINT)
         write_auth_files(self.pgdata, app_os_user, user.pw_name if user else app_os_user, DB_ROLE)
         if overrides is not None:
             self._install_overrides(overrides)

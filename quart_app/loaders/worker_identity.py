@@ -5,13 +5,14 @@ with an explicit, short environment (so `APP_SECRET`, `EXTERNAL_DB` and API keys
 imports everything it will run, then becomes `ccb_parser` for good before it is handed its first file.
 """
 
-import ctypes
 import logging
 import os
 import pwd
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from appliance.linux_prctl import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, prctl
 
 from .errors import ParsePoolError
 
@@ -29,8 +30,6 @@ INHERITED_VARIABLES = (
     "RAYON_NUM_THREADS",
     "TOKENIZERS_PARALLELISM",
 )
-_PR_SET_DUMPABLE = 4
-_PR_SET_NO_NEW_PRIVS = 38
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +83,5 @@ def drop_privileges(identity: WorkerIdentity | None) -> None:
         os.setgroups([])
         os.setresgid(identity.gid, identity.gid, identity.gid)
         os.setresuid(identity.uid, identity.uid, identity.uid)
-    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(_PR_SET_DUMPABLE, 0)
-
-
-def _prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"prctl({option}, {value}) failed: {os.strerror(errno)}")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_DUMPABLE, 0)

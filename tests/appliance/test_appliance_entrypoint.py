@@ -286,7 +286,9 @@ def test_whole_stack_runs_is_healthy_and_sigterm_leaves_nothing(
 
 
 @pytest.mark.slow
-def test_second_start_finds_its_data(shared_storage: Path, started: list[Entrypoint]) -> None:
+def test_second_start_finds_its_data_and_kill_9_of_supervisord_leaves_nothing(
+    shared_storage: Path, started: list[Entrypoint]
+) -> None:
     storage = shared_storage / "storage"
     if not (storage / "version.info").exists():
         pytest.fail("needs the storage of test_whole_stack_runs_is_healthy_and_sigterm_leaves_nothing")
@@ -298,8 +300,15 @@ def test_second_start_finds_its_data(shared_storage: Path, started: list[Entrypo
     wait_for(lambda: _can_connect(cluster.dsn), 20, "PostgreSQL on the second start")
     with psycopg.connect(cluster.dsn) as conn:
         assert conn.execute("SELECT note FROM keepsake").fetchall() == [("from the first run",)]
-    run.wait_state("app", "RUNNING")
-    assert run.terminate() == 0
+    for program in ("embedder", "app"):
+        run.wait_state(program, "RUNNING")
+    # supervisord killed outright (kill -9, the OOM killer): its programs get their stop signal from the kernel
+    children = descendants(run.process.pid)
+    assert len(children) >= 4
+    run.process.kill()
+    run.process.wait()
+    wait_for(lambda: alive(children) == [], 60, "every program of the killed supervisord to stop")
+    assert not (StorageLayout(storage).pgdata / "postmaster.pid").exists()  # a fast shutdown, not a crash
 
 
 def _can_connect(dsn: str) -> bool:

@@ -53,7 +53,7 @@ def test_the_embedder_gets_an_allow_list_of_the_environment_and_no_secret(tmp_pa
         "LC_ALL=C.UTF-8",
     ]
     conf = (REPO / "supervisord.conf").read_text()
-    assert "command=/usr/bin/env -i %(ENV_CCB_EMBEDDER_ENV)s %(ENV_CCB_PYTHON)s -m quart_app.embedder " in conf
+    assert " /usr/bin/env -i %(ENV_CCB_EMBEDDER_ENV)s %(ENV_CCB_PYTHON)s -m quart_app.embedder " in conf
 
 
 def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_path: Path) -> None:

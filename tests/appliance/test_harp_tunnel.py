@@ -161,7 +161,10 @@ def test_prepare_starts_frpc_under_supervisord_and_keeps_the_key_out_of_its_envi
     conf = configparser.RawConfigParser()
     conf.read(REPO / "supervisord.conf")
     frpc = conf["program:frpc"]
-    assert frpc["command"] == "/usr/bin/env -i %(ENV_CCB_FRPC_ENV)s %(ENV_CCB_FRPC)s -c %(ENV_CCB_FRPC_CONFIG)s"
+    assert frpc["command"] == (
+        "/usr/bin/setpriv --pdeathsig TERM"
+        " /usr/bin/env -i %(ENV_CCB_FRPC_ENV)s %(ENV_CCB_FRPC)s -c %(ENV_CCB_FRPC_CONFIG)s"
+    )
     assert frpc["autostart"] == "%(ENV_CCB_FRPC_AUTOSTART)s"
     # started after the app, stopped before it: no request from HaRP arrives while the app shuts down
     assert int(frpc["priority"]) > int(conf["program:app"]["priority"])
