@@ -11,7 +11,8 @@ are reserved from the budget. Every chunk is re-encoded with its header before i
 Chunks are also capped at `max_chunk_chars` (default 12 per token), because a tokenizer can count a long
 run of junk (base64, hashes) as very few tokens.
 
-Invariant: `text[c.start : c.start + len(c.text)] == c.text`, and `c.text` has no leading/trailing whitespace.
+Invariant: `text[c.start : c.start + len(c.text)] == c.text`, `c.text` has no leading/trailing whitespace and
+`c.token_count >= 1`: a span the tokenizer sees nothing in is left out.
 Pass text through `quart_app.loaders.normalize_text` first (the loaders already return normalized text).
 """
 
@@ -146,6 +147,10 @@ class TokenChunker:
                 [embedding_text(h, text[a:b]) for a, b, h in batch], add_special_tokens=False
             )
             for (a, b, header), encoding in zip(batch, encodings, strict=True):
+                if not encoding.ids:
+                    # only characters the tokenizer drops (a PDF symbol font's private-use glyphs, control
+                    # characters): nothing to embed, and a 0-token chunk failed its whole document as malformed
+                    continue
                 if len(encoding.ids) <= self.chunk_tokens:
                     yield Chunk(text[a:b], a, len(encoding.ids), header)
                 else:  # the tokenizer merged differently across our cut; halve until it fits

@@ -181,6 +181,18 @@ def test_empty_and_whitespace_only_give_no_chunks(minilm_tokenizer: Tokenizer) -
     assert list(chunker.split(" \n\n \t", "text/plain")) == []
 
 
+def test_spans_the_tokenizer_drops_give_no_chunk(minilm_tokenizer: Tokenizer) -> None:
+    # MiniLM's normalizer drops private-use and control characters (a PDF symbol font's glyphs): such a span made a
+    # 0-token chunk, which the parse pool refused as a malformed reply, failing the whole document
+    chunker = TokenChunker(minilm_tokenizer, 254, 25)
+    assert list(chunker.split("\ue000\ue001 \ue002\x01", "text/plain")) == []
+    text = "Hello world.\n\n" + "\ue000 " * 3000 + "\n\nend words here"
+    chunks = list(chunker.split(text, "text/plain"))
+    assert all(c.token_count >= 1 for c in chunks)
+    covered = " ".join(c.text for c in chunks)
+    assert "Hello world." in covered and "end words here" in covered
+
+
 def test_short_text_is_one_chunk(minilm_tokenizer: Tokenizer) -> None:
     chunker = TokenChunker(minilm_tokenizer, 32, 4)
     assert list(chunker.split("  Hello world.  ", "text/plain")) == [Chunk("Hello world.", 2, 3)]

@@ -87,6 +87,18 @@ async def test_per_file_loader_errors_pass_through(pool: ParsePool, tmp_path: Pa
     assert results[2] == "Invoice number 4711\n\nTotal amount due"
 
 
+async def test_glyphs_the_tokenizer_drops_do_not_fail_the_document(pool: ParsePool, tmp_path: Path) -> None:
+    # a run of private-use glyphs (a PDF symbol font) made a 0-token chunk: the file failed as "the parser misbehaved"
+    # and its words were never indexed
+    path = tmp_path / "glyphs.txt"
+    path.write_text("Hello world.\n\n" + "\ue000 " * 3000 + "\n\nend words here", encoding="utf-8")
+    text = await _text(pool, path, "text/plain")
+    assert text.startswith("Hello world.") and text.endswith("end words here")
+    only_glyphs = tmp_path / "only-glyphs.txt"
+    only_glyphs.write_text("\ue000\ue001 \ue002", encoding="utf-8")
+    assert await pool.parse_and_chunk(only_glyphs, "text/plain") == []
+
+
 async def test_timeout_kills_only_that_worker(pool: ParsePool, probe_file: Path) -> None:
     before = {await _pid(pool, probe_file) for _ in range(4)}
     hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
