@@ -6,8 +6,9 @@ in line (as text-embeddings-inference queues them) instead of being refused, so 
 throughput flattens and no request fails. A text's vector is one of `VECTOR_POOL` fixed unit vectors, picked by the
 text's SHA-256 (the same text always gets the same vector) and JSON-encoded once, so answering costs the CPU almost
 nothing. The model id and dimension may change while it runs (a model swapped behind the URL); the next
-`fail_next` requests answer 500 (a server error, not an outage). Every text embedded and every request's size is
-recorded, so a test can see texts embedded twice, how requests were split and how many ran at once.
+`fail_next` requests answer 500 (a server error, not an outage); `nan_texts` get a vector with NaN in it. Every text
+embedded and every request's size is recorded, so a test can see texts embedded twice, how requests were split and how
+many ran at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class EmbeddingServiceFake:
     capacity: int = 64
     model: str = "fake-embedder"
     fail_next: int = 0
+    # texts whose vector starts with NaN (as a Python server's json.dumps writes it)
+    nan_texts: frozenset[str] = frozenset()
     # every text embedded, with how often
     texts: Counter[str] = field(default_factory=Counter)
     # how many inputs each embedding request carried (a failed one too)
@@ -116,7 +119,8 @@ class EmbeddingServiceFake:
         with self._lock:
             self.texts.update(texts)
         encoded = _encoded_pool(self.dimension)
-        return [encoded[pool_index(text)] for text in texts]
+        vectors = [encoded[pool_index(text)] for text in texts]
+        return ["[NaN," + v.split(",", 1)[1] if t in self.nan_texts else v for t, v in zip(texts, vectors, strict=True)]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         service = self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -30,6 +31,8 @@ UNAVAILABLE_ERROR_PATTERN = (
     + r"): ))"
 )
 _MAX_ERROR_CHARS = 300
+# vectors are stored as 32-bit floats; pgvector refuses NaN and infinity
+_FLOAT32_MAX = 3.4028234663852886e38
 _DIMENSION_PROBE = "dimension probe"
 
 
@@ -308,6 +311,14 @@ def _parse_vectors(response: httpx.Response, expected: int, base_url: str) -> li
         if not isinstance(embedding, list) or not embedding or not all(isinstance(x, int | float) for x in embedding):
             raise EmbeddingServiceError(
                 f"the embedding service at {base_url} returned an embedding that is not a list of numbers",
+                status=response.status_code,
+                retryable=False,
+            )
+        # Python servers write NaN and Infinity into JSON; stored, such a vector failed its batch's write every time
+        if not all(math.isfinite(x) and abs(x) <= _FLOAT32_MAX for x in embedding):
+            raise EmbeddingServiceError(
+                f"the embedding service at {base_url} returned an embedding with a value that is not a finite 32-bit"
+                " float (NaN, infinity or beyond 3.4e38)",
                 status=response.status_code,
                 retryable=False,
             )
