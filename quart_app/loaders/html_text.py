@@ -6,7 +6,11 @@ from html.parser import HTMLParser
 _BLANKS = re.compile(r"\s+")
 
 # elements whose content is never text a reader sees
-_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "math", "head"})
+_SKIP = frozenset({"script", "style", "noscript", "template", "svg", "math"})
+# what may stand in <head>; any other element or text ends it, since </head> (like <body>) is optional in HTML
+_HEAD_CONTENT = frozenset(
+    {"base", "basefont", "bgsound", "link", "meta", "noframes", "noscript", "script", "style", "template", "title"}
+)
 # elements that start a new paragraph
 _BLOCK = frozenset(
     {
@@ -34,8 +38,14 @@ class _TextCollector(HTMLParser):
         self._pre_depth = 0
         self._title: list[str] = []
         self._in_title = False
+        self._in_head = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "head":
+            self._in_head = True
+            return
+        if self._in_head and tag not in _HEAD_CONTENT:
+            self._in_head = False
         if tag == "title":
             self._in_title = True
         elif tag in _SKIP:
@@ -56,7 +66,9 @@ class _TextCollector(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
+        if tag == "head":
+            self._in_head = False
+        elif tag == "title":
             self._in_title = False
         elif tag in _SKIP:
             self._skip_depth = max(0, self._skip_depth - 1)
@@ -68,7 +80,10 @@ class _TextCollector(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self._title.append(data)
-        elif self._skip_depth == 0:
+            return
+        if self._in_head and self._skip_depth == 0 and data.strip():
+            self._in_head = False  # text ends an unclosed <head>: it is the body's
+        if self._skip_depth == 0 and not self._in_head:
             # outside <pre>, source line breaks are just spaces
             self.parts.append(data if self._pre_depth else _BLANKS.sub(" ", data))
 

@@ -77,6 +77,22 @@ def test_html_in_email_without_plain_part(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "markup",
+    [
+        # </head> and <body> are optional in HTML: the body's first element or text ends the head
+        b"<html><head><title>Team</title><meta charset=utf-8><body><p>Hello body</p></body></html>",
+        b"<!doctype html><html><head><title>Team</title><style>p{color:red}</style><p>Hello body",
+        b"<html><head><title>Team</title><script>var a = 1;</script>Hello body",
+    ],
+)
+def test_html_body_after_an_unclosed_head_is_kept(tmp_path: Path, markup: bytes) -> None:
+    # the whole page used to be skipped as part of <head>: only its title was indexed
+    path = tmp_path / "page.html"
+    path.write_bytes(markup)
+    assert extract_text(path, "text/html") == "# Team\n\nHello body"
+
+
+@pytest.mark.parametrize(
     ("raw", "clean"),
     [
         ("a\x00b", "ab"),
