@@ -46,7 +46,7 @@ class _TextCollector(HTMLParser):
             return
         if self._in_head and tag not in _HEAD_CONTENT:
             self._in_head = False
-        if tag == "title":
+        if tag == "title" and self._skip_depth == 0:  # an <svg>'s <title> is an icon's tooltip, not the page's
             self._in_title = True
         elif tag in _SKIP:
             self._skip_depth += 1

@@ -92,6 +92,16 @@ def test_html_body_after_an_unclosed_head_is_kept(tmp_path: Path, markup: bytes)
     assert extract_text(path, "text/html") == "# Team\n\nHello body"
 
 
+def test_html_svg_titles_stay_out_of_the_page_title(tmp_path: Path) -> None:
+    # an inline icon's <title> was glued onto the page's: "Team Pageicon", the title's last word lost to search
+    path = tmp_path / "page.html"
+    path.write_bytes(
+        b"<html><head><title>Team Page</title></head><body><svg><title>icon</title><path d='M0'/></svg>"
+        b"<p>Hello body</p></body></html>"
+    )
+    assert extract_text(path, "text/html") == "# Team Page\n\nHello body"
+
+
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [
