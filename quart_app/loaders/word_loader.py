@@ -21,7 +21,8 @@ def _table_lines(table: Table) -> Iterator[str]:
     for row in table.rows:
         cells: list[str] = []
         for cell in row.cells:
-            text = " ".join(cell.text.split())
+            # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
+            text = " ".join("\n".join(_blocks(cell.iter_inner_content())).split())
             # merged cells repeat the same object in python-docx; keep one copy
             if not cells or cells[-1] != text:
                 cells.append(text)

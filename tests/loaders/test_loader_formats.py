@@ -4,6 +4,7 @@ import codecs
 import zipfile
 from pathlib import Path
 
+import docx
 import pytest
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252
 
@@ -90,6 +91,20 @@ def test_html_body_after_an_unclosed_head_is_kept(tmp_path: Path, markup: bytes)
     path = tmp_path / "page.html"
     path.write_bytes(markup)
     assert extract_text(path, "text/html") == "# Team\n\nHello body"
+
+
+def test_docx_tables_nested_in_cells_are_kept(tmp_path: Path) -> None:
+    # python-docx's cell.text has the cell's paragraphs only: the words of a table inside a cell were never indexed
+    document = docx.Document()
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Name"
+    inner = table.cell(0, 1).add_table(rows=2, cols=1)
+    inner.cell(0, 0).text = "Alice"
+    inner.cell(1, 0).text = "Bob"
+    path = tmp_path / "nested.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Name | Alice Bob"
 
 
 def test_html_svg_titles_stay_out_of_the_page_title(tmp_path: Path) -> None:
