@@ -30,17 +30,30 @@ def render(template: str, context: str, question: str) -> str:
     return template.replace("{context}", context).replace("{question}", question)
 
 
-def _truncate_question(question: str, fits: Callable[[str], bool]) -> str:
-    """The longest word prefix of the question that fits (binary search over words)."""
-    words = question.split()
-    low, high = 0, len(words)
+def _longest_prefix(count: int, fits: Callable[[int], bool]) -> int:
+    """The largest n <= count with fits(n), for a `fits` that holds up to some n and fails after (binary search)."""
+    low, high = 0, count
     while low < high:
         middle = (low + high + 1) // 2
-        if fits(" ".join(words[:middle])):
+        if fits(middle):
             low = middle
         else:
             high = middle - 1
-    return " ".join(words[:low])
+    return low
+
+
+def _truncate_question(question: str, fits: Callable[[str], bool]) -> str:
+    """The longest word prefix of the question that fits, then as much of the next word as fits: Chinese, Japanese
+    or Thai have no spaces, so one "word" can be a whole paragraph (or the whole question)."""
+    words = question.split()
+    whole = _longest_prefix(len(words), lambda n: fits(" ".join(words[:n])))
+    kept = " ".join(words[:whole])
+    if whole < len(words):
+        head, cut = f"{kept} " if kept else "", words[whole]
+        part = _longest_prefix(len(cut), lambda n: fits(head + cut[:n]))
+        if part:
+            kept = head + cut[:part]
+    return kept
 
 
 def pack_prompt(
@@ -72,7 +85,7 @@ def pack_prompt(
         log.warning("question cut from %d to %d characters to fit n_ctx %d", len(original), len(question), n_ctx)
         if not question:
             raise PromptTooLongError(
-                f"Context length is too small even to fit the template and the first word of the question"
+                f"Context length is too small even to fit the template and the first character of the question"
                 f" (n_ctx {n_ctx}, max_tokens {max_new_tokens}); raise llm.<backend>.n_ctx or lower max_tokens"
             )
     chosen: list[ContextPiece] = []

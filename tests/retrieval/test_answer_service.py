@@ -15,7 +15,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.errors import EmbeddingServiceError, LlmTaskFailedError
-from quart_app.runtimes.llm_backend import LlmBackend
+from quart_app.runtimes.llm_backend import LlmBackend, approximate_token_count
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services.answer import AnswerService, Templates
@@ -222,3 +222,16 @@ async def test_without_the_embedder_the_words_still_answer_and_no_match_says_why
     )
     # /docSearch still answers a list
     assert await answers.doc_search("alice", "Wie beantrage ich freie Tage?", limit=5) == []
+
+
+async def test_a_long_question_in_a_language_without_spaces_is_cut_not_refused(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
+    """Chinese and Japanese write no spaces: the question's first "word" was all of it, so it could not be cut."""
+    question = "请根据我的文档说明服务器为什么拒绝来自不受信任域名的请求。" * 230  # 6,440 characters, one "word"
+    nextcloud.task = TaskScript(output="答案")
+    result = await service(db, embedder, nc_backend(nc)).query("alice", question)
+    assert result["output"] == "答案"
+    prompt = sent_prompt(nextcloud)
+    assert approximate_token_count(prompt) <= 8192 - 64
+    assert prompt.startswith("CONTEXT START\n") and "Q: 请根据我的文档说明服务器" in prompt
