@@ -75,7 +75,7 @@ def backoff(base_s: float, max_s: float, attempt: int) -> float:
 
 
 # a loop's step (an HTTP call, an answer, a batch) gets this long after the stop signal, then is cancelled: claimed
-# work comes back, an answer cut off is left to Nextcloud's timeout; the whole appliance must stop inside Docker's 10 s
+# work comes back, an answer cut off fails its task (the user asks again); the appliance must stop inside Docker's 10 s
 SHUTDOWN_GRACE_S = 3.0
 
 

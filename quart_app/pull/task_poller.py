@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 SCOPE_TYPES = ("none", "source", "provider")
 # a search whose files Nextcloud reports missing is asked again this many times at most for others in their place
 SEARCH_REFILLS = 2
+STOPPED_MESSAGE = "Context Chat was stopped before the answer was ready (an update or restart); please ask again"
+# one try for that failure report: the cancelled answer must end within the stop's grace (SHUTDOWN_GRACE_S)
+STOPPED_RESULT_TIMEOUT_S = 1.0
 
 
 class TaskInputError(ValueError):
@@ -158,6 +161,9 @@ class TaskPoller:
         try:
             output = await self.answer(task)
             handle.status.count("answered")
+        except asyncio.CancelledError:
+            await self._report_stopped(task_id)
+            raise
         except TaskInputError as exc:
             error = f"Validation error: {exc}"
         except QuestionTooLongError as exc:
@@ -178,6 +184,21 @@ class TaskPoller:
         result = {"taskId": task_id, "output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}
         path = RESULT_PATH.format(task_id=task_id)
         await deliver(self._nc, "POST", path, result, self._config, handle, "result_failures")
+
+    async def _report_stopped(self, task_id: Any) -> None:
+        """Fail a task whose answer the stop cut off: Nextcloud never fails a RUNNING task by itself, so without a
+        result the user's question would show as running until Nextcloud deletes it (months)."""
+        result = {
+            "taskId": task_id,
+            "output": None,
+            "errorMessage": f"Unexpected error{STOPPED_MESSAGE}",
+            "userFacingErrorMessage": STOPPED_MESSAGE,
+        }
+        try:
+            async with asyncio.timeout(STOPPED_RESULT_TIMEOUT_S):
+                await self._nc.ocs("POST", RESULT_PATH.format(task_id=task_id), json=result)
+        except (NextcloudError, TimeoutError) as exc:
+            log.warning("task %s was cut off by the stop and could not be failed in Nextcloud: %s", task_id, exc)
 
     async def answer(self, task: dict[str, Any]) -> dict[str, Any]:
         """The output of a chat or search task, with enriched, unique sources."""

@@ -223,3 +223,27 @@ async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_
     await until(lambda: len(started) == slots, what="every answer slot busy")
     await asyncio.wait_for(pull_app.app.extensions["ccb_lifecycle"].loops.stop(["tasks"], timeout_s=0.2), 10)
     assert sorted(cancelled) == sorted(started)  # before: the answers ran on after the loop was gone
+
+
+async def test_an_answer_cut_off_by_the_stop_fails_its_task_instead_of_leaving_it_running(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    """Nextcloud never fails a RUNNING task by itself: without a result the Assistant showed it running for months."""
+    pull = pull_app.engine.pull
+    assert pull is not None and pull.tasks is not None
+    started = asyncio.Event()
+
+    async def answer_for_ever(task: dict[str, Any]) -> dict[str, Any]:
+        started.set()
+        await asyncio.Event().wait()
+        return {}
+
+    pull.tasks.answer = answer_for_ever
+    task = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("A long answer?"))
+    pull.tasks.trigger()
+    await asyncio.wait_for(started.wait(), 30)
+    await asyncio.wait_for(pull_app.app.extensions["ccb_lifecycle"].loops.stop(["tasks"], timeout_s=0.2), 10)
+    assert nextcloud.tasks[task]["status"] == "STATUS_FAILED"
+    message = "Context Chat was stopped before the answer was ready (an update or restart); please ask again"
+    assert nextcloud.tasks[task]["errorMessage"] == f"Unexpected error{message}"
+    assert nextcloud.tasks[task]["userFacingErrorMessage"] == message
