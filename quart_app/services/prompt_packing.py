@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from quart_app.services.errors import PromptTooLongError
 log = logging.getLogger(__name__)
 
 PIECE_SEPARATOR = "\n\n"
+_PLACEHOLDER = re.compile(r"\{context\}|\{question\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,10 @@ class PackedPrompt:
 
 
 def render(template: str, context: str, question: str) -> str:
-    """Fill {context} and {question}; replace, not str.format, so braces in a template or document stay literal."""
-    return template.replace("{context}", context).replace("{question}", question)
+    """Fill {context} and {question} of the template in one pass (not str.format: other braces stay literal), so a
+    placeholder inside a document or the question (an indexed config.yaml) is not filled in turn."""
+    values = {"{context}": context, "{question}": question}
+    return _PLACEHOLDER.sub(lambda match: values[match.group(0)], template)
 
 
 def _longest_prefix(count: int, fits: Callable[[int], bool]) -> int:

@@ -235,3 +235,15 @@ async def test_a_long_question_in_a_language_without_spaces_is_cut_not_refused(
     prompt = sent_prompt(nextcloud)
     assert approximate_token_count(prompt) <= 8192 - 64
     assert prompt.startswith("CONTEXT START\n") and "Q: 请根据我的文档说明服务器" in prompt
+
+
+async def test_placeholders_inside_a_document_stay_as_the_document_wrote_them(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
+    """An indexed config.yaml holds the prompt template itself: its {question} was replaced by the user's question."""
+    config = "The llm template setting: Answer from this context. {context} The question: {question}"
+    await corpus.add("files__default: 7", [config], ["alice"], title="config.yaml")
+    await service(db, embedder, nc_backend(nc)).query("alice", "Which llm template setting is configured?")
+    prompt = sent_prompt(nextcloud)
+    assert f"config.yaml:\n\n{config}" in prompt
+    assert prompt.endswith("Q: Which llm template setting is configured?\n")
