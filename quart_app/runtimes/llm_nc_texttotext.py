@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_PATH = "/ocs/v1.php/taskprocessing/schedule"
 TASK_PATH = "/ocs/v1.php/taskprocessing/task/{task_id}"
+CANCEL_PATH = "/ocs/v1.php/taskprocessing/tasks/{task_id}/cancel"
+# one try to cancel a task given up on: a cancelled question must end quickly (the app's stop grace is 3 s)
+CANCEL_TIMEOUT_S = 1.0
 TASK_TYPE = "core:text2text"
 DEFAULT_APP_ID = "context_chat_backend"
 NO_PROVIDER_MESSAGE = (
@@ -80,17 +83,33 @@ class NcTextToTextBackend:
                 " backend"
             )
         deadline = time.monotonic() + self._config.timeout_s
+        task_id: int | None = None
         try:
             # the polling loop checks the deadline; this also bounds a single hanging HTTP call
             async with asyncio.timeout(self._config.timeout_s):
                 task_id = await self._schedule(self._nc, prompt, user_id, deadline)
                 output = await self._wait(self._nc, task_id, user_id, deadline)
         except TimeoutError:
+            await self._cancel(self._nc, task_id, user_id)
+            which = f"task {task_id}" if task_id is not None else "task (still being scheduled)"
             raise LlmTaskFailedError(
-                f"the Nextcloud text-to-text task did not finish within {self._config.timeout_s:g} s"
+                f"the Nextcloud text-to-text {which} did not finish within {self._config.timeout_s:g} s"
                 " (llm.nc_texttotext.timeout_s); the provider may be overloaded"
             ) from None
+        except asyncio.CancelledError:
+            await self._cancel(self._nc, task_id, user_id)
+            raise
         return cut_at_stop(output, stop).strip()
+
+    async def _cancel(self, nc: NextcloudClient, task_id: int | None, user_id: str) -> None:
+        """Cancel a task given up on: left running, it still takes the provider's time, ahead of the next question."""
+        if task_id is None:
+            return
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT_S):
+                await nc.ocs("POST", CANCEL_PATH.format(task_id=task_id), user=user_id)
+        except (NextcloudError, TimeoutError) as exc:
+            log.warning("could not cancel the abandoned Nextcloud task %d: %s", task_id, exc)
 
     async def _schedule(self, nc: NextcloudClient, prompt: str, user_id: str, deadline: float) -> int:
         body = {"type": TASK_TYPE, "appId": self._app_id, "input": {"input": prompt}}
@@ -141,16 +160,13 @@ class NcTextToTextBackend:
                 if status in STOPPED:
                     reason = task.get("errorMessage") or "no reason given"
                     raise LlmTaskFailedError(f"the Nextcloud task {task_id} {STOPPED[status]}: {reason}")
-            await self._sleep_until(self._config.poll_interval_s, deadline, task_id)
+            await self._sleep_until(self._config.poll_interval_s, deadline)
 
-    async def _sleep_until(self, seconds: float, deadline: float, task_id: int | None = None) -> None:
+    async def _sleep_until(self, seconds: float, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            what = f"the Nextcloud task {task_id}" if task_id is not None else "scheduling the Nextcloud task"
-            raise LlmTaskFailedError(
-                f"{what} did not finish within {self._config.timeout_s:g} s (llm.nc_texttotext.timeout_s); the"
-                " text-to-text provider may be overloaded"
-            )
+            # generate() names the timeout (and cancels the task)
+            raise TimeoutError
         await asyncio.sleep(min(seconds, remaining))
 
     async def aclose(self) -> None:

@@ -52,6 +52,8 @@ class FakeNextcloud:
         # answer 412 in the OCS envelope with HTTP 200, as OCS v1 can do
         self.schedule_error_in_envelope = False
         self.task = TaskScript()
+        # ids of the tasks a cancel request was sent for
+        self.cancelled: list[int] = []
         self._polls: dict[int, int] = {}
         self._next_id = 41
         self._lock = threading.Lock()
@@ -114,6 +116,10 @@ class FakeNextcloud:
                 if self.task.error_message is not None:
                     task["errorMessage"] = self.task.error_message
                 return 200, ocs_envelope({"task": task})
+            if method == "POST" and path.startswith("/ocs/v1.php/taskprocessing/tasks/") and path.endswith("/cancel"):
+                task_id = int(path.split("/")[-2])
+                self.cancelled.append(task_id)
+                return 200, ocs_envelope({"task": {"id": task_id, "status": "STATUS_CANCELLED", "output": None}})
             return 404, ocs_envelope([], 404, f"no route {method} {path}")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

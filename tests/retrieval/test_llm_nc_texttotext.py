@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from async_wait import wait_until
 from fake_nextcloud import FakeNextcloud, TaskScript
 
 from appliance.config import NcTextToTextConfig
@@ -127,3 +129,25 @@ async def test_a_nextcloud_without_taskprocessing_is_unavailable_not_a_failure(
     nextcloud.schedule_errors.append(404)
     with pytest.raises(LlmUnavailableError, match=r"Nextcloud has no TaskProcessing API \(HTTP 404"):
         await backend(nc).generate("p", "alice")
+
+
+async def test_a_task_given_up_on_is_cancelled_in_nextcloud(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
+    """Left running, the abandoned task still took the provider's time, ahead of the next question's."""
+    nextcloud.task = TaskScript(statuses=["STATUS_RUNNING"])
+    with pytest.raises(LlmTaskFailedError, match="did not finish within"):
+        await backend(nc, timeout_s=0.3).generate("p", "alice")
+    assert nextcloud.cancelled == [41]
+    cancel = next(r for r in nextcloud.requests if r.path.endswith("/cancel"))
+    assert cancel.path == "/ocs/v1.php/taskprocessing/tasks/41/cancel"
+    assert base64.b64decode(cancel.headers["authorization-app-api"]).decode() == "alice:test-secret"
+    # the question itself cancelled (the asker went away, the app stops)
+    answer = asyncio.create_task(backend(nc).generate("p", "bob"))
+
+    async def polled() -> bool:
+        return "/ocs/v1.php/taskprocessing/task/42" in nextcloud.paths("GET")
+
+    await wait_until(polled, "the second task polled", timeout_s=10)
+    answer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await answer
+    assert nextcloud.cancelled == [41, 42]
