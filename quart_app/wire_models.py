@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError, field_validator
 from quart import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -27,6 +27,16 @@ def _storable(value: str) -> str:
 
 # every string of a request body: it ends up in a SQL parameter
 Text = Annotated[str, AfterValidator(_storable)]
+
+
+def _php_integer_key(value: object) -> object:
+    # PHP makes a numeric user id used as an array key ("12345") an int: array_keys() of a share's access list
+    # sends it as the JSON number 12345
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# a user id in a list the PHP app may have built from array keys
+UserId = Annotated[Text, BeforeValidator(_php_integer_key)]
 
 
 class Query(BaseModel):
@@ -65,7 +75,7 @@ class DocSearchQuery(Query):
 class UpdateAccessDeclarativeRequest(BaseModel):
     """POST /updateAccessDeclarative: exactly these users may read the source."""
 
-    userIds: list[Text]
+    userIds: list[UserId]
     sourceId: Text
 
 
@@ -73,7 +83,7 @@ class UpdateAccessRequest(BaseModel):
     """POST /updateAccess: allow or deny these users one source."""
 
     op: AccessOp
-    userIds: list[Text]
+    userIds: list[UserId]
     sourceId: Text
 
 
@@ -81,7 +91,7 @@ class UpdateAccessProviderRequest(BaseModel):
     """POST /updateAccessProvider: allow or deny these users every source of a provider."""
 
     op: AccessOp
-    userIds: list[Text]
+    userIds: list[UserId]
     providerId: Text
 
 

@@ -1,0 +1,56 @@
+"""What the PHP app's json_encode makes of its arrays, as the access and delete routes receive it.
+
+PHP turns an array key that is a decimal integer string into an int: a group share's readers come from
+`array_keys($shareManager->getAccessList(...)['users'])` (context_chat 5.3.1 ShareListener), so a numeric user id
+("12345", common with LDAP) arrives as the JSON number 12345. ActionJob drops an action answered 4xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from quart.typing import TestClientProtocol as Client
+
+OK = (200, {"message": "Access updated"})
+SOURCE = "files__default: 501"
+
+
+async def post(client: Client, path: str, body: Any) -> tuple[int, Any]:
+    response = await client.post(path, json=body, headers=signed_headers())
+    return response.status_code, await response.get_json()
+
+
+async def load(client: Client, users: list[str]) -> None:
+    text = b"The quarterly report for the Lisbon office lists a travel budget of 9000 euros."
+    body, content_type = guzzle_multipart([SourcePart(SOURCE, text, user_ids=users, title="report.txt")])
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert response.status_code == 200 and (await response.get_json())["loaded_sources"] == [SOURCE]
+
+
+async def readers(client: Client, users: list[str]) -> set[str]:
+    found = set()
+    for user in users:
+        status, hits = await post(client, "/docSearch", {"userId": user, "query": "Lisbon travel budget"})
+        assert status == 200, hits
+        if SOURCE in {hit["source_id"] for hit in hits}:
+            found.add(user)
+    return found
+
+
+async def test_numeric_user_ids_sent_as_json_numbers_are_user_ids(client: Client) -> None:
+    await load(client, ["alice", "12345"])
+    assert await post(client, "/updateAccess", {"op": "allow", "userIds": [67890], "sourceId": SOURCE}) == OK
+    assert await readers(client, ["alice", "12345", "67890"]) == {"alice", "12345", "67890"}
+    # an unshare from a group: the declared readers, numbers and strings mixed; 12345 loses access
+    assert await post(client, "/updateAccessDeclarative", {"userIds": ["alice", 67890], "sourceId": SOURCE}) == OK
+    assert await readers(client, ["alice", "12345", "67890"]) == {"alice", "67890"}
+    body = {"op": "deny", "userIds": [67890], "providerId": "files__default"}
+    assert await post(client, "/updateAccessProvider", body) == OK
+    assert await readers(client, ["alice", "67890"]) == {"alice"}
+
+
+async def test_a_json_number_that_is_not_an_integer_or_a_boolean_is_still_refused(client: Client) -> None:
+    for value in (1.5, True, None):
+        status, answer = await post(client, "/updateAccess", {"op": "allow", "userIds": [value], "sourceId": SOURCE})
+        assert status == 422 and answer["detail"][0]["loc"] == ["body", "userIds", 0], (value, answer)
