@@ -19,6 +19,8 @@ QUEUE_REFERENCE_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+: [a-zA-Z0-9:._
 PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+\Z")
 # the PHP app < 5.5 names a provider without its app when an app is disabled (context_chat#258)
 BARE_PROVIDER_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+# the provider of Nextcloud's files (every other provider is an app's content provider)
+FILES_PROVIDER = "files__default"
 
 # an access index row holds a user id and a source id: 255 characters of up to 4 UTF-8 bytes (Nextcloud allows 64)
 # plus 512 ASCII ones (the patterns allow only ASCII) stay well under btree's 2,704 bytes

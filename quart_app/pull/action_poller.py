@@ -25,12 +25,11 @@ from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate
-from quart_app.pull.queue_items import FILES_PROVIDER, RejectedItem, parse_actions
+from quart_app.pull.queue_items import RejectedItem, parse_actions
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
-from quart_app.source_fields import is_valid_provider_id
 from quart_app.store import Connection, Database, StoreError
 from quart_app.store.errors import first_line, is_permanent
 from quart_app.store.pull_action_store import (
@@ -216,8 +215,7 @@ class ActionPoller(QueueLoop[ReceivedAction]):
             if payload["sourceIds"]:
                 await deletion.delete_sources(db, order, payload["sourceIds"])
         elif action.type == "delete_provider_id":
-            for provider in await self._provider_keys(payload["providerId"]):
-                await deletion.delete_provider(db, order, provider)
+            await deletion.delete_named_provider(db, order, payload["providerId"])
         elif action.type == "delete_user_id":
             await deletion.delete_user(db, order, payload["userId"])
         elif action.type == "update_access_source_id":
@@ -229,13 +227,3 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         else:
             # declared readers: nobody; the document goes, as when the last reader is denied
             await deletion.delete_sources(db, order, [payload["sourceId"]])
-
-    async def _provider_keys(self, provider: str) -> list[str]:
-        """A full key as is; a bare id (PHP < 5.5, context_chat#258) is the provider part of stored keys."""
-        if is_valid_provider_id(provider):
-            return [provider]
-        stored = await deletion.count_documents_by_provider(self._db)
-        # the files provider is not a content provider: an app disable can never mean it
-        keys = [key for key in stored if key != FILES_PROVIDER and key.split("__", 1)[1] == provider]
-        log.info("actions queue: bare provider id %r means %s", provider, keys or "no stored provider")
-        return keys

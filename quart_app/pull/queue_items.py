@@ -27,8 +27,6 @@ from quart_app.source_fields import (
 )
 from quart_app.store.pull_action_store import ReceivedAction
 
-FILES_PROVIDER = "files__default"
-
 QueueKind = Literal["files", "content_providers"]
 
 

@@ -23,9 +23,9 @@ from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
 from quart_app.lifecycle import lifecycle, require_enabled
-from quart_app.pull.queue_items import FILES_PROVIDER
 from quart_app.services import deletion
 from quart_app.services.status import status as indexing_status
+from quart_app.source_fields import FILES_PROVIDER
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from quart_app.engine import engine
 from quart_app.http_errors import ContractError, json_message
 from quart_app.lifecycle import require_enabled
 from quart_app.services import deletion
-from quart_app.source_fields import is_valid_provider_id
+from quart_app.source_fields import BARE_PROVIDER_ID_RE, is_valid_provider_id
 from quart_app.wire_models import (
     BetaDeleteByProviderForAllUsersRequest,
     BetaDeleteByProviderRequest,
@@ -69,9 +69,11 @@ async def delete_sources() -> Response:
 @require_enabled
 async def delete_provider() -> Response:
     body = await parse_body(DeleteProviderRequest)
-    _check_provider(body.providerKey)
+    # an app disable (PHP app < 5.5) names the provider without its app; refused, ActionJob dropped it for good
+    if not BARE_PROVIDER_ID_RE.match(body.providerKey):
+        _check_provider(body.providerKey)
     opened = engine()
-    await deletion.delete_provider(opened.db, opened.order, body.providerKey)
+    await deletion.delete_named_provider(opened.db, opened.order, body.providerKey)
     return json_message(SOURCES_DELETED)
 
 

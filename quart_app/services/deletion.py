@@ -14,6 +14,7 @@ from functools import partial
 
 from quart_app.services.id_lists import BATCH, clean_ids, required
 from quart_app.services.source_order import SourceOrder, provider_key, source_key, user_key
+from quart_app.source_fields import FILES_PROVIDER, is_valid_provider_id
 from quart_app.store import Database
 from quart_app.store import access_store as store
 
@@ -39,6 +40,28 @@ async def delete_provider(db: Database, order: SourceOrder, provider: str) -> in
         deleted = await db.run_transaction(partial(store.delete_provider, provider=key), "deleting a provider")
     logger.info("deleted %d source(s) of provider %s", deleted, key)
     return deleted
+
+
+async def delete_named_provider(db: Database, order: SourceOrder, provider: str) -> int:
+    """Delete a provider as the PHP app names it: a full key, or a bare provider id (an app disable in PHP < 5.5,
+    context_chat#258), which means each stored content provider of that name."""
+    deleted = 0
+    for key in await provider_keys(db, provider):
+        deleted += await delete_provider(db, order, key)
+    return deleted
+
+
+async def provider_keys(db: Database, provider: str) -> list[str]:
+    """A full key as is; a bare id is the provider part of stored keys."""
+    key = required(provider, "provider key")
+    if is_valid_provider_id(key):
+        return [key]
+    async with db.connection() as conn:
+        stored = await store.stored_providers(conn)
+    # the files provider is not a content provider: an app disable can never mean it
+    keys = [name for name in stored if name != FILES_PROVIDER and name.split("__", 1)[-1] == key]
+    logger.info("bare provider id %r means %s", key, keys or "no stored provider")
+    return keys
 
 
 async def delete_provider_for_all_users(db: Database, order: SourceOrder, provider: str) -> int:

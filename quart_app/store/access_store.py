@@ -148,6 +148,12 @@ async def delete_user_provider(conn: Connection, user_id: str, provider: str) ->
     return await deny_provider(conn, [user_id], provider)
 
 
+async def stored_providers(conn: Connection) -> list[str]:
+    """Every provider key of a stored document (indexed or failed)."""
+    cur = await conn.execute("SELECT DISTINCT provider FROM documents ORDER BY provider")
+    return [row[0] for row in await cur.fetchall()]
+
+
 async def count_by_provider(conn: Connection) -> dict[str, int]:
     """Indexed documents per provider (failed ones are not counted as indexed)."""
     cur = await conn.execute(

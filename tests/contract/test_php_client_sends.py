@@ -1,8 +1,8 @@
-"""What the PHP app's json_encode makes of its arrays, as the access and delete routes receive it.
+"""What the PHP app (<= 5.3) really sends to the access and delete routes; ActionJob drops an action answered 4xx.
 
 PHP turns an array key that is a decimal integer string into an int: a group share's readers come from
 `array_keys($shareManager->getAccessList(...)['users'])` (context_chat 5.3.1 ShareListener), so a numeric user id
-("12345", common with LDAP) arrives as the JSON number 12345. ActionJob drops an action answered 4xx.
+("12345", common with LDAP) arrives as the JSON number 12345.
 """
 
 from __future__ import annotations
@@ -54,3 +54,19 @@ async def test_a_json_number_that_is_not_an_integer_or_a_boolean_is_still_refuse
     for value in (1.5, True, None):
         status, answer = await post(client, "/updateAccess", {"op": "allow", "userIds": [value], "sourceId": SOURCE})
         assert status == 422 and answer["detail"][0]["loc"] == ["body", "userIds", 0], (value, answer)
+
+
+async def test_delete_provider_by_the_bare_provider_id_an_app_disable_sends(client: Client) -> None:
+    # context_chat <= 5.4 AppDisableListener: deleteProvider($providerId), without the app id (context_chat#258)
+    parts = [
+        SourcePart("mail__messages: 1", b"Lisbon hotel invoice.", user_ids=["alice"], provider="mail__messages"),
+        SourcePart("files__default: 2", b"Lisbon office floor plan.", user_ids=["alice"]),
+    ]
+    body, content_type = guzzle_multipart(parts)
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert response.status_code == 200
+    deleted = (200, {"message": "All valid sources deleted"})
+    assert await post(client, "/deleteProvider", {"providerKey": "messages"}) == deleted
+    # the files provider is never a content provider an app disable means
+    assert await post(client, "/deleteProvider", {"providerKey": "default"}) == deleted
+    assert await post(client, "/countIndexedDocuments", None) == (200, {"files__default": 1})
