@@ -133,11 +133,12 @@ def _split(parts: list[ReceivedPart], max_part_bytes: int) -> tuple[list[Incomin
         outcome = validate_part(part, max_part_bytes)
         if isinstance(outcome, RejectedPart):
             rejected.append(outcome)
-        elif outcome.source_id in valid:
-            log.warning(
-                "loadSources: source %s appears twice in one request; the first part is used", outcome.source_id
-            )
         else:
+            if outcome.source_id in valid:
+                # the PHP app sends its queue in order: the later part is the newer content and reader list
+                log.warning(
+                    "loadSources: source %s appears twice in one request; the later part is used", outcome.source_id
+                )
             valid[outcome.source_id] = outcome
     for item in rejected:
         log.warning("loadSources: source %r refused (%d): %s", item.source_id, item.status, item.message)

@@ -1,4 +1,5 @@
-"""What the PHP app (<= 5.3) really sends to the access and delete routes; ActionJob drops an action answered 4xx.
+"""What the PHP app (<= 5.3) really sends; ActionJob drops an action answered 4xx, the indexing jobs a source that is
+neither loaded nor to retry.
 
 PHP turns an array key that is a decimal integer string into an int: a group share's readers come from
 `array_keys($shareManager->getAccessList(...)['users'])` (context_chat 5.3.1 ShareListener), so a numeric user id
@@ -70,3 +71,19 @@ async def test_delete_provider_by_the_bare_provider_id_an_app_disable_sends(clie
     # the files provider is never a content provider an app disable means
     assert await post(client, "/deleteProvider", {"providerKey": "default"}) == deleted
     assert await post(client, "/countIndexedDocuments", None) == (200, {"files__default": 1})
+
+
+async def test_the_later_of_two_parts_with_one_source_id_is_indexed(client: Client) -> None:
+    # context_chat 5.3 SubmitContentJob: an item submitted again before the job ran is queued twice (no unique key
+    # before 5.4), sent in queue (id) order in one request, and both rows leave the queue on the answer
+    old = SourcePart("deck__cards: 7", b"Card: book the Porto ferry.", user_ids=["alice"], provider="deck__cards")
+    new = SourcePart("deck__cards: 7", b"Card: book the Faro train.", user_ids=["alice", "bob"], provider="deck__cards")
+    body, content_type = guzzle_multipart([old, new])
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert response.status_code == 200
+    assert await response.get_json() == {"loaded_sources": ["deck__cards: 7"], "sources_to_retry": []}
+    ask = {"userId": "bob", "query": "book the ferry or the train", "withPassages": True}
+    status, hits = await post(client, "/docSearch", ask)
+    assert status == 200 and [(hit["source_id"], hit["passage"]) for hit in hits] == [
+        ("deck__cards: 7", "Card: book the Faro train.")
+    ]
