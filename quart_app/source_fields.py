@@ -37,6 +37,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def php_array_key(value: object) -> object:
+    """A user id as the PHP app may send it: PHP makes a numeric array key ("12345") an int, so a reader list built
+    with array_keys() (a group share's access list) holds the JSON number 12345; that is the user id "12345"."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def is_valid_source_id(value: str) -> bool:
     return SOURCE_ID_RE.match(value) is not None
 

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from quart_app.http_errors import BodyValidationError, ContractError, fastapi_detail
 from quart_app.services.answer import MAX_CTX_LIMIT
-from quart_app.source_fields import text_problem
+from quart_app.source_fields import php_array_key, text_problem
 
 MIB = 1024 * 1024
 
@@ -29,14 +29,8 @@ def _storable(value: str) -> str:
 Text = Annotated[str, AfterValidator(_storable)]
 
 
-def _php_integer_key(value: object) -> object:
-    # PHP makes a numeric user id used as an array key ("12345") an int: array_keys() of a share's access list
-    # sends it as the JSON number 12345
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 # a user id in a list the PHP app may have built from array keys
-UserId = Annotated[Text, BeforeValidator(_php_integer_key)]
+UserId = Annotated[Text, BeforeValidator(php_array_key)]
 
 
 class Query(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
 from quart_app.source_fields import (
@@ -23,6 +23,7 @@ from quart_app.source_fields import (
     is_valid_provider_id,
     length_problem,
     parse_bigint,
+    php_array_key,
     shown,
 )
 from quart_app.store.pull_action_store import ReceivedAction
@@ -108,11 +109,20 @@ def _row_id(row_id: Any) -> int:
 
 
 def _user_id(raw: Any, name: str) -> str:
+    raw = php_array_key(raw)
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidItemError(f"{name} must contain only non-empty strings")
     if problem := id_problem(raw):
         raise InvalidItemError(f"{name} {shown(raw)} {problem}")
     return raw.strip()
+
+
+def _texts(raw: Any, name: str) -> list[str]:
+    """A list of user ids as texts (an int as the PHP app sends a numeric one), blank ones included."""
+    users = [php_array_key(user) for user in raw] if isinstance(raw, list) else None
+    if users is None or not all(isinstance(user, str) for user in users):
+        raise InvalidItemError(f"{name} must be a list of strings")
+    return cast(list[str], users)
 
 
 def _user_ids(raw: Any, name: str = "userIds") -> list[str]:
@@ -272,10 +282,8 @@ def action_item(row_id: Any, raw: Any) -> ReceivedAction:
             "providerId": provider,
         }
     else:
-        users = payload.get("userIds")
         # declarative: the full list of readers; an empty list means nobody may read it any more
-        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-            raise InvalidItemError("payload.userIds must be a list of strings")
+        users = _texts(payload.get("userIds"), "payload.userIds")
         readers = [_user_id(u, "payload.userIds") for u in users if u.strip()]
         if users and not readers:
             # not "nobody may read it", which deletes the document: the PHP app never declares blank readers
