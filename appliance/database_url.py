@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from appliance.config import AppConfig
 from appliance.env_settings import env_value
@@ -34,11 +38,30 @@ def normalise_db_url(url: str, source: str = "EXTERNAL_DB") -> str:
     value = url.strip()
     for scheme in _DRIVER_SCHEMES:
         if value.startswith(scheme):
-            return "postgresql://" + value[len(scheme) :]
+            value = "postgresql://" + value[len(scheme) :]
+            break
     if value.startswith("postgresql://"):
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError:
+            # not libpq's message: it quotes the part it could not decode, which may be the password
+            raise SettingsError(
+                f"{source} is not a URL libpq can read; percent-encode its user, password and parameters"
+                " (%40 for @, %2F for /, %25 for %)"
+            ) from None
         return value
     shown = value.split("://", 1)[0] + "://..." if "://" in value else "a value without a scheme"
     raise SettingsError(f"{source} is {shown}; it must be a postgresql:// (or postgresql+psycopg://) URL")
+
+
+def shown_database_url(url: str) -> str:
+    """The URL as printed by health checks and the doctor: no userinfo, no `password` query parameter (libpq takes
+    it there too), the rest as written."""
+    where, sep, query = url.split("://", 1)[-1].partition("?")
+    # up to the last @: a password with an unencoded / or @ does not end the userinfo early
+    where = where.rsplit("@", 1)[-1]
+    kept = [item for item in query.split("&") if unquote(item.partition("=")[0]).strip() != "password"]
+    return where + (sep + "&".join(kept) if any(kept) else "")
 
 
 def embedded_cluster(layout: StorageLayout, tcp_port: int | None = None) -> EmbeddedPostgres:

@@ -13,6 +13,7 @@ import psycopg
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.app_role import EMBEDDER_DUTIES, AppRole, app_role, needs_any
 from appliance.config import AppConfig
+from appliance.database_url import shown_database_url
 from appliance.env_settings import connect_host, env_value
 from appliance.machine_report import program_states
 from appliance.storage import StorageLayout
@@ -53,7 +54,7 @@ def check_app(target: AppTarget, timeout_s: float = 5.0) -> CheckResult:
 
 def check_database(url: str, timeout_s: float = 5.0) -> CheckResult:
     """The database the app uses accepts a connection and SELECT 1."""
-    shown = url.split("@", 1)[-1] if "@" in url else url  # never print a password
+    shown = shown_database_url(url)
     try:
         with psycopg.connect(url, connect_timeout=max(1, int(timeout_s))) as conn:
             row = conn.execute("SELECT 1").fetchone()

@@ -230,3 +230,37 @@ def test_uses_the_config_prepare_chose(tmp_path: Path, servers: tuple[int, int],
     write_launch_env(launch_env_path(layout), {"CC_CONFIG_PATH": str(elsewhere)})
     result = healthcheck(root, servers[0])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # libpq takes the password as a query parameter as well as in the userinfo
+        (
+            "postgresql://ccb@127.0.0.1:{port}/ccb?password=hunter2-db&sslmode=disable",
+            "127.0.0.1:{port}/ccb?sslmode=disable",
+        ),
+        (
+            "postgresql:///ccb?host=127.0.0.1&port={port}&user=ccb&password=hunter2-db",
+            "/ccb?host=127.0.0.1&port={port}&user=ccb",
+        ),
+    ],
+    ids=["query", "query-only"],
+)
+def test_the_database_password_is_never_printed(storage: Path, servers: tuple[int, int], url: str, shown: str) -> None:
+    port = free_port()
+    write_database_url(StorageLayout(storage), DatabaseTarget(url.format(port=port), embedded=False, source="test"))
+    result = healthcheck(storage, servers[0])
+    assert result.returncode == 1
+    assert "hunter2" not in result.stdout + result.stderr
+    assert result.stdout.splitlines()[1].startswith(f"postgres: FAILED ({shown.format(port=port)}: ")
+
+
+def test_a_url_libpq_cannot_read_is_refused_without_echoing_it() -> None:
+    # libpq's own error for a bad percent-encoding quotes the token it could not decode: here the password
+    with pytest.raises(SettingsError) as excinfo:
+        normalise_db_url("postgresql+psycopg://ccb:hunter2%zz@db/ccb")
+    assert str(excinfo.value) == (
+        "EXTERNAL_DB is not a URL libpq can read; percent-encode its user, password and parameters"
+        " (%40 for @, %2F for /, %25 for %)"
+    )
