@@ -25,6 +25,8 @@ BASIC_CHALLENGE = 'Basic realm="Context Chat Backend status", charset="UTF-8"'
 SESSION_COOKIE = "ccb_status_session"
 SESSION_S = 8 * 3600
 SESSION_COOKIE_PATH = "/status"
+# a session cookie's expiry is a Unix time in seconds: 11 digits last until the year 5138
+EXPIRES_DIGITS = 11
 # nc_py_api requires these non-empty; the version is not compared (AppAPI may run any installed version)
 REQUIRED_HEADERS = ("ex-app-id", "ex-app-version", "authorization-app-api")
 
@@ -87,7 +89,8 @@ def verify_session_cookie(cookie_header: str, app_secret: str, now: float) -> No
     """Accept an unexpired session cookie signed with APP_SECRET, else SignatureError."""
     cookies = dict(part.strip().partition("=")[::2] for part in cookie_header.split(";"))
     expires, _, mac = cookies.get(SESSION_COOKIE, "").partition(".")
-    if not expires.isdigit() or int(expires) < now:
+    # ASCII digits of a plausible length: isdigit() takes '²', which int() refuses, and int() refuses 4,300+ digits
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= EXPIRES_DIGITS) or int(expires) < now:
         raise SignatureError(f"no AppAPI headers, no Basic password and no {SESSION_COOKIE} cookie")
     if not app_secret or not hmac.compare_digest(mac.encode(), _session_mac(app_secret, int(expires)).encode()):
         raise SignatureError(f"the {SESSION_COOKIE} cookie is not signed with APP_SECRET")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
+import pytest
 from contract_kit import APP_SECRET, signed_headers
 from quart import Quart
 
-from quart_app.auth import INVALID_SIGNATURE, SESSION_S, session_cookie
+from quart_app.auth import INVALID_SIGNATURE, SESSION_S, AppApiAuthMiddleware, session_cookie
 from quart_app.routes.status_page import PAGE_PATHS
 
 
@@ -58,3 +61,27 @@ async def test_the_secret_or_appapis_signature_opens_the_page_and_nothing_else(a
         assert (await client.post("/countIndexedDocuments", headers=headers)).status_code == 401
         unsigned = await client.get("/enabled", headers=headers)
         assert unsigned.status_code == 401 and "WWW-Authenticate" not in unsigned.headers
+
+
+# raw header bytes, as a browser or a probe sends them: str.isdigit() takes '²' (0xb2 in latin-1) and int() refuses it;
+# 5,000 digits pass isdigit() and exceed int()'s 4,300-digit limit
+@pytest.mark.parametrize("expires", [b"\xb2", b"9" * 5000], ids=["superscript-digit", "past-int-conversion-limit"])
+async def test_a_malformed_session_cookie_is_refused_with_401(expires: bytes) -> None:
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def never_called(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a refused request reached the app")
+
+    middleware = AppApiAuthMiddleware(never_called, "context_chat_backend", APP_SECRET, secret_paths=PAGE_PATHS)
+    cookie = b"ccb_status_session=" + expires + b".0123abcd"
+    await middleware(
+        {"type": "http", "method": "GET", "path": "/status", "headers": [(b"cookie", cookie)]}, receive, send
+    )
+    assert sent[0]["status"] == 401
+    assert sent[1]["body"] == b'{"error": "' + INVALID_SIGNATURE.encode() + b'"}'
