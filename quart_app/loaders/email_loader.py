@@ -9,7 +9,7 @@ from typing import Any
 import extract_msg
 import olefile
 
-from .errors import CorruptDocumentError
+from .errors import CorruptDocumentError, library_failure
 from .html_text import html_to_text
 from .limits import ParseLimits
 from .text_decoding import decode_bytes
@@ -64,7 +64,9 @@ def load_msg(path: Path, limits: ParseLimits) -> str:
     try:
         item = extract_msg.openMsg(str(path), delayAttachments=True)
     except extract_msg.exceptions.ExMsgBaseException as exc:
-        raise CorruptDocumentError(f"{path.name} ({MSG}): extract-msg cannot read it ({exc})") from None
+        raise CorruptDocumentError(
+            f"{path.name} ({MSG}): extract-msg cannot read it ({library_failure(exc)})"
+        ) from None
     try:
         headers = _header_block(
             {

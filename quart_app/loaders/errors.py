@@ -6,6 +6,13 @@ what to do about it.
 """
 
 
+def library_failure(exc: BaseException) -> str:
+    """A parser library's exception as a document's error names it: its type only. Its message may quote the file's
+    text (openpyxl: "could not convert string to float: '<a cell>'", pypdf: the repr of a dictionary of the file), and
+    a document's error goes to the logs, /status and the PHP app."""
+    return type(exc).__name__
+
+
 class LoaderError(Exception):
     """A single document could not be turned into text; other documents are unaffected."""
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PyPdfError
 
-from .errors import CorruptDocumentError, EncryptedDocumentError
+from .errors import CorruptDocumentError, EncryptedDocumentError, library_failure
 from .limits import ParseLimits
 
 
@@ -39,7 +39,7 @@ def load_pdf(path: Path, limits: ParseLimits) -> str:
         raise _encrypted(path) from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise CorruptDocumentError(
-            f"{path.name}: declared as 'application/pdf' but pypdf cannot read it ({type(exc).__name__}: {exc}); "
+            f"{path.name}: declared as 'application/pdf' but pypdf cannot read it ({library_failure(exc)}); "
             "check the file's type or repair/re-export the PDF"
         ) from None
     return "\n\n".join(pages)

@@ -16,6 +16,7 @@ from .errors import (
     EmptyDocumentError,
     LoaderError,
     UnsupportedMimetypeError,
+    library_failure,
 )
 from .limits import MIB, ParseLimits
 from .normalize import normalize_text
@@ -130,7 +131,7 @@ def extract_text(
         except Exception as exc:
             logger.info("parse of %s (%s) failed: %s", path.name, kind, type(exc).__name__)
             raise CorruptDocumentError(
-                f"{path.name}: declared as {kind!r} but it could not be parsed ({type(exc).__name__}: {exc}); "
+                f"{path.name}: declared as {kind!r} but it could not be parsed ({library_failure(exc)}); "
                 "the file is damaged or of another type: check it and its mimetype"
             ) from None
     text = normalize_text(raw)
