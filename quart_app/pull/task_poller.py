@@ -36,6 +36,7 @@ from quart_app.pull.task_types import (
 )
 from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
 from quart_app.services.errors import AnswerError, QuestionTooLongError
+from quart_app.source_fields import text_problem
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +208,13 @@ class TaskPoller:
         raw = task.get("input")
         if not isinstance(user_id, str) or not user_id:
             raise TaskInputError("the task has no user")
+        _check_storable("userId", user_id)
         if not isinstance(raw, dict):
             raise TaskInputError("the task input is not an object")
         prompt = raw.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise TaskInputError("prompt must be a non-empty text")
+        _check_storable("prompt", prompt)
         # before the scope is resolved through Nextcloud: an oversized prompt costs nothing
         self._answers.check_question(prompt)
         scope_type, scope_list = await self._scope(user_id, raw)
@@ -264,6 +267,8 @@ class TaskPoller:
         scope_list = raw.get("scopeList")
         if not isinstance(scope_list, list) or not all(isinstance(item, str) for item in scope_list) or not scope_list:
             raise TaskInputError(f"scopeList must be a non-empty list of texts for scopeType {scope_type!r}")
+        for item in scope_list:
+            _check_storable("scopeList", item)
         if scope_type == "source":
             # folders become the files in them
             data = await self._nc.ocs("POST", RESOLVE_SCOPE_PATH, json={"source_ids": scope_list, "userId": user_id})
@@ -272,6 +277,12 @@ class TaskPoller:
                 raise TaskInputError("resolve_scope_list answered without source_ids")
             return "source", [str(item) for item in resolved]
         return "provider", list(scope_list)
+
+
+def _check_storable(field: str, value: str) -> None:
+    # PostgreSQL text cannot hold NUL nor UTF-8 a lone surrogate: the search would fail there, not name the field
+    if problem := text_problem(value):
+        raise TaskInputError(f"{field} {problem}")
 
 
 def _limit(raw: Any) -> int:

@@ -247,3 +247,25 @@ async def test_an_answer_cut_off_by_the_stop_fails_its_task_instead_of_leaving_i
     message = "Context Chat was stopped before the answer was ready (an update or restart); please ask again"
     assert nextcloud.tasks[task]["errorMessage"] == f"Unexpected error{message}"
     assert nextcloud.tasks[task]["userFacingErrorMessage"] == message
+
+
+async def test_a_nul_or_lone_surrogate_in_a_prompt_or_scope_is_a_validation_error(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    """PostgreSQL text cannot hold NUL nor UTF-8 a lone surrogate: such a task failed in the database as
+    "Unexpected error…" instead of naming the field, as the push routes do (422)."""
+    nul_prompt = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("budget\x00?"))
+    nul_scope = nextcloud.schedule_task(
+        "context_chat:context_chat_search", "alice", _chat("budget", "provider", ["files__\x00default"])
+    )
+    surrogate = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("budget \ud800?"))
+    nul_user = nextcloud.schedule_task("context_chat:context_chat", "al\x00ice", _chat("budget?"))
+    failed = await task_done(nextcloud, nul_prompt)
+    assert failed["errorMessage"] == "Validation error: prompt must not contain NUL characters (\\u0000)"
+    failed = await task_done(nextcloud, nul_scope)
+    assert failed["errorMessage"] == "Validation error: scopeList must not contain NUL characters (\\u0000)"
+    failed = await task_done(nextcloud, surrogate)
+    surrogate_problem = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    assert failed["errorMessage"] == f"Validation error: prompt {surrogate_problem}"
+    failed = await task_done(nextcloud, nul_user)
+    assert failed["errorMessage"] == "Validation error: userId must not contain NUL characters (\\u0000)"
