@@ -147,6 +147,12 @@ class NcTextToTextBackend:
             except NextcloudNotFoundError:
                 raise LlmTaskFailedError(f"the Nextcloud task {task_id} disappeared (404) before it finished") from None
             except NextcloudError as exc:
+                if not exc.transient:
+                    # a refusal (401/403/412, a closed client) does not pass by waiting; the task would run on unread
+                    await self._cancel(nc, task_id, user_id)
+                    raise LlmError(
+                        f"Nextcloud refused to report the {TASK_TYPE} task {task_id}: {exc}; see the Nextcloud log"
+                    ) from None
                 # a transient error (timeout, 429, 5xx, connection): the task keeps running, so keep polling
                 log.warning("polling Nextcloud task %d failed (%s); retrying", task_id, type(exc).__name__)
                 task = None

@@ -151,3 +151,16 @@ async def test_a_task_given_up_on_is_cancelled_in_nextcloud(nextcloud: FakeNextc
     with pytest.raises(asyncio.CancelledError):
         await answer
     assert nextcloud.cancelled == [41, 42]
+
+
+@pytest.mark.parametrize("status", [401, 403, 412])
+async def test_a_permanent_poll_refusal_fails_the_question_at_once(
+    nextcloud: FakeNextcloud, nc: NextcloudClient, status: int
+) -> None:
+    """Retried like a 5xx, a refusal held the question until llm.nc_texttotext.timeout_s (30 minutes by default)."""
+    nextcloud.task = TaskScript(poll_errors=[status] * 1000)  # as long as the user stays disabled or the secret wrong
+    async with asyncio.timeout(5):
+        with pytest.raises(LlmError, match=rf"Nextcloud refused to report the core:text2text task 41: .* {status}"):
+            await backend(nc, timeout_s=1800).generate("p", "alice")
+    assert nextcloud.paths("GET").count("/ocs/v1.php/taskprocessing/task/41") == 1
+    assert nextcloud.cancelled == [41]  # left running, it would still take the provider's time
