@@ -123,6 +123,9 @@ class PromptCapture:
     def count_tokens(self, text: str) -> int:
         return approximate_token_count(text)
 
+    def plain_text(self, text: str) -> str:
+        return text
+
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
         return prompt
 

@@ -60,6 +60,11 @@ class LlmBackend(Protocol):
         """Tokens of `text` as this model's prompt (the real tokenizer, or the documented approximation)."""
         ...
 
+    def plain_text(self, text: str) -> str:
+        """Document or question text as it must go into a prompt: never read as this model's control tokens (only
+        the template's own are)."""
+        ...
+
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
         """The full completion of `prompt`, cut at the first stop string."""
         ...

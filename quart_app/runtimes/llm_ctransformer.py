@@ -66,6 +66,10 @@ class CTransformerBackend:
             raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
         return len(self._llm.tokenize(text))
 
+    def plain_text(self, text: str) -> str:
+        """As it is: ctransformers' tokenizers read no control tokens from text (the template's are plain text too)."""
+        return text
+
     def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
         pieces: Iterator[str] = self._llm(
             prompt,

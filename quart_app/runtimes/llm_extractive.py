@@ -66,6 +66,10 @@ class ExtractiveBackend:
         """The documented approximation (see approximate_token_count): the answer is text, not a model prompt."""
         return approximate_token_count(text)
 
+    def plain_text(self, text: str) -> str:
+        """As it is: no model reads it."""
+        return text
+
     def answer_from_passages(
         self, passages: Sequence[QuotedPassage], header: str | None = None
     ) -> tuple[str, list[str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import LlamaConfig
+from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
@@ -46,6 +47,7 @@ class LlamaBackend:
             )
         except (ValueError, RuntimeError) as exc:
             raise LlmUnavailableError(f"llm: llama cannot load the GGUF model {model_path}: {exc}") from exc
+        self._control = ControlTokenBreaker(_control_token_texts(self._llm))
         self._queue = asyncio.Lock()  # waiting requests hold no thread
         self._model_lock = threading.Lock()  # the model itself never runs twice at once, even after a cancel
         # prompt packing tokenises in worker threads; close() must not free the vocabulary under one of them
@@ -66,6 +68,11 @@ class LlamaBackend:
         with self._tokenizer_lock:
             self._check_open()
             return len(self._tokens(text))
+
+    def plain_text(self, text: str) -> str:
+        """`text` with this vocabulary's control tokens broken: the prompt is tokenised with special=True for the
+        template's <|im_start|> and the like, which would read a document's as control tokens too."""
+        return self._control.plain(text)
 
     def _tokens(self, text: str) -> list[int]:
         """The model's tokens of `text` as the prompt is fed to it (BOS included)."""
@@ -142,3 +149,16 @@ class LlamaBackend:
     def _close_model(self) -> None:
         with self._model_lock, self._tokenizer_lock:
             self._llm.close()
+
+
+def _control_token_texts(llm: Any) -> list[str]:
+    """The texts llama.cpp reads as tokens only when it tokenises with special=True (control and unknown tokens)."""
+    import llama_cpp
+
+    model = llm._model
+    special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    return [
+        llama_cpp.llama_vocab_get_text(model.vocab, token).decode("utf-8", "replace")
+        for token in range(model.n_vocab())
+        if model.token_get_attr(token) & special
+    ]

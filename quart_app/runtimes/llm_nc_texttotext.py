@@ -75,6 +75,10 @@ class NcTextToTextBackend:
         """The model behind Nextcloud is unknown: the documented over-estimate (approximate_token_count)."""
         return approximate_token_count(text)
 
+    def plain_text(self, text: str) -> str:
+        """As it is: the model behind Nextcloud is unknown, and its provider builds the chat around our prompt."""
+        return text
+
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:
         if self._nc is None:
             raise LlmUnavailableError(

@@ -111,8 +111,8 @@ class AnswerService:
         template = settings.template if chunks is not None else settings.no_ctx_template
         # the whole prompt is tokenised once per candidate piece: tens of milliseconds to seconds of CPU
         return await asyncio.to_thread(
-            pack_prompt, template, question, pieces, self._llm.count_tokens, self._llm.n_ctx, self._llm.max_tokens,
-            settings.context_tokens, settings.in_document_order,
+            pack_prompt, template, question, pieces, self._llm.count_tokens, self._llm.plain_text, self._llm.n_ctx,
+            self._llm.max_tokens, settings.context_tokens, settings.in_document_order,
         )  # fmt: skip
 
     def _extractive(self, chunks: Sequence[RetrievedChunk]) -> QueryResult | None:

@@ -65,6 +65,7 @@ def pack_prompt(
     question: str,
     pieces: Sequence[ContextPiece],
     count_tokens: Callable[[str], int],
+    plain_text: Callable[[str], str],
     n_ctx: int,
     max_new_tokens: int,
     context_tokens: int | None = None,
@@ -73,8 +74,10 @@ def pack_prompt(
     """Best pieces first, each skipped when it does not fit; every candidate prompt is measured whole, so the result
     never exceeds n_ctx - max_new_tokens, nor template + question + `context_tokens`. The question is cut only when
     the template plus question cannot fit. `in_document_order` renders the chosen pieces grouped per source in
-    document order with overlaps removed (context_assembly.assemble); sources stay listed best first."""
+    document order with overlaps removed (context_assembly.assemble); sources stay listed best first. The question
+    and the context go in through `plain_text` (the LLM's), so that only the template can hold control tokens."""
     limit = n_ctx - max_new_tokens
+    question = plain_text(question)
     if count_tokens(render(template, "", "")) > limit:
         raise PromptTooLongError(
             f"Context length is too small even to fit the template: n_ctx {n_ctx} minus max_tokens {max_new_tokens}"
@@ -100,11 +103,11 @@ def pack_prompt(
     if not truncated:
         for piece in pieces:
             # cheap pre-check: a piece that alone exceeds what is left cannot fit (BOS/boundary slack of 2 tokens)
-            if count_tokens(piece.render()) - 2 > limit - total:
+            if count_tokens(plain_text(piece.render())) - 2 > limit - total:
                 continue
             # measure the whole candidate prompt: token counts of parts do not add up exactly at the joins
             shown = assemble([*chosen, piece]) if in_document_order else [*chosen, piece]
-            candidate = render(template, PIECE_SEPARATOR.join(p.render() for p in shown), question)
+            candidate = render(template, plain_text(PIECE_SEPARATOR.join(p.render() for p in shown)), question)
             candidate_total = count_tokens(candidate)
             if candidate_total <= limit:
                 chosen.append(piece)

@@ -22,8 +22,15 @@ def gpt2_vocabulary() -> list[bytes]:
     return [t.encode() for t in chars + [" " + c for c in chars if c != " "] + words]
 
 
-def write_tiny_gpt2(path: Path, n_ctx: int = 128, n_embd: int = 32, n_head: int = 2, n_layer: int = 2) -> Path:
-    vocab = gpt2_vocabulary()
+def write_tiny_gpt2(
+    path: Path,
+    n_ctx: int = 128,
+    n_embd: int = 32,
+    n_head: int = 2,
+    n_layer: int = 2,
+    extra_tokens: tuple[bytes, ...] = (),
+) -> Path:
+    vocab = gpt2_vocabulary() + list(extra_tokens)
     n_vocab = len(vocab)
     rng = np.random.default_rng(7)
 

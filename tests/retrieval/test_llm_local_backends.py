@@ -10,6 +10,7 @@ from ggml_writer import write_tiny_gpt2
 
 from appliance.config import CTransformerConfig, ExtractiveConfig, parse_config
 from quart_app.nextcloud import NextcloudClient
+from quart_app.runtimes.control_tokens import WORD_JOINER, ControlTokenBreaker
 from quart_app.runtimes.errors import LlmUnavailableError
 from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
 from quart_app.runtimes.llm_extractive import (
@@ -42,6 +43,29 @@ async def test_ctransformer_generates_from_a_legacy_ggml_gpt2(tmp_path: Path) ->
     pieces = [piece async for piece in backend.stream("hello", "alice")]
     assert 1 <= len(pieces) <= 6
     await backend.aclose()
+
+
+@needs_ctransformers
+async def test_ctransformer_reads_chat_markers_as_text_so_document_text_passes_as_it_is(tmp_path: Path) -> None:
+    """Why its plain_text() changes nothing: even a vocabulary holding <|endoftext|> tokenises the text by letters."""
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    model = write_tiny_gpt2(tmp_path / "tiny-gpt2.ggml.bin", extra_tokens=(b"<|endoftext|>", b"<|im_end|>"))
+    backend = CTransformerBackend(model, CTransformerConfig(model=str(model), model_type="gpt2", n_ctx=128, threads=1))
+    try:
+        assert backend.count_tokens("<|endoftext|>x<|im_end|>") == len("<|endoftext|>x<|im_end|>")
+        assert backend.plain_text("<|im_end|>") == "<|im_end|>"
+    finally:
+        await backend.aclose()
+
+
+def test_control_token_texts_are_broken_until_none_is_left_whole() -> None:
+    breaker = ControlTokenBreaker(["<|im_end|>", "<s>", "ab", "bc", "x"])
+    assert breaker.plain("a <s>b</s> <|im_end|>") == f"a <{WORD_JOINER}s>b</s> <{WORD_JOINER}|im_end|>"
+    broken = breaker.plain("abc")  # overlapping matches: breaking "ab" leaves "bc" whole
+    assert broken.replace(WORD_JOINER, "") == "abc" and "ab" not in broken and "bc" not in broken
+    assert breaker.plain("x") == "x"  # one character cannot be broken inside
+    assert ControlTokenBreaker([]).plain("<|im_end|>") == "<|im_end|>"
 
 
 @needs_ctransformers

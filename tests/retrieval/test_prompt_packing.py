@@ -31,7 +31,9 @@ async def llama() -> AsyncIterator[LlamaBackend]:
 @pytest.mark.parametrize("template", [DEFAULT_TEMPLATE, CHATML])
 def test_packing_never_exceeds_the_budget(llama: LlamaBackend, n_ctx: int, template: str) -> None:
     max_new = 64
-    packed = pack_prompt(template, "What does the module do?", PIECES, llama.count_tokens, n_ctx, max_new)
+    packed = pack_prompt(
+        template, "What does the module do?", PIECES, llama.count_tokens, llama.plain_text, n_ctx, max_new
+    )
     real = llama.count_tokens(packed.prompt)
     assert real == packed.prompt_tokens
     assert real <= n_ctx - max_new
@@ -51,7 +53,7 @@ def test_packing_never_exceeds_the_budget(llama: LlamaBackend, n_ctx: int, templ
 
 def test_each_piece_carries_its_title(llama: LlamaBackend) -> None:
     pieces = [ContextPiece("a", "Nextcloud: trusted domains", TRUSTED_DOMAINS[1])]
-    packed = pack_prompt(DEFAULT_TEMPLATE, "q?", pieces, llama.count_tokens, 2048, 64)
+    packed = pack_prompt(DEFAULT_TEMPLATE, "q?", pieces, llama.count_tokens, llama.plain_text, 2048, 64)
     assert "Nextcloud: trusted domains:\n\n" + TRUSTED_DOMAINS[1] in packed.prompt
     assert packed.sources == ["a"]
 
@@ -60,7 +62,7 @@ def test_the_question_is_cut_only_when_template_and_question_cannot_fit(llama: L
     question = " ".join(["Why does the server refuse my requests from an untrusted domain?"] * 30)
     base = llama.count_tokens(render(DEFAULT_TEMPLATE, "", ""))
     n_ctx = base + 100 + 64
-    packed = pack_prompt(DEFAULT_TEMPLATE, question, PIECES, llama.count_tokens, n_ctx, 64)
+    packed = pack_prompt(DEFAULT_TEMPLATE, question, PIECES, llama.count_tokens, llama.plain_text, n_ctx, 64)
     assert packed.question_truncated
     assert packed.pieces_used == 0 and packed.sources == []
     assert llama.count_tokens(packed.prompt) <= n_ctx - 64
@@ -70,7 +72,7 @@ def test_the_question_is_cut_only_when_template_and_question_cannot_fit(llama: L
 
 def test_a_template_that_cannot_fit_is_a_clear_error(llama: LlamaBackend) -> None:
     with pytest.raises(PromptTooLongError, match=r"^Context length is too small even to fit the template: n_ctx 80"):
-        pack_prompt(DEFAULT_TEMPLATE, "q", PIECES, llama.count_tokens, 80, 64)
+        pack_prompt(DEFAULT_TEMPLATE, "q", PIECES, llama.count_tokens, llama.plain_text, 80, 64)
 
 
 def test_the_approximation_over_counts_the_real_tokenizer(llama: LlamaBackend) -> None:
@@ -79,5 +81,5 @@ def test_the_approximation_over_counts_the_real_tokenizer(llama: LlamaBackend) -
     for text in texts:
         real = llama.count_tokens(text) - 1  # without BOS
         assert approximate_token_count(text) >= real, text[:60]
-    packed = pack_prompt(DEFAULT_TEMPLATE, "What is it?", PIECES, approximate_token_count, 1200, 100)
+    packed = pack_prompt(DEFAULT_TEMPLATE, "What is it?", PIECES, approximate_token_count, str, 1200, 100)
     assert llama.count_tokens(packed.prompt) <= 1200 - 100
