@@ -104,7 +104,8 @@ def _wrong_values(value: Any) -> list[Any]:
     if isinstance(value, int):
         return ["abc", 1.5]
     if isinstance(value, list):
-        return ["files__default: 1", [1, 2]]
+        # not [1, 2]: the PHP app sends a numeric user id as a JSON number, which userIds take
+        return ["files__default: 1", [1.5, True]]
     if value in ("allow", "deny"):
         return ["maybe", None]
     return [123, ["a"], {"a": 1}, None]
