@@ -46,12 +46,12 @@ async def delete_named_provider(db: Database, order: SourceOrder, provider: str)
     """Delete a provider as the PHP app names it: a full key, or a bare provider id (an app disable in PHP < 5.5,
     context_chat#258), which means each stored content provider of that name."""
     deleted = 0
-    for key in await provider_keys(db, provider):
+    for key in await _provider_keys(db, provider):
         deleted += await delete_provider(db, order, key)
     return deleted
 
 
-async def provider_keys(db: Database, provider: str) -> list[str]:
+async def _provider_keys(db: Database, provider: str) -> list[str]:
     """A full key as is; a bare id is the provider part of stored keys."""
     key = required(provider, "provider key")
     if is_valid_provider_id(key):
