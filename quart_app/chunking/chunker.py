@@ -66,6 +66,8 @@ def _counting_copy(tokenizer: Tokenizer) -> Tokenizer:
     counter = Tokenizer.from_str(tokenizer.to_str())
     counter.no_truncation()
     counter.no_padding()
+    # a document's "[SEP]" is counted as the text the embedder reads it as (onnx_runtime), not as one special token
+    counter.encode_special_tokens = True
     return counter
 
 

@@ -120,6 +120,8 @@ def _load_tokenizers(path: Path, max_tokens: int) -> tuple[Tokenizer, Tokenizer,
     # padding is done per batch here; tokenizer.json files often pin a fixed pad/truncation length
     for tok in (tokenizer, counter):
         tok.no_padding()
+        # a document's "[SEP]" or "</s>" is text: read as a special token it would end the passage inside the model
+        tok.encode_special_tokens = True
     tokenizer.enable_truncation(max_length=max_tokens)
     counter.no_truncation()
     return tokenizer, counter, pad_id

@@ -40,6 +40,8 @@ class _OnnxTokenModel:
         self._pad_id = pad_id_of(self._tokenizer)
         self._tokenizer.no_padding()  # padded per batch below; tokenizer.json files often pin a fixed length
         self._tokenizer.enable_truncation(max_length=max_tokens)
+        # a passage's "[SEP]" is text, not the pair template's separator
+        self._tokenizer.encode_special_tokens = True
         inputs = {i.name: i.type for i in self._session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= set(inputs):
             raise RerankerLoadError(

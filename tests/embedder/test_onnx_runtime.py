@@ -76,6 +76,15 @@ def test_inputs_are_truncated_at_max_tokens(minilm_runtime: OnnxEmbeddingRuntime
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_special_token_text_in_a_document_is_read_as_text(minilm_runtime: OnnxEmbeddingRuntime) -> None:
+    # read as special tokens, a document's "[SEP]" would end the passage inside the model and its "[PAD]" be padding
+    written, spaced = minilm_runtime.embed(
+        ["the [SEP] and [PAD] markers of BERT", "the [ SEP ] and [ PAD ] markers of BERT"], "passage"
+    )
+    np.testing.assert_allclose(written, spaced, atol=1e-6)
+    assert minilm_runtime.count_tokens(["[SEP]", "[ SEP ]"]) == [5, 5]
+
+
 def test_prefixes_are_model_specific() -> None:
     plain = minilm()
     prefixed = PrefixedRuntime(plain, ModelPrefixes(query="query: ", passage="passage: "))

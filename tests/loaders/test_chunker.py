@@ -193,6 +193,13 @@ def test_spans_the_tokenizer_drops_give_no_chunk(minilm_tokenizer: Tokenizer) ->
     assert "Hello world." in covered and "end words here" in covered
 
 
+def test_special_token_text_is_counted_as_the_embedder_reads_it(minilm_tokenizer: Tokenizer) -> None:
+    # the embedder reads a document's "[SEP]" as three tokens of text: counted as one, a full chunk would be
+    # truncated inside the model and its last words never embedded
+    chunker = TokenChunker(minilm_tokenizer, 32, 4)
+    assert chunker.count_tokens("[SEP] [CLS] [PAD]") == chunker.count_tokens("[ SEP ] [ CLS ] [ PAD ]") == 10
+
+
 def test_short_text_is_one_chunk(minilm_tokenizer: Tokenizer) -> None:
     chunker = TokenChunker(minilm_tokenizer, 32, 4)
     assert list(chunker.split("  Hello world.  ", "text/plain")) == [Chunk("Hello world.", 2, 3)]

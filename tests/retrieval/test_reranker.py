@@ -45,6 +45,14 @@ def test_scores_do_not_depend_on_the_batch_they_are_in(scorer: PassageScorer) ->
     assert together == pytest.approx(alone * 3, abs=1e-4)
 
 
+def test_a_passages_special_token_text_is_text(scorer: PassageScorer) -> None:
+    # "[SEP]" or "[PAD]" in a document must not become the template's separator or padding inside the model
+    written, spaced = scorer.score(
+        QUESTION, ["Retry with [SEP] max_retries [PAD]", "Retry with [ SEP ] max_retries [ PAD ]"]
+    )
+    assert written == pytest.approx(spaced, abs=1e-5)
+
+
 async def test_the_reranker_scores_on_its_thread_and_refuses_work_after_close(scorer: PassageScorer) -> None:
     reranker = Reranker(scorer)
     assert await reranker.score(QUESTION, []) == []
