@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import SettingsError
+from appliance.url_redaction import redacted_url
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def describe_env(environ: Mapping[str, str] | None = None) -> list[dict[str, str
     rows: list[dict[str, str | bool | None]] = []
     for setting in ENV_SETTINGS:
         value = env_value(setting.name, environ)
-        shown: str | None = ("(set)" if value else "(not set)") if setting.secret else value
+        shown: str | None = value if value is None else redacted_url(value)
+        if setting.secret:
+            shown = "(set)" if value else "(not set)"
         rows.append({"name": setting.name, "value": shown, "default": setting.default, "help": setting.help})
     return rows

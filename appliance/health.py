@@ -17,6 +17,7 @@ from appliance.database_url import shown_database_url
 from appliance.env_settings import connect_host, env_value
 from appliance.machine_report import program_states
 from appliance.storage import StorageLayout
+from appliance.url_redaction import redacted_url
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def check_embedder(config: AppConfig, timeout_s: float = 5.0, role: AppRole = Ap
     """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service) or the
     role embeds nothing (no embedder program runs)."""
     if config.embedding.workers == 0:
-        return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {config.embedding.base_url}")
+        external = redacted_url(config.embedding.base_url)
+        return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {external}")
     if not needs_any(role, EMBEDDER_DUTIES):
         return CheckResult("embedder", True, f"skipped: APP_ROLE={role} embeds nothing and runs no embedder")
     url = f"http://{connect_host(config.embedding.host)}:{config.embedding.port}/health"

@@ -37,6 +37,7 @@ from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run
 from appliance.run_lock import take_run_lock
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
+from appliance.url_redaction import redacted_url
 from quart_app.app_state import EnabledState
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,13 @@ def _check_embedder_url(config: AppConfig) -> None:
             log.warning(
                 "embedding.workers is 0, so no local embedder runs, but embedding.base_url %s is its address; set"
                 " CC_EM_BASE_URL or embedding.base_url to the external embedding service",
-                embedding.base_url,
+                redacted_url(embedding.base_url),
             )
         return
     if not embedding.reaches_local_embedder():
         log.warning(
             "embedding.base_url %s does not point to the local embedder on %s:%d; the app will not use it",
-            embedding.base_url,
+            redacted_url(embedding.base_url),
             embedding.host,
             embedding.port,
         )

@@ -14,6 +14,7 @@ import httpx
 
 from appliance.config import EmbeddingConfig
 from appliance.model_catalogue import NO_PREFIXES, ModelEntry, ModelPrefixes
+from appliance.url_redaction import redacted_url
 from quart_app.request_ids import forward_request_id
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
 
@@ -81,6 +82,8 @@ class EmbeddingClient:
         url = base_url.rstrip("/")
         # upstream beta4 configs name the full endpoint
         self._base_url = url.removesuffix("/embeddings")
+        # httpx sends the URL's user:password as Basic auth; messages, logs and repr show it without the password
+        self._shown_url = redacted_url(self._base_url)
         self._model = model
         self._prefixes = prefixes
         self._send_input_type = send_input_type
@@ -101,13 +104,13 @@ class EmbeddingClient:
         self._dimension: int | None = None
         log.info(
             "embedding client for %s (model %s, auth %s)",
-            self._base_url,
+            self._shown_url,
             model or "default",
             "bearer" if api_key else "none",
         )
 
     def __repr__(self) -> str:
-        return f"EmbeddingClient(base_url={self._base_url!r}, model={self._model!r}, closed={self._closed})"
+        return f"EmbeddingClient(base_url={self._shown_url!r}, model={self._model!r}, closed={self._closed})"
 
     @property
     def base_url(self) -> str:
@@ -145,7 +148,7 @@ class EmbeddingClient:
             vectors = [vector for part in await self._embed_parts(parts, input_type) for vector in part]
         if len({len(v) for v in vectors}) > 1:
             raise EmbeddingServiceError(
-                f"the embedding service at {self._base_url} returned vectors of different lengths",
+                f"the embedding service at {self._shown_url} returned vectors of different lengths",
                 status=None,
                 retryable=False,
             )
@@ -177,7 +180,7 @@ class EmbeddingClient:
             for retry in range(self._request_retries + 1):
                 try:
                     response = await self._request("POST", "/embeddings", json=body)
-                    return _parse_vectors(response, len(inputs), self._base_url)
+                    return _parse_vectors(response, len(inputs), self._shown_url)
                 except EmbeddingServiceError as exc:
                     # an outage pauses the worker (EmbedderOutage); an error about the texts will not go away
                     if exc.unavailable or not exc.retryable or retry == self._request_retries:
@@ -203,7 +206,7 @@ class EmbeddingClient:
             if exc.status in (404, 405):
                 return EmbeddingServiceInfo(model=self._model, dimension=None, max_tokens=None)
             raise
-        cards = _json(response, self._base_url).get("data")
+        cards = _json(response, self._shown_url).get("data")
         if not isinstance(cards, list) or not cards:
             return EmbeddingServiceInfo(model=self._model, dimension=None, max_tokens=None)
         card = next((c for c in cards if isinstance(c, dict) and c.get("id") == self._model), cards[0])
@@ -224,30 +227,31 @@ class EmbeddingClient:
     def _check_open(self) -> None:
         if self._closed:
             raise EmbeddingClientClosedError(
-                f"the embedding client for {self._base_url} is closed; create a new EmbeddingClient"
+                f"the embedding client for {self._shown_url} is closed; create a new EmbeddingClient"
             )
 
     async def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
         url = self._base_url + path
+        shown = self._shown_url + path
         try:
             response = await self._http.request(method, url, json=json)
         except httpx.TimeoutException as exc:
             raise EmbeddingServiceError(
-                f"{method} {url} timed out ({type(exc).__name__}, timeout {self._timeout_s:g} s); retry later or raise "
-                "embedding.request_timeout",
+                f"{method} {shown} timed out ({type(exc).__name__}, timeout {self._timeout_s:g} s); retry later or"
+                " raise embedding.request_timeout",
                 status=None,
                 retryable=True,
                 unavailable=True,
             ) from exc
         except httpx.TransportError as exc:
             raise EmbeddingServiceError(
-                f"cannot reach the embedding service at {url}: {type(exc).__name__}: {exc}; is it running?",
+                f"cannot reach the embedding service at {shown}: {type(exc).__name__}: {exc}; is it running?",
                 status=None,
                 retryable=True,
                 unavailable=True,
             ) from exc
         if response.status_code >= 400:
-            raise _status_error(method, url, response)
+            raise _status_error(method, shown, response)
         return response
 
 
@@ -280,14 +284,14 @@ def _error_detail(response: httpx.Response) -> str:
     return str(body)[:_MAX_ERROR_CHARS]
 
 
-def _json(response: httpx.Response, base_url: str) -> dict[str, Any]:
+def _json(response: httpx.Response, shown_url: str) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
         raise EmbeddingServiceError(
-            f"the embedding service at {base_url} answered {response.status_code} without a JSON object; "
+            f"the embedding service at {shown_url} answered {response.status_code} without a JSON object; "
             "is base_url an OpenAI-compatible endpoint (usually ending in /v1)?",
             status=response.status_code,
             retryable=False,
@@ -295,12 +299,12 @@ def _json(response: httpx.Response, base_url: str) -> dict[str, Any]:
     return cast(dict[str, Any], body)
 
 
-def _parse_vectors(response: httpx.Response, expected: int, base_url: str) -> list[list[float]]:
-    data = _json(response, base_url).get("data")
+def _parse_vectors(response: httpx.Response, expected: int, shown_url: str) -> list[list[float]]:
+    data = _json(response, shown_url).get("data")
     if not isinstance(data, list) or len(data) != expected:
         got = len(data) if isinstance(data, list) else "no"
         raise EmbeddingServiceError(
-            f"the embedding service at {base_url} returned {got} embeddings for {expected} inputs",
+            f"the embedding service at {shown_url} returned {got} embeddings for {expected} inputs",
             status=response.status_code,
             retryable=False,
         )
@@ -310,14 +314,14 @@ def _parse_vectors(response: httpx.Response, expected: int, base_url: str) -> li
         embedding = item.get("embedding") if isinstance(item, dict) else None
         if not isinstance(embedding, list) or not embedding or not all(isinstance(x, int | float) for x in embedding):
             raise EmbeddingServiceError(
-                f"the embedding service at {base_url} returned an embedding that is not a list of numbers",
+                f"the embedding service at {shown_url} returned an embedding that is not a list of numbers",
                 status=response.status_code,
                 retryable=False,
             )
         # Python servers write NaN and Infinity into JSON; stored, such a vector failed its batch's write every time
         if not all(math.isfinite(x) and abs(x) <= _FLOAT32_MAX for x in embedding):
             raise EmbeddingServiceError(
-                f"the embedding service at {base_url} returned an embedding with a value that is not a finite 32-bit"
+                f"the embedding service at {shown_url} returned an embedding with a value that is not a finite 32-bit"
                 " float (NaN, infinity or beyond 3.4e38)",
                 status=response.status_code,
                 retryable=False,

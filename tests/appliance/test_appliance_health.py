@@ -182,6 +182,20 @@ def test_embedder_check_skipped_for_an_external_service(
     assert result.stdout.splitlines()[2].startswith("embedder: ok (skipped: embedding.workers = 0, external http://")
 
 
+def test_a_password_in_the_external_embedding_url_is_hidden(
+    tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres
+) -> None:
+    root = tmp_path / "storage"
+    write_config(root)
+    write_database_url(StorageLayout(root), DatabaseTarget(pg_cluster.dsn, embedded=True, source="test"))
+    result = healthcheck(root, servers[0], CC_EM_BASE_URL="http://alice:hunter2-em@tei.example:8080/v1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[2] == (
+        "embedder: ok (skipped: embedding.workers = 0, external http://alice:***@tei.example:8080/v1)"
+    )
+    assert "hunter2" not in result.stdout + result.stderr
+
+
 def test_missing_config_fails_with_the_fix(tmp_path: Path) -> None:
     result = healthcheck(tmp_path / "empty", free_port())
     assert result.returncode == 1

@@ -17,6 +17,7 @@ from appliance.env_settings import ENV_SETTINGS, app_bind
 from appliance.launch import launch_environment
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
+from appliance.url_redaction import redacted_url
 
 
 def test_supervisord_conf_expands_only_known_variables(tmp_path: Path) -> None:
@@ -70,6 +71,23 @@ def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_pat
     assert {"embedding.onnx.providers", "vectordb.pgvector.connection", "llm.llama.n_ctx", "retrieval.rrf_k"} <= keys
     text = run_cli("settings", env=env).stdout
     assert "APP_SECRET = (set)" in text and "s3cret-value" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://tei.example:8080/v1", "http://tei.example:8080/v1"),
+        ("http://alice:pw@tei.example/v1", "http://alice:***@tei.example/v1"),
+        # unencoded / and @ in the password: the userinfo ends at the last @
+        ("https://alice:p/w@rd@tei.example/v1", "https://alice:***@tei.example/v1"),
+        # a token given as the user name is a secret too
+        ("https://sk-token@tei.example/v1", "https://***@tei.example/v1"),
+        ("https://:sk-token@tei.example/v1", "https://***@tei.example/v1"),
+        ("not a url @ all", "not a url @ all"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
 
 
 def test_every_setting_is_documented() -> None:

@@ -117,3 +117,11 @@ def test_a_settings_error_ends_the_doctor_as_json_with_the_message(tmp_path: Pat
     message = "EXTERNAL_DB is mysql://...; it must be a postgresql:// (or postgresql+psycopg://) URL"
     assert (code, report) == (1, {"error": message, "exit": 1}), stderr
     assert "Traceback" not in stderr
+
+
+def test_a_password_in_the_external_embedding_url_is_hidden(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    _code, report, stderr = _doctor_json(tmp_path, CC_EM_BASE_URL="http://alice:hunter2-em@tei.example:8080/v1")
+    embedder = next(check for check in report["checks"] if check["name"] == "embedder")
+    assert embedder["detail"] == "skipped: embedding.workers = 0, external http://alice:***@tei.example:8080/v1"
+    assert "hunter2" not in json.dumps(report) + stderr

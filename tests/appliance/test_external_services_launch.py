@@ -3,6 +3,7 @@ the health check does not knock on the local embedder's port."""
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -65,6 +66,22 @@ def test_the_health_check_leaves_the_local_embedder_port_alone_with_cc_em_base_u
         with pytest.raises(BlockingIOError):
             local_port.accept()
     assert result.ok and result.detail == "skipped: embedding.workers = 0, external http://tei.example:8080/v1"
+
+
+def test_a_password_in_the_embedding_url_is_hidden_by_prepare_and_settings(tmp_path: Path) -> None:
+    secret_url = "http://alice:hunter2-em@tei.example:8080/v1"
+    config = write_config(tmp_path)
+    # in config.yaml, with the local embedder still started: prepare warns and names the URL
+    config.write_text(re.sub(r"base_url: \S+", f"base_url: {secret_url}", config.read_text(), count=1))
+    prepared = run_cli("prepare", env=clean_env(tmp_path))
+    assert prepared.returncode == 0, prepared.stderr
+    assert "embedding.base_url http://alice:***@tei.example:8080/v1 does not point to the local embedder" in (
+        prepared.stderr
+    )
+    settings = run_cli("settings", env=clean_env(tmp_path, CC_EM_BASE_URL=secret_url))
+    assert settings.returncode == 0, settings.stderr
+    assert "CC_EM_BASE_URL = http://alice:***@tei.example:8080/v1" in settings.stdout
+    assert "hunter2" not in prepared.stdout + prepared.stderr + settings.stdout + settings.stderr
 
 
 def test_with_an_external_service_only_the_chunking_tokenizers_model_is_fetched(tmp_path: Path) -> None:

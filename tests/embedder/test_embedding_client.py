@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -119,6 +120,28 @@ async def test_bearer_key_is_sent_and_never_logged(fake_service: FakeService, ca
     assert fake_service.requests[0].headers["Authorization"] == f"Bearer {API_KEY}"
     assert fake_service.requests[0].body == {"input": ["hello"], "model": "em_model", "input_type": "passage"}
     assert API_KEY not in caplog.text and API_KEY not in repr(client)
+
+
+async def test_a_password_in_the_url_is_sent_as_basic_auth_and_hidden_everywhere_else(
+    fake_service: FakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = fake_service.url.replace("http://", "http://alice:hunter2%40em@")
+    shown = fake_service.url.replace("http://", "http://alice:***@")
+    fake_service.replies[("POST", "/v1/embeddings")] = (200, "not json")
+    with caplog.at_level(logging.DEBUG, logger="quart_app"):
+        client = EmbeddingClient(url, timeout_s=5)
+        with pytest.raises(EmbeddingServiceError) as malformed:
+            await client.embed(["hello"])
+        fake_service.replies[("POST", "/v1/embeddings")] = (401, {"error": {"message": "bad password"}})
+        with pytest.raises(EmbeddingServiceError) as refused:
+            await client.embed(["hello"])
+        await client.aclose()
+    basic = base64.b64encode(b"alice:hunter2@em").decode()
+    assert fake_service.requests[0].headers["Authorization"] == f"Basic {basic}"
+    assert str(malformed.value).startswith(f"the embedding service at {shown} answered 200 without a JSON object")
+    assert str(refused.value).startswith(f"POST {shown}/embeddings answered 401: bad password")
+    assert f"embedding client for {shown} (model default, auth none)" in caplog.messages
+    assert "hunter2" not in caplog.text and "hunter2" not in repr(client)
 
 
 async def test_no_key_means_no_authorization_header(fake_service: FakeService) -> None:
