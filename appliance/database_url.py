@@ -20,6 +20,8 @@ from appliance.postgres import EmbeddedPostgres
 from appliance.safe_fs import write_file_nofollow
 from appliance.storage import StorageLayout
 
+# libpq connection parameters that hold a secret
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 # SQLAlchemy-style driver suffixes upstream's EXTERNAL_DB and CCB_DB_URL carry; libpq knows only postgresql://
 _DRIVER_SCHEMES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://", "postgres://")
 
@@ -55,12 +57,12 @@ def normalise_db_url(url: str, source: str = "EXTERNAL_DB") -> str:
 
 
 def shown_database_url(url: str) -> str:
-    """The URL as printed by health checks and the doctor: no userinfo, no `password` query parameter (libpq takes
-    it there too), the rest as written."""
+    """The URL as printed by health checks and the doctor: no userinfo, no `password` or `sslpassword` query
+    parameter (libpq takes the password there too; sslpassword unlocks the client key), the rest as written."""
     where, sep, query = url.split("://", 1)[-1].partition("?")
     # up to the last @: a password with an unencoded / or @ does not end the userinfo early
     where = where.rsplit("@", 1)[-1]
-    kept = [item for item in query.split("&") if unquote(item.partition("=")[0]).strip() != "password"]
+    kept = [item for item in query.split("&") if unquote(item.partition("=")[0]).strip() not in _SECRET_PARAMETERS]
     return where + (sep + "&".join(kept) if any(kept) else "")
 
 

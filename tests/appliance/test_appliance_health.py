@@ -258,8 +258,13 @@ def test_uses_the_config_prepare_chose(tmp_path: Path, servers: tuple[int, int],
             "postgresql:///ccb?host=127.0.0.1&port={port}&user=ccb&password=hunter2-db",
             "/ccb?host=127.0.0.1&port={port}&user=ccb",
         ),
+        # the passphrase of an encrypted client key (libpq 13+)
+        (
+            "postgresql://ccb@127.0.0.1:{port}/ccb?sslmode=disable&sslpassword=hunter2-key",
+            "127.0.0.1:{port}/ccb?sslmode=disable",
+        ),
     ],
-    ids=["query", "query-only"],
+    ids=["query", "query-only", "ssl-key"],
 )
 def test_the_database_password_is_never_printed(storage: Path, servers: tuple[int, int], url: str, shown: str) -> None:
     port = free_port()
