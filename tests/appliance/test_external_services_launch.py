@@ -84,6 +84,25 @@ def test_a_password_in_the_embedding_url_is_hidden_by_prepare_and_settings(tmp_p
     assert "hunter2" not in prepared.stdout + prepared.stderr + settings.stdout + settings.stderr
 
 
+@pytest.mark.parametrize("where", ["CC_EM_BASE_URL", "embedding.base_url"])
+def test_an_embedding_url_with_an_unencoded_slash_in_its_password_stops_prepare_without_quoting_it(
+    tmp_path: Path, where: str
+) -> None:
+    # httpx would read "alice:s3cr" as host and port and quote the "port" in every error
+    secret_url = "http://alice:s3cr/et@tei.example:8080/v1"
+    config = write_config(tmp_path)
+    env = clean_env(tmp_path)
+    if where == "CC_EM_BASE_URL":
+        env["CC_EM_BASE_URL"] = secret_url
+    else:
+        config.write_text(re.sub(r"base_url: \S+", f"base_url: {secret_url}", config.read_text(), count=1))
+    result = run_cli("prepare", env=env)
+    assert result.returncode != 0
+    fix = "not a URL the app can use; percent-encode its user and password (%2F for /, %40 for @, %3A for :,"
+    assert fix in result.stderr
+    assert "s3cr" not in result.stdout + result.stderr
+
+
 def test_with_an_external_service_only_the_chunking_tokenizers_model_is_fetched(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("embedding:\n  onnx:\n    model: multilingual-e5-small\nllm:\n  extractive: {}\n")
