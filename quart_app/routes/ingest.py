@@ -65,7 +65,8 @@ def _gate() -> asyncio.Semaphore:
 
 @dataclass(frozen=True)
 class RejectedPart:
-    """A part that is not indexed; the request answers with the first one's status when no part is valid."""
+    """A part that is not indexed: dropped from both answer lists (the PHP app then removes it from its queue), its
+    reason logged with the status upstream would have answered."""
 
     source_id: str
     message: str
@@ -126,23 +127,19 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
     )
 
 
-def _split(parts: list[ReceivedPart], max_part_bytes: int) -> tuple[list[IncomingSource], list[RejectedPart]]:
+def _valid_sources(parts: list[ReceivedPart], max_part_bytes: int) -> list[IncomingSource]:
+    """The parts to index, one per source id; each refused part is logged with its reason."""
     valid: dict[str, IncomingSource] = {}
-    rejected: list[RejectedPart] = []
     for part in parts:
         outcome = validate_part(part, max_part_bytes)
         if isinstance(outcome, RejectedPart):
-            rejected.append(outcome)
-        else:
-            if outcome.source_id in valid:
-                # the PHP app sends its queue in order: the later part is the newer content and reader list
-                log.warning(
-                    "loadSources: source %s appears twice in one request; the later part is used", outcome.source_id
-                )
-            valid[outcome.source_id] = outcome
-    for item in rejected:
-        log.warning("loadSources: source %r refused (%d): %s", item.source_id, item.status, item.message)
-    return list(valid.values()), rejected
+            log.warning("loadSources: source %r refused (%d): %s", outcome.source_id, outcome.status, outcome.message)
+            continue
+        if outcome.source_id in valid:
+            # the PHP app sends its queue in order: the later part is the newer content and reader list
+            log.warning("loadSources: source %s appears twice in one request; the later one is used", outcome.source_id)
+        valid[outcome.source_id] = outcome
+    return list(valid.values())
 
 
 @blueprint.put("/loadSources")
@@ -183,9 +180,11 @@ async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
     try:
         if not parts:
             raise ContractError(NO_SOURCES, 400)
-        valid, rejected = _split(parts, max_part)
+        valid = _valid_sources(parts, max_part)
         if not valid:
-            raise ContractError(rejected[0].message, rejected[0].status)
+            # as a mixed batch's refused parts: on a 4xx PHP 5.3 keeps the batch queued for good (SubmitContentJob
+            # retries it at the head of its queue every 5 minutes, IndexerJob at the end of its queue)
+            return _answer(parts, loaded=[], retry=[])
         opened = engine()
         # a source held by another request raises SourceBusyError: 503 + cc-retry (http_errors)
         report = await opened.ingest.ingest(valid, arrival=arrival)
@@ -201,9 +200,13 @@ async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
     for source_id, reason in report.failed.items():
         # upstream drops failed sources from both lists; the document row keeps the reason (GET /status)
         log.warning("loadSources: %s not indexed: %s", source_id, reason, extra={"source_id": source_id})
+    return _answer(parts, loaded=report.loaded, retry=report.retry)
+
+
+def _answer(parts: list[ReceivedPart], loaded: list[str], retry: list[str]) -> Response:
     if all(_is_beta(part) for part in parts):
-        return _beta_answer(report.retry)
-    return json_message({"loaded_sources": report.loaded, "sources_to_retry": report.retry})
+        return _beta_answer(retry)
+    return json_message({"loaded_sources": loaded, "sources_to_retry": retry})
 
 
 def _is_beta(part: ReceivedPart) -> bool:
