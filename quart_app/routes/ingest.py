@@ -12,6 +12,7 @@ from quart_app.asgi_body import ClientDisconnectedError, body_stream
 from quart_app.engine import engine
 from quart_app.http_errors import RETRY_HEADERS, BodyValidationError, ContractError, json_message
 from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
 from quart_app.multipart_sources import (
     MIB,
     MultipartError,
@@ -25,6 +26,7 @@ from quart_app.services.ingest import IncomingSource
 from quart_app.services.source_order import Ticket
 from quart_app.services.source_spool import SourceSpool
 from quart_app.source_fields import (
+    FILES_PROVIDER,
     MAX_PROVIDER_ID_CHARS,
     MAX_SOURCE_ID_CHARS,
     id_problem,
@@ -113,13 +115,16 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
             "(ingest.max_part_mb); it was not indexed"
         )
         return RejectedPart(part.filename, message, 413)
+    mimetype, provider = headers["type"].strip(), headers["provider"].strip()
+    if provider != FILES_PROVIDER and canonical_mimetype(mimetype) not in SUPPORTED_MIMETYPES:
+        mimetype = "text/plain"  # a content provider's text, its type a word ('E-Mail', 'Bookmark'), as in pull mode
     return IncomingSource(
         source_id=part.filename,
         user_ids=_user_ids(headers),
         title=title,
-        mimetype=headers["type"].strip(),
+        mimetype=mimetype,
         modified=int(modified),
-        provider=headers["provider"].strip(),
+        provider=provider,
         path=part.path,
         size=part.size,
         content_hash=part.sha256,

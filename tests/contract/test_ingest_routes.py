@@ -55,6 +55,40 @@ async def test_loaded_sources_and_non_ascii_titles(client: Client) -> None:
     assert "files__default: 555" not in await search_titles(client, "bob", "ethical rating")
 
 
+async def test_a_content_providers_item_is_indexed_whatever_document_type_it_names(client: Client) -> None:
+    # context_chat 5.3's SubmitContentJob sends a ContentItem's documentType ("a natural language term ... e.g.
+    # E-Mail or Bookmark") as the part's type: no loader knew it, so no app's content was ever indexed
+    mail = b"Invoice 4711 from the harbour crane company is due on the first of March."
+    parts = [
+        SourcePart(
+            "mail__messages: 12",
+            mail,
+            user_ids=["alice"],
+            title="Crane invoice",
+            mimetype="E-Mail",
+            provider="mail__messages",
+        ),
+        SourcePart(
+            "bookmarks__bookmarks: 3",
+            TEXT,
+            user_ids=["alice"],
+            title="AI rating",
+            mimetype="Bookmark",
+            provider="bookmarks__bookmarks",
+        ),
+    ]
+    status, body, _ = await load(client, parts)
+    assert (status, body) == (
+        200,
+        {"loaded_sources": ["mail__messages: 12", "bookmarks__bookmarks: 3"], "sources_to_retry": []},
+    )
+    assert (await search_titles(client, "alice", "harbour crane invoice"))["mail__messages: 12"] == "Crane invoice"
+    assert "bookmarks__bookmarks: 3" in await search_titles(client, "alice", "ethical rating green label")
+    # a file keeps its mimetype: one no loader reads is not indexed as text
+    status, body, _ = await load(client, [SourcePart("files__default: 13", mail, mimetype="E-Mail")])
+    assert (status, body) == (200, {"loaded_sources": [], "sources_to_retry": []})
+
+
 async def test_beta_parts_with_a_single_user_id(client: Client) -> None:
     status, body, _ = await load(client, [SourcePart("files__default: 9", TEXT, user_ids=None, beta_user_id="dora")])
     # beta4's answer, which the beta PHP app expects
