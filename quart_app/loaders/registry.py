@@ -95,6 +95,11 @@ def canonical_mimetype(mimetype: str) -> str:
     return _SPELLING.get(key, key)
 
 
+def provider_item_mimetype(document_type: str) -> str:
+    """A content provider's item's type as a loader reads it: a word such as 'E-Mail' or 'Bookmark' is text."""
+    return document_type if canonical_mimetype(document_type) in SUPPORTED_MIMETYPES else "text/plain"
+
+
 def extract_text(
     path: Path, mimetype: str, limits: ParseLimits | None = None, loaders: Mapping[str, Loader] | None = None
 ) -> str:

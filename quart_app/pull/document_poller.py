@@ -20,7 +20,7 @@ from typing import Any
 
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
-from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
+from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import (
     NextcloudAuthError,
     NextcloudClient,
@@ -286,14 +286,12 @@ async def _one_piece(data: bytes) -> AsyncIterator[bytes]:
 
 
 def _incoming(item: DocumentItem, spooled: SpooledFile) -> IncomingSource:
-    mimetype = item.mimetype
-    if item.content is not None and canonical_mimetype(mimetype) not in SUPPORTED_MIMETYPES:
-        mimetype = "text/plain"  # a provider's text arrives as text whatever document type it names
     return IncomingSource(
         source_id=item.source_id,
         user_ids=item.user_ids,
         title=item.title,
-        mimetype=mimetype,
+        # a provider's text arrives as text whatever document type it names
+        mimetype=item.mimetype if item.content is None else provider_item_mimetype(item.mimetype),
         modified=item.modified,
         provider=item.provider,
         path=spooled.path,

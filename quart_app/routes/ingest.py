@@ -12,7 +12,7 @@ from quart_app.asgi_body import ClientDisconnectedError, body_stream
 from quart_app.engine import engine
 from quart_app.http_errors import RETRY_HEADERS, BodyValidationError, ContractError, json_message
 from quart_app.lifecycle import lifecycle, require_enabled
-from quart_app.loaders.registry import SUPPORTED_MIMETYPES, canonical_mimetype
+from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.multipart_sources import (
     MIB,
     MultipartError,
@@ -116,8 +116,8 @@ def validate_part(part: ReceivedPart, max_part_bytes: int) -> IncomingSource | R
         )
         return RejectedPart(part.filename, message, 413)
     mimetype, provider = headers["type"].strip(), headers["provider"].strip()
-    if provider != FILES_PROVIDER and canonical_mimetype(mimetype) not in SUPPORTED_MIMETYPES:
-        mimetype = "text/plain"  # a content provider's text, its type a word ('E-Mail', 'Bookmark'), as in pull mode
+    if provider != FILES_PROVIDER:
+        mimetype = provider_item_mimetype(mimetype)
     return IncomingSource(
         source_id=part.filename,
         user_ids=_user_ids(headers),
