@@ -37,8 +37,10 @@ from quart_app.services.embedder_outage import EmbedderOutage, requeue_outage_fa
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
 from quart_app.services.queue_listener import listen_for_queued_chunks
 from quart_app.store import Database, DatabaseUnavailableError, StoreError
+from quart_app.store.errors import PERMANENT_ERRORS, first_line
 from quart_app.store.queue_store import (
     Claim,
+    ClaimedChunk,
     cached_vectors,
     claim_batch,
     complete,
@@ -383,6 +385,26 @@ class EmbeddingWorker:
         return written
 
     async def _write(
+        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
+    ) -> int:
+        """complete() the claim; when the database refuses it for good (a constraint or a data error), write its texts
+        one by one and fail only the chunks whose vector is refused: given back, the batch came first again forever."""
+        try:
+            return await self._write_through_outages(claim, vectors, new_hashes, keep_until)
+        except PERMANENT_ERRORS as exc:
+            refusal = first_line(exc)
+        by_text: dict[bytes, list[ClaimedChunk]] = {}
+        for chunk in claim.chunks:
+            by_text.setdefault(chunk.text_hash, []).append(chunk)
+        if len(by_text) == 1:
+            await self._fail(claim, f"the database refused this chunk's vector: {refusal}", retryable=False)
+            return 0
+        written = 0
+        for chunks in by_text.values():
+            written += await self._write(Claim(claim.token, chunks), vectors, new_hashes, keep_until)
+        return written
+
+    async def _write_through_outages(
         self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
     ) -> int:
         """complete() the claim, trying again while the database is away (until `keep_until`)."""
