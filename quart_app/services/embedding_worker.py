@@ -31,7 +31,7 @@ import numpy.typing as npt
 import psycopg
 
 from appliance.config import EmbeddingWorkerConfig
-from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff
+from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff, loop_detail
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_outage import EmbedderOutage, requeue_outage_failures
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
@@ -176,6 +176,7 @@ class EmbeddingWorker:
 
         An unavailable embedding service raises its EmbeddingServiceError; the batch is given back, attempts untouched.
         A database error mid-batch is raised too; the batch is given back at the next call the database answers.
+        Any other exception counts as a failed attempt of the batch and is logged.
         """
         await self._release_pending()
         claim = await self._claim()
@@ -199,6 +200,11 @@ class EmbeddingWorker:
             # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
             await self._release(claim)
             raise
+        except Exception as exc:
+            # a bug: count an attempt with backoff, so the batch neither waits out its lease again and again (10 min)
+            # nor comes straight back, and ends failed with the reason in /status after max_attempts
+            logger.exception("embedding batch of %d chunks: unexpected error", len(claim.chunks))
+            return await self._fail(claim, loop_detail(exc, "unexpected error in the embedding worker: "), True)
 
     async def _release(self, claim: Claim) -> None:
         try:
@@ -482,7 +488,7 @@ class EmbeddingWorker:
                 await handle.sleep(wait, self._wake)
                 continue
             except Exception:
-                # a bug must not end the loop silently; the batch's lease expires and it is retried
+                # a bug outside a batch (claiming) must not end the loop silently; one inside a batch fails an attempt
                 logger.exception("embedding worker %d: unexpected error; continuing", index)
                 written = None
             if written is None:
