@@ -157,7 +157,8 @@ async def fail(
         " next_attempt_at = now() + make_interval(secs => least(%(cap)s, %(base)s * power(2, attempts)))"
         f" WHERE id IN ({_HELD})",
         {
-            "error": error[:2000],
+            # PostgreSQL text cannot hold NUL, and a service's error message may (refused, it stalled the queue)
+            "error": error.replace("\x00", "")[:2000],
             "retryable": retryable,
             "max": max_attempts,
             "cap": backoff_max_s,
