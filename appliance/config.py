@@ -526,4 +526,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AppConf
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        # a cleared or truncated file: the built-in defaults differ from the shipped template (LLM backend, GPU)
+        raise ConfigError(
+            f"{path}: the config file holds no settings (it is empty or only comments); restore it, or delete it so"
+            " that the next start copies the shipped template (write {} for the built-in defaults)"
+        )
     return parse_config(raw, str(path), environ)

@@ -293,6 +293,22 @@ def test_prepare_fails_at_start_up_naming_key_and_file(tmp_path: Path, yaml_text
     assert not (tmp_path / "run" / "launch.env").exists()
 
 
+@pytest.mark.parametrize("yaml_text", ["", "# debug: true\n# log_level: DEBUG\n"])
+def test_a_config_without_settings_stops_the_start_up(tmp_path: Path, yaml_text: str) -> None:
+    # a cleared or truncated file would otherwise run on built-in defaults (another LLM backend) without a word
+    (tmp_path / "config.yaml").write_text(yaml_text)
+    result = run_cli("prepare", env=clean_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}/config.yaml: the config file holds no settings (it is empty or only comments); restore"
+        " it, or delete it so that the next start copies the shipped template (write {} for the built-in defaults)"
+    )
+    assert not (tmp_path / "run" / "launch.env").exists()
+    # an explicit empty mapping still asks for the built-in defaults
+    (tmp_path / "config.yaml").write_text("{}\n")
+    assert load_config(tmp_path / "config.yaml", environ={}).llm_backend == "extractive"
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "backend"),
     [
