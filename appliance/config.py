@@ -6,12 +6,12 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from appliance.database_pool import PgvectorConfig
 from appliance.errors import ConfigError
@@ -36,6 +36,14 @@ DEFAULT_TEMPLATE = (
     " the question in your answer.\n{context}\n\n{question}\n"
 )
 DEFAULT_NO_CTX_TEMPLATE = "{question}\n"
+
+
+def _upper_case(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+# the names every program's logging.setLevel accepts (another one crashes the app and the embedder at start-up)
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper_case)]
 
 
 class _Section(BaseModel):
@@ -404,7 +412,7 @@ class StatusHistoryConfig(_Section):
 
 class AppConfig(_Section):
     debug: bool = Field(False, description="debug logging and error details")
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
     disable_aaa: bool = Field(False, description="turn AppAPI auth and the enabled guard off (development only)")
     verify_ssl: bool = Field(True, description="verify TLS certificates of outgoing calls")
     doc_parser_worker_limit: int | None = Field(None, ge=1, description="upstream name of ingest.concurrent_requests")

@@ -267,6 +267,8 @@ def test_config_command_reset(tmp_path: Path) -> None:
     [
         ("embedding:\n  bogus: 1\n", "'embedding.bogus': unknown key"),
         ("colour: blue\n", "'colour': unknown key"),
+        # not a level the programs' logging knows: the app and the embedder would crash at start-up
+        ("log_level: verbose\n", "'log_level': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         (
             "retrieval:\n  rrf_k: many\n",
             "'retrieval.rrf_k': Input should be a valid integer, unable to parse string as an integer",
@@ -307,6 +309,11 @@ def test_a_config_without_settings_stops_the_start_up(tmp_path: Path, yaml_text:
     # an explicit empty mapping still asks for the built-in defaults
     (tmp_path / "config.yaml").write_text("{}\n")
     assert load_config(tmp_path / "config.yaml", environ={}).llm_backend == "extractive"
+
+
+def test_the_log_level_is_read_in_any_case(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CPU.replace("log_level: INFO", "log_level: debug"))
+    assert load_config(tmp_path / "config.yaml", environ={}).log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
