@@ -411,7 +411,7 @@ class StatusHistoryConfig(_Section):
 
 
 class AppConfig(_Section):
-    debug: bool = Field(False, description="debug logging and error details")
+    debug: bool = Field(False, description="debug logging whatever log_level says (upstream's switch for it)")
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
     disable_aaa: bool = Field(False, description="turn AppAPI auth and the enabled guard off (development only)")
     verify_ssl: bool = Field(True, description="verify TLS certificates of outgoing calls")
@@ -434,6 +434,11 @@ class AppConfig(_Section):
     http: HttpServerConfig = Field(default_factory=HttpServerConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     status_history: StatusHistoryConfig = Field(default_factory=StatusHistoryConfig)
+
+    @property
+    def effective_log_level(self) -> str:
+        """The level every program logs at: DEBUG when debug is true, else log_level."""
+        return "DEBUG" if self.debug else self.log_level
 
 
 def _first_key(section: Mapping[str, Any], supported: Mapping[str, Any] | tuple[str, ...], name: str, file: str) -> str:

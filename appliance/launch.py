@@ -68,8 +68,8 @@ def launch_env_path(layout: StorageLayout) -> Path:
 def embedder_arguments(config: AppConfig, layout: StorageLayout) -> list[str]:
     """Flags of `python -m quart_app.embedder` beyond --host/--port/--model, from the embedding section."""
     embedding = config.embedding
-    args = ["--runtime", embedding.runtime, "--model-dir", str(layout.model_dir), "--log-level", config.log_level]
-    args += ["--batch-tokens", str(embedding.batch_tokens)]
+    args = ["--runtime", embedding.runtime, "--model-dir", str(layout.model_dir)]
+    args += ["--log-level", config.effective_log_level, "--batch-tokens", str(embedding.batch_tokens)]
     if embedding.runtime == "llama" and embedding.llama is not None:
         llama = embedding.llama
         args += [

@@ -43,7 +43,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     if settings is None:
         # the real process (quart_app/app_server.py), so it also sets up logging
         settings = AppSettings.from_env()
-        configure_logging(settings.config.log_level)
+        configure_logging(settings.config.effective_log_level)
     app = Quart(__name__)
     # a request the server cancels (its graceful timeout at a stop) takes its handler with it
     app.asgi_http_class = RequestScopedConnection

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
-from appliance_kit import REPO, clean_env, run_cli
+from appliance_kit import PYTHON, REPO, clean_env, run_cli
 
 from appliance import config_files
 from appliance.config import load_config, parse_config
 from appliance.config_files import config_path, ensure_config
 from appliance.doctor import _config_defaults
 from appliance.errors import ConfigError
+from appliance.launch import read_launch_env
 from appliance.storage import StorageLayout
 
 CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
@@ -314,6 +317,23 @@ def test_a_config_without_settings_stops_the_start_up(tmp_path: Path, yaml_text:
 def test_the_log_level_is_read_in_any_case(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(CPU.replace("log_level: INFO", "log_level: debug"))
     assert load_config(tmp_path / "config.yaml", environ={}).log_level == "DEBUG"
+
+
+def test_debug_true_makes_the_app_and_the_embedder_log_at_debug(tmp_path: Path) -> None:
+    # upstream's shipped config.yaml says debug: true for debug logs; log_level stays at INFO in such a file
+    (tmp_path / "config.yaml").write_text(CPU.replace("debug: false", "debug: true"))
+    env = clean_env(tmp_path)
+    prepared = run_cli("prepare", env=env)
+    assert prepared.returncode == 0, prepared.stderr
+    launch = read_launch_env(tmp_path / "run" / "launch.env")
+    assert "--log-level DEBUG" in launch["CCB_EMBEDDER_ARGS"]
+    # the app server's own start: the factory reads the config from the environment and sets up logging
+    app_start = "import logging; from quart_app.app_factory import build_app; build_app(); print(logging.root.level)"
+    app = subprocess.run(
+        [PYTHON, "-c", app_start], cwd=REPO, env={**env, **launch}, capture_output=True, text=True, timeout=60
+    )
+    assert app.returncode == 0, app.stderr
+    assert app.stdout.strip() == str(logging.DEBUG)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def main(catalogue: str, argv: list[str]) -> int:
     config = server_config(args.bind, args.keep_alive)
     sockets = config.create_sockets()
     settings = dataclasses.replace(AppSettings.from_env(), model_catalogue=Path(catalogue))
-    configure_logging(settings.config.log_level)
+    configure_logging(settings.config.effective_log_level)
     return serve_app(create_app(settings), config, sockets)
 
 
