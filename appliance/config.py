@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from appliance.database_pool import PgvectorConfig
 from appliance.errors import ConfigError
@@ -109,7 +109,9 @@ class EmbeddingConfig(_Section):
     port: int = Field(5000, ge=1, le=65535, description="port of the local embedder program")
     workers: int = Field(1, ge=0, description="local embedder processes; 0 = use an external service only")
     chunk_tokens: int | None = Field(None, ge=16, description="chunk size in model tokens; default: model maximum")
-    chunk_overlap_tokens: int = Field(32, ge=0, description="overlap between neighbouring chunks, in tokens")
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, description="overlap between neighbouring chunks, in tokens; at most half a chunk"
+    )
     query_prefix: str = Field(
         "",
         description="prefix for queries sent to an external service (e5: 'query: '); both empty = the catalogue's"
@@ -130,6 +132,17 @@ class EmbeddingConfig(_Section):
         if problem is not None:
             raise ValueError(problem)
         return url
+
+    @model_validator(mode="after")
+    def _overlap_within_half_a_chunk(self) -> EmbeddingConfig:
+        # the parse workers' chunker refuses more, and the engine would then never open
+        if self.chunk_tokens is not None and self.chunk_overlap_tokens > self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap_tokens {self.chunk_overlap_tokens} is more than half of chunk_tokens"
+                f" {self.chunk_tokens}; lower chunk_overlap_tokens to {self.chunk_tokens // 2} or less, or raise"
+                " chunk_tokens"
+            )
+        return self
 
     def reaches_local_embedder(self) -> bool:
         """True when base_url names the local embedder program's host and port."""

@@ -270,6 +270,12 @@ def test_config_command_reset(tmp_path: Path) -> None:
     [
         ("embedding:\n  bogus: 1\n", "'embedding.bogus': unknown key"),
         ("colour: blue\n", "'colour': unknown key"),
+        # the parse workers' chunker refuses an overlap above half a chunk: the engine would never open
+        (
+            "embedding:\n  chunk_tokens: 48\n",
+            "'embedding': Value error, chunk_overlap_tokens 32 is more than half of chunk_tokens 48; lower"
+            " chunk_overlap_tokens to 24 or less, or raise chunk_tokens",
+        ),
         # not a level the programs' logging knows: the app and the embedder would crash at start-up
         ("log_level: verbose\n", "'log_level': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         (
