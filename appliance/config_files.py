@@ -113,7 +113,19 @@ def _follows_template(target: Path, template_name: str, shipped: str, before_rec
         _record_if_possible(target, template_name, shipped)
     elif record is None and shipped_before_records(current, template_name, before_records):
         return True
-    if record is None or record.template_name != template_name or record.text == shipped:
+    if record is not None and record.template_name != template_name:
+        # the hardware changed since the first start (a GPU added or gone): the copy is kept, the admin decides
+        log.warning(
+            "keeping %s, copied from %s, though this start picks %s for the hardware (their onnx providers and"
+            " n_gpu_layers differ): start once with --reset-config to use %s (the old file is kept as .bak), or set"
+            " COMPUTE_DEVICE to keep the old choice",
+            target,
+            record.template_name,
+            template_name,
+            template_name,
+        )
+        return False
+    if record is None or record.text == shipped:
         # no record: copied before records were kept and edited since, or brought in through CC_CONFIG_PATH
         log.info("keeping the existing config %s", target)
         return False

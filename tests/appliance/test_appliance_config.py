@@ -20,6 +20,7 @@ from appliance.config_files import config_path, ensure_config
 from appliance.doctor import _config_defaults
 from appliance.errors import ConfigError
 from appliance.launch import read_launch_env
+from appliance.probe import ConfigVariant
 from appliance.storage import StorageLayout
 
 CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
@@ -205,6 +206,27 @@ def test_a_config_without_a_record_or_from_another_template_is_kept(tmp_path: Pa
     assert not ensure_config(target, "cpu", configs_dir=templates).copied
     (templates / "config.cpu.yaml").write_text(NEW_TEMPLATE.replace("rrf_k: 60", "rrf_k: 40"))
     assert ensure_config(target, "cpu", configs_dir=templates).followed
+
+
+HARDWARE_CHANGES: list[tuple[ConfigVariant, ConfigVariant]] = [("cpu", "gpu"), ("gpu", "cpu")]
+
+
+@pytest.mark.parametrize(("copied", "now"), HARDWARE_CHANGES)
+def test_a_config_copied_for_other_hardware_is_kept_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, copied: ConfigVariant, now: ConfigVariant
+) -> None:
+    # a GPU added (or gone) since the first start: the old providers and n_gpu_layers stay in effect
+    target = tmp_path / "config.yaml"
+    ensure_config(target, copied)
+    caplog.set_level("INFO", logger="appliance.config_files")
+    assert not ensure_config(target, now).copied
+    assert target.read_text() == (CPU if copied == "cpu" else GPU)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        f"keeping {target}, copied from config.{copied}.yaml, though this start picks config.{now}.yaml for the"
+        f" hardware (their onnx providers and n_gpu_layers differ): start once with --reset-config to use"
+        f" config.{now}.yaml (the old file is kept as .bak), or set COMPUTE_DEVICE to keep the old choice"
+    )
 
 
 def test_an_untouched_config_from_before_records_follows_the_template(tmp_path: Path) -> None:
