@@ -147,7 +147,11 @@ class EmbeddingConfig(_Section):
     def reaches_local_embedder(self) -> bool:
         """True when base_url names the local embedder program's host and port."""
         parts = urlsplit(self.base_url)
-        local = {self.host, "127.0.0.1", "localhost"} if self.host in ("0.0.0.0", "::") else {self.host}
+        local = {self.host}
+        if self.host in ("0.0.0.0", "::"):
+            local |= {"127.0.0.1", "localhost"}
+        elif self.host in ("127.0.0.1", "::1"):
+            local.add("localhost")  # upstream's base_url names it so; a client tries each loopback address
         return parts.hostname in local and parts.port == self.port
 
     @property

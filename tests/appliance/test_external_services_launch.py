@@ -55,6 +55,16 @@ def test_a_cc_em_base_url_naming_the_local_embedder_keeps_it(tmp_path: Path) -> 
     assert config.embedding.workers == 1
 
 
+def test_a_cc_em_base_url_naming_the_local_embedder_as_localhost_keeps_it(tmp_path: Path) -> None:
+    # upstream's default base_url says localhost; the embedder listens on 127.0.0.1, which localhost reaches
+    port = free_port()
+    write_config(tmp_path, embedder_port=port)
+    result = run_cli("prepare", env=clean_env(tmp_path, CC_EM_BASE_URL=f"http://localhost:{port}/v1"))
+    assert result.returncode == 0, result.stderr
+    assert read_launch_env(launch_env_path(StorageLayout(tmp_path)))["CCB_EMBEDDER_AUTOSTART"] == "true"
+    assert "does not point to the local embedder" not in result.stderr
+
+
 def test_the_health_check_leaves_the_local_embedder_port_alone_with_cc_em_base_url(tmp_path: Path) -> None:
     port = free_port()
     config = load_config(write_config(tmp_path, embedder_port=port), {"CC_EM_BASE_URL": EXTERNAL["CC_EM_BASE_URL"]})
