@@ -63,6 +63,9 @@ def render_status(report: dict[str, Any]) -> RenderableType:
         parts.append(_table("Programs", [("supervisord", str(programs))]))
     hardware = report.get("hardware") or {}
     machine = [("cpu", f"{hardware.get('arch')} (AVX2: {hardware.get('avx2')})")]
+    if hardware.get("cpus"):
+        limit = hardware.get("cpu_limit")
+        machine.append(("cpus", f"{hardware['cpus']} usable" + (f", limited by {limit}" if limit else "")))
     if hardware.get("device"):
         machine.append(("device", f"{hardware['device']}: {hardware.get('device_reason')}"))
     llm = report.get("llm") or {}

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from appliance.cpu_limit import cpu_limit
 from appliance.probe import probe_cpu
 from appliance.storage import StorageLayout
 
@@ -37,15 +38,19 @@ def program_states(layout: StorageLayout) -> dict[str, str] | str:
 
 
 def hardware_report(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compute device the probe chose at start (None when started without `prepare`) and the CPU's flags."""
+    """The compute device the probe chose at start (None when started without `prepare`), the CPU's flags and the
+    CPUs a container's quota or affinity mask leaves (what thread counts of 0 use)."""
     env = os.environ if environ is None else environ
     cpu = probe_cpu()
+    limit = cpu_limit()
     return {
         "device": env.get(DEVICE_VARIABLE) or None,
         "device_reason": env.get(DEVICE_REASON_VARIABLE) or None,
         "arch": cpu.arch,
         "avx2": cpu.flags.get("avx2"),
         "llama_cpp": cpu.llama_cpp_supported,
+        "cpus": limit.cpus if limit is not None else os.cpu_count(),
+        "cpu_limit": limit.reason if limit is not None else None,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.cpu_limit import runtime_threads
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
@@ -36,7 +37,7 @@ class LlamaEmbeddingRuntime(LoadedModelIdentity):
         self._model_id = model_id
         # llama.cpp pools per decoded sequence, so one input must fit in one batch; embed() truncates there
         self._max_tokens = max(1, min(max_tokens, n_ctx, n_batch))
-        n_threads = threads or os.cpu_count() or 1
+        n_threads = runtime_threads(threads) or os.cpu_count() or 1
         try:
             self._llm: Any = llama_cpp.Llama(
                 model_path=str(model_path),

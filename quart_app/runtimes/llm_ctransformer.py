@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import CTransformerConfig
+from appliance.cpu_limit import runtime_threads
 from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
@@ -40,7 +41,7 @@ class CTransformerBackend:
                 model_type=config.model_type,
                 local_files_only=True,
                 context_length=config.n_ctx,
-                threads=config.threads or -1,
+                threads=runtime_threads(config.threads) or -1,
                 gpu_layers=config.gpu_layers,
             )
         except (OSError, ValueError, RuntimeError) as exc:

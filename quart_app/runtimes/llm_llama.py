@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import LlamaConfig
+from appliance.cpu_limit import runtime_threads
 from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
@@ -41,7 +42,7 @@ class LlamaBackend:
                 model_path=str(model_path),
                 n_ctx=config.n_ctx,
                 n_batch=config.n_batch,
-                n_threads=config.n_threads or None,
+                n_threads=runtime_threads(config.n_threads) or None,
                 n_gpu_layers=config.n_gpu_layers,
                 verbose=False,
             )
