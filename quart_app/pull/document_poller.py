@@ -1,7 +1,8 @@
 """The documents loop (PHP app 5.4+): claim a batch, fetch files, ingest, acknowledge what is done for good.
 
 A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
-429, 5xx, connection loss) are retried here with backoff first; 404/422, invalid items and unreadable files are
+429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
+a restart) the batch waits for it without using up its files' tries; 404/422, invalid items and unreadable files are
 acknowledged as failed. The same ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
@@ -269,6 +270,13 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in (400, 408):
                     return FileUnavailableError(str(exc), permanent=False)
                 last = str(exc)
+                if exc.transient and (outage := await self._gate.wait_for_nextcloud(handle)) is not False:
+                    if outage is None:
+                        break
+                    # Nextcloud was away (maintenance, a restart): not a try of this file, which would run out of
+                    # tries and stay locked for 24 h
+                    attempt -= 1
+                    continue
                 handle.status.count("fetch_retries")
                 wait = backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt)
                 if isinstance(exc, NextcloudRateLimitedError) and exc.retry_after_s is not None:

@@ -41,6 +41,8 @@ class PullGate:
         self._enabled = enabled
         self.changed = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._nextcloud_wait = asyncio.Lock()
+        self._nextcloud_outages = 0
         self.available: bool | None = None
         self._checked_at = 0.0
         self.reason = "not checked yet"
@@ -112,6 +114,32 @@ class PullGate:
             remaining = self._config.recheck_unavailable_s - (time.monotonic() - self._checked_at)
             await handle.sleep(max(remaining, 0.05), self.changed)
         return False
+
+    async def wait_for_nextcloud(self, handle: LoopHandle) -> bool | None:
+        """After a transient failure of one call: wait while Nextcloud itself is away (down, maintenance mode, 5xx from
+        its proxy). True after an outage, False if it answers (the failure was the call's own), None on stop."""
+        outages = self._nextcloud_outages
+        async with self._nextcloud_wait:
+            if self._nextcloud_outages != outages:
+                return None if handle.stopping.is_set() else True  # another download waited it out meanwhile
+            failures = 0
+            while not handle.stopping.is_set():
+                try:
+                    await self._nc.ocs("GET", ACTIONS_PATH, params={"n": 0})
+                except NextcloudError as exc:
+                    if exc.transient:
+                        failures += 1
+                        handle.status.set("backing_off", f"Nextcloud is away ({exc}); the batch waits for it")
+                        handle.status.count("nextcloud_waits")
+                        await handle.sleep(
+                            backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures)
+                        )
+                        continue
+                if failures:
+                    self._nextcloud_outages += 1
+                    log.info("Nextcloud answers again after %d failed look(s); the batch goes on", failures)
+                return failures > 0
+            return None
 
     async def wait_for_store(self, handle: LoopHandle) -> bool | None:
         """Wait while the database is unreachable: True after an outage, False if there was none, None on stop."""

@@ -4,7 +4,8 @@ Start `FakePullNextcloud()` as a context manager, fill it through `add_*`/`sched
 public attributes, read `requests` and the helpers afterwards (spec: shared/reference/pull-contract.md §2).
 OCS v2 answers carry the status as HTTP status; OCS v1 (AppAPI, capabilities) answers errors inside the envelope with
 HTTP 200 like Nextcloud's V1Response (`ocs_v1_errors_in_envelope = False` → real HTTP codes).
-Per request: record → route (404) → `delay_s` → `endpoint_faults` (0 = drop the connection) → auth (412) → handler.
+Per request: record → `on_request` → route (404) → `delay_s` → `maintenance` (503) → `endpoint_faults` (0 = drop the
+connection) → auth (412) → handler.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class FakePullNextcloud:
         self.ocs_v1_errors_in_envelope = True
         self.endpoint_faults: dict[str, deque[int]] = {}
         self.delay_s: dict[str, float] = {}
+        # while set, every route answers as Nextcloud's maintenance mode does (503 "Service unavailable")
+        self.maintenance = threading.Event()
+        self.maintenance_answers = 0
+        # called with each request as it arrives (under no lock), e.g. to start maintenance mid-batch
+        self.on_request: Callable[[RecordedRequest], None] | None = None
         self.files: dict[int, _File] = {}
         self.folders: dict[int, list[int]] = {}
         self.users: set[str] = set()  # resolve_scope_list answers 404 for other users
@@ -336,12 +342,18 @@ class FakePullNextcloud:
     def _dispatch(self, req: RecordedRequest, authed: bool) -> _Reply:
         with self._lock:
             self.requests.append(req)
+        if self.on_request is not None:
+            self.on_request(req)
         found = self._route(req.method, req.path)
         if found is None or (found[0] in _CONTEXT_CHAT_ROUTES and not self.pull_supported):
             return self._ocs(req, [], 404, f"no route {req.method} {req.path}")
         name, handler, args = found
         if self.delay_s.get(name):
             time.sleep(self.delay_s[name])
+        if self.maintenance.is_set():
+            with self._lock:
+                self.maintenance_answers += 1
+            return _Reply(503, ocs_envelope(None, 503, "Service unavailable"))
         with self._lock:
             faults = self.endpoint_faults.get(name)
             fault = faults.popleft() if faults else None

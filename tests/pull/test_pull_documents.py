@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import deque
 
 import psycopg
 import pytest
-from nextcloud_pull_fake import FakePullNextcloud
+from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
 
 from quart_app.store.claim_store import KIND_NUMBERS, LOCK_CLASS_BASE
@@ -148,6 +149,29 @@ async def test_a_file_that_keeps_failing_is_left_locked_not_acknowledged(
     await until(lambda: (pull_app.engine.pull is not None) and "left_locked" in _counters(pull_app))
     assert nextcloud.file_fetches[stuck] == 5  # pull.fetch_attempts
     assert stuck_row in nextcloud.locked_rows()["files"] and stuck_row not in acked(nextcloud, "files")
+
+
+async def test_a_batch_waits_out_nextcloud_maintenance_instead_of_leaving_its_files_locked(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    row = nextcloud.file_row_id(budget)
+
+    def maintenance_from_the_first_download(request: RecordedRequest) -> None:
+        if request.path.endswith(f"/files/{budget}"):
+            nextcloud.maintenance.set()  # `occ maintenance:mode --on` (or an upgrade) right after the claim
+            nextcloud.on_request = None
+
+    nextcloud.on_request = maintenance_from_the_first_download
+    await until(nextcloud.maintenance.is_set, what="the download of the claimed file")
+    # maintenance outlasts the download's tries (pull.fetch_attempts: 0.55 s of backoff with FAST_PULL)
+    await asyncio.sleep(2.0)
+    nextcloud.maintenance.clear()
+    # before: the file's five tries ran out during maintenance and its row stayed locked for 24 h
+    await until(lambda: row in acked(nextcloud, "files"), timeout_s=15, what="the file indexed after maintenance")
+    assert nextcloud.file_fetches[budget] == 1 and _counters(pull_app)["left_locked"] == 0
+    await pull_app.drain_embeddings()
+    assert (await pull_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {budget}"
 
 
 def _counters(pull_app: PullApp) -> dict[str, int]:
