@@ -35,7 +35,7 @@ from quart_app.pull.task_types import (
     SEARCH_TASK_TYPE,
 )
 from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
-from quart_app.services.errors import AnswerError, QuestionTooLongError
+from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
 from quart_app.source_fields import text_problem
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ SCOPE_TYPES = ("none", "source", "provider")
 # a search whose files Nextcloud reports missing is asked again this many times at most for others in their place
 SEARCH_REFILLS = 2
 STOPPED_MESSAGE = "Context Chat was stopped before the answer was ready (an update or restart); please ask again"
+# the template does not fit the LLM's context: the fix (n_ctx, max_tokens) is the admin's, and goes to the log
+MISCONFIGURED_LLM_MESSAGE = (
+    "Context Chat cannot answer: its language model is set up with too small a context for the prompt; please tell"
+    " your administrator"
+)
 # one try for that failure report: the cancelled answer must end within the stop's grace (SHUTDOWN_GRACE_S)
 STOPPED_RESULT_TIMEOUT_S = 1.0
 
@@ -171,6 +176,10 @@ class TaskPoller:
             error = f"Validation error: {exc}"
             # only the user can shorten it
             user_facing = str(exc)
+        except PromptTooLongError as exc:
+            log.error("task %s cannot be answered until the LLM is reconfigured: %s", task_id, exc)
+            error = f"Unexpected error{MISCONFIGURED_LLM_MESSAGE}"
+            user_facing = MISCONFIGURED_LLM_MESSAGE
         except AnswerError as exc:
             # upstream's strings, without a separator ("Context errorNo documents retrieved, …")
             error = f"Context error{exc}"

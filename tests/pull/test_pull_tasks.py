@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from pathlib import Path
 from typing import Any
 
+import pytest
+from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import BUDGET, LABEL, PullApp, acked, task_done, until
+from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked, task_done, until
 
-from quart_app.pull.task_types import CHAT_REGISTRATION, SEARCH_REGISTRATION, SEARCH_TASK_TYPE
+from quart_app.pull.task_types import CHAT_REGISTRATION, CHAT_TASK_TYPE, SEARCH_REGISTRATION, SEARCH_TASK_TYPE
 
 BERLIN = b"Berlin office notes: the budget review for the Berlin office happens in March."
 
@@ -269,3 +273,29 @@ async def test_a_nul_or_lone_surrogate_in_a_prompt_or_scope_is_a_validation_erro
     assert failed["errorMessage"] == f"Validation error: prompt {surrogate_problem}"
     failed = await task_done(nextcloud, nul_user)
     assert failed["errorMessage"] == "Validation error: userId must not contain NUL characters (\\u0000)"
+
+
+async def test_an_llm_context_too_small_for_the_template_tells_the_user_to_ask_the_admin_and_logs_the_fix(
+    tmp_path: Path,
+    fresh_dsn: str,
+    embedder_url: str,
+    nextcloud: FakePullNextcloud,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the admin can raise n_ctx: the user used to be told "raise llm.<backend>.n_ctx or lower max_tokens"."""
+    small = {"nc_texttotext": {"n_ctx": 64, "max_tokens": 32}}  # the template alone needs more than 32 tokens
+    raw = contract_config(embedder_url, pull=FAST_PULL, llm=small)
+    settings = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud_url=nextcloud.url)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await _corpus(pull_app, nextcloud)
+        task = nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", _chat("What is the travel budget of Berlin?"))
+        failed = await task_done(nextcloud, task)
+    message = (
+        "Context Chat cannot answer: its language model is set up with too small a context for the prompt; please"
+        " tell your administrator"
+    )
+    assert (failed["status"], failed["errorMessage"]) == ("STATUS_FAILED", f"Unexpected error{message}")
+    assert failed["userFacingErrorMessage"] == message
+    advice = [r for r in caplog.records if r.levelno == logging.ERROR and "raise llm.<backend>.n_ctx" in r.getMessage()]
+    assert len(advice) == 1 and f"task {task}" in advice[0].getMessage()
