@@ -83,7 +83,7 @@ class QueueLoop(ABC, Generic[Item]):
         """DELETE what is done for good; False when the acknowledgement was lost (a replay after 24 h)."""
         if not count:
             return True
-        if not await deliver(self._nc, "DELETE", path, body, self._pull, handle, "ack_failures"):
+        if not await deliver(self._nc, self._gate, "DELETE", path, body, self._pull, handle, "ack_failures"):
             return False
         handle.status.count("acknowledged", count)
         return True
@@ -91,6 +91,7 @@ class QueueLoop(ABC, Generic[Item]):
 
 async def deliver(
     nextcloud: NextcloudClient,
+    gate: PullGate,
     method: str,
     path: str,
     body: dict[str, Any],
@@ -98,13 +99,21 @@ async def deliver(
     handle: LoopHandle,
     failure_counter: str,
 ) -> bool:
-    """Send a result or an acknowledgement, retried on transient errors; False (logged, counted) when it is lost."""
-    for attempt in range(1, config.result_attempts + 1):
+    """Send a result or an acknowledgement, retried on transient errors and held while Nextcloud itself is away; False
+    (logged, counted) when it is lost."""
+    attempt = 0
+    while attempt < config.result_attempts:
+        attempt += 1
         try:
             await nextcloud.ocs(method, path, json=body)
             return True
         except NextcloudError as exc:
-            if not exc.transient or attempt == config.result_attempts:
+            outage = await gate.wait_for_nextcloud(handle) if exc.transient else False
+            if outage:
+                # Nextcloud was away (maintenance, a restart): not a try; a lost result leaves its task running
+                attempt -= 1
+                continue
+            if not exc.transient or outage is None or attempt == config.result_attempts:
                 log.error("%s %s could not be delivered: %s", method, path, exc)
                 handle.status.count(failure_counter)
                 return False

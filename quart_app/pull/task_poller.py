@@ -193,7 +193,7 @@ class TaskPoller:
             log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
         result = {"taskId": task_id, "output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}
         path = RESULT_PATH.format(task_id=task_id)
-        await deliver(self._nc, "POST", path, result, self._config, handle, "result_failures")
+        await deliver(self._nc, self._gate, "POST", path, result, self._config, handle, "result_failures")
 
     async def _report_stopped(self, task_id: Any) -> None:
         """Fail a task whose answer the stop cut off: Nextcloud never fails a RUNNING task by itself, so without a

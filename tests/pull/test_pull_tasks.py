@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from contract_kit import contract_config, make_settings
-from nextcloud_pull_fake import FakePullNextcloud
+from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked, task_done, until
 
 from quart_app.pull.task_types import CHAT_REGISTRATION, CHAT_TASK_TYPE, SEARCH_REGISTRATION, SEARCH_TASK_TYPE
@@ -299,3 +299,24 @@ async def test_an_llm_context_too_small_for_the_template_tells_the_user_to_ask_t
     assert failed["userFacingErrorMessage"] == message
     advice = [r for r in caplog.records if r.levelno == logging.ERROR and "raise llm.<backend>.n_ctx" in r.getMessage()]
     assert len(advice) == 1 and f"task {task}" in advice[0].getMessage()
+
+
+async def test_an_answer_ready_during_nextcloud_maintenance_is_delivered_when_it_ends(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    await _corpus(pull_app, nextcloud)
+    task = nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", _chat("What is the travel budget of Berlin?"))
+
+    def maintenance_from_the_result(request: RecordedRequest) -> None:
+        if request.path.endswith(f"/{task}/result"):
+            nextcloud.maintenance.set()  # an upgrade begins while the answer is on its way
+            nextcloud.on_request = None
+
+    nextcloud.on_request = maintenance_from_the_result
+    await until(nextcloud.maintenance.is_set, what="the result on its way")
+    # maintenance outlasts the result's tries (pull.result_attempts: 0.55 s of backoff with FAST_PULL)
+    await asyncio.sleep(2.0)
+    nextcloud.maintenance.clear()
+    # before: the tries ran out during maintenance and the task showed as running in the Assistant for good
+    done = await task_done(nextcloud, task, timeout_s=15)
+    assert done["status"] == "STATUS_SUCCESSFUL" and "12000" in done["output"]["output"]
