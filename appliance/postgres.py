@@ -189,7 +189,9 @@ class EmbeddedPostgres:
         write_auth_files(self.pgdata, app_os_user, user.pw_name if user else app_os_user, DB_ROLE)
         if overrides is not None:
             self._install_overrides(overrides)
-        _clear_stale_pid(self.pgdata)
+        # a host crash leaves both lock files; PostgreSQL refuses to start while either names a live process
+        _clear_stale_lock(self.pgdata / "postmaster.pid")
+        _clear_stale_lock(self.socket_dir / f".s.PGSQL.{self.tcp_port or 5432}.lock")
         command = self.server_command()
         log.info(
             "starting PostgreSQL: data %s, socket %s, tcp %s", self.pgdata, self.socket_dir, self.tcp_port or "off"
@@ -218,26 +220,25 @@ def _user_name(uid: int) -> str:
         ) from None
 
 
-def _clear_stale_pid(pgdata: Path) -> None:
-    """A postmaster.pid left by a kill -9 whose pid is gone would block the start."""
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.exists():
+def _clear_stale_lock(lock_file: Path) -> None:
+    """A lock file (postmaster.pid, the socket's .lock) left by a kill -9 whose pid is gone would block the start."""
+    if not lock_file.exists():
         return
     try:
-        pid = int(pid_file.read_text().splitlines()[0])
+        pid = int(lock_file.read_text().splitlines()[0])
         os.kill(pid, 0)
     except ProcessLookupError:
-        log.warning("removing stale %s (pid %d is gone)", pid_file, pid)
-        pid_file.unlink()
+        log.warning("removing stale %s (pid %d is gone)", lock_file, pid)
+        lock_file.unlink()
     except (ValueError, IndexError):
-        pid_file.unlink()
+        lock_file.unlink()
     except PermissionError:
         pass
     else:
         # after a container restart the old pid often belongs to another process (even to us, pg-run)
         if not _is_postgres(pid):
-            log.warning("removing stale %s (pid %d is no longer a postgres process)", pid_file, pid)
-            pid_file.unlink()
+            log.warning("removing stale %s (pid %d is no longer a postgres process)", lock_file, pid)
+            lock_file.unlink()
 
 
 def _is_postgres(pid: int) -> bool:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 import psycopg
 from postgres_server import server_command
 from psycopg.conninfo import conninfo_to_dict
 from waiting import wait_for
 
-from appliance.postgres import EmbeddedPostgres, _clear_stale_pid
+from appliance.os_users import POSTGRES_USER
+from appliance.postgres import EmbeddedPostgres, _clear_stale_lock
 
 
 def test_leftover_of_an_interrupted_initdb_is_removed(private_dir: Path) -> None:
@@ -42,11 +46,11 @@ def test_stale_pid_files_are_removed_and_a_live_postmasters_is_kept(
     try:
         for name, pid in (("reused", sleeper.pid), ("self", os.getpid()), ("gone", dead.pid)):
             pid_file = _pid_file(private_dir / name, pid)
-            _clear_stale_pid(pid_file.parent)
+            _clear_stale_lock(pid_file)
             assert not pid_file.exists(), name
         postmaster = int((pg_cluster.pgdata / "postmaster.pid").read_text().splitlines()[0])
         live = _pid_file(private_dir / "live", postmaster)
-        _clear_stale_pid(live.parent)
+        _clear_stale_lock(live)
         assert live.exists()  # a running postgres holds it: starting a second one must fail, not steal the dir
     finally:
         sleeper.kill()
@@ -85,3 +89,46 @@ def _answers(dsn: str) -> bool:
             return True
     except psycopg.OperationalError:
         return False
+
+
+def _server_user_command(*command: str) -> list[str]:
+    """`command` as the OS user the server runs as: the PostgreSQL user under root, else this one."""
+    if os.geteuid() != 0:
+        return list(command)
+    user = POSTGRES_USER.name
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+
+
+def test_a_start_after_a_host_crash_whose_old_pid_was_reused_is_not_blocked_by_the_socket_lock(
+    private_dir: Path,
+) -> None:
+    cluster = EmbeddedPostgres(private_dir / "pgsql", private_dir / "pg_socket")
+    cluster.ensure_initialised()
+    crashed = subprocess.Popen(server_command(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: _answers(cluster.dsn), 30, "the first PostgreSQL")
+    # a host crash: the postmaster and every backend die at once, their lock files stay
+    processes = [psutil.Process(crashed.pid), *psutil.Process(crashed.pid).children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend may end first, seeing its postmaster gone
+            process.kill()
+    psutil.wait_procs(processes, timeout=20)
+    crashed.wait()
+    lock_files = (cluster.pgdata / "postmaster.pid", cluster.socket_dir / ".s.PGSQL.5432.lock")
+    assert all(path.exists() for path in lock_files)
+    # after the reboot the old postmaster's pid belongs to another process of the same user (the embedder, say)
+    reused = subprocess.Popen(_server_user_command("sleep", "60"))
+    try:
+        for path in lock_files:
+            lines = path.read_text().splitlines()
+            path.write_text("\n".join([str(reused.pid), *lines[1:]]) + "\n")
+        server = subprocess.Popen(server_command(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _answers(cluster.dsn) or server.poll() is not None, 30, "the second PostgreSQL")
+            assert server.poll() is None, "PostgreSQL refused to start over the stale socket lock file"
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=20)
+    finally:
+        reused.kill()
+        reused.wait()
