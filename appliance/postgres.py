@@ -10,6 +10,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -91,10 +92,11 @@ class EmbeddedPostgres:
     def ensure_initialised(self) -> bool:
         """initdb + role/database/extension on first start; returns True when the cluster was created now."""
         user = self._os_user()
+        bin_dir = pg_bin_dir()
+        self._set_aside_older_cluster(bin_dir)
         self._prepare_dirs(user)
         if self.initialised:
             return False
-        bin_dir = pg_bin_dir()
         # build the cluster aside and rename it into place: a start killed mid-initdb must not leave a PG_VERSION
         # (= "initialised") over a half-made cluster
         staging = self.pgdata.with_name(self.pgdata.name + ".initdb")
@@ -130,6 +132,39 @@ class EmbeddedPostgres:
         os.rename(staging, self.pgdata)  # replaces the empty dir made by _prepare_dirs, atomically
         log.info("PostgreSQL cluster ready: database %s, role %s, extension vector", DB_NAME, DB_ROLE)
         return True
+
+    def _set_aside_older_cluster(self, bin_dir: Path) -> None:
+        """A cluster of an older PostgreSQL major (upstream Context Chat's is 17) cannot be started by this server,
+        and this image has no older binaries to upgrade it with: keep it aside, never deleted, and make a new one.
+
+        Its tables are not this appliance's anyway (upstream's langchain schema); Nextcloud re-sends the files. A
+        cluster of a newer major belongs to a newer appliance: refuse, a downgrade must not drop its index.
+        """
+        if not self.initialised:
+            return
+        found = _cluster_major(self.pgdata)
+        ours = _server_major(bin_dir)
+        if found == ours:
+            return
+        if int(found) > int(ours):
+            raise PostgresError(
+                f"{self.pgdata} holds a PostgreSQL {found} cluster and this appliance runs PostgreSQL {ours}: it was"
+                " made by a newer appliance; start that version again, or move the directory aside to begin with an"
+                " empty index"
+            )
+        kept = self.pgdata.with_name(f"{self.pgdata.name}.pg{found}-{time.strftime('%Y%m%d%H%M%S')}")
+        os.rename(self.pgdata, kept)
+        # the TCP password was set in the old cluster: the new one gets its own
+        self.tcp_password_file.unlink(missing_ok=True)
+        log.warning(
+            "%s held a PostgreSQL %s cluster (upstream Context Chat's or an older image's), which PostgreSQL %s cannot"
+            " start: kept it as %s (delete it to free the space) and making a new, empty one; let Nextcloud index the"
+            " files again (occ context_chat:reindex; before PHP app 5.4 context_chat:scan)",
+            self.pgdata,
+            found,
+            ours,
+            kept,
+        )
 
     @property
     def tcp_password_file(self) -> Path:
@@ -218,6 +253,23 @@ def _user_name(uid: int) -> str:
             f"uid {uid} has no user name in /etc/passwd, and the embedded PostgreSQL admits OS users by name (peer "
             "authentication on its socket): add a passwd entry for it, or start the appliance as root"
         ) from None
+
+
+def _cluster_major(pgdata: Path) -> str:
+    """PG_VERSION of a cluster, read by root without following a link the PostgreSQL user may have planted there."""
+    path = pgdata / "PG_VERSION"
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        found = handle.read(16).decode("ascii", "replace").strip()
+    if not found.isdigit():
+        raise PostgresError(f"{path} does not hold a PostgreSQL major version; is {pgdata} a PostgreSQL data dir?")
+    return found
+
+
+def _server_major(bin_dir: Path) -> str:
+    """The major version of the shipped server ("18"), as initdb writes it into PG_VERSION."""
+    output = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return output.stdout.split()[-1].split(".")[0]
 
 
 def _clear_stale_lock(lock_file: Path) -> None:

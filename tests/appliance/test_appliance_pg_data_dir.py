@@ -191,3 +191,29 @@ def test_a_stop_during_the_first_starts_initdb_ends_quietly_and_the_next_start_m
     started.append(PgRun(layout))
     started[0].wait_ready()
     assert _query(started[0].cluster, "SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+
+
+def test_an_upstream_postgresql_17_cluster_is_kept_aside_and_a_new_one_is_made(
+    storage: StorageLayout, started: list[PgRun]
+) -> None:
+    # upstream Context Chat's embedded cluster (PostgreSQL 17) in the same place; PG_VERSION is what the server checks
+    (storage.pgdata / "PG_VERSION").write_text("17\n")
+    (storage.pgdata / "upstream_marker").write_text("upstream's data\n")
+    started.append(PgRun(storage))
+    started[0].wait_ready()
+    assert _query(started[0].cluster, "SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+    assert (storage.pgdata / "PG_VERSION").read_text().strip() != "17"
+    [kept] = storage.vector_db_dir.glob("pgsql.pg17-*")
+    assert (kept / "upstream_marker").read_text() == "upstream's data\n"
+    assert f"kept it as {kept}" in started[0].log_path.read_text()
+
+
+def test_a_cluster_of_a_newer_postgresql_is_refused_and_left_as_it_is(
+    storage: StorageLayout, started: list[PgRun]
+) -> None:
+    (storage.pgdata / "PG_VERSION").write_text("99\n")
+    started.append(PgRun(storage))
+    assert started[0].process.wait(60) != 0
+    assert "holds a PostgreSQL 99 cluster" in started[0].log_path.read_text()
+    assert (storage.pgdata / "PG_VERSION").read_text() == "99\n"
+    assert list(storage.vector_db_dir.glob("pgsql.pg*")) == []
