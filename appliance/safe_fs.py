@@ -55,8 +55,12 @@ def _new_partial_file(path: Path, text: str, mode: int) -> Path:
             f"{partial} was created again while the appliance wrote it: another user writes into {path.parent}; "
             "make that directory writable by the appliance's user only"
         ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        os.unlink(partial)  # a full disk: no half-written file is left for every failed start
+        raise
     return partial
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import resource
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from appliance_kit import clean_env, run_cli
+from appliance_kit import PYTHON, REPO, clean_env, run_cli
 
 from appliance.cli_logging import APPLIANCE_LOG, add_appliance_log
 from appliance.storage import StorageLayout
@@ -45,3 +47,26 @@ def test_prepare_on_a_read_only_storage_says_to_set_a_writable_one(read_only_sto
         f"error: cannot take over {read_only_storage}/run: Read-only file system; set APP_PERSISTENT_STORAGE to a"
         " writable directory"
     )
+
+
+def _file_size_limit(limit_bytes: int) -> Callable[[], None]:
+    """A full disk for one process: writes past `limit_bytes` fail with EFBIG (SIGXFSZ ignored, as ENOSPC would)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_a_full_disk_during_prepare_leaves_no_partial_files_behind(private_dir: Path) -> None:
+    env = clean_env(private_dir, APP_VERSION="4.0.0")
+    command = [PYTHON, "-m", "appliance", "prepare"]
+    full = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, preexec_fn=_file_size_limit(300)
+    )
+    assert full.returncode == 1
+    assert "cannot write the config file: File too large" in full.stderr
+    # space freed: the next start completes, and nothing the failed one began writing is left
+    run_cli("prepare", env=env).check_returncode()
+    assert [path.name for path in private_dir.rglob("*.tmp")] == []
