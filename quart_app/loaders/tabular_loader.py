@@ -85,10 +85,11 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
     with path.open("rb") as fh:
         workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
         try:
-            blocks = [
-                _sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget)
-                for sheet in workbook.worksheets
-            ]
+            blocks = []
+            for sheet in workbook.worksheets:
+                # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
+                sheet.reset_dimensions()
+                blocks.append(_sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget))
         except _OverBudget:
             raise limits.text_too_long(path.name, mimetype) from None
         finally:

@@ -1,12 +1,13 @@
 """Every supported mimetype parses to the expected text; decoding and normalization rules."""
 
 import codecs
+import re
 import zipfile
 from pathlib import Path
 
 import docx
 import pytest
-from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252
+from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252, write_xlsx
 
 from quart_app.loaders import SUPPORTED_MIMETYPES, extract_text, normalize_text
 
@@ -151,4 +152,19 @@ def test_ods_repeated_blank_rows_are_not_expanded(tmp_path: Path) -> None:
             dst.writestr(item, data)
     assert extract_text(padded, "application/vnd.oasis.opendocument.spreadsheet") == (
         "Inventory\nPart | Count\nBolt | 40\nNut | 75"
+    )
+
+
+def test_xlsx_rows_outside_a_wrong_declared_used_range_are_kept(tmp_path: Path) -> None:
+    # exporters often write <dimension ref="A1"/>; openpyxl's read-only mode trusted it and returned one cell
+    source = write_xlsx(tmp_path)
+    lying = tmp_path / "lying"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(lying, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1"/>', data)
+            dst.writestr(item, data)
+    assert extract_text(lying, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet") == (
+        "Sales\nRegion | Revenue\nNorth | 1500\nSouth | 2750.5\n\nStaff\nName | Role\nJürgen | Engineer"
     )
