@@ -73,4 +73,8 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
 def load_odt(path: Path, limits: ParseLimits) -> str:
     """Formatted text of an OpenDocument text file (paragraphs, lists, tables)."""
     check_zip(path, ODT, limits)
-    return str(odfdo.Document(str(path)).get_formatted_text())
+    document = odfdo.Document(str(path))
+    # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
+    for heading in document.body.get_headers():
+        heading.tag = "text:p"
+    return str(document.get_formatted_text())

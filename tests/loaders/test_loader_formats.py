@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import docx
+import odfdo
 import pytest
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252, write_xlsx
 
@@ -167,4 +168,22 @@ def test_xlsx_rows_outside_a_wrong_declared_used_range_are_kept(tmp_path: Path) 
             dst.writestr(item, data)
     assert extract_text(lying, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet") == (
         "Sales\nRegion | Revenue\nNorth | 1500\nSouth | 2750.5\n\nStaff\nName | Role\nJürgen | Engineer"
+    )
+
+
+def test_odt_headings_are_not_glued_to_the_next_paragraph(tmp_path: Path) -> None:
+    # odfdo writes a heading without a line break: "Travel ReportWe visited..." lost both words to search
+    document = odfdo.Document("text")
+    body = document.body
+    body.clear()
+    body.append(odfdo.Header(1, "Travel Report"))
+    body.append(odfdo.Paragraph("We visited Hamburg."))
+    section = odfdo.Section()
+    section.append(odfdo.Header(2, "Costs"))
+    section.append(odfdo.Paragraph("Trains were cheap."))
+    body.append(section)
+    path = tmp_path / "odt"
+    document.save(str(path))
+    assert extract_text(path, "application/vnd.oasis.opendocument.text") == (
+        "Travel Report\n\nWe visited Hamburg.\n\nCosts\n\nTrains were cheap."
     )
