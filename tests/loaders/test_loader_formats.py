@@ -8,7 +8,9 @@ from pathlib import Path
 import docx
 import odfdo
 import pytest
-from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_txt_cp1252, write_xlsx
+from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
+from pypdf import PdfWriter
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
 
 from quart_app.loaders import SUPPORTED_MIMETYPES, extract_text, normalize_text
 
@@ -187,3 +189,56 @@ def test_odt_headings_are_not_glued_to_the_next_paragraph(tmp_path: Path) -> Non
     assert extract_text(path, "application/vnd.oasis.opendocument.text") == (
         "Travel Report\n\nWe visited Hamburg.\n\nCosts\n\nTrains were cheap."
     )
+
+
+def _add_widget(writer: PdfWriter, page: int, field: DictionaryObject) -> IndirectObject:
+    widget = writer._add_object(field)
+    writer.pages[page][NameObject("/Annots")] = ArrayObject([widget])
+    return widget
+
+
+def test_pdf_form_field_values_are_kept(tmp_path: Path) -> None:
+    # pypdf's page text skips annotations: what a user typed into a PDF form was never indexed
+    writer = PdfWriter(clone_from=write_pdf(tmp_path))
+    name = _add_widget(
+        writer,
+        0,
+        DictionaryObject(
+            {
+                NameObject("/Subtype"): NameObject("/Widget"),
+                NameObject("/FT"): NameObject("/Tx"),
+                NameObject("/T"): TextStringObject("applicant"),
+                NameObject("/V"): TextStringObject("Jane Applicant"),
+            }
+        ),
+    )
+    # a field whose type and value sit on the parent of its widget, and a checkbox whose value is a name
+    city = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/FT"): NameObject("/Ch"),
+                NameObject("/T"): TextStringObject("city"),
+                NameObject("/V"): TextStringObject("Hamburg"),
+            }
+        )
+    )
+    kid = _add_widget(
+        writer, 1, DictionaryObject({NameObject("/Subtype"): NameObject("/Widget"), NameObject("/Parent"): city})
+    )
+    checkbox = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Subtype"): NameObject("/Widget"),
+                NameObject("/FT"): NameObject("/Btn"),
+                NameObject("/V"): NameObject("/Yes"),
+            }
+        )
+    )
+    writer.pages[1][NameObject("/Annots")] = ArrayObject([kid, checkbox])
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject(
+        {NameObject("/Fields"): ArrayObject([name, city, checkbox])}
+    )
+    path = tmp_path / "form"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    assert extract_text(path, "application/pdf") == ("Invoice number 4711\nJane Applicant\n\nTotal amount due\nHamburg")
