@@ -1,13 +1,16 @@
 """Word-processing documents: .docx via python-docx, .odt via odfdo."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docx
 import odfdo
+from docx.blkcntnr import BlockItemContainer
+from docx.oxml.table import CT_Tbl
+from docx.oxml.text.paragraph import CT_P
+from docx.oxml.text.run import CT_R
 from docx.table import Table
-from docx.text.paragraph import Paragraph
 
 from .limits import ParseLimits
 from .zip_guard import check_zip
@@ -15,6 +18,10 @@ from .zip_guard import check_zip
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
+# content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
+_BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
+# runs that are not the paragraph's text: tracked deletions and moves away, and text boxes (indexed on their own)
+_NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent"})
 
 
 def _table_lines(table: Table) -> Iterator[str]:
@@ -22,7 +29,7 @@ def _table_lines(table: Table) -> Iterator[str]:
         cells: list[str] = []
         for cell in row.cells:
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
-            text = " ".join("\n".join(_blocks(cell.iter_inner_content())).split())
+            text = " ".join("\n".join(_blocks(cell)).split())
             # merged cells repeat the same object in python-docx; keep one copy
             if not cells or cells[-1] != text:
                 cells.append(text)
@@ -31,13 +38,32 @@ def _table_lines(table: Table) -> Iterator[str]:
             yield line
 
 
-def _blocks(items: Iterable[Paragraph | Table]) -> Iterator[str]:
-    for item in items:
-        if isinstance(item, Paragraph):
-            if item.text.strip():
-                yield item.text
+def _block_elements(container: Any) -> Iterator[CT_P | CT_Tbl]:
+    # python-docx's iter_inner_content() skips the paragraphs and tables inside content controls
+    for child in container.iterchildren():
+        if isinstance(child, CT_P | CT_Tbl):
+            yield child
+        elif child.tag in _BLOCK_WRAPPERS:
+            yield from _block_elements(child)
+
+
+def _paragraph_text(paragraph: CT_P) -> str:
+    # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags
+    return "".join(
+        run.text
+        for run in paragraph.iter(f"{_W}r")
+        if isinstance(run, CT_R) and next(run.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is None
+    )
+
+
+def _blocks(container: BlockItemContainer) -> Iterator[str]:
+    for element in _block_elements(container._element):
+        if isinstance(element, CT_P):
+            text = _paragraph_text(element)
+            if text.strip():
+                yield text
         else:
-            yield "\n".join(_table_lines(item))
+            yield "\n".join(_table_lines(Table(element, container)))
 
 
 def _text_boxes(body: Any) -> Iterator[str]:
@@ -56,14 +82,14 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     """Body paragraphs and tables in document order, then text boxes, then headers and footers once each."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    blocks = list(_blocks(document.iter_inner_content()))
+    blocks = list(_blocks(document._body))
     blocks.extend(_text_boxes(document.element.body))
     seen: set[str] = set()
     for section in document.sections:
         for part in (section.header, section.footer):
             if part.is_linked_to_previous:
                 continue
-            text = "\n".join(_blocks(part.iter_inner_content())).strip()
+            text = "\n".join(_blocks(part)).strip()
             if text and text not in seen:
                 seen.add(text)
                 blocks.append(text)

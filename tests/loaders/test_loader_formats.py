@@ -8,6 +8,8 @@ from pathlib import Path
 import docx
 import odfdo
 import pytest
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
@@ -242,3 +244,36 @@ def test_pdf_form_field_values_are_kept(tmp_path: Path) -> None:
     with path.open("wb") as fh:
         writer.write(fh)
     assert extract_text(path, "application/pdf") == ("Invoice number 4711\nJane Applicant\n\nTotal amount due\nHamburg")
+
+
+def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -> None:
+    # python-docx skips paragraphs inside content controls (cover pages, forms) and runs inside w:ins or an inline
+    # control: the text Word shows was not indexed, while tracked deletions must stay out
+    document = docx.Document()
+    body = document.element.body
+    body.insert(
+        0,
+        parse_xml(
+            f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Annual Report</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+        ),
+    )
+    paragraph = document.add_paragraph("The budget is ")
+    paragraph._p.append(
+        parse_xml(f'<w:ins {nsdecls("w")} w:id="1" w:author="Ann"><w:r><w:t>twelve</w:t></w:r></w:ins>')
+    )
+    paragraph._p.append(
+        parse_xml(f'<w:del {nsdecls("w")} w:id="2" w:author="Ann"><w:r><w:delText>ten</w:delText></w:r></w:del>')
+    )
+    paragraph._p.append(
+        parse_xml(f"<w:sdt {nsdecls('w')}><w:sdtContent><w:r><w:t> million</w:t></w:r></w:sdtContent></w:sdt>")
+    )
+    table = document.add_table(rows=1, cols=1)
+    table.cell(0, 0)._tc.append(
+        parse_xml(
+            f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Signed by Ann</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+        )
+    )
+    path = tmp_path / "controls.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
