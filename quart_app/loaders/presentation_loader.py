@@ -8,7 +8,7 @@ from typing import Any
 
 import olefile
 import pptx
-from pptx.enum.shapes import MSO_SHAPE_TYPE
+from pptx.shapes.group import GroupShape
 
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
@@ -28,7 +28,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
 def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
+        if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes)
         elif getattr(shape, "has_table", False) and shape.has_table:
             for row in shape.table.rows:

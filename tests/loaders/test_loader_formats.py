@@ -7,10 +7,12 @@ from pathlib import Path
 
 import docx
 import odfdo
+import pptx
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
+from pptx.util import Inches
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
 
@@ -277,3 +279,21 @@ def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -
     document.save(str(path))
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
+
+
+def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: Path) -> None:
+    # Google Slides, LibreOffice and Keynote write text shapes without geometry; python-pptx's shape_type raises
+    # NotImplementedError for them, and the whole presentation was refused as damaged
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])
+    box = slide.shapes.add_textbox(Inches(1), Inches(1), Inches(4), Inches(1))
+    box.text_frame.text = "Quarterly goals"
+    shape = box._element
+    shape.spPr.remove(shape.spPr.prstGeom)
+    del shape.nvSpPr.cNvSpPr.attrib["txBox"]
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(3), Inches(4), Inches(1)).text_frame.text = "Grouped note"
+    path = tmp_path / "bare"
+    presentation.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    assert text == "Quarterly goals\nGrouped note"
