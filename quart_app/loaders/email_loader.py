@@ -25,12 +25,15 @@ def _header_block(values: dict[str, Any]) -> str:
 
 
 def _part_text(part: Message, path: Path) -> str:
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    charset = part.get_content_charset()
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
-    except (LookupError, ValueError):  # unknown or lying charset: detect it from the bytes
-        payload = part.get_payload(decode=True)
-        content = decode_bytes(payload if isinstance(payload, bytes) else b"", path, EML)
-    text = content if isinstance(content, str) else decode_bytes(bytes(content), path, EML)
+        # get_content() would decode with errors='replace': 8-bit text labelled us-ascii (no charset) or utf-8 lost
+        # every accented letter to U+FFFD
+        text = data.decode(charset) if charset else decode_bytes(data, path, EML)
+    except (LookupError, UnicodeDecodeError):  # unknown or lying charset: detect it from the bytes
+        text = decode_bytes(data, path, EML)
     return html_to_text(text, include_title=False) if part.get_content_subtype() == "html" else text
 
 

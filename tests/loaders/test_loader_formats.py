@@ -297,3 +297,14 @@ def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: 
     presentation.save(str(path))
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
     assert text == "Quarterly goals\nGrouped note"
+
+
+@pytest.mark.parametrize("content_type", [b"text/plain", b"text/plain; charset=us-ascii", b"text/plain; charset=utf-8"])
+def test_eml_8bit_body_with_a_missing_or_wrong_charset_keeps_its_letters(tmp_path: Path, content_type: bytes) -> None:
+    # the stdlib decodes with errors='replace': every umlaut of a cp1252 body became U+FFFD and "Köln" unsearchable
+    path = tmp_path / "mail"
+    path.write_bytes(
+        b"Subject: Hallo\r\nFrom: a@example.org\r\nContent-Type: " + content_type + b"\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + GERMAN.encode("cp1252")
+    )
+    assert extract_text(path, "message/rfc822") == f"Subject: Hallo\nFrom: a@example.org\n\n{GERMAN}"
