@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from appliance.app_client import AppClient, AppRequestError
-from appliance.local_sources import LocalFile, batches, source_part
+from appliance.local_sources import LocalFile, batches, display_name, source_part
 
 # the PHP app re-queues `sources_to_retry` and 503 + cc-retry; we retry a batch this often before giving up
 SEND_ATTEMPTS = 3
@@ -44,9 +44,13 @@ class IndexReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "indexed": [{"path": str(f.path), "source_id": f.source_id, "title": f.title} for f in self.indexed],
-            "skipped": [{"path": str(f.path), "reason": f.skipped} for f in self.skipped],
-            "failed": [{"path": str(f.path), "source_id": f.source_id, "reason": why} for f, why in self.failed],
+            "indexed": [
+                {"path": display_name(f.path), "source_id": f.source_id, "title": f.title} for f in self.indexed
+            ],
+            "skipped": [{"path": display_name(f.path), "reason": f.skipped} for f in self.skipped],
+            "failed": [
+                {"path": display_name(f.path), "source_id": f.source_id, "reason": why} for f, why in self.failed
+            ],
             "chunks": {"embedded": self.chunks_embedded, "failed": self.chunks_failed, "queued": self.chunks_queued},
             "seconds": round(self.seconds, 2),
         }

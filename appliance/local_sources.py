@@ -56,6 +56,11 @@ def local_source_id(path: Path) -> str:
     return f"{LOCAL_PROVIDER}: {digest}"
 
 
+def display_name(path: Path | str) -> str:
+    """`path` as valid UTF-8 text: bytes of a name that are not UTF-8 become U+FFFD (headers and JSON need text)."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
 def detect_mimetype(path: Path) -> str:
     """The mimetype the loaders know the file by, from its extension; "" when unknown."""
     found = _EXTRA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name, strict=False)[0]
@@ -82,7 +87,7 @@ def walk(paths: Sequence[Path]) -> Iterator[LocalFile]:
     folder given (`docs/report.pdf`) or by name for a file given alone."""
     for root in paths:
         if root.is_file():
-            yield _describe(root, root.name)
+            yield _describe(root, display_name(root.name))
             continue
         base = root.absolute().parent
         for folder, dirs, files in os.walk(root):
@@ -91,7 +96,7 @@ def walk(paths: Sequence[Path]) -> Iterator[LocalFile]:
                 path = Path(folder) / name
                 if name.startswith(".") or path.is_symlink() or not path.is_file():
                     continue
-                yield _describe(path, str(path.absolute().relative_to(base)))
+                yield _describe(path, display_name(path.absolute().relative_to(base)))
 
 
 def batches(files: Sequence[LocalFile]) -> Iterator[list[LocalFile]]:

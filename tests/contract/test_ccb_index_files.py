@@ -1,0 +1,66 @@
+"""`ccb index` against the real app server over a socket, on the folders users have: file names that are not
+UTF-8."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from contract_kit import APP_ID, APP_SECRET, APP_VERSION
+from live_app_kit import running_live_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app_base(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[str]:
+    with running_live_app(tmp_path, fresh_dsn, embedder_url) as (base, _server):
+        yield base
+
+
+def ccb_env(base: str, storage: Path) -> dict[str, str]:
+    """The environment an admin's shell gives `ccb` for this app: its address and its secret."""
+    address = urlsplit(base)
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "APP_PERSISTENT_STORAGE": str(storage),
+        "APP_HOST": str(address.hostname),
+        "APP_PORT": str(address.port),
+        "APP_ID": APP_ID,
+        "APP_VERSION": APP_VERSION,
+        "APP_SECRET": APP_SECRET,
+    }
+
+
+def ccb_json(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, Any, str]:
+    """(exit code, the last stdout line as JSON, stderr) of the real `ccb` command."""
+    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", *args]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=300)
+    stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    assert stdout.strip(), stderr
+    return done.returncode, json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_under_a_readable_title(app_base: str, tmp_path: Path) -> None:
+    docs = tmp_path / "home" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "plain.txt").write_text("The harbour crane is rented by the hour.")
+    # a name written on a latin-1 system: the byte 0xE9 alone is no UTF-8
+    (docs / os.fsdecode(b"caf\xe9.txt")).write_text("The cafe opens at seven in the morning.")
+    code, report, stderr = ccb_json(
+        "index", "docs", "--user", "me", "--json", cwd=docs.parent, env=ccb_env(app_base, tmp_path / "storage")
+    )
+    assert code == 0, stderr
+    assert sorted(doc["title"] for doc in report["indexed"]) == [
+        "docs/caf\N{REPLACEMENT CHARACTER}.txt",
+        "docs/plain.txt",
+    ]
+    assert report["failed"] == [] and "Traceback" not in stderr
