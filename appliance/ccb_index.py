@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from appliance.app_client import AppClient, AppRequestError
+from appliance.app_client import AppClient, AppRequestError, SourcePart
 from appliance.local_sources import LocalFile, batches, display_name, source_part
 
 # the PHP app re-queues `sources_to_retry` and 503 + cc-retry; we retry a batch this often before giving up
@@ -89,14 +89,27 @@ class _ChunkCounter:
         report.chunks_queued = int(chunks["queued"])
 
 
-def _send(app: AppClient, batch: Sequence[LocalFile], users: Sequence[str]) -> tuple[set[str], str]:
+def _read_parts(batch: Sequence[LocalFile], users: Sequence[str]) -> tuple[list[SourcePart], dict[str, str]]:
+    """The batch's parts, and why each file that cannot be read any more is left out (gone or made unreadable since
+    the walk: a long upload gives a folder time to change)."""
+    parts: list[SourcePart] = []
+    unreadable: dict[str, str] = {}
+    for file in batch:
+        try:
+            parts.append(source_part(file, users))
+        except OSError as exc:
+            unreadable[file.source_id] = f"cannot read it: {exc.strerror or exc}"
+    return parts, unreadable
+
+
+def _send(app: AppClient, parts: Sequence[SourcePart]) -> tuple[set[str], str]:
     """(source ids loaded, why the rest were not); retries as the PHP app does."""
-    pending = list(batch)
+    pending = list(parts)
     loaded: set[str] = set()
     why = ""
     for attempt in range(SEND_ATTEMPTS):
         try:
-            answer = app.load_sources([source_part(file, users) for file in pending])
+            answer = app.load_sources(pending)
         except AppRequestError as exc:
             why = exc.message
             if exc.status < 500:
@@ -104,7 +117,7 @@ def _send(app: AppClient, batch: Sequence[LocalFile], users: Sequence[str]) -> t
         else:
             loaded |= set(answer["loaded_sources"])
             retry = set(answer["sources_to_retry"])
-            pending = [file for file in pending if file.source_id in retry]
+            pending = [part for part in pending if part.source_id in retry]
             why = "the app asked to retry it and gave up"
             if not pending:
                 break
@@ -134,9 +147,12 @@ def run_index(
         embed = progress.add_task("embedding", total=None, unit="chunks")
         dropped: dict[str, tuple[LocalFile, str]] = {}
         for batch in batches(sendable):
-            loaded, why = _send(app, batch, users)
+            parts, unreadable = _read_parts(batch, users)
+            loaded, why = _send(app, parts) if parts else (set(), "")
             for file in batch:
-                if file.source_id in loaded:
+                if file.source_id in unreadable:
+                    report.failed.append((file, unreadable[file.source_id]))
+                elif file.source_id in loaded:
                     report.indexed.append(file)
                 else:
                     dropped[file.source_id] = (file, why)

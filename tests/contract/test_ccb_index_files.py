@@ -1,5 +1,5 @@
 """`ccb index` against the real app server over a socket, on the folders users have: file names that are not
-UTF-8."""
+UTF-8, files that vanish between the walk and their upload."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 from contract_kit import APP_ID, APP_SECRET, APP_VERSION
 from live_app_kit import running_live_app
+from rich.console import Console
+
+from appliance.app_client import AppClient, AppTarget
+from appliance.ccb_index import run_index
+from appliance.local_sources import walk
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,3 +69,21 @@ def test_a_file_name_that_is_not_utf8_is_indexed_under_a_readable_title(app_base
         "docs/plain.txt",
     ]
     assert report["failed"] == [] and "Traceback" not in stderr
+
+
+def test_a_file_gone_after_the_walk_is_reported_and_the_rest_is_indexed(app_base: str, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (docs / name).write_text(f"Note {name} about the harbour crane rental.")
+    files = list(walk([docs]))
+    # deleted while earlier batches were uploading, as a temp file in a Downloads folder is
+    (docs / "b.txt").unlink()
+    target = AppTarget.from_env(ccb_env(app_base, tmp_path / "storage"))
+    with AppClient(target) as app:
+        report = run_index(app, files, ["me"], Console(quiet=True), wait_s=60)
+    assert sorted(file.title for file in report.indexed) == ["docs/a.txt", "docs/c.txt"]
+    assert [(file.title, why) for file, why in report.failed] == [
+        ("docs/b.txt", "cannot read it: No such file or directory")
+    ]
+    assert report.chunks_embedded == 2 and report.chunks_queued == 0
