@@ -12,11 +12,20 @@ from typing import IO
 # the keys every JSON line has; any other key is printed after the message as k=v
 _FIXED = ("ts", "level", "program", "logger", "msg")
 FOLLOW_POLL_S = 0.5
+# C0 (but tab), DEL and C1 as their escapes: a logged path or file name must not drive the admin's terminal or start a
+# line that looks like another record
+_CONTROL_ESCAPES = {
+    code: chr(code).encode("unicode_escape").decode("ascii") for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 9
+}
 
 
 def render_line(line: str, program: str = "") -> str:
-    """A JSON object line as `ts level program logger: msg k=v ...`; any other line as it is."""
-    text = line.rstrip("\n")
+    """A JSON object line as `ts level program logger: msg k=v ...`; any other line as it is; control characters
+    escaped in both."""
+    return _readable(line.rstrip("\n"), program).translate(_CONTROL_ESCAPES)
+
+
+def _readable(text: str, program: str) -> str:
     try:
         record = json.loads(text)
     except ValueError:

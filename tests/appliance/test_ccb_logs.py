@@ -65,3 +65,22 @@ def test_tail_and_follow_read_the_programs_log_files(tmp_path: Path) -> None:
         arrived.set()
         follower.join(30)
     assert seen == ["9 ERROR app: late"]
+
+
+def test_control_characters_from_a_logged_path_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    # anyone who can reach the port can put these in a request path; the request line logs the path
+    path = "/\x1b[2J\x1b[31mhello\x07\x9b"
+    line = json.dumps(
+        {"ts": "t", "level": "info", "program": "app", "logger": "quart_app.request_ids", "msg": f"GET {path} 401"}
+        | {"path": path, "exc": "Traceback\n  boom"}
+    )
+    app_log = tmp_path / "app.log"
+    app_log.write_text(line + "\nplain \x1b]0;title\x07 line\n")
+    assert list(tail([app_log], 2)) == [
+        r"t info app quart_app.request_ids: GET /\x1b[2J\x1b[31mhello\x07\x9b 401 path=/\x1b[2J\x1b[31mhello\x07\x9b"
+        r' exc="Traceback\n  boom"',
+        r"plain \x1b]0;title\x07 line",
+    ]
+    # a message cannot start a line of its own that looks like another record
+    forged = render_line(json.dumps({"ts": "t", "level": "info", "msg": "ok\nt error app: forged"}), "app")
+    assert forged == r"t info app: ok\nt error app: forged"
