@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -65,7 +66,8 @@ def tail(paths: Sequence[Path], lines: int) -> Iterator[str]:
 
 
 def follow(paths: Sequence[Path], emit: Callable[[str], None], stop: Callable[[], bool] = lambda: False) -> None:
-    """Print lines appended to `paths` from now on (a rotated file is reopened) until `stop()`."""
+    """Print lines appended to `paths` from now on (a rotated file is read to its end, then the new one from its
+    start) until `stop()`."""
     handles: dict[Path, IO[str]] = {}
     try:
         for path in paths:
@@ -78,11 +80,24 @@ def follow(paths: Sequence[Path], emit: Callable[[str], None], stop: Callable[[]
                 for line in handle:
                     emit(render_line(line, path.stem))
                     quiet = False
-                if path.exists() and path.stat().st_size < handle.tell():  # rotated: start the new file
+                if _replaced(path, handle):
+                    for line in handle:  # what was written to it between our last read and the rotation
+                        emit(render_line(line, path.stem))
                     handle.close()
                     handles[path] = path.open(encoding="utf-8", errors="replace")
+                    quiet = False
             if quiet:
                 time.sleep(FOLLOW_POLL_S)
     finally:
         for handle in handles.values():
             handle.close()
+
+
+def _replaced(path: Path, handle: IO[str]) -> bool:
+    """Whether `path` names another file than `handle` reads (rotated) or was truncated; the size alone misses a new
+    file that grew past our position within one poll."""
+    try:
+        current = path.stat()
+    except FileNotFoundError:  # renamed away, the new one not created yet
+        return False
+    return current.st_ino != os.fstat(handle.fileno()).st_ino or current.st_size < handle.tell()

@@ -84,3 +84,40 @@ def test_control_characters_from_a_logged_path_reach_the_terminal_escaped(tmp_pa
     # a message cannot start a line of its own that looks like another record
     forged = render_line(json.dumps({"ts": "t", "level": "info", "msg": "ok\nt error app: forged"}), "app")
     assert forged == r"t info app: ok\nt error app: forged"
+
+
+def test_follow_reads_on_in_the_new_file_when_it_outgrew_the_old_one_before_the_next_poll(tmp_path: Path) -> None:
+    app_log = tmp_path / "app.log"
+    app_log.write_text(json.dumps({"ts": "0", "level": "INFO", "msg": "old"}) + "\n")
+    seen: list[str] = []
+    following, done = threading.Event(), threading.Event()
+
+    def emit(line: str) -> None:
+        seen.append(line)
+        if line.endswith("last"):
+            done.set()
+
+    def stop() -> bool:
+        following.set()
+        return done.is_set()
+
+    follower = threading.Thread(target=follow, args=([app_log], emit, stop))
+    follower.start()
+    try:
+        assert following.wait(30)
+        with app_log.open("a") as handle:
+            handle.write(json.dumps({"ts": "1", "level": "INFO", "msg": "just before the rotation"}) + "\n")
+        # a busy program's rotation: the new file is longer than the old one by the follower's next look
+        app_log.rename(tmp_path / "app.log.1")
+        busy = "".join(json.dumps({"ts": "2", "level": "INFO", "msg": f"new {n}"}) + "\n" for n in range(20))
+        (tmp_path / "app.log.new").write_text(busy + json.dumps({"ts": "3", "level": "INFO", "msg": "last"}) + "\n")
+        (tmp_path / "app.log.new").rename(app_log)
+        assert done.wait(10), seen
+    finally:
+        done.set()
+        follower.join(30)
+    assert seen == [
+        "1 INFO app: just before the rotation",
+        *(f"2 INFO app: new {n}" for n in range(20)),
+        "3 INFO app: last",
+    ]
