@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.ccb_index import run_index
@@ -218,18 +219,32 @@ def status(watch: bool, interval: float, as_json: bool) -> None:
         if not watch:
             Console().print(render_status(app.status()))
             return
-        with Live(render_status(app.status()), auto_refresh=False) as live:
+        last = app.status()
+        with Live(render_status(last), auto_refresh=False) as live:
             for report in _reports(app, True, interval):
-                live.update(render_status(report), refresh=True)
+                if "error" in report:
+                    note = Text(f"error: {report['error']}\ntrying again every {interval:g} s", style="red")
+                    live.update(Group(note, render_status(last)), refresh=True)
+                else:
+                    last = report
+                    live.update(render_status(report), refresh=True)
 
 
 def _reports(app: AppClient, watch: bool, interval: float) -> Iterator[dict[str, Any]]:
+    """Each refresh's report. A wrong address or secret fails the first; once the app has answered, a refresh it
+    cannot answer (restarting, opening: unreachable or 5xx) gives `{"error", "exit"}` and the watch goes on."""
     try:
-        while True:
-            yield app.status()
-            if not watch:
-                return
+        yield app.status()
+        while watch:
             time.sleep(interval)
+            try:
+                yield app.status()
+            except AppUnreachableError as exc:
+                yield {"error": str(exc), "exit": EXIT_UNREACHABLE}
+            except AppRequestError as exc:
+                if exc.status < 500:
+                    raise
+                yield {"error": str(exc), "exit": EXIT_APP_ERROR}
     except KeyboardInterrupt:
         return
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import live_app
-from contract_kit import signed_headers
+from contract_kit import APP_ID, APP_SECRET, APP_VERSION, signed_headers
 from server_process import ServerProcess
 
 from appliance.config import parse_config
@@ -57,3 +59,18 @@ def running_live_app(tmp_path: Path, dsn: str, embedder_url: str, **config: Any)
         yield base, server
     finally:
         server.stop()
+
+
+def ccb_env(base: str, storage: Path) -> dict[str, str]:
+    """The environment an admin's shell gives `ccb` for this app: its address and its secret."""
+    address = urlsplit(base)
+    return {
+        **os.environ,
+        "PYTHONPATH": str(live_app.REPO),
+        "APP_PERSISTENT_STORAGE": str(storage),
+        "APP_HOST": str(address.hostname),
+        "APP_PORT": str(address.port),
+        "APP_ID": APP_ID,
+        "APP_VERSION": APP_VERSION,
+        "APP_SECRET": APP_SECRET,
+    }

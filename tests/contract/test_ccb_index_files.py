@@ -10,39 +10,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION
-from live_app_kit import running_live_app
+from live_app_kit import ccb_env, running_live_app
 from rich.console import Console
 
 from appliance.app_client import AppClient, AppTarget
 from appliance.ccb_index import run_index
 from appliance.local_sources import walk
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def app_base(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[str]:
     with running_live_app(tmp_path, fresh_dsn, embedder_url) as (base, _server):
         yield base
-
-
-def ccb_env(base: str, storage: Path) -> dict[str, str]:
-    """The environment an admin's shell gives `ccb` for this app: its address and its secret."""
-    address = urlsplit(base)
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "APP_PERSISTENT_STORAGE": str(storage),
-        "APP_HOST": str(address.hostname),
-        "APP_PORT": str(address.port),
-        "APP_ID": APP_ID,
-        "APP_VERSION": APP_VERSION,
-        "APP_SECRET": APP_SECRET,
-    }
 
 
 def ccb_json(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, Any, str]:
