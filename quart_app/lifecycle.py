@@ -16,7 +16,7 @@ from appliance.model_catalogue import CatalogueError, load_catalogue
 from appliance.model_fetch import ModelFetchError, fetch_models
 from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
-from quart_app.background_loops import BackgroundLoops, LoopHandle
+from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff
 from quart_app.daemon_thread import in_daemon_thread
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 DISABLED_MESSAGE = "Context Chat is disabled, enable it from AppAPI to use it."
 STATE_EXTENSION = "ccb_lifecycle"
 INIT_STATUS_PATH = "/ocs/v1.php/apps/app_api/ex-app/status"
+# the final init report is sent again after 2 s, 4 s, ... at most every minute while Nextcloud is away
+REPORT_RETRY_BASE_S = 2.0
+REPORT_RETRY_MAX_S = 60.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -41,13 +44,17 @@ class InitStatusReporter:
         self._nc = nextcloud
 
     async def __call__(self, progress: int, error: str = "") -> None:
+        try:
+            await self.send(progress, error)
+        except NextcloudError as exc:  # Nextcloud being unreachable must not stop the fetch
+            log.warning("could not report init progress %d%% to Nextcloud: %s", progress, type(exc).__name__)
+
+    async def send(self, progress: int, error: str = "") -> None:
+        """One report; NextcloudError when Nextcloud did not take it."""
         if self._nc is None:
             log.warning("NEXTCLOUD_URL is not set; init progress %d%% is not reported to Nextcloud", progress)
             return
-        try:
-            await self._nc.ocs("PUT", INIT_STATUS_PATH, json={"progress": progress, "error": error})
-        except NextcloudError as exc:  # Nextcloud being unreachable must not stop the fetch
-            log.warning("could not report init progress %d%% to Nextcloud: %s", progress, type(exc).__name__)
+        await self._nc.ocs("PUT", INIT_STATUS_PATH, json={"progress": progress, "error": error})
 
 
 class InitJob:
@@ -62,6 +69,7 @@ class InitJob:
         # set when the engine could not open for want of models: run after a successful fetch, before reporting 100
         self.after_fetch: Callable[[], Awaitable[None]] | None = None
         self._stop = threading.Event()
+        self.report_retry_base_s = REPORT_RETRY_BASE_S
         self.last_error: str | None = None
         # time.monotonic() when a fetch last ended with every model present
         self._fetched_at: float | None = None
@@ -95,8 +103,31 @@ class InitJob:
                 log.exception("the engine did not open after the model fetch")
                 progress, error = 99, f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
                 self.last_error = error
-        await self._reporter(progress, error)
+        await self._report_final(handle, progress, error)
         handle.status.set("done" if not error else "failed", error)
+
+    async def _report_final(self, handle: LoopHandle, progress: int, error: str) -> None:
+        """AppAPI enables the app only on the report of 100 and shows "initializing" until a final report arrives,
+        so that one is sent again while Nextcloud is away (a repeated 100 is ignored by AppAPI), until the stop."""
+        attempt = 0
+        while True:
+            try:
+                await self._reporter.send(progress, error)
+                return
+            except NextcloudError as exc:
+                attempt += 1
+                if not exc.transient or handle.stopping.is_set():
+                    log.warning("could not report init progress %d%% to Nextcloud: %s", progress, exc)
+                    return
+                pause = backoff(self.report_retry_base_s, REPORT_RETRY_MAX_S, attempt)
+                log.warning(
+                    "could not report init progress %d%% to Nextcloud (%s); trying again in %g s", progress, exc, pause
+                )
+                handle.status.set("reporting", f"init progress {progress}% not taken by Nextcloud yet: {exc}")
+                await handle.sleep(pause)
+                if handle.stopping.is_set():
+                    log.warning("stopped before Nextcloud took init progress %d%%", progress)
+                    return
 
     def _fetch(self, loop: asyncio.AbstractEventLoop) -> tuple[int, str]:
         """Runs in a worker thread; progress is reported on the loop as it goes; returns the final report."""

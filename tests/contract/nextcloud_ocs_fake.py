@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import deque
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,22 @@ INIT_STATUS_PATH = "/ocs/v1.php/apps/app_api/ex-app/status"
 class FakeAppApiNextcloud(FakeNextcloud):  # type: ignore[misc]
     """Adds PUT /ocs/v1.php/apps/app_api/ex-app/status (what nc_py_api's set_init_status calls)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # HTTP codes answered to successive init-status reports before they are taken (Nextcloud restarting: [503])
+        self.status_errors: deque[int] = deque()
+        # the reports answered 200, in order
+        self.taken_statuses: list[dict[str, Any]] = []
+
     def init_statuses(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == "PUT" and r.path == INIT_STATUS_PATH]
 
     def _answer(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
         if method == "PUT" and path == INIT_STATUS_PATH:
+            if self.status_errors:
+                code = self.status_errors.popleft()
+                return code, ocs_envelope([], code, "scripted error")
+            self.taken_statuses.append(body)
             return 200, ocs_envelope([])
         result: tuple[int, bytes] = super()._answer(method, path, body)
         return result

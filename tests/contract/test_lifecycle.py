@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from async_wait import wait_until
 from contract_kit import APP_ID, APP_SECRET, contract_config, make_settings, running_app, signed_headers
 from model_server import ModelServer, catalogue_yaml, url_model
 from nextcloud_ocs_fake import FakeAppApiNextcloud
@@ -123,6 +124,28 @@ async def test_init_with_offline_models_reports_100(tmp_path: Path) -> None:
         await app.extensions["ccb_lifecycle"].loops.close()
         await app.extensions["ccb_lifecycle"].nextcloud.aclose()
     assert statuses == [{"progress": 100, "error": ""}]
+
+
+async def test_the_final_init_report_is_sent_again_while_nextcloud_answers_5xx(tmp_path: Path) -> None:
+    # AppAPI enables the app only on the report of 100: one lost to a Nextcloud restart left it "initializing" for good
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.status_errors.extend([503, 502])
+        app = _app(tmp_path, nextcloud.url)
+        state = app.extensions["ccb_lifecycle"]
+        state.init_job.report_retry_base_s = 0.05
+        await app.test_client().post("/init", headers=signed_headers())
+
+        async def taken() -> bool:
+            return bool(nextcloud.taken_statuses)
+
+        try:
+            await wait_until(taken, "Nextcloud to take the final init report", timeout_s=10)
+        finally:
+            await state.loops.close()
+            await state.nextcloud.aclose()
+    assert nextcloud.init_statuses() == [{"progress": 100, "error": ""}] * 3
+    assert nextcloud.taken_statuses == [{"progress": 100, "error": ""}]
+    assert state.loops.snapshot()["init"]["state"] == "done"
 
 
 async def test_spool_files_left_by_a_crashed_process_are_removed_at_start(settings: AppSettings) -> None:
