@@ -26,6 +26,7 @@ from appliance.machine_report import program_states
 from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
 from appliance.probe import probe_cpu
 from appliance.storage import StorageLayout
+from quart_app.nextcloud.client import nextcloud_base_url
 from quart_app.store.pgvector_check import PGVECTOR_STATE_SQL, PgvectorState, too_old_message
 
 Outcome = Literal["ok", "warn", "fail", "skip"]
@@ -137,7 +138,7 @@ def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None)
     if not url:
         return [Check("nextcloud", "skip", "NEXTCLOUD_URL is not set: standalone use (ccb index / ccb ask)")]
     try:
-        response = httpx.get(f"{url.rstrip('/')}/status.php", timeout=10, follow_redirects=True)
+        response = httpx.get(f"{nextcloud_base_url(url)}/status.php", timeout=10, follow_redirects=True)
         info = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         return [Check("nextcloud", "fail", f"{url}: {exc}", "check NEXTCLOUD_URL and that Nextcloud is up")]

@@ -57,7 +57,7 @@ class NextcloudClient:
                 "NEXTCLOUD_URL is not set, so Nextcloud cannot be called; AppAPI sets it when it deploys the ExApp"
                 " (for a manual start, export NEXTCLOUD_URL=https://your.nextcloud)"
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = nextcloud_base_url(base_url)
         self._app_id = app_id
         self._secret = app_secret
         self._headers = {
@@ -168,6 +168,12 @@ class NextcloudClient:
         if not self._closed:
             self._closed = True
             await self._http.aclose()
+
+
+def nextcloud_base_url(url: str) -> str:
+    """NEXTCLOUD_URL without a trailing slash or "/index.php": AppAPI's deploy daemon form fills in
+    <origin>/index.php on a Nextcloud without pretty URLs, and /index.php/ocs/... is not an OCS route."""
+    return url.rstrip("/").removesuffix("/index.php").rstrip("/")
 
 
 def error_for_status(

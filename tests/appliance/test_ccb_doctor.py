@@ -26,8 +26,11 @@ SKEW_S = 300
 
 class _StatusPhp(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = json.dumps({"installed": True, "versionstring": "32.0.3", "productname": "Nextcloud"}).encode()
-        self.send_response(200 if self.path == "/status.php" else 404)
+        found = self.path == "/status.php"
+        info = {"installed": True, "versionstring": "32.0.3", "productname": "Nextcloud"}
+        # Nextcloud answers an unknown path with an HTML page
+        body = json.dumps(info).encode() if found else b"<html>Page not found</html>"
+        self.send_response(200 if found else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -60,6 +63,13 @@ def test_nextcloud_version_direction_and_clock_skew_are_reported(nextcloud: str)
     assert -SKEW_S - 2 <= int(checks[1].detail.split()[0]) <= -SKEW_S + 2, checks[1].detail
     pushed = _nextcloud({"NEXTCLOUD_URL": nextcloud}, {"pull": {"php_app_queues": False}})[0]
     assert pushed.detail.endswith("direction push (context_chat <= 5.3)")
+
+
+def test_a_nextcloud_url_ending_in_index_php_reaches_status_php(nextcloud: str) -> None:
+    # AppAPI's deploy daemon form fills in <origin>/index.php on a Nextcloud without pretty URLs
+    checks = _nextcloud({"NEXTCLOUD_URL": f"{nextcloud}/index.php"}, None)
+    assert checks[0].outcome == "ok", checks[0].detail
+    assert "Nextcloud 32.0.3" in checks[0].detail
 
 
 def test_no_nextcloud_is_skipped_and_an_unreachable_one_fails_with_what_to_do() -> None:

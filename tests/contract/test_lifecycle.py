@@ -126,6 +126,21 @@ async def test_init_with_offline_models_reports_100(tmp_path: Path) -> None:
     assert statuses == [{"progress": 100, "error": ""}]
 
 
+async def test_init_reports_to_a_nextcloud_url_that_ends_in_index_php(tmp_path: Path) -> None:
+    # AppAPI's deploy daemon form fills in <origin>/index.php on a Nextcloud without pretty URLs, and passes it on
+    with FakeAppApiNextcloud() as nextcloud:
+        app = _app(tmp_path, f"{nextcloud.url}/index.php/")
+        state = app.extensions["ccb_lifecycle"]
+        await app.test_client().post("/init", headers=signed_headers())
+        try:
+            statuses = await _wait_for_final_status(nextcloud)
+        finally:
+            await state.loops.close()
+            await state.nextcloud.aclose()
+    assert statuses == [{"progress": 100, "error": ""}]
+    assert nextcloud.taken_statuses == statuses
+
+
 async def test_the_final_init_report_is_sent_again_while_nextcloud_answers_5xx(tmp_path: Path) -> None:
     # AppAPI enables the app only on the report of 100: one lost to a Nextcloud restart left it "initializing" for good
     with FakeAppApiNextcloud() as nextcloud:
