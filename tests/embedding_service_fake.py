@@ -6,7 +6,8 @@ in line (as text-embeddings-inference queues them) instead of being refused, so 
 throughput flattens and no request fails. A text's vector is one of `VECTOR_POOL` fixed unit vectors, picked by the
 text's SHA-256 (the same text always gets the same vector) and JSON-encoded once, so answering costs the CPU almost
 nothing. The model id and dimension may change while it runs (a model swapped behind the URL); the next
-`fail_next` requests answer 500 (a server error, not an outage); `nan_texts` get a vector with NaN in it. Every text
+`fail_next` requests answer 500 (a server error, not an outage); with `refusal` set every request answers 400 with it
+(an error about the texts); `nan_texts` get a vector with NaN in it. Every text
 embedded and every request's size is recorded, so a test can see texts embedded twice, how requests were split and how
 many ran at once.
 """
@@ -62,6 +63,8 @@ class EmbeddingServiceFake:
     capacity: int = 64
     model: str = "fake-embedder"
     fail_next: int = 0
+    # every request answers 400 with this message: the service refuses the texts
+    refusal: str | None = None
     # texts whose vector starts with NaN (as a Python server's json.dumps writes it)
     nan_texts: frozenset[str] = frozenset()
     # every text embedded, with how often
@@ -144,6 +147,9 @@ class EmbeddingServiceFake:
                 texts = [texts] if isinstance(texts, str) else texts
                 if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
                     self._reply(400, {"error": {"message": "'input' must be a string or a non-empty list of strings"}})
+                    return
+                if service.refusal is not None:
+                    self._reply(400, {"error": {"message": service.refusal}})
                     return
                 vectors = service._embed(texts)
                 if vectors is None:

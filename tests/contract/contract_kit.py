@@ -7,11 +7,12 @@ from typing import Any
 
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 from quart import Quart
+from quart.testing import QuartClient
 from quart.testing.app import TestApp
 from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance import app_client
-from appliance.app_client import SourcePart, guzzle_multipart  # noqa: F401  # re-exported for the tests
+from appliance.app_client import SourcePart, guzzle_multipart  # re-exported for the tests
 from appliance.config import parse_config
 from appliance.storage import StorageLayout
 from quart_app.app_settings import AppSettings
@@ -68,3 +69,11 @@ LIFESPAN_TIMEOUT_S = 120
 def running_app(app: Quart) -> TestApp:
     """`app.test_app()` with start-up and shutdown timeouts a loaded machine meets."""
     return TestApp(app, startup_timeout=LIFESPAN_TIMEOUT_S, shutdown_timeout=60)
+
+
+async def enable_and_load(client: QuartClient, part: SourcePart) -> None:
+    """Enable the app as AppAPI does and PUT one source through /loadSources, which must take it."""
+    await client.put("/enabled?enabled=1", headers=signed_headers())
+    body, content_type = guzzle_multipart([part])
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert (await response.get_json())["loaded_sources"] == [part.source_id], await response.get_data(as_text=True)

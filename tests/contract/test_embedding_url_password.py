@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import wait_until
-from contract_kit import APP_ID, APP_SECRET, SourcePart, guzzle_multipart, running_app, signed_headers
+from contract_kit import APP_ID, APP_SECRET, SourcePart, enable_and_load, running_app, signed_headers
 from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.json_logging import QUIET_LOGGERS
@@ -51,12 +51,7 @@ async def test_a_password_in_cc_em_base_url_is_hidden_in_status_and_logs(
         }
         async with running_app(create_app(AppSettings.from_env(environ))) as test_app:
             client = test_app.test_client()
-            await client.put("/enabled?enabled=1", headers=signed_headers())
-            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Open data for green labels.")])
-            response = await client.put(
-                "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
-            )
-            assert (await response.get_json())["loaded_sources"] == ["files__default: 1"]
+            await enable_and_load(client, SourcePart("files__default: 1", b"Open data for green labels."))
 
             async def chunks_failed() -> bool:
                 report = await (await client.get("/status", headers=signed_headers())).get_json()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import wait_until
-from contract_kit import APP_ID, APP_SECRET, SourcePart, free_port, guzzle_multipart, running_app, signed_headers
+from contract_kit import APP_ID, APP_SECRET, SourcePart, enable_and_load, free_port, running_app, signed_headers
 from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.storage import StorageLayout
@@ -70,12 +70,7 @@ async def test_external_db_and_embedder_leave_the_local_socket_and_port_alone(tm
         assert settings.config.embedding.workers == 0
         async with running_app(create_app(settings)) as test_app:
             client = test_app.test_client()
-            await client.put("/enabled?enabled=1", headers=signed_headers())
-            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Open data for green labels.")])
-            response = await client.put(
-                "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
-            )
-            assert (await response.get_json())["loaded_sources"] == ["files__default: 1"]
+            await enable_and_load(client, SourcePart("files__default: 1", b"Open data for green labels."))
 
             async def embedded() -> bool:
                 report = await (await client.get("/status", headers=signed_headers())).get_json()
