@@ -20,6 +20,7 @@ from quart.typing import TestClientProtocol as Client
 import quart_app.loaders
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
+from quart_app.loaders import registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loaders"))
 
@@ -28,11 +29,17 @@ from faulty_loaders import FAULTY_LOADERS
 TEXT = "Notes about the {word} project: the {word} budget and the {word} timeline are on track."
 
 
-@pytest.fixture
-def blocking_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine's real parse pool, plus the test loaders (`test/block` parses until the test releases it)."""
+def use_test_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's real parse pool plus the test loaders (`test/block` parses until the test releases it), their
+    types readable for the routes too: a content provider's item of a type no loader reads is parsed as text."""
     pool = functools.partial(quart_app.loaders.ParsePool, extra_loaders=FAULTY_LOADERS)
     monkeypatch.setattr(quart_app.loaders, "ParsePool", pool)
+    monkeypatch.setattr(registry, "SUPPORTED_MIMETYPES", registry.SUPPORTED_MIMETYPES | FAULTY_LOADERS.keys())
+
+
+@pytest.fixture
+def blocking_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_test_loaders(monkeypatch)
 
 
 def race_settings(tmp_path: Path, dsn: str, embedder_url: str, **ingest: Any) -> AppSettings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,13 +10,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loaders"))
 
+from access_race_kit import use_test_loaders
 from contract_kit import contract_config, make_settings, running_app, signed_headers
-from faulty_loaders import FAULTY_LOADERS
 from quart.typing import TestClientProtocol as Client
 
-import quart_app.loaders
 from quart_app import create_app
 from quart_app.engine import ENGINE_EXTENSION, Engine
 
@@ -28,8 +25,7 @@ async def serve_isolated(
 ) -> AsyncIterator[tuple[Client, Engine]]:
     """Two parsers (one may be held mid-parse by a `test/block` part) and two /loadSources at a time, so further
     loads wait at the parser gate while changes arrive."""
-    pool = functools.partial(quart_app.loaders.ParsePool, extra_loaders=FAULTY_LOADERS)
-    monkeypatch.setattr(quart_app.loaders, "ParsePool", pool)
+    use_test_loaders(monkeypatch)
     ingest = {"parse_workers": 2, "max_part_mb": 2, "max_request_mb": 8, "concurrent_requests": 2}
     app = create_app(make_settings(storage, dsn, contract_config(embedder_url, ingest=ingest)))
     # the engine opens a parse pool, the database and the models: Quart's 6 s default is short on a busy machine
