@@ -100,8 +100,9 @@ def describe_env(environ: Mapping[str, str] | None = None) -> list[dict[str, str
     rows: list[dict[str, str | bool | None]] = []
     for setting in ENV_SETTINGS:
         value = env_value(setting.name, environ)
-        shown: str | None = value if value is None else redacted_url(value)
         if setting.secret:
-            shown = "(set)" if value else "(not set)"
+            shown: str | None = "(set)" if value else "(not set)"
+        else:
+            shown = value if value is None else redacted_url(value)
         rows.append({"name": setting.name, "value": shown, "default": setting.default, "help": setting.help})
     return rows
