@@ -77,3 +77,17 @@ async def enable_and_load(client: QuartClient, part: SourcePart) -> None:
     body, content_type = guzzle_multipart([part])
     response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
     assert (await response.get_json())["loaded_sources"] == [part.source_id], await response.get_data(as_text=True)
+
+
+def external_services_env(storage: Path, dsn: str, embedding_url: str) -> dict[str, str]:
+    """AppAPI's variables for an app on an external PostgreSQL and an external embedding service (its model
+    `external-embed`)."""
+    return {
+        "APP_PERSISTENT_STORAGE": str(storage),
+        "APP_ID": APP_ID,
+        "APP_SECRET": APP_SECRET,
+        "APP_VERSION": APP_VERSION,
+        "EXTERNAL_DB": dsn,
+        "CC_EM_BASE_URL": embedding_url,
+        "CC_EM_MODEL_NAME": "external-embed",
+    }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import wait_until
-from contract_kit import APP_ID, APP_SECRET, SourcePart, enable_and_load, running_app, signed_headers
+from contract_kit import SourcePart, enable_and_load, external_services_env, running_app, signed_headers
 from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.json_logging import QUIET_LOGGERS
@@ -40,15 +40,7 @@ async def test_a_password_in_cc_em_base_url_is_hidden_in_status_and_logs(
     # answers GET /models, then 500 to every embedding request
     with EmbeddingServiceFake(model="external-embed", dimension=8, fail_next=1000) as fake:
         with_password = fake.url.replace("http://", f"http://alice:{PASSWORD}@")
-        environ = {
-            "APP_PERSISTENT_STORAGE": str(storage.root),
-            "APP_ID": APP_ID,
-            "APP_SECRET": APP_SECRET,
-            "APP_VERSION": "4.3.0",
-            "EXTERNAL_DB": fresh_dsn,
-            "CC_EM_BASE_URL": with_password,
-            "CC_EM_MODEL_NAME": "external-embed",
-        }
+        environ = external_services_env(storage.root, fresh_dsn, with_password)
         async with running_app(create_app(AppSettings.from_env(environ))) as test_app:
             client = test_app.test_client()
             await enable_and_load(client, SourcePart("files__default: 1", b"Open data for green labels."))

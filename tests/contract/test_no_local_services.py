@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import wait_until
-from contract_kit import APP_ID, APP_SECRET, SourcePart, enable_and_load, free_port, running_app, signed_headers
+from contract_kit import SourcePart, enable_and_load, external_services_env, free_port, running_app, signed_headers
 from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.storage import StorageLayout
@@ -57,15 +57,7 @@ async def test_external_db_and_embedder_leave_the_local_socket_and_port_alone(tm
         listener(socket.AF_INET, ("127.0.0.1", local_port)) as embedder_port,
         listener(socket.AF_UNIX, str(storage.pg_socket_dir / ".s.PGSQL.5432")) as postgres_socket,
     ):
-        environ = {
-            "APP_PERSISTENT_STORAGE": str(storage.root),
-            "APP_ID": APP_ID,
-            "APP_SECRET": APP_SECRET,
-            "APP_VERSION": "4.3.0",
-            "EXTERNAL_DB": fresh_dsn,
-            "CC_EM_BASE_URL": fake.url,
-            "CC_EM_MODEL_NAME": "external-embed",
-        }
+        environ = external_services_env(storage.root, fresh_dsn, fake.url)
         settings = AppSettings.from_env(environ)
         assert settings.config.embedding.workers == 0
         async with running_app(create_app(settings)) as test_app:
