@@ -94,4 +94,5 @@ CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
 export CCB_SUPERVISOR_USER
 # supervisord with its own log in JSON lines (appliance/supervisord_json.py); the TERM/INT trap above stays until
 # this exec, which resets it: from then on supervisord handles the signal
-exec "$python" -m appliance.supervisord_json -n -c "$here/supervisord.conf"
+# this run's lock stays open through a `supervisorctl reload`, which closes the other inherited descriptors
+CCB_RUN_LOCK_FD="$run_lock_fd" exec "$python" -m appliance.supervisord_json -n -c "$here/supervisord.conf"

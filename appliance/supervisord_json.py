@@ -23,6 +23,7 @@ from supervisor.options import ServerOptions
 from supervisor.states import SupervisorStates
 
 from appliance.json_logging import json_line, utc_timestamp
+from appliance.run_lock import LOCK_FD_VARIABLE
 
 PROGRAM = "supervisord"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s\n"
@@ -157,6 +158,16 @@ class JsonLogServerOptions(ServerOptions):  # type: ignore[misc]
             self.get_socket_map().pop(self.wakeup.read_fd, None)
             self.wakeup.close()
             self.wakeup = None
+
+    def cleanup_fds(self) -> None:
+        """As supervisord's before a reload (close what leaked), but not the run lock's descriptor: closing it ended
+        the lock, and a second appliance could start on this storage under the running one (appliance/run_lock.py)."""
+        kept = os.environ.get(LOCK_FD_VARIABLE, "")
+        if not kept.isdigit():
+            super().cleanup_fds()
+            return
+        os.closerange(5, int(kept))
+        os.closerange(max(5, int(kept) + 1), self.minfds)
 
     def make_logger(self) -> None:
         # as ServerOptions.make_logger, with another format for the file

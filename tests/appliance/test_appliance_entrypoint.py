@@ -206,6 +206,24 @@ def test_a_second_start_on_a_running_storage_fails_at_once_and_changes_nothing(
 
 
 @pytest.mark.slow
+def test_the_storage_stays_locked_through_a_supervisorctl_reload(
+    private_dir: Path, started: list[Entrypoint], pg_cluster: EmbeddedPostgres
+) -> None:
+    storage, url, first = _running_on_external_db(private_dir, started, pg_cluster)
+    first.wait_state("app", "RUNNING")
+    app_pid = first.status()["app"][1]
+    # supervisord closes its inherited descriptors before it reads its config again; the lock's was one of them
+    run_cli("ctl", "reload", env=first.tool_env, timeout=30)
+    wait_for(lambda: first.status().get("app") not in (None, ("RUNNING", app_pid)), 60, "supervisord to reload")
+    first.wait_state("app", "RUNNING", 60)
+    second = Entrypoint(storage, "--external-db", url)
+    started.append(second)
+    assert second.process.wait(60) == 1
+    assert "error: another appliance runs on this storage" in second.output
+    assert first.terminate() == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("role", "embedder", "loops"),
     [
