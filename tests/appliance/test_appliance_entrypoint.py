@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket as socket_module
@@ -30,12 +31,14 @@ from appliance_kit import (
 )
 
 from appliance.app_client import AppClient, AppClientError, AppTarget
-from appliance.postgres import EmbeddedPostgres
+from appliance.postgres import EmbeddedPostgres, pg_bin_dir
 from appliance.storage import StorageLayout
 
 ENTRYPOINT = REPO / "entrypoint.sh"
 HEALTHCHECK = REPO / "healthcheck" / "healthcheck"
 CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
+# `docker stop` (AppAPI's too) sends SIGTERM, then SIGKILL to every process of the container after this long
+DOCKER_STOP_TIMEOUT_S = 10
 GPU = (REPO / "configs" / "config.gpu.yaml").read_text()
 
 
@@ -335,6 +338,37 @@ def _can_connect(dsn: str) -> bool:
             return True
     except psycopg.OperationalError:
         return False
+
+
+@pytest.mark.slow
+def test_docker_stop_leaves_postgres_shut_down_cleanly_when_the_app_overruns_its_stop(
+    private_dir: Path, started: list[Entrypoint]
+) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    run = Entrypoint(storage)
+    started.append(run)
+    for program in ("postgres", "embedder", "app"):
+        run.wait_state(program, "RUNNING")
+    # an app that does not end at its SIGTERM (during an ingest on 2 cores it needed 11 s); PostgreSQL stops last
+    app_pid = run.status()["app"][1]
+    assert app_pid is not None
+    os.kill(app_pid, signal.SIGSTOP)
+    run.process.send_signal(signal.SIGTERM)
+    try:
+        assert run.process.wait(DOCKER_STOP_TIMEOUT_S) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {DOCKER_STOP_TIMEOUT_S} s after SIGTERM, when Docker kills PostgreSQL as well")
+    control = subprocess.run(
+        [str(pg_bin_dir() / "pg_controldata"), str(StorageLayout(storage).pgdata)],
+        capture_output=True,
+        text=True,
+        env={"LC_ALL": "C"},
+        check=True,
+    )
+    # the next start needs no crash recovery
+    assert re.search(r"^Database cluster state: +shut down$", control.stdout, re.M), control.stdout
+    assert "database system is shut down" in (storage / "logs" / "postgres.log").read_text()
 
 
 def test_ctl_without_a_running_appliance_says_what_to_do(private_dir: Path) -> None:
