@@ -30,6 +30,9 @@ INIT_STATUS_PATH = "/ocs/v1.php/apps/app_api/ex-app/status"
 # the final init report is sent again after 2 s, 4 s, ... at most every minute while Nextcloud is away
 REPORT_RETRY_BASE_S = 2.0
 REPORT_RETRY_MAX_S = 60.0
+# an engine that did not open after the fetch is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
+OPEN_RETRY_BASE_S = 5.0
+OPEN_RETRY_MAX_S = 300.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -70,6 +73,7 @@ class InitJob:
         self.after_fetch: Callable[[], Awaitable[None]] | None = None
         self._stop = threading.Event()
         self.report_retry_base_s = REPORT_RETRY_BASE_S
+        self.open_retry_base_s = OPEN_RETRY_BASE_S
         self.last_error: str | None = None
         # time.monotonic() when a fetch last ended with every model present
         self._fetched_at: float | None = None
@@ -96,15 +100,40 @@ class InitJob:
         fetch = functools.partial(self._fetch, asyncio.get_running_loop())
         progress, error = await in_daemon_thread(fetch, "init-model-fetch")
         if not error and self.after_fetch is not None:
-            try:
-                await self.after_fetch()
-                self.after_fetch = None
-            except Exception as exc:
-                log.exception("the engine did not open after the model fetch")
-                progress, error = 99, f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
-                self.last_error = error
+            if not await self._open_after_fetch(handle, self.after_fetch):
+                log.warning("stopped before the engine opened after the model fetch")
+                handle.status.set("stopped", "the app stopped before the engine opened")
+                return
+            self.after_fetch = None
         await self._report_final(handle, progress, error)
         handle.status.set("done" if not error else "failed", error)
+
+    async def _open_after_fetch(self, handle: LoopHandle, open_engine: Callable[[], Awaitable[None]]) -> bool:
+        """Open the engine, trying again after a growing pause: nothing else would open it before a restart, and a
+        failure may pass (the database or a model file on shared storage away for a moment). Each new error is
+        reported to Nextcloud at 99 %; False when the app stopped first."""
+        attempt = 0
+        reported = ""
+        while not handle.stopping.is_set():
+            attempt += 1
+            try:
+                await open_engine()
+            except Exception as exc:
+                error = f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
+                self.last_error = error
+                pause = backoff(self.open_retry_base_s, OPEN_RETRY_MAX_S, attempt)
+                log.exception(
+                    "the engine did not open after the model fetch (attempt %d); trying again in %g s", attempt, pause
+                )
+                handle.status.set("backing_off", f"{error}; trying again in {pause:g} s")
+                if error != reported:  # the same error again would only repeat itself in Nextcloud's log
+                    await self._reporter(99, error)
+                    reported = error
+                await handle.sleep(pause)
+                continue
+            self.last_error = None
+            return True
+        return False
 
     async def _report_final(self, handle: LoopHandle, progress: int, error: str) -> None:
         """AppAPI enables the app only on the report of 100 and shows "initializing" until a final report arrives,

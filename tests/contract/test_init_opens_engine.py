@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import hashlib
 import logging
 import threading
@@ -199,5 +200,51 @@ def _counts(client: Any, status_code: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         counted = await client.post("/countIndexedDocuments", headers=signed_headers())
         return bool(counted.status_code == status_code)
+
+    return check
+
+
+async def test_an_engine_that_fails_to_open_after_the_fetch_is_tried_again(
+    tmp_path: Path,
+    fresh_dsn: str,
+    embedder_url: str,
+    minilm_paths: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fetch succeeds, but the engine's first opening after it fails on a passing error (the shared storage
+    answers EIO once): Nextcloud is told, the opening is tried again, and /init ends at 100 with a working app."""
+    files = await _minilm_files(minilm_paths)
+    real_lookup = model_catalogue.chunking_tokenizer_file
+    failures: list[Path] = []
+
+    def fail_once_after_the_fetch(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
+        found = real_lookup(entry, model_dir)  # ModelNotDownloadedError before the fetch, as always
+        if not failures:
+            failures.append(model_dir)
+            raise OSError(errno.EIO, "Input/output error")
+        return found
+
+    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", fail_once_after_the_fetch)
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        app = create_app(_downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url))
+        app.extensions[STATE_EXTENSION].init_job.open_retry_base_s = 0.05
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
+            assert failures, "the engine's opening never failed"
+            assert {
+                "progress": 99,
+                "error": "Init failed: the engine did not open: OSError: [Errno 5] Input/output error",
+            } in nextcloud.init_statuses()
+            assert nextcloud.init_statuses()[-1] == {"progress": 100, "error": ""}
+            await wait_until(_counts(client, 200), "the engine to open")
+
+
+def _reported_progress(nextcloud: FakeAppApiNextcloud, progress: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        statuses = nextcloud.init_statuses()
+        return bool(statuses) and statuses[-1]["progress"] == progress
 
     return check
