@@ -90,6 +90,10 @@ class EmbeddingConfig(_Section):
     base_url: str = Field("http://127.0.0.1:5000/v1", description="OpenAI-compatible endpoint the app calls")
     model_name: str | None = Field(None, description="model name sent in requests (external services)")
     api_key: str | None = Field(None, description="bearer key for the endpoint (env CC_EM_APIKEY)")
+    username: str | None = Field(None, description="HTTP Basic user for the endpoint (env CC_EM_USERNAME)")
+    password: str | None = Field(
+        None, repr=False, description="HTTP Basic password for the endpoint (env CC_EM_PASSWORD); api_key goes first"
+    )
     request_timeout: float = Field(1800.0, gt=0, description="seconds per embedding request")
     batch_tokens: int = Field(8192, ge=16, description="token budget of one batch in the local embedder program")
     batch_size: int = Field(
@@ -544,6 +548,11 @@ def apply_env_overrides(config: AppConfig, environ: Mapping[str, str] | None = N
     env = os.environ if environ is None else environ
     names = (("CC_EM_BASE_URL", "base_url"), ("CC_EM_MODEL_NAME", "model_name"), ("CC_EM_APIKEY", "api_key"))
     overrides: dict[str, Any] = {field: env[var] for var, field in names if env.get(var)}
+    # upstream: Basic auth only as a pair, and only without an API key
+    if env.get("CC_EM_USERNAME") and env.get("CC_EM_PASSWORD") and not env.get("CC_EM_APIKEY"):
+        overrides.update(username=env["CC_EM_USERNAME"], password=env["CC_EM_PASSWORD"])
+    elif bool(env.get("CC_EM_USERNAME")) != bool(env.get("CC_EM_PASSWORD")):
+        log.warning("only one of CC_EM_USERNAME and CC_EM_PASSWORD is set: no Basic auth is sent; set both")
     if not overrides:
         return config
     problem = embedding_url_problem(overrides["base_url"]) if "base_url" in overrides else None

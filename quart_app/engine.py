@@ -222,6 +222,7 @@ async def open_engine(
             emb.base_url,
             api_key=emb.api_key,
             model=emb.model_name,
+            basic_auth=(emb.username, emb.password) if emb.username and emb.password else None,
             timeout_s=emb.request_timeout,
             prefixes=service_prefixes(emb, load_catalogue(settings.model_catalogue)),
             send_input_type=emb.workers > 0,

@@ -14,6 +14,7 @@ many ran at once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -74,6 +75,10 @@ class EmbeddingServiceFake:
     failed_requests: int = 0
     # most requests in the service at one time, served or waiting in line for a slot
     peak_in_flight: int = 0
+    # (user, password) every request must carry as HTTP Basic auth, else 401
+    basic_auth: tuple[str, str] | None = None
+    # requests refused with 401
+    unauthorized: int = 0
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.capacity)
@@ -131,7 +136,20 @@ class EmbeddingServiceFake:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def _authorized(self) -> bool:
+                if service.basic_auth is None:
+                    return True
+                token = base64.b64encode(":".join(service.basic_auth).encode()).decode()
+                if self.headers.get("Authorization") == f"Basic {token}":
+                    return True
+                with service._lock:
+                    service.unauthorized += 1
+                self._reply(401, {"error": {"message": "Incorrect username or password"}})
+                return False
+
             def do_GET(self) -> None:
+                if not self._authorized():
+                    return
                 if self.path != "/v1/models":
                     self._reply(404, {"error": {"message": f"no route {self.path}; try /v1/models"}})
                     return
@@ -140,6 +158,8 @@ class EmbeddingServiceFake:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                if not self._authorized():
+                    return
                 if self.path != "/v1/embeddings":
                     self._reply(404, {"error": {"message": f"no route {self.path}; try /v1/embeddings"}})
                     return

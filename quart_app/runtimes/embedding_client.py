@@ -69,6 +69,7 @@ class EmbeddingClient:
         base_url: str,
         api_key: str | None = None,
         model: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
         timeout_s: float = 1800.0,
         prefixes: ModelPrefixes = NO_PREFIXES,
         *,
@@ -94,8 +95,11 @@ class EmbeddingClient:
         self._request_retries = request_retries
         self._retry_backoff_s = retry_backoff_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # the API key goes first, as upstream's
+        auth = httpx.BasicAuth(*basic_auth) if basic_auth is not None and not api_key else None
         self._http = httpx.AsyncClient(
             headers=headers,
+            auth=auth,
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             transport=transport,
             event_hooks={"request": [forward_request_id]},
@@ -106,7 +110,7 @@ class EmbeddingClient:
             "embedding client for %s (model %s, auth %s)",
             self._shown_url,
             model or "default",
-            "bearer" if api_key else "none",
+            "bearer" if api_key else "basic" if auth is not None else "none",
         )
 
     def __repr__(self) -> str:
@@ -261,7 +265,7 @@ def _status_error(method: str, url: str, response: httpx.Response) -> EmbeddingS
     detail = _error_detail(response)
     hint = ""
     if status in (401, 403):
-        hint = "; check the API key (embedding.api_key / CC_EM_APIKEY)"
+        hint = "; check the API key (embedding.api_key / CC_EM_APIKEY) or CC_EM_USERNAME / CC_EM_PASSWORD"
     elif status == 413:
         hint = "; send fewer or shorter inputs per request (embedding.batch_tokens)"
     return EmbeddingServiceError(
