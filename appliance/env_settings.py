@@ -38,6 +38,12 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("CC_EM_APIKEY", str, None, "bearer key for the embedding endpoint", secret=True),
     EnvSetting("CC_EM_USERNAME", str, None, "HTTP Basic user for the embedding endpoint (with CC_EM_PASSWORD)"),
     EnvSetting("CC_EM_PASSWORD", str, None, "HTTP Basic password for the embedding endpoint", secret=True),
+    EnvSetting(
+        "CC_DOWNLOAD_MODELS_FROM_HF",
+        str,
+        "true",
+        "false, 0 or no: POST /init downloads no model; place the files in model_files yourself",
+    ),
     EnvSetting("CC_CONFIG_PATH", Path, None, "config file path (default $APP_PERSISTENT_STORAGE/config.yaml)"),
     EnvSetting("HP_SHARED_KEY", str, None, "HaRP's shared key: set by AppAPI, frpc logs in with it", secret=True),
     EnvSetting("HP_FRP_ADDRESS", str, None, "host of HaRP's FRP server, where frpc connects (set by AppAPI)"),

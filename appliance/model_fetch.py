@@ -175,14 +175,23 @@ def fetch_models(
     catalogue: Mapping[str, ModelEntry] | None = None,
     client: httpx.Client | None = None,
     verify_ssl: bool = True,
+    download: bool = True,
 ) -> list[Path]:
-    """Fetch every missing file the config needs; progress(0..100) as it goes. Blocking: run it in a thread."""
+    """Fetch every missing file the config needs; progress(0..100) as it goes. Blocking: run it in a thread. With
+    `download` False (CC_DOWNLOAD_MODELS_FROM_HF=false) a missing file is a ModelFetchError saying where it goes."""
     plan = plan_downloads(required_model_ids(config), catalogue or load_catalogue(), model_dir)
     pending = [item for item in plan if not is_present(item, stop)]
     log.info("models: %d file(s) needed, %d to fetch", len(plan), len(pending))
     if not pending:
         progress(100)
         return [item.dest for item in plan]
+    if not download:
+        wanted = "; ".join(f"{item.origin.url} as {item.dest}" for item in pending)
+        raise ModelFetchError(
+            pending[0].entry.id,
+            f"CC_DOWNLOAD_MODELS_FROM_HF is off and {len(pending)} model file(s) are missing: place {wanted}; then"
+            " redeploy the app (AppAPI sends POST /init again) or restart it",
+        )
     own_client = client is None
     http = client or httpx.Client(follow_redirects=True, verify=verify_ssl, timeout=httpx.Timeout(60.0))
     last = -1

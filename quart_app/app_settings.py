@@ -39,6 +39,8 @@ class AppSettings:
     model_catalogue: Path | None = None
     # APP_ROLE: which loops and routes this replica runs (appliance/app_role.py ROLE_DUTIES)
     role: AppRole = AppRole.NORMAL
+    # CC_DOWNLOAD_MODELS_FROM_HF: False = POST /init only checks the model files an admin placed
+    download_models: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> AppSettings:
@@ -57,4 +59,10 @@ class AppSettings:
             aa_version=env_value("AA_VERSION", environ),
             nextcloud_url=env_value("NEXTCLOUD_URL", environ),
             role=app_role(environ),
+            download_models=downloads_models(environ),
         )
+
+
+def downloads_models(environ: Mapping[str, str] | None = None) -> bool:
+    """CC_DOWNLOAD_MODELS_FROM_HF as upstream reads it: only 1, true or yes (any case) download."""
+    return (env_value("CC_DOWNLOAD_MODELS_FROM_HF", environ) or "").strip().lower() in ("1", "true", "yes")

@@ -176,6 +176,7 @@ class InitJob:
                 stop=self._stop,
                 catalogue=load_catalogue(self._settings.model_catalogue),
                 verify_ssl=self._settings.config.verify_ssl,
+                download=self._settings.download_models,
             )
         except (ModelFetchError, CatalogueError) as exc:
             self.last_error = str(exc)

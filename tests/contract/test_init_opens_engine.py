@@ -26,7 +26,7 @@ from appliance.model_catalogue import load_catalogue
 from appliance.model_fetch import fetch_models
 from quart_app import create_app
 from quart_app.app_factory import MODEL_WAIT_LOOP
-from quart_app.app_settings import AppSettings
+from quart_app.app_settings import AppSettings, downloads_models
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.lifecycle import STATE_EXTENSION
 
@@ -248,3 +248,49 @@ def _reported_progress(nextcloud: FakeAppApiNextcloud, progress: int) -> Callabl
         return bool(statuses) and statuses[-1]["progress"] == progress
 
     return check
+
+
+@pytest.mark.parametrize(
+    ("value", "downloads"),
+    [(None, True), ("true", True), ("YES", True), ("1", True), ("false", False), ("0", False), ("no", False)],
+)
+def test_cc_download_models_from_hf_is_read_as_upstream_reads_it(value: str | None, downloads: bool) -> None:
+    assert downloads_models({} if value is None else {"CC_DOWNLOAD_MODELS_FROM_HF": value}) is downloads
+
+
+async def test_with_cc_download_models_from_hf_false_init_downloads_nothing_and_names_the_files_to_place(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, minilm_paths: tuple[Path, Path]
+) -> None:
+    """Upstream's switch for machines that may not reach Hugging Face: /init fetches nothing and says which file goes
+    where; with the files placed by hand, the next /init opens the engine."""
+    files = await _minilm_files(minilm_paths)
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        settings = _downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url)
+        settings = dataclasses.replace(settings, download_models=False)
+        app = create_app(settings)
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            await wait_until(_reported(nextcloud), "POST /init to report its end")
+            final = nextcloud.init_statuses()[-1]
+            model_dir = settings.storage.model_dir / "downloaded-minilm"
+            assert final["error"].startswith(
+                "CC_DOWNLOAD_MODELS_FROM_HF is off and 2 model file(s) are missing: place "
+            )
+            assert f"{models.url('/m/model.onnx')} as {model_dir / 'model.onnx'}" in final["error"]
+            assert models.requests == []
+
+            # the admin puts the files in place; AppAPI's next /init finds them
+            model_dir.mkdir(parents=True)
+            for name in ("model.onnx", "tokenizer.json"):
+                await asyncio.to_thread((model_dir / name).write_bytes, files[f"/m/{name}"])
+            await wait_until(lambda: _idle(app), "the first /init to end")
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
+            await wait_until(_counts(client, 200), "the engine to open")
+            assert models.requests == []
+
+
+async def _idle(app: Any) -> bool:
+    return not app.extensions[STATE_EXTENSION].init_job.running
