@@ -7,6 +7,7 @@ from pathlib import Path
 import charset_normalizer
 
 from .errors import CorruptDocumentError
+from .latin_code_pages import latin_code_page
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ _MAX_NUL_SHARE = 0.05
 
 
 def decode_bytes(data: bytes, path: Path, mimetype: str) -> str:
-    """Decode document bytes: BOM, then strict UTF-8, then charset-normalizer's best guess."""
+    """Decode document bytes: BOM, then strict UTF-8, then charset-normalizer's best guess (for Latin script, the
+    Western or Central European code page whose reading spells a language)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
@@ -42,8 +44,9 @@ def decode_bytes(data: bytes, path: Path, mimetype: str) -> str:
             f"{path.name}: declared as {mimetype!r} but the bytes are not text in any known encoding; "
             "check the file's type or re-save it as UTF-8"
         )
-    logger.debug("decoded %s as %s", path.name, match.encoding)
-    return str(match)
+    encoding = latin_code_page(data, match.encoding)
+    logger.debug("decoded %s as %s (charset-normalizer guessed %s)", path.name, encoding, match.encoding)
+    return str(match) if encoding == match.encoding else data.decode(encoding)
 
 
 def read_text(path: Path, mimetype: str) -> str:

@@ -308,3 +308,35 @@ def test_eml_8bit_body_with_a_missing_or_wrong_charset_keeps_its_letters(tmp_pat
         b"Content-Transfer-Encoding: 8bit\r\n\r\n" + GERMAN.encode("cp1252")
     )
     assert extract_text(path, "message/rfc822") == f"Subject: Hallo\nFrom: a@example.org\n\n{GERMAN}"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "encoding"),
+    [
+        ("Café crème, naïve façade", "latin-1"),
+        ("El niño comió piña en la montaña", "cp1252"),
+        ("Blåbærsyltetøj på smørrebrød", "latin-1"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy", "cp1250"),
+        ("Zażółć gęślą jaźń", "cp1250"),
+        ("Pchnąć w tę łódź jeża lub ośm skrzyń fig", "iso-8859-2"),
+    ],
+)
+def test_short_western_and_central_european_text_keeps_its_accents(
+    tmp_path: Path, sentence: str, encoding: str
+) -> None:
+    # charset-normalizer finds no language in a short text and took cp1250 first: "crème" was indexed as "crčme"
+    path = tmp_path / "note.txt"
+    path.write_bytes(sentence.encode(encoding))
+    assert extract_text(path, "text/plain") == sentence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "encoding"),
+    [("Türkçe metin ığş güzel", "cp1254"), ("Lietuvių kalba yra baltų kalba, ąčęėįšųūž", "cp1257")],
+)
+def test_other_latin_code_pages_charset_normalizer_recognises_are_kept(
+    tmp_path: Path, sentence: str, encoding: str
+) -> None:
+    path = tmp_path / "note.txt"
+    path.write_bytes(f"{sentence}\n".encode(encoding) * 50)
+    assert extract_text(path, "text/plain") == "\n".join([sentence] * 50)
