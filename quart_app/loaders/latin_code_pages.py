@@ -12,6 +12,8 @@ from charset_normalizer.utils import is_multi_byte_encoding
 # in order of preference when two readings fit equally well (the same letters in both, or too few to tell)
 _CANDIDATES = ("cp1252", "cp1250", "iso8859_2")
 _ASCII = bytes(range(0x80))
+# share of bytes above 0x7F that Western and Central European text stays under; Cyrillic, Greek or CJK text is above
+_MAX_LATIN_HIGH_SHARE = 0.2
 # the accented letters each language writes (lower case): the languages of the candidates and of other Latin code pages
 # charset-normalizer may rightly guess, which keep their reading when it fits as well
 _ALPHABETS = (
@@ -71,21 +73,28 @@ def _is_latin_script(characters: dict[str, int]) -> bool:
     return latin * 2 > sum(letters.values())
 
 
-def latin_code_page(data: bytes, guessed: str) -> str:
+def latin_code_page(data: bytes, guessed: str, language_recognised: bool) -> str:
     """The guessed encoding, or the Latin code page whose reading of `data` best spells a language."""
     high_bytes = data.translate(None, _ASCII)
     # count each byte value in C: a Counter over the bytes of a large file cost as much as the detection
     byte_counts = {byte: high_bytes.count(byte) for byte in range(0x80, 0x100) if byte in high_bytes}
-    if is_multi_byte_encoding(guessed) or not byte_counts:
+    # NUL bytes: UTF-16 or UTF-32, never a single-byte code page
+    if not byte_counts or b"\x00" in data:
         return guessed
-    guessed_reading = _reading(byte_counts, guessed)
-    # Cyrillic, Greek, Hebrew... code pages are charset-normalizer's business
-    if guessed_reading is None or not _is_latin_script(guessed_reading):
-        return guessed
+    guessed_reading = None if is_multi_byte_encoding(guessed) else _reading(byte_counts, guessed)
+    latin_guess = guessed_reading is not None and _is_latin_script(guessed_reading)
     fits: list[tuple[float, str]] = []
-    for encoding in (*_CANDIDATES, guessed):
+    for encoding in (*_CANDIDATES, guessed) if latin_guess else _CANDIDATES:
         characters = _reading(byte_counts, encoding)
         if characters is not None:
             fits.append((_fit(characters), encoding))
+    if not fits:
+        return guessed
     # max() keeps the first of equal fits, so a tie goes to the earlier (Western) code page
-    return max(fits, key=lambda fit: fit[0])[1]
+    best_fit, encoding = max(fits, key=lambda fit: fit[0])
+    if latin_guess:
+        return encoding
+    # a guess in another script (charset-normalizer read "Hallo Jürgen" as Urdu) stands unless it found no language
+    # in the text, the text is mostly ASCII and every non-ASCII character is a letter of one Latin alphabet
+    mostly_ascii = len(high_bytes) <= len(data) * _MAX_LATIN_HIGH_SHARE
+    return encoding if best_fit == 1.0 and mostly_ascii and not language_recognised else guessed

@@ -44,7 +44,7 @@ def decode_bytes(data: bytes, path: Path, mimetype: str) -> str:
             f"{path.name}: declared as {mimetype!r} but the bytes are not text in any known encoding; "
             "check the file's type or re-save it as UTF-8"
         )
-    encoding = latin_code_page(data, match.encoding)
+    encoding = latin_code_page(data, match.encoding, bool(match.languages))
     logger.debug("decoded %s as %s (charset-normalizer guessed %s)", path.name, encoding, match.encoding)
     return str(match) if encoding == match.encoding else data.decode(encoding)
 

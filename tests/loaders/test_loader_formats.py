@@ -340,3 +340,21 @@ def test_other_latin_code_pages_charset_normalizer_recognises_are_kept(
     path = tmp_path / "note.txt"
     path.write_bytes(f"{sentence}\n".encode(encoding) * 50)
     assert extract_text(path, "text/plain") == "\n".join([sentence] * 50)
+
+
+@pytest.mark.parametrize("sentence", ["Hallo Jürgen", "Danke schön", "Dobrý den"])
+def test_a_few_accented_letters_are_not_read_as_another_script(tmp_path: Path, sentence: str) -> None:
+    # with one non-ASCII byte every code page has zero chaos: "Hallo Jürgen" came out in Urdu as "Hallo Jﮰrgen"
+    path = tmp_path / "note.txt"
+    path.write_bytes(sentence.encode("cp1250"))
+    assert extract_text(path, "text/plain") == sentence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "encoding"),
+    [("Встреча в понедельник в десять часов утра", "cp1251"), ("日本語のテキストです。", "shift_jis")],
+)
+def test_text_in_other_scripts_keeps_charset_normalizers_reading(tmp_path: Path, sentence: str, encoding: str) -> None:
+    path = tmp_path / "note.txt"
+    path.write_bytes(sentence.encode(encoding))
+    assert extract_text(path, "text/plain") == sentence
