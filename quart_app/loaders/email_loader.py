@@ -37,6 +37,29 @@ def _part_text(part: Message, path: Path) -> str:
     return html_to_text(text, include_title=False) if part.get_content_subtype() == "html" else text
 
 
+def _header_value(message: EmailMessage, name: str, charsets: list[str], path: Path) -> str | None:
+    """The header as text; raw 8-bit bytes (no RFC 2047 words) are read in UTF-8, the mail's charset, or a guess."""
+    raw = next((value for key, value in message.raw_items() if key.lower() == name.lower()), None)
+    if raw is None:
+        return None
+    # the parser keeps undecodable bytes as surrogates and the header classes turned every non-UTF-8 one into U+FFFD
+    data = str(raw).encode("ascii", "surrogateescape")
+    if data.isascii():
+        return str(message[name])
+    for charset in ("utf-8", *charsets):
+        try:
+            text = data.decode(charset)
+            break
+        except (LookupError, UnicodeDecodeError):
+            continue
+    else:
+        try:
+            text = decode_bytes(data, path, EML)
+        except CorruptDocumentError:  # bytes no charset explains: one bad header must not refuse the mail
+            text = data.decode("utf-8", "replace")
+    return str(email.policy.default.header_factory(name, text))
+
+
 def load_eml(path: Path, limits: ParseLimits) -> str:
     """Main headers, then the plain-text body (or the HTML body as text when there is no plain one)."""
     with path.open("rb") as fh:
@@ -47,8 +70,12 @@ def load_eml(path: Path, limits: ParseLimits) -> str:
         raise CorruptDocumentError(
             f"{path.name}: declared as {EML!r} but it has no mail headers; fix the file or its mimetype"
         )
-    headers = _header_block({name: message.get(name) for name in _HEADERS})
     body_part = message.get_body(preferencelist=("plain", "html"))
+    # mailers that write raw 8-bit headers write them in the charset of the body
+    charsets = [
+        charset for part in (body_part, message) if part is not None and (charset := part.get_content_charset())
+    ]
+    headers = _header_block({name: _header_value(message, name, charsets, path) for name in _HEADERS})
     body = _part_text(body_part, path) if body_part is not None else ""
     return f"{headers}\n\n{body}"
 

@@ -358,3 +358,40 @@ def test_text_in_other_scripts_keeps_charset_normalizers_reading(tmp_path: Path,
     path = tmp_path / "note.txt"
     path.write_bytes(sentence.encode(encoding))
     assert extract_text(path, "text/plain") == sentence
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (b"Content-Type: text/plain; charset=windows-1252\r\n\r\n", "Hallo Jürgen".encode("cp1252")),
+        (b"\r\n", "Hallo Jürgen".encode("cp1252")),
+        (
+            b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\n",
+            "Hallo Jürgen".encode("latin-1") + b"\r\n--b--\r\n",
+        ),
+    ],
+)
+def test_eml_raw_8bit_headers_keep_their_letters(tmp_path: Path, content_type: bytes, body: bytes) -> None:
+    # many mailers write non-ASCII headers as raw bytes in the body's charset, without RFC 2047 words: the stdlib
+    # turned every such byte into U+FFFD and the subject and sender were indexed as "Gr��e" and "J�rgen M�ller"
+    path = tmp_path / "mail"
+    path.write_bytes(
+        "Subject: Grüße aus Köln =?utf-8?q?f=C3=BCr?= Zoë\r\nFrom: Jürgen Müller <j@example.org>\r\n".encode("cp1252")
+        + b"To: team@example.org\r\n"
+        + content_type
+        + body
+    )
+    assert extract_text(path, "message/rfc822") == (
+        "Subject: Grüße aus Köln für Zoë\nFrom: Jürgen Müller <j@example.org>\nTo: team@example.org\n\nHallo Jürgen"
+    )
+
+
+def test_eml_header_bytes_in_no_charset_do_not_refuse_the_mail(tmp_path: Path) -> None:
+    path = tmp_path / "mail"
+    path.write_bytes(
+        b"Subject: Report " + bytes(range(0x80, 0x100)) + b"\r\nFrom: a@example.org\r\n\r\nQuarterly figures\r\n"
+    )
+    text = extract_text(path, "message/rfc822")
+    assert text.startswith("Subject: Report \ufffd")
+    assert text.endswith("\nFrom: a@example.org\n\nQuarterly figures")
