@@ -1,16 +1,16 @@
 """Word-processing documents: .docx via python-docx, .odt via odfdo."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import docx
 import odfdo
 from docx.blkcntnr import BlockItemContainer
-from docx.oxml.table import CT_Tbl
+from docx.oxml.table import CT_Row, CT_Tbl
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
-from docx.table import Table
+from docx.table import Table, _Cell, _Row
 
 from .limits import ParseLimits
 from .zip_guard import check_zip
@@ -24,10 +24,17 @@ _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent"})
 
 
+def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
+    try:
+        return _Row(row, table).cells
+    except ValueError:  # a vertical merge continued from a row outside this row's content control
+        return [_Cell(cell, table) for cell in row.tc_lst]
+
+
 def _table_lines(table: Table) -> Iterator[str]:
-    for row in table.rows:
+    for row in _row_elements(table._tbl):
         cells: list[str] = []
-        for cell in row.cells:
+        for cell in _row_cells(row, table):
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
             text = " ".join("\n".join(_blocks(cell)).split())
             # merged cells repeat the same object in python-docx; keep one copy
@@ -45,6 +52,15 @@ def _block_elements(container: Any) -> Iterator[CT_P | CT_Tbl]:
             yield child
         elif child.tag in _BLOCK_WRAPPERS:
             yield from _block_elements(child)
+
+
+def _row_elements(container: Any) -> Iterator[CT_Row]:
+    # table.rows skips the rows inside content controls: every item of a repeating section was lost
+    for child in container.iterchildren():
+        if isinstance(child, CT_Row):
+            yield child
+        elif child.tag in _BLOCK_WRAPPERS:
+            yield from _row_elements(child)
 
 
 def _paragraph_text(paragraph: CT_P) -> str:

@@ -395,3 +395,39 @@ def test_eml_header_bytes_in_no_charset_do_not_refuse_the_mail(tmp_path: Path) -
     text = extract_text(path, "message/rfc822")
     assert text.startswith("Subject: Report \ufffd")
     assert text.endswith("\nFrom: a@example.org\n\nQuarterly figures")
+
+
+def _repeating_section_item(first: str, second: str, vertically_merged: bool = False) -> str:
+    merge = "<w:tcPr><w:vMerge/></w:tcPr>" if vertically_merged else ""
+    return (
+        "<w:sdt><w:sdtPr><w15:repeatingSectionItem/></w:sdtPr><w:sdtContent><w:tr>"
+        f"<w:tc>{merge}<w:p><w:r><w:t>{first}</w:t></w:r></w:p></w:tc>"
+        f"<w:tc><w:p><w:r><w:t>{second}</w:t></w:r></w:p></w:tc>"
+        "</w:tr></w:sdtContent></w:sdt>"
+    )
+
+
+def test_docx_table_rows_in_a_repeating_section_are_kept(tmp_path: Path) -> None:
+    # Word's repeating-section content control wraps each table row; python-docx's table.rows skips them, so every
+    # line a user added to an expense or attendee form was missing from the index
+    document = docx.Document()
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Item"
+    table.cell(0, 1).text = "Cost"
+    items = "".join(
+        (
+            _repeating_section_item("Train", "120"),
+            _repeating_section_item("Hotel", "340"),
+            _repeating_section_item("", "55", True),
+        )
+    )
+    table._tbl.append(
+        parse_xml(
+            f'<w:sdt {nsdecls("w")} xmlns:w15="http://schemas.microsoft.com/office/word/2012/wordml">'
+            f"<w:sdtPr><w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>"
+        )
+    )
+    path = tmp_path / "expenses.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Item | Cost\nTrain | 120\nHotel | 340\n55"
