@@ -7,6 +7,9 @@ from typing import Any
 import docx
 import odfdo
 from docx.blkcntnr import BlockItemContainer
+from docx.document import Document as DocxDocument
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.oxml import parse_xml
 from docx.oxml.table import CT_Row, CT_Tbl
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
@@ -94,12 +97,28 @@ def _text_boxes(body: Any) -> Iterator[str]:
             yield text
 
 
+def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]:
+    # python-docx has no API for footnotes and endnotes: their parts are read as plain XML
+    for rel in document.part.rels.values():
+        if rel.reltype != relationship or rel.is_external:
+            continue
+        for note in parse_xml(rel.target_part.blob).iterchildren(tag):
+            # separators and continuation notices are layout, not notes
+            if note.get(f"{_W}type") in (None, "normal"):
+                text = "\n".join(_blocks(BlockItemContainer(note, document._body))).strip()
+                if text:
+                    yield text
+
+
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs and tables in document order, then text boxes, then headers and footers once each."""
+    """Body paragraphs and tables in document order, then text boxes, footnotes and endnotes, then headers and
+    footers once each. Comments are left out: they discuss the text (often text since changed), they are not it."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     blocks = list(_blocks(document._body))
     blocks.extend(_text_boxes(document.element.body))
+    blocks.extend(_notes(document, RT.FOOTNOTES, f"{_W}footnote"))
+    blocks.extend(_notes(document, RT.ENDNOTES, f"{_W}endnote"))
     seen: set[str] = set()
     for section in document.sections:
         for part in (section.header, section.footer):

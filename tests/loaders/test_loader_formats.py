@@ -431,3 +431,59 @@ def test_docx_table_rows_in_a_repeating_section_are_kept(tmp_path: Path) -> None
     document.save(str(path))
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     assert text == "Item | Cost\nTrain | 120\nHotel | 340\n55"
+
+
+_NOTES_PARTS = {
+    "footnotes": (
+        '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+        '<w:footnote w:type="continuationNotice" w:id="0"><w:p><w:r><w:t>(continued)</w:t></w:r></w:p></w:footnote>'
+        '<w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r>'
+        '<w:r><w:t xml:space="preserve"> Source: Federal Statistical Office, 2023.</w:t></w:r></w:p></w:footnote>'
+    ),
+    "endnotes": (
+        '<w:endnote w:id="1"><w:p><w:r><w:endnoteRef/></w:r><w:r><w:t xml:space="preserve"> Figures are net of VAT.'
+        "</w:t></w:r></w:p><w:p><w:r><w:t>Rounded to whole euros.</w:t></w:r></w:p></w:endnote>"
+    ),
+}
+
+
+def _add_notes_parts(path: Path) -> None:
+    """Rewrite a python-docx file with a footnotes and an endnotes part (python-docx cannot write them)."""
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    rels = members["word/_rels/document.xml.rels"].decode()
+    types = members["[Content_Types].xml"].decode()
+    for kind, notes in _NOTES_PARTS.items():
+        members[f"word/{kind}.xml"] = f"<w:{kind} {nsdecls('w')}>{notes}</w:{kind}>".encode()
+        rels = rels.replace(
+            "</Relationships>",
+            f'<Relationship Id="rId{kind}" Target="{kind}.xml" '
+            f'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}"/></Relationships>',
+        )
+        types = types.replace(
+            "</Types>",
+            f'<Override PartName="/word/{kind}.xml" '
+            f'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}+xml"/></Types>',
+        )
+    members["word/_rels/document.xml.rels"] = rels.encode()
+    members["[Content_Types].xml"] = types.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+
+
+def test_docx_footnotes_and_endnotes_are_indexed_after_the_body(tmp_path: Path) -> None:
+    # the sources and caveats of a report live in its notes; none of their text was indexed
+    document = docx.Document()
+    paragraph = document.add_paragraph("Revenue grew by 12 percent.")
+    paragraph._p.append(parse_xml(f'<w:r {nsdecls("w")}><w:footnoteReference w:id="1"/></w:r>'))
+    document.add_paragraph("Costs stayed flat.")
+    document.add_comment(paragraph.runs, text="Check this number with Ann", author="Bob")
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    _add_notes_parts(path)
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == (
+        "Revenue grew by 12 percent.\n\nCosts stayed flat.\n\nSource: Federal Statistical Office, 2023.\n\n"
+        "Figures are net of VAT.\nRounded to whole euros."
+    )
