@@ -8,6 +8,10 @@ from typing import Any
 
 import olefile
 import pptx
+from lxml import etree
+from pptx.chart.chart import Chart
+from pptx.oxml import parse_xml
+from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 
 from .errors import CorruptDocumentError, EncryptedDocumentError
@@ -23,7 +27,57 @@ _TEXT_BYTES_ATOM = 0x0FA8  # low bytes of UTF-16 code points (latin-1)
 _MAIN_MASTER = 0x03F8  # master slides: placeholder prompts like "Click to edit Master title style"
 _CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
 _CONTAINER_VERSION = 0xF
+_NS = {
+    "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
+    "c": "http://schemas.openxmlformats.org/drawingml/2006/chart",
+    "dgm": "http://schemas.openxmlformats.org/drawingml/2006/diagram",
+    "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+}
+# compiled with their namespaces: python-pptx's own element.xpath() knows no "dgm" prefix
+_CHART_TITLES = etree.XPath("c:chart/c:title | c:chart/c:plotArea/*/c:title", namespaces=_NS)
+_SERIES_NAMES = etree.XPath("c:chart/c:plotArea/*/c:ser/c:tx//c:v/text()", namespaces=_NS)
+# the series of one chart share their categories: the first series' labels name them
+_CATEGORY_LABELS = etree.XPath("c:chart/c:plotArea/*/c:ser[1]/c:cat//c:pt/c:v/text()", namespaces=_NS)
+_CELL_VALUES = etree.XPath(".//c:v/text()", namespaces=_NS)
+_PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
+_RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
+_DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
+_DIAGRAM_POINTS = etree.XPath("dgm:ptLst/dgm:pt", namespaces=_NS)
+# presentation and connector points of a diagram hold layout, not the user's text
+_LAYOUT_POINTS = frozenset({"pres", "parTrans", "sibTrans"})
 _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
+
+
+def _paragraphs_text(element: Any, separator: str) -> str:
+    return separator.join(text for p in _PARAGRAPHS(element) if (text := "".join(_RUN_TEXTS(p))).strip())
+
+
+def _chart_lines(chart: Chart) -> Iterator[str]:
+    """Chart and axis titles, series names, category labels; read from the XML because python-pptx's plots raise
+    NotImplementedError for stock, surface and bar-of-pie charts."""
+    for title in _CHART_TITLES(chart.element):
+        # a title linked to a cell has no rich text, only the cell's cached value
+        text = _paragraphs_text(title, " ").strip() or "".join(_CELL_VALUES(title)).strip()
+        if text:
+            yield text
+    for labels in (_SERIES_NAMES(chart.element), _CATEGORY_LABELS(chart.element)):
+        line = " | ".join(dict.fromkeys(label.strip() for label in labels if label.strip()))
+        if line:
+            yield line
+
+
+def _smartart_text(frame: GraphicFrame) -> str:
+    """The text of a SmartArt diagram's points, from its data part (python-pptx does not read diagrams)."""
+    texts: list[str] = []
+    for rel_id in _DIAGRAM_DATA_IDS(frame.element):
+        data = parse_xml(frame.part.related_part(rel_id).blob)
+        for point in _DIAGRAM_POINTS(data):
+            if point.get("type") in _LAYOUT_POINTS:
+                continue
+            text = _paragraphs_text(point, "\n")
+            if text:
+                texts.append(text)
+    return "\n".join(texts)
 
 
 def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
@@ -31,6 +85,12 @@ def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
         # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
         if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes)
+        elif getattr(shape, "has_chart", False) and shape.has_chart:
+            yield from _chart_lines(shape.chart)
+        elif isinstance(shape, GraphicFrame) and _DIAGRAM_DATA_IDS(shape.element):
+            text = _smartart_text(shape)
+            if text:
+                yield text
         elif getattr(shape, "has_table", False) and shape.has_table:
             for row in shape.table.rows:
                 line = " | ".join(" ".join(cell.text.split()) for cell in row.cells).strip(" |")
@@ -43,7 +103,7 @@ def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
 
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:
-    """Slide texts (titles, bodies, tables, groups) and speaker notes, slide by slide."""
+    """Slide texts (titles, bodies, tables, groups, charts, SmartArt) and speaker notes, slide by slide."""
     check_zip(path, PPTX, limits)
     presentation = pptx.Presentation(str(path))
     slides: list[str] = []

@@ -12,6 +12,13 @@ import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
+from pptx.chart.data import CategoryChartData
+from pptx.enum.chart import XL_CHART_TYPE
+from pptx.opc.constants import CONTENT_TYPE as CT
+from pptx.opc.constants import RELATIONSHIP_TYPE as RT
+from pptx.opc.package import Part
+from pptx.opc.packuri import PackURI
+from pptx.oxml import parse_xml as parse_pptx_xml
 from pptx.util import Inches
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
@@ -486,4 +493,71 @@ def test_docx_footnotes_and_endnotes_are_indexed_after_the_body(tmp_path: Path) 
     assert text == (
         "Revenue grew by 12 percent.\n\nCosts stayed flat.\n\nSource: Federal Statistical Office, 2023.\n\n"
         "Figures are net of VAT.\nRounded to whole euros."
+    )
+
+
+_SMARTART_DATA = (
+    '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>'
+    '<dgm:pt modelId="0" type="doc"><dgm:t><a:bodyPr/><a:p><a:endParaRPr/></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="1"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Plan the rollout</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="2" type="parTrans"><dgm:t><a:bodyPr/><a:p><a:r><a:t>arrow</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="3"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Train the </a:t></a:r><a:r><a:t>support team</a:t></a:r>'
+    "</a:p></dgm:t></dgm:pt>"
+    '<dgm:pt modelId="4" type="pres"><dgm:prSet presName="node"/></dgm:pt>'
+    "</dgm:ptLst></dgm:dataModel>"
+)
+
+
+def _add_smartart(presentation: pptx.presentation.Presentation, slide: pptx.slide.Slide) -> None:
+    """A SmartArt frame and its data part, as PowerPoint writes them (python-pptx cannot create diagrams)."""
+    data_part = Part(
+        PackURI("/ppt/diagrams/data1.xml"), CT.DML_DIAGRAM_DATA, presentation.part.package, _SMARTART_DATA.encode()
+    )
+    rel_id = slide.part.relate_to(data_part, RT.DIAGRAM_DATA)
+    slide.shapes._spTree.append(
+        parse_pptx_xml(
+            '<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            '<p:nvGraphicFramePr><p:cNvPr id="9" name="Diagram 1"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>'
+            '<p:xfrm><a:off x="0" y="0"/><a:ext cx="100" cy="100"/></p:xfrm>'
+            '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
+            '<dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+            f'r:dm="{rel_id}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+        )
+    )
+
+
+def _chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> CategoryChartData:
+    data = CategoryChartData()  # type: ignore[no-untyped-call]  # python-pptx's chart data has no type hints
+    data.categories = categories
+    for name, values in series.items():
+        data.add_series(name, values)  # type: ignore[no-untyped-call]
+    return data
+
+
+def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None:
+    # python-pptx's shapes give charts and SmartArt no text frame: a slide whose content is a chart or a process
+    # diagram was indexed as its title alone
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Results"
+    visitors = _chart_data(["Spring", "Autumn"], {"Hamburg office": (10, 20), "Munich office": (5, 7)})
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(1), Inches(6), Inches(4), visitors
+    ).chart
+    chart.has_title = True
+    chart.chart_title.text_frame.text = "Visitors per season"
+    chart.value_axis.has_title = True
+    chart.value_axis.axis_title.text_frame.text = "Visitors (thousands)"
+    commute = _chart_data(["Trains", "Cars"], {"Commute": (60, 40)})
+    slide.shapes.add_chart(XL_CHART_TYPE.PIE, Inches(1), Inches(5), Inches(3), Inches(2), commute)
+    _add_smartart(presentation, slide)
+    path = tmp_path / "results"
+    presentation.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    assert text == (
+        "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Munich office\nSpring | Autumn\n"
+        "Commute\nTrains | Cars\nPlan the rollout\nTrain the support team"
     )
