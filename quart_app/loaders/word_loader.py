@@ -1,5 +1,6 @@
 """Word-processing documents: .docx via python-docx, .odt via odfdo."""
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from docx.oxml.table import CT_Row, CT_Tbl
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
 from docx.table import Table, _Cell, _Row
+from lxml import etree
 
 from .limits import ParseLimits
 from .zip_guard import check_zip
@@ -25,6 +27,8 @@ ODT = "application/vnd.oasis.opendocument.text"
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, and text boxes (indexed on their own)
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent"})
+
+logger = logging.getLogger(__name__)
 
 
 def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
@@ -102,7 +106,13 @@ def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]
     for rel in document.part.rels.values():
         if rel.reltype != relationship or rel.is_external:
             continue
-        for note in parse_xml(rel.target_part.blob).iterchildren(tag):
+        try:
+            notes = parse_xml(rel.target_part.blob)
+        except etree.XMLSyntaxError as exc:
+            # the body is still the document: a damaged notes part loses its notes, not the whole file
+            logger.warning("skipped the damaged notes part %s: %s", rel.target_ref, exc)
+            continue
+        for note in notes.iterchildren(tag):
             # separators and continuation notices are layout, not notes
             if note.get(f"{_W}type") in (None, "normal"):
                 text = "\n".join(_blocks(BlockItemContainer(note, document._body))).strip()

@@ -454,13 +454,13 @@ _NOTES_PARTS = {
 }
 
 
-def _add_notes_parts(path: Path) -> None:
+def _add_notes_parts(path: Path, parts: dict[str, str] = _NOTES_PARTS) -> None:
     """Rewrite a python-docx file with a footnotes and an endnotes part (python-docx cannot write them)."""
     with zipfile.ZipFile(path) as source:
         members = {name: source.read(name) for name in source.namelist()}
     rels = members["word/_rels/document.xml.rels"].decode()
     types = members["[Content_Types].xml"].decode()
-    for kind, notes in _NOTES_PARTS.items():
+    for kind, notes in parts.items():
         members[f"word/{kind}.xml"] = f"<w:{kind} {nsdecls('w')}>{notes}</w:{kind}>".encode()
         rels = rels.replace(
             "</Relationships>",
@@ -561,3 +561,16 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
         "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Munich office\nSpring | Autumn\n"
         "Commute\nTrains | Cars\nPlan the rollout\nTrain the support team"
     )
+
+
+def test_a_damaged_docx_notes_part_loses_its_notes_not_the_document(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    document = docx.Document()
+    document.add_paragraph("Revenue grew by 12 percent.")
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    _add_notes_parts(path, {**_NOTES_PARTS, "footnotes": '<w:footnote w:id="1"><w:p>unclosed'})
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Revenue grew by 12 percent.\n\nFigures are net of VAT.\nRounded to whole euros."
+    assert "skipped the damaged notes part footnotes.xml" in caplog.text
