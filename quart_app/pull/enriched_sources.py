@@ -93,11 +93,9 @@ def as_task_output(entries: Sequence[Entry] | None, sources: Sequence[DocSearchR
     """Unique JSON texts {id, label, icon, url} for the task output; plain ones from `sources` without entries."""
     if entries is None:
         entries = [{"id": s["source_id"], "label": s["title"], "icon": "", "url": ""} for s in sources]
-    unique: dict[str, str] = {}
-    for entry in entries:
-        shown = {key: entry.get(key) for key in ("id", "label", "icon", "url")}
-        unique.setdefault(str(entry.get("id")), json.dumps(shown, ensure_ascii=False, separators=(",", ":")))
-    return list(unique.values())
+    # unique as a whole: a provider item's entry has its provider key as id, so two mails share one id
+    shown = ({key: entry.get(key) for key in ("id", "label", "icon", "url")} for entry in entries)
+    return list(dict.fromkeys(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) for entry in shown))
 
 
 class UnreadableFiles:

@@ -506,8 +506,9 @@ class FakePullNextcloud:
                     continue  # unparsable or unknown provider: dropped silently
                 label = f"{app_id[:1].upper()}{app_id[1:]} - {provider_id[:1].upper()}{provider_id[1:]}"
                 url = f"{self.url}/apps/{app_id}/{item_id}"
+                # MetadataService::getEnrichedSources: a provider item's entry carries its provider key as id
                 providers.append(
-                    {"id": sid, "label": label + (title or f" #{item_id}"), "icon": f"/apps/{app_id}/img/app-dark.svg",
+                    {"id": key, "label": label + (title or f" #{item_id}"), "icon": f"/apps/{app_id}/img/app-dark.svg",
                      "url": url}
                 )  # fmt: skip
         return self._ocs(req, {"sources": providers + files})

@@ -244,6 +244,7 @@ def test_resolve_enrich_and_old_php_app(nc: FakePullNextcloud, client: httpx.Cli
     enriched = data(client.post(f"{CC}/enrich_sources", json={"sources": sources, "userId": "alice"}))["sources"]
     assert [s["label"] for s in enriched] == ["Mail - Mail #42", "a.md", "Deleted file"]
     assert enriched[0]["icon"] == "/apps/mail/img/app-dark.svg" and enriched[0]["url"] == f"{nc.url}/apps/mail/42"
+    assert enriched[0]["id"] == "mail__mail"  # the provider key, as PHP's MetadataService sends it
     assert enriched[1]["url"] == f"{nc.url}/index.php/f/{a}"
     assert enriched[1]["icon"] == f"{nc.url}/core/img/filetypes/file.svg"
     nc.pull_supported = False

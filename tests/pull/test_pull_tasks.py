@@ -201,6 +201,22 @@ async def test_a_search_fills_the_place_of_a_file_nextcloud_no_longer_shows_with
     assert next(source for source in best_two if source != unshared) in found
 
 
+async def test_two_mails_found_are_two_sources_though_enrich_sources_gives_both_the_provider_key_as_id(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    await _corpus(pull_app, nextcloud)
+    nextcloud.add_content_item(
+        ["alice"], provider="mail__mail", item_id="43", title="Hotel", content="Berlin budget mail: hotel 300 euros"
+    )
+    await until(lambda: len(acked(nextcloud, "content_providers")) == 2)
+    await pull_app.drain_embeddings()
+    question = {**_chat("Berlin budget mail euros"), "limit": 10}
+    found = _sources(await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question)))
+    mails = [s for s in found if s["id"] == "mail__mail"]
+    assert sorted(s["url"] for s in mails) == [f"{nextcloud.url}/apps/mail/42", f"{nextcloud.url}/apps/mail/43"]
+    assert len({json.dumps(s, sort_keys=True) for s in found}) == len(found)  # still unique
+
+
 async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_the_loop(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
