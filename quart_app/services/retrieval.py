@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from appliance.config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
-from quart_app.services.document_titles import named_files, title_match
+from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
 from quart_app.store.search_store import (
@@ -354,12 +354,14 @@ class RetrievalService:
             RetrievedChunk(r.chunk_id, r.source_id, r.title, r.text, 0.0, ("title",), r.start) for r in rows.values()
         ]
         bonus = self._config.title_weight / (self._config.rrf_k + 1)
+        # once, off the loop: read again per candidate, a long question held the loop for 20 ms per document
+        asked = await asyncio.to_thread(question_words, query)
         ranked = sorted(
             best,
             key=lambda c: (
                 c.source_id not in named,
                 -c.identifiers,
-                -(c.score + bonus * title_match(c.title, query)),
+                -(c.score + bonus * title_match(c.title, asked)),
                 c.chunk_id,
             ),
         )

@@ -11,7 +11,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.config import ExtractiveConfig, RetrievalConfig
 from quart_app.runtimes.llm_extractive import ExtractiveBackend
 from quart_app.services.answer import AnswerService, Templates
-from quart_app.services.document_titles import file_name_words, named_files, title_match
+from quart_app.services.document_titles import file_name_words, named_files, question_words, title_match
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
 from quart_app.store.search_store import SearchStore
@@ -35,9 +35,12 @@ def test_file_name_words_and_the_share_a_question_covers() -> None:
     assert file_name_words("docs/v2/faq.html") == ["faq"]
     assert file_name_words(".pre-commit-config.yaml") == ["pre", "commit", "config"]
     assert file_name_words("Urlaubsantrag_2024.docx") == ["urlaubsantrag"]
-    assert title_match("topics/dependency-resolution.md", "reducing backtracking in dependency resolution") == 1.0
-    assert title_match("topics/more-dependency-resolution.md", "dependency resolution") == pytest.approx(2 / 3)
-    assert title_match("notes/a1.txt", "a1") == 0.0
+    asked = question_words("reducing backtracking in dependency resolution")
+    assert title_match("topics/dependency-resolution.md", asked) == 1.0
+    assert title_match(
+        "topics/more-dependency-resolution.md", question_words("dependency resolution")
+    ) == pytest.approx(2 / 3)
+    assert title_match("notes/a1.txt", question_words("a1")) == 0.0
     assert named_files(["dev/website.txt", "pre-commit-config.yaml", "md.reset", "trusted_domains"]) == [
         "website.txt",
         "pre-commit-config.yaml",

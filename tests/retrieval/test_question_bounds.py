@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +16,10 @@ from psycopg.abc import Params, Query
 from retrieval_corpus import BACKUPS, TRUSTED_DOMAINS
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import NcTextToTextConfig, RetrievalConfig
+from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
+from quart_app.runtimes.llm_extractive import ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
-from quart_app.services import retrieval
+from quart_app.services import document_titles, retrieval
 from quart_app.services.answer import AnswerService, Templates
 from quart_app.services.errors import QuestionTooLongError
 from quart_app.services.retrieval import RetrievalService
@@ -147,3 +149,33 @@ async def test_tokenising_and_prompt_packing_run_off_the_event_loop(
     loop_thread = threading.get_ident()
     assert tokenised_on and loop_thread not in tokenised_on
     assert llm.threads and loop_thread not in llm.threads
+
+
+class RecordingNameWords:
+    """document_titles' word pattern, noting the thread of every read of a long text (the question)."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self._pattern = pattern
+        self.long_reads: list[int] = []
+
+    def findall(self, text: str) -> list[str]:
+        if len(text) > 10_000:
+            self.long_reads.append(threading.get_ident())
+        return self._pattern.findall(text)
+
+
+async def test_doc_search_reads_a_long_question_for_file_names_once_and_off_the_event_loop(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(12):
+        await docs.add(f"files__default: {n}", [f"Backup note {n}: dumps are kept."], ["alice"], title=f"backup-{n}.md")
+    words = RecordingNameWords(document_titles._NAME_WORD)
+    monkeypatch.setattr(document_titles, "_NAME_WORD", words)
+    answers = AnswerService(
+        RetrievalService(SearchStore(db), embedder, RetrievalConfig()), ExtractiveBackend(ExtractiveConfig()), TEMPLATES
+    )
+    # 100,000 characters: each read took 20 ms on the loop, once per candidate document (400 ms for 10 hits)
+    found = await answers.doc_search("alice", "How long are the nightly backup dumps kept? " * 2300, 10)
+    assert len(found) == 10
+    assert words.long_reads and threading.get_ident() not in words.long_reads
+    assert len(words.long_reads) == 1
