@@ -211,6 +211,14 @@ def search(query: str, user: str, scope: Sequence[str], limit: int, as_json: boo
 @handles_errors
 def status(watch: bool, interval: float, as_json: bool) -> None:
     """Documents by state, chunks embedded/queued/failed, throughput, ETA, errors, model, programs, loops."""
+    try:
+        _show_status(watch, interval, as_json)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends, wherever it lands (request, redraw, pause): not click's "Aborted!" and exit 1
+        return
+
+
+def _show_status(watch: bool, interval: float, as_json: bool) -> None:
     with _client() as app:
         if as_json:
             for report in _reports(app, watch, interval):
@@ -233,20 +241,17 @@ def status(watch: bool, interval: float, as_json: bool) -> None:
 def _reports(app: AppClient, watch: bool, interval: float) -> Iterator[dict[str, Any]]:
     """Each refresh's report. A wrong address or secret fails the first; once the app has answered, a refresh it
     cannot answer (restarting, opening: unreachable or 5xx) gives `{"error", "exit"}` and the watch goes on."""
-    try:
-        yield app.status()
-        while watch:
-            time.sleep(interval)
-            try:
-                yield app.status()
-            except AppUnreachableError as exc:
-                yield {"error": str(exc), "exit": EXIT_UNREACHABLE}
-            except AppRequestError as exc:
-                if exc.status < 500:
-                    raise
-                yield {"error": str(exc), "exit": EXIT_APP_ERROR}
-    except KeyboardInterrupt:
-        return
+    yield app.status()
+    while watch:
+        time.sleep(interval)
+        try:
+            yield app.status()
+        except AppUnreachableError as exc:
+            yield {"error": str(exc), "exit": EXIT_UNREACHABLE}
+        except AppRequestError as exc:
+            if exc.status < 500:
+                raise
+            yield {"error": str(exc), "exit": EXIT_APP_ERROR}
 
 
 @cli.command()

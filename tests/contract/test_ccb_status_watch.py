@@ -4,13 +4,19 @@ crash): the watch says the app does not answer and goes on once it is back, as i
 from __future__ import annotations
 
 import json
+import os
+import pty
 import queue
+import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from live_app import answers_heartbeat
 from live_app_kit import ccb_env, running_live_app
 
@@ -65,3 +71,46 @@ def test_the_watch_goes_on_across_an_app_restart(tmp_path: Path, fresh_dsn: str,
         finally:
             watch.kill()
             reader.join(30)  # done before the pipes close
+
+
+def _interrupted_watch(base: str, storage: Path, extra: list[str], pause_s: float) -> tuple[int, str]:
+    """(exit code, stderr) of a `ccb status --watch` on a terminal, sent SIGINT `pause_s` after its first output."""
+    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
+    # a pseudo-terminal, so rich's live display redraws as it does for an admin
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [*command, "status", "--watch", "--interval", "0.02", *extra],
+        env={**ccb_env(base, storage), "COLUMNS": "120", "LINES": "60"},
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    ) as watch:
+        os.close(follower)
+        try:
+            assert os.read(leader, 65536), "ccb status --watch printed nothing"
+            time.sleep(pause_s)
+            watch.send_signal(signal.SIGINT)
+            # drain the terminal, so a redraw never blocks on a full pty
+            while watch.poll() is None:
+                if select.select([leader], [], [], 0.05)[0]:
+                    try:
+                        os.read(leader, 65536)
+                    except OSError:
+                        break
+            assert watch.stderr is not None
+            return watch.wait(30), watch.stderr.read().decode("utf-8", "replace")
+        finally:
+            watch.kill()
+            os.close(leader)
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]], ids=["live", "json"])
+def test_ctrl_c_ends_the_watch_with_exit_0_whenever_it_comes(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, extra: list[str]
+) -> None:
+    with running_live_app(tmp_path, fresh_dsn, embedder_url) as (base, _server):
+        # moments spread over a refresh: in the request, in the redraw, in the pause between refreshes
+        pauses_s = [step * 0.02 for step in range(12)]
+        outcomes = [_interrupted_watch(base, tmp_path / "storage", extra, pause_s) for pause_s in pauses_s]
+    assert [code for code, _stderr in outcomes] == [0] * len(outcomes), [err for _code, err in outcomes if err]
+    assert not [stderr for _code, stderr in outcomes if "Traceback" in stderr or "Aborted" in stderr]
