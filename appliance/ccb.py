@@ -6,7 +6,7 @@ secret `make run` generated, APP_HOST/APP_PORT or the address the last start rec
 \b
 Exit codes (stable; with --json the last line on stdout is a JSON document, also for errors):
   0  done
-  1  done, but something failed (a file or chunk not indexed, a doctor check failed, no such log)
+  1  done, but something failed (a file, folder or chunk not indexed, a doctor check failed, no such log)
   2  wrong usage (unknown option, missing or unreadable path)
   3  the app does not answer (not started, wrong APP_HOST/APP_PORT)
   4  the app refused the request (bad user or question, disabled, wrong secret): the message says why
@@ -33,7 +33,7 @@ from appliance.ccb_index import run_index
 from appliance.ccb_status import render_status
 from appliance.doctor import run_doctor
 from appliance.errors import ApplianceError
-from appliance.local_sources import local_source_id, walk
+from appliance.local_sources import display_name, local_source_id, walk
 from appliance.log_lines import follow, log_files, tail
 from appliance.storage import StorageLayout
 
@@ -110,18 +110,25 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
     users = list(dict.fromkeys(name.strip() for name in [user, *share.split(",")] if name.strip()))
     if not users:
         raise click.BadParameter("give a non-empty user id", param_hint="--user")
-    files = list(walk(paths))
+    folder_errors: list[OSError] = []
+    files = list(walk(paths, folder_errors.append))
     console = Console(stderr=True, quiet=as_json)
     with _client() as app:
         report = run_index(app, files, users, console, wait_s=timeout if wait else 0)
+    report.unread_folders = [(display_name(exc.filename), exc.strerror or str(exc)) for exc in folder_errors]
     if as_json:
         _emit(report.to_json())
     else:
+        unread = f"; folders not read: {len(report.unread_folders)}" if report.unread_folders else ""
         click.echo(
             f"indexed {len(report.indexed)} of {len(files)} files for {', '.join(users)} in {report.seconds:.1f} s;"
             f" chunks: {report.chunks_embedded} embedded, {report.chunks_failed} failed,"
-            f" {report.chunks_queued} still queued"
+            f" {report.chunks_queued} still queued{unread}"
         )
+        if report.unread_folders:
+            click.echo(f"folders not read ({len(report.unread_folders)}): their files are not indexed")
+            for path, reason in report.unread_folders:
+                click.echo(f"  {path}: {reason}")
         if report.skipped:
             click.echo(f"skipped ({len(report.skipped)}): no loader reads their type")
             for file in report.skipped:
@@ -130,7 +137,7 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
             click.echo(f"not indexed ({len(report.failed)}):")
             for file, reason in report.failed:
                 click.echo(f"  {file.title}: {reason}")
-    if report.failed or report.chunks_failed:
+    if report.failed or report.chunks_failed or report.unread_folders:
         sys.exit(EXIT_FAILED)
 
 

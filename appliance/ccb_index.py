@@ -31,12 +31,13 @@ STATUS_POLL_S = 0.5
 
 @dataclass
 class IndexReport:
-    """What `ccb index` did: files indexed, skipped (no loader for the type), not indexed with the reason, chunks
-    through the queue."""
+    """What `ccb index` did: files indexed, skipped (no loader for the type), not indexed with the reason, folders
+    not read (path, reason: their files were never seen), chunks through the queue."""
 
     indexed: list[LocalFile] = field(default_factory=list)
     skipped: list[LocalFile] = field(default_factory=list)
     failed: list[tuple[LocalFile, str]] = field(default_factory=list)
+    unread_folders: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_failed: int = 0
     chunks_queued: int = 0
@@ -51,6 +52,7 @@ class IndexReport:
             "failed": [
                 {"path": display_name(f.path), "source_id": f.source_id, "reason": why} for f, why in self.failed
             ],
+            "unread_folders": [{"path": path, "reason": why} for path, why in self.unread_folders],
             "chunks": {"embedded": self.chunks_embedded, "failed": self.chunks_failed, "queued": self.chunks_queued},
             "seconds": round(self.seconds, 2),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +82,16 @@ def _describe(path: Path, title: str) -> LocalFile:
     return LocalFile(path, title, mimetype, size)
 
 
-def walk(paths: Sequence[Path]) -> Iterator[LocalFile]:
+def walk(paths: Sequence[Path], on_folder_error: Callable[[OSError], None] | None = None) -> Iterator[LocalFile]:
     """Every regular file under `paths` in name order (hidden ones and symlinks skipped), titled relative to the
-    folder given (`docs/report.pdf`) or by name for a file given alone."""
+    folder given (`docs/report.pdf`) or by name for a file given alone. A folder that cannot be listed is passed to
+    `on_folder_error` (its `filename` is the folder) and left out."""
     for root in paths:
         if root.is_file():
             yield _describe(root, display_name(root.name))
             continue
         base = root.absolute().parent
-        for folder, dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, onerror=on_folder_error):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 path = Path(folder) / name

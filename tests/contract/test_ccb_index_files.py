@@ -26,13 +26,21 @@ def app_base(tmp_path: Path, fresh_dsn: str, embedder_url: str) -> Iterator[str]
         yield base
 
 
+def ccb_run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the real `ccb` command, run as an admin's account reads files: under root
+    without the capabilities that ignore file modes."""
+    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", *args]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=300)
+    return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
 def ccb_json(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, Any, str]:
     """(exit code, the last stdout line as JSON, stderr) of the real `ccb` command."""
-    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", *args]
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=300)
-    stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    code, stdout, stderr = ccb_run(*args, cwd=cwd, env=env)
     assert stdout.strip(), stderr
-    return done.returncode, json.loads(stdout.strip().splitlines()[-1]), stderr
+    return code, json.loads(stdout.strip().splitlines()[-1]), stderr
 
 
 def test_a_file_name_that_is_not_utf8_is_indexed_under_a_readable_title(app_base: str, tmp_path: Path) -> None:
@@ -68,3 +76,23 @@ def test_a_file_gone_after_the_walk_is_reported_and_the_rest_is_indexed(app_base
         ("docs/b.txt", "cannot read it: No such file or directory")
     ]
     assert report.chunks_embedded == 2 and report.chunks_queued == 0
+
+
+def test_a_folder_that_cannot_be_listed_is_named_counted_and_fails_the_run(app_base: str, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "private").mkdir(parents=True)
+    (docs / "notes.txt").write_text("The harbour crane is rented by the hour.")
+    (docs / "private" / "salary.txt").write_text("The salary review is in March.")
+    # a folder of another account, or one a backup tool left without permissions
+    (docs / "private").chmod(0)
+    env = ccb_env(app_base, tmp_path / "storage")
+    try:
+        code, report, stderr = ccb_json("index", "docs", "--user", "me", "--json", cwd=tmp_path, env=env)
+        text_code, text, _ = ccb_run("index", "docs", "--user", "me", cwd=tmp_path, env=env)
+    finally:
+        (docs / "private").chmod(0o755)
+    assert code == 1, stderr
+    assert [doc["title"] for doc in report["indexed"]] == ["docs/notes.txt"]
+    assert report["unread_folders"] == [{"path": "docs/private", "reason": "Permission denied"}]
+    assert text_code == 1
+    assert "; folders not read: 1" in text and "  docs/private: Permission denied" in text
