@@ -84,6 +84,12 @@ def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_pat
         ("https://sk-token@tei.example/v1", "https://***@tei.example/v1"),
         ("https://:sk-token@tei.example/v1", "https://***@tei.example/v1"),
         ("not a url @ all", "not a url @ all"),
+        # a key in the query, as gateways and Azure-style services take it: every value hidden, the names kept
+        ("https://gw.example/v1?api-key=sk-1&api-version=2024", "https://gw.example/v1?api-key=***&api-version=***"),
+        ("https://alice:pw@gw.example/v1?key=sk-1", "https://alice:***@gw.example/v1?key=***"),
+        ("https://gw.example/v1?sk-1", "https://gw.example/v1?***"),
+        # an @ in the query: the last @ is no end of a userinfo, and nothing is shown rather than the key
+        ("https://gw.example/v1?user=a@b.example&key=sk-1", "https://***"),
     ],
 )
 def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:

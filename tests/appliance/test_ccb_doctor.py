@@ -135,3 +135,11 @@ def test_a_password_in_the_external_embedding_url_is_hidden(tmp_path: Path) -> N
     embedder = next(check for check in report["checks"] if check["name"] == "embedder")
     assert embedder["detail"] == "skipped: embedding.workers = 0, external http://alice:***@tei.example:8080/v1"
     assert "hunter2" not in json.dumps(report) + stderr
+
+
+def test_a_key_in_the_query_of_the_external_embedding_url_is_hidden(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    _code, report, stderr = _doctor_json(tmp_path, CC_EM_BASE_URL="https://gw.example/v1?api-key=sk-live-0042")
+    embedder = next(check for check in report["checks"] if check["name"] == "embedder")
+    assert embedder["detail"] == "skipped: embedding.workers = 0, external https://gw.example/v1?api-key=***"
+    assert "sk-live-0042" not in json.dumps(report) + stderr
