@@ -26,6 +26,7 @@ from appliance.machine_report import program_states
 from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
 from appliance.probe import probe_cpu
 from appliance.storage import StorageLayout
+from appliance.url_redaction import redacted_url
 from quart_app.nextcloud.client import nextcloud_base_url
 from quart_app.store.pgvector_check import PGVECTOR_STATE_SQL, PgvectorState, too_old_message
 
@@ -137,14 +138,15 @@ def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None)
     url = env_value("NEXTCLOUD_URL", environ)
     if not url:
         return [Check("nextcloud", "skip", "NEXTCLOUD_URL is not set: standalone use (ccb index / ccb ask)")]
+    shown = redacted_url(url)
     try:
         response = httpx.get(f"{nextcloud_base_url(url)}/status.php", timeout=10, follow_redirects=True)
         info = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        return [Check("nextcloud", "fail", f"{url}: {exc}", "check NEXTCLOUD_URL and that Nextcloud is up")]
+        return [Check("nextcloud", "fail", f"{shown}: {exc}", "check NEXTCLOUD_URL and that Nextcloud is up")]
     pull = (report or {}).get("pull", {}).get("php_app_queues")
     direction = {True: "pull (context_chat 5.4+)", False: "push (context_chat <= 5.3)"}.get(pull, "not known yet")
-    checks = [Check("nextcloud", "ok", f"{url}: Nextcloud {info.get('versionstring', '?')}; direction {direction}")]
+    checks = [Check("nextcloud", "ok", f"{shown}: Nextcloud {info.get('versionstring', '?')}; direction {direction}")]
     served = response.headers.get("date")
     if served:
         skew = time.time() - email.utils.parsedate_to_datetime(served).timestamp()

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from appliance.url_redaction import redacted_url
 from quart_app.nextcloud.errors import (
     NextcloudAuthError,
     NextcloudClosedError,
@@ -58,6 +59,8 @@ class NextcloudClient:
                 " (for a manual start, export NEXTCLOUD_URL=https://your.nextcloud)"
             )
         self.base_url = nextcloud_base_url(base_url)
+        # messages and logs name Nextcloud without a user:password@ a reverse proxy may need
+        self.shown_url = redacted_url(self.base_url)
         self._app_id = app_id
         self._secret = app_secret
         self._headers = {
@@ -154,12 +157,12 @@ class NextcloudClient:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             reason = str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl.c", 1)[0].strip()
             return (
-                f"Nextcloud's TLS certificate at {self.base_url} is not trusted ({reason}); AppAPI installs Nextcloud's"
-                " CA into the image's system store, which the appliance reads through SSL_CERT_FILE: outside the"
-                " image, set SSL_CERT_FILE to a CA bundle that holds it"
+                f"Nextcloud's TLS certificate at {self.shown_url} is not trusted ({reason}); AppAPI installs"
+                " Nextcloud's CA into the image's system store, which the appliance reads through SSL_CERT_FILE:"
+                " outside the image, set SSL_CERT_FILE to a CA bundle that holds it"
             )
         return (
-            f"cannot reach Nextcloud at {self.base_url} ({type(exc).__name__}); check NEXTCLOUD_URL and that"
+            f"cannot reach Nextcloud at {self.shown_url} ({type(exc).__name__}); check NEXTCLOUD_URL and that"
             " Nextcloud is up"
         )
 

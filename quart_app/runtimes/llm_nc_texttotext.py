@@ -123,7 +123,7 @@ class NcTextToTextBackend:
                 return int(data["task"]["id"])
             except NextcloudUnreachableError as exc:
                 raise LlmUnavailableError(
-                    f"llm: nc_texttotext cannot reach Nextcloud at {nc.base_url} ({exc}); check NEXTCLOUD_URL"
+                    f"llm: nc_texttotext cannot reach Nextcloud at {nc.shown_url} ({exc}); check NEXTCLOUD_URL"
                     " and that Nextcloud is up"
                 ) from None
             except NextcloudError as exc:

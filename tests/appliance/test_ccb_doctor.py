@@ -78,6 +78,15 @@ def test_no_nextcloud_is_skipped_and_an_unreachable_one_fails_with_what_to_do() 
     assert down.outcome == "fail" and down.fix == "check NEXTCLOUD_URL and that Nextcloud is up"
 
 
+def test_a_password_in_nextcloud_url_is_hidden_whether_nextcloud_answers_or_not(nextcloud: str) -> None:
+    # a reverse proxy in front of Nextcloud that wants Basic auth
+    [up, _clock] = _nextcloud({"NEXTCLOUD_URL": nextcloud.replace("http://", "http://admin:proxy-pw-77@")}, None)
+    assert up.outcome == "ok" and up.detail.startswith(nextcloud.replace("http://", "http://admin:***@"))
+    [down] = _nextcloud({"NEXTCLOUD_URL": f"http://admin:proxy-pw-77@127.0.0.1:{free_port()}"}, None)
+    assert down.outcome == "fail" and down.detail.startswith("http://admin:***@127.0.0.1:")
+    assert "proxy-pw-77" not in up.detail + down.detail
+
+
 def test_behind_harp_the_doctor_names_the_tunnel_and_why_it_is_down(tmp_path: Path) -> None:
     layout = StorageLayout(tmp_path)
     assert _harp(layout, {"APP_PORT": "23001"}) == []  # not behind HaRP: no check at all

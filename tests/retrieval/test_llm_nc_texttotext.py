@@ -123,6 +123,19 @@ async def test_unreachable_nextcloud_is_a_clear_error() -> None:
         await client.aclose()
 
 
+async def test_a_password_in_nextcloud_url_is_not_in_the_unreachable_error() -> None:
+    with FakeNextcloud() as server:
+        url = server.url.replace("http://", "http://admin:proxy-pw-77@")
+    client = nextcloud_client(url)  # the server is gone: connection refused
+    try:
+        with pytest.raises(LlmError) as raised:
+            await backend(client).generate("p", "alice")
+    finally:
+        await client.aclose()
+    assert "cannot reach Nextcloud at http://admin:***@127.0.0.1:" in str(raised.value)
+    assert "proxy-pw-77" not in str(raised.value)
+
+
 async def test_a_nextcloud_without_taskprocessing_is_unavailable_not_a_failure(
     nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
