@@ -80,9 +80,11 @@ class EmbeddingClient:
         retry_backoff_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        url = base_url.rstrip("/")
+        url = httpx.URL(base_url)
         # upstream beta4 configs name the full endpoint
-        self._base_url = url.removesuffix("/embeddings")
+        self._base_path = url.path.rstrip("/").removesuffix("/embeddings")
+        self._base = url.copy_with(path=self._base_path or "/")
+        self._base_url = str(self._base).rstrip("/")
         # httpx sends the URL's user:password as Basic auth; messages, logs and repr show it without the password
         self._shown_url = redacted_url(self._base_url)
         self._model = model
@@ -235,8 +237,9 @@ class EmbeddingClient:
             )
 
     async def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
-        url = self._base_url + path
-        shown = self._shown_url + path
+        # under the base URL's path, before its query (a gateway's ?api-version= or ?api-key=)
+        url = self._base.copy_with(path=self._base_path + path)
+        shown = redacted_url(str(url))
         try:
             response = await self._http.request(method, url, json=json)
         except httpx.TimeoutException as exc:

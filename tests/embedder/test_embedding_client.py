@@ -144,6 +144,23 @@ async def test_a_password_in_the_url_is_sent_as_basic_auth_and_hidden_everywhere
     assert "hunter2" not in caplog.text and "hunter2" not in repr(client)
 
 
+async def test_a_query_in_the_base_url_stays_after_the_endpoint_path_and_is_hidden(
+    fake_service: FakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a gateway that takes its key or API version in the query (Azure OpenAI style)
+    path = "/v1/embeddings?api-version=2024-02-01&api-key=s3cret"
+    fake_service.replies[("POST", path)] = (200, vectors_reply(1))
+    fake_service.replies[("GET", "/v1/models?api-version=2024-02-01&api-key=s3cret")] = (503, {})
+    with caplog.at_level(logging.DEBUG, logger="quart_app"):
+        async with EmbeddingClient(f"{fake_service.url}/?api-version=2024-02-01&api-key=s3cret", timeout_s=5) as client:
+            assert await client.embed(["hello"]) == [[0.0, 0.0, 0.0]]
+            with pytest.raises(EmbeddingServiceError) as refused:
+                await client.info()
+    assert (fake_service.requests[0].method, fake_service.requests[0].path) == ("POST", path)
+    assert str(refused.value).startswith(f"GET {fake_service.url}/models?api-version=***&api-key=*** answered 503")
+    assert "s3cret" not in caplog.text and "s3cret" not in repr(client)
+
+
 async def test_no_key_means_no_authorization_header(fake_service: FakeService) -> None:
     fake_service.replies[("POST", "/v1/embeddings")] = (200, vectors_reply(1))
     async with EmbeddingClient(fake_service.url, timeout_s=5) as client:
