@@ -274,8 +274,20 @@ def delete(
     """Delete the documents of PATHS (files or folders indexed with `ccb index`), of --source ids, of a --provider,
     or everything of a --user."""
     ids = [*sources]
+    folder_errors: list[OSError] = []
     for path in paths:
-        ids += [file.source_id for file in walk([path])] if path.is_dir() else [local_source_id(path)]
+        if path.is_dir():
+            ids += [file.source_id for file in walk([path], folder_errors.append)]
+        else:
+            ids.append(local_source_id(path))
+    if folder_errors:
+        # deleting the rest would leave the unlisted folder's documents indexed without a word
+        unread = "; ".join(f"{display_name(exc.filename)}: {exc.strerror or exc}" for exc in folder_errors)
+        _fail(
+            f"cannot list {unread}; nothing was deleted: make it readable, or give its files' --source ids",
+            EXIT_USAGE,
+            as_json,
+        )
     given = [kind for kind, value in (("sources", ids), ("provider", provider), ("user", user)) if value]
     if len(given) != 1:
         raise click.UsageError("give PATHS / --source, or --provider, or --user (one of them)")

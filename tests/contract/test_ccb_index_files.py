@@ -96,3 +96,26 @@ def test_a_folder_that_cannot_be_listed_is_named_counted_and_fails_the_run(app_b
     assert report["unread_folders"] == [{"path": "docs/private", "reason": "Permission denied"}]
     assert text_code == 1
     assert "; folders not read: 1" in text and "  docs/private: Permission denied" in text
+
+
+def test_ccb_delete_of_a_folder_with_a_subfolder_it_cannot_list_deletes_nothing(app_base: str, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "private").mkdir(parents=True)
+    (docs / "notes.txt").write_text("The harbour crane is rented by the hour.")
+    (docs / "private" / "salary.txt").write_text("The salary review is in March.")
+    env = ccb_env(app_base, tmp_path / "storage")
+    code, _report, stderr = ccb_json("index", "docs", "--user", "me", "--json", cwd=tmp_path, env=env)
+    assert code == 0, stderr
+    (docs / "private").chmod(0)
+    try:
+        code, answer, stderr = ccb_json("delete", "docs", "--json", cwd=tmp_path, env=env)
+    finally:
+        (docs / "private").chmod(0o755)
+    # before: docs/notes.txt alone was deleted and the salary file stayed indexed without a word
+    assert code == 2, stderr
+    assert answer["error"] == (
+        "cannot list docs/private: Permission denied; nothing was deleted: make it readable, or give its files'"
+        " --source ids"
+    )
+    _code, hits, _ = ccb_json("search", "harbour crane", "--user", "me", "--json", cwd=tmp_path, env=env)
+    assert sorted(hit["title"] for hit in hits) == ["docs/notes.txt", "docs/private/salary.txt"]
