@@ -190,12 +190,13 @@ def error_for_status(
         return NextcloudAuthError(
             f"{text}; AppAPI did not accept APP_ID/APP_SECRET: re-register the ExApp or check its secret", status
         )
+    retry_after_s = _retry_after((headers or {}).get("retry-after"))
     if status == 429:
-        return NextcloudRateLimitedError(text, _retry_after((headers or {}).get("retry-after")))
+        return NextcloudRateLimitedError(text, retry_after_s)
     if status == 408:
         return NextcloudTimeoutError(text)
     if status >= 500:
-        return NextcloudServerError(text, status)
+        return NextcloudServerError(text, status, retry_after_s)
     return NextcloudRequestError(text, status)
 
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+# the longest a Retry-After is honoured: a server asking for more is asked again after this long
+LONGEST_RETRY_AFTER_S = 300.0
+
 
 class NextcloudError(Exception):
-    """A call to Nextcloud failed; `status` is the HTTP (or OCS meta) status when there was an answer."""
+    """A call to Nextcloud failed; `status` is the HTTP (or OCS meta) status when there was an answer, `retry_after_s`
+    the wait its Retry-After header asked for (429 and 503, from Nextcloud or a reverse proxy)."""
 
     transient = False
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s
+
+    def wait_before_retry(self, own_backoff_s: float, longest_s: float = LONGEST_RETRY_AFTER_S) -> float:
+        """The pause before the next try: our own backoff, or the server's Retry-After when that is longer, at most
+        `longest_s` (a proxy asking for hours must not stall a loop that long)."""
+        if self.retry_after_s is None:
+            return own_backoff_s
+        return max(own_backoff_s, min(self.retry_after_s, longest_s))
 
 
 class NextcloudNotConfiguredError(NextcloudError):
@@ -34,13 +46,12 @@ class NextcloudRequestError(NextcloudError):
 
 
 class NextcloudRateLimitedError(NextcloudError):
-    """429: rate limited; `retry_after_s` is the server's Retry-After when it sent one."""
+    """429: rate limited."""
 
     transient = True
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message, 429)
-        self.retry_after_s = retry_after_s
+        super().__init__(message, 429, retry_after_s)
 
 
 class NextcloudServerError(NextcloudError):

@@ -26,7 +26,6 @@ from quart_app.nextcloud import (
     NextcloudAuthError,
     NextcloudClient,
     NextcloudError,
-    NextcloudRateLimitedError,
     NextcloudRequestError,
 )
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate
@@ -278,9 +277,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     attempt -= 1
                     continue
                 handle.status.count("fetch_retries")
-                wait = backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt)
-                if isinstance(exc, NextcloudRateLimitedError) and exc.retry_after_s is not None:
-                    wait = min(max(wait, exc.retry_after_s), self._pull.fetch_backoff_max_s)
+                wait = exc.wait_before_retry(
+                    backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt),
+                    self._pull.fetch_backoff_max_s,
+                )
                 if attempt < self._pull.fetch_attempts:
                     await handle.sleep(wait)
                 if handle.stopping.is_set():

@@ -101,7 +101,8 @@ class PullGate:
             except NextcloudError as exc:
                 failures += 1
                 handle.status.set("backing_off", f"cannot reach Nextcloud: {exc}")
-                await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
+                wait = backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures)
+                await handle.sleep(exc.wait_before_retry(wait))
                 continue
             if self.available:
                 outage = await self.wait_for_store(handle)
@@ -131,9 +132,8 @@ class PullGate:
                         failures += 1
                         handle.status.set("backing_off", f"Nextcloud is away ({exc}); the batch waits for it")
                         handle.status.count("nextcloud_waits")
-                        await handle.sleep(
-                            backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures)
-                        )
+                        wait = backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures)
+                        await handle.sleep(exc.wait_before_retry(wait))
                         continue
                 if failures:
                     self._nextcloud_outages += 1

@@ -45,7 +45,7 @@ class QueueLoop(ABC, Generic[Item]):
         idle = errors = 0
         while await self._gate.wait_open(handle):
             status = handle.status
-            poll_error: Exception | None = None
+            poll_error: NextcloudError | InvalidItemError | None = None
             async with self.batch_scope():
                 try:
                     items, rejected = await self.claim()
@@ -65,7 +65,10 @@ class QueueLoop(ABC, Generic[Item]):
                 errors += 1
                 status.count("poll_errors")
                 status.set("backing_off", f"polling the {self.queue} queue failed: {poll_error}")
-                await handle.sleep(backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors))
+                wait = backoff(self._pull.error_backoff_s, self._pull.error_backoff_max_s, errors)
+                if isinstance(poll_error, NextcloudError):
+                    wait = poll_error.wait_before_retry(wait)
+                await handle.sleep(wait)
                 continue
             idle += 1
             status.set("idle", f"the {self.queue} queue is empty")
@@ -117,7 +120,8 @@ async def deliver(
                 log.error("%s %s could not be delivered: %s", method, path, exc)
                 handle.status.count(failure_counter)
                 return False
-            await handle.sleep(backoff(config.error_backoff_s, config.error_backoff_max_s, attempt))
+            wait = backoff(config.error_backoff_s, config.error_backoff_max_s, attempt)
+            await handle.sleep(exc.wait_before_retry(wait))
     return False
 
 

@@ -118,7 +118,8 @@ class TaskPoller:
                     errors += 1
                     status.count("poll_errors")
                     status.set("backing_off", f"TaskProcessing poll failed: {exc}")
-                    await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, errors))
+                    wait = backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, errors)
+                    await handle.sleep(exc.wait_before_retry(wait))
                     continue
                 errors = 0
                 task = data.get("task") if isinstance(data, dict) else None

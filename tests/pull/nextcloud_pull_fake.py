@@ -121,6 +121,8 @@ class FakePullNextcloud:
         self.ocs_v1_errors_in_envelope = True
         self.endpoint_faults: dict[str, deque[int]] = {}
         self.delay_s: dict[str, float] = {}
+        # the Retry-After header of a scripted fault answer, per status (a reverse proxy sends it with 503 too)
+        self.fault_retry_after: dict[int, str] = {429: "1"}
         # while set, every route answers as Nextcloud's maintenance mode does (503 "Service unavailable")
         self.maintenance = threading.Event()
         self.maintenance_answers = 0
@@ -360,12 +362,15 @@ class FakePullNextcloud:
         if fault == 0:
             return _Reply(0, drop=True)
         if fault is not None:
-            return _Reply(
-                fault, ocs_envelope([], fault, "scripted fault"), {"Retry-After": "1"} if fault == 429 else {}
-            )
+            return _Reply(fault, ocs_envelope([], fault, "scripted fault"), self._retry_after(fault))
         if not authed:
             return _Reply(412, ocs_envelope({"message": "ExApp required"}, 412, "ExApp required"))
         return handler(req, *args)
+
+    def _retry_after(self, status: int) -> dict[str, str]:
+        with self._lock:
+            seconds = self.fault_retry_after.get(status)
+        return {} if seconds is None else {"Retry-After": seconds}
 
     def _auth(self, headers: dict[str, str]) -> tuple[str, bool]:
         try:
@@ -448,7 +453,7 @@ class FakePullNextcloud:
         if isinstance(fault, int):
             message = _FILE_ERRORS.get(fault, "Unknown error occurred.")
             reply = self._ocs(req, {"error": message}, fault, message)
-            reply.headers.update({"Retry-After": "1"} if fault == 429 else {})
+            reply.headers.update(self._retry_after(fault))
             return reply
         assert f is not None
         data, headers = f.content, {"Content-Type": "application/octet-stream"}
