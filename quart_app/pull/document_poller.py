@@ -2,8 +2,8 @@
 
 A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
 429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
-a restart) the batch waits for it without using up its files' tries; 404/422, invalid items and unreadable files are
-acknowledged as failed. The same ingest service as PUT /loadSources does the work.
+a restart) the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable
+(422) after their tries are acknowledged as failed. The same ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins; an item whose source, provider or readers changed
@@ -39,8 +39,11 @@ from quart_app.source_fields import storable_text
 
 log = logging.getLogger(__name__)
 
-# statuses of GET …/files/{id} that mean "this file will not come": gone, unreadable
-PERMANENT_FILE_STATUSES = frozenset({404, 422})
+# GET …/files/{id} answers this when the file is gone: it will not come
+GONE_FILE_STATUS = 404
+# "could not be opened for reading": fopen() failed, which on S3 object storage is also any failed read of the object
+# (a timeout, a SlowDown); tried again like a 5xx, then acknowledged as failed, not left locked for 24 h
+UNREADABLE_FILE_STATUS = 422
 # readers asked in turn when Nextcloud answers 404 for one (a share since taken back, a stale mount): the file may
 # still be there for the next
 READERS_ASKED = 3
@@ -248,6 +251,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         readers = item.user_ids[:READERS_ASKED]
         asked = 0
         last = ""
+        unreadable = False
         attempt = 0
         while attempt < self._pull.fetch_attempts:
             attempt += 1
@@ -264,11 +268,13 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     attempt -= 1  # another reader is another question, not another try of this one
                     log.info("%s: not found for reader %d of %d; asking the next", item.source_id, asked, len(readers))
                     continue
-                if exc.status in PERMANENT_FILE_STATUSES:
+                if exc.status == GONE_FILE_STATUS:
                     return FileUnavailableError(str(exc), permanent=True)
-                if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in (400, 408):
+                retried = (400, 408, UNREADABLE_FILE_STATUS)
+                if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in retried:
                     return FileUnavailableError(str(exc), permanent=False)
                 last = str(exc)
+                unreadable = exc.status == UNREADABLE_FILE_STATUS
                 if exc.transient and (outage := await self._gate.wait_for_nextcloud(handle)) is not False:
                     if outage is None:
                         break
@@ -285,7 +291,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     await handle.sleep(wait)
                 if handle.stopping.is_set():
                     break
-        return FileUnavailableError(f"gave up after {self._pull.fetch_attempts} tries: {last}", permanent=False)
+        return FileUnavailableError(
+            f"gave up after {self._pull.fetch_attempts} tries: {last}",
+            permanent=unreadable and not handle.stopping.is_set(),
+        )
 
 
 async def _one_piece(data: bytes) -> AsyncIterator[bytes]:

@@ -123,19 +123,33 @@ async def test_transient_file_errors_are_retried_in_process_and_permanent_ones_a
     nextcloud.file_faults[dropped] = deque(["drop"])
     nextcloud.file_faults[gone] = deque([404] * 5)  # gone for everyone: three readers asked, then dropped
     nextcloud.file_faults[moved] = deque([404])
-    nextcloud.file_faults[unreadable] = deque([422])
+    nextcloud.file_faults[unreadable] = deque([422] * 5)  # unreadable for all five tries: acknowledged as failed
     await until(lambda: len(acked(nextcloud, "files")) == 6)
     assert nextcloud.file_fetches[saving] == 3 and nextcloud.file_fetches[flaky] == 4
     assert nextcloud.file_fetches[dropped] == 2
-    assert nextcloud.file_fetches[gone] == 3 and nextcloud.file_fetches[unreadable] == 1
+    assert nextcloud.file_fetches[gone] == 3 and nextcloud.file_fetches[unreadable] == 5
     assert nextcloud.file_fetches[moved] == 2
     counters = (await pull_app.status())["loops"]["documents"]["counters"]
-    assert counters["indexed"] == 4 and counters["failed"] == 2 and counters["fetch_retries"] == 6
+    assert counters["indexed"] == 4 and counters["failed"] == 2 and counters["fetch_retries"] == 11
     await pull_app.drain_embeddings()
     assert (await pull_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {saving}"
     assert (await pull_app.search("alice", "hiking in the Alps"))[0] == f"files__default: {flaky}"
     assert (await pull_app.search("alice", "Ethical AI Rating green label"))[0] == f"files__default: {dropped}"
     assert (await pull_app.search("alice", "numbat21x plan approved"))[0] == f"files__default: {moved}"
+
+
+async def test_a_file_whose_read_fails_once_with_422_is_tried_again_and_indexed(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    # on S3 object storage a failed read of the object (a timeout, a SlowDown) makes fopen() fail: PHP answers 422
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    nextcloud.file_faults[budget] = deque([422])
+    row = nextcloud.file_row_id(budget)
+    await until(lambda: row in acked(nextcloud, "files"))
+    # before: acknowledged as failed at the first 422, so the file stayed out of the index until it next changed
+    assert nextcloud.file_fetches[budget] == 2 and _counters(pull_app)["indexed"] == 1
+    await pull_app.drain_embeddings()
+    assert (await pull_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {budget}"
 
 
 async def test_a_file_that_keeps_failing_is_left_locked_not_acknowledged(
