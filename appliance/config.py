@@ -208,13 +208,29 @@ class _LlmCommon(_Section):
     )
 
 
-class NcTextToTextConfig(_LlmCommon):
+class _GeneratingLlm(_LlmCommon):
+    """A backend that writes the answer: its prompt and max_tokens share the context window n_ctx."""
+
+    n_ctx: int  # declared by each backend with its own default
+
+    @model_validator(mode="after")
+    def _answer_leaves_room_for_the_prompt(self) -> _GeneratingLlm:
+        # pack_prompt fits the prompt into n_ctx - max_tokens: with nothing left every question fails
+        if self.max_tokens >= self.n_ctx:
+            raise ValueError(
+                f"max_tokens {self.max_tokens} leaves no room for the prompt in n_ctx {self.n_ctx}; lower max_tokens"
+                " well below n_ctx (the shipped configs keep 512) or raise n_ctx"
+            )
+        return self
+
+
+class NcTextToTextConfig(_GeneratingLlm):
     n_ctx: int = Field(8192, ge=64, description="context budget, counted with the approximate tokenizer")
     timeout_s: float = Field(1800.0, gt=0, description="overall time for one Nextcloud task")
     poll_interval_s: float = Field(5.0, gt=0, description="seconds between polls of the Nextcloud task")
 
 
-class LlamaConfig(_LlmCommon):
+class LlamaConfig(_GeneratingLlm):
     model: str = Field("smollm2-135m-instruct-q4_1", description="model catalogue id or GGUF path")
     n_ctx: int = Field(4096, ge=64, description="context window in tokens")
     n_batch: int = Field(512, ge=1, description="tokens per llama.cpp batch")
@@ -223,7 +239,7 @@ class LlamaConfig(_LlmCommon):
     temperature: float = Field(0.2, ge=0, description="sampling temperature; 0 = greedy")
 
 
-class CTransformerConfig(_LlmCommon):
+class CTransformerConfig(_GeneratingLlm):
     model: str = Field(..., description="GGML model file (relative to model_files)")
     model_type: str = Field("llama", description="ctransformers model type (gpt2, llama, ...)")
     n_ctx: int = Field(2048, ge=64, description="context window in tokens")

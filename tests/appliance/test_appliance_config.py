@@ -308,6 +308,17 @@ def test_config_command_reset(tmp_path: Path) -> None:
             "llm:\n  llama:\n    n_ctx: lots\n",
             "'llm.llama.n_ctx': Input should be a valid integer, unable to parse string as an integer",
         ),
+        # the prompt gets n_ctx - max_tokens: nothing left, and every question would fail
+        (
+            "llm:\n  llama:\n    n_ctx: 4096\n    max_tokens: 4096\n",
+            "'llm.llama': Value error, max_tokens 4096 leaves no room for the prompt in n_ctx 4096; lower max_tokens"
+            " well below n_ctx (the shipped configs keep 512) or raise n_ctx",
+        ),
+        (
+            "llm:\n  nc_texttotext:\n    max_tokens: 9000\n",
+            "'llm.nc_texttotext': Value error, max_tokens 9000 leaves no room for the prompt in n_ctx 8192; lower"
+            " max_tokens well below n_ctx (the shipped configs keep 512) or raise n_ctx",
+        ),
         (
             "vectordb:\n  pgvector:\n    pool_max: 0\n",
             "'vectordb.pgvector.pool_max': Input should be greater than or equal to 1",

@@ -51,7 +51,9 @@ async def test_ctransformer_reads_chat_markers_as_text_so_document_text_passes_a
     from quart_app.runtimes.llm_ctransformer import CTransformerBackend
 
     model = write_tiny_gpt2(tmp_path / "tiny-gpt2.ggml.bin", extra_tokens=(b"<|endoftext|>", b"<|im_end|>"))
-    backend = CTransformerBackend(model, CTransformerConfig(model=str(model), model_type="gpt2", n_ctx=128, threads=1))
+    backend = CTransformerBackend(
+        model, CTransformerConfig(model=str(model), model_type="gpt2", n_ctx=128, max_tokens=6, threads=1)
+    )
     try:
         assert backend.count_tokens("<|endoftext|>x<|im_end|>") == len("<|endoftext|>x<|im_end|>")
         assert backend.plain_text("<|im_end|>") == "<|im_end|>"
