@@ -213,6 +213,25 @@ class _GeneratingLlm(_LlmCommon):
 
     n_ctx: int  # declared by each backend with its own default
 
+    @field_validator("template")
+    @classmethod
+    def _template_reads_context_and_question(cls, template: str) -> str:
+        # the prompt is this text with both filled in: one missing, and answers ignore the documents or the question
+        missing = [name for name in ("{context}", "{question}") if name not in template]
+        if missing:
+            raise ValueError(
+                f"has no {' and no '.join(missing)}; the prompt is this text with the retrieved passages put at"
+                " {context} and the question at {question}: add both"
+            )
+        return template
+
+    @field_validator("no_ctx_template")
+    @classmethod
+    def _no_ctx_template_reads_question(cls, template: str) -> str:
+        if "{question}" not in template:
+            raise ValueError("has no {question}; without it the question never reaches the LLM: add it")
+        return template
+
     @model_validator(mode="after")
     def _answer_leaves_room_for_the_prompt(self) -> _GeneratingLlm:
         # pack_prompt fits the prompt into n_ctx - max_tokens: with nothing left every question fails

@@ -319,6 +319,22 @@ def test_config_command_reset(tmp_path: Path) -> None:
             "'llm.nc_texttotext': Value error, max_tokens 9000 leaves no room for the prompt in n_ctx 8192; lower"
             " max_tokens well below n_ctx (the shipped configs keep 512) or raise n_ctx",
         ),
+        # a template without a placeholder: answers would silently ignore the documents or the question
+        (
+            "llm:\n  llama:\n    template: 'Answer briefly: {question}'\n",
+            "'llm.llama.template': Value error, has no {context}; the prompt is this text with the retrieved passages"
+            " put at {context} and the question at {question}: add both",
+        ),
+        (
+            "llm:\n  nc_texttotext:\n    template: 'Context: {context}'\n",
+            "'llm.nc_texttotext.template': Value error, has no {question}; the prompt is this text with the retrieved"
+            " passages put at {context} and the question at {question}: add both",
+        ),
+        (
+            "llm:\n  ctransformer:\n    model: m.bin\n    no_ctx_template: 'Be brief.'\n",
+            "'llm.ctransformer.no_ctx_template': Value error, has no {question}; without it the question never reaches"
+            " the LLM: add it",
+        ),
         (
             "vectordb:\n  pgvector:\n    pool_max: 0\n",
             "'vectordb.pgvector.pool_max': Input should be greater than or equal to 1",
