@@ -7,7 +7,7 @@ usage() {
 	cat <<'EOF'
 usage: entrypoint.sh [--device auto|cpu|cuda] [--reset-config] [--external-db URL] [-h|--help]
 
-  --device auto|cpu|cuda  override the hardware probe (same as env COMPUTE_DEVICE; ROCM there = GPU config)
+  --device auto|cpu|cuda  override the hardware probe, any case (same as env COMPUTE_DEVICE; ROCM there = GPU config)
   --reset-config          re-copy the config for the detected hardware (the old one is kept as config.yaml.bak)
   --external-db URL       use this PostgreSQL (postgresql:// or postgresql+psycopg://) instead of the embedded one
                           (same as env EXTERNAL_DB)
@@ -36,8 +36,9 @@ while [ $# -gt 0 ]; do
 	*) bad_usage "unknown argument '$1'" ;;
 	esac
 done
-case "$device" in
-"" | auto | cpu | cuda) ;;
+# any case, as COMPUTE_DEVICE: --device CPU or CUDA is what an admin types after reading "CPU target"
+case "${device,,}" in
+"" | auto | cpu | cuda) device="${device,,}" ;;
 *) bad_usage "--device must be auto, cpu or cuda, not '$device'" ;;
 esac
 

@@ -165,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def device_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--device", choices=DEVICE_CHOICES, help="override the probe (default: env COMPUTE_DEVICE)")
+        sub.add_argument(
+            "--device",
+            type=str.lower,  # any case, as COMPUTE_DEVICE
+            choices=DEVICE_CHOICES,
+            help="override the probe (default: env COMPUTE_DEVICE)",
+        )
 
     def repairs_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--repairs-dir", type=Path, default=REPAIRS_DIR, help="directory of the repair step files")

@@ -275,6 +275,12 @@ def test_config_command_copies_for_the_device(tmp_path: Path, device: str, expec
     )
 
 
+def test_the_cli_device_option_is_read_in_any_case(tmp_path: Path) -> None:
+    result = run_cli("config", "--device", "CUDA", env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "config.yaml").read_text() == GPU
+
+
 def test_config_command_reset(tmp_path: Path) -> None:
     env = clean_env(tmp_path, COMPUTE_DEVICE="CUDA")
     assert run_cli("config", "--device", "cpu", env=env).returncode == 0

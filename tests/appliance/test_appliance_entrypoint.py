@@ -162,6 +162,20 @@ def test_prepare_failure_aborts_start_up(private_dir: Path) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("entrypoint.sh: start-up aborted")
 
 
+@pytest.mark.parametrize("args", [["--device", "CPU"], ["--device=Cuda"]])
+def test_the_device_flag_is_read_in_any_case(private_dir: Path, args: list[str]) -> None:
+    # a config that stops prepare right after the probe: the start gets that far, past the flag check
+    storage = private_dir / "storage"
+    storage.mkdir()
+    (storage / "config.yaml").write_text("retrieval:\n  rrf_k: -1\n")
+    result = subprocess.run(
+        [str(ENTRYPOINT), *args], env=clean_env(storage), capture_output=True, text=True, timeout=60
+    )
+    device = args[-1].rpartition("=")[2].lower()
+    assert f"compute device {device} (config {'cpu' if device == 'cpu' else 'gpu'}): --device={device}" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("entrypoint.sh: start-up aborted (python -m appliance")
+
+
 @pytest.mark.slow
 def test_device_flags_pick_the_config_and_reset_config_recopies(private_dir: Path, started: list[Entrypoint]) -> None:
     storage = private_dir / "storage"
