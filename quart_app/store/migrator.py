@@ -68,10 +68,13 @@ async def apply_migrations(conn: AsyncConnection[TupleRow], model_id: str, dimen
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " number int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        cur = await conn.execute("SELECT number FROM schema_migrations")
-        done = {row[0] for row in await cur.fetchall()}
+        cur = await conn.execute("SELECT number, name FROM schema_migrations ORDER BY number")
+        recorded = await cur.fetchall()
+        done = {row[0] for row in recorded}
+        migrations = load_migrations()
+        _refuse_a_newer_schema(recorded, migrations)
         applied: list[str] = []
-        for migration in load_migrations():
+        for migration in migrations:
             if migration.number in done:
                 continue
             logger.info("applying schema migration %s", migration.name)
@@ -82,6 +85,20 @@ async def apply_migrations(conn: AsyncConnection[TupleRow], model_id: str, dimen
             applied.append(migration.name)
         changed, previous = await _bind_model(conn, model_id, dimension)
     return MigrationResult(applied, changed, previous)
+
+
+def _refuse_a_newer_schema(recorded: list[TupleRow], migrations: list[Migration]) -> None:
+    """A later version migrated this database (then a downgrade, or an old replica in a rolling upgrade): this code
+    would read and write tables it does not know the shape of, and rebind the vector columns under the newer one."""
+    newest = max(migration.number for migration in migrations)
+    unknown = [str(row[1]) for row in recorded if row[0] > newest]
+    if unknown:
+        raise MigrationError(
+            f"the database schema is newer than this version of the app: it holds the migration(s)"
+            f" {', '.join(unknown)}, and this version knows migrations up to {newest:04d} only. A later version of"
+            " the app migrated it; start that version again (every replica), or restore the database from the"
+            " backup taken before the upgrade to run this one"
+        )
 
 
 async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension: int) -> tuple[bool, str | None]:

@@ -102,3 +102,23 @@ async def test_same_model_again_keeps_vectors(db: Database) -> None:
 async def test_bad_dimension_is_refused(db: Database) -> None:
     with pytest.raises(MigrationError, match="embedding dimension 0 for model 'x' must be > 0"):
         await db.migrate("x", 0)
+
+
+async def test_a_schema_newer_than_the_code_is_refused_and_left_as_it_is(db: Database) -> None:
+    # what a later version leaves behind: its migration recorded, before a downgrade or beside an old replica
+    newest = max(migration.number for migration in load_migrations())
+    future = f"{newest + 1:04d}_from_a_later_version.sql"
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO schema_migrations (number, name) VALUES (%s, %s)", (newest + 1, future))
+    await _seed_embedded_chunk(db)
+    with pytest.raises(MigrationError) as excinfo:
+        await db.migrate("another-model", 768)
+    assert str(excinfo.value) == (
+        f"the database schema is newer than this version of the app: it holds the migration(s) {future}, and this"
+        f" version knows migrations up to {newest:04d} only. A later version of the app migrated it; start that"
+        " version again (every replica), or restore the database from the backup taken before the upgrade to run"
+        " this one"
+    )
+    # nothing rebound or re-queued under the newer schema
+    assert await _scalar(db, "SELECT model_id || ':' || dimension FROM embedding_model") == f"{MODEL_ID}:{DIMENSION}"
+    assert await _scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == 1
