@@ -2,8 +2,10 @@
 
 Rules: `version.info` holds the version whose repairs are done ("4.0.0+"); a missing file means "never repaired",
 so every step runs (upstream ran none). Steps newer than that version, up to APP_VERSION, run in ascending
-(version, date) order. `repair.info` lists file names to skip. `partial_repair.tmp` records finished steps so a
-failed run resumes where it stopped. A failing step aborts start-up with a RepairError.
+(version, date) order. A step's name holds only MAJOR.MINOR, so the steps of version.info's own minor run unless
+`applied_repairs.info` lists them: a patch release (4.0.1 -> 4.0.2) may add one. `repair.info` lists file names to
+skip. `partial_repair.tmp` records finished steps so a failed run resumes where it stopped. A failing step aborts
+start-up with a RepairError.
 """
 
 from __future__ import annotations
@@ -113,18 +115,28 @@ def read_previous(layout: StorageLayout) -> tuple[int | None, bool]:
     return int(match["major"] + match["minor"].zfill(3)), match["done"] is not None
 
 
+def _applied_names(layout: StorageLayout) -> set[str] | None:
+    """The steps applied_repairs.info lists; None when it is missing (version.info written before it was kept)."""
+    if not layout.applied_repairs_file.exists():
+        return None
+    return set(_read_lines(layout.applied_repairs_file))
+
+
 def plan_repairs(layout: StorageLayout, app_version: str, repairs_dir: Path = REPAIRS_DIR) -> RepairPlan:
-    """Decide which steps run; pure apart from reading the three state files and the step directory."""
+    """Decide which steps run; pure apart from reading the four state files and the step directory."""
     target = version_number(app_version)
     previous, done = read_previous(layout)
     skip = _skip_names(layout.repair_skip_file)
     finished = set(_read_lines(layout.partial_repair_file))
+    applied = _applied_names(layout)
     to_run: list[RepairStep] = []
     skipped: list[tuple[str, str]] = []
     for step in discover_steps(repairs_dir):
+        # without the record, every step of version.info's minor counts as applied (the rule before it was kept)
+        same_minor_applied = done and step.version == previous and (applied is None or step.name in applied)
         if step.version > target:
             skipped.append((step.name, f"introduced after APP_VERSION {app_version}"))
-        elif previous is not None and (step.version < previous or (done and step.version == previous)):
+        elif previous is not None and (step.version < previous or same_minor_applied):
             skipped.append((step.name, f"already applied ({layout.version_file.name})"))
         elif step.name in skip:
             skipped.append((step.name, f"listed in {layout.repair_skip_file.name}"))
@@ -199,6 +211,12 @@ def run_repairs(
         if current_previous is not None and current_previous > version_number(version):
             log.warning("%s records a newer version than %s; leaving it as it is", layout.version_file, version)
         else:
+            # every step up to the target ran or was applied before, except the ones repair.info skips
+            skip = _skip_names(layout.repair_skip_file)
+            target = version_number(version)
+            applied = [step.name for step in discover_steps(repairs_dir) if step.version <= target]
+            record = "".join(f"{name}\n" for name in applied if name not in skip)
+            write_file_nofollow(layout.applied_repairs_file, record, 0o644)
             write_file_nofollow(layout.version_file, plan.target + "\n", 0o644)
         layout.partial_repair_file.unlink(missing_ok=True)
         return plan

@@ -49,6 +49,11 @@ class StorageLayout:
         return self.root / "partial_repair.tmp"
 
     @property
+    def applied_repairs_file(self) -> Path:
+        """Every step applied up to version.info's version: a patch release's step shares the minor's number."""
+        return self.root / "applied_repairs.info"
+
+    @property
     def repair_lock_file(self) -> Path:
         """Held (flock) while one start runs the repairs; another start on the volume waits for it."""
         return self.root / "repair.lock"

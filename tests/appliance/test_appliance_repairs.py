@@ -95,6 +95,24 @@ def test_older_version_runs_the_newer_steps_in_ascending_order(layout: StorageLa
     assert layout.version_file.read_text() == "4.2.0+\n"
 
 
+def test_a_patch_release_runs_the_step_it_adds_to_its_minor(layout: StorageLayout, steps_dir: Path) -> None:
+    # 4.0.1 shipped repair4000@202601; 4.0.2 adds repair4000@202603, named by its minor like every 4.0.x step
+    added = steps_dir / "repair4000_date20260301000000.py"
+    text = added.read_text()
+    added.unlink()
+    run_repairs(layout, "4.0.1", steps_dir)
+    added.write_text(text)
+    plan = run_repairs(layout, "4.0.2", steps_dir)
+    assert [step.name for step in plan.to_run] == ["repair4000_date20260301000000.py"]
+    assert ran(layout) == [
+        "repair3009@202501 previous=None",
+        "repair4000@202601 previous=None",
+        "repair4000@202603 previous=4000",
+    ]
+    assert layout.version_file.read_text() == "4.0.2+\n"
+    assert run_repairs(layout, "4.0.2", steps_dir).to_run == ()  # and once only
+
+
 def test_version_without_plus_reruns_that_versions_steps(layout: StorageLayout, steps_dir: Path) -> None:
     # "4.0.0" without "+" = the repairs of 4.0.0 did not finish
     layout.version_file.write_text("4.0.0\n")
