@@ -90,10 +90,13 @@ set -a
 # shellcheck source=/dev/null
 . "$env_file"
 set +a
-# user= the current user: no "running as root" warning, no privilege change
-CCB_SUPERVISOR_USER="$(id -un 2>/dev/null || id -u)"
-export CCB_SUPERVISOR_USER
+supervisor_user=()
+# --user root spares root supervisord's "running as root" warning; a uid without a passwd entry (docker run --user
+# 12345) gets none: supervisord refuses it ("Invalid user id") and changes no user unless it runs as root
+if user_name="$(id -un 2>/dev/null)"; then
+	supervisor_user=(--user "$user_name")
+fi
 # supervisord with its own log in JSON lines (appliance/supervisord_json.py); the TERM/INT trap above stays until
 # this exec, which resets it: from then on supervisord handles the signal
 # this run's lock stays open through a `supervisorctl reload`, which closes the other inherited descriptors
-CCB_RUN_LOCK_FD="$run_lock_fd" exec "$python" -m appliance.supervisord_json -n -c "$here/supervisord.conf"
+CCB_RUN_LOCK_FD="$run_lock_fd" exec "$python" -m appliance.supervisord_json "${supervisor_user[@]}" -n -c "$here/supervisord.conf"

@@ -94,7 +94,6 @@ def supervisor_env(storage: Path, **extra: str) -> dict[str, str]:
         APP_PORT=port,
         CCB_APP_BIND=f"127.0.0.1:{port}",
         CCB_RUN_DIR=str(storage / "run"),
-        CCB_SUPERVISOR_USER=pwd.getpwuid(os.getuid()).pw_name,
         CCB_LOG_DIR=str(storage / "logs"),
         CCB_LOG_MAX_BYTES="20MB",
         CCB_LOG_BACKUPS="5",

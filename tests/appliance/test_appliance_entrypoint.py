@@ -480,6 +480,31 @@ exec /usr/bin/id "$@"
 """
 
 
+NAMELESS_ID = """#!/bin/sh
+# `id` for a uid without a passwd entry, as `docker run --user 12345` starts the entrypoint
+case "$1" in
+-un) echo "id: cannot find name for user ID 12345" >&2; exit 1 ;;
+-u) echo 12345 ;;
+*) exec /usr/bin/id "$@" ;;
+esac
+"""
+
+
+@pytest.mark.slow
+def test_a_uid_without_a_passwd_entry_starts_supervisord(private_dir: Path, started: list[Entrypoint]) -> None:
+    storage = private_dir / "storage"
+    write_config(storage)
+    bin_dir = private_dir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "id").write_text(NAMELESS_ID)
+    (bin_dir / "id").chmod(0o755)
+    started.append(Entrypoint(storage, PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    # supervisord refused user=12345 ("Invalid user id 12345") and the start ended before any program ran
+    started[-1].wait_state("postgres", "RUNNING")
+    assert "Invalid user id" not in started[-1].output
+    assert started[-1].terminate() == 0
+
+
 def test_sigterm_after_prepare_before_supervisord_exits_0(private_dir: Path) -> None:
     storage = private_dir / "storage"
     write_config(storage)

@@ -26,9 +26,8 @@ def test_supervisord_conf_expands_only_known_variables(tmp_path: Path) -> None:
     config = load_config(REPO / "configs" / "config.cpu.yaml", environ={})
     target = DatabaseTarget(EmbeddedPostgres(layout.pgdata, layout.pg_socket_dir).dsn, True, "embedded")
     from_prepare = set(launch_environment(config, layout, target, layout.config_file))
-    from_entrypoint = {"CCB_SUPERVISOR_USER"}
     declared = {setting.name for setting in ENV_SETTINGS}
-    assert used - from_prepare - from_entrypoint - declared == set()
+    assert used - from_prepare - declared == set()
 
 
 def test_the_embedder_gets_an_allow_list_of_the_environment_and_no_secret(tmp_path: Path) -> None:
