@@ -147,3 +147,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # every answer is sent and every log line written (unqueued): tearing down the interpreter's heap of parser
+    # modules only delays the exit the pool waits for (~0.4 s of the app's stop budget, at every recycle)
+    sys.stderr.flush()
+    os._exit(0)
