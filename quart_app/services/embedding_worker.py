@@ -318,7 +318,9 @@ class EmbeddingWorker:
                 return await renew(conn, claim, self._config.lease_s) > 0
         except (psycopg.Error, StoreError) as exc:
             # the write checks the token anyway: if another worker takes the batch meanwhile, ours is not written
-            logger.warning("embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), exc)
+            logger.warning(
+                "embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), first_line(exc)
+            )
             return True
 
     def _store_backoff(self, failures: int) -> float:
@@ -463,7 +465,9 @@ class EmbeddingWorker:
             try:
                 await requeue_outage_failures(self._db)
             except (psycopg.Error, StoreError, OSError) as exc:
-                logger.warning("embedding worker: could not queue old outage failures again (%s); next start", exc)
+                logger.warning(
+                    "embedding worker: could not queue old outage failures again (%s); next start", first_line(exc)
+                )
         store_failures = 0
         while not handle.stopping.is_set():
             self._wake.clear()
@@ -482,7 +486,10 @@ class EmbeddingWorker:
             except (psycopg.Error, StoreError, OSError) as exc:
                 store_failures += 1
                 wait = self._store_backoff(store_failures)
-                logger.warning("embedding worker %d: store unavailable (%s); next try in %g s", index, exc, wait)
+                # PostgreSQL's DETAIL and CONTEXT lines can quote row values: a user's text
+                logger.warning(
+                    "embedding worker %d: store unavailable (%s); next try in %g s", index, first_line(exc), wait
+                )
                 handle.status.set("backing_off", f"store unavailable: {type(exc).__name__}")
                 handle.status.count("store_errors")
                 await handle.sleep(wait, self._wake)

@@ -1,0 +1,55 @@
+"""The embedding worker when PostgreSQL refuses to lease chunks (a trigger on the claim's UPDATE, here a data
+exception whose DETAIL line quotes the chunk's text, as PostgreSQL's own DETAIL lines quote row values)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from async_wait import wait_until
+from embedding_service_fake import EmbeddingServiceFake
+from engine_kit import seed_documents
+
+from appliance.config import EmbeddingWorkerConfig
+from quart_app.background_loops import BackgroundLoops
+from quart_app.chunking.chunker import TokenChunker
+from quart_app.runtimes.embedding_client import EmbeddingClient
+from quart_app.services.embedding_worker import EmbeddingWorker
+from quart_app.store import Database
+
+# refuses the UPDATE that leases a chunk; its DETAIL quotes the chunk's text (a user's document)
+REFUSE_CLAIMS = (
+    "CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.lease_token IS NOT NULL AND OLD.lease_token IS DISTINCT FROM NEW.lease_token THEN"
+    " RAISE EXCEPTION 'leasing refused by policy' USING ERRCODE = 'data_exception', DETAIL = 'chunk: ' || NEW.text;"
+    " END IF; RETURN NEW; END $$;"
+    " CREATE TRIGGER refuse_claims BEFORE UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION refuse_claims()"
+)
+
+
+async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
+    db: Database, chunker: TokenChunker, caplog: pytest.LogCaptureFixture
+) -> None:
+    await seed_documents(db, chunker, 1)
+    async with db.connection() as conn:
+        await conn.execute(REFUSE_CLAIMS.encode())
+    config = EmbeddingWorkerConfig.model_validate({"workers": 1, "idle_poll_s": 0.05})
+    loops = BackgroundLoops()
+
+    async def refused_twice() -> bool:
+        status = loops.snapshot().get("embedding_worker_0", {})
+        return bool(status.get("counters", {}).get("store_errors", 0) >= 2)
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="quart_app.services.embedding_worker"),
+        EmbeddingServiceFake() as service,
+    ):
+        async with (
+            EmbeddingClient(service.url, send_input_type=False, timeout_s=30) as client,
+            EmbeddingWorker(db, client, config, loops),
+        ):
+            await wait_until(refused_twice, "the worker to try claiming twice", timeout_s=20)
+    await loops.close()
+    assert "leasing refused by policy" in caplog.text
+    assert "Context Chat indexes every document" not in caplog.text
+    assert "chunk:" not in caplog.text
