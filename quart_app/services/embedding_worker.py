@@ -63,6 +63,9 @@ _STORE_BACKOFF_MAX_S = 30.0
 SKIPPED_ROWS_FIRST_WAIT_S = 0.02
 SKIPPED_ROWS_MAX_WAIT_S = 2.0
 SKIPPED_ROWS_WAIT_S = 60.0
+# database errors that running the same statements again cannot cure: a data or integrity error, a program limit, a
+# permission or a missing table or column (class 42)
+_REFUSALS = (*PERMANENT_ERRORS, psycopg.ProgrammingError)
 T = TypeVar("T")
 
 
@@ -469,6 +472,8 @@ class EmbeddingWorker:
                     "embedding worker: could not queue old outage failures again (%s); next start", first_line(exc)
                 )
         store_failures = 0
+        # the detail of the database refusal last logged, so a refusal repeated every retry is logged once
+        refusal: str | None = None
         while not handle.stopping.is_set():
             self._wake.clear()
             if (pause := self.outage.wait_s()) > 0:
@@ -480,8 +485,26 @@ class EmbeddingWorker:
             try:
                 written = await self.run_once()
                 store_failures = 0
+                if refusal is not None:
+                    logger.info("embedding worker %d: the database accepts its statements again", index)
+                    refusal = None
             except EmbeddingServiceError:
                 handle.status.count("embedder_unavailable")
+                continue
+            except _REFUSALS as exc:
+                # not an outage: the same statement is refused every time until an admin changes the database
+                store_failures += 1
+                detail = (
+                    f"the database refuses the embedding worker's statements ({type(exc).__name__}: {first_line(exc)}):"
+                    " embedding is stopped until it is fixed; check the triggers, constraints and grants on the app's"
+                    " tables, the PostgreSQL log names the statement"
+                )
+                if detail != refusal:
+                    logger.error("embedding worker %d: %s", index, detail)
+                    refusal = detail
+                handle.status.set("failed", detail)
+                handle.status.count("store_refusals")
+                await handle.sleep(self._store_backoff(store_failures), self._wake)
                 continue
             except (psycopg.Error, StoreError, OSError) as exc:
                 store_failures += 1

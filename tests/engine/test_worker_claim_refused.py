@@ -4,11 +4,12 @@ exception whose DETAIL line quotes the chunk's text, as PostgreSQL's own DETAIL 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from async_wait import wait_until
 from embedding_service_fake import EmbeddingServiceFake
-from engine_kit import seed_documents
+from engine_kit import scalar, seed_documents
 
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops
@@ -25,6 +26,15 @@ REFUSE_CLAIMS = (
     " END IF; RETURN NEW; END $$;"
     " CREATE TRIGGER refuse_claims BEFORE UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION refuse_claims()"
 )
+# a data exception (class 22) from a trigger, and a CHECK constraint (class 23): both refuse every claim alike
+REFUSALS = {
+    "trigger": (REFUSE_CLAIMS, "DROP TRIGGER refuse_claims ON chunks", "DataException: leasing refused by policy"),
+    "check": (
+        "ALTER TABLE chunks ADD CONSTRAINT never_leased CHECK (lease_token IS NULL) NOT VALID",
+        "ALTER TABLE chunks DROP CONSTRAINT never_leased",
+        'CheckViolation: new row for relation "chunks" violates check constraint "never_leased"',
+    ),
+}
 
 
 async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
@@ -38,7 +48,7 @@ async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
 
     async def refused_twice() -> bool:
         status = loops.snapshot().get("embedding_worker_0", {})
-        return bool(status.get("counters", {}).get("store_errors", 0) >= 2)
+        return bool(status.get("counters", {}).get("store_refusals", 0) >= 2)
 
     with (
         caplog.at_level(logging.DEBUG, logger="quart_app.services.embedding_worker"),
@@ -53,3 +63,51 @@ async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
     assert "leasing refused by policy" in caplog.text
     assert "Context Chat indexes every document" not in caplog.text
     assert "chunk:" not in caplog.text
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+async def test_a_database_that_refuses_every_claim_is_reported_as_failed_not_as_unavailable(
+    db: Database, chunker: TokenChunker, refusal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    total = await seed_documents(db, chunker, 1)
+    refuse, allow, reason = REFUSALS[refusal]
+    async with db.connection() as conn:
+        await conn.execute(refuse.encode())
+    config = EmbeddingWorkerConfig.model_validate({"workers": 1, "idle_poll_s": 0.05})
+    loops = BackgroundLoops()
+
+    def worker_status() -> dict[str, Any]:
+        return loops.snapshot().get("embedding_worker_0", {})
+
+    async def refused_three_times() -> bool:
+        return bool(worker_status().get("counters", {}).get("store_refusals", 0) >= 3)
+
+    async def all_embedded() -> bool:
+        return bool(await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total)
+
+    with (
+        caplog.at_level(logging.INFO, logger="quart_app.services.embedding_worker"),
+        EmbeddingServiceFake() as service,
+    ):
+        async with (
+            EmbeddingClient(service.url, send_input_type=False, timeout_s=30) as client,
+            EmbeddingWorker(db, client, config, loops) as worker,
+        ):
+            await wait_until(refused_three_times, "the worker to be refused three times", timeout_s=20)
+            report = worker_status()
+            assert (report["state"], report["detail"]) == (
+                "failed",
+                f"the database refuses the embedding worker's statements ({reason}): embedding is stopped until it"
+                " is fixed; check the triggers, constraints and grants on the app's tables, the PostgreSQL log names"
+                " the statement",
+            )
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            # one ERROR for the refusal, not one per retry
+            assert [r.getMessage() for r in errors] == [f"embedding worker 0: {report['detail']}"]
+            assert "store unavailable" not in caplog.text
+            async with db.connection() as conn:
+                await conn.execute(allow.encode())
+            worker.wake()
+            await wait_until(all_embedded, "the worker to embed the queue once the database accepts its claims")
+            assert worker_status()["state"] != "failed"
+    await loops.close()
