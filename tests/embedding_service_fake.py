@@ -5,7 +5,8 @@ Each request takes `latency_s` whatever its size, and at most `capacity` request
 in line (as text-embeddings-inference queues them) instead of being refused, so past its capacity the service's
 throughput flattens and no request fails. A text's vector is one of `VECTOR_POOL` fixed unit vectors, picked by the
 text's SHA-256 (the same text always gets the same vector) and JSON-encoded once, so answering costs the CPU almost
-nothing. The model id and dimension may change while it runs (a model swapped behind the URL); the next
+nothing. The model id and dimension may change while it runs (a model swapped behind the URL), and GET /v1/models may be
+missing (`models_list`); the next
 `fail_next` requests answer 500 (a server error, not an outage); with `refusal` set every request answers 400 with it
 (an error about the texts); `nan_texts` get a vector with NaN in it. Every text
 embedded and every request's size is recorded, so a test can see texts embedded twice, how requests were split and how
@@ -66,6 +67,8 @@ class EmbeddingServiceFake:
     fail_next: int = 0
     # every request answers 400 with this message: the service refuses the texts
     refusal: str | None = None
+    # False: GET /v1/models answers 404, as text-embeddings-inference (the model shows only in embedding responses)
+    models_list: bool = True
     # texts whose vector starts with NaN (as a Python server's json.dumps writes it)
     nan_texts: frozenset[str] = frozenset()
     # every text embedded, with how often
@@ -150,7 +153,7 @@ class EmbeddingServiceFake:
             def do_GET(self) -> None:
                 if not self._authorized():
                     return
-                if self.path != "/v1/models":
+                if self.path != "/v1/models" or not service.models_list:
                     self._reply(404, {"error": {"message": f"no route {self.path}; try /v1/models"}})
                     return
                 card = {"id": service.model, "object": "model", "dimension": service.dimension, "max_tokens": 256}

@@ -37,6 +37,14 @@ _FLOAT32_MAX = 3.4028234663852886e38
 _DIMENSION_PROBE = "dimension probe"
 
 
+class EmbeddedVectors(list[list[float]]):
+    """One vector per text, in order, with the model id the service's responses named (None: they named none)."""
+
+    def __init__(self, vectors: list[list[float]], reported_model: str | None) -> None:
+        super().__init__(vectors)
+        self.reported_model = reported_model
+
+
 @dataclass(frozen=True)
 class EmbeddingServiceInfo:
     """What GET /v1/models tells about the served model (None = the service does not say)."""
@@ -142,16 +150,31 @@ class EmbeddingClient:
         """One vector per text, in order; raises EmbeddingServiceError (see `retryable`).
 
         More than `batch_size` texts go out as several requests, up to `concurrency` of them at once for passages.
+        The list is an EmbeddedVectors, which also names the model the responses named.
         """
+        return await self.embed_reporting_model(texts, input_type)
+
+    async def embed_reporting_model(self, texts: list[str], input_type: InputType = "passage") -> EmbeddedVectors:
+        """`embed`, typed as the EmbeddedVectors it returns."""
         self._check_open()
         if not texts:
-            return []
+            return EmbeddedVectors([], None)
         inputs = self._prefixes.apply(texts, input_type)
         parts = [inputs[start : start + self._batch_size] for start in range(0, len(inputs), self._batch_size)]
         if len(parts) == 1:
             vectors = await self._embed_part(parts[0], input_type)
         else:
-            vectors = [vector for part in await self._embed_parts(parts, input_type) for vector in part]
+            answers = await self._embed_parts(parts, input_type)
+            models = {part.reported_model for part in answers}
+            if len(models) > 1:
+                raise EmbeddingServiceError(
+                    f"the embedding service at {self._shown_url} named models {sorted(map(str, models))} in the"
+                    " answers to one call: it is switching models; retry later",
+                    status=None,
+                    retryable=True,
+                    unavailable=True,
+                )
+            vectors = EmbeddedVectors([vector for part in answers for vector in part], models.pop())
         if len({len(v) for v in vectors}) > 1:
             raise EmbeddingServiceError(
                 f"the embedding service at {self._shown_url} returned vectors of different lengths",
@@ -162,7 +185,7 @@ class EmbeddingClient:
             self._dimension = len(vectors[0])
         return vectors
 
-    async def _embed_parts(self, parts: list[list[str]], input_type: InputType) -> list[list[list[float]]]:
+    async def _embed_parts(self, parts: list[list[str]], input_type: InputType) -> list[EmbeddedVectors]:
         """The parts' vectors in order; the first failure cancels the other requests and is raised."""
         try:
             async with asyncio.TaskGroup() as group:
@@ -174,7 +197,7 @@ class EmbeddingClient:
             raise
         return [task.result() for task in tasks]
 
-    async def _embed_part(self, inputs: list[str], input_type: InputType) -> list[list[float]]:
+    async def _embed_part(self, inputs: list[str], input_type: InputType) -> EmbeddedVectors:
         """One request (in a passage slot), sent again after a server error up to `request_retries` times."""
         body: dict[str, Any] = {"input": inputs}
         if self._model:
@@ -229,6 +252,10 @@ class EmbeddingClient:
             reported = (await self.info()).dimension
             self._dimension = reported or len((await self.embed([_DIMENSION_PROBE], "passage"))[0])
         return self._dimension
+
+    async def reported_model(self) -> str | None:
+        """The model id the service's embedding responses name now (None: they name none), from embedding a probe."""
+        return (await self.embed_reporting_model([_DIMENSION_PROBE], "passage")).reported_model
 
     def _check_open(self) -> None:
         if self._closed:
@@ -306,8 +333,9 @@ def _json(response: httpx.Response, shown_url: str) -> dict[str, Any]:
     return cast(dict[str, Any], body)
 
 
-def _parse_vectors(response: httpx.Response, expected: int, shown_url: str) -> list[list[float]]:
-    data = _json(response, shown_url).get("data")
+def _parse_vectors(response: httpx.Response, expected: int, shown_url: str) -> EmbeddedVectors:
+    body = _json(response, shown_url)
+    data = body.get("data")
     if not isinstance(data, list) or len(data) != expected:
         got = len(data) if isinstance(data, list) else "no"
         raise EmbeddingServiceError(
@@ -334,7 +362,8 @@ def _parse_vectors(response: httpx.Response, expected: int, shown_url: str) -> l
                 retryable=False,
             )
         vectors.append([float(x) for x in embedding])
-    return vectors
+    model = body.get("model")
+    return EmbeddedVectors(vectors, model if isinstance(model, str) and model else None)
 
 
 def _positive_int(value: object) -> int | None:

@@ -8,8 +8,9 @@ request. A worker killed mid-batch loses nothing: its lease expires and another 
 
 An unavailable embedding service is an outage, not a property of the chunks: the batch is given back with its
 attempts untouched and the worker waits (`EmbedderOutage`, capped exponential backoff) until the service answers
-again; so does a service that starts returning vectors of another dimension than the stored ones (it switched
-models behind the same URL: a restart binds the new model and re-embeds). Only errors about the texts themselves
+again; so does a service that starts returning vectors of another dimension than the stored ones, or whose responses
+name another model than they did for the stored vectors (it switched models behind the same URL: a restart binds the
+new model and re-embeds). Only errors about the texts themselves
 count toward `max_attempts`, and a batch that gets one is embedded
 text by text, so one bad chunk does not fail its neighbours.
 """
@@ -32,6 +33,7 @@ import psycopg
 
 from appliance.config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff, loop_detail
+from quart_app.runtimes.embedding_client import EmbeddedVectors
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_outage import EmbedderOutage, requeue_outage_failures
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
@@ -41,14 +43,17 @@ from quart_app.store.errors import PERMANENT_ERRORS, first_line
 from quart_app.store.queue_store import (
     Claim,
     ClaimedChunk,
+    StoredModel,
     cached_vectors,
     claim_batch,
     complete,
     fail,
     has_claimable,
+    record_reported_model,
     release,
     renew,
     still_leased,
+    stored_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,7 +116,7 @@ class EmbeddingWorker:
         self._names = [f"embedding_worker_{i}" for i in range(config.workers)] + ["embedding_worker_listen"]
         self._state = "new"
         # the model the store's vectors come from, read at the first claim (and again when a response differs)
-        self._stored_model: tuple[str, int] | None = None
+        self._stored_model: StoredModel | None = None
         # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
         self._tokens_per_chunk = 32.0
         # batches whose end could not be written while the database was away: given back once it answers
@@ -332,9 +337,7 @@ class EmbeddingWorker:
 
     async def _read_stored_model(self) -> None:
         async with self._db.connection() as conn:
-            cur = await conn.execute("SELECT model_id, dimension FROM embedding_model")
-            row = await cur.fetchone()
-        self._stored_model = None if row is None else (str(row[0]), int(row[1]))
+            self._stored_model = await stored_model(conn)
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
@@ -355,6 +358,8 @@ class EmbeddingWorker:
                 retryable=False,
             )
         await self._check_dimension(computed.shape[1])
+        if isinstance(answer, EmbeddedVectors) and answer.reported_model is not None:
+            await self._check_reported_model(answer.reported_model)
         self.outage.answered()
         self.counters.texts_sent += len(texts)
         return computed
@@ -362,17 +367,40 @@ class EmbeddingWorker:
     async def _check_dimension(self, dimension: int) -> None:
         """Vectors of another length than the stored ones: the service now serves another model, so embedding
         waits (as in an outage, attempts untouched) instead of failing every chunk."""
-        if self._stored_model is None or self._stored_model[1] == dimension:
+        if self._stored_model is None or self._stored_model.dimension == dimension:
             return
         await self._read_stored_model()  # another replica may have bound the new model meanwhile
-        if self._stored_model is None or self._stored_model[1] == dimension:
+        if self._stored_model is None or self._stored_model.dimension == dimension:
             return
-        model_id, stored = self._stored_model
+        model_id, stored = self._stored_model.model_id, self._stored_model.dimension
         raise EmbeddingServiceError(
             f"the embedding service returned {dimension}-d vectors, but the stored vectors are {stored}-d from model"
             f" {model_id!r}: the service now serves another model. Restart the app to bind the new model and"
             f" re-embed every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at {model_id!r};"
             " embedding waits until then",
+            status=None,
+            retryable=True,
+            unavailable=True,
+        )
+
+    async def _check_reported_model(self, reported: str) -> None:
+        """A response naming another model than the one the stored vectors' responses named: the service now serves
+        another model of the same dimension, so embedding waits (as for another dimension) instead of mixing them."""
+        if self._stored_model is None or self._stored_model.reported_model == reported:
+            return
+        if self._stored_model.reported_model is None:
+            # the first response since the model was bound: it names the model the index's vectors come from
+            async with self._db.connection() as conn:
+                await record_reported_model(conn, self._stored_model.model_id, reported)
+        await self._read_stored_model()  # another worker may have recorded it, or a restart bound another model
+        if self._stored_model is None or self._stored_model.reported_model in (None, reported):
+            return
+        known = self._stored_model.reported_model
+        raise EmbeddingServiceError(
+            f"the embedding service's responses name model {reported!r}, but the stored vectors come from"
+            f" {known!r}: the service now serves another model. Restart the app to bind the new model and re-embed"
+            f" every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at {known!r}; embedding waits"
+            " until then",
             status=None,
             retryable=True,
             unavailable=True,

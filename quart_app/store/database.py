@@ -289,7 +289,7 @@ class Database:
             return False
         return True
 
-    async def migrate(self, model_id: str, dimension: int) -> MigrationResult:
+    async def migrate(self, model_id: str, dimension: int, reported_model: str | None = None) -> MigrationResult:
         """Check pgvector (>= 0.8, created when missing), apply pending migrations and bind the embedding model;
         concurrent callers serialise on a lock."""
         if self._state != "open":
@@ -298,7 +298,7 @@ class Database:
         async with await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30, autocommit=True) as conn:
             version = await require_pgvector(conn)
             logger.info("pgvector %s", version)
-            result = await apply_migrations(conn, model_id, dimension)
+            result = await apply_migrations(conn, model_id, dimension, reported_model)
         if result.applied or result.model_changed:
             # connections opened before the vector type existed must be re-configured
             await self._pool.drain()

@@ -58,8 +58,13 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(conn: AsyncConnection[TupleRow], model_id: str, dimension: int) -> MigrationResult:
-    """Apply pending migrations and bind the model; the caller's connection must not be in a transaction."""
+async def apply_migrations(
+    conn: AsyncConnection[TupleRow], model_id: str, dimension: int, reported_model: str | None = None
+) -> MigrationResult:
+    """Apply pending migrations and bind the model; the caller's connection must not be in a transaction.
+
+    `reported_model` is the model id the embedding service's responses name now (None: unknown); one that differs
+    from the recorded one is a model change even when the id and dimension are the same."""
     if dimension <= 0:
         raise MigrationError(f"embedding dimension {dimension} for model {model_id!r} must be > 0")
     async with conn.transaction():
@@ -83,7 +88,7 @@ async def apply_migrations(conn: AsyncConnection[TupleRow], model_id: str, dimen
                 "INSERT INTO schema_migrations (number, name) VALUES (%s, %s)", (migration.number, migration.name)
             )
             applied.append(migration.name)
-        changed, previous = await _bind_model(conn, model_id, dimension)
+        changed, previous = await _bind_model(conn, model_id, dimension, reported_model)
     return MigrationResult(applied, changed, previous)
 
 
@@ -101,18 +106,25 @@ def _refuse_a_newer_schema(recorded: list[TupleRow], migrations: list[Migration]
         )
 
 
-async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension: int) -> tuple[bool, str | None]:
-    cur = await conn.execute("SELECT model_id, dimension FROM embedding_model")
+async def _bind_model(
+    conn: AsyncConnection[TupleRow], model_id: str, dimension: int, reported_model: str | None
+) -> tuple[bool, str | None]:
+    cur = await conn.execute("SELECT model_id, dimension, reported_model FROM embedding_model")
     row = await cur.fetchone()
-    if row is not None and row[0] == model_id and row[1] == dimension:
+    if row is not None and row[0] == model_id and row[1] == dimension and reported_model in (None, row[2]):
         return False, model_id
-    previous = None if row is None else f"{row[0]} ({row[1]}-d)"
+    if row is not None and row[0] == model_id and row[1] == dimension and row[2] is None:
+        # the first time the responses' model is known (an index bound before it was recorded): nothing to redo
+        await conn.execute("UPDATE embedding_model SET reported_model = %s", (reported_model,))
+        return False, model_id
+    previous = None if row is None else f"{row[0]} ({row[1]}-d{_named(row[2])})"
     if row is not None:
         logger.warning(
-            "embedding model changed from %s to %s (%d-d): every chunk is queued for re-embedding",
+            "embedding model changed from %s to %s (%d-d%s): every chunk is queued for re-embedding",
             previous,
             model_id,
             dimension,
+            _named(reported_model),
         )
     await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
     # vectors of two models are never mixed: all are dropped and every chunk goes back to the queue
@@ -125,13 +137,17 @@ async def _bind_model(conn: AsyncConnection[TupleRow], model_id: str, dimension:
     await retype_vectors(conn, "embedding_cache", dimension)
     await conn.execute("CREATE INDEX chunks_embedding_hnsw_idx ON chunks USING hnsw (embedding vector_cosine_ops)")
     await conn.execute(
-        "INSERT INTO embedding_model (singleton, model_id, dimension) VALUES (true, %s, %s)"
+        "INSERT INTO embedding_model (singleton, model_id, dimension, reported_model) VALUES (true, %s, %s, %s)"
         " ON CONFLICT (singleton) DO UPDATE SET model_id = EXCLUDED.model_id, dimension = EXCLUDED.dimension,"
-        " bound_at = now()",
-        (model_id, dimension),
+        " reported_model = EXCLUDED.reported_model, bound_at = now()",
+        (model_id, dimension, reported_model),
     )
     logger.info("embedding columns bound to model %s (%d-d)", model_id, dimension)
     return row is not None, previous
+
+
+def _named(reported_model: str | None) -> str:
+    return "" if reported_model is None else f", responses naming {reported_model!r}"
 
 
 async def retype_vectors(conn: AsyncConnection[TupleRow], table: str, dimension: int) -> None:
