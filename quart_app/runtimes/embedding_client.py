@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, cast
 
 import httpx
+import numpy as np
 
 from appliance.config import EmbeddingConfig
 from appliance.model_catalogue import NO_PREFIXES, ModelEntry, ModelPrefixes
@@ -347,21 +347,23 @@ def _parse_vectors(response: httpx.Response, expected: int, shown_url: str) -> E
     vectors: list[list[float]] = []
     for item in ordered:
         embedding = item.get("embedding") if isinstance(item, dict) else None
-        if not isinstance(embedding, list) or not embedding or not all(isinstance(x, int | float) for x in embedding):
+        # checked in numpy: per-value Python checks cost ~0.3 ms a 384-d vector, on the event loop that serves queries
+        values = np.array(embedding) if isinstance(embedding, list) and embedding else None
+        if values is None or values.ndim != 1 or values.dtype.kind not in "iuf":
             raise EmbeddingServiceError(
                 f"the embedding service at {shown_url} returned an embedding that is not a list of numbers",
                 status=response.status_code,
                 retryable=False,
             )
         # Python servers write NaN and Infinity into JSON; stored, such a vector failed its batch's write every time
-        if not all(math.isfinite(x) and abs(x) <= _FLOAT32_MAX for x in embedding):
+        if not (np.isfinite(values).all() and np.abs(values).max() <= _FLOAT32_MAX):
             raise EmbeddingServiceError(
                 f"the embedding service at {shown_url} returned an embedding with a value that is not a finite 32-bit"
                 " float (NaN, infinity or beyond 3.4e38)",
                 status=response.status_code,
                 retryable=False,
             )
-        vectors.append([float(x) for x in embedding])
+        vectors.append(values.astype(np.float64).tolist())
     model = body.get("model")
     return EmbeddedVectors(vectors, model if isinstance(model, str) and model else None)
 

@@ -239,12 +239,20 @@ async def test_timeout_is_unavailable(fake_service: FakeService) -> None:
     )
 
 
+def _first_embedding(embedding: Any) -> dict[str, Any]:
+    """A reply to two inputs whose first "embedding" is `embedding`."""
+    return {"data": [{"index": 0, "embedding": embedding}, {"index": 1, "embedding": [1.0]}]}
+
+
 @pytest.mark.parametrize(
     ("reply", "message"),
     [
         (vectors_reply(1), "returned 1 embeddings for 2 inputs"),
         ("not json", "answered 200 without a JSON object"),
         ({"data": [{"index": 0, "embedding": "AAAA"}, {"index": 1, "embedding": [1.0]}]}, "not a list of numbers"),
+        (_first_embedding(["1.5", 2.0]), "not a list of numbers"),
+        (_first_embedding([None, 2.0]), "not a list of numbers"),
+        (_first_embedding([[1.0], [2.0]]), "not a list of numbers"),
     ],
 )
 async def test_malformed_success_is_fatal(fake_service: FakeService, reply: Any, message: str) -> None:
