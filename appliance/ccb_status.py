@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 
-def _table(title: str, rows: list[tuple[str, str]]) -> Table:
+def _table(title: str, rows: Sequence[tuple[str, RenderableType]]) -> Table:
     table = Table(title=f"\n{title}", title_justify="left", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -38,6 +41,21 @@ def cross_lingual_line(leg: dict[str, Any] | None) -> str:
     return f"{done}; {_eta(leg['eta_s'])} left at {leg['chunks_per_s']} chunks/s"
 
 
+def embedder_line(embedder: dict[str, Any] | None) -> RenderableType:
+    """The embedding service as the worker finds it; while unavailable, since when, why, and that indexing waits."""
+    if not embedder or embedder["state"] != "unavailable":
+        return "available" if embedder else "-"
+    since = embedder["unavailable_since"]
+    lasting = _eta(max(0.0, time.time() - since))
+    next_try = "" if embedder.get("next_try_in_s") is None else f", next try in {_eta(embedder['next_try_in_s'])}"
+    # Text, not markup: the error may hold brackets
+    return Text(
+        f"unavailable since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({lasting}):"
+        f" {embedder['last_error']}; indexing waits ({embedder['failed_calls']} failed calls{next_try})",
+        style="bold red",
+    )
+
+
 def render_status(report: dict[str, Any]) -> RenderableType:
     """The report as a few small tables: indexing, queue, loops, programs, last errors."""
     documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
@@ -51,6 +69,7 @@ def render_status(report: dict[str, Any]) -> RenderableType:
                 ("queue", f"{queue['depth']} chunks ({queue['tokens']} tokens), {queue['in_progress']} in progress"),
                 ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
                 ("ETA", _eta(report.get("eta_s"))),
+                ("embedding service", embedder_line(report.get("embedder"))),
                 ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
                 ("cross-lingual", cross_lingual_line(report.get("cross_lingual"))),
             ],

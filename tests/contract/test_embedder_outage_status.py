@@ -1,15 +1,34 @@
 """GET /status while the embedding service is down: the admin sees the worker waiting for it, since when and why,
-and indexing resumes by itself once the real embedder program is started again."""
+on the status page and in `ccb status` too, and indexing resumes by itself once the real embedder program is started
+again."""
 
 from __future__ import annotations
 
+import html
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    APP_SECRET,
+    SourcePart,
+    contract_config,
+    guzzle_multipart,
+    make_settings,
+    running_app,
+    signed_headers,
+)
 from embedder_program import EmbedderProgram
+from headless_chromium import run_chromium
+from live_app_kit import ccb_env, running_live_app
+from local_ports import free_port
+from waiting import wait_for
 
 from quart_app import create_app
 
@@ -79,3 +98,47 @@ async def test_status_shows_the_worker_waiting_for_the_embedder_and_indexing_res
         "failed_calls": 0,
         "next_try_in_s": None,
     }
+
+
+@pytest.mark.slow
+def test_the_status_page_and_ccb_status_show_since_when_and_why_the_embedder_is_unavailable(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    """An admin whose indexing stalled sees at a glance that the embedding service is down, since when and why."""
+    nothing_listens = f"http://127.0.0.1:{free_port()}/v1"
+    with (
+        running_live_app(tmp_path, fresh_dsn, nothing_listens) as (base, _server),
+        httpx.Client(base_url=base, timeout=60) as http,
+    ):
+        body, content_type = guzzle_multipart([SourcePart("files__default: 1", (TEXT * 20).encode())])
+        loaded = http.put("/loadSources", content=body, headers={**signed_headers(), "Content-Type": content_type})
+        assert loaded.status_code == 200, loaded.text
+
+        def embedder() -> dict[str, Any]:
+            outage: dict[str, Any] = http.get("/status", headers=signed_headers("admin")).json()["embedder"]
+            return outage
+
+        wait_for(lambda: embedder()["state"] == "unavailable", 120, "/status to show the embedder unavailable")
+        outage = embedder()
+        since = time.localtime(outage["unavailable_since"])
+        assert outage["last_error"].startswith(f"cannot reach the embedding service at {nothing_listens}/embeddings")
+
+        dom = run_chromium(base.replace("http://", f"http://admin:{APP_SECRET}@") + "/status/page.html")
+        banner = re.search(r'<p id="embedder-outage" class="alert">(.*?)</p>', dom)
+        assert banner is not None, dom[:3000]
+        assert html.unescape(banner[1]).startswith(
+            f"Embedding service unavailable since {time.strftime('%H:%M:%S', since)} ("
+        )
+        assert f"{outage['last_error']}. Indexing waits and resumes by itself" in html.unescape(banner[1])
+
+        shown = subprocess.run(
+            [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", "status"],
+            env={**ccb_env(base, tmp_path / "storage"), "COLUMNS": "400"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert shown.returncode == 0, shown.stderr
+    [line] = [line for line in shown.stdout.splitlines() if line.startswith("embedding service")]
+    assert f"unavailable since {time.strftime('%Y-%m-%d %H:%M:%S', since)} (" in line
+    assert f"{outage['last_error']}; indexing waits" in line

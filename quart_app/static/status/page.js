@@ -16,6 +16,10 @@ function number(value) {
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "unknown";
   if (seconds === 0) return "done";
+  return elapsed(seconds);
+}
+
+function elapsed(seconds) {
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
   return h ? `${h} h ${m} min` : m ? `${m} min ${r} s` : `${r} s`;
@@ -64,7 +68,31 @@ function flatten(prefix, value, out) {
   return out;
 }
 
+function clockTime(epochSeconds) {
+  const at = new Date(epochSeconds * 1000);
+  // an outage that began on another day names that day
+  const sameDay = at.toDateString() === new Date().toDateString();
+  return sameDay ? at.toLocaleTimeString("en-GB") : at.toLocaleString("en-GB");
+}
+
+function renderEmbedder(embedder) {
+  // while the embedding service is unavailable the embedding worker waits: indexing stalls until it answers again
+  const banner = document.getElementById("embedder-outage");
+  if (!embedder || embedder.state !== "unavailable") {
+    banner.hidden = true;
+    return;
+  }
+  const since = embedder.unavailable_since;
+  const lasting = elapsed(Math.max(0, Date.now() / 1000 - since));
+  const nextTry = embedder.next_try_in_s == null ? "" : `, next try in ${elapsed(embedder.next_try_in_s)}`;
+  banner.textContent = `Embedding service unavailable since ${clockTime(since)} (${lasting}):` +
+    ` ${embedder.last_error}. Indexing waits and resumes by itself once it answers` +
+    ` (${number(embedder.failed_calls)} failed calls${nextTry}).`;
+  banner.hidden = false;
+}
+
 function renderReport(report) {
+  renderEmbedder(report.embedder);
   setText("documents-indexed", number(report.documents.indexed));
   setText("documents-failed", number(report.documents.failed));
   setText("chunks-embedded", number(report.chunks.embedded));
