@@ -1,7 +1,8 @@
 """AppAPI's ExApp proxy for tests: GET /index.php/apps/app_api/proxy/<appid>/<path>, as an admin's browser uses it.
 
 Like lib/Controller/ExAppProxyController.php: a path no info.xml route declares is a 404; a declared one is forwarded
-with AppAPI's signed headers for the logged-in user, and the answer comes back with its status, type and body.
+with AppAPI's signed headers for the logged-in user, and the answer comes back with its status, type and body; an
+ExApp that cannot be reached is an empty 500.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,8 +33,12 @@ def declared_get_routes() -> list[str]:
 
 
 @contextmanager
-def appapi_proxy(app_base: str, user: str = "admin") -> Iterator[str]:
-    """A running proxy to the app at `app_base` for `user` (an admin); yields the proxy's page base URL."""
+def appapi_proxy(
+    app_base: str, user: str = "admin", before_answer: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """A running proxy to the app at `app_base` for `user` (an admin); yields the proxy's page base URL.
+
+    `before_answer(app path)` runs once the app has answered and before the browser gets that answer."""
     routes = declared_get_routes()
     client = httpx.Client(base_url=app_base, timeout=60)
 
@@ -45,7 +50,16 @@ def appapi_proxy(app_base: str, user: str = "admin") -> Iterator[str]:
             if not url.path.startswith(PROXY_PREFIX) or not any(re.match(r, "/" + other) for r in routes):
                 self.send_error(404)
                 return
-            answer = client.get("/" + other, params=url.query or None, headers=signed_headers(user))
+            try:
+                answer = client.get("/" + other, params=url.query or None, headers=signed_headers(user))
+            except httpx.TransportError:
+                # requestToExApp2 gives an array on an exception, and the controller answers an empty 500
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if before_answer is not None:
+                before_answer("/" + other)
             self.send_response(answer.status_code)
             for name in FORWARDED_HEADERS:
                 if name in answer.headers:

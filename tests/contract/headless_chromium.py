@@ -19,8 +19,9 @@ def chromium_binary() -> str:
     return found
 
 
-def run_chromium(url: str, *, screenshot: Path | None = None) -> str:
-    """The DOM after the page ran (stdout of --dump-dom), or, with `screenshot`, write a PNG of the window there."""
+def run_chromium(url: str, *, screenshot: Path | None = None, virtual_time_ms: int = VIRTUAL_TIME_BUDGET_MS) -> str:
+    """The DOM after the page ran `virtual_time_ms` of virtual time (stdout of --dump-dom), or, with `screenshot`,
+    write a PNG of the window there."""
     with tempfile.TemporaryDirectory(prefix="ccb-chromium-") as profile:
         command = [
             chromium_binary(),
@@ -32,7 +33,7 @@ def run_chromium(url: str, *, screenshot: Path | None = None) -> str:
             "--no-first-run",
             f"--user-data-dir={profile}",
             f"--window-size={WINDOW[0]},{WINDOW[1]}",
-            f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
+            f"--virtual-time-budget={virtual_time_ms}",
             f"--screenshot={screenshot}" if screenshot else "--dump-dom",
             url,
         ]

@@ -3,6 +3,8 @@ through AppAPI's proxy (the info.xml routes) and with the app secret, it renders
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +14,7 @@ import httpx
 import pytest
 from appapi_proxy import appapi_proxy
 from contract_kit import APP_SECRET, SourcePart, guzzle_multipart, signed_headers
-from headless_chromium import WINDOW, run_chromium
+from headless_chromium import VIRTUAL_TIME_BUDGET_MS, WINDOW, run_chromium
 from live_app_kit import start_live_app
 from PIL import Image
 from server_process import ServerProcess
@@ -23,6 +25,8 @@ pytestmark = pytest.mark.slow
 THROUGHPUT_RGB = (0x00, 0x82, 0xC9)
 QUEUE_RGB = (0xE6, 0x55, 0x0D)
 DOCUMENTS = 12
+# page.js's REFRESH_MS
+REFRESH_MS = 10_000
 BROKEN_SOURCE = "files__default: 999"
 # a sample every second: the seconds of indexing make a chart (one a minute in production)
 HISTORY = {"interval_s": 1.0, "samples": 600}
@@ -192,3 +196,35 @@ def test_the_page_renders_the_status_figures_and_the_chart_for_admins_only(
     for rgb in (THROUGHPUT_RGB, QUEUE_RGB):
         columns = _coloured_columns(image, rgb)
         assert len(columns) > 400, (rgb, len(columns))
+
+
+def test_after_a_failed_refresh_the_page_keeps_its_figures_marked_stale_with_their_age(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    """The app goes away after the page's first refresh: the next one fails, and the page keeps the figures it has,
+    says they are stale and still says when they were fetched, next to the error."""
+    base, server = start_live_app(tmp_path, fresh_dsn, embedder_url)
+    answered: set[str] = set()
+    lock = threading.Lock()
+
+    def stop_the_app_after_the_first_refresh(path: str) -> None:
+        # the browser waits for this answer (virtual time stands still meanwhile), so the app is gone before the next
+        with lock:
+            answered.add(path)
+            if {"/status", "/status/history"} <= answered:
+                server.stop()
+
+    try:
+        with appapi_proxy(base, before_answer=stop_the_app_after_the_first_refresh) as proxied:
+            dom = run_chromium(proxied + "status/page.html", virtual_time_ms=VIRTUAL_TIME_BUDGET_MS + REFRESH_MS)
+    finally:
+        server.stop()
+    page = _figures(dom)
+    assert 'data-state="stale"' in dom, page.by_id.get("updated")
+    assert re.fullmatch(
+        r"updated \d\d:\d\d:\d\d \(\d+ s ago\); figures stale, could not refresh: (\.\./status|history): HTTP 500",
+        page.by_id["updated"],
+    ), page.by_id["updated"]
+    # the first refresh's figures (an empty index) are still there
+    for element in FIGURES:
+        assert page.by_id[element] == "0", element

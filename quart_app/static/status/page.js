@@ -8,6 +8,8 @@ const QUEUE_COLOUR = "#e6550d";
 // relative to the page without its user:password@ (fetch refuses URLs with credentials; the session cookie does)
 const PAGE_URL = location.origin + location.pathname;
 let chart = null;
+// when the figures on the page were fetched; null until the first refresh succeeds
+let updatedAt = null;
 
 function number(value) {
   return value === null || value === undefined ? "–" : Number(value).toLocaleString("en-US");
@@ -187,11 +189,20 @@ async function refresh() {
     const [report, history] = await Promise.all([fetchJson("../status"), fetchJson("history")]);
     renderReport(report);
     renderHistory(history);
-    setText("updated", `updated ${new Date().toLocaleTimeString("en-GB")}`);
+    updatedAt = new Date();
+    setText("updated", `updated ${updatedAt.toLocaleTimeString("en-GB")}`);
     document.body.dataset.state = "ready";
   } catch (error) {
-    setText("updated", `could not load the status: ${error.message}`);
-    document.body.dataset.state = "error";
+    if (updatedAt === null) {
+      setText("updated", `could not load the status: ${error.message}`);
+      document.body.dataset.state = "error";
+      return;
+    }
+    // the figures shown stay, marked stale, with their age: the admin tells how old they are
+    const age = elapsed((Date.now() - updatedAt.getTime()) / 1000);
+    setText("updated", `updated ${updatedAt.toLocaleTimeString("en-GB")} (${age} ago); figures stale,` +
+      ` could not refresh: ${error.message}`);
+    document.body.dataset.state = "stale";
   }
 }
 
