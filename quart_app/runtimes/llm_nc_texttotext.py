@@ -138,10 +138,10 @@ class NcTextToTextBackend:
                         f"{', rate limited ' + str(attempt) + ' times' if exc.status == 429 else ''}); see the"
                         " Nextcloud log"
                     ) from None
-                log.warning(
-                    "TaskProcessing rate limit (429); retrying in %.1f s (attempt %d)", self._retry_after_s, attempt
-                )
-                await self._sleep_until(self._retry_after_s * attempt, deadline)
+                # Nextcloud's Retry-After when it asks for longer than our backoff (bounded there and by the deadline)
+                wait = exc.wait_before_retry(self._retry_after_s * attempt)
+                log.warning("TaskProcessing rate limit (429); retrying in %.1f s (attempt %d)", wait, attempt)
+                await self._sleep_until(wait, deadline)
         raise AssertionError("unreachable")
 
     async def _wait(self, nc: NextcloudClient, task_id: int, user_id: str, deadline: float) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: Any
+    # time.monotonic() when it arrived
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -51,6 +54,8 @@ class FakeNextcloud:
         self.schedule_errors: deque[int] = deque()
         # answer 412 in the OCS envelope with HTTP 200, as OCS v1 can do
         self.schedule_error_in_envelope = False
+        # the Retry-After header sent with those errors (Nextcloud's rate limiter sends one with its 429)
+        self.schedule_retry_after: str | None = None
         self.task = TaskScript()
         # ids of the tasks a cancel request was sent for
         self.cancelled: list[int] = []
@@ -83,6 +88,13 @@ class FakeNextcloud:
 
     def paths(self, method: str | None = None) -> list[str]:
         return [r.path for r in self.requests if method is None or r.method == method]
+
+    def _answer_headers(self, method: str, path: str, code: int) -> dict[str, str]:
+        """Headers beyond the type and length: Retry-After on a scripted schedule error, when one is set."""
+        scripted_error = method == "POST" and path == "/ocs/v1.php/taskprocessing/schedule" and code != 200
+        if scripted_error and self.schedule_retry_after is not None:
+            return {"Retry-After": self.schedule_retry_after}
+        return {}
 
     def _answer(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
         with self._lock:
@@ -138,6 +150,8 @@ class FakeNextcloud:
                 )
                 code, payload = fake._answer(self.command, path, body)
                 self.send_response(code)
+                for name, value in fake._answer_headers(self.command, path, code).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -80,6 +80,15 @@ async def test_429_backs_off_and_retries(nextcloud: FakeNextcloud, nc: Nextcloud
     assert nextcloud.paths("POST").count("/ocs/v1.php/taskprocessing/schedule") == 3
 
 
+async def test_429_waits_as_long_as_its_retry_after_asks(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
+    nextcloud.schedule_errors.append(429)
+    nextcloud.schedule_retry_after = "1"
+    assert await backend(nc).generate("p", "alice") == "generated answer"
+    scheduled = [r.at for r in nextcloud.requests if r.path.endswith("/schedule")]
+    # before: asked again after our own backoff (0.05 s here) while Nextcloud said to wait 1 s
+    assert len(scheduled) == 2 and scheduled[1] - scheduled[0] >= 0.9, scheduled
+
+
 async def test_429_every_time_gives_up_with_a_message(nextcloud: FakeNextcloud, nc: NextcloudClient) -> None:
     nextcloud.schedule_errors.extend([429] * 5)
     with pytest.raises(LlmError, match=r"HTTP 429, rate limited 3 times"):
