@@ -26,11 +26,10 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 from rich.console import Console, Group
 from rich.live import Live
-from rich.text import Text
 
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.ccb_index import run_index
-from appliance.ccb_status import render_status
+from appliance.ccb_status import render_status, stale_note
 from appliance.doctor import run_doctor
 from appliance.errors import ApplianceError
 from appliance.local_sources import display_name, local_source_id, walk
@@ -234,14 +233,14 @@ def _show_status(watch: bool, interval: float, as_json: bool) -> None:
         if not watch:
             Console().print(render_status(app.status()))
             return
-        last = app.status()
+        last, fetched_at = app.status(), time.time()
         with Live(render_status(last), auto_refresh=False) as live:
             for report in _reports(app, True, interval):
                 if "error" in report:
-                    note = Text(f"error: {report['error']}\ntrying again every {interval:g} s", style="red")
+                    note = stale_note(report["error"], fetched_at, interval)
                     live.update(Group(note, render_status(last)), refresh=True)
                 else:
-                    last = report
+                    last, fetched_at = report, time.time()
                     live.update(render_status(report), refresh=True)
 
 

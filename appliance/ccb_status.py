@@ -56,6 +56,16 @@ def embedder_line(embedder: dict[str, Any] | None) -> RenderableType:
     )
 
 
+def stale_note(error: str, fetched_at: float, interval_s: float) -> Text:
+    """Above the last report when a refresh failed: the error, and how old the figures below it are."""
+    at = time.strftime("%H:%M:%S", time.localtime(fetched_at))
+    return Text(
+        f"error: {error}\nthe figures below are from {at} ({_eta(max(0.0, time.time() - fetched_at))} ago), not"
+        f" current; trying again every {interval_s:g} s",
+        style="red",
+    )
+
+
 def render_status(report: dict[str, Any]) -> RenderableType:
     """The report as a few small tables: indexing, queue, loops, programs, last errors."""
     documents, chunks, queue = report["documents"], report["chunks"], report["queue"]

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import queue
+import re
 import select
 import signal
 import subprocess
@@ -114,3 +115,50 @@ def test_ctrl_c_ends_the_watch_with_exit_0_whenever_it_comes(
         outcomes = [_interrupted_watch(base, tmp_path / "storage", extra, pause_s) for pause_s in pauses_s]
     assert [code for code, _stderr in outcomes] == [0] * len(outcomes), [err for _code, err in outcomes if err]
     assert not [stderr for _code, stderr in outcomes if "Traceback" in stderr or "Aborted" in stderr]
+
+
+def _terminal_text_until(leader: int, text: str, marker: str, times: int = 1) -> str:
+    """`text` and what the terminal shows next (without rich's colour and cursor codes), until `marker` has come
+    `times` times, the program ended or 120 s passed."""
+    deadline = time.monotonic() + 120
+    while text.count(marker) < times and time.monotonic() < deadline:
+        if select.select([leader], [], [], 0.5)[0]:
+            try:
+                output = os.read(leader, 65536).decode("utf-8", "replace")
+            except OSError:  # the program ended: its terminal is gone
+                break
+            text += re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
+    assert text.count(marker) >= times, text[-3000:]
+    return text
+
+
+def test_after_a_failed_refresh_the_live_watch_says_how_old_its_figures_are(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    """On a terminal the watch keeps the last figures when the app stops answering: the note above them says when
+    they were fetched, so the admin does not read old numbers as current ones."""
+    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
+    leader, follower = pty.openpty()
+    with (
+        running_live_app(tmp_path, fresh_dsn, embedder_url) as (base, server),
+        subprocess.Popen(
+            [*command, "status", "--watch", "--interval", "0.2"],
+            env={**ccb_env(base, tmp_path / "storage"), "COLUMNS": "200", "LINES": "80"},
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+        ) as watch,
+    ):
+        os.close(follower)
+        try:
+            # a few redraws: the watch is past its first report and refreshing
+            seen = _terminal_text_until(leader, "", "Indexing", times=3)
+            server.stop()
+            seen = _terminal_text_until(leader, seen, "trying again every 0.2 s")
+        finally:
+            watch.kill()
+            os.close(leader)
+    # the first note the watch drew, up to its end
+    note = seen[seen.index("error: ") : seen.index("trying again every 0.2 s")]
+    assert "does not answer" in note
+    assert re.search(r"the figures below are from \d\d:\d\d:\d\d \(\d+ s ago\), not current", note), note
