@@ -11,7 +11,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.database_pool import PgvectorConfig
 from appliance.errors import ConfigError
@@ -434,6 +443,11 @@ class PullConfig(_Section):
     fetch_attempts: int = Field(5, ge=1, description="tries of one file download before it is left for later")
     fetch_backoff_s: float = Field(2.0, gt=0, description="first wait between download tries; doubles per try")
     fetch_backoff_max_s: float = Field(30.0, gt=0, description="longest wait between download tries")
+    retry_later_s: list[PositiveFloat] = Field(
+        default_factory=lambda: [600.0, 3600.0, 21600.0],
+        description="waits before a file that failed all its download tries is tried again by us (its row stays locked"
+        " for us; the PHP app serves it again only after 24 h); one last try comes shortly before that lock ends",
+    )
     task_poll_s: float = Field(5.0, gt=0, description="TaskProcessing poll interval until a /trigger arrives")
     task_poll_after_trigger_s: float = Field(
         30.0, gt=0, description="fallback poll interval once /trigger wakes the poller (a lost trigger costs this)"

@@ -41,7 +41,9 @@ class PullMode:
     ) -> None:
         self.gate = PullGate(nextcloud, config.pull, enabled, db)
         self.documents = (
-            DocumentPoller(nextcloud, self.gate, ingest, spool, config) if has_duty(role, Duty.DOCUMENT_QUEUE) else None
+            DocumentPoller(nextcloud, self.gate, ingest, spool, config, db)
+            if has_duty(role, Duty.DOCUMENT_QUEUE)
+            else None
         )
         self.actions = (
             ActionPoller(nextcloud, self.gate, db, ingest.order, config) if has_duty(role, Duty.ACTION_QUEUE) else None

@@ -3,7 +3,8 @@
 A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
 429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
 a restart) the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable
-(422) after their tries are acknowledged as failed. The same ingest service as PUT /loadSources does the work.
+(422) after their tries are acknowledged as failed. A file failing all its tries otherwise is kept and tried again
+later (pull/file_retries.py). The same ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins; an item whose source, provider or readers changed
@@ -15,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+
+import psycopg
 
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
@@ -28,6 +32,7 @@ from quart_app.nextcloud import (
     NextcloudError,
     NextcloudRequestError,
 )
+from quart_app.pull.file_retries import FileRetries, Retry
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
@@ -36,6 +41,8 @@ from quart_app.services.ingest import IncomingSource, IngestReport, IngestServic
 from quart_app.services.source_order import IngestClaim, Ticket
 from quart_app.services.source_spool import SourceSpool, SpooledFile
 from quart_app.source_fields import storable_text
+from quart_app.store import Database, StoreError
+from quart_app.store.file_retry_store import RetryPlan
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +57,24 @@ READERS_ASKED = 3
 
 
 class FileUnavailableError(Exception):
-    """The file cannot be fetched now; `permanent` says whether it ever will be."""
+    """The file cannot be fetched now; `permanent` says whether it ever will be, `the_files_own` whether the failure is
+    the file's (not our credentials', nor a stop's), so that a later try that fails may give up on the file."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, the_files_own: bool = True) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.the_files_own = the_files_own
 
 
 @dataclass
 class BatchOutcome:
-    """Queue row ids to acknowledge, per kind, and how many were left locked for a later try."""
+    """Queue row ids to acknowledge, per kind, how many were left locked, and which of those to try again later or
+    leave to Nextcloud (their readers changed since the claim)."""
 
     done: dict[str, list[int]] = field(default_factory=lambda: {"files": [], "content_providers": []})
     left_locked: int = 0
+    unavailable: list[tuple[DocumentItem, FileUnavailableError]] = field(default_factory=list)
+    stale: list[DocumentItem] = field(default_factory=list)
 
     def ack(self, kind: str, row_id: int) -> None:
         self.done[kind].append(row_id)
@@ -74,7 +86,13 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     queue = "documents"
 
     def __init__(
-        self, nextcloud: NextcloudClient, gate: PullGate, ingest: IngestService, spool: SourceSpool, config: AppConfig
+        self,
+        nextcloud: NextcloudClient,
+        gate: PullGate,
+        ingest: IngestService,
+        spool: SourceSpool,
+        config: AppConfig,
+        db: Database,
     ) -> None:
         super().__init__(nextcloud, gate, config.pull)
         self._ingest = ingest
@@ -83,6 +101,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._fetch_slots = asyncio.Semaphore(config.concurrent_file_fetches)
         # when the batch being processed was polled (set by batch_scope)
         self._polled: Ticket | None = None
+        self.retries = FileRetries(db, config.pull.retry_later_s)
+        # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
+        self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
 
     @contextlib.asynccontextmanager
     async def batch_scope(self) -> AsyncIterator[Ticket]:
@@ -95,6 +116,17 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 self._polled = None
 
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
+        """Kept files due for a later try go first (their rows are locked for us); else a batch from the queue."""
+        self._retrying = {}
+        try:
+            due = await self.retries.take_due(self._batch_size)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning("documents queue: files kept for a later try could not be read: %s", exc)
+            due = []
+        if due:
+            taken = time.monotonic()
+            self._retrying = {(r.item.kind, r.item.row_id): (r, taken) for r in due}
+            return [r.item for r in due], []
         return parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
 
     async def process(self, items: list[DocumentItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
@@ -106,9 +138,45 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             log.info("documents queue: stopped during a batch of %d; it is indexed after the restart", len(items))
             return False
         handle.status.count("left_locked", outcome.left_locked)
+        plans = self._plan_later_tries(outcome, handle)
         # the rows stay locked for 24 h if this fails, then come back; unchanged files are not parsed again
         await self.acknowledge(DOCUMENTS_ACK_PATH, outcome.done, sum(map(len, outcome.done.values())), handle)
+        forgotten = {kind: list(rows) for kind, rows in outcome.done.items()}
+        for item in outcome.stale:
+            forgotten[item.kind].append(item.row_id)
+        try:
+            await self.retries.forget(forgotten)
+            await self.retries.keep(plans)
+        except (psycopg.Error, StoreError) as exc:
+            # kept files not written stay locked until Nextcloud serves them again, as before
+            log.warning("documents queue: %d file(s) to try again later could not be kept: %s", len(plans), exc)
         return True
+
+    def _plan_later_tries(self, outcome: BatchOutcome, handle: LoopHandle) -> list[RetryPlan]:
+        """When to try each file that failed its tries again; one with no try left before its row's lock ends is
+        acknowledged as failed (the file's own failure) or left to Nextcloud (ours: credentials)."""
+        assert self._polled is not None, "process runs inside batch_scope"
+        polled_s_ago = time.monotonic() - self._polled.at
+        plans: list[RetryPlan] = []
+        for item, error in outcome.unavailable:
+            tries, claimed_s_ago = 0, polled_s_ago
+            if (kept := self._retrying.get((item.kind, item.row_id))) is not None:
+                retry, taken = kept
+                tries, claimed_s_ago = retry.tries + 1, retry.claimed_s_ago + time.monotonic() - taken
+            plan = self.retries.plan(item, tries, claimed_s_ago, str(error))
+            if plan is not None:
+                log.info("documents queue: %s tried again in %.0f s", item.source_id, plan.delay_s)
+                handle.status.count("retry_later")
+                plans.append(plan)
+            elif error.the_files_own:
+                log.warning(
+                    "documents queue: %s not indexed (no try left before its lock ends): %s", item.source_id, error
+                )
+                handle.status.count("failed")
+                outcome.ack(item.kind, item.row_id)
+            else:
+                outcome.stale.append(item)  # forgotten here: Nextcloud serves it again when its lock ends
+        return plans
 
     @staticmethod
     async def _until_done_or_stopped(work: Coroutine[Any, Any, None], handle: LoopHandle) -> bool:
@@ -140,6 +208,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 if item.source_id in claim.stale:
                     log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
                     outcome.left_locked += 1
+                    outcome.stale.append(item)
             await self._index_held([i for i in items if i.source_id in claim.held], claim, outcome, handle)
 
     async def _hold(
@@ -180,6 +249,8 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     else:
                         log.warning("documents queue: %s left for a later try: %s", item.source_id, result)
                         outcome.left_locked += 1
+                        if not handle.stopping.is_set():
+                            outcome.unavailable.append((item, result))
                     continue
                 if item.source_id not in rows:
                     sources.append(_incoming(item, result))
@@ -272,7 +343,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     return FileUnavailableError(str(exc), permanent=True)
                 retried = (400, 408, UNREADABLE_FILE_STATUS)
                 if isinstance(exc, NextcloudRequestError | NextcloudAuthError) and exc.status not in retried:
-                    return FileUnavailableError(str(exc), permanent=False)
+                    # 401/412: our credentials, not the file; another 4xx (403, 409 from a proxy): tried again later
+                    return FileUnavailableError(
+                        str(exc), permanent=False, the_files_own=not isinstance(exc, NextcloudAuthError)
+                    )
                 last = str(exc)
                 unreadable = exc.status == UNREADABLE_FILE_STATUS
                 if exc.transient and (outage := await self._gate.wait_for_nextcloud(handle)) is not False:

@@ -23,6 +23,7 @@ from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import engine
 from quart_app.http_errors import json_message
 from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.pull.file_retries import files_to_retry
 from quart_app.services import deletion
 from quart_app.services.status import status as indexing_status
 from quart_app.source_fields import FILES_PROVIDER
@@ -80,6 +81,8 @@ async def status() -> Response:
         "task_providers_registered": opened.pull is not None
         and opened.pull.tasks is not None
         and opened.pull.tasks.registered,
+        # queue files whose download failed all its tries, kept for a later try while their row stays locked for us
+        "files_to_retry": await files_to_retry(opened.db),
     }
     # APP_ROLE and what it runs (appliance/app_role.py ROLE_DUTIES)
     report["role"] = {"name": state.settings.role, "duties": sorted(ROLE_DUTIES[state.settings.role])}

@@ -126,6 +126,7 @@ def test_push_and_pull_against_the_whole_appliance(
         "php_app_queues": True,
         "detail": "PHP app serves its queues",
         "task_providers_registered": True,
+        "files_to_retry": {"files": 0, "next_try_at": None},
     }
     server.stop(timeout_s=60)
     assert server.process is not None and server.process.returncode == 0, server.log_text()[-3000:]

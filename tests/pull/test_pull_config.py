@@ -37,6 +37,8 @@ def test_pull_defaults_are_pinned() -> None:
     assert (pull.fetch_attempts, pull.fetch_backoff_s, pull.fetch_backoff_max_s) == (5, 2.0, 30.0)
     assert (pull.task_poll_s, pull.task_poll_after_trigger_s, pull.concurrent_tasks) == (5.0, 30.0, 2)
     assert (pull.chat_context_chunks, pull.result_attempts) == (30, 5)
+    # a file failing all those tries is tried again 10 min, 1 h and 6 h later (then once before its 24 h lock ends)
+    assert pull.retry_later_s == [600.0, 3600.0, 21600.0]
     # a file being saved (context_chat#264) gets 2 + 4 + 8 + 16 = 30 s of retries before it is left locked
     assert [backoff(pull.fetch_backoff_s, pull.fetch_backoff_max_s, n) for n in range(1, 6)] == [2, 4, 8, 16, 30]
     assert [backoff(pull.idle_poll_s, pull.idle_poll_max_s, n) for n in (1, 4, 5, 9)] == [2, 16, 30, 30]

@@ -1,0 +1,122 @@
+"""Files whose download failed all their in-process tries, tried again by us later while their row stays locked for us.
+
+The PHP app serves a claimed row again only after its 24 h lock and cannot release it, so a passing storage error (a
+500, a 403 from a proxy) used to delay a file by a day, silently. Such a file is now kept in the database (a restart
+does not forget it) and tried again after `pull.retry_later_s` (10 min, 1 h, 6 h), once more shortly before the lock
+ends, and acknowledged as failed only if that fails too (404 or 422 are acknowledged at once, as before).
+
+A later try is made only while the row is still ours and its reader list current: once the lock has (nearly) ended,
+Nextcloud may have served the row again, to this loop or a replica, listing the readers of then; after an action
+named the source, its provider or one of its readers, the stored list may grant a user who lost the file. Both are
+left to Nextcloud's next claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+
+from quart_app.pull.queue_items import DocumentItem
+from quart_app.store import Database
+from quart_app.store.file_retry_store import (
+    FileToRetry,
+    RetryPlan,
+    access_changed_since,
+    forget,
+    plan_retries,
+    take_due,
+    waiting,
+)
+
+log = logging.getLogger(__name__)
+
+# the PHP app's lock of a claimed row (QueueMapper::LOCK_TIMEOUT): it serves the row again after this
+PHP_LOCK_S = 24 * 3600.0
+# the last try is this long before the lock ends, so it and its acknowledgement land while the row is ours
+LAST_TRY_BEFORE_LOCK_END_S = 1800.0
+# a kept file taken this close to the lock's end is left to Nextcloud (clocks of Nextcloud and PostgreSQL may differ)
+LOCK_END_SKEW_S = 300.0
+# a taken file is not taken again for this long (another replica, or a try cut short by a stop)
+LEASE_S = 900.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    """A kept file taken for a later try: the item as claimed, tries made later so far, how long ago it was claimed."""
+
+    item: DocumentItem
+    tries: int
+    claimed_s_ago: float
+
+
+def next_delay(later_s: list[float], tries: int, claimed_s_ago: float) -> float | None:
+    """Seconds until the next try of a file after `tries` later tries failed; None when no try is left before the
+    row's lock ends (acknowledge it as failed)."""
+    last_try_at = PHP_LOCK_S - LAST_TRY_BEFORE_LOCK_END_S
+    if claimed_s_ago >= last_try_at:
+        return None
+    if tries < len(later_s) and claimed_s_ago + later_s[tries] < last_try_at:
+        return later_s[tries]
+    return last_try_at - claimed_s_ago
+
+
+class FileRetries:
+    """The documents loop's kept files, in the database shared by every replica."""
+
+    def __init__(self, db: Database, later_s: list[float]) -> None:
+        self._db = db
+        self._later_s = later_s
+
+    async def take_due(self, limit: int) -> list[Retry]:
+        """Kept files due for a try whose row is still ours and whose readers are current; the others are forgotten."""
+        async with self._db.connection() as conn:
+            due = await take_due(conn, limit, LEASE_S)
+            ready: list[Retry] = []
+            for kept in due:
+                item = _item(kept)
+                if kept.claimed_s_ago >= PHP_LOCK_S - LOCK_END_SKEW_S:
+                    log.info("documents queue: %s: its row's lock has ended; left to Nextcloud", item.source_id)
+                elif await access_changed_since(conn, item.source_id, item.provider, item.user_ids, kept.claimed_s_ago):
+                    log.info(
+                        "documents queue: %s: its access changed since it was claimed; left to Nextcloud, which"
+                        " serves it again with its readers of then",
+                        item.source_id,
+                    )
+                else:
+                    ready.append(Retry(item, kept.tries, kept.claimed_s_ago))
+                    continue
+                await forget(conn, kept.kind, [kept.row_id])
+            return ready
+
+    async def keep(self, plans: list[RetryPlan]) -> None:
+        async with self._db.connection() as conn:
+            await plan_retries(conn, plans)
+
+    def plan(self, item: DocumentItem, tries: int, claimed_s_ago: float, error: str) -> RetryPlan | None:
+        """The next try of a file after `tries` later tries failed; None when none is left before its lock ends."""
+        delay = next_delay(self._later_s, tries, claimed_s_ago)
+        if delay is None:
+            return None
+        fields = dataclasses.asdict(item)
+        return RetryPlan(item.kind, item.row_id, fields, claimed_s_ago, tries, delay, error)
+
+    async def forget(self, done: dict[str, list[int]]) -> None:
+        async with self._db.connection() as conn:
+            for kind, row_ids in done.items():
+                await forget(conn, kind, row_ids)
+
+
+async def files_to_retry(db: Database) -> dict[str, object]:
+    """For GET /status: how many files wait for a later try, and when the next one is due."""
+    async with db.connection() as conn:
+        count, next_at = await waiting(conn)
+    return {"files": count, "next_try_at": None if next_at is None else _iso(next_at)}
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+def _item(kept: FileToRetry) -> DocumentItem:
+    return DocumentItem(**kept.item)

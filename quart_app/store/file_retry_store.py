@@ -1,0 +1,105 @@
+"""SQL for the queue files to try again later (migration 0014): downloads that failed all their in-process tries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from quart_app.store.database import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class FileToRetry:
+    """A kept file: its queue row, the item as claimed, tries made later so far, and how long ago it was claimed."""
+
+    kind: str
+    row_id: int
+    item: dict[str, Any]
+    tries: int
+    claimed_s_ago: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    """Keep (or keep again) one file: try it `delay_s` from now; `claimed_s_ago` of the claim that locked its row."""
+
+    kind: str
+    row_id: int
+    item: dict[str, Any]
+    claimed_s_ago: float
+    tries: int
+    delay_s: float
+    error: str
+
+
+async def plan_retries(conn: Connection, plans: Sequence[RetryPlan]) -> None:
+    """Store the plans; a row kept already is replaced (a new claim of it starts its tries afresh)."""
+    if not plans:
+        return
+    await conn.execute(
+        "INSERT INTO pull_file_retries (kind, row_id, item, claimed_at, tries, next_try_at, last_error)"
+        " SELECT p.kind, p.row_id, p.item::jsonb, now() - make_interval(secs => p.ago), p.tries,"
+        "  now() + make_interval(secs => p.delay), p.error"
+        " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::float8[], %s::int[], %s::float8[], %s::text[])"
+        "  AS p(kind, row_id, item, ago, tries, delay, error)"
+        " ON CONFLICT (kind, row_id) DO UPDATE SET item = excluded.item, claimed_at = excluded.claimed_at,"
+        "  tries = excluded.tries, next_try_at = excluded.next_try_at, last_error = excluded.last_error",
+        (
+            [p.kind for p in plans],
+            [p.row_id for p in plans],
+            [json.dumps(p.item) for p in plans],
+            [p.claimed_s_ago for p in plans],
+            [p.tries for p in plans],
+            [p.delay_s for p in plans],
+            [p.error for p in plans],
+        ),
+    )
+
+
+async def take_due(conn: Connection, limit: int, lease_s: float) -> list[FileToRetry]:
+    """The files whose next try is due, oldest first; each is put off by `lease_s` so another replica (or this one,
+    if the try is cut short) does not take it meanwhile."""
+    cur = await conn.execute(
+        "UPDATE pull_file_retries r SET next_try_at = now() + make_interval(secs => %s)"
+        " FROM (SELECT kind, row_id FROM pull_file_retries WHERE next_try_at <= now()"
+        "  ORDER BY next_try_at LIMIT %s FOR UPDATE SKIP LOCKED) due"
+        " WHERE r.kind = due.kind AND r.row_id = due.row_id"
+        " RETURNING r.kind, r.row_id, r.item, r.tries, extract(epoch FROM now() - r.claimed_at)",
+        (lease_s, limit),
+    )
+    return [
+        FileToRetry(str(kind), int(row_id), dict(item), int(tries), float(ago))
+        for kind, row_id, item, tries, ago in await cur.fetchall()
+    ]
+
+
+async def forget(conn: Connection, kind: str, row_ids: Sequence[int]) -> None:
+    """Drop the kept files of these rows (indexed, acknowledged as failed, or left to Nextcloud)."""
+    if row_ids:
+        await conn.execute("DELETE FROM pull_file_retries WHERE kind = %s AND row_id = ANY(%s)", (kind, list(row_ids)))
+
+
+async def access_changed_since(
+    conn: Connection, source_id: str, provider: str, user_ids: Sequence[str], claimed_s_ago: float
+) -> bool:
+    """Whether an action received after the claim (pull_actions) names the source, its provider or one of its readers:
+    the reader list of the claim may then be outdated."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pull_actions WHERE received_at >= now() - make_interval(secs => %s) AND ("
+        " payload->>'sourceId' = %s OR payload->'sourceIds' ? %s"
+        " OR payload->>'providerId' IN (%s, split_part(%s, '__', 1)) OR payload->>'userId' = ANY(%s)))",
+        (claimed_s_ago, source_id, source_id, provider, provider, list(user_ids)),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def waiting(conn: Connection) -> tuple[int, datetime | None]:
+    """How many files are kept for a later try, and when the next one is due."""
+    cur = await conn.execute("SELECT count(*), min(next_try_at) FROM pull_file_retries")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
