@@ -452,7 +452,12 @@ class PullConfig(_Section):
     task_poll_after_trigger_s: float = Field(
         30.0, gt=0, description="fallback poll interval once /trigger wakes the poller (a lost trigger costs this)"
     )
-    concurrent_tasks: int = Field(2, ge=1, description="chat/search tasks answered at once")
+    concurrent_tasks: int = Field(
+        2, ge=1, description="chat tasks answered at once (each holds the LLM until its answer is ready)"
+    )
+    concurrent_search_tasks: int = Field(
+        2, ge=1, description="search tasks answered at once, besides the chats: a search never waits for the LLM"
+    )
     chat_context_chunks: int = Field(30, ge=1, description="chunks retrieved for a chat task (upstream: 30)")
     result_attempts: int = Field(5, ge=1, description="tries to deliver a task result or a queue acknowledgement")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections import Counter
 from typing import Any
 
 from appliance.config import PullConfig
@@ -27,12 +29,12 @@ from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_types import (
     CHAT_TASK_TYPE,
     DEFAULT_SEARCH_LIMIT,
-    NEXT_TASK_BODY,
     NEXT_TASK_PATH,
     PROVIDER_PATH,
     REGISTRATIONS,
     RESULT_PATH,
     SEARCH_TASK_TYPE,
+    next_task_body,
 )
 from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
 from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
@@ -100,20 +102,29 @@ class TaskPoller:
         log.info("TaskProcessing providers unregistered")
 
     async def run(self, handle: LoopHandle) -> None:
-        slots = asyncio.Semaphore(self._config.concurrent_tasks)
+        # a search needs no LLM: slots of its own, so chats waiting minutes on the LLM never hold it up
+        slots = {CHAT_TASK_TYPE: self._config.concurrent_tasks, SEARCH_TASK_TYPE: self._config.concurrent_search_tasks}
+        busy: Counter[str] = Counter()
+        slot_freed = asyncio.Event()
+
+        def release(task_type: str, _answer: asyncio.Task[None]) -> None:
+            busy[task_type] -= 1
+            slot_freed.set()
+
         errors = 0
         try:
             while await self._gate.wait_open(handle):
                 status = handle.status
+                interval = self._config.task_poll_after_trigger_s if self._triggered else self._config.task_poll_s
+                slot_freed.clear()
+                free = [task_type for task_type, limit in slots.items() if busy[task_type] < limit]
+                if not free:
+                    await handle.sleep(interval, slot_freed)
+                    continue
                 try:
                     if not self.registered:
                         await self.register()
-                    await slots.acquire()
-                    try:
-                        data = await self._nc.ocs("GET", NEXT_TASK_PATH, json=NEXT_TASK_BODY)
-                    except BaseException:
-                        slots.release()
-                        raise
+                    data = await self._nc.ocs("GET", NEXT_TASK_PATH, json=next_task_body(free))
                 except NextcloudError as exc:
                     errors += 1
                     status.count("poll_errors")
@@ -124,17 +135,19 @@ class TaskPoller:
                 errors = 0
                 task = data.get("task") if isinstance(data, dict) else None
                 if not isinstance(task, dict):
-                    slots.release()
                     status.set("idle", f"{len(self._in_flight)} task(s) in progress" if self._in_flight else "no tasks")
-                    interval = self._config.task_poll_after_trigger_s if self._triggered else self._config.task_poll_s
                     self._wake.clear()
-                    await handle.sleep(interval, self._wake, self._gate.changed)
+                    # a type left out of this poll for want of a slot is asked for as soon as one frees
+                    await handle.sleep(interval, self._wake, self._gate.changed, slot_freed)
                     continue
+                # Nextcloud hands out only the types asked for
+                task_type = next((asked for asked in free if asked == task.get("type")), free[0])
+                busy[task_type] += 1
                 status.set("running", f"{len(self._in_flight) + 1} task(s) in progress")
                 job = asyncio.get_running_loop().create_task(self._answer(task, handle), name=f"task-{task.get('id')}")
                 self._in_flight.add(job)
                 job.add_done_callback(self._in_flight.discard)
-                job.add_done_callback(lambda _done: slots.release())
+                job.add_done_callback(functools.partial(release, task_type))
         finally:
             await self._settle_answers()
 

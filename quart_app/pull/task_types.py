@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 CHAT_TASK_TYPE = "context_chat:context_chat"
@@ -92,4 +93,9 @@ SEARCH_REGISTRATION = _registration(
 )
 
 REGISTRATIONS = (CHAT_REGISTRATION, SEARCH_REGISTRATION)
-NEXT_TASK_BODY = {"providerIds": [CHAT_PROVIDER, SEARCH_PROVIDER], "taskTypeIds": [CHAT_TASK_TYPE, SEARCH_TASK_TYPE]}
+PROVIDER_OF_TYPE = {CHAT_TASK_TYPE: CHAT_PROVIDER, SEARCH_TASK_TYPE: SEARCH_PROVIDER}
+
+
+def next_task_body(task_types: Sequence[str]) -> dict[str, list[str]]:
+    """The body of a poll that Nextcloud answers with the oldest scheduled task of these types only."""
+    return {"providerIds": [PROVIDER_OF_TYPE[t] for t in task_types], "taskTypeIds": list(task_types)}

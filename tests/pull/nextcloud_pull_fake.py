@@ -1,5 +1,8 @@
 """A Nextcloud stand-in over real sockets for pull mode: context_chat 5.4 queues/files/util, TaskProcessing, AppAPI.
 
+With `text2text_provider` set it offers core:text2text (nc_texttotext's LLM), answering only when the test calls
+`finish_text2text`: a slow LLM.
+
 Start `FakePullNextcloud()` as a context manager, fill it through `add_*`/`schedule_task`, script faults through the
 public attributes, read `requests` and the helpers afterwards (spec: shared/reference/pull-contract.md §2).
 OCS v2 answers carry the status as HTTP status; OCS v1 (AppAPI, capabilities) answers errors inside the envelope with
@@ -34,8 +37,11 @@ HOLD_LIMIT_S = 60.0
 _CC = "/ocs/v2.php/apps/context_chat"
 _TP = "/ocs/v2.php/taskprocessing/tasks_provider"
 _AI = "/ocs/v1.php/apps/app_api/api/v1/ai_provider/task_processing"
+_T2T = "/ocs/v1.php/taskprocessing"
+TEXT2TEXT = "core:text2text"
 _FILE_ERRORS = {404: "Node is not a file or could not be found.", 422: "File could not be opened for reading."}
 _CONTEXT_CHAT_ROUTES = {"documents", "ack_documents", "actions", "ack_actions", "files", "resolve", "enrich"}
+_TEXT2TEXT_ROUTES = {"text2text_schedule", "text2text_task", "text2text_cancel"}
 _FILE_SOURCE = re.compile(r"^files__default: (\d+)$")
 _DONE = ("STATUS_SUCCESSFUL", "STATUS_FAILED")
 _DOC_KINDS = ("files", "content_providers")
@@ -118,6 +124,8 @@ class FakePullNextcloud:
         self.now: Callable[[], float] = time.time
         self.requests: list[RecordedRequest] = []
         self.pull_supported = True
+        # off: the TaskProcessing schedule/task routes answer 404, and nc_texttotext gives up at once
+        self.text2text_provider = False
         self.ocs_v1_errors_in_envelope = True
         self.endpoint_faults: dict[str, deque[int]] = {}
         self.delay_s: dict[str, float] = {}
@@ -262,15 +270,27 @@ class FakePullNextcloud:
                 for type, payload in actions
             ]
 
-    def schedule_task(self, task_type: str, user_id: str, input: dict[str, Any]) -> int:
+    def schedule_task(self, task_type: str, user_id: str, input: dict[str, Any], app_id: str = "assistant") -> int:
         with self._lock:
             self._ids["task"] += 1
             task_id, now = self._ids["task"], int(self.now())
             self.tasks[task_id] = {"id": task_id, "type": task_type, "lastUpdated": now, "status": "STATUS_SCHEDULED",
-                                   "userId": user_id, "appId": "assistant", "input": input, "output": None,
+                                   "userId": user_id, "appId": app_id, "input": input, "output": None,
                                    "customId": "", "completionExpectedAt": None, "progress": 0, "scheduledAt": now,
                                    "startedAt": None, "endedAt": None, "errorMessage": None}  # fmt: skip
             return task_id
+
+    def text2text_tasks(self) -> list[int]:
+        """Ids of the core:text2text tasks scheduled so far (nc_texttotext's LLM calls), oldest first."""
+        with self._lock:
+            return [task_id for task_id, task in self.tasks.items() if task["type"] == TEXT2TEXT]
+
+    def finish_text2text(self, task_id: int, output: str) -> None:
+        """The text-to-text provider answers: a core:text2text task runs until its test calls this (a slow LLM)."""
+        with self._cond:
+            now = int(self.now())
+            self.tasks[task_id].update(status="STATUS_SUCCESSFUL", output={"output": output}, endedAt=now, progress=1)
+            self._cond.notify_all()
 
     def wait_task(self, task_id: int, timeout: float) -> dict[str, Any]:
         """Block until the task is SUCCESSFUL or FAILED (TimeoutError otherwise); returns a copy of it."""
@@ -331,6 +351,9 @@ class FakePullNextcloud:
             ("GET", f"{_TP}/next", "next_task", self._next_task),
             ("POST", rf"{_TP}/(\d+)/result", "result", self._result),
             ("POST", rf"{_TP}/(\d+)/progress", "progress", self._progress),
+            ("POST", f"{_T2T}/schedule", "text2text_schedule", self._schedule_text2text),
+            ("GET", rf"{_T2T}/task/(\d+)", "text2text_task", self._text2text_task),
+            ("POST", rf"{_T2T}/tasks/(\d+)/cancel", "text2text_cancel", self._cancel_text2text),
             ("GET", "/ocs/v1.php/cloud/capabilities", "capabilities", lambda r: self._ocs(r, _CAPABILITIES)),
             ("PUT", "/ocs/v1.php/apps/app_api/ex-app/status", "init_status", self._init_status),
             ("GET", "/ocs/v1.php/apps/app_api/ex-app/state", "state", lambda r: self._ocs(r, {"enabled": True})),
@@ -347,7 +370,11 @@ class FakePullNextcloud:
         if self.on_request is not None:
             self.on_request(req)
         found = self._route(req.method, req.path)
-        if found is None or (found[0] in _CONTEXT_CHAT_ROUTES and not self.pull_supported):
+        if (
+            found is None
+            or (found[0] in _CONTEXT_CHAT_ROUTES and not self.pull_supported)
+            or (found[0] in _TEXT2TEXT_ROUTES and not self.text2text_provider)
+        ):
             return self._ocs(req, [], 404, f"no route {req.method} {req.path}")
         name, handler, args = found
         if self.delay_s.get(name):
@@ -589,6 +616,34 @@ class FakePullNextcloud:
                 return self._ocs(req, [], 404, "task not found")
             if isinstance(req.json, dict) and isinstance(req.json.get("progress"), int | float):
                 task["progress"] = req.json["progress"]
+            data = {"task": dict(task)}
+        return self._ocs(req, data)
+
+    def _schedule_text2text(self, req: RecordedRequest) -> _Reply:
+        body = req.json if isinstance(req.json, dict) else {}
+        if body.get("type") != TEXT2TEXT or not isinstance(body.get("input"), dict):
+            return self._bad(req, "only core:text2text tasks with an input are provided here")
+        task_id = self.schedule_task(TEXT2TEXT, req.user, body["input"], str(body.get("appId", "")))
+        with self._lock:
+            self.tasks[task_id]["status"] = "STATUS_RUNNING"
+            data = {"task": dict(self.tasks[task_id])}
+        return self._ocs(req, data)
+
+    def _text2text_task(self, req: RecordedRequest, task_id: str) -> _Reply:
+        with self._lock:
+            task = self.tasks.get(int(task_id))
+            if task is None or task["type"] != TEXT2TEXT or task["userId"] != req.user:
+                return self._ocs(req, [], 404, "task not found")
+            data = {"task": dict(task)}
+        return self._ocs(req, data)
+
+    def _cancel_text2text(self, req: RecordedRequest, task_id: str) -> _Reply:
+        with self._cond:
+            task = self.tasks.get(int(task_id))
+            if task is None or task["type"] != TEXT2TEXT or task["userId"] != req.user:
+                return self._ocs(req, [], 404, "task not found")
+            task.update(status="STATUS_CANCELLED", endedAt=int(self.now()))
+            self._cond.notify_all()
             data = {"task": dict(task)}
         return self._ocs(req, data)
 
