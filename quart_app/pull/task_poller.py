@@ -124,6 +124,8 @@ class TaskPoller:
                 try:
                     if not self.registered:
                         await self.register()
+                    # before the poll: a trigger arriving while it is answered is for a task it may not have seen
+                    self._wake.clear()
                     data = await self._nc.ocs("GET", NEXT_TASK_PATH, json=next_task_body(free))
                 except NextcloudError as exc:
                     errors += 1
@@ -136,7 +138,6 @@ class TaskPoller:
                 task = data.get("task") if isinstance(data, dict) else None
                 if not isinstance(task, dict):
                     status.set("idle", f"{len(self._in_flight)} task(s) in progress" if self._in_flight else "no tasks")
-                    self._wake.clear()
                     # a type left out of this poll for want of a slot is asked for as soon as one frees
                     await handle.sleep(interval, self._wake, self._gate.changed, slot_freed)
                     continue

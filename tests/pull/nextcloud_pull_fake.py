@@ -8,7 +8,7 @@ public attributes, read `requests` and the helpers afterwards (spec: shared/refe
 OCS v2 answers carry the status as HTTP status; OCS v1 (AppAPI, capabilities) answers errors inside the envelope with
 HTTP 200 like Nextcloud's V1Response (`ocs_v1_errors_in_envelope = False` → real HTTP codes).
 Per request: record → `on_request` → route (404) → `delay_s` → `maintenance` (503) → `endpoint_faults` (0 = drop the
-connection) → auth (412) → handler.
+connection) → auth (412) → handler → `on_answer` (before the answer is sent).
 """
 
 from __future__ import annotations
@@ -136,6 +136,8 @@ class FakePullNextcloud:
         self.maintenance_answers = 0
         # called with each request as it arrives (under no lock), e.g. to start maintenance mid-batch
         self.on_request: Callable[[RecordedRequest], None] | None = None
+        # called with each request and its HTTP status once its handler has answered, before the answer is sent
+        self.on_answer: Callable[[RecordedRequest, int], None] | None = None
         self.files: dict[int, _File] = {}
         self.folders: dict[int, list[int]] = {}
         self.users: set[str] = set()  # resolve_scope_list answers 404 for other users
@@ -392,7 +394,10 @@ class FakePullNextcloud:
             return _Reply(fault, ocs_envelope([], fault, "scripted fault"), self._retry_after(fault))
         if not authed:
             return _Reply(412, ocs_envelope({"message": "ExApp required"}, 412, "ExApp required"))
-        return handler(req, *args)
+        reply = handler(req, *args)
+        if self.on_answer is not None:
+            self.on_answer(req, reply.status)
+        return reply
 
     def _retry_after(self, status: int) -> dict[str, str]:
         with self._lock:
