@@ -3,6 +3,8 @@ is not undone by that ingest (the fake Nextcloud holds the download until the te
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -20,9 +22,16 @@ CASES: list[tuple[str, dict[str, Any], set[str], bool]] = [
 ]
 
 
-def _answered_or_waiting(pull_app: PullApp, action_id: int) -> bool:
-    """The action was applied already (the race) or waits for the ingest of its file."""
-    return action_id in acked(pull_app.nextcloud, "actions") or pull_app.engine.order.snapshot()["changes_waiting"] == 1
+async def _waiting_or_applied(pull_app: PullApp, timeout_s: float = 30.0) -> None:
+    """Until the action waits for the ingest of its file, or was applied already (the race). Acknowledged is neither:
+    the actions loop acknowledges an action once it is stored, before it reaches the SourceOrder."""
+    deadline = time.monotonic() + timeout_s
+    while pull_app.engine.order.snapshot()["changes_waiting"] != 1:
+        if (await pull_app.status())["loops"]["actions"]["counters"].get("applied"):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for the action to wait or to be applied")
+        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize(("action", "payload", "readers", "kept"), CASES, ids=[case[0] for case in CASES])
@@ -42,10 +51,12 @@ async def test_an_action_applied_during_the_download_wins_over_the_ingest(
         nextcloud.set_file_users(file_id, sorted(readers))
     else:
         nextcloud.remove_file(file_id)
-    action_id = nextcloud.add_action(action, payload)
-    await until(lambda: _answered_or_waiting(pull_app, action_id), what="the action to be applied or to wait")
+    nextcloud.add_action(action, payload)
+    await _waiting_or_applied(pull_app)
     release.set()
-    await until(lambda: action_id in acked(nextcloud, "actions") and row in acked(nextcloud, "files"), what="both")
+    await until(lambda: row in acked(nextcloud, "files"), what="the file's row done")
+    # the row is acknowledged after the ingest lets go of the source, so the action may still be on its way
+    await pull_app.actions_applied()
     for user in users:
         found = source_id in await pull_app.search(user, f"{word} project budget")
         assert found == (user in readers), f"{action}: does {user} reach {source_id} after both finished?"
