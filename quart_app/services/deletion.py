@@ -13,7 +13,7 @@ import logging
 from functools import partial
 
 from quart_app.services.id_lists import BATCH, clean_ids, required
-from quart_app.services.source_order import SourceOrder, provider_key, source_key, user_key
+from quart_app.services.source_order import SourceOrder, bare_provider_key, provider_key, source_key, user_key
 from quart_app.source_fields import FILES_PROVIDER, is_valid_provider_id
 from quart_app.store import Database
 from quart_app.store import access_store as store
@@ -45,17 +45,19 @@ async def delete_provider(db: Database, order: SourceOrder, provider: str) -> in
 async def delete_named_provider(db: Database, order: SourceOrder, provider: str) -> int:
     """Delete a provider as the PHP app names it: a full key, or a bare provider id (an app disable in PHP < 5.5,
     context_chat#258), which means each stored content provider of that name."""
-    deleted = 0
-    for key in await _provider_keys(db, provider):
-        deleted += await delete_provider(db, order, key)
+    key = required(provider, "provider key")
+    if is_valid_provider_id(key):
+        return await delete_provider(db, order, key)
+    # loads hold the bare id too: the first documents of a provider, not stored yet, commit first or are found stale
+    async with order.change([bare_provider_key(key)]):
+        deleted = 0
+        for full_key in await _provider_keys(db, key):
+            deleted += await delete_provider(db, order, full_key)
     return deleted
 
 
-async def _provider_keys(db: Database, provider: str) -> list[str]:
-    """A full key as is; a bare id is the provider part of stored keys."""
-    key = required(provider, "provider key")
-    if is_valid_provider_id(key):
-        return [key]
+async def _provider_keys(db: Database, key: str) -> list[str]:
+    """The stored keys whose provider part is the bare id `key`."""
     async with db.connection() as conn:
         stored = await store.stored_providers(conn)
     # the files provider is not a content provider: an app disable can never mean it

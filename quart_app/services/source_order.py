@@ -61,6 +61,11 @@ def provider_key(provider: str) -> OrderKey:
     return ("provider", provider.strip())
 
 
+def bare_provider_key(provider: str) -> OrderKey:
+    """The provider's bare id (the part after `app__`), which a PHP app before 5.5 names in delete_provider_id."""
+    return ("provider", provider.strip().split("__", 1)[-1])
+
+
 def user_key(user_id: str) -> OrderKey:
     return ("user", user_id.strip())
 
@@ -323,5 +328,7 @@ def _granted(waiter: _Waiter) -> bool:
 
 
 def _load_keys(source: LoadedSource) -> list[OrderKey]:
-    """The source first, then what an access change may name instead: its provider and its readers."""
-    return [source_key(source.source_id), provider_key(source.provider), *map(user_key, source.user_ids)]
+    """The source first, then what an access change may name instead: its provider (by key and by bare id) and its
+    readers."""
+    providers = dict.fromkeys([provider_key(source.provider), bare_provider_key(source.provider)])
+    return [source_key(source.source_id), *providers, *map(user_key, source.user_ids)]

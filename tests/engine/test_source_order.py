@@ -11,11 +11,14 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import pytest
+from engine_kit import rows
 
+from quart_app.services import deletion
 from quart_app.services.errors import OrderWaitTimeoutError, SourceBusyError
 from quart_app.services.source_order import OrderKey, SourceOrder, provider_key, source_key, user_key
 from quart_app.store import Database
 from quart_app.store.claim_store import ClaimStore
+from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
 
 OrderFactory = Callable[[float], SourceOrder]
 
@@ -115,6 +118,32 @@ async def test_ingests_share_readers_and_providers_and_a_user_delete_waits_for_a
         assert not delete_user.done()
     await delete_user
     assert done == ["delete notes", "delete alice"]
+
+
+async def test_a_bare_provider_delete_waits_for_and_outdates_loads_of_a_provider_with_nothing_stored_yet(
+    make_order: OrderFactory, db: Database
+) -> None:
+    """A PHP app before 5.5 names a provider by its bare id when its app is disabled; the delete looked up the stored
+    providers of that name without waiting, so the first document of one, being ingested, stayed searchable."""
+    order = make_order(30)
+    mail = Load("mail__mail: 1", provider="mail__mail")
+    async with order.arrival() as arrival, order.claim([mail], arrival):
+        delete = asyncio.create_task(deletion.delete_named_provider(db, order, "mail"))
+        await _yield_until(lambda: order.snapshot()["changes_waiting"] == 1, "the delete waiting for the load")
+        await _write(db, mail)
+    assert await delete == 1
+    async with order.arrival() as polled_before:
+        assert await deletion.delete_named_provider(db, order, "mail") == 0
+        async with order.claim([mail], polled_before) as claim:
+            assert claim.stale == (mail.source_id,), "a load older than the delete would bring the document back"
+    assert await rows(db, "SELECT source_id FROM documents") == []
+
+
+async def _write(db: Database, load: Load) -> None:
+    """Store the load's document as its ingest would."""
+    record = DocumentRecord(load.source_id, load.provider, "t", "text/plain", 1, b"h", 1)
+    async with db.connection() as conn:
+        await write_indexed(conn, record, [ChunkRecord(0, "the text", 0, 2, b"h")], list(load.user_ids))
 
 
 async def test_a_change_that_waits_too_long_says_what_holds_it_and_leaves_nothing_behind(
