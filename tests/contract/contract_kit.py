@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from async_wait import wait_until
 from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
 from quart import Quart
 from quart.testing import QuartClient
@@ -14,6 +18,7 @@ from server_process import ServerProcess  # noqa: F401  # re-exported for the te
 from appliance import app_client
 from appliance.app_client import SourcePart, guzzle_multipart  # re-exported for the tests
 from appliance.config import parse_config
+from appliance.json_logging import QUIET_LOGGERS
 from appliance.storage import StorageLayout
 from quart_app.app_settings import AppSettings
 
@@ -91,3 +96,40 @@ def external_services_env(storage: Path, dsn: str, embedding_url: str) -> dict[s
         "CC_EM_BASE_URL": embedding_url,
         "CC_EM_MODEL_NAME": "external-embed",
     }
+
+
+def external_services_storage(root: Path, worker_yaml: str = "") -> StorageLayout:
+    """A storage whose config.yaml has small chunks, a quick embedding worker (plus `worker_yaml`, indented keys of
+    embedding_worker) and the extractive LLM: an app on external services indexes one short document in seconds."""
+    storage = StorageLayout(root)
+    storage.ensure()
+    (storage.root / "config.yaml").write_text(
+        "embedding:\n  chunk_tokens: 96\n"
+        f"embedding_worker:\n  idle_poll_s: 0.2\n{worker_yaml}"
+        "llm:\n  extractive: {}\n"
+        "ingest:\n  parse_workers: 1\n"
+    )
+    return storage
+
+
+def capture_app_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
+    """Capture every record as the appliance's logging has them (the libraries whose per-request INFO lines print a
+    URL as given at WARNING); returns what reads the captured messages."""
+    for name in QUIET_LOGGERS:
+        caplog.set_level(logging.WARNING, logger=name)
+    # the last call sets the capturing handler's level
+    caplog.set_level(logging.DEBUG)
+    return lambda: "\n".join(record.getMessage() for record in caplog.records)
+
+
+async def status_when(client: QuartClient, reached: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """GET /status until `reached(report)`; that report."""
+    report: dict[str, Any] = {}
+
+    async def check() -> bool:
+        nonlocal report
+        report = await (await client.get("/status", headers=signed_headers())).get_json()
+        return reached(report)
+
+    await wait_until(check, what)
+    return report

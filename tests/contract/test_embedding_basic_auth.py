@@ -5,17 +5,21 @@ indexes a document through it, and the password reaches neither the logs nor GET
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
-from async_wait import wait_until
-from contract_kit import SourcePart, enable_and_load, external_services_env, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    capture_app_logs,
+    enable_and_load,
+    external_services_env,
+    external_services_storage,
+    running_app,
+    status_when,
+)
 from embedding_service_fake import EmbeddingServiceFake
 
 from appliance.config import parse_config
-from appliance.json_logging import QUIET_LOGGERS
-from appliance.storage import StorageLayout
 from quart_app import create_app
 from quart_app.app_settings import AppSettings
 
@@ -25,17 +29,8 @@ PASSWORD = "hunter2-basic"
 async def test_cc_em_username_and_password_authenticate_to_the_external_service(
     tmp_path: Path, fresh_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    storage = StorageLayout(tmp_path / "storage")
-    storage.ensure()
-    (storage.root / "config.yaml").write_text(
-        "embedding:\n  chunk_tokens: 96\n"
-        "embedding_worker:\n  idle_poll_s: 0.2\n"
-        "llm:\n  extractive: {}\n"
-        "ingest:\n  parse_workers: 1\n"
-    )
-    for name in QUIET_LOGGERS:
-        caplog.set_level(logging.WARNING, logger=name)
-    caplog.set_level(logging.DEBUG)
+    storage = external_services_storage(tmp_path / "storage")
+    logged = capture_app_logs(caplog)
     with EmbeddingServiceFake(model="external-embed", dimension=8, basic_auth=("alice", PASSWORD)) as fake:
         environ = {
             **external_services_env(storage.root, fresh_dsn, fake.url),
@@ -45,18 +40,13 @@ async def test_cc_em_username_and_password_authenticate_to_the_external_service(
         async with running_app(create_app(AppSettings.from_env(environ))) as test_app:
             client = test_app.test_client()
             await enable_and_load(client, SourcePart("files__default: 1", b"Open data for green labels."))
-
-            async def chunks_embedded() -> bool:
-                report = await (await client.get("/status", headers=signed_headers())).get_json()
-                return bool(report["chunks"]["embedded"] > 0)
-
-            await wait_until(chunks_embedded, "the chunks to be embedded by the external service")
-            status = await (await client.get("/status", headers=signed_headers())).get_json()
+            status = await status_when(
+                client, lambda report: report["chunks"]["embedded"] > 0, "the chunks embedded by the external service"
+            )
     assert fake.unauthorized == 0 and fake.requests > 0
     assert PASSWORD not in json.dumps(status)
-    logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert f"embedding client for {fake.url} (model external-embed, auth basic)" in logged
-    assert PASSWORD not in logged
+    assert f"embedding client for {fake.url} (model external-embed, auth basic)" in logged()
+    assert PASSWORD not in logged()
 
 
 @pytest.mark.parametrize(
