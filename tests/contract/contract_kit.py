@@ -13,6 +13,7 @@ from local_ports import free_port  # noqa: F401  # re-exported for the tests of 
 from quart import Quart
 from quart.testing import QuartClient
 from quart.testing.app import TestApp
+from quart.typing import TestClientProtocol
 from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance import app_client
@@ -122,7 +123,9 @@ def capture_app_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
     return lambda: "\n".join(record.getMessage() for record in caplog.records)
 
 
-async def status_when(client: QuartClient, reached: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+async def status_when(
+    client: TestClientProtocol, reached: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
     """GET /status until `reached(report)`; that report."""
     report: dict[str, Any] = {}
 
@@ -133,3 +136,13 @@ async def status_when(client: QuartClient, reached: Callable[[dict[str, Any]], b
 
     await wait_until(check, what)
     return report
+
+
+def embedder_paused_after(failed_calls: int) -> Callable[[dict[str, Any]], bool]:
+    """Whether a /status report shows embedding paused on the embedding service after `failed_calls` calls."""
+
+    def paused(report: dict[str, Any]) -> bool:
+        embedder = report["embedder"]
+        return bool(embedder["state"] == "unavailable" and embedder["failed_calls"] >= failed_calls)
+
+    return paused

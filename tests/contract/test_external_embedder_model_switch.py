@@ -11,7 +11,16 @@ from typing import Any
 
 import psycopg
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    embedder_paused_after,
+    guzzle_multipart,
+    make_settings,
+    running_app,
+    signed_headers,
+    status_when,
+)
 from embedding_service_fake import EmbeddingServiceFake
 from quart.typing import TestClientProtocol as Client
 
@@ -60,13 +69,7 @@ async def test_a_model_switched_behind_the_url_pauses_embedding_then_a_restart_r
 
             fake.model, fake.dimension = "fake-embed-16", 16
             await _load(client, "files__default: 2")
-            report: dict[str, Any] = {}
-
-            async def paused() -> bool:
-                report.update(await _status(client))
-                return bool(report["embedder"]["state"] == "unavailable" and report["embedder"]["failed_calls"] >= 5)
-
-            await wait_until(paused, "the worker to pause on the 16-d vectors")
+            report = await status_when(client, embedder_paused_after(5), "the worker to pause on the 16-d vectors")
             assert report["embedder"]["last_error"] == (
                 "the embedding service returned 16-d vectors, but the stored vectors are 8-d from model"
                 " 'fake-embed-8': the service now serves another model. Restart the app to bind the new model and"

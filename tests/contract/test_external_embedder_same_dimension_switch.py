@@ -9,7 +9,16 @@ from typing import Any
 
 import psycopg
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    embedder_paused_after,
+    guzzle_multipart,
+    make_settings,
+    running_app,
+    signed_headers,
+    status_when,
+)
 from embedding_service_fake import EmbeddingServiceFake
 from quart.typing import TestClientProtocol as Client
 
@@ -65,13 +74,9 @@ async def test_a_model_of_the_same_dimension_switched_while_running_pauses_embed
 
             fake.model = "fake-embed-b"
             await _load(client, "files__default: 2")
-            report: dict[str, Any] = {}
-
-            async def paused() -> bool:
-                report.update(await _status(client))
-                return bool(report["embedder"]["state"] == "unavailable" and report["embedder"]["failed_calls"] >= 3)
-
-            await wait_until(paused, "the worker to pause on the responses naming model b")
+            report = await status_when(
+                client, embedder_paused_after(3), "the worker to pause on the responses naming model b"
+            )
             assert report["embedder"]["last_error"] == (
                 "the embedding service's responses name model 'fake-embed-b', but the stored vectors come from"
                 " 'fake-embed-a': the service now serves another model. Restart the app to bind the new model and"
