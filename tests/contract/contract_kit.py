@@ -123,6 +123,23 @@ def capture_app_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
     return lambda: "\n".join(record.getMessage() for record in caplog.records)
 
 
+async def load_text(client: TestClientProtocol, source_id: str, text: str) -> None:
+    """PUT one text source through /loadSources, which must take it."""
+    body, content_type = guzzle_multipart([SourcePart(source_id, text.encode())])
+    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    assert (await response.get_json())["loaded_sources"] == [source_id]
+
+
+async def status_report(client: TestClientProtocol) -> dict[str, Any]:
+    report: dict[str, Any] = await (await client.get("/status", headers=signed_headers())).get_json()
+    return report
+
+
+def all_embedded(report: dict[str, Any]) -> bool:
+    """Whether a /status report has no chunk left in the queue."""
+    return bool(report["chunks"]["queued"] == 0)
+
+
 async def status_when(
     client: TestClientProtocol, reached: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, Any]:
@@ -131,7 +148,7 @@ async def status_when(
 
     async def check() -> bool:
         nonlocal report
-        report = await (await client.get("/status", headers=signed_headers())).get_json()
+        report = await status_report(client)
         return reached(report)
 
     await wait_until(check, what)

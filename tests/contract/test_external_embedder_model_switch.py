@@ -7,18 +7,17 @@ of failing every chunk; a restart binds the new model and re-embeds everything, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import psycopg
-from async_wait import wait_until
 from contract_kit import (
-    SourcePart,
+    all_embedded,
     contract_config,
     embedder_paused_after,
-    guzzle_multipart,
+    load_text,
     make_settings,
     running_app,
     signed_headers,
+    status_report,
     status_when,
 )
 from embedding_service_fake import EmbeddingServiceFake
@@ -30,14 +29,7 @@ TEXT = "Green labels need open data about the supply chain.\n\n" * 12
 
 
 async def _load(client: Client, source_id: str) -> None:
-    body, content_type = guzzle_multipart([SourcePart(source_id, TEXT.replace("Green", source_id).encode())])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
-    assert (await response.get_json())["loaded_sources"] == [source_id]
-
-
-async def _status(client: Client) -> dict[str, Any]:
-    report: dict[str, Any] = await (await client.get("/status", headers=signed_headers())).get_json()
-    return report
+    await load_text(client, source_id, TEXT.replace("Green", source_id))
 
 
 def _chunk_states(dsn: str) -> list[tuple[str, str, int, int | None]]:
@@ -59,13 +51,10 @@ async def test_a_model_switched_behind_the_url_pauses_embedding_then_a_restart_r
         async with running_app(app) as test_app:
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
-            assert (await _status(client))["embedding_model"] == {"id": "fake-embed-8", "dimension": 8}
+            assert (await status_report(client))["embedding_model"] == {"id": "fake-embed-8", "dimension": 8}
             await _load(client, "files__default: 1")
 
-            async def all_embedded() -> bool:
-                return bool((await _status(client))["chunks"]["queued"] == 0)
-
-            await wait_until(all_embedded, "the first document's chunks to be embedded with 8-d vectors")
+            await status_when(client, all_embedded, "the first document's chunks to be embedded with 8-d vectors")
 
             fake.model, fake.dimension = "fake-embed-16", 16
             await _load(client, "files__default: 2")
@@ -85,8 +74,8 @@ async def test_a_model_switched_behind_the_url_pauses_embedding_then_a_restart_r
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
         async with running_app(app) as test_app:
             client = test_app.test_client()
-            assert (await _status(client))["embedding_model"] == {"id": "fake-embed-16", "dimension": 16}
-            await wait_until(all_embedded, "every chunk to be re-embedded with 16-d vectors")
+            assert (await status_report(client))["embedding_model"] == {"id": "fake-embed-16", "dimension": 16}
+            await status_when(client, all_embedded, "every chunk to be re-embedded with 16-d vectors")
     states = _chunk_states(fresh_dsn)
     assert {row[0] for row in states} == {"files__default: 1", "files__default: 2"}
     assert {row[1:] for row in states} == {("embedded", 0, 16)}

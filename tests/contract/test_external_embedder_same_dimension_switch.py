@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from async_wait import wait_until
 from contract_kit import (
-    SourcePart,
+    all_embedded,
     contract_config,
     embedder_paused_after,
-    guzzle_multipart,
+    load_text,
     make_settings,
     running_app,
     signed_headers,
+    status_report,
     status_when,
 )
 from embedding_service_fake import EmbeddingServiceFake
@@ -29,21 +29,7 @@ WORKER = {"idle_poll_s": 0.2, "outage_backoff_base_s": 0.05, "outage_backoff_max
 
 
 async def _load(client: Client, source_id: str) -> None:
-    body, content_type = guzzle_multipart([SourcePart(source_id, TEXT.replace("Green", source_id).encode())])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
-    assert (await response.get_json())["loaded_sources"] == [source_id]
-
-
-async def _status(client: Client) -> dict[str, Any]:
-    report: dict[str, Any] = await (await client.get("/status", headers=signed_headers())).get_json()
-    return report
-
-
-async def _wait_all_embedded(client: Client, what: str) -> None:
-    async def all_embedded() -> bool:
-        return bool((await _status(client))["chunks"]["queued"] == 0)
-
-    await wait_until(all_embedded, what)
+    await load_text(client, source_id, TEXT.replace("Green", source_id))
 
 
 def _chunk_states(dsn: str, source_id: str) -> set[tuple[str, int, bool]]:
@@ -70,7 +56,7 @@ async def test_a_model_of_the_same_dimension_switched_while_running_pauses_embed
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
             await _load(client, "files__default: 1")
-            await _wait_all_embedded(client, "the first document to be embedded by model a")
+            await status_when(client, all_embedded, "the first document to be embedded by model a")
 
             fake.model = "fake-embed-b"
             await _load(client, "files__default: 2")
@@ -90,8 +76,8 @@ async def test_a_model_of_the_same_dimension_switched_while_running_pauses_embed
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
         async with running_app(app) as test_app:
             client = test_app.test_client()
-            assert (await _status(client))["embedding_model"] == {"id": "fake-embed-b", "dimension": 8}
-            await _wait_all_embedded(client, "every chunk to be embedded by model b")
+            assert (await status_report(client))["embedding_model"] == {"id": "fake-embed-b", "dimension": 8}
+            await status_when(client, all_embedded, "every chunk to be embedded by model b")
     for source_id in ("files__default: 1", "files__default: 2"):
         assert _chunk_states(fresh_dsn, source_id) == {("embedded", 0, True)}
 
@@ -106,7 +92,7 @@ async def test_a_service_without_a_model_list_swapped_while_the_app_was_down_is_
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
             await _load(client, "files__default: 1")
-            await _wait_all_embedded(client, "the document to be embedded by model a")
+            await status_when(client, all_embedded, "the document to be embedded by model a")
         chunk_texts = [text for text, count in fake.texts.items() if "files__default: 1" in text]
         assert chunk_texts and all(fake.texts[text] == 1 for text in chunk_texts)
 
@@ -114,7 +100,7 @@ async def test_a_service_without_a_model_list_swapped_while_the_app_was_down_is_
         app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
         async with running_app(app) as test_app:
             client = test_app.test_client()
-            await _wait_all_embedded(client, "the document to be embedded again by model b")
+            await status_when(client, all_embedded, "the document to be embedded again by model b")
     # every chunk was embedded again by model b, none kept a vector of model a
     assert all(fake.texts[text] == 2 for text in chunk_texts)
     assert _chunk_states(fresh_dsn, "files__default: 1") == {("embedded", 0, True)}
