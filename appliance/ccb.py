@@ -26,11 +26,12 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.ccb_index import run_index
 from appliance.ccb_status import render_status, stale_note
-from appliance.doctor import run_doctor
+from appliance.doctor import Check, run_doctor
 from appliance.errors import ApplianceError
 from appliance.local_sources import display_name, local_source_id, walk
 from appliance.log_lines import follow, log_files, tail
@@ -324,6 +325,20 @@ def logs(program: str | None, follow_new: bool, lines: int) -> None:
             return
 
 
+DOCTOR_COLOURS = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+
+
+def doctor_text(check: Check) -> Text:
+    """One check as `ccb doctor` prints it: the outcome in its colour, the rest as written (paths and errors may hold
+    brackets that rich would take for markup)."""
+    text = Text.assemble(
+        (f"{check.outcome.upper():>4}", DOCTOR_COLOURS[check.outcome]), f" {check.name}: {check.detail}"
+    )
+    if check.fix:
+        text.append(f"\n       -> {check.fix}")
+    return text
+
+
 @cli.command()
 @json_option
 @handles_errors
@@ -334,11 +349,7 @@ def doctor(as_json: bool) -> None:
     if as_json:
         _emit({"ok": not failed, "checks": [check.to_json() for check in checks]})
     else:
-        colours = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
         console = Console()
         for check in checks:
-            mark = f"[{colours[check.outcome]}]{check.outcome.upper():>4}[/]"
-            console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
-            if check.fix:
-                console.print(f"       -> {check.fix}", highlight=False)
+            console.print(doctor_text(check), highlight=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

@@ -16,7 +16,8 @@ def _table(title: str, rows: Sequence[tuple[str, RenderableType]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for name, value in rows:
-        table.add_row(name, value)
+        # plain text, never markup: file names and errors hold brackets ("Offer [draft].pdf", "[/b]")
+        table.add_row(Text(name), Text(value) if isinstance(value, str) else value)
     return table
 
 
@@ -48,7 +49,6 @@ def embedder_line(embedder: dict[str, Any] | None) -> RenderableType:
     since = embedder["unavailable_since"]
     lasting = _eta(max(0.0, time.time() - since))
     next_try = "" if embedder.get("next_try_in_s") is None else f", next try in {_eta(embedder['next_try_in_s'])}"
-    # Text, not markup: the error may hold brackets
     return Text(
         f"unavailable since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({lasting}):"
         f" {embedder['last_error']}; indexing waits ({embedder['failed_calls']} failed calls{next_try})",
