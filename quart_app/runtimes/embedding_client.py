@@ -146,16 +146,12 @@ class EmbeddingClient:
         self._closed = True
         await self._http.aclose()
 
-    async def embed(self, texts: list[str], input_type: InputType = "passage") -> list[list[float]]:
-        """One vector per text, in order; raises EmbeddingServiceError (see `retryable`).
+    async def embed(self, texts: list[str], input_type: InputType = "passage") -> EmbeddedVectors:
+        """One vector per text, in order, naming the model the responses named; raises EmbeddingServiceError (see
+        `retryable`).
 
         More than `batch_size` texts go out as several requests, up to `concurrency` of them at once for passages.
-        The list is an EmbeddedVectors, which also names the model the responses named.
         """
-        return await self.embed_reporting_model(texts, input_type)
-
-    async def embed_reporting_model(self, texts: list[str], input_type: InputType = "passage") -> EmbeddedVectors:
-        """`embed`, typed as the EmbeddedVectors it returns."""
         self._check_open()
         if not texts:
             return EmbeddedVectors([], None)
@@ -255,7 +251,7 @@ class EmbeddingClient:
 
     async def reported_model(self) -> str | None:
         """The model id the service's embedding responses name now (None: they name none), from embedding a probe."""
-        return (await self.embed_reporting_model([_DIMENSION_PROBE], "passage")).reported_model
+        return (await self.embed([_DIMENSION_PROBE], "passage")).reported_model
 
     def _check_open(self) -> None:
         if self._closed:

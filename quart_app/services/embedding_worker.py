@@ -40,20 +40,18 @@ from quart_app.services.errors import LeaseLostError, WorkerClosedError
 from quart_app.services.queue_listener import listen_for_queued_chunks
 from quart_app.store import Database, DatabaseUnavailableError, StoreError
 from quart_app.store.errors import PERMANENT_ERRORS, first_line
+from quart_app.store.migrator import StoredModel, record_reported_model, stored_model
 from quart_app.store.queue_store import (
     Claim,
     ClaimedChunk,
-    StoredModel,
     cached_vectors,
     claim_batch,
     complete,
     fail,
     has_claimable,
-    record_reported_model,
     release,
     renew,
     still_leased,
-    stored_model,
 )
 
 logger = logging.getLogger(__name__)

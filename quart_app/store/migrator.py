@@ -106,19 +106,44 @@ def _refuse_a_newer_schema(recorded: list[TupleRow], migrations: list[Migration]
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """The model the stored vectors come from (the embedding_model row)."""
+
+    model_id: str
+    dimension: int
+    # the model id the embedding service's responses named for these vectors; None until one names it
+    reported_model: str | None
+
+
+async def stored_model(conn: AsyncConnection[TupleRow]) -> StoredModel | None:
+    """The bound model; None before the first migration bound one."""
+    cur = await conn.execute("SELECT model_id, dimension, reported_model FROM embedding_model")
+    row = await cur.fetchone()
+    return None if row is None else StoredModel(str(row[0]), int(row[1]), row[2])
+
+
+async def record_reported_model(conn: AsyncConnection[TupleRow], model_id: str, reported_model: str) -> None:
+    """Record the model the responses name for `model_id`'s vectors, unless one is recorded (or the model rebound)."""
+    await conn.execute(
+        "UPDATE embedding_model SET reported_model = %s WHERE model_id = %s AND reported_model IS NULL",
+        (reported_model, model_id),
+    )
+
+
 async def _bind_model(
     conn: AsyncConnection[TupleRow], model_id: str, dimension: int, reported_model: str | None
 ) -> tuple[bool, str | None]:
-    cur = await conn.execute("SELECT model_id, dimension, reported_model FROM embedding_model")
-    row = await cur.fetchone()
-    if row is not None and row[0] == model_id and row[1] == dimension and reported_model in (None, row[2]):
-        return False, model_id
-    if row is not None and row[0] == model_id and row[1] == dimension and row[2] is None:
-        # the first time the responses' model is known (an index bound before it was recorded): nothing to redo
-        await conn.execute("UPDATE embedding_model SET reported_model = %s", (reported_model,))
-        return False, model_id
-    previous = None if row is None else f"{row[0]} ({row[1]}-d{_named(row[2])})"
-    if row is not None:
+    stored = await stored_model(conn)
+    if stored is not None and stored.model_id == model_id and stored.dimension == dimension:
+        if reported_model in (None, stored.reported_model):
+            return False, model_id
+        if stored.reported_model is None:
+            # the first time the responses' model is known (an index bound before it was recorded): nothing to redo
+            await record_reported_model(conn, model_id, reported_model)
+            return False, model_id
+    previous = None if stored is None else f"{stored.model_id} ({stored.dimension}-d{_named(stored.reported_model)})"
+    if stored is not None:
         logger.warning(
             "embedding model changed from %s to %s (%d-d%s): every chunk is queued for re-embedding",
             previous,
@@ -143,7 +168,7 @@ async def _bind_model(
         (model_id, dimension, reported_model),
     )
     logger.info("embedding columns bound to model %s (%d-d)", model_id, dimension)
-    return row is not None, previous
+    return stored is not None, previous
 
 
 def _named(reported_model: str | None) -> str:

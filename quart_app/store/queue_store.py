@@ -41,31 +41,6 @@ class Claim:
     chunks: list[ClaimedChunk]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredModel:
-    """The model the stored vectors come from (the embedding_model row)."""
-
-    model_id: str
-    dimension: int
-    # the model id the embedding service's responses named for these vectors; None until one names it
-    reported_model: str | None
-
-
-async def stored_model(conn: Connection) -> StoredModel | None:
-    """The bound model; None before the first migration bound one."""
-    cur = await conn.execute("SELECT model_id, dimension, reported_model FROM embedding_model")
-    row = await cur.fetchone()
-    return None if row is None else StoredModel(str(row[0]), int(row[1]), row[2])
-
-
-async def record_reported_model(conn: Connection, model_id: str, reported_model: str) -> None:
-    """Record the model the responses name for `model_id`'s vectors, unless one is recorded (or the model rebound)."""
-    await conn.execute(
-        "UPDATE embedding_model SET reported_model = %s WHERE model_id = %s AND reported_model IS NULL",
-        (reported_model, model_id),
-    )
-
-
 async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_rows: int = 1024) -> Claim:
     """Lease the oldest due chunks, up to `batch_tokens` tokens and `max_rows` rows (at least one chunk).
 

@@ -20,7 +20,7 @@ def test_the_shipped_request_settings() -> None:
 async def test_a_large_batch_goes_out_in_batch_size_requests_with_at_most_concurrency_in_flight() -> None:
     with EmbeddingServiceFake(dimension=8, latency_s=0.3) as fake:
         async with EmbeddingClient(fake.url, batch_size=4, concurrency=3, send_input_type=False) as client:
-            vectors = await client.embed(TEXTS, "passage")
+            vectors: list[list[float]] = await client.embed(TEXTS, "passage")
     assert vectors == [pytest.approx(fake_vector(text, 8)) for text in TEXTS]  # in order across the requests
     assert sorted(fake.inputs_per_request) == [2, 4, 4, 4, 4, 4]
     assert fake.peak_in_flight == 3
@@ -37,7 +37,7 @@ async def test_queries_do_not_take_a_passage_slot() -> None:
 async def test_a_server_error_is_sent_again_with_backoff_and_then_succeeds() -> None:
     with EmbeddingServiceFake(dimension=8, fail_next=2) as fake:
         async with EmbeddingClient(fake.url, request_retries=2, retry_backoff_s=0.01, send_input_type=False) as client:
-            vectors = await client.embed(TEXTS[:2], "passage")
+            vectors: list[list[float]] = await client.embed(TEXTS[:2], "passage")
     assert vectors == [pytest.approx(fake_vector(text, 8)) for text in TEXTS[:2]]
     assert (fake.failed_requests, len(fake.inputs_per_request)) == (2, 3)
 
