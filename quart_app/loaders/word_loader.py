@@ -39,7 +39,7 @@ def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
 
 
 def _table_lines(table: Table) -> Iterator[str]:
-    for row in _row_elements(table._tbl):
+    for row in _unwrapped(table._tbl, (CT_Row,)):
         cells: list[str] = []
         for cell in _row_cells(row, table):
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
@@ -52,22 +52,14 @@ def _table_lines(table: Table) -> Iterator[str]:
             yield line
 
 
-def _block_elements(container: Any) -> Iterator[CT_P | CT_Tbl]:
-    # python-docx's iter_inner_content() skips the paragraphs and tables inside content controls
+def _unwrapped(container: Any, kinds: tuple[type, ...]) -> Iterator[Any]:
+    """The children of these kinds, with those inside content controls and custom XML, which python-docx's
+    iter_inner_content() and table.rows skip (a cover page's paragraphs, every item of a repeating section)."""
     for child in container.iterchildren():
-        if isinstance(child, CT_P | CT_Tbl):
+        if isinstance(child, kinds):
             yield child
         elif child.tag in _BLOCK_WRAPPERS:
-            yield from _block_elements(child)
-
-
-def _row_elements(container: Any) -> Iterator[CT_Row]:
-    # table.rows skips the rows inside content controls: every item of a repeating section was lost
-    for child in container.iterchildren():
-        if isinstance(child, CT_Row):
-            yield child
-        elif child.tag in _BLOCK_WRAPPERS:
-            yield from _row_elements(child)
+            yield from _unwrapped(child, kinds)
 
 
 def _paragraph_text(paragraph: CT_P) -> str:
@@ -80,7 +72,7 @@ def _paragraph_text(paragraph: CT_P) -> str:
 
 
 def _blocks(container: BlockItemContainer) -> Iterator[str]:
-    for element in _block_elements(container._element):
+    for element in _unwrapped(container._element, (CT_P, CT_Tbl)):
         if isinstance(element, CT_P):
             text = _paragraph_text(element)
             if text.strip():
