@@ -58,12 +58,14 @@ class RepairStep:
 
 @dataclass(frozen=True)
 class RepairPlan:
-    """The steps that will run, the ones skipped and why, and the version recorded at the end."""
+    """The steps that will run, the ones skipped and why, and the version and steps recorded at the end."""
 
     to_run: tuple[RepairStep, ...]
     skipped: tuple[tuple[str, str], ...]
     previous_version: int | None
     target: str
+    # applied_repairs.info once the run succeeds: every step up to the target but the ones repair.info skips
+    applied: tuple[str, ...]
 
 
 def version_number(version: str) -> int:
@@ -131,7 +133,10 @@ def plan_repairs(layout: StorageLayout, app_version: str, repairs_dir: Path = RE
     applied = _applied_names(layout)
     to_run: list[RepairStep] = []
     skipped: list[tuple[str, str]] = []
+    recorded: list[str] = []
     for step in discover_steps(repairs_dir):
+        if step.version <= target and step.name not in skip:
+            recorded.append(step.name)
         # without the record, every step of version.info's minor counts as applied (the rule before it was kept)
         same_minor_applied = done and step.version == previous and (applied is None or step.name in applied)
         if step.version > target:
@@ -144,7 +149,7 @@ def plan_repairs(layout: StorageLayout, app_version: str, repairs_dir: Path = RE
             skipped.append((step.name, f"finished in an earlier partial run ({layout.partial_repair_file.name})"))
         else:
             to_run.append(step)
-    return RepairPlan(tuple(to_run), tuple(skipped), previous, f"{app_version}+")
+    return RepairPlan(tuple(to_run), tuple(skipped), previous, f"{app_version}+", tuple(recorded))
 
 
 @contextlib.contextmanager
@@ -211,12 +216,7 @@ def run_repairs(
         if current_previous is not None and current_previous > version_number(version):
             log.warning("%s records a newer version than %s; leaving it as it is", layout.version_file, version)
         else:
-            # every step up to the target ran or was applied before, except the ones repair.info skips
-            skip = _skip_names(layout.repair_skip_file)
-            target = version_number(version)
-            applied = [step.name for step in discover_steps(repairs_dir) if step.version <= target]
-            record = "".join(f"{name}\n" for name in applied if name not in skip)
-            write_file_nofollow(layout.applied_repairs_file, record, 0o644)
+            write_file_nofollow(layout.applied_repairs_file, "".join(f"{name}\n" for name in plan.applied), 0o644)
             write_file_nofollow(layout.version_file, plan.target + "\n", 0o644)
         layout.partial_repair_file.unlink(missing_ok=True)
         return plan
