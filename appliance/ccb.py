@@ -97,6 +97,11 @@ def main() -> None:
     cli(prog_name="ccb")
 
 
+def _unread_folders(errors: Sequence[OSError]) -> list[tuple[str, str]]:
+    """(folder, reason) of each folder `walk` could not list."""
+    return [(display_name(exc.filename), exc.strerror or str(exc)) for exc in errors]
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, readable=True, path_type=Path))
 @user_option
@@ -115,7 +120,7 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
     console = Console(stderr=True, quiet=as_json)
     with _client() as app:
         report = run_index(app, files, users, console, wait_s=timeout if wait else 0)
-    report.unread_folders = [(display_name(exc.filename), exc.strerror or str(exc)) for exc in folder_errors]
+    report.unread_folders = _unread_folders(folder_errors)
     if as_json:
         _emit(report.to_json())
     else:
@@ -282,7 +287,7 @@ def delete(
             ids.append(local_source_id(path))
     if folder_errors:
         # deleting the rest would leave the unlisted folder's documents indexed without a word
-        unread = "; ".join(f"{display_name(exc.filename)}: {exc.strerror or exc}" for exc in folder_errors)
+        unread = "; ".join(f"{path}: {reason}" for path, reason in _unread_folders(folder_errors))
         _fail(
             f"cannot list {unread}; nothing was deleted: make it readable, or give its files' --source ids",
             EXIT_USAGE,
