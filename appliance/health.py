@@ -118,11 +118,12 @@ def check_all(
     config: AppConfig, database_url: str, environ: Mapping[str, str] | None = None, timeout_s: float = 5.0
 ) -> list[CheckResult]:
     """All parts, each checked even when another one failed; frpc only behind HaRP (HP_SHARED_KEY)."""
+    layout = StorageLayout.from_env(environ)
     results = [
         check_app(AppTarget.from_env(environ), timeout_s),
         check_database(database_url, timeout_s),
-        check_embedder(config, timeout_s, app_role(environ), StorageLayout.from_env(environ).model_dir),
+        check_embedder(config, timeout_s, app_role(environ), layout.model_dir),
     ]
     if env_value("HP_SHARED_KEY", environ):
-        results.append(tunnel_result(program_states(StorageLayout.from_env(environ))))
+        results.append(tunnel_result(program_states(layout)))
     return results
