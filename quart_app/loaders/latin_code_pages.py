@@ -5,6 +5,7 @@ has zero chaos) and returned cp1250 first: a Latin-1 "Café crème" became "Caf�
 read in each code page, and the reading whose letters best fit one language's alphabet wins.
 """
 
+import re
 import unicodedata
 
 from charset_normalizer.utils import is_multi_byte_encoding
@@ -14,6 +15,9 @@ _CANDIDATES = ("cp1252", "cp1250", "iso8859_2")
 _ASCII = bytes(range(0x80))
 # share of bytes above 0x7F that Western and Central European text stays under; Cyrillic, Greek or CJK text is above
 _MAX_LATIN_HIGH_SHARE = 0.2
+_HIGH_BYTE_RUN = re.compile(rb"[\x80-\xff]+")
+_ASCII_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TWO_ASCII_LETTERS = re.compile(rb"[A-Za-z]{2}")
 # the accented letters each language writes (lower case): the languages of the candidates and of other Latin code pages
 # charset-normalizer may rightly guess, which keep their reading when it fits as well
 _ALPHABETS = (
@@ -73,6 +77,17 @@ def _is_latin_script(characters: dict[str, int]) -> bool:
     return latin * 2 > sum(letters.values())
 
 
+def _accents_inside_ascii_words(data: bytes) -> bool:
+    """Every run of non-ASCII bytes touches an ASCII letter, as accents do inside Latin words ("čaša", "Đuro"),
+    and the text has two ASCII letters in a row; CJK characters come in runs between spaces and punctuation."""
+    for run in _HIGH_BYTE_RUN.finditer(data):
+        before = data[run.start() - 1] if run.start() else None
+        after = data[run.end()] if run.end() < len(data) else None
+        if before not in _ASCII_LETTERS and after not in _ASCII_LETTERS:
+            return False
+    return _TWO_ASCII_LETTERS.search(data) is not None
+
+
 def latin_code_page(data: bytes, guessed: str, language_recognised: bool) -> str:
     """The guessed encoding, or the Latin code page whose reading of `data` best spells a language."""
     high_bytes = data.translate(None, _ASCII)
@@ -95,6 +110,9 @@ def latin_code_page(data: bytes, guessed: str, language_recognised: bool) -> str
     if latin_guess:
         return encoding
     # a guess in another script (charset-normalizer read "Hallo Jürgen" as Urdu) stands unless it found no language
-    # in the text, the text is mostly ASCII and every non-ASCII character is a letter of one Latin alphabet
+    # in the text, every non-ASCII character is a letter of one Latin alphabet, and the text is mostly ASCII or,
+    # when short ("Đuro i Ćiro žele čašu." is a quarter accents), its accents sit inside ASCII words
+    if best_fit < 1.0 or language_recognised:
+        return guessed
     mostly_ascii = len(high_bytes) <= len(data) * _MAX_LATIN_HIGH_SHARE
-    return encoding if best_fit == 1.0 and mostly_ascii and not language_recognised else guessed
+    return encoding if mostly_ascii or _accents_inside_ascii_words(data) else guessed

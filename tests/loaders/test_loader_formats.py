@@ -339,6 +339,30 @@ def test_short_western_and_central_european_text_keeps_its_accents(
 
 @pytest.mark.parametrize(
     ("sentence", "encoding"),
+    [
+        pytest.param("Đuro i Ćiro žele čašu.", "cp1250", id="croatian-cp1250"),
+        pytest.param("Ćiro ima čašu.", "iso-8859-2", id="croatian-iso-8859-2"),
+        pytest.param("Ostrożnie, żółw!", "cp1250", id="polish-cp1250"),
+        pytest.param("Mogę już iść?", "iso-8859-2", id="polish-iso-8859-2"),
+        pytest.param("Těším se.", "cp1250", id="czech-cp1250"),
+        pytest.param("Příští týden.", "iso-8859-2", id="czech-iso-8859-2"),
+        pytest.param("Môžeš mi pomôcť?", "iso-8859-2", id="slovak-iso-8859-2"),
+        pytest.param("Hétfőn jövök.", "cp1250", id="hungarian-cp1250"),
+        pytest.param("Hétfőn jövök.", "iso-8859-2", id="hungarian-iso-8859-2"),
+    ],
+)
+def test_short_central_european_sentence_is_not_read_as_cjk_or_utf16(
+    tmp_path: Path, sentence: str, encoding: str
+) -> None:
+    # a quarter of the bytes are accents: charset-normalizer guessed Johab, Big5 or UTF-16 and the old "mostly
+    # ASCII" rule kept that guess, so "Đuro i Ćiro žele čašu." was indexed as "핫ro i 쿌ro 룐le 搏뚓."
+    path = tmp_path / "note.txt"
+    path.write_bytes(sentence.encode(encoding))
+    assert extract_text(path, "text/plain") == sentence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "encoding"),
     [("Türkçe metin ığş güzel", "cp1254"), ("Lietuvių kalba yra baltų kalba, ąčęėįšųūž", "cp1257")],
 )
 def test_other_latin_code_pages_charset_normalizer_recognises_are_kept(
@@ -359,7 +383,13 @@ def test_a_few_accented_letters_are_not_read_as_another_script(tmp_path: Path, s
 
 @pytest.mark.parametrize(
     ("sentence", "encoding"),
-    [("Встреча в понедельник в десять часов утра", "cp1251"), ("日本語のテキストです。", "shift_jis")],
+    [
+        ("Встреча в понедельник в десять часов утра", "cp1251"),
+        ("日本語のテキストです。", "shift_jis"),
+        # one or two characters whose trail bytes are ASCII letters: no two ASCII letters in a row, so no Latin word
+        ("好", "big5"),
+        ("三時", "shift_jis"),
+    ],
 )
 def test_text_in_other_scripts_keeps_charset_normalizers_reading(tmp_path: Path, sentence: str, encoding: str) -> None:
     path = tmp_path / "note.txt"
