@@ -11,7 +11,7 @@ from docx.blkcntnr import BlockItemContainer
 from docx.document import Document as DocxDocument
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml import parse_xml
-from docx.oxml.table import CT_Row, CT_Tbl
+from docx.oxml.table import CT_Row, CT_Tbl, CT_Tc
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.text.run import CT_R
 from docx.table import Table, _Cell, _Row
@@ -32,10 +32,15 @@ logger = logging.getLogger(__name__)
 
 
 def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
-    try:
-        return _Row(row, table).cells
-    except ValueError:  # a vertical merge continued from a row outside this row's content control
-        return [_Cell(cell, table) for cell in row.tc_lst]
+    cells = list(_unwrapped(row, (CT_Tc,)))
+    # python-docx's row.cells reads only the row's own w:tc: a cell inside a content control (a form's date or
+    # signature field) would be lost
+    if len(cells) == len(row.tc_lst):
+        try:
+            return _Row(row, table).cells
+        except ValueError:  # a vertical merge continued from a row outside this row's content control
+            pass
+    return [_Cell(cell, table) for cell in cells]
 
 
 def _table_lines(table: Table) -> Iterator[str]:

@@ -288,6 +288,27 @@ def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -
     assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
 
 
+def test_docx_table_cell_in_a_content_control_is_kept(tmp_path: Path) -> None:
+    # Word wraps a whole cell in a content control for a form's date picker or drop-down; python-docx's row.cells
+    # reads only the row's own cells, so the filled-in value was missing from the index
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "Contract"
+    table.cell(0, 1).text = "Signed on"
+    table.cell(1, 0).text = "Lease Berlin"
+    table.rows[1]._tr.remove(table.rows[1]._tr.tc_lst[1])
+    table.rows[1]._tr.append(
+        parse_xml(
+            f'<w:sdt {nsdecls("w")}><w:sdtPr><w:alias w:val="Signing date"/><w:date/></w:sdtPr><w:sdtContent>'
+            "<w:tc><w:p><w:r><w:t>2024-05-01</w:t></w:r></w:p></w:tc></w:sdtContent></w:sdt>"
+        )
+    )
+    path = tmp_path / "contracts.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Contract | Signed on\nLease Berlin | 2024-05-01"
+
+
 def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: Path) -> None:
     # Google Slides, LibreOffice and Keynote write text shapes without geometry; python-pptx's shape_type raises
     # NotImplementedError for them, and the whole presentation was refused as damaged
