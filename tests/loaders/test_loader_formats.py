@@ -12,7 +12,7 @@ import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
-from pptx.chart.data import CategoryChartData
+from pptx.chart.data import CategoryChartData, XyChartData
 from pptx.enum.chart import XL_CHART_TYPE
 from pptx.opc.constants import CONTENT_TYPE as CT
 from pptx.opc.constants import RELATIONSHIP_TYPE as RT
@@ -609,8 +609,45 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
     presentation.save(str(path))
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
     assert text == (
-        "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Munich office\nSpring | Autumn\n"
-        "Commute\nTrains | Cars\nPlan the rollout\nTrain the support team"
+        "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Spring: 10 | Autumn: 20\n"
+        "Munich office | Spring: 5 | Autumn: 7\nCommute | Trains: 60 | Cars: 40\n"
+        "Plan the rollout\nTrain the support team"
+    )
+
+
+def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) -> None:
+    # only titles and labels were indexed: "what was the revenue in Q3 2024?" over a deck whose chart holds the
+    # figure found the slide but not the number
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Results"
+    revenue = CategoryChartData(number_format="#,##0")  # type: ignore[no-untyped-call]
+    for year in ("2023", "2024"):
+        quarters = revenue.add_category(year)  # type: ignore[no-untyped-call]
+        for quarter in ("Q3", "Q4"):
+            quarters.add_sub_category(quarter)
+    revenue.add_series("Revenue (EUR)", (980000, 1100000, 1250000, 1312500.5))  # type: ignore[no-untyped-call]
+    margin = CategoryChartData(number_format="0.0%")  # type: ignore[no-untyped-call]
+    margin.categories = ["Q3", "Q4"]
+    margin.add_series("Margin", (0.1 + 0.025, 0.3333))  # type: ignore[no-untyped-call]
+    scatter = XyChartData()  # type: ignore[no-untyped-call]
+    points = scatter.add_series("Load test")  # type: ignore[no-untyped-call]
+    points.add_data_point(100, 0.25)
+    points.add_data_point(200, 0.75)
+    for chart_type, data in (
+        (XL_CHART_TYPE.COLUMN_CLUSTERED, revenue),
+        (XL_CHART_TYPE.LINE, margin),
+        (XL_CHART_TYPE.XY_SCATTER, scatter),
+    ):
+        slide.shapes.add_chart(chart_type, Inches(1), Inches(1), Inches(6), Inches(4), data)
+    path = tmp_path / "results"
+    presentation.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    assert text == (
+        "Results\n"
+        "Revenue (EUR) | 2023 Q3: 980000 | 2023 Q4: 1100000 | 2024 Q3: 1250000 | 2024 Q4: 1312500.5\n"
+        "Margin | Q3: 12.5% | Q4: 33.3%\n"
+        "Load test | 100: 0.25 | 200: 0.75"
     )
 
 
