@@ -9,11 +9,11 @@ from typing import Any
 import olefile
 import pptx
 from lxml import etree
-from pptx.chart.chart import Chart
 from pptx.oxml import parse_xml
 from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 
+from .chart_text import chart_lines
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
 from .zip_guard import check_zip
@@ -29,25 +29,10 @@ _CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
 _CONTAINER_VERSION = 0xF
 _NS = {
     "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
-    "c": "http://schemas.openxmlformats.org/drawingml/2006/chart",
     "dgm": "http://schemas.openxmlformats.org/drawingml/2006/diagram",
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
 }
 # compiled with their namespaces: python-pptx's own element.xpath() knows no "dgm" prefix
-_CHART_TITLES = etree.XPath("c:chart/c:title | c:chart/c:plotArea/*/c:title", namespaces=_NS)
-_SERIES = etree.XPath("c:chart/c:plotArea/*/c:ser", namespaces=_NS)
-_SERIES_NAME = etree.XPath("c:tx//c:v/text()", namespaces=_NS)
-# category charts keep labels in c:cat and numbers in c:val, scatter and bubble charts in c:xVal and c:yVal
-_CATEGORY_POINTS = etree.XPath("c:cat//c:pt | c:xVal//c:pt", namespaces=_NS)
-# a multi-level axis ("2024" over "Q1".."Q4"): innermost level first, an outer label's idx is its first point's
-_CATEGORY_LEVELS = etree.XPath("c:cat/c:multiLvlStrRef/c:multiLvlStrCache/c:lvl", namespaces=_NS)
-_VALUE_POINTS = etree.XPath("c:val//c:pt | c:yVal//c:pt", namespaces=_NS)
-# a point's value by tag: findtext is cheaper than an XPath per point
-_POINT_VALUE = f"{{{_NS['c']}}}v"
-_VALUE_FORMAT = etree.XPath("(c:val | c:yVal)//c:formatCode/text()", namespaces=_NS)
-# "0.0%" shows 0.125 as 12.5%: the decimals the chart shows
-_PERCENT_DECIMALS = re.compile(r"(?:\.(0+))?%")
-_CELL_VALUES = etree.XPath(".//c:v/text()", namespaces=_NS)
 _PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
 _RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
 _DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
@@ -59,62 +44,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
 def _paragraphs_text(element: Any, separator: str) -> str:
     return separator.join(text for p in _PARAGRAPHS(element) if (text := "".join(_RUN_TEXTS(p))).strip())
-
-
-def _number_text(value: str, format_code: str) -> str:
-    """A cached chart number as the chart shows it: percentages scaled, float noise (0.30000000000000004) cut."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value.strip()
-    percent = _PERCENT_DECIMALS.search(format_code)
-    if percent:
-        return f"{number * 100:.{len(percent.group(1) or '')}f}%"
-    return f"{number:.12g}"
-
-
-def _level_labels(level: Any) -> dict[int, str]:
-    return {int(point.get("idx", "0")): (point.findtext(_POINT_VALUE) or "").strip() for point in level}
-
-
-def _category_names(series: Any) -> dict[str | None, str]:
-    """Each point's category by its idx; on a multi-level axis the outer labels lead ("2024 Q3")."""
-    levels = _CATEGORY_LEVELS(series)
-    if not levels:
-        return {point.get("idx"): (point.findtext(_POINT_VALUE) or "").strip() for point in _CATEGORY_POINTS(series)}
-    outer_levels = [_level_labels(level) for level in reversed(levels[1:])]
-    names: dict[str | None, str] = {}
-    for idx, label in _level_labels(levels[0]).items():
-        outer: list[str] = []
-        for labels in outer_levels:
-            starts = [start for start in labels if start <= idx]
-            if starts:
-                outer.append(labels[max(starts)])
-        names[str(idx)] = " ".join(text for text in (*outer, label) if text)
-    return names
-
-
-def _series_line(series: Any) -> str:
-    """'Series | category: value | ...' from the cached values PowerPoint stores with the chart."""
-    categories = _category_names(series)
-    format_code = "".join(_VALUE_FORMAT(series)[:1])
-    parts = ["".join(_SERIES_NAME(series)).strip()]
-    for point in _VALUE_POINTS(series):
-        value = _number_text(point.findtext(_POINT_VALUE) or "", point.get("formatCode") or format_code)
-        category = categories.get(point.get("idx"), "")
-        parts.append(f"{category}: {value}" if category else value)
-    return " | ".join(part for part in parts if part)
-
-
-def _chart_lines(chart: Chart) -> Iterator[str]:
-    """Chart and axis titles, then each series with its categories and values; read from the XML because
-    python-pptx's plots raise NotImplementedError for stock, surface and bar-of-pie charts."""
-    for title in _CHART_TITLES(chart.element):
-        # a title linked to a cell has no rich text, only the cell's cached value
-        text = _paragraphs_text(title, " ").strip() or "".join(_CELL_VALUES(title)).strip()
-        if text:
-            yield text
-    yield from dict.fromkeys(line for series in _SERIES(chart.element) if (line := _series_line(series)))
 
 
 def _smartart_text(frame: GraphicFrame) -> str:
@@ -137,7 +66,7 @@ def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
         if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes)
         elif getattr(shape, "has_chart", False) and shape.has_chart:
-            yield from _chart_lines(shape.chart)
+            yield from chart_lines(shape.chart.element)
         elif isinstance(shape, GraphicFrame) and _DIAGRAM_DATA_IDS(shape.element):
             text = _smartart_text(shape)
             if text:

@@ -10,6 +10,7 @@ import odfdo
 from docx.blkcntnr import BlockItemContainer
 from docx.document import Document as DocxDocument
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.part import Part
 from docx.oxml import parse_xml
 from docx.oxml.table import CT_Row, CT_Tbl, CT_Tc
 from docx.oxml.text.paragraph import CT_P
@@ -17,6 +18,7 @@ from docx.oxml.text.run import CT_R
 from docx.table import Table, _Cell, _Row
 from lxml import etree
 
+from .chart_text import chart_lines
 from .limits import ParseLimits
 from .zip_guard import check_zip
 
@@ -27,6 +29,8 @@ ODT = "application/vnd.oasis.opendocument.text"
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, and text boxes (indexed on their own)
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent"})
+_CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
+_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +47,12 @@ def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
     return [_Cell(cell, table) for cell in cells]
 
 
-def _table_lines(table: Table) -> Iterator[str]:
+def _table_lines(table: Table, part: Part) -> Iterator[str]:
     for row in _unwrapped(table._tbl, (CT_Row,)):
         cells: list[str] = []
         for cell in _row_cells(row, table):
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
-            text = " ".join("\n".join(_blocks(cell)).split())
+            text = " ".join("\n".join(_blocks(cell, part)).split())
             # merged cells repeat the same object in python-docx; keep one copy
             if not cells or cells[-1] != text:
                 cells.append(text)
@@ -76,14 +80,32 @@ def _paragraph_text(paragraph: CT_P) -> str:
     )
 
 
-def _blocks(container: BlockItemContainer) -> Iterator[str]:
+def _charts(paragraph: CT_P, part: Part) -> Iterator[str]:
+    # a chart sits in a drawing python-docx does not read; its titles and numbers are in the chart part it names
+    for reference in paragraph.iter(_CHART_REFERENCE):
+        rel = part.rels.get(reference.get(_RELATIONSHIP_ID, ""))
+        if rel is None or rel.is_external:
+            continue
+        try:
+            chart_space = parse_xml(rel.target_part.blob)
+        except etree.XMLSyntaxError as exc:
+            logger.warning("skipped the damaged chart part %s: %s", rel.target_ref, exc)
+            continue
+        text = "\n".join(chart_lines(chart_space))
+        if text:
+            yield text
+
+
+def _blocks(container: BlockItemContainer, part: Part) -> Iterator[str]:
+    # `part` holds the relationships the container's r:ids name (a footnote's chart is related from the notes part)
     for element in _unwrapped(container._element, (CT_P, CT_Tbl)):
         if isinstance(element, CT_P):
             text = _paragraph_text(element)
             if text.strip():
                 yield text
+            yield from _charts(element, part)
         else:
-            yield "\n".join(_table_lines(Table(element, container)))
+            yield "\n".join(_table_lines(Table(element, container), part))
 
 
 def _text_boxes(body: Any) -> Iterator[str]:
@@ -112,26 +134,26 @@ def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]
         for note in notes.iterchildren(tag):
             # separators and continuation notices are layout, not notes
             if note.get(f"{_W}type") in (None, "normal"):
-                text = "\n".join(_blocks(BlockItemContainer(note, document._body))).strip()
+                text = "\n".join(_blocks(BlockItemContainer(note, document._body), rel.target_part)).strip()
                 if text:
                     yield text
 
 
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs and tables in document order, then text boxes, footnotes and endnotes, then headers and
+    """Body paragraphs, tables and charts in document order, then text boxes, footnotes and endnotes, then headers and
     footers once each. Comments are left out: they discuss the text (often text since changed), they are not it."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    blocks = list(_blocks(document._body))
+    blocks = list(_blocks(document._body, document.part))
     blocks.extend(_text_boxes(document.element.body))
     blocks.extend(_notes(document, RT.FOOTNOTES, f"{_W}footnote"))
     blocks.extend(_notes(document, RT.ENDNOTES, f"{_W}endnote"))
     seen: set[str] = set()
     for section in document.sections:
-        for part in (section.header, section.footer):
-            if part.is_linked_to_previous:
+        for story in (section.header, section.footer):
+            if story.is_linked_to_previous:
                 continue
-            text = "\n".join(_blocks(part)).strip()
+            text = "\n".join(_blocks(story, story.part)).strip()
             if text and text not in seen:
                 seen.add(text)
                 blocks.append(text)

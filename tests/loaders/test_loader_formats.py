@@ -9,10 +9,13 @@ import docx
 import odfdo
 import pptx
 import pytest
+from docx.opc.packuri import PackURI as DocxPackURI
+from docx.opc.part import Part as DocxPart
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
 from pptx.chart.data import CategoryChartData, XyChartData
+from pptx.chart.xmlwriter import ChartXmlWriter
 from pptx.enum.chart import XL_CHART_TYPE
 from pptx.opc.constants import CONTENT_TYPE as CT
 from pptx.opc.constants import RELATIONSHIP_TYPE as RT
@@ -307,6 +310,39 @@ def test_docx_table_cell_in_a_content_control_is_kept(tmp_path: Path) -> None:
     document.save(str(path))
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     assert text == "Contract | Signed on\nLease Berlin | 2024-05-01"
+
+
+def test_docx_chart_titles_and_numbers_are_indexed_where_the_chart_is(tmp_path: Path) -> None:
+    # python-docx does not read drawings: a report's chart (title, series, figures) was missing from the index
+    document = docx.Document()
+    document.add_paragraph("Quarterly report")
+    revenue = _chart_data(["Q1", "Q2", "Q3"], {"Revenue (EUR)": (980000, 1100000, 1250000)})
+    chart_xml = ChartXmlWriter(XL_CHART_TYPE.COLUMN_CLUSTERED, revenue).xml  # type: ignore[no-untyped-call]
+    chart_xml = chart_xml.replace(
+        "<c:chart>",
+        "<c:chart><c:title><c:tx><c:rich><a:p><a:r><a:t>Revenue per quarter</a:t></a:r></a:p></c:rich></c:tx>"
+        "</c:title>",
+    )
+    chart_part = DocxPart(
+        DocxPackURI("/word/charts/chart1.xml"), CT.DML_CHART, chart_xml.encode(), document.part.package
+    )
+    rel_id = document.part.relate_to(chart_part, RT.CHART)
+    document.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:r {nsdecls("w", "wp", "a", "c", "r")}><w:drawing><wp:inline><wp:extent cx="100" cy="100"/>'
+            '<wp:docPr id="1" name="Chart 1"/><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/'
+            f'drawingml/2006/chart"><c:chart r:id="{rel_id}"/></a:graphicData></a:graphic></wp:inline></w:drawing>'
+            "</w:r>"
+        )
+    )
+    document.add_paragraph("Outlook: stable.")
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == (
+        "Quarterly report\n\nRevenue per quarter\nRevenue (EUR) | Q1: 980000 | Q2: 1100000 | Q3: 1250000\n\n"
+        "Outlook: stable."
+    )
 
 
 def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: Path) -> None:

@@ -1,0 +1,89 @@
+"""Text of a DrawingML chart (PowerPoint, Word): titles, and each series' categories with the values cached in it."""
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from lxml import etree
+
+_NS = {
+    "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
+    "c": "http://schemas.openxmlformats.org/drawingml/2006/chart",
+}
+_CHART_TITLES = etree.XPath("c:chart/c:title | c:chart/c:plotArea/*/c:title", namespaces=_NS)
+_SERIES = etree.XPath("c:chart/c:plotArea/*/c:ser", namespaces=_NS)
+_SERIES_NAME = etree.XPath("c:tx//c:v/text()", namespaces=_NS)
+# category charts keep labels in c:cat and numbers in c:val, scatter and bubble charts in c:xVal and c:yVal
+_CATEGORY_POINTS = etree.XPath("c:cat//c:pt | c:xVal//c:pt", namespaces=_NS)
+# a multi-level axis ("2024" over "Q1".."Q4"): innermost level first, an outer label's idx is its first point's
+_CATEGORY_LEVELS = etree.XPath("c:cat/c:multiLvlStrRef/c:multiLvlStrCache/c:lvl", namespaces=_NS)
+_VALUE_POINTS = etree.XPath("c:val//c:pt | c:yVal//c:pt", namespaces=_NS)
+# a point's value by tag: findtext is cheaper than an XPath per point
+_POINT_VALUE = f"{{{_NS['c']}}}v"
+_VALUE_FORMAT = etree.XPath("(c:val | c:yVal)//c:formatCode/text()", namespaces=_NS)
+# "0.0%" shows 0.125 as 12.5%: the decimals the chart shows
+_PERCENT_DECIMALS = re.compile(r"(?:\.(0+))?%")
+_CELL_VALUES = etree.XPath(".//c:v/text()", namespaces=_NS)
+_PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
+_RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
+
+
+def _rich_text(title: Any) -> str:
+    return " ".join(text for p in _PARAGRAPHS(title) if (text := "".join(_RUN_TEXTS(p))).strip())
+
+
+def _number_text(value: str, format_code: str) -> str:
+    """A cached chart number as the chart shows it: percentages scaled, float noise (0.30000000000000004) cut."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value.strip()
+    percent = _PERCENT_DECIMALS.search(format_code)
+    if percent:
+        return f"{number * 100:.{len(percent.group(1) or '')}f}%"
+    return f"{number:.12g}"
+
+
+def _level_labels(level: Any) -> dict[int, str]:
+    return {int(point.get("idx", "0")): (point.findtext(_POINT_VALUE) or "").strip() for point in level}
+
+
+def _category_names(series: Any) -> dict[str | None, str]:
+    """Each point's category by its idx; on a multi-level axis the outer labels lead ("2024 Q3")."""
+    levels = _CATEGORY_LEVELS(series)
+    if not levels:
+        return {point.get("idx"): (point.findtext(_POINT_VALUE) or "").strip() for point in _CATEGORY_POINTS(series)}
+    outer_levels = [_level_labels(level) for level in reversed(levels[1:])]
+    names: dict[str | None, str] = {}
+    for idx, label in _level_labels(levels[0]).items():
+        outer: list[str] = []
+        for labels in outer_levels:
+            starts = [start for start in labels if start <= idx]
+            if starts:
+                outer.append(labels[max(starts)])
+        names[str(idx)] = " ".join(text for text in (*outer, label) if text)
+    return names
+
+
+def _series_line(series: Any) -> str:
+    """'Series | category: value | ...' from the values Office caches with the chart (c:numCache)."""
+    categories = _category_names(series)
+    format_code = "".join(_VALUE_FORMAT(series)[:1])
+    parts = ["".join(_SERIES_NAME(series)).strip()]
+    for point in _VALUE_POINTS(series):
+        value = _number_text(point.findtext(_POINT_VALUE) or "", point.get("formatCode") or format_code)
+        category = categories.get(point.get("idx"), "")
+        parts.append(f"{category}: {value}" if category else value)
+    return " | ".join(part for part in parts if part)
+
+
+def chart_lines(chart_space: Any) -> Iterator[str]:
+    """Chart and axis titles, then each series with its categories and values, from a chart part's c:chartSpace;
+    read from the XML because python-pptx's plots raise NotImplementedError for stock, surface and bar-of-pie charts
+    and python-docx does not read charts at all."""
+    for title in _CHART_TITLES(chart_space):
+        # a title linked to a cell has no rich text, only the cell's cached value
+        text = _rich_text(title).strip() or "".join(_CELL_VALUES(title)).strip()
+        if text:
+            yield text
+    yield from dict.fromkeys(line for series in _SERIES(chart_space) if (line := _series_line(series)))
