@@ -2,7 +2,7 @@
 
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from lxml import etree
 from pptx.oxml import parse_xml
 from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
+from pptx.shapes.shapetree import BaseShapeFactory
 
 from .chart_text import chart_lines
 from .errors import CorruptDocumentError, EncryptedDocumentError
@@ -30,11 +31,14 @@ _CONTAINER_VERSION = 0xF
 _NS = {
     "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
     "dgm": "http://schemas.openxmlformats.org/drawingml/2006/diagram",
+    "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
 }
 # compiled with their namespaces: python-pptx's own element.xpath() knows no "dgm" prefix
 _PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
 _RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
+_ALTERNATE_CONTENT = f"{{{_NS['mc']}}}AlternateContent"
+_FIRST_CHOICE_SHAPES = etree.XPath("mc:Choice[1]/*", namespaces=_NS)
 _DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
 _DIAGRAM_POINTS = etree.XPath("dgm:ptLst/dgm:pt", namespaces=_NS)
 # presentation and connector points of a diagram hold layout, not the user's text
@@ -60,8 +64,22 @@ def _smartart_text(frame: GraphicFrame) -> str:
     return "\n".join(texts)
 
 
-def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
-    for shape in shapes:
+def _with_alternate_content(shapes: Any) -> Iterator[Any]:
+    """The shapes in document order, with those PowerPoint wraps in mc:AlternateContent, which python-pptx skips: a
+    text box, title or table holding an equation lost all its text. The first choice is the shape PowerPoint shows."""
+    listed = iter(shapes)
+    pending = next(listed, None)
+    for element in shapes.element.iterchildren():
+        if element.tag == _ALTERNATE_CONTENT:
+            yield from (BaseShapeFactory(choice, shapes) for choice in _FIRST_CHOICE_SHAPES(element))
+        # lxml hands out one proxy per node while it is alive, so identity finds python-pptx's next shape
+        elif pending is not None and element is pending.element:
+            yield pending
+            pending = next(listed, None)
+
+
+def _shape_texts(shapes: Any) -> Iterator[str]:
+    for shape in _with_alternate_content(shapes):
         # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
         if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes)

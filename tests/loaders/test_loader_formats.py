@@ -624,6 +624,40 @@ def _chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> 
     return data
 
 
+def _equation_text_box(before: str, after: str) -> str:
+    """A text box holding an equation as PowerPoint saves it: the shape in mc:Choice, a picture of it as fallback."""
+    return (
+        '<mc:AlternateContent xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+        'xmlns:a14="http://schemas.microsoft.com/office/drawing/2010/main" '
+        'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><mc:Choice Requires="a14">'
+        '<p:sp><p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr/>'
+        f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{before}</a:t></a:r><a14:m><m:oMath><m:r><m:t>E=mc</m:t></m:r>"
+        f"</m:oMath></a14:m><a:r><a:t>{after}</a:t></a:r></a:p></p:txBody></p:sp></mc:Choice><mc:Fallback><p:sp>"
+        '<p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr><a:blipFill>'
+        '<a:blip r:embed="rId99"/></a:blipFill></p:spPr><p:txBody><a:bodyPr/><a:p><a:r><a:t> </a:t></a:r></a:p>'
+        "</p:txBody></p:sp></mc:Fallback></mc:AlternateContent>"
+    )
+
+
+def test_pptx_text_box_holding_an_equation_is_indexed(tmp_path: Path) -> None:
+    # PowerPoint wraps a shape that holds an equation in mc:AlternateContent and python-pptx's slide.shapes skips
+    # it: the whole text box (or table, or title) around the formula was missing from the index
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Relativity"
+    slide.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Rest energy is ", " for a body at rest")))
+    group = slide.shapes.add_group_shape()
+    group.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Grouped: ", " again")))
+    slide.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1)).text_frame.text = "Questions?"
+    path = tmp_path / "physics"
+    presentation.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    assert text == "Relativity\nRest energy is  for a body at rest\nGrouped:  again\nQuestions?"
+
+
 def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None:
     # python-pptx's shapes give charts and SmartArt no text frame: a slide whose content is a chart or a process
     # diagram was indexed as its title alone
