@@ -50,12 +50,15 @@ def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
 def _table_lines(table: Table, part: Part) -> Iterator[str]:
     for row in _unwrapped(table._tbl, (CT_Row,)):
         cells: list[str] = []
+        previous: Any = None
         for cell in _row_cells(row, table):
+            # a horizontally merged cell comes once per grid column it spans; neighbours with equal text are kept
+            # ("5 | 5 | 9" is three quarters, not two)
+            if cell._tc is previous:
+                continue
+            previous = cell._tc
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
-            text = " ".join("\n".join(_blocks(cell, part)).split())
-            # merged cells repeat the same object in python-docx; keep one copy
-            if not cells or cells[-1] != text:
-                cells.append(text)
+            cells.append(" ".join("\n".join(_blocks(cell, part)).split()))
         line = " | ".join(cells).strip(" |")
         if line:
             yield line

@@ -291,6 +291,23 @@ def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -
     assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
 
 
+def test_docx_neighbouring_cells_with_equal_text_are_all_kept(tmp_path: Path) -> None:
+    # merged cells were dropped by comparing texts, so "Widgets | 5 | 5 | 9" became "Widgets | 5 | 9" and the
+    # third quarter's figure was read as the second's
+    document = docx.Document()
+    table = document.add_table(rows=3, cols=4)
+    for row, texts in enumerate((("Product", "Q1", "Q2", "Q3"), ("Widgets", "5", "5", "9"))):
+        for column, text in enumerate(texts):
+            table.cell(row, column).text = text
+    table.cell(2, 0).merge(table.cell(2, 1)).text = "Total"
+    table.cell(2, 2).text = "14"
+    table.cell(2, 3).text = "14"
+    path = tmp_path / "sales.docx"
+    document.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Product | Q1 | Q2 | Q3\nWidgets | 5 | 5 | 9\nTotal | 14 | 14"
+
+
 def test_docx_table_cell_in_a_content_control_is_kept(tmp_path: Path) -> None:
     # Word wraps a whole cell in a content control for a form's date picker or drop-down; python-docx's row.cells
     # reads only the row's own cells, so the filled-in value was missing from the index
