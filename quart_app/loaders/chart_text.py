@@ -26,6 +26,9 @@ _PERCENT_DECIMALS = re.compile(r"(?:\.(0+))?%")
 _CELL_VALUES = etree.XPath(".//c:v/text()", namespaces=_NS)
 _PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
 _RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
+# a quarterly or monthly chart is read in full; a measured series of thousands of points would be pages of numbers
+# that no question finds and that cost the embedder more than the rest of the deck
+MAX_POINTS_PER_SERIES = 60
 
 
 def _rich_text(title: Any) -> str:
@@ -70,10 +73,13 @@ def _series_line(series: Any) -> str:
     categories = _category_names(series)
     format_code = "".join(_VALUE_FORMAT(series)[:1])
     parts = ["".join(_SERIES_NAME(series)).strip()]
-    for point in _VALUE_POINTS(series):
+    points = _VALUE_POINTS(series)
+    for point in points[:MAX_POINTS_PER_SERIES]:
         value = _number_text(point.findtext(_POINT_VALUE) or "", point.get("formatCode") or format_code)
         category = categories.get(point.get("idx"), "")
         parts.append(f"{category}: {value}" if category else value)
+    if len(points) > MAX_POINTS_PER_SERIES:
+        parts.append(f"… {len(points) - MAX_POINTS_PER_SERIES} more points")
     return " | ".join(part for part in parts if part)
 
 

@@ -27,6 +27,7 @@ from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
 
 from quart_app.loaders import SUPPORTED_MIMETYPES, extract_text, normalize_text
+from quart_app.loaders.chart_text import MAX_POINTS_PER_SERIES
 
 UPSTREAM_MIMETYPES = {
     "text/plain", "text/markdown", "application/json", "application/pdf", "text/csv", "application/epub+zip",
@@ -736,6 +737,21 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
         "Margin | Q3: 12.5% | Q4: 33.3%\n"
         "Load test | 100: 0.25 | 200: 0.75"
     )
+
+
+def test_a_long_chart_series_is_indexed_up_to_its_first_points(tmp_path: Path) -> None:
+    # a sensor log of 2,000 readings charted on one slide became pages of numbers for the embedder
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = "Temperature log"
+    readings = _chart_data([f"t{i}" for i in range(2000)], {"Sensor A": tuple(float(i % 40) for i in range(2000))})
+    slide.shapes.add_chart(XL_CHART_TYPE.LINE, Inches(1), Inches(1), Inches(6), Inches(4), readings)
+    path = tmp_path / "log"
+    presentation.save(str(path))
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    series_line = text.splitlines()[-1]
+    kept = [f"t{i}: {i % 40}" for i in range(MAX_POINTS_PER_SERIES)]
+    assert series_line == " | ".join(["Sensor A", *kept, f"… {2000 - MAX_POINTS_PER_SERIES} more points"])
 
 
 def test_a_damaged_docx_notes_part_loses_its_notes_not_the_document(
