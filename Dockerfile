@@ -65,7 +65,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates software-properties-common \
     && add-apt-repository -y ppa:deadsnakes/ppa \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 python3.11-venv libgomp1 procps \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-venv libgomp1 procps libnss-wrapper \
     && apt-get purge -y software-properties-common && apt-get autoremove -y \
     && rm -rf /var/lib/apt/lists/*
 # the venv's python3 is first on PATH: entrypoint.sh uses it when there is no ./.venv
@@ -103,7 +103,7 @@ ENV PYTHONUNBUFFERED=1 \
     APP_PERSISTENT_STORAGE=/app/persistent_storage \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 procps ca-certificates \
+    && apt-get install -y --no-install-recommends libgomp1 procps ca-certificates libnss-wrapper \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 RUN --mount=type=bind,from=frp,source=/frp.tar.gz,target=/tmp/frp.tar.gz \

@@ -15,7 +15,7 @@ TEST_SCHEMAS := check-jsonschema==0.39.0
 PIP := $(BIN)/pip --disable-pip-version-check --no-input -q
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test lint typecheck bench clean-venv chromium
+.PHONY: run test install install-test lint typecheck bench clean-venv chromium nss-wrapper
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
 		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
 
+# the test of a uid without a passwd entry (tests/appliance/test_appliance_entrypoint.py) needs Debian's libnss-wrapper,
+# which entrypoint.sh preloads for such a uid (the Docker image installs it)
+nss-wrapper:
+	@ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1 || { \
+		[ "$$(id -u)" = 0 ] || { echo "libnss-wrapper is missing: run 'apt-get install libnss-wrapper' as root" >&2; \
+			exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libnss-wrapper \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libnss-wrapper; }; }
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -57,7 +66,7 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy --explicit-package-bases appliance quart_app tests bench repairs
 
-test: install-test lint typecheck chromium
+test: install-test lint typecheck chromium nss-wrapper
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-test

@@ -77,6 +77,27 @@ if mkdir -p "$(dirname "$env_file")" 2>/dev/null; then
 	exec 9<"$(dirname "$env_file")"
 	run_lock_fd=9
 fi
+# a uid without a passwd entry (docker run --user 12345, OpenShift's random uid): initdb and postgres refuse to run
+# without a name for it, and peer authentication admits the app's user by name; nss_wrapper gives it one from
+# copies of the user and group databases in the run dir (PostgreSQL under root runs as ccb_postgres: never needed)
+if [ -n "$run_lock_fd" ] && ! id -un >/dev/null 2>&1; then
+	for nss_wrapper_lib in /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so ""; do
+		[ -e "$nss_wrapper_lib" ] && break
+	done
+	nss_dir="$(dirname "$env_file")"
+	uid="$(id -u)"
+	gid="$(id -g)"
+	nameless_entry="ccb_$uid:x:$uid:$gid:Context Chat backend:/nonexistent:/usr/sbin/nologin"
+	# renamed into place: a second start on this storage (refused by prepare) must not cut a running one's files;
+	# a run dir this uid cannot write is left to prepare, which says what to do
+	if [ -n "$nss_wrapper_lib" ] \
+		&& { getent passwd; echo "$nameless_entry"; } >"$nss_dir/passwd.tmp" \
+		&& { getent group; getent group "$gid" >/dev/null || echo "ccb_$gid:x:$gid:"; } >"$nss_dir/group.tmp" \
+		&& mv -f "$nss_dir/passwd.tmp" "$nss_dir/passwd" && mv -f "$nss_dir/group.tmp" "$nss_dir/group"; then
+		export LD_PRELOAD="$nss_wrapper_lib${LD_PRELOAD:+ $LD_PRELOAD}"
+		export NSS_WRAPPER_PASSWD="$nss_dir/passwd" NSS_WRAPPER_GROUP="$nss_dir/group"
+	fi
+fi
 CCB_RUN_LOCK_FD="$run_lock_fd" "$python" "${prepare_args[@]}" &
 prepare_pid=$!
 status=0

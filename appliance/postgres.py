@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 DB_NAME = "ccb"
 DB_ROLE = "ccb"
 OVERRIDES_FILE = Path(__file__).resolve().parent.parent / "pgsql" / "postgresql.conf"
+# set by entrypoint.sh for a uid without a passwd entry: nss_wrapper gives it a name, which initdb and postgres need
+NSS_WRAPPER_VARIABLES = ("LD_PRELOAD", "NSS_WRAPPER_PASSWD", "NSS_WRAPPER_GROUP")
 
 
 def pg_bin_dir() -> Path:
@@ -77,7 +79,7 @@ class EmbeddedPostgres:
         kwargs: dict[str, object] = {}
         if user is not None:
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        env = self._environment()
+        env = self._environment(user)
         result = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise PostgresError(
@@ -85,9 +87,13 @@ class EmbeddedPostgres:
             )
         return str(result.stdout)
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, user: pwd.struct_passwd | None) -> dict[str, str]:
         """All a PostgreSQL binary gets: never the appliance's APP_SECRET, EXTERNAL_DB or API keys."""
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.pgdata)}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.pgdata)}
+        # only as this process's own uid, the one nss_wrapper names; the server's own OS user has a passwd entry
+        if user is None and "NSS_WRAPPER_PASSWD" in os.environ:
+            env.update({name: os.environ[name] for name in NSS_WRAPPER_VARIABLES if name in os.environ})
+        return env
 
     def ensure_initialised(self) -> bool:
         """initdb + role/database/extension on first start; returns True when the cluster was created now."""
@@ -233,7 +239,7 @@ class EmbeddedPostgres:
         )
         # after the privilege drop: the converter runs as the server's user
         pipe_output_through_converter()
-        os.execve(command[0], command, self._environment())
+        os.execve(command[0], command, self._environment(user))
 
     def _install_overrides(self, overrides: str) -> None:
         """Include pgsql/postgresql.conf from the cluster's own config, once (run as the server's user)."""
@@ -251,7 +257,8 @@ def _user_name(uid: int) -> str:
     except KeyError:
         raise PostgresError(
             f"uid {uid} has no user name in /etc/passwd, and the embedded PostgreSQL admits OS users by name (peer "
-            "authentication on its socket): add a passwd entry for it, or start the appliance as root"
+            "authentication on its socket): install libnss-wrapper (entrypoint.sh then names it), add a passwd entry "
+            "for it, or start the appliance as root"
         ) from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -11,7 +12,7 @@ import socket as socket_module
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -45,14 +46,17 @@ GPU = (REPO / "configs" / "config.gpu.yaml").read_text()
 class Entrypoint:
     """./entrypoint.sh running in the foreground, as `make run` starts it."""
 
-    def __init__(self, storage: Path, *args: str, cwd: Path | None = None, **env: str) -> None:
+    def __init__(
+        self, storage: Path, *args: str, cwd: Path | None = None, as_user: Sequence[str] = (), **env: str
+    ) -> None:
         self.storage = storage
+        self.as_user = list(as_user)  # a command prefix that starts the entrypoint and the healthcheck as another user
         self.env = clean_env(storage, APP_PORT=str(free_port()), **env)
         self.tool_env = dict(self.env, APP_PERSISTENT_STORAGE=str(storage))  # for tools run from elsewhere
         self.log_path = storage.parent / f"entrypoint-{free_port()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(ENTRYPOINT), *args],
+            [*self.as_user, str(ENTRYPOINT), *args],
             cwd=cwd or storage.parent,
             env=self.env,
             stdout=self._log,
@@ -80,7 +84,8 @@ class Entrypoint:
         wait_for(reached, timeout, f"{name} {state}", interval=0.5)
 
     def healthcheck(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(HEALTHCHECK)], env=self.tool_env, capture_output=True, text=True, timeout=60)
+        command = [*self.as_user, str(HEALTHCHECK)]
+        return subprocess.run(command, env=self.tool_env, capture_output=True, text=True, timeout=60)
 
     def terminate(self, timeout: float = 60) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -503,6 +508,47 @@ def test_a_uid_without_a_passwd_entry_starts_supervisord(private_dir: Path, star
     started[-1].wait_state("postgres", "RUNNING")
     assert "Invalid user id" not in started[-1].output
     assert started[-1].terminate() == 0
+
+
+# `docker run --user 12345` (OpenShift's random uid): no passwd entry, group root; CAP_DAC_READ_SEARCH only lets it
+# reach the test's interpreter, which may sit under root's 0700 home (a pyenv)
+NAMELESS_UID = 12345
+AS_NAMELESS_UID = [
+    "setpriv",
+    f"--reuid={NAMELESS_UID}",
+    "--regid=0",
+    "--clear-groups",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: starts the appliance as a uid without a passwd entry")
+def test_a_uid_without_a_passwd_entry_runs_the_embedded_postgresql(
+    private_dir: Path, started: list[Entrypoint]
+) -> None:
+    with pytest.raises(KeyError):
+        pwd.getpwuid(NAMELESS_UID)
+    assert list(Path("/usr/lib").glob("*/libnss_wrapper.so")), "libnss-wrapper is missing: run 'make nss-wrapper'"
+    private_dir.chmod(0o755)
+    storage = private_dir / "storage"
+    write_config(storage)
+    for path in (storage, storage / "config.yaml"):
+        os.chown(path, NAMELESS_UID, 0)
+    # bash's `command -v` checks with access(2), which ignores that capability: a python3 on PATH it can see
+    bin_dir = private_dir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {PYTHON} "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    run = Entrypoint(storage, as_user=AS_NAMELESS_UID, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    started.append(run)
+    # initdb refused to run: "could not look up effective user ID 12345: user does not exist"
+    run.wait_state("app", "RUNNING", timeout=90)
+    # Docker's HEALTHCHECK runs as the container's uid in the image's environment: without the entrypoint's exports
+    wait_for(lambda: run.healthcheck().returncode == 0, 60, "healthcheck as the nameless uid to pass")
+    assert run.status()["postgres"][0] == "RUNNING"
+    assert run.terminate() == 0
 
 
 def test_sigterm_after_prepare_before_supervisord_exits_0(private_dir: Path) -> None:
