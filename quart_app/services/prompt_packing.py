@@ -73,19 +73,30 @@ def pack_prompt(
 ) -> PackedPrompt:
     """Best pieces first, each skipped when it does not fit; every candidate prompt is measured whole, so the result
     never exceeds n_ctx - max_new_tokens, nor template + question + `context_tokens`. The question is cut only when
-    the template plus question cannot fit. `in_document_order` renders the chosen pieces grouped per source in
-    document order with overlaps removed (context_assembly.assemble); sources stay listed best first. The question
-    and the context go in through `plain_text` (the LLM's), so that only the template can hold control tokens."""
+    the template plus question cannot fit and the question is longer than max_tokens (a pasted text); a shorter one
+    crowded out by the answer's reserve is the configuration's fault, and PromptTooLongError names the setting.
+    `in_document_order` renders the chosen pieces grouped per source in document order with overlaps removed
+    (context_assembly.assemble); sources stay listed best first. The question and the context go in through
+    `plain_text` (the LLM's), so that only the template can hold control tokens."""
     limit = n_ctx - max_new_tokens
     question = plain_text(question)
-    if count_tokens(render(template, "", "")) > limit:
+    template_only = count_tokens(render(template, "", ""))
+    if template_only > limit:
         raise PromptTooLongError(
             f"Context length is too small even to fit the template: n_ctx {n_ctx} minus max_tokens {max_new_tokens}"
-            f" leaves {limit} tokens, the template alone needs {count_tokens(render(template, '', ''))};"
+            f" leaves {limit} tokens, the template alone needs {template_only};"
             " raise llm.<backend>.n_ctx or lower max_tokens"
         )
     truncated = False
-    if count_tokens(render(template, "", question)) > limit:
+    with_question = count_tokens(render(template, "", question))
+    if with_question > limit:
+        if with_question - template_only < max_new_tokens:
+            # a question shorter than the answer's reserve is crowded out by the setting: cut, another one is answered
+            raise PromptTooLongError(
+                f"Context length is too small for the question: n_ctx {n_ctx} minus max_tokens {max_new_tokens} leaves"
+                f" {limit} tokens, the template and the question need {with_question} before any passage;"
+                f" lower llm.<backend>.max_tokens well below {n_ctx - with_question} or raise llm.<backend>.n_ctx"
+            )
         original = question
         question = _truncate_question(question, lambda q: count_tokens(render(template, "", q)) <= limit)
         truncated = True

@@ -83,3 +83,32 @@ def test_the_approximation_over_counts_the_real_tokenizer(llama: LlamaBackend) -
         assert approximate_token_count(text) >= real, text[:60]
     packed = pack_prompt(DEFAULT_TEMPLATE, "What is it?", PIECES, approximate_token_count, str, 1200, 100)
     assert llama.count_tokens(packed.prompt) <= 1200 - 100
+
+
+async def test_max_tokens_just_below_n_ctx_trims_passages_and_never_cuts_the_question() -> None:
+    """An accepted config (max_tokens < n_ctx) whose answer reserve leaves too little for a short question: the admin
+    is told which setting to change, where the question was cut to its first word and another question answered."""
+    backend = load_smollm2(n_ctx=512, max_tokens=486)
+    question = "What does the module do?"
+    try:
+        with pytest.raises(PromptTooLongError) as raised:
+            pack_prompt(CHATML, question, PIECES, backend.count_tokens, backend.plain_text, 512, backend.max_tokens)
+        needed = backend.count_tokens(render(CHATML, "", question))
+        assert str(raised.value) == (
+            f"Context length is too small for the question: n_ctx 512 minus max_tokens 486 leaves 26 tokens, the"
+            f" template and the question need {needed} before any passage; lower llm.<backend>.max_tokens well below"
+            f" {512 - needed} or raise llm.<backend>.n_ctx"
+        )
+        # a reserve that leaves room for the question: passages give way, the question stays whole
+        packed = pack_prompt(CHATML, question, PIECES, backend.count_tokens, backend.plain_text, 512, 400)
+        assert not packed.question_truncated and f"Question: {question}<|im_end|>" in packed.prompt
+        assert 0 < packed.pieces_used < len(PIECES)
+        assert backend.count_tokens(packed.prompt) + 400 <= 512
+        assert await backend.generate(packed.prompt, "alice", ["<|im_end|>"])
+        # a question longer than the answer's reserve is a pasted text: cut to fit, as before
+        pasted = " ".join(["Why does the server refuse my requests from an untrusted domain?"] * 25)
+        assert 200 < backend.count_tokens(pasted) < 512 - needed
+        packed = pack_prompt(CHATML, pasted, PIECES, backend.count_tokens, backend.plain_text, 512, 200)
+        assert packed.question_truncated and backend.count_tokens(packed.prompt) <= 512 - 200
+    finally:
+        await backend.aclose()
