@@ -13,7 +13,7 @@ from quart_app.runtimes.errors import LlmUnavailableError
 from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
 from quart_app.services.context_assembly import ContextPiece
-from quart_app.services.errors import ContextError
+from quart_app.services.errors import ContextError, SourcesRevokedError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import (
     CrossLingualVectors,
@@ -34,6 +34,8 @@ NO_DOCUMENTS = "No documents retrieved, please index a few documents first"
 # most chunks (/query) or documents (/docSearch) one request may ask for: pgvector's largest hnsw.ef_search, so the
 # vector leg could not find more anyway (upstream's PHP app asks for 10-30)
 MAX_CTX_LIMIT = 1000
+# answers written at most per question while sources are unshared under them: each can take minutes on CPU
+ANSWER_ATTEMPTS = 2
 
 
 class QueryResult(TypedDict):
@@ -140,11 +142,32 @@ class AnswerService:
         unreadable: UnreadableCheck | None = None,
     ) -> QueryResult:
         """{output, sources}; raises ContextError when nothing the user may read matches. `unreadable`: documents
-        it names are left out of the context (Nextcloud knows of an access change the backend was never sent)."""
+        it names are left out of the context (Nextcloud knows of an access change the backend was never sent).
+        An answer one of whose sources the user lost while it was written (an unshare or delete arriving during the
+        minutes an LLM can take) is thrown away and the question answered again from what the user may still read:
+        dropping only the source would hand over text drawn from that document."""
         self.check_question(question)
         if not use_context:
             packed = await self._pack(question, None)
             return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
+        for _ in range(ANSWER_ATTEMPTS):
+            result = await self._answer_from_context(user_id, question, scope_type, scope_list, ctx_limit, unreadable)
+            kept = await self._retrieval.titles(user_id, result["sources"]) if result["sources"] else {}
+            lost = len(set(result["sources"]) - kept.keys())
+            if not lost:
+                return result
+            log.info("query: %d source(s) unshared or deleted while the answer was written; answering again", lost)
+        raise SourcesRevokedError(ANSWER_ATTEMPTS)
+
+    async def _answer_from_context(
+        self,
+        user_id: str,
+        question: str,
+        scope_type: str | None,
+        scope_list: Sequence[str] | None,
+        ctx_limit: int,
+        unreadable: UnreadableCheck | None,
+    ) -> QueryResult:
         chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
         if unreadable is not None:
             gone = await unreadable(user_id, _documents_of(chunks))

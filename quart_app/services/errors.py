@@ -83,6 +83,16 @@ class QueryNotEmbeddedError(ContextError):
         )
 
 
+class SourcesRevokedError(ContextError):
+    """Every answer written drew on a document the user lost access to before it was ready."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"The documents the answer drew on were unshared or deleted while it was written ({attempts} tries);"
+            " please ask again"
+        )
+
+
 class PromptTooLongError(AnswerError):
     """The LLM context is too small even for the template plus the reserved answer tokens."""
 

@@ -7,6 +7,7 @@ Reusable: start `FakeNextcloud()` as a context manager, script its answers throu
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections import deque
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+# the id of the first task scheduled; the next ones count up from it
+FIRST_TASK_ID = 41
 
 
 @dataclass
@@ -37,6 +41,8 @@ class TaskScript:
     error_message: str | None = None
     # HTTP codes answered to polls before the status sequence starts (transient errors)
     poll_errors: list[int] = field(default_factory=list)
+    # hold points: the n-th task scheduled is polled as running until releases[n] is set (later ones are not held)
+    releases: list[threading.Event] = field(default_factory=list)
 
 
 def ocs_envelope(data: Any, status: int = 200, message: str = "OK") -> bytes:
@@ -59,8 +65,10 @@ class FakeNextcloud:
         self.task = TaskScript()
         # ids of the tasks a cancel request was sent for
         self.cancelled: list[int] = []
+        # the id of each task as it is scheduled: a test waits on it to act while the task is held
+        self.scheduled: queue.Queue[int] = queue.Queue()
         self._polls: dict[int, int] = {}
-        self._next_id = 41
+        self._next_id = FIRST_TASK_ID
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -110,11 +118,15 @@ class FakeNextcloud:
                 task_id = self._next_id
                 self._next_id += 1
                 self._polls[task_id] = 0
+                self.scheduled.put(task_id)
                 return 200, ocs_envelope({"task": {"id": task_id, "status": "STATUS_SCHEDULED", "output": None}})
             if method == "GET" and path.startswith("/ocs/v1.php/taskprocessing/task/"):
                 task_id = int(path.rsplit("/", 1)[1])
                 if task_id not in self._polls:
                     return 404, ocs_envelope([], 404, "task not found")
+                order = task_id - FIRST_TASK_ID
+                if order < len(self.task.releases) and not self.task.releases[order].is_set():
+                    return 200, ocs_envelope({"task": {"id": task_id, "status": "STATUS_RUNNING", "output": None}})
                 poll = self._polls[task_id]
                 self._polls[task_id] = poll + 1
                 if poll < len(self.task.poll_errors):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
@@ -18,9 +20,12 @@ from quart_app.runtimes.errors import EmbeddingServiceError, LlmTaskFailedError
 from quart_app.runtimes.llm_backend import LlmBackend, approximate_token_count
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
+from quart_app.services.access import update_access
 from quart_app.services.answer import AnswerService, Templates
-from quart_app.services.errors import ContextError, ScopeError
+from quart_app.services.deletion import delete_sources
+from quart_app.services.errors import ContextError, ScopeError, SourcesRevokedError
 from quart_app.services.retrieval import RetrievalService
+from quart_app.services.source_order import SourceOrder
 from quart_app.store.database import Database
 from quart_app.store.search_store import SearchStore
 
@@ -284,3 +289,57 @@ async def test_placeholders_inside_a_document_stay_as_the_document_wrote_them(
     prompt = sent_prompt(nextcloud)
     assert f"config.yaml:\n\n{config}" in prompt
     assert prompt.endswith("Q: Which llm template setting is configured?\n")
+
+
+def sent_prompts(nextcloud: FakeNextcloud) -> list[str]:
+    return [str(r.body["input"]["input"]) for r in nextcloud.requests if r.path.endswith("/schedule")]
+
+
+async def revoke(db: Database, how: str, user_id: str, source_id: str) -> None:
+    """The services behind /updateAccess and /deleteSources (and the pull actions), as Nextcloud would call them."""
+    order = SourceOrder(wait_s=5.0)
+    if how == "deny":
+        assert await update_access(db, order, "deny", [user_id], source_id)
+    else:
+        assert await delete_sources(db, order, [source_id]) == 1
+
+
+@pytest.mark.parametrize("how", ["deny", "delete"])
+async def test_a_source_revoked_while_the_llm_writes_is_not_in_what_the_user_gets(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient, how: str
+) -> None:
+    """Alice loses a document while the answer drawn from it is being written: that answer is thrown away and the
+    question answered again from what she may still read, so neither the document's name nor its text reach her."""
+    await docs.grant("bob", "nc: trusted")  # a deny that leaves the document stored for its other reader
+    first_answer = threading.Event()
+    nextcloud.task = TaskScript(output="Add the host to trusted_domains.", releases=[first_answer])
+    answers = service(db, embedder, nc_backend(nc))
+    answering = asyncio.create_task(answers.query("alice", "How do I set trusted_domains?"))
+    await asyncio.to_thread(nextcloud.scheduled.get, timeout=60)
+    assert TRUSTED_DOMAINS[1] in sent_prompts(nextcloud)[0]
+    await revoke(db, how, "alice", "nc: trusted")
+    first_answer.set()
+    result = await answering
+    assert "nc: trusted" not in result["sources"] and "mail: 9" in result["sources"]
+    prompts = sent_prompts(nextcloud)
+    assert len(prompts) == 2
+    assert TRUSTED_DOMAINS[1] not in prompts[1] and TRUSTED_DOMAINS[0] not in prompts[1]
+
+
+async def test_sources_revoked_under_every_answer_are_a_context_error(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
+    """A document lost under each answer written: bounded work, and a message that says to ask again."""
+    releases = [threading.Event(), threading.Event()]
+    nextcloud.task = TaskScript(releases=releases)
+    answering = asyncio.create_task(service(db, embedder, nc_backend(nc)).query("alice", "trusted_domains"))
+    for release, lost in zip(releases, ["nc: trusted", "mail: 9"], strict=True):
+        await asyncio.to_thread(nextcloud.scheduled.get, timeout=60)
+        await revoke(db, "delete", "alice", lost)
+        release.set()
+    with pytest.raises(SourcesRevokedError) as raised:
+        await answering
+    assert isinstance(raised.value, ContextError)
+    assert str(raised.value) == (
+        "The documents the answer drew on were unshared or deleted while it was written (2 tries); please ask again"
+    )
