@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from llm_fixtures import CHATML, load_smollm2
+import yaml
+from llm_fixtures import CHATML, load_smollm2, smollm2_path
+from retrieval_corpus import TRUSTED_DOMAINS
 
+from appliance.config import LlamaConfig, load_config
+from appliance.config_files import CONFIGS_DIR
 from quart_app.runtimes.errors import LlmClosedError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_llama import CPU_PREFILL_STEP, LlamaBackend
@@ -77,6 +81,29 @@ async def test_the_prompt_is_fed_as_llama_cpp_tokenises_its_text(llama: LlamaBac
     completion = model.create_completion(PROMPT, max_tokens=1, temperature=0.0)
     assert completion["usage"]["prompt_tokens"] == len(fed)
     assert [int(token) for token in model.input_ids[: len(fed)]] == fed
+
+
+async def test_the_shipped_llama_section_speaks_its_models_chat_format_and_ends_its_answer() -> None:
+    """`llm: llama` as the shipped configs set it up (SmolLM2-Instruct, a ChatML model) ends the answer at the model's
+    end of turn: in the plain-text template it ran on to max_tokens, the same sentence over and over (3 min on CPU)."""
+    cpu, gpu = (load_config(CONFIGS_DIR / f"config.{variant}.yaml", environ={}) for variant in ("cpu", "gpu"))
+    sections = [yaml.safe_load((CONFIGS_DIR / f"config.{v}.yaml").read_text())["llm"]["llama"] for v in ("cpu", "gpu")]
+    shipped = [LlamaConfig.model_validate(section) for section in sections]
+    assert cpu.llm_backend == gpu.llm_backend == "nc_texttotext"  # llama is what the admin switches to
+    assert shipped[0].template == shipped[1].template and shipped[0].end_separator == shipped[1].end_separator
+    assert shipped[0].model == "smollm2-135m-instruct-q4_1"
+    # greedy and a short limit: an answer that does not end on its own uses all of it
+    config = shipped[0].model_copy(update={"temperature": 0.0, "max_tokens": 64, "n_threads": 1})
+    backend = LlamaBackend(smollm2_path(), config)
+    try:
+        prompt = render(
+            config.template, f"{TRUSTED_DOMAINS[0]}:\n\n{TRUSTED_DOMAINS[1]}", "Which file lists the trusted domains?"
+        )
+        answer = await backend.generate(prompt, "alice", [config.end_separator])
+        assert "config.php" in answer
+        assert backend.count_tokens(answer) - 1 < 64
+    finally:
+        await backend.aclose()
 
 
 async def test_a_model_that_cannot_drop_the_end_of_its_cache_starts_over() -> None:
