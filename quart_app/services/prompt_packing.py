@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from quart_app.services.context_assembly import ContextPiece, assemble
 from quart_app.services.errors import PromptTooLongError
@@ -13,6 +13,7 @@ from quart_app.services.errors import PromptTooLongError
 log = logging.getLogger(__name__)
 
 PIECE_SEPARATOR = "\n\n"
+CUT_MARK = " […]"  # ends a passage cut to fit: the model (and a reader of the prompt) sees text is missing
 _PLACEHOLDER = re.compile(r"\{context\}|\{question\}")
 
 
@@ -60,6 +61,22 @@ def _truncate_question(question: str, fits: Callable[[str], bool]) -> str:
     return kept
 
 
+def _cut_to_fit(piece: ContextPiece, fits: Callable[[ContextPiece], bool]) -> ContextPiece | None:
+    """The longest start of the piece's text that fits, cut after a whole word where one fits and marked as cut;
+    None when not even its title and one character do."""
+
+    def cut(length: int) -> ContextPiece:
+        return replace(piece, text=piece.text[:length].rstrip() + CUT_MARK)
+
+    kept = _longest_prefix(len(piece.text), lambda length: fits(cut(length)))
+    if kept == 0:
+        return None
+    word_end = re.search(r"\s\S*$", piece.text[:kept]) if kept < len(piece.text) else None
+    if word_end is not None and word_end.start() > 0 and fits(cut(word_end.start())):
+        kept = word_end.start()
+    return cut(kept)
+
+
 def pack_prompt(
     template: str,
     question: str,
@@ -71,10 +88,11 @@ def pack_prompt(
     context_tokens: int | None = None,
     in_document_order: bool = False,
 ) -> PackedPrompt:
-    """Best pieces first, each skipped when it does not fit; every candidate prompt is measured whole, so the result
-    never exceeds n_ctx - max_new_tokens, nor template + question + `context_tokens`. The question is cut only when
-    the template plus question cannot fit and the question is longer than max_tokens (a pasted text); a shorter one
-    crowded out by the answer's reserve is the configuration's fault, and PromptTooLongError names the setting.
+    """Best pieces first, each skipped when it does not fit (when none fits whole, the best one goes in cut after a
+    word, marked with CUT_MARK); every candidate prompt is measured whole, so the result never exceeds
+    n_ctx - max_new_tokens, nor template + question + `context_tokens`. The question is cut only when the template
+    plus question cannot fit and the question is longer than max_tokens (a pasted text); a shorter one crowded out by
+    the answer's reserve is the configuration's fault, and PromptTooLongError names the setting.
     `in_document_order` renders the chosen pieces grouped per source in document order with overlaps removed
     (context_assembly.assemble); sources stay listed best first. The question and the context go in through
     `plain_text` (the LLM's), so that only the template can hold control tokens."""
@@ -123,5 +141,16 @@ def pack_prompt(
             if candidate_total <= limit:
                 chosen.append(piece)
                 prompt, total = candidate, candidate_total
+        if pieces and not chosen:
+            # not one passage fits whole (max_tokens near n_ctx): the best one cut short, rather than no context
+
+            def prompt_with(piece: ContextPiece) -> str:
+                return render(template, plain_text(piece.render()), question)
+
+            cut = _cut_to_fit(pieces[0], lambda piece: count_tokens(prompt_with(piece)) <= limit)
+            if cut is not None:
+                chosen.append(cut)
+                prompt = prompt_with(cut)
+                total = count_tokens(prompt)
     sources = list(dict.fromkeys(p.source_id for p in chosen))
     return PackedPrompt(prompt, sources, len(chosen), total, truncated)

@@ -13,7 +13,7 @@ from quart_app.runtimes.llm_backend import approximate_token_count
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.errors import PromptTooLongError
-from quart_app.services.prompt_packing import pack_prompt, render
+from quart_app.services.prompt_packing import CUT_MARK, pack_prompt, render
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +112,15 @@ async def test_max_tokens_just_below_n_ctx_trims_passages_and_never_cuts_the_que
         assert packed.question_truncated and backend.count_tokens(packed.prompt) <= 512 - 200
     finally:
         await backend.aclose()
+
+
+def test_when_no_passage_fits_whole_the_best_one_goes_in_cut_short(llama: LlamaBackend) -> None:
+    """max_tokens near n_ctx leaves room for less than any passage: the best one, cut after a word, rather than a
+    prompt with no context at all (an answer from nothing, with no sources)."""
+    question = "What does the module do?"
+    packed = pack_prompt(CHATML, question, PIECES, llama.count_tokens, llama.plain_text, 512, 460)
+    assert packed.sources == [PIECES[0].source_id] and packed.pieces_used == 1
+    assert llama.count_tokens(packed.prompt) == packed.prompt_tokens <= 512 - 460
+    assert not packed.question_truncated and f"Question: {question}<|im_end|>" in packed.prompt
+    kept = packed.prompt.split(f"{PIECES[0].title}:\n\n", 1)[1].split(CUT_MARK, 1)[0]
+    assert PIECES[0].text.startswith(kept) and PIECES[0].text[len(kept)].isspace()  # cut after a whole word
