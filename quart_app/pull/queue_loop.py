@@ -101,9 +101,12 @@ async def deliver(
     config: PullConfig,
     handle: LoopHandle,
     failure_counter: str,
+    *,
+    missing_is_gone: bool = False,
 ) -> bool:
     """Send a result or an acknowledgement, retried on transient errors and held while Nextcloud itself is away; False
-    (logged, counted) when it is lost."""
+    (logged, counted) when it is lost. With `missing_is_gone`, a 404 means what it was for was deleted meanwhile: True,
+    logged at INFO."""
     attempt = 0
     while attempt < config.result_attempts:
         attempt += 1
@@ -111,6 +114,9 @@ async def deliver(
             await nextcloud.ocs(method, path, json=body)
             return True
         except NextcloudError as exc:
+            if missing_is_gone and isinstance(exc, NextcloudNotFoundError):
+                log.info("%s %s: Nextcloud no longer has it (deleted meanwhile), nothing to deliver", method, path)
+                return True
             outage = await gate.wait_for_nextcloud(handle) if exc.transient else False
             if outage:
                 # Nextcloud was away (maintenance, a restart): not a try; a lost result leaves its task running

@@ -208,7 +208,10 @@ class TaskPoller:
             log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
         result = {"taskId": task_id, "output": output, "errorMessage": error, "userFacingErrorMessage": user_facing}
         path = RESULT_PATH.format(task_id=task_id)
-        await deliver(self._nc, self._gate, "POST", path, result, self._config, handle, "result_failures")
+        # a task the user deleted in the Assistant meanwhile answers 404: an ordinary end, not a lost result
+        await deliver(
+            self._nc, self._gate, "POST", path, result, self._config, handle, "result_failures", missing_is_gone=True
+        )
 
     async def _report_stopped(self, task_id: Any) -> None:
         """Fail a task whose answer the stop cut off: Nextcloud never fails a RUNNING task by itself, so without a

@@ -294,6 +294,12 @@ class FakePullNextcloud:
             self.tasks[task_id].update(status="STATUS_SUCCESSFUL", output={"output": output}, endedAt=now, progress=1)
             self._cond.notify_all()
 
+    def delete_task(self, task_id: int) -> None:
+        """The user deletes the task in the Assistant: Nextcloud drops its row, later calls about it answer 404."""
+        with self._cond:
+            del self.tasks[task_id]
+            self._cond.notify_all()
+
     def wait_task(self, task_id: int, timeout: float) -> dict[str, Any]:
         """Block until the task is SUCCESSFUL or FAILED (TimeoutError otherwise); returns a copy of it."""
         with self._cond:

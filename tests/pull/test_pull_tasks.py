@@ -336,3 +336,26 @@ async def test_an_answer_ready_during_nextcloud_maintenance_is_delivered_when_it
     # before: the tries ran out during maintenance and the task showed as running in the Assistant for good
     done = await task_done(nextcloud, task, timeout_s=15)
     assert done["status"] == "STATUS_SUCCESSFUL" and "12000" in done["output"]["output"]
+
+
+async def test_the_answer_to_a_task_deleted_meanwhile_is_dropped_without_an_error(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quart_app.pull")
+    await _corpus(pull_app, nextcloud)
+    task = nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", _chat("What is the travel budget of Berlin?"))
+    result_path = f"/ocs/v2.php/taskprocessing/tasks_provider/{task}/result"
+
+    def deleted_before_the_result(request: RecordedRequest) -> None:
+        if request.path == result_path:
+            nextcloud.delete_task(task)  # the user deleted the question in the Assistant
+            nextcloud.on_request = None
+
+    nextcloud.on_request = deleted_before_the_result
+    await until(lambda: any(result_path in r.getMessage() for r in caplog.records), what="the result's outcome logged")
+    # before: an ERROR "could not be delivered" and a result failure counted, for a user's ordinary deletion
+    about_it = [r for r in caplog.records if result_path in r.getMessage()]
+    assert [r.levelno for r in about_it] == [logging.INFO], [r.getMessage() for r in about_it]
+    assert nextcloud.paths("POST").count(result_path) == 1
+    counters = (await pull_app.status())["loops"]["tasks"]["counters"]
+    assert "result_failures" not in counters, counters
