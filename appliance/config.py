@@ -458,6 +458,12 @@ class PullConfig(_Section):
     concurrent_search_tasks: int = Field(
         2, ge=1, description="search tasks answered at once, besides the chats: a search never waits for the LLM"
     )
+    task_progress_s: float = Field(
+        5.0,
+        gt=0,
+        description="a task's progress is reported to Nextcloud this often while it is answered; a task the user"
+        " cancelled or deleted meanwhile is then dropped (its LLM call cancelled, its slot freed)",
+    )
     chat_context_chunks: int = Field(30, ge=1, description="chunks retrieved for a chat task (upstream: 30)")
     result_attempts: int = Field(5, ge=1, description="tries to deliver a task result or a queue acknowledgement")
 

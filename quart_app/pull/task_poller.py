@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from appliance.config import PullConfig
@@ -26,6 +27,7 @@ from quart_app.pull.enriched_sources import (
 )
 from quart_app.pull.pull_gate import RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
+from quart_app.pull.task_progress import TaskProgress, TaskWithdrawnError, unless_withdrawn
 from quart_app.pull.task_types import (
     CHAT_TASK_TYPE,
     DEFAULT_SEARCH_LIMIT,
@@ -179,9 +181,15 @@ class TaskPoller:
         output: dict[str, Any] | None = None
         error: str | None = None
         user_facing: str | None = None
+        progress = TaskProgress(self._nc, task_id, self._config.task_progress_s)
         try:
-            output = await self.answer(task)
+            answering = asyncio.ensure_future(self.answer(task, progress.prompt_ready))
+            output = await unless_withdrawn(answering, progress)
             handle.status.count("answered")
+        except TaskWithdrawnError as exc:
+            log.info("task %s (%s) was %s in Nextcloud: its answer is dropped", task_id, task.get("type"), exc)
+            handle.status.count("withdrawn")
+            return
         except asyncio.CancelledError:
             await self._report_stopped(task_id)
             raise
@@ -228,8 +236,9 @@ class TaskPoller:
         except (NextcloudError, TimeoutError) as exc:
             log.warning("task %s was cut off by the stop and could not be failed in Nextcloud: %s", task_id, exc)
 
-    async def answer(self, task: dict[str, Any]) -> dict[str, Any]:
-        """The output of a chat or search task, with enriched, unique sources."""
+    async def answer(self, task: dict[str, Any], prompt_ready: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The output of a chat or search task, with enriched, unique sources; `prompt_ready` is called when a chat's
+        context is retrieved and the LLM starts on the answer."""
         task_type = task.get("type")
         user_id = task.get("userId")
         raw = task.get("input")
@@ -253,6 +262,7 @@ class TaskPoller:
                 scope_list=scope_list,
                 ctx_limit=self._config.chat_context_chunks,
                 unreadable=UnreadableFiles(self._nc),
+                generating=prompt_ready,
             )
             found = await self._answers.sources_with_titles(user_id, result["sources"])
             entries = await enriched_entries(self._nc, user_id, found)

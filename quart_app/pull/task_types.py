@@ -12,6 +12,9 @@ SEARCH_PROVIDER = "context_chat-context_chat_search"
 PROVIDER_PATH = "/ocs/v1.php/apps/app_api/api/v1/ai_provider/task_processing"
 NEXT_TASK_PATH = "/ocs/v2.php/taskprocessing/tasks_provider/next"
 RESULT_PATH = "/ocs/v2.php/taskprocessing/tasks_provider/{task_id}/result"
+PROGRESS_PATH = "/ocs/v2.php/taskprocessing/tasks_provider/{task_id}/progress"
+# the provider registrations' expected_runtime, in seconds
+EXPECTED_RUNTIME_S = 30
 DEFAULT_SEARCH_LIMIT = 10
 
 # ShapeType of OCP\TaskProcessing\EShapeType
@@ -35,7 +38,7 @@ def _registration(
         "id": provider_id,
         "name": "Context Chat",
         "task_type": task_type,
-        "expected_runtime": 30,
+        "expected_runtime": EXPECTED_RUNTIME_S,
         "optional_input_shape": [],
         "optional_output_shape": [],
         "input_shape_enum_values": {},

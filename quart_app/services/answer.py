@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
@@ -140,18 +140,22 @@ class AnswerService:
         scope_list: Sequence[str] | None = None,
         ctx_limit: int = 20,
         unreadable: UnreadableCheck | None = None,
+        generating: Callable[[], None] | None = None,
     ) -> QueryResult:
         """{output, sources}; raises ContextError when nothing the user may read matches. `unreadable`: documents
         it names are left out of the context (Nextcloud knows of an access change the backend was never sent).
         An answer one of whose sources the user lost while it was written (an unshare or delete arriving during the
         minutes an LLM can take) is thrown away and the question answered again from what the user may still read:
-        dropping only the source would hand over text drawn from that document."""
+        dropping only the source would hand over text drawn from that document. `generating` is called when a prompt
+        is ready and the LLM starts on it."""
         self.check_question(question)
         if not use_context:
             packed = await self._pack(question, None)
             return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
         for _ in range(ANSWER_ATTEMPTS):
-            result = await self._answer_from_context(user_id, question, scope_type, scope_list, ctx_limit, unreadable)
+            result = await self._answer_from_context(
+                user_id, question, scope_type, scope_list, ctx_limit, unreadable, generating
+            )
             kept = await self._retrieval.titles(user_id, result["sources"]) if result["sources"] else {}
             lost = len(set(result["sources"]) - kept.keys())
             if not lost:
@@ -167,6 +171,7 @@ class AnswerService:
         scope_list: Sequence[str] | None,
         ctx_limit: int,
         unreadable: UnreadableCheck | None,
+        generating: Callable[[], None] | None,
     ) -> QueryResult:
         chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
         if unreadable is not None:
@@ -179,6 +184,8 @@ class AnswerService:
             return extractive
         packed = await self._pack(question, chunks)
         log.info("query: %d of %d chunks in a %d-token prompt", packed.pieces_used, len(chunks), packed.prompt_tokens)
+        if generating is not None:
+            generating()
         try:
             output = await self._llm.generate(packed.prompt, user_id, self._stop)
         except LlmUnavailableError as exc:

@@ -294,6 +294,16 @@ class FakePullNextcloud:
             self.tasks[task_id].update(status="STATUS_SUCCESSFUL", output={"output": output}, endedAt=now, progress=1)
             self._cond.notify_all()
 
+    def cancel_task(self, task_id: int) -> None:
+        """The user cancels the task in the Assistant: only a scheduled or running one becomes CANCELLED (Nextcloud 34
+        lib/private/TaskProcessing/Manager.php:1187-1201)."""
+        with self._cond:
+            task = self.tasks[task_id]
+            if task["status"] in ("STATUS_SCHEDULED", "STATUS_RUNNING"):
+                now = int(self.now())
+                task.update(status="STATUS_CANCELLED", endedAt=now, lastUpdated=now)
+            self._cond.notify_all()
+
     def delete_task(self, task_id: int) -> None:
         """The user deletes the task in the Assistant: Nextcloud drops its row, later calls about it answer 404."""
         with self._cond:
@@ -601,6 +611,10 @@ class FakePullNextcloud:
             task = self.tasks.get(int(task_id))
             if task is None:
                 return self._ocs(req, [], 404, "task not found")
+            if task["status"] == "STATUS_CANCELLED":
+                # Nextcloud 34 keeps a cancelled task as it is and answers 200 with it (Manager.php:1229-1232,
+                # TaskProcessingApiController.php:632-640)
+                return self._ocs(req, {"task": dict(task)})
             output = body.get("output")
             if output is None:
                 task.update(status="STATUS_FAILED", output=None, errorMessage=body.get("errorMessage"))
@@ -621,12 +635,23 @@ class FakePullNextcloud:
         return self._ocs(req, data)
 
     def _progress(self, req: RecordedRequest, task_id: str) -> _Reply:
+        """As Nextcloud 34 (core/Controller/TaskProcessingApiController.php:597-613, Manager::setTaskProgress
+        lib/private/TaskProcessing/Manager.php:1204-1223): a deleted task answers 404; a cancelled one stays as it is
+        and is answered 200 with its status; any other becomes RUNNING with the progress."""
+        if error := self._missing(req, (), ("progress",)):
+            return error
+        progress = req.json["progress"]
+        if not isinstance(progress, int | float):
+            return self._bad(req, "progress must be a number")
         with self._lock:
             task = self.tasks.get(int(task_id))
             if task is None:
-                return self._ocs(req, [], 404, "task not found")
-            if isinstance(req.json, dict) and isinstance(req.json.get("progress"), int | float):
-                task["progress"] = req.json["progress"]
+                return self._ocs(req, {"message": "Not found"}, 404, "Not found")
+            if task["status"] != "STATUS_CANCELLED":
+                now = int(self.now())
+                if task["status"] == "STATUS_SCHEDULED":
+                    task["startedAt"] = now
+                task.update(status="STATUS_RUNNING", progress=progress, lastUpdated=now)
             data = {"task": dict(task)}
         return self._ocs(req, data)
 

@@ -36,7 +36,7 @@ def test_pull_defaults_are_pinned() -> None:
     assert pull.recheck_unavailable_s == 300.0
     assert (pull.fetch_attempts, pull.fetch_backoff_s, pull.fetch_backoff_max_s) == (5, 2.0, 30.0)
     assert (pull.task_poll_s, pull.task_poll_after_trigger_s, pull.concurrent_tasks) == (5.0, 30.0, 2)
-    assert pull.concurrent_search_tasks == 2
+    assert (pull.concurrent_search_tasks, pull.task_progress_s) == (2, 5.0)
     assert (pull.chat_context_chunks, pull.result_attempts) == (30, 5)
     # a file failing all those tries is tried again 10 min, 1 h and 6 h later (then once before its 24 h lock ends)
     assert pull.retry_later_s == [600.0, 3600.0, 21600.0]

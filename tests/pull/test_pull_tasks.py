@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_
     started: list[int] = []
     cancelled: list[int] = []
 
-    async def answer_for_ever(task: dict[str, Any]) -> dict[str, Any]:
+    async def answer_for_ever(task: dict[str, Any], prompt_ready: Callable[[], None] | None = None) -> dict[str, Any]:
         started.append(task["id"])
         try:
             await asyncio.Event().wait()
@@ -253,7 +254,7 @@ async def test_an_answer_cut_off_by_the_stop_fails_its_task_instead_of_leaving_i
     assert pull is not None and pull.tasks is not None
     started = asyncio.Event()
 
-    async def answer_for_ever(task: dict[str, Any]) -> dict[str, Any]:
+    async def answer_for_ever(task: dict[str, Any], prompt_ready: Callable[[], None] | None = None) -> dict[str, Any]:
         started.set()
         await asyncio.Event().wait()
         return {}
