@@ -232,16 +232,18 @@ def status(watch: bool, interval: float, as_json: bool) -> None:
 
 def _show_status(watch: bool, interval: float, as_json: bool) -> None:
     with _client() as app:
+        reports = _reports(app, watch, interval)
         if as_json:
-            for report in _reports(app, watch, interval):
+            for report in reports:
                 _emit(report)
             return
+        # the first report from the same generator: every later call is one of its guarded refreshes
+        last, fetched_at = next(reports), time.time()
         if not watch:
-            Console().print(render_status(app.status()))
+            Console().print(render_status(last))
             return
-        last, fetched_at = app.status(), time.time()
         with Live(render_status(last), auto_refresh=False) as live:
-            for report in _reports(app, True, interval):
+            for report in reports:
                 if "error" in report:
                     note = stale_note(report["error"], fetched_at, interval)
                     live.update(Group(note, render_status(last)), refresh=True)

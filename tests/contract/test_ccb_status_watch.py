@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from click.testing import CliRunner
 from live_app import answers_heartbeat
 from live_app_kit import ccb_env, running_live_app
 
-from appliance.ccb import EXIT_UNREACHABLE
+from appliance.app_client import AppClient
+from appliance.ccb import EXIT_UNREACHABLE, cli
 
 
 def _lines(stream: IO[str]) -> tuple[queue.Queue[str | None], threading.Thread]:
@@ -162,3 +164,31 @@ def test_after_a_failed_refresh_the_live_watch_says_how_old_its_figures_are(
     note = seen[seen.index("error: ") : seen.index("trying again every 0.2 s")]
     assert "does not answer" in note
     assert re.search(r"the figures below are from \d\d:\d\d:\d\d \(\d+ s ago\), not current", note), note
+
+
+def test_the_live_watch_goes_on_when_the_app_stops_right_after_its_first_report(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app stops between the watch's first report and its first refresh: the watch keeps the figures with the
+    note, as for any later refresh, instead of ending with exit 3."""
+    calls = 0
+    real_status = AppClient.status
+    with running_live_app(tmp_path, fresh_dsn, embedder_url) as (base, server):
+        for name, value in ccb_env(base, tmp_path / "storage").items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("COLUMNS", "200")  # the note on one line
+
+        def status_then_stop(app: AppClient) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise KeyboardInterrupt  # the admin's Ctrl-C, once a refresh after the stop was shown
+            report = real_status(app)
+            if calls == 1:
+                server.stop()
+            return report
+
+        monkeypatch.setattr(AppClient, "status", status_then_stop)
+        result = CliRunner().invoke(cli, ["status", "--watch", "--interval", "0.05"])
+    assert result.exit_code == 0, result.output
+    assert "does not answer" in result.output and "not current; trying again every 0.05 s" in result.output
