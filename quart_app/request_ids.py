@@ -25,8 +25,9 @@ HEADER = b"aa-request-id"
 CLI_REQUEST_ID = "CLI"
 # Nextcloud's ids are 20 letters and digits; allow the usual id characters, never a control character or a space
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# AppAPI's and the health check's polling: one line each would drown everything else
-QUIET_PATHS = frozenset({"/heartbeat"})
+# polled every few seconds (AppAPI and the health check; `ccb status --watch`, `ccb index` and the status page): a line
+# for each answer would drown everything else, so only a failed one is logged
+QUIET_PATHS = frozenset({"/heartbeat", "/status", "/status/history"})
 # Nextcloud's routes are short; a path is logged up to this long, so an 8 KB probe path cannot flood the logs
 LOGGED_PATH_CHARS = 1024
 
@@ -94,7 +95,8 @@ class RequestIdMiddleware:
         try:
             await self._app(scope, receive, send_with_id)
         finally:
-            if self._access_log and scope.get("path") not in QUIET_PATHS:
+            answered = status is not None and status < 400
+            if self._access_log and not (answered and scope.get("path") in QUIET_PATHS):
                 path = logged_path(scope)
                 log.log(
                     logging.WARNING if status is None or status >= 500 else logging.INFO,

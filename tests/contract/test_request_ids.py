@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from contract_kit import contract_config, make_settings, signed_headers
+from quart.typing import TestClientProtocol as Client
 
 from appliance.json_logging import JsonLineFormatter
 from quart_app import create_app
@@ -89,3 +90,17 @@ async def test_a_long_path_is_logged_cut_with_a_marker(tmp_path: Path, caplog: p
         f"GET {cut} 401",
     ]
     assert caplog.records[-1].__dict__["path"] == cut
+
+
+async def test_polled_status_leaves_a_line_only_when_it_fails(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    """`ccb status --watch`, `ccb index` and an open status page ask GET /status (and /status/history) every few
+    seconds: a line for each answered one would fill the log; a refused one is still logged."""
+    with caplog.at_level(logging.INFO, logger="quart_app.request_ids"):
+        for _ in range(3):
+            assert (await client.get("/status", headers=signed_headers())).status_code == 200
+            assert (await client.get("/status/history", headers=signed_headers())).status_code == 200
+        refused = await client.get("/status", headers=signed_headers(secret="wrong"))
+    assert refused.status_code == 401
+    assert [record.getMessage() for record in caplog.records if record.name == "quart_app.request_ids"] == [
+        "GET /status 401"
+    ]
