@@ -20,7 +20,7 @@ from appliance.database_url import read_database_url, resolve_database
 from appliance.env_settings import env_value
 from appliance.errors import ApplianceError
 from appliance.harp_tunnel import harp_tunnel
-from appliance.health import check_database, check_embedder, tunnel_result
+from appliance.health import CheckResult, check_database, check_embedder, tunnel_result
 from appliance.launch import active_config_path
 from appliance.machine_report import program_states
 from appliance.model_catalogue import CatalogueError, get_model, resolve_model_files
@@ -94,6 +94,25 @@ def _models(config: AppConfig, layout: StorageLayout) -> Check:
             return Check("models", "fail", str(exc), "run `make install`, or let AppAPI call POST /init to fetch it")
         found.append(f"{model_id} ({files.model.name})")
     return Check("models", "ok", ", ".join(found))
+
+
+def _program_check(part: CheckResult, layout: StorageLayout) -> Check:
+    """A part's health check as a doctor's check; when it failed, the fix follows supervisord's state of its program:
+    another `make run` is refused on a storage whose appliance runs, so that is only the fix when none runs."""
+    if part.ok:
+        return Check(part.part, "ok", part.detail)
+    states = program_states(layout)
+    state = None if isinstance(states, str) else states.get(part.part)
+    if state is None:
+        return Check(part.part, "fail", part.detail, _START_FIX)
+    if state in ("STOPPED", "EXITED", "FATAL"):
+        fix = (
+            f"supervisord's program {part.part} is {state}: start it with `python -m appliance ctl start {part.part}`;"
+            f" `ccb logs {part.part}` says why it stopped"
+        )
+    else:
+        fix = f"supervisord's program {part.part} is {state} but does not answer: `ccb logs {part.part}` says why"
+    return Check(part.part, "fail", part.detail, fix)
 
 
 def _pgvector(url: str) -> Check:
@@ -199,8 +218,7 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
     checks.extend(_config_defaults(config_file))
     checks.append(_models(config, layout))
     url = read_database_url(layout) or resolve_database(config, layout, environ).url
-    for part in (check_database(url), check_embedder(config)):
-        checks.append(Check(part.part, "ok" if part.ok else "fail", part.detail, "" if part.ok else _START_FIX))
+    checks += [_program_check(part, layout) for part in (check_database(url), check_embedder(config))]
     checks.append(_pgvector(url))
     app_check, report = _app(AppTarget.from_env(environ))
     checks.append(app_check)

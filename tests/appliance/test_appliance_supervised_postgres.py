@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from appliance_kit import REPO, Supervisor, alive, descendants, supervisor_env, wait_for
+from appliance_kit import PYTHON, REPO, Supervisor, alive, descendants, supervisor_env, wait_for, write_config
 
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
@@ -109,6 +111,37 @@ def test_kill_9_of_the_postmaster_is_recovered_with_data_intact(
     ]
     pid_line = (cluster.pgdata / "postmaster.pid").read_text().splitlines()[0]
     assert int(pid_line) == new_pid  # the stale pid file was replaced
+
+
+def test_the_doctor_says_to_start_a_stopped_postgres_program_not_the_appliance(
+    supervised: tuple[Supervisor, EmbeddedPostgres],
+) -> None:
+    """After `ctl stop postgres` (or a crash past startretries) supervisord still runs: the fix is to start that
+    program, not `make run`, which the running appliance's lock refuses on this storage."""
+    supervisor, cluster = supervised
+    supervisor.wait_state("postgres", "RUNNING")
+    write_config(StorageLayout.from_env(supervisor.env).root)
+    assert "postgres: stopped" in supervisor.ctl("stop", "postgres")
+    try:
+        doctor = subprocess.run(
+            [PYTHON, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", "doctor", "--json"],
+            cwd=REPO,
+            env=supervisor.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        supervisor.ctl("start", "postgres")
+    checks = json.loads(doctor.stdout.strip().splitlines()[-1])["checks"]
+    postgres = next(check for check in checks if check["name"] == "postgres")
+    assert postgres["outcome"] == "fail", postgres
+    assert postgres["fix"] == (
+        "supervisord's program postgres is STOPPED: start it with `python -m appliance ctl start postgres`;"
+        " `ccb logs postgres` says why it stopped"
+    )
+    supervisor.wait_state("postgres", "RUNNING")
+    wait_for(lambda: connectable(cluster), 20, "PostgreSQL after the doctor's check")
 
 
 def test_sigterm_to_supervisord_stops_postgres_and_exits_0(supervised: tuple[Supervisor, EmbeddedPostgres]) -> None:
