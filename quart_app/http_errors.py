@@ -24,6 +24,7 @@ from quart_app.services.errors import (
     QuestionTooLongError,
     ScopeError,
     SourceBusyError,
+    SpoolError,
 )
 from quart_app.store.errors import DatabaseUnavailableError, StoreError, TransactionConflictError
 
@@ -129,6 +130,8 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping(PromptTooLongError, 500, "LLM Error: "),
     ExceptionMapping(InvalidRequestError, 400, "Error: "),
     ExceptionMapping(EngineNotReadyError, 503, "Error: "),
+    # a full or read-only disk under the spool is no fault of the files: the PHP app keeps them queued on cc-retry
+    ExceptionMapping(SpoolError, 503, "Error: ", RETRY_HEADERS),
     ExceptionMapping(psycopg.Error, 500, "Vector DB Error: "),
     ExceptionMapping(PoolTimeout, 500, "Vector DB Error: "),
     ExceptionMapping(StoreError, 500, "Vector DB Error: "),

@@ -93,8 +93,14 @@ class SourceSpool:
 
     def open(self, name: str) -> SpoolWriter:
         """A new temp file for `name` (blocking)."""
-        self._dir.mkdir(parents=True, exist_ok=True)
-        fd, raw_path = tempfile.mkstemp(prefix="src-", suffix=".part", dir=self._dir)
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd, raw_path = tempfile.mkstemp(prefix="src-", suffix=".part", dir=self._dir)
+        except OSError as exc:
+            raise SpoolError(
+                f"could not spool file {name!r} to {self._dir}: {exc.strerror or exc}; check free disk space and that"
+                " the directory is writable"
+            ) from exc
         return SpoolWriter(name, Path(raw_path), os.fdopen(fd, "wb"), self.max_bytes, self._dir)
 
     async def spool(self, name: str, stream: AsyncIterable[bytes]) -> SpooledFile:

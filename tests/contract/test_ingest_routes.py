@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from quart_app.app_settings import AppSettings
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.services.ingest import IncomingSource
 from quart_app.source_fields import NUL_PROBLEM
@@ -258,3 +262,37 @@ async def test_parser_worker_limit_answers_503_with_cc_retry(
     assert too_large == 413
     status, body, _ = await load(client, [SourcePart("files__default: 71", TEXT)])
     assert status == 200 and body["loaded_sources"] == ["files__default: 71"]
+
+
+@contextmanager
+def mounted_tmpfs(path: Path, options: str) -> Iterator[None]:
+    """A small tmpfs with `options` mounted over `path` for the block (the test is skipped where mount is refused)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("mount_options", "reason"),
+    [
+        ("size=64k", "[Errno 28] No space left on device; check free disk space"),
+        ("ro,size=64k", "Read-only file system; check free disk space and that the directory is writable"),
+    ],
+    ids=["full", "read-only"],
+)
+async def test_a_full_or_read_only_spool_disk_is_a_503_with_cc_retry_that_names_it(
+    client: Client, settings: AppSettings, caplog: pytest.LogCaptureFixture, mount_options: str, reason: str
+) -> None:
+    """Disk trouble under the upload spool was an 'Internal error' 500 with a traceback per batch, and PHP <= 5.2
+    drops a batch answered 500 from its queue: the batch must come back (cc-retry) and the log say why in one line."""
+    spool = settings.storage.spool_dir
+    with caplog.at_level(logging.INFO), mounted_tmpfs(spool, mount_options):
+        status, body, headers = await load(client, [SourcePart("files__default: 80", TEXT * 2000)])
+    assert (status, headers.get("cc-retry")) == (503, "true"), body
+    assert body["error"] == f"Error: could not spool file 'files__default: 80' to {spool}: {reason}"
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
