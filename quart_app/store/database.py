@@ -54,12 +54,42 @@ CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF_S = 0.05
 # what PostgreSQL rolls back for a conflict with another transaction: running it again can succeed
 CONFLICT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# psycopg_pool's lines for a failed (re)connection: every request during an outage starts another round of them
+POOL_FAILURE_LINES = ("error connecting in %r: %s", "reconnection attempt in pool %r failed after %s sec")
+# distinct pool failures remembered per outage; past this many, new ones are logged as they come
+POOL_FAILURES_KEPT = 64
 
 
 async def lift_statement_timeout(conn: Connection) -> None:
     """No statement_timeout for the rest of the current transaction: a bulk write or delete cut halfway would roll
     back and fail the same way on every retry. Lock waits stay bounded by lock_timeout."""
     await conn.execute("SET LOCAL statement_timeout = 0")
+
+
+class _PoolFailureRepeats(logging.Filter):
+    """On psycopg_pool's logger: while `database` is known to be away (its own warning said so), a connection failure
+    of its pool already logged in this outage is dropped; a new cause still shows once."""
+
+    def __init__(self, database: Database, pool_name: str) -> None:
+        super().__init__()
+        self._database = database
+        self._pool_name = pool_name
+        self._outage: float | None = None
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        away_since = self._database.away_since
+        ours = isinstance(record.args, tuple) and record.args[:1] == (self._pool_name,)
+        if away_since is None or record.msg not in POOL_FAILURE_LINES or not ours:
+            return True
+        if away_since != self._outage:
+            self._outage, self._seen = away_since, set()
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        if len(self._seen) < POOL_FAILURES_KEPT:
+            self._seen.add(message)
+        return True
 
 
 class Database:
@@ -100,6 +130,7 @@ class Database:
         self._state = "new"
         # monotonic time the database was found unreachable; None while it answers
         self._away_since: float | None = None
+        self._pool_failure_repeats = _PoolFailureRepeats(self, self._pool.name)
 
     async def _configure(self, conn: Connection) -> None:
         # session settings, not startup options: a pooler in front of an external database may refuse `options`
@@ -122,6 +153,11 @@ class Database:
         """False from a failed attempt to reach the database until the next connection works."""
         return self._away_since is None
 
+    @property
+    def away_since(self) -> float | None:
+        """Monotonic time the database was found unreachable; None while it answers."""
+        return self._away_since
+
     async def open(self, timeout_s: float = 30.0) -> None:
         """Open the pool and wait until `min_size` connections work, or raise DatabaseUnavailableError."""
         if self._state == "closed":
@@ -140,6 +176,7 @@ class Database:
                 " pgvector.connection / EXTERNAL_DB is right"
             ) from exc
         self._state = "open"
+        logging.getLogger("psycopg.pool").addFilter(self._pool_failure_repeats)
         logger.info("database pool open (min %d, max %d)", self._pool.min_size, self._pool.max_size)
 
     async def _wait_for_server(self, timeout_s: float) -> None:
@@ -171,6 +208,7 @@ class Database:
             return
         self._state = "closed"
         await self._pool.close()
+        logging.getLogger("psycopg.pool").removeFilter(self._pool_failure_repeats)
         logger.info("database pool closed")
 
     async def __aenter__(self) -> Database:

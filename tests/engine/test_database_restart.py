@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+from async_wait import wait_until
 from restartable_postgres import RestartablePostgres
 
 from quart_app.store import Database, DatabaseUnavailableError
@@ -117,3 +119,25 @@ async def _running_sleeps(server: RestartablePostgres) -> bool:
         cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'")
         row = await cur.fetchone()
         return row is not None and int(row[0]) > 0
+
+
+async def test_a_long_outage_logs_each_pool_failure_once_not_every_few_seconds(
+    pool: Database, restartable_pg: RestartablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While PostgreSQL stays away, every request made the pool try again and log each failed attempt (half a line a
+    second, hours of them overnight): once the outage is known, each distinct failure is logged once."""
+    restartable_pg.stop_fast()
+    with caplog.at_level(logging.INFO):
+        # ccb status --watch, the embedding worker and the status page keep asking during an outage
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            with pytest.raises(DatabaseUnavailableError):
+                await _pid(pool)
+            await asyncio.sleep(0.5)
+        restartable_pg.start()
+        await wait_until(pool.reachable, "the pool to reconnect after PostgreSQL's return")
+    messages = [record.getMessage() for record in caplog.records]
+    known = messages.index("PostgreSQL is unreachable; requests answer 503 + cc-retry until it is back")
+    pool_lines = [message for message in messages[known:] if message.startswith(("error connecting", "reconnection"))]
+    assert pool_lines and len(pool_lines) == len(set(pool_lines)), pool_lines
+    assert [message for message in messages[known:] if message.startswith("PostgreSQL is reachable again after")]
