@@ -130,6 +130,11 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
             f" chunks: {report.chunks_embedded} embedded, {report.chunks_failed} failed,"
             f" {report.chunks_queued} still queued{unread}"
         )
+        if report.embedder_error:
+            click.echo(
+                f"the queued chunks wait for the embedding service, which the app finds unavailable:"
+                f" {report.embedder_error}; they are embedded once it is back (`ccb status` follows it)"
+            )
         if report.unread_folders:
             click.echo(f"folders not read ({len(report.unread_folders)}): their files are not indexed")
             for path, reason in report.unread_folders:

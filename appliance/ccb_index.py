@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from appliance.app_client import AppClient, AppRequestError, SourcePart
+from appliance.ccb_status import embedder_line
 from appliance.local_sources import LocalFile, batches, display_name, source_part
 
 # the PHP app re-queues `sources_to_retry` and 503 + cc-retry; we retry a batch this often before giving up
@@ -41,6 +42,8 @@ class IndexReport:
     chunks_embedded: int = 0
     chunks_failed: int = 0
     chunks_queued: int = 0
+    # why the queued chunks wait when the app finds the embedding service unavailable ("" otherwise)
+    embedder_error: str = ""
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -89,6 +92,13 @@ class _ChunkCounter:
         report.chunks_embedded = int(chunks["embedded"]) - self._base_embedded
         report.chunks_failed = int(chunks["failed"]) - self._base_failed
         report.chunks_queued = int(chunks["queued"])
+        report.embedder_error = unavailable_embedder(self.last) if report.chunks_queued else ""
+
+
+def unavailable_embedder(status: dict[str, Any]) -> str:
+    """The app's last error from the embedding service while it finds it unavailable, else ""."""
+    embedder = status.get("embedder") or {}
+    return str(embedder.get("last_error") or "unavailable") if embedder.get("state") == "unavailable" else ""
 
 
 def _read_parts(batch: Sequence[LocalFile], users: Sequence[str]) -> tuple[list[SourcePart], dict[str, str]]:
@@ -162,7 +172,14 @@ def run_index(
             _show_chunks(progress, embed, counter)
         if wait_s != 0:
             deadline = None if wait_s is None else time.monotonic() + wait_s
+            told = False
             while _show_chunks(progress, embed, counter) > 0 and (deadline is None or time.monotonic() < deadline):
+                # a bar standing at 0 for the whole wait says nothing: name the outage once, as `ccb status` does
+                if not told and unavailable_embedder(counter.last):
+                    progress.console.print(
+                        Text("embedding service ", style="bold red") + embedder_line(counter.last["embedder"])
+                    )
+                    told = True
                 time.sleep(STATUS_POLL_S)
     reasons = _failure_reasons(counter.last or app.status())
     for source_id, (file, why) in dropped.items():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from live_app_kit import ccb_env, running_live_app
+from local_ports import free_port
 from rich.console import Console
 
 from appliance.app_client import AppClient, AppTarget
@@ -119,3 +120,36 @@ def test_ccb_delete_of_a_folder_with_a_subfolder_it_cannot_list_deletes_nothing(
     )
     _code, hits, _ = ccb_json("search", "harbour crane", "--user", "me", "--json", cwd=tmp_path, env=env)
     assert sorted(hit["title"] for hit in hits) == ["docs/notes.txt", "docs/private/salary.txt"]
+
+
+def test_chunks_waiting_for_an_unavailable_embedding_service_say_why(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    """With the embedder stopped, `ccb index` showed a bar standing at 0 until its timeout and ended with 'N still
+    queued' and nothing about why: the app knows (GET /status's `embedder`), so the wait and the summary say it."""
+    dead_embedder = f"http://127.0.0.1:{free_port()}/v1"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "budget.md").write_text("The Berlin office travel budget for 2025 is 12000 euros.\n")
+    with running_live_app(tmp_path, fresh_dsn, embedder_url, embedding={"base_url": dead_embedder, "workers": 1}) as (
+        base,
+        _server,
+    ):
+        code, stdout, stderr = ccb_run(
+            "index",
+            str(folder),
+            "--user",
+            "alice",
+            "--timeout",
+            "8",
+            cwd=tmp_path,
+            env={**ccb_env(base, tmp_path / "storage"), "COLUMNS": "300"},
+        )
+    assert code == 0, stderr
+    reason = f"cannot reach the embedding service at {dead_embedder}/embeddings"
+    assert "embedding service unavailable since" in stderr and reason in stderr, stderr
+    summary = stdout.splitlines()
+    assert summary[0].endswith("0 embedded, 0 failed, 1 still queued"), stdout
+    assert summary[1].startswith(
+        f"the queued chunks wait for the embedding service, which the app finds unavailable: {reason}"
+    )
