@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 import psycopg
 
-from appliance.app_client import AppClient, AppClientError, AppTarget
+from appliance.app_client import AppClient, AppRequestError, AppTarget, AppUnreachableError
 from appliance.config import AppConfig, load_config
 from appliance.config_files import CONFIGS_DIR, defaults_it_lacks
 from appliance.database_url import read_database_url, resolve_database
@@ -135,16 +135,24 @@ def _pgvector(url: str) -> Check:
     return Check("pgvector", "ok", f"pgvector {state.installed or state.available} in database {state.database!r}")
 
 
-def _app(target: AppTarget) -> tuple[Check, dict[str, Any] | None]:
+def _app(target: AppTarget, layout: StorageLayout) -> tuple[Check, dict[str, Any] | None]:
     """The app answers /heartbeat, accepts our signature (GET /enabled) and is enabled; its /status for the rest."""
     with AppClient(target, timeout_s=10) as app:
         try:
             app.heartbeat()
             enabled = app.call("GET", "/enabled")["enabled"]
             report = app.status()
-        except AppClientError as exc:
-            fix = "check APP_SECRET / APP_PERSISTENT_STORAGE match the running appliance" if "401" in str(exc) else ""
-            return Check("app", "fail", str(exc), fix or "start it with `make run`; see `ccb logs app`"), None
+        except AppUnreachableError as exc:
+            return _program_check(CheckResult("app", False, str(exc)), layout), None
+        except AppRequestError as exc:
+            if exc.status == 401:
+                fix = "check APP_SECRET / APP_PERSISTENT_STORAGE match the running appliance"
+            elif exc.status >= 500:
+                # it runs: what it cannot reach (PostgreSQL, its engine still opening) is in its answer
+                fix = "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
+            else:
+                fix = "see `ccb logs app`"
+            return Check("app", "fail", str(exc), fix), None
     if not enabled:
         return Check(
             "app", "fail", f"{target.where}: disabled", "enable it from AppAPI (Nextcloud's Apps page)"
@@ -220,7 +228,7 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Check]:
     url = read_database_url(layout) or resolve_database(config, layout, environ).url
     checks += [_program_check(part, layout) for part in (check_database(url), check_embedder(config))]
     checks.append(_pgvector(url))
-    app_check, report = _app(AppTarget.from_env(environ))
+    app_check, report = _app(AppTarget.from_env(environ), layout)
     checks.append(app_check)
     checks.extend(_nextcloud(environ, report))
     checks.extend(_harp(layout, environ))

@@ -5,13 +5,16 @@ tests/soak/test_database_down_soak.py."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from database_down_kit import PushTraffic, store_report, unclear_refusals
-from live_app_kit import running_live_app
+from live_app_kit import ccb_env, running_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
 from waiting import wait_for
@@ -75,3 +78,24 @@ def test_postgres_stopped_mid_traffic_is_a_clear_503_and_nothing_acknowledged_is
         f"outage {started - stopped:.1f} s; {len(refused)} requests answered 503 + cc-retry; first /query 200 "
         f"{back - started:.1f} s after PostgreSQL accepted connections; {len(outcomes)} requests in all"
     )
+
+
+def test_the_doctor_sends_the_admin_to_the_database_not_to_make_run(
+    live_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres, tmp_path: Path
+) -> None:
+    """With PostgreSQL down the app still answers, with a 503 that names the database: the doctor's fix said to start
+    the app with `make run`, which the running appliance refuses, instead of pointing at that answer."""
+    base, _server = live_app
+    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", "doctor", "--json"]
+    restartable_pg.stop_fast()
+    try:
+        doctor = subprocess.run(
+            command, env=ccb_env(base, tmp_path / "storage"), capture_output=True, text=True, timeout=120
+        )
+    finally:
+        restartable_pg.start()
+    checks = json.loads(doctor.stdout.strip().splitlines()[-1])["checks"]
+    app = next(check for check in checks if check["name"] == "app")
+    assert app["outcome"] == "fail"
+    assert app["detail"].startswith("GET /status: HTTP 503: Vector DB Error: PostgreSQL is not reachable"), app
+    assert app["fix"] == "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
