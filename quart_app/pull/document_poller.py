@@ -8,7 +8,9 @@ later (pull/file_retries.py). The same ingest service as PUT /loadSources does t
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins; an item whose source, provider or readers changed
-between the poll and that claim carries an outdated reader list and is left for Nextcloud to serve again.
+between the poll and that claim carries an outdated reader list and is left for Nextcloud to serve again. A
+content-provider item lists its readers of when it was submitted: the actions received since are applied to that list
+first (pull/provider_item_readers.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from quart_app.nextcloud import (
     NextcloudRequestError,
 )
 from quart_app.pull.file_retries import FileRetries, Retry
+from quart_app.pull.provider_item_readers import current_readers
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
@@ -101,6 +104,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._fetch_slots = asyncio.Semaphore(config.concurrent_file_fetches)
         # when the batch being processed was polled (set by batch_scope)
         self._polled: Ticket | None = None
+        self._db = db
         self.retries = FileRetries(db, config.pull.retry_later_s)
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
         self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
@@ -209,7 +213,26 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                     log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
                     outcome.left_locked += 1
                     outcome.stale.append(item)
-            await self._index_held([i for i in items if i.source_id in claim.held], claim, outcome, handle)
+            held_items = await self._with_current_readers([i for i in items if i.source_id in claim.held], outcome)
+            await self._index_held(held_items, claim, outcome, handle)
+
+    async def _with_current_readers(self, items: list[DocumentItem], outcome: BatchOutcome) -> list[DocumentItem]:
+        """Content-provider items with the readers the actions received since their submission leave; one left with
+        none was deleted or taken from everybody while it waited, and is done."""
+        provided = [item for item in items if item.kind == "content_providers"]
+        files = [item for item in items if item.kind != "content_providers"]
+        try:
+            current = await current_readers(self._db, provided)
+        except (psycopg.Error, StoreError) as exc:
+            # indexed with the readers of their submission they could give back a reader the provider took away
+            log.warning("documents queue: %d provider item(s) left for a later try: %s", len(provided), exc)
+            outcome.left_locked += len(provided)
+            return files
+        for item in current:
+            if not item.user_ids:
+                log.info("documents queue: %s was removed while it waited in the queue; not indexed", item.source_id)
+                outcome.ack(item.kind, item.row_id)
+        return [*files, *(item for item in current if item.user_ids)]
 
     async def _hold(
         self, items: list[DocumentItem], polled: Ticket, held: contextlib.AsyncExitStack, handle: LoopHandle
