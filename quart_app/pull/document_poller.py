@@ -7,10 +7,11 @@ a restart) the batch waits for it without using up its files' tries; 404, invali
 later (pull/file_retries.py). The same ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
-change or delete from the actions loop waits and then wins; an item whose source, provider or readers changed
-between the poll and that claim carries an outdated reader list and is left for Nextcloud to serve again. A
+change or delete from the actions loop waits and then wins. An item whose source, provider or readers changed
+between the poll and that claim carries an outdated reader list: it goes again with the actions received since the
+poll applied to it, and is left for Nextcloud to serve again only if it changes once more meanwhile. A
 content-provider item lists its readers of when it was submitted: the actions received since are applied to that list
-first (pull/provider_item_readers.py).
+first (pull/queued_readers.py).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from quart_app.nextcloud import (
     NextcloudRequestError,
 )
 from quart_app.pull.file_retries import FileRetries, Retry
-from quart_app.pull.provider_item_readers import current_readers
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, FILE_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
+from quart_app.pull.queued_readers import current_readers, readers_since_poll
 from quart_app.services.errors import SourceBusyError, SourceTooLargeError, SpoolError
 from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
 from quart_app.services.source_order import IngestClaim, Ticket
@@ -198,27 +199,50 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         return False
 
     async def index(self, items: list[DocumentItem], outcome: BatchOutcome, handle: LoopHandle) -> None:
-        """Hold the batch's sources, fetch or spool every item, ingest them together, record which rows are done."""
+        """Hold the batch's sources, fetch or spool every item, ingest them together, record which rows are done.
+        Items whose readers changed since the poll go again with their readers of now (left locked they would wait
+        24 h); those that change once more meanwhile are left for Nextcloud to serve again."""
         assert self._polled is not None, "index runs inside batch_scope"
+        stale = await self._index_fresh(items, self._polled, outcome, handle)
+        if stale and not handle.stopping.is_set():
+            polled_s_ago = time.monotonic() - self._polled.at
+            # the new arrival comes first: a change after the actions are read makes the items stale again
+            async with self._ingest.order.arrival() as now:
+                try:
+                    files = await readers_since_poll(self._db, [i for i in stale if i.kind == "files"], polled_s_ago)
+                except (psycopg.Error, StoreError) as exc:
+                    log.warning("documents queue: the actions since the poll could not be read: %s", exc)
+                else:
+                    log.info(
+                        "documents queue: %d item(s) changed since the poll; go with their readers of now", len(stale)
+                    )
+                    provided = [item for item in stale if item.kind != "files"]
+                    stale = await self._index_fresh([*files, *provided], now, outcome, handle)
+        for item in stale:
+            log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
+            outcome.left_locked += 1
+            outcome.stale.append(item)
+
+    async def _index_fresh(
+        self, items: list[DocumentItem], arrival: Ticket, outcome: BatchOutcome, handle: LoopHandle
+    ) -> list[DocumentItem]:
+        """Index the items whose readers did not change since `arrival`; those that did are returned, not indexed."""
         async with contextlib.AsyncExitStack() as held:
-            claim = await self._hold(items, self._polled, held, handle)
+            claim = await self._hold(items, arrival, held, handle)
             if claim is None:
                 outcome.left_locked += len(items)
-                return
+                return []
             if busy := [item for item in items if item.source_id not in claim.held | set(claim.stale)]:
                 log.info("documents queue: %d item(s) still busy; left for a later try", len(busy))
                 outcome.left_locked += len(busy)
-            for item in items:
-                if item.source_id in claim.stale:
-                    log.info("documents queue: %s changed since the poll; left for a later try", item.source_id)
-                    outcome.left_locked += 1
-                    outcome.stale.append(item)
             held_items = await self._with_current_readers([i for i in items if i.source_id in claim.held], outcome)
             await self._index_held(held_items, claim, outcome, handle)
+        return [item for item in items if item.source_id in claim.stale]
 
     async def _with_current_readers(self, items: list[DocumentItem], outcome: BatchOutcome) -> list[DocumentItem]:
-        """Content-provider items with the readers the actions received since their submission leave; one left with
-        none was deleted or taken from everybody while it waited, and is done."""
+        """Content-provider items with the readers the actions received since their submission leave; an item left
+        with none (also a file after the actions since the poll) was deleted or taken from everybody while it waited,
+        and is done."""
         provided = [item for item in items if item.kind == "content_providers"]
         files = [item for item in items if item.kind != "content_providers"]
         try:
@@ -228,11 +252,11 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             log.warning("documents queue: %d provider item(s) left for a later try: %s", len(provided), exc)
             outcome.left_locked += len(provided)
             return files
-        for item in current:
+        for item in [*files, *current]:
             if not item.user_ids:
                 log.info("documents queue: %s was removed while it waited in the queue; not indexed", item.source_id)
                 outcome.ack(item.kind, item.row_id)
-        return [*files, *(item for item in current if item.user_ids)]
+        return [item for item in [*files, *current] if item.user_ids]
 
     async def _hold(
         self, items: list[DocumentItem], polled: Ticket, held: contextlib.AsyncExitStack, handle: LoopHandle

@@ -65,15 +65,20 @@ async def waiting_actions(conn: Connection, limit: int) -> list[WaitingAction]:
 
 
 async def actions_naming(
-    conn: Connection, source_ids: Sequence[str], providers: Sequence[str], user_ids: Sequence[str]
+    conn: Connection,
+    source_ids: Sequence[str],
+    providers: Sequence[str],
+    user_ids: Sequence[str],
+    received_within_s: float | None = None,
 ) -> list[ReceivedAction]:
-    """The received actions (applied or not, kept KEEP_DONE) that name one of these sources, providers (full key or
-    bare id) or users, in the order received."""
+    """The received actions (applied or not, kept KEEP_DONE; only those of the last `received_within_s` if given) that
+    name one of these sources, providers (full key or bare id) or users, in the order received."""
     cur = await conn.execute(
         "SELECT row_id, type, payload FROM pull_actions"
-        " WHERE payload->>'sourceId' = ANY(%s) OR payload->'sourceIds' ?| %s"
-        " OR payload->>'providerId' = ANY(%s) OR payload->>'userId' = ANY(%s) ORDER BY seq",
-        (list(source_ids), list(source_ids), list(providers), list(user_ids)),
+        " WHERE (%s::float8 IS NULL OR received_at >= now() - make_interval(secs => %s::float8))"
+        " AND (payload->>'sourceId' = ANY(%s) OR payload->'sourceIds' ?| %s"
+        " OR payload->>'providerId' = ANY(%s) OR payload->>'userId' = ANY(%s)) ORDER BY seq",
+        (received_within_s, received_within_s, list(source_ids), list(source_ids), list(providers), list(user_ids)),
     )
     return [ReceivedAction(int(row_id), str(kind), dict(payload)) for row_id, kind, payload in await cur.fetchall()]
 

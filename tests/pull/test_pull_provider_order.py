@@ -11,8 +11,8 @@ import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import PullApp, acked, until
 
-from quart_app.pull.provider_item_readers import readers_after
 from quart_app.pull.queue_items import DocumentItem
+from quart_app.pull.queued_readers import readers_after
 from quart_app.store.pull_action_store import ReceivedAction
 
 SOURCE = "mail__mail: 77"
@@ -58,7 +58,7 @@ def test_the_last_action_naming_a_reader_decides_and_an_allow_adds_no_reader_the
     allow = _action("update_access_source_id", {"op": "allow", "userIds": ["bob", "carol"], "sourceId": SOURCE})
     other = _action("delete_source_ids", {"sourceIds": ["mail__mail: 78"]})
     bare = _action("delete_provider_id", {"providerId": "mail"})
-    assert readers_after(item, [deny]) == ["alice"]
-    assert readers_after(item, [deny, allow]) == ["alice", "bob"]
-    assert readers_after(item, [allow, deny, other]) == ["alice"]
-    assert readers_after(item, [bare]) == []
+    assert readers_after(item, [deny], listed_only=True) == ["alice"]
+    assert readers_after(item, [deny, allow], listed_only=True) == ["alice", "bob"]
+    assert readers_after(item, [allow, deny, other], listed_only=True) == ["alice"]
+    assert readers_after(item, [bare], listed_only=True) == []
