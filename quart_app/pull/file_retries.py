@@ -5,10 +5,10 @@ The PHP app serves a claimed row again only after its 24 h lock and cannot relea
 does not forget it) and tried again after `pull.retry_later_s` (10 min, 1 h, 6 h), once more shortly before the lock
 ends, and acknowledged as failed only if that fails too (404 or 422 are acknowledged at once, as before).
 
-A later try is made only while the row is still ours and its reader list current: once the lock has (nearly) ended,
-Nextcloud may have served the row again, to this loop or a replica, listing the readers of then; after an action
-named the source, its provider or one of its readers, the stored list may grant a user who lost the file. Both are
-left to Nextcloud's next claim.
+A later try is made only while the row is still ours: once the lock has (nearly) ended, Nextcloud may have served the
+row again, to this loop or a replica, listing the readers of then, and the file is left to that claim. The reader list
+stored at the claim is brought up to date first with the actions received since (pull/queued_readers.py): left to
+Nextcloud, a file whose access changed meanwhile waited for the rest of its row's 24 h lock.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import logging
 from datetime import datetime
 
 from quart_app.pull.queue_items import DocumentItem
+from quart_app.pull.queued_readers import readers_since_poll
 from quart_app.store import Database
 from quart_app.store.file_retry_store import (
     FileToRetry,
     RetryPlan,
-    access_changed_since,
     forget,
     plan_retries,
     take_due,
@@ -69,25 +69,21 @@ class FileRetries:
         self._later_s = later_s
 
     async def take_due(self, limit: int) -> list[Retry]:
-        """Kept files due for a try whose row is still ours and whose readers are current; the others are forgotten."""
+        """Kept files due for a try whose row is still ours, with their readers of now; the others are forgotten."""
         async with self._db.connection() as conn:
             due = await take_due(conn, limit, LEASE_S)
-            ready: list[Retry] = []
+            ours: list[FileToRetry] = []
             for kept in due:
-                item = _item(kept)
-                if kept.claimed_s_ago >= PHP_LOCK_S - LOCK_END_SKEW_S:
-                    log.info("documents queue: %s: its row's lock has ended; left to Nextcloud", item.source_id)
-                elif await access_changed_since(conn, item.source_id, item.provider, item.user_ids, kept.claimed_s_ago):
-                    log.info(
-                        "documents queue: %s: its access changed since it was claimed; left to Nextcloud, which"
-                        " serves it again with its readers of then",
-                        item.source_id,
-                    )
-                else:
-                    ready.append(Retry(item, kept.tries, kept.claimed_s_ago))
+                if kept.claimed_s_ago < PHP_LOCK_S - LOCK_END_SKEW_S:
+                    ours.append(kept)
                     continue
+                log.info("documents queue: %s: its row's lock has ended; left to Nextcloud", kept.item["source_id"])
                 await forget(conn, kept.kind, [kept.row_id])
-            return ready
+        ready: list[Retry] = []
+        for kept in ours:
+            [item] = await readers_since_poll(self._db, [_item(kept)], kept.claimed_s_ago)
+            ready.append(Retry(item, kept.tries, kept.claimed_s_ago))
+        return ready
 
     async def keep(self, plans: list[RetryPlan]) -> None:
         async with self._db.connection() as conn:

@@ -82,21 +82,6 @@ async def forget(conn: Connection, kind: str, row_ids: Sequence[int]) -> None:
         await conn.execute("DELETE FROM pull_file_retries WHERE kind = %s AND row_id = ANY(%s)", (kind, list(row_ids)))
 
 
-async def access_changed_since(
-    conn: Connection, source_id: str, provider: str, user_ids: Sequence[str], claimed_s_ago: float
-) -> bool:
-    """Whether an action received after the claim (pull_actions) names the source, its provider or one of its readers:
-    the reader list of the claim may then be outdated."""
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pull_actions WHERE received_at >= now() - make_interval(secs => %s) AND ("
-        " payload->>'sourceId' = %s OR payload->'sourceIds' ? %s"
-        " OR payload->>'providerId' IN (%s, split_part(%s, '__', 1)) OR payload->>'userId' = ANY(%s)))",
-        (claimed_s_ago, source_id, source_id, provider, provider, list(user_ids)),
-    )
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
 async def waiting(conn: Connection) -> tuple[int, datetime | None]:
     """How many files are kept for a later try, and when the next one is due."""
     cur = await conn.execute("SELECT count(*), min(next_try_at) FROM pull_file_retries")
