@@ -68,6 +68,8 @@ async def test_a_file_whose_storage_fails_for_a_while_is_tried_again_later_and_i
     assert counters["indexed"] == 1 and counters["retry_later"] == 1 and counters["failed"] == 0
     await retry_app.drain_embeddings()
     assert (await retry_app.search("alice", "travel budget Berlin office"))[0] == f"files__default: {budget}"
+    # the kept record goes just after the acknowledgement, not with it
+    await _until_waiting(retry_app, 0)
     assert (await retry_app.status())["pull"]["files_to_retry"] == {"files": 0, "next_try_at": None}
 
 
