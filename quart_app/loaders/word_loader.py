@@ -83,16 +83,21 @@ def _paragraph_text(paragraph: CT_P) -> str:
     )
 
 
+def _part_xml(rel: Any, what: str) -> Any | None:
+    """A related part's XML; None, with a warning, when it is damaged: the body is still the document, so a damaged
+    chart or notes part loses its own text, not the whole file."""
+    try:
+        return parse_xml(rel.target_part.blob)
+    except etree.XMLSyntaxError as exc:
+        logger.warning("skipped the damaged %s part %s: %s", what, rel.target_ref, exc)
+        return None
+
+
 def _charts(paragraph: CT_P, part: Part) -> Iterator[str]:
     # a chart sits in a drawing python-docx does not read; its titles and numbers are in the chart part it names
     for reference in paragraph.iter(_CHART_REFERENCE):
         rel = part.rels.get(reference.get(_RELATIONSHIP_ID, ""))
-        if rel is None or rel.is_external:
-            continue
-        try:
-            chart_space = parse_xml(rel.target_part.blob)
-        except etree.XMLSyntaxError as exc:
-            logger.warning("skipped the damaged chart part %s: %s", rel.target_ref, exc)
+        if rel is None or rel.is_external or (chart_space := _part_xml(rel, "chart")) is None:
             continue
         text = "\n".join(chart_lines(chart_space))
         if text:
@@ -126,13 +131,7 @@ def _text_boxes(body: Any) -> Iterator[str]:
 def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]:
     # python-docx has no API for footnotes and endnotes: their parts are read as plain XML
     for rel in document.part.rels.values():
-        if rel.reltype != relationship or rel.is_external:
-            continue
-        try:
-            notes = parse_xml(rel.target_part.blob)
-        except etree.XMLSyntaxError as exc:
-            # the body is still the document: a damaged notes part loses its notes, not the whole file
-            logger.warning("skipped the damaged notes part %s: %s", rel.target_ref, exc)
+        if rel.reltype != relationship or rel.is_external or (notes := _part_xml(rel, "notes")) is None:
             continue
         for note in notes.iterchildren(tag):
             # separators and continuation notices are layout, not notes
