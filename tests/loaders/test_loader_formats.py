@@ -4,6 +4,7 @@ import codecs
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import docx
 import odfdo
@@ -375,9 +376,7 @@ def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: 
     del shape.nvSpPr.cNvSpPr.attrib["txBox"]
     group = slide.shapes.add_group_shape()
     group.shapes.add_textbox(Inches(1), Inches(3), Inches(4), Inches(1)).text_frame.text = "Grouped note"
-    path = tmp_path / "bare"
-    presentation.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    text = _deck_text(presentation, tmp_path / "bare")
     assert text == "Quarterly goals\nGrouped note"
 
 
@@ -634,6 +633,19 @@ def _add_smartart(presentation: pptx.presentation.Presentation, slide: pptx.slid
     )
 
 
+def _titled_slide(title: str) -> tuple[Any, Any]:
+    """A new presentation and its one slide, of the title-only layout, titled `title`."""
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = title
+    return presentation, slide
+
+
+def _deck_text(presentation: Any, path: Path) -> str:
+    presentation.save(str(path))
+    return extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+
+
 def _chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> CategoryChartData:
     data = CategoryChartData()  # type: ignore[no-untyped-call]  # python-pptx's chart data has no type hints
     data.categories = categories
@@ -663,25 +675,19 @@ def _equation_text_box(before: str, after: str) -> str:
 def test_pptx_text_box_holding_an_equation_is_indexed(tmp_path: Path) -> None:
     # PowerPoint wraps a shape that holds an equation in mc:AlternateContent and python-pptx's slide.shapes skips
     # it: the whole text box (or table, or title) around the formula was missing from the index
-    presentation = pptx.Presentation()
-    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
-    slide.shapes.title.text = "Relativity"
+    presentation, slide = _titled_slide("Relativity")
     slide.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Rest energy is ", " for a body at rest")))
     group = slide.shapes.add_group_shape()
     group.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Grouped: ", " again")))
     slide.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1)).text_frame.text = "Questions?"
-    path = tmp_path / "physics"
-    presentation.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    text = _deck_text(presentation, tmp_path / "physics")
     assert text == "Relativity\nRest energy is  for a body at rest\nGrouped:  again\nQuestions?"
 
 
 def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None:
     # python-pptx's shapes give charts and SmartArt no text frame: a slide whose content is a chart or a process
     # diagram was indexed as its title alone
-    presentation = pptx.Presentation()
-    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
-    slide.shapes.title.text = "Results"
+    presentation, slide = _titled_slide("Results")
     visitors = _chart_data(["Spring", "Autumn"], {"Hamburg office": (10, 20), "Munich office": (5, 7)})
     chart = slide.shapes.add_chart(
         XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(1), Inches(6), Inches(4), visitors
@@ -693,9 +699,7 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
     commute = _chart_data(["Trains", "Cars"], {"Commute": (60, 40)})
     slide.shapes.add_chart(XL_CHART_TYPE.PIE, Inches(1), Inches(5), Inches(3), Inches(2), commute)
     _add_smartart(presentation, slide)
-    path = tmp_path / "results"
-    presentation.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    text = _deck_text(presentation, tmp_path / "results")
     assert text == (
         "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Spring: 10 | Autumn: 20\n"
         "Munich office | Spring: 5 | Autumn: 7\nCommute | Trains: 60 | Cars: 40\n"
@@ -706,9 +710,7 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
 def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) -> None:
     # only titles and labels were indexed: "what was the revenue in Q3 2024?" over a deck whose chart holds the
     # figure found the slide but not the number
-    presentation = pptx.Presentation()
-    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
-    slide.shapes.title.text = "Results"
+    presentation, slide = _titled_slide("Results")
     revenue = CategoryChartData(number_format="#,##0")  # type: ignore[no-untyped-call]
     for year in ("2023", "2024"):
         quarters = revenue.add_category(year)  # type: ignore[no-untyped-call]
@@ -728,9 +730,7 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
         (XL_CHART_TYPE.XY_SCATTER, scatter),
     ):
         slide.shapes.add_chart(chart_type, Inches(1), Inches(1), Inches(6), Inches(4), data)
-    path = tmp_path / "results"
-    presentation.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    text = _deck_text(presentation, tmp_path / "results")
     assert text == (
         "Results\n"
         "Revenue (EUR) | 2023 Q3: 980000 | 2023 Q4: 1100000 | 2024 Q3: 1250000 | 2024 Q4: 1312500.5\n"
@@ -741,14 +741,10 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
 
 def test_a_long_chart_series_is_indexed_up_to_its_first_points(tmp_path: Path) -> None:
     # a sensor log of 2,000 readings charted on one slide became pages of numbers for the embedder
-    presentation = pptx.Presentation()
-    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
-    slide.shapes.title.text = "Temperature log"
+    presentation, slide = _titled_slide("Temperature log")
     readings = _chart_data([f"t{i}" for i in range(2000)], {"Sensor A": tuple(float(i % 40) for i in range(2000))})
     slide.shapes.add_chart(XL_CHART_TYPE.LINE, Inches(1), Inches(1), Inches(6), Inches(4), readings)
-    path = tmp_path / "log"
-    presentation.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+    text = _deck_text(presentation, tmp_path / "log")
     series_line = text.splitlines()[-1]
     kept = [f"t{i}: {i % 40}" for i in range(MAX_POINTS_PER_SERIES)]
     assert series_line == " | ".join(["Sensor A", *kept, f"… {2000 - MAX_POINTS_PER_SERIES} more points"])
