@@ -146,7 +146,10 @@ class CrossLingualIndex:
             first = not self._wanted.is_set() and await mark_wanted(conn)
         self._recorded_users[user_id] = now
         if first:
-            log.info("a question in another language than the documents: filling in the cross-lingual vectors")
+            log.info(
+                "a question whose words its user's documents mostly lack (in another language than theirs?):"
+                " filling in the cross-lingual vectors"
+            )
         self._wanted.set()
         self._user_asked.set()
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
