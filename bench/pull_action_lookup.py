@@ -4,22 +4,20 @@
 
 Before a batch's content-provider items are indexed, the actions kept for two days (pull_actions) that name their
 sources, providers or readers are read; for a file whose readers changed since the poll, those received since it.
-Starts an embedded PostgreSQL in a temp dir, fills pull_actions with `--rows` access changes and deletes of files and
-mails of 200 users (as received: done, spread over two days), and times both lookups for a batch of `--items`
-provider items (one round = one batch). Writes the table to bench/results/pull_action_lookup.txt.
+Starts an embedded PostgreSQL in a temp dir (bench_services.measure_on_fresh_database), fills pull_actions with
+`--rows` access changes and deletes of files and mails of 200 users (as received: done, spread over two days), and
+times both lookups for a batch of `--items` provider items (one round = one batch). Writes the table to
+bench/results/pull_action_lookup.txt.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_services import fresh_database, start_postgres, stop, write_report  # noqa: E402
+from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 
 from quart_app.pull.queue_items import DocumentItem  # noqa: E402  # after the sys.path line
 from quart_app.pull.queued_readers import current_readers, readers_since_poll  # noqa: E402
@@ -127,15 +125,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "pull_action_lookup.txt")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ccb-bench-lookup-") as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # the unprivileged postgres user must traverse it
-        cluster, postgres = start_postgres(root)
-        try:
-            sizes = [int(size) for size in args.rows.split(",")]
-            lines = asyncio.run(run(fresh_database(cluster, "lookup"), sizes, args.items, args.rounds))
-        finally:
-            stop(postgres)
+    sizes = [int(size) for size in args.rows.split(",")]
+    lines: list[str] = []
+
+    async def measure(dsn: str) -> None:
+        lines.extend(await run(dsn, sizes, args.items, args.rounds))
+
+    measure_on_fresh_database("lookup", measure)
     write_report(lines, args.results)
 
 
