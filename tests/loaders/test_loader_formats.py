@@ -121,9 +121,7 @@ def test_docx_tables_nested_in_cells_are_kept(tmp_path: Path) -> None:
     inner = table.cell(0, 1).add_table(rows=2, cols=1)
     inner.cell(0, 0).text = "Alice"
     inner.cell(1, 0).text = "Bob"
-    path = tmp_path / "nested.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "nested.docx")
     assert text == "Name | Alice Bob"
 
 
@@ -287,9 +285,7 @@ def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -
             f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Signed by Ann</w:t></w:r></w:p></w:sdtContent></w:sdt>"
         )
     )
-    path = tmp_path / "controls.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "controls.docx")
     assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
 
 
@@ -304,9 +300,7 @@ def test_docx_neighbouring_cells_with_equal_text_are_all_kept(tmp_path: Path) ->
     table.cell(2, 0).merge(table.cell(2, 1)).text = "Total"
     table.cell(2, 2).text = "14"
     table.cell(2, 3).text = "14"
-    path = tmp_path / "sales.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "sales.docx")
     assert text == "Product | Q1 | Q2 | Q3\nWidgets | 5 | 5 | 9\nTotal | 14 | 14"
 
 
@@ -325,9 +319,7 @@ def test_docx_table_cell_in_a_content_control_is_kept(tmp_path: Path) -> None:
             "<w:tc><w:p><w:r><w:t>2024-05-01</w:t></w:r></w:p></w:tc></w:sdtContent></w:sdt>"
         )
     )
-    path = tmp_path / "contracts.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "contracts.docx")
     assert text == "Contract | Signed on\nLease Berlin | 2024-05-01"
 
 
@@ -355,9 +347,7 @@ def test_docx_chart_titles_and_numbers_are_indexed_where_the_chart_is(tmp_path: 
         )
     )
     document.add_paragraph("Outlook: stable.")
-    path = tmp_path / "report.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "report.docx")
     assert text == (
         "Quarterly report\n\nRevenue per quarter\nRevenue (EUR) | Q1: 980000 | Q2: 1100000 | Q3: 1250000\n\n"
         "Outlook: stable."
@@ -538,9 +528,7 @@ def test_docx_table_rows_in_a_repeating_section_are_kept(tmp_path: Path) -> None
             f"<w:sdtPr><w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>"
         )
     )
-    path = tmp_path / "expenses.docx"
-    document.save(str(path))
-    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    text = _docx_text(document, tmp_path / "expenses.docx")
     assert text == "Item | Cost\nTrain | 120\nHotel | 340\n55"
 
 
@@ -631,6 +619,11 @@ def _add_smartart(presentation: pptx.presentation.Presentation, slide: pptx.slid
             f'r:dm="{rel_id}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
         )
     )
+
+
+def _docx_text(document: Any, path: Path) -> str:
+    document.save(str(path))
+    return extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
 
 
 def _titled_slide(title: str) -> tuple[Any, Any]:
