@@ -31,8 +31,9 @@ _RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
 MAX_POINTS_PER_SERIES = 60
 
 
-def _rich_text(title: Any) -> str:
-    return " ".join(text for p in _PARAGRAPHS(title) if (text := "".join(_RUN_TEXTS(p))).strip())
+def paragraphs_text(element: Any, separator: str) -> str:
+    """The DrawingML paragraphs under `element` (a chart title, a SmartArt point) that hold text, joined."""
+    return separator.join(text for p in _PARAGRAPHS(element) if (text := "".join(_RUN_TEXTS(p))).strip())
 
 
 def _number_text(value: str, format_code: str) -> str:
@@ -89,7 +90,7 @@ def chart_lines(chart_space: Any) -> Iterator[str]:
     and python-docx does not read charts at all."""
     for title in _CHART_TITLES(chart_space):
         # a title linked to a cell has no rich text, only the cell's cached value
-        text = _rich_text(title).strip() or "".join(_CELL_VALUES(title)).strip()
+        text = paragraphs_text(title, " ").strip() or "".join(_CELL_VALUES(title)).strip()
         if text:
             yield text
     yield from dict.fromkeys(line for series in _SERIES(chart_space) if (line := _series_line(series)))

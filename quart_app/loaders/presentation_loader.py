@@ -14,7 +14,7 @@ from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pptx.shapes.shapetree import BaseShapeFactory
 
-from .chart_text import chart_lines
+from .chart_text import chart_lines, paragraphs_text
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
 from .zip_guard import check_zip
@@ -29,14 +29,11 @@ _MAIN_MASTER = 0x03F8  # master slides: placeholder prompts like "Click to edit 
 _CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
 _CONTAINER_VERSION = 0xF
 _NS = {
-    "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
     "dgm": "http://schemas.openxmlformats.org/drawingml/2006/diagram",
     "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
 }
 # compiled with their namespaces: python-pptx's own element.xpath() knows no "dgm" prefix
-_PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
-_RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
 _ALTERNATE_CONTENT = f"{{{_NS['mc']}}}AlternateContent"
 _FIRST_CHOICE_SHAPES = etree.XPath("mc:Choice[1]/*", namespaces=_NS)
 _DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
@@ -44,10 +41,6 @@ _DIAGRAM_POINTS = etree.XPath("dgm:ptLst/dgm:pt", namespaces=_NS)
 # presentation and connector points of a diagram hold layout, not the user's text
 _LAYOUT_POINTS = frozenset({"pres", "parTrans", "sibTrans"})
 _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
-
-
-def _paragraphs_text(element: Any, separator: str) -> str:
-    return separator.join(text for p in _PARAGRAPHS(element) if (text := "".join(_RUN_TEXTS(p))).strip())
 
 
 def _smartart_text(frame: GraphicFrame) -> str:
@@ -58,7 +51,7 @@ def _smartart_text(frame: GraphicFrame) -> str:
         for point in _DIAGRAM_POINTS(data):
             if point.get("type") in _LAYOUT_POINTS:
                 continue
-            text = _paragraphs_text(point, "\n")
+            text = paragraphs_text(point, "\n")
             if text:
                 texts.append(text)
     return "\n".join(texts)
