@@ -22,10 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass
-from functools import partial
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -36,61 +33,29 @@ from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff, loo
 from quart_app.runtimes.embedding_client import EmbeddedVectors
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_outage import EmbedderOutage, requeue_outage_failures
+from quart_app.services.embedding_batch_writer import EmbeddingBatchWriter, Vector
+from quart_app.services.embedding_claims import EmbeddingClaims
+from quart_app.services.embedding_counters import WorkerCounters
+from quart_app.services.embedding_model_guard import StoredModelGuard
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
 from quart_app.services.queue_listener import listen_for_queued_chunks
-from quart_app.store import Database, DatabaseUnavailableError, StoreError
+from quart_app.store import Database, StoreError
 from quart_app.store.errors import PERMANENT_ERRORS, first_line
-from quart_app.store.migrator import StoredModel, record_reported_model, stored_model
-from quart_app.store.queue_store import (
-    Claim,
-    ClaimedChunk,
-    cached_vectors,
-    claim_batch,
-    complete,
-    fail,
-    has_claimable,
-    release,
-    renew,
-    still_leased,
-)
+from quart_app.store.queue_store import Claim, cached_vectors
 
 logger = logging.getLogger(__name__)
 
-Vector = npt.NDArray[np.float32]
-_CLAIM_RETRIES = 50
-_MAX_CLAIM_ROWS = 1024
 # longest pause between attempts while the database is unreachable
 _STORE_BACKOFF_MAX_S = 30.0
-# chunks another transaction held while their batch was written: first and longest pause before writing them again,
-# and how long to keep trying before leaving them to their lease
-SKIPPED_ROWS_FIRST_WAIT_S = 0.02
-SKIPPED_ROWS_MAX_WAIT_S = 2.0
-SKIPPED_ROWS_WAIT_S = 60.0
 # database errors that running the same statements again cannot cure: a data or integrity error, a program limit, a
 # permission or a missing table or column (class 42)
 _REFUSALS = (*PERMANENT_ERRORS, psycopg.ProgrammingError)
-T = TypeVar("T")
 
 
 class PassageEmbedder(Protocol):
     """What the worker needs from quart_app.runtimes.embedding_client.EmbeddingClient."""
 
     async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]: ...
-
-
-@dataclass(slots=True)
-class WorkerCounters:
-    """Work done by this worker object (all its tasks)."""
-
-    batches: int = 0
-    chunks_embedded: int = 0
-    texts_sent: int = 0
-    cache_hits: int = 0
-    failed_batches: int = 0
-    # batches dropped because another worker took them over (the lease could not be renewed in time)
-    leases_lost: int = 0
-    # wall-clock seconds spent waiting for the embedding service, summed over loops
-    embed_seconds: float = 0.0
 
 
 class EmbeddingWorker:
@@ -113,13 +78,10 @@ class EmbeddingWorker:
         self._listening = asyncio.Event()
         self._names = [f"embedding_worker_{i}" for i in range(config.workers)] + ["embedding_worker_listen"]
         self._state = "new"
-        # the model the store's vectors come from, read at the first claim (and again when a response differs)
-        self._stored_model: StoredModel | None = None
-        # running estimate of tokens per chunk, to size claims; starts low so the first batch is full
-        self._tokens_per_chunk = 32.0
-        # batches whose end could not be written while the database was away: given back once it answers
-        self._to_release: list[Claim] = []
+        self._claims = EmbeddingClaims(db, config)
+        self._model_guard = StoredModelGuard(db)
         self.counters = WorkerCounters()
+        self._writer = EmbeddingBatchWriter(db, config, self.counters, self._store_backoff)
         self.outage = EmbedderOutage(config.outage_backoff_base_s, config.outage_backoff_max_s)
 
     @property
@@ -162,7 +124,7 @@ class EmbeddingWorker:
         await self._loops.stop(self._names, timeout_s)
         # a database still away leaves those batches to their leases
         with contextlib.suppress(psycopg.Error, StoreError, OSError):
-            await self._release_pending()
+            await self._claims.release_pending()
         logger.info("embedding worker stopped")
 
     async def close(self) -> None:
@@ -184,8 +146,9 @@ class EmbeddingWorker:
         A database error mid-batch is raised too; the batch is given back at the next call the database answers.
         Any other exception counts as a failed attempt of the batch and is logged.
         """
-        await self._release_pending()
-        claim = await self._claim()
+        await self._claims.release_pending()
+        await self._model_guard.read_once()
+        claim = await self._claims.next_claim()
         if claim is None:
             return None
         try:
@@ -196,59 +159,23 @@ class EmbeddingWorker:
             return 0
         except EmbeddingServiceError as exc:
             self.outage.failed(str(exc))
-            await self._release(claim)
+            await self._claims.release_claim(claim)
             raise
         except (psycopg.Error, StoreError, OSError):
             # the database failed mid-batch: hand the batch back when it answers, not when its lease ends (10 min)
-            self._to_release.append(claim)
+            self._claims.release_later(claim)
             raise
         except asyncio.CancelledError:
             # shutting down mid-batch: hand the batch back instead of waiting for the lease to expire
-            await self._release(claim)
+            await self._claims.release_claim(claim)
             raise
         except Exception as exc:
             # a bug: count an attempt with backoff, so the batch neither waits out its lease again and again (10 min)
             # nor comes straight back, and ends failed with the reason in /status after max_attempts
             logger.exception("embedding batch of %d chunks: unexpected error", len(claim.chunks))
-            return await self._fail(claim, loop_detail(exc, "unexpected error in the embedding worker: "), True)
-
-    async def _release(self, claim: Claim) -> None:
-        try:
-            async with self._db.connection() as conn:
-                await release(conn, claim)
-        except (psycopg.Error, StoreError, OSError):
-            self._to_release.append(claim)
-
-    async def _release_pending(self) -> None:
-        """Give back the batches cut by a database outage; raises the store's error while it is still away."""
-        while self._to_release:
-            claim = self._to_release.pop()
-            try:
-                async with self._db.connection() as conn:
-                    await release(conn, claim)
-            except BaseException:
-                self._to_release.append(claim)
-                raise
-            logger.info("embedding batch of %d chunks given back after a database outage", len(claim.chunks))
-
-    async def _claim(self) -> Claim | None:
-        cfg = self._config
-        if self._stored_model is None:
-            await self._read_stored_model()
-        async with self._db.connection() as conn:
-            for _ in range(_CLAIM_RETRIES):
-                # lock about as many rows as fit the budget, so concurrent claims do not starve each other
-                rows = max(1, min(_MAX_CLAIM_ROWS, int(cfg.batch_tokens / self._tokens_per_chunk * 1.2) + 1))
-                claim = await claim_batch(conn, cfg.batch_tokens, cfg.lease_s, rows)
-                if claim.chunks:
-                    tokens = sum(c.token_count for c in claim.chunks) / len(claim.chunks)
-                    self._tokens_per_chunk = 0.7 * self._tokens_per_chunk + 0.3 * max(1.0, tokens)
-                    return claim
-                if not await has_claimable(conn):
-                    return None
-                # due chunks exist but another worker's claim transaction holds them for a moment
-                await asyncio.sleep(0.02)
-        return None
+            return await self._writer.fail_batch(
+                claim, loop_detail(exc, "unexpected error in the embedding worker: "), True
+            )
 
     async def drain(self) -> int:
         """Process batches until nothing is due; returns chunks written (tests and benchmarks)."""
@@ -267,16 +194,16 @@ class EmbeddingWorker:
         missing = [h for h in texts if h not in vectors]
         if missing:
             try:
-                computed = await self._while_leased(claim, self._embed([texts[h] for h in missing]))
+                computed = await self._claims.while_leased(claim, self._embed([texts[h] for h in missing]))
             except EmbeddingServiceError as exc:
                 if exc.unavailable:
                     raise
                 if len(missing) == 1:
-                    return await self._fail(claim, str(exc), exc.retryable)
+                    return await self._writer.fail_batch(claim, str(exc), exc.retryable)
                 # one bad input must not fail its batch-mates: find it by embedding the texts one by one
                 return await self._process_one_by_one(claim, texts, vectors, missing)
             vectors.update(zip(missing, computed, strict=True))
-        return await self._complete(claim, vectors, missing)
+        return await self._writer.complete_batch(claim, vectors, missing)
 
     async def _process_one_by_one(
         self, claim: Claim, texts: dict[bytes, str], vectors: dict[bytes, Vector], missing: list[bytes]
@@ -284,58 +211,23 @@ class EmbeddingWorker:
         errors: dict[bytes, EmbeddingServiceError] = {}
         for text_hash in missing:
             try:
-                vectors[text_hash] = (await self._while_leased(claim, self._embed([texts[text_hash]])))[0]
+                vectors[text_hash] = (await self._claims.while_leased(claim, self._embed([texts[text_hash]])))[0]
             except EmbeddingServiceError as exc:
                 if exc.unavailable:
                     raise
                 errors[text_hash] = exc
         good = [c for c in claim.chunks if c.text_hash not in errors]
-        written = await self._complete(Claim(claim.token, good), vectors, [h for h in missing if h not in errors])
+        written = await self._writer.complete_batch(
+            Claim(claim.token, good), vectors, [h for h in missing if h not in errors]
+        )
         for text_hash, error in errors.items():
             bad = Claim(claim.token, [c for c in claim.chunks if c.text_hash == text_hash])
-            await self._fail(bad, str(error), error.retryable)
+            await self._writer.fail_batch(bad, str(error), error.retryable)
         return written
-
-    async def _while_leased(self, claim: Claim, work: Awaitable[T]) -> T:
-        """Await `work` (an embedding request), renewing the claim's lease every third of `lease_s` meanwhile.
-
-        Raises LeaseLostError, and cancels `work`, when no chunk of the claim is held under its token any more.
-        """
-        task = asyncio.ensure_future(work)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self._config.lease_s / 3)
-                if done:
-                    return task.result()
-                if not await self._renew(claim):
-                    raise LeaseLostError(
-                        "its lease ran out and another worker claimed it; raise embedding_worker.lease_s if the"
-                        " database was slow to answer"
-                    )
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-
-    async def _renew(self, claim: Claim) -> bool:
-        """False when the claim is lost; a database that cannot be reached leaves the question open (True)."""
-        try:
-            async with self._db.connection() as conn:
-                return await renew(conn, claim, self._config.lease_s) > 0
-        except (psycopg.Error, StoreError) as exc:
-            # the write checks the token anyway: if another worker takes the batch meanwhile, ours is not written
-            logger.warning(
-                "embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), first_line(exc)
-            )
-            return True
 
     def _store_backoff(self, failures: int) -> float:
         """idle_poll_s, doubled per consecutive failure, capped at _STORE_BACKOFF_MAX_S."""
         return backoff(self._config.idle_poll_s, _STORE_BACKOFF_MAX_S, failures)
-
-    async def _read_stored_model(self) -> None:
-        async with self._db.connection() as conn:
-            self._stored_model = await stored_model(conn)
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         started = time.perf_counter()
@@ -355,139 +247,12 @@ class EmbeddingWorker:
                 status=None,
                 retryable=False,
             )
-        await self._check_dimension(computed.shape[1])
+        await self._model_guard.check_dimension(computed.shape[1])
         if isinstance(answer, EmbeddedVectors) and answer.reported_model is not None:
-            await self._check_reported_model(answer.reported_model)
+            await self._model_guard.check_reported_model(answer.reported_model)
         self.outage.answered()
         self.counters.texts_sent += len(texts)
         return computed
-
-    async def _check_dimension(self, dimension: int) -> None:
-        """Vectors of another length than the stored ones: the service now serves another model, so embedding
-        waits (as in an outage, attempts untouched) instead of failing every chunk."""
-        if self._stored_model is None or self._stored_model.dimension == dimension:
-            return
-        await self._read_stored_model()  # another replica may have bound the new model meanwhile
-        if self._stored_model is None or self._stored_model.dimension == dimension:
-            return
-        model_id, stored = self._stored_model.model_id, self._stored_model.dimension
-        raise EmbeddingServiceError(
-            f"the embedding service returned {dimension}-d vectors, but the stored vectors are {stored}-d from model"
-            f" {model_id!r}: the service now serves another model. Restart the app to bind the new model and"
-            f" re-embed every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at {model_id!r};"
-            " embedding waits until then",
-            status=None,
-            retryable=True,
-            unavailable=True,
-        )
-
-    async def _check_reported_model(self, reported: str) -> None:
-        """A response naming another model than the one the stored vectors' responses named: the service now serves
-        another model of the same dimension, so embedding waits (as for another dimension) instead of mixing them."""
-        if self._stored_model is None or self._stored_model.reported_model == reported:
-            return
-        if self._stored_model.reported_model is None:
-            # the first response since the model was bound: it names the model the index's vectors come from
-            async with self._db.connection() as conn:
-                await record_reported_model(conn, self._stored_model.model_id, reported)
-        await self._read_stored_model()  # another worker may have recorded it, or a restart bound another model
-        if self._stored_model is None or self._stored_model.reported_model in (None, reported):
-            return
-        known = self._stored_model.reported_model
-        raise EmbeddingServiceError(
-            f"the embedding service's responses name model {reported!r}, but the stored vectors come from"
-            f" {known!r}: the service now serves another model. Restart the app to bind the new model and re-embed"
-            f" every chunk with it, or point embedding.base_url / CC_EM_BASE_URL back at {known!r}; embedding waits"
-            " until then",
-            status=None,
-            retryable=True,
-            unavailable=True,
-        )
-
-    async def _complete(self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes]) -> int:
-        if not claim.chunks:
-            return 0
-        keep_until = time.monotonic() + self._config.lease_s
-        written = await self._write(claim, vectors, new_hashes, keep_until)
-        if written < len(claim.chunks):
-            written += await self._write_skipped(claim, vectors, new_hashes, keep_until)
-        self.counters.batches += 1
-        self.counters.chunks_embedded += written
-        if written < len(claim.chunks):
-            logger.info(
-                "embedding batch: %d of %d chunks gone or re-leased meanwhile",
-                len(claim.chunks) - written,
-                len(claim.chunks),
-            )
-        return written
-
-    async def _write(
-        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
-    ) -> int:
-        """complete() the claim; when the database refuses it for good (a constraint or a data error), write its texts
-        one by one and fail only the chunks whose vector is refused: given back, the batch came first again forever."""
-        try:
-            return await self._write_through_outages(claim, vectors, new_hashes, keep_until)
-        except PERMANENT_ERRORS as exc:
-            refusal = first_line(exc)
-        by_text: dict[bytes, list[ClaimedChunk]] = {}
-        for chunk in claim.chunks:
-            by_text.setdefault(chunk.text_hash, []).append(chunk)
-        if len(by_text) == 1:
-            await self._fail(claim, f"the database refused this chunk's vector: {refusal}", retryable=False)
-            return 0
-        written = 0
-        for chunks in by_text.values():
-            written += await self._write(Claim(claim.token, chunks), vectors, new_hashes, keep_until)
-        return written
-
-    async def _write_through_outages(
-        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
-    ) -> int:
-        """complete() the claim, trying again while the database is away (until `keep_until`)."""
-        outages = 0
-        write = partial(complete, claim=claim, vectors=vectors, new_hashes=new_hashes)
-        while True:
-            try:
-                # a deadlock victim is written again by run_transaction: the vectors are still good
-                return await self._db.run_transaction(write, "writing an embedding batch")
-            except DatabaseUnavailableError as exc:
-                # keep the vectors until the database is back rather than embedding the batch again after its lease
-                outages += 1
-                if time.monotonic() >= keep_until:
-                    raise
-                logger.warning("embedding batch write: %s; trying again", exc)
-                await asyncio.sleep(self._store_backoff(outages))
-
-    async def _write_skipped(
-        self, claim: Claim, vectors: dict[bytes, Vector], new_hashes: list[bytes], keep_until: float
-    ) -> int:
-        """Write the claim's chunks that complete() skipped because another transaction held them (a delete, or a
-        concurrent claim whose scan locked them for a moment), once it lets go: left to their lease they stalled the
-        queue for 10 minutes. Gives up after SKIPPED_ROWS_WAIT_S; the lease then brings them back."""
-        written = 0
-        wait = SKIPPED_ROWS_FIRST_WAIT_S
-        give_up = min(keep_until, time.monotonic() + SKIPPED_ROWS_WAIT_S)
-        while time.monotonic() < give_up:
-            async with self._db.connection() as conn:
-                pending = await still_leased(conn, claim)
-            if not pending:
-                break
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, SKIPPED_ROWS_MAX_WAIT_S)
-            rest = Claim(claim.token, [c for c in claim.chunks if c.id in pending])
-            written += await self._write(rest, vectors, new_hashes, keep_until)
-        return written
-
-    async def _fail(self, claim: Claim, error: str, retryable: bool) -> int:
-        self.counters.failed_batches += 1
-        logger.warning(
-            "embedding batch of %d chunks failed (%s): %s", len(claim.chunks), "retry" if retryable else "fatal", error
-        )
-        cfg = self._config
-        async with self._db.connection() as conn:
-            await fail(conn, claim, error, retryable, cfg.max_attempts, cfg.backoff_base_s, cfg.backoff_max_s)
-        return 0
 
     async def _loop(self, handle: LoopHandle, index: int) -> None:
         if index == 0:

@@ -51,7 +51,7 @@ async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
         return bool(status.get("counters", {}).get("store_refusals", 0) >= 2)
 
     with (
-        caplog.at_level(logging.DEBUG, logger="quart_app.services.embedding_worker"),
+        caplog.at_level(logging.DEBUG, logger="quart_app.services"),
         EmbeddingServiceFake() as service,
     ):
         async with (

@@ -52,7 +52,7 @@ async def test_a_vector_the_database_refuses_fails_its_chunk_and_the_queue_goes_
         return bool(await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0)
 
     with (
-        caplog.at_level(logging.WARNING, logger="quart_app.services.embedding_worker"),
+        caplog.at_level(logging.WARNING, logger="quart_app.services"),
         EmbeddingServiceFake() as service,
     ):
         async with (
