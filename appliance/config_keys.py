@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from appliance.config import LLM_BACKENDS, VECTORDB_BACKENDS, AppConfig
+from appliance.config import VECTORDB_BACKENDS, AppConfig
+from appliance.llm_config import LLM_BACKENDS
 
 # fields filled from the upstream-shaped sections, not written as keys themselves
 _DERIVED = {"vectordb_backend", "llm_backend", "pgvector", "llm"}

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from appliance.config import AppConfig, LlamaConfig
+from appliance.config import AppConfig
 from appliance.errors import ApplianceError
+from appliance.llm_config import LlamaConfig
 from appliance.model_catalogue import FileSource, ModelEntry, UrlOrigin, download_path, load_catalogue
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 from cross_lingual_first_user import load_unfilled  # noqa: E402
 from rerank_latency import CHUNKS_PER_DOC, SENTENCES_PER_PASSAGE, pct  # noqa: E402
 
-from appliance.config import CrossLingualConfig  # noqa: E402
+from appliance.retrieval_config import CrossLingualConfig  # noqa: E402
 from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.embedder.runtime import EmbeddingRuntime  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402

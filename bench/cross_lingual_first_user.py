@@ -30,7 +30,7 @@ from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 from rerank_latency import CHUNKS_PER_DOC, SENTENCES_PER_PASSAGE, load  # noqa: E402
 from retrieval_latency import real_sentences  # noqa: E402
 
-from appliance.config import CrossLingualConfig  # noqa: E402
+from appliance.retrieval_config import CrossLingualConfig  # noqa: E402
 from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402

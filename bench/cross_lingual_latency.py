@@ -33,8 +33,8 @@ from rerank_latency import SENTENCES_PER_PASSAGE, load, pct, timed_retrieval  # 
 from retrieval_embedder import MiniLmEmbedder  # noqa: E402
 from retrieval_latency import normalise, real_sentences  # noqa: E402
 
-from appliance.config import CrossLingualConfig, RetrievalConfig  # noqa: E402
 from appliance.model_catalogue import get_model, load_catalogue, resolve_model_files  # noqa: E402
+from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402

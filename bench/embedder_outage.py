@@ -25,7 +25,7 @@ from pathlib import Path
 from bench_services import MODEL, REPO, fresh_database, start_embedder, start_postgres, stop
 from ingest_throughput import DIMENSION, WORDS
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.store import Database

@@ -24,7 +24,7 @@ from bench_services import REPO, fresh_database, start_postgres, stop
 from embedder_outage import count, queue_chunks
 from embedding_service_fake import EmbeddingServiceFake
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.store import Database

@@ -51,8 +51,8 @@ from retrieval_latency import (  # noqa: E402
     real_sentences,
 )
 
-from appliance.config import RetrievalConfig  # noqa: E402
 from appliance.postgres import EmbeddedPostgres  # noqa: E402
+from appliance.retrieval_config import RetrievalConfig  # noqa: E402
 from quart_app.services.retrieval import RetrievalService, auto_ef_search  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.lexical_query import lexical_terms  # noqa: E402

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_services import BATCH_TOKENS, MODEL, fresh_database, start_embedder, start_postgres, stop  # noqa: E402
 
-from appliance.config import EmbeddingWorkerConfig  # noqa: E402  # after the sys.path line
+from appliance.embedding_config import EmbeddingWorkerConfig  # noqa: E402  # after the sys.path line
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool  # noqa: E402
 from quart_app.runtimes.embedding_client import EmbeddingClient  # noqa: E402

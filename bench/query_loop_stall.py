@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO / "tests" / "retrieval"))
 
 from bench_services import start_postgres, stop  # noqa: E402
 
-from appliance.config import NcTextToTextConfig, RetrievalConfig  # noqa: E402  # after the sys.path lines
+from appliance.llm_config import NcTextToTextConfig  # noqa: E402  # after the sys.path lines
+from appliance.retrieval_config import RetrievalConfig  # noqa: E402  # after the sys.path lines
 from quart_app.runtimes.llm_backend import LlmBackend  # noqa: E402
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend  # noqa: E402
 from quart_app.services.answer import AnswerService, Templates  # noqa: E402

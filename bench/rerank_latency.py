@@ -32,8 +32,8 @@ from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 from retrieval_embedder import MiniLmEmbedder  # noqa: E402
 from retrieval_latency import normalise, real_sentences  # noqa: E402
 
-from appliance.config import RerankerConfig, RetrievalConfig  # noqa: E402
 from appliance.model_catalogue import get_model, load_catalogue, resolve_model_files  # noqa: E402
+from appliance.retrieval_config import RerankerConfig, RetrievalConfig  # noqa: E402
 from quart_app.runtimes.reranker import Reranker, load_scorer  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402

@@ -47,14 +47,10 @@ from metrics import Outcome, aggregate, outcome_rows, render_table, score  # noq
 from questions import Question, check_questions, load_questions  # noqa: E402
 from upstream_style import CHUNK_CHARS, UpstreamStyleParser  # noqa: E402
 
-from appliance.config import (  # noqa: E402
-    AppConfig,
-    CrossLingualConfig,
-    NcTextToTextConfig,
-    RerankerConfig,
-    load_config,
-)
+from appliance.config import AppConfig, load_config  # noqa: E402
+from appliance.llm_config import NcTextToTextConfig  # noqa: E402
 from appliance.model_catalogue import chunking_tokenizer_file, get_model, load_catalogue  # noqa: E402
+from appliance.retrieval_config import CrossLingualConfig, RerankerConfig  # noqa: E402
 from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens, prefix_tokens  # noqa: E402
 from quart_app.loaders import ParseLimits, ParsePool, extract_text  # noqa: E402

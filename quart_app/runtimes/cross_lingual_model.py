@@ -7,8 +7,8 @@ import os
 import threading
 from pathlib import Path
 
-from appliance.config import CrossLingualConfig
 from appliance.model_catalogue import CatalogueError, get_model, load_catalogue
+from appliance.retrieval_config import CrossLingualConfig
 from quart_app.embedder.errors import EmbedderError
 from quart_app.embedder.loading import RuntimeOptions, load_runtime, runtime_kind
 from quart_app.embedder.runtime import EmbeddingRuntime, InputType

@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 import httpx
 import numpy as np
 
-from appliance.config import EmbeddingConfig
+from appliance.embedding_config import EmbeddingConfig
 from appliance.model_catalogue import NO_PREFIXES, ModelEntry, ModelPrefixes
 from appliance.url_redaction import redacted_url
 from quart_app.request_ids import forward_request_id

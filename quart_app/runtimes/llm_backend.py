@@ -103,7 +103,7 @@ def resolve_model_path(model: str, model_dir: Path) -> Path:
 
 
 def _nc_texttotext(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
-    from appliance.config import NcTextToTextConfig
+    from appliance.llm_config import NcTextToTextConfig
     from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 
     assert isinstance(config.llm, NcTextToTextConfig)
@@ -111,7 +111,7 @@ def _nc_texttotext(config: AppConfig, model_dir: Path, nextcloud: NextcloudClien
 
 
 def _llama(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
-    from appliance.config import LlamaConfig
+    from appliance.llm_config import LlamaConfig
     from quart_app.runtimes.llm_llama import LlamaBackend
 
     assert isinstance(config.llm, LlamaConfig)
@@ -119,7 +119,7 @@ def _llama(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None
 
 
 def _ctransformer(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
-    from appliance.config import CTransformerConfig
+    from appliance.llm_config import CTransformerConfig
     from quart_app.runtimes.llm_ctransformer import CTransformerBackend
 
     assert isinstance(config.llm, CTransformerConfig)
@@ -127,7 +127,7 @@ def _ctransformer(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient
 
 
 def _extractive(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient | None) -> LlmBackend:
-    from appliance.config import ExtractiveConfig
+    from appliance.llm_config import ExtractiveConfig
     from quart_app.runtimes.llm_extractive import ExtractiveBackend
 
     assert isinstance(config.llm, ExtractiveConfig)
@@ -136,7 +136,7 @@ def _extractive(config: AppConfig, model_dir: Path, nextcloud: NextcloudClient |
 
 def _standalone_extractive() -> LlmBackend:
     """nc_texttotext with no Nextcloud to ask (a start without AppAPI): quote passages, saying why, from the start."""
-    from appliance.config import ExtractiveConfig
+    from appliance.llm_config import ExtractiveConfig
     from quart_app.runtimes.llm_extractive import STANDALONE_HEADER, ExtractiveBackend
 
     log.warning(
@@ -147,7 +147,7 @@ def _standalone_extractive() -> LlmBackend:
 
 
 LlmFactory = Callable[["AppConfig", Path, "NextcloudClient | None"], LlmBackend]
-# one entry per config.llm section name (appliance.config.LLM_BACKENDS); imports stay lazy (llama.cpp is heavy)
+# one entry per config.llm section name (appliance.llm_config.LLM_BACKENDS); imports stay lazy (llama.cpp is heavy)
 LLM_FACTORIES: dict[str, LlmFactory] = {
     "nc_texttotext": _nc_texttotext,
     "llama": _llama,

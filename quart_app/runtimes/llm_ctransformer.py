@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.config import CTransformerConfig
 from appliance.cpu_limit import runtime_threads
+from appliance.llm_config import CTransformerConfig
 from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread

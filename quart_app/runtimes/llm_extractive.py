@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.config import ExtractiveConfig
+from appliance.llm_config import ExtractiveConfig
 from quart_app.runtimes.llm_backend import approximate_token_count
 
 EXTRACTIVE_HEADER = (

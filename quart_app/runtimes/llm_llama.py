@@ -9,8 +9,8 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.config import LlamaConfig
 from appliance.cpu_limit import runtime_threads
+from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop

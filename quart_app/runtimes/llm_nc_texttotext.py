@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from appliance.config import NcTextToTextConfig
+from appliance.llm_config import NcTextToTextConfig
 from quart_app.nextcloud import (
     NextcloudClient,
     NextcloudError,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from appliance.config import RerankerConfig
 from appliance.model_catalogue import CatalogueError, ModelEntry, get_model, resolve_model_files
+from appliance.retrieval_config import RerankerConfig
 from quart_app.embedder.runtime_thread import RuntimeThread
 from quart_app.runtimes.errors import RerankerClosedError, RerankerLoadError
 from quart_app.runtimes.onnx_rerankers import CrossEncoderScorer, LateInteractionScorer

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
-from appliance.config import ExtractiveConfig
+from appliance.llm_config import ExtractiveConfig
 from quart_app.runtimes.errors import LlmUnavailableError
 from quart_app.runtimes.llm_backend import LlmBackend
 from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage

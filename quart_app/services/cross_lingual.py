@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import psycopg
 
-from appliance.config import CrossLingualConfig
+from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import LoopHandle, backoff, loop_detail
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.generic_questions import GENERIC_QUESTIONS

@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.services.embedding_counters import WorkerCounters
 from quart_app.store import Database, DatabaseUnavailableError
 from quart_app.store.errors import PERMANENT_ERRORS, first_line

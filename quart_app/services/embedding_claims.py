@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import psycopg
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.services.errors import LeaseLostError
 from quart_app.store import Database, StoreError
 from quart_app.store.errors import first_line

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff, loop_detail
 from quart_app.runtimes.embedding_client import EmbeddedVectors
 from quart_app.runtimes.errors import EmbeddingServiceError

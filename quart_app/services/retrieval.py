@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from appliance.config import RetrievalConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError

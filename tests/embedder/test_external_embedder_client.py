@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from embedding_service_fake import EmbeddingServiceFake, fake_vector
 
-from appliance.config import EmbeddingConfig
+from appliance.embedding_config import EmbeddingConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.runtimes.errors import EmbeddingServiceError
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from embedder_testkit import FOX, EmbedderProcess
 
-from appliance.config import EmbeddingConfig
+from appliance.embedding_config import EmbeddingConfig
 from appliance.model_catalogue import NO_PREFIXES, ModelPrefixes, get_model, load_catalogue
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
 from quart_app.runtimes.embedding_client import EmbeddingClient, service_prefixes

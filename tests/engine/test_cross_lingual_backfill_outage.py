@@ -13,7 +13,7 @@ import pytest
 from engine_kit import seed_documents
 from restartable_postgres import RestartablePostgres
 
-from appliance.config import CrossLingualConfig
+from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model

@@ -7,7 +7,8 @@ from async_wait import wait_until
 from embedder_program import EmbedderProgram
 from engine_kit import rows, scalar, seed_documents
 
-from appliance.config import EmbeddingWorkerConfig, parse_config
+from appliance.config import parse_config
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops, backoff
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.runtimes.embedding_client import EmbeddingClient

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from engine_kit import PROSE, rows, scalar
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker

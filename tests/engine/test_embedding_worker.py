@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from engine_kit import PROSE, free_port, rows, scalar, seed_documents, write_source
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.loaders import ParsePool
 from quart_app.runtimes.embedding_client import EmbeddingClient

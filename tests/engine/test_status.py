@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine_kit import PROSE, write_source
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.ingest import IngestService

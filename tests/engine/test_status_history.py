@@ -9,7 +9,8 @@ from pathlib import Path
 
 from engine_kit import PROSE, rows, scalar, write_source
 
-from appliance.config import EmbeddingWorkerConfig, StatusHistoryConfig
+from appliance.config import StatusHistoryConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker

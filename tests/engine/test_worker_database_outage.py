@@ -12,7 +12,7 @@ import pytest
 from engine_kit import scalar, seed_documents
 from restartable_postgres import RestartablePostgres
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.runtimes.errors import EmbeddingServiceError

@@ -11,7 +11,7 @@ from async_wait import wait_until
 from embedding_service_fake import EmbeddingServiceFake
 from engine_kit import rows, scalar, seed_documents
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from appliance.config import EmbeddingWorkerConfig
+from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.store import Database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.config import LlamaConfig
+from appliance.llm_config import LlamaConfig
 from appliance.model_catalogue import load_catalogue, resolve_model_files
 from quart_app.runtimes.llm_llama import LlamaBackend
 

@@ -14,7 +14,8 @@ from llm_fixtures import load_smollm2
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
+from appliance.llm_config import ExtractiveConfig, NcTextToTextConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.errors import EmbeddingServiceError, LlmTaskFailedError
 from quart_app.runtimes.llm_backend import LlmBackend, approximate_token_count

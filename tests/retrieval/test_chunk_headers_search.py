@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import RetrievalConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.chunking import embedding_text
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store import migrator

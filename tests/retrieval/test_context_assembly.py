@@ -11,7 +11,9 @@ from fake_nextcloud import FakeNextcloud, TaskScript
 from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import NcTextToTextConfig, RetrievalConfig, parse_config
+from appliance.config import parse_config
+from appliance.llm_config import NcTextToTextConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.llm_backend import approximate_token_count
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend

@@ -19,7 +19,7 @@ from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.ccb_status import cross_lingual_line
-from appliance.config import CrossLingualConfig, RetrievalConfig
+from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.embedder.runtime import EmbeddingRuntime
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model

@@ -8,7 +8,8 @@ from corpus_writer import Corpus
 from retrieval_corpus import BACKUPS, TRUSTED_DOMAINS, stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import ExtractiveConfig, RetrievalConfig
+from appliance.llm_config import ExtractiveConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.runtimes.llm_extractive import ExtractiveBackend
 from quart_app.services.answer import AnswerService, Templates
 from quart_app.services.document_titles import file_name_words, named_files, question_words, title_match

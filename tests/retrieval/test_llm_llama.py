@@ -13,8 +13,9 @@ import yaml
 from llm_fixtures import CHATML, load_smollm2, smollm2_path
 from retrieval_corpus import TRUSTED_DOMAINS
 
-from appliance.config import LlamaConfig, load_config
+from appliance.config import load_config
 from appliance.config_files import CONFIGS_DIR
+from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.errors import LlmClosedError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_llama import CPU_PREFILL_STEP, LlamaBackend

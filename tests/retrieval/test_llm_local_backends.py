@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from ggml_writer import write_tiny_gpt2
 
-from appliance.config import CTransformerConfig, ExtractiveConfig, parse_config
+from appliance.config import parse_config
+from appliance.llm_config import CTransformerConfig, ExtractiveConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.control_tokens import WORD_JOINER, ControlTokenBreaker
 from quart_app.runtimes.errors import LlmUnavailableError

@@ -10,7 +10,7 @@ import pytest
 from async_wait import wait_until
 from fake_nextcloud import FakeNextcloud, TaskScript
 
-from appliance.config import NcTextToTextConfig
+from appliance.llm_config import NcTextToTextConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 from quart_app.runtimes.llm_nc_texttotext import NO_PROVIDER_MESSAGE, NcTextToTextBackend

@@ -8,7 +8,7 @@ import pytest
 from llm_fixtures import CHATML, load_smollm2
 from retrieval_corpus import FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
 
-from appliance.config import DEFAULT_TEMPLATE
+from appliance.llm_config import DEFAULT_TEMPLATE
 from quart_app.runtimes.llm_backend import approximate_token_count
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.context_assembly import ContextPiece

@@ -16,7 +16,8 @@ from psycopg.abc import Params, Query
 from retrieval_corpus import BACKUPS, TRUSTED_DOMAINS
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import ExtractiveConfig, NcTextToTextConfig, RetrievalConfig
+from appliance.llm_config import ExtractiveConfig, NcTextToTextConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.runtimes.llm_extractive import ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services import document_titles, retrieval

@@ -9,8 +9,8 @@ from corpus_writer import Corpus
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import RerankerConfig, RetrievalConfig
 from appliance.model_catalogue import load_catalogue
+from appliance.retrieval_config import RerankerConfig, RetrievalConfig
 from quart_app.runtimes.errors import RerankerClosedError, RerankerLoadError
 from quart_app.runtimes.reranker import PassageScorer, Reranker, load_scorer
 from quart_app.services.retrieval import RetrievalService

@@ -6,7 +6,7 @@ import pytest
 from corpus_writer import Corpus
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import RetrievalConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import lexical_terms

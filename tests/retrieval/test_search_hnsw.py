@@ -7,7 +7,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from appliance.config import RetrievalConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
 from quart_app.store.search_store import SearchStore, vector_literal

@@ -9,7 +9,7 @@ from corpus_writer import Corpus
 from retrieval_corpus import BACKUPS, FILES_SCAN, TRUSTED_DOMAINS, URLAUB, stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
 
-from appliance.config import RetrievalConfig
+from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import lexical_terms
