@@ -11,6 +11,7 @@ Exit codes (stable; with --json the last line on stdout is a JSON document, also
   3  the app does not answer (not started, wrong APP_HOST/APP_PORT)
   4  the app refused the request (bad user or question, disabled, wrong secret): the message says why
   5  the app failed or cannot serve yet (HTTP 5xx, e.g. 503 while disabled or opening): see `ccb logs app`
+  6  `ccb index`: nothing failed, but --timeout passed with chunks still queued (the summary says how many and why)
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from appliance.local_sources import display_name, local_source_id, walk
 from appliance.log_lines import follow, log_files, tail
 from appliance.storage import StorageLayout
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_APP_ERROR = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_APP_ERROR, EXIT_TIMED_OUT = 0, 1, 2, 3, 4, 5, 6
 P = ParamSpec("P")
 R = TypeVar("R")
 json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document (for scripts)")
@@ -130,11 +131,8 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
             f" chunks: {report.chunks_embedded} embedded, {report.chunks_failed} failed,"
             f" {report.chunks_queued} still queued{unread}"
         )
-        if report.embedder_error:
-            click.echo(
-                f"the queued chunks wait for the embedding service, which the app finds unavailable:"
-                f" {report.embedder_error}; they are embedded once it is back (`ccb status` follows it)"
-            )
+        if waiting := report.waiting_reason():
+            click.echo(waiting)
         if report.unread_folders:
             click.echo(f"folders not read ({len(report.unread_folders)}): their files are not indexed")
             for path, reason in report.unread_folders:
@@ -149,6 +147,8 @@ def index(paths: Sequence[Path], user: str, share: str, wait: bool, timeout: flo
                 click.echo(f"  {file.title}: {reason}")
     if report.failed or report.chunks_failed or report.unread_folders:
         sys.exit(EXIT_FAILED)
+    if report.timed_out:
+        sys.exit(EXIT_TIMED_OUT)
 
 
 def _scope(values: Sequence[str]) -> dict[str, Any]:

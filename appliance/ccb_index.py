@@ -42,9 +42,25 @@ class IndexReport:
     chunks_embedded: int = 0
     chunks_failed: int = 0
     chunks_queued: int = 0
+    # the wait for embedding (`wait_s`) passed with chunks still queued
+    timed_out: bool = False
     # why the queued chunks wait when the app finds the embedding service unavailable ("" otherwise)
     embedder_error: str = ""
     seconds: float = 0.0
+
+    def waiting_reason(self) -> str:
+        """Why chunks are still queued at the end of the wait ("" when none is, or the run did not wait)."""
+        if self.embedder_error:
+            return (
+                f"the queued chunks wait for the embedding service, which the app finds unavailable:"
+                f" {self.embedder_error}; they are embedded once it is back (`ccb status` follows it)"
+            )
+        if self.timed_out:
+            return (
+                f"the wait for embedding ended with {self.chunks_queued} chunks still queued: embedding is slower than"
+                " --timeout; they are embedded meanwhile (`ccb status --watch` follows it)"
+            )
+        return ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +73,8 @@ class IndexReport:
             ],
             "unread_folders": [{"path": path, "reason": why} for path, why in self.unread_folders],
             "chunks": {"embedded": self.chunks_embedded, "failed": self.chunks_failed, "queued": self.chunks_queued},
+            "timed_out": self.timed_out,
+            "waiting_reason": self.waiting_reason(),
             "seconds": round(self.seconds, 2),
         }
 
@@ -185,6 +203,7 @@ def run_index(
     for source_id, (file, why) in dropped.items():
         report.failed.append((file, reasons.get(source_id) or why or "not indexed (see `ccb status`)"))
     counter.finish(report)
+    report.timed_out = wait_s != 0 and report.chunks_queued > 0
     report.seconds = time.monotonic() - started
     return report
 

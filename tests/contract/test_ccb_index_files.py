@@ -126,7 +126,8 @@ def test_chunks_waiting_for_an_unavailable_embedding_service_say_why(
     tmp_path: Path, fresh_dsn: str, embedder_url: str
 ) -> None:
     """With the embedder stopped, `ccb index` showed a bar standing at 0 until its timeout and ended with 'N still
-    queued' and nothing about why: the app knows (GET /status's `embedder`), so the wait and the summary say it."""
+    queued' and nothing about why: the app knows (GET /status's `embedder`), so the wait and the summary say it. It
+    also exited 0, so a script could not tell the run from a finished one: the timeout is exit code 6."""
     dead_embedder = f"http://127.0.0.1:{free_port()}/v1"
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -145,7 +146,7 @@ def test_chunks_waiting_for_an_unavailable_embedding_service_say_why(
             cwd=tmp_path,
             env={**ccb_env(base, tmp_path / "storage"), "COLUMNS": "300"},
         )
-    assert code == 0, stderr
+    assert code == 6, stderr
     reason = f"cannot reach the embedding service at {dead_embedder}/embeddings"
     assert "embedding service unavailable since" in stderr and reason in stderr, stderr
     summary = stdout.splitlines()
