@@ -109,5 +109,5 @@ class UpstreamStyleParser:
             for (text, start), encoding in zip(pieces, encodings, strict=True)
         ]
 
-    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
+    async def parse_and_chunk(self, path: Path, mimetype: str, name: str = "") -> list[DocumentChunk]:
         return await asyncio.to_thread(self._parse, path, mimetype)

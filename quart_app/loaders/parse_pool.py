@@ -144,12 +144,16 @@ class ParsePool:
             self.limits.max_text_chars,
         )
 
-    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
-        """The chunks of one file; raises a `LoaderError` for a problem with this file only."""
+    async def parse_and_chunk(self, path: Path, mimetype: str, name: str = "") -> list[DocumentChunk]:
+        """The chunks of one file; raises a `LoaderError` for a problem with this file only.
+
+        `name` is how errors and logs name the file (the ingest passes its document: a spool's temp file name means
+        nothing to an admin); the file's own name when empty."""
         path = Path(path)
+        name = name or path.name
         deaths: list[str] = []
         while True:
-            kind, value = await self._attempt(path, mimetype)
+            kind, value = await self._attempt(path, name, mimetype)
             if kind == "ok":
                 chunks: list[DocumentChunk] = value
                 return chunks
@@ -157,17 +161,17 @@ class ParsePool:
                 raise value
             deaths.append(value)
             if len(deaths) > self._crash_retries:
-                raise _crashed_every_time(path, mimetype, deaths)
+                raise _crashed_every_time(name, mimetype, deaths)
             logger.warning(
                 "parse of %s (%s): its worker died (%s) without being told to; parsing it again (attempt %d of %d)",
-                path.name,
+                name,
                 mimetype,
                 value,
                 len(deaths) + 1,
                 self._crash_retries + 1,
             )
 
-    async def _attempt(self, path: Path, mimetype: str) -> Outcome:
+    async def _attempt(self, path: Path, name: str, mimetype: str) -> Outcome:
         if not self._opened or self._closed or self._idle is None or self._executor is None:
             raise ParsePoolClosedError(
                 "the parse pool is " + ("closed" if self._closed else "not open; use 'async with' or await open()")
@@ -177,7 +181,7 @@ class ParsePool:
             self._idle.put_nowait(worker)
             raise ParsePoolClosedError("the parse pool was closed while this file waited for a worker")
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._executor, self._run, worker, path, mimetype)
+        job = loop.run_in_executor(self._executor, self._run, worker, path, name, mimetype)
         # the worker goes back to the queue when its job ends, even if our caller was cancelled meanwhile
         job.add_done_callback(lambda _job: self._job_done(worker))
         return await asyncio.shield(job)
@@ -255,13 +259,13 @@ class ParsePool:
                 # the slot stays empty and is started again by the next file that gets it
                 logger.warning("parse worker %d could not be replaced: %s", worker.slot, exc)
 
-    def _run(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
+    def _run(self, worker: _Worker, path: Path, name: str, mimetype: str) -> Outcome:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             return "raise", exc
         try:
-            return self._run_unguarded(worker, fd, path, mimetype)
+            return self._run_unguarded(worker, fd, name, mimetype)
         except Exception as exc:  # never lose the slot: a failed job must still hand the worker back
             logger.exception("parse pool slot %d failed unexpectedly", worker.slot)
             self._kill(worker)
@@ -269,34 +273,34 @@ class ParsePool:
         finally:
             os.close(fd)
 
-    def _run_unguarded(self, worker: _Worker, fd: int, path: Path, mimetype: str) -> Outcome:
+    def _run_unguarded(self, worker: _Worker, fd: int, name: str, mimetype: str) -> Outcome:
         if worker.process is None or not worker.process.alive:
             self._replace(worker)
             if self._closed:  # close() came while the worker started and did not see it: it must not parse now
                 return "raise", ParsePoolClosedError(
-                    f"the parse pool was closed while {path.name} ({mimetype}) waited for its worker to start; parse"
+                    f"the parse pool was closed while {name} ({mimetype}) waited for its worker to start; parse"
                     " it again later"
                 )
             if worker.process is None:
-                return "raise", ParsePoolError(f"no parse worker could be started for {path.name}; see the log")
+                return "raise", ParsePoolError(f"no parse worker could be started for {name}; see the log")
         owner = os.fstat(fd).st_uid
         if self._identity is not None:
             # the worker reopens the descriptor through /proc/self/fd, which needs the file to be its own; the
             # spool directory stays root's, so no other file (and this one by no path) is within its reach
             os.fchown(fd, self._identity.uid, -1)
         try:
-            return self._exchange(worker, fd, path, mimetype)
+            return self._exchange(worker, fd, name, mimetype)
         finally:
             if self._identity is not None:
                 os.fchown(fd, owner, -1)
 
-    def _exchange(self, worker: _Worker, fd: int, path: Path, mimetype: str) -> Outcome:
+    def _exchange(self, worker: _Worker, fd: int, name: str, mimetype: str) -> Outcome:
         process = worker.process
         assert process is not None
         try:
-            process.hand_over(path.name, mimetype, fd)
+            process.hand_over(name, mimetype, fd)
         except OSError:
-            return self._died(worker, path, mimetype)
+            return self._died(worker, name, mimetype)
         limit = self.limits.timeout_s
         deadline = time.monotonic() + limit
         chunks: list[DocumentChunk] = []
@@ -305,79 +309,77 @@ class ParsePool:
             try:
                 message = process.receive(deadline - time.monotonic())
                 if message is None:
-                    return "raise", self._timed_out(worker, path, mimetype)
+                    return "raise", self._timed_out(worker, name, mimetype)
                 kind, args = message
                 if kind != "chunks":
                     worker.jobs += 1
-                    return self._outcome(worker, path, mimetype, kind, args, chunks)
+                    return self._outcome(worker, name, mimetype, kind, args, chunks)
                 batch = checked_chunks(args[0] if args else None, self._chunker.chunk_tokens)
                 chars += sum(len(chunk.text) for chunk in batch)
                 if chars > self._max_reply_chars:
                     raise MalformedReplyError(f"more than {self._max_reply_chars} characters of chunks")
                 chunks.extend(batch)
             except (EOFError, ConnectionError):
-                return self._died(worker, path, mimetype)
+                return self._died(worker, name, mimetype)
             except (OSError, MalformedReplyError) as exc:  # OSError: "bad message length", too long
-                return "raise", self._misbehaved(worker, path, mimetype, str(exc))
+                return "raise", self._misbehaved(worker, name, mimetype, str(exc))
 
-    def _timed_out(self, worker: _Worker, path: Path, mimetype: str) -> Exception:
+    def _timed_out(self, worker: _Worker, name: str, mimetype: str) -> Exception:
         limit = self.limits.timeout_s
         logger.warning(
-            "parse of %s (%s) timed out after %.0fs; replacing worker %d", path.name, mimetype, limit, worker.slot
+            "parse of %s (%s) timed out after %.0fs; replacing worker %d", name, mimetype, limit, worker.slot
         )
         self._replace(worker)
         return ParseTimeoutError(
-            f"{path.name} ({mimetype}): parsing took longer than timeout_s={limit:g}s and was stopped; "
+            f"{name} ({mimetype}): parsing took longer than timeout_s={limit:g}s and was stopped; "
             "raise the parse timeout if such files are expected"
         )
 
     def _outcome(
-        self, worker: _Worker, path: Path, mimetype: str, kind: str, args: list[Any], chunks: list[DocumentChunk]
+        self, worker: _Worker, name: str, mimetype: str, kind: str, args: list[Any], chunks: list[DocumentChunk]
     ) -> Outcome:
         match kind, args:
             case "done", [int() as count] if count == len(chunks):
                 return "ok", chunks
-            case "error", [str() as name, str() as message]:
-                return "raise", worker_error(name, message, path, mimetype)
+            case "error", [str() as error, str() as message]:
+                return "raise", worker_error(error, message, name, mimetype)
             case "memory", _:
-                logger.warning(
-                    "parse of %s (%s) ran out of memory; replacing worker %d", path.name, mimetype, worker.slot
-                )
+                logger.warning("parse of %s (%s) ran out of memory; replacing worker %d", name, mimetype, worker.slot)
                 self._replace(worker)
                 return "raise", ParseMemoryError(
-                    f"{path.name} ({mimetype}): parsing needed more than memory_mb={self.limits.memory_mb} MB and "
+                    f"{name} ({mimetype}): parsing needed more than memory_mb={self.limits.memory_mb} MB and "
                     "was stopped; raise ingest.parse_memory_mb or split the file"
                 )
         raise MalformedReplyError(f"an unexpected {kind!r} message")
 
-    def _misbehaved(self, worker: _Worker, path: Path, mimetype: str, reason: str) -> Exception:
+    def _misbehaved(self, worker: _Worker, name: str, mimetype: str, reason: str) -> Exception:
         logger.warning(
             "parse worker %d sent a malformed reply on %s (%s): %s; replacing it",
             worker.slot,
-            path.name,
+            name,
             mimetype,
             reason,
         )
         self._replace(worker)
         return CorruptDocumentError(
-            f"{path.name} ({mimetype}): the parser misbehaved on this file ({reason}) and was replaced; "
+            f"{name} ({mimetype}): the parser misbehaved on this file ({reason}) and was replaced; "
             "the file is probably damaged or malicious: check it"
         )
 
-    def _died(self, worker: _Worker, path: Path, mimetype: str) -> Outcome:
+    def _died(self, worker: _Worker, name: str, mimetype: str) -> Outcome:
         code = worker.process.exit_code() if worker.process is not None else None
         logger.warning(
-            "parse worker %d died (exit code %s) on %s (%s); replacing it", worker.slot, code, path.name, mimetype
+            "parse worker %d died (exit code %s) on %s (%s); replacing it", worker.slot, code, name, mimetype
         )
         self._replace(worker)
         if self._closed:  # close() killed it
             return "raise", ParsePoolClosedError(
-                f"the parse pool was closed while {path.name} ({mimetype}) was parsing; parse it again later"
+                f"the parse pool was closed while {name} ({mimetype}) was parsing; parse it again later"
             )
         if code == -signal.SIGABRT:
             # Rust (the tokenizer) and C++ libraries abort when an allocation hits the address-space cap we set
             return "raise", ParseMemoryError(
-                f"{path.name} ({mimetype}): the parser aborted (SIGABRT), most likely at the memory cap "
+                f"{name} ({mimetype}): the parser aborted (SIGABRT), most likely at the memory cap "
                 f"memory_mb={self.limits.memory_mb}; raise ingest.parse_memory_mb or split the file"
             )
         # not at a limit of ours (those are reported above, by the worker or by _timed_out): try again
@@ -387,13 +389,13 @@ class ParsePool:
         )
 
 
-def _crashed_every_time(path: Path, mimetype: str, deaths: list[str]) -> ParserCrashedError:
+def _crashed_every_time(name: str, mimetype: str, deaths: list[str]) -> ParserCrashedError:
     if all(death == f"signal {signal.SIGKILL.name}" for death in deaths):
         # the pool's own kills (timeout, memory) never get here, so the kill came from outside the app
         why = "something outside the app killed it each time (an administrator, or the system when short of memory)"
     else:
         why = "the file is probably damaged: check or re-save it"
     return ParserCrashedError(
-        f"{path.name} ({mimetype}): the parser crashed repeatedly, on all {len(deaths)} attempts "
+        f"{name} ({mimetype}): the parser crashed repeatedly, on all {len(deaths)} attempts "
         f"({', '.join(deaths)}); {why}"
     )

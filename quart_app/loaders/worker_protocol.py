@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quart_app.chunking.chunker import embedding_text
@@ -123,13 +122,13 @@ def error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def worker_error(name: str, message: str, path: Path, mimetype: str) -> Exception:
-    """The exception the app raises for a worker's `["error", name, message]`."""
+def worker_error(name: str, message: str, document: str, mimetype: str) -> Exception:
+    """The exception the app raises for a worker's `["error", name, message]` about `document` (the pool's name)."""
     message = message[:_MAX_ERROR_CHARS]
     loader_error = _LOADER_ERRORS.get(name)
     if loader_error is not None:
         return loader_error(message)
     if name == "OSError":
         # reading the handed file failed (I/O): the ingest retries it later
-        return OSError(f"{path.name} ({mimetype}): {message}")
-    return CorruptDocumentError(f"{path.name} ({mimetype}): {name}: {message}")
+        return OSError(f"{document} ({mimetype}): {message}")
+    return CorruptDocumentError(f"{document} ({mimetype}): {name}: {message}")

@@ -52,9 +52,10 @@ class ChunkLike(Protocol):
 
 
 class DocumentParser(Protocol):
-    """What ingest needs from quart_app.loaders.parse_pool.ParsePool: a file in, its chunks out."""
+    """What ingest needs from quart_app.loaders.parse_pool.ParsePool: a file in, its chunks out; `name` is how its
+    errors name the file."""
 
-    async def parse_and_chunk(self, path: Path, mimetype: str) -> Sequence[ChunkLike]: ...
+    async def parse_and_chunk(self, path: Path, mimetype: str, name: str = "") -> Sequence[ChunkLike]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,11 @@ class IncomingSource:
     # user_ids name every reader (4.0+ userIds, pull-mode queue items): an unchanged re-send sets exactly them. The
     # beta PHP app sends one userId per load of the same file, so its loads only add readers.
     readers_complete: bool = True
+
+    @property
+    def document_name(self) -> str:
+        """How errors and logs name it: its source id (file id included), never its spool file or its text."""
+        return f"source {self.source_id!r}"
 
 
 @dataclass(slots=True)
@@ -216,7 +222,8 @@ class IngestService:
     async def _parse_and_write(self, source: IncomingSource, record: DocumentRecord) -> tuple[str, str, bool]:
         try:
             async with self._parse_slots:
-                parsed = await self._parser.parse_and_chunk(source.path, source.mimetype)
+                # errors name the document, never the spool's temp file (src-….part) that means nothing to an admin
+                parsed = await self._parser.parse_and_chunk(source.path, source.mimetype, source.document_name)
                 self.counters.parsed += 1
                 chunks = await asyncio.to_thread(self._records, parsed, source)
         except LoaderError as exc:
@@ -240,5 +247,5 @@ class IngestService:
     def _records(self, chunks: Sequence[ChunkLike], source: IncomingSource) -> list[ChunkRecord]:
         records = [ChunkRecord(i, c.text, c.start, c.token_count, c.text_hash, c.header) for i, c in enumerate(chunks)]
         if not records:
-            raise EmptyDocumentError(f"source {source.source_id!r} ({source.mimetype}) has no text to index")
+            raise EmptyDocumentError(f"{source.document_name} ({source.mimetype}) has no text to index")
         return records

@@ -21,6 +21,7 @@ from quart_app.services.ingest import IncomingSource
 from quart_app.source_fields import NUL_PROBLEM
 
 HEADERS_1 = "Invaild/missing headers for: files__default: 1"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 TEXT = b"The Ethical AI Rating gives a green label when the model, its data and the code are all open."
 
 
@@ -191,6 +192,35 @@ async def test_one_bad_part_does_not_fail_the_others(client: Client) -> None:
     )
     # upstream drops a source the loader cannot read from both lists; /status keeps its error
     assert (status, body) == (200, {"loaded_sources": ["files__default: 23"], "sources_to_retry": []})
+
+
+async def test_a_damaged_file_is_named_by_its_document_not_by_its_spool_file(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged PDF or DOCX failed with "src-k2j4.part (application/pdf): ..." in the log, in /status and in
+    `ccb index`: the spool's temp file, which names nothing an admin can find. The error names the source (its file
+    id), and neither it nor the log quotes the document's text."""
+    caplog.set_level(logging.INFO)
+    marker = b"wombat" + secrets.token_hex(4).encode()
+    damaged = {
+        "files__default: 24": (b"%PDF-1.4 " + marker + b" no pdf objects follow", "application/pdf"),
+        "files__default: 25": (b"PK\x03\x04" + marker + b" a cut zip", DOCX),
+    }
+    parts = [SourcePart(sid, content, mimetype=mimetype) for sid, (content, mimetype) in damaged.items()]
+    status, body, _ = await load(client, parts)
+    assert (status, body) == (200, {"loaded_sources": [], "sources_to_retry": []})
+    response = await client.get("/status", headers=signed_headers())
+    errors = {row["source_id"]: row["error"] for row in (await response.get_json())["documents"]["failed_sources"]}
+    assert errors["files__default: 24"].startswith(
+        "CorruptDocumentError: source 'files__default: 24': declared as 'application/pdf' but pypdf cannot read it"
+    ), errors
+    assert errors["files__default: 25"].startswith(
+        f"CorruptDocumentError: source 'files__default: 25': declared as '{DOCX}' but it is not a readable zip"
+    ), errors
+    logged = "\n".join(caplog.messages)
+    assert "source 'files__default: 24'" in logged and "source 'files__default: 25'" in logged
+    for text in (*errors.values(), logged):
+        assert "src-" not in text and ".part" not in text and marker.decode() not in text
 
 
 async def test_size_limits(client: Client, caplog: pytest.LogCaptureFixture) -> None:

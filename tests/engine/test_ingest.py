@@ -26,9 +26,9 @@ class CountingParser:
         self.pool = pool
         self.calls: list[str] = []
 
-    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
+    async def parse_and_chunk(self, path: Path, mimetype: str, name: str = "") -> list[DocumentChunk]:
         self.calls.append(path.name)
-        return await self.pool.parse_and_chunk(path, mimetype)
+        return await self.pool.parse_and_chunk(path, mimetype, name)
 
 
 async def test_new_sources_are_stored_with_chunks_and_access(
@@ -212,14 +212,14 @@ class SiblingParser:
         self.failed = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def parse_and_chunk(self, path: Path, mimetype: str) -> list[DocumentChunk]:
+    async def parse_and_chunk(self, path: Path, mimetype: str, name: str = "") -> list[DocumentChunk]:
         if path.name.endswith("_30"):
             await self.sibling_parsing.wait()
             self.failed.set()
             raise RuntimeError("a bug in the parse glue")
         self.sibling_parsing.set()
         await self.release.wait()
-        return await self.pool.parse_and_chunk(path, mimetype)
+        return await self.pool.parse_and_chunk(path, mimetype, name)
 
 
 async def test_an_unexpected_error_in_one_source_neither_ends_the_batch_early_nor_loses_its_siblings(
