@@ -33,12 +33,14 @@ class AppUnreachableError(AppClientError):
 
 
 class AppRequestError(AppClientError):
-    """The app answered with an error status; `status` and the app's own message are kept."""
+    """The app answered with an error status; `status`, the app's own message and its JSON body (None if it sent
+    none) are kept."""
 
-    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+    def __init__(self, method: str, path: str, status: int, message: str, body: Any = None) -> None:
         super().__init__(f"{method} {path}: HTTP {status}: {message}")
         self.status = status
         self.message = message
+        self.body = body
 
 
 def signed_headers(
@@ -201,7 +203,11 @@ class AppClient:
         response = self.send(method, path, user=user, **kwargs)
         if response.is_success:
             return response.json()
-        raise AppRequestError(method, path, response.status_code, _error_message(response))
+        try:
+            body = response.json()
+        except ValueError:
+            raise AppRequestError(method, path, response.status_code, response.text[:300]) from None
+        raise AppRequestError(method, path, response.status_code, _error_message(body), body)
 
     def heartbeat(self, timeout_s: float = 5.0) -> None:
         """GET /heartbeat, unsigned as AppAPI sends it; raises unless the answer is 200 {"status": "ok"}."""
@@ -236,12 +242,8 @@ class AppClient:
         return self.call("GET", "/status")
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The app's `error` or `detail`, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
+def _error_message(body: Any) -> str:
+    """The app's `error` or `detail`, else the body."""
     if isinstance(body, dict):
         return str(body.get("error") or body.get("detail") or body)
     return str(body)

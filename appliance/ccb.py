@@ -241,15 +241,19 @@ def _show_status(watch: bool, interval: float, as_json: bool) -> None:
         if as_json:
             for report in reports:
                 _emit(report)
+                if not watch and "exit" in report:
+                    sys.exit(report["exit"])
             return
         # the first report from the same generator: every later call is one of its guarded refreshes
         last, fetched_at = next(reports), time.time()
         if not watch:
             Console().print(render_status(last))
+            if "exit" in last:
+                _fail(last["error"], last["exit"], False)
             return
         with Live(render_status(last), auto_refresh=False) as live:
             for report in reports:
-                if "error" in report:
+                if "error" in report and "database" not in report:
                     note = stale_note(report["error"], fetched_at, interval)
                     live.update(Group(note, render_status(last)), refresh=True)
                 else:
@@ -257,14 +261,26 @@ def _show_status(watch: bool, interval: float, as_json: bool) -> None:
                     live.update(render_status(report), refresh=True)
 
 
+def _status(app: AppClient) -> dict[str, Any]:
+    """GET /status; while PostgreSQL is down its 503 still carries all the app knows without it (programs, embedder,
+    loops, the database's outage) next to `error`: that report, with the exit code a 5xx gets."""
+    try:
+        report: dict[str, Any] = app.status()
+    except AppRequestError as exc:
+        if exc.status == 503 and isinstance(exc.body, dict) and "database" in exc.body:
+            return {**exc.body, "exit": EXIT_APP_ERROR}
+        raise
+    return report
+
+
 def _reports(app: AppClient, watch: bool, interval: float) -> Iterator[dict[str, Any]]:
     """Each refresh's report. A wrong address or secret fails the first; once the app has answered, a refresh it
     cannot answer (restarting, opening: unreachable or 5xx) gives `{"error", "exit"}` and the watch goes on."""
-    yield app.status()
+    yield _status(app)
     while watch:
         time.sleep(interval)
         try:
-            yield app.status()
+            yield _status(app)
         except AppUnreachableError as exc:
             yield {"error": str(exc), "exit": EXIT_UNREACHABLE}
         except AppRequestError as exc:

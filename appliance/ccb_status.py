@@ -56,6 +56,43 @@ def embedder_line(embedder: dict[str, Any] | None) -> RenderableType:
     )
 
 
+def database_line(database: dict[str, Any]) -> RenderableType:
+    """PostgreSQL as the app finds it; while unavailable, since when, why, and what to do."""
+    if database["state"] != "unavailable":
+        return "available"
+    since = database["unavailable_since"]
+    return Text(
+        f"unavailable since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}"
+        f" ({_eta(max(0.0, time.time() - since))}): {database['last_error']}; indexing and questions wait and resume"
+        " by themselves once it is back: start it (embedded: see the postgres program below and `ccb logs postgres`)"
+        " or check the server EXTERNAL_DB names",
+        style="bold red",
+    )
+
+
+def _indexing_rows(report: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+    """The Indexing table: the figures read from the database, or one line saying why there are none."""
+    if report["documents"] is None:
+        unknown = "unknown while the database is unavailable"
+        return [
+            ("database", database_line(report["database"])),
+            *((name, unknown) for name in ("documents", "chunks", "queue")),
+            ("embedding service", embedder_line(report.get("embedder"))),
+        ]
+    documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
+    throughput, model = report["throughput"], report.get("embedding_model") or {}
+    return [
+        ("documents", f"{documents['indexed']} indexed, {documents['failed']} failed"),
+        ("chunks", f"{chunks['embedded']} embedded, {chunks['queued']} queued, {chunks['failed']} failed"),
+        ("queue", f"{queue['depth']} chunks ({queue['tokens']} tokens), {queue['in_progress']} in progress"),
+        ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
+        ("ETA", _eta(report.get("eta_s"))),
+        ("embedding service", embedder_line(report.get("embedder"))),
+        ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
+        ("cross-lingual", cross_lingual_line(report.get("cross_lingual"))),
+    ]
+
+
 def stale_note(error: str, fetched_at: float, interval_s: float) -> Text:
     """Above the last report when a refresh failed: the error, and how old the figures below it are."""
     at = time.strftime("%H:%M:%S", time.localtime(fetched_at))
@@ -68,23 +105,7 @@ def stale_note(error: str, fetched_at: float, interval_s: float) -> Text:
 
 def render_status(report: dict[str, Any]) -> RenderableType:
     """The report as a few small tables: indexing, queue, loops, programs, last errors."""
-    documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
-    throughput, model = report["throughput"], report.get("embedding_model") or {}
-    parts: list[RenderableType] = [
-        _table(
-            "Indexing",
-            [
-                ("documents", f"{documents['indexed']} indexed, {documents['failed']} failed"),
-                ("chunks", f"{chunks['embedded']} embedded, {chunks['queued']} queued, {chunks['failed']} failed"),
-                ("queue", f"{queue['depth']} chunks ({queue['tokens']} tokens), {queue['in_progress']} in progress"),
-                ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
-                ("ETA", _eta(report.get("eta_s"))),
-                ("embedding service", embedder_line(report.get("embedder"))),
-                ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
-                ("cross-lingual", cross_lingual_line(report.get("cross_lingual"))),
-            ],
-        )
-    ]
+    parts: list[RenderableType] = [_table("Indexing", _indexing_rows(report))]
     programs = report.get("programs")
     if isinstance(programs, dict):
         parts.append(_table("Programs", sorted(programs.items())))
@@ -111,6 +132,7 @@ def render_status(report: dict[str, Any]) -> RenderableType:
     parts.append(_table("Loops", loops))
     pull = report.get("pull") or {}
     parts.append(_table("Nextcloud", [("pull", str(pull.get("detail") or pull.get("php_app_queues")))]))
+    documents, chunks = report["documents"] or {}, report["chunks"] or {}
     errors = [(row["source_id"], row["error"]) for row in documents.get("failed_sources", [])][:10]
     errors += [(f"chunks ({count})", reason) for reason, count in chunks.get("failure_reasons", {}).items()][:5]
     if errors:

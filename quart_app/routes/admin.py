@@ -13,20 +13,22 @@ import time
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from quart import Blueprint, Response, request
 
 from appliance.app_role import ROLE_DUTIES
 from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
-from quart_app.engine import engine
-from quart_app.http_errors import json_message
+from quart_app.engine import Engine, engine
+from quart_app.http_errors import RETRY_HEADERS, json_message
 from quart_app.lifecycle import lifecycle, require_enabled
 from quart_app.pull.file_retries import files_to_retry
 from quart_app.services import deletion
+from quart_app.services.status import DATABASE_PARTS, database_state
 from quart_app.services.status import status as indexing_status
 from quart_app.source_fields import FILES_PROVIDER
+from quart_app.store import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,15 @@ async def count_indexed_documents() -> Response:
 @blueprint.get("/status")
 async def status() -> Response:
     opened = engine()
-    report = await indexing_status(opened.db)
     state = lifecycle()
+    try:
+        report = await _database_figures(opened)
+        unreachable: DatabaseUnavailableError | None = None
+    except DatabaseUnavailableError as exc:
+        # an outage is when an admin needs the rest most (programs, embedder, loops): a 503 with all but these parts
+        report, unreachable = {**dict.fromkeys(DATABASE_PARTS), "cross_lingual": None, "files_to_retry": None}, exc
+    # PostgreSQL as the request pool finds it: available, or since when and why not
+    report["database"] = database_state(opened.db, unreachable)
     # what each background loop (init job, embedding worker, pollers) is doing, and whether the PHP app is pulled from
     report["loops"] = state.loops.snapshot()
     # whether the embedding worker finds the embedding service available; while not, embedding waits (since, why)
@@ -72,8 +81,6 @@ async def status() -> Response:
     # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
     report.update(await asyncio.to_thread(machine_report, state.settings.storage))
     report["llm"] = None if opened.answer is None else opened.answer.llm_report()
-    # the multilingual third leg: its model, whether a question has needed it, and how many chunks have its vector
-    report["cross_lingual"] = None if opened.cross_lingual is None else await opened.cross_lingual.progress()
     report["pull"] = {
         "nextcloud_configured": state.nextcloud is not None,
         "php_app_queues": None if opened.pull is None else opened.pull.gate.available,
@@ -82,11 +89,23 @@ async def status() -> Response:
         and opened.pull.tasks is not None
         and opened.pull.tasks.registered,
         # queue files whose download failed all its tries, kept for a later try while their row stays locked for us
-        "files_to_retry": await files_to_retry(opened.db),
+        "files_to_retry": report.pop("files_to_retry"),
     }
     # APP_ROLE and what it runs (appliance/app_role.py ROLE_DUTIES)
     report["role"] = {"name": state.settings.role, "duties": sorted(ROLE_DUTIES[state.settings.role])}
-    return json_message(report)
+    if unreachable is None:
+        return json_message(report)
+    # the contract's error shape on top, so every client that reads only `error` still learns why
+    return json_message({"error": f"Vector DB Error: {unreachable}", **report}, 503, RETRY_HEADERS)
+
+
+async def _database_figures(opened: Engine) -> dict[str, Any]:
+    """The parts of GET /status read from PostgreSQL; raises DatabaseUnavailableError while it cannot be reached."""
+    report = await indexing_status(opened.db)
+    # the multilingual third leg: its model, whether a question has needed it, and how many chunks have its vector
+    report["cross_lingual"] = None if opened.cross_lingual is None else await opened.cross_lingual.progress()
+    report["files_to_retry"] = await files_to_retry(opened.db)
+    return report
 
 
 def build_logs_zip(log_dir: Path) -> IO[bytes]:

@@ -1,11 +1,16 @@
-"""Progress report: documents and chunks per state, failure reasons, queue depth, recent throughput and ETA."""
+"""Progress report: documents and chunks per state, failure reasons, queue depth, recent throughput and ETA; and the
+database's own state, so a report without it can still say why."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from quart_app.store import Database
 from quart_app.store.status_store import THROUGHPUT_WINDOW_S, read_counts
+
+# the report's parts read from PostgreSQL: null while it cannot be reached (GET /status answers the rest)
+DATABASE_PARTS = ("documents", "chunks", "queue", "throughput", "eta_s", "embedding_model")
 
 # below this span the rate is too noisy to extrapolate from
 _MIN_SPAN_S = 1.0
@@ -51,3 +56,13 @@ async def status(db: Database) -> dict[str, Any]:
         "eta_s": eta,
         "embedding_model": {"id": counts.model_id, "dimension": counts.dimension},
     }
+
+
+def database_state(db: Database, error: Exception | None = None) -> dict[str, Any]:
+    """The `database` part of GET /status: available, or since when and why not (`error`: what the report's own
+    reads just met, when the pool has not marked an outage, e.g. every connection busy)."""
+    outage = db.outage
+    if outage is None and error is None:
+        return {"state": "available", "unavailable_since": None, "last_error": None}
+    since, reason = (outage.since, outage.reason) if outage is not None else (time.time(), str(error))
+    return {"state": "unavailable", "unavailable_since": since, "last_error": reason}

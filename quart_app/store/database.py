@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
@@ -64,6 +65,14 @@ async def lift_statement_timeout(conn: Connection) -> None:
     """No statement_timeout for the rest of the current transaction: a bulk write or delete cut halfway would roll
     back and fail the same way on every retry. Lock waits stay bounded by lock_timeout."""
     await conn.execute("SET LOCAL statement_timeout = 0")
+
+
+@dataclass(frozen=True)
+class DatabaseOutage:
+    """The database as unreachable: since when (wall clock, for GET /status) and the failure that told."""
+
+    since: float
+    reason: str
 
 
 class _PoolFailureRepeats(logging.Filter):
@@ -130,6 +139,7 @@ class Database:
         self._state = "new"
         # monotonic time the database was found unreachable; None while it answers
         self._away_since: float | None = None
+        self._outage: DatabaseOutage | None = None
         self._pool_failure_repeats = _PoolFailureRepeats(self, self._pool.name)
 
     async def _configure(self, conn: Connection) -> None:
@@ -157,6 +167,11 @@ class Database:
     def away_since(self) -> float | None:
         """Monotonic time the database was found unreachable; None while it answers."""
         return self._away_since
+
+    @property
+    def outage(self) -> DatabaseOutage | None:
+        """Since when and why the database is unreachable; None while it answers."""
+        return self._outage
 
     async def open(self, timeout_s: float = 30.0) -> None:
         """Open the pool and wait until `min_size` connections work, or raise DatabaseUnavailableError."""
@@ -263,7 +278,7 @@ class Database:
         except psycopg.OperationalError as exc:
             if not conn.closed:
                 raise  # a deadlock, a cancelled statement…: the database itself is fine
-            self._mark_away()
+            self._mark_away(first_line(exc))
             raise DatabaseUnavailableError(
                 f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
             ) from exc
@@ -300,7 +315,7 @@ class Database:
         try:
             probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=max(1, int(OUTAGE_WAIT_S)))
         except psycopg.Error as exc:
-            self._mark_away()
+            self._mark_away(first_line(exc))
             return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back")
         await probe.close()
         return DatabaseUnavailableError(
@@ -308,15 +323,17 @@ class Database:
             " pgvector.pool_max"
         )
 
-    def _mark_away(self) -> None:
+    def _mark_away(self, reason: str) -> None:
         if self._away_since is None:
             self._away_since = time.monotonic()
+            self._outage = DatabaseOutage(time.time(), reason)
             logger.warning("PostgreSQL is unreachable; requests answer 503 + cc-retry until it is back")
 
     def _mark_back(self) -> None:
         if self._away_since is not None:
             logger.info("PostgreSQL is reachable again after %.0f s", time.monotonic() - self._away_since)
             self._away_since = None
+            self._outage = None
 
     async def reachable(self) -> bool:
         """True when a connection can be had and answers `SELECT 1` (the pull loops wait on this)."""

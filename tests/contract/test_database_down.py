@@ -12,13 +12,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from contract_kit import signed_headers
 from database_down_kit import PushTraffic, store_report, unclear_refusals
 from live_app_kit import ccb_env, running_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
 from waiting import wait_for
 
+from appliance.ccb import EXIT_APP_ERROR
+
+CCB = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
 pytestmark = pytest.mark.slow
 DOCUMENTS = 24
 
@@ -86,11 +91,14 @@ def test_the_doctor_sends_the_admin_to_the_database_not_to_make_run(
     """With PostgreSQL down the app still answers, with a 503 that names the database: the doctor's fix said to start
     the app with `make run`, which the running appliance refuses, instead of pointing at that answer."""
     base, _server = live_app
-    command = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())", "doctor", "--json"]
     restartable_pg.stop_fast()
     try:
         doctor = subprocess.run(
-            command, env=ccb_env(base, tmp_path / "storage"), capture_output=True, text=True, timeout=120
+            [*CCB, "doctor", "--json"],
+            env=ccb_env(base, tmp_path / "storage"),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         restartable_pg.start()
@@ -99,3 +107,40 @@ def test_the_doctor_sends_the_admin_to_the_database_not_to_make_run(
     assert app["outcome"] == "fail"
     assert app["detail"].startswith("GET /status: HTTP 503: Vector DB Error: PostgreSQL is not reachable"), app
     assert app["fix"] == "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
+
+
+def test_status_while_postgres_is_down_still_shows_the_programs_and_the_embedder_and_says_what_to_do(
+    live_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres, tmp_path: Path
+) -> None:
+    """GET /status answered a bare 503 {"error"} while PostgreSQL was down, so `ccb status` showed one error line and
+    lost supervisord's programs and the embedder exactly when the admin needs them. The 503 now carries everything
+    that needs no database, the database marked unavailable with since when and why, and `ccb status` shows it with
+    a database line that says what to do (exit 5, as for any 5xx)."""
+    base, _server = live_app
+    env = {**ccb_env(base, tmp_path / "storage"), "COLUMNS": "400"}
+    restartable_pg.stop_fast()
+    stopped = time.time()
+    try:
+        response = httpx.get(f"{base}/status", headers=signed_headers(), timeout=120)
+        text = subprocess.run([*CCB, "status"], env=env, capture_output=True, text=True, timeout=120)
+        as_json = subprocess.run([*CCB, "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        restartable_pg.start()
+    assert (response.status_code, response.headers.get("cc-retry")) == (503, "true")
+    report = response.json()
+    assert report["error"].startswith("Vector DB Error: PostgreSQL is not reachable"), report
+    database = report["database"]
+    assert database["state"] == "unavailable" and stopped - 1 < database["unavailable_since"] <= time.time()
+    # the unix socket went with the server: the connection failure itself, not our paraphrase
+    assert "No such file or directory" in database["last_error"], database
+    assert report["embedder"]["state"] == "available" and report["programs"] and report["hardware"]["arch"]
+    assert report["role"]["name"] == "normal" and "engine_opening" in report["loops"]
+    assert [report[part] for part in ("documents", "chunks", "queue", "eta_s")] == [None] * 4
+    assert text.returncode == EXIT_APP_ERROR, text.stderr
+    assert "Programs" in text.stdout and "embedding service  available" in text.stdout, text.stdout
+    assert "database           unavailable since " in text.stdout, text.stdout
+    assert "indexing and questions wait and resume by themselves once it is back: start it" in text.stdout
+    assert text.stderr.startswith("error: Vector DB Error: PostgreSQL is not reachable"), text.stderr
+    assert as_json.returncode == EXIT_APP_ERROR
+    last = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert last["exit"] == EXIT_APP_ERROR and last["database"]["state"] == "unavailable" and last["programs"]
