@@ -70,7 +70,7 @@ async def run(dsn: str, sources: int, per_load: int) -> list[tuple[str, str, lis
     db = Database(dsn)
     await db.open()
     await db.migrate("bench", DIMENSION)
-    claims = ClaimStore(dsn)
+    claims = ClaimStore(db)
     await claims.open()
     try:
 

@@ -289,7 +289,7 @@ async def open_engine(
 
         # claims in the database: app replicas sharing it never ingest one source at once; a role that never
         # claims keeps no claim connection open
-        claims = ClaimStore(settings.db_url, min_size=1 if needs_any(role, CLAIM_DUTIES) else 0)
+        claims = ClaimStore(db, min_size=1 if needs_any(role, CLAIM_DUTIES) else 0)
         await claims.open(config.pgvector.connect_timeout_s)
         _closing(stack, "claim connections", claims.close)
         order = SourceOrder(config.ingest.access_wait_s, claims)

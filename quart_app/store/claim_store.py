@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from quart_app.store.database import CONNECT_TIMEOUT_S, RECONNECT_TIMEOUT_S, Connection
+from quart_app.store.database import CONNECT_TIMEOUT_S, RECONNECT_TIMEOUT_S, Connection, Database
 from quart_app.store.errors import DatabaseUnavailableError, StoreError, first_line
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,15 @@ async def _configure(conn: Connection) -> None:
 
 
 class ClaimStore:
-    """The claim connections of this process; `open()` before use, `close()` releases every claim."""
+    """The claim connections of this process; `open()` before use, `close()` releases every claim.
 
-    def __init__(self, dsn: str, max_size: int = CLAIM_CONNECTIONS, min_size: int = 1) -> None:
-        self._dsn = dsn
+    They go to the database of `db` (the request pool), which also tells when it is known to be away: a claim then
+    waits no longer for a connection than a request does."""
+
+    def __init__(self, db: Database, max_size: int = CLAIM_CONNECTIONS, min_size: int = 1) -> None:
+        self._db = db
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            dsn,
+            db.dsn,
             min_size=min_size,
             max_size=max_size,
             open=False,
@@ -140,29 +143,18 @@ class ClaimStore:
 
     @asynccontextmanager
     async def _connection(self, wait_s: float) -> AsyncIterator[Connection]:
+        conn = await self._db.take(self._pool, wait_s, "claim connections")
         try:
-            async with self._pool.connection(wait_s) as conn:
-                try:
-                    yield conn
-                except psycopg.OperationalError as exc:
-                    if not conn.closed:
-                        raise  # a deadlock, a cancelled statement…: the database itself is fine
-                    raise DatabaseUnavailableError(
-                        f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
-                    ) from exc
-        except PoolTimeout as exc:
-            raise await self._no_connection(wait_s) from exc
-
-    async def _no_connection(self, waited_s: float) -> DatabaseUnavailableError:
-        """Why no claim connection came: the database is away (said as the request pool says it), or all are busy."""
-        try:
-            probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
-        except psycopg.Error as exc:
-            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back")
-        await probe.close()
-        return DatabaseUnavailableError(
-            f"all {self._pool.max_size} claim connections stayed busy for {waited_s:g} s; retry later"
-        )
+            async with conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            if not conn.closed:
+                raise  # a deadlock, a cancelled statement…: the database itself is fine
+            raise DatabaseUnavailableError(
+                f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
+            ) from exc
+        finally:
+            await self._pool.putconn(conn)
 
     async def _unlock_all(self, conn: Connection) -> None:
         """The pool's reset (run later, by a pool worker): for a claim that could not let go itself."""

@@ -2,8 +2,9 @@
 
 Connections are checked when taken from the pool: after a PostgreSQL restart every idle connection is dead, and the
 first failed check replaces them all, so no request sees a broken connection. A database that cannot be reached
-raises DatabaseUnavailableError (the routes answer 503 + cc-retry); while it stays away, requests wait only
-`OUTAGE_WAIT_S` for a connection instead of the full acquire timeout.
+raises DatabaseUnavailableError (the routes answer 503 + cc-retry); while it stays away, requests (and the claim
+store's) wait only `OUTAGE_WAIT_S` for a connection instead of the full acquire timeout, and the first request of an
+outage nobody noticed yet asks PostgreSQL itself after `OUTAGE_PROBE_AFTER_S` instead of waiting that timeout out.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ RECONNECT_TIMEOUT_S = 10.0
 SERVER_WAIT_POLL_S = 0.2
 # while the database is known to be away, a request waits this long for a connection before its 503
 OUTAGE_WAIT_S = 2.0
+# a request without a connection after this long asks PostgreSQL for a new one: the first request of an outage
+# nobody noticed yet answers its 503 after this (and the probe's connect), not after the whole acquire timeout
+OUTAGE_PROBE_AFTER_S = 2.0
+# the probe's own connect timeout (an unreachable TCP host answers nothing)
+PROBE_CONNECT_TIMEOUT_S = 2
 # a transaction PostgreSQL rolled back as a deadlock victim or for a serialization failure runs again this many
 # times in all, after a short jittered pause (the other transaction usually commits within milliseconds)
 CONFLICT_ATTEMPTS = 4
@@ -73,6 +79,12 @@ class DatabaseOutage:
 
     since: float
     reason: str
+
+
+def _busy_error(
+    pool: AsyncConnectionPool[Connection], what: str, waited_s: float, fix: str
+) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(f"all {pool.max_size} {what} stayed busy for {waited_s:g} s; retry later{fix}")
 
 
 class _PoolFailureRepeats(logging.Filter):
@@ -140,6 +152,8 @@ class Database:
         # monotonic time the database was found unreachable; None while it answers
         self._away_since: float | None = None
         self._outage: DatabaseOutage | None = None
+        # one probe at a time: the requests that waited with it learn its answer instead of probing again
+        self._probe_lock = asyncio.Lock()
         self._pool_failure_repeats = _PoolFailureRepeats(self, self._pool.name)
 
     async def _configure(self, conn: Connection) -> None:
@@ -254,11 +268,9 @@ class Database:
         """
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
-        wait_s = self._acquire_timeout_s if self.available else min(OUTAGE_WAIT_S, self._acquire_timeout_s)
-        try:
-            conn = await self._pool.getconn(wait_s)
-        except PoolTimeout as exc:
-            raise await self._no_connection(wait_s) from exc
+        conn = await self.take(
+            self._pool, self._acquire_timeout_s, "database connections", " or raise pgvector.pool_max"
+        )
         self._mark_back()
         try:
             async with conn:
@@ -305,29 +317,64 @@ class Database:
                 await asyncio.sleep(CONFLICT_BACKOFF_S * attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _no_connection(self, waited_s: float) -> DatabaseUnavailableError:
-        """Why no connection came: the database is away, or every connection is busy."""
+    async def take(self, pool: AsyncConnectionPool[Connection], wait_s: float, what: str, fix: str = "") -> Connection:
+        """A connection of `pool` (this one, or the claim store's on the same database) within `wait_s`.
+
+        While the database is known to be away, waits OUTAGE_WAIT_S at most. Otherwise, after OUTAGE_PROBE_AFTER_S
+        without one, PostgreSQL is asked for a new connection: if it refuses, the outage is marked and the 503 comes
+        now; if it takes it, every connection is busy and the wait goes on. Raises DatabaseUnavailableError naming
+        `what` (and `fix`) when all stayed busy.
+        """
         if not self.available:
-            return DatabaseUnavailableError(
-                f"PostgreSQL is not reachable (for {time.monotonic() - (self._away_since or 0):.0f} s); retry once"
-                " it is back"
-            )
+            try:
+                return await pool.getconn(min(OUTAGE_WAIT_S, wait_s))
+            except PoolTimeout as exc:
+                raise self._away_error() from exc
+        first_s = min(OUTAGE_PROBE_AFTER_S, wait_s)
         try:
-            probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=max(1, int(OUTAGE_WAIT_S)))
-        except psycopg.Error as exc:
-            self._mark_away(first_line(exc))
-            return DatabaseUnavailableError(f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back")
-        await probe.close()
+            return await pool.getconn(first_s)
+        except PoolTimeout as exc:
+            if (unreachable := await self._probe(first_s)) is not None:
+                raise unreachable from exc
+            if first_s >= wait_s:
+                raise _busy_error(pool, what, wait_s, fix) from exc
+        try:
+            return await pool.getconn(wait_s - first_s)
+        except PoolTimeout as exc:
+            raise await self._probe(wait_s) or _busy_error(pool, what, wait_s, fix) from exc
+
+    def _away_error(self) -> DatabaseUnavailableError:
         return DatabaseUnavailableError(
-            f"all {self._pool.max_size} database connections stayed busy for {waited_s:g} s; retry later or raise"
-            " pgvector.pool_max"
+            f"PostgreSQL is not reachable (for {time.monotonic() - (self._away_since or 0):.0f} s); retry once it is"
+            " back"
         )
 
-    def _mark_away(self, reason: str) -> None:
+    async def _probe(self, waited_s: float) -> DatabaseUnavailableError | None:
+        """None when PostgreSQL takes a new connection; else the error to answer, with the outage marked."""
+        async with self._probe_lock:
+            if not self.available:
+                return self._away_error()
+            try:
+                probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=PROBE_CONNECT_TIMEOUT_S)
+            except psycopg.Error as exc:
+                self._mark_away(first_line(exc), waited_s)
+                return DatabaseUnavailableError(
+                    f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back"
+                )
+            await probe.close()
+            return None
+
+    def _mark_away(self, reason: str, waited_s: float | None = None) -> None:
         if self._away_since is None:
             self._away_since = time.monotonic()
             self._outage = DatabaseOutage(time.time(), reason)
-            logger.warning("PostgreSQL is unreachable; requests answer 503 + cc-retry until it is back")
+            found = "a connection broke" if waited_s is None else f"no connection came within {waited_s:g} s"
+            logger.warning(
+                "PostgreSQL is unreachable (%s: %s); requests answer 503 + cc-retry within %g s until it is back",
+                found,
+                reason,
+                OUTAGE_WAIT_S,
+            )
 
     def _mark_back(self) -> None:
         if self._away_since is not None:

@@ -13,7 +13,10 @@ from async_wait import wait_until
 from restartable_postgres import RestartablePostgres
 
 from quart_app.store import Database, DatabaseUnavailableError
+from quart_app.store.database import OUTAGE_PROBE_AFTER_S
 from quart_app.store.errors import StatementTimeoutError
+
+DATABASE_LOGGER = "quart_app.store.database"
 
 
 @pytest.fixture
@@ -137,7 +140,36 @@ async def test_a_long_outage_logs_each_pool_failure_once_not_every_few_seconds(
         restartable_pg.start()
         await wait_until(pool.reachable, "the pool to reconnect after PostgreSQL's return")
     messages = [record.getMessage() for record in caplog.records]
-    known = messages.index("PostgreSQL is unreachable; requests answer 503 + cc-retry until it is back")
+    known = next(n for n, message in enumerate(messages) if message.startswith("PostgreSQL is unreachable ("))
     pool_lines = [message for message in messages[known:] if message.startswith(("error connecting", "reconnection"))]
     assert pool_lines and len(pool_lines) == len(set(pool_lines)), pool_lines
     assert [message for message in messages[known:] if message.startswith("PostgreSQL is reachable again after")]
+
+
+async def test_the_first_request_of_an_outage_nobody_noticed_asks_postgresql_instead_of_waiting_the_acquire_timeout(
+    restartable_pg: RestartablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nothing yet aware that PostgreSQL had stopped, the first request waited the pool's whole acquire timeout
+    (30 s shipped) before its 503, and nothing in the log said why meanwhile. After OUTAGE_PROBE_AFTER_S without a
+    connection it asks PostgreSQL for a new one: refused, so the 503 comes then, and the log says what was found."""
+    assert OUTAGE_PROBE_AFTER_S == 2.0
+    # an acquire timeout no test waits out: only the probe can end this request within the guard below
+    database = Database(restartable_pg.test_dsn, min_size=1, max_size=4, acquire_timeout_s=3600.0)
+    await database.open(timeout_s=10)
+    try:
+        await _pid(database)
+        restartable_pg.stop_fast()
+        unreachable = r"^PostgreSQL is not reachable \(connection .*failed"
+        with (
+            caplog.at_level(logging.WARNING, logger=DATABASE_LOGGER),
+            pytest.raises(DatabaseUnavailableError, match=unreachable),
+        ):
+            await asyncio.wait_for(_pid(database), 120)
+        assert not database.available
+        assert any(
+            message.startswith("PostgreSQL is unreachable (no connection came within 2 s: connection ")
+            for message in caplog.messages
+        ), caplog.messages
+    finally:
+        restartable_pg.start()
+        await database.close()

@@ -40,7 +40,7 @@ async def make_order(request: pytest.FixtureRequest, db: Database) -> AsyncItera
     if request.param == "this process":
         yield SourceOrder
         return
-    claims = ClaimStore(db.dsn)
+    claims = ClaimStore(db)
     await claims.open(timeout_s=10)
     yield lambda wait_s: SourceOrder(wait_s, claims)
     await claims.close()
@@ -185,7 +185,7 @@ async def test_a_database_claim_is_let_go_when_its_block_ends(db: Database) -> N
     async with AsyncExitStack() as stack:
         stores = []
         for _ in range(2):
-            store = ClaimStore(db.dsn)
+            store = ClaimStore(db)
             await store.open(timeout_s=10)
             stack.push_async_callback(store.close)
             stores.append(store)
