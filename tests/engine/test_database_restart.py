@@ -13,6 +13,7 @@ from async_wait import wait_until
 from restartable_postgres import RestartablePostgres
 
 from quart_app.store import Database, DatabaseUnavailableError
+from quart_app.store.claim_store import ClaimStore
 from quart_app.store.database import OUTAGE_PROBE_AFTER_S
 from quart_app.store.errors import StatementTimeoutError
 
@@ -173,3 +174,24 @@ async def test_the_first_request_of_an_outage_nobody_noticed_asks_postgresql_ins
     finally:
         restartable_pg.start()
         await database.close()
+
+
+async def test_a_claim_during_a_known_outage_is_refused_as_soon_as_a_request_is(
+    pool: Database, restartable_pg: RestartablePostgres
+) -> None:
+    """The claim connections (PUT /loadSources, POST /updateAccess) had a pool of their own that knew nothing of an
+    outage the request pool had found: an access change waited its whole access_wait_s (30 s) for a claim connection
+    before its 503. They now wait OUTAGE_WAIT_S at most, as requests do."""
+    claims = ClaimStore(pool)
+    await claims.open(timeout_s=10)
+    try:
+        restartable_pg.stop_fast()
+        with pytest.raises(DatabaseUnavailableError, match=r"^PostgreSQL is not reachable \(connection .*failed"):
+            await _pid(pool)
+        # a wait no test sits out: only the known outage can end this claim within the guard below
+        with pytest.raises(DatabaseUnavailableError, match=r"^PostgreSQL is not reachable \(for \d+ s\); retry once"):
+            async with asyncio.timeout(120), claims.wait_hold([("source", "files__default: 1")], 3600.0):
+                pass
+    finally:
+        restartable_pg.start()
+        await claims.close()
