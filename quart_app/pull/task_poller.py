@@ -38,7 +38,7 @@ from quart_app.pull.task_types import (
     SEARCH_TASK_TYPE,
     next_task_body,
 )
-from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult
+from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult, titled_sources
 from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
 from quart_app.source_fields import text_problem
 
@@ -264,7 +264,7 @@ class TaskPoller:
                 unreadable=UnreadableFiles(self._nc),
                 generating=prompt_ready,
             )
-            found = await self._answers.sources_with_titles(user_id, result["sources"])
+            found = titled_sources(result)
             entries = await enriched_entries(self._nc, user_id, found)
             return {"output": result["output"], "sources": as_task_output(entries, found)}
         if task_type == SEARCH_TASK_TYPE:

@@ -39,10 +39,16 @@ ANSWER_ATTEMPTS = 2
 
 
 class QueryResult(TypedDict):
-    """Upstream's /query response body."""
+    """An answer: upstream's /query response body (`output`, `sources`) and the sources' titles as the check after
+    generating read them (a pull task's output names them; the /query route sends only the body)."""
 
     output: str
     sources: list[str]
+    titles: dict[str, str]
+
+
+# an answer before its sources are checked: the text and the source ids it drew on, best first
+Draft = tuple[str, list[str]]
 
 
 class DocSearchResult(TypedDict):
@@ -84,12 +90,6 @@ class AnswerService:
         """Which language model answers, for GET /status."""
         return {"backend": self._llm.name, "n_ctx": self._llm.n_ctx, "max_tokens": self._llm.max_tokens}
 
-    async def sources_with_titles(self, user_id: str, source_ids: Sequence[str]) -> list[DocSearchResult]:
-        """Unique source ids of an answer, in order, with their titles (only what the user may read)."""
-        unique = list(dict.fromkeys(source_ids))
-        titles = await self._retrieval.titles(user_id, unique) if unique else {}
-        return [{"source_id": sid, "title": titles[sid]} for sid in unique if sid in titles]
-
     def check_question(self, question: str) -> None:
         """Raise QuestionTooLongError for a question over retrieval.max_question_chars (before any work on it)."""
         self._retrieval.check_question(question)
@@ -117,19 +117,17 @@ class AnswerService:
             self._llm.max_tokens, settings.context_tokens, settings.in_document_order,
         )  # fmt: skip
 
-    def _extractive(self, chunks: Sequence[RetrievedChunk]) -> QueryResult | None:
+    def _extractive(self, chunks: Sequence[RetrievedChunk]) -> Draft | None:
         if not isinstance(self._llm, ExtractiveBackend):
             return None
-        output, sources = self._llm.answer_from_passages([QuotedPassage(c.title, c.source_id, c.text) for c in chunks])
-        return {"output": output, "sources": sources}
+        return self._llm.answer_from_passages([QuotedPassage(c.title, c.source_id, c.text) for c in chunks])
 
-    def _quoted_instead(self, chunks: Sequence[RetrievedChunk], error: LlmUnavailableError) -> QueryResult:
+    def _quoted_instead(self, chunks: Sequence[RetrievedChunk], error: LlmUnavailableError) -> Draft:
         """The configured LLM cannot be used: quote the best passages and say why, rather than fail the question."""
         log.warning("LLM backend %s unavailable, answering with quoted passages: %s", self._llm.name, error)
         header = UNAVAILABLE_HEADER.format(backend=self._llm.name, reason=error)
         passages = [QuotedPassage(c.title, c.source_id, c.text) for c in chunks]
-        output, sources = ExtractiveBackend(ExtractiveConfig()).answer_from_passages(passages, header)
-        return {"output": output, "sources": sources}
+        return ExtractiveBackend(ExtractiveConfig()).answer_from_passages(passages, header)
 
     async def query(
         self,
@@ -151,15 +149,15 @@ class AnswerService:
         self.check_question(question)
         if not use_context:
             packed = await self._pack(question, None)
-            return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": []}
+            return {"output": await self._llm.generate(packed.prompt, user_id, self._stop), "sources": [], "titles": {}}
         for _ in range(ANSWER_ATTEMPTS):
-            result = await self._answer_from_context(
+            output, sources = await self._answer_from_context(
                 user_id, question, scope_type, scope_list, ctx_limit, unreadable, generating
             )
-            kept = await self._retrieval.titles(user_id, result["sources"]) if result["sources"] else {}
-            lost = len(set(result["sources"]) - kept.keys())
+            titles = await self._retrieval.titles(user_id, sources) if sources else {}
+            lost = len(set(sources) - titles.keys())
             if not lost:
-                return result
+                return {"output": output, "sources": sources, "titles": titles}
             log.info("query: %d source(s) unshared or deleted while the answer was written; answering again", lost)
         raise SourcesRevokedError(ANSWER_ATTEMPTS)
 
@@ -172,7 +170,7 @@ class AnswerService:
         ctx_limit: int,
         unreadable: UnreadableCheck | None,
         generating: Callable[[], None] | None,
-    ) -> QueryResult:
+    ) -> Draft:
         chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
         if unreadable is not None:
             gone = await unreadable(user_id, _documents_of(chunks))
@@ -190,7 +188,7 @@ class AnswerService:
             output = await self._llm.generate(packed.prompt, user_id, self._stop)
         except LlmUnavailableError as exc:
             return self._quoted_instead(chunks, exc)
-        return {"output": output, "sources": packed.sources}
+        return output, packed.sources
 
     async def doc_search(
         self,
@@ -212,6 +210,12 @@ class AnswerService:
                 hit["passage"] = chunk.text
             results.append(hit)
         return results
+
+
+def titled_sources(result: QueryResult) -> list[DocSearchResult]:
+    """The answer's unique sources, in order, with their titles."""
+    titles = result["titles"]
+    return [{"source_id": sid, "title": titles[sid]} for sid in dict.fromkeys(result["sources"]) if sid in titles]
 
 
 def _documents_of(chunks: Sequence[RetrievedChunk]) -> list[DocSearchResult]:

@@ -15,6 +15,7 @@ from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked, task_done, until
 
 from quart_app.pull.task_types import CHAT_REGISTRATION, CHAT_TASK_TYPE, SEARCH_REGISTRATION, SEARCH_TASK_TYPE
+from quart_app.store.search_store import SearchStore
 
 BERLIN = b"Berlin office notes: the budget review for the Berlin office happens in March."
 
@@ -78,6 +79,28 @@ async def test_chat_task_answers_with_enriched_unique_sources_of_the_user(
     bob = nextcloud.schedule_task("context_chat:context_chat", "bob", _chat("What is the travel budget of Berlin?"))
     done = await task_done(nextcloud, bob)
     assert {s["id"] for s in _sources(done)} <= {f"files__default: {ids['label']}"}  # never alice's
+
+
+async def test_a_chat_task_reads_its_sources_titles_once(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check after generating reads the sources' titles, and the task output names the sources with them: a
+    second read of the same rows (as the task poller did) costs a query and gives nothing new."""
+    await _corpus(pull_app, nextcloud)
+    reads: list[list[str]] = []
+    read_titles = SearchStore.titles
+
+    async def counted(store: SearchStore, user_id: str, source_ids: list[str]) -> dict[str, str]:
+        reads.append(list(source_ids))
+        return await read_titles(store, user_id, source_ids)
+
+    monkeypatch.setattr(SearchStore, "titles", counted)
+    task = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("What is the travel budget of Berlin?"))
+    pull_app.app.extensions["ccb_engine"].pull.tasks.trigger()
+    done = await task_done(nextcloud, task)
+    assert done["status"] == "STATUS_SUCCESSFUL", done
+    assert len(reads) == 1, reads
+    assert len(_sources(done)) == len(reads[0])  # each source the check read is named (a mail by its provider key)
 
 
 async def test_search_task_honours_the_limit_and_scopes_resolve_folders(

@@ -105,7 +105,7 @@ async def test_no_context_uses_the_no_ctx_template(
     db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
     result = await service(db, embedder, nc_backend(nc)).query("bob", "Say hi", use_context=False)
-    assert result == {"output": "generated answer", "sources": []}
+    assert result == {"output": "generated answer", "sources": [], "titles": {}}
     assert sent_prompt(nextcloud) == "NO CONTEXT Q: Say hi\n"
 
 
