@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pydantic import Field, field_validator, model_validator
 
 from appliance.config_section import ConfigSection
 
-DEFAULT_TEMPLATE = (
+# upstream's instruction: the start of its default template, and the system message of a model's own chat template
+ANSWER_INSTRUCTION = (
     "Answer based only on this context and do not add any imaginative details. Make sure to use the same language as"
-    " the question in your answer.\n{context}\n\n{question}\n"
+    " the question in your answer."
 )
+DEFAULT_TEMPLATE = ANSWER_INSTRUCTION + "\n{context}\n\n{question}\n"
 DEFAULT_NO_CTX_TEMPLATE = "{question}\n"
+# a template value: the chat template the model file carries (GGUF tokenizer.chat_template)
+AUTO_TEMPLATE = "auto"
 
 
 class _LlmCommon(ConfigSection):
@@ -31,10 +37,24 @@ class _GeneratingLlm(_LlmCommon):
     """A backend that writes the answer: its prompt and max_tokens share the context window n_ctx."""
 
     n_ctx: int  # declared by each backend with its own default
+    # template `auto` takes the model file's chat template: only a GGUF carries one
+    reads_model_template: ClassVar[bool] = False
+
+    @field_validator("template", "no_ctx_template", mode="before")
+    @classmethod
+    def _auto_only_with_a_model_template(cls, template: Any) -> Any:
+        if template == AUTO_TEMPLATE and not cls.reads_model_template:
+            raise ValueError(
+                "auto (the model file's own chat template) works only with llm.llama (a GGUF carries it); write the"
+                " prompt here"
+            )
+        return template
 
     @field_validator("template")
     @classmethod
     def _template_reads_context_and_question(cls, template: str) -> str:
+        if template == AUTO_TEMPLATE:
+            return template
         # the prompt is this text with both filled in: one missing, and answers ignore the documents or the question
         missing = [name for name in ("{context}", "{question}") if name not in template]
         if missing:
@@ -47,7 +67,7 @@ class _GeneratingLlm(_LlmCommon):
     @field_validator("no_ctx_template")
     @classmethod
     def _no_ctx_template_reads_question(cls, template: str) -> str:
-        if "{question}" not in template:
+        if template != AUTO_TEMPLATE and "{question}" not in template:
             raise ValueError("has no {question}; without it the question never reaches the LLM: add it")
         return template
 
@@ -69,7 +89,16 @@ class NcTextToTextConfig(_GeneratingLlm):
 
 
 class LlamaConfig(_GeneratingLlm):
+    reads_model_template: ClassVar[bool] = True
+
     model: str = Field("smollm2-135m-instruct-q4_1", description="model catalogue id or GGUF path")
+    template: str = Field(
+        AUTO_TEMPLATE, description="prompt with {context} and {question}; auto: the GGUF's own chat template"
+    )
+    no_ctx_template: str = Field(
+        AUTO_TEMPLATE, description="prompt with {question} for useContext=false; auto: the GGUF's own chat template"
+    )
+    end_separator: str = Field("", description="stop string; empty with a template auto: the model's end of turn")
     n_ctx: int = Field(4096, ge=64, description="context window in tokens")
     n_batch: int = Field(512, ge=1, description="tokens per llama.cpp batch")
     n_threads: int = Field(0, ge=0, description="0 = one per core")

@@ -60,3 +60,7 @@ class LlmTaskFailedError(LlmError):
 
 class LlmClosedError(LlmError):
     """The backend was used after close()."""
+
+
+class ChatTemplateError(LlmError):
+    """The chat template a model file carries cannot be rendered for one question."""

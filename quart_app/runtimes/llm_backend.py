@@ -14,6 +14,7 @@ from quart_app.runtimes.errors import LlmUnavailableError
 if TYPE_CHECKING:
     from appliance.config import AppConfig
     from quart_app.nextcloud import NextcloudClient
+    from quart_app.runtimes.chat_template import ModelChatTemplate
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ class LlmBackend(Protocol):
     async def aclose(self) -> None:
         """Free the model or client; idempotent."""
         ...
+
+
+@runtime_checkable
+class CarriesChatTemplate(Protocol):
+    """A backend whose model file may carry its own chat template (a GGUF's tokenizer.chat_template)."""
+
+    def chat_template(self) -> ModelChatTemplate | None: ...
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

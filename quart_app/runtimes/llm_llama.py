@@ -11,6 +11,7 @@ from typing import Any
 
 from appliance.cpu_limit import runtime_threads
 from appliance.llm_config import LlamaConfig
+from quart_app.runtimes.chat_template import CHAT_TEMPLATE_KEY, ModelChatTemplate
 from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
@@ -49,6 +50,7 @@ class LlamaBackend:
         except (ValueError, RuntimeError) as exc:
             raise LlmUnavailableError(f"llm: llama cannot load the GGUF model {model_path}: {exc}") from exc
         self._control = ControlTokenBreaker(_control_token_texts(self._llm))
+        self._chat_template = self._model_chat_template(model_path)
         self._queue = asyncio.Lock()  # waiting requests hold no thread
         self._model_lock = threading.Lock()  # the model itself never runs twice at once, even after a cancel
         # prompt packing tokenises in worker threads; close() must not free the vocabulary under one of them
@@ -74,6 +76,23 @@ class LlamaBackend:
         """`text` with this vocabulary's control tokens broken: the prompt is tokenised with special=True for the
         template's <|im_start|> and the like, which would read a document's as control tokens too."""
         return self._control.plain(text)
+
+    def chat_template(self) -> ModelChatTemplate | None:
+        """The chat template the GGUF carries (None: it carries none)."""
+        return self._chat_template
+
+    def _model_chat_template(self, model_path: Path) -> ModelChatTemplate | None:
+        text = self._llm.metadata.get(CHAT_TEMPLATE_KEY)
+        if not text:
+            return None
+        # an empty prompt tokenised is the BOS the tokenizer adds to every prompt, or nothing
+        adds_bos = bool(self._llm.tokenize(b"", add_bos=True, special=True))
+        bos, eos = (self._token_text(token) for token in (self._llm.token_bos(), self._llm.token_eos()))
+        return ModelChatTemplate(f"{model_path.name} ({CHAT_TEMPLATE_KEY})", text, "" if adds_bos else bos, eos)
+
+    def _token_text(self, token: int) -> str:
+        """A token's text as the template writes it ("" for none: llama.cpp's id -1)."""
+        return "" if token < 0 else self._llm.detokenize([token], special=True).decode("utf-8", "replace")
 
     def _tokens(self, text: str) -> list[int]:
         """The model's tokens of `text` as the prompt is fed to it (BOS included)."""

@@ -8,9 +8,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
-from appliance.llm_config import ExtractiveConfig
-from quart_app.runtimes.errors import LlmUnavailableError
-from quart_app.runtimes.llm_backend import LlmBackend
+from appliance.llm_config import (
+    ANSWER_INSTRUCTION,
+    AUTO_TEMPLATE,
+    DEFAULT_NO_CTX_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    ExtractiveConfig,
+    LlmConfig,
+)
+from quart_app.runtimes.errors import ChatTemplateError, LlmUnavailableError
+from quart_app.runtimes.llm_backend import CarriesChatTemplate, LlmBackend
 from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
 from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.errors import ContextError, SourcesRevokedError
@@ -236,8 +243,50 @@ def build_answer_service(
 ) -> AnswerService:
     """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
     retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval, reranker, cross_lingual)
-    section = config.llm
-    templates = Templates(
-        section.template, section.no_ctx_template, section.end_separator, section.context_tokens or None, True
+    return AnswerService(retrieval, llm, prompt_templates(config.llm, llm))
+
+
+def prompt_templates(section: LlmConfig, llm: LlmBackend) -> Templates:
+    """The LLM section's prompt settings. A template `auto` is the model file's own chat template (upstream's
+    instruction as its system turn), whose end of turn is the stop string unless end_separator names one; a model
+    file without a usable one gets upstream's plain-text template. Logs which template answers and where it is from."""
+    template, no_ctx_template, stop = section.template, section.no_ctx_template, section.end_separator
+    configured = f"config.yaml (llm.{llm.name})"
+    origin = no_ctx_origin = configured
+    if AUTO_TEMPLATE in (template, no_ctx_template):
+        try:
+            chat = llm.chat_template() if isinstance(llm, CarriesChatTemplate) else None
+            if chat is None:
+                raise ChatTemplateError("the model file carries no chat template")
+            stop = stop or chat.eos_token
+            if template == AUTO_TEMPLATE:
+                template = _checked(chat.prompt(ANSWER_INSTRUCTION + "\n{context}", "{question}"), "{context}")
+                origin = f"the model's own chat template, {chat.origin}"
+            if no_ctx_template == AUTO_TEMPLATE:
+                no_ctx_template = _checked(chat.prompt(None, "{question}"))
+                no_ctx_origin = f"the model's own chat template, {chat.origin}"
+        except ChatTemplateError as exc:
+            log.warning(
+                "llm %s: template auto, but %s: answering with upstream's plain-text template; set llm.%s.template"
+                " to the model's chat format",
+                llm.name, exc, llm.name,
+            )  # fmt: skip
+            if template == AUTO_TEMPLATE:
+                template, origin = DEFAULT_TEMPLATE, "upstream's plain-text default"
+            if no_ctx_template == AUTO_TEMPLATE:
+                no_ctx_template, no_ctx_origin = DEFAULT_NO_CTX_TEMPLATE, "upstream's plain-text default"
+    origins = (
+        f"templates from {origin}"
+        if origin == no_ctx_origin
+        else f"template from {origin}, no-context template from {no_ctx_origin}"
     )
-    return AnswerService(retrieval, llm, templates)
+    log.info("llm %s: prompt %s, stop string %r", llm.name, origins, stop)
+    return Templates(template, no_ctx_template, stop, section.context_tokens or None, True)
+
+
+def _checked(prompt: str, *placeholders: str) -> str:
+    """The rendered chat template, when it kept {question} and `placeholders` (where the prompt is filled) once."""
+    dropped = [name for name in ("{question}", *placeholders) if prompt.count(name) != 1]
+    if dropped:
+        raise ChatTemplateError(f"its chat template does not keep {' and '.join(dropped)} once")
+    return prompt

@@ -19,6 +19,7 @@ from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.errors import LlmClosedError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_llama import CPU_PREFILL_STEP, LlamaBackend
+from quart_app.services.answer import prompt_templates
 from quart_app.services.prompt_packing import render
 
 pytestmark = pytest.mark.slow
@@ -85,22 +86,24 @@ async def test_the_prompt_is_fed_as_llama_cpp_tokenises_its_text(llama: LlamaBac
 
 
 async def test_the_shipped_llama_section_speaks_its_models_chat_format_and_ends_its_answer() -> None:
-    """`llm: llama` as the shipped configs set it up (SmolLM2-Instruct, a ChatML model) ends the answer at the model's
-    end of turn: in the plain-text template it ran on to max_tokens, the same sentence over and over (3 min on CPU)."""
+    """`llm: llama` as the shipped configs set it up (SmolLM2-Instruct, a ChatML model, template auto: the GGUF's own)
+    ends the answer at the model's end of turn: in the plain-text template it ran on to max_tokens, the same sentence
+    over and over (3 min on CPU)."""
     cpu, gpu = (load_config(CONFIGS_DIR / f"config.{variant}.yaml", environ={}) for variant in ("cpu", "gpu"))
     sections = [yaml.safe_load((CONFIGS_DIR / f"config.{v}.yaml").read_text())["llm"]["llama"] for v in ("cpu", "gpu")]
     shipped = [LlamaConfig.model_validate(section) for section in sections]
     assert cpu.llm_backend == gpu.llm_backend == "nc_texttotext"  # llama is what the admin switches to
-    assert shipped[0].template == shipped[1].template and shipped[0].end_separator == shipped[1].end_separator
+    assert shipped[0].template == shipped[1].template == "auto"
     assert shipped[0].model == "smollm2-135m-instruct-q4_1"
     # greedy and a short limit: an answer that does not end on its own uses all of it
     config = shipped[0].model_copy(update={"temperature": 0.0, "max_tokens": 64, "n_threads": 1})
     backend = LlamaBackend(smollm2_path(), config)
     try:
-        prompt = render(
-            config.template, f"{TRUSTED_DOMAINS[0]}:\n\n{TRUSTED_DOMAINS[1]}", "Which file lists the trusted domains?"
-        )
-        answer = await backend.generate(prompt, "alice", [config.end_separator])
+        templates = prompt_templates(config, backend)
+        assert templates.template.startswith("<|im_start|>system\n") and templates.end_separator == "<|im_end|>"
+        context = f"{TRUSTED_DOMAINS[0]}:\n\n{TRUSTED_DOMAINS[1]}"
+        prompt = render(templates.template, context, "Which file lists the trusted domains?")
+        answer = await backend.generate(prompt, "alice", [templates.end_separator])
         assert "config.php" in answer
         assert backend.count_tokens(answer) - 1 < 64
     finally:
