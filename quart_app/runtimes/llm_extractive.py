@@ -16,6 +16,10 @@ UNAVAILABLE_HEADER = (
     "This is an extractive answer: the configured language model ({backend}) is not available ({reason}), so these"
     " are the passages of your documents that best match the question, quoted as they are."
 )
+EMPTY_ANSWER_HEADER = (
+    "This is an extractive answer: the configured language model ({backend}) gave an empty answer, so these are the"
+    " passages of your documents that best match the question, quoted as they are."
+)
 STANDALONE_HEADER = (
     "This is an extractive answer: no Nextcloud is configured (NEXTCLOUD_URL is not set), so the configured language"
     " model (nc_texttotext, Nextcloud's text-to-text tasks) cannot be asked; these are the passages of your documents"

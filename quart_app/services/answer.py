@@ -18,7 +18,12 @@ from appliance.llm_config import (
 )
 from quart_app.runtimes.errors import ChatTemplateError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import CarriesChatTemplate, LlmBackend
-from quart_app.runtimes.llm_extractive import UNAVAILABLE_HEADER, ExtractiveBackend, QuotedPassage
+from quart_app.runtimes.llm_extractive import (
+    EMPTY_ANSWER_HEADER,
+    UNAVAILABLE_HEADER,
+    ExtractiveBackend,
+    QuotedPassage,
+)
 from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.errors import ContextError, SourcesRevokedError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
@@ -129,10 +134,9 @@ class AnswerService:
             return None
         return self._llm.answer_from_passages([QuotedPassage(c.title, c.source_id, c.text) for c in chunks])
 
-    def _quoted_instead(self, chunks: Sequence[RetrievedChunk], error: LlmUnavailableError) -> Draft:
-        """The configured LLM cannot be used: quote the best passages and say why, rather than fail the question."""
-        log.warning("LLM backend %s unavailable, answering with quoted passages: %s", self._llm.name, error)
-        header = UNAVAILABLE_HEADER.format(backend=self._llm.name, reason=error)
+    def _quoted_instead(self, chunks: Sequence[RetrievedChunk], header: str) -> Draft:
+        """The configured LLM gave no answer: quote the best passages under `header` (why), rather than fail or say
+        nothing."""
         passages = [QuotedPassage(c.title, c.source_id, c.text) for c in chunks]
         return ExtractiveBackend(ExtractiveConfig()).answer_from_passages(passages, header)
 
@@ -194,7 +198,12 @@ class AnswerService:
         try:
             output = await self._llm.generate(packed.prompt, user_id, self._stop)
         except LlmUnavailableError as exc:
-            return self._quoted_instead(chunks, exc)
+            log.warning("LLM backend %s unavailable, answering with quoted passages: %s", self._llm.name, exc)
+            return self._quoted_instead(chunks, UNAVAILABLE_HEADER.format(backend=self._llm.name, reason=exc))
+        if not output:
+            # blank or only a stop string (a small model ending its turn at once): the user would read nothing
+            log.warning("LLM backend %s gave an empty answer, answering with quoted passages", self._llm.name)
+            return self._quoted_instead(chunks, EMPTY_ANSWER_HEADER.format(backend=self._llm.name))
         return output, packed.sources
 
     async def doc_search(

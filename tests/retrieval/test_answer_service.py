@@ -92,6 +92,17 @@ async def test_query_answers_with_the_sources_in_the_prompt(
         assert DOCS.get(source_id, ("Mail from admin",))[0] + ":\n\n" in prompt
 
 
+async def test_an_empty_answer_is_replaced_by_the_quoted_passages(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
+) -> None:
+    """A provider answering blank left the user an empty answer under a list of sources."""
+    nextcloud.task = TaskScript(output=" \n ")
+    result = await service(db, embedder, nc_backend(nc)).query("alice", "How do I set trusted_domains?")
+    header = "This is an extractive answer: the configured language model (nc_texttotext) gave an empty answer"
+    assert result["output"].startswith(header)
+    assert "nc: trusted" in result["sources"] and "> The trusted_domains array" in result["output"]
+
+
 async def test_sources_are_only_what_fits_in_the_prompt(
     db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
 ) -> None:
