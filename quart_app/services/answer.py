@@ -13,6 +13,7 @@ from appliance.llm_config import (
     AUTO_TEMPLATE,
     DEFAULT_NO_CTX_TEMPLATE,
     DEFAULT_TEMPLATE,
+    LLM_BACKENDS,
     ExtractiveConfig,
     LlmConfig,
 )
@@ -260,7 +261,9 @@ def prompt_templates(section: LlmConfig, llm: LlmBackend) -> Templates:
     instruction as its system turn), whose end of turn is the stop string unless end_separator names one; a model
     file without a usable one gets upstream's plain-text template. Logs which template answers and where it is from."""
     template, no_ctx_template, stop = section.template, section.no_ctx_template, section.end_separator
-    configured = f"config.yaml (llm.{llm.name})"
+    # the section's key: the backend answering may be another one (extractive standing in for nc_texttotext)
+    section_name = next(name for name, kind in LLM_BACKENDS.items() if type(section) is kind)
+    configured = f"config.yaml (llm.{section_name})"
     origin = no_ctx_origin = configured
     if AUTO_TEMPLATE in (template, no_ctx_template):
         try:

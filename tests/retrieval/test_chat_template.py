@@ -16,8 +16,15 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.config import parse_config
 from appliance.errors import ConfigError
-from appliance.llm_config import DEFAULT_NO_CTX_TEMPLATE, DEFAULT_TEMPLATE, LlamaConfig
+from appliance.llm_config import (
+    DEFAULT_NO_CTX_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    ExtractiveConfig,
+    LlamaConfig,
+    NcTextToTextConfig,
+)
 from quart_app.runtimes.chat_template import ModelChatTemplate
+from quart_app.runtimes.llm_extractive import ExtractiveBackend
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.answer import build_answer_service, prompt_templates
 from quart_app.store.database import Database
@@ -80,6 +87,14 @@ async def test_the_smollm2_file_gives_the_chatml_prompt_and_its_end_of_turn(capl
         assert (explicit.template, explicit.no_ctx_template, explicit.end_separator) == (CHATML, "{question}", "")
     finally:
         await llama.aclose()
+
+
+def test_the_log_names_the_config_section_the_templates_came_from(caplog: pytest.LogCaptureFixture) -> None:
+    """Without NEXTCLOUD_URL the extractive backend stands in for nc_texttotext: the templates are still that
+    section's."""
+    with caplog.at_level(logging.INFO, "quart_app.services.answer"):
+        prompt_templates(NcTextToTextConfig(), ExtractiveBackend(ExtractiveConfig()))
+    assert caplog.messages == ["llm extractive: prompt templates from config.yaml (llm.nc_texttotext), stop string ''"]
 
 
 def test_auto_is_refused_where_no_model_file_carries_a_template() -> None:
