@@ -55,6 +55,9 @@ OUTAGE_WAIT_S = 2.0
 OUTAGE_PROBE_AFTER_S = 2.0
 # the probe's own connect timeout (an unreachable TCP host answers nothing)
 PROBE_CONNECT_TIMEOUT_S = 2
+# a refused connection whose FATAL says so comes from a server at max_connections: up and serving, only full (libpq
+# gives no SQLSTATE for a failed connect, only the server's message)
+CONNECTION_LIMIT_MESSAGES = ("too many clients", "connection slots are reserved")
 # a transaction PostgreSQL rolled back as a deadlock victim or for a serialization failure runs again this many
 # times in all, after a short jittered pause (the other transaction usually commits within milliseconds)
 CONFLICT_ATTEMPTS = 4
@@ -350,13 +353,16 @@ class Database:
         )
 
     async def _probe(self, waited_s: float) -> DatabaseUnavailableError | None:
-        """None when PostgreSQL takes a new connection; else the error to answer, with the outage marked."""
+        """None when PostgreSQL takes a new connection or refuses it only for its connection limit; else the error to
+        answer, with the outage marked."""
         async with self._probe_lock:
             if not self.available:
                 return self._away_error()
             try:
                 probe = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=PROBE_CONNECT_TIMEOUT_S)
             except psycopg.Error as exc:
+                if any(message in str(exc) for message in CONNECTION_LIMIT_MESSAGES):
+                    return None
                 self._mark_away(first_line(exc), waited_s)
                 return DatabaseUnavailableError(
                     f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back"

@@ -195,3 +195,35 @@ async def test_a_claim_during_a_known_outage_is_refused_as_soon_as_a_request_is(
     finally:
         restartable_pg.start()
         await claims.close()
+
+
+async def test_a_server_at_its_connection_limit_is_busy_not_away(restartable_pg: RestartablePostgres) -> None:
+    """A probe refused for the connection limit ("remaining connection slots are reserved") comes from a PostgreSQL
+    that answers: it was marked an outage, and every request then got "not reachable" 503s while the server served
+    the connections it had. The request now waits on and is told the pool stayed busy; the database stays
+    available."""
+    database = Database(restartable_pg.test_dsn, min_size=1, max_size=1, acquire_timeout_s=4.0)
+    await database.open(timeout_s=10)
+    crowd: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_only_connection() -> None:
+        async with database.connection():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_only_connection())
+    try:
+        await holding.wait()
+        with pytest.raises(psycopg.OperationalError, match="connection slots are reserved"):
+            while True:  # fill every slot the server has left
+                crowd.append(await psycopg.AsyncConnection.connect(restartable_pg.test_dsn))
+        with pytest.raises(DatabaseUnavailableError, match=r"^all 1 database connections stayed busy for 4 s"):
+            await _pid(database)
+        assert database.available
+    finally:
+        release.set()
+        await holder
+        for conn in crowd:
+            await conn.close()
+        await database.close()
