@@ -4,7 +4,6 @@ import codecs
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import docx
 import odfdo
@@ -15,6 +14,7 @@ from docx.opc.part import Part as DocxPart
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
+from office_kit import chart_data, deck_text, docx_text, equation_text_box, titled_slide
 from pptx.chart.data import CategoryChartData, XyChartData
 from pptx.chart.xmlwriter import ChartXmlWriter
 from pptx.enum.chart import XL_CHART_TYPE
@@ -121,7 +121,7 @@ def test_docx_tables_nested_in_cells_are_kept(tmp_path: Path) -> None:
     inner = table.cell(0, 1).add_table(rows=2, cols=1)
     inner.cell(0, 0).text = "Alice"
     inner.cell(1, 0).text = "Bob"
-    text = _docx_text(document, tmp_path / "nested.docx")
+    text = docx_text(document, tmp_path / "nested.docx")
     assert text == "Name | Alice Bob"
 
 
@@ -285,7 +285,7 @@ def test_docx_content_controls_and_tracked_insertions_are_kept(tmp_path: Path) -
             f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Signed by Ann</w:t></w:r></w:p></w:sdtContent></w:sdt>"
         )
     )
-    text = _docx_text(document, tmp_path / "controls.docx")
+    text = docx_text(document, tmp_path / "controls.docx")
     assert text == "Annual Report\n\nThe budget is twelve million\n\nSigned by Ann"
 
 
@@ -300,7 +300,7 @@ def test_docx_neighbouring_cells_with_equal_text_are_all_kept(tmp_path: Path) ->
     table.cell(2, 0).merge(table.cell(2, 1)).text = "Total"
     table.cell(2, 2).text = "14"
     table.cell(2, 3).text = "14"
-    text = _docx_text(document, tmp_path / "sales.docx")
+    text = docx_text(document, tmp_path / "sales.docx")
     assert text == "Product | Q1 | Q2 | Q3\nWidgets | 5 | 5 | 9\nTotal | 14 | 14"
 
 
@@ -319,7 +319,7 @@ def test_docx_table_cell_in_a_content_control_is_kept(tmp_path: Path) -> None:
             "<w:tc><w:p><w:r><w:t>2024-05-01</w:t></w:r></w:p></w:tc></w:sdtContent></w:sdt>"
         )
     )
-    text = _docx_text(document, tmp_path / "contracts.docx")
+    text = docx_text(document, tmp_path / "contracts.docx")
     assert text == "Contract | Signed on\nLease Berlin | 2024-05-01"
 
 
@@ -327,7 +327,7 @@ def test_docx_chart_titles_and_numbers_are_indexed_where_the_chart_is(tmp_path: 
     # python-docx does not read drawings: a report's chart (title, series, figures) was missing from the index
     document = docx.Document()
     document.add_paragraph("Quarterly report")
-    revenue = _chart_data(["Q1", "Q2", "Q3"], {"Revenue (EUR)": (980000, 1100000, 1250000)})
+    revenue = chart_data(["Q1", "Q2", "Q3"], {"Revenue (EUR)": (980000, 1100000, 1250000)})
     chart_xml = ChartXmlWriter(XL_CHART_TYPE.COLUMN_CLUSTERED, revenue).xml  # type: ignore[no-untyped-call]
     chart_xml = chart_xml.replace(
         "<c:chart>",
@@ -347,7 +347,7 @@ def test_docx_chart_titles_and_numbers_are_indexed_where_the_chart_is(tmp_path: 
         )
     )
     document.add_paragraph("Outlook: stable.")
-    text = _docx_text(document, tmp_path / "report.docx")
+    text = docx_text(document, tmp_path / "report.docx")
     assert text == (
         "Quarterly report\n\nRevenue per quarter\nRevenue (EUR) | Q1: 980000 | Q2: 1100000 | Q3: 1250000\n\n"
         "Outlook: stable."
@@ -366,7 +366,7 @@ def test_pptx_shape_without_geometry_does_not_refuse_the_presentation(tmp_path: 
     del shape.nvSpPr.cNvSpPr.attrib["txBox"]
     group = slide.shapes.add_group_shape()
     group.shapes.add_textbox(Inches(1), Inches(3), Inches(4), Inches(1)).text_frame.text = "Grouped note"
-    text = _deck_text(presentation, tmp_path / "bare")
+    text = deck_text(presentation, tmp_path / "bare")
     assert text == "Quarterly goals\nGrouped note"
 
 
@@ -515,7 +515,7 @@ def test_docx_table_rows_in_a_repeating_section_are_kept(tmp_path: Path) -> None
             f"<w:sdtPr><w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>"
         )
     )
-    text = _docx_text(document, tmp_path / "expenses.docx")
+    text = docx_text(document, tmp_path / "expenses.docx")
     assert text == "Item | Cost\nTrain | 120\nHotel | 340\n55"
 
 
@@ -608,67 +608,23 @@ def _add_smartart(presentation: pptx.presentation.Presentation, slide: pptx.slid
     )
 
 
-def _docx_text(document: Any, path: Path) -> str:
-    document.save(str(path))
-    return extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
-
-
-def _titled_slide(title: str) -> tuple[Any, Any]:
-    """A new presentation and its one slide, of the title-only layout, titled `title`."""
-    presentation = pptx.Presentation()
-    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
-    slide.shapes.title.text = title
-    return presentation, slide
-
-
-def _deck_text(presentation: Any, path: Path) -> str:
-    presentation.save(str(path))
-    return extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
-
-
-def _chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> CategoryChartData:
-    data = CategoryChartData()  # type: ignore[no-untyped-call]  # python-pptx's chart data has no type hints
-    data.categories = categories
-    for name, values in series.items():
-        data.add_series(name, values)  # type: ignore[no-untyped-call]
-    return data
-
-
-def _equation_text_box(before: str, after: str) -> str:
-    """A text box holding an equation as PowerPoint saves it: the shape in mc:Choice, a picture of it as fallback."""
-    return (
-        '<mc:AlternateContent xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
-        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
-        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
-        'xmlns:a14="http://schemas.microsoft.com/office/drawing/2010/main" '
-        'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math" '
-        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><mc:Choice Requires="a14">'
-        '<p:sp><p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr/>'
-        f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{before}</a:t></a:r><a14:m><m:oMath><m:r><m:t>E=mc</m:t></m:r>"
-        f"</m:oMath></a14:m><a:r><a:t>{after}</a:t></a:r></a:p></p:txBody></p:sp></mc:Choice><mc:Fallback><p:sp>"
-        '<p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr><a:blipFill>'
-        '<a:blip r:embed="rId99"/></a:blipFill></p:spPr><p:txBody><a:bodyPr/><a:p><a:r><a:t> </a:t></a:r></a:p>'
-        "</p:txBody></p:sp></mc:Fallback></mc:AlternateContent>"
-    )
-
-
 def test_pptx_text_box_holding_an_equation_is_indexed(tmp_path: Path) -> None:
     # PowerPoint wraps a shape that holds an equation in mc:AlternateContent and python-pptx's slide.shapes skips
     # it: the whole text box (or table, or title) around the formula was missing from the index
-    presentation, slide = _titled_slide("Relativity")
-    slide.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Rest energy is ", " for a body at rest")))
+    presentation, slide = titled_slide("Relativity")
+    slide.shapes._spTree.append(parse_pptx_xml(equation_text_box("Rest energy is ", " for a body at rest")))
     group = slide.shapes.add_group_shape()
-    group.shapes._spTree.append(parse_pptx_xml(_equation_text_box("Grouped: ", " again")))
+    group.shapes._spTree.append(parse_pptx_xml(equation_text_box("Grouped: ", " again")))
     slide.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1)).text_frame.text = "Questions?"
-    text = _deck_text(presentation, tmp_path / "physics")
+    text = deck_text(presentation, tmp_path / "physics")
     assert text == "Relativity\nRest energy is  for a body at rest\nGrouped:  again\nQuestions?"
 
 
 def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None:
     # python-pptx's shapes give charts and SmartArt no text frame: a slide whose content is a chart or a process
     # diagram was indexed as its title alone
-    presentation, slide = _titled_slide("Results")
-    visitors = _chart_data(["Spring", "Autumn"], {"Hamburg office": (10, 20), "Munich office": (5, 7)})
+    presentation, slide = titled_slide("Results")
+    visitors = chart_data(["Spring", "Autumn"], {"Hamburg office": (10, 20), "Munich office": (5, 7)})
     chart = slide.shapes.add_chart(
         XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(1), Inches(6), Inches(4), visitors
     ).chart
@@ -676,10 +632,10 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
     chart.chart_title.text_frame.text = "Visitors per season"
     chart.value_axis.has_title = True
     chart.value_axis.axis_title.text_frame.text = "Visitors (thousands)"
-    commute = _chart_data(["Trains", "Cars"], {"Commute": (60, 40)})
+    commute = chart_data(["Trains", "Cars"], {"Commute": (60, 40)})
     slide.shapes.add_chart(XL_CHART_TYPE.PIE, Inches(1), Inches(5), Inches(3), Inches(2), commute)
     _add_smartart(presentation, slide)
-    text = _deck_text(presentation, tmp_path / "results")
+    text = deck_text(presentation, tmp_path / "results")
     assert text == (
         "Results\nVisitors per season\nVisitors (thousands)\nHamburg office | Spring: 10 | Autumn: 20\n"
         "Munich office | Spring: 5 | Autumn: 7\nCommute | Trains: 60 | Cars: 40\n"
@@ -690,7 +646,7 @@ def test_pptx_chart_labels_and_smartart_text_are_indexed(tmp_path: Path) -> None
 def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) -> None:
     # only titles and labels were indexed: "what was the revenue in Q3 2024?" over a deck whose chart holds the
     # figure found the slide but not the number
-    presentation, slide = _titled_slide("Results")
+    presentation, slide = titled_slide("Results")
     revenue = CategoryChartData(number_format="#,##0")  # type: ignore[no-untyped-call]
     for year in ("2023", "2024"):
         quarters = revenue.add_category(year)  # type: ignore[no-untyped-call]
@@ -710,7 +666,7 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
         (XL_CHART_TYPE.XY_SCATTER, scatter),
     ):
         slide.shapes.add_chart(chart_type, Inches(1), Inches(1), Inches(6), Inches(4), data)
-    text = _deck_text(presentation, tmp_path / "results")
+    text = deck_text(presentation, tmp_path / "results")
     assert text == (
         "Results\n"
         "Revenue (EUR) | 2023 Q3: 980000 | 2023 Q4: 1100000 | 2024 Q3: 1250000 | 2024 Q4: 1312500.5\n"
@@ -721,10 +677,10 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
 
 def test_a_long_chart_series_is_indexed_up_to_its_first_points(tmp_path: Path) -> None:
     # a sensor log of 2,000 readings charted on one slide became pages of numbers for the embedder
-    presentation, slide = _titled_slide("Temperature log")
-    readings = _chart_data([f"t{i}" for i in range(2000)], {"Sensor A": tuple(float(i % 40) for i in range(2000))})
+    presentation, slide = titled_slide("Temperature log")
+    readings = chart_data([f"t{i}" for i in range(2000)], {"Sensor A": tuple(float(i % 40) for i in range(2000))})
     slide.shapes.add_chart(XL_CHART_TYPE.LINE, Inches(1), Inches(1), Inches(6), Inches(4), readings)
-    text = _deck_text(presentation, tmp_path / "log")
+    text = deck_text(presentation, tmp_path / "log")
     series_line = text.splitlines()[-1]
     kept = [f"t{i}: {i % 40}" for i in range(MAX_POINTS_PER_SERIES)]
     assert series_line == " | ".join(["Sensor A", *kept, f"… {2000 - MAX_POINTS_PER_SERIES} more points"])

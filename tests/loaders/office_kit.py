@@ -1,0 +1,53 @@
+"""Word and PowerPoint documents built in a test and read back through the loaders."""
+
+from pathlib import Path
+from typing import Any
+
+import pptx
+from pptx.chart.data import CategoryChartData
+
+from quart_app.loaders import extract_text
+
+
+def docx_text(document: Any, path: Path) -> str:
+    document.save(str(path))
+    return extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+
+
+def titled_slide(title: str) -> tuple[Any, Any]:
+    """A new presentation and its one slide, of the title-only layout, titled `title`."""
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[5])
+    slide.shapes.title.text = title
+    return presentation, slide
+
+
+def deck_text(presentation: Any, path: Path) -> str:
+    presentation.save(str(path))
+    return extract_text(path, "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+
+
+def chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> CategoryChartData:
+    data = CategoryChartData()  # type: ignore[no-untyped-call]  # python-pptx's chart data has no type hints
+    data.categories = categories
+    for name, values in series.items():
+        data.add_series(name, values)  # type: ignore[no-untyped-call]
+    return data
+
+
+def equation_text_box(before: str, after: str) -> str:
+    """A text box holding an equation as PowerPoint saves it: the shape in mc:Choice, a picture of it as fallback."""
+    return (
+        '<mc:AlternateContent xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+        'xmlns:a14="http://schemas.microsoft.com/office/drawing/2010/main" '
+        'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><mc:Choice Requires="a14">'
+        '<p:sp><p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr/>'
+        f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{before}</a:t></a:r><a14:m><m:oMath><m:r><m:t>E=mc</m:t></m:r>"
+        f"</m:oMath></a14:m><a:r><a:t>{after}</a:t></a:r></a:p></p:txBody></p:sp></mc:Choice><mc:Fallback><p:sp>"
+        '<p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr><a:blipFill>'
+        '<a:blip r:embed="rId99"/></a:blipFill></p:spPr><p:txBody><a:bodyPr/><a:p><a:r><a:t> </a:t></a:r></a:p>'
+        "</p:txBody></p:sp></mc:Fallback></mc:AlternateContent>"
+    )
