@@ -16,6 +16,7 @@ import openpyxl
 from defusedxml.ElementTree import iterparse
 
 from .limits import ParseLimits
+from .number_format import format_moment, format_number
 from .text_decoding import read_text
 from .zip_guard import check_zip
 
@@ -29,6 +30,8 @@ _TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 # repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
 _MAX_REPEAT = 100
+# built-in formats 14 and 22 show in the reader's locale (1/15/2024 or 15.01.2024): the index gets ISO dates
+_LOCALE_DATE_FORMATS = {14: "yyyy-mm-dd", 22: "yyyy-mm-dd h:mm"}
 
 
 def _cell_text(value: Any) -> str:
@@ -39,6 +42,19 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     return " ".join(str(value).split())
+
+
+def _displayed_value(cell: Any) -> Any:
+    """An xlsx cell's value as Excel shows it (12.5%, 1,234.50 €, 15.01.2024); its value where the format is unknown."""
+    value = cell.value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    # the default style (0) is General: most cells of most sheets, and reading their style costs time
+    if isinstance(value, str) or value is None or not cell.has_style:
+        return value
+    code = _LOCALE_DATE_FORMATS.get(cell.style_array.numFmtId) or cell.number_format
+    shown = format_number(value, code) if isinstance(value, int | float) else format_moment(value, code)
+    return value if shown is None else shown
 
 
 def _row_line(cells: Iterable[Any]) -> str:
@@ -78,7 +94,7 @@ def load_csv(path: Path, limits: ParseLimits) -> str:
 
 
 def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
-    """Cell values (cached results for formulas) of every worksheet, streamed row by row."""
+    """Cell values (cached results for formulas) as their number formats show them, streamed row by row."""
     check_zip(path, mimetype, limits)
     budget = [limits.max_text_chars]
     # a file object, because openpyxl refuses paths without an .xlsx-like suffix (spool files have none)
@@ -89,7 +105,8 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
             for sheet in workbook.worksheets:
                 # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
                 sheet.reset_dimensions()
-                blocks.append(_sheet_block(sheet.title, map(_row_line, sheet.iter_rows(values_only=True)), budget))
+                rows = (_row_line(map(_displayed_value, row)) for row in sheet.iter_rows())
+                blocks.append(_sheet_block(sheet.title, rows, budget))
         except _OverBudget:
             raise limits.text_too_long(path.name, mimetype) from None
         finally:

@@ -1,0 +1,80 @@
+"""Spreadsheet cells are indexed as the spreadsheet program shows them, not as the raw values the file stores."""
+
+import datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from quart_app.loaders import extract_text
+from quart_app.loaders.number_format import Moment, format_moment, format_number
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def test_xlsx_cells_are_indexed_as_their_number_formats_show_them(tmp_path: Path) -> None:
+    # openpyxl hands out raw values: a 12.5% margin was indexed as 0.125, an invoice date as 2024-01-15T00:00:00,
+    # and "what did we pay in March?" never met "€1,234.50"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Report"
+    rows: list[tuple[str, object, str]] = [
+        ("Margin", 0.125, "0.0%"),
+        ("Growth", 0.07, "0%"),
+        ("Invoice date", datetime.datetime(2024, 1, 15), "dd.mm.yyyy"),
+        ("Short date", datetime.datetime(2024, 3, 1), "mm-dd-yy"),  # built-in 14: the reader's locale
+        ("Meeting", datetime.datetime(2024, 3, 1, 14, 30), "d mmmm yyyy h:mm AM/PM"),
+        ("Pi", 3.14159, "0.00"),
+        ("Visitors", 1234567, "#,##0"),
+        ("Paid", 1234.5, '"$"#,##0.00'),
+        ("Rent", 980, "#,##0.00 [$€-407]"),
+        ("Loss", -250, '"$"#,##0.00_);("$"#,##0.00)'),  # built-in 7: negatives in parentheses
+        ("Measured", 12345.678, "0.00E+00"),  # scientific notation is not rendered: the value is kept
+        ("Approved", True, "General"),
+    ]
+    for label, value, number_format in rows:
+        sheet.append([label, value])
+        sheet.cell(sheet.max_row, 2).number_format = number_format
+    path = tmp_path / "report"
+    workbook.save(str(path))
+    assert extract_text(path, XLSX) == (
+        "Report\nMargin | 12.5%\nGrowth | 7%\nInvoice date | 15.01.2024\nShort date | 2024-03-01\n"
+        "Meeting | 1 March 2024 2:30 PM\nPi | 3.14\nVisitors | 1,234,567\nPaid | $1,234.50\nRent | 980.00 €\n"
+        "Loss | ($250.00)\nMeasured | 12345.678\nApproved | TRUE"
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "shown"),
+    [
+        (1500000, '#,##0,"K"', "1,500K"),  # trailing commas scale by thousands
+        (0, r'_(* #,##0.00_);_(* \(#,##0.00\);_(* "-"??_);_(@_)', "-"),  # accounting zero section
+        (2.5, "0.0#", "2.5"),
+        (2.567, "0.0#", "2.57"),
+        (0.5, "#.##", ".5"),
+        (7, "000", "007"),
+        (12, '"No. "General', "No. 12"),
+        (1.5, "# ?/?", None),  # fractions
+        (150, "[>=100]0;0", None),  # conditions
+        (1.5, "General", None),
+    ],
+)
+def test_number_codes(number: float, code: str, shown: str | None) -> None:
+    assert format_number(number, code) == shown
+
+
+@pytest.mark.parametrize(
+    ("moment", "code", "shown"),
+    [
+        (datetime.datetime(2024, 1, 5, 14, 7, 9, 250000), "hh:mm:ss.00", "14:07:09.25"),
+        (datetime.datetime(2024, 1, 5), "dddd, mmm d, yy", "Friday, Jan 5, 24"),
+        (datetime.datetime(2024, 1, 5, 9, 5), "mm:ss", "05:00"),  # 'mm' before seconds is minutes
+        (datetime.timedelta(hours=27, minutes=3), "[h]:mm", "27:03"),
+        (datetime.time(13, 5), "h:mm AM/PM", "1:05 PM"),
+        (datetime.time(13, 5), "yyyy-mm-dd", None),  # a time of day has no calendar date to show
+        (datetime.datetime(2024, 1, 5), 'ggge"年"m"月"d"日"', None),  # a Japanese era
+    ],
+)
+def test_date_codes(moment: Moment, code: str, shown: str | None) -> None:
+    assert format_moment(moment, code) == shown
