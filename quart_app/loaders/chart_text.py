@@ -2,9 +2,11 @@
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
+
+from .number_format import format_moment, is_date_code, serial_moment
 
 _NS = {
     "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
@@ -17,6 +19,10 @@ _SERIES_NAME = etree.XPath("c:tx//c:v/text()", namespaces=_NS)
 _CATEGORY_POINTS = etree.XPath("c:cat//c:pt | c:xVal//c:pt", namespaces=_NS)
 # a multi-level axis ("2024" over "Q1".."Q4"): innermost level first, an outer label's idx is its first point's
 _CATEGORY_LEVELS = etree.XPath("c:cat/c:multiLvlStrRef/c:multiLvlStrCache/c:lvl", namespaces=_NS)
+_CATEGORY_FORMAT = etree.XPath("(c:cat | c:xVal)//c:formatCode/text()", namespaces=_NS)
+# a date axis whose categories keep the General format still shows dates
+_DATE_AXIS = etree.XPath("c:chart/c:plotArea/c:dateAx", namespaces=_NS)
+_DATE_1904 = etree.XPath("c:date1904/@val", namespaces=_NS)
 _VALUE_POINTS = etree.XPath("c:val//c:pt | c:yVal//c:pt", namespaces=_NS)
 # a point's value by tag: findtext is cheaper than an XPath per point
 _POINT_VALUE = f"{{{_NS['c']}}}v"
@@ -52,11 +58,38 @@ def _level_labels(level: Any) -> dict[int, str]:
     return {int(point.get("idx", "0")): (point.findtext(_POINT_VALUE) or "").strip() for point in level}
 
 
-def _category_names(series: Any) -> dict[str | None, str]:
+class _DateAxis(NamedTuple):
+    """How the chart's category serial numbers become dates."""
+
+    date_axis: bool
+    date1904: bool
+
+
+def _category_text(value: str, format_code: str, dates: _DateAxis) -> str:
+    """A category as the axis shows it: a date axis keeps dates as serial numbers (45292 is 1 January 2024)."""
+    date_code = is_date_code(format_code)
+    if not (date_code or (dates.date_axis and format_code.lower() in ("", "general"))):
+        return value.strip()
+    try:
+        moment = serial_moment(float(value), dates.date1904)
+    except ValueError:  # a text category on a date axis
+        moment = None
+    if moment is None:
+        return value.strip()
+    return (format_moment(moment, format_code) if date_code else None) or moment.date().isoformat()
+
+
+def _category_names(series: Any, dates: _DateAxis) -> dict[str | None, str]:
     """Each point's category by its idx; on a multi-level axis the outer labels lead ("2024 Q3")."""
     levels = _CATEGORY_LEVELS(series)
     if not levels:
-        return {point.get("idx"): (point.findtext(_POINT_VALUE) or "").strip() for point in _CATEGORY_POINTS(series)}
+        format_code = "".join(_CATEGORY_FORMAT(series)[:1])
+        return {
+            point.get("idx"): _category_text(
+                point.findtext(_POINT_VALUE) or "", point.get("formatCode") or format_code, dates
+            )
+            for point in _CATEGORY_POINTS(series)
+        }
     outer_levels = [_level_labels(level) for level in reversed(levels[1:])]
     names: dict[str | None, str] = {}
     for idx, label in _level_labels(levels[0]).items():
@@ -69,9 +102,9 @@ def _category_names(series: Any) -> dict[str | None, str]:
     return names
 
 
-def _series_line(series: Any) -> str:
+def _series_line(series: Any, dates: _DateAxis) -> str:
     """'Series | category: value | ...' from the values Office caches with the chart (c:numCache)."""
-    categories = _category_names(series)
+    categories = _category_names(series, dates)
     format_code = "".join(_VALUE_FORMAT(series)[:1])
     parts = ["".join(_SERIES_NAME(series)).strip()]
     points = _VALUE_POINTS(series)
@@ -93,4 +126,5 @@ def chart_lines(chart_space: Any) -> Iterator[str]:
         text = paragraphs_text(title, " ").strip() or "".join(_CELL_VALUES(title)).strip()
         if text:
             yield text
-    yield from dict.fromkeys(line for series in _SERIES(chart_space) if (line := _series_line(series)))
+    dates = _DateAxis(bool(_DATE_AXIS(chart_space)), "".join(_DATE_1904(chart_space)) in ("1", "true"))
+    yield from dict.fromkeys(line for series in _SERIES(chart_space) if (line := _series_line(series, dates)))

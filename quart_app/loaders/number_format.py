@@ -26,6 +26,9 @@ _MONTHS = (
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EPOCH_1900 = datetime.datetime(1899, 12, 30)
+_EPOCH_1904 = datetime.datetime(1904, 1, 1)
+_LAST_SERIAL = 2958466  # 1 January 10000
 
 Token = tuple[str, str]
 Moment = datetime.datetime | datetime.date | datetime.time | datetime.timedelta
@@ -285,3 +288,21 @@ def format_moment(moment: Moment, code: str) -> str | None:
         return " ".join("".join(step(parts) for step in steps).split())
     except _Unrendered:
         return None
+
+
+def is_date_code(code: str) -> bool:
+    """Whether `code` shows its number as a date or a time (charts keep dates as serial numbers with such a code)."""
+    try:
+        return any(kind in ("part", "elapsed") for kind, _ in _sections(code)[0])
+    except _Unrendered:
+        return False
+
+
+def serial_moment(serial: float, date1904: bool = False) -> datetime.datetime | None:
+    """The moment an Excel serial number stands for; None outside Excel's calendar (years 1900 to 9999)."""
+    if not 0 <= serial < _LAST_SERIAL:
+        return None
+    if date1904:
+        return _EPOCH_1904 + datetime.timedelta(days=serial)
+    # Excel counts a 29 February 1900 that never was: the serials before it start a day later
+    return _EPOCH_1900 + datetime.timedelta(days=serial + (serial < 60))
