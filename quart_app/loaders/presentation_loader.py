@@ -17,6 +17,7 @@ from pptx.shapes.shapetree import BaseShapeFactory
 from .chart_text import chart_lines, paragraphs_text
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
+from .math_text import math_text
 from .zip_guard import check_zip
 
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -40,6 +41,10 @@ _DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
 _DIAGRAM_POINTS = etree.XPath("dgm:ptLst/dgm:pt", namespaces=_NS)
 # presentation and connector points of a diagram hold layout, not the user's text
 _LAYOUT_POINTS = frozenset({"pres", "parTrans", "sibTrans"})
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+# an equation inside a paragraph (python-pptx's paragraph text reads only runs, fields and line breaks)
+_EQUATION = "{http://schemas.microsoft.com/office/drawing/2010/main}m"
+_PARAGRAPH_CONTENT = (f"{_A}r", f"{_A}br", f"{_A}fld", _EQUATION)
 _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
 
@@ -55,6 +60,14 @@ def _smartart_text(frame: GraphicFrame) -> str:
             if text:
                 texts.append(text)
     return "\n".join(texts)
+
+
+def _frame_text(text_frame: Any) -> str:
+    """A text frame's paragraphs, one a line, equations included as linear text ("E=mc^2")."""
+    return "\n".join(
+        "".join(math_text(item) if item.tag == _EQUATION else item.text for item in p.iterchildren(*_PARAGRAPH_CONTENT))
+        for p in text_frame._txBody.p_lst
+    ).strip()
 
 
 def _with_alternate_content(shapes: Any) -> Iterator[Any]:
@@ -84,11 +97,11 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
                 yield text
         elif getattr(shape, "has_table", False) and shape.has_table:
             for row in shape.table.rows:
-                line = " | ".join(" ".join(cell.text.split()) for cell in row.cells).strip(" |")
+                line = " | ".join(" ".join(_frame_text(cell.text_frame).split()) for cell in row.cells).strip(" |")
                 if line:
                     yield line
         elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-            text = shape.text_frame.text.strip()
+            text = _frame_text(shape.text_frame)
             if text:
                 yield text
 
@@ -102,8 +115,8 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
         parts = list(_shape_texts(slide.shapes))
         if slide.has_notes_slide:
             notes = slide.notes_slide.notes_text_frame
-            if notes is not None and notes.text.strip():
-                parts.append(notes.text.strip())
+            if notes is not None and (text := _frame_text(notes)):
+                parts.append(text)
         if parts:
             slides.append("\n".join(parts))
     return "\n\n".join(slides)

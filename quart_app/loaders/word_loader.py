@@ -20,6 +20,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .limits import ParseLimits
+from .math_text import OMATH, math_text
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -75,11 +76,12 @@ def _unwrapped(container: Any, kinds: tuple[type, ...]) -> Iterator[Any]:
 
 
 def _paragraph_text(paragraph: CT_P) -> str:
-    # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags
+    # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags, and equations
     return "".join(
-        run.text
-        for run in paragraph.iter(f"{_W}r")
-        if isinstance(run, CT_R) and next(run.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is None
+        math_text(item) if item.tag == OMATH else item.text
+        for item in paragraph.iter(f"{_W}r", OMATH)
+        if (isinstance(item, CT_R) or item.tag == OMATH)
+        and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, OMATH), None) is None
     )
 
 

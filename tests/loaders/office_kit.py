@@ -35,7 +35,7 @@ def chart_data(categories: list[str], series: dict[str, tuple[float, ...]]) -> C
     return data
 
 
-def equation_text_box(before: str, after: str) -> str:
+def equation_text_box(before: str, after: str, equation: str = "<m:r><m:t>E=mc</m:t></m:r>") -> str:
     """A text box holding an equation as PowerPoint saves it: the shape in mc:Choice, a picture of it as fallback."""
     return (
         '<mc:AlternateContent xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
@@ -45,7 +45,7 @@ def equation_text_box(before: str, after: str) -> str:
         'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math" '
         'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><mc:Choice Requires="a14">'
         '<p:sp><p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr/>'
-        f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{before}</a:t></a:r><a14:m><m:oMath><m:r><m:t>E=mc</m:t></m:r>"
+        f"<p:txBody><a:bodyPr/><a:p><a:r><a:t>{before}</a:t></a:r><a14:m><m:oMath>{equation}"
         f"</m:oMath></a14:m><a:r><a:t>{after}</a:t></a:r></a:p></p:txBody></p:sp></mc:Choice><mc:Fallback><p:sp>"
         '<p:nvSpPr><p:cNvPr id="7" name="TextBox 6"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr><a:blipFill>'
         '<a:blip r:embed="rId99"/></a:blipFill></p:spPr><p:txBody><a:bodyPr/><a:p><a:r><a:t> </a:t></a:r></a:p>'
