@@ -14,7 +14,8 @@ from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pptx.shapes.shapetree import BaseShapeFactory
 
-from .chart_text import chart_lines, paragraphs_text
+from .chart_text import chart_lines
+from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
 from .math_text import math_text
@@ -29,18 +30,9 @@ _TEXT_BYTES_ATOM = 0x0FA8  # low bytes of UTF-16 code points (latin-1)
 _MAIN_MASTER = 0x03F8  # master slides: placeholder prompts like "Click to edit Master title style"
 _CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
 _CONTAINER_VERSION = 0xF
-_NS = {
-    "dgm": "http://schemas.openxmlformats.org/drawingml/2006/diagram",
-    "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",
-    "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
-}
-# compiled with their namespaces: python-pptx's own element.xpath() knows no "dgm" prefix
+_NS = {"mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 _ALTERNATE_CONTENT = f"{{{_NS['mc']}}}AlternateContent"
 _FIRST_CHOICE_SHAPES = etree.XPath("mc:Choice[1]/*", namespaces=_NS)
-_DIAGRAM_DATA_IDS = etree.XPath(".//dgm:relIds/@r:dm", namespaces=_NS)
-_DIAGRAM_POINTS = etree.XPath("dgm:ptLst/dgm:pt", namespaces=_NS)
-# presentation and connector points of a diagram hold layout, not the user's text
-_LAYOUT_POINTS = frozenset({"pres", "parTrans", "sibTrans"})
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 # an equation inside a paragraph (python-pptx's paragraph text reads only runs, fields and line breaks)
 _EQUATION = "{http://schemas.microsoft.com/office/drawing/2010/main}m"
@@ -50,16 +42,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
 def _smartart_text(frame: GraphicFrame) -> str:
     """The text of a SmartArt diagram's points, from its data part (python-pptx does not read diagrams)."""
-    texts: list[str] = []
-    for rel_id in _DIAGRAM_DATA_IDS(frame.element):
-        data = parse_xml(frame.part.related_part(rel_id).blob)
-        for point in _DIAGRAM_POINTS(data):
-            if point.get("type") in _LAYOUT_POINTS:
-                continue
-            text = paragraphs_text(point, "\n")
-            if text:
-                texts.append(text)
-    return "\n".join(texts)
+    return "\n".join(
+        text
+        for reference in frame.element.iter(DIAGRAM_REFERENCE)
+        for text in diagram_lines(parse_xml(frame.part.related_part(reference.get(DATA_RELATIONSHIP_ID, "")).blob))
+    )
 
 
 def _frame_text(text_frame: Any) -> str:
@@ -91,7 +78,7 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
             yield from _shape_texts(shape.shapes)
         elif getattr(shape, "has_chart", False) and shape.has_chart:
             yield from chart_lines(shape.chart.element)
-        elif isinstance(shape, GraphicFrame) and _DIAGRAM_DATA_IDS(shape.element):
+        elif isinstance(shape, GraphicFrame) and next(shape.element.iter(DIAGRAM_REFERENCE), None) is not None:
             text = _smartart_text(shape)
             if text:
                 yield text

@@ -19,6 +19,7 @@ from docx.table import Table, _Cell, _Row
 from lxml import etree
 
 from .chart_text import chart_lines
+from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .zip_guard import check_zip
@@ -95,13 +96,14 @@ def _part_xml(rel: Any, what: str) -> Any | None:
         return None
 
 
-def _charts(paragraph: CT_P, part: Part) -> Iterator[str]:
-    # a chart sits in a drawing python-docx does not read; its titles and numbers are in the chart part it names
-    for reference in paragraph.iter(_CHART_REFERENCE):
-        rel = part.rels.get(reference.get(_RELATIONSHIP_ID, ""))
-        if rel is None or rel.is_external or (chart_space := _part_xml(rel, "chart")) is None:
+def _drawings(paragraph: CT_P, part: Part) -> Iterator[str]:
+    # charts and SmartArt sit in drawings python-docx does not read; their text is in the part the drawing names
+    for reference in paragraph.iter(_CHART_REFERENCE, DIAGRAM_REFERENCE):
+        is_chart = reference.tag == _CHART_REFERENCE
+        rel = part.rels.get(reference.get(_RELATIONSHIP_ID if is_chart else DATA_RELATIONSHIP_ID, ""))
+        if rel is None or rel.is_external or (xml := _part_xml(rel, "chart" if is_chart else "diagram")) is None:
             continue
-        text = "\n".join(chart_lines(chart_space))
+        text = "\n".join(chart_lines(xml) if is_chart else diagram_lines(xml))
         if text:
             yield text
 
@@ -113,7 +115,7 @@ def _blocks(container: BlockItemContainer, part: Part) -> Iterator[str]:
             text = _paragraph_text(element)
             if text.strip():
                 yield text
-            yield from _charts(element, part)
+            yield from _drawings(element, part)
         else:
             yield "\n".join(_table_lines(Table(element, container), part))
 
@@ -144,8 +146,9 @@ def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]
 
 
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs, tables and charts in document order, then text boxes, footnotes and endnotes, then headers and
-    footers once each. Comments are left out: they discuss the text (often text since changed), they are not it."""
+    """Body paragraphs, tables, charts and SmartArt in document order, then text boxes, footnotes and endnotes, then
+    headers and footers once each. Comments are left out: they discuss the text (often text since changed), they are
+    not it."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     blocks = list(_blocks(document._body, document.part))

@@ -8,6 +8,19 @@ from pptx.chart.data import CategoryChartData
 
 from quart_app.loaders import extract_text
 
+# a SmartArt data part with two steps, a connector and a layout point, as Office writes it
+SMARTART_DATA = (
+    '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>'
+    '<dgm:pt modelId="0" type="doc"><dgm:t><a:bodyPr/><a:p><a:endParaRPr/></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="1"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Plan the rollout</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="2" type="parTrans"><dgm:t><a:bodyPr/><a:p><a:r><a:t>arrow</a:t></a:r></a:p></dgm:t></dgm:pt>'
+    '<dgm:pt modelId="3"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Train the </a:t></a:r><a:r><a:t>support team</a:t></a:r>'
+    "</a:p></dgm:t></dgm:pt>"
+    '<dgm:pt modelId="4" type="pres"><dgm:prSet presName="node"/></dgm:pt>'
+    "</dgm:ptLst></dgm:dataModel>"
+)
+
 
 def docx_text(document: Any, path: Path) -> str:
     document.save(str(path))

@@ -14,7 +14,7 @@ from docx.opc.part import Part as DocxPart
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
-from office_kit import chart_data, deck_text, docx_text, equation_text_box, titled_slide
+from office_kit import SMARTART_DATA, chart_data, deck_text, docx_text, equation_text_box, titled_slide
 from pptx.chart.data import CategoryChartData, XyChartData
 from pptx.chart.xmlwriter import ChartXmlWriter
 from pptx.enum.chart import XL_CHART_TYPE
@@ -575,23 +575,10 @@ def test_docx_footnotes_and_endnotes_are_indexed_after_the_body(tmp_path: Path) 
     )
 
 
-_SMARTART_DATA = (
-    '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
-    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>'
-    '<dgm:pt modelId="0" type="doc"><dgm:t><a:bodyPr/><a:p><a:endParaRPr/></a:p></dgm:t></dgm:pt>'
-    '<dgm:pt modelId="1"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Plan the rollout</a:t></a:r></a:p></dgm:t></dgm:pt>'
-    '<dgm:pt modelId="2" type="parTrans"><dgm:t><a:bodyPr/><a:p><a:r><a:t>arrow</a:t></a:r></a:p></dgm:t></dgm:pt>'
-    '<dgm:pt modelId="3"><dgm:t><a:bodyPr/><a:p><a:r><a:t>Train the </a:t></a:r><a:r><a:t>support team</a:t></a:r>'
-    "</a:p></dgm:t></dgm:pt>"
-    '<dgm:pt modelId="4" type="pres"><dgm:prSet presName="node"/></dgm:pt>'
-    "</dgm:ptLst></dgm:dataModel>"
-)
-
-
 def _add_smartart(presentation: pptx.presentation.Presentation, slide: pptx.slide.Slide) -> None:
     """A SmartArt frame and its data part, as PowerPoint writes them (python-pptx cannot create diagrams)."""
     data_part = Part(
-        PackURI("/ppt/diagrams/data1.xml"), CT.DML_DIAGRAM_DATA, presentation.part.package, _SMARTART_DATA.encode()
+        PackURI("/ppt/diagrams/data1.xml"), CT.DML_DIAGRAM_DATA, presentation.part.package, SMARTART_DATA.encode()
     )
     rel_id = slide.part.relate_to(data_part, RT.DIAGRAM_DATA)
     slide.shapes._spTree.append(
