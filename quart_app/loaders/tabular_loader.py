@@ -7,6 +7,8 @@ streaming content.xml with defusedxml (odfdo would expand LibreOffice's million-
 import csv
 import datetime
 import io
+import logging
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Any
 
 import openpyxl
 from defusedxml.ElementTree import iterparse
+from lxml import etree
 
+from .chart_text import chart_lines
 from .limits import ParseLimits
 from .number_format import format_moment, format_number
 from .text_decoding import read_text
@@ -30,6 +34,11 @@ _TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 # repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
 _MAX_REPEAT = 100
+logger = logging.getLogger(__name__)
+
+_CHART_PART = re.compile(r"xl/charts/chart(\d+)\.xml")
+# chart parts are read with lxml for chart_text's XPaths: no entities, no network
+_CHART_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 # built-in formats 14 and 22 show in the reader's locale (1/15/2024 or 15.01.2024): the index gets ISO dates
 _LOCALE_DATE_FORMATS = {14: "yyyy-mm-dd", 22: "yyyy-mm-dd h:mm"}
 
@@ -94,7 +103,8 @@ def load_csv(path: Path, limits: ParseLimits) -> str:
 
 
 def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
-    """Cell values (cached results for formulas) as their number formats show them, streamed row by row."""
+    """Cell values (cached results for formulas) as their number formats show them, streamed row by row, then the
+    charts' titles and series."""
     check_zip(path, mimetype, limits)
     budget = [limits.max_text_chars]
     # a file object, because openpyxl refuses paths without an .xlsx-like suffix (spool files have none)
@@ -111,7 +121,24 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
             raise limits.text_too_long(path.name, mimetype) from None
         finally:
             workbook.close()
+    blocks.extend(_xlsx_charts(path))
     return "\n\n".join(block for block in blocks if block)
+
+
+def _xlsx_charts(path: Path) -> Iterator[str]:
+    """Each chart's titles and series (openpyxl's read-only mode loads no charts), in the order they were added."""
+    with zipfile.ZipFile(path) as archive:
+        charts = sorted((int(match[1]), name) for name in archive.namelist() if (match := _CHART_PART.fullmatch(name)))
+        for _, name in charts:
+            try:
+                chart_space = etree.fromstring(archive.read(name), _CHART_PARSER)
+            except etree.XMLSyntaxError as exc:
+                # the cells are still the workbook: a damaged chart loses its own text
+                logger.warning("skipped the damaged chart part %s: %s", name, exc)
+                continue
+            text = "\n".join(chart_lines(chart_space))
+            if text:
+                yield text
 
 
 def load_xlsm(path: Path, limits: ParseLimits) -> str:
