@@ -174,4 +174,8 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"
+    # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text
+    for image in document.body.get_elements("//draw:image"):
+        if (frame := image.parent) is not None:
+            frame.delete(image)
     return str(document.get_formatted_text())
