@@ -1,12 +1,15 @@
 """Word-processing documents: .docx via python-docx, .odt via odfdo."""
 
 import logging
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import docx
 import odfdo
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
 from docx.blkcntnr import BlockItemContainer
 from docx.document import Document as DocxDocument
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
@@ -27,6 +30,7 @@ from .zip_guard import check_zip
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
+_MATHML = "{http://www.w3.org/1998/Math/MathML}"
 # content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, and text boxes (indexed on their own)
@@ -167,13 +171,37 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     return "\n\n".join(block for block in blocks if block)
 
 
+def _formula_text(archive: zipfile.ZipFile, href: str) -> str:
+    """A LibreOffice Math object's text: its StarMath source ("E = m c^2"), else its MathML's characters; "" for
+    other objects (charts, spreadsheets) and missing or damaged parts."""
+    try:
+        math = fromstring(archive.read(f"{href.removeprefix('./')}/content.xml"))
+    except (KeyError, ParseError, DefusedXmlException):
+        return ""
+    if math.tag != f"{_MATHML}math":
+        return ""
+    for annotation in math.iter(f"{_MATHML}annotation"):
+        if annotation.get("encoding") == "StarMath 5.0" and annotation.text:
+            return " ".join(annotation.text.split())
+    return " ".join("".join(math.itertext()).split())
+
+
 def load_odt(path: Path, limits: ParseLimits) -> str:
-    """Formatted text of an OpenDocument text file (paragraphs, lists, tables)."""
+    """Formatted text of an OpenDocument text file (paragraphs, lists, tables, formulas)."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"
+    # a formula is an embedded object odfdo does not read: its text takes the place of its frame
+    with zipfile.ZipFile(path) as archive:
+        for formula in document.body.get_elements("//draw:object"):
+            frame = formula.parent
+            text = _formula_text(archive, formula.get_attribute_string("xlink:href") or "")
+            if text and frame is not None and frame.parent is not None:
+                span = odfdo.Span(text)
+                span.tail = frame.tail
+                frame.parent.replace_element(frame, span)
     # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text
     for image in document.body.get_elements("//draw:image"):
         if (frame := image.parent) is not None:

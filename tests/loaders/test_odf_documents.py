@@ -1,6 +1,7 @@
 """OpenDocument text files: what LibreOffice shows is what gets indexed."""
 
 import io
+import zipfile
 from pathlib import Path
 
 import odfdo
@@ -28,3 +29,32 @@ def test_odt_pictures_do_not_put_their_file_names_in_the_text(tmp_path: Path) ->
     path = tmp_path / "report"
     document.save(str(path))
     assert extract_text(path, ODT) == "Before the picture.\n\nFigure 1: the harbour\n\nAfter the picture."
+
+
+FORMULA_FRAME = (
+    '<draw:frame draw:name="Object1" text:anchor-type="as-char" svg:width="2cm" svg:height="0.5cm">'
+    '<draw:object xlink:href="./Object 1" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
+    '<draw:image xlink:href="./ObjectReplacements/Object 1" xlink:type="simple" xlink:show="embed" '
+    'xlink:actuate="onLoad"/></draw:frame>'
+)
+# LibreOffice Math's object part: the formula as MathML, with its StarMath source as an annotation
+FORMULA_CONTENT = (
+    '<?xml version="1.0" encoding="UTF-8"?><math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
+    "<semantics><mrow><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></mrow>"
+    '<annotation encoding="StarMath 5.0">E = m c^2</annotation></semantics></math>'
+)
+
+
+def test_odt_formulas_are_indexed_where_they_stand(tmp_path: Path) -> None:
+    # a LibreOffice formula is an embedded object odfdo does not read: "The rest energy is  for a body at rest."
+    document = odfdo.Document("text")
+    document.body.clear()
+    # as LibreOffice writes it: the frame anchored as a character inside the sentence
+    document.body.append(
+        odfdo.Element.from_tag(f"<text:p>The rest energy is {FORMULA_FRAME} for a body at rest.</text:p>")
+    )
+    path = tmp_path / "physics"
+    document.save(str(path))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("Object 1/content.xml", FORMULA_CONTENT)
+    assert extract_text(path, ODT) == "The rest energy is E = m c^2 for a body at rest."
