@@ -61,7 +61,10 @@ def _displayed_value(cell: Any) -> Any:
     # the default style (0) is General: most cells of most sheets, and reading their style costs time
     if isinstance(value, str) or value is None or not cell.has_style:
         return value
-    code = _LOCALE_DATE_FORMATS.get(cell.style_array.numFmtId) or cell.number_format
+    try:
+        code = _LOCALE_DATE_FORMATS.get(cell.style_array.numFmtId) or cell.number_format
+    except IndexError:  # a style naming a format the workbook does not define (generators do): Excel shows General
+        return value
     shown = format_number(value, code) if isinstance(value, int | float) else format_moment(value, code)
     return value if shown is None else shown
 

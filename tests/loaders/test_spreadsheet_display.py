@@ -47,6 +47,24 @@ def test_xlsx_cells_are_indexed_as_their_number_formats_show_them(tmp_path: Path
     )
 
 
+def test_a_style_naming_an_undefined_number_format_keeps_the_value(tmp_path: Path) -> None:
+    # the format lookup raised IndexError for a style whose numFmtId no numFmt defines: the workbook was refused
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Ratio", 0.5])
+    sheet["B1"].number_format = "0.0%"
+    source, broken = tmp_path / "ratios", tmp_path / "broken"
+    workbook.save(str(source))
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/styles.xml":
+                data = data.replace(b'<xf numFmtId="164"', b'<xf numFmtId="170"')
+            dst.writestr(item, data)
+    assert extract_text(broken, XLSX) == "Sheet\nRatio | 0.5"
+
+
 @pytest.mark.parametrize(
     ("number", "code", "shown"),
     [
