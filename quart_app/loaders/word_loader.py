@@ -33,8 +33,9 @@ ODT = "application/vnd.oasis.opendocument.text"
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
 # content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
-# runs that are not the paragraph's text: tracked deletions and moves away, and text boxes (indexed on their own)
-_NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent"})
+# runs that are not the paragraph's text: tracked deletions and moves away, text boxes (indexed on their own) and
+# equations (read as a whole)
+_NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent", OMATH})
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
@@ -80,13 +81,14 @@ def _unwrapped(container: Any, kinds: tuple[type, ...]) -> Iterator[Any]:
             yield from _unwrapped(child, kinds)
 
 
-def _paragraph_text(paragraph: CT_P) -> str:
+def _paragraph_text(paragraph: Any) -> str:
     # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags, and equations
+    # a text box's own paragraphs sit inside its w:txbxContent: only wrappers below the paragraph leave a run out
+    own = next(paragraph.iterancestors(*_NOT_PARAGRAPH_TEXT), None)
     return "".join(
         math_text(item) if item.tag == OMATH else item.text
         for item in paragraph.iter(f"{_W}r", OMATH)
-        if (isinstance(item, CT_R) or item.tag == OMATH)
-        and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, OMATH), None) is None
+        if (isinstance(item, CT_R) or item.tag == OMATH) and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
     )
 
 
@@ -129,7 +131,7 @@ def _text_boxes(body: Any) -> Iterator[str]:
     # (DrawingML and a VML fallback), so identical boxes are kept once
     seen: set[str] = set()
     for box in body.iter(f"{_W}txbxContent"):
-        paragraphs = ("".join(t.text or "" for t in para.iter(f"{_W}t")) for para in box.iter(f"{_W}p"))
+        paragraphs = (_paragraph_text(para) for para in box.iter(f"{_W}p"))
         text = "\n".join(p for p in paragraphs if p.strip())
         if text and text not in seen:
             seen.add(text)

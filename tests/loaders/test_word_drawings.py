@@ -32,3 +32,22 @@ def test_docx_smartart_text_is_indexed_where_the_diagram_is(tmp_path: Path) -> N
     assert docx_text(document, tmp_path / "plan.docx") == (
         "Project plan\n\nPlan the rollout\nTrain the support team\n\nBudget: 40,000 EUR."
     )
+
+
+def test_docx_text_boxes_keep_tabs_line_breaks_and_equations(tmp_path: Path) -> None:
+    # a text box's text was its w:t elements joined: "Name:<tab>Ada" became "Name:Ada", lines ran together and an
+    # equation in the box was lost
+    document = docx.Document()
+    document.add_paragraph("Body text.")
+    document.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:r {nsdecls("w")} xmlns:v="urn:schemas-microsoft-com:vml" '
+            'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math"><w:pict><v:shape><v:textbox>'
+            "<w:txbxContent><w:p><w:r><w:t>Name:</w:t><w:tab/><w:t>Ada</w:t><w:br/><w:t>Role: engineer</w:t></w:r>"
+            "</w:p>"
+            "<w:p><w:r><w:t>Rule: </w:t></w:r><m:oMath><m:r><m:t>E=m</m:t></m:r><m:sSup><m:e><m:r><m:t>c</m:t></m:r>"
+            "</m:e><m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup></m:oMath></w:p>"
+            "</w:txbxContent></v:textbox></v:shape></w:pict></w:r>"
+        )
+    )
+    assert docx_text(document, tmp_path / "card.docx") == "Body text.\n\nName:\tAda\nRole: engineer\nRule: E=mc^2"
