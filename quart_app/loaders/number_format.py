@@ -6,6 +6,7 @@ and the caller keeps the plain value: a raw number is still better than a wrong 
 """
 
 import datetime
+import decimal
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -74,6 +75,15 @@ def _general(number: float) -> str:
     return str(int(number)) if number.is_integer() else f"{number:.15g}"
 
 
+def _half_up(number: float, decimals: int) -> decimal.Decimal | float:
+    """Rounded as Excel rounds, halves away from zero (1312500.5 shows as 1,312,501; Python's format gives 1,312,500)
+    from the shortest decimal form of the float (2.675 shows as 2.68)."""
+    try:
+        return decimal.Decimal(repr(number)).quantize(decimal.Decimal(1).scaleb(-decimals), decimal.ROUND_HALF_UP)
+    except decimal.InvalidOperation:  # beyond decimal's 28 digits: no half to round
+        return number
+
+
 class _Digits(NamedTuple):
     """A digit pattern such as '#,##0.00' or '0.0#'."""
 
@@ -83,7 +93,7 @@ class _Digits(NamedTuple):
     integer_zeros: int
 
     def render(self, number: float) -> str:
-        integer, dot, fraction = f"{number:{self.grouping}.{self.decimals}f}".partition(".")
+        integer, dot, fraction = f"{_half_up(number, self.decimals):{self.grouping}.{self.decimals}f}".partition(".")
         fraction = fraction[: self.required_decimals] + fraction[self.required_decimals :].rstrip("0")
         if self.integer_zeros == 0 and integer == "0":  # '#.##' shows 0.5 as .5
             integer = ""

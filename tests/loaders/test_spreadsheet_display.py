@@ -72,6 +72,10 @@ def test_a_style_naming_an_undefined_number_format_keeps_the_value(tmp_path: Pat
         (0, r'_(* #,##0.00_);_(* \(#,##0.00\);_(* "-"??_);_(@_)', "-"),  # accounting zero section
         (2.5, "0.0#", "2.5"),
         (2.567, "0.0#", "2.57"),
+        (2.5, "0", "3"),  # halves away from zero, as Excel rounds
+        (-2.5, "0", "-3"),
+        (2.675, "0.00", "2.68"),  # the float's shortest decimal form, not its binary value 2.67499…
+        (1e300, "#,##0", f"{1e300:,.0f}"),
         (0.5, "#.##", ".5"),
         (7, "000", "007"),
         (12, '"No. "General', "No. 12"),
