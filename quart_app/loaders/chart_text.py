@@ -1,12 +1,11 @@
 """Text of a DrawingML chart (PowerPoint, Word): titles, and each series' categories with the values cached in it."""
 
-import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from lxml import etree
 
-from .number_format import format_moment, is_date_code, serial_moment
+from .number_format import format_moment, format_number, is_date_code, serial_moment
 
 _NS = {
     "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
@@ -27,8 +26,6 @@ _VALUE_POINTS = etree.XPath("c:val//c:pt | c:yVal//c:pt", namespaces=_NS)
 # a point's value by tag: findtext is cheaper than an XPath per point
 _POINT_VALUE = f"{{{_NS['c']}}}v"
 _VALUE_FORMAT = etree.XPath("(c:val | c:yVal)//c:formatCode/text()", namespaces=_NS)
-# "0.0%" shows 0.125 as 12.5%: the decimals the chart shows
-_PERCENT_DECIMALS = re.compile(r"(?:\.(0+))?%")
 _CELL_VALUES = etree.XPath(".//c:v/text()", namespaces=_NS)
 _PARAGRAPHS = etree.XPath(".//a:p", namespaces=_NS)
 _RUN_TEXTS = etree.XPath(".//a:t/text()", namespaces=_NS)
@@ -43,15 +40,13 @@ def paragraphs_text(element: Any, separator: str) -> str:
 
 
 def _number_text(value: str, format_code: str) -> str:
-    """A cached chart number as the chart shows it: percentages scaled, float noise (0.30000000000000004) cut."""
+    """A cached chart number as the chart's labels show it under its format code (12.5%, 1,250,000); under General
+    with float noise (0.30000000000000004) cut."""
     try:
         number = float(value)
     except ValueError:
         return value.strip()
-    percent = _PERCENT_DECIMALS.search(format_code)
-    if percent:
-        return f"{number * 100:.{len(percent.group(1) or '')}f}%"
-    return f"{number:.12g}"
+    return format_number(number, format_code) or f"{number:.12g}"
 
 
 def _level_labels(level: Any) -> dict[int, str]:

@@ -656,7 +656,7 @@ def test_pptx_chart_numbers_are_indexed_with_their_categories(tmp_path: Path) ->
     text = deck_text(presentation, tmp_path / "results")
     assert text == (
         "Results\n"
-        "Revenue (EUR) | 2023 Q3: 980000 | 2023 Q4: 1100000 | 2024 Q3: 1250000 | 2024 Q4: 1312500.5\n"
+        "Revenue (EUR) | 2023 Q3: 980,000 | 2023 Q4: 1,100,000 | 2024 Q3: 1,250,000 | 2024 Q4: 1,312,501\n"
         "Margin | Q3: 12.5% | Q4: 33.3%\n"
         "Load test | 100: 0.25 | 200: 0.75"
     )
