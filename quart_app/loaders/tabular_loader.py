@@ -18,7 +18,7 @@ import openpyxl
 from defusedxml.ElementTree import iterparse
 from lxml import etree
 
-from .chart_text import chart_lines
+from .chart_text import chart_lines, paragraphs_text
 from .limits import ParseLimits
 from .number_format import format_moment, format_number
 from .text_decoding import read_text
@@ -37,8 +37,14 @@ _MAX_REPEAT = 100
 logger = logging.getLogger(__name__)
 
 _CHART_PART = re.compile(r"xl/charts/chart(\d+)\.xml")
-# chart parts are read with lxml for chart_text's XPaths: no entities, no network
-_CHART_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+_DRAWING_PART = re.compile(r"xl/drawings/drawing(\d+)\.xml")
+# a shape's text body (a text box on a dashboard); pictures and charts are anchored in the drawing too, without one
+_SHAPE_TEXTS = etree.XPath(
+    ".//xdr:sp/xdr:txBody",
+    namespaces={"xdr": "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"},
+)
+# drawing and chart parts are read with lxml for chart_text's XPaths: no entities, no network
+_PART_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 # built-in formats 14 and 22 show in the reader's locale (1/15/2024 or 15.01.2024): the index gets ISO dates
 _LOCALE_DATE_FORMATS = {14: "yyyy-mm-dd", 22: "yyyy-mm-dd h:mm"}
 
@@ -107,7 +113,7 @@ def load_csv(path: Path, limits: ParseLimits) -> str:
 
 def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
     """Cell values (cached results for formulas) as their number formats show them, streamed row by row, then the
-    charts' titles and series."""
+    text boxes and the charts' titles and series."""
     check_zip(path, mimetype, limits)
     budget = [limits.max_text_chars]
     # a file object, because openpyxl refuses paths without an .xlsx-like suffix (spool files have none)
@@ -124,23 +130,34 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
             raise limits.text_too_long(path.name, mimetype) from None
         finally:
             workbook.close()
-    blocks.extend(_xlsx_charts(path))
+    blocks.extend(_xlsx_drawings(path))
     return "\n\n".join(block for block in blocks if block)
 
 
-def _xlsx_charts(path: Path) -> Iterator[str]:
-    """Each chart's titles and series (openpyxl's read-only mode loads no charts), in the order they were added."""
+def _numbered_parts(archive: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[str]:
+    """The parts whose names match `pattern`, in the order of the number in their name (chart2 before chart10)."""
+    numbered = sorted((int(match[1]), name) for name in archive.namelist() if (match := pattern.fullmatch(name)))
+    return [name for _, name in numbered]
+
+
+def _part_xml(archive: zipfile.ZipFile, name: str) -> Any | None:
+    """A drawing or chart part's XML; None, with a warning, when it is damaged: the cells are still the workbook."""
+    try:
+        return etree.fromstring(archive.read(name), _PART_PARSER)
+    except etree.XMLSyntaxError as exc:
+        logger.warning("skipped the damaged part %s: %s", name, exc)
+        return None
+
+
+def _xlsx_drawings(path: Path) -> Iterator[str]:
+    """Text boxes and shapes, then each chart's titles and series (openpyxl's read-only mode loads neither), in the
+    order they were added."""
     with zipfile.ZipFile(path) as archive:
-        charts = sorted((int(match[1]), name) for name in archive.namelist() if (match := _CHART_PART.fullmatch(name)))
-        for _, name in charts:
-            try:
-                chart_space = etree.fromstring(archive.read(name), _CHART_PARSER)
-            except etree.XMLSyntaxError as exc:
-                # the cells are still the workbook: a damaged chart loses its own text
-                logger.warning("skipped the damaged chart part %s: %s", name, exc)
-                continue
-            text = "\n".join(chart_lines(chart_space))
-            if text:
+        for name in _numbered_parts(archive, _DRAWING_PART):
+            if (drawing := _part_xml(archive, name)) is not None:
+                yield from (text for body in _SHAPE_TEXTS(drawing) if (text := paragraphs_text(body, "\n")))
+        for name in _numbered_parts(archive, _CHART_PART):
+            if (chart_space := _part_xml(archive, name)) is not None and (text := "\n".join(chart_lines(chart_space))):
                 yield text
 
 

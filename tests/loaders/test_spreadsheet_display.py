@@ -2,6 +2,7 @@
 
 import datetime
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -12,6 +13,16 @@ from quart_app.loaders import extract_text
 from quart_app.loaders.number_format import Moment, format_moment, format_number
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _part_changed(source: Path, part: str, change: Callable[[bytes], bytes]) -> Path:
+    """A copy of the workbook with one part's bytes changed."""
+    changed = source.with_name(f"{source.name}-changed")
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(changed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, change(data) if item.filename == part else data)
+    return changed
 
 
 def test_xlsx_cells_are_indexed_as_their_number_formats_show_them(tmp_path: Path) -> None:
@@ -54,14 +65,10 @@ def test_a_style_naming_an_undefined_number_format_keeps_the_value(tmp_path: Pat
     assert sheet is not None
     sheet.append(["Ratio", 0.5])
     sheet["B1"].number_format = "0.0%"
-    source, broken = tmp_path / "ratios", tmp_path / "broken"
-    workbook.save(str(source))
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(broken, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/styles.xml":
-                data = data.replace(b'<xf numFmtId="164"', b'<xf numFmtId="170"')
-            dst.writestr(item, data)
+    workbook.save(str(tmp_path / "ratios"))
+    broken = _part_changed(
+        tmp_path / "ratios", "xl/styles.xml", lambda xml: xml.replace(b'xf numFmtId="164"', b'xf numFmtId="170"')
+    )
     assert extract_text(broken, XLSX) == "Sheet\nRatio | 0.5"
 
 
@@ -128,11 +135,25 @@ def test_xlsx_chart_titles_are_indexed_after_the_sheets(tmp_path: Path) -> None:
 
 
 def test_a_damaged_xlsx_chart_loses_its_text_not_the_workbook(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    source = _sales_with_chart(tmp_path / "sales")
-    damaged = tmp_path / "damaged"
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(damaged, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            dst.writestr(item, data[:100] if item.filename == "xl/charts/chart1.xml" else data)
+    damaged = _part_changed(_sales_with_chart(tmp_path / "sales"), "xl/charts/chart1.xml", lambda xml: xml[:100])
     assert extract_text(damaged, XLSX) == "Sales\nMonth | Units\nJan | 10\nFeb | 12"
-    assert "skipped the damaged chart part xl/charts/chart1.xml" in caplog.text
+    assert "skipped the damaged part xl/charts/chart1.xml" in caplog.text
+
+
+# a text box anchored on the sheet, as Excel writes it in the sheet's drawing next to the chart's frame
+TEXT_BOX = (
+    b'<oneCellAnchor><from><col>3</col><colOff>0</colOff><row>20</row><rowOff>0</rowOff></from><ext cx="100" cy="100"/>'
+    b'<sp><nvSpPr><cNvPr id="2" name="TextBox 1"/><cNvSpPr txBox="1"/></nvSpPr><spPr/><txBody>'
+    b'<a:bodyPr xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"/>'
+    b'<a:p xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:r><a:t>Figures are provisional</a:t>'
+    b"</a:r></a:p></txBody></sp><clientData/></oneCellAnchor></wsDr>"
+)
+
+
+def test_xlsx_text_boxes_are_indexed_before_the_charts(tmp_path: Path) -> None:
+    # a dashboard's text boxes live in the sheet's drawing, which openpyxl's read-only mode does not load
+    source = _sales_with_chart(tmp_path / "sales")
+    path = _part_changed(source, "xl/drawings/drawing1.xml", lambda xml: xml.replace(b"</wsDr>", TEXT_BOX))
+    assert extract_text(path, XLSX) == (
+        "Sales\nMonth | Units\nJan | 10\nFeb | 12\n\nFigures are provisional\n\nUnits per month\nUnits sold"
+    )
