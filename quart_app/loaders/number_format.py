@@ -1,8 +1,9 @@
 """A number or a date as Excel displays it under its number format code (ECMA-376 §18.8.31), for the codes sheets and
 charts commonly use: fixed decimals, thousands separators, percent, currency and other literals, dates and times.
 
-A code this does not render (fractions, scientific notation, conditions, digit masks, locale calendars) gives None,
-and the caller keeps the plain value: a raw number is still better than a wrong rendering.
+A code this does not render (fractions, scientific notation, conditions, digit masks, era letters) gives None,
+and the caller keeps the plain value: a raw number is still better than a wrong rendering. Month and day names are
+English whatever the locale tag ([$-407]) says.
 """
 
 import datetime
