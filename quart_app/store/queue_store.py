@@ -42,7 +42,7 @@ class Claim:
 
 
 async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_rows: int = 1024) -> Claim:
-    """Lease the oldest due chunks, up to `batch_tokens` tokens and `max_rows` rows (at least one chunk).
+    """Lease due chunks in turn (by ordinal), up to `batch_tokens` tokens and `max_rows` rows (at least one chunk).
 
     Rows locked by another worker's claim are skipped, so `max_rows` should be close to what fits the budget:
     rows locked beyond it are invisible to other workers until this short transaction ends. The lease (not a
@@ -51,11 +51,13 @@ async def claim_batch(conn: Connection, batch_tokens: int, lease_s: float, max_r
     """
     token = uuid.uuid4()
     async with conn.transaction():
+        # in turn, every document's first chunk, then every second one...: a big file does not hold back the files
+        # indexed after it (a 5 MB log's 5,110 chunks came first for 15 minutes on a real Nextcloud 34)
         cur = await conn.execute(
             "SELECT id, token_count FROM chunks"
             " WHERE embed_state = 'queued' AND next_attempt_at <= now()"
             " AND (lease_until IS NULL OR lease_until < now())"
-            " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            " ORDER BY ordinal, id LIMIT %s FOR UPDATE SKIP LOCKED",
             (max_rows,),
         )
         chosen: list[int] = []
