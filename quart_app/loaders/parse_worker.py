@@ -13,13 +13,14 @@ import sys
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
-from pathlib import Path, PosixPath
+from pathlib import Path
 from typing import Any
 
 from appliance.json_logging import configure_json_logging
 from quart_app.chunking.chunker import TokenChunker
 
 from .limits import MIB
+from .named_file import named_file
 from .registry import Loader, extract_text, preload_loaders
 from .worker_identity import drop_privileges
 from .worker_protocol import BATCH_CHARS, WorkerSetup, encode, error_name
@@ -30,16 +31,6 @@ _WARM_UP_TEXT = "Warm up the tokenizer.\n\nIts thread pool starts now."
 # libraries' info lines are chatter
 PROGRAM = "parser"
 LOG_LEVEL = "WARNING"
-
-
-class HandedFile(PosixPath):
-    """The file handed over as descriptor N, opened as /proc/self/fd/N, named in messages as the app names it."""
-
-    display_name = ""
-
-    @property
-    def name(self) -> str:
-        return self.display_name or super().name
 
 
 def _resolve(spec: str) -> Loader:
@@ -108,8 +99,8 @@ def _serve(conn: Connection, setup: WorkerSetup, loaders: Mapping[str, Loader], 
             fd = recv_handle(conn)
         except (EOFError, OSError):
             return
-        path = HandedFile(f"/proc/self/fd/{fd}")
-        path.display_name = name
+        # the file handed over as descriptor N, opened as /proc/self/fd/N, named in messages as the app names it
+        path = named_file(f"/proc/self/fd/{fd}", name)
         try:
             _chunk_file(conn, path, mimetype, setup, loaders, chunker)
         except MemoryError:

@@ -78,8 +78,9 @@ class IncomingSource:
 
     @property
     def document_name(self) -> str:
-        """How errors and logs name it: its source id (file id included), never its spool file or its text."""
-        return f"source {self.source_id!r}"
+        """How errors and logs name it: its title (what the user calls the file) and its source id (file id included),
+        never its spool file or its text."""
+        return f"{self.title!r} (source {self.source_id!r})" if self.title else f"source {self.source_id!r}"
 
 
 @dataclass(slots=True)

@@ -253,3 +253,15 @@ async def test_store_failure_reports_sources_for_retry(fresh_dsn: str, parse_poo
     report = await service.ingest([write_source(tmp_path, "files__default: 30", "text", ["alice"])])
     assert report.retry == ["files__default: 30"]
     assert report.loaded == [] and report.failed == {}
+
+
+async def test_a_failed_file_is_named_by_its_title_not_by_its_spool_file(
+    ingest: IngestService, db: Database, tmp_path: Path
+) -> None:
+    # the spool's name for an upload (src-….part) told the admin nothing (seen on a real Nextcloud 34)
+    broken = write_source(tmp_path, "files__default: 20", "plain words, not a zip", ["alice"], DOCX)
+    report = await ingest.ingest([replace(broken, title="files/Berichte/fake.docx")])
+    error = report.failed["files__default: 20"]
+    assert error.startswith("CorruptDocumentError: files/Berichte/fake.docx: declared as "), error
+    assert broken.path.name not in error
+    assert await scalar(db, "SELECT error FROM documents WHERE source_id = 'files__default: 20'") == error
