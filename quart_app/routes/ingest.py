@@ -202,9 +202,8 @@ async def _load_sources(boundary: bytes, arrival: Ticket) -> Response:
             )
     finally:
         await asyncio.to_thread(_remove_all, parts)
-    for source_id, reason in report.failed.items():
-        # upstream drops failed sources from both lists; the document row keeps the reason (GET /status)
-        log.warning("loadSources: %s not indexed: %s", source_id, reason, extra={"source_id": source_id})
+    # upstream drops failed sources from both lists; the ingest service logged each one's reason, and the document
+    # row keeps it (GET /status)
     return _answer(parts, loaded=report.loaded, retry=report.retry)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, capture_app_logs, guzzle_multipart, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -199,7 +199,7 @@ async def test_a_damaged_file_is_named_by_its_document_not_by_its_spool_file(
 ) -> None:
     """A damaged PDF or DOCX failed with "src-k2j4.part (application/pdf): ..." in the log, in /status and in
     `ccb index`: the spool's temp file, which names nothing an admin can find. The error names the source (its file
-    id), and neither it nor the log quotes the document's text."""
+    id) with its title, and neither it nor the log quotes the document's text."""
     caplog.set_level(logging.INFO)
     marker = b"wombat" + secrets.token_hex(4).encode()
     damaged = {
@@ -212,15 +212,32 @@ async def test_a_damaged_file_is_named_by_its_document_not_by_its_spool_file(
     response = await client.get("/status", headers=signed_headers())
     errors = {row["source_id"]: row["error"] for row in (await response.get_json())["documents"]["failed_sources"]}
     assert errors["files__default: 24"].startswith(
-        "CorruptDocumentError: source 'files__default: 24': declared as 'application/pdf' but pypdf cannot read it"
+        "CorruptDocumentError: 'Documents/notes.txt' (source 'files__default: 24'): declared as 'application/pdf' but"
+        " pypdf cannot read it"
     ), errors
     assert errors["files__default: 25"].startswith(
-        f"CorruptDocumentError: source 'files__default: 25': declared as '{DOCX}' but it is not a readable zip"
+        f"CorruptDocumentError: 'Documents/notes.txt' (source 'files__default: 25'): declared as '{DOCX}' but it is"
+        " not a readable zip"
     ), errors
     logged = "\n".join(caplog.messages)
     assert "source 'files__default: 24'" in logged and "source 'files__default: 25'" in logged
     for text in (*errors.values(), logged):
         assert "src-" not in text and ".part" not in text and marker.decode() not in text
+
+
+async def test_a_part_the_loader_cannot_read_is_logged_once(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    # the route logged the ingest service's warning a second time (seen on a real Nextcloud 34 with PHP app 5.3.1)
+    logs = capture_app_logs(caplog)
+    broken = SourcePart(
+        "files__default: 24", b"not a pdf", title="files/Berichte/kaputt.pdf", mimetype="application/pdf"
+    )
+    status, body, _ = await load(client, [broken, SourcePart("files__default: 25", TEXT)])
+    assert (status, body) == (200, {"loaded_sources": ["files__default: 25"], "sources_to_retry": []})
+    [line] = [line for line in logs().splitlines() if "files__default: 24" in line]
+    assert (
+        "failed: CorruptDocumentError: 'files/Berichte/kaputt.pdf' (source 'files__default: 24'): declared as"
+        " 'application/pdf'" in line
+    )
 
 
 async def test_size_limits(client: Client, caplog: pytest.LogCaptureFixture) -> None:
