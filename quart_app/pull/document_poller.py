@@ -307,11 +307,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             # also on cancellation: every file spooled so far is removed
             for done in spooled:
                 done.remove()
+        # a failed source is acknowledged as upstream drops it; the ingest service logged its reason
         for source_id in [*report.loaded, *report.failed]:
             for item in rows[source_id]:
                 outcome.ack(item.kind, item.row_id)
-        for source_id, reason in report.failed.items():
-            log.warning("documents queue: %s not indexed: %s", source_id, reason)
         handle.status.count("indexed", len(report.loaded))
         handle.status.count("failed", len(report.failed))
         outcome.left_locked += sum(len(rows[source_id]) for source_id in report.retry)

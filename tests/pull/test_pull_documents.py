@@ -346,3 +346,15 @@ async def test_a_source_another_replica_lets_go_of_during_the_tries_is_indexed_w
         # before: the failed try stamped the batch's own sources as changed, so every later try found them stale
         await until(lambda: row in acked(nextcloud, "files"), what="the file indexed in the same batch")
     assert not [r for r in caplog.records if "changed since the poll" in r.getMessage()]
+
+
+async def test_a_file_the_loader_cannot_read_is_acknowledged_and_logged_once_by_its_title(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    # on a real Nextcloud 34 the poller logged the ingest service's warning a second time, both naming the spool file
+    caplog.set_level(logging.WARNING)
+    broken = nextcloud.add_file(["alice"], "files/Berichte/kaputt.pdf", b"not a pdf", mimetype="application/pdf")
+    await until(lambda: len(acked(nextcloud, "files")) == 1)
+    source_id = f"files__default: {broken}"
+    [line] = [r.getMessage() for r in caplog.records if source_id in r.getMessage()]
+    assert "failed: CorruptDocumentError: files/Berichte/kaputt.pdf: declared as 'application/pdf'" in line
