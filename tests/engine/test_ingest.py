@@ -262,6 +262,7 @@ async def test_a_failed_file_is_named_by_its_title_not_by_its_spool_file(
     broken = write_source(tmp_path, "files__default: 20", "plain words, not a zip", ["alice"], DOCX)
     report = await ingest.ingest([replace(broken, title="files/Berichte/fake.docx")])
     error = report.failed["files__default: 20"]
-    assert error.startswith("CorruptDocumentError: files/Berichte/fake.docx: declared as "), error
+    named = "CorruptDocumentError: 'files/Berichte/fake.docx' (source 'files__default: 20'): declared as "
+    assert error.startswith(named), error
     assert broken.path.name not in error
     assert await scalar(db, "SELECT error FROM documents WHERE source_id = 'files__default: 20'") == error

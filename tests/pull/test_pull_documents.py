@@ -357,4 +357,4 @@ async def test_a_file_the_loader_cannot_read_is_acknowledged_and_logged_once_by_
     await until(lambda: len(acked(nextcloud, "files")) == 1)
     source_id = f"files__default: {broken}"
     [line] = [r.getMessage() for r in caplog.records if source_id in r.getMessage()]
-    assert "failed: CorruptDocumentError: files/Berichte/kaputt.pdf: declared as 'application/pdf'" in line
+    assert f"failed: CorruptDocumentError: 'files/Berichte/kaputt.pdf' (source {source_id!r}): declared as" in line
