@@ -4,6 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import pptx
+from docx.opc.packuri import PackURI
+from docx.opc.part import Part
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from pptx.chart.data import CategoryChartData
 
 from quart_app.loaders import extract_text
@@ -25,6 +29,23 @@ SMARTART_DATA = (
 def docx_text(document: Any, path: Path) -> str:
     document.save(str(path))
     return extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+
+
+def add_inline_drawing(
+    document: Any, part_name: str, content_type: str, xml: str, rel_type: str, kind: str, graphic: str
+) -> None:
+    """`xml` as a part of `document` and a paragraph holding an inline drawing of it, as Word saves a chart or a
+    diagram: `kind` names the drawing (Chart, Diagram), `graphic` its graphicData with {rel_id} for the part's."""
+    rel_id = document.part.relate_to(
+        Part(PackURI(part_name), content_type, xml.encode(), document.part.package), rel_type
+    )
+    document.add_paragraph()._p.append(
+        parse_xml(
+            f'<w:r {nsdecls("w", "wp", "a", "r")}><w:drawing><wp:inline><wp:extent cx="100" cy="100"/>'
+            f'<wp:docPr id="1" name="{kind} 1"/><a:graphic>{graphic.format(rel_id=rel_id)}</a:graphic></wp:inline>'
+            "</w:drawing></w:r>"
+        )
+    )
 
 
 def titled_slide(title: str) -> tuple[Any, Any]:

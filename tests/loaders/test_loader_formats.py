@@ -9,12 +9,18 @@ import docx
 import odfdo
 import pptx
 import pytest
-from docx.opc.packuri import PackURI as DocxPackURI
-from docx.opc.part import Part as DocxPart
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from loader_fixture_files import FIXTURES, GERMAN, write_ods, write_pdf, write_txt_cp1252, write_xlsx
-from office_kit import SMARTART_DATA, chart_data, deck_text, docx_text, equation_text_box, titled_slide
+from office_kit import (
+    SMARTART_DATA,
+    add_inline_drawing,
+    chart_data,
+    deck_text,
+    docx_text,
+    equation_text_box,
+    titled_slide,
+)
 from pptx.chart.data import CategoryChartData, XyChartData
 from pptx.chart.xmlwriter import ChartXmlWriter
 from pptx.enum.chart import XL_CHART_TYPE
@@ -334,17 +340,15 @@ def test_docx_chart_titles_and_numbers_are_indexed_where_the_chart_is(tmp_path: 
         "<c:chart><c:title><c:tx><c:rich><a:p><a:r><a:t>Revenue per quarter</a:t></a:r></a:p></c:rich></c:tx>"
         "</c:title>",
     )
-    chart_part = DocxPart(
-        DocxPackURI("/word/charts/chart1.xml"), CT.DML_CHART, chart_xml.encode(), document.part.package
-    )
-    rel_id = document.part.relate_to(chart_part, RT.CHART)
-    document.add_paragraph()._p.append(
-        parse_xml(
-            f'<w:r {nsdecls("w", "wp", "a", "c", "r")}><w:drawing><wp:inline><wp:extent cx="100" cy="100"/>'
-            '<wp:docPr id="1" name="Chart 1"/><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/'
-            f'drawingml/2006/chart"><c:chart r:id="{rel_id}"/></a:graphicData></a:graphic></wp:inline></w:drawing>'
-            "</w:r>"
-        )
+    add_inline_drawing(
+        document,
+        "/word/charts/chart1.xml",
+        CT.DML_CHART,
+        chart_xml,
+        RT.CHART,
+        "Chart",
+        '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:chart'
+        ' xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="{rel_id}"/></a:graphicData>',
     )
     document.add_paragraph("Outlook: stable.")
     text = docx_text(document, tmp_path / "report.docx")

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import docx
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.opc.packuri import PackURI
-from docx.opc.part import Part
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import SMARTART_DATA, docx_text
+from office_kit import SMARTART_DATA, add_inline_drawing, docx_text
 from pptx.opc.constants import CONTENT_TYPE as CT
 
 
@@ -16,17 +14,16 @@ def test_docx_smartart_text_is_indexed_where_the_diagram_is(tmp_path: Path) -> N
     # python-docx does not read drawings: a process diagram's steps (the point of the page) were missing
     document = docx.Document()
     document.add_paragraph("Project plan")
-    data_part = Part(
-        PackURI("/word/diagrams/data1.xml"), CT.DML_DIAGRAM_DATA, SMARTART_DATA.encode(), document.part.package
-    )
-    rel_id = document.part.relate_to(data_part, RT.DIAGRAM_DATA)
-    document.add_paragraph()._p.append(
-        parse_xml(
-            f'<w:r {nsdecls("w", "wp", "a", "r")}><w:drawing><wp:inline><wp:extent cx="100" cy="100"/>'
-            '<wp:docPr id="1" name="Diagram 1"/><a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/'
-            'drawingml/2006/diagram"><dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram"'
-            f' r:dm="{rel_id}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
-        )
+    add_inline_drawing(
+        document,
+        "/word/diagrams/data1.xml",
+        CT.DML_DIAGRAM_DATA,
+        SMARTART_DATA,
+        RT.DIAGRAM_DATA,
+        "Diagram",
+        '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram"><dgm:relIds'
+        ' xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" r:dm="{rel_id}" r:lo="" r:qs=""'
+        ' r:cs=""/></a:graphicData>',
     )
     document.add_paragraph("Budget: 40,000 EUR.")
     assert docx_text(document, tmp_path / "plan.docx") == (
