@@ -5,7 +5,9 @@ tests/soak/test_database_down_soak.py."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from contract_kit import signed_headers
+from contract_kit import APP_SECRET, signed_headers
 from database_down_kit import PushTraffic, store_report, unclear_refusals
+from headless_chromium import run_chromium
 from live_app_kit import ccb_env, running_live_app
 from restartable_postgres import RestartablePostgres
 from server_process import ServerProcess
@@ -144,3 +147,39 @@ def test_status_while_postgres_is_down_still_shows_the_programs_and_the_embedder
     assert as_json.returncode == EXIT_APP_ERROR
     last = json.loads(as_json.stdout.strip().splitlines()[-1])
     assert last["exit"] == EXIT_APP_ERROR and last["database"]["state"] == "unavailable" and last["programs"]
+
+
+def _element_text(dom: str, ident: str) -> str:
+    """The text of the page's element with this id (its markup's tags dropped)."""
+    found = re.search(rf'<(\w+) id="{ident}"[^>]*>(.*?)</\1>', dom, re.S)
+    assert found is not None, (ident, dom[:3000])
+    return html.unescape(re.sub(r"<[^>]+>", "", found[2]))
+
+
+def test_the_status_page_while_postgres_is_down_draws_the_partial_report_and_says_what_to_do(
+    live_app: tuple[str, ServerProcess], restartable_pg: RestartablePostgres
+) -> None:
+    """The status page showed only "could not load the status: ../status: HTTP 503: Vector DB Error: …" during an
+    outage, though the 503 carries the programs, the embedder and the database's outage: it now draws that report,
+    with a banner saying since when and why the database is away and what to do."""
+    base, _server = live_app
+    restartable_pg.stop_fast()
+    try:
+        report = httpx.get(f"{base}/status", headers=signed_headers(), timeout=120).json()
+        dom = run_chromium(base.replace("http://", f"http://admin:{APP_SECRET}@") + "/status/page.html")
+    finally:
+        restartable_pg.start()
+    database = report["database"]
+    assert database["state"] == "unavailable", report
+    assert 'data-state="degraded"' in dom, _element_text(dom, "updated")
+    assert "; HTTP 503: Vector DB Error: PostgreSQL is not reachable" in _element_text(dom, "updated")
+    since = time.strftime("%H:%M:%S", time.localtime(database["unavailable_since"]))
+    banner = _element_text(dom, "database-outage")
+    assert banner.startswith(f"Database unavailable since {since} ("), banner
+    assert f"{database['last_error']}. Indexing and questions wait and resume by themselves once it is back" in banner
+    assert "start it (embedded: the postgres program below, `ccb logs postgres`)" in banner
+    # what needs no database is drawn: the programs (here: why supervisord could not be asked), the loops
+    models = _element_text(dom, "models")
+    assert f"programs{report['programs']}" in models and "embedding modelunknown while the database" in models
+    assert "engine_openingopened" in _element_text(dom, "loops")
+    assert _element_text(dom, "documents-indexed") == "\u2013"  # number() of a figure the report lacks

@@ -77,42 +77,58 @@ function clockTime(epochSeconds) {
   return sameDay ? at.toLocaleTimeString("en-GB") : at.toLocaleString("en-GB");
 }
 
+function showAlert(id, text) {
+  const banner = document.getElementById(id);
+  banner.textContent = text || "";
+  banner.hidden = !text;
+}
+
+function outageStart(since) {
+  return `since ${clockTime(since)} (${elapsed(Math.max(0, Date.now() / 1000 - since))})`;
+}
+
 function renderEmbedder(embedder) {
   // while the embedding service is unavailable the embedding worker waits: indexing stalls until it answers again
-  const banner = document.getElementById("embedder-outage");
-  if (!embedder || embedder.state !== "unavailable") {
-    banner.hidden = true;
-    return;
-  }
-  const since = embedder.unavailable_since;
-  const lasting = elapsed(Math.max(0, Date.now() / 1000 - since));
+  if (!embedder || embedder.state !== "unavailable") return showAlert("embedder-outage", null);
   const nextTry = embedder.next_try_in_s == null ? "" : `, next try in ${elapsed(embedder.next_try_in_s)}`;
-  banner.textContent = `Embedding service unavailable since ${clockTime(since)} (${lasting}):` +
+  showAlert("embedder-outage", `Embedding service unavailable ${outageStart(embedder.unavailable_since)}:` +
     ` ${embedder.last_error}. Indexing waits and resumes by itself once it answers` +
-    ` (${number(embedder.failed_calls)} failed calls${nextTry}).`;
-  banner.hidden = false;
+    ` (${number(embedder.failed_calls)} failed calls${nextTry}).`);
+}
+
+function renderDatabase(database) {
+  // while PostgreSQL is away the report has no figures: say since when, why, and what brings them back
+  if (!database || database.state !== "unavailable") return showAlert("database-outage", null);
+  showAlert("database-outage", `Database unavailable ${outageStart(database.unavailable_since)}:` +
+    ` ${database.last_error}. Indexing and questions wait and resume by themselves once it is back: start it` +
+    " (embedded: the postgres program below, `ccb logs postgres`) or check the server EXTERNAL_DB names.");
 }
 
 function renderReport(report) {
+  renderDatabase(report.database);
   renderEmbedder(report.embedder);
-  setText("documents-indexed", number(report.documents.indexed));
-  setText("documents-failed", number(report.documents.failed));
-  setText("chunks-embedded", number(report.chunks.embedded));
-  setText("chunks-queued", number(report.chunks.queued));
-  setText("chunks-failed", number(report.chunks.failed));
-  setText("throughput-label", `chunks/s (last ${report.throughput.window_s} s)`);
-  setText("throughput-chunks-per-s", number(report.throughput.chunks_per_s));
+  // a partial report (PostgreSQL down, the engine still opening) has none of the figures read from the database
+  const documents = report.documents || {}, chunks = report.chunks || {}, queue = report.queue || {};
+  const unread = report.documents === null;
+  setText("documents-indexed", number(documents.indexed));
+  setText("documents-failed", number(documents.failed));
+  setText("chunks-embedded", number(chunks.embedded));
+  setText("chunks-queued", number(chunks.queued));
+  setText("chunks-failed", number(chunks.failed));
+  setText("throughput-label", report.throughput ? `chunks/s (last ${report.throughput.window_s} s)` : "chunks/s");
+  setText("throughput-chunks-per-s", number(report.throughput && report.throughput.chunks_per_s));
   setText("eta", duration(report.eta_s));
-  setText("queue-depth", number(report.queue.depth));
-  setText("queue-tokens", number(report.queue.tokens));
-  setText("queue-due-now", number(report.queue.due_now));
-  setText("queue-in-progress", number(report.queue.in_progress));
+  setText("queue-depth", number(queue.depth));
+  setText("queue-tokens", number(queue.tokens));
+  setText("queue-due-now", number(queue.due_now));
+  setText("queue-in-progress", number(queue.in_progress));
 
   const model = report.embedding_model || {};
-  const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : "not bound yet"]];
+  const unbound = unread ? "unknown while the database is unavailable" : "not bound yet";
+  const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : unbound]];
   const leg = report.cross_lingual;
   // the multilingual third leg: off, waiting for a question in another language, or how far its vectors are
-  models.push(["cross-lingual leg", !leg ? "off" : !leg.wanted
+  models.push(["cross-lingual leg", !leg ? (unread ? "unknown" : "off") : !leg.wanted
     ? `${leg.model}: idle until a question in another language than the documents`
     : `${leg.model}: ${number(leg.vectors)} of ${number(leg.chunks)} chunks have its vector` +
       (leg.refused ? ` (${number(leg.refused)} refused by the model)` : "") +
@@ -132,8 +148,8 @@ function renderReport(report) {
   fillTable("loops", loops, "no background loop");
 
   const errors = [];
-  for (const failed of report.documents.failed_sources) errors.push(["document", failed.source_id, failed.error]);
-  for (const [reason, count] of Object.entries(report.chunks.failure_reasons)) {
+  for (const failed of documents.failed_sources || []) errors.push(["document", failed.source_id, failed.error]);
+  for (const [reason, count] of Object.entries(chunks.failure_reasons || {})) {
     errors.push(["embedding", `${number(count)} chunk(s)`, reason]);
   }
   for (const [name, loop] of Object.entries(report.loops || {})) {
@@ -174,24 +190,30 @@ function renderHistory(history) {
   }, data, box);
 }
 
-async function fetchJson(url) {
+async function fetchJson(url, partialAllowed = false) {
   const response = await fetch(new URL(url, PAGE_URL), { credentials: "same-origin", cache: "no-store" });
-  if (!response.ok) {
-    // the app's own message says why (a 503 while the engine opens names its step and for how long)
-    const body = await response.json().catch(() => ({}));
-    throw new Error(`${url}: HTTP ${response.status}${body.error ? `: ${body.error}` : ""}`);
-  }
-  return response.json();
+  if (response.ok) return response.json();
+  // the app's own message says why (a 503 while the engine opens names its step and for how long)
+  const body = await response.json().catch(() => ({}));
+  const failure = `HTTP ${response.status}${body.error ? `: ${body.error}` : ""}`;
+  // a 503 that still carries the report (PostgreSQL down, the engine still opening): drawn, with its error on top
+  if (partialAllowed && body.database) return { ...body, failure };
+  throw new Error(`${url}: ${failure}`);
 }
 
 async function refresh() {
   try {
-    const [report, history] = await Promise.all([fetchJson("../status"), fetchJson("history")]);
+    const [status, history] = await Promise.allSettled([fetchJson("../status", true), fetchJson("history")]);
+    if (status.status === "rejected") throw status.reason;
+    const report = status.value;
+    // the chart's samples are read from the database too: with a partial report the chart keeps its last ones
+    if (history.status === "rejected" && !report.failure) throw history.reason;
     renderReport(report);
-    renderHistory(history);
+    if (history.status === "fulfilled") renderHistory(history.value);
     updatedAt = new Date();
-    setText("updated", `updated ${updatedAt.toLocaleTimeString("en-GB")}`);
-    document.body.dataset.state = "ready";
+    const failure = report.failure ? `; ${report.failure}` : "";
+    setText("updated", `updated ${updatedAt.toLocaleTimeString("en-GB")}${failure}`);
+    document.body.dataset.state = report.failure ? "degraded" : "ready";
   } catch (error) {
     if (updatedAt === null) {
       setText("updated", `could not load the status: ${error.message}`);
