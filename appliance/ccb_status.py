@@ -70,11 +70,27 @@ def database_line(database: dict[str, Any]) -> RenderableType:
     )
 
 
+def engine_line(opening: dict[str, Any] | None) -> RenderableType | None:
+    """The engine while it is not open: what its opening does or failed on, since when, and that it goes on by
+    itself; None once it is open."""
+    if not opening or opening["state"] == "opened":
+        return None
+    since = opening["since"]
+    return Text(
+        f"not open: {opening['state']} since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}"
+        f" ({_eta(max(0.0, time.time() - since))}): {opening['detail']}; it opens by itself once that is done (the"
+        " other routes answer 503 until then); `ccb logs app` tells each step",
+        style="bold red",
+    )
+
+
 def _indexing_rows(report: dict[str, Any]) -> list[tuple[str, RenderableType]]:
-    """The Indexing table: the figures read from the database, or one line saying why there are none."""
+    """The Indexing table: the figures read from the database, or lines saying why there are none."""
     if report["documents"] is None:
-        unknown = "unknown while the database is unavailable"
+        engine = engine_line((report.get("loops") or {}).get("engine_opening"))
+        unknown = "unknown until the engine has opened" if engine else "unknown while the database is unavailable"
         return [
+            *([("engine", engine)] if engine else []),
             ("database", database_line(report["database"])),
             *((name, unknown) for name in ("documents", "chunks", "queue")),
             ("embedding service", embedder_line(report.get("embedder"))),

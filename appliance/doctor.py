@@ -148,8 +148,7 @@ def _app(target: AppTarget, layout: StorageLayout) -> tuple[Check, dict[str, Any
             if exc.status == 401:
                 fix = "check APP_SECRET / APP_PERSISTENT_STORAGE match the running appliance"
             elif exc.status >= 500:
-                # it runs: what it cannot reach (PostgreSQL, its engine still opening) is in its answer
-                fix = "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
+                fix = _unserved_fix(exc.body)
             else:
                 fix = "see `ccb logs app`"
             return Check("app", "fail", str(exc), fix), None
@@ -158,6 +157,24 @@ def _app(target: AppTarget, layout: StorageLayout) -> tuple[Check, dict[str, Any
             "app", "fail", f"{target.where}: disabled", "enable it from AppAPI (Nextcloud's Apps page)"
         ), report
     return Check("app", "ok", f"{target.where}: enabled, signature accepted"), report
+
+
+def _unserved_fix(body: Any) -> str:
+    """What to do about a 5xx from GET /status: it runs, and what it waits for (PostgreSQL, its engine still
+    opening) is in its answer, whose partial report names it."""
+    report = body if isinstance(body, dict) else {}
+    if (report.get("database") or {}).get("state") == "unavailable":
+        return (
+            "the app waits for PostgreSQL: start it (the postgres check above says how) or check the server"
+            " EXTERNAL_DB names; indexing and questions resume by themselves once it is back"
+        )
+    opening = (report.get("loops") or {}).get("engine_opening") or {}
+    if opening.get("state") in ("opening", "waiting", "failed"):
+        return (
+            f"its engine has not opened yet ({opening['state']}: {opening['detail']}); it opens by itself once that"
+            " is done; `ccb logs app` tells each step"
+        )
+    return "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
 
 
 def _nextcloud(environ: Mapping[str, str] | None, report: dict[str, Any] | None) -> list[Check]:

@@ -87,7 +87,12 @@ def build_app(settings: AppSettings | None = None) -> Quart:
 
     async def open_engine(stage: StageFn = lambda _step: None) -> None:
         opened = await engine_module.open_engine(
-            settings, nextcloud=state.nextcloud, loops=state.loops, enabled=lambda: not state.guard_active, stage=stage
+            settings,
+            nextcloud=state.nextcloud,
+            loops=state.loops,
+            enabled=lambda: not state.guard_active,
+            stage=stage,
+            reachability=state.database,
         )
         app.extensions[ENGINE_EXTENSION] = opened
         if opened.pull is not None:

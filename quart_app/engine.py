@@ -33,6 +33,7 @@ from quart_app.services.source_spool import SourceSpool
 from quart_app.services.status_history import StatusSampler
 from quart_app.store import Database
 from quart_app.store.claim_store import ClaimStore
+from quart_app.store.database_outage import DatabaseReachability
 
 log = logging.getLogger(__name__)
 
@@ -192,11 +193,13 @@ async def open_engine(
     loops: BackgroundLoops | None = None,
     enabled: Callable[[], bool] = lambda: True,
     stage: Callable[[str], None] = lambda _step: None,
+    reachability: DatabaseReachability | None = None,
 ) -> Engine:
     """Open every resource in order; if one fails, the ones already open are closed again.
 
     With a Nextcloud client and a loop owner, the pull pollers start too (they idle until the app is enabled and
-    the PHP app serves its queues). `stage` is told each slow step as it begins (GET /status shows it).
+    the PHP app serves its queues). `stage` is told each slow step as it begins (GET /status shows it);
+    `reachability` records since when and why PostgreSQL cannot be reached, across attempts and once open.
     """
     from tokenizers import Tokenizer
 
@@ -219,6 +222,7 @@ async def open_engine(
             acquire_timeout_s=pool.acquire_timeout_s,
             statement_timeout_s=pool.statement_timeout_s,
             lock_timeout_s=pool.lock_timeout_s,
+            reachability=reachability,
         )
         log.info(
             "database pool for APP_ROLE %s: %d-%d connections, statement timeout %g s",

@@ -21,6 +21,7 @@ from quart_app.daemon_thread import in_daemon_thread
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.store.database_outage import DatabaseReachability
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class Lifecycle:
         self.loops = BackgroundLoops()
         self.init_job = InitJob(settings, self.loops, self.nextcloud)
         self.loop_lag = LoopLagMonitor()
+        # PostgreSQL as the engine's opening attempts and then its pool find it: GET /status shows it without an engine
+        self.database = DatabaseReachability()
         # how often a replica without POST /init looks for the models the requestproc replica fetched (tests shrink it)
         self.model_wait_s = 10.0
         # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)

@@ -20,9 +20,9 @@ from quart import Blueprint, Response, request
 from appliance.app_role import ROLE_DUTIES
 from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
-from quart_app.engine import Engine, engine
+from quart_app.engine import Engine, EngineNotReadyError, engine
 from quart_app.http_errors import RETRY_HEADERS, json_message
-from quart_app.lifecycle import lifecycle, require_enabled
+from quart_app.lifecycle import Lifecycle, lifecycle, require_enabled
 from quart_app.pull.file_retries import files_to_retry
 from quart_app.services import deletion
 from quart_app.services.status import DATABASE_PARTS, database_state
@@ -60,43 +60,71 @@ async def count_indexed_documents() -> Response:
 
 @blueprint.get("/status")
 async def status() -> Response:
-    opened = engine()
     state = lifecycle()
+    try:
+        opened = engine()
+    except EngineNotReadyError as exc:
+        # an opening that waits for PostgreSQL may wait for good: its 503 still says what runs and what it waits for
+        report = {**_unread_parts(), "database": database_state(state.database.outage)}
+        report.update(await _engine_free_parts(state, None, None))
+        return json_message({"error": f"Error: {exc}", **report}, 503)
     try:
         report = await _database_figures(opened)
         unreachable: DatabaseUnavailableError | None = None
     except DatabaseUnavailableError as exc:
         # an outage is when an admin needs the rest most (programs, embedder, loops): a 503 with all but these parts
-        report, unreachable = {**dict.fromkeys(DATABASE_PARTS), "cross_lingual": None, "files_to_retry": None}, exc
+        report, unreachable = _unread_parts(), exc
     # PostgreSQL as the request pool finds it: available, or since when and why not
-    report["database"] = database_state(opened.db, unreachable)
-    # what each background loop (init job, embedding worker, pollers) is doing, and whether the PHP app is pulled from
-    report["loops"] = state.loops.snapshot()
-    # whether the embedding worker finds the embedding service available; while not, embedding waits (since, why)
-    report["embedder"] = opened.worker.outage.as_json()
-    # sources being ingested, and access changes or deletes waiting for them to commit
-    report["ordering"] = opened.order.snapshot()
-    # how long the event loop was blocked (every request waits meanwhile): worst since start, p99 of the last minute
-    report["event_loop"] = state.loop_lag.snapshot()
-    # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
-    report.update(await asyncio.to_thread(machine_report, state.settings.storage))
-    report["llm"] = None if opened.answer is None else opened.answer.llm_report()
-    report["pull"] = {
-        "nextcloud_configured": state.nextcloud is not None,
-        "php_app_queues": None if opened.pull is None else opened.pull.gate.available,
-        "detail": "NEXTCLOUD_URL is not set" if opened.pull is None else opened.pull.gate.reason,
-        "task_providers_registered": opened.pull is not None
-        and opened.pull.tasks is not None
-        and opened.pull.tasks.registered,
-        # queue files whose download failed all its tries, kept for a later try while their row stays locked for us
-        "files_to_retry": report.pop("files_to_retry"),
-    }
-    # APP_ROLE and what it runs (appliance/app_role.py ROLE_DUTIES)
-    report["role"] = {"name": state.settings.role, "duties": sorted(ROLE_DUTIES[state.settings.role])}
+    report["database"] = database_state(opened.db.outage, unreachable)
+    report.update(await _engine_free_parts(state, opened, report.pop("files_to_retry")))
     if unreachable is None:
         return json_message(report)
     # the contract's error shape on top, so every client that reads only `error` still learns why
     return json_message({"error": f"Vector DB Error: {unreachable}", **report}, 503, RETRY_HEADERS)
+
+
+def _unread_parts() -> dict[str, Any]:
+    """The parts of GET /status read from PostgreSQL, null: the report could not read them."""
+    return {**dict.fromkeys(DATABASE_PARTS), "cross_lingual": None, "files_to_retry": None}
+
+
+async def _engine_free_parts(
+    state: Lifecycle, opened: Engine | None, retries: dict[str, object] | None
+) -> dict[str, Any]:
+    """The parts of GET /status that need no database: the loops, the embedder, the programs, the LLM, the pull mode
+    and the role; those the engine knows are null while it is not open. `retries`: the pull's files to retry."""
+    pull = None if opened is None else opened.pull
+    report: dict[str, Any] = {
+        # what each background loop (engine opening, init job, embedding worker, pollers) is doing
+        "loops": state.loops.snapshot(),
+        # whether the embedding worker finds the embedding service available; while not, embedding waits (since, why)
+        "embedder": None if opened is None else opened.worker.outage.as_json(),
+        # sources being ingested, and access changes or deletes waiting for them to commit
+        "ordering": None if opened is None else opened.order.snapshot(),
+        # how long the event loop was blocked (every request waits meanwhile): worst since start, p99 of the last minute
+        "event_loop": state.loop_lag.snapshot(),
+    }
+    # supervisord's programs and the hardware: the same figures `ccb status` and the status page show
+    report.update(await asyncio.to_thread(machine_report, state.settings.storage))
+    report["llm"] = None if opened is None or opened.answer is None else opened.answer.llm_report()
+    report["pull"] = {
+        "nextcloud_configured": state.nextcloud is not None,
+        "php_app_queues": None if pull is None else pull.gate.available,
+        "detail": _pull_detail(state, opened),
+        "task_providers_registered": pull is not None and pull.tasks is not None and pull.tasks.registered,
+        # queue files whose download failed all its tries, kept for a later try while their row stays locked for us
+        "files_to_retry": retries,
+    }
+    # APP_ROLE and what it runs (appliance/app_role.py ROLE_DUTIES)
+    report["role"] = {"name": state.settings.role, "duties": sorted(ROLE_DUTIES[state.settings.role])}
+    return report
+
+
+def _pull_detail(state: Lifecycle, opened: Engine | None) -> str:
+    if state.nextcloud is None:
+        return "NEXTCLOUD_URL is not set"
+    # the pollers start with the engine
+    return "not known until the engine has opened" if opened is None or opened.pull is None else opened.pull.gate.reason
 
 
 async def _database_figures(opened: Engine) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from quart_app.store import Database
+from quart_app.store.database_outage import DatabaseOutage
 from quart_app.store.status_store import THROUGHPUT_WINDOW_S, read_counts
 
 # the report's parts read from PostgreSQL: null while it cannot be reached (GET /status answers the rest)
@@ -58,10 +59,9 @@ async def status(db: Database) -> dict[str, Any]:
     }
 
 
-def database_state(db: Database, error: Exception | None = None) -> dict[str, Any]:
+def database_state(outage: DatabaseOutage | None, error: Exception | None = None) -> dict[str, Any]:
     """The `database` part of GET /status: available, or since when and why not (`error`: what the report's own
     reads just met, when the pool has not marked an outage, e.g. every connection busy)."""
-    outage = db.outage
     if outage is None and error is None:
         return {"state": "available", "unavailable_since": None, "last_error": None}
     since, reason = (outage.since, outage.reason) if outage is not None else (time.time(), str(error))

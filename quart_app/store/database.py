@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
@@ -25,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from quart_app.store.database_outage import DatabaseOutage, DatabaseReachability
 from quart_app.store.errors import (
     DatabaseClosedError,
     DatabaseUnavailableError,
@@ -76,14 +76,6 @@ async def lift_statement_timeout(conn: Connection) -> None:
     await conn.execute("SET LOCAL statement_timeout = 0")
 
 
-@dataclass(frozen=True)
-class DatabaseOutage:
-    """The database as unreachable: since when (wall clock, for GET /status) and the failure that told."""
-
-    since: float
-    reason: str
-
-
 def _busy_error(
     pool: AsyncConnectionPool[Connection], what: str, waited_s: float, fix: str
 ) -> DatabaseUnavailableError:
@@ -133,6 +125,7 @@ class Database:
         statement_timeout_s: float = 0.0,
         lock_timeout_s: float = 0.0,
         acquire_timeout_s: float = 30.0,
+        reachability: DatabaseReachability | None = None,
     ) -> None:
         self._dsn = dsn
         self._acquire_timeout_s = acquire_timeout_s
@@ -154,7 +147,8 @@ class Database:
         self._state = "new"
         # monotonic time the database was found unreachable; None while it answers
         self._away_since: float | None = None
-        self._outage: DatabaseOutage | None = None
+        # since when and why not: the app's record, shared with its earlier opening attempts (GET /status reads it)
+        self._reachability = reachability or DatabaseReachability()
         # one probe at a time: the requests that waited with it learn its answer instead of probing again
         self._probe_lock = asyncio.Lock()
         self._pool_failure_repeats = _PoolFailureRepeats(self, self._pool.name)
@@ -188,7 +182,7 @@ class Database:
     @property
     def outage(self) -> DatabaseOutage | None:
         """Since when and why the database is unreachable; None while it answers."""
-        return self._outage
+        return self._reachability.outage
 
     async def open(self, timeout_s: float = 30.0) -> None:
         """Open the pool and wait until `min_size` connections work, or raise DatabaseUnavailableError."""
@@ -207,6 +201,7 @@ class Database:
                 f"PostgreSQL did not accept connections within {timeout_s:g} s; check that it runs and that"
                 " pgvector.connection / EXTERNAL_DB is right"
             ) from exc
+        self._reachability.reachable()
         self._state = "open"
         logging.getLogger("psycopg.pool").addFilter(self._pool_failure_repeats)
         logger.info("database pool open (min %d, max %d)", self._pool.min_size, self._pool.max_size)
@@ -221,15 +216,16 @@ class Database:
             try:
                 conn = await AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
             except psycopg.OperationalError as exc:
+                self._reachability.unreachable(first_line(exc))
                 if time.monotonic() >= deadline:
                     return
                 if waiting_since is None:
                     waiting_since = time.monotonic()
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    logger.info("waiting for PostgreSQL to accept connections (%s)", reason)
+                    logger.info("waiting for PostgreSQL to accept connections (%s)", first_line(exc))
                 await asyncio.sleep(SERVER_WAIT_POLL_S)
                 continue
             await conn.close()
+            self._reachability.reachable()
             if waiting_since is not None:
                 logger.info("PostgreSQL accepts connections after %.1f s", time.monotonic() - waiting_since)
             return
@@ -373,7 +369,7 @@ class Database:
     def _mark_away(self, reason: str, waited_s: float | None = None) -> None:
         if self._away_since is None:
             self._away_since = time.monotonic()
-            self._outage = DatabaseOutage(time.time(), reason)
+            self._reachability.unreachable(reason)
             found = "a connection broke" if waited_s is None else f"no connection came within {waited_s:g} s"
             logger.warning(
                 "PostgreSQL is unreachable (%s: %s); requests answer 503 + cc-retry within %g s until it is back",
@@ -386,7 +382,7 @@ class Database:
         if self._away_since is not None:
             logger.info("PostgreSQL is reachable again after %.0f s", time.monotonic() - self._away_since)
             self._away_since = None
-            self._outage = None
+            self._reachability.reachable()
 
     async def reachable(self) -> bool:
         """True when a connection can be had and answers `SELECT 1` (the pull loops wait on this)."""

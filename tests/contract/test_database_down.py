@@ -109,7 +109,8 @@ def test_the_doctor_sends_the_admin_to_the_database_not_to_make_run(
     app = next(check for check in checks if check["name"] == "app")
     assert app["outcome"] == "fail"
     assert app["detail"].startswith("GET /status: HTTP 503: Vector DB Error: PostgreSQL is not reachable"), app
-    assert app["fix"] == "the app runs but cannot serve: its answer above says why; `ccb logs app` has more"
+    # its 503 carries the database's outage: the fix names it
+    assert app["fix"].startswith("the app waits for PostgreSQL: start it (the postgres check above says how)"), app
 
 
 def test_status_while_postgres_is_down_still_shows_the_programs_and_the_embedder_and_says_what_to_do(

@@ -1,0 +1,78 @@
+"""PostgreSQL down when the app starts: past `http.start_up_wait_s` the engine goes on opening, waiting for it, and
+GET /status's 503 still carries the programs and the loops, the database's outage (since when, the last error) and
+what the engine waits for; `ccb status` and `ccb doctor` say what to do; once PostgreSQL is started the engine opens."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from contract_kit import signed_headers
+from live_app_kit import ccb_env, running_live_app
+from restartable_postgres import RestartablePostgres
+from waiting import wait_for
+
+from appliance.ccb import EXIT_APP_ERROR
+
+CCB = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
+pytestmark = pytest.mark.slow
+# the app serves after 1 s; its opening waits up to 10 minutes for PostgreSQL (an admin's long connect timeout)
+WAITING_CONFIG = {
+    "http": {"start_up_wait_s": 1},
+    "vectordb": {"pgvector": {"pool_max": 6, "acquire_timeout_s": 2, "connect_timeout_s": 600}},
+}
+
+
+def _status_code(base: str) -> int:
+    return httpx.get(f"{base}/status", headers=signed_headers(), timeout=30).status_code
+
+
+def test_status_while_the_engine_waits_for_postgres_at_start_shows_the_programs_and_says_what_to_do(
+    tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
+) -> None:
+    """The engine's 503 was a bare {"error": "... still opening (connecting to PostgreSQL, for N s) ..."}: an admin
+    whose database never came up saw no programs, no database line and no fix in `ccb status` or `ccb doctor`."""
+    restartable_pg.stop_fast()
+    stopped = time.time()
+    with running_live_app(tmp_path, restartable_pg.test_dsn, embedder_url, **WAITING_CONFIG) as (base, _server):
+        env = {**ccb_env(base, tmp_path / "storage"), "COLUMNS": "400"}
+        try:
+            response = httpx.get(f"{base}/status", headers=signed_headers(), timeout=60)
+            text = subprocess.run([*CCB, "status"], env=env, capture_output=True, text=True, timeout=120)
+            doctor = subprocess.run([*CCB, "doctor", "--json"], env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            restartable_pg.start()
+        wait_for(lambda: _status_code(base) == 200, 120, "the engine to open once PostgreSQL is started")
+        after = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30).json()
+    assert response.status_code == 503
+    report = response.json()
+    assert report["error"].startswith("Error: the engine is still opening (connecting to PostgreSQL, for "), report
+    database = report["database"]
+    assert database["state"] == "unavailable" and stopped <= database["unavailable_since"] <= time.time()
+    # the unix socket went with the server: the connection failure itself
+    assert "No such file or directory" in database["last_error"], database
+    opening = report["loops"]["engine_opening"]
+    assert (opening["state"], opening["detail"]) == ("opening", "connecting to PostgreSQL")
+    assert report["programs"] and report["hardware"]["arch"] and report["role"]["name"] == "normal"
+    # the embedding worker starts with the engine: not known yet
+    assert (report["embedder"], report["documents"], report["pull"]["detail"]) == (
+        None,
+        None,
+        "NEXTCLOUD_URL is not set",
+    )
+    assert text.returncode == EXIT_APP_ERROR, text.stderr
+    assert "engine             not open: opening since " in text.stdout, text.stdout
+    assert "connecting to PostgreSQL; it opens by itself once that is done" in text.stdout
+    assert (
+        "database           unavailable since " in text.stdout and "start it (embedded: see the postgres" in text.stdout
+    )
+    assert "documents          unknown until the engine has opened" in text.stdout and "Programs" in text.stdout
+    checks = json.loads(doctor.stdout.strip().splitlines()[-1])["checks"]
+    app = next(check for check in checks if check["name"] == "app")
+    assert app["outcome"] == "fail" and app["fix"].startswith("the app waits for PostgreSQL: start it"), app
+    assert after["database"]["state"] == "available" and after["loops"]["engine_opening"]["state"] == "opened"
