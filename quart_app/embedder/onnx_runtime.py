@@ -12,7 +12,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from appliance.cpu_limit import runtime_threads
-from quart_app.embedder.errors import EmbeddingFailedError, RuntimeLoadError
+from quart_app.embedder.errors import EmbeddingFailedError, ModelFileUnreadableError, RuntimeLoadError
 from quart_app.embedder.runtime import InputType, LoadedModelIdentity, Vectors, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _load_tokenizers(path: Path, max_tokens: int) -> tuple[Tokenizer, Tokenizer,
         tokenizer = Tokenizer.from_file(str(path))
         counter = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
-        raise RuntimeLoadError(f"cannot load the tokenizer {path}: {exc}") from exc
+        raise ModelFileUnreadableError(path, f"cannot load the tokenizer {path}: {exc}") from exc
     pad_id = pad_id_of(tokenizer)
     # padding is done per batch here; tokenizer.json files often pin a fixed pad/truncation length
     for tok in (tokenizer, counter):
@@ -162,7 +162,9 @@ def create_session(model_id: str, path: Path, providers: Sequence[str], threads:
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=usable or [CPU_PROVIDER])
     except Exception as exc:  # onnxruntime raises untyped errors for unreadable or invalid models
-        raise RuntimeLoadError(f"onnxruntime cannot load the model {path} for {model_id!r}: {exc}") from exc
+        raise ModelFileUnreadableError(
+            path, f"onnxruntime cannot load the model {path} for {model_id!r}: {exc}"
+        ) from exc
     active = session.get_providers()
     # onnxruntime falls back to CPU silently when e.g. the CUDA libraries are missing
     lost = [p for p in requested if p != CPU_PROVIDER and p not in active]

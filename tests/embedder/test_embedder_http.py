@@ -263,3 +263,32 @@ def test_sigterm_while_waiting_for_the_model_exits_0(tmp_path: Path) -> None:
     server = EmbedderProcess(["--model", "multilingual-e5-small", "--model-dir", str(tmp_path)], tmp_path / "e.log")
     server.wait_for_log("waiting for it")
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("damaged", ["model.onnx", "tokenizer.json"])
+def test_a_damaged_model_file_ends_the_embedder_naming_the_file_and_how_to_fetch_it_again(
+    tmp_path: Path, minilm_paths: tuple[Path, Path], damaged: str
+) -> None:
+    """A download cut short (or a disk error) made the embedder exit with onnxruntime's or tokenizers' parse error
+    only: under supervisord it crash-looped to FATAL and its log never said what would bring it back."""
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(STAND_IN_E5)
+    target = tmp_path / "model_files" / "multilingual-e5-small"
+    target.mkdir(parents=True)
+    for source, name in ((minilm_paths[0], "model.onnx"), (minilm_paths[1], "tokenizer.json")):
+        whole = source.read_bytes()
+        (target / name).write_bytes(whole[: len(whole) // 2] if name == damaged else whole)
+    command = ["--model", "multilingual-e5-small", "--catalogue", str(catalogue), "--model-dir", str(target.parent)]
+    result = subprocess.run(
+        [sys.executable, "-m", "quart_app.embedder", *command, "--port", str(free_port()), *POLL_FAST],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot load the {'model' if damaged == 'model.onnx' else 'tokenizer'} {target / damaged}" in result.stderr
+    assert result.stderr.strip().endswith(
+        f"; if the file is damaged, delete it and fetch https://example.invalid/e5/{damaged} again (`make install`, or"
+        " POST /init from AppAPI)"
+    ), result.stderr
