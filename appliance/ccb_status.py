@@ -42,18 +42,33 @@ def cross_lingual_line(leg: dict[str, Any] | None) -> str:
     return f"{done}; {_eta(leg['eta_s'])} left at {leg['chunks_per_s']} chunks/s"
 
 
-def embedder_line(embedder: dict[str, Any] | None) -> RenderableType:
-    """The embedding service as the worker finds it; while unavailable, since when, why, and that indexing waits."""
+def embedder_line(embedder: dict[str, Any] | None, program: str | None = None) -> RenderableType:
+    """The embedding service as the worker finds it; while unavailable, since when, why, and that indexing waits; and
+    when supervisord's embedder `program` (its state) has stopped or keeps exiting, where to read why."""
     if not embedder or embedder["state"] != "unavailable":
         return "available" if embedder else "-"
     since = embedder["unavailable_since"]
     lasting = _eta(max(0.0, time.time() - since))
     next_try = "" if embedder.get("next_try_in_s") is None else f", next try in {_eta(embedder['next_try_in_s'])}"
-    return Text(
+    line = (
         f"unavailable since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({lasting}):"
-        f" {embedder['last_error']}; indexing waits ({embedder['failed_calls']} failed calls{next_try})",
-        style="bold red",
+        f" {embedder['last_error']}; indexing waits ({embedder['failed_calls']} failed calls{next_try})"
     )
+    # the worker sees only a refused connection: why the program is down (a damaged model, a busy port) is in its log
+    if program == "BACKOFF":
+        line += "; supervisord's program embedder keeps exiting at start (BACKOFF): `ccb logs embedder` says why"
+    elif program in ("FATAL", "EXITED", "STOPPED"):
+        line += (
+            f"; supervisord's program embedder is {program}: `ccb logs embedder` says why, then start it with"
+            " `python -m appliance ctl start embedder`"
+        )
+    return Text(line, style="bold red")
+
+
+def _embedder_program(report: dict[str, Any]) -> str | None:
+    """supervisord's state of the embedder program; None without supervisord or an embedder program of ours."""
+    programs = report.get("programs")
+    return programs.get("embedder") if isinstance(programs, dict) else None
 
 
 def database_line(database: dict[str, Any]) -> RenderableType:
@@ -93,7 +108,7 @@ def _indexing_rows(report: dict[str, Any]) -> list[tuple[str, RenderableType]]:
             *([("engine", engine)] if engine else []),
             ("database", database_line(report["database"])),
             *((name, unknown) for name in ("documents", "chunks", "queue")),
-            ("embedding service", embedder_line(report.get("embedder"))),
+            ("embedding service", embedder_line(report.get("embedder"), _embedder_program(report))),
         ]
     documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
     throughput, model = report["throughput"], report.get("embedding_model") or {}
@@ -103,7 +118,7 @@ def _indexing_rows(report: dict[str, Any]) -> list[tuple[str, RenderableType]]:
         ("queue", f"{queue['depth']} chunks ({queue['tokens']} tokens), {queue['in_progress']} in progress"),
         ("throughput", f"{throughput['chunks_per_s']} chunks/s over the last {throughput['window_s']} s"),
         ("ETA", _eta(report.get("eta_s"))),
-        ("embedding service", embedder_line(report.get("embedder"))),
+        ("embedding service", embedder_line(report.get("embedder"), _embedder_program(report))),
         ("model", f"{model.get('id', '?')} ({model.get('dimension', '?')} dimensions)"),
         ("cross-lingual", cross_lingual_line(report.get("cross_lingual"))),
     ]

@@ -45,3 +45,34 @@ def test_a_doctor_check_with_brackets_is_printed_as_written() -> None:
         console.export_text()
         == "FAIL disk: 1.2 GB free under /srv/[ccb]/data\n       -> free space under [b]/srv[/b]\n"
     )
+
+
+def test_an_embedder_program_that_keeps_exiting_is_named_with_its_log() -> None:
+    """The worker only sees refused connections; why the program is down (a damaged model file, a busy port) is in
+    its own log, which the embedding service line did not point at, though the Programs table said FATAL."""
+    report = {
+        **_report([]),
+        "embedder": {
+            "state": "unavailable",
+            "unavailable_since": 1796320000.0,
+            "last_error": "cannot reach the embedding service at http://127.0.0.1:5000/v1/embeddings: ConnectError",
+            "failed_calls": 7,
+            "next_try_in_s": None,
+        },
+    }
+    shown: dict[str, str] = {}
+    for state in ("BACKOFF", "FATAL", "RUNNING"):
+        console = Console(record=True, width=400)
+        console.print(render_status({**report, "programs": {"app": "RUNNING", "embedder": state}}))
+        [line] = [line for line in console.export_text().splitlines() if line.startswith("embedding service")]
+        shown[state] = line.rstrip()
+    assert shown["BACKOFF"].endswith(
+        "(7 failed calls); supervisord's program embedder keeps exiting at start (BACKOFF): `ccb logs embedder`"
+        " says why"
+    )
+    assert shown["FATAL"].endswith(
+        "(7 failed calls); supervisord's program embedder is FATAL: `ccb logs embedder` says why, then start it with"
+        " `python -m appliance ctl start embedder`"
+    )
+    # running (an external embedder, a network problem): the error alone
+    assert shown["RUNNING"].endswith("ConnectError; indexing waits (7 failed calls)")
