@@ -66,7 +66,7 @@ async def status() -> Response:
     except EngineNotReadyError as exc:
         # an opening that waits for PostgreSQL may wait for good: its 503 still says what runs and what it waits for
         report = {**_unread_parts(), "database": database_state(state.database.outage)}
-        report.update(await _engine_free_parts(state, None, None))
+        report.update(await _engine_free_parts(state, None, report.pop("files_to_retry")))
         return json_message({"error": f"Error: {exc}", **report}, 503)
     try:
         report = await _database_figures(opened)

@@ -76,3 +76,5 @@ def test_status_while_the_engine_waits_for_postgres_at_start_shows_the_programs_
     app = next(check for check in checks if check["name"] == "app")
     assert app["outcome"] == "fail" and app["fix"].startswith("the app waits for PostgreSQL: start it"), app
     assert after["database"]["state"] == "available" and after["loops"]["engine_opening"]["state"] == "opened"
+    # the same parts as the report of an open engine, the error on top
+    assert set(report) - {"error"} == set(after), set(report) ^ set(after)
