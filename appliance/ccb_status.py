@@ -108,7 +108,8 @@ def _indexing_rows(report: dict[str, Any]) -> list[tuple[str, RenderableType]]:
             *([("engine", engine)] if engine else []),
             ("database", database_line(report["database"])),
             *((name, unknown) for name in ("documents", "chunks", "queue")),
-            ("embedding service", embedder_line(report.get("embedder"), _embedder_program(report))),
+            # the embedding worker that tells starts with the engine
+            ("embedding service", unknown if engine else embedder_line(report["embedder"], _embedder_program(report))),
         ]
     documents, chunks, queue = report["documents"], report["chunks"], report["queue"]
     throughput, model = report["throughput"], report.get("embedding_model") or {}

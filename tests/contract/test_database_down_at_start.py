@@ -72,6 +72,7 @@ def test_status_while_the_engine_waits_for_postgres_at_start_shows_the_programs_
         "database           unavailable since " in text.stdout and "start it (embedded: see the postgres" in text.stdout
     )
     assert "documents          unknown until the engine has opened" in text.stdout and "Programs" in text.stdout
+    assert "embedding service  unknown until the engine has opened" in text.stdout
     checks = json.loads(doctor.stdout.strip().splitlines()[-1])["checks"]
     app = next(check for check in checks if check["name"] == "app")
     assert app["outcome"] == "fail" and app["fix"].startswith("the app waits for PostgreSQL: start it"), app
