@@ -131,6 +131,8 @@ def test_past_the_start_up_wait_the_app_serves_and_says_what_the_engine_waits_fo
             # the status page shows the same message instead of a bare HTTP 503
             page = run_chromium(base.replace("http://", f"http://admin:{APP_SECRET}@") + "/status/page.html")
             assert "HTTP 503: Error: the engine is still opening (applying the schema migrations" in page
+            # drawn as the partial report it carries: the database answers, the figures wait for the engine
+            assert 'data-state="degraded"' in page and "<dd>unknown until the engine has opened</dd>" in page
         except BaseException:
             server.stop()
             raise

@@ -124,7 +124,9 @@ function renderReport(report) {
   setText("queue-in-progress", number(queue.in_progress));
 
   const model = report.embedding_model || {};
-  const unbound = unread ? "unknown while the database is unavailable" : "not bound yet";
+  const opening = (report.loops || {}).engine_opening;
+  const unbound = !unread ? "not bound yet" : opening && opening.state !== "opened"
+    ? "unknown until the engine has opened" : "unknown while the database is unavailable";
   const models = [["embedding model", model.id ? `${model.id} (${model.dimension}-d)` : unbound]];
   const leg = report.cross_lingual;
   // the multilingual third leg: off, waiting for a question in another language, or how far its vectors are
