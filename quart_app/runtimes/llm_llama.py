@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
+from quart_app.runtimes.repetition import stop_repeating
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class LlamaBackend:
         """The model's tokens of `text` as the prompt is fed to it (BOS included)."""
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
-    def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
+    def _pieces(self, prompt: str, stop: Sequence[str]) -> Generator[str, None, None]:
         tokens = self._tokens(prompt)
         yield from self._prefill(tokens)
         # a token list is completed as it is (no BOS added again): the prefix _prefill evaluated is reused
@@ -140,12 +141,15 @@ class LlamaBackend:
             yield ""
 
     async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
-        """Tokens as llama.cpp produces them; stop strings are honoured by llama.cpp itself."""
+        """Tokens as llama.cpp produces them, ended where the answer starts repeating itself (the repeats cut); stop
+        strings are honoured by llama.cpp itself."""
         self._check_open()
         async with self._queue:
             self._check_open()  # closed while this request waited in line
             try:
-                async for piece in iterate_in_thread(lambda: self._pieces(prompt, stop), self._model_lock):
+                async for piece in iterate_in_thread(
+                    lambda: stop_repeating(self._pieces(prompt, stop), self.name), self._model_lock
+                ):
                     yield piece
             except ValueError as exc:
                 raise LlmError(f"llm: llama rejected the prompt: {exc}") from exc

@@ -42,9 +42,10 @@ async def test_generates_an_answer_within_max_tokens(llama: LlamaBackend) -> Non
     assert "<|im_end|>" not in answer
 
 
-async def test_streams_tokens(llama: LlamaBackend) -> None:
+async def test_streams_the_answer(llama: LlamaBackend) -> None:
+    """One sentence here: the stream hands text on a sentence or line at a time (test_llm_llama_repetition.py)."""
     pieces = [piece async for piece in llama.stream(PROMPT, "alice", stop=["<|im_end|>"])]
-    assert len(pieces) >= 2
+    assert pieces
     assert "".join(pieces).strip() == await llama.generate(PROMPT, "alice", stop=["<|im_end|>"])
 
 

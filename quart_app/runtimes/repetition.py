@@ -1,0 +1,115 @@
+"""Stop an answer that has started repeating itself: a small model at low temperature falls into a loop ("-v - port"
+line after line, the same paragraph again) and writes it until max_tokens (~30 s of CPU for SmolLM2's 512)."""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+# the longest repeating unit looked for, in pieces (≈ tokens): a paragraph; a longer one cannot repeat within the
+# shipped max_tokens (512) anyway, and the cost per piece grows with it
+MAX_PERIOD = 256
+# a verbatim run this long copying the text just before it is a loop: a table's |---|---| separator or a row of
+# identical cells is far shorter, and the lines of a list or of code differ somewhere within it
+MIN_REPEATED_PIECES = 48
+_SENTENCE_ENDS = (".", "!", "?")
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """The answer repeats a unit of `period` pieces; seen at piece `seen_at`, it is kept up to piece `kept`."""
+
+    period: int
+    seen_at: int
+    kept: int
+
+
+class RepetitionGuard:
+    """Fed an answer one piece (a token's text) at a time. Hands on the text that can no longer turn out to be a
+    repeat and holds back the rest; once the answer repeats itself, `repeat` says so and `finish()` returns the held
+    text up to the end of the repeated unit's first copy."""
+
+    def __init__(self, max_period: int = MAX_PERIOD, min_repeated: int = MIN_REPEATED_PIECES) -> None:
+        self._max_period = max_period
+        self._min_repeated = min_repeated
+        self._pieces: list[str] = []
+        # _runs[p - 1]: how many of the last pieces each equal the piece p before them
+        self._runs = [0] * max_period
+        self._released = 0  # pieces handed on
+        self._boundaries: list[int] = []  # line and sentence ends, ascending, up to the last piece
+        self.repeat: Repeat | None = None
+
+    def push(self, piece: str) -> str:
+        """Take the next piece; return the text now safe to hand on ("" for none). Not to be called once `repeat`
+        is set."""
+        pieces = self._pieces
+        pieces.append(piece)
+        end = len(pieces)
+        for period in range(1, min(self._max_period, end - 1) + 1):
+            run = self._runs[period - 1] + 1 if pieces[end - 1 - period] == piece else 0
+            self._runs[period - 1] = run
+            if self.repeat is None and run >= max(period, self._min_repeated):
+                self.repeat = Repeat(period, end, self._cut(end - run - period, period))
+        if self.repeat is not None:
+            return ""
+        if self._is_boundary(end - 1):  # decided now that the piece after it is known
+            self._boundaries.append(end - 1)
+        # what copies the text just before it may become a repeat: hand on up to the last boundary before that
+        held_from = end - max(self._runs)
+        if held_from == end and self._is_boundary(end):
+            return self._release(end)
+        index = bisect_right(self._boundaries, held_from) - 1
+        return self._release(self._boundaries[index]) if index >= 0 else ""
+
+    def finish(self) -> str:
+        """The text still held: all of it, or, when the answer repeats itself, up to the end of its first copy."""
+        return self._release(self.repeat.kept if self.repeat is not None else len(self._pieces))
+
+    def _cut(self, start: int, period: int) -> int:
+        """Where to end an answer repeating from `start` every `period` pieces: after one copy, at the line or
+        sentence end nearest to it (the repeat may begin mid-line: the pieces before the first copy can match the
+        end of the next, "\n" before a line, " The" against "The"); never before what was already handed on."""
+        one_copy = start + period
+        lowest = max(start + 1, self._released)
+        before = next((p for p in range(one_copy, lowest - 1, -1) if self._is_boundary(p)), None)
+        after = next((p for p in range(one_copy, one_copy + period) if self._is_boundary(p)), None)
+        candidates = [position for position in (before, after) if position is not None]
+        # the nearer one; on a tie the later, which drops nothing of the first copy
+        return min(candidates, key=lambda position: (abs(position - one_copy), -position), default=one_copy)
+
+    def _is_boundary(self, position: int) -> bool:
+        """Whether a line or a sentence ends before piece `position` (a sentence end needs a space after it: "end. "
+        but not "config.php")."""
+        if position <= 0 or position > len(self._pieces):
+            return False
+        before = self._pieces[position - 1]
+        after = self._pieces[position] if position < len(self._pieces) else ""
+        return before.endswith("\n") or (before.rstrip().endswith(_SENTENCE_ENDS) and after[:1].isspace())
+
+    def _release(self, end: int) -> str:
+        text = "".join(self._pieces[self._released : end])
+        self._released = max(self._released, end)
+        return text
+
+
+def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Iterator[str]:
+    """`pieces` as a backend generates them, ended once the answer repeats itself, the repeats cut; "" (a point where
+    the caller may stop) passes through."""
+    guard = RepetitionGuard()
+    with closing(pieces):  # closing the model's generator stops the generation
+        for piece in pieces:
+            yield guard.push(piece) if piece else ""
+            if guard.repeat is not None:
+                repeat = guard.repeat
+                log.info(
+                    "llm %s: the answer started repeating itself (a unit of %d tokens): stopped after %d tokens,"
+                    " kept %d",
+                    backend, repeat.period, repeat.seen_at, repeat.kept,
+                )  # fmt: skip
+                break
+    yield guard.finish()

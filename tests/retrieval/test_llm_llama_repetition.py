@@ -1,0 +1,98 @@
+"""The shipped llama section (SmolLM2-135M-Instruct, template auto, max_tokens 512; greedy so that each run writes
+the same text) on questions it answers in a loop: the answer stops after the first copy, streamed or not, with one
+INFO line; a table it copies from a document passes whole."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+import yaml
+from llm_fixtures import smollm2_path
+
+from appliance.config_files import CONFIGS_DIR
+from appliance.llm_config import LlamaConfig
+from quart_app.runtimes.llm_llama import LlamaBackend
+from quart_app.services.answer import Templates, prompt_templates
+from quart_app.services.context_assembly import ContextPiece
+from quart_app.services.prompt_packing import pack_prompt
+
+pytestmark = pytest.mark.slow
+
+DOCUMENTS = [
+    ContextPiece(
+        "nc: trusted",
+        "Nextcloud: trusted domains",
+        "The trusted_domains array in config/config.php lists every hostname under which the server may be reached."
+        " Requests whose Host header is not in this list are refused with the page 'Access through untrusted domain'.",
+    ),
+    ContextPiece(
+        "ops: backups",
+        "Operations: nightly backups",
+        "Every night at two o'clock the database is dumped with pg_dump and the archive is copied to the off-site"
+        " storage box; dumps are kept for thirty days before they are pruned.",
+    ),
+    ContextPiece(
+        "cli: verbose",
+        "Click: counting options",
+        "An option declared with @click.option('-v', '--verbose', count=True) counts how often it is given: -vvv"
+        " sets verbose to 3. Combine short flags as -r -o or -ro; both set the same two options.",
+    ),
+    ContextPiece(
+        "ops: ports",
+        "Operations: firewall ports",
+        "| port | service | open to |\n|---|---|---|\n| 443 | web | everyone |\n| 5432 | PostgreSQL | app servers |\n"
+        "| 22 | SSH | admin VPN |",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+async def shipped() -> AsyncIterator[tuple[LlamaBackend, Templates]]:
+    section = yaml.safe_load((CONFIGS_DIR / "config.cpu.yaml").read_text())["llm"]["llama"]
+    config = LlamaConfig.model_validate({**section, "temperature": 0.0, "n_threads": 1})
+    assert config.max_tokens == 512
+    backend = LlamaBackend(smollm2_path(), config)
+    yield backend, prompt_templates(config, backend)
+    await backend.aclose()
+
+
+def prompt_for(llama: LlamaBackend, templates: Templates, question: str) -> str:
+    return pack_prompt(
+        templates.template, question, DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx, llama.max_tokens,
+        templates.context_tokens, templates.in_document_order,
+    ).prompt  # fmt: skip
+
+
+async def test_an_answer_that_repeats_a_line_stops_after_its_first_copy(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 511 tokens, "-v - port" on 90 lines (30 s of CPU)."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "List the flags that can be combined.")
+    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+        answer = await llama.generate(prompt, "alice", [templates.end_separator])
+    assert llama.count_tokens(answer) - 1 < 150
+    lines = answer.splitlines()
+    assert lines[-1] == "-v - port" and lines.count("-v - port") == 1
+    [record] = caplog.records
+    assert record.levelno == logging.INFO and "repeating itself" in record.getMessage()
+    assert "port" not in record.getMessage()  # no answer text in the log
+    streamed = [piece async for piece in llama.stream(prompt, "alice", [templates.end_separator])]
+    assert "".join(streamed).strip() == answer
+
+
+async def test_a_table_copied_from_a_document_passes_whole_streamed_line_by_line(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream holds back only the line or sentence in progress (a repeat found later may cut it)."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "Which file lists the trusted domains?")
+    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+        pieces = [piece async for piece in llama.stream(prompt, "alice", [templates.end_separator])]
+    answer = "".join(pieces).strip()
+    assert "|---|---|---|" in answer and answer.endswith("| 22 | SSH | admin VPN |")
+    assert not caplog.records
+    table_rows = [piece for piece in pieces if piece.startswith("|")]
+    assert len(table_rows) >= 4 and all(row.endswith("|\n") for row in table_rows[:-1])
