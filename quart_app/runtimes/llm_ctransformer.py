@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from appliance.llm_config import CTransformerConfig
 from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
+from quart_app.runtimes.repetition import stop_repeating
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class CTransformerBackend:
         """As it is: ctransformers' tokenizers read no control tokens from text (the template's are plain text too)."""
         return text
 
-    def _pieces(self, prompt: str, stop: Sequence[str]) -> Iterator[str]:
+    def _pieces(self, prompt: str, stop: Sequence[str]) -> Generator[str, None, None]:
         pieces: Iterator[str] = self._llm(
             prompt,
             max_new_tokens=self.max_tokens,
@@ -86,7 +87,10 @@ class CTransformerBackend:
         if self._closed:
             raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
         async with self._queue:
-            async for piece in iterate_in_thread(lambda: self._pieces(prompt, stop), self._model_lock):
+            # a small legacy model loops as SmolLM2 does: ended at its first repeat, as in the llama backend
+            async for piece in iterate_in_thread(
+                lambda: stop_repeating(self._pieces(prompt, stop), self.name), self._model_lock
+            ):
                 yield piece
 
     async def generate(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> str:

@@ -29,7 +29,10 @@ def write_tiny_gpt2(
     n_head: int = 2,
     n_layer: int = 2,
     extra_tokens: tuple[bytes, ...] = (),
+    last_token_only: bool = False,
 ) -> Path:
+    """`last_token_only`: layers and positions weigh nothing, so the next token depends on the last one alone and
+    greedy decoding falls into a cycle (a model whose answer repeats itself)."""
     vocab = gpt2_vocabulary() + list(extra_tokens)
     n_vocab = len(vocab)
     rng = np.random.default_rng(7)
@@ -38,11 +41,14 @@ def write_tiny_gpt2(
         # numpy shape is ne reversed: ne[0] is the contiguous dimension
         return (rng.standard_normal(tuple(reversed(ne))) * scale).astype(np.float32)
 
+    def layer_weights(*ne: int, scale: float = 0.02) -> np.ndarray:
+        return weights(*ne, scale=0.0 if last_token_only else scale)
+
     tensors: dict[str, np.ndarray] = {
         "model/ln_f/g": np.ones(n_embd, np.float32),
         "model/ln_f/b": np.zeros(n_embd, np.float32),
         "model/wte": weights(n_embd, n_vocab),
-        "model/wpe": weights(n_embd, n_ctx, scale=0.01),
+        "model/wpe": layer_weights(n_embd, n_ctx, scale=0.01),
         "model/lm_head": weights(n_embd, n_vocab),
     }
     for i in range(n_layer):
@@ -53,13 +59,13 @@ def write_tiny_gpt2(
                 f"{prefix}/ln_1/b": np.zeros(n_embd, np.float32),
                 f"{prefix}/ln_2/g": np.ones(n_embd, np.float32),
                 f"{prefix}/ln_2/b": np.zeros(n_embd, np.float32),
-                f"{prefix}/attn/c_attn/w": weights(n_embd, 3 * n_embd),
+                f"{prefix}/attn/c_attn/w": layer_weights(n_embd, 3 * n_embd),
                 f"{prefix}/attn/c_attn/b": np.zeros(3 * n_embd, np.float32),
-                f"{prefix}/attn/c_proj/w": weights(n_embd, n_embd),
+                f"{prefix}/attn/c_proj/w": layer_weights(n_embd, n_embd),
                 f"{prefix}/attn/c_proj/b": np.zeros(n_embd, np.float32),
-                f"{prefix}/mlp/c_fc/w": weights(n_embd, 4 * n_embd),
+                f"{prefix}/mlp/c_fc/w": layer_weights(n_embd, 4 * n_embd),
                 f"{prefix}/mlp/c_fc/b": np.zeros(4 * n_embd, np.float32),
-                f"{prefix}/mlp/c_proj/w": weights(4 * n_embd, n_embd),
+                f"{prefix}/mlp/c_proj/w": layer_weights(4 * n_embd, n_embd),
                 f"{prefix}/mlp/c_proj/b": np.zeros(n_embd, np.float32),
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,28 @@ async def test_ctransformer_generates_from_a_legacy_ggml_gpt2(tmp_path: Path) ->
     pieces = [piece async for piece in backend.stream("hello", "alice")]
     assert 1 <= len(pieces) <= 6
     await backend.aclose()
+
+
+@needs_ctransformers
+async def test_ctransformer_stops_an_answer_that_repeats_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A GPT-2 whose next token depends on the last one alone cycles every few tokens until max_tokens."""
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    model = write_tiny_gpt2(tmp_path / "looping.ggml.bin", last_token_only=True)
+    config = CTransformerConfig(
+        model=str(model), model_type="gpt2", n_ctx=128, max_tokens=110, threads=1, temperature=0
+    )
+    backend = CTransformerBackend(model, config)
+    try:
+        with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+            answer = await backend.generate("hello the world", "alice")
+        assert 0 < backend.count_tokens(answer) < 20  # the cycle once, not 110 tokens of it
+        [record] = caplog.records
+        assert "llm ctransformer: the answer started repeating itself" in record.getMessage()
+    finally:
+        await backend.aclose()
 
 
 @needs_ctransformers
