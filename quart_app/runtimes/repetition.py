@@ -34,12 +34,10 @@ class RepetitionGuard:
     repeat and holds back the rest; once the answer repeats itself, `repeat` says so and `finish()` returns the held
     text up to the end of the repeated unit's first copy."""
 
-    def __init__(self, max_period: int = MAX_PERIOD, min_repeated: int = MIN_REPEATED_PIECES) -> None:
-        self._max_period = max_period
-        self._min_repeated = min_repeated
+    def __init__(self) -> None:
         self._pieces: list[str] = []
         # _runs[p - 1]: how many of the last pieces each equal the piece p before them
-        self._runs = [0] * max_period
+        self._runs = [0] * MAX_PERIOD
         self._released = 0  # pieces handed on
         self._boundaries: list[int] = []  # line and sentence ends, ascending, up to the last piece
         self.repeat: Repeat | None = None
@@ -50,10 +48,10 @@ class RepetitionGuard:
         pieces = self._pieces
         pieces.append(piece)
         end = len(pieces)
-        for period in range(1, min(self._max_period, end - 1) + 1):
+        for period in range(1, min(MAX_PERIOD, end - 1) + 1):
             run = self._runs[period - 1] + 1 if pieces[end - 1 - period] == piece else 0
             self._runs[period - 1] = run
-            if self.repeat is None and run >= max(period, self._min_repeated):
+            if self.repeat is None and run >= max(period, MIN_REPEATED_PIECES):
                 self.repeat = Repeat(period, end, self._cut(end - run - period, period))
         if self.repeat is not None:
             return ""
