@@ -1,7 +1,7 @@
 """Answers that repeat themselves: the shipped llama section (SmolLM2-135M-Instruct, template auto) on six fixed
-questions over four short documents, each answered once, greedy so that every run writes the same text.
+questions over four short documents, each answered once, greedy by default so that every run writes the same text.
 
-    .venv/bin/python bench/llm_repetition.py [--threads 1] [--max-tokens 512]
+    .venv/bin/python bench/llm_repetition.py [--threads 1] [--max-tokens 512] [--temperature 0] [--seed 1]
 
 Prints per question the answer's tokens, whether it reached max_tokens, the seconds it took (wall clock, model
 loaded) and its last 120 characters; then the totals. Run it on two commits to compare.
@@ -64,10 +64,13 @@ QUESTIONS = [
 ]
 
 
-async def measure(threads: int, max_tokens: int) -> None:
+async def measure(threads: int, max_tokens: int, temperature: float, seed: int) -> None:
     shipped = yaml.safe_load((CONFIGS_DIR / "config.cpu.yaml").read_text())["llm"]["llama"]
-    config = LlamaConfig.model_validate({**shipped, "temperature": 0.0, "n_threads": threads, "max_tokens": max_tokens})
+    config = LlamaConfig.model_validate(
+        {**shipped, "temperature": temperature, "n_threads": threads, "max_tokens": max_tokens}
+    )
     llama = LlamaBackend(resolve_model_files(load_catalogue()[config.model], Path("/nonexistent")).model, config)
+    llama._llm.set_seed(seed)  # white box: the sampler's seed, for a temperature above 0
     total_tokens, total_s, capped = 0, 0.0, 0
     try:
         templates = prompt_templates(config, llama)
@@ -94,11 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--temperature", type=float, default=0.0, help="the shipped section's is 0.2")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(
         f"{len(QUESTIONS)} questions over {len(DOCUMENTS)} documents; SmolLM2-135M-Instruct Q4_1, {args.threads} thread"
+        f", temperature {args.temperature:g}, seed {args.seed}"
     )
-    asyncio.run(measure(args.threads, args.max_tokens))
+    asyncio.run(measure(args.threads, args.max_tokens, args.temperature, args.seed))
 
 
 if __name__ == "__main__":
