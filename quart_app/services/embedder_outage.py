@@ -4,6 +4,10 @@ An outage (an EmbeddingServiceError with `unavailable`: unreachable, timed out, 
 the service, not of the chunks sent: the worker gives the batch back without counting an attempt and asks again
 after a capped exponential backoff, so embedding resumes by itself at most `outage_backoff_max_s` after the service
 is back. Chunks that an older version failed for an outage are queued again when the worker starts.
+
+A service that has never answered since the worker was created is waited for at INFO for `EMBEDDER_STARTUP_GRACE_S`:
+the local embedder loads its model meanwhile, and a slow start is not a fault. Past the grace, or once a service that
+answered goes away, the outage is a WARNING.
 """
 
 from __future__ import annotations
@@ -19,14 +23,22 @@ from quart_app.store.queue_store import requeue_failed
 
 log = logging.getLogger(__name__)
 _MAX_ERROR_CHARS = 500
+# the embedder took 14 s to load its model on a busy 2-core box; several times that is a fault, not a slow start
+EMBEDDER_STARTUP_GRACE_S = 60.0
 
 
 class EmbedderOutage:
     """The current outage (since when, last error, failed calls) and when the service may be asked again."""
 
-    def __init__(self, backoff_base_s: float, backoff_max_s: float) -> None:
+    def __init__(
+        self, backoff_base_s: float, backoff_max_s: float, startup_grace_s: float = EMBEDDER_STARTUP_GRACE_S
+    ) -> None:
         self._base_s = backoff_base_s
         self._max_s = backoff_max_s
+        self._startup_ends = time.monotonic() + startup_grace_s
+        self._ever_answered = False
+        # whether this outage was logged as a WARNING (a start-up wait is INFO until the grace ends)
+        self._warned = False
         # wall-clock time of the first failed call of this outage; None while the service answers
         self.since: float | None = None
         self.last_error = ""
@@ -47,11 +59,17 @@ class EmbedderOutage:
         self.last_error = error[:_MAX_ERROR_CHARS]
         wait = backoff(self._base_s, self._max_s, self.failed_calls)
         self._retry_at = time.monotonic() + wait
+        starting = not self._ever_answered and time.monotonic() < self._startup_ends
         if self.since is None:
             self.since = time.time()
+        if starting and self.failed_calls == 1:
+            log.info("waiting for the embedding service to start (%s); next try in %g s", self.last_error, wait)
+        elif not starting and not self._warned:
+            self._warned = True
             log.warning(
-                "embedding service unavailable: %s; embedding paused (queued chunks keep their attempts), next try"
+                "embedding service unavailable%s: %s; embedding paused (queued chunks keep their attempts), next try"
                 " in %g s",
+                "" if self._ever_answered else " since the app started",
                 self.last_error,
                 wait,
             )
@@ -67,6 +85,7 @@ class EmbedderOutage:
 
     def answered(self) -> None:
         """Record that the service answered (with vectors, or with an error about the texts): the outage is over."""
+        self._ever_answered = True
         if self.since is None:
             return
         log.info(
@@ -78,6 +97,7 @@ class EmbedderOutage:
         self.last_error = ""
         self.failed_calls = 0
         self._retry_at = 0.0
+        self._warned = False
 
     def as_json(self) -> dict[str, Any]:
         return {
