@@ -17,6 +17,7 @@ import queue
 import re
 import sys
 import time
+from collections.abc import Sequence
 from contextvars import ContextVar
 from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any, NoReturn
@@ -101,12 +102,18 @@ def exit_without_finalizing(code: int = 0) -> NoReturn:
     os._exit(code)
 
 
-def configure_json_logging(program: str, level: str, stream: IO[str] | None = None, queued: bool = True) -> bool:
+def configure_json_logging(
+    program: str,
+    level: str,
+    stream: IO[str] | None = None,
+    queued: bool = True,
+    filters: Sequence[logging.Filter] = (),
+) -> bool:
     """JSON lines of `program` on `stream` (stderr: supervisord writes and rotates the file) unless logging is
     configured already (hypercorn --log-config, pytest); True if installed.
 
     `queued`: records are formatted in the caller (so the request id is the caller's) and written by a thread, so a
-    slow sink never blocks an event loop.
+    slow sink never blocks an event loop. `filters` go on the handler, so they see every record that reaches it.
     """
     root = logging.getLogger()
     if root.handlers:
@@ -123,6 +130,8 @@ def configure_json_logging(program: str, level: str, stream: IO[str] | None = No
     else:
         handler = sink
     handler.setFormatter(formatter)
+    for record_filter in filters:
+        handler.addFilter(record_filter)
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
