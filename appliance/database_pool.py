@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from appliance.app_role import AppRole
+from appliance.config_section import ConfigSection
 
 _NONE_MEANS = "; null = the vectordb.pgvector value"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +30,7 @@ class PoolSettings:
     acquire_timeout_s: float
 
 
-class RolePool(_Section):
+class RolePool(ConfigSection):
     """Pool overrides for one APP_ROLE; every key left null takes the vectordb.pgvector value."""
 
     pool_min: int | None = Field(None, ge=1, description="connections kept open" + _NONE_MEANS)
@@ -84,7 +81,7 @@ class EmbeddingWorkerPool(RolePool):
     )
 
 
-class RolePools(_Section):
+class RolePools(ConfigSection):
     """One section per role besides `normal`, which uses vectordb.pgvector itself."""
 
     indexing: IndexingPool = Field(default_factory=IndexingPool)
@@ -103,7 +100,7 @@ class RolePools(_Section):
         return sections.get(role)
 
 
-class PgvectorConfig(_Section):
+class PgvectorConfig(ConfigSection):
     connection: str | None = Field(
         None, description="postgresql:// URL of the database; EXTERNAL_DB, when set, wins over it"
     )
