@@ -20,14 +20,15 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "retrieval")]
+
+from llm_fixtures import ANSWER_DOCUMENTS  # noqa: E402
 
 from appliance.config_files import CONFIGS_DIR  # noqa: E402
 from appliance.llm_config import DEFAULT_NO_CTX_TEMPLATE, DEFAULT_TEMPLATE, LlamaConfig  # noqa: E402
 from appliance.model_catalogue import load_catalogue, resolve_model_files  # noqa: E402
 from quart_app.runtimes.llm_llama import LlamaBackend  # noqa: E402
 from quart_app.services.answer import prompt_templates  # noqa: E402
-from quart_app.services.context_assembly import ContextPiece  # noqa: E402
 from quart_app.services.prompt_packing import pack_prompt  # noqa: E402
 
 QUESTION = "Which file lists the trusted domains?"
@@ -36,20 +37,7 @@ CHATML_SHIPPED_BEFORE = (
     " the same language as the question in your answer.\n{context}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>"
     "\n<|im_start|>assistant\n"
 )
-DOCUMENTS = [
-    ContextPiece(
-        "nc: trusted",
-        "Nextcloud: trusted domains",
-        "The trusted_domains array in config/config.php lists every hostname under which the server may be reached."
-        " Requests whose Host header is not in this list are refused with the page 'Access through untrusted domain'.",
-    ),
-    ContextPiece(
-        "ops: backups",
-        "Operations: nightly backups",
-        "Every night at two o'clock the database is dumped with pg_dump and the archive is copied to the off-site"
-        " storage box; dumps are kept for thirty days before they are pruned.",
-    ),
-]
+DOCUMENTS = ANSWER_DOCUMENTS[:2]
 
 
 async def measure(runs: int, threads: int) -> None:

@@ -18,42 +18,17 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "retrieval")]
+
+from llm_fixtures import ANSWER_DOCUMENTS  # noqa: E402
 
 from appliance.config_files import CONFIGS_DIR  # noqa: E402
 from appliance.llm_config import LlamaConfig  # noqa: E402
 from appliance.model_catalogue import load_catalogue, resolve_model_files  # noqa: E402
 from quart_app.runtimes.llm_llama import LlamaBackend  # noqa: E402
 from quart_app.services.answer import prompt_templates  # noqa: E402
-from quart_app.services.context_assembly import ContextPiece  # noqa: E402
 from quart_app.services.prompt_packing import pack_prompt  # noqa: E402
 
-DOCUMENTS = [
-    ContextPiece(
-        "nc: trusted",
-        "Nextcloud: trusted domains",
-        "The trusted_domains array in config/config.php lists every hostname under which the server may be reached."
-        " Requests whose Host header is not in this list are refused with the page 'Access through untrusted domain'.",
-    ),
-    ContextPiece(
-        "ops: backups",
-        "Operations: nightly backups",
-        "Every night at two o'clock the database is dumped with pg_dump and the archive is copied to the off-site"
-        " storage box; dumps are kept for thirty days before they are pruned.",
-    ),
-    ContextPiece(
-        "cli: verbose",
-        "Click: counting options",
-        "An option declared with @click.option('-v', '--verbose', count=True) counts how often it is given: -vvv"
-        " sets verbose to 3. Combine short flags as -r -o or -ro; both set the same two options.",
-    ),
-    ContextPiece(
-        "ops: ports",
-        "Operations: firewall ports",
-        "| port | service | open to |\n|---|---|---|\n| 443 | web | everyone |\n| 5432 | PostgreSQL | app servers |\n"
-        "| 22 | SSH | admin VPN |",
-    ),
-]
 QUESTIONS = [
     "Which file lists the trusted domains?",
     "How long are database dumps kept?",
@@ -77,7 +52,7 @@ async def measure(threads: int, max_tokens: int, temperature: float, seed: int) 
         stop = [templates.end_separator] if templates.end_separator else []
         for question in QUESTIONS:
             packed = pack_prompt(
-                templates.template, question, DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx,
+                templates.template, question, ANSWER_DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx,
                 llama.max_tokens, templates.context_tokens, templates.in_document_order,
             )  # fmt: skip
             started = time.perf_counter()
@@ -101,8 +76,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(
-        f"{len(QUESTIONS)} questions over {len(DOCUMENTS)} documents; SmolLM2-135M-Instruct Q4_1, {args.threads} thread"
-        f", temperature {args.temperature:g}, seed {args.seed}"
+        f"{len(QUESTIONS)} questions over {len(ANSWER_DOCUMENTS)} documents; SmolLM2-135M-Instruct Q4_1,"
+        f" {args.threads} thread, temperature {args.temperature:g}, seed {args.seed}"
     )
     asyncio.run(measure(args.threads, args.max_tokens, args.temperature, args.seed))
 

@@ -9,43 +9,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 import yaml
-from llm_fixtures import smollm2_path
+from llm_fixtures import ANSWER_DOCUMENTS, smollm2_path
 
 from appliance.config_files import CONFIGS_DIR
 from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.answer import Templates, prompt_templates
-from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.prompt_packing import pack_prompt
 
 pytestmark = pytest.mark.slow
-
-DOCUMENTS = [
-    ContextPiece(
-        "nc: trusted",
-        "Nextcloud: trusted domains",
-        "The trusted_domains array in config/config.php lists every hostname under which the server may be reached."
-        " Requests whose Host header is not in this list are refused with the page 'Access through untrusted domain'.",
-    ),
-    ContextPiece(
-        "ops: backups",
-        "Operations: nightly backups",
-        "Every night at two o'clock the database is dumped with pg_dump and the archive is copied to the off-site"
-        " storage box; dumps are kept for thirty days before they are pruned.",
-    ),
-    ContextPiece(
-        "cli: verbose",
-        "Click: counting options",
-        "An option declared with @click.option('-v', '--verbose', count=True) counts how often it is given: -vvv"
-        " sets verbose to 3. Combine short flags as -r -o or -ro; both set the same two options.",
-    ),
-    ContextPiece(
-        "ops: ports",
-        "Operations: firewall ports",
-        "| port | service | open to |\n|---|---|---|\n| 443 | web | everyone |\n| 5432 | PostgreSQL | app servers |\n"
-        "| 22 | SSH | admin VPN |",
-    ),
-]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +32,8 @@ async def shipped() -> AsyncIterator[tuple[LlamaBackend, Templates]]:
 
 def prompt_for(llama: LlamaBackend, templates: Templates, question: str) -> str:
     return pack_prompt(
-        templates.template, question, DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx, llama.max_tokens,
-        templates.context_tokens, templates.in_document_order,
+        templates.template, question, ANSWER_DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx,
+        llama.max_tokens, templates.context_tokens, templates.in_document_order,
     ).prompt  # fmt: skip
 
 
