@@ -75,6 +75,9 @@ class JsonLineFormatter(logging.Formatter):
                 fields[key] = value
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            # a traceback a handler filter has already written (the parse workers' withholds a file's content)
+            fields["exc"] = record.exc_text
         if record.stack_info:
             fields["stack"] = self.formatStack(record.stack_info)
         return json_line(fields)

@@ -1,16 +1,34 @@
-"""Keeps file bytes out of the parse workers' log: parser libraries quote what they read (pypdf logs
-`invalid pdf header: b'...'` with a file's first bytes), and a user's document must never reach our logs."""
+"""Keeps a user's document out of what parser libraries say: their log lines, their exceptions' text and tracebacks.
+
+Parser libraries quote what they read: pypdf logs `invalid pdf header: b'...'` with a file's first bytes, lxml's
+`Input is not proper UTF-8 ... Bytes: 0x44 0x65 ...` names four bytes and its tag-mismatch errors the words it took
+for tags, a lark parser (extract-msg's RTF) shows the line it stopped in, `int('Dear Bob')` quotes the cell. What an
+admin needs stays: the library (the logger, the exception's module), the exception class, the message's shape and
+where in the file it happened; quoted literals, byte runs and the lines after the first are withheld.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import traceback
 
 # a Python bytes repr, b'...' or b"...", with its escapes; not the tail of a word ("verb'")
 _BYTES_LITERAL = re.compile(r"""\bb(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
+# a quoted string ('...' or "..."), not an apostrophe inside a word ("can't", "user's")
+_TEXT_LITERAL = re.compile(r"""(?<![\w'"])(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
+# two or more hex bytes in a row (lxml: "Bytes: 0x44 0x65 0x61 0x72"); one byte (a codec's 0xff) tells no text
+_BYTE_RUN = re.compile(r"\b0x[0-9A-Fa-f]{2}(?:[ ,]+0x[0-9A-Fa-f]{2})+\b")
 WITHHELD = "<bytes withheld>"
+TEXT_WITHHELD = "<text withheld>"
+# a library's message past this is its quotes, not its shape
+_MAX_MESSAGE_CHARS = 300
 # our own modules never log file content; every other logger in a parse worker is a parser library's
 _OWN_PACKAGES = frozenset({"quart_app", "appliance"})
+
+# how a traceback joins an exception to the one it was raised from (traceback.format_exception's words)
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def withhold_bytes(message: str) -> str:
@@ -19,8 +37,72 @@ def withhold_bytes(message: str) -> str:
     return _BYTES_LITERAL.sub(WITHHELD, message)
 
 
-class LibraryBytesFilter(logging.Filter):
-    """A handler filter that rewrites library records' messages without the bytes they quote."""
+def withhold_document_text(message: str) -> str:
+    """A library's message as its first line, every bytes literal, quoted string and run of hex bytes withheld,
+    cut at 300 characters: the later lines of a parser's message show the file's text around the error."""
+    lines = message.strip().splitlines() or [""]
+    first = _BYTE_RUN.sub(WITHHELD, _TEXT_LITERAL.sub(TEXT_WITHHELD, withhold_bytes(lines[0])))
+    if len(first) > _MAX_MESSAGE_CHARS:
+        first = first[:_MAX_MESSAGE_CHARS] + "…"
+    more = len(lines) - 1
+    return first + (f" [{more} more line{'s' if more > 1 else ''} withheld]" if more else "")
+
+
+def _lxml_syntax_message(exc: BaseException) -> str | None:
+    """lxml's XMLSyntaxError as libxml2's error name and position ('ERR_TAG_NAME_MISMATCH, line 1, column 30'): its
+    message names the words a damaged file has where tags should be."""
+    code, position = getattr(exc, "code", None), getattr(exc, "position", None)
+    if type(exc).__module__ != "lxml.etree" or not isinstance(code, int) or not isinstance(position, tuple):
+        return None
+    from lxml import etree
+
+    name = etree.ErrorTypes._getName(code, f"libxml2 error {code}")
+    return f"{name}, line {position[0]}, column {position[1]}"
+
+
+def library_message(exc: BaseException) -> str:
+    """What a parser library's exception says, without what it quotes from the file (see `withhold_document_text`)."""
+    if isinstance(exc, UnicodeDecodeError):
+        # codec, position and reason: at most the one byte it stopped at, never the object decoded
+        return str(exc)
+    if isinstance(exc, UnicodeError) and hasattr(exc, "start") and hasattr(exc, "end"):
+        encoding = getattr(exc, "encoding", "unicode")
+        return f"{encoding!r} codec can't handle position {exc.start}-{exc.end - 1}: {getattr(exc, 'reason', '')}"
+    lxml = _lxml_syntax_message(exc)
+    return lxml if lxml is not None else withhold_document_text(str(exc))
+
+
+def _exception_line(exc: BaseException) -> str:
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    message = library_message(exc)
+    return f"{name}: {message}\n" if message else f"{name}\n"
+
+
+def withheld_traceback(exc: BaseException) -> str:
+    """The traceback of `exc` and of the exceptions it was raised from, each with its frames (the libraries' code)
+    and its exception line without the file's content (`library_message`)."""
+    blocks: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = traceback.format_tb(current.__traceback__)
+        block = ("Traceback (most recent call last):\n" + "".join(frames) if frames else "") + _exception_line(current)
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            current, link = None, ""
+        blocks.append(link + block if current is not None else block)
+    # built from the newest exception back; a traceback reads from the oldest
+    return "".join(reversed(blocks)).rstrip("\n")
+
+
+class LibraryTextFilter(logging.Filter):
+    """A handler filter that rewrites a library's record without what it quotes from a file: its message
+    (`withhold_document_text`) and its traceback (`withheld_traceback`, kept as the record's exc_text)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.partition(".")[0] in _OWN_PACKAGES:
@@ -30,6 +112,9 @@ class LibraryBytesFilter(logging.Filter):
         except Exception:
             # a malformed record: leave it to the handler, which reports formatting errors without the arguments
             return True
-        record.msg = withhold_bytes(message)
+        record.msg = withhold_document_text(message)
         record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = withheld_traceback(record.exc_info[1])
+            record.exc_info = None
         return True

@@ -19,7 +19,7 @@ from typing import Any
 from appliance.json_logging import configure_json_logging
 from quart_app.chunking.chunker import TokenChunker
 
-from .library_log_redaction import LibraryBytesFilter
+from .library_log_redaction import LibraryTextFilter
 from .limits import MIB
 from .named_file import named_file
 from .registry import Loader, extract_text, preload_loaders
@@ -120,8 +120,8 @@ def main() -> None:
     # Ctrl-C goes to the whole process group; the app decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # unqueued: no thread of its own, and a line is out before a SIGKILL can lose it
-    # parser libraries quote the bytes they read: a user's file must not reach the log
-    configure_json_logging(PROGRAM, LOG_LEVEL, queued=False, filters=[LibraryBytesFilter()])
+    # parser libraries quote what they read, in messages and tracebacks: a user's file must not reach the log
+    configure_json_logging(PROGRAM, LOG_LEVEL, queued=False, filters=[LibraryTextFilter()])
     setup: WorkerSetup = conn.recv()
     try:
         loaders = {mimetype: _resolve(spec) for mimetype, spec in setup.extra_loaders.items()}
