@@ -19,6 +19,7 @@ from defusedxml.ElementTree import iterparse
 from lxml import etree
 
 from .chart_text import chart_lines, paragraphs_text
+from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .number_format import format_moment, format_number
 from .text_decoding import read_text
@@ -145,7 +146,8 @@ def _part_xml(archive: zipfile.ZipFile, name: str) -> Any | None:
     try:
         return etree.fromstring(archive.read(name), _PART_PARSER)
     except etree.XMLSyntaxError as exc:
-        logger.warning("skipped the damaged part %s: %s", name, exc)
+        # lxml's message names the words a damaged part has where tags should be
+        logger.warning("skipped the damaged part %s: %s", name, library_message(exc))
         return None
 
 

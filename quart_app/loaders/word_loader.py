@@ -23,6 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
+from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .zip_guard import check_zip
@@ -98,7 +99,8 @@ def _part_xml(rel: Any, what: str) -> Any | None:
     try:
         return parse_xml(rel.target_part.blob)
     except etree.XMLSyntaxError as exc:
-        logger.warning("skipped the damaged %s part %s: %s", what, rel.target_ref, exc)
+        # lxml's message names the words a damaged part has where tags should be
+        logger.warning("skipped the damaged %s part %s: %s", what, rel.target_ref, library_message(exc))
         return None
 
 

@@ -3,16 +3,24 @@ tracebacks they log (extract-msg: RTFDE's parser error shows a line of the mail)
 library, the exception classes and the messages' shape and withholds the file's content."""
 
 import json
+import logging
 import pwd
+import zipfile
 from pathlib import Path
 
+import docx
+import openpyxl
 import pytest
+from docx.opc.constants import CONTENT_TYPE as CT
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from loader_fixture_files import write_pdf
+from office_kit import add_inline_drawing, docx_text
+from openpyxl.chart import LineChart, Reference
 from pool_kit import text_of
-from secret_documents import msg_with_broken_rtf_body, quoted_secret
+from secret_documents import SECRET, msg_with_broken_rtf_body, quoted_secret
 
 from quart_app.chunking import ChunkerSpec
-from quart_app.loaders import ParseLimits, ParsePool
+from quart_app.loaders import ParseLimits, ParsePool, extract_text
 from quart_app.loaders.errors import CorruptDocumentError
 from quart_app.loaders.library_log_redaction import (
     TEXT_WITHHELD,
@@ -22,6 +30,13 @@ from quart_app.loaders.library_log_redaction import (
     withhold_document_text,
 )
 
+# a chart part whose text slipped into a tag: lxml's error names the words it took for attribute names
+DAMAGED_CHART = (
+    f'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:title {SECRET}</c:title>'
+    "</c:chartSpace>"
+)
+LXML_ERROR = "ERR_ATTRIBUTE_WITHOUT_VALUE, line 1, column 94"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # a letter pasted in front of a PDF: pypdf reads the file anyway and warns, quoting its first five bytes
 USER_TEXT = b"Dear Bob, the merger is off."
 
@@ -101,3 +116,43 @@ def test_a_codec_error_keeps_codec_position_and_reason_but_not_the_character() -
     assert library_message(decode) == "'utf-8' codec can't decode byte 0xff in position 5: invalid start byte"
     encode = UnicodeEncodeError("ascii", "Dear Böb", 6, 7, "ordinal not in range(128)")
     assert library_message(encode) == "'ascii' codec can't handle position 6-6: ordinal not in range(128)"
+
+
+def _loader_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("quart_app.loaders") and r.levelno >= 30]
+
+
+def test_a_damaged_docx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    document = docx.Document()
+    document.add_paragraph("Revenue grew by 12 percent.")
+    graphic = (
+        '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:chart'
+        ' xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="{rel_id}"/></a:graphicData>'
+    )
+    add_inline_drawing(document, "/word/charts/chart1.xml", CT.DML_CHART, DAMAGED_CHART, RT.CHART, "Chart", graphic)
+    assert docx_text(document, tmp_path / "report") == "Revenue grew by 12 percent."
+    assert _loader_warnings(caplog) == [f"skipped the damaged chart part charts/chart1.xml: {LXML_ERROR}"]
+
+
+def test_a_damaged_xlsx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in (("Month", "Units"), ("Jan", 10)):
+        sheet.append(row)
+    chart = LineChart()
+    chart.add_data(Reference(sheet, min_col=2, min_row=1, max_row=2), titles_from_data=True)
+    sheet.add_chart(chart, "D2")
+    workbook.save(str(tmp_path / "sales"))
+    with zipfile.ZipFile(tmp_path / "sales") as source, zipfile.ZipFile(tmp_path / "damaged", "w") as target:
+        for item in source.infolist():
+            damaged = item.filename == "xl/charts/chart1.xml"
+            target.writestr(item, DAMAGED_CHART.encode() if damaged else source.read(item))
+    assert extract_text(tmp_path / "damaged", XLSX) == "Sheet\nMonth | Units\nJan | 10"
+    assert _loader_warnings(caplog) == [f"skipped the damaged part xl/charts/chart1.xml: {LXML_ERROR}"]
