@@ -21,6 +21,11 @@ def quoted_secret(text: str) -> list[str]:
     return found + ([_HEX_RUN] if _HEX_RUN.lower() in text.lower() else [])
 
 
+# an XML file declaring an entity whose system id is the sentence: defusedxml refuses it, and its exception's
+# message quotes the declaration ("EntitiesForbidden(name='memo', system_id='Dear Bob, ...', public_id=None)")
+XML_WITH_SECRET_ENTITY = f"<?xml version='1.0'?><!DOCTYPE memo [<!ENTITY memo SYSTEM '{SECRET}'>]><memo>&memo;</memo>"
+
+
 def msg_with_broken_rtf_body(path: Path) -> Path:
     """An Outlook .msg with no plain body and an RTF body encapsulating HTML with a stray '}': extract-msg logs an
     ERROR with the traceback of RTFDE's parser, whose lark error shows the line of the mail it stopped in."""

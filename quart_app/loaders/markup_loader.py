@@ -8,7 +8,7 @@ import defusedxml.sax as defused_sax
 from defusedxml import DefusedXmlException
 from striprtf.striprtf import rtf_to_text
 
-from .errors import CorruptDocumentError
+from .errors import CorruptDocumentError, library_failure
 from .html_text import html_to_text
 from .limits import ParseLimits
 from .text_decoding import read_text
@@ -54,8 +54,10 @@ def load_xml(path: Path, limits: ParseLimits) -> str:
         with path.open("rb") as fh:
             defused_sax.parse(fh, handler, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
+        # its class names the kind of declaration; its message quotes the entity's name and system id from the file
         raise CorruptDocumentError(
-            f"{path.name} ({XML}): the XML declares entities or external references ({exc}), refused for safety; "
+            f"{path.name} ({XML}): the XML declares entities or external references ({library_failure(exc)}), refused"
+            " for safety; "
             "remove the DTD entity declarations"
         ) from None
     except xml.sax.SAXParseException as exc:
