@@ -26,6 +26,7 @@ from quart_app.pull import PullMode
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.answer import AnswerService
 from quart_app.services.cross_lingual import CrossLingualIndex
+from quart_app.services.embedder_start import EmbedderStartWait
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.services.ingest import IngestService
 from quart_app.services.source_order import SourceOrder
@@ -112,17 +113,19 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
     if catalogued:
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry, None
-    info = await client.info()
-    dimension = info.dimension or await client.dimension()
-    return info.model or config.model_name or "external", dimension, entry, await _reported_model(client)
+    # the service may still be loading its model: waited for at INFO, as the embedding worker does
+    starting = EmbedderStartWait()
+    info = await starting.ask(client.info)
+    dimension = info.dimension or await starting.ask(client.dimension)
+    return info.model or config.model_name or "external", dimension, entry, await _reported_model(client, starting)
 
 
-async def _reported_model(client: Any) -> str | None:
+async def _reported_model(client: Any, starting: EmbedderStartWait) -> str | None:
     """The model the service's responses name: a service that reports no model list (text-embeddings-inference) can
     swap models of one dimension unseen by GET /models. None when the probe fails: the worker compares at its first
     batch."""
     try:
-        reported: str | None = await client.reported_model()
+        reported: str | None = await starting.ask(client.reported_model)
     except EmbeddingServiceError as exc:
         log.warning("embedding service: no answer to the start-up probe (%s); its model is checked later", exc.message)
         return None
