@@ -19,6 +19,7 @@ import pytest
 from appliance_stack import ApplianceStack, shipped_config
 from contract_kit import APP_SECRET, SourcePart, guzzle_multipart, signed_headers
 from local_ports import free_port
+from secret_documents import XML_WITH_SECRET_ENTITY, msg_with_broken_rtf_body, quoted_secret
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,7 @@ QUESTION_WORDS = ("xylophonicus", "tundrabiscuit")
 ECHOED_WORD = "echowobbegong"
 QUERY_ID = "ncQuery0123456789abcd"
 PROGRAMS = {"app", "embedder", "postgres", "supervisord", "appliance"}
+XML = "application/xml"
 ISO_UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -65,8 +67,10 @@ def _records(name: str, text: str) -> list[dict[str, Any]]:
     return records
 
 
-def _drive(stack: ApplianceStack, request_id: str) -> None:
-    """Ingest (one file that fails to parse), query, search, refused requests and a 400 that echoes its input."""
+def _drive(stack: ApplianceStack, request_id: str, mail: bytes) -> None:
+    """Ingest (three files that fail to parse, two of them where parser libraries quote the file: an XML entity
+    declaration, a mail whose RTF body extract-msg logs a traceback for), query, search, refused requests and a 400
+    that echoes its input."""
     with httpx.Client(base_url=stack.base_url, timeout=120) as http:
         parts = [
             SourcePart("files__default: 1", f"Notes: the {DOCUMENT_WORDS[0]} recipe.".encode(), user_ids=["alice"]),
@@ -78,6 +82,8 @@ def _drive(stack: ApplianceStack, request_id: str) -> None:
                 title="Documents/broken.pdf",
                 mimetype="application/pdf",
             ),
+            SourcePart("files__default: 4", XML_WITH_SECRET_ENTITY.encode(), user_ids=["alice"], mimetype=XML),
+            SourcePart("files__default: 5", mail, user_ids=["alice"], mimetype="application/vnd.ms-outlook"),
         ]
         body, content_type = guzzle_multipart(parts)
         headers = {**signed_headers(), "Content-Type": content_type, "AA-REQUEST-ID": request_id}
@@ -120,9 +126,9 @@ def _flood_app_log(stack: ApplianceStack, megabytes: float) -> None:
             assert http.get(path).status_code == 401
 
 
-def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: ApplianceStack) -> None:
+def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: ApplianceStack, tmp_path: Path) -> None:
     request_id = "ncReq0123456789abcdef"
-    _drive(stack, request_id)
+    _drive(stack, request_id, msg_with_broken_rtf_body(tmp_path / "plans.msg").read_bytes())
 
     downloaded = _download_logs(stack)
     assert {"app.log", "embedder.log", "postgres.log", "supervisord.log", "appliance.log"} <= set(downloaded)
@@ -133,6 +139,10 @@ def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: Appli
         {key: r.get(key) for key in ("method", "path", "status")} for r in ingest
     ], ingest
     assert any(r["level"] == "warning" and "files__default: 3" in r["msg"] for r in ingest), ingest
+    # extract-msg's traceback reached the log, with its exceptions and without the mail's text (checked below)
+    assert any(
+        r["program"] == "parser" and "RTFDE.exceptions.MalformedEncapsulatedRtf" in r.get("exc", "") for r in app_lines
+    ), app_lines
     assert all(isinstance(r["duration_ms"], float) for r in app_lines if "duration_ms" in r)
     assert not [r for r in app_lines if r.get("path") == "/heartbeat"]
     # the app forwards the id to the embedder, whose lines for the question's embedding carry it
@@ -155,5 +165,5 @@ def test_logs_are_json_lines_with_request_ids_and_no_secret_or_text(stack: Appli
         *((path.name, path.read_text(encoding="utf-8")) for path in files),
         ("entrypoint output", stack.output()),
     ]:
-        leaked = [word for word in forbidden if word in text]
+        leaked = [word for word in forbidden if word in text] + quoted_secret(text)
         assert not leaked, f"{name} contains {leaked}"
