@@ -28,6 +28,7 @@ from quart_app.store.document_store import (
     write_failed,
     write_indexed,
 )
+from quart_app.store.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,11 @@ class IngestService:
                     return "loaded", "", False
             return await self._parse_and_write(source, record)
         except (psycopg.Error, StoreError, ParsePoolError, OSError) as exc:
-            logger.warning("ingest: source %s to retry after %s: %s", source.source_id, type(exc).__name__, exc)
+            # PostgreSQL's DETAIL line quotes the row it refused ("Failing row contains (...)"): a chunk's text
+            reason = first_line(exc)
+            logger.warning("ingest: source %s to retry after %s: %s", source.source_id, type(exc).__name__, reason)
             self.counters.retried += 1
-            return "retry", str(exc), False
+            return "retry", reason, False
 
     async def _parse_and_write(self, source: IncomingSource, record: DocumentRecord) -> tuple[str, str, bool]:
         try:

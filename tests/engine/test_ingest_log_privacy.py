@@ -1,0 +1,32 @@
+"""A document the database refuses to store is retried, and the log line says why without the row PostgreSQL quotes
+in its DETAIL ("Failing row contains (...)": the chunk's text)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from engine_kit import write_source
+from secret_documents import SECRET, quoted_secret
+
+from quart_app.services import ingest as ingest_module
+from quart_app.services.ingest import IngestService
+from quart_app.store import Database
+
+
+async def test_a_refused_chunk_row_is_retried_and_logged_without_its_text(
+    ingest: IngestService, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # fault injection on the real PostgreSQL: a constraint this document's chunk breaks
+    async with db.connection() as conn:
+        await conn.execute("ALTER TABLE chunks ADD CONSTRAINT no_mergers CHECK (text NOT LIKE '%merger%')")
+    report = await ingest.ingest([write_source(tmp_path, "files__default: 7", SECRET, ["alice"])])
+    assert report.retry == ["files__default: 7"]
+    lines = [r.getMessage() for r in caplog.records if r.name == ingest_module.__name__ and r.levelno >= 30]
+    assert lines == [
+        'ingest: source files__default: 7 to retry after CheckViolation: new row for relation "chunks" violates'
+        ' check constraint "no_mergers"'
+    ]
+    assert quoted_secret("\n".join(r.getMessage() for r in caplog.records)) == []
