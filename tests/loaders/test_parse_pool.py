@@ -226,7 +226,8 @@ async def test_a_worker_started_while_the_pool_closes_parses_nothing(
     pool._start = slow_start  # type: ignore[method-assign,assignment]
     hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
     await asyncio.to_thread(starting.wait, 10)
-    await asyncio.wait_for(pool.close(timeout_s=0.1), 5)  # before: the new worker parsed until its 3 s timeout
+    # the outcome, not the time, tells the fix: before it the new worker parsed the file until its 3 s timeout
+    await asyncio.wait_for(pool.close(timeout_s=0.1), 60)
     with pytest.raises(ParsePoolClosedError, match=r"closed while probe \(test/hang\) waited for its worker"):
         await hang
 
