@@ -82,7 +82,10 @@ class PullConfig(ConfigSection):
     error_backoff_s: float = Field(5.0, gt=0, description="first wait after a failed poll; doubles per failure")
     error_backoff_max_s: float = Field(120.0, gt=0, description="longest wait after failed polls")
     recheck_unavailable_s: float = Field(
-        300.0, gt=0, description="while the PHP app has no queues (<= 5.3: push), look again after this long"
+        300.0,
+        gt=0,
+        description="while the PHP app has no queues (<= 5.3: push), look again after this long, or when it next asks"
+        " for its statistics",
     )
     fetch_attempts: int = Field(5, ge=1, description="tries of one file download before it is left for later")
     fetch_backoff_s: float = Field(2.0, gt=0, description="first wait between download tries; doubles per try")

@@ -1,14 +1,17 @@
 """Whether the pull loops may run: the app is enabled, the PHP app serves its queues (5.4+) and the database answers.
 
 A PHP app <= 5.3 has no queue routes (404); the loops then back off quietly: one log line, a new look every
-`pull.recheck_unavailable_s`. The probe is `GET …/queues/actions?n=0`, which claims nothing. While PostgreSQL is
-away nothing is claimed: a claimed item that cannot be stored stays locked in Nextcloud for 24 h.
+`pull.recheck_unavailable_s`, or at once when the PHP app next asks for its statistics (an upgrade to 5.4 is then seen
+as soon as the admin looks at them, not minutes later). The probe is `GET …/queues/actions?n=0`, which claims
+nothing. While PostgreSQL is away nothing is claimed: a claimed item that cannot be stored stays locked in Nextcloud
+for 24 h.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -49,7 +52,16 @@ class PullGate:
 
     def enabled_changed(self) -> None:
         """PUT /enabled changed the flag: waiting loops look again now, and the PHP app is probed afresh."""
-        self._checked_at = 0.0
+        self._look_now()
+
+    def php_app_called(self) -> None:
+        """The PHP app called us (its statistics): if it had no queues, it may have been upgraded since; look now."""
+        if self.available is False:
+            self._look_now()
+
+    def _look_now(self) -> None:
+        # not 0.0: the monotonic clock starts at boot, and a host up for less than recheck_unavailable_s is common
+        self._checked_at = -math.inf
         self.changed.set()
 
     def mark_unavailable(self, error: NextcloudError) -> None:
@@ -67,7 +79,7 @@ class PullGate:
             else:
                 log.info(
                     "the context_chat PHP app has no queues (<= 5.3 pushes to us, or it is disabled); pull mode idle,"
-                    " next look in %g s",
+                    " next look in %g s or when it next asks for its statistics",
                     self._config.recheck_unavailable_s,
                 )
         self.available = available

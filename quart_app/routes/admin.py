@@ -53,7 +53,11 @@ async def hello() -> Response:
 @blueprint.post("/countIndexedDocuments")
 @require_enabled
 async def count_indexed_documents() -> Response:
-    counts = await deletion.count_documents_by_provider(engine().db)
+    opened = engine()
+    if opened.pull is not None:
+        # both push (<= 5.3) and pull (5.4+) PHP apps call this; an admin checks it right after an upgrade
+        opened.pull.gate.php_app_called()
+    counts = await deletion.count_documents_by_provider(opened.db)
     # PHP 5.4+ rejects a non-empty answer without files__default as malformed (admin stats then look broken)
     return json_message({FILES_PROVIDER: counts.pop(FILES_PROVIDER, 0), **counts})
 

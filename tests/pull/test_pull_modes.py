@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import psycopg
 import pytest
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import LABEL, PullApp, acked, until
+from pull_kit import FAST_PULL, LABEL, PullApp, acked, until
 
 from quart_app.app_settings import AppSettings
 
@@ -55,6 +56,26 @@ async def test_the_php_app_upgraded_to_5_4_is_picked_up_without_a_restart(
     row = nextcloud.file_row_id(nextcloud.add_file(["alice"], "files/label.txt", LABEL))
     await until(lambda: acked(nextcloud, "files") == {row}, what="indexed after upgrade")
     await until(lambda: len(nextcloud.providers) == 2)
+
+
+async def test_an_upgrade_to_5_4_is_noticed_when_the_admin_next_looks_at_the_statistics(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    # the next regular look is an hour away: only the PHP app's statistics call can make the appliance look again
+    raw = contract_config(embedder_url, pull={**FAST_PULL, "recheck_unavailable_s": 3600})
+    settings = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud_url=nextcloud.url)
+    nextcloud.pull_supported = False
+    async with PullApp(settings, nextcloud) as running:
+        await running.enable()
+        await until(lambda: running.engine.pull is not None and running.engine.pull.gate.available is False)
+        # the admin swaps in PHP app 5.4 and runs `occ context_chat:stats` (or opens the admin page)
+        nextcloud.pull_supported = True
+        row = nextcloud.file_row_id(nextcloud.add_file(["alice"], "files/label.txt", LABEL))
+        assert (await running.post("/countIndexedDocuments", {}))[0] == 200
+        await until(lambda: len(nextcloud.providers) == 2, what="the providers registered after the upgrade")
+        await until(lambda: acked(nextcloud, "files") == {row}, what="the new file pulled")
+        status = await running.status()
+    assert status["pull"]["php_app_queues"] is True
 
 
 def _chunk_rows(dsn: str) -> list[tuple[str, int]]:
