@@ -32,6 +32,18 @@ RESOLVE_SCOPE_PATH = f"{OCS_APP}/resolve_scope_list"
 ENRICH_SOURCES_PATH = f"{OCS_APP}/enrich_sources"
 
 
+PUSH_MODE_REASON = (
+    "push mode: the context_chat PHP app has no queues (<= 5.3 pushes files to us, or it is disabled in Nextcloud)"
+)
+
+
+def _unavailable_reason(error: NextcloudError | None) -> str:
+    """What `ccb status` says: a 404 is push mode (Nextcloud's router text would tell an admin nothing)."""
+    if isinstance(error, NextcloudAuthError):
+        return f"Nextcloud refused our AppAPI credentials on the queue routes: {error}"
+    return PUSH_MODE_REASON
+
+
 class PullGate:
     """Shared by the pollers; `wait_open()` returns when they may poll, False when the app is stopping."""
 
@@ -84,7 +96,7 @@ class PullGate:
                 )
         self.available = available
         self._checked_at = time.monotonic()
-        self.reason = "PHP app serves its queues" if available else f"no queues: {error}"
+        self.reason = "PHP app serves its queues" if available else _unavailable_reason(error)
 
     async def _probe(self) -> None:
         async with self._lock:

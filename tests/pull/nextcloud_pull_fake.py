@@ -31,6 +31,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from appliance.app_client import signed_headers
 
+# what Nextcloud's OCS router answers for a route no app serves (seen on Nextcloud 34 for PHP app 5.3.1's queues)
+UNKNOWN_OCS_ROUTE = (
+    "Invalid query, please check the syntax. API specifications are here:"
+    " http://www.freedesktop.org/wiki/Specifications/open-collaboration-services."
+)
+
 LOCK_TIMEOUT_S = 60 * 60 * 24
 # longest a held download waits for its test to release it
 HOLD_LIMIT_S = 60.0
@@ -393,7 +399,7 @@ class FakePullNextcloud:
             or (found[0] in _CONTEXT_CHAT_ROUTES and not self.pull_supported)
             or (found[0] in _TEXT2TEXT_ROUTES and not self.text2text_provider)
         ):
-            return self._ocs(req, [], 404, f"no route {req.method} {req.path}")
+            return self._ocs(req, [], 404, UNKNOWN_OCS_ROUTE)
         name, handler, args = found
         if self.delay_s.get(name):
             time.sleep(self.delay_s[name])

@@ -17,6 +17,10 @@ from pull_kit import FAST_PULL, LABEL, PullApp, acked, until
 
 from quart_app.app_settings import AppSettings
 
+PUSH_MODE_DETAIL = (
+    "push mode: the context_chat PHP app has no queues (<= 5.3 pushes files to us, or it is disabled in Nextcloud)"
+)
+
 
 async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working(
     pull_settings: AppSettings, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture
@@ -41,6 +45,9 @@ async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working
     assert nextcloud.providers == {}  # the PHP app <= 5.3 declares the task types itself
     assert status["pull"]["php_app_queues"] is False
     assert {status["loops"][name]["state"] for name in ("documents", "actions", "tasks")} == {"idle"}
+    # what an admin reads in `ccb status`: push mode and why, not the OCS router's 404 text
+    assert status["pull"]["detail"] == PUSH_MODE_DETAIL
+    assert {status["loops"][name]["detail"] for name in ("documents", "actions", "tasks")} == {PUSH_MODE_DETAIL}
     lines = [r.getMessage() for r in caplog.records if "has no queues" in r.getMessage()]
     assert len(lines) == 1, lines
 
