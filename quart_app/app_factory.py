@@ -17,7 +17,7 @@ from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
 from quart_app.background_loops import LoopHandle
 from quart_app.body_timeout import BodyTimeoutMiddleware
-from quart_app.engine import ENGINE_EXTENSION, OPENING_EXTENSION
+from quart_app.engine import ENGINE_EXTENSION, OPENING_EXTENSION, REACHABILITY_EXTENSION
 from quart_app.engine_opening import EngineOpening, StageFn, StartUp
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
@@ -56,6 +56,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
     )
     state = Lifecycle(settings)
     app.extensions[STATE_EXTENSION] = state
+    app.extensions[REACHABILITY_EXTENSION] = state.database
     register_error_handlers(app)
     app.register_blueprint(lifecycle_blueprint)
     register_blueprints(app)
@@ -148,7 +149,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         await open_engine(stage)
         return True
 
-    opening = EngineOpening(open_or_wait_for_models, state.loops)
+    opening = EngineOpening(open_or_wait_for_models, state.loops, reachability=state.database)
 
     @app.before_serving
     async def open_resources() -> None:

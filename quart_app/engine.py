@@ -34,18 +34,24 @@ from quart_app.services.source_spool import SourceSpool
 from quart_app.services.status_history import StatusSampler
 from quart_app.store import Database
 from quart_app.store.claim_store import ClaimStore
-from quart_app.store.database_outage import DatabaseReachability
+from quart_app.store.database_outage import DatabaseOutage, DatabaseReachability
 
 log = logging.getLogger(__name__)
 
 ENGINE_EXTENSION = "ccb_engine"
 # the LoopStatus of the engine's opening (quart_app/engine_opening.py): its step and since when, once start-up ended
 OPENING_EXTENSION = "ccb_engine_opening"
+# the app's DatabaseReachability: whether the engine that is not open waits for PostgreSQL
+REACHABILITY_EXTENSION = "ccb_database_reachability"
 MIB = 1024 * 1024
 
 
 class EngineNotReadyError(Exception):
     """A route ran before the engine was opened (before_serving) or after it was closed."""
+
+
+class EngineWaitsForDatabaseError(EngineNotReadyError):
+    """The engine is not open, and PostgreSQL cannot be reached: the request may be sent again (503 + cc-retry)."""
 
 
 @dataclass
@@ -79,8 +85,28 @@ class Engine:
 def engine() -> Engine:
     found: Engine | None = current_app.extensions.get(ENGINE_EXTENSION)
     if found is None:
-        raise EngineNotReadyError(_not_open(current_app.extensions.get(OPENING_EXTENSION)))
+        opening = current_app.extensions.get(OPENING_EXTENSION)
+        reachability: DatabaseReachability | None = current_app.extensions.get(REACHABILITY_EXTENSION)
+        if reachability is not None and reachability.outage is not None:
+            raise EngineWaitsForDatabaseError(_waits_for_database(opening, reachability.outage))
+        raise EngineNotReadyError(_not_open(opening))
     return found
+
+
+def _waits_for_database(opening: LoopStatus | None, outage: DatabaseOutage) -> str:
+    """The engine is not open, and PostgreSQL cannot be reached: since when, why, and what to do."""
+    if opening is not None and opening.state == "opening":
+        doing = f"still opening ({opening.detail}, for {time.time() - opening.since:.0f} s)"
+    elif opening is not None and opening.state == "waiting":
+        doing = f"waiting {opening.detail}"
+    else:
+        doing = "not open"
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(outage.since))
+    return (
+        f"the engine is {doing}: PostgreSQL cannot be reached since {since} ({outage.reason}); start it (embedded: `ccb"
+        " logs postgres`) or check the server EXTERNAL_DB names; the engine opens by itself once PostgreSQL answers;"
+        " retry later"
+    )
 
 
 def _not_open(opening: LoopStatus | None) -> str:

@@ -6,6 +6,12 @@ or a model change rewrites every chunk of a large index. So start-up waits for t
 `http.start_up_wait_s`; past that the server starts, answering the lifecycle routes (and 503 with the step under way
 on the others) while the opening goes on. An attempt that fails before the server starts fails start-up, as it always
 did; one that fails later is tried again after a growing pause, since nothing would restart the process for it.
+
+PostgreSQL out of reach (DatabaseUnavailableError) is the exception: it passes by itself (the server is still starting,
+restarting, or across a network cut), and an app that exits for it answers nothing (not even /heartbeat or GET
+/status) while supervisord starts it again and again. So the server starts then too, the routes answer 503 + cc-retry
+naming the outage, the outage is logged once with what to do, and the opening goes on trying. Any other failure
+(a bad config, a schema newer than the code, pgvector missing) still fails start-up loudly.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from quart_app.background_loops import (
     backoff,
     loop_detail,
 )
+from quart_app.store.database_outage import DatabaseReachability
+from quart_app.store.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ class StartUp(enum.Enum):
 
     OPENED = "opened"
     WAITING = "waiting for the models"
+    DATABASE_AWAY = "waiting for PostgreSQL"
     STOPPED = "stopped"
     STILL_OPENING = "still opening"
 
@@ -78,11 +87,19 @@ class EngineOpening:
 
     LOOP_NAME = "engine_opening"
 
-    def __init__(self, open_engine: OpenFn, loops: BackgroundLoops, retry_base_s: float = RETRY_BASE_S) -> None:
+    def __init__(
+        self,
+        open_engine: OpenFn,
+        loops: BackgroundLoops,
+        retry_base_s: float = RETRY_BASE_S,
+        reachability: DatabaseReachability | None = None,
+    ) -> None:
         self._open = open_engine
         self._loops = loops
         self._retry_base_s = retry_base_s
-        self._first: asyncio.Future[bool] | None = None
+        # the app's record of the outage its attempts meet: its last error says why better than the attempt's own
+        self._reachability = reachability or DatabaseReachability()
+        self._first: asyncio.Future[StartUp] | None = None
         # replaced by the loop's own once during_start_up starts it
         self.status = LoopStatus(self.LOOP_NAME)
 
@@ -98,7 +115,7 @@ class EngineOpening:
         finally:
             stopping.cancel()
         if self._first.done():
-            return StartUp.OPENED if self._first.result() else StartUp.WAITING
+            return self._first.result()
         # from here on the loop deals with what its attempts end in
         self._first.cancel()
         if stop.is_set():
@@ -114,10 +131,20 @@ class EngineOpening:
             handle.status.set("opening", step)
 
         attempt = 0
+        # the outage's last error as last logged: the same one again is not logged again
+        outage_logged: str | None = None
         while not handle.stopping.is_set():
             attempt += 1
             try:
                 opened = await unless_stopped(self._open(stage), handle.stopping)
+            except DatabaseUnavailableError as exc:
+                pause = backoff(self._retry_base_s, RETRY_MAX_S, attempt)
+                outage_logged = self._log_outage(exc, attempt, pause, outage_logged)
+                handle.status.set("waiting", f"for PostgreSQL (trying again in {pause:g} s)")
+                if not first.done():
+                    first.set_result(StartUp.DATABASE_AWAY)
+                await handle.sleep(pause)
+                continue
             except Exception as exc:
                 detail = loop_detail(exc)
                 if not first.done():
@@ -134,9 +161,29 @@ class EngineOpening:
                 handle.status.set("stopped", "the app stopped before the engine opened")
                 return
             if not first.done():
-                first.set_result(opened)
+                first.set_result(StartUp.OPENED if opened else StartUp.WAITING)
             elif opened:
                 log.info("engine opened after start-up (attempt %d): every route is served now", attempt)
             # not opened: the attempt's last step says what it waits for
             handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
             return
+
+    def _log_outage(self, exc: DatabaseUnavailableError, attempt: int, pause: float, logged: str | None) -> str:
+        """Log an outage once with what to do, then only a new cause of it; returns the cause now logged."""
+        outage = self._reachability.outage
+        cause = outage.reason if outage is not None else str(exc)
+        if logged is None:
+            log.error(
+                "PostgreSQL cannot be reached (%s): the engine is not open (attempt %d). The app serves /heartbeat,"
+                " /init, /enabled and GET /status, answers 503 + cc-retry on the other routes, and tries again in %g s,"
+                " then after a growing pause (at most every %g s); it opens by itself once PostgreSQL answers. Start"
+                " PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check the"
+                " server EXTERNAL_DB (pgvector.connection) names and its credentials",
+                cause,
+                attempt,
+                pause,
+                RETRY_MAX_S,
+            )
+        elif cause != logged:
+            log.warning("PostgreSQL still cannot be reached, now: %s (attempt %d)", cause, attempt)
+        return cause

@@ -191,7 +191,14 @@ class Database:
         if self._state == "open":
             return
         started = time.monotonic()
-        await self._wait_for_server(timeout_s)
+        refused = await self._wait_for_server(timeout_s)
+        if refused is not None:
+            # the pool's own attempts would only log the same failure again, a warning each
+            self._state = "closed"
+            raise DatabaseUnavailableError(
+                f"PostgreSQL did not accept connections within {timeout_s:g} s ({refused}); check that it runs and"
+                " that pgvector.connection / EXTERNAL_DB is right"
+            )
         try:
             await self._pool.open(wait=True, timeout=max(timeout_s - (time.monotonic() - started), 1.0))
         except PoolTimeout as exc:
@@ -206,29 +213,32 @@ class Database:
         logging.getLogger("psycopg.pool").addFilter(self._pool_failure_repeats)
         logger.info("database pool open (min %d, max %d)", self._pool.min_size, self._pool.max_size)
 
-    async def _wait_for_server(self, timeout_s: float) -> None:
+    async def _wait_for_server(self, timeout_s: float) -> str | None:
         """Wait quietly until PostgreSQL accepts a connection: on a first start the embedded server is still being
-        initialised when the app opens its pool, whose own attempts would each log a connection-failure warning. After
-        `timeout_s` the pool's attempts (and their warnings) take over."""
+        initialised when the app opens its pool, whose own attempts would each log a connection-failure warning.
+        Returns None once it does, or its last refusal after `timeout_s`. The wait is logged once per outage: the
+        engine's next opening attempts wait in it again."""
         deadline = time.monotonic() + timeout_s
         waiting_since: float | None = None
         while True:
             try:
                 conn = await AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
             except psycopg.OperationalError as exc:
-                self._reachability.unreachable(first_line(exc))
                 if time.monotonic() >= deadline:
-                    return
+                    self._reachability.unreachable(first_line(exc))
+                    return first_line(exc)
                 if waiting_since is None:
                     waiting_since = time.monotonic()
-                    logger.info("waiting for PostgreSQL to accept connections (%s)", first_line(exc))
+                    if self._reachability.outage is None:
+                        logger.info("waiting for PostgreSQL to accept connections (%s)", first_line(exc))
+                self._reachability.unreachable(first_line(exc))
                 await asyncio.sleep(SERVER_WAIT_POLL_S)
                 continue
             await conn.close()
             self._reachability.reachable()
             if waiting_since is not None:
                 logger.info("PostgreSQL accepts connections after %.1f s", time.monotonic() - waiting_since)
-            return
+            return None
 
     async def close(self) -> None:
         """Close every connection; safe to call twice."""

@@ -79,3 +79,61 @@ def test_status_while_the_engine_waits_for_postgres_at_start_shows_the_programs_
     assert after["database"]["state"] == "available" and after["loops"]["engine_opening"]["state"] == "opened"
     # the same parts as the report of an open engine, the error on top
     assert set(report) - {"error"} == set(after), set(report) ^ set(after)
+
+
+# the first attempt gives up on PostgreSQL (connect_timeout_s) well inside start-up's wait (shipped: 30 s in 60 s)
+GIVING_UP_CONFIG = {
+    "http": {"start_up_wait_s": 60},
+    "vectordb": {"pgvector": {"pool_max": 6, "acquire_timeout_s": 2, "connect_timeout_s": 1}},
+}
+
+
+def _opening(base: str) -> dict[str, object]:
+    report = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30).json()
+    opening: dict[str, object] = report["loops"]["engine_opening"]
+    return opening
+
+
+def test_postgres_down_past_its_connect_timeout_at_start_leaves_the_app_serving_until_it_opens_by_itself(
+    tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
+) -> None:
+    """Before, the opening's first attempt failed start-up: the app process exited without answering anything (not
+    /heartbeat, not GET /status), with a traceback, for supervisord to restart it every ~31 s."""
+    restartable_pg.stop_fast()
+    stopped = time.time()
+    with running_live_app(tmp_path, restartable_pg.test_dsn, embedder_url, **GIVING_UP_CONFIG) as (base, server):
+        try:
+            status = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30)
+            counted = httpx.post(f"{base}/countIndexedDocuments", headers=signed_headers(), timeout=30)
+            # the second attempt has failed too: its pause doubled
+            wait_for(
+                lambda: _opening(base).get("detail") == "for PostgreSQL (trying again in 10 s)",
+                120,
+                "the second opening attempt to fail",
+            )
+            log_while_down = server.log_text()
+        finally:
+            restartable_pg.start()
+        wait_for(lambda: _status_code(base) == 200, 120, "the engine to open once PostgreSQL is started")
+        counted_after = httpx.post(f"{base}/countIndexedDocuments", headers=signed_headers(), timeout=30)
+        log = server.log_text()
+    assert status.status_code == 503
+    database = status.json()["database"]
+    assert database["state"] == "unavailable" and stopped <= database["unavailable_since"] <= time.time()
+    assert "No such file or directory" in database["last_error"], database
+    # a route of the contract: 503 + cc-retry (the PHP app keeps the work queued), naming the outage and the fix
+    assert counted.status_code == 503 and counted.headers.get("cc-retry") == "true", counted.text
+    error = counted.json()["error"]
+    # between attempts, or in the second one
+    waiting = ("waiting for PostgreSQL (trying again in 5 s)", "still opening (connecting to PostgreSQL, for ")
+    assert error.startswith(tuple(f"Error: the engine is {doing}" for doing in waiting)), error
+    assert ": PostgreSQL cannot be reached since " in error and "No such file or directory" in error, error
+    assert "start it (embedded: `ccb logs postgres`) or check the server EXTERNAL_DB names" in error, error
+    # the outage logged once with what to do; no traceback per attempt
+    assert log_while_down.count("PostgreSQL cannot be reached (") == 1, log_while_down[-3000:]
+    assert "it opens by itself once PostgreSQL answers" in log_while_down
+    assert "Traceback" not in log_while_down, log_while_down[-3000:]
+    # nor the pool's connection warnings, nor the wait's info line, at every attempt
+    assert log_while_down.count("waiting for PostgreSQL to accept connections") == 1, log_while_down[-3000:]
+    assert '"logger": "psycopg.pool"' not in log_while_down, log_while_down[-3000:]
+    assert counted_after.status_code == 200 and "engine opened after start-up (attempt " in log, log[-3000:]

@@ -11,6 +11,8 @@ from async_wait import wait_until
 
 from quart_app.background_loops import BackgroundLoops
 from quart_app.engine_opening import EngineOpening, StageFn, StartUp
+from quart_app.store.database_outage import DatabaseReachability
+from quart_app.store.errors import DatabaseUnavailableError
 
 WAIT_S = 0.2
 
@@ -64,6 +66,39 @@ async def test_a_failure_inside_the_wait_fails_start_up_and_is_not_retried() -> 
         await opening.during_start_up(WAIT_S, asyncio.Event())
     await asyncio.sleep(0.1)
     assert opener.attempts == 1 and not loops.running(EngineOpening.LOOP_NAME)
+
+
+async def test_postgres_out_of_reach_inside_the_wait_lets_start_up_end_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, it failed start-up like any other error: the app exited, answering nothing, to be restarted by
+    supervisord every half minute (or never again, FATAL, once its start-ups failed fast)."""
+    away = DatabaseUnavailableError("PostgreSQL did not accept connections within 30 s")
+    opener = ScriptedOpener(away, away, away, True)
+    reachability = DatabaseReachability()
+    reachability.unreachable("connection refused")
+
+    async def attempt(stage: StageFn) -> bool:
+        if opener.attempts == 2:  # the third attempt meets another cause
+            reachability.unreachable("password authentication failed")
+        return await opener(stage)
+
+    loops = BackgroundLoops()
+    opening = EngineOpening(attempt, loops, retry_base_s=0.01, reachability=reachability)
+    opener.release.set()
+    with caplog.at_level(logging.DEBUG, logger="quart_app.engine_opening"):
+        assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.DATABASE_AWAY
+        assert (opening.status.state, opening.status.detail) == ("waiting", "for PostgreSQL (trying again in 0.01 s)")
+        await _until_not_running(loops)
+    assert opener.attempts == 4 and opening.status.state == "opened"
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [level for level, _ in told] == ["ERROR", "WARNING"], told
+    first = "PostgreSQL cannot be reached (connection refused): the engine is not open (attempt 1)"
+    assert told[0][1].startswith(first), told
+    assert "it opens by itself once PostgreSQL answers. Start PostgreSQL" in told[0][1]
+    assert told[1][1] == "PostgreSQL still cannot be reached, now: password authentication failed (attempt 3)"
+    assert not any(r.exc_info for r in caplog.records), "no traceback for an outage"
+    assert "engine opened after start-up (attempt 4)" in caplog.text
 
 
 async def test_a_long_opening_lets_start_up_end_and_goes_on_in_its_loop(caplog: pytest.LogCaptureFixture) -> None:
