@@ -83,23 +83,24 @@ def _busy_error(
 
 
 class _PoolFailureRepeats(logging.Filter):
-    """On psycopg_pool's logger: while `database` is known to be away (its own warning said so), a connection failure
-    of its pool already logged in this outage is dropped; a new cause still shows once."""
+    """On psycopg_pool's logger: while the database is known to be away (the pool's own warning said so), a connection
+    failure of its pool already logged in this outage is dropped; a new cause still shows once."""
 
-    def __init__(self, database: Database, pool_name: str) -> None:
+    def __init__(self, reachability: DatabaseReachability, pool_name: str) -> None:
         super().__init__()
-        self._database = database
+        self._reachability = reachability
         self._pool_name = pool_name
-        self._outage: float | None = None
+        self._outage: DatabaseOutage | None = None
         self._seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        away_since = self._database.away_since
+        outage = self._reachability.outage
         ours = isinstance(record.args, tuple) and record.args[:1] == (self._pool_name,)
-        if away_since is None or record.msg not in POOL_FAILURE_LINES or not ours:
+        if outage is None or record.msg not in POOL_FAILURE_LINES or not ours:
             return True
-        if away_since != self._outage:
-            self._outage, self._seen = away_since, set()
+        # a new reason keeps the outage's start: the same outage, its seen failures kept
+        if self._outage is None or outage.since != self._outage.since:
+            self._outage, self._seen = outage, set()
         message = record.getMessage()
         if message in self._seen:
             return False
@@ -145,13 +146,12 @@ class Database:
             name="ccb-store",
         )
         self._state = "new"
-        # monotonic time the database was found unreachable; None while it answers
-        self._away_since: float | None = None
-        # since when and why not: the app's record, shared with its earlier opening attempts (GET /status reads it)
+        # whether PostgreSQL answers, or since when and why not: the app's one record of it, shared with its earlier
+        # opening attempts (GET /status reads it); the pool's open() clears what an attempt that failed left in it
         self._reachability = reachability or DatabaseReachability()
         # one probe at a time: the requests that waited with it learn its answer instead of probing again
         self._probe_lock = asyncio.Lock()
-        self._pool_failure_repeats = _PoolFailureRepeats(self, self._pool.name)
+        self._pool_failure_repeats = _PoolFailureRepeats(self._reachability, self._pool.name)
 
     async def _configure(self, conn: Connection) -> None:
         # session settings, not startup options: a pooler in front of an external database may refuse `options`
@@ -172,12 +172,7 @@ class Database:
     @property
     def available(self) -> bool:
         """False from a failed attempt to reach the database until the next connection works."""
-        return self._away_since is None
-
-    @property
-    def away_since(self) -> float | None:
-        """Monotonic time the database was found unreachable; None while it answers."""
-        return self._away_since
+        return self._reachability.outage is None
 
     @property
     def outage(self) -> DatabaseOutage | None:
@@ -353,10 +348,9 @@ class Database:
             raise await self._probe(wait_s) or _busy_error(pool, what, wait_s, fix) from exc
 
     def _away_error(self) -> DatabaseUnavailableError:
-        return DatabaseUnavailableError(
-            f"PostgreSQL is not reachable (for {time.monotonic() - (self._away_since or 0):.0f} s); retry once it is"
-            " back"
-        )
+        outage = self._reachability.outage
+        away_s = 0.0 if outage is None else max(0.0, time.time() - outage.since)
+        return DatabaseUnavailableError(f"PostgreSQL is not reachable (for {away_s:.0f} s); retry once it is back")
 
     async def _probe(self, waited_s: float) -> DatabaseUnavailableError | None:
         """None when PostgreSQL takes a new connection or refuses it only for its connection limit; else the error to
@@ -377,8 +371,7 @@ class Database:
             return None
 
     def _mark_away(self, reason: str, waited_s: float | None = None) -> None:
-        if self._away_since is None:
-            self._away_since = time.monotonic()
+        if self._reachability.outage is None:
             self._reachability.unreachable(reason)
             found = "a connection broke" if waited_s is None else f"no connection came within {waited_s:g} s"
             logger.warning(
@@ -389,9 +382,9 @@ class Database:
             )
 
     def _mark_back(self) -> None:
-        if self._away_since is not None:
-            logger.info("PostgreSQL is reachable again after %.0f s", time.monotonic() - self._away_since)
-            self._away_since = None
+        outage = self._reachability.outage
+        if outage is not None:
+            logger.info("PostgreSQL is reachable again after %.0f s", max(0.0, time.time() - outage.since))
             self._reachability.reachable()
 
     async def reachable(self) -> bool:

@@ -1,8 +1,9 @@
 """Whether PostgreSQL was last found reachable, and since when and why not.
 
-One record per app, shared by the Database of each attempt to open the engine and by the engine's pool once open:
-GET /status reads it also while no engine is open (PostgreSQL never came up), and an outage that outlasts several
-opening attempts keeps the time it began.
+One record per app, the only one of an outage: shared by the Database of each attempt to open the engine and by the
+engine's pool once open, whose `available` (a request's short wait, its "for N s") and log filter read it. GET /status
+and the routes read it also while no engine is open (PostgreSQL never came up), and an outage that outlasts several
+opening attempts keeps the time it began. A pool's open() clears it, so a failed attempt leaves no outage to the next.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from quart_app.store import Database
+from quart_app.store.database_outage import DatabaseReachability
 from quart_app.store.errors import DatabaseUnavailableError
 
 LATE_S = 1.0
@@ -63,3 +64,21 @@ async def test_a_server_that_never_comes_up_still_fails_within_the_timeout(tmp_p
     with pytest.raises(DatabaseUnavailableError, match="did not accept connections"):
         await database.open(timeout_s=2)
     assert asyncio.get_running_loop().time() - started < 2 + 5  # the wait, then the pool's own last attempt
+
+
+async def test_a_pool_opened_after_a_failed_attempt_does_not_take_the_database_for_away(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    """The app's one record of an outage is shared by its opening attempts: the one that failed leaves it set, and
+    the next pool must not answer its requests as during an outage once it has opened."""
+    reachability = DatabaseReachability()
+    failed = Database(f"postgresql://ccb@/ccb?host={tmp_path}", min_size=1, max_size=2, reachability=reachability)
+    with pytest.raises(DatabaseUnavailableError, match=r"within 0\.5 s \(connection is bad: .*No such file"):
+        await failed.open(timeout_s=0.5)
+    assert reachability.outage is not None and not failed.available
+    database = Database(fresh_dsn, min_size=1, max_size=2, reachability=reachability)
+    await database.open(timeout_s=20)
+    try:
+        assert database.available and database.outage is None and reachability.outage is None
+    finally:
+        await database.close()
