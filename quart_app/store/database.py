@@ -35,6 +35,7 @@ from quart_app.store.errors import (
 )
 from quart_app.store.migrator import MigrationResult, apply_migrations
 from quart_app.store.pgvector_check import require_pgvector
+from quart_app.store.pool_failure_log import PoolFailureRepeats
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF_S = 0.05
 # what PostgreSQL rolls back for a conflict with another transaction: running it again can succeed
 CONFLICT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-# psycopg_pool's lines for a failed (re)connection: every request during an outage starts another round of them
-POOL_FAILURE_LINES = ("error connecting in %r: %s", "reconnection attempt in pool %r failed after %s sec")
-# distinct pool failures remembered per outage; past this many, new ones are logged as they come
-POOL_FAILURES_KEPT = 64
 
 
 async def lift_statement_timeout(conn: Connection) -> None:
@@ -80,33 +77,6 @@ def _busy_error(
     pool: AsyncConnectionPool[Connection], what: str, waited_s: float, fix: str
 ) -> DatabaseUnavailableError:
     return DatabaseUnavailableError(f"all {pool.max_size} {what} stayed busy for {waited_s:g} s; retry later{fix}")
-
-
-class _PoolFailureRepeats(logging.Filter):
-    """On psycopg_pool's logger: while the database is known to be away (the pool's own warning said so), a connection
-    failure of its pool already logged in this outage is dropped; a new cause still shows once."""
-
-    def __init__(self, reachability: DatabaseReachability, pool_name: str) -> None:
-        super().__init__()
-        self._reachability = reachability
-        self._pool_name = pool_name
-        self._outage: DatabaseOutage | None = None
-        self._seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        outage = self._reachability.outage
-        ours = isinstance(record.args, tuple) and record.args[:1] == (self._pool_name,)
-        if outage is None or record.msg not in POOL_FAILURE_LINES or not ours:
-            return True
-        # a new reason keeps the outage's start: the same outage, its seen failures kept
-        if self._outage is None or outage.since != self._outage.since:
-            self._outage, self._seen = outage, set()
-        message = record.getMessage()
-        if message in self._seen:
-            return False
-        if len(self._seen) < POOL_FAILURES_KEPT:
-            self._seen.add(message)
-        return True
 
 
 class Database:
@@ -151,7 +121,7 @@ class Database:
         self._reachability = reachability or DatabaseReachability()
         # one probe at a time: the requests that waited with it learn its answer instead of probing again
         self._probe_lock = asyncio.Lock()
-        self._pool_failure_repeats = _PoolFailureRepeats(self._reachability, self._pool.name)
+        self._pool_failure_repeats = PoolFailureRepeats(self._reachability, self._pool.name)
 
     async def _configure(self, conn: Connection) -> None:
         # session settings, not startup options: a pooler in front of an external database may refuse `options`
