@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 # an attempt that failed once the app served is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
 RETRY_BASE_S = 5.0
 RETRY_MAX_S = 300.0
+# while PostgreSQL cannot be reached, at most every 30 s: each attempt is a quiet wait of pgvector.connect_timeout_s
+# for it, so the engine opens within seconds of its return, not up to 5 minutes later
+OUTAGE_RETRY_MAX_S = 30.0
 
 StageFn = Callable[[str], None]
 # one attempt: True when the engine opened, False when it waits for the models (its last stage says for what)
@@ -93,10 +96,12 @@ class EngineOpening:
         loops: BackgroundLoops,
         retry_base_s: float = RETRY_BASE_S,
         reachability: DatabaseReachability | None = None,
+        outage_retry_max_s: float = OUTAGE_RETRY_MAX_S,
     ) -> None:
         self._open = open_engine
         self._loops = loops
         self._retry_base_s = retry_base_s
+        self._outage_retry_max_s = outage_retry_max_s
         # the app's record of the outage its attempts meet: its last error says why better than the attempt's own
         self._reachability = reachability or DatabaseReachability()
         self._first: asyncio.Future[StartUp] | None = None
@@ -138,7 +143,7 @@ class EngineOpening:
             try:
                 opened = await unless_stopped(self._open(stage), handle.stopping)
             except DatabaseUnavailableError as exc:
-                pause = backoff(self._retry_base_s, RETRY_MAX_S, attempt)
+                pause = backoff(self._retry_base_s, self._outage_retry_max_s, attempt)
                 outage_logged = self._log_outage(exc, attempt, pause, outage_logged)
                 handle.status.set("waiting", f"for PostgreSQL (trying again in {pause:g} s)")
                 if not first.done():
@@ -182,7 +187,7 @@ class EngineOpening:
                 cause,
                 attempt,
                 pause,
-                RETRY_MAX_S,
+                self._outage_retry_max_s,
             )
         elif cause != logged:
             log.warning("PostgreSQL still cannot be reached, now: %s (attempt %d)", cause, attempt)

@@ -101,6 +101,26 @@ async def test_postgres_out_of_reach_inside_the_wait_lets_start_up_end_and_is_lo
     assert "engine opened after start-up (attempt 4)" in caplog.text
 
 
+async def test_while_postgres_cannot_be_reached_the_pause_between_attempts_stops_growing_early() -> None:
+    """Before, it grew to 5 minutes, as for any other failure: a PostgreSQL back after a long outage waited that long
+    for the next attempt (each attempt itself waits pgvector.connect_timeout_s for it, quietly)."""
+    away = DatabaseUnavailableError("PostgreSQL did not accept connections within 30 s")
+    opener = ScriptedOpener(away, away, away, away, True)
+    opener.release.set()
+    told: list[str] = []
+
+    async def attempt(stage: StageFn) -> bool:
+        told.append(opening.status.detail)  # what the attempt before said
+        return await opener(stage)
+
+    loops = BackgroundLoops()
+    opening = EngineOpening(attempt, loops, retry_base_s=0.01, outage_retry_max_s=0.03)
+    assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.DATABASE_AWAY
+    await _until_not_running(loops)
+    pauses = [detail.removeprefix("for PostgreSQL (trying again in ").removesuffix(" s)") for detail in told[1:]]
+    assert pauses == ["0.01", "0.02", "0.03", "0.03"], told
+
+
 async def test_a_long_opening_lets_start_up_end_and_goes_on_in_its_loop(caplog: pytest.LogCaptureFixture) -> None:
     opener = ScriptedOpener(True)
     loops = BackgroundLoops()
