@@ -14,6 +14,7 @@ from typing import Any
 
 from appliance.cpu_limit import runtime_threads
 from appliance.llm_config import CTransformerConfig
+from quart_app.runtimes.code_fences import close_fences
 from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
 from quart_app.runtimes.llm_thread_stream import iterate_in_thread
@@ -87,9 +88,10 @@ class CTransformerBackend:
         if self._closed:
             raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
         async with self._queue:
-            # a small legacy model loops as SmolLM2 does: ended at its first repeat, as in the llama backend
+            # a small legacy model loops as SmolLM2 does: ended at its first repeat, a code block left open closed,
+            # as in the llama backend
             async for piece in iterate_in_thread(
-                lambda: stop_repeating(self._pieces(prompt, stop), self.name), self._model_lock
+                lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name)), self._model_lock
             ):
                 yield piece
 

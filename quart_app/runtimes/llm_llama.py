@@ -12,6 +12,7 @@ from typing import Any
 from appliance.cpu_limit import runtime_threads
 from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.chat_template import CHAT_TEMPLATE_KEY, ModelChatTemplate
+from quart_app.runtimes.code_fences import close_fences
 from quart_app.runtimes.control_tokens import ControlTokenBreaker
 from quart_app.runtimes.errors import LlmClosedError, LlmError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import cut_at_stop
@@ -141,14 +142,15 @@ class LlamaBackend:
             yield ""
 
     async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
-        """Tokens as llama.cpp produces them, ended where the answer starts repeating itself (the repeats cut); stop
-        strings are honoured by llama.cpp itself."""
+        """Tokens as llama.cpp produces them, ended where the answer starts repeating itself (the repeats cut), then
+        the closing fence of a code block the answer left open (cut or at max_tokens); stop strings are honoured by
+        llama.cpp itself."""
         self._check_open()
         async with self._queue:
             self._check_open()  # closed while this request waited in line
             try:
                 async for piece in iterate_in_thread(
-                    lambda: stop_repeating(self._pieces(prompt, stop), self.name), self._model_lock
+                    lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name)), self._model_lock
                 ):
                     yield piece
             except ValueError as exc:

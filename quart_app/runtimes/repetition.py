@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -95,7 +95,7 @@ class RepetitionGuard:
         return text
 
 
-def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Iterator[str]:
+def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Generator[str, None, None]:
     """`pieces` as a backend generates them, ended once the answer repeats itself, the repeats cut; "" (a point where
     the caller may stop) passes through."""
     guard = RepetitionGuard()

@@ -13,6 +13,7 @@ from llm_fixtures import ANSWER_DOCUMENTS, smollm2_path
 
 from appliance.config_files import CONFIGS_DIR
 from appliance.llm_config import LlamaConfig
+from quart_app.runtimes.code_fences import closing_fence
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.answer import Templates, prompt_templates
 from quart_app.services.prompt_packing import pack_prompt
@@ -20,10 +21,14 @@ from quart_app.services.prompt_packing import pack_prompt
 pytestmark = pytest.mark.slow
 
 
+def shipped_config(**changes: object) -> LlamaConfig:
+    section = yaml.safe_load((CONFIGS_DIR / "config.cpu.yaml").read_text())["llm"]["llama"]
+    return LlamaConfig.model_validate({**section, "temperature": 0.0, "n_threads": 1, **changes})
+
+
 @pytest.fixture(scope="module")
 async def shipped() -> AsyncIterator[tuple[LlamaBackend, Templates]]:
-    section = yaml.safe_load((CONFIGS_DIR / "config.cpu.yaml").read_text())["llm"]["llama"]
-    config = LlamaConfig.model_validate({**section, "temperature": 0.0, "n_threads": 1})
+    config = shipped_config()
     assert config.max_tokens == 512
     backend = LlamaBackend(smollm2_path(), config)
     yield backend, prompt_templates(config, backend)
@@ -68,3 +73,24 @@ async def test_a_table_copied_from_a_document_passes_whole_streamed_line_by_line
     assert not caplog.records
     table_rows = [piece for piece in pieces if piece.startswith("|")]
     assert len(table_rows) >= 4 and all(row.endswith("|\n") for row in table_rows[:-1])
+
+
+async def test_an_answer_cut_by_max_tokens_inside_a_code_block_ends_with_the_block_closed(
+    shipped: tuple[LlamaBackend, Templates],
+) -> None:
+    """Before: the answer ended in the block ("```\\nphp -v") and the Assistant rendered the rest of its page as
+    code. max_tokens is set to end the answer two tokens after the block the whole answer opens."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "How do I make my tool print more output with -v?")
+    whole = await llama.generate(prompt, "alice", [templates.end_separator])
+    opened = whole.index("```\n") + len("```\n")
+    cut_config = shipped_config(max_tokens=llama.count_tokens(whole[:opened]) - 1 + 2)
+    cut = LlamaBackend(smollm2_path(), cut_config)
+    try:
+        streamed = [piece async for piece in cut.stream(prompt, "alice", [templates.end_separator])]
+    finally:
+        await cut.aclose()
+    answer = "".join(streamed)
+    assert answer.endswith("\n```") and closing_fence(answer) == ""
+    assert whole.startswith(answer.removesuffix("\n```").strip())  # the text itself is untouched
+    assert streamed[-1] == "\n```"  # an addition at the end of the stream, nothing taken back
