@@ -18,6 +18,7 @@ from quart_app.nextcloud import (
     NextcloudRateLimitedError,
     NextcloudUnreachableError,
 )
+from quart_app.runtimes.code_fences import closing_fence
 from quart_app.runtimes.errors import LlmError, LlmTaskFailedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import approximate_token_count, cut_at_stop
 
@@ -103,7 +104,9 @@ class NcTextToTextBackend:
         except asyncio.CancelledError:
             await self._cancel(self._nc, task_id, user_id)
             raise
-        return cut_at_stop(output, stop).strip()
+        answer = cut_at_stop(output, stop).strip()
+        # the provider's own max_tokens may have cut the answer inside a code block
+        return answer + closing_fence(answer)
 
     async def _cancel(self, nc: NextcloudClient, task_id: int | None, user_id: str) -> None:
         """Cancel a task given up on: left running, it still takes the provider's time, ahead of the next question."""

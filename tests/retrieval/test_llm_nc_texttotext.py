@@ -61,6 +61,20 @@ async def test_output_is_cut_at_the_stop_string(nextcloud: FakeNextcloud, nc: Ne
     assert await backend(nc).generate("p", "alice", stop=["<|im_end|>"]) == "answer"
 
 
+@pytest.mark.parametrize(
+    "output",
+    ["Run:\n```sh\nocc files:scan --all", "Run:\n```sh\nocc files:scan --all\n<|im_end|>garbage\n```"],
+    ids=["cut-by-the-provider", "cut-at-the-stop-string"],
+)
+async def test_a_code_block_the_answer_leaves_open_is_closed(
+    nextcloud: FakeNextcloud, nc: NextcloudClient, output: str
+) -> None:
+    """Left open, the Assistant renders everything after the answer as code."""
+    nextcloud.task = TaskScript(output=output)
+    answer = await backend(nc).generate("p", "alice", stop=["<|im_end|>"])
+    assert answer == "Run:\n```sh\nocc files:scan --all\n```"
+
+
 @pytest.mark.parametrize("in_envelope", [False, True])
 async def test_412_says_no_provider_is_installed(
     nextcloud: FakeNextcloud, nc: NextcloudClient, in_envelope: bool
