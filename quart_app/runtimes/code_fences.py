@@ -72,6 +72,12 @@ def closing_fence(text: str) -> str:
     return tracker.closing()
 
 
+def has_text_outside_fence_lines(text: str) -> bool:
+    """Whether `text` says anything besides fence lines: "```python\\n```" (a model that only opened a block, closed
+    here) is as empty an answer as ""."""
+    return any(line.strip() and _after_line(None, line) is None for line in text.splitlines())
+
+
 def close_fences(pieces: Generator[str, None, None]) -> Generator[str, None, None]:
     """`pieces` as they come, then the closing fence when they leave a code block open (text already streamed
     cannot be taken back: the fix is an addition at the end); "" pieces pass through."""

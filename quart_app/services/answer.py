@@ -17,6 +17,7 @@ from appliance.llm_config import (
     ExtractiveConfig,
     LlmConfig,
 )
+from quart_app.runtimes.code_fences import has_text_outside_fence_lines
 from quart_app.runtimes.errors import ChatTemplateError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import CarriesChatTemplate, LlmBackend
 from quart_app.runtimes.llm_extractive import (
@@ -201,8 +202,9 @@ class AnswerService:
         except LlmUnavailableError as exc:
             log.warning("LLM backend %s unavailable, answering with quoted passages: %s", self._llm.name, exc)
             return self._quoted_instead(chunks, UNAVAILABLE_HEADER.format(backend=self._llm.name, reason=exc))
-        if not output:
-            # blank or only a stop string (a small model ending its turn at once): the user would read nothing
+        if not has_text_outside_fence_lines(output):
+            # blank, only a stop string (a small model ending its turn at once) or a code block opened and closed
+            # empty: the user would read nothing
             log.warning("LLM backend %s gave an empty answer, answering with quoted passages", self._llm.name)
             return self._quoted_instead(chunks, EMPTY_ANSWER_HEADER.format(backend=self._llm.name))
         return output, packed.sources

@@ -92,11 +92,18 @@ async def test_query_answers_with_the_sources_in_the_prompt(
         assert DOCS.get(source_id, ("Mail from admin",))[0] + ":\n\n" in prompt
 
 
+@pytest.mark.parametrize("blank", [" \n ", "```python\n"], ids=["blank", "an-empty-code-block"])
 async def test_an_empty_answer_is_replaced_by_the_quoted_passages(
-    db: Database, docs: Corpus, embedder: MiniLmEmbedder, nextcloud: FakeNextcloud, nc: NextcloudClient
+    db: Database,
+    docs: Corpus,
+    embedder: MiniLmEmbedder,
+    nextcloud: FakeNextcloud,
+    nc: NextcloudClient,
+    blank: str,
 ) -> None:
-    """A provider answering blank left the user an empty answer under a list of sources."""
-    nextcloud.task = TaskScript(output=" \n ")
+    """A provider answering blank left the user an empty answer under a list of sources; one that only opened a code
+    block (closed by the backend) an empty grey box."""
+    nextcloud.task = TaskScript(output=blank)
     result = await service(db, embedder, nc_backend(nc)).query("alice", "How do I set trusted_domains?")
     header = "This is an extractive answer: the configured language model (nc_texttotext) gave an empty answer"
     assert result["output"].startswith(header)

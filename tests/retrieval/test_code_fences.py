@@ -7,7 +7,7 @@ from collections.abc import Generator
 
 import pytest
 
-from quart_app.runtimes.code_fences import FenceTracker, close_fences
+from quart_app.runtimes.code_fences import FenceTracker, close_fences, has_text_outside_fence_lines
 
 CLOSINGS = {
     "cut-in-the-code": ("Run:\n```sh\nocc files:scan --all", "\n```"),
@@ -66,3 +66,11 @@ def test_close_fences_closes_the_model_stream_when_closed_early() -> None:
     assert next(stream) == "a"
     stream.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("answer", "has_text"),
+    [("```python\n```", False), ("```\n\n```", False), ("", False), ("```\nls -la\n```", True), ("Hi.", True)],
+)
+def test_an_answer_of_fence_lines_only_says_nothing(answer: str, has_text: bool) -> None:
+    assert has_text_outside_fence_lines(answer) is has_text
