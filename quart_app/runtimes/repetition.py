@@ -9,6 +9,8 @@ from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 # the longest repeating unit looked for, in pieces (≈ tokens): a paragraph; a longer one cannot repeat within the
@@ -18,6 +20,8 @@ MAX_PERIOD = 256
 # identical cells is far shorter, and the lines of a list or of code differ somewhere within it
 MIN_REPEATED_PIECES = 48
 _SENTENCE_ENDS = (".", "!", "?")
+_PERIODS = np.arange(1, MAX_PERIOD + 1, dtype=np.int64)
+_VERBATIM_LIMITS = np.maximum(_PERIODS, MIN_REPEATED_PIECES)
 
 
 @dataclass(frozen=True)
@@ -36,33 +40,55 @@ class RepetitionGuard:
 
     def __init__(self) -> None:
         self._pieces: list[str] = []
-        # _runs[p - 1]: how many of the last pieces each equal the piece p before them
-        self._runs = [0] * MAX_PERIOD
         self._released = 0  # pieces handed on
         self._boundaries: list[int] = []  # line and sentence ends, ascending, up to the last piece
+        # every period is compared at every piece, so pieces are ids in an array and the periods compared at once
+        self._ids: dict[str, int] = {}
+        self._exact = np.zeros(1024, dtype=np.int64)
+        # _runs[p - 1]: how many of the last pieces each equal the piece p before them
+        self._runs = np.zeros(MAX_PERIOD, dtype=np.int64)
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
         """Take the next piece; return the text now safe to hand on ("" for none). Not to be called once `repeat`
         is set."""
         pieces = self._pieces
+        position = len(pieces)
         pieces.append(piece)
-        end = len(pieces)
-        for period in range(1, min(MAX_PERIOD, end - 1) + 1):
-            run = self._runs[period - 1] + 1 if pieces[end - 1 - period] == piece else 0
-            self._runs[period - 1] = run
-            if self.repeat is None and run >= max(period, MIN_REPEATED_PIECES):
-                self.repeat = Repeat(period, end, self._cut(end - run - period, period))
+        end = position + 1
+        self._store_ids(position, piece)
+        longest = self._push_verbatim(position)
         if self.repeat is not None:
             return ""
         if self._is_boundary(end - 1):  # decided now that the piece after it is known
             self._boundaries.append(end - 1)
         # what copies the text just before it may become a repeat: hand on up to the last boundary before that
-        held_from = end - max(self._runs)
+        held_from = end - longest
         if held_from == end and self._is_boundary(end):
             return self._release(end)
         index = bisect_right(self._boundaries, held_from) - 1
         return self._release(self._boundaries[index]) if index >= 0 else ""
+
+    def _store_ids(self, position: int, piece: str) -> None:
+        """Record the piece at `position` as an id (the array doubles when full)."""
+        if position == self._exact.size:
+            self._exact = np.concatenate([self._exact, np.zeros_like(self._exact)])
+        ids = self._ids
+        self._exact[position] = ids.setdefault(piece, len(ids))
+
+    def _push_verbatim(self, position: int) -> int:
+        """Follow the verbatim runs with the piece at `position`; the longest run."""
+        reach = min(MAX_PERIOD, position)  # periods 1..reach have a piece to compare with
+        if not reach:
+            return 0
+        runs = self._runs[:reach]
+        runs += 1
+        runs *= self._exact[position - reach : position][::-1] == self._exact[position]
+        hits = np.flatnonzero(runs >= _VERBATIM_LIMITS[:reach])
+        if hits.size and self.repeat is None:
+            period, run = int(hits[0]) + 1, int(runs[hits[0]])
+            self.repeat = Repeat(period, position + 1, self._cut(position + 1 - run - period, period))
+        return int(runs.max())
 
     def finish(self) -> str:
         """The text still held: all of it, or, when the answer repeats itself, up to the end of its first copy."""

@@ -1,0 +1,75 @@
+"""The repetition guard's cost per token: fixed answers of 512 pieces (about max_tokens) fed to RepetitionGuard.push one
+piece at a time, best of several rounds (the guard runs in the generating thread, after every token).
+
+    .venv/bin/python bench/repetition_guard_cost.py [--rounds 7]
+
+Prints per answer the microseconds per piece and whether the guard stopped it; run it on two commits to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO)]
+
+from quart_app.runtimes.repetition import RepetitionGuard  # noqa: E402
+
+PIECES = 512
+# close to a BPE tokenizer's pieces: a word with the space before it, a run of punctuation, a line end
+_PIECE = re.compile(r" ?\w+| ?[^\w\s]+|\s+")
+_WORDS = re.findall(
+    r"\S+",
+    "the server keeps nightly dumps of the database for thirty days and copies each archive to the storage box while"
+    " the web server answers on port 443 and SSH is open to the admin VPN only",
+)
+
+ANSWERS = {
+    # prose without repeats: every period compared at every piece, no run long enough to stop it
+    "prose": "".join(
+        " ".join(_WORDS[(7 * n + k) % len(_WORDS)] for k in range(3 + n % 11)).capitalize() + ". " for n in range(200)
+    ),
+    "list": "".join(f"- restart the web server on host {n} and check its log\n" for n in range(60)),
+    "table": "| port | service | open to |\n|---|---|---|\n"
+    + "".join(f"| {n} | web | everyone |\n" for n in range(80)),
+    "code": "```python\n" + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(60)) + "```\n",
+}
+
+
+def pieces_of(text: str) -> list[str]:
+    return _PIECE.findall(text)[:PIECES]
+
+
+def measure(pieces: list[str], rounds: int) -> tuple[float, bool]:
+    best = float("inf")
+    stopped = False
+    for _ in range(rounds):
+        guard = RepetitionGuard()
+        started = time.perf_counter()
+        for piece in pieces:
+            guard.push(piece)
+            if guard.repeat is not None:
+                break
+        guard.finish()
+        best = min(best, time.perf_counter() - started)
+        stopped = guard.repeat is not None
+    return best / len(pieces) * 1e6, stopped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    for name, answer in ANSWERS.items():
+        pieces = pieces_of(answer)
+        per_piece_us, stopped = measure(pieces, args.rounds)
+        stop = " (stopped as a loop)" if stopped else ""
+        print(f"{name}: {len(pieces)} pieces, {per_piece_us:.1f} µs per piece{stop}")
+
+
+if __name__ == "__main__":
+    main()
