@@ -1,15 +1,19 @@
 """Stop an answer that has started repeating itself: a small model at low temperature falls into a loop ("-v - port"
-line after line, the same paragraph again) and writes it until max_tokens (~30 s of CPU for SmolLM2's 512)."""
+line after line, the same paragraph again, or again with a word changed or a number counting up) and writes it until
+max_tokens (~30 s of CPU for SmolLM2's 512)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from bisect import bisect_right
 from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
+
+from quart_app.runtimes.code_fences import FenceTracker
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +23,23 @@ MAX_PERIOD = 256
 # a verbatim run this long copying the text just before it is a loop: a table's |---|---| separator or a row of
 # identical cells is far shorter, and the lines of a list or of code differ somewhere within it
 MIN_REPEATED_PIECES = 48
+# near copies (each copy differs from the one before in at most one piece: a word changed, a number counting up, a
+# step renumbered) make a loop only in units at least this long: a list item or a code line is shorter (8-16 tokens
+# of SmolLM2, whose digits are a token each), and lists of those legitimately differ in one piece a line
+NEAR_MIN_PERIOD = 20
+# ... and only once this many near copies follow the first: two or three parallel sentences are prose
+NEAR_MIN_COPIES = 3
 _SENTENCE_ENDS = (".", "!", "?")
+# lines whose look-alikes are structure, not a loop, when they differ in one piece: table rows, code, and data rows
+# (CSV, TSV: two fields separated without a space, where prose puts one after its commas); verbatim copies of them
+# are still a loop
+_STRUCTURED_LINE_STARTS = ("|", "```", "~~~")
+_DATA_FIELD = re.compile(r"[,;\t][^\s,;]")
+_HEAD = 12  # characters of a line enough to see how it starts (an indented fence in a list item included)
 _PERIODS = np.arange(1, MAX_PERIOD + 1, dtype=np.int64)
 _VERBATIM_LIMITS = np.maximum(_PERIODS, MIN_REPEATED_PIECES)
+_NEAR_PERIODS = _PERIODS[NEAR_MIN_PERIOD - 1 :].copy()
+_NEAR_LIMITS = NEAR_MIN_COPIES * _NEAR_PERIODS
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,7 @@ class Repeat:
     period: int
     seen_at: int
     kept: int
+    near: bool = False  # the copies differ in one piece each (not verbatim)
 
 
 class RepetitionGuard:
@@ -42,11 +61,20 @@ class RepetitionGuard:
         self._pieces: list[str] = []
         self._released = 0  # pieces handed on
         self._boundaries: list[int] = []  # line and sentence ends, ascending, up to the last piece
-        # every period is compared at every piece, so pieces are ids in an array and the periods compared at once
+        # every period is compared at every piece, so pieces are ids in arrays and the periods are compared at once:
+        # verbatim, and with their whitespace folded (" The" and "The", "\n" and "\n\n") for near copies
         self._ids: dict[str, int] = {}
         self._exact = np.zeros(1024, dtype=np.int64)
+        self._folded = np.zeros(1024, dtype=np.int64)
         # _runs[p - 1]: how many of the last pieces each equal the piece p before them
         self._runs = np.zeros(MAX_PERIOD, dtype=np.int64)
+        # per period from NEAR_MIN_PERIOD: where its run of near copies starts; after its last mismatch, where the
+        # run starts instead if another mismatch comes within one unit, and the piece until which that holds
+        self._near_starts = _NEAR_PERIODS.copy()  # a period's first comparison
+        self._near_restarts = np.zeros(_NEAR_PERIODS.size, dtype=np.int64)
+        self._near_guards = np.zeros(_NEAR_PERIODS.size, dtype=np.int64)
+        self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
+        self._structure = _StructureTracker()
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
@@ -57,7 +85,7 @@ class RepetitionGuard:
         pieces.append(piece)
         end = position + 1
         self._store_ids(position, piece)
-        longest = self._push_verbatim(position)
+        longest = max(self._push_verbatim(position), self._push_near(position, piece))
         if self.repeat is not None:
             return ""
         if self._is_boundary(end - 1):  # decided now that the piece after it is known
@@ -70,11 +98,14 @@ class RepetitionGuard:
         return self._release(self._boundaries[index]) if index >= 0 else ""
 
     def _store_ids(self, position: int, piece: str) -> None:
-        """Record the piece at `position` as an id (the array doubles when full)."""
+        """Record the piece at `position` as ids, as it is and folded (the arrays double when full)."""
         if position == self._exact.size:
             self._exact = np.concatenate([self._exact, np.zeros_like(self._exact)])
+            self._folded = np.concatenate([self._folded, np.zeros_like(self._folded)])
         ids = self._ids
         self._exact[position] = ids.setdefault(piece, len(ids))
+        folded = piece.strip()
+        self._folded[position] = ids.setdefault(folded, len(ids))
 
     def _push_verbatim(self, position: int) -> int:
         """Follow the verbatim runs with the piece at `position`; the longest run."""
@@ -89,6 +120,34 @@ class RepetitionGuard:
             period, run = int(hits[0]) + 1, int(runs[hits[0]])
             self.repeat = Repeat(period, position + 1, self._cut(position + 1 - run - period, period))
         return int(runs.max())
+
+    def _push_near(self, position: int, piece: str) -> int:
+        """Follow the runs of near copies with the piece at `position`; the longest run (0 for none)."""
+        end = position + 1
+        if self._structure.is_structure(piece):
+            self._prose_since = end
+            return 0  # every near run restarts after it: no need to follow them here
+        count = min(MAX_PERIOD, position) - NEAR_MIN_PERIOD + 1  # periods with a piece to compare with
+        if count <= 0:
+            return 0
+        before = self._folded[position - NEAR_MIN_PERIOD - count + 1 : position - NEAR_MIN_PERIOD + 1][::-1]
+        changed = before != self._folded[position]
+        starts, restarts, guards = self._near_starts[:count], self._near_restarts[:count], self._near_guards[:count]
+        # a second change within one unit: the copies differ by more than a piece; the run starts after the first
+        again = guards > position
+        again &= changed
+        np.copyto(starts, restarts, where=again)
+        np.copyto(restarts, end, where=changed)
+        np.copyto(guards, position + _NEAR_PERIODS[:count], where=changed)
+        longest = end - max(int(starts.min()), self._prose_since)
+        if longest < _NEAR_LIMITS[0]:
+            return longest  # no period's run is long enough yet (the common case, checked without the arrays)
+        runs = end - np.maximum(starts, self._prose_since)
+        hits = np.flatnonzero(runs >= _NEAR_LIMITS[:count])
+        if hits.size and self.repeat is None:
+            period, run = int(_NEAR_PERIODS[hits[0]]), int(runs[hits[0]])
+            self.repeat = Repeat(period, end, self._cut(end - run - period, period), near=True)
+        return longest
 
     def finish(self) -> str:
         """The text still held: all of it, or, when the answer repeats itself, up to the end of its first copy."""
@@ -121,6 +180,31 @@ class RepetitionGuard:
         return text
 
 
+class _StructureTracker:
+    """Follows the answer's lines: which pieces belong to a code block, a table row or a data row, whose look-alikes
+    are no loop. Data separators are counted in the piece alone, not in the line so far (a paragraph is one line)."""
+
+    def __init__(self) -> None:
+        self._fences = FenceTracker()
+        self._data_fields = 0  # separators without a space after them, on the line in progress
+        self._last_character = "\n"
+
+    def is_structure(self, piece: str) -> bool:
+        fences = self._fences
+        head = (fences.line_so_far[:_HEAD] + piece[:_HEAD]).lstrip()
+        in_fence = fences.in_fence
+        line_end = piece.rfind("\n")
+        self._data_fields += len(
+            _DATA_FIELD.findall(self._last_character + piece[: line_end if line_end >= 0 else None])
+        )
+        structure = in_fence or head.startswith(_STRUCTURED_LINE_STARTS) or self._data_fields >= 2
+        fences.feed(piece)
+        if line_end >= 0:
+            self._data_fields = len(_DATA_FIELD.findall(piece[line_end + 1 :]))
+        self._last_character = piece[-1:] or self._last_character
+        return structure or fences.in_fence or fences.line_so_far[:_HEAD].lstrip().startswith(_STRUCTURED_LINE_STARTS)
+
+
 def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Generator[str, None, None]:
     """`pieces` as a backend generates them, ended once the answer repeats itself, the repeats cut; "" (a point where
     the caller may stop) passes through."""
@@ -131,9 +215,10 @@ def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Generato
             if guard.repeat is not None:
                 repeat = guard.repeat
                 log.info(
-                    "llm %s: the answer started repeating itself (a unit of %d tokens): stopped after %d tokens,"
+                    "llm %s: the answer started repeating itself (a unit of %d tokens%s): stopped after %d tokens,"
                     " kept %d",
-                    backend, repeat.period, repeat.seen_at, repeat.kept,
+                    backend, repeat.period, ", copies differing in a token" if repeat.near else "", repeat.seen_at,
+                    repeat.kept,
                 )  # fmt: skip
                 break
     yield guard.finish()

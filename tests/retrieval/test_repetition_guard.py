@@ -9,7 +9,12 @@ from collections.abc import Generator
 
 import pytest
 
-from quart_app.runtimes.repetition import MIN_REPEATED_PIECES, RepetitionGuard, stop_repeating
+from quart_app.runtimes.repetition import (
+    MIN_REPEATED_PIECES,
+    NEAR_MIN_COPIES,
+    RepetitionGuard,
+    stop_repeating,
+)
 
 # close to a BPE tokenizer's pieces: a word with the space before it, a run of punctuation, a line end
 _PIECE = re.compile(r" ?\w+| ?[^\w\s]+|\s+")
@@ -56,6 +61,36 @@ def test_a_loop_ends_after_its_first_copy(answer: str, once: str) -> None:
     assert guard.repeat.seen_at < len(pieces_of(answer))  # found before the end, not at max_tokens
 
 
+NEAR_PARAGRAPH = (
+    "The server is configured to allow users to connect to the {} server, which runs on port 443. SSH is open to the"
+    " admin VPN only.\n\n"
+)
+STEP = "Step {}: Open the admin settings, select the Security section and restart the web server on the host.\n"
+NOTE = "Note: The server is running on port {}, which is the default port for SSH on this host.\n"
+SERVERS = ["web", "mail", "file", "chat", "backup", "proxy", "office", "wiki"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "once"),
+    [
+        (
+            "It depends on the firewall. " + "".join(NEAR_PARAGRAPH.format(server) for server in SERVERS),
+            "It depends on the firewall. " + NEAR_PARAGRAPH.format("web"),
+        ),
+        ("To enable it:\n" + "".join(STEP.format(n) for n in range(1, 15)), "To enable it:\n" + STEP.format(1)),
+        ("Ports:\n" + "".join(NOTE.format(port) for port in range(22, 40)), "Ports:\n" + NOTE.format(22)),
+    ],
+    ids=["paragraph-one-word-changed", "steps-renumbered", "line-with-a-number-counting-up"],
+)
+def test_a_loop_of_near_copies_ends_after_its_first_copy(answer: str, once: str) -> None:
+    """Copies that differ in one piece each never line up verbatim: before, they ran on to max_tokens."""
+    handed, guard = guarded(answer)
+    assert guard.repeat is not None and guard.repeat.near
+    assert "".join(handed).rstrip("\n") == once.rstrip("\n")  # cut at the line's end or at its sentence's
+    # found at the fourth copy (NEAR_MIN_COPIES after the first), long before the end
+    assert guard.repeat.seen_at <= len(pieces_of(once)) + (NEAR_MIN_COPIES + 1) * guard.repeat.period
+
+
 def test_a_loop_is_found_once_its_repeats_are_min_repeated_pieces_long() -> None:
     unit = pieces_of(" -r -o")
     _, guard = guarded("Combine them:" + " -r -o" * 40)
@@ -82,6 +117,11 @@ LEGITIMATE = {
     + "|\n"
     + "".join(f"| {port} |" + " yes |" * 14 + "\n" for port in (22, 80, 443, 5432, 8080)),
     "list": "Steps:\n" + "".join(f"- restart the web server on host {n} and check its log\n" for n in range(40)),
+    # items as long as a list item gets (19 pieces), one number apart
+    "list-of-long-items": "".join(
+        f"- restart the web server on host {n} and check its log for errors after the upgrade tonight\n"
+        for n in range(20)
+    ),
     "numbered-same-text": "".join(f"{n}. Open the admin settings.\n" for n in range(1, 12)),
     "code": "```python\n"
     + "def test_add():\n"
@@ -93,6 +133,54 @@ LEGITIMATE = {
     + "}\n" * 6
     + "=" * 80
     + "\n",
+    "numbered-different-items": "To move the data directory:\n"
+    + "".join(
+        f"{n}. {step}\n"
+        for n, step in enumerate(
+            [
+                "Put the server in maintenance mode with occ maintenance:mode --on so that no user writes meanwhile.",
+                "Stop the web server and the cron job so that nothing opens a file in the old data directory.",
+                "Copy the data directory to the new disk with rsync -a, keeping the owner, the group and the modes.",
+                "Change datadirectory in config/config.php to the new path and check the web server user can read it.",
+                "Update the oc_storages table where the id still names the old path, or the files of all users vanish.",
+                "Start the web server and the cron job again and turn maintenance mode off with occ maintenance:mode.",
+                "Run occ files:scan --all to check that every file of every user is found in the new data directory.",
+            ],
+            1,
+        )
+    ),
+    "csv": "date,time,user,action,ip,result\n"
+    + "".join(
+        f"2026-12-0{1 + n // 8},08:{10 + 3 * n:02d}:{(17 * n) % 60:02d},{user},{action},10.0.1.{20 + n % 3},{result}\n"
+        for n, (user, action, result) in enumerate(
+            [("alice", "login", "ok"), ("alice", "upload", "ok"), ("bob", "login", "failed"), ("bob", "login", "ok")]
+            + [("carol", "share", "ok"), ("alice", "download", "ok"), ("bob", "logout", "ok"), ("dave", "login", "ok")]
+            + [("dave", "login", "failed")] * 4
+            + [("carol", "upload", "ok"), ("carol", "logout", "ok"), ("dave", "logout", "ok")]
+        )
+    ),
+    "csv-a-row-a-minute": "time,host,check,value,unit,status\n"
+    + "".join(f"2026-12-01 08:{m:02d}:00,web01.example.org,disk usage of /var/www,71,percent,ok\n" for m in range(20)),
+    "changelog": "## 4.1.0 - 2026-11-30\n### Fixed\n"
+    + "".join(
+        f"- Fix the crash when a file {case} is uploaded over WebDAV (#{issue})\n"
+        for case, issue in [
+            ("larger than 2 GB", 1234),
+            ("with an empty name", 1240),
+            ("with a very long name", 1251),
+            ("in a shared folder", 1263),
+            ("in an encrypted folder", 1270),
+        ]
+    )
+    + "- Bump nextcloud/coding-standard from 1.1.0 to 1.1.1 (#1281)\n"
+    + "- Bump phpunit/phpunit from 9.6.3 to 9.6.4 (#1282)\n"
+    + "".join(f"- Update translations (#{issue})\n" for issue in range(1290, 1296)),
+    # two near copies of a sentence long enough to loop: parallel prose, not yet a loop
+    "three-parallel-sentences": "".join(
+        f"The {server} server accepts connections from every address on the office network and from the admin VPN"
+        " of the firm. "
+        for server in ("web", "mail", "file")
+    ),
 }
 
 
