@@ -2,6 +2,7 @@
 questions over four short documents, each answered once, greedy by default so that every run writes the same text.
 
     .venv/bin/python bench/llm_repetition.py [--threads 1] [--max-tokens 512] [--temperature 0] [--seed 1]
+        [--question TEXT ...]
 
 Prints per question the answer's tokens, whether it reached max_tokens, the seconds it took (wall clock, model
 loaded) and its last 120 characters; then the totals. Run it on two commits to compare.
@@ -39,7 +40,7 @@ QUESTIONS = [
 ]
 
 
-async def measure(threads: int, max_tokens: int, temperature: float, seed: int) -> None:
+async def measure(threads: int, max_tokens: int, temperature: float, seed: int, questions: list[str]) -> None:
     shipped = yaml.safe_load((CONFIGS_DIR / "config.cpu.yaml").read_text())["llm"]["llama"]
     config = LlamaConfig.model_validate(
         {**shipped, "temperature": temperature, "n_threads": threads, "max_tokens": max_tokens}
@@ -50,7 +51,7 @@ async def measure(threads: int, max_tokens: int, temperature: float, seed: int) 
     try:
         templates = prompt_templates(config, llama)
         stop = [templates.end_separator] if templates.end_separator else []
-        for question in QUESTIONS:
+        for question in questions:
             packed = pack_prompt(
                 templates.template, question, ANSWER_DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx,
                 llama.max_tokens, templates.context_tokens, templates.in_document_order,
@@ -65,7 +66,7 @@ async def measure(threads: int, max_tokens: int, temperature: float, seed: int) 
             print(f"  ...{answer[-120:]!r}")
     finally:
         await llama.aclose()
-    print(f"total: {total_tokens} answer tokens, {total_s:.1f} s; {capped} of {len(QUESTIONS)} at max_tokens")
+    print(f"total: {total_tokens} answer tokens, {total_s:.1f} s; {capped} of {len(questions)} at max_tokens")
 
 
 def main() -> None:
@@ -74,12 +75,14 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.0, help="the shipped section's is 0.2")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--question", action="append", help="ask this instead of the six (repeatable)")
     args = parser.parse_args()
+    questions = args.question or QUESTIONS
     print(
-        f"{len(QUESTIONS)} questions over {len(ANSWER_DOCUMENTS)} documents; SmolLM2-135M-Instruct Q4_1,"
+        f"{len(questions)} questions over {len(ANSWER_DOCUMENTS)} documents; SmolLM2-135M-Instruct Q4_1,"
         f" {args.threads} thread, temperature {args.temperature:g}, seed {args.seed}"
     )
-    asyncio.run(measure(args.threads, args.max_tokens, args.temperature, args.seed))
+    asyncio.run(measure(args.threads, args.max_tokens, args.temperature, args.seed, questions))
 
 
 if __name__ == "__main__":
