@@ -5,6 +5,10 @@ reports the source as failed; the rest of the batch is unaffected. Messages name
 what to do about it.
 """
 
+from __future__ import annotations
+
+import signal
+
 
 def library_failure(exc: BaseException) -> str:
     """A parser library's exception as a document's error names it: its type only. Its message may quote the file's
@@ -51,6 +55,19 @@ class ParseMemoryError(LoaderError):
 
 class ParserCrashedError(LoaderError):
     """The worker parsing the file died without a word on every attempt (not at a limit the pool enforces)."""
+
+    @classmethod
+    def on_every_attempt(cls, name: str, mimetype: str, deaths: list[str]) -> ParserCrashedError:
+        """The error for a file whose worker died on every attempt, each `deaths` entry saying how."""
+        if all(death == f"signal {signal.SIGKILL.name}" for death in deaths):
+            # the pool's own kills (timeout, memory) never get here, so the kill came from outside the app
+            why = "something outside the app killed it each time (an administrator, or the system when short of memory)"
+        else:
+            why = "the file is probably damaged: check or re-save it"
+        return cls(
+            f"{name} ({mimetype}): the parser crashed repeatedly, on all {len(deaths)} attempts "
+            f"({', '.join(deaths)}); {why}"
+        )
 
 
 class ParsePoolError(Exception):

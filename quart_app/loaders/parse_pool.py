@@ -161,7 +161,7 @@ class ParsePool:
                 raise value
             deaths.append(value)
             if len(deaths) > self._crash_retries:
-                raise _crashed_every_time(name, mimetype, deaths)
+                raise ParserCrashedError.on_every_attempt(name, mimetype, deaths)
             logger.warning(
                 "parse of %s (%s): its worker died (%s) without being told to; parsing it again (attempt %d of %d)",
                 name,
@@ -205,18 +205,27 @@ class ParsePool:
                 returned += 1
 
         try:
-            await asyncio.wait_for(_collect(), timeout_s)
-        except TimeoutError:
-            logger.warning("parse pool close: parses still running after %.1fs, killing their workers", timeout_s)
-            for worker in self._slots:
-                if worker.process is not None:
-                    worker.process.abort()
-            # the jobs see their worker die, skip the restart because we are closed and hand the slots back
-            await _collect()
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._executor, self._stop, w) for w in self._slots))
+            try:
+                await asyncio.wait_for(_collect(), timeout_s)
+            except TimeoutError:
+                logger.warning("parse pool close: parses still running after %.1fs, killing their workers", timeout_s)
+                self._abort_workers()
+                # the jobs see their worker die, skip the restart because we are closed and hand the slots back
+                await _collect()
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._executor, self._stop, w) for w in self._slots))
+        except asyncio.CancelledError:
+            # cut off (the app's stop deadline): no worker may outlive the app, holding its output pipe for supervisord
+            self._abort_workers()
+            self._executor.shutdown(wait=False)
+            raise
         self._executor.shutdown(wait=True)
         logger.info("parse pool closed")
+
+    def _abort_workers(self) -> None:
+        for worker in self._slots:
+            if worker.process is not None:
+                worker.process.abort()
 
     def _job_done(self, worker: _Worker) -> None:
         idle, executor = self._idle, self._executor
@@ -387,15 +396,3 @@ class ParsePool:
             "crashed",
             f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}",
         )
-
-
-def _crashed_every_time(name: str, mimetype: str, deaths: list[str]) -> ParserCrashedError:
-    if all(death == f"signal {signal.SIGKILL.name}" for death in deaths):
-        # the pool's own kills (timeout, memory) never get here, so the kill came from outside the app
-        why = "something outside the app killed it each time (an administrator, or the system when short of memory)"
-    else:
-        why = "the file is probably damaged: check or re-save it"
-    return ParserCrashedError(
-        f"{name} ({mimetype}): the parser crashed repeatedly, on all {len(deaths)} attempts "
-        f"({', '.join(deaths)}); {why}"
-    )

@@ -5,6 +5,7 @@ import asyncio
 import io
 import pwd
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -204,6 +205,26 @@ async def test_close_kills_parses_that_outlive_the_timeout(probe_file: Path, chu
     with pytest.raises(
         ParsePoolClosedError, match=r"closed while probe \(test/hang\) was parsing; parse it again later"
     ):
+        await hang
+
+
+async def test_a_close_cut_off_by_the_stop_deadline_leaves_no_worker(
+    probe_file: Path, chunker_spec: ChunkerSpec
+) -> None:
+    # a parse timeout far beyond the test: only the cut-off close can end the hanging worker
+    pool = ParsePool(1, ParseLimits(timeout_s=600.0, memory_mb=256), chunker=chunker_spec, extra_loaders=FAULTY_LOADERS)
+    await pool.open()
+    worker = pool._slots[0].process  # white box: how the worker ended
+    assert worker is not None
+    hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
+    closing = asyncio.create_task(pool.close(timeout_s=600.0))
+    await asyncio.sleep(0.2)
+    closing.cancel()  # as the app's stop deadline abandons a closer
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    # before: the worker went on parsing, outliving the app and holding its output pipe
+    assert worker.exit_code() == -signal.SIGKILL
+    with pytest.raises(ParsePoolClosedError):
         await hang
 
 
