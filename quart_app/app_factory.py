@@ -93,6 +93,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             loops=state.loops,
             enabled=lambda: not state.guard_active,
             stage=stage,
+            stop_deadline=state.stop_deadline,
             reachability=state.database,
         )
         app.extensions[ENGINE_EXTENSION] = opened
@@ -188,5 +189,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             await opened.close()
         if state.nextcloud is not None:
             await state.nextcloud.aclose()
+        deadline = state.stop_deadline
+        if deadline.begun:
+            log.info("stopped %.2f s after the stop signal (budget %g s)", deadline.elapsed(), deadline.budget_s)
 
     return app

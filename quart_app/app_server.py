@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -27,6 +28,7 @@ from quart import Quart
 
 from appliance.json_logging import exit_without_finalizing
 from quart_app.daemon_thread import still_running
+from quart_app.stop_deadline import DRAIN_RESERVE_S
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +79,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def serve_app(app: Quart, config: Config, sockets: Sockets | None = None) -> int:
     """Serve the app (built by create_app) until a stop signal; the process then ends without waiting for a model
-    load or download the stop cut off (quart_app/daemon_thread.py)."""
+    load or download the stop cut off (quart_app/daemon_thread.py), or for what its stop's deadline abandoned."""
     from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 
     state: Lifecycle = app.extensions[STATE_EXTENSION]
-    asyncio.run(serve_until_signal(app, config, state.stop_requested, sockets=sockets))
-    left = still_running()
-    if left:
-        # native code cannot be stopped, nor outlive the interpreter's finalization
-        log.warning("stopped without waiting for %s", ", ".join(left))
-        exit_without_finalizing()
+
+    async def begin_stop() -> None:
+        state.begin_stop()
+        # the requests in flight finish until the drain's end, not for hypercorn's own 3 s on top of the rest
+        config.graceful_timeout = state.stop_deadline.left(DRAIN_RESERVE_S)
+
+    async def serve() -> None:
+        await serve_until_signal(app, config, state.stop_requested, sockets=sockets, before_shutdown=begin_stop)
+        leave_after_stop()
+
+    asyncio.run(serve())
     return 0
+
+
+def leave_after_stop() -> NoReturn:
+    """End the process once after_serving has closed what a stop must close. asyncio.run's teardown would wait for
+    the tasks the stop's deadline abandoned and for threads still inside native code (an LLM step, a model load or
+    download), past supervisord's SIGKILL; the kernel ends them, and their connections, with the process."""
+    others = (task for task in asyncio.all_tasks() if task is not asyncio.current_task())
+    left = still_running() + sorted(getattr(task.get_coro(), "__qualname__", task.get_name()) for task in others)
+    if left:
+        log.warning("stopped without waiting for %s", ", ".join(left))
+    exit_without_finalizing()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import current_app
 
@@ -32,9 +32,13 @@ from quart_app.services.ingest import IngestService
 from quart_app.services.source_order import SourceOrder
 from quart_app.services.source_spool import SourceSpool
 from quart_app.services.status_history import StatusSampler
+from quart_app.stop_deadline import ClosingSteps, StopDeadline
 from quart_app.store import Database
 from quart_app.store.claim_store import ClaimStore
 from quart_app.store.database_outage import DatabaseOutage, DatabaseReachability
+
+if TYPE_CHECKING:
+    from quart_app.loaders import ParsePool
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ OPENING_EXTENSION = "ccb_engine_opening"
 # the app's DatabaseReachability: whether the engine that is not open waits for PostgreSQL
 REACHABILITY_EXTENSION = "ccb_database_reachability"
 MIB = 1024 * 1024
+PARSES_AT_STOP_S = 0.05
 
 
 class EngineNotReadyError(Exception):
@@ -159,7 +164,7 @@ async def _reported_model(client: Any, starting: EmbedderStartWait) -> str | Non
 
 
 async def _open_cross_lingual(
-    settings: AppSettings, db: Database, stack: AsyncExitStack, loops: BackgroundLoops | None
+    settings: AppSettings, db: Database, closing: ClosingSteps, loops: BackgroundLoops | None
 ) -> CrossLingualIndex | None:
     """The cross-lingual leg's model and, in a role with the embedding duty, its backfill loop; None when it is off
     or its model cannot be loaded (logged: the other legs answer as before)."""
@@ -192,27 +197,24 @@ async def _open_cross_lingual(
         log.warning("%s; the cross-lingual leg is off", exc)
         return None
     model = CrossLingualModel(runtime, question_runtime)
-    _closing(stack, f"cross-lingual model {model.model_id}", model.aclose)
+    closing.add(f"cross-lingual model {model.model_id}", model.aclose)
     async with db.connection() as conn:
         await bind_model(conn, model.model_id, model.dimension)
     index = CrossLingualIndex(db, model, config)
     if loops is not None and fills_here:
         loops.start(CrossLingualIndex.LOOP_NAME, index.run)
-        _closing(stack, "cross-lingual backfill", functools.partial(loops.stop, [CrossLingualIndex.LOOP_NAME]))
+        closing.add("cross-lingual backfill", functools.partial(loops.stop, [CrossLingualIndex.LOOP_NAME]))
     return index
 
 
-def _closing(stack: AsyncExitStack, name: str, closer: Callable[[], Awaitable[None]]) -> None:
-    """Register `closer` on the stack, logged as `name` (errors logged, never hiding the others)."""
+def _parse_pool_closer(pool: ParsePool, deadline: StopDeadline | None) -> Callable[[], Awaitable[None]]:
+    """The parse pool's close; at a stop the parses still running are nobody's (their requests and loops were
+    cancelled): a moment for the idle workers to come back, then the busy ones are killed."""
 
     async def close() -> None:
-        try:
-            await closer()
-            log.info("closed %s", name)
-        except Exception:
-            log.exception("closing %s failed", name)
+        await (pool.close(PARSES_AT_STOP_S) if deadline is not None and deadline.begun else pool.close())
 
-    stack.push_async_callback(close)
+    return close
 
 
 async def open_engine(
@@ -223,12 +225,14 @@ async def open_engine(
     enabled: Callable[[], bool] = lambda: True,
     stage: Callable[[str], None] = lambda _step: None,
     reachability: DatabaseReachability | None = None,
+    stop_deadline: StopDeadline | None = None,
 ) -> Engine:
     """Open every resource in order; if one fails, the ones already open are closed again.
 
     With a Nextcloud client and a loop owner, the pull pollers start too (they idle until the app is enabled and
     the PHP app serves its queues). `stage` is told each slow step as it begins (GET /status shows it);
-    `reachability` records since when and why PostgreSQL cannot be reached, across attempts and once open.
+    `reachability` records since when and why PostgreSQL cannot be reached, across attempts and once open;
+    `stop_deadline` bounds the closers at a stop (quart_app/stop_deadline.py).
     """
     from tokenizers import Tokenizer
 
@@ -243,6 +247,7 @@ async def open_engine(
     config = settings.config
     role = settings.role
     async with AsyncExitStack() as stack:
+        closing = ClosingSteps(stack, stop_deadline)
         pool = config.pgvector.pool_for(role)
         db = Database(
             settings.db_url,
@@ -262,7 +267,7 @@ async def open_engine(
         )
         stage("connecting to PostgreSQL")
         await db.open(config.pgvector.connect_timeout_s)
-        _closing(stack, "database pool", db.close)
+        closing.add("database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(
             emb.base_url,
@@ -277,7 +282,7 @@ async def open_engine(
             request_retries=emb.request_retries,
             retry_backoff_s=emb.retry_backoff_s,
         )
-        _closing(stack, "embedding client", client.aclose)
+        closing.add("embedding client", client.aclose)
         model_id, dimension, entry, reported_model = await _model_identity(settings, client)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage("applying the schema migrations")
@@ -308,12 +313,12 @@ async def open_engine(
         )
         if has_duty(role, Duty.PARSING):
             await parse_pool.open()
-            _closing(stack, "parse pool", parse_pool.close)
+            closing.add("parse pool", _parse_pool_closer(parse_pool, stop_deadline))
         worker = EmbeddingWorker(db, client, config.embedding_worker, loops)
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
-            _closing(stack, "embedding worker", worker.close)
-        cross_lingual = await _open_cross_lingual(settings, db, stack, loops)
+            closing.add("embedding worker", worker.close)
+        cross_lingual = await _open_cross_lingual(settings, db, closing, loops)
 
         def chunks_queued() -> None:
             worker.wake()
@@ -324,7 +329,7 @@ async def open_engine(
         # claims keeps no claim connection open
         claims = ClaimStore(db, min_size=1 if needs_any(role, CLAIM_DUTIES) else 0)
         await claims.open(config.pgvector.connect_timeout_s)
-        _closing(stack, "claim connections", claims.close)
+        closing.add("claim connections", claims.close)
         order = SourceOrder(config.ingest.access_wait_s, claims)
         ingest = IngestService(
             db,
@@ -338,7 +343,7 @@ async def open_engine(
             stage("loading the LLM")
             load_llm = functools.partial(create_llm_backend, config, settings.storage.model_dir, nextcloud)
             llm = await in_daemon_thread(load_llm, "load-llm")
-            _closing(stack, f"LLM backend {llm.name}", llm.aclose)
+            closing.add(f"LLM backend {llm.name}", llm.aclose)
             reranker = None
             if config.retrieval.reranker is not None:
                 catalogue = load_catalogue(settings.model_catalogue)
@@ -347,12 +352,12 @@ async def open_engine(
                 stage("loading the reranker")
                 scorer = await in_daemon_thread(load, "load-reranker")
                 reranker = Reranker(scorer)
-                _closing(stack, f"reranker {reranker.model_id}", reranker.aclose)
+                closing.add(f"reranker {reranker.model_id}", reranker.aclose)
             answer = build_answer_service(config, db, client, llm, reranker, cross_lingual)
         if loops is not None and has_duty(role, Duty.STATUS_HISTORY):
             sampler = StatusSampler(db, config.status_history)
             loops.start(StatusSampler.LOOP_NAME, sampler.run)
-            _closing(stack, "status history sampler", functools.partial(loops.stop, [StatusSampler.LOOP_NAME]))
+            closing.add("status history sampler", functools.partial(loops.stop, [StatusSampler.LOOP_NAME]))
         pull = None
         if nextcloud is not None and loops is not None:
             spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)

@@ -21,6 +21,7 @@ from quart_app.daemon_thread import in_daemon_thread
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.stop_deadline import StopDeadline
 from quart_app.store.database_outage import DatabaseReachability
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,9 @@ class Lifecycle:
         # replica's own changes from another replica's, also when the engine opens after AppAPI's PUT /enabled
         self.enabled_at_start = self.enabled.enabled
         self.nextcloud = nextcloud_client(settings)
-        self.loops = BackgroundLoops()
+        # one deadline for the whole stop: requests, loops and the engine's closers share it
+        self.stop_deadline = StopDeadline()
+        self.loops = BackgroundLoops(deadline=self.stop_deadline)
         self.init_job = InitJob(settings, self.loops, self.nextcloud)
         self.loop_lag = LoopLagMonitor()
         # PostgreSQL as the engine's opening attempts and then its pool find it: GET /status shows it without an engine
@@ -214,6 +217,11 @@ class Lifecycle:
         self.enabled_listeners: list[Callable[[bool], Awaitable[None]]] = []
         # set by the server on SIGTERM/SIGINT (quart_app/app_server.py), already during start-up
         self.stop_requested = asyncio.Event()
+
+    def begin_stop(self) -> None:
+        """At the stop signal: the stop's deadline starts, and the loops wind down while the requests finish."""
+        self.stop_deadline.begin()
+        self.loops.ask_to_stop()
 
     @property
     def guard_active(self) -> bool:
