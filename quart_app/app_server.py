@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -59,6 +59,7 @@ async def serve_until_signal(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.set_exception_handler(quiet_cancelled_connections)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -68,6 +69,19 @@ async def serve_until_signal(
     await worker_serve(
         wrap_app(app, config.wsgi_max_body_size, "asgi"), config, sockets=sockets, shutdown_trigger=shutdown_trigger
     )
+
+
+def quiet_cancelled_connections(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio 3.11's stream server reports each connection task cancelled (hypercorn cancels the requests still in
+    flight at a stop) as "Exception in callback StreamReaderProtocol.connection_made…", with a traceback: every stop
+    under load looked like a crash in the log. That cancel is the stop's own; anything else is reported as before."""
+    message = str(context.get("message", ""))
+    if (
+        isinstance(context.get("exception"), asyncio.CancelledError)
+        and "StreamReaderProtocol.connection_made" in message
+    ):
+        return
+    loop.default_exception_handler(context)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
