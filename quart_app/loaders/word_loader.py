@@ -4,7 +4,7 @@ import logging
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import docx
 import odfdo
@@ -23,6 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
+from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
@@ -43,6 +44,12 @@ _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relat
 logger = logging.getLogger(__name__)
 
 
+class _Context(NamedTuple):
+    """What the stories of one document share: the list counters."""
+
+    numbering: DocxNumbering
+
+
 def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
     cells = list(_unwrapped(row, (CT_Tc,)))
     # python-docx's row.cells reads only the row's own w:tc: a cell inside a content control (a form's date or
@@ -55,7 +62,7 @@ def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
     return [_Cell(cell, table) for cell in cells]
 
 
-def _table_lines(table: Table, part: Part) -> Iterator[str]:
+def _table_lines(table: Table, part: Part, context: _Context) -> Iterator[str]:
     for row in _unwrapped(table._tbl, (CT_Row,)):
         cells: list[str] = []
         previous: Any = None
@@ -66,7 +73,7 @@ def _table_lines(table: Table, part: Part) -> Iterator[str]:
                 continue
             previous = cell._tc
             # cell.text holds only the cell's own paragraphs: a table nested in it (forms, CVs) would be lost
-            cells.append(" ".join("\n".join(_blocks(cell, part)).split()))
+            cells.append(" ".join("\n".join(_blocks(cell, part, context)).split()))
         line = " | ".join(cells).strip(" |")
         if line:
             yield line
@@ -116,16 +123,18 @@ def _drawings(paragraph: CT_P, part: Part) -> Iterator[str]:
             yield text
 
 
-def _blocks(container: BlockItemContainer, part: Part) -> Iterator[str]:
+def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Iterator[str]:
     # `part` holds the relationships the container's r:ids name (a footnote's chart is related from the notes part)
     for element in _unwrapped(container._element, (CT_P, CT_Tbl)):
         if isinstance(element, CT_P):
+            # an empty list item still takes its number
+            label = context.numbering.label(element)
             text = _paragraph_text(element)
             if text.strip():
-                yield text
+                yield label + text
             yield from _drawings(element, part)
         else:
-            yield "\n".join(_table_lines(Table(element, container), part))
+            yield "\n".join(_table_lines(Table(element, container), part, context))
 
 
 def _text_boxes(body: Any) -> Iterator[str]:
@@ -140,7 +149,7 @@ def _text_boxes(body: Any) -> Iterator[str]:
             yield text
 
 
-def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]:
+def _notes(document: DocxDocument, context: _Context, relationship: str, tag: str) -> Iterator[str]:
     # python-docx has no API for footnotes and endnotes: their parts are read as plain XML
     for rel in document.part.rels.values():
         if rel.reltype != relationship or rel.is_external or (notes := _part_xml(rel, "notes")) is None:
@@ -148,27 +157,28 @@ def _notes(document: DocxDocument, relationship: str, tag: str) -> Iterator[str]
         for note in notes.iterchildren(tag):
             # separators and continuation notices are layout, not notes
             if note.get(f"{_W}type") in (None, "normal"):
-                text = "\n".join(_blocks(BlockItemContainer(note, document._body), rel.target_part)).strip()
+                text = "\n".join(_blocks(BlockItemContainer(note, document._body), rel.target_part, context)).strip()
                 if text:
                     yield text
 
 
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs, tables, charts and SmartArt in document order, then text boxes, footnotes and endnotes, then
-    headers and footers once each. Comments are left out: they discuss the text (often text since changed), they are
-    not it."""
+    """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, then
+    text boxes, footnotes and endnotes, then headers and footers once each. Comments are left out: they discuss the
+    text (often text since changed), they are not it."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    blocks = list(_blocks(document._body, document.part))
+    context = _Context(DocxNumbering(document))
+    blocks = list(_blocks(document._body, document.part, context))
     blocks.extend(_text_boxes(document.element.body))
-    blocks.extend(_notes(document, RT.FOOTNOTES, f"{_W}footnote"))
-    blocks.extend(_notes(document, RT.ENDNOTES, f"{_W}endnote"))
+    blocks.extend(_notes(document, context, RT.FOOTNOTES, f"{_W}footnote"))
+    blocks.extend(_notes(document, context, RT.ENDNOTES, f"{_W}endnote"))
     seen: set[str] = set()
     for section in document.sections:
         for story in (section.header, section.footer):
             if story.is_linked_to_previous:
                 continue
-            text = "\n".join(_blocks(story, story.part)).strip()
+            text = "\n".join(_blocks(story, story.part, context)).strip()
             if text and text not in seen:
                 seen.add(text)
                 blocks.append(text)

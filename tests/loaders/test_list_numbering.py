@@ -1,0 +1,136 @@
+"""Numbered and bulleted lists keep the numbers a reader sees: a question about "step 3" must find step 3."""
+
+import zipfile
+from pathlib import Path
+
+import docx
+import pytest
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
+from office_kit import docx_text
+
+from quart_app.loaders import extract_text
+from quart_app.loaders.list_labels import counter_text
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _level(index: int, style: str, text: str, start: int = 1, legal: bool = False) -> str:
+    return (
+        f'<w:lvl w:ilvl="{index}"><w:start w:val="{start}"/><w:numFmt w:val="{style}"/>'
+        f'{"<w:isLgl/>" if legal else ""}<w:lvlText w:val="{text}"/></w:lvl>'
+    )
+
+
+# abstract 10: a procedure (1. / a) / iv.); abstract 11: a legal outline (1 / 1.1 / 1.1.1) under a roman top level;
+# abstract 12: bullets; num 4 restarts the procedure list, num 5 continues it
+NUMBERING = (
+    f"<w:numbering {nsdecls('w')}>"
+    '<w:abstractNum w:abstractNumId="10">'
+    + _level(0, "decimal", "%1.")
+    + _level(1, "lowerLetter", "%2)")
+    + _level(2, "lowerRoman", "%3.", start=4)
+    + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="11">'
+    + _level(0, "upperRoman", "%1.")
+    + _level(1, "decimal", "%1.%2", legal=True)
+    + _level(2, "decimal", "%1.%2.%3", legal=True)
+    + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="12">'
+    + _level(0, "bullet", "\uf0b7")
+    + _level(1, "bullet", "o")
+    + "</w:abstractNum>"
+    '<w:num w:numId="1"><w:abstractNumId w:val="10"/></w:num>'
+    '<w:num w:numId="2"><w:abstractNumId w:val="11"/></w:num>'
+    '<w:num w:numId="3"><w:abstractNumId w:val="12"/></w:num>'
+    '<w:num w:numId="4"><w:abstractNumId w:val="10"/>'
+    '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride></w:num>'
+    '<w:num w:numId="5"><w:abstractNumId w:val="10"/></w:num>'
+    "</w:numbering>"
+)
+
+
+def _with_numbering(path: Path, numbering: str) -> None:
+    """Replace the document's word/numbering.xml, as Word would have written it."""
+    with zipfile.ZipFile(path) as source:
+        parts = {item.filename: source.read(item) for item in source.infolist()}
+    parts["word/numbering.xml"] = numbering.encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+
+
+def _item(document: docx.document.Document, text: str, num_id: int, level: int = 0) -> None:
+    paragraph = document.add_paragraph(text)
+    paragraph._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>')
+    )
+
+
+def test_docx_list_items_keep_their_automatic_numbers_and_bullets(tmp_path: Path) -> None:
+    # python-docx reads a list item's text without its number: "step 3" was nowhere in the index
+    document = docx.Document()
+    document.add_paragraph("Installation")
+    _item(document, "Download the package.", 1)
+    _item(document, "Check its signature.", 1)
+    _item(document, "with gpg", 1, level=1)
+    _item(document, "with sha256sum", 1, level=1)
+    _item(document, "offline", 1, level=2)
+    _item(document, "Unpack it.", 1)
+    _item(document, "into /opt", 1, level=1)
+    document.add_paragraph("Scope")
+    _item(document, "General", 2)
+    _item(document, "Definitions", 2, level=1)
+    _item(document, "Terms", 2, level=2)
+    _item(document, "Abbreviations", 2, level=2)
+    _item(document, "Duties", 2)
+    _item(document, "Reporting", 2, level=1)
+    _item(document, "a first point", 3)
+    _item(document, "a sub-point", 3, level=1)
+    _item(document, "Start again.", 4)
+    _item(document, "", 4)  # an empty item still takes its number
+    _item(document, "Continued by another list of the same kind.", 5)
+    path = tmp_path / "manual"
+    document.save(str(path))
+    _with_numbering(path, NUMBERING)
+    assert extract_text(path, DOCX) == (
+        "Installation\n\n1. Download the package.\n\n2. Check its signature.\n\na) with gpg\n\nb) with sha256sum\n\n"
+        "iv. offline\n\n3. Unpack it.\n\na) into /opt\n\nScope\n\nI. General\n\n1.1 Definitions\n\n1.1.1 Terms\n\n"
+        "1.1.2 Abbreviations\n\nII. Duties\n\n2.1 Reporting\n\n- a first point\n\n- a sub-point\n\n1. Start again.\n\n"
+        "3. Continued by another list of the same kind."
+    )
+
+
+def test_docx_list_styles_number_their_paragraphs(tmp_path: Path) -> None:
+    # Word's "List Number" and "List Bullet" styles carry the numbering; the paragraphs name only the style
+    document = docx.Document()
+    for step in ("Open the valve.", "Wait a minute.", "Close the valve."):
+        document.add_paragraph(step, style="List Number")
+    document.add_paragraph("Spare parts:")
+    document.add_paragraph("a gasket", style="List Bullet")
+    assert docx_text(document, tmp_path / "steps") == (
+        "1. Open the valve.\n\n2. Wait a minute.\n\n3. Close the valve.\n\nSpare parts:\n\n- a gasket"
+    )
+
+
+def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path) -> None:
+    document = docx.Document()
+    _item(document, "Numbered nowhere.", 99)
+    path = tmp_path / "orphan"
+    document.save(str(path))
+    assert extract_text(path, DOCX) == "Numbered nowhere."
+
+
+@pytest.mark.parametrize(
+    ("number", "style", "shown"),
+    [
+        (4, "lowerRoman", "iv"),
+        (1994, "upperRoman", "MCMXCIV"),
+        (27, "lowerLetter", "aa"),
+        (28, "upperLetter", "BB"),
+        (7, "decimalZero", "07"),
+        (3, "ideographDigital", "3"),
+    ],
+)
+def test_counter_styles(number: int, style: str, shown: str) -> None:
+    assert counter_text(number, style) == shown
