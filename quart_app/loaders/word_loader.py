@@ -27,6 +27,7 @@ from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
+from .odt_lists import OdtListLabels, list_styles
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -201,9 +202,12 @@ def _formula_text(archive: zipfile.ZipFile, href: str) -> str:
 
 
 def load_odt(path: Path, limits: ParseLimits) -> str:
-    """Formatted text of an OpenDocument text file (paragraphs, lists, tables, formulas)."""
+    """Formatted text of an OpenDocument text file (paragraphs, list items with their numbers or bullets, tables,
+    formulas)."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
+    styles = list_styles(part.root._xml_element for part in (document.content, document.styles))
+    OdtListLabels(styles).label_lists(document.body._xml_element)
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"

@@ -4,6 +4,7 @@ import zipfile
 from pathlib import Path
 
 import docx
+import odfdo
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
@@ -134,3 +135,83 @@ def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path)
 )
 def test_counter_styles(number: int, style: str, shown: str) -> None:
     assert counter_text(number, style) == shown
+
+
+ODT = "application/vnd.oasis.opendocument.text"
+ODT_LIST_STYLES = (
+    '<text:list-style style:name="Steps">'
+    '<text:list-level-style-number text:level="1" style:num-suffix="." style:num-format="1"/>'
+    '<text:list-level-style-number text:level="2" style:num-suffix=")" style:num-format="a"/>'
+    '<text:list-level-style-number text:level="3" style:num-suffix="." style:num-format="i" text:start-value="4"/>'
+    "</text:list-style>"
+    '<text:list-style style:name="Outline">'
+    '<text:list-level-style-number text:level="1" style:num-prefix="§ " style:num-format="1"/>'
+    '<text:list-level-style-number text:level="2" style:num-format="1" text:display-levels="2"/>'
+    '<text:list-level-style-number text:level="3" style:num-format="A" text:display-levels="3"/>'
+    "</text:list-style>"
+    '<text:list-style style:name="Dots">'
+    '<text:list-level-style-bullet text:level="1" text:bullet-char="•"/>'
+    "</text:list-style>"
+)
+
+
+def _odt_list(style: str, *items: str, attributes: str = "") -> str:
+    return f'<text:list text:style-name="{style}" {attributes}>{"".join(items)}</text:list>'
+
+
+def _odt_item(text: str, nested: str = "", attributes: str = "") -> str:
+    return f"<text:list-item {attributes}><text:p>{text}</text:p>{nested}</text:list-item>"
+
+
+def test_odt_list_items_keep_their_numbers_and_bullets(tmp_path: Path) -> None:
+    # odfdo writes every list item as "- item": numbered steps lost their numbers
+    document = odfdo.Document("text")
+    document.body.clear()
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    for style in odfdo.Element.from_tag(
+        f"<office:automatic-styles>{ODT_LIST_STYLES}</office:automatic-styles>"
+    ).children:
+        automatic.append(style)
+    body = [
+        "<text:p>Installation</text:p>",
+        _odt_list(
+            "Steps",
+            _odt_item("Download the package."),
+            _odt_item(
+                "Check its signature.",
+                "<text:list>"
+                + _odt_item("with gpg")
+                + _odt_item("with sha256sum", "<text:list>" + _odt_item("offline") + "</text:list>")
+                + "</text:list>",
+            ),
+            attributes='xml:id="list1"',
+        ),
+        "<text:p>An interruption.</text:p>",
+        _odt_list("Steps", _odt_item("Unpack it."), attributes='text:continue-list="list1"'),
+        _odt_list(
+            "Steps", _odt_item("A new list starts again."), _odt_item("Jump.", attributes='text:start-value="7"')
+        ),
+        _odt_list(
+            "Outline",
+            "<text:list-header><text:p>Contents</text:p></text:list-header>",
+            _odt_item(
+                "General",
+                "<text:list>"
+                + _odt_item("Terms", "<text:list>" + _odt_item("Words") + "</text:list>")
+                + "</text:list>",
+            ),
+            _odt_item("Duties"),
+        ),
+        _odt_list("Dots", _odt_item("a point")),
+        "<text:list>" + _odt_item("a list without style") + "</text:list>",
+    ]
+    for xml in body:
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "manual"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "Installation\n\n1. Download the package.\n\n2. Check its signature.\n\na) with gpg\n\nb) with sha256sum\n\n"
+        "iv. offline\n\nAn interruption.\n\n3. Unpack it.\n\n1. A new list starts again.\n\n7. Jump.\n\nContents\n\n"
+        "§ 1 General\n\n1.1 Terms\n\n1.1.A Words\n\n§ 2 Duties\n\n- a point\n\n- a list without style"
+    )

@@ -1,0 +1,137 @@
+"""The labels of an OpenDocument text's lists ("3.", "b)", "IV.", "1.2.3", "-" for bullets) written into its items'
+first paragraphs, the lists then unwrapped into those paragraphs: odfdo formats every item as "- item", so a numbered
+step lost its number."""
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from .list_labels import BULLET, counter_text
+
+_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+_STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+_LIST = f"{_TEXT}list"
+_ITEM_TEXT = (f"{_TEXT}p", f"{_TEXT}h")
+_LEVELS = 10
+# ODF's style:num-format values; "" shows no number, and other scripts' digits read as decimal
+_COUNTER_STYLES = {"1": "decimal", "a": "lowerLetter", "A": "upperLetter", "i": "lowerRoman", "I": "upperRoman"}
+
+
+class _Level(NamedTuple):
+    bullet: bool
+    style: str  # a counter style of list_labels, or "" for none
+    prefix: str
+    suffix: str
+    shown_levels: int  # text:display-levels: "1.2.3" shows three
+    start: int
+
+
+# a list whose style is unknown shows bullets, as odfdo wrote every item
+_PLAIN = _Level(True, "", "", "", 1, 1)
+
+
+def _level(element: Any) -> _Level:
+    if element.tag != f"{_TEXT}list-level-style-number":  # bullets and pictures
+        return _Level(True, "", "", "", 1, 1)
+    num_format = element.get(f"{_STYLE}num-format", "")
+    return _Level(
+        False,
+        _COUNTER_STYLES.get(num_format, "decimal" if num_format else ""),
+        element.get(f"{_STYLE}num-prefix", ""),
+        element.get(f"{_STYLE}num-suffix", ""),
+        max(_int(element.get(f"{_TEXT}display-levels", "1"), 1), 1),
+        _int(element.get(f"{_TEXT}start-value", "1"), 1),
+    )
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def list_styles(roots: Iterable[Any]) -> dict[str, dict[int, _Level]]:
+    """Every text:list-style of these XML roots (content.xml's automatic styles, styles.xml) by name."""
+    styles: dict[str, dict[int, _Level]] = {}
+    for root in roots:
+        for style in root.iter(f"{_TEXT}list-style"):
+            styles[style.get(f"{_STYLE}name", "")] = {
+                _int(level.get(f"{_TEXT}level", "0"), 0) - 1: _level(level) for level in style
+            }
+    return styles
+
+
+class _Counting:
+    """The counters of one list and of the lists that continue it."""
+
+    def __init__(self) -> None:
+        self.counters: list[int | None] = [None] * _LEVELS
+
+
+class OdtListLabels:
+    """Writes each numbered or bulleted item's label into its first paragraph, in document order."""
+
+    def __init__(self, styles: dict[str, dict[int, _Level]]) -> None:
+        self._styles = styles
+        self._by_id: dict[str, _Counting] = {}
+        self._previous: _Counting | None = None
+
+    def label_lists(self, body: Any) -> None:
+        """Label every list under `body` (an lxml element), then put its items' paragraphs in its place."""
+        lists = list(body.iter(_LIST))
+        for element in lists:
+            if next(element.iterancestors(_LIST), None) is None:
+                self._label_list(element, element.get(f"{_TEXT}style-name", ""), 0, self._counting(element))
+        # innermost first: a nested list is unwrapped into its outer item before that item is unwrapped
+        for element in reversed(lists):
+            for child in [child for item in element for child in item]:
+                element.addprevious(child)
+            element.getparent().remove(element)
+
+    def _counting(self, element: Any) -> _Counting:
+        continued = element.get(f"{_TEXT}continue-list")
+        if continued in self._by_id:
+            counting = self._by_id[continued]
+        elif element.get(f"{_TEXT}continue-numbering") == "true" and self._previous is not None:
+            counting = self._previous
+        else:
+            counting = _Counting()
+        if list_id := element.get(_XML_ID):
+            self._by_id[list_id] = counting
+        self._previous = counting
+        return counting
+
+    def _label_list(self, element: Any, style_name: str, depth: int, counting: _Counting) -> None:
+        style_name = element.get(f"{_TEXT}style-name", style_name)
+        levels = self._styles.get(style_name, {})
+        depth = min(depth, _LEVELS - 1)
+        for item in element.iterchildren(f"{_TEXT}list-item"):
+            first = next(item.iterchildren(), None)
+            # an item that only holds a nested list has no label of its own
+            if first is not None and first.tag in _ITEM_TEXT:
+                label = self._count(levels, depth, counting, item.get(f"{_TEXT}start-value"))
+                if label:
+                    first.text = f"{label} {first.text or ''}"
+            for nested in item.iterchildren(_LIST):
+                self._label_list(nested, style_name, depth + 1, counting)
+
+    def _count(self, levels: dict[int, _Level], depth: int, counting: _Counting, restart: str | None) -> str:
+        counters = counting.counters
+        own = levels.get(depth, _PLAIN)
+        current = counters[depth]
+        if restart is not None:
+            counters[depth] = _int(restart, own.start)
+        else:
+            counters[depth] = own.start if current is None else current + 1
+        counters[depth + 1 :] = [None] * (_LEVELS - depth - 1)
+        if own.bullet:
+            return BULLET
+        if not own.style:
+            return f"{own.prefix}{own.suffix}".strip()
+        numbers = []
+        for index in range(max(depth - own.shown_levels + 1, 0), depth + 1):
+            shown = levels.get(index, _PLAIN)
+            value = counters[index]
+            numbers.append(counter_text(shown.start if value is None else value, shown.style or "decimal"))
+        return f"{own.prefix}{'.'.join(numbers)}{own.suffix}".strip()
