@@ -2,8 +2,8 @@
 charts commonly use: fixed decimals, thousands separators, percent, currency and other literals, dates and times.
 
 A code this does not render (fractions, scientific notation, conditions, digit masks, era letters) gives None,
-and the caller keeps the plain value: a raw number is still better than a wrong rendering. Month and day names are
-English whatever the locale tag ([$-407]) says.
+and the caller keeps the plain value: a raw number is still better than a wrong rendering. Month and day names
+follow the code's locale tag ([$-407]: "März", "Montag"), in English for a language calendar_names does not know.
 """
 
 import datetime
@@ -12,6 +12,8 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+from .calendar_names import ENGLISH, CalendarNames, calendar_names
 
 # quoted literal | escaped character | padding or fill character | [bracketed] | General | AM/PM | date part | one char
 _TOKEN = re.compile(
@@ -23,11 +25,6 @@ _COLOR = re.compile(r"black|blue|cyan|green|magenta|red|white|yellow|color\s*\d+
 _ELAPSED = re.compile(r"h+|m+|s+", re.IGNORECASE)
 _PLACEHOLDERS = "0#?"
 _BLANKS = re.compile(r"\s+")
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _EPOCH_1900 = datetime.datetime(1899, 12, 30)
 _EPOCH_1904 = datetime.datetime(1904, 1, 1)
 _LAST_SERIAL = 2958466  # 1 January 10000
@@ -40,13 +37,14 @@ class _Unrendered(Exception):
     """The code uses something this module does not render; the caller keeps the plain value."""
 
 
-def _bracket(content: str) -> Token | None:
+def _bracket(content: str) -> list[Token]:
     if content.startswith("$"):  # [$€-407]: a currency symbol and a locale; [$-409]: a locale alone
-        return "literal", content[1:].split("-", 1)[0]
+        symbol, _, locale = content[1:].partition("-")
+        return [("locale", locale), ("literal", symbol)]
     if _COLOR.fullmatch(content):
-        return None
+        return []
     if _ELAPSED.fullmatch(content):  # [h]:mm: hours past 24
-        return "elapsed", content.lower()
+        return [("elapsed", content.lower())]
     raise _Unrendered  # conditions ([>=1000]), calendars and number systems
 
 
@@ -63,9 +61,7 @@ def _sections(code: str) -> tuple[tuple[Token, ...], ...]:
         elif kind in ("quoted", "escaped"):
             tokens.append(("literal", text))
         elif kind == "bracket":
-            token = _bracket(text)
-            if token is not None:
-                tokens.append(token)
+            tokens.extend(_bracket(text))
         elif kind != "padding":  # padding and fill only align columns
             tokens.append((kind, text))
     sections.append(tuple(tokens))
@@ -111,6 +107,8 @@ def _digits(placeholders: str) -> _Digits:
 def _literal_text(tokens: Sequence[Token]) -> str:
     texts: list[str] = []
     for kind, text in tokens:
+        if kind == "locale":  # only a date's names depend on it
+            continue
         if kind == "char" and text.isascii() and (text.isalnum() or text in "@.,/?#"):
             raise _Unrendered  # scientific notation, fractions, text placeholders in a number section
         if kind not in ("literal", "char"):
@@ -213,17 +211,19 @@ def _minute_parts(tokens: Sequence[Token]) -> set[int]:
     return minutes
 
 
-def _calendar_part(letter: str, width: int, moment: _Moment) -> str:
+def _calendar_part(letter: str, width: int, names: CalendarNames, moment: _Moment) -> str:
     day = moment.day
     if day is None:
         raise _Unrendered  # a calendar part of a time of day or a duration
     if letter == "y":
         return f"{day.year % 100:02d}" if width <= 2 else f"{day.year:04d}"
     if letter == "m":
-        month = _MONTHS[day.month - 1]
-        return month[0] if width >= 5 else {1: str(day.month), 2: f"{day.month:02d}", 3: month[:3]}.get(width, month)
-    weekday = _WEEKDAYS[day.weekday()]
-    return {1: str(day.day), 2: f"{day.day:02d}", 3: weekday[:3]}.get(width, weekday)
+        month = names.months[day.month - 1]
+        short = names.short_months[day.month - 1]
+        return month[0] if width >= 5 else {1: str(day.month), 2: f"{day.month:02d}", 3: short}.get(width, month)
+    weekday = day.weekday()
+    short = names.short_weekdays[weekday]
+    return {1: str(day.day), 2: f"{day.day:02d}", 3: short}.get(width, names.weekdays[weekday])
 
 
 def _clock_part(letter: str, width: int, twelve_hour: bool, moment: _Moment) -> str:
@@ -254,6 +254,7 @@ def _literal(text: str, moment: _Moment) -> str:
 def _date_section(tokens: Sequence[Token]) -> list[Callable[[_Moment], str]]:
     """The section compiled: one function per part, each showing its part of a moment."""
     twelve_hour = any(kind == "ampm" for kind, _ in tokens)
+    names = next((calendar_names(text) for kind, text in tokens if kind == "locale" and text), ENGLISH)
     minutes = _minute_parts(tokens)
     steps: list[Callable[[_Moment], str]] = []
     index = 0
@@ -264,11 +265,13 @@ def _date_section(tokens: Sequence[Token]) -> list[Callable[[_Moment], str]]:
         if kind == "part" and (letter in "hs" or index - 1 in minutes):
             steps.append(functools.partial(_clock_part, letter, len(text), twelve_hour))
         elif kind == "part":
-            steps.append(functools.partial(_calendar_part, letter, len(text)))
+            steps.append(functools.partial(_calendar_part, letter, len(text), names))
         elif kind == "elapsed":
             steps.append(functools.partial(_elapsed_part, text))
         elif kind == "ampm":
             steps.append(functools.partial(_meridiem, text))
+        elif kind == "locale":  # read above: it names the months and weekdays
+            continue
         elif (kind, text) == ("char", ".") and tokens[index : index + 1] == (("char", "0"),):
             width = next((n for n, token in enumerate(tokens[index:]) if token != ("char", "0")), len(tokens) - index)
             # 'ss.00': hundredths of a second

@@ -111,6 +111,46 @@ def test_date_codes(moment: Moment, code: str, shown: str | None) -> None:
     assert format_moment(moment, code) == shown
 
 
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    [
+        ("[$-407]dddd, d. mmmm yyyy", "Montag, 4. März 2024"),
+        ("[$-807]d. mmm yy", "4. Mrz 24"),  # German (Switzerland)
+        ("[$-40C]ddd d mmm yyyy", "lun. 4 mars 2024"),
+        ("[$-C0A]dddd d \\d\\e mmmm", "lunes 4 de marzo"),  # Spanish, modern sort
+        ("[$-410]mmmm yyyy", "marzo 2024"),
+        ("[$-413]ddd d mmm", "ma 4 mrt"),
+        ("[$-816]dddd, d mmmm", "segunda-feira, 4 março"),  # Portuguese (Portugal)
+        ("[$-1010407]mmmm", "März"),  # a calendar in the high bits, German in the low ones
+        ("[$-de-DE]mmmm", "März"),
+        ("[$-411]mmmm", "March"),  # a language without names here: English
+        ("[$-F800]dddd, mmmm d, yyyy", "Monday, March 4, 2024"),  # the system's long date: shown in English
+        ("[$-407]mmmmm", "M"),  # the first letter of März
+    ],
+)
+def test_date_codes_name_months_and_weekdays_in_their_locale(code: str, shown: str) -> None:
+    # Excel shows a German workbook's "[$-407]mmmm" as "März": the index had "March", which a German question misses
+    assert format_moment(datetime.datetime(2024, 3, 4), code) == shown
+
+
+def test_xlsx_dates_show_the_month_names_of_their_locale(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Termine"
+    sheet.append(["Abgabe", datetime.datetime(2024, 3, 4)])
+    sheet["B1"].number_format = "[$-407]dddd, d. mmmm yyyy"
+    sheet.append(["Échéance", datetime.datetime(2024, 2, 1)])
+    sheet["B2"].number_format = "[$-40C]d mmmm yyyy"
+    sheet.append(["Rent", 980])
+    sheet["B3"].number_format = "#,##0.00 [$€-407]"
+    path = tmp_path / "termine"
+    workbook.save(str(path))
+    assert extract_text(path, XLSX) == (
+        "Termine\nAbgabe | Montag, 4. März 2024\nÉchéance | 1 février 2024\nRent | 980.00 €"
+    )
+
+
 def _sales_with_chart(path: Path) -> Path:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
