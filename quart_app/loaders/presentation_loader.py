@@ -94,7 +94,8 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
 
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:
-    """Slide texts (titles, bodies, tables, groups, charts, SmartArt) and speaker notes, slide by slide."""
+    """Slide texts (titles, bodies, tables, groups, charts, SmartArt) and speaker notes (marked "Speaker notes:"), slide
+    by slide."""
     check_zip(path, PPTX, limits)
     presentation = pptx.Presentation(str(path))
     slides: list[str] = []
@@ -103,7 +104,7 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
         if slide.has_notes_slide:
             notes = slide.notes_slide.notes_text_frame
             if notes is not None and (text := _frame_text(notes)):
-                parts.append(text)
+                parts.append(f"Speaker notes: {text}")
         if parts:
             slides.append("\n".join(parts))
     return "\n\n".join(slides)

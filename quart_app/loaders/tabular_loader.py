@@ -22,6 +22,7 @@ from .chart_text import chart_lines, paragraphs_text
 from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .number_format import format_moment, format_number
+from .sheet_comments import RowComments, ods_annotation, xlsx_comments
 from .text_decoding import read_text
 from .zip_guard import check_zip
 
@@ -33,6 +34,7 @@ ODS = "application/vnd.oasis.opendocument.spreadsheet"
 CELL_SEPARATOR = " | "
 _TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+_ANNOTATION = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}annotation"
 # repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
 _MAX_REPEAT = 100
 logger = logging.getLogger(__name__)
@@ -76,6 +78,14 @@ def _displayed_value(cell: Any) -> Any:
     return value if shown is None else shown
 
 
+def _xlsx_rows(sheet: Any, comments: RowComments) -> Iterator[str]:
+    """The sheet's lines, each row's comments after it; iter_rows yields every row from the first, empty or not."""
+    for number, row in enumerate(sheet.iter_rows(), 1):
+        yield _row_line(map(_displayed_value, row))
+        yield from comments.pop(number, ())
+    yield from (line for lines in comments.values() for line in lines)  # on empty cells below the last row
+
+
 def _row_line(cells: Iterable[Any]) -> str:
     texts = [_cell_text(cell) for cell in cells]
     while texts and not texts[-1]:
@@ -113,8 +123,8 @@ def load_csv(path: Path, limits: ParseLimits) -> str:
 
 
 def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
-    """Cell values (cached results for formulas) as their number formats show them, streamed row by row, then the
-    text boxes and the charts' titles and series."""
+    """Cell values (cached results for formulas) as their number formats show them, streamed row by row, each row's
+    cell comments after it, then the text boxes and the charts' titles and series."""
     check_zip(path, mimetype, limits)
     budget = [limits.max_text_chars]
     # a file object, because openpyxl refuses paths without an .xlsx-like suffix (spool files have none)
@@ -122,11 +132,12 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
         workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
         try:
             blocks = []
-            for sheet in workbook.worksheets:
-                # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
-                sheet.reset_dimensions()
-                rows = (_row_line(map(_displayed_value, row)) for row in sheet.iter_rows())
-                blocks.append(_sheet_block(sheet.title, rows, budget))
+            with zipfile.ZipFile(path) as archive:
+                for sheet in workbook.worksheets:
+                    # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
+                    sheet.reset_dimensions()
+                    comments = xlsx_comments(archive, sheet._worksheet_path)
+                    blocks.append(_sheet_block(sheet.title, _xlsx_rows(sheet, comments), budget))
         except _OverBudget:
             raise limits.text_too_long(path.name, mimetype) from None
         finally:
@@ -184,28 +195,48 @@ def _ods_paragraph(elem: Any) -> Iterator[str]:
 
 
 def _ods_cell_text(cell: Any) -> str:
-    paragraphs = ["".join(_ods_paragraph(para)) for para in cell.iter(f"{_TEXT_NS}p")]
+    # an annotation is the cell's comment, not part of its value
+    paragraphs = [
+        "".join(_ods_paragraph(para))
+        for child in cell
+        if child.tag != _ANNOTATION
+        for para in child.iter(f"{_TEXT_NS}p")
+    ]
     return " ".join(" ".join(paragraphs).split())
+
+
+def _ods_row(row: Any, row_number: int) -> list[str]:
+    """A table row's lines: the row (once per repeat, up to _MAX_REPEAT), then its cells' annotations."""
+    cells: list[str] = []
+    comments: list[str] = []
+    column = 1
+    for cell in row:
+        if cell.tag not in (f"{_TABLE_NS}table-cell", f"{_TABLE_NS}covered-table-cell"):
+            continue
+        text = _ods_cell_text(cell)
+        repeat = int(cell.get(f"{_TABLE_NS}number-columns-repeated", "1"))
+        cells.extend([text] * (min(repeat, _MAX_REPEAT) if text else min(repeat, 1)))
+        if (annotation := cell.find(_ANNOTATION)) is not None and (
+            note := ods_annotation(annotation, row_number, column)
+        ):
+            comments.append(note)
+        column += repeat
+    line = _row_line(cells)
+    repeat = int(row.get(f"{_TABLE_NS}number-rows-repeated", "1"))
+    return ([line] * min(repeat, _MAX_REPEAT) if line else []) + comments
 
 
 def _ods_sheets(content: Any) -> Iterator[tuple[str, Iterator[str]]]:
     events = iterparse(content, events=("start", "end"), forbid_dtd=True)
     rows: list[str] = []
     name = ""
+    row_number = 1
     for event, elem in events:
         if event == "start" and elem.tag == f"{_TABLE_NS}table":
-            name, rows = elem.get(f"{_TABLE_NS}name", ""), []
+            name, rows, row_number = elem.get(f"{_TABLE_NS}name", ""), [], 1
         elif event == "end" and elem.tag == f"{_TABLE_NS}table-row":
-            cells: list[str] = []
-            for cell in elem:
-                if cell.tag not in (f"{_TABLE_NS}table-cell", f"{_TABLE_NS}covered-table-cell"):
-                    continue
-                text = _ods_cell_text(cell)
-                repeat = int(cell.get(f"{_TABLE_NS}number-columns-repeated", "1"))
-                cells.extend([text] * (min(repeat, _MAX_REPEAT) if text else min(repeat, 1)))
-            line = _row_line(cells)
-            if line:
-                rows.extend([line] * min(int(elem.get(f"{_TABLE_NS}number-rows-repeated", "1")), _MAX_REPEAT))
+            rows.extend(_ods_row(elem, row_number))
+            row_number += int(elem.get(f"{_TABLE_NS}number-rows-repeated", "1"))
             elem.clear()
         elif event == "end" and elem.tag == f"{_TABLE_NS}table":
             yield name, iter(rows)
@@ -213,7 +244,7 @@ def _ods_sheets(content: Any) -> Iterator[tuple[str, Iterator[str]]]:
 
 
 def load_ods(path: Path, limits: ParseLimits) -> str:
-    """Cell texts of every table in an OpenDocument spreadsheet."""
+    """Cell texts of every table in an OpenDocument spreadsheet, each row's annotations after it."""
     check_zip(path, ODS, limits)
     budget = [limits.max_text_chars]
     with zipfile.ZipFile(path) as archive, archive.open("content.xml") as content:

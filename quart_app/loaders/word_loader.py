@@ -2,7 +2,7 @@
 
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,9 +46,10 @@ logger = logging.getLogger(__name__)
 
 
 class _Context(NamedTuple):
-    """What the stories of one document share: the list counters."""
+    """What the stories of one document share: the list counters and the comments by id."""
 
     numbering: DocxNumbering
+    comments: Mapping[str, str]
 
 
 def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
@@ -134,6 +135,10 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
             if text.strip():
                 yield label + text
             yield from _drawings(element, part)
+            # a comment follows the paragraph where its range ends, marked as a comment
+            for reference in element.iter(f"{_W}commentReference"):
+                if comment := context.comments.get(reference.get(f"{_W}id", "")):
+                    yield comment
         else:
             yield "\n".join(_table_lines(Table(element, container), part, context))
 
@@ -163,13 +168,31 @@ def _notes(document: DocxDocument, context: _Context, relationship: str, tag: st
                     yield text
 
 
+def _comments(document: DocxDocument) -> dict[str, str]:
+    """Each comment's text by its id, as "Comment by <author>: <text>" (python-docx reads comments, not where they
+    stand)."""
+    comments: dict[str, str] = {}
+    for rel in document.part.rels.values():
+        if rel.reltype != RT.COMMENTS or rel.is_external or (xml := _part_xml(rel, "comments")) is None:
+            continue
+        # a list in a comment counts apart from the body's lists
+        context = _Context(DocxNumbering(document), {})
+        for comment in xml.iterchildren(f"{_W}comment"):
+            container = BlockItemContainer(comment, document._body)
+            text = " ".join("\n".join(_blocks(container, rel.target_part, context)).split())
+            author = " ".join(comment.get(f"{_W}author", "").split())
+            if text:
+                comments[comment.get(f"{_W}id", "")] = f"Comment by {author}: {text}" if author else f"Comment: {text}"
+    return comments
+
+
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, then
-    text boxes, footnotes and endnotes, then headers and footers once each. Comments are left out: they discuss the
-    text (often text since changed), they are not it."""
+    """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
+    comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers once
+    each."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    context = _Context(DocxNumbering(document))
+    context = _Context(DocxNumbering(document), _comments(document))
     blocks = list(_blocks(document._body, document.part, context))
     blocks.extend(_text_boxes(document.element.body))
     blocks.extend(_notes(document, context, RT.FOOTNOTES, f"{_W}footnote"))

@@ -166,7 +166,7 @@ def write_pptx(d: Path) -> Path:
     slide = presentation.slides.add_slide(presentation.slide_layouts[1])
     slide.shapes.title.text = "Roadmap 2027"
     slide.placeholders[1].text = "Ship the indexer"
-    slide.notes_slide.notes_text_frame.text = "Speaker note: mention the deadline"
+    slide.notes_slide.notes_text_frame.text = "Mention the deadline"
     second = presentation.slides.add_slide(presentation.slide_layouts[5])
     second.shapes.title.text = "Costs"
     table = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
@@ -343,7 +343,7 @@ FIXTURES: dict[str, tuple[Writer, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": (
         write_pptx,
-        ("Roadmap 2027\nShip the indexer\nSpeaker note: mention the deadline", "Costs\nServers | 1200"),
+        ("Roadmap 2027\nShip the indexer\nSpeaker notes: Mention the deadline", "Costs\nServers | 1200"),
         (),
     ),
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (

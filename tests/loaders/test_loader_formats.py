@@ -574,7 +574,8 @@ def test_docx_footnotes_and_endnotes_are_indexed_after_the_body(tmp_path: Path) 
     _add_notes_parts(path)
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     assert text == (
-        "Revenue grew by 12 percent.\n\nCosts stayed flat.\n\nSource: Federal Statistical Office, 2023.\n\n"
+        "Revenue grew by 12 percent.\n\nComment by Bob: Check this number with Ann\n\nCosts stayed flat.\n\n"
+        "Source: Federal Statistical Office, 2023.\n\n"
         "Figures are net of VAT.\nRounded to whole euros."
     )
 

@@ -1,0 +1,94 @@
+"""Comments and notes are indexed after the content they belong to, marked so they read as comments."""
+
+from pathlib import Path
+
+import docx
+import odfdo
+import openpyxl
+from office_kit import deck_text, docx_text, titled_slide
+from openpyxl.comments import Comment
+
+from quart_app.loaders import extract_text
+
+
+def test_docx_comments_follow_the_paragraph_they_comment(tmp_path: Path) -> None:
+    # python-docx reads no comments: "who asked to check the budget?" found nothing
+    document = docx.Document()
+    commented = document.add_paragraph("The budget is 40,000 EUR.")
+    document.add_comment(commented.runs, text="Please check this against the invoice.", author="Alice Meyer")
+    document.add_paragraph("The project starts in May.")
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Lead"
+    run = table.cell(0, 1).paragraphs[0].add_run("Bob")
+    document.add_comment(run, text="Bob left in March.", author="")
+    assert docx_text(document, tmp_path / "plan") == (
+        "The budget is 40,000 EUR.\n\nComment by Alice Meyer: Please check this against the invoice.\n\n"
+        "The project starts in May.\n\nLead | Bob Comment: Bob left in March."
+    )
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+
+
+def test_xlsx_cell_comments_follow_their_row(tmp_path: Path) -> None:
+    # openpyxl's read-only mode loads no comments: a note explaining a figure was never indexed
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Budget"
+    sheet.append(["Item", "Cost"])
+    sheet.append(["Servers", 12000])
+    sheet.append(["Licences", 3000])
+    sheet["B2"].comment = Comment("Includes the spare\nmachine.", "Alice")
+    sheet["A2"].comment = Comment("Rented, not bought.", "")
+    sheet["D9"].comment = Comment("Figures of 2024.", "Bob")  # below the last row, on an empty cell
+    path = tmp_path / "budget"
+    workbook.save(str(path))
+    assert extract_text(path, XLSX) == (
+        "Budget\nItem | Cost\nServers | 12000\nComment on A2: Rented, not bought.\n"
+        "Comment on B2 by Alice: Includes the spare machine.\nLicences | 3000\nComment on D9 by Bob: Figures of 2024."
+    )
+
+
+def test_xlsx_threaded_comments_read_without_excel_s_notice(tmp_path: Path) -> None:
+    # Excel keeps a threaded comment's text in a legacy note too, behind a notice for older versions
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Total", 5])
+    notice = (
+        "[Threaded comment]\n\nYour version of Excel allows you to read this threaded comment; however, any edits "
+        "to it will get removed if the file is opened in a newer version of Excel. Learn more: "
+        "https://go.microsoft.com/fwlink/?linkid=870924\n\nComment:\n    Is this the net total?"
+    )
+    sheet["B1"].comment = Comment(notice, "tc={3C8F3A6E-2B8E-4C4B-9E52-1A2B3C4D5E6F}")
+    path = tmp_path / "totals"
+    workbook.save(str(path))
+    assert extract_text(path, XLSX) == "Sheet\nTotal | 5\nComment on B1: Is this the net total?"
+
+
+def test_ods_annotations_follow_their_row_and_leave_the_cell_value_alone(tmp_path: Path) -> None:
+    # the annotation's paragraphs were read as part of the cell: "Bolt Order more before May | 40"
+    document = odfdo.Document("spreadsheet")
+    document.body.clear()
+    table = odfdo.Table("Inventory")
+    table.set_values([["Part", "Count"], ["Bolt", 40], ["Nut", 75]])
+    cell = table.get_cell("A2")
+    cell.append(odfdo.Annotation("Order more before May.", creator="Carla"))
+    table.set_cell("A2", cell)
+    document.body.append(table)
+    path = tmp_path / "inventory"
+    document.save(str(path))
+    assert extract_text(path, ODS) == (
+        "Inventory\nPart | Count\nBolt | 40\nComment on A2 by Carla: Order more before May.\nNut | 75"
+    )
+
+
+def test_pptx_speaker_notes_follow_their_slide_marked_as_notes(tmp_path: Path) -> None:
+    # the notes were indexed as if they were on the slide: "mention the deadline" read as the slide's own text
+    presentation, slide = titled_slide("Roadmap")
+    slide.notes_slide.notes_text_frame.text = "Mention the deadline.\nThank the team."
+    assert (
+        deck_text(presentation, tmp_path / "deck") == "Roadmap\nSpeaker notes: Mention the deadline.\nThank the team."
+    )
