@@ -34,6 +34,8 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
+# a page style's headers and footers: the default, the left (even) pages' and the first page's
+_PAGE_STORIES = frozenset(f"style:{kind}{side}" for kind in ("header", "footer") for side in ("", "-left", "-first"))
 # content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, text boxes (indexed on their own) and
@@ -186,10 +188,22 @@ def _comments(document: DocxDocument) -> dict[str, str]:
     return comments
 
 
+def _page_stories(document: DocxDocument) -> Iterator[Any]:
+    """Every header and footer Word shows: each section's default ones, its first page's where the section has a
+    title page, its even pages' where the document has different odd and even pages."""
+    even_pages = document.settings.odd_and_even_pages_header_footer
+    for section in document.sections:
+        yield from (section.header, section.footer)
+        if section.different_first_page_header_footer:
+            yield from (section.first_page_header, section.first_page_footer)
+        if even_pages:
+            yield from (section.even_page_header, section.even_page_footer)
+
+
 def load_docx(path: Path, limits: ParseLimits) -> str:
     """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
-    comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers once
-    each."""
+    comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers (the
+    first page's and even pages' too) once each: they repeat on every page, their text is indexed once."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     context = _Context(DocxNumbering(document), _comments(document))
@@ -198,14 +212,12 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     blocks.extend(_notes(document, context, RT.FOOTNOTES, f"{_W}footnote"))
     blocks.extend(_notes(document, context, RT.ENDNOTES, f"{_W}endnote"))
     seen: set[str] = set()
-    for section in document.sections:
-        for story in (section.header, section.footer):
-            if story.is_linked_to_previous:
-                continue
-            text = "\n".join(_blocks(story, story.part, context)).strip()
-            if text and text not in seen:
-                seen.add(text)
-                blocks.append(text)
+    for story in _page_stories(document):
+        # a story linked to the previous section's repeats it (and one of the first section is empty)
+        text = "" if story.is_linked_to_previous else "\n".join(_blocks(story, story.part, context)).strip()
+        if text and text not in seen:
+            seen.add(text)
+            blocks.append(text)
     return "\n\n".join(block for block in blocks if block)
 
 
@@ -224,9 +236,23 @@ def _formula_text(archive: zipfile.ZipFile, href: str) -> str:
     return " ".join("".join(math.itertext()).split())
 
 
+def _odt_page_stories(document: odfdo.Document) -> Iterator[str]:
+    """The page styles' headers and footers (odfdo reads the body only), once each: they repeat on every page."""
+    seen: set[str] = set()
+    for story in document.styles.get_elements("//style:master-page/*"):
+        if story.tag not in _PAGE_STORIES or story.get_attribute_string("style:display") == "false":
+            continue
+        lines = "".join(child.get_formatted_text() for child in story.children).splitlines()
+        # tabs lay a header out in columns; a page number field leaves a gap ("Page  of 3")
+        text = "\n".join(" ".join(line.split()) for line in lines if line.strip())
+        if text and text not in seen:
+            seen.add(text)
+            yield text
+
+
 def load_odt(path: Path, limits: ParseLimits) -> str:
     """Formatted text of an OpenDocument text file (paragraphs, list items with their numbers or bullets, tables,
-    formulas)."""
+    formulas), then its pages' headers and footers once each."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
     styles = list_styles(part.root._xml_element for part in (document.content, document.styles))
@@ -247,4 +273,4 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     for image in document.body.get_elements("//draw:image"):
         if (frame := image.parent) is not None:
             frame.delete(image)
-    return str(document.get_formatted_text())
+    return "\n\n".join([str(document.get_formatted_text()), *_odt_page_stories(document)])
