@@ -95,11 +95,13 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:
     """Slide texts (titles, bodies, tables, groups, charts, SmartArt) and speaker notes (marked "Speaker notes:"), slide
-    by slide."""
+    by slide; hidden slides are left out, as the slide show leaves them out."""
     check_zip(path, PPTX, limits)
     presentation = pptx.Presentation(str(path))
     slides: list[str] = []
     for slide in presentation.slides:
+        if slide.element.get("show") in ("0", "false"):
+            continue
         parts = list(_shape_texts(slide.shapes))
         if slide.has_notes_slide:
             notes = slide.notes_slide.notes_text_frame

@@ -35,6 +35,9 @@ CELL_SEPARATOR = " | "
 _TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _ANNOTATION = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}annotation"
+_STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}style"
+_STYLE_NAME = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}name"
+_TABLE_PROPERTIES = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}table-properties"
 # repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
 _MAX_REPEAT = 100
 logger = logging.getLogger(__name__)
@@ -133,7 +136,8 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
         try:
             blocks = []
             with zipfile.ZipFile(path) as archive:
-                for sheet in workbook.worksheets:
+                # a hidden sheet (lookup tables, drafts) is not shown; a hidden row is: filters hide rows
+                for sheet in (sheet for sheet in workbook.worksheets if sheet.sheet_state == "visible"):
                     # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
                     sheet.reset_dimensions()
                     comments = xlsx_comments(archive, sheet._worksheet_path)
@@ -231,20 +235,32 @@ def _ods_sheets(content: Any) -> Iterator[tuple[str, Iterator[str]]]:
     rows: list[str] = []
     name = ""
     row_number = 1
+    # table styles with table:display="false" (automatic styles come before the body)
+    hidden: set[str] = set()
+    style_name = ""
+    shown = True
     for event, elem in events:
-        if event == "start" and elem.tag == f"{_TABLE_NS}table":
+        if event == "end" and elem.tag == _TABLE_PROPERTIES and elem.get(f"{_TABLE_NS}display") == "false":
+            hidden.add(style_name)
+        elif event == "start" and elem.tag == _STYLE:
+            style_name = elem.get(_STYLE_NAME, "")
+        elif event == "start" and elem.tag == f"{_TABLE_NS}table":
             name, rows, row_number = elem.get(f"{_TABLE_NS}name", ""), [], 1
+            shown = elem.get(f"{_TABLE_NS}style-name") not in hidden
         elif event == "end" and elem.tag == f"{_TABLE_NS}table-row":
-            rows.extend(_ods_row(elem, row_number))
-            row_number += int(elem.get(f"{_TABLE_NS}number-rows-repeated", "1"))
+            if shown:
+                rows.extend(_ods_row(elem, row_number))
+                row_number += int(elem.get(f"{_TABLE_NS}number-rows-repeated", "1"))
             elem.clear()
         elif event == "end" and elem.tag == f"{_TABLE_NS}table":
-            yield name, iter(rows)
+            if shown:
+                yield name, iter(rows)
             elem.clear()
 
 
 def load_ods(path: Path, limits: ParseLimits) -> str:
-    """Cell texts of every table in an OpenDocument spreadsheet, each row's annotations after it."""
+    """Cell texts of every table in an OpenDocument spreadsheet, each row's annotations after it; hidden tables are
+    left out."""
     check_zip(path, ODS, limits)
     budget = [limits.max_text_chars]
     with zipfile.ZipFile(path) as archive, archive.open("content.xml") as content:

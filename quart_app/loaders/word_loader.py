@@ -27,6 +27,7 @@ from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
+from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .zip_guard import check_zip
 
@@ -100,8 +101,16 @@ def _paragraph_text(paragraph: Any) -> str:
     return "".join(
         math_text(item) if item.tag == OMATH else item.text
         for item in paragraph.iter(f"{_W}r", OMATH)
-        if (isinstance(item, CT_R) or item.tag == OMATH) and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
+        if (isinstance(item, CT_R) or item.tag == OMATH)
+        and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
+        and not _hidden(item)
     )
+
+
+def _hidden(run: Any) -> bool:
+    """Whether the run is formatted as hidden text (w:vanish), which Word neither shows nor prints."""
+    vanish = run.find(f"{_W}rPr/{_W}vanish")
+    return vanish is not None and vanish.get(f"{_W}val", "true") not in ("0", "false", "off")
 
 
 def _part_xml(rel: Any, what: str) -> Any | None:
@@ -203,7 +212,8 @@ def _page_stories(document: DocxDocument) -> Iterator[Any]:
 def load_docx(path: Path, limits: ParseLimits) -> str:
     """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
     comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers (the
-    first page's and even pages' too) once each: they repeat on every page, their text is indexed once."""
+    first page's and even pages' too) once each: they repeat on every page, their text is indexed once. Hidden text
+    (w:vanish) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     context = _Context(DocxNumbering(document), _comments(document))
@@ -252,11 +262,12 @@ def _odt_page_stories(document: odfdo.Document) -> Iterator[str]:
 
 def load_odt(path: Path, limits: ParseLimits) -> str:
     """Formatted text of an OpenDocument text file (paragraphs, list items with their numbers or bullets, tables,
-    formulas), then its pages' headers and footers once each."""
+    formulas), then its pages' headers and footers once each; hidden text, paragraphs and sections are left out."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
-    styles = list_styles(part.root._xml_element for part in (document.content, document.styles))
-    OdtListLabels(styles).label_lists(document.body._xml_element)
+    roots = [part.root._xml_element for part in (document.content, document.styles)]
+    remove_hidden(document.body._xml_element, hidden_styles(roots))
+    OdtListLabels(list_styles(roots)).label_lists(document.body._xml_element)
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"

@@ -1,0 +1,112 @@
+"""Content the author hid (hidden text, sections, sheets and slides) is not indexed: an answer must not quote text the
+user cannot see in the document it cites. Hidden rows and columns are indexed: filters hide them, not authors."""
+
+from pathlib import Path
+
+import docx
+import odfdo
+import openpyxl
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
+from office_kit import deck_text, docx_text, titled_slide
+
+from quart_app.loaders import extract_text
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+ODT = "application/vnd.oasis.opendocument.text"
+
+
+def test_hidden_pptx_slides_are_left_out(tmp_path: Path) -> None:
+    presentation, _ = titled_slide("Quarterly results")
+    hidden = presentation.slides.add_slide(presentation.slide_layouts[5])
+    hidden.shapes.title.text = "Draft: layoffs under discussion"
+    hidden.element.set("show", "0")
+    shown = presentation.slides.add_slide(presentation.slide_layouts[5])
+    shown.shapes.title.text = "Outlook"
+    assert deck_text(presentation, tmp_path / "deck") == "Quarterly results\n\nOutlook"
+
+
+def test_hidden_docx_runs_are_left_out(tmp_path: Path) -> None:
+    document = docx.Document()
+    paragraph = document.add_paragraph("The price is ")
+    paragraph.add_run("(old price: 90 EUR) ").font.hidden = True
+    paragraph.add_run("80 EUR.")
+    document.add_paragraph().add_run("Internal note: do not send.").font.hidden = True
+    shown = document.add_paragraph()
+    run = shown.add_run("Valid until May.")
+    run._r.get_or_add_rPr().append(parse_xml(f'<w:vanish {nsdecls("w")} w:val="false"/>'))
+    assert docx_text(document, tmp_path / "offer") == "The price is 80 EUR.\n\nValid until May."
+
+
+HIDDEN_ODT_STYLES = (
+    '<style:style style:name="T1" style:family="text"><style:text-properties text:display="none"/></style:style>'
+    '<style:style style:name="P1" style:family="paragraph"><style:text-properties text:display="none"/>'
+    "</style:style>"
+)
+
+
+def test_hidden_odt_text_paragraphs_and_sections_are_left_out(tmp_path: Path) -> None:
+    document = odfdo.Document("text")
+    document.body.clear()
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    for style in odfdo.Element.from_tag(
+        f"<office:automatic-styles>{HIDDEN_ODT_STYLES}</office:automatic-styles>"
+    ).children:
+        automatic.append(style)
+    for xml in (
+        '<text:p>The price is <text:span text:style-name="T1">(old price: 90 EUR) </text:span>80 EUR.</text:p>',
+        '<text:p text:style-name="P1">A paragraph formatted as hidden.</text:p>',
+        '<text:p><text:hidden-paragraph text:condition="ooow:1" text:is-hidden="true"/>Hidden by a condition.</text:p>',
+        '<text:section text:name="Draft" text:display="none"><text:p>A hidden section.</text:p></text:section>',
+        '<text:section text:name="Final"><text:p>Valid until May.</text:p></text:section>',
+        '<text:p>Ends <text:hidden-text text:condition="ooow:1" text:string-value="secret " text:is-hidden="true"/>'
+        "here.</text:p>",
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "offer"
+    document.save(str(path))
+    assert extract_text(path, ODT) == "The price is 80 EUR.\n\nValid until May.\n\nEnds here."
+
+
+def test_hidden_xlsx_sheets_are_left_out_hidden_rows_are_not(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Prices"
+    sheet.append(["Bolt", 2])
+    sheet.append(["Nut", 1])
+    sheet.row_dimensions[2].hidden = True  # filtered out: still the workbook's data
+    lookup = workbook.create_sheet("Margins")
+    lookup.append(["Bolt margin", 0.4])
+    lookup.sheet_state = "hidden"
+    secret = workbook.create_sheet("Codes")
+    secret.append(["Supplier code", 1234])
+    secret.sheet_state = "veryHidden"
+    path = tmp_path / "prices"
+    workbook.save(str(path))
+    assert extract_text(path, XLSX) == "Prices\nBolt | 2\nNut | 1"
+
+
+def test_hidden_ods_sheets_are_left_out(tmp_path: Path) -> None:
+    document = odfdo.Document("spreadsheet")
+    document.body.clear()
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    automatic.append(
+        odfdo.Element.from_tag(
+            '<style:style style:name="ta2" style:family="table"><style:table-properties table:display="false"/>'
+            "</style:style>"
+        )
+    )
+    shown = odfdo.Table("Prices")
+    shown.set_values([["Bolt", 2]])
+    hidden = odfdo.Table("Margins")
+    hidden.set_values([["Bolt margin", 0.4]])
+    hidden.set_attribute("table:style-name", "ta2")
+    document.body.append(shown)
+    document.body.append(hidden)
+    path = tmp_path / "prices"
+    document.save(str(path))
+    assert extract_text(path, ODS) == "Prices\nBolt | 2"
