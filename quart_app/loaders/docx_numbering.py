@@ -115,8 +115,11 @@ class DocxNumbering:
 
     def label(self, paragraph: Any) -> str:
         """The paragraph's list label and a space ("3. ", "1.2. ", "- "), "" when it is not a list item; counts it."""
-        style_num, style_level = self._style_numbering.get(_val(paragraph, f"{_W}pPr/{_W}pStyle", ""), ("", "0"))
-        num_pr = paragraph.find(f"{_W}pPr/{_W}numPr")
+        properties = paragraph.find(f"{_W}pPr")
+        if properties is None or not self._lists:  # most paragraphs of most documents: one lookup
+            return ""
+        style_num, style_level = self._style_numbering.get(_val(properties, f"{_W}pStyle", ""), ("", "0"))
+        num_pr = properties.find(f"{_W}numPr")
         num_id = _val(num_pr, f"{_W}numId", style_num) if num_pr is not None else style_num
         listed = self._lists.get(num_id)
         if listed is None or (levels := self._abstracts.get(listed.abstract)) is None:

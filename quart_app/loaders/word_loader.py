@@ -42,6 +42,7 @@ _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, text boxes (indexed on their own) and
 # equations (read as a whole)
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent", OMATH})
+_VANISH = f"{_W}vanish"
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
@@ -98,18 +99,20 @@ def _paragraph_text(paragraph: Any) -> str:
     # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags, and equations
     # a text box's own paragraphs sit inside its w:txbxContent: only wrappers below the paragraph leave a run out
     own = next(paragraph.iterancestors(*_NOT_PARAGRAPH_TEXT), None)
+    # runs are checked for hidden text only in a paragraph that has some: one lookup per paragraph, not per run
+    hiding = next(paragraph.iter(_VANISH), None) is not None
     return "".join(
         math_text(item) if item.tag == OMATH else item.text
         for item in paragraph.iter(f"{_W}r", OMATH)
         if (isinstance(item, CT_R) or item.tag == OMATH)
         and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
-        and not _hidden(item)
+        and not (hiding and _hidden(item))
     )
 
 
 def _hidden(run: Any) -> bool:
     """Whether the run is formatted as hidden text (w:vanish), which Word neither shows nor prints."""
-    vanish = run.find(f"{_W}rPr/{_W}vanish")
+    vanish = run.find(f"{_W}rPr/{_VANISH}")
     return vanish is not None and vanish.get(f"{_W}val", "true") not in ("0", "false", "off")
 
 
@@ -147,7 +150,7 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
                 yield label + text
             yield from _drawings(element, part)
             # a comment follows the paragraph where its range ends, marked as a comment
-            for reference in element.iter(f"{_W}commentReference"):
+            for reference in element.iter(f"{_W}commentReference") if context.comments else ():
                 if comment := context.comments.get(reference.get(f"{_W}id", "")):
                     yield comment
         else:
