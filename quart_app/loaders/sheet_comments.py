@@ -3,13 +3,15 @@
 openpyxl's read-only mode loads no comments, and the ODS reader took a cell's annotation for part of its value.
 """
 
+import logging
 import posixpath
 import re
 import zipfile
 from collections import defaultdict
 from typing import Any
 
-from defusedxml.ElementTree import fromstring
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
 from openpyxl.utils import coordinate_to_tuple, get_column_letter
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -22,6 +24,7 @@ _THREAD_NOTICE = re.compile(r"\[Threaded comment\].*?\bComment:\s*", re.DOTALL)
 _THREAD_AUTHOR = re.compile(r"tc=\{[0-9A-Fa-f-]+\}")
 
 RowComments = dict[int, list[str]]
+logger = logging.getLogger(__name__)
 
 
 def comment_line(reference: str, author: str, text: str) -> str:
@@ -37,6 +40,9 @@ def _comment_parts(archive: zipfile.ZipFile, worksheet: str) -> list[str]:
         rels = fromstring(archive.read(f"{folder}/_rels/{name}.rels"))
     except KeyError:
         return []
+    except (ParseError, DefusedXmlException) as exc:
+        logger.warning("skipped the damaged relationships of %s: %s", worksheet, type(exc).__name__)
+        return []
     return [
         target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
         for rel in rels.iter(f"{_PACKAGE_RELS}Relationship")
@@ -51,6 +57,9 @@ def xlsx_comments(archive: zipfile.ZipFile, worksheet: str) -> RowComments:
         try:
             comments = fromstring(archive.read(part))
         except KeyError:
+            continue
+        except (ParseError, DefusedXmlException) as exc:  # the cells are still the workbook
+            logger.warning("skipped the damaged comments part %s: %s", part, type(exc).__name__)
             continue
         authors = [author.text or "" for author in comments.iter(f"{_MAIN}author")]
         for comment in comments.iter(f"{_MAIN}comment"):

@@ -1,10 +1,12 @@
 """Comments and notes are indexed after the content they belong to, marked so they read as comments."""
 
+import zipfile
 from pathlib import Path
 
 import docx
 import odfdo
 import openpyxl
+import pytest
 from office_kit import deck_text, docx_text, titled_slide
 from openpyxl.comments import Comment
 
@@ -92,3 +94,22 @@ def test_pptx_speaker_notes_follow_their_slide_marked_as_notes(tmp_path: Path) -
     assert (
         deck_text(presentation, tmp_path / "deck") == "Roadmap\nSpeaker notes: Mention the deadline.\nThank the team."
     )
+
+
+def test_a_damaged_xlsx_comments_part_loses_its_comments_not_the_workbook(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Servers", 12000])
+    sheet["B1"].comment = Comment("Includes the spare machine.", "Alice")
+    path = tmp_path / "budget"
+    workbook.save(str(path))
+    damaged = tmp_path / "damaged"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data[:60] if item.filename.startswith("xl/comments") else data)
+    assert extract_text(damaged, XLSX) == "Sheet\nServers | 12000"
+    assert "skipped the damaged comments part xl/comments" in caplog.text
