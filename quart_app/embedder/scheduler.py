@@ -28,11 +28,21 @@ class _RequestersGone(Exception):
     """Every request of a batch was cancelled before its last slice."""
 
 
+# close() waits this long for the runtime's slice in progress (~50 ms idle, a second at load 15), then leaves it to the
+# process's exit: the embedder's whole stop must fit supervisord's stopwaitsecs=3
+SHUTDOWN_TIMEOUT_S = 1.0
+
+
 class EmbeddingScheduler:
     """Owns the runtime's thread; `start()` in before_serving, `close()` in after_serving."""
 
     def __init__(
-        self, runtime: EmbeddingRuntime, batch_tokens: int, *, shutdown_timeout_s: float = 5.0, slice_texts: int = 8
+        self,
+        runtime: EmbeddingRuntime,
+        batch_tokens: int,
+        *,
+        shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
+        slice_texts: int = 8,
     ) -> None:
         self._runtime = runtime
         self._batch_tokens = max(1, batch_tokens)
@@ -42,7 +52,6 @@ class EmbeddingScheduler:
         self._thread: RuntimeThread | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._abandoned = False
         # a big request runs as several runtime calls, so shutdown and waiting queries wait for one slice, not the
         # whole request (8 rows: the ONNX runtime's own batch, as fast per text as 32 on CPU)
         self._slice_texts = max(1, slice_texts)
@@ -54,11 +63,6 @@ class EmbeddingScheduler:
             # one thread: runtimes are not thread-safe and the model's own threads use the cores
             self._thread = RuntimeThread("embedder-runtime")
             self._task = asyncio.create_task(self._run(), name="embedder-scheduler")
-
-    @property
-    def runtime_abandoned(self) -> bool:
-        """True when close() gave up waiting for a runtime call; the process should then exit without finalizers."""
-        return self._abandoned
 
     async def count_tokens(self, texts: list[str], input_type: InputType) -> list[int]:
         thread = self._require_running()
@@ -85,7 +89,6 @@ class EmbeddingScheduler:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._thread is not None and not await self._thread.stop(self._shutdown_timeout_s):
-            self._abandoned = True
             log.warning(
                 "the runtime of model %s is still busy after %.0f s; shutting down without waiting for it",
                 self._runtime.model_id,

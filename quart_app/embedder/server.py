@@ -14,7 +14,12 @@ from quart_app.embedder.app import embedder_scheduler
 log = logging.getLogger(__name__)
 
 
-async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s: float = 3.0) -> None:
+# in-flight requests are answered 503 at the stop's start (fail_queued_requests): what is left to drain is a response
+# being written; with the scheduler's second, the stop fits supervisord's stopwaitsecs=3
+GRACEFUL_TIMEOUT_S = 1.0
+
+
+async def serve_embedder(app: Quart, host: str, port: int, *, graceful_timeout_s: float = GRACEFUL_TIMEOUT_S) -> None:
     """Run until SIGTERM/SIGINT, then let in-flight requests finish for up to `graceful_timeout_s`."""
     config = Config()
     config.bind = [f"{host}:{port}"]

@@ -1,17 +1,20 @@
-"""A stop of the busy appliance ends the app by its own means, inside supervisord's stopwaitsecs (no SIGKILL): the
-whole appliance under supervisord, SIGTERM while an upload is in flight (its body half sent) and the embedding worker
-is inside a batch (the embedder frozen with SIGSTOP). The requests' drain (hypercorn's 3 s), the loops' grace (3 s)
-and the closers used to follow one another, past the app's 4 s: supervisord SIGKILLed it in 3 of 7 stops under load.
+"""A stop of the busy appliance ends the app and the embedder by their own means, inside supervisord's stopwaitsecs (no
+SIGKILL). The whole appliance under supervisord: SIGTERM while an upload is in flight (its body half sent) and the
+embedding worker is inside a batch (the embedder frozen with SIGSTOP); and SIGTERM with every core busy. The requests'
+drain (hypercorn's 3 s), the loops' grace (3 s) and the closers used to follow one another, past the app's 4 s:
+supervisord SIGKILLed it in 3 of 7 stops under load.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -94,3 +97,29 @@ def test_a_stop_while_a_request_and_a_loop_are_busy_ends_the_app_without_sigkill
     supervisord = _log_messages(stack.storage.log_dir / "supervisord.log")
     assert [m for m in supervisord if "SIGKILL" in m and "app" in m] == []
     assert any(m.startswith("stopped: app (exit status 0)") for m in supervisord), supervisord[-10:]
+
+
+def _burn(stop: Any) -> None:
+    while not stop.is_set():
+        pass
+
+
+def test_a_stop_with_every_core_busy_ends_every_program_without_sigkill(stack: ApplianceStack) -> None:
+    # the embedder runs at niceness 10: beside busy cores its interpreter's finalization (the runtime's native
+    # teardown) took seconds past its stopwaitsecs=3
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    burners = [context.Process(target=_burn, args=(stop,)) for _ in range(2 * (os.cpu_count() or 1))]
+    for burner in burners:
+        burner.start()
+    try:
+        stack.process.send_signal(signal.SIGTERM)
+        assert stack.process.wait(60) == 0
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join(10)
+    supervisord = _log_messages(stack.storage.log_dir / "supervisord.log")
+    assert [m for m in supervisord if "SIGKILL" in m] == []
+    for program in ("app", "embedder"):
+        assert any(m.startswith(f"stopped: {program} (exit status 0)") for m in supervisord), supervisord[-10:]
