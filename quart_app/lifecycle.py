@@ -23,6 +23,7 @@ from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
 from quart_app.stop_deadline import StopDeadline
 from quart_app.store.database_outage import DatabaseReachability
+from quart_app.store.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ REPORT_RETRY_MAX_S = 60.0
 # an engine that did not open after the fetch is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
 OPEN_RETRY_BASE_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
+# while PostgreSQL cannot be reached, at most every 30 s (as the start-up's opening): it opens soon after its return
+OPEN_OUTAGE_RETRY_MAX_S = 30.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -123,10 +126,25 @@ class InitJob:
             except Exception as exc:
                 error = f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
                 self.last_error = error
-                pause = backoff(self.open_retry_base_s, OPEN_RETRY_MAX_S, attempt)
-                log.exception(
-                    "the engine did not open after the model fetch (attempt %d); trying again in %g s", attempt, pause
-                )
+                outage = isinstance(exc, DatabaseUnavailableError)
+                longest = OPEN_OUTAGE_RETRY_MAX_S if outage else OPEN_RETRY_MAX_S
+                pause = backoff(self.open_retry_base_s, longest, attempt)
+                if not outage:
+                    log.exception(
+                        "the engine did not open after the model fetch (attempt %d); trying again in %g s",
+                        attempt,
+                        pause,
+                    )
+                elif error != reported:  # an outage is no bug: its cause once, no traceback per attempt
+                    log.warning(
+                        "the engine did not open after the model fetch (attempt %d): %s; trying again in %g s, then"
+                        " after a growing pause (at most every %g s): start PostgreSQL (`ccb logs postgres`) or check"
+                        " the server EXTERNAL_DB names",
+                        attempt,
+                        exc,
+                        pause,
+                        OPEN_OUTAGE_RETRY_MAX_S,
+                    )
                 handle.status.set("backing_off", f"{error}; trying again in {pause:g} s")
                 if error != reported:  # the same error again would only repeat itself in Nextcloud's log
                     await self._reporter(99, error)

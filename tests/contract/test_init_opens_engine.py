@@ -29,6 +29,7 @@ from quart_app.app_factory import MODEL_WAIT_LOOP
 from quart_app.app_settings import AppSettings, downloads_models
 from quart_app.engine import ENGINE_EXTENSION
 from quart_app.lifecycle import STATE_EXTENSION
+from quart_app.store.errors import DatabaseUnavailableError
 
 
 def _entry(model_url: str, tokenizer_url: str, model: bytes, tokenizer: bytes) -> dict[str, Any]:
@@ -240,6 +241,51 @@ async def test_an_engine_that_fails_to_open_after_the_fetch_is_tried_again(
             } in nextcloud.init_statuses()
             assert nextcloud.init_statuses()[-1] == {"progress": 100, "error": ""}
             await wait_until(_counts(client, 200), "the engine to open")
+
+
+async def test_a_database_outage_after_the_fetch_is_logged_once_without_a_traceback(
+    tmp_path: Path,
+    fresh_dsn: str,
+    embedder_url: str,
+    minilm_paths: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL away for the engine's first three openings after the fetch: no bug of ours, so one warning with what
+    to do, not a traceback per attempt; Nextcloud hears it once, and the engine opens once the outage passes."""
+    files = await _minilm_files(minilm_paths)
+    real_lookup = model_catalogue.chunking_tokenizer_file
+    failures: list[Path] = []
+
+    def away_three_times(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
+        found = real_lookup(entry, model_dir)  # ModelNotDownloadedError before the fetch, as always
+        if len(failures) < 3:
+            failures.append(model_dir)
+            raise DatabaseUnavailableError("PostgreSQL did not answer within 1 s (connection refused)")
+        return found
+
+    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", away_three_times)
+    caplog.set_level(logging.INFO, logger="quart_app.lifecycle")
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        app = create_app(_downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url))
+        app.extensions[STATE_EXTENSION].init_job.open_retry_base_s = 0.05
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
+            await wait_until(_counts(client, 200), "the engine to open")
+    assert len(failures) == 3
+    opening = [r for r in caplog.records if r.name == "quart_app.lifecycle" and "did not open" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in opening] == [("WARNING", None)]
+    assert "start PostgreSQL" in opening[0].getMessage()
+    assert [s for s in nextcloud.init_statuses() if s["progress"] == 99] == [
+        {
+            "progress": 99,
+            "error": "Init failed: the engine did not open: DatabaseUnavailableError: PostgreSQL did not answer within"
+            " 1 s (connection refused)",
+        }
+    ]
 
 
 def _reported_progress(nextcloud: FakeAppApiNextcloud, progress: int) -> Callable[[], Awaitable[bool]]:
