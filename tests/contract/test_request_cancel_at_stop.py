@@ -5,14 +5,13 @@ ran on after the server was gone (an LLM answer held the appliance's stop for a 
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from local_ports import free_port
+from local_ports import connect_when_listening, free_port
 from quart import Quart
 
 from appliance.config import parse_config
@@ -56,12 +55,7 @@ async def _serve_one_request_then_stop(app: Quart, seen: dict[str, Any]) -> bool
     config.accesslog = None
     stop = asyncio.Event()
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    for _ in range(100):
-        try:
-            client = socket.create_connection(("127.0.0.1", port), timeout=5)
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
+    client = await connect_when_listening(port)
     client.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await asyncio.wait_for(seen["started"].wait(), 10)
     stop.set()

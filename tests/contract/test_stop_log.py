@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import pytest
-from local_ports import free_port
+from local_ports import connect_when_listening, free_port
 from quart import Quart
 
 from quart_app.app_server import quiet_cancelled_connections, serve_until_signal, server_config
@@ -33,12 +32,7 @@ async def test_a_request_cut_off_by_the_stop_logs_no_asyncio_error(caplog: pytes
     config.accesslog = None
     stop = asyncio.Event()
     server = asyncio.create_task(serve_until_signal(app, config, stop))
-    for _ in range(200):
-        try:
-            client = socket.create_connection(("127.0.0.1", port), timeout=5)
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
+    client = await connect_when_listening(port)
     client.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await asyncio.wait_for(started.wait(), 10)
     with caplog.at_level(logging.ERROR, logger="asyncio"):
