@@ -205,6 +205,42 @@ def _counts(client: Any, status_code: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+async def _init_with_failing_openings(
+    tmp_path: Path,
+    fresh_dsn: str,
+    embedder_url: str,
+    files: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    times: int,
+) -> list[dict[str, Any]]:
+    """POST /init whose fetch succeeds and whose first `times` openings of the engine after it fail with `failure`;
+    returns what Nextcloud was told once /init reported 100 and the engine opened."""
+    real_lookup = model_catalogue.chunking_tokenizer_file
+    failures: list[Path] = []
+
+    def fail_after_the_fetch(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
+        found = real_lookup(entry, model_dir)  # ModelNotDownloadedError before the fetch, as always
+        if len(failures) < times:
+            failures.append(model_dir)
+            raise failure
+        return found
+
+    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", fail_after_the_fetch)
+    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
+        app = create_app(_downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url))
+        app.extensions[STATE_EXTENSION].init_job.open_retry_base_s = 0.05
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            assert (await client.post("/init", headers=signed_headers())).status_code == 200
+            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
+            await wait_until(_counts(client, 200), "the engine to open")
+        assert len(failures) == times, "the engine's opening did not fail as often as asked"
+        statuses: list[dict[str, Any]] = nextcloud.init_statuses()
+        return statuses
+
+
 async def test_an_engine_that_fails_to_open_after_the_fetch_is_tried_again(
     tmp_path: Path,
     fresh_dsn: str,
@@ -215,32 +251,19 @@ async def test_an_engine_that_fails_to_open_after_the_fetch_is_tried_again(
     """The fetch succeeds, but the engine's first opening after it fails on a passing error (the shared storage
     answers EIO once): Nextcloud is told, the opening is tried again, and /init ends at 100 with a working app."""
     files = await _minilm_files(minilm_paths)
-    real_lookup = model_catalogue.chunking_tokenizer_file
-    failures: list[Path] = []
-
-    def fail_once_after_the_fetch(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
-        found = real_lookup(entry, model_dir)  # ModelNotDownloadedError before the fetch, as always
-        if not failures:
-            failures.append(model_dir)
-            raise OSError(errno.EIO, "Input/output error")
-        return found
-
-    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", fail_once_after_the_fetch)
-    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
-        app = create_app(_downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url))
-        app.extensions[STATE_EXTENSION].init_job.open_retry_base_s = 0.05
-        async with running_app(app) as test_app:
-            client = test_app.test_client()
-            await client.put("/enabled?enabled=1", headers=signed_headers())
-            assert (await client.post("/init", headers=signed_headers())).status_code == 200
-            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
-            assert failures, "the engine's opening never failed"
-            assert {
-                "progress": 99,
-                "error": "Init failed: the engine did not open: OSError: [Errno 5] Input/output error",
-            } in nextcloud.init_statuses()
-            assert nextcloud.init_statuses()[-1] == {"progress": 100, "error": ""}
-            await wait_until(_counts(client, 200), "the engine to open")
+    statuses = await _init_with_failing_openings(
+        tmp_path,
+        fresh_dsn,
+        embedder_url,
+        files,
+        monkeypatch,
+        OSError(errno.EIO, "Input/output error"),
+        times=1,
+    )
+    assert {"progress": 99, "error": "Init failed: the engine did not open: OSError: [Errno 5] Input/output error"} in (
+        statuses
+    )
+    assert statuses[-1] == {"progress": 100, "error": ""}
 
 
 async def test_a_database_outage_after_the_fetch_is_logged_once_without_a_traceback(
@@ -254,32 +277,20 @@ async def test_a_database_outage_after_the_fetch_is_logged_once_without_a_traceb
     """PostgreSQL away for the engine's first three openings after the fetch: no bug of ours, so one warning with what
     to do, not a traceback per attempt; Nextcloud hears it once, and the engine opens once the outage passes."""
     files = await _minilm_files(minilm_paths)
-    real_lookup = model_catalogue.chunking_tokenizer_file
-    failures: list[Path] = []
-
-    def away_three_times(entry: model_catalogue.ModelEntry, model_dir: Path) -> Path | None:
-        found = real_lookup(entry, model_dir)  # ModelNotDownloadedError before the fetch, as always
-        if len(failures) < 3:
-            failures.append(model_dir)
-            raise DatabaseUnavailableError("PostgreSQL did not answer within 1 s (connection refused)")
-        return found
-
-    monkeypatch.setattr(model_catalogue, "chunking_tokenizer_file", away_three_times)
     caplog.set_level(logging.INFO, logger="quart_app.lifecycle")
-    with ModelServer(files) as models, FakeAppApiNextcloud() as nextcloud:
-        app = create_app(_downloading_settings(tmp_path, fresh_dsn, embedder_url, models, files, nextcloud.url))
-        app.extensions[STATE_EXTENSION].init_job.open_retry_base_s = 0.05
-        async with running_app(app) as test_app:
-            client = test_app.test_client()
-            await client.put("/enabled?enabled=1", headers=signed_headers())
-            assert (await client.post("/init", headers=signed_headers())).status_code == 200
-            await wait_until(_reported_progress(nextcloud, 100), "POST /init to report 100")
-            await wait_until(_counts(client, 200), "the engine to open")
-    assert len(failures) == 3
+    statuses = await _init_with_failing_openings(
+        tmp_path,
+        fresh_dsn,
+        embedder_url,
+        files,
+        monkeypatch,
+        DatabaseUnavailableError("PostgreSQL did not answer within 1 s (connection refused)"),
+        times=3,
+    )
     opening = [r for r in caplog.records if r.name == "quart_app.lifecycle" and "did not open" in r.getMessage()]
     assert [(r.levelname, r.exc_info) for r in opening] == [("WARNING", None)]
     assert "start PostgreSQL" in opening[0].getMessage()
-    assert [s for s in nextcloud.init_statuses() if s["progress"] == 99] == [
+    assert [s for s in statuses if s["progress"] == 99] == [
         {
             "progress": 99,
             "error": "Init failed: the engine did not open: DatabaseUnavailableError: PostgreSQL did not answer within"
