@@ -55,9 +55,9 @@ class CountingLeg:
     async def query_vector(self, question: str) -> list[float]:
         return await self._index.query_vector(question)
 
-    async def asked(self, user_id: str) -> None:
+    async def asked(self, user_id: str, *, whole_index: bool = True) -> None:
         self.questions += 1
-        await self._index.asked(user_id)
+        await self._index.asked(user_id, whole_index=whole_index)
 
     async def covers(self, user_id: str) -> bool:
         return await self._index.covers(user_id)

@@ -5,7 +5,8 @@ The embedding model (MiniLM by default) reads English; a question in German abou
 through it, and nothing through the full-text leg. The multilingual model finds it, but ranks English questions worse
 than MiniLM and embeds about six times slower. So it is a third leg, asked only for questions whose words the
 documents do not hold (RetrievalService), and with `backfill: when_asked` its vectors are computed only once such a
-question has been asked: an install whose users ask in the documents' language never pays for them.
+question has been asked: an install whose users ask in the documents' language never pays for them. A question that is
+foreign only to its user's few documents has that user's chunks filled in, not the whole index.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.generic_questions import GENERIC_QUESTIONS
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
+    PendingChunk,
     claim_chunks,
     mark_refused,
     mark_waiting_user,
@@ -133,24 +135,33 @@ class CrossLingualIndex:
                 self._generic_mean = [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
         return self._generic_mean
 
-    async def asked(self, user_id: str) -> None:
-        """`user_id`'s question needed the leg: from now on every chunk gets its vector, that user's first (recorded
-        for every replica). When this replica fills them in and the user has a few chunks without one, returns once
-        they have theirs (_wait_for_own_vectors), so that this question is answered with them."""
+    async def asked(self, user_id: str, *, whole_index: bool = True) -> None:
+        """`user_id`'s question needed the leg: that user's chunks get their vectors first (recorded for every replica);
+        with `whole_index` (the question is foreign to the index, not only to the user's few documents) every chunk
+        gets its vector from now on, after that user's. When this replica fills them in and the user has a few chunks
+        without one, returns once they have theirs (_wait_for_own_vectors), so that this question is answered with
+        them."""
         now = time.monotonic()
         recorded = self._recorded_users.get(user_id)
-        if self._wanted.is_set() and recorded is not None and now - recorded < WAITING_USER_RECORD_S:
+        recent = recorded is not None and now - recorded < WAITING_USER_RECORD_S
+        if recent and (self._wanted.is_set() or not whole_index):
             return
         async with self._db.connection() as conn:
             await mark_waiting_user(conn, user_id)
-            first = not self._wanted.is_set() and await mark_wanted(conn)
+            first = whole_index and not self._wanted.is_set() and await mark_wanted(conn)
         self._recorded_users[user_id] = now
         if first:
             log.info(
-                "a question whose words its user's documents mostly lack (in another language than theirs?):"
-                " filling in the cross-lingual vectors"
+                "a question whose words its user's documents and the index mostly lack (in another language than"
+                " theirs?): filling in the cross-lingual vectors, its user's chunks first"
             )
-        self._wanted.set()
+        elif not whole_index and not self._wanted.is_set() and recorded is None:
+            log.info(
+                "a question whose words its user's few documents mostly lack, but the index holds: filling in the"
+                " cross-lingual vectors of that user's chunks only"
+            )
+        if whole_index:
+            self._wanted.set()
         self._user_asked.set()
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
         # not once every chunk is known to have its vector: counting a big user's chunks reads all of them
@@ -224,48 +235,46 @@ class CrossLingualIndex:
         return filled / elapsed if filled and elapsed > 0 else None
 
     async def run(self, handle: LoopHandle) -> None:
-        """Fill in the vectors of chunks that have none while wanted, those of users who asked first, then in id order;
-        then wait for new chunks."""
+        """Fill in the vectors of the chunks of users who asked first; then, while the whole index's are wanted, those
+        of every chunk in id order; then wait for new chunks."""
         failures = 0
         after_id = 0
         self._fills_here = True
         while not handle.stopping.is_set():
             try:
-                if not await self._still_waiting(handle):
-                    after_id = await self._fill(handle, after_id)
+                after_id = await self._fill(handle, after_id, await self._whole_index_wanted())
                 failures = 0
             except (psycopg.Error, StoreError, OSError) as exc:
                 failures += 1
                 handle.status.set("waiting", loop_detail(exc, "database: "))
                 await handle.sleep(backoff(*DATABASE_BACKOFF_S, failures))
 
-    async def _still_waiting(self, handle: LoopHandle) -> bool:
-        """when_asked and no question has asked yet on any replica: wait for one (True)."""
+    async def _whole_index_wanted(self) -> bool:
+        """Whether every chunk's vector is wanted: backfill always, or a question on any replica needed the leg for
+        the whole index."""
         if self._wanted.is_set():
-            return False
+            return True
         async with self._db.connection() as conn:
             if await read_wanted(conn):
                 self._wanted.set()
-                return False
-        handle.status.set("waiting", "no question has needed the cross-lingual leg yet")
-        await handle.sleep(WANTED_POLL_S, self._wanted)
-        return True
+        return self._wanted.is_set()
 
-    async def _fill(self, handle: LoopHandle, after_id: int) -> int:
+    async def _fill(self, handle: LoopHandle, after_id: int, whole_index: bool) -> int:
         """One read of chunks without vectors: those of the users who asked (while some of them can be embedded),
-        else those past `after_id` (once none is left there, every RESCAN_S from the first chunk, and again while that
-        finds some it can embed); embedded and written batch by batch, each batch claimed so that replicas sharing the
-        database embed a chunk once; a question in this process that needs the leg ends a read in id order after its
-        current batch. The id to read past next (the same when none was found, after waiting for new chunks)."""
+        else with `whole_index` those past `after_id` (once none is left there, every RESCAN_S from the first chunk,
+        and again while that finds some it can embed); embedded and written batch by batch, each batch claimed so that
+        replicas sharing the database embed a chunk once; a question in this process that needs the leg ends a read in
+        id order after its current batch. The id to read past next (the same when none was found, after waiting)."""
         self._new_chunks.clear()
         self._user_asked.clear()
         behind = False
         async with self._db.connection() as conn:
             users_first = False
+            pending: list[PendingChunk] = []
             if time.monotonic() >= self._users_first_from:
                 pending = await waiting_users_chunks(conn, READ_CHUNKS)
                 users_first = bool(pending)
-            if not users_first:
+            if not users_first and whole_index:
                 pending = await pending_chunks(conn, after_id, READ_CHUNKS)
                 behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
             if behind:
@@ -277,6 +286,10 @@ class CrossLingualIndex:
                 started, filled = self._filling
                 log.info("cross-lingual vectors filled in: %d chunk(s) in %.0f s", filled, time.monotonic() - started)
             self._filling = None
+            if not whole_index:
+                handle.status.set("waiting", "no question has needed the cross-lingual leg for the whole index yet")
+                await handle.sleep(WANTED_POLL_S, self._new_chunks)
+                return after_id
             # read from the first chunk: none is left without a vector
             self._complete = self._complete or after_id == 0 or behind
             if self._complete:

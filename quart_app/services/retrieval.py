@@ -22,6 +22,7 @@ from quart_app.store.search_store import (
     HNSW_MAX_EF_SEARCH,
     ChunkRow,
     Hit,
+    KnownWords,
     Scope,
     SearchStore,
     VectorTable,
@@ -49,7 +50,7 @@ class CrossLingualVectors(Protocol):
 
     async def query_vector(self, question: str) -> list[float]: ...
 
-    async def asked(self, user_id: str) -> None: ...
+    async def asked(self, user_id: str, *, whole_index: bool = True) -> None: ...
 
     async def covers(self, user_id: str) -> bool: ...
 
@@ -119,6 +120,11 @@ AUTO_EF_SEARCH_FROM = 250_000
 AUTO_EF_SEARCH_PER_CHUNK = (500 - 200) / 750_000
 # the chunk estimate is read again after this long
 CHUNK_ESTIMATE_TTL_S = 300.0
+
+
+# a user's own chunks tell a question's language when there are at least this many of them (a few dozen documents);
+# a user of fewer, whose chunks lack the question's words, may just have documents about something else
+OWN_WORDS_TELL_FROM = 100
 
 
 def auto_ef_search(chunks: int) -> int:
@@ -192,11 +198,11 @@ class RetrievalService:
         leg, config = self._cross_lingual, self._config.cross_lingual
         if leg is None or config is None:
             return []
-        share = await self._store.known_word_share(user_id, query, scope)
-        if share is None or share >= config.known_words_below:
+        known = await self._store.known_word_share(user_id, query, scope)
+        if known is None or known.share >= config.known_words_below:
             return []
         try:
-            await leg.asked(user_id)
+            await leg.asked(user_id, whole_index=await self._foreign_to_index(query, known, config.known_words_below))
             if not await leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
                 return []
@@ -204,8 +210,18 @@ class RetrievalService:
         except Exception as exc:  # the other legs still answer
             log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
             return []
-        log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", share * 100)
+        log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
         return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
+
+    async def _foreign_to_index(self, query: str, known: KnownWords, known_words_below: float) -> bool:
+        """Whether a question the user's chunks mostly lack is foreign to the whole index too, which is what filling in
+        every user's vectors is worth hours of CPU for: told by the user's own chunks when there are
+        OWN_WORDS_TELL_FROM of them, else by the whole index's words (a user of one file asking in the index's
+        language gets the leg over their own chunks only)."""
+        if known.chunks_read >= OWN_WORDS_TELL_FROM:
+            return True
+        share = await self._store.index_word_share(query)
+        return share is None or share < known_words_below
 
     async def _ef_search(self) -> int:
         """retrieval.ef_search, or for auto the width for the index's size (its estimate read every few minutes)."""

@@ -52,6 +52,15 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownWords:
+    """What the cross-lingual gate saw: the share of the question's words the user's chunks hold, and how many of
+    those chunks it read (up to DIRECT_SCAN_BELOW: a user of a few chunks holds few words of any language)."""
+
+    share: float
+    chunks_read: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkRow:
     """The text of a chunk and its document, for prompts and doc search."""
 
@@ -172,6 +181,16 @@ async def _held_by_holders(
     return [found[n] for n in range(len(words))]
 
 
+async def _question_words(conn: AsyncConnection[Any], question: str) -> list[str]:
+    """The question's distinct words of KNOWN_WORD_MIN_CHARS or more, as the 'simple' parser makes them, at most
+    KNOWN_WORD_SAMPLE."""
+    cur = await conn.execute(
+        "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
+        (question, KNOWN_WORD_MIN_CHARS),
+    )
+    return sorted(str(row[0]) for row in await cur.fetchall())[:KNOWN_WORD_SAMPLE]
+
+
 def _readable(scope: Scope | None) -> sql.Composable:
     """The WHERE fragment restricting access row `a` to the user and the scope (parameters as _filters')."""
     if scope is not None and scope.kind == "provider":
@@ -269,7 +288,7 @@ class SearchStore:
         hits = [Hit(int(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(hits, key=lambda h: (h.score, h.chunk_id))
 
-    async def known_word_share(self, user_id: str, question: str, scope: Scope | None = None) -> float | None:
+    async def known_word_share(self, user_id: str, question: str, scope: Scope | None = None) -> KnownWords | None:
         """The share of the question's distinct words (KNOWN_WORD_MIN_CHARS or longer, as the 'simple' parser makes
         them; at most KNOWN_WORD_SAMPLE) that occur in a chunk the user may read (in the scope): near 1 for a question
         in the language of the user's documents, far lower in another. None for a question with fewer than
@@ -283,11 +302,7 @@ class SearchStore:
         other users' documents made the user's question look foreign). Only that scan's time tells that other users
         hold a word often."""
         async with self._db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS w WHERE char_length(w) >= %s",
-                (question, KNOWN_WORD_MIN_CHARS),
-            )
-            words = sorted(str(row[0]) for row in await cur.fetchall())[:KNOWN_WORD_SAMPLE]
+            words = await _question_words(conn, question)
             if len(words) < KNOWN_WORD_MIN_WORDS:
                 return None
             where, params = _filters(user_id, scope)
@@ -295,14 +310,37 @@ class SearchStore:
             known = [word for word, found in zip(words, held, strict=True) if found]
             missing = [word for word in words if word not in known]
             if read < DIRECT_SCAN_BELOW or not missing:
-                return len(known) / len(words)
+                return KnownWords(len(known) / len(words), read)
             probed = await _held_by_holders(conn, where, params, missing)
             known += [word for word, found in zip(missing, probed, strict=True) if found]
             undecided = [word for word, found in zip(missing, probed, strict=True) if found is None]
             if undecided:
                 _, held = await _held_words(conn, scope, params, undecided, KNOWN_WORD_SCAN)
                 known += [word for word, found in zip(undecided, held, strict=True) if found]
-        return len(known) / len(words)
+        return KnownWords(len(known) / len(words), read)
+
+    async def index_word_share(self, question: str) -> float | None:
+        """The share of the question's words (as known_word_share takes them) that some chunk of the whole index holds,
+        whoever may read it; None for too few words. It decides only how much of the index the cross-lingual backfill
+        fills in, never what a user gets: no answer depends on other users' documents.
+
+        One probe of the GIN index per word, stopped at its first holder (a word no chunk holds costs one lookup)."""
+        async with self._db.connection() as conn:
+            words = await _question_words(conn, question)
+            if len(words) < KNOWN_WORD_MIN_WORDS:
+                return None
+            lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
+            probes = sql.SQL(", ").join(
+                sql.SQL("EXISTS (SELECT 1 FROM chunks c WHERE c.tsv @@ {}::tsquery)").format(sql.Placeholder(key))
+                for key in lexemes
+            )
+            async with conn.transaction():
+                # as _held_by_holders: the chunks come from the GIN index alone, never from a scan of every chunk
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                await conn.execute("SET LOCAL enable_indexscan = off")
+                row = await (await conn.execute(sql.SQL("SELECT {}").format(probes), lexemes)).fetchone()
+        assert row is not None
+        return sum(bool(held) for held in row) / len(words)
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None

@@ -38,7 +38,7 @@ from quart_app.store.cross_lingual_store import (
 )
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import DIRECT_SCAN_BELOW
-from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
+from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, Scope, SearchStore
 
 DOCS = ENGLISH_DOCUMENTS
 # no word of a question occurs in the documents: the full-text leg finds nothing, MiniLM reads German poorly
@@ -209,6 +209,11 @@ async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpu
         assert dimension == (8,)
 
 
+async def _share(store: SearchStore, user: str, question: str, scope: Scope | None = None) -> float | None:
+    known = await store.known_word_share(user, question, scope)
+    return None if known is None else known.share
+
+
 @pytest.mark.parametrize("read_whole_below", [None, 1], ids=["user-chunks-read", "index-probes"])
 async def test_the_gate_is_the_share_of_question_words_the_documents_hold(
     db: Database, corpus: Corpus, read_whole_below: int | None, monkeypatch: pytest.MonkeyPatch
@@ -218,19 +223,19 @@ async def test_the_gate_is_the_share_of_question_words_the_documents_hold(
     await corpus.add("files__default: 1", ["The backup of the database runs every night at two o'clock."], ["alice"])
     await corpus.add("files__default: 2", ["jinja2.PackageLoader loads templates from a package."], ["bob"])
     store = SearchStore(db)
-    assert await store.known_word_share("alice", "the backup of the database every night") == 1.0
+    assert await _share(store, "alice", "the backup of the database every night") == 1.0
     # words of three letters or more, each counted once: when, does, the, database, backup, run
-    assert await store.known_word_share("alice", "When does the database backup run? The backup!") == 3 / 6
-    assert await store.known_word_share("alice", "Wann wird die Datensicherung gemacht?") == 0.0
+    assert await _share(store, "alice", "When does the database backup run? The backup!") == 3 / 6
+    assert await _share(store, "alice", "Wann wird die Datensicherung gemacht?") == 0.0
     # only the user's own chunks count: bob's word `templates` is unknown to alice, and alice's to bob
-    assert await store.known_word_share("alice", "the database templates") == 2 / 3
-    assert await store.known_word_share("bob", "the database templates") == 1 / 3
+    assert await _share(store, "alice", "the database templates") == 2 / 3
+    assert await _share(store, "bob", "the database templates") == 1 / 3
     # and only those in the scope
     scope = make_scope("source", ["files__default: 2"])
-    assert await store.known_word_share("alice", "the backup of the database", scope) == 0.0
+    assert await _share(store, "alice", "the backup of the database", scope) == 0.0
     # one word says nothing about the language: an identifier is as unknown as a foreign word
-    assert await store.known_word_share("alice", "PackageLoader") is None
-    assert await store.known_word_share("alice", "Datensicherung in 2 h") is None
+    assert await _share(store, "alice", "PackageLoader") is None
+    assert await _share(store, "alice", "Datensicherung in 2 h") is None
 
 
 def _add_chunks(dsn: str, source_id: str, user: str, texts: list[str]) -> None:
@@ -261,11 +266,11 @@ async def test_other_users_chunks_holding_the_words_do_not_make_a_big_users_own_
     _add_chunks(fresh_dsn, "files__default: 2", "alice", [f"filler{n} text" for n in range(DIRECT_SCAN_BELOW)])
     _add_chunks(fresh_dsn, "files__default: 3", "alice", ["glacier harbour timetable for the ferry"])
     store = SearchStore(db)
-    assert await store.known_word_share("alice", question) == 1.0
-    assert await store.known_word_share("alice", "glacier Fahrplan Hafen") == 1 / 3
+    assert await _share(store, "alice", question) == 1.0
+    assert await _share(store, "alice", "glacier Fahrplan Hafen") == 1 / 3
     # past her first KNOWN_WORD_SCAN chunks such a word counts as unknown: the gate's reads stay bounded
     monkeypatch.setattr(search_store, "KNOWN_WORD_SCAN", DIRECT_SCAN_BELOW)
-    assert await store.known_word_share("alice", question) == 0.0
+    assert await _share(store, "alice", question) == 0.0
 
 
 async def test_a_question_on_another_replica_starts_the_backfill(

