@@ -324,12 +324,22 @@ class SearchStore:
         whoever may read it; None for too few words. It decides only how much of the index the cross-lingual backfill
         fills in, never what a user gets: no answer depends on other users' documents.
 
-        One probe of the GIN index per word, stopped at its first holder (a word no chunk holds costs one lookup)."""
+        A word among the lexemes ANALYZE found most common is held; any other is looked up in the GIN index (a bitmap of
+        every chunk holding it: 20 ms p50 at 50,000 chunks for common words, looked up)."""
         async with self._db.connection() as conn:
             words = await _question_words(conn, question)
             if len(words) < KNOWN_WORD_MIN_WORDS:
                 return None
-            lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(words)}
+            row = await (
+                await conn.execute(
+                    "SELECT most_common_elems::text::text[] FROM pg_stats"
+                    " WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'tsv'"
+                )
+            ).fetchone()
+            rare = [word for word in words if row is None or row[0] is None or word not in row[0]]
+            if not rare:
+                return 1.0
+            lexemes = {f"w{n}": tsquery_literal(word) for n, word in enumerate(rare)}
             probes = sql.SQL(", ").join(
                 sql.SQL("EXISTS (SELECT 1 FROM chunks c WHERE c.tsv @@ {}::tsquery)").format(sql.Placeholder(key))
                 for key in lexemes
@@ -338,9 +348,9 @@ class SearchStore:
                 # as _held_by_holders: the chunks come from the GIN index alone, never from a scan of every chunk
                 await conn.execute("SET LOCAL enable_seqscan = off")
                 await conn.execute("SET LOCAL enable_indexscan = off")
-                row = await (await conn.execute(sql.SQL("SELECT {}").format(probes), lexemes)).fetchone()
-        assert row is not None
-        return sum(bool(held) for held in row) / len(words)
+                held = await (await conn.execute(sql.SQL("SELECT {}").format(probes), lexemes)).fetchone()
+        assert held is not None
+        return (len(words) - len(rare) + sum(bool(found) for found in held)) / len(words)
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None

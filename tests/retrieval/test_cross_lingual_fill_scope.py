@@ -80,9 +80,15 @@ async def test_the_index_holds_a_questions_words_whoever_may_read_them(db: Datab
     store = SearchStore(db)
     known = await store.known_word_share("carol", ENGLISH_QUESTION)
     assert known is not None and (known.share, known.chunks_read) == (2 / 6, 3)
-    assert await store.index_word_share(ENGLISH_QUESTION) == 1.0
-    assert await store.index_word_share("Wann wird die Datensicherung gemacht?") == 0.0
-    assert await store.index_word_share("PackageLoader") is None
+    for analysed in (False, True):
+        # its most common words read from ANALYZE's statistics once there are some, the others from the GIN index
+        if analysed:
+            async with db.connection() as conn:
+                await conn.execute("ANALYZE chunks")
+        assert await store.index_word_share(ENGLISH_QUESTION) == 1.0
+        assert await store.index_word_share("the backup of the database runs every night in Hamburg") == 6 / 7
+        assert await store.index_word_share("Wann wird die Datensicherung gemacht?") == 0.0
+        assert await store.index_word_share("PackageLoader") is None
 
 
 async def test_a_small_users_question_in_the_index_language_fills_in_only_their_chunks(
