@@ -128,7 +128,7 @@ async def ask_once(
 
 class RecordingLeg:
     """The leg as the gate calls it, recording whether each question that asked it asked for the whole index (the
-    code before 02410b0 always did); never covering, so nothing is filled in."""
+    code before 1886263 always did); never covering, so nothing is filled in."""
 
     def __init__(self) -> None:
         self.asks: list[bool] = []
