@@ -1,6 +1,7 @@
 """The automatic numbers of a .docx's numbered and bulleted paragraphs (word/numbering.xml, ECMA-376 §17.9), counted
 in document order as Word counts them: python-docx reads none of them, so "step 3" was not in the text."""
 
+import copy
 import re
 from typing import Any, NamedTuple
 
@@ -96,6 +97,13 @@ class DocxNumbering:
                 target = self._lists.get(self._style_numbering.get(link, ("", ""))[0])
                 if target is not None:
                     self._lists[num_id] = listed._replace(abstract=target.abstract)
+
+    def counted_apart(self) -> "DocxNumbering":
+        """The same lists with counters of their own, from each list's start (a comment's lists count apart from the
+        body's): numbering.xml and the styles are read once per document."""
+        apart = copy.copy(self)
+        apart._counters, apart._restarted = {}, set()
+        return apart
 
     def _read_styles(self, document: DocxDocument) -> None:
         """Each paragraph style's (numId, ilvl), its own or inherited through w:basedOn ("List Number" numbers)."""

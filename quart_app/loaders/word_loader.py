@@ -182,7 +182,7 @@ def _notes(document: DocxDocument, context: _Context, relationship: str, tag: st
                     yield text
 
 
-def _comments(document: DocxDocument) -> dict[str, str]:
+def _comments(document: DocxDocument, numbering: DocxNumbering) -> dict[str, str]:
     """Each comment's text by its id, as "Comment by <author>: <text>" (python-docx reads comments, not where they
     stand)."""
     comments: dict[str, str] = {}
@@ -190,7 +190,7 @@ def _comments(document: DocxDocument) -> dict[str, str]:
         if rel.reltype != RT.COMMENTS or rel.is_external or (xml := _part_xml(rel, "comments")) is None:
             continue
         # a list in a comment counts apart from the body's lists
-        context = _Context(DocxNumbering(document), {})
+        context = _Context(numbering.counted_apart(), {})
         for comment in xml.iterchildren(f"{_W}comment"):
             container = BlockItemContainer(comment, document._body)
             text = " ".join("\n".join(_blocks(container, rel.target_part, context)).split())
@@ -219,7 +219,8 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     (w:vanish) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    context = _Context(DocxNumbering(document), _comments(document))
+    numbering = DocxNumbering(document)
+    context = _Context(numbering, _comments(document, numbering))
     blocks = list(_blocks(document._body, document.part, context))
     blocks.extend(_text_boxes(document.element.body))
     blocks.extend(_notes(document, context, RT.FOOTNOTES, f"{_W}footnote"))
