@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
+from cross_lingual_kit import running_backfill
 from multilingual_questions import ENGLISH_DOCUMENTS
 from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
@@ -55,13 +56,8 @@ async def english(corpus: Corpus) -> Corpus:
 async def loop(
     db: Database, english: Corpus, nano_model: CrossLingualModel
 ) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
-    async with db.connection() as conn:
-        await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    index = CrossLingualIndex(db, nano_model, CONFIG)
-    loops = BackgroundLoops()
-    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
-    yield index, loops
-    await loops.close()
+    async with running_backfill(db, nano_model) as running:
+        yield running
 
 
 async def _progress(db: Database) -> tuple[int, bool]:

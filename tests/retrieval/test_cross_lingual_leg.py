@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
+from cross_lingual_kit import running_backfill
 from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from retrieval_corpus import stdlib_docstrings
 from retrieval_embedder import MiniLmEmbedder
@@ -69,13 +70,8 @@ async def english(corpus: Corpus) -> Corpus:
 async def index(
     db: Database, nano_model: CrossLingualModel
 ) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
-    async with db.connection() as conn:
-        await bind_model(conn, nano_model.model_id, nano_model.dimension)
-    found = CrossLingualIndex(db, nano_model, CONFIG)
-    loops = BackgroundLoops()
-    loops.start(CrossLingualIndex.LOOP_NAME, found.run)
-    yield found, loops
-    await loops.close()
+    async with running_backfill(db, nano_model) as running:
+        yield running
 
 
 async def _vectors(db: Database) -> tuple[int, int, bool]:
