@@ -36,7 +36,7 @@ def _is_hidden(element: Any, styles: frozenset[str]) -> bool:
     return tag == f"{_TEXT}hidden-text" and cached_hidden
 
 
-def _remove(element: Any) -> None:
+def remove_keeping_tail(element: Any) -> None:
     """Remove the element, keeping the text that follows it ("Ends <hidden/>here." reads "Ends here.")."""
     parent = element.getparent()
     if element.tail:
@@ -55,4 +55,4 @@ def remove_hidden(body: Any, styles: frozenset[str]) -> None:
     for element in hidden:
         # an element inside one already removed is gone with it
         if not any(ancestor in removed for ancestor in element.iterancestors()):
-            _remove(element)
+            remove_keeping_tail(element)

@@ -26,6 +26,8 @@ class _Level(NamedTuple):
     start: int
 
 
+# each list style's levels (0-based) by the style's name
+ListStyles = dict[str, dict[int, _Level]]
 # a list whose style is unknown shows bullets, as odfdo wrote every item
 _PLAIN = _Level(True, "", "", "", 1, 1)
 
@@ -51,9 +53,9 @@ def _int(text: str, default: int) -> int:
         return default
 
 
-def list_styles(roots: Iterable[Any]) -> dict[str, dict[int, _Level]]:
+def list_styles(roots: Iterable[Any]) -> ListStyles:
     """Every text:list-style of these XML roots (content.xml's automatic styles, styles.xml) by name."""
-    styles: dict[str, dict[int, _Level]] = {}
+    styles: ListStyles = {}
     for root in roots:
         for style in root.iter(f"{_TEXT}list-style"):
             styles[style.get(f"{_STYLE}name", "")] = {
@@ -72,7 +74,7 @@ class _Counting:
 class OdtListLabels:
     """Writes each numbered or bulleted item's label into its first paragraph, in document order."""
 
-    def __init__(self, styles: dict[str, dict[int, _Level]]) -> None:
+    def __init__(self, styles: ListStyles) -> None:
         self._styles = styles
         self._by_id: dict[str, _Counting] = {}
         self._previous: _Counting | None = None

@@ -27,6 +27,7 @@ from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
+from .odt_comments import comments_as_paragraphs
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .zip_guard import check_zip
@@ -271,7 +272,10 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     document = odfdo.Document(str(path))
     roots = [part.root._xml_element for part in (document.content, document.styles)]
     remove_hidden(document.body._xml_element, hidden_styles(roots))
-    OdtListLabels(list_styles(roots)).label_lists(document.body._xml_element)
+    lists = list_styles(roots)
+    for root in roots:  # the body's comments and the page headers'
+        comments_as_paragraphs(root, lists)
+    OdtListLabels(lists).label_lists(document.body._xml_element)
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"

@@ -113,3 +113,51 @@ def test_a_damaged_xlsx_comments_part_loses_its_comments_not_the_workbook(
             target.writestr(item, data[:60] if item.filename.startswith("xl/comments") else data)
     assert extract_text(damaged, XLSX) == "Sheet\nServers | 12000"
     assert "skipped the damaged comments part xl/comments" in caplog.text
+
+
+ODT = "application/vnd.oasis.opendocument.text"
+# a comment on a range as LibreOffice writes it: author, date and initials, then its paragraphs (a list among them),
+# and an end marker where the commented words end
+LIBREOFFICE_COMMENT = (
+    '<text:p>Ship <office:annotation office:name="__Annotation__7_42"><dc:creator>Dana  Ito</dc:creator>'
+    "<dc:date>2026-05-04T10:00:00</dc:date><meta:creator-initials>DI</meta:creator-initials>"
+    "<text:p>Two options:</text:p>"
+    '<text:list text:style-name="L9"><text:list-item><text:p>by sea</text:p></text:list-item>'
+    "<text:list-item><text:p>by air</text:p></text:list-item></text:list></office:annotation>"
+    'the parts<office:annotation-end office:name="__Annotation__7_42"/> in June.</text:p>'
+)
+NUMBERED_LIST_STYLE = (
+    '<text:list-style style:name="L9"><text:list-level-style-number text:level="1" style:num-format="1" '
+    'style:num-suffix=")"/></text:list-style>'
+)
+
+
+def test_odt_comments_follow_the_paragraph_they_comment_with_their_author(tmp_path: Path) -> None:
+    # odfdo glued "[*]" into the commented word and listed the comment after a "----" line without its author
+    document = odfdo.Document("text")
+    document.body.clear()
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    automatic.append(odfdo.Element.from_tag(NUMBERED_LIST_STYLE))
+    budget = odfdo.Paragraph("The budget is 40,000 EUR.")
+    document.body.append(budget)
+    budget.insert_annotation(after="budget", body="Please check this against\nthe invoice.", creator="Alice Meyer")
+    budget.insert_annotation(after="EUR", body="Net or gross?", creator="Bob")
+    document.body.append(odfdo.Element.from_tag(LIBREOFFICE_COMMENT))
+    document.body.append(
+        odfdo.Element.from_tag(
+            "<text:p>Costs<office:annotation><text:p>Since May?</text:p></office:annotation> rose.</text:p>"
+        )
+    )
+    steps = odfdo.List(["Order the parts", "Assemble"])
+    steps.style = "L9"
+    document.body.append(steps)
+    path = tmp_path / "plan"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "The budget is 40,000 EUR.\n\nComment by Alice Meyer: Please check this against the invoice.\n\n"
+        "Comment by Bob: Net or gross?\n\n"
+        "Ship the parts in June.\n\nComment by Dana Ito: Two options: 1) by sea 2) by air\n\n"
+        "Costs rose.\n\nComment: Since May?\n\n"
+        "1) Order the parts\n\n2) Assemble"
+    )
