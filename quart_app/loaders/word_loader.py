@@ -23,6 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
+from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
 from .limits import ParseLimits
@@ -43,7 +44,6 @@ _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, text boxes (indexed on their own) and
 # equations (read as a whole)
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent", OMATH})
-_VANISH = f"{_W}vanish"
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
@@ -51,10 +51,11 @@ logger = logging.getLogger(__name__)
 
 
 class _Context(NamedTuple):
-    """What the stories of one document share: the list counters and the comments by id."""
+    """What the stories of one document share: the list counters, the comments by id and which runs are hidden."""
 
     numbering: DocxNumbering
     comments: Mapping[str, str]
+    hidden: DocxHiddenText
 
 
 def _row_cells(row: CT_Row, table: Table) -> Sequence[_Cell]:
@@ -96,25 +97,19 @@ def _unwrapped(container: Any, kinds: tuple[type, ...]) -> Iterator[Any]:
             yield from _unwrapped(child, kinds)
 
 
-def _paragraph_text(paragraph: Any) -> str:
+def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
     # Paragraph.text skips the runs inside tracked insertions, inline content controls and smart tags, and equations
     # a text box's own paragraphs sit inside its w:txbxContent: only wrappers below the paragraph leave a run out
     own = next(paragraph.iterancestors(*_NOT_PARAGRAPH_TEXT), None)
-    # runs are checked for hidden text only in a paragraph that has some: one lookup per paragraph, not per run
-    hiding = next(paragraph.iter(_VANISH), None) is not None
+    # runs are checked for hidden text only in a paragraph that may have some: one lookup per paragraph, not per run
+    is_hidden = hidden.run_filter(paragraph)
     return "".join(
         math_text(item) if item.tag == OMATH else item.text
         for item in paragraph.iter(f"{_W}r", OMATH)
         if (isinstance(item, CT_R) or item.tag == OMATH)
         and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
-        and not (hiding and _hidden(item))
+        and not (is_hidden is not None and is_hidden(item))
     )
-
-
-def _hidden(run: Any) -> bool:
-    """Whether the run is formatted as hidden text (w:vanish), which Word neither shows nor prints."""
-    vanish = run.find(f"{_W}rPr/{_VANISH}")
-    return vanish is not None and vanish.get(f"{_W}val", "true") not in ("0", "false", "off")
 
 
 def _part_xml(rel: Any, what: str) -> Any | None:
@@ -146,7 +141,7 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
         if isinstance(element, CT_P):
             # an empty list item still takes its number
             label = context.numbering.label(element)
-            text = _paragraph_text(element)
+            text = _paragraph_text(element, context.hidden)
             if text.strip():
                 yield label + text
             yield from _drawings(element, part)
@@ -158,12 +153,12 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
             yield "\n".join(_table_lines(Table(element, container), part, context))
 
 
-def _text_boxes(body: Any) -> Iterator[str]:
+def _text_boxes(body: Any, hidden: DocxHiddenText) -> Iterator[str]:
     # text boxes live inside drawings that python-docx's paragraphs skip; Word stores each box twice
     # (DrawingML and a VML fallback), so identical boxes are kept once
     seen: set[str] = set()
     for box in body.iter(f"{_W}txbxContent"):
-        paragraphs = (_paragraph_text(para) for para in box.iter(f"{_W}p"))
+        paragraphs = (_paragraph_text(para, hidden) for para in box.iter(f"{_W}p"))
         text = "\n".join(p for p in paragraphs if p.strip())
         if text and text not in seen:
             seen.add(text)
@@ -183,7 +178,7 @@ def _notes(document: DocxDocument, context: _Context, relationship: str, tag: st
                     yield text
 
 
-def _comments(document: DocxDocument, numbering: DocxNumbering) -> dict[str, str]:
+def _comments(document: DocxDocument, numbering: DocxNumbering, hidden: DocxHiddenText) -> dict[str, str]:
     """Each comment's text by its id, as "Comment by <author>: <text>" (python-docx reads comments, not where they
     stand)."""
     comments: dict[str, str] = {}
@@ -191,7 +186,7 @@ def _comments(document: DocxDocument, numbering: DocxNumbering) -> dict[str, str
         if rel.reltype != RT.COMMENTS or rel.is_external or (xml := _part_xml(rel, "comments")) is None:
             continue
         # a list in a comment counts apart from the body's lists
-        context = _Context(numbering.counted_apart(), {})
+        context = _Context(numbering.counted_apart(), {}, hidden)
         for comment in xml.iterchildren(f"{_W}comment"):
             container = BlockItemContainer(comment, document._body)
             text = " ".join("\n".join(_blocks(container, rel.target_part, context)).split())
@@ -217,13 +212,14 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
     comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers (the
     first page's and even pages' too) once each: they repeat on every page, their text is indexed once. Hidden text
-    (w:vanish) is left out."""
+    (w:vanish, on the run or in its character or paragraph style) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     numbering = DocxNumbering(document)
-    context = _Context(numbering, _comments(document, numbering))
+    hidden = DocxHiddenText(document.styles.element)
+    context = _Context(numbering, _comments(document, numbering, hidden), hidden)
     blocks = list(_blocks(document._body, document.part, context))
-    blocks.extend(_text_boxes(document.element.body))
+    blocks.extend(_text_boxes(document.element.body, hidden))
     blocks.extend(_notes(document, context, RT.FOOTNOTES, f"{_W}footnote"))
     blocks.extend(_notes(document, context, RT.ENDNOTES, f"{_W}endnote"))
     seen: set[str] = set()

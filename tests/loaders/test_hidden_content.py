@@ -6,6 +6,7 @@ from pathlib import Path
 import docx
 import odfdo
 import openpyxl
+from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from office_kit import deck_text, docx_text, titled_slide
@@ -36,6 +37,30 @@ def test_hidden_docx_runs_are_left_out(tmp_path: Path) -> None:
     shown = document.add_paragraph()
     run = shown.add_run("Valid until May.")
     run._r.get_or_add_rPr().append(parse_xml(f'<w:vanish {nsdecls("w")} w:val="false"/>'))
+    assert docx_text(document, tmp_path / "offer") == "The price is 80 EUR.\n\nValid until May."
+
+
+def test_docx_text_hidden_by_its_character_or_paragraph_style_is_left_out(tmp_path: Path) -> None:
+    # only w:vanish on the run itself was read: a "Secret" character style's text was indexed
+    document = docx.Document()
+    secret = document.styles.add_style("Secret", WD_STYLE_TYPE.CHARACTER)
+    secret.font.hidden = True
+    internal = document.styles.add_style("Internal", WD_STYLE_TYPE.CHARACTER)
+    internal.base_style = secret  # hidden through basedOn
+    shown = document.styles.add_style("Shown", WD_STYLE_TYPE.CHARACTER)
+    shown.base_style = secret
+    shown.font.hidden = False
+    draft = document.styles.add_style("Draft note", WD_STYLE_TYPE.PARAGRAPH)
+    draft.font.hidden = True
+    draft_child = document.styles.add_style("Draft detail", WD_STYLE_TYPE.PARAGRAPH)
+    draft_child.base_style = draft
+    paragraph = document.add_paragraph("The price is ")
+    paragraph.add_run("(old price: 90 EUR) ", style="Internal")
+    paragraph.add_run("80 EUR", style="Shown")
+    paragraph.add_run(" (margin 30%)", style="Secret")
+    paragraph.add_run(".")
+    document.add_paragraph("Internal note: do not send.", style="Draft detail")
+    document.add_paragraph("Ask Bob first. ", style="Draft note").add_run("Valid until May.").font.hidden = False
     assert docx_text(document, tmp_path / "offer") == "The price is 80 EUR.\n\nValid until May."
 
 
@@ -110,3 +135,4 @@ def test_hidden_ods_sheets_are_left_out(tmp_path: Path) -> None:
     path = tmp_path / "prices"
     document.save(str(path))
     assert extract_text(path, ODS) == "Prices\nBolt | 2"
+
