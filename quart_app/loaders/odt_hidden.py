@@ -4,6 +4,8 @@ paragraphs and text hidden by a condition. LibreOffice does not show it; the ind
 from collections.abc import Iterable
 from typing import Any
 
+from .style_inheritance import inherited
+
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
 _BLOCKS = (f"{_TEXT}p", f"{_TEXT}h")
@@ -11,13 +13,19 @@ _CANDIDATES = (*_BLOCKS, f"{_TEXT}span", f"{_TEXT}section", f"{_TEXT}hidden-text
 
 
 def hidden_styles(roots: Iterable[Any]) -> frozenset[str]:
-    """The names of the text and paragraph styles whose text properties hide their text (text:display="none")."""
-    return frozenset(
-        style.get(f"{_STYLE}name", "")
-        for root in roots
-        for style in root.iter(f"{_STYLE}style")
-        if any(props.get(f"{_TEXT}display") == "none" for props in style.iterchildren(f"{_STYLE}text-properties"))
-    )
+    """The names of the text and paragraph styles whose text properties hide their text (text:display="none"), set on
+    the style or on the style it inherits from (an automatic style's parent is often a common style of styles.xml)."""
+    own: dict[tuple[str, str], str | None] = {}
+    parents: dict[tuple[str, str], tuple[str, str]] = {}
+    for root in roots:
+        for style in root.iter(f"{_STYLE}style"):
+            family = style.get(f"{_STYLE}family", "")
+            name = (family, style.get(f"{_STYLE}name", ""))
+            displays = [props.get(f"{_TEXT}display") for props in style.iterchildren(f"{_STYLE}text-properties")]
+            own[name] = next((display for display in displays if display is not None), None)
+            if parent := style.get(f"{_STYLE}parent-style-name"):
+                parents[name] = (family, parent)
+    return frozenset(name for (_, name), display in inherited(own, parents).items() if display == "none")
 
 
 def _is_hidden(element: Any, styles: frozenset[str]) -> bool:

@@ -136,3 +136,38 @@ def test_hidden_ods_sheets_are_left_out(tmp_path: Path) -> None:
     document.save(str(path))
     assert extract_text(path, ODS) == "Prices\nBolt | 2"
 
+
+def test_odt_text_hidden_through_an_inherited_style_is_left_out(tmp_path: Path) -> None:
+    # an automatic style inheriting text:display="none" from a common style of styles.xml was not seen as hidden
+    document = odfdo.Document("text")
+    document.body.clear()
+    common = document.styles.get_element("//office:styles")
+    assert common is not None
+    for xml in (
+        '<style:style style:name="Secret" style:family="text"><style:text-properties text:display="none"/>'
+        "</style:style>",
+        '<style:style style:name="Draft" style:family="paragraph"><style:text-properties text:display="none"/>'
+        "</style:style>",
+    ):
+        common.append(odfdo.Element.from_tag(xml))
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    for xml in (
+        '<style:style style:name="T2" style:family="text" style:parent-style-name="Secret">'
+        '<style:text-properties fo:font-weight="bold"/></style:style>',
+        '<style:style style:name="T3" style:family="text" style:parent-style-name="Secret">'
+        '<style:text-properties text:display="true"/></style:style>',
+        '<style:style style:name="P2" style:family="paragraph" style:parent-style-name="Draft"/>',
+    ):
+        automatic.append(odfdo.Element.from_tag(xml))
+    for xml in (
+        '<text:p>The price is <text:span text:style-name="T2">(old price: 90 EUR) </text:span>'
+        '<text:span text:style-name="T3">80 EUR</text:span><text:span text:style-name="Secret"> (margin 30%)'
+        "</text:span>.</text:p>",
+        '<text:p text:style-name="P2">Internal note: do not send.</text:p>',
+        "<text:p>Valid until May.</text:p>",
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "offer"
+    document.save(str(path))
+    assert extract_text(path, ODT) == "The price is 80 EUR.\n\nValid until May."
