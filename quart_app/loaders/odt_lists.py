@@ -12,7 +12,7 @@ _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 _LIST = f"{_TEXT}list"
 _ITEM_TEXT = (f"{_TEXT}p", f"{_TEXT}h")
-_LEVELS = 10
+LEVELS = 10
 # ODF's style:num-format values; "" shows no number, and other scripts' digits read as decimal
 _COUNTER_STYLES = {"1": "decimal", "a": "lowerLetter", "A": "upperLetter", "i": "lowerRoman", "I": "upperRoman"}
 
@@ -26,14 +26,21 @@ class _Level(NamedTuple):
     start: int
 
 
-# each list style's levels (0-based) by the style's name
-ListStyles = dict[str, dict[int, _Level]]
+# a list style's or the outline style's levels, 0-based
+Levels = dict[int, _Level]
+# each list style's levels by the style's name
+ListStyles = dict[str, Levels]
 # a list whose style is unknown shows bullets, as odfdo wrote every item
 _PLAIN = _Level(True, "", "", "", 1, 1)
 
 
-def _level(element: Any) -> _Level:
-    if element.tag != f"{_TEXT}list-level-style-number":  # bullets and pictures
+# a numbered list level, and a heading level of the outline numbering (which has the same attributes)
+_NUMBERED_LEVELS = (f"{_TEXT}list-level-style-number", f"{_TEXT}outline-level-style")
+
+
+def level_style(element: Any) -> _Level:
+    """One level of a list style or of the outline style."""
+    if element.tag not in _NUMBERED_LEVELS:  # bullets and pictures
         return _Level(True, "", "", "", 1, 1)
     num_format = element.get(f"{_STYLE}num-format", "")
     return _Level(
@@ -41,12 +48,12 @@ def _level(element: Any) -> _Level:
         _COUNTER_STYLES.get(num_format, "decimal" if num_format else ""),
         element.get(f"{_STYLE}num-prefix", ""),
         element.get(f"{_STYLE}num-suffix", ""),
-        max(_int(element.get(f"{_TEXT}display-levels", "1"), 1), 1),
-        _int(element.get(f"{_TEXT}start-value", "1"), 1),
+        max(int_attribute(element.get(f"{_TEXT}display-levels", "1"), 1), 1),
+        int_attribute(element.get(f"{_TEXT}start-value", "1"), 1),
     )
 
 
-def _int(text: str, default: int) -> int:
+def int_attribute(text: str, default: int) -> int:
     try:
         return int(text)
     except ValueError:
@@ -59,7 +66,7 @@ def list_styles(roots: Iterable[Any]) -> ListStyles:
     for root in roots:
         for style in root.iter(f"{_TEXT}list-style"):
             styles[style.get(f"{_STYLE}name", "")] = {
-                _int(level.get(f"{_TEXT}level", "0"), 0) - 1: _level(level) for level in style
+                int_attribute(level.get(f"{_TEXT}level", "0"), 0) - 1: level_style(level) for level in style
             }
     return styles
 
@@ -68,7 +75,7 @@ class _Counting:
     """The counters of one list and of the lists that continue it."""
 
     def __init__(self) -> None:
-        self.counters: list[int | None] = [None] * _LEVELS
+        self.counters: list[int | None] = [None] * LEVELS
 
 
 class OdtListLabels:
@@ -107,33 +114,35 @@ class OdtListLabels:
     def _label_list(self, element: Any, style_name: str, depth: int, counting: _Counting) -> None:
         style_name = element.get(f"{_TEXT}style-name", style_name)
         levels = self._styles.get(style_name, {})
-        depth = min(depth, _LEVELS - 1)
+        depth = min(depth, LEVELS - 1)
         for item in element.iterchildren(f"{_TEXT}list-item"):
             first = next(item.iterchildren(), None)
             # an item that only holds a nested list has no label of its own
             if first is not None and first.tag in _ITEM_TEXT:
-                label = self._count(levels, depth, counting, item.get(f"{_TEXT}start-value"))
+                label = count_item(levels, depth, counting.counters, item.get(f"{_TEXT}start-value"))
                 if label:
                     first.text = f"{label} {first.text or ''}"
             for nested in item.iterchildren(_LIST):
                 self._label_list(nested, style_name, depth + 1, counting)
 
-    def _count(self, levels: dict[int, _Level], depth: int, counting: _Counting, restart: str | None) -> str:
-        counters = counting.counters
-        own = levels.get(depth, _PLAIN)
-        current = counters[depth]
-        if restart is not None:
-            counters[depth] = _int(restart, own.start)
-        else:
-            counters[depth] = own.start if current is None else current + 1
-        counters[depth + 1 :] = [None] * (_LEVELS - depth - 1)
-        if own.bullet:
-            return BULLET
-        if not own.style:
-            return f"{own.prefix}{own.suffix}".strip()
-        numbers = []
-        for index in range(max(depth - own.shown_levels + 1, 0), depth + 1):
-            shown = levels.get(index, _PLAIN)
-            value = counters[index]
-            numbers.append(counter_text(shown.start if value is None else value, shown.style or "decimal"))
-        return f"{own.prefix}{'.'.join(numbers)}{own.suffix}".strip()
+
+def count_item(levels: Levels, depth: int, counters: list[int | None], restart: str | None) -> str:
+    """Count an item at `depth` (0-based; `restart`: the value it restarts at) and return its label: "3.", "1.2.1",
+    "-", or "" for none."""
+    own = levels.get(depth, _PLAIN)
+    current = counters[depth]
+    if restart is not None:
+        counters[depth] = int_attribute(restart, own.start)
+    else:
+        counters[depth] = own.start if current is None else current + 1
+    counters[depth + 1 :] = [None] * (LEVELS - depth - 1)
+    if own.bullet:
+        return BULLET
+    if not own.style:
+        return f"{own.prefix}{own.suffix}".strip()
+    numbers = []
+    for index in range(max(depth - own.shown_levels + 1, 0), depth + 1):
+        shown = levels.get(index, _PLAIN)
+        value = counters[index]
+        numbers.append(counter_text(shown.start if value is None else value, shown.style or "decimal"))
+    return f"{own.prefix}{'.'.join(numbers)}{own.suffix}".strip()

@@ -29,6 +29,7 @@ from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .odt_comments import comments_as_paragraphs
+from .odt_headings import number_headings, outline_levels
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .zip_guard import check_zip
@@ -262,8 +263,9 @@ def _odt_page_stories(document: odfdo.Document) -> Iterator[str]:
 
 
 def load_odt(path: Path, limits: ParseLimits) -> str:
-    """Formatted text of an OpenDocument text file (paragraphs, list items with their numbers or bullets, tables,
-    formulas), then its pages' headers and footers once each; hidden text, paragraphs and sections are left out."""
+    """Formatted text of an OpenDocument text file (headings and list items with their numbers or bullets, paragraphs,
+    tables, formulas), then its pages' headers and footers once each; hidden text, paragraphs and sections are left
+    out."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
     roots = [part.root._xml_element for part in (document.content, document.styles)]
@@ -271,6 +273,7 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     lists = list_styles(roots)
     for root in roots:  # the body's comments and the page headers'
         comments_as_paragraphs(root, lists)
+    number_headings(document.body._xml_element, outline_levels(roots))
     OdtListLabels(lists).label_lists(document.body._xml_element)
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():

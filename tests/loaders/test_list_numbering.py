@@ -215,3 +215,54 @@ def test_odt_list_items_keep_their_numbers_and_bullets(tmp_path: Path) -> None:
         "iv. offline\n\nAn interruption.\n\n3. Unpack it.\n\n1. A new list starts again.\n\n7. Jump.\n\nContents\n\n"
         "§ 1 General\n\n1.1 Terms\n\n1.1.A Words\n\n§ 2 Duties\n\n- a point\n\n- a list without style"
     )
+
+
+# chapter numbering as LibreOffice saves it in styles.xml: "1.", then "1.1", then "1.1.1"
+ODT_OUTLINE_STYLE = (
+    '<text:outline-style style:name="Outline">'
+    '<text:outline-level-style text:level="1" style:num-format="1" style:num-suffix="."/>'
+    '<text:outline-level-style text:level="2" style:num-format="1" text:display-levels="2"/>'
+    '<text:outline-level-style text:level="3" style:num-format="1" text:display-levels="3"/>'
+    '<text:outline-level-style text:level="4" style:num-format=""/>'
+    "</text:outline-style>"
+)
+
+
+def test_odt_headings_keep_their_outline_numbers(tmp_path: Path) -> None:
+    # odfdo reads a heading's text only: "see section 2.3.1" found no section 2.3.1
+    document = odfdo.Document("text")
+    document.body.clear()
+    common = document.styles.get_element("//office:styles")
+    assert common is not None
+    for outline in common.get_elements("text:outline-style"):
+        common.delete(outline)
+    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    for style in odfdo.Element.from_tag(
+        f"<office:automatic-styles>{ODT_LIST_STYLES}</office:automatic-styles>"
+    ).children:
+        automatic.append(style)
+    for xml in (
+        '<text:h text:outline-level="1">Introduction</text:h>',
+        '<text:h text:outline-level="2">Scope</text:h>',
+        "<text:p>Some text.</text:p>",
+        '<text:h text:outline-level="1">Methods</text:h>',
+        '<text:h text:outline-level="2">Data</text:h>',
+        '<text:h text:outline-level="2">Tools</text:h>',
+        '<text:section text:name="S1"><text:h text:outline-level="2">Process</text:h></text:section>',
+        '<text:h text:outline-level="3">Sampling</text:h>',
+        '<text:h text:outline-level="4">Notes</text:h>',
+        _odt_list("Steps", '<text:list-item><text:h text:outline-level="1">A listed heading</text:h></text:list-item>'),
+        '<text:h text:outline-level="1" text:is-list-header="true">Appendix</text:h>',
+        '<text:h text:outline-level="1">Results</text:h>',
+        '<text:h text:outline-level="1" text:restart-numbering="true" text:start-value="7">Annex</text:h>',
+        '<text:h text:outline-level="1"><text:number>8.</text:number>Index</text:h>',
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "report"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "1. Introduction\n\n1.1 Scope\n\nSome text.\n\n2. Methods\n\n2.1 Data\n\n2.2 Tools\n\n2.3 Process\n\n"
+        "2.3.1 Sampling\n\nNotes\n\n1. A listed heading\n\nAppendix\n\n3. Results\n\n7. Annex\n\n8. Index"
+    )

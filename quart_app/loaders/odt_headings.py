@@ -1,0 +1,42 @@
+"""The numbers of an OpenDocument text's headings ("1.", "1.1", "2.3.1") written into them, as the outline numbering
+(text:outline-style) shows them: odfdo reads a heading's text only, so "see 2.3" named no heading."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from .odt_hidden import remove_keeping_tail
+from .odt_lists import LEVELS, Levels, count_item, int_attribute, level_style
+
+_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+_HEADING = f"{_TEXT}h"
+# the number a heading showed when it was saved (LibreOffice writes it; odfdo leaves it out)
+_SAVED_NUMBER = f"{_TEXT}number"
+
+
+def outline_levels(roots: Iterable[Any]) -> Levels:
+    """The levels of the document's outline numbering (styles.xml's text:outline-style), 0-based."""
+    for root in roots:
+        for style in root.iter(f"{_TEXT}outline-style"):
+            return {int_attribute(level.get(f"{_TEXT}level", "0"), 0) - 1: level_style(level) for level in style}
+    return {}
+
+
+def number_headings(body: Any, levels: Levels) -> None:
+    """Write each heading's outline number into its text; headings in a list are numbered by the list instead."""
+    counters: list[int | None] = [None] * LEVELS
+    for heading in body.iter(_HEADING):
+        # a list header is a heading without a number; a heading in a list takes the list's number
+        if (
+            heading.get(f"{_TEXT}is-list-header") == "true"
+            or next(heading.iterancestors(f"{_TEXT}list"), None) is not None
+        ):
+            continue
+        depth = min(max(int_attribute(heading.get(f"{_TEXT}outline-level", "1"), 1), 1), LEVELS) - 1
+        restart = heading.get(f"{_TEXT}start-value", "") if heading.get(f"{_TEXT}restart-numbering") == "true" else None
+        label = count_item(levels, depth, counters, restart) if depth in levels else ""
+        saved = heading.find(_SAVED_NUMBER)
+        if saved is not None:
+            label = " ".join("".join(saved.itertext()).split()) or label
+            remove_keeping_tail(saved)
+        if label:
+            heading.text = f"{label} {heading.text or ''}"
