@@ -19,6 +19,15 @@ from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
 from .errors import CorruptDocumentError, EncryptedDocumentError
 from .limits import ParseLimits
 from .math_text import math_text
+from .ppt_slides import (
+    NOTES,
+    SLIDE,
+    SLIDE_LIST,
+    SLIDE_PERSIST,
+    hidden_slide_persist_ids,
+    is_hidden_slide,
+    notes_slide_id,
+)
 from .zip_guard import check_zip
 
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -112,29 +121,47 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
     return "\n\n".join(slides)
 
 
-def _text_atoms(stream: bytes, path: Path) -> Iterator[str]:
-    """Walk the record tree linearly, descending into containers and skipping master slides."""
+def _text_atoms(stream: bytes, path: Path, hidden_persist_ids: frozenset[int]) -> Iterator[str]:
+    """Walk the record tree linearly, descending into containers and skipping master slides and hidden slides (their
+    shapes, their placeholders' text in the slide list, and their notes)."""
     pos = 0
     end = len(stream)
+    slide_list_end = 0  # where the slide list being walked ends
+    in_hidden_slide = False  # in the slide list, between a hidden slide's SlidePersistAtom and the next one
+    hidden_slide_ids: set[int] = set()  # the notes name their slide by its slide id
     while pos + 8 <= end:
         ver_instance, rec_type, rec_len = struct.unpack_from("<HHI", stream, pos)
         body = pos + 8
+        in_hidden_slide = in_hidden_slide and pos < slide_list_end
         if rec_type == _CRYPT_SESSION:
             raise EncryptedDocumentError(
                 f"{path.name} ({PPT}): the presentation is password-protected; remove the password and upload it again"
             )
+        if rec_type == SLIDE_LIST and ver_instance >> 4 == 0:
+            slide_list_end = body + rec_len
+        elif rec_type == SLIDE_PERSIST and pos < slide_list_end and rec_len >= 16:
+            persist_id, _, _, slide_id = struct.unpack_from("<IIII", stream, body)
+            in_hidden_slide = persist_id in hidden_persist_ids
+            if in_hidden_slide:
+                hidden_slide_ids.add(slide_id)
+        elif (rec_type == SLIDE and is_hidden_slide(stream, pos)) or (
+            rec_type == NOTES and hidden_slide_ids and notes_slide_id(stream, pos, rec_len) in hidden_slide_ids
+        ):
+            pos = body + rec_len
+            continue
         if ver_instance & 0xF == _CONTAINER_VERSION and rec_type != _MAIN_MASTER:
             pos = body
             continue
-        if rec_type == _TEXT_CHARS_ATOM:
+        if rec_type == _TEXT_CHARS_ATOM and not in_hidden_slide:
             yield stream[body : body + rec_len].decode("utf-16-le", "replace")
-        elif rec_type == _TEXT_BYTES_ATOM:
+        elif rec_type == _TEXT_BYTES_ATOM and not in_hidden_slide:
             yield stream[body : body + rec_len].decode("latin-1")
         pos = body + rec_len
 
 
 def load_ppt(path: Path, limits: ParseLimits) -> str:
-    """Text atoms of the 'PowerPoint Document' stream (slides, notes, text boxes) in file order."""
+    """Text atoms of the 'PowerPoint Document' stream (slides, notes, text boxes) in file order; hidden slides are left
+    out, as the slide show leaves them out."""
     if not olefile.isOleFile(str(path)):
         raise CorruptDocumentError(
             f"{path.name}: declared as {PPT!r} but it is not an OLE2 (legacy PowerPoint) file; "
@@ -146,8 +173,9 @@ def load_ppt(path: Path, limits: ParseLimits) -> str:
                 f"{path.name} ({PPT}): the OLE file has no 'PowerPoint Document' stream; it is not a presentation"
             )
         stream = ole.openstream("PowerPoint Document").read()
+        current_user = ole.openstream("Current User").read() if ole.exists("Current User") else b""
     texts: list[str] = []
-    for raw in _text_atoms(stream, path):
+    for raw in _text_atoms(stream, path, hidden_slide_persist_ids(stream, current_user)):
         # \r ends a paragraph and \x0b is a soft line break inside PowerPoint text
         text = _CONTROL.sub("", raw.replace("\r", "\n").replace("\x0b", "\n")).strip()
         # incremental saves can leave the same text twice in a row

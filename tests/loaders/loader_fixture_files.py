@@ -297,21 +297,22 @@ def write_msg(d: Path) -> Path:
     return path
 
 
-def _record(rec_type: int, body: bytes, container: bool = False, instance: int = 0) -> bytes:
+def ppt_record(rec_type: int, body: bytes, container: bool = False, instance: int = 0) -> bytes:
+    """One [MS-PPT] record: its header (version 0xF for a container, instance, type, length), then `body`."""
     return struct.pack("<HHI", (instance << 4) | (0xF if container else 0), rec_type, len(body)) + body
 
 
 def write_ppt(d: Path) -> Path:
     slide_text = (
-        _record(0x0F9F, struct.pack("<I", 0))
-        + _record(0x0FA8, b"Quarterly Results")
-        + _record(0x0F9F, struct.pack("<I", 1))
-        + _record(0x0FA0, _utf16("Umsatz gestiegen\rNächstes Jahr\x0bmehr"))
+        ppt_record(0x0F9F, struct.pack("<I", 0))
+        + ppt_record(0x0FA8, b"Quarterly Results")
+        + ppt_record(0x0F9F, struct.pack("<I", 1))
+        + ppt_record(0x0FA0, _utf16("Umsatz gestiegen\rNächstes Jahr\x0bmehr"))
     )
-    document = _record(0x03E8, _record(0x0FF0, slide_text, container=True), container=True)
-    master = _record(0x03F8, _record(0x0FA0, _utf16("Click to edit Master title style")), container=True)
-    textbox = _record(0xF00D, _record(0x0FA8, b"Textbox on slide one"), container=True)
-    slide = _record(0x03EE, _record(0xF002, textbox, container=True), container=True)
+    document = ppt_record(0x03E8, ppt_record(0x0FF0, slide_text, container=True), container=True)
+    master = ppt_record(0x03F8, ppt_record(0x0FA0, _utf16("Click to edit Master title style")), container=True)
+    textbox = ppt_record(0xF00D, ppt_record(0x0FA8, b"Textbox on slide one"), container=True)
+    slide = ppt_record(0x03EE, ppt_record(0xF002, textbox, container=True), container=True)
     writer = OleWriter()
     writer.addEntry("PowerPoint Document", document + master + slide)
     writer.addEntry("Current User", b"\x00" * 20)

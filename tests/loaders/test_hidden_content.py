@@ -1,6 +1,7 @@
 """Content the author hid (hidden text, sections, sheets and slides) is not indexed: an answer must not quote text the
 user cannot see in the document it cites. Hidden rows and columns are indexed: filters hide them, not authors."""
 
+import struct
 from pathlib import Path
 
 import docx
@@ -9,6 +10,8 @@ import openpyxl
 from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
+from extract_msg.ole_writer import OleWriter
+from loader_fixture_files import ppt_record
 from office_kit import deck_text, docx_text, titled_slide
 
 from quart_app.loaders import extract_text
@@ -26,6 +29,59 @@ def test_hidden_pptx_slides_are_left_out(tmp_path: Path) -> None:
     shown = presentation.slides.add_slide(presentation.slide_layouts[5])
     shown.shapes.title.text = "Outlook"
     assert deck_text(presentation, tmp_path / "deck") == "Quarterly results\n\nOutlook"
+
+
+PPT = "application/vnd.ms-powerpoint"
+
+
+def _ppt_slide(box_text: bytes, hidden: bool | None) -> bytes:
+    """A SlideContainer with a text box; `hidden` None leaves out the optional slide show atom."""
+    show = b"" if hidden is None else ppt_record(0x03F9, bytes(10) + struct.pack("<H", 4 if hidden else 0) + bytes(4))
+    textbox = ppt_record(0xF00D, ppt_record(0x0FA8, box_text), container=True)
+    slide: bytes = ppt_record(0x03EE, ppt_record(0x03EF, bytes(24)) + show + ppt_record(0xF002, textbox, True), True)
+    return slide
+
+
+def _ppt_notes(slide_id: int, text: bytes) -> bytes:
+    textbox = ppt_record(0xF00D, ppt_record(0x0FA8, text), container=True)
+    notes_atom = ppt_record(0x03F1, struct.pack("<II", slide_id, 0))
+    notes: bytes = ppt_record(0x03F0, notes_atom + ppt_record(0xF002, textbox, container=True), container=True)
+    return notes
+
+
+def test_hidden_ppt_slides_are_left_out(tmp_path: Path) -> None:
+    # a legacy .ppt's hidden slide was read like any other: its title, its text boxes and its notes
+    titles = (b"Quarterly results", b"Draft: layoffs under discussion", b"Outlook")
+    slide_list = b"".join(
+        ppt_record(0x03F3, struct.pack("<IIIII", 2 + index, 0, 1, 256 + index, 0))
+        + ppt_record(0x0F9F, struct.pack("<I", 0))
+        + ppt_record(0x0FA8, title)
+        for index, title in enumerate(titles)
+    )
+    document = ppt_record(0x03E8, ppt_record(0x0FF0, slide_list, container=True), container=True)
+    slides = [
+        _ppt_slide(b"Revenue grew", False),
+        _ppt_slide(b"Names of the people affected", True),
+        _ppt_slide(b"Growth continues", None),
+    ]
+    offsets = [0]
+    for part in (document, *slides):
+        offsets.append(offsets[-1] + len(part))
+    stream = document + b"".join(slides) + _ppt_notes(257, b"Do not read this out") + _ppt_notes(256, b"Thank the team")
+    # the persist directory names the document (id 1) and the three slides (ids 2 to 4) by their offsets
+    directory_offset = len(stream)
+    stream += ppt_record(0x1772, struct.pack("<5I", 1 | 4 << 20, *offsets[:4]))
+    user_edit_offset = len(stream)
+    stream += ppt_record(0x0FF5, struct.pack("<IHBBIIIIHH", 0, 0, 0, 3, 0, directory_offset, 1, 5, 0, 0))
+    current_user = ppt_record(0x0FF6, struct.pack("<IIIHHBBH", 0x14, 0xE391C05F, user_edit_offset, 0, 0x03F4, 3, 0, 0))
+    writer = OleWriter()
+    writer.addEntry("PowerPoint Document", stream)
+    writer.addEntry("Current User", current_user)
+    path = tmp_path / "deck"
+    writer.write(str(path))
+    assert (
+        extract_text(path, PPT) == "Quarterly results\n\nOutlook\n\nRevenue grew\n\nGrowth continues\n\nThank the team"
+    )
 
 
 def test_hidden_docx_runs_are_left_out(tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""Hidden slides of a legacy .ppt ([MS-PPT] SlideShowSlideInfoAtom.fHidden). A slide's own shapes sit in its
+SlideContainer, but its title and body placeholders' text sits in the document's slide list, under the slide's persist
+id: the persist directory maps that id to the SlideContainer's offset in the 'PowerPoint Document' stream."""
+
+import struct
+from collections.abc import Iterator
+
+SLIDE = 0x03EE  # SlideContainer
+NOTES = 0x03F0  # NotesContainer
+SLIDE_PERSIST = 0x03F3  # SlidePersistAtom: a slide's persist id and slide id, before its texts in the slide list
+SLIDE_LIST = 0x0FF0  # SlideListWithTextContainer; instance 0 lists the slides, 1 the masters, 2 the notes
+_NOTES_ATOM = 0x03F1
+_SLIDE_SHOW_INFO = 0x03F9  # SlideShowSlideInfoAtom
+_HIDDEN = 0x0004  # its fHidden bit: the slide show skips the slide
+_USER_EDIT = 0x0FF5
+_PERSIST_DIRECTORY = 0x1772
+_CURRENT_EDIT_OFFSET = 16  # offsetToCurrentEdit in the 'Current User' stream's CurrentUserAtom
+_HEADER = struct.Struct("<HHI")
+_U32 = struct.Struct("<I")
+
+
+def _children(stream: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """The records between `start` and `end` at one level: (type, body offset, body length)."""
+    while start + 8 <= end:
+        _, rec_type, rec_len = _HEADER.unpack_from(stream, start)
+        yield rec_type, start + 8, rec_len
+        start += 8 + rec_len
+
+
+def is_hidden_slide(stream: bytes, offset: int) -> bool:
+    """Whether the record at `offset` is a SlideContainer whose slide show skips it."""
+    if offset + 8 > len(stream):
+        return False
+    _, rec_type, rec_len = _HEADER.unpack_from(stream, offset)
+    if rec_type != SLIDE:
+        return False
+    for child_type, body, length in _children(stream, offset + 8, min(offset + 8 + rec_len, len(stream))):
+        if child_type == _SLIDE_SHOW_INFO and length >= 12 and body + 12 <= len(stream):
+            # slideTime (4 bytes), soundIdRef (4), effectDirection (1), effectType (1), then the flags
+            return bool(struct.unpack_from("<H", stream, body + 10)[0] & _HIDDEN)
+    return False
+
+
+def notes_slide_id(stream: bytes, offset: int, rec_len: int) -> int | None:
+    """The slide id a NotesContainer at `offset` belongs to (its NotesAtom's slideIdRef)."""
+    for child_type, body, length in _children(stream, offset + 8, min(offset + 8 + rec_len, len(stream))):
+        if child_type == _NOTES_ATOM and length >= 4 and body + 4 <= len(stream):
+            slide_id: int = _U32.unpack_from(stream, body)[0]
+            return slide_id
+    return None
+
+
+def _persist_offsets(stream: bytes, current_user: bytes) -> dict[int, int]:
+    """Each persist id's offset, from the newest edit's persist directory back to the first save's."""
+    offsets: dict[int, int] = {}
+    if len(current_user) < _CURRENT_EDIT_OFFSET + 4:
+        return offsets
+    edit = _U32.unpack_from(current_user, _CURRENT_EDIT_OFFSET)[0]
+    seen: set[int] = set()
+    while edit not in seen and edit + 8 + 16 <= len(stream):
+        seen.add(edit)
+        _, rec_type, _ = _HEADER.unpack_from(stream, edit)
+        if rec_type != _USER_EDIT:
+            break
+        # lastSlideIdRef (4 bytes), version (2), minorVersion (1), majorVersion (1), then the two offsets
+        previous_edit, directory = struct.unpack_from("<II", stream, edit + 8 + 8)
+        _, rec_type, rec_len = _HEADER.unpack_from(stream, directory)
+        if rec_type == _PERSIST_DIRECTORY:
+            position, end = directory + 8, min(directory + 8 + rec_len, len(stream))
+            while position + 4 <= end:
+                entry = _U32.unpack_from(stream, position)[0]
+                first, count = entry & 0xFFFFF, entry >> 20
+                for index in range(min(count, (end - position - 4) // 4)):
+                    # a newer edit's offset wins over the older ones read after it
+                    offsets.setdefault(first + index, _U32.unpack_from(stream, position + 4 + 4 * index)[0])
+                position += 4 + 4 * count
+        if previous_edit == 0:
+            break
+        edit = previous_edit
+    return offsets
+
+
+def hidden_slide_persist_ids(stream: bytes, current_user: bytes) -> frozenset[int]:
+    """The persist ids of the hidden slides; none when the persist directory is missing or damaged (every slide's
+    placeholder text is then read)."""
+    try:
+        return frozenset(
+            persist_id
+            for persist_id, offset in _persist_offsets(stream, current_user).items()
+            if is_hidden_slide(stream, offset)
+        )
+    except struct.error:
+        return frozenset()
