@@ -43,8 +43,10 @@ class DocxHiddenText:
 
     def run_filter(self, paragraph: Any) -> Callable[[Any], bool] | None:
         """A test for the paragraph's hidden runs; None when it shows every run (most paragraphs: no run is tested)."""
-        style = paragraph.find(f"{_W}pPr/{_W}pStyle")
-        by_paragraph = self._paragraph.get(style.get(_VAL, ""), False) if style is not None and self._paragraph else False
+        by_paragraph = False
+        # most documents have no hidden paragraph style: their paragraphs' styles are not looked up
+        if self._paragraph and (style := paragraph.find(f"{_W}pPr/{_W}pStyle")) is not None:
+            by_paragraph = self._paragraph.get(style.get(_VAL, ""), False)
         if (
             not by_paragraph
             and next(paragraph.iter(VANISH), None) is None
