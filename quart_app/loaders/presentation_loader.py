@@ -139,7 +139,7 @@ def _text_atoms(stream: bytes, path: Path, hidden_persist_ids: frozenset[int]) -
             )
         if rec_type == SLIDE_LIST and ver_instance >> 4 == 0:
             slide_list_end = body + rec_len
-        elif rec_type == SLIDE_PERSIST and pos < slide_list_end and rec_len >= 16:
+        elif rec_type == SLIDE_PERSIST and pos < slide_list_end and rec_len >= 16 and body + 16 <= end:
             persist_id, _, _, slide_id = struct.unpack_from("<IIII", stream, body)
             in_hidden_slide = persist_id in hidden_persist_ids
             if in_hidden_slide:

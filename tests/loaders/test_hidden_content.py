@@ -227,3 +227,15 @@ def test_odt_text_hidden_through_an_inherited_style_is_left_out(tmp_path: Path) 
     path = tmp_path / "offer"
     document.save(str(path))
     assert extract_text(path, ODT) == "The price is 80 EUR.\n\nValid until May."
+
+
+def test_a_ppt_cut_off_inside_a_slide_list_keeps_the_text_before_the_cut(tmp_path: Path) -> None:
+    # the slide list's last SlidePersistAtom claims 20 bytes the stream no longer has: the whole file failed to parse
+    cut = ppt_record(0x0FA8, b"Kept text") + struct.pack("<HHI", 0, 0x03F3, 20) + b"abc"
+    slide_list = struct.pack("<HHI", 0xF, 0x0FF0, len(cut) + 17) + cut
+    writer = OleWriter()
+    writer.addEntry("PowerPoint Document", struct.pack("<HHI", 0xF, 0x03E8, len(slide_list) + 17) + slide_list)
+    writer.addEntry("Current User", b"\x00" * 20)
+    path = tmp_path / "cut"
+    writer.write(str(path))
+    assert extract_text(path, PPT) == "Kept text"
