@@ -31,7 +31,7 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("APP_PERSISTENT_STORAGE", Path, "persistent_storage", "config, database, models and logs live here"),
     EnvSetting("NEXTCLOUD_URL", str, None, "Nextcloud base URL for OCS calls (init status, task processing)"),
     EnvSetting("AA_VERSION", str, None, "AppAPI version, sent back as AA-VERSION"),
-    EnvSetting("COMPUTE_DEVICE", str, None, "CPU, CUDA or ROCM; overrides the probe (ROCM = GPU config)"),
+    EnvSetting("COMPUTE_DEVICE", str, "auto", "auto (the probe decides), CPU, CUDA or ROCM (ROCM = GPU config)"),
     EnvSetting("EXTERNAL_DB", str, None, "postgresql:// URL of an external PostgreSQL with pgvector", secret=True),
     EnvSetting("CC_EM_BASE_URL", str, None, "external OpenAI-compatible embedding endpoint (overrides config)"),
     EnvSetting("CC_EM_MODEL_NAME", str, None, "model name sent to the embedding endpoint"),
@@ -50,7 +50,10 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting("HP_FRP_PORT", int, None, "port of HaRP's FRP server (set by AppAPI)"),
     EnvSetting("HP_EXAPP_SOCK", str, "/tmp/exapp.sock", "unix socket the app listens on behind HaRP (frpc's target)"),
     EnvSetting(
-        "APP_ROLE", str, None, "what runs here: normal (default), indexing, updatesproc, requestproc, embedding-worker"
+        "APP_ROLE",
+        str,
+        "normal",
+        "what runs here: normal (everything), indexing, updatesproc, requestproc, embedding-worker",
     ),
 )
 

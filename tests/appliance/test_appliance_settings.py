@@ -13,7 +13,7 @@ from appliance_kit import REPO, clean_env, run_cli
 from appliance.config import load_config
 from appliance.config_keys import describe_config_keys
 from appliance.database_url import DatabaseTarget
-from appliance.env_settings import ENV_SETTINGS, app_bind
+from appliance.env_settings import ENV_SETTINGS, app_bind, describe_env
 from appliance.launch import launch_environment
 from appliance.postgres import EmbeddedPostgres
 from appliance.storage import StorageLayout
@@ -70,6 +70,12 @@ def test_settings_command_lists_every_variable_and_key_and_hides_secrets(tmp_pat
     assert {"embedding.onnx.providers", "vectordb.pgvector.connection", "llm.llama.n_ctx", "retrieval.rrf_k"} <= keys
     text = run_cli("settings", env=env).stdout
     assert "APP_SECRET = (set)" in text and "s3cret-value" not in text
+
+
+def test_settings_show_what_an_unset_variable_means_where_the_code_decides_it() -> None:
+    # unset: the probe decides the device, and the replica runs everything (appliance/probe.py, app_role.py)
+    shown = {row["name"]: row["value"] for row in describe_env({})}
+    assert shown["COMPUTE_DEVICE"] == "auto" and shown["APP_ROLE"] == "normal"
 
 
 @pytest.mark.parametrize(
