@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance_kit import REPO
 from rich.console import Console
 
 from appliance.ccb import doctor_text
@@ -76,3 +77,23 @@ def test_an_embedder_program_that_keeps_exiting_is_named_with_its_log() -> None:
     )
     # running (an external embedder, a network problem): the error alone
     assert shown["RUNNING"].endswith("ConnectError; indexing waits (7 failed calls)")
+
+
+def _hardware_rows(status_text: str) -> list[str]:
+    """The row names of the Hardware table in `ccb status` text."""
+    table = status_text.split("\nHardware\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in table.splitlines() if line.strip() and not line.startswith(" ")]
+
+
+def test_the_readmes_status_example_shows_every_hardware_row_the_command_prints() -> None:
+    """The quick start quotes `ccb status` on a machine without a GPU; it had no `cpus` row after one was added."""
+    report = {
+        **_report([]),
+        "hardware": {"arch": "x86_64", "avx2": True, "cpus": 2, "cpu_limit": None, "device": "cpu"},
+        "llm": {"backend": "extractive", "n_ctx": 4096},
+    }
+    console = Console(record=True, width=80)
+    console.print(render_status(report))
+    printed = "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    readme = (REPO / "README.md").read_text().split("\n$ ccb status\n", 1)[1].split("\n$ ", 1)[0]
+    assert _hardware_rows(readme) == _hardware_rows(printed)
