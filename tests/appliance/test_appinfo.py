@@ -227,6 +227,19 @@ def test_the_readmes_manual_install_registers_the_declared_routes() -> None:
     assert {route["access_level"] for route in info["routes"]} == {2}  # admin
 
 
+def test_the_readme_names_the_variables_info_xml_lets_an_admin_set() -> None:
+    """Register with Nextcloud lists them and (a) counts them for the deploy options (it said four of seven)."""
+    assert EXTERNAL_APP is not None, "info.xml has no <external-app>"
+    names = [_text(variable, "name") for variable in EXTERNAL_APP.findall("environment-variables/variable")]
+    count = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")[len(names)]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    listed = re.search(rf"and {count} optional variables: ([^.]*)\. AppAPI sets everything else", readme)
+    assert listed, f"README: no 'and {count} optional variables: …' naming info.xml's variables"
+    assert re.findall(r"`([A-Z_]+)`", listed.group(1)) == names
+    deploy_options = re.findall(r"\*Deploy options\* is where you set the (\w+) variables", readme)
+    assert deploy_options == [count]
+
+
 def _k8s_roles() -> list[ET.Element]:
     assert EXTERNAL_APP is not None, "info.xml has no <external-app>"
     return EXTERNAL_APP.findall("k8s-service-roles/role")
