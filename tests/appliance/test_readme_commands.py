@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from appliance_kit import REPO, clean_env, run_cli
+from click.testing import CliRunner
+
+from appliance.ccb import cli
 
 README = (REPO / "README.md").read_text()
 README_STORAGE = "/tmp/ccb-readme/storage"
@@ -44,3 +47,13 @@ def test_a_first_starts_prepare_lines_are_quoted_as_printed(tmp_path: Path) -> N
     # the probe's reason for "no GPU" is this machine's NVML message
     expected = [_TIMESTAMP.sub("", line).replace(README_NO_GPU, reason.group(1)) for line in quoted]
     assert [line.replace(str(storage), README_STORAGE) for line in printed] == expected
+
+
+def test_the_readme_lists_every_exit_code_ccb_documents() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    documented = re.findall(r"^ {4}(\d)  ", result.output.split("Exit codes", 1)[1], re.MULTILINE)
+    paragraph = " ".join(
+        README.split("\nEvery command but `ccb logs` takes `--json`", 1)[1].split("\n\n", 1)[0].split()
+    )
+    listed = re.findall(r"(?:codes: |· )(\d) ", paragraph)
+    assert documented and listed == documented
