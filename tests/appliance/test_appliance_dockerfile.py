@@ -72,3 +72,13 @@ def test_both_targets_carry_frpc_for_harp_checked_against_its_sha256() -> None:
         # on PATH, where appliance/harp_tunnel.py looks for it
         assert "--mount=type=bind,from=frp,source=/frp.tar.gz" in body
         assert "-C /usr/local/bin --strip-components=1 --wildcards '*/frpc'" in body
+
+
+def test_the_readme_says_which_llm_extras_the_image_lacks() -> None:
+    """`make test` installs every extra; the image only `llama`: a `ctransformer` config cannot run in it."""
+    images = set(re.findall(r"-e '\.\[([a-z,]+)\]'", DOCKERFILE))
+    assert images == {"llama"}, images  # both targets install the same extras
+    readme = (REPO / "README.md").read_text()
+    for extra in re.findall(r"extra `([a-z]+)`", readme):
+        if extra not in images:
+            assert f"extra `{extra}`, not in the Docker image" in readme, extra
