@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from appliance.ccb import cli
 
-README = (REPO / "README.md").read_text()
+README: str = (REPO / "README.md").read_text()
 README_STORAGE = "/tmp/ccb-readme/storage"
 README_NO_GPU = "no GPU found (NVML unavailable: NVML Shared Library Not Found)"
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")

@@ -12,8 +12,8 @@ from appliance_kit import REPO
 from appliance.config_keys import describe_config_keys
 from appliance.env_settings import ENV_SETTINGS
 
-README = (REPO / "README.md").read_text()
-ENTRYPOINT = (REPO / "entrypoint.sh").read_text()
+README: str = (REPO / "README.md").read_text()
+ENTRYPOINT: str = (REPO / "entrypoint.sh").read_text()
 NO_DEFAULT = "—"
 
 
