@@ -4,7 +4,9 @@ Parser libraries quote what they read: pypdf logs `invalid pdf header: b'...'` w
 `Input is not proper UTF-8 ... Bytes: 0x44 0x65 ...` names four bytes and its tag-mismatch errors the words it took
 for tags, a lark parser (extract-msg's RTF) shows the line it stopped in, `int('Dear Bob')` quotes the cell. What an
 admin needs stays: the library (the logger, the exception's module), the exception class, the message's shape and
-where in the file it happened; quoted literals, byte runs and the lines after the first are withheld.
+where in the file it happened; quoted literals, byte runs and the lines after the first are withheld. A record's
+arguments are what the library read (pypdf logs `Annotations are not an array: %(annotations)s` with the string it
+found, unquoted): each is named by its type, numbers (object numbers, offsets, counts) kept.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Mapping
 
 # a Python bytes repr, b'...' or b"...", with its escapes; not the tail of a word ("verb'")
 _BYTES_LITERAL = re.compile(r"""\bb(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
@@ -29,6 +32,46 @@ _OWN_PACKAGES = frozenset({"quart_app", "appliance"})
 # how a traceback joins an exception to the one it was raised from (traceback.format_exception's words)
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+class _WithheldArgument:
+    """Stands in for a library's log argument: `%s` and `%r` both show its type, never its value."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, value: object) -> None:
+        if isinstance(value, bytes | bytearray):
+            self.label = WITHHELD
+        elif type(value) is str:
+            self.label = TEXT_WITHHELD
+        else:
+            self.label = f"<{type(value).__name__} withheld>"
+
+    def __repr__(self) -> str:
+        return self.label
+
+    __str__ = __repr__
+
+
+def _withheld_argument(value: object) -> object:
+    # a number in a parser's message is a position, a count or an object number; anything else is what it read
+    return value if value is None or isinstance(value, int | float) else _WithheldArgument(value)
+
+
+def message_without_arguments(record: logging.LogRecord) -> str:
+    """A record's message with each argument but numbers named by its type; the bare format string when it needs a
+    number where a withheld argument stands (`%d`)."""
+    if not record.args:
+        return str(record.msg)
+    args: Mapping[str, object] | tuple[object, ...]
+    if isinstance(record.args, Mapping):
+        args = {key: _withheld_argument(value) for key, value in record.args.items()}
+    else:
+        args = tuple(_withheld_argument(value) for value in record.args)
+    try:
+        return str(record.msg % args)
+    except (TypeError, ValueError, KeyError):
+        return str(record.msg)
 
 
 def withhold_bytes(message: str) -> str:
@@ -102,17 +145,13 @@ def withheld_traceback(exc: BaseException) -> str:
 
 class LibraryTextFilter(logging.Filter):
     """A handler filter that rewrites a library's record without what it quotes from a file: its message
-    (`withhold_document_text`) and its traceback (`withheld_traceback`, kept as the record's exc_text)."""
+    (`message_without_arguments`, then `withhold_document_text` for what the library formatted itself) and its
+    traceback (`withheld_traceback`, kept as the record's exc_text)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.partition(".")[0] in _OWN_PACKAGES:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:
-            # a malformed record: leave it to the handler, which reports formatting errors without the arguments
-            return True
-        record.msg = withhold_document_text(message)
+        record.msg = withhold_document_text(message_without_arguments(record))
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = withheld_traceback(record.exc_info[1])

@@ -17,6 +17,8 @@ from loader_fixture_files import write_pdf
 from office_kit import add_inline_drawing, docx_text
 from openpyxl.chart import LineChart, Reference
 from pool_kit import text_of
+from pypdf import PdfWriter
+from pypdf.generic import NameObject, TextStringObject
 from secret_documents import SECRET, msg_with_broken_rtf_body, quoted_secret
 
 from quart_app.chunking import ChunkerSpec
@@ -25,6 +27,7 @@ from quart_app.loaders.errors import CorruptDocumentError
 from quart_app.loaders.library_log_redaction import (
     TEXT_WITHHELD,
     WITHHELD,
+    LibraryTextFilter,
     library_message,
     withhold_bytes,
     withhold_document_text,
@@ -61,6 +64,51 @@ async def test_a_pdf_with_a_bad_header_is_logged_by_the_parser_without_the_files
 def _parser_lines(capfd: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
     return [line for line in lines if line["program"] == "parser"]
+
+
+def _pdf_with_strings_for_dictionaries(tmp_path: Path) -> Path:
+    """The two-page invoice, its first page's /Annots and a third page's /Resources a text string (the sentence)
+    where pypdf expects an array and a dictionary: pypdf warns with the string formatted by %s, without quotes."""
+    writer = PdfWriter(clone_from=write_pdf(tmp_path))
+    writer.pages[0][NameObject("/Annots")] = TextStringObject(SECRET)
+    writer.add_blank_page(612, 792)[NameObject("/Resources")] = TextStringObject(SECRET)
+    path = tmp_path / "damaged.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    return path
+
+
+async def test_a_pdf_string_where_pypdf_expects_a_dictionary_is_logged_by_its_type_not_its_text(
+    chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = _pdf_with_strings_for_dictionaries(tmp_path)
+    async with ParsePool(1, ParseLimits(timeout_s=30.0, memory_mb=256), chunker=chunker_spec) as pool:
+        chunks = await pool.parse_and_chunk(path, "application/pdf", "damaged.pdf")
+    assert "Invoice number 4711" in text_of(chunks)
+    parser_lines = _parser_lines(capfd)
+    warnings = {(line["logger"], line["msg"]) for line in parser_lines if line["level"] == "warning"}
+    assert warnings == {
+        ("pypdf._page", "Annotations are not an array: <TextStringObject withheld>"),
+        ("pypdf._page", "Page resources are not a dictionary: <TextStringObject withheld>"),
+    }, parser_lines
+    assert quoted_secret(json.dumps(parser_lines)) == [], parser_lines
+
+
+def test_a_library_records_arguments_are_named_by_type_and_numbers_kept() -> None:
+    def message(msg: str, *args: object) -> str:
+        # as logger.warning(msg, *args) makes it: a lone mapping becomes the record's args
+        record = logging.LogRecord("pypdf._reader", logging.WARNING, __file__, 1, msg, args, None)
+        assert LibraryTextFilter().filter(record)
+        return str(record.msg)
+
+    assert message("object %(idnum)d at %(offset)s: %(value)r", {"idnum": 5, "offset": 0.5, "value": SECRET}) == (
+        f"object 5 at 0.5: {TEXT_WITHHELD}"
+    )
+    assert message("%s and %r, %s", b"Dear", ValueError(SECRET), None) == (
+        f"{WITHHELD} and <ValueError withheld>, None"
+    )
+    # a withheld argument where a number is formatted: the format string itself
+    assert message("page %d of %s", SECRET, 3) == "page %d of %s"
 
 
 async def test_a_traceback_a_library_logs_keeps_its_exceptions_and_withholds_the_mails_text(
