@@ -26,6 +26,7 @@ from quart_app.services.errors import (
     SourceBusyError,
     SpoolError,
 )
+from quart_app.store.database_failure import failure_answer, failure_log_line
 from quart_app.store.errors import DatabaseUnavailableError, StoreError, TransactionConflictError
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ def register_error_handlers(app: Quart) -> None:
 
 def _mapped_handler(mapping: ExceptionMapping) -> Any:
     async def handler(exc: BaseException) -> Response:
+        if isinstance(exc, psycopg.Error):
+            return _database_failure(mapping, exc)
         if mapping.status == 503:
             # the database or a service is away for a while: one line, no traceback per request
             log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
@@ -191,6 +194,13 @@ def _mapped_handler(mapping: ExceptionMapping) -> Any:
         return json_message(f"{mapping.prefix}{exc}", mapping.status, mapping.headers)
 
     return handler
+
+
+def _database_failure(mapping: ExceptionMapping, exc: psycopg.Error) -> Response:
+    # PostgreSQL's own text (its DETAIL, a data exception's message) may quote a row: a chunk's text, a title
+    what = f"{request.method} {request.path}"
+    log.error("%s failed in the database: %s", what, failure_log_line(exc))
+    return json_message(f"{mapping.prefix}{failure_answer(exc, what)}", mapping.status, mapping.headers)
 
 
 def _fault(exc: BaseException) -> Response:

@@ -3,6 +3,7 @@ Nextcloud text-to-text task -> 500 'LLM Error: ...'."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +24,31 @@ from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart.typing import TestClientProtocol as Client
 
 from appliance.postgres import EmbeddedPostgres
-from quart_app import create_app
+from quart_app import create_app, http_errors
 
 
 async def test_a_database_fault_is_a_vector_db_error(
-    client: Client, fresh_dsn: str, pg_cluster: EmbeddedPostgres
+    client: Client, fresh_dsn: str, pg_cluster: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert (await client.post("/countIndexedDocuments", headers=signed_headers())).status_code == 200
     database = fresh_dsn.split("@/", 1)[1].split("?")[0]
     superuser = f"postgresql://postgres@/{database}?host={pg_cluster.socket_dir}"
     with psycopg.connect(superuser, autocommit=True) as conn:
         conn.execute("ALTER TABLE documents RENAME TO documents_gone")
-    response = await client.post("/countIndexedDocuments", headers=signed_headers())
+    with caplog.at_level(logging.ERROR, logger=http_errors.__name__):
+        response = await client.post("/countIndexedDocuments", headers=signed_headers())
     body = await response.get_json()
-    assert response.status_code == 500
-    assert body["error"].startswith("Vector DB Error: ") and "documents" in body["error"]
+    assert (response.status_code, body) == (
+        500,
+        {
+            "error": "Vector DB Error: POST /countIndexedDocuments failed in the database: UndefinedTable (SQLSTATE"
+            " 42P01, syntax error or access rule violation); the schema or the database user's privileges are not"
+            " what this version needs: restart the app so it migrates the schema, and let its database user own the"
+            " app's tables"
+        },
+    )
+    # the log names the relation: PostgreSQL's first line, as a class-42 message names schema objects, not values
+    assert 'relation "documents" does not exist' in caplog.messages[-1]
 
 
 async def test_a_query_waiting_for_a_lock_is_a_vector_db_error_naming_the_setting(

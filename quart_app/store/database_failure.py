@@ -1,0 +1,87 @@
+"""What a PostgreSQL error says without the values it may quote, for a route's answer and the app log.
+
+PostgreSQL's text is not safe to show: DETAIL quotes the row a statement refused ("Failing row contains (...)", "Key
+(text)=(...) already exists"), CONTEXT the line of a COPY, and a data exception's message the value it could not take
+('invalid input syntax for type integer: "..."'). The class, the SQLSTATE and the schema objects it names are.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import psycopg
+
+from quart_app.store.errors import first_line
+
+# SQLSTATE class -> (its condition, what an admin does about it), after PostgreSQL's "Appendix A. Error Codes"
+_CLASSES: dict[str, tuple[str, str]] = {
+    "08": ("connection exception", "retry once PostgreSQL is reachable"),
+    "22": ("data exception", "a value was refused; report it with the app log's line for this request"),
+    "23": (
+        "integrity constraint violation",
+        "a constraint or trigger the app did not create must allow its rows; else report it with the app log's line",
+    ),
+    "28": ("invalid authorization", "check the database user and password (vectordb.pgvector.connection)"),
+    "40": ("transaction rollback", "retry the request"),
+    "42": (
+        "syntax error or access rule violation",
+        "the schema or the database user's privileges are not what this version needs: restart the app so it"
+        " migrates the schema, and let its database user own the app's tables",
+    ),
+    "53": ("insufficient resources", "free disk space or memory on the database server, or lower pgvector.pool_max"),
+    "54": ("program limit exceeded", "a value is over a PostgreSQL limit; report it with the app log's line"),
+    "55": ("object not in prerequisite state", "retry later"),
+    "57": ("operator intervention", "retry once PostgreSQL is back (it was shut down or the statement cancelled)"),
+    "58": ("system error", "check the database server's disk and PostgreSQL's log"),
+    "XX": ("internal error", "check PostgreSQL's log (logs/postgres.log)"),
+}
+_UNKNOWN = ("PostgreSQL error", "check PostgreSQL's log")
+# their message quotes the value refused (22) or is any text a PL/pgSQL RAISE wrote (P0)
+_MESSAGE_QUOTES_VALUES = frozenset({"22", "P0"})
+_OWN_CODE = Path(__file__).resolve().parents[1]
+
+
+def _condition(exc: psycopg.Error) -> tuple[str, str]:
+    sqlstate = exc.sqlstate or ""
+    return _CLASSES.get(sqlstate[:2], _UNKNOWN)
+
+
+def _objects(exc: psycopg.Error) -> str:
+    """The schema objects PostgreSQL names in its error fields: identifiers, never values."""
+    diag = exc.diag
+    named = [
+        ("table", diag.table_name),
+        ("column", diag.column_name),
+        ("constraint", diag.constraint_name),
+        ("type", diag.datatype_name),
+    ]
+    return ", ".join(f"{kind} {name}" for kind, name in named if name)
+
+
+def failure_summary(exc: psycopg.Error) -> str:
+    """`UndefinedTable (SQLSTATE 42P01, syntax error or access rule violation; table x)`: no value of any row."""
+    condition, _fix = _condition(exc)
+    objects = _objects(exc)
+    state = f"SQLSTATE {exc.sqlstate}" if exc.sqlstate else "no SQLSTATE: raised by the client library"
+    return f"{type(exc).__name__} ({state}, {condition}{'; ' + objects if objects else ''})"
+
+
+def failure_answer(exc: psycopg.Error, what: str) -> str:
+    """A route's error text for `exc` while doing `what`: the failure summary and what to do."""
+    _condition_name, fix = _condition(exc)
+    return f"{what} failed in the database: {failure_summary(exc)}; {fix}"
+
+
+def failure_log_line(exc: psycopg.Error) -> str:
+    """The summary, PostgreSQL's first line unless it may quote a value, and where in the app the statement ran."""
+    message = "" if (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES else f": {first_line(exc)}"
+    return f"{failure_summary(exc)}{message}{_where(exc)}"
+
+
+def _where(exc: BaseException) -> str:
+    own = [frame for frame in traceback.extract_tb(exc.__traceback__) if Path(frame.filename).is_relative_to(_OWN_CODE)]
+    if not own:
+        return ""
+    frame = own[-1]
+    return f", at {Path(frame.filename).relative_to(_OWN_CODE.parent)}:{frame.lineno} in {frame.name}"
