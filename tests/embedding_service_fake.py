@@ -8,9 +8,9 @@ text's SHA-256 (the same text always gets the same vector) and JSON-encoded once
 nothing. The model id and dimension may change while it runs (a model swapped behind the URL), and GET /v1/models may be
 missing (`models_list`); the next
 `fail_next` requests answer 500 (a server error, not an outage); with `refusal` set every request answers 400 with it
-(an error about the texts); `nan_texts` get a vector with NaN in it. Every text
-embedded and every request's size is recorded, so a test can see texts embedded twice, how requests were split and how
-many ran at once.
+(an error about the texts; "{input}" in it becomes the request's first text, as some servers repeat it); `nan_texts`
+get a vector with NaN in it. Every text embedded and every request's size is recorded, so a test can see texts
+embedded twice, how requests were split and how many ran at once.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class EmbeddingServiceFake:
     capacity: int = 64
     model: str = "fake-embedder"
     fail_next: int = 0
-    # every request answers 400 with this message: the service refuses the texts
+    # every request answers 400 with this message: the service refuses the texts ("{input}": the first text)
     refusal: str | None = None
     # False: GET /v1/models answers 404, as text-embeddings-inference (the model shows only in embedding responses)
     models_list: bool = True
@@ -172,7 +172,7 @@ class EmbeddingServiceFake:
                     self._reply(400, {"error": {"message": "'input' must be a string or a non-empty list of strings"}})
                     return
                 if service.refusal is not None:
-                    self._reply(400, {"error": {"message": service.refusal}})
+                    self._reply(400, {"error": {"message": service.refusal.replace("{input}", texts[0])}})
                     return
                 vectors = service._embed(texts)
                 if vectors is None:

@@ -17,6 +17,7 @@ from appliance.model_catalogue import NO_PREFIXES, ModelEntry, ModelPrefixes
 from appliance.url_redaction import redacted_url
 from quart_app.request_ids import forward_request_id
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
+from quart_app.runtimes.service_error_text import explanation, redacted_reason
 
 log = logging.getLogger(__name__)
 
@@ -281,14 +282,17 @@ class EmbeddingClient:
                 unavailable=True,
             ) from exc
         if response.status_code >= 400:
-            raise _status_error(method, shown, response)
+            sent = json.get("input") if json is not None else None
+            raise _status_error(method, shown, response, sent if isinstance(sent, list) else [])
         return response
 
 
-def _status_error(method: str, url: str, response: httpx.Response) -> EmbeddingServiceError:
+def _status_error(method: str, url: str, response: httpx.Response, sent: list[str]) -> EmbeddingServiceError:
+    """The status, a fixed explanation and the service's reason without the texts sent: some services repeat them."""
     status = response.status_code
     retryable = status >= 500 or status in RETRYABLE_STATUSES
-    detail = _error_detail(response)
+    reason = redacted_reason(_error_detail(response), sent)
+    detail = explanation(status) + (f" ({reason})" if reason else "")
     hint = ""
     if status in (401, 403):
         hint = "; check the API key (embedding.api_key / CC_EM_APIKEY) or CC_EM_USERNAME / CC_EM_PASSWORD"

@@ -43,7 +43,10 @@ async def test_a_password_in_cc_em_base_url_is_hidden_in_status_and_logs(
     assert fake.failed_requests > 0
     shown = fake.url.replace("http://", "http://alice:***@")
     [reason] = status["chunks"]["failure_reasons"]
-    assert reason.startswith(f"POST {shown}/embeddings answered 500: CUDA out of memory (scripted)")
+    assert reason.startswith(
+        f"POST {shown}/embeddings answered 500: the service failed with an internal error (CUDA out of memory"
+        " (scripted))"
+    )
     assert PASSWORD not in json.dumps(status)
     assert f"embedding client for {shown} (model external-embed, auth none)" in logged()
     assert PASSWORD not in logged()

@@ -21,6 +21,7 @@ from appliance.model_catalogue import ModelPrefixes
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
 from quart_app.runtimes.embedding_client import UNAVAILABLE_ERROR_PATTERN, EmbeddingClient, EmbeddingServiceInfo
 from quart_app.runtimes.errors import EmbeddingClientClosedError, EmbeddingServiceError
+from quart_app.runtimes.service_error_text import explanation
 
 API_KEY = "sk-test-secret-4711"
 
@@ -103,8 +104,9 @@ async def test_too_large_batch_from_the_real_embedder_is_fatal(embedder_server: 
             await client.embed(["x"] * 9)
     assert (info.value.status, info.value.retryable, info.value.fatal) == (413, False, True)
     assert str(info.value) == (
-        f"POST {embedder_server.url}/v1/embeddings answered 413: 'input' holds 9 strings; this embedder takes at most 8"
-        " per request; split the batch; send fewer or shorter inputs per request (embedding.batch_tokens)"
+        f"POST {embedder_server.url}/v1/embeddings answered 413: the request is larger than the service takes ('input'"
+        " holds 9 strings; this embedder takes at most 8 per request; split the batch); send fewer or shorter inputs"
+        " per request (embedding.batch_tokens)"
     )
 
 
@@ -139,7 +141,9 @@ async def test_a_password_in_the_url_is_sent_as_basic_auth_and_hidden_everywhere
     basic = base64.b64encode(b"alice:hunter2@em").decode()
     assert fake_service.requests[0].headers["Authorization"] == f"Basic {basic}"
     assert str(malformed.value).startswith(f"the embedding service at {shown} answered 200 without a JSON object")
-    assert str(refused.value).startswith(f"POST {shown}/embeddings answered 401: bad password")
+    assert str(refused.value).startswith(
+        f"POST {shown}/embeddings answered 401: the service refused the credentials (bad password)"
+    )
     assert f"embedding client for {shown} (model default, auth none)" in caplog.messages
     assert "hunter2" not in caplog.text and "hunter2" not in repr(client)
 
@@ -213,7 +217,9 @@ async def test_status_classification(
             await client.embed(["x"])
     assert (info.value.status, info.value.retryable, info.value.unavailable) == (status, retryable, unavailable)
     assert _unavailable_by_message(info.value) is unavailable
-    assert str(info.value).startswith(f"POST {fake_service.url}/embeddings answered {status}: status {status} here")
+    assert str(info.value).startswith(
+        f"POST {fake_service.url}/embeddings answered {status}: {explanation(status)} (status {status} here)"
+    )
 
 
 async def test_unreachable_service_is_unavailable() -> None:

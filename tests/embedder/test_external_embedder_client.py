@@ -47,7 +47,10 @@ async def test_retries_used_up_raise_the_server_error() -> None:
         async with EmbeddingClient(fake.url, request_retries=1, retry_backoff_s=0.01, send_input_type=False) as client:
             with pytest.raises(EmbeddingServiceError) as raised:
                 await client.embed(TEXTS[:2], "passage")
-    assert str(raised.value) == f"POST {fake.url}/embeddings answered 500: CUDA out of memory (scripted)"
+    assert str(raised.value) == (
+        f"POST {fake.url}/embeddings answered 500: the service failed with an internal error (CUDA out of memory"
+        " (scripted))"
+    )
     assert (raised.value.retryable, raised.value.unavailable) == (True, False)
     assert len(fake.inputs_per_request) == 2
 

@@ -34,5 +34,10 @@ async def test_an_error_message_with_a_nul_character_fails_the_chunks_instead_of
         ):
             await wait_until(nothing_queued, "the queue to settle", timeout_s=20)
     assert await rows(db, "SELECT embed_state, last_error, count(*) FROM chunks GROUP BY 1, 2") == [
-        ("failed", f"POST {url}/embeddings answered 400: input rejected at byte ", total)
+        (
+            "failed",
+            f"POST {url}/embeddings answered 400: the service refused the request or its texts (input rejected at"
+            " byte )",
+            total,
+        )
     ]
