@@ -34,6 +34,8 @@ ANSWERS = {
         " ".join(_WORDS[(7 * n + k) % len(_WORDS)] for k in range(3 + n % 11)).capitalize() + ". " for n in range(200)
     ),
     "list": "".join(f"- restart the web server on host {n} and check its log\n" for n in range(60)),
+    # numbered items: every line end looks for a run of items of the same text
+    "numbered": "".join(f"{n}. restart the web server on host-{n:02d} and check its log\n" for n in range(1, 61)),
     "table": "| port | service | open to |\n|---|---|---|\n"
     + "".join(f"| {n} | web | everyone |\n" for n in range(80)),
     "code": "```python\n" + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(60)) + "```\n",

@@ -91,7 +91,7 @@ class CTransformerBackend:
             # a small legacy model loops as SmolLM2 does: ended at its first repeat, a code block left open closed,
             # as in the llama backend
             async for piece in iterate_in_thread(
-                lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name)), self._model_lock
+                lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name, prompt)), self._model_lock
             ):
                 yield piece
 

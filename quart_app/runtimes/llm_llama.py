@@ -150,7 +150,8 @@ class LlamaBackend:
             self._check_open()  # closed while this request waited in line
             try:
                 async for piece in iterate_in_thread(
-                    lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name)), self._model_lock
+                    lambda: close_fences(stop_repeating(self._pieces(prompt, stop), self.name, prompt)),
+                    self._model_lock,
                 ):
                     yield piece
             except ValueError as exc:

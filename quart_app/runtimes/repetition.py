@@ -1,6 +1,6 @@
 """Stop an answer that has started repeating itself: a small model at low temperature falls into a loop ("-v - port"
-line after line, the same paragraph again, or again with a word changed or a number counting up) and writes it until
-max_tokens (~30 s of CPU for SmolLM2's 512)."""
+line after line, the same paragraph again, or again with a word changed or a number counting up, the same list item
+numbered on) and writes it until max_tokens (~30 s of CPU for SmolLM2's 512)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quart_app.runtimes.code_fences import FenceTracker
+from quart_app.runtimes.numbered_items import NumberedItemRun
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,21 @@ class Repeat:
     seen_at: int
     kept: int
     near: bool = False  # the copies differ in one piece each (not verbatim)
+    numbered: bool = False  # numbered list items of the same text
+
+    def copies_differ(self) -> str:
+        """How the copies differ, for the log ("" for verbatim)."""
+        if self.numbered:
+            return ", numbered items of the same text"
+        return ", copies differing in a token" if self.near else ""
 
 
 class RepetitionGuard:
     """Fed an answer one piece (a token's text) at a time. Hands on the text that can no longer turn out to be a
     repeat and holds back the rest; once the answer repeats itself, `repeat` says so and `finish()` returns the held
-    text up to the end of the repeated unit's first copy."""
+    text up to the end of the repeated unit's first copy. `context` is the prompt: a list quoted from it is no loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: str = "") -> None:
         self._pieces: list[str] = []
         self._released = 0  # pieces handed on
         self._boundaries: list[int] = []  # line and sentence ends, ascending, up to the last piece
@@ -75,6 +83,9 @@ class RepetitionGuard:
         self._near_guards = np.zeros(_NEAR_PERIODS.size, dtype=np.int64)
         self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
         self._structure = _StructureTracker()
+        self._items = NumberedItemRun(context, NEAR_MIN_COPIES)
+        self._line_start = 0  # the first piece of the line in progress
+        self._line_structure = False  # whether a piece of the line in progress is structure
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
@@ -85,13 +96,18 @@ class RepetitionGuard:
         pieces.append(piece)
         end = position + 1
         self._store_ids(position, piece)
-        longest = max(self._push_verbatim(position), self._push_near(position, piece))
+        structure = self._structure.is_structure(piece)
+        longest = max(self._push_verbatim(position), self._push_near(position, structure))
+        if self.repeat is None and piece.endswith("\n"):
+            self._end_line(end, structure)
+        else:
+            self._line_structure |= structure
         if self.repeat is not None:
             return ""
         if self._is_boundary(end - 1):  # decided now that the piece after it is known
             self._boundaries.append(end - 1)
         # what copies the text just before it may become a repeat: hand on up to the last boundary before that
-        held_from = end - longest
+        held_from = min(end - longest, self._items.held_from(end))
         if held_from == end and self._is_boundary(end):
             return self._release(end)
         index = bisect_right(self._boundaries, held_from) - 1
@@ -121,10 +137,19 @@ class RepetitionGuard:
             self.repeat = Repeat(period, position + 1, self._cut(position + 1 - run - period, period))
         return int(runs.max())
 
-    def _push_near(self, position: int, piece: str) -> int:
-        """Follow the runs of near copies with the piece at `position`; the longest run (0 for none)."""
+    def _end_line(self, end: int, structure: bool) -> None:
+        """A line ends before piece `end`: follow the numbered items of the same text with it."""
+        line = "".join(self._pieces[self._line_start : end])
+        kept = self._items.end_line(line, end, structure or self._line_structure)
+        self._line_start, self._line_structure = end, False
+        if kept is not None:
+            self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=True)
+
+    def _push_near(self, position: int, structure: bool) -> int:
+        """Follow the runs of near copies with the piece at `position` (`structure`: it belongs to a table row, a
+        data row or a code block); the longest run (0 for none)."""
         end = position + 1
-        if self._structure.is_structure(piece):
+        if structure:
             self._prose_since = end
             return 0  # every near run restarts after it: no need to follow them here
         count = min(MAX_PERIOD, position) - NEAR_MIN_PERIOD + 1  # periods with a piece to compare with
@@ -205,10 +230,10 @@ class _StructureTracker:
         return structure or fences.in_fence or fences.line_so_far[:_HEAD].lstrip().startswith(_STRUCTURED_LINE_STARTS)
 
 
-def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Generator[str, None, None]:
-    """`pieces` as a backend generates them, ended once the answer repeats itself, the repeats cut; "" (a point where
-    the caller may stop) passes through."""
-    guard = RepetitionGuard()
+def stop_repeating(pieces: Generator[str, None, None], backend: str, prompt: str = "") -> Generator[str, None, None]:
+    """`pieces` as a backend generates them for `prompt`, ended once the answer repeats itself, the repeats cut; ""
+    (a point where the caller may stop) passes through."""
+    guard = RepetitionGuard(prompt)
     with closing(pieces):  # closing the model's generator stops the generation
         for piece in pieces:
             yield guard.push(piece) if piece else ""
@@ -217,8 +242,7 @@ def stop_repeating(pieces: Generator[str, None, None], backend: str) -> Generato
                 log.info(
                     "llm %s: the answer started repeating itself (a unit of %d tokens%s): stopped after %d tokens,"
                     " kept %d",
-                    backend, repeat.period, ", copies differing in a token" if repeat.near else "", repeat.seen_at,
-                    repeat.kept,
+                    backend, repeat.period, repeat.copies_differ(), repeat.seen_at, repeat.kept,
                 )  # fmt: skip
                 break
     yield guard.finish()

@@ -60,6 +60,21 @@ async def test_an_answer_that_repeats_a_line_stops_after_its_first_copy(
     assert "".join(streamed).strip() == answer
 
 
+async def test_numbered_steps_of_the_same_text_stop_after_the_first(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 511 tokens, "- 1. Restart the server:" counted to 45 (units of 10 tokens, too short for near copies)."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "Give numbered steps to restart each server listed in the firewall table.")
+    assert "Restart the server" not in prompt  # the item is the model's, not a document's
+    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+        answer = await llama.generate(prompt, "alice", [templates.end_separator])
+    assert llama.count_tokens(answer) - 1 < 100
+    assert answer.count("Restart the server:") == 1 and answer.endswith("Restart the server:")
+    [record] = caplog.records
+    assert "numbered items of the same text" in record.getMessage() and "Restart" not in record.getMessage()
+
+
 async def test_a_table_copied_from_a_document_passes_whole_streamed_line_by_line(
     shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
 ) -> None:
