@@ -65,8 +65,7 @@ class CTransformerBackend:
 
     def count_tokens(self, text: str) -> int:
         """The model's own tokenizer (from the GGML file's vocabulary)."""
-        if self._closed:
-            raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
+        self._check_open()
         return len(self._llm.tokenize(text))
 
     def plain_text(self, text: str) -> str:
@@ -74,6 +73,8 @@ class CTransformerBackend:
         return text
 
     def _pieces(self, prompt: str, stop: Sequence[str]) -> Generator[str, None, None]:
+        yield from self._prefill(self._llm.tokenize(prompt))
+        # reset=True keeps the evaluated prefix the prompt shares, so this call evaluates the prompt's last token only
         pieces: Iterator[str] = self._llm(
             prompt,
             max_new_tokens=self.max_tokens,
@@ -82,12 +83,29 @@ class CTransformerBackend:
             stream=True,
             reset=True,
         )
-        yield from pieces
+        for piece in pieces:
+            self._check_open()
+            yield piece
+
+    def _prefill(self, tokens: list[int]) -> Iterator[str]:
+        """Evaluate the prompt but its last token a batch at a time, yielding "" after each batch: ctransformers'
+        own call evaluates the whole prompt in one C call that no stop or cancel interrupts (minutes on CPU for a 7B
+        GGML model). Its batches are the same size (Config.batch_size), so the steps cost nothing more."""
+        llm = self._llm
+        # the prefix the previous prompt shares with this one stays evaluated, as in ctransformers' own call
+        rest = llm.prepare_inputs_for_generation(tokens, reset=True)
+        step = llm.config.batch_size
+        for start in range(0, len(rest) - 1, step):
+            self._check_open()  # aclose() waits for this thread: it ends within a batch, not after the answer
+            llm.eval(rest[start : min(start + step, len(rest) - 1)])
+            yield ""
 
     async def stream(self, prompt: str, user_id: str, stop: Sequence[str] = ()) -> AsyncGenerator[str, None]:
-        if self._closed:
-            raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
+        """Pieces as ctransformers produces them (the prompt evaluated batch by batch, so a stop or a cancel is seen
+        within one batch or one token), ended where the answer starts repeating itself."""
+        self._check_open()
         async with self._queue:
+            self._check_open()  # closed while this request waited in line
             # a small legacy model loops as SmolLM2 does: ended at its first repeat, a code block left open closed,
             # as in the llama backend
             async for piece in iterate_in_thread(
@@ -99,5 +117,12 @@ class CTransformerBackend:
         parts = [piece async for piece in self.stream(prompt, user_id, stop)]
         return cut_at_stop("".join(parts), stop).strip()
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LlmClosedError("the ctransformer backend was used after close(); create a new one")
+
     async def aclose(self) -> None:
+        """Refuse new requests and end the one in progress at its next batch or token; returns once it has ended."""
         self._closed = True
+        async with self._queue:
+            pass  # the answer in progress ends within one step (_check_open) and frees the queue

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ggml_writer import write_tiny_gpt2
@@ -13,7 +17,7 @@ from appliance.config import parse_config
 from appliance.llm_config import CTransformerConfig, ExtractiveConfig
 from quart_app.nextcloud import NextcloudClient
 from quart_app.runtimes.control_tokens import WORD_JOINER, ControlTokenBreaker
-from quart_app.runtimes.errors import LlmUnavailableError
+from quart_app.runtimes.errors import LlmClosedError, LlmUnavailableError
 from quart_app.runtimes.llm_backend import LlmBackend, create_llm_backend, resolve_model_path
 from quart_app.runtimes.llm_extractive import (
     EXTRACTIVE_HEADER,
@@ -92,6 +96,106 @@ def test_control_token_texts_are_broken_until_none_is_left_whole() -> None:
     assert broken.replace(WORD_JOINER, "") == "abc" and "ab" not in broken and "bc" not in broken
     assert breaker.plain("x") == "x"  # one character cannot be broken inside
     assert ControlTokenBreaker([]).plain("<|im_end|>") == "<|im_end|>"
+
+
+def _gate_after_the_first_batch(model: Any) -> tuple[threading.Event, threading.Event]:
+    """White box: ctransformers' LLM.eval, made to signal its first evaluated batch and then wait for the gate (set by
+    the test once it has asked for the stop), so that where the evaluation stops does not depend on the machine's
+    speed. The events: (first batch evaluated, gate)."""
+    first_batch, gate = threading.Event(), threading.Event()
+    evaluate = model.eval
+
+    def gated_eval(tokens: Sequence[int], **options: Any) -> None:
+        evaluate(tokens, **options)
+        if not first_batch.is_set():
+            first_batch.set()
+            gate.wait(120)
+
+    model.eval = gated_eval
+    return first_batch, gate
+
+
+def _long_prompt_backend(tmp_path: Path) -> tuple[Any, str]:
+    from quart_app.runtimes.llm_ctransformer import CTransformerBackend
+
+    model = write_tiny_gpt2(tmp_path / "tiny-gpt2.ggml.bin", n_ctx=512)
+    config = CTransformerConfig(model=str(model), model_type="gpt2", n_ctx=512, max_tokens=8, threads=1, temperature=0)
+    backend = CTransformerBackend(model, config)
+    prompt = "hello the world, the answer is in the context. " * 8
+    assert backend.count_tokens(prompt) > 10 * backend._llm.config.batch_size  # white box: ctransformers' batch
+    return backend, prompt
+
+
+@needs_ctransformers
+async def test_ctransformer_evaluates_a_prompt_once_in_batches_and_keeps_what_the_next_one_shares(
+    tmp_path: Path,
+) -> None:
+    backend, prompt = _long_prompt_backend(tmp_path)
+    model = backend._llm
+    evaluated: list[list[int]] = []
+    evaluate = model.eval
+
+    def recorded_eval(tokens: Sequence[int], **options: Any) -> None:
+        evaluated.append(list(tokens))
+        evaluate(tokens, **options)
+
+    model.eval = recorded_eval  # white box: what ctransformers is asked to evaluate
+    try:
+        tokens = model.tokenize(prompt)
+        await backend.generate(prompt, "alice")
+        flat = [token for batch in evaluated for token in batch]
+        assert flat[: len(tokens)] == tokens and len(flat) <= len(tokens) + backend.max_tokens  # the prompt once
+        assert max(len(batch) for batch in evaluated) == model.config.batch_size
+        evaluated.clear()
+        follow_up = prompt[: len(prompt) // 2] + "what does the context say?"
+        follow_tokens = model.tokenize(follow_up)
+        shared = next(n for n, (a, b) in enumerate(zip(follow_tokens, tokens, strict=False)) if a != b)
+        await backend.generate(follow_up, "bob")
+        # the kept prefix is not evaluated again: the first batch starts where the follow-up differs
+        assert evaluated[0] == follow_tokens[shared : shared + model.config.batch_size]
+    finally:
+        await backend.aclose()
+
+
+@needs_ctransformers
+async def test_ctransformer_a_cancel_stops_the_prompt_evaluation_within_one_batch(tmp_path: Path) -> None:
+    """Before: the whole prompt was evaluated in one C call after the cancel (minutes for a 7B GGML model)."""
+    backend, prompt = _long_prompt_backend(tmp_path)
+    model = backend._llm
+    try:
+        first_batch, gate = _gate_after_the_first_batch(model)
+        answer = asyncio.create_task(backend.generate(prompt, "alice"))
+        await asyncio.to_thread(first_batch.wait, 120)
+        answer.cancel()
+        await asyncio.sleep(0)  # the answer's task runs its cancellation, which asks its thread to stop
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await answer  # returns once the thread has stopped: it holds the model until then
+        assert len(model._context) == model.config.batch_size  # white box: the tokens evaluated
+    finally:
+        await backend.aclose()
+
+
+@needs_ctransformers
+async def test_ctransformer_closing_ends_the_answer_in_progress_and_refuses_those_in_line(tmp_path: Path) -> None:
+    """Before: aclose() returned at once and the answer ran on to its end with the model."""
+    backend, prompt = _long_prompt_backend(tmp_path)
+    model = backend._llm
+    first_batch, gate = _gate_after_the_first_batch(model)
+    running = asyncio.create_task(backend.generate(prompt, "alice"))
+    waiting = asyncio.create_task(backend.generate("hello", "bob"))
+    await asyncio.to_thread(first_batch.wait, 120)
+    closing = asyncio.create_task(backend.aclose())
+    await asyncio.sleep(0)  # aclose() marks the backend closed before it waits for the answer in progress
+    gate.set()
+    await closing
+    assert running.done() and waiting.done()  # aclose() returned after both
+    with pytest.raises(LlmClosedError):
+        await running
+    with pytest.raises(LlmClosedError):
+        await waiting
+    assert len(model._context) == model.config.batch_size
+    await backend.aclose()  # idempotent
 
 
 @needs_ctransformers
