@@ -55,7 +55,7 @@ def test_status_while_the_engine_waits_for_postgres_at_start_shows_the_programs_
             restartable_pg.start()
         wait_for(lambda: _status_code(base) == 200, 120, "the engine to open once PostgreSQL is started")
         after = httpx.get(f"{base}/status", headers=signed_headers(), timeout=30).json()
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.headers.get("cc-retry") == "true"
     report = response.json()
     assert report["error"].startswith("Error: the engine is still opening (connecting to PostgreSQL, for "), report
     database = report["database"]

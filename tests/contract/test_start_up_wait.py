@@ -91,6 +91,8 @@ def test_past_the_start_up_wait_the_app_serves_and_says_what_the_engine_waits_fo
             status = httpx.get(f"{base}/status", headers=signed_headers(), timeout=10)
             assert status.status_code == 503
             assert "the engine is still opening (applying the schema migrations, for" in status.json()["error"]
+            # no outage: nothing to send again later, as on the other routes
+            assert "cc-retry" not in status.headers
             assert (
                 f"the engine has not opened within {START_UP_WAIT_S:g} s (applying the schema migrations)"
                 in server.log_text()
@@ -135,6 +137,10 @@ async def test_an_opening_that_fails_after_start_up_is_named_on_the_routes_and_t
         assert answer.status_code == 503 and answer.headers.get("cc-retry") == "true"
         assert error.startswith("Error: the engine is waiting for PostgreSQL (trying again in 5 s): PostgreSQL cannot")
         assert "Connection refused" in error, error
+        # GET /status's own 503 for the same wait says so the same way (before: no cc-retry)
+        status = await client.get("/status", headers=signed_headers())
+        assert status.status_code == 503 and status.headers.get("cc-retry") == "true"
+        assert (await status.get_json())["error"].startswith("Error: the engine is waiting for PostgreSQL")
 
 
 async def test_an_app_enabled_while_its_engine_opens_stays_enabled_once_it_has_opened(
