@@ -258,6 +258,10 @@ async def open_engine(
             lock_timeout_s=pool.lock_timeout_s,
             reachability=reachability,
         )
+        stage("connecting to PostgreSQL")
+        await db.open(config.pgvector.connect_timeout_s)
+        closing.add("database pool", db.close)
+        # once the pool is open, not before each attempt: during an outage the attempts would repeat it every 30 s
         log.info(
             "database pool for APP_ROLE %s: %d-%d connections, statement timeout %g s",
             pool.role.value,
@@ -265,9 +269,6 @@ async def open_engine(
             pool.pool_max,
             pool.statement_timeout_s,
         )
-        stage("connecting to PostgreSQL")
-        await db.open(config.pgvector.connect_timeout_s)
-        closing.add("database pool", db.close)
         emb = config.embedding
         client = EmbeddingClient(
             emb.base_url,

@@ -142,6 +142,9 @@ def test_postgres_down_past_its_connect_timeout_at_start_leaves_the_app_serving_
     # nor the pool's connection warnings, nor the wait's info line, at every attempt
     assert log_while_down.count("waiting for PostgreSQL to accept connections") == 1, log_while_down[-3000:]
     assert '"logger": "psycopg.pool"' not in log_while_down, log_while_down[-3000:]
+    # nor the pool's sizes (before: once per attempt, every 30 s of an outage): once, when the pool opened
+    assert "database pool for APP_ROLE" not in log_while_down, log_while_down[-3000:]
+    assert log.count("database pool for APP_ROLE normal: ") == 1, log[-3000:]
     assert counted_after.status_code == 200 and "engine opened after start-up (attempt " in log, log[-3000:]
 
 
