@@ -27,6 +27,7 @@ from quart_app.request_ids import RequestIdMiddleware
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.routes.status_page import PAGE_PATHS
+from quart_app.services.embedder_start import EmbedderStartWait
 from quart_app.services.shared_enabled import SharedEnabled
 from quart_app.services.source_spool import remove_leftovers
 
@@ -86,7 +87,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             settings.storage.secret_file,
         )
 
-    async def open_engine(stage: StageFn = lambda _step: None) -> None:
+    async def open_engine(stage: StageFn = lambda _step: None, embedder_start: EmbedderStartWait | None = None) -> None:
         opened = await engine_module.open_engine(
             settings,
             nextcloud=state.nextcloud,
@@ -95,6 +96,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             stage=stage,
             stop_deadline=state.stop_deadline,
             reachability=state.database,
+            embedder_start=embedder_start,
         )
         app.extensions[ENGINE_EXTENSION] = opened
         if opened.pull is not None:
@@ -124,11 +126,15 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             handle.status.set("opened")
             return
 
+    # one grace for the start-up's attempts: once it has passed, an attempt meeting an embedding service that is
+    # still away fails at once (the opening logged that outage once and tries again) instead of waiting it anew
+    embedder_start = EmbedderStartWait()
+
     async def open_or_wait_for_models(stage: StageFn) -> bool:
         """One attempt; False when the models are missing: AppAPI's POST /init fetches them, then the engine opens."""
         began = time.monotonic()
         try:
-            await open_engine(stage)
+            await open_engine(stage, embedder_start)
             return True
         except ModelNotDownloadedError as exc:
             if not has_duty(settings.role, Duty.SETUP):
@@ -147,7 +153,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
                 return False
         # a POST /init served while this attempt ran has fetched them, too early to open the engine after it
         log.info("POST /init fetched the models while the engine was opening; opening it again")
-        await open_engine(stage)
+        await open_engine(stage, embedder_start)
         return True
 
     opening = EngineOpening(open_or_wait_for_models, state.loops, reachability=state.database)

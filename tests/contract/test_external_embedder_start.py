@@ -1,11 +1,13 @@
 """The engine asks a llama.cpp or external embedding service (embedding.workers: 0 here) for its model at start, and
 that service may still be loading: it is waited for at INFO within the start-up grace, not logged as a WARNING or
-failed on the first refused call; past the grace the start fails with its error, as before."""
+failed on the first refused call. Past the grace the app serves without it, as while PostgreSQL is away: one error
+says what to do, the opening tries again and opens by itself once the service answers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,6 @@ import pytest
 from async_wait import wait_until
 from contract_kit import contract_config, make_settings, running_app, signed_headers
 from embedder_program import EmbedderProgram
-from quart.testing.app import LifespanError
 
 from quart_app import create_app
 from quart_app.services import embedder_outage, embedder_start
@@ -66,17 +67,64 @@ async def test_an_external_service_still_starting_is_waited_for_at_info(
     assert warnings == []
 
 
-async def test_a_service_that_stays_away_past_the_grace_fails_the_start_with_its_error(
+async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_until_it_opens_by_itself(
     tmp_path: Path, fresh_dsn: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Before, its error failed start-up: the app exited (supervisord restarted it until FATAL), answering nothing,
+    and a service that came up later (another container) found it dead."""
     caplog.set_level(logging.INFO)
     assert embedder_outage.EMBEDDER_STARTUP_GRACE_S == 60.0
     monkeypatch.setattr(embedder_outage, "EMBEDDER_STARTUP_GRACE_S", 1.0)
-    program = EmbedderProgram(tmp_path / "embedder.log")  # never started
+    program = EmbedderProgram(tmp_path / "embedder.log")  # started only once the app serves without it
     app = create_app(make_settings(tmp_path / "storage", fresh_dsn, _external(program)))
-    with pytest.raises(LifespanError, match=r"cannot reach the embedding service at .*/models: ConnectError"):
-        async with running_app(app):
-            pass
-    # the refusals within the grace were INFO (how many fit in it depends on the machine's speed), none a WARNING
+    try:
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            # between attempts (an attempt under way says "still opening" for its moment)
+            last: dict[str, tuple[int, dict[str, Any]]] = {}
+
+            async def named(path: str, method: str, says: Callable[[dict[str, Any]], bool]) -> bool:
+                answer = await client.open(path, method=method, headers=signed_headers())
+                body = await answer.get_json()
+                last[path] = (answer.status_code, body)
+                return says(body)
+
+            def status_waits(body: dict[str, Any]) -> bool:
+                return bool(body["loops"]["engine_opening"]["state"] == "waiting")
+
+            def error_waits(body: dict[str, Any]) -> bool:
+                return "waiting for the embedding service" in str(body["error"])
+
+            await wait_until(lambda: named("/status", "GET", status_waits), "GET /status to name the wait")
+            await wait_until(
+                lambda: named("/countIndexedDocuments", "POST", error_waits), "the other routes to name the wait"
+            )
+            await asyncio.to_thread(program.start)
+
+            async def opened() -> bool:
+                answer = await client.get("/status", headers=signed_headers())
+                return bool(answer.status_code == 200)
+
+            await wait_until(opened, "the engine to open once the embedding service is started", timeout_s=180)
+    finally:
+        program.stop()
+    (status_code, status), (counted_code, counted) = last["/status"], last["/countIndexedDocuments"]
+    assert status_code == 503 and status["error"].startswith("Error: "), status
+    opening = status["loops"]["engine_opening"]
+    assert opening["detail"].startswith("for the embedding service (trying again in "), opening
+    waiting = "Error: the engine is not open: it is waiting for the embedding service (trying again in "
+    assert counted_code == 503 and counted["error"].startswith(waiting), counted
+    # the outage logged once, with what to do; no traceback for it
+    told = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("quart_app")]
+    assert len(told) == 1, [r.getMessage() for r in told]
+    message = told[0].getMessage()
+    assert message.startswith(
+        f"The embedding service cannot be reached (cannot reach the embedding service at {program.url}/models:"
+    ), message
+    assert "it opens by itself once the embedding service answers. Start it" in message
+    assert "check embedding.base_url (CC_EM_BASE_URL)" in message
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("quart_app"))
+    # the grace's refusals were INFO (how many fit in it depends on the machine's speed), later attempts add none
     assert {level for level, _ in _start_lines(caplog)} <= {logging.INFO}
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("quart_app")]
+    assert any("engine opened after start-up (attempt " in r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ from async_wait import wait_until
 
 from quart_app.background_loops import BackgroundLoops
 from quart_app.engine_opening import EngineOpening, StageFn, StartUp
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.store.database_outage import DatabaseReachability
 from quart_app.store.errors import DatabaseUnavailableError
 
@@ -180,6 +181,35 @@ async def test_models_missing_after_start_up_are_not_logged_as_opened(caplog: py
         await _until_not_running(loops)
     assert opening.status.state == "waiting"
     assert "engine opened" not in caplog.text
+
+
+async def test_an_embedding_service_out_of_reach_is_an_outage_and_one_refusing_our_key_still_fails_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, an embedding service still away past its start-up grace failed start-up like a bad config."""
+    away = EmbeddingServiceError(
+        "cannot reach the embedding service at http://127.0.0.1:9/v1/models: ConnectError: refused; is it running?",
+        status=None,
+        retryable=True,
+        unavailable=True,
+    )
+    opener = ScriptedOpener(away, away, True)
+    opener.release.set()
+    loops = BackgroundLoops()
+    opening = EngineOpening(opener, loops, retry_base_s=0.01)
+    with caplog.at_level(logging.DEBUG, logger="quart_app.engine_opening"):
+        assert await opening.during_start_up(WAIT_S, asyncio.Event()) is StartUp.EMBEDDER_AWAY
+        assert opening.status.state == "waiting"
+        assert opening.status.detail == "for the embedding service (trying again in 0.01 s)"
+        await _until_not_running(loops)
+    assert opener.attempts == 3 and opening.status.state == "opened"
+    told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(told) == 1 and told[0].startswith(f"The embedding service cannot be reached ({away.message})"), told
+    refused = EmbeddingServiceError("GET http://127.0.0.1:9/v1/models answered 401: no", status=401, retryable=False)
+    failing = ScriptedOpener(refused)
+    failing.release.set()
+    with pytest.raises(EmbeddingServiceError, match="answered 401"):
+        await EngineOpening(failing, BackgroundLoops(), retry_base_s=0.01).during_start_up(WAIT_S, asyncio.Event())
 
 
 async def _until_not_running(loops: BackgroundLoops) -> None:
