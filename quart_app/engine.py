@@ -21,6 +21,7 @@ from appliance.app_role import ANSWER_DUTIES, CLAIM_DUTIES, Duty, has_duty, need
 from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops, LoopStatus
 from quart_app.daemon_thread import in_daemon_thread
+from quart_app.engine_opening import EMBEDDER_WAIT
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
 from quart_app.runtimes.errors import EmbeddingServiceError
@@ -55,8 +56,13 @@ class EngineNotReadyError(Exception):
     """A route ran before the engine was opened (before_serving) or after it was closed."""
 
 
-class EngineWaitsForDatabaseError(EngineNotReadyError):
-    """The engine is not open, and PostgreSQL cannot be reached: the request may be sent again (503 + cc-retry)."""
+class EngineWaitsForServiceError(EngineNotReadyError):
+    """The engine is not open, and a service it needs cannot be reached: the request may be sent again (503 +
+    cc-retry)."""
+
+
+class EngineWaitsForDatabaseError(EngineWaitsForServiceError):
+    """The engine is not open, and PostgreSQL cannot be reached."""
 
 
 @dataclass
@@ -94,6 +100,8 @@ def engine() -> Engine:
         reachability: DatabaseReachability | None = current_app.extensions.get(REACHABILITY_EXTENSION)
         if reachability is not None and reachability.outage is not None:
             raise EngineWaitsForDatabaseError(_waits_for_database(opening, reachability.outage))
+        if opening is not None and opening.state == "waiting" and opening.detail.startswith(EMBEDDER_WAIT):
+            raise EngineWaitsForServiceError(_not_open(opening))
         raise EngineNotReadyError(_not_open(opening))
     return found
 

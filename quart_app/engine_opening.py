@@ -53,6 +53,10 @@ SERVED_MEANWHILE = (
     " answers. {fix}"
 )
 
+# the opening's step between attempts while the embedding service cannot be reached (the routes answer cc-retry then)
+EMBEDDING_SERVICE = "the embedding service"
+EMBEDDER_WAIT = f"for {EMBEDDING_SERVICE} ("
+
 StageFn = Callable[[str], None]
 # one attempt: True when the engine opened, False when it waits for the models (its last stage says for what)
 OpenFn = Callable[[StageFn], Coroutine[Any, Any, bool]]
@@ -215,10 +219,10 @@ class EngineOpening:
             )
         if isinstance(exc, EmbeddingServiceError) and exc.unavailable:
             return ServiceAway(
-                "the embedding service",
+                EMBEDDING_SERVICE,
                 "The embedding service",
                 exc.message,
-                "",
+                " + cc-retry",
                 "Start it (the local llama.cpp embedder: `ccb logs embedder`) or check embedding.base_url"
                 " (CC_EM_BASE_URL) and that the service is up",
                 StartUp.EMBEDDER_AWAY,

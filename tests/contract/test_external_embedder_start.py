@@ -82,12 +82,12 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
             # between attempts (an attempt under way says "still opening" for its moment)
-            last: dict[str, tuple[int, dict[str, Any]]] = {}
+            last: dict[str, tuple[int, str | None, dict[str, Any]]] = {}
 
             async def named(path: str, method: str, says: Callable[[dict[str, Any]], bool]) -> bool:
                 answer = await client.open(path, method=method, headers=signed_headers())
                 body = await answer.get_json()
-                last[path] = (answer.status_code, body)
+                last[path] = (answer.status_code, answer.headers.get("cc-retry"), body)
                 return says(body)
 
             def status_waits(body: dict[str, Any]) -> bool:
@@ -109,12 +109,17 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
             await wait_until(opened, "the engine to open once the embedding service is started", timeout_s=180)
     finally:
         program.stop()
-    (status_code, status), (counted_code, counted) = last["/status"], last["/countIndexedDocuments"]
+    (status_code, status_retry, status), (counted_code, counted_retry, counted) = (
+        last["/status"],
+        last["/countIndexedDocuments"],
+    )
     assert status_code == 503 and status["error"].startswith("Error: "), status
     opening = status["loops"]["engine_opening"]
     assert opening["detail"].startswith("for the embedding service (trying again in "), opening
     waiting = "Error: the engine is not open: it is waiting for the embedding service (trying again in "
     assert counted_code == 503 and counted["error"].startswith(waiting), counted
+    # as while PostgreSQL is away: the PHP app keeps what it sent queued (before: a bare 503, the batch dropped)
+    assert (status_retry, counted_retry) == ("true", "true")
     # the outage logged once, with what to do; no traceback for it
     told = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("quart_app")]
     assert len(told) == 1, [r.getMessage() for r in told]
