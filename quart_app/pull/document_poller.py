@@ -114,8 +114,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         for kind in outcome.done:
             outcome.done[kind].extend(rejected_row_ids(rejected, kind))
         if not await self._until_done_or_stopped(self.index(items, outcome, handle), handle):
-            # stopping: the batch is not acknowledged; Nextcloud serves its rows again when their lock expires
-            log.info("documents queue: stopped during a batch of %d; it is indexed after the restart", len(items))
+            await self._keep_for_restart(items)
             return False
         handle.status.count("left_locked", outcome.left_locked)
         plans = self._plan_later_tries(outcome, handle)
@@ -132,17 +131,39 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             log.warning("documents queue: %d file(s) to try again later could not be kept: %s", len(plans), exc)
         return True
 
+    async def _keep_for_restart(self, items: list[DocumentItem]) -> None:
+        """Stopping: the batch is not acknowledged, and Nextcloud would serve its rows again only when their 24 h lock
+        ends; kept here, it goes first at the next start (what is already stored is found unchanged)."""
+        plans = [self.retries.plan_restart(item, *self._tries_and_claim_age(item)) for item in items]
+        try:
+            await self.retries.keep(plans)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning(
+                "documents queue: stopped during a batch of %d that could not be kept (%s); Nextcloud serves it again"
+                " when its lock ends (24 h after the claim)",
+                len(items),
+                exc,
+            )
+            return
+        log.info("documents queue: stopped during a batch of %d; kept to go first at the next start", len(items))
+
+    def _tries_and_claim_age(self, item: DocumentItem) -> tuple[int, float]:
+        """Later tries made so far and seconds since Nextcloud locked the item's row for us."""
+        assert self._polled is not None, "process runs inside batch_scope"
+        if (kept := self._retrying.get((item.kind, item.row_id))) is not None:
+            retry, taken = kept
+            return retry.tries, retry.claimed_s_ago + time.monotonic() - taken
+        return 0, time.monotonic() - self._polled.at
+
     def _plan_later_tries(self, outcome: BatchOutcome, handle: LoopHandle) -> list[RetryPlan]:
         """When to try each file that failed its tries again; one with no try left before its row's lock ends is
         acknowledged as failed (the file's own failure) or left to Nextcloud (ours: credentials)."""
-        assert self._polled is not None, "process runs inside batch_scope"
-        polled_s_ago = time.monotonic() - self._polled.at
         plans: list[RetryPlan] = []
         for item, error in outcome.unavailable:
-            tries, claimed_s_ago = 0, polled_s_ago
-            if (kept := self._retrying.get((item.kind, item.row_id))) is not None:
-                retry, taken = kept
-                tries, claimed_s_ago = retry.tries + 1, retry.claimed_s_ago + time.monotonic() - taken
+            tries, claimed_s_ago = self._tries_and_claim_age(item)
+            # a kept file's later try has just failed
+            if (item.kind, item.row_id) in self._retrying:
+                tries += 1
             plan = self.retries.plan(item, tries, claimed_s_ago, str(error))
             if plan is not None:
                 log.info("documents queue: %s tried again in %.0f s", item.source_id, plan.delay_s)

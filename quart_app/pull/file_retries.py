@@ -3,7 +3,8 @@
 The PHP app serves a claimed row again only after its 24 h lock and cannot release it, so a passing storage error (a
 500, a 403 from a proxy) used to delay a file by a day, silently. Such a file is now kept in the database (a restart
 does not forget it) and tried again after `pull.retry_later_s` (10 min, 1 h, 6 h), once more shortly before the lock
-ends, and acknowledged as failed only if that fails too (404 or 422 are acknowledged at once, as before).
+ends, and acknowledged as failed only if that fails too (404 or 422 are acknowledged at once, as before). The files of
+a batch the app stopped in are kept too, due at once: the next start takes them first instead of a day later.
 
 A later try is made only while the row is still ours: once the lock has (nearly) ended, Nextcloud may have served the
 row again, to this loop or a replica, listing the readers of then, and the file is left to that claim. The reader list
@@ -39,6 +40,8 @@ LAST_TRY_BEFORE_LOCK_END_S = 1800.0
 LOCK_END_SKEW_S = 300.0
 # a taken file is not taken again for this long (another replica, or a try cut short by a stop)
 LEASE_S = 900.0
+# why a file of a batch cut short by a stop is kept
+STOPPED_IN_BATCH = "the app stopped during its batch"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +99,11 @@ class FileRetries:
             return None
         fields = dataclasses.asdict(item)
         return RetryPlan(item.kind, item.row_id, fields, claimed_s_ago, tries, delay, error)
+
+    def plan_restart(self, item: DocumentItem, tries: int, claimed_s_ago: float) -> RetryPlan:
+        """A file of a batch the app stopped in: due at once, so the next start (or a replica) takes it first; the
+        stop does not count as a try."""
+        return RetryPlan(item.kind, item.row_id, dataclasses.asdict(item), claimed_s_ago, tries, 0.0, STOPPED_IN_BATCH)
 
     async def forget(self, done: dict[str, list[int]]) -> None:
         async with self._db.connection() as conn:

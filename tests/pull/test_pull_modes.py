@@ -130,3 +130,29 @@ async def test_a_restart_in_the_middle_of_a_batch_loses_nothing_and_duplicates_n
     with psycopg.connect(pull_settings.db_url) as conn:
         versions = conn.execute("SELECT count(*), max(version) FROM documents").fetchone()
     assert versions is not None and versions[0] == 4
+
+
+async def test_a_batch_cut_short_by_a_stop_goes_first_after_the_restart_not_after_its_lock(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud
+) -> None:
+    # seen on a real Nextcloud 34: a file claimed as the appliance stopped stayed locked in the PHP app's queue, and
+    # the log's "it is indexed after the restart" came true only when the 24 h lock ended
+    clock = [1_000_000.0]
+    nextcloud.now = lambda: clock[0]
+    fast = [nextcloud.add_file(["alice"], f"files/fast{i}.txt", LABEL + f" Fast {i}.".encode()) for i in range(3)]
+    slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL * 400)
+    nextcloud.chunk_size = 256
+    nextcloud.slow_files[slow] = 0.05  # ~6 s to stream: the app stops while it downloads
+    async with PullApp(pull_settings, nextcloud) as running:
+        await running.enable()
+        await until(lambda: nextcloud.file_fetches[slow] == 1 and len(nextcloud.locked_rows()["files"]) == 4)
+    assert acked(nextcloud, "files") == set() and len(nextcloud.locked_rows()["files"]) == 4
+    nextcloud.slow_files.clear()
+    clock[0] += 60  # a restart a minute later: every row is still locked for us
+    async with PullApp(pull_settings, nextcloud) as restarted:
+        await restarted.enable()
+        await until(lambda: len(acked(nextcloud, "files")) == 4, timeout_s=120, what="the batch after the restart")
+        status = await restarted.status()
+    assert nextcloud.queue_rows()["files"] == []
+    assert set(dict(_chunk_rows(pull_settings.db_url))) == {f"files__default: {f}" for f in [*fast, slow]}
+    assert status["pull"]["files_to_retry"]["files"] == 0
