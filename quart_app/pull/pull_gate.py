@@ -32,6 +32,10 @@ RESOLVE_SCOPE_PATH = f"{OCS_APP}/resolve_scope_list"
 ENRICH_SOURCES_PATH = f"{OCS_APP}/enrich_sources"
 
 
+# the database is looked at again at least this often while it is away: the backoff for Nextcloud's errors (up to
+# 120 s) would leave a question asked during an outage waiting that long after PostgreSQL is back
+DATABASE_RECHECK_MAX_S = 5.0
+
 PUSH_MODE_REASON = (
     "push mode: the context_chat PHP app has no queues (<= 5.3 pushes files to us, or it is disabled in Nextcloud)"
 )
@@ -175,5 +179,6 @@ class PullGate:
             failures += 1
             handle.status.set("backing_off", "the database is unreachable; nothing is claimed until it is back")
             handle.status.count("database_waits")
-            await handle.sleep(backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures))
+            wait = backoff(self._config.error_backoff_s, self._config.error_backoff_max_s, failures)
+            await handle.sleep(min(wait, DATABASE_RECHECK_MAX_S))
         return None if handle.stopping.is_set() else failures > 0

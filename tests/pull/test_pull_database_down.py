@@ -91,3 +91,31 @@ async def _unembedded(pull_app: PullApp) -> int:
         row = await cur.fetchone()
         assert row is not None
         return int(row[0])
+
+
+async def test_a_task_asked_during_an_outage_is_taken_soon_after_the_database_is_back(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud, restartable_pg: RestartablePostgres
+) -> None:
+    # seen on a real Nextcloud 34: an Assistant search asked during a 78 s outage was taken 31 s after PostgreSQL was
+    # back; the loops looked at the database at the pace of their backoff for Nextcloud's errors (up to 120 s)
+    pull = pull_settings.config.pull.model_copy(update={"error_backoff_s": 600.0, "error_backoff_max_s": 600.0})
+    settings = dataclasses.replace(pull_settings, config=pull_settings.config.model_copy(update={"pull": pull}))
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    first = nextcloud.file_row_id(budget)
+    async with PullApp(settings, nextcloud) as app:
+        await app.enable()
+        await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
+        restartable_pg.stop_fast()
+        await until(
+            lambda: all(_loops(app)[name]["detail"] == UNREACHABLE for name in PULL_LOOPS),
+            what="the pull loops waiting for the database",
+        )
+        hiking = nextcloud.add_file(["alice"], "files/hiking.txt", HIKING)
+        second = nextcloud.file_row_id(hiking)
+        question = {"prompt": "travel budget Berlin office", "scopeType": "none", "scopeList": [], "scopeListMeta": ""}
+        search = nextcloud.schedule_task("context_chat:context_chat_search", "alice", {**question, "limit": 5})
+        restartable_pg.start()
+        # far less than the loops' 600 s backoff
+        done = await task_done(nextcloud, search, timeout_s=90)
+        await until(lambda: second in acked(nextcloud, "files"), timeout_s=90, what="the file uploaded meanwhile")
+    assert done["status"] == "STATUS_SUCCESSFUL", done
