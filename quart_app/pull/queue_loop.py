@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from typing import Any, Generic, TypeVar
 
 from appliance.config import PullConfig
@@ -13,6 +13,7 @@ from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudNotFoundError
 from quart_app.pull.pull_gate import PullGate
 from quart_app.pull.queue_items import InvalidItemError, RejectedItem, row_id_number
+from quart_app.store import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,14 @@ class QueueLoop(ABC, Generic[Item]):
         while await self._gate.wait_open(handle):
             status = handle.status
             poll_error: NextcloudError | InvalidItemError | None = None
-            async with self.batch_scope():
+            async with AsyncExitStack() as scope:
+                try:
+                    await scope.enter_async_context(self.batch_scope())
+                except DatabaseUnavailableError:
+                    # PostgreSQL went away after the gate looked (the documents loop notes its poll there): the gate
+                    # waits it out; the database logged the outage
+                    status.count("database_waits")
+                    continue
                 try:
                     items, rejected = await self.claim()
                 except (NextcloudNotFoundError, NextcloudAuthError) as exc:

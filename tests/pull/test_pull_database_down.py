@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import psycopg
 import pytest
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, task_done, until
 from restartable_postgres import RestartablePostgres
 
 from quart_app.app_settings import AppSettings
+from quart_app.store.claim_store import CLAIM_APPLICATION
 
 UNREACHABLE = "the database is unreachable; nothing is claimed until it is back"
 PULL_LOOPS = ("documents", "actions", "tasks")
@@ -119,3 +121,34 @@ async def test_a_task_asked_during_an_outage_is_taken_soon_after_the_database_is
         done = await task_done(nextcloud, search, timeout_s=90)
         await until(lambda: second in acked(nextcloud, "files"), timeout_s=90, what="the file uploaded meanwhile")
     assert done["status"] == "STATUS_SUCCESSFUL", done
+
+
+async def test_the_database_lost_as_the_documents_loop_polls_is_waited_out_not_a_crash(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, restartable_pg: RestartablePostgres
+) -> None:
+    # seen on a real Nextcloud 34: PostgreSQL stopped just as the loop polled; taking its place in the source order (a
+    # claim connection) found it gone before anything had marked the outage, and the loop crashed (ERROR, traceback)
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    first = nextcloud.file_row_id(budget)
+    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
+    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
+    superuser = f"postgresql://postgres@/postgres?host={restartable_pg.cluster.socket_dir}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        # only the claim connections are cut and cannot come back: the app's pool still finds the database up
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            (database, CLAIM_APPLICATION),
+        )
+
+    def documents() -> dict[str, int]:
+        counters: dict[str, int] = _loops(pull_app)["documents"]["counters"]
+        return counters
+
+    await until(lambda: documents().get("crashes", 0) + documents().get("database_waits", 0) > 0, what="the loss")
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    hiking = nextcloud.add_file(["bob"], "files/hiking.txt", HIKING)
+    second = nextcloud.file_row_id(hiking)
+    await until(lambda: second in acked(nextcloud, "files"), timeout_s=60, what="a file after the outage")
+    assert documents().get("crashes", 0) == 0
