@@ -41,6 +41,7 @@ from quart_app.pull.task_types import (
 from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult, titled_sources
 from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
 from quart_app.source_fields import text_problem
+from quart_app.store import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ MISCONFIGURED_LLM_MESSAGE = (
 )
 # one try for that failure report: the cancelled answer must end within the stop's grace (SHUTDOWN_GRACE_S)
 STOPPED_RESULT_TIMEOUT_S = 1.0
+# an answer the database's going away cut short is begun again this many times once it is back
+DATABASE_OUTAGE_RETRIES = 2
 
 
 class TaskInputError(ValueError):
@@ -183,7 +186,7 @@ class TaskPoller:
         user_facing: str | None = None
         progress = TaskProgress(self._nc, task_id, self._config.task_progress_s)
         try:
-            answering = asyncio.ensure_future(self.answer(task, progress.prompt_ready))
+            answering = asyncio.ensure_future(self._answer_through_outages(task, progress.prompt_ready, handle))
             output = await unless_withdrawn(answering, progress)
             handle.status.count("answered")
         except TaskWithdrawnError as exc:
@@ -220,6 +223,20 @@ class TaskPoller:
         await deliver(
             self._nc, self._gate, "POST", path, result, self._config, handle, "result_failures", missing_is_gone=True
         )
+
+    async def _answer_through_outages(
+        self, task: dict[str, Any], prompt_ready: Callable[[], None], handle: LoopHandle
+    ) -> dict[str, Any]:
+        """`answer`, begun again once PostgreSQL is back when it went away meanwhile (at most DATABASE_OUTAGE_RETRIES
+        times): a question taken as the database restarts is answered, not failed."""
+        for retry in range(DATABASE_OUTAGE_RETRIES + 1):
+            try:
+                return await self.answer(task, prompt_ready)
+            except DatabaseUnavailableError as exc:
+                if retry == DATABASE_OUTAGE_RETRIES or await self._gate.wait_for_store(handle) is None:
+                    raise
+                log.info("task %s: the database went away during the answer (%s); answering again", task.get("id"), exc)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _report_stopped(self, task_id: Any) -> None:
         """Fail a task whose answer the stop cut off: Nextcloud never fails a RUNNING task by itself, so without a

@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, task_done, until
+from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, sources, task_done, until
 from restartable_postgres import RestartablePostgres
 
 from quart_app.app_settings import AppSettings
@@ -152,3 +152,33 @@ async def test_the_database_lost_as_the_documents_loop_polls_is_waited_out_not_a
     second = nextcloud.file_row_id(hiking)
     await until(lambda: second in acked(nextcloud, "files"), timeout_s=60, what="a file after the outage")
     assert documents().get("crashes", 0) == 0
+
+
+async def test_a_question_taken_as_the_database_goes_away_is_answered_once_it_is_back(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, restartable_pg: RestartablePostgres
+) -> None:
+    # seen on a real Nextcloud 34: a chat task taken as PostgreSQL was killed failed with "Unexpected errorPostgreSQL is
+    # not reachable (for 3 s)" (an ERROR with a traceback), though the database was back 0.3 s later
+    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    first = nextcloud.file_row_id(budget)
+    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
+    await pull_app.drain_embeddings()
+    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
+    superuser = f"postgresql://postgres@/postgres?host={restartable_pg.cluster.socket_dir}"
+    asked: list[int] = []
+
+    def cut_as_the_task_is_taken(request: RecordedRequest) -> None:
+        if asked and request.path.endswith("/tasks_provider/next"):
+            nextcloud.on_request = None
+            with psycopg.connect(superuser, autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+
+    nextcloud.on_request = cut_as_the_task_is_taken
+    question = {"prompt": "travel budget Berlin office", "scopeType": "none", "scopeList": [], "scopeListMeta": ""}
+    asked.append(nextcloud.schedule_task("context_chat:context_chat", "alice", question))
+    await until(lambda: not pull_app.engine.db.available, what="the outage noticed")
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    done = await task_done(nextcloud, asked[0], timeout_s=60)
+    assert [source["id"] for source in sources(done)] == [f"files__default: {budget}"]
