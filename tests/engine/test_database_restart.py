@@ -227,3 +227,17 @@ async def test_a_server_at_its_connection_limit_is_busy_not_away(restartable_pg:
         for conn in crowd:
             await conn.close()
         await database.close()
+
+
+async def test_the_burst_of_pool_failures_as_postgresql_goes_away_is_logged_once(
+    pool: Database, restartable_pg: RestartablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen on a real Nextcloud 34: as PostgreSQL stopped, 16 identical 'error connecting in ccb-store' warnings came
+    within a second, before the app had found the outage (the requests' 2 s wait): each is logged once."""
+    await _fill(pool, 6)
+    restartable_pg.stop_fast()
+    with caplog.at_level(logging.INFO):
+        outcomes = await asyncio.gather(*(_pid(pool) for _ in range(6)), return_exceptions=True)
+    assert all(isinstance(outcome, DatabaseUnavailableError) for outcome in outcomes), outcomes
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("error connecting in 'ccb-store'")]
+    assert failures and len(failures) == len(set(failures)), failures
