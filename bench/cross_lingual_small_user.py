@@ -48,7 +48,8 @@ from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.cross_lingual_store import bind_model  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
-from quart_app.store.search_store import SearchStore, vector_literal  # noqa: E402
+from quart_app.store.search_filters import vector_literal  # noqa: E402
+from quart_app.store.search_store import SearchStore  # noqa: E402
 
 SMALL_USER = "small"
 SMALL_SOURCE = "files__default: small"

@@ -37,7 +37,8 @@ from appliance.retrieval_config import RerankerConfig, RetrievalConfig  # noqa: 
 from quart_app.runtimes.reranker import Reranker, load_scorer  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
-from quart_app.store.search_store import SearchStore, vector_literal  # noqa: E402
+from quart_app.store.search_filters import vector_literal  # noqa: E402
+from quart_app.store.search_store import SearchStore  # noqa: E402
 
 USER = "reader"
 CHUNKS_PER_DOC = 20

@@ -15,15 +15,15 @@ from appliance.retrieval_config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
+from quart_app.store.known_words import KnownWords
 from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
+from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
     CHUNK_VECTORS,
     CROSS_LINGUAL_VECTORS,
     HNSW_MAX_EF_SEARCH,
     ChunkRow,
     Hit,
-    KnownWords,
-    Scope,
     SearchStore,
     VectorTable,
 )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from retrieval_embedder import MiniLmEmbedder
 
 from quart_app.store.database import Database
-from quart_app.store.search_store import vector_literal
+from quart_app.store.search_filters import vector_literal
 
 
 class Corpus:

@@ -27,7 +27,7 @@ from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross
 from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService, make_scope
-from quart_app.store import search_store
+from quart_app.store import known_words
 from quart_app.store.cross_lingual_store import (
     bind_model,
     mark_refused,
@@ -39,7 +39,8 @@ from quart_app.store.cross_lingual_store import (
 )
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import DIRECT_SCAN_BELOW
-from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, Scope, SearchStore
+from quart_app.store.search_filters import Scope
+from quart_app.store.search_store import CROSS_LINGUAL_VECTORS, SearchStore
 
 DOCS = ENGLISH_DOCUMENTS
 # no word of a question occurs in the documents: the full-text leg finds nothing, MiniLM reads German poorly
@@ -215,7 +216,7 @@ async def test_the_gate_is_the_share_of_question_words_the_documents_hold(
     db: Database, corpus: Corpus, read_whole_below: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if read_whole_below is not None:  # a bigger user: words their first chunks lack are looked up in the index
-        monkeypatch.setattr(search_store, "DIRECT_SCAN_BELOW", read_whole_below)
+        monkeypatch.setattr(known_words, "DIRECT_SCAN_BELOW", read_whole_below)
     await corpus.add("files__default: 1", ["The backup of the database runs every night at two o'clock."], ["alice"])
     await corpus.add("files__default: 2", ["jinja2.PackageLoader loads templates from a package."], ["bob"])
     store = SearchStore(db)
@@ -265,7 +266,7 @@ async def test_other_users_chunks_holding_the_words_do_not_make_a_big_users_own_
     assert await _share(store, "alice", question) == 1.0
     assert await _share(store, "alice", "glacier Fahrplan Hafen") == 1 / 3
     # past her first KNOWN_WORD_SCAN chunks such a word counts as unknown: the gate's reads stay bounded
-    monkeypatch.setattr(search_store, "KNOWN_WORD_SCAN", DIRECT_SCAN_BELOW)
+    monkeypatch.setattr(known_words, "KNOWN_WORD_SCAN", DIRECT_SCAN_BELOW)
     assert await _share(store, "alice", question) == 0.0
 
 

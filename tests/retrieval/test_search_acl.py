@@ -10,7 +10,8 @@ from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService, make_scope
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import lexical_terms
-from quart_app.store.search_store import Scope, SearchStore
+from quart_app.store.search_filters import Scope
+from quart_app.store.search_store import SearchStore
 
 SECRET = "The quarterly merger plan with Globex is confidential and must not leave the board room."
 PUBLIC = "The cafeteria serves vegetable soup on Mondays and pasta on Thursdays."

@@ -10,7 +10,8 @@ from pgvector.psycopg import register_vector
 from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.database import Database
-from quart_app.store.search_store import SearchStore, vector_literal
+from quart_app.store.search_filters import vector_literal
+from quart_app.store.search_store import SearchStore
 
 # pgvector's default hnsw.max_scan_tuples is 20,000: a crowd above it, and a user above exact_search_below (2,000)
 CROWD, SPARSE = 24_000, 2_100
