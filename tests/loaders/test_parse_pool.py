@@ -237,14 +237,16 @@ async def test_a_worker_started_while_the_pool_closes_parses_nothing(
     assert worker.process is not None
     worker.process.kill()  # waited for: the next file finds it dead and starts another
     starting = threading.Event()
-    start = pool._start
+    runner = pool._runner
+    assert runner is not None
+    start = runner.start
 
     def slow_start(slot: Any) -> None:
         starting.set()
         time.sleep(0.5)
         start(slot)
 
-    pool._start = slow_start  # type: ignore[method-assign,assignment]
+    runner.start = slow_start  # type: ignore[method-assign,assignment]
     hang = asyncio.create_task(_text(pool, probe_file, "test/hang"))
     await asyncio.to_thread(starting.wait, 10)
     # the outcome, not the time, tells the fix: before it the new worker parsed the file until its 3 s timeout
