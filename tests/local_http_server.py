@@ -12,19 +12,27 @@ class LocalHttpServer:
     """Serves `handler` on a free loopback port while entered (over TLS with `tls`); its threads die with the test
     process."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None, *, poll_s: float = 0.5
+    ) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._scheme = "http" if tls is None else "https"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # poll_s: how long shutdown() may wait for the serving loop to notice
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(poll_s,), daemon=True)
 
     @property
     def base_url(self) -> str:
         """http(s)://127.0.0.1:<port>, without a trailing slash."""
         host, port = self._server.server_address[:2]
         return f"{self._scheme}://{host!s}:{port}"
+
+    @property
+    def port(self) -> int:
+        """The loopback port it listens on."""
+        return int(self._server.server_address[1])
 
     def __enter__(self) -> LocalHttpServer:
         self._thread.start()

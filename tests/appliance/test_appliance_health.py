@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from appliance_kit import REPO, clean_env, free_port, write_config
+from local_http_server import LocalHttpServer
 
 from appliance.database_url import DatabaseTarget, normalise_db_url, resolve_database, write_database_url
 from appliance.errors import SettingsError
@@ -38,12 +38,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(routes: dict[str, tuple[int, bytes]]) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    handler = type("Handler", (_Handler,), {"routes": routes})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
+def _serving(routes: dict[str, tuple[int, bytes]]) -> LocalHttpServer:
+    return LocalHttpServer(type("Handler", (_Handler,), {"routes": routes}))
 
 
 @pytest.fixture
@@ -60,13 +56,8 @@ def embedder_routes() -> dict[str, tuple[int, bytes]]:
 def servers(
     app_routes: dict[str, tuple[int, bytes]], embedder_routes: dict[str, tuple[int, bytes]]
 ) -> Iterator[tuple[int, int]]:
-    app, app_thread = _serve(app_routes)
-    embedder, embedder_thread = _serve(embedder_routes)
-    yield app.server_address[1], embedder.server_address[1]
-    for server, thread in ((app, app_thread), (embedder, embedder_thread)):
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with _serving(app_routes) as app, _serving(embedder_routes) as embedder:
+        yield app.port, embedder.port
 
 
 @pytest.fixture

@@ -6,16 +6,16 @@ from __future__ import annotations
 import email.utils
 import json
 import subprocess
-import threading
 import time
 import tomllib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from appliance_kit import PYTHON, REPO, clean_env, write_config
+from local_http_server import LocalHttpServer
 from local_ports import free_port
 
 from appliance.doctor import CLOCK_SKEW_WARN_S, _harp, _nextcloud
@@ -46,13 +46,8 @@ class _StatusPhp(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def nextcloud() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusPhp)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with LocalHttpServer(_StatusPhp) as server:
+        yield server.base_url
 
 
 def test_nextcloud_version_direction_and_clock_skew_are_reported(nextcloud: str) -> None:

@@ -8,17 +8,16 @@ ExApp that cannot be reached is an empty 500.
 from __future__ import annotations
 
 import re
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from contract_kit import APP_ID, signed_headers
-from local_ports import free_port
+from local_http_server import LocalHttpServer
 
 INFO_XML = Path(__file__).resolve().parents[2] / "appinfo" / "info.xml"
 PROXY_PREFIX = f"/index.php/apps/app_api/proxy/{APP_ID}/"
@@ -71,12 +70,8 @@ def appapi_proxy(
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}{PROXY_PREFIX}"
+        with LocalHttpServer(Handler) as server:
+            yield f"{server.base_url}{PROXY_PREFIX}"
     finally:
-        server.shutdown()
-        server.server_close()
         client.close()

@@ -6,16 +6,16 @@ import base64
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 import pytest
 from embedder_testkit import FOX, EmbedderProcess, free_port
+from local_http_server import LocalHttpServer
 
 from appliance.model_catalogue import ModelPrefixes
 from quart_app.embedder.onnx_runtime import OnnxEmbeddingRuntime
@@ -74,14 +74,9 @@ def fake_service() -> Iterator[FakeService]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    service.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield service
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with LocalHttpServer(Handler) as server:
+        service.url = f"{server.base_url}/v1"
+        yield service
 
 
 @pytest.mark.slow

@@ -23,11 +23,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from local_http_server import LocalHttpServer
 
 from appliance.app_client import signed_headers
 
@@ -161,25 +163,21 @@ class FakePullNextcloud:
         self._ids: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-pull", daemon=True)
+        self._http = LocalHttpServer(self._handler_class(), poll_s=0.05)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        base_url: str = self._http.base_url
+        return base_url
 
     def __enter__(self) -> FakePullNextcloud:
-        self._thread.start()
+        self._http.__enter__()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.__exit__(exc_type, exc, tb)
 
     def env(self, app_id: str = "context_chat_backend", app_version: str = "5.4.0") -> dict[str, str]:
         """The variables AppAPI gives an ExApp, pointing at this server."""

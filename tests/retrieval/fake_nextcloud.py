@@ -12,9 +12,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from local_http_server import LocalHttpServer
 
 # the id of the first task scheduled; the next ones count up from it
 FIRST_TASK_ID = 41
@@ -70,25 +72,21 @@ class FakeNextcloud:
         self._polls: dict[int, int] = {}
         self._next_id = FIRST_TASK_ID
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-nextcloud", daemon=True)
+        self._http = LocalHttpServer(self._handler_class())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        base_url: str = self._http.base_url
+        return base_url
 
     def __enter__(self) -> FakeNextcloud:
-        self._thread.start()
+        self._http.__enter__()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.__exit__(exc_type, exc, tb)
 
     def env(self, app_id: str = "context_chat_backend") -> dict[str, str]:
         """The variables AppAPI gives an ExApp, pointing at this server."""
