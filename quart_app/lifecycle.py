@@ -42,9 +42,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-ReportFn = Callable[[int, str], Awaitable[None]]
-
-
 class InitStatusReporter:
     """PUT /ocs/v1.php/apps/app_api/ex-app/status through the app's Nextcloud client; failures are logged only."""
 
