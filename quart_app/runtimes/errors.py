@@ -21,10 +21,6 @@ class EmbeddingServiceError(RuntimeServiceError):
         self.retryable = retryable or unavailable
         self.unavailable = unavailable
 
-    @property
-    def fatal(self) -> bool:
-        return not self.retryable
-
 
 class EmbeddingClientClosedError(RuntimeServiceError):
     """An EmbeddingClient was used after aclose()."""

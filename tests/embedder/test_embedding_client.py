@@ -97,7 +97,7 @@ async def test_too_large_batch_from_the_real_embedder_is_fatal(embedder_server: 
     async with EmbeddingClient(f"{embedder_server.url}/v1", timeout_s=60) as client:
         with pytest.raises(EmbeddingServiceError) as info:
             await client.embed(["x"] * 9)
-    assert (info.value.status, info.value.retryable, info.value.fatal) == (413, False, True)
+    assert (info.value.status, info.value.retryable) == (413, False)
     assert str(info.value) == (
         f"POST {embedder_server.url}/v1/embeddings answered 413: the request is larger than the service takes ('input'"
         " holds 9 strings; this embedder takes at most 8 per request; split the batch); send fewer or shorter inputs"
