@@ -73,16 +73,12 @@ class TaskPoller:
         self._answers = answers
         self._config = config
         self._wake = asyncio.Event()
+        # once AppAPI has sent a /trigger, polling falls back to the slower interval
         self._triggered = False
         self.registered = False
         # a disable arriving while the loop registers must not leave `registered` True with the providers gone
         self._registration = asyncio.Lock()
         self._in_flight: set[asyncio.Task[None]] = set()
-
-    @property
-    def triggered(self) -> bool:
-        """True once AppAPI has sent a /trigger: polling then falls back to the slower interval."""
-        return self._triggered
 
     def trigger(self) -> None:
         """A task was scheduled for one of our providers: poll now."""

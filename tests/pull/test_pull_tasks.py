@@ -168,7 +168,8 @@ async def test_trigger_wakes_the_poller_and_the_route_answers_empty_json(
     )
     assert response.status_code == 200 and await response.get_json() == {}
     pull = pull_app.engine.pull
-    assert pull is not None and pull.tasks is not None and pull.tasks.triggered
+    # white box: the poller now waits the slower after-trigger interval
+    assert pull is not None and pull.tasks is not None and pull.tasks._triggered
 
 
 def _signed() -> dict[str, str]:
