@@ -1,4 +1,4 @@
-"""Waiting in async tests for a condition that needs an await (a query, a request) to check."""
+"""Waiting in async tests for a condition: one that needs an await (a query, a request) to check, or a cheap one."""
 
 from __future__ import annotations
 
@@ -14,3 +14,13 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout_s:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll a cheap in-memory condition (a fake's state, a file) every 20 ms until it holds; AssertionError naming
+    `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -3,15 +3,15 @@ routes they call (loads, changes, whether a user reaches a source)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from async_wait import until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from quart import Quart
 from quart.testing.app import TestApp as LifespanApp
@@ -72,18 +72,10 @@ class HeldParse:
         return SourcePart(source_id, content, user_ids=users, mimetype="test/block", provider=provider)
 
     async def started(self) -> None:
-        await until(lambda: (self.directory / "started").exists(), "the parse to start")
+        await until(lambda: (self.directory / "started").exists(), what="the parse to start")
 
     def release(self) -> None:
         (self.directory / "release").touch()
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def load(client: Client, parts: list[SourcePart]) -> tuple[int, Any]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_race_kit import TEXT, HeldParse, blocking_parser, load, post, race_settings, reaches, serve, until
+from access_race_kit import TEXT, HeldParse, blocking_parser, load, post, race_settings, reaches, serve
+from async_wait import until
 from contract_kit import SourcePart
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
@@ -65,7 +66,7 @@ async def test_a_change_arriving_during_the_parse_wins_over_the_load(
         await held.started()
         change = asyncio.create_task(post(client, path, body))
         # the change either committed already (the race) or waits for the load
-        await until(functools.partial(_answered_or_waiting, change, app), "the change")
+        await until(functools.partial(_answered_or_waiting, change, app), what="the change")
         held.release()
         status, answer = await loading
         assert status == 200 and answer["loaded_sources"] == [source_id], (case, answer)
@@ -86,7 +87,7 @@ async def test_a_load_waiting_for_a_parser_slot_when_a_change_commits_is_retried
     waiting = asyncio.create_task(
         load(client, [SourcePart("files__default: 11", TEXT.format(word="wombat11x").encode(), ["alice", "bob"])])
     )
-    await until(lambda: _engine(app).order.snapshot()["loads_open"] == 2, "the second load to arrive")
+    await until(lambda: _engine(app).order.snapshot()["loads_open"] == 2, what="the second load to arrive")
     deny = {"op": "deny", "userIds": ["bob"], "sourceId": "files__default: 11"}
     assert (await post(client, "/updateAccess", deny))[0] == 200
     held.release()

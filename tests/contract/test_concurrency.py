@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from async_wait import until
 from contract_kit import (
     APP_ID,
     APP_SECRET,
@@ -23,14 +24,6 @@ from quart_app import create_app
 
 TEXT = b"The Ethical AI Rating gives a green label when the model, its data and the code are all open."
 SCHEDULE = "/ocs/v1.php/taskprocessing/schedule"
-
-
-async def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def test_long_query_does_not_stall_heartbeat_or_ingest(
@@ -56,9 +49,9 @@ async def test_long_query_does_not_stall_heartbeat_or_ingest(
 
             question = {"userId": "admin", "query": "When is the label green?"}
             query = asyncio.create_task(client.post("/query", json=question, headers=signed_headers("admin")))
-            await _until(lambda: nextcloud.paths("POST").count(SCHEDULE) == 1, "the text-to-text task")
+            await until(lambda: nextcloud.paths("POST").count(SCHEDULE) == 1, what="the text-to-text task")
             task_polls = len(nextcloud.paths("GET"))
-            await _until(lambda: len(nextcloud.paths("GET")) >= task_polls + 3, "the backend to poll the task")
+            await until(lambda: len(nextcloud.paths("GET")) >= task_polls + 3, what="the backend to poll the task")
 
             heartbeat = await client.get("/heartbeat")
             assert heartbeat.status_code == 200 and await heartbeat.get_json() == {"status": "ok"}

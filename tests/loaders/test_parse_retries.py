@@ -7,10 +7,11 @@ import asyncio
 import os
 import pwd
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from async_wait import until
 from faulty_loaders import FAULTY_LOADERS, AttemptGate
 from pool_kit import text_of
 
@@ -48,14 +49,6 @@ class AttemptedFile:
         return text
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 async def _still_serves(pool: ParsePool, tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("still serving", encoding="utf-8")
@@ -68,10 +61,10 @@ async def test_a_worker_killed_from_outside_mid_parse_has_its_file_parsed_again(
 ) -> None:
     file = AttemptedFile(parser_gates, tmp_path, "wait")
     parse = asyncio.create_task(file.parse(pool))
-    await _until(lambda: len(file.worker_pids()) == 1, "the first attempt to start")
+    await until(lambda: len(file.worker_pids()) == 1, what="the first attempt to start")
     (killed,) = file.worker_pids()
     os.kill(killed, signal.SIGKILL)  # as the host's out-of-memory killer or an administrator would
-    await _until(lambda: len(file.worker_pids()) == 2, "the file to be tried again")
+    await until(lambda: len(file.worker_pids()) == 2, what="the file to be tried again")
     file.gate.release()
     assert await parse == TEXT
     assert killed in file.worker_pids()

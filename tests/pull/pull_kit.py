@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -97,15 +96,6 @@ class PullApp:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s} s waiting for {row} stored actions to be applied")
             await asyncio.sleep(0.02)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
-    """Poll a cheap in-memory condition (the fake's state) until it holds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def acked(nextcloud: FakePullNextcloud, kind: str) -> set[int]:

@@ -15,9 +15,10 @@ from contextlib import AsyncExitStack
 import psutil
 import psycopg
 import pytest
+from async_wait import until
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import BUDGET, PullApp, acked, task_done, until
+from pull_kit import BUDGET, PullApp, acked, task_done
 from rich.console import Console
 
 from appliance.app_role import AppRole

@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
+from pull_kit import PullApp, acked
 
 # (action type, payload, who still reads the file afterwards, whether Nextcloud still has the file)
 DENY = {"op": "deny", "userIds": ["bob1"], "sourceId": "files__default: 7001"}

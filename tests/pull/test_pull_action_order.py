@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from async_wait import until
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
-from pull_kit import FAST_PULL, PullApp, acked, until
+from pull_kit import FAST_PULL, PullApp, acked
 
 from quart_app.app_settings import AppSettings
 from quart_app.store.pull_action_store import APPLIER_LOCK_KEY

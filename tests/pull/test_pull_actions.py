@@ -7,8 +7,9 @@ import secrets
 
 import psycopg
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked
 
 from quart_app.services import access
 from quart_app.services.source_order import SourceOrder

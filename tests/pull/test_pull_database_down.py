@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
-from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, sources, task_done, until
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, sources, task_done
 from restartable_postgres import RestartablePostgres
 
 from quart_app.app_settings import AppSettings

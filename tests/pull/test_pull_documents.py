@@ -9,8 +9,9 @@ from collections import deque
 
 import psycopg
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
-from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, until
+from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked
 
 from quart_app.store.claim_store import KIND_NUMBERS, LOCK_CLASS_BASE
 

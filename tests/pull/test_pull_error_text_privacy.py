@@ -7,8 +7,9 @@ import json
 import logging
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
+from pull_kit import PullApp, acked
 from secret_documents import XML_WITH_SECRET_ENTITY, quoted_secret
 
 

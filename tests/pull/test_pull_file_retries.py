@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from async_wait import until
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
-from pull_kit import BUDGET, FAST_PULL, PullApp, acked, until
+from pull_kit import BUDGET, FAST_PULL, PullApp, acked
 
 from quart_app.app_settings import AppSettings
 

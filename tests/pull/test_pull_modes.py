@@ -11,9 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from async_wait import until
 from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import FAST_PULL, LABEL, PullApp, acked, until
+from pull_kit import FAST_PULL, LABEL, PullApp, acked
 
 from quart_app.app_settings import AppSettings
 

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
+from pull_kit import PullApp, acked
 
 import quart_app.loaders
 from quart_app.app_settings import AppSettings

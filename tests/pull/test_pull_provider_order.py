@@ -8,8 +8,9 @@ from collections import deque
 from typing import Any
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked, until
+from pull_kit import PullApp, acked
 
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.pull.queued_readers import readers_after

@@ -6,8 +6,9 @@ import time
 from collections import deque
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
-from pull_kit import FAST_PULL, PullApp, until
+from pull_kit import FAST_PULL, PullApp
 
 from quart_app.app_settings import AppSettings
 from quart_app.nextcloud import NextcloudRateLimitedError, NextcloudServerError

@@ -9,8 +9,9 @@ import threading
 from typing import Any
 
 import pytest
+from async_wait import until
 from nextcloud_pull_fake import HOLD_LIMIT_S, FakePullNextcloud, RecordedRequest
-from pull_kit import PullApp, acked, until
+from pull_kit import PullApp, acked
 
 FILE_ID = 7101
 SOURCE = f"files__default: {FILE_ID}"

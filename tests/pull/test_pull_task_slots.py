@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from async_wait import until
 from contract_kit import contract_config, make_settings, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
-from pull_kit import BUDGET, FAST_PULL, PullApp, acked, chat, sources, task_done, until
+from pull_kit import BUDGET, FAST_PULL, PullApp, acked, chat, sources, task_done
 
 from quart_app.pull.task_progress import PROMPT_READY_PROGRESS
 from quart_app.pull.task_types import CHAT_TASK_TYPE, SEARCH_PROVIDER, SEARCH_TASK_TYPE

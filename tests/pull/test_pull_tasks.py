@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from async_wait import until
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
-from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked, task_done, until
+from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked, task_done
 
 from quart_app.pull.task_types import CHAT_REGISTRATION, CHAT_TASK_TYPE, SEARCH_REGISTRATION, SEARCH_TASK_TYPE
 from quart_app.store.search_store import SearchStore
