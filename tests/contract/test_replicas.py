@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from access_race_kit import TEXT, HeldParse, blocking_parser, load, post, race_settings, reaches, serve
+from async_wait import until, wait_until
 from contract_kit import SourcePart, contract_config, make_settings, running_app, signed_headers
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
@@ -42,14 +43,6 @@ async def _fetch(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall()
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(600):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def _a_claim_waits(dsn: str) -> bool:
@@ -98,7 +91,7 @@ async def test_an_access_change_on_b_during_a_load_on_a_waits_for_it_and_wins(
     deny = {"op": "deny", "userIds": ["bob"], "sourceId": source_id}
     change = asyncio.create_task(post(b, "/updateAccess", deny))
     # the deny either committed already (what the per-process ordering did) or waits in the database for A's load
-    await _eventually(lambda: _done_or(change, lambda: _a_claim_waits(fresh_dsn)), "the deny")
+    await wait_until(lambda: _done_or(change, lambda: _a_claim_waits(fresh_dsn)), "the deny")
     held.release()
     status, answer = await loading
     assert status == 200 and answer["loaded_sources"] == [source_id], answer
@@ -118,7 +111,7 @@ async def test_a_load_waiting_on_a_when_b_commits_an_access_change_is_retried_no
     # one load at a time on A: this one waits at A's gate with bob still listed
     waiting = asyncio.create_task(load(a, [_source("files__default: 11", "kiwi11x", ["alice", "bob"])]))
     engine_a: Engine = app_a.extensions[ENGINE_EXTENSION]
-    await _eventually(_returns(lambda: engine_a.order.snapshot()["loads_open"] == 2), "the second load to arrive")
+    await until(lambda: engine_a.order.snapshot()["loads_open"] == 2, what="the second load to arrive")
     deny = {"op": "deny", "userIds": ["bob"], "sourceId": "files__default: 11"}
     assert (await post(b, "/updateAccess", deny))[0] == 200
     held.release()
@@ -167,11 +160,11 @@ async def test_enabling_one_replica_enables_the_other(tmp_path: Path, fresh_dsn:
         assert (await b.post("/countIndexedDocuments", headers=signed_headers())).status_code == 503
         response = await a.put("/enabled", query_string={"enabled": "1"}, headers=signed_headers())
         assert response.status_code == 200
-        await _eventually(lambda: _enabled(b), "B to follow A's PUT /enabled")
+        await wait_until(lambda: _enabled(b), "B to follow A's PUT /enabled")
         assert (await b.post("/countIndexedDocuments", headers=signed_headers())).status_code == 200
         response = await b.put("/enabled", query_string={"enabled": "0"}, headers=signed_headers())
         assert response.status_code == 200
-        await _eventually(_returns_not(lambda: _enabled(a)), "A to follow B's PUT /enabled")
+        await wait_until(_returns_not(lambda: _enabled(a)), "A to follow B's PUT /enabled")
         assert (await a.post("/countIndexedDocuments", headers=signed_headers())).status_code == 503
 
 
@@ -182,13 +175,6 @@ async def _enabled(client: Client) -> bool:
 
 async def _done_or(task: asyncio.Task[Any], waiting: Callable[[], Awaitable[bool]]) -> bool:
     return task.done() or await waiting()
-
-
-def _returns(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return condition()
-
-    return check
 
 
 def _returns_not(check: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
