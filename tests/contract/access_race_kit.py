@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from async_wait import until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
+from contract_kit import SourcePart, contract_config, make_settings, put_sources, signed_headers
 from quart import Quart
 from quart.testing.app import TestApp as LifespanApp
 from quart.typing import TestClientProtocol as Client
@@ -79,8 +79,7 @@ class HeldParse:
 
 
 async def load(client: Client, parts: list[SourcePart]) -> tuple[int, Any]:
-    body, content_type = guzzle_multipart(parts)
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, parts)
     return response.status_code, await response.get_json()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from quart import Quart
 from quart.testing import QuartClient
 from quart.testing.app import TestApp
 from quart.typing import TestClientProtocol
+from quart.wrappers import Response
 from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
 
 from appliance import app_client
@@ -77,11 +78,16 @@ def running_app(app: Quart) -> TestApp:
     return TestApp(app, startup_timeout=LIFESPAN_TIMEOUT_S, shutdown_timeout=60)
 
 
+async def put_sources(client: TestClientProtocol | QuartClient, parts: Sequence[SourcePart]) -> Response:
+    """PUT /loadSources with `parts` as the PHP app sends them (Guzzle's multipart, signed)."""
+    body, content_type = guzzle_multipart(parts)
+    return await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+
+
 async def enable_and_load(client: QuartClient, part: SourcePart) -> None:
     """Enable the app as AppAPI does and PUT one source through /loadSources, which must take it."""
     await client.put("/enabled?enabled=1", headers=signed_headers())
-    body, content_type = guzzle_multipart([part])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, [part])
     assert (await response.get_json())["loaded_sources"] == [part.source_id], await response.get_data(as_text=True)
 
 
@@ -125,8 +131,7 @@ def capture_app_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
 
 async def load_text(client: TestClientProtocol, source_id: str, text: str) -> None:
     """PUT one text source through /loadSources, which must take it."""
-    body, content_type = guzzle_multipart([SourcePart(source_id, text.encode())])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, [SourcePart(source_id, text.encode())])
     assert (await response.get_json())["loaded_sources"] == [source_id]
 
 

@@ -12,7 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+)
 from embedder_program import EmbedderProgram
 from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from quart.typing import TestClientProtocol as Client
@@ -53,8 +60,7 @@ async def test_the_first_foreign_question_fills_in_the_leg_and_later_ones_find_t
     client: Client, fresh_dsn: str
 ) -> None:
     parts = [SourcePart(sid, text, user_ids=["alice"], title=f"{sid}.txt") for sid, text in DOCS.items()]
-    body, content_type = guzzle_multipart(parts)
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, parts)
     assert response.status_code == 200
 
     async def embedded() -> bool:

@@ -21,6 +21,7 @@ from contract_kit import (
     contract_config,
     guzzle_multipart,
     make_settings,
+    put_sources,
     running_app,
     signed_headers,
 )
@@ -57,10 +58,7 @@ async def test_status_shows_the_worker_waiting_for_the_embedder_and_indexing_res
     async with running_app(app) as test_app:
         client = test_app.test_client()
         await client.put("/enabled?enabled=1", headers=signed_headers())
-        body, content_type = guzzle_multipart([SourcePart("files__default: 1", (TEXT * 20).encode())])
-        response = await client.put(
-            "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
-        )
+        response = await put_sources(client, [SourcePart("files__default: 1", (TEXT * 20).encode())])
         assert (await response.get_json())["loaded_sources"] == ["files__default: 1"]
         report: dict[str, Any] = {}
 

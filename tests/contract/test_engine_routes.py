@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+)
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -38,8 +45,7 @@ async def index_docs(client: Client) -> None:
         SourcePart(sid, text, user_ids=users, title=f"{sid}.txt", provider=sid.split(":")[0])
         for sid, (text, users) in DOCS.items()
     ]
-    body, content_type = guzzle_multipart(parts)
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, parts)
     assert response.status_code == 200
     assert sorted((await response.get_json())["loaded_sources"]) == sorted(DOCS)
 

@@ -15,8 +15,8 @@ from contract_kit import (
     APP_VERSION,
     SourcePart,
     contract_config,
-    guzzle_multipart,
     make_settings,
+    put_sources,
     running_app,
     signed_headers,
 )
@@ -84,8 +84,7 @@ async def test_a_failed_llm_task_is_an_llm_error(
         async with running_app(app) as test_app:
             http = test_app.test_client()
             await http.put("/enabled?enabled=1", headers=signed_headers())
-            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])
-            await http.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+            await put_sources(http, [SourcePart("files__default: 1", b"Green labels need open data.")])
             question = {"userId": "admin", "query": "What do green labels need?"}
             response = await http.post("/query", json=question, headers=signed_headers("admin"))
             answer = await response.get_json()

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, put_sources, signed_headers
 from live_app_kit import ccb_env, running_live_app
 from quart.typing import TestClientProtocol as Client
 from rich.console import Console
@@ -31,8 +31,7 @@ async def test_the_error_of_a_refused_upload_names_the_file_not_its_text(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     memo = SourcePart("files__default: 31", XML_WITH_SECRET_ENTITY.encode(), title="Board/memo.xml", mimetype=XML)
-    body, content_type = guzzle_multipart([memo])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, [memo])
     answer = await response.get_data(as_text=True)
     assert (response.status_code, json.loads(answer)) == (200, {"loaded_sources": [], "sources_to_retry": []})
     status = await (await client.get("/status", headers=signed_headers())).get_data(as_text=True)

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+)
 from model_server import ModelServer, catalogue_yaml
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 
@@ -99,9 +106,7 @@ async def test_engine_opens_after_init_fetched_the_models(
                 await asyncio.sleep(0.05)
             assert statuses[-1] == {"progress": 100, "error": ""}
 
-            body, content_type = guzzle_multipart([SourcePart("files__default: 1", b"Green labels need open data.")])
-            headers = {**signed_headers(), "Content-Type": content_type}
-            loaded = await client.put("/loadSources", data=body, headers=headers)
+            loaded = await put_sources(client, [SourcePart("files__default: 1", b"Green labels need open data.")])
             assert (await loaded.get_json())["loaded_sources"] == ["files__default: 1"]
             counted = await client.post("/countIndexedDocuments", headers=signed_headers())
             assert await counted.get_json() == {"files__default": 1}

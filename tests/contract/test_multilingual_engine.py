@@ -8,7 +8,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from async_wait import wait_until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, running_app, signed_headers
+from contract_kit import (
+    SourcePart,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+)
 from embedder_program import EmbedderProgram
 from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from quart.typing import TestClientProtocol as Client
@@ -45,8 +52,7 @@ async def test_english_documents_answer_questions_in_other_languages(
     client: Client, fresh_dsn: str, tmp_path: Path
 ) -> None:
     parts = [SourcePart(sid, text, user_ids=["alice"], title=f"{sid}.txt") for sid, text in DOCS.items()]
-    body, content_type = guzzle_multipart(parts)
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, parts)
     assert response.status_code == 200
 
     async def embedded() -> bool:

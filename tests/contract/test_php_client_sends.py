@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, put_sources, signed_headers
 from quart.typing import TestClientProtocol as Client
 
 OK = (200, {"message": "Access updated"})
@@ -24,8 +24,7 @@ async def post(client: Client, path: str, body: Any) -> tuple[int, Any]:
 
 async def load(client: Client, users: list[str]) -> None:
     text = b"The quarterly report for the Lisbon office lists a travel budget of 9000 euros."
-    body, content_type = guzzle_multipart([SourcePart(SOURCE, text, user_ids=users, title="report.txt")])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, [SourcePart(SOURCE, text, user_ids=users, title="report.txt")])
     assert response.status_code == 200 and (await response.get_json())["loaded_sources"] == [SOURCE]
 
 
@@ -63,8 +62,7 @@ async def test_delete_provider_by_the_bare_provider_id_an_app_disable_sends(clie
         SourcePart("mail__messages: 1", b"Lisbon hotel invoice.", user_ids=["alice"], provider="mail__messages"),
         SourcePart("files__default: 2", b"Lisbon office floor plan.", user_ids=["alice"]),
     ]
-    body, content_type = guzzle_multipart(parts)
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, parts)
     assert response.status_code == 200
     deleted = (200, {"message": "All valid sources deleted"})
     assert await post(client, "/deleteProvider", {"providerKey": "messages"}) == deleted
@@ -78,8 +76,7 @@ async def test_the_later_of_two_parts_with_one_source_id_is_indexed(client: Clie
     # before 5.4), sent in queue (id) order in one request, and both rows leave the queue on the answer
     old = SourcePart("deck__cards: 7", b"Card: book the Porto ferry.", user_ids=["alice"], provider="deck__cards")
     new = SourcePart("deck__cards: 7", b"Card: book the Faro train.", user_ids=["alice", "bob"], provider="deck__cards")
-    body, content_type = guzzle_multipart([old, new])
-    response = await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
+    response = await put_sources(client, [old, new])
     assert response.status_code == 200
     assert await response.get_json() == {"loaded_sources": ["deck__cards: 7"], "sources_to_retry": []}
     ask = {"userId": "bob", "query": "book the ferry or the train", "withPassages": True}

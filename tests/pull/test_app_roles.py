@@ -16,7 +16,7 @@ import psutil
 import psycopg
 import pytest
 from async_wait import until
-from contract_kit import SourcePart, guzzle_multipart, signed_headers
+from contract_kit import SourcePart, put_sources, signed_headers
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import BUDGET, PullApp, acked, task_done
 from rich.console import Console
@@ -145,10 +145,7 @@ async def test_an_embedding_worker_embeds_what_a_requestproc_replica_ingested(
     nextcloud.pull_supported = False  # a PHP app <= 5.3 pushing to requestproc
     async with PullApp(_role(pull_settings, AppRole.REQUESTPROC), nextcloud) as requests:
         await requests.enable()
-        body, content_type = guzzle_multipart([SourcePart("files__default: 1", BUDGET, user_ids=["alice"])])
-        response = await requests.client.put(
-            "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
-        )
+        response = await put_sources(requests.client, [SourcePart("files__default: 1", BUDGET, user_ids=["alice"])])
         assert response.status_code == 200
         # requestproc runs no embedding worker: the chunks wait
         assert _unembedded(pull_settings.db_url) > 0

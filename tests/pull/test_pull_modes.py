@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from async_wait import until
-from contract_kit import SourcePart, contract_config, guzzle_multipart, make_settings, signed_headers
+from contract_kit import SourcePart, contract_config, make_settings, put_sources
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import FAST_PULL, LABEL, PullApp, acked
 
@@ -30,10 +30,7 @@ async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working
     caplog.set_level(logging.INFO, logger="quart_app.pull")
     async with PullApp(pull_settings, nextcloud) as running:
         await running.enable()
-        body, content_type = guzzle_multipart([SourcePart("files__default: 1", LABEL, user_ids=["alice"])])
-        response = await running.client.put(
-            "/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type}
-        )
+        response = await put_sources(running.client, [SourcePart("files__default: 1", LABEL, user_ids=["alice"])])
         assert response.status_code == 200
         assert (await response.get_json())["loaded_sources"] == ["files__default: 1"]
         await running.drain_embeddings()
