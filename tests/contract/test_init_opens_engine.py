@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from async_wait import wait_until
+from async_wait import until, wait_until
 from contract_kit import (
     SourcePart,
     contract_config,
@@ -99,12 +99,8 @@ async def test_engine_opens_after_init_fetched_the_models(
             assert early.status_code == 503 and "POST /init" in (await early.get_json())["error"]
 
             assert (await client.post("/init", headers=signed_headers())).status_code == 200
-            for _ in range(600):
-                statuses = nextcloud.init_statuses()
-                if statuses and (statuses[-1]["progress"] == 100 or statuses[-1]["error"]):
-                    break
-                await asyncio.sleep(0.05)
-            assert statuses[-1] == {"progress": 100, "error": ""}
+            await wait_until(_reported(nextcloud), "POST /init to report its end", timeout_s=30)
+            assert nextcloud.init_statuses()[-1] == {"progress": 100, "error": ""}
 
             loaded = await put_sources(client, [SourcePart("files__default: 1", b"Green labels need open data.")])
             assert (await loaded.get_json())["loaded_sources"] == ["files__default: 1"]
@@ -138,10 +134,7 @@ async def test_a_replica_without_init_opens_its_engine_once_the_shared_models_ar
                 lambda _percent: None,
                 catalogue=load_catalogue(catalogue),
             )
-            for _ in range(600):
-                if ENGINE_EXTENSION in app.extensions:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: ENGINE_EXTENSION in app.extensions, what="the engine to open")
             status = await client.get("/status", headers=signed_headers())
             assert status.status_code == 200, await status.get_data()
             report = await status.get_json()

@@ -100,10 +100,7 @@ async def test_a_connection_broken_mid_statement_is_a_named_error(
             await conn.execute("SELECT pg_sleep(60)")
 
     statement = asyncio.create_task(long_statement())
-    for _ in range(600):
-        if await _running_sleeps(restartable_pg):
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: _running_sleeps(restartable_pg), "the statement to run", timeout_s=30)
     restartable_pg.stop_fast()
     with pytest.raises(DatabaseUnavailableError, match=r"^the connection to PostgreSQL broke during the request"):
         await statement

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from async_wait import wait_until
 from engine_kit import PROSE, free_port, rows, scalar, seed_documents, write_source
 
 from appliance.embedding_config import EmbeddingWorkerConfig
@@ -73,11 +74,11 @@ async def test_started_worker_wakes_on_ingest_and_stops_cleanly(
     async with worker:
         await asyncio.wait_for(worker.idle.wait(), 30)  # a loop found the queue empty and sleeps up to 600 s
         await service.ingest([write_source(tmp_path, "files__default: 5", PROSE.format(topic="wake"), ["alice"])])
-        for _ in range(600):
-            if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0
+
+        async def emptied() -> bool:
+            return bool(await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'queued'") == 0)
+
+        await wait_until(emptied, "the woken worker to embed the queued chunks", timeout_s=30)
         assert worker.running
     assert not worker.running
     with pytest.raises(WorkerClosedError, match="the embedding worker was closed; create a new EmbeddingWorker"):
@@ -94,11 +95,11 @@ async def test_notify_from_another_process_wakes_an_idle_worker(
         other = Database(fresh_dsn, min_size=1, max_size=1)  # stands for another app process: no wake() call
         async with other:
             total = await seed_documents(other, chunker, 1)
-        for _ in range(600):
-            if await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total:
-                break
-            await asyncio.sleep(0.05)
-        assert await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total
+
+        async def embedded() -> bool:
+            return bool(await scalar(db, "SELECT count(*) FROM chunks WHERE embed_state = 'embedded'") == total)
+
+        await wait_until(embedded, "the NOTIFY to wake the worker and every chunk embedded", timeout_s=30)
 
 
 async def test_an_unreachable_embedder_is_an_outage_not_an_attempt_of_the_chunks(

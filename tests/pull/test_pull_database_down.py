@@ -3,13 +3,12 @@ and documents, actions and tasks go through once the database is back (no app re
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 import psycopg
 import pytest
-from async_wait import until
+from async_wait import until, wait_until
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import BUDGET, HIKING, LABEL, PullApp, acked, sources, task_done
 from restartable_postgres import RestartablePostgres
@@ -76,12 +75,12 @@ async def test_pull_loops_wait_out_an_outage_and_lose_nothing(
     done = await task_done(nextcloud, search, timeout_s=60)
     assert done["status"] == "STATUS_SUCCESSFUL", done
     assert nextcloud.queue_rows() == {"files": [], "content_providers": [], "actions": []}
+
     # the embedding worker's own loop resumed and emptied the queue
-    for _ in range(600):
-        if await _unembedded(pull_app) == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert await _unembedded(pull_app) == 0
+    async def emptied() -> bool:
+        return await _unembedded(pull_app) == 0
+
+    await wait_until(emptied, "the embedding worker to empty the queue")
     assert f"files__default: {budget}" in await pull_app.search("bob", "travel budget Berlin office")
     assert f"files__default: {hiking}" in await pull_app.search("bob", "hiking in the Alps")
     counters = _loops(pull_app)["documents"]["counters"]
