@@ -114,8 +114,7 @@ async def gate(store: SearchStore, user: str, question: str) -> tuple[float, boo
         return known.share, False
     if known.chunks_read >= OWN_WORDS_TELL_FROM:
         return known.share, True
-    index_share = await store.index_word_share(question)
-    return known.share, index_share is None or index_share < KNOWN_WORDS_BELOW
+    return known.share, await store.index_word_share(known.words) < KNOWN_WORDS_BELOW
 
 
 async def time_gate(store: SearchStore, user: str, questions: list[str], rounds: int) -> list[float]:

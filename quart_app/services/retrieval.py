@@ -202,7 +202,7 @@ class RetrievalService:
         if known is None or known.share >= config.known_words_below:
             return []
         try:
-            await leg.asked(user_id, whole_index=await self._foreign_to_index(query, known, config.known_words_below))
+            await leg.asked(user_id, whole_index=await self._foreign_to_index(known, config.known_words_below))
             if not await leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
                 return []
@@ -213,15 +213,14 @@ class RetrievalService:
         log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
         return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
 
-    async def _foreign_to_index(self, query: str, known: KnownWords, known_words_below: float) -> bool:
+    async def _foreign_to_index(self, known: KnownWords, known_words_below: float) -> bool:
         """Whether a question the user's chunks mostly lack is foreign to the whole index too, which is what filling in
         every user's vectors is worth hours of CPU for: told by the user's own chunks when there are
         OWN_WORDS_TELL_FROM of them, else by the whole index's words (a user of one file asking in the index's
         language gets the leg over their own chunks only)."""
         if known.chunks_read >= OWN_WORDS_TELL_FROM:
             return True
-        share = await self._store.index_word_share(query)
-        return share is None or share < known_words_below
+        return await self._store.index_word_share(known.words) < known_words_below
 
     async def _ef_search(self) -> int:
         """retrieval.ef_search, or for auto the width for the index's size (its estimate read every few minutes)."""

@@ -15,9 +15,11 @@ from quart_app.store.search_filters import Scope, access_filter, chunk_filter
 
 @dataclass(frozen=True, slots=True)
 class KnownWords:
-    """What the cross-lingual gate saw: the share of the question's words the user's chunks hold, and how many of
-    those chunks it read (up to DIRECT_SCAN_BELOW: a user of a few chunks holds few words of any language)."""
+    """What the cross-lingual gate saw: the question's words it judged (_question_words), the share of them the user's
+    chunks hold, and how many of those chunks it read (up to DIRECT_SCAN_BELOW: a user of a few chunks holds few words
+    of any language)."""
 
+    words: tuple[str, ...]
     share: float
     chunks_read: int
 
@@ -119,26 +121,25 @@ async def known_word_share(
     known = [word for word, found in zip(words, held, strict=True) if found]
     missing = [word for word in words if word not in known]
     if read < DIRECT_SCAN_BELOW or not missing:
-        return KnownWords(len(known) / len(words), read)
+        return KnownWords(tuple(words), len(known) / len(words), read)
     probed = await _held_by_holders(conn, where, params, missing)
     known += [word for word, found in zip(missing, probed, strict=True) if found]
     undecided = [word for word, found in zip(missing, probed, strict=True) if found is None]
     if undecided:
         _, held = await _held_words(conn, scope, params, undecided, KNOWN_WORD_SCAN)
         known += [word for word, found in zip(undecided, held, strict=True) if found]
-    return KnownWords(len(known) / len(words), read)
+    return KnownWords(tuple(words), len(known) / len(words), read)
 
 
-async def index_word_share(conn: AsyncConnection[Any], question: str) -> float | None:
-    """The share of the question's words (as known_word_share takes them) that some chunk of the whole index holds,
-    whoever may read it; None for too few words. It decides only how much of the index the cross-lingual backfill
-    fills in, never what a user gets: no answer depends on other users' documents.
+async def index_word_share(conn: AsyncConnection[Any], words: Sequence[str]) -> float:
+    """The share of a question's `words` (as known_word_share judged them: KnownWords.words, not parsed again) that
+    some chunk of the whole index holds, whoever may read it. It decides only how much of the index the
+    cross-lingual backfill fills in, never what a user gets: no answer depends on other users' documents.
 
     A word among the lexemes ANALYZE found most common is held; any other is looked up in the GIN index (a bitmap of
     every chunk holding it: 20 ms p50 at 50,000 chunks for common words, looked up)."""
-    words = await _question_words(conn, question)
-    if len(words) < KNOWN_WORD_MIN_WORDS:
-        return None
+    if not words:
+        raise ValueError("index_word_share needs the question's words (KnownWords.words), got none")
     row = await (
         await conn.execute(
             "SELECT most_common_elems::text::text[] FROM pg_stats"

@@ -154,10 +154,11 @@ class SearchStore:
         async with self._db.connection() as conn:
             return await known_word_share(conn, user_id, question, scope)
 
-    async def index_word_share(self, question: str) -> float | None:
-        """The share of the question's words some chunk of the whole index holds; see known_words.index_word_share."""
+    async def index_word_share(self, words: Sequence[str]) -> float:
+        """The share of a question's words (KnownWords.words) some chunk of the whole index holds; see
+        known_words.index_word_share."""
         async with self._db.connection() as conn:
-            return await index_word_share(conn, question)
+            return await index_word_share(conn, words)
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None

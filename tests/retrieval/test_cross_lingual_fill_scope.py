@@ -76,15 +76,22 @@ async def test_the_index_holds_a_questions_words_whoever_may_read_them(db: Datab
     store = SearchStore(db)
     known = await store.known_word_share("carol", ENGLISH_QUESTION)
     assert known is not None and (known.share, known.chunks_read) == (2 / 6, 3)
+    # the words the gate judged, as the 'simple' parser makes them (3 letters or more, distinct, in order)
+    assert known.words == ("backup", "database", "every", "night", "runs", "the")
+    # the whole index is asked about those words, not the question parsed again
+    hamburg = await store.known_word_share("carol", "the backup of the database runs every night in Hamburg")
+    german = await store.known_word_share("carol", "Wann wird die Datensicherung gemacht?")
+    assert hamburg is not None and german is not None
+    assert await store.known_word_share("carol", "PackageLoader") is None
     for analysed in (False, True):
         # its most common words read from ANALYZE's statistics once there are some, the others from the GIN index
         if analysed:
             async with db.connection() as conn:
                 await conn.execute("ANALYZE chunks")
-        assert await store.index_word_share(ENGLISH_QUESTION) == 1.0
-        assert await store.index_word_share("the backup of the database runs every night in Hamburg") == 6 / 7
-        assert await store.index_word_share("Wann wird die Datensicherung gemacht?") == 0.0
-        assert await store.index_word_share("PackageLoader") is None
+        assert await store.index_word_share(known.words) == 1.0
+        assert await store.index_word_share(hamburg.words) == 6 / 7
+        assert await store.index_word_share(german.words) == 0.0
+        assert await store.index_word_share(("carol", "zzzunheld")) == 0.5
 
 
 async def test_a_small_users_question_in_the_index_language_fills_in_only_their_chunks(
