@@ -23,6 +23,7 @@ from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import LoopHandle, backoff, loop_detail
 from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.generic_questions import GENERIC_QUESTIONS
+from quart_app.services.own_vectors_wait import OwnVectorsWait
 from quart_app.store import Database
 from quart_app.store.cross_lingual_store import (
     PendingChunk,
@@ -34,7 +35,6 @@ from quart_app.store.cross_lingual_store import (
     pending_chunks,
     read_progress,
     read_wanted,
-    user_chunks_waiting,
     user_coverage,
     waiting_users_chunks,
     write_vectors,
@@ -57,11 +57,6 @@ MAIN_EMBEDDINGS_POLL_S = 5.0
 RESCAN_S = 600.0
 # a user asking again within this long is not recorded again (one write per user per minute, not per question)
 WAITING_USER_RECORD_S = 60.0
-# a question that records its user waits for that user's chunks without a vector when there are at most this many
-# (0.2-0.5 s each at the shipped single thread), for at most FIRST_QUESTION_WAIT_S, checking every OWN_VECTORS_POLL_S
-FIRST_QUESTION_WAITS_FOR = 16
-FIRST_QUESTION_WAIT_S = 8.0
-OWN_VECTORS_POLL_S = 0.2
 # a user is covered by the leg when at most this many of the chunks the user may read, and at most this share of
 # them, have no vector (one the model refuses must not turn the leg off for its user)
 UNCOVERED_AT_MOST = 16
@@ -113,6 +108,8 @@ class CrossLingualIndex:
         # the mean vector of GENERIC_QUESTIONS in this model (hub_correction), once a question needed it
         self._generic_mean: list[float] | None = None
         self._generic_lock = asyncio.Lock()
+        # how long a question waits for its user's chunks, at the pace of this process's fill
+        self._own_vectors = OwnVectorsWait(db, config.batch_size)
         if config.backfill == "always":
             self._wanted.set()
 
@@ -143,8 +140,8 @@ class CrossLingualIndex:
         """`user_id`'s question needed the leg: that user's chunks get their vectors first (recorded for every replica);
         with `whole_index` (the question is foreign to the index, not only to the user's few documents) every chunk
         gets its vector from now on, after that user's. When this replica fills them in and the user has a few chunks
-        without one, returns once they have theirs (_wait_for_own_vectors), so that this question is answered with
-        them."""
+        without one, returns once they have theirs, so that this question is answered with them, unless their fill
+        would take too long (OwnVectorsWait)."""
         now = time.monotonic()
         recorded = self._recorded_users.get(user_id)
         recent = recorded is not None and now - recorded < WAITING_USER_RECORD_S
@@ -170,25 +167,7 @@ class CrossLingualIndex:
         self._new_chunks.set()  # a loop waiting for new chunks starts on this user's at once
         # not once every chunk is known to have its vector: counting a big user's chunks reads all of them
         if self._fills_here and not self._complete and time.monotonic() >= self._users_first_from:
-            await self._wait_for_own_vectors(user_id)
-
-    async def _wait_for_own_vectors(self, user_id: str) -> None:
-        """Until the user's chunks without a vector have theirs, when there are at most FIRST_QUESTION_WAITS_FOR (a
-        user of a few files, or one who just added some), for at most FIRST_QUESTION_WAIT_S."""
-        started = time.monotonic()
-        async with self._db.connection() as conn:
-            waiting = await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
-        if not 0 < waiting <= FIRST_QUESTION_WAITS_FOR:
-            return
-        while waiting and time.monotonic() - started < FIRST_QUESTION_WAIT_S:
-            await asyncio.sleep(OWN_VECTORS_POLL_S)
-            async with self._db.connection() as conn:
-                waiting = await user_chunks_waiting(conn, user_id, 1)
-        log.info(
-            "a question waited %.1f s for the cross-lingual vectors of its user's chunks%s",
-            time.monotonic() - started,
-            "" if not waiting else " (some still have none: answered without them)",
-        )
+            await self._own_vectors.wait(user_id)
 
     async def covers(self, user_id: str) -> bool:
         """Whether (nearly) every chunk `user_id` may read has its vector (UNCOVERED_AT_MOST): until then the leg's
@@ -329,6 +308,7 @@ class CrossLingualIndex:
         while remaining and not handle.stopping.is_set():
             if self._user_asked.is_set() and not users_first:
                 break  # that user's chunks first; this read goes on from its last batch after them
+            batch_started = time.monotonic()
             async with self._db.connection() as conn, conn.transaction():
                 yielded = not users_first and await main_embeddings_due(conn)
                 if yielded:
@@ -341,6 +321,7 @@ class CrossLingualIndex:
             if not batch:
                 remaining = []  # the rest is done, or another replica is embedding it
             else:
+                self._own_vectors.batch_ended(len(batch), time.monotonic() - batch_started)
                 remaining = remaining[remaining.index(batch[-1]) + 1 :]
                 last_done = batch[-1]
         # what is left behind fails again, or another replica has it
