@@ -29,7 +29,7 @@ from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 from rerank_latency import pct  # noqa: E402
 
 from appliance.retrieval_config import CrossLingualConfig  # noqa: E402
-from quart_app.services.retrieval import OWN_WORDS_TELL_FROM  # noqa: E402
+from quart_app.services.retrieval import INDEX_KNOWN_WORDS_BELOW, OWN_WORDS_TELL_FROM  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
 
@@ -114,7 +114,7 @@ async def gate(store: SearchStore, user: str, question: str) -> tuple[float, boo
         return known.share, False
     if known.chunks_read >= OWN_WORDS_TELL_FROM:
         return known.share, True
-    return known.share, await store.index_word_share(known.words) < KNOWN_WORDS_BELOW
+    return known.share, await store.index_word_share(known.words) < INDEX_KNOWN_WORDS_BELOW
 
 
 async def time_gate(store: SearchStore, user: str, questions: list[str], rounds: int) -> list[float]:

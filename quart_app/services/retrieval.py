@@ -125,6 +125,11 @@ CHUNK_ESTIMATE_TTL_S = 300.0
 # a user's own chunks tell a question's language when there are at least this many of them (a few dozen documents);
 # a user of fewer, whose chunks lack the question's words, may just have documents about something else
 OWN_WORDS_TELL_FROM = 100
+# a question a user of fewer chunks asks is foreign to the whole index when fewer than this share of its words occur in
+# any chunk: a question in the index's language holds its common words and some others there even in a small index
+# (held-out English docstring sentences: 0.4-0.9 of their words in 600 docstring chunks, 17 of 40 below
+# known_words_below's 0.8), a foreign one little but its names and cognates (at most 0.43; 0.57 at 2,000-6,000 chunks)
+INDEX_KNOWN_WORDS_BELOW = 0.5
 
 
 def auto_ef_search(chunks: int) -> int:
@@ -202,7 +207,7 @@ class RetrievalService:
         if known is None or known.share >= config.known_words_below:
             return []
         try:
-            await leg.asked(user_id, whole_index=await self._foreign_to_index(known, config.known_words_below))
+            await leg.asked(user_id, whole_index=await self._foreign_to_index(known))
             if not await leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
                 return []
@@ -213,14 +218,14 @@ class RetrievalService:
         log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
         return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
 
-    async def _foreign_to_index(self, known: KnownWords, known_words_below: float) -> bool:
+    async def _foreign_to_index(self, known: KnownWords) -> bool:
         """Whether a question the user's chunks mostly lack is foreign to the whole index too, which is what filling in
         every user's vectors is worth hours of CPU for: told by the user's own chunks when there are
-        OWN_WORDS_TELL_FROM of them, else by the whole index's words (a user of one file asking in the index's
-        language gets the leg over their own chunks only)."""
+        OWN_WORDS_TELL_FROM of them, else by the whole index's words, INDEX_KNOWN_WORDS_BELOW (a user of one file
+        asking in the index's language gets the leg over their own chunks only, even when the index is small too)."""
         if known.chunks_read >= OWN_WORDS_TELL_FROM:
             return True
-        return await self._store.index_word_share(known.words) < known_words_below
+        return await self._store.index_word_share(known.words) < INDEX_KNOWN_WORDS_BELOW
 
     async def _ef_search(self) -> int:
         """retrieval.ef_search, or for auto the width for the index's size (its estimate read every few minutes)."""

@@ -32,6 +32,8 @@ CONFIG = CrossLingualConfig(threads=1)
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
 ENGLISH_QUESTION = "the backup of the database runs every night"
 GERMAN_QUESTION = "Wie oft muss man das Gewächshaus gießen?"
+# English, but only some of its words are in alice's documents (a small index lacks many words of its own language)
+PARTLY_HELD_QUESTION = "the backup of the database runs from Quedlinburg to Halberstadt"
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +113,26 @@ async def test_a_small_users_question_in_the_index_language_fills_in_only_their_
     assert await _progress(db) == (3, False)
     async with db.connection() as conn:
         assert await user_chunks_waiting(conn, "carol", 1) == 0
+
+
+async def test_a_small_users_question_a_small_index_partly_holds_does_not_fill_in_every_chunk(
+    db: Database, english: Corpus, embedder: MiniLmEmbedder, nano_model: CrossLingualModel
+) -> None:
+    store = SearchStore(db)
+    known = await store.known_word_share("carol", PARTLY_HELD_QUESTION)
+    assert known is not None and known.share < CONFIG.known_words_below  # foreign to her notes: she gets the leg
+    # the 66 chunks hold more than half of its words (0.5: retrieval.INDEX_KNOWN_WORDS_BELOW), fewer than 80 %
+    assert 0.5 <= await store.index_word_share(known.words) < CONFIG.known_words_below == 0.8
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+    index = CrossLingualIndex(db, nano_model, CONFIG)
+    service = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+    await service.retrieve("carol", PARTLY_HELD_QUESTION, 5)
+    # her chunks are to be filled in (no loop runs here), every other chunk's are not wanted
+    assert await _progress(db) == (0, False)
+    async with db.connection() as conn:
+        waiting = await (await conn.execute("SELECT user_id FROM cross_lingual_waiting_users")).fetchall()
+    assert waiting == [("carol",)]
 
 
 async def test_a_small_users_question_foreign_to_the_index_fills_in_theirs_then_every_chunk(
