@@ -102,10 +102,11 @@ async def test_two_replicas_on_one_nextcloud_index_every_file_once(
     assert len(rows) == 40 and {count for _, count in rows} == {1}
 
 
-async def test_a_restart_in_the_middle_of_a_batch_loses_nothing_and_duplicates_nothing(
-    pull_settings: AppSettings, nextcloud: FakePullNextcloud
-) -> None:
-    clock = [1_000_000.0]
+async def _stopped_while_a_batch_downloads(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud, clock: list[float]
+) -> tuple[list[int], int]:
+    """Three small files and a slow one claimed in one batch, the app stopped while it downloads the slow one; on
+    Nextcloud's `clock`. Returns (the small files, the slow one)."""
     nextcloud.now = lambda: clock[0]
     fast = [nextcloud.add_file(["alice"], f"files/fast{i}.txt", LABEL + f" Fast {i}.".encode()) for i in range(3)]
     slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL * 400)
@@ -114,6 +115,14 @@ async def test_a_restart_in_the_middle_of_a_batch_loses_nothing_and_duplicates_n
     async with PullApp(pull_settings, nextcloud) as running:
         await running.enable()
         await until(lambda: nextcloud.file_fetches[slow] == 1 and len(nextcloud.locked_rows()["files"]) == 4)
+    return fast, slow
+
+
+async def test_a_restart_in_the_middle_of_a_batch_loses_nothing_and_duplicates_nothing(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud
+) -> None:
+    clock = [1_000_000.0]
+    fast, slow = await _stopped_while_a_batch_downloads(pull_settings, nextcloud, clock)
     # stopped mid-batch: nothing of that batch was acknowledged, every row is still locked in Nextcloud
     assert acked(nextcloud, "files") == set() and len(nextcloud.locked_rows()["files"]) == 4
     spool = pull_settings.storage.spool_dir
@@ -136,14 +145,7 @@ async def test_a_batch_cut_short_by_a_stop_goes_first_after_the_restart_not_afte
     # seen on a real Nextcloud 34: a file claimed as the appliance stopped stayed locked in the PHP app's queue, and
     # the log's "it is indexed after the restart" came true only when the 24 h lock ended
     clock = [1_000_000.0]
-    nextcloud.now = lambda: clock[0]
-    fast = [nextcloud.add_file(["alice"], f"files/fast{i}.txt", LABEL + f" Fast {i}.".encode()) for i in range(3)]
-    slow = nextcloud.add_file(["alice"], "files/slow.txt", LABEL * 400)
-    nextcloud.chunk_size = 256
-    nextcloud.slow_files[slow] = 0.05  # ~6 s to stream: the app stops while it downloads
-    async with PullApp(pull_settings, nextcloud) as running:
-        await running.enable()
-        await until(lambda: nextcloud.file_fetches[slow] == 1 and len(nextcloud.locked_rows()["files"]) == 4)
+    fast, slow = await _stopped_while_a_batch_downloads(pull_settings, nextcloud, clock)
     assert acked(nextcloud, "files") == set() and len(nextcloud.locked_rows()["files"]) == 4
     nextcloud.slow_files.clear()
     clock[0] += 60  # a restart a minute later: every row is still locked for us
