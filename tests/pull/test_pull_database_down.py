@@ -39,13 +39,39 @@ def _loops(pull_app: PullApp) -> dict[str, dict[str, Any]]:
     return snapshot
 
 
+async def _budget_indexed(pull_app: PullApp, nextcloud: FakePullNextcloud) -> tuple[int, int]:
+    """alice's budget file pulled and embedded; its file id and its (acknowledged, so gone) queue row's id."""
+    budget: int = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
+    first: int = nextcloud.file_row_id(budget)
+    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
+    await pull_app.drain_embeddings()
+    return budget, first
+
+
+def _cut_connections(restartable_pg: RestartablePostgres, application: str | None = None) -> None:
+    """The test database takes no new connection, and its open ones (only `application`'s, if given) are ended."""
+    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
+    with psycopg.connect(_superuser(restartable_pg), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        which = "" if application is None else " AND application_name = %s"
+        params = (database,) if application is None else (database, application)
+        conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s{which}", params)
+
+
+def _allow_connections(restartable_pg: RestartablePostgres) -> None:
+    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
+    with psycopg.connect(_superuser(restartable_pg), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+def _superuser(restartable_pg: RestartablePostgres) -> str:
+    return f"postgresql://postgres@/postgres?host={restartable_pg.cluster.socket_dir}"
+
+
 async def test_pull_loops_wait_out_an_outage_and_lose_nothing(
     pull_app: PullApp, nextcloud: FakePullNextcloud, restartable_pg: RestartablePostgres
 ) -> None:
-    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
-    first = nextcloud.file_row_id(budget)
-    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
-    await pull_app.drain_embeddings()
+    budget, first = await _budget_indexed(pull_app, nextcloud)
     restartable_pg.stop_fast()
     # every loop notices and waits; the embedding worker polls the queue and finds the database gone first
     await until(
@@ -128,26 +154,16 @@ async def test_the_database_lost_as_the_documents_loop_polls_is_waited_out_not_a
 ) -> None:
     # seen on a real Nextcloud 34: PostgreSQL stopped just as the loop polled; taking its place in the source order (a
     # claim connection) found it gone before anything had marked the outage, and the loop crashed (ERROR, traceback)
-    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
-    first = nextcloud.file_row_id(budget)
-    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
-    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
-    superuser = f"postgresql://postgres@/postgres?host={restartable_pg.cluster.socket_dir}"
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        # only the claim connections are cut and cannot come back: the app's pool still finds the database up
-        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-            (database, CLAIM_APPLICATION),
-        )
+    await _budget_indexed(pull_app, nextcloud)
+    # only the claim connections are cut and cannot come back: the app's pool still finds the database up
+    _cut_connections(restartable_pg, CLAIM_APPLICATION)
 
     def documents() -> dict[str, int]:
         counters: dict[str, int] = _loops(pull_app)["documents"]["counters"]
         return counters
 
     await until(lambda: documents().get("crashes", 0) + documents().get("database_waits", 0) > 0, what="the loss")
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    _allow_connections(restartable_pg)
     hiking = nextcloud.add_file(["bob"], "files/hiking.txt", HIKING)
     second = nextcloud.file_row_id(hiking)
     await until(lambda: second in acked(nextcloud, "files"), timeout_s=60, what="a file after the outage")
@@ -159,26 +175,18 @@ async def test_a_question_taken_as_the_database_goes_away_is_answered_once_it_is
 ) -> None:
     # seen on a real Nextcloud 34: a chat task taken as PostgreSQL was killed failed with "Unexpected errorPostgreSQL is
     # not reachable (for 3 s)" (an ERROR with a traceback), though the database was back 0.3 s later
-    budget = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
-    first = nextcloud.file_row_id(budget)
-    await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
-    await pull_app.drain_embeddings()
-    database = psycopg.conninfo.conninfo_to_dict(restartable_pg.test_dsn)["dbname"]
-    superuser = f"postgresql://postgres@/postgres?host={restartable_pg.cluster.socket_dir}"
+    budget, _ = await _budget_indexed(pull_app, nextcloud)
     asked: list[int] = []
 
     def cut_as_the_task_is_taken(request: RecordedRequest) -> None:
         if asked and request.path.endswith("/tasks_provider/next"):
             nextcloud.on_request = None
-            with psycopg.connect(superuser, autocommit=True) as conn:
-                conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+            _cut_connections(restartable_pg)
 
     nextcloud.on_request = cut_as_the_task_is_taken
     question = {"prompt": "travel budget Berlin office", "scopeType": "none", "scopeList": [], "scopeListMeta": ""}
     asked.append(nextcloud.schedule_task("context_chat:context_chat", "alice", question))
     await until(lambda: not pull_app.engine.db.available, what="the outage noticed")
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    _allow_connections(restartable_pg)
     done = await task_done(nextcloud, asked[0], timeout_s=60)
     assert [source["id"] for source in sources(done)] == [f"files__default: {budget}"]
