@@ -130,6 +130,9 @@ OWN_WORDS_TELL_FROM = 100
 # (held-out English docstring sentences: 0.4-0.9 of their words in 600 docstring chunks, 17 of 40 below
 # known_words_below's 0.8), a foreign one little but its names and cognates (at most 0.43; 0.57 at 2,000-6,000 chunks)
 INDEX_KNOWN_WORDS_BELOW = 0.5
+# for a user of fewer chunks, a question whose nearest chunk by the main model is closer than this cosine distance is in
+# their documents' language, and the cross-lingual leg is left out (bench/results/cross_lingual_small_user_ranking.txt)
+MAIN_MODEL_READS_BELOW = 0.5
 
 
 def auto_ef_search(chunks: int) -> int:
@@ -197,34 +200,34 @@ class RetrievalService:
         log.debug("HNSW path: %d of %d hits above exact_search_below; trying the exact path", len(hits), limit)
         return await self._store.vector_search(user_id, embedding, limit, scope, exact=True, table=table)
 
-    async def _cross_lingual_leg(self, user_id: str, query: str, scope: Scope | None) -> list[Hit]:
+    async def _cross_lingual_leg(self, user_id: str, query: str, scope: Scope | None) -> tuple[list[Hit], bool]:
         """The multilingual vectors' nearest chunks, for a question whose words the documents mostly do not hold (in
-        another language than theirs); none for any other question, where this leg costs English ranking."""
+        another language than theirs); none for any other question, where this leg costs English ranking. With them,
+        whether the user's own chunks told the question's language (OWN_WORDS_TELL_FROM)."""
         leg, config = self._cross_lingual, self._config.cross_lingual
         if leg is None or config is None:
-            return []
+            return [], True
         known = await self._store.known_word_share(user_id, query, scope)
         if known is None or known.share >= config.known_words_below:
-            return []
+            return [], True
+        own_words_tell = known.chunks_read >= OWN_WORDS_TELL_FROM
         try:
-            await leg.asked(user_id, whole_index=await self._foreign_to_index(known))
+            await leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
             if not await leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
-                return []
+                return [], own_words_tell
             vector = await leg.query_vector(query)
         except Exception as exc:  # the other legs still answer
             log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
-            return []
+            return [], own_words_tell
         log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
-        return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
+        hits = await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
+        return hits, own_words_tell
 
     async def _foreign_to_index(self, known: KnownWords) -> bool:
-        """Whether a question the user's chunks mostly lack is foreign to the whole index too, which is what filling in
-        every user's vectors is worth hours of CPU for: told by the user's own chunks when there are
-        OWN_WORDS_TELL_FROM of them, else by the whole index's words, INDEX_KNOWN_WORDS_BELOW (a user of one file
-        asking in the index's language gets the leg over their own chunks only, even when the index is small too)."""
-        if known.chunks_read >= OWN_WORDS_TELL_FROM:
-            return True
+        """Whether a question that the user's chunks mostly lack, fewer than OWN_WORDS_TELL_FROM of them, is foreign to
+        the whole index too (INDEX_KNOWN_WORDS_BELOW), which is what filling in every user's vectors is worth hours of
+        CPU for (a user of one file asking in the index's language gets the leg over their own chunks only)."""
         return await self._store.index_word_share(known.words) < INDEX_KNOWN_WORDS_BELOW
 
     async def _ef_search(self) -> int:
@@ -290,9 +293,9 @@ class RetrievalService:
         cross_lingual = self._cross_lingual_leg(user_id, query, scope)
         if embedding is None:
             vector_hits: list[Hit] = []
-            lexical_hits, cross_lingual_hits = await asyncio.gather(lexical, cross_lingual)
+            lexical_hits, (cross_lingual_hits, own_words_tell) = await asyncio.gather(lexical, cross_lingual)
         else:
-            vector_hits, lexical_hits, cross_lingual_hits = await asyncio.gather(
+            vector_hits, lexical_hits, (cross_lingual_hits, own_words_tell) = await asyncio.gather(
                 self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope),
                 lexical,
                 cross_lingual,
@@ -304,6 +307,10 @@ class RetrievalService:
             and await self._identifier_question(query, terms.identifiers)
         )
         lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
+        if not own_words_tell and vector_hits and vector_hits[0].score < MAIN_MODEL_READS_BELOW:
+            # too few of the user's chunks to tell the question's language by their words; the main model reading it
+            # that close to a chunk tells it is theirs (an English question over a few English files)
+            cross_lingual_hits = []
         cross_lingual_config = self._config.cross_lingual if cross_lingual_hits else None
         # for a question in another language than the documents, the main model's nearest chunks are mostly noise
         vector_weight = (

