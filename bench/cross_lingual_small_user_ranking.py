@@ -287,7 +287,7 @@ def main() -> None:
         parser.error(f"--files-per-user must divide {len(TRIPLES)}")
     command = f"bench/cross_lingual_small_user_ranking.py {' '.join(sys.argv[1:])}".rstrip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    lines = [f"Cross-lingual leg, small users' ranking: {command} (code: {commit.stdout.strip()} + working tree)"]
+    lines = [f"Cross-lingual leg, small users' ranking: {command} (code: {commit.stdout.strip()})"]
     measure_on_fresh_database("cross_lingual_ranking", lambda dsn: measure(args, dsn, lines))
     write_report(lines, args.out)
 
