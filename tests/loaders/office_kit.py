@@ -1,8 +1,9 @@
-"""Word and PowerPoint documents built in a test and read back through the loaders."""
+"""Word, PowerPoint and OpenDocument text documents built in a test and read back through the loaders."""
 
 from pathlib import Path
 from typing import Any
 
+import odfdo
 import pptx
 from docx.opc.packuri import PackURI
 from docx.opc.part import Part
@@ -24,6 +25,17 @@ SMARTART_DATA = (
     '<dgm:pt modelId="4" type="pres"><dgm:prSet presName="node"/></dgm:pt>'
     "</dgm:ptLst></dgm:dataModel>"
 )
+
+
+def odt_with_automatic_styles(styles_xml: str) -> Any:
+    """An empty OpenDocument text whose content.xml holds these automatic styles (style:style, text:list-style …)."""
+    document = odfdo.Document("text")
+    document.body.clear()
+    automatic = document.content.get_element("//office:automatic-styles")
+    assert automatic is not None
+    for style in odfdo.Element.from_tag(f"<office:automatic-styles>{styles_xml}</office:automatic-styles>").children:
+        automatic.append(style)
+    return document
 
 
 def docx_text(document: Any, path: Path) -> str:

@@ -12,7 +12,7 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from extract_msg.ole_writer import OleWriter
 from loader_fixture_files import ppt_record
-from office_kit import deck_text, docx_text, titled_slide
+from office_kit import deck_text, docx_text, odt_with_automatic_styles, titled_slide
 
 from quart_app.loaders import extract_text
 
@@ -128,14 +128,7 @@ HIDDEN_ODT_STYLES = (
 
 
 def test_hidden_odt_text_paragraphs_and_sections_are_left_out(tmp_path: Path) -> None:
-    document = odfdo.Document("text")
-    document.body.clear()
-    automatic = document.content.get_element("//office:automatic-styles")
-    assert automatic is not None
-    for style in odfdo.Element.from_tag(
-        f"<office:automatic-styles>{HIDDEN_ODT_STYLES}</office:automatic-styles>"
-    ).children:
-        automatic.append(style)
+    document = odt_with_automatic_styles(HIDDEN_ODT_STYLES)
     for xml in (
         '<text:p>The price is <text:span text:style-name="T1">(old price: 90 EUR) </text:span>80 EUR.</text:p>',
         '<text:p text:style-name="P1">A paragraph formatted as hidden.</text:p>',

@@ -8,7 +8,7 @@ import odfdo
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import docx_text
+from office_kit import docx_text, odt_with_automatic_styles
 
 from quart_app.loaders import extract_text
 from quart_app.loaders.list_labels import counter_text
@@ -165,14 +165,7 @@ def _odt_item(text: str, nested: str = "", attributes: str = "") -> str:
 
 def test_odt_list_items_keep_their_numbers_and_bullets(tmp_path: Path) -> None:
     # odfdo writes every list item as "- item": numbered steps lost their numbers
-    document = odfdo.Document("text")
-    document.body.clear()
-    automatic = document.content.get_element("//office:automatic-styles")
-    assert automatic is not None
-    for style in odfdo.Element.from_tag(
-        f"<office:automatic-styles>{ODT_LIST_STYLES}</office:automatic-styles>"
-    ).children:
-        automatic.append(style)
+    document = odt_with_automatic_styles(ODT_LIST_STYLES)
     body = [
         "<text:p>Installation</text:p>",
         _odt_list(
@@ -230,19 +223,12 @@ ODT_OUTLINE_STYLE = (
 
 def test_odt_headings_keep_their_outline_numbers(tmp_path: Path) -> None:
     # odfdo reads a heading's text only: "see section 2.3.1" found no section 2.3.1
-    document = odfdo.Document("text")
-    document.body.clear()
+    document = odt_with_automatic_styles(ODT_LIST_STYLES)
     common = document.styles.get_element("//office:styles")
     assert common is not None
     for outline in common.get_elements("text:outline-style"):
         common.delete(outline)
     common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
-    automatic = document.content.get_element("//office:automatic-styles")
-    assert automatic is not None
-    for style in odfdo.Element.from_tag(
-        f"<office:automatic-styles>{ODT_LIST_STYLES}</office:automatic-styles>"
-    ).children:
-        automatic.append(style)
     for xml in (
         '<text:h text:outline-level="1">Introduction</text:h>',
         '<text:h text:outline-level="2">Scope</text:h>',
