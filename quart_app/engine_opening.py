@@ -48,7 +48,7 @@ RETRY_MAX_S = 300.0
 OUTAGE_RETRY_MAX_S = 30.0
 # what the first log line of an outage says after its cause
 SERVED_MEANWHILE = (
-    "The app serves /heartbeat, /init, /enabled and GET /status, answers 503{retry} on the other routes, and tries"
+    "The app serves /heartbeat, /init, /enabled and GET /status, answers 503 + cc-retry on the other routes, and tries"
     " again in {pause:g} s, then after a growing pause (at most every {most:g} s); it opens by itself once {what}"
     " answers. {fix}"
 )
@@ -109,8 +109,7 @@ class ServiceAway:
     what: str
     subject: str
     cause: str
-    # what the other routes' 503 carries besides the wait's step, and what an admin does about it
-    retry: str
+    # what an admin does about it
     fix: str
     start_up: StartUp
 
@@ -212,7 +211,6 @@ class EngineOpening:
                 "PostgreSQL",
                 "PostgreSQL",
                 outage.reason if outage is not None else str(exc),
-                " + cc-retry",
                 "Start PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check"
                 " the server EXTERNAL_DB (pgvector.connection) names and its credentials",
                 StartUp.DATABASE_AWAY,
@@ -222,7 +220,6 @@ class EngineOpening:
                 EMBEDDING_SERVICE,
                 "The embedding service",
                 exc.message,
-                " + cc-retry",
                 "Start it (the local llama.cpp embedder: `ccb logs embedder`) or check embedding.base_url"
                 " (CC_EM_BASE_URL) and that the service is up",
                 StartUp.EMBEDDER_AWAY,
@@ -234,9 +231,7 @@ class EngineOpening:
     ) -> tuple[str, str]:
         """Log an outage once with what to do, then only a new cause of it; returns the outage now logged."""
         if logged is None or logged[0] != away.what:
-            served = SERVED_MEANWHILE.format(
-                retry=away.retry, pause=pause, most=self._outage_retry_max_s, what=away.what, fix=away.fix
-            )
+            served = SERVED_MEANWHILE.format(pause=pause, most=self._outage_retry_max_s, what=away.what, fix=away.fix)
             log.error(
                 "%s cannot be reached (%s): the engine is not open (attempt %d). %s",
                 away.subject,
