@@ -75,7 +75,8 @@ def stack(stack_root: Path) -> Iterator[ApplianceStack]:
 
 
 def test_a_stop_while_a_request_and_a_loop_are_busy_ends_the_app_without_sigkill(stack: ApplianceStack) -> None:
-    embedder = stack.pid("embedder")
+    # healthy says the app answers; the embedder may still be inside its startsecs (STARTING, though listening)
+    embedder = stack.wait_running("embedder")
     os.kill(embedder, signal.SIGSTOP)
     try:
         body, content_type = guzzle_multipart([_document("files__default: 1", 40)])
