@@ -62,8 +62,11 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# pyproject's mypy_path lets mypy see the test kits; the conftests it excludes (each one is the module "conftest")
+# are checked one per run
 typecheck: install-test
 	$(BIN)/mypy --explicit-package-bases appliance quart_app tests bench repairs
+	for conftest in tests/conftest.py tests/*/conftest.py; do $(BIN)/mypy $$conftest || exit 1; done
 
 test: install-test lint typecheck chromium nss-wrapper
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+# Callable[..., bool]: loops pass `lambda item=item: ...` (ruff B023), which mypy cannot match to Callable[[], bool]
+def wait_for(predicate: Callable[..., bool], timeout: float, what: str, interval: float = 0.1) -> None:
     """Return once `predicate()` is true; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from local_ports import free_port
-from waiting import wait_for
+from local_ports import free_port as free_port  # re-exported for the tests of this folder
+from waiting import wait_for as wait_for  # re-exported for the tests of this folder
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable

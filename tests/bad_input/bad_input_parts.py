@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 from bad_input_sources import FAILED, LOADED, REFUSED, PartSpec, SourceCase, part
 
@@ -10,7 +11,16 @@ TEXT = b"Harbour crane report: the quay gantry lifted forty containers before th
 ANY = frozenset({FAILED, LOADED, REFUSED})
 
 
-def _case(name: str, kind: str, allowed: frozenset[str], **options: object) -> SourceCase:
+class PartOptions(TypedDict, total=False):
+    """How `part` breaks a part's headers."""
+
+    drop: tuple[str, ...]
+    replace: dict[str, bytes]
+    extra: tuple[tuple[bytes, bytes], ...]
+    filename: bytes
+
+
+def _case(name: str, kind: str, allowed: frozenset[str], **options: Unpack[PartOptions]) -> SourceCase:
     def build(sid: str) -> PartSpec:
         return part(sid, TEXT, **options)
 

@@ -9,16 +9,17 @@ from typing import Any
 
 import pytest
 from async_wait import wait_until
-from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
+from local_ports import free_port as free_port  # re-exported for the tests of this folder
 from quart import Quart
 from quart.testing import QuartClient
 from quart.testing.app import TestApp
 from quart.typing import TestClientProtocol
 from quart.wrappers import Response
-from server_process import ServerProcess  # noqa: F401  # re-exported for the tests of this folder
+from server_process import ServerProcess as ServerProcess  # re-exported for the tests of this folder
 
 from appliance import app_client
-from appliance.app_client import SourcePart, guzzle_multipart  # re-exported for the tests
+from appliance.app_client import SourcePart as SourcePart  # these two re-exported for the tests
+from appliance.app_client import guzzle_multipart as guzzle_multipart
 from appliance.config import parse_config
 from appliance.json_logging import QUIET_LOGGERS
 from appliance.storage import StorageLayout
@@ -84,7 +85,7 @@ async def put_sources(client: TestClientProtocol | QuartClient, parts: Sequence[
     return await client.put("/loadSources", data=body, headers={**signed_headers(), "Content-Type": content_type})
 
 
-async def enable_and_load(client: QuartClient, part: SourcePart) -> None:
+async def enable_and_load(client: TestClientProtocol | QuartClient, part: SourcePart) -> None:
     """Enable the app as AppAPI does and PUT one source through /loadSources, which must take it."""
     await client.put("/enabled?enabled=1", headers=signed_headers())
     response = await put_sources(client, [part])

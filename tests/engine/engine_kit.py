@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from local_ports import free_port  # noqa: F401  # re-exported for the tests of this folder
+from local_ports import free_port as free_port  # re-exported for the tests of this folder
 
 from quart_app.chunking.chunker import TokenChunker
 from quart_app.services.ingest import IncomingSource

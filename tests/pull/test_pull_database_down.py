@@ -42,7 +42,8 @@ def _loops(pull_app: PullApp) -> dict[str, dict[str, Any]]:
 async def _budget_indexed(pull_app: PullApp, nextcloud: FakePullNextcloud) -> tuple[int, int]:
     """alice's budget file pulled and embedded; its file id and its (acknowledged, so gone) queue row's id."""
     budget: int = nextcloud.add_file(["alice"], "files/budget.txt", BUDGET)
-    first: int = nextcloud.file_row_id(budget)
+    first = nextcloud.file_row_id(budget)
+    assert first is not None
     await until(lambda: acked(nextcloud, "files") == {first}, what="first file")
     await pull_app.drain_embeddings()
     return budget, first

@@ -244,7 +244,7 @@ async def test_two_mails_found_are_two_sources_though_enrich_sources_gives_both_
 
 
 async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_the_loop(
-    pull_app: PullApp, nextcloud: FakePullNextcloud
+    pull_app: PullApp, nextcloud: FakePullNextcloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every answer slot busy (the loop waits for a free one) and one task more in the queue."""
     pull = pull_app.engine.pull
@@ -262,7 +262,7 @@ async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_
             raise
         return {}
 
-    pull.tasks.answer = answer_for_ever
+    monkeypatch.setattr(pull.tasks, "answer", answer_for_ever)
     for n in range(slots + 1):
         nextcloud.schedule_task("context_chat:context_chat", "alice", _chat(f"A long answer {n}?"))
     pull.tasks.trigger()
@@ -272,7 +272,7 @@ async def test_answers_still_running_when_the_stop_times_out_are_cancelled_with_
 
 
 async def test_an_answer_cut_off_by_the_stop_fails_its_task_instead_of_leaving_it_running(
-    pull_app: PullApp, nextcloud: FakePullNextcloud
+    pull_app: PullApp, nextcloud: FakePullNextcloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nextcloud never fails a RUNNING task by itself: without a result the Assistant showed it running for months."""
     pull = pull_app.engine.pull
@@ -284,7 +284,7 @@ async def test_an_answer_cut_off_by_the_stop_fails_its_task_instead_of_leaving_i
         await asyncio.Event().wait()
         return {}
 
-    pull.tasks.answer = answer_for_ever
+    monkeypatch.setattr(pull.tasks, "answer", answer_for_ever)
     task = nextcloud.schedule_task("context_chat:context_chat", "alice", _chat("A long answer?"))
     pull.tasks.trigger()
     await asyncio.wait_for(started.wait(), 30)
