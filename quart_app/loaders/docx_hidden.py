@@ -1,5 +1,6 @@
-"""Which runs of a .docx Word hides (w:vanish): set on the run itself, or in its character style (w:rStyle) or its
-paragraph's style (w:pStyle), each style inheriting from the one it is based on."""
+"""Which runs of a .docx Word hides (w:vanish). Hidden text is a toggle property (ECMA-376 17.7.3): set on the run it is
+absolute; otherwise each style level (the paragraph's style, the run's character style: each its own value or else the
+one of the style it is based on) that hides toggles it."""
 
 from collections.abc import Callable
 from typing import Any
@@ -10,16 +11,17 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 VANISH = f"{_W}vanish"
 _VAL = f"{_W}val"
 _RUN_STYLE = f"{_W}rStyle"
+_OFF = ("0", "false", "off")
 
 
 def _on(element: Any) -> bool:
     """A toggle property's value: on unless w:val says off."""
-    return element.get(_VAL, "true") not in ("0", "false", "off")
+    return element.get(_VAL, "true") not in _OFF
 
 
-def _vanish_by_style(styles: Any, kind: str) -> dict[str, bool]:
-    """The styles of this kind (character, paragraph) that say whether their text is hidden, by id: their own w:vanish,
-    else the one of the style they are based on."""
+def _hiding_styles(styles: Any, kind: str) -> frozenset[str]:
+    """The ids of the styles of this kind (character, paragraph) that hide their text: their own w:vanish on,
+    else the one of the nearest style they are based on that sets it."""
     own: dict[str, bool | None] = {}
     based_on: dict[str, str] = {}
     for style in styles.iterchildren(f"{_W}style"):
@@ -30,7 +32,7 @@ def _vanish_by_style(styles: Any, kind: str) -> dict[str, bool]:
         own[style_id] = None if vanish is None else _on(vanish)
         if (parent := style.find(f"{_W}basedOn")) is not None:
             based_on[style_id] = parent.get(_VAL, "")
-    return inherited(own, based_on)
+    return frozenset(style_id for style_id, hides in inherited(own, based_on).items() if hides)
 
 
 class DocxHiddenText:
@@ -38,29 +40,31 @@ class DocxHiddenText:
 
     def __init__(self, styles: Any) -> None:
         """`styles`: the styles part's w:styles element."""
-        self._character = _vanish_by_style(styles, "character")
-        self._paragraph = _vanish_by_style(styles, "paragraph")
+        self._character = _hiding_styles(styles, "character")
+        self._paragraph = _hiding_styles(styles, "paragraph")
 
     def run_filter(self, paragraph: Any) -> Callable[[Any], bool] | None:
         """A test for the paragraph's hidden runs; None when it shows every run (most paragraphs: no run is tested)."""
-        by_paragraph = False
-        # most documents have no hidden paragraph style: their paragraphs' styles are not looked up
-        if self._paragraph and (style := paragraph.find(f"{_W}pPr/{_W}pStyle")) is not None:
-            by_paragraph = self._paragraph.get(style.get(_VAL, ""), False)
+        by_styles = self._paragraph_level(paragraph)
         if (
-            not by_paragraph
+            not by_styles
             and next(paragraph.iter(VANISH), None) is None
             and not (self._character and any(ref.get(_VAL) in self._character for ref in paragraph.iter(_RUN_STYLE)))
         ):
             return None
-        return lambda run: self._hidden(run, by_paragraph)
+        return lambda run: self._hidden(run, by_styles)
 
-    def _hidden(self, run: Any, by_paragraph: bool) -> bool:
-        # the run's own formatting wins over its character style, which wins over the paragraph's style
+    def _paragraph_level(self, paragraph: Any) -> bool:
+        # most documents have no hidden paragraph style: their paragraphs' styles are not looked up
+        if not self._paragraph:
+            return False
+        style = paragraph.find(f"{_W}pPr/{_W}pStyle")
+        return style is not None and style.get(_VAL, "") in self._paragraph
+
+    def _hidden(self, run: Any, by_styles: bool) -> bool:
+        # the run's own formatting is absolute; a character style that hides toggles what the other styles say
         vanish = run.find(f"{_W}rPr/{VANISH}")
         if vanish is not None:
             return _on(vanish)
         style = run.find(f"{_W}rPr/{_RUN_STYLE}")
-        if style is not None and (by_style := self._character.get(style.get(_VAL, ""))) is not None:
-            return by_style
-        return by_paragraph
+        return by_styles != (style is not None and style.get(_VAL, "") in self._character)
