@@ -1,6 +1,6 @@
 """Which runs of a .docx Word hides (w:vanish). Hidden text is a toggle property (ECMA-376 17.7.3): set on the run it is
-absolute; otherwise each style level (the paragraph's style, the run's character style: each its own value or else the
-one of the style it is based on) that hides toggles it."""
+absolute; otherwise each style level (the table's style, the paragraph's, the run's character style: each its own value
+or else the one of the style it is based on) that hides toggles it, and the document defaults hide everything."""
 
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +14,13 @@ _RUN_STYLE = f"{_W}rStyle"
 _OFF = ("0", "false", "off")
 
 
-def _on(element: Any) -> bool:
-    """A toggle property's value: on unless w:val says off."""
-    return element.get(_VAL, "true") not in _OFF
+def _on(element: Any, attribute: str = _VAL) -> bool:
+    """An on/off property's value: on unless the attribute says off."""
+    return element.get(attribute, "true") not in _OFF
 
 
 def _hiding_styles(styles: Any, kind: str) -> frozenset[str]:
-    """The ids of the styles of this kind (character, paragraph) that hide their text: their own w:vanish on,
+    """The ids of the styles of this kind (character, paragraph, table) that hide their text: their own w:vanish on,
     else the one of the nearest style they are based on that sets it."""
     own: dict[str, bool | None] = {}
     based_on: dict[str, str] = {}
@@ -35,6 +35,14 @@ def _hiding_styles(styles: Any, kind: str) -> frozenset[str]:
     return frozenset(style_id for style_id, hides in inherited(own, based_on).items() if hides)
 
 
+def _default_style(styles: Any, kind: str) -> str | None:
+    """The id of the style of this kind an element without one takes (w:default)."""
+    for style in styles.iterchildren(f"{_W}style"):
+        if style.get(f"{_W}type") == kind and style.get(f"{_W}default") is not None and _on(style, f"{_W}default"):
+            return str(style.get(f"{_W}styleId", ""))
+    return None
+
+
 class DocxHiddenText:
     """Tells the runs of a paragraph Word hides from those it shows."""
 
@@ -42,10 +50,18 @@ class DocxHiddenText:
         """`styles`: the styles part's w:styles element."""
         self._character = _hiding_styles(styles, "character")
         self._paragraph = _hiding_styles(styles, "paragraph")
+        self._table = _hiding_styles(styles, "table")
+        self._default_paragraph = _default_style(styles, "paragraph")
+        self._default_table = _default_style(styles, "table")
+        default = styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr/{VANISH}")
+        self._hidden_by_default = default is not None and _on(default)
 
     def run_filter(self, paragraph: Any) -> Callable[[Any], bool] | None:
         """A test for the paragraph's hidden runs; None when it shows every run (most paragraphs: no run is tested)."""
-        by_styles = self._paragraph_level(paragraph)
+        if self._hidden_by_default:
+            # hidden by the document defaults: only a run's own formatting shows it again
+            return lambda run: self._direct(run) is not False
+        by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
         if (
             not by_styles
             and next(paragraph.iter(VANISH), None) is None
@@ -59,12 +75,22 @@ class DocxHiddenText:
         if not self._paragraph:
             return False
         style = paragraph.find(f"{_W}pPr/{_W}pStyle")
-        return style is not None and style.get(_VAL, "") in self._paragraph
+        return (self._default_paragraph if style is None else style.get(_VAL, "")) in self._paragraph
+
+    def _table_level(self, paragraph: Any) -> bool:
+        if not self._table or (table := next(paragraph.iterancestors(f"{_W}tbl"), None)) is None:
+            return False
+        style = table.find(f"{_W}tblPr/{_W}tblStyle")
+        return (self._default_table if style is None else style.get(_VAL, "")) in self._table
+
+    @staticmethod
+    def _direct(run: Any) -> bool | None:
+        vanish = run.find(f"{_W}rPr/{VANISH}")
+        return None if vanish is None else _on(vanish)
 
     def _hidden(self, run: Any, by_styles: bool) -> bool:
         # the run's own formatting is absolute; a character style that hides toggles what the other styles say
-        vanish = run.find(f"{_W}rPr/{VANISH}")
-        if vanish is not None:
-            return _on(vanish)
+        if (direct := self._direct(run)) is not None:
+            return direct
         style = run.find(f"{_W}rPr/{_RUN_STYLE}")
         return by_styles != (style is not None and style.get(_VAL, "") in self._character)

@@ -213,7 +213,8 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
     comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers (the
     first page's and even pages' too) once each: they repeat on every page, their text is indexed once. Hidden text
-    (w:vanish, on the run or in its character or paragraph style) is left out."""
+    (w:vanish on the run, or by Word's toggle rule through its character, paragraph and table styles and the document
+    defaults) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     numbering = DocxNumbering(document)

@@ -1,12 +1,26 @@
 """Word's hidden text (w:vanish) is a toggle property (ECMA-376 17.7.3): absolute on the run itself; in styles each
-level that hides toggles it (a hiding character style in a hiding paragraph style shows its text), and a level saying
-"not hidden" changes nothing."""
+level that hides toggles it (a hiding character style in a hiding paragraph style shows its text), a level saying
+"not hidden" changes nothing, and hiding document defaults hide everything a run does not show itself."""
 
 from pathlib import Path
+from typing import Any
 
 import docx
 from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from office_kit import docx_text
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _hide(owner: Any) -> None:
+    """Add <w:vanish/> to an element's w:rPr (a style's, the document defaults'), making the w:rPr if it has none."""
+    rpr = owner.find(f"{_W}rPr")
+    if rpr is None:
+        rpr = parse_xml(f"<w:rPr {nsdecls('w')}/>")
+        owner.append(rpr)
+    rpr.append(parse_xml(f"<w:vanish {nsdecls('w')}/>"))
 
 
 def test_docx_character_style_toggles_the_paragraph_style_s_hidden_text(tmp_path: Path) -> None:
@@ -28,3 +42,42 @@ def test_docx_character_style_toggles_the_paragraph_style_s_hidden_text(tmp_path
     shown.add_run(" (margin 30%)", style="Twice")
     shown.add_run(".", style="Plain")
     assert docx_text(document, tmp_path / "offer") == "See the price list. Valid until May.\n\nThe price is 80 EUR."
+
+
+def test_docx_text_hidden_by_a_table_style_is_left_out(tmp_path: Path) -> None:
+    # only run, character and paragraph styles were read: a hiding table style's cells were indexed
+    document = docx.Document()
+    confidential = document.styles.add_style("Confidential table", WD_STYLE_TYPE.TABLE)
+    _hide(confidential.element)
+    document.styles.add_style("Reviewer copy", WD_STYLE_TYPE.TABLE).base_style = confidential
+    document.styles.add_style("Secret", WD_STYLE_TYPE.CHARACTER).font.hidden = True
+    hidden = document.add_table(rows=1, cols=2, style="Reviewer copy")
+    hidden.cell(0, 0).text = "Supplier"
+    hidden.cell(0, 1).paragraphs[0].add_run("ACME Corp", style="Secret")  # toggled back: shown
+    shown = document.add_table(rows=1, cols=2)
+    shown.cell(0, 0).text = "Price"
+    shown.cell(0, 1).text = "80 EUR"
+    assert docx_text(document, tmp_path / "offer") == "ACME Corp\n\nPrice | 80 EUR"
+
+
+def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_it(tmp_path: Path) -> None:
+    # w:docDefaults was not read: a document hiding all its text by default was indexed whole
+    document = docx.Document()
+    defaults = document.styles.element.find(f"{_W}docDefaults/{_W}rPrDefault")
+    assert defaults is not None
+    _hide(defaults)
+    document.styles.add_style("Secret", WD_STYLE_TYPE.CHARACTER).font.hidden = True
+    paragraph = document.add_paragraph("Draft: ")
+    paragraph.add_run("do not send", style="Secret")  # a hiding style does not toggle the defaults' hidden text
+    paragraph.add_run("Valid until May.").font.hidden = False
+    assert docx_text(document, tmp_path / "offer") == "Valid until May."
+
+
+def test_docx_paragraphs_without_a_style_take_the_default_paragraph_style_s_hidden_text(tmp_path: Path) -> None:
+    # a paragraph naming no style takes the default one (w:default, "Normal"), which was never looked up
+    document = docx.Document()
+    _hide(document.styles["Normal"].element)
+    document.styles.add_style("Body", WD_STYLE_TYPE.PARAGRAPH)
+    document.add_paragraph("Internal note: do not send.")
+    document.add_paragraph("Valid until May.", style="Body")
+    assert docx_text(document, tmp_path / "offer") == "Valid until May."
