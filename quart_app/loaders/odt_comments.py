@@ -25,19 +25,34 @@ def _comment_text(annotation: Any, styles: ListStyles) -> str:
     return " ".join(" ".join(paragraph.get_formatted_text().split()) for paragraph in paragraphs).strip()
 
 
+def _thread(annotation: Any, styles: ListStyles) -> list[str]:
+    """The comment and the replies nested in it (as some writers store a thread), each as "Comment by <author>: <text>",
+    in document order; all of them are taken out of the document."""
+    comments: list[str] = []
+    # a nested reply comes after its comment in document order: taken innermost first, it is out of its parent's text
+    for member in reversed(list(annotation.iter(_ANNOTATION))):
+        text = _comment_text(member, styles)
+        author = " ".join((member.findtext(_CREATOR) or "").split())
+        remove_keeping_tail(member)
+        if text:
+            comments.append(f"Comment by {author}: {text}" if author else f"Comment: {text}")
+    return comments[::-1]
+
+
 def comments_as_paragraphs(root: Any, styles: ListStyles) -> None:
-    """Move each comment under `root` (an lxml element) out of its paragraph into a paragraph of its own after it."""
+    """Move each comment under `root` (an lxml element) out of its paragraph into a paragraph of its own after it;
+    replies (LibreOffice's loext:parent-name siblings, or annotations nested in their comment) each get their own."""
     placed_after: dict[Any, Any] = {}
-    for annotation in list(root.iter(_ANNOTATION)):
-        block = next(annotation.iterancestors(*_BLOCKS), None)
-        text = _comment_text(annotation, styles)
-        author = " ".join((annotation.findtext(_CREATOR) or "").split())
-        remove_keeping_tail(annotation)
-        if block is None or not text:
+    for annotation in [item for item in root.iter(_ANNOTATION) if next(item.iterancestors(_ANNOTATION), None) is None]:
+        # in a frame's text box, the paragraph the frame stands in: odfdo reads a text box's paragraphs into it
+        block = next(reversed(list(annotation.iterancestors(*_BLOCKS))), None)
+        thread = _thread(annotation, styles)
+        if block is None:
             continue
-        comment = odfdo.Paragraph(f"Comment by {author}: {text}" if author else f"Comment: {text}")._xml_element
-        # several comments on one paragraph follow it in the order they stand in it
-        placed_after.get(block, block).addnext(comment)
-        placed_after[block] = comment
+        for text in thread:
+            comment = odfdo.Paragraph(text)._xml_element
+            # several comments on one paragraph follow it in the order they stand in it
+            placed_after.get(block, block).addnext(comment)
+            placed_after[block] = comment
     for end in list(root.iter(_ANNOTATION_END)):
         remove_keeping_tail(end)

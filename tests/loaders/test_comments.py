@@ -7,7 +7,7 @@ import docx
 import odfdo
 import openpyxl
 import pytest
-from office_kit import deck_text, docx_text, titled_slide
+from office_kit import deck_text, docx_text, odt_with_automatic_styles, titled_slide
 from openpyxl.comments import Comment
 
 from quart_app.loaders import extract_text
@@ -160,4 +160,46 @@ def test_odt_comments_follow_the_paragraph_they_comment_with_their_author(tmp_pa
         "Ship the parts in June.\n\nComment by Dana Ito: Two options: 1) by sea 2) by air\n\n"
         "Costs rose.\n\nComment: Since May?\n\n"
         "1) Order the parts\n\n2) Assemble"
+    )
+
+
+def _annotation(author: str, text: str, attributes: str = "") -> str:
+    return (
+        f"<office:annotation{attributes}><dc:creator>{author}</dc:creator><text:p>{text}</text:p></office:annotation>"
+    )
+
+
+def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragraph_once_each(tmp_path: Path) -> None:
+    # a reply nested in its comment was lost, and its place in the comment's text read "[*]"; a comment in a frame's
+    # text box was indented inside the frame's text
+    document = odt_with_automatic_styles(NUMBERED_LIST_STYLE)
+    for xml in (
+        # LibreOffice's reply: an annotation of its own at its comment's place, naming it in loext:parent-name
+        '<text:p>Ship <office:annotation office:name="__Annotation__1"><dc:creator>Dana</dc:creator>'
+        "<text:p>By sea?</text:p></office:annotation>"
+        + _annotation("Ed", "No, by air.", ' office:name="__Annotation__2" loext:parent-name="__Annotation__1"')
+        + 'the parts<office:annotation-end office:name="__Annotation__1"/> in June.</text:p>',
+        "<text:p>Costs <office:annotation><dc:creator>Flo</dc:creator><text:p>Since May?"
+        + _annotation("Gil", "Since April.")
+        + " Check.</text:p></office:annotation>rose.</text:p>",
+        '<table:table table:name="Team"><table:table-column/><table:table-column/><table:table-row><table:table-cell>'
+        "<text:p>Lead</text:p></table:table-cell><table:table-cell><text:p>Bob"
+        + _annotation("Hal", "Left in March.")
+        + "</text:p></table:table-cell></table:table-row></table:table>",
+        '<text:list text:style-name="L9"><text:list-item><text:p>Order'
+        + _annotation("Ida", "Which supplier?")
+        + " the parts</text:p></text:list-item><text:list-item><text:p>Assemble</text:p></text:list-item></text:list>",
+        '<text:p>See <draw:frame draw:name="Box" text:anchor-type="as-char"><draw:text-box><text:p>Fig. 1'
+        + _annotation("Jo", "Fix the caption.")
+        + "</text:p></draw:text-box></draw:frame></text:p>",
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "plan"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "Ship the parts in June.\n\nComment by Dana: By sea?\n\nComment by Ed: No, by air.\n\n"
+        "Costs rose.\n\nComment by Flo: Since May? Check.\n\nComment by Gil: Since April.\n\n"
+        "Lead\n\nBob\n\nComment by Hal: Left in March.\n\n"
+        "1) Order the parts\n\nComment by Ida: Which supplier?\n\n2) Assemble\n\n"
+        "See   Fig. 1\n\nComment by Jo: Fix the caption."
     )
