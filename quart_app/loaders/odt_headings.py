@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .odt_hidden import remove_keeping_tail
-from .odt_lists import LEVELS, Levels, count_item, int_attribute, level_style
+from .odt_lists import LEVELS, LIST, NUMBERED_PARAGRAPH, Levels, count_item, int_attribute, level_style
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _HEADING = f"{_TEXT}h"
@@ -25,10 +25,11 @@ def number_headings(body: Any, levels: Levels) -> None:
     """Write each heading's outline number into its text; headings in a list are numbered by the list instead."""
     counters: list[int | None] = [None] * LEVELS
     for heading in body.iter(_HEADING):
-        # a list header is a heading without a number; a heading in a list takes the list's number
+        # a list header is a heading without a number; a heading in a list or a numbered paragraph takes the list's
+        # number and is not counted in the outline
         if (
             heading.get(f"{_TEXT}is-list-header") == "true"
-            or next(heading.iterancestors(f"{_TEXT}list"), None) is not None
+            or next(heading.iterancestors(LIST, NUMBERED_PARAGRAPH), None) is not None
         ):
             continue
         depth = min(max(int_attribute(heading.get(f"{_TEXT}outline-level", "1"), 1), 1), LEVELS) - 1

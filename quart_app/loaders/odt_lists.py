@@ -10,8 +10,13 @@ from .list_labels import BULLET, counter_text
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
-_LIST = f"{_TEXT}list"
+LIST = f"{_TEXT}list"
+# one numbered paragraph standing for a list item (ODF 1.2); those of one text:list-id count on as one list
+NUMBERED_PARAGRAPH = f"{_TEXT}numbered-paragraph"
 _ITEM_TEXT = (f"{_TEXT}p", f"{_TEXT}h")
+_START = f"{_TEXT}start-value"
+# the label a numbered paragraph showed when it was saved: it is written anew from the list style
+_SAVED_NUMBER = f"{_TEXT}number"
 LEVELS = 10
 # ODF's style:num-format values; "" shows no number, and other scripts' digits read as decimal
 _COUNTER_STYLES = {"1": "decimal", "a": "lowerLetter", "A": "upperLetter", "i": "lowerRoman", "I": "upperRoman"}
@@ -76,6 +81,7 @@ class _Counting:
 
     def __init__(self) -> None:
         self.counters: list[int | None] = [None] * LEVELS
+        self.style = ""  # the list style, which a numbered paragraph may leave to the first one of its list
 
 
 class OdtListLabels:
@@ -87,26 +93,44 @@ class OdtListLabels:
         self._previous: _Counting | None = None
 
     def label_lists(self, body: Any) -> None:
-        """Label every list under `body` (an lxml element), then put its items' paragraphs in its place."""
-        lists = list(body.iter(_LIST))
+        """Label every list and numbered paragraph under `body` (an lxml element), then put their paragraphs in their
+        place (odfdo read no numbered paragraph at all)."""
+        lists = list(body.iter(LIST, NUMBERED_PARAGRAPH))
         for element in lists:
-            if next(element.iterancestors(_LIST), None) is None:
-                self._label_list(element, element.get(f"{_TEXT}style-name", ""), 0, self._counting(element))
+            if next(element.iterancestors(LIST), None) is not None:
+                continue
+            if element.tag == NUMBERED_PARAGRAPH:
+                self._label_numbered_paragraph(element)
+            else:
+                counting = self._counting(element, element.get(f"{_TEXT}continue-list"), element.get(_XML_ID))
+                self._label_list(element, element.get(f"{_TEXT}style-name", ""), 0, counting)
         # innermost first: a nested list is unwrapped into its outer item before that item is unwrapped
         for element in reversed(lists):
-            for child in [child for item in element for child in item]:
+            items = [element] if element.tag == NUMBERED_PARAGRAPH else list(element)
+            for child in [child for item in items for child in item if child.tag != _SAVED_NUMBER]:
                 element.addprevious(child)
             element.getparent().remove(element)
 
-    def _counting(self, element: Any) -> _Counting:
-        continued = element.get(f"{_TEXT}continue-list")
+    def _label_numbered_paragraph(self, element: Any) -> None:
+        list_id = element.get(f"{_TEXT}list-id")
+        counting = self._counting(element, list_id, list_id)
+        counting.style = element.get(f"{_TEXT}style-name", counting.style)
+        depth = min(max(int_attribute(element.get(f"{_TEXT}level", "1"), 1), 1), LEVELS) - 1
+        label = count_item(self._styles.get(counting.style, {}), depth, counting.counters, element.get(_START))
+        first = next(element.iterchildren(*_ITEM_TEXT), None)
+        if label and first is not None:
+            first.text = f"{label} {first.text or ''}"
+
+    def _counting(self, element: Any, continued: str | None, list_id: str | None) -> _Counting:
+        """The counters a list (or numbered paragraph) counts on: those of the list it continues, by id or as the
+        previous one, else new ones; it is then known by its own id."""
         if continued in self._by_id:
             counting = self._by_id[continued]
         elif element.get(f"{_TEXT}continue-numbering") == "true" and self._previous is not None:
             counting = self._previous
         else:
             counting = _Counting()
-        if list_id := element.get(_XML_ID):
+        if list_id:
             self._by_id[list_id] = counting
         self._previous = counting
         return counting
@@ -119,10 +143,10 @@ class OdtListLabels:
             first = next(item.iterchildren(), None)
             # an item that only holds a nested list has no label of its own
             if first is not None and first.tag in _ITEM_TEXT:
-                label = count_item(levels, depth, counting.counters, item.get(f"{_TEXT}start-value"))
+                label = count_item(levels, depth, counting.counters, item.get(_START))
                 if label:
                     first.text = f"{label} {first.text or ''}"
-            for nested in item.iterchildren(_LIST):
+            for nested in item.iterchildren(LIST):
                 self._label_list(nested, style_name, depth + 1, counting)
 
 

@@ -252,3 +252,38 @@ def test_odt_headings_keep_their_outline_numbers(tmp_path: Path) -> None:
         "1. Introduction\n\n1.1 Scope\n\nSome text.\n\n2. Methods\n\n2.1 Data\n\n2.2 Tools\n\n2.3 Process\n\n"
         "2.3.1 Sampling\n\nNotes\n\n1. A listed heading\n\nAppendix\n\n3. Results\n\n7. Annex\n\n8. Index"
     )
+
+
+def _numbered_paragraph(text: str, attributes: str, tag: str = "text:p") -> str:
+    # with the label the writer showed when it saved, which the list style's label replaces
+    outline = ' text:outline-level="1"' if tag == "text:h" else ""
+    return (
+        f"<text:numbered-paragraph {attributes}><text:number>9.</text:number><{tag}{outline}>{text}</{tag}>"
+        "</text:numbered-paragraph>"
+    )
+
+
+def test_odt_numbered_paragraphs_keep_their_text_and_their_list_s_numbers(tmp_path: Path) -> None:
+    # odfdo read no text:numbered-paragraph: their text was lost, and a heading in one was counted in the outline
+    document = odt_with_automatic_styles(ODT_LIST_STYLES)
+    common = document.styles.get_element("//office:styles")
+    assert common is not None
+    for outline in common.get_elements("text:outline-style"):
+        common.delete(outline)
+    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
+    for xml in (
+        '<text:h text:outline-level="1">Introduction</text:h>',
+        _numbered_paragraph("Scope", 'text:list-id="terms" text:style-name="Steps"', tag="text:h"),
+        _numbered_paragraph("Goods are shipped in June.", 'text:list-id="terms" text:level="2"'),
+        "<text:p>An interruption.</text:p>",
+        _numbered_paragraph("Payment", 'text:list-id="terms"'),
+        _numbered_paragraph("Annex", 'text:list-id="other" text:style-name="Steps" text:start-value="5"'),
+        '<text:h text:outline-level="1">Results</text:h>',
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "terms"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "1. Introduction\n\n1. Scope\n\na) Goods are shipped in June.\n\nAn interruption.\n\n2. Payment\n\n5. Annex\n\n"
+        "2. Results"
+    )
