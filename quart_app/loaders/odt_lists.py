@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from .list_labels import BULLET, counter_text
+from .style_inheritance import inherited
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
@@ -33,8 +34,16 @@ class _Level(NamedTuple):
 
 # a list style's or the outline style's levels, 0-based
 Levels = dict[int, _Level]
-# each list style's levels by the style's name
-ListStyles = dict[str, Levels]
+
+
+class ListStyles(NamedTuple):
+    """A document's list styles."""
+
+    levels: dict[str, Levels]  # each list style's levels by the style's name
+    # the list style each paragraph style names (style:list-style-name), set on it or inherited from its parent
+    by_paragraph_style: dict[str, str]
+
+
 # a list whose style is unknown shows bullets, as odfdo wrote every item
 _PLAIN = _Level(True, "", "", "", 1, 1)
 
@@ -66,14 +75,23 @@ def int_attribute(text: str, default: int) -> int:
 
 
 def list_styles(roots: Iterable[Any]) -> ListStyles:
-    """Every text:list-style of these XML roots (content.xml's automatic styles, styles.xml) by name."""
-    styles: ListStyles = {}
+    """Every text:list-style of these XML roots (content.xml's automatic styles, styles.xml) by name, and the one each
+    paragraph style names."""
+    levels: dict[str, Levels] = {}
+    own: dict[str, str | None] = {}
+    parents: dict[str, str] = {}
     for root in roots:
         for style in root.iter(f"{_TEXT}list-style"):
-            styles[style.get(f"{_STYLE}name", "")] = {
+            levels[style.get(f"{_STYLE}name", "")] = {
                 int_attribute(level.get(f"{_TEXT}level", "0"), 0) - 1: level_style(level) for level in style
             }
-    return styles
+        for style in root.iter(f"{_STYLE}style"):
+            if style.get(f"{_STYLE}family") == "paragraph":
+                name = style.get(f"{_STYLE}name", "")
+                own[name] = style.get(f"{_STYLE}list-style-name")
+                if parent := style.get(f"{_STYLE}parent-style-name"):
+                    parents[name] = parent
+    return ListStyles(levels, inherited(own, parents))
 
 
 class _Counting:
@@ -116,7 +134,7 @@ class OdtListLabels:
         counting = self._counting(element, list_id, list_id)
         counting.style = element.get(f"{_TEXT}style-name", counting.style)
         depth = min(max(int_attribute(element.get(f"{_TEXT}level", "1"), 1), 1), LEVELS) - 1
-        label = count_item(self._styles.get(counting.style, {}), depth, counting.counters, element.get(_START))
+        label = count_item(self._styles.levels.get(counting.style, {}), depth, counting.counters, element.get(_START))
         first = next(element.iterchildren(*_ITEM_TEXT), None)
         if label and first is not None:
             first.text = f"{label} {first.text or ''}"
@@ -137,13 +155,14 @@ class OdtListLabels:
 
     def _label_list(self, element: Any, style_name: str, depth: int, counting: _Counting) -> None:
         style_name = element.get(f"{_TEXT}style-name", style_name)
-        levels = self._styles.get(style_name, {})
         depth = min(depth, LEVELS - 1)
         for item in element.iterchildren(f"{_TEXT}list-item"):
             first = next(item.iterchildren(), None)
             # an item that only holds a nested list has no label of its own
             if first is not None and first.tag in _ITEM_TEXT:
-                label = count_item(levels, depth, counting.counters, item.get(_START))
+                # in a list without a list style (nor an outer list's), an item's paragraph style names it (ODF 19.880)
+                item_style = style_name or self._styles.by_paragraph_style.get(first.get(f"{_TEXT}style-name", ""), "")
+                label = count_item(self._styles.levels.get(item_style, {}), depth, counting.counters, item.get(_START))
                 if label:
                     first.text = f"{label} {first.text or ''}"
             for nested in item.iterchildren(LIST):

@@ -287,3 +287,24 @@ def test_odt_numbered_paragraphs_keep_their_text_and_their_list_s_numbers(tmp_pa
         "1. Introduction\n\n1. Scope\n\na) Goods are shipped in June.\n\nAn interruption.\n\n2. Payment\n\n5. Annex\n\n"
         "2. Results"
     )
+
+
+def test_odt_list_without_a_style_numbers_its_items_by_their_paragraph_style_s_list_style(tmp_path: Path) -> None:
+    # a list naming no list style showed bullets: LibreOffice numbers its headings and paragraphs by the list style
+    # their paragraph style names (style:list-style-name), set on it or on the style it inherits from
+    document = odt_with_automatic_styles(
+        ODT_LIST_STYLES
+        + '<style:style style:name="P1" style:family="paragraph" style:list-style-name="Steps"/>'
+        + '<style:style style:name="P2" style:family="paragraph" style:parent-style-name="P1"/>'
+    )
+    for xml in (
+        "<text:list>"
+        + '<text:list-item><text:h text:style-name="P1" text:outline-level="1">Scope</text:h></text:list-item>'
+        + '<text:list-item><text:p text:style-name="P2">Terms</text:p></text:list-item>'
+        + _odt_item("Plain")
+        + "</text:list>",
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "terms"
+    document.save(str(path))
+    assert extract_text(path, ODT) == "1. Scope\n\n2. Terms\n\n- Plain"
