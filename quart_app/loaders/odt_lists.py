@@ -102,6 +102,14 @@ class _Counting:
         self.style = ""  # the list style, which a numbered paragraph may leave to the first one of its list
 
 
+def unwrap(element: Any) -> None:
+    """Put the paragraphs (and nested lists) of a list's items, or of a numbered paragraph, in its place."""
+    items = [element] if element.tag == NUMBERED_PARAGRAPH else list(element)
+    for child in [child for item in items for child in item if child.tag != _SAVED_NUMBER]:
+        element.addprevious(child)
+    element.getparent().remove(element)
+
+
 class OdtListLabels:
     """Writes each numbered or bulleted item's label into its first paragraph, in document order."""
 
@@ -124,10 +132,7 @@ class OdtListLabels:
                 self._label_list(element, element.get(f"{_TEXT}style-name", ""), 0, counting)
         # innermost first: a nested list is unwrapped into its outer item before that item is unwrapped
         for element in reversed(lists):
-            items = [element] if element.tag == NUMBERED_PARAGRAPH else list(element)
-            for child in [child for item in items for child in item if child.tag != _SAVED_NUMBER]:
-                element.addprevious(child)
-            element.getparent().remove(element)
+            unwrap(element)
 
     def _label_numbered_paragraph(self, element: Any) -> None:
         list_id = element.get(f"{_TEXT}list-id")

@@ -29,7 +29,7 @@ from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .odt_comments import comments_as_paragraphs
-from .odt_headings import number_headings, outline_levels
+from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .zip_guard import check_zip
@@ -274,7 +274,9 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     lists = list_styles(roots)
     for root in roots:  # the body's comments and the page headers'
         comments_as_paragraphs(root, lists)
-    number_headings(document.body._xml_element, outline_levels(roots))
+    outline_name, outline = outline_levels(roots)
+    unwrap_outline_lists(document.body._xml_element, outline_name, lists)
+    number_headings(document.body._xml_element, outline)
     OdtListLabels(lists).label_lists(document.body._xml_element)
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():

@@ -308,3 +308,29 @@ def test_odt_list_without_a_style_numbers_its_items_by_their_paragraph_style_s_l
     path = tmp_path / "terms"
     document.save(str(path))
     assert extract_text(path, ODT) == "1. Scope\n\n2. Terms\n\n- Plain"
+
+
+def test_odt_headings_in_lists_of_the_outline_style_keep_their_outline_numbers(tmp_path: Path) -> None:
+    # a list naming the outline numbering ("Outline", no list style) as its style showed its headings as bullets and
+    # left them out of the outline's count
+    document = odt_with_automatic_styles("")
+    common = document.styles.get_element("//office:styles")
+    assert common is not None
+    for outline in common.get_elements("text:outline-style"):
+        common.delete(outline)
+    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
+    for xml in (
+        _odt_list("Outline", '<text:list-item><text:h text:outline-level="1">Introduction</text:h></text:list-item>'),
+        "<text:p>Some text.</text:p>",
+        _odt_list(
+            "Outline",
+            '<text:list-item><text:list><text:list-item><text:h text:outline-level="2">Scope</text:h>'
+            "</text:list-item></text:list></text:list-item>",
+            attributes='text:continue-numbering="true"',
+        ),
+        '<text:h text:outline-level="1">Methods</text:h>',
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "report"
+    document.save(str(path))
+    assert extract_text(path, ODT) == "1. Introduction\n\nSome text.\n\n1.1 Scope\n\n2. Methods"
