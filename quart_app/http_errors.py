@@ -110,6 +110,16 @@ def _jsonable(value: Any) -> Any:
 
 # the PHP app (4.0.2+) re-queues a /loadSources batch answered with this header; every 5xx keeps an action queued
 RETRY_HEADERS: Mapping[str, str] = {"cc-retry": "true"}
+# ≤ 5.3 turns any answer with cc-retry into "At least one source is already being processed from another request"
+# (LangRopeService::requestToExApp); only its indexing jobs re-queue on it, a chat or search task fails with that text
+QUESTION_PATHS = frozenset({"/query", "/docSearch"})
+
+
+def retry_headers_for_caller(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """`headers` without cc-retry on a question's route: its 503 names the real outage to the Assistant's user."""
+    if request.path in QUESTION_PATHS:
+        return {name: value for name, value in headers.items() if name != "cc-retry"}
+    return headers
 
 
 @dataclass(frozen=True)
@@ -155,7 +165,7 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(ContractError)
     async def contract_error(exc: ContractError) -> Response:
-        return json_message(exc.message, exc.status, exc.headers)
+        return json_message(exc.message, exc.status, retry_headers_for_caller(exc.headers))
 
     @app.errorhandler(SourceBusyError)
     async def source_busy(exc: SourceBusyError) -> Response:
@@ -192,7 +202,7 @@ def _mapped_handler(mapping: ExceptionMapping) -> Any:
             log.error("%s %s failed: %s: %s", request.method, request.path, type(exc).__name__, exc, exc_info=exc)
         else:
             log.info("%s %s refused: %s", request.method, request.path, exc)
-        return json_message(f"{mapping.prefix}{exc}", mapping.status, mapping.headers)
+        return json_message(f"{mapping.prefix}{exc}", mapping.status, retry_headers_for_caller(mapping.headers))
 
     return handler
 
@@ -201,7 +211,9 @@ def _database_failure(mapping: ExceptionMapping, exc: psycopg.Error) -> Response
     # PostgreSQL's own text (its DETAIL, a data exception's message) may quote a row: a chunk's text, a title
     what = f"{request.method} {request.path}"
     log.error("%s failed in the database: %s", what, failure_log_line(exc))
-    return json_message(f"{mapping.prefix}{failure_answer(exc, what)}", mapping.status, mapping.headers)
+    return json_message(
+        f"{mapping.prefix}{failure_answer(exc, what)}", mapping.status, retry_headers_for_caller(mapping.headers)
+    )
 
 
 def _fault(exc: BaseException) -> Response:

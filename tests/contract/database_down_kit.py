@@ -13,6 +13,8 @@ import httpx
 import psycopg
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 
+from quart_app.http_errors import QUESTION_PATHS
+
 # what a 503 says while PostgreSQL is away: unreachable, or lost under a request that was running
 OUTAGE_ERRORS = (
     "Vector DB Error: PostgreSQL is not reachable",
@@ -35,11 +37,17 @@ class Outcome:
 
 
 def unclear_refusals(outcomes: list[Outcome]) -> list[Outcome]:
-    """503s without cc-retry or without a message that names the database outage."""
+    """503s without a message that names the database outage, or with cc-retry where the caller does not expect it:
+    the other routes carry it, the questions must not (PHP ≤ 5.3 shows cc-retry's own text as a chat task's error)."""
     return [
         o
         for o in outcomes
-        if o.status == 503 and not (o.retry and isinstance(o.body, dict) and o.body["error"].startswith(OUTAGE_ERRORS))
+        if o.status == 503
+        and not (
+            o.retry == (o.route not in QUESTION_PATHS)
+            and isinstance(o.body, dict)
+            and o.body["error"].startswith(OUTAGE_ERRORS)
+        )
     ]
 
 
