@@ -135,8 +135,9 @@ def test_status_while_postgres_is_down_still_shows_the_programs_and_the_embedder
     assert report["error"].startswith("Vector DB Error: PostgreSQL is not reachable"), report
     database = report["database"]
     assert database["state"] == "unavailable" and stopped - 1 < database["unavailable_since"] <= time.time()
-    # the unix socket went with the server: the connection failure itself, not our paraphrase
-    assert "No such file or directory" in database["last_error"], database
+    # the connection failure itself, not our paraphrase: the unix socket gone with the server, or (a reconnect that
+    # came while the postmaster was still ending its sessions, as on a loaded machine) its refusal during the stop
+    assert any(cause in database["last_error"] for cause in ("No such file or directory", "is shutting down")), database
     assert report["embedder"]["state"] == "available" and report["programs"] and report["hardware"]["arch"]
     assert report["role"]["name"] == "normal" and "engine_opening" in report["loops"]
     assert [report[part] for part in ("documents", "chunks", "queue", "eta_s")] == [None] * 4
