@@ -110,14 +110,15 @@ def _jsonable(value: Any) -> Any:
 
 # the PHP app (4.0.2+) re-queues a /loadSources batch answered with this header; every 5xx keeps an action queued
 RETRY_HEADERS: Mapping[str, str] = {"cc-retry": "true"}
-# ≤ 5.3 turns any answer with cc-retry into "At least one source is already being processed from another request"
-# (LangRopeService::requestToExApp); only its indexing jobs re-queue on it, a chat or search task fails with that text
-QUESTION_PATHS = frozenset({"/query", "/docSearch"})
+# the PHP app turns any answer with cc-retry into "At least one source is already being processed from another
+# request" (LangRopeService::requestToExApp); only its indexing jobs re-queue on it: a chat or search task fails with
+# that text, and the statistics (occ context_chat:stats, the admin page) catch only RuntimeException, not it
+NO_RETRY_PATHS = frozenset({"/query", "/docSearch", "/countIndexedDocuments"})
 
 
 def retry_headers_for_caller(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """`headers` without cc-retry on a question's route: its 503 names the real outage to the Assistant's user."""
-    if request.path in QUESTION_PATHS:
+    """`headers` without cc-retry on a question's or the statistics' route: their 503 names the real outage."""
+    if request.path in NO_RETRY_PATHS:
         return {name: value for name, value in headers.items() if name != "cc-retry"}
     return headers
 

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 
-from quart_app.http_errors import QUESTION_PATHS
+from quart_app.http_errors import NO_RETRY_PATHS
 
 # what a 503 says while PostgreSQL is away: unreachable, or lost under a request that was running
 OUTAGE_ERRORS = (
@@ -44,7 +44,7 @@ def unclear_refusals(outcomes: list[Outcome]) -> list[Outcome]:
         for o in outcomes
         if o.status == 503
         and not (
-            o.retry == (o.route not in QUESTION_PATHS)
+            o.retry == (o.route not in NO_RETRY_PATHS)
             and isinstance(o.body, dict)
             and o.body["error"].startswith(OUTAGE_ERRORS)
         )
