@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from entrypoint_kit import Entrypoint
 
 
 @pytest.fixture
@@ -18,3 +19,12 @@ def private_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ccb-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def started(private_dir: Path) -> Iterator[list[Entrypoint]]:
+    """Entrypoints a test starts; any still running at the end are killed with their children."""
+    runs: list[Entrypoint] = []
+    yield runs
+    for run in runs:
+        run.kill()
