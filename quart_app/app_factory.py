@@ -126,10 +126,6 @@ def build_app(settings: AppSettings | None = None) -> Quart:
             handle.status.set("opened")
             return
 
-    # one grace for the start-up's attempts: once it has passed, an attempt meeting an embedding service that is
-    # still away fails at once (the opening logged that outage once and tries again) instead of waiting it anew
-    embedder_start = EmbedderStartWait()
-
     async def open_or_wait_for_models(stage: StageFn) -> bool:
         """One attempt; False when the models are missing: AppAPI's POST /init fetches them, then the engine opens."""
         began = time.monotonic()
@@ -157,6 +153,9 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         return True
 
     opening = EngineOpening(open_or_wait_for_models, state.loops, reachability=state.database)
+    # one grace for the start-up's attempts: once it has passed, an attempt meeting an embedding service that is
+    # still away fails at once (the opening logged that outage once and tries again) instead of waiting it anew
+    embedder_start = EmbedderStartWait(on_wait=opening.embedder_waits)
 
     @app.before_serving
     async def open_resources() -> None:

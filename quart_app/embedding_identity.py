@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quart_app.app_settings import AppSettings
+from quart_app.engine_opening import ASKING_EMBEDDER
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_start import EmbedderStartWait
 
@@ -32,7 +33,7 @@ async def model_identity(
         assert entry.dimension is not None
         return entry.id, entry.dimension, entry, None
     # the service may still be loading its model: waited for at INFO, as the embedding worker does
-    stage("asking the embedding service for its model")
+    stage(ASKING_EMBEDDER)
     info = await starting.ask(client.info)
     dimension = info.dimension or await starting.ask(client.dimension)
     return info.model or config.model_name or "external", dimension, entry, await _reported_model(client, starting)

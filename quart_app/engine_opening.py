@@ -13,8 +13,10 @@ restarting, or across a network cut), and an app that exits for it answers nothi
 naming the outage, the outage is logged once with what to do, and the opening goes on trying. A llama.cpp or external
 embedding service that stays unavailable past its start-up grace (services/embedder_start.py) is the same kind of
 outage: it comes back by itself too (another container, a restarted server), and an app that exits for it would be
-restarted by supervisord until FATAL, then find it back with nobody to open the engine. Any other failure (a bad
-config, a schema newer than the code, pgvector missing, a service refusing our key) still fails start-up loudly.
+restarted by supervisord until FATAL, then find it back with nobody to open the engine. Start-up does not even wait
+for its grace: at the first refused call the server starts, GET /status says the opening waits for the service, the
+routes answer 503 + cc-retry, and the attempt goes on asking it. Any other failure (a bad config, a schema newer than
+the code, pgvector missing, a service refusing our key before any refusal) still fails start-up loudly.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ SERVED_MEANWHILE = (
 # the opening's step between attempts while the embedding service cannot be reached (the routes answer cc-retry then)
 EMBEDDING_SERVICE = "the embedding service"
 EMBEDDER_WAIT = f"for {EMBEDDING_SERVICE} ("
+# the opening's step while it asks the embedding service for its model (quart_app/embedding_identity.py)
+ASKING_EMBEDDER = "asking the embedding service for its model"
 
 StageFn = Callable[[str], None]
 # one attempt: True when the engine opened, False when it waits for the models (its last stage says for what)
@@ -156,6 +160,18 @@ class EngineOpening:
             await self._loops.stop([self.LOOP_NAME])
             return StartUp.STOPPED
         return StartUp.STILL_OPENING
+
+    def embedder_waits(self, cause: str | None) -> None:
+        """An attempt's call to the embedding service was refused (`cause`), or it answered again (None): the status
+        says so, and start-up ends at the first refusal instead of waiting out the service's start-up grace."""
+        if cause is None:
+            if self.status.state == "waiting" and self.status.detail.startswith(EMBEDDER_WAIT):
+                self.status.set("opening", ASKING_EMBEDDER)
+            return
+        self.status.set("waiting", f"{EMBEDDER_WAIT}it does not answer yet: {cause}; asking it again)")
+        if self._first is not None and not self._first.done():
+            log.info("the app serves while the engine waits for the embedding service; it opens once that answers")
+            self._first.set_result(StartUp.EMBEDDER_AWAY)
 
     async def _run(self, handle: LoopHandle) -> None:
         first = self._first

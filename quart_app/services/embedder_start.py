@@ -5,7 +5,8 @@ and the app together, and a container of an external service often starts beside
 As the embedding worker does (`embedder_outage`), a service that does not take calls yet is waited for at INFO during
 `EMBEDDER_STARTUP_GRACE_S` from the first question: a refused or unavailable call is asked again after a capped
 backoff, and one line says so. Past the grace, its error is the caller's as before (the engine does not open, or the
-model probe is left to the worker). An error that is not an outage (401, a bad answer) is raised at once.
+model probe is left to the worker). An error that is not an outage (401, a bad answer) is raised at once. `on_wait` is
+told each refusal's cause, and None once the service answers: the app serves meanwhile and says what it waits for.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ RETRY_MAX_S = 5.0
 class EmbedderStartWait:
     """`await wait.ask(client.info)`: the call's result, once the service takes calls or the grace has passed."""
 
-    def __init__(self, grace_s: float | None = None) -> None:
+    def __init__(self, grace_s: float | None = None, on_wait: Callable[[str | None], None] | None = None) -> None:
         grace_s = embedder_outage.EMBEDDER_STARTUP_GRACE_S if grace_s is None else grace_s
         self._started = time.monotonic()
         self._grace_ends = self._started + grace_s
         self._refused = 0
+        self._on_wait = on_wait or (lambda _cause: None)
 
     async def ask(self, call: Callable[[], Awaitable[T]]) -> T:
         while True:
@@ -45,6 +47,7 @@ class EmbedderStartWait:
                 if not exc.unavailable:
                     raise
                 self._refused += 1
+                self._on_wait(exc.message)
                 wait = backoff(RETRY_BASE_S, RETRY_MAX_S, self._refused)
                 if time.monotonic() + wait > self._grace_ends:
                     raise
@@ -59,4 +62,5 @@ class EmbedderStartWait:
                     self._refused,
                 )
                 self._refused = 0
+                self._on_wait(None)
             return result

