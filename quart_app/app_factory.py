@@ -15,10 +15,10 @@ from quart_app.app_settings import AppSettings
 from quart_app.asgi_body import StreamedBodyMiddleware
 from quart_app.asgi_connection import RequestScopedConnection
 from quart_app.auth import AppApiAuthMiddleware, passthrough_user
-from quart_app.background_loops import LoopHandle
+from quart_app.background_loops import LoopHandle, loop_detail
 from quart_app.body_timeout import BodyTimeoutMiddleware
 from quart_app.engine import ENGINE_EXTENSION, OPENING_EXTENSION, REACHABILITY_EXTENSION
-from quart_app.engine_opening import EngineOpening, StageFn, StartUp
+from quart_app.engine_opening import EngineOpening, StageFn, StartUp, service_away
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
@@ -27,9 +27,11 @@ from quart_app.request_ids import RequestIdMiddleware
 from quart_app.routes import register_blueprints
 from quart_app.routes.ingest import STREAMED_ROUTE
 from quart_app.routes.status_page import PAGE_PATHS
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_start import EmbedderStartWait
 from quart_app.services.shared_enabled import SharedEnabled
 from quart_app.services.source_spool import remove_leftovers
+from quart_app.store.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +110,48 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         state.enabled_listeners.append(shared_enabled.publish)
         state.loops.start(SharedEnabled.LOOP_NAME, shared_enabled.run)
 
+    # the openings after start-up (POST /init's, the models' arrival) share one grace of their own for the embedding
+    # service and tell the opening's status their steps: GET /status and the routes say what they wait for
+    later_embedder_start: EmbedderStartWait | None = None
+
+    async def open_later() -> None:
+        nonlocal later_embedder_start
+        if later_embedder_start is None:
+            later_embedder_start = EmbedderStartWait(on_wait=opening.embedder_waits)
+        try:
+            await open_engine(lambda step: opening.status.set("opening", step), later_embedder_start)
+        except Exception as exc:
+            # an outage keeps its own wait on the routes (cc-retry); any other failure is no step still under way
+            if service_away(exc, state.database) is None:
+                opening.status.set("failed", loop_detail(exc))
+            raise
+        opening.status.set("opened")
+
     async def open_after_init() -> None:
-        await open_engine()
+        await open_later()
         log.info("engine opened after the model fetch")
 
     async def open_when_models_arrive(handle: LoopHandle) -> None:
         """A role AppAPI sends no POST /init (only the exposed requestproc gets it): look for the models the setup
         replica fetches into the shared storage every `state.model_wait_s`."""
         handle.status.set("waiting", "for the models the requestproc replica's POST /init fetches")
+        told = ""
         while not handle.stopping.is_set():
             await handle.sleep(state.model_wait_s)
             try:
-                await open_engine()
+                await open_later()
             except ModelNotDownloadedError:
+                continue
+            except (DatabaseUnavailableError, EmbeddingServiceError) as exc:
+                away = service_away(exc, state.database)
+                if away is None:
+                    raise
+                if away.cause != told:  # an outage is no bug: its cause once, no traceback per attempt
+                    log.warning(
+                        "the models are here, but %s cannot be reached (%s). %s", away.what, away.cause, away.fix
+                    )
+                    told = away.cause
+                handle.status.set("waiting", f"for {away.what} (trying again in {state.model_wait_s:g} s)")
                 continue
             log.info("engine opened: the models are in %s now", settings.storage.model_dir)
             handle.status.set("opened")

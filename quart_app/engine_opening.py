@@ -118,6 +118,31 @@ class ServiceAway:
     start_up: StartUp
 
 
+def service_away(exc: Exception, reachability: DatabaseReachability) -> ServiceAway | None:
+    """The outage `exc` tells of, or None for a failure that does not pass by itself; `reachability` says why
+    PostgreSQL is away better than the attempt's own error."""
+    if isinstance(exc, DatabaseUnavailableError):
+        outage = reachability.outage
+        return ServiceAway(
+            "PostgreSQL",
+            "PostgreSQL",
+            outage.reason if outage is not None else str(exc),
+            "Start PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check"
+            " the server EXTERNAL_DB (pgvector.connection) names and its credentials",
+            StartUp.DATABASE_AWAY,
+        )
+    if isinstance(exc, EmbeddingServiceError) and exc.unavailable:
+        return ServiceAway(
+            EMBEDDING_SERVICE,
+            "The embedding service",
+            exc.message,
+            "Start it (the local llama.cpp embedder: `ccb logs embedder`) or check embedding.base_url"
+            " (CC_EM_BASE_URL) and that the service is up",
+            StartUp.EMBEDDER_AWAY,
+        )
+    return None
+
+
 class EngineOpening:
     """Runs `open_engine` attempts in the loop `LOOP_NAME`; `status` says which step is under way."""
 
@@ -188,7 +213,7 @@ class EngineOpening:
             try:
                 opened = await unless_stopped(self._open(stage), handle.stopping)
             except Exception as exc:
-                away = self._away(exc)
+                away = service_away(exc, self._reachability)
                 if away is not None:
                     pause = backoff(self._retry_base_s, self._outage_retry_max_s, attempt)
                     outage_logged = self._log_outage(away, attempt, pause, outage_logged)
@@ -218,29 +243,6 @@ class EngineOpening:
             # not opened: the attempt's last step says what it waits for
             handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
             return
-
-    def _away(self, exc: Exception) -> ServiceAway | None:
-        """The outage `exc` tells of, or None for a failure that does not pass by itself."""
-        if isinstance(exc, DatabaseUnavailableError):
-            outage = self._reachability.outage
-            return ServiceAway(
-                "PostgreSQL",
-                "PostgreSQL",
-                outage.reason if outage is not None else str(exc),
-                "Start PostgreSQL (embedded: `python -m appliance ctl status postgres`, `ccb logs postgres`) or check"
-                " the server EXTERNAL_DB (pgvector.connection) names and its credentials",
-                StartUp.DATABASE_AWAY,
-            )
-        if isinstance(exc, EmbeddingServiceError) and exc.unavailable:
-            return ServiceAway(
-                EMBEDDING_SERVICE,
-                "The embedding service",
-                exc.message,
-                "Start it (the local llama.cpp embedder: `ccb logs embedder`) or check embedding.base_url"
-                " (CC_EM_BASE_URL) and that the service is up",
-                StartUp.EMBEDDER_AWAY,
-            )
-        return None
 
     def _log_outage(
         self, away: ServiceAway, attempt: int, pause: float, logged: tuple[str, str] | None

@@ -18,12 +18,12 @@ from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
 from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff
 from quart_app.daemon_thread import in_daemon_thread
+from quart_app.engine_opening import service_away
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
 from quart_app.stop_deadline import StopDeadline
 from quart_app.store.database_outage import DatabaseReachability
-from quart_app.store.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ REPORT_RETRY_MAX_S = 60.0
 # an engine that did not open after the fetch is tried again after 5 s, 10 s, 20 s, ... at most every 5 minutes
 OPEN_RETRY_BASE_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
-# while PostgreSQL cannot be reached, at most every 30 s (as the start-up's opening): it opens soon after its return
+# while PostgreSQL or the embedding service cannot be reached, at most every 30 s (as the start-up's opening): it opens
+# soon after its return
 OPEN_OUTAGE_RETRY_MAX_S = 30.0
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,9 +68,17 @@ class InitJob:
 
     LOOP_NAME = "init"
 
-    def __init__(self, settings: AppSettings, loops: BackgroundLoops, nextcloud: NextcloudClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        loops: BackgroundLoops,
+        nextcloud: NextcloudClient | None = None,
+        reachability: DatabaseReachability | None = None,
+    ) -> None:
         self._settings = settings
         self._loops = loops
+        # the app's record of a PostgreSQL outage: why an opening after the fetch failed, better than its own error
+        self._reachability = reachability or DatabaseReachability()
         self._reporter = InitStatusReporter(nextcloud)
         # set when the engine could not open for want of models: run after a successful fetch, before reporting 100
         self.after_fetch: Callable[[], Awaitable[None]] | None = None
@@ -123,10 +132,11 @@ class InitJob:
             except Exception as exc:
                 error = f"Init failed: the engine did not open: {type(exc).__name__}: {exc}"
                 self.last_error = error
-                outage = isinstance(exc, DatabaseUnavailableError)
-                longest = OPEN_OUTAGE_RETRY_MAX_S if outage else OPEN_RETRY_MAX_S
+                # PostgreSQL or the embedding service away: as at start-up, an outage that passes by itself
+                away = service_away(exc, self._reachability)
+                longest = OPEN_OUTAGE_RETRY_MAX_S if away is not None else OPEN_RETRY_MAX_S
                 pause = backoff(self.open_retry_base_s, longest, attempt)
-                if not outage:
+                if away is None:
                     log.exception(
                         "the engine did not open after the model fetch (attempt %d); trying again in %g s",
                         attempt,
@@ -135,12 +145,12 @@ class InitJob:
                 elif error != reported:  # an outage is no bug: its cause once, no traceback per attempt
                     log.warning(
                         "the engine did not open after the model fetch (attempt %d): %s; trying again in %g s, then"
-                        " after a growing pause (at most every %g s): start PostgreSQL (`ccb logs postgres`) or check"
-                        " the server EXTERNAL_DB names",
+                        " after a growing pause (at most every %g s). %s",
                         attempt,
                         exc,
                         pause,
                         OPEN_OUTAGE_RETRY_MAX_S,
+                        away.fix,
                     )
                 handle.status.set("backing_off", f"{error}; trying again in {pause:g} s")
                 if error != reported:  # the same error again would only repeat itself in Nextcloud's log
@@ -222,10 +232,10 @@ class Lifecycle:
         # one deadline for the whole stop: requests, loops and the engine's closers share it
         self.stop_deadline = StopDeadline()
         self.loops = BackgroundLoops(deadline=self.stop_deadline)
-        self.init_job = InitJob(settings, self.loops, self.nextcloud)
-        self.loop_lag = LoopLagMonitor()
         # PostgreSQL as the engine's opening attempts and then its pool find it: GET /status shows it without an engine
         self.database = DatabaseReachability()
+        self.init_job = InitJob(settings, self.loops, self.nextcloud, self.database)
+        self.loop_lag = LoopLagMonitor()
         # how often a replica without POST /init looks for the models the requestproc replica fetched (tests shrink it)
         self.model_wait_s = 10.0
         # called with the new value after PUT /enabled (the pull loops wake, providers are unregistered)

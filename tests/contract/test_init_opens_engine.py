@@ -287,7 +287,7 @@ async def test_a_database_outage_after_the_fetch_is_logged_once_without_a_traceb
     )
     opening = [r for r in caplog.records if r.name == "quart_app.lifecycle" and "did not open" in r.getMessage()]
     assert [(r.levelname, r.exc_info) for r in opening] == [("WARNING", None)]
-    assert "start PostgreSQL" in opening[0].getMessage()
+    assert "Start PostgreSQL" in opening[0].getMessage()
     assert [s for s in statuses if s["progress"] == 99] == [
         {
             "progress": 99,
