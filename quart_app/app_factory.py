@@ -202,7 +202,7 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         if outcome is StartUp.STILL_OPENING:
             log.warning(
                 "the engine has not opened within %g s (%s): the app serves /heartbeat, /init and /enabled while it"
-                " goes on opening, and answers 503 on the other routes until then",
+                " goes on opening, and answers 503 + cc-retry on the other routes until then",
                 settings.config.http.start_up_wait_s,
                 opening.status.detail,
             )

@@ -51,15 +51,22 @@ OPENING_EXTENSION = "ccb_engine_opening"
 REACHABILITY_EXTENSION = "ccb_database_reachability"
 MIB = 1024 * 1024
 PARSES_AT_STOP_S = 0.05
+MIGRATIONS_STEP = "applying the schema migrations"
+# what a route's 503 adds while the engine is at that step: why it may take long
+MIGRATIONS_TAKE = "one replica at a time under a lock, so maybe after another replica's; minutes on a large index"
 
 
 class EngineNotReadyError(Exception):
     """A route ran before the engine was opened (before_serving) or after it was closed."""
 
 
-class EngineWaitsForServiceError(EngineNotReadyError):
-    """The engine is not open, and a service it needs cannot be reached: the request may be sent again (503 +
-    cc-retry)."""
+class EngineStillOpeningError(EngineNotReadyError):
+    """The engine is not open yet and opens by itself (a step under way, a wait for the models or a service): the
+    request may be sent again (503 + cc-retry: the PHP app keeps the batch queued without logging an error)."""
+
+
+class EngineWaitsForServiceError(EngineStillOpeningError):
+    """The engine is not open, and a service it needs cannot be reached."""
 
 
 class EngineWaitsForDatabaseError(EngineWaitsForServiceError):
@@ -103,6 +110,8 @@ def engine() -> Engine:
             raise EngineWaitsForDatabaseError(_waits_for_database(opening, reachability.outage))
         if opening is not None and opening.state == "waiting" and opening.detail.startswith(EMBEDDER_WAIT):
             raise EngineWaitsForServiceError(_not_open(opening))
+        if opening is not None and opening.state in ("opening", "waiting"):
+            raise EngineStillOpeningError(_not_open(opening))
         raise EngineNotReadyError(_not_open(opening))
     return found
 
@@ -126,9 +135,11 @@ def _waits_for_database(opening: LoopStatus | None, outage: DatabaseOutage) -> s
 def _not_open(opening: LoopStatus | None) -> str:
     """Why the engine is not open, as far as its opening tells."""
     if opening is not None and opening.state == "opening":
+        why = f" ({MIGRATIONS_TAKE})" if opening.detail == MIGRATIONS_STEP else ""
         return (
-            f"the engine is still opening ({opening.detail}, for {time.time() - opening.since:.0f} s); the app answers"
-            " /heartbeat, /init and /enabled meanwhile; retry later (the app log tells each step)"
+            f"the engine is still opening ({opening.detail}, for {time.time() - opening.since:.0f} s){why}; it opens"
+            " by itself, the app answers /heartbeat, /init and /enabled meanwhile; send the request again later (the"
+            " app log tells each step)"
         )
     if opening is not None and opening.state == "failed":
         return f"the engine did not open ({opening.detail}); the app log says why"
@@ -225,7 +236,7 @@ async def open_engine(
         starting = embedder_start or EmbedderStartWait()
         model_id, dimension, entry, reported_model = await model_identity(settings, client, starting, stage)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
-        stage("applying the schema migrations")
+        stage(MIGRATIONS_STEP)
         await db.migrate(model_id, dimension, reported_model)
         stage("starting the parse pool, the embedding worker and the cross-lingual model")
         tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)

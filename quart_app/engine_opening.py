@@ -3,9 +3,10 @@
 AppAPI gives a deploy or an update 10 minutes to answer GET /heartbeat, and the server answers nothing before its
 start-up ends. Opening the engine can take longer: the schema migrations wait for another replica's, and a migration
 or a model change rewrites every chunk of a large index. So start-up waits for the first attempt up to
-`http.start_up_wait_s`; past that the server starts, answering the lifecycle routes (and 503 with the step under way
-on the others) while the opening goes on. An attempt that fails before the server starts fails start-up, as it always
-did; one that fails later is tried again after a growing pause, since nothing would restart the process for it.
+`http.start_up_wait_s`; past that the server starts, answering the lifecycle routes (and 503 + cc-retry with the step
+under way on the others) while the opening goes on. An attempt that fails before the server starts fails start-up, as
+it always did; one that fails later is tried again after a growing pause, since nothing would restart the process for
+it.
 
 PostgreSQL out of reach (DatabaseUnavailableError) is the exception: it passes by itself (the server is still starting,
 restarting, or across a network cut), and an app that exits for it answers nothing (not even /heartbeat or GET

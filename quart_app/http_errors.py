@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from quart_app.engine import EngineNotReadyError, EngineWaitsForServiceError
+from quart_app.engine import EngineNotReadyError, EngineStillOpeningError
 from quart_app.loaders.errors import LoaderError
 from quart_app.runtimes.errors import EmbeddingServiceError, LlmError
 from quart_app.services.errors import (
@@ -142,9 +142,9 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping(PromptTooLongError, 500, "LLM Error: "),
     ExceptionMapping(InvalidRequestError, 400, "Error: "),
     ExceptionMapping(EngineNotReadyError, 503, "Error: "),
-    # the PHP app keeps a batch whose answer says cc-retry queued: the engine opens once PostgreSQL (or the embedding
-    # service) is back
-    ExceptionMapping(EngineWaitsForServiceError, 503, "Error: ", RETRY_HEADERS),
+    # the PHP app keeps a batch whose answer says cc-retry queued without logging an error: the engine opens by itself
+    # (a step under way, PostgreSQL or the embedding service back); one that failed keeps its bare 503 (an error)
+    ExceptionMapping(EngineStillOpeningError, 503, "Error: ", RETRY_HEADERS),
     # a full or read-only disk under the spool is no fault of the files: the PHP app keeps them queued on cc-retry
     ExceptionMapping(SpoolError, 503, "Error: ", RETRY_HEADERS),
     ExceptionMapping(psycopg.Error, 500, "Vector DB Error: "),

@@ -20,7 +20,7 @@ from quart import Blueprint, Response, request
 from appliance.app_role import ROLE_DUTIES
 from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
-from quart_app.engine import Engine, EngineNotReadyError, EngineWaitsForServiceError, engine
+from quart_app.engine import Engine, EngineNotReadyError, EngineStillOpeningError, engine
 from quart_app.http_errors import RETRY_HEADERS, json_message
 from quart_app.lifecycle import Lifecycle, lifecycle, require_enabled
 from quart_app.pull.file_retries import files_to_retry
@@ -71,8 +71,8 @@ async def status() -> Response:
         # an opening that waits for PostgreSQL may wait for good: its 503 still says what runs and what it waits for
         report = {**_unread_parts(), "database": database_state(state.database.outage)}
         report.update(await _engine_free_parts(state, None, report.pop("files_to_retry")))
-        # cc-retry as on the other routes' 503 for the same cause: only while the engine waits for a service
-        retry = RETRY_HEADERS if isinstance(exc, EngineWaitsForServiceError) else None
+        # cc-retry as on the other routes' 503 for the same cause: only while the engine opens by itself
+        retry = RETRY_HEADERS if isinstance(exc, EngineStillOpeningError) else None
         return json_message({"error": f"Error: {exc}", **report}, 503, retry)
     try:
         report = await _database_figures(opened)

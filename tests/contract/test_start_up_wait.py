@@ -91,8 +91,8 @@ def test_past_the_start_up_wait_the_app_serves_and_says_what_the_engine_waits_fo
             status = httpx.get(f"{base}/status", headers=signed_headers(), timeout=10)
             assert status.status_code == 503
             assert "the engine is still opening (applying the schema migrations, for" in status.json()["error"]
-            # no outage: nothing to send again later, as on the other routes
-            assert "cc-retry" not in status.headers
+            # the engine opens by itself: the PHP app keeps what it sent queued, as on the other routes
+            assert status.headers.get("cc-retry") == "true"
             assert (
                 f"the engine has not opened within {START_UP_WAIT_S:g} s (applying the schema migrations)"
                 in server.log_text()
@@ -142,6 +142,32 @@ async def test_an_opening_that_fails_after_start_up_is_named_on_the_routes_and_t
         status = await client.get("/status", headers=signed_headers())
         assert status.status_code == 503 and status.headers.get("cc-retry") == "true"
         assert (await status.get_json())["error"].startswith("Error: the engine is waiting for PostgreSQL")
+
+
+async def test_while_another_replica_holds_the_migrations_the_routes_say_so_and_ask_for_the_batch_again(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    """Before, the 503 of an engine only still opening carried no cc-retry: the PHP app took it for a failed request
+    and logged each batch as an error (5.3's IndexerJob), though the engine opens by itself."""
+    settings = make_settings(
+        tmp_path / "storage", fresh_dsn, contract_config(NO_EMBEDDER, http={"start_up_wait_s": 0.1})
+    )
+    with migrations_held(fresh_dsn):
+        app = create_app(settings)
+        async with running_app(app) as test_app:
+            client = test_app.test_client()
+            await client.put("/enabled?enabled=1", headers=signed_headers())
+            await wait_until(lambda: asyncio.to_thread(waits_for_migrations, fresh_dsn), "the opening to wait")
+            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            status = await client.get("/status", headers=signed_headers())
+    error = (await counted.get_json())["error"]
+    assert (counted.status_code, counted.headers.get("cc-retry")) == (503, "true"), error
+    assert error.startswith("Error: the engine is still opening (applying the schema migrations, for "), error
+    assert (
+        "(one replica at a time under a lock, so maybe after another replica's; minutes on a large index); it opens"
+        " by itself, the app answers /heartbeat, /init and /enabled meanwhile; send the request again later" in error
+    ), error
+    assert (status.status_code, status.headers.get("cc-retry")) == (503, "true")
 
 
 async def test_an_app_enabled_while_its_engine_opens_stays_enabled_once_it_has_opened(
