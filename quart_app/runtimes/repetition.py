@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quart_app.runtimes.code_fences import FenceTracker
-from quart_app.runtimes.numbered_items import NumberedItemRun
+from quart_app.runtimes.numbered_items import ListItemRun
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,13 @@ class Repeat:
     seen_at: int
     kept: int
     near: bool = False  # the copies differ in one piece each (not verbatim)
-    numbered: bool = False  # numbered list items of the same text
+    numbered: bool = False  # list items of the same text
+    alike: bool = False  # list items alike: a counter, a word repeated
 
     def copies_differ(self) -> str:
         """How the copies differ, for the log ("" for verbatim)."""
+        if self.alike:
+            return ", list items alike"
         if self.numbered:
             return ", numbered items of the same text"
         return ", copies differing in a token" if self.near else ""
@@ -83,7 +86,7 @@ class RepetitionGuard:
         self._near_guards = np.zeros(_NEAR_PERIODS.size, dtype=np.int64)
         self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
         self._structure = _StructureTracker()
-        self._items = NumberedItemRun(context, NEAR_MIN_COPIES)
+        self._items = ListItemRun(context, NEAR_MIN_COPIES)
         self._line_start = 0  # the first piece of the line in progress
         self._line_structure = False  # whether a piece of the line in progress is structure
         self.repeat: Repeat | None = None
@@ -138,12 +141,13 @@ class RepetitionGuard:
         return int(runs.max())
 
     def _end_line(self, end: int, structure: bool) -> None:
-        """A line ends before piece `end`: follow the numbered items of the same text with it."""
+        """A line ends before piece `end`: follow the list items of the same text, or alike, with it."""
         line = "".join(self._pieces[self._line_start : end])
         kept = self._items.end_line(line, end, structure or self._line_structure)
         self._line_start, self._line_structure = end, False
         if kept is not None:
-            self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=True)
+            same = self._items.same_text
+            self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
 
     def _push_near(self, position: int, structure: bool) -> int:
         """Follow the runs of near copies with the piece at `position` (`structure`: it belongs to a table row, a

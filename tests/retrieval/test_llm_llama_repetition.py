@@ -75,6 +75,34 @@ async def test_numbered_steps_of_the_same_text_stop_after_the_first(
     assert "numbered items of the same text" in record.getMessage() and "Restart" not in record.getMessage()
 
 
+async def test_numbered_items_alike_stop_after_the_first(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 511 tokens, "N. Restart server N+9." counted to 58 (each item a number apart: no rule saw a loop)."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "Give numbered steps to restart server 1 to server 10.")
+    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+        answer = await llama.generate(prompt, "alice", [templates.end_separator])
+    assert llama.count_tokens(answer) - 1 < 20
+    assert answer == "1. Restart server 10."
+    [record] = caplog.records
+    assert "list items alike" in record.getMessage() and "Restart" not in record.getMessage()
+
+
+async def test_numbered_items_counted_up_without_text_stop_after_the_first(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 511 tokens, "1." to "124." alone on their lines (a number a line, no text for the rule to compare)."""
+    llama, templates = shipped
+    prompt = prompt_for(llama, templates, "Give numbered steps to check each log file.")
+    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
+        answer = await llama.generate(prompt, "alice", [templates.end_separator])
+    assert llama.count_tokens(answer) - 1 < 20
+    assert "2." not in answer
+    [record] = caplog.records
+    assert "numbered items of the same text" in record.getMessage()
+
+
 async def test_a_table_copied_from_a_document_passes_whole_streamed_line_by_line(
     shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -166,14 +166,6 @@ LEGITIMATE = {
     + "|---" * 15
     + "|\n"
     + "".join(f"| {port} |" + " yes |" * 14 + "\n" for port in (22, 80, 443, 5432, 8080)),
-    "list": "Steps:\n" + "".join(f"- restart the web server on host {n} and check its log\n" for n in range(40)),
-    # items as long as a list item gets (19 pieces), one number apart
-    "list-of-long-items": "".join(
-        f"- restart the web server on host {n} and check its log for errors after the upgrade tonight\n"
-        for n in range(20)
-    ),
-    # numbered items whose texts differ in a number: host-01..host-40, as a document lists them
-    "numbered-hosts": "Hosts:\n" + "".join(f"{n}. host-{n:02d}.example.org\n" for n in range(1, 41)),
     "code": "```python\n"
     + "def test_add():\n"
     + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(30))
@@ -212,20 +204,6 @@ LEGITIMATE = {
     ),
     "csv-a-row-a-minute": "time,host,check,value,unit,status\n"
     + "".join(f"2026-12-01 08:{m:02d}:00,web01.example.org,disk usage of /var/www,71,percent,ok\n" for m in range(20)),
-    "changelog": "## 4.1.0 - 2026-11-30\n### Fixed\n"
-    + "".join(
-        f"- Fix the crash when a file {case} is uploaded over WebDAV (#{issue})\n"
-        for case, issue in [
-            ("larger than 2 GB", 1234),
-            ("with an empty name", 1240),
-            ("with a very long name", 1251),
-            ("in a shared folder", 1263),
-            ("in an encrypted folder", 1270),
-        ]
-    )
-    + "- Bump nextcloud/coding-standard from 1.1.0 to 1.1.1 (#1281)\n"
-    + "- Bump phpunit/phpunit from 9.6.3 to 9.6.4 (#1282)\n"
-    + "".join(f"- Update translations (#{issue})\n" for issue in range(1290, 1296)),
     # two near copies of a sentence long enough to loop: parallel prose, not yet a loop
     "three-parallel-sentences": "".join(
         f"The {server} server accepts connections from every address on the office network and from the admin VPN"
@@ -240,6 +218,91 @@ def test_lists_tables_and_code_whose_lines_look_alike_pass_whole(answer: str) ->
     handed, guard = guarded(answer)
     assert guard.repeat is None
     assert "".join(handed) == answer
+
+
+HOSTS = "The web servers: " + ", ".join(f"host {n}" for n in range(40)) + ". Restart each and check its log."
+HOST_NAMES = "".join(f"- host-{n:02d}.example.org\n" for n in range(1, 41))
+CHANGELOG = (
+    "## 4.1.0 - 2026-11-30\n### Fixed\n"
+    + "".join(
+        f"- Fix the crash when a file {case} is uploaded over WebDAV (#{issue})\n"
+        for case, issue in [
+            ("larger than 2 GB", 1234),
+            ("with an empty name", 1240),
+            ("with a very long name", 1251),
+            ("in a shared folder", 1263),
+            ("in an encrypted folder", 1270),
+        ]
+    )
+    + "- Bump nextcloud/coding-standard from 1.1.0 to 1.1.1 (#1281)\n"
+    + "- Bump phpunit/phpunit from 9.6.3 to 9.6.4 (#1282)\n"
+    + "".join(f"- Update translations (#{issue})\n" for issue in range(1290, 1296))
+)
+# lists whose items differ in a number only: a document's, quoted or gone through item by item (the prompt is given)
+QUOTED = {
+    "list": (
+        HOSTS,
+        "Steps:\n" + "".join(f"- restart the web server on host {n} and check its log\n" for n in range(40)),
+    ),
+    # items as long as a list item gets (19 pieces), one number apart
+    "list-of-long-items": (
+        HOSTS,
+        "".join(
+            f"- restart the web server on host {n} and check its log for errors after the upgrade tonight\n"
+            for n in range(20)
+        ),
+    ),
+    # numbered as the answer numbers them, not as the document bullets them
+    "numbered-hosts": (HOST_NAMES, "Hosts:\n" + "".join(f"{n}. host-{n:02d}.example.org\n" for n in range(1, 41))),
+    "changelog": (CHANGELOG, CHANGELOG),
+}
+
+
+@pytest.mark.parametrize(("document", "answer"), QUOTED.values(), ids=QUOTED.keys())
+def test_lists_whose_items_differ_in_what_the_prompt_holds_pass_whole(document: str, answer: str) -> None:
+    handed, guard = guarded(answer, "Context: " + document + "\nQuestion: which hosts?")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "once"),
+    [
+        ("To restart them:\n" + "".join(f"{n}. Restart server {n}\n" for n in range(1, 46)), "1. Restart server 1"),
+        (
+            "Check:\n- Check the log file.\n"
+            + "".join(f"- Check the log files{' again' * n}.\n" for n in range(1, 30)),
+            "- Check the log files again.",
+        ),
+        ("Steps:\n" + "".join(f"{n}.\n" for n in range(1, 125)), "1."),  # SmolLM2 asked for steps per log file
+        ("Here:\n" + "".join(f"* {n}. 1.8.{n}\n" for n in range(1, 40)), "* 1. 1.8.1"),
+    ],
+    ids=["counter", "word-repeated", "empty-items", "version-counting-up"],
+)
+def test_list_items_alike_end_after_the_first(answer: str, once: str) -> None:
+    """Items a counter or a repeated word apart are no list: before, they ran on to max_tokens."""
+    handed, guard = guarded(answer, "Context: restart the servers and check the log files.")
+    assert guard.repeat is not None
+    assert "".join(handed).rstrip("\n").endswith("\n" + once)
+    assert guard.repeat.seen_at < len(pieces_of(answer)) / 4
+
+
+def test_a_document_list_quoted_and_counted_on_keeps_the_items_the_prompt_holds() -> None:
+    """host-01..host-12 are the document's; host-13 on are the model's."""
+    document = "Context: " + HOST_NAMES[: HOST_NAMES.index("- host-13")]
+    answer = "".join(f"{n}. host-{n:02d}.example.org\n" for n in range(1, 41))
+    handed, guard = guarded(answer, document)
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == "".join(f"{n}. host-{n:02d}.example.org\n" for n in range(1, 13))
+
+
+def test_a_list_of_parallel_steps_passes_whole() -> None:
+    """One word apart, each a different server: a real list, even without a document saying so."""
+    answer = "".join(
+        f"{n}. Restart the {server} server.\n" for n, server in enumerate(["web", "PostgreSQL", "SSH", "mail"], 1)
+    )
+    handed, guard = guarded(answer)
+    assert guard.repeat is None and "".join(handed) == answer
 
 
 def test_stop_repeating_closes_the_model_stream_and_logs_one_line_without_text(
