@@ -34,8 +34,13 @@ ANSWERS = {
         " ".join(_WORDS[(7 * n + k) % len(_WORDS)] for k in range(3 + n % 11)).capitalize() + ". " for n in range(200)
     ),
     "list": "".join(f"- restart the web server on host {n} and check its log\n" for n in range(60)),
-    # numbered items: every line end looks for a run of items of the same text
+    # numbered items alike, each host one the prompt names: every line end compares an item's word pairs with the
+    # last one's and looks its new words up in the prompt's
     "numbered": "".join(f"{n}. restart the web server on host-{n:02d} and check its log\n" for n in range(1, 61)),
+    # bulleted items of different words: every line end compares word pairs
+    "bullets": "".join(
+        "- " + " ".join(_WORDS[(5 * n + k) % len(_WORDS)] for k in range(4 + n % 5)) + "\n" for n in range(120)
+    ),
     "table": "| port | service | open to |\n|---|---|---|\n"
     + "".join(f"| {n} | web | everyone |\n" for n in range(80)),
     "code": "```python\n" + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(60)) + "```\n",
@@ -46,11 +51,18 @@ def pieces_of(text: str) -> list[str]:
     return _PIECE.findall(text)[:PIECES]
 
 
-def measure(pieces: list[str], rounds: int) -> tuple[float, bool]:
+# the prompt each answer is guarded against ("" for none): the hosts the list items go through (else a loop)
+PROMPTS = {
+    "list": "Hosts: " + ", ".join(f"host {n}" for n in range(60)) + ". Restart each and check its log.",
+    "numbered": "Hosts: " + ", ".join(f"host-{n:02d}" for n in range(1, 61)) + ". Restart each and check its log.",
+}
+
+
+def measure(pieces: list[str], prompt: str, rounds: int) -> tuple[float, bool]:
     best = float("inf")
     stopped = False
     for _ in range(rounds):
-        guard = RepetitionGuard()
+        guard = RepetitionGuard(prompt)
         started = time.perf_counter()
         for piece in pieces:
             guard.push(piece)
@@ -68,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     for name, answer in ANSWERS.items():
         pieces = pieces_of(answer)
-        per_piece_us, stopped = measure(pieces, args.rounds)
+        per_piece_us, stopped = measure(pieces, PROMPTS.get(name, ""), args.rounds)
         stop = " (stopped as a loop)" if stopped else ""
         print(f"{name}: {len(pieces)} pieces, {per_piece_us:.1f} µs per piece{stop}")
 
