@@ -31,6 +31,7 @@ class ListItemRun:
         self._text: str | None = None  # the last item's text; None: the last line was no list item
         self._pairs: frozenset[tuple[str, str]] = frozenset()  # the last item's word pairs, digits folded
         self._words: frozenset[str] = frozenset()  # the last item's words as written
+        self._run_words: set[str] = set()  # the words of the run's items
         self._ends: list[int] = []  # where each of the run's items ends (a piece position)
         self._same = True  # every item of the run has the first's text
         self._quoted = 0  # times the prompt holds the run's item text (a run of the same text)
@@ -66,8 +67,9 @@ class ListItemRun:
         alike = previous is not None and (text == previous or self._alike(pairs, word_set))
         self._text, self._pairs, self._words = text, pairs, word_set
         if not alike:
-            self._ends, self._same, self._quoted = [end], True, 0
+            self._ends, self._same, self._quoted, self._run_words = [end], True, 0, set(word_set)
             return None
+        self._run_words |= word_set
         if text != previous:
             self._same, self._quoted = False, 0
         self._ends.append(end)
@@ -79,13 +81,16 @@ class ListItemRun:
 
     def _alike(self, pairs: frozenset[tuple[str, str]], words: frozenset[str]) -> bool:
         """Whether an item (its word pairs and words) is a copy of the one before in a loop: alike, and what sets it
-        apart is not the prompt's (a word it adds that the prompt does not hold, or none: a word repeated, a counter
-        folded)."""
+        apart is nothing new (a number, or words the run already wrote) nor the prompt's (a document's hosts)."""
         union = len(pairs | self._pairs)
         if len(pairs & self._pairs) < ALIKE_OVERLAP * union:
             return False
         added = words - self._words
-        return not added or not added <= self._prompt_words()
+        if not added:
+            return True  # the same words, one repeated or dropped
+        if any(not word.isdigit() and word not in self._run_words for word in added):
+            return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
+        return not added <= self._prompt_words()
 
     def _prompt_words(self) -> frozenset[str]:
         if self._context_words is None:

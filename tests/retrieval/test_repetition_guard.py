@@ -305,6 +305,17 @@ def test_a_list_of_parallel_steps_passes_whole() -> None:
     assert guard.repeat is None and "".join(handed) == answer
 
 
+def test_a_list_of_long_parallel_steps_each_naming_something_new_passes_whole() -> None:
+    """Three quarters of their word pairs shared, each a service the prompt does not name: a loop brings no new word
+    (it counts, or repeats one it wrote)."""
+    answer = "".join(
+        f"{n}. Restart the {service} service and check its status with systemctl afterwards.\n"
+        for n, service in enumerate(["nginx", "redis", "cron", "postfix", "dovecot"], 1)
+    )
+    handed, guard = guarded(answer, "Context: restart the services after the upgrade.")
+    assert guard.repeat is None and "".join(handed) == answer
+
+
 def test_stop_repeating_closes_the_model_stream_and_logs_one_line_without_text(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
