@@ -31,7 +31,8 @@ from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
 from quart_app.store import Connection, Database, StoreError
-from quart_app.store.errors import first_line, is_permanent
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.errors import is_permanent
 from quart_app.store.pull_action_store import (
     ReceivedAction,
     forget_done,
@@ -170,7 +171,7 @@ class ActionPoller(QueueLoop[ReceivedAction]):
                     "actions queue: %s row %d dropped: the database refuses it: %s",
                     action.type,
                     action.row_id,
-                    first_line(exc),
+                    loggable_message(exc),
                 )
                 handle.status.count("invalid")
             return True
@@ -183,9 +184,12 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         _LockMayBeLostError after a database outage: the appliers' lock may have gone with its session."""
         pause = backoff(self._pull.fetch_backoff_s, self._pull.error_backoff_max_s, attempt)
         level = logging.WARNING if attempt % LOG_EVERY_ATTEMPTS == 1 else logging.DEBUG
-        log.log(level, "actions queue: %s row %d failed (%s); trying again", action.type, action.row_id, exc)
+        reason = loggable_message(exc)
+        log.log(level, "actions queue: %s row %d failed (%s); trying again", action.type, action.row_id, reason)
         handle.status.count("retries")
-        handle.status.set("waiting", f"{action.type} row {action.row_id} failed ({exc}); trying again in {pause:g} s")
+        handle.status.set(
+            "waiting", f"{action.type} row {action.row_id} failed ({reason}); trying again in {pause:g} s"
+        )
         outage = await self._gate.wait_for_store(handle)
         if outage:
             raise _LockMayBeLostError("the database was away") from exc
@@ -202,7 +206,7 @@ class ActionPoller(QueueLoop[ReceivedAction]):
             try:
                 return await self._in_transaction(work)
             except (psycopg.Error, StoreError) as exc:
-                log.warning("actions queue: the database failed (%s); trying again", exc)
+                log.warning("actions queue: the database failed (%s); trying again", loggable_message(exc))
                 if await self._gate.wait_for_store(handle) is None:
                     return None
                 await handle.sleep(self._pull.error_backoff_s)

@@ -15,7 +15,8 @@ import numpy.typing as npt
 from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.services.embedding_counters import WorkerCounters
 from quart_app.store import Database, DatabaseUnavailableError
-from quart_app.store.errors import PERMANENT_ERRORS, first_line
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.errors import PERMANENT_ERRORS
 from quart_app.store.queue_store import Claim, ClaimedChunk, complete, fail, still_leased
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class EmbeddingBatchWriter:
         try:
             return await self._write_through_outages(claim, vectors, new_hashes, keep_until)
         except PERMANENT_ERRORS as exc:
-            refusal = first_line(exc)
+            refusal = loggable_message(exc)
         by_text: dict[bytes, list[ClaimedChunk]] = {}
         for chunk in claim.chunks:
             by_text.setdefault(chunk.text_hash, []).append(chunk)

@@ -17,7 +17,7 @@ import psycopg
 from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.services.errors import LeaseLostError
 from quart_app.store import Database, StoreError
-from quart_app.store.errors import first_line
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.queue_store import Claim, claim_batch, has_claimable, release, renew
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,6 @@ class EmbeddingClaims:
         except (psycopg.Error, StoreError) as exc:
             # the write checks the token anyway: if another worker takes the batch meanwhile, ours is not written
             logger.warning(
-                "embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), first_line(exc)
+                "embedding batch: could not renew the lease of %d chunks: %s", len(claim.chunks), loggable_message(exc)
             )
             return True

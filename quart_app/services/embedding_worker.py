@@ -40,7 +40,8 @@ from quart_app.services.embedding_model_guard import StoredModelGuard
 from quart_app.services.errors import LeaseLostError, WorkerClosedError
 from quart_app.services.queue_listener import listen_for_queued_chunks
 from quart_app.store import Database, StoreError
-from quart_app.store.errors import PERMANENT_ERRORS, first_line
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.errors import PERMANENT_ERRORS
 from quart_app.store.queue_store import Claim, cached_vectors
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,8 @@ class EmbeddingWorker:
                 await requeue_outage_failures(self._db)
             except (psycopg.Error, StoreError, OSError) as exc:
                 logger.warning(
-                    "embedding worker: could not queue old outage failures again (%s); next start", first_line(exc)
+                    "embedding worker: could not queue old outage failures again (%s); next start",
+                    loggable_message(exc),
                 )
         store_failures = 0
         # the detail of the database refusal last logged, so a refusal repeated every retry is logged once
@@ -285,8 +287,9 @@ class EmbeddingWorker:
             except _REFUSALS as exc:
                 # not an outage: the same statement is refused every time until an admin changes the database
                 store_failures += 1
+                reason = f"{type(exc).__name__}: {loggable_message(exc)}"
                 detail = (
-                    f"the database refuses the embedding worker's statements ({type(exc).__name__}: {first_line(exc)}):"
+                    f"the database refuses the embedding worker's statements ({reason}):"
                     " embedding is stopped until it is fixed; check the triggers, constraints and grants on the app's"
                     " tables, the PostgreSQL log names the statement"
                 )
@@ -302,7 +305,7 @@ class EmbeddingWorker:
                 wait = self._store_backoff(store_failures)
                 # PostgreSQL's DETAIL and CONTEXT lines can quote row values: a user's text
                 logger.warning(
-                    "embedding worker %d: store unavailable (%s); next try in %g s", index, first_line(exc), wait
+                    "embedding worker %d: store unavailable (%s); next try in %g s", index, loggable_message(exc), wait
                 )
                 handle.status.set("backing_off", f"store unavailable: {type(exc).__name__}")
                 handle.status.count("store_errors")

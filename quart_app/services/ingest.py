@@ -19,6 +19,7 @@ from quart_app.services.source_order import IngestClaim, SourceOrder, Ticket
 from quart_app.services.source_spool import file_sha256
 from quart_app.source_fields import storable_text
 from quart_app.store import Database, StoreError
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.document_store import (
     ChunkRecord,
     DocumentRecord,
@@ -28,7 +29,6 @@ from quart_app.store.document_store import (
     write_failed,
     write_indexed,
 )
-from quart_app.store.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ class IngestService:
             async with self._db.connection() as conn:
                 existing = await find_existing(conn, [s.source_id for s in fresh])
         except (psycopg.Error, StoreError) as exc:
-            logger.warning("ingest: document lookup failed, %d source(s) to retry: %s", len(fresh), exc)
+            logger.warning(
+                "ingest: document lookup failed, %d source(s) to retry: %s", len(fresh), loggable_message(exc)
+            )
             report.retry.extend(s.source_id for s in fresh)
             self.counters.retried += len(fresh)
             return report
@@ -217,8 +219,8 @@ class IngestService:
                     return "loaded", "", False
             return await self._parse_and_write(source, record)
         except (psycopg.Error, StoreError, ParsePoolError, OSError) as exc:
-            # PostgreSQL's DETAIL line quotes the row it refused ("Failing row contains (...)"): a chunk's text
-            reason = first_line(exc)
+            # PostgreSQL's DETAIL quotes the row it refused, a trigger's RAISE its first line: a chunk's text
+            reason = loggable_message(exc)
             logger.warning("ingest: source %s to retry after %s: %s", source.source_id, type(exc).__name__, reason)
             self.counters.retried += 1
             return "retry", reason, False

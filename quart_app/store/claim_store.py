@@ -19,7 +19,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from quart_app.store.database import CONNECT_TIMEOUT_S, RECONNECT_TIMEOUT_S, Connection, Database
-from quart_app.store.errors import DatabaseUnavailableError, StoreError, first_line
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.errors import DatabaseUnavailableError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class ClaimStore:
             if not conn.closed:
                 raise  # a deadlock, a cancelled statement…: the database itself is fine
             raise DatabaseUnavailableError(
-                f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
+                f"the connection to PostgreSQL broke during the request ({loggable_message(exc)}); retry it"
             ) from exc
         finally:
             await self._pool.putconn(conn)

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.database_outage import DatabaseOutage, DatabaseReachability
 from quart_app.store.errors import (
     DatabaseClosedError,
@@ -31,7 +32,6 @@ from quart_app.store.errors import (
     LockTimeoutError,
     StatementTimeoutError,
     TransactionConflictError,
-    first_line,
 )
 from quart_app.store.migrator import MigrationResult, apply_migrations
 from quart_app.store.pgvector_check import require_pgvector
@@ -190,13 +190,13 @@ class Database:
                 conn = await AsyncConnection.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
             except psycopg.OperationalError as exc:
                 if time.monotonic() >= deadline:
-                    self._reachability.unreachable(first_line(exc))
-                    return first_line(exc)
+                    self._reachability.unreachable(loggable_message(exc))
+                    return loggable_message(exc)
                 if waiting_since is None:
                     waiting_since = time.monotonic()
                     if self._reachability.outage is None:
-                        logger.info("waiting for PostgreSQL to accept connections (%s)", first_line(exc))
-                self._reachability.unreachable(first_line(exc))
+                        logger.info("waiting for PostgreSQL to accept connections (%s)", loggable_message(exc))
+                self._reachability.unreachable(loggable_message(exc))
                 await asyncio.sleep(SERVER_WAIT_POLL_S)
                 continue
             await conn.close()
@@ -264,9 +264,9 @@ class Database:
         except psycopg.OperationalError as exc:
             if not conn.closed:
                 raise  # a deadlock, a cancelled statement…: the database itself is fine
-            self._mark_away(first_line(exc))
+            self._mark_away(loggable_message(exc))
             raise DatabaseUnavailableError(
-                f"the connection to PostgreSQL broke during the request ({first_line(exc)}); retry it"
+                f"the connection to PostgreSQL broke during the request ({loggable_message(exc)}); retry it"
             ) from exc
         finally:
             await self._pool.putconn(conn)
@@ -285,9 +285,9 @@ class Database:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise TransactionConflictError(
                         f"{what} conflicted with concurrent transactions {CONFLICT_ATTEMPTS} times"
-                        f" ({first_line(exc)}); retry later"
+                        f" ({loggable_message(exc)}); retry later"
                     ) from exc
-                logger.warning("%s: %s; running it again (attempt %d)", what, first_line(exc), attempt + 1)
+                logger.warning("%s: %s; running it again (attempt %d)", what, loggable_message(exc), attempt + 1)
                 await asyncio.sleep(CONFLICT_BACKOFF_S * attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -333,9 +333,9 @@ class Database:
             except psycopg.Error as exc:
                 if any(message in str(exc) for message in CONNECTION_LIMIT_MESSAGES):
                     return None
-                self._mark_away(first_line(exc), waited_s)
+                self._mark_away(loggable_message(exc), waited_s)
                 return DatabaseUnavailableError(
-                    f"PostgreSQL is not reachable ({first_line(exc)}); retry once it is back"
+                    f"PostgreSQL is not reachable ({loggable_message(exc)}); retry once it is back"
                 )
             await probe.close()
             return None
@@ -383,9 +383,9 @@ class Database:
             if conn is not None and not conn.broken:
                 raise  # a cancelled statement, a deadlock…: the database itself answers
             # PostgreSQL went away since the pool opened: the same outage as one found by open(), not a fault
-            self._reachability.unreachable(first_line(exc))
+            self._reachability.unreachable(loggable_message(exc))
             raise DatabaseUnavailableError(
-                f"PostgreSQL went away while the schema was checked and migrated ({first_line(exc)}); nothing was"
+                f"PostgreSQL went away while the schema was checked and migrated ({loggable_message(exc)}); nothing was"
                 " applied half-way (a migration is one transaction)"
             ) from exc
         if result.applied or result.model_changed:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import psycopg
 
-from quart_app.store.errors import first_line
-
 # SQLSTATE class -> (its condition, what an admin does about it), after PostgreSQL's "Appendix A. Error Codes"
 _CLASSES: dict[str, tuple[str, str]] = {
     "08": ("connection exception", "retry once PostgreSQL is reachable"),
@@ -34,11 +32,17 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "55": ("object not in prerequisite state", "retry later"),
     "57": ("operator intervention", "retry once PostgreSQL is back (it was shut down or the statement cancelled)"),
     "58": ("system error", "check the database server's disk and PostgreSQL's log"),
+    "P0": (
+        "PL/pgSQL raise exception",
+        "a trigger or function the app did not create refused the statement; else report it with the app log's line",
+    ),
     "XX": ("internal error", "check PostgreSQL's log (logs/postgres.log)"),
 }
 _UNKNOWN = ("PostgreSQL error", "check PostgreSQL's log")
 # their message quotes the value refused (22) or is any text a PL/pgSQL RAISE wrote (P0)
 _MESSAGE_QUOTES_VALUES = frozenset({"22", "P0"})
+# PL/pgSQL's RAISE and ASSERT (pl_exec.c) write any text under any SQLSTATE a trigger names (USING ERRCODE = ...)
+_RAISING_FUNCTIONS = frozenset({"exec_stmt_raise", "exec_stmt_assert"})
 _OWN_CODE = Path(__file__).resolve().parents[1]
 
 
@@ -75,8 +79,28 @@ def failure_answer(exc: psycopg.Error, what: str) -> str:
 
 def failure_log_line(exc: psycopg.Error) -> str:
     """The summary, PostgreSQL's first line unless it may quote a value, and where in the app the statement ran."""
-    message = "" if (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES else f": {first_line(exc)}"
+    message = "" if _may_quote_values(exc) else f": {_first_line(exc)}"
     return f"{failure_summary(exc)}{message}{_where(exc)}"
+
+
+def loggable_message(exc: BaseException) -> str:
+    """What of `exc`'s message a log line, a status or a stored reason may show: its first line, or for a PostgreSQL
+    error whose message may quote a value (a data exception, any RAISE) its SQLSTATE and condition instead."""
+    if isinstance(exc, psycopg.Error) and _may_quote_values(exc):
+        condition, _fix = _condition(exc)
+        return f"SQLSTATE {exc.sqlstate}, {condition}; PostgreSQL's message withheld: it may quote a value"
+    return _first_line(exc)
+
+
+def _may_quote_values(exc: psycopg.Error) -> bool:
+    """The one rule of what PostgreSQL's first line may be logged: not a data exception's, not a RAISE's."""
+    return (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES or exc.diag.source_function in _RAISING_FUNCTIONS
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (PostgreSQL adds DETAIL/HINT lines), or its class name when empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _where(exc: BaseException) -> str:

@@ -43,12 +43,6 @@ class PgvectorTooOldError(StoreError):
     """The database's pgvector is older than 0.8 (no iterative index scans); the message says how to update it."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (PostgreSQL adds DETAIL/HINT lines), or its class name when empty."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def is_permanent(exc: BaseException) -> bool:
     """Whether `exc` is a database error that running the same statement again cannot cure (not an outage, a
     deadlock, a serialization failure or a lock wait)."""

@@ -15,7 +15,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from quart_app.store.errors import PgvectorMissingError, PgvectorTooOldError, first_line
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.errors import PgvectorMissingError, PgvectorTooOldError
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ async def require_pgvector(conn: AsyncConnection[TupleRow]) -> str:
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PgvectorMissingError(
                 f"database {state.database!r} has no vector extension and user {state.user!r} may not create it"
-                f" ({first_line(exc)}); run `CREATE EXTENSION vector;` in database {state.database!r} as a superuser"
-                f" (on managed PostgreSQL: the provider's admin role), then restart the app; the server offers"
+                f" ({loggable_message(exc)}); run `CREATE EXTENSION vector;` in database {state.database!r} as a"
+                " superuser (on managed PostgreSQL: the provider's admin role), then restart the app; the server offers"
                 f" pgvector {state.available}"
             ) from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):

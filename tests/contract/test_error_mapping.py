@@ -125,8 +125,9 @@ async def test_a_delete_that_keeps_deadlocking_is_a_503_with_cc_retry(client: Cl
     status, headers, body, attempts = await _delete_user_with_deadlocks(client, fresh_dsn, failures=100)
     assert status == 503 and headers["cc-retry"] == "true"
     assert body == {
-        "error": "Vector DB Error: deleting a user conflicted with concurrent transactions 4 times (deadlock detected"
-        " (injected)); retry later"
+        # the injected deadlock is a RAISE: its message is the trigger's own text, withheld like any RAISE's
+        "error": "Vector DB Error: deleting a user conflicted with concurrent transactions 4 times (SQLSTATE 40P01,"
+        " transaction rollback; PostgreSQL's message withheld: it may quote a value); retry later"
     }
     assert attempts == 4  # CONFLICT_ATTEMPTS, each rolled back: the user still reads the document
     async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:

@@ -30,3 +30,42 @@ async def test_a_refused_chunk_row_is_retried_and_logged_without_its_text(
         ' check constraint "no_mergers"'
     ]
     assert quoted_secret("\n".join(r.getMessage() for r in caplog.records)) == []
+
+
+# a trigger an admin added that refuses a chunk and says why with its text: a plain RAISE (SQLSTATE P0001) and one
+# naming an ordinary SQLSTATE (USING ERRCODE), whose message is just as much the trigger's own text
+REFUSING_TRIGGER = """
+CREATE FUNCTION refuse_mergers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.text LIKE '%merger%' THEN
+        RAISE EXCEPTION 'chunk refused: %', NEW.text {using};
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_mergers BEFORE INSERT ON chunks FOR EACH ROW EXECUTE FUNCTION refuse_mergers();
+"""
+RAISED = {
+    "raise": ("", "RaiseException: SQLSTATE P0001, PL/pgSQL raise exception"),
+    "raise with errcode": (
+        "USING ERRCODE = 'check_violation'",
+        "CheckViolation: SQLSTATE 23514, integrity constraint violation",
+    ),
+}
+
+
+@pytest.mark.parametrize("raised", sorted(RAISED))
+async def test_a_chunk_refused_by_a_trigger_quoting_it_is_retried_and_logged_without_its_text(
+    ingest: IngestService, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture, raised: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    using, condition = RAISED[raised]
+    async with db.connection() as conn:
+        await conn.execute(REFUSING_TRIGGER.format(using=using).encode())
+    report = await ingest.ingest([write_source(tmp_path, "files__default: 7", SECRET, ["alice"])])
+    assert report.retry == ["files__default: 7"]
+    lines = [r.getMessage() for r in caplog.records if r.name == ingest_module.__name__ and r.levelno >= 30]
+    assert lines == [
+        f"ingest: source files__default: 7 to retry after {condition}; PostgreSQL's message withheld: it may quote"
+        " a value"
+    ]
+    assert quoted_secret(caplog.text) == []

@@ -1,5 +1,5 @@
 """The embedding worker when PostgreSQL refuses to lease chunks (a trigger on the claim's UPDATE, here a data
-exception whose DETAIL line quotes the chunk's text, as PostgreSQL's own DETAIL lines quote row values)."""
+exception whose message and DETAIL line quote the chunk's text, as PostgreSQL's own DETAIL lines quote row values)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,21 @@ from quart_app.runtimes.embedding_client import EmbeddingClient
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.store import Database
 
-# refuses the UPDATE that leases a chunk; its DETAIL quotes the chunk's text (a user's document)
+# refuses the UPDATE that leases a chunk; its message and DETAIL quote the chunk's text (a user's document)
 REFUSE_CLAIMS = (
     "CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
     " IF NEW.lease_token IS NOT NULL AND OLD.lease_token IS DISTINCT FROM NEW.lease_token THEN"
-    " RAISE EXCEPTION 'leasing refused by policy' USING ERRCODE = 'data_exception', DETAIL = 'chunk: ' || NEW.text;"
+    " RAISE EXCEPTION 'leasing refused: %', NEW.text USING ERRCODE = 'data_exception', DETAIL = 'chunk: ' || NEW.text;"
     " END IF; RETURN NEW; END $$;"
     " CREATE TRIGGER refuse_claims BEFORE UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION refuse_claims()"
 )
 # a data exception (class 22) from a trigger, and a CHECK constraint (class 23): both refuse every claim alike
 REFUSALS = {
-    "trigger": (REFUSE_CLAIMS, "DROP TRIGGER refuse_claims ON chunks", "DataException: leasing refused by policy"),
+    "trigger": (
+        REFUSE_CLAIMS,
+        "DROP TRIGGER refuse_claims ON chunks",
+        "DataException: SQLSTATE 22000, data exception; PostgreSQL's message withheld: it may quote a value",
+    ),
     "check": (
         "ALTER TABLE chunks ADD CONSTRAINT never_leased CHECK (lease_token IS NULL) NOT VALID",
         "ALTER TABLE chunks DROP CONSTRAINT never_leased",
@@ -37,7 +41,7 @@ REFUSALS = {
 }
 
 
-async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
+async def test_a_refused_claim_logs_the_database_errors_condition_without_its_text(
     db: Database, chunker: TokenChunker, caplog: pytest.LogCaptureFixture
 ) -> None:
     await seed_documents(db, chunker, 1)
@@ -60,7 +64,8 @@ async def test_a_refused_claim_logs_only_the_first_line_of_the_database_error(
         ):
             await wait_until(refused_twice, "the worker to try claiming twice", timeout_s=20)
     await loops.close()
-    assert "leasing refused by policy" in caplog.text
+    assert "SQLSTATE 22000, data exception; PostgreSQL's message withheld: it may quote a value" in caplog.text
+    assert "leasing refused" not in caplog.text
     assert "Context Chat indexes every document" not in caplog.text
     assert "chunk:" not in caplog.text
 

@@ -31,7 +31,7 @@ REFUSALS = {
         f" IF NEW.embedding IS NOT NULL AND NEW.{REFUSED.replace(' ordinal', ' NEW.ordinal')} THEN"
         " RAISE EXCEPTION 'vector refused' USING ERRCODE = 'data_exception'; END IF; RETURN NEW; END $$;"
         " CREATE TRIGGER refuse_one BEFORE UPDATE ON chunks FOR EACH ROW EXECUTE FUNCTION refuse_one()",
-        "vector refused",
+        "SQLSTATE 22000, data exception; PostgreSQL's message withheld: it may quote a value",
     ),
 }
 
