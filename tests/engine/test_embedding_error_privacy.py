@@ -14,6 +14,7 @@ from secret_documents import SECRET, quoted_secret
 
 from appliance.embedding_config import EmbeddingWorkerConfig
 from quart_app.runtimes.embedding_client import EmbeddingClient
+from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.runtimes.service_error_text import REASON_CHARS, TEXT_WITHHELD, redacted_reason
 from quart_app.services.embedding_worker import EmbeddingWorker
 from quart_app.store import Database
@@ -55,11 +56,31 @@ async def test_an_error_repeating_the_input_is_stored_and_logged_without_it(
 
 def test_a_reason_keeps_what_the_texts_do_not_hold_on_its_first_line_cut_short() -> None:
     sent = [SECRET]
-    # a field name, numbers and words alone stay; a quote or a run of the texts' words does not
-    assert (
-        redacted_reason("'input' holds 9 strings; Bob asked for 8", sent) == "'input' holds 9 strings; Bob asked for 8"
+    # a field name, short numbers and the texts' words that reasons are made of stay; a quote, a run of the texts'
+    # words or one of them that names something (Bob) does not
+    assert redacted_reason("'input' holds 9 strings; Bob asked for 8", sent) == (
+        f"'input' holds 9 strings; {TEXT_WITHHELD} asked for 8"
     )
+    assert redacted_reason("the input is too long", sent) == "the input is too long"
     assert redacted_reason("bad 'Acme' in the merger with Acme\nTraceback: Dear Bob", sent) == (
         f"bad {TEXT_WITHHELD} in {TEXT_WITHHELD}"
     )
     assert redacted_reason("x" * 200, sent) == "x" * REASON_CHARS + "…"
+
+
+# a text naming a person, their email address, phone and an invoice; a refusal echoing single words of it and an
+# address (in the text, or one the service made of it)
+CONTACT = "Call Jürgen at juergen.weber@example.org or 01512345678 about invoice 4711."
+ECHOED_WORDS = "unknown token Jürgen in input 0; mail {mail}, phone 01512345678, invoice 4711; max 512"
+
+
+@pytest.mark.parametrize("mail", ["juergen.weber@example.org", "jw@acme.test"])
+async def test_an_error_echoing_single_words_keeps_the_reason_but_not_what_names_someone(mail: str) -> None:
+    with EmbeddingServiceFake(refusal=ECHOED_WORDS.replace("{mail}", mail)) as service:
+        async with EmbeddingClient(service.url, send_input_type=False, timeout_s=30) as client:
+            with pytest.raises(EmbeddingServiceError) as refused:
+                await client.embed([CONTACT])
+    assert str(refused.value) == (
+        f"POST {service.url}/embeddings answered 400: the service refused the request or its texts (unknown token"
+        f" {TEXT_WITHHELD} in input 0; mail {TEXT_WITHHELD}, phone {TEXT_WITHHELD}, {TEXT_WITHHELD}; max 512)"
+    )
