@@ -117,7 +117,9 @@ class ActionPoller(QueueLoop[ReceivedAction]):
                         finally:
                             await unlock_applier(lock_conn)
             except (psycopg.Error, StoreError, _LockMayBeLostError) as exc:
-                log.warning("actions queue: applying stored actions stopped (%s); starting again", exc)
+                log.warning(
+                    "actions queue: applying stored actions stopped (%s); starting again", loggable_message(exc)
+                )
                 if await self._gate.wait_for_store(handle) is None:
                     return False
                 await handle.sleep(self._pull.error_backoff_s)

@@ -41,6 +41,7 @@ from quart_app.services.ingest import IncomingSource, IngestReport, IngestServic
 from quart_app.services.source_order import IngestClaim, Ticket
 from quart_app.services.source_spool import SourceSpool, SpooledFile
 from quart_app.store import Database, StoreError
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.file_retry_store import RetryPlan
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         try:
             due = await self.retries.take_due(self._batch_size)
         except (psycopg.Error, StoreError) as exc:
-            log.warning("documents queue: files kept for a later try could not be read: %s", exc)
+            log.warning("documents queue: files kept for a later try could not be read: %s", loggable_message(exc))
             due = []
         if due:
             taken = time.monotonic()
@@ -128,7 +129,11 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             await self.retries.keep(plans)
         except (psycopg.Error, StoreError) as exc:
             # kept files not written stay locked until Nextcloud serves them again, as before
-            log.warning("documents queue: %d file(s) to try again later could not be kept: %s", len(plans), exc)
+            log.warning(
+                "documents queue: %d file(s) to try again later could not be kept: %s",
+                len(plans),
+                loggable_message(exc),
+            )
         return True
 
     async def _keep_for_restart(self, items: list[DocumentItem]) -> None:
@@ -207,7 +212,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 try:
                     files = await readers_since_poll(self._db, [i for i in stale if i.kind == "files"], polled_s_ago)
                 except (psycopg.Error, StoreError) as exc:
-                    log.warning("documents queue: the actions since the poll could not be read: %s", exc)
+                    log.warning(
+                        "documents queue: the actions since the poll could not be read: %s", loggable_message(exc)
+                    )
                 else:
                     log.info(
                         "documents queue: %d item(s) changed since the poll; go with their readers of now", len(stale)
@@ -245,7 +252,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             current = await current_readers(self._db, provided)
         except (psycopg.Error, StoreError) as exc:
             # indexed with the readers of their submission they could give back a reader the provider took away
-            log.warning("documents queue: %d provider item(s) left for a later try: %s", len(provided), exc)
+            log.warning(
+                "documents queue: %d provider item(s) left for a later try: %s", len(provided), loggable_message(exc)
+            )
             outcome.left_locked += len(provided)
             return files
         for item in [*files, *current]:

@@ -1,10 +1,11 @@
-"""Pull mode, an action the database refuses: the actions queue logs and shows why without what PostgreSQL's message
-quotes (here a trigger an admin added, whose RAISE quotes the chunk a delete would remove)."""
+"""Pull mode, a write the database refuses: the queues log and show why without what PostgreSQL's message quotes (a
+trigger an admin added, whose RAISE quotes the chunk a delete would remove; a CHECK whose DETAIL quotes the row)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 
 import psycopg
 import pytest
@@ -43,3 +44,24 @@ async def test_a_delete_a_trigger_refuses_quoting_the_chunk_is_dropped_and_logge
     ]
     logs = "\n".join(record.getMessage() for record in caplog.records)
     assert quoted_secret(logs + caplog.text + json.dumps(status)) == []
+
+
+async def test_a_file_to_retry_the_database_refuses_to_keep_is_logged_without_its_row(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, fresh_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="quart_app")
+    async with await psycopg.AsyncConnection.connect(fresh_dsn, autocommit=True) as conn:
+        # the kept row holds the file's path and readers: PostgreSQL's DETAIL ("Failing row contains") quotes them
+        await conn.execute("ALTER TABLE pull_file_retries ADD CONSTRAINT nothing_kept CHECK (tries < 0) NOT VALID")
+    file_id = nextcloud.add_file(["alice"], f"files/{SECRET}txt", b"Quarterly plans.")
+    nextcloud.file_faults[file_id] = deque([500] * 5)  # every in-process try (pull.fetch_attempts) fails
+
+    def refused() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "could not be kept" in r.getMessage()]
+
+    await until(lambda: bool(refused()), what="the refused keep logged")
+    assert refused()[0] == (
+        'documents queue: 1 file(s) to try again later could not be kept: new row for relation "pull_file_retries"'
+        ' violates check constraint "nothing_kept"'
+    )
+    assert quoted_secret(caplog.text) == []
