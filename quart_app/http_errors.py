@@ -26,7 +26,7 @@ from quart_app.services.errors import (
     SourceBusyError,
     SpoolError,
 )
-from quart_app.store.database_failure import failure_answer, failure_log_line
+from quart_app.store.database_failure import database_error_of, failure_answer, failure_log_line
 from quart_app.store.errors import DatabaseUnavailableError, StoreError, TransactionConflictError
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def _mapped_handler(mapping: ExceptionMapping) -> Any:
         if mapping.status == 503:
             # the database or a service is away for a while: one line, no traceback per request
             log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
-        elif mapping.status >= 500 and (database_error := _database_cause(exc)) is not None:
+        elif mapping.status >= 500 and (database_error := database_error_of(exc)) is not None:
             # a statement or lock timeout: no traceback, which would print PostgreSQL's whole text (its CONTEXT quotes
             # a trigger's statement); what of it may be logged is the one rule's
             log.error(
@@ -226,18 +226,6 @@ def _database_failure(mapping: ExceptionMapping, exc: psycopg.Error) -> Response
     return json_message(
         f"{mapping.prefix}{failure_answer(exc, what)}", mapping.status, retry_headers_for_caller(mapping.headers)
     )
-
-
-def _database_cause(exc: BaseException) -> psycopg.Error | None:
-    """The PostgreSQL error `exc` was raised from or while handling, if any."""
-    seen: set[int] = set()
-    current = exc.__cause__ or exc.__context__
-    while current is not None and id(current) not in seen:
-        if isinstance(current, psycopg.Error):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _fault(exc: BaseException) -> Response:

@@ -92,6 +92,18 @@ def loggable_message(exc: BaseException) -> str:
     return _first_line(exc)
 
 
+def database_error_of(exc: BaseException) -> psycopg.Error | None:
+    """`exc` if it is a PostgreSQL error, else the one it was raised from or while handling, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, psycopg.Error):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _may_quote_values(exc: psycopg.Error) -> bool:
     """The one rule of what PostgreSQL's first line may be logged: not a data exception's, not a RAISE's."""
     return (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES or exc.diag.source_function in _RAISING_FUNCTIONS

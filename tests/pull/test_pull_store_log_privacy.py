@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from async_wait import until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked
+from pull_kit import PullApp, acked, chat, task_done
 from secret_documents import SECRET, quoted_secret
 
 # refuses deleting a chunk, quoting it; USING ERRCODE makes it an integrity violation, so the action is dropped
@@ -65,3 +65,35 @@ async def test_a_file_to_retry_the_database_refuses_to_keep_is_logged_without_it
         ' violates check constraint "nothing_kept"'
     )
     assert quoted_secret(caplog.text) == []
+
+
+# a row security policy an admin added that refuses reading a chunk, quoting it
+REFUSE_READS = """
+CREATE FUNCTION refuse_read(chunk text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'read refused: %', chunk;
+END $$;
+CREATE POLICY refuse_reads ON chunks USING (refuse_read(text));
+ALTER TABLE chunks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+"""
+
+
+async def test_a_chat_task_the_database_fails_quoting_a_chunk_reports_and_logs_without_it(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, fresh_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="quart_app")
+    nextcloud.add_file(["alice"], "files/memo.txt", SECRET.encode())
+    await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file acknowledged")
+    await pull_app.drain_embeddings()
+    async with await psycopg.AsyncConnection.connect(fresh_dsn, autocommit=True) as conn:
+        await conn.execute(REFUSE_READS.encode())
+    task = nextcloud.schedule_task("context_chat:context_chat", "alice", chat("Is the merger with Acme off?"))
+    pull_app.app.extensions["ccb_engine"].pull.tasks.trigger()
+    done = await task_done(nextcloud, task, timeout_s=60)
+    assert done["status"] == "STATUS_FAILED", done
+    assert done["errorMessage"].startswith(
+        f"Unexpected errortask {task} failed in the database: RaiseException (SQLSTATE P0001, PL/pgSQL raise exception)"
+    ), done
+    logs = "\n".join(record.getMessage() for record in caplog.records)
+    # the errorMessage goes to Nextcloud, which keeps it and shows it to admins; the question holds two of the words
+    assert quoted_secret(json.dumps(done).replace("merger with Acme", "") + logs + caplog.text) == []
