@@ -2,7 +2,9 @@
 
 PostgreSQL's text is not safe to show: DETAIL quotes the row a statement refused ("Failing row contains (...)", "Key
 (text)=(...) already exists"), CONTEXT the line of a COPY, and a data exception's message the value it could not take
-('invalid input syntax for type integer: "..."'). The class, the SQLSTATE and the schema objects it names are.
+('invalid input syntax for type integer: "..."'), a PL/pgSQL RAISE whatever its trigger wrote. The class, the
+SQLSTATE and the schema objects it names are. Every log line, status detail or stored reason that shows a PostgreSQL
+error goes through `loggable_message` or `failure_log_line`: one rule (`_may_quote_values`) for all of them.
 """
 
 from __future__ import annotations
