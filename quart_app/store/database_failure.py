@@ -46,6 +46,9 @@ _MESSAGE_QUOTES_VALUES = frozenset({"22", "P0"})
 # PL/pgSQL's RAISE and ASSERT (pl_exec.c) write any text under any SQLSTATE a trigger names (USING ERRCODE = ...)
 _RAISING_FUNCTIONS = frozenset({"exec_stmt_raise", "exec_stmt_assert"})
 _OWN_CODE = Path(__file__).resolve().parents[1]
+# how a traceback joins an exception to the one it came from (traceback.format_exception's words)
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def _condition(exc: psycopg.Error) -> tuple[str, str]:
@@ -123,3 +126,28 @@ def _where(exc: BaseException) -> str:
         return ""
     frame = own[-1]
     return f", at {Path(frame.filename).relative_to(_OWN_CODE.parent)}:{frame.lineno} in {frame.name}"
+
+
+def loggable_traceback(exc: BaseException) -> str:
+    """The traceback of `exc` and the exceptions it came from, as Python prints it, but each PostgreSQL error's line
+    is its `loggable_message`: Python's would print its whole text (DETAIL, CONTEXT)."""
+    blocks: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        if isinstance(current, psycopg.Error):
+            line = f"{type(current).__module__}.{type(current).__qualname__}: {loggable_message(current)}\n"
+        else:
+            line = "".join(traceback.format_exception_only(current))
+        block = ("Traceback (most recent call last):\n" + frames if frames else "") + line
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            current, link = None, ""
+        blocks.append(link + block if current is not None else block)
+    # built from the newest exception back; a traceback reads from the oldest
+    return "".join(reversed(blocks)).rstrip("\n")

@@ -4,10 +4,13 @@ can start a line of its own."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from typing import Any
+
+from secret_documents import quoted_secret
 
 SCRIPT = """
 import logging
@@ -70,3 +73,43 @@ def test_control_characters_cannot_forge_log_lines() -> None:
     assert records[1]["msg"] == "failed"
     assert records[1]["exc"].startswith("Traceback (most recent call last):\n")
     assert records[1]["exc"].endswith(f"ValueError: bad source id 'files__default: 1\n{forged}'")
+
+
+DATABASE_SCRIPT = """
+import logging, os
+import psycopg
+from quart_app.app_logging import configure_logging
+assert configure_logging("INFO")
+with psycopg.connect(os.environ["DSN"], autocommit=True) as conn:
+    try:
+        try:
+            # an admin's trigger refusing a chunk, quoting it in its message and DETAIL
+            conn.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'refused: %', 'Dear Bob, the merger with Acme is off.'"
+                " USING DETAIL = 'Dear Bob'; END $$"
+            )
+        except psycopg.Error as exc:
+            raise RuntimeError("the embedding loop stopped") from exc
+    except RuntimeError:
+        logging.getLogger("quart_app.background_loops").exception("background loop embedding failed")
+"""
+
+
+def test_a_traceback_holding_a_database_error_is_logged_without_its_text(fresh_dsn: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DATABASE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "DSN": fresh_dsn},
+    )
+    [record] = _records(result.stderr)
+    # the frames and both exceptions stay; PostgreSQL's text gives way to its SQLSTATE and condition
+    assert record["exc"].startswith("Traceback (most recent call last):\n"), record
+    assert (
+        "psycopg.errors.RaiseException: SQLSTATE P0001, PL/pgSQL raise exception; PostgreSQL's message withheld: it"
+        " may quote a value\n\nThe above exception was the direct cause of the following exception:" in record["exc"]
+    ), record["exc"]
+    assert record["exc"].endswith("RuntimeError: the embedding loop stopped")
+    assert quoted_secret(result.stderr) == []
