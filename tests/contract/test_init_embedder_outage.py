@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from async_wait import wait_until
-from contract_kit import running_app, signed_headers
+from contract_kit import A_SHARE, running_app, signed_headers
 from embedder_program import EmbedderProgram
 from model_server import ModelServer
 from nextcloud_ocs_fake import FakeAppApiNextcloud
@@ -54,9 +54,9 @@ async def test_an_embedding_service_away_after_the_fetch_is_waited_for_as_at_sta
                 assert (await client.post("/init", headers=signed_headers())).status_code == 200
 
                 async def waits() -> bool:
-                    counted = await client.post("/countIndexedDocuments", headers=signed_headers())
-                    last.update(code=counted.status_code, retry=counted.headers.get("cc-retry"))
-                    last["error"] = (await counted.get_json())["error"]
+                    refused = await client.post("/updateAccess", json=A_SHARE, headers=signed_headers())
+                    last.update(code=refused.status_code, retry=refused.headers.get("cc-retry"))
+                    last["error"] = (await refused.get_json())["error"]
                     return "waiting for the embedding service" in last["error"]
 
                 await wait_until(waits, "the routes to name the wait for the embedding service")

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 from async_wait import wait_until
-from contract_kit import APP_SECRET, contract_config, make_settings, running_app, signed_headers
+from contract_kit import A_SHARE, APP_SECRET, contract_config, make_settings, running_app, signed_headers
 from headless_chromium import run_chromium
 from live_app import answers_heartbeat, start_live_app
 from live_app_kit import small_config
@@ -158,10 +158,10 @@ async def test_while_another_replica_holds_the_migrations_the_routes_say_so_and_
             client = test_app.test_client()
             await client.put("/enabled?enabled=1", headers=signed_headers())
             await wait_until(lambda: asyncio.to_thread(waits_for_migrations, fresh_dsn), "the opening to wait")
-            counted = await client.post("/countIndexedDocuments", headers=signed_headers())
+            refused = await client.post("/updateAccess", json=A_SHARE, headers=signed_headers())
             status = await client.get("/status", headers=signed_headers())
-    error = (await counted.get_json())["error"]
-    assert (counted.status_code, counted.headers.get("cc-retry")) == (503, "true"), error
+    error = (await refused.get_json())["error"]
+    assert (refused.status_code, refused.headers.get("cc-retry")) == (503, "true"), error
     assert error.startswith("Error: the engine is still opening (applying the schema migrations, for "), error
     assert (
         "(one replica at a time under a lock, so maybe after another replica's; minutes on a large index); it opens"
