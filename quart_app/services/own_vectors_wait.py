@@ -48,13 +48,17 @@ class OwnVectorsWait:
         self._batch_ended.set()
         self._batch_ended = asyncio.Event()
 
+    async def _waiting(self, user_id: str) -> int:
+        """How many of `user_id`'s chunks have no vector yet, counted up to FIRST_QUESTION_WAITS_FOR + 1."""
+        async with self._db.connection() as conn:
+            return await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
+
     async def wait(self, user_id: str) -> None:
         """Until `user_id`'s chunks without a vector have theirs, while they are few and their fill is expected to end
         within FIRST_QUESTION_WAIT_S of the call (the batch under way first, then theirs at the measured pace)."""
         started = time.monotonic()
         ended = self._batch_ended
-        async with self._db.connection() as conn:
-            waiting = await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
+        waiting = await self._waiting(user_id)
         if not 0 < waiting <= FIRST_QUESTION_WAITS_FOR:
             return
         expected = (waiting + self._batch_size) * self._chunk_s
@@ -64,8 +68,7 @@ class OwnVectorsWait:
             except TimeoutError:
                 break  # the loop stopped, or another replica is filling them in
             ended = self._batch_ended
-            async with self._db.connection() as conn:
-                waiting = await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
+            waiting = await self._waiting(user_id)
             expected = waiting * self._chunk_s
         if waiting:
             log.info(
