@@ -7,7 +7,7 @@ import logging
 import re
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -135,6 +135,12 @@ INDEX_KNOWN_WORDS_BELOW = 0.5
 MAIN_MODEL_READS_BELOW = 0.5
 
 
+async def _read_close(main_hits: Awaitable[list[Hit]] | None) -> bool:
+    """Whether the main model's nearest chunk to the question lies within MAIN_MODEL_READS_BELOW."""
+    hits = [] if main_hits is None else await main_hits
+    return bool(hits) and hits[0].score < MAIN_MODEL_READS_BELOW
+
+
 def auto_ef_search(chunks: int) -> int:
     """hnsw.ef_search for an index of `chunks` chunks: 200 up to 250k, then 200 more per 500k (500 at 1M), at most
     pgvector's 1000."""
@@ -200,29 +206,39 @@ class RetrievalService:
         log.debug("HNSW path: %d of %d hits above exact_search_below; trying the exact path", len(hits), limit)
         return await self._store.vector_search(user_id, embedding, limit, scope, exact=True, table=table)
 
-    async def _cross_lingual_leg(self, user_id: str, query: str, scope: Scope | None) -> tuple[list[Hit], bool]:
+    async def _cross_lingual_leg(
+        self, user_id: str, query: str, scope: Scope | None, main_hits: Awaitable[list[Hit]] | None
+    ) -> list[Hit]:
         """The multilingual vectors' nearest chunks, for a question whose words the documents mostly do not hold (in
-        another language than theirs); none for any other question, where this leg costs English ranking. With them,
-        whether the user's own chunks told the question's language (OWN_WORDS_TELL_FROM)."""
+        another language than theirs); none for any other question, where this leg costs English ranking, nor for one
+        the main model reads close to a chunk of a user of too few chunks to tell its language by their words
+        (OWN_WORDS_TELL_FROM, MAIN_MODEL_READS_BELOW). `main_hits`: the main vector leg's, None without them."""
         leg, config = self._cross_lingual, self._config.cross_lingual
         if leg is None or config is None:
-            return [], True
+            return []
         known = await self._store.known_word_share(user_id, query, scope)
         if known is None or known.share >= config.known_words_below:
-            return [], True
+            return []
         own_words_tell = known.chunks_read >= OWN_WORDS_TELL_FROM
         try:
             await leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
+        except Exception as exc:  # the other legs still answer
+            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
+            return []
+        if not own_words_tell and await _read_close(main_hits):
+            # the main model reading it that close to a chunk tells it is in their documents' language (an English
+            # question over a few English files): the leg's question vector and search would be thrown away
+            return []
+        try:
             if not await leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
-                return [], own_words_tell
+                return []
             vector = await leg.query_vector(query)
         except Exception as exc:  # the other legs still answer
             log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
-            return [], own_words_tell
+            return []
         log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
-        hits = await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
-        return hits, own_words_tell
+        return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
 
     async def _foreign_to_index(self, known: KnownWords) -> bool:
         """Whether a question that the user's chunks mostly lack, fewer than OWN_WORDS_TELL_FROM of them, is foreign to
@@ -290,15 +306,18 @@ class RetrievalService:
         if terms is None:
             terms = await self._lexical_terms(query)
         lexical = self._store.lexical_search(user_id, terms, max(self._config.lexical_candidates, k), scope)
-        cross_lingual = self._cross_lingual_leg(user_id, query, scope)
         if embedding is None:
             vector_hits: list[Hit] = []
-            lexical_hits, (cross_lingual_hits, own_words_tell) = await asyncio.gather(lexical, cross_lingual)
+            lexical_hits, cross_lingual_hits = await asyncio.gather(
+                lexical, self._cross_lingual_leg(user_id, query, scope, None)
+            )
         else:
-            vector_hits, lexical_hits, (cross_lingual_hits, own_words_tell) = await asyncio.gather(
-                self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope),
-                lexical,
-                cross_lingual,
+            # a task: the cross-lingual leg may await the main leg's hits too
+            main = asyncio.ensure_future(
+                self._vector_leg(user_id, embedding, max(self._config.vector_candidates, k), scope)
+            )
+            vector_hits, lexical_hits, cross_lingual_hits = await asyncio.gather(
+                main, lexical, self._cross_lingual_leg(user_id, query, scope, main)
             )
         # identifier_lexical_weight 0 turns the full-text leg off for identifier questions, its order included
         identifier_first = (
@@ -307,10 +326,6 @@ class RetrievalService:
             and await self._identifier_question(query, terms.identifiers)
         )
         lexical_weight = self._config.identifier_lexical_weight if identifier_first else self._config.lexical_weight
-        if not own_words_tell and vector_hits and vector_hits[0].score < MAIN_MODEL_READS_BELOW:
-            # too few of the user's chunks to tell the question's language by their words; the main model reading it
-            # that close to a chunk tells it is theirs (an English question over a few English files)
-            cross_lingual_hits = []
         cross_lingual_config = self._config.cross_lingual if cross_lingual_hits else None
         # for a question in another language than the documents, the main model's nearest chunks are mostly noise
         vector_weight = (

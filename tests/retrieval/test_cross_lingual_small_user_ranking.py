@@ -4,6 +4,7 @@ PostgreSQL: her chunks are too few to tell the question's language, so MiniLM re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from quart_app.services import retrieval
 from quart_app.services.retrieval import OWN_WORDS_TELL_FROM, RetrievalService
 from quart_app.store.cross_lingual_store import user_chunks_waiting
 from quart_app.store.database import Database
-from quart_app.store.search_store import SearchStore
+from quart_app.store.search_filters import Scope
+from quart_app.store.search_store import CHUNK_VECTORS, CROSS_LINGUAL_VECTORS, Hit, SearchStore, VectorTable
 
 CONFIG = CrossLingualConfig(threads=1)
 CHOIR = "files__default: carla/choir.odt"
@@ -37,6 +39,28 @@ CARLAS_FILES = {
 QUESTION = "When does the choir rehearse?"
 
 
+class SearchCountingStore(SearchStore):
+    """The real store, recording the vector table of each vector search it runs."""
+
+    tables: list[VectorTable]
+
+    async def vector_search(
+        self,
+        user_id: str,
+        embedding: Sequence[float],
+        limit: int,
+        scope: Scope | None = None,
+        *,
+        exact: bool = False,
+        ef_search: int = 100,
+        table: VectorTable = CHUNK_VECTORS,
+    ) -> list[Hit]:
+        self.tables.append(table)
+        return await super().vector_search(
+            user_id, embedding, limit, scope, exact=exact, ef_search=ef_search, table=table
+        )
+
+
 @pytest.fixture(scope="module")
 def nano_model() -> CrossLingualModel:
     return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
@@ -51,7 +75,8 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
 ) -> None:
     for source_id, text in CARLAS_FILES.items():
         await corpus.add(source_id, [text], ["carla"], title=source_id.rsplit("/", 1)[1])
-    store = SearchStore(db)
+    store = SearchCountingStore(db)
+    store.tables = []
     known = await store.known_word_share("carla", QUESTION)
     assert known is not None and known.share < CONFIG.known_words_below and known.chunks_read < OWN_WORDS_TELL_FROM
     async with running_backfill(db, nano_model) as (index, _):
@@ -63,10 +88,18 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
                 return await user_chunks_waiting(conn, "carla", 10) == 0
 
         await wait_until(carla_filled, "carla's chunks have their cross-lingual vectors", timeout_s=120)
-        assert (await service.retrieve("carla", QUESTION, 5))[0].source_id == CHOIR
+        store.tables.clear()
+        ranked = await service.retrieve("carla", QUESTION, 5)
+        assert ranked[0].source_id == CHOIR
+        # the leg is left out before its search: the ranking is the one without the leg, which searched nothing more
+        assert store.tables == [CHUNK_VECTORS]
+        without_leg = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG))
+        assert await without_leg.retrieve("carla", QUESTION, 5) == ranked
         # a question in another language still gets the leg over her few files
+        store.tables.clear()
         german = await service.retrieve("carla", "Wann probt der Chor?", 5)
         assert german[0].source_id == CHOIR and "cross_lingual" in german[0].legs
+        assert store.tables.count(CROSS_LINGUAL_VECTORS) == 1
         # the rule is for users of few chunks only: one whose own chunks tell the language ranks as before, by the
         # multilingual model alone (which puts the theatre first here)
         monkeypatch.setattr(retrieval, "OWN_WORDS_TELL_FROM", len(CARLAS_FILES))
