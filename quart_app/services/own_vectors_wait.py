@@ -5,7 +5,9 @@ with that user's own vectors (on the real Nextcloud: first in 5 of 5 runs, secon
 more than a question the LLM answers in many. So the question waits, but only as long as the fill really takes: for at
 most FIRST_QUESTION_WAITS_FOR chunks, only while their fill is expected to end within FIRST_QUESTION_WAIT_S at the pace
 of this process's fill, and it looks again when a batch ends, not every few hundred ms. A fill that cannot end in time
-is not waited for (it used to cost the whole 8 s, and the question was then answered without the leg anyway).
+is not waited for (it used to cost the whole 8 s, and the question was then answered without the leg anyway), nor one
+that makes no progress: no batch ending within STUCK_AFTER_BATCHES batches' time at the pace (the model hangs, the loop
+has stopped).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ FIRST_QUESTION_WAIT_S = 8.0
 CHUNK_S_GUESS = 0.4
 # weight of the newest batch in the pace: one slow batch (the machine busy for a moment) must not end every wait
 PACE_WEIGHT = 0.3
+# the fill makes no progress when no batch ends within this many batches' time at the pace (2 s at the guessed pace
+# and batch_size 1): a slow batch on a busy machine is still waited for, a stuck model or a stopped loop is not
+STUCK_AFTER_BATCHES = 5.0
 
 
 class OwnVectorsWait:
@@ -54,8 +59,9 @@ class OwnVectorsWait:
             return await user_chunks_waiting(conn, user_id, FIRST_QUESTION_WAITS_FOR + 1)
 
     async def wait(self, user_id: str) -> None:
-        """Until `user_id`'s chunks without a vector have theirs, while they are few and their fill is expected to end
-        within FIRST_QUESTION_WAIT_S of the call (the batch under way first, then theirs at the measured pace)."""
+        """Until `user_id`'s chunks without a vector have theirs, while they are few, their fill is expected to end
+        within FIRST_QUESTION_WAIT_S of the call (the batch under way first, then theirs at the measured pace) and it
+        makes progress (a batch ends within STUCK_AFTER_BATCHES batches' time)."""
         started = time.monotonic()
         ended = self._batch_ended
         waiting = await self._waiting(user_id)
@@ -63,10 +69,13 @@ class OwnVectorsWait:
             return
         expected = (waiting + self._batch_size) * self._chunk_s
         while waiting and time.monotonic() - started + expected <= FIRST_QUESTION_WAIT_S:
+            stuck_after = STUCK_AFTER_BATCHES * self._batch_size * self._chunk_s
             try:
-                await asyncio.wait_for(ended.wait(), FIRST_QUESTION_WAIT_S - (time.monotonic() - started))
+                await asyncio.wait_for(
+                    ended.wait(), min(stuck_after, FIRST_QUESTION_WAIT_S - (time.monotonic() - started))
+                )
             except TimeoutError:
-                break  # the loop stopped, or another replica is filling them in
+                break  # the model hangs, the loop stopped, or another replica is filling them in
             ended = self._batch_ended
             waiting = await self._waiting(user_id)
             expected = waiting * self._chunk_s

@@ -101,6 +101,8 @@ async def test_a_question_waits_for_its_users_few_chunks(
     db: Database, corpus: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(own_vectors_wait, "FIRST_QUESTION_WAIT_S", NEVER_S)
+    # a chunk is guessed to take a minute: the batch held until the release is still on pace
+    monkeypatch.setattr(own_vectors_wait, "CHUNK_S_GUESS", 60.0)
     await _add_carols_notes(corpus)
     model = HeldModel(nano_model)
     async with running_backfill(db, model) as (index, _):
@@ -110,8 +112,29 @@ async def test_a_question_waits_for_its_users_few_chunks(
             return model.holding
 
         await wait_until(held, "the loop's first batch of carol's chunks", timeout_s=60)
-        # at the guessed pace her 3 chunks take about 2 s: the question waits for them, woken by each batch
+        # at the guessed pace her 3 chunks take minutes, within the bound: the question waits for them, woken by each
+        # batch
         assert not question.done()
         model.release.set()
         await asyncio.wait_for(question, timeout=120)
         assert await _carols_waiting(db) == 0
+
+
+async def test_a_fill_that_makes_no_progress_is_not_waited_for(
+    db: Database, corpus: Corpus, nano_model: CrossLingualModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the bound out of reach: what ends the wait is the fill's lack of progress, never the clock
+    monkeypatch.setattr(own_vectors_wait, "FIRST_QUESTION_WAIT_S", NEVER_S)
+    await _add_carols_notes(corpus)
+    model = HeldModel(nano_model)
+    async with running_backfill(db, model) as (index, _):
+        question = asyncio.create_task(index.asked("carol"))
+
+        async def held() -> bool:
+            return model.holding
+
+        await wait_until(held, "the loop's first batch of carol's chunks", timeout_s=60)
+        # the model hangs on her first chunk: no batch ends at the pace, and the question goes on without her vectors
+        await asyncio.wait_for(question, timeout=60)
+        assert await _carols_waiting(db) == 3
+        model.release.set()
