@@ -44,7 +44,8 @@ from appliance.model_catalogue import get_model, load_catalogue, resolve_model_f
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
-from quart_app.services.retrieval import MAIN_MODEL_READS_BELOW, OWN_WORDS_TELL_FROM, RetrievalService  # noqa: E402
+from quart_app.services.cross_lingual_gate import MAIN_MODEL_READS_BELOW, OWN_WORDS_TELL_FROM  # noqa: E402
+from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.cross_lingual_store import bind_model  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402

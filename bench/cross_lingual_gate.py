@@ -29,7 +29,7 @@ from bench_services import measure_on_fresh_database, write_report  # noqa: E402
 from rerank_latency import pct  # noqa: E402
 
 from appliance.retrieval_config import CrossLingualConfig  # noqa: E402
-from quart_app.services.retrieval import INDEX_KNOWN_WORDS_BELOW, OWN_WORDS_TELL_FROM  # noqa: E402
+from quart_app.services.cross_lingual_gate import INDEX_KNOWN_WORDS_BELOW, OWN_WORDS_TELL_FROM  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
 from quart_app.store.search_store import SearchStore  # noqa: E402
 

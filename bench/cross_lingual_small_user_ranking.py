@@ -41,7 +41,7 @@ from appliance.model_catalogue import get_model, load_catalogue, resolve_model_f
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig  # noqa: E402
 from quart_app.background_loops import BackgroundLoops  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
-from quart_app.services import retrieval  # noqa: E402
+from quart_app.services import cross_lingual_gate  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.cross_lingual_store import bind_model, read_progress  # noqa: E402
@@ -147,15 +147,15 @@ def rule(name: str) -> Iterator[RetrievalConfig]:
     """The retrieval config (and the module's bounds) of one rule for users of fewer than OWN_WORDS_TELL_FROM chunks:
     `before` (their chunks taken to tell the language, as before: the leg on by their words alone), `reads below D`
     (the leg left out when MiniLM's nearest chunk is closer than D), `no leg`."""
-    told_from, reads_below = retrieval.OWN_WORDS_TELL_FROM, retrieval.MAIN_MODEL_READS_BELOW
+    told_from, reads_below = cross_lingual_gate.OWN_WORDS_TELL_FROM, cross_lingual_gate.MAIN_MODEL_READS_BELOW
     if name == "before":
-        retrieval.OWN_WORDS_TELL_FROM = 0
+        cross_lingual_gate.OWN_WORDS_TELL_FROM = 0
     elif name.startswith("reads below "):
-        retrieval.MAIN_MODEL_READS_BELOW = float(name.removeprefix("reads below "))
+        cross_lingual_gate.MAIN_MODEL_READS_BELOW = float(name.removeprefix("reads below "))
     try:
         yield RetrievalConfig() if name == "no leg" else RetrievalConfig(cross_lingual=CrossLingualConfig(threads=1))
     finally:
-        retrieval.OWN_WORDS_TELL_FROM, retrieval.MAIN_MODEL_READS_BELOW = told_from, reads_below
+        cross_lingual_gate.OWN_WORDS_TELL_FROM, cross_lingual_gate.MAIN_MODEL_READS_BELOW = told_from, reads_below
 
 
 RULES = ("before", "reads below 0.4", "reads below 0.5", "reads below 0.6", "no leg")

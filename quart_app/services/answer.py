@@ -27,10 +27,10 @@ from quart_app.runtimes.llm_extractive import (
     QuotedPassage,
 )
 from quart_app.services.context_assembly import ContextPiece
+from quart_app.services.cross_lingual_gate import CrossLingualVectors
 from quart_app.services.errors import ContextError, SourcesRevokedError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import (
-    CrossLingualVectors,
     PassageReranker,
     QueryEmbedder,
     RetrievalService,

@@ -13,9 +13,9 @@ from typing import Literal, Protocol
 
 from appliance.retrieval_config import RetrievalConfig
 from quart_app.runtimes.errors import RuntimeServiceError
+from quart_app.services.cross_lingual_gate import CrossLingualGate, CrossLingualVectors
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
-from quart_app.store.known_words import KnownWords
 from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
@@ -43,16 +43,6 @@ class PassageReranker(Protocol):
     """What retrieval needs from the second stage (quart_app.runtimes.reranker.Reranker satisfies it)."""
 
     async def score(self, question: str, passages: list[str]) -> list[float]: ...
-
-
-class CrossLingualVectors(Protocol):
-    """What retrieval needs from the cross-lingual leg (CrossLingualIndex satisfies it)."""
-
-    async def query_vector(self, question: str) -> list[float]: ...
-
-    async def asked(self, user_id: str, *, whole_index: bool = True) -> None: ...
-
-    async def covers(self, user_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +112,6 @@ AUTO_EF_SEARCH_PER_CHUNK = (500 - 200) / 750_000
 CHUNK_ESTIMATE_TTL_S = 300.0
 
 
-# a user's own chunks tell a question's language when there are at least this many of them (a few dozen documents);
-# a user of fewer, whose chunks lack the question's words, may just have documents about something else
-OWN_WORDS_TELL_FROM = 100
-# a question a user of fewer chunks asks is foreign to the whole index when fewer than this share of its words occur in
-# any chunk: a question in the index's language holds its common words and some others there even in a small index
-# (held-out English docstring sentences: 0.4-0.9 of their words in 600 docstring chunks, 17 of 40 below
-# known_words_below's 0.8), a foreign one little but its names and cognates (at most 0.43; 0.57 at 2,000-6,000 chunks)
-INDEX_KNOWN_WORDS_BELOW = 0.5
-# for a user of fewer chunks, a question whose nearest chunk by the main model is closer than this cosine distance is in
-# their documents' language, and the cross-lingual leg is left out (bench/results/cross_lingual_small_user_ranking.txt)
-MAIN_MODEL_READS_BELOW = 0.5
-
-
-async def _read_close(main_hits: Awaitable[list[Hit]] | None) -> bool:
-    """Whether the main model's nearest chunk to the question lies within MAIN_MODEL_READS_BELOW."""
-    hits = [] if main_hits is None else await main_hits
-    return bool(hits) and hits[0].score < MAIN_MODEL_READS_BELOW
-
-
 def auto_ef_search(chunks: int) -> int:
     """hnsw.ef_search for an index of `chunks` chunks: 200 up to 250k, then 200 more per 500k (500 at 1M), at most
     pgvector's 1000."""
@@ -164,7 +135,11 @@ class RetrievalService:
         self._config = config
         # the second stage and the third leg run only when both the model and its settings are there
         self._reranker = reranker if config.reranker is not None else None
-        self._cross_lingual = cross_lingual if config.cross_lingual is not None else None
+        self._cross_lingual = (
+            None
+            if cross_lingual is None or config.cross_lingual is None
+            else CrossLingualGate(store, cross_lingual, config.cross_lingual)
+        )
         # (monotonic time read, chunks) of the last estimate, for ef_search auto
         self._chunk_estimate: tuple[float, int] | None = None
 
@@ -209,42 +184,15 @@ class RetrievalService:
     async def _cross_lingual_leg(
         self, user_id: str, query: str, scope: Scope | None, main_hits: Awaitable[list[Hit]] | None
     ) -> list[Hit]:
-        """The multilingual vectors' nearest chunks, for a question whose words the documents mostly do not hold (in
-        another language than theirs); none for any other question, where this leg costs English ranking, nor for one
-        the main model reads close to a chunk of a user of too few chunks to tell its language by their words
-        (OWN_WORDS_TELL_FROM, MAIN_MODEL_READS_BELOW). `main_hits`: the main vector leg's, None without them."""
-        leg, config = self._cross_lingual, self._config.cross_lingual
-        if leg is None or config is None:
+        """The multilingual vectors' nearest chunks for a question the gate gives the leg (CrossLingualGate); none for
+        any other. `main_hits`: the main vector leg's, None without them."""
+        gate, config = self._cross_lingual, self._config.cross_lingual
+        if gate is None or config is None:
             return []
-        known = await self._store.known_word_share(user_id, query, scope)
-        if known is None or known.share >= config.known_words_below:
+        vector = await gate.question_vector(user_id, query, scope, main_hits)
+        if vector is None:
             return []
-        own_words_tell = known.chunks_read >= OWN_WORDS_TELL_FROM
-        try:
-            await leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
-        except Exception as exc:  # the other legs still answer
-            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
-            return []
-        if not own_words_tell and await _read_close(main_hits):
-            # the main model reading it that close to a chunk tells it is in their documents' language (an English
-            # question over a few English files): the leg's question vector and search would be thrown away
-            return []
-        try:
-            if not await leg.covers(user_id):
-                log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
-                return []
-            vector = await leg.query_vector(query)
-        except Exception as exc:  # the other legs still answer
-            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
-            return []
-        log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
         return await self._vector_leg(user_id, vector, config.candidates, scope, CROSS_LINGUAL_VECTORS)
-
-    async def _foreign_to_index(self, known: KnownWords) -> bool:
-        """Whether a question that the user's chunks mostly lack, fewer than OWN_WORDS_TELL_FROM of them, is foreign to
-        the whole index too (INDEX_KNOWN_WORDS_BELOW), which is what filling in every user's vectors is worth hours of
-        CPU for (a user of one file asking in the index's language gets the leg over their own chunks only)."""
-        return await self._store.index_word_share(known.words) < INDEX_KNOWN_WORDS_BELOW
 
     async def _ef_search(self) -> int:
         """retrieval.ef_search, or for auto the width for the index's size (its estimate read every few minutes)."""

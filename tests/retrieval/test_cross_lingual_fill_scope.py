@@ -20,7 +20,7 @@ from retrieval_embedder import MiniLmEmbedder
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
-from quart_app.services import cross_lingual, retrieval
+from quart_app.services import cross_lingual, cross_lingual_gate
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.cross_lingual_store import bind_model, read_progress, user_chunks_waiting
@@ -121,7 +121,7 @@ async def test_a_small_users_question_a_small_index_partly_holds_does_not_fill_i
     store = SearchStore(db)
     known = await store.known_word_share("carol", PARTLY_HELD_QUESTION)
     assert known is not None and known.share < CONFIG.known_words_below  # foreign to her notes: she gets the leg
-    # the 66 chunks hold more than half of its words (0.5: retrieval.INDEX_KNOWN_WORDS_BELOW), fewer than 80 %
+    # the 66 chunks hold more than half of its words (0.5: cross_lingual_gate.INDEX_KNOWN_WORDS_BELOW), fewer than 80 %
     assert 0.5 <= await store.index_word_share(known.words) < CONFIG.known_words_below == 0.8
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
@@ -163,7 +163,7 @@ async def test_a_user_of_many_chunks_is_judged_by_their_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # carol's three chunks stand for a user of OWN_WORDS_TELL_FROM: as before, her question asks for every vector
-    monkeypatch.setattr(retrieval, "OWN_WORDS_TELL_FROM", 3)
+    monkeypatch.setattr(cross_lingual_gate, "OWN_WORDS_TELL_FROM", 3)
     async with db.connection() as conn:
         await bind_model(conn, nano_model.model_id, nano_model.dimension)
     index = CrossLingualIndex(db, nano_model, CONFIG)

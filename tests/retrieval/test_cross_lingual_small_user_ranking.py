@@ -15,8 +15,9 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
-from quart_app.services import retrieval
-from quart_app.services.retrieval import OWN_WORDS_TELL_FROM, RetrievalService
+from quart_app.services import cross_lingual_gate
+from quart_app.services.cross_lingual_gate import OWN_WORDS_TELL_FROM
+from quart_app.services.retrieval import RetrievalService
 from quart_app.store.cross_lingual_store import user_chunks_waiting
 from quart_app.store.database import Database
 from quart_app.store.search_filters import Scope
@@ -102,6 +103,6 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
         assert store.tables.count(CROSS_LINGUAL_VECTORS) == 1
         # the rule is for users of few chunks only: one whose own chunks tell the language ranks as before, by the
         # multilingual model alone (which puts the theatre first here)
-        monkeypatch.setattr(retrieval, "OWN_WORDS_TELL_FROM", len(CARLAS_FILES))
+        monkeypatch.setattr(cross_lingual_gate, "OWN_WORDS_TELL_FROM", len(CARLAS_FILES))
         told = await service.retrieve("carla", QUESTION, 5)
         assert all(hit.legs == ("cross_lingual",) for hit in told)
