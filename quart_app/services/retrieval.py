@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import statistics
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -16,6 +15,7 @@ from quart_app.runtimes.errors import RuntimeServiceError
 from quart_app.services.cross_lingual_gate import CrossLingualGate, CrossLingualVectors
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
+from quart_app.services.rank_fusion import Fused, fuse
 from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
@@ -67,33 +67,6 @@ def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scop
         raise ScopeError(f"scopeType {scope_type!r} is not supported; use 'provider' or 'source' (or omit it)")
     values = tuple(dict.fromkeys(v for v in (scope_list or ()) if v))
     return Scope("provider" if scope_type == "provider" else "source", values)
-
-
-Fused = tuple[int, str, float, tuple[str, ...]]  # chunk id, source id, fused score, legs that found it
-
-
-def tied_ranks(hits: Sequence[Hit]) -> list[float]:
-    """Each hit's rank from 1, hits of equal score sharing the mean of their places: which of them a leg lists first
-    follows chunk ids, the order in which documents happened to be ingested (many chunks hold `packageloader` once)."""
-    places: dict[float, list[int]] = {}
-    for place, hit in enumerate(hits, start=1):
-        places.setdefault(hit.score, []).append(place)
-    mean_place = {score: statistics.fmean(tied) for score, tied in places.items()}
-    return [mean_place[hit.score] for hit in hits]
-
-
-def fuse(legs: Mapping[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:
-    """Weighted reciprocal-rank fusion: score = sum over legs of weight / (rrf_k + rank), rank from 1 (tied_ranks)."""
-    scores: dict[int, float] = {}
-    sources: dict[int, str] = {}
-    found_by: dict[int, list[str]] = {}
-    for leg, (weight, hits) in legs.items():
-        for rank, hit in zip(tied_ranks(hits), hits, strict=True):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
-            sources[hit.chunk_id] = hit.source_id
-            found_by.setdefault(hit.chunk_id, []).append(leg)
-    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
-    return [(cid, sources[cid], scores[cid], tuple(found_by[cid])) for cid in ordered]
 
 
 def identifier_share(question: str, identifiers: Sequence[str]) -> float:

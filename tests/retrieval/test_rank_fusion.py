@@ -3,7 +3,7 @@ which documents happened to be ingested), decide between them."""
 
 from __future__ import annotations
 
-from quart_app.services.retrieval import fuse, tied_ranks
+from quart_app.services.rank_fusion import fuse, tied_ranks
 from quart_app.store.search_store import Hit
 
 
