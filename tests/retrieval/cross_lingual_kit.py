@@ -1,15 +1,22 @@
-"""What the cross-lingual leg's tests share: its backfill loop running over a database."""
+"""What the cross-lingual leg's tests share: its backfill loop running over a database, the fill's progress, a model
+that counts what it embeds, and alice's English documents."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Literal, Protocol
+
+from async_wait import wait_until
+from corpus_writer import Corpus
+from multilingual_questions import ENGLISH_DOCUMENTS
+from retrieval_corpus import stdlib_docstrings
 
 from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import BackgroundLoops
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services.cross_lingual import CrossLingualIndex, MultilingualEmbedder
-from quart_app.store.cross_lingual_store import bind_model
+from quart_app.store.cross_lingual_store import bind_model, read_progress
 from quart_app.store.database import Database
 
 
@@ -33,3 +40,112 @@ async def running_backfill(db: Database, model: BoundModel) -> AsyncIterator[tup
         yield index, loops
     finally:
         await loops.close()
+
+
+async def vector_progress(db: Database) -> tuple[int, int, bool]:
+    async with db.connection() as conn:
+        progress = await read_progress(conn)
+    return progress.vectors, progress.chunks, progress.wanted
+
+
+async def all_filled(db: Database) -> bool:
+    filled, chunks, _ = await vector_progress(db)
+    return filled == chunks > 0
+
+
+async def fill_in(db: Database, index: CrossLingualIndex) -> None:
+    """Runs the index's backfill loop until every chunk has its cross-lingual vector."""
+    loops = BackgroundLoops()
+    loops.start(CrossLingualIndex.LOOP_NAME, index.run)
+    try:
+        await wait_until(lambda: all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    finally:
+        await loops.close()
+
+
+async def refused_chunks(db: Database) -> int:
+    async with db.connection() as conn:
+        return (await read_progress(conn)).refused
+
+
+class CountingModel:
+    """A replica's model: the real one, counting the chunks it embeds."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        self._model = model
+        self.passages = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage":
+            self.passages += len(texts)
+        return await self._model.embed(texts, input_type)
+
+
+async def add_alices_documents(corpus: Corpus) -> Corpus:
+    """The three targets among 60 English documents (standard-library docstrings), all readable by alice."""
+    for name, text in stdlib_docstrings(60):
+        await corpus.add(f"files__default: py/{name}", [text], ["alice"], title=f"Python module {name}")
+    for source_id, text in ENGLISH_DOCUMENTS.items():
+        await corpus.add(source_id, [text], ["alice"], title=source_id)
+    return corpus
+
+
+class FailingAtFirstModel(CountingModel):
+    """The real model, but its first `calls` calls of passages fail (as an engine failing for a while would)."""
+
+    def __init__(self, model: CrossLingualModel, calls: int) -> None:
+        super().__init__(model)
+        self.failures_left = calls
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage" and self.failures_left:
+            self.failures_left -= 1
+            raise ValueError("the engine refused this batch")
+        return await super().embed(texts, input_type)
+
+
+class CallOrderModel(CountingModel):
+    """The real model, logging in the order they end: each call of passages (its number of chunks), and when a
+    question asked for its vector and got it."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        super().__init__(model)
+        self.log: list[int | str] = []
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "query":
+            self.log.append("asked")
+        vectors = await super().embed(texts, input_type)
+        self.log.append(len(texts) if input_type == "passage" else "answered")
+        return vectors
+
+
+class RecordingModel(CountingModel):
+    """The real model, recording the passages it embeds in order."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        super().__init__(model)
+        self.embedded: list[str] = []
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage":
+            self.embedded += texts
+        return await super().embed(texts, input_type)
+
+
+class RefusingModel(CountingModel):
+    """The real model, but the engine refuses every batch holding one of `refused` (as it would a text it cannot
+    read)."""
+
+    def __init__(self, model: CrossLingualModel, refused: str) -> None:
+        super().__init__(model)
+        self._refused = refused
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage" and any(self._refused in text for text in texts):
+            raise ValueError("the engine refused this batch")
+        return await super().embed(texts, input_type)
