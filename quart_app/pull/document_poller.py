@@ -4,7 +4,8 @@ A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient
 429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
 a restart) the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable
 (422) after their tries are acknowledged as failed. A file failing all its tries otherwise is kept and tried again
-later (pull/file_retries.py). The same ingest service as PUT /loadSources does the work.
+later (pull/file_retries.py), as is a batch in hand when the app is killed. The same ingest service as PUT
+/loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins. An item whose source, provider or readers changed
@@ -31,7 +32,7 @@ from quart_app.background_loops import LoopHandle, backoff
 from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError
-from quart_app.pull.file_retries import FileRetries, Retry
+from quart_app.pull.file_retries import FileRetries, Retry, batch_owner
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
@@ -82,7 +83,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         # when the batch being processed was polled (set by batch_scope)
         self._polled: Ticket | None = None
         self._db = db
-        self.retries = FileRetries(db, config.pull.retry_later_s)
+        self.retries = FileRetries(db, config.pull.retry_later_s, batch_owner(spool.spool_dir))
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
         self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
 
@@ -96,8 +97,17 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             finally:
                 self._polled = None
 
+    async def run(self, handle: LoopHandle) -> None:
+        try:
+            if released := await self.retries.release_own_batch():
+                log.info("documents queue: %d file(s) of the batch in hand when the app died go first", released)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning("documents queue: the batch in hand when the app died waits for its lease to end: %s", exc)
+        await super().run(handle)
+
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
-        """Kept files due for a later try go first (their rows are locked for us); else a batch from the queue."""
+        """Kept files due for a later try go first (their rows are locked for us); else a batch from the queue,
+        written down as claimed (a kill -9 during it would otherwise leave its rows locked for 24 h)."""
         self._retrying = {}
         try:
             due = await self.retries.take_due(self._batch_size)
@@ -108,7 +118,12 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             taken = time.monotonic()
             self._retrying = {(r.item.kind, r.item.row_id): (r, taken) for r in due}
             return [r.item for r in due], []
-        return parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
+        items, rejected = parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
+        try:
+            await self.retries.hold_batch(items)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning("documents queue: a batch of %d not written down as claimed: %s", len(items), exc)
+        return items, rejected
 
     async def process(self, items: list[DocumentItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
         outcome = BatchOutcome()
@@ -127,6 +142,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         try:
             await self.retries.forget(forgotten)
             await self.retries.keep(plans)
+            await self.retries.end_batch()
         except (psycopg.Error, StoreError) as exc:
             # kept files not written stay locked until Nextcloud serves them again, as before
             log.warning(

@@ -6,6 +6,11 @@ does not forget it) and tried again after `pull.retry_later_s` (10 min, 1 h, 6 h
 ends, and acknowledged as failed only if that fails too (404 or 422 are acknowledged at once, as before). The files of
 a batch the app stopped in are kept too, due at once: the next start takes them first instead of a day later.
 
+A kill -9 or an OOM kill leaves no time for that: the batch is therefore written here as it is claimed, marked as the
+batch in hand of this replica (its host and spool directory, the same after a restart) and leased for `LEASE_S`; the
+mark is cleared when the batch is done. The restarted replica takes its own batch first at once; a replica that does
+not come back leaves it to the others when the lease ends.
+
 A later try is made only while the row is still ours: once the lock has (nearly) ended, Nextcloud may have served the
 row again, to this loop or a replica, listing the readers of then, and the file is left to that claim. The reader list
 stored at the claim is brought up to date first with the actions received since (pull/queued_readers.py): left to
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 from datetime import datetime
+from pathlib import Path
 
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.pull.queued_readers import readers_since_poll
@@ -24,8 +31,10 @@ from quart_app.store import Database
 from quart_app.store.file_retry_store import (
     FileToRetry,
     RetryPlan,
+    end_batch,
     forget,
     plan_retries,
+    release_batch,
     take_due,
     waiting,
 )
@@ -42,6 +51,14 @@ LOCK_END_SKEW_S = 300.0
 LEASE_S = 900.0
 # why a file of a batch cut short by a stop is kept
 STOPPED_IN_BATCH = "the app stopped during its batch"
+# why a file of the batch in hand is there (left by a replica that died during it)
+IN_BATCH = "in the batch of a replica (it died during the batch if this stays)"
+
+
+def batch_owner(spool_dir: Path) -> str:
+    """This replica's name for the batch it has in hand: the same after a restart, another replica's differs (its
+    host, or its role's spool directory)."""
+    return f"{socket.gethostname()}:{spool_dir}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,14 +84,32 @@ def next_delay(later_s: list[float], tries: int, claimed_s_ago: float) -> float 
 class FileRetries:
     """The documents loop's kept files, in the database shared by every replica."""
 
-    def __init__(self, db: Database, later_s: list[float]) -> None:
+    def __init__(self, db: Database, later_s: list[float], owner: str) -> None:
         self._db = db
         self._later_s = later_s
+        self._owner = owner
+
+    async def release_own_batch(self) -> int:
+        """At the start: the batch this replica had in hand when it died goes first, at once; how many files."""
+        async with self._db.connection() as conn:
+            return await release_batch(conn, self._owner)
+
+    async def hold_batch(self, items: list[DocumentItem]) -> None:
+        """Just claimed from Nextcloud: written as this replica's batch in hand, leased for `LEASE_S`."""
+        plans = [RetryPlan(i.kind, i.row_id, dataclasses.asdict(i), 0.0, 0, LEASE_S, IN_BATCH) for i in items]
+        async with self._db.connection() as conn:
+            await plan_retries(conn, plans, in_batch_of=self._owner)
+
+    async def end_batch(self) -> None:
+        """The batch is done: what is left of it (busy sources, a database away) is tried when its lease ends."""
+        async with self._db.connection() as conn:
+            await end_batch(conn, self._owner)
 
     async def take_due(self, limit: int) -> list[Retry]:
-        """Kept files due for a try whose row is still ours, with their readers of now; the others are forgotten."""
+        """Kept files due for a try whose row is still ours, with their readers of now, as this replica's batch in
+        hand; the others are forgotten."""
         async with self._db.connection() as conn:
-            due = await take_due(conn, limit, LEASE_S)
+            due = await take_due(conn, limit, LEASE_S, self._owner)
             ours: list[FileToRetry] = []
             for kept in due:
                 if kept.claimed_s_ago < PHP_LOCK_S - LOCK_END_SKEW_S:

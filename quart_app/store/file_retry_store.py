@@ -1,4 +1,5 @@
-"""SQL for the queue files to try again later (migration 0014): downloads that failed all their in-process tries."""
+"""SQL for the queue files to try again later (migration 0014): downloads that failed all their in-process tries, and
+the batch a replica has in hand (migration 0016), so that a kill -9 does not leave it locked in Nextcloud for 24 h."""
 
 from __future__ import annotations
 
@@ -35,19 +36,22 @@ class RetryPlan:
     error: str
 
 
-async def plan_retries(conn: Connection, plans: Sequence[RetryPlan]) -> None:
-    """Store the plans; a row kept already is replaced (a new claim of it starts its tries afresh)."""
+async def plan_retries(conn: Connection, plans: Sequence[RetryPlan], in_batch_of: str | None = None) -> None:
+    """Store the plans; a row kept already is replaced (a new claim of it starts its tries afresh). With `in_batch_of`
+    they are the batch that replica has in hand (their `delay_s` its lease), else files waiting for their try."""
     if not plans:
         return
     await conn.execute(
-        "INSERT INTO pull_file_retries (kind, row_id, item, claimed_at, tries, next_try_at, last_error)"
+        "INSERT INTO pull_file_retries (kind, row_id, item, claimed_at, tries, next_try_at, last_error, in_batch_of)"
         " SELECT p.kind, p.row_id, p.item::jsonb, now() - make_interval(secs => p.ago), p.tries,"
-        "  now() + make_interval(secs => p.delay), p.error"
+        "  now() + make_interval(secs => p.delay), p.error, %s"
         " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::float8[], %s::int[], %s::float8[], %s::text[])"
         "  AS p(kind, row_id, item, ago, tries, delay, error)"
         " ON CONFLICT (kind, row_id) DO UPDATE SET item = excluded.item, claimed_at = excluded.claimed_at,"
-        "  tries = excluded.tries, next_try_at = excluded.next_try_at, last_error = excluded.last_error",
+        "  tries = excluded.tries, next_try_at = excluded.next_try_at, last_error = excluded.last_error,"
+        "  in_batch_of = excluded.in_batch_of",
         (
+            in_batch_of,
             [p.kind for p in plans],
             [p.row_id for p in plans],
             [json.dumps(p.item) for p in plans],
@@ -59,16 +63,16 @@ async def plan_retries(conn: Connection, plans: Sequence[RetryPlan]) -> None:
     )
 
 
-async def take_due(conn: Connection, limit: int, lease_s: float) -> list[FileToRetry]:
-    """The files whose next try is due, oldest first; each is put off by `lease_s` so another replica (or this one,
-    if the try is cut short) does not take it meanwhile."""
+async def take_due(conn: Connection, limit: int, lease_s: float, in_batch_of: str) -> list[FileToRetry]:
+    """The files whose next try is due, oldest first, now in the batch of replica `in_batch_of`; each is put off by
+    `lease_s` so another replica (or this one, if the try is cut short) does not take it meanwhile."""
     cur = await conn.execute(
-        "UPDATE pull_file_retries r SET next_try_at = now() + make_interval(secs => %s)"
+        "UPDATE pull_file_retries r SET next_try_at = now() + make_interval(secs => %s), in_batch_of = %s"
         " FROM (SELECT kind, row_id FROM pull_file_retries WHERE next_try_at <= now()"
         "  ORDER BY next_try_at LIMIT %s FOR UPDATE SKIP LOCKED) due"
         " WHERE r.kind = due.kind AND r.row_id = due.row_id"
         " RETURNING r.kind, r.row_id, r.item, r.tries, extract(epoch FROM now() - r.claimed_at)",
-        (lease_s, limit),
+        (lease_s, in_batch_of, limit),
     )
     return [
         FileToRetry(str(kind), int(row_id), dict(item), int(tries), float(ago))
@@ -80,6 +84,19 @@ async def forget(conn: Connection, kind: str, row_ids: Sequence[int]) -> None:
     """Drop the kept files of these rows (indexed, acknowledged as failed, or left to Nextcloud)."""
     if row_ids:
         await conn.execute("DELETE FROM pull_file_retries WHERE kind = %s AND row_id = ANY(%s)", (kind, list(row_ids)))
+
+
+async def end_batch(conn: Connection, in_batch_of: str) -> None:
+    """The batch of `in_batch_of` is done: what is left of it waits for its try when its lease ends."""
+    await conn.execute("UPDATE pull_file_retries SET in_batch_of = NULL WHERE in_batch_of = %s", (in_batch_of,))
+
+
+async def release_batch(conn: Connection, in_batch_of: str) -> int:
+    """At the start of replica `in_batch_of`: the batch it had in hand when it died is due at once; how many files."""
+    cur = await conn.execute(
+        "UPDATE pull_file_retries SET next_try_at = now(), in_batch_of = NULL WHERE in_batch_of = %s", (in_batch_of,)
+    )
+    return cur.rowcount
 
 
 async def waiting(conn: Connection) -> tuple[int, datetime | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ def start_live_app(
     timeout_s: float = 120,
     ready: Callable[[str], bool] | None = None,
     program: Sequence[str] = ("-m", "quart_app.app_server"),
+    env: Mapping[str, str] | None = None,
 ) -> tuple[str, ServerProcess]:
     """(base URL, server) once /heartbeat answers (or `ready(base URL)` says so); `config` is written to
-    storage/config.yaml, `server_args` go to the server, `program` is what python runs. Stop it yourself."""
+    storage/config.yaml, `server_args` go to the server, `program` is what python runs, `env` adds to (or overrides)
+    the AppAPI variables. Stop it yourself."""
     storage.mkdir(parents=True, exist_ok=True)
     (storage / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -41,6 +43,7 @@ def start_live_app(
         "APP_PERSISTENT_STORAGE": str(storage),
         # upstream's SQLAlchemy-style URL, as AppAPI passes EXTERNAL_DB
         "EXTERNAL_DB": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+        **(env or {}),
     }
     command = [sys.executable, *program, *server_args, "--bind", f"127.0.0.1:{port}"]
     server = ServerProcess(command, log_path, env=env, cwd=REPO)
