@@ -129,7 +129,14 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         outcome = BatchOutcome()
         for kind in outcome.done:
             outcome.done[kind].extend(rejected_row_ids(rejected, kind))
-        if not await self._until_done_or_stopped(self.index(items, outcome, handle), handle):
+        leased = asyncio.ensure_future(self.retries.keep_batch_leased())
+        try:
+            finished = await self._until_done_or_stopped(self.index(items, outcome, handle), handle)
+        finally:
+            leased.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leased
+        if not finished:
             await self._keep_for_restart(items)
             return False
         handle.status.count("left_locked", outcome.left_locked)

@@ -9,7 +9,8 @@ a batch the app stopped in are kept too, due at once: the next start takes them 
 A kill -9 or an OOM kill leaves no time for that: the batch is therefore written here as it is claimed, marked as the
 batch in hand of this replica (its host and spool directory, the same after a restart) and leased for `LEASE_S`; the
 mark is cleared when the batch is done. The restarted replica takes its own batch first at once; a replica that does
-not come back leaves it to the others when the lease ends.
+not come back leaves it to the others when the lease ends; the lease is renewed while the batch is worked on, so a
+long batch is not taken by another replica meanwhile.
 
 A later try is made only while the row is still ours: once the lock has (nearly) ended, Nextcloud may have served the
 row again, to this loop or a replica, listing the readers of then, and the file is left to that claim. The reader list
@@ -19,15 +20,18 @@ Nextcloud, a file whose access changed meanwhile waited for the rest of its row'
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.pull.queued_readers import readers_since_poll
-from quart_app.store import Database
+from quart_app.store import Database, StoreError
 from quart_app.store.file_retry_store import (
     FileToRetry,
     RetryPlan,
@@ -35,6 +39,7 @@ from quart_app.store.file_retry_store import (
     forget,
     plan_retries,
     release_batch,
+    renew_batch,
     take_due,
     waiting,
 )
@@ -99,6 +104,16 @@ class FileRetries:
         plans = [RetryPlan(i.kind, i.row_id, dataclasses.asdict(i), 0.0, 0, LEASE_S, IN_BATCH) for i in items]
         async with self._db.connection() as conn:
             await plan_retries(conn, plans, in_batch_of=self._owner)
+
+    async def keep_batch_leased(self) -> None:
+        """Renew the lease of the batch in hand until cancelled (a batch may take longer than `LEASE_S`)."""
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            try:
+                async with self._db.connection() as conn:
+                    await renew_batch(conn, self._owner, LEASE_S)
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("documents queue: the lease of the batch in hand could not be renewed: %s", exc)
 
     async def end_batch(self) -> None:
         """The batch is done: what is left of it (busy sources, a database away) is tried when its lease ends."""

@@ -91,6 +91,14 @@ async def end_batch(conn: Connection, in_batch_of: str) -> None:
     await conn.execute("UPDATE pull_file_retries SET in_batch_of = NULL WHERE in_batch_of = %s", (in_batch_of,))
 
 
+async def renew_batch(conn: Connection, in_batch_of: str, lease_s: float) -> None:
+    """Replica `in_batch_of` is still working on its batch in hand: no other takes it for `lease_s` more."""
+    await conn.execute(
+        "UPDATE pull_file_retries SET next_try_at = now() + make_interval(secs => %s) WHERE in_batch_of = %s",
+        (lease_s, in_batch_of),
+    )
+
+
 async def release_batch(conn: Connection, in_batch_of: str) -> int:
     """At the start of replica `in_batch_of`: the batch it had in hand when it died is due at once; how many files."""
     cur = await conn.execute(

@@ -14,10 +14,12 @@ import pytest
 from async_wait import until
 from contract_kit import SourcePart, contract_config, make_settings, put_sources
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import FAST_PULL, LABEL, PullApp, acked
+from pull_kit import BUDGET, FAST_PULL, LABEL, PullApp, acked
 
 from quart_app.app_settings import AppSettings
+from quart_app.pull import file_retries
 
+DOCUMENTS_PATH = "/ocs/v2.php/apps/context_chat/queues/documents"
 PUSH_MODE_DETAIL = (
     "push mode: the context_chat PHP app has no queues (<= 5.3 pushes files to us, or it is disabled in Nextcloud)"
 )
@@ -100,6 +102,29 @@ async def test_two_replicas_on_one_nextcloud_index_every_file_once(
     assert len(acked(nextcloud, "files")) == len(nextcloud.acked_documents()["files"])  # acknowledged once
     rows = _chunk_rows(pull_settings.db_url)
     assert len(rows) == 40 and {count for _, count in rows} == {1}
+
+
+async def test_a_batch_longer_than_its_lease_is_not_taken_by_the_other_replica(
+    pull_settings: AppSettings, nextcloud: FakePullNextcloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the batch in hand is leased (a replica killed during it leaves it to the others when the lease ends): a batch
+    # that lasts longer must keep its lease, or the other replica takes it, finds its sources busy, and does nothing
+    # else while it tries again and again
+    monkeypatch.setattr(file_retries, "LEASE_S", 0.5)
+    held = nextcloud.add_file(["alice"], "files/held.txt", LABEL)
+    held_row = nextcloud.file_row_id(held)
+    released = nextcloud.hold_file(held)
+    async with PullApp(pull_settings, nextcloud) as first, PullApp(pull_settings, nextcloud) as second:
+        await asyncio.gather(first.enable(), second.enable())
+        await until(lambda: nextcloud.file_fetches[held] == 1, what="the held file downloading")
+        # the other replica polls every 0.2 s at most while it is free: 15 polls outlast the 0.5 s lease
+        polls = nextcloud.paths("GET").count(DOCUMENTS_PATH)
+        await until(lambda: nextcloud.paths("GET").count(DOCUMENTS_PATH) >= polls + 15, what="the other replica free")
+        later = nextcloud.file_row_id(nextcloud.add_file(["alice"], "files/later.txt", BUDGET))
+        await until(lambda: acked(nextcloud, "files") == {later}, what="a later file indexed by the other replica")
+        released.set()
+        await until(lambda: acked(nextcloud, "files") == {later, held_row}, what="the held file indexed")
+    assert nextcloud.file_fetches[held] == 1
 
 
 async def _stopped_while_a_batch_downloads(
