@@ -108,8 +108,8 @@ async def release_batch(conn: Connection, in_batch_of: str) -> int:
 
 
 async def waiting(conn: Connection) -> tuple[int, datetime | None]:
-    """How many files are kept for a later try, and when the next one is due."""
-    cur = await conn.execute("SELECT count(*), min(next_try_at) FROM pull_file_retries")
+    """How many files are kept for a later try, and when the next one is due (a replica's batch in hand is not)."""
+    cur = await conn.execute("SELECT count(*), min(next_try_at) FROM pull_file_retries WHERE in_batch_of IS NULL")
     row = await cur.fetchone()
     assert row is not None
     return int(row[0]), row[1]

@@ -185,3 +185,17 @@ async def _until_waiting(app: PullApp, files: int) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {files} file(s) to retry; {found} wait")
         await asyncio.sleep(0.05)
+
+
+async def test_the_batch_in_hand_is_not_shown_as_files_to_retry(
+    retry_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    # the batch being indexed is written down as it is claimed (a kill -9 during it must not lose it for 24 h); the
+    # admin's `ccb status` counts only the files waiting for a later try
+    held = nextcloud.add_file(["alice"], "files/held.txt", BUDGET)
+    released = nextcloud.hold_file(held)
+    await until(lambda: nextcloud.file_fetches[held] == 1, what="the held file downloading")
+    waiting = (await retry_app.status())["pull"]["files_to_retry"]
+    released.set()
+    assert waiting == {"files": 0, "next_try_at": None}
+    await until(lambda: len(acked(nextcloud, "files")) == 1, what="the held file indexed")
