@@ -1,4 +1,4 @@
-"""What writing down the documents batch in hand costs per batch (410e4ce, e7432a2): hold it as it is claimed, clear
+"""What writing down the documents batch in hand costs per batch (d1d6b1e, 84609c0): hold it as it is claimed, clear
 it when done, against an embedded PostgreSQL.
 
     .venv/bin/python bench/pull_batch_in_hand.py [--batches 200] [--batch 32] [--text-kb 2]
