@@ -19,47 +19,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-# mypy checks this folder's modules as tests.pull.*; pytest runs them from the folder itself (no package)
-if TYPE_CHECKING:
-    from tests.pull.pull_fake_queues import QueueRoutes
-    from tests.pull.pull_fake_tasks import TaskRoutes
-    from tests.pull.pull_fake_wire import (
-        _AI,
-        _CAPABILITIES,
-        _CC,
-        _CONTEXT_CHAT_ROUTES,
-        _DOC_KINDS,
-        _T2T,
-        _TEXT2TEXT_ROUTES,
-        _TP,
-        HOLD_LIMIT_S,
-        LOCK_TIMEOUT_S,
-        UNKNOWN_OCS_ROUTE,
-        RecordedRequest,
-        _Reply,
-        ocs_envelope,
-    )
-else:
-    from pull_fake_queues import QueueRoutes
-    from pull_fake_tasks import TaskRoutes
-    from pull_fake_wire import (
-        _AI,
-        _CAPABILITIES,
-        _CC,
-        _CONTEXT_CHAT_ROUTES,
-        _DOC_KINDS,
-        _T2T,
-        _TEXT2TEXT_ROUTES,
-        _TP,
-        HOLD_LIMIT_S,
-        LOCK_TIMEOUT_S,
-        UNKNOWN_OCS_ROUTE,
-        RecordedRequest,
-        _Reply,
-        ocs_envelope,
-    )
+from pull_fake_queues import QueueRoutes
+from pull_fake_tasks import TaskRoutes
+from pull_fake_wire import (
+    _AI,
+    _CAPABILITIES,
+    _CC,
+    _CONTEXT_CHAT_ROUTES,
+    _DOC_KINDS,
+    _T2T,
+    _TEXT2TEXT_ROUTES,
+    _TP,
+    HOLD_LIMIT_S,
+    LOCK_TIMEOUT_S,
+    UNKNOWN_OCS_ROUTE,
+    RecordedRequest,
+    _Reply,
+    ocs_envelope,
+)
 
 # what the tests import from here
 __all__ = [

@@ -13,18 +13,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from local_http_server import LocalHttpServer
+from pull_fake_wire import HOLD_LIMIT_S, RecordedRequest, _File, _Reply, _Row, ocs_envelope
 
 from appliance.app_client import signed_headers
-
-# mypy checks this folder's modules as tests.pull.*; pytest runs them from the folder itself (no package)
-if TYPE_CHECKING:
-    from tests.pull.pull_fake_wire import HOLD_LIMIT_S, RecordedRequest, _File, _Reply, _Row, ocs_envelope
-else:
-    from pull_fake_wire import HOLD_LIMIT_S, RecordedRequest, _File, _Reply, _Row, ocs_envelope
 
 
 class FakeNextcloudBase(ABC):

@@ -9,33 +9,19 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-# mypy checks this folder's modules as tests.pull.*; pytest runs them from the folder itself (no package)
-if TYPE_CHECKING:
-    from tests.pull.pull_fake_base import FakeNextcloudBase
-    from tests.pull.pull_fake_wire import (
-        _FILE_ERRORS,
-        _FILE_SOURCE,
-        LOCK_TIMEOUT_S,
-        RecordedRequest,
-        _accepts_gzip,
-        _File,
-        _Reply,
-        _Row,
-    )
-else:
-    from pull_fake_base import FakeNextcloudBase
-    from pull_fake_wire import (
-        _FILE_ERRORS,
-        _FILE_SOURCE,
-        LOCK_TIMEOUT_S,
-        RecordedRequest,
-        _accepts_gzip,
-        _File,
-        _Reply,
-        _Row,
-    )
+from pull_fake_base import FakeNextcloudBase
+from pull_fake_wire import (
+    _FILE_ERRORS,
+    _FILE_SOURCE,
+    LOCK_TIMEOUT_S,
+    RecordedRequest,
+    _accepts_gzip,
+    _File,
+    _Reply,
+    _Row,
+)
 
 
 class QueueRoutes(FakeNextcloudBase):

@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-# mypy checks this folder's modules as tests.pull.*; pytest runs them from the folder itself (no package)
-if TYPE_CHECKING:
-    from tests.pull.pull_fake_base import FakeNextcloudBase
-    from tests.pull.pull_fake_wire import _DONE, TEXT2TEXT, RecordedRequest, _Reply, _shape_value_ok
-else:
-    from pull_fake_base import FakeNextcloudBase
-    from pull_fake_wire import _DONE, TEXT2TEXT, RecordedRequest, _Reply, _shape_value_ok
+from pull_fake_base import FakeNextcloudBase
+from pull_fake_wire import _DONE, TEXT2TEXT, RecordedRequest, _Reply, _shape_value_ok
 
 
 class TaskRoutes(FakeNextcloudBase):
