@@ -87,8 +87,8 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
         async with Database(dsn, 1, 4) as db:
             await db.migrate(entry.id, 384)
             corpus = Corpus(db, embedder)
-            for n, (english, _german, _french) in enumerate(TRIPLES):
-                await corpus.add(source(n), [english], [owner(n)], title=f"note {n}")
+            for n, (note, _german, _french) in enumerate(TRIPLES):
+                await corpus.add(source(n), [note], [owner(n)], title=f"note {n}")
             for name, text in CLUB_FILES.items():
                 await corpus.add(source(name), [text], [CLUB_USER], title=name)
             async with db.connection() as conn:

