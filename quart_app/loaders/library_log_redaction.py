@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 from collections.abc import Mapping
+
+from quart_app.traceback_text import traceback_text
 
 # a Python bytes repr, b'...' or b"...", with its escapes; not the tail of a word ("verb'")
 _BYTES_LITERAL = re.compile(r"""\bb(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
@@ -28,10 +29,6 @@ TEXT_WITHHELD = "<text withheld>"
 _MAX_MESSAGE_CHARS = 300
 # our own modules never log file content; every other logger in a parse worker is a parser library's
 _OWN_PACKAGES = frozenset({"quart_app", "appliance"})
-
-# how a traceback joins an exception to the one it was raised from (traceback.format_exception's words)
-_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
-_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 class _WithheldArgument:
@@ -125,22 +122,7 @@ def _exception_line(exc: BaseException) -> str:
 def withheld_traceback(exc: BaseException) -> str:
     """The traceback of `exc` and of the exceptions it was raised from, each with its frames (the libraries' code)
     and its exception line without the file's content (`library_message`)."""
-    blocks: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = traceback.format_tb(current.__traceback__)
-        block = ("Traceback (most recent call last):\n" + "".join(frames) if frames else "") + _exception_line(current)
-        if current.__cause__ is not None:
-            current, link = current.__cause__, _CAUSE
-        elif current.__context__ is not None and not current.__suppress_context__:
-            current, link = current.__context__, _CONTEXT
-        else:
-            current, link = None, ""
-        blocks.append(link + block if current is not None else block)
-    # built from the newest exception back; a traceback reads from the oldest
-    return "".join(reversed(blocks)).rstrip("\n")
+    return traceback_text(exc, _exception_line)
 
 
 class LibraryTextFilter(logging.Filter):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 
+from quart_app.traceback_text import traceback_text
+
 # SQLSTATE class -> (its condition, what an admin does about it), after PostgreSQL's "Appendix A. Error Codes"
 _CLASSES: dict[str, tuple[str, str]] = {
     "08": ("connection exception", "retry once PostgreSQL is reachable"),
@@ -46,9 +48,6 @@ _MESSAGE_QUOTES_VALUES = frozenset({"22", "P0"})
 # PL/pgSQL's RAISE and ASSERT (pl_exec.c) write any text under any SQLSTATE a trigger names (USING ERRCODE = ...)
 _RAISING_FUNCTIONS = frozenset({"exec_stmt_raise", "exec_stmt_assert"})
 _OWN_CODE = Path(__file__).resolve().parents[1]
-# how a traceback joins an exception to the one it came from (traceback.format_exception's words)
-_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
-_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def _condition(exc: psycopg.Error) -> tuple[str, str]:
@@ -131,23 +130,10 @@ def _where(exc: BaseException) -> str:
 def loggable_traceback(exc: BaseException) -> str:
     """The traceback of `exc` and the exceptions it came from, as Python prints it, but each PostgreSQL error's line
     is its `loggable_message`: Python's would print its whole text (DETAIL, CONTEXT)."""
-    blocks: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = "".join(traceback.format_tb(current.__traceback__))
-        if isinstance(current, psycopg.Error):
-            line = f"{type(current).__module__}.{type(current).__qualname__}: {loggable_message(current)}\n"
-        else:
-            line = "".join(traceback.format_exception_only(current))
-        block = ("Traceback (most recent call last):\n" + frames if frames else "") + line
-        if current.__cause__ is not None:
-            current, link = current.__cause__, _CAUSE
-        elif current.__context__ is not None and not current.__suppress_context__:
-            current, link = current.__context__, _CONTEXT
-        else:
-            current, link = None, ""
-        blocks.append(link + block if current is not None else block)
-    # built from the newest exception back; a traceback reads from the oldest
-    return "".join(reversed(blocks)).rstrip("\n")
+    return traceback_text(exc, _loggable_exception_line)
+
+
+def _loggable_exception_line(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error):
+        return f"{type(exc).__module__}.{type(exc).__qualname__}: {loggable_message(exc)}\n"
+    return "".join(traceback.format_exception_only(exc))
