@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from async_wait import wait_until
@@ -16,17 +14,15 @@ from cross_lingual_kit import (
     CallOrderModel,
     CountingModel,
     FailingAtFirstModel,
-    add_alices_documents,
     all_filled,
     refused_chunks,
-    running_backfill,
     vector_progress,
 )
 from multilingual_questions import FOREIGN_QUESTIONS
 
 from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import BackgroundLoops
-from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.store.cross_lingual_store import (
@@ -37,26 +33,6 @@ from quart_app.store.cross_lingual_store import (
 from quart_app.store.database import Database
 
 CONFIG = CrossLingualConfig(threads=1)
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    runtime = load_cross_lingual_model(CONFIG, None, Path("/nonexistent"))
-    return CrossLingualModel(runtime)
-
-
-@pytest.fixture
-async def english(corpus: Corpus) -> Corpus:
-    """The three targets among 60 English documents (standard-library docstrings), all readable by alice."""
-    return await add_alices_documents(corpus)
-
-
-@pytest.fixture
-async def index(
-    db: Database, nano_model: CrossLingualModel
-) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
-    async with running_backfill(db, nano_model) as running:
-        yield running
 
 
 async def test_a_different_model_empties_the_vectors(db: Database, corpus: Corpus) -> None:

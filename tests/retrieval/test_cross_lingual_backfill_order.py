@@ -3,15 +3,12 @@ chunks of the users who asked come first, and are forgotten once none of them wa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
 from cross_lingual_kit import (
     RecordingModel,
     RefusingModel,
-    add_alices_documents,
     all_filled,
     fill_in,
     refused_chunks,
@@ -21,7 +18,7 @@ from cross_lingual_kit import (
 from appliance.ccb_status import cross_lingual_line
 from appliance.retrieval_config import CrossLingualConfig
 from quart_app.background_loops import BackgroundLoops
-from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.store.cross_lingual_store import (
@@ -34,18 +31,6 @@ from quart_app.store.cross_lingual_store import (
 from quart_app.store.database import Database
 
 CONFIG = CrossLingualConfig(threads=1)
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    runtime = load_cross_lingual_model(CONFIG, None, Path("/nonexistent"))
-    return CrossLingualModel(runtime)
-
-
-@pytest.fixture
-async def english(corpus: Corpus) -> Corpus:
-    """The three targets among 60 English documents (standard-library docstrings), all readable by alice."""
-    return await add_alices_documents(corpus)
 
 
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from async_wait import wait_until
@@ -19,7 +18,7 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.background_loops import BackgroundLoops
-from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual, cross_lingual_gate
 from quart_app.services.cross_lingual import CrossLingualIndex
 from quart_app.services.retrieval import RetrievalService
@@ -34,11 +33,6 @@ ENGLISH_QUESTION = "the backup of the database runs every night"
 GERMAN_QUESTION = "Wie oft muss man das Gewächshaus gießen?"
 # English, but only some of its words are in alice's documents (a small index lacks many words of its own language)
 PARTLY_HELD_QUESTION = "the backup of the database runs from Quedlinburg to Halberstadt"
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
 
 
 @pytest.fixture

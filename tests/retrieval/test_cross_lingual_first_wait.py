@@ -5,7 +5,6 @@ their fill is expected to end within the bound, at the pace of the loop's batche
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -14,7 +13,7 @@ from corpus_writer import Corpus
 from cross_lingual_kit import running_backfill
 
 from appliance.retrieval_config import CrossLingualConfig
-from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual, own_vectors_wait
 from quart_app.services.own_vectors_wait import OwnVectorsWait
 from quart_app.store.cross_lingual_store import user_chunks_waiting
@@ -24,11 +23,6 @@ CONFIG = CrossLingualConfig(threads=1)
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
 # a bound no question reaches in a test: what ends a wait is the expected fill, never the clock
 NEVER_S = 3600.0
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
 
 
 class HeldModel:

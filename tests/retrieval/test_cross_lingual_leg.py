@@ -5,17 +5,14 @@ what it finds, for whom, and when it answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
 from cross_lingual_kit import (
-    add_alices_documents,
     all_filled,
     fill_in,
-    running_backfill,
     vector_progress,
 )
 from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
@@ -47,26 +44,6 @@ QUESTIONS = {
 
 
 CONFIG = CrossLingualConfig(threads=1)
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    runtime = load_cross_lingual_model(CONFIG, None, Path("/nonexistent"))
-    return CrossLingualModel(runtime)
-
-
-@pytest.fixture
-async def english(corpus: Corpus) -> Corpus:
-    """The three targets among 60 English documents (standard-library docstrings), all readable by alice."""
-    return await add_alices_documents(corpus)
-
-
-@pytest.fixture
-async def index(
-    db: Database, nano_model: CrossLingualModel
-) -> AsyncIterator[tuple[CrossLingualIndex, BackgroundLoops]]:
-    async with running_backfill(db, nano_model) as running:
-        yield running
 
 
 async def _first_sources(service: RetrievalService, user: str) -> dict[str, str | None]:

@@ -5,7 +5,6 @@ PostgreSQL: her chunks are too few to tell the question's language, so MiniLM re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from async_wait import wait_until
@@ -14,7 +13,7 @@ from cross_lingual_kit import running_backfill
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
-from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model
+from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual_gate
 from quart_app.services.cross_lingual_gate import OWN_WORDS_TELL_FROM
 from quart_app.services.retrieval import RetrievalService
@@ -60,11 +59,6 @@ class SearchCountingStore(SearchStore):
         return await super().vector_search(
             user_id, embedding, limit, scope, exact=exact, ef_search=ef_search, table=table
         )
-
-
-@pytest.fixture(scope="module")
-def nano_model() -> CrossLingualModel:
-    return CrossLingualModel(load_cross_lingual_model(CONFIG, None, Path("/nonexistent")))
 
 
 async def test_a_small_users_question_in_her_files_language_finds_her_file_with_her_vectors_filled(
