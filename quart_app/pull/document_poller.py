@@ -102,7 +102,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             if released := await self.retries.release_own_batch():
                 log.info("documents queue: %d file(s) of the batch in hand when the app died go first", released)
         except (psycopg.Error, StoreError) as exc:
-            log.warning("documents queue: the batch in hand when the app died waits for its lease to end: %s", exc)
+            log.warning(
+                "documents queue: the batch in hand when the app died waits for its lease to end: %s",
+                loggable_message(exc),
+            )
         await super().run(handle)
 
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
@@ -122,7 +125,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         try:
             await self.retries.hold_batch(items)
         except (psycopg.Error, StoreError) as exc:
-            log.warning("documents queue: a batch of %d not written down as claimed: %s", len(items), exc)
+            log.warning(
+                "documents queue: a batch of %d not written down as claimed: %s", len(items), loggable_message(exc)
+            )
         return items, rejected
 
     async def process(self, items: list[DocumentItem], rejected: list[RejectedItem], handle: LoopHandle) -> bool:

@@ -32,6 +32,7 @@ import psycopg
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.pull.queued_readers import readers_since_poll
 from quart_app.store import Database, StoreError
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.file_retry_store import (
     FileToRetry,
     RetryPlan,
@@ -113,7 +114,9 @@ class FileRetries:
                 async with self._db.connection() as conn:
                     await renew_batch(conn, self._owner, LEASE_S)
             except (psycopg.Error, StoreError) as exc:
-                log.warning("documents queue: the lease of the batch in hand could not be renewed: %s", exc)
+                log.warning(
+                    "documents queue: the lease of the batch in hand could not be renewed: %s", loggable_message(exc)
+                )
 
     async def end_batch(self) -> None:
         """The batch is done: what is left of it (busy sources, a database away) is tried when its lease ends."""
