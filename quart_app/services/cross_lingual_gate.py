@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from appliance.retrieval_config import CrossLingualConfig
+from quart_app.store.database_failure import loggable_message
 from quart_app.store.known_words import KnownWords
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import Hit, SearchStore
@@ -39,6 +40,11 @@ INDEX_KNOWN_WORDS_BELOW = 0.5
 MAIN_MODEL_READS_BELOW = 0.5
 
 
+def _log_failure(exc: Exception) -> None:
+    # a PostgreSQL error's text may quote a chunk (an admin's trigger): the one rule of what may be logged
+    log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, loggable_message(exc))
+
+
 async def _read_close(main_hits: Awaitable[list[Hit]] | None) -> bool:
     """Whether the main model's nearest chunk to the question lies within MAIN_MODEL_READS_BELOW."""
     hits = [] if main_hits is None else await main_hits
@@ -67,7 +73,7 @@ class CrossLingualGate:
         try:
             await self._leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
         except Exception as exc:  # the other legs still answer
-            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
+            _log_failure(exc)
             return None
         if not own_words_tell and await _read_close(main_hits):
             # the main model reading it that close to a chunk tells it is in their documents' language (an English
@@ -79,7 +85,7 @@ class CrossLingualGate:
                 return None
             vector = await self._leg.query_vector(query)
         except Exception as exc:  # the other legs still answer
-            log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, exc)
+            _log_failure(exc)
             return None
         log.debug("cross-lingual leg: %.0f %% of the question's words occur in the documents", known.share * 100)
         return vector

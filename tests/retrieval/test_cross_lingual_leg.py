@@ -5,6 +5,7 @@ what it finds, for whom, and when it answers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,38 @@ async def test_a_user_whose_chunks_are_mostly_without_vectors_is_answered_withou
     async with db.connection() as conn:
         assert await mark_refused(conn, carols[2][0])
     assert any("cross_lingual" in hit.legs for hit in await with_leg.retrieve("carol", question, 5))
+
+
+async def test_a_database_error_in_the_leg_is_logged_without_what_it_quotes(
+    db: Database,
+    english: Corpus,
+    embedder: MiniLmEmbedder,
+    nano_model: CrossLingualModel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, the leg's failure was logged with str(exc): an admin's trigger RAISE quoting a chunk reached the log."""
+    async with db.connection() as conn:
+        await bind_model(conn, nano_model.model_id, nano_model.dimension)
+        await conn.execute(
+            "CREATE FUNCTION refuse_asker() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'refused: %', (SELECT text FROM chunks ORDER BY id LIMIT 1); END $$"
+        )
+        await conn.execute(
+            "CREATE TRIGGER refuse_asker BEFORE INSERT ON cross_lingual_waiting_users"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_asker()"
+        )
+        row = await (await conn.execute("SELECT text FROM chunks ORDER BY id LIMIT 1")).fetchone()
+    assert row is not None
+    quoted = [word for word in str(row[0]).split() if len(word) > 6 and word.isalpha()][:5]
+    assert quoted, row
+    leg = CrossLingualIndex(db, nano_model, CONFIG)
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=leg)
+    with caplog.at_level(logging.WARNING, logger="quart_app.services.cross_lingual_gate"):
+        hits = await service.retrieve("alice", next(iter(QUESTIONS)), 5)
+    assert hits  # the other legs still answer
+    [failed] = [record.getMessage() for record in caplog.records if "cross-lingual leg failed" in record.getMessage()]
+    assert "SQLSTATE P0001" in failed, failed
+    assert [word for word in quoted if word in failed] == [], failed
 
 
 # passages that say little (a style sheet, a list of links) lie close to every question in multilingual-e5-small
