@@ -85,6 +85,13 @@ class RetrievalConfig(ConfigSection):
     identifier_share: float = Field(
         0.5, gt=0, le=1, description="share of a question's words inside identifiers that makes it an identifier query"
     )
+    keyword_question_words: int = Field(
+        4,
+        ge=0,
+        description="/docSearch: a question of at most this many words and no question mark is a keyword search"
+        " (`Registry DeprecationWarning`): the chunks holding more of its words come first, after those holding more"
+        " of its identifiers; 0 = off",
+    )
     file_name_first: bool = Field(
         True, description="/docSearch: a document whose file name the question gives (`website.txt`) comes first"
     )

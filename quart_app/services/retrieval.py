@@ -16,7 +16,7 @@ from quart_app.services.cross_lingual_gate import CrossLingualGate, CrossLingual
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.rank_fusion import Fused, fuse
-from quart_app.store.lexical_query import LexicalTerms, identifiers_held, lexical_terms
+from quart_app.store.lexical_query import LexicalTerms, lexical_terms, terms_held
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
     CHUNK_VECTORS,
@@ -31,6 +31,7 @@ from quart_app.store.search_store import (
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+")
+_QUESTION_MARKS = ("?", "\uff1f")  # ASCII and full-width
 
 
 class QueryEmbedder(Protocol):
@@ -56,7 +57,9 @@ class RetrievedChunk:
     score: float
     legs: tuple[str, ...]
     start: int  # character offset in the document's text
-    identifiers: int = 0  # how many of an identifier question's identifiers the chunk holds (else 0)
+    # /docSearch's order for identifier and keyword questions: how many of the question's identifiers the chunk holds,
+    # then for a keyword question how many of its deciding words (else zeros)
+    held: tuple[int, int] = (0, 0)
 
 
 def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scope | None:
@@ -74,6 +77,12 @@ def identifier_share(question: str, identifiers: Sequence[str]) -> float:
     words = {word.lower() for word in _WORD.findall(question)}
     inside = {word.lower() for identifier in identifiers for word in _WORD.findall(identifier)}
     return len(words & inside) / len(words) if words else 0.0
+
+
+def keyword_question(terms: LexicalTerms, query: str, most_words: int) -> bool:
+    """Whether the question is typed as into a search box: at most `most_words` words and no question mark
+    (`Registry DeprecationWarning`), where a document holding all of them is what the asker looks for."""
+    return 0 < len(terms.words) <= most_words and not any(mark in query for mark in _QUESTION_MARKS)
 
 
 # retrieval.ef_search auto: the HNSW search widens with the index, as measured on the size bench (recall@10 of the
@@ -217,7 +226,8 @@ class RetrievalService:
     ) -> list[RetrievedChunk]:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
         `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight, and chunks
-        holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text).
+        holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text);
+        for a keyword question (keyword_question_words), then those holding more of its words.
         `terms`: the question's lexical_terms, when the caller has them already.
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and not scope.values:
@@ -259,11 +269,22 @@ class RetrievalService:
         if cross_lingual_config is not None:
             legs["cross_lingual"] = (cross_lingual_config.weight, cross_lingual_hits)
         fused = fuse(legs, self._config.rrf_k)
-        held: dict[int, int] = {}
-        if identifier_first:
-            # a chunk holding more of the question's identifiers comes first; fused order among equals (stable sort)
-            held = {hit.chunk_id: identifiers_held(hit.score) for hit in lexical_hits}
-            fused.sort(key=lambda item: -held.get(item[0], 0))
+        held: dict[int, tuple[int, int]] = {}
+        # lexical_weight 0 leaves every question to the other legs, keyword questions included
+        by_words = (
+            identifier_weight
+            and self._config.lexical_weight > 0
+            and keyword_question(terms, query, self._config.keyword_question_words)
+        )
+        if identifier_first or by_words:
+            # a chunk holding more of the question's identifiers (then of a keyword question's words) comes first;
+            # fused order among equals (stable sort)
+            held = {
+                hit.chunk_id: (identifiers, words if by_words else 0)
+                for hit in lexical_hits
+                for identifiers, words in [terms_held(hit.score)]
+            }
+            fused.sort(key=lambda item: tuple(-n for n in held.get(item[0], (0, 0))))
         if self._reranker is not None and self._config.reranker is not None:
             fused = await self._rerank(user_id, query, fused, self._reranker, self._config.reranker.candidates)
         per_source: dict[str, int] = {}
@@ -284,7 +305,7 @@ class RetrievalService:
             len(picked),
         )
         found = [
-            RetrievedChunk(cid, row.source_id, row.title, row.text, score, legs, row.start, held.get(cid, 0))
+            RetrievedChunk(cid, row.source_id, row.title, row.text, score, legs, row.start, held.get(cid, (0, 0)))
             for cid, _source, score, legs in picked
             if (row := rows.get(cid)) is not None  # deleted or revoked between the search and the read
         ]
@@ -323,7 +344,7 @@ class RetrievalService:
             best,
             key=lambda c: (
                 c.source_id not in named,
-                -c.identifiers,
+                tuple(-n for n in c.held),
                 -(c.score + bonus * title_match(c.title, asked)),
                 c.chunk_id,
             ),

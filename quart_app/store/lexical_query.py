@@ -103,10 +103,11 @@ def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
     return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest(identifiers_in(query), max_terms)))
 
 
-def identifiers_held(rank: float) -> int:
-    """How many of the question's identifiers a lexical hit's chunk holds, read from its rank (IDENTIFIER_BONUS each,
-    above any count of words)."""
-    return int(rank // IDENTIFIER_BONUS)
+def terms_held(rank: float) -> tuple[int, int]:
+    """How many of the question's identifiers and of its deciding words a lexical hit's chunk holds, read from its rank
+    (IDENTIFIER_BONUS per identifier, above any count of words; one per word, above ts_rank_cd's share below 1)."""
+    identifiers = int(rank // IDENTIFIER_BONUS)
+    return identifiers, int(rank - identifiers * IDENTIFIER_BONUS)
 
 
 def tsquery_literal(lexeme: str) -> str:

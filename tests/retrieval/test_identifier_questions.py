@@ -9,8 +9,9 @@ from corpus_writer import Corpus
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import RetrievalConfig
-from quart_app.services.retrieval import RetrievalService, identifier_share
+from quart_app.services.retrieval import RetrievalService, identifier_share, keyword_question
 from quart_app.store.database import Database
+from quart_app.store.lexical_query import lexical_terms
 from quart_app.store.search_store import SearchStore
 
 # defines the setting (three mentions: the full-text leg ranks it first) in text about something else
@@ -43,6 +44,20 @@ def test_identifier_share_counts_words_inside_identifiers() -> None:
     assert identifier_share("iter_content iter_lines stream=True", ["iter_content", "iter_lines"]) == 0.5
     assert identifier_share("How do I set the retry backoff factor?", []) == 0.0
     assert identifier_share("", []) == 0.0
+
+
+def test_a_keyword_question_is_a_few_words_without_a_question_mark() -> None:
+    def asked(question: str) -> bool:
+        return keyword_question(lexical_terms(question, 64), question, 4)
+
+    assert asked("Registry DeprecationWarning")
+    assert asked("md.reset().convert")
+    assert asked("pip list --outdated")
+    assert not asked("what does Registry DeprecationWarning mean")  # five words
+    assert not asked("Registry DeprecationWarning?")
+    assert not asked("Registry DeprecationWarning\uff1f")
+    assert not asked("")
+    assert not keyword_question(lexical_terms("Registry DeprecationWarning", 64), "Registry DeprecationWarning", 0)
 
 
 async def test_an_identifier_question_ranks_the_document_that_uses_it_most_first(
@@ -95,4 +110,34 @@ async def test_a_chunk_holding_the_identifier_outranks_one_holding_only_its_word
     # one document asked for: the vector leg brings 2 candidates, and "named" is not among them; the full-text leg's
     # first place alone would lose to the votes of both legs for a chunk that only spells the words out
     found = await service.documents("alice", "SUPERSCRIPT_TEXT", 1)
-    assert [(c.source_id, c.identifiers) for c in found] == [("named", 1)]
+    assert [(c.source_id, c.held) for c in found] == [("named", (1, 2))]
+
+
+async def test_a_keyword_question_ranks_the_document_holding_all_its_words_first(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    # all about one of the two words: the vector leg's first places
+    await corpus.add("about", ["The Scheduler class keeps jobs in a priority-sorted scheduler queue."], ["alice"])
+    await corpus.add("runs", ["Scheduler: how the scheduler runs each queued job in priority order."], ["alice"])
+    await corpus.add("tuning", ["Tuning the Scheduler: the scheduler queue size."], ["alice"])
+    await corpus.add("limits", ["Scheduler limits: how many jobs the scheduler starts at once."], ["alice"])
+    # both words, in release notes about something else: the full-text leg's first
+    notes = (
+        "Changelog 2.0: image resizing fixed, new colour themes, faster PDF export, translations updated, the mail"
+        " client retries on timeouts, and the old Scheduler alias raises a DeprecationWarning."
+    )
+    await corpus.add("notes", [notes], ["alice"])
+    await corpus.add("other", ["Logging: every warning is written to the journal of the host."], ["alice"])
+    # rrf_k 1: the fused order depends on the legs' ranks, not on how many candidates there are
+    config = RetrievalConfig(exact_search_below=10**6, rrf_k=1)
+    fused = RetrievalService(SearchStore(db), embedder, config.model_copy(update={"keyword_question_words": 0}))
+    # the vector leg's first (tuning) outvotes the full-text leg's (notes) in the fusion
+    first = (await fused.documents("alice", "Scheduler DeprecationWarning", 1))[0].source_id
+    assert first != "notes"
+    service = RetrievalService(SearchStore(db), embedder, config)
+    found = await service.documents("alice", "Scheduler DeprecationWarning", 2)
+    assert [(c.source_id, c.held) for c in found] == [("notes", (0, 2)), (first, (0, 1))]
+    # the same words asked as a question keep the fused order
+    assert (await service.documents("alice", "Scheduler DeprecationWarning?", 1))[0].source_id == first
+    # /query's chunks keep the fused order
+    assert (await service.retrieve("alice", "Scheduler DeprecationWarning", 2))[0].source_id != "notes"
