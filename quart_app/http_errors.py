@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
-from quart import Quart, Response, request
+from quart import Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from quart_app.engine import EngineNotReadyError, EngineStillOpeningError
@@ -110,15 +110,25 @@ def _jsonable(value: Any) -> Any:
 
 # the PHP app (4.0.2+) re-queues a /loadSources batch answered with this header; every 5xx keeps an action queued
 RETRY_HEADERS: Mapping[str, str] = {"cc-retry": "true"}
-# the PHP app turns any answer with cc-retry into "At least one source is already being processed from another
-# request" (LangRopeService::requestToExApp); only its indexing jobs re-queue on it: a chat or search task fails with
-# that text, and the statistics (occ context_chat:stats, the admin page) catch only RuntimeException, not it
-NO_RETRY_PATHS = frozenset({"/query", "/docSearch", "/countIndexedDocuments"})
+# the view function attribute set by `caller_never_requeues`
+_NEVER_REQUEUES = "caller_never_requeues"
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def caller_never_requeues(view: View) -> View:
+    """Marks a route whose caller in the PHP app does not re-queue on cc-retry: its error answers go without it.
+
+    The PHP app turns any answer with cc-retry into "At least one source is already being processed from another
+    request" (LangRopeService::requestToExApp); only its indexing jobs re-queue on it: a chat or search task fails with
+    that text, and the statistics (occ context_chat:stats, the admin page) catch only RuntimeException, not it."""
+    setattr(view, _NEVER_REQUEUES, True)
+    return view
 
 
 def retry_headers_for_caller(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """`headers` without cc-retry on a question's or the statistics' route: their 503 names the real outage."""
-    if request.path in NO_RETRY_PATHS:
+    """`headers` without cc-retry on a route marked `caller_never_requeues`: its 503 names the real outage."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, _NEVER_REQUEUES, False):
         return {name: value for name, value in headers.items() if name != "cc-retry"}
     return headers
 

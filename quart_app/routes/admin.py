@@ -21,7 +21,7 @@ from appliance.app_role import ROLE_DUTIES
 from appliance.machine_report import machine_report
 from quart_app.auth import USER_SCOPE_KEY
 from quart_app.engine import Engine, EngineNotReadyError, EngineStillOpeningError, engine
-from quart_app.http_errors import RETRY_HEADERS, json_message
+from quart_app.http_errors import RETRY_HEADERS, caller_never_requeues, json_message
 from quart_app.lifecycle import Lifecycle, lifecycle, require_enabled
 from quart_app.pull.file_retries import files_to_retry
 from quart_app.services import deletion
@@ -51,6 +51,7 @@ async def hello() -> Response:
 
 
 @blueprint.post("/countIndexedDocuments")
+@caller_never_requeues
 @require_enabled
 async def count_indexed_documents() -> Response:
     opened = engine()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from quart_app.engine import engine
-from quart_app.http_errors import json_message
+from quart_app.http_errors import caller_never_requeues, json_message
 from quart_app.lifecycle import require_enabled
 from quart_app.wire_models import DocSearchQuery, Query, parse_body
 
@@ -13,6 +13,7 @@ blueprint = Blueprint("query", __name__)
 
 
 @blueprint.post("/query")
+@caller_never_requeues
 @require_enabled
 async def query() -> Response:
     body = await parse_body(Query)
@@ -31,6 +32,7 @@ async def query() -> Response:
 
 
 @blueprint.post("/docSearch")
+@caller_never_requeues
 @require_enabled
 async def doc_search() -> Response:
     body = await parse_body(DocSearchQuery)

@@ -13,8 +13,6 @@ import httpx
 import psycopg
 from contract_kit import SourcePart, guzzle_multipart, signed_headers
 
-from quart_app.http_errors import NO_RETRY_PATHS
-
 # what a 503 says while PostgreSQL is away: unreachable, or lost under a request that was running
 OUTAGE_ERRORS = (
     "Vector DB Error: PostgreSQL is not reachable",
@@ -22,6 +20,8 @@ OUTAGE_ERRORS = (
     # loads that arrived during the outage still hold their source claims while the database comes back
     "Vector DB Error: all 16 claim connections stayed busy",
 )
+# the routes whose caller in the PHP app does not re-queue on cc-retry: their 503s must not carry it
+NO_RETRY_ROUTES = frozenset({"/query", "/docSearch", "/countIndexedDocuments"})
 TOPICS = ("budget", "label", "hiking", "meeting", "invoice", "roadmap", "backup", "printer", "garden", "recipe")
 
 
@@ -44,7 +44,7 @@ def unclear_refusals(outcomes: list[Outcome]) -> list[Outcome]:
         for o in outcomes
         if o.status == 503
         and not (
-            o.retry == (o.route not in NO_RETRY_PATHS)
+            o.retry == (o.route not in NO_RETRY_ROUTES)
             and isinstance(o.body, dict)
             and o.body["error"].startswith(OUTAGE_ERRORS)
         )
