@@ -26,7 +26,7 @@ from quart_app.services.errors import (
     SourceBusyError,
     SpoolError,
 )
-from quart_app.store.database_failure import database_error_of, failure_answer, failure_log_line
+from quart_app.store.database_failure import log_failure
 from quart_app.store.errors import DatabaseUnavailableError, StoreError, TransactionConflictError
 
 log = logging.getLogger(__name__)
@@ -204,38 +204,18 @@ def register_error_handlers(app: Quart) -> None:
 
 def _mapped_handler(mapping: ExceptionMapping) -> Any:
     async def handler(exc: BaseException) -> Response:
-        if isinstance(exc, psycopg.Error):
-            return _database_failure(mapping, exc)
+        what = f"{request.method} {request.path}"
+        shown = str(exc)
         if mapping.status == 503:
             # the database or a service is away for a while: one line, no traceback per request
-            log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
-        elif mapping.status >= 500 and (database_error := database_error_of(exc)) is not None:
-            # a statement or lock timeout: no traceback, which would print PostgreSQL's whole text (its CONTEXT quotes
-            # a trigger's statement); what of it may be logged is the one rule's
-            log.error(
-                "%s %s failed: %s: %s; %s",
-                request.method,
-                request.path,
-                type(exc).__name__,
-                exc,
-                failure_log_line(database_error),
-            )
+            log.warning("%s: %s: %s", what, type(exc).__name__, exc)
         elif mapping.status >= 500:
-            log.error("%s %s failed: %s: %s", request.method, request.path, type(exc).__name__, exc, exc_info=exc)
+            shown = log_failure(log, what, exc)
         else:
-            log.info("%s %s refused: %s", request.method, request.path, exc)
-        return json_message(f"{mapping.prefix}{exc}", mapping.status, retry_headers_for_caller(mapping.headers))
+            log.info("%s refused: %s", what, exc)
+        return json_message(f"{mapping.prefix}{shown}", mapping.status, retry_headers_for_caller(mapping.headers))
 
     return handler
-
-
-def _database_failure(mapping: ExceptionMapping, exc: psycopg.Error) -> Response:
-    # PostgreSQL's own text (its DETAIL, a data exception's message) may quote a row: a chunk's text, a title
-    what = f"{request.method} {request.path}"
-    log.error("%s failed in the database: %s", what, failure_log_line(exc))
-    return json_message(
-        f"{mapping.prefix}{failure_answer(exc, what)}", mapping.status, retry_headers_for_caller(mapping.headers)
-    )
 
 
 def _fault(exc: BaseException) -> Response:

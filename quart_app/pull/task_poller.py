@@ -42,7 +42,7 @@ from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchRes
 from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
 from quart_app.source_fields import text_problem
 from quart_app.store import DatabaseUnavailableError
-from quart_app.store.database_failure import database_error_of, failure_answer, failure_log_line
+from quart_app.store.database_failure import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class TaskPoller:
             # Nextcloud 33+ shows this one to the user instead of the technical errorMessage
             user_facing = str(exc)
         except Exception as exc:
-            error = f"Unexpected error{self._unexpected(task_id, exc)}"
+            error = f"Unexpected error{log_failure(log, f'task {task_id}', exc)}"
         if error is not None:
             handle.status.count("failed")
             log.warning("task %s (%s) failed: %s", task_id, task.get("type"), error)
@@ -233,20 +233,6 @@ class TaskPoller:
                     raise
                 log.info("task %s: the database went away during the answer (%s); answering again", task.get("id"), exc)
         raise AssertionError("unreachable: the last try returns or raises")
-
-    @staticmethod
-    def _unexpected(task_id: Any, exc: Exception) -> str:
-        """What the log and Nextcloud's errorMessage (kept and shown to admins) say of an unexpected failure."""
-        database_error = database_error_of(exc)
-        if database_error is None:
-            log.exception("task %s failed", task_id)
-            return str(exc)
-        # PostgreSQL's text (a trigger's RAISE, a DETAIL, a CONTEXT) may quote a chunk: no traceback, the one rule
-        if exc is database_error:
-            log.error("task %s failed in the database: %s", task_id, failure_log_line(database_error))
-            return failure_answer(database_error, f"task {task_id}")
-        log.error("task %s failed: %s: %s; %s", task_id, type(exc).__name__, exc, failure_log_line(database_error))
-        return str(exc)
 
     async def _report_stopped(self, task_id: Any) -> None:
         """Fail a task whose answer the stop cut off: Nextcloud never fails a RUNNING task by itself, so without a

@@ -9,6 +9,7 @@ error goes through `loggable_message` or `failure_log_line`: one rule (`_may_quo
 
 from __future__ import annotations
 
+import logging
 import traceback
 from pathlib import Path
 
@@ -94,6 +95,21 @@ def loggable_message(exc: BaseException) -> str:
         condition, _fix = _condition(exc)
         return f"SQLSTATE {exc.sqlstate}, {condition}; PostgreSQL's message withheld: it may quote a value"
     return _first_line(exc)
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> str:
+    """Log `exc`, the failure of `what` (a route's `POST /query`, a poller's `task 7`), and return what of it may be
+    shown (an answer, a task's errorMessage). A PostgreSQL error, or one raised from it, gets no traceback: that would
+    print PostgreSQL's whole text (a DETAIL, a CONTEXT quoting a trigger's statement, a RAISE quoting a chunk)."""
+    database_error = database_error_of(exc)
+    if database_error is None:
+        logger.error("%s failed: %s: %s", what, type(exc).__name__, exc, exc_info=exc)
+        return str(exc)
+    if exc is database_error:
+        logger.error("%s failed in the database: %s", what, failure_log_line(database_error))
+        return failure_answer(database_error, what)
+    logger.error("%s failed: %s: %s; %s", what, type(exc).__name__, exc, failure_log_line(database_error))
+    return str(exc)
 
 
 def database_error_of(exc: BaseException) -> psycopg.Error | None:
