@@ -18,7 +18,7 @@ from quart_app.auth import AppApiAuthMiddleware, passthrough_user
 from quart_app.background_loops import LoopHandle, loop_detail
 from quart_app.body_timeout import BodyTimeoutMiddleware
 from quart_app.engine import ENGINE_EXTENSION, OPENING_EXTENSION, REACHABILITY_EXTENSION
-from quart_app.engine_opening import EngineOpening, StageFn, StartUp, service_away
+from quart_app.engine_opening import EngineOpening, OutageLog, StageFn, StartUp, service_away
 from quart_app.http_errors import register_error_handlers
 from quart_app.lifecycle import STATE_EXTENSION, Lifecycle
 from quart_app.lifecycle import blueprint as lifecycle_blueprint
@@ -135,9 +135,11 @@ def build_app(settings: AppSettings | None = None) -> Quart:
         """A role AppAPI sends no POST /init (only the exposed requestproc gets it): look for the models the setup
         replica fetches into the shared storage every `state.model_wait_s`."""
         handle.status.set("waiting", "for the models the requestproc replica's POST /init fetches")
-        told = ""
+        outages = OutageLog(log)
+        attempt = 0
         while not handle.stopping.is_set():
             await handle.sleep(state.model_wait_s)
+            attempt += 1
             try:
                 await open_later()
             except ModelNotDownloadedError:
@@ -146,11 +148,8 @@ def build_app(settings: AppSettings | None = None) -> Quart:
                 away = service_away(exc, state.database)
                 if away is None:
                     raise
-                if away.cause != told:  # an outage is no bug: its cause once, no traceback per attempt
-                    log.warning(
-                        "the models are here, but %s cannot be reached (%s). %s", away.what, away.cause, away.fix
-                    )
-                    told = away.cause
+                retrying = f"Trying again every {state.model_wait_s:g} s"
+                outages.met(away, attempt, "the models are here, but the engine is not open", retrying)
                 handle.status.set("waiting", f"for {away.what} (trying again in {state.model_wait_s:g} s)")
                 continue
             log.info("engine opened: the models are in %s now", settings.storage.model_dir)

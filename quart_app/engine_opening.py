@@ -49,11 +49,11 @@ RETRY_MAX_S = 300.0
 # while PostgreSQL or the embedding service cannot be reached, at most every 30 s: each attempt is a quiet wait of
 # pgvector.connect_timeout_s for PostgreSQL, so the engine opens within seconds of its return, not up to 5 minutes later
 OUTAGE_RETRY_MAX_S = 30.0
-# what the first log line of an outage says after its cause
+# what the opening's first log line of an outage says the app does meanwhile
 SERVED_MEANWHILE = (
     "The app serves /heartbeat, /init, /enabled and GET /status, answers 503 + cc-retry on the other routes, and tries"
     " again in {pause:g} s, then after a growing pause (at most every {most:g} s); it opens by itself once {what}"
-    " answers. {fix}"
+    " answers"
 )
 
 # the opening's step between attempts while the embedding service cannot be reached (the routes answer cc-retry then)
@@ -144,6 +144,38 @@ def service_away(exc: Exception, reachability: DatabaseReachability) -> ServiceA
     return None
 
 
+class OutageLog:
+    """The log lines of one loop meeting outages: an outage's cause once with what to do, then only a new cause of it
+    (an outage is no bug: no traceback, and not a line per attempt)."""
+
+    def __init__(self, logger: logging.Logger, first_level: int = logging.WARNING) -> None:
+        self._log = logger
+        self._first_level = first_level
+        # what is away and its cause, as last logged
+        self._logged: tuple[str, str] | None = None
+
+    def met(self, away: ServiceAway, attempt: int, effect: str, meanwhile: str) -> None:
+        """Log `away`, met by `attempt`: `effect` says what it stops, `meanwhile` what the app does until it is back."""
+        if self._logged is None or self._logged[0] != away.what:
+            self._log.log(
+                self._first_level,
+                "%s cannot be reached (%s): %s (attempt %d). %s. %s",
+                away.subject,
+                away.cause,
+                effect,
+                attempt,
+                meanwhile,
+                away.fix,
+            )
+        elif away.cause != self._logged[1]:
+            self._log.warning("%s still cannot be reached, now: %s (attempt %d)", away.subject, away.cause, attempt)
+        self._logged = (away.what, away.cause)
+
+    def forget(self) -> None:
+        """The next outage is logged in full again (another failure came between)."""
+        self._logged = None
+
+
 class EngineOpening:
     """Runs `open_engine` attempts in the loop `LOOP_NAME`; `status` says which step is under way."""
 
@@ -207,8 +239,7 @@ class EngineOpening:
             handle.status.set("opening", step)
 
         attempt = 0
-        # the outage (what is away, its last error) as last logged: the same one again is not logged again
-        outage_logged: tuple[str, str] | None = None
+        outages = OutageLog(log, logging.ERROR)
         while not handle.stopping.is_set():
             attempt += 1
             try:
@@ -217,7 +248,8 @@ class EngineOpening:
                 away = service_away(exc, self._reachability)
                 if away is not None:
                     pause = backoff(self._retry_base_s, self._outage_retry_max_s, attempt)
-                    outage_logged = self._log_outage(away, attempt, pause, outage_logged)
+                    served = SERVED_MEANWHILE.format(pause=pause, most=self._outage_retry_max_s, what=away.what)
+                    outages.met(away, attempt, "the engine is not open", served)
                     handle.status.set("waiting", f"for {away.what} (trying again in {pause:g} s)")
                     if not first.done():
                         first.set_result(away.start_up)
@@ -244,20 +276,3 @@ class EngineOpening:
             # not opened: the attempt's last step says what it waits for
             handle.status.set("opened" if opened else "waiting", "" if opened else handle.status.detail)
             return
-
-    def _log_outage(
-        self, away: ServiceAway, attempt: int, pause: float, logged: tuple[str, str] | None
-    ) -> tuple[str, str]:
-        """Log an outage once with what to do, then only a new cause of it; returns the outage now logged."""
-        if logged is None or logged[0] != away.what:
-            served = SERVED_MEANWHILE.format(pause=pause, most=self._outage_retry_max_s, what=away.what, fix=away.fix)
-            log.error(
-                "%s cannot be reached (%s): the engine is not open (attempt %d). %s",
-                away.subject,
-                away.cause,
-                attempt,
-                served,
-            )
-        elif away.cause != logged[1]:
-            log.warning("%s still cannot be reached, now: %s (attempt %d)", away.subject, away.cause, attempt)
-        return away.what, away.cause

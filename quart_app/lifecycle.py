@@ -18,7 +18,7 @@ from quart_app.app_settings import AppSettings
 from quart_app.app_state import EnabledState
 from quart_app.background_loops import BackgroundLoops, LoopHandle, backoff
 from quart_app.daemon_thread import in_daemon_thread
-from quart_app.engine_opening import service_away
+from quart_app.engine_opening import OutageLog, service_away
 from quart_app.http_errors import json_message
 from quart_app.loop_lag import LoopLagMonitor
 from quart_app.nextcloud import NextcloudClient, NextcloudError
@@ -125,6 +125,7 @@ class InitJob:
         reported to Nextcloud at 99 %; False when the app stopped first."""
         attempt = 0
         reported = ""
+        outages = OutageLog(log)
         while not handle.stopping.is_set():
             attempt += 1
             try:
@@ -142,16 +143,10 @@ class InitJob:
                         attempt,
                         pause,
                     )
-                elif error != reported:  # an outage is no bug: its cause once, no traceback per attempt
-                    log.warning(
-                        "the engine did not open after the model fetch (attempt %d): %s; trying again in %g s, then"
-                        " after a growing pause (at most every %g s). %s",
-                        attempt,
-                        exc,
-                        pause,
-                        OPEN_OUTAGE_RETRY_MAX_S,
-                        away.fix,
-                    )
+                    outages.forget()
+                else:
+                    retrying = f"Trying again in {pause:g} s, then after a growing pause (at most every {longest:g} s)"
+                    outages.met(away, attempt, "the engine did not open after the model fetch", retrying)
                 handle.status.set("backing_off", f"{error}; trying again in {pause:g} s")
                 if error != reported:  # the same error again would only repeat itself in Nextcloud's log
                     await self._reporter(99, error)
