@@ -24,12 +24,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from local_http_server import LocalHttpServer
+from local_http_server import LocalHttpFake, LocalHttpServer
 
 VECTOR_POOL = 1024
 
@@ -57,7 +56,7 @@ def _encoded_pool(dimension: int) -> list[str]:
 
 
 @dataclass
-class EmbeddingServiceFake:
+class EmbeddingServiceFake(LocalHttpFake):
     """Serves on 127.0.0.1 from a thread while entered; `url` is the /v1 base URL the embedding client takes."""
 
     dimension: int = 384
@@ -101,13 +100,6 @@ class EmbeddingServiceFake:
     def duplicate_texts(self) -> int:
         """Embeddings beyond the first of each text."""
         return sum(count - 1 for count in self.texts.values())
-
-    def __enter__(self) -> EmbeddingServiceFake:
-        self._http.__enter__()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._http.__exit__(t, e, tb)
 
     def _embed(self, texts: list[str]) -> list[str] | None:
         """The JSON-encoded vectors of `texts` after a slot and `latency_s` in it; None = a scripted failure."""

@@ -6,6 +6,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 
 class LocalHttpServer:
@@ -42,3 +43,16 @@ class LocalHttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class LocalHttpFake:
+    """A fake served by its own LocalHttpServer (`_http`, made by the subclass): entered, it serves; left, it stops."""
+
+    _http: LocalHttpServer
+
+    def __enter__(self) -> Self:
+        self._http.__enter__()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._http.__exit__(t, e, tb)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
-from local_http_server import LocalHttpServer
+from local_http_server import LocalHttpFake, LocalHttpServer
 
 
 @dataclass
-class ModelServer:
+class ModelServer(LocalHttpFake):
     """Serves `files` (path -> bytes) on 127.0.0.1; `honour_range=False` makes it answer 200 to Range requests."""
 
     files: dict[str, bytes]
@@ -25,13 +24,6 @@ class ModelServer:
     def url(self, path: str) -> str:
         base_url: str = self._http.base_url
         return base_url + path
-
-    def __enter__(self) -> ModelServer:
-        self._http.__enter__()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._http.__exit__(t, e, tb)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

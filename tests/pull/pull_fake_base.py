@@ -12,17 +12,16 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local_http_server import LocalHttpServer
+from local_http_server import LocalHttpFake, LocalHttpServer
 from pull_fake_wire import HOLD_LIMIT_S, RecordedRequest, _File, _Reply, _Row, ocs_envelope
 
 from appliance.app_client import signed_headers
 
 
-class FakeNextcloudBase(ABC):
+class FakeNextcloudBase(LocalHttpFake, ABC):
     """Threaded HTTP/1.1 server on 127.0.0.1; `url` is its base URL. State is guarded by one lock."""
 
     def __init__(self, secret: str = "pull-secret-0123456789") -> None:
@@ -67,15 +66,6 @@ class FakeNextcloudBase(ABC):
     def url(self) -> str:
         base_url: str = self._http.base_url
         return base_url
-
-    def __enter__(self) -> Self:
-        self._http.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.__exit__(exc_type, exc, tb)
 
     def env(self, app_id: str = "context_chat_backend", app_version: str = "5.4.0") -> dict[str, str]:
         """The variables AppAPI gives an ExApp, pointing at this server."""

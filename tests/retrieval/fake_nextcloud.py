@@ -13,10 +13,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
-from local_http_server import LocalHttpServer
+from local_http_server import LocalHttpFake, LocalHttpServer
 
 # the id of the first task scheduled; the next ones count up from it
 FIRST_TASK_ID = 41
@@ -53,7 +52,7 @@ def ocs_envelope(data: Any, status: int = 200, message: str = "OK") -> bytes:
     return json.dumps({"ocs": {"meta": meta, "data": data}}).encode()
 
 
-class FakeNextcloud:
+class FakeNextcloud(LocalHttpFake):
     """Threaded HTTP server on 127.0.0.1; `url` is its base URL."""
 
     def __init__(self) -> None:
@@ -78,15 +77,6 @@ class FakeNextcloud:
     def url(self) -> str:
         base_url: str = self._http.base_url
         return base_url
-
-    def __enter__(self) -> FakeNextcloud:
-        self._http.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.__exit__(exc_type, exc, tb)
 
     def env(self, app_id: str = "context_chat_backend") -> dict[str, str]:
         """The variables AppAPI gives an ExApp, pointing at this server."""
