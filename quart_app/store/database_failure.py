@@ -2,9 +2,10 @@
 
 PostgreSQL's text is not safe to show: DETAIL quotes the row a statement refused ("Failing row contains (...)", "Key
 (text)=(...) already exists"), CONTEXT the line of a COPY, and a data exception's message the value it could not take
-('invalid input syntax for type integer: "..."'), a PL/pgSQL RAISE whatever its trigger wrote. The class, the
-SQLSTATE and the schema objects it names are. Every log line, status detail or stored reason that shows a PostgreSQL
-error goes through `loggable_message` or `failure_log_line`: one rule (`_may_quote_values`) for all of them.
+('invalid input syntax for type integer: "..."'), a PL/pgSQL RAISE whatever its trigger wrote, and a syntax error the
+statement's own text where the parser stopped. The class, the SQLSTATE and the schema objects it names are. Every log
+line, status detail or stored reason that shows a PostgreSQL error goes through `loggable_message` or
+`failure_log_line`: one rule (`_may_quote_values`, and `_shown_first_line` for a syntax error's quote) for all of them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ _MESSAGE_QUOTES_VALUES = frozenset({"22", "P0"})
 # PL/pgSQL's RAISE and ASSERT (pl_exec.c) write any text under any SQLSTATE a trigger names (USING ERRCODE = ...)
 _RAISING_FUNCTIONS = frozenset({"exec_stmt_raise", "exec_stmt_assert"})
 _OWN_CODE = Path(__file__).resolve().parents[1]
+# a syntax error quotes the statement's text: 'at or near "<token>"', an unterminated string's whole rest, a tsquery's
+# input. A statement built from data (a trigger's EXECUTE of a chunk's text) quotes the data, and a token that is an
+# SQL keyword is no safer ("with", "order", "off" are a sentence's words too), so every quote is withheld; the app's
+# own statements are located by the log line's file and line instead
+_SYNTAX_ERROR = "42601"
+_STATEMENT_TEXT_WITHHELD = "(the statement's text withheld: it may quote a value)"
 
 
 def _condition(exc: psycopg.Error) -> tuple[str, str]:
@@ -84,7 +91,7 @@ def failure_answer(exc: psycopg.Error, what: str) -> str:
 
 def failure_log_line(exc: psycopg.Error) -> str:
     """The summary, PostgreSQL's first line unless it may quote a value, and where in the app the statement ran."""
-    message = "" if _may_quote_values(exc) else f": {_first_line(exc)}"
+    message = "" if _may_quote_values(exc) else f": {_shown_first_line(exc)}"
     return f"{failure_summary(exc)}{message}{_where(exc)}"
 
 
@@ -94,7 +101,7 @@ def loggable_message(exc: BaseException) -> str:
     if isinstance(exc, psycopg.Error) and _may_quote_values(exc):
         condition, _fix = _condition(exc)
         return f"SQLSTATE {exc.sqlstate}, {condition}; PostgreSQL's message withheld: it may quote a value"
-    return _first_line(exc)
+    return _shown_first_line(exc) if isinstance(exc, psycopg.Error) else _first_line(exc)
 
 
 def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> str:
@@ -127,6 +134,15 @@ def database_error_of(exc: BaseException) -> psycopg.Error | None:
 def _may_quote_values(exc: psycopg.Error) -> bool:
     """The one rule of what PostgreSQL's first line may be logged: not a data exception's, not a RAISE's."""
     return (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES or exc.diag.source_function in _RAISING_FUNCTIONS
+
+
+def _shown_first_line(exc: psycopg.Error) -> str:
+    """PostgreSQL's first line, a syntax error's up to the statement text it quotes: `syntax error at or near`."""
+    line = _first_line(exc)
+    if exc.sqlstate != _SYNTAX_ERROR or '"' not in line:
+        return line
+    before_the_quote = line.split('"', 1)[0].rstrip()
+    return f"{before_the_quote} {_STATEMENT_TEXT_WITHHELD}"
 
 
 def _first_line(exc: BaseException) -> str:
