@@ -38,6 +38,7 @@ from quart_app.stop_deadline import ClosingSteps, StopDeadline
 from quart_app.store import Database
 from quart_app.store.claim_store import ClaimStore
 from quart_app.store.database_outage import DatabaseOutage, DatabaseReachability
+from quart_app.store.migration_lock import MIGRATION_WAIT
 
 if TYPE_CHECKING:
     from quart_app.loaders import ParsePool
@@ -52,8 +53,8 @@ REACHABILITY_EXTENSION = "ccb_database_reachability"
 MIB = 1024 * 1024
 PARSES_AT_STOP_S = 0.05
 MIGRATIONS_STEP = "applying the schema migrations"
-# what a route's 503 adds while the engine is at that step: why it may take long
-MIGRATIONS_TAKE = "one replica at a time under a lock, so maybe after another replica's; minutes on a large index"
+# what a route's 503 adds while the engine is at that step, or waits for another replica's: why it may take long
+MIGRATIONS_TAKE = "one replica at a time; minutes on a large index"
 
 
 class EngineNotReadyError(Exception):
@@ -135,7 +136,8 @@ def _waits_for_database(opening: LoopStatus | None, outage: DatabaseOutage) -> s
 def _not_open(opening: LoopStatus | None) -> str:
     """Why the engine is not open, as far as its opening tells."""
     if opening is not None and opening.state == "opening":
-        why = f" ({MIGRATIONS_TAKE})" if opening.detail == MIGRATIONS_STEP else ""
+        migrating = opening.detail == MIGRATIONS_STEP or opening.detail.startswith(MIGRATION_WAIT)
+        why = f" ({MIGRATIONS_TAKE})" if migrating else ""
         return (
             f"the engine is still opening ({opening.detail}, for {time.time() - opening.since:.0f} s){why}; it opens"
             " by itself, the app answers /heartbeat, /init and /enabled meanwhile; send the request again later (the"
@@ -237,7 +239,7 @@ async def open_engine(
         model_id, dimension, entry, reported_model = await model_identity(settings, client, starting, stage)
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage(MIGRATIONS_STEP)
-        await db.migrate(model_id, dimension, reported_model)
+        await db.migrate(model_id, dimension, reported_model, waiting=lambda wait: stage(wait or MIGRATIONS_STEP))
         stage("starting the parse pool, the embedding worker and the cross-lingual model")
         tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)
         if tokenizer_file is None:

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 
-from quart_app.store.migrator import MIGRATION_LOCK_KEY
+from quart_app.store.migration_lock import MIGRATION_LOCK_KEY
+
+
+@dataclass(frozen=True)
+class HeldMigrations:
+    """The migrations' lock as a test holds it: its session's PostgreSQL pid, and how to release it early."""
+
+    pid: int
+    release: Callable[[], None]
 
 
 @contextmanager
-def migrations_held(dsn: str) -> Iterator[Callable[[], None]]:
-    """Hold the lock the app's migrations take, as a replica applying them does; released at the end, or earlier by
-    calling what this yields."""
+def migrations_held(dsn: str) -> Iterator[HeldMigrations]:
+    """Hold the lock the app's migrations take, as a replica applying them does (one of an older version: its session
+    names no host); released at the end, or earlier by calling what this yields."""
     with psycopg.connect(dsn, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
 
         def release() -> None:
             holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
-        yield release
+        yield HeldMigrations(holder.info.backend_pid, release)
 
 
 def waits_for_migrations(dsn: str) -> bool:

@@ -13,7 +13,8 @@ from quart_app.chunking.chunker import embedding_text
 from quart_app.store.claim_store import LOCK_CLASS_BASE
 from quart_app.store.database import Connection
 from quart_app.store.lexical_query import own_chunks
-from quart_app.store.migrator import MIGRATION_LOCK_KEY, retype_vectors
+from quart_app.store.migration_lock import MIGRATION_LOCK_KEY
+from quart_app.store.migrator import retype_vectors
 from quart_app.store.search_filters import vector_literal
 
 logger = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ from quart_app.store.errors import (
     StatementTimeoutError,
     TransactionConflictError,
 )
+from quart_app.store.migration_lock import migrating_connection
 from quart_app.store.migrator import MigrationResult, apply_migrations
 from quart_app.store.pgvector_check import require_pgvector
 from quart_app.store.pool_failure_log import PoolFailureRepeats
@@ -366,19 +367,24 @@ class Database:
             return False
         return True
 
-    async def migrate(self, model_id: str, dimension: int, reported_model: str | None = None) -> MigrationResult:
+    async def migrate(
+        self,
+        model_id: str,
+        dimension: int,
+        reported_model: str | None = None,
+        waiting: Callable[[str | None], None] = lambda _wait: None,
+    ) -> MigrationResult:
         """Check pgvector (>= 0.8, created when missing), apply pending migrations and bind the embedding model;
-        concurrent callers serialise on a lock. PostgreSQL lost meanwhile raises DatabaseUnavailableError."""
+        callers serialise on a lock (`waiting` is told whose, then None); PostgreSQL lost: DatabaseUnavailableError."""
         if self._state != "open":
             raise DatabaseClosedError(f"the database pool is {self._state}; call `await db.open()` first")
         conn: Connection | None = None
         try:
-            # a dedicated connection: the pool's ones may predate the vector type registration
-            conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=30, autocommit=True)
+            conn = await migrating_connection(self._dsn)
             async with conn:
                 version = await require_pgvector(conn)
                 logger.info("pgvector %s", version)
-                result = await apply_migrations(conn, model_id, dimension, reported_model)
+                result = await apply_migrations(conn, model_id, dimension, reported_model, waiting)
         except psycopg.OperationalError as exc:
             if conn is not None and not conn.broken:
                 raise  # a cancelled statement, a deadlock…: the database itself answers

@@ -1,13 +1,14 @@
 """Numbered SQL migrations and the binding of the embedding model's dimension to the vector columns.
 
-Everything runs in one transaction behind a transaction-level advisory lock, so two processes starting at the
-same time apply each migration exactly once and never see a half-migrated schema.
+Everything runs in one transaction behind a transaction-level advisory lock (quart_app/store/migration_lock.py), so
+two processes starting at the same time apply each migration exactly once and never see a half-migrated schema.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -15,11 +16,10 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from quart_app.store.errors import MigrationError
+from quart_app.store.migration_lock import take_migration_lock
 
 logger = logging.getLogger(__name__)
 
-# arbitrary constant shared by every process of this app ("ccbmigr" in hex-ish)
-MIGRATION_LOCK_KEY = 0x6363_626D_6967_72
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -59,16 +59,21 @@ def load_migrations() -> list[Migration]:
 
 
 async def apply_migrations(
-    conn: AsyncConnection[TupleRow], model_id: str, dimension: int, reported_model: str | None = None
+    conn: AsyncConnection[TupleRow],
+    model_id: str,
+    dimension: int,
+    reported_model: str | None = None,
+    waiting: Callable[[str | None], None] = lambda _wait: None,
 ) -> MigrationResult:
     """Apply pending migrations and bind the model; the caller's connection must not be in a transaction.
 
     `reported_model` is the model id the embedding service's responses name now (None: unknown); one that differs
-    from the recorded one is a model change even when the id and dimension are the same."""
+    from the recorded one is a model change even when the id and dimension are the same. `waiting` is told which
+    replica's migration this one waits for, if any, then None once the lock is this one's."""
     if dimension <= 0:
         raise MigrationError(f"embedding dimension {dimension} for model {model_id!r} must be > 0")
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        await take_migration_lock(conn, waiting)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " number int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

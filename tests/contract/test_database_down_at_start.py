@@ -23,7 +23,7 @@ from waiting import wait_for
 from appliance.ccb import EXIT_APP_ERROR
 from appliance.config import parse_config
 from appliance.launch import app_server_arguments
-from quart_app.store.migrator import MIGRATION_LOCK_KEY
+from quart_app.store.migration_lock import MIGRATION_LOCK_KEY
 
 CCB = [sys.executable, "-c", "import sys; from appliance.ccb import main; sys.exit(main())"]
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from restartable_postgres import RestartablePostgres
 from quart_app.store import Database
 from quart_app.store.database_outage import DatabaseReachability
 from quart_app.store.errors import DatabaseUnavailableError
-from quart_app.store.migrator import MIGRATION_LOCK_KEY
+from quart_app.store.migration_lock import MIGRATION_LOCK_KEY
 
 LATE_S = 1.0
 
