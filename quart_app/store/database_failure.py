@@ -2,10 +2,11 @@
 
 PostgreSQL's text is not safe to show: DETAIL quotes the row a statement refused ("Failing row contains (...)", "Key
 (text)=(...) already exists"), CONTEXT the line of a COPY, and a data exception's message the value it could not take
-('invalid input syntax for type integer: "..."'), a PL/pgSQL RAISE whatever its trigger wrote, and a syntax error the
-statement's own text where the parser stopped. The class, the SQLSTATE and the schema objects it names are. Every log
-line, status detail or stored reason that shows a PostgreSQL error goes through `loggable_message` or
-`failure_log_line`: one rule (`_may_quote_values`, and `_shown_first_line` for a syntax error's quote) for all of them.
+('invalid input syntax for type integer: "..."'), a PL/pgSQL RAISE whatever its trigger wrote, an error about a
+statement a function built (EXECUTE) any of that statement's text, and a syntax error the text where the parser
+stopped. The class, the SQLSTATE and the schema objects it names are. Every log line, status detail or stored reason
+that shows a PostgreSQL error goes through `loggable_message` or `failure_log_line`: one rule (`_may_quote_values`,
+and `_shown_first_line` for a syntax error's quote) for all of them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ _OWN_CODE = Path(__file__).resolve().parents[1]
 # SQL keyword is no safer ("with", "order", "off" are a sentence's words too), so every quote is withheld; the app's
 # own statements are located by the log line's file and line instead
 _SYNTAX_ERROR = "42601"
-_STATEMENT_TEXT_WITHHELD = "(the statement's text withheld: it may quote a value)"
+_STATEMENT_TEXT_WITHHELD = "(the text it quotes withheld: it may be a value)"
 
 
 def _condition(exc: psycopg.Error) -> tuple[str, str]:
@@ -132,8 +133,11 @@ def database_error_of(exc: BaseException) -> psycopg.Error | None:
 
 
 def _may_quote_values(exc: psycopg.Error) -> bool:
-    """The one rule of what PostgreSQL's first line may be logged: not a data exception's, not a RAISE's."""
-    return (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES or exc.diag.source_function in _RAISING_FUNCTIONS
+    """The one rule of what PostgreSQL's first line may be logged: not a data exception's, not a RAISE's, and not one
+    about a statement a function built (a trigger's EXECUTE: `column "<a chunk's words>" does not exist`)."""
+    quoted = (exc.sqlstate or "")[:2] in _MESSAGE_QUOTES_VALUES or exc.diag.source_function in _RAISING_FUNCTIONS
+    # PostgreSQL names the statement a function built as the error's internal query
+    return quoted or exc.diag.internal_query is not None
 
 
 def _shown_first_line(exc: psycopg.Error) -> str:

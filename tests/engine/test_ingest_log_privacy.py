@@ -71,36 +71,50 @@ async def test_a_chunk_refused_by_a_trigger_quoting_it_is_retried_and_logged_wit
     assert quoted_secret(caplog.text) == []
 
 
-# an admin's audit trigger that builds a statement from a chunk's text: PostgreSQL's syntax error quotes the text where
-# its parser stopped, a word of the sentence ("Bob") or, for a string left open, the whole rest of it
-EXECUTING_TRIGGER = """
+# an admin's audit trigger that reads a chunk's text as SQL: PostgreSQL's error quotes it. A statement its EXECUTE built
+# is quoted by its syntax error (a word, "Bob", or for a string left open the whole rest) and by its name of a column
+# it does not know; a tsquery's syntax error quotes the whole query
+AUDIT_TRIGGER = """
 CREATE FUNCTION audit_chunk() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE {statement};
+    {statement};
     RETURN NEW;
 END $$;
 CREATE TRIGGER audit_chunk BEFORE INSERT ON chunks FOR EACH ROW EXECUTE FUNCTION audit_chunk();
 """
-SYNTAX_ERRORS = {
-    "token": ("'SELECT 1 ' || NEW.text", "syntax error at or near"),
-    "unterminated string": ("'SELECT ''' || NEW.text", "unterminated quoted string at or near"),
+WITHHELD = "PostgreSQL's message withheld: it may quote a value"
+SQL_FROM_CHUNKS = {
+    "execute: token": (
+        "EXECUTE 'SELECT 1 ' || NEW.text",
+        f"SyntaxError: SQLSTATE 42601, syntax error or access rule violation; {WITHHELD}",
+    ),
+    "execute: unterminated string": (
+        "EXECUTE 'SELECT ''' || NEW.text",
+        f"SyntaxError: SQLSTATE 42601, syntax error or access rule violation; {WITHHELD}",
+    ),
+    "execute: identifier": (
+        "EXECUTE format('SELECT %I', split_part(NEW.text, ',', 1))",
+        f"UndefinedColumn: SQLSTATE 42703, syntax error or access rule violation; {WITHHELD}",
+    ),
+    "tsquery": (
+        "PERFORM to_tsquery('simple', NEW.text)",
+        "SyntaxError: syntax error in tsquery: (the text it quotes withheld: it may be a value)",
+    ),
 }
 
 
-@pytest.mark.parametrize("syntax_error", sorted(SYNTAX_ERRORS))
-async def test_a_syntax_error_in_a_statement_built_from_a_chunk_is_logged_without_its_text(
-    ingest: IngestService, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture, syntax_error: str
+@pytest.mark.parametrize("sql_from_chunk", sorted(SQL_FROM_CHUNKS))
+async def test_an_error_of_sql_built_from_a_chunk_is_logged_without_its_text(
+    ingest: IngestService, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture, sql_from_chunk: str
 ) -> None:
     caplog.set_level(logging.INFO)
-    statement, message = SYNTAX_ERRORS[syntax_error]
+    statement, reason = SQL_FROM_CHUNKS[sql_from_chunk]
     async with db.connection() as conn:
-        await conn.execute(EXECUTING_TRIGGER.format(statement=statement).encode())
+        await conn.execute(AUDIT_TRIGGER.format(statement=statement).encode())
     report = await ingest.ingest([write_source(tmp_path, "files__default: 7", SECRET, ["alice"])])
     assert report.retry == ["files__default: 7"]
     lines = [r.getMessage() for r in caplog.records if r.name == ingest_module.__name__ and r.levelno >= 30]
-    # before: 'syntax error at or near "Bob"', 'unterminated quoted string at or near "'Dear Bob, the merger ..."'
-    assert lines == [
-        f"ingest: source files__default: 7 to retry after SyntaxError: {message} (the statement's text withheld: it"
-        " may quote a value)"
-    ]
+    # before: 'syntax error at or near "Bob"', 'unterminated quoted string at or near "'Dear Bob, the merger ...',
+    # 'column "Dear Bob" does not exist', 'syntax error in tsquery: "Dear Bob, the merger ..."'
+    assert lines == [f"ingest: source files__default: 7 to retry after {reason}"]
     assert quoted_secret(caplog.text) == []
