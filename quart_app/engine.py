@@ -314,7 +314,8 @@ async def open_engine(
         pull = None
         if nextcloud is not None and loops is not None:
             spool = SourceSpool(settings.storage.spool_dir, config.ingest.max_part_mb * MIB)
-            pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool, role)
+            pull = PullMode(nextcloud, config, enabled, db, ingest, answer, spool, settings.storage.run_dir, role)
+            closing.add("pull replica slot", pull.close)
             pull.start(loops)
         engine = Engine(
             db=db,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from appliance.app_role import AppRole, Duty, has_duty
 from appliance.config import AppConfig
@@ -16,6 +17,7 @@ from quart_app.nextcloud import NextcloudClient, NextcloudError
 from quart_app.pull.action_poller import ActionPoller
 from quart_app.pull.document_poller import DocumentPoller
 from quart_app.pull.pull_gate import PullGate
+from quart_app.pull.replica_slot import ReplicaSlot, claim_replica_slot
 from quart_app.pull.task_poller import TaskPoller
 from quart_app.services.answer import AnswerService
 from quart_app.services.ingest import IngestService
@@ -37,14 +39,16 @@ class PullMode:
         ingest: IngestService,
         answers: AnswerService | None,
         spool: SourceSpool,
+        run_dir: Path,
         role: AppRole = AppRole.NORMAL,
     ) -> None:
         self.gate = PullGate(nextcloud, config.pull, enabled, db)
-        self.documents = (
-            DocumentPoller(nextcloud, self.gate, ingest, spool, config, db)
-            if has_duty(role, Duty.DOCUMENT_QUEUE)
-            else None
-        )
+        # held while the app runs: the documents loop's name for the batch it has in hand
+        self.replica: ReplicaSlot | None = None
+        self.documents = None
+        if has_duty(role, Duty.DOCUMENT_QUEUE):
+            self.replica = claim_replica_slot(run_dir)
+            self.documents = DocumentPoller(nextcloud, self.gate, ingest, spool, config, db, self.replica.name)
         self.actions = (
             ActionPoller(nextcloud, self.gate, db, ingest.order, config) if has_duty(role, Duty.ACTION_QUEUE) else None
         )
@@ -62,6 +66,10 @@ class PullMode:
             loops.start("actions", self.actions.run)
         if self.tasks is not None:
             loops.start("tasks", self.tasks.run)
+
+    async def close(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
 
     async def enabled_changed(self, enabled: bool) -> None:
         """PUT /enabled: wake the loops; on disable, take our task types out of Nextcloud."""

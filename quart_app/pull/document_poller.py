@@ -32,7 +32,7 @@ from quart_app.background_loops import LoopHandle, backoff
 from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError
-from quart_app.pull.file_retries import FileRetries, Retry, batch_owner
+from quart_app.pull.file_retries import FileRetries, Retry
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
@@ -75,6 +75,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         spool: SourceSpool,
         config: AppConfig,
         db: Database,
+        replica: str,
     ) -> None:
         super().__init__(nextcloud, gate, config.pull)
         self._ingest = ingest
@@ -83,7 +84,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         # when the batch being processed was polled (set by batch_scope)
         self._polled: Ticket | None = None
         self._db = db
-        self.retries = FileRetries(db, config.pull.retry_later_s, batch_owner(spool.spool_dir))
+        self.retries = FileRetries(db, config.pull.retry_later_s, replica)
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
         self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
 

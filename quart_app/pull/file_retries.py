@@ -7,10 +7,10 @@ ends, and acknowledged as failed only if that fails too (404 or 422 are acknowle
 a batch the app stopped in are kept too, due at once: the next start takes them first instead of a day later.
 
 A kill -9 or an OOM kill leaves no time for that: the batch is therefore written here as it is claimed, marked as the
-batch in hand of this replica (its host and spool directory, the same after a restart) and leased for `LEASE_S`; the
-mark is cleared when the batch is done. The restarted replica takes its own batch first at once; a replica that does
-not come back leaves it to the others when the lease ends; the lease is renewed while the batch is worked on, so a
-long batch is not taken by another replica meanwhile.
+batch in hand of this replica (its slot on the volume, the same after a restart under any hostname:
+pull/replica_slot.py) and leased for `LEASE_S`; the mark is cleared when the batch is done. The restarted replica
+takes its own batch first at once; a replica that does not come back leaves it to the others when the lease ends; the
+lease is renewed while the batch is worked on, so a long batch is not taken by another replica meanwhile.
 
 A later try is made only while the row is still ours: once the lock has (nearly) ended, Nextcloud may have served the
 row again, to this loop or a replica, listing the readers of then, and the file is left to that claim. The reader list
@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import socket
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 
@@ -59,12 +57,6 @@ LEASE_S = 900.0
 STOPPED_IN_BATCH = "the app stopped during its batch"
 # why a file of the batch in hand is there (left by a replica that died during it)
 IN_BATCH = "in the batch of a replica (it died during the batch if this stays)"
-
-
-def batch_owner(spool_dir: Path) -> str:
-    """This replica's name for the batch it has in hand: the same after a restart, another replica's differs (its
-    host, or its role's spool directory)."""
-    return f"{socket.gethostname()}:{spool_dir}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
