@@ -32,6 +32,7 @@ from .odt_comments import comments_as_paragraphs
 from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
+from .odt_spaces import spaces_as_text
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -272,7 +273,8 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     roots = [part.root._xml_element for part in (document.content, document.styles)]
     remove_hidden(document.body._xml_element, hidden_styles(roots))
     lists = list_styles(roots)
-    for root in roots:  # the body's comments and the page headers'
+    for root in roots:  # the body's and the page headers'
+        spaces_as_text(root)
         comments_as_paragraphs(root, lists)
     outline_name, outline = outline_levels(roots)
     unwrap_outline_lists(document.body._xml_element, outline_name, lists)

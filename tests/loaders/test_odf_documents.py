@@ -58,3 +58,17 @@ def test_odt_formulas_are_indexed_where_they_stand(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("Object 1/content.xml", FORMULA_CONTENT)
     assert extract_text(path, ODT) == "The rest energy is E = m c^2 for a body at rest."
+
+
+def test_odt_encoded_spaces_keep_words_apart(tmp_path: Path) -> None:
+    # odfdo formats a text:s as nothing, and writes a run's last space as one itself: "Price:40 EUR, due in May."
+    document = odfdo.Document("text")
+    document.body.clear()
+    priced = odfdo.Paragraph("Price: ")
+    priced.append(odfdo.Span("40 EUR"))
+    priced.append(", due  in May.")
+    document.body.append(priced)
+    document.body.append(odfdo.Element.from_tag('<text:p>Code:<text:s text:c="3"/>7<text:s text:c="x"/>B</text:p>'))
+    path = tmp_path / "invoice"
+    document.save(str(path))
+    assert extract_text(path, ODT) == "Price: 40 EUR, due  in May.\n\nCode:   7 B"
