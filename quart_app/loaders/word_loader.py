@@ -33,6 +33,7 @@ from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
+from .odt_text_boxes import text_boxes_as_paragraphs
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -275,6 +276,7 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     lists = list_styles(roots)
     for root in roots:  # the body's and the page headers'
         spaces_as_text(root)
+        text_boxes_as_paragraphs(root)
         comments_as_paragraphs(root, lists)
     outline_name, outline = outline_levels(roots)
     unwrap_outline_lists(document.body._xml_element, outline_name, lists)

@@ -171,7 +171,7 @@ def _annotation(author: str, text: str, attributes: str = "") -> str:
 
 def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragraph_once_each(tmp_path: Path) -> None:
     # a reply nested in its comment was lost, and its place in the comment's text read "[*]"; a comment in a frame's
-    # text box was indented inside the frame's text
+    # text box follows the box's paragraph, which follows the paragraph the frame stands in
     document = odt_with_automatic_styles(NUMBERED_LIST_STYLE)
     for xml in (
         # LibreOffice's reply: an annotation of its own at its comment's place, naming it in loext:parent-name
@@ -201,5 +201,5 @@ def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragr
         "Costs rose.\n\nComment by Flo: Since May? Check.\n\nComment by Gil: Since April.\n\n"
         "Lead\n\nBob\n\nComment by Hal: Left in March.\n\n"
         "1) Order the parts\n\nComment by Ida: Which supplier?\n\n2) Assemble\n\n"
-        "See   Fig. 1\n\nComment by Jo: Fix the caption."
+        "See\n\nFig. 1\n\nComment by Jo: Fix the caption."
     )

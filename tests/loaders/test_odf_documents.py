@@ -72,3 +72,25 @@ def test_odt_encoded_spaces_keep_words_apart(tmp_path: Path) -> None:
     path = tmp_path / "invoice"
     document.save(str(path))
     assert extract_text(path, ODT) == "Price: 40 EUR, due  in May.\n\nCode:   7 B"
+
+
+def test_odt_text_boxes_are_paragraphs_of_their_own_after_the_one_they_stand_in(tmp_path: Path) -> None:
+    # odfdo indented a box's paragraphs by two spaces inside the paragraph of its frame, a blank line after each:
+    # "See the box   Opening hours:\n  \n  9 to 5.\n  \n for details."
+    document = odfdo.Document("text")
+    document.body.clear()
+    for xml in (
+        # as LibreOffice writes them: a box anchored as a character in a sentence, one anchored to the page
+        '<text:p>See the box <draw:frame draw:name="Hours" text:anchor-type="as-char" svg:width="4cm">'
+        "<draw:text-box><text:p>Opening hours:</text:p><text:p>9 to 5.</text:p></draw:text-box></draw:frame> for "
+        "details.</text:p>",
+        '<draw:frame draw:name="Stamp" text:anchor-type="page" text:anchor-page-number="1" svg:width="3cm">'
+        "<draw:text-box><text:p>Draft</text:p></draw:text-box></draw:frame>",
+        "<text:p>Closed on Sundays.</text:p>",
+    ):
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "shop"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "See the box for details.\n\nOpening hours:\n\n9 to 5.\n\nDraft\n\nClosed on Sundays."
+    )
