@@ -33,6 +33,7 @@ from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
+from .odt_tables import tables_as_lines
 from .odt_text_boxes import text_boxes_as_paragraphs
 from .zip_guard import check_zip
 
@@ -298,4 +299,6 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     for image in document.body.get_elements("//draw:image"):
         if (frame := image.parent) is not None:
             frame.delete(image)
+    for root in roots:
+        tables_as_lines(root)
     return "\n\n".join([str(document.get_formatted_text()), *_odt_page_stories(document)])

@@ -199,7 +199,7 @@ def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragr
     assert extract_text(path, ODT) == (
         "Ship the parts in June.\n\nComment by Dana: By sea?\n\nComment by Ed: No, by air.\n\n"
         "Costs rose.\n\nComment by Flo: Since May? Check.\n\nComment by Gil: Since April.\n\n"
-        "Lead\n\nBob\n\nComment by Hal: Left in March.\n\n"
+        "Lead | Bob Comment by Hal: Left in March.\n\n"
         "1) Order the parts\n\nComment by Ida: Which supplier?\n\n2) Assemble\n\n"
         "See\n\nFig. 1\n\nComment by Jo: Fix the caption."
     )

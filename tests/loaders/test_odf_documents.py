@@ -94,3 +94,50 @@ def test_odt_text_boxes_are_paragraphs_of_their_own_after_the_one_they_stand_in(
     assert extract_text(path, ODT) == (
         "See the box for details.\n\nOpening hours:\n\n9 to 5.\n\nDraft\n\nClosed on Sundays."
     )
+
+
+def _cells(*texts: str) -> str:
+    return "".join(f"<table:table-cell>{text}</table:table-cell>" for text in texts)
+
+
+def test_odt_table_rows_read_as_lines_of_cells_as_in_a_docx(tmp_path: Path) -> None:
+    # odfdo formatted every cell as a paragraph of its own: "Alice\n30\nParis", a row a chunk could cut apart
+    document = odfdo.Document("text")
+    document.body.clear()
+    document.body.append(odfdo.Paragraph("Staff:"))
+    staff = odfdo.Table("Staff")
+    staff.set_values([["Name", "Age", "City"], ["Alice", "30", "Paris"]])
+    document.body.append(staff)
+    rows = [
+        # a header row; a cell spanning two columns, whose covered cell is no cell of its own
+        "<table:table-header-rows><table:table-row>"
+        + _cells("", "<text:p>Q1</text:p>", "<text:p>Q2</text:p>")
+        + "</table:table-row></table:table-header-rows>",
+        '<table:table-row><table:table-cell table:number-columns-spanned="2"><text:p>Closed all quarter</text:p>'
+        "</table:table-cell><table:covered-table-cell/>" + _cells("<text:p>12</text:p>") + "</table:table-row>",
+        # two paragraphs and a line break in a cell, an empty cell between two, empty ones at the end
+        "<table:table-row>"
+        + _cells("<text:p>North</text:p><text:p>region</text:p>", "", "<text:p>4<text:line-break/>units</text:p>")
+        + _cells("", "")
+        + "</table:table-row>",
+        "<table:table-row>" + _cells("", "") + "</table:table-row>",
+        # a table nested in a cell reads as part of its cell
+        "<table:table-row>"
+        + _cells(
+            "<text:p>Notes</text:p>",
+            '<table:table table:name="Inner"><table:table-row>'
+            + _cells("<text:p>a</text:p>", "<text:p>b</text:p>")
+            + "</table:table-row><table:table-row>"
+            + _cells("<text:p>c</text:p>")
+            + "</table:table-row></table:table>",
+        )
+        + "</table:table-row>",
+    ]
+    document.body.append(odfdo.Element.from_tag(f'<table:table table:name="Sales">{"".join(rows)}</table:table>'))
+    document.body.append(odfdo.Paragraph("End."))
+    path = tmp_path / "report"
+    document.save(str(path))
+    assert extract_text(path, ODT) == (
+        "Staff:\n\nName | Age | City\nAlice | 30 | Paris\n\n"
+        "Q1 | Q2\nClosed all quarter | 12\nNorth region |  | 4 units\nNotes | a | b c\n\nEnd."
+    )
