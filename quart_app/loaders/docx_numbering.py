@@ -22,6 +22,7 @@ class _Level(NamedTuple):
     style: str  # w:numFmt: decimal, lowerLetter, upperRoman, bullet, none, ...
     text: str  # w:lvlText: "%1.", "%1.%2.", "(%3)"
     legal: bool  # w:isLgl: every level's number in decimal ("1.1" under a "I.")
+    hidden: bool  # w:rPr/w:vanish: the level's number is hidden (17.9.6), its items still counted
 
 
 def _val(element: Any, path: str, default: str) -> str:
@@ -37,12 +38,18 @@ def _int(text: str, default: int) -> int:
         return default
 
 
+def _on(lvl: Any, path: str) -> bool:
+    """An on/off property of the level: on when present unless its value says off."""
+    return lvl.find(path) is not None and _val(lvl, path, "1") not in ("0", "false", "off")
+
+
 def _level(lvl: Any) -> _Level:
     return _Level(
         _int(_val(lvl, f"{_W}start", "0"), 0),
         _val(lvl, f"{_W}numFmt", "decimal"),
         _val(lvl, f"{_W}lvlText", ""),
-        lvl.find(f"{_W}isLgl") is not None and _val(lvl, f"{_W}isLgl", "1") not in ("0", "false", "off"),
+        _on(lvl, f"{_W}isLgl"),
+        _on(lvl, f"{_W}rPr/{_W}vanish"),
     )
 
 
@@ -141,11 +148,13 @@ class DocxNumbering:
             for index, start in listed.restarts.items():
                 if 0 <= index < _LEVELS:
                     counters[index] = start - 1
-        default = _Level(0, "decimal", "", False)
+        default = _Level(0, "decimal", "", False, False)
         current = counters[level]
         counters[level] = levels.get(level, default).start if current is None else current + 1
         counters[level + 1 :] = [None] * (_LEVELS - level - 1)
         own = levels.get(level, default)
+        if own.hidden:
+            return ""
         if own.style == "bullet":
             return f"{BULLET} "
 

@@ -114,6 +114,48 @@ def test_docx_list_styles_number_their_paragraphs(tmp_path: Path) -> None:
     )
 
 
+def _hidden_level(index: int, text: str, vanish: str = "<w:vanish/>") -> str:
+    return _level(index, "decimal", text).replace("</w:lvl>", f"<w:rPr>{vanish}</w:rPr></w:lvl>")
+
+
+# abstract 20: chapters whose number Word hides (the level's w:rPr has w:vanish), sections numbered under them; num 2
+# hides nothing but overrides its first level with one hiding its number; num 3 says "not hidden"
+HIDDEN_NUMBERS = (
+    f"<w:numbering {nsdecls('w')}>"
+    '<w:abstractNum w:abstractNumId="20">'
+    + _hidden_level(0, "%1.")
+    + _level(1, "decimal", "%1.%2")
+    + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="21">' + _level(0, "decimal", "(%1)") + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="22">' + _hidden_level(0, "%1)", '<w:vanish w:val="0"/>') + "</w:abstractNum>"
+    '<w:num w:numId="1"><w:abstractNumId w:val="20"/></w:num>'
+    '<w:num w:numId="2"><w:abstractNumId w:val="21"/><w:lvlOverride w:ilvl="0">'
+    + _hidden_level(0, "(%1)")
+    + "</w:lvlOverride></w:num>"
+    '<w:num w:numId="3"><w:abstractNumId w:val="22"/></w:num>'
+    "</w:numbering>"
+)
+
+
+def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(tmp_path: Path) -> None:
+    # a level's run properties hiding its number (w:rPr/w:vanish, ECMA-376 17.9) were ignored: "1. Scope" was indexed
+    # where Word shows "Scope"
+    document = docx.Document()
+    _item(document, "Scope", 1)
+    _item(document, "Goods", 1, level=1)
+    _item(document, "Terms", 1)
+    _item(document, "Payment", 1, level=1)
+    _item(document, "An overridden level hides its number.", 2)
+    _item(document, "A level saying not hidden shows it.", 3)
+    path = tmp_path / "contract"
+    document.save(str(path))
+    _with_numbering(path, HIDDEN_NUMBERS)
+    assert extract_text(path, DOCX) == (
+        "Scope\n\n1.1 Goods\n\nTerms\n\n2.1 Payment\n\nAn overridden level hides its number.\n\n"
+        "1) A level saying not hidden shows it."
+    )
+
+
 def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path) -> None:
     document = docx.Document()
     _item(document, "Numbered nowhere.", 99)
