@@ -1,10 +1,12 @@
 """Which runs of a .docx Word hides (w:vanish). Hidden text is a toggle property (ECMA-376 17.7.3): set on the run it is
 absolute; otherwise each style level (the table's style, the paragraph's, the run's character style: each its own value
-or else the one of the style it is based on) that hides toggles it, and the document defaults hide everything."""
+or else the one of the style it is based on) that hides toggles it, and the document defaults hide everything. A table
+style's level is its own value overridden by the conditional formats the cell takes (header row, banding, ...)."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from .docx_table_regions import ORDER, BandSizes, TableRegions
 from .style_inheritance import inherited
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -12,6 +14,7 @@ VANISH = f"{_W}vanish"
 _VAL = f"{_W}val"
 _RUN_STYLE = f"{_W}rStyle"
 _OFF = ("0", "false", "off")
+_BAND_SIZES = ("tblStyleRowBandSize", "tblStyleColBandSize")
 
 
 def _on(element: Any, attribute: str = _VAL) -> bool:
@@ -35,6 +38,45 @@ def _hiding_styles(styles: Any, kind: str) -> frozenset[str]:
     return frozenset(style_id for style_id, hides in inherited(own, based_on).items() if hides)
 
 
+class _ConditionalHiding(NamedTuple):
+    """A table style's conditional formats that set w:vanish, by w:tblStylePr type, and the style's band sizes."""
+
+    vanish: dict[str, bool]
+    bands: BandSizes
+
+
+def _band_size(style: Any, name: str) -> int | None:
+    size = style.find(f"{_W}tblPr/{_W}{name}")
+    value = size.get(_VAL, "") if size is not None else ""
+    return max(int(value), 1) if value.isdigit() else None
+
+
+def _conditional_hiding(styles: Any) -> dict[str, _ConditionalHiding]:
+    """The table styles whose conditional formats (w:tblStylePr) set w:vanish, each type's value and each band size its
+    own or else the one of the nearest style it is based on that sets it; styles without any are left out."""
+    own: dict[tuple[str, str], bool | int | None] = {}
+    parents: dict[tuple[str, str], tuple[str, str]] = {}
+    for style in styles.iterchildren(f"{_W}style"):
+        if style.get(f"{_W}type") != "table":
+            continue
+        style_id = style.get(f"{_W}styleId", "")
+        own |= {(style_id, kind): None for kind in ORDER}
+        for conditional in style.iterchildren(f"{_W}tblStylePr"):
+            kind = conditional.get(f"{_W}type", "")
+            if (vanish := conditional.find(f"{_W}rPr/{VANISH}")) is not None and kind in ORDER:
+                own[(style_id, kind)] = _on(vanish)
+        own |= {(style_id, band): _band_size(style, band) for band in _BAND_SIZES}
+        if (parent := style.find(f"{_W}basedOn")) is not None:
+            parents |= {(style_id, key): (parent.get(_VAL, ""), key) for key in (*ORDER, *_BAND_SIZES)}
+    resolved = inherited(own, parents)
+    hiding: dict[str, _ConditionalHiding] = {}
+    for (style_id, kind), value in resolved.items():
+        if kind in ORDER:
+            rows, columns = (int(resolved.get((style_id, band), 1)) for band in _BAND_SIZES)
+            hiding.setdefault(style_id, _ConditionalHiding({}, BandSizes(rows, columns))).vanish[kind] = bool(value)
+    return hiding
+
+
 def _default_style(styles: Any, kind: str) -> str | None:
     """The id of the style of this kind an element without one takes (w:default)."""
     for style in styles.iterchildren(f"{_W}style"):
@@ -51,6 +93,8 @@ class DocxHiddenText:
         self._character = _hiding_styles(styles, "character")
         self._paragraph = _hiding_styles(styles, "paragraph")
         self._table = _hiding_styles(styles, "table")
+        self._conditional = _conditional_hiding(styles)
+        self._regions: dict[Any, TableRegions] = {}  # by w:tbl: each table's rows are read once
         self._default_paragraph = _default_style(styles, "paragraph")
         self._default_table = _default_style(styles, "table")
         default = styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr/{VANISH}")
@@ -78,10 +122,17 @@ class DocxHiddenText:
         return (self._default_paragraph if style is None else style.get(_VAL, "")) in self._paragraph
 
     def _table_level(self, paragraph: Any) -> bool:
-        if not self._table or (table := next(paragraph.iterancestors(f"{_W}tbl"), None)) is None:
+        if not (self._table or self._conditional) or (cell := next(paragraph.iterancestors(f"{_W}tc"), None)) is None:
             return False
+        table = next(cell.iterancestors(f"{_W}tbl"))
         style = table.find(f"{_W}tblPr/{_W}tblStyle")
-        return (self._default_table if style is None else style.get(_VAL, "")) in self._table
+        style_id = self._default_table if style is None else style.get(_VAL, "")
+        hidden = style_id in self._table
+        if (conditional := self._conditional.get(style_id or "")) is not None:
+            regions = self._regions.get(table) or self._regions.setdefault(table, TableRegions(table))
+            for kind in regions.formats(cell, conditional.bands):
+                hidden = conditional.vanish.get(kind, hidden)
+        return hidden
 
     @staticmethod
     def _direct(run: Any) -> bool | None:

@@ -81,3 +81,43 @@ def test_docx_paragraphs_without_a_style_take_the_default_paragraph_style_s_hidd
     document.add_paragraph("Internal note: do not send.")
     document.add_paragraph("Valid until May.", style="Body")
     assert docx_text(document, tmp_path / "offer") == "Valid until May."
+
+
+def _conditional(kind: str, vanish: str = "<w:vanish/>") -> Any:
+    return parse_xml(f'<w:tblStylePr {nsdecls("w")} w:type="{kind}"><w:rPr>{vanish}</w:rPr></w:tblStylePr>')
+
+
+def _table(document: Any, style: str, rows: list[tuple[str, ...]]) -> Any:
+    table = document.add_table(rows=len(rows), cols=len(rows[0]), style=style)
+    for row, texts in zip(table.rows, rows, strict=True):
+        for cell, text in zip(row.cells, texts, strict=True):
+            cell.text = text
+    return table
+
+
+def test_docx_text_hidden_by_a_table_style_s_conditional_formats_is_left_out(tmp_path: Path) -> None:
+    # a table style's header-row and banding formats (w:tblStylePr) were not read: a header row the style hides was
+    # indexed. Word applies them banding first, then first column, then header row, each overriding the one before.
+    document = docx.Document()
+    quiz = document.styles.add_style("Quiz", WD_STYLE_TYPE.TABLE)
+    quiz.element.append(_conditional("firstRow"))
+    quiz.element.append(_conditional("band2Horz"))
+    quiz.element.append(_conditional("firstCol", '<w:vanish w:val="0"/>'))
+    document.styles.add_style("Quiz copy", WD_STYLE_TYPE.TABLE).base_style = quiz
+    # python-docx's tables look like Word's default: header row and first column formats, row banding
+    _table(document, "Quiz", [("Draft header", "internal"), ("Q1", "Paris"), ("Q2", "Rome"), ("Q3", "Oslo")])
+    unlooked = _table(document, "Quiz", [("Header shown", "where the look turns it off")])
+    look = unlooked._tbl.tblPr.find(f"{_W}tblLook")
+    look.set(f"{_W}firstRow", "0")
+    _table(document, "Quiz copy", [("Hidden header", "through the base style")])
+    # a total row and every second column after the first hidden, where the look asks for both
+    totals = document.styles.add_style("Totals", WD_STYLE_TYPE.TABLE)
+    totals.element.append(_conditional("lastRow"))
+    totals.element.append(_conditional("band2Vert"))
+    looked = _table(document, "Totals", [("Item", "Q1", "Q2"), ("Bolts", "4", "5"), ("Total", "4", "5")])
+    look = looked._tbl.tblPr.find(f"{_W}tblLook")
+    look.set(f"{_W}lastRow", "1")
+    look.set(f"{_W}noVBand", "0")
+    assert docx_text(document, tmp_path / "quiz") == (
+        "Q1 | Paris\nQ2\nQ3 | Oslo\n\nHeader shown | where the look turns it off\n\nItem | Q1\nBolts | 4"
+    )
