@@ -1,5 +1,6 @@
 """Word, PowerPoint and OpenDocument text documents built in a test and read back through the loaders."""
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,32 @@ SMARTART_DATA = (
 )
 
 
-def odt_with_automatic_styles(styles_xml: str) -> Any:
-    """An empty OpenDocument text whose content.xml holds these automatic styles (style:style, text:list-style …)."""
+def odt_with_styles(automatic: str = "", common: str = "", outline: str = "") -> Any:
+    """An empty OpenDocument text whose content.xml holds these automatic styles (style:style, text:list-style …) and
+    whose styles.xml these common styles; `outline`, a text:outline-style, replaces the template's outline numbering."""
     document = odfdo.Document("text")
     document.body.clear()
-    automatic = document.content.get_element("//office:automatic-styles")
-    assert automatic is not None
-    for style in odfdo.Element.from_tag(f"<office:automatic-styles>{styles_xml}</office:automatic-styles>").children:
-        automatic.append(style)
+    styles = document.styles.get_element("//office:styles")
+    assert styles is not None
+    if outline:
+        for template_outline in styles.get_elements("text:outline-style"):
+            styles.delete(template_outline)
+    for xml, parent in (
+        (automatic, document.content.get_element("//office:automatic-styles")),
+        (common + outline, styles),
+    ):
+        assert parent is not None
+        for style in odfdo.Element.from_tag(f"<office:styles>{xml}</office:styles>").children:
+            parent.append(style)
     return document
+
+
+def odt_text(document: Any, body: Iterable[str], path: Path) -> str:
+    """The loader's text of the document with these elements (XML) appended to its body, saved at `path`."""
+    for xml in body:
+        document.body.append(odfdo.Element.from_tag(xml))
+    document.save(str(path))
+    return extract_text(path, "application/vnd.oasis.opendocument.text")
 
 
 def docx_text(document: Any, path: Path) -> str:

@@ -7,7 +7,7 @@ import docx
 import odfdo
 import openpyxl
 import pytest
-from office_kit import deck_text, docx_text, odt_with_automatic_styles, titled_slide
+from office_kit import deck_text, docx_text, odt_text, odt_with_styles, titled_slide
 from openpyxl.comments import Comment
 
 from quart_app.loaders import extract_text
@@ -172,8 +172,8 @@ def _annotation(author: str, text: str, attributes: str = "") -> str:
 def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragraph_once_each(tmp_path: Path) -> None:
     # a reply nested in its comment was lost, and its place in the comment's text read "[*]"; a comment in a frame's
     # text box follows the box's paragraph, which follows the paragraph the frame stands in
-    document = odt_with_automatic_styles(NUMBERED_LIST_STYLE)
-    for xml in (
+    document = odt_with_styles(NUMBERED_LIST_STYLE)
+    body = (
         # LibreOffice's reply: an annotation of its own at its comment's place, naming it in loext:parent-name
         '<text:p>Ship <office:annotation office:name="__Annotation__1"><dc:creator>Dana</dc:creator>'
         "<text:p>By sea?</text:p></office:annotation>"
@@ -192,11 +192,8 @@ def test_odt_replies_and_comments_in_tables_lists_and_frames_follow_their_paragr
         '<text:p>See <draw:frame draw:name="Box" text:anchor-type="as-char"><draw:text-box><text:p>Fig. 1'
         + _annotation("Jo", "Fix the caption.")
         + "</text:p></draw:text-box></draw:frame></text:p>",
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "plan"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    )
+    assert odt_text(document, body, tmp_path / "plan") == (
         "Ship the parts in June.\n\nComment by Dana: By sea?\n\nComment by Ed: No, by air.\n\n"
         "Costs rose.\n\nComment by Flo: Since May? Check.\n\nComment by Gil: Since April.\n\n"
         "Lead | Bob Comment by Hal: Left in March.\n\n"

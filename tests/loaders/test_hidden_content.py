@@ -12,7 +12,7 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from extract_msg.ole_writer import OleWriter
 from loader_fixture_files import ppt_record
-from office_kit import deck_text, docx_text, odt_with_automatic_styles, titled_slide
+from office_kit import deck_text, docx_text, odt_text, odt_with_styles, titled_slide
 
 from quart_app.loaders import extract_text
 
@@ -128,8 +128,8 @@ HIDDEN_ODT_STYLES = (
 
 
 def test_hidden_odt_text_paragraphs_and_sections_are_left_out(tmp_path: Path) -> None:
-    document = odt_with_automatic_styles(HIDDEN_ODT_STYLES)
-    for xml in (
+    document = odt_with_styles(HIDDEN_ODT_STYLES)
+    body = (
         '<text:p>The price is <text:span text:style-name="T1">(old price: 90 EUR) </text:span>80 EUR.</text:p>',
         '<text:p text:style-name="P1">A paragraph formatted as hidden.</text:p>',
         '<text:p><text:hidden-paragraph text:condition="ooow:1" text:is-hidden="true"/>Hidden by a condition.</text:p>',
@@ -137,11 +137,8 @@ def test_hidden_odt_text_paragraphs_and_sections_are_left_out(tmp_path: Path) ->
         '<text:section text:name="Final"><text:p>Valid until May.</text:p></text:section>',
         '<text:p>Ends <text:hidden-text text:condition="ooow:1" text:string-value="secret " text:is-hidden="true"/>'
         "here.</text:p>",
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "offer"
-    document.save(str(path))
-    assert extract_text(path, ODT) == "The price is 80 EUR.\n\nValid until May.\n\nEnds here."
+    )
+    assert odt_text(document, body, tmp_path / "offer") == "The price is 80 EUR.\n\nValid until May.\n\nEnds here."
 
 
 def test_hidden_xlsx_sheets_are_left_out_hidden_rows_are_not(tmp_path: Path) -> None:
@@ -188,38 +185,25 @@ def test_hidden_ods_sheets_are_left_out(tmp_path: Path) -> None:
 
 def test_odt_text_hidden_through_an_inherited_style_is_left_out(tmp_path: Path) -> None:
     # an automatic style inheriting text:display="none" from a common style of styles.xml was not seen as hidden
-    document = odfdo.Document("text")
-    document.body.clear()
-    common = document.styles.get_element("//office:styles")
-    assert common is not None
-    for xml in (
-        '<style:style style:name="Secret" style:family="text"><style:text-properties text:display="none"/>'
-        "</style:style>",
+    document = odt_with_styles(
+        automatic='<style:style style:name="T2" style:family="text" style:parent-style-name="Secret">'
+        '<style:text-properties fo:font-weight="bold"/></style:style>'
+        '<style:style style:name="T3" style:family="text" style:parent-style-name="Secret">'
+        '<style:text-properties text:display="true"/></style:style>'
+        '<style:style style:name="P2" style:family="paragraph" style:parent-style-name="Draft"/>',
+        common='<style:style style:name="Secret" style:family="text"><style:text-properties text:display="none"/>'
+        "</style:style>"
         '<style:style style:name="Draft" style:family="paragraph"><style:text-properties text:display="none"/>'
         "</style:style>",
-    ):
-        common.append(odfdo.Element.from_tag(xml))
-    automatic = document.content.get_element("//office:automatic-styles")
-    assert automatic is not None
-    for xml in (
-        '<style:style style:name="T2" style:family="text" style:parent-style-name="Secret">'
-        '<style:text-properties fo:font-weight="bold"/></style:style>',
-        '<style:style style:name="T3" style:family="text" style:parent-style-name="Secret">'
-        '<style:text-properties text:display="true"/></style:style>',
-        '<style:style style:name="P2" style:family="paragraph" style:parent-style-name="Draft"/>',
-    ):
-        automatic.append(odfdo.Element.from_tag(xml))
-    for xml in (
+    )
+    body = (
         '<text:p>The price is <text:span text:style-name="T2">(old price: 90 EUR) </text:span>'
         '<text:span text:style-name="T3">80 EUR</text:span><text:span text:style-name="Secret"> (margin 30%)'
         "</text:span>.</text:p>",
         '<text:p text:style-name="P2">Internal note: do not send.</text:p>',
         "<text:p>Valid until May.</text:p>",
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "offer"
-    document.save(str(path))
-    assert extract_text(path, ODT) == "The price is 80 EUR.\n\nValid until May."
+    )
+    assert odt_text(document, body, tmp_path / "offer") == "The price is 80 EUR.\n\nValid until May."
 
 
 def test_a_ppt_cut_off_inside_a_slide_list_keeps_the_text_before_the_cut(tmp_path: Path) -> None:

@@ -4,11 +4,10 @@ import zipfile
 from pathlib import Path
 
 import docx
-import odfdo
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import docx_text, odt_with_automatic_styles
+from office_kit import docx_text, odt_text, odt_with_styles
 
 from quart_app.loaders import extract_text
 from quart_app.loaders.list_labels import counter_text
@@ -51,14 +50,16 @@ NUMBERING = (
 )
 
 
-def _with_numbering(path: Path, numbering: str) -> None:
-    """Replace the document's word/numbering.xml, as Word would have written it."""
+def _text_with_numbering(document: docx.document.Document, numbering: str, path: Path) -> str:
+    """The loader's text of the document saved at `path` with this word/numbering.xml, as Word would have written it."""
+    document.save(str(path))
     with zipfile.ZipFile(path) as source:
         parts = {item.filename: source.read(item) for item in source.infolist()}
     parts["word/numbering.xml"] = numbering.encode()
     with zipfile.ZipFile(path, "w") as target:
         for name, data in parts.items():
             target.writestr(name, data)
+    return extract_text(path, DOCX)
 
 
 def _item(document: docx.document.Document, text: str, num_id: int, level: int = 0) -> None:
@@ -91,10 +92,7 @@ def test_docx_list_items_keep_their_automatic_numbers_and_bullets(tmp_path: Path
     _item(document, "Start again.", 4)
     _item(document, "", 4)  # an empty item still takes its number
     _item(document, "Continued by another list of the same kind.", 5)
-    path = tmp_path / "manual"
-    document.save(str(path))
-    _with_numbering(path, NUMBERING)
-    assert extract_text(path, DOCX) == (
+    assert _text_with_numbering(document, NUMBERING, tmp_path / "manual") == (
         "Installation\n\n1. Download the package.\n\n2. Check its signature.\n\na) with gpg\n\nb) with sha256sum\n\n"
         "iv. offline\n\n3. Unpack it.\n\na) into /opt\n\nScope\n\nI. General\n\n1.1 Definitions\n\n1.1.1 Terms\n\n"
         "1.1.2 Abbreviations\n\nII. Duties\n\n2.1 Reporting\n\n- a first point\n\n- a sub-point\n\n1. Start again.\n\n"
@@ -147,10 +145,7 @@ def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(
     _item(document, "Payment", 1, level=1)
     _item(document, "An overridden level hides its number.", 2)
     _item(document, "A level saying not hidden shows it.", 3)
-    path = tmp_path / "contract"
-    document.save(str(path))
-    _with_numbering(path, HIDDEN_NUMBERS)
-    assert extract_text(path, DOCX) == (
+    assert _text_with_numbering(document, HIDDEN_NUMBERS, tmp_path / "contract") == (
         "Scope\n\n1.1 Goods\n\nTerms\n\n2.1 Payment\n\nAn overridden level hides its number.\n\n"
         "1) A level saying not hidden shows it."
     )
@@ -159,9 +154,7 @@ def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(
 def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path) -> None:
     document = docx.Document()
     _item(document, "Numbered nowhere.", 99)
-    path = tmp_path / "orphan"
-    document.save(str(path))
-    assert extract_text(path, DOCX) == "Numbered nowhere."
+    assert docx_text(document, tmp_path / "orphan") == "Numbered nowhere."
 
 
 @pytest.mark.parametrize(
@@ -207,7 +200,6 @@ def _odt_item(text: str, nested: str = "", attributes: str = "") -> str:
 
 def test_odt_list_items_keep_their_numbers_and_bullets(tmp_path: Path) -> None:
     # odfdo writes every list item as "- item": numbered steps lost their numbers
-    document = odt_with_automatic_styles(ODT_LIST_STYLES)
     body = [
         "<text:p>Installation</text:p>",
         _odt_list(
@@ -241,11 +233,7 @@ def test_odt_list_items_keep_their_numbers_and_bullets(tmp_path: Path) -> None:
         _odt_list("Dots", _odt_item("a point")),
         "<text:list>" + _odt_item("a list without style") + "</text:list>",
     ]
-    for xml in body:
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "manual"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    assert odt_text(odt_with_styles(ODT_LIST_STYLES), body, tmp_path / "manual") == (
         "Installation\n\n1. Download the package.\n\n2. Check its signature.\n\na) with gpg\n\nb) with sha256sum\n\n"
         "iv. offline\n\nAn interruption.\n\n3. Unpack it.\n\n1. A new list starts again.\n\n7. Jump.\n\nContents\n\n"
         "§ 1 General\n\n1.1 Terms\n\n1.1.A Words\n\n§ 2 Duties\n\n- a point\n\n- a list without style"
@@ -265,13 +253,8 @@ ODT_OUTLINE_STYLE = (
 
 def test_odt_headings_keep_their_outline_numbers(tmp_path: Path) -> None:
     # odfdo reads a heading's text only: "see section 2.3.1" found no section 2.3.1
-    document = odt_with_automatic_styles(ODT_LIST_STYLES)
-    common = document.styles.get_element("//office:styles")
-    assert common is not None
-    for outline in common.get_elements("text:outline-style"):
-        common.delete(outline)
-    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
-    for xml in (
+    document = odt_with_styles(ODT_LIST_STYLES, outline=ODT_OUTLINE_STYLE)
+    body = (
         '<text:h text:outline-level="1">Introduction</text:h>',
         '<text:h text:outline-level="2">Scope</text:h>',
         "<text:p>Some text.</text:p>",
@@ -286,11 +269,8 @@ def test_odt_headings_keep_their_outline_numbers(tmp_path: Path) -> None:
         '<text:h text:outline-level="1">Results</text:h>',
         '<text:h text:outline-level="1" text:restart-numbering="true" text:start-value="7">Annex</text:h>',
         '<text:h text:outline-level="1"><text:number>8.</text:number>Index</text:h>',
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "report"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    )
+    assert odt_text(document, body, tmp_path / "report") == (
         "1. Introduction\n\n1.1 Scope\n\nSome text.\n\n2. Methods\n\n2.1 Data\n\n2.2 Tools\n\n2.3 Process\n\n"
         "2.3.1 Sampling\n\nNotes\n\n1. A listed heading\n\nAppendix\n\n3. Results\n\n7. Annex\n\n8. Index"
     )
@@ -307,13 +287,8 @@ def _numbered_paragraph(text: str, attributes: str, tag: str = "text:p") -> str:
 
 def test_odt_numbered_paragraphs_keep_their_text_and_their_list_s_numbers(tmp_path: Path) -> None:
     # odfdo read no text:numbered-paragraph: their text was lost, and a heading in one was counted in the outline
-    document = odt_with_automatic_styles(ODT_LIST_STYLES)
-    common = document.styles.get_element("//office:styles")
-    assert common is not None
-    for outline in common.get_elements("text:outline-style"):
-        common.delete(outline)
-    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
-    for xml in (
+    document = odt_with_styles(ODT_LIST_STYLES, outline=ODT_OUTLINE_STYLE)
+    body = (
         '<text:h text:outline-level="1">Introduction</text:h>',
         _numbered_paragraph("Scope", 'text:list-id="terms" text:style-name="Steps"', tag="text:h"),
         _numbered_paragraph("Goods are shipped in June.", 'text:list-id="terms" text:level="2"'),
@@ -321,11 +296,8 @@ def test_odt_numbered_paragraphs_keep_their_text_and_their_list_s_numbers(tmp_pa
         _numbered_paragraph("Payment", 'text:list-id="terms"'),
         _numbered_paragraph("Annex", 'text:list-id="other" text:style-name="Steps" text:start-value="5"'),
         '<text:h text:outline-level="1">Results</text:h>',
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "terms"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    )
+    assert odt_text(document, body, tmp_path / "terms") == (
         "1. Introduction\n\n1. Scope\n\na) Goods are shipped in June.\n\nAn interruption.\n\n2. Payment\n\n5. Annex\n\n"
         "2. Results"
     )
@@ -334,34 +306,26 @@ def test_odt_numbered_paragraphs_keep_their_text_and_their_list_s_numbers(tmp_pa
 def test_odt_list_without_a_style_numbers_its_items_by_their_paragraph_style_s_list_style(tmp_path: Path) -> None:
     # a list naming no list style showed bullets: LibreOffice numbers its headings and paragraphs by the list style
     # their paragraph style names (style:list-style-name), set on it or on the style it inherits from
-    document = odt_with_automatic_styles(
+    document = odt_with_styles(
         ODT_LIST_STYLES
         + '<style:style style:name="P1" style:family="paragraph" style:list-style-name="Steps"/>'
         + '<style:style style:name="P2" style:family="paragraph" style:parent-style-name="P1"/>'
     )
-    for xml in (
+    body = (
         "<text:list>"
         + '<text:list-item><text:h text:style-name="P1" text:outline-level="1">Scope</text:h></text:list-item>'
         + '<text:list-item><text:p text:style-name="P2">Terms</text:p></text:list-item>'
         + _odt_item("Plain")
         + "</text:list>",
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "terms"
-    document.save(str(path))
-    assert extract_text(path, ODT) == "1. Scope\n\n2. Terms\n\n- Plain"
+    )
+    assert odt_text(document, body, tmp_path / "terms") == "1. Scope\n\n2. Terms\n\n- Plain"
 
 
 def test_odt_headings_in_lists_of_the_outline_style_keep_their_outline_numbers(tmp_path: Path) -> None:
     # a list naming the outline numbering ("Outline", no list style) as its style showed its headings as bullets and
     # left them out of the outline's count
-    document = odt_with_automatic_styles("")
-    common = document.styles.get_element("//office:styles")
-    assert common is not None
-    for outline in common.get_elements("text:outline-style"):
-        common.delete(outline)
-    common.append(odfdo.Element.from_tag(ODT_OUTLINE_STYLE))
-    for xml in (
+    document = odt_with_styles(outline=ODT_OUTLINE_STYLE)
+    body = (
         _odt_list("Outline", '<text:list-item><text:h text:outline-level="1">Introduction</text:h></text:list-item>'),
         "<text:p>Some text.</text:p>",
         _odt_list(
@@ -371,8 +335,5 @@ def test_odt_headings_in_lists_of_the_outline_style_keep_their_outline_numbers(t
             attributes='text:continue-numbering="true"',
         ),
         '<text:h text:outline-level="1">Methods</text:h>',
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "report"
-    document.save(str(path))
-    assert extract_text(path, ODT) == "1. Introduction\n\nSome text.\n\n1.1 Scope\n\n2. Methods"
+    )
+    assert odt_text(document, body, tmp_path / "report") == "1. Introduction\n\nSome text.\n\n1.1 Scope\n\n2. Methods"

@@ -5,6 +5,7 @@ import zipfile
 from pathlib import Path
 
 import odfdo
+from office_kit import odt_text, odt_with_styles
 
 from quart_app.loaders import extract_text
 
@@ -77,9 +78,7 @@ def test_odt_encoded_spaces_keep_words_apart(tmp_path: Path) -> None:
 def test_odt_text_boxes_are_paragraphs_of_their_own_after_the_one_they_stand_in(tmp_path: Path) -> None:
     # odfdo indented a box's paragraphs by two spaces inside the paragraph of its frame, a blank line after each:
     # "See the box   Opening hours:\n  \n  9 to 5.\n  \n for details."
-    document = odfdo.Document("text")
-    document.body.clear()
-    for xml in (
+    body = (
         # as LibreOffice writes them: a box anchored as a character in a sentence, one anchored to the page
         '<text:p>See the box <draw:frame draw:name="Hours" text:anchor-type="as-char" svg:width="4cm">'
         "<draw:text-box><text:p>Opening hours:</text:p><text:p>9 to 5.</text:p></draw:text-box></draw:frame> for "
@@ -87,11 +86,8 @@ def test_odt_text_boxes_are_paragraphs_of_their_own_after_the_one_they_stand_in(
         '<draw:frame draw:name="Stamp" text:anchor-type="page" text:anchor-page-number="1" svg:width="3cm">'
         "<draw:text-box><text:p>Draft</text:p></draw:text-box></draw:frame>",
         "<text:p>Closed on Sundays.</text:p>",
-    ):
-        document.body.append(odfdo.Element.from_tag(xml))
-    path = tmp_path / "shop"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    )
+    assert odt_text(odt_with_styles(), body, tmp_path / "shop") == (
         "See the box for details.\n\nOpening hours:\n\n9 to 5.\n\nDraft\n\nClosed on Sundays."
     )
 
