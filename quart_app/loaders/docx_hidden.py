@@ -94,7 +94,8 @@ class DocxHiddenText:
         self._paragraph = _hiding_styles(styles, "paragraph")
         self._table = _hiding_styles(styles, "table")
         self._conditional = _conditional_hiding(styles)
-        self._regions: dict[Any, TableRegions] = {}  # by w:tbl: each table's rows are read once
+        # by w:tbl: each table's style and rows are read once
+        self._tables: dict[Any, tuple[bool, _ConditionalHiding | None, TableRegions | None]] = {}
         self._default_paragraph = _default_style(styles, "paragraph")
         self._default_table = _default_style(styles, "table")
         default = styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr/{VANISH}")
@@ -125,14 +126,22 @@ class DocxHiddenText:
         if not (self._table or self._conditional) or (cell := next(paragraph.iterancestors(f"{_W}tc"), None)) is None:
             return False
         table = next(cell.iterancestors(f"{_W}tbl"))
-        style = table.find(f"{_W}tblPr/{_W}tblStyle")
-        style_id = self._default_table if style is None else style.get(_VAL, "")
-        hidden = style_id in self._table
-        if (conditional := self._conditional.get(style_id or "")) is not None:
-            regions = self._regions.get(table) or self._regions.setdefault(table, TableRegions(table))
-            for kind in regions.formats(cell, conditional.bands):
+        if (style := self._tables.get(table)) is None:
+            style = self._tables[table] = self._table_style(table)
+        hidden, conditional, regions = style
+        if conditional is not None and regions is not None:
+            for kind in regions.formats(cell):
                 hidden = conditional.vanish.get(kind, hidden)
         return hidden
+
+    def _table_style(self, table: Any) -> tuple[bool, _ConditionalHiding | None, TableRegions | None]:
+        """Whether the table's style hides its text, its conditional formats that hide or show it, and where they
+        apply (only read for a table whose style has some)."""
+        style = table.find(f"{_W}tblPr/{_W}tblStyle")
+        style_id = self._default_table if style is None else style.get(_VAL, "")
+        conditional = self._conditional.get(style_id or "")
+        regions = None if conditional is None else TableRegions(table, conditional.bands)
+        return style_id in self._table, conditional, regions
 
     @staticmethod
     def _direct(run: Any) -> bool | None:

@@ -74,37 +74,55 @@ def _number(element: Any, path: str, default: int) -> int:
     return int(value) if value.isdigit() else default
 
 
-class TableRegions:
-    """One table's rows and look, read once: the conditional formats each of its cells takes."""
+class _RowLayout(NamedTuple):
+    columns: dict[Any, int]  # each cell's first grid column
+    first: Any
+    last: Any
 
-    def __init__(self, table: Any) -> None:
+
+class TableRegions:
+    """One table's rows and look, read once (each row's cells when first asked): the conditional formats each of its
+    cells takes."""
+
+    def __init__(self, table: Any, bands: BandSizes) -> None:
         rows = _own(table, _ROW, _TABLE)
         self._row_index = {row: index for index, row in enumerate(rows)}
         self._rows = len(rows)
         self._look = _look(table)
+        self._bands = bands
         # the header row, and the rows right after it repeated as header rows on each page (w:tblHeader)
         headers = 1
         while headers < len(rows) and rows[headers].find(f"{_W}trPr/{_W}tblHeader") is not None:
             headers += 1
         self._header_rows = headers if self._look["firstRow"] else 0
+        self._layouts: dict[Any, _RowLayout] = {}
 
-    def formats(self, cell: Any, bands: BandSizes) -> list[str]:
+    def _layout(self, row: Any) -> _RowLayout:
+        if (layout := self._layouts.get(row)) is None:
+            cells = _own(row, _CELL, _ROW)
+            columns, column = {}, _number(row, f"{_W}trPr/{_W}gridBefore", 0)
+            for cell in cells:
+                columns[cell] = column
+                column += _number(cell, f"{_W}tcPr/{_W}gridSpan", 1)
+            layout = self._layouts[row] = _RowLayout(columns, cells[0], cells[-1])
+        return layout
+
+    def formats(self, cell: Any) -> list[str]:
         """The conditional formats the cell takes, in the order Word applies them."""
         row = next(cell.iterancestors(_ROW))
-        index = self._row_index.get(row, 0)
-        cells = _own(row, _CELL, _ROW)
-        column = _number(row, f"{_W}trPr/{_W}gridBefore", 0)
-        column += sum(_number(other, f"{_W}tcPr/{_W}gridSpan", 1) for other in cells[: cells.index(cell)])
-        look = self._look
+        index, layout, look = self._row_index.get(row, 0), self._layout(row), self._look
         first_row, last_row = index < self._header_rows, look["lastRow"] and index == self._rows - 1
-        first_column, last_column = look["firstColumn"] and cell is cells[0], look["lastColumn"] and cell is cells[-1]
+        first_column = look["firstColumn"] and cell is layout.first
+        last_column = look["lastColumn"] and cell is layout.last
         taken = {"wholeTable", "firstRow" if first_row else "", "lastRow" if last_row else ""}
         taken |= {"firstCol" if first_column else "", "lastCol" if last_column else ""}
         # banding counts from the first row after the header rows and the first column after a first column format
         if not look["noHBand"] and not first_row:
-            taken.add("band1Horz" if (index - self._header_rows) // bands.rows % 2 == 0 else "band2Horz")
+            band = (index - self._header_rows) // self._bands.rows
+            taken.add("band1Horz" if band % 2 == 0 else "band2Horz")
         if not look["noVBand"] and not first_column:
-            taken.add("band1Vert" if (column - int(look["firstColumn"])) // bands.columns % 2 == 0 else "band2Vert")
+            band = (layout.columns.get(cell, 0) - int(look["firstColumn"])) // self._bands.columns
+            taken.add("band1Vert" if band % 2 == 0 else "band2Vert")
         # a corner cell takes the corner's format where both its row's and its column's formats apply
         corners = {"nwCell": first_row and first_column, "neCell": first_row and last_column}
         corners |= {"swCell": last_row and first_column, "seCell": last_row and last_column}
