@@ -29,12 +29,12 @@ from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .odt_comments import comments_as_paragraphs
+from .odt_frames import text_boxes_as_paragraphs
 from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
 from .odt_tables import tables_as_lines
-from .odt_text_boxes import text_boxes_as_paragraphs
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
