@@ -29,7 +29,7 @@ from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .odt_comments import comments_as_paragraphs
-from .odt_frames import text_boxes_as_paragraphs
+from .odt_frames import remove_if_empty, text_boxes_as_paragraphs
 from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
@@ -41,6 +41,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
+_DRAW_IMAGE = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}image"
 # a page style's headers and footers: the default, the left (even) pages' and the first page's
 _PAGE_STORIES = frozenset(f"style:{kind}{side}" for kind in ("header", "footer") for side in ("", "-left", "-first"))
 # content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
@@ -295,10 +296,12 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
                 span = odfdo.Span(text)
                 span.tail = frame.tail
                 frame.parent.replace_element(frame, span)
-    # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text
-    for image in document.body.get_elements("//draw:image"):
-        if (frame := image.parent) is not None:
-            frame.delete(image)
+    # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text,
+    # and ends its frame with a line break that cut the sentence around an inline picture in two
+    for image in list(document.body._xml_element.iter(_DRAW_IMAGE)):
+        frame = image.getparent()
+        frame.remove(image)
+        remove_if_empty(frame)
     for root in roots:
         tables_as_lines(root)
     return "\n\n".join([str(document.get_formatted_text()), *_odt_page_stories(document)])

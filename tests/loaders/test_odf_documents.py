@@ -32,6 +32,20 @@ def test_odt_pictures_do_not_put_their_file_names_in_the_text(tmp_path: Path) ->
     assert extract_text(path, ODT) == "Before the picture.\n\nFigure 1: the harbour\n\nAfter the picture."
 
 
+def test_odt_an_inline_picture_leaves_its_sentence_whole(tmp_path: Path) -> None:
+    # odfdo ended the picture's frame with a line break: "See the map\n of the site." cut the sentence in two
+    picture = (
+        '<draw:frame draw:name="{name}" text:anchor-type="as-char" svg:width="1cm" svg:height="1cm">'
+        '<draw:image xlink:href="Pictures/map.png" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
+        "</draw:frame>"
+    )
+    body = (
+        f"<text:p>See the map {picture.format(name='Map')} of the site.</text:p>",
+        f"<text:p>{picture.format(name='Logo')}ACME GmbH</text:p>",
+    )
+    assert odt_text(odt_with_styles(), body, tmp_path / "site") == "See the map of the site.\n\nACME GmbH"
+
+
 FORMULA_FRAME = (
     '<draw:frame draw:name="Object1" text:anchor-type="as-char" svg:width="2cm" svg:height="0.5cm">'
     '<draw:object xlink:href="./Object 1" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
