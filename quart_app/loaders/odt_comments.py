@@ -44,7 +44,7 @@ def comments_as_paragraphs(root: Any, styles: ListStyles) -> None:
     replies (LibreOffice's loext:parent-name siblings, or annotations nested in their comment) each get their own."""
     placed_after: dict[Any, Any] = {}
     for annotation in [item for item in root.iter(_ANNOTATION) if next(item.iterancestors(_ANNOTATION), None) is None]:
-        # in a frame's text box, the paragraph the frame stands in: odfdo reads a text box's paragraphs into it
+        # the outermost paragraph: a comment in a footnote's text follows the paragraph the note stands in
         block = next(reversed(list(annotation.iterancestors(*_BLOCKS))), None)
         thread = _thread(annotation, styles)
         if block is None:
