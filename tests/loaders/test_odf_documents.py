@@ -77,16 +77,13 @@ def test_odt_formulas_are_indexed_where_they_stand(tmp_path: Path) -> None:
 
 def test_odt_encoded_spaces_keep_words_apart(tmp_path: Path) -> None:
     # odfdo formats a text:s as nothing, and writes a run's last space as one itself: "Price:40 EUR, due in May."
-    document = odfdo.Document("text")
-    document.body.clear()
+    document = odt_with_styles()
     priced = odfdo.Paragraph("Price: ")
     priced.append(odfdo.Span("40 EUR"))
     priced.append(", due  in May.")
     document.body.append(priced)
-    document.body.append(odfdo.Element.from_tag('<text:p>Code:<text:s text:c="3"/>7<text:s text:c="x"/>B</text:p>'))
-    path = tmp_path / "invoice"
-    document.save(str(path))
-    assert extract_text(path, ODT) == "Price: 40 EUR, due  in May.\n\nCode:   7 B"
+    body = ['<text:p>Code:<text:s text:c="3"/>7<text:s text:c="x"/>B</text:p>']
+    assert odt_text(document, body, tmp_path / "invoice") == "Price: 40 EUR, due  in May.\n\nCode:   7 B"
 
 
 def test_odt_text_boxes_are_paragraphs_of_their_own_after_the_one_they_stand_in(tmp_path: Path) -> None:
@@ -112,8 +109,7 @@ def _cells(*texts: str) -> str:
 
 def test_odt_table_rows_read_as_lines_of_cells_as_in_a_docx(tmp_path: Path) -> None:
     # odfdo formatted every cell as a paragraph of its own: "Alice\n30\nParis", a row a chunk could cut apart
-    document = odfdo.Document("text")
-    document.body.clear()
+    document = odt_with_styles()
     document.body.append(odfdo.Paragraph("Staff:"))
     staff = odfdo.Table("Staff")
     staff.set_values([["Name", "Age", "City"], ["Alice", "30", "Paris"]])
@@ -143,11 +139,8 @@ def test_odt_table_rows_read_as_lines_of_cells_as_in_a_docx(tmp_path: Path) -> N
         )
         + "</table:table-row>",
     ]
-    document.body.append(odfdo.Element.from_tag(f'<table:table table:name="Sales">{"".join(rows)}</table:table>'))
-    document.body.append(odfdo.Paragraph("End."))
-    path = tmp_path / "report"
-    document.save(str(path))
-    assert extract_text(path, ODT) == (
+    body = [f'<table:table table:name="Sales">{"".join(rows)}</table:table>', "<text:p>End.</text:p>"]
+    assert odt_text(document, body, tmp_path / "report") == (
         "Staff:\n\nName | Age | City\nAlice | 30 | Paris\n\n"
         "Q1 | Q2\nClosed all quarter | 12\nNorth region |  | 4 units\nNotes | a | b c\n\nEnd."
     )
