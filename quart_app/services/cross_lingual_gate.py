@@ -70,16 +70,12 @@ class CrossLingualGate:
         if known is None or known.share >= self._config.known_words_below:
             return None
         own_words_tell = known.chunks_read >= OWN_WORDS_TELL_FROM
-        try:
-            await self._leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
-        except Exception as exc:  # the other legs still answer
-            _log_failure(exc)
-            return None
         if not own_words_tell and await _read_close(main_hits):
             # the main model reading it that close to a chunk tells it is in their documents' language (an English
-            # question over a few English files): the leg's question vector and search would be thrown away
+            # question over a few English files): the leg would be thrown away, so its user's vectors are not wanted
             return None
         try:
+            await self._leg.asked(user_id, whole_index=own_words_tell or await self._foreign_to_index(known))
             if not await self._leg.covers(user_id):
                 log.debug("cross-lingual leg: some of the user's chunks have no vector yet; answering without it")
                 return None

@@ -3,6 +3,7 @@ that counts what it embeds, and alice's English documents."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal, Protocol
@@ -149,3 +150,26 @@ class RefusingModel(CountingModel):
         if input_type == "passage" and any(self._refused in text for text in texts):
             raise ValueError("the engine refused this batch")
         return await super().embed(texts, input_type)
+
+
+class HeldModel:
+    """The real model, whose passages wait until `release` is set (a fill that does not end while a question waits)."""
+
+    def __init__(self, model: CrossLingualModel) -> None:
+        self._model = model
+        self.release = asyncio.Event()
+        self.holding = False
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._model.dimension
+
+    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
+        if input_type == "passage":
+            self.holding = True
+            await self.release.wait()
+        return await self._model.embed(texts, input_type)

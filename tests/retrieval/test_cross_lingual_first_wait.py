@@ -5,12 +5,11 @@ their fill is expected to end within the bound, at the pace of the loop's batche
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
-from cross_lingual_kit import running_backfill
+from cross_lingual_kit import HeldModel, running_backfill
 
 from appliance.retrieval_config import CrossLingualConfig
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel
@@ -23,29 +22,6 @@ CONFIG = CrossLingualConfig(threads=1)
 CAROLS_NOTES = [f"Carol's note {n}: the greenhouse needs water every {n + 2} days." for n in range(3)]
 # a bound no question reaches in a test: what ends a wait is the expected fill, never the clock
 NEVER_S = 3600.0
-
-
-class HeldModel:
-    """The real model, whose passages wait until `release` is set (a fill that does not end while a question waits)."""
-
-    def __init__(self, model: CrossLingualModel) -> None:
-        self._model = model
-        self.release = asyncio.Event()
-        self.holding = False
-
-    @property
-    def model_id(self) -> str:
-        return self._model.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._model.dimension
-
-    async def embed(self, texts: list[str], input_type: Literal["query", "passage"]) -> list[list[float]]:
-        if input_type == "passage":
-            self.holding = True
-            await self.release.wait()
-        return await self._model.embed(texts, input_type)
 
 
 async def _add_carols_notes(corpus: Corpus) -> None:

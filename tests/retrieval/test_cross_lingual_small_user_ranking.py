@@ -4,17 +4,18 @@ PostgreSQL: her chunks are too few to tell the question's language, so MiniLM re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
-from cross_lingual_kit import running_backfill
+from cross_lingual_kit import HeldModel, running_backfill, vector_progress
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel
-from quart_app.services import cross_lingual_gate
+from quart_app.services import cross_lingual_gate, own_vectors_wait
 from quart_app.services.cross_lingual_gate import OWN_WORDS_TELL_FROM
 from quart_app.services.retrieval import RetrievalService
 from quart_app.store.cross_lingual_store import user_chunks_waiting
@@ -37,6 +38,9 @@ CARLAS_FILES = {
 }
 # 2 of its 5 words (the, choir) occur in her files: the gate takes it for foreign to them
 QUESTION = "When does the choir rehearse?"
+GERMAN_QUESTION = "Wann probt der Chor?"
+# a bound no question reaches in a test: what ends a wait is the expected fill, never the clock
+NEVER_S = 3600.0
 
 
 class SearchCountingStore(SearchStore):
@@ -61,6 +65,11 @@ class SearchCountingStore(SearchStore):
         )
 
 
+async def _carlas_waiting(db: Database) -> int:
+    async with db.connection() as conn:
+        return await user_chunks_waiting(conn, "carla", 10)
+
+
 async def test_a_small_users_question_in_her_files_language_finds_her_file_with_her_vectors_filled(
     db: Database,
     corpus: Corpus,
@@ -76,11 +85,11 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
     assert known is not None and known.share < CONFIG.known_words_below and known.chunks_read < OWN_WORDS_TELL_FROM
     async with running_backfill(db, nano_model) as (index, _):
         service = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
-        await service.retrieve("carla", QUESTION, 5)
+        # her question in another language asks for her vectors (her English one does not: the next test)
+        await service.retrieve("carla", GERMAN_QUESTION, 5)
 
         async def carla_filled() -> bool:
-            async with db.connection() as conn:
-                return await user_chunks_waiting(conn, "carla", 10) == 0
+            return await _carlas_waiting(db) == 0
 
         await wait_until(carla_filled, "carla's chunks have their cross-lingual vectors", timeout_s=120)
         store.tables.clear()
@@ -92,7 +101,7 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
         assert await without_leg.retrieve("carla", QUESTION, 5) == ranked
         # a question in another language still gets the leg over her few files
         store.tables.clear()
-        german = await service.retrieve("carla", "Wann probt der Chor?", 5)
+        german = await service.retrieve("carla", GERMAN_QUESTION, 5)
         assert german[0].source_id == CHOIR and "cross_lingual" in german[0].legs
         assert store.tables.count(CROSS_LINGUAL_VECTORS) == 1
         # the rule is for users of few chunks only: one whose own chunks tell the language ranks as before, by the
@@ -100,3 +109,31 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
         monkeypatch.setattr(cross_lingual_gate, "OWN_WORDS_TELL_FROM", len(CARLAS_FILES))
         told = await service.retrieve("carla", QUESTION, 5)
         assert all(hit.legs == ("cross_lingual",) for hit in told)
+
+
+async def test_a_question_whose_leg_is_dropped_neither_asks_for_her_vectors_nor_waits_for_them(
+    db: Database,
+    corpus: Corpus,
+    embedder: MiniLmEmbedder,
+    nano_model: CrossLingualModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the gate recorded her as asking, and waited for her fill, before MiniLM's distance dropped the leg."""
+    # a question waiting for her fill would wait until the test releases it: a minute a chunk, within the bound
+    monkeypatch.setattr(own_vectors_wait, "FIRST_QUESTION_WAIT_S", NEVER_S)
+    monkeypatch.setattr(own_vectors_wait, "CHUNK_S_GUESS", 60.0)
+    for source_id, text in CARLAS_FILES.items():
+        await corpus.add(source_id, [text], ["carla"], title=source_id.rsplit("/", 1)[1])
+    model = HeldModel(nano_model)
+    async with running_backfill(db, model) as (index, _):
+        service = RetrievalService(
+            SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index
+        )
+        ranked = await asyncio.wait_for(service.retrieve("carla", QUESTION, 5), timeout=60)
+        assert ranked[0].source_id == CHOIR and "cross_lingual" not in ranked[0].legs
+        async with db.connection() as conn:
+            asking = await (await conn.execute("SELECT user_id FROM cross_lingual_waiting_users")).fetchall()
+        assert asking == []
+        assert await vector_progress(db) == (0, len(CARLAS_FILES), False)  # no vector wanted, her own nor the index's
+        assert await _carlas_waiting(db) == len(CARLAS_FILES) and not model.holding
+        model.release.set()
