@@ -4,11 +4,11 @@ that counts what it embeds, and alice's English documents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal, Protocol
 
-from async_wait import wait_until
+from async_wait import wait_while_progressing
 from corpus_writer import Corpus
 from multilingual_questions import ENGLISH_DOCUMENTS
 from retrieval_corpus import stdlib_docstrings
@@ -54,12 +54,25 @@ async def all_filled(db: Database) -> bool:
     return filled == chunks > 0
 
 
+async def fill_progress(db: Database) -> int:
+    """The chunks the fill is done with: those with a vector and those the model refused."""
+    async with db.connection() as conn:
+        progress = await read_progress(conn)
+    return progress.vectors + progress.refused
+
+
+async def wait_for_fill(db: Database, check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Until `check()`, while the fill goes on: fails only once no chunk was filled in (or refused) for a minute, so a
+    loaded machine (a chunk took 5 s at load 12) slows the wait without failing it, and a fill that stops still does."""
+    await wait_while_progressing(check, lambda: fill_progress(db), what)
+
+
 async def fill_in(db: Database, index: CrossLingualIndex) -> None:
     """Runs the index's backfill loop until every chunk has its cross-lingual vector."""
     loops = BackgroundLoops()
     loops.start(CrossLingualIndex.LOOP_NAME, index.run)
     try:
-        await wait_until(lambda: all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+        await wait_for_fill(db, lambda: all_filled(db), "every chunk has its cross-lingual vector")
     finally:
         await loops.close()
 

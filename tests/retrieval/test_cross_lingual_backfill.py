@@ -17,6 +17,7 @@ from cross_lingual_kit import (
     all_filled,
     refused_chunks,
     vector_progress,
+    wait_for_fill,
 )
 from multilingual_questions import FOREIGN_QUESTIONS
 
@@ -77,7 +78,7 @@ async def test_a_question_on_another_replica_starts_the_backfill(
         await asyncio.sleep(0.5)
         assert await vector_progress(db) == (0, 63, False)
         await answering.asked("bob")
-        await wait_until(lambda: all_filled(db), "the other replica's loop filled in every vector", timeout_s=120)
+        await wait_for_fill(db, lambda: all_filled(db), "the other replica's loop filled in every vector")
     finally:
         await loops.close()
 
@@ -96,7 +97,7 @@ async def test_replicas_filling_in_together_embed_each_chunk_once(
     for replica_db, model, replica_loops in zip([db, other_db], models, loops, strict=True):
         replica_loops.start(CrossLingualIndex.LOOP_NAME, CrossLingualIndex(replica_db, model, always).run)
     try:
-        await wait_until(lambda: all_filled(db), "the two replicas filled in every vector", timeout_s=120)
+        await wait_for_fill(db, lambda: all_filled(db), "the two replicas filled in every vector")
     finally:
         for replica_loops in loops:
             await replica_loops.close()
@@ -133,11 +134,11 @@ async def test_chunks_left_behind_get_their_vectors_on_a_later_pass(
         # the failed batch's chunks are behind the loop's position once it has gone past them: the status does not
         # claim that every chunk has its vector
         waiting = r"waiting for new chunks; a pass from the first chunk in (60|5\d) min fills any left behind"
-        await wait_until(lambda: loop_says(waiting), "idle after the first pass", timeout_s=120)
+        await wait_for_fill(db, lambda: loop_says(waiting), "idle after the first pass")
         assert not await all_filled(db) and await refused_chunks(db) == 4
         monkeypatch.setattr(cross_lingual, "RESCAN_S", 0.0)
         index.wake()
-        await wait_until(lambda: all_filled(db), "the failed batch's chunks got their vectors", timeout_s=120)
+        await wait_for_fill(db, lambda: all_filled(db), "the failed batch's chunks got their vectors")
         await wait_until(lambda: loop_says("every chunk has its cross-lingual vector"), "the status says so")
         # and keeps saying so while nothing new comes, until the next pass from the first chunk (a sleep: what is
         # asserted is that nothing changes over many idle rounds of 50 ms)
@@ -208,6 +209,6 @@ async def test_the_status_says_how_long_the_fill_has_left_while_it_runs(
     left = during["chunks"] - during["vectors"]
     assert left > 0 and 0 < during["chunks_per_s"] < 1000
     assert during["eta_s"] == pytest.approx(left / during["chunks_per_s"], abs=1)
-    await wait_until(lambda: all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    await wait_for_fill(db, lambda: all_filled(db), "every chunk has its cross-lingual vector")
     after = await found.progress()
     assert after["chunks_per_s"] is None and after["eta_s"] is None

@@ -13,6 +13,7 @@ from cross_lingual_kit import (
     fill_in,
     refused_chunks,
     vector_progress,
+    wait_for_fill,
 )
 
 from appliance.ccb_status import cross_lingual_line
@@ -100,7 +101,7 @@ async def test_an_asking_users_chunk_the_model_refuses_does_not_hold_up_the_othe
 
     try:
         # her chunk is tried first, then once more in id order, not again and again ahead of the others
-        await wait_until(idle, "the others filled in", timeout_s=120)
+        await wait_for_fill(db, idle, "the others filled in")
     finally:
         await loops.close()
     # the batch her chunk falls in is embedded again one chunk at a time: only hers is left without a vector
@@ -134,7 +135,7 @@ async def test_a_user_who_asks_while_the_others_fill_in_comes_next(
         await wait_until(two_batches_done, "the fill under way", timeout_s=60)
         embedded_when_asked = len(model.embedded)
         await index.asked("carol")
-        await wait_until(lambda: all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+        await wait_for_fill(db, lambda: all_filled(db), "every chunk has its cross-lingual vector")
     finally:
         await loops.close()
     first_of_carol = min(n for n, text in enumerate(model.embedded) if "Carol's note" in text)

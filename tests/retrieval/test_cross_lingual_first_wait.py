@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from async_wait import wait_until
 from corpus_writer import Corpus
-from cross_lingual_kit import HeldModel, running_backfill
+from cross_lingual_kit import HeldModel, running_backfill, wait_for_fill
 
 from appliance.retrieval_config import CrossLingualConfig
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel
@@ -54,7 +54,7 @@ async def test_a_fill_expected_to_outlast_the_bound_is_not_waited_for(
         async def carols_filled() -> bool:
             return await _carols_waiting(db) == 0
 
-        await wait_until(carols_filled, "carol's chunks filled in after her question", timeout_s=120)
+        await wait_for_fill(db, carols_filled, "carol's chunks filled in after her question")
 
 
 async def test_the_pace_is_the_fills_batches(db: Database, corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from cross_lingual_kit import (
     all_filled,
     fill_in,
     vector_progress,
+    wait_for_fill,
 )
 from multilingual_questions import ENGLISH_DOCUMENTS, FOREIGN_QUESTIONS
 from retrieval_embedder import MiniLmEmbedder
@@ -81,7 +82,7 @@ async def test_questions_in_other_languages_find_english_documents_once_the_leg_
     # than a question waits for, so it is answered at once, without them
     first = await with_leg.retrieve("alice", next(iter(QUESTIONS)), 5)
     assert all("cross_lingual" not in hit.legs for hit in first)
-    await wait_until(lambda: all_filled(db), "every chunk has its cross-lingual vector", timeout_s=120)
+    await wait_for_fill(db, lambda: all_filled(db), "every chunk has its cross-lingual vector")
     assert (await vector_progress(db))[2] is True
     assert loops.snapshot()[leg.LOOP_NAME]["counters"]["vectors"] == 63
 

@@ -8,9 +8,8 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from async_wait import wait_until
 from corpus_writer import Corpus
-from cross_lingual_kit import HeldModel, running_backfill, vector_progress
+from cross_lingual_kit import HeldModel, running_backfill, vector_progress, wait_for_fill
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
@@ -91,7 +90,7 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
         async def carla_filled() -> bool:
             return await _carlas_waiting(db) == 0
 
-        await wait_until(carla_filled, "carla's chunks have their cross-lingual vectors", timeout_s=120)
+        await wait_for_fill(db, carla_filled, "carla's chunks have their cross-lingual vectors")
         store.tables.clear()
         ranked = await service.retrieve("carla", QUESTION, 5)
         assert ranked[0].source_id == CHOIR
