@@ -104,6 +104,9 @@ class ModelEntry:
     licence: str
     source: FileSource
     tokenizer: FileSource | None
+    # an embedding model that reads one language: the cosine distance within which a question's nearest chunk is in
+    # that chunk's language (the cross-lingual gate's bound); None for a multilingual one, whose distance tells topic
+    reads_language_within: float | None = None
 
     def file_sources(self) -> list[FileSource]:
         return [self.source] if self.tokenizer is None else [self.source, self.tokenizer]
@@ -244,6 +247,12 @@ def _parse_entry(item: object, where: str) -> ModelEntry:
     unknown = set(prefixes) - {"query", "passage"}
     if unknown:
         raise CatalogueFormatError(f"{where}: unknown key(s) in 'prefixes': {sorted(unknown)}; use query/passage")
+    reads_within = _field(data, "reads_language_within", float, where, optional=True)
+    if reads_within is not None and (kind != "embedding" or not 0 < reads_within < 2):
+        raise CatalogueFormatError(
+            f"{where}: 'reads_language_within' is an embedding model's cosine distance, between 0 and 2 (exclusive);"
+            f" got {reads_within!r} for a {kind} model"
+        )
     tokenizer_raw = data.get("tokenizer")
     return ModelEntry(
         id=model_id,
@@ -259,6 +268,7 @@ def _parse_entry(item: object, where: str) -> ModelEntry:
         licence=_field(data, "licence", str, where),
         source=_parse_source(data.get("source"), f"{where}: source"),
         tokenizer=None if tokenizer_raw is None else _parse_source(tokenizer_raw, f"{where}: tokenizer"),
+        reads_language_within=reads_within,
     )
 
 

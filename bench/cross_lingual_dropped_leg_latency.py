@@ -1,6 +1,6 @@
 """Latency of small users' questions for which the cross-lingual leg is left out (their chunks too few to tell the
-question's language, MiniLM reading it within MAIN_MODEL_READS_BELOW of one of them), beside their questions in other
-languages, which keep the leg: p50, p90 and mean of RetrievalService.retrieve, in milliseconds.
+question's language, MiniLM reading it within its catalogue reads_language_within of one of them), beside their
+questions in other languages, which keep the leg: p50, p90 and mean of RetrievalService.retrieve, in milliseconds.
 
     .venv/bin/python bench/cross_lingual_dropped_leg_latency.py [--rounds 5] [--label after]
 
@@ -44,7 +44,7 @@ from appliance.model_catalogue import get_model, load_catalogue, resolve_model_f
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig  # noqa: E402
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel, load_cross_lingual_model  # noqa: E402
 from quart_app.services.cross_lingual import CrossLingualIndex  # noqa: E402
-from quart_app.services.cross_lingual_gate import MAIN_MODEL_READS_BELOW, OWN_WORDS_TELL_FROM  # noqa: E402
+from quart_app.services.cross_lingual_gate import OWN_WORDS_TELL_FROM  # noqa: E402
 from quart_app.services.retrieval import RetrievalService  # noqa: E402
 from quart_app.store.cross_lingual_store import bind_model  # noqa: E402
 from quart_app.store.database import Database  # noqa: E402
@@ -58,14 +58,16 @@ def owner(n: int) -> str:
     return f"user{n // FILES_PER_USER}"
 
 
-async def left_out(store: SearchStore, embedder: MiniLmEmbedder, config: CrossLingualConfig, ask: Ask) -> bool:
+async def left_out(
+    store: SearchStore, embedder: MiniLmEmbedder, config: CrossLingualConfig, reads_within: float, ask: Ask
+) -> bool:
     """Whether the leg is left out for this question by the small-user rule (told apart before timing anything)."""
     user, question = ask
     known = await store.known_word_share(user, question, None)
     if known is None or known.share >= config.known_words_below or known.chunks_read >= OWN_WORDS_TELL_FROM:
         return False
     vector = (await embedder.embed([question], "query"))[0]
-    return (await store.vector_search(user, vector, 1, exact=True))[0].score < MAIN_MODEL_READS_BELOW
+    return (await store.vector_search(user, vector, 1, exact=True))[0].score < reads_within
 
 
 def summary(name: str, asks: int, times_ms: list[float]) -> str:
@@ -97,12 +99,20 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
             index = CrossLingualIndex(db, model, config)
             await fill_all(db, index, owner(0))
             store = SearchStore(db)
-            service = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=config), cross_lingual=index)
+            reads_within = entry.reads_language_within
+            assert reads_within is not None
+            service = RetrievalService(
+                store,
+                embedder,
+                RetrievalConfig(cross_lingual=config),
+                cross_lingual=index,
+                main_reads_language_within=reads_within,
+            )
             english = [(owner(n), q) for n, q in enumerate(ENGLISH_QUESTIONS)]
             english += [(CLUB_USER, q) for q, _name in CLUB_QUESTIONS["English"]]
             german = [(owner(n), triple[1]) for n, triple in enumerate(TRIPLES)]
             german += [(CLUB_USER, q) for q, _name in CLUB_QUESTIONS["German"]]
-            dropped = [ask for ask in english if await left_out(store, embedder, config, ask)]
+            dropped = [ask for ask in english if await left_out(store, embedder, config, reads_within, ask)]
             kept = [ask for ask in english if ask not in dropped]
             groups = {"English, leg left out by the small-user rule": dropped, "English, other": kept}
             groups["German (the leg answers)"] = german

@@ -2,7 +2,7 @@
 files') and in German and French, with the cross-lingual leg's vectors filled in: the main vector leg at
 main_vector_weight (0) beside the leg, as before, against the rules for users whose own chunks are too few to tell a
 question's language (fewer than OWN_WORDS_TELL_FROM): the leg left out when MiniLM reads the question close to
-one of their chunks (MAIN_MODEL_READS_BELOW), and with no leg at all.
+one of their chunks (its catalogue reads_language_within), and with no leg at all.
 
     .venv/bin/python bench/cross_lingual_small_user_ranking.py [--files-per-user 5]
 
@@ -143,19 +143,19 @@ def source(n: int | str) -> str:
 
 
 @contextmanager
-def rule(name: str) -> Iterator[RetrievalConfig]:
-    """The retrieval config (and the module's bounds) of one rule for users of fewer than OWN_WORDS_TELL_FROM chunks:
-    `before` (their chunks taken to tell the language, as before: the leg on by their words alone), `reads below D`
-    (the leg left out when MiniLM's nearest chunk is closer than D), `no leg`."""
-    told_from, reads_below = cross_lingual_gate.OWN_WORDS_TELL_FROM, cross_lingual_gate.MAIN_MODEL_READS_BELOW
+def rule(name: str) -> Iterator[tuple[RetrievalConfig, float | None]]:
+    """The retrieval config and main model bound (and the module's bound) of one rule for users of fewer than
+    OWN_WORDS_TELL_FROM chunks: `before` (their chunks taken to tell the language, as before: the leg on by their words
+    alone), `reads below D` (the leg left out when MiniLM's nearest chunk is closer than D), `no leg`."""
+    told_from = cross_lingual_gate.OWN_WORDS_TELL_FROM
     if name == "before":
         cross_lingual_gate.OWN_WORDS_TELL_FROM = 0
-    elif name.startswith("reads below "):
-        cross_lingual_gate.MAIN_MODEL_READS_BELOW = float(name.removeprefix("reads below "))
+    reads_below = float(name.removeprefix("reads below ")) if name.startswith("reads below ") else None
     try:
-        yield RetrievalConfig() if name == "no leg" else RetrievalConfig(cross_lingual=CrossLingualConfig(threads=1))
+        config = RetrievalConfig() if name == "no leg" else RetrievalConfig(cross_lingual=CrossLingualConfig(threads=1))
+        yield config, reads_below
     finally:
-        cross_lingual_gate.OWN_WORDS_TELL_FROM, cross_lingual_gate.MAIN_MODEL_READS_BELOW = told_from, reads_below
+        cross_lingual_gate.OWN_WORDS_TELL_FROM = told_from
 
 
 RULES = ("before", "reads below 0.4", "reads below 0.5", "reads below 0.6", "no leg")
@@ -206,9 +206,11 @@ async def table(db: Database, embedder: MiniLmEmbedder, index: CrossLingualIndex
     await nearest(SearchStore(db), embedder, asks, lines)
     lines.append(f"  {'rule':<30}" + "".join(f"{kind + ' @1/@5 (leg)':>24}" for kind in asks))
     for name in RULES:
-        with rule(name) as config:
+        with rule(name) as (config, reads_below):
             store = SearchStore(db)
-            service = RetrievalService(store, embedder, config, cross_lingual=index)
+            service = RetrievalService(
+                store, embedder, config, cross_lingual=index, main_reads_language_within=reads_below
+            )
             cells = []
             for kind in asks:
                 first, top5, leg = await hits(service, store, asks[kind])

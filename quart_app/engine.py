@@ -22,7 +22,7 @@ from quart_app.app_settings import AppSettings
 from quart_app.background_loops import BackgroundLoops, LoopStatus
 from quart_app.cross_lingual_opening import open_cross_lingual
 from quart_app.daemon_thread import in_daemon_thread
-from quart_app.embedding_identity import model_identity
+from quart_app.embedding_identity import main_reads_language_within, model_identity
 from quart_app.engine_opening import EMBEDDER_WAIT
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull import PullMode
@@ -306,7 +306,8 @@ async def open_engine(
                 scorer = await in_daemon_thread(load, "load-reranker")
                 reranker = Reranker(scorer)
                 closing.add(f"reranker {reranker.model_id}", reranker.aclose)
-            answer = build_answer_service(config, db, client, llm, reranker, cross_lingual)
+            reads_within = main_reads_language_within(settings, entry)
+            answer = build_answer_service(config, db, client, llm, reranker, cross_lingual, reads_within)
         if loops is not None and has_duty(role, Duty.STATUS_HISTORY):
             sampler = StatusSampler(db, config.status_history)
             loops.start(StatusSampler.LOOP_NAME, sampler.run)

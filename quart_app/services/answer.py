@@ -252,9 +252,13 @@ def build_answer_service(
     llm: LlmBackend,
     reranker: PassageReranker | None = None,
     cross_lingual: CrossLingualVectors | None = None,
+    main_reads_language_within: float | None = None,
 ) -> AnswerService:
-    """The service as the app wires it: retrieval settings and the active LLM section's templates from config."""
-    retrieval = RetrievalService(SearchStore(db), embedder, config.retrieval, reranker, cross_lingual)
+    """The service as the app wires it: retrieval settings and the active LLM section's templates from config;
+    `main_reads_language_within`: the main model's catalogue reads_language_within (CrossLingualGate)."""
+    retrieval = RetrievalService(
+        SearchStore(db), embedder, config.retrieval, reranker, cross_lingual, main_reads_language_within
+    )
     return AnswerService(retrieval, llm, prompt_templates(config.llm, llm))
 
 

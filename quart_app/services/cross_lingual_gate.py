@@ -1,6 +1,6 @@
 """Which questions the cross-lingual leg answers: those whose words the user's documents mostly do not hold (in another
-language than theirs), less, for a user of too few chunks to tell a question's language by their words, those the
-main model reads close to one of them; and the multilingual question vector the leg searches with."""
+language than theirs), less, for a user of too few chunks to tell a question's language by their words, those a main
+model of one language reads close to one of them; and the multilingual question vector the leg searches with."""
 
 from __future__ import annotations
 
@@ -35,9 +35,6 @@ OWN_WORDS_TELL_FROM = 100
 # (held-out English docstring sentences: 0.4-0.9 of their words in 600 docstring chunks, 17 of 40 below
 # known_words_below's 0.8), a foreign one little but its names and cognates (at most 0.43; 0.57 at 2,000-6,000 chunks)
 INDEX_KNOWN_WORDS_BELOW = 0.5
-# for a user of fewer chunks, a question whose nearest chunk by the main model is closer than this cosine distance is in
-# their documents' language, and the cross-lingual leg is left out (bench/results/cross_lingual_small_user_ranking.txt)
-MAIN_MODEL_READS_BELOW = 0.5
 
 
 def _log_failure(exc: Exception) -> None:
@@ -45,19 +42,31 @@ def _log_failure(exc: Exception) -> None:
     log.warning("cross-lingual leg failed (%s: %s); answering without it", type(exc).__name__, loggable_message(exc))
 
 
-async def _read_close(main_hits: Awaitable[list[Hit]] | None) -> bool:
-    """Whether the main model's nearest chunk to the question lies within MAIN_MODEL_READS_BELOW."""
-    hits = [] if main_hits is None else await main_hits
-    return bool(hits) and hits[0].score < MAIN_MODEL_READS_BELOW
+async def _read_close(main_hits: Awaitable[list[Hit]] | None, within: float | None) -> bool:
+    """Whether the main model's nearest chunk to the question lies within `within` (never without a bound)."""
+    if within is None or main_hits is None:
+        return False
+    hits = await main_hits
+    return bool(hits) and hits[0].score < within
 
 
 class CrossLingualGate:
-    """Decides per question whether the cross-lingual leg answers it, and gives the leg's question vector."""
+    """Decides per question whether the cross-lingual leg answers it, and gives the leg's question vector.
+    `main_reads_language_within`: the main model's catalogue reads_language_within (MiniLM's 0.5: within it, a small
+    user's question is in their documents' language), None when its distances do not tell (a multilingual model, whose
+    English and German questions lie 0.10-0.24 from a small user's chunks alike) or it is unknown (an external one)."""
 
-    def __init__(self, store: SearchStore, leg: CrossLingualVectors, config: CrossLingualConfig) -> None:
+    def __init__(
+        self,
+        store: SearchStore,
+        leg: CrossLingualVectors,
+        config: CrossLingualConfig,
+        main_reads_language_within: float | None,
+    ) -> None:
         self._store = store
         self._leg = leg
         self._config = config
+        self._reads_within = main_reads_language_within
 
     async def question_vector(
         self, user_id: str, query: str, scope: Scope | None, main_hits: Awaitable[list[Hit]] | None
@@ -65,12 +74,12 @@ class CrossLingualGate:
         """The leg's vector of a question whose words the documents mostly do not hold (in another language than
         theirs); None for any other question, where the leg costs English ranking, nor for one the main model reads
         close to a chunk of a user of too few chunks to tell its language by their words (OWN_WORDS_TELL_FROM,
-        MAIN_MODEL_READS_BELOW). `main_hits`: the main vector leg's, None without them."""
+        main_reads_language_within). `main_hits`: the main vector leg's, None without them."""
         known = await self._store.known_word_share(user_id, query, scope)
         if known is None or known.share >= self._config.known_words_below:
             return None
         own_words_tell = known.chunks_read >= OWN_WORDS_TELL_FROM
-        if not own_words_tell and await _read_close(main_hits):
+        if not own_words_tell and await _read_close(main_hits, self._reads_within):
             # the main model reading it that close to a chunk tells it is in their documents' language (an English
             # question over a few English files): the leg would be thrown away, so its user's vectors are not wanted
             return None

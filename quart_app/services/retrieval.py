@@ -111,7 +111,9 @@ class RetrievalService:
         config: RetrievalConfig,
         reranker: PassageReranker | None = None,
         cross_lingual: CrossLingualVectors | None = None,
+        main_reads_language_within: float | None = None,
     ) -> None:
+        """`main_reads_language_within`: the main model's catalogue reads_language_within (CrossLingualGate)."""
         self._store = store
         self._embedder = embedder
         self._config = config
@@ -120,7 +122,7 @@ class RetrievalService:
         self._cross_lingual = (
             None
             if cross_lingual is None or config.cross_lingual is None
-            else CrossLingualGate(store, cross_lingual, config.cross_lingual)
+            else CrossLingualGate(store, cross_lingual, config.cross_lingual, main_reads_language_within)
         )
         # (monotonic time read, chunks) of the last estimate, for ef_search auto
         self._chunk_estimate: tuple[float, int] | None = None

