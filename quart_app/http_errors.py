@@ -22,6 +22,7 @@ from quart_app.services.errors import (
     InvalidRequestError,
     PromptTooLongError,
     QuestionTooLongError,
+    ReadabilityUnknownError,
     ScopeError,
     SourceBusyError,
     SpoolError,
@@ -152,6 +153,8 @@ EXCEPTION_MAP: tuple[ExceptionMapping, ...] = (
     ExceptionMapping(PromptTooLongError, 500, "LLM Error: "),
     ExceptionMapping(InvalidRequestError, 400, "Error: "),
     ExceptionMapping(EngineNotReadyError, 503, "Error: "),
+    # push mode: Nextcloud, the caller, could not tell which files the user still reads; its user may ask again
+    ExceptionMapping(ReadabilityUnknownError, 503, "Error: "),
     # the PHP app keeps a batch whose answer says cc-retry queued without logging an error: the engine opens by itself
     # (a step under way, PostgreSQL or the embedding service back); one that failed keeps its bare 503 (an error)
     ExceptionMapping(EngineStillOpeningError, 503, "Error: ", RETRY_HEADERS),

@@ -122,6 +122,22 @@ class NextcloudClient:
             raise error_for_status(method, path, statuscode, _message(payload, meta), response.headers)
         return payload["ocs"].get("data")
 
+    async def dav(self, method: str, path: str, *, user: str, body: bytes, timeout_s: float | None = None) -> bytes:
+        """A WebDAV request (SEARCH) as `user` with an XML body; the multistatus answer's bytes."""
+        self._check_open()
+        headers = self._signed(user, {"Content-Type": "application/xml; charset=utf-8"})
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
+        try:
+            response = await self._http.request(method, path, content=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            raise NextcloudTimeoutError(f"{method} {path}: Nextcloud did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise NextcloudUnreachableError(f"{method} {path}: {self._unreachable(exc)}") from None
+        if response.is_error:
+            # Sabre's error body is XML (its s:message may name a path): only the status is kept
+            raise error_for_status(method, path, response.status_code, "", response.headers)
+        return response.content
+
     async def download(
         self,
         path: str,

@@ -15,12 +15,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
 from quart_app.services.answer import DocSearchResult
 
 log = logging.getLogger(__name__)
 
-FILE_SOURCE_PREFIX = "files__default: "
 # the PHP app's "Deleted file" in each of its translations (l10n/*.json of context_chat v5.4.0 and of main as of
 # 2026-07-21); a language without a translation shows the English one
 DELETED_FILE_LABELS = frozenset(

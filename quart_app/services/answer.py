@@ -217,11 +217,19 @@ class AnswerService:
         scope_type: str | None = None,
         scope_list: Sequence[str] | None = None,
         with_passages: bool = False,
+        unreadable: UnreadableCheck | None = None,
     ) -> list[DocSearchResult]:
         """Unique documents, best first; [] (not an error) when nothing matches, as upstream's /docSearch.
-        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud)."""
+        `with_passages` adds each document's best passage (`ccb search`; never sent to Nextcloud). `unreadable`:
+        documents it names are left out and the next candidates fill their places."""
         self.check_question(query)
-        chunks = await self._retrieval.documents(user_id, query, limit, make_scope(scope_type, scope_list))
+        scope = make_scope(scope_type, scope_list)
+        if unreadable is None:
+            chunks = await self._retrieval.documents(user_id, query, limit, scope)
+        else:
+            candidates = await self._retrieval.candidate_documents(user_id, query, limit, scope)
+            gone = await unreadable(user_id, _documents_of(candidates)) if candidates else set()
+            chunks = [chunk for chunk in candidates if chunk.source_id not in gone][:limit]
         results: list[DocSearchResult] = []
         for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}

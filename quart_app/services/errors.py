@@ -93,6 +93,17 @@ class SourcesRevokedError(ContextError):
         )
 
 
+class ReadabilityUnknownError(AnswerError):
+    """Nextcloud did not say which candidate files the user can still read (push mode): nothing is answered (503)."""
+
+    def __init__(self, files: int, reason: str) -> None:
+        super().__init__(
+            f"Nextcloud did not say whether the user can still read the {files} file(s) the answer would draw on"
+            f" ({reason}); nothing was answered from them: ask again once Nextcloud answers WebDAV requests"
+        )
+        self.files = files
+
+
 class PromptTooLongError(AnswerError):
     """The LLM context is too small even for the template plus the reserved answer tokens."""
 

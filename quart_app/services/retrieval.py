@@ -320,6 +320,13 @@ class RetrievalService:
         full-text leg. A document the question names by its file name (`website.txt`) comes first; the others rank
         by their best chunk's fused score plus title_weight of a first-rank hit times the share of their file name's
         words found in the question."""
+        return (await self.candidate_documents(user_id, query, limit, scope))[:limit]
+
+    async def candidate_documents(
+        self, user_id: str, query: str, limit: int, scope: Scope | None = None
+    ) -> list[RetrievedChunk]:
+        """All the documents ranked for a search of `limit` (up to 2 * limit and those named), best first as
+        `documents` orders them: the next ones fill in for documents Nextcloud says the user can no longer read."""
         terms = await self._lexical_terms(query)
         # upstream fetches 2*limit chunks and keeps the first distinct documents; one chunk per document does that
         try:
@@ -351,4 +358,4 @@ class RetrievalService:
                 c.chunk_id,
             ),
         )
-        return ranked[:limit]
+        return ranked

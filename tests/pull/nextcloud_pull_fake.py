@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable
 
+from dav_file_search import SEARCH_PATH
 from pull_fake_queues import QueueRoutes
 from pull_fake_tasks import TaskRoutes
 from pull_fake_wire import (
@@ -73,12 +74,17 @@ class FakePullNextcloud(QueueRoutes, TaskRoutes):
             ("GET", "/ocs/v1.php/cloud/capabilities", "capabilities", lambda r: self._ocs(r, _CAPABILITIES)),
             ("PUT", "/ocs/v1.php/apps/app_api/ex-app/status", "init_status", self._init_status),
             ("GET", "/ocs/v1.php/apps/app_api/ex-app/state", "state", lambda r: self._ocs(r, {"enabled": True})),
+            ("SEARCH", SEARCH_PATH, "dav_search", self._dav_search),
         ]
         for verb, pattern, name, handler in table:
             match = re.fullmatch(pattern, path.rstrip("/"))
             if match and verb == method:
                 return name, handler, match.groups()
         return None
+
+    def _dav_search(self, req: RecordedRequest) -> _Reply:
+        status, body = self.dav.answer(req.user, str(req.json or "").encode())
+        return _Reply(status, body)
 
     def _dispatch(self, req: RecordedRequest, authed: bool) -> _Reply:
         with self._lock:

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from dav_file_search import DavFileSearch
 from local_http_server import LocalHttpFake, LocalHttpServer
 from pull_fake_wire import HOLD_LIMIT_S, RecordedRequest, _File, _Reply, _Row, ocs_envelope
 
@@ -55,6 +56,8 @@ class FakeNextcloudBase(LocalHttpFake, ABC):
         self.providers: dict[str, dict[str, Any]] = {}  # provider id -> {"provider": …, "customTaskType": …}
         self.tasks: dict[int, dict[str, Any]] = {}
         self.init_status: list[Any] = []
+        # which files a user still reads, as WebDAV SEARCH answers it (the push routes' check before an answer)
+        self.dav = DavFileSearch()
         self._rows: dict[str, dict[int, _Row]] = {"files": {}, "content_providers": {}, "actions": {}}
         self._acked: dict[str, list[int]] = {"files": [], "content_providers": [], "actions": []}
         self._ids: Counter[str] = Counter()
@@ -147,9 +150,10 @@ class FakeNextcloudBase(LocalHttpFake, ABC):
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                if reply.chunks is None:  # PHP-style JSON answer with a length (none for 204)
+                if reply.chunks is None:  # PHP-style JSON (WebDAV: XML) answer with a length (none for 204)
                     if reply.status != 204:
-                        self.send_header("Content-Type", "application/json; charset=utf-8")
+                        xml = self.command == "SEARCH"
+                        self.send_header("Content-Type", f"application/{'xml' if xml else 'json'}; charset=utf-8")
                         self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
@@ -169,7 +173,7 @@ class FakeNextcloudBase(LocalHttpFake, ABC):
                         return
                 self.wfile.write(b"0\r\n\r\n")
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_SEARCH = _serve
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 return None

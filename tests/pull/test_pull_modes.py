@@ -40,8 +40,10 @@ async def test_a_php_app_without_queues_is_probed_quietly_and_push_keeps_working
         # recheck_unavailable_s is 0.3 s here: wait for a few re-checks
         await until(lambda: nextcloud.paths("GET").count("/ocs/v2.php/apps/context_chat/queues/actions") >= 3)
         status = await running.status()
-    assert set(nextcloud.paths()) == {"/ocs/v2.php/apps/context_chat/queues/actions"}  # probes only, no claims
-    assert all(r.query.get("n") == "0" for r in nextcloud.requests)
+    # probes only, no claims; and the search's one WebDAV SEARCH: is alice's file still hers (push mode asks)
+    assert set(nextcloud.paths()) == {"/ocs/v2.php/apps/context_chat/queues/actions", "/remote.php/dav/"}
+    assert all(r.query.get("n") == "0" for r in nextcloud.requests if r.method != "SEARCH")
+    assert nextcloud.dav.searches == [("alice", [1])]
     assert nextcloud.providers == {}  # the PHP app <= 5.3 declares the task types itself
     assert status["pull"]["php_app_queues"] is False
     assert {status["loops"][name]["state"] for name in ("documents", "actions", "tasks")} == {"idle"}

@@ -1,11 +1,14 @@
 """A small Nextcloud stand-in over real sockets: the OCS endpoints the backend calls, in the OCS envelope.
 
 Reusable: start `FakeNextcloud()` as a context manager, script its answers through the public attributes, read
-`requests` afterwards. Endpoints: capabilities (nc_py_api's set_user reads it), TaskProcessing schedule and task.
+`requests` afterwards. Endpoints: capabilities (nc_py_api's set_user reads it), TaskProcessing schedule and task,
+WebDAV SEARCH by file id (`dav`, tests/dav_file_search.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import queue
 import threading
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from dav_file_search import SEARCH_PATH, DavFileSearch
 from local_http_server import LocalHttpFake, LocalHttpServer
 
 # the id of the first task scheduled; the next ones count up from it
@@ -68,6 +72,8 @@ class FakeNextcloud(LocalHttpFake):
         self.cancelled: list[int] = []
         # the id of each task as it is scheduled: a test waits on it to act while the task is held
         self.scheduled: queue.Queue[int] = queue.Queue()
+        # which files a user still reads, as WebDAV SEARCH answers it (push mode's check before an answer)
+        self.dav = DavFileSearch()
         self._polls: dict[int, int] = {}
         self._next_id = FIRST_TASK_ID
         self._lock = threading.Lock()
@@ -143,24 +149,38 @@ class FakeNextcloud(LocalHttpFake):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                dav = self.command == "SEARCH"
+                body = raw if dav else json.loads(raw) if raw else None
                 path = self.path.split("?", 1)[0]
-                fake.requests.append(
-                    RecordedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                code, payload = fake._answer(self.command, path, body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                fake.requests.append(RecordedRequest(self.command, path, headers, body))
+                if dav and path.rstrip("/") == SEARCH_PATH:
+                    code, payload = fake.dav.answer(_signed_user(headers), raw)
+                else:
+                    code, payload = fake._answer(self.command, path, body)
                 self.send_response(code)
                 for name, value in fake._answer_headers(self.command, path, code).items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                content_type = "application/xml; charset=utf-8" if dav else "application/json; charset=utf-8"
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
             do_GET = _serve
             do_POST = _serve
+            do_SEARCH = _serve
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 return None
 
         return Handler
+
+
+def _signed_user(headers: dict[str, str]) -> str:
+    """The user AppAPI's AUTHORIZATION-APP-API header names ("" when it is missing or malformed)."""
+    try:
+        decoded = base64.b64decode(headers.get("authorization-app-api", ""), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[0]

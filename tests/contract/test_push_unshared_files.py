@@ -1,0 +1,118 @@
+"""Push mode (PHP app <= 5.3): a file the user can no longer read in Nextcloud is left out of /query and /docSearch.
+
+The PHP app <= 5.3 on Nextcloud 30+ never sends an unshare, so the index still lists bert among the readers of the
+file anna unshared from him. Before answering, the app asks Nextcloud (WebDAV SEARCH by file id, one request per
+question) which candidate files bert still reads; the fake Nextcloud answers as the real one does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from contract_kit import (
+    APP_ID,
+    APP_SECRET,
+    APP_VERSION,
+    SourcePart,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+)
+from nextcloud_ocs_fake import FakeAppApiNextcloud
+from quart.typing import TestClientProtocol as Client
+
+from quart_app import create_app
+from quart_app.nextcloud import NextcloudClient
+from quart_app.nextcloud.readable_files import readable_file_ids
+
+ANNA_SECRET = "The orchard gate code is 4711 and the tulips go in every March."
+SHARED = SourcePart("files__default: 11", ANNA_SECRET.encode(), user_ids=["anna", "bert"], title="anna/orchard.md")
+OWN = SourcePart(
+    "files__default: 12", b"Bert plants tulips in March next to the orchard gate.", user_ids=["bert"], title="tulips.md"
+)
+MAIL = SourcePart(
+    "mail__mail: 7",
+    b"Mail: the orchard tulips arrive in March.",
+    user_ids=["bert"],
+    title="Tulips",
+    provider="mail__mail",
+)
+QUESTION = "When do the orchard tulips go in, and what is the gate code?"
+
+
+@asynccontextmanager
+async def push_app(
+    tmp_path: Path, dsn: str, embedder_url: str, nextcloud: FakeAppApiNextcloud
+) -> AsyncIterator[Client]:
+    app = create_app(make_settings(tmp_path / "storage", dsn, contract_config(embedder_url), nextcloud.url))
+    async with running_app(app) as test_app:
+        http = test_app.test_client()
+        await http.put("/enabled?enabled=1", headers=signed_headers())
+        loaded = await (await put_sources(http, [SHARED, OWN, MAIL])).get_json()
+        assert sorted(loaded["loaded_sources"]) == sorted(p.source_id for p in (SHARED, OWN, MAIL)), loaded
+        yield http
+
+
+async def _ask(http: Client, route: str, user: str) -> tuple[int, object]:
+    response = await http.post(route, json={"userId": user, "query": QUESTION}, headers=signed_headers(user))
+    return response.status_code, await response.get_json()
+
+
+async def test_a_file_unshared_in_nextcloud_is_neither_cited_nor_quoted(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud) as http:
+            status, shared = await _ask(http, "/query", "bert")
+            assert status == 200 and isinstance(shared, dict)
+            assert SHARED.source_id in shared["sources"]  # still shared: cited
+            nextcloud.dav.revoke("bert", 11)  # anna unshares; the PHP app tells the backend nothing
+            status, answer = await _ask(http, "/query", "bert")
+            status_search, hits = await _ask(http, "/docSearch", "bert")
+            status_anna, annas = await _ask(http, "/query", "anna")
+    assert status == 200 and isinstance(answer, dict)
+    assert SHARED.source_id not in answer["sources"] and "4711" not in answer["output"], answer
+    assert answer["sources"] and set(answer["sources"]) <= {OWN.source_id, MAIL.source_id}  # from what bert reads
+    # /docSearch: the next candidates fill in; the mail (not a file) is not asked about and stays
+    assert status_search == 200 and isinstance(hits, list)
+    assert [hit["source_id"] for hit in hits if hit["source_id"] == SHARED.source_id] == []
+    assert {hit["source_id"] for hit in hits} == {OWN.source_id, MAIL.source_id}
+    # anna still reads her own file
+    assert status_anna == 200 and isinstance(annas, dict) and SHARED.source_id in annas["sources"]
+    # one SEARCH per question, asking only about files, in the asking user's folder
+    assert [user for user, _ in nextcloud.dav.searches] == ["bert", "bert", "bert", "anna"]
+    assert all(11 in ids and set(ids) <= {11, 12} for _, ids in nextcloud.dav.searches), nextcloud.dav.searches
+
+
+async def test_without_an_answer_from_nextcloud_nothing_is_answered(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud) as http:
+            nextcloud.dav.faults.extend([503, 500])
+            status, answer = await _ask(http, "/query", "bert")
+            status_search, hits = await _ask(http, "/docSearch", "bert")
+    expected = (
+        r"Error: Nextcloud did not say whether the user can still read the [12] file\(s\) the answer would draw on"
+        r" \(SEARCH /remote\.php/dav/: Nextcloud answered {status}\); nothing was answered from them: ask again once"
+        r" Nextcloud answers WebDAV requests"
+    )
+    assert status == 503 and isinstance(answer, dict) and re.fullmatch(expected.format(status=503), answer["error"])
+    assert status_search == 503 and isinstance(hits, dict) and re.fullmatch(expected.format(status=500), hits["error"])
+
+
+async def test_more_candidate_files_than_one_search_may_hold_are_asked_in_searches_of_100() -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.dav.revoke("bert", 5, 150)
+        nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
+        try:
+            readable = await readable_file_ids(nc, "bert", list(range(1, 151)))
+        finally:
+            await nc.aclose()
+    assert readable == set(range(1, 151)) - {5, 150}
+    assert sorted(len(ids) for _, ids in nextcloud.dav.searches) == [50, 100]  # Nextcloud refuses more than 100

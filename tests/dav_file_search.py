@@ -1,0 +1,76 @@
+"""Nextcloud's WebDAV SEARCH by file id, for the fake Nextclouds (tests/retrieval/fake_nextcloud.py, tests/pull).
+
+What Nextcloud 34 answers to `SEARCH /remote.php/dav/` as an AppAPI-signed user (checked on the real one,
+shared/realnc): a 207 multistatus listing, with its `oc:fileid`, each asked file found in the scope `/files/<user>`
+(own files and those shared with the user); a file the user cannot read is simply not listed. At most 100
+comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. The fake finds every asked id except those a
+test took from the user (`revoke`: an unshare the PHP app never sent).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from xml.etree import ElementTree
+
+SEARCH_PATH = "/remote.php/dav"
+OPERATOR_LIMIT = 100
+_DAV = "{DAV:}"
+_OC_FILEID = "{http://owncloud.org/ns}fileid"
+MULTISTATUS_HEAD = (
+    '<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns"'
+    ' xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">'
+)
+
+
+class DavFileSearch:
+    """The SEARCH route's state and answers; thread-safe (the fakes serve from threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: dict[str, set[int]] = {}
+        # HTTP statuses answered to the next searches, in order (503: Nextcloud in trouble)
+        self.faults: deque[int] = deque()
+        # (user, file ids asked) of every search answered 207, in order
+        self.searches: list[tuple[str, list[int]]] = []
+
+    def revoke(self, user: str, *file_ids: int) -> None:
+        """The user can no longer read these files (anna unshared them): searches no longer list them."""
+        with self._lock:
+            self._revoked.setdefault(user, set()).update(file_ids)
+
+    def answer(self, user: str, body: bytes) -> tuple[int, bytes]:
+        """(status, XML body) for a SEARCH sent as `user`."""
+        with self._lock:
+            if self.faults:
+                status = self.faults.popleft()
+                return status, _error("Sabre\\DAV\\Exception\\ServiceUnavailable", "scripted fault")
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            return 400, _error("Sabre\\DAV\\Exception\\BadRequest", "the body is not XML")
+        scope = root.findtext(f".//{_DAV}from/{_DAV}scope/{_DAV}href")
+        if scope != f"/files/{user}":
+            return 400, _error("InvalidArgumentException", f"scope {scope!r} is not the user's folder")
+        comparisons = root.findall(f".//{_DAV}where//{_DAV}eq")
+        if len(comparisons) > OPERATOR_LIMIT:
+            return 400, _error("InvalidArgumentException", "maximum operator limit of 100 exceeded")
+        asked = [
+            int(eq.findtext(f"{_DAV}literal") or "0") for eq in comparisons if eq.find(f".//{_OC_FILEID}") is not None
+        ]
+        with self._lock:
+            self.searches.append((user, asked))
+            found = [file_id for file_id in asked if file_id not in self._revoked.get(user, set())]
+        responses = "".join(
+            f"<d:response><d:href>/remote.php/dav/files/{user}/file-{file_id}.txt</d:href><d:propstat><d:prop>"
+            f"<oc:fileid>{file_id}</oc:fileid></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+            for file_id in found
+        )
+        return 207, f"{MULTISTATUS_HEAD}{responses}</d:multistatus>".encode()
+
+
+def _error(exception: str, message: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">'
+        f"<s:exception>{exception}</s:exception><s:message>{message}</s:message></d:error>"
+    ).encode()
