@@ -4,7 +4,7 @@ What Nextcloud 34 answers to `SEARCH /remote.php/dav/` as an AppAPI-signed user 
 shared/realnc): a 207 multistatus listing, with its `oc:fileid`, each asked file found in the scope `/files/<user>`
 (own files and those shared with the user); a file the user cannot read is simply not listed. At most 100
 comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. The fake finds every asked id except those a
-test took from the user (`revoke`: an unshare the PHP app never sent).
+test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud does not know gets 401.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class DavFileSearch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revoked: dict[str, set[int]] = {}
+        # the users Nextcloud knows, when set: AppAPI's WebDAV auth answers any other 401 (None: every user)
+        self.users: set[str] | None = None
         # HTTP statuses answered to the next searches, in order (503: Nextcloud in trouble)
         self.faults: deque[int] = deque()
         # (user, file ids asked) of every search answered 207, in order
@@ -45,6 +47,8 @@ class DavFileSearch:
             if self.faults:
                 status = self.faults.popleft()
                 return status, _error("Sabre\\DAV\\Exception\\ServiceUnavailable", "scripted fault")
+            if self.users is not None and user not in self.users:
+                return 401, _error("Sabre\\DAV\\Exception\\NotAuthenticated", "AppAPIAuth has not passed")
         try:
             root = ElementTree.fromstring(body)
         except ElementTree.ParseError:

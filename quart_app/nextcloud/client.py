@@ -133,6 +133,13 @@ class NextcloudClient:
             raise NextcloudTimeoutError(f"{method} {path}: Nextcloud did not answer in time") from None
         except httpx.TransportError as exc:
             raise NextcloudUnreachableError(f"{method} {path}: {self._unreachable(exc)}") from None
+        if response.status_code == 401:
+            # AppAPI's WebDAV auth also refuses a user Nextcloud does not know, with the same 401 as a wrong secret
+            raise NextcloudAuthError(
+                f"{method} {path}: Nextcloud answered 401: user {user!r} is not a Nextcloud user, or AppAPI did not"
+                " accept APP_ID/APP_SECRET (re-register the ExApp or check its secret)",
+                401,
+            )
         if response.is_error:
             # Sabre's error body is XML (its s:message may name a path): only the status is kept
             raise error_for_status(method, path, response.status_code, "", response.headers)

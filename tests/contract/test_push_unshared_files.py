@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from contract_kit import (
     APP_ID,
     APP_SECRET,
@@ -27,7 +28,7 @@ from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
-from quart_app.nextcloud import NextcloudClient
+from quart_app.nextcloud import NextcloudAuthError, NextcloudClient
 from quart_app.nextcloud.readable_files import readable_file_ids
 
 ANNA_SECRET = "The orchard gate code is 4711 and the tulips go in every March."
@@ -116,3 +117,18 @@ async def test_more_candidate_files_than_one_search_may_hold_are_asked_in_search
             await nc.aclose()
     assert readable == set(range(1, 151)) - {5, 150}
     assert sorted(len(ids) for _, ids in nextcloud.dav.searches) == [50, 100]  # Nextcloud refuses more than 100
+
+
+async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret() -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.dav.users = {"anna", "bert"}
+        nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
+        try:
+            with pytest.raises(NextcloudAuthError) as refused:
+                await readable_file_ids(nc, "me", [1])
+        finally:
+            await nc.aclose()
+    assert str(refused.value) == (
+        "SEARCH /remote.php/dav/: Nextcloud answered 401: user 'me' is not a Nextcloud user, or AppAPI did not accept"
+        " APP_ID/APP_SECRET (re-register the ExApp or check its secret)"
+    )
