@@ -132,3 +132,16 @@ async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret(
         "SEARCH /remote.php/dav/: Nextcloud answered 401: user 'me' is not a Nextcloud user, or AppAPI did not accept"
         " APP_ID/APP_SECRET (re-register the ExApp or check its secret)"
     )
+
+
+async def test_a_search_fills_the_place_of_an_unshared_file_from_its_next_candidates(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    body = {"userId": "bert", "query": "orchard gate code", "ctxLimit": 1}
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud) as http:
+            before = await (await http.post("/docSearch", json=body, headers=signed_headers("bert"))).get_json()
+            nextcloud.dav.revoke("bert", 11)
+            after = await (await http.post("/docSearch", json=body, headers=signed_headers("bert"))).get_json()
+    assert [hit["source_id"] for hit in before] == [SHARED.source_id]
+    assert len(after) == 1 and after[0]["source_id"] in (OWN.source_id, MAIL.source_id), after
