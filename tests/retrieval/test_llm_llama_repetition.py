@@ -5,7 +5,8 @@ INFO line; a table it copies from a document passes whole."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -60,47 +61,61 @@ async def test_an_answer_that_repeats_a_line_stops_after_its_first_copy(
     assert "".join(streamed).strip() == answer
 
 
-async def test_numbered_steps_of_the_same_text_stop_after_the_first(
-    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
-) -> None:
-    """Before: 511 tokens, "- 1. Restart the server:" counted to 45 (units of 10 tokens, too short for near copies)."""
-    llama, templates = shipped
-    prompt = prompt_for(llama, templates, "Give numbered steps to restart each server listed in the firewall table.")
+def ends_with_one_restart_the_server(prompt: str, answer: str) -> None:
     assert "Restart the server" not in prompt  # the item is the model's, not a document's
-    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
-        answer = await llama.generate(prompt, "alice", [templates.end_separator])
-    assert llama.count_tokens(answer) - 1 < 100
     assert answer.count("Restart the server:") == 1 and answer.endswith("Restart the server:")
-    [record] = caplog.records
-    assert "numbered items of the same text" in record.getMessage() and "Restart" not in record.getMessage()
 
 
-async def test_numbered_items_alike_stop_after_the_first(
-    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
-) -> None:
-    """Before: 511 tokens, "N. Restart server N+9." counted to 58 (each item a number apart: no rule saw a loop)."""
-    llama, templates = shipped
-    prompt = prompt_for(llama, templates, "Give numbered steps to restart server 1 to server 10.")
-    with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
-        answer = await llama.generate(prompt, "alice", [templates.end_separator])
-    assert llama.count_tokens(answer) - 1 < 20
+def is_the_first_restart_item(prompt: str, answer: str) -> None:
     assert answer == "1. Restart server 10."
-    [record] = caplog.records
-    assert "list items alike" in record.getMessage() and "Restart" not in record.getMessage()
 
 
-async def test_numbered_items_counted_up_without_text_stop_after_the_first(
-    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture
+def has_no_second_item(prompt: str, answer: str) -> None:
+    assert "2." not in answer
+
+
+@dataclass(frozen=True)
+class NumberedLoop:
+    """A question SmolLM2 answers with a numbered list in a loop, and what the guard leaves of it."""
+
+    question: str
+    most_tokens: int  # the answer stays under this many tokens
+    log_says: str  # how the log names the loop
+    log_hides: str | None  # a word of the answer the log must not hold
+    check: Callable[[str, str], None]  # asserts on the prompt and the answer
+
+
+NUMBERED_LOOPS = {
+    # before: 511 tokens, "- 1. Restart the server:" counted to 45 (units of 10 tokens, too short for near copies)
+    "same-text": NumberedLoop(
+        "Give numbered steps to restart each server listed in the firewall table.",
+        100, "numbered items of the same text", "Restart", ends_with_one_restart_the_server,
+    ),
+    # before: 511 tokens, "N. Restart server N+9." counted to 58 (each item a number apart: no rule saw a loop)
+    "alike": NumberedLoop(
+        "Give numbered steps to restart server 1 to server 10.",
+        20, "list items alike", "Restart", is_the_first_restart_item,
+    ),
+    # before: 511 tokens, "1." to "124." alone on their lines (a number a line, no text for the rule to compare)
+    "counted-up-without-text": NumberedLoop(
+        "Give numbered steps to check each log file.", 20, "numbered items of the same text", None, has_no_second_item
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("loop", NUMBERED_LOOPS.values(), ids=NUMBERED_LOOPS.keys())
+async def test_numbered_items_in_a_loop_stop_after_the_first(
+    shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture, loop: NumberedLoop
 ) -> None:
-    """Before: 511 tokens, "1." to "124." alone on their lines (a number a line, no text for the rule to compare)."""
     llama, templates = shipped
-    prompt = prompt_for(llama, templates, "Give numbered steps to check each log file.")
+    prompt = prompt_for(llama, templates, loop.question)
     with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
         answer = await llama.generate(prompt, "alice", [templates.end_separator])
-    assert llama.count_tokens(answer) - 1 < 20
-    assert "2." not in answer
+    assert llama.count_tokens(answer) - 1 < loop.most_tokens
+    loop.check(prompt, answer)
     [record] = caplog.records
-    assert "numbered items of the same text" in record.getMessage()
+    assert loop.log_says in record.getMessage()
+    assert loop.log_hides is None or loop.log_hides not in record.getMessage()
 
 
 async def test_a_table_copied_from_a_document_passes_whole_streamed_line_by_line(
