@@ -4,44 +4,17 @@ loop is found is never taken back, and lists, tables and code whose lines look a
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Generator
 
 import pytest
+from guard_feeding import guarded, pieces_of
 
-from quart_app.runtimes.repetition import (
-    MIN_REPEATED_PIECES,
-    NEAR_MIN_COPIES,
-    RepetitionGuard,
-    stop_repeating,
-)
-
-# close to a BPE tokenizer's pieces: a word with the space before it, a run of punctuation, a line end
-_PIECE = re.compile(r" ?\w+| ?[^\w\s]+|\s+")
+from quart_app.runtimes.repetition import MIN_REPEATED_PIECES, NEAR_MIN_COPIES, stop_repeating
 
 PARAGRAPH = (
     "The server is configured to allow users to connect to the web server, which runs on port 443. SSH is open to"
     " the admin VPN only.\n\n"
 )
-
-
-def pieces_of(text: str) -> list[str]:
-    pieces = _PIECE.findall(text)
-    assert "".join(pieces) == text
-    return pieces
-
-
-def guarded(text: str, context: str = "") -> tuple[list[str], RepetitionGuard]:
-    """What the guard hands on for `text` fed piece by piece (finish() last) after the prompt `context`, and the
-    guard."""
-    guard = RepetitionGuard(context)
-    handed: list[str] = []
-    for piece in pieces_of(text):
-        handed.append(guard.push(piece))
-        if guard.repeat is not None:
-            break
-    handed.append(guard.finish())
-    return handed, guard
 
 
 @pytest.mark.parametrize(
