@@ -3,7 +3,9 @@ nearly ("1. Restart server 1", "2. Restart server 2", ...; "- Check the log file
 in units too short for the near-copy rule, where a host list (host-01..host-40) or a changelog legitimately differs in
 one token a line. A list's items differ from each other: the same item counted up is a loop, unless the prompt holds
 that item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before
-is in the prompt (the hosts of a document's table gone through one by one)."""
+is in the prompt (the hosts of a document's table gone through one by one). Inside a code block only numbered lines
+and comment lines are items ("#  1. Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops,
+assignments, table rows) are code."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ from itertools import pairwise
 
 # a bullet, a number ("." or ")") or both, then the item's text (maybe none: "1." counted up alone is a loop too)
 _LIST_ITEM = re.compile(r"(?:[-*+•]\s+(?:\d+[.)](?:\s+|$))?|\d+[.)](?:\s+|$))(?P<text>.*)")
+# inside a code block: a comment line (its text maybe a list item itself), a numbered line, or a comment with no text
+_COMMENT = re.compile(r"(?:#+|//+|--|;+|/\*+|\*)\s*(?P<text>.*?)(?:\s*\*/)?")
+_NUMBERED = re.compile(r"\d+[.)](?:\s+|$)(?P<text>.*)")
+_BLANK_COMMENT = re.compile(r"#+|//+|--|;+|/?\*+/?")
 # the words of an item, whatever its language: runs of letters or digits, and each other sign on its own
 _WORD = re.compile(r"\w+|[^\w\s]")
 _DIGITS = re.compile(r"\d+")
@@ -51,16 +57,16 @@ class ListItemRun:
         kept = max(1, self._quoted)
         return self._ends[kept - 1] if len(self._ends) >= kept else end
 
-    def end_line(self, line: str, end: int, structure: bool) -> int | None:
-        """Take a complete line ending before piece `end`; once the run is a loop, where to cut it (else None)."""
+    def end_line(self, line: str, end: int, structure: bool, code: bool) -> int | None:
+        """Take a complete line ending before piece `end` (`structure`: a table or data row, or code; `code`: inside
+        a code block); once the run is a loop, where to cut it (else None)."""
         stripped = line.strip()
-        if not stripped:
+        if not stripped or (code and _BLANK_COMMENT.fullmatch(stripped)):
             return None  # a blank line between items (a loose list) neither ends the run nor extends it
-        match = None if structure else _LIST_ITEM.fullmatch(stripped)
-        if match is None:
+        text = _code_item_text(stripped) if code else None if structure else _list_item_text(stripped)
+        if text is None:
             self._text, self._ends, self._same, self._quoted = None, [], True, 0
             return None
-        text = match["text"]
         words = _WORD.findall(text.lower())
         pairs, word_set = _pairs(words), frozenset(words)
         previous = self._text
@@ -96,6 +102,21 @@ class ListItemRun:
         if self._context_words is None:
             self._context_words = frozenset(_WORD.findall(self._context.lower()))
         return self._context_words
+
+
+def _list_item_text(line: str) -> str | None:
+    match = _LIST_ITEM.fullmatch(line)
+    return None if match is None else match["text"]
+
+
+def _code_item_text(line: str) -> str | None:
+    """The text of a code line that is a comment or a numbered line, the comment's list marker dropped (else None)."""
+    comment = _COMMENT.fullmatch(line)
+    if comment is not None:
+        item_text = _list_item_text(comment["text"])
+        return comment["text"] if item_text is None else item_text
+    numbered = _NUMBERED.fullmatch(line)
+    return None if numbered is None else numbered["text"]
 
 
 def _pairs(words: list[str]) -> frozenset[tuple[str, str]]:

@@ -89,6 +89,7 @@ class RepetitionGuard:
         self._items = ListItemRun(context, NEAR_MIN_COPIES)
         self._line_start = 0  # the first piece of the line in progress
         self._line_structure = False  # whether a piece of the line in progress is structure
+        self._line_in_code = False  # whether the line in progress starts inside a code block
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
@@ -143,8 +144,8 @@ class RepetitionGuard:
     def _end_line(self, end: int, structure: bool) -> None:
         """A line ends before piece `end`: follow the list items of the same text, or alike, with it."""
         line = "".join(self._pieces[self._line_start : end])
-        kept = self._items.end_line(line, end, structure or self._line_structure)
-        self._line_start, self._line_structure = end, False
+        kept = self._items.end_line(line, end, structure or self._line_structure, self._line_in_code)
+        self._line_start, self._line_structure, self._line_in_code = end, False, self._structure.in_code
         if kept is not None:
             same = self._items.same_text
             self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
@@ -217,6 +218,11 @@ class _StructureTracker:
         self._fences = FenceTracker()
         self._data_fields = 0  # separators without a space after them, on the line in progress
         self._last_character = "\n"
+
+    @property
+    def in_code(self) -> bool:
+        """Whether the complete lines so far leave a code block open."""
+        return self._fences.in_fence
 
     def is_structure(self, piece: str) -> bool:
         fences = self._fences
