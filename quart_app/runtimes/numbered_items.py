@@ -21,6 +21,7 @@ _BLANK_COMMENT = re.compile(r"#+|//+|--|;+|/?\*+/?")
 # the words of an item, whatever its language: runs of letters or digits, and each other sign on its own
 _WORD = re.compile(r"\w+|[^\w\s]")
 _DIGITS = re.compile(r"\d+")
+_COUNTER_DIGITS = 18  # a counter's numbers are short; a longer run of digits is read as a word (int() has limits)
 # items whose word pairs (bigrams, with the item's start and end) overlap this much are alike: "Restart the web
 # server." and "Restart the SSH server." share half theirs (a real list of parallel steps), a counter or a word
 # repeated at the end shares all (after digits are folded)
@@ -33,6 +34,7 @@ class ListItemRun:
     def __init__(self, context: str, min_copies: int) -> None:
         self._context = context
         self._context_words: frozenset[str] | None = None  # the prompt's words, split once a run needs them
+        self._context_pairs: frozenset[tuple[str, str]] = frozenset()  # ... and its word pairs, with them
         self._min_copies = min_copies  # copies after the first that make a loop (the near-copy rule's)
         self._text: str | None = None  # the last item's text; None: the last line was no list item
         self._pairs: frozenset[tuple[str, str]] = frozenset()  # the last item's word pairs, digits folded
@@ -70,7 +72,7 @@ class ListItemRun:
         words = _WORD.findall(text.lower())
         pairs, word_set = _pairs(words), frozenset(words)
         previous = self._text
-        alike = previous is not None and (text == previous or self._alike(pairs, word_set))
+        alike = previous is not None and (text == previous or self._alike(words, pairs, word_set))
         self._text, self._pairs, self._words = text, pairs, word_set
         if not alike:
             self._ends, self._same, self._quoted, self._run_words = [end], True, 0, set(word_set)
@@ -85,23 +87,46 @@ class ListItemRun:
             return self._ends[max(1, self._quoted) - 1]
         return None
 
-    def _alike(self, pairs: frozenset[tuple[str, str]], words: frozenset[str]) -> bool:
-        """Whether an item (its word pairs and words) is a copy of the one before in a loop: alike, and what sets it
-        apart is nothing new (a number, or words the run already wrote) nor the prompt's (a document's hosts)."""
+    def _alike(self, words: list[str], pairs: frozenset[tuple[str, str]], word_set: frozenset[str]) -> bool:
+        """Whether an item (its words in order, word pairs and words) is a copy of the one before in a loop: alike,
+        and what sets it apart is nothing new (a number, or words the run already wrote) nor the prompt's (a
+        document's hosts)."""
         union = len(pairs | self._pairs)
         if len(pairs & self._pairs) < ALIKE_OVERLAP * union:
             return False
-        added = words - self._words
+        added = word_set - self._words
         if not added:
             return True  # the same words, one repeated or dropped
         if any(not word.isdigit() and word not in self._run_words for word in added):
             return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
-        return not added <= self._prompt_words()
+        return not all(self._from_prompt(word, words) for word in added)
 
-    def _prompt_words(self) -> frozenset[str]:
+    def _from_prompt(self, word: str, words: list[str]) -> bool:
+        """Whether the prompt accounts for a word that sets an item apart. A counter's next number must stand there
+        beside a neighbour it has in the item ("host 17" for "restart host 17"): a 100-row table puts every number
+        up to 100 somewhere in the prompt, which would let any counter run on."""
+        prompt_words, prompt_pairs = self._prompt_words_and_pairs()
+        if not self._counts_on(word):
+            return word in prompt_words
+        return any(
+            (index > 0 and (words[index - 1], word) in prompt_pairs)
+            or (index + 1 < len(words) and (word, words[index + 1]) in prompt_pairs)
+            for index, item_word in enumerate(words)
+            if item_word == word
+        )
+
+    def _counts_on(self, word: str) -> bool:
+        """Whether `word` is the number one above a number of the item before (a counter's next step)."""
+        if not (word.isdecimal() and len(word) <= _COUNTER_DIGITS):
+            return False
+        before = int(word) - 1
+        return any(int(seen) == before for seen in self._words if seen.isdecimal() and len(seen) <= _COUNTER_DIGITS)
+
+    def _prompt_words_and_pairs(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
         if self._context_words is None:
-            self._context_words = frozenset(_WORD.findall(self._context.lower()))
-        return self._context_words
+            words = _WORD.findall(self._context.lower())
+            self._context_words, self._context_pairs = frozenset(words), frozenset(pairwise(words))
+        return self._context_words, self._context_pairs
 
 
 def _list_item_text(line: str) -> str | None:

@@ -17,6 +17,7 @@ from appliance.llm_config import LlamaConfig
 from quart_app.runtimes.code_fences import closing_fence
 from quart_app.runtimes.llm_llama import LlamaBackend
 from quart_app.services.answer import Templates, prompt_templates
+from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.prompt_packing import pack_prompt
 
 pytestmark = pytest.mark.slow
@@ -36,9 +37,12 @@ async def shipped() -> AsyncIterator[tuple[LlamaBackend, Templates]]:
     await backend.aclose()
 
 
-def prompt_for(llama: LlamaBackend, templates: Templates, question: str) -> str:
+def prompt_for(
+    llama: LlamaBackend, templates: Templates, question: str, more_documents: tuple[ContextPiece, ...] = ()
+) -> str:
+    documents = [*ANSWER_DOCUMENTS, *more_documents]
     return pack_prompt(
-        templates.template, question, ANSWER_DOCUMENTS, llama.count_tokens, llama.plain_text, llama.n_ctx,
+        templates.template, question, documents, llama.count_tokens, llama.plain_text, llama.n_ctx,
         llama.max_tokens, templates.context_tokens, templates.in_document_order,
     ).prompt  # fmt: skip
 
@@ -74,6 +78,20 @@ def has_no_second_item(prompt: str, answer: str) -> None:
     assert "2." not in answer
 
 
+def is_the_first_restart_item_with_the_whole_table(prompt: str, answer: str) -> None:
+    assert all(f"| Row {n} |" in prompt for n in range(1, 101))
+    assert answer == "1. Restart server 10."
+
+
+# a document whose 100-row table puts every number up to 100 in the prompt
+RACK_ROWS = ContextPiece(
+    "inv: racks",
+    "Inventory: rack rows",
+    "| row | rack | owner |\n|---|---|---|\n"
+    + "".join(f"| Row {n} | R{n % 7} | team {'abcde'[n % 5]} |\n" for n in range(1, 101)),
+)
+
+
 @dataclass(frozen=True)
 class NumberedLoop:
     """A question SmolLM2 answers with a numbered list in a loop, and what the guard leaves of it."""
@@ -83,6 +101,7 @@ class NumberedLoop:
     log_says: str  # how the log names the loop
     log_hides: str | None  # a word of the answer the log must not hold
     check: Callable[[str, str], None]  # asserts on the prompt and the answer
+    more_documents: tuple[ContextPiece, ...] = ()  # besides ANSWER_DOCUMENTS
 
 
 NUMBERED_LOOPS = {
@@ -96,6 +115,11 @@ NUMBERED_LOOPS = {
         "Give numbered steps to restart server 1 to server 10.",
         20, "list items alike", "Restart", is_the_first_restart_item,
     ),
+    # before: 483 tokens, "N. Restart server N+9." counted to 21 and again from 10: each next number was the table's
+    "alike-numbers-in-a-table": NumberedLoop(
+        "Give numbered steps to restart server 1 to server 10.",
+        20, "list items alike", "Restart", is_the_first_restart_item_with_the_whole_table, (RACK_ROWS,),
+    ),
     # before: 511 tokens, "1." to "124." alone on their lines (a number a line, no text for the rule to compare)
     "counted-up-without-text": NumberedLoop(
         "Give numbered steps to check each log file.", 20, "numbered items of the same text", None, has_no_second_item
@@ -108,7 +132,7 @@ async def test_numbered_items_in_a_loop_stop_after_the_first(
     shipped: tuple[LlamaBackend, Templates], caplog: pytest.LogCaptureFixture, loop: NumberedLoop
 ) -> None:
     llama, templates = shipped
-    prompt = prompt_for(llama, templates, loop.question)
+    prompt = prompt_for(llama, templates, loop.question, loop.more_documents)
     with caplog.at_level(logging.INFO, logger="quart_app.runtimes.repetition"):
         answer = await llama.generate(prompt, "alice", [templates.end_separator])
     assert llama.count_tokens(answer) - 1 < loop.most_tokens

@@ -269,6 +269,39 @@ def test_a_document_list_quoted_and_counted_on_keeps_the_items_the_prompt_holds(
     assert "".join(handed) == "".join(f"{n}. host-{n:02d}.example.org\n" for n in range(1, 13))
 
 
+# a document with a 100-row table: every number from 1 to 100 stands somewhere in the prompt
+ROWS_TABLE = "| row | rack | owner |\n|---|---|---|\n" + "".join(
+    f"| Row {n} | R{n % 7} | team {'abcde'[n % 5]} |\n" for n in range(1, 101)
+)
+
+
+def test_a_counter_whose_numbers_a_table_in_the_prompt_holds_ends_after_the_first() -> None:
+    """SmolLM2 asked to restart server 1 to server 10 with such a table among the documents counted "N. Restart
+    server N+9." to 483 tokens: each next number was in the prompt, though never beside "server"."""
+    prompt = "Context: " + ROWS_TABLE + "\nQuestion: Give numbered steps to restart server 1 to server 10."
+    answer = "".join(f"{n}. Restart server {n + 9}.\n" for n in range(1, 60))
+    handed, guard = guarded(answer, prompt)
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == "1. Restart server 10.\n"
+
+
+# the prompt's own numbers: a document's rows gone through in order (as its 40 hosts are), or its ports listed (no
+# counter); a document's 100 rows listed in order are the same shape as its 40 hosts, so they pass too
+PROMPT_NUMBERS = {
+    "rows-of-the-table": (ROWS_TABLE, "".join(f"- Row {n}: rack R{n % 7}\n" for n in range(1, 40))),
+    "ports-of-the-table": (
+        "| port | service |\n|---|---|\n" + "".join(f"| {port} | s{port} |\n" for port in (22, 80, 443, 5432, 8080)),
+        "".join(f"- port {port}\n" for port in (22, 80, 443, 5432, 8080)),
+    ),
+}
+
+
+@pytest.mark.parametrize(("document", "answer"), PROMPT_NUMBERS.values(), ids=PROMPT_NUMBERS.keys())
+def test_items_numbered_as_the_prompt_numbers_them_pass_whole(document: str, answer: str) -> None:
+    handed, guard = guarded(answer, "Context: " + document + "\nQuestion: list them")
+    assert guard.repeat is None and "".join(handed) == answer
+
+
 def test_a_list_of_parallel_steps_passes_whole() -> None:
     """One word apart, each a different server: a real list, even without a document saying so."""
     answer = "".join(
