@@ -83,6 +83,10 @@ def is_the_first_restart_item_with_the_whole_table(prompt: str, answer: str) -> 
     assert answer == "1. Restart server 10."
 
 
+def is_one_check_comment_in_a_closed_block(prompt: str, answer: str) -> None:
+    assert answer == "```\n# 1. Check:\n```"
+
+
 # a document whose 100-row table puts every number up to 100 in the prompt
 RACK_ROWS = ContextPiece(
     "inv: racks",
@@ -119,6 +123,11 @@ NUMBERED_LOOPS = {
     "alike-numbers-in-a-table": NumberedLoop(
         "Give numbered steps to restart server 1 to server 10.",
         20, "list items alike", "Restart", is_the_first_restart_item_with_the_whole_table, (RACK_ROWS,),
+    ),
+    # before: 514 tokens, "# N. Check:" counted to 58 inside a code block (its lines were all code to the guard)
+    "counted-up-in-a-code-block": NumberedLoop(
+        "Write a code block with numbered comments, one per check of each log file: '#  1. Check: ...'.",
+        20, "numbered items of the same text", "Check", is_one_check_comment_in_a_closed_block,
     ),
     # before: 511 tokens, "1." to "124." alone on their lines (a number a line, no text for the rule to compare)
     "counted-up-without-text": NumberedLoop(
