@@ -44,6 +44,13 @@ ANSWERS = {
     "table": "| port | service | open to |\n|---|---|---|\n"
     + "".join(f"| {n} | web | everyone |\n" for n in range(80)),
     "code": "```python\n" + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(60)) + "```\n",
+    # a code block of numbered comments, each over a command: every comment line is a list item to compare
+    "comments": "```bash\n"
+    + "".join(
+        f"# {n}. " + " ".join(_WORDS[(3 * n + k) % len(_WORDS)] for k in range(4)) + f"\nrun --step {n}\n"
+        for n in range(1, 60)
+    )
+    + "```\n",
 }
 
 
