@@ -3,9 +3,9 @@ nearly ("1. Restart server 1", "2. Restart server 2", ...; "- Check the log file
 in units too short for the near-copy rule, where a host list (host-01..host-40) or a changelog legitimately differs in
 one token a line. A list's items differ from each other: the same item counted up is a loop, unless the prompt holds
 that item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before
-is in the prompt (the hosts of a document's table gone through one by one). Inside a code block only numbered lines
-and comment lines are items ("#  1. Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops,
-assignments, table rows) are code."""
+is in the prompt (the hosts of a document's table gone through one by one; a counter's next number only where the
+prompt has it beside the same word). Inside a code block only numbered lines and comment lines are items ("#  1.
+Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are code."""
 
 from __future__ import annotations
 
