@@ -28,12 +28,18 @@ class FenceTracker:
         """The line in progress."""
         return self._line
 
-    def feed(self, text: str) -> None:
+    def feed(self, text: str) -> list[tuple[str, bool]]:
+        """Take the next slice; the lines it completes, each with whether it lies inside a block (a fence line
+        opening or closing one does not)."""
         if not text:
-            return
+            return []
         *complete, self._line = (self._line + text).split("\n")
+        lines = []
         for line in complete:
-            self._opener = _after_line(self._opener, line)
+            opener = _after_line(self._opener, line)
+            lines.append((line, self._opener is not None and opener is not None))
+            self._opener = opener
+        return lines
 
     def closing(self) -> str:
         """What to append to the text fed so that no block is left open: "" when none is, else the closing fence on

@@ -87,9 +87,7 @@ class RepetitionGuard:
         self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
         self._structure = _StructureTracker()
         self._items = ListItemRun(context, NEAR_MIN_COPIES)
-        self._line_start = 0  # the first piece of the line in progress
         self._line_structure = False  # whether a piece of the line in progress is structure
-        self._line_in_code = False  # whether the line in progress starts inside a code block
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
@@ -102,8 +100,8 @@ class RepetitionGuard:
         self._store_ids(position, piece)
         structure = self._structure.is_structure(piece)
         longest = max(self._push_verbatim(position), self._push_near(position, structure))
-        if self.repeat is None and piece.endswith("\n"):
-            self._end_line(end, structure)
+        if self.repeat is None and self._structure.lines:
+            self._end_lines(end, structure)
         else:
             self._line_structure |= structure
         if self.repeat is not None:
@@ -141,14 +139,21 @@ class RepetitionGuard:
             self.repeat = Repeat(period, position + 1, self._cut(position + 1 - run - period, period))
         return int(runs.max())
 
-    def _end_line(self, end: int, structure: bool) -> None:
-        """A line ends before piece `end`: follow the list items of the same text, or alike, with it."""
-        line = "".join(self._pieces[self._line_start : end])
-        kept = self._items.end_line(line, end, structure or self._line_structure, self._line_in_code)
-        self._line_start, self._line_structure, self._line_in_code = end, False, self._structure.in_code
-        if kept is not None:
-            same = self._items.same_text
-            self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
+    def _end_lines(self, end: int, structure: bool) -> None:
+        """Lines end in piece `end - 1` ("\\n", or "\\n   " with the next line's indentation): follow the list
+        items of the same text, or alike, with them."""
+        piece = self._pieces[end - 1]
+        # where the line ends for a cut: before a piece that carries the next line's start ("\n   "), kept out
+        line_end = end if piece.endswith("\n") else end - 1
+        next_line = piece[piece.rfind("\n") + 1 :].strip()
+        for line, in_code in self._structure.lines:
+            kept = self._items.end_line(line, line_end, structure or self._line_structure, in_code)
+            self._line_structure = False
+            if kept is not None:
+                same = self._items.same_text
+                self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
+                return
+        self._line_structure = structure and bool(next_line)
 
     def _push_near(self, position: int, structure: bool) -> int:
         """Follow the runs of near copies with the piece at `position` (`structure`: it belongs to a table row, a
@@ -218,11 +223,7 @@ class _StructureTracker:
         self._fences = FenceTracker()
         self._data_fields = 0  # separators without a space after them, on the line in progress
         self._last_character = "\n"
-
-    @property
-    def in_code(self) -> bool:
-        """Whether the complete lines so far leave a code block open."""
-        return self._fences.in_fence
+        self.lines: list[tuple[str, bool]] = []  # the lines the last piece completed, each with whether it is code
 
     def is_structure(self, piece: str) -> bool:
         fences = self._fences
@@ -233,7 +234,7 @@ class _StructureTracker:
             _DATA_FIELD.findall(self._last_character + piece[: line_end if line_end >= 0 else None])
         )
         structure = in_fence or head.startswith(_STRUCTURED_LINE_STARTS) or self._data_fields >= 2
-        fences.feed(piece)
+        self.lines = fences.feed(piece)
         if line_end >= 0:
             self._data_fields = len(_DATA_FIELD.findall(piece[line_end + 1 :]))
         self._last_character = piece[-1:] or self._last_character

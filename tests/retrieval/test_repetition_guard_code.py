@@ -67,3 +67,13 @@ def test_code_whose_lines_look_alike_passes_whole(answer: str) -> None:
     handed, guard = guarded(answer, "Context: the firewall opens the ports 22, 80, 443, 5432 and 8080.")
     assert guard.repeat is None
     assert "".join(handed) == answer
+
+
+def test_an_indented_counter_in_a_code_block_ends_after_the_first_item() -> None:
+    """SmolLM2 writes a line end and the next line's indentation as one token ("\\n   "): before, lines ended only
+    with a token ending in "\\n", so an indented run was one long line that no rule read as items."""
+    answer = "```python\ndef check():\n" + "".join(f"    # {n}. Check: port {n}\n" for n in range(1, 60))
+    assert "\n    " in pieces_of(answer)
+    handed, guard = guarded(answer)
+    assert guard.repeat is not None
+    assert "".join(handed) == "```python\ndef check():\n    # 1. Check: port 1"  # not the next line's indentation
