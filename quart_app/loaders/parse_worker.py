@@ -24,7 +24,7 @@ from .limits import MIB
 from .named_file import named_file
 from .registry import Loader, extract_text, preload_loaders
 from .worker_identity import drop_privileges
-from .worker_protocol import BATCH_CHARS, WorkerSetup, encode, error_name
+from .worker_protocol import BATCH_CHARS, WorkerSetup, encode, error_message, error_name
 
 # a few words in two pieces: makes the tokenizer start its thread pool before the memory cap is set
 _WARM_UP_TEXT = "Warm up the tokenizer.\n\nIts thread pool starts now."
@@ -109,7 +109,7 @@ def _serve(conn: Connection, setup: WorkerSetup, loaders: Mapping[str, Loader], 
             _send(conn, ["memory", f"address space cap of {setup.limits.memory_mb} MB above idle size reached"])
             return
         except Exception as exc:
-            _send(conn, ["error", error_name(exc), str(exc)])
+            _send(conn, ["error", error_name(exc), error_message(exc)])
         finally:
             os.close(fd)
 

@@ -5,8 +5,8 @@ the open file as a descriptor (SCM_RIGHTS), or `None` to stop.
 
 Worker -> app, JSON: the worker runs parsers of untrusted files, so the app never unpickles what it sends.
 `["ready", pid]` once (or `["failed", detail]`), then per file any number of `["chunks", [[text, start, tokens,
-header], ...]]` and one of `["done", count]`, `["error", class name, message]` or `["memory", detail]` (the worker
-then exits).
+header], ...]]` and one of `["done", count]`, `["error", class name, message]` (a message for a loader error only) or
+`["memory", detail]` (the worker then exits).
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 # a worker flushes its chunks at about this many characters; the app refuses a message above MAX_MESSAGE_BYTES
 BATCH_CHARS = 1_000_000
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# error messages come from parsing libraries and may quote the file; keep what is stored and logged short
+# a loader error's message names the file and may hold a library's (shape only); keep what is stored and logged short
 _MAX_ERROR_CHARS = 1000
+# of an exception's class name: a worker taken over could send any length
+_MAX_NAME_CHARS = 100
 _LOADER_ERRORS: dict[str, type[LoaderError]] = {
     cls.__name__: cls
     for cls in (
@@ -122,13 +124,25 @@ def error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def error_message(exc: BaseException) -> str:
+    """What a worker says of an exception besides its name: a loader error's own message (ours), nothing for any
+    other (a library's message may quote the file)."""
+    return str(exc) if isinstance(exc, LoaderError) else ""
+
+
 def worker_error(name: str, message: str, document: str, mimetype: str) -> Exception:
-    """The exception the app raises for a worker's `["error", name, message]` about `document` (the pool's name)."""
-    message = message[:_MAX_ERROR_CHARS]
+    """The exception the app raises for a worker's `["error", name, message]` about `document` (the pool's name).
+
+    Only a loader error keeps the message: any other's is withheld (a library's may quote the file, and a document's
+    error goes to the logs, /status and the PHP app)."""
     loader_error = _LOADER_ERRORS.get(name)
     if loader_error is not None:
-        return loader_error(message)
+        return loader_error(message[:_MAX_ERROR_CHARS])
+    withheld = "its message is withheld: it may quote the file"
     if name == "OSError":
         # reading the handed file failed (I/O): the ingest retries it later
-        return OSError(f"{document} ({mimetype}): {message}")
-    return CorruptDocumentError(f"{document} ({mimetype}): {name}: {message}")
+        return OSError(f"{document} ({mimetype}): the parse worker could not read the file ({withheld}); it is retried")
+    return CorruptDocumentError(
+        f"{document} ({mimetype}): parsing failed with {name[:_MAX_NAME_CHARS]} outside the file's loader ({withheld});"
+        " check the file, and report a bug if it opens fine elsewhere"
+    )

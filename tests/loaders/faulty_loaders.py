@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from unittest import mock
 
+from quart_app.loaders import registry
 from quart_app.loaders.limits import ParseLimits
 
 # mimetype -> "module:function" as ParsePool(extra_loaders=...) expects
@@ -27,6 +29,7 @@ FAULTY_LOADERS = {
     "test/forge-reply": f"{__name__}:forge_reply",
     "test/block": f"{__name__}:block_until_released",
     "test/attempt": f"{__name__}:record_attempt",
+    "test/quoting-failure": f"{__name__}:fail_after_loading_quoting_the_text",
 }
 
 
@@ -146,6 +149,19 @@ def forge_reply(path: Path, limits: ParseLimits) -> str:
     conn.close()
     time.sleep(3600)
     return ""
+
+
+def fail_after_loading_quoting_the_text(path: Path, limits: ParseLimits) -> str:
+    """Returns the file's text, which then fails in the worker outside any loader with a ValueError quoting it (as a
+    tokenizer or text library could): this worker's `normalize_text` raises once, then is itself again."""
+
+    def quoting_normalize_text(text: str) -> str:
+        patch.stop()
+        raise ValueError(f"cannot normalize {text!r}")
+
+    patch = mock.patch.object(registry, "normalize_text", quoting_normalize_text)
+    patch.start()
+    return path.read_text(encoding="utf-8")
 
 
 def _wait_for_release(gate: Path) -> None:

@@ -330,3 +330,20 @@ async def test_a_parser_librarys_message_never_carries_the_documents_text(pool: 
         await pool.parse_and_chunk(path, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     assert "98000" not in str(excinfo.value)
     assert "could not be parsed (ValueError)" in str(excinfo.value)
+
+
+async def test_an_error_raised_outside_the_loaders_is_stored_by_its_class_not_its_text(
+    pool: ParsePool, tmp_path: Path
+) -> None:
+    # a document's error goes to the logs, /status and the PHP app; the worker's message quoted the document
+    secret = "Bob's severance is 120000 and nobody may know."
+    path = tmp_path / "memo.txt"
+    path.write_text(secret, encoding="utf-8")
+    with pytest.raises(CorruptDocumentError) as excinfo:
+        await pool.parse_and_chunk(path, "test/quoting-failure", "memo.txt")
+    assert str(excinfo.value) == (
+        "memo.txt (test/quoting-failure): parsing failed with ValueError outside the file's loader (its message is"
+        " withheld: it may quote the file); check the file, and report a bug if it opens fine elsewhere"
+    )
+    # the worker's normalize_text is itself again: the pool keeps serving
+    assert await _text(pool, path, "text/plain") == secret
