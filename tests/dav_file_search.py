@@ -2,7 +2,8 @@
 
 What Nextcloud 34 answers to `SEARCH /remote.php/dav/` as an AppAPI-signed user (checked on the real one,
 shared/realnc): a 207 multistatus listing, with its `oc:fileid`, each asked file found in the scope `/files/<user>`
-(own files and those shared with the user); a file the user cannot read is simply not listed. At most 100
+(own files and those shared with the user; the user's name in it urldecoded: a raw "+" names another user, whose
+folder fails the search with a 500, or no one, a 404); a file the user cannot read is simply not listed. At most 100
 comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. The fake finds every asked id except those a
 test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud does not know gets 401.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
 SEARCH_PATH = "/remote.php/dav"
@@ -53,9 +55,16 @@ class DavFileSearch:
             root = ElementTree.fromstring(body)
         except ElementTree.ParseError:
             return 400, _error("Sabre\\DAV\\Exception\\BadRequest", "the body is not XML")
-        scope = root.findtext(f".//{_DAV}from/{_DAV}scope/{_DAV}href")
-        if scope != f"/files/{user}":
+        scope = root.findtext(f".//{_DAV}from/{_DAV}scope/{_DAV}href") or ""
+        if not scope.startswith("/files/"):
             return 400, _error("InvalidArgumentException", f"scope {scope!r} is not the user's folder")
+        # Nextcloud's principal backend urldecodes the name (PHP's urldecode: "+" is a space too)
+        named = unquote_plus(scope.removeprefix("/files/"))
+        if named != user:
+            if self.users is not None and named not in self.users:
+                return 404, _error("Sabre\\DAV\\Exception\\NotFound", f"Principal with name {named} not found")
+            # another user's folder is an empty collection to this one, and a search in it fails
+            return 500, _error("InvalidArgumentException", "Search is only supported on directories")
         comparisons = root.findall(f".//{_DAV}where//{_DAV}eq")
         if len(comparisons) > OPERATOR_LIMIT:
             return 400, _error("InvalidArgumentException", "maximum operator limit of 100 exceeded")

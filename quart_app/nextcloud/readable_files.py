@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from urllib.parse import quote
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from quart_app.nextcloud.client import NextcloudClient
 from quart_app.nextcloud.errors import NextcloudError
@@ -49,11 +49,13 @@ def search_body(user_id: str, ids: Sequence[int]) -> bytes:
     """A SEARCH for the files among `ids` anywhere in the user's folder (their own files and those shared with them)."""
     comparisons = "".join(f"<d:eq><d:prop><oc:fileid/></d:prop><d:literal>{i}</d:literal></d:eq>" for i in ids)
     where = comparisons if len(ids) == 1 else f"<d:or>{comparisons}</d:or>"
+    # Nextcloud urldecodes the user's name in the scope once (its principal backend): a raw "+" named another user
+    scope = f"/files/{quote(user_id, safe='')}"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:basicsearch>'
         "<d:select><d:prop><oc:fileid/></d:prop></d:select>"
-        f"<d:from><d:scope><d:href>/files/{escape(user_id)}</d:href><d:depth>infinity</d:depth></d:scope></d:from>"
+        f"<d:from><d:scope><d:href>{scope}</d:href><d:depth>infinity</d:depth></d:scope></d:from>"
         f"<d:where>{where}</d:where><d:orderby/>"
         f"<d:limit><d:nresults>{len(ids)}</d:nresults></d:limit>"
         "</d:basicsearch></d:searchrequest>"

@@ -119,6 +119,21 @@ async def test_more_candidate_files_than_one_search_may_hold_are_asked_in_search
     assert sorted(len(ids) for _, ids in nextcloud.dav.searches) == [50, 100]  # Nextcloud refuses more than 100
 
 
+@pytest.mark.parametrize("user", ["ann smith@x", "lee+kim@x", "o'brien-jürgen.b_2"])
+async def test_a_users_own_files_are_found_whatever_her_user_id_holds(user: str) -> None:
+    # Nextcloud urldecodes the user's name in the search scope: a raw "+" named "lee kim@x", and lee's search failed
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.dav.users = {user, "lee kim@x"}
+        nextcloud.dav.revoke(user, 2)
+        nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
+        try:
+            readable = await readable_file_ids(nc, user, [1, 2])
+        finally:
+            await nc.aclose()
+    assert readable == {1}
+    assert nextcloud.dav.searches == [(user, [1, 2])]  # asked as her (AUTHORIZATION-APP-API names her)
+
+
 async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret() -> None:
     with FakeAppApiNextcloud() as nextcloud:
         nextcloud.dav.users = {"anna", "bert"}
