@@ -8,6 +8,11 @@ them. An action that cannot be applied now (database down, its sources being ind
 ingest.access_wait_s) is tried again here until it is applied, and no later one overtakes it; one stored before a stop
 is applied first at the next start; a row served again is recognised and not applied twice. One the database refuses
 for good (store.errors.is_permanent: a value it cannot hold) is dropped as invalid instead.
+
+A row is named in every DELETE until Nextcloud answers one, also across restarts (the ids are read from the database,
+not kept in memory), and an applied action is remembered until two days after that answer. Kept two days from its
+first receipt instead, a row whose acknowledgement was lost twice with a restart after each came back once its record
+was gone (after two 24 h locks, or later if the app was down), and the old action was applied again over newer ones.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from quart_app.store.errors import is_permanent
 from quart_app.store.pull_action_store import (
     ReceivedAction,
     forget_done,
+    mark_acknowledged,
     mark_done,
     receive_actions,
     try_lock_applier,
+    unacknowledged_row_ids,
     unlock_applier,
     waiting_actions,
 )
@@ -48,11 +55,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # stored actions read per round of applying them
 WAITING_BATCH = 64
-# acknowledgements that could not be delivered, sent again with the next ones (Nextcloud ignores ids it no longer has)
+# unconfirmed acknowledgements sent again with the next ones, at most (Nextcloud ignores ids it no longer has)
 MAX_UNACKNOWLEDGED = 10_000
 # a retried action is logged at its first failure and then every this many
 LOG_EVERY_ATTEMPTS = 10
-# applied actions older than two days are removed at most this often
+# applied actions acknowledged more than two days ago are removed at most this often
 FORGET_EVERY_S = 600.0
 
 
@@ -72,7 +79,8 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         self._db = db
         self._order = order
         self._batch_size = config.actions_batch_size
-        self._unacknowledged: list[int] = []
+        # invalid rows whose DELETE was lost (not stored: served again, they are only rejected again)
+        self._unacknowledged_rejected: list[int] = []
         self._forgotten_at = -FORGET_EVERY_S
 
     async def run(self, handle: LoopHandle) -> None:
@@ -84,24 +92,32 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))
 
     async def process(self, items: list[ReceivedAction], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
-        stored = await self._with_store(handle, lambda conn: receive_actions(conn, items))
-        if stored is None:
+        received = await self._with_store(handle, functools.partial(_receive, items=items))
+        if received is None:
             return False  # stopped: the batch stays claimed and comes back after 24 h
+        stored, unacknowledged = received
         handle.status.count("received", len(stored))
         if replayed := len(items) - len(stored):
             # Nextcloud served rows again whose acknowledgement it never got: applied once already, or waiting here
             log.info("actions queue: %d action(s) served again were received before; not applied twice", replayed)
             handle.status.count("served_again", replayed)
-        await self._acknowledge([*rejected_row_ids(rejected, "actions"), *(item.row_id for item in items)], handle)
+        # a row served again is acknowledged again even after a confirmed DELETE: Nextcloud still had it
+        stored_rows = list(dict.fromkeys([*(item.row_id for item in items), *unacknowledged]))
+        await self._acknowledge(rejected_row_ids(rejected, "actions"), stored_rows, handle)
         return await self._apply_waiting(handle)
 
-    async def _acknowledge(self, row_ids: list[int], handle: LoopHandle) -> None:
-        """DELETE them with those still unacknowledged; ids whose DELETE was lost are sent again with the next."""
-        row_ids = [*self._unacknowledged, *row_ids]
-        if await self.acknowledge(ACTIONS_ACK_PATH, {"actions": row_ids}, len(row_ids), handle):
-            self._unacknowledged = []
-        else:
-            self._unacknowledged = row_ids[-MAX_UNACKNOWLEDGED:]
+    async def _acknowledge(self, rejected_rows: list[int], stored_rows: list[int], handle: LoopHandle) -> None:
+        """DELETE them with the invalid rows whose DELETE was lost; a confirmed DELETE of stored rows is recorded (their
+        record is kept two days after it), an unconfirmed one is sent again with the next."""
+        rejected_rows = [*self._unacknowledged_rejected, *rejected_rows]
+        row_ids = list(dict.fromkeys([*rejected_rows, *stored_rows]))
+        if not await self.acknowledge(ACTIONS_ACK_PATH, {"actions": row_ids}, len(row_ids), handle):
+            self._unacknowledged_rejected = rejected_rows[-MAX_UNACKNOWLEDGED:]
+            return
+        self._unacknowledged_rejected = []
+        if stored_rows:
+            # stopped first, they stay unconfirmed and are named in the next DELETE again
+            await self._with_store(handle, functools.partial(mark_acknowledged, row_ids=stored_rows))
 
     async def _apply_waiting(self, handle: LoopHandle) -> bool:
         """Apply every stored action in the order received, one replica at a time; False when the app stopped first.
@@ -233,3 +249,8 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         else:
             # declared readers: nobody; the document goes, as when the last reader is denied
             await deletion.delete_sources(db, order, [payload["sourceId"]])
+
+
+async def _receive(conn: Connection, items: list[ReceivedAction]) -> tuple[list[int], list[int]]:
+    """Store the batch; the row ids stored, and those of every stored action whose acknowledgement is unconfirmed."""
+    return await receive_actions(conn, items), await unacknowledged_row_ids(conn, MAX_UNACKNOWLEDGED)

@@ -1,4 +1,5 @@
-"""SQL for the pull actions received from Nextcloud and not yet applied (migration 0012): the actions loop's inbox."""
+"""SQL for the pull actions received from Nextcloud (migrations 0012, 0017): the actions loop's inbox, and the record
+of what was applied and acknowledged, so that a row Nextcloud serves again is not applied twice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from quart_app.store.database import Connection
 
-# applied rows are kept this long: Nextcloud serves an unacknowledged row again after 24 h
+# applied rows are kept this long after Nextcloud confirmed it dropped their row (one it still holds may come back at
+# any time: after its 24 h lock, or whenever the app runs again); a claim answered before that DELETE may still arrive
 KEEP_DONE = "2 days"
 # session advisory lock of the one replica applying stored actions at a time ("ccbact")
 APPLIER_LOCK_KEY = 0x6363_6261_6374
@@ -88,10 +90,21 @@ async def mark_done(conn: Connection, seqs: Sequence[int]) -> None:
     await conn.execute("UPDATE pull_actions SET done_at = now() WHERE seq = ANY(%s)", (list(seqs),))
 
 
+async def unacknowledged_row_ids(conn: Connection, limit: int) -> list[int]:
+    """Queue row ids of received actions whose acknowledgement Nextcloud has not confirmed, the oldest first."""
+    cur = await conn.execute("SELECT row_id FROM pull_actions WHERE acked_at IS NULL ORDER BY seq LIMIT %s", (limit,))
+    return list(dict.fromkeys(int(row[0]) for row in await cur.fetchall()))
+
+
+async def mark_acknowledged(conn: Connection, row_ids: Sequence[int]) -> None:
+    """Nextcloud answered a DELETE naming these queue rows: it holds them no more."""
+    await conn.execute("UPDATE pull_actions SET acked_at = now() WHERE row_id = ANY(%s)", (list(row_ids),))
+
+
 async def forget_done(conn: Connection) -> int:
-    """Remove applied actions received more than KEEP_DONE ago; how many."""
+    """Remove applied actions whose row Nextcloud confirmed dropping more than KEEP_DONE ago; how many."""
     cur = await conn.execute(
-        "DELETE FROM pull_actions WHERE done_at IS NOT NULL AND received_at < now() - %s::interval", (KEEP_DONE,)
+        "DELETE FROM pull_actions WHERE done_at IS NOT NULL AND acked_at < now() - %s::interval", (KEEP_DONE,)
     )
     return cur.rowcount
 

@@ -164,3 +164,86 @@ async def test_stored_actions_are_applied_by_one_replica_at_a_time(
         other_replica.execute("SELECT pg_advisory_unlock(%s)", (APPLIER_LOCK_KEY,))
         await pull_app.actions_applied()
     assert source in await pull_app.search("bob", "dingo33x notes ready")
+
+
+def _days_pass(dsn: str, nextcloud: FakePullNextcloud, days: int) -> None:
+    """`days` pass while the app is down: on our records' clock, and on Nextcloud's (every lock it holds ends)."""
+    with psycopg.connect(dsn) as conn:
+        shift = f"{days} days"
+        conn.execute(
+            "UPDATE pull_actions SET received_at = received_at - %s::interval, done_at = done_at - %s::interval,"
+            " acked_at = acked_at - %s::interval",
+            (shift, shift, shift),
+        )
+    clock = time.time() + days * LOCK_TIMEOUT_S
+    nextcloud.now = lambda: clock
+
+
+def _action_polls(nextcloud: FakePullNextcloud) -> int:
+    return sum(1 for r in nextcloud.requests if r.method == "GET" and r.path.endswith("/queues/actions"))
+
+
+async def test_an_action_whose_acknowledgement_was_lost_before_a_restart_is_not_applied_again_days_later(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """The allow's DELETE is lost and the app restarts (what it meant to send again was in memory); a deny after it is
+    acknowledged. Nextcloud still held the allow's row, and served it again when the app ran after two days: its record
+    (kept two days from its receipt) was gone, and the allow was applied over the deny."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        file_id = nextcloud.add_file(["alice"], "files/plan.txt", b"The echidna64x plan is approved.")
+        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+        await pull_app.drain_embeddings()
+        source = f"files__default: {file_id}"
+        nextcloud.endpoint_faults["ack_actions"] = deque([500] * 1000)
+        share = {"op": "allow", "userIds": ["carol"], "sourceId": source}
+        allow = nextcloud.add_action("update_access_source_id", share)
+        await _actions_once(pull_app, lambda c: c.get("applied") == 1 and c.get("ack_failures", 0) >= 1, "the allow")
+    nextcloud.endpoint_faults["ack_actions"].clear()
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        deny = nextcloud.add_action("update_access_source_id", {**share, "op": "deny"})
+        await until(lambda: deny in acked(nextcloud, "actions"), what="the deny acknowledged")
+        await pull_app.actions_applied()
+        # named again in the next DELETE, the allow's row is not left locked in Nextcloud's queue
+        assert allow in acked(nextcloud, "actions")
+        assert source not in await pull_app.search("carol", "echidna64x plan approved")
+    _days_pass(fresh_dsn, nextcloud, 3)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        polls = _action_polls(nextcloud)
+        await until(lambda: _action_polls(nextcloud) >= polls + 2, what="the actions queue polled after the restart")
+        await until(lambda: allow not in nextcloud.queue_rows()["actions"], what="the allow's row acknowledged")
+        await pull_app.actions_applied()
+        assert source not in await pull_app.search("carol", "echidna64x plan approved")
+        assert source in await pull_app.search("alice", "echidna64x plan approved")
+
+
+async def test_an_applied_action_is_remembered_until_nextcloud_confirms_its_acknowledgement(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """Every DELETE is lost and the app is down for three days: Nextcloud serves both rows again. Kept two days from
+    their receipt, their records were forgotten at the start and both actions applied a second time."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        file_id = nextcloud.add_file(["alice"], "files/plan.txt", b"The potoroo65x plan is approved.")
+        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+        source = f"files__default: {file_id}"
+        nextcloud.endpoint_faults["ack_actions"] = deque([500] * 1000)
+        rows = nextcloud.add_actions(
+            [
+                ("update_access_source_id", {"op": "allow", "userIds": ["carol"], "sourceId": source}),
+                ("update_access_source_id", {"op": "deny", "userIds": ["carol"], "sourceId": source}),
+            ]
+        )
+        await _actions_once(pull_app, lambda c: c.get("applied") == 2 and c.get("ack_failures", 0) >= 1, "both")
+    assert not set(rows) & acked(nextcloud, "actions")
+    nextcloud.endpoint_faults["ack_actions"].clear()
+    _days_pass(fresh_dsn, nextcloud, 3)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        counters = await _actions_once(pull_app, lambda c: c.get("served_again") == 2, "both rows served again")
+        await until(lambda: set(rows) <= acked(nextcloud, "actions"), what="both acknowledged at last")
+        assert "applied" not in counters and counters["received"] == 0
