@@ -86,7 +86,15 @@ class ActionPoller(QueueLoop[ReceivedAction]):
     async def run(self, handle: LoopHandle) -> None:
         # actions stored before a stop are older than any claimed now: they go first
         if await self._gate.wait_open(handle) and await self._apply_waiting(handle):
+            await self._acknowledge_unconfirmed(handle)
             await super().run(handle)
+
+    async def _acknowledge_unconfirmed(self, handle: LoopHandle) -> None:
+        """Rows whose DELETE was lost before a stop: left to the next batch, they stayed locked in Nextcloud (counted as
+        running in its stats) until served again a day later when no action came."""
+        read = functools.partial(unacknowledged_row_ids, limit=MAX_UNACKNOWLEDGED)
+        if unconfirmed := await self._with_store(handle, read):
+            await self._acknowledge([], unconfirmed, handle)
 
     async def claim(self) -> tuple[list[ReceivedAction], list[RejectedItem]]:
         return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))

@@ -223,8 +223,8 @@ async def test_an_action_whose_acknowledgement_was_lost_before_a_restart_is_not_
 async def test_an_applied_action_is_remembered_until_nextcloud_confirms_its_acknowledgement(
     tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
 ) -> None:
-    """Every DELETE is lost and the app is down for three days: Nextcloud serves both rows again. Kept two days from
-    their receipt, their records were forgotten at the start and both actions applied a second time."""
+    """Every DELETE is lost, before the app is down for three days and after: Nextcloud serves both rows again. Kept two
+    days from their receipt, their records were forgotten at the start and both actions applied a second time."""
     settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
     async with PullApp(settings, nextcloud) as pull_app:
         await pull_app.enable()
@@ -240,10 +240,27 @@ async def test_an_applied_action_is_remembered_until_nextcloud_confirms_its_ackn
         )
         await _actions_once(pull_app, lambda c: c.get("applied") == 2 and c.get("ack_failures", 0) >= 1, "both")
     assert not set(rows) & acked(nextcloud, "actions")
-    nextcloud.endpoint_faults["ack_actions"].clear()
     _days_pass(fresh_dsn, nextcloud, 3)
     async with PullApp(settings, nextcloud) as pull_app:
         await pull_app.enable()
         counters = await _actions_once(pull_app, lambda c: c.get("served_again") == 2, "both rows served again")
-        await until(lambda: set(rows) <= acked(nextcloud, "actions"), what="both acknowledged at last")
         assert "applied" not in counters and counters["received"] == 0
+        assert counters["ack_failures"] >= 1  # the DELETE at the start was lost too
+
+
+async def test_an_acknowledgement_lost_before_a_stop_is_sent_at_the_next_start(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """No action comes after the restart: the row stayed locked in Nextcloud's queue until served again a day later."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        nextcloud.endpoint_faults["ack_actions"] = deque([500] * 1000)
+        gone = nextcloud.add_action("delete_user_id", {"userId": "dave"})
+        await _actions_once(pull_app, lambda c: c.get("applied") == 1 and c.get("ack_failures", 0) >= 1, "applied")
+    nextcloud.endpoint_faults["ack_actions"].clear()
+    assert nextcloud.locked_rows()["actions"] == [gone]
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await until(lambda: gone in acked(nextcloud, "actions"), what="the lost acknowledgement sent at the start")
+        assert nextcloud.queue_rows()["actions"] == []
