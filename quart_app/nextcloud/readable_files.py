@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 
 from quart_app.nextcloud.client import NextcloudClient
 from quart_app.nextcloud.errors import NextcloudError
-from quart_app.services.answer import DocSearchResult
+from quart_app.services.answer import DocSearchResult, log_left_out
 from quart_app.services.errors import ReadabilityUnknownError
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,5 @@ class UnreadableFilesByDav:
         except NextcloudError as exc:
             raise ReadabilityUnknownError(len(ids), str(exc)) from None
         gone = {source_id for source_id, file_id in ids.items() if file_id not in readable}
-        if gone:
-            log.warning(
-                "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not send): %s",
-                len(gone),
-                ", ".join(sorted(gone)),
-            )
+        log_left_out(log, gone)
         return gone

@@ -17,7 +17,7 @@ from typing import Any
 from quart_app.nextcloud import NextcloudClient, NextcloudError
 from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
-from quart_app.services.answer import DocSearchResult
+from quart_app.services.answer import DocSearchResult, log_left_out
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,7 @@ def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult
         is_file = source_id.startswith(FILE_SOURCE_PREFIX) and source_id in titles
         if is_file and label in DELETED_FILE_LABELS and PurePosixPath(titles[source_id]).name != label:
             missing.add(source_id)
-    if missing:
-        log.warning(
-            "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not queue): %s",
-            len(missing),
-            ", ".join(sorted(missing)),
-        )
+    log_left_out(log, missing)
     return missing
 
 

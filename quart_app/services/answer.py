@@ -92,6 +92,16 @@ class UnreadableCheck(Protocol):
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]: ...
 
 
+def log_left_out(logger: logging.Logger, source_ids: set[str]) -> None:
+    """The warning of an UnreadableCheck (push or pull mode) that leaves documents out, in the checker's logger."""
+    if source_ids:
+        logger.warning(
+            "left out %d document(s) Nextcloud no longer shows the user (an unshare the PHP app did not send): %s",
+            len(source_ids),
+            ", ".join(sorted(source_ids)),
+        )
+
+
 class AnswerService:
     """Retrieve -> pack by the LLM's tokenizer -> generate; the extractive backend quotes instead of generating."""
 
