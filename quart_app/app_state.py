@@ -37,7 +37,8 @@ class EnabledState:
         data = self._read()
         data["enabled"] = enabled
         self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(self._file.name + ".tmp")
+        # a temp file of this process's own: the roles' pods start on one volume at once and each writes the flag
+        tmp = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, self._file)
         self._enabled = enabled
