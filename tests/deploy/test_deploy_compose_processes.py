@@ -111,6 +111,8 @@ def test_the_compose_topology_indexes_and_answers_in_pull_mode(
         "update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": f"files__default: {label}"}
     )
     wait_for(lambda: deny in nextcloud.acked_documents()["actions"], 60, "the access change acknowledged")
+    # acknowledged means stored: it is applied after it
+    wait_for(lambda: _actions_waiting(fresh_dsn) == 0, 60, "the access change applied")
     bob_again = ask("context_chat:context_chat_search", "bob", {**chat("green label ethical rating"), "limit": 5})
     assert f"files__default: {label}" not in {s["id"] for s in sources(bob_again)}
 
@@ -126,6 +128,14 @@ def _status(base: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def _actions_waiting(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM pull_actions WHERE done_at IS NULL").fetchone()
+    assert row is not None
+    waiting: int = row[0]
+    return waiting
 
 
 def _queued_chunks(base: str) -> int:

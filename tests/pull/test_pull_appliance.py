@@ -99,6 +99,8 @@ def test_push_and_pull_against_the_whole_appliance(
         nextcloud.add_action("delete_provider_id", {"providerId": "nope"}),  # a bare id that matches nothing
     }
     wait_for(lambda: actions <= set(nextcloud.acked_documents()["actions"]), 60, "the actions acknowledged")
+    # acknowledged means stored: they are applied after it
+    wait_for(lambda: _actions_done(base) >= 3, 60, "the actions applied")
     again = ask("context_chat:context_chat", "alice", chat("What is the travel budget of the Berlin office?"))
     assert f"files__default: {budget}" not in {s["id"] for s in sources(again)}
     bob_again = ask("context_chat:context_chat_search", "bob", {**chat("green label ethical rating"), "limit": 5})
@@ -133,6 +135,11 @@ def test_push_and_pull_against_the_whole_appliance(
     for path in (Path(env["APP_PERSISTENT_STORAGE"]) / "logs").rglob("*.log"):
         text = path.read_text(errors="replace")
         assert APP_SECRET not in text and "12000 euros" not in text, path
+
+
+def _actions_done(base: str) -> int:
+    counters: dict[str, int] = _status(base)["loops"]["actions"]["counters"]
+    return counters.get("applied", 0) + counters.get("invalid", 0)
 
 
 def _status(base: str) -> dict[str, Any]:
