@@ -3,10 +3,13 @@ that sentence (and its words, its bytes as hex) in every log line and response."
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 
 import compressed_rtf
+import openpyxl
 from extract_msg.ole_writer import OleWriter
 
 SECRET = "Dear Bob, the merger with Acme is off."
@@ -39,4 +42,22 @@ def msg_with_broken_rtf_body(path: Path) -> Path:
     for stream in ("00020102", "00030102", "00040102"):
         writer.addEntry(f"__nameid_version1.0/__substg1.0_{stream}", b"")
     writer.write(str(path))
+    return path
+
+
+def xlsx_with_text_in_a_number_cell(path: Path, text: str) -> Path:
+    """A workbook whose cell A1 says it holds a number and holds `text` (a generator's bug): openpyxl's float()
+    fails on it, with a ValueError quoting the cell."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet["A1"] = 12345
+    saved = io.BytesIO()
+    workbook.save(saved)
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            data = source.read(member.filename)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<v>12345</v>", f"<v>{text}</v>".encode())
+            target.writestr(member, data)
     return path

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 from quart_app.traceback_text import traceback_text
 
+from .failure_site import exception_name
+
 # a Python bytes repr, b'...' or b"...", with its escapes; not the tail of a word ("verb'")
 _BYTES_LITERAL = re.compile(r"""\bb(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
 # a quoted string ('...' or "..."), not an apostrophe inside a word ("can't", "user's")
@@ -113,8 +115,7 @@ def library_message(exc: BaseException) -> str:
 
 
 def _exception_line(exc: BaseException) -> str:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    name = exception_name(exc)
     message = library_message(exc)
     return f"{name}: {message}\n" if message else f"{name}\n"
 

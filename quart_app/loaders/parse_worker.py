@@ -6,6 +6,7 @@ are described in `worker_protocol`.
 """
 
 import importlib
+import logging
 import os
 import resource
 import signal
@@ -19,6 +20,8 @@ from typing import Any
 from appliance.json_logging import configure_json_logging
 from quart_app.chunking.chunker import TokenChunker
 
+from .errors import LoaderError
+from .failure_site import failure_site
 from .library_log_redaction import LibraryTextFilter
 from .limits import MIB
 from .named_file import named_file
@@ -32,6 +35,8 @@ _WARM_UP_TEXT = "Warm up the tokenizer.\n\nIts thread pool starts now."
 # libraries' info lines are chatter
 PROGRAM = "parser"
 LOG_LEVEL = "WARNING"
+# run as __main__: by its import name, so the library-text filter knows its lines for ours
+logger = logging.getLogger("quart_app.loaders.parse_worker")
 
 
 def _resolve(spec: str) -> Loader:
@@ -109,6 +114,14 @@ def _serve(conn: Connection, setup: WorkerSetup, loaders: Mapping[str, Loader], 
             _send(conn, ["memory", f"address space cap of {setup.limits.memory_mb} MB above idle size reached"])
             return
         except Exception as exc:
+            if not isinstance(exc, LoaderError):
+                # the app is told the class only (worker_error); the log says where, still without the message
+                logger.warning(
+                    "parse of %s (%s) failed outside its loader: %s; its message is withheld (it may quote the file)",
+                    path.name,
+                    mimetype,
+                    failure_site(exc),
+                )
             _send(conn, ["error", error_name(exc), error_message(exc)])
         finally:
             os.close(fd)

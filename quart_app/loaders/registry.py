@@ -18,6 +18,7 @@ from .errors import (
     UnsupportedMimetypeError,
     library_failure,
 )
+from .failure_site import failure_site, loader_name
 from .limits import MIB, ParseLimits
 from .normalize import normalize_text
 
@@ -134,7 +135,14 @@ def extract_text(
         except (LoaderError, MemoryError):
             raise
         except Exception as exc:
-            logger.info("parse of %s (%s) failed: %s", path.name, kind, type(exc).__name__)
+            # the class and where, never the message: a library's quotes the file (the admin's lead to a bug report)
+            logger.warning(
+                "parse of %s (%s) failed in its loader %s: %s; its message is withheld (it may quote the file)",
+                path.name,
+                kind,
+                loader_name(loader),
+                failure_site(exc),
+            )
             raise CorruptDocumentError(
                 f"{path.name}: declared as {kind!r} but it could not be parsed ({library_failure(exc)}); "
                 "the file is damaged or of another type: check it and its mimetype"

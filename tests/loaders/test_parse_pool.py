@@ -2,7 +2,6 @@
 their own file."""
 
 import asyncio
-import io
 import pwd
 import re
 import signal
@@ -11,16 +10,15 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
 from faulty_loaders import FAULTY_LOADERS
 from loader_fixture_files import FIXTURES, write_pdf
 from pool_kit import text_of
+from secret_documents import xlsx_with_text_in_a_number_cell
 
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import (
@@ -305,27 +303,10 @@ async def test_missing_file_is_an_os_error_not_a_document_error(pool: ParsePool,
         await _text(pool, tmp_path / "gone", "text/plain")
 
 
-def _xlsx_with_text_in_a_number_cell(tmp_path: Path, text: str) -> Path:
-    """A workbook whose cell A1 says it holds a number and holds `text` (a generator's bug): openpyxl's float()
-    fails on it."""
-    workbook = openpyxl.Workbook()
-    workbook.active["A1"] = 12345
-    saved = io.BytesIO()
-    workbook.save(saved)
-    path = tmp_path / "numbers.xlsx"
-    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for member in source.infolist():
-            data = source.read(member.filename)
-            if member.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b"<v>12345</v>", f"<v>{text}</v>".encode())
-            target.writestr(member, data)
-    return path
-
-
 async def test_a_parser_librarys_message_never_carries_the_documents_text(pool: ParsePool, tmp_path: Path) -> None:
     # the error goes to the logs, /status and the PHP app; openpyxl's ValueError quoted the cell
     secret = "Alice salary 98000 confidential"
-    path = _xlsx_with_text_in_a_number_cell(tmp_path, secret)
+    path = xlsx_with_text_in_a_number_cell(tmp_path / "numbers.xlsx", secret)
     with pytest.raises(CorruptDocumentError) as excinfo:
         await pool.parse_and_chunk(path, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     assert "98000" not in str(excinfo.value)

@@ -5,6 +5,7 @@ library, the exception classes and the messages' shape and withholds the file's 
 import json
 import logging
 import pwd
+import re
 import zipfile
 from pathlib import Path
 
@@ -13,13 +14,14 @@ import openpyxl
 import pytest
 from docx.opc.constants import CONTENT_TYPE as CT
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from faulty_loaders import FAULTY_LOADERS
 from loader_fixture_files import write_pdf
 from office_kit import add_inline_drawing, docx_text
 from openpyxl.chart import LineChart, Reference
 from pool_kit import text_of
 from pypdf import PdfWriter
 from pypdf.generic import NameObject, TextStringObject
-from secret_documents import SECRET, msg_with_broken_rtf_body, quoted_secret
+from secret_documents import SECRET, msg_with_broken_rtf_body, quoted_secret, xlsx_with_text_in_a_number_cell
 
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import ParseLimits, ParsePool, extract_text
@@ -91,6 +93,49 @@ async def test_a_pdf_string_where_pypdf_expects_a_dictionary_is_logged_by_its_ty
         ("pypdf._page", "Annotations are not an array: <TextStringObject withheld>"),
         ("pypdf._page", "Page resources are not a dictionary: <TextStringObject withheld>"),
     }, parser_lines
+    assert quoted_secret(json.dumps(parser_lines)) == [], parser_lines
+
+
+async def test_a_loaders_failure_is_logged_by_class_loader_and_place_never_by_its_message(
+    chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # openpyxl's ValueError quotes the cell; the admin still learns which library, where, and through which loader
+    path = xlsx_with_text_in_a_number_cell(tmp_path / "numbers.xlsx", SECRET)
+    document = "'numbers.xlsx' (source 'files__default: 4711')"
+    async with ParsePool(1, ParseLimits(timeout_s=30.0, memory_mb=256), chunker=chunker_spec) as pool:
+        with pytest.raises(CorruptDocumentError):
+            await pool.parse_and_chunk(path, XLSX, document)
+    parser_lines = _parser_lines(capfd)
+    [logged] = [line for line in parser_lines if line["logger"] == "quart_app.loaders.registry"]
+    assert logged["level"] == "warning"
+    assert re.fullmatch(
+        rf"parse of {re.escape(document)} \({re.escape(XLSX)}\) failed in its loader"
+        r" quart_app\.loaders\.tabular_loader:load_xlsx: ValueError raised at openpyxl/worksheet/_reader\.py:\d+ in"
+        r" \w+, called from quart_app/loaders/tabular_loader\.py:\d+ in \w+; its message is withheld \(it may quote"
+        r" the file\)",
+        logged["msg"],
+    ), logged
+    assert quoted_secret(json.dumps(parser_lines)) == [], parser_lines
+
+
+async def test_a_failure_outside_the_loader_is_logged_by_class_and_place_never_by_its_message(
+    chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the worker's text step raises a ValueError quoting the text; the app is told its class only
+    path = tmp_path / "memo.txt"
+    path.write_text(SECRET, encoding="utf-8")
+    limits = ParseLimits(timeout_s=30.0, memory_mb=256)
+    async with ParsePool(1, limits, chunker=chunker_spec, extra_loaders=FAULTY_LOADERS) as pool:
+        with pytest.raises(CorruptDocumentError):
+            await pool.parse_and_chunk(path, "test/quoting-failure", "memo.txt")
+    parser_lines = _parser_lines(capfd)
+    [logged] = [line for line in parser_lines if line["logger"] == "quart_app.loaders.parse_worker"]
+    assert re.fullmatch(
+        r"parse of memo\.txt \(test/quoting-failure\) failed outside its loader: ValueError raised at"
+        r" faulty_loaders\.py:\d+ in quoting_normalize_text, called from quart_app/loaders/registry\.py:\d+ in"
+        r" extract_text; its message is withheld \(it may quote the file\)",
+        logged["msg"],
+    ), logged
     assert quoted_secret(json.dumps(parser_lines)) == [], parser_lines
 
 
