@@ -15,6 +15,13 @@ _RATIO_FLOOR_BYTES = 1 * MIB
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+def _size_text(size: int) -> str:
+    """A member's size as an admin reads it: bytes, KiB or MiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    return f"{size / 1024:.0f} KiB" if size < MIB else f"{size / MIB:.0f} MiB"
+
+
 def _refuse_ole_container(path: Path, mimetype: str) -> None:
     """Password-protected OOXML files are OLE containers holding an EncryptedPackage, not zips."""
     with path.open("rb") as fh:
@@ -53,19 +60,20 @@ def check_zip(path: Path, mimetype: str, limits: ParseLimits) -> None:
             f"max_zip_members={limits.max_zip_members}; raise the limit if this file is legitimate"
         )
     total = 0
-    for member in members:
+    # a member by its place in the archive, never its name: whoever made the archive chose the name, text included
+    for number, member in enumerate(members, 1):
+        which = f"archive member {number} of {len(members)}"
         if member.flag_bits & 0x1:
             raise EncryptedDocumentError(
-                f"{path.name} ({mimetype}): archive member {member.filename!r} is encrypted; "
-                "remove the password protection and upload it again"
+                f"{path.name} ({mimetype}): {which} is encrypted; remove the password protection and upload it again"
             )
         total += member.file_size
         if member.file_size >= _RATIO_FLOOR_BYTES:
             ratio = member.file_size / max(member.compress_size, 1)
             if ratio > limits.max_compression_ratio:
                 raise DecompressionBombError(
-                    f"{path.name} ({mimetype}): member {member.filename!r} expands {ratio:.0f}x "
-                    f"({member.file_size // MIB} MiB), above max_compression_ratio={limits.max_compression_ratio:g}; "
+                    f"{path.name} ({mimetype}): {which} expands {ratio:.0f}x ({_size_text(member.compress_size)} to "
+                    f"{_size_text(member.file_size)}), above max_compression_ratio={limits.max_compression_ratio:g}; "
                     "the file looks like a zip bomb (raise the limit if it is legitimate)"
                 )
     if total > limits.max_uncompressed_mb * MIB:
