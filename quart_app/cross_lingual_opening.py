@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 from appliance.app_role import ANSWER_DUTIES, Duty, has_duty, needs_any
 from quart_app.app_settings import AppSettings
@@ -18,10 +19,15 @@ log = logging.getLogger(__name__)
 
 
 async def open_cross_lingual(
-    settings: AppSettings, db: Database, closing: ClosingSteps, loops: BackgroundLoops | None
+    settings: AppSettings,
+    db: Database,
+    closing: ClosingSteps,
+    loops: BackgroundLoops | None,
+    waiting: Callable[[str | None], None] = lambda _wait: None,
 ) -> CrossLingualIndex | None:
     """The cross-lingual leg's model and, in a role with the embedding duty, its backfill loop; None when it is off
-    or its model cannot be loaded (logged: the other legs answer as before)."""
+    or its model cannot be loaded (logged: the other legs answer as before). `waiting` is told whose migration the
+    model's binding waits for, if any, then None."""
     from quart_app.runtimes.cross_lingual_model import (
         CrossLingualModel,
         load_cross_lingual_model,
@@ -53,7 +59,7 @@ async def open_cross_lingual(
     model = CrossLingualModel(runtime, question_runtime)
     closing.add(f"cross-lingual model {model.model_id}", model.aclose)
     async with db.connection() as conn:
-        await bind_model(conn, model.model_id, model.dimension)
+        await bind_model(conn, model.model_id, model.dimension, waiting)
     index = CrossLingualIndex(db, model, config)
     if loops is not None and fills_here:
         loops.start(CrossLingualIndex.LOOP_NAME, index.run)

@@ -240,7 +240,8 @@ async def open_engine(
         # one replica at a time; minutes when a migration or a model change rewrites every chunk of a large index
         stage(MIGRATIONS_STEP)
         await db.migrate(model_id, dimension, reported_model, waiting=lambda wait: stage(wait or MIGRATIONS_STEP))
-        stage("starting the parse pool, the embedding worker and the cross-lingual model")
+        pools_step = "starting the parse pool, the embedding worker and the cross-lingual model"
+        stage(pools_step)
         tokenizer_file = await asyncio.to_thread(chunking_tokenizer_file, entry, settings.storage.model_dir)
         if tokenizer_file is None:
             raise EngineNotReadyError(
@@ -271,7 +272,8 @@ async def open_engine(
         if has_duty(role, Duty.EMBEDDING):
             await worker.start()
             closing.add("embedding worker", worker.close)
-        cross_lingual = await open_cross_lingual(settings, db, closing, loops)
+        # its model's binding takes the migrations' lock: a wait for another replica shows as the opening's step
+        cross_lingual = await open_cross_lingual(settings, db, closing, loops, lambda wait: stage(wait or pools_step))
 
         def chunks_queued() -> None:
             worker.wake()

@@ -4,7 +4,7 @@ writes, the chunks the model refused, whether a question has asked for them, and
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -13,7 +13,7 @@ from quart_app.chunking.chunker import embedding_text
 from quart_app.store.claim_store import LOCK_CLASS_BASE
 from quart_app.store.database import Connection
 from quart_app.store.lexical_query import own_chunks
-from quart_app.store.migration_lock import MIGRATION_LOCK_KEY
+from quart_app.store.migration_lock import migrating_application_name, take_migration_lock
 from quart_app.store.migrator import retype_vectors
 from quart_app.store.search_filters import vector_literal
 
@@ -49,11 +49,16 @@ class CrossLingualProgress:
     wanted: bool
 
 
-async def bind_model(conn: Connection, model_id: str, dimension: int) -> bool:
+async def bind_model(
+    conn: Connection, model_id: str, dimension: int, waiting: Callable[[str | None], None] = lambda _wait: None
+) -> bool:
     """Type the vector column for `model_id` and build its HNSW index; a different model than the stored one empties
-    the table (vectors of two models are never mixed). True when the model changed. Serialised with migrations."""
+    the table (vectors of two models are never mixed). True when the model changed. Serialised with migrations:
+    `waiting` is told whose lock it waits for, if any, then None once the lock is this one's."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        # named as a migrating connection for this transaction: a replica waiting for the lock names this host
+        await conn.execute("SELECT set_config('application_name', %s, true)", (migrating_application_name(),))
+        await take_migration_lock(conn, waiting)
         row = await (await conn.execute("SELECT model_id, dimension FROM cross_lingual_model")).fetchone()
         if row is not None and row[0] == model_id and row[1] == dimension:
             return False

