@@ -134,6 +134,16 @@ class HttpServerConfig(ConfigSection):
     )
 
 
+class NextcloudConfig(ConfigSection):
+    readable_check_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="push mode (PHP app <= 5.3): a question waits this long for Nextcloud's WebDAV SEARCH of which"
+        " candidate files the user still reads, then answers 503 (a search by file id takes tens of milliseconds;"
+        " keep it under the PHP app's own wait for /query)",
+    )
+
+
 class LogsConfig(ConfigSection):
     max_file_mb: int = Field(
         20, ge=1, description="a log file under logs/ is rotated at this size (every program, supervisord's own log)"
@@ -170,6 +180,7 @@ class AppConfig(ConfigSection):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     pull: PullConfig = Field(default_factory=PullConfig)
     http: HttpServerConfig = Field(default_factory=HttpServerConfig)
+    nextcloud: NextcloudConfig = Field(default_factory=NextcloudConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     status_history: StatusHistoryConfig = Field(default_factory=StatusHistoryConfig)
 

@@ -27,14 +27,16 @@ from quart_app.nextcloud.readable_files import readable_file_ids  # noqa: E402
 
 # ids far above any real file id: found by no one
 UNKNOWN_ID_BASE = 10_000_000
+# the shipped nextcloud.readable_check_timeout_s
+SEARCH_WAIT_S = 15.0
 
 
 async def _measure(nc: NextcloudClient, user: str, ids: list[int], rounds: int) -> tuple[list[float], set[int]]:
-    found = await readable_file_ids(nc, user, ids)  # warm-up: connection, PHP opcache
+    found = await readable_file_ids(nc, user, ids, SEARCH_WAIT_S)  # warm-up: connection, PHP opcache
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        await readable_file_ids(nc, user, ids)
+        await readable_file_ids(nc, user, ids, SEARCH_WAIT_S)
         times.append((time.perf_counter() - start) * 1000)
     return times, found
 

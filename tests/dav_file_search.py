@@ -5,7 +5,8 @@ shared/realnc): a 207 multistatus listing, with its `oc:fileid`, each asked file
 (own files and those shared with the user; the user's name in it urldecoded: a raw "+" names another user, whose
 folder fails the search with a 500, or no one, a 404); a file the user cannot read is simply not listed. At most 100
 comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. The fake finds every asked id except those a
-test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud does not know gets 401.
+test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud does not know gets 401; a
+test can make searches hang (`stall`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ class DavFileSearch:
         self.faults: deque[int] = deque()
         # (user, file ids asked) of every search answered 207, in order
         self.searches: list[tuple[str, list[int]]] = []
+        # cleared by `stall`: searches wait for `resume` (Nextcloud hanging); set when a search began waiting
+        self._answering = threading.Event()
+        self._answering.set()
+        self.stalled = threading.Event()
+
+    def stall(self) -> None:
+        """Searches get no answer until `resume` (a Nextcloud that hangs; the client's timeout must end them)."""
+        self._answering.clear()
+
+    def resume(self) -> None:
+        """Stalled searches and later ones are answered again."""
+        self._answering.set()
 
     def revoke(self, user: str, *file_ids: int) -> None:
         """The user can no longer read these files (anna unshared them): searches no longer list them."""
@@ -45,6 +58,9 @@ class DavFileSearch:
 
     def answer(self, user: str, body: bytes) -> tuple[int, bytes]:
         """(status, XML body) for a SEARCH sent as `user`."""
+        if not self._answering.is_set():
+            self.stalled.set()
+            self._answering.wait()
         with self._lock:
             if self.faults:
                 status = self.faults.popleft()

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 from quart_app.nextcloud.client import NextcloudClient
-from quart_app.nextcloud.errors import NextcloudError
+from quart_app.nextcloud.errors import NextcloudError, NextcloudTimeoutError
 from quart_app.services.answer import DocSearchResult, log_left_out
 from quart_app.services.errors import ReadabilityUnknownError
 
@@ -30,8 +30,8 @@ FILE_SOURCE_PREFIX = "files__default: "
 SEARCH_PATH = "/remote.php/dav/"
 # Nextcloud's FileSearchBackend::OPERATOR_LIMIT: comparisons one SEARCH may hold
 IDS_PER_SEARCH = 100
-# well under the PHP app's own wait for /query; a file search by id takes tens of milliseconds
-SEARCH_TIMEOUT_S = 15.0
+# the config key of the wait for one SEARCH (nextcloud.readable_check_timeout_s), named in the 503 when it runs out
+TIMEOUT_SETTING = "nextcloud.readable_check_timeout_s"
 _OC_FILEID = "{http://owncloud.org/ns}fileid"
 
 
@@ -71,15 +71,21 @@ def found_ids(multistatus: bytes) -> set[int]:
     return {int(text) for element in root.iter(_OC_FILEID) if (text := (element.text or "").strip()).isdigit()}
 
 
-async def readable_file_ids(nc: NextcloudClient, user_id: str, ids: Sequence[int]) -> set[int]:
-    """Which of `ids` the user can read now; one SEARCH per IDS_PER_SEARCH ids, sent together."""
+async def readable_file_ids(nc: NextcloudClient, user_id: str, ids: Sequence[int], timeout_s: float) -> set[int]:
+    """Which of `ids` the user can read now; one SEARCH per IDS_PER_SEARCH ids, sent together, each given
+    `timeout_s` (NextcloudTimeoutError naming it and its setting past that)."""
     batches = [ids[start : start + IDS_PER_SEARCH] for start in range(0, len(ids), IDS_PER_SEARCH)]
-    answers = await asyncio.gather(
-        *(
-            nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=SEARCH_TIMEOUT_S)
-            for batch in batches
+    try:
+        answers = await asyncio.gather(
+            *(
+                nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=timeout_s)
+                for batch in batches
+            )
         )
-    )
+    except NextcloudTimeoutError:
+        raise NextcloudTimeoutError(
+            f"SEARCH {SEARCH_PATH}: Nextcloud did not answer within {timeout_s:g} s, the config's {TIMEOUT_SETTING}"
+        ) from None
     return set().union(*(found_ids(answer) for answer in answers))
 
 
@@ -87,15 +93,16 @@ class UnreadableFilesByDav:
     """AnswerService's `unreadable` check for the push routes (/query, /docSearch): the candidate files Nextcloud
     does not find in the user's folder. ReadabilityUnknownError when Nextcloud does not answer."""
 
-    def __init__(self, nc: NextcloudClient) -> None:
+    def __init__(self, nc: NextcloudClient, timeout_s: float) -> None:
         self._nc = nc
+        self._timeout_s = timeout_s
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
         ids = file_ids(sources)
         if not ids:
             return set()
         try:
-            readable = await readable_file_ids(self._nc, user_id, sorted(set(ids.values())))
+            readable = await readable_file_ids(self._nc, user_id, sorted(set(ids.values())), self._timeout_s)
         except NextcloudError as exc:
             raise ReadabilityUnknownError(len(ids), str(exc)) from None
         gone = {source_id for source_id, file_id in ids.items() if file_id not in readable}

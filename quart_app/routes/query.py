@@ -58,5 +58,7 @@ async def doc_search() -> Response:
 def _unreadable_check() -> UnreadableFilesByDav | None:
     """Nextcloud's word on which candidate files the user still reads; None without NEXTCLOUD_URL (standalone use:
     no Nextcloud to ask, and none that shares files)."""
-    nextcloud = lifecycle().nextcloud
-    return None if nextcloud is None else UnreadableFilesByDav(nextcloud)
+    state = lifecycle()
+    if state.nextcloud is None:
+        return None
+    return UnreadableFilesByDav(state.nextcloud, state.settings.config.nextcloud.readable_check_timeout_s)

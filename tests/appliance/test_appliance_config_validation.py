@@ -69,6 +69,11 @@ CPU = (REPO / "configs" / "config.cpu.yaml").read_text()
             "vectordb:\n  pgvector:\n    pool_max: 0\n",
             "'vectordb.pgvector.pool_max': Input should be greater than or equal to 1",
         ),
+        # no wait at all would fail every push-mode question with a 503
+        (
+            "nextcloud:\n  readable_check_timeout_s: 0\n",
+            "'nextcloud.readable_check_timeout_s': Input should be greater than 0",
+        ),
         (
             "llm:\n  gpt4all: {}\n",
             "'llm' has none of the supported keys nc_texttotext, llama, ctransformer, extractive (found: gpt4all)",

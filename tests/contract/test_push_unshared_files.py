@@ -8,10 +8,12 @@ question) which candidate files bert still reads; the fake Nextcloud answers as 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from contract_kit import (
     APP_ID,
@@ -29,7 +31,8 @@ from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient
-from quart_app.nextcloud.readable_files import readable_file_ids
+from quart_app.nextcloud.readable_files import UnreadableFilesByDav, readable_file_ids
+from quart_app.services.answer import DocSearchResult
 
 ANNA_SECRET = "The orchard gate code is 4711 and the tulips go in every March."
 SHARED = SourcePart("files__default: 11", ANNA_SECRET.encode(), user_ids=["anna", "bert"], title="anna/orchard.md")
@@ -44,18 +47,27 @@ MAIL = SourcePart(
     provider="mail__mail",
 )
 QUESTION = "When do the orchard tulips go in, and what is the gate code?"
+# the shipped nextcloud.readable_check_timeout_s
+SEARCH_WAIT_S = 15.0
 
 
 @asynccontextmanager
 async def push_app(
-    tmp_path: Path, dsn: str, embedder_url: str, nextcloud: FakeAppApiNextcloud
+    tmp_path: Path,
+    dsn: str,
+    embedder_url: str,
+    nextcloud: FakeAppApiNextcloud,
+    more: Sequence[SourcePart] = (),
+    config: dict[str, Any] | None = None,
 ) -> AsyncIterator[Client]:
-    app = create_app(make_settings(tmp_path / "storage", dsn, contract_config(embedder_url), nextcloud.url))
+    raw_config = contract_config(embedder_url, **(config or {}))
+    app = create_app(make_settings(tmp_path / "storage", dsn, raw_config, nextcloud.url))
     async with running_app(app) as test_app:
         http = test_app.test_client()
         await http.put("/enabled?enabled=1", headers=signed_headers())
-        loaded = await (await put_sources(http, [SHARED, OWN, MAIL])).get_json()
-        assert sorted(loaded["loaded_sources"]) == sorted(p.source_id for p in (SHARED, OWN, MAIL)), loaded
+        parts = [SHARED, OWN, MAIL, *more]
+        loaded = await (await put_sources(http, parts)).get_json()
+        assert sorted(loaded["loaded_sources"]) == sorted(p.source_id for p in parts), loaded
         yield http
 
 
@@ -76,7 +88,7 @@ async def test_a_file_unshared_in_nextcloud_is_neither_cited_nor_quoted(
             status, answer = await _ask(http, "/query", "bert")
             status_search, hits = await _ask(http, "/docSearch", "bert")
             status_anna, annas = await _ask(http, "/query", "anna")
-    assert status == 200 and isinstance(answer, dict)
+    assert status == 200 and isinstance(answer, dict), answer
     assert SHARED.source_id not in answer["sources"] and "4711" not in answer["output"], answer
     assert answer["sources"] and set(answer["sources"]) <= {OWN.source_id, MAIL.source_id}  # from what bert reads
     # /docSearch: the next candidates fill in; the mail (not a file) is not asked about and stays
@@ -112,7 +124,7 @@ async def test_more_candidate_files_than_one_search_may_hold_are_asked_in_search
         nextcloud.dav.revoke("bert", 5, 150)
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
-            readable = await readable_file_ids(nc, "bert", list(range(1, 151)))
+            readable = await readable_file_ids(nc, "bert", list(range(1, 151)), SEARCH_WAIT_S)
         finally:
             await nc.aclose()
     assert readable == set(range(1, 151)) - {5, 150}
@@ -127,7 +139,7 @@ async def test_a_users_own_files_are_found_whatever_her_user_id_holds(user: str)
         nextcloud.dav.revoke(user, 2)
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
-            readable = await readable_file_ids(nc, user, [1, 2])
+            readable = await readable_file_ids(nc, user, [1, 2], SEARCH_WAIT_S)
         finally:
             await nc.aclose()
     assert readable == {1}
@@ -140,7 +152,7 @@ async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret(
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
             with pytest.raises(NextcloudAuthError) as refused:
-                await readable_file_ids(nc, "me", [1])
+                await readable_file_ids(nc, "me", [1], SEARCH_WAIT_S)
         finally:
             await nc.aclose()
     assert str(refused.value) == (
@@ -160,3 +172,47 @@ async def test_a_search_fills_the_place_of_an_unshared_file_from_its_next_candid
             after = await (await http.post("/docSearch", json=body, headers=signed_headers("bert"))).get_json()
     assert [hit["source_id"] for hit in before] == [SHARED.source_id]
     assert len(after) == 1 and after[0]["source_id"] in (OWN.source_id, MAIL.source_id), after
+
+
+async def test_a_search_nextcloud_leaves_unanswered_ends_after_the_configured_wait(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        settings = {"nextcloud": {"readable_check_timeout_s": 1}}
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud, config=settings) as http:
+            nextcloud.dav.stall()
+            try:
+                status, hits = await _ask(http, "/docSearch", "bert")
+            finally:
+                nextcloud.dav.resume()
+    assert nextcloud.dav.stalled.is_set()  # asked, and answered only once the app had given up
+    assert status == 503 and isinstance(hits, dict), hits
+    assert re.fullmatch(
+        r"Error: Nextcloud did not say whether the user can still read the [12] file\(s\) the answer would draw on"
+        r" \(SEARCH /remote\.php/dav/: Nextcloud did not answer within 1 s, the config's"
+        r" nextcloud\.readable_check_timeout_s\); nothing was answered from them: ask again once Nextcloud answers"
+        r" WebDAV requests",
+        hits["error"],
+    ), hits
+
+
+async def test_each_search_is_sent_with_the_configured_wait() -> None:
+    sent: list[dict[str, float]] = []
+
+    class Recording(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sent.append(request.extensions["timeout"])
+            return await super().handle_async_request(request)
+
+    with FakeAppApiNextcloud() as nextcloud:
+        nc = NextcloudClient(
+            nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET, transport=Recording()
+        )
+        candidates: list[DocSearchResult] = [{"source_id": "files__default: 3", "title": "a.md"}]
+        try:
+            gone = await UnreadableFilesByDav(nc, 2.5)("bert", candidates)
+        finally:
+            await nc.aclose()
+    assert gone == set() and nextcloud.dav.searches == [("bert", [3])]
+    # the client's own default (30 s) is not what a SEARCH waits
+    assert sent == [{"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}]
