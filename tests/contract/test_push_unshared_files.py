@@ -216,3 +216,41 @@ async def test_each_search_is_sent_with_the_configured_wait() -> None:
     assert gone == set() and nextcloud.dav.searches == [("bert", [3])]
     # the client's own default (30 s) is not what a SEARCH waits
     assert sent == [{"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}]
+
+
+# anna's notes on the question's topic, shared with bert: they rank above everything bert keeps
+GATE_NOTES = [
+    SourcePart(
+        f"files__default: {100 + n}",
+        f"Orchard gate code, note {n}: the orchard gate code is {4700 + n}; the code opens the orchard gate.".encode(),
+        user_ids=["anna", "bert"],
+        title=f"anna/gate-code-{n}.md",
+    )
+    for n in range(8)
+]
+BERTS_LIST = SourcePart(
+    "files__default: 13", b"Bert's March list: oil the hinges of the orchard gate.", user_ids=["bert"], title="list.md"
+)
+
+
+async def test_a_user_who_lost_most_top_ranked_files_still_gets_the_number_asked_for(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    body = {"userId": "bert", "query": "orchard gate code", "ctxLimit": 2}
+    lost = [SHARED, *GATE_NOTES]
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud, more=[*GATE_NOTES, BERTS_LIST]) as http:
+            top = await http.post("/docSearch", json={**body, "ctxLimit": 4}, headers=signed_headers("bert"))
+            top_ids = [hit["source_id"] for hit in await top.get_json()]
+            # anna unshares every note; the PHP app tells the backend nothing
+            nextcloud.dav.revoke("bert", *(int(part.source_id.removeprefix("files__default: ")) for part in lost))
+            del nextcloud.dav.searches[:]
+            response = await http.post("/docSearch", json=body, headers=signed_headers("bert"))
+            hits = await response.get_json()
+    # the first round's 4 candidates are all files bert lost: one round alone found nothing for him
+    assert set(top_ids) <= {part.source_id for part in lost}, top_ids
+    assert response.status_code == 200 and len(hits) == 2, hits
+    assert {hit["source_id"] for hit in hits} <= {OWN.source_id, MAIL.source_id, BERTS_LIST.source_id}, hits
+    # more candidates each round, each file asked about once
+    asked = [file_id for _, ids in nextcloud.dav.searches for file_id in ids]
+    assert len(asked) == len(set(asked)) and 2 <= len(nextcloud.dav.searches) <= 4, nextcloud.dav.searches

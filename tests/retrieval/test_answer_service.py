@@ -22,7 +22,7 @@ from quart_app.runtimes.llm_backend import LlmBackend, approximate_token_count
 from quart_app.runtimes.llm_extractive import EXTRACTIVE_HEADER, ExtractiveBackend
 from quart_app.runtimes.llm_nc_texttotext import NcTextToTextBackend
 from quart_app.services.access import update_access
-from quart_app.services.answer import AnswerService, Templates
+from quart_app.services.answer import AnswerService, DocSearchResult, Templates, UnreadableCheck
 from quart_app.services.deletion import delete_sources
 from quart_app.services.errors import ContextError, ScopeError, SourcesRevokedError
 from quart_app.services.retrieval import RetrievalService
@@ -362,3 +362,30 @@ async def test_sources_revoked_under_every_answer_are_a_context_error(
     assert str(raised.value) == (
         "The documents the answer drew on were unshared or deleted while it was written (2 tries); please ask again"
     )
+
+
+async def test_doc_search_asks_for_more_candidates_while_unreadable_ones_leave_too_few(
+    db: Database, docs: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    answers = service(db, embedder, ExtractiveBackend(ExtractiveConfig()))
+    asked: list[str] = []
+    checks = 0
+
+    def unreadable_but(kept: set[str]) -> UnreadableCheck:
+        async def check(user_id: str, sources: list[DocSearchResult]) -> set[str]:
+            nonlocal checks
+            checks += 1
+            asked.extend(source["source_id"] for source in sources)
+            return {source["source_id"] for source in sources} - kept
+
+        return check
+
+    # the user lost every document but the one ranked last for this question
+    last = (await answers.doc_search("alice", "trusted_domains", 5))[-1]["source_id"]
+    found = await answers.doc_search("alice", "trusted_domains", 1, unreadable=unreadable_but({last}))
+    assert [hit["source_id"] for hit in found] == [last]
+    assert checks > 1 and len(asked) == len(set(asked)), asked  # more rounds, each document asked about once
+    # she lost all of them: the rounds end once the search has no candidate that was not asked about
+    asked.clear()
+    assert await answers.doc_search("alice", "trusted_domains", 1, unreadable=unreadable_but(set())) == []
+    assert sorted(asked) == sorted([*DOCS, "mail: 9"])
