@@ -118,6 +118,14 @@ class DocxHiddenText:
             return None
         return lambda run: self._hidden(run, by_styles)
 
+    def number_hidden(self, paragraph: Any, level_properties: Any | None) -> bool:
+        """Whether Word hides the list number of `paragraph`: the number takes the paragraph mark's run properties
+        (w:pPr/w:rPr), with its level's (`level_properties`, the w:lvl's w:rPr) over them."""
+        for properties in (level_properties, paragraph.find(f"{_W}pPr/{_W}rPr")):
+            if properties is not None and (vanish := properties.find(VANISH)) is not None:
+                return _on(vanish)
+        return False
+
     def _paragraph_level(self, paragraph: Any) -> bool:
         # most documents have no hidden paragraph style: their paragraphs' styles are not looked up
         if not self._paragraph:

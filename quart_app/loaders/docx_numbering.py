@@ -10,6 +10,7 @@ from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.part import XmlPart
 from docx.oxml import parse_xml
 
+from .docx_hidden import DocxHiddenText
 from .list_labels import BULLET, counter_text
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -22,7 +23,8 @@ class _Level(NamedTuple):
     style: str  # w:numFmt: decimal, lowerLetter, upperRoman, bullet, none, ...
     text: str  # w:lvlText: "%1.", "%1.%2.", "(%3)"
     legal: bool  # w:isLgl: every level's number in decimal ("1.1" under a "I.")
-    hidden: bool  # w:rPr/w:vanish: the level's number is hidden (17.9.6), its items still counted
+    # w:rPr: the number's run properties, over the paragraph mark's (a hidden number still counts its item)
+    properties: Any | None
 
 
 def _val(element: Any, path: str, default: str) -> str:
@@ -49,7 +51,7 @@ def _level(lvl: Any) -> _Level:
         _val(lvl, f"{_W}numFmt", "decimal"),
         _val(lvl, f"{_W}lvlText", ""),
         _on(lvl, f"{_W}isLgl"),
-        _on(lvl, f"{_W}rPr/{_W}vanish"),
+        lvl.find(f"{_W}rPr"),
     )
 
 
@@ -68,7 +70,8 @@ class _List(NamedTuple):
 class DocxNumbering:
     """Labels numbered paragraphs in the order they are asked for (the body's order)."""
 
-    def __init__(self, document: DocxDocument) -> None:
+    def __init__(self, document: DocxDocument, hidden: DocxHiddenText) -> None:
+        self._hidden = hidden
         self._abstracts: dict[str, dict[int, _Level]] = {}
         self._lists: dict[str, _List] = {}
         self._style_numbering: dict[str, tuple[str, str]] = {}
@@ -148,12 +151,12 @@ class DocxNumbering:
             for index, start in listed.restarts.items():
                 if 0 <= index < _LEVELS:
                     counters[index] = start - 1
-        default = _Level(0, "decimal", "", False, False)
+        default = _Level(0, "decimal", "", False, None)
         current = counters[level]
         counters[level] = levels.get(level, default).start if current is None else current + 1
         counters[level + 1 :] = [None] * (_LEVELS - level - 1)
         own = levels.get(level, default)
-        if own.hidden:
+        if self._hidden.number_hidden(paragraph, own.properties):
             return ""
         if own.style == "bullet":
             return f"{BULLET} "

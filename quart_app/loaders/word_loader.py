@@ -221,8 +221,8 @@ def load_docx(path: Path, limits: ParseLimits) -> str:
     defaults) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
-    numbering = DocxNumbering(document)
     hidden = DocxHiddenText(document.styles.element)
+    numbering = DocxNumbering(document, hidden)
     context = _Context(numbering, _comments(document, numbering, hidden), hidden)
     blocks = list(_blocks(document._body, document.part, context))
     blocks.extend(_text_boxes(document.element.body, hidden))

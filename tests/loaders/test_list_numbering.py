@@ -151,6 +151,41 @@ def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(
     )
 
 
+# abstract 30: a procedure (1. / a)); abstract 31: a level whose own run properties say "not hidden"
+MARKED_NUMBERS = (
+    f"<w:numbering {nsdecls('w')}>"
+    '<w:abstractNum w:abstractNumId="30">'
+    + _level(0, "decimal", "%1.")
+    + _level(1, "lowerLetter", "%2)")
+    + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="31">' + _hidden_level(0, "%1)", '<w:vanish w:val="0"/>') + "</w:abstractNum>"
+    '<w:num w:numId="1"><w:abstractNumId w:val="30"/></w:num>'
+    '<w:num w:numId="2"><w:abstractNumId w:val="31"/></w:num>'
+    "</w:numbering>"
+)
+
+
+def _marked_item(document: docx.document.Document, text: str, num_id: int, mark: str, level: int = 0) -> None:
+    """A list item whose paragraph mark has these run properties (w:pPr/w:rPr)."""
+    _item(document, text, num_id, level)
+    document.paragraphs[-1]._p.get_or_add_pPr().append(parse_xml(f"<w:rPr {nsdecls('w')}>{mark}</w:rPr>"))
+
+
+def test_docx_list_items_whose_paragraph_mark_is_hidden_show_no_number_and_still_count(tmp_path: Path) -> None:
+    # Word formats a list number as the paragraph's mark (w:pPr/w:rPr), the level's run properties over it: a number
+    # hidden through the mark alone was indexed ("1. Scope" where Word shows "Scope")
+    document = docx.Document()
+    _marked_item(document, "Scope", 1, "<w:vanish/>")
+    _item(document, "Goods", 1, level=1)
+    _marked_item(document, "Services", 1, "<w:b/><w:vanish/>", level=1)
+    _item(document, "Terms", 1)
+    _marked_item(document, "Payment", 1, '<w:vanish w:val="0"/>')
+    _marked_item(document, "The level's own properties win over the mark's.", 2, "<w:vanish/>")
+    assert _text_with_numbering(document, MARKED_NUMBERS, tmp_path / "contract") == (
+        "Scope\n\na) Goods\n\nServices\n\n2. Terms\n\n3. Payment\n\n1) The level's own properties win over the mark's."
+    )
+
+
 def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path) -> None:
     document = docx.Document()
     _item(document, "Numbered nowhere.", 99)
