@@ -1,9 +1,11 @@
 """Word, PowerPoint and OpenDocument text documents built in a test and read back through the loaders."""
 
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import docx
 import odfdo
 import pptx
 from docx.opc.packuri import PackURI
@@ -13,6 +15,8 @@ from docx.oxml.ns import nsdecls
 from pptx.chart.data import CategoryChartData
 
 from quart_app.loaders import extract_text
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 # a SmartArt data part with two steps, a connector and a layout point, as Office writes it
 SMARTART_DATA = (
@@ -58,7 +62,35 @@ def odt_text(document: Any, body: Iterable[str], path: Path) -> str:
 
 def docx_text(document: Any, path: Path) -> str:
     document.save(str(path))
-    return extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    return extract_text(path, DOCX)
+
+
+def numbering_level(index: int, style: str, text: str, start: int = 1, legal: bool = False) -> str:
+    """A w:lvl of word/numbering.xml."""
+    return (
+        f'<w:lvl w:ilvl="{index}"><w:start w:val="{start}"/><w:numFmt w:val="{style}"/>'
+        f'{"<w:isLgl/>" if legal else ""}<w:lvlText w:val="{text}"/></w:lvl>'
+    )
+
+
+def docx_text_with_numbering(document: docx.document.Document, numbering: str, path: Path) -> str:
+    """The loader's text of the document saved at `path` with this word/numbering.xml, as Word would have written it."""
+    document.save(str(path))
+    with zipfile.ZipFile(path) as source:
+        parts = {item.filename: source.read(item) for item in source.infolist()}
+    parts["word/numbering.xml"] = numbering.encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return extract_text(path, DOCX)
+
+
+def numbered_paragraph(document: docx.document.Document, text: str, num_id: int, level: int = 0) -> None:
+    """A paragraph of list `num_id` at `level`."""
+    paragraph = document.add_paragraph(text)
+    paragraph._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>')
+    )
 
 
 def add_inline_drawing(

@@ -1,44 +1,39 @@
 """Numbered and bulleted lists keep the numbers a reader sees: a question about "step 3" must find step 3."""
 
-import zipfile
 from pathlib import Path
 
 import docx
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import docx_text, odt_text, odt_with_styles
+from office_kit import (
+    docx_text,
+    docx_text_with_numbering,
+    numbered_paragraph,
+    numbering_level,
+    odt_text,
+    odt_with_styles,
+)
 
-from quart_app.loaders import extract_text
 from quart_app.loaders.list_labels import counter_text
-
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def _level(index: int, style: str, text: str, start: int = 1, legal: bool = False) -> str:
-    return (
-        f'<w:lvl w:ilvl="{index}"><w:start w:val="{start}"/><w:numFmt w:val="{style}"/>'
-        f'{"<w:isLgl/>" if legal else ""}<w:lvlText w:val="{text}"/></w:lvl>'
-    )
-
 
 # abstract 10: a procedure (1. / a) / iv.); abstract 11: a legal outline (1 / 1.1 / 1.1.1) under a roman top level;
 # abstract 12: bullets; num 4 restarts the procedure list, num 5 continues it
 NUMBERING = (
     f"<w:numbering {nsdecls('w')}>"
     '<w:abstractNum w:abstractNumId="10">'
-    + _level(0, "decimal", "%1.")
-    + _level(1, "lowerLetter", "%2)")
-    + _level(2, "lowerRoman", "%3.", start=4)
+    + numbering_level(0, "decimal", "%1.")
+    + numbering_level(1, "lowerLetter", "%2)")
+    + numbering_level(2, "lowerRoman", "%3.", start=4)
     + "</w:abstractNum>"
     '<w:abstractNum w:abstractNumId="11">'
-    + _level(0, "upperRoman", "%1.")
-    + _level(1, "decimal", "%1.%2", legal=True)
-    + _level(2, "decimal", "%1.%2.%3", legal=True)
+    + numbering_level(0, "upperRoman", "%1.")
+    + numbering_level(1, "decimal", "%1.%2", legal=True)
+    + numbering_level(2, "decimal", "%1.%2.%3", legal=True)
     + "</w:abstractNum>"
     '<w:abstractNum w:abstractNumId="12">'
-    + _level(0, "bullet", "\uf0b7")
-    + _level(1, "bullet", "o")
+    + numbering_level(0, "bullet", "\uf0b7")
+    + numbering_level(1, "bullet", "o")
     + "</w:abstractNum>"
     '<w:num w:numId="1"><w:abstractNumId w:val="10"/></w:num>'
     '<w:num w:numId="2"><w:abstractNumId w:val="11"/></w:num>'
@@ -50,49 +45,30 @@ NUMBERING = (
 )
 
 
-def _text_with_numbering(document: docx.document.Document, numbering: str, path: Path) -> str:
-    """The loader's text of the document saved at `path` with this word/numbering.xml, as Word would have written it."""
-    document.save(str(path))
-    with zipfile.ZipFile(path) as source:
-        parts = {item.filename: source.read(item) for item in source.infolist()}
-    parts["word/numbering.xml"] = numbering.encode()
-    with zipfile.ZipFile(path, "w") as target:
-        for name, data in parts.items():
-            target.writestr(name, data)
-    return extract_text(path, DOCX)
-
-
-def _item(document: docx.document.Document, text: str, num_id: int, level: int = 0) -> None:
-    paragraph = document.add_paragraph(text)
-    paragraph._p.get_or_add_pPr().append(
-        parse_xml(f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>')
-    )
-
-
 def test_docx_list_items_keep_their_automatic_numbers_and_bullets(tmp_path: Path) -> None:
     # python-docx reads a list item's text without its number: "step 3" was nowhere in the index
     document = docx.Document()
     document.add_paragraph("Installation")
-    _item(document, "Download the package.", 1)
-    _item(document, "Check its signature.", 1)
-    _item(document, "with gpg", 1, level=1)
-    _item(document, "with sha256sum", 1, level=1)
-    _item(document, "offline", 1, level=2)
-    _item(document, "Unpack it.", 1)
-    _item(document, "into /opt", 1, level=1)
+    numbered_paragraph(document, "Download the package.", 1)
+    numbered_paragraph(document, "Check its signature.", 1)
+    numbered_paragraph(document, "with gpg", 1, level=1)
+    numbered_paragraph(document, "with sha256sum", 1, level=1)
+    numbered_paragraph(document, "offline", 1, level=2)
+    numbered_paragraph(document, "Unpack it.", 1)
+    numbered_paragraph(document, "into /opt", 1, level=1)
     document.add_paragraph("Scope")
-    _item(document, "General", 2)
-    _item(document, "Definitions", 2, level=1)
-    _item(document, "Terms", 2, level=2)
-    _item(document, "Abbreviations", 2, level=2)
-    _item(document, "Duties", 2)
-    _item(document, "Reporting", 2, level=1)
-    _item(document, "a first point", 3)
-    _item(document, "a sub-point", 3, level=1)
-    _item(document, "Start again.", 4)
-    _item(document, "", 4)  # an empty item still takes its number
-    _item(document, "Continued by another list of the same kind.", 5)
-    assert _text_with_numbering(document, NUMBERING, tmp_path / "manual") == (
+    numbered_paragraph(document, "General", 2)
+    numbered_paragraph(document, "Definitions", 2, level=1)
+    numbered_paragraph(document, "Terms", 2, level=2)
+    numbered_paragraph(document, "Abbreviations", 2, level=2)
+    numbered_paragraph(document, "Duties", 2)
+    numbered_paragraph(document, "Reporting", 2, level=1)
+    numbered_paragraph(document, "a first point", 3)
+    numbered_paragraph(document, "a sub-point", 3, level=1)
+    numbered_paragraph(document, "Start again.", 4)
+    numbered_paragraph(document, "", 4)  # an empty item still takes its number
+    numbered_paragraph(document, "Continued by another list of the same kind.", 5)
+    assert docx_text_with_numbering(document, NUMBERING, tmp_path / "manual") == (
         "Installation\n\n1. Download the package.\n\n2. Check its signature.\n\na) with gpg\n\nb) with sha256sum\n\n"
         "iv. offline\n\n3. Unpack it.\n\na) into /opt\n\nScope\n\nI. General\n\n1.1 Definitions\n\n1.1.1 Terms\n\n"
         "1.1.2 Abbreviations\n\nII. Duties\n\n2.1 Reporting\n\n- a first point\n\n- a sub-point\n\n1. Start again.\n\n"
@@ -113,7 +89,7 @@ def test_docx_list_styles_number_their_paragraphs(tmp_path: Path) -> None:
 
 
 def _hidden_level(index: int, text: str, vanish: str = "<w:vanish/>") -> str:
-    return _level(index, "decimal", text).replace("</w:lvl>", f"<w:rPr>{vanish}</w:rPr></w:lvl>")
+    return numbering_level(index, "decimal", text).replace("</w:lvl>", f"<w:rPr>{vanish}</w:rPr></w:lvl>")
 
 
 # abstract 20: chapters whose number Word hides (the level's w:rPr has w:vanish), sections numbered under them; num 2
@@ -122,9 +98,9 @@ HIDDEN_NUMBERS = (
     f"<w:numbering {nsdecls('w')}>"
     '<w:abstractNum w:abstractNumId="20">'
     + _hidden_level(0, "%1.")
-    + _level(1, "decimal", "%1.%2")
+    + numbering_level(1, "decimal", "%1.%2")
     + "</w:abstractNum>"
-    '<w:abstractNum w:abstractNumId="21">' + _level(0, "decimal", "(%1)") + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="21">' + numbering_level(0, "decimal", "(%1)") + "</w:abstractNum>"
     '<w:abstractNum w:abstractNumId="22">' + _hidden_level(0, "%1)", '<w:vanish w:val="0"/>') + "</w:abstractNum>"
     '<w:num w:numId="1"><w:abstractNumId w:val="20"/></w:num>'
     '<w:num w:numId="2"><w:abstractNumId w:val="21"/><w:lvlOverride w:ilvl="0">'
@@ -139,13 +115,13 @@ def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(
     # a level's run properties hiding its number (w:rPr/w:vanish, ECMA-376 17.9) were ignored: "1. Scope" was indexed
     # where Word shows "Scope"
     document = docx.Document()
-    _item(document, "Scope", 1)
-    _item(document, "Goods", 1, level=1)
-    _item(document, "Terms", 1)
-    _item(document, "Payment", 1, level=1)
-    _item(document, "An overridden level hides its number.", 2)
-    _item(document, "A level saying not hidden shows it.", 3)
-    assert _text_with_numbering(document, HIDDEN_NUMBERS, tmp_path / "contract") == (
+    numbered_paragraph(document, "Scope", 1)
+    numbered_paragraph(document, "Goods", 1, level=1)
+    numbered_paragraph(document, "Terms", 1)
+    numbered_paragraph(document, "Payment", 1, level=1)
+    numbered_paragraph(document, "An overridden level hides its number.", 2)
+    numbered_paragraph(document, "A level saying not hidden shows it.", 3)
+    assert docx_text_with_numbering(document, HIDDEN_NUMBERS, tmp_path / "contract") == (
         "Scope\n\n1.1 Goods\n\nTerms\n\n2.1 Payment\n\nAn overridden level hides its number.\n\n"
         "1) A level saying not hidden shows it."
     )
@@ -155,8 +131,8 @@ def test_docx_list_levels_whose_number_is_hidden_show_no_number_and_still_count(
 MARKED_NUMBERS = (
     f"<w:numbering {nsdecls('w')}>"
     '<w:abstractNum w:abstractNumId="30">'
-    + _level(0, "decimal", "%1.")
-    + _level(1, "lowerLetter", "%2)")
+    + numbering_level(0, "decimal", "%1.")
+    + numbering_level(1, "lowerLetter", "%2)")
     + "</w:abstractNum>"
     '<w:abstractNum w:abstractNumId="31">' + _hidden_level(0, "%1)", '<w:vanish w:val="0"/>') + "</w:abstractNum>"
     '<w:num w:numId="1"><w:abstractNumId w:val="30"/></w:num>'
@@ -167,7 +143,7 @@ MARKED_NUMBERS = (
 
 def _marked_item(document: docx.document.Document, text: str, num_id: int, mark: str, level: int = 0) -> None:
     """A list item whose paragraph mark has these run properties (w:pPr/w:rPr)."""
-    _item(document, text, num_id, level)
+    numbered_paragraph(document, text, num_id, level)
     document.paragraphs[-1]._p.get_or_add_pPr().append(parse_xml(f"<w:rPr {nsdecls('w')}>{mark}</w:rPr>"))
 
 
@@ -176,19 +152,19 @@ def test_docx_list_items_whose_paragraph_mark_is_hidden_show_no_number_and_still
     # hidden through the mark alone was indexed ("1. Scope" where Word shows "Scope")
     document = docx.Document()
     _marked_item(document, "Scope", 1, "<w:vanish/>")
-    _item(document, "Goods", 1, level=1)
+    numbered_paragraph(document, "Goods", 1, level=1)
     _marked_item(document, "Services", 1, "<w:b/><w:vanish/>", level=1)
-    _item(document, "Terms", 1)
+    numbered_paragraph(document, "Terms", 1)
     _marked_item(document, "Payment", 1, '<w:vanish w:val="0"/>')
     _marked_item(document, "The level's own properties win over the mark's.", 2, "<w:vanish/>")
-    assert _text_with_numbering(document, MARKED_NUMBERS, tmp_path / "contract") == (
+    assert docx_text_with_numbering(document, MARKED_NUMBERS, tmp_path / "contract") == (
         "Scope\n\na) Goods\n\nServices\n\n2. Terms\n\n3. Payment\n\n1) The level's own properties win over the mark's."
     )
 
 
 def test_a_docx_paragraph_naming_an_undefined_list_reads_plainly(tmp_path: Path) -> None:
     document = docx.Document()
-    _item(document, "Numbered nowhere.", 99)
+    numbered_paragraph(document, "Numbered nowhere.", 99)
     assert docx_text(document, tmp_path / "orphan") == "Numbered nowhere."
 
 
