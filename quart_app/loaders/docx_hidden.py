@@ -119,12 +119,18 @@ class DocxHiddenText:
         return lambda run: self._hidden(run, by_styles)
 
     def number_hidden(self, paragraph: Any, level_properties: Any | None) -> bool:
-        """Whether Word hides the list number of `paragraph`: the number takes the paragraph mark's run properties
-        (w:pPr/w:rPr), with its level's (`level_properties`, the w:lvl's w:rPr) over them."""
-        for properties in (level_properties, paragraph.find(f"{_W}pPr/{_W}rPr")):
-            if properties is not None and (vanish := properties.find(VANISH)) is not None:
+        """Whether Word hides the list number of `paragraph`: the number is formatted as a run of the paragraph holding
+        the paragraph mark's run properties (w:pPr/w:rPr), with its level's (`level_properties`, the w:lvl's w:rPr)
+        over them, a character style (w:rStyle) included."""
+        layers = [found for found in (level_properties, paragraph.find(f"{_W}pPr/{_W}rPr")) if found is not None]
+        for properties in layers:
+            if (vanish := properties.find(VANISH)) is not None:
                 return _on(vanish)
-        return False
+        if self._hidden_by_default:
+            return True
+        style = next((found.get(_VAL, "") for layer in layers if (found := layer.find(_RUN_STYLE)) is not None), None)
+        by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
+        return by_styles != (style in self._character)
 
     def _paragraph_level(self, paragraph: Any) -> bool:
         # most documents have no hidden paragraph style: their paragraphs' styles are not looked up

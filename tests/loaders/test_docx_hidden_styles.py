@@ -9,7 +9,7 @@ import docx
 from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import docx_text
+from office_kit import docx_text, docx_text_with_numbering, numbered_paragraph, numbering_level
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -54,10 +54,12 @@ def test_docx_text_hidden_by_a_table_style_is_left_out(tmp_path: Path) -> None:
     hidden = document.add_table(rows=1, cols=2, style="Reviewer copy")
     hidden.cell(0, 0).text = "Supplier"
     hidden.cell(0, 1).paragraphs[0].add_run("ACME Corp", style="Secret")  # toggled back: shown
+    # a list number is formatted as its paragraph mark, which the table style hides too
+    hidden.cell(0, 1).add_paragraph(style="List Number").add_run("Step shown").font.hidden = False
     shown = document.add_table(rows=1, cols=2)
     shown.cell(0, 0).text = "Price"
     shown.cell(0, 1).text = "80 EUR"
-    assert docx_text(document, tmp_path / "offer") == "ACME Corp\n\nPrice | 80 EUR"
+    assert docx_text(document, tmp_path / "offer") == "ACME Corp Step shown\n\nPrice | 80 EUR"
 
 
 def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_it(tmp_path: Path) -> None:
@@ -70,7 +72,9 @@ def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_
     paragraph = document.add_paragraph("Draft: ")
     paragraph.add_run("do not send", style="Secret")  # a hiding style does not toggle the defaults' hidden text
     paragraph.add_run("Valid until May.").font.hidden = False
-    assert docx_text(document, tmp_path / "offer") == "Valid until May."
+    # a list number is formatted as its paragraph mark, which the defaults hide too
+    document.add_paragraph(style="List Number").add_run("Shown step.").font.hidden = False
+    assert docx_text(document, tmp_path / "offer") == "Valid until May.\n\nShown step."
 
 
 def test_docx_paragraphs_without_a_style_take_the_default_paragraph_style_s_hidden_text(tmp_path: Path) -> None:
@@ -120,4 +124,43 @@ def test_docx_text_hidden_by_a_table_style_s_conditional_formats_is_left_out(tmp
     look.set(f"{_W}noVBand", "0")
     assert docx_text(document, tmp_path / "quiz") == (
         "Q1 | Paris\nQ2\nQ3 | Oslo\n\nHeader shown | where the look turns it off\n\nItem | Q1\nBolts | 4"
+    )
+
+
+# abstract 40: a level whose number takes a character style (w:rStyle in its w:rPr); abstract 41: a plain "1)"
+STYLED_NUMBERS = (
+    f"<w:numbering {nsdecls('w')}>"
+    '<w:abstractNum w:abstractNumId="40">'
+    + numbering_level(0, "decimal", "%1.").replace("</w:lvl>", '<w:rPr><w:rStyle w:val="NumberOff"/></w:rPr></w:lvl>')
+    + "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="41">' + numbering_level(0, "decimal", "%1)") + "</w:abstractNum>"
+    '<w:num w:numId="1"><w:abstractNumId w:val="40"/></w:num>'
+    '<w:num w:numId="2"><w:abstractNumId w:val="41"/></w:num>'
+    "</w:numbering>"
+)
+
+
+def test_docx_list_numbers_hidden_through_character_and_paragraph_styles_are_left_out(tmp_path: Path) -> None:
+    # a number is formatted as a run holding its paragraph mark's properties and its level's: a character style there
+    # that hides (its own w:vanish or its base style's), or a hiding paragraph style, was not read
+    document = docx.Document()
+    hiding = document.styles.add_style("HiddenBase", WD_STYLE_TYPE.CHARACTER)
+    hiding.font.hidden = True
+    number_off = document.styles.add_style("NumberOff", WD_STYLE_TYPE.CHARACTER)
+    number_off.base_style = hiding
+    document.styles.add_style("MarkOff", WD_STYLE_TYPE.CHARACTER).base_style = number_off
+    document.styles.add_style("Draft", WD_STYLE_TYPE.PARAGRAPH).font.hidden = True
+    numbered_paragraph(document, "Scope", 1)  # the level's character style hides its number
+    numbered_paragraph(document, "Goods", 2)
+    mark = parse_xml(f'<w:rPr {nsdecls("w")}><w:rStyle w:val="MarkOff"/></w:rPr>')
+    document.paragraphs[-1]._p.get_or_add_pPr().append(mark)  # the paragraph mark's, two styles down the chain
+    for text, num_id in (("Services", 2), ("Pricing", 1)):
+        numbered_paragraph(document, text, num_id)
+        document.paragraphs[-1].style = document.styles["Draft"]  # the mark hidden by the paragraph style ...
+        document.paragraphs[-1].runs[0].font.hidden = False  # ... the text shown by the run's own formatting
+    numbered_paragraph(document, "Terms", 2)
+    document.paragraphs[-1].add_run(" (net 30)", style="MarkOff")
+    # "Pricing": a hiding character style in a hiding paragraph style shows, by Word's toggle rule
+    assert docx_text_with_numbering(document, STYLED_NUMBERS, tmp_path / "contract") == (
+        "Scope\n\nGoods\n\nServices\n\n2. Pricing\n\n3) Terms"
     )
