@@ -3,14 +3,17 @@ them: odfdo formatted every cell as a paragraph of its own, so a chunk could hol
 first ("30 / Paris" without "Alice")."""
 
 from collections.abc import Iterator
+from copy import deepcopy
 from typing import Any
 
 from .odt_hidden import remove_keeping_tail
-from .tabular_loader import CELL_SEPARATOR
+from .odt_lists import int_attribute
+from .tabular_loader import CELL_SEPARATOR, MAX_REPEAT
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _BLOCKS = (f"{_TEXT}p", f"{_TEXT}h")
+_REPEAT = f"{_TABLE}number-columns-repeated"
 # a tab or a line break inside a cell would cut its row's line: it reads as the space it stands for
 _BREAKS = (f"{_TEXT}tab", f"{_TEXT}line-break")
 
@@ -46,10 +49,23 @@ def _cell_content(cell: Any) -> str | Any:
     return span
 
 
+def _repeated(content: str | Any, times: int) -> list[str | Any]:
+    """A cell's content as often as its cell is repeated (table:number-columns-repeated), at most MAX_REPEAT times as
+    the .ods loader expands it; a blank one, filler, once."""
+    if content == "" or times <= 1:
+        return [content]
+    count = min(times, MAX_REPEAT)
+    return [content] * count if isinstance(content, str) else [content, *(deepcopy(content) for _ in range(count - 1))]
+
+
 def _row_cells(row: Any) -> list[str | Any]:
-    """The row's cells (a merged-over table:covered-table-cell is no cell of its own; a repeated one, blank filler in
-    a text's tables, counts once), without the empty ones at either end, as the .docx loader leaves them out."""
-    cells = [_cell_content(cell) for cell in row.iterchildren(f"{_TABLE}table-cell")]
+    """The row's cells (a merged-over table:covered-table-cell is no cell of its own; a repeated one is as many cells,
+    as LibreOffice shows it), without the empty ones at either end, as the .docx loader leaves them out."""
+    cells = [
+        content
+        for cell in row.iterchildren(f"{_TABLE}table-cell")
+        for content in _repeated(_cell_content(cell), int_attribute(cell.get(_REPEAT, "1"), 1))
+    ]
     while cells and cells[-1] == "":
         cells.pop()
     while cells and cells[0] == "":

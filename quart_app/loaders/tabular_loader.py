@@ -38,8 +38,9 @@ _ANNOTATION = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}annotation"
 _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}style"
 _STYLE_NAME = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}name"
 _TABLE_PROPERTIES = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}table-properties"
-# repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler)
-_MAX_REPEAT = 100
+# repeated non-empty cells/rows are expanded at most this often (repeats exist mostly for blank filler; a crafted
+# count must not multiply a cell's text without bound); the .odt loader's tables share it
+MAX_REPEAT = 100
 logger = logging.getLogger(__name__)
 
 _CHART_PART = re.compile(r"xl/charts/chart(\d+)\.xml")
@@ -210,7 +211,7 @@ def _ods_cell_text(cell: Any) -> str:
 
 
 def _ods_row(row: Any, row_number: int) -> list[str]:
-    """A table row's lines: the row (once per repeat, up to _MAX_REPEAT), then its cells' annotations."""
+    """A table row's lines: the row (once per repeat, up to MAX_REPEAT), then its cells' annotations."""
     cells: list[str] = []
     comments: list[str] = []
     column = 1
@@ -219,7 +220,7 @@ def _ods_row(row: Any, row_number: int) -> list[str]:
             continue
         text = _ods_cell_text(cell)
         repeat = int(cell.get(f"{_TABLE_NS}number-columns-repeated", "1"))
-        cells.extend([text] * (min(repeat, _MAX_REPEAT) if text else min(repeat, 1)))
+        cells.extend([text] * (min(repeat, MAX_REPEAT) if text else min(repeat, 1)))
         if (annotation := cell.find(_ANNOTATION)) is not None and (
             note := ods_annotation(annotation, row_number, column)
         ):
@@ -227,7 +228,7 @@ def _ods_row(row: Any, row_number: int) -> list[str]:
         column += repeat
     line = _row_line(cells)
     repeat = int(row.get(f"{_TABLE_NS}number-rows-repeated", "1"))
-    return ([line] * min(repeat, _MAX_REPEAT) if line else []) + comments
+    return ([line] * min(repeat, MAX_REPEAT) if line else []) + comments
 
 
 def _ods_sheets(content: Any) -> Iterator[tuple[str, Iterator[str]]]:

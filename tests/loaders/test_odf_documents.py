@@ -8,6 +8,7 @@ import odfdo
 from office_kit import odt_text, odt_with_styles
 
 from quart_app.loaders import extract_text
+from quart_app.loaders.tabular_loader import MAX_REPEAT
 
 ODT = "application/vnd.oasis.opendocument.text"
 # a 1x1 transparent PNG
@@ -144,3 +145,21 @@ def test_odt_table_rows_read_as_lines_of_cells_as_in_a_docx(tmp_path: Path) -> N
         "Staff:\n\nName | Age | City\nAlice | 30 | Paris\n\n"
         "Q1 | Q2\nClosed all quarter | 12\nNorth region |  | 4 units\nNotes | a | b c\n\nEnd."
     )
+
+
+def test_odt_a_repeated_table_cell_reads_as_many_cells_as_it_stands_for(tmp_path: Path) -> None:
+    # a cell with table:number-columns-repeated counted once: "Mon | open" where LibreOffice shows "Mon | open | open"
+    repeated = '<table:table-cell table:number-columns-repeated="{times}">{text}</table:table-cell>'
+    rows = [
+        _cells("<text:p>Mon</text:p>") + repeated.format(times=3, text="<text:p>open</text:p>"),
+        # a cell of formatted text (not plain text) repeated; blank filler between cells still counts once
+        repeated.format(times=2, text='<text:p>closed <text:span text:style-name="T1">late</text:span></text:p>')
+        + repeated.format(times=4, text="")
+        + _cells("<text:p>Sun</text:p>"),
+        # a crafted count repeats the text MAX_REPEAT times (as an .ods row), not a million
+        repeated.format(times=1_000_000, text="<text:p>x</text:p>"),
+    ]
+    table = "".join(f"<table:table-row>{row}</table:table-row>" for row in rows)
+    assert odt_text(
+        odt_with_styles(), [f'<table:table table:name="Hours">{table}</table:table>'], tmp_path / "hours"
+    ) == ("Mon | open | open | open\nclosed late | closed late |  | Sun\n" + " | ".join(["x"] * MAX_REPEAT))
