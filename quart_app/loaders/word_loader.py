@@ -29,7 +29,7 @@ from .library_log_redaction import library_message
 from .limits import ParseLimits
 from .math_text import OMATH, math_text
 from .odt_comments import comments_as_paragraphs
-from .odt_frames import remove_if_empty, text_boxes_as_paragraphs
+from .odt_frames import replace_emptied_frame, text_boxes_as_paragraphs
 from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
@@ -297,11 +297,12 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
                 span.tail = frame.tail
                 frame.parent.replace_element(frame, span)
     # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text,
-    # and ends its frame with a line break that cut the sentence around an inline picture in two
+    # and ends its frame with a line break that cut the sentence around an inline picture in two: its alt text, if it
+    # has some, stands in its place
     for image in list(document.body._xml_element.iter(_DRAW_IMAGE)):
         frame = image.getparent()
         frame.remove(image)
-        remove_if_empty(frame)
+        replace_emptied_frame(frame)
     for root in roots:
         tables_as_lines(root)
     return "\n\n".join([str(document.get_formatted_text()), *_odt_page_stories(document)])

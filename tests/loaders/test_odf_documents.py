@@ -47,6 +47,39 @@ def test_odt_an_inline_picture_leaves_its_sentence_whole(tmp_path: Path) -> None
     assert odt_text(odt_with_styles(), body, tmp_path / "site") == "See the map of the site.\n\nACME GmbH"
 
 
+def test_odt_a_picture_s_alt_text_is_indexed_where_it_stands_without_breaking_its_sentence(tmp_path: Path) -> None:
+    # odfdo formatted a frame's svg:title and svg:desc as lines of their own, and ended the frame with a line break:
+    # "See the map Site map\nThe harbour ...\n\n of the site."
+    image = '<draw:image xlink:href="Pictures/map.png" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
+    frame = '<draw:frame draw:name="{name}" text:anchor-type="{anchor}" svg:width="1cm">{inside}</draw:frame>'
+    title, desc = "<svg:title>{}</svg:title>", "<svg:desc>{}</svg:desc>"
+    body = (
+        "<text:p>See the map "
+        + frame.format(
+            name="Map", anchor="as-char", inside=image + title.format("Site map") + desc.format("The harbour")
+        )
+        + " of the site.</text:p>",
+        # a description over two lines, glued to the words around it
+        "<text:p>Total"
+        + frame.format(name="Chart", anchor="as-char", inside=image + desc.format("Sales\n  by region"))
+        + ", then ACME GmbH.</text:p>",
+        # anchored to the page: a paragraph of its own; a title repeated as the description is read once
+        frame.format(name="Plan", anchor="page", inside=image + title.format("Floor plan") + desc.format("Floor plan")),
+        # a text box's frame keeps its alt text in its place too, its paragraphs after
+        "<text:p>See the box "
+        + frame.format(
+            name="Hours",
+            anchor="as-char",
+            inside="<draw:text-box><text:p>9 to 5.</text:p></draw:text-box>" + title.format("Hours"),
+        )
+        + " for details.</text:p>",
+    )
+    assert odt_text(odt_with_styles(), body, tmp_path / "site") == (
+        "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\nFloor plan\n\n"
+        "See the box Hours for details.\n\n9 to 5."
+    )
+
+
 FORMULA_FRAME = (
     '<draw:frame draw:name="Object1" text:anchor-type="as-char" svg:width="2cm" svg:height="0.5cm">'
     '<draw:object xlink:href="./Object 1" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
