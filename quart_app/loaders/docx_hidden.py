@@ -13,6 +13,7 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 VANISH = f"{_W}vanish"
 _VAL = f"{_W}val"
 _RUN_STYLE = f"{_W}rStyle"
+_RUN_PROPERTIES = f"{_W}rPr"
 _OFF = ("0", "false", "off")
 _BAND_SIZES = ("tblStyleRowBandSize", "tblStyleColBandSize")
 
@@ -118,17 +119,25 @@ class DocxHiddenText:
             return None
         return lambda run: self._hidden(run, by_styles)
 
-    def number_hidden(self, paragraph: Any, level_properties: Any | None) -> bool:
-        """Whether Word hides the list number of `paragraph`: the number is formatted as a run of the paragraph holding
-        the paragraph mark's run properties (w:pPr/w:rPr), with its level's (`level_properties`, the w:lvl's w:rPr)
-        over them, a character style (w:rStyle) included."""
-        layers = [found for found in (level_properties, paragraph.find(f"{_W}pPr/{_W}rPr")) if found is not None]
-        for properties in layers:
+    def number_hidden(self, paragraph: Any, paragraph_properties: Any, level_properties: Any | None) -> bool:
+        """Whether Word hides the list number of `paragraph` (`paragraph_properties`: its w:pPr): the number is
+        formatted as a run of the paragraph holding the paragraph mark's run properties (w:pPr/w:rPr), with its level's
+        (`level_properties`, the w:lvl's w:rPr) over them, a character style (w:rStyle) included."""
+        style = None
+        # called for every list item: the mark's properties come from iterchildren (half the cost of find(), which
+        # goes through lxml's path engine), and no style is looked up where no paragraph or table style hides anything
+        mark = next(paragraph_properties.iterchildren(_RUN_PROPERTIES), None)
+        for properties in (level_properties, mark):
+            if properties is None:
+                continue
             if (vanish := properties.find(VANISH)) is not None:
                 return _on(vanish)
+            if style is None and (found := properties.find(_RUN_STYLE)) is not None:
+                style = found.get(_VAL, "")
         if self._hidden_by_default:
             return True
-        style = next((found.get(_VAL, "") for layer in layers if (found := layer.find(_RUN_STYLE)) is not None), None)
+        if not (self._paragraph or self._table or self._conditional):
+            return style in self._character
         by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
         return by_styles != (style in self._character)
 

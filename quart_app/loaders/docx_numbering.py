@@ -156,7 +156,7 @@ class DocxNumbering:
         counters[level] = levels.get(level, default).start if current is None else current + 1
         counters[level + 1 :] = [None] * (_LEVELS - level - 1)
         own = levels.get(level, default)
-        if self._hidden.number_hidden(paragraph, own.properties):
+        if self._hidden.number_hidden(paragraph, properties, own.properties):
             return ""
         if own.style == "bullet":
             return f"{BULLET} "

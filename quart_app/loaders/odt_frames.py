@@ -35,7 +35,7 @@ def replace_emptied_frame(frame: Any) -> None:
     """Replace a frame whose picture or text box was taken out with its alt text, if it has some: a span inside a
     paragraph, set apart from the words around it by a space, or a paragraph of its own for a frame anchored to the
     page; else remove it, with one space where it stood between two words ("a <frame/> b" reads "a b")."""
-    alt_text = _alt_text(frame)
+    alt_text = _alt_text(frame) if len(frame) else ""  # most emptied frames hold nothing else
     if alt_text is None:
         return
     if not alt_text:

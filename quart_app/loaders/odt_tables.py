@@ -61,11 +61,14 @@ def _repeated(content: str | Any, times: int) -> list[str | Any]:
 def _row_cells(row: Any) -> list[str | Any]:
     """The row's cells (a merged-over table:covered-table-cell is no cell of its own; a repeated one is as many cells,
     as LibreOffice shows it), without the empty ones at either end, as the .docx loader leaves them out."""
-    cells = [
-        content
-        for cell in row.iterchildren(f"{_TABLE}table-cell")
-        for content in _repeated(_cell_content(cell), int_attribute(cell.get(_REPEAT, "1"), 1))
-    ]
+    cells: list[str | Any] = []
+    for cell in row.iterchildren(f"{_TABLE}table-cell"):
+        content = _cell_content(cell)
+        # most cells are not repeated: they cost one attribute lookup
+        if (repeat := cell.get(_REPEAT)) is None:
+            cells.append(content)
+        else:
+            cells.extend(_repeated(content, int_attribute(repeat, 1)))
     while cells and cells[-1] == "":
         cells.pop()
     while cells and cells[0] == "":
