@@ -11,6 +11,7 @@ from .odt_hidden import remove_keeping_tail
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _SVG = "{urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0}"
 _TEXT_BOX = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}text-box"
+_LINK = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}a"
 _BLOCKS = (f"{_TEXT}p", f"{_TEXT}h")
 _ALT_TEXT = (f"{_SVG}title", f"{_SVG}desc")
 
@@ -43,13 +44,16 @@ def replace_emptied_frame(frame: Any) -> None:
             frame.tail = frame.tail.lstrip()
         remove_keeping_tail(frame)
         return
-    inline = next(frame.iterancestors(*_BLOCKS), None) is not None
-    replacement = frame.makeelement(f"{_TEXT}span" if inline else f"{_TEXT}p")
-    before, after = _text_before(frame), frame.tail or ""
+    parent = frame.getparent()
+    # a linked picture's frame sits in a draw:a, which odfdo formats as nothing: the alt text takes the link's place
+    place = parent if parent.tag == _LINK and len(parent) == 1 else frame
+    inline = next(place.iterancestors(*_BLOCKS), None) is not None
+    replacement = place.makeelement(f"{_TEXT}span" if inline else f"{_TEXT}p")
+    before, after = _text_before(place), place.tail or ""
     space_before = " " if inline and before and not before[-1:].isspace() else ""
     space_after = " " if inline and after[:1].isalnum() else ""
-    replacement.text, replacement.tail = f"{space_before}{alt_text}{space_after}", frame.tail
-    frame.getparent().replace(frame, replacement)
+    replacement.text, replacement.tail = f"{space_before}{alt_text}{space_after}", place.tail
+    place.getparent().replace(place, replacement)
 
 
 def text_boxes_as_paragraphs(body: Any) -> None:

@@ -63,6 +63,10 @@ def test_odt_a_picture_s_alt_text_is_indexed_where_it_stands_without_breaking_it
         "<text:p>Total"
         + frame.format(name="Chart", anchor="as-char", inside=image + desc.format("Sales\n  by region"))
         + ", then ACME GmbH.</text:p>",
+        # a linked picture (its frame in a draw:a, which odfdo formatted as nothing)
+        '<text:p>Press <draw:a xlink:type="simple" xlink:href="https://example.com/">'
+        + frame.format(name="Home", anchor="as-char", inside=image + title.format("Home button"))
+        + "</draw:a> to go back.</text:p>",
         # anchored to the page: a paragraph of its own; a title repeated as the description is read once
         frame.format(name="Plan", anchor="page", inside=image + title.format("Floor plan") + desc.format("Floor plan")),
         # a text box's frame keeps its alt text in its place too, its paragraphs after
@@ -75,7 +79,8 @@ def test_odt_a_picture_s_alt_text_is_indexed_where_it_stands_without_breaking_it
         + " for details.</text:p>",
     )
     assert odt_text(odt_with_styles(), body, tmp_path / "site") == (
-        "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\nFloor plan\n\n"
+        "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\n"
+        "Press Home button to go back.\n\nFloor plan\n\n"
         "See the box Hours for details.\n\n9 to 5."
     )
 
