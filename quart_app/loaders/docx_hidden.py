@@ -1,7 +1,8 @@
 """Which runs of a .docx Word hides (w:vanish). Hidden text is a toggle property (ECMA-376 17.7.3): set on the run it is
 absolute; otherwise each style level (the table's style, the paragraph's, the run's character style: each its own value
 or else the one of the style it is based on) that hides toggles it, and the document defaults hide everything. A table
-style's level is its own value overridden by the conditional formats the cell takes (header row, banding, ...)."""
+style's level is its own value overridden by the conditional formats the cell takes (header row, banding, ...). A list
+number is read as a run of its paragraph holding the paragraph mark's run properties, its level's over them."""
 
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -90,7 +91,7 @@ def _default_style(styles: Any, kind: str) -> str | None:
 
 
 class DocxHiddenText:
-    """Tells the runs of a paragraph Word hides from those it shows."""
+    """Tells the runs of a paragraph (and the list numbers) Word hides from those it shows."""
 
     def __init__(self, styles: Any) -> None:
         """`styles`: the styles part's w:styles element."""
