@@ -33,7 +33,7 @@ def comment_line(reference: str, author: str, text: str) -> str:
     return f"Comment on {reference} by {author}: {text}" if author else f"Comment on {reference}: {text}"
 
 
-def _comment_parts(archive: zipfile.ZipFile, worksheet: str) -> list[str]:
+def _comment_parts(archive: zipfile.ZipFile, worksheet: str, sheet: str) -> list[str]:
     """The comment parts the worksheet part relates to, as archive names."""
     folder, name = posixpath.split(worksheet)
     try:
@@ -41,7 +41,7 @@ def _comment_parts(archive: zipfile.ZipFile, worksheet: str) -> list[str]:
     except KeyError:
         return []
     except (ParseError, DefusedXmlException) as exc:
-        logger.warning("skipped the damaged relationships of %s: %s", worksheet, type(exc).__name__)
+        logger.warning("skipped the damaged relationships of %s: %s", sheet, type(exc).__name__)
         return []
     return [
         target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
@@ -50,16 +50,20 @@ def _comment_parts(archive: zipfile.ZipFile, worksheet: str) -> list[str]:
     ]
 
 
-def xlsx_comments(archive: zipfile.ZipFile, worksheet: str) -> RowComments:
-    """The comment lines of a worksheet part ('xl/worksheets/sheet1.xml') by row number, in column order."""
+def xlsx_comments(archive: zipfile.ZipFile, worksheet: str, sheet: str) -> RowComments:
+    """The comment lines of a worksheet part ('xl/worksheets/sheet1.xml') by row number, in column order. A warning
+    names the sheet by its place (`sheet`, "sheet 2 of 3"), never a part by its name: whoever made the file chose the
+    names, text included."""
     found: list[tuple[int, int, str]] = []
-    for part in _comment_parts(archive, worksheet):
+    parts = _comment_parts(archive, worksheet, sheet)
+    for number, part in enumerate(parts, 1):
         try:
             comments = fromstring(archive.read(part))
         except KeyError:
             continue
         except (ParseError, DefusedXmlException) as exc:  # the cells are still the workbook
-            logger.warning("skipped the damaged comments part %s: %s", part, type(exc).__name__)
+            which = "comments part" if len(parts) == 1 else f"comments part {number} of {len(parts)}"
+            logger.warning("skipped the damaged %s of %s: %s", which, sheet, type(exc).__name__)
             continue
         authors = [author.text or "" for author in comments.iter(f"{_MAIN}author")]
         for comment in comments.iter(f"{_MAIN}comment"):

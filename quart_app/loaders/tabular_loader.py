@@ -137,11 +137,14 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
         try:
             blocks = []
             with zipfile.ZipFile(path) as archive:
-                # a hidden sheet (lookup tables, drafts) is not shown; a hidden row is: filters hide rows
-                for sheet in (sheet for sheet in workbook.worksheets if sheet.sheet_state == "visible"):
+                sheets = workbook.worksheets
+                for number, sheet in enumerate(sheets, 1):
+                    # a hidden sheet (lookup tables, drafts) is not shown; a hidden row is: filters hide rows
+                    if sheet.sheet_state != "visible":
+                        continue
                     # read-only mode returns only the used range the file declares, and exporters often declare 'A1'
                     sheet.reset_dimensions()
-                    comments = xlsx_comments(archive, sheet._worksheet_path)
+                    comments = xlsx_comments(archive, sheet._worksheet_path, f"sheet {number} of {len(sheets)}")
                     blocks.append(_sheet_block(sheet.title, _xlsx_rows(sheet, comments), budget))
         except _OverBudget:
             raise limits.text_too_long(path.name, mimetype) from None
@@ -151,19 +154,21 @@ def load_xlsx(path: Path, limits: ParseLimits, mimetype: str = XLSX) -> str:
     return "\n\n".join(block for block in blocks if block)
 
 
-def _numbered_parts(archive: zipfile.ZipFile, pattern: re.Pattern[str]) -> list[str]:
-    """The parts whose names match `pattern`, in the order of the number in their name (chart2 before chart10)."""
+def _numbered_parts(archive: zipfile.ZipFile, pattern: re.Pattern[str], kind: str) -> list[tuple[str, str]]:
+    """The parts whose names match `pattern`, in the order of the number in their name (chart2 before chart10), each
+    with its place among them ("chart 2 of 3"): a warning names that, not the name, which the file's maker chose."""
     numbered = sorted((int(match[1]), name) for name in archive.namelist() if (match := pattern.fullmatch(name)))
-    return [name for _, name in numbered]
+    return [(name, f"{kind} {place} of {len(numbered)}") for place, (_, name) in enumerate(numbered, 1)]
 
 
-def _part_xml(archive: zipfile.ZipFile, name: str) -> Any | None:
-    """A drawing or chart part's XML; None, with a warning, when it is damaged: the cells are still the workbook."""
+def _part_xml(archive: zipfile.ZipFile, name: str, which: str) -> Any | None:
+    """A drawing or chart part's XML; None, with a warning naming the part as `which`, when it is damaged: the cells
+    are still the workbook."""
     try:
         return etree.fromstring(archive.read(name), _PART_PARSER)
     except etree.XMLSyntaxError as exc:
         # lxml's message names the words a damaged part has where tags should be
-        logger.warning("skipped the damaged part %s: %s", name, library_message(exc))
+        logger.warning("skipped the damaged %s: %s", which, library_message(exc))
         return None
 
 
@@ -171,11 +176,12 @@ def _xlsx_drawings(path: Path) -> Iterator[str]:
     """Text boxes and shapes, then each chart's titles and series (openpyxl's read-only mode loads neither), in the
     order they were added."""
     with zipfile.ZipFile(path) as archive:
-        for name in _numbered_parts(archive, _DRAWING_PART):
-            if (drawing := _part_xml(archive, name)) is not None:
+        for name, which in _numbered_parts(archive, _DRAWING_PART, "drawing"):
+            if (drawing := _part_xml(archive, name, which)) is not None:
                 yield from (text for body in _SHAPE_TEXTS(drawing) if (text := paragraphs_text(body, "\n")))
-        for name in _numbered_parts(archive, _CHART_PART):
-            if (chart_space := _part_xml(archive, name)) is not None and (text := "\n".join(chart_lines(chart_space))):
+        for name, which in _numbered_parts(archive, _CHART_PART, "chart"):
+            chart_space = _part_xml(archive, name, which)
+            if chart_space is not None and (text := "\n".join(chart_lines(chart_space))):
                 yield text
 
 

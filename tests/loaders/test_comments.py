@@ -1,5 +1,6 @@
 """Comments and notes are indexed after the content they belong to, marked so they read as comments."""
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import openpyxl
 import pytest
 from office_kit import deck_text, docx_text, odt_text, odt_with_styles, titled_slide
 from openpyxl.comments import Comment
+from secret_documents import SECRET, quoted_secret
 
 from quart_app.loaders import extract_text
+from quart_app.loaders.sheet_comments import xlsx_comments
 
 
 def test_docx_comments_follow_the_paragraph_they_comment(tmp_path: Path) -> None:
@@ -112,7 +115,67 @@ def test_a_damaged_xlsx_comments_part_loses_its_comments_not_the_workbook(
             data = source.read(item)
             target.writestr(item, data[:60] if item.filename.startswith("xl/comments") else data)
     assert extract_text(damaged, XLSX) == "Sheet\nServers | 12000"
-    assert "skipped the damaged comments part xl/comments" in caplog.text
+    assert "skipped the damaged comments part of sheet 1 of 1: ParseError" in caplog.text
+
+
+def _renamed_parts(source: Path, target: Path, names: dict[str, str], damaged: str) -> Path:
+    """`source` with its parts renamed as `names` says (in the archive, the relationships and the content types) and
+    the part `damaged` (by its new name) cut short."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as rewritten:
+        for item in archive.infolist():
+            name, data = names.get(item.filename, item.filename), archive.read(item)
+            if name.endswith((".rels", ".xml")):
+                for old, new in names.items():
+                    data = data.replace(f"/{old}".encode(), f"/{new}".encode())
+            rewritten.writestr(name, data[:60] if name == damaged else data)
+    return target
+
+
+def _budget_with_a_comment_on_sheet_2(path: Path) -> Path:
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    assert first is not None
+    first.append(["Servers", 12000])
+    second = workbook.create_sheet("Costs")
+    second.append(["Rent", 900])
+    second["B1"].comment = Comment("Includes the garage.", "Alice")
+    workbook.save(str(path))
+    return path
+
+
+# the second sheet and its comments, named as whoever made the workbook chose: text included
+SECRET_PARTS = {
+    "xl/worksheets/sheet2.xml": f"xl/worksheets/{SECRET}.xml",
+    "xl/worksheets/_rels/sheet2.xml.rels": f"xl/worksheets/_rels/{SECRET}.xml.rels",
+    "xl/comments/comment1.xml": f"xl/comments/{SECRET}.xml",
+}
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+def test_a_damaged_xlsx_comments_part_is_named_by_its_sheets_place_never_by_its_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the warning reaches the parser's log; the part's name was quoted there
+    source = _budget_with_a_comment_on_sheet_2(tmp_path / "budget")
+    path = _renamed_parts(source, tmp_path / "renamed", SECRET_PARTS, SECRET_PARTS["xl/comments/comment1.xml"])
+    assert extract_text(path, XLSX) == "Sheet\nServers | 12000\n\nCosts\nRent | 900"
+    assert _warnings(caplog) == ["skipped the damaged comments part of sheet 2 of 2: ParseError"]
+    assert quoted_secret(caplog.text) == []
+
+
+def test_a_worksheets_damaged_relationships_are_named_by_its_place_never_by_its_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # openpyxl refuses such a workbook before the comments are read: the archive is read here as the loader does
+    source = _budget_with_a_comment_on_sheet_2(tmp_path / "budget")
+    cut = SECRET_PARTS["xl/worksheets/_rels/sheet2.xml.rels"]
+    with zipfile.ZipFile(_renamed_parts(source, tmp_path / "renamed", SECRET_PARTS, cut)) as archive:
+        assert xlsx_comments(archive, SECRET_PARTS["xl/worksheets/sheet2.xml"], "sheet 2 of 2") == {}
+    assert _warnings(caplog) == ["skipped the damaged relationships of sheet 2 of 2: ParseError"]
+    assert quoted_secret(caplog.text) == []
 
 
 ODT = "application/vnd.oasis.opendocument.text"

@@ -248,4 +248,4 @@ def test_a_damaged_xlsx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_
             damaged = item.filename == "xl/charts/chart1.xml"
             target.writestr(item, DAMAGED_CHART.encode() if damaged else source.read(item))
     assert extract_text(tmp_path / "damaged", XLSX) == "Sheet\nMonth | Units\nJan | 10"
-    assert _loader_warnings(caplog) == [f"skipped the damaged part xl/charts/chart1.xml: {LXML_ERROR}"]
+    assert _loader_warnings(caplog) == [f"skipped the damaged chart 1 of 1: {LXML_ERROR}"]
