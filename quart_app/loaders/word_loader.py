@@ -117,14 +117,26 @@ def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
     )
 
 
-def _part_xml(rel: Any, what: str) -> Any | None:
+def _part_place(rel: Any, kind: str) -> str:
+    """A related part as a warning names it: by its kind and its place among the package's parts of that kind ("chart
+    2 of 3"; "footnotes part" when it is the only one), never by its name, which whoever made the file chose."""
+    same_kind = {
+        id(other.target_part): other.target_part
+        for other in rel.target_part.package.iter_rels()
+        if other.reltype == rel.reltype and not other.is_external
+    }
+    place = next(number for number, part in enumerate(same_kind.values(), 1) if part is rel.target_part)
+    return kind if len(same_kind) == 1 and kind.endswith(" part") else f"{kind} {place} of {len(same_kind)}"
+
+
+def _part_xml(rel: Any, kind: str) -> Any | None:
     """A related part's XML; None, with a warning, when it is damaged: the body is still the document, so a damaged
     chart or notes part loses its own text, not the whole file."""
     try:
         return parse_xml(rel.target_part.blob)
     except etree.XMLSyntaxError as exc:
         # lxml's message names the words a damaged part has where tags should be
-        logger.warning("skipped the damaged %s part %s: %s", what, rel.target_ref, library_message(exc))
+        logger.warning("skipped the damaged %s: %s", _part_place(rel, kind), library_message(exc))
         return None
 
 
@@ -172,8 +184,9 @@ def _text_boxes(body: Any, hidden: DocxHiddenText) -> Iterator[str]:
 
 def _notes(document: DocxDocument, context: _Context, relationship: str, tag: str) -> Iterator[str]:
     # python-docx has no API for footnotes and endnotes: their parts are read as plain XML
+    kind = "footnotes part" if relationship == RT.FOOTNOTES else "endnotes part"
     for rel in document.part.rels.values():
-        if rel.reltype != relationship or rel.is_external or (notes := _part_xml(rel, "notes")) is None:
+        if rel.reltype != relationship or rel.is_external or (notes := _part_xml(rel, kind)) is None:
             continue
         for note in notes.iterchildren(tag):
             # separators and continuation notices are layout, not notes
@@ -188,7 +201,7 @@ def _comments(document: DocxDocument, numbering: DocxNumbering, hidden: DocxHidd
     stand)."""
     comments: dict[str, str] = {}
     for rel in document.part.rels.values():
-        if rel.reltype != RT.COMMENTS or rel.is_external or (xml := _part_xml(rel, "comments")) is None:
+        if rel.reltype != RT.COMMENTS or rel.is_external or (xml := _part_xml(rel, "comments part")) is None:
             continue
         # a list in a comment counts apart from the body's lists
         context = _Context(numbering.counted_apart(), {}, hidden)

@@ -1,6 +1,7 @@
 """Word documents keep the text python-docx does not reach: nested tables, content controls, repeating sections,
 charts, footnotes and endnotes."""
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pptx.chart.xmlwriter import ChartXmlWriter
 from pptx.enum.chart import XL_CHART_TYPE
 from pptx.opc.constants import CONTENT_TYPE as CT
 from pptx.opc.constants import RELATIONSHIP_TYPE as RT
+from secret_documents import SECRET, quoted_secret
 
 from quart_app.loaders import extract_text
 
@@ -175,22 +177,24 @@ _NOTES_PARTS = {
 }
 
 
-def _add_notes_parts(path: Path, parts: dict[str, str] = _NOTES_PARTS) -> None:
-    """Rewrite a python-docx file with a footnotes and an endnotes part (python-docx cannot write them)."""
+def _add_notes_parts(path: Path, parts: dict[str, str] = _NOTES_PARTS, names: dict[str, str] | None = None) -> None:
+    """Rewrite a python-docx file with a footnotes and an endnotes part (python-docx cannot write them), each named
+    as `names` says ("footnotes" by default: word/footnotes.xml)."""
     with zipfile.ZipFile(path) as source:
         members = {name: source.read(name) for name in source.namelist()}
     rels = members["word/_rels/document.xml.rels"].decode()
     types = members["[Content_Types].xml"].decode()
     for kind, notes in parts.items():
-        members[f"word/{kind}.xml"] = f"<w:{kind} {nsdecls('w')}>{notes}</w:{kind}>".encode()
+        name = (names or {}).get(kind, kind)
+        members[f"word/{name}.xml"] = f"<w:{kind} {nsdecls('w')}>{notes}</w:{kind}>".encode()
         rels = rels.replace(
             "</Relationships>",
-            f'<Relationship Id="rId{kind}" Target="{kind}.xml" '
+            f'<Relationship Id="rId{kind}" Target="{name}.xml" '
             f'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}"/></Relationships>',
         )
         types = types.replace(
             "</Types>",
-            f'<Override PartName="/word/{kind}.xml" '
+            f'<Override PartName="/word/{name}.xml" '
             f'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}+xml"/></Types>',
         )
     members["word/_rels/document.xml.rels"] = rels.encode()
@@ -228,4 +232,21 @@ def test_a_damaged_docx_notes_part_loses_its_notes_not_the_document(
     _add_notes_parts(path, {**_NOTES_PARTS, "footnotes": '<w:footnote w:id="1"><w:p>unclosed'})
     text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     assert text == "Revenue grew by 12 percent.\n\nFigures are net of VAT.\nRounded to whole euros."
-    assert "skipped the damaged notes part footnotes.xml" in caplog.text
+    assert "skipped the damaged footnotes part: ERR_" in caplog.text
+
+
+def test_a_damaged_docx_notes_part_is_named_by_its_kind_never_by_its_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # whoever made the file chose its parts' names, text included; the warning reaches the parser's log
+    document = docx.Document()
+    document.add_paragraph("Revenue grew by 12 percent.")
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    damaged = {**_NOTES_PARTS, "endnotes": '<w:endnote w:id="1"><w:p>unclosed'}
+    _add_notes_parts(path, damaged, names={"footnotes": f"notes/{SECRET}", "endnotes": SECRET})
+    text = extract_text(path, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert text == "Revenue grew by 12 percent.\n\nSource: Federal Statistical Office, 2023."
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warnings == ["skipped the damaged endnotes part: ERR_TAG_NAME_MISMATCH, line 1, column 130"]
+    assert quoted_secret(caplog.text) == []

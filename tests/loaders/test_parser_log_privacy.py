@@ -41,6 +41,12 @@ DAMAGED_CHART = (
     "</c:chartSpace>"
 )
 LXML_ERROR = "ERR_ATTRIBUTE_WITHOUT_VALUE, line 1, column 94"
+# a sound chart part, titled {title}
+CHART = (
+    '<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"'
+    ' xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><c:chart><c:title><c:tx><c:rich><a:p><a:r>'
+    "<a:t>{title}</a:t></a:r></a:p></c:rich></c:tx></c:title></c:chart></c:chartSpace>"
+)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # a letter pasted in front of a PDF: pypdf reads the file anyway and warns, quoting its first five bytes
 USER_TEXT = b"Dear Bob, the merger is off."
@@ -215,7 +221,7 @@ def _loader_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("quart_app.loaders") and r.levelno >= 30]
 
 
-def test_a_damaged_docx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_read(
+def test_a_damaged_docx_chart_is_named_by_its_place_and_lxmls_error_not_its_name_or_the_words_it_read(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -225,9 +231,13 @@ def test_a_damaged_docx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_
         '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:chart'
         ' xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="{rel_id}"/></a:graphicData>'
     )
-    add_inline_drawing(document, "/word/charts/chart1.xml", CT.DML_CHART, DAMAGED_CHART, RT.CHART, "Chart", graphic)
-    assert docx_text(document, tmp_path / "report") == "Revenue grew by 12 percent."
-    assert _loader_warnings(caplog) == [f"skipped the damaged chart part charts/chart1.xml: {LXML_ERROR}"]
+    chart = CHART.replace("{title}", "Units")
+    add_inline_drawing(document, "/word/charts/chart1.xml", CT.DML_CHART, chart, RT.CHART, "Chart", graphic)
+    # whoever made the file chose its parts' names, text included
+    add_inline_drawing(document, f"/word/charts/{SECRET}.xml", CT.DML_CHART, DAMAGED_CHART, RT.CHART, "Chart", graphic)
+    assert docx_text(document, tmp_path / "report") == "Revenue grew by 12 percent.\n\nUnits"
+    assert _loader_warnings(caplog) == [f"skipped the damaged chart 2 of 2: {LXML_ERROR}"]
+    assert quoted_secret(caplog.text) == []
 
 
 def test_a_damaged_xlsx_chart_is_skipped_with_lxmls_error_name_not_the_words_it_read(
