@@ -19,26 +19,37 @@ from .text_decoding import decode_bytes
 from .zip_guard import check_zip
 
 EPUB = "application/epub+zip"
+# the EPUB standard's one fixed member: it names the package (OPF) file
+_CONTAINER = "META-INF/container.xml"
 _CONTAINER_NS = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 _OPF_NS = "{http://www.idpf.org/2007/opf}"
 _DC_NS = "{http://purl.org/dc/elements/1.1/}"
 _HTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
 
 
-def _read_xml(archive: zipfile.ZipFile, name: str, path: Path) -> Element:
+def _read_xml(archive: zipfile.ZipFile, name: str, missing: str) -> Element:
+    """The XML of the member `name`; CorruptDocumentError with the message `missing` when the book has none."""
     try:
         return fromstring(archive.read(name))  # type: ignore[no-any-return]
     except KeyError:
-        raise CorruptDocumentError(f"{path.name} ({EPUB}): the book has no {name!r}; it is not a valid EPUB") from None
+        raise CorruptDocumentError(missing) from None
 
 
 def _spine_documents(archive: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
-    container = _read_xml(archive, "META-INF/container.xml", path)
+    container = _read_xml(
+        archive, _CONTAINER, f"{path.name} ({EPUB}): the book has no {_CONTAINER!r}; it is not a valid EPUB"
+    )
     rootfile = container.find(f".//{_CONTAINER_NS}rootfile")
     if rootfile is None or not rootfile.get("full-path"):
-        raise CorruptDocumentError(f"{path.name} ({EPUB}): META-INF/container.xml names no package (OPF) file")
+        raise CorruptDocumentError(f"{path.name} ({EPUB}): {_CONTAINER} names no package (OPF) file")
     opf_name = str(rootfile.get("full-path"))
-    opf = _read_xml(archive, opf_name, path)
+    # the package file by its role, never its name: whoever made the book chose it, text included
+    opf = _read_xml(
+        archive,
+        opf_name,
+        f"{path.name} ({EPUB}): the package (OPF) file {_CONTAINER} names is not in the book; it is not a valid EPUB "
+        "(export it again from the application that made it)",
+    )
     base = posixpath.dirname(opf_name)
     manifest = {
         item.get("id"): (item.get("href", ""), item.get("media-type", "")) for item in opf.iter(f"{_OPF_NS}item")

@@ -7,7 +7,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from extract_msg.ole_writer import OleWriter
-from loader_fixture_files import FIXTURES, write_docx, write_pdf, write_pptx, write_xlsx
+from loader_fixture_files import FIXTURES, write_docx, write_epub, write_pdf, write_pptx, write_xlsx
 from secret_documents import SECRET, quoted_secret
 
 from quart_app.loaders import (
@@ -116,6 +116,44 @@ def test_too_many_members(tmp_path: Path) -> None:
             archive.writestr(f"m{i}", "x")
     with pytest.raises(DecompressionBombError, match="30 members, more than max_zip_members=20"):
         extract_text(tmp_path / "many", "application/epub+zip", ParseLimits(max_zip_members=20))
+
+
+EPUB = "application/epub+zip"
+
+
+def _without_member(source: Path, target: Path, name: str) -> Path:
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as copy:
+        for item in archive.infolist():
+            if item.filename != name:
+                copy.writestr(item, archive.read(item))
+    return target
+
+
+def test_an_epub_without_its_container_names_the_standard_file(tmp_path: Path) -> None:
+    # the name is the EPUB standard's, the one the loader looked up: it tells the admin what is missing
+    path = _without_member(write_epub(tmp_path), tmp_path / "book", "META-INF/container.xml")
+    with pytest.raises(CorruptDocumentError) as info:
+        extract_text(path, EPUB)
+    assert str(info.value) == f"book ({EPUB}): the book has no 'META-INF/container.xml'; it is not a valid EPUB"
+
+
+def test_an_epub_without_its_package_file_does_not_name_the_file_its_container_names(tmp_path: Path) -> None:
+    # whoever made the book chose the package file's name in META-INF/container.xml, text included; the error goes
+    # to the logs, /status and the PHP app
+    book = tmp_path / "book"
+    with zipfile.ZipFile(write_epub(tmp_path)) as archive, zipfile.ZipFile(book, "w") as copy:
+        for item in archive.infolist():
+            data = archive.read(item)
+            if item.filename == "META-INF/container.xml":
+                data = data.replace(b"OEBPS/content.opf", f"OEBPS/{SECRET}.opf".encode())
+            copy.writestr(item, data)
+    with pytest.raises(CorruptDocumentError) as info:
+        extract_text(book, EPUB)
+    assert str(info.value) == (
+        f"book ({EPUB}): the package (OPF) file META-INF/container.xml names is not in the book; it is not a valid"
+        " EPUB (export it again from the application that made it)"
+    )
+    assert quoted_secret(str(info.value)) == []
 
 
 @pytest.mark.parametrize("mimetype", sorted(FIXTURES))
