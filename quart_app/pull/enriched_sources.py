@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -102,3 +103,51 @@ class UnreadableFiles:
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
         return reported_missing(await enriched_entries(self._nc, user_id, sources) or [], sources)
+
+
+class EnrichedCandidates:
+    """AnswerService's `unreadable` check for pull-mode searches: each round's new candidates go to enrich_sources
+    once, and their entries are kept, so the task output names every document found without a call for labels."""
+
+    def __init__(self, nc: NextcloudClient) -> None:
+        self._nc = nc
+        self._entries: dict[str, Entry] = {}
+        # one failed call and the output is plain for all, as when its single call failed
+        self._failed = False
+
+    async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
+        entries = await enriched_entries(self._nc, user_id, sources)
+        if entries is None:
+            self._failed = True
+            return set()
+        self._entries.update(_entries_by_source(entries, sources))
+        return reported_missing(entries, sources)
+
+    def entries_of(self, found: Sequence[DocSearchResult]) -> list[Entry] | None:
+        """The entries of `found` as one enrich_sources call on them orders them (providers, then files, each in
+        the order of `found`); None when a call failed."""
+        if self._failed:
+            return None
+        ordered = [s for s in found if not _is_file(s)] + [s for s in found if _is_file(s)]
+        return [self._entries[s["source_id"]] for s in ordered if s["source_id"] in self._entries]
+
+
+def _is_file(source: DocSearchResult) -> bool:
+    return source["source_id"].startswith(FILE_SOURCE_PREFIX)
+
+
+def _entries_by_source(entries: Sequence[Entry], sources: Sequence[DocSearchResult]) -> dict[str, Entry]:
+    """Each entry under its source's id: a file's entry has the file's id; a provider item's has its provider key,
+    and the PHP app answers a key's items in the order asked (all of them, or none when the provider is gone)."""
+    by_source: dict[str, Entry] = {}
+    items: defaultdict[str, deque[str]] = defaultdict(deque)
+    for source in sources:
+        if not _is_file(source):
+            items[source["source_id"].partition(": ")[0]].append(source["source_id"])
+    for entry in entries:
+        entry_id = str(entry.get("id"))
+        if entry_id.startswith(FILE_SOURCE_PREFIX):
+            by_source[entry_id] = entry
+        elif items[entry_id]:
+            by_source[items[entry_id].popleft()] = entry
+    return by_source

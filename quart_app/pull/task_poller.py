@@ -19,11 +19,11 @@ from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
 from quart_app.pull.enriched_sources import (
+    EnrichedCandidates,
     Entry,
     UnreadableFiles,
     as_task_output,
     enriched_entries,
-    reported_missing,
 )
 from quart_app.pull.pull_gate import RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
@@ -47,8 +47,6 @@ from quart_app.store.database_failure import log_failure
 log = logging.getLogger(__name__)
 
 SCOPE_TYPES = ("none", "source", "provider")
-# a search whose files Nextcloud reports missing is asked again this many times at most for others in their place
-SEARCH_REFILLS = 2
 STOPPED_MESSAGE = "Context Chat was stopped before the answer was ready (an update or restart); please ask again"
 # the template does not fit the LLM's context: the fix (n_ctx, max_tokens) is the admin's, and goes to the log
 MISCONFIGURED_LLM_MESSAGE = (
@@ -290,23 +288,14 @@ class TaskPoller:
         self, user_id: str, prompt: str, limit: int, scope_type: str | None, scope_list: list[str] | None
     ) -> tuple[list[DocSearchResult], list[Entry] | None]:
         """The best `limit` documents Nextcloud still shows the user, with their enrich_sources entries (None when
-        Nextcloud fails). A file it reports missing is left out and the search asked again for one more in its place
-        (at most SEARCH_REFILLS times), so an unshare the PHP app did not queue does not shorten the list."""
-        missing: set[str] = set()
-        for _ in range(SEARCH_REFILLS + 1):
-            wanted = limit + len(missing)
-            hits = await self._answers.doc_search(user_id, prompt, wanted, scope_type=scope_type, scope_list=scope_list)
-            found = [hit for hit in hits if hit["source_id"] not in missing][:limit]
-            entries = await enriched_entries(self._nc, user_id, found)
-            # one enrich_sources call per round: the files it reports missing for the user are left out
-            gone = reported_missing(entries or [], found)
-            found = [hit for hit in found if hit["source_id"] not in gone]
-            if entries is not None:
-                entries = [entry for entry in entries if str(entry.get("id")) not in gone]
-            missing |= gone
-            if not gone or len(hits) < wanted:  # all readable, or the search has nothing more to give
-                break
-        return found, entries
+        Nextcloud fails): the files it reports missing are left out and further candidates asked about in their
+        place, as push mode's /docSearch fills (AnswerService.doc_search), so an unshare the PHP app did not queue
+        does not shorten the list."""
+        candidates = EnrichedCandidates(self._nc)
+        found = await self._answers.doc_search(
+            user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list, unreadable=candidates
+        )
+        return found, candidates.entries_of(found)
 
     async def _scope(self, user_id: str, raw: dict[str, Any]) -> tuple[str | None, list[str] | None]:
         scope_type = raw.get("scopeType") or "none"

@@ -51,9 +51,10 @@ NO_DOCUMENTS = "No documents retrieved, please index a few documents first"
 MAX_CTX_LIMIT = 1000
 # answers written at most per question while sources are unshared under them: each can take minutes on CPU
 ANSWER_ATTEMPTS = 2
-# /docSearch candidate rounds (2, 4, 8, 16 x limit) while unreadable files crowd out readable ones: each costs one
-# retrieval and a SEARCH of its new candidates only (~0.15 s on a loaded Nextcloud); a user who lost 15 of every 16 top
-# files still gets the full list, and one question asks about at most 16 x limit files
+# /docSearch and pull search tasks' candidate rounds (2, 4, 8, 16 x limit) while unreadable files crowd out readable
+# ones: each costs one retrieval and one check of its new candidates only (push: a SEARCH, pull: enrich_sources; ~0.15 s
+# on a loaded Nextcloud); a user who lost 15 of every 16 top files still gets the full list, and one question asks
+# about at most 16 x limit files
 FILL_ROUNDS = 4
 
 

@@ -1,0 +1,99 @@
+"""A pull-mode search task fills the places of the files Nextcloud reports missing for the user (an unshare the PHP
+app did not queue) from further down the ranking, asking enrich_sources about each candidate once."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from collections.abc import Iterator
+
+from async_wait import until
+from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
+from pull_kit import PullApp, acked, chat, sources, task_done
+
+from quart_app.pull.task_types import SEARCH_TASK_TYPE
+from quart_app.services.answer import FILL_ROUNDS
+
+BEST = b"Berlin budget: the Berlin office budget for travel is 12000 euros this year."
+# far from the question: only the vector leg ranks them, last
+PIE = b"Apple pie recipe: butter, flour, cinnamon and a pinch of salt."
+TENT = b"Tent repair guide: patch the fly sheet and wax the zipper."
+
+
+def _lost_note(i: int) -> bytes:
+    return f"Berlin budget note {i}: the Berlin office budget review lists {1000 + i} euros for item {i}.".encode()
+
+
+def _enriched_ids(requests: list[RecordedRequest]) -> Iterator[str]:
+    for request in requests:
+        if request.path.endswith("/enrich_sources"):
+            yield from (source["source_id"] for source in request.json["sources"])
+
+
+async def _indexed(pull_app: PullApp, nextcloud: FakePullNextcloud, files: int, items: int = 0) -> None:
+    await until(lambda: len(acked(nextcloud, "files")) == files and len(acked(nextcloud, "content_providers")) == items)
+    await pull_app.drain_embeddings()
+
+
+async def test_a_search_whose_user_lost_three_times_limit_top_files_still_gives_limit_asking_about_each_once(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
+    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    pie = nextcloud.add_file(["alice"], "files/pie.txt", PIE)
+    tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
+    await _indexed(pull_app, nextcloud, 12)
+    # unshares on Nextcloud 34 that the PHP app does not queue: the backend still lists alice as their reader
+    for file_id in lost:
+        nextcloud.set_file_users(file_id, ["bob"])
+    asked_before = len(nextcloud.requests)
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    found = sources(await task_done(nextcloud, search))
+    enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
+    asked = Counter(_enriched_ids(enrich_calls))
+    # each candidate asked about once, none again for the output's labels
+    assert set(asked.values()) == {1}, asked
+    assert len(asked) == 12 and len(enrich_calls) <= FILL_ROUNDS
+    names = {f"files__default: {best}": "best.txt", f"files__default: {pie}": "pie.txt"}
+    names[f"files__default: {tent}"] = "tent.txt"
+    # 9 of the top 10 lost (3 x limit): the two far down fill in, each named by its own entry
+    assert {s["id"]: s["label"] for s in found} == names
+    assert found[0]["id"] == f"files__default: {best}"
+
+
+async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_failed_round_gives_plain_sources(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    nextcloud.add_content_item(["alice"], provider="mail__mail", item_id="42", content=BEST.decode())
+    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(6)]
+    nextcloud.add_content_item(["alice"], provider="mail__mail", item_id="43", title="Pie", content=PIE.decode())
+    tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
+    await _indexed(pull_app, nextcloud, 7, 2)
+    for file_id in lost:
+        nextcloud.set_file_users(file_id, ["bob"])
+    question = chat("Berlin office budget", limit=3)
+    found = sources(await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question)))
+    # one enrich_sources call would name both mails by their provider key, first, then the file
+    assert [s["id"] for s in found] == ["mail__mail", "mail__mail", f"files__default: {tent}"]
+    assert sorted(s["url"] for s in found[:2]) == [f"{nextcloud.url}/apps/mail/42", f"{nextcloud.url}/apps/mail/43"]
+    assert found[2]["label"] == "tent.txt"
+
+    calls = 0
+
+    def fail_the_second_enrich(request: RecordedRequest) -> None:
+        nonlocal calls
+        if request.path.endswith("/enrich_sources"):
+            calls += 1
+            if calls == 2:
+                nextcloud.endpoint_faults["enrich"] = deque([500])
+
+    nextcloud.on_request = fail_the_second_enrich
+    asked_before = len(nextcloud.requests)
+    done = await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question))
+    plain = [json.loads(text) for text in done["output"]["sources"]]
+    # as when a search's single enrich_sources call failed: the documents under their titles, no URL
+    assert done["status"] == "STATUS_SUCCESSFUL" and all(s["url"] == "" for s in plain), plain
+    first_call = next(r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources"))
+    reported = {f"files__default: {file_id}" for file_id in lost} & set(_enriched_ids([first_call]))
+    # the files the first call reported missing stay out; the list is still full
+    assert reported and len(plain) == 3 and not reported & {s["id"] for s in plain}, plain
