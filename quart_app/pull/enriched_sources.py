@@ -94,20 +94,10 @@ def as_task_output(entries: Sequence[Entry] | None, sources: Sequence[DocSearchR
     return list(dict.fromkeys(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) for entry in shown))
 
 
-class UnreadableFiles:
-    """AnswerService's `unreadable` check for pull-mode tasks: asks enrich_sources before anything reaches the LLM.
-    Unknown when Nextcloud fails (nothing is left out then, as before this check)."""
-
-    def __init__(self, nc: NextcloudClient) -> None:
-        self._nc = nc
-
-    async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
-        return reported_missing(await enriched_entries(self._nc, user_id, sources) or [], sources)
-
-
 class EnrichedCandidates:
-    """AnswerService's `unreadable` check for pull-mode searches: each round's new candidates go to enrich_sources
-    once, and their entries are kept, so the task output names every document found without a call for labels."""
+    """AnswerService's `unreadable` check for pull-mode tasks: the documents a chat's context or a search round
+    brings go to enrich_sources, and their entries are kept, so the task output names its sources without a call
+    for labels."""
 
     def __init__(self, nc: NextcloudClient) -> None:
         self._nc = nc

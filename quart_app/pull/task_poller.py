@@ -18,13 +18,7 @@ from typing import Any
 from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudNotFoundError
-from quart_app.pull.enriched_sources import (
-    EnrichedCandidates,
-    Entry,
-    UnreadableFiles,
-    as_task_output,
-    enriched_entries,
-)
+from quart_app.pull.enriched_sources import EnrichedCandidates, Entry, as_task_output
 from quart_app.pull.pull_gate import RESOLVE_SCOPE_PATH, PullGate
 from quart_app.pull.queue_loop import deliver
 from quart_app.pull.task_progress import TaskProgress, TaskWithdrawnError, unless_withdrawn
@@ -266,18 +260,19 @@ class TaskPoller:
         self._answers.check_question(prompt)
         scope_type, scope_list = await self._scope(user_id, raw)
         if task_type == CHAT_TASK_TYPE:
+            # the check of the context keeps its entries: the answer's sources are among them, so no second call
+            context = EnrichedCandidates(self._nc)
             result = await self._answers.query(
                 user_id,
                 prompt,
                 scope_type=scope_type,
                 scope_list=scope_list,
                 ctx_limit=self._config.chat_context_chunks,
-                unreadable=UnreadableFiles(self._nc),
+                unreadable=context,
                 generating=prompt_ready,
             )
             found = titled_sources(result)
-            entries = await enriched_entries(self._nc, user_id, found)
-            return {"output": result["output"], "sources": as_task_output(entries, found)}
+            return {"output": result["output"], "sources": as_task_output(context.entries_of(found), found)}
         if task_type == SEARCH_TASK_TYPE:
             limit = _limit(raw.get("limit", DEFAULT_SEARCH_LIMIT))
             found, entries = await self._readable_documents(user_id, prompt, limit, scope_type, scope_list)
