@@ -39,6 +39,9 @@ class ListItemRun:
         self._text: str | None = None  # the last item's text; None: the last line was no list item
         self._pairs: frozenset[tuple[str, str]] = frozenset()  # the last item's word pairs, digits folded
         self._words: frozenset[str] = frozenset()  # the last item's words as written
+        self._numbers: tuple[int, ...] = ()  # the last item's numbers, in order
+        # how each of them changed from the item before it (None: not known, that item had other numbers or was none)
+        self._steps: tuple[int, ...] | None = None
         self._run_words: set[str] = set()  # the words of the run's items
         self._ends: list[int] = []  # where each of the run's items ends (a piece position)
         self._same = True  # every item of the run has the first's text
@@ -68,12 +71,14 @@ class ListItemRun:
         text = _code_item_text(stripped) if code else None if structure else _list_item_text(stripped)
         if text is None:
             self._text, self._ends, self._same, self._quoted = None, [], True, 0
+            self._numbers, self._steps = (), None
             return None
         words = _WORD.findall(text.lower())
-        pairs, word_set = _pairs(words), frozenset(words)
+        pairs, word_set, numbers = _pairs(words), frozenset(words), tuple(map(int, _number_words(words)))
         previous = self._text
-        alike = previous is not None and (text == previous or self._alike(words, pairs, word_set))
-        self._text, self._pairs, self._words = text, pairs, word_set
+        alike = previous is not None and (text == previous or self._alike(words, pairs, word_set, numbers))
+        self._steps = _steps(self._numbers, numbers) if previous is not None else None
+        self._text, self._pairs, self._words, self._numbers = text, pairs, word_set, numbers
         if not alike:
             self._ends, self._same, self._quoted, self._run_words = [end], True, 0, set(word_set)
             return None
@@ -87,9 +92,11 @@ class ListItemRun:
             return self._ends[max(1, self._quoted) - 1]
         return None
 
-    def _alike(self, words: list[str], pairs: frozenset[tuple[str, str]], word_set: frozenset[str]) -> bool:
-        """Whether an item (its words in order, word pairs and words) is a copy of the one before in a loop: alike,
-        and what sets it apart is nothing new (a number, or words the run already wrote) nor the prompt's (a
+    def _alike(
+        self, words: list[str], pairs: frozenset[tuple[str, str]], word_set: frozenset[str], numbers: tuple[int, ...]
+    ) -> bool:
+        """Whether an item (its words in order, word pairs, words and numbers) is a copy of the one before in a loop:
+        alike, and what sets it apart is nothing new (a number, or words the run already wrote) nor the prompt's (a
         document's hosts)."""
         union = len(pairs | self._pairs)
         if len(pairs & self._pairs) < ALIKE_OVERLAP * union:
@@ -99,14 +106,16 @@ class ListItemRun:
             return True  # the same words, one repeated or dropped
         if any(not word.isdigit() and word not in self._run_words for word in added):
             return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
-        return not all(self._from_prompt(word, words) for word in added)
+        counting = self._counting_on(numbers)
+        return not all(self._from_prompt(word, words, _is_number(word) and int(word) in counting) for word in added)
 
-    def _from_prompt(self, word: str, words: list[str]) -> bool:
+    def _from_prompt(self, word: str, words: list[str], counts_on: bool) -> bool:
         """Whether the prompt accounts for a word that sets an item apart. A counter's next number must stand there
         beside a neighbour it has in the item ("host 17" for "restart host 17"): a 100-row table puts every number
-        up to 100 somewhere in the prompt, which would let any counter run on."""
+        up to 100 somewhere in the prompt, which would let any counter run on (`counts_on`: `word` is a counter's
+        next number)."""
         prompt_words, prompt_pairs = self._prompt_words_and_pairs()
-        if not self._counts_on(word):
+        if not counts_on:
             return word in prompt_words
         return any(
             (index > 0 and (words[index - 1], word) in prompt_pairs)
@@ -115,12 +124,19 @@ class ListItemRun:
             if item_word == word
         )
 
-    def _counts_on(self, word: str) -> bool:
-        """Whether `word` is the number one above a number of the item before (a counter's next step)."""
-        if not (word.isdecimal() and len(word) <= _COUNTER_DIGITS):
-            return False
-        before = int(word) - 1
-        return any(int(seen) == before for seen in self._words if seen.isdecimal() and len(seen) <= _COUNTER_DIGITS)
+    def _counting_on(self, numbers: tuple[int, ...]) -> set[int]:
+        """An item's numbers that are a counter's next step: one above a number of the item before, or in the same
+        place among the item's numbers as one of the item before, changed by the step that one changed by (2, 4, 6;
+        10, 20, 30), or by any step while none is known (the run's second item)."""
+        before, steps = self._numbers, self._steps
+        counting = {value for value in numbers if value - 1 in before}
+        if len(numbers) == len(before):
+            counting.update(
+                value
+                for place, (value, was) in enumerate(zip(numbers, before, strict=True))
+                if value != was and (steps is None or value - was == steps[place])
+            )
+        return counting
 
     def _prompt_words_and_pairs(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
         if self._context_words is None:
@@ -142,6 +158,23 @@ def _code_item_text(line: str) -> str | None:
         return comment["text"] if item_text is None else item_text
     numbered = _NUMBERED.fullmatch(line)
     return None if numbered is None else numbered["text"]
+
+
+def _is_number(word: str) -> bool:
+    """Whether a word is a number a counter may write (a run of digits too long for one is a word)."""
+    return word.isdecimal() and len(word) <= _COUNTER_DIGITS
+
+
+def _number_words(words: list[str]) -> list[str]:
+    """An item's numbers, in order."""
+    return [word for word in words if _is_number(word)]
+
+
+def _steps(before: tuple[int, ...], numbers: tuple[int, ...]) -> tuple[int, ...] | None:
+    """How each number of an item changed from the item before (None when their numbers do not pair up)."""
+    if len(numbers) != len(before):
+        return None
+    return tuple(value - was for value, was in zip(numbers, before, strict=True))
 
 
 def _pairs(words: list[str]) -> frozenset[tuple[str, str]]:

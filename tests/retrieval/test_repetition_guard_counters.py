@@ -1,0 +1,50 @@
+"""The repetition guard on counters: a counter run on beyond the prompt's numbers ends after its first item whatever its
+step, and a list that goes through a document's own numbers (its 40 hosts, every second or tenth) passes whole."""
+
+from __future__ import annotations
+
+import pytest
+from guard_feeding import guarded
+
+# a document with a 100-row table: every number from 1 to 100 stands somewhere in the prompt, never beside "server"
+RACKS = "| row | rack | owner |\n|---|---|---|\n" + "".join(
+    f"| Row {n} | R{n % 7} | team {'abcde'[n % 5]} |\n" for n in range(1, 101)
+)
+
+
+@pytest.mark.parametrize("step", [2, 10], ids=["every-second", "every-tenth"])
+def test_a_counter_by_another_step_than_one_ends_after_the_first_item(step: int) -> None:
+    """Before: a counter's next number counted as the prompt's only beside a word of the item when one above the
+    last; by another step, anywhere in the prompt: "N. Restart server 2N." ran on to server 100, the table's last."""
+    prompt = f"Context: {RACKS}\nQuestion: Give numbered steps to restart the servers from server {step} in {step}s."
+    answer = "".join(f"{n}. Restart server {step * n}.\n" for n in range(1, 60))
+    handed, guard = guarded(answer, prompt)
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == f"1. Restart server {step}.\n"
+
+
+# a document's 40 hosts numbered by another step than one, each beside the word the answer writes with it
+EVEN_HOSTS = "The web servers: " + ", ".join(f"host {2 * n}" for n in range(40)) + ". Restart each and check its log."
+PORTS = "Ports: " + "; ".join(f"server {n} listens on port {8000 + 10 * n}" for n in range(1, 41)) + "."
+STEPPED_LISTS = {
+    "every-second-host": (
+        EVEN_HOSTS,
+        "".join(f"- restart the web server on host {2 * n} and check its log\n" for n in range(40)),
+    ),
+    "ports-ten-apart": (PORTS, "".join(f"{n}. server {n}: port {8000 + 10 * n}\n" for n in range(1, 41))),
+}
+
+
+@pytest.mark.parametrize(("document", "answer"), STEPPED_LISTS.values(), ids=STEPPED_LISTS.keys())
+def test_a_document_list_gone_through_by_another_step_passes_whole(document: str, answer: str) -> None:
+    handed, guard = guarded(answer, "Context: " + document + "\nQuestion: which hosts?")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+def test_a_counter_by_another_step_run_on_past_the_document_keeps_the_items_it_holds() -> None:
+    """host 0 to host 78 are the document's; host 80 on are the model's."""
+    answer = "".join(f"- restart the web server on host {2 * n} and check its log\n" for n in range(60))
+    handed, guard = guarded(answer, "Context: " + EVEN_HOSTS + "\nQuestion: which hosts?")
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == answer[: answer.index("- restart the web server on host 80 ")]
