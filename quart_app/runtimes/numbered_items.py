@@ -106,22 +106,23 @@ class ListItemRun:
             return True  # the same words, one repeated or dropped
         if any(not word.isdigit() and word not in self._run_words for word in added):
             return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
-        counting = self._counting_on(numbers)
-        return not all(self._from_prompt(word, words, _is_number(word) and int(word) in counting) for word in added)
+        return not self._from_prompt(added, words, numbers)
 
-    def _from_prompt(self, word: str, words: list[str], counts_on: bool) -> bool:
-        """Whether the prompt accounts for a word that sets an item apart. A counter's next number must stand there
-        beside a neighbour it has in the item ("host 17" for "restart host 17"): a 100-row table puts every number
-        up to 100 somewhere in the prompt, which would let any counter run on (`counts_on`: `word` is a counter's
-        next number)."""
+    def _from_prompt(self, added: frozenset[str], words: list[str], numbers: tuple[int, ...]) -> bool:
+        """Whether the prompt accounts for the words that set an item apart: it holds them all, and when some are a
+        counter's next numbers, one of those beside a neighbour it has in the item ("host 17" for "restart host 17";
+        "server-17" for "ssh -p 8017 server-17", whose port the document gives beside "port"): a 100-row table puts
+        every number up to 100 somewhere in the prompt, which would let any counter run on."""
         prompt_words, prompt_pairs = self._prompt_words_and_pairs()
-        if not counts_on:
-            return word in prompt_words
-        return any(
+        if not added <= prompt_words:
+            return False
+        counting = self._counting_on(numbers)
+        counters = [word for word in added if _is_number(word) and int(word) in counting]
+        return not counters or any(
             (index > 0 and (words[index - 1], word) in prompt_pairs)
             or (index + 1 < len(words) and (word, words[index + 1]) in prompt_pairs)
-            for index, item_word in enumerate(words)
-            if item_word == word
+            for index, word in enumerate(words)
+            if word in counters
         )
 
     def _counting_on(self, numbers: tuple[int, ...]) -> set[int]:

@@ -48,3 +48,23 @@ def test_a_counter_by_another_step_run_on_past_the_document_keeps_the_items_it_h
     handed, guard = guarded(answer, "Context: " + EVEN_HOSTS + "\nQuestion: which hosts?")
     assert guard.repeat is not None and guard.repeat.alike
     assert "".join(handed) == answer[: answer.index("- restart the web server on host 80 ")]
+
+
+# a document's 40 servers, each with its port: an answer goes through them writing each pair its own way
+SERVER_PORTS = "Servers: " + "; ".join(f"server-{n} on port {8000 + n}" for n in range(1, 41)) + "."
+
+
+def test_a_document_list_with_two_counters_passes_whole_when_one_stands_beside_its_word() -> None:
+    """In "ssh -p 8002 admin@server-2", server-2 is the document's, and so is 8002, though beside "port" there, not "p".
+    Before: every number counted on had to stand beside a word of the item, so the list ended after its first item."""
+    answer = "".join(f"- ssh -p {8000 + n} admin@server-{n} sudo systemctl restart nginx\n" for n in range(1, 41))
+    handed, guard = guarded(answer, "Context: " + SERVER_PORTS + "\nQuestion: restart nginx on each server")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+def test_a_counter_with_two_numbers_run_on_past_the_document_keeps_the_items_it_holds() -> None:
+    answer = "".join(f"- ssh -p {8000 + n} admin@server-{n} sudo systemctl restart nginx\n" for n in range(1, 60))
+    handed, guard = guarded(answer, "Context: " + SERVER_PORTS + "\nQuestion: restart nginx on each server")
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == answer[: answer.index("- ssh -p 8041 ")]
