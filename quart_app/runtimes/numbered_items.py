@@ -5,7 +5,9 @@ one token a line. A list's items differ from each other: the same item counted u
 that item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before
 is in the prompt (the hosts of a document's table gone through one by one; a counter's next number only where the
 prompt has it beside the same word). Inside a code block only numbered lines and comment lines are items ("#  1.
-Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are code."""
+Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are code. Outside
+code blocks a plain line that holds a number is an item too: a counter written without list markers or a fence
+("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...) changes in several places a line, no near copy."""
 
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class ListItemRun:
         stripped = line.strip()
         if not stripped or (code and _BLANK_COMMENT.fullmatch(stripped)):
             return None  # a blank line between items (a loose list) neither ends the run nor extends it
-        text = _code_item_text(stripped) if code else None if structure else _list_item_text(stripped)
+        text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
         if text is None:
             self._text, self._ends, self._same, self._quoted = None, [], True, 0
             self._numbers, self._steps = (), None
@@ -149,6 +151,13 @@ class ListItemRun:
 def _list_item_text(line: str) -> str | None:
     match = _LIST_ITEM.fullmatch(line)
     return None if match is None else match["text"]
+
+
+def _line_item_text(line: str) -> str | None:
+    """The text of a line outside code blocks that is a list item, or the whole line when it holds a number: a counter
+    written without list markers or a code block ("ssh server-1 -p 8001", "ssh server-2 -p 8002", ...)."""
+    text = _list_item_text(line)
+    return line if text is None and _DIGITS.search(line) else text
 
 
 def _code_item_text(line: str) -> str | None:

@@ -3,6 +3,8 @@ step, and a list that goes through a document's own numbers (its 40 hosts, every
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from guard_feeding import guarded
 
@@ -68,3 +70,46 @@ def test_a_counter_with_two_numbers_run_on_past_the_document_keeps_the_items_it_
     handed, guard = guarded(answer, "Context: " + SERVER_PORTS + "\nQuestion: restart nginx on each server")
     assert guard.repeat is not None and guard.repeat.alike
     assert "".join(handed) == answer[: answer.index("- ssh -p 8041 ")]
+
+
+# counters written as plain lines, outside any list or code block, each line changing in several places
+UNFENCED: dict[str, Callable[[int], str]] = {
+    "ssh-a-server": lambda n: f"ssh -p {8000 + n} admin@server-{n} sudo systemctl restart nginx\n",
+    "server-and-port": lambda n: f"server-{n} port {8000 + n}\n",
+    "ports-by-tens": lambda n: f"curl http://server-{n}:{8000 + 10 * n}/status\n",
+}
+
+
+@pytest.mark.parametrize("line", UNFENCED.values(), ids=UNFENCED.keys())
+def test_a_counter_written_as_plain_lines_ends_after_the_first(line: Callable[[int], str]) -> None:
+    """Before: only list items and a code block's numbered and comment lines were items; plain lines changing in two
+    places a line are no near copies either (one changed piece a unit), so such a run went on to max_tokens."""
+    answer = "To restart them, run:\n" + "".join(line(n) for n in range(1, 50))
+    handed, guard = guarded(answer, "Context: the web servers answer on their own ports.\nQuestion: restart them")
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed).rstrip("\n") == "To restart them, run:\n" + line(1).rstrip("\n")
+
+
+@pytest.mark.parametrize("line", UNFENCED.values(), ids=UNFENCED.keys())
+def test_plain_lines_going_through_a_documents_servers_pass_whole(line: Callable[[int], str]) -> None:
+    document = "Servers: " + "; ".join(line(n).strip() for n in range(1, 41)) + "."
+    answer = "To restart them, run:\n" + "".join(line(n) for n in range(1, 41))
+    handed, guard = guarded(answer, "Context: " + document + "\nQuestion: restart them")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+def test_plain_lines_run_on_past_the_document_keep_the_lines_it_holds() -> None:
+    line = UNFENCED["ssh-a-server"]
+    answer = "".join(line(n) for n in range(1, 60))
+    handed, guard = guarded(answer, "Context: " + SERVER_PORTS + "\nQuestion: restart nginx on each server")
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed) == "".join(line(n) for n in range(1, 41))
+
+
+def test_plain_lines_with_numbers_that_say_different_things_pass_whole() -> None:
+    ports = [(443, "web", "everyone"), (5432, "PostgreSQL", "app servers"), (22, "SSH", "admins"), (25, "mail", "all")]
+    answer = "".join(f"Port {port}: {service}, open to {whom}\n" for port, service, whom in ports)
+    handed, guard = guarded(answer, "Context: the firewall table.\nQuestion: which ports are open?")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
