@@ -55,6 +55,11 @@ class ListItemRun:
         return self._ends[-1] - self._ends[-2] if len(self._ends) >= 2 else 0
 
     @property
+    def in_run(self) -> bool:
+        """Whether the last item is alike the one before (or has its text)."""
+        return len(self._ends) >= 2
+
+    @property
     def same_text(self) -> bool:
         """Whether the run's items all have the same text (else they are alike)."""
         return self._same
@@ -67,9 +72,9 @@ class ListItemRun:
     def end_line(self, line: str, end: int, structure: bool, code: bool) -> int | None:
         """Take a complete line ending before piece `end` (`structure`: a table or data row, or code; `code`: inside
         a code block); once the run is a loop, where to cut it (else None)."""
-        stripped = line.strip()
-        if not stripped or (code and _BLANK_COMMENT.fullmatch(stripped)):
+        if is_blank(line, code):
             return None  # a blank line between items (a loose list) neither ends the run nor extends it
+        stripped = line.strip()
         text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
         if text is None:
             self._text, self._ends, self._same, self._quoted = None, [], True, 0
@@ -146,6 +151,49 @@ class ListItemRun:
             words = _WORD.findall(self._context.lower())
             self._context_words, self._context_pairs = frozenset(words), frozenset(pairwise(words))
         return self._context_words, self._context_pairs
+
+
+class TwoLineUnitRun:
+    """Units of two lines, each line alike the one two lines before and its partner too ("# server-10", 'echo
+    "Server-10: 8001"', "# server-100", 'echo "Server-100: 8001"', ...): a loop the run of items misses, as each line
+    differs from the next; the first lines of the units are followed by a run of items of their own, and so are the
+    second lines."""
+
+    def __init__(self, context: str, min_copies: int) -> None:
+        self._halves = (ListItemRun(context, min_copies), ListItemRun(context, min_copies))
+        self._line_ends: list[int] = []  # where each line ends (blank lines left out)
+        self._period = 0  # the last unit's length in pieces
+
+    @property
+    def unit_pieces(self) -> int:
+        return self._period
+
+    def held_from(self, end: int) -> int:
+        """Where the text a loop of units may still cut starts (`end` for none): held while the half that took the
+        last line is in a run (a half whose run broke lets go, as a list's run does)."""
+        if not self._halves[(len(self._line_ends) + 1) % 2].in_run:
+            return end
+        return min(half.held_from(end) for half in self._halves if half.in_run)
+
+    def end_line(self, line: str, end: int, structure: bool, code: bool) -> int | None:
+        """Take a complete line as `ListItemRun.end_line` does; once both halves of the unit are in a loop, where to
+        cut it: after the line that follows the last one its half keeps."""
+        if is_blank(line, code):
+            return None
+        ends = self._line_ends
+        half, partner = self._halves[len(ends) % 2], self._halves[1 - len(ends) % 2]
+        ends.append(end)
+        kept = half.end_line(line, end, structure, code)
+        if kept is None or not partner.in_run:
+            return None
+        self._period = end - ends[-3]
+        return next((line_end for line_end in ends if line_end > kept), end)
+
+
+def is_blank(line: str, code: bool) -> bool:
+    """Whether a line says nothing (inside a code block, a comment without text): no item, and no end of a run."""
+    stripped = line.strip()
+    return not stripped or (code and _BLANK_COMMENT.fullmatch(stripped) is not None)
 
 
 def _list_item_text(line: str) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quart_app.runtimes.code_fences import FenceTracker
-from quart_app.runtimes.numbered_items import ListItemRun
+from quart_app.runtimes.numbered_items import ListItemRun, TwoLineUnitRun
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class RepetitionGuard:
         self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
         self._structure = _StructureTracker()
         self._items = ListItemRun(context, NEAR_MIN_COPIES)
+        self._units = TwoLineUnitRun(context, NEAR_MIN_COPIES)
         self._line_structure = False  # whether a piece of the line in progress is structure
         self.repeat: Repeat | None = None
 
@@ -109,7 +110,7 @@ class RepetitionGuard:
         if self._is_boundary(end - 1):  # decided now that the piece after it is known
             self._boundaries.append(end - 1)
         # what copies the text just before it may become a repeat: hand on up to the last boundary before that
-        held_from = min(end - longest, self._items.held_from(end))
+        held_from = min(end - longest, self._items.held_from(end), self._units.held_from(end))
         if held_from == end and self._is_boundary(end):
             return self._release(end)
         index = bisect_right(self._boundaries, held_from) - 1
@@ -141,17 +142,22 @@ class RepetitionGuard:
 
     def _end_lines(self, end: int, structure: bool) -> None:
         """Lines end in piece `end - 1` ("\\n", or "\\n   " with the next line's indentation): follow the list
-        items of the same text, or alike, with them."""
+        items of the same text, or alike, and the units of two lines alike, with them."""
         piece = self._pieces[end - 1]
         # where the line ends for a cut: before a piece that carries the next line's start ("\n   "), kept out
         line_end = end if piece.endswith("\n") else end - 1
         next_line = piece[piece.rfind("\n") + 1 :].strip()
         for line, in_code in self._structure.lines:
-            kept = self._items.end_line(line, line_end, structure or self._line_structure, in_code)
+            line_structure = structure or self._line_structure
+            kept = self._items.end_line(line, line_end, line_structure, in_code)
+            unit_kept = self._units.end_line(line, line_end, line_structure, in_code)
             self._line_structure = False
             if kept is not None:
                 same = self._items.same_text
                 self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
+                return
+            if unit_kept is not None:
+                self.repeat = Repeat(self._units.unit_pieces, end, unit_kept, alike=True)
                 return
         self._line_structure = structure and bool(next_line)
 

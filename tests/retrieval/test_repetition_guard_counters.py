@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from guard_feeding import guarded
+from guard_feeding import guarded, smollm2_pieces_of
 
 # a document with a 100-row table: every number from 1 to 100 stands somewhere in the prompt, never beside "server"
 RACKS = "| row | rack | owner |\n|---|---|---|\n" + "".join(
@@ -111,5 +111,39 @@ def test_plain_lines_with_numbers_that_say_different_things_pass_whole() -> None
     ports = [(443, "web", "everyone"), (5432, "PostgreSQL", "app servers"), (22, "SSH", "admins"), (25, "mail", "all")]
     answer = "".join(f"Port {port}: {service}, open to {whom}\n" for port, service, whom in ports)
     handed, guard = guarded(answer, "Context: the firewall table.\nQuestion: which ports are open?")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+def server_units(numbers: list[int]) -> str:
+    return "".join(f'# server-{n}\necho "Server-{n}: 8001"\n\n' for n in numbers)
+
+
+def test_a_counter_in_units_of_two_lines_ends_after_the_units_the_prompt_holds() -> None:
+    """SmolLM2 asked for "a bash loop over server-1 to server-5 on port 8001 to 8005, without a code block" wrote
+    units of two lines, each line unlike the next, the server counted on to server-10000000000 (341 tokens; it ended
+    only as the zeros made a verbatim repeat): server-1 and server-5 are the prompt's, server-10 on are not."""
+    question = "Question: Write a bash loop over server-1 to server-5 on port 8001 to 8005, without a code block."
+    answer = "#!/bin/bash\n\n" + server_units([1, 5, *(10**power for power in range(1, 11))])
+    # as SmolLM2 wrote it: "#!/", "bin", "/", "bash", "\n", "\n", "#", " server", "-", "1", "\n", "echo", ' "', ...
+    assert smollm2_pieces_of(answer)[4:13] == ["\n", "\n", "#", " server", "-", "1", "\n", "echo", ' "']
+    context = "Context: the web servers answer on their own ports.\n" + question
+    handed, guard = guarded(answer, context, smollm2_pieces_of)
+    assert guard.repeat is not None and guard.repeat.alike
+    assert "".join(handed).rstrip("\n") == "#!/bin/bash\n\n" + server_units([1, 5]).rstrip("\n")
+
+
+def test_units_of_two_lines_going_through_a_documents_servers_pass_whole() -> None:
+    answer = "".join(f"# server-{n}\nssh -p {8000 + n} admin@server-{n} sudo reboot\n\n" for n in range(1, 41))
+    handed, guard = guarded(answer, "Context: " + SERVER_PORTS + "\nQuestion: reboot each server")
+    assert guard.repeat is None
+    assert "".join(handed) == answer
+
+
+def test_units_whose_second_lines_say_different_things_pass_whole() -> None:
+    """The headings alike, counted up; what each says under its heading is its own."""
+    notes = ["Restart nginx.", "Renew the TLS certificate.", "Rotate the logs.", "Check the disk.", "Update PHP."]
+    answer = "".join(f"Server {n}:\n{note}\n\n" for n, note in enumerate(notes, 1))
+    handed, guard = guarded(answer, "Context: five servers need care.\nQuestion: what to do on each?")
     assert guard.repeat is None
     assert "".join(handed) == answer
