@@ -12,6 +12,7 @@ code blocks a plain line that holds a number is an item too: a counter written w
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from itertools import pairwise
 
 # a bullet, a number ("." or ")") or both, then the item's text (maybe none: "1." counted up alone is a loop too)
@@ -30,13 +31,49 @@ _COUNTER_DIGITS = 18  # a counter's numbers are short; a longer run of digits is
 ALIKE_OVERLAP = 0.6
 
 
+class Prompt:
+    """The prompt an answer is written for; split into words and word pairs once, when a run first needs them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._words: frozenset[str] | None = None
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
+
+    def words_and_pairs(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+        if self._words is None:
+            words = _WORD.findall(self.text.lower())
+            self._words, self._pairs = frozenset(words), frozenset(pairwise(words))
+        return self._words, self._pairs
+
+
+@dataclass(frozen=True)
+class Item:
+    """A line read as a list item: its text, its words in order (lower case), their pairs (digits folded), the words
+    as a set and its numbers in order."""
+
+    text: str
+    words: tuple[str, ...]
+    pairs: frozenset[tuple[str, str]]
+    word_set: frozenset[str]
+    numbers: tuple[int, ...]
+
+
+def read_item(line: str, structure: bool, code: bool) -> Item | None:
+    """A complete line that is not blank, as a list item (`structure`: a table or data row, or code; `code`: inside a
+    code block); None when it is no item."""
+    stripped = line.strip()
+    text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
+    if text is None:
+        return None
+    words = tuple(_WORD.findall(text.lower()))
+    return Item(text, words, _pairs(words), frozenset(words), tuple(map(int, _number_words(words))))
+
+
 class ListItemRun:
     """Follows the answer's lines; says when a run of list items of the same text, or alike, has become a loop."""
 
-    def __init__(self, context: str, min_copies: int) -> None:
-        self._context = context
-        self._context_words: frozenset[str] | None = None  # the prompt's words, split once a run needs them
-        self._context_pairs: frozenset[tuple[str, str]] = frozenset()  # ... and its word pairs, with them
+    def __init__(self, prompt: Prompt, min_copies: int) -> None:
+        self._prompt = prompt
         self._min_copies = min_copies  # copies after the first that make a loop (the near-copy rule's)
         self._text: str | None = None  # the last item's text; None: the last line was no list item
         self._pairs: frozenset[tuple[str, str]] = frozenset()  # the last item's word pairs, digits folded
@@ -69,58 +106,51 @@ class ListItemRun:
         kept = max(1, self._quoted)
         return self._ends[kept - 1] if len(self._ends) >= kept else end
 
-    def end_line(self, line: str, end: int, structure: bool, code: bool) -> int | None:
-        """Take a complete line ending before piece `end` (`structure`: a table or data row, or code; `code`: inside
-        a code block); once the run is a loop, where to cut it (else None)."""
-        if is_blank(line, code):
-            return None  # a blank line between items (a loose list) neither ends the run nor extends it
-        stripped = line.strip()
-        text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
-        if text is None:
+    def take(self, item: Item | None, end: int) -> int | None:
+        """Take the next line that is not blank (a blank line between items, a loose list, neither ends the run nor
+        extends it), read as an item ending before piece `end` (None: no item); once the run is a loop, where to cut
+        it (else None)."""
+        if item is None:
             self._text, self._ends, self._same, self._quoted = None, [], True, 0
             self._numbers, self._steps = (), None
             return None
-        words = _WORD.findall(text.lower())
-        pairs, word_set, numbers = _pairs(words), frozenset(words), tuple(map(int, _number_words(words)))
+        text = item.text
         previous = self._text
-        alike = previous is not None and (text == previous or self._alike(words, pairs, word_set, numbers))
-        self._steps = _steps(self._numbers, numbers) if previous is not None else None
-        self._text, self._pairs, self._words, self._numbers = text, pairs, word_set, numbers
+        alike = previous is not None and (text == previous or self._alike(item))
+        self._steps = _steps(self._numbers, item.numbers) if previous is not None else None
+        self._text, self._pairs, self._words, self._numbers = text, item.pairs, item.word_set, item.numbers
         if not alike:
-            self._ends, self._same, self._quoted, self._run_words = [end], True, 0, set(word_set)
+            self._ends, self._same, self._quoted, self._run_words = [end], True, 0, set(item.word_set)
             return None
-        self._run_words |= word_set
+        self._run_words |= item.word_set
         if text != previous:
             self._same, self._quoted = False, 0
         self._ends.append(end)
         if len(self._ends) == 2 and self._same and text:  # once per run: the prompt is a few thousand characters
-            self._quoted = self._context.count(text)
+            self._quoted = self._prompt.text.count(text)
         if len(self._ends) > max(self._min_copies, self._quoted):
             return self._ends[max(1, self._quoted) - 1]
         return None
 
-    def _alike(
-        self, words: list[str], pairs: frozenset[tuple[str, str]], word_set: frozenset[str], numbers: tuple[int, ...]
-    ) -> bool:
-        """Whether an item (its words in order, word pairs, words and numbers) is a copy of the one before in a loop:
-        alike, and what sets it apart is nothing new (a number, or words the run already wrote) nor the prompt's (a
-        document's hosts)."""
-        union = len(pairs | self._pairs)
-        if len(pairs & self._pairs) < ALIKE_OVERLAP * union:
+    def _alike(self, item: Item) -> bool:
+        """Whether an item is a copy of the one before in a loop: alike, and what sets it apart is nothing new (a
+        number, or words the run already wrote) nor the prompt's (a document's hosts)."""
+        union = len(item.pairs | self._pairs)
+        if len(item.pairs & self._pairs) < ALIKE_OVERLAP * union:
             return False
-        added = word_set - self._words
+        added = item.word_set - self._words
         if not added:
             return True  # the same words, one repeated or dropped
         if any(not word.isdigit() and word not in self._run_words for word in added):
             return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
-        return not self._from_prompt(added, words, numbers)
+        return not self._from_prompt(added, item.words, item.numbers)
 
-    def _from_prompt(self, added: frozenset[str], words: list[str], numbers: tuple[int, ...]) -> bool:
+    def _from_prompt(self, added: frozenset[str], words: tuple[str, ...], numbers: tuple[int, ...]) -> bool:
         """Whether the prompt accounts for the words that set an item apart: it holds them all, and when some are a
         counter's next numbers, one of those beside a neighbour it has in the item ("host 17" for "restart host 17";
         "server-17" for "ssh -p 8017 server-17", whose port the document gives beside "port"): a 100-row table puts
         every number up to 100 somewhere in the prompt, which would let any counter run on."""
-        prompt_words, prompt_pairs = self._prompt_words_and_pairs()
+        prompt_words, prompt_pairs = self._prompt.words_and_pairs()
         if not added <= prompt_words:
             return False
         counting = self._counting_on(numbers)
@@ -146,12 +176,6 @@ class ListItemRun:
             )
         return counting
 
-    def _prompt_words_and_pairs(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
-        if self._context_words is None:
-            words = _WORD.findall(self._context.lower())
-            self._context_words, self._context_pairs = frozenset(words), frozenset(pairwise(words))
-        return self._context_words, self._context_pairs
-
 
 class TwoLineUnitRun:
     """Units of two lines, each line alike the one two lines before and its partner too ("# server-10", 'echo
@@ -159,8 +183,8 @@ class TwoLineUnitRun:
     differs from the next; the first lines of the units are followed by a run of items of their own, and so are the
     second lines."""
 
-    def __init__(self, context: str, min_copies: int) -> None:
-        self._halves = (ListItemRun(context, min_copies), ListItemRun(context, min_copies))
+    def __init__(self, prompt: Prompt, min_copies: int) -> None:
+        self._halves = (ListItemRun(prompt, min_copies), ListItemRun(prompt, min_copies))
         self._line_ends: list[int] = []  # where each line ends (blank lines left out)
         self._period = 0  # the last unit's length in pieces
 
@@ -175,15 +199,13 @@ class TwoLineUnitRun:
             return end
         return min(half.held_from(end) for half in self._halves if half.in_run)
 
-    def end_line(self, line: str, end: int, structure: bool, code: bool) -> int | None:
-        """Take a complete line as `ListItemRun.end_line` does; once both halves of the unit are in a loop, where to
-        cut it: after the line that follows the last one its half keeps."""
-        if is_blank(line, code):
-            return None
+    def take(self, item: Item | None, end: int) -> int | None:
+        """Take the next line that is not blank as `ListItemRun.take` does; once both halves of the unit are in a
+        loop, where to cut it: after the line that follows the last one its half keeps."""
         ends = self._line_ends
         half, partner = self._halves[len(ends) % 2], self._halves[1 - len(ends) % 2]
         ends.append(end)
-        kept = half.end_line(line, end, structure, code)
+        kept = half.take(item, end)
         if kept is None or not partner.in_run:
             return None
         self._period = end - ends[-3]
@@ -223,7 +245,7 @@ def _is_number(word: str) -> bool:
     return word.isdecimal() and len(word) <= _COUNTER_DIGITS
 
 
-def _number_words(words: list[str]) -> list[str]:
+def _number_words(words: tuple[str, ...]) -> list[str]:
     """An item's numbers, in order."""
     return [word for word in words if _is_number(word)]
 
@@ -235,7 +257,7 @@ def _steps(before: tuple[int, ...], numbers: tuple[int, ...]) -> tuple[int, ...]
     return tuple(value - was for value, was in zip(numbers, before, strict=True))
 
 
-def _pairs(words: list[str]) -> frozenset[tuple[str, str]]:
+def _pairs(words: tuple[str, ...]) -> frozenset[tuple[str, str]]:
     """An item's word pairs, its start and end included, digits folded: "server 1" and "server 2" are alike."""
     folded = ["", *(_DIGITS.sub("0", word) for word in words), ""]
     return frozenset(pairwise(folded))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quart_app.runtimes.code_fences import FenceTracker
-from quart_app.runtimes.numbered_items import ListItemRun, TwoLineUnitRun
+from quart_app.runtimes.numbered_items import ListItemRun, Prompt, TwoLineUnitRun, is_blank, read_item
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class RepetitionGuard:
         self._near_guards = np.zeros(_NEAR_PERIODS.size, dtype=np.int64)
         self._prose_since = 0  # the first piece after the last one in a table row, a data row or a code block
         self._structure = _StructureTracker()
-        self._items = ListItemRun(context, NEAR_MIN_COPIES)
-        self._units = TwoLineUnitRun(context, NEAR_MIN_COPIES)
+        prompt = Prompt(context)
+        self._items = ListItemRun(prompt, NEAR_MIN_COPIES)
+        self._units = TwoLineUnitRun(prompt, NEAR_MIN_COPIES)
         self._line_structure = False  # whether a piece of the line in progress is structure
         self.repeat: Repeat | None = None
 
@@ -149,9 +150,12 @@ class RepetitionGuard:
         next_line = piece[piece.rfind("\n") + 1 :].strip()
         for line, in_code in self._structure.lines:
             line_structure = structure or self._line_structure
-            kept = self._items.end_line(line, line_end, line_structure, in_code)
-            unit_kept = self._units.end_line(line, line_end, line_structure, in_code)
             self._line_structure = False
+            if is_blank(line, in_code):
+                continue
+            item = read_item(line, line_structure, in_code)  # once for both runs
+            kept = self._items.take(item, line_end)
+            unit_kept = self._units.take(item, line_end)
             if kept is not None:
                 same = self._items.same_text
                 self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
