@@ -51,6 +51,9 @@ ANSWERS = {
         for n in range(1, 60)
     )
     + "```\n",
+    # plain lines with two counters each, outside any code block (every line an item since they hold a number): each
+    # line's numbers are stepped against the line before and looked up in the prompt's word pairs
+    "plain": "".join(f"ssh -p {8000 + n} admin@server-{n} sudo systemctl restart nginx\n" for n in range(1, 41)),
 }
 
 
@@ -62,6 +65,7 @@ def pieces_of(text: str) -> list[str]:
 PROMPTS = {
     "list": "Hosts: " + ", ".join(f"host {n}" for n in range(60)) + ". Restart each and check its log.",
     "numbered": "Hosts: " + ", ".join(f"host-{n:02d}" for n in range(1, 61)) + ". Restart each and check its log.",
+    "plain": "Servers: " + "; ".join(f"server-{n} on port {8000 + n}" for n in range(1, 41)) + ".",
 }
 
 
