@@ -1,13 +1,14 @@
 """List items that say the same thing ("- 1. Restart the server:", "- 2. Restart the server:", ... to max_tokens), or
-nearly ("1. Restart server 1", "2. Restart server 2", ...; "- Check the log files again again"): a small model's loop
-in units too short for the near-copy rule, where a host list (host-01..host-40) or a changelog legitimately differs in
-one token a line. A list's items differ from each other: the same item counted up is a loop, unless the prompt holds
-that item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before
-is in the prompt (the hosts of a document's table gone through one by one; a counter's next number only where the
-prompt has it beside the same word). Inside a code block only numbered lines and comment lines are items ("#  1.
-Check: port 1", "#  2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are code. Outside
-code blocks a plain line that holds a number is an item too: a counter written without list markers or a fence
-("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...) changes in several places a line, no near copy."""
+nearly ("1. Restart server 1", "2. Restart server 2", ...; "- Check the log files again again"): a small model's loop in
+units too short for the near-copy rule, where a host list (host-01..host-40) or a changelog legitimately differs in one
+token a line. A list's items differ from each other: the same item counted up is a loop, unless the prompt holds that
+item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before is in
+the prompt (the hosts of a document's table gone through one by one; a counter's next numbers, whatever its step, only
+where the prompt has one of them beside the same word). Inside a code block only numbered lines and comment lines are
+items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are
+code. Outside code blocks a plain line that holds a number is an item too: a counter written without list markers or a
+fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...) changes in several places a line, no near copy;
+and units of two lines are followed too, each line against the one two before."""
 
 from __future__ import annotations
 
