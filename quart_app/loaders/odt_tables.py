@@ -13,7 +13,8 @@ from .tabular_loader import CELL_SEPARATOR, MAX_REPEAT
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _BLOCKS = (f"{_TEXT}p", f"{_TEXT}h")
-_REPEAT = f"{_TABLE}number-columns-repeated"
+_COLUMNS_REPEATED = f"{_TABLE}number-columns-repeated"
+_ROWS_REPEATED = f"{_TABLE}number-rows-repeated"
 # a tab or a line break inside a cell would cut its row's line: it reads as the space it stands for
 _BREAKS = (f"{_TEXT}tab", f"{_TEXT}line-break")
 
@@ -49,31 +50,67 @@ def _cell_content(cell: Any) -> str | Any:
     return span
 
 
-def _repeated(content: str | Any, times: int) -> list[str | Any]:
-    """A cell's content as often as its cell is repeated (table:number-columns-repeated), at most MAX_REPEAT times as
-    the .ods loader expands it; a blank one, filler, once."""
-    if content == "" or times <= 1:
-        return [content]
-    count = min(times, MAX_REPEAT)
+def _length(content: str | Any) -> int:
+    """About the characters a cell's content adds to the text (an element's as odfdo formats its text)."""
+    return len(content) if isinstance(content, str) else len("".join(content.itertext()))
+
+
+def _copies(content: str | Any, count: int) -> list[str | Any]:
+    """`count` times the content: the string itself, or the element and deep copies of it."""
     return [content] * count if isinstance(content, str) else [content, *(deepcopy(content) for _ in range(count - 1))]
 
 
-def _row_cells(row: Any) -> list[str | Any]:
-    """The row's cells (a merged-over table:covered-table-cell is no cell of its own; a repeated one is as many cells,
-    as LibreOffice shows it), without the empty ones at either end, as the .docx loader leaves them out."""
-    cells: list[str | Any] = []
+def _row_cells(row: Any) -> list[tuple[str | Any, int]]:
+    """The row's cells, each with the number of cells it stands for (a merged-over table:covered-table-cell is no cell
+    of its own; one with table:number-columns-repeated stands for that many, as LibreOffice shows it, at most
+    MAX_REPEAT as the .ods loader expands it; a blank one, filler, for one), without the empty ones at either end, as
+    the .docx loader leaves them out."""
+    cells: list[tuple[str | Any, int]] = []
     for cell in row.iterchildren(f"{_TABLE}table-cell"):
         content = _cell_content(cell)
         # most cells are not repeated: they cost one attribute lookup
-        if (repeat := cell.get(_REPEAT)) is None:
-            cells.append(content)
-        else:
-            cells.extend(_repeated(content, int_attribute(repeat, 1)))
-    while cells and cells[-1] == "":
+        repeat = cell.get(_COLUMNS_REPEATED)
+        cells.append((content, 1 if repeat is None or content == "" else _capped(repeat)))
+    while cells and cells[-1][0] == "":
         cells.pop()
-    while cells and cells[0] == "":
+    while cells and cells[0][0] == "":
         cells.pop(0)
     return cells
+
+
+def _capped(repeat: str) -> int:
+    """A table:number-*-repeated count, at most MAX_REPEAT (a crafted count must not multiply text without bound)."""
+    return max(1, min(int_attribute(repeat, 1), MAX_REPEAT))
+
+
+class TablesTooLongError(Exception):
+    """The tables' lines would hold more characters than the document's text may have; the loader turns this into the
+    limit's error."""
+
+
+def _rows(table: Any, room: int) -> tuple[list[list[str | Any]], int]:
+    """The table's rows as their cells' contents, each repeated row (table:number-rows-repeated) as often as it stands
+    for, at most MAX_REPEAT, a blank one once; and the characters their lines hold. Raises TablesTooLongError before
+    copying anything when those would be more than `room`."""
+    counted: list[tuple[list[tuple[str | Any, int]], int]] = []
+    length = 0
+    # a nested table is a paragraph by now: the table's own rows are the only ones left under it
+    for row in table.iter(f"{_TABLE}table-row"):
+        if not (cells := _row_cells(row)):
+            continue
+        times = 1 if (repeat := row.get(_ROWS_REPEATED)) is None else _capped(repeat)
+        line = sum((_length(content) + len(CELL_SEPARATOR)) * count for content, count in cells)
+        # the budget is counted before any copy: 100 rows of 100 repeated big cells must not be built to be refused
+        length += line * times
+        if length > room:
+            raise TablesTooLongError
+        counted.append((cells, times))
+    rows: list[list[str | Any]] = []
+    for cells, times in counted:
+        first = [copy for content, count in cells for copy in _copies(content, count)]
+        rows.append(first)
+        rows.extend([copy if isinstance(copy, str) else deepcopy(copy) for copy in first] for _ in range(times - 1))
+    return rows, length
 
 
 def _append(paragraph: Any, last: Any | None, content: str | Any) -> Any | None:
@@ -89,13 +126,16 @@ def _append(paragraph: Any, last: Any | None, content: str | Any) -> Any | None:
     return last
 
 
-def tables_as_lines(body: Any) -> None:
+def tables_as_lines(body: Any, room: int) -> int:
     """Replace each table under `body` (an lxml element) with one paragraph holding a line per row (text:line-break
-    between them); a table nested in a cell, made a paragraph first, reads as part of its cell."""
+    between them); a table nested in a cell, made a paragraph first, reads as part of its cell. Returns the characters
+    the lines hold; raises TablesTooLongError, before copying any repeated cell or row, when they would hold more than
+    `room` (the characters the document's text may still have)."""
+    used = 0
     for table in reversed(list(body.iter(f"{_TABLE}table"))):  # innermost first
         paragraph, last = table.makeelement(f"{_TEXT}p"), None
-        # a nested table is a paragraph by now: the table's own rows are the only ones left under it
-        rows = [cells for row in table.iter(f"{_TABLE}table-row") if (cells := _row_cells(row))]
+        rows, length = _rows(table, room - used)
+        used += length
         for number, cells in enumerate(rows):
             if number:
                 last = _append(paragraph, last, paragraph.makeelement(f"{_TEXT}line-break"))
@@ -107,3 +147,4 @@ def tables_as_lines(body: Any) -> None:
         # emptied first: lxml moves a removed element's whole subtree to a new document (65 ms for 1000 rows)
         table.clear(keep_tail=True)
         table.getparent().replace(table, paragraph)
+    return used

@@ -34,7 +34,7 @@ from .odt_headings import number_headings, outline_levels, unwrap_outline_lists
 from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
-from .odt_tables import tables_as_lines
+from .odt_tables import TablesTooLongError, tables_as_lines
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -282,8 +282,9 @@ def _odt_page_stories(document: odfdo.Document) -> Iterator[str]:
 
 def load_odt(path: Path, limits: ParseLimits) -> str:
     """Formatted text of an OpenDocument text file (headings and list items with their numbers or bullets, paragraphs,
-    tables, formulas), then its pages' headers and footers once each; hidden text, paragraphs and sections are left
-    out."""
+    tables one row a line, formulas), then its pages' headers and footers once each; hidden text, paragraphs and
+    sections are left out. Raises the limit's DocumentTooLargeError when repeated table rows and cells would make the
+    text longer than limits.max_text_chars."""
     check_zip(path, ODT, limits)
     document = odfdo.Document(str(path))
     roots = [part.root._xml_element for part in (document.content, document.styles)]
@@ -316,6 +317,11 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
         frame = image.getparent()
         frame.remove(image)
         replace_emptied_frame(frame)
-    for root in roots:
-        tables_as_lines(root)
+    # repeated rows and cells multiply the text a small file holds: their copies count against its limit
+    room = limits.max_text_chars
+    try:
+        for root in roots:
+            room -= tables_as_lines(root, room)
+    except TablesTooLongError:
+        raise limits.text_too_long(path.name, ODT) from None
     return "\n\n".join([str(document.get_formatted_text()), *_odt_page_stories(document)])

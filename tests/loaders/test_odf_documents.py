@@ -1,13 +1,16 @@
 """OpenDocument text files: what LibreOffice shows is what gets indexed."""
 
 import io
+import pwd
 import zipfile
 from pathlib import Path
 
 import odfdo
+import pytest
 from office_kit import odt_text, odt_with_styles
 
-from quart_app.loaders import extract_text
+from quart_app.chunking import ChunkerSpec
+from quart_app.loaders import DocumentTooLargeError, ParseLimits, ParsePool, extract_text
 from quart_app.loaders.tabular_loader import MAX_REPEAT
 
 ODT = "application/vnd.oasis.opendocument.text"
@@ -201,3 +204,52 @@ def test_odt_a_repeated_table_cell_reads_as_many_cells_as_it_stands_for(tmp_path
     assert odt_text(
         odt_with_styles(), [f'<table:table table:name="Hours">{table}</table:table>'], tmp_path / "hours"
     ) == ("Mon | open | open | open\nclosed late | closed late |  | Sun\n" + " | ".join(["x"] * MAX_REPEAT))
+
+
+def test_odt_a_repeated_table_row_reads_as_many_lines_as_it_stands_for(tmp_path: Path) -> None:
+    # a row with table:number-rows-repeated counted once: one "Shift | 9 to 5" where LibreOffice shows three
+    repeated = '<table:table-row table:number-rows-repeated="{times}">{cells}</table:table-row>'
+    rows = [
+        repeated.format(times=1, cells=_cells("<text:p>Day</text:p>", "<text:p>Hours</text:p>")),
+        repeated.format(times=3, cells=_cells("<text:p>Shift</text:p>", "<text:p>9 to 5</text:p>")),
+        # blank filler rows (LibreOffice writes thousands) still add nothing
+        repeated.format(times=1000, cells=_cells("", "")),
+        # a row of formatted text (not plain text) repeated, its repeated cells too
+        repeated.format(
+            times=2,
+            cells='<table:table-cell table:number-columns-repeated="2"><text:p>on <text:span text:style-name="T1">call'
+            "</text:span></text:p></table:table-cell>",
+        ),
+        # a crafted count repeats the line MAX_REPEAT times (as an .ods row), not a million
+        repeated.format(times=1_000_000, cells=_cells("<text:p>x</text:p>")),
+    ]
+    table = f'<table:table table:name="Rota">{"".join(rows)}</table:table>'
+    assert odt_text(odt_with_styles(), [table, "<text:p>End.</text:p>"], tmp_path / "rota") == (
+        "Day | Hours\n"
+        + "Shift | 9 to 5\n" * 3
+        + "on call | on call\n" * 2
+        + "\n".join(["x"] * MAX_REPEAT)
+        + "\n\nEnd."
+    )
+
+
+async def test_odt_repeated_rows_of_repeated_big_cells_are_refused_at_the_text_limit_before_being_copied(
+    tmp_path: Path, chunker_spec: ChunkerSpec, parser_user: pwd.struct_passwd | None
+) -> None:
+    # 100 rows of 100 cells of 20,000 characters would be 200 million characters: far more than memory_mb=256 holds
+    # (5,592,405 characters of text); the copies are counted before any is made, so the file is refused as too long
+    # instead of exhausting the worker's memory
+    limits = ParseLimits(memory_mb=256)
+    big_cell = "<text:p>" + "word " * 4_000 + "</text:p>"
+    row = f'<table:table-cell table:number-columns-repeated="100">{big_cell}</table:table-cell>'
+    table = (
+        f'<table:table table:name="Big"><table:table-row table:number-rows-repeated="100">{row}</table:table-row>'
+        "</table:table>"
+    )
+    document = odt_with_styles()
+    document.body.append(odfdo.Element.from_tag(table))
+    path = tmp_path / "crafted"
+    document.save(str(path))
+    async with ParsePool(1, limits, chunker=chunker_spec) as pool:
+        with pytest.raises(DocumentTooLargeError, match=rf"^crafted \({ODT}\): the text is longer than 5,592,405 "):
+            await pool.parse_and_chunk(path, ODT)
