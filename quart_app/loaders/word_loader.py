@@ -23,6 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
+from .docx_alt_text import DOC_PR, alt_text, with_alt_texts
 from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
@@ -50,6 +51,7 @@ _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # equations (read as a whole)
 _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent", OMATH})
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 logger = logging.getLogger(__name__)
@@ -108,13 +110,26 @@ def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
     own = next(paragraph.iterancestors(*_NOT_PARAGRAPH_TEXT), None)
     # runs are checked for hidden text only in a paragraph that may have some: one lookup per paragraph, not per run
     is_hidden = hidden.run_filter(paragraph)
-    return "".join(
-        math_text(item) if item.tag == OMATH else item.text
-        for item in paragraph.iter(f"{_W}r", OMATH)
-        if (isinstance(item, CT_R) or item.tag == OMATH)
-        and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
-        and not (is_hidden is not None and is_hidden(item))
-    )
+    pieces: list[str] = []
+    alt_text_at: list[int] = []
+    for item in paragraph.iter(f"{_W}r", OMATH, DOC_PR):
+        if item.tag == DOC_PR:
+            # a drawing's alt text reads where its run stands; a fallback's copy of a drawing is not read twice
+            run = next(item.iterancestors(f"{_W}r"), None)
+            if (
+                (text := alt_text(item))
+                and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, _MC_FALLBACK), None) is own
+                and not (is_hidden is not None and run is not None and is_hidden(run))
+            ):
+                alt_text_at.append(len(pieces))
+                pieces.append(text)
+        elif (
+            (isinstance(item, CT_R) or item.tag == OMATH)
+            and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT), None) is own
+            and not (is_hidden is not None and is_hidden(item))
+        ):
+            pieces.append(math_text(item) if item.tag == OMATH else item.text)
+    return with_alt_texts(pieces, alt_text_at) if alt_text_at else "".join(pieces)
 
 
 def _part_place(rel: Any, kind: str) -> str:
@@ -227,11 +242,11 @@ def _page_stories(document: DocxDocument) -> Iterator[Any]:
 
 
 def load_docx(path: Path, limits: ParseLimits) -> str:
-    """Body paragraphs (list items with their numbers or bullets), tables, charts and SmartArt in document order, each
-    comment after the paragraph it comments, then text boxes, footnotes and endnotes, then headers and footers (the
-    first page's and even pages' too) once each: they repeat on every page, their text is indexed once. Hidden text
-    (w:vanish on the run, or by Word's toggle rule through its character, paragraph and table styles and the document
-    defaults) is left out."""
+    """Body paragraphs (list items with their numbers or bullets; a drawing's alt text where it stands), tables, charts
+    and SmartArt in document order, each comment after the paragraph it comments, then text boxes, footnotes and
+    endnotes, then headers and footers (the first page's and even pages' too) once each: they repeat on every page,
+    their text is indexed once. Hidden text (w:vanish on the run, or by Word's toggle rule through its character,
+    paragraph and table styles and the document defaults) is left out."""
     check_zip(path, DOCX, limits)
     document = docx.Document(str(path))
     hidden = DocxHiddenText(document.styles.element)

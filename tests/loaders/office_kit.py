@@ -1,5 +1,6 @@
 """Word, PowerPoint and OpenDocument text documents built in a test and read back through the loaders."""
 
+import io
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,11 +13,22 @@ from docx.opc.packuri import PackURI
 from docx.opc.part import Part
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
+from PIL import Image
 from pptx.chart.data import CategoryChartData
 
 from quart_app.loaders import extract_text
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _pixel() -> bytes:
+    """A 1x1 transparent PNG (whole: python-docx reads its chunks to size the picture)."""
+    png = io.BytesIO()
+    Image.new("RGBA", (1, 1)).save(png, "PNG")
+    return png.getvalue()
+
+
+PIXEL = _pixel()
 
 # a SmartArt data part with two steps, a connector and a layout point, as Office writes it
 SMARTART_DATA = (

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import odfdo
 import pytest
-from office_kit import odt_text, odt_with_styles
+from office_kit import PIXEL, odt_text, odt_with_styles
 
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import DocumentTooLargeError, ParseLimits, ParsePool, extract_text
 from quart_app.loaders.tabular_loader import MAX_REPEAT
 
 ODT = "application/vnd.oasis.opendocument.text"
-# a 1x1 transparent PNG
-PIXEL = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c636000000200"
-    "0100ffff03000006000557bfabd40000000049454e44ae426082"
-)
 
 
 def test_odt_pictures_do_not_put_their_file_names_in_the_text(tmp_path: Path) -> None:

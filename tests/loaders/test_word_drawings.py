@@ -1,12 +1,14 @@
 """Drawings Word keeps outside the paragraphs' runs: their text is indexed where the drawing stands."""
 
+import io
 from pathlib import Path
+from typing import Any
 
 import docx
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
-from office_kit import SMARTART_DATA, add_inline_drawing, docx_text
+from office_kit import PIXEL, SMARTART_DATA, add_inline_drawing, docx_text
 from pptx.opc.constants import CONTENT_TYPE as CT
 
 
@@ -48,3 +50,54 @@ def test_docx_text_boxes_keep_tabs_line_breaks_and_equations(tmp_path: Path) -> 
         )
     )
     assert docx_text(document, tmp_path / "card.docx") == "Body text.\n\nName:\tAda\nRole: engineer\nRule: E=mc^2"
+
+
+def _picture(paragraph: Any, title: str = "", description: str = "", decorative: bool = False) -> None:
+    """A picture in a run of its own at the paragraph's end, with the alt text Word's Alt Text pane saves."""
+    doc_pr = paragraph.add_run().add_picture(io.BytesIO(PIXEL))._inline.docPr
+    for name, value in (("title", title), ("descr", description)):
+        if value:
+            doc_pr.set(name, value)
+    if decorative:
+        doc_pr.append(
+            parse_xml(
+                f'<a:extLst {nsdecls("a")}><a:ext uri="{{C183D7F6-B498-43B3-948B-1728B52AA6E4}}">'
+                '<adec:decorative xmlns:adec="http://schemas.microsoft.com/office/drawing/2017/decorative" val="1"/>'
+                "</a:ext></a:extLst>"
+            )
+        )
+
+
+def test_docx_a_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) -> None:
+    # python-docx reads no drawing: a picture's alt text (what a screen reader says for it) was not indexed
+    document = docx.Document()
+    sentence = document.add_paragraph("See the map ")
+    _picture(sentence, title="Site map", description="The harbour")
+    sentence.add_run(" of the site.")
+    glued = document.add_paragraph("Total")
+    _picture(glued, description="Sales\n  by region")
+    glued.add_run(", then ACME GmbH.")
+    # Word's own descriptions, as it saves them (a guessed caption, a blank line, its notice), are no one's words;
+    # a title written beside one is kept
+    _picture(
+        document.add_paragraph(),
+        description="A picture containing text, outdoor\n\nDescription automatically generated",
+    )
+    _picture(
+        document.add_paragraph(), description="A close up of a logo\n\nDescription generated with very high confidence"
+    )
+    _picture(
+        document.add_paragraph(),
+        title="Support hotline",
+        description="A screenshot of a phone\n\nAI-generated content may be incorrect.",
+    )
+    # a picture marked decorative has no alt text to read, whatever its description still says
+    _picture(document.add_paragraph("Agenda"), description="Blue swirl", decorative=True)
+    # in a header too
+    header = document.sections[0].header.paragraphs[0]
+    header.add_run("ACME")
+    _picture(header, title="ACME logo", description="ACME logo")
+    assert docx_text(document, tmp_path / "site.docx") == (
+        "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\n"
+        "Support hotline\n\nAgenda\n\nACME ACME logo"
+    )
