@@ -43,6 +43,9 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 ODT = "application/vnd.oasis.opendocument.text"
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
 _DRAW_IMAGE = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}image"
+_DRAW_OBJECT = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}object"
+_TEXT_SPAN = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}span"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 # a page style's headers and footers: the default, the left (even) pages' and the first page's
 _PAGE_STORIES = frozenset(f"style:{kind}{side}" for kind in ("header", "footer") for side in ("", "-left", "-first"))
 # content controls (cover pages, tables of contents, form fields) and custom XML wrap paragraphs and tables
@@ -316,19 +319,20 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     # odfdo formats a heading without a line break: "Introduction" + "This report..." became "IntroductionThis report"
     for heading in document.body.get_headers():
         heading.tag = "text:p"
-    # a formula is an embedded object odfdo does not read: its text takes the place of its frame
+    # a formula is an embedded object odfdo does not read: its text takes the place of its frame (in the body and in
+    # the page headers and footers)
     with zipfile.ZipFile(path) as archive:
-        for formula in document.body.get_elements("//draw:object"):
-            frame = formula.parent
-            text = _formula_text(archive, formula.get_attribute_string("xlink:href") or "")
-            if text and frame is not None and frame.parent is not None:
-                span = odfdo.Span(text)
-                span.tail = frame.tail
-                frame.parent.replace_element(frame, span)
+        for formula in [formula for root in roots for formula in root.iter(_DRAW_OBJECT)]:
+            frame = formula.getparent()
+            text = _formula_text(archive, formula.get(_XLINK_HREF) or "")
+            if text and frame is not None and frame.getparent() is not None:
+                span = frame.makeelement(_TEXT_SPAN)
+                span.text, span.tail = text, frame.tail
+                frame.getparent().replace(frame, span)
     # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text,
     # and ends its frame with a line break that cut the sentence around an inline picture in two: its alt text, if it
-    # has some, stands in its place
-    for image in list(document.body._xml_element.iter(_DRAW_IMAGE)):
+    # has some, stands in its place (in the body and in the page headers and footers, a letterhead's logo)
+    for image in [image for root in roots for image in root.iter(_DRAW_IMAGE)]:
         frame = image.getparent()
         frame.remove(image)
         replace_emptied_frame(frame)

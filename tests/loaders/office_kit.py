@@ -30,6 +30,20 @@ def _pixel() -> bytes:
 
 PIXEL = _pixel()
 
+# a LibreOffice Math formula's frame, as LibreOffice writes it anchored as a character in a sentence
+FORMULA_FRAME = (
+    '<draw:frame draw:name="Object1" text:anchor-type="as-char" svg:width="2cm" svg:height="0.5cm">'
+    '<draw:object xlink:href="./Object 1" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
+    '<draw:image xlink:href="./ObjectReplacements/Object 1" xlink:type="simple" xlink:show="embed" '
+    'xlink:actuate="onLoad"/></draw:frame>'
+)
+# LibreOffice Math's object part: the formula as MathML, with its StarMath source as an annotation
+FORMULA_CONTENT = (
+    '<?xml version="1.0" encoding="UTF-8"?><math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
+    "<semantics><mrow><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></mrow>"
+    '<annotation encoding="StarMath 5.0">E = m c^2</annotation></semantics></math>'
+)
+
 # a SmartArt data part with two steps, a connector and a layout point, as Office writes it
 SMARTART_DATA = (
     '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import odfdo
 import pytest
-from office_kit import PIXEL, odt_text, odt_with_styles
+from office_kit import FORMULA_CONTENT, FORMULA_FRAME, PIXEL, odt_text, odt_with_styles
 
 from quart_app.chunking import ChunkerSpec
 from quart_app.loaders import DocumentTooLargeError, ParseLimits, ParsePool, extract_text
@@ -81,20 +81,6 @@ def test_odt_a_picture_s_alt_text_is_indexed_where_it_stands_without_breaking_it
         "Press Home button to go back.\n\nFloor plan\n\n"
         "See the box Hours for details.\n\n9 to 5."
     )
-
-
-FORMULA_FRAME = (
-    '<draw:frame draw:name="Object1" text:anchor-type="as-char" svg:width="2cm" svg:height="0.5cm">'
-    '<draw:object xlink:href="./Object 1" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
-    '<draw:image xlink:href="./ObjectReplacements/Object 1" xlink:type="simple" xlink:show="embed" '
-    'xlink:actuate="onLoad"/></draw:frame>'
-)
-# LibreOffice Math's object part: the formula as MathML, with its StarMath source as an annotation
-FORMULA_CONTENT = (
-    '<?xml version="1.0" encoding="UTF-8"?><math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
-    "<semantics><mrow><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></mrow>"
-    '<annotation encoding="StarMath 5.0">E = m c^2</annotation></semantics></math>'
-)
 
 
 def test_odt_formulas_are_indexed_where_they_stand(tmp_path: Path) -> None:

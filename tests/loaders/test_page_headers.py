@@ -1,10 +1,11 @@
 """Page headers and footers repeat on every page: their text is indexed once per document, after the body."""
 
+import zipfile
 from pathlib import Path
 
 import docx
 import odfdo
-from office_kit import docx_text
+from office_kit import FORMULA_CONTENT, FORMULA_FRAME, docx_text
 
 from quart_app.loaders import extract_text
 
@@ -62,3 +63,39 @@ def test_odt_page_headers_and_footers_are_indexed_once(tmp_path: Path) -> None:
     path = tmp_path / "offer"
     document.save(str(path))
     assert extract_text(path, ODT) == "The offer.\n\nACME GmbH Offer 2024-17\n\nPage - Confidential"
+
+
+PICTURE = '<draw:image xlink:href="Pictures/logo.png" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>'
+FRAME = (
+    '<draw:frame draw:name="{name}" text:anchor-type="{anchor}" svg:width="1cm" svg:height="1cm">{inside}</draw:frame>'
+)
+
+
+def test_odt_pictures_and_formulas_in_page_headers_read_as_in_the_body(tmp_path: Path) -> None:
+    # the picture and formula clean-up covered the body only: a letterhead's logo read "ACME [Image
+    # Pictures/logo.png]\nGmbH" (a file name, then a line break cutting the line), a formula as its replacement picture
+    stories = (
+        "<style:header><text:p>ACME "
+        + FRAME.format(name="Logo", anchor="as-char", inside=PICTURE)
+        + " GmbH</text:p><text:p>"
+        + FRAME.format(name="Seal", anchor="paragraph", inside=PICTURE + "<svg:title>Quality seal</svg:title>")
+        + "Certified</text:p></style:header>"
+        + "<style:footer><text:p>Page 1"
+        + FRAME.format(name="Bar", anchor="char", inside=PICTURE)
+        + "</text:p><text:p>Rule "
+        + FORMULA_FRAME
+        + " holds.</text:p></style:footer>"
+    )
+    document = odfdo.Document("text")
+    document.body.clear()
+    document.body.append(odfdo.Paragraph("The offer."))
+    master = document.styles.get_elements("//style:master-page")[0]
+    for story in odfdo.Element.from_tag(f"<style:master-page>{stories}</style:master-page>").children:
+        master.append(story)
+    path = tmp_path / "offer"
+    document.save(str(path))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("Object 1/content.xml", FORMULA_CONTENT)
+    assert extract_text(path, ODT) == (
+        "The offer.\n\nACME GmbH\nQuality seal Certified\n\nPage 1\nRule E = m c^2 holds."
+    )
