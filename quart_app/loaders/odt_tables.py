@@ -107,7 +107,13 @@ def _rows(table: Any, room: int) -> tuple[list[list[str | Any]], int]:
         counted.append((cells, times))
     rows: list[list[str | Any]] = []
     for cells, times in counted:
-        first = [copy for content, count in cells for copy in _copies(content, count)]
+        first: list[str | Any] = []
+        for content, count in cells:
+            # most cells are not repeated: no list of copies for them
+            if count == 1:
+                first.append(content)
+            else:
+                first.extend(_copies(content, count))
         rows.append(first)
         rows.extend([copy if isinstance(copy, str) else deepcopy(copy) for copy in first] for _ in range(times - 1))
     return rows, length
