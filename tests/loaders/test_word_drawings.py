@@ -52,9 +52,13 @@ def test_docx_text_boxes_keep_tabs_line_breaks_and_equations(tmp_path: Path) -> 
     assert docx_text(document, tmp_path / "card.docx") == "Body text.\n\nName:\tAda\nRole: engineer\nRule: E=mc^2"
 
 
-def _picture(paragraph: Any, title: str = "", description: str = "", decorative: bool = False) -> None:
+def _picture(
+    paragraph: Any, title: str = "", description: str = "", decorative: bool = False, hidden: bool = False
+) -> None:
     """A picture in a run of its own at the paragraph's end, with the alt text Word's Alt Text pane saves."""
-    doc_pr = paragraph.add_run().add_picture(io.BytesIO(PIXEL))._inline.docPr
+    run = paragraph.add_run()
+    run.font.hidden = hidden
+    doc_pr = run.add_picture(io.BytesIO(PIXEL))._inline.docPr
     for name, value in (("title", title), ("descr", description)):
         if value:
             doc_pr.set(name, value)
@@ -93,11 +97,13 @@ def test_docx_a_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) ->
     )
     # a picture marked decorative has no alt text to read, whatever its description still says
     _picture(document.add_paragraph("Agenda"), description="Blue swirl", decorative=True)
+    # nor one in hidden text (a run with w:vanish): Word does not show it
+    _picture(document.add_paragraph("Draft"), description="Stamp saying not approved", hidden=True)
     # in a header too
     header = document.sections[0].header.paragraphs[0]
     header.add_run("ACME")
     _picture(header, title="ACME logo", description="ACME logo")
     assert docx_text(document, tmp_path / "site.docx") == (
         "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\n"
-        "Support hotline\n\nAgenda\n\nACME ACME logo"
+        "Support hotline\n\nAgenda\n\nDraft\n\nACME ACME logo"
     )
