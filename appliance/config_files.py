@@ -18,7 +18,7 @@ from appliance.app_role import AppRole, Duty, replica_roles
 from appliance.env_settings import env_value
 from appliance.errors import ConfigError
 from appliance.probe import ConfigVariant
-from appliance.safe_fs import PRIVATE_FILE_MODE, restrict_mode, write_file_nofollow
+from appliance.safe_fs import PRIVATE_FILE_MODE, replace_file, restrict_mode
 from appliance.shipped_config import changed_defaults, read_record, shipped_before_records, write_record
 from appliance.storage import StorageLayout
 
@@ -90,7 +90,7 @@ def ensure_config(
             log.warning("--reset-config: moved %s to %s", target, backup)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_file_nofollow(target, shipped)
+        replace_file(target, shipped)
         write_record(target, template.name, shipped)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write the config file: {exc.strerror}") from exc

@@ -17,7 +17,7 @@ from appliance.config import AppConfig
 from appliance.env_settings import env_value
 from appliance.errors import SettingsError
 from appliance.postgres import EmbeddedPostgres
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 
 # libpq connection parameters that hold a secret
@@ -86,7 +86,7 @@ def resolve_database(
 
 def write_database_url(layout: StorageLayout, target: DatabaseTarget) -> Path:
     """Store the URL for the app and the healthcheck; 0600 because an external URL may hold a password."""
-    write_file_nofollow(layout.db_url_file, target.url + "\n")
+    replace_file(layout.db_url_file, target.url + "\n")
     return layout.db_url_file
 
 

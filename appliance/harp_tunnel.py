@@ -19,7 +19,7 @@ from pathlib import Path
 
 from appliance.env_settings import env_port, env_value
 from appliance.errors import SettingsError
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 
 # where HaRP's agent copies the FRP client certificate before it starts the container
@@ -138,7 +138,7 @@ def prepare_tunnel(
             " frpc, and frpc is not on PATH; use the Docker image (it ships frpc), install frp's frpc, or unset"
             " HP_SHARED_KEY when HaRP is not in front"
         )
-    write_file_nofollow(path, frpc_config(tunnel, env_value("HP_SHARED_KEY", environ) or ""))
+    replace_file(path, frpc_config(tunnel, env_value("HP_SHARED_KEY", environ) or ""))
     return tunnel
 
 

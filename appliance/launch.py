@@ -35,7 +35,7 @@ from appliance.probe import HardwareReport, probe_hardware
 from appliance.program_env import base_environment, embedder_environment, env_arguments
 from appliance.repairs import REPAIRS_DIR, RepairPlan, app_version_from_env, run_repairs
 from appliance.run_lock import take_run_lock
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 from appliance.url_redaction import redacted_url
 from quart_app.app_state import EnabledState
@@ -193,7 +193,7 @@ def launch_environment(
 def write_launch_env(path: Path, variables: Mapping[str, str]) -> None:
     """A file `set -a; . file` can read; every value shell-quoted."""
     lines = "".join(f"{name}={shlex.quote(value)}\n" for name, value in variables.items())
-    write_file_nofollow(path, "# written by `python -m appliance prepare`; read by entrypoint.sh\n" + lines)
+    replace_file(path, "# written by `python -m appliance prepare`; read by entrypoint.sh\n" + lines)
 
 
 def read_launch_env(path: Path) -> dict[str, str]:

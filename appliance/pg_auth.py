@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 
 IDENT_MAP = "ccb"
 SUPERUSER = "postgres"
@@ -36,5 +36,5 @@ def ident_map(app_os_user: str, server_os_user: str, app_role: str) -> str:
 
 def write_auth_files(pgdata: Path, app_os_user: str, server_os_user: str, app_role: str) -> None:
     """Called as the server's OS user (the data dir is its own), never as root: see EmbeddedPostgres.exec_server."""
-    write_file_nofollow(pgdata / "pg_hba.conf", PG_HBA)
-    write_file_nofollow(pgdata / "pg_ident.conf", ident_map(app_os_user, server_os_user, app_role))
+    replace_file(pgdata / "pg_hba.conf", PG_HBA)
+    replace_file(pgdata / "pg_ident.conf", ident_map(app_os_user, server_os_user, app_role))

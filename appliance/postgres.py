@@ -20,7 +20,7 @@ from appliance.linux_prctl import signal_at_parent_death
 from appliance.os_users import POSTGRES_USER, ensure_system_user
 from appliance.pg_auth import write_auth_files
 from appliance.postgres_log import pipe_output_through_converter
-from appliance.safe_fs import own_dir, write_file_nofollow
+from appliance.safe_fs import own_dir, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,12 @@ class EmbeddedPostgres:
 
     def _install_overrides(self, overrides: str) -> None:
         """Include pgsql/postgresql.conf from the cluster's own config, once (run as the server's user)."""
-        write_file_nofollow(self.pgdata / "ccb_overrides.conf", overrides)
+        replace_file(self.pgdata / "ccb_overrides.conf", overrides)
         main_conf = self.pgdata / "postgresql.conf"
         line = "include_if_exists = 'ccb_overrides.conf'\n"
         text = main_conf.read_text(encoding="utf-8")
         if line not in text:
-            write_file_nofollow(main_conf, text + line)
+            replace_file(main_conf, text + line)
 
 
 def _user_name(uid: int) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from appliance.env_settings import env_value
 from appliance.errors import RepairError
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 
 log = logging.getLogger(__name__)
@@ -210,14 +210,14 @@ def run_repairs(
                     f" twice), or skip the step by adding the line '{step.name}' to {layout.repair_skip_file}"
                 ) from exc
             finished.append(step.name)
-            write_file_nofollow(layout.partial_repair_file, "".join(f"{name}\n" for name in finished), 0o644)
+            replace_file(layout.partial_repair_file, "".join(f"{name}\n" for name in finished), 0o644)
             log.info("repair %s: done", step.name)
         current_previous, _ = read_previous(layout)
         if current_previous is not None and current_previous > version_number(version):
             log.warning("%s records a newer version than %s; leaving it as it is", layout.version_file, version)
         else:
-            write_file_nofollow(layout.applied_repairs_file, "".join(f"{name}\n" for name in plan.applied), 0o644)
-            write_file_nofollow(layout.version_file, plan.target + "\n", 0o644)
+            replace_file(layout.applied_repairs_file, "".join(f"{name}\n" for name in plan.applied), 0o644)
+            replace_file(layout.version_file, plan.target + "\n", 0o644)
         layout.partial_repair_file.unlink(missing_ok=True)
         return plan
 

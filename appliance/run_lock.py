@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 
 from appliance.errors import SettingsError, StorageInUseError
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 
 LOCK_FD_VARIABLE = "CCB_RUN_LOCK_FD"
@@ -42,7 +42,7 @@ def take_run_lock(layout: StorageLayout, environ: Mapping[str, str] | None = Non
             f"another appliance runs on this storage (pid {_holder(layout)}): {layout.run_dir} is in use; stop it"
             " first, or give this one its own APP_PERSISTENT_STORAGE"
         ) from None
-    write_file_nofollow(layout.run_dir / HOLDER_FILE, f"{holder}\n")
+    replace_file(layout.run_dir / HOLDER_FILE, f"{holder}\n")
 
 
 def _open_on(fd: int, layout: StorageLayout) -> bool:

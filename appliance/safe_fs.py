@@ -23,7 +23,7 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def write_file_nofollow(path: Path, text: str, mode: int = 0o600) -> None:
+def replace_file(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace `path` by a new file holding `text`, atomically; a symlink at either name is replaced, not followed."""
     partial = _new_partial_file(path, text, mode)
     os.replace(partial, path)  # rename(2) replaces a link at `path`; it does not write through it

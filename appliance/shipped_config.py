@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 
 # the record's first line: this prefix, then the template's file name
 _HEADER = "# config.yaml was copied from configs/"
@@ -38,7 +38,7 @@ def record_path(config_file: Path) -> Path:
 
 def write_record(config_file: Path, template_name: str, text: str) -> None:
     """Record that `config_file` was copied from `template_name` with `text`."""
-    write_file_nofollow(record_path(config_file), f"{_HEADER}{template_name}{_HEADER_END}{text}")
+    replace_file(record_path(config_file), f"{_HEADER}{template_name}{_HEADER_END}{text}")
 
 
 def read_record(config_file: Path) -> ShippedRecord | None:

@@ -12,7 +12,7 @@ from typing import Any
 from appliance.app_client import AppTarget
 from appliance.app_secret import ensure_local_secret, read_app_secret
 from appliance.launch import enable_standalone, launch_env_path, write_launch_env
-from appliance.safe_fs import write_file_nofollow
+from appliance.safe_fs import replace_file
 from appliance.storage import StorageLayout
 from quart_app.app_settings import AppSettings
 
@@ -65,7 +65,7 @@ def _start_at_once(layout: StorageLayout, barrier: Any, results: Any) -> None:
     barrier.wait()
     try:
         created = ensure_local_secret(layout, {"APP_PERSISTENT_STORAGE": str(layout.root)})
-        write_file_nofollow(layout.db_url_file, "postgresql:///ccb\n")
+        replace_file(layout.db_url_file, "postgresql:///ccb\n")
         results.put((created, layout.secret_file.read_text().strip(), ""))
     except Exception as exc:
         results.put((False, "", f"{type(exc).__name__}: {exc}"))
