@@ -23,9 +23,10 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def replace_file(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace `path` by a new file holding `text`, atomically; a symlink at either name is replaced, not followed."""
-    partial = _new_partial_file(path, text, mode)
+def replace_file(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Replace `path` by a new file holding `data` (str as UTF-8), atomically and durably; a symlink at either name
+    is replaced, not followed."""
+    partial = _new_partial_file(path, data, mode)
     os.replace(partial, path)  # rename(2) replaces a link at `path`; it does not write through it
 
 
@@ -42,9 +43,9 @@ def create_file_nofollow(path: Path, text: str, mode: int = 0o600) -> bool:
     return True
 
 
-def _new_partial_file(path: Path, text: str, mode: int) -> Path:
-    """A new file beside `path` holding `text`, named for this process: processes writing `path` at once (two roles
-    on one volume) each have their own."""
+def _new_partial_file(path: Path, data: str | bytes, mode: int) -> Path:
+    """A new file beside `path` holding `data`, on disk, named for this process: processes writing `path` at once
+    (two roles on one volume) each have their own."""
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(partial)  # removes a planted link itself, never its target
@@ -56,8 +57,10 @@ def _new_partial_file(path: Path, text: str, mode: int) -> Path:
             "make that directory writable by the appliance's user only"
         ) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())  # a crash after the rename must not leave an empty file under the name
     except OSError:
         os.unlink(partial)  # a full disk: no half-written file is left for every failed start
         raise
