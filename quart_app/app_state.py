@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from appliance.safe_fs import replace_file
+
 log = logging.getLogger(__name__)
+
+STATE_FILE_MODE = 0o666  # as Path.write_text made it: the umask decides; the flag is no secret
 
 
 class EnabledState:
-    """Reads the flag once at start-up; every change is written atomically (temp file + rename)."""
+    """Reads the flag once at start-up; every change is written atomically (safe_fs.replace_file)."""
 
     def __init__(self, state_file: Path) -> None:
         self._file = state_file
@@ -37,9 +40,7 @@ class EnabledState:
         data = self._read()
         data["enabled"] = enabled
         self._file.parent.mkdir(parents=True, exist_ok=True)
-        # a temp file of this process's own: the roles' pods start on one volume at once and each writes the flag
-        tmp = self._file.with_name(f"{self._file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self._file)
+        # its temp file is this process's own: the roles' pods start on one volume at once and each writes the flag
+        replace_file(self._file, json.dumps(data), mode=STATE_FILE_MODE)
         self._enabled = enabled
         log.info("app %s (state in %s)", "enabled" if enabled else "disabled", self._file)

@@ -36,3 +36,14 @@ def test_a_second_process_writing_the_flag_meanwhile_does_not_fail_the_first(
     EnabledState(state_file).set(True)
     assert EnabledState(state_file).enabled
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app_state.json"]
+
+
+def test_a_link_planted_at_the_temp_name_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    state_file = tmp_path / "app_state.json"
+    state_file.with_name(f"app_state.json.{os.getpid()}.tmp").symlink_to(victim)
+    EnabledState(state_file).set(True)
+    assert victim.read_text() == "keep me\n"
+    assert not state_file.is_symlink() and EnabledState(state_file).enabled
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app_state.json", "victim"]
