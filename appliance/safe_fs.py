@@ -24,8 +24,8 @@ PRIVATE_FILE_MODE = 0o600
 
 
 def replace_file(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Replace `path` by a new file holding `data` (str as UTF-8), atomically and durably; a symlink at either name
-    is replaced, not followed."""
+    """Replace `path` by a new file holding `data` (str as UTF-8) with exactly `mode`, atomically and durably; a
+    symlink at either name is replaced, not followed."""
     partial = _new_partial_file(path, data, mode)
     os.replace(partial, path)  # rename(2) replaces a link at `path`; it does not write through it
 
@@ -58,6 +58,7 @@ def _new_partial_file(path: Path, data: str | bytes, mode: int) -> Path:
         ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, mode)  # the mode asked for, not what the umask left of it: other users may need to read it
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())  # a crash after the rename must not leave an empty file under the name

@@ -11,7 +11,7 @@ from appliance.safe_fs import replace_file
 
 log = logging.getLogger(__name__)
 
-STATE_FILE_MODE = 0o666  # as Path.write_text made it: the umask decides; the flag is no secret
+STATE_FILE_MODE = 0o644  # what Path.write_text made under the usual umask: the flag is no secret
 
 
 class EnabledState:

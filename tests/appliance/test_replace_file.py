@@ -51,3 +51,12 @@ def test_a_link_planted_at_the_temp_name_is_removed_not_followed(tmp_path: Path)
     assert victim.read_text() == "keep me\n"
     assert not target.is_symlink() and target.read_text() == "postgresql:///ccb\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db_url", "victim"]
+
+
+def test_the_mode_asked_for_is_kept_whatever_the_umask(tmp_path: Path) -> None:
+    restrictive = os.umask(0o077)
+    try:
+        replace_file(tmp_path / "version.info", "4.0.0\n", mode=0o644)
+    finally:
+        os.umask(restrictive)
+    assert (tmp_path / "version.info").stat().st_mode & 0o777 == 0o644
