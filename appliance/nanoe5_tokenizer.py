@@ -7,15 +7,14 @@ U+0020). Rebuilt from those, the chunker measures chunks in the tokens the engin
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import Unigram
 
 from appliance.errors import ApplianceError
+from appliance.safe_fs import replace_file
 
 MAGIC = b"E5S1"
 # after the magic: version, 7 int32 shape fields, eps (float32), qk (int32)
@@ -75,13 +74,6 @@ def tokenizer_file(blob_path: Path, directory: Path) -> Path:
     if target.is_file() and target.stat().st_mtime >= blob_path.stat().st_mtime:
         return target
     directory.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tokenizer-", suffix=".json")
-    os.close(handle)
-    try:
-        build_tokenizer(blob_path).save(temporary)
-        os.chmod(temporary, 0o644)  # the parse workers run as another user
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # 0644: the parse workers run as another user
+    replace_file(target, build_tokenizer(blob_path).to_str(pretty=True), mode=0o644)
     return target
