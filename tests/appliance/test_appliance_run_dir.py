@@ -50,7 +50,7 @@ def test_a_link_at_the_launch_env_names_is_replaced_not_followed(private_dir: Pa
     layout.ensure()
     victims = [root_owned_victim(private_dir, f"victim{index}") for index in range(2)]
     target = launch_env_path(layout)
-    target.with_name("launch.env.tmp").symlink_to(victims[0])
+    target.with_name(f"launch.env.{os.getpid()}.tmp").symlink_to(victims[0])  # the temp name of this process
     target.symlink_to(victims[1])
     write_launch_env(target, {"CCB_LOG_DIR": str(layout.log_dir)})
     assert untouched(victims[0]) and untouched(victims[1])
