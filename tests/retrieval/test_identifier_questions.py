@@ -9,6 +9,7 @@ from corpus_writer import Corpus
 from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import RetrievalConfig
+from quart_app.services.rank_fusion import tied_ranks
 from quart_app.services.retrieval import RetrievalService, identifier_share, keyword_question
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import lexical_terms
@@ -141,3 +142,31 @@ async def test_a_keyword_question_ranks_the_document_holding_all_its_words_first
     assert (await service.documents("alice", "Scheduler DeprecationWarning?", 1))[0].source_id == first
     # /query's chunks keep the fused order
     assert (await service.retrieve("alice", "Scheduler DeprecationWarning", 2))[0].source_id != "notes"
+
+
+async def test_a_keyword_question_s_order_is_pinned_ties_included(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    notes = "Changelog 2.0: faster PDF export, and the old Scheduler alias raises a DeprecationWarning."
+    # the same text twice: the same words held and the same text rank, a tie in the full-text leg
+    await corpus.add("notes1", [notes], ["alice"])
+    await corpus.add("notes2", [notes], ["alice"])
+    await corpus.add("about", ["The Scheduler class keeps jobs in a priority-sorted scheduler queue."], ["alice"])
+    await corpus.add("runs", ["Scheduler: how the scheduler runs each queued job in priority order."], ["alice"])
+    await corpus.add("warns", ["Every DeprecationWarning is printed once per call site."], ["alice"])
+    await corpus.add("other", ["Logging: every warning is written to the journal of the host."], ["alice"])
+    question = "Scheduler DeprecationWarning"
+    hits = await SearchStore(db).lexical_search("alice", lexical_terms(question, 64), 10)
+    ranks = dict(zip((hit.source_id for hit in hits), tied_ranks(hits), strict=True))
+    assert ranks == {"notes1": 1.5, "notes2": 1.5, "about": 3.5, "runs": 3.5, "warns": 5.0}
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(exact_search_below=10**6, rrf_k=1))
+    found = await service.documents("alice", question, 6)
+    # both words first (the tie in chunk id order), then one word in the fused order, then none
+    assert [(c.source_id, c.held) for c in found] == [
+        ("notes1", (0, 2)),
+        ("notes2", (0, 2)),
+        ("warns", (0, 1)),
+        ("about", (0, 1)),
+        ("runs", (0, 1)),
+        ("other", (0, 0)),
+    ]
