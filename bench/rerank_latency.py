@@ -10,7 +10,8 @@ on 2 cores). 500 documents of 20 chunks, all readable by one user, in a temporar
 Queries: held-out real sentences. Measured: the reranker alone (Reranker.score on the first N fused candidates'
 texts; wall time, and the process's CPU time, which is what it costs on an otherwise idle machine), and
 RetrievalService.retrieve as AnswerService.doc_search calls it (20 chunks, one per document; query embedded
-in-process with the real model), reranker off and on. Writes bench/results/rerank_latency.txt.
+in-process with the real model), reranker off and on, and off for keyword questions (each query's first 3 words).
+Writes bench/results/rerank_latency.txt.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ USER = "reader"
 CHUNKS_PER_DOC = 20
 SENTENCES_PER_PASSAGE = 5
 DOC_SEARCH_LIMIT = 10  # documents AnswerService.doc_search asks RetrievalService.documents for
+KEYWORD_WORDS = 3  # words of the keyword questions (each query's first ones; retrieval.keyword_question_words is 4)
 
 
 def pct(values: list[float], q: int) -> float:
@@ -109,10 +111,15 @@ async def measure(args: argparse.Namespace, dsn: str, lines: list[str]) -> None:
         store = SearchStore(db)
         await timed_retrieval(RetrievalService(store, embedder, RetrievalConfig()), queries[:3])  # warm-up
         off = await timed_retrieval(RetrievalService(store, embedder, RetrievalConfig()), queries)
+        # typed as into a search box: /docSearch orders these by the question's words each document holds
+        keywords = [" ".join(query.split()[:KEYWORD_WORDS]) for query in queries]
+        off_keywords = await timed_retrieval(RetrievalService(store, embedder, RetrievalConfig()), keywords)
         lines += [
             "",
             f"  {'setting':<44}{'reranker p50 ms':>16}{'p95':>8}{'CPU p50 ms':>12}{'/docSearch p50 ms':>19}{'p95':>8}",
             f"  {'reranker off':<44}{'-':>16}{'-':>8}{'-':>12}{pct(off, 50):>19.1f}{pct(off, 95):>8.1f}",
+            f"  {f'reranker off, {KEYWORD_WORDS}-word keyword questions':<44}{'-':>16}{'-':>8}{'-':>12}"
+            f"{pct(off_keywords, 50):>19.1f}{pct(off_keywords, 95):>8.1f}",
         ]
         for tokens in args.tokens:
             for candidates in args.candidates:
