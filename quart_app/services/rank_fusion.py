@@ -11,13 +11,14 @@ Fused = tuple[int, str, float, tuple[str, ...]]  # chunk id, source id, fused sc
 
 
 def tied_ranks(hits: Sequence[Hit]) -> list[float]:
-    """Each hit's rank from 1, hits of equal score sharing the mean of their places: which of them a leg lists first
-    follows chunk ids, the order in which documents happened to be ingested (many chunks hold `packageloader` once)."""
-    places: dict[float, list[int]] = {}
+    """Each hit's rank from 1, hits of equal standing sharing the mean of their places: which of them a leg lists
+    first follows chunk ids, the order in which documents happened to be ingested (many chunks hold `packageloader`
+    once)."""
+    places: dict[tuple[float, ...], list[int]] = {}
     for place, hit in enumerate(hits, start=1):
-        places.setdefault(hit.score, []).append(place)
-    mean_place = {score: statistics.fmean(tied) for score, tied in places.items()}
-    return [mean_place[hit.score] for hit in hits]
+        places.setdefault(hit.standing(), []).append(place)
+    mean_place = {standing: statistics.fmean(tied) for standing, tied in places.items()}
+    return [mean_place[hit.standing()] for hit in hits]
 
 
 def fuse(legs: Mapping[str, tuple[float, Sequence[Hit]]], rrf_k: int) -> list[Fused]:

@@ -16,7 +16,7 @@ from quart_app.services.cross_lingual_gate import CrossLingualGate, CrossLingual
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.rank_fusion import Fused, fuse
-from quart_app.store.lexical_query import LexicalTerms, lexical_terms, terms_held
+from quart_app.store.lexical_query import LexicalTerms, lexical_terms
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
     CHUNK_VECTORS,
@@ -281,11 +281,7 @@ class RetrievalService:
         if identifier_first or by_words:
             # a chunk holding more of the question's identifiers (then of a keyword question's words) comes first;
             # fused order among equals (stable sort)
-            held = {
-                hit.chunk_id: (identifiers, words if by_words else 0)
-                for hit in lexical_hits
-                for identifiers, words in [terms_held(hit.score)]
-            }
+            held = {hit.chunk_id: (hit.identifiers, hit.words if by_words else 0) for hit in lexical_hits}
             fused.sort(key=lambda item: tuple(-n for n in held.get(item[0], (0, 0))))
         if self._reranker is not None and self._config.reranker is not None:
             fused = await self._rerank(user_id, query, fused, self._reranker, self._config.reranker.candidates)

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, sql
 
@@ -29,8 +29,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_:./\-]+")
 _JOINED = re.compile(r"[A-Za-z0-9_][_:./\-][A-Za-z0-9_]")
 # longest identifier kept as a lexeme (migration 0007 keeps the same)
 IDENTIFIER_MAX_CHARS = 200
-# added to a chunk's lexical rank per identifier it contains: more than any count of plain words
-IDENTIFIER_BONUS = 100.0
 # share of the informative words a chunk must contain to be a lexical hit (Elasticsearch-style 50%)
 MIN_SHOULD_MATCH = 0.5
 # a word in at least this share of the user's chunks (idf <= ln 4) carries no meaning for OR-matching, in any
@@ -67,6 +65,21 @@ class Candidates:
     scan_cap: int
 
 
+class LexicalRow(NamedTuple):
+    """A lexical hit: its chunk, how many of the question's identifiers and of its deciding words the chunk holds, and
+    ts_rank_cd's share below 1 (normalisation 32) for those words."""
+
+    chunk_id: int
+    source_id: str
+    identifiers: int
+    words: int
+    text_rank: float
+
+    def best_first(self) -> tuple[int, int, float, int]:
+        """The leg's order: more identifiers first, then more words, then the text rank; chunk id among equals."""
+        return -self.identifiers, -self.words, -self.text_rank, self.chunk_id
+
+
 @dataclass(frozen=True, slots=True)
 class LexicalTerms:
     """What the lexical leg searches for: the question's raw terms (parsed into words by the database) and its
@@ -101,13 +114,6 @@ def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
     long questions."""
     words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(query)))
     return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest(identifiers_in(query), max_terms)))
-
-
-def terms_held(rank: float) -> tuple[int, int]:
-    """How many of the question's identifiers and of its deciding words a lexical hit's chunk holds, read from its rank
-    (IDENTIFIER_BONUS per identifier, above any count of words; one per word, above ts_rank_cd's share below 1)."""
-    identifiers = int(rank // IDENTIFIER_BONUS)
-    return identifiers, int(rank - identifiers * IDENTIFIER_BONUS)
 
 
 def tsquery_literal(lexeme: str) -> str:
@@ -232,9 +238,9 @@ async def lexical_rows(
     params: dict[str, Any],
     terms: LexicalTerms,
     limit: int,
-) -> list[tuple[int, str, float]]:
-    """(chunk id, source id, rank) of the best `limit` lexical hits, best first; `where` restricts chunk `c` and
-    `readable` access row `a` to the user and the scope.
+) -> list[LexicalRow]:
+    """The best `limit` lexical hits, best first (LexicalRow.best_first); `where` restricts chunk `c` and `readable`
+    access row `a` to the user and the scope.
 
     The identifiers are searched first, on their own: they rank above any count of words, and in a tier's scan the
     chunks holding its words could fill the scan cap before the ones holding the identifier. Then the word tiers:
@@ -254,21 +260,21 @@ async def lexical_rows(
         candidates = _direct_candidates(readable, words, terms.identifiers)
         rows, _ = await _tier(conn, candidates, params, words, terms.identifiers, holding, limit)
         return rows
-    found: dict[int, tuple[int, str, float]] = {}
+    found: dict[int, LexicalRow] = {}
     if terms.identifiers:
         candidates = _index_candidates(where, tier_groups([], 1, terms.identifiers))
         rows, _ = await _tier(conn, candidates, params, words, terms.identifiers, len(words) + 1, limit)
-        found = {row[0]: row for row in rows}
+        found = {row.chunk_id: row for row in rows}
     for holding in tiers:
         if len(found) >= limit:
             break
         candidates = _index_candidates(where, tier_groups(words, holding, []))
         rows, scanned = await _tier(conn, candidates, params, words, terms.identifiers, holding, limit)
         # a capped tier may miss some of the previous tier's hits: those rank above all of its own
-        found = {**{row[0]: row for row in rows}, **found}
+        found = {**{row.chunk_id: row for row in rows}, **found}
         if scanned >= LEXICAL_SCAN_CAP:
             break
-    return sorted(found.values(), key=lambda row: (-row[2], row[0]))[:limit]
+    return sorted(found.values(), key=LexicalRow.best_first)[:limit]
 
 
 def _index_candidates(where: sql.Composable, groups: list[str]) -> Candidates:
@@ -309,9 +315,9 @@ async def _tier(
     identifiers: Sequence[str],
     holding: int,
     limit: int,
-) -> tuple[list[tuple[int, str, float]], int]:
+) -> tuple[list[LexicalRow], int]:
     """The best `limit` of the `candidates` (_index_candidates or _direct_candidates) holding `holding` of the words
-    or an identifier; and how many candidates were read. Every word and identifier counts in the rank."""
+    or an identifier; and how many candidates were read. Every word and identifier is counted."""
     lexemes = [tsquery_literal(w) for w in words_rarest_first]
     tier = {
         **candidates.params,
@@ -325,23 +331,26 @@ async def _tier(
         "limit": limit,
     }
     # each term's tsquery is built once (q), not once per chunk; lexemes only, no phrase to recheck; the fenced,
-    # capped m counts words only on chunks the user may read, each tsvector decompressed once (|| ''); ts_rank_cd
-    # normalised below 1 (flag 32), so the words held decide the order first
+    # capped m counts words only on chunks the user may read, each tsvector decompressed once (|| ''); the counts are
+    # columns of their own, ranked before ts_rank_cd (normalised below 1, flag 32)
     query = sql.SQL(
         "WITH q AS (SELECT %(any_word)s::tsquery AS any_word,"
         " ARRAY(SELECT w::tsquery FROM unnest(%(words)s::text[]) AS w) AS words,"
         " ARRAY(SELECT i::tsquery FROM unnest(%(identifiers)s::text[]) AS i) AS idents),"
         " m AS MATERIALIZED (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv {candidates}"
         " LIMIT %(scan_cap)s)"
-        " (SELECT id, source_id, idents * {bonus} + words + text_rank AS rank, NULL::bigint FROM ("
+        " (SELECT id, source_id, idents, words, text_rank, NULL::bigint FROM ("
         "SELECT m.id, m.source_id,"
         " (SELECT count(*) FROM unnest(q.words) AS t WHERE m.tsv @@ t) AS words,"
         " (SELECT count(*) FROM unnest(q.idents) AS t WHERE m.tsv @@ t) AS idents,"
         " coalesce(ts_rank_cd(m.tsv, q.any_word, 32), 0) AS text_rank FROM q, m) s"
-        " WHERE words >= %(holding)s OR idents > 0 ORDER BY rank DESC, id LIMIT %(limit)s)"
+        " WHERE words >= %(holding)s OR idents > 0 ORDER BY idents DESC, words DESC, text_rank DESC, id"
+        " LIMIT %(limit)s)"
         # one more row, with no chunk: how many candidates were read
-        " UNION ALL SELECT NULL, NULL, NULL, (SELECT count(*) FROM m)"
-    ).format(bonus=sql.Literal(IDENTIFIER_BONUS), candidates=candidates.fragment)
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM m)"
+    ).format(candidates=candidates.fragment)
     rows = await (await conn.execute(query, tier)).fetchall()
-    scanned = next(int(r[3]) for r in rows if r[0] is None)
-    return [(int(r[0]), str(r[1]), float(r[2])) for r in rows if r[0] is not None], scanned
+    scanned = next(int(r[5]) for r in rows if r[0] is None)
+    return [
+        LexicalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows if r[0] is not None
+    ], scanned

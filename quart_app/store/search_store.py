@@ -36,6 +36,22 @@ class Hit:
     source_id: str
     score: float
 
+    def standing(self) -> tuple[float, ...]:
+        """What the leg ranks by: hits of one leg with equal standings rank equal (rank_fusion.tied_ranks)."""
+        return (self.score,)
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalHit(Hit):
+    """A full-text hit (score: its text rank, below 1) and how many of the question's identifiers and deciding words
+    its chunk holds, which the leg ranks by first (lexical_query.LexicalRow)."""
+
+    identifiers: int
+    words: int
+
+    def standing(self) -> tuple[float, ...]:
+        return (self.identifiers, self.words, self.score)
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkRow:
@@ -162,7 +178,7 @@ class SearchStore:
 
     async def lexical_search(
         self, user_id: str, terms: LexicalTerms, limit: int, scope: Scope | None = None
-    ) -> list[Hit]:
+    ) -> list[LexicalHit]:
         """Full-text matches ('simple' parser: no stemming, any language), best first.
 
         A chunk qualifies when it contains at least half of the question's informative words (minimum-should-match, so a
@@ -175,7 +191,7 @@ class SearchStore:
         where, params = chunk_filter(user_id, scope)
         async with self._db.connection() as conn:
             rows = await lexical_rows(conn, where, access_filter(scope), params, terms, limit)
-        return [Hit(chunk_id, source_id, rank) for chunk_id, source_id, rank in rows]
+        return [LexicalHit(row.chunk_id, row.source_id, row.text_rank, row.identifiers, row.words) for row in rows]
 
     async def fetch_chunks(self, user_id: str, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Text and title of the given chunks, re-checked against the user's access rows at read time."""

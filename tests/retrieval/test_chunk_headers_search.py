@@ -14,7 +14,7 @@ from quart_app.services.retrieval import RetrievalService
 from quart_app.store import migrator
 from quart_app.store.database import Database
 from quart_app.store.document_store import ChunkRecord, DocumentRecord, write_indexed
-from quart_app.store.lexical_query import IDENTIFIER_BONUS, lexical_terms
+from quart_app.store.lexical_query import lexical_terms
 from quart_app.store.queue_store import claim_batch
 from quart_app.store.search_store import SearchStore
 
@@ -91,10 +91,10 @@ async def test_chunks_stored_before_the_migration_stay_searchable(
         assert [h.source_id for h in hits] == ["files__default: 1"]
         # and its identifiers became lexemes of their own (0007)
         hits = await SearchStore(db).lexical_search("alice", lexical_terms("trusted_domains", 64), 10)
-        assert [h.score >= IDENTIFIER_BONUS for h in hits] == [True]
+        assert [h.identifiers for h in hits] == [1]
         # and a qualified name's tails too (0010)
         hits = await SearchStore(db).lexical_search("alice", lexical_terms("iter_content", 64), 10)
-        assert [h.score >= IDENTIFIER_BONUS for h in hits] == [True]
+        assert [h.identifiers for h in hits] == [1]
         async with db.connection() as conn:
             cur = await conn.execute(
                 "SELECT (SELECT header FROM chunks),"

@@ -15,7 +15,6 @@ from test_question_bounds import RecordingCursor, RecordingSource
 from quart_app.store import lexical_query
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import (
-    IDENTIFIER_BONUS,
     MAX_INDEX_GROUPS,
     MAX_MATCH_WORDS,
     MIN_SHOULD_MATCH,
@@ -76,8 +75,8 @@ async def test_an_identifier_is_matched_whole_not_as_its_words(db: Database, cor
     # the same words with a space instead of the underscore: a phrase query took this for the identifier
     await corpus.add("alice: prose", ["only trusted domains may connect"], ["alice"], embedded=False)
     hits = await SearchStore(db).lexical_search("alice", lexical_terms("trusted_domains", 64), 10)
-    ranks = {hit.source_id: hit.score for hit in hits}
-    assert ranks["alice: code"] >= IDENTIFIER_BONUS > ranks["alice: prose"]
+    identifiers = {hit.source_id: hit.identifiers for hit in hits}
+    assert identifiers == {"alice: code": 1, "alice: prose": 0}
 
 
 async def test_a_qualified_name_is_found_by_its_tails(db: Database, corpus: Corpus) -> None:
@@ -96,7 +95,7 @@ async def test_a_qualified_name_is_found_by_its_tails(db: Database, corpus: Corp
 
     async def holders(question: str) -> list[str]:
         hits = await store.lexical_search("alice", lexical_terms(question, 64), 10)
-        return sorted(hit.source_id for hit in hits if hit.score >= IDENTIFIER_BONUS)
+        return sorted(hit.source_id for hit in hits if hit.identifiers > 0)
 
     assert await holders("iter_content") == ["alice: qualified"]
     assert await holders("config.php") == ["alice: qualified"]
@@ -232,7 +231,7 @@ async def test_chunks_holding_the_words_cannot_crowd_the_identifier_out_of_a_cap
     await corpus.add("alice: api", ["call publish_string() for string I/O"], ["alice"], embedded=False)
     monkeypatch.setattr(lexical_query, "LEXICAL_SCAN_CAP", 5)
     hits = await SearchStore(db).lexical_search("alice", lexical_terms("publish_string()", 64), 100)
-    assert hits[0].source_id == "alice: api" and hits[0].score >= IDENTIFIER_BONUS
+    assert hits[0].source_id == "alice: api" and hits[0].identifiers == 1
 
 
 def chunk_rows_read(plan: dict[str, Any]) -> float:
