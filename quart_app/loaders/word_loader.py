@@ -23,7 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
-from .docx_alt_text import DOC_PR, alt_text, with_alt_texts
+from .docx_alt_text import DOC_PR, with_alt_texts
 from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
@@ -36,6 +36,7 @@ from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
 from .odt_tables import TablesTooLongError, tables_as_lines
+from .office_alt_text import alt_text
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

@@ -1,9 +1,13 @@
-"""PowerPoint shapes python-pptx reads partly or not at all: shapes without geometry, equations, charts, SmartArt."""
+"""PowerPoint shapes python-pptx reads partly or not at all: shapes without geometry, equations, charts, SmartArt, the
+shapes' alt text."""
 
+import io
 from pathlib import Path
+from typing import Any
 
 import pptx
 from office_kit import (
+    PIXEL,
     SMARTART_DATA,
     chart_data,
     deck_text,
@@ -134,3 +138,53 @@ def test_a_long_chart_series_is_indexed_up_to_its_first_points(tmp_path: Path) -
     series_line = text.splitlines()[-1]
     kept = [f"t{i}: {i % 40}" for i in range(MAX_POINTS_PER_SERIES)]
     assert series_line == " | ".join(["Sensor A", *kept, f"… {2000 - MAX_POINTS_PER_SERIES} more points"])
+
+
+def _described(shape: Any, title: str = "", description: str = "", decorative: bool = False) -> Any:
+    """The shape with the alt text PowerPoint's Alt Text pane saves in its p:cNvPr (python-pptx writes a picture's file
+    name as its description: it is replaced)."""
+    properties = shape._element[0][0]
+    for name, value in (("title", title), ("descr", description)):
+        properties.set(name, value)
+    if decorative:
+        properties.append(
+            parse_pptx_xml(
+                '<a:extLst xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
+                '<a:ext uri="{C183D7F6-B498-43B3-948B-1728B52AA6E4}">'
+                '<adec:decorative xmlns:adec="http://schemas.microsoft.com/office/drawing/2017/decorative" val="1"/>'
+                "</a:ext></a:extLst>"
+            )
+        )
+    return shape
+
+
+def test_pptx_a_shape_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) -> None:
+    # python-pptx gives a picture no text: a slide showing a map or a photo was indexed without what its alt text says
+    presentation, slide = titled_slide("Site visit")
+    shapes = slide.shapes
+    shapes.add_textbox(Inches(1), Inches(1), Inches(4), Inches(1)).text_frame.text = "We met at the harbour."
+    _described(shapes.add_picture(io.BytesIO(PIXEL), 0, 0), title="Site map", description="The harbour\n  and the quay")
+    shapes.add_textbox(Inches(1), Inches(3), Inches(4), Inches(1)).text_frame.text = "Then the warehouses."
+    # a chart's alt text, then its series
+    trucks = chart_data(["Monday"], {"Trucks": (12,)})
+    _described(shapes.add_chart(XL_CHART_TYPE.COLUMN_CLUSTERED, 0, 0, 1, 1, trucks), description="Trucks per day")
+    # a group's and its picture's
+    group = _described(shapes.add_group_shape(), title="Team photo")
+    _described(group.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), description="Ada and Grace at the gate")
+    # PowerPoint's own descriptions (a guessed caption, a blank line, its notice) are no one's words; a title beside
+    # one is kept; a picture marked decorative, or without alt text, has nothing to read
+    _described(
+        shapes.add_picture(io.BytesIO(PIXEL), 0, 0),
+        description="A picture containing sky, outdoor\n\nDescription automatically generated",
+    )
+    _described(
+        shapes.add_picture(io.BytesIO(PIXEL), 0, 0),
+        title="Gate",
+        description="A close up of a gate\n\nAI-generated content may be incorrect.",
+    )
+    _described(shapes.add_picture(io.BytesIO(PIXEL), 0, 0), description="Blue swirl", decorative=True)
+    _described(shapes.add_picture(io.BytesIO(PIXEL), 0, 0))
+    assert deck_text(presentation, tmp_path / "visit") == (
+        "Site visit\nWe met at the harbour.\nSite map: The harbour and the quay\nThen the warehouses.\n"
+        "Trucks per day\nTrucks | Monday: 12\nTeam photo\nAda and Grace at the gate\nGate"
+    )

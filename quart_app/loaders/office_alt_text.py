@@ -1,0 +1,35 @@
+"""A drawing's alt text in an Office Open XML file, as a screen reader says it: the title and description of its
+non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape. Left out: a drawing
+marked decorative, and the descriptions Office generates itself, recognised by the line it ends them with (English
+only: "Description automatically generated", "Description generated with high confidence", "AI-generated content may
+be incorrect.")."""
+
+import re
+from typing import Any
+
+_DECORATIVE = "{http://schemas.microsoft.com/office/drawing/2017/decorative}decorative"
+_CONFIDENCE = r"(?:very high|high|medium|low) confidence"
+# Office writes the caption it guessed, a blank line and one of these ("A picture containing text\n\nDescription
+# automatically generated"); a converter may have joined the lines with a space or ", " ("Diagram, description ...")
+_GENERATED = re.compile(
+    rf"(?:^|[\s,])(?:description (?:automatically generated(?: with {_CONFIDENCE})?|generated with {_CONFIDENCE})"
+    r"|ai-generated content may be incorrect)\.?$",
+    re.IGNORECASE,
+)
+
+
+def _is_decorative(properties: Any) -> bool:
+    """Marked decorative in the Alt Text pane (adec:decorative in the properties' extension list)."""
+    return any(mark.get("val") in ("1", "true") for mark in properties.iter(_DECORATIVE))
+
+
+def alt_text(properties: Any) -> str:
+    """The drawing's title and description, one line ("Site map: The harbour"; a description equal to the title
+    once); "" for a decorative drawing, and without a description Office generated."""
+    title = " ".join(properties.get("title", "").split())
+    description = " ".join(properties.get("descr", "").split())
+    if not (title or description) or _is_decorative(properties):
+        return ""
+    if _GENERATED.search(description):
+        description = ""
+    return ": ".join(dict.fromkeys(part for part in (title, description) if part))
