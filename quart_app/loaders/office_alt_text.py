@@ -1,8 +1,8 @@
 """A drawing's alt text in an Office Open XML file, as a screen reader says it: the title and description of its
-non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape. Left out: a drawing
-marked decorative, and the descriptions Office generates itself, recognised by the line it ends them with (English
-only: "Description automatically generated", "Description generated with high confidence", "AI-generated content may
-be incorrect.")."""
+non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are
+read by docx_alt_text. Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised
+by the line it ends them with (English only: "Description automatically generated", "Description generated with high
+confidence", "AI-generated content may be incorrect.")."""
 
 import re
 from typing import Any
@@ -23,13 +23,18 @@ def _is_decorative(properties: Any) -> bool:
     return any(mark.get("val") in ("1", "true") for mark in properties.iter(_DECORATIVE))
 
 
-def alt_text(properties: Any) -> str:
-    """The drawing's title and description, one line ("Site map: The harbour"; a description equal to the title
-    once); "" for a decorative drawing, and without a description Office generated."""
-    title = " ".join(properties.get("title", "").split())
-    description = " ".join(properties.get("descr", "").split())
-    if not (title or description) or _is_decorative(properties):
-        return ""
+def described(title: str, description: str) -> str:
+    """A title and a description as one line ("Site map: The harbour"; a description equal to the title once), without
+    a description Office generated."""
+    title, description = " ".join(title.split()), " ".join(description.split())
     if _GENERATED.search(description):
         description = ""
     return ": ".join(dict.fromkeys(part for part in (title, description) if part))
+
+
+def alt_text(properties: Any) -> str:
+    """The drawing's title and description, one line; "" for a drawing marked decorative."""
+    title, description = properties.get("title", ""), properties.get("descr", "")
+    if not (title or description) or _is_decorative(properties):
+        return ""
+    return described(title, description)

@@ -23,7 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
-from .docx_alt_text import DOC_PR, with_alt_texts
+from .docx_alt_text import DOC_PR, VML_PICTURE, vml_alt_text, with_alt_texts
 from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
@@ -116,12 +116,12 @@ def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
     is_hidden = hidden.run_filter(paragraph)
     pieces: list[str] = []
     alt_text_at: list[int] = []
-    for item in paragraph.iter(f"{_W}r", OMATH, DOC_PR):
-        if item.tag == DOC_PR:
+    for item in paragraph.iter(f"{_W}r", OMATH, DOC_PR, VML_PICTURE):
+        if item.tag in (DOC_PR, VML_PICTURE):
             # a drawing's alt text reads where its run stands; a fallback's copy of a drawing is not read twice
             run = next(item.iterancestors(f"{_W}r"), None)
             if (
-                (text := alt_text(item))
+                (text := alt_text(item) if item.tag == DOC_PR else vml_alt_text(item))
                 and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, _MC_FALLBACK), None) is own
                 and not (is_hidden is not None and run is not None and is_hidden(run))
             ):

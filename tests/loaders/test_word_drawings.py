@@ -107,3 +107,45 @@ def test_docx_a_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) ->
         "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\n"
         "Support hotline\n\nAgenda\n\nDraft\n\nACME ACME logo"
     )
+
+
+def _vml_picture(document: Any, title: str, description: str) -> str:
+    """A w:pict as Word writes a converted .doc's picture: a VML shape, its description in alt, its title in o:title."""
+    rel_id, _ = document.part.get_or_add_image(io.BytesIO(PIXEL))
+    return (
+        '<w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+        f'id="Picture 1" o:spid="_x0000_i1025" type="#_x0000_t75" alt="{description}" style="width:40pt;height:30pt">'
+        f'<v:imagedata r:id="{rel_id}" o:title="{title}"/></v:shape></w:pict>'
+    )
+
+
+def _runs(paragraph: Any, xml: str) -> None:
+    """A run of this content (XML) at the paragraph's end."""
+    mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+    paragraph._p.append(parse_xml(f'<w:r {nsdecls("w", "wp", "a", "r")} xmlns:mc="{mc}">{xml}</w:r>'))
+
+
+def test_docx_a_converted_doc_s_vml_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) -> None:
+    # a .doc converted to .docx keeps its pictures as VML (w:pict/v:shape), which carry their alt text in other
+    # attributes than a wp:docPr: it was lost
+    document = docx.Document()
+    sentence = document.add_paragraph("See the plan ")
+    _runs(sentence, _vml_picture(document, "Floor plan", "The ground\n floor"))
+    sentence.add_run(" of the office.")
+    _runs(document.add_paragraph("Signed "), _vml_picture(document, "", "Stamp of the registry"))
+    # Word's own description, a picture in hidden text: nothing to read
+    _runs(document.add_paragraph("Photo"), _vml_picture(document, "", "A dog\n\nDescription automatically generated"))
+    hidden = document.add_paragraph("Draft")
+    _runs(hidden, f"<w:rPr><w:vanish/></w:rPr>{_vml_picture(document, 'Watermark', 'Not approved')}")
+    # Word 2010 and later save a drawing with a VML copy for older readers: it reads once
+    _runs(
+        document.add_paragraph("Logo"),
+        '<mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:inline><wp:extent cx="100" cy="100"/>'
+        '<wp:docPr id="9" name="Picture 9" descr="ACME logo"/><a:graphic><a:graphicData uri="urn:none"/></a:graphic>'
+        f"</wp:inline></w:drawing></mc:Choice><mc:Fallback>{_vml_picture(document, '', 'ACME logo')}</mc:Fallback>"
+        "</mc:AlternateContent>",
+    )
+    assert docx_text(document, tmp_path / "converted.docx") == (
+        "See the plan Floor plan: The ground floor of the office.\n\nSigned Stamp of the registry\n\nPhoto\n\nDraft\n\n"
+        "Logo ACME logo"
+    )
