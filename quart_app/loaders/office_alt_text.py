@@ -2,7 +2,7 @@
 non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are
 read by docx_alt_text. Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised
 by the line it ends them with (English only: "Description automatically generated", "Description generated with high
-confidence", "AI-generated content may be incorrect.")."""
+confidence", "AI-generated content may be incorrect."), and a description that is only the picture's file name."""
 
 import re
 from typing import Any
@@ -16,6 +16,9 @@ _GENERATED = re.compile(
     r"|ai-generated content may be incorrect)\.?$",
     re.IGNORECASE,
 )
+# older Office versions saved the inserted file's path as the description, python-pptx saves its name ("image.png"): a
+# name or a path, not words about the picture
+_FILE_NAME = re.compile(r"(?:[^\s\\/]+|.*[\\/].*)\.(?:png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp|heic)", re.IGNORECASE)
 
 
 def _is_decorative(properties: Any) -> bool:
@@ -25,9 +28,9 @@ def _is_decorative(properties: Any) -> bool:
 
 def described(title: str, description: str) -> str:
     """A title and a description as one line ("Site map: The harbour"; a description equal to the title once), without
-    a description Office generated."""
+    a description Office generated or a file name."""
     title, description = " ".join(title.split()), " ".join(description.split())
-    if _GENERATED.search(description):
+    if _GENERATED.search(description) or _FILE_NAME.fullmatch(description):
         description = ""
     return ": ".join(dict.fromkeys(part for part in (title, description) if part))
 

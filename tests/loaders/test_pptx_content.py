@@ -188,3 +188,14 @@ def test_pptx_a_shape_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) -> N
         "Site visit\nWe met at the harbour.\nSite map: The harbour and the quay\nThen the warehouses.\n"
         "Trucks per day\nTrucks | Monday: 12\nTeam photo\nAda and Grace at the gate\nGate"
     )
+
+
+def test_a_picture_s_file_name_is_not_read_as_its_alt_text(tmp_path: Path) -> None:
+    # python-pptx saves a picture's file name as its description ("image.png"), older Office versions the inserted
+    # file's path: each picture of such a deck added a file name to the index
+    presentation, slide = titled_slide("Harbour")
+    slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0)
+    _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), description="C:\\Users\\ada\\My Pictures\\quay.JPG")
+    _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), title="Quay", description="quay-2024.jpeg")
+    _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), description="Plan.png of the new quay")
+    assert deck_text(presentation, tmp_path / "harbour") == "Harbour\nQuay\nPlan.png of the new quay"

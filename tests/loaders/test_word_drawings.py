@@ -97,6 +97,8 @@ def test_docx_a_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) ->
     )
     # a picture marked decorative has no alt text to read, whatever its description still says
     _picture(document.add_paragraph("Agenda"), description="Blue swirl", decorative=True)
+    # nor the file name older Word versions saved as the description
+    _picture(document.add_paragraph("Scan"), description="C:\\Users\\ada\\Pictures\\IMG_0042.JPG")
     # nor one in hidden text (a run with w:vanish): Word does not show it
     _picture(document.add_paragraph("Draft"), description="Stamp saying not approved", hidden=True)
     # in a header too
@@ -105,7 +107,7 @@ def test_docx_a_picture_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) ->
     _picture(header, title="ACME logo", description="ACME logo")
     assert docx_text(document, tmp_path / "site.docx") == (
         "See the map Site map: The harbour of the site.\n\nTotal Sales by region, then ACME GmbH.\n\n"
-        "Support hotline\n\nAgenda\n\nDraft\n\nACME ACME logo"
+        "Support hotline\n\nAgenda\n\nScan\n\nDraft\n\nACME ACME logo"
     )
 
 
