@@ -8,8 +8,9 @@ import time
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from contract_kit import signed_headers
-from nextcloud_pull_fake import FakePullNextcloud
+from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
 from quart import Quart
 from quart.testing.app import TestApp as LifespanApp
 
@@ -96,6 +97,19 @@ class PullApp:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s} s waiting for {row} stored actions to be applied")
             await asyncio.sleep(0.02)
+
+
+def days_pass(dsn: str, nextcloud: FakePullNextcloud, days: int) -> None:
+    """`days` pass while the app is down: on our records' clock, and on Nextcloud's (every lock it holds ends)."""
+    with psycopg.connect(dsn) as conn:
+        shift = f"{days} days"
+        conn.execute(
+            "UPDATE pull_actions SET received_at = received_at - %s::interval, done_at = done_at - %s::interval,"
+            " acked_at = acked_at - %s::interval",
+            (shift, shift, shift),
+        )
+    clock = time.time() + days * LOCK_TIMEOUT_S
+    nextcloud.now = lambda: clock
 
 
 def acked(nextcloud: FakePullNextcloud, kind: str) -> set[int]:

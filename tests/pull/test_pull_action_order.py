@@ -17,7 +17,7 @@ import psycopg
 from async_wait import until
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import LOCK_TIMEOUT_S, FakePullNextcloud
-from pull_kit import FAST_PULL, PullApp, acked
+from pull_kit import FAST_PULL, PullApp, acked, days_pass
 
 from quart_app.app_settings import AppSettings
 from quart_app.store.pull_action_store import APPLIER_LOCK_KEY
@@ -166,19 +166,6 @@ async def test_stored_actions_are_applied_by_one_replica_at_a_time(
     assert source in await pull_app.search("bob", "dingo33x notes ready")
 
 
-def _days_pass(dsn: str, nextcloud: FakePullNextcloud, days: int) -> None:
-    """`days` pass while the app is down: on our records' clock, and on Nextcloud's (every lock it holds ends)."""
-    with psycopg.connect(dsn) as conn:
-        shift = f"{days} days"
-        conn.execute(
-            "UPDATE pull_actions SET received_at = received_at - %s::interval, done_at = done_at - %s::interval,"
-            " acked_at = acked_at - %s::interval",
-            (shift, shift, shift),
-        )
-    clock = time.time() + days * LOCK_TIMEOUT_S
-    nextcloud.now = lambda: clock
-
-
 def _action_polls(nextcloud: FakePullNextcloud) -> int:
     return sum(1 for r in nextcloud.requests if r.method == "GET" and r.path.endswith("/queues/actions"))
 
@@ -209,7 +196,7 @@ async def test_an_action_whose_acknowledgement_was_lost_before_a_restart_is_not_
         # named again in the next DELETE, the allow's row is not left locked in Nextcloud's queue
         assert allow in acked(nextcloud, "actions")
         assert source not in await pull_app.search("carol", "echidna64x plan approved")
-    _days_pass(fresh_dsn, nextcloud, 3)
+    days_pass(fresh_dsn, nextcloud, 3)
     async with PullApp(settings, nextcloud) as pull_app:
         await pull_app.enable()
         polls = _action_polls(nextcloud)
@@ -240,7 +227,7 @@ async def test_an_applied_action_is_remembered_until_nextcloud_confirms_its_ackn
         )
         await _actions_once(pull_app, lambda c: c.get("applied") == 2 and c.get("ack_failures", 0) >= 1, "both")
     assert not set(rows) & acked(nextcloud, "actions")
-    _days_pass(fresh_dsn, nextcloud, 3)
+    days_pass(fresh_dsn, nextcloud, 3)
     async with PullApp(settings, nextcloud) as pull_app:
         await pull_app.enable()
         counters = await _actions_once(pull_app, lambda c: c.get("served_again") == 2, "both rows served again")
