@@ -4,8 +4,8 @@ A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient
 429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
 a restart) the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable
 (422) after their tries are acknowledged as failed. A file failing all its tries otherwise is kept and tried again
-later (pull/file_retries.py), as is a batch in hand when the app is killed. The same ingest service as PUT
-/loadSources does the work.
+later (pull/file_retries.py), as is a batch in hand when the app is killed. A content-provider row whose DELETE was
+lost is named in the next ones (pull/provider_acks.py). The same ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins. An item whose source, provider or readers changed
@@ -33,6 +33,7 @@ from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError
 from quart_app.pull.file_retries import FileRetries, Retry
+from quart_app.pull.provider_acks import UnconfirmedProviderRows
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
 from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
@@ -85,6 +86,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._polled: Ticket | None = None
         self._db = db
         self.retries = FileRetries(db, config.pull.retry_later_s, replica)
+        self._unconfirmed = UnconfirmedProviderRows(db)
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
         self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
 
@@ -107,6 +109,8 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 "documents queue: the batch in hand when the app died waits for its lease to end: %s",
                 loggable_message(exc),
             )
+        if await self._gate.wait_open(handle):  # left to the next batch, lost DELETEs leave their rows locked
+            await self._acknowledge({"files": [], "content_providers": []}, [], handle)
         await super().run(handle)
 
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
@@ -148,7 +152,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         handle.status.count("left_locked", outcome.left_locked)
         plans = self._plan_later_tries(outcome, handle)
         # the rows stay locked for 24 h if this fails, then come back; unchanged files are not parsed again
-        await self.acknowledge(DOCUMENTS_ACK_PATH, outcome.done, sum(map(len, outcome.done.values())), handle)
+        await self._acknowledge(outcome.done, items, handle)
         forgotten = {kind: list(rows) for kind, rows in outcome.done.items()}
         for item in outcome.stale:
             forgotten[item.kind].append(item.row_id)
@@ -164,6 +168,12 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 loggable_message(exc),
             )
         return True
+
+    async def _acknowledge(self, done: dict[str, list[int]], items: list[DocumentItem], handle: LoopHandle) -> None:
+        """DELETE the rows done with the provider rows whose DELETE is unconfirmed (pull/provider_acks.py)."""
+        named = await self._unconfirmed.named_with(done)
+        answered = await self.acknowledge(DOCUMENTS_ACK_PATH, named, sum(map(len, named.values())), handle)
+        await self._unconfirmed.settle(named, answered, items)
 
     async def _keep_for_restart(self, items: list[DocumentItem]) -> None:
         """Stopping: the batch is not acknowledged, and Nextcloud would serve its rows again only when their 24 h lock

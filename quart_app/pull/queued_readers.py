@@ -3,12 +3,14 @@
 A content-provider item lists the readers of when the provider submitted it: the PHP app serves that row unchanged
 however long it waits and sends every later change (a deny, a delete, a declared reader list) to the actions queue
 only. Applied while the item waited, such an action found nothing stored and changed nothing, so the item then gave
-back a reader (or a document) the provider had taken away. The actions received (pull_actions keeps them until two
-days after Nextcloud confirmed their acknowledgement) are applied to the item's list in their order. The two queues
-share no clock, so an action may also predate the submission: a removal then wins anyway (a reader may miss the item
-until the provider grants it again, never the other way round), and an allow restores only a reader the item lists.
-An item waiting longer than that after a removal (a backlog, or its own DELETE lost and the row served again days
-later) is indexed with the readers of its submission.
+back a reader (or a document) the provider had taken away. The actions received are applied to the item's list in
+their order: pull_actions keeps them until two days after Nextcloud confirmed their acknowledgement, and those naming
+a provider row whose own DELETE was lost (its source, its provider or one of its readers) until Nextcloud confirms that
+one too (pull/provider_acks.py), so the row served again days later still loses them. The two queues share no clock,
+so an action may also predate the submission: a removal then wins anyway (a reader may miss the item until the
+provider grants it again, never the other way round), and an allow restores only a reader the item lists. An item
+first served more than two days after a removal (a backlog that long) is still indexed with the readers of its
+submission.
 
 A file lists the readers of when Nextcloud served its row. One whose readers changed between that poll and the claim
 (SourceOrder: stale) used to be left locked in Nextcloud's queue for 24 h; every change since the poll is an action

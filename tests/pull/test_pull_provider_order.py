@@ -1,17 +1,21 @@
 """A content-provider item lists its readers as of its submission, not of the poll (the PHP app stores them in the
 queue row and sends later changes to the actions queue only): an action applied before the item is claimed, while
-the item waited in the queue, must still win over that list."""
+the item waited in the queue, must still win over that list; also when its DELETE was lost and Nextcloud serves the
+row again days later."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
-from async_wait import until
+from async_wait import until, wait_until
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked
+from pull_kit import PullApp, acked, days_pass
 
+from quart_app.app_settings import AppSettings
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.pull.queued_readers import readers_after
 from quart_app.store.pull_action_store import ReceivedAction
@@ -63,3 +67,70 @@ def test_the_last_action_naming_a_reader_decides_and_an_allow_adds_no_reader_the
     assert readers_after(item, [deny, allow], listed_only=True) == ["alice", "bob"]
     assert readers_after(item, [allow, deny, other], listed_only=True) == ["alice"]
     assert readers_after(item, [bare], listed_only=True) == []
+
+
+def _unconfirmed_rows(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT row_id FROM pull_unconfirmed_provider_rows ORDER BY row_id")]
+
+
+def _action_polls(nextcloud: FakePullNextcloud) -> int:
+    return sum(1 for r in nextcloud.requests if r.method == "GET" and r.path.endswith("/queues/actions"))
+
+
+async def _documents_once(pull_app: PullApp, done: Callable[[dict[str, int]], bool], what: str) -> None:
+    async def reached() -> bool:
+        return done((await pull_app.status())["loops"]["documents"]["counters"])
+
+    await wait_until(reached, what=f"the documents loop: {what}")
+
+
+async def test_a_provider_row_served_again_days_after_its_lost_acknowledgement_keeps_a_removed_reader_out(
+    pull_settings: AppSettings, fresh_dsn: str, nextcloud: FakePullNextcloud
+) -> None:
+    """The mail's DELETE is lost (at the next start too) and bob's access is taken away; Nextcloud serves the row again
+    three days later, listing the readers of its submission. The deny was forgotten two days after its own
+    acknowledgement, so it no longer applied to that list: bob read the mail again."""
+    nextcloud.endpoint_faults["ack_documents"] = deque([500] * 100_000)
+    source, words = "mail__mail: 88", "quoll88x budget review"
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        row = nextcloud.add_content_item(
+            ["alice", "bob"], item_id="88", content="The quoll88x budget review is Monday."
+        )
+        await _documents_once(pull_app, lambda c: c.get("ack_failures", 0) >= 1, "the mail indexed, its DELETE lost")
+        assert source in await pull_app.search("bob", words)
+        deny = nextcloud.add_action("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": source})
+        await until(lambda: deny in acked(nextcloud, "actions"), what="the deny acknowledged")
+        await pull_app.actions_applied()
+        assert source not in await pull_app.search("bob", words)
+    days_pass(fresh_dsn, nextcloud, 3)
+    # the row is served only once the actions loop's start (where it forgets what is due) is over
+    nextcloud.endpoint_faults["documents"] = deque([500] * 100_000)
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        polls = _action_polls(nextcloud)
+        await until(lambda: _action_polls(nextcloud) > polls, what="the actions queue polled after the start")
+        nextcloud.endpoint_faults["documents"].clear()
+        await _documents_once(pull_app, lambda c: c.get("indexed", 0) >= 1, "the mail's row served again")
+        assert nextcloud.locked_rows()["content_providers"] == [row]
+        assert source not in await pull_app.search("bob", words)
+        assert source in await pull_app.search("alice", words)
+
+
+async def test_a_provider_rows_acknowledgement_lost_before_a_stop_is_sent_at_the_next_start(
+    pull_settings: AppSettings, fresh_dsn: str, nextcloud: FakePullNextcloud
+) -> None:
+    """No document comes after the restart: the row stayed locked in Nextcloud until served again a day later."""
+    nextcloud.endpoint_faults["ack_documents"] = deque([500] * 100_000)
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        row = nextcloud.add_content_item(["alice"], item_id="89", content="The dunnart89x rota is out.")
+        await _documents_once(pull_app, lambda c: c.get("ack_failures", 0) >= 1, "the mail indexed, its DELETE lost")
+    nextcloud.endpoint_faults["ack_documents"].clear()
+    assert nextcloud.locked_rows()["content_providers"] == [row]
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await until(lambda: row in acked(nextcloud, "content_providers"), what="the lost acknowledgement sent")
+        assert nextcloud.queue_rows()["content_providers"] == []
+        await until(lambda: _unconfirmed_rows(fresh_dsn) == [], what="the row noted as gone")

@@ -1,0 +1,78 @@
+"""Content-provider rows whose DELETE was lost (PHP app 5.4+): named in every documents DELETE until Nextcloud answers
+one (also after a restart, at once, and by any replica: they are read from the database), and the applied actions that
+may concern them kept until then (migration 0018).
+
+Such a row lists its readers of when the provider submitted it, and Nextcloud serves it again when its 24 h lock ends,
+or whenever the app runs again after that: the actions received since are applied to that list
+(pull/queued_readers.py). They were forgotten two days after their own acknowledgement, so a row served again later
+gave back a reader the provider had removed (or an item it had deleted). A file row lists its readers of the moment
+Nextcloud serves it: nothing is kept for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import psycopg
+
+from quart_app.pull.queue_items import DocumentItem
+from quart_app.services.source_order import bare_provider_key
+from quart_app.store import Database, StoreError
+from quart_app.store.database_failure import loggable_message
+from quart_app.store.provider_row_store import (
+    UnconfirmedProviderRow,
+    forget_confirmed,
+    record_unconfirmed,
+    unconfirmed_row_ids,
+)
+
+log = logging.getLogger(__name__)
+
+# unconfirmed rows named in one DELETE, at most (Nextcloud ignores ids it no longer has)
+MAX_UNCONFIRMED = 10_000
+
+
+class UnconfirmedProviderRows:
+    """What the documents loop names in a DELETE besides its batch, and what it notes once the DELETE is answered or
+    lost."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def named_with(self, done: dict[str, list[int]]) -> dict[str, list[int]]:
+        """The DELETE body: the rows done and the provider rows whose DELETE is unconfirmed."""
+        try:
+            async with self._db.connection() as conn:
+                unconfirmed = await unconfirmed_row_ids(conn, MAX_UNCONFIRMED)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning("documents queue: unconfirmed acknowledgements not read: %s", loggable_message(exc))
+            unconfirmed = []
+        return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *unconfirmed]))}
+
+    async def settle(self, named: dict[str, list[int]], answered: bool, items: Sequence[DocumentItem]) -> None:
+        """After the DELETE of `named`: answered, its provider rows are gone from Nextcloud; lost, those of `items` (the
+        batch, as claimed) are noted until a DELETE naming them is answered."""
+        rows = set(named["content_providers"])
+        lost = [_unconfirmed(item) for item in items if item.kind == "content_providers" and item.row_id in rows]
+        if not (rows if answered else lost):
+            return
+        try:
+            async with self._db.connection() as conn:
+                if answered:
+                    await forget_confirmed(conn, sorted(rows))
+                else:
+                    await record_unconfirmed(conn, lost)
+        except (psycopg.Error, StoreError) as exc:
+            # a lost row not noted is served again with its old readers: within two days of a removal it still loses it
+            log.warning(
+                "documents queue: %d provider row(s) %s not noted: %s",
+                len(rows) if answered else len(lost),
+                "acknowledged" if answered else "whose acknowledgement was lost",
+                loggable_message(exc),
+            )
+
+
+def _unconfirmed(item: DocumentItem) -> UnconfirmedProviderRow:
+    providers = tuple(dict.fromkeys([item.provider, bare_provider_key(item.provider)[1]]))
+    return UnconfirmedProviderRow(item.row_id, item.source_id, providers, tuple(item.user_ids))

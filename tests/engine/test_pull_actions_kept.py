@@ -1,0 +1,48 @@
+"""Which applied pull actions are forgotten (two days after their confirmed acknowledgement): not those that may
+concern a content-provider row whose own DELETE Nextcloud never confirmed, since it may serve that row again with the
+readers of its submission; once that DELETE is answered, they go as the others do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart_app.store import Database
+from quart_app.store.provider_row_store import UnconfirmedProviderRow, forget_confirmed, record_unconfirmed
+from quart_app.store.pull_action_store import ReceivedAction, forget_done, receive_actions
+
+MAIL = "mail__mail: 9"
+ROW = UnconfirmedProviderRow(301, MAIL, ("mail__mail", "mail"), ("alice", "bob"))
+# (payload type, payload) that may concern the row, then one that cannot
+CONCERNING: list[tuple[str, dict[str, Any]]] = [
+    ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": MAIL}),
+    ("delete_source_ids", {"sourceIds": ["mail__mail: 8", MAIL]}),
+    ("update_access_provider_id", {"op": "deny", "userIds": ["bob"], "providerId": "mail__mail"}),
+    ("delete_provider_id", {"providerId": "mail"}),
+    ("delete_user_id", {"userId": "bob"}),
+]
+UNRELATED = ("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": "mail__mail: 10"})
+
+
+async def _remaining(db: Database) -> list[int]:
+    async with db.connection() as conn:
+        return [
+            int(r[0]) for r in await (await conn.execute("SELECT row_id FROM pull_actions ORDER BY seq")).fetchall()
+        ]
+
+
+async def test_actions_that_may_concern_an_unconfirmed_provider_row_are_kept_until_it_is_confirmed(
+    db: Database,
+) -> None:
+    actions = [ReceivedAction(i, kind, payload) for i, (kind, payload) in enumerate([*CONCERNING, UNRELATED], 1)]
+    async with db.connection() as conn:
+        await receive_actions(conn, actions)
+        await conn.execute(
+            "UPDATE pull_actions SET done_at = now() - interval '3 days', acked_at = now() - interval '3 days'"
+        )
+        await record_unconfirmed(conn, [ROW])
+        assert await forget_done(conn) == 1
+    assert await _remaining(db) == [1, 2, 3, 4, 5]
+    async with db.connection() as conn:
+        await forget_confirmed(conn, [ROW.row_id])
+        assert await forget_done(conn) == 5
+    assert await _remaining(db) == []
