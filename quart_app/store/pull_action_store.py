@@ -11,7 +11,8 @@ from typing import Any
 from quart_app.store.database import Connection
 
 # applied rows are kept this long after Nextcloud confirmed it dropped their row (one it still holds may come back at
-# any time: after its 24 h lock, or whenever the app runs again); a claim answered before that DELETE may still arrive
+# any time: after its 24 h lock, or whenever the app runs again); a claim answered before that DELETE may still arrive.
+# Those naming a content-provider row whose own DELETE is unconfirmed are kept longer (forget_done)
 KEEP_DONE = "2 days"
 # session advisory lock of the one replica applying stored actions at a time ("ccbact")
 APPLIER_LOCK_KEY = 0x6363_6261_6374
