@@ -171,9 +171,9 @@ class DocumentPoller(QueueLoop[DocumentItem]):
 
     async def _acknowledge(self, done: dict[str, list[int]], items: list[DocumentItem], handle: LoopHandle) -> None:
         """DELETE the rows done with the provider rows whose DELETE is unconfirmed (pull/provider_acks.py)."""
-        named = await self._unconfirmed.named_with(done)
+        named, noted = await self._unconfirmed.named_with(done)
         answered = await self.acknowledge(DOCUMENTS_ACK_PATH, named, sum(map(len, named.values())), handle)
-        await self._unconfirmed.settle(named, answered, items)
+        await self._unconfirmed.settle(noted, answered, items, done["content_providers"])
 
     async def _keep_for_restart(self, items: list[DocumentItem]) -> None:
         """Stopping: the batch is not acknowledged, and Nextcloud would serve its rows again only when their 24 h lock

@@ -40,34 +40,35 @@ class UnconfirmedProviderRows:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def named_with(self, done: dict[str, list[int]]) -> dict[str, list[int]]:
-        """The DELETE body: the rows done and the provider rows whose DELETE is unconfirmed."""
+    async def named_with(self, done: dict[str, list[int]]) -> tuple[dict[str, list[int]], list[int]]:
+        """The DELETE body, the rows done and the provider rows noted as unconfirmed; and those noted."""
         try:
             async with self._db.connection() as conn:
-                unconfirmed = await unconfirmed_row_ids(conn, MAX_UNCONFIRMED)
+                noted = await unconfirmed_row_ids(conn, MAX_UNCONFIRMED)
         except (psycopg.Error, StoreError) as exc:
             log.warning("documents queue: unconfirmed acknowledgements not read: %s", loggable_message(exc))
-            unconfirmed = []
-        return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *unconfirmed]))}
+            noted = []
+        return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *noted]))}, noted
 
-    async def settle(self, named: dict[str, list[int]], answered: bool, items: Sequence[DocumentItem]) -> None:
-        """After the DELETE of `named`: answered, its provider rows are gone from Nextcloud; lost, those of `items` (the
-        batch, as claimed) are noted until a DELETE naming them is answered."""
-        rows = set(named["content_providers"])
+    async def settle(self, noted: list[int], answered: bool, items: Sequence[DocumentItem], done: list[int]) -> None:
+        """After the DELETE naming the `noted` rows and the provider rows `done` of `items` (the batch, as claimed):
+        answered, the noted rows are gone from Nextcloud; lost, those done are noted too (until a DELETE naming them
+        is answered)."""
+        rows = set(done)
         lost = [_unconfirmed(item) for item in items if item.kind == "content_providers" and item.row_id in rows]
-        if not (rows if answered else lost):
-            return
+        if not (noted if answered else lost):
+            return  # no write for a batch whose DELETE was answered with nothing noted
         try:
             async with self._db.connection() as conn:
                 if answered:
-                    await forget_confirmed(conn, sorted(rows))
+                    await forget_confirmed(conn, noted)
                 else:
                     await record_unconfirmed(conn, lost)
         except (psycopg.Error, StoreError) as exc:
             # a lost row not noted is served again with its old readers: within two days of a removal it still loses it
             log.warning(
                 "documents queue: %d provider row(s) %s not noted: %s",
-                len(rows) if answered else len(lost),
+                len(noted) if answered else len(lost),
                 "acknowledged" if answered else "whose acknowledgement was lost",
                 loggable_message(exc),
             )
