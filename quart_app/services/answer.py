@@ -37,7 +37,7 @@ from quart_app.services.retrieval import (
     RetrievedChunk,
     make_scope,
 )
-from quart_app.store.search_filters import Scope
+from quart_app.store.search_filters import Scope, excluding
 from quart_app.store.search_store import ConnectionSource, SearchStore
 
 if TYPE_CHECKING:
@@ -256,14 +256,15 @@ class AnswerService:
         self, user_id: str, query: str, limit: int, scope: Scope | None, unreadable: UnreadableCheck
     ) -> list[RetrievedChunk]:
         """The best `limit` documents `unreadable` leaves in. While the ones it names leave fewer, the search is asked
-        again for twice as many candidates (FILL_ROUNDS at most), each new one checked once: a user who lost most
-        of the top-ranked files still gets `limit` from further down."""
+        again for twice as many candidates (FILL_ROUNDS at most) among the documents not yet named, each new one
+        checked once: a user who lost most of the top-ranked files still gets `limit` from further down."""
         gone: set[str] = set()
         checked: set[str] = set()
         readable: list[RetrievedChunk] = []
         wanted = limit
         for _ in range(FILL_ROUNDS):
-            candidates = await self._retrieval.candidate_documents(user_id, query, wanted, scope)
+            # excluded in SQL: lost files of many chunks each would otherwise fill every leg's chunk top-k again
+            candidates = await self._retrieval.candidate_documents(user_id, query, wanted, excluding(scope, gone))
             new = [doc for doc in _documents_of(candidates) if doc["source_id"] not in checked]
             if new:
                 gone |= await unreadable(user_id, new)

@@ -232,7 +232,7 @@ class RetrievalService:
         for a keyword question (keyword_question_words), then those holding more of its words.
         `terms`: the question's lexical_terms, when the caller has them already.
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
-        if scope is not None and not scope.values:
+        if scope is not None and scope.empty:
             return []
         cap = per_document or self._config.max_chunks_per_document
         embedding, embed_failure = await self._embed(query)

@@ -3,21 +3,36 @@ values sent as single text parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from psycopg import sql
 
-ScopeType = Literal["provider", "source"]
+ScopeType = Literal["provider", "source", "all"]
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """A search restricted to some providers or to some source ids (folders arrive already expanded)."""
+    """A search restricted to some providers, to some source ids (folders arrive already expanded) or to neither
+    ("all"), less the `excluded` source ids (documents Nextcloud no longer shows the user)."""
 
     kind: ScopeType
     values: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no document can be in it: a provider or source scope of no values."""
+        return self.kind != "all" and not self.values
+
+
+def excluding(scope: Scope | None, source_ids: Collection[str]) -> Scope | None:
+    """`scope` less `source_ids`; the same scope (and so the same SQL) without any."""
+    if not source_ids:
+        return scope
+    base = scope if scope is not None else Scope("all", ())
+    return replace(base, excluded=tuple(sorted({*base.excluded, *source_ids})))
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -38,27 +53,39 @@ def chunk_filter(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dic
         sql.SQL("EXISTS (SELECT 1 FROM access a WHERE a.user_id = %(user_id)s AND a.source_id = c.source_id)")
     ]
     params: dict[str, Any] = {"user_id": user_id}
-    if scope is not None and scope.kind == "provider":
+    if scope is None:
+        return parts[0], params
+    if scope.kind == "provider":
         parts.append(
             sql.SQL(
                 "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = c.source_id"
                 " AND d.provider = ANY(%(scope)s::text[]))"
             )
         )
-        params["scope"] = text_array(scope.values)
-    elif scope is not None:
+    elif scope.kind == "source":
         parts.append(sql.SQL("c.source_id = ANY(%(scope)s::text[])"))
+    if scope.kind != "all":
         params["scope"] = text_array(scope.values)
+    if scope.excluded:
+        parts.append(sql.SQL("NOT (c.source_id = ANY(%(excluded)s::text[]))"))
+        params["excluded"] = text_array(scope.excluded)
     return sql.SQL(" AND ").join(parts), params
 
 
 def access_filter(scope: Scope | None) -> sql.Composable:
     """The WHERE fragment restricting access row `a` to the user and the scope (parameters as chunk_filter's)."""
-    if scope is not None and scope.kind == "provider":
-        return sql.SQL(
-            "a.user_id = %(user_id)s AND EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
-            " AND d.provider = ANY(%(scope)s::text[]))"
+    parts: list[sql.Composable] = [sql.SQL("a.user_id = %(user_id)s")]
+    if scope is None:
+        return parts[0]
+    if scope.kind == "provider":
+        parts.append(
+            sql.SQL(
+                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
+                " AND d.provider = ANY(%(scope)s::text[]))"
+            )
         )
-    if scope is not None:
-        return sql.SQL("a.user_id = %(user_id)s AND a.source_id = ANY(%(scope)s::text[])")
-    return sql.SQL("a.user_id = %(user_id)s")
+    elif scope.kind == "source":
+        parts.append(sql.SQL("a.source_id = ANY(%(scope)s::text[])"))
+    if scope.excluded:
+        parts.append(sql.SQL("NOT (a.source_id = ANY(%(excluded)s::text[]))"))
+    return sql.SQL(" AND ").join(parts)

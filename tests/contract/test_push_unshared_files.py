@@ -14,18 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from contract_kit import (
     APP_ID,
     APP_SECRET,
     APP_VERSION,
     SourcePart,
+    all_embedded,
     contract_config,
     make_settings,
     put_sources,
     running_app,
     signed_headers,
+    status_when,
 )
+from crowding_files import LOGS, LOST_CHUNKS_AT_LEAST, OWN_BREAD, starter_log
+from crowding_files import QUESTION as FEEDING_QUESTION
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 from quart.typing import TestClientProtocol as Client
 
@@ -254,3 +259,38 @@ async def test_a_user_who_lost_most_top_ranked_files_still_gets_the_number_asked
     # more candidates each round, each file asked about once
     asked = [file_id for _, ids in nextcloud.dav.searches for file_id in ids]
     assert len(asked) == len(set(asked)) and 2 <= len(nextcloud.dav.searches) <= 4, nextcloud.dav.searches
+
+
+STARTER_LOGS = [
+    SourcePart(f"files__default: {200 + n}", starter_log(n), user_ids=["anna", "bert"], title=f"anna/log-{n}.md")
+    for n in range(LOGS)
+]
+BERTS_BREAD = [
+    SourcePart(f"files__default: {300 + n}", text, user_ids=["bert"], title=name)
+    for n, (name, text) in enumerate(OWN_BREAD.items())
+]
+
+
+async def test_a_search_finds_the_users_files_below_lost_files_of_many_chunks(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    # the lost logs fill every leg's chunk candidates of each round: the rounds reach bert's own files only when the
+    # files found lost are left out of the next round's search
+    body = {"userId": "bert", "query": FEEDING_QUESTION, "ctxLimit": 3}
+    lost = [int(part.source_id.removeprefix("files__default: ")) for part in STARTER_LOGS]
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud, more=[*STARTER_LOGS, *BERTS_BREAD]) as http:
+            await status_when(http, all_embedded, "the starter logs embedded")
+            nextcloud.dav.revoke("bert", *lost)  # anna unshares every log; the PHP app tells the backend nothing
+            response = await http.post("/docSearch", json=body, headers=signed_headers("bert"))
+            hits = await response.get_json()
+    async with await psycopg.AsyncConnection.connect(fresh_dsn) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM chunks WHERE source_id = ANY(%s)", ([p.source_id for p in STARTER_LOGS],)
+        )
+        row = await cursor.fetchone()
+    assert row is not None and row[0] >= LOST_CHUNKS_AT_LEAST, row  # the scenario holds
+    assert response.status_code == 200, hits
+    assert {hit["source_id"] for hit in hits} == {part.source_id for part in BERTS_BREAD}, hits
+    asked = [file_id for _, ids in nextcloud.dav.searches for file_id in ids]
+    assert len(asked) == len(set(asked)) and set(lost) <= set(asked), nextcloud.dav.searches

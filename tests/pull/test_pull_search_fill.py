@@ -8,6 +8,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from async_wait import until
+from crowding_files import LOGS, LOST_CHUNKS_AT_LEAST, OWN_BREAD, QUESTION, starter_log
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import PullApp, acked, chat, sources, task_done
 
@@ -97,3 +98,26 @@ async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_faile
     reported = {f"files__default: {file_id}" for file_id in lost} & set(_enriched_ids([first_call]))
     # the files the first call reported missing stay out; the list is still full
     assert reported and len(plain) == 3 and not reported & {s["id"] for s in plain}, plain
+
+
+async def test_a_search_finds_the_users_files_below_lost_files_of_many_chunks(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    # the lost logs fill every leg's chunk candidates of each round: the rounds reach alice's own files only when
+    # the files found lost are left out of the next round's search
+    lost = [nextcloud.add_file(["alice"], f"files/logs/log{n}.md", starter_log(n)) for n in range(LOGS)]
+    own = {nextcloud.add_file(["alice"], f"files/{name}", text): name for name, text in OWN_BREAD.items()}
+    await _indexed(pull_app, nextcloud, 12)
+    async with pull_app.engine.db.connection() as conn:
+        ids = [f"files__default: {file_id}" for file_id in lost]
+        row = await (await conn.execute("SELECT count(*) FROM chunks WHERE source_id = ANY(%s)", (ids,))).fetchone()
+    assert row is not None and row[0] >= LOST_CHUNKS_AT_LEAST, row  # the scenario holds
+    for file_id in lost:
+        nextcloud.set_file_users(file_id, ["bob"])
+    asked_before = len(nextcloud.requests)
+    question = chat(QUESTION, limit=3)
+    found = sources(await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question)))
+    assert {s["id"]: s["label"] for s in found} == {f"files__default: {file_id}": name for file_id, name in own.items()}
+    enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
+    asked = Counter(_enriched_ids(enrich_calls))
+    assert set(asked.values()) == {1} and len(enrich_calls) <= FILL_ROUNDS, asked
