@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
@@ -51,10 +51,10 @@ NO_DOCUMENTS = "No documents retrieved, please index a few documents first"
 MAX_CTX_LIMIT = 1000
 # answers written at most per question while sources are unshared under them: each can take minutes on CPU
 ANSWER_ATTEMPTS = 2
-# /docSearch and pull search tasks' candidate rounds (2, 4, 8, 16 x limit) while unreadable files crowd out readable
-# ones: each costs one retrieval and one check of its new candidates only (push: a SEARCH, pull: enrich_sources; ~0.15 s
-# on a loaded Nextcloud); a user who lost 15 of every 16 top files still gets the full list, and one question asks
-# about at most 16 x limit files
+# candidate rounds while unreadable files crowd out readable ones (answers: 1, 2, 4, 8 x ctx_limit chunks; /docSearch
+# and pull search tasks: 2, 4, 8, 16 x limit documents): each costs one retrieval and one check of its new documents
+# only (push: a SEARCH, pull: enrich_sources; ~0.15 s on a loaded Nextcloud); a user who lost 15 of every 16 top files
+# still gets the full list, and one question asks about at most 16 x limit files
 FILL_ROUNDS = 4
 
 
@@ -128,15 +128,6 @@ class AnswerService:
     def _stop(self) -> list[str]:
         return [self._templates.end_separator] if self._templates.end_separator else []
 
-    async def _context(
-        self, user_id: str, question: str, scope_type: str | None, scope_list: Sequence[str] | None, ctx_limit: int
-    ) -> list[RetrievedChunk]:
-        chunks = await self._retrieval.retrieve(user_id, question, ctx_limit, make_scope(scope_type, scope_list))
-        if not chunks:
-            # 4.x-5.3 use this one message for scoped and unscoped queries alike
-            raise ContextError(NO_DOCUMENTS)
-        return chunks
-
     async def _pack(self, question: str, chunks: Sequence[RetrievedChunk] | None) -> PackedPrompt:
         pieces = [ContextPiece(c.source_id, c.title, c.text, c.start) for c in chunks or ()]
         settings = self._templates
@@ -170,7 +161,8 @@ class AnswerService:
         generating: Callable[[], None] | None = None,
     ) -> QueryResult:
         """{output, sources}; raises ContextError when nothing the user may read matches. `unreadable`: documents
-        it names are left out of the context (Nextcloud knows of an access change the backend was never sent).
+        it names are left out of the context (Nextcloud knows of an access change the backend was never sent) and
+        the next chunks fill their places.
         An answer one of whose sources the user lost while it was written (an unshare or delete arriving during the
         minutes an LLM can take) is thrown away and the question answered again from what the user may still read:
         dropping only the source would hand over text drawn from that document. `generating` is called when a prompt
@@ -200,12 +192,20 @@ class AnswerService:
         unreadable: UnreadableCheck | None,
         generating: Callable[[], None] | None,
     ) -> Draft:
-        chunks = await self._context(user_id, question, scope_type, scope_list, ctx_limit)
-        if unreadable is not None:
-            gone = await unreadable(user_id, _documents_of(chunks))
-            chunks = [chunk for chunk in chunks if chunk.source_id not in gone]
-            if not chunks:
-                raise ContextError(NO_DOCUMENTS)
+        scope = make_scope(scope_type, scope_list)
+        if unreadable is None:
+            chunks = await self._retrieval.retrieve(user_id, question, ctx_limit, scope)
+        else:
+            chunks = await _readable(
+                user_id,
+                ctx_limit,
+                scope,
+                lambda k, left: self._retrieval.retrieve(user_id, question, k, left),
+                unreadable,
+            )
+        if not chunks:
+            # 4.x-5.3 use this one message for scoped and unscoped queries alike
+            raise ContextError(NO_DOCUMENTS)
         extractive = self._extractive(chunks)
         if extractive is not None:
             return extractive
@@ -243,7 +243,13 @@ class AnswerService:
         if unreadable is None:
             chunks = await self._retrieval.documents(user_id, query, limit, scope)
         else:
-            chunks = await self._readable_documents(user_id, query, limit, scope, unreadable)
+            chunks = await _readable(
+                user_id,
+                limit,
+                scope,
+                lambda n, left: self._retrieval.candidate_documents(user_id, query, n, left),
+                unreadable,
+            )
         results: list[DocSearchResult] = []
         for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
@@ -252,29 +258,41 @@ class AnswerService:
             results.append(hit)
         return results
 
-    async def _readable_documents(
-        self, user_id: str, query: str, limit: int, scope: Scope | None, unreadable: UnreadableCheck
-    ) -> list[RetrievedChunk]:
-        """The best `limit` documents `unreadable` leaves in. While the ones it names leave fewer, the search is asked
-        again for twice as many candidates (FILL_ROUNDS at most) among the documents not yet named, each new one
-        checked once: a user who lost most of the top-ranked files still gets `limit` from further down."""
-        gone: set[str] = set()
-        checked: set[str] = set()
-        readable: list[RetrievedChunk] = []
-        wanted = limit
-        for _ in range(FILL_ROUNDS):
-            # excluded in SQL: lost files of many chunks each would otherwise fill every leg's chunk top-k again
-            candidates = await self._retrieval.candidate_documents(user_id, query, wanted, excluding(scope, gone))
-            new = [doc for doc in _documents_of(candidates) if doc["source_id"] not in checked]
-            if new:
-                gone |= await unreadable(user_id, new)
-                checked.update(doc["source_id"] for doc in new)
-            readable = [chunk for chunk in candidates if chunk.source_id not in gone]
-            # enough; nothing left out (a short list is all there is); or no candidate beyond those checked before
-            if len(readable) >= limit or not gone or not new or wanted >= MAX_CTX_LIMIT:
-                break
-            wanted = min(2 * wanted, MAX_CTX_LIMIT)
-        return readable[:limit]
+
+# how a search gets its candidates for n, less the documents found lost so far: chunks, or documents with their best
+# chunk, best first
+Candidates = Callable[[int, Scope | None], Awaitable[list[RetrievedChunk]]]
+
+
+async def _readable(
+    user_id: str, limit: int, scope: Scope | None, candidates_for: Candidates, unreadable: UnreadableCheck
+) -> list[RetrievedChunk]:
+    """The best `limit` candidates whose documents `unreadable` leaves in, in rank order. While the ones it names
+    leave fewer, the search is asked again for twice as many among the documents not found lost (FILL_ROUNDS at
+    most), each new document checked once:
+    a user who lost most of the top-ranked files still gets `limit` from further down. Nothing left out: one
+    retrieval and one check."""
+    gone: set[str] = set()
+    checked: set[str] = set()
+    seen: set[int] = set()
+    readable: list[RetrievedChunk] = []
+    wanted = limit
+    for _ in range(FILL_ROUNDS):
+        # lost documents left out in SQL: of many chunks each, they would fill every leg's chunk top-k again
+        candidates = await candidates_for(wanted, excluding(scope, gone))
+        new = [doc for doc in _documents_of(candidates) if doc["source_id"] not in checked]
+        if new:
+            gone |= await unreadable(user_id, new)
+            checked.update(doc["source_id"] for doc in new)
+        readable = [chunk for chunk in candidates if chunk.source_id not in gone]
+        # a round of chunks may bring only more chunks of documents checked before: they count as further down too
+        fresh = {chunk.chunk_id for chunk in candidates} - seen
+        seen |= fresh
+        # enough; nothing left out (a short list is all there is); or nothing beyond what earlier rounds brought
+        if len(readable) >= limit or not gone or not fresh or wanted >= MAX_CTX_LIMIT:
+            break
+        wanted = min(2 * wanted, MAX_CTX_LIMIT)
+    return readable[:limit]
 
 
 def titled_sources(result: QueryResult) -> list[DocSearchResult]:

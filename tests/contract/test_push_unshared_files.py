@@ -73,6 +73,8 @@ async def push_app(
         parts = [SHARED, OWN, MAIL, *more]
         loaded = await (await put_sources(http, parts)).get_json()
         assert sorted(loaded["loaded_sources"]) == sorted(p.source_id for p in parts), loaded
+        # a file whose chunks wait for their vectors ranks by the full-text leg alone, below the embedded ones
+        await status_when(http, all_embedded, "every chunk embedded")
         yield http
 
 
@@ -294,3 +296,30 @@ async def test_a_search_finds_the_users_files_below_lost_files_of_many_chunks(
     assert {hit["source_id"] for hit in hits} == {part.source_id for part in BERTS_BREAD}, hits
     asked = [file_id for _, ids in nextcloud.dav.searches for file_id in ids]
     assert len(asked) == len(set(asked)) and set(lost) <= set(asked), nextcloud.dav.searches
+
+
+async def test_an_answer_whose_user_lost_the_top_ranked_files_draws_on_his_own_further_down(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    body = {"userId": "bert", "query": "orchard gate code", "ctxLimit": 2}
+    lost = [SHARED, *GATE_NOTES]
+    lost_ids = [int(part.source_id.removeprefix("files__default: ")) for part in lost]
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud, more=[*GATE_NOTES, BERTS_LIST]) as http:
+            shared = await (await http.post("/query", json=body, headers=signed_headers("bert"))).get_json()
+            searched_while_shared = list(nextcloud.dav.searches)
+            # anna unshares every note; the PHP app tells the backend nothing
+            nextcloud.dav.revoke("bert", *lost_ids)
+            del nextcloud.dav.searches[:]
+            response = await http.post("/query", json=body, headers=signed_headers("bert"))
+            answer = await response.get_json()
+    # nothing lost: one SEARCH, about the context's 2 chunks' files only; they were anna's, so one round alone left
+    # bert nothing ("No documents retrieved", 400)
+    assert len(searched_while_shared) == 1 and shared["sources"], (searched_while_shared, shared)
+    assert set(searched_while_shared[0][1]) <= set(lost_ids), searched_while_shared
+    assert response.status_code == 200, answer
+    assert answer["sources"] and set(answer["sources"]) <= {OWN.source_id, MAIL.source_id, BERTS_LIST.source_id}
+    assert not re.search(r"47\d\d", answer["output"]), answer
+    # more candidates each round, each file asked about once
+    asked = [file_id for _, ids in nextcloud.dav.searches for file_id in ids]
+    assert len(asked) == len(set(asked)) and 2 <= len(nextcloud.dav.searches) <= 4, nextcloud.dav.searches
