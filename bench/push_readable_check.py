@@ -3,6 +3,7 @@
     NEXTCLOUD_URL=http://127.0.0.1:8125 APP_SECRET=... APP_VERSION=5.3.1 \\
       .venv/bin/python bench/push_readable_check.py --user bert --file-id 84 --file-id 88 [--rounds 30]
     .venv/bin/python bench/push_readable_check.py --docsearch [--rounds 30]
+    .venv/bin/python bench/push_readable_check.py --query [--rounds 30]
 
 Needs a real Nextcloud with the ExApp registered (shared/realnc); the user must have logged in once (Nextcloud has
 no folder to search before). Times `readable_file_ids` (quart_app/nextcloud/readable_files.py) over one client for
@@ -12,7 +13,9 @@ the given ids, then padded with ids the user cannot read up to 10, 30 and 100 id
 `--docsearch` needs no Nextcloud: POST /docSearch (ctxLimit 10) through the app on an embedded PostgreSQL and the
 embedder program, against the tests' fake Nextcloud (its SEARCH answers in about a millisecond, so the table shows
 the app's side; a real one adds its SEARCH time per round), while bert has lost none, 15 or 35 of the 40 files
-ranked first. Writes bench/results/push_docsearch_fill.txt.
+ranked first. Writes bench/results/push_docsearch_fill.txt. `--query`: the same with POST /query (its context of
+ctxLimit chunks filled as /docSearch's list; the extractive LLM, so the table shows retrieval and checks), writing
+bench/results/push_query_fill.txt.
 """
 
 from __future__ import annotations
@@ -53,14 +56,15 @@ async def main() -> None:
     parser.add_argument("--file-id", type=int, action="append")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--docsearch", action="store_true", help="/docSearch p50 against the fake Nextcloud")
+    parser.add_argument("--query", action="store_true", help="/query p50 against the fake Nextcloud")
     args = parser.parse_args()
-    if args.docsearch:
-        from push_docsearch_fill import measure_docsearch  # its kits' imports only for this mode
+    if args.docsearch or args.query:
+        from push_docsearch_fill import measure_fill  # its kits' imports only for these modes
 
-        await measure_docsearch(args.rounds)
+        await measure_fill(args.rounds, "/query" if args.query else "/docSearch")
         return
     if not args.user or not args.file_id:
-        parser.error("--user and --file-id are needed unless --docsearch")
+        parser.error("--user and --file-id are needed unless --docsearch or --query")
     nc = NextcloudClient(
         os.environ["NEXTCLOUD_URL"],
         app_id=os.environ.get("APP_ID", "context_chat_backend"),
