@@ -47,45 +47,40 @@ def text_array(values: Sequence[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-def chunk_filter(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
-    """The WHERE fragment restricting chunk `c` to the user's access rows and the scope, as array parameters."""
-    parts: list[sql.Composable] = [
-        sql.SQL("EXISTS (SELECT 1 FROM access a WHERE a.user_id = %(user_id)s AND a.source_id = c.source_id)")
-    ]
-    params: dict[str, Any] = {"user_id": user_id}
-    if scope is None:
-        return parts[0], params
+def _scope_parts(scope: Scope, source_column: str) -> list[sql.Composable]:
+    """The scope's WHERE conditions on a row whose source id is `source_column` ("c.source_id", "a.source_id")."""
+    source = sql.SQL(source_column)
+    parts: list[sql.Composable] = []
     if scope.kind == "provider":
         parts.append(
             sql.SQL(
-                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = c.source_id"
+                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = {source}"
                 " AND d.provider = ANY(%(scope)s::text[]))"
-            )
+            ).format(source=source)
         )
     elif scope.kind == "source":
-        parts.append(sql.SQL("c.source_id = ANY(%(scope)s::text[])"))
+        parts.append(sql.SQL("{source} = ANY(%(scope)s::text[])").format(source=source))
+    if scope.excluded:
+        parts.append(sql.SQL("NOT ({source} = ANY(%(excluded)s::text[]))").format(source=source))
+    return parts
+
+
+def chunk_filter(user_id: str, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The WHERE fragment restricting chunk `c` to the user's access rows and the scope, as array parameters."""
+    readable = sql.SQL("EXISTS (SELECT 1 FROM access a WHERE a.user_id = %(user_id)s AND a.source_id = c.source_id)")
+    params: dict[str, Any] = {"user_id": user_id}
+    if scope is None:
+        return readable, params
     if scope.kind != "all":
         params["scope"] = text_array(scope.values)
     if scope.excluded:
-        parts.append(sql.SQL("NOT (c.source_id = ANY(%(excluded)s::text[]))"))
         params["excluded"] = text_array(scope.excluded)
-    return sql.SQL(" AND ").join(parts), params
+    return sql.SQL(" AND ").join([readable, *_scope_parts(scope, "c.source_id")]), params
 
 
 def access_filter(scope: Scope | None) -> sql.Composable:
     """The WHERE fragment restricting access row `a` to the user and the scope (parameters as chunk_filter's)."""
-    parts: list[sql.Composable] = [sql.SQL("a.user_id = %(user_id)s")]
+    own = sql.SQL("a.user_id = %(user_id)s")
     if scope is None:
-        return parts[0]
-    if scope.kind == "provider":
-        parts.append(
-            sql.SQL(
-                "EXISTS (SELECT 1 FROM documents d WHERE d.source_id = a.source_id"
-                " AND d.provider = ANY(%(scope)s::text[]))"
-            )
-        )
-    elif scope.kind == "source":
-        parts.append(sql.SQL("a.source_id = ANY(%(scope)s::text[])"))
-    if scope.excluded:
-        parts.append(sql.SQL("NOT (a.source_id = ANY(%(excluded)s::text[]))"))
-    return sql.SQL(" AND ").join(parts)
+        return own
+    return sql.SQL(" AND ").join([own, *_scope_parts(scope, "a.source_id")])
