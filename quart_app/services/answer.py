@@ -193,16 +193,9 @@ class AnswerService:
         generating: Callable[[], None] | None,
     ) -> Draft:
         scope = make_scope(scope_type, scope_list)
-        if unreadable is None:
-            chunks = await self._retrieval.retrieve(user_id, question, ctx_limit, scope)
-        else:
-            chunks = await _readable(
-                user_id,
-                ctx_limit,
-                scope,
-                lambda k, left: self._retrieval.retrieve(user_id, question, k, left),
-                unreadable,
-            )
+        chunks = await _readable(
+            user_id, ctx_limit, scope, lambda k, left: self._retrieval.retrieve(user_id, question, k, left), unreadable
+        )
         if not chunks:
             # 4.x-5.3 use this one message for scoped and unscoped queries alike
             raise ContextError(NO_DOCUMENTS)
@@ -240,16 +233,13 @@ class AnswerService:
         documents it names are left out and the next candidates fill their places."""
         self.check_question(query)
         scope = make_scope(scope_type, scope_list)
-        if unreadable is None:
-            chunks = await self._retrieval.documents(user_id, query, limit, scope)
-        else:
-            chunks = await _readable(
-                user_id,
-                limit,
-                scope,
-                lambda n, left: self._retrieval.candidate_documents(user_id, query, n, left),
-                unreadable,
-            )
+        chunks = await _readable(
+            user_id,
+            limit,
+            scope,
+            lambda n, left: self._retrieval.candidate_documents(user_id, query, n, left),
+            unreadable,
+        )
         results: list[DocSearchResult] = []
         for chunk in chunks:
             hit: DocSearchResult = {"source_id": chunk.source_id, "title": chunk.title}
@@ -265,13 +255,14 @@ Candidates = Callable[[int, Scope | None], Awaitable[list[RetrievedChunk]]]
 
 
 async def _readable(
-    user_id: str, limit: int, scope: Scope | None, candidates_for: Candidates, unreadable: UnreadableCheck
+    user_id: str, limit: int, scope: Scope | None, candidates_for: Candidates, unreadable: UnreadableCheck | None
 ) -> list[RetrievedChunk]:
     """The best `limit` candidates whose documents `unreadable` leaves in, in rank order. While the ones it names
     leave fewer, the search is asked again for twice as many among the documents not found lost (FILL_ROUNDS at
-    most), each new document checked once:
-    a user who lost most of the top-ranked files still gets `limit` from further down. Nothing left out: one
-    retrieval and one check."""
+    most), each new document checked once: a user who lost most of the top-ranked files still gets `limit` from
+    further down. Nothing left out: one retrieval and one check; no check (standalone use): one retrieval."""
+    if unreadable is None:
+        return (await candidates_for(limit, scope))[:limit]
     gone: set[str] = set()
     checked: set[str] = set()
     seen: set[int] = set()
