@@ -44,10 +44,11 @@ _NS = {"mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 _ALTERNATE_CONTENT = f"{{{_NS['mc']}}}AlternateContent"
 _FIRST_CHOICE_SHAPES = etree.XPath("mc:Choice[1]/*", namespaces=_NS)
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
-# a shape's non-visual properties (name, title, description), in the p:nvSpPr, p:nvPicPr ... it starts with, where
-# they hold alt text: one XPath call, no element proxies for the many shapes without it
-_DESCRIBED = etree.XPath(
-    "*[1]/p:cNvPr[@title or @descr]", namespaces={"p": "http://schemas.openxmlformats.org/presentationml/2006/main"}
+# a shape's non-visual properties (name, title, description, hidden), in the p:nvSpPr, p:nvPicPr ... it starts with,
+# where they hide the shape or hold alt text: one XPath call, no element proxies for the many shapes with neither
+_MARKED = etree.XPath(
+    "*[1]/p:cNvPr[@hidden or @title or @descr]",
+    namespaces={"p": "http://schemas.openxmlformats.org/presentationml/2006/main"},
 )
 # an equation inside a paragraph (python-pptx's paragraph text reads only runs, fields and line breaks)
 _EQUATION = "{http://schemas.microsoft.com/office/drawing/2010/main}m"
@@ -86,15 +87,14 @@ def _with_alternate_content(shapes: Any) -> Iterator[Any]:
             pending = next(listed, None)
 
 
-def _shape_alt_text(shape: Any) -> str:
-    """The alt text of a picture, chart, table, diagram, group or shape ("" when it has none)."""
-    return next((alt_text(properties) for properties in _DESCRIBED(shape.element)), "")
-
-
 def _shape_texts(shapes: Any) -> Iterator[str]:
     for shape in _with_alternate_content(shapes):
+        properties = next(iter(_MARKED(shape.element)), None)
+        # hidden in the Selection Pane: the slide show leaves the shape out, a group's children with it
+        if properties is not None and properties.get("hidden") in ("1", "true"):
+            continue
         # a shape's alt text (what a screen reader says for it) reads where the shape stands, before its own text
-        if text := _shape_alt_text(shape):
+        if properties is not None and (text := alt_text(properties)):
             yield text
         # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
         if isinstance(shape, GroupShape):
@@ -118,8 +118,8 @@ def _shape_texts(shapes: Any) -> Iterator[str]:
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:
     """Slide texts (titles, bodies, tables, groups, charts, SmartArt, each shape's alt text before its text) and
-    speaker notes (marked "Speaker notes:"), slide by slide; hidden slides are left out, as the slide show leaves them
-    out."""
+    speaker notes (marked "Speaker notes:"), slide by slide; hidden slides and hidden shapes are left out, as the slide
+    show leaves them out."""
     check_zip(path, PPTX, limits)
     presentation = pptx.Presentation(str(path))
     slides: list[str] = []

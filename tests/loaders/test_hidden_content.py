@@ -1,8 +1,11 @@
-"""Content the author hid (hidden text, sections, sheets and slides) is not indexed: an answer must not quote text the
-user cannot see in the document it cites. Hidden rows and columns are indexed: filters hide them, not authors."""
+"""Content the author hid (hidden text, sections, sheets, slides and shapes) is not indexed: an answer must not quote
+text the user cannot see in the document it cites. Hidden rows and columns are indexed: filters hide them, not
+authors."""
 
+import io
 import struct
 from pathlib import Path
+from typing import Any
 
 import docx
 import odfdo
@@ -12,7 +15,9 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from extract_msg.ole_writer import OleWriter
 from loader_fixture_files import ppt_record
-from office_kit import deck_text, docx_text, odt_text, odt_with_styles, titled_slide
+from office_kit import PIXEL, deck_text, docx_text, equation_text_box, odt_text, odt_with_styles, titled_slide
+from pptx.oxml import parse_xml as parse_pptx_xml
+from pptx.util import Inches
 
 from quart_app.loaders import extract_text
 
@@ -29,6 +34,34 @@ def test_hidden_pptx_slides_are_left_out(tmp_path: Path) -> None:
     shown = presentation.slides.add_slide(presentation.slide_layouts[5])
     shown.shapes.title.text = "Outlook"
     assert deck_text(presentation, tmp_path / "deck") == "Quarterly results\n\nOutlook"
+
+
+def _hide(shape: Any, value: str = "1") -> Any:
+    """The shape hidden as PowerPoint's Selection Pane hides it (hidden on its p:cNvPr)."""
+    shape._element[0][0].set("hidden", value)
+    return shape
+
+
+def test_hidden_pptx_shapes_are_left_out(tmp_path: Path) -> None:
+    # a shape hidden in the Selection Pane is not shown in the slide show, yet its text and alt text were indexed
+    presentation, slide = titled_slide("Pricing")
+    shapes = slide.shapes
+    _hide(shapes.add_textbox(Inches(1), Inches(1), Inches(4), Inches(1))).text_frame.text = "Floor price: 60 EUR"
+    shapes.add_textbox(Inches(1), Inches(2), Inches(4), Inches(1)).text_frame.text = "List price: 80 EUR"
+    picture = _hide(shapes.add_picture(io.BytesIO(PIXEL), 0, 0), "true")
+    picture._element[0][0].set("descr", "Margin chart of the draft")
+    table = _hide(shapes.add_table(1, 2, 0, 0, Inches(4), Inches(1)))
+    table.table.cell(0, 0).text, table.table.cell(0, 1).text = "Discount", "40%"
+    # a hidden group hides its children, shown or not
+    group = _hide(shapes.add_group_shape())
+    group.shapes.add_textbox(0, 0, Inches(1), Inches(1)).text_frame.text = "Ask Bob before quoting"
+    # an equation's text box is the first choice of an mc:AlternateContent
+    equation = equation_text_box("Cost is ", " per unit").replace(
+        'name="TextBox 6"/>', 'name="TextBox 6" hidden="1"/>', 1
+    )
+    shapes._spTree.append(parse_pptx_xml(equation))
+    _hide(shapes.add_textbox(0, 0, Inches(1), Inches(1)), "0").text_frame.text = "Valid until May"
+    assert deck_text(presentation, tmp_path / "pricing") == "Pricing\nList price: 80 EUR\nValid until May"
 
 
 PPT = "application/vnd.ms-powerpoint"
