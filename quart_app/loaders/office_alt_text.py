@@ -2,7 +2,9 @@
 non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are
 read by docx_alt_text. Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised
 by the line it ends them with (English only: "Description automatically generated", "Description generated with high
-confidence", "AI-generated content may be incorrect."), and a description that is only the picture's file name."""
+confidence", "AI-generated content may be incorrect."), a description that is only the picture's file name, and, where
+the loader says what the shape shows itself, a title or description equal to it (PowerPoint copies a text box's text
+into its description)."""
 
 import re
 from typing import Any
@@ -26,18 +28,20 @@ def _is_decorative(properties: Any) -> bool:
     return any(mark.get("val") in ("1", "true") for mark in properties.iter(_DECORATIVE))
 
 
-def described(title: str, description: str) -> str:
+def described(title: str, description: str, shown: str = "") -> str:
     """A title and a description as one line ("Site map: The harbour"; a description equal to the title once), without
-    a description Office generated or a file name."""
-    title, description = " ".join(title.split()), " ".join(description.split())
+    a description Office generated or a file name, nor a part equal to the text the drawing `shown` itself (whitespace
+    aside): it would be read twice."""
+    title, description, shown = (" ".join(text.split()) for text in (title, description, shown))
     if _GENERATED.search(description) or _FILE_NAME.fullmatch(description):
         description = ""
-    return ": ".join(dict.fromkeys(part for part in (title, description) if part))
+    return ": ".join(dict.fromkeys(part for part in (title, description) if part and part != shown))
 
 
-def alt_text(properties: Any) -> str:
-    """The drawing's title and description, one line; "" for a drawing marked decorative."""
+def alt_text(properties: Any, shown: str = "") -> str:
+    """The drawing's title and description, one line, less what it has `shown` itself; "" for a drawing marked
+    decorative."""
     title, description = properties.get("title", ""), properties.get("descr", "")
     if not (title or description) or _is_decorative(properties):
         return ""
-    return described(title, description)
+    return described(title, description, shown)

@@ -87,33 +87,43 @@ def _with_alternate_content(shapes: Any) -> Iterator[Any]:
             pending = next(listed, None)
 
 
+def _own_texts(shape: Any) -> Iterator[str]:
+    """What the shape shows itself: a group's shapes, a chart's, diagram's, table's or text frame's text."""
+    # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
+    if isinstance(shape, GroupShape):
+        yield from _shape_texts(shape.shapes)
+    elif getattr(shape, "has_chart", False) and shape.has_chart:
+        yield from chart_lines(shape.chart.element)
+    elif isinstance(shape, GraphicFrame) and next(shape.element.iter(DIAGRAM_REFERENCE), None) is not None:
+        text = _smartart_text(shape)
+        if text:
+            yield text
+    elif getattr(shape, "has_table", False) and shape.has_table:
+        for row in shape.table.rows:
+            line = " | ".join(" ".join(_frame_text(cell.text_frame).split()) for cell in row.cells).strip(" |")
+            if line:
+                yield line
+    elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        text = _frame_text(shape.text_frame)
+        if text:
+            yield text
+
+
 def _shape_texts(shapes: Any) -> Iterator[str]:
     for shape in _with_alternate_content(shapes):
         properties = next(iter(_MARKED(shape.element)), None)
-        # hidden in the Selection Pane: the slide show leaves the shape out, a group's children with it
-        if properties is not None and properties.get("hidden") in ("1", "true"):
+        if properties is None:
+            yield from _own_texts(shape)
             continue
-        # a shape's alt text (what a screen reader says for it) reads where the shape stands, before its own text
-        if properties is not None and (text := alt_text(properties)):
+        # hidden in the Selection Pane: the slide show leaves the shape out, a group's children with it
+        if properties.get("hidden") in ("1", "true"):
+            continue
+        own = list(_own_texts(shape))
+        # a shape's alt text (what a screen reader says for it) reads where the shape stands, before its own text;
+        # PowerPoint copies a text box's text into its description, which would read it twice
+        if text := alt_text(properties, shown=" ".join(own)):
             yield text
-        # not shape.shape_type: it raises for a shape without geometry (Google Slides, LibreOffice, Keynote exports)
-        if isinstance(shape, GroupShape):
-            yield from _shape_texts(shape.shapes)
-        elif getattr(shape, "has_chart", False) and shape.has_chart:
-            yield from chart_lines(shape.chart.element)
-        elif isinstance(shape, GraphicFrame) and next(shape.element.iter(DIAGRAM_REFERENCE), None) is not None:
-            text = _smartart_text(shape)
-            if text:
-                yield text
-        elif getattr(shape, "has_table", False) and shape.has_table:
-            for row in shape.table.rows:
-                line = " | ".join(" ".join(_frame_text(cell.text_frame).split()) for cell in row.cells).strip(" |")
-                if line:
-                    yield line
-        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-            text = _frame_text(shape.text_frame)
-            if text:
-                yield text
+        yield from own
 
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:

@@ -199,3 +199,18 @@ def test_a_picture_s_file_name_is_not_read_as_its_alt_text(tmp_path: Path) -> No
     _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), title="Quay", description="quay-2024.jpeg")
     _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), description="Plan.png of the new quay")
     assert deck_text(presentation, tmp_path / "harbour") == "Harbour\nQuay\nPlan.png of the new quay"
+
+
+def test_a_text_box_s_alt_text_equal_to_its_text_is_read_once(tmp_path: Path) -> None:
+    # PowerPoint copies a text box's text into its description: every such box was indexed twice, its alt text first
+    presentation, slide = titled_slide("Agenda")
+    boxes = [slide.shapes.add_textbox(Inches(1), Inches(1 + i), Inches(4), Inches(1)) for i in range(3)]
+    for box, text in zip(boxes, ("Budget review\nHiring plan", "Office move", "Q&A"), strict=True):
+        box.text_frame.text = text
+    # the same text, but for the whitespace; a title beside it is kept, as is a description that adds something
+    _described(boxes[0], description="Budget review\r\n  Hiring plan")
+    _described(boxes[1], title="Logistics", description="Office move")
+    _described(boxes[2], description="Questions from the floor")
+    assert deck_text(presentation, tmp_path / "agenda") == (
+        "Agenda\nBudget review\nHiring plan\nLogistics\nOffice move\nQuestions from the floor\nQ&A"
+    )
