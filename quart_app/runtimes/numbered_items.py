@@ -4,17 +4,21 @@ units too short for the near-copy rule, where a host list (host-01..host-40) or 
 token a line. A list's items differ from each other: the same item counted up is a loop, unless the prompt holds that
 item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before is in
 the prompt (the hosts of a document's table gone through one by one; a counter's next numbers, whatever its step, only
-where the prompt has one of them beside the same word). Inside a code block only numbered lines and comment lines are
-items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code lines alike (loops, assignments, table rows) are
-code. Outside code blocks a plain line that holds a number is an item too: a counter written without list markers or a
-fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...) changes in several places a line, no near copy;
-and units of two lines are followed too, each line against the one two before."""
+where the prompt has one of them beside the same word, or after it in a form the document and the answer may differ in:
+"Port: 8002", "ports 8000, 8002", "servers 1-40", "host-12" for "host 12"; see number_labels). Inside a code block only
+numbered lines and comment lines are items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code lines alike
+(loops, assignments, table rows) are code. Outside code blocks a plain line that holds a number is an item too: a
+counter written without list markers or a fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...)
+changes in several places a line, no near copy; and units of two lines are followed too, each line against the one two
+before."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from itertools import pairwise
+
+from quart_app.runtimes.number_labels import NumberLabels, is_number, label_before
 
 # a bullet, a number ("." or ")") or both, then the item's text (maybe none: "1." counted up alone is a loop too)
 _LIST_ITEM = re.compile(r"(?:[-*+•]\s+(?:\d+[.)](?:\s+|$))?|\d+[.)](?:\s+|$))(?P<text>.*)")
@@ -25,7 +29,6 @@ _BLANK_COMMENT = re.compile(r"#+|//+|--|;+|/?\*+/?")
 # the words of an item, whatever its language: runs of letters or digits, and each other sign on its own
 _WORD = re.compile(r"\w+|[^\w\s]")
 _DIGITS = re.compile(r"\d+")
-_COUNTER_DIGITS = 18  # a counter's numbers are short; a longer run of digits is read as a word (int() has limits)
 # items whose word pairs (bigrams, with the item's start and end) overlap this much are alike: "Restart the web
 # server." and "Restart the SSH server." share half theirs (a real list of parallel steps), a counter or a word
 # repeated at the end shares all (after digits are folded)
@@ -33,18 +36,24 @@ ALIKE_OVERLAP = 0.6
 
 
 class Prompt:
-    """The prompt an answer is written for; split into words and word pairs once, when a run first needs them."""
+    """The prompt an answer is written for; split into words, word pairs and the numbers its words label once, when a
+    run first needs them."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._words: frozenset[str] | None = None
+        self._words: frozenset[str] = frozenset()
         self._pairs: frozenset[tuple[str, str]] = frozenset()
+        self._labels: NumberLabels | None = None  # None: not split yet
 
     def words_and_pairs(self) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
-        if self._words is None:
-            words = _WORD.findall(self.text.lower())
-            self._words, self._pairs = frozenset(words), frozenset(pairwise(words))
+        self.labels()
         return self._words, self._pairs
+
+    def labels(self) -> NumberLabels:
+        if self._labels is None:
+            words = _WORD.findall(self.text.lower())
+            self._words, self._pairs, self._labels = frozenset(words), frozenset(pairwise(words)), NumberLabels(words)
+        return self._labels
 
 
 @dataclass(frozen=True)
@@ -147,21 +156,35 @@ class ListItemRun:
         return not self._from_prompt(added, item.words, item.numbers)
 
     def _from_prompt(self, added: frozenset[str], words: tuple[str, ...], numbers: tuple[int, ...]) -> bool:
-        """Whether the prompt accounts for the words that set an item apart: it holds them all, and when some are a
-        counter's next numbers, one of those beside a neighbour it has in the item ("host 17" for "restart host 17";
-        "server-17" for "ssh -p 8017 server-17", whose port the document gives beside "port"): a 100-row table puts
-        every number up to 100 somewhere in the prompt, which would let any counter run on."""
-        prompt_words, prompt_pairs = self._prompt.words_and_pairs()
-        if not added <= prompt_words:
+        """Whether the prompt accounts for the words that set an item apart: it holds them all (a number maybe only in
+        a range, "servers 1-40"), and when some are a counter's next numbers, one of those beside a neighbour it has
+        in the item ("host 17" for "restart host 17"; "server-17" for "ssh -p 8017 server-17", whose port the
+        document gives beside "port"), or after the same word in a form `NumberLabels` tolerates ("Host-17",
+        "hosts 16, 17"): a 100-row table puts every number up to 100 somewhere in the prompt, which would let any
+        counter run on."""
+        missing = added - self._prompt.words_and_pairs()[0]
+        if not all(is_number(word) for word in missing):
             return False
         counting = self._counting_on(numbers)
-        counters = [word for word in added if _is_number(word) and int(word) in counting]
-        return not counters or any(
-            (index > 0 and (words[index - 1], word) in prompt_pairs)
-            or (index + 1 < len(words) and (word, words[index + 1]) in prompt_pairs)
-            for index, word in enumerate(words)
-            if word in counters
-        )
+        counters = {word for word in added if is_number(word) and int(word) in counting}
+        if not missing and not counters:
+            return True
+        looked_up = missing | counters
+        beside = {word for index, word in enumerate(words) if word in looked_up and self._beside_its_word(words, index)}
+        return missing <= beside and (not counters or not counters.isdisjoint(beside))
+
+    def _beside_its_word(self, words: tuple[str, ...], index: int) -> bool:
+        """Whether the prompt writes an item's number beside a neighbour it has in the item, or after its word."""
+        word = words[index]
+        if not is_number(word):
+            return False
+        _, prompt_pairs = self._prompt.words_and_pairs()
+        if (index > 0 and (words[index - 1], word) in prompt_pairs) or (
+            index + 1 < len(words) and (word, words[index + 1]) in prompt_pairs
+        ):
+            return True
+        label = label_before(words, index)
+        return label is not None and self._prompt.labels().labels(label, int(word))
 
     def _counting_on(self, numbers: tuple[int, ...]) -> set[int]:
         """An item's numbers that are a counter's next step: one above a number of the item before, or in the same
@@ -241,14 +264,9 @@ def _code_item_text(line: str) -> str | None:
     return None if numbered is None else numbered["text"]
 
 
-def _is_number(word: str) -> bool:
-    """Whether a word is a number a counter may write (a run of digits too long for one is a word)."""
-    return word.isdecimal() and len(word) <= _COUNTER_DIGITS
-
-
 def _number_words(words: tuple[str, ...]) -> list[str]:
     """An item's numbers, in order."""
-    return [word for word in words if _is_number(word)]
+    return [word for word in words if is_number(word)]
 
 
 def _steps(before: tuple[int, ...], numbers: tuple[int, ...]) -> tuple[int, ...] | None:
