@@ -6,7 +6,7 @@ title in the o:title of its v:imagedata."""
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .office_alt_text import described
+from .office_alt_text import described, spaced
 
 DOC_PR = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}docPr"
 VML_PICTURE = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}pict"
@@ -34,11 +34,9 @@ def vml_alt_text(picture: Any) -> str:
 def with_alt_texts(pieces: Sequence[str], alt_text_at: Sequence[int]) -> str:
     """The paragraph's pieces joined, each alt text (at the indexes `alt_text_at`) set apart by a space from the words
     around it ("See the map Site map of the site.", "Total Sales by region, then ..."), as the .odt loader does."""
-    spaced = list(pieces)
+    joined = list(pieces)
     for index in alt_text_at:
-        before = next((piece for piece in reversed(spaced[:index]) if piece), "")
+        before = next((piece for piece in reversed(joined[:index]) if piece), "")
         after = next((piece for piece in pieces[index + 1 :] if piece), "")
-        space_before = " " if before and not before[-1].isspace() else ""
-        space_after = " " if after[:1].isalnum() else ""
-        spaced[index] = f"{space_before}{pieces[index]}{space_after}"
-    return "".join(spaced)
+        joined[index] = spaced(before, pieces[index], after)
+    return "".join(joined)

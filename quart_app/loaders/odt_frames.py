@@ -7,6 +7,7 @@ frame with a line break, cutting the sentence around an inline picture in two.""
 from typing import Any
 
 from .odt_hidden import remove_keeping_tail
+from .office_alt_text import spaced
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _SVG = "{urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0}"
@@ -49,10 +50,8 @@ def replace_emptied_frame(frame: Any) -> None:
     place = parent if parent.tag == _LINK and len(parent) == 1 else frame
     inline = next(place.iterancestors(*_BLOCKS), None) is not None
     replacement = place.makeelement(f"{_TEXT}span" if inline else f"{_TEXT}p")
-    before, after = _text_before(place), place.tail or ""
-    space_before = " " if inline and before and not before[-1:].isspace() else ""
-    space_after = " " if inline and after[:1].isalnum() else ""
-    replacement.text, replacement.tail = f"{space_before}{alt_text}{space_after}", place.tail
+    text = spaced(_text_before(place), alt_text, place.tail or "") if inline else alt_text
+    replacement.text, replacement.tail = text, place.tail
     place.getparent().replace(place, replacement)
 
 

@@ -1,10 +1,11 @@
-"""A drawing's alt text in an Office Open XML file, as a screen reader says it: the title and description of its
-non-visual properties (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are
-read by docx_alt_text. Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised
-by the line it ends them with (English only: "Description automatically generated", "Description generated with high
-confidence", "AI-generated content may be incorrect."), a description that is only the picture's file name, and, where
-the loader says what the shape shows itself, a title or description equal to it (PowerPoint copies a text box's text
-into its description)."""
+"""A drawing's alt text, as a screen reader says it, and where it stands among the words around it (in an Office Open
+XML file or an OpenDocument one). In Office Open XML: the title and description of a drawing's non-visual properties
+(Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are read by docx_alt_text.
+Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised by the line it ends them
+with (English only: "Description automatically generated", "Description generated with high confidence",
+"AI-generated content may be incorrect."), a description that is only the picture's file name, and, where the loader
+says what the shape shows itself, a title or description equal to it (PowerPoint copies a text box's text into its
+description)."""
 
 import re
 from typing import Any
@@ -21,6 +22,15 @@ _GENERATED = re.compile(
 # older Office versions saved the inserted file's path as the description, python-pptx saves its name ("image.png"): a
 # name or a path, not words about the picture
 _FILE_NAME = re.compile(r"(?:[^\s\\/]+|.*[\\/].*)\.(?:png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp|heic)", re.IGNORECASE)
+
+
+def spaced(before: str, text: str, after: str) -> str:
+    """An alt text set apart from the words around it where it stands: a space before it unless the text `before` it
+    ends in whitespace, a space after it when the text `after` it starts with a letter or digit ("See the map Site map
+    of the site.", "Total Sales by region, then ...")."""
+    space_before = " " if before and not before[-1].isspace() else ""
+    space_after = " " if after[:1].isalnum() else ""
+    return f"{space_before}{text}{space_after}"
 
 
 def _is_decorative(properties: Any) -> bool:
