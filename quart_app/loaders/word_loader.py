@@ -23,7 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
-from .docx_alt_text import DOC_PR, VML_PICTURE, vml_alt_text, with_alt_texts
+from .docx_alt_text import DOC_PR, TEXT_BOX, VML_PICTURE, drawing_alt_text, vml_alt_text, with_alt_texts
 from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
@@ -36,7 +36,6 @@ from .odt_hidden import hidden_styles, remove_hidden
 from .odt_lists import OdtListLabels, list_styles
 from .odt_spaces import spaces_as_text
 from .odt_tables import TablesTooLongError, tables_as_lines
-from .office_alt_text import alt_text
 from .zip_guard import check_zip
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -53,7 +52,7 @@ _PAGE_STORIES = frozenset(f"style:{kind}{side}" for kind in ("header", "footer")
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 # runs that are not the paragraph's text: tracked deletions and moves away, text boxes (indexed on their own) and
 # equations (read as a whole)
-_NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", f"{_W}txbxContent", OMATH})
+_NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", TEXT_BOX, OMATH})
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -120,10 +119,11 @@ def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
         if item.tag in (DOC_PR, VML_PICTURE):
             # a drawing's alt text reads where its run stands; a fallback's copy of a drawing is not read twice
             run = next(item.iterancestors(f"{_W}r"), None)
+            reads = drawing_alt_text if item.tag == DOC_PR else vml_alt_text
             if (
-                (text := alt_text(item) if item.tag == DOC_PR else vml_alt_text(item))
-                and next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, _MC_FALLBACK), None) is own
+                next(item.iterancestors(*_NOT_PARAGRAPH_TEXT, _MC_FALLBACK), None) is own
                 and not (is_hidden is not None and run is not None and is_hidden(run))
+                and (text := reads(item, lambda box: _box_text(box, hidden)))
             ):
                 alt_text_at.append(len(pieces))
                 pieces.append(text)
@@ -189,13 +189,18 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
             yield "\n".join(_table_lines(Table(element, container), part, context))
 
 
+def _box_text(box: Any, hidden: DocxHiddenText) -> str:
+    """A text box's (w:txbxContent's) paragraphs, one a line."""
+    paragraphs = (_paragraph_text(para, hidden) for para in box.iter(f"{_W}p"))
+    return "\n".join(p for p in paragraphs if p.strip())
+
+
 def _text_boxes(body: Any, hidden: DocxHiddenText) -> Iterator[str]:
     # text boxes live inside drawings that python-docx's paragraphs skip; Word stores each box twice
     # (DrawingML and a VML fallback), so identical boxes are kept once
     seen: set[str] = set()
-    for box in body.iter(f"{_W}txbxContent"):
-        paragraphs = (_paragraph_text(para, hidden) for para in box.iter(f"{_W}p"))
-        text = "\n".join(p for p in paragraphs if p.strip())
+    for box in body.iter(TEXT_BOX):
+        text = _box_text(box, hidden)
         if text and text not in seen:
             seen.add(text)
             yield text

@@ -151,3 +151,45 @@ def test_docx_a_converted_doc_s_vml_picture_s_alt_text_is_indexed_where_it_stand
         "See the plan Floor plan: The ground floor of the office.\n\nSigned Stamp of the registry\n\nPhoto\n\nDraft\n\n"
         "Logo ACME logo"
     )
+
+
+def _text_box(alt_title: str, alt_description: str, paragraphs: str) -> str:
+    """A text box as Word 2010 and later save it: a DrawingML shape (wps:txbx) with its alt text in wp:docPr, and a
+    VML copy (v:textbox) for older readers, the same paragraphs in both."""
+    wps = "http://schemas.microsoft.com/office/word/2010/wordprocessingShape"
+    box = f"<w:txbxContent>{paragraphs}</w:txbxContent>"
+    return (
+        f'<mc:AlternateContent><mc:Choice Requires="wps" xmlns:wps="{wps}"><w:drawing><wp:anchor><wp:extent cx="100"'
+        f' cy="100"/><wp:docPr id="5" name="Text Box 5" title="{alt_title}" descr="{alt_description}"/><a:graphic>'
+        f'<a:graphicData uri="{wps}"><wps:wsp><wps:txbx>{box}</wps:txbx></wps:wsp></a:graphicData></a:graphic>'
+        '</wp:anchor></w:drawing></mc:Choice><mc:Fallback><w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml"'
+        f' alt="{alt_description}"><v:textbox>{box}</v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent>'
+    )
+
+
+def test_docx_a_text_box_s_alt_text_equal_to_its_text_is_read_once(tmp_path: Path) -> None:
+    # Word's Alt Text pane may hold the box's own text (whitespace aside): it was indexed where the box stands and
+    # again as the box's text
+    document = docx.Document()
+    _runs(
+        document.add_paragraph("Contact"),
+        _text_box("", "Call us:\n0800 123", "<w:p><w:r><w:t>Call us: 0800 123</w:t></w:r></w:p>"),
+    )
+    # a title that adds something is kept, the description equal to the box's two paragraphs left out
+    two = "<w:p><w:r><w:t>Opening hours</w:t></w:r></w:p><w:p><w:r><w:t>Mon to Fri</w:t></w:r></w:p>"
+    _runs(document.add_paragraph("Visit"), _text_box("Hours", "Opening hours Mon to Fri", two))
+    # an alt text saying something else than the box is read
+    _runs(
+        document.add_paragraph("Note"), _text_box("", "Yellow sticky note", "<w:p><w:r><w:t>Bring ID</w:t></w:r></w:p>")
+    )
+    # a converted .doc's VML text box, its description in the shape's alt
+    _runs(
+        document.add_paragraph("Address"),
+        '<w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml" alt="1 Quay Street"><v:textbox><w:txbxContent>'
+        '<w:p><w:r><w:t>1 Quay</w:t></w:r><w:r><w:t xml:space="preserve"> Street</w:t></w:r></w:p>'
+        "</w:txbxContent></v:textbox></v:shape></w:pict>",
+    )
+    assert docx_text(document, tmp_path / "boxes.docx") == (
+        "Contact\n\nVisit Hours\n\nNote Yellow sticky note\n\nAddress\n\n"
+        "Call us: 0800 123\n\nOpening hours\nMon to Fri\n\nBring ID\n\n1 Quay Street"
+    )
