@@ -1,7 +1,8 @@
 """A Word drawing's alt text in the paragraph's text: where the drawing stands, set apart from the words around it
 (which alt text a drawing has, and which is left out, is office_alt_text's). A DrawingML drawing keeps it in its
-wp:docPr; a picture of a converted .doc is VML (w:pict/v:shape), its description in the shape's alt attribute and its
-title in the o:title of its v:imagedata. A text box's alt text is read only where it adds to the box's own text."""
+wp:docPr; a picture of a converted .doc is VML (w:pict/v:shape, or w:object/v:shape for an embedded object's picture),
+its description in the shape's alt attribute and its title in the o:title of its v:imagedata. A text box's alt text is
+read only where it adds to the box's own text."""
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -9,13 +10,15 @@ from typing import Any
 from .office_alt_text import alt_text, described, spaced
 
 DOC_PR = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}docPr"
-VML_PICTURE = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}pict"
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# a VML picture's run element: w:pict, or w:object for an embedded (OLE) object, shown as the picture its v:shape holds
+VML_PICTURES = (f"{_W}pict", f"{_W}object")
 _V = "{urn:schemas-microsoft-com:vml}"
 _VML_KINDS = ("shape", "rect", "roundrect", "oval", "line", "polyline", "arc", "curve", "image", "group")
 _VML_SHAPES = tuple(f"{_V}{kind}" for kind in _VML_KINDS)
 _VML_IMAGE = f"{_V}imagedata"
 _VML_TITLE = "{urn:schemas-microsoft-com:office:office}title"
-TEXT_BOX = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}txbxContent"
+TEXT_BOX = f"{_W}txbxContent"
 # the text a text box (w:txbxContent) is indexed with
 BoxText = Callable[[Any], str]
 
@@ -35,7 +38,7 @@ def drawing_alt_text(doc_pr: Any, box_text: BoxText) -> str:
 def _vml_alt_texts(picture: Any, box_text: BoxText) -> Iterator[str]:
     # a shape in a text box of this picture belongs to that text box's paragraph
     for shape in picture.iter(_VML_SHAPES):
-        if next(shape.iterancestors(VML_PICTURE), None) is picture:
+        if next(shape.iterancestors(*VML_PICTURES), None) is picture:
             image = shape.find(_VML_IMAGE)
             title, description = "" if image is None else image.get(_VML_TITLE, ""), shape.get("alt", "")
             if (title or description) and (text := described(title, description, _shown(shape, box_text))):
@@ -43,8 +46,8 @@ def _vml_alt_texts(picture: Any, box_text: BoxText) -> Iterator[str]:
 
 
 def vml_alt_text(picture: Any, box_text: BoxText) -> str:
-    """The alt text of a w:pict's VML shapes (a group's shapes, each), one line, less what repeats the text of their
-    text boxes."""
+    """The alt text of a w:pict's or w:object's VML shapes (a group's shapes, each), one line, less what repeats the
+    text of their text boxes."""
     return " ".join(_vml_alt_texts(picture, box_text))
 
 

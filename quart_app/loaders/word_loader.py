@@ -23,7 +23,7 @@ from lxml import etree
 
 from .chart_text import chart_lines
 from .diagram_text import DATA_RELATIONSHIP_ID, DIAGRAM_REFERENCE, diagram_lines
-from .docx_alt_text import DOC_PR, TEXT_BOX, VML_PICTURE, drawing_alt_text, vml_alt_text, with_alt_texts
+from .docx_alt_text import DOC_PR, TEXT_BOX, VML_PICTURES, drawing_alt_text, vml_alt_text, with_alt_texts
 from .docx_hidden import DocxHiddenText
 from .docx_numbering import DocxNumbering
 from .library_log_redaction import library_message
@@ -56,6 +56,7 @@ _NOT_PARAGRAPH_TEXT = frozenset({f"{_W}del", f"{_W}moveFrom", TEXT_BOX, OMATH})
 _CHART_REFERENCE = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_ALT_TEXT_HOLDERS = frozenset({DOC_PR, *VML_PICTURES})
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,8 @@ def _paragraph_text(paragraph: Any, hidden: DocxHiddenText) -> str:
     is_hidden = hidden.run_filter(paragraph)
     pieces: list[str] = []
     alt_text_at: list[int] = []
-    for item in paragraph.iter(f"{_W}r", OMATH, DOC_PR, VML_PICTURE):
-        if item.tag in (DOC_PR, VML_PICTURE):
+    for item in paragraph.iter(f"{_W}r", OMATH, DOC_PR, *VML_PICTURES):
+        if item.tag in _ALT_TEXT_HOLDERS:
             # a drawing's alt text reads where its run stands; a fallback's copy of a drawing is not read twice
             run = next(item.iterancestors(f"{_W}r"), None)
             reads = drawing_alt_text if item.tag == DOC_PR else vml_alt_text

@@ -193,3 +193,36 @@ def test_docx_a_text_box_s_alt_text_equal_to_its_text_is_read_once(tmp_path: Pat
         "Contact\n\nVisit Hours\n\nNote Yellow sticky note\n\nAddress\n\n"
         "Call us: 0800 123\n\nOpening hours\nMon to Fri\n\nBring ID\n\n1 Quay Street"
     )
+
+
+def _embedded_object(document: Any, title: str, description: str) -> str:
+    """A w:object as Word writes a converted .doc's embedded (OLE) object: its shape type, the VML shape showing the
+    object's picture (its description in alt, its title in o:title) and the o:OLEObject it stands for."""
+    rel_id, _ = document.part.get_or_add_image(io.BytesIO(PIXEL))
+    return (
+        '<w:object xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+        'w:dxaOrig="1440" w:dyaOrig="1080"><v:shapetype id="_x0000_t75" o:spt="75" path="m@4@5l@4@11@9@11@9@5xe"/>'
+        f'<v:shape id="_x0000_i1025" type="#_x0000_t75" alt="{description}" style="width:72pt;height:54pt" o:ole="">'
+        f'<v:imagedata r:id="{rel_id}" o:title="{title}"/></v:shape><o:OLEObject Type="Embed" ProgID="Excel.Sheet.8" '
+        'ShapeID="_x0000_i1025" DrawAspect="Content" ObjectID="_1700000001"/></w:object>'
+    )
+
+
+def test_docx_an_embedded_object_s_alt_text_is_indexed_where_it_stands(tmp_path: Path) -> None:
+    # a converted .doc's embedded object (a spreadsheet, an equation) shows a VML picture in a w:object, not a
+    # w:pict: its alt text was lost
+    document = docx.Document()
+    sentence = document.add_paragraph("Sales ")
+    _runs(sentence, _embedded_object(document, "Sales table", "Sales by\n quarter"))
+    sentence.add_run("in 2024.")
+    # the rules of every picture: Word's own description, a file name and an object in hidden text are not read
+    _runs(
+        document.add_paragraph("Chart"),
+        _embedded_object(document, "", "A chart\n\nDescription automatically generated"),
+    )
+    _runs(document.add_paragraph("Sheet"), _embedded_object(document, "", "C:\\Data\\budget.wmf"))
+    hidden = document.add_paragraph("Draft")
+    _runs(hidden, f"<w:rPr><w:vanish/></w:rPr>{_embedded_object(document, 'Old figures', 'Not approved')}")
+    assert docx_text(document, tmp_path / "objects.docx") == (
+        "Sales Sales table: Sales by quarter in 2024.\n\nChart\n\nSheet\n\nDraft"
+    )
