@@ -2,23 +2,30 @@
 XML file or an OpenDocument one). In Office Open XML: the title and description of a drawing's non-visual properties
 (Word's wp:docPr, PowerPoint's p:cNvPr), for a picture, a chart or a shape; a VML shape's are read by docx_alt_text.
 Left out: a drawing marked decorative, and the descriptions Office generates itself, recognised by the line it ends them
-with (English only: "Description automatically generated", "Description generated with high confidence",
-"AI-generated content may be incorrect."), a description that is only the picture's file name, and, where the loader
-says what the shape shows itself, a title or description equal to it (PowerPoint copies a text box's text into its
-description)."""
+with ("Description automatically generated", "Description generated with high confidence", "AI-generated content may
+be incorrect."; Word's in German, French, Spanish, Italian, Dutch and Portuguese too: "Automatisch generierte
+Beschreibung", ...), a description that is only the picture's file name, and, where the loader says what the shape
+shows itself, a title or description equal to it (PowerPoint copies a text box's text into its description)."""
 
 import re
 from typing import Any
 
 _DECORATIVE = "{http://schemas.microsoft.com/office/drawing/2017/decorative}decorative"
 _CONFIDENCE = r"(?:very high|high|medium|low) confidence"
-# Office writes the caption it guessed, a blank line and one of these ("A picture containing text\n\nDescription
-# automatically generated"); a converter may have joined the lines with a space or ", " ("Diagram, description ...")
-_GENERATED = re.compile(
-    rf"(?:^|[\s,])(?:description (?:automatically generated(?: with {_CONFIDENCE})?|generated with {_CONFIDENCE})"
-    r"|ai-generated content may be incorrect)\.?$",
-    re.IGNORECASE,
+# the notice Office ends a description it generated with, in the document's UI language, one line per language
+_GENERATED_NOTICES = (
+    rf"description (?:automatically generated(?: with {_CONFIDENCE})?|generated with {_CONFIDENCE})",  # English
+    "ai-generated content may be incorrect",  # English (Microsoft 365)
+    "automatisch generierte beschreibung",  # German
+    "description générée automatiquement",  # French
+    "descripción generada automáticamente",  # Spanish
+    "descrizione generata automaticamente",  # Italian
+    "automatisch gegenereerde beschrijving",  # Dutch
+    "descrição gerada automaticamente",  # Portuguese
 )
+# Office writes the caption it guessed, a blank line and its notice ("A picture containing text\n\nDescription
+# automatically generated"); a converter may have joined the lines with a space or ", " ("Diagram, description ...")
+_GENERATED = re.compile(rf"(?:^|[\s,])(?:{'|'.join(_GENERATED_NOTICES)})\.?$", re.IGNORECASE)
 # older Office versions saved the inserted file's path as the description, python-pptx saves its name ("image.png"): a
 # name or a path, not words about the picture
 _FILE_NAME = re.compile(r"(?:[^\s\\/]+|.*[\\/].*)\.(?:png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp|heic)", re.IGNORECASE)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import docx
+import pytest
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
@@ -226,3 +227,27 @@ def test_docx_an_embedded_object_s_alt_text_is_indexed_where_it_stands(tmp_path:
     assert docx_text(document, tmp_path / "objects.docx") == (
         "Sales Sales table: Sales by quarter in 2024.\n\nChart\n\nSheet\n\nDraft"
     )
+
+
+@pytest.mark.parametrize(
+    ("caption", "notice"),
+    [
+        ("Ein Bild, das Text, Screenshot enthält.", "Automatisch generierte Beschreibung"),
+        ("Une image contenant texte, capture d'écran", "Description générée automatiquement"),
+        ("Imagen que contiene texto, captura de pantalla", "Descripción generada automáticamente"),
+        ("Immagine che contiene testo, schermata", "Descrizione generata automaticamente"),
+        ("Afbeelding met tekst, schermopname", "Automatisch gegenereerde beschrijving"),
+        ("Uma imagem com texto, captura de ecrã", "Descrição gerada automaticamente"),
+    ],
+    ids=["de", "fr", "es", "it", "nl", "pt"],
+)
+def test_docx_word_s_own_description_is_left_out_in_other_languages(tmp_path: Path, caption: str, notice: str) -> None:
+    # Word ends the description it generates with its notice in the document's UI language: only the English one
+    # was recognised, a German document's guessed captions were indexed as the author's words
+    document = docx.Document()
+    _picture(document.add_paragraph("Logo"), description=f"{caption}\n\n{notice}")
+    # as a converter joins the lines, in capitals, and beside a title the author wrote
+    _picture(document.add_paragraph("Plan"), title="Floor plan", description=f"{caption} {notice.upper()}.")
+    # only the notice ending the description counts: the same words leading the author's own are kept
+    _picture(document.add_paragraph("Note"), description=f"{notice}: plan 2")
+    assert docx_text(document, tmp_path / "generated.docx") == f"Logo\n\nPlan Floor plan\n\nNote {notice}: plan 2"
