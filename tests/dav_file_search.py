@@ -4,19 +4,23 @@ What Nextcloud 34 answers to `SEARCH /remote.php/dav/` as an AppAPI-signed user 
 shared/realnc): a 207 multistatus listing, with its `oc:fileid`, each asked file found in the scope `/files/<user>`
 (own files and those shared with the user; the user's name in it urldecoded: a raw "+" names another user, whose
 folder fails the search with a 500, or no one, a 404); a file the user cannot read is simply not listed. At most 100
-comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. The fake finds every asked id except those a
-test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud does not know gets 401; a
-test can make searches hang (`stall`).
+comparisons per search (FileSearchBackend::OPERATOR_LIMIT), else 400. A user who never logged in has no home folder
+yet: their search fails with a 500 `OCP\\Files\\NotFoundException` naming `/<user>/files`, until a PROPFIND of their
+WebDAV root as them (`PROPFIND /remote.php/dav/files/<user>/`, asking for `oc:fileid`) makes Nextcloud set it up; from
+then on their search finds the files shared with them (bench/results/push_never_logged_in_realnc.txt). The fake finds
+every asked id except those a test took from the user (`revoke`: an unshare the PHP app never sent); a user Nextcloud
+does not know gets 401; a test can make searches hang (`stall`) or name users who never logged in (`never_logged_in`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 from xml.etree import ElementTree
 
 SEARCH_PATH = "/remote.php/dav"
+HOME_PREFIX = "/remote.php/dav/files/"
 OPERATOR_LIMIT = 100
 _DAV = "{DAV:}"
 _OC_FILEID = "{http://owncloud.org/ns}fileid"
@@ -38,6 +42,11 @@ class DavFileSearch:
         self.faults: deque[int] = deque()
         # (user, file ids asked) of every search answered 207, in order
         self.searches: list[tuple[str, list[int]]] = []
+        # users whose home folder Nextcloud has not set up (never logged in); a PROPFIND of their root sets it up
+        self.never_logged_in: set[str] = set()
+        # the users whose home a PROPFIND set up, in order; HTTP statuses answered to the next PROPFINDs, in order
+        self.homes_set_up: list[str] = []
+        self.propfind_faults: deque[int] = deque()
         # cleared by `stall`: searches wait for `resume` (Nextcloud hanging); set when a search began waiting
         self._answering = threading.Event()
         self._answering.set()
@@ -81,6 +90,9 @@ class DavFileSearch:
                 return 404, _error("Sabre\\DAV\\Exception\\NotFound", f"Principal with name {named} not found")
             # another user's folder is an empty collection to this one, and a search in it fails
             return 500, _error("InvalidArgumentException", "Search is only supported on directories")
+        with self._lock:
+            if user in self.never_logged_in:
+                return 500, _error("OCP\\Files\\NotFoundException", f"/{user}/files")
         comparisons = root.findall(f".//{_DAV}where//{_DAV}eq")
         if len(comparisons) > OPERATOR_LIMIT:
             return 400, _error("InvalidArgumentException", "maximum operator limit of 100 exceeded")
@@ -96,6 +108,25 @@ class DavFileSearch:
             for file_id in found
         )
         return 207, f"{MULTISTATUS_HEAD}{responses}</d:multistatus>".encode()
+
+    def propfind(self, user: str, path: str) -> tuple[int, bytes]:
+        """(status, XML body) for a PROPFIND of `path` sent as `user`; the fake knows only the user's own root."""
+        with self._lock:
+            if self.propfind_faults:
+                status = self.propfind_faults.popleft()
+                return status, _error("Sabre\\DAV\\Exception\\ServiceUnavailable", "scripted fault")
+            if self.users is not None and user not in self.users:
+                return 401, _error("Sabre\\DAV\\Exception\\NotAuthenticated", "AppAPIAuth has not passed")
+            if unquote(path.removeprefix(HOME_PREFIX)).rstrip("/") != user:
+                return 400, _error("Sabre\\DAV\\Exception\\BadRequest", "the fake answers only the user's own root")
+            if user in self.never_logged_in:
+                self.never_logged_in.discard(user)
+                self.homes_set_up.append(user)
+        response = (
+            f"<d:response><d:href>{path}</d:href><d:propstat><d:prop><oc:fileid>1</oc:fileid></d:prop>"
+            "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+        )
+        return 207, f"{MULTISTATUS_HEAD}{response}</d:multistatus>".encode()
 
 
 def _error(exception: str, message: str) -> bytes:

@@ -13,6 +13,7 @@ import json as jsonlib
 import logging
 from collections.abc import Mapping
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 
@@ -21,6 +22,7 @@ from quart_app.nextcloud.errors import (
     NextcloudAuthError,
     NextcloudClosedError,
     NextcloudError,
+    NextcloudHomeNotSetUpError,
     NextcloudNotConfiguredError,
     NextcloudNotFoundError,
     NextcloudRateLimitedError,
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 # OCS answers "ok" with statuscode 100 (v1) or 200 (v2)
 OCS_OK = frozenset({100, 200})
 ERROR_BODY_BYTES = 4096
+_SABRE = "{http://sabredav.org/ns}"
 
 
 class NextcloudClient:
@@ -122,10 +125,21 @@ class NextcloudClient:
             raise error_for_status(method, path, statuscode, _message(payload, meta), response.headers)
         return payload["ocs"].get("data")
 
-    async def dav(self, method: str, path: str, *, user: str, body: bytes, timeout_s: float | None = None) -> bytes:
-        """A WebDAV request (SEARCH) as `user` with an XML body; the multistatus answer's bytes."""
+    async def dav(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str,
+        body: bytes,
+        timeout_s: float | None = None,
+        depth: str | None = None,
+    ) -> bytes:
+        """A WebDAV request (SEARCH, PROPFIND with its `depth`) as `user` with an XML body; the multistatus answer's
+        bytes."""
         self._check_open()
-        headers = self._signed(user, {"Content-Type": "application/xml; charset=utf-8"})
+        extra = {"Content-Type": "application/xml; charset=utf-8", **({"Depth": depth} if depth is not None else {})}
+        headers = self._signed(user, extra)
         timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
         try:
             response = await self._http.request(method, path, content=body, headers=headers, timeout=timeout)
@@ -141,6 +155,12 @@ class NextcloudClient:
                 401,
             )
         if response.is_error:
+            if _home_not_set_up(response.content, user):
+                raise NextcloudHomeNotSetUpError(
+                    f"{method} {path}: Nextcloud answered {response.status_code}: it has not set up the home folder of"
+                    f" user {user!r} yet (they never logged in)",
+                    response.status_code,
+                )
             # Sabre's error body is XML (its s:message may name a path): only the status is kept
             raise error_for_status(method, path, response.status_code, "", response.headers)
         return response.content
@@ -221,6 +241,18 @@ def error_for_status(
     if status >= 500:
         return NextcloudServerError(text, status, retry_after_s)
     return NextcloudRequestError(text, status)
+
+
+def _home_not_set_up(error_body: bytes, user: str) -> bool:
+    """Whether a WebDAV error is Nextcloud's for a user whose home it never set up: the folder `/<user>/files` not
+    found (NC 34 answers a SEARCH so, as a user who never logged in, with 500)."""
+    try:
+        root = ElementTree.fromstring(error_body[:ERROR_BODY_BYTES])
+    except ElementTree.ParseError:
+        return False
+    exception = (root.findtext(f"{_SABRE}exception") or "").strip()
+    folder = (root.findtext(f"{_SABRE}message") or "").strip()
+    return exception == "OCP\\Files\\NotFoundException" and folder == f"/{user}/files"
 
 
 def _retry_after(raw: str | None) -> float | None:

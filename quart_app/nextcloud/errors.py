@@ -41,6 +41,10 @@ class NextcloudAuthError(NextcloudError):
     """401/412 ("ExApp required"): AppAPI did not accept our APP_ID/APP_SECRET."""
 
 
+class NextcloudHomeNotSetUpError(NextcloudError):
+    """WebDAV as a user whose home folder Nextcloud has not set up yet (never logged in): 500 NotFoundException."""
+
+
 class NextcloudRequestError(NextcloudError):
     """Another 4xx: Nextcloud refused the request as sent."""
 

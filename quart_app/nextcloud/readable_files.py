@@ -5,6 +5,11 @@ index still lists a former recipient among a file's readers. Before a push-mode 
 SEARCH as the user (AppAPI's signature works on WebDAV too) lists which of the candidates' file ids are in the user's
 folder, shares included; the others are left out. Provider sources (mail, calendar) are not files and are kept.
 
+A user who never logged in has no home folder yet (files only shared to them): Nextcloud answers their SEARCH with a
+500 (the folder `/<user>/files` not found). That is not an outage: one PROPFIND of their WebDAV root as them makes
+Nextcloud set the (empty) folder up, as any first access does (no login, no skeleton files), and the SEARCH asked again
+finds the files shared with them.
+
 When Nextcloud does not answer (timeout, 5xx, refused), the question fails with a 503 naming why, instead of being
 answered: the index cannot tell a user's own file from a shared one, and an answer from all the files would quote
 text the user may have lost, one from none of them would say "no documents" to a user who has some. Nextcloud is the
@@ -15,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 from urllib.parse import quote
 from xml.etree import ElementTree
 
 from quart_app.nextcloud.client import NextcloudClient
-from quart_app.nextcloud.errors import NextcloudError, NextcloudTimeoutError
+from quart_app.nextcloud.errors import NextcloudError, NextcloudHomeNotSetUpError, NextcloudTimeoutError
 from quart_app.services.answer import DocSearchResult, log_left_out
 from quart_app.services.errors import ReadabilityUnknownError
 
@@ -33,6 +39,12 @@ IDS_PER_SEARCH = 100
 # the config key of the wait for one SEARCH (nextcloud.readable_check_timeout_s), named in the 503 when it runs out
 TIMEOUT_SETTING = "nextcloud.readable_check_timeout_s"
 _OC_FILEID = "{http://owncloud.org/ns}fileid"
+# a PROPFIND of the user's root for its file id: Nextcloud creates a missing home folder to answer it
+HOME_PROPFIND = (
+    b'<?xml version="1.0" encoding="UTF-8"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
+    b"<d:prop><oc:fileid/></d:prop></d:propfind>"
+)
+_T = TypeVar("_T")
 
 
 def file_ids(sources: Sequence[DocSearchResult]) -> dict[str, int]:
@@ -73,20 +85,41 @@ def found_ids(multistatus: bytes) -> set[int]:
 
 async def readable_file_ids(nc: NextcloudClient, user_id: str, ids: Sequence[int], timeout_s: float) -> set[int]:
     """Which of `ids` the user can read now; one SEARCH per IDS_PER_SEARCH ids, sent together, each given
-    `timeout_s` (NextcloudTimeoutError naming it and its setting past that)."""
+    `timeout_s` (NextcloudTimeoutError naming it and its setting past that). A user whose home Nextcloud has not set up
+    has it set up, then is searched again."""
     batches = [ids[start : start + IDS_PER_SEARCH] for start in range(0, len(ids), IDS_PER_SEARCH)]
     try:
-        answers = await asyncio.gather(
-            *(
-                nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=timeout_s)
-                for batch in batches
-            )
-        )
+        answers = await _search(nc, user_id, batches, timeout_s)
+    except NextcloudHomeNotSetUpError:
+        log.info("Nextcloud has not set up the asking user's home (never logged in): setting it up, searching again")
+        home = home_path(user_id)
+        propfind = nc.dav("PROPFIND", home, user=user_id, body=HOME_PROPFIND, timeout_s=timeout_s, depth="0")
+        await _within(propfind, f"PROPFIND {home}", timeout_s)
+        answers = await _search(nc, user_id, batches, timeout_s)
+    return set().union(*(found_ids(answer) for answer in answers))
+
+
+def home_path(user_id: str) -> str:
+    """The user's WebDAV root, the user's name percent-encoded as in the SEARCH scope."""
+    return f"{SEARCH_PATH}files/{quote(user_id, safe='')}/"
+
+
+async def _search(nc: NextcloudClient, user_id: str, batches: list[Sequence[int]], timeout_s: float) -> list[bytes]:
+    searches = (
+        nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=timeout_s)
+        for batch in batches
+    )
+    return await _within(asyncio.gather(*searches), f"SEARCH {SEARCH_PATH}", timeout_s)
+
+
+async def _within(call: Awaitable[_T], request: str, timeout_s: float) -> _T:
+    """The call's result; its timeout named with the setting that sets it."""
+    try:
+        return await call
     except NextcloudTimeoutError:
         raise NextcloudTimeoutError(
-            f"SEARCH {SEARCH_PATH}: Nextcloud did not answer within {timeout_s:g} s, the config's {TIMEOUT_SETTING}"
+            f"{request}: Nextcloud did not answer within {timeout_s:g} s, the config's {TIMEOUT_SETTING}"
         ) from None
-    return set().union(*(found_ids(answer) for answer in answers))
 
 
 class UnreadableFilesByDav:

@@ -168,6 +168,59 @@ async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret(
     )
 
 
+async def test_a_user_who_never_logged_in_is_answered_from_the_files_shared_with_him(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str
+) -> None:
+    # Nextcloud 34 answers his SEARCH 500 "/bert/files" not found until a PROPFIND of his root sets his home up
+    # (bench/results/push_never_logged_in_realnc.txt); that was a 503 "Nextcloud answered 500" to his every question
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud) as http:
+            nextcloud.dav.never_logged_in.add("bert")
+            status_search, hits = await _ask(http, "/docSearch", "bert")
+            status, answer = await _ask(http, "/query", "bert")
+    assert status_search == 200 and isinstance(hits, list), hits
+    assert SHARED.source_id in {hit["source_id"] for hit in hits}, hits
+    assert status == 200 and isinstance(answer, dict) and SHARED.source_id in answer["sources"], answer
+    assert nextcloud.dav.homes_set_up == ["bert"]  # once: his second question found his home set up
+    assert [user for user, _ in nextcloud.dav.searches] == ["bert", "bert"]
+
+
+@pytest.mark.parametrize(
+    ("search_faults", "propfind_faults", "failed"),
+    [([503], [], "SEARCH /remote.php/dav/"), ([], [503], "PROPFIND /remote.php/dav/files/bert/")],
+)
+async def test_nextcloud_in_trouble_still_gets_the_503_for_a_user_who_never_logged_in(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, search_faults: list[int], propfind_faults: list[int], failed: str
+) -> None:
+    # a 503 (maintenance) is an outage, not a home to set up; so is a PROPFIND Nextcloud fails
+    with FakeAppApiNextcloud() as nextcloud:
+        async with push_app(tmp_path, fresh_dsn, embedder_url, nextcloud) as http:
+            nextcloud.dav.never_logged_in.add("bert")
+            nextcloud.dav.faults.extend(search_faults)
+            nextcloud.dav.propfind_faults.extend(propfind_faults)
+            status, hits = await _ask(http, "/docSearch", "bert")
+    assert status == 503 and isinstance(hits, dict), hits
+    assert re.search(rf"\({re.escape(failed)}: Nextcloud answered 503\); nothing was answered", hits["error"]), hits
+    assert nextcloud.dav.homes_set_up == [] and nextcloud.dav.searches == []
+    propfinds = [r.path for r in nextcloud.requests if r.method == "PROPFIND"]
+    assert propfinds == ([] if search_faults else ["/remote.php/dav/files/bert/"]), propfinds
+
+
+@pytest.mark.parametrize("user", ["lee+kim@x", "o'brien-jürgen.b_2"])
+async def test_the_home_of_a_user_who_never_logged_in_is_set_up_whatever_his_user_id_holds(user: str) -> None:
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.dav.users = {user, "lee kim@x"}
+        nextcloud.dav.never_logged_in = {user, "lee kim@x"}
+        nextcloud.dav.revoke(user, 2)
+        nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
+        try:
+            readable = await readable_file_ids(nc, user, [1, 2], SEARCH_WAIT_S)
+        finally:
+            await nc.aclose()
+    assert readable == {1} and nextcloud.dav.searches == [(user, [1, 2])]
+    assert nextcloud.dav.homes_set_up == [user]  # his, as him: not "lee kim@x"'s
+
+
 async def test_a_search_fills_the_place_of_an_unshared_file_from_its_next_candidates(
     tmp_path: Path, fresh_dsn: str, embedder_url: str
 ) -> None:

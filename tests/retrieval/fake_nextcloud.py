@@ -2,7 +2,7 @@
 
 Reusable: start `FakeNextcloud()` as a context manager, script its answers through the public attributes, read
 `requests` afterwards. Endpoints: capabilities (nc_py_api's set_user reads it), TaskProcessing schedule and task,
-WebDAV SEARCH by file id (`dav`, tests/dav_file_search.py).
+WebDAV SEARCH by file id and PROPFIND of a user's root (`dav`, tests/dav_file_search.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from dav_file_search import SEARCH_PATH, DavFileSearch
+from dav_file_search import HOME_PREFIX, SEARCH_PATH, DavFileSearch
 from local_http_server import LocalHttpFake, LocalHttpServer
 
 # the id of the first task scheduled; the next ones count up from it
@@ -149,13 +149,15 @@ class FakeNextcloud(LocalHttpFake):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                dav = self.command == "SEARCH"
+                dav = self.command in ("SEARCH", "PROPFIND")
                 body = raw if dav else json.loads(raw) if raw else None
                 path = self.path.split("?", 1)[0]
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.requests.append(RecordedRequest(self.command, path, headers, body))
                 if dav and path.rstrip("/") == SEARCH_PATH:
                     code, payload = fake.dav.answer(_signed_user(headers), raw)
+                elif self.command == "PROPFIND" and path.startswith(HOME_PREFIX):
+                    code, payload = fake.dav.propfind(_signed_user(headers), path)
                 else:
                     code, payload = fake._answer(self.command, path, body)
                 self.send_response(code)
@@ -170,6 +172,7 @@ class FakeNextcloud(LocalHttpFake):
             do_GET = _serve
             do_POST = _serve
             do_SEARCH = _serve
+            do_PROPFIND = _serve
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 return None
