@@ -36,7 +36,7 @@ FILE_SOURCE_PREFIX = "files__default: "
 SEARCH_PATH = "/remote.php/dav/"
 # Nextcloud's FileSearchBackend::OPERATOR_LIMIT: comparisons one SEARCH may hold
 IDS_PER_SEARCH = 100
-# the config key of the wait for one SEARCH (nextcloud.readable_check_timeout_s), named in the 503 when it runs out
+# the config key of the wait for one SEARCH or PROPFIND (nextcloud.readable_check_timeout_s), named in the 503 past it
 TIMEOUT_SETTING = "nextcloud.readable_check_timeout_s"
 _OC_FILEID = "{http://owncloud.org/ns}fileid"
 # a PROPFIND of the user's root for its file id: Nextcloud creates a missing home folder to answer it
