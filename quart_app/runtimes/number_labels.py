@@ -6,9 +6,12 @@ Tolerated, and only these: case; a plural -s or -es on either side ("ports 8002"
 "box 3"), the common ways a label's word changes in a list; one joining sign between word and number on either side
 ("host-12", "host_12", "Port: 8002", "port=8002", "server #12", "ports/8002"), the ways names and labels are written;
 the numbers that follow a labelled one, joined by ",", "and", "or", "&" or "/" (each is the word's: "ports 8000, 8002
-and 8004"); a range after the word ("servers 1-40", an en dash, "1 to 40", "1 through 40") of at most MAX_RANGE numbers.
+and 8004"), up to one that a word follows; a range after the word ("servers 1-40", an en dash, "1 to 40", "1 through
+40") of at most MAX_RANGE numbers.
 Not tolerated: a sentence's "." or a list's "," between word and number ("the server. 12 users", "server, 12 racks"),
-the number before the word ("12 servers" counts servers, it names none), other words of the same stem ("serving")."""
+the number before the word ("12 servers" counts servers, it names none), a number after a joiner that a word follows
+("server 12 and 13 users": 13 counts users; so "ports 80 and 443 are open" loses 443, as nouns and verbs look alike
+here), other words of the same stem ("serving")."""
 
 from __future__ import annotations
 
@@ -45,7 +48,8 @@ class NumberLabels:
 
     def _read_numbers_after(self, word: str, tokens: list[str], start: int) -> None:
         at = start + 1 if start < len(tokens) and tokens[start] in _JOINERS else start
-        while at < len(tokens) and is_number(tokens[at]):
+        first = at
+        while at < len(tokens) and is_number(tokens[at]) and (at == first or not _counts_next_word(tokens, at)):
             low = int(tokens[at])
             self._single.add((word, low))
             at += 1
@@ -56,6 +60,12 @@ class NumberLabels:
                 at += 2
             while at < len(tokens) and tokens[at] in _LIST_JOINERS:
                 at += 1
+
+
+def _counts_next_word(tokens: list[str], at: int) -> bool:
+    """Whether the number at `at` counts the word after it ("13 users"): no label's (a range or list word goes on)."""
+    following = tokens[at + 1] if at + 1 < len(tokens) else ""
+    return following.isalpha() and following not in _RANGE_SIGNS and following not in _LIST_JOINERS
 
 
 def label_before(words: tuple[str, ...], index: int) -> str | None:

@@ -65,6 +65,9 @@ NOT_LABELS: dict[str, tuple[str, Callable[[int], str], int]] = {
     "sentence-end": ("Restart the server. 12, 13, 14 and 15 are its racks.", lambda n: f"- restart server {n}\n", 12),
     # a comma between word and number separates two items
     "comma": ("Check the server, 12, 13, 14 and 15 are its racks.", lambda n: f"- restart server {n}\n", 12),
+    # a number after "and" or "," that counts the word after it: 13 is a count of users, not a server
+    "and-a-count": ("Server 12 and 13 users share rack B.", lambda n: f"- restart server {n}\n", 12),
+    "comma-a-count": ("Server 12, 13 users and 2 admins share rack B.", lambda n: f"- restart server {n}\n", 12),
 }
 
 
