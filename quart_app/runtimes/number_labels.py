@@ -2,9 +2,10 @@
 "servers 1-40"), looked up in the forms an answer writes them in: the repetition guard counts a counter's next number as
 the prompt's only beside the same word, and a document and an answer often write that word differently.
 
-Tolerated, and only these: case; a plural -s or -es on either side ("ports 8002" for "port 8002", "boxes 3" for
-"box 3"), the common ways a label's word changes in a list; one joining sign between word and number on either side
-("host-12", "host_12", "Port: 8002", "port=8002", "server #12", "ports/8002"), the ways names and labels are written;
+Tolerated, and only these: case; a plural -s, -es or -ies on either side ("ports 8002" for "port 8002", "boxes 3" for
+"box 3", "entries 3" for "entry 3"), the common ways a label's word changes in a list; one joining sign between word
+and number on either side ("host-12", "host_12", "Port: 8002", "port=8002", "server #12", "ports/8002") or none
+("host12": the text's words split letters from digits), the ways names and labels are written;
 the numbers that follow a labelled one, joined by ",", "and", "or", "&" or "/" (each is the word's: "ports 8000, 8002
 and 8004"), up to one that a word follows; a range after the word ("servers 1-40", an en dash, "1 to 40", "1 through
 40") of at most MAX_RANGE numbers.
@@ -77,12 +78,16 @@ def label_before(words: tuple[str, ...], index: int) -> str | None:
 
 
 def _word_forms(word: str) -> tuple[str, ...]:
-    """A word as written, with a plural -s or -es added, and without one it may have."""
+    """A word as written, with a plural -s, -es or -ies added, and without one it may have."""
     forms = [word, word + "s", word + "es"]
     if word.endswith("s"):
         forms.append(word[:-1])
     if word.endswith("es"):
         forms.append(word[:-2])
+    if word.endswith("y"):
+        forms.append(word[:-1] + "ies")
+    if word.endswith("ies"):
+        forms.append(word[:-3] + "y")
     return tuple(forms)
 
 

@@ -5,10 +5,10 @@ token a line. A list's items differ from each other: the same item counted up is
 item as often (a document's own list quoted); so are items alike, unless what sets each apart from the one before is in
 the prompt (the hosts of a document's table gone through one by one; a counter's next numbers, whatever its step, only
 where the prompt has one of them beside the same word, or after it in a form the document and the answer may differ in:
-"Port: 8002", "ports 8000, 8002", "servers 1-40", "host-12" for "host 12"; see number_labels). Inside a code block only
-numbered lines and comment lines are items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code lines alike
-(loops, assignments, table rows) are code. Outside code blocks a plain line that holds a number is an item too: a
-counter written without list markers or a fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...)
+"Port: 8002", "ports 8000, 8002", "servers 1-40", "host-12" or "host12" for "host 12"; see number_labels). Inside a code
+block only numbered lines and comment lines are items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code
+lines alike (loops, assignments, table rows) are code. Outside code blocks a plain line that holds a number is an item
+too: a counter written without list markers or a fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...)
 changes in several places a line, no near copy; and units of two lines are followed too, each line against the one two
 before."""
 
@@ -23,11 +23,15 @@ from quart_app.runtimes.number_labels import NumberLabels, is_number, label_befo
 # a bullet, a number ("." or ")") or both, then the item's text (maybe none: "1." counted up alone is a loop too)
 _LIST_ITEM = re.compile(r"(?:[-*+•]\s+(?:\d+[.)](?:\s+|$))?|\d+[.)](?:\s+|$))(?P<text>.*)")
 # inside a code block: a comment line (its text maybe a list item itself), a numbered line, or a comment with no text
-_COMMENT = re.compile(r"(?:#+|//+|--|;+|/\*+|\*)\s*(?P<text>.*?)(?:\s*\*/)?")
+# C preprocessor lines ("#define PIN_12 12", "#include") are code, not comments
+_DIRECTIVE = r"(?:define|undef|include|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line)\b"
+_COMMENT = re.compile(rf"(?:#+(?!#|{_DIRECTIVE})|//+|--|;+|/\*+|\*)\s*(?P<text>.*?)(?:\s*\*/)?")
 _NUMBERED = re.compile(r"\d+[.)](?:\s+|$)(?P<text>.*)")
 _BLANK_COMMENT = re.compile(r"#+|//+|--|;+|/?\*+/?")
-# the words of an item, whatever its language: runs of letters or digits, and each other sign on its own
-_WORD = re.compile(r"\w+|[^\w\s]")
+# the words of an item, whatever its language: runs of letters or digits, a number glued to the end of its word (or
+# after "_") apart ("host12" and "host_12" are read as "host 12", "host _ 12"; "x86_64", "ab12cd" stay whole), and each
+# other sign on its own
+_WORD = re.compile(r"[^\W\d_]+(?=_?\d+(?!\w))|_(?=\d+(?!\w))|\w+|[^\w\s]")
 _DIGITS = re.compile(r"\d+")
 # items whose word pairs (bigrams, with the item's start and end) overlap this much are alike: "Restart the web
 # server." and "Restart the SSH server." share half theirs (a real list of parallel steps), a counter or a word

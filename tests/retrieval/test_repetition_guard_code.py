@@ -58,6 +58,8 @@ CODE_THAT_LOOKS_ALIKE = {
     "defines": "```c\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
     + "".join(f"#define PIN_{n} {n}\n" for n in range(16))
     + "```\n",
+    # a preprocessor line is code, though it starts as a shell comment would
+    "defines-glued": "```c\n" + "".join(f"#define PIN{n} {n}\n" for n in range(16)) + "```\n",
     "ports-the-prompt-names": "```ini\n" + "".join(f"; port {port}\n" for port in (22, 80, 443, 5432, 8080)) + "```\n",
 }
 

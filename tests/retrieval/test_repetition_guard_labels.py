@@ -1,6 +1,7 @@
 """The repetition guard on counters whose numbers the document writes beside another form of the same word: "ports
-8000, 8002", "Port: 8002", "servers 1-40", "host-12" for an answer's "port 8002", "server 12", "host 12". A list going
-through the document's numbers passes whole; the same list run on past them is still cut where the document ends."""
+8000, 8002", "Port: 8002", "servers 1-40", "host-12", "host12", "entries 1-40" for an answer's "port 8002", "server 12",
+"host 12", "entry 12" (and back). A list going through the document's numbers passes whole; the same list run on past
+them is still cut where the document ends."""
 
 from __future__ import annotations
 
@@ -34,6 +35,36 @@ FORMS: dict[str, tuple[str, Callable[[int], str]]] = {
     "space-to-hyphen": (
         "Hosts: " + ", ".join(f"host {n}" for n in range(1, 41)) + ".",
         lambda n: f"- restart the web server on host-{n} and check its log\n",
+    ),
+    # a plural in -ies, a range written in words; the answer writes the singular in -y
+    "ies-plural-range": ("Entries 1 through 40 record failed logins.", lambda n: f"- check entry {n} for the user\n"),
+    # the document writes the singular in -y, the answer the plural in -ies
+    "y-to-ies": (
+        "Slow log: " + "; ".join(f"query {n} took {900 + n} ms" for n in range(1, 41)) + ".",
+        lambda n: f"- queries {n}: check its plan\n",
+    ),
+    # the document glues the number to its word, the answer writes a space or a hyphen between
+    "glued-to-space": (
+        "Hosts: " + ", ".join(f"host{n}" for n in range(1, 41)) + ".",
+        lambda n: f"- restart the web server on host {n} and check its log\n",
+    ),
+    "glued-to-hyphen": (
+        "Hosts: " + ", ".join(f"host{n}" for n in range(1, 41)) + ".",
+        lambda n: f"- restart the web server on host-{n} and check its log\n",
+    ),
+    # the document writes a space or a hyphen, the answer glues the number to its word
+    "space-to-glued": (
+        "Hosts: " + ", ".join(f"host {n}" for n in range(1, 41)) + ".",
+        lambda n: f"- restart the web server on host{n} and check its log\n",
+    ),
+    # the document joins word and number with "_", as in names, the answer writes a space
+    "underscore-to-space": (
+        "Hosts: " + ", ".join(f"host_{n}" for n in range(1, 41)) + ".",
+        lambda n: f"- restart the web server on host {n} and check its log\n",
+    ),
+    "hyphen-to-glued": (
+        "Hosts: " + ", ".join(f"host-{n}" for n in range(1, 41)) + ".",
+        lambda n: f"- restart the web server on host{n} and check its log\n",
     ),
 }
 
