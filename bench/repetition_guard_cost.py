@@ -54,6 +54,9 @@ ANSWERS = {
     # plain lines with two counters each, outside any code block (every line an item since they hold a number): each
     # line's numbers are stepped against the line before and looked up in the prompt's word pairs
     "plain": "".join(f"ssh -p {8000 + n} admin@server-{n} sudo systemctl restart nginx\n" for n in range(1, 41)),
+    # units of three lines going through the prompt's servers, one line the same in each: every line through the run
+    # of items and a place of each unit length, its counter looked up after its word
+    "units": "".join(f"Host: server-{n}\nPort: {8000 + n}\nRole: web\n\n" for n in range(1, 41)),
 }
 
 
@@ -66,6 +69,7 @@ PROMPTS = {
     "list": "Hosts: " + ", ".join(f"host {n}" for n in range(60)) + ". Restart each and check its log.",
     "numbered": "Hosts: " + ", ".join(f"host-{n:02d}" for n in range(1, 61)) + ". Restart each and check its log.",
     "plain": "Servers: " + "; ".join(f"server-{n} on port {8000 + n}" for n in range(1, 41)) + ".",
+    "units": "Servers: " + "; ".join(f"server-{n} (web) listens on port {8000 + n}" for n in range(1, 41)) + ".",
 }
 
 

@@ -9,8 +9,7 @@ where the prompt has one of them beside the same word, or after it in a form the
 block only numbered lines and comment lines are items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code
 lines alike (loops, assignments, table rows) are code. Outside code blocks a plain line that holds a number is an item
 too: a counter written without list markers or a fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...)
-changes in several places a line, no near copy; and units of two lines are followed too, each line against the one two
-before."""
+changes in several places a line, no near copy (units of several lines: see line_units)."""
 
 from __future__ import annotations
 
@@ -77,8 +76,11 @@ def read_item(line: str, structure: bool, code: bool) -> Item | None:
     code block); None when it is no item."""
     stripped = line.strip()
     text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
-    if text is None:
-        return None
+    return None if text is None else item_of(text)
+
+
+def item_of(text: str) -> Item:
+    """A text read as a list item's."""
     words = tuple(_WORD.findall(text.lower()))
     return Item(text, words, _pairs(words), frozenset(words), tuple(map(int, _number_words(words))))
 
@@ -104,6 +106,11 @@ class ListItemRun:
     def item_pieces(self) -> int:
         """The length of the run's last item in pieces (0 before its second)."""
         return self._ends[-1] - self._ends[-2] if len(self._ends) >= 2 else 0
+
+    @property
+    def text(self) -> str | None:
+        """The last item's text (None: the last line was no list item)."""
+        return self._text
 
     @property
     def in_run(self) -> bool:
@@ -203,41 +210,6 @@ class ListItemRun:
                 if value != was and (steps is None or value - was == steps[place])
             )
         return counting
-
-
-class TwoLineUnitRun:
-    """Units of two lines, each line alike the one two lines before and its partner too ("# server-10", 'echo
-    "Server-10: 8001"', "# server-100", 'echo "Server-100: 8001"', ...): a loop the run of items misses, as each line
-    differs from the next; the first lines of the units are followed by a run of items of their own, and so are the
-    second lines."""
-
-    def __init__(self, prompt: Prompt, min_copies: int) -> None:
-        self._halves = (ListItemRun(prompt, min_copies), ListItemRun(prompt, min_copies))
-        self._line_ends: list[int] = []  # where each line ends (blank lines left out)
-        self._period = 0  # the last unit's length in pieces
-
-    @property
-    def unit_pieces(self) -> int:
-        return self._period
-
-    def held_from(self, end: int) -> int:
-        """Where the text a loop of units may still cut starts (`end` for none): held while the half that took the
-        last line is in a run (a half whose run broke lets go, as a list's run does)."""
-        if not self._halves[(len(self._line_ends) + 1) % 2].in_run:
-            return end
-        return min(half.held_from(end) for half in self._halves if half.in_run)
-
-    def take(self, item: Item | None, end: int) -> int | None:
-        """Take the next line that is not blank as `ListItemRun.take` does; once both halves of the unit are in a
-        loop, where to cut it: after the line that follows the last one its half keeps."""
-        ends = self._line_ends
-        half, partner = self._halves[len(ends) % 2], self._halves[1 - len(ends) % 2]
-        ends.append(end)
-        kept = half.take(item, end)
-        if kept is None or not partner.in_run:
-            return None
-        self._period = end - ends[-3]
-        return next((line_end for line_end in ends if line_end > kept), end)
 
 
 def is_blank(line: str, code: bool) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Generator
 from contextlib import closing
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from quart_app.runtimes.code_fences import FenceTracker
-from quart_app.runtimes.numbered_items import ListItemRun, Prompt, TwoLineUnitRun, is_blank, read_item
+from quart_app.runtimes.line_units import MAX_UNIT_LINES, LineUnitRun, unit_line
+from quart_app.runtimes.numbered_items import ListItemRun, Prompt, is_blank, read_item
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ _SENTENCE_ENDS = (".", "!", "?")
 _STRUCTURED_LINE_STARTS = ("|", "```", "~~~")
 _DATA_FIELD = re.compile(r"[,;\t][^\s,;]")
 _HEAD = 12  # characters of a line enough to see how it starts (an indented fence in a list item included)
+_NOT_HELD = sys.maxsize  # a position past any answer's end: the runs hold nothing
 _PERIODS = np.arange(1, MAX_PERIOD + 1, dtype=np.int64)
 _VERBATIM_LIMITS = np.maximum(_PERIODS, MIN_REPEATED_PIECES)
 _NEAR_PERIODS = _PERIODS[NEAR_MIN_PERIOD - 1 :].copy()
@@ -88,8 +91,10 @@ class RepetitionGuard:
         self._structure = _StructureTracker()
         prompt = Prompt(context)
         self._items = ListItemRun(prompt, NEAR_MIN_COPIES)
-        self._units = TwoLineUnitRun(prompt, NEAR_MIN_COPIES)
+        self._units = tuple(LineUnitRun(prompt, NEAR_MIN_COPIES, length) for length in range(2, MAX_UNIT_LINES + 1))
         self._line_structure = False  # whether a piece of the line in progress is structure
+        # where the runs of items and of units hold text from: they change only as lines end, so found then
+        self._held_by_lines = _NOT_HELD
         self.repeat: Repeat | None = None
 
     def push(self, piece: str) -> str:
@@ -111,7 +116,7 @@ class RepetitionGuard:
         if self._is_boundary(end - 1):  # decided now that the piece after it is known
             self._boundaries.append(end - 1)
         # what copies the text just before it may become a repeat: hand on up to the last boundary before that
-        held_from = min(end - longest, self._items.held_from(end), self._units.held_from(end))
+        held_from = min(end - longest, self._held_by_lines)
         if held_from == end and self._is_boundary(end):
             return self._release(end)
         index = bisect_right(self._boundaries, held_from) - 1
@@ -143,7 +148,7 @@ class RepetitionGuard:
 
     def _end_lines(self, end: int, structure: bool) -> None:
         """Lines end in piece `end - 1` ("\\n", or "\\n   " with the next line's indentation): follow the list
-        items of the same text, or alike, and the units of two lines alike, with them."""
+        items of the same text, or alike, and the units of several lines alike, with them."""
         piece = self._pieces[end - 1]
         # where the line ends for a cut: before a piece that carries the next line's start ("\n   "), kept out
         line_end = end if piece.endswith("\n") else end - 1
@@ -153,17 +158,22 @@ class RepetitionGuard:
             self._line_structure = False
             if is_blank(line, in_code):
                 continue
-            item = read_item(line, line_structure, in_code)  # once for both runs
+            item = read_item(line, line_structure, in_code)  # once for all runs
             kept = self._items.take(item, line_end)
-            unit_kept = self._units.take(item, line_end)
+            as_unit_line = unit_line(line, item, line_structure, in_code)
+            units_kept = [(units, units.take(as_unit_line, line_end)) for units in self._units]
             if kept is not None:
                 same = self._items.same_text
                 self.repeat = Repeat(self._items.item_pieces, end, kept, numbered=same, alike=not same)
                 return
-            if unit_kept is not None:
-                self.repeat = Repeat(self._units.unit_pieces, end, unit_kept, alike=True)
-                return
+            for units, unit_kept in units_kept:
+                if unit_kept is not None:
+                    self.repeat = Repeat(units.unit_pieces, end, unit_kept, alike=True)
+                    return
         self._line_structure = structure and bool(next_line)
+        self._held_by_lines = min(
+            self._items.held_from(_NOT_HELD), *(units.held_from(_NOT_HELD) for units in self._units)
+        )
 
     def _push_near(self, position: int, structure: bool) -> int:
         """Follow the runs of near copies with the piece at `position` (`structure`: it belongs to a table row, a
