@@ -1,7 +1,9 @@
 """Units of two to MAX_UNIT_LINES lines counted on together ("# server-10" / 'echo "Server-10: 8001"'; "Host:
 server-10" / "Port: 8010" / "Role: web"): a loop the run of list items misses, as each line differs from the next. Each
 place in the unit (its first lines, its second lines, ...) is followed by a run of items of its own; the units are a
-loop once the places are all in runs and one whose line changes (a counter) has run as long as a list's loop."""
+loop once the places are all in runs and one whose line changes (a counter) has run as long as a list's loop, or, when
+every place repeats its own text ("1. Restart the server:" / "2. Check the logs:" numbered on), once one has and the
+unit is no shorter one written again (the same line again and again is the verbatim rule's)."""
 
 from __future__ import annotations
 

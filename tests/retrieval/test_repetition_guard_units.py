@@ -69,3 +69,20 @@ def test_units_of_three_lines_whose_last_lines_say_different_things_pass_whole()
     handed, guard = guarded(answer, "Context: seven servers need care.\nQuestion: what to do on each?")
     assert guard.repeat is None
     assert "".join(handed) == answer
+
+
+def test_units_whose_lines_each_repeat_their_own_text_end_after_the_first_unit() -> None:
+    """Numbered on, two items of the same texts in turn: no item alike the one before it, no copy verbatim."""
+    answer = "".join(f"{2 * n + 1}. Restart the server:\n{2 * n + 2}. Check the logs:\n" for n in range(20))
+    handed, guard = guarded(answer, "Context: restart the servers after the upgrade.")
+    assert guard.repeat is not None
+    assert "".join(handed) == "1. Restart the server:\n2. Check the logs:\n"
+
+
+def test_a_line_written_again_and_again_is_cut_by_the_verbatim_rule_after_one_copy() -> None:
+    """Plain lines without a number are a unit's lines too, but the same one again is no unit of two or more: the
+    verbatim rule keeps one copy, where a unit of two would keep two."""
+    answer = "Flags:\n-v - verbose\n" + "-v - port\n" * 40
+    handed, guard = guarded(answer)
+    assert guard.repeat is not None and not guard.repeat.alike
+    assert "".join(handed) == "Flags:\n-v - verbose\n-v - port\n"
