@@ -138,9 +138,10 @@ class NextcloudConfig(ConfigSection):
     readable_check_timeout_s: float = Field(
         15.0,
         gt=0,
-        description="push mode (PHP app <= 5.3): a question waits this long for Nextcloud's WebDAV SEARCH of which"
-        " candidate files the user still reads, then answers 503 (a search by file id takes tens of milliseconds;"
-        " keep it under the PHP app's own wait for /query)",
+        description="push mode (PHP app <= 5.3): a question waits this long in all for Nextcloud's WebDAV SEARCHes"
+        " of which candidate files the user still reads (one per fill round, each given what the earlier ones left),"
+        " then answers 503 (a search by file id takes tens of milliseconds; keep it under the PHP app's own wait for"
+        " /query)",
     )
 
 

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from quart_app.nextcloud import NextcloudClient  # noqa: E402  # after the sys.path line
+from quart_app.nextcloud.readable_check_wait import ReadableCheckWait  # noqa: E402
 from quart_app.nextcloud.readable_files import readable_file_ids  # noqa: E402
 
 # ids far above any real file id: found by no one
@@ -41,11 +42,11 @@ SEARCH_WAIT_S = 15.0
 
 
 async def _measure(nc: NextcloudClient, user: str, ids: list[int], rounds: int) -> tuple[list[float], set[int]]:
-    found = await readable_file_ids(nc, user, ids, SEARCH_WAIT_S)  # warm-up: connection, PHP opcache
+    found = await readable_file_ids(nc, user, ids, ReadableCheckWait(SEARCH_WAIT_S))  # warm-up: connection, PHP opcache
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        await readable_file_ids(nc, user, ids, SEARCH_WAIT_S)
+        await readable_file_ids(nc, user, ids, ReadableCheckWait(SEARCH_WAIT_S))
         times.append((time.perf_counter() - start) * 1000)
     return times, found
 

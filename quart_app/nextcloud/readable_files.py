@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 from urllib.parse import quote
 from xml.etree import ElementTree
 
 from quart_app.nextcloud.client import NextcloudClient
-from quart_app.nextcloud.errors import NextcloudError, NextcloudHomeNotSetUpError, NextcloudTimeoutError
+from quart_app.nextcloud.errors import NextcloudError, NextcloudHomeNotSetUpError
+from quart_app.nextcloud.readable_check_wait import ReadableCheckWait
 from quart_app.services.answer import DocSearchResult, log_left_out
 from quart_app.services.errors import ReadabilityUnknownError
 
@@ -36,15 +36,12 @@ FILE_SOURCE_PREFIX = "files__default: "
 SEARCH_PATH = "/remote.php/dav/"
 # Nextcloud's FileSearchBackend::OPERATOR_LIMIT: comparisons one SEARCH may hold
 IDS_PER_SEARCH = 100
-# the config key of the wait for one SEARCH or PROPFIND (nextcloud.readable_check_timeout_s), named in the 503 past it
-TIMEOUT_SETTING = "nextcloud.readable_check_timeout_s"
 _OC_FILEID = "{http://owncloud.org/ns}fileid"
 # a PROPFIND of the user's root for its file id: Nextcloud creates a missing home folder to answer it
 HOME_PROPFIND = (
     b'<?xml version="1.0" encoding="UTF-8"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
     b"<d:prop><oc:fileid/></d:prop></d:propfind>"
 )
-_T = TypeVar("_T")
 
 
 def file_ids(sources: Sequence[DocSearchResult]) -> dict[str, int]:
@@ -83,19 +80,21 @@ def found_ids(multistatus: bytes) -> set[int]:
     return {int(text) for element in root.iter(_OC_FILEID) if (text := (element.text or "").strip()).isdigit()}
 
 
-async def readable_file_ids(nc: NextcloudClient, user_id: str, ids: Sequence[int], timeout_s: float) -> set[int]:
-    """Which of `ids` the user can read now; one SEARCH per IDS_PER_SEARCH ids, sent together, each given
-    `timeout_s` (NextcloudTimeoutError naming it and its setting past that). A user whose home Nextcloud has not set up
-    has it set up, then is searched again."""
+async def readable_file_ids(nc: NextcloudClient, user_id: str, ids: Sequence[int], wait: ReadableCheckWait) -> set[int]:
+    """Which of `ids` the user can read now; one SEARCH per IDS_PER_SEARCH ids, sent together, given what is left of
+    the question's `wait`. A user whose home Nextcloud has not set up has it set up, then is searched again, within
+    the same wait."""
     batches = [ids[start : start + IDS_PER_SEARCH] for start in range(0, len(ids), IDS_PER_SEARCH)]
     try:
-        answers = await _search(nc, user_id, batches, timeout_s)
+        answers = await _search(nc, user_id, batches, wait)
     except NextcloudHomeNotSetUpError:
         log.info("Nextcloud has not set up the asking user's home (never logged in): setting it up, searching again")
         home = home_path(user_id)
-        propfind = nc.dav("PROPFIND", home, user=user_id, body=HOME_PROPFIND, timeout_s=timeout_s, depth="0")
-        await _within(propfind, f"PROPFIND {home}", timeout_s)
-        answers = await _search(nc, user_id, batches, timeout_s)
+        await wait.call(
+            f"PROPFIND {home}",
+            lambda left_s: nc.dav("PROPFIND", home, user=user_id, body=HOME_PROPFIND, timeout_s=left_s, depth="0"),
+        )
+        answers = await _search(nc, user_id, batches, wait)
     return set().union(*(found_ids(answer) for answer in answers))
 
 
@@ -104,38 +103,35 @@ def home_path(user_id: str) -> str:
     return f"{SEARCH_PATH}files/{quote(user_id, safe='')}/"
 
 
-async def _search(nc: NextcloudClient, user_id: str, batches: list[Sequence[int]], timeout_s: float) -> list[bytes]:
-    searches = (
-        nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=timeout_s)
-        for batch in batches
-    )
-    return await _within(asyncio.gather(*searches), f"SEARCH {SEARCH_PATH}", timeout_s)
+async def _search(
+    nc: NextcloudClient, user_id: str, batches: list[Sequence[int]], wait: ReadableCheckWait
+) -> list[bytes]:
+    async def searches(left_s: float) -> list[bytes]:
+        return await asyncio.gather(
+            *(
+                nc.dav("SEARCH", SEARCH_PATH, user=user_id, body=search_body(user_id, batch), timeout_s=left_s)
+                for batch in batches
+            )
+        )
 
-
-async def _within(call: Awaitable[_T], request: str, timeout_s: float) -> _T:
-    """The call's result; its timeout named with the setting that sets it."""
-    try:
-        return await call
-    except NextcloudTimeoutError:
-        raise NextcloudTimeoutError(
-            f"{request}: Nextcloud did not answer within {timeout_s:g} s, the config's {TIMEOUT_SETTING}"
-        ) from None
+    return await wait.call(f"SEARCH {SEARCH_PATH}", searches)
 
 
 class UnreadableFilesByDav:
     """AnswerService's `unreadable` check for the push routes (/query, /docSearch): the candidate files Nextcloud
-    does not find in the user's folder. ReadabilityUnknownError when Nextcloud does not answer."""
+    does not find in the user's folder. ReadabilityUnknownError when Nextcloud does not answer; one per question,
+    its rounds' requests sharing the wait `timeout_s` (ReadableCheckWait)."""
 
     def __init__(self, nc: NextcloudClient, timeout_s: float) -> None:
         self._nc = nc
-        self._timeout_s = timeout_s
+        self._wait = ReadableCheckWait(timeout_s)
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
         ids = file_ids(sources)
         if not ids:
             return set()
         try:
-            readable = await readable_file_ids(self._nc, user_id, sorted(set(ids.values())), self._timeout_s)
+            readable = await readable_file_ids(self._nc, user_id, sorted(set(ids.values())), self._wait)
         except NextcloudError as exc:
             raise ReadabilityUnknownError(len(ids), str(exc)) from None
         gone = {source_id for source_id, file_id in ids.items() if file_id not in readable}

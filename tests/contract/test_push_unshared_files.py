@@ -36,6 +36,7 @@ from quart.typing import TestClientProtocol as Client
 
 from quart_app import create_app
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient
+from quart_app.nextcloud.readable_check_wait import ReadableCheckWait
 from quart_app.nextcloud.readable_files import UnreadableFilesByDav, readable_file_ids
 from quart_app.services.answer import DocSearchResult
 
@@ -131,7 +132,7 @@ async def test_more_candidate_files_than_one_search_may_hold_are_asked_in_search
         nextcloud.dav.revoke("bert", 5, 150)
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
-            readable = await readable_file_ids(nc, "bert", list(range(1, 151)), SEARCH_WAIT_S)
+            readable = await readable_file_ids(nc, "bert", list(range(1, 151)), ReadableCheckWait(SEARCH_WAIT_S))
         finally:
             await nc.aclose()
     assert readable == set(range(1, 151)) - {5, 150}
@@ -146,7 +147,7 @@ async def test_a_users_own_files_are_found_whatever_her_user_id_holds(user: str)
         nextcloud.dav.revoke(user, 2)
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
-            readable = await readable_file_ids(nc, user, [1, 2], SEARCH_WAIT_S)
+            readable = await readable_file_ids(nc, user, [1, 2], ReadableCheckWait(SEARCH_WAIT_S))
         finally:
             await nc.aclose()
     assert readable == {1}
@@ -159,7 +160,7 @@ async def test_a_user_nextcloud_does_not_know_is_named_not_blamed_on_the_secret(
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
             with pytest.raises(NextcloudAuthError) as refused:
-                await readable_file_ids(nc, "me", [1], SEARCH_WAIT_S)
+                await readable_file_ids(nc, "me", [1], ReadableCheckWait(SEARCH_WAIT_S))
         finally:
             await nc.aclose()
     assert str(refused.value) == (
@@ -214,7 +215,7 @@ async def test_the_home_of_a_user_who_never_logged_in_is_set_up_whatever_his_use
         nextcloud.dav.revoke(user, 2)
         nc = NextcloudClient(nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET)
         try:
-            readable = await readable_file_ids(nc, user, [1, 2], SEARCH_WAIT_S)
+            readable = await readable_file_ids(nc, user, [1, 2], ReadableCheckWait(SEARCH_WAIT_S))
         finally:
             await nc.aclose()
     assert readable == {1} and nextcloud.dav.searches == [(user, [1, 2])]
