@@ -19,6 +19,7 @@ from quart_app.nextcloud import NextcloudClient, NextcloudError
 from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
 from quart_app.services.answer import DocSearchResult, log_left_out
+from quart_app.services.errors import ReadabilityUnknownError
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,16 @@ DELETED_FILE_LABELS = frozenset(
 Entry = dict[str, Any]
 
 
-async def enriched_entries(nc: NextcloudClient, user_id: str, sources: Sequence[DocSearchResult]) -> list[Entry] | None:
-    """enrich_sources' entries {id, label, icon, url} (providers first, then files, as the PHP app orders them), or
-    None when Nextcloud fails."""
+async def enriched_entries(nc: NextcloudClient, user_id: str, sources: Sequence[DocSearchResult]) -> list[Entry]:
+    """enrich_sources' entries {id, label, icon, url} (providers first, then files, as the PHP app orders them);
+    NextcloudError when Nextcloud fails or answers without a list of them."""
     if not sources:
         return []
-    try:
-        data = await nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(sources), "userId": user_id})
-    except NextcloudError as exc:
-        log.warning("enrich_sources failed (%s)", exc)
-        return None
+    data = await nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(sources), "userId": user_id})
     entries = data.get("sources") if isinstance(data, dict) else None
-    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else None
+    if not isinstance(entries, list):
+        raise NextcloudError(f"POST {ENRICH_SOURCES_PATH}: the answer has no list of sources")
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult]) -> set[str]:
@@ -85,10 +84,8 @@ def reported_missing(entries: Sequence[Entry], sources: Sequence[DocSearchResult
     return missing
 
 
-def as_task_output(entries: Sequence[Entry] | None, sources: Sequence[DocSearchResult]) -> list[str]:
-    """Unique JSON texts {id, label, icon, url} for the task output; plain ones from `sources` without entries."""
-    if entries is None:
-        entries = [{"id": s["source_id"], "label": s["title"], "icon": "", "url": ""} for s in sources]
+def as_task_output(entries: Sequence[Entry]) -> list[str]:
+    """Unique JSON texts {id, label, icon, url} for the task output."""
     # unique as a whole: a provider item's entry has its provider key as id, so two mails share one id
     shown = ({key: entry.get(key) for key in ("id", "label", "icon", "url")} for entry in entries)
     return list(dict.fromkeys(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) for entry in shown))
@@ -97,29 +94,39 @@ def as_task_output(entries: Sequence[Entry] | None, sources: Sequence[DocSearchR
 class EnrichedCandidates:
     """AnswerService's `unreadable` check for pull-mode tasks: the documents a chat's context or a search round
     brings go to enrich_sources, and their entries are kept, so the task output names its sources without a call
-    for labels."""
+    for labels. A round whose call fails leaves all its candidates out (Nextcloud never confirmed the user still reads
+    them; the next round fills their places); the other rounds' candidates keep their entries."""
 
     def __init__(self, nc: NextcloudClient) -> None:
         self._nc = nc
         self._entries: dict[str, Entry] = {}
-        # one failed call and the output is plain for all, as when its single call failed
-        self._failed = False
+        # the candidates of failed rounds, and why the last call failed
+        self._unconfirmed: set[str] = set()
+        self._failure = ""
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
-        entries = await enriched_entries(self._nc, user_id, sources)
-        if entries is None:
-            self._failed = True
-            return set()
+        try:
+            entries = await enriched_entries(self._nc, user_id, sources)
+        except NextcloudError as exc:
+            left_out = {source["source_id"] for source in sources}
+            log.warning("enrich_sources failed (%s): its %d candidate(s) are left out", exc, len(left_out))
+            self._unconfirmed |= left_out
+            self._failure = str(exc)
+            return left_out
         self._entries.update(_entries_by_source(entries, sources))
         return reported_missing(entries, sources)
 
-    def entries_of(self, found: Sequence[DocSearchResult]) -> list[Entry] | None:
+    def entries_of(self, found: Sequence[DocSearchResult]) -> list[Entry]:
         """The entries of `found` as one enrich_sources call on them orders them (providers, then files, each in
-        the order of `found`); None when a call failed."""
-        if self._failed:
-            return None
+        the order of `found`)."""
         ordered = [s for s in found if not _is_file(s)] + [s for s in found if _is_file(s)]
         return [self._entries[s["source_id"]] for s in ordered if s["source_id"] in self._entries]
+
+    def raise_if_left_out(self) -> None:
+        """ReadabilityUnknownError when failed calls left candidates out: for a task left with nothing to answer
+        from, which would otherwise tell a user who has documents that there are none."""
+        if self._unconfirmed:
+            raise ReadabilityUnknownError(len(self._unconfirmed), self._failure, "enrich_sources requests")
 
 
 def _is_file(source: DocSearchResult) -> bool:

@@ -32,8 +32,8 @@ from quart_app.pull.task_types import (
     SEARCH_TASK_TYPE,
     next_task_body,
 )
-from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, DocSearchResult, titled_sources
-from quart_app.services.errors import AnswerError, PromptTooLongError, QuestionTooLongError
+from quart_app.services.answer import MAX_CTX_LIMIT, AnswerService, titled_sources
+from quart_app.services.errors import AnswerError, ContextError, PromptTooLongError, QuestionTooLongError
 from quart_app.source_fields import text_problem
 from quart_app.store import DatabaseUnavailableError
 from quart_app.store.database_failure import log_failure
@@ -262,35 +262,42 @@ class TaskPoller:
         if task_type == CHAT_TASK_TYPE:
             # the check of the context keeps its entries: the answer's sources are among them, so no second call
             context = EnrichedCandidates(self._nc)
-            result = await self._answers.query(
-                user_id,
-                prompt,
-                scope_type=scope_type,
-                scope_list=scope_list,
-                ctx_limit=self._config.chat_context_chunks,
-                unreadable=context,
-                generating=prompt_ready,
-            )
-            found = titled_sources(result)
-            return {"output": result["output"], "sources": as_task_output(context.entries_of(found), found)}
+            try:
+                result = await self._answers.query(
+                    user_id,
+                    prompt,
+                    scope_type=scope_type,
+                    scope_list=scope_list,
+                    ctx_limit=self._config.chat_context_chunks,
+                    unreadable=context,
+                    generating=prompt_ready,
+                )
+            except ContextError:
+                # nothing to answer from because Nextcloud did not answer for some candidates: say so
+                context.raise_if_left_out()
+                raise
+            return {"output": result["output"], "sources": as_task_output(context.entries_of(titled_sources(result)))}
         if task_type == SEARCH_TASK_TYPE:
             limit = _limit(raw.get("limit", DEFAULT_SEARCH_LIMIT))
-            found, entries = await self._readable_documents(user_id, prompt, limit, scope_type, scope_list)
-            return {"sources": as_task_output(entries, found)}
+            entries = await self._readable_documents(user_id, prompt, limit, scope_type, scope_list)
+            return {"sources": as_task_output(entries)}
         raise TaskInputError(f"task type {task_type!r} is not {CHAT_TASK_TYPE} or {SEARCH_TASK_TYPE}")
 
     async def _readable_documents(
         self, user_id: str, prompt: str, limit: int, scope_type: str | None, scope_list: list[str] | None
-    ) -> tuple[list[DocSearchResult], list[Entry] | None]:
-        """The best `limit` documents Nextcloud still shows the user, with their enrich_sources entries (None when
-        Nextcloud fails): the files it reports missing are left out and further candidates asked about in their
-        place, as push mode's /docSearch fills (AnswerService.doc_search), so an unshare the PHP app did not queue
-        does not shorten the list."""
+    ) -> list[Entry]:
+        """The enrich_sources entries of the best `limit` documents Nextcloud still shows the user: the files it
+        reports missing, and the candidates of a round whose call failed, are left out and further candidates asked
+        about in their place, as push mode's /docSearch fills (AnswerService.doc_search), so an unshare the PHP app
+        did not queue does not shorten the list."""
         candidates = EnrichedCandidates(self._nc)
         found = await self._answers.doc_search(
             user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list, unreadable=candidates
         )
-        return found, candidates.entries_of(found)
+        if not found:
+            # an empty list would say nothing matches, when Nextcloud did not answer for some candidates
+            candidates.raise_if_left_out()
+        return candidates.entries_of(found)
 
     async def _scope(self, user_id: str, raw: dict[str, Any]) -> tuple[str | None, list[str] | None]:
         scope_type = raw.get("scopeType") or "none"

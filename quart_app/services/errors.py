@@ -94,12 +94,12 @@ class SourcesRevokedError(ContextError):
 
 
 class ReadabilityUnknownError(AnswerError):
-    """Nextcloud did not say which candidate files the user can still read (push mode): nothing is answered (503)."""
+    """Nextcloud did not say which candidate files the user can still read: nothing is answered (push mode: 503)."""
 
-    def __init__(self, files: int, reason: str) -> None:
+    def __init__(self, files: int, reason: str, asked_with: str = "WebDAV requests") -> None:
         super().__init__(
             f"Nextcloud did not say whether the user can still read the {files} file(s) the answer would draw on"
-            f" ({reason}); nothing was answered from them: ask again once Nextcloud answers WebDAV requests"
+            f" ({reason}); nothing was answered from them: ask again once Nextcloud answers {asked_with}"
         )
         self.files = files
 

@@ -3,7 +3,7 @@ languages, never a provider item and never a file that really has that name."""
 
 from __future__ import annotations
 
-from quart_app.pull.enriched_sources import as_task_output, reported_missing
+from quart_app.pull.enriched_sources import reported_missing
 from quart_app.services.answer import DocSearchResult
 
 SOURCES: list[DocSearchResult] = [
@@ -33,9 +33,3 @@ def test_files_labelled_deleted_in_the_users_language_are_missing() -> None:
 def test_a_renamed_share_or_an_unknown_label_is_kept() -> None:
     assert reported_missing([_entry("files__default: 1", "my vault.txt")], SOURCES) == set()
     assert reported_missing([_entry("files__default: 9", "Deleted file")], SOURCES) == set()  # not asked about
-
-
-def test_without_entries_the_output_shows_plain_sources() -> None:
-    assert as_task_output(None, SOURCES[:1]) == [
-        '{"id":"files__default: 1","label":"files/Documents/vault.txt","icon":"","url":""}'
-    ]

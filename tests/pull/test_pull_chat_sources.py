@@ -1,5 +1,6 @@
 """A pull-mode chat task names its sources from the enrich_sources call that checked its context: one call per
-answer, the output as a second call on the answer's sources would give it, and plain sources when the call fails."""
+answer, the output as a second call on the answer's sources would give it, and no answer from documents whose call
+failed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pull_kit import BUDGET, LABEL, PullApp, acked, chat, sources, task_done
 from quart_app.lifecycle import STATE_EXTENSION
 from quart_app.pull.enriched_sources import as_task_output, enriched_entries
 from quart_app.pull.task_types import CHAT_TASK_TYPE
-from quart_app.services.answer import AnswerService, QueryResult, titled_sources
+from quart_app.services.answer import FILL_ROUNDS, AnswerService, QueryResult, titled_sources
 
 BERLIN = b"Berlin office notes: the budget review for the Berlin office happens in March."
 LOST = b"Berlin budget draft: the Berlin office travel budget was once 9000 euros."
@@ -69,22 +70,24 @@ async def test_a_chat_task_asks_enrich_sources_once_and_names_its_sources_as_a_c
     assert nc is not None
     second_call = await enriched_entries(nc, "alice", answered)
     assert second_call is not None and len(second_call) == len(found) > 2
-    assert [json.loads(text) for text in as_task_output(second_call, answered)] == found
+    assert [json.loads(text) for text in as_task_output(second_call)] == found
 
 
-async def test_a_chat_task_whose_enrich_sources_call_fails_names_its_sources_plainly(
+async def test_a_chat_task_whose_enrich_sources_calls_fail_is_not_answered_from_unconfirmed_documents(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
     await _corpus(pull_app, nextcloud)
-    # every call of the task fails (one now; two before)
-    nextcloud.endpoint_faults["enrich"] = deque([500, 500])
+    # every call of the task fails: every round's candidates stay out, so nothing is left to answer from
+    nextcloud.endpoint_faults["enrich"] = deque([500] * 2 * FILL_ROUNDS)
+    asked_before = len(nextcloud.requests)
     done = await task_done(nextcloud, nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", chat(QUESTION)))
-    assert "12000" in done["output"]["output"]
-    found = sources(done)
-    # the documents under their titles, no icon or URL; each mail by its own source id
-    assert found and all(s["icon"] == "" and s["url"] == "" for s in found), found
-    assert {"id": "mail__mail: 42", "label": "Budget", "icon": "", "url": ""} in found
-    assert any(s == {"id": s["id"], "label": "files/Documents/budget.txt", "icon": "", "url": ""} for s in found)
+    # before: answered from every candidate ("12000"), its sources plain, the lost draft among what the LLM read;
+    # now: failed, naming Nextcloud's silence rather than "No documents retrieved"
+    assert done["status"] == "STATUS_FAILED" and done["output"] is None, done
+    message = done["userFacingErrorMessage"]
+    assert message.startswith("Nextcloud did not say whether the user can still read the "), message
+    assert message.endswith("nothing was answered from them: ask again once Nextcloud answers enrich_sources requests")
+    assert 1 <= len(_enrich_calls(nextcloud, asked_before)) <= FILL_ROUNDS
 
 
 async def test_a_chat_answered_again_for_a_source_lost_meanwhile_names_the_second_answers_sources(
@@ -124,4 +127,4 @@ async def test_a_chat_answered_again_for_a_source_lost_meanwhile_names_the_secon
     nc = pull_app.app.extensions[STATE_EXTENSION].nextcloud
     assert nc is not None
     second_call = await enriched_entries(nc, "alice", answered)
-    assert [json.loads(text) for text in as_task_output(second_call, answered)] == found
+    assert [json.loads(text) for text in as_task_output(second_call)] == found

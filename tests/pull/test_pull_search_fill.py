@@ -31,6 +31,13 @@ def _enriched_ids(requests: list[RecordedRequest]) -> Iterator[str]:
             yield from (source["source_id"] for source in request.json["sources"])
 
 
+def _source_id(entry: dict[str, str]) -> str:
+    """The source id an output entry stands for (a mail's entry has its provider key as id, its item in the URL)."""
+    if entry["id"].startswith("files__default: "):
+        return entry["id"]
+    return f"{entry['id']}: {entry['url'].rpartition('/')[2]}"
+
+
 async def _indexed(pull_app: PullApp, nextcloud: FakePullNextcloud, files: int, items: int = 0) -> None:
     await until(lambda: len(acked(nextcloud, "files")) == files and len(acked(nextcloud, "content_providers")) == items)
     await pull_app.drain_embeddings()
@@ -62,7 +69,7 @@ async def test_a_search_whose_user_lost_three_times_limit_top_files_still_gives_
     assert found[0]["id"] == f"files__default: {best}"
 
 
-async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_failed_round_gives_plain_sources(
+async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_failed_rounds_candidates_stay_out(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
     nextcloud.add_content_item(["alice"], provider="mail__mail", item_id="42", content=BEST.decode())
@@ -91,13 +98,15 @@ async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_faile
     nextcloud.on_request = fail_the_second_enrich
     asked_before = len(nextcloud.requests)
     done = await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question))
-    plain = [json.loads(text) for text in done["output"]["sources"]]
-    # as when a search's single enrich_sources call failed: the documents under their titles, no URL
-    assert done["status"] == "STATUS_SUCCESSFUL" and all(s["url"] == "" for s in plain), plain
-    first_call = next(r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources"))
-    reported = {f"files__default: {file_id}" for file_id in lost} & set(_enriched_ids([first_call]))
-    # the files the first call reported missing stay out; the list is still full
-    assert reported and len(plain) == 3 and not reported & {s["id"] for s in plain}, plain
+    shown = [json.loads(text) for text in done["output"]["sources"]]
+    enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
+    confirmed, unconfirmed = set(_enriched_ids(enrich_calls[:1])), set(_enriched_ids(enrich_calls[1:2]))
+    reported = {f"files__default: {file_id}" for file_id in lost} & confirmed
+    assert done["status"] == "STATUS_SUCCESSFUL" and reported and unconfirmed, (done, enrich_calls)
+    # the first round's documents keep their entries (before: every source plain, under its title, no URL); the
+    # failed round's never reach the user, nor do the files the first call reported missing
+    assert shown and all(s["url"] for s in shown), shown
+    assert {_source_id(s) for s in shown} <= confirmed - reported, (shown, confirmed, reported)
 
 
 async def test_a_search_finds_the_users_files_below_lost_files_of_many_chunks(
