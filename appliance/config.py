@@ -138,10 +138,11 @@ class NextcloudConfig(ConfigSection):
     readable_check_timeout_s: float = Field(
         15.0,
         gt=0,
-        description="push mode (PHP app <= 5.3): a question waits this long in all for Nextcloud's WebDAV SEARCHes"
-        " of which candidate files the user still reads (one per fill round, each given what the earlier ones left),"
-        " then answers 503 (a search by file id takes tens of milliseconds; keep it under the PHP app's own wait for"
-        " /query)",
+        description="a question waits this long in all for Nextcloud's checks of which candidate files the user"
+        " still reads (one per fill round, each given what the earlier ones left): push mode (PHP app <= 5.3) its"
+        " WebDAV SEARCHes, then answers 503 (a search by file id takes tens of milliseconds; keep it under the PHP"
+        " app's own wait for /query); pull mode (5.4+) a task's enrich_sources calls, a round past it leaving its"
+        " candidates out",
     )
 
 

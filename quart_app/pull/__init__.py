@@ -54,7 +54,7 @@ class PullMode:
         )
         # the engine builds the answer service exactly for the roles that answer tasks
         self.tasks = (
-            TaskPoller(nextcloud, self.gate, answers, config.pull)
+            TaskPoller(nextcloud, self.gate, answers, config.pull, config.nextcloud.readable_check_timeout_s)
             if answers is not None and has_duty(role, Duty.TASKS)
             else None
         )

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.nextcloud.readable_check_wait import ReadableCheckWait
 from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
 from quart_app.services.answer import DocSearchResult, log_left_out
@@ -58,12 +59,15 @@ DELETED_FILE_LABELS = frozenset(
 Entry = dict[str, Any]
 
 
-async def enriched_entries(nc: NextcloudClient, user_id: str, sources: Sequence[DocSearchResult]) -> list[Entry]:
+async def enriched_entries(
+    nc: NextcloudClient, user_id: str, sources: Sequence[DocSearchResult], timeout_s: float | None = None
+) -> list[Entry]:
     """enrich_sources' entries {id, label, icon, url} (providers first, then files, as the PHP app orders them);
-    NextcloudError when Nextcloud fails or answers without a list of them."""
+    NextcloudError when Nextcloud fails or answers without a list of them. `timeout_s`: None = the client's own."""
     if not sources:
         return []
-    data = await nc.ocs("POST", ENRICH_SOURCES_PATH, json={"sources": list(sources), "userId": user_id})
+    body = {"sources": list(sources), "userId": user_id}
+    data = await nc.ocs("POST", ENRICH_SOURCES_PATH, json=body, timeout_s=timeout_s)
     entries = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise NextcloudError(f"POST {ENRICH_SOURCES_PATH}: the answer has no list of sources")
@@ -95,10 +99,12 @@ class EnrichedCandidates:
     """AnswerService's `unreadable` check for pull-mode tasks: the documents a chat's context or a search round
     brings go to enrich_sources, and their entries are kept, so the task output names its sources without a call
     for labels. A round whose call fails leaves all its candidates out (Nextcloud never confirmed the user still reads
-    them; the next round fills their places); the other rounds' candidates keep their entries."""
+    them; the next round fills their places); the other rounds' candidates keep their entries. One per task, its
+    rounds' calls sharing the wait `timeout_s` (ReadableCheckWait; a call it cannot give any more fails unsent)."""
 
-    def __init__(self, nc: NextcloudClient) -> None:
+    def __init__(self, nc: NextcloudClient, timeout_s: float) -> None:
         self._nc = nc
+        self._wait = ReadableCheckWait(timeout_s)
         self._entries: dict[str, Entry] = {}
         # the candidates of failed rounds, and why the last call failed
         self._unconfirmed: set[str] = set()
@@ -106,7 +112,9 @@ class EnrichedCandidates:
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
         try:
-            entries = await enriched_entries(self._nc, user_id, sources)
+            entries = await self._wait.call(
+                f"POST {ENRICH_SOURCES_PATH}", lambda left_s: enriched_entries(self._nc, user_id, sources, left_s)
+            )
         except NextcloudError as exc:
             left_out = {source["source_id"] for source in sources}
             log.warning("enrich_sources failed (%s): its %d candidate(s) are left out", exc, len(left_out))

@@ -60,11 +60,20 @@ class TaskInputError(ValueError):
 class TaskPoller:
     """Run by BackgroundLoops as `tasks`; `trigger()` is POST /trigger."""
 
-    def __init__(self, nextcloud: NextcloudClient, gate: PullGate, answers: AnswerService, config: PullConfig) -> None:
+    def __init__(
+        self,
+        nextcloud: NextcloudClient,
+        gate: PullGate,
+        answers: AnswerService,
+        config: PullConfig,
+        readable_check_timeout_s: float,
+    ) -> None:
         self._nc = nextcloud
         self._gate = gate
         self._answers = answers
         self._config = config
+        # nextcloud.readable_check_timeout_s: a task's enrich_sources calls wait this long in all
+        self._readable_check_timeout_s = readable_check_timeout_s
         self._wake = asyncio.Event()
         # once AppAPI has sent a /trigger, polling falls back to the slower interval
         self._triggered = False
@@ -261,7 +270,7 @@ class TaskPoller:
         scope_type, scope_list = await self._scope(user_id, raw)
         if task_type == CHAT_TASK_TYPE:
             # the check of the context keeps its entries: the answer's sources are among them, so no second call
-            context = EnrichedCandidates(self._nc)
+            context = EnrichedCandidates(self._nc, self._readable_check_timeout_s)
             try:
                 result = await self._answers.query(
                     user_id,
@@ -290,7 +299,7 @@ class TaskPoller:
         reports missing, and the candidates of a round whose call failed, are left out and further candidates asked
         about in their place, as push mode's /docSearch fills (AnswerService.doc_search), so an unshare the PHP app
         did not queue does not shorten the list."""
-        candidates = EnrichedCandidates(self._nc)
+        candidates = EnrichedCandidates(self._nc, self._readable_check_timeout_s)
         found = await self._answers.doc_search(
             user_id, prompt, limit, scope_type=scope_type, scope_list=scope_list, unreadable=candidates
         )
