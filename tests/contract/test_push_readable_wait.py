@@ -3,13 +3,29 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
-from contract_kit import APP_ID, APP_SECRET, APP_VERSION
+from contract_kit import (
+    APP_ID,
+    APP_SECRET,
+    APP_VERSION,
+    SourcePart,
+    all_embedded,
+    contract_config,
+    make_settings,
+    put_sources,
+    running_app,
+    signed_headers,
+    status_when,
+)
 from nextcloud_ocs_fake import FakeAppApiNextcloud
 
+from quart_app import create_app
 from quart_app.nextcloud import NextcloudClient
 from quart_app.nextcloud.readable_files import UnreadableFilesByDav
 from quart_app.services.answer import DocSearchResult
@@ -65,3 +81,72 @@ async def test_a_round_whose_search_hangs_gets_what_the_earlier_rounds_left_of_t
         " nothing was answered from them: ask again once Nextcloud answers WebDAV requests"
     )
     assert str(second.value) == str(third.value) == expected
+
+
+# notes anna shared with bert and then unshared (the PHP app told the backend nothing): they rank first
+LOST_NOTES = [
+    SourcePart(
+        f"files__default: {100 + n}",
+        f"Orchard gate code, note {n}: the orchard gate code is {4700 + n}; the code opens the orchard gate.".encode(),
+        user_ids=["anna", "bert"],
+        title=f"anna/gate-code-{n}.md",
+    )
+    for n in range(6)
+]
+BERTS_OWN = SourcePart(
+    "files__default: 13", b"Bert's March list: oil the hinges of the orchard gate.", user_ids=["bert"], title="list.md"
+)
+
+
+async def test_a_search_that_needs_a_second_round_ends_within_one_wait_when_nextcloud_hangs_after_the_first(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    # how long each SEARCH took: within the time the question counts as waited on Nextcloud
+    took_s: list[float] = []
+    dav = NextcloudClient.dav
+
+    async def recorded(nc: NextcloudClient, *args: object, timeout_s: float | None = None, **kwargs: object) -> bytes:
+        assert timeout_s is not None
+        waits.append(timeout_s)
+        started = time.monotonic()
+        try:
+            return await dav(nc, *args, timeout_s=timeout_s, **kwargs)  # type: ignore[arg-type]
+        finally:
+            took_s.append(time.monotonic() - started)
+
+    monkeypatch.setattr(NextcloudClient, "dav", recorded)
+    body = {"userId": "bert", "query": "orchard gate code", "ctxLimit": 1}
+    config = contract_config(embedder_url, nextcloud={"readable_check_timeout_s": WAIT_S})
+    with FakeAppApiNextcloud() as nextcloud:
+        nextcloud.dav.revoke("bert", *(100 + n for n in range(len(LOST_NOTES))))
+        answer: Callable[[str, bytes], tuple[int, bytes]] = nextcloud.dav.answer
+
+        def answer_then_hang(user: str, search: bytes) -> tuple[int, bytes]:
+            reply = answer(user, search)
+            nextcloud.dav.stall()  # the first round is answered; Nextcloud hangs from the second on
+            return reply
+
+        monkeypatch.setattr(nextcloud.dav, "answer", answer_then_hang)
+        app = create_app(make_settings(tmp_path / "storage", fresh_dsn, config, nextcloud.url))
+        try:
+            async with running_app(app) as test_app:
+                http = test_app.test_client()
+                await http.put("/enabled?enabled=1", headers=signed_headers())
+                await put_sources(http, [*LOST_NOTES, BERTS_OWN])
+                await status_when(http, all_embedded, "every chunk embedded")
+                response = await http.post("/docSearch", json=body, headers=signed_headers("bert"))
+                error = await response.get_json()
+        finally:
+            nextcloud.dav.resume()
+    # round 1 (2 candidates, both lost) answered, round 2 given only what round 1 left (before: the whole wait again)
+    assert nextcloud.dav.stalled.is_set() and len(waits) == 2, waits
+    assert waits[0] == WAIT_S and waits[1] <= WAIT_S - took_s[0], (waits, took_s)
+    assert response.status_code == 503, error
+    assert re.fullmatch(
+        r"Error: Nextcloud did not say whether the user can still read the \d file\(s\) the answer would draw on"
+        r" \(SEARCH /remote\.php/dav/: Nextcloud did not answer within 2 s, the config's"
+        r" nextcloud\.readable_check_timeout_s\); nothing was answered from them: ask again once Nextcloud answers"
+        r" WebDAV requests",
+        error["error"],
+    ), error
