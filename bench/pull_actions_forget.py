@@ -2,14 +2,15 @@
 content-provider rows have an unconfirmed DELETE (migration 0018: the actions naming them are kept).
 
     PYTHONPATH=<tree> .venv/bin/python bench/pull_actions_forget.py --label before|after [--rows 10000,100000]
-        [--unconfirmed 0,100,10000] [--rounds 10]
+        [--unconfirmed 0,100,10000] [--rounds 10] [--statement forget_done|keep_rule]
 
 The actions loop runs forget_done at its start and then at most every 10 min, under the appliers' lock (no action is
 applied meanwhile). Starts an embedded PostgreSQL in a temp dir (bench_services.measure_on_fresh_database), fills
 pull_actions with `--rows` access changes and deletes of files and mails of 200 users, all applied and acknowledged
 three days ago (due to be forgotten), notes `--unconfirmed` mail rows of two readers each as unconfirmed (a tree
 without migration 0018 takes 0 only), and times forget_done in a transaction rolled back after each round. Appends
-the table to bench/results/pull_actions_forget.txt.
+the table to bench/results/pull_actions_forget.txt. `--statement keep_rule` times the statement that keeps the actions
+naming unconfirmed rows alone, without forget_done's first look whether any unconfirmed row exists.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 # first, so that the tree PYTHONPATH names is measured (bench_services puts this file's tree first on sys.path)
@@ -32,10 +34,23 @@ sys.path.insert(0, str(BENCH))
 from bench_services import measure_on_fresh_database  # noqa: E402
 from pull_action_lookup import MAIL, USERS, action  # noqa: E402
 
-from quart_app.store import Database  # noqa: E402
-from quart_app.store.pull_action_store import forget_done  # noqa: E402
+from quart_app.store import Database, pull_action_store  # noqa: E402
+from quart_app.store.database import Connection  # noqa: E402
 
 DIMENSION = 384
+
+
+async def keep_rule(conn: Connection) -> int:
+    """The keep rule's statement alone, as forget_done runs it when some unconfirmed row exists."""
+    keep_done = pull_action_store.KEEP_DONE
+    cur = await conn.execute(pull_action_store._FORGET_DUE_NOT_NAMING_UNCONFIRMED, (keep_done, keep_done))
+    return cur.rowcount
+
+
+STATEMENTS: dict[str, Callable[[Connection], Awaitable[int]]] = {
+    "forget_done": pull_action_store.forget_done,
+    "keep_rule": keep_rule,
+}
 
 
 class _RolledBack(Exception):
@@ -68,12 +83,13 @@ async def fill(db: Database, rows: int, unconfirmed: int, rng: random.Random) ->
         await conn.execute("ANALYZE")
 
 
-async def run(dsn: str, label: str, sizes: list[int], unconfirmed: list[int], rounds: int) -> list[str]:
+async def run(dsn: str, label: str, sizes: list[int], unconfirmed: list[int], rounds: int, statement: str) -> list[str]:
     rng = random.Random(11)
     db = Database(dsn)
     await db.open()
     await db.migrate("bench", DIMENSION)
-    lines = [f"{label} ({TREE.name}): forget_done, {rounds} rounds (ms)"]
+    forget = STATEMENTS[statement]
+    lines = [f"{label} ({TREE.name}): {statement}, {rounds} rounds (ms)"]
     lines.append(f"{'pull_actions rows':>18}{'unconfirmed rows':>18}{'forgotten':>11}{'p50':>9}{'p95':>9}")
     try:
         for rows in sizes:
@@ -84,7 +100,7 @@ async def run(dsn: str, label: str, sizes: list[int], unconfirmed: list[int], ro
                     started = time.perf_counter()
                     try:
                         async with db.connection() as conn, conn.transaction():
-                            forgotten = await forget_done(conn)
+                            forgotten = await forget(conn)
                             times.append((time.perf_counter() - started) * 1000)
                             raise _RolledBack
                     except _RolledBack:
@@ -104,6 +120,7 @@ def main() -> None:
     parser.add_argument("--rows", default="10000,100000")
     parser.add_argument("--unconfirmed", default="0,100,10000")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--statement", choices=sorted(STATEMENTS), default="forget_done")
     parser.add_argument("--results", type=Path, default=BENCH / "results" / "pull_actions_forget.txt")
     args = parser.parse_args()
     sizes = [int(size) for size in args.rows.split(",")]
@@ -111,7 +128,7 @@ def main() -> None:
     lines: list[str] = []
 
     async def measure(dsn: str) -> None:
-        lines.extend(await run(dsn, args.label, sizes, unconfirmed, args.rounds))
+        lines.extend(await run(dsn, args.label, sizes, unconfirmed, args.rounds, args.statement))
 
     measure_on_fresh_database("forget", measure)
     with args.results.open("a", encoding="utf-8") as out:
