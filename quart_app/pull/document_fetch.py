@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 
 from appliance.config import PullConfig
 from quart_app.background_loops import LoopHandle, backoff
+from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient, NextcloudError, NextcloudRequestError
 from quart_app.pull.pull_gate import FILE_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem
 from quart_app.services.errors import SourceTooLargeError, SpoolError
+from quart_app.services.ingest import IncomingSource
 from quart_app.services.source_spool import SourceSpool, SpooledFile
 from quart_app.source_fields import storable_text
 
@@ -138,3 +140,19 @@ class DocumentFetcher:
 async def _one_piece(data: bytes) -> AsyncIterator[bytes]:
     """A provider item's text as the byte stream the spool takes."""
     yield data
+
+
+def incoming_source(item: DocumentItem, spooled: SpooledFile) -> IncomingSource:
+    """The spooled item as the ingest service takes it."""
+    return IncomingSource(
+        source_id=item.source_id,
+        user_ids=item.user_ids,
+        title=item.title,
+        # a provider's text arrives as text whatever document type it names
+        mimetype=item.mimetype if item.content is None else provider_item_mimetype(item.mimetype),
+        modified=item.modified,
+        provider=item.provider,
+        path=spooled.path,
+        size=spooled.size,
+        content_hash=spooled.sha256,
+    )

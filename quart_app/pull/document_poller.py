@@ -29,9 +29,8 @@ import psycopg
 
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
-from quart_app.loaders.registry import provider_item_mimetype
 from quart_app.nextcloud import NextcloudClient
-from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError
+from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError, incoming_source
 from quart_app.pull.file_retries import FileRetries, Retry
 from quart_app.pull.provider_acks import UnconfirmedProviderRows
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, PullGate
@@ -344,7 +343,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                             outcome.unavailable.append((item, result))
                     continue
                 if item.source_id not in rows:
-                    sources.append(_incoming(item, result))
+                    sources.append(incoming_source(item, result))
                 rows.setdefault(item.source_id, []).append(item)
             report = await self._ingest_with_retry(sources, claim, handle)
         finally:
@@ -380,18 +379,3 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 await handle.sleep(backoff(self._pull.fetch_backoff_s, self._pull.fetch_backoff_max_s, attempt))
         report.retry = [s.source_id for s in pending]
         return report
-
-
-def _incoming(item: DocumentItem, spooled: SpooledFile) -> IncomingSource:
-    return IncomingSource(
-        source_id=item.source_id,
-        user_ids=item.user_ids,
-        title=item.title,
-        # a provider's text arrives as text whatever document type it names
-        mimetype=item.mimetype if item.content is None else provider_item_mimetype(item.mimetype),
-        modified=item.modified,
-        provider=item.provider,
-        path=spooled.path,
-        size=spooled.size,
-        content_hash=spooled.sha256,
-    )
