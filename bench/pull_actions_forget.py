@@ -2,15 +2,17 @@
 content-provider rows have an unconfirmed DELETE (migration 0018: the actions naming them are kept).
 
     PYTHONPATH=<tree> .venv/bin/python bench/pull_actions_forget.py --label before|after [--rows 10000,100000]
-        [--unconfirmed 0,100,10000] [--rounds 10] [--statement forget_done|keep_rule]
+        [--unconfirmed 0,100,10000] [--rounds 10] [--statement forget_done|keep_rule] [--backlog]
 
 The actions loop runs forget_done at its start and then at most every 10 min, under the appliers' lock (no action is
 applied meanwhile). Starts an embedded PostgreSQL in a temp dir (bench_services.measure_on_fresh_database), fills
 pull_actions with `--rows` access changes and deletes of files and mails of 200 users, all applied and acknowledged
-three days ago (due to be forgotten), notes `--unconfirmed` mail rows of two readers each as unconfirmed (a tree
-without migration 0018 takes 0 only), and times forget_done in a transaction rolled back after each round. Appends
-the table to bench/results/pull_actions_forget.txt. `--statement keep_rule` times the statement that keeps the actions
-naming unconfirmed rows alone, without forget_done's first look whether any unconfirmed row exists.
+three days ago (due to be forgotten; the provider queue noted drained now, migration 0019), notes `--unconfirmed` mail
+rows of two readers each as unconfirmed (a tree without migration 0018 takes 0 only), and times forget_done in a
+transaction rolled back after each round. Appends the table to bench/results/pull_actions_forget.txt. `--statement
+keep_rule` times the statement that keeps the actions naming unconfirmed rows alone, without forget_done's first look
+whether any unconfirmed row exists; `--backlog` leaves the provider queue not found drained (a backlog: the actions
+that may concern a provider row are kept).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ DIMENSION = 384
 
 async def keep_rule(conn: Connection) -> int:
     """The keep rule's statement alone, as forget_done runs it when some unconfirmed row exists."""
-    keep_done = pull_action_store.KEEP_DONE
-    cur = await conn.execute(pull_action_store._FORGET_DUE_NOT_NAMING_UNCONFIRMED, (keep_done, keep_done))
+    keep = {"keep": pull_action_store.KEEP_DONE, "lock": pull_action_store.PROVIDER_LOCK}
+    cur = await conn.execute(pull_action_store._FORGET_DUE_NOT_NAMING_UNCONFIRMED, keep)
     return cur.rowcount
 
 
@@ -57,7 +59,7 @@ class _RolledBack(Exception):
     """Ends a round's transaction, so every round forgets the same rows."""
 
 
-async def fill(db: Database, rows: int, unconfirmed: int, rng: random.Random) -> None:
+async def fill(db: Database, rows: int, unconfirmed: int, rng: random.Random, backlog: bool) -> None:
     async with db.connection() as conn:
         await conn.execute("TRUNCATE pull_actions")
         kinds, payloads = zip(*(action(rng) for _ in range(rows)), strict=True)
@@ -70,6 +72,12 @@ async def fill(db: Database, rows: int, unconfirmed: int, rng: random.Random) ->
         cur = await conn.execute("SELECT to_regclass('pull_unconfirmed_provider_rows') IS NOT NULL")
         if (row := await cur.fetchone()) and row[0]:
             await conn.execute("TRUNCATE pull_unconfirmed_provider_rows")
+        cur = await conn.execute("SELECT to_regclass('pull_provider_queue_drained') IS NOT NULL")
+        if (row := await cur.fetchone()) and row[0]:
+            # the provider queue drained now (migration 0019): the actions that may concern a provider row are due too
+            await conn.execute("TRUNCATE pull_provider_queue_drained")
+            if not backlog:
+                await conn.execute("INSERT INTO pull_provider_queue_drained (drained_at) VALUES (now())")
         if unconfirmed:
             from quart_app.store.provider_row_store import UnconfirmedProviderRow, record_unconfirmed
 
@@ -83,7 +91,9 @@ async def fill(db: Database, rows: int, unconfirmed: int, rng: random.Random) ->
         await conn.execute("ANALYZE")
 
 
-async def run(dsn: str, label: str, sizes: list[int], unconfirmed: list[int], rounds: int, statement: str) -> list[str]:
+async def run(
+    dsn: str, label: str, sizes: list[int], unconfirmed: list[int], rounds: int, statement: str, backlog: bool
+) -> list[str]:
     rng = random.Random(11)
     db = Database(dsn)
     await db.open()
@@ -94,7 +104,7 @@ async def run(dsn: str, label: str, sizes: list[int], unconfirmed: list[int], ro
     try:
         for rows in sizes:
             for noted in unconfirmed:
-                await fill(db, rows, noted, rng)
+                await fill(db, rows, noted, rng, backlog)
                 times, forgotten = [], 0
                 for _ in range(rounds + 1):  # the first warms the plan and the cache
                     started = time.perf_counter()
@@ -121,6 +131,7 @@ def main() -> None:
     parser.add_argument("--unconfirmed", default="0,100,10000")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--statement", choices=sorted(STATEMENTS), default="forget_done")
+    parser.add_argument("--backlog", action="store_true", help="the provider queue never found drained")
     parser.add_argument("--results", type=Path, default=BENCH / "results" / "pull_actions_forget.txt")
     args = parser.parse_args()
     sizes = [int(size) for size in args.rows.split(",")]
@@ -128,7 +139,7 @@ def main() -> None:
     lines: list[str] = []
 
     async def measure(dsn: str) -> None:
-        lines.extend(await run(dsn, args.label, sizes, unconfirmed, args.rounds, args.statement))
+        lines.extend(await run(dsn, args.label, sizes, unconfirmed, args.rounds, args.statement, args.backlog))
 
     measure_on_fresh_database("forget", measure)
     with args.results.open("a", encoding="utf-8") as out:

@@ -1,11 +1,12 @@
 """The documents loop (PHP app 5.4+): claim a batch, fetch files, ingest, acknowledge what is done for good.
 
-A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved,
-429, 5xx, connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode,
-a restart) the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable
-(422) after their tries are acknowledged as failed. A file failing all its tries otherwise is kept and tried again
-later (pull/file_retries.py), as is a batch in hand when the app is killed. A content-provider row whose DELETE was
-lost is named in the next ones (pull/provider_acks.py). The same ingest service as PUT /loadSources does the work.
+A claimed item not acknowledged stays locked in Nextcloud for 24 h, so transient failures (a file being saved, 429, 5xx,
+connection loss) are retried here with backoff first, and while Nextcloud itself is away (maintenance mode, a restart)
+the batch waits for it without using up its files' tries; 404, invalid items and files still unreadable (422) after
+their tries are acknowledged as failed. A file failing all its tries otherwise is kept and tried again later
+(pull/file_retries.py), as is a batch in hand when the app is killed. A content-provider row whose DELETE was lost is
+named in the next ones, and a poll that finds the provider queue drained is noted (pull/provider_acks.py). The same
+ingest service as PUT /loadSources does the work.
 
 The batch's sources are held in the SourceOrder from before the downloads until they are written, so an access
 change or delete from the actions loop waits and then wins. An item whose source, provider or readers changed
@@ -86,6 +87,8 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._db = db
         self.retries = FileRetries(db, config.pull.retry_later_s, replica)
         self._unconfirmed = UnconfirmedProviderRows(db)
+        # when the batch in hand was polled, if fewer provider rows than asked were served (pull/provider_acks.py)
+        self._drained_poll: float | None = None
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
         self._retrying: dict[tuple[str, int], tuple[Retry, float]] = {}
 
@@ -115,7 +118,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
         """Kept files due for a later try go first (their rows are locked for us); else a batch from the queue,
         written down as claimed (a kill -9 during it would otherwise leave its rows locked for 24 h)."""
-        self._retrying = {}
+        self._retrying, self._drained_poll = {}, None
         try:
             due = await self.retries.take_due(self._batch_size)
         except (psycopg.Error, StoreError) as exc:
@@ -126,6 +129,11 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             self._retrying = {(r.item.kind, r.item.row_id): (r, taken) for r in due}
             return [r.item for r in due], []
         items, rejected = parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
+        kinds = [*(item.kind for item in items), *(row.kind for row in rejected)]
+        if self._polled and kinds.count("content_providers") < self._batch_size:
+            self._drained_poll = self._polled.at
+            if not (items or rejected):
+                await self._unconfirmed.note_drained(self._drained_poll)
         try:
             await self.retries.hold_batch(items)
         except (psycopg.Error, StoreError) as exc:
@@ -152,6 +160,8 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         plans = self._plan_later_tries(outcome, handle)
         # the rows stay locked for 24 h if this fails, then come back; unchanged files are not parsed again
         await self._acknowledge(outcome.done, items, handle)
+        if self._drained_poll is not None:
+            await self._unconfirmed.note_drained(self._drained_poll)
         forgotten = {kind: list(rows) for kind, rows in outcome.done.items()}
         for item in outcome.stale:
             forgotten[item.kind].append(item.row_id)

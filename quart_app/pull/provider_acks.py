@@ -7,11 +7,17 @@ or whenever the app runs again after that: the actions received since are applie
 (pull/queued_readers.py). They were forgotten two days after their own acknowledgement, so a row served again later
 gave back a reader the provider had removed (or an item it had deleted). A file row lists its readers of the moment
 Nextcloud serves it: nothing is kept for it.
+
+A row first served days after such an action (a backlog that long) is no row of ours yet: the actions that may concern
+any provider row are kept until a documents poll more than a day after their receipt found the provider queue drained
+(fewer provider rows served than asked: Nextcloud held no other one unclaimed), noted once its batch is done
+(migration 0019).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import psycopg
@@ -23,6 +29,7 @@ from quart_app.store.database_failure import loggable_message
 from quart_app.store.provider_row_store import (
     UnconfirmedProviderRow,
     forget_confirmed,
+    note_drained,
     record_unconfirmed,
     unconfirmed_row_ids,
 )
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # unconfirmed rows named in one DELETE, at most (Nextcloud ignores ids it no longer has)
 MAX_UNCONFIRMED = 10_000
+# a drained provider queue is noted at most this often (the actions it lets go are kept more than a day anyway)
+NOTE_DRAINED_EVERY_S = 600.0
 
 
 class UnconfirmedProviderRows:
@@ -39,6 +48,20 @@ class UnconfirmedProviderRows:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._drained_noted_at = -NOTE_DRAINED_EVERY_S
+
+    async def note_drained(self, polled_at: float) -> None:
+        """A poll at `polled_at` (monotonic) served fewer provider rows than asked, and its batch is done."""
+        if time.monotonic() - self._drained_noted_at < NOTE_DRAINED_EVERY_S:
+            return
+        try:
+            async with self._db.connection() as conn:
+                await note_drained(conn, time.monotonic() - polled_at)
+        except (psycopg.Error, StoreError) as exc:
+            # noted at a later poll: the actions that may concern a provider row are kept until then
+            log.warning("documents queue: the drained provider queue not noted: %s", loggable_message(exc))
+            return
+        self._drained_noted_at = time.monotonic()
 
     async def named_with(self, done: dict[str, list[int]]) -> tuple[dict[str, list[int]], list[int]]:
         """The DELETE body, the rows done and the provider rows noted as unconfirmed; and those noted."""

@@ -9,8 +9,8 @@ a provider row whose own DELETE was lost (its source, its provider or one of its
 one too (pull/provider_acks.py), so the row served again days later still loses them. The two queues share no clock,
 so an action may also predate the submission: a removal then wins anyway (a reader may miss the item until the
 provider grants it again, never the other way round), and an allow restores only a reader the item lists. An item
-first served more than two days after a removal (a backlog that long) is still indexed with the readers of its
-submission.
+first served more than two days after a removal (a backlog that long) loses it too: the actions that may concern a
+provider row are kept until a poll more than a day after their receipt found the provider queue drained.
 
 A file lists the readers of when Nextcloud served its row. One whose readers changed between that poll and the claim
 (SourceOrder: stale) used to be left locked in Nextcloud's queue for 24 h; every change since the poll is an action

@@ -1,6 +1,7 @@
 """SQL for the content-provider rows whose acknowledgement Nextcloud never confirmed (migration 0018): named in every
 documents DELETE until one is answered; the applied actions that may concern them are kept until then
-(pull_action_store.forget_done)."""
+(pull_action_store.forget_done). And when the provider queue was last found drained (migration 0019): the applied
+actions that may concern a provider row are kept until then too."""
 
 from __future__ import annotations
 
@@ -53,3 +54,13 @@ async def unconfirmed_row_ids(conn: Connection, limit: int) -> list[int]:
 async def forget_confirmed(conn: Connection, row_ids: Sequence[int]) -> None:
     """Nextcloud answered a DELETE naming these rows: it holds them no more."""
     await conn.execute("DELETE FROM pull_unconfirmed_provider_rows WHERE row_id = ANY(%s)", (list(row_ids),))
+
+
+async def note_drained(conn: Connection, polled_s_ago: float) -> None:
+    """A documents poll `polled_s_ago` found the provider queue drained; a later one (another replica's) stays."""
+    await conn.execute(
+        "INSERT INTO pull_provider_queue_drained (drained_at) VALUES (now() - make_interval(secs => %s::float8))"
+        " ON CONFLICT (singleton) DO UPDATE"
+        " SET drained_at = GREATEST(pull_provider_queue_drained.drained_at, EXCLUDED.drained_at)",
+        (polled_s_ago,),
+    )

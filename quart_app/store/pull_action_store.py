@@ -12,7 +12,8 @@ from quart_app.store.database import Connection
 
 # applied rows are kept this long after Nextcloud confirmed it dropped their row (one it still holds may come back at
 # any time: after its 24 h lock, or whenever the app runs again); a claim answered before that DELETE may still arrive.
-# Those naming a content-provider row whose own DELETE is unconfirmed are kept longer (forget_done)
+# Those naming a content-provider row whose own DELETE is unconfirmed, or that may concern one not served yet, are kept
+# longer (forget_done)
 KEEP_DONE = "2 days"
 # session advisory lock of the one replica applying stored actions at a time ("ccbact")
 APPLIER_LOCK_KEY = 0x6363_6261_6374
@@ -74,8 +75,9 @@ async def actions_naming(
     user_ids: Sequence[str],
     received_within_s: float | None = None,
 ) -> list[ReceivedAction]:
-    """The received actions (applied or not, kept KEEP_DONE; only those of the last `received_within_s` if given) that
-    name one of these sources, providers (full key or bare id) or users, in the order received."""
+    """The received actions (applied or not, kept KEEP_DONE or longer: forget_done; only those of the last
+    `received_within_s` if given) that name one of these sources, providers (full key or bare id) or users, in the order
+    received."""
     cur = await conn.execute(
         "SELECT row_id, type, payload FROM pull_actions"
         " WHERE (%s::float8 IS NULL OR received_at >= now() - make_interval(secs => %s::float8))"
@@ -102,7 +104,24 @@ async def mark_acknowledged(conn: Connection, row_ids: Sequence[int]) -> None:
     await conn.execute("UPDATE pull_actions SET acked_at = now() WHERE row_id = ANY(%s)", (list(row_ids),))
 
 
-_FORGET_DUE = "DELETE FROM pull_actions WHERE done_at IS NOT NULL AND acked_at < now() - %s::interval"
+# an action that may concern a content-provider row: one naming a user, a provider or a source that is not a file
+_NAMES_PROVIDER_ROWS = (
+    "(a.payload ? 'userId' OR coalesce(a.payload->>'providerId', 'files__default') <> 'files__default'"
+    " OR left(coalesce(a.payload->>'sourceId', 'files__default:'), 15) <> 'files__default:'"
+    " OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(a.payload->'sourceIds', '[]')) AS s(id)"
+    "  WHERE left(s.id, 15) <> 'files__default:'))"
+)
+# applied, acknowledged KEEP_DONE ago, and, if it may concern a provider row, received more than PROVIDER_LOCK before
+# the provider queue was last found drained (migration 0019): every row queued before it was served by then, one left
+# locked served again (Nextcloud's 24 h lock, and an hour for the two clocks)
+PROVIDER_LOCK = "25 hours"
+# (the drained test first: in the steady state it holds, and the payload's names are not looked at)
+_DUE = (
+    "a.done_at IS NOT NULL AND a.acked_at < now() - %(keep)s::interval"
+    " AND (a.received_at < (SELECT drained_at - %(lock)s::interval FROM pull_provider_queue_drained)"
+    " IS TRUE OR NOT " + _NAMES_PROVIDER_ROWS + ")"
+)
+_FORGET_DUE = "DELETE FROM pull_actions a WHERE " + _DUE
 # the unconfirmed rows' names are joined to the due actions once, hashed (a test per action and row took 0.7 s for
 # 10,000 actions and 100 rows: bench/pull_actions_forget.py)
 _FORGET_DUE_NOT_NAMING_UNCONFIRMED = (
@@ -110,23 +129,22 @@ _FORGET_DUE_NOT_NAMING_UNCONFIRMED = (
     "  UNION SELECT unnest(providers || user_ids) FROM pull_unconfirmed_provider_rows),"
     " kept AS MATERIALIZED (SELECT a.seq FROM pull_actions a CROSS JOIN LATERAL jsonb_array_elements_text("
     "  jsonb_build_array(a.payload->'sourceId', a.payload->'providerId', a.payload->'userId')"
-    "  || coalesce(a.payload->'sourceIds', '[]')) AS named(name) JOIN names USING (name)"
-    "  WHERE a.done_at IS NOT NULL AND a.acked_at < now() - %s::interval)"
-    " DELETE FROM pull_actions a WHERE done_at IS NOT NULL AND acked_at < now() - %s::interval"
-    " AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.seq = a.seq)"
+    "  || coalesce(a.payload->'sourceIds', '[]')) AS named(name) JOIN names USING (name) WHERE " + _DUE + ")"
+    " DELETE FROM pull_actions a WHERE " + _DUE + " AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.seq = a.seq)"
 )
 
 
 async def forget_done(conn: Connection) -> int:
     """Remove applied actions whose row Nextcloud confirmed dropping more than KEEP_DONE ago, except those naming the
     source, provider or a reader of a provider row it may serve again (its DELETE unconfirmed, migration 0018: the row
-    lists its readers of before them); how many."""
+    lists its readers of before them), and those that may concern a provider row it has not served yet (_DUE); how
+    many."""
     cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM pull_unconfirmed_provider_rows)")
     row = await cur.fetchone()
     if not (row and row[0]):
-        cur = await conn.execute(_FORGET_DUE, (KEEP_DONE,))
+        cur = await conn.execute(_FORGET_DUE, {"keep": KEEP_DONE, "lock": PROVIDER_LOCK})
         return cur.rowcount
-    cur = await conn.execute(_FORGET_DUE_NOT_NAMING_UNCONFIRMED, (KEEP_DONE, KEEP_DONE))
+    cur = await conn.execute(_FORGET_DUE_NOT_NAMING_UNCONFIRMED, {"keep": KEEP_DONE, "lock": PROVIDER_LOCK})
     return cur.rowcount
 
 

@@ -118,6 +118,40 @@ async def test_a_provider_row_served_again_days_after_its_lost_acknowledgement_k
         assert source in await pull_app.search("alice", words)
 
 
+def _drained_at(dsn: str) -> object:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT drained_at FROM pull_provider_queue_drained").fetchone()
+        return None if row is None else row[0]
+
+
+async def test_a_provider_item_first_served_days_after_a_removal_keeps_the_removed_reader_out(
+    pull_settings: AppSettings, fresh_dsn: str, nextcloud: FakePullNextcloud
+) -> None:
+    """A backlog: the mail waits in Nextcloud's queue, never served, while bob's access is taken away; it is served for
+    the first time three days later, listing the readers of its submission. The deny was forgotten two days after its
+    acknowledgement, so bob read the mail."""
+    nextcloud.endpoint_faults["documents"] = deque([500] * 100_000)
+    source, words = "mail__mail: 90", "numbat90x budget review"
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        row = nextcloud.add_content_item(["alice", "bob"], item_id="90", content="The numbat90x budget review is on.")
+        deny = nextcloud.add_action("update_access_source_id", {"op": "deny", "userIds": ["bob"], "sourceId": source})
+        await until(lambda: deny in acked(nextcloud, "actions"), what="the deny acknowledged")
+        await pull_app.actions_applied()
+    days_pass(fresh_dsn, nextcloud, 3)
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        polls = _action_polls(nextcloud)
+        await until(lambda: _action_polls(nextcloud) > polls, what="the actions queue polled after the start")
+        nextcloud.endpoint_faults["documents"].clear()
+        await until(lambda: row in acked(nextcloud, "content_providers"), what="the mail's row done")
+        await pull_app.drain_embeddings()
+        assert source not in await pull_app.search("bob", words)
+        assert source in await pull_app.search("alice", words)
+        # the queue served fewer provider rows than asked: noted, so that what is due may go after all
+        await until(lambda: _drained_at(fresh_dsn) is not None, what="the drained provider queue noted")
+
+
 async def test_a_provider_rows_acknowledgement_lost_before_a_stop_is_sent_at_the_next_start(
     pull_settings: AppSettings, fresh_dsn: str, nextcloud: FakePullNextcloud
 ) -> None:
