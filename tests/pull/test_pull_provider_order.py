@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from async_wait import until, wait_until
 from nextcloud_pull_fake import FakePullNextcloud
+from pull_fake_wire import RecordedRequest
 from pull_kit import PullApp, acked, days_pass
 
 from quart_app.app_settings import AppSettings
@@ -118,6 +119,10 @@ async def test_a_provider_row_served_again_days_after_its_lost_acknowledgement_k
         assert source in await pull_app.search("alice", words)
 
 
+def _document_polls(nextcloud: FakePullNextcloud) -> int:
+    return sum(1 for r in nextcloud.requests if r.method == "GET" and r.path.endswith("/queues/documents"))
+
+
 def _drained_at(dsn: str) -> object:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT drained_at FROM pull_provider_queue_drained").fetchone()
@@ -168,3 +173,34 @@ async def test_a_provider_rows_acknowledgement_lost_before_a_stop_is_sent_at_the
         await until(lambda: row in acked(nextcloud, "content_providers"), what="the lost acknowledgement sent")
         assert nextcloud.queue_rows()["content_providers"] == []
         await until(lambda: _unconfirmed_rows(fresh_dsn) == [], what="the row noted as gone")
+
+
+async def test_a_poll_serving_as_many_provider_rows_as_asked_is_not_noted_as_drained(
+    pull_settings: AppSettings, fresh_dsn: str, nextcloud: FakePullNextcloud
+) -> None:
+    """Nextcloud may hold more rows behind a full batch: only a poll that comes back short is noted."""
+    nextcloud.endpoint_faults["documents"] = deque([500] * 100_000)
+    asked = pull_settings.config.doc_indexing_batch_size
+    rows = [
+        nextcloud.add_content_item(["alice"], item_id=f"9{i}", content=f"Mail {i} of the potoroo9x thread.")
+        for i in range(asked)
+    ]
+
+    full_poll: list[int] = []  # how many documents polls there were once the full one was answered
+
+    def fail_the_polls_after_the_first(req: RecordedRequest, status: int) -> None:
+        if req.method == "GET" and req.path.endswith("/queues/documents") and status == 200:
+            full_poll.append(_document_polls(nextcloud))
+            nextcloud.endpoint_faults["documents"] = deque([500] * 100_000)
+            nextcloud.on_answer = None
+
+    async with PullApp(pull_settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        nextcloud.on_answer = fail_the_polls_after_the_first
+        nextcloud.endpoint_faults["documents"].clear()
+        await until(lambda: set(rows) <= acked(nextcloud, "content_providers"), what="the full batch done")
+        # the poll after the full one comes once its batch is over (where a drained poll is noted)
+        await until(lambda: _document_polls(nextcloud) > full_poll[0], what="the documents queue polled again")
+        assert _drained_at(fresh_dsn) is None
+        nextcloud.endpoint_faults["documents"].clear()
+        await until(lambda: _drained_at(fresh_dsn) is not None, what="the next, empty poll noted as drained")
