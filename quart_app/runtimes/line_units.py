@@ -64,7 +64,10 @@ def _repeats_a_shorter_unit(texts: list[str | None]) -> bool:
 
 def unit_line(line: str, item: Item | None, structure: bool, code: bool) -> Item | None:
     """A line as a unit's: its item, or a plain line that is none (no number, no list marker) read whole, as a unit's
-    line the same every time ("Role: web") belongs to it; a table row or a code line still is none."""
+    line the same every time ("Role: web") belongs to it; a table row or a code line still is none (a table's loop is
+    one row counted on: the run of items follows rows)."""
+    if item is not None and item.row:
+        return None
     if item is not None or structure or code:
         return item
     return item_of(line.strip())

@@ -9,7 +9,9 @@ where the prompt has one of them beside the same word, or after it in a form the
 block only numbered lines and comment lines are items ("# 1. Check: port 1", "# 2. Check: port 2", ...): other code
 lines alike (loops, assignments, table rows) are code. Outside code blocks a plain line that holds a number is an item
 too: a counter written without list markers or a fence ("ssh -p 8001 admin@server-1", "ssh -p 8002 admin@server-2", ...)
-changes in several places a line, no near copy (units of several lines: see line_units)."""
+changes in several places a line, no near copy (units of several lines: see line_units). A markdown table's row is an
+item of its cells' text, alike the row before only when a cell counts on from it ("| server-1 | 8001 | web |", "|
+server-2 | 8002 | web |", ...): a real table's rows may differ in one cell alone (its ports 22, 80, 443)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ _BLANK_COMMENT = re.compile(r"#+|//+|--|;+|/?\*+/?")
 # other sign on its own
 _WORD = re.compile(r"[^\W\d_]+(?=_?\d+(?!\w))|_(?=\d+(?!\w))|\w+|[^\w\s]")
 _DIGITS = re.compile(r"\d+")
+_SEPARATOR_SIGNS = "|-: \t"  # all a table's separator row holds ("|---|:--:|"): no item
 # items whose word pairs (bigrams, with the item's start and end) overlap this much are alike: "Restart the web
 # server." and "Restart the SSH server." share half theirs (a real list of parallel steps), a counter or a word
 # repeated at the end shares all (after digits are folded)
@@ -69,20 +72,30 @@ class Item:
     pairs: frozenset[tuple[str, str]]
     word_set: frozenset[str]
     numbers: tuple[int, ...]
+    row: bool = False  # a table row: alike the row before only when a cell counts on
 
 
 def read_item(line: str, structure: bool, code: bool) -> Item | None:
     """A complete line that is not blank, as a list item (`structure`: a table or data row, or code; `code`: inside a
     code block); None when it is no item."""
     stripped = line.strip()
+    if structure and not code and stripped.startswith("|"):
+        return _table_row_item(stripped)
     text = _code_item_text(stripped) if code else None if structure else _line_item_text(stripped)
     return None if text is None else item_of(text)
 
 
-def item_of(text: str) -> Item:
-    """A text read as a list item's."""
+def item_of(text: str, row: bool = False) -> Item:
+    """A text read as a list item's (`row`: a table row's cells)."""
     words = tuple(_WORD.findall(text.lower()))
-    return Item(text, words, _pairs(words), frozenset(words), tuple(map(int, _number_words(words))))
+    return Item(text, words, _pairs(words), frozenset(words), tuple(map(int, _number_words(words))), row)
+
+
+def _table_row_item(line: str) -> Item | None:
+    """A table row as an item of its cells' text, one space between cells (None for a separator row)."""
+    if not line.strip(_SEPARATOR_SIGNS):
+        return None
+    return item_of(" ".join(line.replace("|", " ").split()), row=True)
 
 
 class ListItemRun:
@@ -137,7 +150,7 @@ class ListItemRun:
             return None
         text = item.text
         previous = self._text
-        alike = previous is not None and (text == previous or self._alike(item))
+        alike = previous is not None and (self._counts_on(item) if item.row else text == previous or self._alike(item))
         self._steps = _steps(self._numbers, item.numbers) if previous is not None else None
         self._text, self._pairs, self._words, self._numbers = text, item.pairs, item.word_set, item.numbers
         if not alike:
@@ -153,9 +166,18 @@ class ListItemRun:
             return self._ends[max(1, self._quoted) - 1]
         return None
 
-    def _alike(self, item: Item) -> bool:
+    def _counts_on(self, row: Item) -> bool:
+        """Whether a table row is a copy of the one before in a loop: alike, and a cell counts on (the same row again
+        is left to the verbatim rule, a number changed otherwise is a real table's)."""
+        if row.text == self._text:
+            return False
+        counting = self._counting_on(row.numbers)
+        return bool(counting) and self._alike(row, counting)
+
+    def _alike(self, item: Item, counting: set[int] | None = None) -> bool:
         """Whether an item is a copy of the one before in a loop: alike, and what sets it apart is nothing new (a
-        number, or words the run already wrote) nor the prompt's (a document's hosts)."""
+        number, or words the run already wrote) nor the prompt's (a document's hosts); `counting`: its numbers that
+        count on, when known."""
         union = len(item.pairs | self._pairs)
         if len(item.pairs & self._pairs) < ALIKE_OVERLAP * union:
             return False
@@ -164,19 +186,20 @@ class ListItemRun:
             return True  # the same words, one repeated or dropped
         if any(not word.isdigit() and word not in self._run_words for word in added):
             return False  # a word new to the run: the next of a list of parallel steps (nginx, redis, cron, ...)
-        return not self._from_prompt(added, item.words, item.numbers)
+        return not self._from_prompt(
+            added, item.words, self._counting_on(item.numbers) if counting is None else counting
+        )
 
-    def _from_prompt(self, added: frozenset[str], words: tuple[str, ...], numbers: tuple[int, ...]) -> bool:
+    def _from_prompt(self, added: frozenset[str], words: tuple[str, ...], counting: set[int]) -> bool:
         """Whether the prompt accounts for the words that set an item apart: it holds them all (a number maybe only in
         a range, "servers 1-40"), and when some are a counter's next numbers, one of those beside a neighbour it has
         in the item ("host 17" for "restart host 17"; "server-17" for "ssh -p 8017 server-17", whose port the
         document gives beside "port"), or after the same word in a form `NumberLabels` tolerates ("Host-17",
         "hosts 16, 17"): a 100-row table puts every number up to 100 somewhere in the prompt, which would let any
-        counter run on."""
+        counter run on. `counting`: the item's numbers that count on from the item before."""
         missing = added - self._prompt.words_and_pairs()[0]
         if not all(is_number(word) for word in missing):
             return False
-        counting = self._counting_on(numbers)
         counters = {word for word in added if is_number(word) and int(word) in counting}
         if not missing and not counters:
             return True
