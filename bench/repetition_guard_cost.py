@@ -41,8 +41,10 @@ ANSWERS = {
     "bullets": "".join(
         "- " + " ".join(_WORDS[(5 * n + k) % len(_WORDS)] for k in range(4 + n % 5)) + "\n" for n in range(120)
     ),
-    "table": "| port | service | open to |\n|---|---|---|\n"
-    + "".join(f"| {n} | web | everyone |\n" for n in range(80)),
+    # a table going through the prompt's 40 servers, its rows alike but for the counters: every row read as an item of
+    # its cells, stepped against the row before and its counters looked up in the prompt
+    "table": "| Host | Port | Role |\n|---|---|---|\n"
+    + "".join(f"| server-{n} | {8000 + n} | web |\n" for n in range(1, 41)),
     "code": "```python\n" + "".join(f"    assert add({n}, {n}) == {2 * n}\n" for n in range(60)) + "```\n",
     # a code block of numbered comments, each over a command: every comment line is a list item to compare
     "comments": "```bash\n"
@@ -69,6 +71,7 @@ PROMPTS = {
     "list": "Hosts: " + ", ".join(f"host {n}" for n in range(60)) + ". Restart each and check its log.",
     "numbered": "Hosts: " + ", ".join(f"host-{n:02d}" for n in range(1, 61)) + ". Restart each and check its log.",
     "plain": "Servers: " + "; ".join(f"server-{n} on port {8000 + n}" for n in range(1, 41)) + ".",
+    "table": "Servers: " + "; ".join(f"server-{n} (web) listens on port {8000 + n}" for n in range(1, 41)) + ".",
     "units": "Servers: " + "; ".join(f"server-{n} (web) listens on port {8000 + n}" for n in range(1, 41)) + ".",
 }
 
