@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from quart_app.nextcloud import NextcloudClient, NextcloudError
+from quart_app.nextcloud import NextcloudClient, NextcloudError, NextcloudTimeoutError
 from quart_app.nextcloud.readable_check_wait import ReadableCheckWait
 from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
@@ -98,9 +98,10 @@ def as_task_output(entries: Sequence[Entry]) -> list[str]:
 class EnrichedCandidates:
     """AnswerService's `unreadable` check for pull-mode tasks: the documents a chat's context or a search round
     brings go to enrich_sources, and their entries are kept, so the task output names its sources without a call
-    for labels. A round whose call fails leaves all its candidates out (Nextcloud never confirmed the user still reads
-    them; the next round fills their places); the other rounds' candidates keep their entries. One per task, its
-    rounds' calls sharing the wait `timeout_s` (ReadableCheckWait; a call it cannot give any more fails unsent)."""
+    for labels. A round whose call fails, and fails again when asked once more (not after a timeout), leaves all its
+    candidates out (Nextcloud never confirmed the user still reads them; the next round fills their places); the
+    other rounds' candidates keep their entries. One per task, its rounds' calls sharing the wait `timeout_s`
+    (ReadableCheckWait; a call it cannot give any more fails unsent)."""
 
     def __init__(self, nc: NextcloudClient, timeout_s: float) -> None:
         self._nc = nc
@@ -112,9 +113,7 @@ class EnrichedCandidates:
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
         try:
-            entries = await self._wait.call(
-                f"POST {ENRICH_SOURCES_PATH}", lambda left_s: enriched_entries(self._nc, user_id, sources, left_s)
-            )
+            entries = await self._entries_asked_again_once(user_id, sources)
         except NextcloudError as exc:
             left_out = {source["source_id"] for source in sources}
             log.warning("enrich_sources failed (%s): its %d candidate(s) are left out", exc, len(left_out))
@@ -123,6 +122,23 @@ class EnrichedCandidates:
             return left_out
         self._entries.update(_entries_by_source(entries, sources))
         return reported_missing(entries, sources)
+
+    async def _entries_asked_again_once(self, user_id: str, sources: list[DocSearchResult]) -> list[Entry]:
+        """The round's entries; a call that failed without spending the wait (a 5xx, a dropped connection) is sent
+        once more, within what the wait has left: left out, the round's readable files would be lost to the task."""
+        what = f"POST {ENRICH_SOURCES_PATH}"
+
+        def call(left_s: float) -> Awaitable[list[Entry]]:
+            return enriched_entries(self._nc, user_id, sources, left_s)
+
+        try:
+            return await self._wait.call(what, call)
+        except NextcloudError as exc:
+            # a timeout spent the wait; Retry-After asks for more than one round can give
+            if not exc.transient or isinstance(exc, NextcloudTimeoutError) or exc.retry_after_s is not None:
+                raise
+            log.info("enrich_sources failed (%s): asking once more about its %d candidate(s)", exc, len(sources))
+        return await self._wait.call(what, call)
 
     def entries_of(self, found: Sequence[DocSearchResult]) -> list[Entry]:
         """The entries of `found` as one enrich_sources call on them orders them (providers, then files, each in

@@ -69,6 +69,39 @@ async def test_a_search_whose_user_lost_three_times_limit_top_files_still_gives_
     assert found[0]["id"] == f"files__default: {best}"
 
 
+async def test_a_round_whose_enrich_sources_fails_once_is_asked_again_and_its_readable_files_fill_the_list(
+    pull_app: PullApp, nextcloud: FakePullNextcloud
+) -> None:
+    best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
+    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    pie = nextcloud.add_file(["alice"], "files/pie.txt", PIE)
+    tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
+    await _indexed(pull_app, nextcloud, 12)
+    for file_id in lost:
+        nextcloud.set_file_users(file_id, ["bob"])
+    calls = 0
+
+    def fail_the_second_enrich_once(request: RecordedRequest) -> None:
+        nonlocal calls
+        if request.path.endswith("/enrich_sources"):
+            calls += 1
+            if calls == 2:
+                nextcloud.endpoint_faults["enrich"] = deque([500])
+
+    nextcloud.on_request = fail_the_second_enrich_once
+    asked_before = len(nextcloud.requests)
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    found = sources(await task_done(nextcloud, search))
+    enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
+    # the round that brings pie and tent fails once (a 500 on the real Nextcloud 34 in
+    # bench/results/pull_readable_wait_realnc.txt): asked again, they fill the list with their labels; before, they
+    # were left out with the round and alice got best.txt alone
+    names = {f"files__default: {best}": "best.txt", f"files__default: {pie}": "pie.txt"}
+    names[f"files__default: {tent}"] = "tent.txt"
+    assert {s["id"]: s["label"] for s in found} == names, (found, enrich_calls)
+    assert enrich_calls[2].json["sources"] == enrich_calls[1].json["sources"]
+
+
 async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_failed_rounds_candidates_stay_out(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
@@ -93,7 +126,8 @@ async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_faile
         if request.path.endswith("/enrich_sources"):
             calls += 1
             if calls == 2:
-                nextcloud.endpoint_faults["enrich"] = deque([500])
+                # the round's call and its one retry
+                nextcloud.endpoint_faults["enrich"] = deque([500, 500])
 
     nextcloud.on_request = fail_the_second_enrich
     asked_before = len(nextcloud.requests)
