@@ -1,9 +1,12 @@
-"""Hidden slides of a legacy .ppt ([MS-PPT] SlideShowSlideInfoAtom.fHidden). A slide's own shapes sit in its
-SlideContainer, but its title and body placeholders' text sits in the document's slide list, under the slide's persist
-id: the persist directory maps that id to the SlideContainer's offset in the 'PowerPoint Document' stream."""
+"""Hidden slides of a legacy .ppt ([MS-PPT] SlideShowSlideInfoAtom.fHidden) and hidden shapes ([MS-ODRAW] fHidden in
+a shape's Group Shape Boolean Properties, set by the Selection Pane). A slide's own shapes sit in its SlideContainer,
+but its title and body placeholders' text sits in the document's slide list, under the slide's persist id: the persist
+directory maps that id to the SlideContainer's offset in the 'PowerPoint Document' stream, and a placeholder names its
+text by its index among the slide's texts there (OutlineTextRefAtom)."""
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 SLIDE = 0x03EE  # SlideContainer
 NOTES = 0x03F0  # NotesContainer
@@ -12,6 +15,15 @@ SLIDE_LIST = 0x0FF0  # SlideListWithTextContainer; instance 0 lists the slides, 
 _NOTES_ATOM = 0x03F1
 _SLIDE_SHOW_INFO = 0x03F9  # SlideShowSlideInfoAtom
 _HIDDEN = 0x0004  # its fHidden bit: the slide show skips the slide
+SHAPE_GROUP = 0xF003  # OfficeArtSpgrContainer: its first child is the group's own shape, then the grouped shapes
+SHAPE = 0xF004  # OfficeArtSpContainer
+# OfficeArtFOPT, OfficeArtSecondaryFOPT, OfficeArtTertiaryFOPT: a shape's property tables (record instance = count)
+_PROPERTY_TABLES = (0xF00B, 0xF121, 0xF122)
+_GROUP_SHAPE_BOOLEANS = 0x03BF
+_SHAPE_HIDDEN = 0x0002_0002  # fUsefHidden (the fHidden bit is set, not defaulted) and fHidden
+_PROPERTY = struct.Struct("<HI")  # OfficeArtFOPTE: opid (its low 14 bits name the property), op
+_OUTLINE_TEXT_REF = 0x0F9E
+_CONTAINER_VERSION = 0xF
 _USER_EDIT = 0x0FF5
 _PERSIST_DIRECTORY = 0x1772
 _CURRENT_EDIT_OFFSET = 16  # offsetToCurrentEdit in the 'Current User' stream's CurrentUserAtom
@@ -39,6 +51,32 @@ def is_hidden_slide(stream: bytes, offset: int) -> bool:
             # slideTime (4 bytes), soundIdRef (4), effectDirection (1), effectType (1), then the flags
             return bool(struct.unpack_from("<H", stream, body + 10)[0] & _HIDDEN)
     return False
+
+
+def _shape_hidden(stream: bytes, start: int, end: int) -> bool:
+    """Whether the OfficeArtSpContainer whose children lie between `start` and `end` marks its shape hidden."""
+    for child_type, body, length in _children(stream, start, end):
+        if child_type in _PROPERTY_TABLES:
+            count = _HEADER.unpack_from(stream, body - 8)[0] >> 4
+            for index in range(min(count, min(length, end - body) // _PROPERTY.size)):
+                opid, op = _PROPERTY.unpack_from(stream, body + index * _PROPERTY.size)
+                if opid & 0x3FFF == _GROUP_SHAPE_BOOLEANS and op & _SHAPE_HIDDEN == _SHAPE_HIDDEN:
+                    return True
+    return False
+
+
+def is_hidden_shape(stream: bytes, offset: int) -> bool:
+    """Whether the record at `offset` is a shape, or a group (whose first shape is the group's own), marked hidden;
+    a hidden group hides the shapes in it."""
+    _, rec_type, rec_len = _HEADER.unpack_from(stream, offset)
+    end = min(offset + 8 + rec_len, len(stream))
+    if rec_type == SHAPE_GROUP:
+        group_shape = next(_children(stream, offset + 8, end), None)
+        if group_shape is None or group_shape[0] != SHAPE:
+            return False
+        _, body, length = group_shape
+        return _shape_hidden(stream, body, min(body + length, end))
+    return rec_type == SHAPE and _shape_hidden(stream, offset + 8, end)
 
 
 def notes_slide_id(stream: bytes, offset: int, rec_len: int) -> int | None:
@@ -80,14 +118,45 @@ def _persist_offsets(stream: bytes, current_user: bytes) -> dict[int, int]:
     return offsets
 
 
-def hidden_slide_persist_ids(stream: bytes, current_user: bytes) -> frozenset[int]:
-    """The persist ids of the hidden slides; none when the persist directory is missing or damaged (every slide's
+def _hidden_outline_texts(stream: bytes, slide_offset: int) -> frozenset[int]:
+    """The indices of the slide-list texts that the slide's hidden placeholders show."""
+    _, _, rec_len = _HEADER.unpack_from(stream, slide_offset)
+    indices: set[int] = set()
+    # (children's start, end, inside a hidden shape); a stack, not recursion: a file's nesting is not bounded
+    pending = [(slide_offset + 8, min(slide_offset + 8 + rec_len, len(stream)), False)]
+    while pending:
+        start, end, hidden = pending.pop()
+        for rec_type, body, length in _children(stream, start, end):
+            if hidden and rec_type == _OUTLINE_TEXT_REF and length >= 4 and body + 4 <= end:
+                indices.add(_U32.unpack_from(stream, body)[0])
+            elif _HEADER.unpack_from(stream, body - 8)[0] & 0xF == _CONTAINER_VERSION:
+                inside = hidden or (rec_type in (SHAPE, SHAPE_GROUP) and is_hidden_shape(stream, body - 8))
+                pending.append((body, min(body + length, end), inside))
+    return frozenset(indices)
+
+
+@dataclass(frozen=True)
+class HiddenSlideParts:
+    """What the slide show leaves out of the slide list: hidden slides' texts and hidden placeholders' texts."""
+
+    slides: frozenset[int] = frozenset()  # persist ids of the hidden slides
+    texts: dict[int, frozenset[int]] = field(default_factory=dict)  # persist id -> indices of its hidden texts
+
+
+def hidden_slide_parts(stream: bytes, current_user: bytes) -> HiddenSlideParts:
+    """The hidden slides and hidden placeholders; none when the persist directory is missing or damaged (every slide's
     placeholder text is then read)."""
     try:
-        return frozenset(
-            persist_id
-            for persist_id, offset in _persist_offsets(stream, current_user).items()
-            if is_hidden_slide(stream, offset)
-        )
+        offsets = _persist_offsets(stream, current_user)
+        slides = frozenset(persist_id for persist_id, offset in offsets.items() if is_hidden_slide(stream, offset))
+        texts = {
+            persist_id: indices
+            for persist_id, offset in offsets.items()
+            if persist_id not in slides
+            and offset + 8 <= len(stream)
+            and _HEADER.unpack_from(stream, offset)[1] == SLIDE
+            and (indices := _hidden_outline_texts(stream, offset))
+        }
     except struct.error:
-        return frozenset()
+        return HiddenSlideParts()
+    return HiddenSlideParts(slides, texts)

@@ -22,10 +22,14 @@ from .math_text import math_text
 from .office_alt_text import alt_text
 from .ppt_slides import (
     NOTES,
+    SHAPE,
+    SHAPE_GROUP,
     SLIDE,
     SLIDE_LIST,
     SLIDE_PERSIST,
-    hidden_slide_persist_ids,
+    HiddenSlideParts,
+    hidden_slide_parts,
+    is_hidden_shape,
     is_hidden_slide,
     notes_slide_id,
 )
@@ -37,6 +41,7 @@ PPT = "application/vnd.ms-powerpoint"
 # [MS-PPT] record types
 _TEXT_CHARS_ATOM = 0x0FA0  # UTF-16LE text
 _TEXT_BYTES_ATOM = 0x0FA8  # low bytes of UTF-16 code points (latin-1)
+_TEXT_HEADER = 0x0F9F  # starts each of a slide's texts in the slide list
 _MAIN_MASTER = 0x03F8  # master slides: placeholder prompts like "Click to edit Master title style"
 _CRYPT_SESSION = 0x2F14  # CryptSession10Container: the document is encrypted
 _CONTAINER_VERSION = 0xF
@@ -146,18 +151,22 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
     return "\n\n".join(slides)
 
 
-def _text_atoms(stream: bytes, path: Path, hidden_persist_ids: frozenset[int]) -> Iterator[str]:
-    """Walk the record tree linearly, descending into containers and skipping master slides and hidden slides (their
-    shapes, their placeholders' text in the slide list, and their notes)."""
+def _text_atoms(stream: bytes, path: Path, hidden: HiddenSlideParts) -> Iterator[str]:
+    """Walk the record tree linearly, descending into containers and skipping master slides, hidden slides (their
+    shapes, their placeholders' text in the slide list, and their notes) and hidden shapes and groups (a hidden
+    placeholder's text in the slide list too)."""
     pos = 0
     end = len(stream)
     slide_list_end = 0  # where the slide list being walked ends
     in_hidden_slide = False  # in the slide list, between a hidden slide's SlidePersistAtom and the next one
     hidden_slide_ids: set[int] = set()  # the notes name their slide by its slide id
+    hidden_texts: frozenset[int] = frozenset()  # the slide-list texts of the slide being walked that are hidden
+    text_index = -1  # which of that slide's texts is being walked
     while pos + 8 <= end:
         ver_instance, rec_type, rec_len = struct.unpack_from("<HHI", stream, pos)
         body = pos + 8
-        in_hidden_slide = in_hidden_slide and pos < slide_list_end
+        if pos >= slide_list_end:
+            in_hidden_slide, hidden_texts = False, frozenset()
         if rec_type == _CRYPT_SESSION:
             raise EncryptedDocumentError(
                 f"{path.name} ({PPT}): the presentation is password-protected; remove the password and upload it again"
@@ -166,27 +175,33 @@ def _text_atoms(stream: bytes, path: Path, hidden_persist_ids: frozenset[int]) -
             slide_list_end = body + rec_len
         elif rec_type == SLIDE_PERSIST and pos < slide_list_end and rec_len >= 16 and body + 16 <= end:
             persist_id, _, _, slide_id = struct.unpack_from("<IIII", stream, body)
-            in_hidden_slide = persist_id in hidden_persist_ids
+            in_hidden_slide = persist_id in hidden.slides
+            hidden_texts, text_index = hidden.texts.get(persist_id, frozenset()), -1
             if in_hidden_slide:
                 hidden_slide_ids.add(slide_id)
-        elif (rec_type == SLIDE and is_hidden_slide(stream, pos)) or (
-            rec_type == NOTES and hidden_slide_ids and notes_slide_id(stream, pos, rec_len) in hidden_slide_ids
+        elif rec_type == _TEXT_HEADER and pos < slide_list_end:
+            text_index += 1
+        elif (
+            (rec_type == SLIDE and is_hidden_slide(stream, pos))
+            or (rec_type == NOTES and hidden_slide_ids and notes_slide_id(stream, pos, rec_len) in hidden_slide_ids)
+            or (rec_type in (SHAPE, SHAPE_GROUP) and is_hidden_shape(stream, pos))
         ):
             pos = body + rec_len
             continue
         if ver_instance & 0xF == _CONTAINER_VERSION and rec_type != _MAIN_MASTER:
             pos = body
             continue
-        if rec_type == _TEXT_CHARS_ATOM and not in_hidden_slide:
+        shown = not in_hidden_slide and text_index not in hidden_texts
+        if rec_type == _TEXT_CHARS_ATOM and shown:
             yield stream[body : body + rec_len].decode("utf-16-le", "replace")
-        elif rec_type == _TEXT_BYTES_ATOM and not in_hidden_slide:
+        elif rec_type == _TEXT_BYTES_ATOM and shown:
             yield stream[body : body + rec_len].decode("latin-1")
         pos = body + rec_len
 
 
 def load_ppt(path: Path, limits: ParseLimits) -> str:
-    """Text atoms of the 'PowerPoint Document' stream (slides, notes, text boxes) in file order; hidden slides are left
-    out, as the slide show leaves them out."""
+    """Text atoms of the 'PowerPoint Document' stream (slides, notes, text boxes) in file order; hidden slides and
+    hidden shapes are left out, as the slide show leaves them out."""
     if not olefile.isOleFile(str(path)):
         raise CorruptDocumentError(
             f"{path.name}: declared as {PPT!r} but it is not an OLE2 (legacy PowerPoint) file; "
@@ -200,7 +215,7 @@ def load_ppt(path: Path, limits: ParseLimits) -> str:
         stream = ole.openstream("PowerPoint Document").read()
         current_user = ole.openstream("Current User").read() if ole.exists("Current User") else b""
     texts: list[str] = []
-    for raw in _text_atoms(stream, path, hidden_slide_persist_ids(stream, current_user)):
+    for raw in _text_atoms(stream, path, hidden_slide_parts(stream, current_user)):
         # \r ends a paragraph and \x0b is a soft line break inside PowerPoint text
         text = _CONTROL.sub("", raw.replace("\r", "\n").replace("\x0b", "\n")).strip()
         # incremental saves can leave the same text twice in a row

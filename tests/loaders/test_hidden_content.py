@@ -82,39 +82,90 @@ def _ppt_notes(slide_id: int, text: bytes) -> bytes:
     return notes
 
 
-def test_hidden_ppt_slides_are_left_out(tmp_path: Path) -> None:
-    # a legacy .ppt's hidden slide was read like any other: its title, its text boxes and its notes
-    titles = (b"Quarterly results", b"Draft: layoffs under discussion", b"Outlook")
+def _ppt_slide_list(*slides: tuple[bytes, ...]) -> bytes:
+    """A document whose slide list holds each slide's placeholder texts, slide n under persist id n + 2."""
     slide_list = b"".join(
-        ppt_record(0x03F3, struct.pack("<IIIII", 2 + index, 0, 1, 256 + index, 0))
-        + ppt_record(0x0F9F, struct.pack("<I", 0))
-        + ppt_record(0x0FA8, title)
-        for index, title in enumerate(titles)
+        ppt_record(0x03F3, struct.pack("<IIIII", 2 + index, 0, len(texts), 256 + index, 0))
+        + b"".join(ppt_record(0x0F9F, struct.pack("<I", 0)) + ppt_record(0x0FA8, text) for text in texts)
+        for index, texts in enumerate(slides)
     )
-    document = ppt_record(0x03E8, ppt_record(0x0FF0, slide_list, container=True), container=True)
-    slides = [
-        _ppt_slide(b"Revenue grew", False),
-        _ppt_slide(b"Names of the people affected", True),
-        _ppt_slide(b"Growth continues", None),
-    ]
+    document: bytes = ppt_record(0x03E8, ppt_record(0x0FF0, slide_list, container=True), container=True)
+    return document
+
+
+def _ppt_file(path: Path, document: bytes, slides: list[bytes], tail: bytes = b"") -> Path:
+    """A .ppt of the document, its slides and `tail`, the persist directory naming the document (id 1) and the slides
+    (ids 2 on) by their offsets."""
     offsets = [0]
     for part in (document, *slides):
         offsets.append(offsets[-1] + len(part))
-    stream = document + b"".join(slides) + _ppt_notes(257, b"Do not read this out") + _ppt_notes(256, b"Thank the team")
-    # the persist directory names the document (id 1) and the three slides (ids 2 to 4) by their offsets
+    stream = document + b"".join(slides) + tail
     directory_offset = len(stream)
-    stream += ppt_record(0x1772, struct.pack("<5I", 1 | 4 << 20, *offsets[:4]))
+    stream += ppt_record(0x1772, struct.pack(f"<{len(offsets)}I", 1 | len(offsets) - 1 << 20, *offsets[:-1]))
     user_edit_offset = len(stream)
     stream += ppt_record(0x0FF5, struct.pack("<IHBBIIIIHH", 0, 0, 0, 3, 0, directory_offset, 1, 5, 0, 0))
     current_user = ppt_record(0x0FF6, struct.pack("<IIIHHBBH", 0x14, 0xE391C05F, user_edit_offset, 0, 0x03F4, 3, 0, 0))
     writer = OleWriter()
     writer.addEntry("PowerPoint Document", stream)
     writer.addEntry("Current User", current_user)
-    path = tmp_path / "deck"
     writer.write(str(path))
+    return path
+
+
+def test_hidden_ppt_slides_are_left_out(tmp_path: Path) -> None:
+    # a legacy .ppt's hidden slide was read like any other: its title, its text boxes and its notes
+    titles = (b"Quarterly results",), (b"Draft: layoffs under discussion",), (b"Outlook",)
+    slides = [
+        _ppt_slide(b"Revenue grew", False),
+        _ppt_slide(b"Names of the people affected", True),
+        _ppt_slide(b"Growth continues", None),
+    ]
+    notes = _ppt_notes(257, b"Do not read this out") + _ppt_notes(256, b"Thank the team")
+    path = _ppt_file(tmp_path / "deck", _ppt_slide_list(*titles), slides, notes)
     assert (
         extract_text(path, PPT) == "Quarterly results\n\nOutlook\n\nRevenue grew\n\nGrowth continues\n\nThank the team"
     )
+
+
+def _ppt_shape(content: bytes, booleans: int | None = None, table: int = 0xF00B) -> bytes:
+    """An OfficeArtSpContainer whose property `table` sets its Group Shape Boolean Properties to `booleans`."""
+    properties = b"" if booleans is None else ppt_record(table, struct.pack("<HI", 0x03BF, booleans), instance=1)
+    shape: bytes = ppt_record(0xF004, ppt_record(0xF00A, bytes(8)) + properties + content, container=True)
+    return shape
+
+
+def _ppt_text_box(text: bytes) -> bytes:
+    return ppt_record(0xF00D, ppt_record(0x0FA8, text), container=True)
+
+
+def _ppt_placeholder(index: int) -> bytes:
+    """A placeholder's text box, naming its text by its index among the slide's texts in the slide list."""
+    return ppt_record(0xF00D, ppt_record(0x0F9E, struct.pack("<I", index)), container=True)
+
+
+def test_hidden_ppt_shapes_are_left_out(tmp_path: Path) -> None:
+    # a shape hidden in the Selection Pane (fHidden with fUsefHidden) was read as if the slide show showed it
+    hidden, hidden_unset = 0x0002_0002, 0x0000_0002
+    group = ppt_record(
+        0xF003,
+        _ppt_shape(b"", hidden) + _ppt_shape(_ppt_text_box(b"Ask Bob before quoting")),
+        container=True,
+    )
+    shapes = (
+        _ppt_shape(_ppt_placeholder(0))
+        + _ppt_shape(_ppt_placeholder(1), hidden)
+        + _ppt_shape(_ppt_text_box(b"Floor price: 60 EUR"), hidden)
+        + _ppt_shape(_ppt_text_box(b"List price: 80 EUR"), 0x0002_0000)
+        + group
+        + _ppt_shape(_ppt_text_box(b"Margin: 25%"), hidden, table=0xF122)
+        # fHidden without its fUsefHidden bit is ignored: the default, shown, stands
+        + _ppt_shape(_ppt_text_box(b"Valid until May"), hidden_unset)
+    )
+    drawing = ppt_record(0xF002, ppt_record(0xF003, shapes, container=True), container=True)
+    slide = ppt_record(0x03EE, ppt_record(0x03EF, bytes(24)) + drawing, container=True)
+    document = _ppt_slide_list((b"Pricing", b"Internal: margin 30%", b"Prices in EUR"))
+    path = _ppt_file(tmp_path / "pricing", document, [slide])
+    assert extract_text(path, PPT) == "Pricing\n\nPrices in EUR\n\nList price: 80 EUR\n\nValid until May"
 
 
 def test_hidden_docx_runs_are_left_out(tmp_path: Path) -> None:
