@@ -9,6 +9,7 @@ from typing import Any
 import olefile
 import pptx
 from lxml import etree
+from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.oxml import parse_xml
 from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
@@ -58,6 +59,15 @@ _MARKED = etree.XPath(
 # an equation inside a paragraph (python-pptx's paragraph text reads only runs, fields and line breaks)
 _EQUATION = "{http://schemas.microsoft.com/office/drawing/2010/main}m"
 _PARAGRAPH_CONTENT = (f"{_A}r", f"{_A}br", f"{_A}fld", _EQUATION)
+_NOTES_PAGE_FURNITURE = frozenset(
+    (
+        PP_PLACEHOLDER.SLIDE_IMAGE,
+        PP_PLACEHOLDER.SLIDE_NUMBER,
+        PP_PLACEHOLDER.HEADER,
+        PP_PLACEHOLDER.FOOTER,
+        PP_PLACEHOLDER.DATE,
+    )
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
 
@@ -114,27 +124,40 @@ def _own_texts(shape: Any) -> Iterator[str]:
             yield text
 
 
+def _texts_of(shape: Any) -> Iterator[str]:
+    """A shown shape's alt text, then its own text; nothing for a hidden shape."""
+    properties = next(iter(_MARKED(shape.element)), None)
+    if properties is None:
+        yield from _own_texts(shape)
+        return
+    # hidden in the Selection Pane: the slide show leaves the shape out, a group's children with it
+    if properties.get("hidden") in ("1", "true"):
+        return
+    own = list(_own_texts(shape))
+    # a shape's alt text (what a screen reader says for it) reads where the shape stands, before its own text;
+    # PowerPoint copies a text box's text into its description, which would read it twice
+    if text := alt_text(properties, shown=" ".join(own)):
+        yield text
+    yield from own
+
+
 def _shape_texts(shapes: Any) -> Iterator[str]:
     for shape in _with_alternate_content(shapes):
-        properties = next(iter(_MARKED(shape.element)), None)
-        if properties is None:
-            yield from _own_texts(shape)
-            continue
-        # hidden in the Selection Pane: the slide show leaves the shape out, a group's children with it
-        if properties.get("hidden") in ("1", "true"):
-            continue
-        own = list(_own_texts(shape))
-        # a shape's alt text (what a screen reader says for it) reads where the shape stands, before its own text;
-        # PowerPoint copies a text box's text into its description, which would read it twice
-        if text := alt_text(properties, shown=" ".join(own)):
-            yield text
-        yield from own
+        yield from _texts_of(shape)
+
+
+def _notes_texts(notes_slide: Any) -> Iterator[str]:
+    """A notes page's notes and what else is on it (a picture's alt text), read in place as on a slide; not its page
+    furniture (the slide's image, its number, the header, footer and date)."""
+    for shape in _with_alternate_content(notes_slide.shapes):
+        if not (shape.is_placeholder and shape.element.ph_type in _NOTES_PAGE_FURNITURE):
+            yield from _texts_of(shape)
 
 
 def load_pptx(path: Path, limits: ParseLimits) -> str:
     """Slide texts (titles, bodies, tables, groups, charts, SmartArt, each shape's alt text before its text) and
-    speaker notes (marked "Speaker notes:"), slide by slide; hidden slides and hidden shapes are left out, as the slide
-    show leaves them out."""
+    speaker notes (marked "Speaker notes:", a notes page's pictures' alt text read in place), slide by slide; hidden
+    slides and hidden shapes are left out, as the slide show leaves them out."""
     check_zip(path, PPTX, limits)
     presentation = pptx.Presentation(str(path))
     slides: list[str] = []
@@ -142,10 +165,8 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
         if slide.element.get("show") in ("0", "false"):
             continue
         parts = list(_shape_texts(slide.shapes))
-        if slide.has_notes_slide:
-            notes = slide.notes_slide.notes_text_frame
-            if notes is not None and (text := _frame_text(notes)):
-                parts.append(f"Speaker notes: {text}")
+        if slide.has_notes_slide and (notes := "\n".join(_notes_texts(slide.notes_slide))):
+            parts.append(f"Speaker notes: {notes}")
         if parts:
             slides.append("\n".join(parts))
     return "\n\n".join(slides)

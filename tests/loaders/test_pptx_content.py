@@ -16,6 +16,7 @@ from office_kit import (
 )
 from pptx.chart.data import CategoryChartData, XyChartData
 from pptx.enum.chart import XL_CHART_TYPE
+from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.opc.constants import CONTENT_TYPE as CT
 from pptx.opc.constants import RELATIONSHIP_TYPE as RT
 from pptx.opc.package import Part
@@ -213,4 +214,36 @@ def test_a_text_box_s_alt_text_equal_to_its_text_is_read_once(tmp_path: Path) ->
     _described(boxes[2], description="Questions from the floor")
     assert deck_text(presentation, tmp_path / "agenda") == (
         "Agenda\nBudget review\nHiring plan\nLogistics\nOffice move\nQuestions from the floor\nQ&A"
+    )
+
+
+def _notes_picture(slide: Any, title: str = "", description: str = "", hidden: bool = False) -> None:
+    """A picture on the slide's notes page, with alt text (python-pptx adds no pictures to notes pages: one added to the
+    slide moves there, its image related to the notes page)."""
+    picture = _described(slide.shapes.add_picture(io.BytesIO(PIXEL), 0, 0), title, description)
+    notes = slide.notes_slide
+    blip = picture._element.blipFill.blip
+    blip.rEmbed = notes.part.relate_to(slide.part.related_part(blip.rEmbed), RT.IMAGE)
+    if hidden:
+        picture._element[0][0].set("hidden", "1")
+    notes.shapes._spTree.append(picture._element)
+
+
+def test_pictures_on_a_notes_page_read_their_alt_text_as_on_a_slide(tmp_path: Path) -> None:
+    # only the notes placeholder's text was read: a picture the speaker put on the notes page was left without its alt
+    # text, which a picture on the slide has
+    presentation, slide = titled_slide("Roadmap")
+    slide.notes_slide.notes_text_frame.text = "Mention the deadline."
+    _notes_picture(slide, title="Gantt chart", description="Three milestones, the last in May")
+    # the slide rules: a file name, a hidden picture and PowerPoint's own caption have nothing to read
+    _notes_picture(slide, description="gantt.png")
+    _notes_picture(slide, description="Salaries per person", hidden=True)
+    _notes_picture(slide, description="A chart of a timeline\n\nDescription automatically generated")
+    # the page's furniture is not the speaker's: its slide number is not read
+    (number,) = (
+        shape for shape in slide.notes_slide.placeholders if shape.element.ph_type == PP_PLACEHOLDER.SLIDE_NUMBER
+    )
+    number.text_frame.text = "1"
+    assert deck_text(presentation, tmp_path / "roadmap") == (
+        "Roadmap\nSpeaker notes: Mention the deadline.\nGantt chart: Three milestones, the last in May"
     )
