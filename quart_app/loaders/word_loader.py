@@ -44,6 +44,7 @@ ODT = "application/vnd.oasis.opendocument.text"
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
 _DRAW_IMAGE = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}image"
 _DRAW_OBJECT = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}object"
+_DRAW_OBJECT_OLE = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}object-ole"
 _TEXT_SPAN = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}span"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 # a page style's headers and footers: the default, the left (even) pages' and the first page's
@@ -327,15 +328,21 @@ def load_odt(path: Path, limits: ParseLimits) -> str:
     for heading in document.body.get_headers():
         heading.tag = "text:p"
     # a formula is an embedded object odfdo does not read: its text takes the place of its frame (in the body and in
-    # the page headers and footers)
+    # the page headers and footers); another object's frame (a chart, an OLE object) reads as a picture's does, as its
+    # alt text or nothing, not odfdo's line break cutting its sentence
     with zipfile.ZipFile(path) as archive:
-        for formula in [formula for root in roots for formula in root.iter(_DRAW_OBJECT)]:
-            frame = formula.getparent()
-            text = _formula_text(archive, formula.get(_XLINK_HREF) or "")
-            if text and frame is not None and frame.getparent() is not None:
+        for embedded in [embedded for root in roots for embedded in root.iter(_DRAW_OBJECT, _DRAW_OBJECT_OLE)]:
+            frame = embedded.getparent()
+            if frame is None or frame.getparent() is None:
+                continue
+            if embedded.tag == _DRAW_OBJECT and (text := _formula_text(archive, embedded.get(_XLINK_HREF) or "")):
                 span = frame.makeelement(_TEXT_SPAN)
                 span.text, span.tail = text, frame.tail
                 frame.getparent().replace(frame, span)
+            else:
+                frame.remove(embedded)
+                if next(frame.iterchildren(_DRAW_IMAGE), None) is None:  # else emptied with its replacement picture
+                    replace_emptied_frame(frame)
     # odfdo writes a picture as "[Image Pictures/10000001000003E8….png]": a file name no reader sees, glued to the text,
     # and ends its frame with a line break that cut the sentence around an inline picture in two: its alt text, if it
     # has some, stands in its place (in the body and in the page headers and footers, a letterhead's logo)

@@ -14,6 +14,13 @@ from quart_app.loaders import DocumentTooLargeError, ParseLimits, ParsePool, ext
 from quart_app.loaders.tabular_loader import MAX_REPEAT
 
 ODT = "application/vnd.oasis.opendocument.text"
+# a LibreOffice chart object's part: no formula, whose text would stand in the frame's place
+CHART_CONTENT = (
+    '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:chart="urn:oasis:names:tc:opendocument:xmlns:chart:1.0"><office:body><office:chart>'
+    '<chart:chart chart:class="chart:bar"/></office:chart></office:body></office:document-content>'
+)
 
 
 def test_odt_pictures_do_not_put_their_file_names_in_the_text(tmp_path: Path) -> None:
@@ -96,6 +103,39 @@ def test_odt_formulas_are_indexed_where_they_stand(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr("Object 1/content.xml", FORMULA_CONTENT)
     assert extract_text(path, ODT) == "The rest energy is E = m c^2 for a body at rest."
+
+
+def test_odt_a_chart_s_frame_reads_as_its_alt_text_without_breaking_its_sentence(tmp_path: Path) -> None:
+    # a chart is an embedded object as a formula is, but no formula: odfdo ended its frame with a line break, "Sales
+    # grew\n in the north.", and read its alt text as lines of their own
+    chart = (
+        '<draw:frame draw:name="{name}" text:anchor-type="as-char" svg:width="8cm" svg:height="5cm">'
+        '<{kind} xlink:href="./{name}" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/>{image}{alt}'
+        "</draw:frame>"
+    )
+    image = '<draw:image xlink:href="./ObjectReplacements/{name}" xlink:type="simple" xlink:show="embed"/>'
+
+    def frame(name: str, alt: str = "", kind: str = "draw:object", replaced: bool = True) -> str:
+        return chart.format(name=name, kind=kind, image=image.format(name=name) if replaced else "", alt=alt)
+
+    alt = "<svg:title>Sales chart</svg:title><svg:desc>North up 20%</svg:desc>"
+    body = (
+        f"<text:p>Sales grew {frame('Object 1')} in the north.</text:p>",
+        f"<text:p>See {frame('Object 2', alt)} below.</text:p>",
+        # an OLE object (a spreadsheet pasted from Office), and a chart saved without its replacement picture
+        f"<text:p>Costs {frame('Object 3', kind='draw:object-ole')} fell {frame('Object 4', replaced=False)} too."
+        "</text:p>",
+    )
+    document = odt_with_styles()
+    for xml in body:
+        document.body.append(odfdo.Element.from_tag(xml))
+    path = tmp_path / "sales"
+    document.save(str(path))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("Object 1/content.xml", CHART_CONTENT)
+    assert extract_text(path, ODT) == (
+        "Sales grew in the north.\n\nSee Sales chart: North up 20% below.\n\nCosts fell too."
+    )
 
 
 def test_odt_encoded_spaces_keep_words_apart(tmp_path: Path) -> None:
