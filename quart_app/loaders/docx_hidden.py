@@ -2,7 +2,8 @@
 absolute; otherwise each style level (the table's style, the paragraph's, the run's character style: each its own value
 or else the one of the style it is based on) that hides toggles it, and the document defaults hide everything. A table
 style's level is its own value overridden by the conditional formats the cell takes (header row, banding, ...). A list
-number is read as a run of its paragraph holding the paragraph mark's run properties, its level's over them."""
+number is read as a run of its paragraph holding the paragraph mark's run properties, its level's over them; so is the
+paragraph mark itself, which Word hides by running its paragraph into the next."""
 
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ VANISH = f"{_W}vanish"
 _VAL = f"{_W}val"
 _RUN_STYLE = f"{_W}rStyle"
 _RUN_PROPERTIES = f"{_W}rPr"
+_PARAGRAPH_PROPERTIES = f"{_W}pPr"
 _OFF = ("0", "false", "off")
 _BAND_SIZES = ("tblStyleRowBandSize", "tblStyleColBandSize")
 
@@ -120,14 +122,19 @@ class DocxHiddenText:
             return None
         return lambda run: self._hidden(run, by_styles)
 
-    def number_hidden(self, paragraph: Any, paragraph_properties: Any, level_properties: Any | None) -> bool:
-        """Whether Word hides the list number of `paragraph` (`paragraph_properties`: its w:pPr): the number is
+    def mark_hidden(self, paragraph: Any) -> bool:
+        """Whether Word hides the paragraph's mark (formatted as a run holding w:pPr/w:rPr), which runs the paragraph
+        into the next one."""
+        return self.number_hidden(paragraph, next(paragraph.iterchildren(_PARAGRAPH_PROPERTIES), None), None)
+
+    def number_hidden(self, paragraph: Any, paragraph_properties: Any | None, level_properties: Any | None) -> bool:
+        """Whether Word hides the list number of `paragraph` (`paragraph_properties`: its w:pPr, if any): the number is
         formatted as a run of the paragraph holding the paragraph mark's run properties (w:pPr/w:rPr), with its level's
         (`level_properties`, the w:lvl's w:rPr) over them, a character style (w:rStyle) included."""
         style = None
-        # called for every list item: the mark's properties come from iterchildren (half the cost of find(), which
+        # called for every paragraph: the mark's properties come from iterchildren (half the cost of find(), which
         # goes through lxml's path engine), and no style is looked up where no paragraph or table style hides anything
-        mark = next(paragraph_properties.iterchildren(_RUN_PROPERTIES), None)
+        mark = None if paragraph_properties is None else next(paragraph_properties.iterchildren(_RUN_PROPERTIES), None)
         for properties in (level_properties, mark):
             if properties is None:
                 continue

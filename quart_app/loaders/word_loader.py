@@ -175,20 +175,32 @@ def _drawings(paragraph: CT_P, part: Part) -> Iterator[str]:
 
 def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Iterator[str]:
     # `part` holds the relationships the container's r:ids name (a footnote's chart is related from the notes part)
+    shown = ""  # the paragraph Word shows: those whose mark it hides run into the next one's text
+    after: list[str] = []  # the charts, diagrams and comments of its paragraphs, which follow it
     for element in _unwrapped(container._element, (CT_P, CT_Tbl)):
         if isinstance(element, CT_P):
             # an empty list item still takes its number
             label = context.numbering.label(element)
-            text = _paragraph_text(element, context.hidden)
-            if text.strip():
-                yield label + text
-            yield from _drawings(element, part)
+            if (text := _paragraph_text(element, context.hidden)).strip():
+                shown += label + text
+            after.extend(_drawings(element, part))
             # a comment follows the paragraph where its range ends, marked as a comment
             for reference in element.iter(f"{_W}commentReference") if context.comments else ():
                 if comment := context.comments.get(reference.get(f"{_W}id", "")):
-                    yield comment
-        else:
+                    after.append(comment)
+            if context.hidden.mark_hidden(element):
+                continue
+        yield from _shown_paragraph(shown, after)
+        shown, after = "", []
+        if isinstance(element, CT_Tbl):
             yield "\n".join(_table_lines(Table(element, container), part, context))
+    yield from _shown_paragraph(shown, after)
+
+
+def _shown_paragraph(text: str, after: list[str]) -> Iterator[str]:
+    if text.strip():
+        yield text
+    yield from after
 
 
 def _box_text(box: Any, hidden: DocxHiddenText) -> str:

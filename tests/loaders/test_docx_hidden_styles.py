@@ -41,7 +41,32 @@ def test_docx_character_style_toggles_the_paragraph_style_s_hidden_text(tmp_path
     shown = document.add_paragraph("The price is 80 EUR")
     shown.add_run(" (margin 30%)", style="Twice")
     shown.add_run(".", style="Plain")
-    assert docx_text(document, tmp_path / "offer") == "See the price list. Valid until May.\n\nThe price is 80 EUR."
+    # the paragraph style hides the draft's mark too: Word runs its shown text into the next paragraph
+    assert docx_text(document, tmp_path / "offer") == "See the price list. Valid until May.The price is 80 EUR."
+
+
+def _hide_mark(paragraph: Any, properties: str = "<w:vanish/>") -> None:
+    """Give the paragraph's mark these run properties (w:pPr/w:rPr)."""
+    paragraph._p.get_or_add_pPr().append(parse_xml(f"<w:rPr {nsdecls('w')}>{properties}</w:rPr>"))
+
+
+def test_docx_a_paragraph_whose_mark_is_hidden_runs_into_the_next_one(tmp_path: Path) -> None:
+    # Word shows a paragraph whose mark is hidden run into the next one (a run-in heading: Word's style separator is
+    # such a mark); a line break stood between them
+    document = docx.Document()
+    _hide_mark(document.add_paragraph("Definitions. ", style="Heading 2"), "<w:vanish/><w:specVanish/>")
+    document.add_paragraph("The Buyer is ACME Corp.")
+    _hide_mark(document.add_paragraph("Price: "))
+    _hide_mark(document.add_paragraph("80 "))
+    document.add_paragraph("EUR.")
+    # a mark saying "not hidden" ends its paragraph; one hidden before a table ends it as well
+    _hide_mark(document.add_paragraph("Valid until May."), '<w:vanish w:val="0"/>')
+    _hide_mark(document.add_paragraph("Terms:"))
+    document.add_table(rows=1, cols=1).cell(0, 0).text = "Net 30"
+    _hide_mark(document.add_paragraph("Signed."))
+    assert docx_text(document, tmp_path / "contract") == (
+        "Definitions. The Buyer is ACME Corp.\n\nPrice: 80 EUR.\n\nValid until May.\n\nTerms:\n\nNet 30\n\nSigned."
+    )
 
 
 def test_docx_text_hidden_by_a_table_style_is_left_out(tmp_path: Path) -> None:
@@ -59,7 +84,8 @@ def test_docx_text_hidden_by_a_table_style_is_left_out(tmp_path: Path) -> None:
     shown = document.add_table(rows=1, cols=2)
     shown.cell(0, 0).text = "Price"
     shown.cell(0, 1).text = "80 EUR"
-    assert docx_text(document, tmp_path / "offer") == "ACME Corp Step shown\n\nPrice | 80 EUR"
+    # and the first paragraph's mark: Word runs it into the second
+    assert docx_text(document, tmp_path / "offer") == "ACME CorpStep shown\n\nPrice | 80 EUR"
 
 
 def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_it(tmp_path: Path) -> None:
@@ -74,7 +100,8 @@ def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_
     paragraph.add_run("Valid until May.").font.hidden = False
     # a list number is formatted as its paragraph mark, which the defaults hide too
     document.add_paragraph(style="List Number").add_run("Shown step.").font.hidden = False
-    assert docx_text(document, tmp_path / "offer") == "Valid until May.\n\nShown step."
+    # and every paragraph mark: Word runs the paragraphs together
+    assert docx_text(document, tmp_path / "offer") == "Valid until May.Shown step."
 
 
 def test_docx_paragraphs_without_a_style_take_the_default_paragraph_style_s_hidden_text(tmp_path: Path) -> None:
@@ -160,7 +187,8 @@ def test_docx_list_numbers_hidden_through_character_and_paragraph_styles_are_lef
         document.paragraphs[-1].runs[0].font.hidden = False  # ... the text shown by the run's own formatting
     numbered_paragraph(document, "Terms", 2)
     document.paragraphs[-1].add_run(" (net 30)", style="MarkOff")
-    # "Pricing": a hiding character style in a hiding paragraph style shows, by Word's toggle rule
+    # "Pricing": a hiding character style in a hiding paragraph style shows, by Word's toggle rule; a paragraph whose
+    # mark is hidden runs into the next one, as Word shows it
     assert docx_text_with_numbering(document, STYLED_NUMBERS, tmp_path / "contract") == (
-        "Scope\n\nGoods\n\nServices\n\n2. Pricing\n\n3) Terms"
+        "Scope\n\nGoodsServices2. Pricing3) Terms"
     )
