@@ -107,24 +107,31 @@ class DocxHiddenText:
         self._default_table = _default_style(styles, "table")
         default = styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr/{VANISH}")
         self._hidden_by_default = default is not None and _on(default)
+        # the paragraph last asked about: its number, its runs and its mark ask in turn, its styles are read once
+        self._asked: Any = None
+        self._asked_by_styles = False
+        self._asked_plain = False  # no w:vanish in it, no hiding character style, none of its styles hide: all shows
 
     def run_filter(self, paragraph: Any) -> Callable[[Any], bool] | None:
         """A test for the paragraph's hidden runs; None when it shows every run (most paragraphs: no run is tested)."""
         if self._hidden_by_default:
             # hidden by the document defaults: only a run's own formatting shows it again
             return lambda run: self._direct(run) is not False
-        by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
+        by_styles = self._by_styles(paragraph)
         if (
             not by_styles
             and next(paragraph.iter(VANISH), None) is None
             and not (self._character and any(ref.get(_VAL) in self._character for ref in paragraph.iter(_RUN_STYLE)))
         ):
+            self._asked_plain = True
             return None
         return lambda run: self._hidden(run, by_styles)
 
     def mark_hidden(self, paragraph: Any) -> bool:
         """Whether Word hides the paragraph's mark (formatted as a run holding w:pPr/w:rPr), which runs the paragraph
         into the next one."""
+        if paragraph is self._asked and self._asked_plain:  # its runs were found all shown, the mark with them
+            return False
         return self.number_hidden(paragraph, next(paragraph.iterchildren(_PARAGRAPH_PROPERTIES), None), None)
 
     def number_hidden(self, paragraph: Any, paragraph_properties: Any | None, level_properties: Any | None) -> bool:
@@ -146,8 +153,14 @@ class DocxHiddenText:
             return True
         if not (self._paragraph or self._table or self._conditional):
             return style in self._character
-        by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
-        return by_styles != (style in self._character)
+        return self._by_styles(paragraph) != (style in self._character)
+
+    def _by_styles(self, paragraph: Any) -> bool:
+        """Whether the paragraph's style and its table's style, taken together by the toggle rule, hide its text."""
+        if paragraph is not self._asked:
+            self._asked, self._asked_plain = paragraph, False
+            self._asked_by_styles = self._paragraph_level(paragraph) != self._table_level(paragraph)
+        return self._asked_by_styles
 
     def _paragraph_level(self, paragraph: Any) -> bool:
         # most documents have no hidden paragraph style: their paragraphs' styles are not looked up

@@ -190,16 +190,16 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
                     after.append(comment)
             if context.hidden.mark_hidden(element):
                 continue
-        yield from _shown_paragraph(shown, after)
-        shown, after = "", []
+        if shown:
+            yield shown
+        if after:
+            yield from after
+            after = []
+        shown = ""
         if isinstance(element, CT_Tbl):
             yield "\n".join(_table_lines(Table(element, container), part, context))
-    yield from _shown_paragraph(shown, after)
-
-
-def _shown_paragraph(text: str, after: list[str]) -> Iterator[str]:
-    if text.strip():
-        yield text
+    if shown:
+        yield shown
     yield from after
 
 
