@@ -6,7 +6,6 @@ text by its index among the slide's texts there (OutlineTextRefAtom)."""
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 SLIDE = 0x03EE  # SlideContainer
 NOTES = 0x03F0  # NotesContainer
@@ -20,6 +19,7 @@ SHAPE = 0xF004  # OfficeArtSpContainer
 # OfficeArtFOPT, OfficeArtSecondaryFOPT, OfficeArtTertiaryFOPT: a shape's property tables (record instance = count)
 _PROPERTY_TABLES = (0xF00B, 0xF121, 0xF122)
 _GROUP_SHAPE_BOOLEANS = 0x03BF
+_GROUP_SHAPE_BOOLEANS_ID = struct.pack("<H", _GROUP_SHAPE_BOOLEANS)
 _SHAPE_HIDDEN = 0x0002_0002  # fUsefHidden (the fHidden bit is set, not defaulted) and fHidden
 _PROPERTY = struct.Struct("<HI")  # OfficeArtFOPTE: opid (its low 14 bits name the property), op
 _OUTLINE_TEXT_REF = 0x0F9E
@@ -55,13 +55,16 @@ def is_hidden_slide(stream: bytes, offset: int) -> bool:
 
 def _shape_hidden(stream: bytes, start: int, end: int) -> bool:
     """Whether the OfficeArtSpContainer whose children lie between `start` and `end` marks its shape hidden."""
-    for child_type, body, length in _children(stream, start, end):
-        if child_type in _PROPERTY_TABLES:
-            count = _HEADER.unpack_from(stream, body - 8)[0] >> 4
-            for index in range(min(count, min(length, end - body) // _PROPERTY.size)):
-                opid, op = _PROPERTY.unpack_from(stream, body + index * _PROPERTY.size)
+    while start + 8 <= end:  # checked for every shape: a plain loop, not _children's generator
+        ver_instance, rec_type, rec_len = _HEADER.unpack_from(stream, start)
+        body = start + 8
+        table_end = min(body + min(ver_instance >> 4, rec_len // _PROPERTY.size) * _PROPERTY.size, end)
+        if rec_type in _PROPERTY_TABLES:
+            for position in range(body, table_end - _PROPERTY.size + 1, _PROPERTY.size):
+                opid, op = _PROPERTY.unpack_from(stream, position)
                 if opid & 0x3FFF == _GROUP_SHAPE_BOOLEANS and op & _SHAPE_HIDDEN == _SHAPE_HIDDEN:
                     return True
+        start = body + rec_len
     return False
 
 
@@ -70,6 +73,9 @@ def is_hidden_shape(stream: bytes, offset: int) -> bool:
     a hidden group hides the shapes in it."""
     _, rec_type, rec_len = _HEADER.unpack_from(stream, offset)
     end = min(offset + 8 + rec_len, len(stream))
+    # most shapes' bytes do not name the property at all: one byte search passes them
+    if stream.find(_GROUP_SHAPE_BOOLEANS_ID, offset + 8, end) == -1:
+        return False
     if rec_type == SHAPE_GROUP:
         group_shape = next(_children(stream, offset + 8, end), None)
         if group_shape is None or group_shape[0] != SHAPE:
@@ -118,45 +124,30 @@ def _persist_offsets(stream: bytes, current_user: bytes) -> dict[int, int]:
     return offsets
 
 
-def _hidden_outline_texts(stream: bytes, slide_offset: int) -> frozenset[int]:
-    """The indices of the slide-list texts that the slide's hidden placeholders show."""
-    _, _, rec_len = _HEADER.unpack_from(stream, slide_offset)
-    indices: set[int] = set()
-    # (children's start, end, inside a hidden shape); a stack, not recursion: a file's nesting is not bounded
-    pending = [(slide_offset + 8, min(slide_offset + 8 + rec_len, len(stream)), False)]
+def outline_text_indices(stream: bytes, offset: int) -> Iterator[int]:
+    """The indices of the slide-list texts that the shape or group at `offset` shows (its placeholders'
+    OutlineTextRefAtom: a title's or body's text sits in the slide list, among its slide's texts)."""
+    _, _, rec_len = _HEADER.unpack_from(stream, offset)
+    # (children's start, end); a stack, not recursion: a file's nesting is not bounded
+    pending = [(offset + 8, min(offset + 8 + rec_len, len(stream)))]
     while pending:
-        start, end, hidden = pending.pop()
+        start, end = pending.pop()
         for rec_type, body, length in _children(stream, start, end):
-            if hidden and rec_type == _OUTLINE_TEXT_REF and length >= 4 and body + 4 <= end:
-                indices.add(_U32.unpack_from(stream, body)[0])
+            if rec_type == _OUTLINE_TEXT_REF and length >= 4 and body + 4 <= end:
+                yield _U32.unpack_from(stream, body)[0]
             elif _HEADER.unpack_from(stream, body - 8)[0] & 0xF == _CONTAINER_VERSION:
-                inside = hidden or (rec_type in (SHAPE, SHAPE_GROUP) and is_hidden_shape(stream, body - 8))
-                pending.append((body, min(body + length, end), inside))
-    return frozenset(indices)
+                pending.append((body, min(body + length, end)))
 
 
-@dataclass(frozen=True)
-class HiddenSlideParts:
-    """What the slide show leaves out of the slide list: hidden slides' texts and hidden placeholders' texts."""
-
-    slides: frozenset[int] = frozenset()  # persist ids of the hidden slides
-    texts: dict[int, frozenset[int]] = field(default_factory=dict)  # persist id -> indices of its hidden texts
-
-
-def hidden_slide_parts(stream: bytes, current_user: bytes) -> HiddenSlideParts:
-    """The hidden slides and hidden placeholders; none when the persist directory is missing or damaged (every slide's
+def persist_offsets(stream: bytes, current_user: bytes) -> dict[int, int]:
+    """Each persist id's offset in the stream; none when the persist directory is missing or damaged (every slide's
     placeholder text is then read)."""
     try:
-        offsets = _persist_offsets(stream, current_user)
-        slides = frozenset(persist_id for persist_id, offset in offsets.items() if is_hidden_slide(stream, offset))
-        texts = {
-            persist_id: indices
-            for persist_id, offset in offsets.items()
-            if persist_id not in slides
-            and offset + 8 <= len(stream)
-            and _HEADER.unpack_from(stream, offset)[1] == SLIDE
-            and (indices := _hidden_outline_texts(stream, offset))
-        }
+        return _persist_offsets(stream, current_user)
     except struct.error:
-        return HiddenSlideParts()
-    return HiddenSlideParts(slides, texts)
+        return {}
+
+
+def hidden_slide_persist_ids(stream: bytes, offsets: dict[int, int]) -> frozenset[int]:
+    """The persist ids of the hidden slides."""
+    return frozenset(persist_id for persist_id, offset in offsets.items() if is_hidden_slide(stream, offset))

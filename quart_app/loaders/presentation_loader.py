@@ -28,11 +28,12 @@ from .ppt_slides import (
     SLIDE,
     SLIDE_LIST,
     SLIDE_PERSIST,
-    HiddenSlideParts,
-    hidden_slide_parts,
+    hidden_slide_persist_ids,
     is_hidden_shape,
     is_hidden_slide,
     notes_slide_id,
+    outline_text_indices,
+    persist_offsets,
 )
 from .zip_guard import check_zip
 
@@ -172,22 +173,28 @@ def load_pptx(path: Path, limits: ParseLimits) -> str:
     return "\n\n".join(slides)
 
 
-def _text_atoms(stream: bytes, path: Path, hidden: HiddenSlideParts) -> Iterator[str]:
+def _text_atoms(stream: bytes, path: Path, offsets: dict[int, int]) -> list[str]:
     """Walk the record tree linearly, descending into containers and skipping master slides, hidden slides (their
     shapes, their placeholders' text in the slide list, and their notes) and hidden shapes and groups (a hidden
-    placeholder's text in the slide list too)."""
+    placeholder's text in the slide list too, left out once the walk has seen the placeholder)."""
+    hidden_persist_ids = hidden_slide_persist_ids(stream, offsets)
+    persist_ids = {offset: persist_id for persist_id, offset in offsets.items()}
     pos = 0
     end = len(stream)
     slide_list_end = 0  # where the slide list being walked ends
+    listed: int | None = None  # in the slide list, the persist id of the slide whose texts are being walked
+    text_index = -1  # which of that slide's texts is being walked
     in_hidden_slide = False  # in the slide list, between a hidden slide's SlidePersistAtom and the next one
     hidden_slide_ids: set[int] = set()  # the notes name their slide by its slide id
-    hidden_texts: frozenset[int] = frozenset()  # the slide-list texts of the slide being walked that are hidden
-    text_index = -1  # which of that slide's texts is being walked
+    slide: int | None = None  # the persist id of the SlideContainer being walked
+    slide_end = 0  # and where it ends
+    hidden_texts: set[tuple[int, int]] = set()  # (persist id, text index) of the hidden placeholders' texts
+    atoms: list[tuple[str, tuple[int, int] | None]] = []  # each text, and its place in the slide list
     while pos + 8 <= end:
         ver_instance, rec_type, rec_len = struct.unpack_from("<HHI", stream, pos)
         body = pos + 8
         if pos >= slide_list_end:
-            in_hidden_slide, hidden_texts = False, frozenset()
+            in_hidden_slide, listed = False, None
         if rec_type == _CRYPT_SESSION:
             raise EncryptedDocumentError(
                 f"{path.name} ({PPT}): the presentation is password-protected; remove the password and upload it again"
@@ -195,29 +202,32 @@ def _text_atoms(stream: bytes, path: Path, hidden: HiddenSlideParts) -> Iterator
         if rec_type == SLIDE_LIST and ver_instance >> 4 == 0:
             slide_list_end = body + rec_len
         elif rec_type == SLIDE_PERSIST and pos < slide_list_end and rec_len >= 16 and body + 16 <= end:
-            persist_id, _, _, slide_id = struct.unpack_from("<IIII", stream, body)
-            in_hidden_slide = persist_id in hidden.slides
-            hidden_texts, text_index = hidden.texts.get(persist_id, frozenset()), -1
+            listed, _, _, slide_id = struct.unpack_from("<IIII", stream, body)
+            text_index, in_hidden_slide = -1, listed in hidden_persist_ids
             if in_hidden_slide:
                 hidden_slide_ids.add(slide_id)
-        elif rec_type == _TEXT_HEADER and pos < slide_list_end:
+        elif rec_type == _TEXT_HEADER and listed is not None:
             text_index += 1
+        elif rec_type == SLIDE and not is_hidden_slide(stream, pos):
+            slide, slide_end = persist_ids.get(pos), body + rec_len
         elif (
-            (rec_type == SLIDE and is_hidden_slide(stream, pos))
+            rec_type == SLIDE
             or (rec_type == NOTES and hidden_slide_ids and notes_slide_id(stream, pos, rec_len) in hidden_slide_ids)
             or (rec_type in (SHAPE, SHAPE_GROUP) and is_hidden_shape(stream, pos))
         ):
+            if rec_type in (SHAPE, SHAPE_GROUP) and slide is not None and pos < slide_end:
+                hidden_texts.update((slide, index) for index in outline_text_indices(stream, pos))
             pos = body + rec_len
             continue
         if ver_instance & 0xF == _CONTAINER_VERSION and rec_type != _MAIN_MASTER:
             pos = body
             continue
-        shown = not in_hidden_slide and text_index not in hidden_texts
-        if rec_type == _TEXT_CHARS_ATOM and shown:
-            yield stream[body : body + rec_len].decode("utf-16-le", "replace")
-        elif rec_type == _TEXT_BYTES_ATOM and shown:
-            yield stream[body : body + rec_len].decode("latin-1")
+        if rec_type in (_TEXT_CHARS_ATOM, _TEXT_BYTES_ATOM) and not in_hidden_slide:
+            raw = stream[body : body + rec_len]
+            text = raw.decode("utf-16-le", "replace") if rec_type == _TEXT_CHARS_ATOM else raw.decode("latin-1")
+            atoms.append((text, None if listed is None else (listed, text_index)))
         pos = body + rec_len
+    return [text for text, place in atoms if place not in hidden_texts]
 
 
 def load_ppt(path: Path, limits: ParseLimits) -> str:
@@ -236,7 +246,7 @@ def load_ppt(path: Path, limits: ParseLimits) -> str:
         stream = ole.openstream("PowerPoint Document").read()
         current_user = ole.openstream("Current User").read() if ole.exists("Current User") else b""
     texts: list[str] = []
-    for raw in _text_atoms(stream, path, hidden_slide_parts(stream, current_user)):
+    for raw in _text_atoms(stream, path, persist_offsets(stream, current_user)):
         # \r ends a paragraph and \x0b is a soft line break inside PowerPoint text
         text = _CONTROL.sub("", raw.replace("\r", "\n").replace("\x0b", "\n")).strip()
         # incremental saves can leave the same text twice in a row
