@@ -4,6 +4,7 @@ but its title and body placeholders' text sits in the document's slide list, und
 directory maps that id to the SlideContainer's offset in the 'PowerPoint Document' stream, and a placeholder names its
 text by its index among the slide's texts there (OutlineTextRefAtom)."""
 
+import re
 import struct
 from collections.abc import Iterator
 
@@ -20,6 +21,9 @@ SHAPE = 0xF004  # OfficeArtSpContainer
 _PROPERTY_TABLES = (0xF00B, 0xF121, 0xF122)
 _GROUP_SHAPE_BOOLEANS = 0x03BF
 _GROUP_SHAPE_BOOLEANS_ID = struct.pack("<H", _GROUP_SHAPE_BOOLEANS)
+_BIT_1_SET = b"[" + b"".join(b"\\x%02x" % value for value in range(256) if value & 0x02) + b"]"
+# the property with fHidden (bit 1 of its value's first byte) and fUsefHidden (bit 1 of its third byte) set
+_HIDING_PROPERTY = re.compile(re.escape(_GROUP_SHAPE_BOOLEANS_ID) + _BIT_1_SET + b"." + _BIT_1_SET, re.DOTALL)
 _SHAPE_HIDDEN = 0x0002_0002  # fUsefHidden (the fHidden bit is set, not defaulted) and fHidden
 _PROPERTY = struct.Struct("<HI")  # OfficeArtFOPTE: opid (its low 14 bits name the property), op
 _OUTLINE_TEXT_REF = 0x0F9E
@@ -66,6 +70,12 @@ def _shape_hidden(stream: bytes, start: int, end: int) -> bool:
                     return True
         start = body + rec_len
     return False
+
+
+def may_hide_shapes(stream: bytes) -> bool:
+    """Whether a shape may be hidden: the property hiding one occurs somewhere in the stream (most presentations hide
+    none: their shapes are then not looked at one by one)."""
+    return _HIDING_PROPERTY.search(stream) is not None
 
 
 def is_hidden_shape(stream: bytes, offset: int) -> bool:

@@ -31,6 +31,7 @@ from .ppt_slides import (
     hidden_slide_persist_ids,
     is_hidden_shape,
     is_hidden_slide,
+    may_hide_shapes,
     notes_slide_id,
     outline_text_indices,
     persist_offsets,
@@ -179,6 +180,7 @@ def _text_atoms(stream: bytes, path: Path, offsets: dict[int, int]) -> list[str]
     placeholder's text in the slide list too, left out once the walk has seen the placeholder)."""
     hidden_persist_ids = hidden_slide_persist_ids(stream, offsets)
     persist_ids = {offset: persist_id for persist_id, offset in offsets.items()}
+    shapes_may_hide = may_hide_shapes(stream)
     pos = 0
     end = len(stream)
     slide_list_end = 0  # where the slide list being walked ends
@@ -213,7 +215,7 @@ def _text_atoms(stream: bytes, path: Path, offsets: dict[int, int]) -> list[str]
         elif (
             rec_type == SLIDE
             or (rec_type == NOTES and hidden_slide_ids and notes_slide_id(stream, pos, rec_len) in hidden_slide_ids)
-            or (rec_type in (SHAPE, SHAPE_GROUP) and is_hidden_shape(stream, pos))
+            or (rec_type in (SHAPE, SHAPE_GROUP) and shapes_may_hide and is_hidden_shape(stream, pos))
         ):
             if rec_type in (SHAPE, SHAPE_GROUP) and slide is not None and pos < slide_end:
                 hidden_texts.update((slide, index) for index in outline_text_indices(stream, pos))
