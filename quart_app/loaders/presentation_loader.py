@@ -9,7 +9,6 @@ from typing import Any
 import olefile
 import pptx
 from lxml import etree
-from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.oxml import parse_xml
 from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
@@ -61,14 +60,11 @@ _MARKED = etree.XPath(
 # an equation inside a paragraph (python-pptx's paragraph text reads only runs, fields and line breaks)
 _EQUATION = "{http://schemas.microsoft.com/office/drawing/2010/main}m"
 _PARAGRAPH_CONTENT = (f"{_A}r", f"{_A}br", f"{_A}fld", _EQUATION)
-_NOTES_PAGE_FURNITURE = frozenset(
-    (
-        PP_PLACEHOLDER.SLIDE_IMAGE,
-        PP_PLACEHOLDER.SLIDE_NUMBER,
-        PP_PLACEHOLDER.HEADER,
-        PP_PLACEHOLDER.FOOTER,
-        PP_PLACEHOLDER.DATE,
-    )
+# a notes page's furniture: the slide's image, its number, the header, footer and date placeholders (one XPath call:
+# python-pptx's is_placeholder and placeholder type cost more than reading the notes)
+_NOTES_PAGE_FURNITURE = etree.XPath(
+    "boolean(*[1]/p:nvPr/p:ph[@type='sldImg' or @type='sldNum' or @type='hdr' or @type='ftr' or @type='dt'])",
+    namespaces={"p": "http://schemas.openxmlformats.org/presentationml/2006/main"},
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0c\x0e-\x1f]")
 
@@ -152,7 +148,7 @@ def _notes_texts(notes_slide: Any) -> Iterator[str]:
     """A notes page's notes and what else is on it (a picture's alt text), read in place as on a slide; not its page
     furniture (the slide's image, its number, the header, footer and date)."""
     for shape in _with_alternate_content(notes_slide.shapes):
-        if not (shape.is_placeholder and shape.element.ph_type in _NOTES_PAGE_FURNITURE):
+        if not _NOTES_PAGE_FURNITURE(shape.element):
             yield from _texts_of(shape)
 
 
