@@ -8,6 +8,7 @@ CPU seconds of one parse instead (time.process_time, best of five), for the case
 """
 
 import asyncio
+import struct
 import sys
 import tempfile
 import time
@@ -22,14 +23,15 @@ import pptx
 from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
+from extract_msg.ole_writer import OleWriter
 from pypdf import PdfWriter
 
 from quart_app.chunking import ChunkerSpec, default_chunk_tokens
 from quart_app.loaders import ParseLimits, ParsePool, extract_text
 
-# the PDF page writer of the loader tests builds the benchmark's PDF
+# the PDF page writer and the PowerPoint record writer of the loader tests build the benchmark's PDF and .ppt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "loaders"))
-from loader_fixture_files import _pdf_page
+from loader_fixture_files import _pdf_page, ppt_record
 
 SENTENCE = "The committee reviewed the quarterly figures and approved the budget for the new indexing service."
 
@@ -132,6 +134,44 @@ def big_pptx(d: Path) -> Path:
     return path
 
 
+def _ppt_shape(text_box: bytes) -> bytes:
+    """A shape whose properties say "shown" in its Group Shape Boolean Properties (each shape's are then read)."""
+    properties = ppt_record(0xF00B, struct.pack("<HI", 0x03BF, 0x0002_0000), instance=1)
+    return ppt_record(0xF004, ppt_record(0xF00A, bytes(8)) + properties + text_box, container=True)
+
+
+def big_ppt(d: Path) -> Path:
+    """200 slides: a title and a body in the slide list, their two placeholders and five text boxes on the slide."""
+    sentence = SENTENCE.encode()
+    listed = b"".join(
+        ppt_record(0x03F3, struct.pack("<5I", 2 + i, 0, 2, 256 + i, 0))
+        + b"".join(ppt_record(0x0F9F, bytes(4)) + ppt_record(0x0FA8, text) for text in (b"Slide %d" % i, sentence))
+        for i in range(200)
+    )
+    document = ppt_record(0x03E8, ppt_record(0x0FF0, listed, container=True), container=True)
+    placeholders = b"".join(
+        _ppt_shape(ppt_record(0xF00D, ppt_record(0x0F9E, struct.pack("<I", i)), True)) for i in range(2)
+    )
+    boxes = _ppt_shape(ppt_record(0xF00D, ppt_record(0x0FA8, sentence), container=True)) * 5
+    drawing = ppt_record(0xF002, ppt_record(0xF003, placeholders + boxes, container=True), container=True)
+    slide = ppt_record(0x03EE, ppt_record(0x03EF, bytes(24)) + drawing, container=True)
+    stream = document + slide * 200
+    # the persist directory: the document (id 1), then the slides (ids 2 to 201)
+    offsets = [0, *(len(document) + i * len(slide) for i in range(200))]
+    directory = len(stream)
+    stream += ppt_record(0x1772, struct.pack(f"<{len(offsets) + 1}I", 1 | len(offsets) << 20, *offsets))
+    user_edit = len(stream)
+    stream += ppt_record(0x0FF5, struct.pack("<IHBBIIIIHH", 0, 0, 0, 3, 0, directory, 1, 202, 0, 0))
+    writer = OleWriter()
+    writer.addEntry("PowerPoint Document", stream)
+    writer.addEntry(
+        "Current User", ppt_record(0x0FF6, struct.pack("<IIIHHBBH", 0x14, 0xE391C05F, user_edit, 0, 0, 3, 0, 0))
+    )
+    path = d / "ppt"
+    writer.write(str(path))
+    return path
+
+
 def big_pdf(d: Path) -> Path:
     writer = PdfWriter()
     for i in range(300):
@@ -152,6 +192,7 @@ CASES: list[tuple[str, str, Callable[[Path], Path]]] = [
     ("ods 5000 rows", "application/vnd.oasis.opendocument.spreadsheet", big_ods),
     ("xlsx 20000 rows", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", big_xlsx),
     ("pptx 200 slides", "application/vnd.openxmlformats-officedocument.presentationml.presentation", big_pptx),
+    ("ppt 200 slides", "application/vnd.ms-powerpoint", big_ppt),
     ("pdf 300 pages", "application/pdf", big_pdf),
 ]
 
