@@ -182,7 +182,7 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
             # an empty list item still takes its number
             label = context.numbering.label(element)
             if (text := _paragraph_text(element, context.hidden)).strip():
-                shown += label + text
+                shown = _run_into(shown, label + text)
             after.extend(_drawings(element, part))
             # a comment follows the paragraph where its range ends, marked as a comment
             for reference in element.iter(f"{_W}commentReference") if context.comments else ():
@@ -201,6 +201,12 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
     if shown:
         yield shown
     yield from after
+
+
+def _run_into(shown: str, text: str) -> str:
+    """A paragraph's text run into the one before, whose mark Word hides: Word shows them as one, and a space keeps
+    their last and first words two where neither side has one ("Definitions.The Buyer" would index as one token)."""
+    return f"{shown} {text}" if shown and not shown[-1].isspace() and not text[0].isspace() else shown + text
 
 
 def _box_text(box: Any, hidden: DocxHiddenText) -> str:

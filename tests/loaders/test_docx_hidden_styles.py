@@ -42,7 +42,7 @@ def test_docx_character_style_toggles_the_paragraph_style_s_hidden_text(tmp_path
     shown.add_run(" (margin 30%)", style="Twice")
     shown.add_run(".", style="Plain")
     # the paragraph style hides the draft's mark too: Word runs its shown text into the next paragraph
-    assert docx_text(document, tmp_path / "offer") == "See the price list. Valid until May.The price is 80 EUR."
+    assert docx_text(document, tmp_path / "offer") == "See the price list. Valid until May. The price is 80 EUR."
 
 
 def _hide_mark(paragraph: Any, properties: str = "<w:vanish/>") -> None:
@@ -85,7 +85,7 @@ def test_docx_text_hidden_by_a_table_style_is_left_out(tmp_path: Path) -> None:
     shown.cell(0, 0).text = "Price"
     shown.cell(0, 1).text = "80 EUR"
     # and the first paragraph's mark: Word runs it into the second
-    assert docx_text(document, tmp_path / "offer") == "ACME CorpStep shown\n\nPrice | 80 EUR"
+    assert docx_text(document, tmp_path / "offer") == "ACME Corp Step shown\n\nPrice | 80 EUR"
 
 
 def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_it(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_docx_text_hidden_by_the_document_defaults_shows_only_where_a_run_shows_
     # a list number is formatted as its paragraph mark, which the defaults hide too
     document.add_paragraph(style="List Number").add_run("Shown step.").font.hidden = False
     # and every paragraph mark: Word runs the paragraphs together
-    assert docx_text(document, tmp_path / "offer") == "Valid until May.Shown step."
+    assert docx_text(document, tmp_path / "offer") == "Valid until May. Shown step."
 
 
 def test_docx_paragraphs_without_a_style_take_the_default_paragraph_style_s_hidden_text(tmp_path: Path) -> None:
@@ -190,5 +190,5 @@ def test_docx_list_numbers_hidden_through_character_and_paragraph_styles_are_lef
     # "Pricing": a hiding character style in a hiding paragraph style shows, by Word's toggle rule; a paragraph whose
     # mark is hidden runs into the next one, as Word shows it
     assert docx_text_with_numbering(document, STYLED_NUMBERS, tmp_path / "contract") == (
-        "Scope\n\nGoodsServices2. Pricing3) Terms"
+        "Scope\n\nGoods Services 2. Pricing 3) Terms"
     )

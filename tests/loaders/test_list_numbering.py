@@ -159,7 +159,7 @@ def test_docx_list_items_whose_paragraph_mark_is_hidden_show_no_number_and_still
     _marked_item(document, "The level's own properties win over the mark's.", 2, "<w:vanish/>")
     # a paragraph whose mark is hidden runs into the next one, as Word shows it
     assert docx_text_with_numbering(document, MARKED_NUMBERS, tmp_path / "contract") == (
-        "Scopea) Goods\n\nServices2. Terms\n\n3. Payment\n\n1) The level's own properties win over the mark's."
+        "Scope a) Goods\n\nServices 2. Terms\n\n3. Payment\n\n1) The level's own properties win over the mark's."
     )
 
 
