@@ -27,6 +27,11 @@ class ReadableCheckWait:
         self.total_s = total_s
         self._waited_s = 0.0
 
+    @property
+    def spent(self) -> bool:
+        """Nothing is left of the wait: a further call would fail unsent."""
+        return self._waited_s >= self.total_s
+
     async def call(self, what: str, check: Callable[[float], Awaitable[T]]) -> T:
         """`check(left_s)`, given what earlier calls left; NextcloudTimeoutError naming `what` (method and path)
         and the setting when the wait runs out, during the call or before it (then no call is made)."""
@@ -37,6 +42,8 @@ class ReadableCheckWait:
         try:
             return await check(left_s)
         except NextcloudTimeoutError:
+            # a call timed out after what was left: the wait is over, however close the clock's count came
+            self._waited_s = self.total_s
             raise self._ran_out(what) from None
         finally:
             self._waited_s += time.monotonic() - started

@@ -20,7 +20,7 @@ from quart_app.nextcloud.readable_check_wait import ReadableCheckWait
 from quart_app.nextcloud.readable_files import FILE_SOURCE_PREFIX
 from quart_app.pull.pull_gate import ENRICH_SOURCES_PATH
 from quart_app.services.answer import DocSearchResult, log_left_out
-from quart_app.services.errors import ReadabilityUnknownError
+from quart_app.services.errors import ReadabilityUnknownError, ReadableCheckSpentError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class EnrichedCandidates:
     for labels. A round whose call fails, and fails again when asked once more (not after a timeout), leaves all its
     candidates out (Nextcloud never confirmed the user still reads them; the next round fills their places); the
     other rounds' candidates keep their entries. One per task, its rounds' calls sharing the wait `timeout_s`
-    (ReadableCheckWait; a call it cannot give any more fails unsent)."""
+    (ReadableCheckWait): once it is spent, the failed round ends the fill (ReadableCheckSpentError), and a call it
+    cannot give any more (another answer attempt) fails unsent and unlogged."""
 
     def __init__(self, nc: NextcloudClient, timeout_s: float) -> None:
         self._nc = nc
@@ -112,13 +113,22 @@ class EnrichedCandidates:
         self._failure = ""
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]:
+        # a call the spent wait does not send is no failure of Nextcloud's to tell the admin about
+        sent = not self._wait.spent
         try:
             entries = await self._entries_asked_again_once(user_id, sources)
         except NextcloudError as exc:
             left_out = {source["source_id"] for source in sources}
-            log.warning("enrich_sources failed (%s): its %d candidate(s) are left out", exc, len(left_out))
             self._unconfirmed |= left_out
             self._failure = str(exc)
+            spent = self._wait.spent
+            if sent:
+                log.warning(
+                    "enrich_sources failed (%s): its %d candidate(s) are left out%s",
+                    exc, len(left_out), "; the wait is spent, no further candidates are asked about" if spent else "",
+                )  # fmt: skip
+            if spent:
+                raise ReadableCheckSpentError from exc
             return left_out
         self._entries.update(_entries_by_source(entries, sources))
         return reported_missing(entries, sources)

@@ -28,7 +28,7 @@ from quart_app.runtimes.llm_extractive import (
 )
 from quart_app.services.context_assembly import ContextPiece
 from quart_app.services.cross_lingual_gate import CrossLingualVectors
-from quart_app.services.errors import ContextError, SourcesRevokedError
+from quart_app.services.errors import ContextError, ReadableCheckSpentError, SourcesRevokedError
 from quart_app.services.prompt_packing import PackedPrompt, pack_prompt
 from quart_app.services.retrieval import (
     PassageReranker,
@@ -93,7 +93,8 @@ class Templates:
 
 
 class UnreadableCheck(Protocol):
-    """Which of these documents Nextcloud says the user can no longer read (asked before anything reaches the LLM)."""
+    """Which of these documents Nextcloud says the user can no longer read (asked before anything reaches the LLM);
+    ReadableCheckSpentError when it can tell nothing more within the question (the fill then stops)."""
 
     async def __call__(self, user_id: str, sources: list[DocSearchResult]) -> set[str]: ...
 
@@ -260,7 +261,8 @@ async def _readable(
     """The best `limit` candidates whose documents `unreadable` leaves in, in rank order. While the ones it names
     leave fewer, the search is asked again for twice as many among the documents not found lost (FILL_ROUNDS at
     most), each new document checked once: a user who lost most of the top-ranked files still gets `limit` from
-    further down. Nothing left out: one retrieval and one check; no check (standalone use): one retrieval."""
+    further down; a check that can tell nothing more (ReadableCheckSpentError) ends the rounds with what it confirmed.
+    Nothing left out: one retrieval and one check; no check (standalone use): one retrieval."""
     if unreadable is None:
         return (await candidates_for(limit, scope))[:limit]
     gone: set[str] = set()
@@ -272,15 +274,22 @@ async def _readable(
         # lost documents left out in SQL: of many chunks each, they would fill every leg's chunk top-k again
         candidates = await candidates_for(wanted, excluding(scope, gone))
         new = [doc for doc in _documents_of(candidates) if doc["source_id"] not in checked]
+        spent = False
         if new:
-            gone |= await unreadable(user_id, new)
+            try:
+                gone |= await unreadable(user_id, new)
+            except ReadableCheckSpentError:
+                # nothing more can be confirmed: this round's new documents stay out and no round follows
+                gone |= {doc["source_id"] for doc in new}
+                spent = True
             checked.update(doc["source_id"] for doc in new)
         readable = [chunk for chunk in candidates if chunk.source_id not in gone]
         # a round of chunks may bring only more chunks of documents checked before: they count as further down too
         fresh = {chunk.chunk_id for chunk in candidates} - seen
         seen |= fresh
-        # enough; nothing left out (a short list is all there is); or nothing beyond what earlier rounds brought
-        if len(readable) >= limit or not gone or not fresh or wanted >= MAX_CTX_LIMIT:
+        # enough; nothing left out (a short list is all there is); nothing beyond what earlier rounds brought; or
+        # the check's wait spent
+        if len(readable) >= limit or not gone or not fresh or wanted >= MAX_CTX_LIMIT or spent:
             break
         wanted = min(2 * wanted, MAX_CTX_LIMIT)
     return readable[:limit]

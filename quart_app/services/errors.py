@@ -104,6 +104,11 @@ class ReadabilityUnknownError(AnswerError):
         self.files = files
 
 
+class ReadableCheckSpentError(AnswerError):
+    """An UnreadableCheck can tell nothing more within this question (its wait on Nextcloud is spent): the documents
+    it was asked about stay out, and no further candidates are fetched for it."""
+
+
 class PromptTooLongError(AnswerError):
     """The LLM context is too small even for the template plus the reserved answer tokens."""
 

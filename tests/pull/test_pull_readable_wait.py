@@ -4,18 +4,40 @@ call does."""
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from async_wait import until
+from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
+from pull_kit import FAST_PULL, PullApp, acked, chat, sources, task_done
 
+from quart_app.app_settings import AppSettings
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.enriched_sources import EnrichedCandidates
+from quart_app.pull.task_types import SEARCH_TASK_TYPE
 from quart_app.services.answer import DocSearchResult
-from quart_app.services.errors import ReadabilityUnknownError
+from quart_app.services.errors import ReadabilityUnknownError, ReadableCheckSpentError
+from quart_app.services.retrieval import RetrievalService, RetrievedChunk
+from quart_app.store.search_filters import Scope
 
 WAIT_S = 2.0
+BEST = b"Berlin budget: the Berlin office budget for travel is 12000 euros this year."
+TENT = b"Tent repair guide: patch the fly sheet and wax the zipper."
+
+
+def _lost_note(i: int) -> bytes:
+    return f"Berlin budget note {i}: the Berlin office budget review lists {1000 + i} euros for item {i}.".encode()
+
+
+@pytest.fixture
+def pull_settings(tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud) -> AppSettings:
+    raw = contract_config(embedder_url, pull=FAST_PULL, nextcloud={"readable_check_timeout_s": WAIT_S})
+    settings: AppSettings = make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud_url=nextcloud.url)
+    return settings
 
 
 async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_left_of_the_wait(
@@ -56,9 +78,11 @@ async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_l
     check = EnrichedCandidates(nc, WAIT_S)
     try:
         assert await check("alice", rounds[0]) == set()
-        # a round the wait ran out in leaves its candidates out, as a failed call does
-        assert await check("alice", rounds[1]) == {rounds[1][0]["source_id"]}
-        assert await check("alice", rounds[2]) == {rounds[2][0]["source_id"]}
+        # a round the wait ran out in says nothing more can be told (the fill stops), and so does a later call
+        with pytest.raises(ReadableCheckSpentError):
+            await check("alice", rounds[1])
+        with pytest.raises(ReadableCheckSpentError):
+            await check("alice", rounds[2])
     finally:
         await nc.aclose()
     # the first call waited the whole setting; the second only what the first left (before: each call the client's
@@ -75,3 +99,46 @@ async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_l
         " nextcloud.readable_check_timeout_s); nothing was answered from them: ask again once Nextcloud answers"
         " enrich_sources requests"
     )
+
+
+async def test_a_search_stops_filling_once_the_wait_is_spent_and_logs_the_one_call_that_timed_out(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
+    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    nextcloud.add_file(["alice"], "files/tent.txt", TENT)
+    await until(lambda: len(acked(nextcloud, "files")) == 11)
+    await pull_app.drain_embeddings()
+    # unshares the PHP app did not queue: each round finds more lost notes, so the search would fill four rounds
+    for file_id in lost:
+        nextcloud.set_file_users(file_id, ["bob"])
+    rounds: list[int] = []
+    candidate_documents = RetrievalService.candidate_documents
+
+    async def counted(
+        service: RetrievalService, user_id: str, query: str, limit: int, scope: Scope | None = None
+    ) -> list[RetrievedChunk]:
+        rounds.append(limit)
+        return await candidate_documents(service, user_id, query, limit, scope)
+
+    monkeypatch.setattr(RetrievalService, "candidate_documents", counted)
+    enrich_calls = 0
+
+    def hang_from_the_second_call(request: RecordedRequest) -> None:
+        nonlocal enrich_calls
+        if request.path.endswith("/enrich_sources"):
+            enrich_calls += 1
+            if enrich_calls == 2:
+                nextcloud.delay_s["enrich"] = 2 * WAIT_S
+
+    nextcloud.on_request = hang_from_the_second_call
+    caplog.set_level(logging.WARNING, logger="quart_app.pull.enriched_sources")
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    done = await task_done(nextcloud, search)
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("enrich_sources failed")]
+    # round 2's call timed out: no round after it (before: rounds 3 and 4 retrieved, their calls failing unsent,
+    # each logged as a timeout of Nextcloud's), one warning, and the task ends with what round 1 confirmed
+    assert enrich_calls == 2 and len(rounds) == 2, (enrich_calls, rounds)
+    assert len(failed) == 1 and "did not answer within 2 s" in failed[0], failed
+    assert done["status"] == "STATUS_SUCCESSFUL", done
+    assert [s["id"] for s in sources(done)] == [f"files__default: {best}"], done
