@@ -8,13 +8,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from contract_kit import (
     APP_ID,
     APP_SECRET,
     APP_VERSION,
-    SourcePart,
     all_embedded,
     contract_config,
     make_settings,
@@ -24,6 +22,8 @@ from contract_kit import (
     status_when,
 )
 from nextcloud_ocs_fake import FakeAppApiNextcloud
+from orchard_gate_notes import BERTS_LIST, gate_notes
+from timeout_recording_transport import TimeoutRecordingTransport
 
 from quart_app import create_app
 from quart_app.nextcloud import NextcloudClient
@@ -39,22 +39,11 @@ def _file(file_id: int) -> list[DocSearchResult]:
 
 
 async def test_a_round_whose_search_hangs_gets_what_the_earlier_rounds_left_of_the_wait() -> None:
-    read_timeouts: list[float] = []
-    # how long each SEARCH took on the wire: within the time the check counts as waited on Nextcloud
-    on_the_wire_s: list[float] = []
-
-    class Recording(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            read_timeouts.append(request.extensions["timeout"]["read"])
-            started = time.monotonic()
-            try:
-                return await super().handle_async_request(request)
-            finally:
-                on_the_wire_s.append(time.monotonic() - started)
-
+    # each SEARCH's read timeout, and how long it took on the wire (within the time the check counts as waited)
+    recording = TimeoutRecordingTransport()
     with FakeAppApiNextcloud() as nextcloud:
         nc = NextcloudClient(
-            nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET, transport=Recording()
+            nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET, transport=recording
         )
         # one question's check, asked once per fill round
         check = UnreadableFilesByDav(nc, WAIT_S)
@@ -72,6 +61,7 @@ async def test_a_round_whose_search_hangs_gets_what_the_earlier_rounds_left_of_t
             await nc.aclose()
     # the first round's SEARCH waited the whole setting; the second only what the first left (before: the whole
     # setting again, so a question of four rounds waited four times it); the third was never sent
+    read_timeouts, on_the_wire_s = recording.read_timeouts, recording.on_the_wire_s
     assert len(read_timeouts) == 2, read_timeouts
     assert read_timeouts[0] == WAIT_S and read_timeouts[1] <= WAIT_S - on_the_wire_s[0], (read_timeouts, on_the_wire_s)
     # the same message as when a question's single SEARCH times out
@@ -84,18 +74,7 @@ async def test_a_round_whose_search_hangs_gets_what_the_earlier_rounds_left_of_t
 
 
 # notes anna shared with bert and then unshared (the PHP app told the backend nothing): they rank first
-LOST_NOTES = [
-    SourcePart(
-        f"files__default: {100 + n}",
-        f"Orchard gate code, note {n}: the orchard gate code is {4700 + n}; the code opens the orchard gate.".encode(),
-        user_ids=["anna", "bert"],
-        title=f"anna/gate-code-{n}.md",
-    )
-    for n in range(6)
-]
-BERTS_OWN = SourcePart(
-    "files__default: 13", b"Bert's March list: oil the hinges of the orchard gate.", user_ids=["bert"], title="list.md"
-)
+LOST_NOTES = gate_notes(6)
 
 
 async def test_a_search_that_needs_a_second_round_ends_within_one_wait_when_nextcloud_hangs_after_the_first(
@@ -133,7 +112,7 @@ async def test_a_search_that_needs_a_second_round_ends_within_one_wait_when_next
             async with running_app(app) as test_app:
                 http = test_app.test_client()
                 await http.put("/enabled?enabled=1", headers=signed_headers())
-                await put_sources(http, [*LOST_NOTES, BERTS_OWN])
+                await put_sources(http, [*LOST_NOTES, BERTS_LIST])
                 await status_when(http, all_embedded, "every chunk embedded")
                 response = await http.post("/docSearch", json=body, headers=signed_headers("bert"))
                 error = await response.get_json()

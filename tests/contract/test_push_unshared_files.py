@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from contract_kit import (
@@ -32,7 +31,9 @@ from contract_kit import (
 from crowding_files import LOGS, LOST_CHUNKS_AT_LEAST, OWN_BREAD, starter_log
 from crowding_files import QUESTION as FEEDING_QUESTION
 from nextcloud_ocs_fake import FakeAppApiNextcloud
+from orchard_gate_notes import BERTS_LIST, gate_notes
 from quart.typing import TestClientProtocol as Client
+from timeout_recording_transport import TimeoutRecordingTransport
 
 from quart_app import create_app
 from quart_app.nextcloud import NextcloudAuthError, NextcloudClient
@@ -258,16 +259,10 @@ async def test_a_search_nextcloud_leaves_unanswered_ends_after_the_configured_wa
 
 
 async def test_each_search_is_sent_with_the_configured_wait() -> None:
-    sent: list[dict[str, float]] = []
-
-    class Recording(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            sent.append(request.extensions["timeout"])
-            return await super().handle_async_request(request)
-
+    recording = TimeoutRecordingTransport()
     with FakeAppApiNextcloud() as nextcloud:
         nc = NextcloudClient(
-            nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET, transport=Recording()
+            nextcloud.url, app_id=APP_ID, app_version=APP_VERSION, app_secret=APP_SECRET, transport=recording
         )
         candidates: list[DocSearchResult] = [{"source_id": "files__default: 3", "title": "a.md"}]
         try:
@@ -276,22 +271,11 @@ async def test_each_search_is_sent_with_the_configured_wait() -> None:
             await nc.aclose()
     assert gone == set() and nextcloud.dav.searches == [("bert", [3])]
     # the client's own default (30 s) is not what a SEARCH waits
-    assert sent == [{"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}]
+    assert recording.timeouts == [{"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}]
 
 
 # anna's notes on the question's topic, shared with bert: they rank above everything bert keeps
-GATE_NOTES = [
-    SourcePart(
-        f"files__default: {100 + n}",
-        f"Orchard gate code, note {n}: the orchard gate code is {4700 + n}; the code opens the orchard gate.".encode(),
-        user_ids=["anna", "bert"],
-        title=f"anna/gate-code-{n}.md",
-    )
-    for n in range(8)
-]
-BERTS_LIST = SourcePart(
-    "files__default: 13", b"Bert's March list: oil the hinges of the orchard gate.", user_ids=["bert"], title="list.md"
-)
+GATE_NOTES = gate_notes(8)
 
 
 async def test_a_user_who_lost_most_top_ranked_files_still_gets_the_number_asked_for(

@@ -5,15 +5,14 @@ call does."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from async_wait import until
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import FAST_PULL, PullApp, acked, chat, sources, task_done
+from timeout_recording_transport import TimeoutRecordingTransport
 
 from quart_app.app_settings import AppSettings
 from quart_app.nextcloud import NextcloudClient
@@ -43,21 +42,11 @@ def pull_settings(tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: 
 async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_left_of_the_wait(
     nextcloud: FakePullNextcloud,
 ) -> None:
-    read_timeouts: list[float] = []
-    # how long each call took on the wire: within the time the check counts as waited on Nextcloud
-    on_the_wire_s: list[float] = []
-
-    class Recording(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            read_timeouts.append(request.extensions["timeout"]["read"])
-            started = time.monotonic()
-            try:
-                return await super().handle_async_request(request)
-            finally:
-                on_the_wire_s.append(time.monotonic() - started)
+    # each call's read timeout, and how long it took on the wire (within the time the check counts as waited)
+    recording = TimeoutRecordingTransport()
 
     def hang_from_the_second_call(request: RecordedRequest) -> None:
-        if request.path.endswith("/enrich_sources") and len(read_timeouts) > 1:
+        if request.path.endswith("/enrich_sources") and len(recording.timeouts) > 1:
             nextcloud.delay_s["enrich"] = 2 * WAIT_S  # Nextcloud hangs from the second round on
 
     rounds: list[list[DocSearchResult]] = [
@@ -72,7 +61,7 @@ async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_l
     nextcloud.on_request = hang_from_the_second_call
     nc = NextcloudClient(
         nextcloud.url, app_id="context_chat_backend", app_version="5.4.0", app_secret=nextcloud.secret,
-        transport=Recording(),
+        transport=recording,
     )  # fmt: skip
     # one task's check, asked once per fill round
     check = EnrichedCandidates(nc, WAIT_S)
@@ -87,6 +76,7 @@ async def test_a_round_whose_enrich_sources_hangs_gets_what_the_earlier_rounds_l
         await nc.aclose()
     # the first call waited the whole setting; the second only what the first left (before: each call the client's
     # own 30 s, so a task of four rounds waited up to four times that); the third was never sent
+    read_timeouts, on_the_wire_s = recording.read_timeouts, recording.on_the_wire_s
     assert len(read_timeouts) == 2, read_timeouts
     assert read_timeouts[0] == WAIT_S and read_timeouts[1] <= WAIT_S - on_the_wire_s[0], (read_timeouts, on_the_wire_s)
     # the first round keeps its label
