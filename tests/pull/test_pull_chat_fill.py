@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import until
+from budget_notes import BUDGET_QUESTION, TENT, add_lost_notes
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import FAST_PULL, PullApp, acked, chat, sources, task_done
@@ -18,14 +19,8 @@ from quart_app.services.answer import FILL_ROUNDS
 
 # far fewer than the 30 shipped, so a few notes fill a whole context
 CONTEXT_CHUNKS = 3
-QUESTION = "Berlin office budget"
 # hers, on the question's topic without all of its words: only the vector leg ranks it, below the notes
 OWN = b"Alice's expenses: the trip to Berlin in May cost 800 euros for the hotel."
-TENT = b"Tent repair guide: patch the fly sheet and wax the zipper."
-
-
-def _lost_note(i: int) -> bytes:
-    return f"Berlin budget note {i}: the Berlin office budget review lists {1000 + i} euros for item {i}.".encode()
 
 
 @pytest.fixture
@@ -38,7 +33,7 @@ def pull_settings(tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: 
 async def test_a_chat_whose_user_lost_every_top_ranked_file_answers_from_her_own_asking_about_each_once(
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
-    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    lost = add_lost_notes(nextcloud, 9)
     own = nextcloud.add_file(["alice"], "files/expenses.txt", OWN)
     tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
     await until(lambda: len(acked(nextcloud, "files")) == 11)
@@ -47,7 +42,7 @@ async def test_a_chat_whose_user_lost_every_top_ranked_file_answers_from_her_own
     for file_id in lost:
         nextcloud.set_file_users(file_id, ["bob"])
     asked_before = len(nextcloud.requests)
-    task = nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", chat(QUESTION))
+    task = nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", chat(BUDGET_QUESTION))
     done = await task_done(nextcloud, task)
     enrich_calls = [r.json for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
     lost_ids = {f"files__default: {file_id}" for file_id in lost}

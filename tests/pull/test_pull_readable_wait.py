@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from async_wait import until
+from budget_notes import BEST, BUDGET_QUESTION, TENT, add_lost_notes
 from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import FAST_PULL, PullApp, acked, chat, sources, task_done
@@ -24,12 +25,6 @@ from quart_app.services.retrieval import RetrievalService, RetrievedChunk
 from quart_app.store.search_filters import Scope
 
 WAIT_S = 2.0
-BEST = b"Berlin budget: the Berlin office budget for travel is 12000 euros this year."
-TENT = b"Tent repair guide: patch the fly sheet and wax the zipper."
-
-
-def _lost_note(i: int) -> bytes:
-    return f"Berlin budget note {i}: the Berlin office budget review lists {1000 + i} euros for item {i}.".encode()
 
 
 @pytest.fixture
@@ -95,7 +90,7 @@ async def test_a_search_stops_filling_once_the_wait_is_spent_and_logs_the_one_ca
     pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
-    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    lost = add_lost_notes(nextcloud, 9)
     nextcloud.add_file(["alice"], "files/tent.txt", TENT)
     await until(lambda: len(acked(nextcloud, "files")) == 11)
     await pull_app.drain_embeddings()
@@ -123,7 +118,7 @@ async def test_a_search_stops_filling_once_the_wait_is_spent_and_logs_the_one_ca
 
     nextcloud.on_request = hang_from_the_second_call
     caplog.set_level(logging.WARNING, logger="quart_app.pull.enriched_sources")
-    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat(BUDGET_QUESTION, limit=3))
     done = await task_done(nextcloud, search)
     failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("enrich_sources failed")]
     # round 2's call timed out: no round after it (before: rounds 3 and 4 retrieved, their calls failing unsent,

@@ -8,6 +8,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from async_wait import until
+from budget_notes import BEST, BUDGET_QUESTION, TENT, add_lost_notes
 from crowding_files import LOGS, LOST_CHUNKS_AT_LEAST, OWN_BREAD, QUESTION, starter_log
 from nextcloud_pull_fake import FakePullNextcloud, RecordedRequest
 from pull_kit import PullApp, acked, chat, sources, task_done
@@ -15,14 +16,8 @@ from pull_kit import PullApp, acked, chat, sources, task_done
 from quart_app.pull.task_types import SEARCH_TASK_TYPE
 from quart_app.services.answer import FILL_ROUNDS
 
-BEST = b"Berlin budget: the Berlin office budget for travel is 12000 euros this year."
-# far from the question: only the vector leg ranks them, last
+# far from the question, as TENT: only the vector leg ranks them, last
 PIE = b"Apple pie recipe: butter, flour, cinnamon and a pinch of salt."
-TENT = b"Tent repair guide: patch the fly sheet and wax the zipper."
-
-
-def _lost_note(i: int) -> bytes:
-    return f"Berlin budget note {i}: the Berlin office budget review lists {1000 + i} euros for item {i}.".encode()
 
 
 def _enriched_ids(requests: list[RecordedRequest]) -> Iterator[str]:
@@ -47,7 +42,7 @@ async def test_a_search_whose_user_lost_three_times_limit_top_files_still_gives_
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
     best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
-    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    lost = add_lost_notes(nextcloud, 9)
     pie = nextcloud.add_file(["alice"], "files/pie.txt", PIE)
     tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
     await _indexed(pull_app, nextcloud, 12)
@@ -55,7 +50,7 @@ async def test_a_search_whose_user_lost_three_times_limit_top_files_still_gives_
     for file_id in lost:
         nextcloud.set_file_users(file_id, ["bob"])
     asked_before = len(nextcloud.requests)
-    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat(BUDGET_QUESTION, limit=3))
     found = sources(await task_done(nextcloud, search))
     enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
     asked = Counter(_enriched_ids(enrich_calls))
@@ -73,7 +68,7 @@ async def test_a_round_whose_enrich_sources_fails_once_is_asked_again_and_its_re
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
     best = nextcloud.add_file(["alice"], "files/best.txt", BEST)
-    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(9)]
+    lost = add_lost_notes(nextcloud, 9)
     pie = nextcloud.add_file(["alice"], "files/pie.txt", PIE)
     tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
     await _indexed(pull_app, nextcloud, 12)
@@ -90,7 +85,7 @@ async def test_a_round_whose_enrich_sources_fails_once_is_asked_again_and_its_re
 
     nextcloud.on_request = fail_the_second_enrich_once
     asked_before = len(nextcloud.requests)
-    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat("Berlin office budget", limit=3))
+    search = nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", chat(BUDGET_QUESTION, limit=3))
     found = sources(await task_done(nextcloud, search))
     enrich_calls = [r for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
     # the round that brings pie and tent fails once (a 500 on the real Nextcloud 34 in
@@ -106,13 +101,13 @@ async def test_mails_found_in_different_rounds_each_keep_their_entry_and_a_faile
     pull_app: PullApp, nextcloud: FakePullNextcloud
 ) -> None:
     nextcloud.add_content_item(["alice"], provider="mail__mail", item_id="42", content=BEST.decode())
-    lost = [nextcloud.add_file(["alice"], f"files/notes/note{i}.txt", _lost_note(i)) for i in range(6)]
+    lost = add_lost_notes(nextcloud, 6)
     nextcloud.add_content_item(["alice"], provider="mail__mail", item_id="43", title="Pie", content=PIE.decode())
     tent = nextcloud.add_file(["alice"], "files/tent.txt", TENT)
     await _indexed(pull_app, nextcloud, 7, 2)
     for file_id in lost:
         nextcloud.set_file_users(file_id, ["bob"])
-    question = chat("Berlin office budget", limit=3)
+    question = chat(BUDGET_QUESTION, limit=3)
     found = sources(await task_done(nextcloud, nextcloud.schedule_task(SEARCH_TASK_TYPE, "alice", question)))
     # one enrich_sources call would name both mails by their provider key, first, then the file
     assert [s["id"] for s in found] == ["mail__mail", "mail__mail", f"files__default: {tent}"]
