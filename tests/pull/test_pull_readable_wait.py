@@ -18,7 +18,7 @@ from timeout_recording_transport import TimeoutRecordingTransport
 from quart_app.app_settings import AppSettings
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.enriched_sources import EnrichedCandidates
-from quart_app.pull.task_types import SEARCH_TASK_TYPE
+from quart_app.pull.task_types import CHAT_TASK_TYPE, SEARCH_TASK_TYPE
 from quart_app.services.answer import DocSearchResult
 from quart_app.services.errors import ReadabilityUnknownError, ReadableCheckSpentError
 from quart_app.services.retrieval import RetrievalService, RetrievedChunk
@@ -127,3 +127,39 @@ async def test_a_search_stops_filling_once_the_wait_is_spent_and_logs_the_one_ca
     assert len(failed) == 1 and "did not answer within 2 s" in failed[0], failed
     assert done["status"] == "STATUS_SUCCESSFUL", done
     assert [s["id"] for s in sources(done)] == [f"files__default: {best}"], done
+
+
+async def test_a_chat_whose_first_enrich_sources_call_hangs_fails_naming_only_that_rounds_files(
+    pull_app: PullApp, nextcloud: FakePullNextcloud, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_lost_notes(nextcloud, 3)
+    nextcloud.add_file(["alice"], "files/best.txt", BEST)
+    nextcloud.add_file(["alice"], "files/tent.txt", TENT)
+    await until(lambda: len(acked(nextcloud, "files")) == 5)
+    await pull_app.drain_embeddings()
+    rounds: list[int] = []
+    retrieve = RetrievalService.retrieve
+
+    async def counted(
+        service: RetrievalService, user_id: str, query: str, k: int, scope: Scope | None = None
+    ) -> list[RetrievedChunk]:
+        rounds.append(k)
+        return await retrieve(service, user_id, query, k, scope)
+
+    monkeypatch.setattr(RetrievalService, "retrieve", counted)
+    nextcloud.delay_s["enrich"] = 2 * WAIT_S
+    caplog.set_level(logging.WARNING, logger="quart_app.pull.enriched_sources")
+    asked_before = len(nextcloud.requests)
+    done = await task_done(nextcloud, nextcloud.schedule_task(CHAT_TASK_TYPE, "alice", chat(BUDGET_QUESTION)))
+    enrich_calls = [r.json for r in nextcloud.requests[asked_before:] if r.path.endswith("/enrich_sources")]
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("enrich_sources failed")]
+    # nothing confirmed: the task fails as before, naming the one round's files, after one retrieval and one warning
+    # (before: every further round retrieved again and logged a timeout for a call never sent)
+    assert len(enrich_calls) == 1 and len(rounds) == 1 and len(failed) == 1, (enrich_calls, rounds, failed)
+    assert done["status"] == "STATUS_FAILED" and done["output"] is None, done
+    assert done["userFacingErrorMessage"] == (
+        f"Nextcloud did not say whether the user can still read the {len(enrich_calls[0]['sources'])} file(s) the"
+        " answer would draw on (POST /ocs/v2.php/apps/context_chat/enrich_sources: Nextcloud did not answer within"
+        " 2 s, the config's nextcloud.readable_check_timeout_s); nothing was answered from them: ask again once"
+        " Nextcloud answers enrich_sources requests"
+    ), done
