@@ -58,7 +58,7 @@ class RetrievedChunk:
     legs: tuple[str, ...]
     start: int  # character offset in the document's text
     # /docSearch's order for identifier and keyword questions: how many of the question's identifiers the chunk holds,
-    # then for a keyword question how many of its deciding words (else zeros)
+    # then for a keyword question how many of its deciding words outside them (else zeros)
     held: tuple[int, int] = (0, 0)
 
 
@@ -229,7 +229,7 @@ class RetrievalService:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
         `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight, and chunks
         holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text);
-        for a keyword question (keyword_question_words), then those holding more of its words.
+        for a keyword question (keyword_question_words), then those holding more of its other words.
         `terms`: the question's lexical_terms, when the caller has them already.
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and scope.empty:
@@ -281,7 +281,7 @@ class RetrievalService:
         if identifier_first or by_words:
             # a chunk holding more of the question's identifiers (then of a keyword question's words) comes first;
             # fused order among equals (stable sort)
-            held = {hit.chunk_id: (hit.identifiers, hit.words if by_words else 0) for hit in lexical_hits}
+            held = {hit.chunk_id: (hit.identifiers, hit.outside_words if by_words else 0) for hit in lexical_hits}
             fused.sort(key=lambda item: tuple(-n for n in held.get(item[0], (0, 0))))
         if self._reranker is not None and self._config.reranker is not None:
             fused = await self._rerank(user_id, query, fused, self._reranker, self._config.reranker.candidates)

@@ -66,14 +66,16 @@ class Candidates:
 
 
 class LexicalRow(NamedTuple):
-    """A lexical hit: its chunk, how many of the question's identifiers and of its deciding words the chunk holds, and
-    ts_rank_cd's share below 1 (normalisation 32) for those words."""
+    """A lexical hit: its chunk, how many of the question's identifiers and of its deciding words the chunk holds,
+    ts_rank_cd's share below 1 (normalisation 32) for those words, and how many of the words outside the identifiers
+    it holds (words_outside)."""
 
     chunk_id: int
     source_id: str
     identifiers: int
     words: int
     text_rank: float
+    outside_words: int
 
     def best_first(self) -> tuple[int, int, float, int]:
         """The leg's order: more identifiers first, then more words, then the text rank; chunk id among equals."""
@@ -114,6 +116,14 @@ def lexical_terms(query: str, max_terms: int) -> LexicalTerms:
     long questions."""
     words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(query)))
     return LexicalTerms(tuple(_longest(words, max_terms)), tuple(_longest(identifiers_in(query), max_terms)))
+
+
+def words_outside(words: Sequence[str], identifiers: Sequence[str]) -> list[str]:
+    """The words that are no part of an identifier (`iter_content iter_lines stream=True`: stream, true): whether a
+    chunk holds `iter` as a word follows how it writes the identifier (`iter_content(` does, `Response.iter_content()`
+    parses as `response.iter`), which the identifier count already settles."""
+    parts = [re.compile(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])") for word in words]
+    return [word for word, part in zip(words, parts, strict=True) if not any(part.search(i) for i in identifiers)]
 
 
 def tsquery_literal(lexeme: str) -> str:
@@ -324,6 +334,7 @@ async def _tier(
         **params,
         "words": lexemes,
         "identifiers": [tsquery_literal(i) for i in identifiers],
+        "outside": [tsquery_literal(w) for w in words_outside(words_rarest_first, identifiers)],
         # NULL without words: an empty tsquery matches nothing and logs a notice
         "any_word": " | ".join(lexemes) or None,
         "holding": holding,
@@ -336,21 +347,23 @@ async def _tier(
     query = sql.SQL(
         "WITH q AS (SELECT %(any_word)s::tsquery AS any_word,"
         " ARRAY(SELECT w::tsquery FROM unnest(%(words)s::text[]) AS w) AS words,"
-        " ARRAY(SELECT i::tsquery FROM unnest(%(identifiers)s::text[]) AS i) AS idents),"
+        " ARRAY(SELECT i::tsquery FROM unnest(%(identifiers)s::text[]) AS i) AS idents,"
+        " ARRAY(SELECT o::tsquery FROM unnest(%(outside)s::text[]) AS o) AS outside),"
         " m AS MATERIALIZED (SELECT c.id, c.source_id, c.tsv || ''::tsvector AS tsv {candidates}"
         " LIMIT %(scan_cap)s)"
-        " (SELECT id, source_id, idents, words, text_rank, NULL::bigint FROM ("
+        " (SELECT id, source_id, idents, words, text_rank, outside, NULL::bigint FROM ("
         "SELECT m.id, m.source_id,"
         " (SELECT count(*) FROM unnest(q.words) AS t WHERE m.tsv @@ t) AS words,"
         " (SELECT count(*) FROM unnest(q.idents) AS t WHERE m.tsv @@ t) AS idents,"
+        " (SELECT count(*) FROM unnest(q.outside) AS t WHERE m.tsv @@ t) AS outside,"
         " coalesce(ts_rank_cd(m.tsv, q.any_word, 32), 0) AS text_rank FROM q, m) s"
         " WHERE words >= %(holding)s OR idents > 0 ORDER BY idents DESC, words DESC, text_rank DESC, id"
         " LIMIT %(limit)s)"
         # one more row, with no chunk: how many candidates were read
-        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM m)"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM m)"
     ).format(candidates=candidates.fragment)
     rows = await (await conn.execute(query, tier)).fetchall()
-    scanned = next(int(r[5]) for r in rows if r[0] is None)
+    scanned = next(int(r[6]) for r in rows if r[0] is None)
     return [
-        LexicalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows if r[0] is not None
+        LexicalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5])) for r in rows if r[0] is not None
     ], scanned

@@ -44,10 +44,12 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class LexicalHit(Hit):
     """A full-text hit (score: its text rank, below 1) and how many of the question's identifiers and deciding words
-    its chunk holds, which the leg ranks by first (lexical_query.LexicalRow)."""
+    its chunk holds, which the leg ranks by first (lexical_query.LexicalRow); and of the deciding words those outside
+    the identifiers (lexical_query.words_outside)."""
 
     identifiers: int
     words: int
+    outside_words: int
 
     def standing(self) -> tuple[float, ...]:
         return (self.identifiers, self.words, self.score)
@@ -191,7 +193,10 @@ class SearchStore:
         where, params = chunk_filter(user_id, scope)
         async with self._db.connection() as conn:
             rows = await lexical_rows(conn, where, access_filter(scope), params, terms, limit)
-        return [LexicalHit(row.chunk_id, row.source_id, row.text_rank, row.identifiers, row.words) for row in rows]
+        return [
+            LexicalHit(row.chunk_id, row.source_id, row.text_rank, row.identifiers, row.words, row.outside_words)
+            for row in rows
+        ]
 
     async def fetch_chunks(self, user_id: str, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Text and title of the given chunks, re-checked against the user's access rows at read time."""
