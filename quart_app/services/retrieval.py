@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from quart_app.services.cross_lingual_gate import CrossLingualGate, CrossLingual
 from quart_app.services.document_titles import named_files, question_words, title_match
 from quart_app.services.errors import QueryNotEmbeddedError, QuestionTooLongError, ScopeError
 from quart_app.services.rank_fusion import Fused, fuse
+from quart_app.services.term_span import shortest_span, span_terms
 from quart_app.store.lexical_query import LexicalTerms, lexical_terms
 from quart_app.store.search_filters import Scope
 from quart_app.store.search_store import (
@@ -60,6 +62,9 @@ class RetrievedChunk:
     # /docSearch's order for identifier and keyword questions: how many of the question's identifiers the chunk holds,
     # then for a keyword question how many of its deciding words outside them (else zeros)
     held: tuple[int, int] = (0, 0)
+    # then the characters of its shortest stretch holding all of the question's terms (term_span); None when one is
+    # missing or not measured
+    span: int | None = None
 
 
 def make_scope(scope_type: str | None, scope_list: Sequence[str] | None) -> Scope | None:
@@ -229,7 +234,8 @@ class RetrievalService:
         """The best k chunks, at most `per_document` (default max_chunks_per_document) from any one document;
         `identifier_weight`: an identifier question weights the full-text leg by identifier_lexical_weight, and chunks
         holding more of its identifiers come first (`SUPERSCRIPT_TEXT` itself before a chunk about superscript text);
-        for a keyword question (keyword_question_words), then those holding more of its other words.
+        for a keyword question (keyword_question_words), then those holding more of its other words; for an identifier
+        question, each chunk's span of its terms is measured (/docSearch's next order).
         `terms`: the question's lexical_terms, when the caller has them already.
         QueryNotEmbeddedError when the question could not be embedded and the full-text leg found nothing."""
         if scope is not None and scope.empty:
@@ -302,8 +308,20 @@ class RetrievalService:
             len(cross_lingual_hits),
             len(picked),
         )
+        # closeness only for a question of identifiers: a keyword question in words is a topic, found anywhere
+        spanned = span_terms(terms, by_words) if identifier_first else []
         found = [
-            RetrievedChunk(cid, row.source_id, row.title, row.text, score, legs, row.start, held.get(cid, (0, 0)))
+            RetrievedChunk(
+                cid,
+                row.source_id,
+                row.title,
+                row.text,
+                score,
+                legs,
+                row.start,
+                held.get(cid, (0, 0)),
+                shortest_span(row.text, spanned) if spanned else None,
+            )
             for cid, _source, score, legs in picked
             if (row := rows.get(cid)) is not None  # deleted or revoked between the search and the read
         ]
@@ -315,7 +333,9 @@ class RetrievalService:
         """The best `limit` documents, each with its best chunk (/docSearch), identifier questions weighted to the
         full-text leg. A document the question names by its file name (`website.txt`) comes first; the others rank
         by their best chunk's fused score plus title_weight of a first-rank hit times the share of their file name's
-        words found in the question."""
+        words found in the question; for an identifier or keyword question, first by the identifiers and words their
+        best chunk holds, for an identifier question then by how close together it holds its terms (a chunk naming
+        `iter_content`, `iter_lines` and `stream=True` in one passage before one naming them in three entries)."""
         return (await self.candidate_documents(user_id, query, limit, scope))[:limit]
 
     async def candidate_documents(
@@ -350,6 +370,7 @@ class RetrievalService:
             key=lambda c: (
                 c.source_id not in named,
                 tuple(-n for n in c.held),
+                sys.maxsize if c.span is None else c.span,
                 -(c.score + bonus * title_match(c.title, asked)),
                 c.chunk_id,
             ),

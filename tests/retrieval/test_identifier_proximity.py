@@ -1,4 +1,5 @@
-"""A keyword question of several identifiers: a chunk's words inside them count once (real MiniLM, real PostgreSQL)."""
+"""A keyword question of several identifiers: a chunk's words inside them count once, and among chunks holding as many
+of its terms /docSearch puts first the one holding them closest together (real MiniLM, real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,48 @@ from retrieval_embedder import MiniLmEmbedder
 
 from appliance.retrieval_config import RetrievalConfig
 from quart_app.services.retrieval import RetrievalService
+from quart_app.services.term_span import shortest_span, span_terms
 from quart_app.store.database import Database
 from quart_app.store.lexical_query import lexical_terms, words_outside
 from quart_app.store.search_store import SearchStore
 
 QUESTION = "fetch_page fetch_rows lazy=True"
 
+# an API reference: each method its own entry, lazy=True said often (the full-text leg's first), the two methods apart
+APART = (
+    "fetch_page(size=1, strict=False)\n\nReads one page. When lazy=True is set on the client, the page is read as it"
+    " arrives; lazy=True keeps memory flat, and lazy=True is the default for large tables. If lazy=False, the page is"
+    " read at once. The size is the number of rows per page; a size of None reads the table's own page size. Pages"
+    " are numbered from one, and a page past the end is empty rather than an error.\n\nfetch_rows(size=512)"
+)
+# a guide: both methods named together, then lazy=True once
+TOGETHER = (
+    "You can further control the reading by use of the fetch_page() and fetch_rows() methods with lazy=True,"
+    " which keeps the connection open until everything is read."
+)
+
 
 def test_the_words_of_identifiers_are_not_counted_again() -> None:
     assert words_outside(["fetch", "page", "rows", "lazy", "true"], ["fetch_page", "fetch_rows"]) == ["lazy", "true"]
     assert words_outside(["md.reset", "convert"], ["md.reset"]) == ["convert"]
     assert words_outside(["pages"], ["fetch_page"]) == ["pages"]  # a longer word is no part of it
+
+
+def test_the_shortest_stretch_holding_every_term() -> None:
+    terms = span_terms(lexical_terms(QUESTION, 64), with_words=True)
+    assert terms == ["fetch_page", "fetch_rows", "lazy", "true"]
+    assert shortest_span("fetch_page() and fetch_rows() with lazy=True", terms) == len(
+        "fetch_page() and fetch_rows() with lazy=true"
+    )
+    assert shortest_span("fetch_page() and fetch_rows() with lazy=False", terms) is None
+    assert shortest_span("Fetch_Page fetch_rows lazy TRUE; later fetch_page again", terms) == len(
+        "fetch_page fetch_rows lazy true"
+    )
+    assert shortest_span("prefetch_page fetch_rows lazy true", terms) is None  # not inside a longer word
+    # one term is as close as it gets: not measured
+    assert span_terms(lexical_terms("attrs.evolve", 64), with_words=True) == []
+    # a question in words measures its identifiers only
+    assert span_terms(lexical_terms(QUESTION, 64), with_words=False) == ["fetch_page", "fetch_rows"]
 
 
 async def test_a_method_written_as_an_attribute_holds_as_many_words(
@@ -35,3 +67,28 @@ async def test_a_method_written_as_an_attribute_holds_as_many_words(
     service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(exact_search_below=10**6))
     found = await service.documents("alice", QUESTION, 2)
     assert {c.source_id: c.held for c in found} == {"attribute": (2, 2), "call": (2, 2)}
+
+
+async def test_a_keyword_question_s_terms_held_close_together_come_first(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    await corpus.add("apart", [APART], ["alice"])
+    await corpus.add("together", [TOGETHER], ["alice"])
+    await corpus.add("other", ["Tables are read page by page; each page holds rows."], ["alice"])
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(exact_search_below=10**6))
+    # the fused order: the full-text leg (weighted for an identifier question) ranks `apart` first
+    fused = await service.retrieve("alice", QUESTION, 3, per_document=1, identifier_weight=True)
+    assert [c.source_id for c in fused][:2] == ["apart", "together"]
+    assert fused[0].held == fused[1].held == (2, 2)
+    found = await service.documents("alice", QUESTION, 3)
+    assert [(c.source_id, c.span is not None) for c in found] == [
+        ("together", True),
+        ("apart", True),
+        ("other", False),
+    ]
+    assert found[0].span is not None and found[1].span is not None and found[0].span < found[1].span
+    # asked as a question in words, the fused order stays
+    asked = "How do fetch_page and fetch_rows behave with lazy=True set on the client?"
+    assert (await service.documents("alice", asked, 1))[0].source_id == (
+        await service.retrieve("alice", asked, 1, per_document=1, identifier_weight=True)
+    )[0].source_id
