@@ -50,8 +50,9 @@ def other_module(tree: Path) -> ModuleType:
 
 
 def standing(row: Sequence[Any]) -> tuple[Any, ...]:
-    """What the leg ranks a row by: all but its chunk and source ids (one packed rank, or the counts and text rank)."""
-    return tuple(row[2:])
+    """What the leg ranks a row by: the fields after its chunk and source ids (one packed rank, or the counts and text
+    rank), not the held words outside identifiers that follow them (LexicalRow.outside_words: no rank of the leg)."""
+    return tuple(row[2:5])
 
 
 def order(rows: Sequence[Sequence[Any]]) -> list[tuple[int, int]]:
