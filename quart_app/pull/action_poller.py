@@ -6,8 +6,10 @@ received. Nextcloud serves a claimed row again only after 24 h: an action it sti
 one left for later while its source was being indexed) used to come back after the actions queued behind it, and undo
 them. An action that cannot be applied now (database down, its sources being indexed for longer than
 ingest.access_wait_s) is tried again here until it is applied, and no later one overtakes it; one stored before a stop
-is applied first at the next start; a row served again is recognised and not applied twice. One the database refuses
-for good (store.errors.is_permanent: a value it cannot hold) is dropped as invalid instead.
+is applied first at the next start; a row served again is recognised and not applied twice (only while Nextcloud may
+still hold it: the same id and action served an hour after Nextcloud confirmed deleting the row is a new row under a
+reused id, after a restore of its database or an emptied queue table). One the database refuses for good
+(store.errors.is_permanent: a value it cannot hold) is dropped as invalid instead.
 
 A row is named in every DELETE until Nextcloud answers one, also across restarts (the ids are read from the database,
 not kept in memory), and an applied action is remembered until two days after that answer (longer if it names a

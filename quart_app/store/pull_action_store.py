@@ -15,6 +15,9 @@ from quart_app.store.database import Connection
 # Those naming a content-provider row whose own DELETE is unconfirmed, or that may concern one not served yet, are kept
 # longer (forget_done)
 KEEP_DONE = "2 days"
+# a row served again this long after Nextcloud confirmed deleting it is a new row under a reused id (a restore of its
+# database, a queue table emptied), not a claim answered before that DELETE (a 30 s request, stored within minutes)
+REPLAY_AFTER_ACK = "1 hour"
 # session advisory lock of the one replica applying stored actions at a time ("ccbact")
 APPLIER_LOCK_KEY = 0x6363_6261_6374
 
@@ -38,7 +41,8 @@ class WaitingAction:
 
 async def receive_actions(conn: Connection, actions: Sequence[ReceivedAction]) -> list[int]:
     """Store the actions in their order, except those already received (the same row with the same action, as
-    Nextcloud serves a row again); the row ids of those stored."""
+    Nextcloud serves a row again while it holds it: its DELETE unconfirmed, or confirmed less than REPLAY_AFTER_ACK
+    ago); the row ids of those stored."""
     if not actions:
         return []
     cur = await conn.execute(
@@ -46,12 +50,14 @@ async def receive_actions(conn: Connection, actions: Sequence[ReceivedAction]) -
         " SELECT r.row_id, r.type, r.payload::jsonb"
         " FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY AS r(row_id, type, payload, n)"
         " WHERE NOT EXISTS (SELECT 1 FROM pull_actions p"
-        "  WHERE p.row_id = r.row_id AND p.type = r.type AND p.payload = r.payload::jsonb)"
+        "  WHERE p.row_id = r.row_id AND p.type = r.type AND p.payload = r.payload::jsonb"
+        "  AND (p.acked_at IS NULL OR p.acked_at > now() - %s::interval))"
         " ORDER BY r.n RETURNING row_id",
         (
             [a.row_id for a in actions],
             [a.type for a in actions],
             [json.dumps(a.payload) for a in actions],
+            REPLAY_AFTER_ACK,
         ),
     )
     return [int(row[0]) for row in await cur.fetchall()]

@@ -111,6 +111,13 @@ class QueueRoutes(FakeNextcloudBase):
                 for type, payload in actions
             ]
 
+    def restart_row_ids(self, kind: str) -> None:
+        """The queue's table emptied and its ids restarted at 1, as after a restore from a backup or a TRUNCATE: the
+        next rows reuse ids already served."""
+        with self._lock:
+            self._rows[kind].clear()
+            self._ids[kind] = 0
+
     def acked_documents(self) -> dict[str, list[int]]:
         """Every id acknowledged so far per kind ("files", "content_providers", "actions"), in order."""
         with self._lock:
