@@ -103,14 +103,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
                 self._polled = None
 
     async def run(self, handle: LoopHandle) -> None:
-        try:
-            if released := await self.retries.release_own_batch():
-                log.info("documents queue: %d file(s) of the batch in hand when the app died go first", released)
-        except (psycopg.Error, StoreError) as exc:
-            log.warning(
-                "documents queue: the batch in hand when the app died waits for its lease to end: %s",
-                loggable_message(exc),
-            )
+        await self.retries.release_own_batch()
         if await self._gate.wait_open(handle):  # left to the next batch, lost DELETEs leave their rows locked
             await self._acknowledge({"files": [], "content_providers": []}, [], handle)
         await super().run(handle)

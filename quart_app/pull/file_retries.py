@@ -87,10 +87,17 @@ class FileRetries:
         self._later_s = later_s
         self._owner = owner
 
-    async def release_own_batch(self) -> int:
-        """At the start: the batch this replica had in hand when it died goes first, at once; how many files."""
-        async with self._db.connection() as conn:
-            return await release_batch(conn, self._owner)
+    async def release_own_batch(self) -> None:
+        """At the start: the batch this replica had in hand when it died goes first, at once."""
+        try:
+            async with self._db.connection() as conn:
+                if released := await release_batch(conn, self._owner):
+                    log.info("documents queue: %d file(s) of the batch in hand when the app died go first", released)
+        except (psycopg.Error, StoreError) as exc:
+            log.warning(
+                "documents queue: the batch in hand when the app died waits for its lease to end: %s",
+                loggable_message(exc),
+            )
 
     async def hold_batch(self, items: list[DocumentItem]) -> None:
         """Just claimed from Nextcloud: written as this replica's batch in hand, leased for `LEASE_S`."""
