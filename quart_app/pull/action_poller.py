@@ -35,7 +35,7 @@ from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
 from quart_app.pull.pull_gate import ACTIONS_ACK_PATH, ACTIONS_PATH, PullGate
 from quart_app.pull.queue_items import RejectedItem, parse_actions
-from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
+from quart_app.pull.queue_loop import QueueLoop, ServedRows, rejected_row_ids
 from quart_app.services import access, deletion
 from quart_app.services.errors import InvalidRequestError, SourceBusyError
 from quart_app.services.source_order import SourceOrder
@@ -85,20 +85,24 @@ class ActionPoller(QueueLoop[ReceivedAction]):
         self._batch_size = config.actions_batch_size
         # invalid rows whose DELETE was lost (not stored: served again, they are only rejected again)
         self._unacknowledged_rejected: list[int] = []
+        # rows whose DELETE was lost may wait to be named again (also those of before a restart)
+        self._unconfirmed_left = True
         self._forgotten_at = -FORGET_EVERY_S
 
     async def run(self, handle: LoopHandle) -> None:
         # actions stored before a stop are older than any claimed now: they go first
         if await self._gate.wait_open(handle) and await self._apply_waiting(handle):
-            await self._acknowledge_unconfirmed(handle)
             await super().run(handle)
 
-    async def _acknowledge_unconfirmed(self, handle: LoopHandle) -> None:
-        """Rows whose DELETE was lost before a stop: left to the next batch, they stayed locked in Nextcloud (counted as
-        running in its stats) until served again a day later when no action came."""
+    async def after_empty_claim(self, handle: LoopHandle) -> None:
+        """Rows whose DELETE was lost (before a stop too) are named at once: left to the next batch, they stayed locked
+        in Nextcloud (counted as running in its stats) until served again a day later when no action came."""
+        if not self._unconfirmed_left:
+            return
         read = functools.partial(unacknowledged_row_ids, limit=MAX_UNACKNOWLEDGED)
-        if unconfirmed := await self._with_store(handle, read):
-            await self._acknowledge([], unconfirmed, handle)
+        unconfirmed = await self._with_store(handle, read)
+        if unconfirmed is not None:
+            await self._acknowledge([], unconfirmed, ServedRows(self._batch_size, 0, None), handle)
 
     async def claim(self) -> tuple[list[ReceivedAction], list[RejectedItem]]:
         return parse_actions(await self._nc.ocs("GET", ACTIONS_PATH, params={"n": self._batch_size}))
@@ -115,18 +119,27 @@ class ActionPoller(QueueLoop[ReceivedAction]):
             handle.status.count("served_again", replayed)
         # a row served again is acknowledged again even after a confirmed DELETE: Nextcloud still had it
         stored_rows = list(dict.fromkeys([*(item.row_id for item in items), *unacknowledged]))
-        await self._acknowledge(rejected_row_ids(rejected, "actions"), stored_rows, handle)
+        served = ServedRows.of(self._batch_size, (item.row_id for item in items), rejected, "actions")
+        await self._acknowledge(rejected_row_ids(rejected, "actions"), stored_rows, served, handle)
         return await self._apply_waiting(handle)
 
-    async def _acknowledge(self, rejected_rows: list[int], stored_rows: list[int], handle: LoopHandle) -> None:
-        """DELETE them with the invalid rows whose DELETE was lost; a confirmed DELETE of stored rows is recorded (their
-        record is kept two days after it), an unconfirmed one is sent again with the next."""
+    async def _acknowledge(
+        self, rejected_rows: list[int], stored_rows: list[int], served: ServedRows, handle: LoopHandle
+    ) -> None:
+        """DELETE them with the invalid rows whose DELETE was lost, those the claim that `served` shows no unclaimed row
+        can hold (queue_loop.ServedRows); a confirmed DELETE of stored rows is recorded (their record is kept two days
+        after it), the rows of an unconfirmed one or left out are named again later."""
         rejected_rows = [*self._unacknowledged_rejected, *rejected_rows]
+        left = [row for row in [*rejected_rows, *stored_rows] if not served.may_name(row)]
+        rejected_rows = [row for row in rejected_rows if served.may_name(row)]
+        stored_rows = [row for row in stored_rows if served.may_name(row)]
+        self._unacknowledged_rejected = [row for row in self._unacknowledged_rejected if not served.may_name(row)]
         row_ids = list(dict.fromkeys([*rejected_rows, *stored_rows]))
         if not await self.acknowledge(ACTIONS_ACK_PATH, {"actions": row_ids}, len(row_ids), handle):
-            self._unacknowledged_rejected = rejected_rows[-MAX_UNACKNOWLEDGED:]
+            self._unacknowledged_rejected = [*self._unacknowledged_rejected, *rejected_rows][-MAX_UNACKNOWLEDGED:]
+            self._unconfirmed_left = True
             return
-        self._unacknowledged_rejected = []
+        self._unconfirmed_left = bool(left)
         if stored_rows:
             # stopped first, they stay unconfirmed and are named in the next DELETE again
             await self._with_store(handle, functools.partial(mark_acknowledged, row_ids=stored_rows))

@@ -1,11 +1,19 @@
 """What the documents and actions loops share: claim a batch, back off on errors and on an empty queue, hand the
-batch over, and acknowledge with retries."""
+batch over, and acknowledge with retries.
+
+A row whose DELETE was lost is named again in a later one, but Nextcloud's DELETE takes ids only, and a restore of its
+database (or a queue table emptied) makes it reuse ids for new rows: naming an old id then deleted a new row before
+anybody claimed it. An old id is named again only right after a claim showing that no unclaimed row can hold it
+(ServedRows).
+"""
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from appliance.config import PullConfig
@@ -37,6 +45,9 @@ class QueueLoop(ABC, Generic[Item]):
     @abstractmethod
     async def process(self, items: list[Item], rejected: list[RejectedItem], handle: LoopHandle) -> bool:
         """Work through a claimed batch and acknowledge it; False when the app stopped in the middle."""
+
+    async def after_empty_claim(self, handle: LoopHandle) -> None:
+        """The queue served nothing: no unclaimed row is left to reuse an old id (a lost DELETE may be sent again)."""
 
     def batch_scope(self) -> AbstractAsyncContextManager[object]:
         """Held from before a poll until its batch is processed (the documents loop notes when it polled)."""
@@ -79,6 +90,7 @@ class QueueLoop(ABC, Generic[Item]):
                 await handle.sleep(wait)
                 continue
             idle += 1
+            await self.after_empty_claim(handle)
             status.set("idle", f"the {self.queue} queue is empty")
             await handle.sleep(backoff(self._pull.idle_poll_s, self._pull.idle_poll_max_s, idle), self._gate.changed)
 
@@ -143,3 +155,24 @@ def rejected_row_ids(rejected: list[RejectedItem], kind: str) -> list[int]:
     """Row ids of invalid items of one kind, to acknowledge (an id that is not a number cannot be)."""
     numbers = (row_id_number(bad.row_id) for bad in rejected if bad.kind == kind)
     return [number for number in numbers if number is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRows:
+    """What one claim served of a queue (of one kind): how many rows of the `asked` most, and the highest id."""
+
+    asked: int
+    count: int
+    top: int | None
+
+    @classmethod
+    def of(cls, asked: int, row_ids: Iterable[int], rejected: list[RejectedItem], kind: str) -> ServedRows:
+        numbers = [*row_ids, *rejected_row_ids(rejected, kind)]
+        count = len(numbers) + sum(1 for bad in rejected if bad.kind == kind and row_id_number(bad.row_id) is None)
+        return cls(asked, count, max(numbers, default=None))
+
+    def may_name(self, row_id: int) -> bool:
+        """Whether a DELETE sent right after this claim may name an old row id: not if an unclaimed row may hold it.
+        Nextcloud serves the lowest unlocked ids first and gives a new row an id above every existing one, so none can
+        when the claim served fewer rows than asked (none was left) or served a higher id."""
+        return self.count < self.asked or (self.top is not None and row_id <= self.top)

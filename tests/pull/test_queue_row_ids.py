@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from quart_app.pull.queue_items import parse_actions, parse_documents
-from quart_app.pull.queue_loop import rejected_row_ids
+from quart_app.pull.queue_items import RejectedItem, parse_actions, parse_documents
+from quart_app.pull.queue_loop import ServedRows, rejected_row_ids
 
 DELETE_BOB = {"type": "delete_user_id", "payload": {"userId": "bob"}}
 
@@ -39,3 +39,12 @@ def test_listed_documents_have_no_row_id_to_acknowledge() -> None:
     valid, rejected = parse_documents({"files": [{"userIds": ["alice"]}], "content_providers": []})
     assert valid == [] and [bad.row_id for bad in rejected] == ["#0 (no id)"]
     assert rejected_row_ids(rejected, "files") == []
+
+
+def test_an_old_row_id_may_be_named_again_only_where_no_unclaimed_row_can_hold_it() -> None:
+    full = ServedRows.of(2, [7, 9], [], "actions")  # as many as asked: rows above 9 may wait unclaimed
+    assert [row for row in [3, 9, 10] if full.may_name(row)] == [3, 9]
+    short = ServedRows.of(3, [7], [RejectedItem("actions", "8", "bad")], "actions")  # fewer: no row was left
+    assert short.may_name(10) and ServedRows(3, 0, None).may_name(10)
+    odd = ServedRows.of(2, [7], [RejectedItem("actions", "x", "bad")], "actions")  # an odd id is a row served too
+    assert not odd.may_name(8) and odd.may_name(7)

@@ -4,12 +4,17 @@ skipped as a replay of the recorded one, and not deleted unprocessed by a DELETE
 
 from __future__ import annotations
 
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from async_wait import until
+from contract_kit import contract_config, make_settings
 from nextcloud_pull_fake import FakePullNextcloud
-from pull_kit import PullApp, acked
+from pull_kit import FAST_PULL, PullApp, acked
+
+from quart_app.app_settings import AppSettings
 
 
 def _hours_pass(dsn: str, hours: int) -> None:
@@ -49,3 +54,52 @@ async def test_an_action_under_a_reused_row_id_is_applied_though_an_earlier_row_
     nextcloud.restart_row_ids("actions")
     assert await _apply(pull_app, nextcloud, "update_access_source_id", share) == first
     assert source in await pull_app.search("carol", "wombat81x plan approved")
+
+
+def _settings(tmp_path: Path, dsn: str, embedder_url: str, nextcloud: FakePullNextcloud) -> AppSettings:
+    # one row per claim: a reused id the app recorded is then still unclaimed in Nextcloud when a DELETE goes out
+    raw = contract_config(embedder_url, pull=FAST_PULL, actions_batch_size=1, doc_indexing_batch_size=1)
+    settings: AppSettings = make_settings(tmp_path / "storage", dsn, raw, nextcloud.url)
+    return settings
+
+
+def _count(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_lost_acknowledgement_sent_again_never_deletes_a_new_action_under_its_id(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """Two actions are applied while Nextcloud's DELETEs fail; its database is then restored from a backup taken before
+    them, and the next two actions get their ids. The DELETE sent again for the old rows, at the start and with the
+    first new row, deleted the unshare queued under the second id before it was claimed: carol kept the file."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        file_id = nextcloud.add_file(["alice", "carol"], "files/plan.txt", b"The quoll27x plan is approved.")
+        await until(lambda: len(acked(nextcloud, "files")) == 1, what="the file indexed")
+        await pull_app.drain_embeddings()
+        nextcloud.endpoint_faults["ack_actions"] = deque([500] * 1000)
+        nextcloud.add_actions([("delete_user_id", {"userId": "dave"}), ("delete_user_id", {"userId": "erin"})])
+        unconfirmed = "SELECT count(*) FROM pull_actions WHERE done_at IS NOT NULL AND acked_at IS NULL"
+        await until(lambda: _count(fresh_dsn, unconfirmed) == 2, what="both applied, their DELETEs lost")
+    nextcloud.endpoint_faults["ack_actions"].clear()
+    nextcloud.restart_row_ids("actions")
+    source = f"files__default: {file_id}"
+    rows = nextcloud.add_actions(
+        [
+            ("delete_user_id", {"userId": "frank"}),
+            ("update_access_source_id", {"op": "deny", "userIds": ["carol"], "sourceId": source}),
+        ]
+    )
+    assert rows == [1, 2]
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await until(lambda: nextcloud.queue_rows()["actions"] == [], what="the new rows claimed and acknowledged")
+        await pull_app.actions_applied()
+        assert _count(fresh_dsn, "SELECT count(*) FROM pull_actions WHERE payload->>'op' = 'deny'") == 1
+        assert source not in await pull_app.search("carol", "quoll27x plan approved")
+        assert source in await pull_app.search("alice", "quoll27x plan approved")
