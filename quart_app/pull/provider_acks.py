@@ -1,6 +1,7 @@
 """Content-provider rows whose DELETE was lost (PHP app 5.4+): named in every documents DELETE until Nextcloud answers
-one (also after a restart, at once, and by any replica: they are read from the database), and the applied actions that
-may concern them kept until then (migration 0018).
+one (also after a restart, and by any replica: they are read from the database), and the applied actions that may
+concern them kept until then (migration 0018). Only right after a claim showing that no unclaimed row can hold their
+id (queue_loop.ServedRows): Nextcloud reuses ids after a restore of its database, and the DELETE deleted a new row.
 
 Such a row lists its readers of when the provider submitted it, and Nextcloud serves it again when its 24 h lock ends,
 or whenever the app runs again after that: the actions received since are applied to that list
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 import psycopg
 
 from quart_app.pull.queue_items import DocumentItem
+from quart_app.pull.queue_loop import ServedRows
 from quart_app.services.source_order import bare_provider_key
 from quart_app.store import Database, StoreError
 from quart_app.store.database_failure import loggable_message
@@ -48,6 +50,8 @@ class UnconfirmedProviderRows:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # noted rows may wait to be named (also those of before a restart)
+        self.left = True
         self._drained_noted_at = -NOTE_DRAINED_EVERY_S
 
     async def note_drained(self, polled_at: float) -> None:
@@ -63,20 +67,27 @@ class UnconfirmedProviderRows:
             return
         self._drained_noted_at = time.monotonic()
 
-    async def named_with(self, done: dict[str, list[int]]) -> tuple[dict[str, list[int]], list[int]]:
-        """The DELETE body, the rows done and the provider rows noted as unconfirmed; and those noted."""
+    async def named_with(
+        self, done: dict[str, list[int]], served: ServedRows | None
+    ) -> tuple[dict[str, list[int]], list[int]]:
+        """The DELETE body, the rows done and the provider rows noted as unconfirmed that the claim which `served` the
+        content queue shows no unclaimed row can hold (none without a claim); and those named."""
+        self.left = True
         try:
             async with self._db.connection() as conn:
                 noted = await unconfirmed_row_ids(conn, MAX_UNCONFIRMED)
         except (psycopg.Error, StoreError) as exc:
             log.warning("documents queue: unconfirmed acknowledgements not read: %s", loggable_message(exc))
-            noted = []
-        return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *noted]))}, noted
+            return done, []
+        named = [row for row in noted if served is not None and served.may_name(row)]
+        self.left = len(named) < len(noted)
+        return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *named]))}, named
 
     async def settle(self, noted: list[int], answered: bool, items: Sequence[DocumentItem], done: list[int]) -> None:
         """After the DELETE naming the `noted` rows and the provider rows `done` of `items` (the batch, as claimed):
         answered, the noted rows are gone from Nextcloud; lost, those done are noted too (until a DELETE naming them
         is answered)."""
+        self.left = self.left or not answered
         rows = set(done)
         lost = [_unconfirmed(item) for item in items if item.kind == "content_providers" and item.row_id in rows]
         if not (noted if answered else lost):

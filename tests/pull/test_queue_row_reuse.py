@@ -103,3 +103,29 @@ async def test_a_lost_acknowledgement_sent_again_never_deletes_a_new_action_unde
         assert _count(fresh_dsn, "SELECT count(*) FROM pull_actions WHERE payload->>'op' = 'deny'") == 1
         assert source not in await pull_app.search("carol", "quoll27x plan approved")
         assert source in await pull_app.search("alice", "quoll27x plan approved")
+
+
+async def test_a_lost_acknowledgement_sent_again_never_deletes_a_new_provider_item_under_its_id(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """Two mails are indexed while Nextcloud's DELETEs fail; the content queue then restarts its ids and two new mails
+    get them. The DELETE sent again for the old rows deleted the second new mail's row before it was claimed: it was
+    never indexed."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        nextcloud.endpoint_faults["ack_documents"] = deque([500] * 1000)
+        nextcloud.add_content_item(["alice"], item_id="1", content="The first mail is about the cheese order.")
+        nextcloud.add_content_item(["alice"], item_id="2", content="The second mail is about the wine order.")
+        noted = "SELECT count(*) FROM pull_unconfirmed_provider_rows"
+        await until(lambda: _count(fresh_dsn, noted) == 2, what="both indexed, their DELETEs lost")
+    nextcloud.endpoint_faults["ack_documents"].clear()
+    nextcloud.restart_row_ids("content_providers")
+    first = nextcloud.add_content_item(["alice"], item_id="3", content="The third mail is about the bread order.")
+    second = nextcloud.add_content_item(["alice"], item_id="4", content="The platypus19x mail is about the tea order.")
+    assert [first, second] == [1, 2]
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        await until(lambda: nextcloud.queue_rows()["content_providers"] == [], what="the new rows acknowledged")
+        await pull_app.drain_embeddings()
+        assert "mail__mail: 4" in await pull_app.search("alice", "platypus19x tea order")
