@@ -12,11 +12,11 @@ reused id, after a restore of its database or an emptied queue table). One the d
 (store.errors.is_permanent: a value it cannot hold) is dropped as invalid instead.
 
 A row is named in every DELETE until Nextcloud answers one, also across restarts (the ids are read from the database,
-not kept in memory), and an applied action is remembered until two days after that answer (longer if it names a
-content-provider row whose own DELETE is unconfirmed, or may concern one Nextcloud has not served yet:
-pull/provider_acks.py). Kept two days from its first receipt instead, a row whose acknowledgement was lost twice with a
-restart after each came back once its record was gone (after two 24 h locks, or later if the app was down), and the old
-action was applied again over newer ones.
+not kept in memory; only right after a claim showing no new row can hold its id: queue_loop.py), and an applied action
+is remembered until two days after that answer (longer if it names a content-provider row whose own DELETE is
+unconfirmed, or may concern one Nextcloud has not served yet: pull/provider_acks.py). Kept two days from its first
+receipt instead, a row whose acknowledgement was lost twice with a restart after each came back once its record was gone
+(after two 24 h locks, or later if the app was down), and the old action was applied again over newer ones.
 """
 
 from __future__ import annotations
