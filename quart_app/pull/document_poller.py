@@ -31,12 +31,12 @@ import psycopg
 from appliance.config import AppConfig
 from quart_app.background_loops import LoopHandle, backoff
 from quart_app.nextcloud import NextcloudClient
+from quart_app.pull.document_acks import DocumentAcks
 from quart_app.pull.document_fetch import DocumentFetcher, FileUnavailableError, incoming_source
 from quart_app.pull.file_retries import FileRetries, Retry
-from quart_app.pull.provider_acks import UnconfirmedProviderRows
 from quart_app.pull.pull_gate import DOCUMENTS_ACK_PATH, DOCUMENTS_PATH, PullGate
 from quart_app.pull.queue_items import DocumentItem, RejectedItem, parse_documents
-from quart_app.pull.queue_loop import QueueLoop, ServedRows, rejected_row_ids
+from quart_app.pull.queue_loop import QueueLoop, rejected_row_ids
 from quart_app.pull.queued_readers import current_readers, readers_since_poll
 from quart_app.services.errors import SourceBusyError
 from quart_app.services.ingest import IncomingSource, IngestReport, IngestService
@@ -86,9 +86,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         self._polled: Ticket | None = None
         self._db = db
         self.retries = FileRetries(db, config.pull.retry_later_s, replica)
-        self._unconfirmed = UnconfirmedProviderRows(db)
-        # what the claim of the batch in hand served of the content queue (none for kept files)
-        self._served: ServedRows | None = None
+        self._acks = DocumentAcks(db, self._batch_size)
         # when the batch in hand was polled, if fewer provider rows than asked were served (pull/provider_acks.py)
         self._drained_poll: float | None = None
         # the batch in hand is kept files taken for a later try (by queue row), each with when it was taken
@@ -110,15 +108,14 @@ class DocumentPoller(QueueLoop[DocumentItem]):
 
     async def after_empty_claim(self, handle: LoopHandle) -> None:
         # left to the next batch, lost DELETEs left their rows locked in Nextcloud until served again a day later
-        if self._unconfirmed.left:
-            self._served = ServedRows(self._batch_size, 0, None)
+        if self._acks.queue_empty():
             await self._acknowledge({"files": [], "content_providers": []}, [], handle)
 
     async def claim(self) -> tuple[list[DocumentItem], list[RejectedItem]]:
         """Kept files due for a later try go first (their rows are locked for us); else a batch from the queue,
         written down as claimed (a kill -9 during it would otherwise leave its rows locked for 24 h)."""
         self._retrying, self._drained_poll = {}, None
-        self._served = None
+        self._acks.kept_files_taken()
         try:
             due = await self.retries.take_due(self._batch_size)
         except (psycopg.Error, StoreError) as exc:
@@ -129,12 +126,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
             self._retrying = {(r.item.kind, r.item.row_id): (r, taken) for r in due}
             return [r.item for r in due], []
         items, rejected = parse_documents(await self._nc.ocs("GET", DOCUMENTS_PATH, params={"n": self._batch_size}))
-        provided = (item.row_id for item in items if item.kind == "content_providers")
-        self._served = ServedRows.of(self._batch_size, provided, rejected, "content_providers")
-        if self._polled and self._served.count < self._served.asked:
+        if self._acks.claimed(items, rejected) and self._polled:
             self._drained_poll = self._polled.at
             if not (items or rejected):
-                await self._unconfirmed.note_drained(self._drained_poll)
+                await self._acks.note_drained(self._drained_poll)
         try:
             await self.retries.hold_batch(items)
         except (psycopg.Error, StoreError) as exc:
@@ -162,7 +157,7 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         # the rows stay locked for 24 h if this fails, then come back; unchanged files are not parsed again
         await self._acknowledge(outcome.done, items, handle)
         if self._drained_poll is not None:
-            await self._unconfirmed.note_drained(self._drained_poll)
+            await self._acks.note_drained(self._drained_poll)
         forgotten = {kind: list(rows) for kind, rows in outcome.done.items()}
         for item in outcome.stale:
             forgotten[item.kind].append(item.row_id)
@@ -180,10 +175,10 @@ class DocumentPoller(QueueLoop[DocumentItem]):
         return True
 
     async def _acknowledge(self, done: dict[str, list[int]], items: list[DocumentItem], handle: LoopHandle) -> None:
-        """DELETE the rows done with the provider rows whose DELETE is unconfirmed (pull/provider_acks.py)."""
-        named, noted = await self._unconfirmed.named_with(done, self._served)
-        answered = await self.acknowledge(DOCUMENTS_ACK_PATH, named, sum(map(len, named.values())), handle)
-        await self._unconfirmed.settle(noted, answered, items, done["content_providers"])
+        """DELETE the rows done with those waiting to be named (pull/document_acks.py)."""
+        await self._acks.acknowledge(
+            done, items, lambda body, count: self.acknowledge(DOCUMENTS_ACK_PATH, body, count, handle)
+        )
 
     async def _keep_for_restart(self, items: list[DocumentItem]) -> None:
         """Stopping: the batch is not acknowledged, and Nextcloud would serve its rows again only when their 24 h lock

@@ -129,3 +129,33 @@ async def test_a_lost_acknowledgement_sent_again_never_deletes_a_new_provider_it
         await until(lambda: nextcloud.queue_rows()["content_providers"] == [], what="the new rows acknowledged")
         await pull_app.drain_embeddings()
         assert "mail__mail: 4" in await pull_app.search("alice", "platypus19x tea order")
+
+
+async def test_a_file_indexed_on_a_later_try_never_deletes_a_new_file_under_its_row_id(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """A file kept for a later try (its storage failing) is indexed after the files queue restarted its ids. Its DELETE,
+    sent with no claim to show who holds that id now, deleted the new file queued under it before it was claimed."""
+    raw = contract_config(embedder_url, pull={**FAST_PULL, "retry_later_s": [3600.0]}, doc_indexing_batch_size=1)
+    async with PullApp(make_settings(tmp_path / "storage", fresh_dsn, raw, nextcloud.url), nextcloud) as pull_app:
+        await pull_app.enable()
+        nextcloud.add_file(["alice"], "files/first.txt", b"The first file.")
+        await until(lambda: acked(nextcloud, "files") == {1}, what="the first file indexed")
+        failing = nextcloud.add_file(["alice"], "files/kept.txt", b"The kept file.")
+        nextcloud.file_faults[failing] = deque([500] * 5)  # every in-process try
+        kept = "SELECT count(*) FROM pull_file_retries WHERE in_batch_of IS NULL"
+        await until(lambda: _count(fresh_dsn, kept) == 1, what="the file kept for a later try")
+        nextcloud.restart_row_ids("files")
+        release = nextcloud.hold_file(7001)
+        nextcloud.add_file(["alice"], "files/held.txt", b"The held file.", file_id=7001)
+        await until(lambda: nextcloud.file_fetches[7001] >= 1, what="the held file's batch in hand")
+        new = nextcloud.add_file(["alice"], "files/new.txt", b"The kiwi48x file is new.")
+        assert nextcloud.file_row_id(new) == 2
+        with psycopg.connect(fresh_dsn) as conn:
+            # its later try is due after this batch
+            conn.execute("UPDATE pull_file_retries SET next_try_at = now() WHERE in_batch_of IS NULL")
+        release.set()
+        await until(lambda: _count(fresh_dsn, "SELECT count(*) FROM pull_file_retries") == 0, what="the later try")
+        await until(lambda: nextcloud.queue_rows()["files"] == [], what="every row acknowledged")
+        await pull_app.drain_embeddings()
+        assert f"files__default: {new}" in await pull_app.search("alice", "kiwi48x file new")
