@@ -40,8 +40,7 @@ class DocumentAcks:
             kind: ServedRows.of(self._batch_size, (i.row_id for i in items if i.kind == kind), rejected, kind)
             for kind in KINDS
         }
-        provided = self._served["content_providers"]
-        return provided.count < provided.asked
+        return self._served["content_providers"].drained
 
     async def note_drained(self, polled_at: float) -> None:
         """A poll at `polled_at` (monotonic) found the provider queue drained, and its batch is done (empty or not)."""

@@ -171,8 +171,13 @@ class ServedRows:
         count = len(numbers) + sum(1 for bad in rejected if bad.kind == kind and row_id_number(bad.row_id) is None)
         return cls(asked, count, max(numbers, default=None))
 
+    @property
+    def drained(self) -> bool:
+        """Fewer rows served than asked: the queue held no other unclaimed row."""
+        return self.count < self.asked
+
     def may_name(self, row_id: int) -> bool:
         """Whether a DELETE sent right after this claim may name an old row id: not if an unclaimed row may hold it.
         Nextcloud serves the lowest unlocked ids first and gives a new row an id above every existing one, so none can
         when the claim served fewer rows than asked (none was left) or served a higher id."""
-        return self.count < self.asked or (self.top is not None and row_id <= self.top)
+        return self.drained or (self.top is not None and row_id <= self.top)
