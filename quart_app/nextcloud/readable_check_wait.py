@@ -8,6 +8,7 @@ between rounds is ours, and the timeout's message says Nextcloud did not answer 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -40,8 +41,10 @@ class ReadableCheckWait:
             raise self._ran_out(what)
         started = time.monotonic()
         try:
-            return await check(left_s)
-        except NextcloudTimeoutError:
+            # the client's timeout bounds each read, not the call: an answer trickled out would outlast the wait
+            async with asyncio.timeout(left_s):
+                return await check(left_s)
+        except (NextcloudTimeoutError, TimeoutError):
             # a call timed out after what was left: the wait is over, however close the clock's count came
             self._waited_s = self.total_s
             raise self._ran_out(what) from None

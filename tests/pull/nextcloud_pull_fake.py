@@ -8,7 +8,8 @@ public attributes, read `requests` and the helpers afterwards (spec: shared/refe
 OCS v2 answers carry the status as HTTP status; OCS v1 (AppAPI, capabilities) answers errors inside the envelope with
 HTTP 200 like Nextcloud's V1Response (`ocs_v1_errors_in_envelope = False` → real HTTP codes).
 Per request: record → `on_request` → route (404) → `delay_s` → `maintenance` (503) → `endpoint_faults` (0 = drop the
-connection) → auth (412) → handler → `on_answer` (before the answer is sent).
+connection) → auth (412) → handler → `on_answer` (before the answer is sent) → `trickle_s` (the answer sent a few
+bytes at a time).
 
 The server is split by concern: pull_fake_wire.py (paths, answers), pull_fake_base.py (state, HTTP server),
 pull_fake_queues.py (context_chat queues, files, util), pull_fake_tasks.py (TaskProcessing); the routing is here.
@@ -39,6 +40,9 @@ from pull_fake_wire import (
     _Reply,
     ocs_envelope,
 )
+
+# bytes of an answer sent at a time by a route in `trickle_s`
+TRICKLE_BYTES = 16
 
 # what the tests import from here
 __all__ = [
@@ -117,4 +121,7 @@ class FakePullNextcloud(QueueRoutes, TaskRoutes):
         reply = handler(req, *args)
         if self.on_answer is not None:
             self.on_answer(req, reply.status)
+        if (trickle := self.trickle_s.get(name)) and reply.chunks is None:
+            chunks = [reply.body[i : i + TRICKLE_BYTES] for i in range(0, len(reply.body), TRICKLE_BYTES)]
+            return _Reply(reply.status, headers=reply.headers, chunks=chunks, chunk_delay=trickle)
         return reply

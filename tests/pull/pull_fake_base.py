@@ -35,6 +35,8 @@ class FakeNextcloudBase(LocalHttpFake, ABC):
         self.ocs_v1_errors_in_envelope = True
         self.endpoint_faults: dict[str, deque[int]] = {}
         self.delay_s: dict[str, float] = {}
+        # per route: its answer sent a few bytes at a time, this long between them (each read well within a timeout)
+        self.trickle_s: dict[str, float] = {}
         # the Retry-After header of a scripted fault answer, per status (a reverse proxy sends it with 503 too)
         self.fault_retry_after: dict[int, str] = {429: "1"}
         # while set, every route answers as Nextcloud's maintenance mode does (503 "Service unavailable")

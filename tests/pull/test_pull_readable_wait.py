@@ -163,3 +163,25 @@ async def test_a_chat_whose_first_enrich_sources_call_hangs_fails_naming_only_th
         " 2 s, the config's nextcloud.readable_check_timeout_s); nothing was answered from them: ask again once"
         " Nextcloud answers enrich_sources requests"
     ), done
+
+
+async def test_an_enrich_sources_answer_trickled_out_past_the_wait_ends_the_wait(nextcloud: FakePullNextcloud) -> None:
+    """Nextcloud sends the answer a few bytes at a time, each well within the wait, the whole over three waits: the
+    client's timeout bounds each read, not the call, and the round was answered after all of them."""
+    files: list[DocSearchResult] = [
+        {"source_id": f"files__default: {nextcloud.add_file(['alice'], f'files/{n}.md', b'notes')}", "title": f"{n}.md"}
+        for n in range(2)
+    ]
+    # the answer (416 bytes) in 26 pieces of 16, WAIT_S / 8 apart: about 3 x WAIT_S in all
+    nextcloud.trickle_s["enrich"] = WAIT_S / 8
+    nc = NextcloudClient(nextcloud.url, app_id="context_chat_backend", app_version="5.4.0", app_secret=nextcloud.secret)
+    check = EnrichedCandidates(nc, WAIT_S)
+    try:
+        # before: answered (both files readable) once the last piece came, after 3 x WAIT_S
+        with pytest.raises(ReadableCheckSpentError):
+            await check("alice", files)
+    finally:
+        await nc.aclose()
+    with pytest.raises(ReadabilityUnknownError) as left_out:
+        check.raise_if_left_out()
+    assert "Nextcloud did not answer within 2 s, the config's nextcloud.readable_check_timeout_s" in str(left_out.value)
