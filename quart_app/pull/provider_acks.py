@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import psycopg
 
@@ -68,10 +68,11 @@ class UnconfirmedProviderRows:
         self._drained_noted_at = time.monotonic()
 
     async def named_with(
-        self, done: dict[str, list[int]], served: ServedRows | None
+        self, done: dict[str, list[int]], served: ServedRows | None, locked: Collection[int] = ()
     ) -> tuple[dict[str, list[int]], list[int]]:
         """The DELETE body, the rows done and the provider rows noted as unconfirmed that the claim which `served` the
-        content queue shows no unclaimed row can hold (none without a claim); and those named."""
+        content queue shows no unclaimed row can hold (none without a claim), nor a row of ours `locked` and not done;
+        and those named."""
         self.left = True
         try:
             async with self._db.connection() as conn:
@@ -79,7 +80,7 @@ class UnconfirmedProviderRows:
         except (psycopg.Error, StoreError) as exc:
             log.warning("documents queue: unconfirmed acknowledgements not read: %s", loggable_message(exc))
             return done, []
-        named = [row for row in noted if served is not None and served.may_name(row)]
+        named = [row for row in noted if served is not None and served.may_name(row) and row not in locked]
         self.left = len(named) < len(noted)
         return {**done, "content_providers": list(dict.fromkeys([*done["content_providers"], *named]))}, named
 

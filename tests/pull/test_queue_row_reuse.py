@@ -15,6 +15,7 @@ from nextcloud_pull_fake import FakePullNextcloud
 from pull_kit import FAST_PULL, PullApp, acked
 
 from quart_app.app_settings import AppSettings
+from quart_app.store.claim_store import KIND_NUMBERS, LOCK_CLASS_BASE
 
 
 def _hours_pass(dsn: str, hours: int) -> None:
@@ -159,3 +160,44 @@ async def test_a_file_indexed_on_a_later_try_never_deletes_a_new_file_under_its_
         await until(lambda: nextcloud.queue_rows()["files"] == [], what="every row acknowledged")
         await pull_app.drain_embeddings()
         assert f"files__default: {new}" in await pull_app.search("alice", "kiwi48x file new")
+
+
+async def test_a_lost_acknowledgement_never_deletes_a_new_provider_item_left_locked_under_its_id(
+    tmp_path: Path, fresh_dsn: str, embedder_url: str, nextcloud: FakePullNextcloud
+) -> None:
+    """A mail is indexed while Nextcloud's DELETEs fail; the content queue then restarts its ids and a new mail gets the
+    old row's id, is claimed and left locked (another replica indexes its source). The DELETE sent again for the old
+    row, right after that claim (its id no higher than the claim's) or the empty answer after it, deleted the new row:
+    Nextcloud never served it again, and the mail was never indexed."""
+    settings = _settings(tmp_path, fresh_dsn, embedder_url, nextcloud)
+    noted = "SELECT count(*) FROM pull_unconfirmed_provider_rows"
+    async with PullApp(settings, nextcloud) as pull_app:
+        await pull_app.enable()
+        nextcloud.endpoint_faults["ack_documents"] = deque([500] * 1000)
+        nextcloud.add_content_item(["alice"], item_id="1", content="The first mail is about the cheese order.")
+        await until(lambda: _count(fresh_dsn, noted) == 1, what="indexed, its DELETE lost")
+    nextcloud.endpoint_faults["ack_documents"].clear()
+    nextcloud.restart_row_ids("content_providers")
+    with psycopg.connect(fresh_dsn, autocommit=True) as other_replica:
+        # another replica indexes the new mail's source: its claim holds the source's lock
+        other_replica.execute(
+            "SELECT pg_advisory_lock(%s + %s, hashtext(%s))", (LOCK_CLASS_BASE, KIND_NUMBERS["source"], "mail__mail: 2")
+        )
+        row = nextcloud.add_content_item(["alice"], item_id="2", content="The wallaby64x mail is about the tea order.")
+        assert row == 1
+        async with PullApp(settings, nextcloud) as pull_app:
+            await pull_app.enable()
+            await until(lambda: "left_locked" in _documents_counters(pull_app), what="the new mail left locked")
+            polls = _documents_polls(nextcloud)
+            # the batch's DELETE, and the empty answer's after it
+            await until(lambda: _documents_polls(nextcloud) >= polls + 2, what="two more polls")
+            assert nextcloud.queue_rows()["content_providers"] == [row]
+
+
+def _documents_counters(pull_app: PullApp) -> dict[str, int]:
+    counters: dict[str, int] = pull_app.app.extensions["ccb_lifecycle"].loops.snapshot()["documents"]["counters"]
+    return counters
+
+
+def _documents_polls(nextcloud: FakePullNextcloud) -> int:
+    return sum(1 for r in nextcloud.requests if r.method == "GET" and r.path.endswith("/queues/documents"))
