@@ -86,6 +86,17 @@ def big_odt_table(d: Path) -> Path:
     return path
 
 
+def big_docx_hidden_marks(d: Path) -> Path:
+    document = docx.Document()
+    # every paragraph's mark hidden (w:pPr/w:rPr w:vanish): Word shows the 20,000 as one paragraph
+    for i in range(20_000):
+        paragraph = document.add_paragraph(f"{i}. {SENTENCE}")
+        paragraph._p.get_or_add_pPr().append(parse_xml(f"<w:rPr {nsdecls('w')}><w:vanish/></w:rPr>"))
+    path = d / "docx-hidden-marks"
+    document.save(str(path))
+    return path
+
+
 def big_docx_table(d: Path) -> Path:
     document = docx.Document()
     # a table style whose header row and every second row are hidden: each cell's conditional formats are looked up
@@ -186,6 +197,11 @@ CASES: list[tuple[str, str, Callable[[Path], Path]]] = [
     ("text 10 MB", "text/plain", big_text),
     ("docx 3000 paragraphs", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx),
     ("docx 3000 list items", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx_list),
+    (
+        "docx 20000 hidden marks",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        big_docx_hidden_marks,
+    ),
     ("docx 1000-row table", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", big_docx_table),
     ("odt 3000 paragraphs", "application/vnd.oasis.opendocument.text", big_odt),
     ("odt 1000-row table", "application/vnd.oasis.opendocument.text", big_odt_table),

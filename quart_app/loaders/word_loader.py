@@ -175,14 +175,14 @@ def _drawings(paragraph: CT_P, part: Part) -> Iterator[str]:
 
 def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Iterator[str]:
     # `part` holds the relationships the container's r:ids name (a footnote's chart is related from the notes part)
-    shown = ""  # the paragraph Word shows: those whose mark it hides run into the next one's text
+    shown: list[str] = []  # the paragraph Word shows: those whose mark it hides run into the next one's text
     after: list[str] = []  # the charts, diagrams and comments of its paragraphs, which follow it
     for element in _unwrapped(container._element, (CT_P, CT_Tbl)):
         if isinstance(element, CT_P):
             # an empty list item still takes its number
             label = context.numbering.label(element)
             if (text := _paragraph_text(element, context.hidden)).strip():
-                shown = _run_into(shown, label + text)
+                _run_into(shown, label + text)
             after.extend(_drawings(element, part))
             # a comment follows the paragraph where its range ends, marked as a comment
             for reference in element.iter(f"{_W}commentReference") if context.comments else ():
@@ -191,22 +191,25 @@ def _blocks(container: BlockItemContainer, part: Part, context: _Context) -> Ite
             if context.hidden.mark_hidden(element):
                 continue
         if shown:
-            yield shown
+            yield "".join(shown)
+            shown = []
         if after:
             yield from after
             after = []
-        shown = ""
         if isinstance(element, CT_Tbl):
             yield "\n".join(_table_lines(Table(element, container), part, context))
     if shown:
-        yield shown
+        yield "".join(shown)
     yield from after
 
 
-def _run_into(shown: str, text: str) -> str:
-    """A paragraph's text run into the one before, whose mark Word hides: Word shows them as one, and a space keeps
-    their last and first words two where neither side has one ("Definitions.The Buyer" would index as one token)."""
-    return f"{shown} {text}" if shown and not shown[-1].isspace() and not text[0].isspace() else shown + text
+def _run_into(shown: list[str], text: str) -> None:
+    """Add a paragraph's text (not empty) to the parts of the one before, whose mark Word hides: Word shows them as
+    one, and a space keeps their last and first words two where neither side has one ("Definitions.The Buyer" would
+    index as one token). Parts, joined once: a string grown paragraph by paragraph is copied whole each time."""
+    if shown and not shown[-1][-1].isspace() and not text[0].isspace():
+        shown.append(" ")
+    shown.append(text)
 
 
 def _box_text(box: Any, hidden: DocxHiddenText) -> str:
