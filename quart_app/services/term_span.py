@@ -3,7 +3,7 @@ density, as ts_rank_cd measures it for words; identifier lexemes carry no positi
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 from quart_app.store.lexical_query import LexicalTerms, words_outside
@@ -40,15 +40,23 @@ def shortest_span(text: str, terms: Sequence[str]) -> int | None:
     low = text.lower()
     places = sorted((at, at + len(term), n) for n, term in enumerate(terms) for at in _places(low, term))
     inside: Counter[int] = Counter()
+    # the window's places whose end no later place in it reaches, ends falling: its furthest end is the first's (a
+    # max over the window per place was quadratic in a chunk's hits)
+    furthest: deque[int] = deque()
     best: int | None = None
     first = 0
-    for last, (_, _, n) in enumerate(places):
+    for last, (_, end, n) in enumerate(places):
         inside[n] += 1
+        while furthest and places[furthest[-1]][1] <= end:
+            furthest.pop()
+        furthest.append(last)
         # the shortest window ending here: drop places from the left while their term is in it again
         while inside[places[first][2]] > 1:
             inside[places[first][2]] -= 1
             first += 1
+        while furthest[0] < first:
+            furthest.popleft()
         if len(inside) == len(terms):
-            stretch = max(end for _, end, _ in places[first : last + 1]) - places[first][0]
+            stretch = places[furthest[0]][1] - places[first][0]
             best = stretch if best is None else min(best, stretch)
     return best
