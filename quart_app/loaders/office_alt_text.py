@@ -27,8 +27,11 @@ _GENERATED_NOTICES = (
 # automatically generated"); a converter may have joined the lines with a space or ", " ("Diagram, description ...")
 _GENERATED = re.compile(rf"(?:^|[\s,])(?:{'|'.join(_GENERATED_NOTICES)})\.?$", re.IGNORECASE)
 # older Office versions saved the inserted file's path as the description, python-pptx saves its name ("image.png"): a
-# name or a path, not words about the picture
-_FILE_NAME = re.compile(r"(?:[^\s\\/]+|.*[\\/].*)\.(?:png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp|heic)", re.IGNORECASE)
+# name or a path, not words about the picture; up to the first separator only: `.*[\\/]` tried every separator of a
+# long description, each with a scan to its end
+_FILE_NAME = re.compile(
+    r"(?:[^\s\\/]+|[^\\/]*[\\/].*)\.(?:png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp|heic)", re.IGNORECASE
+)
 
 
 def spaced(before: str, text: str, after: str) -> str:
