@@ -308,8 +308,10 @@ class RetrievalService:
             len(cross_lingual_hits),
             len(picked),
         )
-        # closeness only for a question of identifiers: a keyword question in words is a topic, found anywhere
-        spanned = span_terms(terms, by_words) if identifier_first else []
+        # closeness only for a question of identifiers: a keyword question in words is a topic, found anywhere; of a
+        # keyword question's other words, those held counts (every lexical hit names the same)
+        counted = next((hit.outside_terms for hit in lexical_hits), ()) if by_words else ()
+        spanned = span_terms(terms.identifiers, counted) if identifier_first else []
         found = [
             RetrievedChunk(
                 cid,

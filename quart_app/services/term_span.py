@@ -6,16 +6,13 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 
-from quart_app.store.lexical_query import LexicalTerms, words_outside
 
-
-def span_terms(terms: LexicalTerms, with_words: bool) -> list[str]:
-    """The terms whose closeness counts: the question's identifiers, and with `with_words` (a keyword question) its
-    other words too; none when fewer than two (one term is as close as it gets wherever it is)."""
-    found = list(terms.identifiers)
-    if with_words:
-        found += [w for w in (word.strip(".-:/") for word in words_outside(terms.words, terms.identifiers)) if w]
-    found = list(dict.fromkeys(found))
+def span_terms(identifiers: Sequence[str], words: Sequence[str]) -> list[str]:
+    """The terms whose closeness counts: the question's identifiers and `words`, those of its other words that the
+    chunks are ranked by holding (a keyword question's words outside its identifiers the lexical leg counted: not one
+    too common to count, which a close chunk may well not hold); none when fewer than two (one term is as close as it
+    gets wherever it is)."""
+    found = list(dict.fromkeys([*identifiers, *(w for w in (word.strip(".-:/") for word in words) if w)]))
     return found if len(found) >= 2 else []
 
 

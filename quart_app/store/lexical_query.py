@@ -68,7 +68,7 @@ class Candidates:
 class LexicalRow(NamedTuple):
     """A lexical hit: its chunk, how many of the question's identifiers and of its deciding words the chunk holds,
     ts_rank_cd's share below 1 (normalisation 32) for those words, and how many of the words outside the identifiers
-    it holds (words_outside)."""
+    it holds (words_outside; `outside_terms`: those words, the same for every row of a search)."""
 
     chunk_id: int
     source_id: str
@@ -76,6 +76,7 @@ class LexicalRow(NamedTuple):
     words: int
     text_rank: float
     outside_words: int
+    outside_terms: tuple[str, ...] = ()
 
     def best_first(self) -> tuple[int, int, float, int]:
         """The leg's order: more identifiers first, then more words, then the text rank; chunk id among equals."""
@@ -329,12 +330,13 @@ async def _tier(
     """The best `limit` of the `candidates` (_index_candidates or _direct_candidates) holding `holding` of the words
     or an identifier; and how many candidates were read. Every word and identifier is counted."""
     lexemes = [tsquery_literal(w) for w in words_rarest_first]
+    outside = tuple(words_outside(words_rarest_first, identifiers))
     tier = {
         **candidates.params,
         **params,
         "words": lexemes,
         "identifiers": [tsquery_literal(i) for i in identifiers],
-        "outside": [tsquery_literal(w) for w in words_outside(words_rarest_first, identifiers)],
+        "outside": [tsquery_literal(w) for w in outside],
         # NULL without words: an empty tsquery matches nothing and logs a notice
         "any_word": " | ".join(lexemes) or None,
         "holding": holding,
@@ -365,5 +367,7 @@ async def _tier(
     rows = await (await conn.execute(query, tier)).fetchall()
     scanned = next(int(r[6]) for r in rows if r[0] is None)
     return [
-        LexicalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5])) for r in rows if r[0] is not None
+        LexicalRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5]), outside)
+        for r in rows
+        if r[0] is not None
     ], scanned

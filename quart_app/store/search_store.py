@@ -45,11 +45,12 @@ class Hit:
 class LexicalHit(Hit):
     """A full-text hit (score: its text rank, below 1) and how many of the question's identifiers and deciding words
     its chunk holds, which the leg ranks by first (lexical_query.LexicalRow); and of the deciding words those outside
-    the identifiers (lexical_query.words_outside)."""
+    the identifiers (lexical_query.words_outside), `outside_terms` naming them."""
 
     identifiers: int
     words: int
     outside_words: int
+    outside_terms: tuple[str, ...] = ()
 
     def standing(self) -> tuple[float, ...]:
         return (self.identifiers, self.words, self.score)
@@ -194,7 +195,15 @@ class SearchStore:
         async with self._db.connection() as conn:
             rows = await lexical_rows(conn, where, access_filter(scope), params, terms, limit)
         return [
-            LexicalHit(row.chunk_id, row.source_id, row.text_rank, row.identifiers, row.words, row.outside_words)
+            LexicalHit(
+                row.chunk_id,
+                row.source_id,
+                row.text_rank,
+                row.identifiers,
+                row.words,
+                row.outside_words,
+                row.outside_terms,
+            )
             for row in rows
         ]
 

@@ -36,7 +36,7 @@ def test_the_words_of_identifiers_are_not_counted_again() -> None:
 
 
 def test_the_shortest_stretch_holding_every_term() -> None:
-    terms = span_terms(lexical_terms(QUESTION, 64), with_words=True)
+    terms = span_terms(["fetch_page", "fetch_rows"], ["lazy", "true"])
     assert terms == ["fetch_page", "fetch_rows", "lazy", "true"]
     assert shortest_span("fetch_page() and fetch_rows() with lazy=True", terms) == len(
         "fetch_page() and fetch_rows() with lazy=true"
@@ -47,9 +47,8 @@ def test_the_shortest_stretch_holding_every_term() -> None:
     )
     assert shortest_span("prefetch_page fetch_rows lazy true", terms) is None  # not inside a longer word
     # one term is as close as it gets: not measured
-    assert span_terms(lexical_terms("attrs.evolve", 64), with_words=True) == []
-    # a question in words measures its identifiers only
-    assert span_terms(lexical_terms(QUESTION, 64), with_words=False) == ["fetch_page", "fetch_rows"]
+    assert span_terms(["attrs.evolve"], []) == []
+    assert span_terms(["config.php"], ["config.php."]) == []  # a word that is the identifier with its full stop
 
 
 async def test_a_method_written_as_an_attribute_holds_as_many_words(
@@ -92,3 +91,25 @@ async def test_a_keyword_question_s_terms_held_close_together_come_first(
     assert (await service.documents("alice", asked, 1))[0].source_id == (
         await service.retrieve("alice", asked, 1, per_document=1, identifier_weight=True)
     )[0].source_id
+
+
+async def test_a_word_too_common_to_count_is_no_term_a_close_chunk_must_hold(
+    db: Database, corpus: Corpus, embedder: MiniLmEmbedder
+) -> None:
+    # "in" is in most of alice's chunks: the lexical leg does not count it, so neither is it a term of the closeness
+    for n in range(24):
+        await corpus.add(f"filler-{n}", [f"Notes number {n} in the archive about gardening in spring."], ["alice"])
+    await corpus.add("together", ["Under docker, fetch_page() and fetch_rows() read lazily."], ["alice"])
+    apart = (
+        "fetch_page(size=1) reads one page in order. "
+        + "Pages are numbered from one; a page past the end is empty. " * 6
+        + "fetch_rows(size=512) reads rows in batches. "
+        + "Rows come back as tuples of their columns. " * 6
+        + "It also runs under docker."
+    )
+    await corpus.add("apart", [apart], ["alice"])
+    question = "fetch_page fetch_rows in docker"
+    service = RetrievalService(SearchStore(db), embedder, RetrievalConfig(exact_search_below=10**6))
+    found = await service.documents("alice", question, 2)
+    assert [(c.source_id, c.held) for c in found] == [("together", (2, 1)), ("apart", (2, 1))]
+    assert found[0].span is not None and found[1].span is not None and found[0].span < found[1].span
