@@ -53,10 +53,20 @@ def vml_alt_text(picture: Any, box_text: BoxText) -> str:
 
 def with_alt_texts(pieces: Sequence[str], alt_text_at: Sequence[int]) -> str:
     """The paragraph's pieces joined, each alt text (at the indexes `alt_text_at`) set apart by a space from the words
-    around it ("See the map Site map of the site.", "Total Sales by region, then ..."), as the .odt loader does."""
+    around it ("See the map Site map of the site.", "Total Sales by region, then ..."), as the .odt loader does.
+    `alt_text_at` ascending; one pass each way (looking around every alt text was quadratic in a paragraph's runs)."""
+    after = [""] * len(pieces)  # the first piece that is not empty after each
+    following = ""
+    for index in range(len(pieces) - 1, -1, -1):
+        after[index] = following
+        following = pieces[index] or following
     joined = list(pieces)
-    for index in alt_text_at:
-        before = next((piece for piece in reversed(joined[:index]) if piece), "")
-        after = next((piece for piece in pieces[index + 1 :] if piece), "")
-        joined[index] = spaced(before, pieces[index], after)
+    before = ""  # the last piece joined that is not empty
+    alt_texts = iter(alt_text_at)
+    next_alt_text = next(alt_texts, None)
+    for index, piece in enumerate(pieces):
+        if index == next_alt_text:
+            joined[index] = spaced(before, piece, after[index])
+            next_alt_text = next(alt_texts, None)
+        before = joined[index] or before
     return "".join(joined)
